@@ -1,0 +1,199 @@
+//! Builds everything from the configuration and serves gRPC, gRPC-web and REST on one port.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::http::{HeaderName, HeaderValue, Method};
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::crypto::master_key::{self, KeySource};
+use crate::domain::{Domain, Settings};
+use crate::error::Error;
+use crate::storage::Storage;
+use crate::transport::{grpc, rest};
+
+/// A built application, ready to serve.
+#[derive(Debug)]
+pub struct App {
+    pub domain: Domain,
+    pub key_source: KeySource,
+    config: Config,
+}
+
+impl App {
+    /// Opens the data directory and database, runs migrations, and loads the master key.
+    /// `bound` is the address the listener got, for the default public base URL.
+    pub async fn build(config: Config, bound: SocketAddr) -> Result<Self, Error> {
+        Self::build_with_clock(config, bound, Arc::new(SystemClock)).await
+    }
+
+    pub async fn build_with_clock(
+        config: Config,
+        bound: SocketAddr,
+        clock: SharedClock,
+    ) -> Result<Self, Error> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|error| Error::internal("creating the data directory", error))?;
+        let storage = Storage::connect(&config.effective_database_url()).await?;
+        storage.migrate().await?;
+        let (keyring, key_source) = master_key::load_or_create(
+            &config.master_key,
+            &config.previous_master_keys,
+            &config.data_dir,
+        )
+        .map_err(|error| Error::internal("loading the master key", error))?;
+        let settings = Settings::from_config(&config, config.effective_public_base_url(bound));
+        let domain =
+            Domain { storage, keyring: Arc::new(keyring), clock, settings: Arc::new(settings) };
+        Ok(Self { domain, key_source, config })
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish
+    /// (up to `server.shutdown_grace_seconds`), and returns.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        let accepting = Arc::new(AtomicBool::new(true));
+        let (grpc_routes, health_reporter) =
+            grpc::routes(&self.domain, self.config.server.max_grpc_message_bytes)
+                .await
+                .map_err(|error| Error::internal("building gRPC services", error))?;
+        let rest_router = rest::router(rest::RestState {
+            domain: self.domain.clone(),
+            accepting: accepting.clone(),
+        });
+        let router = grpc_routes
+            .into_axum_router()
+            .merge(rest_router)
+            .fallback(rest::not_found)
+            .layer(cors_layer(&self.config.server.cors_allowed_origins))
+            .layer(tower_http::trace::TraceLayer::new_for_http());
+
+        let address = listener
+            .local_addr()
+            .map_err(|error| Error::internal("reading the bound address", error))?;
+        tracing::info!(
+            %address,
+            database = self.domain.storage.backend_name(),
+            public_base_url = %self.domain.settings.public_base_url,
+            "earshot serving gRPC, gRPC-web and REST"
+        );
+
+        let (stop_sender, mut stop_receiver) = tokio::sync::watch::channel(false);
+        let server =
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move {
+                    let _ = stop_receiver.wait_for(|stop| *stop).await;
+                });
+        let mut server_task = tokio::spawn(server.into_future());
+
+        tokio::select! {
+            finished = &mut server_task => {
+                return finished
+                    .map_err(|error| Error::internal("running the server", error))?
+                    .map_err(|error| Error::internal("running the server", error));
+            }
+            () = shutdown => {}
+        }
+        tracing::info!("shutting down: finishing in-flight requests");
+        accepting.store(false, Ordering::SeqCst);
+        for name in grpc::SERVICE_NAMES {
+            health_reporter.set_service_status(name, tonic_health::ServingStatus::NotServing).await;
+        }
+        let _ = stop_sender.send(true);
+        let grace = Duration::from_secs(self.config.server.shutdown_grace_seconds);
+        match tokio::time::timeout(grace, &mut server_task).await {
+            Ok(finished) => finished
+                .map_err(|error| Error::internal("running the server", error))?
+                .map_err(|error| Error::internal("running the server", error))?,
+            Err(_) => {
+                tracing::warn!(
+                    grace_seconds = grace.as_secs(),
+                    "shutdown grace elapsed; closing remaining connections"
+                );
+                server_task.abort();
+            }
+        }
+        self.domain.storage.clone().close().await?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// The injectable entry point: build from `config`, serve on `listener` until `shutdown`.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let bound = listener
+        .local_addr()
+        .map_err(|error| Error::internal("reading the bound address", error))?;
+    App::build(config, bound).await?.serve(listener, shutdown).await
+}
+
+fn cors_layer(allowed_origins: &[String]) -> CorsLayer {
+    let origins = if allowed_origins.iter().any(|origin| origin == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            allowed_origins.iter().filter_map(|origin| HeaderValue::from_str(origin).ok()),
+        )
+    };
+    let header = HeaderName::from_static;
+    CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header("content-type"),
+            header("api-key"),
+            header("authorization"),
+            header("x-grpc-web"),
+            header("x-user-agent"),
+            header("grpc-timeout"),
+            header("connect-protocol-version"),
+            header("connect-timeout-ms"),
+        ])
+        .expose_headers([
+            header("grpc-status"),
+            header("grpc-message"),
+            header("grpc-status-details-bin"),
+        ])
+        .max_age(Duration::from_secs(24 * 60 * 60))
+}
+
+/// Resolves on SIGTERM or ctrl-c.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

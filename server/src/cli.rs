@@ -1,0 +1,183 @@
+//! The command line: `earshot serve | migrate | bootstrap | rotate-master-key`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::{self, App};
+use crate::config::{Config, LogFormat, Overrides};
+use crate::crypto::master_key::{self, KeySource};
+use crate::crypto::{Keyring, MasterKey};
+use crate::domain::integrations::reseal_all_secrets;
+use crate::storage::Storage;
+
+#[derive(Debug, Parser)]
+#[command(name = "earshot", version, about = "Ingest completed voice-AI calls for monitoring")]
+pub struct Cli {
+    /// A TOML file layered over the embedded defaults (see config.default.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to serve on, e.g. 127.0.0.1:8080 (overrides EARSHOT_LISTEN).
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Data directory (overrides EARSHOT_DATA_DIR).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve gRPC, gRPC-web and REST on one port. On first start with an empty database, creates
+    /// the Default project and an admin API key and prints them once.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Create an organization, a Default project and an admin API key; print them as JSON.
+    Bootstrap {
+        /// Create another organization even when one exists.
+        #[arg(long)]
+        new_organization: bool,
+    },
+    /// Re-seal every integration secret under a new master key.
+    ///
+    /// With a key file, a new key is generated and replaces the file. With EARSHOT_MASTER_KEY,
+    /// give the new key in EARSHOT_NEW_MASTER_KEY and switch EARSHOT_MASTER_KEY to it afterwards.
+    /// Restart running servers afterwards.
+    RotateMasterKey {
+        /// Base64 of 32 bytes; required when the current key comes from the configuration.
+        #[arg(long, env = "EARSHOT_NEW_MASTER_KEY", hide_env_values = true)]
+        new_key: Option<String>,
+    },
+}
+
+/// What a command failed with, printed by `main`.
+pub type CommandResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+pub async fn run(cli: Cli) -> CommandResult {
+    let overrides = Overrides {
+        listen: cli.listen.clone(),
+        data_dir: cli.data_dir.clone(),
+        log_format: cli.log_format,
+    };
+    let config = Config::load(cli.config.as_deref(), &overrides)?;
+    crate::logging::init(config.log.format, &config.log.filter);
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Migrate => migrate(&config).await,
+        Command::Bootstrap { new_organization } => bootstrap(config, new_organization).await,
+        Command::RotateMasterKey { new_key } => {
+            rotate_master_key(&config, new_key.as_deref()).await
+        }
+    }
+}
+
+#[allow(clippy::print_stdout)]
+async fn serve(config: Config) -> CommandResult {
+    let listener = tokio::net::TcpListener::bind(config.listen_addr())
+        .await
+        .map_err(|error| format!("binding {}: {error}", config.listen))?;
+    let bound = listener.local_addr()?;
+    let app = App::build(config, bound).await?;
+    if let Some(created) = app.domain.bootstrap(true).await? {
+        println!("earshot: first start: created the Default project and an admin API key.");
+        println!("earshot: the key is shown only this once; store it now.");
+        println!("  project_id: {}", created.project.id);
+        println!("  api_key:    {}", created.api_key_value.expose());
+    }
+    println!("earshot: listening on http://{bound}");
+    app.serve(listener, app::shutdown_signal()).await?;
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+async fn migrate(config: &Config) -> CommandResult {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let storage = Storage::connect(&config.effective_database_url()).await?;
+    storage.migrate().await?;
+    let applied = storage.applied_migrations().await?;
+    println!("{}", serde_json::json!({ "applied_migrations": applied }));
+    storage.close().await?;
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+async fn bootstrap(config: Config, new_organization: bool) -> CommandResult {
+    let bound = config.listen_addr();
+    let app = App::build(config, bound).await?;
+    let created = app.domain.bootstrap(!new_organization).await?.ok_or(
+        "already bootstrapped: an organization exists (its admin key was printed when it was created); \
+         pass --new-organization to create another",
+    )?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "organization_id": created.organization.id,
+            "project_id": created.project.id,
+            "api_key_id": created.api_key.id,
+            "api_key": created.api_key_value.expose(),
+        })
+    );
+    app.domain.storage.close().await?;
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+async fn rotate_master_key(config: &Config, new_key: Option<&str>) -> CommandResult {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let storage = Storage::connect(&config.effective_database_url()).await?;
+    storage.migrate().await?;
+    let (old_keyring, source) = master_key::load_or_create(
+        &config.master_key,
+        &config.previous_master_keys,
+        &config.data_dir,
+    )?;
+    let new_master = match (&source, new_key) {
+        (KeySource::Configured, Some(encoded)) => MasterKey::from_base64(encoded)
+            .map_err(|_| "EARSHOT_NEW_MASTER_KEY (--new-key) must be base64 of exactly 32 bytes")?,
+        (KeySource::Configured, None) => {
+            return Err("the master key comes from EARSHOT_MASTER_KEY: give the new key in \
+                        EARSHOT_NEW_MASTER_KEY (base64 of 32 random bytes, e.g. `openssl rand -base64 32`)"
+                .into());
+        }
+        (KeySource::File(_), Some(_)) => {
+            return Err(
+                "the master key is the key file in the data directory; rotation generates the \
+                        new key itself, so do not pass --new-key"
+                    .into(),
+            );
+        }
+        (KeySource::File(_), None) => {
+            let next_path = config.data_dir.join(master_key::NEXT_KEY_FILE_NAME);
+            if next_path.exists() {
+                // An earlier rotation stopped part-way; finish it with the key it staged.
+                master_key::read_key_file(&next_path)?
+            } else {
+                let key = MasterKey::generate();
+                master_key::write_key_file(&next_path, &key)?;
+                key
+            }
+        }
+    };
+    let new_keyring = Keyring::new(new_master.clone(), Vec::new());
+    let resealed = reseal_all_secrets(&storage, &old_keyring, &new_keyring).await?;
+    if matches!(source, KeySource::File(_)) {
+        master_key::promote_next_key_file(&config.data_dir)?;
+    }
+    storage.close().await?;
+    let mut report = serde_json::json!({
+        "previous_key_id": old_keyring.current().id(),
+        "new_key_id": new_master.id(),
+        "resealed_secrets": resealed,
+    });
+    if source == KeySource::Configured {
+        report["next_step"] =
+            "set EARSHOT_MASTER_KEY to the value of EARSHOT_NEW_MASTER_KEY and restart".into();
+    }
+    println!("{report}");
+    Ok(())
+}

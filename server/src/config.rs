@@ -1,0 +1,361 @@
+//! Layered configuration: the embedded, commented `config.default.toml` < an optional file <
+//! `EARSHOT_*` environment variables, validated at start with the offending key named.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Format, Toml};
+use serde::Deserialize;
+
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("config.default.toml");
+
+/// Top-level keys and sections; environment variables outside them are not configuration.
+const KNOWN_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database_url",
+    "public_base_url",
+    "master_key",
+    "previous_master_keys",
+    "log",
+    "server",
+    "integrations",
+];
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub public_base_url: String,
+    pub master_key: String,
+    pub previous_master_keys: Vec<String>,
+    pub log: LogConfig,
+    pub server: ServerConfig,
+    pub integrations: IntegrationsConfig,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact_url_password(&self.database_url))
+            .field("public_base_url", &self.public_base_url)
+            .field("master_key", &if self.master_key.is_empty() { "" } else { "[redacted]" })
+            .field("log", &self.log)
+            .field("server", &self.server)
+            .field("integrations", &self.integrations)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub shutdown_grace_seconds: u64,
+    pub cors_allowed_origins: Vec<String>,
+    pub max_grpc_message_bytes: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationsConfig {
+    pub rotation_grace_default_hours: u32,
+    pub rotation_grace_max_hours: u32,
+    pub rate_limit_per_minute_default: u32,
+    pub rate_limit_per_minute_max: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(Box<figment::Error>),
+    #[error("configuration key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+/// Values given on the command line, which win over everything else.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+}
+
+impl Config {
+    /// Loads defaults, then `file`, then the process environment, then `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        Self::load_with_env(file, overrides, std::env::vars())
+    }
+
+    /// Like `load`, with the environment given (tests use this instead of mutating the
+    /// process environment).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        overrides: &Overrides,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_CONFIG_TOML));
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(ConfigError::Invalid {
+                    key: "--config",
+                    reason: format!("{} is not a readable file", file.display()),
+                });
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .filter_map(|(name, value)| {
+                let key = name.strip_prefix("EARSHOT_")?.to_ascii_lowercase();
+                let top_level = key.split("__").next().unwrap_or_default().to_owned();
+                KNOWN_KEYS.contains(&top_level.as_str()).then_some((key, value))
+            })
+            .collect();
+        for (key, value) in env {
+            // Values are typed the way figment's own Env provider types them ("5" is a number).
+            let Ok(value) = value.parse::<figment::value::Value>();
+            figment = figment.merge((key.replace("__", "."), value));
+        }
+        if let Some(listen) = &overrides.listen {
+            figment = figment.merge(("listen", listen));
+        }
+        if let Some(data_dir) = &overrides.data_dir {
+            figment = figment.merge(("data_dir", data_dir));
+        }
+        if let Some(format) = overrides.log_format {
+            let name = if format == LogFormat::Json { "json" } else { "text" };
+            figment = figment.merge(("log.format", name));
+        }
+        let config: Config =
+            figment.extract().map_err(|error| ConfigError::Load(Box::new(error)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| Err(ConfigError::Invalid { key, reason: reason.into() });
+        if self.listen.parse::<SocketAddr>().is_err() {
+            return invalid("listen", "must be an address and port such as 127.0.0.1:8080");
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return invalid("data_dir", "must not be empty");
+        }
+        if !self.database_url.is_empty()
+            && !self.database_url.starts_with("sqlite:")
+            && !self.database_url.starts_with("postgres://")
+            && !self.database_url.starts_with("postgresql://")
+        {
+            return invalid(
+                "database_url",
+                "must start with sqlite:, postgres:// or postgresql://",
+            );
+        }
+        if !self.public_base_url.is_empty() {
+            let url = &self.public_base_url;
+            let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+            if !scheme_ok || url.ends_with('/') || url.contains('?') || url.contains('#') {
+                return invalid(
+                    "public_base_url",
+                    "must be an http(s) URL without a trailing slash, query or fragment",
+                );
+            }
+        }
+        if !self.master_key.is_empty()
+            && crate::crypto::MasterKey::from_base64(&self.master_key).is_err()
+        {
+            return invalid("master_key", "must be base64 of exactly 32 bytes");
+        }
+        if self
+            .previous_master_keys
+            .iter()
+            .any(|key| crate::crypto::MasterKey::from_base64(key).is_err())
+        {
+            return invalid("previous_master_keys", "each must be base64 of exactly 32 bytes");
+        }
+        if !(1..=3600).contains(&self.server.shutdown_grace_seconds) {
+            return invalid("server.shutdown_grace_seconds", "must be between 1 and 3600");
+        }
+        if !(1024..=1 << 30).contains(&self.server.max_grpc_message_bytes) {
+            return invalid("server.max_grpc_message_bytes", "must be between 1024 and 1073741824");
+        }
+        for origin in &self.server.cors_allowed_origins {
+            if origin != "*" && http::HeaderValue::from_str(origin).is_err() {
+                return invalid("server.cors_allowed_origins", "each must be \"*\" or an origin");
+            }
+        }
+        let integrations = &self.integrations;
+        if !(1..=168).contains(&integrations.rotation_grace_max_hours) {
+            return invalid("integrations.rotation_grace_max_hours", "must be between 1 and 168");
+        }
+        if integrations.rotation_grace_default_hours > integrations.rotation_grace_max_hours {
+            return invalid(
+                "integrations.rotation_grace_default_hours",
+                "must not exceed integrations.rotation_grace_max_hours",
+            );
+        }
+        if integrations.rate_limit_per_minute_max == 0 {
+            return invalid("integrations.rate_limit_per_minute_max", "must be at least 1");
+        }
+        if !(1..=integrations.rate_limit_per_minute_max)
+            .contains(&integrations.rate_limit_per_minute_default)
+        {
+            return invalid(
+                "integrations.rate_limit_per_minute_default",
+                "must be between 1 and integrations.rate_limit_per_minute_max",
+            );
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        // Validated in `validate`.
+        self.listen.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080)))
+    }
+
+    /// The database URL, defaulting to SQLite inside the data directory.
+    pub fn effective_database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("earshot.db").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    /// The public base URL, defaulting to the address actually bound.
+    pub fn effective_public_base_url(&self, bound: SocketAddr) -> String {
+        if self.public_base_url.is_empty() {
+            format!("http://{bound}")
+        } else {
+            self.public_base_url.clone()
+        }
+    }
+}
+
+fn redact_url_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.find(':') {
+                Some(colon) => format!(
+                    "{}{}:[redacted]{}",
+                    &url[..scheme_end + 3],
+                    &credentials[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env = env.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned()));
+        Config::load_with_env(None, &Overrides::default(), env)
+    }
+
+    #[test]
+    fn embedded_defaults_are_valid() {
+        let config = load(&[]).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:8080");
+        assert_eq!(config.data_dir, PathBuf::from("./earshot-data"));
+        assert_eq!(config.log.format, LogFormat::Text);
+        assert_eq!(config.integrations.rotation_grace_default_hours, 24);
+        assert!(config.effective_database_url().starts_with("sqlite://./earshot-data/earshot.db"));
+    }
+
+    #[test]
+    fn environment_overrides_defaults_including_sections() {
+        let config = load(&[
+            ("EARSHOT_LISTEN", "127.0.0.1:9999"),
+            ("EARSHOT_LOG__FORMAT", "json"),
+            ("EARSHOT_INTEGRATIONS__ROTATION_GRACE_DEFAULT_HOURS", "2"),
+            ("EARSHOT_TEST_POSTGRES_URL", "postgres://ignored"),
+            ("UNRELATED", "x"),
+        ])
+        .unwrap();
+        assert_eq!(config.listen, "127.0.0.1:9999");
+        assert_eq!(config.log.format, LogFormat::Json);
+        assert_eq!(config.integrations.rotation_grace_default_hours, 2);
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_unknown_keys_are_rejected() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("earshot.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:7000\"\n[server]\nshutdown_grace_seconds = 5\n",
+        )
+        .unwrap();
+        let config = Config::load_with_env(Some(&path), &Overrides::default(), Vec::new()).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:7000");
+        assert_eq!(config.server.shutdown_grace_seconds, 5);
+
+        std::fs::write(&path, "[server]\nshutdown_grace_secs = 5\n").unwrap();
+        let error = Config::load_with_env(Some(&path), &Overrides::default(), Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("shutdown_grace_secs"), "{error}");
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let cases = [
+            ("EARSHOT_LISTEN", "not-an-address", "`listen`"),
+            ("EARSHOT_MASTER_KEY", "c2hvcnQ=", "`master_key`"),
+            ("EARSHOT_PUBLIC_BASE_URL", "https://hooks.example.com/", "`public_base_url`"),
+            ("EARSHOT_DATABASE_URL", "mysql://x", "`database_url`"),
+            ("EARSHOT_SERVER__SHUTDOWN_GRACE_SECONDS", "0", "`server.shutdown_grace_seconds`"),
+            (
+                "EARSHOT_INTEGRATIONS__ROTATION_GRACE_MAX_HOURS",
+                "500",
+                "`integrations.rotation_grace_max_hours`",
+            ),
+        ];
+        for (name, value, expected) in cases {
+            let error = load(&[(name, value)]).unwrap_err().to_string();
+            assert!(error.contains(expected), "{name}={value}: {error}");
+        }
+        let error = load(&[("EARSHOT_SERVER__SHUTDOWN_GRACE_SECONDS", "soon")]).unwrap_err();
+        assert!(error.to_string().contains("shutdown_grace_seconds"), "{error}");
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let key = crate::crypto::MasterKey::generate().to_base64();
+        let config = load(&[
+            ("EARSHOT_MASTER_KEY", key.as_str()),
+            ("EARSHOT_DATABASE_URL", "postgres://earshot:pa55word@db/earshot"),
+        ])
+        .unwrap();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains(&key));
+        assert!(!printed.contains("pa55word"));
+        assert!(printed.contains("postgres://earshot:[redacted]@db/earshot"));
+    }
+}

@@ -1,0 +1,240 @@
+//! API keys and the principal they authenticate.
+//!
+//! Every domain operation takes a `Principal` and checks scope and ownership itself; resources
+//! of another organization (or another project, for a project-restricted key) answer NOT_FOUND,
+//! so their existence is not revealed.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::Domain;
+use crate::crypto::{SecretValue, api_key};
+use crate::error::{Error, Result, Violations};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    Admin,
+    Ingest,
+    Read,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Admin => "admin",
+            Scope::Ingest => "ingest",
+            Scope::Read => "read",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "admin" => Some(Scope::Admin),
+            "ingest" => Some(Scope::Ingest),
+            "read" => Some(Scope::Read),
+            _ => None,
+        }
+    }
+}
+
+/// A stored API key, without its value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub project_id: Option<Uuid>,
+    pub name: String,
+    pub key_prefix: String,
+    pub scopes: Vec<Scope>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// Who is calling: the organization and what its key allows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub organization_id: Uuid,
+    pub api_key_id: Uuid,
+    pub scopes: Vec<Scope>,
+    pub project_id: Option<Uuid>,
+}
+
+impl Principal {
+    /// Admin implies every scope.
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        self.scopes.contains(&Scope::Admin) || self.scopes.contains(&scope)
+    }
+
+    pub fn require(&self, scope: Scope) -> Result<()> {
+        if self.has_scope(scope) {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied(format!("this API key lacks the {} scope", scope.as_str())))
+        }
+    }
+
+    /// Whether the key may touch this project at all (organization is checked by the query).
+    pub fn may_access_project(&self, project_id: Uuid) -> bool {
+        self.project_id.is_none_or(|restricted| restricted == project_id)
+    }
+}
+
+/// How long a key's last-used time may lag, so reads do not turn into a write per request.
+const LAST_USED_RESOLUTION_SECONDS: i64 = 60;
+
+/// Scopes and a name for a new key.
+#[derive(Clone, Debug, Default)]
+pub struct NewApiKey {
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub project_id: Option<Uuid>,
+}
+
+/// A created key; `value` is shown once and never stored.
+#[derive(Clone, Debug)]
+pub struct CreatedApiKey {
+    pub record: ApiKeyRecord,
+    pub value: SecretValue,
+}
+
+impl Domain {
+    /// Resolves a presented key to its principal. Unknown, malformed and revoked keys all
+    /// answer the same way.
+    pub async fn authenticate(&self, presented_key: &str) -> Result<Principal> {
+        let unauthenticated = || Error::Unauthenticated("invalid or revoked API key".to_owned());
+        if presented_key.is_empty() {
+            return Err(Error::Unauthenticated(
+                "missing API key: send it in the api-key header or as authorization: Bearer"
+                    .to_owned(),
+            ));
+        }
+        let hash = api_key::hash(presented_key);
+        let record = self.storage.find_api_key_by_hash(&hash).await?.ok_or_else(unauthenticated)?;
+        if record.revoked_at.is_some() {
+            return Err(unauthenticated());
+        }
+        let now = self.clock.now();
+        let stale = record.last_used_at.is_none_or(|last_used| {
+            (now - last_used).num_seconds() >= LAST_USED_RESOLUTION_SECONDS
+        });
+        if stale {
+            self.storage.touch_api_key(record.id, now).await?;
+        }
+        Ok(Principal {
+            organization_id: record.organization_id,
+            api_key_id: record.id,
+            scopes: record.scopes,
+            project_id: record.project_id,
+        })
+    }
+
+    pub async fn create_api_key(
+        &self,
+        principal: &Principal,
+        request: NewApiKey,
+    ) -> Result<CreatedApiKey> {
+        principal.require(Scope::Admin)?;
+        let mut violations = Violations::new();
+        let name = request.name.trim().to_owned();
+        if name.chars().count() > 200 {
+            violations.add("name", "must be at most 200 characters");
+        }
+        if request.scopes.is_empty() {
+            violations.add("scopes", "at least one of admin, ingest, read is required");
+        }
+        violations.into_result()?;
+        let project_id = match (principal.project_id, request.project_id) {
+            // A project-restricted admin can only mint keys for its own project.
+            (Some(restricted), None) => Some(restricted),
+            (_, requested) => requested,
+        };
+        if let Some(project_id) = project_id {
+            self.project_for(principal, project_id).await?;
+        }
+        let generated = api_key::generate();
+        let mut scopes = request.scopes;
+        scopes.sort();
+        scopes.dedup();
+        let record = ApiKeyRecord {
+            id: Uuid::now_v7(),
+            organization_id: principal.organization_id,
+            project_id,
+            name: if name.is_empty() { "unnamed".to_owned() } else { name },
+            key_prefix: generated.display_prefix.clone(),
+            scopes,
+            created_at: self.clock.now(),
+            revoked_at: None,
+            last_used_at: None,
+        };
+        self.storage.insert_api_key(&record, &generated.hash).await?;
+        tracing::info!(api_key_id = %record.id, organization_id = %record.organization_id, "created api key");
+        Ok(CreatedApiKey { record, value: generated.value })
+    }
+
+    pub async fn list_api_keys(
+        &self,
+        principal: &Principal,
+        include_revoked: bool,
+    ) -> Result<Vec<ApiKeyRecord>> {
+        principal.require(Scope::Admin)?;
+        let keys = self.storage.list_api_keys(principal.organization_id).await?;
+        Ok(keys
+            .into_iter()
+            .filter(|key| include_revoked || key.revoked_at.is_none())
+            .filter(|key| principal.project_id.is_none() || key.project_id == principal.project_id)
+            .collect())
+    }
+
+    pub async fn revoke_api_key(&self, principal: &Principal, id: Uuid) -> Result<ApiKeyRecord> {
+        principal.require(Scope::Admin)?;
+        let not_found = || Error::not_found(format!("api key {id} not found"));
+        let key =
+            self.storage.get_api_key(principal.organization_id, id).await?.ok_or_else(not_found)?;
+        if principal.project_id.is_some() && key.project_id != principal.project_id {
+            return Err(not_found());
+        }
+        if key.revoked_at.is_some() {
+            return Ok(key);
+        }
+        let now = self.clock.now();
+        self.storage.revoke_api_key(principal.organization_id, id, now).await?;
+        tracing::info!(api_key_id = %id, "revoked api key");
+        Ok(ApiKeyRecord { revoked_at: Some(now), ..key })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(scopes: &[Scope], project_id: Option<Uuid>) -> Principal {
+        Principal {
+            organization_id: Uuid::now_v7(),
+            api_key_id: Uuid::now_v7(),
+            scopes: scopes.to_vec(),
+            project_id,
+        }
+    }
+
+    #[test]
+    fn admin_implies_every_scope_and_others_do_not() {
+        let admin = principal(&[Scope::Admin], None);
+        assert!(admin.require(Scope::Ingest).is_ok());
+        assert!(admin.require(Scope::Read).is_ok());
+        let ingest = principal(&[Scope::Ingest], None);
+        assert!(ingest.require(Scope::Ingest).is_ok());
+        let error = ingest.require(Scope::Read).unwrap_err();
+        assert_eq!(error.code(), crate::ErrorCode::PermissionDenied);
+        assert!(ingest.require(Scope::Admin).is_err());
+    }
+
+    #[test]
+    fn project_restriction_limits_access() {
+        let project = Uuid::now_v7();
+        let restricted = principal(&[Scope::Admin], Some(project));
+        assert!(restricted.may_access_project(project));
+        assert!(!restricted.may_access_project(Uuid::now_v7()));
+        assert!(principal(&[Scope::Read], None).may_access_project(project));
+    }
+}

@@ -1,0 +1,20 @@
+//! earshot: ingests completed voice-AI calls for monitoring.
+//!
+//! Layers, top to bottom (nothing points up): `cli` and `app` build everything; `transport`
+//! adapts gRPC and REST to `domain`; `domain` holds the rules; `storage` is the only module that
+//! touches the database; `crypto` seals secrets and hashes keys.
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod error;
+pub mod logging;
+pub mod storage;
+pub mod transport;
+
+pub use error::{Error, ErrorCode, FieldViolation};

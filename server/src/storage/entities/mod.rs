@@ -1,0 +1,8 @@
+//! sea-orm entities. Ids are UUID text and times are milliseconds since the Unix epoch, which
+//! read the same on SQLite and Postgres.
+
+pub mod api_key;
+pub mod integration;
+pub mod integration_secret;
+pub mod organization;
+pub mod project;

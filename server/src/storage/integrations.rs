@@ -1,0 +1,410 @@
+//! Integrations and their sealed secrets.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::entities::{integration, integration_secret};
+use super::{Storage, db_error, parse_uuid};
+use crate::clock::{from_millis, to_millis};
+use crate::crypto::SealedSecret;
+use crate::domain::integrations::{
+    Integration, IntegrationOptions, IntegrationStatus, NewSealedSecret, Provider, SecretMetadata,
+    StoredSecret, WebhookAuthType,
+};
+use crate::error::Error;
+
+impl Storage {
+    /// The integration row and its first secret generation, in one transaction.
+    pub async fn insert_integration(
+        &self,
+        integration: &Integration,
+        secrets: &[NewSealedSecret],
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let context = "creating an integration";
+        let options_json = serde_json::to_string(&integration.options)
+            .map_err(|error| Error::internal(context, error))?;
+        let transaction = self.db.begin().await.map_err(db_error(context))?;
+        integration::Entity::insert(integration::ActiveModel {
+            id: Set(integration.id.to_string()),
+            organization_id: Set(integration.organization_id.to_string()),
+            project_id: Set(integration.project_id.to_string()),
+            provider: Set(integration.provider.as_str().to_owned()),
+            display_name: Set(integration.display_name.clone()),
+            public_id: Set(integration.public_id.clone()),
+            auth_type: Set(integration.auth_type.as_str().to_owned()),
+            status: Set(integration.status.as_str().to_owned()),
+            options_json: Set(options_json),
+            request_count: Set(integration.request_count),
+            created_at_ms: Set(to_millis(integration.created_at)),
+            updated_at_ms: Set(to_millis(integration.updated_at)),
+            last_used_at_ms: Set(integration.last_used_at.map(to_millis)),
+            last_validated_at_ms: Set(integration.last_validated_at.map(to_millis)),
+        })
+        .exec(&transaction)
+        .await
+        .map_err(db_error(context))?;
+        insert_secrets(&transaction, integration.id, 1, secrets, now, context).await?;
+        transaction.commit().await.map_err(db_error(context))
+    }
+
+    pub async fn get_integration(
+        &self,
+        organization_id: Uuid,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Integration>, Error> {
+        let model = integration::Entity::find_by_id(id.to_string())
+            .filter(integration::Column::OrganizationId.eq(organization_id.to_string()))
+            .one(&self.db)
+            .await
+            .map_err(db_error("reading an integration"))?;
+        self.with_secret_metadata(model.into_iter().collect(), now)
+            .await
+            .map(|mut found| found.pop())
+    }
+
+    pub async fn get_integration_by_public_id(
+        &self,
+        public_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Integration>, Error> {
+        let model = integration::Entity::find()
+            .filter(integration::Column::PublicId.eq(public_id))
+            .one(&self.db)
+            .await
+            .map_err(db_error("looking up an integration by public id"))?;
+        self.with_secret_metadata(model.into_iter().collect(), now)
+            .await
+            .map(|mut found| found.pop())
+    }
+
+    /// Integrations of a project in id (creation) order, after `after`.
+    pub async fn list_integrations(
+        &self,
+        organization_id: Uuid,
+        project_id: Uuid,
+        provider: Option<Provider>,
+        after: Option<Uuid>,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Integration>, Error> {
+        let mut query = integration::Entity::find()
+            .filter(integration::Column::OrganizationId.eq(organization_id.to_string()))
+            .filter(integration::Column::ProjectId.eq(project_id.to_string()));
+        if let Some(provider) = provider {
+            query = query.filter(integration::Column::Provider.eq(provider.as_str()));
+        }
+        if let Some(after) = after {
+            query = query.filter(integration::Column::Id.gt(after.to_string()));
+        }
+        let models = query
+            .order_by_asc(integration::Column::Id)
+            .limit(u64::try_from(limit).unwrap_or(u64::MAX))
+            .all(&self.db)
+            .await
+            .map_err(db_error("listing integrations"))?;
+        self.with_secret_metadata(models, now).await
+    }
+
+    pub async fn update_integration(
+        &self,
+        organization_id: Uuid,
+        id: Uuid,
+        display_name: &str,
+        options: &IntegrationOptions,
+        updated_at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let context = "updating an integration";
+        let options_json =
+            serde_json::to_string(options).map_err(|error| Error::internal(context, error))?;
+        integration::Entity::update_many()
+            .col_expr(integration::Column::DisplayName, Expr::value(display_name))
+            .col_expr(integration::Column::OptionsJson, Expr::value(options_json))
+            .col_expr(integration::Column::UpdatedAtMs, Expr::value(to_millis(updated_at)))
+            .filter(integration::Column::Id.eq(id.to_string()))
+            .filter(integration::Column::OrganizationId.eq(organization_id.to_string()))
+            .exec(&self.db)
+            .await
+            .map_err(db_error(context))?;
+        Ok(())
+    }
+
+    pub async fn set_integration_status(
+        &self,
+        organization_id: Uuid,
+        id: Uuid,
+        status: IntegrationStatus,
+        updated_at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        integration::Entity::update_many()
+            .col_expr(integration::Column::Status, Expr::value(status.as_str()))
+            .col_expr(integration::Column::UpdatedAtMs, Expr::value(to_millis(updated_at)))
+            .filter(integration::Column::Id.eq(id.to_string()))
+            .filter(integration::Column::OrganizationId.eq(organization_id.to_string()))
+            .exec(&self.db)
+            .await
+            .map_err(db_error("changing an integration's status"))?;
+        Ok(())
+    }
+
+    /// In one transaction: the current generation gets `previous_valid_until`; expired and
+    /// surplus replaced generations are deleted; `secrets` become the new current generation.
+    pub async fn rotate_integration_secrets(
+        &self,
+        organization_id: Uuid,
+        id: Uuid,
+        secrets: &[NewSealedSecret],
+        previous_valid_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+        max_previous_generations: usize,
+    ) -> Result<(), Error> {
+        let context = "rotating integration secrets";
+        let transaction = self.db.begin().await.map_err(db_error(context))?;
+        let owned = integration::Entity::find_by_id(id.to_string())
+            .filter(integration::Column::OrganizationId.eq(organization_id.to_string()))
+            .one(&transaction)
+            .await
+            .map_err(db_error(context))?;
+        if owned.is_none() {
+            return Err(Error::not_found(format!("integration {id} not found")));
+        }
+        let rows = integration_secret::Entity::find()
+            .filter(integration_secret::Column::IntegrationId.eq(id.to_string()))
+            .all(&transaction)
+            .await
+            .map_err(db_error(context))?;
+        let newest_generation = rows.iter().map(|row| row.generation).max().unwrap_or(0);
+
+        integration_secret::Entity::update_many()
+            .col_expr(
+                integration_secret::Column::ExpiresAtMs,
+                Expr::value(to_millis(previous_valid_until)),
+            )
+            .filter(integration_secret::Column::IntegrationId.eq(id.to_string()))
+            .filter(integration_secret::Column::ExpiresAtMs.is_null())
+            .exec(&transaction)
+            .await
+            .map_err(db_error(context))?;
+
+        // Replaced generations still valid after this rotation, newest first; the just-replaced
+        // one counts among them.
+        let mut kept: Vec<i32> = rows
+            .iter()
+            .filter(|row| {
+                let deadline = row.expires_at_ms.unwrap_or(to_millis(previous_valid_until));
+                deadline > to_millis(now)
+            })
+            .map(|row| row.generation)
+            .collect();
+        kept.sort_unstable_by(|a, b| b.cmp(a));
+        kept.dedup();
+        kept.truncate(max_previous_generations);
+        integration_secret::Entity::delete_many()
+            .filter(integration_secret::Column::IntegrationId.eq(id.to_string()))
+            .filter(integration_secret::Column::Generation.is_not_in(kept))
+            .exec(&transaction)
+            .await
+            .map_err(db_error(context))?;
+
+        insert_secrets(&transaction, id, newest_generation + 1, secrets, now, context).await?;
+        integration::Entity::update_many()
+            .col_expr(integration::Column::UpdatedAtMs, Expr::value(to_millis(now)))
+            .filter(integration::Column::Id.eq(id.to_string()))
+            .exec(&transaction)
+            .await
+            .map_err(db_error(context))?;
+        transaction.commit().await.map_err(db_error(context))
+    }
+
+    /// Deletes the integration and every ciphertext of its secrets, in one transaction.
+    pub async fn delete_integration(&self, organization_id: Uuid, id: Uuid) -> Result<(), Error> {
+        let context = "deleting an integration";
+        let transaction = self.db.begin().await.map_err(db_error(context))?;
+        let deleted = integration::Entity::delete_many()
+            .filter(integration::Column::Id.eq(id.to_string()))
+            .filter(integration::Column::OrganizationId.eq(organization_id.to_string()))
+            .exec(&transaction)
+            .await
+            .map_err(db_error(context))?;
+        if deleted.rows_affected == 0 {
+            return Err(Error::not_found(format!("integration {id} not found")));
+        }
+        integration_secret::Entity::delete_many()
+            .filter(integration_secret::Column::IntegrationId.eq(id.to_string()))
+            .exec(&transaction)
+            .await
+            .map_err(db_error(context))?;
+        transaction.commit().await.map_err(db_error(context))
+    }
+
+    /// Every stored secret row of an integration, sealed, newest generation first.
+    pub async fn list_integration_secrets(
+        &self,
+        integration_id: Uuid,
+    ) -> Result<Vec<StoredSecret>, Error> {
+        integration_secret::Entity::find()
+            .filter(integration_secret::Column::IntegrationId.eq(integration_id.to_string()))
+            .order_by_desc(integration_secret::Column::Generation)
+            .order_by_asc(integration_secret::Column::Name)
+            .all(&self.db)
+            .await
+            .map_err(db_error("reading integration secrets"))?
+            .into_iter()
+            .map(stored_secret_from_model)
+            .collect()
+    }
+
+    /// Re-seals every stored secret with `reseal` in one transaction (master-key rotation).
+    /// Returns how many values were re-sealed. Any failure leaves every row as it was.
+    pub async fn reseal_all_secrets(
+        &self,
+        mut reseal: impl FnMut(&StoredSecret) -> Result<SealedSecret, Error>,
+    ) -> Result<usize, Error> {
+        let context = "re-sealing integration secrets";
+        let transaction = self.db.begin().await.map_err(db_error(context))?;
+        let rows = integration_secret::Entity::find()
+            .all(&transaction)
+            .await
+            .map_err(db_error(context))?;
+        let count = rows.len();
+        for row in rows {
+            let row_id = row.id.clone();
+            let stored = stored_secret_from_model(row)?;
+            let resealed = reseal(&stored)?;
+            integration_secret::Entity::update_many()
+                .col_expr(integration_secret::Column::Ciphertext, Expr::value(resealed.ciphertext))
+                .col_expr(integration_secret::Column::KeyId, Expr::value(resealed.key_id))
+                .filter(integration_secret::Column::Id.eq(row_id))
+                .exec(&transaction)
+                .await
+                .map_err(db_error(context))?;
+        }
+        transaction.commit().await.map_err(db_error(context))?;
+        Ok(count)
+    }
+
+    /// Attaches current and still-valid replaced secret metadata to integration rows.
+    async fn with_secret_metadata(
+        &self,
+        models: Vec<integration::Model>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Integration>, Error> {
+        if models.is_empty() {
+            return Ok(Vec::new());
+        }
+        let context = "reading integration secret metadata";
+        let ids: Vec<String> = models.iter().map(|model| model.id.clone()).collect();
+        let rows = integration_secret::Entity::find()
+            .select_only()
+            .columns([
+                integration_secret::Column::IntegrationId,
+                integration_secret::Column::Name,
+                integration_secret::Column::Last4,
+                integration_secret::Column::Generation,
+                integration_secret::Column::CreatedAtMs,
+                integration_secret::Column::ExpiresAtMs,
+            ])
+            .filter(integration_secret::Column::IntegrationId.is_in(ids))
+            .filter(
+                Condition::any()
+                    .add(integration_secret::Column::ExpiresAtMs.is_null())
+                    .add(integration_secret::Column::ExpiresAtMs.gt(to_millis(now))),
+            )
+            .order_by_desc(integration_secret::Column::Generation)
+            .order_by_asc(integration_secret::Column::Name)
+            .into_tuple::<(String, String, String, i32, i64, Option<i64>)>()
+            .all(&self.db)
+            .await
+            .map_err(db_error(context))?;
+        let mut by_integration: HashMap<String, Vec<SecretMetadata>> = HashMap::new();
+        for (integration_id, name, last4, generation, created_at_ms, expires_at_ms) in rows {
+            by_integration.entry(integration_id).or_default().push(SecretMetadata {
+                name,
+                last4,
+                generation,
+                created_at: from_millis(created_at_ms),
+                expires_at: expires_at_ms.map(from_millis),
+            });
+        }
+        models
+            .into_iter()
+            .map(|model| {
+                let secrets = by_integration.remove(&model.id).unwrap_or_default();
+                integration_from_model(model, secrets)
+            })
+            .collect()
+    }
+}
+
+async fn insert_secrets(
+    connection: &impl ConnectionTrait,
+    integration_id: Uuid,
+    generation: i32,
+    secrets: &[NewSealedSecret],
+    now: DateTime<Utc>,
+    context: &'static str,
+) -> Result<(), Error> {
+    if secrets.is_empty() {
+        return Ok(());
+    }
+    let rows = secrets.iter().map(|secret| integration_secret::ActiveModel {
+        id: Set(Uuid::now_v7().to_string()),
+        integration_id: Set(integration_id.to_string()),
+        generation: Set(generation),
+        name: Set(secret.name.clone()),
+        ciphertext: Set(secret.sealed.ciphertext.clone()),
+        key_id: Set(secret.sealed.key_id.clone()),
+        last4: Set(secret.last4.clone()),
+        created_at_ms: Set(to_millis(now)),
+        expires_at_ms: Set(None),
+    });
+    integration_secret::Entity::insert_many(rows)
+        .exec(connection)
+        .await
+        .map_err(db_error(context))?;
+    Ok(())
+}
+
+fn stored_secret_from_model(model: integration_secret::Model) -> Result<StoredSecret, Error> {
+    Ok(StoredSecret {
+        integration_id: parse_uuid("reading integration secrets", &model.integration_id)?,
+        name: model.name,
+        generation: model.generation,
+        sealed: SealedSecret { key_id: model.key_id, ciphertext: model.ciphertext },
+        expires_at: model.expires_at_ms.map(from_millis),
+    })
+}
+
+fn integration_from_model(
+    model: integration::Model,
+    secrets: Vec<SecretMetadata>,
+) -> Result<Integration, Error> {
+    let context = "reading an integration";
+    let corrupt = |what: &str| Error::internal(context, format!("stored {what} is not recognised"));
+    Ok(Integration {
+        id: parse_uuid(context, &model.id)?,
+        organization_id: parse_uuid(context, &model.organization_id)?,
+        project_id: parse_uuid(context, &model.project_id)?,
+        provider: Provider::parse(&model.provider).ok_or_else(|| corrupt("provider"))?,
+        display_name: model.display_name,
+        public_id: model.public_id,
+        auth_type: WebhookAuthType::parse(&model.auth_type).ok_or_else(|| corrupt("auth type"))?,
+        status: IntegrationStatus::parse(&model.status).ok_or_else(|| corrupt("status"))?,
+        options: serde_json::from_str(&model.options_json)
+            .map_err(|error| Error::internal(context, error))?,
+        secrets,
+        request_count: model.request_count,
+        created_at: from_millis(model.created_at_ms),
+        updated_at: from_millis(model.updated_at_ms),
+        last_used_at: model.last_used_at_ms.map(from_millis),
+        last_validated_at: model.last_validated_at_ms.map(from_millis),
+    })
+}

@@ -1,0 +1,137 @@
+//! Persistence. The only module that imports `sea_orm`; repositories take and return domain
+//! types.
+//!
+//! Everything here is portable SQL built by sea-query, except `sqlite_connect_options`, the
+//! one place that holds SQLite-only settings.
+
+mod entities;
+mod integrations;
+mod migrations;
+mod projects;
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm_migration::MigratorTrait;
+
+use crate::error::Error;
+
+/// A pool of database connections. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    db: DatabaseConnection,
+}
+
+impl Storage {
+    /// Connects to `sqlite://...` or `postgres://...`. Does not migrate.
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options.sqlx_logging(false).acquire_timeout(Duration::from_secs(10));
+        if url.starts_with("sqlite:") {
+            sqlite_connect_options(&mut options, url);
+        } else {
+            options.max_connections(16).min_connections(1);
+        }
+        let db = Database::connect(options).await.map_err(|error| {
+            Error::internal("connecting to the database", redact_db_error(&error, url))
+        })?;
+        Ok(Self { db })
+    }
+
+    /// Applies pending migrations; safe to call on every start.
+    pub async fn migrate(&self) -> Result<(), Error> {
+        migrations::Migrator::up(&self.db, None)
+            .await
+            .map_err(|error| Error::internal("running database migrations", error))
+    }
+
+    /// Names of applied migrations, oldest first.
+    pub async fn applied_migrations(&self) -> Result<Vec<String>, Error> {
+        let applied = migrations::Migrator::get_applied_migrations(&self.db)
+            .await
+            .map_err(|error| Error::internal("reading applied migrations", error))?;
+        Ok(applied.into_iter().map(|migration| migration.name().to_owned()).collect())
+    }
+
+    /// A cheap round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.db
+            .ping()
+            .await
+            .map_err(|error| Error::Unavailable(format!("database unreachable: {error}")))
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.db.get_database_backend() {
+            DbBackend::Sqlite => "sqlite",
+            DbBackend::Postgres => "postgres",
+            _ => "other",
+        }
+    }
+
+    pub async fn close(self) -> Result<(), Error> {
+        self.db.close().await.map_err(|error| Error::internal("closing the database", error))
+    }
+}
+
+// ---- SQLite-only settings: the one place. ----
+//
+// WAL lets readers proceed during a write; synchronous=FULL makes every commit durable (fsync of
+// the WAL) before it returns, which is what "a 2xx means stored" rests on. A busy timeout makes
+// concurrent writers wait instead of failing. Foreign keys are not relied upon.
+fn sqlite_connect_options(options: &mut ConnectOptions, url: &str) {
+    use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    options.map_sqlx_sqlite_opts(move |sqlite| {
+        let sqlite =
+            sqlite.busy_timeout(Duration::from_secs(10)).synchronous(SqliteSynchronous::Full);
+        if in_memory { sqlite } else { sqlite.journal_mode(SqliteJournalMode::Wal) }
+    });
+    // An in-memory database lives in one connection; a file database serves several readers.
+    if in_memory {
+        options
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None::<Duration>)
+            .max_lifetime(None::<Duration>);
+    } else {
+        options.max_connections(8).min_connections(1);
+    }
+}
+// ---- end of SQLite-only settings ----
+
+/// Database errors may echo the URL, which can carry a password.
+fn redact_db_error(error: &DbErr, url: &str) -> String {
+    let text = error.to_string();
+    match url.rfind('@') {
+        Some(_) => text.replace(url, "[database url]"),
+        None => text,
+    }
+}
+
+fn db_error(context: &'static str) -> impl FnOnce(DbErr) -> Error {
+    move |error| match error {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+            Error::Unavailable(format!("database unavailable while {context}"))
+        }
+        other => Error::internal(context, other),
+    }
+}
+
+fn parse_uuid(context: &'static str, value: &str) -> Result<uuid::Uuid, Error> {
+    uuid::Uuid::parse_str(value).map_err(|error| Error::internal(context, error))
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::Storage;
+
+    /// A migrated in-memory SQLite database, or Postgres when EARSHOT_TEST_POSTGRES_URL is set.
+    pub async fn storage() -> Storage {
+        let url = std::env::var("EARSHOT_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "sqlite::memory:".to_owned());
+        let storage = Storage::connect(&url).await.unwrap();
+        storage.migrate().await.unwrap();
+        storage
+    }
+}

@@ -1,0 +1,291 @@
+//! Conversions between protobuf messages and domain types.
+
+use chrono::{DateTime, Utc};
+use earshot_proto::v1 as pb;
+
+use crate::domain::auth::{ApiKeyRecord, Scope};
+use crate::domain::conversation::Role;
+use crate::domain::integrations::{
+    HeaderTokenOptions, HmacAlgorithm, HmacOptions, Integration, IntegrationOptions,
+    IntegrationStatus, Provider, SignatureEncoding, TwilioOptions, WebhookAuthType,
+};
+use crate::domain::projects::Project;
+use crate::error::{Error, Result};
+
+pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: time.timestamp(),
+        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+pub fn project(project: &Project) -> pb::Project {
+    pb::Project {
+        id: project.id.to_string(),
+        name: project.name.clone(),
+        create_time: Some(timestamp(project.created_at)),
+    }
+}
+
+pub fn scope_from_proto(field: &str, value: i32) -> Result<Scope> {
+    match pb::ApiKeyScope::try_from(value) {
+        Ok(pb::ApiKeyScope::Admin) => Ok(Scope::Admin),
+        Ok(pb::ApiKeyScope::Ingest) => Ok(Scope::Ingest),
+        Ok(pb::ApiKeyScope::Read) => Ok(Scope::Read),
+        _ => Err(Error::invalid(field, "must be API_KEY_SCOPE_ADMIN, _INGEST or _READ")),
+    }
+}
+
+fn scope_to_proto(scope: Scope) -> i32 {
+    match scope {
+        Scope::Admin => pb::ApiKeyScope::Admin as i32,
+        Scope::Ingest => pb::ApiKeyScope::Ingest as i32,
+        Scope::Read => pb::ApiKeyScope::Read as i32,
+    }
+}
+
+pub fn api_key(key: &ApiKeyRecord) -> pb::ApiKey {
+    pb::ApiKey {
+        id: key.id.to_string(),
+        name: key.name.clone(),
+        scopes: key.scopes.iter().copied().map(scope_to_proto).collect(),
+        project_id: key.project_id.map(|id| id.to_string()).unwrap_or_default(),
+        key_prefix: key.key_prefix.clone(),
+        create_time: Some(timestamp(key.created_at)),
+        revoke_time: key.revoked_at.map(timestamp),
+        last_used_time: key.last_used_at.map(timestamp),
+    }
+}
+
+pub fn provider_from_proto(value: i32) -> Result<Option<Provider>> {
+    Ok(match pb::Provider::try_from(value) {
+        Ok(pb::Provider::Unspecified) => None,
+        Ok(pb::Provider::Twilio) => Some(Provider::Twilio),
+        Ok(pb::Provider::Retell) => Some(Provider::Retell),
+        Ok(pb::Provider::Vapi) => Some(Provider::Vapi),
+        Ok(pb::Provider::Elevenlabs) => Some(Provider::Elevenlabs),
+        Ok(pb::Provider::Livekit) => Some(Provider::Livekit),
+        Ok(pb::Provider::Bland) => Some(Provider::Bland),
+        Ok(pb::Provider::Voicekit) => Some(Provider::Voicekit),
+        Ok(pb::Provider::Webhook) => Some(Provider::Webhook),
+        Err(_) => {
+            return Err(Error::invalid("provider", format!("unknown provider value {value}")));
+        }
+    })
+}
+
+fn provider_to_proto(provider: Provider) -> pb::Provider {
+    match provider {
+        Provider::Twilio => pb::Provider::Twilio,
+        Provider::Retell => pb::Provider::Retell,
+        Provider::Vapi => pb::Provider::Vapi,
+        Provider::Elevenlabs => pb::Provider::Elevenlabs,
+        Provider::Livekit => pb::Provider::Livekit,
+        Provider::Bland => pb::Provider::Bland,
+        Provider::Voicekit => pb::Provider::Voicekit,
+        Provider::Webhook => pb::Provider::Webhook,
+    }
+}
+
+const AUTH_TYPES: [(pb::WebhookAuthType, WebhookAuthType); 11] = [
+    (pb::WebhookAuthType::TwilioSignature, WebhookAuthType::TwilioSignature),
+    (pb::WebhookAuthType::RetellSignature, WebhookAuthType::RetellSignature),
+    (pb::WebhookAuthType::VapiSecret, WebhookAuthType::VapiSecret),
+    (pb::WebhookAuthType::HeaderToken, WebhookAuthType::HeaderToken),
+    (pb::WebhookAuthType::Hmac, WebhookAuthType::Hmac),
+    (pb::WebhookAuthType::ElevenlabsSignature, WebhookAuthType::ElevenlabsSignature),
+    (pb::WebhookAuthType::LivekitJwt, WebhookAuthType::LivekitJwt),
+    (pb::WebhookAuthType::BlandSignature, WebhookAuthType::BlandSignature),
+    (pb::WebhookAuthType::StandardWebhooks, WebhookAuthType::StandardWebhooks),
+    (pb::WebhookAuthType::UrlToken, WebhookAuthType::UrlToken),
+    (pb::WebhookAuthType::IpAllowlist, WebhookAuthType::IpAllowlist),
+];
+
+pub fn auth_type_from_proto(value: i32) -> Result<Option<WebhookAuthType>> {
+    let proto = pb::WebhookAuthType::try_from(value)
+        .map_err(|_| Error::invalid("webhook_auth_type", format!("unknown value {value}")))?;
+    Ok(AUTH_TYPES.iter().find(|(candidate, _)| *candidate == proto).map(|(_, domain)| *domain))
+}
+
+fn auth_type_to_proto(auth_type: WebhookAuthType) -> pb::WebhookAuthType {
+    AUTH_TYPES
+        .iter()
+        .find(|(_, domain)| *domain == auth_type)
+        .map_or(pb::WebhookAuthType::Unspecified, |(proto, _)| *proto)
+}
+
+pub fn status_from_proto(value: i32) -> Result<IntegrationStatus> {
+    match pb::IntegrationStatus::try_from(value) {
+        Ok(pb::IntegrationStatus::Active) => Ok(IntegrationStatus::Active),
+        Ok(pb::IntegrationStatus::Disabled) => Ok(IntegrationStatus::Disabled),
+        _ => Err(Error::invalid(
+            "status",
+            "must be INTEGRATION_STATUS_ACTIVE or INTEGRATION_STATUS_DISABLED",
+        )),
+    }
+}
+
+fn role_from_proto(field: &str, value: i32) -> Result<Option<Role>> {
+    match pb::Role::try_from(value) {
+        Ok(pb::Role::Unspecified) => Ok(None),
+        Ok(pb::Role::User) => Ok(Some(Role::User)),
+        Ok(pb::Role::Assistant) => Ok(Some(Role::Assistant)),
+        Ok(pb::Role::System) => Ok(Some(Role::System)),
+        Ok(pb::Role::Tool) => Ok(Some(Role::Tool)),
+        Err(_) => Err(Error::invalid(field, format!("unknown role value {value}"))),
+    }
+}
+
+fn role_to_proto(role: Role) -> pb::Role {
+    match role {
+        Role::User => pb::Role::User,
+        Role::Assistant => pb::Role::Assistant,
+        Role::System => pb::Role::System,
+        Role::Tool => pb::Role::Tool,
+    }
+}
+
+pub fn options_from_proto(options: Option<pb::IntegrationOptions>) -> Result<IntegrationOptions> {
+    let Some(options) = options else { return Ok(IntegrationOptions::default()) };
+    let hmac = options
+        .hmac
+        .map(|hmac| -> Result<HmacOptions> {
+            Ok(HmacOptions {
+                signature_header: hmac.signature_header,
+                algorithm: match pb::HmacAlgorithm::try_from(hmac.algorithm) {
+                    Ok(pb::HmacAlgorithm::Sha1) => HmacAlgorithm::Sha1,
+                    Ok(pb::HmacAlgorithm::Unspecified | pb::HmacAlgorithm::Sha256) => {
+                        HmacAlgorithm::Sha256
+                    }
+                    Ok(pb::HmacAlgorithm::Sha512) => HmacAlgorithm::Sha512,
+                    Err(_) => {
+                        return Err(Error::invalid("options.hmac.algorithm", "unknown value"));
+                    }
+                },
+                encoding: match pb::SignatureEncoding::try_from(hmac.encoding) {
+                    Ok(pb::SignatureEncoding::Unspecified | pb::SignatureEncoding::Hex) => {
+                        SignatureEncoding::Hex
+                    }
+                    Ok(pb::SignatureEncoding::Base64) => SignatureEncoding::Base64,
+                    Err(_) => return Err(Error::invalid("options.hmac.encoding", "unknown value")),
+                },
+                signature_prefix: hmac.signature_prefix,
+                timestamp_header: hmac.timestamp_header,
+                timestamp_tolerance_seconds: hmac.timestamp_tolerance_seconds,
+                secret_is_base64: hmac.secret_is_base64,
+            })
+        })
+        .transpose()?;
+    Ok(IntegrationOptions {
+        ip_allowlist: options.ip_allowlist,
+        rate_limit_per_minute: options.rate_limit_per_minute,
+        default_first_turn: role_from_proto(
+            "options.default_first_turn",
+            options.default_first_turn,
+        )?,
+        twilio: options.twilio.map(|twilio| TwilioOptions {
+            account_sid: twilio.account_sid,
+            assistant_channel: twilio.assistant_channel,
+        }),
+        hmac,
+        header_token: options.header_token.map(|header_token| HeaderTokenOptions {
+            header_name: header_token.header_name,
+            bearer_prefix: header_token.bearer_prefix,
+        }),
+    })
+}
+
+fn options_to_proto(options: &IntegrationOptions) -> pb::IntegrationOptions {
+    pb::IntegrationOptions {
+        ip_allowlist: options.ip_allowlist.clone(),
+        rate_limit_per_minute: options.rate_limit_per_minute,
+        default_first_turn: options.default_first_turn.map_or(pb::Role::Unspecified, role_to_proto)
+            as i32,
+        twilio: options.twilio.as_ref().map(|twilio| pb::TwilioOptions {
+            account_sid: twilio.account_sid.clone(),
+            assistant_channel: twilio.assistant_channel,
+        }),
+        hmac: options.hmac.as_ref().map(|hmac| pb::HmacOptions {
+            signature_header: hmac.signature_header.clone(),
+            algorithm: match hmac.algorithm {
+                HmacAlgorithm::Sha1 => pb::HmacAlgorithm::Sha1,
+                HmacAlgorithm::Sha256 => pb::HmacAlgorithm::Sha256,
+                HmacAlgorithm::Sha512 => pb::HmacAlgorithm::Sha512,
+            } as i32,
+            encoding: match hmac.encoding {
+                SignatureEncoding::Hex => pb::SignatureEncoding::Hex,
+                SignatureEncoding::Base64 => pb::SignatureEncoding::Base64,
+            } as i32,
+            signature_prefix: hmac.signature_prefix.clone(),
+            timestamp_header: hmac.timestamp_header.clone(),
+            timestamp_tolerance_seconds: hmac.timestamp_tolerance_seconds,
+            secret_is_base64: hmac.secret_is_base64,
+        }),
+        header_token: options.header_token.as_ref().map(|header_token| pb::HeaderTokenOptions {
+            header_name: header_token.header_name.clone(),
+            bearer_prefix: header_token.bearer_prefix,
+        }),
+    }
+}
+
+pub fn integration(integration: &Integration, webhook_url: String) -> pb::Integration {
+    let mut secret_names: Vec<String> = integration
+        .secrets
+        .iter()
+        .filter(|secret| secret.expires_at.is_none())
+        .map(|secret| secret.name.clone())
+        .collect();
+    secret_names.dedup();
+    pb::Integration {
+        id: integration.id.to_string(),
+        project_id: integration.project_id.to_string(),
+        provider: provider_to_proto(integration.provider) as i32,
+        display_name: integration.display_name.clone(),
+        public_id: integration.public_id.clone(),
+        webhook_auth_type: auth_type_to_proto(integration.auth_type) as i32,
+        status: match integration.status {
+            IntegrationStatus::Active => pb::IntegrationStatus::Active,
+            IntegrationStatus::Disabled => pb::IntegrationStatus::Disabled,
+        } as i32,
+        options: Some(options_to_proto(&integration.options)),
+        secret_summary: Some(pb::SecretSummary {
+            secret_names,
+            secrets: integration
+                .secrets
+                .iter()
+                .map(|secret| pb::SecretInfo {
+                    name: secret.name.clone(),
+                    last4: secret.last4.clone(),
+                    state: if secret.expires_at.is_none() {
+                        pb::SecretState::Current
+                    } else {
+                        pb::SecretState::Previous
+                    } as i32,
+                    create_time: Some(timestamp(secret.created_at)),
+                    expire_time: secret.expires_at.map(timestamp),
+                })
+                .collect(),
+        }),
+        webhook_url,
+        request_count: integration.request_count,
+        create_time: Some(timestamp(integration.created_at)),
+        update_time: Some(timestamp(integration.updated_at)),
+        last_used_time: integration.last_used_at.map(timestamp),
+        last_validated_time: integration.last_validated_at.map(timestamp),
+    }
+}
+
+/// A protobuf Duration as chrono, naming the field when it is out of range.
+pub fn duration_from_proto(
+    field: &str,
+    duration: prost_types::Duration,
+) -> Result<chrono::Duration> {
+    if duration.seconds < 0 || duration.nanos < 0 {
+        return Err(Error::invalid(field, "must not be negative"));
+    }
+    chrono::Duration::try_seconds(duration.seconds)
+        .and_then(|seconds| {
+            seconds.checked_add(&chrono::Duration::nanoseconds(duration.nanos.into()))
+        })
+        .ok_or_else(|| Error::invalid(field, "is out of range"))
+}

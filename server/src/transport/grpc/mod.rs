@@ -1,0 +1,73 @@
+//! The gRPC services, each behind the gRPC-web layer, with health and reflection.
+
+pub mod auth;
+pub mod convert;
+pub mod integrations;
+pub mod projects;
+pub mod status;
+pub mod unimplemented;
+
+use earshot_proto::v1::datapoint_service_server::DatapointServiceServer;
+use earshot_proto::v1::ingest_service_server::IngestServiceServer;
+use earshot_proto::v1::integration_service_server::IntegrationServiceServer;
+use earshot_proto::v1::project_service_server::ProjectServiceServer;
+use tonic::service::Routes;
+use tonic_web::GrpcWebLayer;
+use tower::Layer;
+
+use crate::domain::Domain;
+
+/// Names of the served earshot services, for health reporting.
+pub const SERVICE_NAMES: [&str; 4] = [
+    "earshot.v1.ProjectService",
+    "earshot.v1.IntegrationService",
+    "earshot.v1.IngestService",
+    "earshot.v1.DatapointService",
+];
+
+/// Every gRPC service as routes of one axum router. Returns the health reporter so the caller
+/// can mark services not serving during shutdown.
+pub async fn routes(
+    domain: &Domain,
+    max_message_bytes: usize,
+) -> Result<(Routes, tonic_health::server::HealthReporter), Box<dyn std::error::Error + Send + Sync>>
+{
+    let web = GrpcWebLayer::new();
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    for name in SERVICE_NAMES {
+        health_reporter.set_service_status(name, tonic_health::ServingStatus::Serving).await;
+    }
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(earshot_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(earshot_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let pending = unimplemented::PendingApi { domain: domain.clone() };
+    let routes = Routes::new(
+        web.layer(
+            ProjectServiceServer::new(projects::ProjectApi { domain: domain.clone() })
+                .max_decoding_message_size(max_message_bytes),
+        ),
+    )
+    .add_service(
+        web.layer(
+            IntegrationServiceServer::new(integrations::IntegrationApi { domain: domain.clone() })
+                .max_decoding_message_size(max_message_bytes),
+        ),
+    )
+    .add_service(web.layer(
+        IngestServiceServer::new(pending.clone()).max_decoding_message_size(max_message_bytes),
+    ))
+    .add_service(
+        web.layer(
+            DatapointServiceServer::new(pending).max_decoding_message_size(max_message_bytes),
+        ),
+    )
+    .add_service(web.layer(health_service))
+    .add_service(web.layer(reflection_v1))
+    .add_service(web.layer(reflection_v1alpha));
+    Ok((routes, health_reporter))
+}

@@ -1,0 +1,4 @@
+//! gRPC and REST adapters: decode, call one domain function, encode.
+
+pub mod grpc;
+pub mod rest;

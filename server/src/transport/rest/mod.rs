@@ -1,0 +1,89 @@
+//! Plain-HTTP routes: health, readiness, and the JSON mirrors of the gRPC API.
+
+pub mod error;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+
+use crate::domain::Domain;
+use error::ApiError;
+
+#[derive(Clone, Debug)]
+pub struct RestState {
+    pub domain: Domain,
+    /// False once shutdown has begun, so load balancers stop sending traffic.
+    pub accepting: Arc<AtomicBool>,
+}
+
+pub fn router(state: RestState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/v0/projects", get(list_projects))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<RestState>) -> impl IntoResponse {
+    if !state.accepting.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    match state.domain.storage.ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(error) => {
+            tracing::warn!(error = %error, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+    }
+}
+
+/// The key from the `api-key` header, or `authorization: Bearer`.
+pub fn presented_key(headers: &HeaderMap) -> &str {
+    if let Some(key) = headers.get("api-key").and_then(|value| value.to_str().ok()) {
+        return key.trim();
+    }
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let (scheme, token) = value.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+        })
+        .unwrap_or_default()
+}
+
+/// `GET /v0/projects`: the JSON shape existing clients expect, answered with 201 as the hosted
+/// API does (its SDK checks for 201 when validating a key).
+async fn list_projects(
+    State(state): State<RestState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let principal = state.domain.authenticate(presented_key(&headers)).await?;
+    let projects = state.domain.list_projects(&principal).await?;
+    let body: Vec<_> = projects
+        .iter()
+        .map(|project| {
+            serde_json::json!({
+                "id": project.id,
+                "name": project.name,
+                "onboarding_status": "complete",
+                "tags": [],
+            })
+        })
+        .collect();
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// Unknown paths: a JSON 404 (gRPC clients read an HTTP 404 as UNIMPLEMENTED).
+pub async fn not_found() -> impl IntoResponse {
+    ApiError(crate::Error::not_found("no such route"))
+}
