@@ -139,12 +139,13 @@ const MAX_SECRET_BYTES: usize = 4096;
 /// `secret_is_base64` comes from the HMAC options.
 pub fn check_secrets<'a>(
     auth_type: WebhookAuthType,
-    secrets: impl IntoIterator<Item = (&'a str, &'a str)> + Clone,
+    secrets: impl IntoIterator<Item = (&'a str, &'a str)>,
     secret_is_base64: bool,
     violations: &mut Violations,
 ) {
+    let secrets: Vec<(&str, &str)> = secrets.into_iter().collect();
     let expected = auth_type.secret_names();
-    for (name, value) in secrets.clone() {
+    for &(name, value) in &secrets {
         let field = format!("secrets[{name}]");
         if !expected.contains(&name) {
             let description = if expected.is_empty() {
@@ -164,7 +165,7 @@ pub fn check_secrets<'a>(
         }
     }
     for name in expected {
-        if !secrets.clone().into_iter().any(|(given, _)| given == *name) {
+        if !secrets.iter().any(|(given, _)| given == name) {
             violations
                 .add(format!("secrets[{name}]"), format!("required for {}", auth_type.as_str()));
         }
@@ -190,33 +191,35 @@ fn check_value(
         return Err("must not contain control characters".to_owned());
     }
     match (auth_type, name) {
-        (WebhookAuthType::TwilioSignature, "auth_token") => {
-            if value.len() != 32 || !value.bytes().all(|byte| byte.is_ascii_hexdigit()) {
-                return Err("must be a Twilio auth token: 32 hex characters".to_owned());
-            }
-        }
-        (WebhookAuthType::ElevenlabsSignature, "webhook_secret") => {
-            if value.chars().count() < 16 {
-                return Err("must be at least 16 characters (ElevenLabs webhook secret)".to_owned());
-            }
+        (WebhookAuthType::TwilioSignature, "auth_token") => check_twilio_auth_token(value),
+        (WebhookAuthType::ElevenlabsSignature, "webhook_secret") if value.chars().count() < 16 => {
+            Err("must be at least 16 characters (ElevenLabs webhook secret)".to_owned())
         }
         (WebhookAuthType::StandardWebhooks, "signing_secret") => {
-            check_standard_webhooks_secret(value)?
+            check_standard_webhooks_secret(value)
         }
-        (WebhookAuthType::UrlToken, "token") => {
-            if value.chars().count() < 16 {
-                return Err("must be at least 16 characters, to be unguessable".to_owned());
-            }
-            if !value.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte)) {
-                return Err("must be URL-safe: letters, digits, - _ . ~".to_owned());
-            }
-        }
-        (WebhookAuthType::Hmac, "secret") if secret_is_base64 => {
-            decode_base64_lenient(value).ok_or_else(|| {
-                "must be base64, as options.hmac.secret_is_base64 says".to_owned()
-            })?;
-        }
-        _ => {}
+        (WebhookAuthType::UrlToken, "token") => check_url_token(value),
+        (WebhookAuthType::Hmac, "secret") if secret_is_base64 => decode_base64_lenient(value)
+            .map(drop)
+            .ok_or_else(|| "must be base64, as options.hmac.secret_is_base64 says".to_owned()),
+        _ => Ok(()),
+    }
+}
+
+fn check_twilio_auth_token(value: &str) -> Result<(), String> {
+    if value.len() == 32 && value.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err("must be a Twilio auth token: 32 hex characters".to_owned())
+    }
+}
+
+fn check_url_token(value: &str) -> Result<(), String> {
+    if value.chars().count() < 16 {
+        return Err("must be at least 16 characters, to be unguessable".to_owned());
+    }
+    if !value.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte)) {
+        return Err("must be URL-safe: letters, digits, - _ . ~".to_owned());
     }
     Ok(())
 }

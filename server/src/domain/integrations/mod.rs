@@ -622,13 +622,13 @@ impl Domain {
                 }
             }
             (Some(_), _) => {
-                violations.add("options.hmac", "only applies when webhook_auth_type is hmac")
+                violations.add("options.hmac", "only applies when webhook_auth_type is hmac");
             }
             (None, _) => {}
         }
         match (&mut options.header_token, auth_type) {
             (None, WebhookAuthType::HeaderToken) => {
-                options.header_token = Some(HeaderTokenOptions::default())
+                options.header_token = Some(HeaderTokenOptions::default());
             }
             (Some(header_token), WebhookAuthType::HeaderToken) => {
                 header_token.header_name = header_token.header_name.trim().to_ascii_lowercase();
@@ -744,3 +744,6 @@ mod tests {
         assert_eq!(error.field_violations()[0].field, "page_token");
     }
 }
+
+#[cfg(test)]
+mod storage_tests;

@@ -21,13 +21,13 @@ pub fn code_for(code: ErrorCode) -> Code {
 
 /// Field violations travel as `google.rpc.BadRequest` details; internal causes are logged here
 /// and withheld from the caller.
-pub fn to_status(error: Error) -> Status {
+pub fn to_status(error: &Error) -> Status {
     let code = code_for(error.code());
     if let Error::Internal { context, cause } = &error {
         tracing::error!(error = %cause, context, "internal error");
     }
     let message = error.public_message();
-    match &error {
+    match error {
         Error::InvalidArgument(violations) => {
             let mut details = ErrorDetails::new();
             for violation in violations {
@@ -44,7 +44,7 @@ pub fn to_status(error: Error) -> Status {
 
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
-        to_status(error)
+        to_status(&error)
     }
 }
 
@@ -55,7 +55,7 @@ mod tests {
 
     #[test]
     fn field_violations_become_bad_request_details() {
-        let status = to_status(Error::InvalidArgument(vec![
+        let status = to_status(&Error::InvalidArgument(vec![
             FieldViolation::new(
                 "secrets[auth_token]",
                 "must be a Twilio auth token: 32 hex characters",
@@ -82,10 +82,10 @@ mod tests {
             (Error::internal("testing", "boom"), Code::Internal),
         ];
         for (error, code) in pairs {
-            assert_eq!(to_status(error).code(), code);
+            assert_eq!(to_status(&error).code(), code);
         }
         assert_eq!(
-            to_status(Error::internal("testing", "secret detail")).message(),
+            to_status(&Error::internal("testing", "secret detail")).message(),
             "internal error"
         );
     }

@@ -1,0 +1,144 @@
+//! A real earshot server on 127.0.0.1:0 in this process, and helpers to call it.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use earshot_server::app::App;
+use earshot_server::config::{Config, Overrides};
+use tonic::transport::Channel;
+
+/// Every log line any in-process server writes, at debug level, for secret-leak checks.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs the capturing subscriber once for the whole test binary.
+pub fn captured_logs() -> CapturedLogs {
+    static LOGS: OnceLock<CapturedLogs> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = CapturedLogs::default();
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        logs
+    })
+    .clone()
+}
+
+pub struct TestServer {
+    pub address: SocketAddr,
+    pub admin_key: String,
+    pub project_id: String,
+    pub app_domain: earshot_server::domain::Domain,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), earshot_server::Error>>>,
+    _data_dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with_env(&[]).await
+    }
+
+    pub async fn start_with_env(env: &[(&str, &str)]) -> Self {
+        captured_logs();
+        let data_dir = tempfile::tempdir().unwrap();
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:0".to_owned()),
+            data_dir: Some(data_dir.path().to_owned()),
+            log_format: None,
+        };
+        let env = env.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned()));
+        let config = Config::load_with_env(None, &overrides, env).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let app = App::build(config, address).await.unwrap();
+        let bootstrap = app.domain.bootstrap(true).await.unwrap().unwrap();
+        let app_domain = app.domain.clone();
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.serve(listener, async move {
+            let _ = stop.await;
+        }));
+        Self {
+            address,
+            admin_key: bootstrap.api_key_value.expose().to_owned(),
+            project_id: bootstrap.project.id.to_string(),
+            app_domain,
+            shutdown: Some(shutdown),
+            task: Some(task),
+            _data_dir: data_dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// A native gRPC (HTTP/2) channel.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url()).unwrap().connect().await.unwrap()
+    }
+
+    /// Begins shutdown and waits for the server to return.
+    pub async fn stop(mut self) {
+        self.begin_shutdown();
+        self.wait().await;
+    }
+
+    pub fn begin_shutdown(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+
+    pub async fn wait(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// A request carrying an API key in the `api-key` metadata.
+pub fn authed<T>(message: T, key: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("api-key", key.parse().unwrap());
+    request
+}
+
+/// A request carrying an API key as `authorization: Bearer`.
+pub fn bearer<T>(message: T, key: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {key}").parse().unwrap());
+    request
+}
+
+/// Field names of the `google.rpc.BadRequest` details of a status.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|details| {
+            details.field_violations.into_iter().map(|violation| violation.field).collect()
+        })
+        .unwrap_or_default()
+}
