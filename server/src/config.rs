@@ -304,6 +304,16 @@ mod tests {
     }
 
     #[test]
+    fn previous_master_keys_parse_from_the_environment() {
+        let old = crate::crypto::MasterKey::generate().to_base64();
+        let list = format!("[\"{old}\"]");
+        let config = load(&[("EARSHOT_PREVIOUS_MASTER_KEYS", list.as_str())]).unwrap();
+        assert_eq!(config.previous_master_keys, [old]);
+        let error = load(&[("EARSHOT_PREVIOUS_MASTER_KEYS", "[\"bad\"]")]).unwrap_err();
+        assert!(error.to_string().contains("`previous_master_keys`"), "{error}");
+    }
+
+    #[test]
     fn file_overrides_defaults_and_unknown_keys_are_rejected() {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("earshot.toml");

@@ -124,14 +124,45 @@ fn parse_uuid(context: &'static str, value: &str) -> Result<uuid::Uuid, Error> {
 
 #[cfg(test)]
 pub(crate) mod test_support {
+    use sea_orm::ConnectionTrait;
+
     use super::Storage;
 
-    /// A migrated in-memory SQLite database, or Postgres when EARSHOT_TEST_POSTGRES_URL is set.
+    /// A migrated, empty database of its own for one test: in-memory SQLite, or a fresh database
+    /// in the Postgres server of EARSHOT_TEST_POSTGRES_URL when that is set, so the same suite
+    /// runs on both engines.
     pub async fn storage() -> Storage {
-        let url = std::env::var("EARSHOT_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "sqlite::memory:".to_owned());
-        let storage = Storage::connect(&url).await.unwrap();
+        let storage = match std::env::var("EARSHOT_TEST_POSTGRES_URL") {
+            Ok(admin_url) => {
+                let name = format!("earshot_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = Storage::connect(&admin_url).await.unwrap();
+                admin.db.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+                admin.close().await.unwrap();
+                Storage::connect(&database_url(&admin_url, &name)).await.unwrap()
+            }
+            Err(_) => Storage::connect("sqlite::memory:").await.unwrap(),
+        };
         storage.migrate().await.unwrap();
         storage
+    }
+
+    /// The same server URL with another database name.
+    fn database_url(url: &str, database: &str) -> String {
+        let (base, query) =
+            url.split_once('?').map_or((url, None), |(base, query)| (base, Some(query)));
+        let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
+        match query {
+            Some(query) => format!("{server}/{database}?{query}"),
+            None => format!("{server}/{database}"),
+        }
+    }
+
+    #[test]
+    fn database_url_replaces_only_the_name() {
+        assert_eq!(database_url("postgres://u:p@h:5432/earshot", "t1"), "postgres://u:p@h:5432/t1");
+        assert_eq!(
+            database_url("postgres://u:p@h/earshot?sslmode=disable", "t2"),
+            "postgres://u:p@h/t2?sslmode=disable"
+        );
     }
 }
