@@ -10,7 +10,10 @@ use axum::http::{HeaderName, HeaderValue, Method};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::blob::BlobStore;
 use crate::clock::{SharedClock, SystemClock};
+use crate::jobs::IngestWriter;
+use crate::pipeline::fetch::Fetcher;
 use crate::config::Config;
 use crate::crypto::master_key::{self, KeySource};
 use crate::domain::{Domain, Settings};
@@ -49,8 +52,17 @@ impl App {
         )
         .map_err(|error| Error::internal("loading the master key", error))?;
         let settings = Settings::from_config(&config, config.effective_public_base_url(bound));
-        let domain =
-            Domain { storage, keyring: Arc::new(keyring), clock, settings: Arc::new(settings) };
+        let blobs = BlobStore::local(&config.data_dir.join("audio"))?;
+        let ingest_writer = IngestWriter::start(storage.clone(), config.jobs.max_attempts, clock.clone());
+        let domain = Domain {
+            storage,
+            keyring: Arc::new(keyring),
+            clock,
+            settings: Arc::new(settings),
+            blobs,
+            ingest_writer,
+            jobs_wakeup: Arc::new(tokio::sync::Notify::new()),
+        };
         Ok(Self { domain, key_source, config })
     }
 
@@ -87,6 +99,15 @@ impl App {
             "earshot serving gRPC, gRPC-web and REST"
         );
 
+        let fetcher = Fetcher::new(self.config.fetch_settings()).map_err(|error| Error::internal("starting workers", error))?;
+        let (workers_stop, workers_stop_receiver) = tokio::sync::watch::channel(false);
+        let workers = crate::jobs::worker::spawn_workers(
+            &self.domain,
+            &fetcher,
+            &self.config.job_settings(),
+            &workers_stop_receiver,
+        );
+
         let (stop_sender, mut stop_receiver) = tokio::sync::watch::channel(false);
         let server =
             axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
@@ -120,6 +141,13 @@ impl App {
                     "shutdown grace elapsed; closing remaining connections"
                 );
                 server_task.abort();
+            }
+        }
+        // Workers finish the job in hand; an unfinished one is claimed again after its lease.
+        let _ = workers_stop.send(true);
+        for worker in workers {
+            if tokio::time::timeout(grace, worker).await.is_err() {
+                tracing::warn!("a worker was still busy when the grace period ended");
             }
         }
         self.domain.storage.clone().close().await?;

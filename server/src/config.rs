@@ -21,6 +21,9 @@ const KNOWN_KEYS: &[&str] = &[
     "log",
     "server",
     "integrations",
+    "ingest",
+    "jobs",
+    "fetch",
 ];
 
 #[derive(Clone, Deserialize)]
@@ -35,6 +38,38 @@ pub struct Config {
     pub log: LogConfig,
     pub server: ServerConfig,
     pub integrations: IntegrationsConfig,
+    pub ingest: IngestConfig,
+    pub jobs: JobsConfig,
+    pub fetch: FetchConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    pub max_batch_conversations: usize,
+    pub max_inline_audio_bytes: usize,
+    pub max_upload_bytes: usize,
+    pub max_request_bytes: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    pub workers: usize,
+    pub max_attempts: i32,
+    pub lease_seconds: u64,
+    pub retry_base_seconds: u64,
+    pub retry_max_seconds: u64,
+    pub poll_interval_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchConfig {
+    pub timeout_seconds: u64,
+    pub max_audio_bytes: usize,
+    pub max_redirects: usize,
+    pub allow_private_networks: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -49,6 +84,9 @@ impl std::fmt::Debug for Config {
             .field("log", &self.log)
             .field("server", &self.server)
             .field("integrations", &self.integrations)
+            .field("ingest", &self.ingest)
+            .field("jobs", &self.jobs)
+            .field("fetch", &self.fetch)
             .finish_non_exhaustive()
     }
 }
@@ -224,7 +262,66 @@ impl Config {
                 "must be between 1 and integrations.rate_limit_per_minute_max",
             );
         }
+        let ingest = &self.ingest;
+        if !(1..=100_000).contains(&ingest.max_batch_conversations) {
+            return invalid("ingest.max_batch_conversations", "must be between 1 and 100000");
+        }
+        if ingest.max_inline_audio_bytes == 0 || ingest.max_inline_audio_bytes > ingest.max_request_bytes {
+            return invalid("ingest.max_inline_audio_bytes", "must be between 1 and ingest.max_request_bytes");
+        }
+        if ingest.max_upload_bytes == 0 {
+            return invalid("ingest.max_upload_bytes", "must be at least 1");
+        }
+        if ingest.max_request_bytes > self.server.max_grpc_message_bytes.max(1 << 30) {
+            return invalid("ingest.max_request_bytes", "must be at most 1073741824");
+        }
+        let jobs = &self.jobs;
+        if !(1..=256).contains(&jobs.workers) {
+            return invalid("jobs.workers", "must be between 1 and 256");
+        }
+        if !(1..=100).contains(&jobs.max_attempts) {
+            return invalid("jobs.max_attempts", "must be between 1 and 100");
+        }
+        if !(5..=86_400).contains(&jobs.lease_seconds) {
+            return invalid("jobs.lease_seconds", "must be between 5 and 86400");
+        }
+        if jobs.retry_base_seconds == 0 || jobs.retry_base_seconds > jobs.retry_max_seconds {
+            return invalid("jobs.retry_base_seconds", "must be at least 1 and at most jobs.retry_max_seconds");
+        }
+        if !(10..=60_000).contains(&jobs.poll_interval_ms) {
+            return invalid("jobs.poll_interval_ms", "must be between 10 and 60000");
+        }
+        if !(1..=3600).contains(&self.fetch.timeout_seconds) {
+            return invalid("fetch.timeout_seconds", "must be between 1 and 3600");
+        }
+        if self.fetch.max_audio_bytes == 0 {
+            return invalid("fetch.max_audio_bytes", "must be at least 1");
+        }
+        if self.fetch.max_redirects > 20 {
+            return invalid("fetch.max_redirects", "must be at most 20");
+        }
         Ok(())
+    }
+
+    pub fn job_settings(&self) -> crate::jobs::JobSettings {
+        let jobs = &self.jobs;
+        crate::jobs::JobSettings {
+            workers: jobs.workers,
+            max_attempts: jobs.max_attempts,
+            lease: std::time::Duration::from_secs(jobs.lease_seconds),
+            retry_base: std::time::Duration::from_secs(jobs.retry_base_seconds),
+            retry_max: std::time::Duration::from_secs(jobs.retry_max_seconds),
+            poll_interval: std::time::Duration::from_millis(jobs.poll_interval_ms),
+        }
+    }
+
+    pub fn fetch_settings(&self) -> crate::pipeline::fetch::FetchSettings {
+        crate::pipeline::fetch::FetchSettings {
+            timeout: std::time::Duration::from_secs(self.fetch.timeout_seconds),
+            max_bytes: self.fetch.max_audio_bytes,
+            max_redirects: self.fetch.max_redirects,
+            allow_private_networks: self.fetch.allow_private_networks,
+        }
     }
 
     pub fn listen_addr(&self) -> SocketAddr {

@@ -7,13 +7,16 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod blob;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod error;
+pub mod jobs;
 pub mod logging;
+pub mod pipeline;
 pub mod storage;
 pub mod transport;
 

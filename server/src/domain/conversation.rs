@@ -1,10 +1,18 @@
-//! The canonical conversation's vocabulary shared across the domain.
+//! The canonical conversation: every call, however it arrived (webhook, SDK, API), becomes one
+//! of these before it is stored. Also the transport-neutral input form clients send, and its
+//! validation, shared by gRPC and the JSON routes.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Violations;
 
 /// A speaker's role in a call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     User,
+    #[default]
     Assistant,
     System,
     Tool,
@@ -18,5 +26,538 @@ impl Role {
             Role::System => "system",
             Role::Tool => "tool",
         }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "user" => Some(Role::User),
+            "assistant" => Some(Role::Assistant),
+            "system" => Some(Role::System),
+            "tool" => Some(Role::Tool),
+            _ => None,
+        }
+    }
+}
+
+/// How a call reached earshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Webhook,
+    Sdk,
+    Api,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Webhook => "webhook",
+            Source::Sdk => "sdk",
+            Source::Api => "api",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "webhook" => Some(Source::Webhook),
+            "sdk" => Some(Source::Sdk),
+            "api" => Some(Source::Api),
+            _ => None,
+        }
+    }
+}
+
+/// One utterance. Times are milliseconds from the conversation start.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Turn {
+    pub role: Role,
+    pub content: String,
+    pub start_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_ms: Option<i64>,
+    /// 1-based audio channel, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<u32>,
+    /// 0..1 for estimated turns; None for provided transcripts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f32>,
+}
+
+/// Where a conversation's audio is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AudioSource {
+    /// Stored by earshot (inline bytes or an upload), by audio object id.
+    Stored { audio_id: uuid::Uuid },
+    /// To be downloaded by a worker.
+    Url { url: String },
+}
+
+/// What a provider says about the call beyond its turns.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProviderExtras {
+    pub summary: Option<String>,
+    pub sentiment: Option<String>,
+    pub successful: Option<bool>,
+    pub cost_usd: Option<f64>,
+    pub ended_reason: Option<String>,
+    pub agent_id: Option<String>,
+}
+
+/// The canonical conversation, stored as the versioned payload of an ingest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub call_id: String,
+    pub context_token: String,
+    pub source: Source,
+    /// The platform that handled the call (retell, twilio, ..., custom).
+    pub provider: String,
+    #[serde(default)]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub ended_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub duration_ms: Option<i64>,
+    #[serde(default)]
+    pub from_number: Option<String>,
+    #[serde(default)]
+    pub to_number: Option<String>,
+    #[serde(default)]
+    pub direction: Option<String>,
+    #[serde(default)]
+    pub turns: Vec<Turn>,
+    #[serde(default)]
+    pub audio: Option<AudioSource>,
+    pub diarization: bool,
+    pub first_turn: Role,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub extras: ProviderExtras,
+    /// The client's batch id, when it gave one.
+    #[serde(default)]
+    pub mut_id: Option<String>,
+}
+
+impl Conversation {
+    /// Audio is present, no transcript came with it, and the client asked for transcription.
+    pub fn needs_transcription(&self) -> bool {
+        self.turns.is_empty() && self.audio.is_some() && self.diarization
+    }
+}
+
+/// A conversation as a client sends it, before validation. Both the gRPC message and the JSON
+/// body are turned into this, so the rules below are the same for both.
+#[derive(Clone, Debug, Default)]
+pub struct ConversationInput {
+    pub call_id: String,
+    pub context_token: Option<String>,
+    pub source_platform: Option<String>,
+    pub conversation_start_at: Option<DateTime<Utc>>,
+    pub audio: Option<AudioInput>,
+    pub transcript: Vec<TurnInput>,
+    pub diarization: Option<bool>,
+    /// "user" or "assistant"; None for the default (assistant).
+    pub first_turn: Option<String>,
+    pub tags: Vec<String>,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AudioInput {
+    InlineBase64(String),
+    Url(String),
+    AudioId(String),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TurnInput {
+    pub role: String,
+    pub content: String,
+    pub timestamp_ms: i64,
+    pub end_ms: Option<i64>,
+}
+
+/// Limits on one batch, from the configuration.
+#[derive(Clone, Debug)]
+pub struct IngestLimits {
+    pub max_batch_conversations: usize,
+    pub max_inline_audio_bytes: usize,
+}
+
+pub const MAX_ID_CHARS: usize = 256;
+pub const MAX_TURNS: usize = 20_000;
+pub const MAX_TURN_CHARS: usize = 100_000;
+pub const MAX_TAGS: usize = 100;
+pub const MAX_TAG_CHARS: usize = 200;
+pub const MAX_METADATA_BYTES: usize = 64 * 1024;
+pub const MAX_URL_CHARS: usize = 4096;
+
+/// The audio of a validated conversation, before it is resolved to a stored object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PendingAudio {
+    Inline(Vec<u8>),
+    Url(String),
+    AudioId(uuid::Uuid),
+}
+
+/// A conversation that passed validation, with its audio still to resolve.
+#[derive(Clone, Debug)]
+pub struct ValidConversation {
+    pub conversation: Conversation,
+    pub audio: Option<PendingAudio>,
+}
+
+/// Validates a whole batch and names every problem as `conversations[i].field`.
+pub fn validate_batch(
+    inputs: Vec<ConversationInput>,
+    source: Source,
+    mut_id: Option<&str>,
+    limits: &IngestLimits,
+    violations: &mut Violations,
+) -> Vec<ValidConversation> {
+    if inputs.is_empty() {
+        violations.add("conversations", "at least one conversation is required");
+    }
+    if inputs.len() > limits.max_batch_conversations {
+        violations.add(
+            "conversations",
+            format!(
+                "{} conversations exceed the limit of {} a batch; split the batch",
+                inputs.len(),
+                limits.max_batch_conversations
+            ),
+        );
+        return Vec::new();
+    }
+    inputs
+        .into_iter()
+        .enumerate()
+        .filter_map(|(index, input)| {
+            validate_one(input, source, mut_id, limits, &format!("conversations[{index}]"), violations)
+        })
+        .collect()
+}
+
+fn validate_one(
+    input: ConversationInput,
+    source: Source,
+    mut_id: Option<&str>,
+    limits: &IngestLimits,
+    prefix: &str,
+    violations: &mut Violations,
+) -> Option<ValidConversation> {
+    let before = violations.len();
+    let call_id = input.call_id.trim().to_owned();
+    check_identifier(&call_id, &format!("{prefix}.call_id"), true, violations);
+    let context_token = match input.context_token.map(|token| token.trim().to_owned()) {
+        Some(token) if !token.is_empty() => {
+            check_identifier(&token, &format!("{prefix}.context_token"), false, violations);
+            token
+        }
+        _ => call_id.clone(),
+    };
+    let provider = match input.source_platform.map(|platform| platform.trim().to_ascii_lowercase()) {
+        Some(platform) if !platform.is_empty() => {
+            let valid = platform.len() <= 64
+                && platform.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"-_.".contains(&byte));
+            if !valid {
+                violations.add(
+                    format!("{prefix}.source_platform"),
+                    "must be at most 64 letters, digits, '-', '_' or '.'",
+                );
+            }
+            platform
+        }
+        _ => "custom".to_owned(),
+    };
+    let first_turn = match input.first_turn.as_deref().map(str::trim) {
+        None | Some("") | Some("assistant") => Role::Assistant,
+        Some("user") => Role::User,
+        Some(other) => {
+            violations.add(format!("{prefix}.first_turn"), format!("must be user or assistant, not {other:?}"));
+            Role::Assistant
+        }
+    };
+
+    let transcript_given = !input.transcript.is_empty();
+    if input.transcript.len() > MAX_TURNS {
+        violations.add(format!("{prefix}.transcript"), format!("at most {MAX_TURNS} turns"));
+    }
+    let mut turns = Vec::with_capacity(input.transcript.len().min(MAX_TURNS));
+    for (index, turn) in input.transcript.into_iter().take(MAX_TURNS).enumerate() {
+        let field = format!("{prefix}.transcript[{index}]");
+        let role = Role::parse(turn.role.trim());
+        if role.is_none() {
+            let description = if turn.role.trim().is_empty() {
+                "required: user, assistant, system or tool".to_owned()
+            } else {
+                format!("unknown role {:?}; use user, assistant, system or tool", turn.role)
+            };
+            violations.add(format!("{field}.role"), description);
+        }
+        if turn.content.chars().count() > MAX_TURN_CHARS {
+            violations.add(format!("{field}.content"), format!("at most {MAX_TURN_CHARS} characters"));
+        }
+        if turn.timestamp_ms < 0 {
+            violations.add(format!("{field}.timestamp_ms"), "must not be negative");
+        }
+        if let Some(end_ms) = turn.end_ms
+            && end_ms < turn.timestamp_ms
+        {
+            violations.add(format!("{field}.end_ms"), "must not be before timestamp_ms");
+        }
+        if let Some(role) = role {
+            turns.push(Turn {
+                role,
+                content: turn.content,
+                start_ms: turn.timestamp_ms,
+                end_ms: turn.end_ms,
+                channel: None,
+                confidence: None,
+            });
+        }
+    }
+
+    let audio_given = input.audio.is_some();
+    let audio = input.audio.and_then(|audio| validate_audio(audio, limits, &format!("{prefix}.audio"), violations));
+    if !transcript_given && !audio_given {
+        violations.add(prefix.to_owned(), "needs a transcript, audio, or both");
+    }
+
+    if input.tags.len() > MAX_TAGS {
+        violations.add(format!("{prefix}.tags"), format!("at most {MAX_TAGS} tags"));
+    }
+    let mut tags: Vec<String> = Vec::with_capacity(input.tags.len());
+    for (index, tag) in input.tags.iter().enumerate() {
+        let tag = tag.trim();
+        if tag.is_empty() || tag.chars().count() > MAX_TAG_CHARS {
+            violations.add(format!("{prefix}.tags[{index}]"), format!("must be 1 to {MAX_TAG_CHARS} characters"));
+        } else if !tags.iter().any(|existing| existing == tag) {
+            tags.push(tag.to_owned());
+        }
+    }
+    let metadata_bytes = serde_json::to_vec(&input.metadata).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
+    if metadata_bytes > MAX_METADATA_BYTES {
+        violations.add(format!("{prefix}.metadata"), format!("at most {MAX_METADATA_BYTES} bytes as JSON"));
+    }
+
+    if violations.len() > before {
+        return None;
+    }
+    Some(ValidConversation {
+        conversation: Conversation {
+            call_id,
+            context_token,
+            source,
+            provider,
+            started_at: input.conversation_start_at,
+            ended_at: None,
+            duration_ms: None,
+            from_number: None,
+            to_number: None,
+            direction: None,
+            turns,
+            audio: None,
+            diarization: input.diarization.unwrap_or(true),
+            first_turn,
+            tags,
+            metadata: input.metadata,
+            extras: ProviderExtras::default(),
+            mut_id: mut_id.map(str::to_owned),
+        },
+        audio,
+    })
+}
+
+fn check_identifier(value: &str, field: &str, required: bool, violations: &mut Violations) {
+    if value.is_empty() {
+        if required {
+            violations.add(field, "required and must not be empty");
+        }
+    } else if value.chars().count() > MAX_ID_CHARS {
+        violations.add(field, format!("at most {MAX_ID_CHARS} characters"));
+    } else if value.chars().any(char::is_control) {
+        violations.add(field, "must not contain control characters");
+    }
+}
+
+fn validate_audio(
+    audio: AudioInput,
+    limits: &IngestLimits,
+    field: &str,
+    violations: &mut Violations,
+) -> Option<PendingAudio> {
+    match audio {
+        AudioInput::InlineBase64(encoded) => {
+            let field = format!("{field}.inline_b64");
+            let encoded = encoded.trim();
+            if encoded.is_empty() {
+                violations.add(field, "must not be empty");
+                return None;
+            }
+            // Reject before decoding what cannot fit: base64 carries 3 bytes in 4 characters.
+            if encoded.len() / 4 * 3 > limits.max_inline_audio_bytes + 3 {
+                violations.add(
+                    field,
+                    format!("audio exceeds the inline limit of {} bytes; upload it or send a URL", limits.max_inline_audio_bytes),
+                );
+                return None;
+            }
+            match decode_base64(encoded) {
+                Ok(bytes) if bytes.len() > limits.max_inline_audio_bytes => {
+                    violations.add(
+                        field,
+                        format!("audio exceeds the inline limit of {} bytes; upload it or send a URL", limits.max_inline_audio_bytes),
+                    );
+                    None
+                }
+                Ok(bytes) => Some(PendingAudio::Inline(bytes)),
+                Err(position) => {
+                    violations.add(field, format!("is not valid base64 (at character {position})"));
+                    None
+                }
+            }
+        }
+        AudioInput::Url(url) => {
+            let field = format!("{field}.url");
+            let url = url.trim().to_owned();
+            if url.chars().count() > MAX_URL_CHARS {
+                violations.add(field, format!("at most {MAX_URL_CHARS} characters"));
+                return None;
+            }
+            match http::Uri::try_from(url.as_str()) {
+                Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {
+                    Some(PendingAudio::Url(url))
+                }
+                _ => {
+                    violations.add(field, "must be an absolute http or https URL");
+                    None
+                }
+            }
+        }
+        AudioInput::AudioId(id) => match uuid::Uuid::parse_str(id.trim()) {
+            Ok(id) => Some(PendingAudio::AudioId(id)),
+            Err(_) => {
+                violations.add(format!("{field}.audio_id"), "must be an audio id returned by UploadAudio");
+                None
+            }
+        },
+    }
+}
+
+/// Standard base64, padding optional, also accepting the URL-safe alphabet and line breaks that
+/// some encoders insert. On failure, the position of the offending character.
+fn decode_base64(encoded: &str) -> Result<Vec<u8>, usize> {
+    let cleaned: String = encoded.chars().filter(|c| !matches!(c, '\n' | '\r')).collect();
+    let normalized: String = cleaned
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            other => other,
+        })
+        .collect();
+    data_encoding::BASE64_NOPAD.decode(normalized.as_bytes()).map_err(|error| error.position)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> IngestLimits {
+        IngestLimits { max_batch_conversations: 3, max_inline_audio_bytes: 16 }
+    }
+
+    fn turn(role: &str, content: &str, timestamp_ms: i64) -> TurnInput {
+        TurnInput { role: role.to_owned(), content: content.to_owned(), timestamp_ms, end_ms: None }
+    }
+
+    fn valid_input() -> ConversationInput {
+        ConversationInput {
+            call_id: "call-1".to_owned(),
+            transcript: vec![turn("assistant", "Hello", 0), turn("user", "Hi", 900)],
+            ..Default::default()
+        }
+    }
+
+    fn fields(inputs: Vec<ConversationInput>) -> Vec<String> {
+        let mut violations = Violations::new();
+        validate_batch(inputs, Source::Sdk, None, &limits(), &mut violations);
+        match violations.into_result() {
+            Ok(()) => Vec::new(),
+            Err(error) => error.field_violations().iter().map(|violation| violation.field.clone()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_valid_conversation_gets_defaults() {
+        let mut violations = Violations::new();
+        let valid = validate_batch(vec![valid_input()], Source::Sdk, Some("batch-7"), &limits(), &mut violations);
+        assert!(violations.is_empty());
+        let conversation = &valid[0].conversation;
+        assert_eq!(conversation.context_token, "call-1");
+        assert_eq!(conversation.provider, "custom");
+        assert_eq!(conversation.first_turn, Role::Assistant);
+        assert!(conversation.diarization);
+        assert_eq!(conversation.turns[1].role, Role::User);
+        assert_eq!(conversation.turns[1].start_ms, 900);
+        assert_eq!(conversation.mut_id.as_deref(), Some("batch-7"));
+    }
+
+    #[test]
+    fn every_problem_is_named_by_index_and_field() {
+        let bad = ConversationInput {
+            call_id: "  ".to_owned(),
+            first_turn: Some("robot".to_owned()),
+            transcript: vec![turn("agent", "x", 0), turn("user", "y", -5)],
+            tags: vec![String::new()],
+            ..Default::default()
+        };
+        assert_eq!(
+            fields(vec![valid_input(), bad]),
+            [
+                "conversations[1].call_id",
+                "conversations[1].first_turn",
+                "conversations[1].transcript[0].role",
+                "conversations[1].transcript[1].timestamp_ms",
+                "conversations[1].tags[0]",
+            ]
+        );
+    }
+
+    #[test]
+    fn audio_is_checked() {
+        let with_audio = |audio| ConversationInput { audio: Some(audio), transcript: Vec::new(), ..valid_input() };
+        assert_eq!(
+            fields(vec![with_audio(AudioInput::InlineBase64("not base64!".into()))]),
+            ["conversations[0].audio.inline_b64"]
+        );
+        let too_big = data_encoding::BASE64.encode(&[0u8; 17]);
+        assert_eq!(fields(vec![with_audio(AudioInput::InlineBase64(too_big))]), ["conversations[0].audio.inline_b64"]);
+        let fits = data_encoding::BASE64.encode(&[1u8; 16]);
+        assert!(fields(vec![with_audio(AudioInput::InlineBase64(fits))]).is_empty());
+        assert_eq!(fields(vec![with_audio(AudioInput::Url("ftp://x/a.wav".into()))]), ["conversations[0].audio.url"]);
+        assert_eq!(fields(vec![with_audio(AudioInput::AudioId("abc".into()))]), ["conversations[0].audio.audio_id"]);
+        assert_eq!(fields(vec![ConversationInput { transcript: Vec::new(), ..valid_input() }]), ["conversations[0]"]);
+    }
+
+    #[test]
+    fn batch_limits() {
+        assert_eq!(fields(Vec::new()), ["conversations"]);
+        assert_eq!(fields(vec![valid_input(); 4]), ["conversations"]);
+    }
+
+    #[test]
+    fn base64_variants_decode() {
+        assert_eq!(decode_base64("aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(decode_base64("aGVsbG8").unwrap(), b"hello");
+        assert_eq!(decode_base64("aGVs\nbG8=").unwrap(), b"hello");
+        assert_eq!(decode_base64("_-8").unwrap(), decode_base64("/+8").unwrap());
+        assert!(decode_base64("aGV$bG8").is_err());
     }
 }

@@ -3,11 +3,15 @@
 
 pub mod auth;
 pub mod conversation;
+pub mod datapoints;
+pub mod ingest;
 pub mod integrations;
+pub mod metrics;
 pub mod projects;
 
 use std::sync::Arc;
 
+use crate::blob::BlobStore;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::crypto::Keyring;
@@ -20,6 +24,12 @@ pub struct Domain {
     pub keyring: Arc<Keyring>,
     pub clock: SharedClock,
     pub settings: Arc<Settings>,
+    /// The audio store.
+    pub blobs: BlobStore,
+    /// Group-committing writer of accepted ingests.
+    pub ingest_writer: crate::jobs::IngestWriter,
+    /// Wakes idle workers when new jobs are committed.
+    pub jobs_wakeup: Arc<tokio::sync::Notify>,
 }
 
 /// Settings the domain rules read, taken from the configuration at start.
@@ -30,6 +40,9 @@ pub struct Settings {
     pub rotation_grace_max: chrono::Duration,
     pub rate_limit_per_minute_default: u32,
     pub rate_limit_per_minute_max: u32,
+    pub ingest_limits: conversation::IngestLimits,
+    pub max_upload_bytes: usize,
+    pub allow_private_networks: bool,
 }
 
 impl Settings {
@@ -45,6 +58,12 @@ impl Settings {
             ),
             rate_limit_per_minute_default: integrations.rate_limit_per_minute_default,
             rate_limit_per_minute_max: integrations.rate_limit_per_minute_max,
+            ingest_limits: conversation::IngestLimits {
+                max_batch_conversations: config.ingest.max_batch_conversations,
+                max_inline_audio_bytes: config.ingest.max_inline_audio_bytes,
+            },
+            max_upload_bytes: config.ingest.max_upload_bytes,
+            allow_private_networks: config.fetch.allow_private_networks,
         }
     }
 }
@@ -55,4 +74,43 @@ pub fn parse_id(field: &str, value: &str) -> crate::error::Result<uuid::Uuid> {
         return Err(crate::Error::invalid(field, "required"));
     }
     uuid::Uuid::parse_str(value).map_err(|_| crate::Error::invalid(field, "must be a UUID"))
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::sync::Arc;
+
+    use super::{Domain, Settings, conversation::IngestLimits};
+    use crate::clock::SharedClock;
+    use crate::crypto::{Keyring, MasterKey};
+
+    pub fn settings() -> Settings {
+        Settings {
+            public_base_url: "https://hooks.example.com".to_owned(),
+            rotation_grace_default: chrono::Duration::hours(24),
+            rotation_grace_max: chrono::Duration::hours(168),
+            rate_limit_per_minute_default: 1000,
+            rate_limit_per_minute_max: 100_000,
+            ingest_limits: IngestLimits { max_batch_conversations: 1000, max_inline_audio_bytes: 1 << 20 },
+            max_upload_bytes: 1 << 20,
+            allow_private_networks: false,
+        }
+    }
+
+    /// A domain over a fresh test database (SQLite, or Postgres when configured) and a
+    /// temporary audio directory, which lives as long as the returned guard.
+    pub async fn domain(clock: SharedClock) -> (Domain, tempfile::TempDir) {
+        let storage = crate::storage::test_support::storage().await;
+        let audio = tempfile::tempdir().unwrap();
+        let domain = Domain {
+            ingest_writer: crate::jobs::IngestWriter::start(storage.clone(), 3, clock.clone()),
+            storage,
+            keyring: Arc::new(Keyring::new(MasterKey::generate(), Vec::new())),
+            clock,
+            settings: Arc::new(settings()),
+            blobs: crate::blob::BlobStore::local(audio.path()).unwrap(),
+            jobs_wakeup: Arc::new(tokio::sync::Notify::new()),
+        };
+        (domain, audio)
+    }
 }

@@ -4,7 +4,9 @@
 //! Everything here is portable SQL built by sea-query, except `sqlite_connect_options`, the
 //! one place that holds SQLite-only settings.
 
+mod datapoints;
 mod entities;
+mod ingest;
 mod integrations;
 mod migrations;
 mod projects;

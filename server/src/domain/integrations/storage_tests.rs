@@ -9,9 +9,8 @@ use chrono::{Duration, TimeZone, Utc};
 use super::*;
 use crate::clock::{Clock, ManualClock};
 use crate::crypto::{Keyring, MasterKey};
+use crate::domain::Domain;
 use crate::domain::auth::NewApiKey;
-use crate::domain::{Domain, Settings};
-use crate::storage::test_support;
 
 const TOKEN_A: &str = "0123456789abcdef0123456789abcdef";
 const TOKEN_B: &str = "fedcba9876543210fedcba9876543210";
@@ -19,6 +18,7 @@ const TOKEN_C: &str = "aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbb";
 
 struct Fixture {
     domain: Domain,
+    _audio_dir: tempfile::TempDir,
     clock: Arc<ManualClock>,
     admin: Principal,
     project_id: Uuid,
@@ -26,21 +26,10 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()));
-    let domain = Domain {
-        storage: test_support::storage().await,
-        keyring: Arc::new(Keyring::new(MasterKey::generate(), Vec::new())),
-        clock: clock.clone(),
-        settings: Arc::new(Settings {
-            public_base_url: "https://hooks.example.com".to_owned(),
-            rotation_grace_default: Duration::hours(24),
-            rotation_grace_max: Duration::hours(168),
-            rate_limit_per_minute_default: 1000,
-            rate_limit_per_minute_max: 100_000,
-        }),
-    };
+    let (domain, audio_dir) = crate::domain::test_support::domain(clock.clone()).await;
     let bootstrap = domain.bootstrap(false).await.unwrap().unwrap();
     let admin = domain.authenticate(bootstrap.api_key_value.expose()).await.unwrap();
-    Fixture { domain, clock, admin, project_id: bootstrap.project.id }
+    Fixture { domain, _audio_dir: audio_dir, clock, admin, project_id: bootstrap.project.id }
 }
 
 fn secrets(pairs: &[(&str, &str)]) -> BTreeMap<String, SecretValue> {
@@ -92,7 +81,7 @@ async fn create_seals_secrets_and_summarizes_them() {
 
 #[tokio::test]
 async fn rotation_grace_is_honoured() {
-    let Fixture { domain, clock, admin, project_id } = fixture().await;
+    let Fixture { domain, clock, admin, project_id, .. } = fixture().await;
     let integration = domain.create_integration(&admin, twilio(project_id, TOKEN_A)).await.unwrap();
 
     let rotated = domain
@@ -128,7 +117,7 @@ async fn rotation_grace_is_honoured() {
 
 #[tokio::test]
 async fn rotation_defaults_bounds_and_previous_limit() {
-    let Fixture { domain, clock, admin, project_id } = fixture().await;
+    let Fixture { domain, clock, admin, project_id, .. } = fixture().await;
     let integration = domain.create_integration(&admin, twilio(project_id, TOKEN_A)).await.unwrap();
 
     let rotated = domain

@@ -1,0 +1,399 @@
+//! Ingest: a batch is validated as a whole, its inline audio stored, then every conversation is
+//! written with its job in one group-committed transaction before the caller gets an answer. A
+//! repeated delivery of the same content is reported as a duplicate and creates nothing.
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::Domain;
+use super::auth::{Principal, Scope};
+use super::conversation::{AudioSource, Conversation, ConversationInput, PendingAudio, Source, validate_batch};
+use crate::blob::{BlobStore, sniff_audio_content_type};
+use crate::error::{Error, Result, Violations};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IngestState {
+    Queued,
+    Processing,
+    AwaitingTranscription,
+    Done,
+    /// Failed an attempt; a retry is scheduled.
+    Failed,
+    /// Failed its last attempt; only RetryIngest queues it again.
+    Dead,
+}
+
+impl IngestState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IngestState::Queued => "queued",
+            IngestState::Processing => "processing",
+            IngestState::AwaitingTranscription => "awaiting_transcription",
+            IngestState::Done => "done",
+            IngestState::Failed => "failed",
+            IngestState::Dead => "dead",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            IngestState::Queued,
+            IngestState::Processing,
+            IngestState::AwaitingTranscription,
+            IngestState::Done,
+            IngestState::Failed,
+            IngestState::Dead,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == name)
+    }
+}
+
+/// A stored audio file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AudioObject {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub project_id: Uuid,
+    pub sha256: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub blob_key: String,
+    pub duration_ms: Option<i64>,
+    pub channels: Option<u32>,
+    pub sample_rate_hz: Option<u32>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The id of an audio file in a project: derived from its content, so the same bytes get the
+/// same id however often and concurrently they arrive.
+pub fn audio_object_id(project_id: Uuid, sha256_hex: &str) -> Uuid {
+    let digest = crate::crypto::sha256_hex(format!("earshot audio object\0{project_id}\0{sha256_hex}").as_bytes());
+    let mut bytes = [0u8; 16];
+    for (index, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&digest[index * 2..index * 2 + 2], 16).unwrap_or(0);
+    }
+    Uuid::new_v8(bytes)
+}
+
+/// The user-visible record of one accepted conversation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IngestRecord {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub project_id: Uuid,
+    pub call_id: String,
+    pub context_token: String,
+    pub provider: String,
+    pub source: Source,
+    pub state: IngestState,
+    pub datapoint_id: Option<Uuid>,
+    pub attempts: i32,
+    pub last_error: String,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One conversation to write, with its dedup key.
+#[derive(Clone, Debug)]
+pub struct NewIngest {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub project_id: Uuid,
+    pub dedup_key: String,
+    pub conversation: Conversation,
+}
+
+/// Everything one request writes: audio rows first, then ingests with their jobs.
+#[derive(Clone, Debug, Default)]
+pub struct IngestWrite {
+    pub audio_objects: Vec<AudioObject>,
+    pub ingests: Vec<NewIngest>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IngestOutcome {
+    Created(Uuid),
+    /// The same content was ingested before, as this ingest.
+    Duplicate(Uuid),
+}
+
+impl IngestOutcome {
+    pub fn ingest_id(self) -> Uuid {
+        match self {
+            IngestOutcome::Created(id) | IngestOutcome::Duplicate(id) => id,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct IngestRequest {
+    pub project_id: Option<Uuid>,
+    pub conversations: Vec<ConversationInput>,
+    pub mut_id: Option<String>,
+    pub source: Source,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IngestedConversation {
+    pub call_id: String,
+    pub context_token: String,
+    pub ingest_id: Uuid,
+    pub duplicate: bool,
+}
+
+/// A content-based key: the same conversation (without the batch id) always gets the same key.
+pub fn dedup_key(conversation: &Conversation) -> String {
+    let mut canonical = conversation.clone();
+    canonical.mut_id = None;
+    let json = serde_json::to_vec(&canonical).unwrap_or_default();
+    format!("{}:{}:{}", conversation.provider, conversation.call_id, crate::crypto::sha256_hex(&json))
+}
+
+/// Metadata of an audio upload; the bytes follow.
+#[derive(Clone, Debug, Default)]
+pub struct UploadMetadata {
+    pub project_id: Option<Uuid>,
+    pub content_type: Option<String>,
+    pub sha256: Option<String>,
+    pub size_bytes: Option<u64>,
+}
+
+impl Domain {
+    /// Validates, stores and acknowledges a batch. Returns only after every conversation (and
+    /// its audio) is durably committed.
+    pub async fn ingest_conversations(
+        &self,
+        principal: &Principal,
+        request: IngestRequest,
+    ) -> Result<Vec<IngestedConversation>> {
+        principal.require(Scope::Ingest)?;
+        let project_id = self.ingest_project(principal, request.project_id).await?;
+        let mut violations = Violations::new();
+        let limits = &self.settings.ingest_limits;
+        let mut valid =
+            validate_batch(request.conversations, request.source, request.mut_id.as_deref(), limits, &mut violations);
+        violations.into_result()?;
+
+        let mut violations = Violations::new();
+        let mut write = IngestWrite::default();
+        let mut blobs: Vec<(String, Bytes)> = Vec::new();
+        let mut url_checks = tokio::task::JoinSet::new();
+        for (index, item) in valid.iter_mut().enumerate() {
+            let field = format!("conversations[{index}].audio");
+            match item.audio.take() {
+                None => {}
+                Some(PendingAudio::Inline(bytes)) => {
+                    let Some(content_type) = sniff_audio_content_type(&bytes) else {
+                        violations.add(
+                            format!("{field}.inline_b64"),
+                            "is not a recognised audio format (WAV, MP3, OGG, FLAC, AU, MP4, WebM)",
+                        );
+                        continue;
+                    };
+                    let object = self.new_audio_object(principal.organization_id, project_id, &bytes, content_type);
+                    item.conversation.audio = Some(AudioSource::Stored { audio_id: object.id });
+                    if !write.audio_objects.iter().any(|existing| existing.id == object.id) {
+                        blobs.push((object.blob_key.clone(), Bytes::from(bytes)));
+                        write.audio_objects.push(object);
+                    }
+                }
+                Some(PendingAudio::AudioId(audio_id)) => {
+                    match self.storage.get_audio_object(principal.organization_id, project_id, audio_id).await? {
+                        Some(_) => item.conversation.audio = Some(AudioSource::Stored { audio_id }),
+                        None => violations.add(
+                            format!("{field}.audio_id"),
+                            format!("unknown audio id {audio_id} in this project; upload the file first"),
+                        ),
+                    }
+                }
+                Some(PendingAudio::Url(url)) => {
+                    let allow_private = self.settings.allow_private_networks;
+                    item.conversation.audio = Some(AudioSource::Url { url: url.clone() });
+                    url_checks.spawn(async move {
+                        (index, crate::pipeline::ssrf::check_url(&url, allow_private).await)
+                    });
+                }
+            }
+        }
+        while let Some(checked) = url_checks.join_next().await {
+            let (index, result) = checked.map_err(|error| Error::internal("checking audio URLs", error))?;
+            if let Err(reason) = result {
+                violations.add(format!("conversations[{index}].audio.url"), reason);
+            }
+        }
+        violations.into_result()?;
+
+        // Audio first: once the rows that point at it commit, it must already be on disk.
+        for (key, bytes) in blobs {
+            self.blobs.put_if_absent(&key, bytes).await?;
+        }
+        write.ingests = valid
+            .into_iter()
+            .map(|item| NewIngest {
+                id: Uuid::now_v7(),
+                organization_id: principal.organization_id,
+                project_id,
+                dedup_key: dedup_key(&item.conversation),
+                conversation: item.conversation,
+            })
+            .collect();
+        let answers: Vec<(String, String)> = write
+            .ingests
+            .iter()
+            .map(|ingest| (ingest.conversation.call_id.clone(), ingest.conversation.context_token.clone()))
+            .collect();
+        let outcomes = self.ingest_writer.submit(write).await?;
+        self.jobs_wakeup.notify_waiters();
+        Ok(answers
+            .into_iter()
+            .zip(outcomes)
+            .map(|((call_id, context_token), outcome)| IngestedConversation {
+                call_id,
+                context_token,
+                ingest_id: outcome.ingest_id(),
+                duplicate: matches!(outcome, IngestOutcome::Duplicate(_)),
+            })
+            .collect())
+    }
+
+    /// Stores an uploaded file and returns its audio object (the same one for the same bytes).
+    pub async fn upload_audio(&self, principal: &Principal, metadata: UploadMetadata, bytes: Bytes) -> Result<AudioObject> {
+        principal.require(Scope::Ingest)?;
+        let project_id = self.ingest_project(principal, metadata.project_id).await?;
+        let mut violations = Violations::new();
+        if bytes.is_empty() {
+            violations.add("chunk", "the upload has no bytes");
+        }
+        if let Some(size) = metadata.size_bytes
+            && size != bytes.len() as u64
+        {
+            violations.add("metadata.size_bytes", format!("says {size} bytes but {} arrived", bytes.len()));
+        }
+        let sha256 = crate::crypto::sha256_hex(&bytes);
+        if let Some(expected) = metadata.sha256.as_deref().filter(|expected| !expected.is_empty())
+            && !expected.eq_ignore_ascii_case(&sha256)
+        {
+            violations.add("metadata.sha256", format!("does not match the received bytes (sha256 {sha256})"));
+        }
+        let sniffed = sniff_audio_content_type(&bytes);
+        if sniffed.is_none() && !bytes.is_empty() {
+            violations.add("chunk", "is not a recognised audio format (WAV, MP3, OGG, FLAC, AU, MP4, WebM)");
+        }
+        violations.into_result()?;
+        let content_type = metadata
+            .content_type
+            .filter(|given| given.starts_with("audio/"))
+            .or_else(|| sniffed.map(str::to_owned))
+            .unwrap_or_else(|| "application/octet-stream".to_owned());
+        let object = self.new_audio_object(principal.organization_id, project_id, &bytes, &content_type);
+        self.blobs.put_if_absent(&object.blob_key, bytes).await?;
+        self.storage.insert_audio_object(&object).await?;
+        Ok(self.storage.get_audio_object(principal.organization_id, project_id, object.id).await?.unwrap_or(object))
+    }
+
+    pub async fn get_ingest(&self, principal: &Principal, id: Uuid) -> Result<IngestRecord> {
+        let not_found = || Error::not_found(format!("ingest {id} not found"));
+        if !principal.has_scope(Scope::Ingest) && !principal.has_scope(Scope::Read) {
+            return Err(Error::PermissionDenied("this API key lacks the ingest or read scope".into()));
+        }
+        let record = self.storage.get_ingest(principal.organization_id, id).await?.ok_or_else(not_found)?;
+        if !principal.may_access_project(record.project_id) {
+            return Err(not_found());
+        }
+        Ok(record)
+    }
+
+    pub async fn list_ingests(
+        &self,
+        principal: &Principal,
+        project_id: Option<Uuid>,
+        state: Option<IngestState>,
+        page_size: usize,
+        before: Option<Uuid>,
+    ) -> Result<(Vec<IngestRecord>, Option<Uuid>)> {
+        principal.require(Scope::Read)?;
+        let project_id = self.ingest_project(principal, project_id).await?;
+        let page_size = if page_size == 0 { 100 } else { page_size.min(500) };
+        let mut records =
+            self.storage.list_ingests(principal.organization_id, project_id, state, before, page_size + 1).await?;
+        let next = if records.len() > page_size {
+            records.truncate(page_size);
+            records.last().map(|record| record.id)
+        } else {
+            None
+        };
+        Ok((records, next))
+    }
+
+    /// Queues a failed or dead ingest again, with a fresh attempt budget.
+    pub async fn retry_ingest(&self, principal: &Principal, id: Uuid) -> Result<IngestRecord> {
+        principal.require(Scope::Ingest)?;
+        let record = self.get_ingest(principal, id).await?;
+        if !matches!(record.state, IngestState::Failed | IngestState::Dead) {
+            return Err(Error::invalid(
+                "ingest_id",
+                format!("ingest is {}; only failed or dead ingests can be retried", record.state.as_str()),
+            ));
+        }
+        self.storage.requeue_ingest(id, self.clock.now()).await?;
+        self.jobs_wakeup.notify_waiters();
+        self.get_ingest(principal, id).await
+    }
+
+    /// The project a key ingests into: the one named, else the key's own.
+    async fn ingest_project(&self, principal: &Principal, project_id: Option<Uuid>) -> Result<Uuid> {
+        let project_id = project_id.or(principal.project_id).ok_or_else(|| {
+            Error::invalid("project_id", "required (the API key is not restricted to one project)")
+        })?;
+        self.project_for(principal, project_id).await?;
+        Ok(project_id)
+    }
+
+    /// An audio object for `bytes` (its id follows from the content).
+    pub(crate) fn new_audio_object(
+        &self,
+        organization_id: Uuid,
+        project_id: Uuid,
+        bytes: &[u8],
+        content_type: &str,
+    ) -> AudioObject {
+        let sha256 = crate::crypto::sha256_hex(bytes);
+        AudioObject {
+            id: audio_object_id(project_id, &sha256),
+            organization_id,
+            project_id,
+            blob_key: BlobStore::key_for(&sha256),
+            sha256,
+            content_type: content_type.to_owned(),
+            size_bytes: i64::try_from(bytes.len()).unwrap_or(i64::MAX),
+            duration_ms: None,
+            channels: None,
+            sample_rate_hz: None,
+            created_at: self.clock.now(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audio_ids_follow_content_and_project() {
+        let project = Uuid::now_v7();
+        let sha = crate::crypto::sha256_hex(b"x");
+        assert_eq!(audio_object_id(project, &sha), audio_object_id(project, &sha));
+        assert_ne!(audio_object_id(project, &sha), audio_object_id(Uuid::now_v7(), &sha));
+        assert_ne!(audio_object_id(project, &sha), audio_object_id(project, &crate::crypto::sha256_hex(b"y")));
+    }
+
+    #[test]
+    fn states_round_trip() {
+        for state in ["queued", "processing", "awaiting_transcription", "done", "failed", "dead"] {
+            assert_eq!(IngestState::parse(state).unwrap().as_str(), state);
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Group commit: concurrent ingest requests share one transaction and one fsync. A single
+//! writer task takes every request waiting at that moment, commits them together, and only then
+//! answers each; while it commits, new requests queue up for the next group.
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::SharedClock;
+use crate::domain::ingest::{IngestOutcome, IngestWrite};
+use crate::error::{Error, Result};
+use crate::storage::Storage;
+
+/// Most requests in one group; bounds transaction size and latency.
+const MAX_GROUP: usize = 512;
+const QUEUE_DEPTH: usize = 4096;
+
+struct Pending {
+    write: IngestWrite,
+    reply: oneshot::Sender<Result<Vec<IngestOutcome>>>,
+}
+
+/// The handle requests submit to. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct IngestWriter {
+    sender: mpsc::Sender<Pending>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Pending").field("ingests", &self.write.ingests.len()).finish()
+    }
+}
+
+impl IngestWriter {
+    /// Starts the writer task on the current runtime.
+    pub fn start(storage: Storage, max_attempts: i32, clock: SharedClock) -> Self {
+        let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
+        tokio::spawn(run(storage, max_attempts, clock, receiver));
+        Self { sender }
+    }
+
+    /// Returns once `write` is committed, with one outcome per ingest in order.
+    pub async fn submit(&self, write: IngestWrite) -> Result<Vec<IngestOutcome>> {
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(Pending { write, reply })
+            .await
+            .map_err(|_| Error::Unavailable("the ingest writer has stopped".into()))?;
+        answer.await.map_err(|_| Error::Unavailable("the ingest writer has stopped".into()))?
+    }
+}
+
+async fn run(storage: Storage, max_attempts: i32, clock: SharedClock, mut receiver: mpsc::Receiver<Pending>) {
+    let mut group: Vec<Pending> = Vec::with_capacity(MAX_GROUP);
+    while let Some(first) = receiver.recv().await {
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match receiver.try_recv() {
+                Ok(next) => group.push(next),
+                Err(_) => break,
+            }
+        }
+        let writes: Vec<&IngestWrite> = group.iter().map(|pending| &pending.write).collect();
+        let started = std::time::Instant::now();
+        let result = storage.commit_ingest_writes(&writes, max_attempts, clock.now()).await;
+        tracing::debug!(requests = group.len(), elapsed_ms = started.elapsed().as_millis() as u64, "group commit");
+        match result {
+            Ok(outcomes) => {
+                for (pending, outcome) in group.drain(..).zip(outcomes) {
+                    let _receiver_gone = pending.reply.send(Ok(outcome));
+                }
+            }
+            Err(error) => {
+                tracing::error!(error = %error, requests = group.len(), "group commit failed");
+                for pending in group.drain(..) {
+                    let _receiver_gone = pending
+                        .reply
+                        .send(Err(Error::Unavailable("storage is unavailable; nothing was stored, retry".into())));
+                }
+            }
+        }
+    }
+}

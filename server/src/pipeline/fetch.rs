@@ -1,0 +1,124 @@
+//! Downloads audio URLs behind the SSRF guard, with time and size limits, re-checking every
+//! redirect.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+
+use super::ssrf;
+
+#[derive(Clone, Debug)]
+pub struct FetchSettings {
+    pub timeout: Duration,
+    pub max_bytes: usize,
+    pub max_redirects: usize,
+    pub allow_private_networks: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// Will fail the same way every time: no retry.
+    #[error("{0}")]
+    Permanent(String),
+    /// May work later (network, 5xx, 429).
+    #[error("{0}")]
+    Transient(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    settings: FetchSettings,
+}
+
+impl Fetcher {
+    pub fn new(settings: FetchSettings) -> Result<Self, String> {
+        install_crypto_provider();
+        let max_redirects = settings.max_redirects;
+        let allow_private = settings.allow_private_networks;
+        let redirect = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() > max_redirects {
+                return attempt.error(format!("more than {max_redirects} redirects"));
+            }
+            let url = attempt.url();
+            if !matches!(url.scheme(), "http" | "https") {
+                return attempt.error("redirect to a non-http URL");
+            }
+            // Hostnames are checked by the resolver; literal addresses never reach it.
+            let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+            if let Ok(ip) = host.parse::<std::net::IpAddr>()
+                && let Err(reason) = ssrf::is_allowed(ip, allow_private)
+            {
+                return attempt.error(format!("redirect to {reason} ({ip})"));
+            }
+            attempt.follow()
+        });
+        let client = reqwest::Client::builder()
+            .dns_resolver(ssrf::resolver(allow_private))
+            .redirect(redirect)
+            .timeout(settings.timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("earshot/", env!("CARGO_PKG_VERSION")))
+            .no_proxy()
+            .build()
+            .map_err(|error| format!("building the HTTP client: {error}"))?;
+        Ok(Self { client, settings })
+    }
+
+    /// GETs `url` and returns its body, at most `max_bytes`.
+    pub async fn fetch(&self, url: &str, basic_auth: Option<(&str, &str)>) -> Result<Bytes, FetchError> {
+        ssrf::check_url(url, self.settings.allow_private_networks).await.map_err(|reason| {
+            FetchError::Permanent(format!("audio URL {reason}"))
+        })?;
+        let mut request = self.client.get(url);
+        if let Some((user, password)) = basic_auth {
+            request = request.basic_auth(user, Some(password));
+        }
+        let response = request.send().await.map_err(|error| classify(&error))?;
+        let status = response.status();
+        if !status.is_success() {
+            let message = format!("audio URL answered HTTP {}", status.as_u16());
+            return Err(if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
+                FetchError::Transient(message)
+            } else {
+                FetchError::Permanent(message)
+            });
+        }
+        let max = self.settings.max_bytes;
+        if response.content_length().is_some_and(|length| length > max as u64) {
+            return Err(FetchError::Permanent(format!("audio is larger than the {max}-byte limit")));
+        }
+        let mut body = BytesMut::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|error| classify(&error))?;
+            if body.len() + chunk.len() > max {
+                return Err(FetchError::Permanent(format!("audio is larger than the {max}-byte limit")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    }
+}
+
+fn classify(error: &reqwest::Error) -> FetchError {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if error.is_redirect() || text.contains("does not fetch") {
+        FetchError::Permanent(format!("fetching audio: {text}"))
+    } else {
+        FetchError::Transient(format!("fetching audio: {text}"))
+    }
+}
+
+/// reqwest is built without a bundled TLS crypto provider; rustls' ring provider is installed
+/// once for the process.
+fn install_crypto_provider() {
+    let _already_installed = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,120 @@
+//! One ingest job: resolve the audio (download URL audio behind the SSRF guard), probe it,
+//! park audio-only calls that need transcription, else merge the conversation into its
+//! datapoint, and record the result in one transaction.
+
+use bytes::Bytes;
+use uuid::Uuid;
+
+use super::fetch::{FetchError, Fetcher};
+use super::probe;
+use crate::blob::sniff_audio_content_type;
+use crate::domain::Domain;
+use crate::domain::conversation::AudioSource;
+use crate::domain::datapoints::Datapoint;
+
+#[derive(Debug)]
+pub enum ProcessError {
+    /// Retrying cannot help (the audio is not there, not audio, too large, refused).
+    Permanent(String),
+    /// May succeed later.
+    Transient(String),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ProcessOutcome {
+    Done { datapoint_id: Uuid },
+    AwaitingTranscription,
+}
+
+fn transient(error: crate::Error) -> ProcessError {
+    ProcessError::Transient(error.to_string())
+}
+
+pub async fn process_ingest(
+    domain: &Domain,
+    fetcher: &Fetcher,
+    job_id: Uuid,
+    ingest_id: Uuid,
+) -> Result<ProcessOutcome, ProcessError> {
+    let storage = &domain.storage;
+    let (record, conversation) = storage
+        .load_ingest(ingest_id)
+        .await
+        .map_err(transient)?
+        .ok_or_else(|| ProcessError::Permanent(format!("ingest {ingest_id} no longer exists")))?;
+    storage.mark_ingest_processing(ingest_id, domain.clock.now()).await.map_err(transient)?;
+
+    let audio_id = match &conversation.audio {
+        None => None,
+        Some(AudioSource::Stored { audio_id }) => Some(*audio_id),
+        Some(AudioSource::Url { url }) => {
+            let bytes = fetcher.fetch(url, None).await.map_err(|error| match error {
+                FetchError::Permanent(reason) => ProcessError::Permanent(reason),
+                FetchError::Transient(reason) => ProcessError::Transient(reason),
+            })?;
+            Some(store_fetched_audio(domain, record.organization_id, record.project_id, bytes).await?)
+        }
+    };
+    if let Some(audio_id) = audio_id {
+        probe_if_needed(domain, record.organization_id, record.project_id, audio_id).await?;
+    }
+
+    if conversation.needs_transcription() {
+        storage.park_ingest(job_id, ingest_id, domain.clock.now()).await.map_err(transient)?;
+        return Ok(ProcessOutcome::AwaitingTranscription);
+    }
+    let existing = storage
+        .find_datapoint(record.project_id, &conversation.provider, &conversation.call_id)
+        .await
+        .map_err(transient)?;
+    let datapoint = Datapoint::merge(
+        existing,
+        &conversation,
+        audio_id,
+        record.organization_id,
+        record.project_id,
+        domain.clock.now(),
+    );
+    storage.finish_ingest(job_id, ingest_id, &datapoint, domain.clock.now()).await.map_err(transient)?;
+    Ok(ProcessOutcome::Done { datapoint_id: datapoint.id })
+}
+
+async fn store_fetched_audio(
+    domain: &Domain,
+    organization_id: Uuid,
+    project_id: Uuid,
+    bytes: Bytes,
+) -> Result<Uuid, ProcessError> {
+    let content_type = sniff_audio_content_type(&bytes)
+        .ok_or_else(|| ProcessError::Permanent("the audio URL did not return a recognised audio format".into()))?;
+    let object = domain.new_audio_object(organization_id, project_id, &bytes, content_type);
+    domain.blobs.put_if_absent(&object.blob_key, bytes).await.map_err(transient)?;
+    domain.storage.insert_audio_object(&object).await.map_err(transient)?;
+    Ok(object.id)
+}
+
+/// Records duration, channels and sample rate the first time an audio object is processed.
+/// Unreadable audio is kept as it is: transcription, which needs to decode it, decides then.
+async fn probe_if_needed(domain: &Domain, organization_id: Uuid, project_id: Uuid, audio_id: Uuid) -> Result<(), ProcessError> {
+    let object = domain
+        .storage
+        .get_audio_object(organization_id, project_id, audio_id)
+        .await
+        .map_err(transient)?
+        .ok_or_else(|| ProcessError::Permanent(format!("audio {audio_id} no longer exists")))?;
+    if object.channels.is_some() || object.duration_ms.is_some() {
+        return Ok(());
+    }
+    let bytes = domain.blobs.get(&object.blob_key).await.map_err(transient)?;
+    let content_type = object.content_type.clone();
+    let probed = tokio::task::spawn_blocking(move || probe::probe(bytes.to_vec(), &content_type))
+        .await
+        .map_err(|error| ProcessError::Transient(format!("probing audio: {error}")))?;
+    match probed {
+        Ok(probed) => domain.storage.update_audio_probe(audio_id, &probed).await.map_err(transient),
+        Err(reason) => {
+            tracing::warn!(%audio_id, reason = %reason, "audio could not be probed");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,40 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "datapoints")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub organization_id: String,
+    pub project_id: String,
+    pub provider: String,
+    pub call_id: String,
+    pub context_token: String,
+    pub source: String,
+    pub transcript_source: String,
+    pub speaker_labels_estimated: bool,
+    pub turns_json: String,
+    /// Lowercased turn contents, for substring search.
+    pub transcript_search: String,
+    pub audio_id: Option<String>,
+    pub started_at_ms: Option<i64>,
+    pub ended_at_ms: Option<i64>,
+    pub duration_ms: Option<i64>,
+    /// started_at_ms when known, else when the first ingest was accepted: the time filters use it.
+    pub occurred_at_ms: i64,
+    pub from_number: Option<String>,
+    pub to_number: Option<String>,
+    pub direction: Option<String>,
+    pub analysis_json: String,
+    pub cost_usd: Option<f64>,
+    pub tags_json: String,
+    pub metadata_json: String,
+    pub metrics_json: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

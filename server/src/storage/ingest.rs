@@ -1,0 +1,457 @@
+//! Ingests, their jobs (one per ingest, sharing its id), and audio objects.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::entities::{audio_object, ingest, job};
+use super::{Storage, db_error, parse_uuid};
+use crate::clock::{from_millis, to_millis};
+use crate::domain::conversation::{Conversation, Source};
+use crate::domain::ingest::{AudioObject, IngestOutcome, IngestRecord, IngestState, IngestWrite};
+use crate::error::Error;
+use crate::jobs::{ClaimedJob, JobPayload, JobStatus};
+use crate::pipeline::probe::AudioProbe;
+
+/// The stored form of an ingest's conversation. A shipped version is never changed.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "version")]
+enum StoredConversation {
+    #[serde(rename = "1")]
+    V1(Conversation),
+}
+
+impl Storage {
+    /// Commits several requests' writes in one transaction (group commit). For each request,
+    /// one outcome per ingest: created, or a duplicate of an earlier ingest with the same key.
+    pub async fn commit_ingest_writes(
+        &self,
+        writes: &[&IngestWrite],
+        max_attempts: i32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Vec<IngestOutcome>>, Error> {
+        let context = "committing ingests";
+        let transaction = self.db.begin().await.map_err(db_error(context))?;
+        let mut results = Vec::with_capacity(writes.len());
+        for write in writes {
+            for object in &write.audio_objects {
+                insert_audio_object(&transaction, object).await?;
+            }
+            let mut outcomes = Vec::with_capacity(write.ingests.len());
+            for new in &write.ingests {
+                let existing = ingest::Entity::find()
+                    .select_only()
+                    .column(ingest::Column::Id)
+                    .filter(ingest::Column::ProjectId.eq(new.project_id.to_string()))
+                    .filter(ingest::Column::DedupKey.eq(new.dedup_key.clone()))
+                    .into_tuple::<String>()
+                    .one(&transaction)
+                    .await
+                    .map_err(db_error(context))?;
+                if let Some(existing) = existing {
+                    outcomes.push(IngestOutcome::Duplicate(parse_uuid(context, &existing)?));
+                    continue;
+                }
+                let conversation = &new.conversation;
+                let payload = serde_json::to_string(&StoredConversation::V1(conversation.clone()))
+                    .map_err(|error| Error::internal(context, error))?;
+                ingest::Entity::insert(ingest::ActiveModel {
+                    id: Set(new.id.to_string()),
+                    organization_id: Set(new.organization_id.to_string()),
+                    project_id: Set(new.project_id.to_string()),
+                    call_id: Set(conversation.call_id.clone()),
+                    context_token: Set(conversation.context_token.clone()),
+                    provider: Set(conversation.provider.clone()),
+                    source: Set(conversation.source.as_str().to_owned()),
+                    dedup_key: Set(new.dedup_key.clone()),
+                    state: Set(IngestState::Queued.as_str().to_owned()),
+                    payload_json: Set(payload),
+                    datapoint_id: Set(None),
+                    attempts: Set(0),
+                    last_error: Set(String::new()),
+                    next_attempt_at_ms: Set(None),
+                    created_at_ms: Set(to_millis(now)),
+                    updated_at_ms: Set(to_millis(now)),
+                })
+                .exec_without_returning(&transaction)
+                .await
+                .map_err(db_error(context))?;
+                let job_payload = serde_json::to_string(&JobPayload::IngestV1 { ingest_id: new.id })
+                    .map_err(|error| Error::internal(context, error))?;
+                job::Entity::insert(job::ActiveModel {
+                    id: Set(new.id.to_string()),
+                    kind: Set("ingest".to_owned()),
+                    payload_json: Set(job_payload),
+                    status: Set(JobStatus::Queued.as_str().to_owned()),
+                    attempts: Set(0),
+                    max_attempts: Set(max_attempts),
+                    run_after_ms: Set(to_millis(now)),
+                    lease_owner: Set(None),
+                    lease_expires_at_ms: Set(None),
+                    last_error: Set(String::new()),
+                    created_at_ms: Set(to_millis(now)),
+                    updated_at_ms: Set(to_millis(now)),
+                })
+                .exec_without_returning(&transaction)
+                .await
+                .map_err(db_error(context))?;
+                outcomes.push(IngestOutcome::Created(new.id));
+            }
+            results.push(outcomes);
+        }
+        transaction.commit().await.map_err(db_error(context))?;
+        Ok(results)
+    }
+
+    /// Claims up to `limit` due jobs (queued and due, or running with an expired lease) for
+    /// `worker`. Each claim is a conditional update that re-checks claimability, so concurrent
+    /// workers, in this process or another, never hold the same job.
+    pub async fn claim_jobs(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<ClaimedJob>, Error> {
+        let context = "claiming jobs";
+        let now_ms = to_millis(now);
+        let claimable = || {
+            Condition::any()
+                .add(
+                    Condition::all()
+                        .add(job::Column::Status.eq(JobStatus::Queued.as_str()))
+                        .add(job::Column::RunAfterMs.lte(now_ms)),
+                )
+                .add(
+                    Condition::all()
+                        .add(job::Column::Status.eq(JobStatus::Running.as_str()))
+                        .add(job::Column::LeaseExpiresAtMs.lt(now_ms)),
+                )
+        };
+        let candidates = job::Entity::find()
+            .select_only()
+            .column(job::Column::Id)
+            .filter(claimable())
+            .order_by_asc(job::Column::RunAfterMs)
+            .order_by_asc(job::Column::Id)
+            .limit(u64::try_from(limit * 4).unwrap_or(64))
+            .into_tuple::<String>()
+            .all(&self.db)
+            .await
+            .map_err(db_error(context))?;
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+        let mut claimed = Vec::new();
+        for id in candidates {
+            if claimed.len() >= limit {
+                break;
+            }
+            let updated = job::Entity::update_many()
+                .col_expr(job::Column::Status, Expr::value(JobStatus::Running.as_str()))
+                .col_expr(job::Column::LeaseOwner, Expr::value(worker))
+                .col_expr(job::Column::LeaseExpiresAtMs, Expr::value(now_ms + lease_ms))
+                .col_expr(job::Column::Attempts, Expr::col(job::Column::Attempts).add(1))
+                .col_expr(job::Column::UpdatedAtMs, Expr::value(now_ms))
+                .filter(job::Column::Id.eq(id.clone()))
+                .filter(claimable())
+                .exec(&self.db)
+                .await
+                .map_err(db_error(context))?;
+            if updated.rows_affected == 0 {
+                continue;
+            }
+            let Some(row) = job::Entity::find_by_id(id).one(&self.db).await.map_err(db_error(context))? else {
+                continue;
+            };
+            let payload: JobPayload =
+                serde_json::from_str(&row.payload_json).map_err(|error| Error::internal(context, error))?;
+            claimed.push(ClaimedJob {
+                id: parse_uuid(context, &row.id)?,
+                payload,
+                attempts: row.attempts,
+                max_attempts: row.max_attempts,
+            });
+        }
+        Ok(claimed)
+    }
+
+    pub async fn load_ingest(&self, id: Uuid) -> Result<Option<(IngestRecord, Conversation)>, Error> {
+        let context = "loading an ingest";
+        let Some(model) = ingest::Entity::find_by_id(id.to_string()).one(&self.db).await.map_err(db_error(context))?
+        else {
+            return Ok(None);
+        };
+        let StoredConversation::V1(conversation) =
+            serde_json::from_str(&model.payload_json).map_err(|error| Error::internal(context, error))?;
+        Ok(Some((ingest_from_model(model)?, conversation)))
+    }
+
+    pub async fn mark_ingest_processing(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), Error> {
+        let context = "marking an ingest processing";
+        let attempts = job::Entity::find_by_id(id.to_string())
+            .select_only()
+            .column(job::Column::Attempts)
+            .into_tuple::<i32>()
+            .one(&self.db)
+            .await
+            .map_err(db_error(context))?
+            .unwrap_or(0);
+        ingest::Entity::update_many()
+            .col_expr(ingest::Column::State, Expr::value(IngestState::Processing.as_str()))
+            .col_expr(ingest::Column::Attempts, Expr::value(attempts))
+            .col_expr(ingest::Column::UpdatedAtMs, Expr::value(to_millis(now)))
+            .filter(ingest::Column::Id.eq(id.to_string()))
+            .exec(&self.db)
+            .await
+            .map_err(db_error(context))?;
+        Ok(())
+    }
+
+    /// Audio-only conversation waiting for transcription: visible, kept, not retried.
+    pub async fn park_ingest(&self, job_id: Uuid, ingest_id: Uuid, now: DateTime<Utc>) -> Result<(), Error> {
+        let context = "parking an ingest";
+        let transaction = self.db.begin().await.map_err(db_error(context))?;
+        set_job_status(&transaction, job_id, JobStatus::Parked, None, "", now, context).await?;
+        set_ingest_state(&transaction, ingest_id, IngestState::AwaitingTranscription, "", None, now, context).await?;
+        transaction.commit().await.map_err(db_error(context))
+    }
+
+    /// Records a failed attempt: queued again at `retry_at`, or dead when None.
+    pub async fn fail_job(
+        &self,
+        job_id: Uuid,
+        ingest_id: Uuid,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let context = "recording a failed job";
+        let transaction = self.db.begin().await.map_err(db_error(context))?;
+        let (job_status, ingest_state) = match retry_at {
+            Some(_) => (JobStatus::Queued, IngestState::Failed),
+            None => (JobStatus::Dead, IngestState::Dead),
+        };
+        set_job_status(&transaction, job_id, job_status, retry_at, error, now, context).await?;
+        set_ingest_state(&transaction, ingest_id, ingest_state, error, retry_at, now, context).await?;
+        transaction.commit().await.map_err(db_error(context))
+    }
+
+    /// Queues a failed or dead ingest again with a fresh attempt budget.
+    pub async fn requeue_ingest(&self, ingest_id: Uuid, now: DateTime<Utc>) -> Result<(), Error> {
+        let context = "requeueing an ingest";
+        let transaction = self.db.begin().await.map_err(db_error(context))?;
+        job::Entity::update_many()
+            .col_expr(job::Column::Status, Expr::value(JobStatus::Queued.as_str()))
+            .col_expr(job::Column::Attempts, Expr::value(0))
+            .col_expr(job::Column::RunAfterMs, Expr::value(to_millis(now)))
+            .col_expr(job::Column::LeaseOwner, Expr::value(Option::<String>::None))
+            .col_expr(job::Column::LeaseExpiresAtMs, Expr::value(Option::<i64>::None))
+            .col_expr(job::Column::UpdatedAtMs, Expr::value(to_millis(now)))
+            .filter(job::Column::Id.eq(ingest_id.to_string()))
+            .exec(&transaction)
+            .await
+            .map_err(db_error(context))?;
+        set_ingest_state(&transaction, ingest_id, IngestState::Queued, "", None, now, context).await?;
+        transaction.commit().await.map_err(db_error(context))
+    }
+
+    pub async fn get_ingest(&self, organization_id: Uuid, id: Uuid) -> Result<Option<IngestRecord>, Error> {
+        ingest::Entity::find_by_id(id.to_string())
+            .filter(ingest::Column::OrganizationId.eq(organization_id.to_string()))
+            .one(&self.db)
+            .await
+            .map_err(db_error("reading an ingest"))?
+            .map(ingest_from_model)
+            .transpose()
+    }
+
+    /// Ingests of a project, newest first, before `before`.
+    pub async fn list_ingests(
+        &self,
+        organization_id: Uuid,
+        project_id: Uuid,
+        state: Option<IngestState>,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<IngestRecord>, Error> {
+        let mut query = ingest::Entity::find()
+            .filter(ingest::Column::OrganizationId.eq(organization_id.to_string()))
+            .filter(ingest::Column::ProjectId.eq(project_id.to_string()));
+        if let Some(state) = state {
+            query = query.filter(ingest::Column::State.eq(state.as_str()));
+        }
+        if let Some(before) = before {
+            query = query.filter(ingest::Column::Id.lt(before.to_string()));
+        }
+        query
+            .order_by_desc(ingest::Column::Id)
+            .limit(u64::try_from(limit).unwrap_or(u64::MAX))
+            .all(&self.db)
+            .await
+            .map_err(db_error("listing ingests"))?
+            .into_iter()
+            .map(ingest_from_model)
+            .collect()
+    }
+
+    /// Counts jobs by status, for tests and operations.
+    pub async fn count_jobs(&self, status: JobStatus) -> Result<u64, Error> {
+        use sea_orm::PaginatorTrait;
+        job::Entity::find()
+            .filter(job::Column::Status.eq(status.as_str()))
+            .count(&self.db)
+            .await
+            .map_err(db_error("counting jobs"))
+    }
+
+    pub async fn insert_audio_object(&self, object: &AudioObject) -> Result<(), Error> {
+        insert_audio_object(&self.db, object).await
+    }
+
+    pub async fn get_audio_object(
+        &self,
+        organization_id: Uuid,
+        project_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<AudioObject>, Error> {
+        audio_object::Entity::find_by_id(id.to_string())
+            .filter(audio_object::Column::OrganizationId.eq(organization_id.to_string()))
+            .filter(audio_object::Column::ProjectId.eq(project_id.to_string()))
+            .one(&self.db)
+            .await
+            .map_err(db_error("reading an audio object"))?
+            .map(audio_object_from_model)
+            .transpose()
+    }
+
+    pub async fn get_audio_objects(&self, ids: Vec<String>) -> Result<Vec<AudioObject>, Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        audio_object::Entity::find()
+            .filter(audio_object::Column::Id.is_in(ids))
+            .all(&self.db)
+            .await
+            .map_err(db_error("reading audio objects"))?
+            .into_iter()
+            .map(audio_object_from_model)
+            .collect()
+    }
+
+    pub async fn update_audio_probe(&self, id: Uuid, probe: &AudioProbe) -> Result<(), Error> {
+        audio_object::Entity::update_many()
+            .col_expr(audio_object::Column::DurationMs, Expr::value(probe.duration_ms))
+            .col_expr(audio_object::Column::Channels, Expr::value(probe.channels.map(|value| value as i32)))
+            .col_expr(audio_object::Column::SampleRateHz, Expr::value(probe.sample_rate_hz.map(|value| value as i32)))
+            .filter(audio_object::Column::Id.eq(id.to_string()))
+            .exec(&self.db)
+            .await
+            .map_err(db_error("recording audio properties"))?;
+        Ok(())
+    }
+}
+
+pub(super) async fn set_job_status(
+    connection: &impl ConnectionTrait,
+    job_id: Uuid,
+    status: JobStatus,
+    run_after: Option<DateTime<Utc>>,
+    error: &str,
+    now: DateTime<Utc>,
+    context: &'static str,
+) -> Result<(), Error> {
+    let mut update = job::Entity::update_many()
+        .col_expr(job::Column::Status, Expr::value(status.as_str()))
+        .col_expr(job::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(job::Column::LeaseExpiresAtMs, Expr::value(Option::<i64>::None))
+        .col_expr(job::Column::LastError, Expr::value(error))
+        .col_expr(job::Column::UpdatedAtMs, Expr::value(to_millis(now)));
+    if let Some(run_after) = run_after {
+        update = update.col_expr(job::Column::RunAfterMs, Expr::value(to_millis(run_after)));
+    }
+    update.filter(job::Column::Id.eq(job_id.to_string())).exec(connection).await.map_err(db_error(context))?;
+    Ok(())
+}
+
+pub(super) async fn set_ingest_state(
+    connection: &impl ConnectionTrait,
+    ingest_id: Uuid,
+    state: IngestState,
+    error: &str,
+    next_attempt_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    context: &'static str,
+) -> Result<(), Error> {
+    ingest::Entity::update_many()
+        .col_expr(ingest::Column::State, Expr::value(state.as_str()))
+        .col_expr(ingest::Column::LastError, Expr::value(error))
+        .col_expr(ingest::Column::NextAttemptAtMs, Expr::value(next_attempt_at.map(to_millis)))
+        .col_expr(ingest::Column::UpdatedAtMs, Expr::value(to_millis(now)))
+        .filter(ingest::Column::Id.eq(ingest_id.to_string()))
+        .exec(connection)
+        .await
+        .map_err(db_error(context))?;
+    Ok(())
+}
+
+async fn insert_audio_object(connection: &impl ConnectionTrait, object: &AudioObject) -> Result<(), Error> {
+    audio_object::Entity::insert(audio_object::ActiveModel {
+        id: Set(object.id.to_string()),
+        organization_id: Set(object.organization_id.to_string()),
+        project_id: Set(object.project_id.to_string()),
+        sha256: Set(object.sha256.clone()),
+        content_type: Set(object.content_type.clone()),
+        size_bytes: Set(object.size_bytes),
+        blob_key: Set(object.blob_key.clone()),
+        duration_ms: Set(object.duration_ms),
+        channels: Set(object.channels.map(|value| value as i32)),
+        sample_rate_hz: Set(object.sample_rate_hz.map(|value| value as i32)),
+        created_at_ms: Set(to_millis(object.created_at)),
+    })
+    .on_conflict_do_nothing_on([audio_object::Column::ProjectId, audio_object::Column::Sha256])
+    .exec_without_returning(connection)
+    .await
+    .map_err(db_error("storing an audio object"))?;
+    Ok(())
+}
+
+fn ingest_from_model(model: ingest::Model) -> Result<IngestRecord, Error> {
+    let context = "reading an ingest";
+    Ok(IngestRecord {
+        id: parse_uuid(context, &model.id)?,
+        organization_id: parse_uuid(context, &model.organization_id)?,
+        project_id: parse_uuid(context, &model.project_id)?,
+        call_id: model.call_id,
+        context_token: model.context_token,
+        provider: model.provider,
+        source: Source::parse(&model.source).ok_or_else(|| Error::internal(context, "unknown source"))?,
+        state: IngestState::parse(&model.state).ok_or_else(|| Error::internal(context, "unknown state"))?,
+        datapoint_id: model.datapoint_id.as_deref().map(|id| parse_uuid(context, id)).transpose()?,
+        attempts: model.attempts,
+        last_error: model.last_error,
+        next_attempt_at: model.next_attempt_at_ms.map(from_millis),
+        created_at: from_millis(model.created_at_ms),
+        updated_at: from_millis(model.updated_at_ms),
+    })
+}
+
+pub(super) fn audio_object_from_model(model: audio_object::Model) -> Result<AudioObject, Error> {
+    let context = "reading an audio object";
+    Ok(AudioObject {
+        id: parse_uuid(context, &model.id)?,
+        organization_id: parse_uuid(context, &model.organization_id)?,
+        project_id: parse_uuid(context, &model.project_id)?,
+        sha256: model.sha256,
+        content_type: model.content_type,
+        size_bytes: model.size_bytes,
+        blob_key: model.blob_key,
+        duration_ms: model.duration_ms,
+        channels: model.channels.and_then(|value| u32::try_from(value).ok()),
+        sample_rate_hz: model.sample_rate_hz.and_then(|value| u32::try_from(value).ok()),
+        created_at: from_millis(model.created_at_ms),
+    })
+}
