@@ -78,10 +78,10 @@ impl App {
             grpc::routes(&self.domain, self.config.server.max_grpc_message_bytes)
                 .await
                 .map_err(|error| Error::internal("building gRPC services", error))?;
-        let rest_router = rest::router(rest::RestState {
-            domain: self.domain.clone(),
-            accepting: accepting.clone(),
-        });
+        let rest_router = rest::router(
+            rest::RestState { domain: self.domain.clone(), accepting: accepting.clone() },
+            self.config.ingest.max_request_bytes,
+        );
         let router = grpc_routes
             .into_axum_router()
             .merge(rest_router)

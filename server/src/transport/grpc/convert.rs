@@ -289,3 +289,235 @@ pub fn duration_from_proto(
         })
         .ok_or_else(|| Error::invalid(field, "is out of range"))
 }
+
+// ---- ingest and datapoints ----
+
+use crate::domain::conversation::{AudioInput, ConversationInput, Source, TurnInput};
+use crate::domain::datapoints::{DatapointView, TranscriptSource};
+use crate::domain::ingest::{AudioObject, IngestRecord, IngestState};
+
+pub fn struct_to_json(value: prost_types::Struct) -> serde_json::Map<String, serde_json::Value> {
+    value.fields.into_iter().map(|(key, value)| (key, value_to_json(value))).collect()
+}
+
+fn value_to_json(value: prost_types::Value) -> serde_json::Value {
+    use prost_types::value::Kind;
+    match value.kind {
+        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+        Some(Kind::BoolValue(flag)) => serde_json::Value::Bool(flag),
+        Some(Kind::NumberValue(number)) => {
+            // Whole numbers come back as integers, as a JSON client would have sent them.
+            #[allow(clippy::cast_possible_truncation, clippy::float_cmp)]
+            if number.fract() == 0.0 && number.abs() < 9.0e15 {
+                serde_json::Value::from(number as i64)
+            } else {
+                serde_json::Number::from_f64(number).map_or(serde_json::Value::Null, serde_json::Value::Number)
+            }
+        }
+        Some(Kind::StringValue(text)) => serde_json::Value::String(text),
+        Some(Kind::StructValue(inner)) => serde_json::Value::Object(struct_to_json(inner)),
+        Some(Kind::ListValue(list)) => serde_json::Value::Array(list.values.into_iter().map(value_to_json).collect()),
+    }
+}
+
+pub fn json_to_struct(map: &serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
+    prost_types::Struct { fields: map.iter().map(|(key, value)| (key.clone(), json_to_value(value))).collect() }
+}
+
+fn json_to_value(value: &serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    let kind = match value {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(flag) => Kind::BoolValue(*flag),
+        serde_json::Value::Number(number) => Kind::NumberValue(number.as_f64().unwrap_or(0.0)),
+        serde_json::Value::String(text) => Kind::StringValue(text.clone()),
+        serde_json::Value::Array(items) => {
+            Kind::ListValue(prost_types::ListValue { values: items.iter().map(json_to_value).collect() })
+        }
+        serde_json::Value::Object(map) => Kind::StructValue(json_to_struct(map)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+fn time_from_proto(timestamp: prost_types::Timestamp) -> Option<DateTime<Utc>> {
+    DateTime::<Utc>::from_timestamp(timestamp.seconds, u32::try_from(timestamp.nanos).unwrap_or(0))
+}
+
+fn role_name(value: i32) -> String {
+    match pb::Role::try_from(value) {
+        Ok(pb::Role::Unspecified) => String::new(),
+        Ok(role) => role.as_str_name().trim_start_matches("ROLE_").to_ascii_lowercase(),
+        Err(_) => format!("role value {value}"),
+    }
+}
+
+pub fn conversation_input(conversation: pb::Conversation) -> ConversationInput {
+    ConversationInput {
+        call_id: conversation.call_id,
+        context_token: Some(conversation.context_token).filter(|token| !token.is_empty()),
+        source_platform: Some(conversation.source_platform).filter(|platform| !platform.is_empty()),
+        conversation_start_at: conversation.conversation_start_at.and_then(time_from_proto),
+        audio: conversation.audio.and_then(|audio| audio.source).map(|source| match source {
+            pb::audio::Source::InlineB64(encoded) => AudioInput::InlineBase64(encoded),
+            pb::audio::Source::Url(url) => AudioInput::Url(url),
+            pb::audio::Source::AudioId(id) => AudioInput::AudioId(id),
+        }),
+        transcript: conversation
+            .transcript
+            .into_iter()
+            .map(|turn| TurnInput {
+                role: role_name(turn.role),
+                content: turn.content,
+                timestamp_ms: turn.timestamp_ms,
+                end_ms: turn.end_ms,
+            })
+            .collect(),
+        diarization: conversation.diarization,
+        first_turn: Some(role_name(conversation.first_turn)).filter(|role| !role.is_empty()),
+        tags: conversation.tags,
+        metadata: conversation.metadata.map(struct_to_json).unwrap_or_default(),
+    }
+}
+
+fn source_to_proto(source: Source) -> pb::Source {
+    match source {
+        Source::Webhook => pb::Source::Webhook,
+        Source::Sdk => pb::Source::Sdk,
+        Source::Api => pb::Source::Api,
+    }
+}
+
+pub fn source_from_proto(value: i32) -> Result<Option<Source>> {
+    match pb::Source::try_from(value) {
+        Ok(pb::Source::Unspecified) => Ok(None),
+        Ok(pb::Source::Webhook) => Ok(Some(Source::Webhook)),
+        Ok(pb::Source::Sdk) => Ok(Some(Source::Sdk)),
+        Ok(pb::Source::Api) => Ok(Some(Source::Api)),
+        Err(_) => Err(Error::invalid("source", format!("unknown value {value}"))),
+    }
+}
+
+pub fn ingest_state_to_proto(state: IngestState) -> pb::IngestState {
+    match state {
+        IngestState::Queued => pb::IngestState::Queued,
+        IngestState::Processing => pb::IngestState::Processing,
+        IngestState::AwaitingTranscription => pb::IngestState::AwaitingTranscription,
+        IngestState::Done => pb::IngestState::Done,
+        IngestState::Failed => pb::IngestState::Failed,
+        IngestState::Dead => pb::IngestState::Dead,
+    }
+}
+
+pub fn ingest_state_from_proto(value: i32) -> Result<Option<IngestState>> {
+    Ok(match pb::IngestState::try_from(value) {
+        Ok(pb::IngestState::Unspecified) => None,
+        Ok(pb::IngestState::Queued) => Some(IngestState::Queued),
+        Ok(pb::IngestState::Processing) => Some(IngestState::Processing),
+        Ok(pb::IngestState::AwaitingTranscription) => Some(IngestState::AwaitingTranscription),
+        Ok(pb::IngestState::Done) => Some(IngestState::Done),
+        Ok(pb::IngestState::Failed) => Some(IngestState::Failed),
+        Ok(pb::IngestState::Dead) => Some(IngestState::Dead),
+        Err(_) => return Err(Error::invalid("state", format!("unknown value {value}"))),
+    })
+}
+
+pub fn ingest_status(record: &IngestRecord) -> pb::IngestStatus {
+    pb::IngestStatus {
+        ingest_id: record.id.to_string(),
+        project_id: record.project_id.to_string(),
+        call_id: record.call_id.clone(),
+        context_token: record.context_token.clone(),
+        state: ingest_state_to_proto(record.state) as i32,
+        datapoint_id: record.datapoint_id.map(|id| id.to_string()).unwrap_or_default(),
+        error: record.last_error.clone(),
+        attempts: record.attempts,
+        next_attempt_time: record.next_attempt_at.map(timestamp),
+        create_time: Some(timestamp(record.created_at)),
+        update_time: Some(timestamp(record.updated_at)),
+    }
+}
+
+pub fn audio_info(object: &AudioObject) -> pb::AudioInfo {
+    pb::AudioInfo {
+        audio_id: object.id.to_string(),
+        sha256: object.sha256.clone(),
+        content_type: object.content_type.clone(),
+        size_bytes: u64::try_from(object.size_bytes).unwrap_or(0),
+        duration_ms: object.duration_ms.unwrap_or(0),
+        channels: object.channels.unwrap_or(0),
+        sample_rate_hz: object.sample_rate_hz.unwrap_or(0),
+    }
+}
+
+pub fn datapoint(view: &DatapointView) -> pb::Datapoint {
+    let datapoint = &view.datapoint;
+    let metrics = &datapoint.metrics;
+    pb::Datapoint {
+        id: datapoint.id.to_string(),
+        project_id: datapoint.project_id.to_string(),
+        context_token: datapoint.context_token.clone(),
+        call_id: datapoint.call_id.clone(),
+        source: source_to_proto(datapoint.source) as i32,
+        provider: datapoint.provider.clone(),
+        turns: datapoint
+            .turns
+            .iter()
+            .map(|turn| pb::DatapointTurn {
+                role: role_to_proto(turn.role) as i32,
+                content: turn.content.clone(),
+                start_ms: turn.start_ms,
+                end_ms: turn.end_ms.unwrap_or(0),
+                channel: turn.channel.unwrap_or(0),
+                confidence: turn.confidence.unwrap_or(1.0),
+            })
+            .collect(),
+        transcript_source: match datapoint.transcript_source {
+            TranscriptSource::Provider => pb::TranscriptSource::Provider,
+            TranscriptSource::Client => pb::TranscriptSource::Client,
+            TranscriptSource::Asr => pb::TranscriptSource::Asr,
+            TranscriptSource::None => pb::TranscriptSource::None,
+        } as i32,
+        speaker_labels_estimated: datapoint.speaker_labels_estimated,
+        audio: view.audio.as_ref().map(audio_info),
+        start_time: datapoint.started_at.map(timestamp),
+        end_time: datapoint.ended_at.map(timestamp),
+        duration_ms: datapoint.duration_ms.unwrap_or(0),
+        from_number: datapoint.from_number.clone().unwrap_or_default(),
+        to_number: datapoint.to_number.clone().unwrap_or_default(),
+        direction: datapoint.direction.clone().unwrap_or_default(),
+        analysis: Some(pb::CallAnalysis {
+            summary: datapoint.analysis.summary.clone().unwrap_or_default(),
+            sentiment: datapoint.analysis.sentiment.clone().unwrap_or_default(),
+            successful: datapoint.analysis.successful,
+            ended_reason: datapoint.analysis.ended_reason.clone().unwrap_or_default(),
+            agent_id: datapoint.analysis.agent_id.clone().unwrap_or_default(),
+        }),
+        cost_usd: datapoint.analysis.cost_usd,
+        tags: datapoint.tags.clone(),
+        metadata: Some(json_to_struct(&datapoint.metadata)),
+        metrics: Some(pb::CallMetrics {
+            roles: metrics
+                .roles
+                .iter()
+                .map(|role| pb::RoleMetrics {
+                    role: role_to_proto(role.role) as i32,
+                    turn_count: role.turn_count,
+                    talk_time_ms: role.talk_time_ms,
+                    word_count: role.word_count,
+                })
+                .collect(),
+            response_latency_p50_ms: metrics.response_latency_p50_ms.unwrap_or(0),
+            response_latency_p95_ms: metrics.response_latency_p95_ms.unwrap_or(0),
+            words_per_minute: metrics.words_per_minute.unwrap_or(0.0),
+            longest_monologue_ms: metrics.longest_monologue_ms,
+            overlap_count: metrics.overlap_count,
+            overlap_ms: metrics.overlap_ms,
+        }),
+        create_time: Some(timestamp(datapoint.created_at)),
+        update_time: Some(timestamp(datapoint.updated_at)),
+    }
+}
+
+pub fn time_filter(timestamp: Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
+    timestamp.and_then(time_from_proto)
+}

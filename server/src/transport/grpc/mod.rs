@@ -2,10 +2,11 @@
 
 pub mod auth;
 pub mod convert;
+pub mod datapoints;
+pub mod ingest;
 pub mod integrations;
 pub mod projects;
 pub mod status;
-pub mod unimplemented;
 
 use earshot_proto::v1::datapoint_service_server::DatapointServiceServer;
 use earshot_proto::v1::ingest_service_server::IngestServiceServer;
@@ -45,7 +46,6 @@ pub async fn routes(
         .register_encoded_file_descriptor_set(earshot_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    let pending = unimplemented::PendingApi { domain: domain.clone() };
     let routes = Routes::new(
         web.layer(
             ProjectServiceServer::new(projects::ProjectApi { domain: domain.clone() })
@@ -59,11 +59,11 @@ pub async fn routes(
         ),
     )
     .add_service(web.layer(
-        IngestServiceServer::new(pending.clone()).max_decoding_message_size(max_message_bytes),
+        IngestServiceServer::new(ingest::IngestApi { domain: domain.clone() }).max_decoding_message_size(max_message_bytes),
     ))
     .add_service(
         web.layer(
-            DatapointServiceServer::new(pending).max_decoding_message_size(max_message_bytes),
+            DatapointServiceServer::new(datapoints::DatapointApi { domain: domain.clone() }).max_decoding_message_size(max_message_bytes),
         ),
     )
     .add_service(web.layer(health_service))

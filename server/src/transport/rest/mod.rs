@@ -1,5 +1,6 @@
 //! Plain-HTTP routes: health, readiness, and the JSON mirrors of the gRPC API.
 
+pub mod compat;
 pub mod error;
 
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::domain::Domain;
@@ -21,11 +22,14 @@ pub struct RestState {
     pub accepting: Arc<AtomicBool>,
 }
 
-pub fn router(state: RestState) -> Router {
+pub fn router(state: RestState, max_request_bytes: usize) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/v0/projects", get(list_projects))
+        .route("/v0/conversations/ingest", post(compat::ingest))
+        .route("/v0/find_datapoints", post(compat::find_datapoints))
+        .layer(axum::extract::DefaultBodyLimit::max(max_request_bytes))
         .with_state(state)
 }
 

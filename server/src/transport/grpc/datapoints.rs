@@ -1,0 +1,102 @@
+//! DatapointService over gRPC.
+
+use earshot_proto::v1 as pb;
+use earshot_proto::v1::datapoint_service_server::DatapointService;
+use futures_util::StreamExt;
+use tonic::codegen::BoxStream;
+use tonic::{Request, Response, Status};
+
+use super::auth::authenticate;
+use super::convert;
+use crate::domain::datapoints::{DatapointQuery, decode_page_token};
+use crate::domain::{Domain, parse_id};
+
+#[derive(Clone, Debug)]
+pub struct DatapointApi {
+    pub domain: Domain,
+}
+
+/// Size of the chunks GetDatapointAudio streams.
+const AUDIO_CHUNK_BYTES: usize = 64 * 1024;
+
+fn non_empty(value: String) -> Option<String> {
+    Some(value).filter(|value| !value.is_empty())
+}
+
+#[tonic::async_trait]
+impl DatapointService for DatapointApi {
+    type GetDatapointAudioStream = BoxStream<pb::GetDatapointAudioResponse>;
+
+    async fn search_datapoints(
+        &self,
+        request: Request<pb::SearchDatapointsRequest>,
+    ) -> Result<Response<pb::SearchDatapointsResponse>, Status> {
+        let principal = authenticate(&self.domain, request.metadata()).await?;
+        let request = request.into_inner();
+        let query = DatapointQuery {
+            project_id: if request.project_id.is_empty() {
+                None
+            } else {
+                Some(parse_id("project_id", &request.project_id)?)
+            },
+            context_token: non_empty(request.context_token),
+            call_id: non_empty(request.call_id),
+            source: convert::source_from_proto(request.source)?,
+            provider: non_empty(request.provider),
+            tags_any: request.tags_any,
+            tags_all: request.tags_all,
+            metadata_equals: request.metadata_equals.into_iter().collect(),
+            from: convert::time_filter(request.start_time),
+            to: convert::time_filter(request.end_time),
+            text_contains: non_empty(request.text_contains),
+            page_size: usize::try_from(request.page_size.max(0)).unwrap_or(0),
+            before: decode_page_token(&request.page_token)?,
+            offset: 0,
+        };
+        let page = self.domain.search_datapoints(&principal, query).await?;
+        Ok(Response::new(pb::SearchDatapointsResponse {
+            datapoints: page.datapoints.iter().map(convert::datapoint).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn get_datapoint(
+        &self,
+        request: Request<pb::GetDatapointRequest>,
+    ) -> Result<Response<pb::GetDatapointResponse>, Status> {
+        let principal = authenticate(&self.domain, request.metadata()).await?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let view = self.domain.get_datapoint(&principal, id).await?;
+        Ok(Response::new(pb::GetDatapointResponse { datapoint: Some(convert::datapoint(&view)) }))
+    }
+
+    async fn get_datapoint_audio(
+        &self,
+        request: Request<pb::GetDatapointAudioRequest>,
+    ) -> Result<Response<Self::GetDatapointAudioStream>, Status> {
+        let principal = authenticate(&self.domain, request.metadata()).await?;
+        let id = parse_id("datapoint_id", &request.get_ref().datapoint_id)?;
+        let view = self.domain.get_datapoint(&principal, id).await?;
+        let audio = view
+            .audio
+            .ok_or_else(|| crate::Error::not_found(format!("datapoint {id} has no stored audio")))?;
+        let blob = self.domain.blobs.stream(&audio.blob_key).await?;
+        let info = pb::GetDatapointAudioResponse { part: Some(pb::get_datapoint_audio_response::Part::Info(convert::audio_info(&audio))) };
+        let chunks = blob.flat_map(|result| {
+            let messages: Vec<Result<pb::GetDatapointAudioResponse, Status>> = match result {
+                Ok(bytes) => bytes
+                    .chunks(AUDIO_CHUNK_BYTES)
+                    .map(|chunk| {
+                        Ok(pb::GetDatapointAudioResponse {
+                            part: Some(pb::get_datapoint_audio_response::Part::Chunk(bytes::Bytes::copy_from_slice(chunk).into())),
+                        })
+                    })
+                    .collect(),
+                Err(error) => vec![Err(Status::from(error))],
+            };
+            futures_util::stream::iter(messages)
+        });
+        let stream = futures_util::stream::once(async move { Ok(info) }).chain(chunks);
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

@@ -1,0 +1,375 @@
+//! JSON mirrors of the gRPC API in the shapes existing voice-monitoring clients speak
+//! (shared/reference/compat-api.md): `POST /v0/conversations/ingest` and
+//! `POST /v0/find_datapoints`. Same domain functions, same API keys.
+//!
+//! Validation errors answer 422 with FastAPI's `{"detail": [{"loc", "msg", "type"}]}`, every
+//! problem named by its path in the body; other errors carry `detail` as a message beside the
+//! usual `error` object.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::status_for;
+use super::{RestState, presented_key};
+use crate::domain::conversation::{AudioInput, ConversationInput, Source, TurnInput};
+use crate::domain::datapoints::{DatapointQuery, DatapointView};
+use crate::domain::ingest::IngestRequest;
+use crate::domain::parse_id;
+use crate::error::{Error, FieldViolation};
+
+/// An error in the compat shape.
+#[derive(Debug)]
+pub struct CompatError(Error);
+
+impl From<Error> for CompatError {
+    fn from(error: Error) -> Self {
+        Self(error)
+    }
+}
+
+impl IntoResponse for CompatError {
+    fn into_response(self) -> Response {
+        let error = self.0;
+        if let Error::Internal { context, cause } = &error {
+            tracing::error!(error = %cause, context, "internal error");
+        }
+        match &error {
+            Error::InvalidArgument(violations) => {
+                let detail: Vec<Value> = violations.iter().map(violation_detail).collect();
+                (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "detail": detail }))).into_response()
+            }
+            _ => {
+                let body = json!({
+                    "detail": error.public_message(),
+                    "error": {"code": error.code().as_str(), "message": error.public_message(), "field_violations": []},
+                });
+                (status_for(error.code()), Json(body)).into_response()
+            }
+        }
+    }
+}
+
+/// `conversations[0].audio.inline_b64` -> `["body", "conversations", 0, "audio", "inline_b64"]`.
+fn field_location(field: &str) -> Vec<Value> {
+    let mut location = vec![Value::from("body")];
+    for part in field.split('.') {
+        let mut rest = part;
+        if let Some(open) = rest.find('[') {
+            location.push(Value::from(&rest[..open]));
+            rest = &rest[open..];
+            while let Some(close) = rest.find(']') {
+                let inside = &rest[1..close];
+                location.push(inside.parse::<u64>().map_or_else(|_| Value::from(inside), Value::from));
+                rest = &rest[close + 1..];
+            }
+        } else if !rest.is_empty() {
+            location.push(Value::from(rest));
+        }
+    }
+    location
+}
+
+fn violation_detail(violation: &FieldViolation) -> Value {
+    json!({"loc": field_location(&violation.field), "msg": violation.description, "type": "value_error"})
+}
+
+fn require_json(headers: &HeaderMap) -> Result<(), Response> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or_default();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        return Ok(());
+    }
+    let message = format!("Content-Type must be application/json, not {:?}", content_type);
+    let body = json!({"detail": message, "error": {"code": "invalid_argument", "message": message, "field_violations": []}});
+    Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(body)).into_response())
+}
+
+/// Parses JSON, naming the field of a type error by its path.
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, CompatError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let mut field = if path == "." { String::new() } else { path };
+        let message = inner.to_string();
+        // serde names a missing field only in its message (the path ends at its parent).
+        if let Some(name) = message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next()) {
+            field = if field.is_empty() { name.to_owned() } else { format!("{field}.{name}") };
+        }
+        let description = if inner.is_syntax() || inner.is_eof() {
+            format!("malformed JSON: {message}")
+        } else {
+            message.split(" at line ").next().unwrap_or(&message).to_owned()
+        };
+        CompatError(Error::invalid(if field.is_empty() { "body".to_owned() } else { field }, description))
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct IngestBody {
+    project_id: Option<String>,
+    mut_id: Option<String>,
+    conversations: Vec<JsonConversation>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonConversation {
+    call_id: String,
+    source_platform: Option<String>,
+    context_token: Option<String>,
+    conversation_start_at: Option<String>,
+    audio: Option<JsonAudio>,
+    recording_url: Option<String>,
+    recording_bytes_b64: Option<String>,
+    transcript: Option<Vec<JsonTurn>>,
+    diarization: Option<bool>,
+    first_turn: Option<String>,
+    tags: Option<Vec<String>>,
+    metadata: Option<serde_json::Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum JsonAudio {
+    InlineB64 { inline_b64: String },
+    Url { url: String },
+    VoiceFileId { voice_file_id: String },
+}
+
+/// Unknown keys inside a turn (speaker_id and the like) are tolerated.
+#[derive(Debug, Deserialize)]
+struct JsonTurn {
+    role: String,
+    content: String,
+    #[serde(default)]
+    timestamp_ms: i64,
+    end_ms: Option<i64>,
+}
+
+fn parse_time(field: &str, value: &str) -> Result<DateTime<Utc>, Error> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|time| time.with_timezone(&Utc))
+        .or_else(|_| NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S%.f").map(|naive| naive.and_utc()))
+        .map_err(|_| Error::invalid(field, "must be an ISO 8601 date-time such as 2026-11-20T10:00:00Z"))
+}
+
+fn conversation_input(index: usize, conversation: JsonConversation) -> Result<ConversationInput, Error> {
+    let prefix = format!("conversations[{index}]");
+    let audio = match (conversation.audio, conversation.recording_url, conversation.recording_bytes_b64) {
+        (Some(audio), None, None) => Some(match audio {
+            JsonAudio::InlineB64 { inline_b64 } => AudioInput::InlineBase64(inline_b64),
+            JsonAudio::Url { url } => AudioInput::Url(url),
+            JsonAudio::VoiceFileId { voice_file_id } => AudioInput::AudioId(voice_file_id),
+        }),
+        (None, Some(url), None) => Some(AudioInput::Url(url)),
+        (None, None, Some(encoded)) => Some(AudioInput::InlineBase64(encoded)),
+        (None, None, None) => None,
+        _ => {
+            return Err(Error::invalid(
+                format!("{prefix}.audio"),
+                "give audio once: audio, recording_url or recording_bytes_b64",
+            ));
+        }
+    };
+    let conversation_start_at = conversation
+        .conversation_start_at
+        .as_deref()
+        .map(|value| parse_time(&format!("{prefix}.conversation_start_at"), value))
+        .transpose()?;
+    Ok(ConversationInput {
+        call_id: conversation.call_id,
+        context_token: conversation.context_token,
+        source_platform: conversation.source_platform,
+        conversation_start_at,
+        audio,
+        transcript: conversation
+            .transcript
+            .unwrap_or_default()
+            .into_iter()
+            .map(|turn| TurnInput { role: turn.role, content: turn.content, timestamp_ms: turn.timestamp_ms, end_ms: turn.end_ms })
+            .collect(),
+        diarization: conversation.diarization,
+        first_turn: conversation.first_turn,
+        tags: conversation.tags.unwrap_or_default(),
+        metadata: conversation.metadata.unwrap_or_default(),
+    })
+}
+
+/// `POST /v0/conversations/ingest`.
+pub async fn ingest(State(state): State<RestState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(response) = require_json(&headers) {
+        return response;
+    }
+    match ingest_inner(&state, &headers, &body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn ingest_inner(state: &RestState, headers: &HeaderMap, body: &[u8]) -> Result<Response, CompatError> {
+    let principal = state.domain.authenticate(presented_key(headers)).await?;
+    let parsed: IngestBody = parse_body(body)?;
+    let project_id = parsed.project_id.as_deref().filter(|id| !id.is_empty()).map(|id| parse_id("project_id", id)).transpose()?;
+    let mut violations = Vec::new();
+    let mut conversations = Vec::with_capacity(parsed.conversations.len());
+    for (index, conversation) in parsed.conversations.into_iter().enumerate() {
+        match conversation_input(index, conversation) {
+            Ok(input) => conversations.push(input),
+            Err(error) => violations.extend(error.field_violations().iter().cloned()),
+        }
+    }
+    if !violations.is_empty() {
+        return Err(CompatError(Error::InvalidArgument(violations)));
+    }
+    let ingested = state
+        .domain
+        .ingest_conversations(
+            &principal,
+            IngestRequest { project_id, conversations, mut_id: parsed.mut_id, source: Source::Sdk },
+        )
+        .await?;
+    let conversations: Vec<Value> = ingested
+        .iter()
+        .map(|item| {
+            json!({
+                "call_id": item.call_id,
+                "context_token": item.context_token,
+                "ingest_id": item.ingest_id,
+                "duplicate": item.duplicate,
+            })
+        })
+        .collect();
+    Ok((StatusCode::OK, Json(json!({"status": "accepted", "conversations": conversations}))).into_response())
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+struct FindBody {
+    project_id: Option<String>,
+    context_token: Option<String>,
+    tags: Option<Vec<String>>,
+    from_date: Option<String>,
+    to_date: Option<String>,
+    search_value: Option<String>,
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+/// `POST /v0/find_datapoints`.
+pub async fn find_datapoints(State(state): State<RestState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(response) = require_json(&headers) {
+        return response;
+    }
+    match find_inner(&state, &headers, &body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn find_inner(state: &RestState, headers: &HeaderMap, body: &[u8]) -> Result<Response, CompatError> {
+    let principal = state.domain.authenticate(presented_key(headers)).await?;
+    let parsed: FindBody = if body.iter().all(u8::is_ascii_whitespace) { FindBody::default() } else { parse_body(body)? };
+    let query = DatapointQuery {
+        project_id: parsed.project_id.as_deref().filter(|id| !id.is_empty()).map(|id| parse_id("project_id", id)).transpose()?,
+        context_token: parsed.context_token.filter(|token| !token.is_empty()),
+        tags_all: parsed.tags.unwrap_or_default(),
+        from: parsed.from_date.as_deref().map(|value| parse_time("from_date", value)).transpose()?,
+        to: parsed.to_date.as_deref().map(|value| parse_time("to_date", value)).transpose()?,
+        text_contains: parsed.search_value.filter(|text| !text.is_empty()),
+        page_size: parsed.limit.unwrap_or(100),
+        offset: parsed.offset.unwrap_or(0),
+        ..DatapointQuery::default()
+    };
+    let page = state.domain.search_datapoints(&principal, query).await?;
+    let list: Vec<Value> = page.datapoints.iter().map(datapoint_json).collect();
+    Ok((StatusCode::OK, Json(Value::Array(list))).into_response())
+}
+
+/// A datapoint in the list-item shape existing clients read.
+fn datapoint_json(view: &DatapointView) -> Value {
+    let datapoint = &view.datapoint;
+    let mut model_metadata = json!({
+        "source_platform": datapoint.provider,
+        "call_id": datapoint.call_id,
+        "transcript_source": datapoint.transcript_source.as_str(),
+        "metrics": datapoint.metrics,
+    });
+    if let Some(audio) = &view.audio {
+        model_metadata["voice_file_id"] = json!(audio.id);
+        model_metadata["audio"] = json!({
+            "content_type": audio.content_type,
+            "size_bytes": audio.size_bytes,
+            "sha256": audio.sha256,
+            "duration_ms": audio.duration_ms,
+            "channels": audio.channels,
+            "sample_rate_hz": audio.sample_rate_hz,
+        });
+    }
+    let turns: Vec<Value> = datapoint
+        .turns
+        .iter()
+        .map(|turn| json!({"role": turn.role.as_str(), "content": turn.content, "timestamp_ms": turn.start_ms}))
+        .collect();
+    json!({
+        "id": datapoint.id,
+        "project_id": datapoint.project_id,
+        "context_token": datapoint.context_token,
+        "tags": datapoint.tags,
+        "input": turns,
+        "input_datetime": datapoint.started_at.unwrap_or(datapoint.created_at).to_rfc3339(),
+        "result": datapoint.analysis.summary,
+        "time_created": datapoint.created_at.to_rfc3339(),
+        "source": datapoint.source.as_str(),
+        "provider": datapoint.provider,
+        "model_metadata": model_metadata,
+        "user_metadata": datapoint.metadata,
+        "cost": datapoint.analysis.cost_usd,
+        "latency": datapoint.metrics.response_latency_p50_ms,
+        "status": "done",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_paths_become_fastapi_locations() {
+        assert_eq!(
+            field_location("conversations[0].audio.inline_b64"),
+            vec![json!("body"), json!("conversations"), json!(0), json!("audio"), json!("inline_b64")]
+        );
+        assert_eq!(field_location("project_id"), vec![json!("body"), json!("project_id")]);
+        assert_eq!(
+            field_location("conversations[2].transcript[5].role"),
+            vec![json!("body"), json!("conversations"), json!(2), json!("transcript"), json!(5), json!("role")]
+        );
+    }
+
+    #[test]
+    fn type_errors_name_the_field() {
+        let body = br#"{"conversations": [{"call_id": "c", "transcript": [{"role": "user", "content": 5}]}]}"#;
+        let error = parse_body::<IngestBody>(body).unwrap_err().0;
+        assert_eq!(error.field_violations()[0].field, "conversations[0].transcript[0].content");
+        let missing = parse_body::<IngestBody>(br#"{"conversations": [{"transcript": []}]}"#).unwrap_err().0;
+        assert_eq!(missing.field_violations()[0].field, "conversations[0].call_id");
+        let unknown = parse_body::<IngestBody>(br#"{"conversations": [{"call_id": "c", "transcipt": []}]}"#).unwrap_err().0;
+        assert_eq!(unknown.field_violations()[0].field, "conversations[0].transcipt");
+        let malformed = parse_body::<IngestBody>(br#"{"conversations": [}"#).unwrap_err().0;
+        assert!(malformed.field_violations()[0].description.starts_with("malformed JSON"));
+    }
+
+    #[test]
+    fn times_accept_rfc3339_and_naive() {
+        assert!(parse_time("t", "2026-11-20T10:00:00Z").is_ok());
+        assert!(parse_time("t", "2022-12-31T23:59:59.999999").is_ok());
+        assert!(parse_time("t", "yesterday").is_err());
+    }
+}
