@@ -12,12 +12,12 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::blob::BlobStore;
 use crate::clock::{SharedClock, SystemClock};
-use crate::jobs::IngestWriter;
-use crate::pipeline::fetch::Fetcher;
 use crate::config::Config;
 use crate::crypto::master_key::{self, KeySource};
 use crate::domain::{Domain, Settings};
 use crate::error::Error;
+use crate::jobs::IngestWriter;
+use crate::pipeline::fetch::Fetcher;
 use crate::storage::Storage;
 use crate::transport::{grpc, rest};
 
@@ -53,7 +53,8 @@ impl App {
         .map_err(|error| Error::internal("loading the master key", error))?;
         let settings = Settings::from_config(&config, config.effective_public_base_url(bound));
         let blobs = BlobStore::local(&config.data_dir.join("audio"))?;
-        let ingest_writer = IngestWriter::start(storage.clone(), config.jobs.max_attempts, clock.clone());
+        let ingest_writer =
+            IngestWriter::start(storage.clone(), config.jobs.max_attempts, clock.clone());
         let domain = Domain {
             storage,
             keyring: Arc::new(keyring),
@@ -99,7 +100,8 @@ impl App {
             "earshot serving gRPC, gRPC-web and REST"
         );
 
-        let fetcher = Fetcher::new(self.config.fetch_settings()).map_err(|error| Error::internal("starting workers", error))?;
+        let fetcher = Fetcher::new(self.config.fetch_settings())
+            .map_err(|error| Error::internal("starting workers", error))?;
         let (workers_stop, workers_stop_receiver) = tokio::sync::watch::channel(false);
         let workers = crate::jobs::worker::spawn_workers(
             &self.domain,

@@ -22,7 +22,8 @@ pub struct BlobStore {
 impl BlobStore {
     /// A store rooted at `directory`, created if missing.
     pub fn local(directory: &Path) -> Result<Self, Error> {
-        std::fs::create_dir_all(directory).map_err(|error| Error::internal("creating the audio directory", error))?;
+        std::fs::create_dir_all(directory)
+            .map_err(|error| Error::internal("creating the audio directory", error))?;
         let store = LocalFileSystem::new_with_prefix(directory)
             .map_err(|error| Error::internal("opening the audio directory", error))?
             .with_fsync(true);
@@ -51,13 +52,24 @@ impl BlobStore {
     }
 
     pub async fn get(&self, key: &str) -> Result<Bytes, Error> {
-        let result = self.store.get(&ObjectPath::from(key)).await.map_err(|error| Error::internal("reading audio", error))?;
+        let result = self
+            .store
+            .get(&ObjectPath::from(key))
+            .await
+            .map_err(|error| Error::internal("reading audio", error))?;
         result.bytes().await.map_err(|error| Error::internal("reading audio", error))
     }
 
     /// The blob as a stream of chunks, for large downloads.
-    pub async fn stream(&self, key: &str) -> Result<BoxStream<'static, Result<Bytes, Error>>, Error> {
-        let result = self.store.get(&ObjectPath::from(key)).await.map_err(|error| Error::internal("reading audio", error))?;
+    pub async fn stream(
+        &self,
+        key: &str,
+    ) -> Result<BoxStream<'static, Result<Bytes, Error>>, Error> {
+        let result = self
+            .store
+            .get(&ObjectPath::from(key))
+            .await
+            .map_err(|error| Error::internal("reading audio", error))?;
         Ok(result.into_stream().map_err(|error| Error::internal("reading audio", error)).boxed())
     }
 }

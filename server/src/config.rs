@@ -266,8 +266,13 @@ impl Config {
         if !(1..=100_000).contains(&ingest.max_batch_conversations) {
             return invalid("ingest.max_batch_conversations", "must be between 1 and 100000");
         }
-        if ingest.max_inline_audio_bytes == 0 || ingest.max_inline_audio_bytes > ingest.max_request_bytes {
-            return invalid("ingest.max_inline_audio_bytes", "must be between 1 and ingest.max_request_bytes");
+        if ingest.max_inline_audio_bytes == 0
+            || ingest.max_inline_audio_bytes > ingest.max_request_bytes
+        {
+            return invalid(
+                "ingest.max_inline_audio_bytes",
+                "must be between 1 and ingest.max_request_bytes",
+            );
         }
         if ingest.max_upload_bytes == 0 {
             return invalid("ingest.max_upload_bytes", "must be at least 1");
@@ -286,7 +291,10 @@ impl Config {
             return invalid("jobs.lease_seconds", "must be between 5 and 86400");
         }
         if jobs.retry_base_seconds == 0 || jobs.retry_base_seconds > jobs.retry_max_seconds {
-            return invalid("jobs.retry_base_seconds", "must be at least 1 and at most jobs.retry_max_seconds");
+            return invalid(
+                "jobs.retry_base_seconds",
+                "must be at least 1 and at most jobs.retry_max_seconds",
+            );
         }
         if !(10..=60_000).contains(&jobs.poll_interval_ms) {
             return invalid("jobs.poll_interval_ms", "must be between 10 and 60000");

@@ -237,7 +237,14 @@ pub fn validate_batch(
         .into_iter()
         .enumerate()
         .filter_map(|(index, input)| {
-            validate_one(input, source, mut_id, limits, &format!("conversations[{index}]"), violations)
+            validate_one(
+                input,
+                source,
+                mut_id,
+                limits,
+                &format!("conversations[{index}]"),
+                violations,
+            )
         })
         .collect()
 }
@@ -260,10 +267,13 @@ fn validate_one(
         }
         _ => call_id.clone(),
     };
-    let provider = match input.source_platform.map(|platform| platform.trim().to_ascii_lowercase()) {
+    let provider = match input.source_platform.map(|platform| platform.trim().to_ascii_lowercase())
+    {
         Some(platform) if !platform.is_empty() => {
             let valid = platform.len() <= 64
-                && platform.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"-_.".contains(&byte));
+                && platform
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || b"-_.".contains(&byte));
             if !valid {
                 violations.add(
                     format!("{prefix}.source_platform"),
@@ -278,7 +288,10 @@ fn validate_one(
         None | Some("") | Some("assistant") => Role::Assistant,
         Some("user") => Role::User,
         Some(other) => {
-            violations.add(format!("{prefix}.first_turn"), format!("must be user or assistant, not {other:?}"));
+            violations.add(
+                format!("{prefix}.first_turn"),
+                format!("must be user or assistant, not {other:?}"),
+            );
             Role::Assistant
         }
     };
@@ -300,7 +313,8 @@ fn validate_one(
             violations.add(format!("{field}.role"), description);
         }
         if turn.content.chars().count() > MAX_TURN_CHARS {
-            violations.add(format!("{field}.content"), format!("at most {MAX_TURN_CHARS} characters"));
+            violations
+                .add(format!("{field}.content"), format!("at most {MAX_TURN_CHARS} characters"));
         }
         if turn.timestamp_ms < 0 {
             violations.add(format!("{field}.timestamp_ms"), "must not be negative");
@@ -323,7 +337,9 @@ fn validate_one(
     }
 
     let audio_given = input.audio.is_some();
-    let audio = input.audio.and_then(|audio| validate_audio(audio, limits, &format!("{prefix}.audio"), violations));
+    let audio = input
+        .audio
+        .and_then(|audio| validate_audio(audio, limits, &format!("{prefix}.audio"), violations));
     if !transcript_given && !audio_given {
         violations.add(prefix.to_owned(), "needs a transcript, audio, or both");
     }
@@ -335,14 +351,21 @@ fn validate_one(
     for (index, tag) in input.tags.iter().enumerate() {
         let tag = tag.trim();
         if tag.is_empty() || tag.chars().count() > MAX_TAG_CHARS {
-            violations.add(format!("{prefix}.tags[{index}]"), format!("must be 1 to {MAX_TAG_CHARS} characters"));
+            violations.add(
+                format!("{prefix}.tags[{index}]"),
+                format!("must be 1 to {MAX_TAG_CHARS} characters"),
+            );
         } else if !tags.iter().any(|existing| existing == tag) {
             tags.push(tag.to_owned());
         }
     }
-    let metadata_bytes = serde_json::to_vec(&input.metadata).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
+    let metadata_bytes =
+        serde_json::to_vec(&input.metadata).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
     if metadata_bytes > MAX_METADATA_BYTES {
-        violations.add(format!("{prefix}.metadata"), format!("at most {MAX_METADATA_BYTES} bytes as JSON"));
+        violations.add(
+            format!("{prefix}.metadata"),
+            format!("at most {MAX_METADATA_BYTES} bytes as JSON"),
+        );
     }
 
     if violations.len() > before {
@@ -403,7 +426,10 @@ fn validate_audio(
             if encoded.len() / 4 * 3 > limits.max_inline_audio_bytes + 3 {
                 violations.add(
                     field,
-                    format!("audio exceeds the inline limit of {} bytes; upload it or send a URL", limits.max_inline_audio_bytes),
+                    format!(
+                        "audio exceeds the inline limit of {} bytes; upload it or send a URL",
+                        limits.max_inline_audio_bytes
+                    ),
                 );
                 return None;
             }
@@ -411,7 +437,10 @@ fn validate_audio(
                 Ok(bytes) if bytes.len() > limits.max_inline_audio_bytes => {
                     violations.add(
                         field,
-                        format!("audio exceeds the inline limit of {} bytes; upload it or send a URL", limits.max_inline_audio_bytes),
+                        format!(
+                            "audio exceeds the inline limit of {} bytes; upload it or send a URL",
+                            limits.max_inline_audio_bytes
+                        ),
                     );
                     None
                 }
@@ -430,7 +459,10 @@ fn validate_audio(
                 return None;
             }
             match http::Uri::try_from(url.as_str()) {
-                Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {
+                Ok(uri)
+                    if matches!(uri.scheme_str(), Some("http" | "https"))
+                        && uri.host().is_some() =>
+                {
                     Some(PendingAudio::Url(url))
                 }
                 _ => {
@@ -442,7 +474,10 @@ fn validate_audio(
         AudioInput::AudioId(id) => match uuid::Uuid::parse_str(id.trim()) {
             Ok(id) => Some(PendingAudio::AudioId(id)),
             Err(_) => {
-                violations.add(format!("{field}.audio_id"), "must be an audio id returned by UploadAudio");
+                violations.add(
+                    format!("{field}.audio_id"),
+                    "must be an audio id returned by UploadAudio",
+                );
                 None
             }
         },
@@ -490,14 +525,22 @@ mod tests {
         validate_batch(inputs, Source::Sdk, None, &limits(), &mut violations);
         match violations.into_result() {
             Ok(()) => Vec::new(),
-            Err(error) => error.field_violations().iter().map(|violation| violation.field.clone()).collect(),
+            Err(error) => {
+                error.field_violations().iter().map(|violation| violation.field.clone()).collect()
+            }
         }
     }
 
     #[test]
     fn a_valid_conversation_gets_defaults() {
         let mut violations = Violations::new();
-        let valid = validate_batch(vec![valid_input()], Source::Sdk, Some("batch-7"), &limits(), &mut violations);
+        let valid = validate_batch(
+            vec![valid_input()],
+            Source::Sdk,
+            Some("batch-7"),
+            &limits(),
+            &mut violations,
+        );
         assert!(violations.is_empty());
         let conversation = &valid[0].conversation;
         assert_eq!(conversation.context_token, "call-1");
@@ -532,18 +575,34 @@ mod tests {
 
     #[test]
     fn audio_is_checked() {
-        let with_audio = |audio| ConversationInput { audio: Some(audio), transcript: Vec::new(), ..valid_input() };
+        let with_audio = |audio| ConversationInput {
+            audio: Some(audio),
+            transcript: Vec::new(),
+            ..valid_input()
+        };
         assert_eq!(
             fields(vec![with_audio(AudioInput::InlineBase64("not base64!".into()))]),
             ["conversations[0].audio.inline_b64"]
         );
         let too_big = data_encoding::BASE64.encode(&[0u8; 17]);
-        assert_eq!(fields(vec![with_audio(AudioInput::InlineBase64(too_big))]), ["conversations[0].audio.inline_b64"]);
+        assert_eq!(
+            fields(vec![with_audio(AudioInput::InlineBase64(too_big))]),
+            ["conversations[0].audio.inline_b64"]
+        );
         let fits = data_encoding::BASE64.encode(&[1u8; 16]);
         assert!(fields(vec![with_audio(AudioInput::InlineBase64(fits))]).is_empty());
-        assert_eq!(fields(vec![with_audio(AudioInput::Url("ftp://x/a.wav".into()))]), ["conversations[0].audio.url"]);
-        assert_eq!(fields(vec![with_audio(AudioInput::AudioId("abc".into()))]), ["conversations[0].audio.audio_id"]);
-        assert_eq!(fields(vec![ConversationInput { transcript: Vec::new(), ..valid_input() }]), ["conversations[0]"]);
+        assert_eq!(
+            fields(vec![with_audio(AudioInput::Url("ftp://x/a.wav".into()))]),
+            ["conversations[0].audio.url"]
+        );
+        assert_eq!(
+            fields(vec![with_audio(AudioInput::AudioId("abc".into()))]),
+            ["conversations[0].audio.audio_id"]
+        );
+        assert_eq!(
+            fields(vec![ConversationInput { transcript: Vec::new(), ..valid_input() }]),
+            ["conversations[0]"]
+        );
     }
 
     #[test]

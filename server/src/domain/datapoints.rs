@@ -152,7 +152,10 @@ impl Datapoint {
             datapoint.metadata.insert(key.clone(), value.clone());
         }
         if let Some(mut_id) = &conversation.mut_id {
-            datapoint.metadata.entry("mut_id").or_insert_with(|| serde_json::Value::String(mut_id.clone()));
+            datapoint
+                .metadata
+                .entry("mut_id")
+                .or_insert_with(|| serde_json::Value::String(mut_id.clone()));
         }
         datapoint.metrics = metrics::compute(&datapoint.turns);
         datapoint.updated_at = now;
@@ -211,7 +214,11 @@ pub fn metadata_filter_text(value: &serde_json::Value) -> Option<String> {
 }
 
 impl Domain {
-    pub async fn search_datapoints(&self, principal: &Principal, mut query: DatapointQuery) -> Result<DatapointPage> {
+    pub async fn search_datapoints(
+        &self,
+        principal: &Principal,
+        mut query: DatapointQuery,
+    ) -> Result<DatapointPage> {
         principal.require(Scope::Read)?;
         match query.project_id {
             Some(project_id) => {
@@ -228,7 +235,9 @@ impl Domain {
         let mut found = self.storage.search_datapoints(principal.organization_id, &query).await?;
         let next_page_token = if found.len() > page_size {
             found.truncate(page_size);
-            found.last().map(|last| data_encoding::BASE64URL_NOPAD.encode(last.datapoint.id.as_bytes()))
+            found
+                .last()
+                .map(|last| data_encoding::BASE64URL_NOPAD.encode(last.datapoint.id.as_bytes()))
         } else {
             None
         };
@@ -238,7 +247,11 @@ impl Domain {
     pub async fn get_datapoint(&self, principal: &Principal, id: Uuid) -> Result<DatapointView> {
         principal.require(Scope::Read)?;
         let not_found = || Error::not_found(format!("datapoint {id} not found"));
-        let view = self.storage.get_datapoint(principal.organization_id, id).await?.ok_or_else(not_found)?;
+        let view = self
+            .storage
+            .get_datapoint(principal.organization_id, id)
+            .await?
+            .ok_or_else(not_found)?;
         if !principal.may_access_project(view.datapoint.project_id) {
             return Err(not_found());
         }
@@ -287,17 +300,42 @@ mod tests {
     #[test]
     fn a_later_event_enriches_without_losing_fields() {
         let now = Utc::now();
-        let turns = vec![Turn { role: Role::User, content: "Hi".into(), start_ms: 0, end_ms: None, channel: None, confidence: None }];
-        let first = Datapoint::merge(None, &conversation(turns.clone()), None, Uuid::nil(), Uuid::nil(), now);
+        let turns = vec![Turn {
+            role: Role::User,
+            content: "Hi".into(),
+            start_ms: 0,
+            end_ms: None,
+            channel: None,
+            confidence: None,
+        }];
+        let first = Datapoint::merge(
+            None,
+            &conversation(turns.clone()),
+            None,
+            Uuid::nil(),
+            Uuid::nil(),
+            now,
+        );
         assert_eq!(first.transcript_source, TranscriptSource::Provider);
 
         let mut analyzed = conversation(Vec::new());
         analyzed.from_number = None;
         analyzed.tags = vec!["b".into(), "a".into()];
         analyzed.metadata = serde_json::json!({"k": "v2"}).as_object().cloned().unwrap();
-        analyzed.extras = ProviderExtras { summary: Some("Short call".into()), successful: Some(true), ..Default::default() };
+        analyzed.extras = ProviderExtras {
+            summary: Some("Short call".into()),
+            successful: Some(true),
+            ..Default::default()
+        };
         let audio = Uuid::now_v7();
-        let merged = Datapoint::merge(Some(first.clone()), &analyzed, Some(audio), Uuid::nil(), Uuid::nil(), now);
+        let merged = Datapoint::merge(
+            Some(first.clone()),
+            &analyzed,
+            Some(audio),
+            Uuid::nil(),
+            Uuid::nil(),
+            now,
+        );
         assert_eq!(merged.id, first.id);
         assert_eq!(merged.turns, turns, "turns stay when the new event has none");
         assert_eq!(merged.transcript_source, TranscriptSource::Provider);

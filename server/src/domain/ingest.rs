@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use super::Domain;
 use super::auth::{Principal, Scope};
-use super::conversation::{AudioSource, Conversation, ConversationInput, PendingAudio, Source, validate_batch};
+use super::conversation::{
+    AudioSource, Conversation, ConversationInput, PendingAudio, Source, validate_batch,
+};
 use crate::blob::{BlobStore, sniff_audio_content_type};
 use crate::error::{Error, Result, Violations};
 
@@ -69,7 +71,9 @@ pub struct AudioObject {
 /// The id of an audio file in a project: derived from its content, so the same bytes get the
 /// same id however often and concurrently they arrive.
 pub fn audio_object_id(project_id: Uuid, sha256_hex: &str) -> Uuid {
-    let digest = crate::crypto::sha256_hex(format!("earshot audio object\0{project_id}\0{sha256_hex}").as_bytes());
+    let digest = crate::crypto::sha256_hex(
+        format!("earshot audio object\0{project_id}\0{sha256_hex}").as_bytes(),
+    );
     let mut bytes = [0u8; 16];
     for (index, byte) in bytes.iter_mut().enumerate() {
         *byte = u8::from_str_radix(&digest[index * 2..index * 2 + 2], 16).unwrap_or(0);
@@ -149,7 +153,12 @@ pub fn dedup_key(conversation: &Conversation) -> String {
     let mut canonical = conversation.clone();
     canonical.mut_id = None;
     let json = serde_json::to_vec(&canonical).unwrap_or_default();
-    format!("{}:{}:{}", conversation.provider, conversation.call_id, crate::crypto::sha256_hex(&json))
+    format!(
+        "{}:{}:{}",
+        conversation.provider,
+        conversation.call_id,
+        crate::crypto::sha256_hex(&json)
+    )
 }
 
 /// Metadata of an audio upload; the bytes follow.
@@ -173,8 +182,13 @@ impl Domain {
         let project_id = self.ingest_project(principal, request.project_id).await?;
         let mut violations = Violations::new();
         let limits = &self.settings.ingest_limits;
-        let mut valid =
-            validate_batch(request.conversations, request.source, request.mut_id.as_deref(), limits, &mut violations);
+        let mut valid = validate_batch(
+            request.conversations,
+            request.source,
+            request.mut_id.as_deref(),
+            limits,
+            &mut violations,
+        );
         violations.into_result()?;
 
         let mut violations = Violations::new();
@@ -193,7 +207,12 @@ impl Domain {
                         );
                         continue;
                     };
-                    let object = self.new_audio_object(principal.organization_id, project_id, &bytes, content_type);
+                    let object = self.new_audio_object(
+                        principal.organization_id,
+                        project_id,
+                        &bytes,
+                        content_type,
+                    );
                     item.conversation.audio = Some(AudioSource::Stored { audio_id: object.id });
                     if !write.audio_objects.iter().any(|existing| existing.id == object.id) {
                         blobs.push((object.blob_key.clone(), Bytes::from(bytes)));
@@ -201,11 +220,17 @@ impl Domain {
                     }
                 }
                 Some(PendingAudio::AudioId(audio_id)) => {
-                    match self.storage.get_audio_object(principal.organization_id, project_id, audio_id).await? {
+                    match self
+                        .storage
+                        .get_audio_object(principal.organization_id, project_id, audio_id)
+                        .await?
+                    {
                         Some(_) => item.conversation.audio = Some(AudioSource::Stored { audio_id }),
                         None => violations.add(
                             format!("{field}.audio_id"),
-                            format!("unknown audio id {audio_id} in this project; upload the file first"),
+                            format!(
+                                "unknown audio id {audio_id} in this project; upload the file first"
+                            ),
                         ),
                     }
                 }
@@ -219,7 +244,8 @@ impl Domain {
             }
         }
         while let Some(checked) = url_checks.join_next().await {
-            let (index, result) = checked.map_err(|error| Error::internal("checking audio URLs", error))?;
+            let (index, result) =
+                checked.map_err(|error| Error::internal("checking audio URLs", error))?;
             if let Err(reason) = result {
                 violations.add(format!("conversations[{index}].audio.url"), reason);
             }
@@ -243,7 +269,9 @@ impl Domain {
         let answers: Vec<(String, String)> = write
             .ingests
             .iter()
-            .map(|ingest| (ingest.conversation.call_id.clone(), ingest.conversation.context_token.clone()))
+            .map(|ingest| {
+                (ingest.conversation.call_id.clone(), ingest.conversation.context_token.clone())
+            })
             .collect();
         let outcomes = self.ingest_writer.submit(write).await?;
         self.jobs_wakeup.notify_waiters();
@@ -260,7 +288,12 @@ impl Domain {
     }
 
     /// Stores an uploaded file and returns its audio object (the same one for the same bytes).
-    pub async fn upload_audio(&self, principal: &Principal, metadata: UploadMetadata, bytes: Bytes) -> Result<AudioObject> {
+    pub async fn upload_audio(
+        &self,
+        principal: &Principal,
+        metadata: UploadMetadata,
+        bytes: Bytes,
+    ) -> Result<AudioObject> {
         principal.require(Scope::Ingest)?;
         let project_id = self.ingest_project(principal, metadata.project_id).await?;
         let mut violations = Violations::new();
@@ -270,17 +303,26 @@ impl Domain {
         if let Some(size) = metadata.size_bytes
             && size != bytes.len() as u64
         {
-            violations.add("metadata.size_bytes", format!("says {size} bytes but {} arrived", bytes.len()));
+            violations.add(
+                "metadata.size_bytes",
+                format!("says {size} bytes but {} arrived", bytes.len()),
+            );
         }
         let sha256 = crate::crypto::sha256_hex(&bytes);
         if let Some(expected) = metadata.sha256.as_deref().filter(|expected| !expected.is_empty())
             && !expected.eq_ignore_ascii_case(&sha256)
         {
-            violations.add("metadata.sha256", format!("does not match the received bytes (sha256 {sha256})"));
+            violations.add(
+                "metadata.sha256",
+                format!("does not match the received bytes (sha256 {sha256})"),
+            );
         }
         let sniffed = sniff_audio_content_type(&bytes);
         if sniffed.is_none() && !bytes.is_empty() {
-            violations.add("chunk", "is not a recognised audio format (WAV, MP3, OGG, FLAC, AU, MP4, WebM)");
+            violations.add(
+                "chunk",
+                "is not a recognised audio format (WAV, MP3, OGG, FLAC, AU, MP4, WebM)",
+            );
         }
         violations.into_result()?;
         let content_type = metadata
@@ -288,18 +330,26 @@ impl Domain {
             .filter(|given| given.starts_with("audio/"))
             .or_else(|| sniffed.map(str::to_owned))
             .unwrap_or_else(|| "application/octet-stream".to_owned());
-        let object = self.new_audio_object(principal.organization_id, project_id, &bytes, &content_type);
+        let object =
+            self.new_audio_object(principal.organization_id, project_id, &bytes, &content_type);
         self.blobs.put_if_absent(&object.blob_key, bytes).await?;
         self.storage.insert_audio_object(&object).await?;
-        Ok(self.storage.get_audio_object(principal.organization_id, project_id, object.id).await?.unwrap_or(object))
+        Ok(self
+            .storage
+            .get_audio_object(principal.organization_id, project_id, object.id)
+            .await?
+            .unwrap_or(object))
     }
 
     pub async fn get_ingest(&self, principal: &Principal, id: Uuid) -> Result<IngestRecord> {
         let not_found = || Error::not_found(format!("ingest {id} not found"));
         if !principal.has_scope(Scope::Ingest) && !principal.has_scope(Scope::Read) {
-            return Err(Error::PermissionDenied("this API key lacks the ingest or read scope".into()));
+            return Err(Error::PermissionDenied(
+                "this API key lacks the ingest or read scope".into(),
+            ));
         }
-        let record = self.storage.get_ingest(principal.organization_id, id).await?.ok_or_else(not_found)?;
+        let record =
+            self.storage.get_ingest(principal.organization_id, id).await?.ok_or_else(not_found)?;
         if !principal.may_access_project(record.project_id) {
             return Err(not_found());
         }
@@ -317,8 +367,10 @@ impl Domain {
         principal.require(Scope::Read)?;
         let project_id = self.ingest_project(principal, project_id).await?;
         let page_size = if page_size == 0 { 100 } else { page_size.min(500) };
-        let mut records =
-            self.storage.list_ingests(principal.organization_id, project_id, state, before, page_size + 1).await?;
+        let mut records = self
+            .storage
+            .list_ingests(principal.organization_id, project_id, state, before, page_size + 1)
+            .await?;
         let next = if records.len() > page_size {
             records.truncate(page_size);
             records.last().map(|record| record.id)
@@ -335,7 +387,10 @@ impl Domain {
         if !matches!(record.state, IngestState::Failed | IngestState::Dead) {
             return Err(Error::invalid(
                 "ingest_id",
-                format!("ingest is {}; only failed or dead ingests can be retried", record.state.as_str()),
+                format!(
+                    "ingest is {}; only failed or dead ingests can be retried",
+                    record.state.as_str()
+                ),
             ));
         }
         self.storage.requeue_ingest(id, self.clock.now()).await?;
@@ -344,7 +399,11 @@ impl Domain {
     }
 
     /// The project a key ingests into: the one named, else the key's own.
-    async fn ingest_project(&self, principal: &Principal, project_id: Option<Uuid>) -> Result<Uuid> {
+    async fn ingest_project(
+        &self,
+        principal: &Principal,
+        project_id: Option<Uuid>,
+    ) -> Result<Uuid> {
         let project_id = project_id.or(principal.project_id).ok_or_else(|| {
             Error::invalid("project_id", "required (the API key is not restricted to one project)")
         })?;
@@ -387,7 +446,10 @@ mod tests {
         let sha = crate::crypto::sha256_hex(b"x");
         assert_eq!(audio_object_id(project, &sha), audio_object_id(project, &sha));
         assert_ne!(audio_object_id(project, &sha), audio_object_id(Uuid::now_v7(), &sha));
-        assert_ne!(audio_object_id(project, &sha), audio_object_id(project, &crate::crypto::sha256_hex(b"y")));
+        assert_ne!(
+            audio_object_id(project, &sha),
+            audio_object_id(project, &crate::crypto::sha256_hex(b"y"))
+        );
     }
 
     #[test]

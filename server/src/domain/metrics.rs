@@ -88,7 +88,8 @@ pub fn compute(turns: &[Turn]) -> CallMetrics {
     let total_words: i64 = roles.iter().map(|metrics| metrics.word_count).sum();
     let total_talk_ms: i64 = roles.iter().map(|metrics| metrics.talk_time_ms).sum();
     #[allow(clippy::cast_precision_loss)]
-    let words_per_minute = (total_talk_ms > 0).then(|| total_words as f64 * 60_000.0 / total_talk_ms as f64);
+    let words_per_minute =
+        (total_talk_ms > 0).then(|| total_words as f64 * 60_000.0 / total_talk_ms as f64);
 
     let mut longest_monologue_ms = 0;
     let mut run_start = 0;
@@ -124,7 +125,14 @@ mod tests {
     use super::*;
 
     fn turn(role: Role, content: &str, start_ms: i64, end_ms: Option<i64>) -> Turn {
-        Turn { role, content: content.to_owned(), start_ms, end_ms, channel: None, confidence: None }
+        Turn {
+            role,
+            content: content.to_owned(),
+            start_ms,
+            end_ms,
+            channel: None,
+            confidence: None,
+        }
     }
 
     #[test]
@@ -139,7 +147,10 @@ mod tests {
         ];
         let metrics = compute(&turns);
         let assistant = metrics.roles.iter().find(|role| role.role == Role::Assistant).unwrap();
-        assert_eq!((assistant.turn_count, assistant.talk_time_ms, assistant.word_count), (4, 4_600, 13));
+        assert_eq!(
+            (assistant.turn_count, assistant.talk_time_ms, assistant.word_count),
+            (4, 4_600, 13)
+        );
         let user = metrics.roles.iter().find(|role| role.role == Role::User).unwrap();
         assert_eq!((user.turn_count, user.talk_time_ms, user.word_count), (2, 2_500, 6));
         // Latencies: 600 (4000 -> 4600) and 1000 (7400 -> 8400).
@@ -153,7 +164,8 @@ mod tests {
 
     #[test]
     fn unknown_ends_are_estimated_and_empty_calls_have_no_latency() {
-        let turns = [turn(Role::User, "hello there", 0, None), turn(Role::Assistant, "hi", 1_000, None)];
+        let turns =
+            [turn(Role::User, "hello there", 0, None), turn(Role::Assistant, "hi", 1_000, None)];
         let metrics = compute(&turns);
         assert_eq!(metrics.roles[0].talk_time_ms, 1_000);
         assert_eq!(metrics.roles[1].talk_time_ms, 400);

@@ -91,7 +91,10 @@ pub(crate) mod test_support {
             rotation_grace_max: chrono::Duration::hours(168),
             rate_limit_per_minute_default: 1000,
             rate_limit_per_minute_max: 100_000,
-            ingest_limits: IngestLimits { max_batch_conversations: 1000, max_inline_audio_bytes: 1 << 20 },
+            ingest_limits: IngestLimits {
+                max_batch_conversations: 1000,
+                max_inline_audio_bytes: 1 << 20,
+            },
             max_upload_bytes: 1 << 20,
             allow_private_networks: false,
         }

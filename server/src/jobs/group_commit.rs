@@ -49,7 +49,12 @@ impl IngestWriter {
     }
 }
 
-async fn run(storage: Storage, max_attempts: i32, clock: SharedClock, mut receiver: mpsc::Receiver<Pending>) {
+async fn run(
+    storage: Storage,
+    max_attempts: i32,
+    clock: SharedClock,
+    mut receiver: mpsc::Receiver<Pending>,
+) {
     let mut group: Vec<Pending> = Vec::with_capacity(MAX_GROUP);
     while let Some(first) = receiver.recv().await {
         group.push(first);
@@ -62,7 +67,11 @@ async fn run(storage: Storage, max_attempts: i32, clock: SharedClock, mut receiv
         let writes: Vec<&IngestWrite> = group.iter().map(|pending| &pending.write).collect();
         let started = std::time::Instant::now();
         let result = storage.commit_ingest_writes(&writes, max_attempts, clock.now()).await;
-        tracing::debug!(requests = group.len(), elapsed_ms = started.elapsed().as_millis() as u64, "group commit");
+        tracing::debug!(
+            requests = group.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "group commit"
+        );
         match result {
             Ok(outcomes) => {
                 for (pending, outcome) in group.drain(..).zip(outcomes) {
@@ -72,9 +81,9 @@ async fn run(storage: Storage, max_attempts: i32, clock: SharedClock, mut receiv
             Err(error) => {
                 tracing::error!(error = %error, requests = group.len(), "group commit failed");
                 for pending in group.drain(..) {
-                    let _receiver_gone = pending
-                        .reply
-                        .send(Err(Error::Unavailable("storage is unavailable; nothing was stored, retry".into())));
+                    let _receiver_gone = pending.reply.send(Err(Error::Unavailable(
+                        "storage is unavailable; nothing was stored, retry".into(),
+                    )));
                 }
             }
         }

@@ -69,7 +69,11 @@ pub struct JobSettings {
 
 /// Exponential backoff with full jitter: a random delay up to `base * 2^(attempt-1)`, capped,
 /// and at least a tenth of it so retries never stampede at once.
-pub fn retry_delay(attempt: i32, base: std::time::Duration, max: std::time::Duration) -> std::time::Duration {
+pub fn retry_delay(
+    attempt: i32,
+    base: std::time::Duration,
+    max: std::time::Duration,
+) -> std::time::Duration {
     let exponent = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(20);
     let ceiling = base.saturating_mul(1u32 << exponent).min(max);
     let random = u64::from_le_bytes(crate::crypto::random_bytes::<8>());
@@ -89,7 +93,10 @@ mod tests {
         let id = Uuid::nil();
         let json = serde_json::to_string(&JobPayload::IngestV1 { ingest_id: id }).unwrap();
         assert_eq!(json, format!("{{\"type\":\"IngestV1\",\"ingest_id\":\"{id}\"}}"));
-        assert_eq!(serde_json::from_str::<JobPayload>(&json).unwrap(), JobPayload::IngestV1 { ingest_id: id });
+        assert_eq!(
+            serde_json::from_str::<JobPayload>(&json).unwrap(),
+            JobPayload::IngestV1 { ingest_id: id }
+        );
     }
 
     #[test]
@@ -101,7 +108,8 @@ mod tests {
             let ceiling = (base * 2u32.pow(u32::try_from(attempt - 1).unwrap())).min(max);
             assert!(delay <= ceiling && delay >= ceiling / 10, "attempt {attempt}: {delay:?}");
         }
-        let samples: std::collections::HashSet<_> = (0..20).map(|_| retry_delay(5, base, max)).collect();
+        let samples: std::collections::HashSet<_> =
+            (0..20).map(|_| retry_delay(5, base, max)).collect();
         assert!(samples.len() > 1, "delays are jittered");
     }
 }

@@ -87,8 +87,10 @@ impl Worker {
                 self.domain.storage.fail_job(job.id, ingest_id, &reason, None, now).await
             }
             Err(ProcessError::Transient(reason)) => {
-                let delay = retry_delay(job.attempts, self.settings.retry_base, self.settings.retry_max);
-                let retry_at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(60));
+                let delay =
+                    retry_delay(job.attempts, self.settings.retry_base, self.settings.retry_max);
+                let retry_at = now
+                    + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(60));
                 tracing::info!(%ingest_id, reason = %reason, attempts = job.attempts, retry_in_ms = delay.as_millis() as u64, "ingest will be retried");
                 self.domain.storage.fail_job(job.id, ingest_id, &reason, Some(retry_at), now).await
             }

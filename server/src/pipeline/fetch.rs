@@ -46,7 +46,8 @@ impl Fetcher {
                 return attempt.error("redirect to a non-http URL");
             }
             // Hostnames are checked by the resolver; literal addresses never reach it.
-            let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+            let host =
+                url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
             if let Ok(ip) = host.parse::<std::net::IpAddr>()
                 && let Err(reason) = ssrf::is_allowed(ip, allow_private)
             {
@@ -67,10 +68,14 @@ impl Fetcher {
     }
 
     /// GETs `url` and returns its body, at most `max_bytes`.
-    pub async fn fetch(&self, url: &str, basic_auth: Option<(&str, &str)>) -> Result<Bytes, FetchError> {
-        ssrf::check_url(url, self.settings.allow_private_networks).await.map_err(|reason| {
-            FetchError::Permanent(format!("audio URL {reason}"))
-        })?;
+    pub async fn fetch(
+        &self,
+        url: &str,
+        basic_auth: Option<(&str, &str)>,
+    ) -> Result<Bytes, FetchError> {
+        ssrf::check_url(url, self.settings.allow_private_networks)
+            .await
+            .map_err(|reason| FetchError::Permanent(format!("audio URL {reason}")))?;
         let mut request = self.client.get(url);
         if let Some((user, password)) = basic_auth {
             request = request.basic_auth(user, Some(password));
@@ -79,22 +84,28 @@ impl Fetcher {
         let status = response.status();
         if !status.is_success() {
             let message = format!("audio URL answered HTTP {}", status.as_u16());
-            return Err(if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
-                FetchError::Transient(message)
-            } else {
-                FetchError::Permanent(message)
-            });
+            return Err(
+                if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
+                    FetchError::Transient(message)
+                } else {
+                    FetchError::Permanent(message)
+                },
+            );
         }
         let max = self.settings.max_bytes;
         if response.content_length().is_some_and(|length| length > max as u64) {
-            return Err(FetchError::Permanent(format!("audio is larger than the {max}-byte limit")));
+            return Err(FetchError::Permanent(format!(
+                "audio is larger than the {max}-byte limit"
+            )));
         }
         let mut body = BytesMut::new();
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|error| classify(&error))?;
             if body.len() + chunk.len() > max {
-                return Err(FetchError::Permanent(format!("audio is larger than the {max}-byte limit")));
+                return Err(FetchError::Permanent(format!(
+                    "audio is larger than the {max}-byte limit"
+                )));
             }
             body.extend_from_slice(&chunk);
         }

@@ -29,9 +29,13 @@ pub fn probe(bytes: Vec<u8>, content_type: &str) -> Result<AudioProbe, String> {
     let duration_ms = match (params.n_frames, params.time_base, sample_rate_hz) {
         (Some(frames), Some(time_base), _) => {
             let time = time_base.calc_time(frames);
-            i64::try_from(time.seconds).ok().map(|seconds| seconds * 1000 + (time.frac * 1000.0).round() as i64)
+            i64::try_from(time.seconds)
+                .ok()
+                .map(|seconds| seconds * 1000 + (time.frac * 1000.0).round() as i64)
         }
-        (Some(frames), None, Some(rate)) if rate > 0 => i64::try_from(frames * 1000 / u64::from(rate)).ok(),
+        (Some(frames), None, Some(rate)) if rate > 0 => {
+            i64::try_from(frames * 1000 / u64::from(rate)).ok()
+        }
         _ => None,
     };
     Ok(AudioProbe {
@@ -70,7 +74,10 @@ mod tests {
     #[test]
     fn probes_a_wav_file() {
         let probed = probe(silent_wav(2, 8000, 1500), "audio/wav").unwrap();
-        assert_eq!(probed, AudioProbe { duration_ms: Some(1500), channels: Some(2), sample_rate_hz: Some(8000) });
+        assert_eq!(
+            probed,
+            AudioProbe { duration_ms: Some(1500), channels: Some(2), sample_rate_hz: Some(8000) }
+        );
     }
 
     #[test]

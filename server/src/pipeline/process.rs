@@ -26,6 +26,7 @@ pub enum ProcessOutcome {
     AwaitingTranscription,
 }
 
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(transient)`
 fn transient(error: crate::Error) -> ProcessError {
     ProcessError::Transient(error.to_string())
 }
@@ -37,11 +38,10 @@ pub async fn process_ingest(
     ingest_id: Uuid,
 ) -> Result<ProcessOutcome, ProcessError> {
     let storage = &domain.storage;
-    let (record, conversation) = storage
-        .load_ingest(ingest_id)
-        .await
-        .map_err(transient)?
-        .ok_or_else(|| ProcessError::Permanent(format!("ingest {ingest_id} no longer exists")))?;
+    let (record, conversation) =
+        storage.load_ingest(ingest_id).await.map_err(transient)?.ok_or_else(|| {
+            ProcessError::Permanent(format!("ingest {ingest_id} no longer exists"))
+        })?;
     storage.mark_ingest_processing(ingest_id, domain.clock.now()).await.map_err(transient)?;
 
     let audio_id = match &conversation.audio {
@@ -52,7 +52,10 @@ pub async fn process_ingest(
                 FetchError::Permanent(reason) => ProcessError::Permanent(reason),
                 FetchError::Transient(reason) => ProcessError::Transient(reason),
             })?;
-            Some(store_fetched_audio(domain, record.organization_id, record.project_id, bytes).await?)
+            Some(
+                store_fetched_audio(domain, record.organization_id, record.project_id, bytes)
+                    .await?,
+            )
         }
     };
     if let Some(audio_id) = audio_id {
@@ -75,7 +78,10 @@ pub async fn process_ingest(
         record.project_id,
         domain.clock.now(),
     );
-    storage.finish_ingest(job_id, ingest_id, &datapoint, domain.clock.now()).await.map_err(transient)?;
+    storage
+        .finish_ingest(job_id, ingest_id, &datapoint, domain.clock.now())
+        .await
+        .map_err(transient)?;
     Ok(ProcessOutcome::Done { datapoint_id: datapoint.id })
 }
 
@@ -85,8 +91,9 @@ async fn store_fetched_audio(
     project_id: Uuid,
     bytes: Bytes,
 ) -> Result<Uuid, ProcessError> {
-    let content_type = sniff_audio_content_type(&bytes)
-        .ok_or_else(|| ProcessError::Permanent("the audio URL did not return a recognised audio format".into()))?;
+    let content_type = sniff_audio_content_type(&bytes).ok_or_else(|| {
+        ProcessError::Permanent("the audio URL did not return a recognised audio format".into())
+    })?;
     let object = domain.new_audio_object(organization_id, project_id, &bytes, content_type);
     domain.blobs.put_if_absent(&object.blob_key, bytes).await.map_err(transient)?;
     domain.storage.insert_audio_object(&object).await.map_err(transient)?;
@@ -95,7 +102,12 @@ async fn store_fetched_audio(
 
 /// Records duration, channels and sample rate the first time an audio object is processed.
 /// Unreadable audio is kept as it is: transcription, which needs to decode it, decides then.
-async fn probe_if_needed(domain: &Domain, organization_id: Uuid, project_id: Uuid, audio_id: Uuid) -> Result<(), ProcessError> {
+async fn probe_if_needed(
+    domain: &Domain,
+    organization_id: Uuid,
+    project_id: Uuid,
+    audio_id: Uuid,
+) -> Result<(), ProcessError> {
     let object = domain
         .storage
         .get_audio_object(organization_id, project_id, audio_id)

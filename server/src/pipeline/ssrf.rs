@@ -22,7 +22,9 @@ pub fn is_allowed(ip: IpAddr, allow_private: bool) -> Result<(), &'static str> {
         IpAddr::V6(v6) => classify_v6(v6),
     };
     match reason {
-        Some(reason) if !(allow_private && matches!(reason, PRIVATE | LOOPBACK | LINK_LOCAL)) => Err(reason),
+        Some(reason) if !(allow_private && matches!(reason, PRIVATE | LOOPBACK | LINK_LOCAL)) => {
+            Err(reason)
+        }
         _ => Ok(()),
     }
 }
@@ -64,7 +66,11 @@ fn classify_v6(ip: Ipv6Addr) -> Option<&'static str> {
         Some(PRIVATE)
     } else if first & 0xffc0 == 0xfe80 {
         Some(LINK_LOCAL)
-    } else if ip.is_unspecified() || ip.is_multicast() || first == 0x2001 && ip.segments()[1] == 0x0db8 || first == 0x0064 {
+    } else if ip.is_unspecified()
+        || ip.is_multicast()
+        || first == 0x2001 && ip.segments()[1] == 0x0db8
+        || first == 0x0064
+    {
         Some(SPECIAL)
     } else {
         None
@@ -80,18 +86,23 @@ pub async fn check_url(url: &str, allow_private: bool) -> Result<(), String> {
     let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
     let addresses: Vec<SocketAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host((host, port)))
-            .await
-            .map_err(|_| format!("host {host} did not resolve within 5 s"))?
-            .map_err(|error| format!("host {host} does not resolve: {error}"))?
-            .collect(),
+        Err(_) => {
+            tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host((host, port)))
+                .await
+                .map_err(|_| format!("host {host} did not resolve within 5 s"))?
+                .map_err(|error| format!("host {host} does not resolve: {error}"))?
+                .collect()
+        }
     };
     if addresses.is_empty() {
         return Err(format!("host {host} has no addresses"));
     }
     for address in addresses {
         if let Err(reason) = is_allowed(address.ip(), allow_private) {
-            return Err(format!("resolves to {reason} ({}), which earshot does not fetch", address.ip()));
+            return Err(format!(
+                "resolves to {reason} ({}), which earshot does not fetch",
+                address.ip()
+            ));
         }
     }
     Ok(())
@@ -108,9 +119,12 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let allow_private = self.allow_private;
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> =
-                addresses.into_iter().filter(|address| is_allowed(address.ip(), allow_private).is_ok()).collect();
+            let addresses: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = addresses
+                .into_iter()
+                .filter(|address| is_allowed(address.ip(), allow_private).is_ok())
+                .collect();
             if allowed.is_empty() {
                 let error: Box<dyn std::error::Error + Send + Sync> =
                     format!("{host} resolves only to addresses earshot does not fetch").into();
@@ -137,9 +151,24 @@ mod tests {
     #[test]
     fn special_addresses_are_refused() {
         for ip in [
-            "127.0.0.1", "127.1.2.3", "10.0.0.1", "10.255.255.255", "172.16.0.1", "192.168.1.1", "169.254.169.254",
-            "100.64.0.1", "0.0.0.0", "255.255.255.255", "224.0.0.1", "::1", "fe80::1", "fc00::1", "fd12::1",
-            "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::",
+            "127.0.0.1",
+            "127.1.2.3",
+            "10.0.0.1",
+            "10.255.255.255",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "fe80::1",
+            "fc00::1",
+            "fd12::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::",
         ] {
             assert!(denied(ip), "{ip} must be refused");
         }

@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -13,13 +13,20 @@ use super::ingest::{set_ingest_state, set_job_status};
 use super::{Storage, db_error, parse_uuid};
 use crate::clock::{from_millis, to_millis};
 use crate::domain::conversation::Source;
-use crate::domain::datapoints::{Datapoint, DatapointQuery, DatapointView, TranscriptSource, metadata_filter_text};
+use crate::domain::datapoints::{
+    Datapoint, DatapointQuery, DatapointView, TranscriptSource, metadata_filter_text,
+};
 use crate::domain::ingest::IngestState;
 use crate::error::Error;
 use crate::jobs::JobStatus;
 
 impl Storage {
-    pub async fn find_datapoint(&self, project_id: Uuid, provider: &str, call_id: &str) -> Result<Option<Datapoint>, Error> {
+    pub async fn find_datapoint(
+        &self,
+        project_id: Uuid,
+        provider: &str,
+        call_id: &str,
+    ) -> Result<Option<Datapoint>, Error> {
         datapoint::Entity::find()
             .filter(datapoint::Column::ProjectId.eq(project_id.to_string()))
             .filter(datapoint::Column::Provider.eq(provider))
@@ -54,13 +61,20 @@ impl Storage {
         if exists {
             model.update(&transaction).await.map_err(db_error(context))?;
         } else {
-            datapoint::Entity::insert(model).exec_without_returning(&transaction).await.map_err(db_error(context))?;
+            datapoint::Entity::insert(model)
+                .exec_without_returning(&transaction)
+                .await
+                .map_err(db_error(context))?;
         }
         replace_search_rows(&transaction, datapoint, context).await?;
         set_job_status(&transaction, job_id, JobStatus::Succeeded, None, "", now, context).await?;
-        set_ingest_state(&transaction, ingest_id, IngestState::Done, "", None, now, context).await?;
+        set_ingest_state(&transaction, ingest_id, IngestState::Done, "", None, now, context)
+            .await?;
         super::entities::ingest::Entity::update_many()
-            .col_expr(super::entities::ingest::Column::DatapointId, Expr::value(datapoint.id.to_string()))
+            .col_expr(
+                super::entities::ingest::Column::DatapointId,
+                Expr::value(datapoint.id.to_string()),
+            )
             .filter(super::entities::ingest::Column::Id.eq(ingest_id.to_string()))
             .exec(&transaction)
             .await
@@ -68,7 +82,11 @@ impl Storage {
         transaction.commit().await.map_err(db_error(context))
     }
 
-    pub async fn get_datapoint(&self, organization_id: Uuid, id: Uuid) -> Result<Option<DatapointView>, Error> {
+    pub async fn get_datapoint(
+        &self,
+        organization_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<DatapointView>, Error> {
         let model = datapoint::Entity::find_by_id(id.to_string())
             .filter(datapoint::Column::OrganizationId.eq(organization_id.to_string()))
             .one(&self.db)
@@ -78,8 +96,13 @@ impl Storage {
     }
 
     /// Datapoints matching every given filter, newest first.
-    pub async fn search_datapoints(&self, organization_id: Uuid, query: &DatapointQuery) -> Result<Vec<DatapointView>, Error> {
-        let mut condition = Condition::all().add(datapoint::Column::OrganizationId.eq(organization_id.to_string()));
+    pub async fn search_datapoints(
+        &self,
+        organization_id: Uuid,
+        query: &DatapointQuery,
+    ) -> Result<Vec<DatapointView>, Error> {
+        let mut condition =
+            Condition::all().add(datapoint::Column::OrganizationId.eq(organization_id.to_string()));
         if let Some(project_id) = query.project_id {
             condition = condition.add(datapoint::Column::ProjectId.eq(project_id.to_string()));
         }
@@ -127,9 +150,11 @@ impl Storage {
             condition = condition.add(datapoint::Column::OccurredAtMs.lte(to_millis(to)));
         }
         if let Some(text) = query.text_contains.as_deref().filter(|text| !text.is_empty()) {
-            let escaped = text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let escaped =
+                text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
             condition = condition.add(
-                Expr::col(datapoint::Column::TranscriptSearch).like(sea_orm::sea_query::LikeExpr::new(format!("%{escaped}%")).escape('\\')),
+                Expr::col(datapoint::Column::TranscriptSearch)
+                    .like(sea_orm::sea_query::LikeExpr::new(format!("%{escaped}%")).escape('\\')),
             );
         }
         if let Some(before) = query.before {
@@ -147,20 +172,27 @@ impl Storage {
     }
 
     async fn with_audio(&self, models: Vec<datapoint::Model>) -> Result<Vec<DatapointView>, Error> {
-        let audio_ids: Vec<String> = models.iter().filter_map(|model| model.audio_id.clone()).collect();
+        let audio_ids: Vec<String> =
+            models.iter().filter_map(|model| model.audio_id.clone()).collect();
         let audio = self.get_audio_objects(audio_ids).await?;
         models
             .into_iter()
             .map(|model| {
                 let datapoint = datapoint_from_model(model)?;
-                let audio = datapoint.audio_id.and_then(|id| audio.iter().find(|object| object.id == id).cloned());
+                let audio = datapoint
+                    .audio_id
+                    .and_then(|id| audio.iter().find(|object| object.id == id).cloned());
                 Ok(DatapointView { datapoint, audio })
             })
             .collect()
     }
 }
 
-async fn replace_search_rows(connection: &impl ConnectionTrait, datapoint: &Datapoint, context: &'static str) -> Result<(), Error> {
+async fn replace_search_rows(
+    connection: &impl ConnectionTrait,
+    datapoint: &Datapoint,
+    context: &'static str,
+) -> Result<(), Error> {
     let id = datapoint.id.to_string();
     let project_id = datapoint.project_id.to_string();
     datapoint_tag::Entity::delete_many()
@@ -179,7 +211,10 @@ async fn replace_search_rows(connection: &impl ConnectionTrait, datapoint: &Data
             project_id: Set(project_id.clone()),
             tag: Set(tag.clone()),
         });
-        datapoint_tag::Entity::insert_many(rows).exec_without_returning(connection).await.map_err(db_error(context))?;
+        datapoint_tag::Entity::insert_many(rows)
+            .exec_without_returning(connection)
+            .await
+            .map_err(db_error(context))?;
     }
     let pairs: Vec<(String, String)> = datapoint
         .metadata
@@ -193,7 +228,10 @@ async fn replace_search_rows(connection: &impl ConnectionTrait, datapoint: &Data
             key: Set(key),
             value: Set(value),
         });
-        datapoint_metadata::Entity::insert_many(rows).exec_without_returning(connection).await.map_err(db_error(context))?;
+        datapoint_metadata::Entity::insert_many(rows)
+            .exec_without_returning(connection)
+            .await
+            .map_err(db_error(context))?;
     }
     Ok(())
 }
@@ -242,7 +280,8 @@ fn datapoint_from_model(model: datapoint::Model) -> Result<Datapoint, Error> {
         provider: model.provider,
         call_id: model.call_id,
         context_token: model.context_token,
-        source: Source::parse(&model.source).ok_or_else(|| Error::internal(context, "unknown source"))?,
+        source: Source::parse(&model.source)
+            .ok_or_else(|| Error::internal(context, "unknown source"))?,
         transcript_source: TranscriptSource::parse(&model.transcript_source)
             .ok_or_else(|| Error::internal(context, "unknown transcript source"))?,
         speaker_labels_estimated: model.speaker_labels_estimated,

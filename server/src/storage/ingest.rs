@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -81,8 +81,9 @@ impl Storage {
                 .exec_without_returning(&transaction)
                 .await
                 .map_err(db_error(context))?;
-                let job_payload = serde_json::to_string(&JobPayload::IngestV1 { ingest_id: new.id })
-                    .map_err(|error| Error::internal(context, error))?;
+                let job_payload =
+                    serde_json::to_string(&JobPayload::IngestV1 { ingest_id: new.id })
+                        .map_err(|error| Error::internal(context, error))?;
                 job::Entity::insert(job::ActiveModel {
                     id: Set(new.id.to_string()),
                     kind: Set("ingest".to_owned()),
@@ -164,11 +165,13 @@ impl Storage {
             if updated.rows_affected == 0 {
                 continue;
             }
-            let Some(row) = job::Entity::find_by_id(id).one(&self.db).await.map_err(db_error(context))? else {
+            let Some(row) =
+                job::Entity::find_by_id(id).one(&self.db).await.map_err(db_error(context))?
+            else {
                 continue;
             };
-            let payload: JobPayload =
-                serde_json::from_str(&row.payload_json).map_err(|error| Error::internal(context, error))?;
+            let payload: JobPayload = serde_json::from_str(&row.payload_json)
+                .map_err(|error| Error::internal(context, error))?;
             claimed.push(ClaimedJob {
                 id: parse_uuid(context, &row.id)?,
                 payload,
@@ -179,14 +182,20 @@ impl Storage {
         Ok(claimed)
     }
 
-    pub async fn load_ingest(&self, id: Uuid) -> Result<Option<(IngestRecord, Conversation)>, Error> {
+    pub async fn load_ingest(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<(IngestRecord, Conversation)>, Error> {
         let context = "loading an ingest";
-        let Some(model) = ingest::Entity::find_by_id(id.to_string()).one(&self.db).await.map_err(db_error(context))?
+        let Some(model) = ingest::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await
+            .map_err(db_error(context))?
         else {
             return Ok(None);
         };
-        let StoredConversation::V1(conversation) =
-            serde_json::from_str(&model.payload_json).map_err(|error| Error::internal(context, error))?;
+        let StoredConversation::V1(conversation) = serde_json::from_str(&model.payload_json)
+            .map_err(|error| Error::internal(context, error))?;
         Ok(Some((ingest_from_model(model)?, conversation)))
     }
 
@@ -212,11 +221,25 @@ impl Storage {
     }
 
     /// Audio-only conversation waiting for transcription: visible, kept, not retried.
-    pub async fn park_ingest(&self, job_id: Uuid, ingest_id: Uuid, now: DateTime<Utc>) -> Result<(), Error> {
+    pub async fn park_ingest(
+        &self,
+        job_id: Uuid,
+        ingest_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
         let context = "parking an ingest";
         let transaction = self.db.begin().await.map_err(db_error(context))?;
         set_job_status(&transaction, job_id, JobStatus::Parked, None, "", now, context).await?;
-        set_ingest_state(&transaction, ingest_id, IngestState::AwaitingTranscription, "", None, now, context).await?;
+        set_ingest_state(
+            &transaction,
+            ingest_id,
+            IngestState::AwaitingTranscription,
+            "",
+            None,
+            now,
+            context,
+        )
+        .await?;
         transaction.commit().await.map_err(db_error(context))
     }
 
@@ -236,7 +259,8 @@ impl Storage {
             None => (JobStatus::Dead, IngestState::Dead),
         };
         set_job_status(&transaction, job_id, job_status, retry_at, error, now, context).await?;
-        set_ingest_state(&transaction, ingest_id, ingest_state, error, retry_at, now, context).await?;
+        set_ingest_state(&transaction, ingest_id, ingest_state, error, retry_at, now, context)
+            .await?;
         transaction.commit().await.map_err(db_error(context))
     }
 
@@ -255,11 +279,16 @@ impl Storage {
             .exec(&transaction)
             .await
             .map_err(db_error(context))?;
-        set_ingest_state(&transaction, ingest_id, IngestState::Queued, "", None, now, context).await?;
+        set_ingest_state(&transaction, ingest_id, IngestState::Queued, "", None, now, context)
+            .await?;
         transaction.commit().await.map_err(db_error(context))
     }
 
-    pub async fn get_ingest(&self, organization_id: Uuid, id: Uuid) -> Result<Option<IngestRecord>, Error> {
+    pub async fn get_ingest(
+        &self,
+        organization_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<IngestRecord>, Error> {
         ingest::Entity::find_by_id(id.to_string())
             .filter(ingest::Column::OrganizationId.eq(organization_id.to_string()))
             .one(&self.db)
@@ -345,8 +374,14 @@ impl Storage {
     pub async fn update_audio_probe(&self, id: Uuid, probe: &AudioProbe) -> Result<(), Error> {
         audio_object::Entity::update_many()
             .col_expr(audio_object::Column::DurationMs, Expr::value(probe.duration_ms))
-            .col_expr(audio_object::Column::Channels, Expr::value(probe.channels.map(|value| value as i32)))
-            .col_expr(audio_object::Column::SampleRateHz, Expr::value(probe.sample_rate_hz.map(|value| value as i32)))
+            .col_expr(
+                audio_object::Column::Channels,
+                Expr::value(probe.channels.map(|value| value as i32)),
+            )
+            .col_expr(
+                audio_object::Column::SampleRateHz,
+                Expr::value(probe.sample_rate_hz.map(|value| value as i32)),
+            )
             .filter(audio_object::Column::Id.eq(id.to_string()))
             .exec(&self.db)
             .await
@@ -373,7 +408,11 @@ pub(super) async fn set_job_status(
     if let Some(run_after) = run_after {
         update = update.col_expr(job::Column::RunAfterMs, Expr::value(to_millis(run_after)));
     }
-    update.filter(job::Column::Id.eq(job_id.to_string())).exec(connection).await.map_err(db_error(context))?;
+    update
+        .filter(job::Column::Id.eq(job_id.to_string()))
+        .exec(connection)
+        .await
+        .map_err(db_error(context))?;
     Ok(())
 }
 
@@ -398,7 +437,10 @@ pub(super) async fn set_ingest_state(
     Ok(())
 }
 
-async fn insert_audio_object(connection: &impl ConnectionTrait, object: &AudioObject) -> Result<(), Error> {
+async fn insert_audio_object(
+    connection: &impl ConnectionTrait,
+    object: &AudioObject,
+) -> Result<(), Error> {
     audio_object::Entity::insert(audio_object::ActiveModel {
         id: Set(object.id.to_string()),
         organization_id: Set(object.organization_id.to_string()),
@@ -428,9 +470,15 @@ fn ingest_from_model(model: ingest::Model) -> Result<IngestRecord, Error> {
         call_id: model.call_id,
         context_token: model.context_token,
         provider: model.provider,
-        source: Source::parse(&model.source).ok_or_else(|| Error::internal(context, "unknown source"))?,
-        state: IngestState::parse(&model.state).ok_or_else(|| Error::internal(context, "unknown state"))?,
-        datapoint_id: model.datapoint_id.as_deref().map(|id| parse_uuid(context, id)).transpose()?,
+        source: Source::parse(&model.source)
+            .ok_or_else(|| Error::internal(context, "unknown source"))?,
+        state: IngestState::parse(&model.state)
+            .ok_or_else(|| Error::internal(context, "unknown state"))?,
+        datapoint_id: model
+            .datapoint_id
+            .as_deref()
+            .map(|id| parse_uuid(context, id))
+            .transpose()?,
         attempts: model.attempts,
         last_error: model.last_error,
         next_attempt_at: model.next_attempt_at_ms.map(from_millis),

@@ -422,7 +422,12 @@ mod m0002_ingest {
         ColumnDef::new(name).big_integer().null().take()
     }
 
-    fn index(name: &str, table: impl IntoIden + 'static, columns: &[&'static str], unique: bool) -> IndexCreateStatement {
+    fn index(
+        name: &str,
+        table: impl IntoIden + 'static,
+        columns: &[&'static str],
+        unique: bool,
+    ) -> IndexCreateStatement {
         let mut statement = Index::create();
         statement.name(name).table(table);
         for column in columns {
@@ -456,7 +461,12 @@ mod m0002_ingest {
                 )
                 .await?;
             manager
-                .create_index(index("audio_objects_unique_content", AudioObjects::Table, &["project_id", "sha256"], true))
+                .create_index(index(
+                    "audio_objects_unique_content",
+                    AudioObjects::Table,
+                    &["project_id", "sha256"],
+                    true,
+                ))
                 .await?;
             manager
                 .create_table(
@@ -481,8 +491,22 @@ mod m0002_ingest {
                         .to_owned(),
                 )
                 .await?;
-            manager.create_index(index("ingests_unique_dedup", Ingests::Table, &["project_id", "dedup_key"], true)).await?;
-            manager.create_index(index("ingests_by_project_state", Ingests::Table, &["project_id", "state", "id"], false)).await?;
+            manager
+                .create_index(index(
+                    "ingests_unique_dedup",
+                    Ingests::Table,
+                    &["project_id", "dedup_key"],
+                    true,
+                ))
+                .await?;
+            manager
+                .create_index(index(
+                    "ingests_by_project_state",
+                    Ingests::Table,
+                    &["project_id", "state", "id"],
+                    false,
+                ))
+                .await?;
             manager
                 .create_table(
                     Table::create()
@@ -502,7 +526,14 @@ mod m0002_ingest {
                         .to_owned(),
                 )
                 .await?;
-            manager.create_index(index("jobs_by_status_due", Jobs::Table, &["status", "run_after_ms"], false)).await?;
+            manager
+                .create_index(index(
+                    "jobs_by_status_due",
+                    Jobs::Table,
+                    &["status", "run_after_ms"],
+                    false,
+                ))
+                .await?;
             manager
                 .create_table(
                     Table::create()
@@ -515,7 +546,12 @@ mod m0002_ingest {
                         .col(text(Datapoints::ContextToken))
                         .col(text(Datapoints::Source))
                         .col(text(Datapoints::TranscriptSource))
-                        .col(ColumnDef::new(Datapoints::SpeakerLabelsEstimated).boolean().not_null().default(false))
+                        .col(
+                            ColumnDef::new(Datapoints::SpeakerLabelsEstimated)
+                                .boolean()
+                                .not_null()
+                                .default(false),
+                        )
                         .col(text(Datapoints::TurnsJson))
                         .col(text(Datapoints::TranscriptSearch))
                         .col(text_null(Datapoints::AudioId))
@@ -537,12 +573,29 @@ mod m0002_ingest {
                 )
                 .await?;
             manager
-                .create_index(index("datapoints_unique_call", Datapoints::Table, &["project_id", "provider", "call_id"], true))
+                .create_index(index(
+                    "datapoints_unique_call",
+                    Datapoints::Table,
+                    &["project_id", "provider", "call_id"],
+                    true,
+                ))
                 .await?;
             manager
-                .create_index(index("datapoints_by_context_token", Datapoints::Table, &["project_id", "context_token"], false))
+                .create_index(index(
+                    "datapoints_by_context_token",
+                    Datapoints::Table,
+                    &["project_id", "context_token"],
+                    false,
+                ))
                 .await?;
-            manager.create_index(index("datapoints_by_project", Datapoints::Table, &["project_id", "id"], false)).await?;
+            manager
+                .create_index(index(
+                    "datapoints_by_project",
+                    Datapoints::Table,
+                    &["project_id", "id"],
+                    false,
+                ))
+                .await?;
             manager
                 .create_table(
                     Table::create()
@@ -550,12 +603,19 @@ mod m0002_ingest {
                         .col(text(DatapointTags::DatapointId))
                         .col(text(DatapointTags::ProjectId))
                         .col(text(DatapointTags::Tag))
-                        .primary_key(Index::create().col(DatapointTags::DatapointId).col(DatapointTags::Tag))
+                        .primary_key(
+                            Index::create().col(DatapointTags::DatapointId).col(DatapointTags::Tag),
+                        )
                         .to_owned(),
                 )
                 .await?;
             manager
-                .create_index(index("datapoint_tags_by_tag", DatapointTags::Table, &["project_id", "tag"], false))
+                .create_index(index(
+                    "datapoint_tags_by_tag",
+                    DatapointTags::Table,
+                    &["project_id", "tag"],
+                    false,
+                ))
                 .await?;
             manager
                 .create_table(
@@ -565,12 +625,21 @@ mod m0002_ingest {
                         .col(text(DatapointMetadata::ProjectId))
                         .col(text(DatapointMetadata::Key))
                         .col(text(DatapointMetadata::Value))
-                        .primary_key(Index::create().col(DatapointMetadata::DatapointId).col(DatapointMetadata::Key))
+                        .primary_key(
+                            Index::create()
+                                .col(DatapointMetadata::DatapointId)
+                                .col(DatapointMetadata::Key),
+                        )
                         .to_owned(),
                 )
                 .await?;
             manager
-                .create_index(index("datapoint_metadata_by_pair", DatapointMetadata::Table, &["project_id", "key", "value"], false))
+                .create_index(index(
+                    "datapoint_metadata_by_pair",
+                    DatapointMetadata::Table,
+                    &["project_id", "key", "value"],
+                    false,
+                ))
                 .await?;
             Ok(())
         }

@@ -358,16 +358,22 @@ async fn authentication_scopes_and_errors() {
         .unwrap_err();
     assert_eq!(revoked.code(), Code::Unauthenticated);
 
-    // Methods of later releases authenticate, then answer UNIMPLEMENTED.
+    // Ingest authenticates first, then validates the whole batch.
     let mut ingest = IngestServiceClient::new(channel);
-    let unauthenticated =
-        ingest.ingest_conversations(pb::IngestConversationsRequest::default()).await.unwrap_err();
-    assert_eq!(unauthenticated.code(), Code::Unauthenticated);
-    let pending = ingest
-        .ingest_conversations(authed(pb::IngestConversationsRequest::default(), &server.admin_key))
+    let unauthenticated = ingest
+        .ingest_conversations(pb::IngestConversationsRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(pending.code(), Code::Unimplemented);
+    assert_eq!(unauthenticated.code(), Code::Unauthenticated);
+    let empty = ingest
+        .ingest_conversations(authed(
+            pb::IngestConversationsRequest { project_id: server.project_id.clone(), ..Default::default() },
+            &server.admin_key,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(empty.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&empty), ["conversations"]);
     server.stop().await;
 }
 

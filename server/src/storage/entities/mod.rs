@@ -2,13 +2,13 @@
 //! read the same on SQLite and Postgres.
 
 pub mod api_key;
+pub mod audio_object;
+pub mod datapoint;
+pub mod datapoint_metadata;
+pub mod datapoint_tag;
+pub mod ingest;
 pub mod integration;
 pub mod integration_secret;
+pub mod job;
 pub mod organization;
 pub mod project;
-pub mod audio_object;
-pub mod ingest;
-pub mod job;
-pub mod datapoint;
-pub mod datapoint_tag;
-pub mod datapoint_metadata;

@@ -311,17 +311,22 @@ fn value_to_json(value: prost_types::Value) -> serde_json::Value {
             if number.fract() == 0.0 && number.abs() < 9.0e15 {
                 serde_json::Value::from(number as i64)
             } else {
-                serde_json::Number::from_f64(number).map_or(serde_json::Value::Null, serde_json::Value::Number)
+                serde_json::Number::from_f64(number)
+                    .map_or(serde_json::Value::Null, serde_json::Value::Number)
             }
         }
         Some(Kind::StringValue(text)) => serde_json::Value::String(text),
         Some(Kind::StructValue(inner)) => serde_json::Value::Object(struct_to_json(inner)),
-        Some(Kind::ListValue(list)) => serde_json::Value::Array(list.values.into_iter().map(value_to_json).collect()),
+        Some(Kind::ListValue(list)) => {
+            serde_json::Value::Array(list.values.into_iter().map(value_to_json).collect())
+        }
     }
 }
 
 pub fn json_to_struct(map: &serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
-    prost_types::Struct { fields: map.iter().map(|(key, value)| (key.clone(), json_to_value(value))).collect() }
+    prost_types::Struct {
+        fields: map.iter().map(|(key, value)| (key.clone(), json_to_value(value))).collect(),
+    }
 }
 
 fn json_to_value(value: &serde_json::Value) -> prost_types::Value {
@@ -331,9 +336,9 @@ fn json_to_value(value: &serde_json::Value) -> prost_types::Value {
         serde_json::Value::Bool(flag) => Kind::BoolValue(*flag),
         serde_json::Value::Number(number) => Kind::NumberValue(number.as_f64().unwrap_or(0.0)),
         serde_json::Value::String(text) => Kind::StringValue(text.clone()),
-        serde_json::Value::Array(items) => {
-            Kind::ListValue(prost_types::ListValue { values: items.iter().map(json_to_value).collect() })
-        }
+        serde_json::Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.iter().map(json_to_value).collect(),
+        }),
         serde_json::Value::Object(map) => Kind::StructValue(json_to_struct(map)),
     };
     prost_types::Value { kind: Some(kind) }

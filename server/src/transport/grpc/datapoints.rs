@@ -77,18 +77,22 @@ impl DatapointService for DatapointApi {
         let principal = authenticate(&self.domain, request.metadata()).await?;
         let id = parse_id("datapoint_id", &request.get_ref().datapoint_id)?;
         let view = self.domain.get_datapoint(&principal, id).await?;
-        let audio = view
-            .audio
-            .ok_or_else(|| crate::Error::not_found(format!("datapoint {id} has no stored audio")))?;
+        let audio = view.audio.ok_or_else(|| {
+            crate::Error::not_found(format!("datapoint {id} has no stored audio"))
+        })?;
         let blob = self.domain.blobs.stream(&audio.blob_key).await?;
-        let info = pb::GetDatapointAudioResponse { part: Some(pb::get_datapoint_audio_response::Part::Info(convert::audio_info(&audio))) };
+        let info = pb::GetDatapointAudioResponse {
+            part: Some(pb::get_datapoint_audio_response::Part::Info(convert::audio_info(&audio))),
+        };
         let chunks = blob.flat_map(|result| {
             let messages: Vec<Result<pb::GetDatapointAudioResponse, Status>> = match result {
                 Ok(bytes) => bytes
                     .chunks(AUDIO_CHUNK_BYTES)
                     .map(|chunk| {
                         Ok(pb::GetDatapointAudioResponse {
-                            part: Some(pb::get_datapoint_audio_response::Part::Chunk(bytes::Bytes::copy_from_slice(chunk).into())),
+                            part: Some(pb::get_datapoint_audio_response::Part::Chunk(
+                                bytes::Bytes::copy_from_slice(chunk).into(),
+                            )),
                         })
                     })
                     .collect(),

@@ -31,7 +31,11 @@ impl IngestService for IngestApi {
         request: Request<pb::IngestConversationsRequest>,
     ) -> Result<Response<pb::IngestConversationsResponse>, Status> {
         let principal = authenticate(&self.domain, request.metadata()).await?;
-        let source = if request.metadata().contains_key(SDK_METADATA_KEY) { Source::Sdk } else { Source::Api };
+        let source = if request.metadata().contains_key(SDK_METADATA_KEY) {
+            Source::Sdk
+        } else {
+            Source::Api
+        };
         let request = request.into_inner();
         let ingested = self
             .domain
@@ -39,7 +43,11 @@ impl IngestService for IngestApi {
                 &principal,
                 IngestRequest {
                     project_id: optional_id("project_id", &request.project_id)?,
-                    conversations: request.conversations.into_iter().map(convert::conversation_input).collect(),
+                    conversations: request
+                        .conversations
+                        .into_iter()
+                        .map(convert::conversation_input)
+                        .collect(),
                     mut_id: Some(request.mut_id).filter(|id| !id.is_empty()),
                     source,
                 },
@@ -72,23 +80,40 @@ impl IngestService for IngestApi {
             match message.part {
                 Some(pb::upload_audio_request::Part::Metadata(given)) => {
                     if metadata.is_some() || !bytes.is_empty() {
-                        return Err(Error::invalid("metadata", "must come once, in the first message").into());
+                        return Err(Error::invalid(
+                            "metadata",
+                            "must come once, in the first message",
+                        )
+                        .into());
                     }
                     metadata = Some(given);
                 }
                 Some(pb::upload_audio_request::Part::Chunk(chunk)) => {
                     if metadata.is_none() {
-                        return Err(Error::invalid("metadata", "the first message must carry the metadata").into());
+                        return Err(Error::invalid(
+                            "metadata",
+                            "the first message must carry the metadata",
+                        )
+                        .into());
                     }
                     if bytes.len() + chunk.len() > limit {
-                        return Err(Error::invalid("chunk", format!("the upload exceeds the limit of {limit} bytes")).into());
+                        return Err(Error::invalid(
+                            "chunk",
+                            format!("the upload exceeds the limit of {limit} bytes"),
+                        )
+                        .into());
                     }
                     bytes.extend_from_slice(&chunk);
                 }
-                None => return Err(Error::invalid("part", "each message carries metadata or a chunk").into()),
+                None => {
+                    return Err(
+                        Error::invalid("part", "each message carries metadata or a chunk").into()
+                    );
+                }
             }
         }
-        let metadata = metadata.ok_or_else(|| Error::invalid("metadata", "required in the first message"))?;
+        let metadata =
+            metadata.ok_or_else(|| Error::invalid("metadata", "required in the first message"))?;
         let object = self
             .domain
             .upload_audio(
@@ -117,7 +142,9 @@ impl IngestService for IngestApi {
         let principal = authenticate(&self.domain, request.metadata()).await?;
         let id = parse_id("ingest_id", &request.get_ref().ingest_id)?;
         let record = self.domain.get_ingest(&principal, id).await?;
-        Ok(Response::new(pb::GetIngestStatusResponse { status: Some(convert::ingest_status(&record)) }))
+        Ok(Response::new(pb::GetIngestStatusResponse {
+            status: Some(convert::ingest_status(&record)),
+        }))
     }
 
     async fn list_ingests(

@@ -58,12 +58,16 @@ pub async fn routes(
                 .max_decoding_message_size(max_message_bytes),
         ),
     )
-    .add_service(web.layer(
-        IngestServiceServer::new(ingest::IngestApi { domain: domain.clone() }).max_decoding_message_size(max_message_bytes),
-    ))
     .add_service(
         web.layer(
-            DatapointServiceServer::new(datapoints::DatapointApi { domain: domain.clone() }).max_decoding_message_size(max_message_bytes),
+            IngestServiceServer::new(ingest::IngestApi { domain: domain.clone() })
+                .max_decoding_message_size(max_message_bytes),
+        ),
+    )
+    .add_service(
+        web.layer(
+            DatapointServiceServer::new(datapoints::DatapointApi { domain: domain.clone() })
+                .max_decoding_message_size(max_message_bytes),
         ),
     )
     .add_service(web.layer(health_service))

@@ -6,11 +6,11 @@
 //! problem named by its path in the body; other errors carry `detail` as a message beside the
 //! usual `error` object.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -42,7 +42,8 @@ impl IntoResponse for CompatError {
         match &error {
             Error::InvalidArgument(violations) => {
                 let detail: Vec<Value> = violations.iter().map(violation_detail).collect();
-                (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "detail": detail }))).into_response()
+                (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "detail": detail })))
+                    .into_response()
             }
             _ => {
                 let body = json!({
@@ -65,7 +66,8 @@ fn field_location(field: &str) -> Vec<Value> {
             rest = &rest[open..];
             while let Some(close) = rest.find(']') {
                 let inside = &rest[1..close];
-                location.push(inside.parse::<u64>().map_or_else(|_| Value::from(inside), Value::from));
+                location
+                    .push(inside.parse::<u64>().map_or_else(|_| Value::from(inside), Value::from));
                 rest = &rest[close + 1..];
             }
         } else if !rest.is_empty() {
@@ -79,15 +81,16 @@ fn violation_detail(violation: &FieldViolation) -> Value {
     json!({"loc": field_location(&violation.field), "msg": violation.description, "type": "value_error"})
 }
 
-fn require_json(headers: &HeaderMap) -> Result<(), Response> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or_default();
+fn require_json(headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let content_type =
+        headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or_default();
     let essence = content_type.split(';').next().unwrap_or_default().trim();
     if essence.eq_ignore_ascii_case("application/json") {
         return Ok(());
     }
     let message = format!("Content-Type must be application/json, not {:?}", content_type);
     let body = json!({"detail": message, "error": {"code": "invalid_argument", "message": message, "field_violations": []}});
-    Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(body)).into_response())
+    Err(Box::new((StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(body)).into_response()))
 }
 
 /// Parses JSON, naming the field of a type error by its path.
@@ -99,7 +102,9 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, CompatEr
         let mut field = if path == "." { String::new() } else { path };
         let message = inner.to_string();
         // serde names a missing field only in its message (the path ends at its parent).
-        if let Some(name) = message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next()) {
+        if let Some(name) =
+            message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next())
+        {
             field = if field.is_empty() { name.to_owned() } else { format!("{field}.{name}") };
         }
         let description = if inner.is_syntax() || inner.is_eof() {
@@ -107,7 +112,10 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, CompatEr
         } else {
             message.split(" at line ").next().unwrap_or(&message).to_owned()
         };
-        CompatError(Error::invalid(if field.is_empty() { "body".to_owned() } else { field }, description))
+        CompatError(Error::invalid(
+            if field.is_empty() { "body".to_owned() } else { field },
+            description,
+        ))
     })
 }
 
@@ -156,28 +164,37 @@ struct JsonTurn {
 fn parse_time(field: &str, value: &str) -> Result<DateTime<Utc>, Error> {
     DateTime::parse_from_rfc3339(value)
         .map(|time| time.with_timezone(&Utc))
-        .or_else(|_| NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S%.f").map(|naive| naive.and_utc()))
-        .map_err(|_| Error::invalid(field, "must be an ISO 8601 date-time such as 2026-11-20T10:00:00Z"))
+        .or_else(|_| {
+            NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S%.f")
+                .map(|naive| naive.and_utc())
+        })
+        .map_err(|_| {
+            Error::invalid(field, "must be an ISO 8601 date-time such as 2026-11-20T10:00:00Z")
+        })
 }
 
-fn conversation_input(index: usize, conversation: JsonConversation) -> Result<ConversationInput, Error> {
+fn conversation_input(
+    index: usize,
+    conversation: JsonConversation,
+) -> Result<ConversationInput, Error> {
     let prefix = format!("conversations[{index}]");
-    let audio = match (conversation.audio, conversation.recording_url, conversation.recording_bytes_b64) {
-        (Some(audio), None, None) => Some(match audio {
-            JsonAudio::InlineB64 { inline_b64 } => AudioInput::InlineBase64(inline_b64),
-            JsonAudio::Url { url } => AudioInput::Url(url),
-            JsonAudio::VoiceFileId { voice_file_id } => AudioInput::AudioId(voice_file_id),
-        }),
-        (None, Some(url), None) => Some(AudioInput::Url(url)),
-        (None, None, Some(encoded)) => Some(AudioInput::InlineBase64(encoded)),
-        (None, None, None) => None,
-        _ => {
-            return Err(Error::invalid(
-                format!("{prefix}.audio"),
-                "give audio once: audio, recording_url or recording_bytes_b64",
-            ));
-        }
-    };
+    let audio =
+        match (conversation.audio, conversation.recording_url, conversation.recording_bytes_b64) {
+            (Some(audio), None, None) => Some(match audio {
+                JsonAudio::InlineB64 { inline_b64 } => AudioInput::InlineBase64(inline_b64),
+                JsonAudio::Url { url } => AudioInput::Url(url),
+                JsonAudio::VoiceFileId { voice_file_id } => AudioInput::AudioId(voice_file_id),
+            }),
+            (None, Some(url), None) => Some(AudioInput::Url(url)),
+            (None, None, Some(encoded)) => Some(AudioInput::InlineBase64(encoded)),
+            (None, None, None) => None,
+            _ => {
+                return Err(Error::invalid(
+                    format!("{prefix}.audio"),
+                    "give audio once: audio, recording_url or recording_bytes_b64",
+                ));
+            }
+        };
     let conversation_start_at = conversation
         .conversation_start_at
         .as_deref()
@@ -193,7 +210,12 @@ fn conversation_input(index: usize, conversation: JsonConversation) -> Result<Co
             .transcript
             .unwrap_or_default()
             .into_iter()
-            .map(|turn| TurnInput { role: turn.role, content: turn.content, timestamp_ms: turn.timestamp_ms, end_ms: turn.end_ms })
+            .map(|turn| TurnInput {
+                role: turn.role,
+                content: turn.content,
+                timestamp_ms: turn.timestamp_ms,
+                end_ms: turn.end_ms,
+            })
             .collect(),
         diarization: conversation.diarization,
         first_turn: conversation.first_turn,
@@ -205,7 +227,7 @@ fn conversation_input(index: usize, conversation: JsonConversation) -> Result<Co
 /// `POST /v0/conversations/ingest`.
 pub async fn ingest(State(state): State<RestState>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(response) = require_json(&headers) {
-        return response;
+        return *response;
     }
     match ingest_inner(&state, &headers, &body).await {
         Ok(response) => response,
@@ -213,10 +235,19 @@ pub async fn ingest(State(state): State<RestState>, headers: HeaderMap, body: By
     }
 }
 
-async fn ingest_inner(state: &RestState, headers: &HeaderMap, body: &[u8]) -> Result<Response, CompatError> {
+async fn ingest_inner(
+    state: &RestState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, CompatError> {
     let principal = state.domain.authenticate(presented_key(headers)).await?;
     let parsed: IngestBody = parse_body(body)?;
-    let project_id = parsed.project_id.as_deref().filter(|id| !id.is_empty()).map(|id| parse_id("project_id", id)).transpose()?;
+    let project_id = parsed
+        .project_id
+        .as_deref()
+        .filter(|id| !id.is_empty())
+        .map(|id| parse_id("project_id", id))
+        .transpose()?;
     let mut violations = Vec::new();
     let mut conversations = Vec::with_capacity(parsed.conversations.len());
     for (index, conversation) in parsed.conversations.into_iter().enumerate() {
@@ -246,7 +277,8 @@ async fn ingest_inner(state: &RestState, headers: &HeaderMap, body: &[u8]) -> Re
             })
         })
         .collect();
-    Ok((StatusCode::OK, Json(json!({"status": "accepted", "conversations": conversations}))).into_response())
+    Ok((StatusCode::OK, Json(json!({"status": "accepted", "conversations": conversations})))
+        .into_response())
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -263,9 +295,13 @@ struct FindBody {
 }
 
 /// `POST /v0/find_datapoints`.
-pub async fn find_datapoints(State(state): State<RestState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn find_datapoints(
+    State(state): State<RestState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if let Err(response) = require_json(&headers) {
-        return response;
+        return *response;
     }
     match find_inner(&state, &headers, &body).await {
         Ok(response) => response,
@@ -273,14 +309,31 @@ pub async fn find_datapoints(State(state): State<RestState>, headers: HeaderMap,
     }
 }
 
-async fn find_inner(state: &RestState, headers: &HeaderMap, body: &[u8]) -> Result<Response, CompatError> {
+async fn find_inner(
+    state: &RestState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, CompatError> {
     let principal = state.domain.authenticate(presented_key(headers)).await?;
-    let parsed: FindBody = if body.iter().all(u8::is_ascii_whitespace) { FindBody::default() } else { parse_body(body)? };
+    let parsed: FindBody = if body.iter().all(u8::is_ascii_whitespace) {
+        FindBody::default()
+    } else {
+        parse_body(body)?
+    };
     let query = DatapointQuery {
-        project_id: parsed.project_id.as_deref().filter(|id| !id.is_empty()).map(|id| parse_id("project_id", id)).transpose()?,
+        project_id: parsed
+            .project_id
+            .as_deref()
+            .filter(|id| !id.is_empty())
+            .map(|id| parse_id("project_id", id))
+            .transpose()?,
         context_token: parsed.context_token.filter(|token| !token.is_empty()),
         tags_all: parsed.tags.unwrap_or_default(),
-        from: parsed.from_date.as_deref().map(|value| parse_time("from_date", value)).transpose()?,
+        from: parsed
+            .from_date
+            .as_deref()
+            .map(|value| parse_time("from_date", value))
+            .transpose()?,
         to: parsed.to_date.as_deref().map(|value| parse_time("to_date", value)).transpose()?,
         text_contains: parsed.search_value.filter(|text| !text.is_empty()),
         page_size: parsed.limit.unwrap_or(100),
@@ -344,12 +397,25 @@ mod tests {
     fn field_paths_become_fastapi_locations() {
         assert_eq!(
             field_location("conversations[0].audio.inline_b64"),
-            vec![json!("body"), json!("conversations"), json!(0), json!("audio"), json!("inline_b64")]
+            vec![
+                json!("body"),
+                json!("conversations"),
+                json!(0),
+                json!("audio"),
+                json!("inline_b64")
+            ]
         );
         assert_eq!(field_location("project_id"), vec![json!("body"), json!("project_id")]);
         assert_eq!(
             field_location("conversations[2].transcript[5].role"),
-            vec![json!("body"), json!("conversations"), json!(2), json!("transcript"), json!(5), json!("role")]
+            vec![
+                json!("body"),
+                json!("conversations"),
+                json!(2),
+                json!("transcript"),
+                json!(5),
+                json!("role")
+            ]
         );
     }
 
@@ -358,9 +424,13 @@ mod tests {
         let body = br#"{"conversations": [{"call_id": "c", "transcript": [{"role": "user", "content": 5}]}]}"#;
         let error = parse_body::<IngestBody>(body).unwrap_err().0;
         assert_eq!(error.field_violations()[0].field, "conversations[0].transcript[0].content");
-        let missing = parse_body::<IngestBody>(br#"{"conversations": [{"transcript": []}]}"#).unwrap_err().0;
+        let missing =
+            parse_body::<IngestBody>(br#"{"conversations": [{"transcript": []}]}"#).unwrap_err().0;
         assert_eq!(missing.field_violations()[0].field, "conversations[0].call_id");
-        let unknown = parse_body::<IngestBody>(br#"{"conversations": [{"call_id": "c", "transcipt": []}]}"#).unwrap_err().0;
+        let unknown =
+            parse_body::<IngestBody>(br#"{"conversations": [{"call_id": "c", "transcipt": []}]}"#)
+                .unwrap_err()
+                .0;
         assert_eq!(unknown.field_violations()[0].field, "conversations[0].transcipt");
         let malformed = parse_body::<IngestBody>(br#"{"conversations": [}"#).unwrap_err().0;
         assert!(malformed.field_violations()[0].description.starts_with("malformed JSON"));
