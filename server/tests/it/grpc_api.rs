@@ -360,14 +360,15 @@ async fn authentication_scopes_and_errors() {
 
     // Ingest authenticates first, then validates the whole batch.
     let mut ingest = IngestServiceClient::new(channel);
-    let unauthenticated = ingest
-        .ingest_conversations(pb::IngestConversationsRequest::default())
-        .await
-        .unwrap_err();
+    let unauthenticated =
+        ingest.ingest_conversations(pb::IngestConversationsRequest::default()).await.unwrap_err();
     assert_eq!(unauthenticated.code(), Code::Unauthenticated);
     let empty = ingest
         .ingest_conversations(authed(
-            pb::IngestConversationsRequest { project_id: server.project_id.clone(), ..Default::default() },
+            pb::IngestConversationsRequest {
+                project_id: server.project_id.clone(),
+                ..Default::default()
+            },
             &server.admin_key,
         ))
         .await

@@ -4,5 +4,6 @@
 //! and gRPC-web clients (`grpc_api`), and the `earshot` binary as a process (`process`).
 
 mod grpc_api;
+mod ingest_api;
 mod process;
 mod support;

@@ -142,3 +142,82 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// A 16-bit PCM WAV of a quiet tone, so content differs by `seed`.
+pub fn wav(channels: u16, sample_rate_hz: u32, duration_ms: u32, seed: u8) -> Vec<u8> {
+    let frames = sample_rate_hz * duration_ms / 1000;
+    let data_len = frames * u32::from(channels) * 2;
+    let mut wav = Vec::with_capacity(44 + data_len as usize);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data_len).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes());
+    wav.extend_from_slice(&channels.to_le_bytes());
+    wav.extend_from_slice(&sample_rate_hz.to_le_bytes());
+    wav.extend_from_slice(&(sample_rate_hz * u32::from(channels) * 2).to_le_bytes());
+    wav.extend_from_slice(&(channels * 2).to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data_len.to_le_bytes());
+    for frame in 0..frames {
+        let sample = ((frame % 64) as i16 - 32) * (i16::from(seed) + 1);
+        for _ in 0..channels {
+            wav.extend_from_slice(&sample.to_le_bytes());
+        }
+    }
+    wav
+}
+
+/// Polls an ingest until `done` says so; fails after 60 s (a bound, not a pause).
+pub async fn wait_for_ingest(
+    client: &mut earshot_proto::v1::ingest_service_client::IngestServiceClient<Channel>,
+    key: &str,
+    ingest_id: &str,
+    done: impl Fn(&earshot_proto::v1::IngestStatus) -> bool,
+) -> earshot_proto::v1::IngestStatus {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let status = client
+            .get_ingest_status(authed(
+                earshot_proto::v1::GetIngestStatusRequest { ingest_id: ingest_id.to_owned() },
+                key,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+            .unwrap();
+        if done(&status) {
+            return status;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "ingest {ingest_id} stuck in {status:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+/// Plain HTTP/1.1 requests to the server's REST routes.
+pub async fn http_request(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let mut request =
+        http::Request::builder().method(method).uri(format!("{}{path}", server.url()));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = client
+        .request(request.body(http_body_util::Full::new(bytes::Bytes::from(body))).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
