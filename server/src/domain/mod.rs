@@ -117,3 +117,6 @@ pub(crate) mod test_support {
         (domain, audio)
     }
 }
+
+#[cfg(test)]
+mod ingest_storage_tests;

@@ -1,0 +1,191 @@
+//! The job queue and datapoint storage over a real database (in-memory SQLite; Postgres when
+//! EARSHOT_TEST_POSTGRES_URL is set), with a clock the tests move.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use uuid::Uuid;
+
+use super::conversation::{Conversation, ProviderExtras, Role, Source, Turn};
+use super::datapoints::{Datapoint, DatapointQuery};
+use super::ingest::{IngestOutcome, IngestState, IngestWrite, NewIngest, dedup_key};
+use crate::clock::{Clock, ManualClock};
+use crate::jobs::JobStatus;
+
+fn conversation(call_id: &str) -> Conversation {
+    Conversation {
+        call_id: call_id.to_owned(),
+        context_token: format!("ctx-{call_id}"),
+        source: Source::Sdk,
+        provider: "custom".to_owned(),
+        started_at: None,
+        ended_at: None,
+        duration_ms: None,
+        from_number: None,
+        to_number: None,
+        direction: None,
+        turns: vec![Turn {
+            role: Role::User,
+            content: "Hello 100% _there_".into(),
+            start_ms: 0,
+            end_ms: Some(900),
+            channel: None,
+            confidence: None,
+        }],
+        audio: None,
+        diarization: true,
+        first_turn: Role::Assistant,
+        tags: vec!["t1".into()],
+        metadata: serde_json::json!({"tier": "gold", "seats": 3})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        extras: ProviderExtras::default(),
+        mut_id: None,
+    }
+}
+
+fn new_ingest(organization_id: Uuid, project_id: Uuid, call_id: &str) -> NewIngest {
+    let conversation = conversation(call_id);
+    NewIngest {
+        id: Uuid::now_v7(),
+        organization_id,
+        project_id,
+        dedup_key: dedup_key(&conversation),
+        conversation,
+    }
+}
+
+#[tokio::test]
+async fn queue_commits_claims_retries_and_finishes() {
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()));
+    let (domain, _audio) = super::test_support::domain(clock.clone()).await;
+    let storage = &domain.storage;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+
+    // One group of two requests; the second repeats a conversation of the first.
+    let first = IngestWrite {
+        ingests: vec![
+            new_ingest(organization, project, "a"),
+            new_ingest(organization, project, "b"),
+        ],
+        ..Default::default()
+    };
+    let second =
+        IngestWrite { ingests: vec![new_ingest(organization, project, "a")], ..Default::default() };
+    let outcomes = storage.commit_ingest_writes(&[&first, &second], 2, clock.now()).await.unwrap();
+    let created_a = outcomes[0][0];
+    assert!(matches!(created_a, IngestOutcome::Created(_)));
+    assert_eq!(outcomes[1][0], IngestOutcome::Duplicate(created_a.ingest_id()));
+    assert_eq!(storage.count_jobs(JobStatus::Queued).await.unwrap(), 2);
+
+    // Concurrent workers never hold the same job.
+    let lease = Duration::from_secs(60);
+    let (one, two) = tokio::join!(
+        storage.claim_jobs("w1", clock.now(), lease, 5),
+        storage.claim_jobs("w2", clock.now(), lease, 5)
+    );
+    let mut held: Vec<Uuid> =
+        one.unwrap().iter().chain(two.unwrap().iter()).map(|job| job.id).collect();
+    held.sort();
+    let mut expected = vec![outcomes[0][0].ingest_id(), outcomes[0][1].ingest_id()];
+    expected.sort();
+    assert_eq!(held, expected);
+    assert!(storage.claim_jobs("w3", clock.now(), lease, 5).await.unwrap().is_empty());
+
+    // A crashed worker's lease expires and the job is claimed again, counting the attempt.
+    clock.advance(chrono::Duration::seconds(61));
+    let reclaimed = storage.claim_jobs("w3", clock.now(), lease, 1).await.unwrap();
+    assert_eq!(reclaimed[0].attempts, 2);
+    let job = reclaimed[0].id;
+
+    // A failed attempt is retried at its time, not before; the last failure makes it dead.
+    let retry_at = clock.now() + chrono::Duration::seconds(30);
+    storage.fail_job(job, job, "upstream 503", Some(retry_at), clock.now()).await.unwrap();
+    let record = storage.get_ingest(organization, job).await.unwrap().unwrap();
+    assert_eq!((record.state, record.last_error.as_str()), (IngestState::Failed, "upstream 503"));
+    assert_eq!(record.next_attempt_at, Some(retry_at));
+    clock.advance(chrono::Duration::seconds(29));
+    let due: Vec<Uuid> = storage
+        .claim_jobs("w4", clock.now(), lease, 5)
+        .await
+        .unwrap()
+        .iter()
+        .map(|job| job.id)
+        .collect();
+    assert!(!due.contains(&job), "not due yet");
+    clock.advance(chrono::Duration::seconds(2));
+    let due = storage.claim_jobs("w4", clock.now(), lease, 5).await.unwrap();
+    assert!(due.iter().any(|claimed| claimed.id == job));
+    storage.fail_job(job, job, "upstream 503", None, clock.now()).await.unwrap();
+    assert_eq!(
+        storage.get_ingest(organization, job).await.unwrap().unwrap().state,
+        IngestState::Dead
+    );
+    storage.requeue_ingest(job, clock.now()).await.unwrap();
+    assert_eq!(
+        storage.get_ingest(organization, job).await.unwrap().unwrap().state,
+        IngestState::Queued
+    );
+
+    // Finishing stores the datapoint and makes it searchable.
+    let claimed = storage.claim_jobs("w5", clock.now(), lease, 5).await.unwrap();
+    let claimed = claimed.iter().find(|claimed| claimed.id == job).unwrap();
+    let (record, conversation) = storage.load_ingest(claimed.id).await.unwrap().unwrap();
+    let datapoint = Datapoint::merge(None, &conversation, None, organization, project, clock.now());
+    storage.finish_ingest(claimed.id, record.id, &datapoint, clock.now()).await.unwrap();
+    let done = storage.get_ingest(organization, record.id).await.unwrap().unwrap();
+    assert_eq!((done.state, done.datapoint_id), (IngestState::Done, Some(datapoint.id)));
+
+    let search = |query: DatapointQuery| async move {
+        storage
+            .search_datapoints(
+                organization,
+                &DatapointQuery { page_size: 10, project_id: Some(project), ..query },
+            )
+            .await
+            .unwrap()
+            .len()
+    };
+    assert_eq!(
+        search(DatapointQuery { context_token: Some("ctx-a".into()), ..Default::default() }).await,
+        1
+    );
+    assert_eq!(
+        search(DatapointQuery { tags_all: vec!["t1".into()], ..Default::default() }).await,
+        1
+    );
+    assert_eq!(
+        search(DatapointQuery {
+            metadata_equals: vec![("seats".into(), "3".into())],
+            ..Default::default()
+        })
+        .await,
+        1
+    );
+    assert_eq!(
+        search(DatapointQuery { text_contains: Some("100% _THERE_".into()), ..Default::default() })
+            .await,
+        1
+    );
+    assert_eq!(
+        search(DatapointQuery { text_contains: Some("1000".into()), ..Default::default() }).await,
+        0
+    );
+    assert_eq!(
+        search(DatapointQuery { tags_any: vec!["zz".into()], ..Default::default() }).await,
+        0
+    );
+    assert_eq!(
+        storage
+            .search_datapoints(
+                Uuid::now_v7(),
+                &DatapointQuery { page_size: 10, ..Default::default() }
+            )
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+}
