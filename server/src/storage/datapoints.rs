@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -48,7 +48,7 @@ impl Storage {
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         let context = "storing a datapoint";
-        let transaction = self.db.begin().await.map_err(db_error(context))?;
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
         let exists = datapoint::Entity::find_by_id(datapoint.id.to_string())
             .select_only()
             .column(datapoint::Column::Id)

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -36,7 +36,7 @@ impl Storage {
         now: DateTime<Utc>,
     ) -> Result<Vec<Vec<IngestOutcome>>, Error> {
         let context = "committing ingests";
-        let transaction = self.db.begin().await.map_err(db_error(context))?;
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
         let mut results = Vec::with_capacity(writes.len());
         for write in writes {
             for object in &write.audio_objects {
@@ -228,7 +228,7 @@ impl Storage {
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         let context = "parking an ingest";
-        let transaction = self.db.begin().await.map_err(db_error(context))?;
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
         set_job_status(&transaction, job_id, JobStatus::Parked, None, "", now, context).await?;
         set_ingest_state(
             &transaction,
@@ -253,7 +253,7 @@ impl Storage {
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         let context = "recording a failed job";
-        let transaction = self.db.begin().await.map_err(db_error(context))?;
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
         let (job_status, ingest_state) = match retry_at {
             Some(_) => (JobStatus::Queued, IngestState::Failed),
             None => (JobStatus::Dead, IngestState::Dead),
@@ -267,7 +267,7 @@ impl Storage {
     /// Queues a failed or dead ingest again with a fresh attempt budget.
     pub async fn requeue_ingest(&self, ingest_id: Uuid, now: DateTime<Utc>) -> Result<(), Error> {
         let context = "requeueing an ingest";
-        let transaction = self.db.begin().await.map_err(db_error(context))?;
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
         job::Entity::update_many()
             .col_expr(job::Column::Status, Expr::value(JobStatus::Queued.as_str()))
             .col_expr(job::Column::Attempts, Expr::value(0))

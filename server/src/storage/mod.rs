@@ -100,6 +100,22 @@ fn sqlite_connect_options(options: &mut ConnectOptions, url: &str) {
         options.max_connections(8).min_connections(1);
     }
 }
+
+impl Storage {
+    /// Begins a transaction that will write. On SQLite it starts as `BEGIN IMMEDIATE`, taking the
+    /// write lock up front (waiting up to the busy timeout): a deferred transaction that reads
+    /// first and then writes fails at once with SQLITE_BUSY_SNAPSHOT whenever another connection
+    /// committed in between, which the busy timeout does not retry. Postgres ignores the mode.
+    pub(crate) async fn begin_write(&self) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+        use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+        self.db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await
+    }
+}
 // ---- end of SQLite-only settings ----
 
 /// Database errors may echo the URL, which can carry a password.

@@ -2,7 +2,6 @@
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -30,7 +29,7 @@ impl Storage {
         key_hash: &str,
     ) -> Result<(), Error> {
         let context = "bootstrapping the first organization";
-        let transaction = self.db.begin().await.map_err(db_error(context))?;
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
         organization::Entity::insert(organization::ActiveModel {
             id: Set(organization.id.to_string()),
             name: Set(organization.name.clone()),
