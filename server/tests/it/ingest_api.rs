@@ -511,6 +511,60 @@ async fn uploaded_and_url_audio_and_audio_only_calls() {
     assert!(no_diarization.turns.is_empty());
     assert_eq!(no_diarization.transcript_source, pb::TranscriptSource::None as i32);
 
+    // A URL that answers 404 fails permanently: the ingest is dead at once, listed, and
+    // RetryIngest queues it again (it dies again, the file is still missing).
+    let missing = pb::Conversation {
+        audio: Some(pb::Audio {
+            source: Some(pb::audio::Source::Url(format!(
+                "http://{file_server}/recordings/missing.wav"
+            ))),
+        }),
+        ..conversation("missing-audio")
+    };
+    let accepted = ingest
+        .ingest_conversations(authed(ingest_request(&server, vec![missing]), &key))
+        .await
+        .unwrap()
+        .into_inner();
+    let dead_id = accepted.conversations[0].ingest_id.clone();
+    let dead = wait_for_ingest(&mut ingest, &key, &dead_id, |status| {
+        status.state == pb::IngestState::Dead as i32
+    })
+    .await;
+    assert!(dead.error.contains("404"), "{}", dead.error);
+    let listed = ingest
+        .list_ingests(authed(
+            pb::ListIngestsRequest {
+                project_id: server.project_id.clone(),
+                state: pb::IngestState::Dead as i32,
+                ..Default::default()
+            },
+            &key,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .ingests;
+    assert_eq!(
+        listed.iter().map(|status| status.ingest_id.as_str()).collect::<Vec<_>>(),
+        [dead_id.as_str()]
+    );
+    let retried = ingest
+        .retry_ingest(authed(pb::RetryIngestRequest { ingest_id: dead_id.clone() }, &key))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retried.status.unwrap().state, pb::IngestState::Queued as i32);
+    wait_for_ingest(&mut ingest, &key, &dead_id, |status| {
+        status.state == pb::IngestState::Dead as i32
+    })
+    .await;
+    let not_retryable = ingest
+        .retry_ingest(authed(pb::RetryIngestRequest { ingest_id: ids[0].clone() }, &key))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&not_retryable), ["ingest_id"]);
+
     // A checksum mismatch is refused.
     let mismatch = vec![
         pb::UploadAudioRequest {
