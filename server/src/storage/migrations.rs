@@ -288,6 +288,8 @@ mod m0001_initial {
     }
 }
 
+/// Each migration keeps its own column helpers, though they repeat the first migration's: a
+/// shipped migration must never change, so none depends on code a later change could edit.
 mod m0002_ingest {
     use sea_orm_migration::prelude::*;
 
