@@ -459,3 +459,116 @@ async fn acknowledged_calls_survive_kill_9_exactly_once() {
     );
     restarted.terminate().await;
 }
+
+/// The main flow against the `earshot` binary: ingest with inline audio, poll the status,
+/// search by context token (exactly one datapoint with its turns, tags, metadata and metrics),
+/// and download the audio byte for byte.
+#[tokio::test]
+async fn ingest_search_and_download_against_the_binary() {
+    use earshot_proto::v1::datapoint_service_client::DatapointServiceClient;
+    use earshot_proto::v1::ingest_service_client::IngestServiceClient;
+
+    let directory = tempfile::tempdir().unwrap();
+    let data_dir = directory.path().join("data");
+    let server = ServerProcess::start(&data_dir, &[]).await;
+    let key = server.printed_key.clone().unwrap();
+    let project_id = server.printed_project_id.clone().unwrap();
+    let channel = tonic::transport::Channel::from_shared(server.url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut ingest = IngestServiceClient::new(channel.clone());
+    let mut datapoints = DatapointServiceClient::new(channel);
+
+    let audio = crate::support::wav(2, 16_000, 1_000, 9);
+    let turn = |role: pb::Role, content: &str, timestamp_ms: i64, end_ms: i64| pb::Turn {
+        role: role as i32,
+        content: content.to_owned(),
+        timestamp_ms,
+        end_ms: Some(end_ms),
+    };
+    let conversation = pb::Conversation {
+        call_id: "process-call-1".to_owned(),
+        context_token: "process-session".to_owned(),
+        source_platform: "vapi".to_owned(),
+        audio: Some(pb::Audio {
+            source: Some(pb::audio::Source::InlineB64(data_encoding::BASE64.encode(&audio))),
+        }),
+        transcript: vec![
+            turn(pb::Role::Assistant, "Hello, this is Acme.", 0, 1_500),
+            turn(pb::Role::User, "I need to reschedule.", 2_000, 3_500),
+            turn(pb::Role::Assistant, "Sure, which day works?", 4_300, 5_500),
+        ],
+        tags: vec!["reschedule".to_owned()],
+        metadata: Some(prost_types::Struct {
+            fields: [(
+                "account".to_owned(),
+                prost_types::Value {
+                    kind: Some(prost_types::value::Kind::StringValue("acct_7".to_owned())),
+                },
+            )]
+            .into(),
+        }),
+        ..Default::default()
+    };
+    let accepted = ingest
+        .ingest_conversations(authed(
+            pb::IngestConversationsRequest {
+                project_id: project_id.clone(),
+                conversations: vec![conversation],
+                mut_id: String::new(),
+            },
+            &key,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let ingest_id = accepted.conversations[0].ingest_id.clone();
+    let done = crate::support::wait_for_ingest(&mut ingest, &key, &ingest_id, |status| {
+        status.state == pb::IngestState::Done as i32
+    })
+    .await;
+
+    let found = datapoints
+        .search_datapoints(authed(
+            pb::SearchDatapointsRequest {
+                project_id,
+                context_token: "process-session".to_owned(),
+                ..Default::default()
+            },
+            &key,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .datapoints;
+    assert_eq!(found.len(), 1);
+    let datapoint = &found[0];
+    assert_eq!(datapoint.id, done.datapoint_id);
+    assert_eq!(datapoint.provider, "vapi");
+    assert_eq!(datapoint.turns.len(), 3);
+    assert_eq!(datapoint.turns[1].content, "I need to reschedule.");
+    assert_eq!(datapoint.tags, ["reschedule"]);
+    assert!(datapoint.metadata.as_ref().unwrap().fields.contains_key("account"));
+    assert_eq!(datapoint.metrics.as_ref().unwrap().response_latency_p50_ms, 800);
+    let info = datapoint.audio.as_ref().unwrap();
+    assert_eq!((info.channels, info.sample_rate_hz, info.duration_ms), (2, 16_000, 1_000));
+
+    let mut stream = datapoints
+        .get_datapoint_audio(authed(
+            pb::GetDatapointAudioRequest { datapoint_id: datapoint.id.clone() },
+            &key,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut downloaded = Vec::new();
+    while let Some(message) = stream.message().await.unwrap() {
+        if let Some(pb::get_datapoint_audio_response::Part::Chunk(chunk)) = message.part {
+            downloaded.extend_from_slice(&chunk);
+        }
+    }
+    assert_eq!(downloaded, audio, "the audio downloads byte-identical");
+    server.terminate().await;
+}
