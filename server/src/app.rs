@@ -16,9 +16,8 @@ use crate::config::Config;
 use crate::crypto::master_key::{self, KeySource};
 use crate::domain::{Domain, Settings};
 use crate::error::Error;
-use crate::jobs::IngestWriter;
 use crate::pipeline::fetch::Fetcher;
-use crate::storage::Storage;
+use crate::storage::{IngestWriter, Storage};
 use crate::transport::{grpc, rest};
 
 /// A built application, ready to serve.

@@ -121,6 +121,14 @@ impl Error {
         Error::Internal { context, cause: cause.into() }
     }
 
+    /// Logs an internal error with its cause; every transport calls this once per error it maps,
+    /// since the caller only sees a generic message.
+    pub fn log_if_internal(&self) {
+        if let Error::Internal { context, cause } = self {
+            tracing::error!(error = %cause, context, "internal error");
+        }
+    }
+
     /// The message a caller may see: internal causes are withheld.
     pub fn public_message(&self) -> String {
         match self {

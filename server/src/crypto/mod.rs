@@ -27,9 +27,13 @@ pub fn new_public_id() -> String {
     format!("pub_{}", base32_lower(&random_bytes::<20>()))
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;
-    data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(bytes))
+    sha2::Sha256::digest(bytes).into()
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(&sha256(bytes))
 }
 
 #[cfg(test)]

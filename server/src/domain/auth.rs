@@ -80,6 +80,23 @@ impl Principal {
     }
 }
 
+/// The API key a request presents: the `api-key` header, else `authorization: Bearer <key>`.
+/// Transports pass the two header values; an absent or unusable one is None.
+pub fn presented_key<'a>(
+    api_key_header: Option<&'a str>,
+    authorization_header: Option<&'a str>,
+) -> &'a str {
+    if let Some(key) = api_key_header {
+        return key.trim();
+    }
+    authorization_header
+        .and_then(|value| {
+            let (scheme, token) = value.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+        })
+        .unwrap_or_default()
+}
+
 /// How long a key's last-used time may lag, so reads do not turn into a write per request.
 const LAST_USED_RESOLUTION_SECONDS: i64 = 60;
 
@@ -215,6 +232,15 @@ mod tests {
             scopes: scopes.to_vec(),
             project_id,
         }
+    }
+
+    #[test]
+    fn presented_key_reads_api_key_then_bearer() {
+        assert_eq!(presented_key(None, None), "");
+        assert_eq!(presented_key(None, Some("Bearer es_abc")), "es_abc");
+        assert_eq!(presented_key(None, Some("bearer  es_abc ")), "es_abc");
+        assert_eq!(presented_key(Some(" es_def "), Some("Bearer es_abc")), "es_def");
+        assert_eq!(presented_key(None, Some("Basic dXNlcjpwYXNz")), "");
     }
 
     #[test]

@@ -235,9 +235,7 @@ impl Domain {
         let mut found = self.storage.search_datapoints(principal.organization_id, &query).await?;
         let next_page_token = if found.len() > page_size {
             found.truncate(page_size);
-            found
-                .last()
-                .map(|last| data_encoding::BASE64URL_NOPAD.encode(last.datapoint.id.as_bytes()))
+            found.last().map(|last| super::encode_page_token(last.datapoint.id))
         } else {
             None
         };
@@ -257,16 +255,6 @@ impl Domain {
         }
         Ok(view)
     }
-}
-
-/// Parses a search page token (the last datapoint id of the previous page).
-pub fn decode_page_token(token: &str) -> Result<Option<Uuid>> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let invalid = || Error::invalid("page_token", "is not a token returned by this search");
-    let bytes = data_encoding::BASE64URL_NOPAD.decode(token.as_bytes()).map_err(|_| invalid())?;
-    Uuid::from_slice(&bytes).map(Some).map_err(|_| invalid())
 }
 
 #[cfg(test)]

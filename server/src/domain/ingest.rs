@@ -68,16 +68,22 @@ pub struct AudioObject {
     pub created_at: DateTime<Utc>,
 }
 
+/// What probing an audio container found; None where the container does not say.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AudioProperties {
+    pub duration_ms: Option<i64>,
+    pub channels: Option<u32>,
+    pub sample_rate_hz: Option<u32>,
+}
+
 /// The id of an audio file in a project: derived from its content, so the same bytes get the
 /// same id however often and concurrently they arrive.
 pub fn audio_object_id(project_id: Uuid, sha256_hex: &str) -> Uuid {
-    let digest = crate::crypto::sha256_hex(
+    let digest = crate::crypto::sha256(
         format!("earshot audio object\0{project_id}\0{sha256_hex}").as_bytes(),
     );
     let mut bytes = [0u8; 16];
-    for (index, byte) in bytes.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&digest[index * 2..index * 2 + 2], 16).unwrap_or(0);
-    }
+    bytes.copy_from_slice(&digest[..16]);
     Uuid::new_v8(bytes)
 }
 
@@ -195,6 +201,8 @@ impl Domain {
         let mut write = IngestWrite::default();
         let mut blobs: Vec<(String, Bytes)> = Vec::new();
         let mut url_checks = tokio::task::JoinSet::new();
+        let mut known_audio: std::collections::HashMap<Uuid, bool> =
+            std::collections::HashMap::new();
         for (index, item) in valid.iter_mut().enumerate() {
             let field = format!("conversations[{index}].audio");
             match item.audio.take() {
@@ -220,25 +228,35 @@ impl Domain {
                     }
                 }
                 Some(PendingAudio::AudioId(audio_id)) => {
-                    match self
-                        .storage
-                        .get_audio_object(principal.organization_id, project_id, audio_id)
-                        .await?
-                    {
-                        Some(_) => item.conversation.audio = Some(AudioSource::Stored { audio_id }),
-                        None => violations.add(
+                    // A batch often reuses one upload: each id is looked up once.
+                    let exists = match known_audio.get(&audio_id) {
+                        Some(exists) => *exists,
+                        None => {
+                            let exists = self
+                                .storage
+                                .get_audio_object(principal.organization_id, project_id, audio_id)
+                                .await?
+                                .is_some();
+                            known_audio.insert(audio_id, exists);
+                            exists
+                        }
+                    };
+                    if exists {
+                        item.conversation.audio = Some(AudioSource::Stored { audio_id });
+                    } else {
+                        violations.add(
                             format!("{field}.audio_id"),
                             format!(
                                 "unknown audio id {audio_id} in this project; upload the file first"
                             ),
-                        ),
+                        );
                     }
                 }
                 Some(PendingAudio::Url(url)) => {
                     let allow_private = self.settings.allow_private_networks;
                     item.conversation.audio = Some(AudioSource::Url { url: url.clone() });
                     url_checks.spawn(async move {
-                        (index, crate::pipeline::ssrf::check_url(&url, allow_private).await)
+                        (index, crate::ssrf::check_url(&url, allow_private).await)
                     });
                 }
             }
@@ -362,9 +380,10 @@ impl Domain {
         project_id: Option<Uuid>,
         state: Option<IngestState>,
         page_size: usize,
-        before: Option<Uuid>,
-    ) -> Result<(Vec<IngestRecord>, Option<Uuid>)> {
+        page_token: &str,
+    ) -> Result<(Vec<IngestRecord>, Option<String>)> {
         principal.require(Scope::Read)?;
+        let before = super::decode_page_token(page_token)?;
         let project_id = self.ingest_project(principal, project_id).await?;
         let page_size = if page_size == 0 { 100 } else { page_size.min(500) };
         let mut records = self
@@ -373,7 +392,7 @@ impl Domain {
             .await?;
         let next = if records.len() > page_size {
             records.truncate(page_size);
-            records.last().map(|record| record.id)
+            records.last().map(|record| super::encode_page_token(record.id))
         } else {
             None
         };

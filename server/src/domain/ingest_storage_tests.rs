@@ -11,7 +11,7 @@ use super::conversation::{Conversation, ProviderExtras, Role, Source, Turn};
 use super::datapoints::{Datapoint, DatapointQuery};
 use super::ingest::{IngestOutcome, IngestState, IngestWrite, NewIngest, dedup_key};
 use crate::clock::{Clock, ManualClock};
-use crate::jobs::JobStatus;
+use crate::domain::jobs::JobStatus;
 
 fn conversation(call_id: &str) -> Conversation {
     Conversation {

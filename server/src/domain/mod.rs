@@ -6,6 +6,7 @@ pub mod conversation;
 pub mod datapoints;
 pub mod ingest;
 pub mod integrations;
+pub mod jobs;
 pub mod metrics;
 pub mod projects;
 
@@ -27,7 +28,7 @@ pub struct Domain {
     /// The audio store.
     pub blobs: BlobStore,
     /// Group-committing writer of accepted ingests.
-    pub ingest_writer: crate::jobs::IngestWriter,
+    pub ingest_writer: crate::storage::IngestWriter,
     /// Wakes idle workers when new jobs are committed.
     pub jobs_wakeup: Arc<tokio::sync::Notify>,
 }
@@ -68,12 +69,42 @@ impl Settings {
     }
 }
 
+/// The opaque token of the page after the item with this id (lists page by UUIDv7 id).
+pub fn encode_page_token(last_id: uuid::Uuid) -> String {
+    data_encoding::BASE64URL_NOPAD.encode(last_id.as_bytes())
+}
+
+/// The id a page token continues after; None for the first page.
+pub fn decode_page_token(token: &str) -> crate::error::Result<Option<uuid::Uuid>> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let invalid =
+        || crate::Error::invalid("page_token", "is not a page token returned by this list");
+    let bytes = data_encoding::BASE64URL_NOPAD.decode(token.as_bytes()).map_err(|_| invalid())?;
+    uuid::Uuid::from_slice(&bytes).map(Some).map_err(|_| invalid())
+}
+
 /// Parses a UUID given by a caller, naming the field when it is not one.
 pub fn parse_id(field: &str, value: &str) -> crate::error::Result<uuid::Uuid> {
     if value.is_empty() {
         return Err(crate::Error::invalid(field, "required"));
     }
     uuid::Uuid::parse_str(value).map_err(|_| crate::Error::invalid(field, "must be a UUID"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_garbage_is_rejected() {
+        let id = uuid::Uuid::now_v7();
+        assert_eq!(decode_page_token(&encode_page_token(id)).unwrap(), Some(id));
+        assert_eq!(decode_page_token("").unwrap(), None);
+        let error = decode_page_token("!!!").unwrap_err();
+        assert_eq!(error.field_violations()[0].field, "page_token");
+    }
 }
 
 #[cfg(test)]
@@ -106,7 +137,7 @@ pub(crate) mod test_support {
         let storage = crate::storage::test_support::storage().await;
         let audio = tempfile::tempdir().unwrap();
         let domain = Domain {
-            ingest_writer: crate::jobs::IngestWriter::start(storage.clone(), 3, clock.clone()),
+            ingest_writer: crate::storage::IngestWriter::start(storage.clone(), 3, clock.clone()),
             storage,
             keyring: Arc::new(Keyring::new(MasterKey::generate(), Vec::new())),
             clock,

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::{ClaimedJob, JobPayload, JobSettings, retry_delay};
+use super::{JobSettings, retry_delay};
 use crate::domain::Domain;
+use crate::domain::jobs::{ClaimedJob, JobPayload};
 use crate::pipeline::fetch::Fetcher;
 use crate::pipeline::process::{self, ProcessError};
 
@@ -71,7 +72,7 @@ impl Worker {
     async fn run_job(&self, job: ClaimedJob) {
         let JobPayload::IngestV1 { ingest_id } = job.payload;
         let started = std::time::Instant::now();
-        let result = process::process_ingest(&self.domain, &self.fetcher, job.id, ingest_id).await;
+        let result = process::process_ingest(&self.domain, &self.fetcher, &job, ingest_id).await;
         let now = self.domain.clock.now();
         let recorded = match result {
             Ok(outcome) => {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
-use super::ssrf;
+use crate::ssrf;
 
 #[derive(Clone, Debug)]
 pub struct FetchSettings {
@@ -45,13 +45,10 @@ impl Fetcher {
             if !matches!(url.scheme(), "http" | "https") {
                 return attempt.error("redirect to a non-http URL");
             }
-            // Hostnames are checked by the resolver; literal addresses never reach it.
-            let host =
-                url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
-            if let Ok(ip) = host.parse::<std::net::IpAddr>()
-                && let Err(reason) = ssrf::is_allowed(ip, allow_private)
+            if let Err(reason) =
+                ssrf::check_literal_host(url.host_str().unwrap_or_default(), allow_private)
             {
-                return attempt.error(format!("redirect to {reason} ({ip})"));
+                return attempt.error(format!("redirect target {reason}"));
             }
             attempt.follow()
         });
@@ -73,9 +70,16 @@ impl Fetcher {
         url: &str,
         basic_auth: Option<(&str, &str)>,
     ) -> Result<Bytes, FetchError> {
-        ssrf::check_url(url, self.settings.allow_private_networks)
-            .await
-            .map_err(|reason| FetchError::Permanent(format!("audio URL {reason}")))?;
+        // Hostnames are checked by the guarded resolver when the client connects (one lookup,
+        // no window for rebinding); a literal address is checked here.
+        let parsed: http::Uri = url
+            .parse()
+            .map_err(|_| FetchError::Permanent("audio URL is not a valid URL".into()))?;
+        ssrf::check_literal_host(
+            parsed.host().unwrap_or_default(),
+            self.settings.allow_private_networks,
+        )
+        .map_err(|reason| FetchError::Permanent(format!("audio URL {reason}")))?;
         let mut request = self.client.get(url);
         if let Some((user, password)) = basic_auth {
             request = request.basic_auth(user, Some(password));
@@ -132,4 +136,32 @@ fn classify(error: &reqwest::Error) -> FetchError {
 /// once for the process.
 fn install_crypto_provider() {
     let _already_installed = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fetcher() -> Fetcher {
+        Fetcher::new(FetchSettings {
+            timeout: Duration::from_secs(5),
+            max_bytes: 1024,
+            max_redirects: 2,
+            allow_private_networks: false,
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn refused_targets_fail_permanently_without_retries() {
+        for url in ["http://127.0.0.1:9/a.wav", "http://[::1]:9/a.wav", "http://localhost:9/a.wav"]
+        {
+            match fetcher().fetch(url, None).await {
+                Err(FetchError::Permanent(reason)) => {
+                    assert!(reason.contains("does not fetch"), "{url}: {reason}");
+                }
+                other => panic!("{url}: expected a permanent refusal, got {other:?}"),
+            }
+        }
+    }
 }

@@ -1,6 +1,5 @@
-//! Worker stages: fetch audio, probe it, compute metrics, store the datapoint.
+//! Worker stages: fetch audio, probe it, and run an ingest job through them into its datapoint.
 
 pub mod fetch;
 pub mod probe;
 pub mod process;
-pub mod ssrf;

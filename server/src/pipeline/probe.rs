@@ -8,15 +8,10 @@ use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AudioProbe {
-    pub duration_ms: Option<i64>,
-    pub channels: Option<u32>,
-    pub sample_rate_hz: Option<u32>,
-}
+use crate::domain::ingest::AudioProperties;
 
 /// Probes `bytes`; the error says why the container could not be read.
-pub fn probe(bytes: Vec<u8>, content_type: &str) -> Result<AudioProbe, String> {
+pub fn probe(bytes: Vec<u8>, content_type: &str) -> Result<AudioProperties, String> {
     let mut hint = Hint::new();
     hint.mime_type(content_type);
     let source = MediaSourceStream::new(Box::new(Cursor::new(bytes)), Default::default());
@@ -38,7 +33,7 @@ pub fn probe(bytes: Vec<u8>, content_type: &str) -> Result<AudioProbe, String> {
         }
         _ => None,
     };
-    Ok(AudioProbe {
+    Ok(AudioProperties {
         duration_ms,
         channels: params.channels.map(|channels| u32::try_from(channels.count()).unwrap_or(0)),
         sample_rate_hz,
@@ -76,7 +71,11 @@ mod tests {
         let probed = probe(silent_wav(2, 8000, 1500), "audio/wav").unwrap();
         assert_eq!(
             probed,
-            AudioProbe { duration_ms: Some(1500), channels: Some(2), sample_rate_hz: Some(8000) }
+            AudioProperties {
+                duration_ms: Some(1500),
+                channels: Some(2),
+                sample_rate_hz: Some(8000)
+            }
         );
     }
 

@@ -11,6 +11,7 @@ use crate::blob::sniff_audio_content_type;
 use crate::domain::Domain;
 use crate::domain::conversation::AudioSource;
 use crate::domain::datapoints::Datapoint;
+use crate::domain::jobs::ClaimedJob;
 
 #[derive(Debug)]
 pub enum ProcessError {
@@ -34,7 +35,7 @@ fn transient(error: crate::Error) -> ProcessError {
 pub async fn process_ingest(
     domain: &Domain,
     fetcher: &Fetcher,
-    job_id: Uuid,
+    job: &ClaimedJob,
     ingest_id: Uuid,
 ) -> Result<ProcessOutcome, ProcessError> {
     let storage = &domain.storage;
@@ -42,7 +43,10 @@ pub async fn process_ingest(
         storage.load_ingest(ingest_id).await.map_err(transient)?.ok_or_else(|| {
             ProcessError::Permanent(format!("ingest {ingest_id} no longer exists"))
         })?;
-    storage.mark_ingest_processing(ingest_id, domain.clock.now()).await.map_err(transient)?;
+    storage
+        .mark_ingest_processing(ingest_id, job.attempts, domain.clock.now())
+        .await
+        .map_err(transient)?;
 
     let audio_id = match &conversation.audio {
         None => None,
@@ -63,7 +67,7 @@ pub async fn process_ingest(
     }
 
     if conversation.needs_transcription() {
-        storage.park_ingest(job_id, ingest_id, domain.clock.now()).await.map_err(transient)?;
+        storage.park_ingest(job.id, ingest_id, domain.clock.now()).await.map_err(transient)?;
         return Ok(ProcessOutcome::AwaitingTranscription);
     }
     let existing = storage
@@ -79,7 +83,7 @@ pub async fn process_ingest(
         domain.clock.now(),
     );
     storage
-        .finish_ingest(job_id, ingest_id, &datapoint, domain.clock.now())
+        .finish_ingest(job.id, ingest_id, &datapoint, domain.clock.now())
         .await
         .map_err(transient)?;
     Ok(ProcessOutcome::Done { datapoint_id: datapoint.id })

@@ -17,8 +17,8 @@ use crate::domain::datapoints::{
     Datapoint, DatapointQuery, DatapointView, TranscriptSource, metadata_filter_text,
 };
 use crate::domain::ingest::IngestState;
+use crate::domain::jobs::JobStatus;
 use crate::error::Error;
-use crate::jobs::JobStatus;
 
 impl Storage {
     pub async fn find_datapoint(

@@ -13,10 +13,11 @@ use super::entities::{audio_object, ingest, job};
 use super::{Storage, db_error, parse_uuid};
 use crate::clock::{from_millis, to_millis};
 use crate::domain::conversation::{Conversation, Source};
-use crate::domain::ingest::{AudioObject, IngestOutcome, IngestRecord, IngestState, IngestWrite};
+use crate::domain::ingest::{
+    AudioObject, AudioProperties, IngestOutcome, IngestRecord, IngestState, IngestWrite,
+};
+use crate::domain::jobs::{ClaimedJob, JobPayload, JobStatus};
 use crate::error::Error;
-use crate::jobs::{ClaimedJob, JobPayload, JobStatus};
-use crate::pipeline::probe::AudioProbe;
 
 /// The stored form of an ingest's conversation. A shipped version is never changed.
 #[derive(Serialize, Deserialize)]
@@ -81,12 +82,12 @@ impl Storage {
                 .exec_without_returning(&transaction)
                 .await
                 .map_err(db_error(context))?;
-                let job_payload =
-                    serde_json::to_string(&JobPayload::IngestV1 { ingest_id: new.id })
-                        .map_err(|error| Error::internal(context, error))?;
+                let payload = JobPayload::IngestV1 { ingest_id: new.id };
+                let job_payload = serde_json::to_string(&payload)
+                    .map_err(|error| Error::internal(context, error))?;
                 job::Entity::insert(job::ActiveModel {
                     id: Set(new.id.to_string()),
-                    kind: Set("ingest".to_owned()),
+                    kind: Set(payload.kind().to_owned()),
                     payload_json: Set(job_payload),
                     status: Set(JobStatus::Queued.as_str().to_owned()),
                     attempts: Set(0),
@@ -199,16 +200,14 @@ impl Storage {
         Ok(Some((ingest_from_model(model)?, conversation)))
     }
 
-    pub async fn mark_ingest_processing(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), Error> {
+    /// `attempts` is the claimed job's count, this attempt included.
+    pub async fn mark_ingest_processing(
+        &self,
+        id: Uuid,
+        attempts: i32,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
         let context = "marking an ingest processing";
-        let attempts = job::Entity::find_by_id(id.to_string())
-            .select_only()
-            .column(job::Column::Attempts)
-            .into_tuple::<i32>()
-            .one(&self.db)
-            .await
-            .map_err(db_error(context))?
-            .unwrap_or(0);
         ingest::Entity::update_many()
             .col_expr(ingest::Column::State, Expr::value(IngestState::Processing.as_str()))
             .col_expr(ingest::Column::Attempts, Expr::value(attempts))
@@ -371,7 +370,7 @@ impl Storage {
             .collect()
     }
 
-    pub async fn update_audio_probe(&self, id: Uuid, probe: &AudioProbe) -> Result<(), Error> {
+    pub async fn update_audio_probe(&self, id: Uuid, probe: &AudioProperties) -> Result<(), Error> {
         audio_object::Entity::update_many()
             .col_expr(audio_object::Column::DurationMs, Expr::value(probe.duration_ms))
             .col_expr(

@@ -6,6 +6,7 @@
 
 mod datapoints;
 mod entities;
+mod group_commit;
 mod ingest;
 mod integrations;
 mod migrations;
@@ -17,6 +18,8 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
 use sea_orm_migration::MigratorTrait;
 
 use crate::error::Error;
+
+pub use group_commit::IngestWriter;
 
 /// A pool of database connections. Cheap to clone.
 #[derive(Clone, Debug)]

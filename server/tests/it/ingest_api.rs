@@ -7,7 +7,9 @@ use earshot_proto::v1::ingest_service_client::IngestServiceClient;
 use serde_json::json;
 use tonic::Code;
 
-use crate::support::{TestServer, authed, http_request, violated_fields, wait_for_ingest, wav};
+use crate::support::{
+    TestServer, authed, download_audio, http_request, violated_fields, wait_for_ingest, wav,
+};
 
 fn turn(role: pb::Role, content: &str, timestamp_ms: i64, end_ms: i64) -> pb::Turn {
     pb::Turn { role: role as i32, content: content.to_owned(), timestamp_ms, end_ms: Some(end_ms) }
@@ -131,28 +133,8 @@ async fn ingest_poll_search_and_download_the_audio() {
     assert_eq!(info.size_bytes, audio.len() as u64);
 
     // The stored audio streams back byte for byte.
-    let mut stream = datapoints
-        .get_datapoint_audio(authed(
-            pb::GetDatapointAudioRequest { datapoint_id: datapoint.id.clone() },
-            &key,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let mut downloaded = Vec::new();
-    let mut first = true;
-    while let Some(message) = stream.message().await.unwrap() {
-        match message.part.unwrap() {
-            pb::get_datapoint_audio_response::Part::Info(info) => {
-                assert!(first, "info comes first");
-                assert_eq!(info.content_type, "audio/wav");
-            }
-            pb::get_datapoint_audio_response::Part::Chunk(chunk) => {
-                downloaded.extend_from_slice(&chunk);
-            }
-        }
-        first = false;
-    }
+    let (streamed_info, downloaded) = download_audio(&mut datapoints, &key, &datapoint.id).await;
+    assert_eq!(streamed_info.content_type, "audio/wav");
     assert_eq!(downloaded, audio);
 
     // Filters: tags, metadata, text; and a filter that matches nothing.
@@ -374,7 +356,7 @@ async fn bad_input_gets_a_precise_error_and_nothing_is_stored() {
             Some(server.project_id.parse().unwrap()),
             None,
             100,
-            None,
+            "",
         )
         .await
         .unwrap();

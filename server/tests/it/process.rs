@@ -59,6 +59,10 @@ impl ServerProcess {
         Self { child, url, printed_key, printed_project_id }
     }
 
+    async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Channel::from_shared(self.url.clone()).unwrap().connect().await.unwrap()
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     async fn terminate(mut self) {
         let pid = self.child.id().unwrap().to_string();
@@ -296,11 +300,7 @@ async fn acknowledged_calls_survive_kill_9_exactly_once() {
     let mut server = ServerProcess::start(&data_dir, &env).await;
     let key = server.printed_key.clone().unwrap();
     let project_id = server.printed_project_id.clone().unwrap();
-    let channel = tonic::transport::Channel::from_shared(server.url.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = server.channel().await;
 
     let acknowledged = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let ack_count = Arc::new(AtomicUsize::new(0));
@@ -367,11 +367,7 @@ async fn acknowledged_calls_survive_kill_9_exactly_once() {
     assert!(acknowledged.len() < CLIENTS * CALLS_PER_CLIENT, "the kill must land part-way");
 
     let restarted = ServerProcess::start(&data_dir, &env).await;
-    let channel = tonic::transport::Channel::from_shared(restarted.url.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = restarted.channel().await;
     let mut ingest = IngestServiceClient::new(channel.clone());
     let mut datapoints = DatapointServiceClient::new(channel);
 
@@ -473,11 +469,7 @@ async fn ingest_search_and_download_against_the_binary() {
     let server = ServerProcess::start(&data_dir, &[]).await;
     let key = server.printed_key.clone().unwrap();
     let project_id = server.printed_project_id.clone().unwrap();
-    let channel = tonic::transport::Channel::from_shared(server.url.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = server.channel().await;
     let mut ingest = IngestServiceClient::new(channel.clone());
     let mut datapoints = DatapointServiceClient::new(channel);
 
@@ -555,20 +547,8 @@ async fn ingest_search_and_download_against_the_binary() {
     let info = datapoint.audio.as_ref().unwrap();
     assert_eq!((info.channels, info.sample_rate_hz, info.duration_ms), (2, 16_000, 1_000));
 
-    let mut stream = datapoints
-        .get_datapoint_audio(authed(
-            pb::GetDatapointAudioRequest { datapoint_id: datapoint.id.clone() },
-            &key,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let mut downloaded = Vec::new();
-    while let Some(message) = stream.message().await.unwrap() {
-        if let Some(pb::get_datapoint_audio_response::Part::Chunk(chunk)) = message.part {
-            downloaded.extend_from_slice(&chunk);
-        }
-    }
+    let (_, downloaded) =
+        crate::support::download_audio(&mut datapoints, &key, &datapoint.id).await;
     assert_eq!(downloaded, audio, "the audio downloads byte-identical");
     server.terminate().await;
 }

@@ -221,3 +221,32 @@ pub async fn http_request(
     let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
     (status, json)
 }
+
+/// Streams a datapoint's audio; returns its info (which must come first) and its bytes.
+pub async fn download_audio(
+    client: &mut earshot_proto::v1::datapoint_service_client::DatapointServiceClient<Channel>,
+    key: &str,
+    datapoint_id: &str,
+) -> (earshot_proto::v1::AudioInfo, Vec<u8>) {
+    use earshot_proto::v1::get_datapoint_audio_response::Part;
+    let mut stream = client
+        .get_datapoint_audio(authed(
+            earshot_proto::v1::GetDatapointAudioRequest { datapoint_id: datapoint_id.to_owned() },
+            key,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(Part::Info(info)) = stream.message().await.unwrap().and_then(|message| message.part)
+    else {
+        panic!("the first message carries the audio info");
+    };
+    let mut bytes = Vec::new();
+    while let Some(message) = stream.message().await.unwrap() {
+        match message.part {
+            Some(Part::Chunk(chunk)) => bytes.extend_from_slice(&chunk),
+            other => panic!("only chunks follow the info, got {other:?}"),
+        }
+    }
+    (info, bytes)
+}

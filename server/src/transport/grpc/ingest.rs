@@ -153,7 +153,6 @@ impl IngestService for IngestApi {
     ) -> Result<Response<pb::ListIngestsResponse>, Status> {
         let principal = authenticate(&self.domain, request.metadata()).await?;
         let request = request.into_inner();
-        let before = crate::domain::datapoints::decode_page_token(&request.page_token)?;
         let (records, next) = self
             .domain
             .list_ingests(
@@ -161,14 +160,12 @@ impl IngestService for IngestApi {
                 optional_id("project_id", &request.project_id)?,
                 convert::ingest_state_from_proto(request.state)?,
                 usize::try_from(request.page_size.max(0)).unwrap_or(0),
-                before,
+                &request.page_token,
             )
             .await?;
         Ok(Response::new(pb::ListIngestsResponse {
             ingests: records.iter().map(convert::ingest_status).collect(),
-            next_page_token: next
-                .map(|id| data_encoding::BASE64URL_NOPAD.encode(id.as_bytes()))
-                .unwrap_or_default(),
+            next_page_token: next.unwrap_or_default(),
         }))
     }
 

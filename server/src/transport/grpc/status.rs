@@ -23,9 +23,7 @@ pub fn code_for(code: ErrorCode) -> Code {
 /// and withheld from the caller.
 pub fn to_status(error: &Error) -> Status {
     let code = code_for(error.code());
-    if let Error::Internal { context, cause } = &error {
-        tracing::error!(error = %cause, context, "internal error");
-    }
+    error.log_if_internal();
     let message = error.public_message();
     match error {
         Error::InvalidArgument(violations) => {

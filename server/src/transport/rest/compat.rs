@@ -15,7 +15,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::error::status_for;
+use super::error::{error_object, status_for};
 use super::{RestState, presented_key};
 use crate::domain::conversation::{AudioInput, ConversationInput, Source, TurnInput};
 use crate::domain::datapoints::{DatapointQuery, DatapointView};
@@ -36,9 +36,7 @@ impl From<Error> for CompatError {
 impl IntoResponse for CompatError {
     fn into_response(self) -> Response {
         let error = self.0;
-        if let Error::Internal { context, cause } = &error {
-            tracing::error!(error = %cause, context, "internal error");
-        }
+        error.log_if_internal();
         match &error {
             Error::InvalidArgument(violations) => {
                 let detail: Vec<Value> = violations.iter().map(violation_detail).collect();
@@ -46,10 +44,8 @@ impl IntoResponse for CompatError {
                     .into_response()
             }
             _ => {
-                let body = json!({
-                    "detail": error.public_message(),
-                    "error": {"code": error.code().as_str(), "message": error.public_message(), "field_violations": []},
-                });
+                let body =
+                    json!({ "detail": error.public_message(), "error": error_object(&error) });
                 (status_for(error.code()), Json(body)).into_response()
             }
         }

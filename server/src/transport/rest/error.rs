@@ -20,6 +20,16 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
     }
 }
 
+/// `{"code", "message", "field_violations": [{"field", "description"}]}`, the `error` member of
+/// every REST error body.
+pub fn error_object(error: &Error) -> serde_json::Value {
+    serde_json::json!({
+        "code": error.code().as_str(),
+        "message": error.public_message(),
+        "field_violations": error.field_violations(),
+    })
+}
+
 /// A domain error as an HTTP response:
 /// `{"error": {"code", "message", "field_violations": [{"field", "description"}]}}`.
 #[derive(Debug)]
@@ -34,16 +44,8 @@ impl From<Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let error = self.0;
-        if let Error::Internal { context, cause } = &error {
-            tracing::error!(error = %cause, context, "internal error");
-        }
-        let body = serde_json::json!({
-            "error": {
-                "code": error.code().as_str(),
-                "message": error.public_message(),
-                "field_violations": error.field_violations(),
-            }
-        });
+        error.log_if_internal();
+        let body = serde_json::json!({ "error": error_object(&error) });
         (status_for(error.code()), Json(body)).into_response()
     }
 }

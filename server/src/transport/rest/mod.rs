@@ -50,19 +50,10 @@ async fn readyz(State(state): State<RestState>) -> impl IntoResponse {
     }
 }
 
-/// The key from the `api-key` header, or `authorization: Bearer`.
+/// The API key the request presents (rule in `domain::auth::presented_key`).
 pub fn presented_key(headers: &HeaderMap) -> &str {
-    if let Some(key) = headers.get("api-key").and_then(|value| value.to_str().ok()) {
-        return key.trim();
-    }
-    headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| {
-            let (scheme, token) = value.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
-        })
-        .unwrap_or_default()
+    let header = |name| headers.get(name).and_then(|value| value.to_str().ok());
+    crate::domain::auth::presented_key(header("api-key"), header("authorization"))
 }
 
 /// `GET /v0/projects`: the JSON shape existing clients expect, answered with 201 as the hosted

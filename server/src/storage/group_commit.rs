@@ -4,10 +4,10 @@
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::Storage;
 use crate::clock::SharedClock;
 use crate::domain::ingest::{IngestOutcome, IngestWrite};
 use crate::error::{Error, Result};
-use crate::storage::Storage;
 
 /// Most requests in one group; bounds transaction size and latency.
 const MAX_GROUP: usize = 512;

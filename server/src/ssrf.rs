@@ -97,15 +97,22 @@ pub async fn check_url(url: &str, allow_private: bool) -> Result<(), String> {
     if addresses.is_empty() {
         return Err(format!("host {host} has no addresses"));
     }
-    for address in addresses {
-        if let Err(reason) = is_allowed(address.ip(), allow_private) {
-            return Err(format!(
-                "resolves to {reason} ({}), which earshot does not fetch",
-                address.ip()
-            ));
-        }
+    addresses.iter().try_for_each(|address| check_ip(address.ip(), allow_private))
+}
+
+fn check_ip(ip: IpAddr, allow_private: bool) -> Result<(), String> {
+    is_allowed(ip, allow_private)
+        .map_err(|reason| format!("resolves to {reason} ({ip}), which earshot does not fetch"))
+}
+
+/// Checks a URL host (as `host_str` gives it, IPv6 in brackets) when it is a literal address,
+/// without DNS: hostnames are left to `GuardedResolver`, which checks every address it returns at
+/// connect time, while literal addresses never reach a resolver.
+pub fn check_literal_host(host: &str, allow_private: bool) -> Result<(), String> {
+    match host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        Ok(ip) => check_ip(ip, allow_private),
+        Err(_) => Ok(()),
     }
-    Ok(())
 }
 
 /// A reqwest resolver that refuses disallowed addresses, so the guard holds at connect time.
@@ -183,6 +190,16 @@ mod tests {
             assert!(is_allowed(ip.parse().unwrap(), true).is_ok(), "{ip}");
         }
         assert!(is_allowed("0.0.0.0".parse().unwrap(), true).is_err());
+    }
+
+    #[test]
+    fn literal_hosts_are_checked_without_dns() {
+        assert!(check_literal_host("127.0.0.1", false).unwrap_err().contains("loopback"));
+        assert!(check_literal_host("[::1]", false).unwrap_err().contains("loopback"));
+        assert!(check_literal_host("169.254.169.254", false).unwrap_err().contains("link-local"));
+        assert!(check_literal_host("8.8.8.8", false).is_ok());
+        assert!(check_literal_host("localhost", false).is_ok(), "hostnames are the resolver's");
+        assert!(check_literal_host("127.0.0.1", true).is_ok());
     }
 
     #[tokio::test]
