@@ -134,7 +134,7 @@ pub(crate) mod test_support {
     /// A domain over a fresh test database (SQLite, or Postgres when configured) and a
     /// temporary audio directory, which lives as long as the returned guard.
     pub async fn domain(clock: SharedClock) -> (Domain, tempfile::TempDir) {
-        let storage = crate::storage::test_support::storage().await;
+        let storage = crate::storage::testing::storage().await;
         let audio = tempfile::tempdir().unwrap();
         let domain = Domain {
             ingest_writer: crate::storage::IngestWriter::start(storage.clone(), 3, clock.clone()),

@@ -143,26 +143,49 @@ fn parse_uuid(context: &'static str, value: &str) -> Result<uuid::Uuid, Error> {
     uuid::Uuid::parse_str(value).map_err(|error| Error::internal(context, error))
 }
 
-#[cfg(test)]
-pub(crate) mod test_support {
+/// Databases of their own for tests, shared by the unit and the integration suites. Not part
+/// of the API; failures panic, as test setup should.
+#[doc(hidden)]
+#[allow(clippy::unwrap_used)]
+pub mod testing {
     use sea_orm::ConnectionTrait;
 
     use super::Storage;
+
+    /// The variable naming a PostgreSQL server where tests may create databases; unset, tests
+    /// use SQLite.
+    pub const POSTGRES_URL_VARIABLE: &str = "EARSHOT_TEST_POSTGRES_URL";
+
+    /// A fresh, empty database named `earshot_test_<suffix>` on the PostgreSQL server of
+    /// EARSHOT_TEST_POSTGRES_URL, created if it does not exist yet, and its URL; `None` when the
+    /// variable is unset.
+    pub async fn postgres_database(suffix: &str) -> Option<String> {
+        let admin_url = std::env::var(POSTGRES_URL_VARIABLE).ok()?;
+        let name = format!("earshot_test_{suffix}");
+        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{name}");
+        let admin = Storage::connect(&admin_url).await.unwrap();
+        let exists = admin
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                admin.db.get_database_backend(),
+                format!("SELECT 1 FROM pg_database WHERE datname = '{name}'"),
+            ))
+            .await
+            .unwrap()
+            .is_some();
+        if !exists {
+            admin.db.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+        }
+        admin.close().await.unwrap();
+        Some(database_url(&admin_url, &name))
+    }
 
     /// A migrated, empty database of its own for one test: in-memory SQLite, or a fresh database
     /// in the Postgres server of EARSHOT_TEST_POSTGRES_URL when that is set, so the same suite
     /// runs on both engines.
     pub async fn storage() -> Storage {
-        let storage = match std::env::var("EARSHOT_TEST_POSTGRES_URL") {
-            Ok(admin_url) => {
-                let name = format!("earshot_test_{}", uuid::Uuid::new_v4().simple());
-                let admin = Storage::connect(&admin_url).await.unwrap();
-                admin.db.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-                admin.close().await.unwrap();
-                Storage::connect(&database_url(&admin_url, &name)).await.unwrap()
-            }
-            Err(_) => Storage::connect("sqlite::memory:").await.unwrap(),
-        };
+        let url = postgres_database(&uuid::Uuid::new_v4().simple().to_string()).await;
+        let storage = Storage::connect(url.as_deref().unwrap_or("sqlite::memory:")).await.unwrap();
         storage.migrate().await.unwrap();
         storage
     }

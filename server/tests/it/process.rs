@@ -10,7 +10,7 @@ use earshot_proto::v1::integration_service_client::IntegrationServiceClient;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::support::authed;
+use crate::support::{authed, database_env};
 
 const EARSHOT: &str = env!("CARGO_BIN_EXE_earshot");
 /// An upper bound for a start on a loaded 2-core machine, not a synchronization sleep.
@@ -32,6 +32,7 @@ impl ServerProcess {
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env_remove("EARSHOT_MASTER_KEY")
+            .envs(database_env(data_dir).await)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -112,6 +113,7 @@ async fn run_command(args: &[&str], data_dir: &Path, env: &[(&str, &str)]) -> st
         .arg("--data-dir")
         .arg(data_dir)
         .env_remove("EARSHOT_MASTER_KEY")
+        .envs(database_env(data_dir).await)
         .envs(env.iter().copied())
         .output()
         .await
@@ -200,8 +202,8 @@ async fn rotate_master_key_reseals_and_every_integration_stays_usable() {
         listen: Some("127.0.0.1:0".to_owned()),
         log_format: None,
     };
-    let config =
-        earshot_server::config::Config::load_with_env(None, &overrides, Vec::new()).unwrap();
+    let env = database_env(&data_dir).await;
+    let config = earshot_server::config::Config::load_with_env(None, &overrides, env).unwrap();
     let app =
         earshot_server::app::App::build(config, "127.0.0.1:0".parse().unwrap()).await.unwrap();
     for (id, token) in ids.iter().zip(tokens) {

@@ -68,7 +68,9 @@ impl TestServer {
             data_dir: Some(data_dir.path().to_owned()),
             log_format: None,
         };
-        let env = env.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned()));
+        let mut env: Vec<(String, String)> =
+            env.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect();
+        env.extend(database_env(data_dir.path()).await);
         let config = Config::load_with_env(None, &overrides, env).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -116,6 +118,16 @@ impl TestServer {
             task.await.unwrap().unwrap();
         }
     }
+}
+
+/// The database a server with this data directory uses: SQLite inside the directory, or, when
+/// EARSHOT_TEST_POSTGRES_URL is set, a PostgreSQL database named after the directory, so that
+/// every suite runs on both engines and a restarted server finds its data again.
+pub async fn database_env(data_dir: &std::path::Path) -> Option<(String, String)> {
+    let path = data_dir.to_string_lossy();
+    let suffix = &earshot_server::crypto::sha256_hex(path.as_bytes())[..24];
+    let url = earshot_server::storage::testing::postgres_database(suffix).await?;
+    Some(("EARSHOT_DATABASE_URL".to_owned(), url))
 }
 
 /// A request carrying an API key in the `api-key` metadata.
