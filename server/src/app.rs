@@ -52,8 +52,12 @@ impl App {
         .map_err(|error| Error::internal("loading the master key", error))?;
         let settings = Settings::from_config(&config, config.effective_public_base_url(bound));
         let blobs = BlobStore::local(&config.data_dir.join("audio"))?;
-        let ingest_writer =
-            IngestWriter::start(storage.clone(), config.jobs.max_attempts, clock.clone());
+        let ingest_writer = IngestWriter::start(
+            storage.clone(),
+            config.jobs.max_attempts,
+            config.ingest.max_group_commit,
+            clock.clone(),
+        );
         let domain = Domain {
             storage,
             keyring: Arc::new(keyring),

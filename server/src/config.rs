@@ -50,6 +50,7 @@ pub struct IngestConfig {
     pub max_inline_audio_bytes: usize,
     pub max_upload_bytes: usize,
     pub max_request_bytes: usize,
+    pub max_group_commit: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -279,6 +280,9 @@ impl Config {
         }
         if ingest.max_request_bytes > self.server.max_grpc_message_bytes.max(1 << 30) {
             return invalid("ingest.max_request_bytes", "must be at most 1073741824");
+        }
+        if !(1..=10_000).contains(&ingest.max_group_commit) {
+            return invalid("ingest.max_group_commit", "must be between 1 and 10000");
         }
         let jobs = &self.jobs;
         if !(1..=256).contains(&jobs.workers) {

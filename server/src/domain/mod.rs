@@ -137,7 +137,12 @@ pub(crate) mod test_support {
         let storage = crate::storage::testing::storage().await;
         let audio = tempfile::tempdir().unwrap();
         let domain = Domain {
-            ingest_writer: crate::storage::IngestWriter::start(storage.clone(), 3, clock.clone()),
+            ingest_writer: crate::storage::IngestWriter::start(
+                storage.clone(),
+                3,
+                512,
+                clock.clone(),
+            ),
             storage,
             keyring: Arc::new(Keyring::new(MasterKey::generate(), Vec::new())),
             clock,

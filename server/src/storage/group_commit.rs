@@ -9,8 +9,6 @@ use crate::clock::SharedClock;
 use crate::domain::ingest::{IngestOutcome, IngestWrite};
 use crate::error::{Error, Result};
 
-/// Most requests in one group; bounds transaction size and latency.
-const MAX_GROUP: usize = 512;
 const QUEUE_DEPTH: usize = 4096;
 
 struct Pending {
@@ -31,10 +29,16 @@ impl std::fmt::Debug for Pending {
 }
 
 impl IngestWriter {
-    /// Starts the writer task on the current runtime.
-    pub fn start(storage: Storage, max_attempts: i32, clock: SharedClock) -> Self {
+    /// Starts the writer task on the current runtime. `max_group` bounds the requests of one
+    /// transaction, and so its size and latency.
+    pub fn start(
+        storage: Storage,
+        max_attempts: i32,
+        max_group: usize,
+        clock: SharedClock,
+    ) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run(storage, max_attempts, clock, receiver));
+        tokio::spawn(run(storage, max_attempts, max_group.max(1), clock, receiver));
         Self { sender }
     }
 
@@ -52,13 +56,14 @@ impl IngestWriter {
 async fn run(
     storage: Storage,
     max_attempts: i32,
+    max_group: usize,
     clock: SharedClock,
     mut receiver: mpsc::Receiver<Pending>,
 ) {
-    let mut group: Vec<Pending> = Vec::with_capacity(MAX_GROUP);
+    let mut group: Vec<Pending> = Vec::with_capacity(max_group);
     while let Some(first) = receiver.recv().await {
         group.push(first);
-        while group.len() < MAX_GROUP {
+        while group.len() < max_group {
             match receiver.try_recv() {
                 Ok(next) => group.push(next),
                 Err(_) => break,
