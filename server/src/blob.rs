@@ -10,7 +10,8 @@ use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 
@@ -51,6 +52,25 @@ impl BlobStore {
         Ok(())
     }
 
+    /// Starts writing a blob whose hash is known only at the end (an upload as it arrives): the
+    /// bytes go to a staging object and are hashed on the way; `BlobWriter::commit` moves them
+    /// under their content address.
+    pub async fn writer(&self) -> Result<BlobWriter, Error> {
+        let staging = ObjectPath::from(format!("staging/{}", uuid::Uuid::new_v4().simple()));
+        let upload = self
+            .store
+            .put_multipart(&staging)
+            .await
+            .map_err(|error| Error::internal("starting an audio upload", error))?;
+        Ok(BlobWriter {
+            upload: WriteMultipart::new_with_chunk_size(upload, WRITER_CHUNK_BYTES),
+            staging,
+            hasher: Sha256::new(),
+            size: 0,
+            head: Vec::with_capacity(HEAD_BYTES),
+        })
+    }
+
     pub async fn get(&self, key: &str) -> Result<Bytes, Error> {
         let result = self
             .store
@@ -71,6 +91,80 @@ impl BlobStore {
             .await
             .map_err(|error| Error::internal("reading audio", error))?;
         Ok(result.into_stream().map_err(|error| Error::internal("reading audio", error)).boxed())
+    }
+}
+
+/// Bytes buffered before a part is written to the staging object.
+const WRITER_CHUNK_BYTES: usize = 1 << 20;
+/// Leading bytes kept for sniffing the format.
+const HEAD_BYTES: usize = 64;
+
+/// A blob being written; see `BlobStore::writer`. Call `commit` or `abort`: dropped, it leaves a
+/// staging object behind.
+pub struct BlobWriter {
+    upload: WriteMultipart,
+    staging: ObjectPath,
+    hasher: Sha256,
+    size: u64,
+    head: Vec<u8>,
+}
+
+impl std::fmt::Debug for BlobWriter {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("BlobWriter")
+            .field("staging", &self.staging)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BlobWriter {
+    /// Appends `chunk`, waiting while earlier parts are still being written.
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), Error> {
+        self.upload
+            .wait_for_capacity(2)
+            .await
+            .map_err(|error| Error::internal("writing audio", error))?;
+        self.hasher.update(chunk);
+        self.size += chunk.len() as u64;
+        let room = HEAD_BYTES.saturating_sub(self.head.len());
+        self.head.extend_from_slice(&chunk[..room.min(chunk.len())]);
+        self.upload.write(chunk);
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The first bytes, enough for `sniff_audio_content_type`.
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+
+    /// The SHA-256 (hex) of everything written.
+    pub fn sha256_hex(&self) -> String {
+        data_encoding::HEXLOWER.encode(&self.hasher.clone().finalize())
+    }
+
+    /// Makes the bytes durable under `key` (normally `BlobStore::key_for` of `sha256_hex`).
+    /// Content-addressed keys make an existing blob the same bytes, so replacing it is harmless.
+    pub async fn commit(self, store: &BlobStore, key: &str) -> Result<(), Error> {
+        self.upload.finish().await.map_err(|error| Error::internal("writing audio", error))?;
+        store
+            .store
+            .rename(&self.staging, &ObjectPath::from(key))
+            .await
+            .map_err(|error| Error::internal("storing audio", error))
+    }
+
+    /// Discards what was written.
+    pub async fn abort(self) {
+        if let Err(error) = self.upload.abort().await {
+            tracing::warn!(error = %error, "discarding an audio upload");
+        }
     }
 }
 

@@ -11,7 +11,9 @@ use super::auth::{Principal, Scope};
 use super::conversation::{
     AudioSource, Conversation, ConversationInput, PendingAudio, Source, validate_batch,
 };
-use crate::blob::{BlobStore, sniff_audio_content_type};
+use futures_util::{Stream, StreamExt};
+
+use crate::blob::{BlobStore, BlobWriter, sniff_audio_content_type};
 use crate::error::{Error, Result, Violations};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -305,52 +307,47 @@ impl Domain {
             .collect())
     }
 
-    /// Stores an uploaded file and returns its audio object (the same one for the same bytes).
-    pub async fn upload_audio(
+    /// Stores an uploaded file as its chunks arrive and returns its audio object (the same one
+    /// for the same bytes). The bytes stream to a staging blob while they are hashed, so memory
+    /// stays flat whatever the size; nothing is kept when the upload fails or is refused.
+    pub async fn upload_audio<S>(
         &self,
         principal: &Principal,
         metadata: UploadMetadata,
-        bytes: Bytes,
-    ) -> Result<AudioObject> {
+        chunks: S,
+    ) -> Result<AudioObject>
+    where
+        S: Stream<Item = Result<Bytes>> + Send + Unpin,
+    {
         principal.require(Scope::Ingest)?;
         let project_id = self.ingest_project(principal, metadata.project_id).await?;
-        let mut violations = Violations::new();
-        if bytes.is_empty() {
-            violations.add("chunk", "the upload has no bytes");
+        let mut writer = self.blobs.writer().await?;
+        match receive_upload(&mut writer, chunks, self.settings.max_upload_bytes as u64).await {
+            Ok(()) => {}
+            Err(error) => {
+                writer.abort().await;
+                return Err(error);
+            }
         }
-        if let Some(size) = metadata.size_bytes
-            && size != bytes.len() as u64
-        {
-            violations.add(
-                "metadata.size_bytes",
-                format!("says {size} bytes but {} arrived", bytes.len()),
-            );
+        let sha256 = writer.sha256_hex();
+        let sniffed = sniff_audio_content_type(writer.head());
+        if let Err(error) = check_upload(&metadata, writer.size(), &sha256, sniffed) {
+            writer.abort().await;
+            return Err(error);
         }
-        let sha256 = crate::crypto::sha256_hex(&bytes);
-        if let Some(expected) = metadata.sha256.as_deref().filter(|expected| !expected.is_empty())
-            && !expected.eq_ignore_ascii_case(&sha256)
-        {
-            violations.add(
-                "metadata.sha256",
-                format!("does not match the received bytes (sha256 {sha256})"),
-            );
-        }
-        let sniffed = sniff_audio_content_type(&bytes);
-        if sniffed.is_none() && !bytes.is_empty() {
-            violations.add(
-                "chunk",
-                "is not a recognised audio format (WAV, MP3, OGG, FLAC, AU, MP4, WebM)",
-            );
-        }
-        violations.into_result()?;
         let content_type = metadata
             .content_type
             .filter(|given| given.starts_with("audio/"))
             .or_else(|| sniffed.map(str::to_owned))
             .unwrap_or_else(|| "application/octet-stream".to_owned());
-        let object =
-            self.new_audio_object(principal.organization_id, project_id, &bytes, &content_type);
-        self.blobs.put_if_absent(&object.blob_key, bytes).await?;
+        let object = self.audio_object(
+            principal.organization_id,
+            project_id,
+            sha256,
+            writer.size(),
+            &content_type,
+        );
+        writer.commit(&self.blobs, &object.blob_key).await?;
         self.storage.insert_audio_object(&object).await?;
         Ok(self
             .storage
@@ -439,6 +436,17 @@ impl Domain {
         content_type: &str,
     ) -> AudioObject {
         let sha256 = crate::crypto::sha256_hex(bytes);
+        self.audio_object(organization_id, project_id, sha256, bytes.len() as u64, content_type)
+    }
+
+    fn audio_object(
+        &self,
+        organization_id: Uuid,
+        project_id: Uuid,
+        sha256: String,
+        size_bytes: u64,
+        content_type: &str,
+    ) -> AudioObject {
         AudioObject {
             id: audio_object_id(project_id, &sha256),
             organization_id,
@@ -446,13 +454,60 @@ impl Domain {
             blob_key: BlobStore::key_for(&sha256),
             sha256,
             content_type: content_type.to_owned(),
-            size_bytes: i64::try_from(bytes.len()).unwrap_or(i64::MAX),
+            size_bytes: i64::try_from(size_bytes).unwrap_or(i64::MAX),
             duration_ms: None,
             channels: None,
             sample_rate_hz: None,
             created_at: self.clock.now(),
         }
     }
+}
+
+/// Writes the chunks of an upload, refusing it once it passes `limit` bytes.
+async fn receive_upload<S>(writer: &mut BlobWriter, mut chunks: S, limit: u64) -> Result<()>
+where
+    S: Stream<Item = Result<Bytes>> + Unpin,
+{
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        if writer.size() + chunk.len() as u64 > limit {
+            return Err(Error::invalid(
+                "chunk",
+                format!("the upload exceeds the limit of {limit} bytes"),
+            ));
+        }
+        writer.write(&chunk).await?;
+    }
+    Ok(())
+}
+
+/// What the upload's metadata promised against what arrived.
+fn check_upload(
+    metadata: &UploadMetadata,
+    size: u64,
+    sha256: &str,
+    sniffed: Option<&str>,
+) -> Result<()> {
+    let mut violations = Violations::new();
+    if size == 0 {
+        violations.add("chunk", "the upload has no bytes");
+    }
+    if let Some(expected) = metadata.size_bytes
+        && expected != size
+    {
+        violations.add("metadata.size_bytes", format!("says {expected} bytes but {size} arrived"));
+    }
+    if let Some(expected) = metadata.sha256.as_deref().filter(|expected| !expected.is_empty())
+        && !expected.eq_ignore_ascii_case(sha256)
+    {
+        violations
+            .add("metadata.sha256", format!("does not match the received bytes (sha256 {sha256})"));
+    }
+    if sniffed.is_none() && size > 0 {
+        violations
+            .add("chunk", "is not a recognised audio format (WAV, MP3, OGG, FLAC, AU, MP4, WebM)");
+    }
+    violations.into_result()
 }
 
 #[cfg(test)]

@@ -566,6 +566,110 @@ async fn uploaded_and_url_audio_and_audio_only_calls() {
     server.stop().await;
 }
 
+/// Every file under `directory`, relative to it.
+fn files_under(directory: &std::path::Path) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut pending = vec![directory.to_owned()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(next).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path.strip_prefix(directory).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn upload_messages(
+    project_id: &str,
+    sha256: String,
+    chunks: &[&[u8]],
+) -> Vec<pb::UploadAudioRequest> {
+    let metadata = pb::UploadAudioRequest {
+        part: Some(pb::upload_audio_request::Part::Metadata(pb::UploadAudioMetadata {
+            project_id: project_id.to_owned(),
+            sha256,
+            ..Default::default()
+        })),
+    };
+    let chunks = chunks.iter().map(|chunk| pb::UploadAudioRequest {
+        part: Some(pb::upload_audio_request::Part::Chunk(chunk.to_vec())),
+    });
+    std::iter::once(metadata).chain(chunks).collect()
+}
+
+#[tokio::test]
+async fn uploads_stream_to_their_content_address_and_refused_ones_leave_nothing() {
+    let server =
+        TestServer::start_with_env(&[("EARSHOT_INGEST__MAX_UPLOAD_BYTES", "4000000")]).await;
+    let mut ingest = IngestServiceClient::new(server.channel().await);
+    let key = server.admin_key.clone();
+    let audio_dir = server.data_dir().join("audio");
+
+    // 3.2 MB in 64 KiB chunks: more than one part of the staging writer.
+    let large = wav(1, 16_000, 100_000, 7);
+    let sha256 = earshot_server::crypto::sha256_hex(&large);
+    let chunks: Vec<&[u8]> = large.chunks(64 * 1024).collect();
+    let uploaded = ingest
+        .upload_audio(authed(
+            futures_util::stream::iter(upload_messages(
+                &server.project_id,
+                sha256.clone(),
+                &chunks,
+            )),
+            &key,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (uploaded.sha256.as_str(), uploaded.size_bytes),
+        (sha256.as_str(), large.len() as u64)
+    );
+    let blob = format!("sha256/{}/{sha256}", &sha256[..2]);
+    assert_eq!(files_under(&audio_dir), [blob.clone()]);
+    assert!(std::fs::read(audio_dir.join(&blob)).unwrap() == large);
+
+    // The same bytes again: the same object, still one file.
+    let again = ingest
+        .upload_audio(authed(
+            futures_util::stream::iter(upload_messages(&server.project_id, String::new(), &chunks)),
+            &key,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.audio_id, uploaded.audio_id);
+    assert_eq!(files_under(&audio_dir), [blob.clone()]);
+
+    // Refused uploads: over the limit part-way, a checksum mismatch, not audio, metadata twice.
+    let too_large = wav(1, 16_000, 130_000, 8);
+    let too_large_chunks: Vec<&[u8]> = too_large.chunks(256 * 1024).collect();
+    let other = wav(1, 8_000, 300, 9);
+    let mut metadata_twice = upload_messages(&server.project_id, String::new(), &[&other]);
+    metadata_twice.push(metadata_twice[0].clone());
+    let refused = [
+        (upload_messages(&server.project_id, String::new(), &too_large_chunks), "chunk"),
+        (upload_messages(&server.project_id, "0".repeat(64), &[&other]), "metadata.sha256"),
+        (upload_messages(&server.project_id, String::new(), &[b"plain text, not audio"]), "chunk"),
+        (metadata_twice, "metadata"),
+    ];
+    for (messages, field) in refused {
+        let error = ingest
+            .upload_audio(authed(futures_util::stream::iter(messages), &key))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), Code::InvalidArgument, "{error:?}");
+        assert_eq!(violated_fields(&error), [field], "{error:?}");
+    }
+    assert_eq!(files_under(&audio_dir), [blob]);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn json_mirrors_answer_with_the_documented_codes_and_shapes() {
     let server = TestServer::start_with_env(&[

@@ -96,6 +96,10 @@ impl TestServer {
         format!("http://{}", self.address)
     }
 
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data_dir.path()
+    }
+
     /// A native gRPC (HTTP/2) channel.
     pub async fn channel(&self) -> Channel {
         Channel::from_shared(self.url()).unwrap().connect().await.unwrap()

@@ -1,6 +1,5 @@
 //! IngestService over gRPC.
 
-use bytes::BytesMut;
 use earshot_proto::v1 as pb;
 use earshot_proto::v1::ingest_service_server::IngestService;
 use tonic::{Request, Response, Status, Streaming};
@@ -73,47 +72,27 @@ impl IngestService for IngestApi {
     ) -> Result<Response<pb::UploadAudioResponse>, Status> {
         let principal = authenticate(&self.domain, request.metadata()).await?;
         let mut stream = request.into_inner();
-        let limit = self.domain.settings.max_upload_bytes;
-        let mut metadata: Option<pb::UploadAudioMetadata> = None;
-        let mut bytes = BytesMut::new();
-        while let Some(message) = stream.message().await? {
-            match message.part {
-                Some(pb::upload_audio_request::Part::Metadata(given)) => {
-                    if metadata.is_some() || !bytes.is_empty() {
-                        return Err(Error::invalid(
-                            "metadata",
-                            "must come once, in the first message",
-                        )
-                        .into());
+        let metadata = match stream.message().await?.and_then(|message| message.part) {
+            Some(pb::upload_audio_request::Part::Metadata(metadata)) => metadata,
+            _ => return Err(Error::invalid("metadata", "required in the first message").into()),
+        };
+        let chunks = futures_util::stream::unfold(stream, |mut stream| async move {
+            let chunk = match stream.message().await {
+                Ok(None) => return None,
+                Ok(Some(message)) => match message.part {
+                    Some(pb::upload_audio_request::Part::Chunk(chunk)) => Ok(chunk.into()),
+                    Some(pb::upload_audio_request::Part::Metadata(_)) => {
+                        Err(Error::invalid("metadata", "must come once, in the first message"))
                     }
-                    metadata = Some(given);
-                }
-                Some(pb::upload_audio_request::Part::Chunk(chunk)) => {
-                    if metadata.is_none() {
-                        return Err(Error::invalid(
-                            "metadata",
-                            "the first message must carry the metadata",
-                        )
-                        .into());
-                    }
-                    if bytes.len() + chunk.len() > limit {
-                        return Err(Error::invalid(
-                            "chunk",
-                            format!("the upload exceeds the limit of {limit} bytes"),
-                        )
-                        .into());
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
-                None => {
-                    return Err(
-                        Error::invalid("part", "each message carries metadata or a chunk").into()
-                    );
-                }
-            }
-        }
-        let metadata =
-            metadata.ok_or_else(|| Error::invalid("metadata", "required in the first message"))?;
+                    None => Err(Error::invalid("part", "each message carries metadata or a chunk")),
+                },
+                Err(status) => Err(Error::invalid(
+                    "chunk",
+                    format!("the upload stream failed: {}", status.message()),
+                )),
+            };
+            Some((chunk, stream))
+        });
         let object = self
             .domain
             .upload_audio(
@@ -124,7 +103,7 @@ impl IngestService for IngestApi {
                     sha256: Some(metadata.sha256).filter(|value| !value.is_empty()),
                     size_bytes: Some(metadata.size_bytes).filter(|size| *size > 0),
                 },
-                bytes.freeze(),
+                Box::pin(chunks),
             )
             .await?;
         Ok(Response::new(pb::UploadAudioResponse {
