@@ -17,6 +17,7 @@ pub mod error;
 pub mod jobs;
 pub mod logging;
 pub mod pipeline;
+pub mod providers;
 pub mod ssrf;
 pub mod storage;
 pub mod transport;

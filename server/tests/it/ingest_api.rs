@@ -631,7 +631,7 @@ async fn uploads_stream_to_their_content_address_and_refused_ones_leave_nothing(
         (sha256.as_str(), large.len() as u64)
     );
     let blob = format!("sha256/{}/{sha256}", &sha256[..2]);
-    assert_eq!(files_under(&audio_dir), [blob.clone()]);
+    assert_eq!(files_under(&audio_dir), std::slice::from_ref(&blob));
     assert!(std::fs::read(audio_dir.join(&blob)).unwrap() == large);
 
     // The same bytes again: the same object, still one file.
@@ -644,7 +644,7 @@ async fn uploads_stream_to_their_content_address_and_refused_ones_leave_nothing(
         .unwrap()
         .into_inner();
     assert_eq!(again.audio_id, uploaded.audio_id);
-    assert_eq!(files_under(&audio_dir), [blob.clone()]);
+    assert_eq!(files_under(&audio_dir), std::slice::from_ref(&blob));
 
     // Refused uploads: over the limit part-way, a checksum mismatch, not audio, metadata twice.
     let too_large = wav(1, 16_000, 130_000, 8);

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use catalog::{Provider, WebhookAuthType};
+pub use catalog::{Provider, WebhookAuthType, decode_base64_lenient};
 
 use super::auth::{Principal, Scope};
 use super::conversation::Role;
