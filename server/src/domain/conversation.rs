@@ -90,7 +90,21 @@ pub enum AudioSource {
     /// Stored by earshot (inline bytes or an upload), by audio object id.
     Stored { audio_id: uuid::Uuid },
     /// To be downloaded by a worker.
-    Url { url: String },
+    Url {
+        url: String,
+        /// How to authenticate the download, when the host requires it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credentials: Option<AudioCredentials>,
+    },
+}
+
+/// A reference to credentials for an audio download. Never the secret itself: the worker opens
+/// it from the integration when it fetches.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AudioCredentials {
+    /// HTTP Basic with the account SID and the integration's auth token (Twilio media URLs).
+    TwilioBasic { integration_id: uuid::Uuid, account_sid: String },
 }
 
 /// What a provider says about the call beyond its turns.

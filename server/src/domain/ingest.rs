@@ -256,7 +256,8 @@ impl Domain {
                 }
                 Some(PendingAudio::Url(url)) => {
                     let allow_private = self.settings.allow_private_networks;
-                    item.conversation.audio = Some(AudioSource::Url { url: url.clone() });
+                    item.conversation.audio =
+                        Some(AudioSource::Url { url: url.clone(), credentials: None });
                     url_checks.spawn(async move {
                         (index, crate::ssrf::check_url(&url, allow_private).await)
                     });

@@ -51,7 +51,7 @@ pub async fn process_ingest(
     let audio_id = match &conversation.audio {
         None => None,
         Some(AudioSource::Stored { audio_id }) => Some(*audio_id),
-        Some(AudioSource::Url { url }) => {
+        Some(AudioSource::Url { url, credentials: _ }) => {
             let bytes = fetcher.fetch(url, None).await.map_err(|error| match error {
                 FetchError::Permanent(reason) => ProcessError::Permanent(reason),
                 FetchError::Transient(reason) => ProcessError::Transient(reason),

@@ -101,3 +101,80 @@ pub fn sign(api_key: &str, api_secret: &str, body: &[u8], issued_at: i64) -> Str
         hmac_sha256(api_secret.as_bytes(), &[header.as_bytes(), b".", claims.as_bytes()]);
     format!("{header}.{claims}.{}", encode(&signature))
 }
+
+/// `egress_ended` gives the recording (its first file result) and `room_finished` the room's
+/// times; both land on the call of the room id. Other events are ignored.
+pub fn normalize(
+    context: &super::NormalizeContext<'_>,
+    body: &[u8],
+) -> Result<super::Normalized, super::PayloadError> {
+    use super::payload::*;
+    use super::{Normalized, PayloadError, WebhookCall};
+    use crate::domain::conversation::AudioSource;
+
+    let root = parse_json(body)?;
+    let event = required_str(&root, "event")?;
+    let first_turn = context.first_turn();
+    let provider = crate::domain::integrations::Provider::Livekit;
+    let conversation = match event.as_str() {
+        "egress_ended" => {
+            let status = opt_str(&root, "egressInfo.status")?;
+            if status.as_deref().is_some_and(|status| status != "EGRESS_COMPLETE") {
+                return Ok(Normalized::Ignored { event });
+            }
+            let call_id = required_str(&root, "egressInfo.roomId")?;
+            let mut conversation = super::conversation(provider, call_id, first_turn);
+            let nanos =
+                |path: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, PayloadError> {
+                    opt_i64(&root, path)?
+                        .filter(|nanos| *nanos > 0)
+                        .map(|nanos| from_millis(path, nanos / 1_000_000))
+                        .transpose()
+                };
+            conversation.started_at = nanos("egressInfo.startedAt")?;
+            conversation.ended_at = nanos("egressInfo.endedAt")?;
+            let files = opt_array(&root, "egressInfo.fileResults")?;
+            let location = match files.first() {
+                Some(file) => opt_str(file, "location").map_err(|error| {
+                    PayloadError::new("egressInfo.fileResults[0].location", error.reason)
+                })?,
+                None => opt_str(&root, "egressInfo.file.location")?,
+            };
+            let location = location.ok_or_else(|| {
+                PayloadError::new("egressInfo.fileResults[0].location", "is required")
+            })?;
+            if let Some(duration_ns) =
+                files.first().map(|file| opt_i64(file, "duration")).transpose()?.flatten()
+            {
+                conversation.duration_ms = Some(duration_ns / 1_000_000);
+            }
+            conversation.audio = Some(AudioSource::Url { url: location, credentials: None });
+            if let Some(room) = opt_str(&root, "egressInfo.roomName")? {
+                conversation.metadata.insert("livekit_room_name".to_owned(), room.into());
+            }
+            conversation
+        }
+        "room_finished" => {
+            let call_id = required_str(&root, "room.sid")?;
+            let mut conversation = super::conversation(provider, call_id, first_turn);
+            conversation.started_at = opt_f64(&root, "room.creationTime")?
+                .map(|seconds| from_seconds("room.creationTime", seconds))
+                .transpose()?;
+            conversation.ended_at = opt_f64(&root, "createdAt")?
+                .map(|seconds| from_seconds("createdAt", seconds))
+                .transpose()?;
+            if let (Some(started), Some(ended)) = (conversation.started_at, conversation.ended_at) {
+                conversation.duration_ms = Some((ended - started).num_milliseconds());
+            }
+            if let Some(room) = opt_str(&root, "room.name")? {
+                conversation.metadata.insert("livekit_room_name".to_owned(), room.into());
+            }
+            if let Some(metadata) = opt_str(&root, "room.metadata")? {
+                conversation.metadata.insert("livekit_room_metadata".to_owned(), metadata.into());
+            }
+            conversation
+        }
+        _ => return Ok(Normalized::Ignored { event }),
+    };
+    Ok(Normalized::Call(Box::new(WebhookCall { event, conversation, inline_audio: None })))
+}

@@ -8,12 +8,16 @@ pub mod bland;
 pub mod custom_hmac;
 pub mod elevenlabs;
 pub mod livekit;
+mod payload;
 pub mod retell;
 mod signature;
 pub mod standard_webhooks;
 pub mod tokens;
 pub mod twilio;
+pub mod vapi;
 
+#[cfg(test)]
+mod normalize_tests;
 #[cfg(test)]
 mod vectors_tests;
 
@@ -21,7 +25,8 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::integrations::{IntegrationOptions, SecretSet, WebhookAuthType};
+use crate::domain::conversation::{Conversation, ProviderExtras, Role, Source};
+use crate::domain::integrations::{IntegrationOptions, Provider, SecretSet, WebhookAuthType};
 
 /// What a verifier sees of a webhook request.
 #[derive(Clone, Copy, Debug)]
@@ -145,4 +150,113 @@ pub fn verify_any(
         }
     }
     Err(first_failure.unwrap_or(AuthFailure::SignatureMismatch))
+}
+
+/// A payload that cannot be normalized: the field (a dotted JSON path or a form parameter) and
+/// why. Answered with 400.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PayloadError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl PayloadError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { field: field.into(), reason: reason.into() }
+    }
+}
+
+impl std::fmt::Display for PayloadError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}: {}", self.field, self.reason)
+    }
+}
+
+/// What an authenticated payload amounts to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Normalized {
+    /// Not a final call event (a call start, a status update, an in-progress recording):
+    /// answered 200 `{"status":"ignored"}` and not stored.
+    Ignored { event: String },
+    /// A call to store: a new datapoint, or an enrichment of one with the same call id.
+    Call(Box<WebhookCall>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookCall {
+    pub event: String,
+    pub conversation: Conversation,
+    /// Audio that came in the payload itself (ElevenLabs `post_call_audio`), stored before the
+    /// acknowledgement.
+    pub inline_audio: Option<Vec<u8>>,
+}
+
+/// What a normalizer knows besides the payload.
+#[derive(Clone, Copy, Debug)]
+pub struct NormalizeContext<'a> {
+    pub integration_id: uuid::Uuid,
+    pub options: &'a IntegrationOptions,
+    /// The URL the sender called (Twilio carries `first_turn` in its query).
+    pub url: &'a str,
+}
+
+impl NormalizeContext<'_> {
+    /// `?first_turn=` of the URL, else the integration's default, else the assistant.
+    pub fn first_turn(&self) -> Role {
+        let request = WebhookRequest {
+            url: self.url,
+            headers: &http::HeaderMap::new(),
+            body: &[],
+            now: DateTime::UNIX_EPOCH,
+        };
+        match request.query_param("first_turn").as_deref() {
+            Some("user") => Role::User,
+            Some("assistant") => Role::Assistant,
+            _ => self.options.default_first_turn.unwrap_or(Role::Assistant),
+        }
+    }
+}
+
+/// A webhook conversation with everything but the call id empty.
+pub(crate) fn conversation(provider: Provider, call_id: String, first_turn: Role) -> Conversation {
+    Conversation {
+        context_token: call_id.clone(),
+        call_id,
+        source: Source::Webhook,
+        provider: provider.as_str().to_owned(),
+        started_at: None,
+        ended_at: None,
+        duration_ms: None,
+        from_number: None,
+        to_number: None,
+        direction: None,
+        turns: Vec::new(),
+        audio: None,
+        diarization: true,
+        first_turn,
+        tags: Vec::new(),
+        metadata: serde_json::Map::new(),
+        extras: ProviderExtras::default(),
+        mut_id: None,
+    }
+}
+
+/// Normalizes the body of an authenticated request from `provider`.
+pub fn normalize(
+    provider: Provider,
+    context: &NormalizeContext<'_>,
+    body: &[u8],
+) -> Result<Normalized, PayloadError> {
+    match provider {
+        Provider::Twilio => twilio::normalize(context, body),
+        Provider::Retell => retell::normalize(context, body),
+        Provider::Vapi => vapi::normalize(context, body),
+        Provider::Elevenlabs => elevenlabs::normalize(context, body),
+        Provider::Livekit => livekit::normalize(context, body),
+        Provider::Bland => bland::normalize(context, body),
+        Provider::Voicekit | Provider::Webhook => Err(PayloadError::new(
+            "body",
+            format!("payloads of {} are not supported yet", provider.as_str()),
+        )),
+    }
 }

@@ -35,3 +35,96 @@ pub fn sign(api_key: &str, body: &[u8], timestamp_ms: &str) -> String {
     data_encoding::HEXLOWER
         .encode(&hmac_sha256(api_key.as_bytes(), &[body, timestamp_ms.as_bytes()]))
 }
+
+/// `call_ended` and `call_analyzed` become the call (the later one enriches the same datapoint
+/// with the analysis); every other event is ignored. The call is under `call`, or under the
+/// deprecated `data` in older payloads.
+pub fn normalize(
+    context: &super::NormalizeContext<'_>,
+    body: &[u8],
+) -> Result<super::Normalized, super::PayloadError> {
+    use super::payload::*;
+    use crate::domain::conversation::{AudioSource, Role, Turn};
+
+    let root = parse_json(body)?;
+    let event = required_str(&root, "event")?;
+    if !matches!(event.as_str(), "call_ended" | "call_analyzed") {
+        return Ok(super::Normalized::Ignored { event });
+    }
+    let key = if get(&root, "call").is_some() { "call" } else { "data" };
+    let at = |field: &str| format!("{key}.{field}");
+    let call_id = required_str(&root, &at("call_id"))?;
+    let mut conversation = super::conversation(
+        crate::domain::integrations::Provider::Retell,
+        call_id,
+        context.first_turn(),
+    );
+    let started = opt_i64(&root, &at("start_timestamp"))?;
+    let ended = opt_i64(&root, &at("end_timestamp"))?;
+    conversation.started_at =
+        started.map(|ms| from_millis(&at("start_timestamp"), ms)).transpose()?;
+    conversation.ended_at = ended.map(|ms| from_millis(&at("end_timestamp"), ms)).transpose()?;
+    conversation.duration_ms =
+        opt_i64(&root, &at("duration_ms"))?.or_else(|| Some(ended? - started?));
+    conversation.from_number = opt_str(&root, &at("from_number"))?;
+    conversation.to_number = opt_str(&root, &at("to_number"))?;
+    conversation.direction = opt_str(&root, &at("direction"))?;
+
+    let mut previous_ms = 0;
+    for (index, utterance) in opt_array(&root, &at("transcript_object"))?.iter().enumerate() {
+        let field = |name: &str| format!("{key}.transcript_object[{index}].{name}");
+        let role = match utterance.get("role").and_then(|role| role.as_str()) {
+            Some("agent") => Role::Assistant,
+            Some("user" | "transfer_target") => Role::User,
+            Some(_) => continue,
+            None => return Err(super::PayloadError::new(field("role"), "is required")),
+        };
+        let content = match utterance.get("content") {
+            Some(serde_json::Value::String(content)) => content.clone(),
+            _ => return Err(super::PayloadError::new(field("content"), "must be a string")),
+        };
+        let words = utterance.get("words").and_then(|words| words.as_array());
+        let start = words
+            .and_then(|words| words.first())
+            .and_then(|word| word.get("start"))
+            .and_then(serde_json::Value::as_f64)
+            .map_or(previous_ms, seconds_to_ms);
+        let end = words
+            .and_then(|words| words.last())
+            .and_then(|word| word.get("end"))
+            .and_then(serde_json::Value::as_f64)
+            .map(seconds_to_ms);
+        previous_ms = end.unwrap_or(start);
+        if content.trim().is_empty() {
+            continue;
+        }
+        conversation.turns.push(Turn {
+            role,
+            content,
+            start_ms: start,
+            end_ms: end,
+            channel: None,
+            confidence: None,
+        });
+    }
+    let recording = match opt_str(&root, &at("recording_multi_channel_url"))? {
+        Some(url) => Some(url),
+        None => opt_str(&root, &at("recording_url"))?,
+    };
+    conversation.audio = recording.map(|url| AudioSource::Url { url, credentials: None });
+
+    let extras = &mut conversation.extras;
+    extras.summary = opt_str(&root, &at("call_analysis.call_summary"))?;
+    extras.sentiment = opt_str(&root, &at("call_analysis.user_sentiment"))?;
+    extras.successful = opt_bool(&root, &at("call_analysis.call_successful"))?;
+    // Retell reports cost in cents.
+    extras.cost_usd = opt_f64(&root, &at("call_cost.combined_cost"))?.map(|cents| cents / 100.0);
+    extras.ended_reason = opt_str(&root, &at("disconnection_reason"))?;
+    extras.agent_id = opt_str(&root, &at("agent_id"))?;
+    conversation.metadata = opt_object(&root, &at("metadata"))?;
+    Ok(super::Normalized::Call(Box::new(super::WebhookCall {
+        event,
+        conversation,
+        inline_audio: None,
+    })))
+}

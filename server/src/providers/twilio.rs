@@ -97,6 +97,88 @@ fn split_port(host_port: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// A completed recording callback becomes the call of its CallSid, with the recording as
+/// dual-channel WAV downloaded with basic auth (account SID from the integration's options, else
+/// the callback's AccountSid; the auth token from the integration's secrets). Other recording
+/// statuses are ignored. The payload carries no transcript: the call is transcribed.
+pub fn normalize(
+    context: &super::NormalizeContext<'_>,
+    body: &[u8],
+) -> Result<super::Normalized, super::PayloadError> {
+    use super::{Normalized, PayloadError, WebhookCall};
+    use crate::domain::conversation::{AudioCredentials, AudioSource};
+
+    let params: BTreeMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
+    let param =
+        |name: &str| params.get(name).map(|value| value.trim()).filter(|value| !value.is_empty());
+    let required = |name: &str| param(name).ok_or_else(|| PayloadError::new(name, "is required"));
+    let status = required("RecordingStatus")?;
+    let event = format!("recording.{status}");
+    if status != "completed" {
+        return Ok(Normalized::Ignored { event });
+    }
+    let call_id = required("CallSid")?;
+    // The recording's id deduplicates redeliveries (it is in the metadata, so in the hash).
+    required("RecordingSid")?;
+    let recording_url = required("RecordingUrl")?;
+    if !recording_url.starts_with("https://") && !recording_url.starts_with("http://") {
+        return Err(PayloadError::new("RecordingUrl", "must be an http(s) URL"));
+    }
+    let account_sid = context
+        .options
+        .twilio
+        .as_ref()
+        .map(|twilio| twilio.account_sid.trim())
+        .filter(|sid| !sid.is_empty())
+        .or_else(|| param("AccountSid"))
+        .ok_or_else(|| {
+            PayloadError::new("AccountSid", "is required (or set options.twilio.account_sid)")
+        })?;
+    let mut conversation = super::conversation(
+        crate::domain::integrations::Provider::Twilio,
+        call_id.to_owned(),
+        context.first_turn(),
+    );
+    conversation.started_at = param("RecordingStartTime")
+        .map(|time| {
+            chrono::DateTime::parse_from_rfc2822(time)
+                .map(|time| time.with_timezone(&chrono::Utc))
+                .map_err(|_| PayloadError::new("RecordingStartTime", "must be an RFC 2822 time"))
+        })
+        .transpose()?;
+    conversation.duration_ms = param("RecordingDuration")
+        .map(|seconds| {
+            seconds
+                .parse::<i64>()
+                .map(|seconds| seconds * 1000)
+                .map_err(|_| PayloadError::new("RecordingDuration", "must be whole seconds"))
+        })
+        .transpose()?;
+    if let (Some(started), Some(duration)) = (conversation.started_at, conversation.duration_ms) {
+        conversation.ended_at = Some(started + chrono::Duration::milliseconds(duration));
+    }
+    let base = recording_url.trim_end_matches(".wav").trim_end_matches(".mp3");
+    conversation.audio = Some(AudioSource::Url {
+        url: format!("{base}.wav?RequestedChannels=2"),
+        credentials: Some(AudioCredentials::TwilioBasic {
+            integration_id: context.integration_id,
+            account_sid: account_sid.to_owned(),
+        }),
+    });
+    for (name, key) in [
+        ("RecordingSid", "twilio_recording_sid"),
+        ("RecordingChannels", "twilio_recording_channels"),
+        ("RecordingSource", "twilio_recording_source"),
+        ("RecordingTrack", "twilio_recording_track"),
+        ("ConferenceSid", "twilio_conference_sid"),
+    ] {
+        if let Some(value) = param(name) {
+            conversation.metadata.insert(key.to_owned(), value.into());
+        }
+    }
+    Ok(Normalized::Call(Box::new(WebhookCall { event, conversation, inline_audio: None })))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

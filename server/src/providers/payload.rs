@@ -1,0 +1,107 @@
+//! Reading provider payloads: JSON lookups by dotted path whose errors name the field, and the
+//! time formats providers use.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::PayloadError;
+
+/// The body as JSON.
+pub fn parse_json(body: &[u8]) -> Result<Value, PayloadError> {
+    serde_json::from_slice(body)
+        .map_err(|error| PayloadError::new("body", format!("is not valid JSON: {error}")))
+}
+
+/// The value at a dotted path (`call.call_id`); missing and JSON null are both `None`.
+pub fn get<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(value, |value, key| value.get(key)).filter(|value| !value.is_null())
+}
+
+/// A string at `path`, or `None`; a present value of another type is an error.
+pub fn opt_str(value: &Value, path: &str) -> Result<Option<String>, PayloadError> {
+    match get(value, path) {
+        None => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone()).filter(|text| !text.is_empty())),
+        Some(_) => Err(PayloadError::new(path, "must be a string")),
+    }
+}
+
+pub fn required_str(value: &Value, path: &str) -> Result<String, PayloadError> {
+    opt_str(value, path)?.ok_or_else(|| PayloadError::new(path, "is required"))
+}
+
+/// A number at `path`; numeric strings (protojson int64) count.
+pub fn opt_f64(value: &Value, path: &str) -> Result<Option<f64>, PayloadError> {
+    match get(value, path) {
+        None => Ok(None),
+        Some(Value::Number(number)) => Ok(number.as_f64()),
+        Some(Value::String(text)) if !text.trim().is_empty() => {
+            text.trim().parse().map(Some).map_err(|_| PayloadError::new(path, "must be a number"))
+        }
+        Some(Value::String(_)) => Ok(None),
+        Some(_) => Err(PayloadError::new(path, "must be a number")),
+    }
+}
+
+pub fn opt_i64(value: &Value, path: &str) -> Result<Option<i64>, PayloadError> {
+    Ok(opt_f64(value, path)?.map(|number| number.round() as i64))
+}
+
+pub fn opt_bool(value: &Value, path: &str) -> Result<Option<bool>, PayloadError> {
+    match get(value, path) {
+        None => Ok(None),
+        Some(Value::Bool(flag)) => Ok(Some(*flag)),
+        Some(Value::String(text)) => match text.to_ascii_lowercase().as_str() {
+            "true" | "success" | "yes" => Ok(Some(true)),
+            "false" | "failure" | "no" => Ok(Some(false)),
+            _ => Ok(None),
+        },
+        Some(_) => Err(PayloadError::new(path, "must be a boolean")),
+    }
+}
+
+/// An array at `path` (empty when absent).
+pub fn opt_array<'a>(value: &'a Value, path: &str) -> Result<&'a [Value], PayloadError> {
+    match get(value, path) {
+        None => Ok(&[]),
+        Some(Value::Array(items)) => Ok(items),
+        Some(_) => Err(PayloadError::new(path, "must be an array")),
+    }
+}
+
+/// An object at `path` (empty when absent).
+pub fn opt_object(
+    value: &Value,
+    path: &str,
+) -> Result<serde_json::Map<String, Value>, PayloadError> {
+    match get(value, path) {
+        None => Ok(serde_json::Map::new()),
+        Some(Value::Object(map)) => Ok(map.clone()),
+        Some(_) => Err(PayloadError::new(path, "must be an object")),
+    }
+}
+
+pub fn from_millis(path: &str, millis: i64) -> Result<DateTime<Utc>, PayloadError> {
+    DateTime::from_timestamp_millis(millis)
+        .ok_or_else(|| PayloadError::new(path, "is not a valid time"))
+}
+
+pub fn from_seconds(path: &str, seconds: f64) -> Result<DateTime<Utc>, PayloadError> {
+    from_millis(path, (seconds * 1000.0).round() as i64)
+}
+
+/// An RFC 3339 / ISO 8601 time at `path`.
+pub fn opt_rfc3339(value: &Value, path: &str) -> Result<Option<DateTime<Utc>>, PayloadError> {
+    opt_str(value, path)?
+        .map(|text| {
+            DateTime::parse_from_rfc3339(&text)
+                .map(|time| time.with_timezone(&Utc))
+                .map_err(|_| PayloadError::new(path, "must be an RFC 3339 time"))
+        })
+        .transpose()
+}
+
+/// Seconds to whole milliseconds.
+pub fn seconds_to_ms(seconds: f64) -> i64 {
+    (seconds * 1000.0).round() as i64
+}
