@@ -9,6 +9,7 @@ pub mod integrations;
 pub mod jobs;
 pub mod metrics;
 pub mod projects;
+pub mod webhooks;
 
 use std::sync::Arc;
 

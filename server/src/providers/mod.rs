@@ -7,6 +7,7 @@
 pub mod bland;
 pub mod custom_hmac;
 pub mod elevenlabs;
+pub mod intake;
 pub mod livekit;
 mod payload;
 pub mod retell;

@@ -7,3 +7,4 @@ mod grpc_api;
 mod ingest_api;
 mod process;
 mod support;
+mod webhooks;

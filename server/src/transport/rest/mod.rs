@@ -2,6 +2,7 @@
 
 pub mod compat;
 pub mod error;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +24,10 @@ pub struct RestState {
 }
 
 pub fn router(state: RestState, max_request_bytes: usize) -> Router {
+    // Webhook bodies are read with their own limits (see `webhooks`).
+    let webhooks = Router::new()
+        .route("/v0/voice/{provider}/monitor/{public_id}", post(webhooks::receive))
+        .layer(axum::extract::DefaultBodyLimit::disable());
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -30,6 +35,7 @@ pub fn router(state: RestState, max_request_bytes: usize) -> Router {
         .route("/v0/conversations/ingest", post(compat::ingest))
         .route("/v0/find_datapoints", post(compat::find_datapoints))
         .layer(axum::extract::DefaultBodyLimit::max(max_request_bytes))
+        .merge(webhooks)
         .with_state(state)
 }
 
