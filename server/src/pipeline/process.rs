@@ -9,7 +9,7 @@ use super::fetch::{FetchError, Fetcher};
 use super::probe;
 use crate::blob::sniff_audio_content_type;
 use crate::domain::Domain;
-use crate::domain::conversation::AudioSource;
+use crate::domain::conversation::{AudioCredentials, AudioSource};
 use crate::domain::datapoints::Datapoint;
 use crate::domain::jobs::ClaimedJob;
 
@@ -51,8 +51,28 @@ pub async fn process_ingest(
     let audio_id = match &conversation.audio {
         None => None,
         Some(AudioSource::Stored { audio_id }) => Some(*audio_id),
-        Some(AudioSource::Url { url, credentials: _ }) => {
-            let bytes = fetcher.fetch(url, None).await.map_err(|error| match error {
+        Some(AudioSource::Url { url, credentials }) => {
+            let basic_auth = match credentials {
+                None => None,
+                Some(AudioCredentials::TwilioBasic { integration_id, account_sid }) => {
+                    // The current secret set; a rotated-out token may no longer open the media.
+                    let sets =
+                        domain.verification_secrets(*integration_id).await.map_err(transient)?;
+                    let token = sets
+                        .first()
+                        .and_then(|set| set.get("auth_token"))
+                        .map(|token| token.expose().to_owned())
+                        .ok_or_else(|| {
+                            ProcessError::Permanent(
+                                "the Twilio integration of this recording has no auth token".into(),
+                            )
+                        })?;
+                    Some((account_sid.clone(), token))
+                }
+            };
+            let basic_auth =
+                basic_auth.as_ref().map(|(user, password)| (user.as_str(), password.as_str()));
+            let bytes = fetcher.fetch(url, basic_auth).await.map_err(|error| match error {
                 FetchError::Permanent(reason) => ProcessError::Permanent(reason),
                 FetchError::Transient(reason) => ProcessError::Transient(reason),
             })?;

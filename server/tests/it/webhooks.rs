@@ -235,3 +235,121 @@ async fn retell_calls_are_admitted_in_order_and_stored_once() {
     assert_eq!((status, &disabled), (404, &unknown));
     server.stop().await;
 }
+
+const TWILIO_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+const ACCOUNT_SID: &str = "AC11111111111111111111111111111111";
+
+/// Serves a recording at /Recordings/RE1.wav?RequestedChannels=2 only with Twilio's basic auth.
+async fn twilio_media_server(body: Vec<u8>) -> std::net::SocketAddr {
+    use axum::http::{HeaderMap, StatusCode, Uri};
+    let expected = format!(
+        "Basic {}",
+        data_encoding::BASE64.encode(format!("{ACCOUNT_SID}:{TWILIO_TOKEN}").as_bytes())
+    );
+    let app = axum::Router::new().route(
+        "/Recordings/RE33333333333333333333333333333333.wav",
+        axum::routing::get(move |headers: HeaderMap, uri: Uri| {
+            let (body, expected) = (body.clone(), expected.clone());
+            async move {
+                let authorized =
+                    headers.get("authorization").is_some_and(|value| value == expected.as_str());
+                if !authorized || uri.query() != Some("RequestedChannels=2") {
+                    return (StatusCode::UNAUTHORIZED, Vec::new());
+                }
+                (StatusCode::OK, body)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    address
+}
+
+#[tokio::test]
+async fn twilio_recording_callbacks_store_the_recording_fetched_with_basic_auth() {
+    let recording = wav(2, 8_000, 700, 5);
+    let media = twilio_media_server(recording.clone()).await;
+    let server =
+        TestServer::start_with_env(&[("EARSHOT_FETCH__ALLOW_PRIVATE_NETWORKS", "true")]).await;
+    let integration =
+        create_integration(&server, pb::Provider::Twilio, &[("auth_token", TWILIO_TOKEN)]).await;
+    let path = format!("/v0/voice/twilio/monitor/{}?first_turn=user", integration.public_id);
+    let params = |status: &str| -> Vec<(String, String)> {
+        [
+            ("AccountSid", ACCOUNT_SID.to_owned()),
+            ("CallSid", "CA22222222222222222222222222222222".to_owned()),
+            ("RecordingChannels", "2".to_owned()),
+            ("RecordingDuration", "1".to_owned()),
+            ("RecordingSid", "RE33333333333333333333333333333333".to_owned()),
+            ("RecordingStartTime", "Wed, 03 Jan 2024 18:22:31 +0000".to_owned()),
+            ("RecordingStatus", status.to_owned()),
+            (
+                "RecordingUrl",
+                format!("http://{media}/Recordings/RE33333333333333333333333333333333"),
+            ),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect()
+    };
+    let post = |params: Vec<(String, String)>, token: &'static str| {
+        let server = &server;
+        let path = path.clone();
+        async move {
+            let url = format!("{}{path}", server.url());
+            let signature = earshot_server::providers::twilio::sign(token, &url, &params);
+            let body =
+                form_urlencoded::Serializer::new(String::new()).extend_pairs(&params).finish();
+            http_request(
+                server,
+                "POST",
+                &path,
+                &[
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("x-twilio-signature", &signature),
+                ],
+                body.into_bytes(),
+            )
+            .await
+        }
+    };
+    let (status, body) = post(params("completed"), "ffffffffffffffffffffffffffffffff").await;
+    assert_eq!((status, body["error"]["reason"].as_str()), (401, Some("signature_mismatch")));
+    let (status, body) = post(params("in-progress"), TWILIO_TOKEN).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ignored")));
+    let (status, accepted) = post(params("completed"), TWILIO_TOKEN).await;
+    assert_eq!(
+        (status, accepted["call_id"].as_str()),
+        (202, Some("CA22222222222222222222222222222222"))
+    );
+    let (status, again) = post(params("completed"), TWILIO_TOKEN).await;
+    assert_eq!((status, again["status"].as_str()), (200, Some("duplicate")));
+
+    // No transcript: the recording is fetched, stored and waits for transcription.
+    let mut ingest = IngestServiceClient::new(server.channel().await);
+    let ingest_id = accepted["ingest_id"].as_str().unwrap();
+    let parked = wait_for_ingest(&mut ingest, &server.admin_key, ingest_id, |status| {
+        status.state == pb::IngestState::AwaitingTranscription as i32
+            || status.state == pb::IngestState::Failed as i32
+    })
+    .await;
+    assert_eq!(parked.state, pb::IngestState::AwaitingTranscription as i32, "{parked:?}");
+    let stored: Vec<String> = walk(&server.data_dir().join("audio"));
+    let expected = earshot_server::crypto::sha256_hex(&recording);
+    assert!(stored.iter().any(|file| file.ends_with(&expected)), "{stored:?}");
+    server.stop().await;
+}
+
+fn walk(directory: &std::path::Path) -> Vec<String> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(directory).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path.to_string_lossy().into_owned());
+        }
+    }
+    files
+}
