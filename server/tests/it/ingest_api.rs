@@ -8,7 +8,8 @@ use serde_json::json;
 use tonic::Code;
 
 use crate::support::{
-    TestServer, authed, download_audio, http_request, violated_fields, wait_for_ingest, wav,
+    TestServer, authed, download_audio, files_under, http_request, serve_audio, violated_fields,
+    wait_for_ingest, wav,
 };
 
 fn turn(role: pb::Role, content: &str, timestamp_ms: i64, end_ms: i64) -> pb::Turn {
@@ -368,17 +369,7 @@ async fn bad_input_gets_a_precise_error_and_nothing_is_stored() {
 async fn uploaded_and_url_audio_and_audio_only_calls() {
     // A loopback file server stands in for a provider's recording host.
     let audio = wav(1, 16_000, 800, 3);
-    let served = audio.clone();
-    let app = axum::Router::new().route(
-        "/recordings/call.wav",
-        axum::routing::get(move || {
-            let body = served.clone();
-            async move { ([("content-type", "audio/wav")], body) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let file_server = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let file_server = serve_audio("/recordings/call.wav", audio.clone()).await;
 
     let server =
         TestServer::start_with_env(&[("EARSHOT_FETCH__ALLOW_PRIVATE_NETWORKS", "true")]).await;
@@ -564,24 +555,6 @@ async fn uploaded_and_url_audio_and_audio_only_calls() {
         ingest.upload_audio(authed(futures_util::stream::iter(mismatch), &key)).await.unwrap_err();
     assert_eq!(violated_fields(&error), ["metadata.sha256"]);
     server.stop().await;
-}
-
-/// Every file under `directory`, relative to it.
-fn files_under(directory: &std::path::Path) -> Vec<String> {
-    let mut files = Vec::new();
-    let mut pending = vec![directory.to_owned()];
-    while let Some(next) = pending.pop() {
-        for entry in std::fs::read_dir(next).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                files.push(path.strip_prefix(directory).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    files.sort();
-    files
 }
 
 fn upload_messages(

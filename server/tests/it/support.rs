@@ -266,3 +266,37 @@ pub async fn download_audio(
     }
     (info, bytes)
 }
+
+/// A loopback HTTP server standing in for a provider's recording host: serves `body` as WAV at
+/// `path`, and returns its address.
+pub async fn serve_audio(path: &'static str, body: Vec<u8>) -> std::net::SocketAddr {
+    let app = axum::Router::new().route(
+        path,
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move { ([("content-type", "audio/wav")], body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    address
+}
+
+/// Every file under `directory`, relative to it, sorted.
+pub fn files_under(directory: &std::path::Path) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut pending = vec![directory.to_owned()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(next).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path.strip_prefix(directory).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    files.sort();
+    files
+}

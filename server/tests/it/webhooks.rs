@@ -8,7 +8,9 @@ use earshot_proto::v1::ingest_service_client::IngestServiceClient;
 use earshot_proto::v1::integration_service_client::IntegrationServiceClient;
 use serde_json::json;
 
-use crate::support::{TestServer, authed, http_request, wait_for_ingest, wav};
+use crate::support::{
+    TestServer, authed, files_under, http_request, serve_audio, wait_for_ingest, wav,
+};
 
 const RETELL_KEY: &str = "key_0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
@@ -35,21 +37,6 @@ async fn create_integration(
         .into_inner()
         .integration
         .unwrap()
-}
-
-/// Serves `body` at http://<address>/recording.wav.
-async fn recording_server(body: Vec<u8>) -> std::net::SocketAddr {
-    let app = axum::Router::new().route(
-        "/recording.wav",
-        axum::routing::get(move || {
-            let body = body.clone();
-            async move { ([("content-type", "audio/wav")], body) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    address
 }
 
 fn retell_payload(event: &str, recording: &str) -> Vec<u8> {
@@ -83,7 +70,7 @@ fn retell_signature(body: &[u8], key: &str) -> String {
 #[tokio::test]
 async fn retell_calls_are_admitted_in_order_and_stored_once() {
     let audio = wav(2, 8_000, 600, 3);
-    let file_server = recording_server(audio.clone()).await;
+    let file_server = serve_audio("/recording.wav", audio.clone()).await;
     let server =
         TestServer::start_with_env(&[("EARSHOT_FETCH__ALLOW_PRIVATE_NETWORKS", "true")]).await;
     let integration =
@@ -335,21 +322,8 @@ async fn twilio_recording_callbacks_store_the_recording_fetched_with_basic_auth(
     })
     .await;
     assert_eq!(parked.state, pb::IngestState::AwaitingTranscription as i32, "{parked:?}");
-    let stored: Vec<String> = walk(&server.data_dir().join("audio"));
+    let stored = files_under(&server.data_dir().join("audio"));
     let expected = earshot_server::crypto::sha256_hex(&recording);
     assert!(stored.iter().any(|file| file.ends_with(&expected)), "{stored:?}");
     server.stop().await;
-}
-
-fn walk(directory: &std::path::Path) -> Vec<String> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(directory).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path.to_string_lossy().into_owned());
-        }
-    }
-    files
 }
