@@ -210,19 +210,12 @@ impl Domain {
             match item.audio.take() {
                 None => {}
                 Some(PendingAudio::Inline(bytes)) => {
-                    let Some(content_type) = sniff_audio_content_type(&bytes) else {
-                        violations.add(
-                            format!("{field}.inline_b64"),
-                            "is not a recognised audio format (WAV, MP3, OGG, FLAC, AU, MP4, WebM)",
-                        );
+                    let Some(object) =
+                        self.inline_audio_object(principal.organization_id, project_id, &bytes)
+                    else {
+                        violations.add(format!("{field}.inline_b64"), NOT_AUDIO);
                         continue;
                     };
-                    let object = self.new_audio_object(
-                        principal.organization_id,
-                        project_id,
-                        &bytes,
-                        content_type,
-                    );
                     item.conversation.audio = Some(AudioSource::Stored { audio_id: object.id });
                     if !write.audio_objects.iter().any(|existing| existing.id == object.id) {
                         blobs.push((object.blob_key.clone(), Bytes::from(bytes)));
@@ -273,10 +266,6 @@ impl Domain {
         }
         violations.into_result()?;
 
-        // Audio first: once the rows that point at it commit, it must already be on disk.
-        for (key, bytes) in blobs {
-            self.blobs.put_if_absent(&key, bytes).await?;
-        }
         write.ingests = valid
             .into_iter()
             .map(|item| NewIngest {
@@ -294,8 +283,7 @@ impl Domain {
                 (ingest.conversation.call_id.clone(), ingest.conversation.context_token.clone())
             })
             .collect();
-        let outcomes = self.ingest_writer.submit(write).await?;
-        self.jobs_wakeup.notify_waiters();
+        let outcomes = self.commit_ingest(blobs, write).await?;
         Ok(answers
             .into_iter()
             .zip(outcomes)
@@ -323,12 +311,10 @@ impl Domain {
         principal.require(Scope::Ingest)?;
         let project_id = self.ingest_project(principal, metadata.project_id).await?;
         let mut writer = self.blobs.writer().await?;
-        match receive_upload(&mut writer, chunks, self.settings.max_upload_bytes as u64).await {
-            Ok(()) => {}
-            Err(error) => {
-                writer.abort().await;
-                return Err(error);
-            }
+        let limit = self.settings.max_upload_bytes as u64;
+        if let Err(error) = receive_upload(&mut writer, chunks, limit).await {
+            writer.abort().await;
+            return Err(error);
         }
         let sha256 = writer.sha256_hex();
         let sniffed = sniff_audio_content_type(writer.head());
@@ -429,6 +415,32 @@ impl Domain {
     }
 
     /// An audio object for `bytes` (its id follows from the content).
+    /// Writes `blobs`, then commits `write` through the group-commit writer and wakes the
+    /// workers. Audio first: once the rows that point at it commit, it must already be on disk.
+    pub(crate) async fn commit_ingest(
+        &self,
+        blobs: Vec<(String, Bytes)>,
+        write: IngestWrite,
+    ) -> Result<Vec<IngestOutcome>> {
+        for (key, bytes) in blobs {
+            self.blobs.put_if_absent(&key, bytes).await?;
+        }
+        let outcomes = self.ingest_writer.submit(write).await?;
+        self.jobs_wakeup.notify_waiters();
+        Ok(outcomes)
+    }
+
+    /// The audio object for inline bytes; `None` when they are not a recognised audio format.
+    pub(crate) fn inline_audio_object(
+        &self,
+        organization_id: Uuid,
+        project_id: Uuid,
+        bytes: &[u8],
+    ) -> Option<AudioObject> {
+        let content_type = sniff_audio_content_type(bytes)?;
+        Some(self.new_audio_object(organization_id, project_id, bytes, content_type))
+    }
+
     pub(crate) fn new_audio_object(
         &self,
         organization_id: Uuid,
@@ -463,6 +475,8 @@ impl Domain {
         }
     }
 }
+
+const NOT_AUDIO: &str = "is not a recognised audio format (WAV, MP3, OGG, FLAC, AU, MP4, WebM)";
 
 /// Writes the chunks of an upload, refusing it once it passes `limit` bytes.
 async fn receive_upload<S>(writer: &mut BlobWriter, mut chunks: S, limit: u64) -> Result<()>
@@ -505,8 +519,7 @@ fn check_upload(
             .add("metadata.sha256", format!("does not match the received bytes (sha256 {sha256})"));
     }
     if sniffed.is_none() && size > 0 {
-        violations
-            .add("chunk", "is not a recognised audio format (WAV, MP3, OGG, FLAC, AU, MP4, WebM)");
+        violations.add("chunk", NOT_AUDIO);
     }
     violations.into_result()
 }

@@ -7,7 +7,6 @@ use super::Domain;
 use super::conversation::{AudioSource, Conversation};
 use super::ingest::{IngestOutcome, IngestWrite, NewIngest, dedup_key};
 use super::integrations::Integration;
-use crate::blob::sniff_audio_content_type;
 use crate::error::{Error, Result};
 
 /// What storing a webhook call came to.
@@ -30,28 +29,19 @@ impl Domain {
         inline_audio: Option<Vec<u8>>,
     ) -> Result<AdmittedCall> {
         let mut write = IngestWrite::default();
-        let mut blob = None;
+        let mut blobs = Vec::new();
         if let Some(bytes) = inline_audio {
-            let content_type = sniff_audio_content_type(&bytes)
+            let object = self
+                .inline_audio_object(integration.organization_id, integration.project_id, &bytes)
                 .ok_or_else(|| Error::invalid("audio", "is not a recognised audio format"))?;
-            let object = self.new_audio_object(
-                integration.organization_id,
-                integration.project_id,
-                &bytes,
-                content_type,
-            );
             conversation.audio = Some(AudioSource::Stored { audio_id: object.id });
-            blob = Some((object.blob_key.clone(), Bytes::from(bytes)));
+            blobs.push((object.blob_key.clone(), Bytes::from(bytes)));
             write.audio_objects.push(object);
         }
         if let Some(AudioSource::Url { url, .. }) = &conversation.audio {
             crate::ssrf::check_url(url, self.settings.allow_private_networks)
                 .await
                 .map_err(|reason| Error::invalid("audio.url", reason))?;
-        }
-        // Audio first: once the rows that point at it commit, it must already be on disk.
-        if let Some((key, bytes)) = blob {
-            self.blobs.put_if_absent(&key, bytes).await?;
         }
         let call_id = conversation.call_id.clone();
         write.ingests.push(NewIngest {
@@ -62,12 +52,10 @@ impl Domain {
             conversation,
         });
         let outcome = self
-            .ingest_writer
-            .submit(write)
+            .commit_ingest(blobs, write)
             .await?
             .pop()
             .ok_or_else(|| Error::internal("storing a webhook call", "no outcome"))?;
-        self.jobs_wakeup.notify_waiters();
         Ok(AdmittedCall {
             call_id,
             ingest_id: outcome.ingest_id(),

@@ -43,10 +43,7 @@ pub fn normalize(
         call_id,
         context.first_turn(),
     );
-    let started = match opt_rfc3339(&root, "started_at")? {
-        Some(time) => Some(time),
-        None => opt_rfc3339(&root, "created_at")?,
-    };
+    let started = first(&root, &["started_at", "created_at"], opt_rfc3339)?;
     conversation.started_at = started;
     conversation.duration_ms = match opt_f64(&root, "corrected_duration")? {
         Some(seconds) => Some(seconds_to_ms(seconds)),

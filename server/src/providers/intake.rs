@@ -38,7 +38,8 @@ pub enum Verdict {
         call_id: String,
         ingest_id: uuid::Uuid,
     },
-    /// Storage failed; nothing was stored and the sender should retry.
+    /// The domain refused the call (a refused audio URL, say: 400) or could not store it (503:
+    /// nothing was stored and the sender should retry).
     Failed(Error),
 }
 
@@ -110,13 +111,6 @@ pub async fn receive(domain: &Domain, incoming: Incoming<'_>) -> Verdict {
         }
         Ok(admitted) => {
             Verdict::Accepted { call_id: admitted.call_id, ingest_id: admitted.ingest_id }
-        }
-        Err(Error::InvalidArgument(violations)) => {
-            let violation = violations.into_iter().next();
-            Verdict::Malformed(match violation {
-                Some(violation) => PayloadError::new(violation.field, violation.description),
-                None => PayloadError::new("body", "is invalid"),
-            })
         }
         Err(error) => Verdict::Failed(error),
     }

@@ -40,14 +40,17 @@ pub struct WebhookRequest<'a> {
 }
 
 impl WebhookRequest<'_> {
-    /// The first value of a query parameter of `url`, decoded.
+    /// The first value of a query parameter of the URL, decoded.
     pub fn query_param(&self, name: &str) -> Option<Cow<'_, str>> {
-        let query = self.url.split_once('?')?.1;
-        let query = query.split_once('#').map_or(query, |(query, _)| query);
-        form_urlencoded::parse(query.as_bytes())
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value)
+        query_param(self.url, name)
     }
+}
+
+/// The first value of a query parameter of `url`, decoded.
+fn query_param<'a>(url: &'a str, name: &str) -> Option<Cow<'a, str>> {
+    let query = url.split_once('?')?.1;
+    let query = query.split_once('#').map_or(query, |(query, _)| query);
+    form_urlencoded::parse(query.as_bytes()).find(|(key, _)| key == name).map(|(_, value)| value)
 }
 
 /// Why a request failed authentication. The code goes into the 401 body and the delivery log;
@@ -204,13 +207,7 @@ pub struct NormalizeContext<'a> {
 impl NormalizeContext<'_> {
     /// `?first_turn=` of the URL, else the integration's default, else the assistant.
     pub fn first_turn(&self) -> Role {
-        let request = WebhookRequest {
-            url: self.url,
-            headers: &http::HeaderMap::new(),
-            body: &[],
-            now: DateTime::UNIX_EPOCH,
-        };
-        match request.query_param("first_turn").as_deref() {
+        match query_param(self.url, "first_turn").as_deref() {
             Some("user") => Role::User,
             Some("assistant") => Role::Assistant,
             _ => self.options.default_first_turn.unwrap_or(Role::Assistant),

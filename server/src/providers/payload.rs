@@ -17,6 +17,20 @@ pub fn get<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(value, |value, key| value.get(key)).filter(|value| !value.is_null())
 }
 
+/// The first of `paths` holding a value, read with `read` (`opt_str`, `opt_f64`, ...).
+pub fn first<T>(
+    value: &Value,
+    paths: &[&str],
+    read: impl Fn(&Value, &str) -> Result<Option<T>, PayloadError>,
+) -> Result<Option<T>, PayloadError> {
+    for path in paths {
+        if let Some(found) = read(value, path)? {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
+}
+
 /// A string at `path`, or `None`; a present value of another type is an error.
 pub fn opt_str(value: &Value, path: &str) -> Result<Option<String>, PayloadError> {
     match get(value, path) {

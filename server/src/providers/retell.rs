@@ -107,10 +107,8 @@ pub fn normalize(
             confidence: None,
         });
     }
-    let recording = match opt_str(&root, &at("recording_multi_channel_url"))? {
-        Some(url) => Some(url),
-        None => opt_str(&root, &at("recording_url"))?,
-    };
+    let recording =
+        first(&root, &[&at("recording_multi_channel_url"), &at("recording_url")], opt_str)?;
     conversation.audio = recording.map(|url| AudioSource::Url { url, credentials: None });
 
     let extras = &mut conversation.extras;

@@ -20,24 +20,16 @@ pub fn normalize(context: &NormalizeContext<'_>, body: &[u8]) -> Result<Normaliz
     }
     let call_id = required_str(&root, "message.call.id")?;
     let mut conversation = super::conversation(Provider::Vapi, call_id, context.first_turn());
-    let started = match opt_rfc3339(&root, "message.startedAt")? {
-        Some(time) => Some(time),
-        None => opt_rfc3339(&root, "message.call.startedAt")?,
-    };
-    let ended = match opt_rfc3339(&root, "message.endedAt")? {
-        Some(time) => Some(time),
-        None => opt_rfc3339(&root, "message.call.endedAt")?,
-    };
+    let started = first(&root, &["message.startedAt", "message.call.startedAt"], opt_rfc3339)?;
+    let ended = first(&root, &["message.endedAt", "message.call.endedAt"], opt_rfc3339)?;
     conversation.started_at = started;
     conversation.ended_at = ended;
     conversation.duration_ms = match (started, ended) {
         (Some(started), Some(ended)) => Some((ended - started).num_milliseconds()),
         _ => opt_f64(&root, "message.durationSeconds")?.map(seconds_to_ms),
     };
-    let customer = match opt_str(&root, "message.customer.number")? {
-        Some(number) => Some(number),
-        None => opt_str(&root, "message.call.customer.number")?,
-    };
+    let customer =
+        first(&root, &["message.customer.number", "message.call.customer.number"], opt_str)?;
     let ours = opt_str(&root, "message.phoneNumber.number")?;
     let call_type = opt_str(&root, "message.call.type")?;
     let (direction, from, to) = match call_type.as_deref() {
@@ -87,27 +79,22 @@ pub fn normalize(context: &NormalizeContext<'_>, body: &[u8]) -> Result<Normaliz
             confidence: None,
         });
     }
-    let mut recording = None;
-    for path in [
-        "message.artifact.stereoRecordingUrl",
-        "message.artifact.recording.stereoUrl",
-        "message.artifact.recordingUrl",
-        "message.artifact.recording.mono.combinedUrl",
-        "message.stereoRecordingUrl",
-        "message.recordingUrl",
-    ] {
-        if let Some(url) = opt_str(&root, path)? {
-            recording = Some(url);
-            break;
-        }
-    }
+    let recording = first(
+        &root,
+        &[
+            "message.artifact.stereoRecordingUrl",
+            "message.artifact.recording.stereoUrl",
+            "message.artifact.recordingUrl",
+            "message.artifact.recording.mono.combinedUrl",
+            "message.stereoRecordingUrl",
+            "message.recordingUrl",
+        ],
+        opt_str,
+    )?;
     conversation.audio = recording.map(|url| AudioSource::Url { url, credentials: None });
 
     let extras = &mut conversation.extras;
-    extras.summary = match opt_str(&root, "message.analysis.summary")? {
-        Some(summary) => Some(summary),
-        None => opt_str(&root, "message.summary")?,
-    };
+    extras.summary = first(&root, &["message.analysis.summary", "message.summary"], opt_str)?;
     extras.successful = match get(&root, "message.analysis.successEvaluation") {
         Some(Value::Bool(flag)) => Some(*flag),
         Some(Value::String(text)) => match text.trim().to_ascii_lowercase().as_str() {
@@ -117,14 +104,9 @@ pub fn normalize(context: &NormalizeContext<'_>, body: &[u8]) -> Result<Normaliz
         },
         _ => None,
     };
-    extras.cost_usd = match opt_f64(&root, "message.cost")? {
-        Some(cost) => Some(cost),
-        None => opt_f64(&root, "message.call.cost")?,
-    };
-    extras.ended_reason = match opt_str(&root, "message.endedReason")? {
-        Some(reason) => Some(reason),
-        None => opt_str(&root, "message.call.endedReason")?,
-    };
+    extras.cost_usd = first(&root, &["message.cost", "message.call.cost"], opt_f64)?;
+    extras.ended_reason =
+        first(&root, &["message.endedReason", "message.call.endedReason"], opt_str)?;
     extras.agent_id = opt_str(&root, "message.call.assistantId")?;
     conversation.metadata = opt_object(&root, "message.assistant.metadata")?;
     if let Some(structured) = get(&root, "message.analysis.structuredData") {

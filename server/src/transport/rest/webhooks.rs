@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::RestState;
 use super::error::ApiError;
+use crate::error::Error;
 use crate::providers::intake::{self, Incoming, Verdict};
 
 /// Bodies above this are refused with 413 (the ElevenLabs route allows `ELEVENLABS_MAX_BODY`).
@@ -43,7 +44,7 @@ pub async fn receive(
     let verdict = intake::receive(&state.domain, incoming).await;
     tracing::info!(provider = %provider, public_id = %public_id, verdict = verdict_name(&verdict), "webhook");
     match verdict {
-        Verdict::NotFound => error(StatusCode::NOT_FOUND, "not_found", "no active integration at this URL"),
+        Verdict::NotFound => ApiError(Error::not_found("no active integration at this URL")).into_response(),
         Verdict::UnsupportedMediaType { expected } => error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
@@ -54,15 +55,9 @@ pub async fn receive(
             Json(json!({"error": {"code": "unauthenticated", "reason": failure.code(), "message": failure.message()}})),
         )
             .into_response(),
-        Verdict::Malformed(problem) => (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": {
-                "code": "invalid_argument",
-                "message": problem.to_string(),
-                "field_violations": [{"field": problem.field, "description": problem.reason}],
-            }})),
-        )
-            .into_response(),
+        Verdict::Malformed(problem) => {
+            ApiError(Error::invalid(problem.field, problem.reason)).into_response()
+        }
         Verdict::Ignored { event } => {
             (StatusCode::OK, Json(json!({"status": "ignored", "event": event}))).into_response()
         }
@@ -93,6 +88,6 @@ fn verdict_name(verdict: &Verdict) -> &'static str {
         Verdict::Ignored { .. } => "ignored",
         Verdict::Duplicate { .. } => "duplicate",
         Verdict::Accepted { .. } => "accepted",
-        Verdict::Failed(_) => "failed",
+        Verdict::Failed(error) => error.code().as_str(),
     }
 }
