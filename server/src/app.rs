@@ -66,6 +66,7 @@ impl App {
             blobs,
             ingest_writer,
             jobs_wakeup: Arc::new(tokio::sync::Notify::new()),
+            webhook_gate: Arc::default(),
         };
         Ok(Self { domain, key_source, config })
     }
@@ -113,6 +114,12 @@ impl App {
             &workers_stop_receiver,
         );
 
+        let upkeep = tokio::spawn(upkeep(
+            self.domain.clone(),
+            Duration::from_secs(self.config.integrations.usage_flush_seconds),
+            workers_stop_receiver.clone(),
+        ));
+
         let (stop_sender, mut stop_receiver) = tokio::sync::watch::channel(false);
         let server =
             axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
@@ -155,9 +162,49 @@ impl App {
                 tracing::warn!("a worker was still busy when the grace period ended");
             }
         }
+        if upkeep.await.is_err() {
+            tracing::warn!("the upkeep task ended abnormally");
+        }
         self.domain.storage.clone().close().await?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Background upkeep of the webhook routes: writes usage counters every `flush_every` (and a
+/// last time at shutdown), and prunes the delivery log hourly.
+async fn upkeep(
+    domain: Domain,
+    flush_every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+    let mut flush = tokio::time::interval(flush_every);
+    let mut prune = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tokio::select! {
+            _ = flush.tick() => {
+                if let Err(error) = domain.flush_webhook_usage().await {
+                    tracing::warn!(error = %error, "could not write integration usage");
+                }
+            }
+            _ = prune.tick() => match domain.prune_webhook_deliveries().await {
+                Ok((bodies, deliveries)) if bodies + deliveries > 0 => {
+                    tracing::info!(bodies, deliveries, "pruned the webhook delivery log");
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(error = %error, "could not prune webhook deliveries"),
+            },
+            changed = stop.changed() => {
+                let stopping = changed.is_err() || *stop.borrow_and_update();
+                if stopping {
+                    break;
+                }
+            }
+        }
+    }
+    if let Err(error) = domain.flush_webhook_usage().await {
+        tracing::warn!(error = %error, "could not write integration usage at shutdown");
     }
 }
 

@@ -112,6 +112,7 @@ pub struct ServerConfig {
     pub shutdown_grace_seconds: u64,
     pub cors_allowed_origins: Vec<String>,
     pub max_grpc_message_bytes: usize,
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -121,6 +122,12 @@ pub struct IntegrationsConfig {
     pub rotation_grace_max_hours: u32,
     pub rate_limit_per_minute_default: u32,
     pub rate_limit_per_minute_max: u32,
+    pub max_webhook_body_bytes: usize,
+    pub max_elevenlabs_body_bytes: usize,
+    pub cache_ttl_seconds: u64,
+    pub usage_flush_seconds: u64,
+    pub delivery_body_retention_days: u32,
+    pub delivery_retention_days: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -242,7 +249,45 @@ impl Config {
                 return invalid("server.cors_allowed_origins", "each must be \"*\" or an origin");
             }
         }
+        if let Some(entry) = self
+            .server
+            .trusted_proxies
+            .iter()
+            .find(|entry| crate::domain::integrations::parse_cidr(entry).is_none())
+        {
+            return Err(ConfigError::Invalid {
+                key: "server.trusted_proxies",
+                reason: format!("{entry:?} is not an IP address or CIDR"),
+            });
+        }
         let integrations = &self.integrations;
+        if !(1024..=1 << 30).contains(&integrations.max_webhook_body_bytes) {
+            return invalid(
+                "integrations.max_webhook_body_bytes",
+                "must be between 1024 and 1073741824",
+            );
+        }
+        if !(1024..=1 << 30).contains(&integrations.max_elevenlabs_body_bytes) {
+            return invalid(
+                "integrations.max_elevenlabs_body_bytes",
+                "must be between 1024 and 1073741824",
+            );
+        }
+        if integrations.cache_ttl_seconds > 3600 {
+            return invalid("integrations.cache_ttl_seconds", "must be at most 3600");
+        }
+        if !(1..=3600).contains(&integrations.usage_flush_seconds) {
+            return invalid("integrations.usage_flush_seconds", "must be between 1 and 3600");
+        }
+        if integrations.delivery_body_retention_days > integrations.delivery_retention_days {
+            return invalid(
+                "integrations.delivery_body_retention_days",
+                "must not exceed integrations.delivery_retention_days",
+            );
+        }
+        if !(1..=3650).contains(&integrations.delivery_retention_days) {
+            return invalid("integrations.delivery_retention_days", "must be between 1 and 3650");
+        }
         if !(1..=168).contains(&integrations.rotation_grace_max_hours) {
             return invalid("integrations.rotation_grace_max_hours", "must be between 1 and 168");
         }

@@ -1,7 +1,7 @@
 //! The one error type of the domain, and its small code table.
 //!
 //! `ErrorCode` is mapped once to gRPC (`transport::grpc::status`) and once to HTTP
-//! (`transport::rest::error`). Internal errors keep their cause for the log; callers only see a
+//! (`ErrorCode::http_status`). Internal errors keep their cause for the log; callers only see a
 //! generic message.
 
 use std::fmt;
@@ -53,6 +53,21 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Unimplemented => "unimplemented",
             ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status of the code, for REST answers and the webhook delivery log.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidArgument => 400,
+            ErrorCode::Unauthenticated => 401,
+            ErrorCode::PermissionDenied => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::AlreadyExists => 409,
+            ErrorCode::ResourceExhausted => 429,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::Unimplemented => 501,
+            ErrorCode::Internal => 500,
         }
     }
 }

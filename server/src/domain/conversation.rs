@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::error::Violations;
+use crate::error::{Error, FieldViolation, Violations};
 
 /// A speaker's role in a call.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -261,6 +261,30 @@ pub fn validate_batch(
             )
         })
         .collect()
+}
+
+/// Validates one conversation that is a request body of its own (a canonical-JSON webhook):
+/// fields are named from the body's root (`call_id`, `transcript[2].role`).
+pub fn validate_conversation(
+    input: ConversationInput,
+    source: Source,
+    limits: &IngestLimits,
+) -> Result<ValidConversation, Error> {
+    let mut violations = Violations::new();
+    let valid = validate_one(input, source, None, limits, "", &mut violations);
+    violations.into_result().map_err(|error| match error {
+        Error::InvalidArgument(violations) => Error::InvalidArgument(
+            violations
+                .into_iter()
+                .map(|violation| FieldViolation {
+                    field: violation.field.trim_start_matches('.').to_owned(),
+                    description: violation.description,
+                })
+                .collect(),
+        ),
+        other => other,
+    })?;
+    valid.ok_or_else(|| Error::invalid("body", "is not a valid conversation"))
 }
 
 fn validate_one(

@@ -123,6 +123,8 @@ pub struct NewIngest {
 pub struct IngestWrite {
     pub audio_objects: Vec<AudioObject>,
     pub ingests: Vec<NewIngest>,
+    /// The webhook request that carried these ingests, or a request that stored nothing.
+    pub delivery: Option<super::deliveries::NewDelivery>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -402,7 +404,7 @@ impl Domain {
     }
 
     /// The project a key ingests into: the one named, else the key's own.
-    async fn ingest_project(
+    pub async fn ingest_project(
         &self,
         principal: &Principal,
         project_id: Option<Uuid>,
@@ -414,7 +416,6 @@ impl Domain {
         Ok(project_id)
     }
 
-    /// An audio object for `bytes` (its id follows from the content).
     /// Writes `blobs`, then commits `write` through the group-commit writer and wakes the
     /// workers. Audio first: once the rows that point at it commit, it must already be on disk.
     pub(crate) async fn commit_ingest(

@@ -3,12 +3,15 @@
 
 pub mod auth;
 pub mod conversation;
+pub mod conversation_json;
 pub mod datapoints;
+pub mod deliveries;
 pub mod ingest;
 pub mod integrations;
 pub mod jobs;
 pub mod metrics;
 pub mod projects;
+pub mod webhook_gate;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -32,6 +35,8 @@ pub struct Domain {
     pub ingest_writer: crate::storage::IngestWriter,
     /// Wakes idle workers when new jobs are committed.
     pub jobs_wakeup: Arc<tokio::sync::Notify>,
+    /// Cached integrations, rate-limit buckets and usage counters of the webhook routes.
+    pub webhook_gate: Arc<webhook_gate::WebhookGate>,
 }
 
 /// Settings the domain rules read, taken from the configuration at start.
@@ -45,6 +50,19 @@ pub struct Settings {
     pub ingest_limits: conversation::IngestLimits,
     pub max_upload_bytes: usize,
     pub allow_private_networks: bool,
+    pub webhooks: WebhookSettings,
+}
+
+/// Settings of the webhook intake.
+#[derive(Clone, Debug)]
+pub struct WebhookSettings {
+    pub max_body_bytes: usize,
+    pub max_elevenlabs_body_bytes: usize,
+    /// Proxies whose X-Forwarded-For names the sender.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub cache_ttl: std::time::Duration,
+    pub body_retention: chrono::Duration,
+    pub delivery_retention: chrono::Duration,
 }
 
 impl Settings {
@@ -66,6 +84,23 @@ impl Settings {
             },
             max_upload_bytes: config.ingest.max_upload_bytes,
             allow_private_networks: config.fetch.allow_private_networks,
+            webhooks: WebhookSettings {
+                max_body_bytes: integrations.max_webhook_body_bytes,
+                max_elevenlabs_body_bytes: integrations.max_elevenlabs_body_bytes,
+                trusted_proxies: config
+                    .server
+                    .trusted_proxies
+                    .iter()
+                    .filter_map(|entry| integrations::parse_cidr(entry))
+                    .collect(),
+                cache_ttl: std::time::Duration::from_secs(integrations.cache_ttl_seconds),
+                body_retention: chrono::Duration::days(
+                    integrations.delivery_body_retention_days.into(),
+                ),
+                delivery_retention: chrono::Duration::days(
+                    integrations.delivery_retention_days.into(),
+                ),
+            },
         }
     }
 }
@@ -129,6 +164,14 @@ pub(crate) mod test_support {
             },
             max_upload_bytes: 1 << 20,
             allow_private_networks: false,
+            webhooks: super::WebhookSettings {
+                max_body_bytes: 1 << 20,
+                max_elevenlabs_body_bytes: 64 << 20,
+                trusted_proxies: Vec::new(),
+                cache_ttl: std::time::Duration::from_secs(30),
+                body_retention: chrono::Duration::days(7),
+                delivery_retention: chrono::Duration::days(30),
+            },
         }
     }
 
@@ -150,6 +193,7 @@ pub(crate) mod test_support {
             settings: Arc::new(settings()),
             blobs: crate::blob::BlobStore::local(audio.path()).unwrap(),
             jobs_wakeup: Arc::new(tokio::sync::Notify::new()),
+            webhook_gate: Arc::default(),
         };
         (domain, audio)
     }

@@ -5,9 +5,16 @@ use uuid::Uuid;
 
 use super::Domain;
 use super::conversation::{AudioSource, Conversation};
+use super::deliveries::NewDelivery;
 use super::ingest::{IngestOutcome, IngestWrite, NewIngest, dedup_key};
-use super::integrations::Integration;
 use crate::error::{Error, Result};
+
+/// Whose call it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallOwner {
+    pub organization_id: Uuid,
+    pub project_id: Uuid,
+}
 
 /// What storing a webhook call came to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,20 +26,22 @@ pub struct AdmittedCall {
 }
 
 impl Domain {
-    /// Stores `conversation` for `integration`'s project, with `inline_audio` (stored first, as
-    /// the conversation's audio) when the payload carried it. Returns after the durable commit.
-    /// Audio URLs go through the SSRF guard here, and again when a worker fetches them.
+    /// Stores `conversation` in the owner's project, with `inline_audio` (stored first, as the
+    /// conversation's audio) when the payload carried it, and the request's `delivery` record
+    /// in the same transaction. Returns after the durable commit. Audio URLs go through the
+    /// SSRF guard here, and again when a worker fetches them.
     pub async fn admit_webhook_call(
         &self,
-        integration: &Integration,
+        owner: CallOwner,
         mut conversation: Conversation,
         inline_audio: Option<Vec<u8>>,
+        delivery: Option<NewDelivery>,
     ) -> Result<AdmittedCall> {
-        let mut write = IngestWrite::default();
+        let mut write = IngestWrite { delivery, ..IngestWrite::default() };
         let mut blobs = Vec::new();
         if let Some(bytes) = inline_audio {
             let object = self
-                .inline_audio_object(integration.organization_id, integration.project_id, &bytes)
+                .inline_audio_object(owner.organization_id, owner.project_id, &bytes)
                 .ok_or_else(|| Error::invalid("audio", "is not a recognised audio format"))?;
             conversation.audio = Some(AudioSource::Stored { audio_id: object.id });
             blobs.push((object.blob_key.clone(), Bytes::from(bytes)));
@@ -46,8 +55,8 @@ impl Domain {
         let call_id = conversation.call_id.clone();
         write.ingests.push(NewIngest {
             id: Uuid::now_v7(),
-            organization_id: integration.organization_id,
-            project_id: integration.project_id,
+            organization_id: owner.organization_id,
+            project_id: owner.project_id,
             dedup_key: dedup_key(&conversation),
             conversation,
         });

@@ -1,27 +1,39 @@
-//! The admission of one webhook request, in the documented order: unknown or disabled id, content
-//! type, signature, payload, then the durable commit. The transport turns the verdict into HTTP.
+//! The admission of one webhook request, in the documented order: unknown or disabled id (404),
+//! IP allowlist (403), rate limit (429), body size (413), content type (415), signature (401),
+//! payload (400, or 200 ignored), then the durable commit (202, or 200 duplicate). Every request
+//! that reaches an integration is recorded in its delivery log. The transport turns the verdict
+//! into HTTP.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use super::{AuthFailure, NormalizeContext, Normalized, PayloadError, WebhookRequest};
 use crate::domain::Domain;
-use crate::domain::integrations::{IntegrationStatus, Provider};
+use crate::domain::auth::Principal;
+use crate::domain::deliveries::{
+    DeliveryVerdict, NewDelivery, StoredRequest, WebhookDelivery, headers_to_store, url_to_store,
+};
+use crate::domain::integrations::{IntegrationStatus, Provider, WebhookAuthType};
+use crate::domain::webhook_gate::GateEntry;
+use crate::domain::webhooks::CallOwner;
 use crate::error::Error;
-
-/// A webhook request as it arrived.
-#[derive(Clone, Copy, Debug)]
-pub struct Incoming<'a> {
-    pub provider: &'a str,
-    pub public_id: &'a str,
-    /// The public URL the sender called (base URL from the configuration, path and query from
-    /// the request).
-    pub url: &'a str,
-    pub headers: &'a http::HeaderMap,
-    pub body: &'a [u8],
-}
 
 #[derive(Debug)]
 pub enum Verdict {
     /// Unknown provider, unknown public id, or a disabled integration: the same answer for all.
     NotFound,
+    /// The sender's address is not on the integration's allowlist.
+    Forbidden,
+    RateLimited {
+        retry_after: Duration,
+    },
+    PayloadTooLarge {
+        limit: usize,
+    },
     UnsupportedMediaType {
         expected: &'static str,
     },
@@ -32,15 +44,107 @@ pub enum Verdict {
     },
     Duplicate {
         call_id: String,
-        ingest_id: uuid::Uuid,
+        ingest_id: Uuid,
     },
     Accepted {
         call_id: String,
-        ingest_id: uuid::Uuid,
+        ingest_id: Uuid,
     },
     /// The domain refused the call (a refused audio URL, say: 400) or could not store it (503:
     /// nothing was stored and the sender should retry).
     Failed(Error),
+}
+
+impl Verdict {
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Verdict::NotFound => 404,
+            Verdict::Forbidden => 403,
+            Verdict::RateLimited { .. } => 429,
+            Verdict::PayloadTooLarge { .. } => 413,
+            Verdict::UnsupportedMediaType { .. } => 415,
+            Verdict::Unauthorized(_) => 401,
+            Verdict::Malformed(_) => 400,
+            Verdict::Ignored { .. } | Verdict::Duplicate { .. } => 200,
+            Verdict::Accepted { .. } => 202,
+            Verdict::Failed(error) => error.code().http_status(),
+        }
+    }
+
+    /// A short code for logs and the delivery log.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Verdict::NotFound => "not_found",
+            Verdict::Forbidden => "ip_not_allowed",
+            Verdict::RateLimited { .. } => "rate_limited",
+            Verdict::PayloadTooLarge { .. } => "payload_too_large",
+            Verdict::UnsupportedMediaType { .. } => "unsupported_media_type",
+            Verdict::Unauthorized(failure) => failure.code(),
+            Verdict::Malformed(_) => "malformed_payload",
+            Verdict::Ignored { .. } => "ignored",
+            Verdict::Duplicate { .. } => "duplicate",
+            Verdict::Accepted { .. } => "accepted",
+            Verdict::Failed(error) => error.code().as_str(),
+        }
+    }
+
+    /// What went wrong, in words a sender's operator can act on; empty when nothing did.
+    pub fn message(&self) -> String {
+        match self {
+            Verdict::NotFound => "no active integration at this URL".to_owned(),
+            Verdict::Forbidden => "the sender's address is not on the allowlist".to_owned(),
+            Verdict::RateLimited { retry_after } => {
+                format!("rate limit exceeded; retry after {} s", retry_after_seconds(*retry_after))
+            }
+            Verdict::PayloadTooLarge { limit } => format!("the body exceeds {limit} bytes"),
+            Verdict::UnsupportedMediaType { expected } => {
+                format!("content-type must be {expected}")
+            }
+            Verdict::Unauthorized(failure) => failure.message().to_owned(),
+            Verdict::Malformed(problem) => problem.to_string(),
+            Verdict::Failed(error) => error.public_message(),
+            Verdict::Ignored { .. } | Verdict::Duplicate { .. } | Verdict::Accepted { .. } => {
+                String::new()
+            }
+        }
+    }
+}
+
+/// Whole seconds to wait, at least one.
+pub fn retry_after_seconds(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
+/// The sender's address: the connecting peer, or, when the peer is a trusted proxy, the
+/// nearest address in X-Forwarded-For that is not a trusted proxy.
+pub fn client_address(
+    peer: IpAddr,
+    headers: &http::HeaderMap,
+    trusted_proxies: &[ipnet::IpNet],
+) -> IpAddr {
+    let trusted = |address: &IpAddr| trusted_proxies.iter().any(|proxy| proxy.contains(address));
+    if !trusted(&peer) {
+        return peer;
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    let mut nearest = peer;
+    for hop in forwarded.iter().rev() {
+        let Ok(address) = hop.parse::<IpAddr>() else {
+            // An unreadable hop: the last address vouched for is as far as we can trust.
+            return nearest;
+        };
+        nearest = address;
+        if !trusted(&address) {
+            return address;
+        }
+    }
+    nearest
 }
 
 /// The content types a provider posts.
@@ -61,57 +165,325 @@ fn content_type_matches(headers: &http::HeaderMap, accepted: &[&str]) -> bool {
     accepted.contains(&essence.as_str())
 }
 
-pub async fn receive(domain: &Domain, incoming: Incoming<'_>) -> Verdict {
-    let Some(provider) = Provider::parse(incoming.provider) else {
-        return Verdict::NotFound;
-    };
-    let integration = match domain.integration_by_public_id(incoming.public_id).await {
-        Ok(Some(integration))
-            if integration.provider == provider
-                && integration.status == IntegrationStatus::Active =>
+/// Auth types whose credential is a static value sent with the request: it is never stored, so
+/// a replay trusts the original check instead of repeating it.
+fn token_auth(auth_type: WebhookAuthType) -> bool {
+    matches!(
+        auth_type,
+        WebhookAuthType::VapiSecret | WebhookAuthType::HeaderToken | WebhookAuthType::UrlToken
+    )
+}
+
+/// A request that passed the checks made before its body is read.
+#[derive(Debug)]
+pub struct Opened {
+    entry: Arc<GateEntry>,
+    provider: Provider,
+    received_at: DateTime<Utc>,
+}
+
+/// Looks the integration up and applies the allowlist and the rate limit.
+pub async fn open(
+    domain: &Domain,
+    provider: &str,
+    public_id: &str,
+    client: IpAddr,
+) -> Result<Opened, Verdict> {
+    let provider = Provider::parse(provider).ok_or(Verdict::NotFound)?;
+    let entry = match domain.webhook_integration(public_id).await {
+        Ok(Some(entry))
+            if entry.integration.provider == provider
+                && entry.integration.status == IntegrationStatus::Active =>
         {
-            integration
+            entry
         }
-        Ok(_) => return Verdict::NotFound,
-        Err(error) => return Verdict::Failed(error),
+        Ok(_) => return Err(Verdict::NotFound),
+        Err(error) => return Err(Verdict::Failed(error)),
     };
+    let received_at = domain.clock.now();
+    let integration_id = entry.integration.id;
+    domain.webhook_gate.note_use(integration_id, received_at, false);
+    let opened = Opened { entry, provider, received_at };
+    if !opened.entry.allows(client) {
+        tracing::info!(%integration_id, %client, "webhook sender not on the allowlist");
+        return Err(opened.reject(domain, Verdict::Forbidden, None).await);
+    }
+    let per_minute = domain.webhook_rate_limit(&opened.entry.integration);
+    if let Err(retry_after) = domain.webhook_gate.take(integration_id, per_minute) {
+        return Err(opened.reject(domain, Verdict::RateLimited { retry_after }, None).await);
+    }
+    Ok(opened)
+}
+
+/// The parts of a request the checks after `open` read.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    /// The public URL the sender called (base URL from the configuration, path and query from
+    /// the request).
+    pub url: &'a str,
+    pub headers: &'a http::HeaderMap,
+    pub body: &'a [u8],
+}
+
+impl Opened {
+    /// The largest body this route reads.
+    pub fn body_limit(&self, domain: &Domain) -> usize {
+        let settings = &domain.settings.webhooks;
+        match self.provider {
+            Provider::Elevenlabs => settings.max_elevenlabs_body_bytes,
+            _ => settings.max_body_bytes,
+        }
+    }
+
+    /// Records and answers a body over `limit`.
+    pub async fn too_large(&self, domain: &Domain, limit: usize) -> Verdict {
+        self.reject(domain, Verdict::PayloadTooLarge { limit }, None).await
+    }
+
+    /// Checks, normalizes and stores the request.
+    pub async fn receive(&self, domain: &Domain, request: Request<'_>) -> Verdict {
+        let integration = &self.entry.integration;
+        let credential_header = match integration.auth_type {
+            WebhookAuthType::HeaderToken => integration
+                .options
+                .header_token
+                .as_ref()
+                .map(|options| options.header_name.as_str()),
+            _ => None,
+        };
+        let stored = StoredRequest {
+            url: url_to_store(request.url),
+            headers: headers_to_store(request.headers, credential_header),
+        };
+        let delivery = self.delivery(Some(request.body), Some(stored));
+        admit(domain, &self.entry, self.provider, request, self.received_at, false, delivery).await
+    }
+
+    async fn reject(&self, domain: &Domain, verdict: Verdict, body: Option<&[u8]>) -> Verdict {
+        let delivery = self.delivery(body, None);
+        record(domain, delivery, verdict).await
+    }
+
+    fn delivery(&self, body: Option<&[u8]>, request: Option<StoredRequest>) -> NewDelivery {
+        new_delivery(&self.entry, self.received_at, body, request)
+    }
+}
+
+fn new_delivery(
+    entry: &GateEntry,
+    received_at: DateTime<Utc>,
+    body: Option<&[u8]>,
+    request: Option<StoredRequest>,
+) -> NewDelivery {
+    let integration = &entry.integration;
+    NewDelivery {
+        id: Uuid::now_v7(),
+        organization_id: integration.organization_id,
+        project_id: integration.project_id,
+        integration_id: integration.id,
+        received_at,
+        verdict: DeliveryVerdict::Rejected,
+        http_status: 0,
+        event_type: String::new(),
+        call_id: String::new(),
+        body_sha256: body.map(crate::crypto::sha256_hex).unwrap_or_default(),
+        error: String::new(),
+        error_message: String::new(),
+        ingest_id: None,
+        authenticated: false,
+        request,
+        body: body.map(<[u8]>::to_vec),
+    }
+}
+
+/// Records `delivery` with the outcome of `verdict` and returns the verdict.
+async fn record(domain: &Domain, mut delivery: NewDelivery, verdict: Verdict) -> Verdict {
+    delivery.http_status = verdict.http_status();
+    match &verdict {
+        Verdict::Ignored { event } => {
+            delivery.verdict = DeliveryVerdict::Ignored;
+            delivery.event_type.clone_from(event);
+        }
+        Verdict::Accepted { .. } | Verdict::Duplicate { .. } | Verdict::NotFound => {}
+        _ => {
+            delivery.verdict = DeliveryVerdict::Rejected;
+            delivery.error = verdict.code().to_owned();
+            delivery.error_message = verdict.message();
+        }
+    }
+    domain.record_delivery(delivery).await;
+    verdict
+}
+
+/// Everything after the body is read: content type, signature (checked at `verify_at`, unless
+/// `trusted`), payload, and the commit with its delivery record.
+async fn admit(
+    domain: &Domain,
+    entry: &GateEntry,
+    provider: Provider,
+    request: Request<'_>,
+    verify_at: DateTime<Utc>,
+    trusted: bool,
+    mut delivery: NewDelivery,
+) -> Verdict {
+    let integration = &entry.integration;
     let accepted = accepted_content_types(provider);
-    if !content_type_matches(incoming.headers, accepted) {
-        return Verdict::UnsupportedMediaType { expected: accepted[0] };
+    if !content_type_matches(request.headers, accepted) {
+        return record(domain, delivery, Verdict::UnsupportedMediaType { expected: accepted[0] })
+            .await;
     }
-    let secrets = match domain.verification_secrets(integration.id).await {
-        Ok(secrets) => secrets,
-        Err(error) => return Verdict::Failed(error),
-    };
-    let request = WebhookRequest {
-        url: incoming.url,
-        headers: incoming.headers,
-        body: incoming.body,
-        now: domain.clock.now(),
-    };
-    if let Err(failure) =
-        super::verify_any(integration.auth_type, &integration.options, &secrets, &request)
-    {
-        return Verdict::Unauthorized(failure);
+    if !trusted {
+        let checked = WebhookRequest {
+            url: request.url,
+            headers: request.headers,
+            body: request.body,
+            now: verify_at,
+        };
+        let secrets = entry.secrets_at(domain.clock.now());
+        if let Err(failure) =
+            super::verify_any(integration.auth_type, &integration.options, &secrets, &checked)
+        {
+            return record(domain, delivery, Verdict::Unauthorized(failure)).await;
+        }
     }
+    delivery.authenticated = true;
+    domain.webhook_gate.note_validated(integration.id, delivery.received_at);
     let context = NormalizeContext {
         integration_id: integration.id,
         options: &integration.options,
-        url: incoming.url,
+        url: request.url,
+        limits: &domain.settings.ingest_limits,
     };
-    let call = match super::normalize(provider, &context, incoming.body) {
-        Ok(Normalized::Call(call)) => call,
-        Ok(Normalized::Ignored { event }) => return Verdict::Ignored { event },
-        Err(error) => return Verdict::Malformed(error),
+    let call = match super::normalize(provider, &context, request.body) {
+        Ok(Normalized::Call(call)) => *call,
+        Ok(Normalized::Ignored { event }) => {
+            return record(domain, delivery, Verdict::Ignored { event }).await;
+        }
+        Err(error) => return record(domain, delivery, Verdict::Malformed(error)).await,
     };
-    let call = *call;
-    match domain.admit_webhook_call(&integration, call.conversation, call.inline_audio).await {
+    delivery.event_type.clone_from(&call.event);
+    delivery.call_id.clone_from(&call.conversation.call_id);
+    let owner = CallOwner {
+        organization_id: integration.organization_id,
+        project_id: integration.project_id,
+    };
+    let rejected = delivery.clone();
+    match domain
+        .admit_webhook_call(owner, call.conversation, call.inline_audio, Some(delivery))
+        .await
+    {
         Ok(admitted) if admitted.duplicate => {
             Verdict::Duplicate { call_id: admitted.call_id, ingest_id: admitted.ingest_id }
         }
         Ok(admitted) => {
             Verdict::Accepted { call_id: admitted.call_id, ingest_id: admitted.ingest_id }
         }
-        Err(error) => Verdict::Failed(error),
+        Err(error) => record(domain, rejected, Verdict::Failed(error)).await,
+    }
+}
+
+/// Runs a stored delivery through admission again, from the content type on, with the
+/// integration's current secrets; signatures are checked at the time the delivery arrived.
+/// Records the replay as a new delivery and returns it.
+pub async fn replay(
+    domain: &Domain,
+    principal: &Principal,
+    integration_id: Uuid,
+    delivery_id: Uuid,
+) -> Result<WebhookDelivery, Error> {
+    let (integration, stored) =
+        domain.delivery_for_replay(principal, integration_id, delivery_id).await?;
+    if integration.status != IntegrationStatus::Active {
+        return Err(Error::invalid("integration_id", "the integration is disabled"));
+    }
+    let (Some(body), Some(request)) = (stored.body, stored.request) else {
+        return Err(Error::invalid(
+            "delivery_id",
+            "the request of this delivery is no longer kept (older than the body retention, or \
+             refused before its body was read)",
+        ));
+    };
+    let trusted = token_auth(integration.auth_type);
+    if trusted && !stored.delivery.authenticated {
+        return Err(Error::invalid(
+            "delivery_id",
+            "this delivery failed token authentication, and tokens are not stored, so it cannot \
+             be replayed",
+        ));
+    }
+    let entry = domain
+        .webhook_integration(&integration.public_id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("integration {integration_id} not found")))?;
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in &request.headers {
+        if let (Ok(name), Ok(value)) =
+            (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_str(value))
+        {
+            headers.append(name, value);
+        }
+    }
+    let delivery = new_delivery(&entry, domain.clock.now(), Some(&body), Some(request.clone()));
+    let id = delivery.id;
+    let parts = Request { url: &request.url, headers: &headers, body: &body };
+    let verdict = admit(
+        domain,
+        &entry,
+        integration.provider,
+        parts,
+        stored.delivery.received_at,
+        trusted,
+        delivery,
+    )
+    .await;
+    tracing::info!(%integration_id, %delivery_id, verdict = verdict.code(), "replayed a webhook delivery");
+    domain
+        .storage
+        .get_webhook_delivery(integration_id, id)
+        .await?
+        .map(|stored| stored.delivery)
+        .ok_or_else(|| Error::Unavailable("the replay could not be recorded; retry".into()))
+}
+
+/// The address used when the transport could not tell the peer: on no allowlist.
+pub const UNKNOWN_PEER: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proxies() -> Vec<ipnet::IpNet> {
+        vec!["10.0.0.0/8".parse().unwrap()]
+    }
+
+    fn forwarded(value: &str) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-forwarded-for", value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let peer: IpAddr = "10.1.1.1".parse().unwrap();
+        let stranger: IpAddr = "198.51.100.7".parse().unwrap();
+        // A direct sender cannot claim another address.
+        assert_eq!(client_address(stranger, &forwarded("203.0.113.5"), &proxies()), stranger);
+        // Behind a trusted proxy, the nearest untrusted hop is the sender; what the sender
+        // itself wrote further left is ignored.
+        assert_eq!(
+            client_address(peer, &forwarded("192.0.2.1, 203.0.113.5, 10.2.2.2"), &proxies()),
+            "203.0.113.5".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(client_address(peer, &http::HeaderMap::new(), &proxies()), peer);
+        assert_eq!(client_address(peer, &forwarded("garbage"), &proxies()), peer);
+        // With no trusted proxies the header means nothing.
+        assert_eq!(client_address(peer, &forwarded("203.0.113.5"), &[]), peer);
+    }
+
+    #[test]
+    fn retry_after_rounds_up() {
+        assert_eq!(retry_after_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after_seconds(Duration::from_secs(30)), 30);
+        assert_eq!(retry_after_seconds(Duration::from_millis(29_001)), 30);
     }
 }

@@ -7,6 +7,7 @@
 pub mod bland;
 pub mod custom_hmac;
 pub mod elevenlabs;
+pub mod generic;
 pub mod intake;
 pub mod livekit;
 mod payload;
@@ -16,6 +17,7 @@ pub mod standard_webhooks;
 pub mod tokens;
 pub mod twilio;
 pub mod vapi;
+pub mod voicekit;
 
 #[cfg(test)]
 mod normalize_tests;
@@ -202,6 +204,8 @@ pub struct NormalizeContext<'a> {
     pub options: &'a IntegrationOptions,
     /// The URL the sender called (Twilio carries `first_turn` in its query).
     pub url: &'a str,
+    /// Limits of canonical conversations (the `webhook` provider's JSON ingest shape).
+    pub limits: &'a crate::domain::conversation::IngestLimits,
 }
 
 impl NormalizeContext<'_> {
@@ -252,9 +256,7 @@ pub fn normalize(
         Provider::Elevenlabs => elevenlabs::normalize(context, body),
         Provider::Livekit => livekit::normalize(context, body),
         Provider::Bland => bland::normalize(context, body),
-        Provider::Voicekit | Provider::Webhook => Err(PayloadError::new(
-            "body",
-            format!("payloads of {} are not supported yet", provider.as_str()),
-        )),
+        Provider::Voicekit => voicekit::normalize(context, body),
+        Provider::Webhook => generic::normalize(context, body, context.limits),
     }
 }

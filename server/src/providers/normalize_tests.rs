@@ -13,8 +13,15 @@ fn context(options: &IntegrationOptions) -> NormalizeContext<'_> {
         integration_id: uuid::Uuid::nil(),
         options,
         url: "https://hooks.example.com/v0/voice/x/monitor/pub_1",
+        limits: &LIMITS,
     }
 }
+
+const LIMITS: crate::domain::conversation::IngestLimits =
+    crate::domain::conversation::IngestLimits {
+        max_batch_conversations: 1000,
+        max_inline_audio_bytes: 1 << 20,
+    };
 
 fn call(provider: Provider, body: &[u8]) -> WebhookCall {
     match normalize(provider, &context(&IntegrationOptions::default()), body).unwrap() {
@@ -380,4 +387,172 @@ fn twilio_completed_recordings_become_calls_with_authenticated_audio() {
         normalize(Provider::Twilio, &context, b"CallSid=CA1").unwrap_err().field,
         "RecordingStatus"
     );
+}
+
+#[test]
+fn voicekit_envelopes_finalize_with_the_recording_and_ended_gives_the_duration() {
+    assert_eq!(
+        ignored(
+            Provider::Voicekit,
+            br#"{"event":"call_started","timestamp":"2026-11-20T10:00:00Z","data":{"call_id":"vk_1"}}"#
+        ),
+        "call_started"
+    );
+    let ended = call(
+        Provider::Voicekit,
+        br#"{"event":"call_ended","timestamp":"2026-11-20T10:02:05Z","data":{"call_id":"vk_1","duration":125.5}}"#,
+    );
+    assert_eq!(ended.event, "call_ended");
+    assert_eq!(ended.conversation.call_id, "vk_1");
+    assert_eq!(ended.conversation.provider, "voicekit");
+    assert_eq!(ended.conversation.duration_ms, Some(125_500));
+    assert_eq!(ended.conversation.ended_at, time("2026-11-20T10:02:05Z"));
+    let finalized = call(
+        Provider::Voicekit,
+        json!({
+            "event": "call_finalized",
+            "timestamp": 1_795_000_000,
+            "data": {
+                "call_id": "vk_1", "agent_id": "agent_7", "direction": "Outbound",
+                "from": "+14155550100", "to": "+14155550199",
+                "started_at": "2026-11-20T10:00:00Z", "duration_seconds": 125,
+                "recording_url": "https://media.example.com/vk_1.wav",
+                "transcript": [
+                    {"role": "agent", "text": "Hi, this is Ava.", "start": 0.4},
+                    {"role": "customer", "text": "Hello.", "start_ms": 2100},
+                    {"role": "system", "text": "transfer"}
+                ],
+                "summary": "Booked.", "cost": 0.12, "sentiment": "positive",
+                "metadata": {"campaign": "renewals"}
+            }
+        })
+        .to_string()
+        .as_bytes(),
+    );
+    let conversation = &finalized.conversation;
+    assert_eq!(url_of(&finalized), "https://media.example.com/vk_1.wav");
+    assert_eq!(roles_and_starts(&finalized), vec![(Role::Assistant, 400), (Role::User, 2100)]);
+    assert_eq!(conversation.started_at, time("2026-11-20T10:00:00Z"));
+    assert_eq!(conversation.ended_at, time("2026-11-20T10:02:05Z"));
+    assert_eq!(conversation.direction.as_deref(), Some("outbound"));
+    assert_eq!(conversation.extras.sentiment.as_deref(), Some("positive"));
+    assert_eq!(conversation.extras.cost_usd, Some(0.12));
+    assert_eq!(conversation.extras.agent_id.as_deref(), Some("agent_7"));
+    assert_eq!(conversation.metadata["campaign"], "renewals");
+    let missing = error(Provider::Voicekit, br#"{"event":"call_finalized","data":{"duration":3}}"#);
+    assert_eq!(missing.field, "data.call_id");
+    let bad = error(
+        Provider::Voicekit,
+        br#"{"event":"call_ended","data":{"call_id":"x","duration":"long"}}"#,
+    );
+    assert_eq!((bad.field.as_str(), bad.reason.as_str()), ("data.duration", "must be a number"));
+}
+
+#[test]
+fn webhook_lead_events_parse_the_labelled_transcription() {
+    let body = json!({
+        "event": {
+            "id": "evt_91", "channel": "voice", "timestamp": "2026-11-20T09:30:00Z",
+            "data": {
+                "call_id": "call_lead_1", "direction": "outbound", "vapi_status": "ended",
+                "duration": 64, "cost": 0.31, "recording_url": "https://media.example.com/l1.mp3",
+                "transcription": "Agent: Hi Sam, it's Riley from Acme.\nLead: Oh hi.\nI have a minute.\nAgent: Great!",
+                "summary": "Lead agreed to a demo.",
+                "tools_called": ["book_appointment"], "tool_calls": [{"name": "book_appointment"}],
+                "analysis_result": {"interested": true}, "appointments": [{"at": "2026-11-21T15:00:00Z"}]
+            }
+        },
+        "lead_id": "lead_5", "lead_contact": {"phone": "+14155550123"}, "business_id": "biz_2"
+    });
+    let lead = call(Provider::Webhook, body.to_string().as_bytes());
+    let conversation = &lead.conversation;
+    assert_eq!(lead.event, "lead_event.voice");
+    assert_eq!(conversation.call_id, "call_lead_1");
+    assert_eq!(conversation.provider, "webhook");
+    let said: Vec<_> =
+        conversation.turns.iter().map(|turn| (turn.role, turn.content.as_str())).collect();
+    assert_eq!(
+        said,
+        vec![
+            (Role::Assistant, "Hi Sam, it's Riley from Acme."),
+            (Role::User, "Oh hi.\nI have a minute."),
+            (Role::Assistant, "Great!"),
+        ]
+    );
+    assert_eq!(conversation.started_at, time("2026-11-20T09:30:00Z"));
+    assert_eq!(conversation.duration_ms, Some(64_000));
+    assert_eq!(conversation.extras.cost_usd, Some(0.31));
+    assert_eq!(conversation.extras.summary.as_deref(), Some("Lead agreed to a demo."));
+    assert_eq!(conversation.extras.ended_reason.as_deref(), Some("ended"));
+    assert_eq!(conversation.metadata["lead_id"], "lead_5");
+    assert_eq!(conversation.metadata["analysis_result"]["interested"], true);
+    assert_eq!(conversation.metadata["tools_called"][0], "book_appointment");
+    assert_eq!(url_of(&lead), "https://media.example.com/l1.mp3");
+    let sms = json!({"event": {"id": "evt_2", "channel": "sms", "data": {}}, "lead_id": "l"});
+    assert_eq!(ignored(Provider::Webhook, sms.to_string().as_bytes()), "lead_event.sms");
+}
+
+#[test]
+fn webhook_call_completed_events_map_transcript_duration_cost_and_sentiment() {
+    let body = json!({
+        "event": "call.completed",
+        "data": {
+            "call_id": "voi_77", "duration": 42, "cost": 0.08, "sentiment": "neutral",
+            "transcript": "AI: Thanks for calling.\nCaller: Is the store open?",
+            "started_at": 1_795_000_000
+        }
+    });
+    let completed = call(Provider::Webhook, body.to_string().as_bytes());
+    let conversation = &completed.conversation;
+    assert_eq!(completed.event, "call.completed");
+    assert_eq!(conversation.call_id, "voi_77");
+    assert_eq!(conversation.turns.len(), 2);
+    assert_eq!(conversation.turns[1].role, Role::User);
+    assert_eq!(conversation.duration_ms, Some(42_000));
+    assert_eq!(conversation.extras.sentiment.as_deref(), Some("neutral"));
+    assert_eq!(conversation.started_at, DateTime::from_timestamp(1_795_000_000, 0));
+    assert_eq!(
+        ignored(Provider::Webhook, br#"{"event":"call.started","call_id":"x"}"#),
+        "call.started"
+    );
+    let missing = error(Provider::Webhook, br#"{"event":"call.completed","data":{"duration":1}}"#);
+    assert_eq!(missing.field, "data.call_id");
+}
+
+#[test]
+fn webhook_canonical_conversations_follow_the_ingest_rules() {
+    let body = json!({
+        "call_id": "c_9", "source_platform": "acme-dialer",
+        "transcript": [
+            {"role": "assistant", "content": "Hello", "timestamp_ms": 0},
+            {"role": "user", "content": "Hi", "timestamp_ms": 900}
+        ],
+        "recording_url": "https://media.example.com/c9.wav",
+        "tags": ["prod"], "metadata": {"k": "v"}
+    });
+    let canonical = call(Provider::Webhook, body.to_string().as_bytes());
+    assert_eq!(canonical.conversation.provider, "acme-dialer");
+    assert_eq!(canonical.conversation.source, crate::domain::conversation::Source::Webhook);
+    assert_eq!(roles_and_starts(&canonical), vec![(Role::Assistant, 0), (Role::User, 900)]);
+    assert_eq!(canonical.conversation.tags, vec!["prod".to_owned()]);
+    assert_eq!(url_of(&canonical), "https://media.example.com/c9.wav");
+    let bare = call(
+        Provider::Webhook,
+        br#"{"call_id":"c_10","transcript":[{"role":"user","content":"x"}]}"#,
+    );
+    assert_eq!(bare.conversation.provider, "webhook");
+    let wrong_role = error(
+        Provider::Webhook,
+        br#"{"call_id":"c","transcript":[{"role":"narrator","content":"x"}]}"#,
+    );
+    assert_eq!(wrong_role.field, "transcript[0].role");
+    let unknown = error(Provider::Webhook, br#"{"call_id":"c","transcipt":[]}"#);
+    assert_eq!(unknown.field, "transcipt");
+    let missing = error(Provider::Webhook, br#"{"transcript":[]}"#);
+    assert_eq!(missing.field, "call_id");
+    let file = error(
+        Provider::Webhook,
+        br#"{"call_id":"c","audio":{"type":"voice_file_id","voice_file_id":"0190f0f0-0000-7000-8000-000000000000"}}"#,
+    );
+    assert_eq!(file.field, "audio.voice_file_id");
 }

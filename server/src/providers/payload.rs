@@ -119,3 +119,111 @@ pub fn opt_rfc3339(value: &Value, path: &str) -> Result<Option<DateTime<Utc>>, P
 pub fn seconds_to_ms(seconds: f64) -> i64 {
     (seconds * 1000.0).round() as i64
 }
+
+/// The role of a speaker label or role name as voice platforms write them; None for labels
+/// that are not a party to the call (system, tool, function).
+pub fn speaker_role(label: &str) -> Option<crate::domain::conversation::Role> {
+    use crate::domain::conversation::Role;
+    match label.trim().to_ascii_lowercase().as_str() {
+        "agent" | "assistant" | "ai" | "bot" | "robot" => Some(Role::Assistant),
+        "user" | "lead" | "customer" | "caller" | "human" | "client" | "contact" => {
+            Some(Role::User)
+        }
+        _ => None,
+    }
+}
+
+/// Turns of a plain-text transcript written as `Agent: ...` / `Lead: ...` lines. A line without
+/// a known label continues the turn before it; text before the first label is dropped. No
+/// timing is known, so every turn starts at 0 and keeps the order of the text.
+pub fn labelled_turns(text: &str) -> Vec<crate::domain::conversation::Turn> {
+    use crate::domain::conversation::Turn;
+    let mut turns: Vec<Turn> = Vec::new();
+    for line in text.lines() {
+        let labelled = line
+            .split_once(':')
+            .and_then(|(label, said)| speaker_role(label).map(|role| (role, said.trim())));
+        match (labelled, turns.last_mut()) {
+            (Some((role, said)), _) => turns.push(Turn {
+                role,
+                content: said.to_owned(),
+                start_ms: 0,
+                end_ms: None,
+                channel: None,
+                confidence: None,
+            }),
+            (None, Some(last)) if !line.trim().is_empty() => {
+                if !last.content.is_empty() {
+                    last.content.push('\n');
+                }
+                last.content.push_str(line.trim());
+            }
+            (None, _) => {}
+        }
+    }
+    turns.retain(|turn| !turn.content.is_empty());
+    turns
+}
+
+/// A transcript given either as labelled text or as an array of
+/// `{role|speaker, content|text|message, start_ms|timestamp_ms|start (seconds)}` objects.
+/// Entries of other speakers (system, tool) are skipped.
+pub fn flexible_turns(
+    root: &Value,
+    path: &str,
+) -> Result<Vec<crate::domain::conversation::Turn>, PayloadError> {
+    use crate::domain::conversation::Turn;
+    let entries = match get(root, path) {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::String(text)) => return Ok(labelled_turns(text)),
+        Some(Value::Array(entries)) => entries,
+        Some(_) => {
+            return Err(PayloadError::new(path, "must be a string or an array of turns"));
+        }
+    };
+    let mut turns = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.iter().enumerate() {
+        let field = |name: &str| format!("{path}[{index}].{name}");
+        let label = first(entry, &["role", "speaker"], opt_str)
+            .map_err(|error| PayloadError::new(field("role"), error.reason))?
+            .ok_or_else(|| PayloadError::new(field("role"), "is required"))?;
+        let Some(role) = speaker_role(&label) else {
+            continue;
+        };
+        let content = first(entry, &["content", "text", "message"], opt_str)
+            .map_err(|error| PayloadError::new(field("content"), error.reason))?
+            .ok_or_else(|| PayloadError::new(field("content"), "is required"))?;
+        let start_ms = match first(entry, &["start_ms", "timestamp_ms"], opt_i64)
+            .map_err(|error| PayloadError::new(field("start_ms"), error.reason))?
+        {
+            Some(millis) => millis.max(0),
+            None => opt_f64(entry, "start")
+                .map_err(|error| PayloadError::new(field("start"), error.reason))?
+                .map_or(0, seconds_to_ms)
+                .max(0),
+        };
+        if content.trim().is_empty() {
+            continue;
+        }
+        turns.push(Turn { role, content, start_ms, end_ms: None, channel: None, confidence: None });
+    }
+    Ok(turns)
+}
+
+/// A time given as RFC 3339 text, or as Unix seconds (or milliseconds, when the number is too
+/// large to be seconds).
+pub fn opt_time(value: &Value, path: &str) -> Result<Option<DateTime<Utc>>, PayloadError> {
+    match get(value, path) {
+        Some(Value::Number(number)) => {
+            let number =
+                number.as_f64().ok_or_else(|| PayloadError::new(path, "must be a time"))?;
+            if number > 1e11 {
+                from_millis(path, number as i64)
+            } else {
+                from_seconds(path, number)
+            }
+            .map(Some)
+        }
+        _ => opt_rfc3339(value, path),
+    }
+}

@@ -104,6 +104,14 @@ impl Storage {
                 .map_err(db_error(context))?;
                 outcomes.push(IngestOutcome::Created(new.id));
             }
+            if let Some(delivery) = &write.delivery {
+                super::deliveries::insert_delivery(
+                    &transaction,
+                    delivery,
+                    outcomes.first().copied(),
+                )
+                .await?;
+            }
             results.push(outcomes);
         }
         transaction.commit().await.map_err(db_error(context))?;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
@@ -135,6 +135,46 @@ impl Storage {
             .await
             .map_err(db_error(context))?;
         Ok(())
+    }
+
+    /// Adds counted webhook requests to each integration and moves its last-used and
+    /// last-validated times forward, in one transaction.
+    pub async fn add_integration_usage(
+        &self,
+        usage: &[(Uuid, crate::domain::webhook_gate::Usage)],
+    ) -> Result<(), Error> {
+        let context = "recording integration usage";
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
+        for (id, usage) in usage {
+            let mut update = integration::Entity::update_many().col_expr(
+                integration::Column::RequestCount,
+                Expr::col(integration::Column::RequestCount).add(usage.requests),
+            );
+            for (column, time) in [
+                (integration::Column::LastUsedAtMs, usage.last_used_at),
+                (integration::Column::LastValidatedAtMs, usage.last_validated_at),
+            ] {
+                if let Some(time) = time {
+                    // The later of the stored time and this one (another server may have
+                    // written a later time meanwhile).
+                    update = update.col_expr(
+                        column,
+                        Expr::case(
+                            Expr::col(column).is_null().or(Expr::col(column).lt(to_millis(time))),
+                            to_millis(time),
+                        )
+                        .finally(Expr::col(column))
+                        .into(),
+                    );
+                }
+            }
+            update
+                .filter(integration::Column::Id.eq(id.to_string()))
+                .exec(&transaction)
+                .await
+                .map_err(db_error(context))?;
+        }
+        transaction.commit().await.map_err(db_error(context))
     }
 
     pub async fn set_integration_status(

@@ -5,6 +5,7 @@
 //! one place that holds SQLite-only settings.
 
 mod datapoints;
+mod deliveries;
 mod entities;
 mod group_commit;
 mod ingest;

@@ -323,6 +323,9 @@ impl Domain {
                 self.clock.now(),
             )
             .await?;
+        for integration in &mut integrations {
+            self.webhook_gate.pending_usage(integration.id).apply_to(integration);
+        }
         let next_page_token = if integrations.len() > page_size {
             integrations.truncate(page_size);
             integrations.last().map(|last| encode_page_token(last.id))
@@ -376,6 +379,7 @@ impl Domain {
                 integration.updated_at,
             )
             .await?;
+        self.webhook_gate.forget(&integration.public_id);
         tracing::info!(integration_id = %id, "updated integration");
         self.integration_for(principal, id).await
     }
@@ -431,6 +435,7 @@ impl Domain {
                 MAX_PREVIOUS_SECRET_SETS,
             )
             .await?;
+        self.webhook_gate.forget(&integration.public_id);
         tracing::info!(integration_id = %id, grace_seconds = grace_period.num_seconds(), "rotated integration secrets");
         self.integration_for(principal, id).await
     }
@@ -442,10 +447,11 @@ impl Domain {
         status: IntegrationStatus,
     ) -> Result<Integration> {
         principal.require(Scope::Admin)?;
-        self.integration_for(principal, id).await?;
+        let integration = self.integration_for(principal, id).await?;
         self.storage
             .set_integration_status(principal.organization_id, id, status, self.clock.now())
             .await?;
+        self.webhook_gate.forget(&integration.public_id);
         tracing::info!(integration_id = %id, status = status.as_str(), "changed integration status");
         self.integration_for(principal, id).await
     }
@@ -453,8 +459,9 @@ impl Domain {
     /// Deletes the integration and every ciphertext of its secrets.
     pub async fn delete_integration(&self, principal: &Principal, id: Uuid) -> Result<()> {
         principal.require(Scope::Admin)?;
-        self.integration_for(principal, id).await?;
+        let integration = self.integration_for(principal, id).await?;
         self.storage.delete_integration(principal.organization_id, id).await?;
+        self.webhook_gate.forget(&integration.public_id);
         tracing::info!(integration_id = %id, "deleted integration");
         Ok(())
     }
@@ -506,7 +513,7 @@ impl Domain {
 
     async fn integration_for(&self, principal: &Principal, id: Uuid) -> Result<Integration> {
         let not_found = || Error::not_found(format!("integration {id} not found"));
-        let integration = self
+        let mut integration = self
             .storage
             .get_integration(principal.organization_id, id, self.clock.now())
             .await?
@@ -514,6 +521,7 @@ impl Domain {
         if !principal.may_access_project(integration.project_id) {
             return Err(not_found());
         }
+        self.webhook_gate.pending_usage(id).apply_to(&mut integration);
         Ok(integration)
     }
 

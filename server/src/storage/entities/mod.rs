@@ -12,3 +12,4 @@ pub mod integration_secret;
 pub mod job;
 pub mod organization;
 pub mod project;
+pub mod webhook_delivery;

@@ -294,6 +294,7 @@ pub fn duration_from_proto(
 
 use crate::domain::conversation::{AudioInput, ConversationInput, Source, TurnInput};
 use crate::domain::datapoints::{DatapointView, TranscriptSource};
+use crate::domain::deliveries::{DeliveryVerdict, WebhookDelivery};
 use crate::domain::ingest::{AudioObject, IngestRecord, IngestState};
 
 pub fn struct_to_json(value: prost_types::Struct) -> serde_json::Map<String, serde_json::Value> {
@@ -410,6 +411,41 @@ pub fn ingest_state_to_proto(state: IngestState) -> pb::IngestState {
         IngestState::Done => pb::IngestState::Done,
         IngestState::Failed => pb::IngestState::Failed,
         IngestState::Dead => pb::IngestState::Dead,
+    }
+}
+
+pub fn delivery_verdict_from_proto(value: i32) -> Result<Option<DeliveryVerdict>> {
+    Ok(match pb::DeliveryVerdict::try_from(value) {
+        Ok(pb::DeliveryVerdict::Unspecified) => None,
+        Ok(pb::DeliveryVerdict::Accepted) => Some(DeliveryVerdict::Accepted),
+        Ok(pb::DeliveryVerdict::Duplicate) => Some(DeliveryVerdict::Duplicate),
+        Ok(pb::DeliveryVerdict::Ignored) => Some(DeliveryVerdict::Ignored),
+        Ok(pb::DeliveryVerdict::Rejected) => Some(DeliveryVerdict::Rejected),
+        Err(_) => return Err(Error::invalid("verdict", format!("unknown value {value}"))),
+    })
+}
+
+pub fn webhook_delivery(delivery: &WebhookDelivery) -> pb::WebhookDelivery {
+    let verdict = match delivery.verdict {
+        DeliveryVerdict::Accepted => pb::DeliveryVerdict::Accepted,
+        DeliveryVerdict::Duplicate => pb::DeliveryVerdict::Duplicate,
+        DeliveryVerdict::Ignored => pb::DeliveryVerdict::Ignored,
+        DeliveryVerdict::Rejected => pb::DeliveryVerdict::Rejected,
+    };
+    pb::WebhookDelivery {
+        id: delivery.id.to_string(),
+        integration_id: delivery.integration_id.to_string(),
+        receive_time: Some(timestamp(delivery.received_at)),
+        verdict: verdict.into(),
+        http_status: i32::from(delivery.http_status),
+        event_type: delivery.event_type.clone(),
+        call_id: delivery.call_id.clone(),
+        body_sha256: delivery.body_sha256.clone(),
+        error: delivery.error.clone(),
+        ingest_id: delivery.ingest_id.map(|id| id.to_string()).unwrap_or_default(),
+        replayable: delivery.replayable,
+        error_message: delivery.error_message.clone(),
+        authenticated: delivery.authenticated,
     }
 }
 

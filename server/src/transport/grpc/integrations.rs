@@ -11,7 +11,6 @@ use super::convert;
 use crate::crypto::SecretValue;
 use crate::domain::integrations::{Integration, IntegrationUpdate, NewIntegration};
 use crate::domain::{Domain, parse_id};
-use crate::error::Error;
 
 #[derive(Clone, Debug)]
 pub struct IntegrationApi {
@@ -153,21 +152,39 @@ impl IntegrationService for IntegrationApi {
         &self,
         request: Request<pb::ListWebhookDeliveriesRequest>,
     ) -> Result<Response<pb::ListWebhookDeliveriesResponse>, Status> {
-        authenticate(&self.domain, request.metadata()).await?;
-        Err(Error::Unimplemented(
-            "webhook deliveries are recorded from the webhook-ingest release on".into(),
-        )
-        .into())
+        let principal = authenticate(&self.domain, request.metadata()).await?;
+        let request = request.into_inner();
+        let page = self
+            .domain
+            .list_webhook_deliveries(
+                &principal,
+                parse_id("integration_id", &request.integration_id)?,
+                convert::delivery_verdict_from_proto(request.verdict)?,
+                usize::try_from(request.page_size.max(0)).unwrap_or(0),
+                &request.page_token,
+            )
+            .await?;
+        Ok(Response::new(pb::ListWebhookDeliveriesResponse {
+            deliveries: page.deliveries.iter().map(convert::webhook_delivery).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
     }
 
     async fn replay_webhook_delivery(
         &self,
         request: Request<pb::ReplayWebhookDeliveryRequest>,
     ) -> Result<Response<pb::ReplayWebhookDeliveryResponse>, Status> {
-        authenticate(&self.domain, request.metadata()).await?;
-        Err(Error::Unimplemented(
-            "webhook deliveries are recorded from the webhook-ingest release on".into(),
+        let principal = authenticate(&self.domain, request.metadata()).await?;
+        let request = request.into_inner();
+        let delivery = crate::providers::intake::replay(
+            &self.domain,
+            &principal,
+            parse_id("integration_id", &request.integration_id)?,
+            parse_id("delivery_id", &request.delivery_id)?,
         )
-        .into())
+        .await?;
+        Ok(Response::new(pb::ReplayWebhookDeliveryResponse {
+            delivery: Some(convert::webhook_delivery(&delivery)),
+        }))
     }
 }

@@ -11,13 +11,13 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{error_object, status_for};
 use super::{RestState, presented_key};
-use crate::domain::conversation::{AudioInput, ConversationInput, Source, TurnInput};
+use crate::domain::conversation::Source;
+use crate::domain::conversation_json::{self, JsonConversation, parse_time};
 use crate::domain::datapoints::{DatapointQuery, DatapointView};
 use crate::domain::ingest::IngestRequest;
 use crate::domain::parse_id;
@@ -91,28 +91,7 @@ fn require_json(headers: &HeaderMap) -> Result<(), Box<Response>> {
 
 /// Parses JSON, naming the field of a type error by its path.
 fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, CompatError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        let mut field = if path == "." { String::new() } else { path };
-        let message = inner.to_string();
-        // serde names a missing field only in its message (the path ends at its parent).
-        if let Some(name) =
-            message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next())
-        {
-            field = if field.is_empty() { name.to_owned() } else { format!("{field}.{name}") };
-        }
-        let description = if inner.is_syntax() || inner.is_eof() {
-            format!("malformed JSON: {message}")
-        } else {
-            message.split(" at line ").next().unwrap_or(&message).to_owned()
-        };
-        CompatError(Error::invalid(
-            if field.is_empty() { "body".to_owned() } else { field },
-            description,
-        ))
-    })
+    conversation_json::parse(body).map_err(CompatError)
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,104 +99,6 @@ struct IngestBody {
     project_id: Option<String>,
     mut_id: Option<String>,
     conversations: Vec<JsonConversation>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JsonConversation {
-    call_id: String,
-    source_platform: Option<String>,
-    context_token: Option<String>,
-    conversation_start_at: Option<String>,
-    audio: Option<JsonAudio>,
-    recording_url: Option<String>,
-    recording_bytes_b64: Option<String>,
-    transcript: Option<Vec<JsonTurn>>,
-    diarization: Option<bool>,
-    first_turn: Option<String>,
-    tags: Option<Vec<String>>,
-    metadata: Option<serde_json::Map<String, Value>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum JsonAudio {
-    InlineB64 { inline_b64: String },
-    Url { url: String },
-    VoiceFileId { voice_file_id: String },
-}
-
-/// Unknown keys inside a turn (speaker_id and the like) are tolerated.
-#[derive(Debug, Deserialize)]
-struct JsonTurn {
-    role: String,
-    content: String,
-    #[serde(default)]
-    timestamp_ms: i64,
-    end_ms: Option<i64>,
-}
-
-fn parse_time(field: &str, value: &str) -> Result<DateTime<Utc>, Error> {
-    DateTime::parse_from_rfc3339(value)
-        .map(|time| time.with_timezone(&Utc))
-        .or_else(|_| {
-            NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S%.f")
-                .map(|naive| naive.and_utc())
-        })
-        .map_err(|_| {
-            Error::invalid(field, "must be an ISO 8601 date-time such as 2026-11-20T10:00:00Z")
-        })
-}
-
-fn conversation_input(
-    index: usize,
-    conversation: JsonConversation,
-) -> Result<ConversationInput, Error> {
-    let prefix = format!("conversations[{index}]");
-    let audio =
-        match (conversation.audio, conversation.recording_url, conversation.recording_bytes_b64) {
-            (Some(audio), None, None) => Some(match audio {
-                JsonAudio::InlineB64 { inline_b64 } => AudioInput::InlineBase64(inline_b64),
-                JsonAudio::Url { url } => AudioInput::Url(url),
-                JsonAudio::VoiceFileId { voice_file_id } => AudioInput::AudioId(voice_file_id),
-            }),
-            (None, Some(url), None) => Some(AudioInput::Url(url)),
-            (None, None, Some(encoded)) => Some(AudioInput::InlineBase64(encoded)),
-            (None, None, None) => None,
-            _ => {
-                return Err(Error::invalid(
-                    format!("{prefix}.audio"),
-                    "give audio once: audio, recording_url or recording_bytes_b64",
-                ));
-            }
-        };
-    let conversation_start_at = conversation
-        .conversation_start_at
-        .as_deref()
-        .map(|value| parse_time(&format!("{prefix}.conversation_start_at"), value))
-        .transpose()?;
-    Ok(ConversationInput {
-        call_id: conversation.call_id,
-        context_token: conversation.context_token,
-        source_platform: conversation.source_platform,
-        conversation_start_at,
-        audio,
-        transcript: conversation
-            .transcript
-            .unwrap_or_default()
-            .into_iter()
-            .map(|turn| TurnInput {
-                role: turn.role,
-                content: turn.content,
-                timestamp_ms: turn.timestamp_ms,
-                end_ms: turn.end_ms,
-            })
-            .collect(),
-        diarization: conversation.diarization,
-        first_turn: conversation.first_turn,
-        tags: conversation.tags.unwrap_or_default(),
-        metadata: conversation.metadata.unwrap_or_default(),
-    })
 }
 
 /// `POST /v0/conversations/ingest`.
@@ -247,7 +128,10 @@ async fn ingest_inner(
     let mut violations = Vec::new();
     let mut conversations = Vec::with_capacity(parsed.conversations.len());
     for (index, conversation) in parsed.conversations.into_iter().enumerate() {
-        match conversation_input(index, conversation) {
+        match conversation_json::conversation_input(
+            &format!("conversations[{index}]"),
+            conversation,
+        ) {
             Ok(input) => conversations.push(input),
             Err(error) => violations.extend(error.field_violations().iter().cloned()),
         }
@@ -430,12 +314,5 @@ mod tests {
         assert_eq!(unknown.field_violations()[0].field, "conversations[0].transcipt");
         let malformed = parse_body::<IngestBody>(br#"{"conversations": [}"#).unwrap_err().0;
         assert!(malformed.field_violations()[0].description.starts_with("malformed JSON"));
-    }
-
-    #[test]
-    fn times_accept_rfc3339_and_naive() {
-        assert!(parse_time("t", "2026-11-20T10:00:00Z").is_ok());
-        assert!(parse_time("t", "2022-12-31T23:59:59.999999").is_ok());
-        assert!(parse_time("t", "yesterday").is_err());
     }
 }

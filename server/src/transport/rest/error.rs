@@ -7,17 +7,7 @@ use axum::response::{IntoResponse, Response};
 use crate::error::{Error, ErrorCode};
 
 pub fn status_for(code: ErrorCode) -> StatusCode {
-    match code {
-        ErrorCode::InvalidArgument => StatusCode::BAD_REQUEST,
-        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
-        ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::AlreadyExists => StatusCode::CONFLICT,
-        ErrorCode::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
-        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorCode::Unimplemented => StatusCode::NOT_IMPLEMENTED,
-        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// `{"code", "message", "field_violations": [{"field", "description"}]}`, the `error` member of

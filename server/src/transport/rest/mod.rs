@@ -26,6 +26,7 @@ pub struct RestState {
 pub fn router(state: RestState, max_request_bytes: usize) -> Router {
     // Webhook bodies are read with their own limits (see `webhooks`).
     let webhooks = Router::new()
+        .route("/v0/voice/vapi/monitor", post(webhooks::receive_vapi))
         .route("/v0/voice/{provider}/monitor/{public_id}", post(webhooks::receive))
         .layer(axum::extract::DefaultBodyLimit::disable());
     Router::new()

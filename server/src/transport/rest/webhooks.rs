@@ -1,77 +1,102 @@
-//! `POST /v0/voice/{provider}/monitor/{public_id}`: provider webhooks. The body is read here
-//! with the route's own limit (larger for ElevenLabs, whose audio event carries a whole MP3),
-//! then `providers::intake` decides; this file only maps its verdict to HTTP.
+//! Provider webhooks. `POST /v0/voice/{provider}/monitor/{public_id}` hands each request to
+//! `providers::intake` in two steps (before and after reading the body, so that unknown ids,
+//! refused addresses and rate-limited senders cost no body read) and maps its verdict to HTTP.
+//! `POST /v0/voice/vapi/monitor` takes Vapi's end-of-call reports with an earshot API key.
+
+use std::net::SocketAddr;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{Request, StatusCode};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::RestState;
 use super::error::ApiError;
+use super::presented_key;
+use crate::domain::Domain;
+use crate::domain::auth::Scope;
+use crate::domain::integrations::Provider;
+use crate::domain::webhooks::CallOwner;
 use crate::error::Error;
-use crate::providers::intake::{self, Incoming, Verdict};
-
-/// Bodies above this are refused with 413 (the ElevenLabs route allows `ELEVENLABS_MAX_BODY`).
-const MAX_BODY: usize = 1 << 20;
-const ELEVENLABS_MAX_BODY: usize = 64 << 20;
+use crate::providers::intake::{self, Verdict};
+use crate::providers::{self, NormalizeContext, Normalized};
 
 pub async fn receive(
     State(state): State<RestState>,
     Path((provider, public_id)): Path<(String, String)>,
     request: Request<Body>,
 ) -> Response {
+    let domain = &state.domain;
     let (parts, body) = request.into_parts();
-    let limit = if provider == "elevenlabs" { ELEVENLABS_MAX_BODY } else { MAX_BODY };
-    let Ok(body) = axum::body::to_bytes(body, limit).await else {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            &format!("the body exceeds {limit} bytes"),
-        );
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(intake::UNKNOWN_PEER, |ConnectInfo(address)| address.ip());
+    let client =
+        intake::client_address(peer, &parts.headers, &domain.settings.webhooks.trusted_proxies);
+    let verdict = match intake::open(domain, &provider, &public_id, client).await {
+        Err(verdict) => verdict,
+        Ok(opened) => {
+            let limit = opened.body_limit(domain);
+            match axum::body::to_bytes(body, limit).await {
+                Err(_) => opened.too_large(domain, limit).await,
+                Ok(body) => {
+                    let path_and_query =
+                        parts.uri.path_and_query().map_or("/", |value| value.as_str());
+                    let url = format!("{}{path_and_query}", domain.settings.public_base_url);
+                    let request =
+                        intake::Request { url: &url, headers: &parts.headers, body: &body };
+                    opened.receive(domain, request).await
+                }
+            }
+        }
     };
-    let path_and_query = parts.uri.path_and_query().map_or("/", |value| value.as_str());
-    let url = format!("{}{path_and_query}", state.domain.settings.public_base_url);
-    let incoming = Incoming {
-        provider: &provider,
-        public_id: &public_id,
-        url: &url,
-        headers: &parts.headers,
-        body: &body,
-    };
-    let verdict = intake::receive(&state.domain, incoming).await;
-    tracing::info!(provider = %provider, public_id = %public_id, verdict = verdict_name(&verdict), "webhook");
+    tracing::info!(provider = %provider, public_id = %public_id, verdict = verdict.code(), "webhook");
+    respond(verdict)
+}
+
+fn respond(verdict: Verdict) -> Response {
+    let status =
+        StatusCode::from_u16(verdict.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     match verdict {
-        Verdict::NotFound => ApiError(Error::not_found("no active integration at this URL")).into_response(),
-        Verdict::UnsupportedMediaType { expected } => error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            &format!("content-type must be {expected}"),
-        ),
-        Verdict::Unauthorized(failure) => (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"error": {"code": "unauthenticated", "reason": failure.code(), "message": failure.message()}})),
-        )
-            .into_response(),
+        Verdict::NotFound => {
+            ApiError(Error::not_found(verdict.message())).into_response()
+        }
         Verdict::Malformed(problem) => {
             ApiError(Error::invalid(problem.field, problem.reason)).into_response()
         }
+        Verdict::Failed(failure) => ApiError(failure).into_response(),
+        Verdict::Unauthorized(failure) => (
+            status,
+            Json(json!({"error": {"code": "unauthenticated", "reason": failure.code(), "message": failure.message()}})),
+        )
+            .into_response(),
+        Verdict::RateLimited { retry_after } => {
+            let seconds = intake::retry_after_seconds(retry_after);
+            let mut response = error(status, verdict.code(), &verdict.message());
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response
+        }
+        Verdict::Forbidden
+        | Verdict::PayloadTooLarge { .. }
+        | Verdict::UnsupportedMediaType { .. } => {
+            error(status, verdict.code(), &verdict.message())
+        }
         Verdict::Ignored { event } => {
-            (StatusCode::OK, Json(json!({"status": "ignored", "event": event}))).into_response()
+            (status, Json(json!({"status": "ignored", "event": event}))).into_response()
         }
         Verdict::Duplicate { call_id, ingest_id } => (
-            StatusCode::OK,
+            status,
             Json(json!({"status": "duplicate", "call_id": call_id, "ingest_id": ingest_id.to_string()})),
         )
             .into_response(),
         Verdict::Accepted { call_id, ingest_id } => (
-            StatusCode::ACCEPTED,
+            status,
             Json(json!({"status": "accepted", "call_id": call_id, "ingest_id": ingest_id.to_string()})),
         )
             .into_response(),
-        Verdict::Failed(failure) => ApiError(failure).into_response(),
     }
 }
 
@@ -79,15 +104,74 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(json!({"error": {"code": code, "message": message}}))).into_response()
 }
 
-fn verdict_name(verdict: &Verdict) -> &'static str {
-    match verdict {
-        Verdict::NotFound => "not_found",
-        Verdict::UnsupportedMediaType { .. } => "unsupported_media_type",
-        Verdict::Unauthorized(failure) => failure.code(),
-        Verdict::Malformed(_) => "malformed",
-        Verdict::Ignored { .. } => "ignored",
-        Verdict::Duplicate { .. } => "duplicate",
-        Verdict::Accepted { .. } => "accepted",
-        Verdict::Failed(error) => error.code().as_str(),
+#[derive(Debug, serde::Deserialize)]
+pub struct VapiQuery {
+    project_id: Option<String>,
+}
+
+/// `POST /v0/voice/vapi/monitor`: a Vapi server URL authenticated with an earshot API key
+/// (`api-key` header, or `Authorization: Bearer`) that may ingest; the project is the key's,
+/// or `?project_id=` for keys of the whole organization.
+pub async fn receive_vapi(
+    State(state): State<RestState>,
+    Query(query): Query<VapiQuery>,
+    request: Request<Body>,
+) -> Response {
+    match receive_vapi_inner(&state.domain, query, request).await {
+        Ok(verdict) => {
+            tracing::info!(provider = "vapi", verdict = verdict.code(), "webhook");
+            respond(verdict)
+        }
+        Err(error) => ApiError(error).into_response(),
     }
+}
+
+async fn receive_vapi_inner(
+    domain: &Domain,
+    query: VapiQuery,
+    request: Request<Body>,
+) -> Result<Verdict, Error> {
+    let (parts, body) = request.into_parts();
+    let principal = domain.authenticate(presented_key(&parts.headers)).await?;
+    principal.require(Scope::Ingest)?;
+    let requested = query
+        .project_id
+        .as_deref()
+        .map(|id| crate::domain::parse_id("project_id", id))
+        .transpose()?;
+    let project = domain.ingest_project(&principal, requested).await?;
+    let limit = domain.settings.webhooks.max_body_bytes;
+    let Ok(body) = axum::body::to_bytes(body, limit).await else {
+        return Ok(Verdict::PayloadTooLarge { limit });
+    };
+    let is_json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Ok(Verdict::UnsupportedMediaType { expected: "application/json" });
+    }
+    let options = Default::default();
+    let url = parts.uri.to_string();
+    let context = NormalizeContext {
+        integration_id: uuid::Uuid::nil(),
+        options: &options,
+        url: &url,
+        limits: &domain.settings.ingest_limits,
+    };
+    let call = match providers::normalize(Provider::Vapi, &context, &body) {
+        Ok(Normalized::Call(call)) => *call,
+        Ok(Normalized::Ignored { event }) => return Ok(Verdict::Ignored { event }),
+        Err(problem) => return Ok(Verdict::Malformed(problem)),
+    };
+    let owner = CallOwner { organization_id: principal.organization_id, project_id: project };
+    let admitted =
+        domain.admit_webhook_call(owner, call.conversation, call.inline_audio, None).await?;
+    Ok(if admitted.duplicate {
+        Verdict::Duplicate { call_id: admitted.call_id, ingest_id: admitted.ingest_id }
+    } else {
+        Verdict::Accepted { call_id: admitted.call_id, ingest_id: admitted.ingest_id }
+    })
 }

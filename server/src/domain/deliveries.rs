@@ -1,0 +1,237 @@
+//! The webhook delivery log: every request that reached an integration, what earshot answered,
+//! and (for a retention window) the request itself, so that it can be replayed.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Domain;
+use super::auth::{Principal, Scope};
+use super::ingest::IngestWrite;
+use crate::error::{Error, Result};
+
+/// What earshot answered to one webhook request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryVerdict {
+    Accepted,
+    Duplicate,
+    Ignored,
+    Rejected,
+}
+
+impl DeliveryVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryVerdict::Accepted => "accepted",
+            DeliveryVerdict::Duplicate => "duplicate",
+            DeliveryVerdict::Ignored => "ignored",
+            DeliveryVerdict::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "accepted" => Some(DeliveryVerdict::Accepted),
+            "duplicate" => Some(DeliveryVerdict::Duplicate),
+            "ignored" => Some(DeliveryVerdict::Ignored),
+            "rejected" => Some(DeliveryVerdict::Rejected),
+            _ => None,
+        }
+    }
+}
+
+/// The parts of a request a replay needs besides its body: the URL as called and the headers,
+/// without credentials (static tokens are never stored; signatures are, as they reveal nothing).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredRequest {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// One delivery as it is written.
+#[derive(Clone, Debug)]
+pub struct NewDelivery {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub project_id: Uuid,
+    pub integration_id: Uuid,
+    pub received_at: DateTime<Utc>,
+    /// When the same write stores a call, the storage sets accepted (202) or duplicate (200)
+    /// and the ingest id from that call's outcome, inside the same transaction.
+    pub verdict: DeliveryVerdict,
+    pub http_status: u16,
+    pub event_type: String,
+    pub call_id: String,
+    pub body_sha256: String,
+    pub error: String,
+    pub error_message: String,
+    pub ingest_id: Option<Uuid>,
+    pub authenticated: bool,
+    pub request: Option<StoredRequest>,
+    pub body: Option<Vec<u8>>,
+}
+
+/// A delivery as it is listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    pub id: Uuid,
+    pub integration_id: Uuid,
+    pub received_at: DateTime<Utc>,
+    pub verdict: DeliveryVerdict,
+    pub http_status: u16,
+    pub event_type: String,
+    pub call_id: String,
+    pub body_sha256: String,
+    pub error: String,
+    pub error_message: String,
+    pub ingest_id: Option<Uuid>,
+    pub authenticated: bool,
+    /// The body is still kept.
+    pub replayable: bool,
+}
+
+/// A delivery with what a replay needs.
+#[derive(Clone, Debug)]
+pub struct StoredDelivery {
+    pub delivery: WebhookDelivery,
+    pub request: Option<StoredRequest>,
+    pub body: Option<Vec<u8>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct DeliveryPage {
+    pub deliveries: Vec<WebhookDelivery>,
+    pub next_page_token: Option<String>,
+}
+
+const DEFAULT_PAGE_SIZE: usize = 50;
+const MAX_PAGE_SIZE: usize = 100;
+
+impl Domain {
+    /// Writes a delivery that stores no call (a rejection or an ignored event), through the
+    /// group-commit writer. A failure is logged and not passed on: the sender's answer does
+    /// not depend on the log.
+    pub async fn record_delivery(&self, delivery: NewDelivery) {
+        let id = delivery.id;
+        let write = IngestWrite { delivery: Some(delivery), ..IngestWrite::default() };
+        if let Err(error) = self.ingest_writer.submit(write).await {
+            tracing::warn!(delivery_id = %id, error = %error, "could not record a webhook delivery");
+        }
+    }
+
+    /// An integration's deliveries, newest first.
+    pub async fn list_webhook_deliveries(
+        &self,
+        principal: &Principal,
+        integration_id: Uuid,
+        verdict: Option<DeliveryVerdict>,
+        page_size: usize,
+        page_token: &str,
+    ) -> Result<DeliveryPage> {
+        principal.require(Scope::Read)?;
+        let integration = self.get_integration(principal, integration_id).await?;
+        let before = super::decode_page_token(page_token)?;
+        let limit = match page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            size => size.min(MAX_PAGE_SIZE),
+        };
+        let mut deliveries = self
+            .storage
+            .list_webhook_deliveries(integration.id, verdict, before, limit + 1)
+            .await?;
+        let next_page_token = if deliveries.len() > limit {
+            deliveries.truncate(limit);
+            deliveries.last().map(|last| super::encode_page_token(last.id))
+        } else {
+            None
+        };
+        Ok(DeliveryPage { deliveries, next_page_token })
+    }
+
+    /// A delivery of `integration_id` with its stored request, for a replay. Needs the admin
+    /// scope: a replay stores calls.
+    pub async fn delivery_for_replay(
+        &self,
+        principal: &Principal,
+        integration_id: Uuid,
+        delivery_id: Uuid,
+    ) -> Result<(super::integrations::Integration, StoredDelivery)> {
+        principal.require(Scope::Admin)?;
+        let integration = self.get_integration(principal, integration_id).await?;
+        let stored = self
+            .storage
+            .get_webhook_delivery(integration.id, delivery_id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("delivery {delivery_id} not found")))?;
+        Ok((integration, stored))
+    }
+
+    /// Drops bodies and requests older than the body retention, and deliveries older than the
+    /// delivery retention. Returns (bodies dropped, deliveries deleted).
+    pub async fn prune_webhook_deliveries(&self) -> Result<(u64, u64)> {
+        let now = self.clock.now();
+        let settings = &self.settings.webhooks;
+        self.storage
+            .prune_webhook_deliveries(
+                now - settings.body_retention,
+                now - settings.delivery_retention,
+            )
+            .await
+    }
+}
+
+/// The request headers worth keeping for a replay: everything but credentials and cookies.
+/// `credential_header` is the header that carries a static token for this integration, if any.
+pub fn headers_to_store(
+    headers: &http::HeaderMap,
+    credential_header: Option<&str>,
+) -> Vec<(String, String)> {
+    const NEVER: [&str; 4] = ["api-key", "cookie", "proxy-authorization", "x-vapi-secret"];
+    headers
+        .iter()
+        .filter(|(name, _)| {
+            let name = name.as_str();
+            !NEVER.contains(&name) && credential_header.is_none_or(|credential| credential != name)
+        })
+        .filter_map(|(name, value)| {
+            value.to_str().ok().map(|value| (name.as_str().to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+/// `url` with the value of its `token` query parameter replaced, so URL tokens are not stored.
+pub fn url_to_store(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    if !form_urlencoded::parse(query.as_bytes()).any(|(key, _)| key == "token") {
+        return url.to_owned();
+    }
+    let mut serializer = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        let value = if key == "token" { "redacted".into() } else { value };
+        serializer.append_pair(&key, &value);
+    }
+    format!("{base}?{}", serializer.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_not_stored() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-retell-signature", "v=1,d=ab".parse().unwrap());
+        headers.insert("x-vapi-secret", "hunter2".parse().unwrap());
+        headers.insert("api-key", "es_key".parse().unwrap());
+        headers.insert("x-custom-token", "secret".parse().unwrap());
+        let kept = headers_to_store(&headers, Some("x-custom-token"));
+        assert_eq!(kept, vec![("x-retell-signature".to_owned(), "v=1,d=ab".to_owned())]);
+        assert_eq!(
+            url_to_store("https://h/v0/voice/voicekit/monitor/pub_1?token=abc&first_turn=user"),
+            "https://h/v0/voice/voicekit/monitor/pub_1?token=redacted&first_turn=user"
+        );
+        assert_eq!(url_to_store("https://h/a?first_turn=user"), "https://h/a?first_turn=user");
+    }
+}

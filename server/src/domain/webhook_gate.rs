@@ -1,0 +1,261 @@
+//! The in-memory state of the webhook hot path: integrations with their opened secrets (cached,
+//! dropped on every change made through this server, and reloaded after a short TTL so changes
+//! made through another server of the same database arrive too), one token bucket per
+//! integration, and usage counters written to the database in batches instead of per request.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use uuid::Uuid;
+
+use super::Domain;
+use super::integrations::{Integration, SecretSet};
+use crate::error::Result;
+
+/// An integration as the webhook route sees it.
+#[derive(Debug)]
+pub struct GateEntry {
+    pub integration: Integration,
+    /// The current set first, then sets in their grace period as of loading.
+    secrets: Vec<SecretSet>,
+    allowlist: Vec<ipnet::IpNet>,
+    loaded_at: Instant,
+}
+
+impl GateEntry {
+    /// The secret sets valid at `now`.
+    pub fn secrets_at(&self, now: DateTime<Utc>) -> Vec<SecretSet> {
+        self.secrets
+            .iter()
+            .filter(|set| set.expires_at.is_none_or(|deadline| deadline > now))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether `address` may post: every address when the allowlist is empty.
+    pub fn allows(&self, address: IpAddr) -> bool {
+        allowed(&self.allowlist, address)
+    }
+}
+
+fn allowed(allowlist: &[ipnet::IpNet], address: IpAddr) -> bool {
+    let address = canonical(address);
+    allowlist.is_empty() || allowlist.iter().any(|network| network.contains(&address))
+}
+
+/// IPv4-mapped IPv6 addresses (from dual-stack listeners) as the IPv4 address they carry.
+fn canonical(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
+        IpAddr::V4(_) => address,
+    }
+}
+
+/// Requests and last times not yet written to the database.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub requests: i64,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub last_validated_at: Option<DateTime<Utc>>,
+}
+
+impl Usage {
+    /// Adds the pending usage to what the database said.
+    pub fn apply_to(&self, integration: &mut Integration) {
+        integration.request_count += self.requests;
+        integration.last_used_at = integration.last_used_at.max(self.last_used_at);
+        integration.last_validated_at = integration.last_validated_at.max(self.last_validated_at);
+    }
+}
+
+#[derive(Debug)]
+struct Bucket {
+    per_minute: u32,
+    limiter: DefaultDirectRateLimiter,
+}
+
+#[derive(Debug, Default)]
+pub struct WebhookGate {
+    entries: RwLock<HashMap<String, Arc<GateEntry>>>,
+    buckets: Mutex<HashMap<Uuid, Arc<Bucket>>>,
+    usage: Mutex<HashMap<Uuid, Usage>>,
+}
+
+impl WebhookGate {
+    fn cached(&self, public_id: &str, ttl: Duration) -> Option<Arc<GateEntry>> {
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        entries.get(public_id).filter(|entry| entry.loaded_at.elapsed() < ttl).cloned()
+    }
+
+    /// Drops the cached entry of `public_id`, so the next request reloads it.
+    pub fn forget(&self, public_id: &str) {
+        self.entries.write().unwrap_or_else(PoisonError::into_inner).remove(public_id);
+    }
+
+    /// Takes one request from the integration's bucket of `per_minute` a minute (bursts up to a
+    /// minute's worth). Err holds how long until the next request would pass.
+    pub fn take(&self, integration_id: Uuid, per_minute: u32) -> std::result::Result<(), Duration> {
+        let bucket = {
+            let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+            let bucket = buckets.entry(integration_id).or_insert_with(|| new_bucket(per_minute));
+            if bucket.per_minute != per_minute {
+                *bucket = new_bucket(per_minute);
+            }
+            bucket.clone()
+        };
+        bucket
+            .limiter
+            .check()
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    /// Counts one request to the integration.
+    pub fn note_use(&self, integration_id: Uuid, at: DateTime<Utc>, validated: bool) {
+        let mut usage = self.usage.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = usage.entry(integration_id).or_default();
+        entry.requests += 1;
+        entry.last_used_at = entry.last_used_at.max(Some(at));
+        if validated {
+            entry.last_validated_at = entry.last_validated_at.max(Some(at));
+        }
+    }
+
+    /// Marks a counted request as validated (it passed authentication).
+    pub fn note_validated(&self, integration_id: Uuid, at: DateTime<Utc>) {
+        let mut usage = self.usage.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = usage.entry(integration_id).or_default();
+        entry.last_validated_at = entry.last_validated_at.max(Some(at));
+    }
+
+    /// Usage not yet written for one integration.
+    pub fn pending_usage(&self, integration_id: Uuid) -> Usage {
+        let usage = self.usage.lock().unwrap_or_else(PoisonError::into_inner);
+        usage.get(&integration_id).copied().unwrap_or_default()
+    }
+
+    fn take_usage(&self) -> HashMap<Uuid, Usage> {
+        std::mem::take(&mut *self.usage.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn restore_usage(&self, unwritten: HashMap<Uuid, Usage>) {
+        let mut usage = self.usage.lock().unwrap_or_else(PoisonError::into_inner);
+        for (id, lost) in unwritten {
+            let entry = usage.entry(id).or_default();
+            entry.requests += lost.requests;
+            entry.last_used_at = entry.last_used_at.max(lost.last_used_at);
+            entry.last_validated_at = entry.last_validated_at.max(lost.last_validated_at);
+        }
+    }
+}
+
+fn new_bucket(per_minute: u32) -> Arc<Bucket> {
+    let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN));
+    Arc::new(Bucket { per_minute, limiter: RateLimiter::direct(quota) })
+}
+
+impl Domain {
+    /// The integration behind a webhook URL, with its secrets opened, from the cache when it
+    /// is fresh. Disabled integrations are returned too: the route answers them like unknown
+    /// ids.
+    pub async fn webhook_integration(&self, public_id: &str) -> Result<Option<Arc<GateEntry>>> {
+        let ttl = self.settings.webhooks.cache_ttl;
+        if let Some(entry) = self.webhook_gate.cached(public_id, ttl) {
+            return Ok(Some(entry));
+        }
+        let Some(integration) = self.integration_by_public_id(public_id).await? else {
+            return Ok(None);
+        };
+        let secrets = self.verification_secrets(integration.id).await?;
+        let allowlist = integration
+            .options
+            .ip_allowlist
+            .iter()
+            .filter_map(|entry| super::integrations::parse_cidr(entry))
+            .collect();
+        let entry =
+            Arc::new(GateEntry { integration, secrets, allowlist, loaded_at: Instant::now() });
+        if !ttl.is_zero() {
+            self.webhook_gate
+                .entries
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(public_id.to_owned(), entry.clone());
+        }
+        Ok(Some(entry))
+    }
+
+    /// The rate limit of an integration a minute.
+    pub fn webhook_rate_limit(&self, integration: &Integration) -> u32 {
+        integration
+            .options
+            .rate_limit_per_minute
+            .unwrap_or(self.settings.rate_limit_per_minute_default)
+    }
+
+    /// Writes the usage counted since the last flush. On failure the counts are kept for the
+    /// next attempt.
+    pub async fn flush_webhook_usage(&self) -> Result<usize> {
+        let usage = self.webhook_gate.take_usage();
+        if usage.is_empty() {
+            return Ok(0);
+        }
+        let rows: Vec<(Uuid, Usage)> = usage.iter().map(|(id, usage)| (*id, *usage)).collect();
+        match self.storage.add_integration_usage(&rows).await {
+            Ok(()) => Ok(rows.len()),
+            Err(error) => {
+                self.webhook_gate.restore_usage(usage);
+                Err(error)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_past_the_budget_waits() {
+        let gate = WebhookGate::default();
+        let id = Uuid::now_v7();
+        assert!(gate.take(id, 2).is_ok());
+        assert!(gate.take(id, 2).is_ok());
+        let wait = gate.take(id, 2).unwrap_err();
+        assert!(wait > Duration::from_secs(20) && wait <= Duration::from_secs(30), "{wait:?}");
+        // Another integration has its own bucket; a changed limit starts a new one.
+        assert!(gate.take(Uuid::now_v7(), 2).is_ok());
+        assert!(gate.take(id, 3).is_ok());
+    }
+
+    #[test]
+    fn usage_accumulates_until_taken_and_survives_a_failed_write() {
+        let gate = WebhookGate::default();
+        let id = Uuid::now_v7();
+        let first = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let second = DateTime::from_timestamp(1_700_000_060, 0).unwrap();
+        gate.note_use(id, first, true);
+        gate.note_use(id, second, false);
+        let expected =
+            Usage { requests: 2, last_used_at: Some(second), last_validated_at: Some(first) };
+        assert_eq!(gate.pending_usage(id), expected);
+        let taken = gate.take_usage();
+        assert_eq!(gate.pending_usage(id), Usage::default());
+        gate.restore_usage(taken);
+        assert_eq!(gate.pending_usage(id), expected);
+    }
+
+    #[test]
+    fn mapped_ipv6_addresses_match_ipv4_allowlists() {
+        let allowlist = ["203.0.113.0/24".parse().unwrap()];
+        assert!(allowed(&allowlist, "203.0.113.9".parse().unwrap()));
+        assert!(allowed(&allowlist, "::ffff:203.0.113.9".parse().unwrap()));
+        assert!(!allowed(&allowlist, "198.51.100.1".parse().unwrap()));
+        assert!(allowed(&[], "198.51.100.1".parse().unwrap()));
+    }
+}

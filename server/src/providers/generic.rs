@@ -1,0 +1,140 @@
+//! The `webhook` provider: any sender that signs with Standard Webhooks (or a configured HMAC).
+//! Its body is told apart by shape:
+//!
+//! - `{"event": {"id", "channel", "timestamp", "data": {...}}, "lead_id", ...}`: a lead
+//!   platform's voice event (other channels are ignored);
+//! - `{"event": "call.completed", ...}`, the call at the root or under `data` or `call`: a call
+//!   platform's completion event (other event names are ignored);
+//! - anything else: one canonical conversation in the JSON ingest shape
+//!   (shared/reference/compat-api.md).
+
+use serde_json::Value;
+
+use super::payload::*;
+use super::voicekit::call_fields;
+use super::{NormalizeContext, Normalized, PayloadError, WebhookCall};
+use crate::domain::conversation::{
+    AudioSource, IngestLimits, PendingAudio, Source, validate_conversation,
+};
+use crate::domain::conversation_json::{self, JsonConversation};
+use crate::domain::integrations::Provider;
+
+/// Event names of a completed call.
+const COMPLETED: [&str; 6] =
+    ["call.completed", "call_completed", "call.ended", "call_ended", "completed", "call.finished"];
+
+pub fn normalize(
+    context: &NormalizeContext<'_>,
+    body: &[u8],
+    limits: &IngestLimits,
+) -> Result<Normalized, PayloadError> {
+    let root = parse_json(body)?;
+    match root.get("event") {
+        Some(Value::Object(_)) => lead_event(context, &root),
+        Some(Value::String(_)) => call_event(context, &root),
+        _ => canonical(body, limits),
+    }
+}
+
+fn prefixed(prefix: &str) -> impl Fn(PayloadError) -> PayloadError + '_ {
+    move |error| PayloadError::new(format!("{prefix}.{}", error.field), error.reason)
+}
+
+/// A lead platform's voice event: the call under `event.data`, the lead beside it.
+fn lead_event(context: &NormalizeContext<'_>, root: &Value) -> Result<Normalized, PayloadError> {
+    let channel = opt_str(root, "event.channel")?.unwrap_or_default();
+    if channel != "voice" {
+        return Ok(Normalized::Ignored { event: format!("lead_event.{channel}") });
+    }
+    let data = match get(root, "event.data") {
+        Some(data @ Value::Object(_)) => data,
+        _ => return Err(PayloadError::new("event.data", "must be an object")),
+    };
+    let call_id = first(root, &["event.data.call_id", "event.id"], opt_str)?
+        .ok_or_else(|| PayloadError::new("event.data.call_id", "is required"))?;
+    let mut conversation = super::conversation(Provider::Webhook, call_id, context.first_turn());
+    call_fields(&mut conversation, data).map_err(prefixed("event.data"))?;
+    if conversation.started_at.is_none() {
+        conversation.started_at = opt_time(root, "event.timestamp")?;
+    }
+    conversation.extras.ended_reason =
+        opt_str(data, "vapi_status").map_err(prefixed("event.data"))?;
+    for key in ["tools_called", "tool_calls", "analysis_result", "appointments"] {
+        if let Some(value) = data.get(key).filter(|value| !value.is_null()) {
+            conversation.metadata.insert(key.to_owned(), value.clone());
+        }
+    }
+    for key in ["lead_id", "lead_contact", "business_id"] {
+        if let Some(value) = root.get(key).filter(|value| !value.is_null()) {
+            conversation.metadata.insert(key.to_owned(), value.clone());
+        }
+    }
+    if let Some(id) = opt_str(root, "event.id")? {
+        conversation.metadata.insert("event_id".to_owned(), Value::String(id));
+    }
+    Ok(Normalized::Call(Box::new(WebhookCall {
+        event: "lead_event.voice".to_owned(),
+        conversation,
+        inline_audio: None,
+    })))
+}
+
+/// A call platform's event: `{"event": "call.completed", ...call}`, or the call under `data`
+/// or `call`.
+fn call_event(context: &NormalizeContext<'_>, root: &Value) -> Result<Normalized, PayloadError> {
+    let event = required_str(root, "event")?;
+    if !COMPLETED.contains(&event.to_ascii_lowercase().as_str()) {
+        return Ok(Normalized::Ignored { event });
+    }
+    let (prefix, call) = match (root.get("data"), root.get("call")) {
+        (Some(data @ Value::Object(_)), _) => ("data", data),
+        (_, Some(call @ Value::Object(_))) => ("call", call),
+        _ => ("", root),
+    };
+    let name = |field: &str| {
+        if prefix.is_empty() { field.to_owned() } else { format!("{prefix}.{field}") }
+    };
+    let call_id = first(call, &["call_id", "callId", "id"], opt_str)
+        .map_err(|error| PayloadError::new(name(&error.field), error.reason))?
+        .ok_or_else(|| PayloadError::new(name("call_id"), "is required"))?;
+    let mut conversation = super::conversation(Provider::Webhook, call_id, context.first_turn());
+    call_fields(&mut conversation, call)
+        .map_err(|error| PayloadError::new(name(&error.field), error.reason))?;
+    Ok(Normalized::Call(Box::new(WebhookCall { event, conversation, inline_audio: None })))
+}
+
+/// One conversation in the JSON ingest shape, validated by the same rules as the ingest API.
+fn canonical(body: &[u8], limits: &IngestLimits) -> Result<Normalized, PayloadError> {
+    let first_violation = |error: crate::error::Error| match error.field_violations().first() {
+        Some(violation) => PayloadError::new(&violation.field, &violation.description),
+        None => PayloadError::new("body", error.public_message()),
+    };
+    let parsed: JsonConversation = conversation_json::parse(body).map_err(first_violation)?;
+    let platform_given =
+        parsed.source_platform.as_deref().is_some_and(|name| !name.trim().is_empty());
+    let input = conversation_json::conversation_input("", parsed).map_err(first_violation)?;
+    let valid = validate_conversation(input, Source::Webhook, limits).map_err(first_violation)?;
+    let mut conversation = valid.conversation;
+    if !platform_given {
+        conversation.provider = Provider::Webhook.as_str().to_owned();
+    }
+    let inline_audio = match valid.audio {
+        None => None,
+        Some(PendingAudio::Inline(bytes)) => Some(bytes),
+        Some(PendingAudio::Url(url)) => {
+            conversation.audio = Some(AudioSource::Url { url, credentials: None });
+            None
+        }
+        Some(PendingAudio::AudioId(_)) => {
+            return Err(PayloadError::new(
+                "audio.voice_file_id",
+                "is not accepted by webhooks; send the audio as a URL or inline_b64",
+            ));
+        }
+    };
+    Ok(Normalized::Call(Box::new(WebhookCall {
+        event: "conversation".to_owned(),
+        conversation,
+        inline_audio,
+    })))
+}

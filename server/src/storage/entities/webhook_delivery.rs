@@ -1,0 +1,33 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "webhook_deliveries")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub organization_id: String,
+    pub project_id: String,
+    pub integration_id: String,
+    pub received_at_ms: i64,
+    /// accepted | duplicate | ignored | rejected
+    pub verdict: String,
+    pub http_status: i32,
+    pub event_type: String,
+    pub call_id: String,
+    pub body_sha256: String,
+    /// The reason code of a rejection (`signature_mismatch`, `rate_limited`, ...); empty otherwise.
+    pub error: String,
+    pub error_message: String,
+    pub ingest_id: Option<String>,
+    /// The request passed authentication.
+    pub authenticated: bool,
+    /// `StoredRequest` as JSON (URL and headers, credentials left out); None after retention.
+    pub request_json: Option<String>,
+    /// The raw body; None after retention, or when the body was never read.
+    pub body: Option<Vec<u8>>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
