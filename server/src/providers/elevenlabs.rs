@@ -79,6 +79,9 @@ pub fn normalize(
                 PayloadError::new("data.full_audio", format!("is not valid base64: {error}"))
             })?;
             inline_audio = Some(audio);
+            // The transcript comes in post_call_transcription, in either order: this event
+            // only attaches the recording, and never starts a transcription of its own.
+            conversation.diarization = false;
         }
         "call_initiation_failure" => {
             let reason =

@@ -7,4 +7,5 @@ mod grpc_api;
 mod ingest_api;
 mod process;
 mod support;
+mod webhook_providers;
 mod webhooks;

@@ -4,6 +4,9 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use earshot_proto::v1 as pb;
+use earshot_proto::v1::ingest_service_client::IngestServiceClient;
+use earshot_proto::v1::integration_service_client::IntegrationServiceClient;
 use earshot_server::app::App;
 use earshot_server::config::{Config, Overrides};
 use tonic::transport::Channel;
@@ -220,6 +223,18 @@ pub async fn http_request(
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> (u16, serde_json::Value) {
+    let (status, _, json) = http_exchange(server, method, path, headers, body).await;
+    (status, json)
+}
+
+/// Like `http_request`, with the response headers.
+pub async fn http_exchange(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, http::HeaderMap, serde_json::Value) {
     use http_body_util::BodyExt;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();
@@ -233,9 +248,10 @@ pub async fn http_request(
         .await
         .unwrap();
     let status = response.status().as_u16();
+    let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-    (status, json)
+    (status, headers, json)
 }
 
 /// Streams a datapoint's audio; returns its info (which must come first) and its bytes.
@@ -299,4 +315,79 @@ pub fn files_under(directory: &std::path::Path) -> Vec<String> {
     }
     files.sort();
     files
+}
+
+/// Creates an integration in the server's project with the admin key.
+pub async fn create_integration(
+    server: &TestServer,
+    provider: pb::Provider,
+    auth_type: pb::WebhookAuthType,
+    secrets: &[(&str, &str)],
+    options: Option<pb::IntegrationOptions>,
+) -> pb::Integration {
+    IntegrationServiceClient::new(server.channel().await)
+        .create_integration(authed(
+            pb::CreateIntegrationRequest {
+                project_id: server.project_id.clone(),
+                provider: provider as i32,
+                webhook_auth_type: auth_type as i32,
+                secrets: secrets
+                    .iter()
+                    .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                    .collect(),
+                options,
+                ..Default::default()
+            },
+            &server.admin_key,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .integration
+        .unwrap()
+}
+
+/// Waits until every ingest of `ingest_ids` is done, then returns the one datapoint whose
+/// context token is `call_id` (in the JSON shape of /v0/find_datapoints).
+pub async fn datapoint_of(
+    server: &TestServer,
+    ingest_ids: &[&serde_json::Value],
+    call_id: &str,
+) -> serde_json::Value {
+    let mut ingest = IngestServiceClient::new(server.channel().await);
+    for id in ingest_ids {
+        let done =
+            wait_for_ingest(&mut ingest, &server.admin_key, id.as_str().unwrap(), |status| {
+                status.state == pb::IngestState::Done as i32
+                    || status.state == pb::IngestState::Failed as i32
+                    || status.state == pb::IngestState::Dead as i32
+            })
+            .await;
+        assert_eq!(done.state, pb::IngestState::Done as i32, "{done:?}");
+    }
+    let (status, found) = http_request(
+        server,
+        "POST",
+        "/v0/find_datapoints",
+        &[("content-type", "application/json"), ("api-key", &server.admin_key)],
+        serde_json::json!({"project_id": server.project_id, "context_token": call_id})
+            .to_string()
+            .into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "{found}");
+    let datapoints = found.as_array().unwrap();
+    assert_eq!(datapoints.len(), 1, "{found}");
+    datapoints[0].clone()
+}
+
+/// `frames` frames of MPEG-1 Layer III silence (128 kbit/s, 44.1 kHz, mono): all-zero side
+/// information and main data decode to silence, 1152 samples a frame.
+pub fn silent_mp3(frames: usize) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(frames * 417);
+    for _ in 0..frames {
+        bytes.extend_from_slice(&[0xFF, 0xFB, 0x90, 0xC0]);
+        bytes.extend_from_slice(&[0; 413]);
+    }
+    bytes
 }

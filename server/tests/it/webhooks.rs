@@ -1,43 +1,17 @@
 //! Provider webhooks against a running server: signed the provider's way, admitted in order,
 //! stored once, searchable with the mapped fields.
 
-use std::collections::HashMap;
-
 use earshot_proto::v1 as pb;
 use earshot_proto::v1::ingest_service_client::IngestServiceClient;
 use earshot_proto::v1::integration_service_client::IntegrationServiceClient;
 use serde_json::json;
 
 use crate::support::{
-    TestServer, authed, files_under, http_request, serve_audio, wait_for_ingest, wav,
+    TestServer, authed, create_integration, files_under, http_request, serve_audio,
+    wait_for_ingest, wav,
 };
 
 const RETELL_KEY: &str = "key_0f1e2d3c4b5a69788796a5b4c3d2e1f0";
-
-async fn create_integration(
-    server: &TestServer,
-    provider: pb::Provider,
-    secrets: &[(&str, &str)],
-) -> pb::Integration {
-    IntegrationServiceClient::new(server.channel().await)
-        .create_integration(authed(
-            pb::CreateIntegrationRequest {
-                project_id: server.project_id.clone(),
-                provider: provider as i32,
-                secrets: secrets
-                    .iter()
-                    .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
-                    .collect::<HashMap<_, _>>(),
-                ..Default::default()
-            },
-            &server.admin_key,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .integration
-        .unwrap()
-}
 
 fn retell_payload(event: &str, recording: &str) -> Vec<u8> {
     let now = chrono::Utc::now().timestamp_millis();
@@ -73,8 +47,14 @@ async fn retell_calls_are_admitted_in_order_and_stored_once() {
     let file_server = serve_audio("/recording.wav", audio.clone()).await;
     let server =
         TestServer::start_with_env(&[("EARSHOT_FETCH__ALLOW_PRIVATE_NETWORKS", "true")]).await;
-    let integration =
-        create_integration(&server, pb::Provider::Retell, &[("api_key", RETELL_KEY)]).await;
+    let integration = create_integration(
+        &server,
+        pb::Provider::Retell,
+        pb::WebhookAuthType::Unspecified,
+        &[("api_key", RETELL_KEY)],
+        None,
+    )
+    .await;
     let path = format!("/v0/voice/retell/monitor/{}", integration.public_id);
     let recording = format!("http://{file_server}/recording.wav");
     let post = |body: Vec<u8>, headers: Vec<(&'static str, String)>| {
@@ -259,8 +239,14 @@ async fn twilio_recording_callbacks_store_the_recording_fetched_with_basic_auth(
     let media = twilio_media_server(recording.clone()).await;
     let server =
         TestServer::start_with_env(&[("EARSHOT_FETCH__ALLOW_PRIVATE_NETWORKS", "true")]).await;
-    let integration =
-        create_integration(&server, pb::Provider::Twilio, &[("auth_token", TWILIO_TOKEN)]).await;
+    let integration = create_integration(
+        &server,
+        pb::Provider::Twilio,
+        pb::WebhookAuthType::Unspecified,
+        &[("auth_token", TWILIO_TOKEN)],
+        None,
+    )
+    .await;
     let path = format!("/v0/voice/twilio/monitor/{}?first_turn=user", integration.public_id);
     let params = |status: &str| -> Vec<(String, String)> {
         [
