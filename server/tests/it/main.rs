@@ -7,5 +7,6 @@ mod grpc_api;
 mod ingest_api;
 mod process;
 mod support;
+mod webhook_admission;
 mod webhook_providers;
 mod webhooks;
