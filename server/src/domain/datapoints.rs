@@ -233,12 +233,7 @@ impl Domain {
         let page_size = query.page_size;
         query.page_size += 1;
         let mut found = self.storage.search_datapoints(principal.organization_id, &query).await?;
-        let next_page_token = if found.len() > page_size {
-            found.truncate(page_size);
-            found.last().map(|last| super::encode_page_token(last.datapoint.id))
-        } else {
-            None
-        };
+        let next_page_token = super::finish_page(&mut found, page_size, |view| view.datapoint.id);
         Ok(DatapointPage { datapoints: found, next_page_token })
     }
 

@@ -139,12 +139,7 @@ impl Domain {
             .storage
             .list_webhook_deliveries(integration.id, verdict, before, limit + 1)
             .await?;
-        let next_page_token = if deliveries.len() > limit {
-            deliveries.truncate(limit);
-            deliveries.last().map(|last| super::encode_page_token(last.id))
-        } else {
-            None
-        };
+        let next_page_token = super::finish_page(&mut deliveries, limit, |delivery| delivery.id);
         Ok(DeliveryPage { deliveries, next_page_token })
     }
 

@@ -376,12 +376,7 @@ impl Domain {
             .storage
             .list_ingests(principal.organization_id, project_id, state, before, page_size + 1)
             .await?;
-        let next = if records.len() > page_size {
-            records.truncate(page_size);
-            records.last().map(|record| super::encode_page_token(record.id))
-        } else {
-            None
-        };
+        let next = super::finish_page(&mut records, page_size, |record| record.id);
         Ok((records, next))
     }
 

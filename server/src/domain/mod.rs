@@ -110,6 +110,20 @@ pub fn encode_page_token(last_id: uuid::Uuid) -> String {
     data_encoding::BASE64URL_NOPAD.encode(last_id.as_bytes())
 }
 
+/// Ends a page fetched with one row more than `page_size`: drops the extra row and returns the
+/// token of the next page, or None when this is the last.
+pub fn finish_page<T>(
+    items: &mut Vec<T>,
+    page_size: usize,
+    id: impl Fn(&T) -> uuid::Uuid,
+) -> Option<String> {
+    if items.len() <= page_size {
+        return None;
+    }
+    items.truncate(page_size);
+    items.last().map(|last| encode_page_token(id(last)))
+}
+
 /// The id a page token continues after; None for the first page.
 pub fn decode_page_token(token: &str) -> crate::error::Result<Option<uuid::Uuid>> {
     if token.is_empty() {

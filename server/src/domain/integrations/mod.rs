@@ -17,7 +17,7 @@ pub use catalog::{Provider, WebhookAuthType, decode_base64_lenient};
 
 use super::auth::{Principal, Scope};
 use super::conversation::Role;
-use super::{Domain, decode_page_token, encode_page_token};
+use super::{Domain, decode_page_token};
 use crate::crypto::secret_box::integration_secret_aad;
 use crate::crypto::{SealedSecret, SecretValue};
 use crate::error::{Error, Result, Violations};
@@ -326,12 +326,8 @@ impl Domain {
         for integration in &mut integrations {
             self.webhook_gate.pending_usage(integration.id).apply_to(integration);
         }
-        let next_page_token = if integrations.len() > page_size {
-            integrations.truncate(page_size);
-            integrations.last().map(|last| encode_page_token(last.id))
-        } else {
-            None
-        };
+        let next_page_token =
+            super::finish_page(&mut integrations, page_size, |integration| integration.id);
         Ok(IntegrationPage { integrations, next_page_token })
     }
 
