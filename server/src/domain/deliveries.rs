@@ -212,7 +212,56 @@ pub fn url_to_store(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::clock::ManualClock;
+
+    fn delivery(received_at: DateTime<Utc>) -> NewDelivery {
+        NewDelivery {
+            id: Uuid::now_v7(),
+            organization_id: Uuid::now_v7(),
+            project_id: Uuid::now_v7(),
+            integration_id: Uuid::nil(),
+            received_at,
+            verdict: DeliveryVerdict::Rejected,
+            http_status: 401,
+            event_type: String::new(),
+            call_id: String::new(),
+            body_sha256: String::new(),
+            error: "signature_mismatch".to_owned(),
+            error_message: String::new(),
+            ingest_id: None,
+            authenticated: false,
+            request: Some(StoredRequest { url: "https://h/x".to_owned(), headers: Vec::new() }),
+            body: Some(b"{}".to_vec()),
+        }
+    }
+
+    #[tokio::test]
+    async fn storage_drops_bodies_then_deliveries_after_their_retention() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let clock = Arc::new(ManualClock::new(now));
+        let (domain, _audio) = crate::domain::test_support::domain(clock.clone()).await;
+        let day = chrono::Duration::days(1);
+        // Retention in the test settings: bodies 7 days, deliveries 30.
+        let fresh = delivery(now - day);
+        let old = delivery(now - day * 8);
+        let ancient = delivery(now - day * 31);
+        for record in [&fresh, &old, &ancient] {
+            domain.record_delivery(record.clone()).await;
+        }
+        assert_eq!(domain.prune_webhook_deliveries().await.unwrap(), (1, 1));
+        let stored = |id| domain.storage.get_webhook_delivery(Uuid::nil(), id);
+        let fresh = stored(fresh.id).await.unwrap().unwrap();
+        assert!(fresh.delivery.replayable && fresh.body.is_some() && fresh.request.is_some());
+        let old = stored(old.id).await.unwrap().unwrap();
+        assert!(!old.delivery.replayable && old.body.is_none() && old.request.is_none());
+        assert_eq!(old.delivery.error, "signature_mismatch");
+        assert!(stored(ancient.id).await.unwrap().is_none());
+        // Nothing left to prune.
+        assert_eq!(domain.prune_webhook_deliveries().await.unwrap(), (0, 0));
+    }
 
     #[test]
     fn credentials_are_not_stored() {
