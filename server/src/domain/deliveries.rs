@@ -48,27 +48,17 @@ pub struct StoredRequest {
     pub headers: Vec<(String, String)>,
 }
 
-/// One delivery as it is written.
+/// One delivery as it is written: the listed record, whose owner and kept request.
 #[derive(Clone, Debug)]
 pub struct NewDelivery {
-    pub id: Uuid,
     pub organization_id: Uuid,
     pub project_id: Uuid,
-    pub integration_id: Uuid,
-    pub received_at: DateTime<Utc>,
-    /// When the same write stores a call, the storage sets accepted (202) or duplicate (200)
-    /// and the ingest id from that call's outcome, inside the same transaction.
-    pub verdict: DeliveryVerdict,
-    pub http_status: u16,
-    pub event_type: String,
-    pub call_id: String,
-    pub body_sha256: String,
-    pub error: String,
-    pub error_message: String,
-    pub ingest_id: Option<Uuid>,
-    pub authenticated: bool,
+    /// When the same write stores a call, the storage sets its verdict to accepted (202) or
+    /// duplicate (200) and its ingest id from that call's outcome, in the same transaction.
+    pub record: WebhookDelivery,
     pub request: Option<StoredRequest>,
-    pub body: Option<Vec<u8>>,
+    /// Shared with the request's own buffer, not copied.
+    pub body: Option<bytes::Bytes>,
 }
 
 /// A delivery as it is listed.
@@ -112,7 +102,7 @@ impl Domain {
     /// group-commit writer. A failure is logged and not passed on: the sender's answer does
     /// not depend on the log.
     pub async fn record_delivery(&self, delivery: NewDelivery) {
-        let id = delivery.id;
+        let id = delivery.record.id;
         let write = IngestWrite { delivery: Some(delivery), ..IngestWrite::default() };
         if let Err(error) = self.ingest_writer.submit(write).await {
             tracing::warn!(delivery_id = %id, error = %error, "could not record a webhook delivery");
@@ -219,22 +209,25 @@ mod tests {
 
     fn delivery(received_at: DateTime<Utc>) -> NewDelivery {
         NewDelivery {
-            id: Uuid::now_v7(),
             organization_id: Uuid::now_v7(),
             project_id: Uuid::now_v7(),
-            integration_id: Uuid::nil(),
-            received_at,
-            verdict: DeliveryVerdict::Rejected,
-            http_status: 401,
-            event_type: String::new(),
-            call_id: String::new(),
-            body_sha256: String::new(),
-            error: "signature_mismatch".to_owned(),
-            error_message: String::new(),
-            ingest_id: None,
-            authenticated: false,
+            record: WebhookDelivery {
+                id: Uuid::now_v7(),
+                integration_id: Uuid::nil(),
+                received_at,
+                verdict: DeliveryVerdict::Rejected,
+                http_status: 401,
+                event_type: String::new(),
+                call_id: String::new(),
+                body_sha256: String::new(),
+                error: "signature_mismatch".to_owned(),
+                error_message: String::new(),
+                ingest_id: None,
+                authenticated: false,
+                replayable: true,
+            },
             request: Some(StoredRequest { url: "https://h/x".to_owned(), headers: Vec::new() }),
-            body: Some(b"{}".to_vec()),
+            body: Some(bytes::Bytes::from_static(b"{}")),
         }
     }
 
@@ -253,12 +246,12 @@ mod tests {
         }
         assert_eq!(domain.prune_webhook_deliveries().await.unwrap(), (1, 1));
         let stored = |id| domain.storage.get_webhook_delivery(Uuid::nil(), id);
-        let fresh = stored(fresh.id).await.unwrap().unwrap();
+        let fresh = stored(fresh.record.id).await.unwrap().unwrap();
         assert!(fresh.delivery.replayable && fresh.body.is_some() && fresh.request.is_some());
-        let old = stored(old.id).await.unwrap().unwrap();
+        let old = stored(old.record.id).await.unwrap().unwrap();
         assert!(!old.delivery.replayable && old.body.is_none() && old.request.is_none());
         assert_eq!(old.delivery.error, "signature_mismatch");
-        assert!(stored(ancient.id).await.unwrap().is_none());
+        assert!(stored(ancient.record.id).await.unwrap().is_none());
         // Nothing left to prune.
         assert_eq!(domain.prune_webhook_deliveries().await.unwrap(), (0, 0));
     }

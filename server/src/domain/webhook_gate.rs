@@ -66,11 +66,24 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// Adds `other`'s requests and keeps the later times.
+    fn merge(&mut self, other: Usage) {
+        self.requests += other.requests;
+        self.last_used_at = self.last_used_at.max(other.last_used_at);
+        self.last_validated_at = self.last_validated_at.max(other.last_validated_at);
+    }
+
     /// Adds the pending usage to what the database said.
     pub fn apply_to(&self, integration: &mut Integration) {
-        integration.request_count += self.requests;
-        integration.last_used_at = integration.last_used_at.max(self.last_used_at);
-        integration.last_validated_at = integration.last_validated_at.max(self.last_validated_at);
+        let mut total = Usage {
+            requests: integration.request_count,
+            last_used_at: integration.last_used_at,
+            last_validated_at: integration.last_validated_at,
+        };
+        total.merge(*self);
+        integration.request_count = total.requests;
+        integration.last_used_at = total.last_used_at;
+        integration.last_validated_at = total.last_validated_at;
     }
 }
 
@@ -116,21 +129,21 @@ impl WebhookGate {
     }
 
     /// Counts one request to the integration.
-    pub fn note_use(&self, integration_id: Uuid, at: DateTime<Utc>, validated: bool) {
-        let mut usage = self.usage.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = usage.entry(integration_id).or_default();
-        entry.requests += 1;
-        entry.last_used_at = entry.last_used_at.max(Some(at));
-        if validated {
-            entry.last_validated_at = entry.last_validated_at.max(Some(at));
-        }
+    pub fn note_use(&self, integration_id: Uuid, at: DateTime<Utc>) {
+        self.add_usage(
+            integration_id,
+            Usage { requests: 1, last_used_at: Some(at), ..Usage::default() },
+        );
     }
 
     /// Marks a counted request as validated (it passed authentication).
     pub fn note_validated(&self, integration_id: Uuid, at: DateTime<Utc>) {
+        self.add_usage(integration_id, Usage { last_validated_at: Some(at), ..Usage::default() });
+    }
+
+    fn add_usage(&self, integration_id: Uuid, added: Usage) {
         let mut usage = self.usage.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = usage.entry(integration_id).or_default();
-        entry.last_validated_at = entry.last_validated_at.max(Some(at));
+        usage.entry(integration_id).or_default().merge(added);
     }
 
     /// Usage not yet written for one integration.
@@ -144,12 +157,8 @@ impl WebhookGate {
     }
 
     fn restore_usage(&self, unwritten: HashMap<Uuid, Usage>) {
-        let mut usage = self.usage.lock().unwrap_or_else(PoisonError::into_inner);
-        for (id, lost) in unwritten {
-            let entry = usage.entry(id).or_default();
-            entry.requests += lost.requests;
-            entry.last_used_at = entry.last_used_at.max(lost.last_used_at);
-            entry.last_validated_at = entry.last_validated_at.max(lost.last_validated_at);
+        for (id, unwritten) in unwritten {
+            self.add_usage(id, unwritten);
         }
     }
 }
@@ -239,8 +248,9 @@ mod tests {
         let id = Uuid::now_v7();
         let first = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let second = DateTime::from_timestamp(1_700_000_060, 0).unwrap();
-        gate.note_use(id, first, true);
-        gate.note_use(id, second, false);
+        gate.note_use(id, first);
+        gate.note_validated(id, first);
+        gate.note_use(id, second);
         let expected =
             Usage { requests: 2, last_used_at: Some(second), last_validated_at: Some(first) };
         assert_eq!(gate.pending_usage(id), expected);

@@ -36,10 +36,6 @@ pub fn normalize(
     }
 }
 
-fn prefixed(prefix: &str) -> impl Fn(PayloadError) -> PayloadError + '_ {
-    move |error| PayloadError::new(format!("{prefix}.{}", error.field), error.reason)
-}
-
 /// A lead platform's voice event: the call under `event.data`, the lead beside it.
 fn lead_event(context: &NormalizeContext<'_>, root: &Value) -> Result<Normalized, PayloadError> {
     let channel = opt_str(root, "event.channel")?.unwrap_or_default();
@@ -53,12 +49,12 @@ fn lead_event(context: &NormalizeContext<'_>, root: &Value) -> Result<Normalized
     let call_id = first(root, &["event.data.call_id", "event.id"], opt_str)?
         .ok_or_else(|| PayloadError::new("event.data.call_id", "is required"))?;
     let mut conversation = super::conversation(Provider::Webhook, call_id, context.first_turn());
-    call_fields(&mut conversation, data).map_err(prefixed("event.data"))?;
+    call_fields(&mut conversation, data).map_err(|error| error.under("event.data"))?;
     if conversation.started_at.is_none() {
         conversation.started_at = opt_time(root, "event.timestamp")?;
     }
     conversation.extras.ended_reason =
-        opt_str(data, "vapi_status").map_err(prefixed("event.data"))?;
+        opt_str(data, "vapi_status").map_err(|error| error.under("event.data"))?;
     for key in ["tools_called", "tool_calls", "analysis_result", "appointments"] {
         if let Some(value) = data.get(key).filter(|value| !value.is_null()) {
             conversation.metadata.insert(key.to_owned(), value.clone());
@@ -91,15 +87,12 @@ fn call_event(context: &NormalizeContext<'_>, root: &Value) -> Result<Normalized
         (_, Some(call @ Value::Object(_))) => ("call", call),
         _ => ("", root),
     };
-    let name = |field: &str| {
-        if prefix.is_empty() { field.to_owned() } else { format!("{prefix}.{field}") }
-    };
+    let in_call = |error: PayloadError| error.under(prefix);
     let call_id = first(call, &["call_id", "callId", "id"], opt_str)
-        .map_err(|error| PayloadError::new(name(&error.field), error.reason))?
-        .ok_or_else(|| PayloadError::new(name("call_id"), "is required"))?;
+        .map_err(in_call)?
+        .ok_or_else(|| PayloadError::new("call_id", "is required").under(prefix))?;
     let mut conversation = super::conversation(Provider::Webhook, call_id, context.first_turn());
-    call_fields(&mut conversation, call)
-        .map_err(|error| PayloadError::new(name(&error.field), error.reason))?;
+    call_fields(&mut conversation, call).map_err(in_call)?;
     Ok(Normalized::Call(Box::new(WebhookCall { event, conversation, inline_audio: None })))
 }
 

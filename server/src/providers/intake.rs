@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -19,7 +20,7 @@ use crate::domain::deliveries::{
 };
 use crate::domain::integrations::{IntegrationStatus, Provider, WebhookAuthType};
 use crate::domain::webhook_gate::GateEntry;
-use crate::domain::webhooks::CallOwner;
+use crate::domain::webhooks::{AdmittedCall, CallOwner};
 use crate::error::Error;
 
 #[derive(Debug)]
@@ -55,7 +56,28 @@ pub enum Verdict {
     Failed(Error),
 }
 
+impl From<AdmittedCall> for Verdict {
+    fn from(admitted: AdmittedCall) -> Self {
+        let AdmittedCall { call_id, ingest_id, duplicate } = admitted;
+        if duplicate {
+            Verdict::Duplicate { call_id, ingest_id }
+        } else {
+            Verdict::Accepted { call_id, ingest_id }
+        }
+    }
+}
+
 impl Verdict {
+    /// How the delivery log files this answer.
+    pub fn delivery_verdict(&self) -> DeliveryVerdict {
+        match self {
+            Verdict::Accepted { .. } => DeliveryVerdict::Accepted,
+            Verdict::Duplicate { .. } => DeliveryVerdict::Duplicate,
+            Verdict::Ignored { .. } => DeliveryVerdict::Ignored,
+            _ => DeliveryVerdict::Rejected,
+        }
+    }
+
     pub fn http_status(&self) -> u16 {
         match self {
             Verdict::NotFound => 404,
@@ -115,6 +137,9 @@ pub fn retry_after_seconds(wait: Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
+/// The address used when the transport could not tell the peer: on no allowlist.
+pub const UNKNOWN_PEER: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+
 /// The sender's address: the connecting peer, or, when the peer is a trusted proxy, the
 /// nearest address in X-Forwarded-For that is not a trusted proxy.
 pub fn client_address(
@@ -156,13 +181,17 @@ fn accepted_content_types(provider: Provider) -> &'static [&'static str] {
     }
 }
 
-fn content_type_matches(headers: &http::HeaderMap, accepted: &[&str]) -> bool {
-    let Some(value) = headers.get(http::header::CONTENT_TYPE).and_then(|value| value.to_str().ok())
-    else {
-        return false;
-    };
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    accepted.contains(&essence.as_str())
+/// 415 unless the request's content type is one `provider` posts.
+pub fn check_content_type(provider: Provider, headers: &http::HeaderMap) -> Result<(), Verdict> {
+    let accepted = accepted_content_types(provider);
+    let essence = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    match essence {
+        Some(essence) if accepted.contains(&essence.as_str()) => Ok(()),
+        _ => Err(Verdict::UnsupportedMediaType { expected: accepted[0] }),
+    }
 }
 
 /// Auth types whose credential is a static value sent with the request: it is never stored, so
@@ -202,7 +231,7 @@ pub async fn open(
     };
     let received_at = domain.clock.now();
     let integration_id = entry.integration.id;
-    domain.webhook_gate.note_use(integration_id, received_at, false);
+    domain.webhook_gate.note_use(integration_id, received_at);
     let opened = Opened { entry, provider, received_at };
     if !opened.entry.allows(client) {
         tracing::info!(%integration_id, %client, "webhook sender not on the allowlist");
@@ -222,7 +251,7 @@ pub struct Request<'a> {
     /// the request).
     pub url: &'a str,
     pub headers: &'a http::HeaderMap,
-    pub body: &'a [u8],
+    pub body: &'a Bytes,
 }
 
 impl Opened {
@@ -259,12 +288,12 @@ impl Opened {
         admit(domain, &self.entry, self.provider, request, self.received_at, false, delivery).await
     }
 
-    async fn reject(&self, domain: &Domain, verdict: Verdict, body: Option<&[u8]>) -> Verdict {
+    async fn reject(&self, domain: &Domain, verdict: Verdict, body: Option<&Bytes>) -> Verdict {
         let delivery = self.delivery(body, None);
         record(domain, delivery, verdict).await
     }
 
-    fn delivery(&self, body: Option<&[u8]>, request: Option<StoredRequest>) -> NewDelivery {
+    fn delivery(&self, body: Option<&Bytes>, request: Option<StoredRequest>) -> NewDelivery {
         new_delivery(&self.entry, self.received_at, body, request)
     }
 }
@@ -272,44 +301,46 @@ impl Opened {
 fn new_delivery(
     entry: &GateEntry,
     received_at: DateTime<Utc>,
-    body: Option<&[u8]>,
+    body: Option<&Bytes>,
     request: Option<StoredRequest>,
 ) -> NewDelivery {
     let integration = &entry.integration;
     NewDelivery {
-        id: Uuid::now_v7(),
         organization_id: integration.organization_id,
         project_id: integration.project_id,
-        integration_id: integration.id,
-        received_at,
-        verdict: DeliveryVerdict::Rejected,
-        http_status: 0,
-        event_type: String::new(),
-        call_id: String::new(),
-        body_sha256: body.map(crate::crypto::sha256_hex).unwrap_or_default(),
-        error: String::new(),
-        error_message: String::new(),
-        ingest_id: None,
-        authenticated: false,
+        record: WebhookDelivery {
+            id: Uuid::now_v7(),
+            integration_id: integration.id,
+            received_at,
+            verdict: DeliveryVerdict::Rejected,
+            http_status: 0,
+            event_type: String::new(),
+            call_id: String::new(),
+            body_sha256: body.map(|body| crate::crypto::sha256_hex(body)).unwrap_or_default(),
+            error: String::new(),
+            error_message: String::new(),
+            ingest_id: None,
+            authenticated: false,
+            replayable: body.is_some(),
+        },
         request,
-        body: body.map(<[u8]>::to_vec),
+        body: body.cloned(),
     }
 }
 
-/// Records `delivery` with the outcome of `verdict` and returns the verdict.
+/// Records `delivery` with the outcome of `verdict` (one that stores no call) and returns the
+/// verdict.
 async fn record(domain: &Domain, mut delivery: NewDelivery, verdict: Verdict) -> Verdict {
-    delivery.http_status = verdict.http_status();
+    let record = &mut delivery.record;
+    record.verdict = verdict.delivery_verdict();
+    record.http_status = verdict.http_status();
     match &verdict {
-        Verdict::Ignored { event } => {
-            delivery.verdict = DeliveryVerdict::Ignored;
-            delivery.event_type.clone_from(event);
+        Verdict::Ignored { event } => record.event_type.clone_from(event),
+        _ if record.verdict == DeliveryVerdict::Rejected => {
+            record.error = verdict.code().to_owned();
+            record.error_message = verdict.message();
         }
-        Verdict::Accepted { .. } | Verdict::Duplicate { .. } | Verdict::NotFound => {}
-        _ => {
-            delivery.verdict = DeliveryVerdict::Rejected;
-            delivery.error = verdict.code().to_owned();
-            delivery.error_message = verdict.message();
-        }
+        _ => {}
     }
     domain.record_delivery(delivery).await;
     verdict
@@ -327,10 +358,8 @@ async fn admit(
     mut delivery: NewDelivery,
 ) -> Verdict {
     let integration = &entry.integration;
-    let accepted = accepted_content_types(provider);
-    if !content_type_matches(request.headers, accepted) {
-        return record(domain, delivery, Verdict::UnsupportedMediaType { expected: accepted[0] })
-            .await;
+    if let Err(refused) = check_content_type(provider, request.headers) {
+        return record(domain, delivery, refused).await;
     }
     if !trusted {
         let checked = WebhookRequest {
@@ -346,8 +375,8 @@ async fn admit(
             return record(domain, delivery, Verdict::Unauthorized(failure)).await;
         }
     }
-    delivery.authenticated = true;
-    domain.webhook_gate.note_validated(integration.id, delivery.received_at);
+    delivery.record.authenticated = true;
+    domain.webhook_gate.note_validated(integration.id, delivery.record.received_at);
     let context = NormalizeContext {
         integration_id: integration.id,
         options: &integration.options,
@@ -361,23 +390,19 @@ async fn admit(
         }
         Err(error) => return record(domain, delivery, Verdict::Malformed(error)).await,
     };
-    delivery.event_type.clone_from(&call.event);
-    delivery.call_id.clone_from(&call.conversation.call_id);
+    delivery.record.event_type.clone_from(&call.event);
+    delivery.record.call_id.clone_from(&call.conversation.call_id);
     let owner = CallOwner {
         organization_id: integration.organization_id,
         project_id: integration.project_id,
     };
+    // Cheap: the body is shared, not copied.
     let rejected = delivery.clone();
     match domain
         .admit_webhook_call(owner, call.conversation, call.inline_audio, Some(delivery))
         .await
     {
-        Ok(admitted) if admitted.duplicate => {
-            Verdict::Duplicate { call_id: admitted.call_id, ingest_id: admitted.ingest_id }
-        }
-        Ok(admitted) => {
-            Verdict::Accepted { call_id: admitted.call_id, ingest_id: admitted.ingest_id }
-        }
+        Ok(admitted) => admitted.into(),
         Err(error) => record(domain, rejected, Verdict::Failed(error)).await,
     }
 }
@@ -423,8 +448,9 @@ pub async fn replay(
             headers.append(name, value);
         }
     }
+    let body = Bytes::from(body);
     let delivery = new_delivery(&entry, domain.clock.now(), Some(&body), Some(request.clone()));
-    let id = delivery.id;
+    let id = delivery.record.id;
     let parts = Request { url: &request.url, headers: &headers, body: &body };
     let verdict = admit(
         domain,
@@ -444,9 +470,6 @@ pub async fn replay(
         .map(|stored| stored.delivery)
         .ok_or_else(|| Error::Unavailable("the replay could not be recorded; retry".into()))
 }
-
-/// The address used when the transport could not tell the peer: on no allowlist.
-pub const UNKNOWN_PEER: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
 #[cfg(test)]
 mod tests {

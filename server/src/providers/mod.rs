@@ -170,6 +170,15 @@ impl PayloadError {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self { field: field.into(), reason: reason.into() }
     }
+
+    /// The same error for a field read relative to `prefix` (`data`, `event.data`; empty for
+    /// the root).
+    pub fn under(self, prefix: &str) -> Self {
+        if prefix.is_empty() {
+            return self;
+        }
+        Self { field: format!("{prefix}.{}", self.field), reason: self.reason }
+    }
 }
 
 impl std::fmt::Display for PayloadError {

@@ -20,12 +20,12 @@ pub fn normalize(context: &NormalizeContext<'_>, body: &[u8]) -> Result<Normaliz
         Some(data @ Value::Object(_)) => data,
         _ => return Err(PayloadError::new("data", "must be an object")),
     };
+    let in_data = |error: PayloadError| error.under("data");
     let call_id = first(data, &["call_id", "id"], opt_str)
-        .map_err(|error| PayloadError::new(format!("data.{}", error.field), error.reason))?
+        .map_err(in_data)?
         .ok_or_else(|| PayloadError::new("data.call_id", "is required"))?;
     let mut conversation = super::conversation(Provider::Voicekit, call_id, context.first_turn());
-    call_fields(&mut conversation, data)
-        .map_err(|error| PayloadError::new(format!("data.{}", error.field), error.reason))?;
+    call_fields(&mut conversation, data).map_err(in_data)?;
     if event == "call_ended" && conversation.ended_at.is_none() {
         // The envelope's time of a call_ended event is when the call ended.
         conversation.ended_at = opt_time(&root, "timestamp")?;

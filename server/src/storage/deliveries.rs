@@ -25,10 +25,11 @@ pub(super) async fn insert_delivery(
     outcome: Option<IngestOutcome>,
 ) -> Result<(), Error> {
     let context = "recording a webhook delivery";
+    let record = &delivery.record;
     let (verdict, http_status, ingest_id) = match outcome {
         Some(IngestOutcome::Created(id)) => (DeliveryVerdict::Accepted, 202, Some(id)),
         Some(IngestOutcome::Duplicate(id)) => (DeliveryVerdict::Duplicate, 200, Some(id)),
-        None => (delivery.verdict, delivery.http_status, delivery.ingest_id),
+        None => (record.verdict, record.http_status, record.ingest_id),
     };
     let request_json = delivery
         .request
@@ -37,22 +38,22 @@ pub(super) async fn insert_delivery(
         .transpose()
         .map_err(|error| Error::internal(context, error))?;
     webhook_delivery::Entity::insert(webhook_delivery::ActiveModel {
-        id: Set(delivery.id.to_string()),
+        id: Set(record.id.to_string()),
         organization_id: Set(delivery.organization_id.to_string()),
         project_id: Set(delivery.project_id.to_string()),
-        integration_id: Set(delivery.integration_id.to_string()),
-        received_at_ms: Set(to_millis(delivery.received_at)),
+        integration_id: Set(record.integration_id.to_string()),
+        received_at_ms: Set(to_millis(record.received_at)),
         verdict: Set(verdict.as_str().to_owned()),
         http_status: Set(i32::from(http_status)),
-        event_type: Set(delivery.event_type.clone()),
-        call_id: Set(delivery.call_id.clone()),
-        body_sha256: Set(delivery.body_sha256.clone()),
-        error: Set(delivery.error.clone()),
-        error_message: Set(delivery.error_message.clone()),
+        event_type: Set(record.event_type.clone()),
+        call_id: Set(record.call_id.clone()),
+        body_sha256: Set(record.body_sha256.clone()),
+        error: Set(record.error.clone()),
+        error_message: Set(record.error_message.clone()),
         ingest_id: Set(ingest_id.map(|id| id.to_string())),
-        authenticated: Set(delivery.authenticated),
+        authenticated: Set(record.authenticated),
         request_json: Set(request_json),
-        body: Set(delivery.body.clone()),
+        body: Set(delivery.body.as_deref().map(<[u8]>::to_vec)),
     })
     .exec_without_returning(connection)
     .await

@@ -668,14 +668,8 @@ async fn json_mirrors_answer_with_the_documented_codes_and_shapes() {
             "metadata": {"customer_id": "cust_9"}
         }]
     });
-    let (status, response) = http_request(
-        &server,
-        "POST",
-        "/v0/conversations/ingest",
-        &json_headers,
-        body.to_string().into_bytes(),
-    )
-    .await;
+    let (status, response) =
+        post_ingest(&server, &json_headers, body.to_string().into_bytes()).await;
     assert_eq!(status, 200, "{response}");
     assert_eq!(response["status"], "accepted");
     assert_eq!(response["conversations"][0]["call_id"], "json-1");
@@ -718,67 +712,37 @@ async fn json_mirrors_answer_with_the_documented_codes_and_shapes() {
 
     // Validation errors: 422 in FastAPI's shape, naming the field.
     let bad = json!({"project_id": server.project_id, "conversations": [{"call_id": "x", "transcript": [{"role": "user", "content": 7}]}]});
-    let (status, error) = http_request(
-        &server,
-        "POST",
-        "/v0/conversations/ingest",
-        &json_headers,
-        bad.to_string().into_bytes(),
-    )
-    .await;
+    let (status, error) = post_ingest(&server, &json_headers, bad.to_string().into_bytes()).await;
     assert_eq!(status, 422);
     assert_eq!(
         error["detail"][0]["loc"],
         json!(["body", "conversations", 0, "transcript", 0, "content"])
     );
     let bad_role = json!({"project_id": server.project_id, "conversations": [{"call_id": "x", "transcript": [{"role": "robot", "content": "hi"}]}]});
-    let (status, error) = http_request(
-        &server,
-        "POST",
-        "/v0/conversations/ingest",
-        &json_headers,
-        bad_role.to_string().into_bytes(),
-    )
-    .await;
+    let (status, error) =
+        post_ingest(&server, &json_headers, bad_role.to_string().into_bytes()).await;
     assert_eq!(status, 422);
     assert_eq!(
         error["detail"][0]["loc"],
         json!(["body", "conversations", 0, "transcript", 0, "role"])
     );
-    let (status, error) = http_request(
-        &server,
-        "POST",
-        "/v0/conversations/ingest",
-        &json_headers,
-        b"{\"conversations\": [".to_vec(),
-    )
-    .await;
+    let (status, error) =
+        post_ingest(&server, &json_headers, b"{\"conversations\": [".to_vec()).await;
     assert_eq!(status, 422);
     assert!(error["detail"][0]["msg"].as_str().unwrap().starts_with("malformed JSON"));
 
     // Transport-level refusals.
-    let (status, _) = http_request(
+    let (status, _) = post_ingest(
         &server,
-        "POST",
-        "/v0/conversations/ingest",
         &[("content-type", "text/plain"), ("api-key", key.as_str())],
         b"{}".to_vec(),
     )
     .await;
     assert_eq!(status, 415);
-    let (status, _) = http_request(
-        &server,
-        "POST",
-        "/v0/conversations/ingest",
-        &json_headers,
-        vec![b' '; 200_000],
-    )
-    .await;
+    let (status, _) = post_ingest(&server, &json_headers, vec![b' '; 200_000]).await;
     assert_eq!(status, 413);
-    let (status, error) = http_request(
+    let (status, error) = post_ingest(
         &server,
-        "POST",
-        "/v0/conversations/ingest",
         &[("content-type", "application/json"), ("api-key", "es_wrong")],
         body.to_string().into_bytes(),
     )
@@ -791,4 +755,13 @@ async fn json_mirrors_answer_with_the_documented_codes_and_shapes() {
     assert_eq!(status, 201);
     assert_eq!(projects[0]["id"], server.project_id.as_str());
     server.stop().await;
+}
+
+/// `POST /v0/conversations/ingest` with `headers` and `body`.
+async fn post_ingest(
+    server: &TestServer,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    http_request(server, "POST", "/v0/conversations/ingest", headers, body).await
 }

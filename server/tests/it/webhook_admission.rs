@@ -42,6 +42,14 @@ async fn post_bland(
     .await
 }
 
+async fn list_deliveries(
+    client: &mut IntegrationServiceClient<tonic::transport::Channel>,
+    server: &TestServer,
+    request: pb::ListWebhookDeliveriesRequest,
+) -> pb::ListWebhookDeliveriesResponse {
+    client.list_webhook_deliveries(authed(request, &server.admin_key)).await.unwrap().into_inner()
+}
+
 async fn bland_integration(
     server: &TestServer,
     options: Option<pb::IntegrationOptions>,
@@ -212,17 +220,15 @@ async fn deliveries_are_logged_counted_and_replayed_after_a_secret_is_fixed() {
     .await;
     assert_eq!(status, 415);
 
-    let listed = integrations
-        .list_webhook_deliveries(authed(
-            pb::ListWebhookDeliveriesRequest {
-                integration_id: integration.id.clone(),
-                ..Default::default()
-            },
-            &server.admin_key,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let listed = list_deliveries(
+        &mut integrations,
+        &server,
+        pb::ListWebhookDeliveriesRequest {
+            integration_id: integration.id.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
     let summary: Vec<_> = listed
         .deliveries
         .iter()
@@ -273,45 +279,39 @@ async fn deliveries_are_logged_counted_and_replayed_after_a_secret_is_fixed() {
     assert_eq!((status, duplicate["ingest_id"].as_str()), (200, Some(replayed.ingest_id.as_str())));
 
     // Filters and paging.
-    let accepted = integrations
-        .list_webhook_deliveries(authed(
-            pb::ListWebhookDeliveriesRequest {
-                integration_id: integration.id.clone(),
-                verdict: pb::DeliveryVerdict::Accepted as i32,
-                ..Default::default()
-            },
-            &server.admin_key,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let accepted = list_deliveries(
+        &mut integrations,
+        &server,
+        pb::ListWebhookDeliveriesRequest {
+            integration_id: integration.id.clone(),
+            verdict: pb::DeliveryVerdict::Accepted as i32,
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(accepted.deliveries.len(), 1);
     assert_eq!(accepted.deliveries[0].id, replayed.id);
-    let first_page = integrations
-        .list_webhook_deliveries(authed(
-            pb::ListWebhookDeliveriesRequest {
-                integration_id: integration.id.clone(),
-                page_size: 2,
-                ..Default::default()
-            },
-            &server.admin_key,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let second_page = integrations
-        .list_webhook_deliveries(authed(
-            pb::ListWebhookDeliveriesRequest {
-                integration_id: integration.id.clone(),
-                page_size: 2,
-                page_token: first_page.next_page_token.clone(),
-                ..Default::default()
-            },
-            &server.admin_key,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let first_page = list_deliveries(
+        &mut integrations,
+        &server,
+        pb::ListWebhookDeliveriesRequest {
+            integration_id: integration.id.clone(),
+            page_size: 2,
+            ..Default::default()
+        },
+    )
+    .await;
+    let second_page = list_deliveries(
+        &mut integrations,
+        &server,
+        pb::ListWebhookDeliveriesRequest {
+            integration_id: integration.id.clone(),
+            page_size: 2,
+            page_token: first_page.next_page_token.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(first_page.deliveries.len() + second_page.deliveries.len(), 4);
     assert!(second_page.next_page_token.is_empty());
 

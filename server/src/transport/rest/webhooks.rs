@@ -144,14 +144,8 @@ async fn receive_vapi_inner(
     let Ok(body) = axum::body::to_bytes(body, limit).await else {
         return Ok(Verdict::PayloadTooLarge { limit });
     };
-    let is_json = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return Ok(Verdict::UnsupportedMediaType { expected: "application/json" });
+    if let Err(refused) = intake::check_content_type(Provider::Vapi, &parts.headers) {
+        return Ok(refused);
     }
     let options = Default::default();
     let url = parts.uri.to_string();
@@ -169,9 +163,5 @@ async fn receive_vapi_inner(
     let owner = CallOwner { organization_id: principal.organization_id, project_id: project };
     let admitted =
         domain.admit_webhook_call(owner, call.conversation, call.inline_audio, None).await?;
-    Ok(if admitted.duplicate {
-        Verdict::Duplicate { call_id: admitted.call_id, ingest_id: admitted.ingest_id }
-    } else {
-        Verdict::Accepted { call_id: admitted.call_id, ingest_id: admitted.ingest_id }
-    })
+    Ok(admitted.into())
 }
