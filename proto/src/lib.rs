@@ -2,6 +2,8 @@
 //!
 //! Generated code lives in OUT_DIR (see `build.rs`); this crate only re-exports it.
 
+pub mod json;
+
 /// Messages, clients (`*_client`) and servers (`*_server`) of package `earshot.v1`.
 pub mod v1 {
     #![allow(clippy::all, clippy::pedantic, missing_debug_implementations)]

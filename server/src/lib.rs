@@ -20,6 +20,9 @@ pub mod pipeline;
 pub mod providers;
 pub mod ssrf;
 pub mod storage;
+#[doc(hidden)]
+#[allow(clippy::unwrap_used)]
+pub mod testing;
 pub mod transport;
 
 pub use error::{Error, ErrorCode, FieldViolation};
