@@ -1,0 +1,384 @@
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+
+from earshot import _native
+from earshot.types import Conversation
+
+ConversationInput = Union[Mapping[str, Any], Conversation]
+PathLike = Union[str, "os.PathLike[str]"]
+Time = Union[datetime, str]
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8080"
+
+
+def _native_client(
+    api_key: Optional[str], base_url: Optional[str], project: Optional[str], timeout: float, connect_timeout: float
+) -> _native.Client:
+    return _native.Client(
+        base_url or os.environ.get("EARSHOT_BASE_URL") or DEFAULT_BASE_URL,
+        api_key or os.environ.get("EARSHOT_API_KEY"),
+        project or os.environ.get("EARSHOT_PROJECT_ID"),
+        timeout,
+        connect_timeout,
+    )
+
+
+def _conversation_dicts(conversations: Iterable[ConversationInput]) -> List[Any]:
+    return [item.to_dict() if isinstance(item, Conversation) else item for item in conversations]
+
+
+def _find_query(**filters: Any) -> Dict[str, Any]:
+    return {name: value for name, value in filters.items() if value is not None}
+
+
+def _seconds(value: Union[float, timedelta, None]) -> Optional[float]:
+    return value.total_seconds() if isinstance(value, timedelta) else value
+
+
+class Earshot:
+    """A client of one earshot server.
+
+    ``api_key``, ``base_url`` and ``project`` default to ``EARSHOT_API_KEY``, ``EARSHOT_BASE_URL``
+    (else ``http://127.0.0.1:8080``) and ``EARSHOT_PROJECT_ID``. ``project`` is the project id
+    calls use when they name none. Nothing is sent until the first call. Safe to share between
+    threads; network calls release the GIL.
+    """
+
+    def __init__(
+        self,
+        api_key: Optional[str] = None,
+        base_url: Optional[str] = None,
+        project: Optional[str] = None,
+        *,
+        timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self._native = _native_client(api_key, base_url, project, timeout, connect_timeout)
+        self.integrations = Integrations(self._native)
+
+    def ingest_conversations(
+        self,
+        project_id: Optional[str] = None,
+        conversations: Iterable[ConversationInput] = (),
+        *,
+        mut_id: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """Stores a batch of calls; returns ``{"status": "accepted", "conversations": [{"call_id",
+        "context_token", "ingest_id", "duplicate"}]}`` once every one is durably stored. One invalid
+        conversation raises :class:`~earshot.errors.InvalidArgumentError` naming each bad field,
+        and nothing is stored."""
+        result: Dict[str, Any] = self._native.ingest_conversations(
+            _conversation_dicts(conversations), project_id, mut_id, False
+        )
+        return result
+
+    def upload_audio(self, path: PathLike, *, project_id: Optional[str] = None) -> Dict[str, Any]:
+        """Streams a file up; returns ``{"audio_id", "voice_file_id", "sha256", "size_bytes",
+        "content_type"}``. Use it as ``{"type": "voice_file_id", "voice_file_id": ...}``."""
+        result: Dict[str, Any] = self._native.upload_audio(os.fspath(path), project_id, False)
+        return result
+
+    def get_ingest_status(self, ingest_id: str) -> Dict[str, Any]:
+        """``state`` is queued, processing, awaiting_transcription, done, failed or dead."""
+        result: Dict[str, Any] = self._native.get_ingest_status(ingest_id, False)
+        return result
+
+    def wait_for_datapoint(self, context_token: str, timeout: float = 30.0) -> Dict[str, Any]:
+        """Waits for the datapoint of ``context_token`` and returns it; raises
+        :class:`~earshot.errors.DeadlineExceededError` (a ``TimeoutError``) after ``timeout`` seconds."""
+        result: Dict[str, Any] = self._native.wait_for_datapoint(context_token, timeout, False)
+        return result
+
+    def find_datapoints(
+        self,
+        context_token: Optional[str] = None,
+        tags: Optional[Sequence[str]] = None,
+        provider: Optional[str] = None,
+        *,
+        project_id: Optional[str] = None,
+        call_id: Optional[str] = None,
+        source: Optional[str] = None,
+        tags_any: Optional[Sequence[str]] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        from_date: Optional[Time] = None,
+        to_date: Optional[Time] = None,
+        search_value: Optional[str] = None,
+        limit: int = 100,
+    ) -> List[Dict[str, Any]]:
+        """Datapoints matching every filter, newest first, at most ``limit``. ``tags`` must all be
+        present, ``tags_any`` at least one; ``search_value`` is a case-insensitive substring of
+        any turn."""
+        query = _find_query(
+            project_id=project_id, context_token=context_token, call_id=call_id, provider=provider,
+            source=source, tags=tags, tags_any=tags_any, metadata=metadata, from_date=from_date,
+            to_date=to_date, search_value=search_value, limit=limit,
+        )  # fmt: skip
+        result: List[Dict[str, Any]] = self._native.find_datapoints(query, False)
+        return result
+
+    def get_datapoint(self, datapoint_id: str) -> Dict[str, Any]:
+        result: Dict[str, Any] = self._native.get_datapoint(datapoint_id, False)
+        return result
+
+    def download_audio(self, datapoint_id: str) -> bytes:
+        """The stored recording of a datapoint."""
+        result: bytes = self._native.download_audio(datapoint_id, None, False)
+        return result
+
+    def download_audio_to(self, datapoint_id: str, path: PathLike) -> Dict[str, Any]:
+        """Streams the recording into ``path``; returns its audio information."""
+        result: Dict[str, Any] = self._native.download_audio(datapoint_id, os.fspath(path), False)
+        return result
+
+    def list_projects(self) -> List[Dict[str, Any]]:
+        result: List[Dict[str, Any]] = self._native.list_projects(False)
+        return result
+
+    def create_project(self, name: str) -> Dict[str, Any]:
+        result: Dict[str, Any] = self._native.create_project(name, False)
+        return result
+
+    def create_api_key(
+        self, name: str, scopes: Sequence[str] = ("ingest",), *, project_id: Optional[str] = None
+    ) -> Dict[str, Any]:
+        """``scopes`` from admin, ingest, read. The result's ``secret`` is the key, shown only now."""
+        result: Dict[str, Any] = self._native.create_api_key(name, list(scopes), project_id, False)
+        return result
+
+    def list_api_keys(self, include_revoked: bool = False) -> List[Dict[str, Any]]:
+        result: List[Dict[str, Any]] = self._native.list_api_keys(include_revoked, False)
+        return result
+
+    def revoke_api_key(self, api_key_id: str) -> Dict[str, Any]:
+        result: Dict[str, Any] = self._native.revoke_api_key(api_key_id, False)
+        return result
+
+
+class Integrations:
+    """Provider integrations (``client.integrations``): where a voice platform posts finished calls."""
+
+    def __init__(self, native: _native.Client) -> None:
+        self._native = native
+
+    def create(
+        self,
+        provider: str,
+        secrets: Optional[Mapping[str, str]] = None,
+        *,
+        display_name: Optional[str] = None,
+        auth_type: Optional[str] = None,
+        options: Optional[Mapping[str, Any]] = None,
+        project_id: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """``provider``: twilio, retell, vapi, elevenlabs, livekit, bland, voicekit or webhook. The
+        result's ``webhook_url`` is what to configure at the provider; secrets never come back."""
+        result: Dict[str, Any] = self._native.create_integration(
+            provider, dict(secrets or {}), display_name, auth_type, dict(options) if options else None, project_id, False
+        )
+        return result
+
+    def list(self, project_id: Optional[str] = None, provider: Optional[str] = None) -> List[Dict[str, Any]]:
+        result: List[Dict[str, Any]] = self._native.list_integrations(project_id, provider, False)
+        return result
+
+    def get(self, integration_id: str) -> Dict[str, Any]:
+        result: Dict[str, Any] = self._native.get_integration(integration_id, False)
+        return result
+
+    def update(
+        self, integration_id: str, *, display_name: Optional[str] = None, options: Optional[Mapping[str, Any]] = None
+    ) -> Dict[str, Any]:
+        result: Dict[str, Any] = self._native.update_integration(
+            integration_id, display_name, dict(options) if options else None, False
+        )
+        return result
+
+    def rotate(
+        self, integration_id: str, secrets: Mapping[str, str], *, grace_period: Union[float, timedelta, None] = None
+    ) -> Dict[str, Any]:
+        """Makes ``secrets`` current; the old ones stay valid for ``grace_period`` (default 24 h)."""
+        result: Dict[str, Any] = self._native.rotate_integration(
+            integration_id, dict(secrets), _seconds(grace_period), False
+        )
+        return result
+
+    def set_status(self, integration_id: str, status: str) -> Dict[str, Any]:
+        """``status``: active or disabled (a disabled integration answers 404 to its webhooks)."""
+        result: Dict[str, Any] = self._native.set_integration_status(integration_id, status, False)
+        return result
+
+    def delete(self, integration_id: str) -> None:
+        self._native.delete_integration(integration_id, False)
+
+    def deliveries(self, integration_id: str, verdict: Optional[str] = None, limit: int = 100) -> List[Dict[str, Any]]:
+        """Requests that reached the webhook, newest first; ``verdict``: accepted, duplicate, ignored, rejected."""
+        result: List[Dict[str, Any]] = self._native.list_deliveries(integration_id, verdict, limit, False)
+        return result
+
+    def replay(self, integration_id: str, delivery_id: str) -> Dict[str, Any]:
+        result: Dict[str, Any] = self._native.replay_delivery(integration_id, delivery_id, False)
+        return result
+
+
+class AsyncEarshot:
+    """:class:`Earshot` for asyncio: the same methods, as coroutines."""
+
+    def __init__(
+        self,
+        api_key: Optional[str] = None,
+        base_url: Optional[str] = None,
+        project: Optional[str] = None,
+        *,
+        timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self._native = _native_client(api_key, base_url, project, timeout, connect_timeout)
+        self.integrations = AsyncIntegrations(self._native)
+
+    async def ingest_conversations(
+        self,
+        project_id: Optional[str] = None,
+        conversations: Iterable[ConversationInput] = (),
+        *,
+        mut_id: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        result: Dict[str, Any] = await self._native.ingest_conversations(
+            _conversation_dicts(conversations), project_id, mut_id, True
+        )
+        return result
+
+    async def upload_audio(self, path: PathLike, *, project_id: Optional[str] = None) -> Dict[str, Any]:
+        result: Dict[str, Any] = await self._native.upload_audio(os.fspath(path), project_id, True)
+        return result
+
+    async def get_ingest_status(self, ingest_id: str) -> Dict[str, Any]:
+        result: Dict[str, Any] = await self._native.get_ingest_status(ingest_id, True)
+        return result
+
+    async def wait_for_datapoint(self, context_token: str, timeout: float = 30.0) -> Dict[str, Any]:
+        result: Dict[str, Any] = await self._native.wait_for_datapoint(context_token, timeout, True)
+        return result
+
+    async def find_datapoints(
+        self,
+        context_token: Optional[str] = None,
+        tags: Optional[Sequence[str]] = None,
+        provider: Optional[str] = None,
+        *,
+        project_id: Optional[str] = None,
+        call_id: Optional[str] = None,
+        source: Optional[str] = None,
+        tags_any: Optional[Sequence[str]] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        from_date: Optional[Time] = None,
+        to_date: Optional[Time] = None,
+        search_value: Optional[str] = None,
+        limit: int = 100,
+    ) -> List[Dict[str, Any]]:
+        query = _find_query(
+            project_id=project_id, context_token=context_token, call_id=call_id, provider=provider,
+            source=source, tags=tags, tags_any=tags_any, metadata=metadata, from_date=from_date,
+            to_date=to_date, search_value=search_value, limit=limit,
+        )  # fmt: skip
+        result: List[Dict[str, Any]] = await self._native.find_datapoints(query, True)
+        return result
+
+    async def get_datapoint(self, datapoint_id: str) -> Dict[str, Any]:
+        result: Dict[str, Any] = await self._native.get_datapoint(datapoint_id, True)
+        return result
+
+    async def download_audio(self, datapoint_id: str) -> bytes:
+        result: bytes = await self._native.download_audio(datapoint_id, None, True)
+        return result
+
+    async def download_audio_to(self, datapoint_id: str, path: PathLike) -> Dict[str, Any]:
+        result: Dict[str, Any] = await self._native.download_audio(datapoint_id, os.fspath(path), True)
+        return result
+
+    async def list_projects(self) -> List[Dict[str, Any]]:
+        result: List[Dict[str, Any]] = await self._native.list_projects(True)
+        return result
+
+    async def create_project(self, name: str) -> Dict[str, Any]:
+        result: Dict[str, Any] = await self._native.create_project(name, True)
+        return result
+
+    async def create_api_key(
+        self, name: str, scopes: Sequence[str] = ("ingest",), *, project_id: Optional[str] = None
+    ) -> Dict[str, Any]:
+        result: Dict[str, Any] = await self._native.create_api_key(name, list(scopes), project_id, True)
+        return result
+
+    async def list_api_keys(self, include_revoked: bool = False) -> List[Dict[str, Any]]:
+        result: List[Dict[str, Any]] = await self._native.list_api_keys(include_revoked, True)
+        return result
+
+    async def revoke_api_key(self, api_key_id: str) -> Dict[str, Any]:
+        result: Dict[str, Any] = await self._native.revoke_api_key(api_key_id, True)
+        return result
+
+
+class AsyncIntegrations:
+    """:class:`Integrations` for asyncio."""
+
+    def __init__(self, native: _native.Client) -> None:
+        self._native = native
+
+    async def create(
+        self,
+        provider: str,
+        secrets: Optional[Mapping[str, str]] = None,
+        *,
+        display_name: Optional[str] = None,
+        auth_type: Optional[str] = None,
+        options: Optional[Mapping[str, Any]] = None,
+        project_id: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        result: Dict[str, Any] = await self._native.create_integration(
+            provider, dict(secrets or {}), display_name, auth_type, dict(options) if options else None, project_id, True
+        )
+        return result
+
+    async def list(self, project_id: Optional[str] = None, provider: Optional[str] = None) -> List[Dict[str, Any]]:
+        result: List[Dict[str, Any]] = await self._native.list_integrations(project_id, provider, True)
+        return result
+
+    async def get(self, integration_id: str) -> Dict[str, Any]:
+        result: Dict[str, Any] = await self._native.get_integration(integration_id, True)
+        return result
+
+    async def update(
+        self, integration_id: str, *, display_name: Optional[str] = None, options: Optional[Mapping[str, Any]] = None
+    ) -> Dict[str, Any]:
+        result: Dict[str, Any] = await self._native.update_integration(
+            integration_id, display_name, dict(options) if options else None, True
+        )
+        return result
+
+    async def rotate(
+        self, integration_id: str, secrets: Mapping[str, str], *, grace_period: Union[float, timedelta, None] = None
+    ) -> Dict[str, Any]:
+        result: Dict[str, Any] = await self._native.rotate_integration(
+            integration_id, dict(secrets), _seconds(grace_period), True
+        )
+        return result
+
+    async def set_status(self, integration_id: str, status: str) -> Dict[str, Any]:
+        result: Dict[str, Any] = await self._native.set_integration_status(integration_id, status, True)
+        return result
+
+    async def delete(self, integration_id: str) -> None:
+        await self._native.delete_integration(integration_id, True)
+
+    async def deliveries(
+        self, integration_id: str, verdict: Optional[str] = None, limit: int = 100
+    ) -> List[Dict[str, Any]]:
+        result: List[Dict[str, Any]] = await self._native.list_deliveries(integration_id, verdict, limit, True)
+        return result
+
+    async def replay(self, integration_id: str, delivery_id: str) -> Dict[str, Any]:
+        result: Dict[str, Any] = await self._native.replay_delivery(integration_id, delivery_id, True)
+        return result

@@ -1,0 +1,819 @@
+//! `earshot._native`: the Python package's calls, made by the earshot Rust client.
+//!
+//! Every call takes `asynchronous`: false runs it on the process runtime with the GIL released
+//! and returns the result; true returns an asyncio awaitable. Inputs are converted from Python
+//! while the GIL is held; nothing Python is touched while the call is on the network.
+
+mod convert;
+mod runtime;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use earshot::proto as pb;
+use earshot::{DatapointQuery, FieldViolation, IngestBatch, NewIntegration};
+use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyPermissionError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyDict, PyList};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::convert::to_json;
+use crate::runtime::{ForkSafeTokio, runtime};
+
+/// What a call gives back to Python.
+enum Output {
+    Json(Value),
+    Bytes(Vec<u8>),
+}
+
+impl<'py> IntoPyObject<'py> for Output {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> Result<Self::Output, Self::Error> {
+        match self {
+            Self::Json(value) => convert::to_python(py, &value),
+            Self::Bytes(bytes) => Ok(PyBytes::new(py, &bytes).into_any()),
+        }
+    }
+}
+
+/// An `earshot.errors` exception for a client error (an `OSError` for local file errors). By
+/// value, to read as `.map_err(to_py_err)`.
+#[allow(clippy::needless_pass_by_value)]
+fn to_py_err(error: earshot::Error) -> PyErr {
+    if let earshot::Error::File { path, source } = &error {
+        let message = format!("{}: {source}", path.display());
+        return match source.kind() {
+            std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(message),
+            std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(message),
+            _ => PyOSError::new_err(message),
+        };
+    }
+    Python::attach(|py| {
+        let violations: Vec<(String, String)> = error
+            .field_violations()
+            .iter()
+            .map(|violation| (violation.field.clone(), violation.description.clone()))
+            .collect();
+        match error_factory(py).and_then(|factory| {
+            factory.call1((earshot::code_name(error.code()), error.message(), violations))
+        }) {
+            Ok(exception) => PyErr::from_value(exception),
+            Err(import_failure) => import_failure,
+        }
+    })
+}
+
+fn error_factory(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    static FACTORY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    FACTORY
+        .get_or_try_init(py, || {
+            Ok::<_, PyErr>(py.import("earshot.errors")?.getattr("_from_native")?.unbind())
+        })
+        .map(|factory| factory.bind(py).clone())
+}
+
+fn invalid(violations: Vec<FieldViolation>) -> PyErr {
+    let message = match violations.as_slice() {
+        [only] => format!("{} {}", only.field, only.description),
+        _ => format!("{} fields are invalid", violations.len()),
+    };
+    to_py_err(earshot::Error::Status {
+        code: earshot::Code::InvalidArgument,
+        message,
+        field_violations: violations,
+    })
+}
+
+/// Runs `future` for Python: blocking with the GIL released, or as an awaitable.
+fn run<'py, F>(py: Python<'py>, asynchronous: bool, future: F) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = earshot::Result<Output>> + Send + 'static,
+{
+    if asynchronous {
+        pyo3_async_runtimes::generic::future_into_py::<ForkSafeTokio, _, Output>(py, async move {
+            future.await.map_err(to_py_err)
+        })
+    } else {
+        let runtime = runtime();
+        let result = py.detach(|| runtime.block_on(future));
+        result.map_err(to_py_err)?.into_pyobject(py)
+    }
+}
+
+fn json_arg(value: &Bound<'_, PyAny>, path: &str) -> PyResult<Value> {
+    to_json(value, path).map_err(|violation| invalid(vec![violation]))
+}
+
+fn seconds(field: &str, value: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        invalid(vec![FieldViolation::new(field, "must be a non-negative number of seconds")])
+    })
+}
+
+/// A connection to one earshot server, rebuilt in a forked child.
+#[pyclass(frozen, module = "earshot._native")]
+struct Client {
+    builder: earshot::ClientBuilder,
+    project_id: Option<String>,
+    current: Mutex<Option<(u32, earshot::Client)>>,
+}
+
+impl Client {
+    fn client(&self) -> PyResult<earshot::Client> {
+        let pid = std::process::id();
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((owner, client)) = current.as_ref()
+            && *owner == pid
+        {
+            return Ok(client.clone());
+        }
+        let runtime = runtime();
+        let _entered = runtime.enter();
+        let client = self.builder.clone().connect_lazy().map_err(to_py_err)?;
+        *current = Some((pid, client.clone()));
+        Ok(client)
+    }
+
+    fn project(&self, project_id: Option<String>) -> Option<String> {
+        project_id.filter(|id| !id.is_empty()).or_else(|| self.project_id.clone())
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FindQuery {
+    project_id: Option<String>,
+    context_token: Option<String>,
+    call_id: Option<String>,
+    provider: Option<String>,
+    source: Option<String>,
+    tags: Option<Vec<String>>,
+    tags_any: Option<Vec<String>>,
+    metadata: Option<HashMap<String, Value>>,
+    from_date: Option<String>,
+    to_date: Option<String>,
+    search_value: Option<String>,
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OptionsJson {
+    ip_allowlist: Option<Vec<String>>,
+    rate_limit_per_minute: Option<u32>,
+    default_first_turn: Option<String>,
+    twilio: Option<TwilioJson>,
+    hmac: Option<HmacJson>,
+    header_token: Option<HeaderTokenJson>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TwilioJson {
+    account_sid: Option<String>,
+    assistant_channel: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HmacJson {
+    signature_header: Option<String>,
+    algorithm: Option<String>,
+    encoding: Option<String>,
+    signature_prefix: Option<String>,
+    timestamp_header: Option<String>,
+    timestamp_tolerance_seconds: Option<u32>,
+    secret_is_base64: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeaderTokenJson {
+    header_name: Option<String>,
+    bearer_prefix: Option<bool>,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(field: &str, value: Value) -> PyResult<T> {
+    serde_json::from_value(value)
+        .map_err(|error| invalid(vec![FieldViolation::new(field, error.to_string())]))
+}
+
+fn options_from_json(value: Value) -> PyResult<pb::IntegrationOptions> {
+    let options: OptionsJson = parse("options", value)?;
+    let default_first_turn = match options.default_first_turn.as_deref() {
+        None | Some("") => pb::Role::Unspecified,
+        Some("user") => pb::Role::User,
+        Some("assistant") => pb::Role::Assistant,
+        Some(other) => {
+            return Err(invalid(vec![FieldViolation::new(
+                "options.default_first_turn",
+                format!("must be user or assistant, not {other:?}"),
+            )]));
+        }
+    };
+    let hmac = match options.hmac {
+        Some(hmac) => Some(pb::HmacOptions {
+            signature_header: hmac.signature_header.unwrap_or_default(),
+            algorithm: match hmac.algorithm.as_deref() {
+                Some(name) => pb::HmacAlgorithm::from_str_name(&format!(
+                    "HMAC_ALGORITHM_{}",
+                    name.to_ascii_uppercase()
+                ))
+                .ok_or_else(|| {
+                    invalid(vec![FieldViolation::new(
+                        "options.hmac.algorithm",
+                        "must be sha1, sha256 or sha512",
+                    )])
+                })? as i32,
+                None => 0,
+            },
+            encoding: match hmac.encoding.as_deref() {
+                Some(name) => pb::SignatureEncoding::from_str_name(&format!(
+                    "SIGNATURE_ENCODING_{}",
+                    name.to_ascii_uppercase()
+                ))
+                .ok_or_else(|| {
+                    invalid(vec![FieldViolation::new(
+                        "options.hmac.encoding",
+                        "must be hex or base64",
+                    )])
+                })? as i32,
+                None => 0,
+            },
+            signature_prefix: hmac.signature_prefix.unwrap_or_default(),
+            timestamp_header: hmac.timestamp_header.unwrap_or_default(),
+            timestamp_tolerance_seconds: hmac.timestamp_tolerance_seconds.unwrap_or_default(),
+            secret_is_base64: hmac.secret_is_base64.unwrap_or_default(),
+        }),
+        None => None,
+    };
+    Ok(pb::IntegrationOptions {
+        ip_allowlist: options.ip_allowlist.unwrap_or_default(),
+        rate_limit_per_minute: options.rate_limit_per_minute,
+        default_first_turn: default_first_turn as i32,
+        twilio: options.twilio.map(|twilio| pb::TwilioOptions {
+            account_sid: twilio.account_sid.unwrap_or_default(),
+            assistant_channel: twilio.assistant_channel.unwrap_or_default(),
+        }),
+        hmac,
+        header_token: options.header_token.map(|token| pb::HeaderTokenOptions {
+            header_name: token.header_name.unwrap_or_default(),
+            bearer_prefix: token.bearer_prefix.unwrap_or_default(),
+        }),
+    })
+}
+
+fn name_arg<T>(
+    field: &str,
+    name: &str,
+    lookup: fn(&str) -> Option<T>,
+    expected: &str,
+) -> PyResult<T> {
+    lookup(name).ok_or_else(|| {
+        invalid(vec![FieldViolation::new(field, format!("unknown {name:?}; use {expected}"))])
+    })
+}
+
+const PROVIDERS: &str = "twilio, retell, vapi, elevenlabs, livekit, bland, voicekit or webhook";
+
+// Arguments are owned: pyo3 extracts `&str` only on abi3 for Python 3.10 and later.
+#[allow(clippy::needless_pass_by_value)]
+#[pymethods]
+impl Client {
+    #[new]
+    #[pyo3(signature = (base_url, api_key=None, project_id=None, timeout_s=30.0, connect_timeout_s=10.0))]
+    fn new(
+        base_url: String,
+        api_key: Option<String>,
+        project_id: Option<String>,
+        timeout_s: f64,
+        connect_timeout_s: f64,
+    ) -> PyResult<Self> {
+        let mut builder = earshot::Client::builder(base_url)
+            .timeout(seconds("timeout", timeout_s)?)
+            .connect_timeout(seconds("connect_timeout", connect_timeout_s)?)
+            .sdk_name(concat!("python/", env!("CARGO_PKG_VERSION")));
+        if let Some(key) = api_key {
+            builder = builder.api_key(key);
+        }
+        let project_id = project_id.filter(|id| !id.is_empty());
+        if let Some(project_id) = &project_id {
+            builder = builder.project_id(project_id.clone());
+        }
+        let client = Self { builder, project_id, current: Mutex::new(None) };
+        // Surfaces a malformed URL or key now rather than on the first call.
+        client.client()?;
+        Ok(client)
+    }
+
+    #[pyo3(signature = (conversations, project_id, mut_id, asynchronous))]
+    fn ingest_conversations<'py>(
+        &self,
+        py: Python<'py>,
+        conversations: &Bound<'py, PyList>,
+        project_id: Option<String>,
+        mut_id: Option<String>,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut values = Vec::with_capacity(conversations.len());
+        let mut violations = Vec::new();
+        for (index, conversation) in conversations.iter().enumerate() {
+            match to_json(&conversation, &format!("conversations[{index}]")) {
+                Ok(value) => values.push(value),
+                Err(violation) => violations.push(violation),
+            }
+        }
+        if !violations.is_empty() {
+            return Err(invalid(violations));
+        }
+        let mut batch = IngestBatch::from_json(values).map_err(to_py_err)?;
+        if let Some(project_id) = self.project(project_id) {
+            batch = batch.project_id(project_id);
+        }
+        if let Some(mut_id) = mut_id.filter(|id| !id.is_empty()) {
+            batch = batch.mut_id(mut_id);
+        }
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let response = client.ingest_conversations(batch).await?;
+            Ok(Output::Json(convert::ingest_response(response)))
+        })
+    }
+
+    #[pyo3(signature = (path, project_id, asynchronous))]
+    fn upload_audio<'py>(
+        &self,
+        py: Python<'py>,
+        path: PathBuf,
+        project_id: Option<String>,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client()?;
+        let project_id = self.project(project_id);
+        run(py, asynchronous, async move {
+            let response = client.upload_audio_to(project_id, path).await?;
+            Ok(Output::Json(convert::upload(&response)))
+        })
+    }
+
+    #[pyo3(signature = (ingest_id, asynchronous))]
+    fn get_ingest_status<'py>(
+        &self,
+        py: Python<'py>,
+        ingest_id: String,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            Ok(Output::Json(convert::ingest_status(client.ingest_status(&ingest_id).await?)))
+        })
+    }
+
+    #[pyo3(signature = (context_token, timeout_s, asynchronous))]
+    fn wait_for_datapoint<'py>(
+        &self,
+        py: Python<'py>,
+        context_token: String,
+        timeout_s: f64,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let timeout = seconds("timeout", timeout_s)?;
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let datapoint = client.wait_for_datapoint(&context_token, timeout).await?;
+            Ok(Output::Json(convert::datapoint(datapoint)))
+        })
+    }
+
+    #[pyo3(signature = (query, asynchronous))]
+    fn find_datapoints<'py>(
+        &self,
+        py: Python<'py>,
+        query: &Bound<'py, PyDict>,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let find: FindQuery = parse("query", json_arg(query.as_any(), "")?)?;
+        let limit = find.limit.unwrap_or(100);
+        let mut request = DatapointQuery::new();
+        if let Some(project_id) = self.project(find.project_id) {
+            request = request.project_id(project_id);
+        }
+        if let Some(token) = find.context_token {
+            request = request.context_token(token);
+        }
+        if let Some(call_id) = find.call_id {
+            request = request.call_id(call_id);
+        }
+        if let Some(provider) = find.provider {
+            request = request.provider(provider);
+        }
+        if let Some(source) = find.source {
+            request = request.source(name_arg(
+                "source",
+                &source,
+                convert::source_from_name,
+                "webhook, sdk or api",
+            )?);
+        }
+        request = request
+            .tags_all(find.tags.unwrap_or_default())
+            .tags_any(find.tags_any.unwrap_or_default());
+        for (key, value) in find.metadata.unwrap_or_default() {
+            let text = match value {
+                Value::String(text) => text,
+                other => other.to_string(),
+            };
+            request = request.metadata_equals(key, text);
+        }
+        for (field, value) in [("from_date", find.from_date), ("to_date", find.to_date)] {
+            let Some(value) = value else { continue };
+            let time = chrono::DateTime::parse_from_rfc3339(&value)
+                .map(|time| time.with_timezone(&chrono::Utc))
+                .or_else(|_| {
+                    chrono::NaiveDateTime::parse_from_str(&value, "%Y-%m-%dT%H:%M:%S%.f")
+                        .map(|naive| naive.and_utc())
+                })
+                .map_err(|_| {
+                    invalid(vec![FieldViolation::new(field, "must be a datetime or ISO 8601 text")])
+                })?;
+            request = if field == "from_date" {
+                request.start_time(time)
+            } else {
+                request.end_time(time)
+            };
+        }
+        if let Some(text) = find.search_value.filter(|text| !text.is_empty()) {
+            request = request.text_contains(text);
+        }
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let mut found = Vec::new();
+            let mut page_token = String::new();
+            while found.len() < limit {
+                let page_size = i32::try_from((limit - found.len()).min(500)).unwrap_or(500);
+                let page = client
+                    .search_datapoints(request.clone().page_size(page_size).page_token(page_token))
+                    .await?;
+                found.extend(page.datapoints.into_iter().map(convert::datapoint));
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+            found.truncate(limit);
+            Ok(Output::Json(Value::Array(found)))
+        })
+    }
+
+    #[pyo3(signature = (datapoint_id, asynchronous))]
+    fn get_datapoint<'py>(
+        &self,
+        py: Python<'py>,
+        datapoint_id: String,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            Ok(Output::Json(convert::datapoint(client.get_datapoint(&datapoint_id).await?)))
+        })
+    }
+
+    #[pyo3(signature = (datapoint_id, path, asynchronous))]
+    fn download_audio<'py>(
+        &self,
+        py: Python<'py>,
+        datapoint_id: String,
+        path: Option<PathBuf>,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            match path {
+                Some(path) => {
+                    let info = client.download_audio_to_file(&datapoint_id, path).await?;
+                    Ok(Output::Json(serde_json::json!({
+                        "audio_id": info.audio_id,
+                        "sha256": info.sha256,
+                        "content_type": info.content_type,
+                        "size_bytes": info.size_bytes,
+                        "duration_ms": info.duration_ms,
+                        "channels": info.channels,
+                        "sample_rate_hz": info.sample_rate_hz,
+                    })))
+                }
+                None => {
+                    Ok(Output::Bytes(client.download_audio(&datapoint_id).await?.bytes.to_vec()))
+                }
+            }
+        })
+    }
+
+    #[pyo3(signature = (provider, secrets, display_name, auth_type, options, project_id, asynchronous))]
+    #[allow(clippy::too_many_arguments)]
+    fn create_integration<'py>(
+        &self,
+        py: Python<'py>,
+        provider: String,
+        secrets: HashMap<String, String>,
+        display_name: Option<String>,
+        auth_type: Option<String>,
+        options: Option<Bound<'py, PyDict>>,
+        project_id: Option<String>,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut new = NewIntegration::new(name_arg(
+            "provider",
+            &provider,
+            convert::provider_from_name,
+            PROVIDERS,
+        )?);
+        for (name, value) in secrets {
+            new = new.secret(name, value);
+        }
+        if let Some(display_name) = display_name {
+            new = new.display_name(display_name);
+        }
+        if let Some(auth_type) = auth_type {
+            new = new.auth_type(name_arg(
+                "auth_type",
+                &auth_type,
+                convert::auth_type_from_name,
+                "twilio_signature, retell_signature, vapi_secret, header_token, hmac, elevenlabs_signature, livekit_jwt, bland_signature, standard_webhooks, url_token or ip_allowlist",
+            )?);
+        }
+        if let Some(options) = options {
+            new = new.options(options_from_json(json_arg(options.as_any(), "options")?)?);
+        }
+        if let Some(project_id) = self.project(project_id) {
+            new = new.project_id(project_id);
+        }
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            Ok(Output::Json(convert::integration(client.integrations().create(new).await?)))
+        })
+    }
+
+    #[pyo3(signature = (project_id, provider, asynchronous))]
+    fn list_integrations<'py>(
+        &self,
+        py: Python<'py>,
+        project_id: Option<String>,
+        provider: Option<String>,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let provider = provider
+            .map(|name| name_arg("provider", &name, convert::provider_from_name, PROVIDERS))
+            .transpose()?;
+        let project_id = self.project(project_id);
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let mut all = Vec::new();
+            let mut page_token = None;
+            loop {
+                let page =
+                    client.integrations().list(project_id.clone(), provider, page_token).await?;
+                all.extend(page.integrations.into_iter().map(convert::integration));
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = Some(page.next_page_token);
+            }
+            Ok(Output::Json(Value::Array(all)))
+        })
+    }
+
+    #[pyo3(signature = (integration_id, asynchronous))]
+    fn get_integration<'py>(
+        &self,
+        py: Python<'py>,
+        integration_id: String,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            Ok(Output::Json(convert::integration(
+                client.integrations().get(&integration_id).await?,
+            )))
+        })
+    }
+
+    #[pyo3(signature = (integration_id, display_name, options, asynchronous))]
+    fn update_integration<'py>(
+        &self,
+        py: Python<'py>,
+        integration_id: String,
+        display_name: Option<String>,
+        options: Option<Bound<'py, PyDict>>,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let options = options
+            .map(|options| json_arg(options.as_any(), "options").and_then(options_from_json))
+            .transpose()?;
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let updated =
+                client.integrations().update(&integration_id, display_name, options).await?;
+            Ok(Output::Json(convert::integration(updated)))
+        })
+    }
+
+    #[pyo3(signature = (integration_id, secrets, grace_period_s, asynchronous))]
+    fn rotate_integration<'py>(
+        &self,
+        py: Python<'py>,
+        integration_id: String,
+        secrets: HashMap<String, String>,
+        grace_period_s: Option<f64>,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let grace = grace_period_s.map(|value| seconds("grace_period", value)).transpose()?;
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let rotated = client.integrations().rotate(&integration_id, secrets, grace).await?;
+            Ok(Output::Json(convert::integration(rotated)))
+        })
+    }
+
+    #[pyo3(signature = (integration_id, status, asynchronous))]
+    fn set_integration_status<'py>(
+        &self,
+        py: Python<'py>,
+        integration_id: String,
+        status: String,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let status = match status.as_str() {
+            "active" | "enabled" => pb::IntegrationStatus::Active,
+            "disabled" => pb::IntegrationStatus::Disabled,
+            other => {
+                return Err(invalid(vec![FieldViolation::new(
+                    "status",
+                    format!("unknown {other:?}; use active or disabled"),
+                )]));
+            }
+        };
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let updated = client.integrations().set_status(&integration_id, status).await?;
+            Ok(Output::Json(convert::integration(updated)))
+        })
+    }
+
+    #[pyo3(signature = (integration_id, asynchronous))]
+    fn delete_integration<'py>(
+        &self,
+        py: Python<'py>,
+        integration_id: String,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            client.integrations().delete(&integration_id).await?;
+            Ok(Output::Json(Value::Null))
+        })
+    }
+
+    #[pyo3(signature = (integration_id, verdict, limit, asynchronous))]
+    fn list_deliveries<'py>(
+        &self,
+        py: Python<'py>,
+        integration_id: String,
+        verdict: Option<String>,
+        limit: usize,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let verdict = verdict
+            .map(|name| {
+                name_arg(
+                    "verdict",
+                    &name,
+                    convert::verdict_from_name,
+                    "accepted, duplicate, ignored or rejected",
+                )
+            })
+            .transpose()?;
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let mut all = Vec::new();
+            let mut page_token = None;
+            while all.len() < limit {
+                let page =
+                    client.integrations().deliveries(&integration_id, verdict, page_token).await?;
+                all.extend(page.deliveries.into_iter().map(convert::delivery));
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = Some(page.next_page_token);
+            }
+            all.truncate(limit);
+            Ok(Output::Json(Value::Array(all)))
+        })
+    }
+
+    #[pyo3(signature = (integration_id, delivery_id, asynchronous))]
+    fn replay_delivery<'py>(
+        &self,
+        py: Python<'py>,
+        integration_id: String,
+        delivery_id: String,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let delivery = client.integrations().replay(&integration_id, &delivery_id).await?;
+            Ok(Output::Json(convert::delivery(delivery)))
+        })
+    }
+
+    #[pyo3(signature = (asynchronous))]
+    fn list_projects<'py>(
+        &self,
+        py: Python<'py>,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let projects = client.list_projects().await?;
+            Ok(Output::Json(Value::Array(projects.iter().map(convert::project).collect())))
+        })
+    }
+
+    #[pyo3(signature = (name, asynchronous))]
+    fn create_project<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            Ok(Output::Json(convert::project(&client.create_project(&name).await?)))
+        })
+    }
+
+    #[pyo3(signature = (name, scopes, project_id, asynchronous))]
+    fn create_api_key<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        scopes: Vec<String>,
+        project_id: Option<String>,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let scopes = scopes
+            .iter()
+            .map(|scope| {
+                name_arg("scopes", scope, convert::scope_from_name, "admin, ingest or read")
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let created = client.create_api_key(&name, &scopes, project_id).await?;
+            let mut key = convert::api_key(created.api_key);
+            key["secret"] = Value::String(created.secret);
+            Ok(Output::Json(key))
+        })
+    }
+
+    #[pyo3(signature = (include_revoked, asynchronous))]
+    fn list_api_keys<'py>(
+        &self,
+        py: Python<'py>,
+        include_revoked: bool,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let keys = client.list_api_keys(include_revoked).await?;
+            Ok(Output::Json(Value::Array(keys.into_iter().map(convert::api_key).collect())))
+        })
+    }
+
+    #[pyo3(signature = (api_key_id, asynchronous))]
+    fn revoke_api_key<'py>(
+        &self,
+        py: Python<'py>,
+        api_key_id: String,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            Ok(Output::Json(convert::api_key(client.revoke_api_key(&api_key_id).await?)))
+        })
+    }
+}
+
+#[pymodule]
+fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<Client>()?;
+    module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
