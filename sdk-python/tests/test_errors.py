@@ -16,6 +16,7 @@ from earshot import (
     InvalidArgumentError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimitedError,
     UnavailableError,
 )
 
@@ -110,3 +111,19 @@ def test_an_unreachable_server_is_unavailable() -> None:
 def test_a_malformed_url_fails_at_construction() -> None:
     with pytest.raises(InvalidArgumentError):
         Earshot(api_key="es_x", base_url="not a url")
+
+
+def test_past_the_key_budget_is_rate_limited(tmp_path) -> None:
+    from conftest import start_server, stop_server
+
+    limited = start_server(tmp_path / "limited", {"EARSHOT_SERVER__API_KEY_RATE_LIMIT_PER_MINUTE": "2"})
+    try:
+        client = Earshot(api_key=limited.api_key, base_url=limited.url, project=limited.project_id)
+        client.list_projects()
+        client.list_projects()
+        with pytest.raises(RateLimitedError) as caught:
+            client.list_projects()
+        assert caught.value.code == "resource_exhausted"
+        assert "2 requests a minute" in caught.value.message
+    finally:
+        stop_server(limited)

@@ -14,6 +14,7 @@ use crate::blob::BlobStore;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::crypto::master_key::{self, KeySource};
+use crate::domain::auth::ApiKeyLimiter;
 use crate::domain::{Domain, Settings};
 use crate::error::Error;
 use crate::pipeline::fetch::Fetcher;
@@ -67,6 +68,9 @@ impl App {
             ingest_writer,
             jobs_wakeup: Arc::new(tokio::sync::Notify::new()),
             webhook_gate: Arc::default(),
+            api_key_limiter: Arc::new(ApiKeyLimiter::new(
+                config.server.api_key_rate_limit_per_minute,
+            )),
         };
         Ok(Self { domain, key_source, config })
     }

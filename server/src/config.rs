@@ -113,6 +113,7 @@ pub struct ServerConfig {
     pub cors_allowed_origins: Vec<String>,
     pub max_grpc_message_bytes: usize,
     pub trusted_proxies: Vec<String>,
+    pub api_key_rate_limit_per_minute: u32,
 }
 
 #[derive(Clone, Debug, Deserialize)]

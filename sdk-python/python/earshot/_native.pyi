@@ -1,9 +1,12 @@
 # The native module, built from sdk-python/src with pyo3. Every call takes `asynchronous`: False
 # blocks (with the GIL released) and returns the result; True returns an awaitable of it.
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, final
+
+__all__ = ["Client", "__version__"]
 
 __version__: str
 
+@final
 class Client:
     def __new__(
         cls,

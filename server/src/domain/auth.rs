@@ -4,12 +4,46 @@
 //! of another organization (or another project, for a project-restricted key) answer NOT_FOUND,
 //! so their existence is not revealed.
 
+use std::num::NonZeroU32;
+
 use chrono::{DateTime, Utc};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
 use uuid::Uuid;
 
 use super::Domain;
 use crate::crypto::{SecretValue, api_key};
 use crate::error::{Error, Result, Violations};
+
+/// A token bucket per API key over gRPC and the JSON API, so one runaway client cannot starve
+/// the others. Webhooks have their own buckets, per integration.
+#[derive(Debug)]
+pub struct ApiKeyLimiter {
+    per_minute: u32,
+    limiter: Option<DefaultKeyedRateLimiter<Uuid>>,
+}
+
+impl ApiKeyLimiter {
+    /// `per_minute` of 0 sets no limit.
+    pub fn new(per_minute: u32) -> Self {
+        let limiter = NonZeroU32::new(per_minute)
+            .map(|per_minute| DefaultKeyedRateLimiter::keyed(Quota::per_minute(per_minute)));
+        Self { per_minute, limiter }
+    }
+
+    /// Takes one request from the key's budget.
+    pub fn check(&self, api_key_id: Uuid) -> Result<()> {
+        let Some(limiter) = &self.limiter else { return Ok(()) };
+        limiter.check_key(&api_key_id).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            Error::ResourceExhausted(format!(
+                "this API key's limit of {} requests a minute is used up; retry in {} s",
+                self.per_minute,
+                super::retry_after_seconds(wait)
+            ))
+        })
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scope {
@@ -131,6 +165,7 @@ impl Domain {
         if record.revoked_at.is_some() {
             return Err(unauthenticated());
         }
+        self.api_key_limiter.check(record.id)?;
         let now = self.clock.now();
         let stale = record.last_used_at.is_none_or(|last_used| {
             (now - last_used).num_seconds() >= LAST_USED_RESOLUTION_SECONDS
@@ -262,5 +297,19 @@ mod tests {
         assert!(restricted.may_access_project(project));
         assert!(!restricted.may_access_project(Uuid::now_v7()));
         assert!(principal(&[Scope::Read], None).may_access_project(project));
+    }
+
+    #[test]
+    fn each_key_has_its_own_budget() {
+        let limiter = ApiKeyLimiter::new(2);
+        let (busy, other) = (Uuid::now_v7(), Uuid::now_v7());
+        assert!(limiter.check(busy).is_ok());
+        assert!(limiter.check(busy).is_ok());
+        let refused = limiter.check(busy).unwrap_err();
+        assert_eq!(refused.code(), crate::error::ErrorCode::ResourceExhausted);
+        assert!(refused.public_message().contains("2 requests a minute"), "{refused}");
+        assert!(limiter.check(other).is_ok());
+        let unlimited = ApiKeyLimiter::new(0);
+        assert!((0..1000).all(|_| unlimited.check(busy).is_ok()));
     }
 }

@@ -37,6 +37,8 @@ pub struct Domain {
     pub jobs_wakeup: Arc<tokio::sync::Notify>,
     /// Cached integrations, rate-limit buckets and usage counters of the webhook routes.
     pub webhook_gate: Arc<webhook_gate::WebhookGate>,
+    /// Request budgets of API keys.
+    pub api_key_limiter: Arc<auth::ApiKeyLimiter>,
 }
 
 /// Settings the domain rules read, taken from the configuration at start.
@@ -103,6 +105,11 @@ impl Settings {
             },
         }
     }
+}
+
+/// Whole seconds to wait before a rate limit allows the next request, at least one.
+pub fn retry_after_seconds(wait: std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 /// The opaque token of the page after the item with this id (lists page by UUIDv7 id).
@@ -208,6 +215,7 @@ pub(crate) mod test_support {
             blobs: crate::blob::BlobStore::local(audio.path()).unwrap(),
             jobs_wakeup: Arc::new(tokio::sync::Notify::new()),
             webhook_gate: Arc::default(),
+            api_key_limiter: Arc::new(super::auth::ApiKeyLimiter::new(0)),
         };
         (domain, audio)
     }

@@ -116,7 +116,10 @@ impl Verdict {
             Verdict::NotFound => "no active integration at this URL".to_owned(),
             Verdict::Forbidden => "the sender's address is not on the allowlist".to_owned(),
             Verdict::RateLimited { retry_after } => {
-                format!("rate limit exceeded; retry after {} s", retry_after_seconds(*retry_after))
+                format!(
+                    "rate limit exceeded; retry after {} s",
+                    crate::domain::retry_after_seconds(*retry_after)
+                )
             }
             Verdict::PayloadTooLarge { limit } => format!("the body exceeds {limit} bytes"),
             Verdict::UnsupportedMediaType { expected } => {
@@ -130,11 +133,6 @@ impl Verdict {
             }
         }
     }
-}
-
-/// Whole seconds to wait, at least one.
-pub fn retry_after_seconds(wait: Duration) -> u64 {
-    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 /// The address used when the transport could not tell the peer: on no allowlist.
@@ -505,6 +503,7 @@ mod tests {
 
     #[test]
     fn retry_after_rounds_up() {
+        use crate::domain::retry_after_seconds;
         assert_eq!(retry_after_seconds(Duration::from_millis(1)), 1);
         assert_eq!(retry_after_seconds(Duration::from_secs(30)), 30);
         assert_eq!(retry_after_seconds(Duration::from_millis(29_001)), 30);

@@ -74,7 +74,7 @@ fn respond(verdict: Verdict) -> Response {
         )
             .into_response(),
         Verdict::RateLimited { retry_after } => {
-            let seconds = intake::retry_after_seconds(retry_after);
+            let seconds = crate::domain::retry_after_seconds(retry_after);
             let mut response = error(status, verdict.code(), &verdict.message());
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             response
