@@ -1,68 +1,18 @@
-"""A real `earshot serve` process, started once per session on a free port with a temporary data
-directory. The binary is EARSHOT_BIN, or target/debug/earshot (built with cargo when missing)."""
+"""Fixtures: one real `earshot serve` process for the session (see server_process.py), clients of
+it, and WAV audio."""
 
 from __future__ import annotations
 
 import io
-import json
-import os
 import struct
-import subprocess
-import sys
 import wave
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Iterator, List
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from server_process import REPO, Server, start_server, stop_server
 
-
-@dataclass
-class Server:
-    url: str
-    api_key: str
-    project_id: str
-    process: subprocess.Popen
-    data_dir: Path
-
-
-def earshot_binary() -> Path:
-    explicit = os.environ.get("EARSHOT_BIN")
-    if explicit:
-        return Path(explicit)
-    binary = REPO / "target" / "debug" / "earshot"
-    if not binary.exists():
-        subprocess.run(["cargo", "build", "-p", "earshot-server", "--bin", "earshot"], cwd=REPO, check=True)
-    return binary
-
-
-def start_server(data_dir: Path, env: Optional[Dict[str, str]] = None) -> Server:
-    binary = earshot_binary()
-    environment = {**os.environ, "EARSHOT_LOG__FILTER": "warn", **(env or {})}
-    bootstrap = subprocess.run(
-        [str(binary), "--data-dir", str(data_dir), "bootstrap"],
-        env=environment, check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    created = json.loads(bootstrap.stdout)
-    process = subprocess.Popen(
-        [str(binary), "--data-dir", str(data_dir), "--listen", "127.0.0.1:0", "serve"],
-        env=environment, stdout=subprocess.PIPE, stderr=sys.stderr, text=True,
-    )  # fmt: skip
-    assert process.stdout is not None
-    # The server prints its bound address once it accepts connections.
-    for line in process.stdout:
-        if line.startswith("earshot: listening on "):
-            url = line.split("listening on ", 1)[1].strip()
-            return Server(url, created["api_key"], created["project_id"], process, data_dir)
-    process.wait()
-    raise RuntimeError(f"earshot serve exited with {process.returncode} before listening")
-
-
-def stop_server(server: Server) -> None:
-    server.process.terminate()
-    server.process.wait(timeout=30)
+__all__ = ["REPO", "Server", "start_server", "stop_server", "wav_bytes"]
 
 
 @pytest.fixture(scope="session")
