@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue, Method};
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -125,6 +126,13 @@ impl App {
         ));
 
         let (stop_sender, mut stop_receiver) = tokio::sync::watch::channel(false);
+        // gRPC answers in several HTTP/2 frames; without TCP_NODELAY, Nagle's algorithm holds the
+        // last of them until the client's delayed ACK (about 40 ms on Linux).
+        let listener = listener.tap_io(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
+            }
+        });
         let server =
             axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(async move {
