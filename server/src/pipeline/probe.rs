@@ -40,35 +40,13 @@ pub fn probe(bytes: Vec<u8>, content_type: &str) -> Result<AudioProperties, Stri
     })
 }
 
-/// A PCM WAV file of silence, for tests: 16-bit, `channels`, `sample_rate_hz`, `duration_ms`.
-#[cfg(test)]
-pub fn silent_wav(channels: u16, sample_rate_hz: u32, duration_ms: u32) -> Vec<u8> {
-    let frames = sample_rate_hz * duration_ms / 1000;
-    let data_len = frames * u32::from(channels) * 2;
-    let mut wav = Vec::with_capacity(44 + data_len as usize);
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + data_len).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes());
-    wav.extend_from_slice(&channels.to_le_bytes());
-    wav.extend_from_slice(&sample_rate_hz.to_le_bytes());
-    wav.extend_from_slice(&(sample_rate_hz * u32::from(channels) * 2).to_le_bytes());
-    wav.extend_from_slice(&(channels * 2).to_le_bytes());
-    wav.extend_from_slice(&16u16.to_le_bytes());
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&data_len.to_le_bytes());
-    wav.resize(44 + data_len as usize, 0);
-    wav
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn probes_a_wav_file() {
-        let probed = probe(silent_wav(2, 8000, 1500), "audio/wav").unwrap();
+        let probed = probe(crate::testing::wav(2, 8000, 1500, 0), "audio/wav").unwrap();
         assert_eq!(
             probed,
             AudioProperties {
