@@ -81,15 +81,7 @@ fn error_factory(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
 }
 
 fn invalid(violations: Vec<FieldViolation>) -> PyErr {
-    let message = match violations.as_slice() {
-        [only] => format!("{} {}", only.field, only.description),
-        _ => format!("{} fields are invalid", violations.len()),
-    };
-    to_py_err(earshot::Error::Status {
-        code: earshot::Code::InvalidArgument,
-        message,
-        field_violations: violations,
-    })
+    to_py_err(earshot::Error::invalid(violations))
 }
 
 /// Runs `future` for Python: blocking with the GIL released, or as an awaitable.
@@ -435,15 +427,9 @@ impl Client {
         }
         for (field, value) in [("from_date", find.from_date), ("to_date", find.to_date)] {
             let Some(value) = value else { continue };
-            let time = chrono::DateTime::parse_from_rfc3339(&value)
-                .map(|time| time.with_timezone(&chrono::Utc))
-                .or_else(|_| {
-                    chrono::NaiveDateTime::parse_from_str(&value, "%Y-%m-%dT%H:%M:%S%.f")
-                        .map(|naive| naive.and_utc())
-                })
-                .map_err(|_| {
-                    invalid(vec![FieldViolation::new(field, "must be a datetime or ISO 8601 text")])
-                })?;
+            let time = earshot::parse_time(&value).ok_or_else(|| {
+                invalid(vec![FieldViolation::new(field, "must be a datetime or ISO 8601 text")])
+            })?;
             request = if field == "from_date" {
                 request.start_time(time)
             } else {

@@ -71,7 +71,6 @@ def test_eight_threads_ingesting_at_once_all_succeed(client: Earshot) -> None:
     assert last["call_id"].endswith(f"-7-{calls_per_thread - 1}")
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
 def test_a_forked_child_uses_the_client(client: Earshot) -> None:
     client.list_projects()  # the parent's runtime and connection exist before the fork
     call_id = f"forked-{uuid.uuid4().hex[:10]}"

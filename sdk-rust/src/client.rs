@@ -308,8 +308,7 @@ impl Client {
         let progress = Arc::new(Mutex::new(UploadProgress::default()));
         let chunks = file_chunks(file, Arc::clone(&progress));
         let response = self.upload(metadata, chunks).await;
-        let progress =
-            std::mem::take(&mut *progress.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        let progress = std::mem::take(&mut *lock(&progress));
         if let Some(error) = progress.read_error {
             return Err(Error::file(path, error));
         }

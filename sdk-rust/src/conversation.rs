@@ -502,7 +502,8 @@ fn deserialize_error(prefix: &str, error: serde_path_to_error::Error<serde_json:
     Error::invalid_field(if field.is_empty() { "conversation".to_owned() } else { field }, message)
 }
 
-fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+/// RFC 3339 text, or a date-time without an offset taken as UTC, as the JSON API accepts.
+pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text).map(|time| time.with_timezone(&Utc)).ok().or_else(|| {
         NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
             .ok()

@@ -102,7 +102,8 @@ impl Error {
         }
     }
 
-    pub(crate) fn invalid(violations: Vec<FieldViolation>) -> Self {
+    /// `InvalidArgument` for these fields, with a message naming the only one or counting them.
+    pub fn invalid(violations: Vec<FieldViolation>) -> Self {
         let message = match violations.as_slice() {
             [only] => format!("{} {}", only.field, only.description),
             _ => format!("{} fields are invalid", violations.len()),

@@ -44,7 +44,7 @@ mod integrations;
 mod projects;
 
 pub use client::{Client, ClientBuilder, DEFAULT_URL, DownloadedAudio};
-pub use conversation::{Audio, Conversation, IngestBatch, Role, Turn};
+pub use conversation::{Audio, Conversation, IngestBatch, Role, Turn, parse_time};
 pub use datapoints::DatapointQuery;
 pub use earshot_proto::json::{json_to_struct, struct_to_json};
 /// The generated messages of the `earshot.v1` contract, which the calls return.
