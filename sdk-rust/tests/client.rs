@@ -295,3 +295,46 @@ async fn waiting_for_a_datapoint_that_never_comes_times_out() {
     assert!(error.message().contains("never-sent"));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn audio_only_stereo_calls_come_back_transcribed_with_roles_in_order() {
+    use earshot_server::testing::{self, SAMPLE_CALL};
+    let server = TestServer::start_with_asr(&[]).await;
+    let client = client_of(&server, &server.admin_key).await;
+    let call = testing::generated_call(SAMPLE_CALL, 700);
+    let recording = testing::wav_from_channels(&call.channels, 16_000);
+
+    let conversation = Conversation::new("call-stereo-asr")
+        .audio(Audio::from_bytes(recording))
+        .diarization(true)
+        .first_turn(earshot::Role::Assistant);
+    client.ingest_conversations(conversation).await.unwrap();
+    let datapoint =
+        client.wait_for_datapoint("call-stereo-asr", Duration::from_secs(120)).await.unwrap();
+
+    assert_eq!(datapoint.transcript_source, proto::TranscriptSource::Asr as i32);
+    assert!(!datapoint.speaker_labels_estimated);
+    let roles: Vec<i32> = datapoint.turns.iter().map(|turn| turn.role).collect();
+    let (assistant, user) = (proto::Role::Assistant as i32, proto::Role::User as i32);
+    assert_eq!(roles, [assistant, user, assistant, user, assistant], "{:#?}", datapoint.turns);
+    for (turn, (speaker, _, start_ms, _)) in datapoint.turns.iter().zip(&call.lines) {
+        assert_eq!(turn.channel, u32::try_from(speaker + 1).unwrap());
+        assert!((turn.start_ms - start_ms).abs() < 700, "{turn:?} began near {start_ms}");
+    }
+    let reference: Vec<String> =
+        call.lines.iter().flat_map(|(_, text, _, _)| testing::normalized_words(text)).collect();
+    let mut heard: Vec<String> =
+        datapoint.turns.iter().flat_map(|turn| testing::normalized_words(&turn.content)).collect();
+    let found = reference
+        .iter()
+        .filter(|word| {
+            heard
+                .iter()
+                .position(|candidate| candidate == *word)
+                .map(|at| heard.swap_remove(at))
+                .is_some()
+        })
+        .count();
+    assert!(found * 10 >= reference.len() * 8, "{found} of {} words heard", reference.len());
+    server.stop().await;
+}

@@ -11,6 +11,7 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::asr::Asr;
 use crate::blob::BlobStore;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
@@ -18,6 +19,7 @@ use crate::crypto::master_key::{self, KeySource};
 use crate::domain::auth::ApiKeyLimiter;
 use crate::domain::{Domain, Settings};
 use crate::error::Error;
+use crate::pipeline::Stages;
 use crate::pipeline::fetch::Fetcher;
 use crate::storage::{IngestWriter, Storage};
 use crate::transport::{grpc, rest};
@@ -111,10 +113,23 @@ impl App {
 
         let fetcher = Fetcher::new(self.config.fetch_settings())
             .map_err(|error| Error::internal("starting workers", error))?;
+        let asr = if self.config.asr.enabled {
+            let settings = self.config.asr_settings();
+            let asr = tokio::task::spawn_blocking(move || Asr::start(&settings))
+                .await
+                .map_err(|error| Error::internal("starting transcription", error))?;
+            if let Some(reason) = asr.unavailable_reason() {
+                tracing::warn!(reason = %reason, "audio-only calls cannot be transcribed until this is fixed");
+            }
+            Some(asr)
+        } else {
+            None
+        };
+        let stages = Stages { fetcher, asr };
         let (workers_stop, workers_stop_receiver) = tokio::sync::watch::channel(false);
         let workers = crate::jobs::worker::spawn_workers(
             &self.domain,
-            &fetcher,
+            &stages,
             &self.config.job_settings(),
             &workers_stop_receiver,
         );

@@ -53,6 +53,7 @@ pub struct AsrConfig {
     pub model_index_url: String,
     pub threads: usize,
     pub concurrent_jobs: usize,
+    pub max_audio_seconds: u32,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -377,6 +378,9 @@ impl Config {
         if !(1..=16).contains(&self.asr.concurrent_jobs) {
             return invalid("asr.concurrent_jobs", "must be between 1 and 16");
         }
+        if !(1..=86_400).contains(&self.asr.max_audio_seconds) {
+            return invalid("asr.max_audio_seconds", "must be between 1 and 86400");
+        }
         if !self.asr.model_index_url.starts_with("http://")
             && !self.asr.model_index_url.starts_with("https://")
         {
@@ -403,6 +407,15 @@ impl Config {
             max_bytes: self.fetch.max_audio_bytes,
             max_redirects: self.fetch.max_redirects,
             allow_private_networks: self.fetch.allow_private_networks,
+        }
+    }
+
+    pub fn asr_settings(&self) -> crate::asr::AsrSettings {
+        crate::asr::AsrSettings {
+            model_path: self.models_dir().join(crate::models::WHISPER_TINY_EN.file_name),
+            threads: self.asr.threads,
+            concurrent_jobs: self.asr.concurrent_jobs,
+            max_audio_seconds: self.asr.max_audio_seconds,
         }
     }
 

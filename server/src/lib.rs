@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod asr;
 pub mod blob;
 pub mod cli;
 pub mod clock;

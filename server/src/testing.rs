@@ -6,6 +6,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use tonic::transport::Channel;
@@ -65,6 +66,16 @@ impl TestServer {
         Self::start_with_env(&[]).await
     }
 
+    /// A server with transcription on, reading the models `model_dir` finds.
+    pub async fn start_with_asr(env: &[(&str, &str)]) -> Self {
+        let models = model_dir().to_string_lossy().into_owned();
+        let mut env = env.to_vec();
+        env.extend([("EARSHOT_ASR__ENABLED", "true"), ("EARSHOT_ASR__MODEL_DIR", models.as_str())]);
+        Self::start_with_env(&env).await
+    }
+
+    /// Transcription is off (audio-only calls park) unless `env` turns it on; see
+    /// `start_with_asr`.
     pub async fn start_with_env(env: &[(&str, &str)]) -> Self {
         captured_logs();
         let data_dir = tempfile::tempdir().unwrap();
@@ -75,6 +86,9 @@ impl TestServer {
         };
         let mut env: Vec<(String, String)> =
             env.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect();
+        if !env.iter().any(|(name, _)| name == "EARSHOT_ASR__ENABLED") {
+            env.push(("EARSHOT_ASR__ENABLED".to_owned(), "false".to_owned()));
+        }
         env.extend(database_env(data_dir.path()).await);
         let config = Config::load_with_env(None, &overrides, env).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -307,4 +321,112 @@ pub fn sox(audio: &[u8], output_options: &[&str], extension: &str) -> Vec<u8> {
         });
     assert!(status.success(), "sox failed converting to {extension}");
     std::fs::read(output).unwrap()
+}
+
+/// One line of a generated call: who says it and what.
+#[derive(Clone, Copy, Debug)]
+pub struct Line {
+    /// 0 or 1: the speaker, and the channel of a stereo recording.
+    pub speaker: usize,
+    pub text: &'static str,
+}
+
+/// A generated two-voice call at 16 kHz: one channel a speaker, lines one after another with
+/// `gap_ms` of silence between them, and where each line lies.
+#[derive(Clone, Debug)]
+pub struct GeneratedCall {
+    pub channels: [Vec<f32>; 2],
+    /// (speaker, text, start_ms, end_ms) a line.
+    pub lines: Vec<(usize, String, i64, i64)>,
+}
+
+impl GeneratedCall {
+    /// Both voices in one channel.
+    pub fn mono(&self) -> Vec<f32> {
+        self.channels[0].iter().zip(&self.channels[1]).map(|(a, b)| a + b).collect()
+    }
+}
+
+/// A short booking call: speaker 0 answers, speaker 1 calls.
+pub const SAMPLE_CALL: &[Line] = &[
+    Line { speaker: 0, text: "Thank you for calling City Dental. How can I help you today?" },
+    Line { speaker: 1, text: "Hi, I would like to book a cleaning for next Tuesday morning." },
+    Line { speaker: 0, text: "Sure. We have an opening at nine thirty. Does that work for you?" },
+    Line { speaker: 1, text: "Yes, nine thirty is perfect. My name is Sarah Miller." },
+    Line { speaker: 0, text: "Great, you are booked for Tuesday at nine thirty. Goodbye." },
+];
+
+/// Speaks `lines` with espeak-ng in two voices (Debian: espeak-ng, which scripts/test
+/// installs): speaker 0 a low en-us voice, speaker 1 an en-gb female voice.
+pub fn generated_call(lines: &[Line], gap_ms: u32) -> GeneratedCall {
+    let rate = crate::pipeline::decode::SAMPLE_RATE as usize;
+    let gap = gap_ms as usize * rate / 1000;
+    let mut channels = [vec![0.0f32; rate / 2], vec![0.0f32; rate / 2]];
+    let mut spoken = Vec::new();
+    for line in lines {
+        let (voice, pitch) = if line.speaker == 0 { ("en-us", "35") } else { ("en-gb+f3", "60") };
+        let output = std::process::Command::new("espeak-ng")
+            .args(["-v", voice, "-p", pitch, "-s", "165", "--stdout", line.text])
+            .output()
+            .unwrap_or_else(|error| {
+                panic!("running espeak-ng (apt-get install espeak-ng): {error}")
+            });
+        assert!(output.status.success(), "espeak-ng failed on {:?}", line.text);
+        let decoded = crate::pipeline::decode::decode(&output.stdout, "audio/wav", 600).unwrap();
+        let speech = &decoded.channels[0];
+        let start = channels[0].len();
+        for (index, channel) in channels.iter_mut().enumerate() {
+            if index == line.speaker {
+                channel.extend(speech.iter().map(|sample| sample * 0.8));
+            } else {
+                channel.resize(channel.len() + speech.len(), 0.0);
+            }
+            channel.resize(channel.len() + gap, 0.0);
+        }
+        let ms = |samples: usize| i64::try_from(samples * 1000 / rate).unwrap();
+        spoken.push((line.speaker, line.text.to_owned(), ms(start), ms(start + speech.len())));
+    }
+    GeneratedCall { channels, lines: spoken }
+}
+
+/// Lowercase words without punctuation, for word error rates.
+pub fn normalized_words(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .map(|word| {
+            word.chars()
+                .filter(|character| character.is_alphanumeric() || *character == '\'')
+                .collect::<String>()
+                .to_lowercase()
+        })
+        .filter(|word| !word.is_empty())
+        .collect()
+}
+
+/// Word error rate of `hypothesis` against `reference` (Levenshtein over words).
+pub fn word_error_rate(reference: &[String], hypothesis: &[String]) -> f64 {
+    let mut previous: Vec<usize> = (0..=hypothesis.len()).collect();
+    for (i, expected) in reference.iter().enumerate() {
+        let mut current = vec![i + 1; hypothesis.len() + 1];
+        for (j, heard) in hypothesis.iter().enumerate() {
+            let substitution = previous[j] + usize::from(expected != heard);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[hypothesis.len()] as f64 / reference.len().max(1) as f64
+}
+
+/// The folder of the installed speech models for tests: EARSHOT_ASR__MODEL_DIR, else the
+/// workspace's `earshot-data/models` that `scripts/test` fills with `earshot models install`.
+pub fn model_dir() -> PathBuf {
+    let dir = std::env::var_os("EARSHOT_ASR__MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../earshot-data/models"));
+    let model = dir.join(crate::models::WHISPER_TINY_EN.file_name);
+    assert!(
+        model.is_file(),
+        "{} is missing: run `cargo run -p earshot-server -- models install` (scripts/test does)",
+        model.display()
+    );
+    dir
 }

@@ -145,6 +145,10 @@ pub struct Conversation {
     pub audio: Option<AudioSource>,
     pub diarization: bool,
     pub first_turn: Role,
+    /// The 1-based channel of the assistant in a dual-channel recording, when the integration
+    /// says so; otherwise whoever speaks first has the role `first_turn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assistant_channel: Option<u32>,
     #[serde(default)]
     pub tags: Vec<String>,
     #[serde(default)]
@@ -425,6 +429,7 @@ fn validate_one(
             audio: None,
             diarization: input.diarization.unwrap_or(true),
             first_turn,
+            assistant_channel: None,
             tags,
             metadata: input.metadata,
             extras: ProviderExtras::default(),

@@ -273,6 +273,7 @@ mod tests {
             audio: None,
             diarization: true,
             first_turn: Role::Assistant,
+            assistant_channel: None,
             tags: vec!["a".into()],
             metadata: serde_json::json!({"k": "v1", "keep": 1}).as_object().cloned().unwrap(),
             extras: ProviderExtras::default(),

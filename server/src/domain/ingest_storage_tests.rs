@@ -36,6 +36,7 @@ fn conversation(call_id: &str) -> Conversation {
         audio: None,
         diarization: true,
         first_turn: Role::Assistant,
+        assistant_channel: None,
         tags: vec!["t1".into()],
         metadata: serde_json::json!({"tier": "gold", "seats": 3})
             .as_object()

@@ -9,13 +9,13 @@ use uuid::Uuid;
 use super::{JobSettings, retry_delay};
 use crate::domain::Domain;
 use crate::domain::jobs::{ClaimedJob, JobPayload};
-use crate::pipeline::fetch::Fetcher;
+use crate::pipeline::Stages;
 use crate::pipeline::process::{self, ProcessError};
 
 /// Starts `settings.workers` workers; they stop when `stop` turns true.
 pub fn spawn_workers(
     domain: &Domain,
-    fetcher: &Fetcher,
+    stages: &Stages,
     settings: &JobSettings,
     stop: &watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -24,7 +24,7 @@ pub fn spawn_workers(
             let worker = Worker {
                 id: format!("{}-{index}", Uuid::now_v7()),
                 domain: domain.clone(),
-                fetcher: fetcher.clone(),
+                stages: stages.clone(),
                 settings: Arc::new(settings.clone()),
             };
             tokio::spawn(worker.run(stop.clone()))
@@ -35,7 +35,7 @@ pub fn spawn_workers(
 struct Worker {
     id: String,
     domain: Domain,
-    fetcher: Fetcher,
+    stages: Stages,
     settings: Arc<JobSettings>,
 }
 
@@ -72,7 +72,7 @@ impl Worker {
     async fn run_job(&self, job: ClaimedJob) {
         let JobPayload::IngestV1 { ingest_id } = job.payload;
         let started = std::time::Instant::now();
-        let result = process::process_ingest(&self.domain, &self.fetcher, &job, ingest_id).await;
+        let result = process::process_ingest(&self.domain, &self.stages, &job, ingest_id).await;
         let now = self.domain.clock.now();
         let recorded = match result {
             Ok(outcome) => {

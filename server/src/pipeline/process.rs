@@ -1,16 +1,18 @@
 //! One ingest job: resolve the audio (download URL audio behind the SSRF guard), probe it,
-//! park audio-only calls that need transcription, else merge the conversation into its
-//! datapoint, and record the result in one transaction.
+//! transcribe audio-only calls that ask for it (or park them where transcription is off), merge
+//! the conversation into its datapoint, and record the result in one transaction.
 
 use bytes::Bytes;
 use uuid::Uuid;
 
-use super::fetch::{FetchError, Fetcher};
+use super::Stages;
+use super::fetch::FetchError;
 use super::probe;
+use crate::asr::{AsrError, RoleHints};
 use crate::blob::sniff_audio_content_type;
 use crate::domain::Domain;
 use crate::domain::conversation::{AudioCredentials, AudioSource};
-use crate::domain::datapoints::Datapoint;
+use crate::domain::datapoints::{Datapoint, TranscriptSource};
 use crate::domain::jobs::ClaimedJob;
 
 #[derive(Debug)]
@@ -34,12 +36,12 @@ fn transient(error: crate::Error) -> ProcessError {
 
 pub async fn process_ingest(
     domain: &Domain,
-    fetcher: &Fetcher,
+    stages: &Stages,
     job: &ClaimedJob,
     ingest_id: Uuid,
 ) -> Result<ProcessOutcome, ProcessError> {
     let storage = &domain.storage;
-    let (record, conversation) =
+    let (record, mut conversation) =
         storage.load_ingest(ingest_id).await.map_err(transient)?.ok_or_else(|| {
             ProcessError::Permanent(format!("ingest {ingest_id} no longer exists"))
         })?;
@@ -72,10 +74,11 @@ pub async fn process_ingest(
             };
             let basic_auth =
                 basic_auth.as_ref().map(|(user, password)| (user.as_str(), password.as_str()));
-            let bytes = fetcher.fetch(url, basic_auth).await.map_err(|error| match error {
-                FetchError::Permanent(reason) => ProcessError::Permanent(reason),
-                FetchError::Transient(reason) => ProcessError::Transient(reason),
-            })?;
+            let bytes =
+                stages.fetcher.fetch(url, basic_auth).await.map_err(|error| match error {
+                    FetchError::Permanent(reason) => ProcessError::Permanent(reason),
+                    FetchError::Transient(reason) => ProcessError::Transient(reason),
+                })?;
             Some(
                 store_fetched_audio(domain, record.organization_id, record.project_id, bytes)
                     .await?,
@@ -86,15 +89,41 @@ pub async fn process_ingest(
         probe_if_needed(domain, record.organization_id, record.project_id, audio_id).await?;
     }
 
-    if conversation.needs_transcription() {
-        storage.park_ingest(job.id, ingest_id, domain.clock.now()).await.map_err(transient)?;
-        return Ok(ProcessOutcome::AwaitingTranscription);
+    let mut speaker_labels_estimated = None;
+    if let (true, Some(audio_id)) = (conversation.needs_transcription(), audio_id) {
+        let Some(asr) = &stages.asr else {
+            storage.park_ingest(job.id, ingest_id, domain.clock.now()).await.map_err(transient)?;
+            return Ok(ProcessOutcome::AwaitingTranscription);
+        };
+        let object = storage
+            .get_audio_object(record.organization_id, record.project_id, audio_id)
+            .await
+            .map_err(transient)?
+            .ok_or_else(|| ProcessError::Permanent(format!("audio {audio_id} no longer exists")))?;
+        let bytes = domain.blobs.get(&object.blob_key).await.map_err(transient)?;
+        let hints = RoleHints {
+            first_turn: conversation.first_turn,
+            assistant_channel: conversation.assistant_channel,
+        };
+        let transcript = asr.transcribe(bytes, &object.content_type, hints).await.map_err(
+            |error| match error {
+                AsrError::BadAudio(reason) => {
+                    ProcessError::Permanent(format!("the audio cannot be transcribed: {reason}"))
+                }
+                AsrError::Unavailable(reason) | AsrError::Failed(reason) => {
+                    ProcessError::Transient(format!("transcription: {reason}"))
+                }
+            },
+        )?;
+        conversation.turns = transcript.turns;
+        conversation.duration_ms = conversation.duration_ms.or(Some(transcript.duration_ms));
+        speaker_labels_estimated = Some(transcript.speaker_labels_estimated);
     }
     let existing = storage
         .find_datapoint(record.project_id, &conversation.provider, &conversation.call_id)
         .await
         .map_err(transient)?;
-    let datapoint = Datapoint::merge(
+    let mut datapoint = Datapoint::merge(
         existing,
         &conversation,
         audio_id,
@@ -102,6 +131,10 @@ pub async fn process_ingest(
         record.project_id,
         domain.clock.now(),
     );
+    if let Some(estimated) = speaker_labels_estimated {
+        datapoint.transcript_source = TranscriptSource::Asr;
+        datapoint.speaker_labels_estimated = estimated;
+    }
     storage
         .finish_ingest(job.id, ingest_id, &datapoint, domain.clock.now())
         .await

@@ -245,6 +245,7 @@ pub(crate) fn conversation(provider: Provider, call_id: String, first_turn: Role
         audio: None,
         diarization: true,
         first_turn,
+        assistant_channel: None,
         tags: Vec::new(),
         metadata: serde_json::Map::new(),
         extras: ProviderExtras::default(),

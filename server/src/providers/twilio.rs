@@ -157,6 +157,12 @@ pub fn normalize(
     if let (Some(started), Some(duration)) = (conversation.started_at, conversation.duration_ms) {
         conversation.ended_at = Some(started + chrono::Duration::milliseconds(duration));
     }
+    conversation.assistant_channel = context
+        .options
+        .twilio
+        .as_ref()
+        .map(|twilio| twilio.assistant_channel)
+        .filter(|channel| (1..=2).contains(channel));
     let base = recording_url.trim_end_matches(".wav").trim_end_matches(".mp3");
     conversation.audio = Some(AudioSource::Url {
         url: format!("{base}.wav?RequestedChannels=2"),

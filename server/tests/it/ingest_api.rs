@@ -765,3 +765,39 @@ async fn post_ingest(
 ) -> (u16, serde_json::Value) {
     http_request(server, "POST", "/v0/conversations/ingest", headers, body).await
 }
+
+#[tokio::test]
+async fn audio_that_cannot_be_decoded_fails_its_job_with_the_reason_and_is_not_retried() {
+    let server = TestServer::start_with_asr(&[]).await;
+    let mut ingest = IngestServiceClient::new(server.channel().await);
+    let key = server.admin_key.clone();
+    // A WAV header whose format chunk is garbage: accepted (it is audio by its magic), then
+    // refused by the decoder.
+    let mut corrupt = b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00".to_vec();
+    corrupt.extend_from_slice(&[0xEE; 16]);
+    corrupt.extend_from_slice(b"data\x00\x10\x00\x00");
+    corrupt.extend_from_slice(&[0x55; 4096]);
+    let call = pb::Conversation {
+        transcript: Vec::new(),
+        diarization: Some(true),
+        audio: Some(pb::Audio {
+            source: Some(pb::audio::Source::InlineB64(data_encoding::BASE64.encode(&corrupt))),
+        }),
+        ..conversation("call-corrupt-audio")
+    };
+    let accepted = ingest
+        .ingest_conversations(authed(ingest_request(&server, vec![call]), &key))
+        .await
+        .unwrap()
+        .into_inner();
+    let ingest_id = &accepted.conversations[0].ingest_id;
+    let failed = wait_for_ingest(&mut ingest, &key, ingest_id, |status| {
+        status.state == pb::IngestState::Dead as i32 || status.state == pb::IngestState::Done as i32
+    })
+    .await;
+    assert_eq!(failed.state, pb::IngestState::Dead as i32, "{failed:?}");
+    assert_eq!(failed.attempts, 1, "a permanent failure is not retried: {failed:?}");
+    assert!(failed.error.starts_with("the audio cannot be transcribed: "), "{failed:?}");
+    assert!(failed.datapoint_id.is_empty());
+    server.stop().await;
+}

@@ -232,6 +232,7 @@ fn datapoint_json(view: &DatapointView) -> Value {
         "source_platform": datapoint.provider,
         "call_id": datapoint.call_id,
         "transcript_source": datapoint.transcript_source.as_str(),
+        "speaker_labels_estimated": datapoint.speaker_labels_estimated,
         "metrics": datapoint.metrics,
     });
     if let Some(audio) = &view.audio {
@@ -248,7 +249,19 @@ fn datapoint_json(view: &DatapointView) -> Value {
     let turns: Vec<Value> = datapoint
         .turns
         .iter()
-        .map(|turn| json!({"role": turn.role.as_str(), "content": turn.content, "timestamp_ms": turn.start_ms}))
+        .map(|turn| {
+            let mut item = json!({"role": turn.role.as_str(), "content": turn.content, "timestamp_ms": turn.start_ms});
+            if let Some(end_ms) = turn.end_ms {
+                item["end_ms"] = json!(end_ms);
+            }
+            if let Some(channel) = turn.channel {
+                item["channel"] = json!(channel);
+            }
+            if let Some(confidence) = turn.confidence {
+                item["confidence"] = json!(confidence);
+            }
+            item
+        })
         .collect();
     json!({
         "id": datapoint.id,

@@ -1,0 +1,251 @@
+//! Offline transcription and diarization of audio-only calls.
+//!
+//! `Asr` owns dedicated worker threads (never the async runtime): each holds a recognizer on
+//! the one loaded Whisper model and runs a whole call at a time: decode, voice activity,
+//! recognition, turns. Callers await the answer.
+
+pub mod turns;
+pub mod vad;
+pub mod whisper;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, mpsc};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use crate::pipeline::decode;
+pub use turns::{RoleHints, Transcript};
+
+#[derive(Clone, Debug)]
+pub struct AsrSettings {
+    pub model_path: PathBuf,
+    pub threads: usize,
+    pub concurrent_jobs: usize,
+    pub max_audio_seconds: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AsrError {
+    /// The audio cannot be decoded; retrying cannot help.
+    #[error("{0}")]
+    BadAudio(String),
+    /// Transcription cannot run here now (no model, disabled, workers gone).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The recognizer failed on this call.
+    #[error("{0}")]
+    Failed(String),
+}
+
+struct Job {
+    audio: Bytes,
+    content_type: String,
+    hints: RoleHints,
+    reply: oneshot::Sender<Result<Transcript, AsrError>>,
+}
+
+/// A handle to the transcription workers; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Asr {
+    state: Arc<State>,
+}
+
+#[derive(Debug)]
+enum State {
+    Ready(Mutex<mpsc::Sender<Job>>),
+    Unavailable(String),
+}
+
+impl Asr {
+    /// Loads the model and starts the workers; blocks for the load (call it off the runtime).
+    /// Without a usable model the handle answers every call with `Unavailable` and the reason.
+    pub fn start(settings: &AsrSettings) -> Self {
+        if !settings.model_path.is_file() {
+            return Self::unavailable(format!(
+                "the speech model is not installed ({} is missing): run `earshot models install`",
+                settings.model_path.display()
+            ));
+        }
+        let model = match whisper::Model::load(&settings.model_path) {
+            Ok(model) => model,
+            Err(reason) => {
+                return Self::unavailable(format!(
+                    "{reason}; reinstall it with `earshot models install`"
+                ));
+            }
+        };
+        let (sender, receiver) = mpsc::channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for index in 0..settings.concurrent_jobs {
+            let receiver = Arc::clone(&receiver);
+            let model = model.clone();
+            let settings = settings.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("earshot-asr-{index}"))
+                .spawn(move || worker(&model, &settings, &receiver));
+            if let Err(error) = spawned {
+                return Self::unavailable(format!("starting a transcription thread: {error}"));
+            }
+        }
+        Self { state: Arc::new(State::Ready(Mutex::new(sender))) }
+    }
+
+    pub fn unavailable(reason: String) -> Self {
+        Self { state: Arc::new(State::Unavailable(reason)) }
+    }
+
+    /// Why transcription cannot run, if it cannot.
+    pub fn unavailable_reason(&self) -> Option<&str> {
+        match &*self.state {
+            State::Ready(_) => None,
+            State::Unavailable(reason) => Some(reason),
+        }
+    }
+
+    /// Decodes and transcribes one call's audio on a worker thread.
+    pub async fn transcribe(
+        &self,
+        audio: Bytes,
+        content_type: &str,
+        hints: RoleHints,
+    ) -> Result<Transcript, AsrError> {
+        let sender = match &*self.state {
+            State::Unavailable(reason) => return Err(AsrError::Unavailable(reason.clone())),
+            State::Ready(sender) => sender,
+        };
+        let (reply, answer) = oneshot::channel();
+        let job = Job { audio, content_type: content_type.to_owned(), hints, reply };
+        let sent = sender.lock().map_err(|_| stopped())?.send(job);
+        sent.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> AsrError {
+    AsrError::Unavailable("the transcription workers stopped".into())
+}
+
+fn worker(model: &whisper::Model, settings: &AsrSettings, jobs: &Mutex<mpsc::Receiver<Job>>) {
+    let mut recognizer = match model.recognizer(settings.threads) {
+        Ok(recognizer) => recognizer,
+        Err(reason) => {
+            tracing::error!(reason = %reason, "a transcription worker could not start");
+            return;
+        }
+    };
+    loop {
+        let job = match jobs.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        let started = std::time::Instant::now();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run(&mut recognizer, settings, &job.audio, &job.content_type, job.hints)
+        }))
+        .unwrap_or_else(|_| Err(AsrError::Failed("the recognizer panicked on this audio".into())));
+        if let Ok(transcript) = &result {
+            tracing::info!(
+                audio_ms = transcript.duration_ms,
+                channels = transcript.channels,
+                turns = transcript.turns.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "transcribed a call"
+            );
+        }
+        let _receiver_gone = job.reply.send(result);
+    }
+}
+
+fn run(
+    recognizer: &mut whisper::Recognizer,
+    settings: &AsrSettings,
+    audio: &[u8],
+    content_type: &str,
+    hints: RoleHints,
+) -> Result<Transcript, AsrError> {
+    let decoded = decode::decode(audio, content_type, settings.max_audio_seconds)
+        .map_err(AsrError::BadAudio)?;
+    turns::transcribe(&decoded, hints, &mut |samples| recognizer.words(samples))
+        .map_err(AsrError::Failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::conversation::Role;
+    use crate::testing::{self, Line};
+
+    const SCRIPT: &[Line] = testing::SAMPLE_CALL;
+
+    fn engine() -> Asr {
+        let settings = AsrSettings {
+            model_path: testing::model_dir().join(crate::models::WHISPER_TINY_EN.file_name),
+            threads: 2,
+            concurrent_jobs: 1,
+            max_audio_seconds: 600,
+        };
+        let asr = Asr::start(&settings);
+        assert_eq!(asr.unavailable_reason(), None);
+        asr
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stereo_call_becomes_ordered_turns_with_the_words_spoken() {
+        let call = testing::generated_call(SCRIPT, 700);
+        let wav = testing::wav_from_channels(&call.channels, 16_000);
+        let hints = RoleHints { first_turn: Role::Assistant, assistant_channel: None };
+        let transcript = engine().transcribe(wav.into(), "audio/wav", hints).await.unwrap();
+        assert!(!transcript.speaker_labels_estimated);
+        let roles: Vec<Role> = transcript.turns.iter().map(|turn| turn.role).collect();
+        assert_eq!(
+            roles,
+            [Role::Assistant, Role::User, Role::Assistant, Role::User, Role::Assistant],
+            "{:#?}",
+            transcript.turns
+        );
+        for (turn, (_, text, start_ms, end_ms)) in transcript.turns.iter().zip(&call.lines) {
+            let error = testing::word_error_rate(
+                &testing::normalized_words(text),
+                &testing::normalized_words(&turn.content),
+            );
+            assert!(error <= 0.35, "{text:?} heard as {:?} (WER {error})", turn.content);
+            assert!((turn.start_ms - start_ms).abs() < 600, "{turn:?} vs {start_ms}");
+            assert!((turn.end_ms.unwrap() - end_ms).abs() < 900, "{turn:?} vs {end_ms}");
+            assert_eq!(turn.channel, Some(if turn.role == Role::Assistant { 1 } else { 2 }));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_assistant_channel_of_the_integration_wins_over_first_turn() {
+        let call = testing::generated_call(&SCRIPT[..2], 500);
+        let wav = testing::wav_from_channels(&call.channels, 16_000);
+        let hints = RoleHints { first_turn: Role::Assistant, assistant_channel: Some(2) };
+        let transcript = engine().transcribe(wav.into(), "audio/wav", hints).await.unwrap();
+        let roles: Vec<Role> = transcript.turns.iter().map(|turn| turn.role).collect();
+        assert_eq!(roles, [Role::User, Role::Assistant]);
+    }
+
+    #[tokio::test]
+    async fn corrupt_audio_is_bad_audio_and_a_missing_model_names_the_install_command() {
+        let missing = Asr::start(&AsrSettings {
+            model_path: "/nonexistent/ggml-tiny.en.bin".into(),
+            threads: 1,
+            concurrent_jobs: 1,
+            max_audio_seconds: 60,
+        });
+        let hints = RoleHints { first_turn: Role::Assistant, assistant_channel: None };
+        match missing.transcribe(Bytes::from_static(b"RIFF"), "audio/wav", hints).await {
+            Err(AsrError::Unavailable(reason)) => {
+                assert!(reason.contains("earshot models install"), "{reason}");
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+        let corrupt = Bytes::from_static(b"RIFF\x10\0\0\0WAVEfmt garbage garbage");
+        match engine().transcribe(corrupt, "audio/wav", hints).await {
+            Err(AsrError::BadAudio(reason)) => assert!(!reason.is_empty()),
+            other => panic!("expected BadAudio, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Whisper through whisper.cpp: one `Recognizer` a worker thread, sharing one loaded model.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use whisper_rs::{
+    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+};
+
+use crate::pipeline::decode::SAMPLE_RATE;
+
+/// A recognised word; times in milliseconds from the start of the samples given.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Word {
+    /// With its leading space when the model wrote one.
+    pub text: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub probability: f32,
+}
+
+/// A loaded model, shared by the worker threads.
+#[derive(Clone)]
+pub struct Model {
+    context: Arc<WhisperContext>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Model").finish_non_exhaustive()
+    }
+}
+
+impl Model {
+    pub fn load(path: &Path) -> Result<Self, String> {
+        whisper_rs::install_logging_hooks();
+        let parameters = WhisperContextParameters { use_gpu: false, ..Default::default() };
+        let context = WhisperContext::new_with_params(path, parameters)
+            .map_err(|error| format!("loading the speech model {}: {error}", path.display()))?;
+        Ok(Self { context: Arc::new(context) })
+    }
+
+    pub fn recognizer(&self, threads: usize) -> Result<Recognizer, String> {
+        let state = self
+            .context
+            .create_state()
+            .map_err(|error| format!("creating a recognizer: {error}"))?;
+        Ok(Recognizer {
+            state,
+            threads: i32::try_from(threads).unwrap_or(1),
+            end_of_text: self.context.token_eot(),
+        })
+    }
+}
+
+/// One decoding state; owned by one thread.
+pub struct Recognizer {
+    state: WhisperState,
+    threads: i32,
+    end_of_text: i32,
+}
+
+impl std::fmt::Debug for Recognizer {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Recognizer").field("threads", &self.threads).finish_non_exhaustive()
+    }
+}
+
+/// whisper.cpp refuses input shorter than a second.
+const MIN_SAMPLES: usize = SAMPLE_RATE as usize * 11 / 10;
+
+impl Recognizer {
+    /// Transcribes up to 30 s of 16 kHz English speech into words with timings.
+    pub fn words(&mut self, samples: &[f32]) -> Result<Vec<Word>, String> {
+        let mut padded;
+        let samples = if samples.len() < MIN_SAMPLES {
+            padded = samples.to_vec();
+            padded.resize(MIN_SAMPLES, 0.0);
+            &padded[..]
+        } else {
+            samples
+        };
+        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 2 });
+        params.set_n_threads(self.threads);
+        params.set_language(Some("en"));
+        params.set_translate(false);
+        // Each window is decoded on its own: a hallucination cannot carry into the next.
+        params.set_no_context(true);
+        params.set_token_timestamps(true);
+        params.set_suppress_blank(true);
+        params.set_print_special(false);
+        params.set_print_progress(false);
+        params.set_print_realtime(false);
+        params.set_print_timestamps(false);
+        self.state
+            .full(params, samples)
+            .map_err(|error| format!("speech recognition failed: {error}"))?;
+        let mut words: Vec<Word> = Vec::new();
+        let mut probabilities: Vec<f32> = Vec::new();
+        let mut pending: Vec<u8> = Vec::new();
+        for segment in self.state.as_iter() {
+            for index in 0..segment.n_tokens() {
+                let Some(token) = segment.get_token(index) else { continue };
+                let data = token.token_data();
+                if data.id >= self.end_of_text {
+                    continue; // special and timestamp tokens
+                }
+                let bytes =
+                    token.to_bytes().map_err(|error| format!("reading a token: {error}"))?;
+                let starts_word = bytes.first() == Some(&b' ') || words.is_empty();
+                if starts_word && !pending.is_empty() {
+                    if let Some(last) = words.last_mut() {
+                        last.text.push_str(&String::from_utf8_lossy(&pending));
+                    }
+                    pending.clear();
+                }
+                if starts_word {
+                    if let Some(last) = words.last_mut() {
+                        last.probability = mean(&probabilities);
+                    }
+                    probabilities.clear();
+                    words.push(Word {
+                        text: String::new(),
+                        start_ms: data.t0 * 10,
+                        end_ms: data.t1 * 10,
+                        probability: 0.0,
+                    });
+                }
+                pending.extend_from_slice(bytes);
+                probabilities.push(data.p);
+                if let Some(last) = words.last_mut() {
+                    last.end_ms = last.end_ms.max(data.t1 * 10);
+                }
+            }
+        }
+        if let Some(last) = words.last_mut() {
+            last.text.push_str(&String::from_utf8_lossy(&pending));
+            last.probability = mean(&probabilities);
+        }
+        words.retain(|word| !word.text.trim().is_empty());
+        Ok(words)
+    }
+}
+
+fn mean(values: &[f32]) -> f32 {
+    if values.is_empty() { 0.0 } else { values.iter().sum::<f32>() / values.len() as f32 }
+}
