@@ -413,6 +413,7 @@ impl Config {
     pub fn asr_settings(&self) -> crate::asr::AsrSettings {
         crate::asr::AsrSettings {
             model_path: self.models_dir().join(crate::models::WHISPER_TINY_EN.file_name),
+            speaker_model_path: self.models_dir().join(crate::models::SPEAKER_ENCODER.file_name),
             threads: self.asr.threads,
             concurrent_jobs: self.asr.concurrent_jobs,
             max_audio_seconds: self.asr.max_audio_seconds,

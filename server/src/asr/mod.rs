@@ -4,6 +4,7 @@
 //! the one loaded Whisper model and runs a whole call at a time: decode, voice activity,
 //! recognition, turns. Callers await the answer.
 
+pub mod speaker;
 pub mod turns;
 pub mod vad;
 pub mod whisper;
@@ -20,6 +21,8 @@ pub use turns::{RoleHints, Transcript};
 #[derive(Clone, Debug)]
 pub struct AsrSettings {
     pub model_path: PathBuf,
+    /// The speaker encoder that separates the voices of mono calls.
+    pub speaker_model_path: PathBuf,
     pub threads: usize,
     pub concurrent_jobs: usize,
     pub max_audio_seconds: u32,
@@ -75,15 +78,26 @@ impl Asr {
                 ));
             }
         };
+        let speakers = match speaker::SpeakerEncoder::load(&settings.speaker_model_path) {
+            Ok(encoder) => Some(encoder),
+            Err(reason) => {
+                tracing::warn!(
+                    reason = %reason,
+                    "mono calls get alternating speaker guesses until `earshot models install` adds the speaker model"
+                );
+                None
+            }
+        };
         let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
         for index in 0..settings.concurrent_jobs {
             let receiver = Arc::clone(&receiver);
             let model = model.clone();
+            let speakers = speakers.clone();
             let settings = settings.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("earshot-asr-{index}"))
-                .spawn(move || worker(&model, &settings, &receiver));
+                .spawn(move || worker(&model, speakers.as_ref(), &settings, &receiver));
             if let Err(error) = spawned {
                 return Self::unavailable(format!("starting a transcription thread: {error}"));
             }
@@ -126,7 +140,12 @@ fn stopped() -> AsrError {
     AsrError::Unavailable("the transcription workers stopped".into())
 }
 
-fn worker(model: &whisper::Model, settings: &AsrSettings, jobs: &Mutex<mpsc::Receiver<Job>>) {
+fn worker(
+    model: &whisper::Model,
+    speakers: Option<&speaker::SpeakerEncoder>,
+    settings: &AsrSettings,
+    jobs: &Mutex<mpsc::Receiver<Job>>,
+) {
     let mut recognizer = match model.recognizer(settings.threads) {
         Ok(recognizer) => recognizer,
         Err(reason) => {
@@ -142,7 +161,7 @@ fn worker(model: &whisper::Model, settings: &AsrSettings, jobs: &Mutex<mpsc::Rec
         let Ok(job) = job else { return };
         let started = std::time::Instant::now();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run(&mut recognizer, settings, &job.audio, &job.content_type, job.hints)
+            run(&mut recognizer, speakers, settings, &job.audio, &job.content_type, job.hints)
         }))
         .unwrap_or_else(|_| Err(AsrError::Failed("the recognizer panicked on this audio".into())));
         if let Ok(transcript) = &result {
@@ -160,6 +179,7 @@ fn worker(model: &whisper::Model, settings: &AsrSettings, jobs: &Mutex<mpsc::Rec
 
 fn run(
     recognizer: &mut whisper::Recognizer,
+    speakers: Option<&speaker::SpeakerEncoder>,
     settings: &AsrSettings,
     audio: &[u8],
     content_type: &str,
@@ -167,7 +187,7 @@ fn run(
 ) -> Result<Transcript, AsrError> {
     let decoded = decode::decode(audio, content_type, settings.max_audio_seconds)
         .map_err(AsrError::BadAudio)?;
-    turns::transcribe(&decoded, hints, &mut |samples| recognizer.words(samples))
+    turns::transcribe(&decoded, hints, speakers, &mut |samples| recognizer.words(samples))
         .map_err(AsrError::Failed)
 }
 
@@ -182,6 +202,7 @@ mod tests {
     fn engine() -> Asr {
         let settings = AsrSettings {
             model_path: testing::model_dir().join(crate::models::WHISPER_TINY_EN.file_name),
+            speaker_model_path: testing::model_dir().join(crate::models::SPEAKER_ENCODER.file_name),
             threads: 2,
             concurrent_jobs: 1,
             max_audio_seconds: 600,
@@ -227,10 +248,33 @@ mod tests {
         assert_eq!(roles, [Role::User, Role::Assistant]);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_mono_call_is_split_by_voice_with_estimated_labels() {
+        // Not strictly alternating: the caller speaks twice in a row.
+        let lines = [SCRIPT[0], SCRIPT[1], SCRIPT[3], SCRIPT[4]];
+        let call = testing::generated_call(&lines, 700);
+        let wav = testing::wav_from_channels(&[call.mono()], 16_000);
+        let hints = RoleHints { first_turn: Role::Assistant, assistant_channel: None };
+        let transcript = engine().transcribe(wav.into(), "audio/wav", hints).await.unwrap();
+        assert!(transcript.speaker_labels_estimated);
+        let roles: Vec<Role> = transcript.turns.iter().map(|turn| turn.role).collect();
+        // The caller's two lines are one turn.
+        assert_eq!(
+            roles,
+            [Role::Assistant, Role::User, Role::Assistant],
+            "{:#?}",
+            transcript.turns
+        );
+        assert!(transcript.turns.iter().all(|turn| turn.channel.is_none()));
+        assert!(transcript.turns.iter().all(|turn| turn.confidence.is_some_and(|c| c < 1.0)));
+        assert!(transcript.turns[1].content.contains("Sarah"), "{:#?}", transcript.turns);
+    }
+
     #[tokio::test]
     async fn corrupt_audio_is_bad_audio_and_a_missing_model_names_the_install_command() {
         let missing = Asr::start(&AsrSettings {
             model_path: "/nonexistent/ggml-tiny.en.bin".into(),
+            speaker_model_path: "/nonexistent/ge2e.safetensors".into(),
             threads: 1,
             concurrent_jobs: 1,
             max_audio_seconds: 60,

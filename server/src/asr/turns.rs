@@ -8,6 +8,7 @@
 
 use std::ops::Range;
 
+use super::speaker::{self, SpeakerEncoder};
 use super::vad;
 use super::whisper::Word;
 use crate::domain::conversation::{Role, Turn};
@@ -45,6 +46,7 @@ pub struct Transcript {
 pub fn transcribe(
     audio: &DecodedAudio,
     hints: RoleHints,
+    speakers: Option<&SpeakerEncoder>,
     recognize: &mut Recognize<'_>,
 ) -> Result<Transcript, String> {
     let stereo = audio.channels.len() == 2 && !same_signal(&audio.channels[0], &audio.channels[1]);
@@ -53,7 +55,11 @@ pub fn transcribe(
         stereo_turns(&utterances(&channels, UTTERANCE_GAP_MS, recognize)?, hints)
     } else {
         let mixed = audio.mixdown();
-        mono_turns(&utterances(&[&mixed], MONO_UTTERANCE_GAP_MS, recognize)?, hints.first_turn)
+        let utterances = utterances(&[&mixed], MONO_UTTERANCE_GAP_MS, recognize)?;
+        match speakers {
+            Some(encoder) => diarized_turns(&mixed, &utterances, hints.first_turn, encoder),
+            None => mono_turns(&utterances, hints.first_turn),
+        }
     };
     Ok(Transcript {
         turns,
@@ -209,8 +215,30 @@ fn stereo_turns(utterances: &[Utterance], hints: RoleHints) -> Vec<Turn> {
     merge_runs(turns)
 }
 
-/// Mono without speaker embeddings: utterances alternate speakers, starting with `first_turn`.
-/// The labels are estimates and say so by their confidence.
+/// Mono: each utterance's voice embedded, the embeddings clustered into two speakers, the first
+/// utterance's speaker given the role `first_turn`.
+fn diarized_turns(
+    samples: &[f32],
+    utterances: &[Utterance],
+    first_turn: Role,
+    encoder: &SpeakerEncoder,
+) -> Vec<Turn> {
+    let other = if first_turn == Role::User { Role::Assistant } else { Role::User };
+    let stretches: Vec<Vec<f32>> =
+        utterances.iter().map(|utterance| samples[utterance.span.clone()].to_vec()).collect();
+    let weights: Vec<f32> =
+        utterances.iter().map(|utterance| utterance.span.len() as f32).collect();
+    let embedded = encoder.embed(&stretches);
+    let labels = speaker::two_speakers(&embedded, &weights);
+    let turns = utterances.iter().zip(labels).map(|(utterance, (speaker, confidence))| {
+        let role = if speaker == 0 { first_turn } else { other };
+        to_turn(role, None, utterance, Some(confidence))
+    });
+    merge_runs(turns)
+}
+
+/// Mono without the speaker model (not installed): utterances alternate speakers, starting with
+/// `first_turn`. The labels are guesses and say so by their confidence.
 fn mono_turns(utterances: &[Utterance], first_turn: Role) -> Vec<Turn> {
     let other = if first_turn == Role::User { Role::Assistant } else { Role::User };
     let turns = utterances.iter().enumerate().map(|(index, utterance)| {

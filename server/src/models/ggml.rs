@@ -396,7 +396,7 @@ fn token_bytes(vocabulary: &str) -> Result<Vec<Vec<u8>>, String> {
 
 /// The Slaney-scale, area-normalised mel filterbank Whisper was trained with (librosa's
 /// default, which OpenAI ships precomputed): `n_mels` rows of `N_FFT / 2 + 1` weights.
-fn mel_filters(n_mels: i32) -> Vec<f32> {
+pub(crate) fn mel_filters(n_mels: i32) -> Vec<f32> {
     let n_mels = usize::try_from(n_mels).unwrap_or(0);
     let bins = N_FFT / 2 + 1;
     let hz_to_mel = |hz: f64| {

