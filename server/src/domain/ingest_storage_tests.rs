@@ -58,6 +58,16 @@ fn new_ingest(organization_id: Uuid, project_id: Uuid, call_id: &str) -> NewInge
     }
 }
 
+/// Whether `worker` holds `job`: renewing to the same deadline changes nothing else.
+async fn one_holds(
+    storage: &crate::storage::Storage,
+    job: Uuid,
+    worker: &str,
+    now: chrono::DateTime<Utc>,
+) -> bool {
+    storage.extend_lease(job, worker, now + chrono::Duration::seconds(60)).await.unwrap()
+}
+
 #[tokio::test]
 async fn queue_commits_claims_retries_and_finishes() {
     let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()));
@@ -95,9 +105,27 @@ async fn queue_commits_claims_retries_and_finishes() {
     assert_eq!(held, expected);
     assert!(storage.claim_jobs("w3", clock.now(), lease, 5).await.unwrap().is_empty());
 
+    // A renewed lease keeps the job; only its holder can renew it.
+    let renewed = held[0];
+    let holder = if one_holds(storage, renewed, "w1", clock.now()).await { "w1" } else { "w2" };
+    clock.advance(chrono::Duration::seconds(50));
+    let until = clock.now() + chrono::Duration::seconds(60);
+    assert!(storage.extend_lease(renewed, holder, until).await.unwrap());
+    assert!(!storage.extend_lease(renewed, "w3", until).await.unwrap());
+    clock.advance(chrono::Duration::seconds(11));
+    let claimable: Vec<Uuid> = storage
+        .claim_jobs("w3", clock.now(), lease, 5)
+        .await
+        .unwrap()
+        .iter()
+        .map(|job| job.id)
+        .collect();
+    assert!(!claimable.contains(&renewed), "a renewed lease is not claimable");
+
     // A crashed worker's lease expires and the job is claimed again, counting the attempt.
     clock.advance(chrono::Duration::seconds(61));
-    let reclaimed = storage.claim_jobs("w3", clock.now(), lease, 1).await.unwrap();
+    let mut reclaimed = storage.claim_jobs("w3", clock.now(), lease, 5).await.unwrap();
+    reclaimed.retain(|job| job.id == renewed);
     assert_eq!(reclaimed[0].attempts, 2);
     let job = reclaimed[0].id;
 

@@ -69,10 +69,34 @@ impl Worker {
         }
     }
 
+    async fn renew_lease(&self, job_id: Uuid) {
+        let until = self.domain.clock.now()
+            + chrono::Duration::from_std(self.settings.lease)
+                .unwrap_or(chrono::Duration::minutes(5));
+        match self.domain.storage.extend_lease(job_id, &self.id, until).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(%job_id, "lost the lease of a running job"),
+            Err(error) => tracing::warn!(%job_id, error = %error, "renewing a job lease failed"),
+        }
+    }
+
     async fn run_job(&self, job: ClaimedJob) {
         let JobPayload::IngestV1 { ingest_id } = job.payload;
         let started = std::time::Instant::now();
-        let result = process::process_ingest(&self.domain, &self.stages, &job, ingest_id).await;
+        let result = {
+            let work = process::process_ingest(&self.domain, &self.stages, &job, ingest_id);
+            tokio::pin!(work);
+            // A long transcription (or a transcription waiting its turn) outlives a lease: the
+            // lease is renewed while the work runs, so no other worker starts the job again.
+            let mut heartbeat = tokio::time::interval(self.settings.lease / 3);
+            heartbeat.tick().await;
+            loop {
+                tokio::select! {
+                    result = &mut work => break result,
+                    _ = heartbeat.tick() => self.renew_lease(job.id).await,
+                }
+            }
+        };
         let now = self.domain.clock.now();
         let recorded = match result {
             Ok(outcome) => {

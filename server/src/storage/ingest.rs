@@ -191,6 +191,25 @@ impl Storage {
         Ok(claimed)
     }
 
+    /// Pushes the lease of a job `worker` still holds to `until`; false when it no longer holds
+    /// it (the lease expired and another worker claimed the job).
+    pub async fn extend_lease(
+        &self,
+        job_id: Uuid,
+        worker: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let updated = job::Entity::update_many()
+            .col_expr(job::Column::LeaseExpiresAtMs, Expr::value(to_millis(until)))
+            .filter(job::Column::Id.eq(job_id.to_string()))
+            .filter(job::Column::Status.eq(JobStatus::Running.as_str()))
+            .filter(job::Column::LeaseOwner.eq(worker))
+            .exec(&self.db)
+            .await
+            .map_err(db_error("extending a job lease"))?;
+        Ok(updated.rows_affected == 1)
+    }
+
     pub async fn load_ingest(
         &self,
         id: Uuid,
