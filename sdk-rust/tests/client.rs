@@ -321,20 +321,9 @@ async fn audio_only_stereo_calls_come_back_transcribed_with_roles_in_order() {
         assert_eq!(turn.channel, u32::try_from(speaker + 1).unwrap());
         assert!((turn.start_ms - start_ms).abs() < 700, "{turn:?} began near {start_ms}");
     }
-    let reference: Vec<String> =
-        call.lines.iter().flat_map(|(_, text, _, _)| testing::normalized_words(text)).collect();
-    let mut heard: Vec<String> =
-        datapoint.turns.iter().flat_map(|turn| testing::normalized_words(&turn.content)).collect();
-    let found = reference
-        .iter()
-        .filter(|word| {
-            heard
-                .iter()
-                .position(|candidate| candidate == *word)
-                .map(|at| heard.swap_remove(at))
-                .is_some()
-        })
-        .count();
-    assert!(found * 10 >= reference.len() * 8, "{found} of {} words heard", reference.len());
+    let reference: Vec<&str> = call.lines.iter().map(|(_, text, _, _)| text.as_str()).collect();
+    let heard: Vec<&str> = datapoint.turns.iter().map(|turn| turn.content.as_str()).collect();
+    let recall = testing::word_recall(&reference.join(" "), &heard.join(" "));
+    assert!(recall >= 0.8, "{recall}: {heard:?}");
     server.stop().await;
 }

@@ -402,6 +402,24 @@ pub fn normalized_words(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The share of `reference`'s words found in `heard`, each counted as often as it occurs in
+/// both (a bag of words: order is checked separately).
+pub fn word_recall(reference: &str, heard: &str) -> f64 {
+    let mut remaining = normalized_words(heard);
+    let expected = normalized_words(reference);
+    let found = expected
+        .iter()
+        .filter(|word| {
+            remaining
+                .iter()
+                .position(|candidate| candidate == *word)
+                .map(|at| remaining.swap_remove(at))
+                .is_some()
+        })
+        .count();
+    found as f64 / expected.len().max(1) as f64
+}
+
 /// Word error rate of `hypothesis` against `reference` (Levenshtein over words).
 pub fn word_error_rate(reference: &[String], hypothesis: &[String]) -> f64 {
     let mut previous: Vec<usize> = (0..=hypothesis.len()).collect();

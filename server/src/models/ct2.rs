@@ -68,17 +68,17 @@ pub struct Ct2Model<'a> {
 
 impl<'a> Ct2Model<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, String> {
-        let mut reader = Reader { bytes, offset: 0 };
+        let mut reader = Reader::new(bytes);
         let version = reader.u32()?;
         if version < 5 {
             return Err(format!("CTranslate2 binary version {version} is older than 5"));
         }
-        let spec = reader.string()?;
+        let spec = string(&mut reader)?;
         let _revision = reader.u32()?;
         let count = reader.u32()?;
         let mut variables = BTreeMap::new();
         for _ in 0..count {
-            let name = reader.string()?;
+            let name = string(&mut reader)?;
             let rank = reader.u8()?;
             let dims = (0..rank)
                 .map(|_| reader.u32().map(|dim| dim as usize))
@@ -97,8 +97,8 @@ impl<'a> Ct2Model<'a> {
         }
         let aliases = reader.u32()?;
         for _ in 0..aliases {
-            let alias = reader.string()?;
-            let target = reader.string()?;
+            let alias = string(&mut reader)?;
+            let target = string(&mut reader)?;
             let variable = variables
                 .get(&target)
                 .cloned()
@@ -116,41 +116,14 @@ impl<'a> Ct2Model<'a> {
     }
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    offset: usize,
-}
+type Reader<'a> = super::bytes::ByteReader<'a>;
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, length: usize) -> Result<&'a [u8], String> {
-        let end = self.offset.checked_add(length).filter(|end| *end <= self.bytes.len());
-        let end = end.ok_or_else(|| format!("truncated at byte {}", self.offset))?;
-        let taken = &self.bytes[self.offset..end];
-        self.offset = end;
-        Ok(taken)
-    }
-
-    fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u16(&mut self) -> Result<u16, String> {
-        let bytes = self.take(2)?;
-        Ok(u16::from_le_bytes([bytes[0], bytes[1]]))
-    }
-
-    fn u32(&mut self) -> Result<u32, String> {
-        let bytes = self.take(4)?;
-        Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
-    }
-
-    /// A u16 length that counts a trailing NUL, then the bytes.
-    fn string(&mut self) -> Result<String, String> {
-        let length = usize::from(self.u16()?);
-        let bytes = self.take(length)?;
-        let text = bytes.strip_suffix(&[0]).unwrap_or(bytes);
-        String::from_utf8(text.to_vec()).map_err(|_| "a name is not UTF-8".to_owned())
-    }
+/// A u16 length that counts a trailing NUL, then the bytes.
+fn string(reader: &mut Reader<'_>) -> Result<String, String> {
+    let length = usize::from(reader.u16()?);
+    let bytes = reader.take(length)?;
+    let text = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    String::from_utf8(text.to_vec()).map_err(|_| "a name is not UTF-8".to_owned())
 }
 
 #[cfg(test)]

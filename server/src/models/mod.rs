@@ -4,6 +4,7 @@
 //! turned into the files the engines read by earshot itself, deterministically: the result is
 //! pinned by sha256 too, so an install on any machine yields the same bytes or fails.
 
+mod bytes;
 pub mod ct2;
 pub mod ggml;
 pub mod torch_legacy;

@@ -17,7 +17,7 @@ pub struct Tensor {
 
 /// The tensors of the state dict found under `state_key` (e.g. "model_state"), by name.
 pub fn read_state_dict(bytes: &[u8], state_key: &str) -> Result<HashMap<String, Tensor>, String> {
-    let mut reader = Pickle { bytes, offset: 0 };
+    let mut reader = Pickle { reader: super::bytes::ByteReader::new(bytes) };
     match reader.load() {
         Ok(Value::Long(MAGIC)) => {}
         _ => return Err("not a legacy PyTorch checkpoint (no magic number)".into()),
@@ -133,34 +133,29 @@ impl Value {
     }
 }
 
+/// The pickle machine reads through a byte reader.
 struct Pickle<'a> {
-    bytes: &'a [u8],
-    offset: usize,
+    reader: super::bytes::ByteReader<'a>,
 }
 
 impl<'a> Pickle<'a> {
     fn take(&mut self, length: usize) -> Result<&'a [u8], String> {
-        let end = self.offset.checked_add(length).filter(|end| *end <= self.bytes.len());
-        let end = end.ok_or_else(|| format!("truncated at byte {}", self.offset))?;
-        let taken = &self.bytes[self.offset..end];
-        self.offset = end;
-        Ok(taken)
+        self.reader.take(length)
     }
 
     fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
+        self.reader.u8()
     }
 
     fn u32(&mut self) -> Result<u32, String> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.reader.u32()
     }
 
     fn line(&mut self) -> Result<String, String> {
-        let rest = &self.bytes[self.offset..];
+        let rest = &self.reader.bytes[self.reader.offset..];
         let end = rest.iter().position(|byte| *byte == b'\n').ok_or("unterminated line")?;
         let text = String::from_utf8(rest[..end].to_vec()).map_err(|_| "a name is not UTF-8")?;
-        self.offset += end + 1;
+        self.reader.offset += end + 1;
         Ok(text)
     }
 
@@ -326,7 +321,7 @@ impl<'a> Pickle<'a> {
                 other => {
                     return Err(format!(
                         "unsupported pickle opcode 0x{other:02x} at byte {}",
-                        self.offset - 1
+                        self.reader.offset - 1
                     ));
                 }
             }

@@ -3,7 +3,7 @@
 use earshot_proto::v1 as pb;
 use earshot_proto::v1::ingest_service_client::IngestServiceClient;
 use earshot_proto::v1::integration_service_client::IntegrationServiceClient;
-pub use earshot_server::testing::{TestServer, captured_logs, database_env, wav};
+pub use earshot_server::testing::{TestServer, captured_logs, database_env, wav, word_recall};
 use tonic::transport::Channel;
 
 /// A request carrying an API key in the `api-key` metadata.
@@ -233,23 +233,4 @@ pub fn silent_mp3(frames: usize) -> Vec<u8> {
         bytes.extend_from_slice(&[0; 413]);
     }
     bytes
-}
-
-/// The share of `reference`'s words that `heard` contains, each word counted as often as it
-/// occurs in both (a bag of words: order is checked separately).
-pub fn word_recall(reference: &str, heard: &str) -> f64 {
-    use earshot_server::testing::normalized_words;
-    let mut remaining = normalized_words(heard);
-    let expected = normalized_words(reference);
-    let found = expected
-        .iter()
-        .filter(|word| {
-            remaining
-                .iter()
-                .position(|candidate| candidate == *word)
-                .map(|at| remaining.swap_remove(at))
-                .is_some()
-        })
-        .count();
-    found as f64 / expected.len().max(1) as f64
 }
