@@ -102,6 +102,11 @@ impl Recognizer {
         params.set_print_progress(false);
         params.set_print_realtime(false);
         params.set_print_timestamps(false);
+        // One segment a window: the decoder never seeks inside it, so the DTW alignment always
+        // spans the whole window (whisper.cpp aborts the process when a seek leaves it fewer
+        // than 8 audio positions to filter). Words are placed by their aligned times, not by
+        // segments.
+        params.set_single_segment(true);
         self.state
             .full(params, samples)
             .map_err(|error| format!("speech recognition failed: {error}"))?;
