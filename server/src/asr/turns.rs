@@ -126,8 +126,17 @@ fn utterances(
             });
         }
     }
+    for utterance in &mut utterances {
+        utterance.words.retain(|word| !is_annotation(&word.text));
+    }
     utterances.retain(|utterance| !utterance.words.is_empty());
     Ok(utterances)
+}
+
+/// Whisper's captions for sounds that are not speech: `[Music]`, `(laughs)`, `[BLANK_AUDIO]`.
+fn is_annotation(word: &str) -> bool {
+    let word = word.trim();
+    (word.starts_with('[') && word.ends_with(']')) || (word.starts_with('(') && word.ends_with(')'))
 }
 
 /// An utterance placed in a window.
@@ -368,6 +377,14 @@ mod tests {
         assert_eq!(stereo_turns(&utterances, user_first)[0].role, Role::User);
         let mapped = RoleHints { first_turn: Role::Assistant, assistant_channel: Some(2) };
         assert_eq!(stereo_turns(&utterances, mapped)[0].role, Role::User);
+    }
+
+    #[test]
+    fn sound_captions_are_not_words() {
+        assert!(is_annotation(" [Music]"));
+        assert!(is_annotation("(laughs)"));
+        assert!(!is_annotation(" music"));
+        assert!(!is_annotation(" [9:30"));
     }
 
     #[test]
