@@ -107,6 +107,12 @@ impl Recognizer {
         // than 8 audio positions to filter). Words are placed by their aligned times, not by
         // segments.
         params.set_single_segment(true);
+        // Whisper encodes 30 s whatever it is given; a short window (a call's last, mostly) is
+        // encoded over its own length and two seconds more (50 positions a second).
+        let seconds = samples.len().div_ceil(SAMPLE_RATE as usize);
+        if seconds < 20 {
+            params.set_audio_ctx(i32::try_from((seconds + 2) * 50).unwrap_or(1500));
+        }
         self.state
             .full(params, samples)
             .map_err(|error| format!("speech recognition failed: {error}"))?;
