@@ -6,6 +6,9 @@ mu-law WAV, MP3); transcribes each with `earshot transcribe` and with faster-whi
 Whisper tiny.en weights; prints WER, cpWER, speaker-time accuracy, real-time factor and peak RSS
 as a Markdown table.
 
+Word error rates are computed after Whisper's English text normalizer (found beside WORK_DIR as
+`normalizers/`), on references and hypotheses alike.
+
 Usage (scripts/bench-asr sets this up): bench.py EARSHOT_BIN DATA_DIR BENCH_PYTHON CT2_MODEL_DIR WORK_DIR
 """
 
@@ -159,8 +162,18 @@ def generate(name: str, script: list[tuple[int, str]], work: Path) -> tuple[Call
     return Call(name, lines, duration, speaking), variants
 
 
+_NORMALIZER = None
+
+
 def words(text: str) -> list[str]:
-    return [w for w in (re.sub(r"[^a-z0-9']", "", t.lower()) for t in text.split()) if w]
+    """Words after Whisper's English normalizer ("nineteen eighty five" and "1985" alike)."""
+    global _NORMALIZER
+    if _NORMALIZER is None:
+        sys.path.insert(0, str(Path(sys.argv[5]).parent))
+        from normalizers import EnglishTextNormalizer  # type: ignore[import-not-found]
+
+        _NORMALIZER = EnglishTextNormalizer()
+    return [w for w in (re.sub(r"[^a-z0-9']", "", t) for t in _NORMALIZER(text).split()) if w]
 
 
 def edit_distance(reference: list[str], hypothesis: list[str]) -> int:
