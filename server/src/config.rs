@@ -54,6 +54,8 @@ pub struct AsrConfig {
     pub threads: usize,
     pub concurrent_jobs: usize,
     pub max_audio_seconds: u32,
+    pub isolate: bool,
+    pub worker_binary: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -417,6 +419,13 @@ impl Config {
             threads: self.asr.threads,
             concurrent_jobs: self.asr.concurrent_jobs,
             max_audio_seconds: self.asr.max_audio_seconds,
+            worker_binary: self.asr.isolate.then(|| {
+                if self.asr.worker_binary.is_empty() {
+                    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("earshot"))
+                } else {
+                    PathBuf::from(&self.asr.worker_binary)
+                }
+            }),
         }
     }
 

@@ -89,6 +89,11 @@ impl TestServer {
         if !env.iter().any(|(name, _)| name == "EARSHOT_ASR__ENABLED") {
             env.push(("EARSHOT_ASR__ENABLED".to_owned(), "false".to_owned()));
         }
+        // This process is a test binary, not earshot: recognition runs on threads unless a
+        // test names the earshot binary (EARSHOT_ASR__WORKER_BINARY) and turns isolation on.
+        if !env.iter().any(|(name, _)| name == "EARSHOT_ASR__ISOLATE") {
+            env.push(("EARSHOT_ASR__ISOLATE".to_owned(), "false".to_owned()));
+        }
         env.extend(database_env(data_dir.path()).await);
         let config = Config::load_with_env(None, &overrides, env).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -4,6 +4,7 @@
 //! the one loaded Whisper model and runs a whole call at a time: decode, voice activity,
 //! recognition, turns. Callers await the answer.
 
+mod child;
 pub mod speaker;
 pub mod turns;
 pub mod vad;
@@ -26,6 +27,9 @@ pub struct AsrSettings {
     pub threads: usize,
     pub concurrent_jobs: usize,
     pub max_audio_seconds: u32,
+    /// Recognition runs in child processes of this executable (`earshot asr-worker`), so that
+    /// a native crash fails one job instead of the server; None: on threads of this process.
+    pub worker_binary: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +44,8 @@ pub enum AsrError {
     #[error("{0}")]
     Failed(String),
 }
+
+pub use child::serve as serve_worker;
 
 struct Job {
     audio: Bytes,
@@ -70,26 +76,25 @@ impl Asr {
                 settings.model_path.display()
             ));
         }
-        let model = match whisper::Model::load(&settings.model_path) {
-            Ok(model) => model,
-            Err(reason) => {
-                return Self::unavailable(format!(
-                    "{reason}; reinstall it with `earshot models install`"
-                ));
-            }
-        };
-        let speakers = match speaker::SpeakerEncoder::load(&settings.speaker_model_path) {
-            Ok(encoder) => Some(encoder),
-            Err(reason) => {
-                tracing::warn!(
-                    reason = %reason,
-                    "mono calls get alternating speaker guesses until `earshot models install` adds the speaker model"
-                );
-                None
-            }
-        };
         let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
+        if let Some(binary) = &settings.worker_binary {
+            for index in 0..settings.concurrent_jobs {
+                let receiver = Arc::clone(&receiver);
+                let (binary, settings) = (binary.clone(), settings.clone());
+                let spawned = std::thread::Builder::new()
+                    .name(format!("earshot-asr-{index}"))
+                    .spawn(move || child::thread(&binary, &settings, &receiver));
+                if let Err(error) = spawned {
+                    return Self::unavailable(format!("starting a transcription thread: {error}"));
+                }
+            }
+            return Self { state: Arc::new(State::Ready(Mutex::new(sender))) };
+        }
+        let (model, speakers) = match Loaded::load(settings) {
+            Ok(loaded) => loaded,
+            Err(reason) => return Self::unavailable(reason),
+        };
         for index in 0..settings.concurrent_jobs {
             let receiver = Arc::clone(&receiver);
             let model = model.clone();
@@ -133,6 +138,29 @@ impl Asr {
         let sent = sender.lock().map_err(|_| stopped())?.send(job);
         sent.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// The models a recognizer needs.
+struct Loaded;
+
+impl Loaded {
+    fn load(
+        settings: &AsrSettings,
+    ) -> Result<(whisper::Model, Option<speaker::SpeakerEncoder>), String> {
+        let model = whisper::Model::load(&settings.model_path)
+            .map_err(|reason| format!("{reason}; reinstall it with `earshot models install`"))?;
+        let speakers = match speaker::SpeakerEncoder::load(&settings.speaker_model_path) {
+            Ok(encoder) => Some(encoder),
+            Err(reason) => {
+                tracing::warn!(
+                    reason = %reason,
+                    "mono calls get alternating speaker guesses until `earshot models install` adds the speaker model"
+                );
+                None
+            }
+        };
+        Ok((model, speakers))
     }
 }
 
@@ -206,6 +234,7 @@ mod tests {
             threads: 2,
             concurrent_jobs: 1,
             max_audio_seconds: 600,
+            worker_binary: None,
         };
         let asr = Asr::start(&settings);
         assert_eq!(asr.unavailable_reason(), None);
@@ -278,6 +307,7 @@ mod tests {
             threads: 1,
             concurrent_jobs: 1,
             max_audio_seconds: 60,
+            worker_binary: None,
         });
         let hints = RoleHints { first_turn: Role::Assistant, assistant_channel: None };
         match missing.transcribe(Bytes::from_static(b"RIFF"), "audio/wav", hints).await {

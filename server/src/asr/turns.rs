@@ -34,7 +34,7 @@ pub struct RoleHints {
 }
 
 /// The turns of one call and how sure the speaker labels are.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Transcript {
     pub turns: Vec<Turn>,
     pub speaker_labels_estimated: bool,
