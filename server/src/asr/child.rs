@@ -69,8 +69,7 @@ pub fn serve(settings: &AsrSettings) -> Result<(), String> {
     let mut input = std::io::stdin().lock();
     let mut output = std::io::stdout().lock();
     let io = |error: std::io::Error| format!("asr-worker: {error}");
-    let loaded = super::Loaded::load(settings);
-    let (model, speakers) = match loaded {
+    let (model, speakers) = match super::load_models(settings) {
         Ok(loaded) => loaded,
         Err(reason) => {
             write_reply(&mut output, &Reply::Unavailable { reason: reason.clone() }).map_err(io)?;
@@ -205,11 +204,7 @@ pub(super) fn thread(
 ) {
     let mut worker: Option<Worker> = None;
     loop {
-        let job = match jobs.lock() {
-            Ok(receiver) => receiver.recv(),
-            Err(_) => return,
-        };
-        let Ok(job) = job else { return };
+        let Some(job) = super::next_job(jobs) else { return };
         let result = match worker.take() {
             Some(running) => Ok(running),
             None => Worker::spawn(binary, settings),

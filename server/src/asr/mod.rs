@@ -62,7 +62,7 @@ pub struct Asr {
 
 #[derive(Debug)]
 enum State {
-    Ready(Mutex<mpsc::Sender<Job>>),
+    Ready(mpsc::Sender<Job>),
     Unavailable(String),
 }
 
@@ -89,9 +89,9 @@ impl Asr {
                     return Self::unavailable(format!("starting a transcription thread: {error}"));
                 }
             }
-            return Self { state: Arc::new(State::Ready(Mutex::new(sender))) };
+            return Self { state: Arc::new(State::Ready(sender)) };
         }
-        let (model, speakers) = match Loaded::load(settings) {
+        let (model, speakers) = match load_models(settings) {
             Ok(loaded) => loaded,
             Err(reason) => return Self::unavailable(reason),
         };
@@ -107,7 +107,7 @@ impl Asr {
                 return Self::unavailable(format!("starting a transcription thread: {error}"));
             }
         }
-        Self { state: Arc::new(State::Ready(Mutex::new(sender))) }
+        Self { state: Arc::new(State::Ready(sender)) }
     }
 
     pub fn unavailable(reason: String) -> Self {
@@ -135,33 +135,34 @@ impl Asr {
         };
         let (reply, answer) = oneshot::channel();
         let job = Job { audio, content_type: content_type.to_owned(), hints, reply };
-        let sent = sender.lock().map_err(|_| stopped())?.send(job);
-        sent.map_err(|_| stopped())?;
+        sender.send(job).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 }
 
-/// The models a recognizer needs.
-struct Loaded;
+/// The Whisper model, and the speaker encoder when it is installed (mono calls fall back to
+/// alternating guesses without it).
+fn load_models(
+    settings: &AsrSettings,
+) -> Result<(whisper::Model, Option<speaker::SpeakerEncoder>), String> {
+    let model = whisper::Model::load(&settings.model_path)
+        .map_err(|reason| format!("{reason}; reinstall it with `earshot models install`"))?;
+    let speakers = match speaker::SpeakerEncoder::load(&settings.speaker_model_path) {
+        Ok(encoder) => Some(encoder),
+        Err(reason) => {
+            tracing::warn!(
+                reason = %reason,
+                "mono calls get alternating speaker guesses until `earshot models install` adds the speaker model"
+            );
+            None
+        }
+    };
+    Ok((model, speakers))
+}
 
-impl Loaded {
-    fn load(
-        settings: &AsrSettings,
-    ) -> Result<(whisper::Model, Option<speaker::SpeakerEncoder>), String> {
-        let model = whisper::Model::load(&settings.model_path)
-            .map_err(|reason| format!("{reason}; reinstall it with `earshot models install`"))?;
-        let speakers = match speaker::SpeakerEncoder::load(&settings.speaker_model_path) {
-            Ok(encoder) => Some(encoder),
-            Err(reason) => {
-                tracing::warn!(
-                    reason = %reason,
-                    "mono calls get alternating speaker guesses until `earshot models install` adds the speaker model"
-                );
-                None
-            }
-        };
-        Ok((model, speakers))
-    }
+/// The next job for a transcription thread; None once the server dropped its handle.
+fn next_job(jobs: &Mutex<mpsc::Receiver<Job>>) -> Option<Job> {
+    jobs.lock().ok()?.recv().ok()
 }
 
 fn stopped() -> AsrError {
@@ -182,11 +183,7 @@ fn worker(
         }
     };
     loop {
-        let job = match jobs.lock() {
-            Ok(receiver) => receiver.recv(),
-            Err(_) => return,
-        };
-        let Ok(job) = job else { return };
+        let Some(job) = next_job(jobs) else { return };
         let started = std::time::Instant::now();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             run(&mut recognizer, speakers, settings, &job.audio, &job.content_type, job.hints)

