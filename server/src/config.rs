@@ -270,7 +270,7 @@ impl Config {
             .server
             .trusted_proxies
             .iter()
-            .find(|entry| crate::domain::integrations::parse_cidr(entry).is_none())
+            .find(|entry| crate::model::integrations::parse_cidr(entry).is_none())
         {
             return Err(ConfigError::Invalid {
                 key: "server.trusted_proxies",
@@ -391,6 +391,45 @@ impl Config {
         Ok(())
     }
 
+    /// The settings of the domain's rules; `public_base_url` is what providers call.
+    pub fn domain_settings(&self, public_base_url: String) -> crate::domain::Settings {
+        let integrations = &self.integrations;
+        crate::domain::Settings {
+            public_base_url,
+            rotation_grace_default: chrono::Duration::hours(
+                integrations.rotation_grace_default_hours.into(),
+            ),
+            rotation_grace_max: chrono::Duration::hours(
+                integrations.rotation_grace_max_hours.into(),
+            ),
+            rate_limit_per_minute_default: integrations.rate_limit_per_minute_default,
+            rate_limit_per_minute_max: integrations.rate_limit_per_minute_max,
+            ingest_limits: crate::model::conversation::IngestLimits {
+                max_batch_conversations: self.ingest.max_batch_conversations,
+                max_inline_audio_bytes: self.ingest.max_inline_audio_bytes,
+            },
+            max_upload_bytes: self.ingest.max_upload_bytes,
+            allow_private_networks: self.fetch.allow_private_networks,
+            webhooks: crate::domain::WebhookSettings {
+                max_body_bytes: integrations.max_webhook_body_bytes,
+                max_elevenlabs_body_bytes: integrations.max_elevenlabs_body_bytes,
+                trusted_proxies: self
+                    .server
+                    .trusted_proxies
+                    .iter()
+                    .filter_map(|entry| crate::model::integrations::parse_cidr(entry))
+                    .collect(),
+                cache_ttl: std::time::Duration::from_secs(integrations.cache_ttl_seconds),
+                body_retention: chrono::Duration::days(
+                    integrations.delivery_body_retention_days.into(),
+                ),
+                delivery_retention: chrono::Duration::days(
+                    integrations.delivery_retention_days.into(),
+                ),
+            },
+        }
+    }
+
     pub fn job_settings(&self) -> crate::jobs::JobSettings {
         let jobs = &self.jobs;
         crate::jobs::JobSettings {
@@ -414,8 +453,10 @@ impl Config {
 
     pub fn asr_settings(&self) -> crate::asr::AsrSettings {
         crate::asr::AsrSettings {
-            model_path: self.models_dir().join(crate::models::WHISPER_TINY_EN.file_name),
-            speaker_model_path: self.models_dir().join(crate::models::SPEAKER_ENCODER.file_name),
+            model_path: self.models_dir().join(crate::speech_models::WHISPER_TINY_EN.file_name),
+            speaker_model_path: self
+                .models_dir()
+                .join(crate::speech_models::SPEAKER_ENCODER.file_name),
             threads: self.asr.threads,
             concurrent_jobs: self.asr.concurrent_jobs,
             max_audio_seconds: self.asr.max_audio_seconds,
@@ -432,7 +473,7 @@ impl Config {
     /// Where the speech models are: asr.model_dir, else <data_dir>/models.
     pub fn models_dir(&self) -> PathBuf {
         if self.asr.model_dir.is_empty() {
-            crate::models::models_dir(&self.data_dir)
+            crate::speech_models::models_dir(&self.data_dir)
         } else {
             PathBuf::from(&self.asr.model_dir)
         }

@@ -364,7 +364,7 @@ pub const SAMPLE_CALL: &[Line] = &[
 /// Speaks `lines` with espeak-ng in two voices (Debian: espeak-ng, which scripts/test
 /// installs): speaker 0 a low en-us voice, speaker 1 an en-gb female voice.
 pub fn generated_call(lines: &[Line], gap_ms: u32) -> GeneratedCall {
-    let rate = crate::pipeline::decode::SAMPLE_RATE as usize;
+    let rate = crate::audio::decode::SAMPLE_RATE as usize;
     let gap = gap_ms as usize * rate / 1000;
     let mut channels = [vec![0.0f32; rate / 2], vec![0.0f32; rate / 2]];
     let mut spoken = Vec::new();
@@ -377,7 +377,7 @@ pub fn generated_call(lines: &[Line], gap_ms: u32) -> GeneratedCall {
                 panic!("running espeak-ng (apt-get install espeak-ng): {error}")
             });
         assert!(output.status.success(), "espeak-ng failed on {:?}", line.text);
-        let decoded = crate::pipeline::decode::decode(&output.stdout, "audio/wav", 600).unwrap();
+        let decoded = crate::audio::decode::decode(&output.stdout, "audio/wav", 600).unwrap();
         let speech = &decoded.channels[0];
         let start = channels[0].len();
         for (index, channel) in channels.iter_mut().enumerate() {
@@ -445,7 +445,7 @@ pub fn model_dir() -> PathBuf {
     let dir = std::env::var_os("EARSHOT_ASR__MODEL_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../earshot-data/models"));
-    let model = dir.join(crate::models::WHISPER_TINY_EN.file_name);
+    let model = dir.join(crate::speech_models::WHISPER_TINY_EN.file_name);
     assert!(
         model.is_file(),
         "{} is missing: run `cargo run -p earshot-server -- models install` (scripts/test does)",

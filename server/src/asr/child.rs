@@ -13,7 +13,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use serde::{Deserialize, Serialize};
 
 use super::{AsrError, AsrSettings, RoleHints, Transcript};
-use crate::domain::conversation::Role;
+use crate::model::conversation::Role;
 
 /// Largest frame accepted (audio included): 1 GiB.
 const MAX_FRAME: u64 = 1 << 30;

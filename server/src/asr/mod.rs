@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use crate::pipeline::decode;
+use crate::audio::decode;
 pub use turns::{RoleHints, Transcript};
 
 #[derive(Clone, Debug)]
@@ -219,15 +219,16 @@ fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::conversation::Role;
+    use crate::model::conversation::Role;
     use crate::testing::{self, Line};
 
     const SCRIPT: &[Line] = testing::SAMPLE_CALL;
 
     fn engine() -> Asr {
         let settings = AsrSettings {
-            model_path: testing::model_dir().join(crate::models::WHISPER_TINY_EN.file_name),
-            speaker_model_path: testing::model_dir().join(crate::models::SPEAKER_ENCODER.file_name),
+            model_path: testing::model_dir().join(crate::speech_models::WHISPER_TINY_EN.file_name),
+            speaker_model_path: testing::model_dir()
+                .join(crate::speech_models::SPEAKER_ENCODER.file_name),
             threads: 2,
             concurrent_jobs: 1,
             max_audio_seconds: 600,

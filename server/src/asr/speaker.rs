@@ -82,7 +82,7 @@ impl SpeakerEncoder {
                 bias,
             });
         }
-        let filters = crate::models::ggml::mel_filters(MELS as i32);
+        let filters = crate::audio::mel::mel_filters(MELS as i32);
         let filters =
             Array2::from_shape_vec((MELS, N_FFT / 2 + 1), filters).map_err(|e| e.to_string())?;
         // Periodic Hann, as librosa's STFT uses.

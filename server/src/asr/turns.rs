@@ -11,8 +11,8 @@ use std::ops::Range;
 use super::speaker::{self, SpeakerEncoder};
 use super::vad;
 use super::whisper::Word;
-use crate::domain::conversation::{Role, Turn};
-use crate::pipeline::decode::{DecodedAudio, SAMPLE_RATE};
+use crate::audio::decode::{DecodedAudio, SAMPLE_RATE};
+use crate::model::conversation::{Role, Turn};
 
 const WINDOW_MS: usize = 28_000;
 const SPACER_MS: usize = 600;

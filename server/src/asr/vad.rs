@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use crate::pipeline::decode::SAMPLE_RATE;
+use crate::audio::decode::SAMPLE_RATE;
 
 /// Samples a frame: 30 ms at 16 kHz.
 pub const FRAME: usize = SAMPLE_RATE as usize * 30 / 1000;

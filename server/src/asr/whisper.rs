@@ -8,7 +8,7 @@ use whisper_rs::{
     WhisperContextParameters, WhisperState,
 };
 
-use crate::pipeline::decode::SAMPLE_RATE;
+use crate::audio::decode::SAMPLE_RATE;
 
 /// A recognised word; times in milliseconds from the start of the samples given.
 #[derive(Clone, Debug, PartialEq)]

@@ -36,6 +36,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(&sha256(bytes))
 }
 
+/// Installs rustls' ring provider as the process's TLS crypto provider (reqwest is built
+/// without a bundled one). The command line does it once at start; the audio fetcher, which a
+/// library user may build without it, does it too. Later calls are no-ops.
+pub fn install_tls_provider() {
+    let _already_installed = rustls::crypto::ring::default_provider().install_default();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,6 @@
 
 use std::num::NonZeroU32;
 
-use chrono::{DateTime, Utc};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use uuid::Uuid;
@@ -14,6 +13,7 @@ use uuid::Uuid;
 use super::Domain;
 use crate::crypto::{SecretValue, api_key};
 use crate::error::{Error, Result, Violations};
+use crate::model::auth::{ApiKeyRecord, Principal, Scope};
 
 /// A token bucket per API key over gRPC and the JSON API, so one runaway client cannot starve
 /// the others. Webhooks have their own buckets, per integration.
@@ -42,75 +42,6 @@ impl ApiKeyLimiter {
                 super::retry_after_seconds(wait)
             ))
         })
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Scope {
-    Admin,
-    Ingest,
-    Read,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Admin => "admin",
-            Scope::Ingest => "ingest",
-            Scope::Read => "read",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "admin" => Some(Scope::Admin),
-            "ingest" => Some(Scope::Ingest),
-            "read" => Some(Scope::Read),
-            _ => None,
-        }
-    }
-}
-
-/// A stored API key, without its value.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApiKeyRecord {
-    pub id: Uuid,
-    pub organization_id: Uuid,
-    pub project_id: Option<Uuid>,
-    pub name: String,
-    pub key_prefix: String,
-    pub scopes: Vec<Scope>,
-    pub created_at: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
-    pub last_used_at: Option<DateTime<Utc>>,
-}
-
-/// Who is calling: the organization and what its key allows.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Principal {
-    pub organization_id: Uuid,
-    pub api_key_id: Uuid,
-    pub scopes: Vec<Scope>,
-    pub project_id: Option<Uuid>,
-}
-
-impl Principal {
-    /// Admin implies every scope.
-    pub fn has_scope(&self, scope: Scope) -> bool {
-        self.scopes.contains(&Scope::Admin) || self.scopes.contains(&scope)
-    }
-
-    pub fn require(&self, scope: Scope) -> Result<()> {
-        if self.has_scope(scope) {
-            Ok(())
-        } else {
-            Err(Error::PermissionDenied(format!("this API key lacks the {} scope", scope.as_str())))
-        }
-    }
-
-    /// Whether the key may touch this project at all (organization is checked by the query).
-    pub fn may_access_project(&self, project_id: Uuid) -> bool {
-        self.project_id.is_none_or(|restricted| restricted == project_id)
     }
 }
 

@@ -3,144 +3,21 @@
 //! repeated delivery of the same content is reported as a duplicate and creates nothing.
 
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::Domain;
-use super::auth::{Principal, Scope};
-use super::conversation::{
-    AudioSource, Conversation, ConversationInput, PendingAudio, Source, validate_batch,
+use crate::model::auth::{Principal, Scope};
+use crate::model::commit::IngestWrite;
+use crate::model::conversation::{
+    AudioSource, ConversationInput, PendingAudio, Source, validate_batch,
+};
+use crate::model::ingest::{
+    AudioObject, IngestOutcome, IngestRecord, IngestState, NewIngest, audio_object_id, dedup_key,
 };
 use futures_util::{Stream, StreamExt};
 
 use crate::blob::{BlobStore, BlobWriter, sniff_audio_content_type};
 use crate::error::{Error, Result, Violations};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IngestState {
-    Queued,
-    Processing,
-    AwaitingTranscription,
-    Done,
-    /// Failed an attempt; a retry is scheduled.
-    Failed,
-    /// Failed its last attempt; only RetryIngest queues it again.
-    Dead,
-}
-
-impl IngestState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IngestState::Queued => "queued",
-            IngestState::Processing => "processing",
-            IngestState::AwaitingTranscription => "awaiting_transcription",
-            IngestState::Done => "done",
-            IngestState::Failed => "failed",
-            IngestState::Dead => "dead",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        [
-            IngestState::Queued,
-            IngestState::Processing,
-            IngestState::AwaitingTranscription,
-            IngestState::Done,
-            IngestState::Failed,
-            IngestState::Dead,
-        ]
-        .into_iter()
-        .find(|state| state.as_str() == name)
-    }
-}
-
-/// A stored audio file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AudioObject {
-    pub id: Uuid,
-    pub organization_id: Uuid,
-    pub project_id: Uuid,
-    pub sha256: String,
-    pub content_type: String,
-    pub size_bytes: i64,
-    pub blob_key: String,
-    pub duration_ms: Option<i64>,
-    pub channels: Option<u32>,
-    pub sample_rate_hz: Option<u32>,
-    pub created_at: DateTime<Utc>,
-}
-
-/// What probing an audio container found; None where the container does not say.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AudioProperties {
-    pub duration_ms: Option<i64>,
-    pub channels: Option<u32>,
-    pub sample_rate_hz: Option<u32>,
-}
-
-/// The id of an audio file in a project: derived from its content, so the same bytes get the
-/// same id however often and concurrently they arrive.
-pub fn audio_object_id(project_id: Uuid, sha256_hex: &str) -> Uuid {
-    let digest = crate::crypto::sha256(
-        format!("earshot audio object\0{project_id}\0{sha256_hex}").as_bytes(),
-    );
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    Uuid::new_v8(bytes)
-}
-
-/// The user-visible record of one accepted conversation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IngestRecord {
-    pub id: Uuid,
-    pub organization_id: Uuid,
-    pub project_id: Uuid,
-    pub call_id: String,
-    pub context_token: String,
-    pub provider: String,
-    pub source: Source,
-    pub state: IngestState,
-    pub datapoint_id: Option<Uuid>,
-    pub attempts: i32,
-    pub last_error: String,
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// One conversation to write, with its dedup key.
-#[derive(Clone, Debug)]
-pub struct NewIngest {
-    pub id: Uuid,
-    pub organization_id: Uuid,
-    pub project_id: Uuid,
-    pub dedup_key: String,
-    pub conversation: Conversation,
-}
-
-/// Everything one request writes: audio rows first, then ingests with their jobs.
-#[derive(Clone, Debug, Default)]
-pub struct IngestWrite {
-    pub audio_objects: Vec<AudioObject>,
-    pub ingests: Vec<NewIngest>,
-    /// The webhook request that carried these ingests, or a request that stored nothing.
-    pub delivery: Option<super::deliveries::NewDelivery>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IngestOutcome {
-    Created(Uuid),
-    /// The same content was ingested before, as this ingest.
-    Duplicate(Uuid),
-}
-
-impl IngestOutcome {
-    pub fn ingest_id(self) -> Uuid {
-        match self {
-            IngestOutcome::Created(id) | IngestOutcome::Duplicate(id) => id,
-        }
-    }
-}
 
 #[derive(Clone, Debug)]
 pub struct IngestRequest {
@@ -156,19 +33,6 @@ pub struct IngestedConversation {
     pub context_token: String,
     pub ingest_id: Uuid,
     pub duplicate: bool,
-}
-
-/// A content-based key: the same conversation (without the batch id) always gets the same key.
-pub fn dedup_key(conversation: &Conversation) -> String {
-    let mut canonical = conversation.clone();
-    canonical.mut_id = None;
-    let json = serde_json::to_vec(&canonical).unwrap_or_default();
-    format!(
-        "{}:{}:{}",
-        conversation.provider,
-        conversation.call_id,
-        crate::crypto::sha256_hex(&json)
-    )
 }
 
 /// Metadata of an audio upload; the bytes follow.

@@ -7,11 +7,12 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use uuid::Uuid;
 
-use super::conversation::{Conversation, ProviderExtras, Role, Source, Turn};
-use super::datapoints::{Datapoint, DatapointQuery};
-use super::ingest::{IngestOutcome, IngestState, IngestWrite, NewIngest, dedup_key};
 use crate::clock::{Clock, ManualClock};
-use crate::domain::jobs::JobStatus;
+use crate::jobs::JobStatus;
+use crate::model::commit::IngestWrite;
+use crate::model::conversation::{Conversation, ProviderExtras, Role, Source, Turn};
+use crate::model::datapoints::{Datapoint, DatapointQuery};
+use crate::model::ingest::{IngestOutcome, IngestState, NewIngest, dedup_key};
 
 fn conversation(call_id: &str) -> Conversation {
     Conversation {
@@ -65,7 +66,7 @@ async fn one_holds(
     worker: &str,
     now: chrono::DateTime<Utc>,
 ) -> bool {
-    storage.extend_lease(job, worker, now + chrono::Duration::seconds(60)).await.unwrap()
+    storage.queue().extend_lease(job, worker, now + chrono::Duration::seconds(60)).await.unwrap()
 }
 
 #[tokio::test]
@@ -89,13 +90,14 @@ async fn queue_commits_claims_retries_and_finishes() {
     let created_a = outcomes[0][0];
     assert!(matches!(created_a, IngestOutcome::Created(_)));
     assert_eq!(outcomes[1][0], IngestOutcome::Duplicate(created_a.ingest_id()));
-    assert_eq!(storage.count_jobs(JobStatus::Queued).await.unwrap(), 2);
+    assert_eq!(storage.queue().count(JobStatus::Queued).await.unwrap(), 2);
 
     // Concurrent workers never hold the same job.
     let lease = Duration::from_secs(60);
+    let (queue_one, queue_two) = (storage.queue(), storage.queue());
     let (one, two) = tokio::join!(
-        storage.claim_jobs("w1", clock.now(), lease, 5),
-        storage.claim_jobs("w2", clock.now(), lease, 5)
+        queue_one.claim("w1", clock.now(), lease, 5),
+        queue_two.claim("w2", clock.now(), lease, 5)
     );
     let mut held: Vec<Uuid> =
         one.unwrap().iter().chain(two.unwrap().iter()).map(|job| job.id).collect();
@@ -103,18 +105,19 @@ async fn queue_commits_claims_retries_and_finishes() {
     let mut expected = vec![outcomes[0][0].ingest_id(), outcomes[0][1].ingest_id()];
     expected.sort();
     assert_eq!(held, expected);
-    assert!(storage.claim_jobs("w3", clock.now(), lease, 5).await.unwrap().is_empty());
+    assert!(storage.queue().claim("w3", clock.now(), lease, 5).await.unwrap().is_empty());
 
     // A renewed lease keeps the job; only its holder can renew it.
     let renewed = held[0];
     let holder = if one_holds(storage, renewed, "w1", clock.now()).await { "w1" } else { "w2" };
     clock.advance(chrono::Duration::seconds(50));
     let until = clock.now() + chrono::Duration::seconds(60);
-    assert!(storage.extend_lease(renewed, holder, until).await.unwrap());
-    assert!(!storage.extend_lease(renewed, "w3", until).await.unwrap());
+    assert!(storage.queue().extend_lease(renewed, holder, until).await.unwrap());
+    assert!(!storage.queue().extend_lease(renewed, "w3", until).await.unwrap());
     clock.advance(chrono::Duration::seconds(11));
     let claimable: Vec<Uuid> = storage
-        .claim_jobs("w3", clock.now(), lease, 5)
+        .queue()
+        .claim("w3", clock.now(), lease, 5)
         .await
         .unwrap()
         .iter()
@@ -124,7 +127,7 @@ async fn queue_commits_claims_retries_and_finishes() {
 
     // A crashed worker's lease expires and the job is claimed again, counting the attempt.
     clock.advance(chrono::Duration::seconds(61));
-    let mut reclaimed = storage.claim_jobs("w3", clock.now(), lease, 5).await.unwrap();
+    let mut reclaimed = storage.queue().claim("w3", clock.now(), lease, 5).await.unwrap();
     reclaimed.retain(|job| job.id == renewed);
     assert_eq!(reclaimed[0].attempts, 2);
     let job = reclaimed[0].id;
@@ -137,7 +140,8 @@ async fn queue_commits_claims_retries_and_finishes() {
     assert_eq!(record.next_attempt_at, Some(retry_at));
     clock.advance(chrono::Duration::seconds(29));
     let due: Vec<Uuid> = storage
-        .claim_jobs("w4", clock.now(), lease, 5)
+        .queue()
+        .claim("w4", clock.now(), lease, 5)
         .await
         .unwrap()
         .iter()
@@ -145,7 +149,7 @@ async fn queue_commits_claims_retries_and_finishes() {
         .collect();
     assert!(!due.contains(&job), "not due yet");
     clock.advance(chrono::Duration::seconds(2));
-    let due = storage.claim_jobs("w4", clock.now(), lease, 5).await.unwrap();
+    let due = storage.queue().claim("w4", clock.now(), lease, 5).await.unwrap();
     assert!(due.iter().any(|claimed| claimed.id == job));
     storage.fail_job(job, job, "upstream 503", None, clock.now()).await.unwrap();
     assert_eq!(
@@ -159,7 +163,7 @@ async fn queue_commits_claims_retries_and_finishes() {
     );
 
     // Finishing stores the datapoint and makes it searchable.
-    let claimed = storage.claim_jobs("w5", clock.now(), lease, 5).await.unwrap();
+    let claimed = storage.queue().claim("w5", clock.now(), lease, 5).await.unwrap();
     let claimed = claimed.iter().find(|claimed| claimed.id == job).unwrap();
     let (record, conversation) = storage.load_ingest(claimed.id).await.unwrap().unwrap();
     let datapoint = Datapoint::merge(None, &conversation, None, organization, project, clock.now());

@@ -2,14 +2,10 @@
 //! functions; they call `storage` for persistence.
 
 pub mod auth;
-pub mod conversation;
-pub mod conversation_json;
 pub mod datapoints;
 pub mod deliveries;
 pub mod ingest;
 pub mod integrations;
-pub mod jobs;
-pub mod metrics;
 pub mod projects;
 pub mod webhook_gate;
 pub mod webhooks;
@@ -18,7 +14,6 @@ use std::sync::Arc;
 
 use crate::blob::BlobStore;
 use crate::clock::SharedClock;
-use crate::config::Config;
 use crate::crypto::Keyring;
 use crate::storage::Storage;
 
@@ -49,7 +44,7 @@ pub struct Settings {
     pub rotation_grace_max: chrono::Duration,
     pub rate_limit_per_minute_default: u32,
     pub rate_limit_per_minute_max: u32,
-    pub ingest_limits: conversation::IngestLimits,
+    pub ingest_limits: crate::model::conversation::IngestLimits,
     pub max_upload_bytes: usize,
     pub allow_private_networks: bool,
     pub webhooks: WebhookSettings,
@@ -65,46 +60,6 @@ pub struct WebhookSettings {
     pub cache_ttl: std::time::Duration,
     pub body_retention: chrono::Duration,
     pub delivery_retention: chrono::Duration,
-}
-
-impl Settings {
-    pub fn from_config(config: &Config, public_base_url: String) -> Self {
-        let integrations = &config.integrations;
-        Self {
-            public_base_url,
-            rotation_grace_default: chrono::Duration::hours(
-                integrations.rotation_grace_default_hours.into(),
-            ),
-            rotation_grace_max: chrono::Duration::hours(
-                integrations.rotation_grace_max_hours.into(),
-            ),
-            rate_limit_per_minute_default: integrations.rate_limit_per_minute_default,
-            rate_limit_per_minute_max: integrations.rate_limit_per_minute_max,
-            ingest_limits: conversation::IngestLimits {
-                max_batch_conversations: config.ingest.max_batch_conversations,
-                max_inline_audio_bytes: config.ingest.max_inline_audio_bytes,
-            },
-            max_upload_bytes: config.ingest.max_upload_bytes,
-            allow_private_networks: config.fetch.allow_private_networks,
-            webhooks: WebhookSettings {
-                max_body_bytes: integrations.max_webhook_body_bytes,
-                max_elevenlabs_body_bytes: integrations.max_elevenlabs_body_bytes,
-                trusted_proxies: config
-                    .server
-                    .trusted_proxies
-                    .iter()
-                    .filter_map(|entry| integrations::parse_cidr(entry))
-                    .collect(),
-                cache_ttl: std::time::Duration::from_secs(integrations.cache_ttl_seconds),
-                body_retention: chrono::Duration::days(
-                    integrations.delivery_body_retention_days.into(),
-                ),
-                delivery_retention: chrono::Duration::days(
-                    integrations.delivery_retention_days.into(),
-                ),
-            },
-        }
-    }
 }
 
 /// Whole seconds to wait before a rate limit allows the next request, at least one.
@@ -168,9 +123,10 @@ mod tests {
 pub(crate) mod test_support {
     use std::sync::Arc;
 
-    use super::{Domain, Settings, conversation::IngestLimits};
+    use super::{Domain, Settings};
     use crate::clock::SharedClock;
     use crate::crypto::{Keyring, MasterKey};
+    use crate::model::conversation::IngestLimits;
 
     pub fn settings() -> Settings {
         Settings {

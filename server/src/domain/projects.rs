@@ -1,27 +1,12 @@
 //! Organizations, projects, and the first-start bootstrap.
 
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::Domain;
-use super::auth::{ApiKeyRecord, Principal, Scope};
 use crate::crypto::{SecretValue, api_key};
 use crate::error::{Error, Result};
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Organization {
-    pub id: Uuid,
-    pub name: String,
-    pub created_at: DateTime<Utc>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Project {
-    pub id: Uuid,
-    pub organization_id: Uuid,
-    pub name: String,
-    pub created_at: DateTime<Utc>,
-}
+use crate::model::auth::{ApiKeyRecord, Principal, Scope};
+use crate::model::projects::{Organization, Project};
 
 /// What a bootstrap created; the key value is shown once.
 #[derive(Clone, Debug)]

@@ -15,8 +15,9 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use uuid::Uuid;
 
 use super::Domain;
-use super::integrations::{Integration, SecretSet};
 use crate::error::Result;
+use crate::model::integrations::Usage;
+use crate::model::integrations::{Integration, SecretSet};
 
 /// An integration as the webhook route sees it.
 #[derive(Debug)]
@@ -54,36 +55,6 @@ fn canonical(address: IpAddr) -> IpAddr {
     match address {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
         IpAddr::V4(_) => address,
-    }
-}
-
-/// Requests and last times not yet written to the database.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub requests: i64,
-    pub last_used_at: Option<DateTime<Utc>>,
-    pub last_validated_at: Option<DateTime<Utc>>,
-}
-
-impl Usage {
-    /// Adds `other`'s requests and keeps the later times.
-    fn merge(&mut self, other: Usage) {
-        self.requests += other.requests;
-        self.last_used_at = self.last_used_at.max(other.last_used_at);
-        self.last_validated_at = self.last_validated_at.max(other.last_validated_at);
-    }
-
-    /// Adds the pending usage to what the database said.
-    pub fn apply_to(&self, integration: &mut Integration) {
-        let mut total = Usage {
-            requests: integration.request_count,
-            last_used_at: integration.last_used_at,
-            last_validated_at: integration.last_validated_at,
-        };
-        total.merge(*self);
-        integration.request_count = total.requests;
-        integration.last_used_at = total.last_used_at;
-        integration.last_validated_at = total.last_validated_at;
     }
 }
 
@@ -185,7 +156,7 @@ impl Domain {
             .options
             .ip_allowlist
             .iter()
-            .filter_map(|entry| super::integrations::parse_cidr(entry))
+            .filter_map(|entry| crate::model::integrations::parse_cidr(entry))
             .collect();
         let entry =
             Arc::new(GateEntry { integration, secrets, allowlist, loaded_at: Instant::now() });

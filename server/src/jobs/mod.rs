@@ -1,9 +1,18 @@
-//! The durable job queue: jobs are written in the same transaction as what they process,
-//! claimed by workers with a lease (expired leases are claimed again after a crash), retried
-//! with exponential backoff and jitter, and dead after their last attempt. The job records
-//! (`domain::jobs`) and their storage (`storage`) sit below; this module runs the workers.
+//! The durable job queue, in one place: its records (here), its SQL (`queue`: enqueue in the
+//! caller's transaction, claim with a lease, renew, finish, requeue) and its worker loop
+//! (`worker`), which runs each claimed job through a `JobRunner` the caller supplies (the
+//! pipeline). Jobs are written in the same transaction as what they process, claimed again
+//! after a crash once their lease expires, retried with exponential backoff and jitter, and dead
+//! after their last attempt. The queue knows nothing of what a job does: it sits below the
+//! pipeline and the domain, beside storage, which enqueues and finishes jobs inside its own
+//! transactions through `queue`'s functions.
 
+mod entity;
+pub mod queue;
 pub mod worker;
+
+pub use queue::Queue;
+pub use worker::{JobError, JobRunner, WorkerContext, spawn_workers};
 
 #[derive(Clone, Debug)]
 pub struct JobSettings {
@@ -30,6 +39,56 @@ pub fn retry_delay(
     ceiling.mul_f64(fraction)
 }
 
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// What a job does. A shipped variant is never renamed or changed; new shapes get new variants.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum JobPayload {
+    IngestV1 { ingest_id: Uuid },
+}
+
+impl JobPayload {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JobPayload::IngestV1 { .. } => "ingest",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Succeeded,
+    /// Waiting for a capability that is not there yet (transcription); not retried.
+    Parked,
+    Dead,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Parked => "parked",
+            JobStatus::Dead => "dead",
+        }
+    }
+}
+
+/// A job a worker holds the lease of.
+#[derive(Clone, Debug)]
+pub struct ClaimedJob {
+    pub id: Uuid,
+    pub payload: JobPayload,
+    /// Including this one.
+    pub attempts: i32,
+    pub max_attempts: i32,
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -48,5 +107,16 @@ mod tests {
         let samples: std::collections::HashSet<_> =
             (0..20).map(|_| retry_delay(5, base, max)).collect();
         assert!(samples.len() > 1, "delays are jittered");
+    }
+
+    #[test]
+    fn payloads_are_tagged_json() {
+        let id = Uuid::nil();
+        let json = serde_json::to_string(&JobPayload::IngestV1 { ingest_id: id }).unwrap();
+        assert_eq!(json, format!("{{\"type\":\"IngestV1\",\"ingest_id\":\"{id}\"}}"));
+        assert_eq!(
+            serde_json::from_str::<JobPayload>(&json).unwrap(),
+            JobPayload::IngestV1 { ingest_id: id }
+        );
     }
 }

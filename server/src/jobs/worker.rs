@@ -1,55 +1,85 @@
-//! Workers: claim a due job, run it, record the result. They run until shutdown; a job in hand
-//! when the process dies is claimed again once its lease expires.
+//! The worker loop: claim a due job, run it, record the result. Workers run until shutdown; a
+//! job in hand when the process dies is claimed again once its lease expires. What a job does
+//! is the `JobRunner`'s business (the pipeline's): the loop owns claiming, lease renewal, and
+//! the retry-or-dead decision.
 
+use std::future::Future;
 use std::sync::Arc;
 
-use tokio::sync::watch;
+use chrono::{DateTime, Utc};
+use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
-use super::{JobSettings, retry_delay};
-use crate::domain::Domain;
-use crate::domain::jobs::{ClaimedJob, JobPayload};
-use crate::pipeline::Stages;
-use crate::pipeline::process::{self, ProcessError};
+use super::{ClaimedJob, JobSettings, Queue, retry_delay};
+use crate::clock::SharedClock;
 
-/// Starts `settings.workers` workers; they stop when `stop` turns true.
-pub fn spawn_workers(
-    domain: &Domain,
-    stages: &Stages,
-    settings: &JobSettings,
+/// Why a run failed, which decides whether it is tried again.
+#[derive(Debug)]
+pub enum JobError {
+    /// Retrying cannot help (the audio is not there, not audio, too large, refused).
+    Permanent(String),
+    /// May succeed later.
+    Transient(String),
+}
+
+/// Runs jobs and records their failures.
+pub trait JobRunner: Clone + Send + Sync + 'static {
+    /// Does the job's work and commits its result (finishing the job in that commit).
+    fn run(&self, job: &ClaimedJob) -> impl Future<Output = Result<(), JobError>> + Send;
+
+    /// Records a failed attempt: queued again at `retry_at`, or dead when None. Whatever the job
+    /// processes takes the same state in the same transaction.
+    fn record_failure(
+        &self,
+        job: &ClaimedJob,
+        reason: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> impl Future<Output = Result<(), crate::Error>> + Send;
+}
+
+/// What every worker shares.
+#[derive(Clone, Debug)]
+pub struct WorkerContext {
+    pub queue: Queue,
+    pub clock: SharedClock,
+    /// Notified when new jobs are committed.
+    pub wakeup: Arc<Notify>,
+    pub settings: JobSettings,
+}
+
+/// Starts `context.settings.workers` workers; they stop when `stop` turns true.
+pub fn spawn_workers<R: JobRunner>(
+    context: &WorkerContext,
+    runner: &R,
     stop: &watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..settings.workers)
+    (0..context.settings.workers)
         .map(|index| {
             let worker = Worker {
                 id: format!("{}-{index}", Uuid::now_v7()),
-                domain: domain.clone(),
-                stages: stages.clone(),
-                settings: Arc::new(settings.clone()),
+                context: context.clone(),
+                runner: runner.clone(),
             };
             tokio::spawn(worker.run(stop.clone()))
         })
         .collect()
 }
 
-struct Worker {
+struct Worker<R> {
     id: String,
-    domain: Domain,
-    stages: Stages,
-    settings: Arc<JobSettings>,
+    context: WorkerContext,
+    runner: R,
 }
 
-impl Worker {
+impl<R: JobRunner> Worker<R> {
     async fn run(self, mut stop: watch::Receiver<bool>) {
+        let context = &self.context;
         loop {
             if *stop.borrow() {
                 return;
             }
-            let claimed = self
-                .domain
-                .storage
-                .claim_jobs(&self.id, self.domain.clock.now(), self.settings.lease, 1)
-                .await;
+            let claimed =
+                context.queue.claim(&self.id, context.clock.now(), context.settings.lease, 1).await;
             match claimed {
                 Ok(jobs) if !jobs.is_empty() => {
                     for job in jobs {
@@ -62,18 +92,19 @@ impl Worker {
             }
             // Nothing due: wait for new work, a stop, or the poll interval (retries, leases).
             tokio::select! {
-                () = self.domain.jobs_wakeup.notified() => {}
+                () = context.wakeup.notified() => {}
                 _ = stop.changed() => {}
-                () = tokio::time::sleep(self.settings.poll_interval) => {}
+                () = tokio::time::sleep(context.settings.poll_interval) => {}
             }
         }
     }
 
     async fn renew_lease(&self, job_id: Uuid) {
-        let until = self.domain.clock.now()
-            + chrono::Duration::from_std(self.settings.lease)
+        let context = &self.context;
+        let until = context.clock.now()
+            + chrono::Duration::from_std(context.settings.lease)
                 .unwrap_or(chrono::Duration::minutes(5));
-        match self.domain.storage.extend_lease(job_id, &self.id, until).await {
+        match context.queue.extend_lease(job_id, &self.id, until).await {
             Ok(true) => {}
             Ok(false) => tracing::warn!(%job_id, "lost the lease of a running job"),
             Err(error) => tracing::warn!(%job_id, error = %error, "renewing a job lease failed"),
@@ -81,14 +112,13 @@ impl Worker {
     }
 
     async fn run_job(&self, job: ClaimedJob) {
-        let JobPayload::IngestV1 { ingest_id } = job.payload;
-        let started = std::time::Instant::now();
+        let settings = &self.context.settings;
         let result = {
-            let work = process::process_ingest(&self.domain, &self.stages, &job, ingest_id);
+            let work = self.runner.run(&job);
             tokio::pin!(work);
             // A long transcription (or a transcription waiting its turn) outlives a lease: the
             // lease is renewed while the work runs, so no other worker starts the job again.
-            let mut heartbeat = tokio::time::interval(self.settings.lease / 3);
+            let mut heartbeat = tokio::time::interval(settings.lease / 3);
             heartbeat.tick().await;
             loop {
                 tokio::select! {
@@ -97,32 +127,29 @@ impl Worker {
                 }
             }
         };
-        let now = self.domain.clock.now();
+        let job_id = job.id;
+        let now = self.context.clock.now();
         let recorded = match result {
-            Ok(outcome) => {
-                tracing::debug!(%ingest_id, ?outcome, elapsed_ms = started.elapsed().as_millis() as u64, "ingest processed");
-                Ok(())
+            Ok(()) => Ok(()),
+            Err(JobError::Permanent(reason)) => {
+                tracing::warn!(%job_id, reason = %reason, "job failed permanently");
+                self.runner.record_failure(&job, &reason, None).await
             }
-            Err(ProcessError::Permanent(reason)) => {
-                tracing::warn!(%ingest_id, reason = %reason, "ingest failed permanently");
-                self.domain.storage.fail_job(job.id, ingest_id, &reason, None, now).await
+            Err(JobError::Transient(reason)) if job.attempts >= job.max_attempts => {
+                tracing::warn!(%job_id, reason = %reason, attempts = job.attempts, "job failed its last attempt");
+                self.runner.record_failure(&job, &reason, None).await
             }
-            Err(ProcessError::Transient(reason)) if job.attempts >= job.max_attempts => {
-                tracing::warn!(%ingest_id, reason = %reason, attempts = job.attempts, "ingest failed its last attempt");
-                self.domain.storage.fail_job(job.id, ingest_id, &reason, None, now).await
-            }
-            Err(ProcessError::Transient(reason)) => {
-                let delay =
-                    retry_delay(job.attempts, self.settings.retry_base, self.settings.retry_max);
+            Err(JobError::Transient(reason)) => {
+                let delay = retry_delay(job.attempts, settings.retry_base, settings.retry_max);
                 let retry_at = now
                     + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(60));
-                tracing::info!(%ingest_id, reason = %reason, attempts = job.attempts, retry_in_ms = delay.as_millis() as u64, "ingest will be retried");
-                self.domain.storage.fail_job(job.id, ingest_id, &reason, Some(retry_at), now).await
+                tracing::info!(%job_id, reason = %reason, attempts = job.attempts, retry_in_ms = delay.as_millis() as u64, "job will be retried");
+                self.runner.record_failure(&job, &reason, Some(retry_at)).await
             }
         };
         if let Err(error) = recorded {
             // The lease expires and another worker takes the job again.
-            tracing::error!(%ingest_id, error = %error, "recording a job result failed");
+            tracing::error!(%job_id, error = %error, "recording a job result failed");
         }
     }
 }

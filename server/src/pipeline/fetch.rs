@@ -34,7 +34,7 @@ pub struct Fetcher {
 
 impl Fetcher {
     pub fn new(settings: FetchSettings) -> Result<Self, String> {
-        install_crypto_provider();
+        crate::crypto::install_tls_provider();
         let max_redirects = settings.max_redirects;
         let allow_private = settings.allow_private_networks;
         let redirect = reqwest::redirect::Policy::custom(move |attempt| {
@@ -130,12 +130,6 @@ fn classify(error: &reqwest::Error) -> FetchError {
     } else {
         FetchError::Transient(format!("fetching audio: {text}"))
     }
-}
-
-/// reqwest is built without a bundled TLS crypto provider; rustls' ring provider is installed
-/// once for the process.
-pub(crate) fn install_crypto_provider() {
-    let _already_installed = rustls::crypto::ring::default_provider().install_default();
 }
 
 #[cfg(test)]

@@ -1,9 +1,7 @@
 //! Worker stages: fetch audio, probe it, decode and transcribe it, and run an ingest job through
 //! them into its datapoint.
 
-pub mod decode;
 pub mod fetch;
-pub mod probe;
 pub mod process;
 
 use crate::asr::Asr;

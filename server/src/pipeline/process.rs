@@ -7,22 +7,14 @@ use uuid::Uuid;
 
 use super::Stages;
 use super::fetch::FetchError;
-use super::probe;
 use crate::asr::{AsrError, RoleHints};
+use crate::audio::probe;
 use crate::blob::sniff_audio_content_type;
 use crate::domain::Domain;
-use crate::domain::conversation::{AudioCredentials, AudioSource};
-use crate::domain::datapoints::{Datapoint, TranscriptSource};
-use crate::domain::ingest::AudioObject;
-use crate::domain::jobs::ClaimedJob;
-
-#[derive(Debug)]
-pub enum ProcessError {
-    /// Retrying cannot help (the audio is not there, not audio, too large, refused).
-    Permanent(String),
-    /// May succeed later.
-    Transient(String),
-}
+use crate::jobs::{ClaimedJob, JobError, JobPayload, JobRunner};
+use crate::model::conversation::{AudioCredentials, AudioSource};
+use crate::model::datapoints::{Datapoint, TranscriptSource};
+use crate::model::ingest::AudioObject;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum ProcessOutcome {
@@ -30,9 +22,37 @@ pub enum ProcessOutcome {
     AwaitingTranscription,
 }
 
+/// Runs ingest jobs for the queue's workers.
+#[derive(Clone, Debug)]
+pub struct IngestJobs {
+    pub domain: Domain,
+    pub stages: Stages,
+}
+
+impl JobRunner for IngestJobs {
+    async fn run(&self, job: &ClaimedJob) -> Result<(), JobError> {
+        let JobPayload::IngestV1 { ingest_id } = job.payload;
+        let started = std::time::Instant::now();
+        let outcome = process_ingest(&self.domain, &self.stages, job, ingest_id).await?;
+        tracing::debug!(%ingest_id, ?outcome, elapsed_ms = started.elapsed().as_millis() as u64, "ingest processed");
+        Ok(())
+    }
+
+    async fn record_failure(
+        &self,
+        job: &ClaimedJob,
+        reason: &str,
+        retry_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> crate::error::Result<()> {
+        let JobPayload::IngestV1 { ingest_id } = job.payload;
+        let now = self.domain.clock.now();
+        self.domain.storage.fail_job(job.id, ingest_id, reason, retry_at, now).await
+    }
+}
+
 #[allow(clippy::needless_pass_by_value)] // used as `map_err(transient)`
-fn transient(error: crate::Error) -> ProcessError {
-    ProcessError::Transient(error.to_string())
+fn transient(error: crate::Error) -> JobError {
+    JobError::Transient(error.to_string())
 }
 
 pub async fn process_ingest(
@@ -40,12 +60,13 @@ pub async fn process_ingest(
     stages: &Stages,
     job: &ClaimedJob,
     ingest_id: Uuid,
-) -> Result<ProcessOutcome, ProcessError> {
+) -> Result<ProcessOutcome, JobError> {
     let storage = &domain.storage;
-    let (record, mut conversation) =
-        storage.load_ingest(ingest_id).await.map_err(transient)?.ok_or_else(|| {
-            ProcessError::Permanent(format!("ingest {ingest_id} no longer exists"))
-        })?;
+    let (record, mut conversation) = storage
+        .load_ingest(ingest_id)
+        .await
+        .map_err(transient)?
+        .ok_or_else(|| JobError::Permanent(format!("ingest {ingest_id} no longer exists")))?;
     storage
         .mark_ingest_processing(ingest_id, job.attempts, domain.clock.now())
         .await
@@ -68,7 +89,7 @@ pub async fn process_ingest(
                         .and_then(|set| set.get("auth_token"))
                         .map(|token| token.expose().to_owned())
                         .ok_or_else(|| {
-                            ProcessError::Permanent(
+                            JobError::Permanent(
                                 "the Twilio integration of this recording has no auth token".into(),
                             )
                         })?;
@@ -79,8 +100,8 @@ pub async fn process_ingest(
                 basic_auth.as_ref().map(|(user, password)| (user.as_str(), password.as_str()));
             let bytes =
                 stages.fetcher.fetch(url, basic_auth).await.map_err(|error| match error {
-                    FetchError::Permanent(reason) => ProcessError::Permanent(reason),
-                    FetchError::Transient(reason) => ProcessError::Transient(reason),
+                    FetchError::Permanent(reason) => JobError::Permanent(reason),
+                    FetchError::Transient(reason) => JobError::Transient(reason),
                 })?;
             Some(
                 store_fetched_audio(domain, record.organization_id, record.project_id, bytes)
@@ -108,10 +129,10 @@ pub async fn process_ingest(
         let transcript = asr.transcribe(bytes, &object.content_type, hints).await.map_err(
             |error| match error {
                 AsrError::BadAudio(reason) => {
-                    ProcessError::Permanent(format!("the audio cannot be transcribed: {reason}"))
+                    JobError::Permanent(format!("the audio cannot be transcribed: {reason}"))
                 }
                 AsrError::Unavailable(reason) | AsrError::Failed(reason) => {
-                    ProcessError::Transient(format!("transcription: {reason}"))
+                    JobError::Transient(format!("transcription: {reason}"))
                 }
             },
         )?;
@@ -147,9 +168,9 @@ async fn store_fetched_audio(
     organization_id: Uuid,
     project_id: Uuid,
     bytes: Bytes,
-) -> Result<LoadedAudio, ProcessError> {
+) -> Result<LoadedAudio, JobError> {
     let content_type = sniff_audio_content_type(&bytes).ok_or_else(|| {
-        ProcessError::Permanent("the audio URL did not return a recognised audio format".into())
+        JobError::Permanent("the audio URL did not return a recognised audio format".into())
     })?;
     let object = domain.new_audio_object(organization_id, project_id, &bytes, content_type);
     domain.blobs.put_if_absent(&object.blob_key, bytes.clone()).await.map_err(transient)?;
@@ -170,17 +191,17 @@ impl LoadedAudio {
         organization_id: Uuid,
         project_id: Uuid,
         audio_id: Uuid,
-    ) -> Result<Self, ProcessError> {
+    ) -> Result<Self, JobError> {
         let object = domain
             .storage
             .get_audio_object(organization_id, project_id, audio_id)
             .await
             .map_err(transient)?
-            .ok_or_else(|| ProcessError::Permanent(format!("audio {audio_id} no longer exists")))?;
+            .ok_or_else(|| JobError::Permanent(format!("audio {audio_id} no longer exists")))?;
         Ok(Self { object, bytes: None })
     }
 
-    async fn bytes(&mut self, domain: &Domain) -> Result<Bytes, ProcessError> {
+    async fn bytes(&mut self, domain: &Domain) -> Result<Bytes, JobError> {
         if let Some(bytes) = &self.bytes {
             return Ok(bytes.clone());
         }
@@ -191,7 +212,7 @@ impl LoadedAudio {
 
     /// Records duration, channels and sample rate the first time an audio object is processed.
     /// Unreadable audio is kept as it is: transcription, which needs to decode it, decides then.
-    async fn probe_if_needed(&mut self, domain: &Domain) -> Result<(), ProcessError> {
+    async fn probe_if_needed(&mut self, domain: &Domain) -> Result<(), JobError> {
         if self.object.channels.is_some() || self.object.duration_ms.is_some() {
             return Ok(());
         }
@@ -200,7 +221,7 @@ impl LoadedAudio {
         let probed =
             tokio::task::spawn_blocking(move || probe::probe(bytes.to_vec(), &content_type))
                 .await
-                .map_err(|error| ProcessError::Transient(format!("probing audio: {error}")))?;
+                .map_err(|error| JobError::Transient(format!("probing audio: {error}")))?;
         let audio_id = self.object.id;
         match probed {
             Ok(probed) => {

@@ -28,7 +28,7 @@ pub fn normalize(
 ) -> Result<super::Normalized, super::PayloadError> {
     use super::payload::*;
     use super::{Normalized, PayloadError, WebhookCall};
-    use crate::domain::conversation::{AudioSource, Role, Turn};
+    use crate::model::conversation::{AudioSource, Role, Turn};
     use serde_json::Value;
 
     let root = parse_json(body)?;
@@ -39,7 +39,7 @@ pub fn normalize(
         }
     };
     let mut conversation = super::conversation(
-        crate::domain::integrations::Provider::Bland,
+        crate::model::integrations::Provider::Bland,
         call_id,
         context.first_turn(),
     );

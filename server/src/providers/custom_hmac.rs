@@ -3,7 +3,7 @@
 
 use super::signature::{check_window, constant_time_eq, header, hmac};
 use super::{AuthFailure, WebhookRequest};
-use crate::domain::integrations::{HmacOptions, SignatureEncoding, decode_base64_lenient};
+use crate::model::integrations::{HmacOptions, SignatureEncoding, decode_base64_lenient};
 
 /// Timestamps above this are milliseconds, below it seconds (10^11 s is the year 5138).
 const MILLISECONDS_THRESHOLD: i64 = 100_000_000_000;

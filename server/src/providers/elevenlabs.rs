@@ -50,7 +50,7 @@ pub fn normalize(
 ) -> Result<super::Normalized, super::PayloadError> {
     use super::payload::*;
     use super::{Normalized, PayloadError, WebhookCall};
-    use crate::domain::conversation::{Role, Turn};
+    use crate::model::conversation::{Role, Turn};
     use serde_json::Value;
 
     let root = parse_json(body)?;
@@ -66,7 +66,7 @@ pub fn normalize(
     }
     let call_id = required_str(&root, "data.conversation_id")?;
     let mut conversation = super::conversation(
-        crate::domain::integrations::Provider::Elevenlabs,
+        crate::model::integrations::Provider::Elevenlabs,
         call_id,
         context.first_turn(),
     );

@@ -110,12 +110,12 @@ pub fn normalize(
 ) -> Result<super::Normalized, super::PayloadError> {
     use super::payload::*;
     use super::{Normalized, PayloadError, WebhookCall};
-    use crate::domain::conversation::AudioSource;
+    use crate::model::conversation::AudioSource;
 
     let root = parse_json(body)?;
     let event = required_str(&root, "event")?;
     let first_turn = context.first_turn();
-    let provider = crate::domain::integrations::Provider::Livekit;
+    let provider = crate::model::integrations::Provider::Livekit;
     let conversation = match event.as_str() {
         "egress_ended" => {
             let status = opt_str(&root, "egressInfo.status")?;

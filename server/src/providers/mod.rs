@@ -7,8 +7,6 @@
 pub mod bland;
 pub mod custom_hmac;
 pub mod elevenlabs;
-pub mod generic;
-pub mod intake;
 pub mod livekit;
 mod payload;
 pub mod retell;
@@ -18,6 +16,7 @@ pub mod tokens;
 pub mod twilio;
 pub mod vapi;
 pub mod voicekit;
+pub mod webhook;
 
 #[cfg(test)]
 mod normalize_tests;
@@ -28,8 +27,8 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::conversation::{Conversation, ProviderExtras, Role, Source};
-use crate::domain::integrations::{IntegrationOptions, Provider, SecretSet, WebhookAuthType};
+use crate::model::conversation::{Conversation, ProviderExtras, Role, Source};
+use crate::model::integrations::{IntegrationOptions, Provider, SecretSet, WebhookAuthType};
 
 /// What a verifier sees of a webhook request.
 #[derive(Clone, Copy, Debug)]
@@ -138,24 +137,88 @@ pub fn verify(
     }
 }
 
+/// A webhook request whose sender was authenticated. Only this module's checks make one
+/// (`verify_any`, `verify_replay`, `verified_by_api_key`), and `normalize` takes nothing else:
+/// a path that skips verification cannot reach a conversation.
+#[derive(Clone, Copy, Debug)]
+pub struct Verified<'a> {
+    url: &'a str,
+    body: &'a [u8],
+}
+
+impl<'a> Verified<'a> {
+    fn from(request: &WebhookRequest<'a>) -> Self {
+        Self { url: request.url, body: request.body }
+    }
+
+    /// The URL the sender called.
+    pub fn url(&self) -> &'a str {
+        self.url
+    }
+
+    /// The authenticated body.
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+}
+
 /// Verifies against each secret set in turn (current first, then those still in their rotation
 /// grace period); the first that passes wins. Otherwise the current set's failure is reported.
-pub fn verify_any(
+pub fn verify_any<'a>(
     auth_type: WebhookAuthType,
     options: &IntegrationOptions,
     sets: &[SecretSet],
-    request: &WebhookRequest<'_>,
-) -> Result<(), AuthFailure> {
+    request: &WebhookRequest<'a>,
+) -> Result<Verified<'a>, AuthFailure> {
     let mut first_failure = None;
     for set in sets {
         match verify(auth_type, options, set, request) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(Verified::from(request)),
             Err(failure) => {
                 first_failure.get_or_insert(failure);
             }
         }
     }
     Err(first_failure.unwrap_or(AuthFailure::SignatureMismatch))
+}
+
+/// Auth types whose credential is a static value sent with the request. It is never stored, so
+/// a replay of such a request cannot be checked again.
+pub fn is_token_auth(auth_type: WebhookAuthType) -> bool {
+    matches!(
+        auth_type,
+        WebhookAuthType::VapiSecret | WebhookAuthType::HeaderToken | WebhookAuthType::UrlToken
+    )
+}
+
+/// Verifies a stored request that is replayed, at the time it first arrived (`request.now`).
+/// Signatures are checked again with the integration's current secrets; for token auth types
+/// the check made on arrival stands (`authenticated_on_arrival`), since tokens are not stored.
+pub fn verify_replay<'a>(
+    auth_type: WebhookAuthType,
+    options: &IntegrationOptions,
+    sets: &[SecretSet],
+    request: &WebhookRequest<'a>,
+    authenticated_on_arrival: bool,
+) -> Result<Verified<'a>, AuthFailure> {
+    if is_token_auth(auth_type) {
+        return if authenticated_on_arrival {
+            Ok(Verified::from(request))
+        } else {
+            Err(AuthFailure::MissingToken)
+        };
+    }
+    verify_any(auth_type, options, sets, request)
+}
+
+/// A request that carried an earshot API key, which `Domain::authenticate` accepted as
+/// `_principal` with the ingest scope (the Vapi route without an integration).
+pub fn verified_by_api_key<'a>(
+    _principal: &crate::model::auth::Principal,
+    url: &'a str,
+    body: &'a [u8],
+) -> Verified<'a> {
+    Verified { url, body }
 }
 
 /// A payload that cannot be normalized: the field (a dotted JSON path or a form parameter) and
@@ -214,7 +277,7 @@ pub struct NormalizeContext<'a> {
     /// The URL the sender called (Twilio carries `first_turn` in its query).
     pub url: &'a str,
     /// Limits of canonical conversations (the `webhook` provider's JSON ingest shape).
-    pub limits: &'a crate::domain::conversation::IngestLimits,
+    pub limits: &'a crate::model::conversation::IngestLimits,
 }
 
 impl NormalizeContext<'_> {
@@ -257,8 +320,9 @@ pub(crate) fn conversation(provider: Provider, call_id: String, first_turn: Role
 pub fn normalize(
     provider: Provider,
     context: &NormalizeContext<'_>,
-    body: &[u8],
+    request: &Verified<'_>,
 ) -> Result<Normalized, PayloadError> {
+    let body = request.body();
     match provider {
         Provider::Twilio => twilio::normalize(context, body),
         Provider::Retell => retell::normalize(context, body),
@@ -267,6 +331,6 @@ pub fn normalize(
         Provider::Livekit => livekit::normalize(context, body),
         Provider::Bland => bland::normalize(context, body),
         Provider::Voicekit => voicekit::normalize(context, body),
-        Provider::Webhook => generic::normalize(context, body, context.limits),
+        Provider::Webhook => webhook::normalize(context, body, context.limits),
     }
 }

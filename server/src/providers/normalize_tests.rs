@@ -5,8 +5,13 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::*;
-use crate::domain::conversation::{AudioCredentials, AudioSource, Role};
-use crate::domain::integrations::TwilioOptions;
+use crate::model::conversation::{AudioCredentials, AudioSource, Role};
+use crate::model::integrations::TwilioOptions;
+
+/// A request as verification passes it on (these tests are about normalizing).
+fn verified(body: &[u8]) -> Verified<'_> {
+    Verified { url: "", body }
+}
 
 fn context(options: &IntegrationOptions) -> NormalizeContext<'_> {
     NormalizeContext {
@@ -17,25 +22,24 @@ fn context(options: &IntegrationOptions) -> NormalizeContext<'_> {
     }
 }
 
-const LIMITS: crate::domain::conversation::IngestLimits =
-    crate::domain::conversation::IngestLimits {
-        max_batch_conversations: 1000,
-        max_inline_audio_bytes: 1 << 20,
-    };
+const LIMITS: crate::model::conversation::IngestLimits = crate::model::conversation::IngestLimits {
+    max_batch_conversations: 1000,
+    max_inline_audio_bytes: 1 << 20,
+};
 
 fn call(provider: Provider, body: &[u8]) -> WebhookCall {
-    match normalize(provider, &context(&IntegrationOptions::default()), body).unwrap() {
+    match normalize(provider, &context(&IntegrationOptions::default()), &verified(body)).unwrap() {
         Normalized::Call(call) => *call,
         other => panic!("expected a call, got {other:?}"),
     }
 }
 
 fn error(provider: Provider, body: &[u8]) -> PayloadError {
-    normalize(provider, &context(&IntegrationOptions::default()), body).unwrap_err()
+    normalize(provider, &context(&IntegrationOptions::default()), &verified(body)).unwrap_err()
 }
 
 fn ignored(provider: Provider, body: &[u8]) -> String {
-    match normalize(provider, &context(&IntegrationOptions::default()), body).unwrap() {
+    match normalize(provider, &context(&IntegrationOptions::default()), &verified(body)).unwrap() {
         Normalized::Ignored { event } => event,
         other => panic!("expected ignored, got {other:?}"),
     }
@@ -352,7 +356,7 @@ fn twilio_completed_recordings_become_calls_with_authenticated_audio() {
     let mut context = context(&options);
     context.url = "https://hooks.example.com/v0/voice/twilio/monitor/pub_1?first_turn=assistant";
     let Normalized::Call(call) =
-        normalize(Provider::Twilio, &context, form("completed").as_bytes()).unwrap()
+        normalize(Provider::Twilio, &context, &verified(form("completed").as_bytes())).unwrap()
     else {
         panic!("expected a call");
     };
@@ -374,17 +378,17 @@ fn twilio_completed_recordings_become_calls_with_authenticated_audio() {
     );
     context.url = "https://hooks.example.com/v0/voice/twilio/monitor/pub_1";
     let Normalized::Call(call) =
-        normalize(Provider::Twilio, &context, form("completed").as_bytes()).unwrap()
+        normalize(Provider::Twilio, &context, &verified(form("completed").as_bytes())).unwrap()
     else {
         panic!("expected a call");
     };
     assert_eq!(call.conversation.first_turn, Role::User, "the integration's default");
     assert_eq!(
-        normalize(Provider::Twilio, &context, form("in-progress").as_bytes()).unwrap(),
+        normalize(Provider::Twilio, &context, &verified(form("in-progress").as_bytes())).unwrap(),
         Normalized::Ignored { event: "recording.in-progress".to_owned() }
     );
     assert_eq!(
-        normalize(Provider::Twilio, &context, b"CallSid=CA1").unwrap_err().field,
+        normalize(Provider::Twilio, &context, &verified(b"CallSid=CA1")).unwrap_err().field,
         "RecordingStatus"
     );
 }
@@ -532,7 +536,7 @@ fn webhook_canonical_conversations_follow_the_ingest_rules() {
     });
     let canonical = call(Provider::Webhook, body.to_string().as_bytes());
     assert_eq!(canonical.conversation.provider, "acme-dialer");
-    assert_eq!(canonical.conversation.source, crate::domain::conversation::Source::Webhook);
+    assert_eq!(canonical.conversation.source, crate::model::conversation::Source::Webhook);
     assert_eq!(roles_and_starts(&canonical), vec![(Role::Assistant, 0), (Role::User, 900)]);
     assert_eq!(canonical.conversation.tags, vec!["prod".to_owned()]);
     assert_eq!(url_of(&canonical), "https://media.example.com/c9.wav");

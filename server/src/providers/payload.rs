@@ -122,8 +122,8 @@ pub fn seconds_to_ms(seconds: f64) -> i64 {
 
 /// The role of a speaker label or role name as voice platforms write them; None for labels
 /// that are not a party to the call (system, tool, function).
-pub fn speaker_role(label: &str) -> Option<crate::domain::conversation::Role> {
-    use crate::domain::conversation::Role;
+pub fn speaker_role(label: &str) -> Option<crate::model::conversation::Role> {
+    use crate::model::conversation::Role;
     match label.trim().to_ascii_lowercase().as_str() {
         "agent" | "assistant" | "ai" | "bot" | "robot" => Some(Role::Assistant),
         "user" | "lead" | "customer" | "caller" | "human" | "client" | "contact" => {
@@ -136,8 +136,8 @@ pub fn speaker_role(label: &str) -> Option<crate::domain::conversation::Role> {
 /// Turns of a plain-text transcript written as `Agent: ...` / `Lead: ...` lines. A line without
 /// a known label continues the turn before it; text before the first label is dropped. No
 /// timing is known, so every turn starts at 0 and keeps the order of the text.
-pub fn labelled_turns(text: &str) -> Vec<crate::domain::conversation::Turn> {
-    use crate::domain::conversation::Turn;
+pub fn labelled_turns(text: &str) -> Vec<crate::model::conversation::Turn> {
+    use crate::model::conversation::Turn;
     let mut turns: Vec<Turn> = Vec::new();
     for line in text.lines() {
         let labelled = line
@@ -164,8 +164,8 @@ pub fn labelled_turns(text: &str) -> Vec<crate::domain::conversation::Turn> {
 pub fn flexible_turns(
     root: &Value,
     path: &str,
-) -> Result<Vec<crate::domain::conversation::Turn>, PayloadError> {
-    use crate::domain::conversation::Turn;
+) -> Result<Vec<crate::model::conversation::Turn>, PayloadError> {
+    use crate::model::conversation::Turn;
     let entries = match get(root, path) {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::String(text)) => return Ok(labelled_turns(text)),

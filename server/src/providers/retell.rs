@@ -44,7 +44,7 @@ pub fn normalize(
     body: &[u8],
 ) -> Result<super::Normalized, super::PayloadError> {
     use super::payload::*;
-    use crate::domain::conversation::{AudioSource, Role, Turn};
+    use crate::model::conversation::{AudioSource, Role, Turn};
 
     let root = parse_json(body)?;
     let event = required_str(&root, "event")?;
@@ -55,7 +55,7 @@ pub fn normalize(
     let at = |field: &str| format!("{key}.{field}");
     let call_id = required_str(&root, &at("call_id"))?;
     let mut conversation = super::conversation(
-        crate::domain::integrations::Provider::Retell,
+        crate::model::integrations::Provider::Retell,
         call_id,
         context.first_turn(),
     );

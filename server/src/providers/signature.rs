@@ -4,7 +4,7 @@ use hmac::{Hmac, Mac};
 use subtle::ConstantTimeEq;
 
 use super::AuthFailure;
-use crate::domain::integrations::HmacAlgorithm;
+use crate::model::integrations::HmacAlgorithm;
 
 /// HMAC of `parts` (concatenated) under `key`.
 pub fn hmac(algorithm: HmacAlgorithm, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {

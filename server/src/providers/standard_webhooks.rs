@@ -3,7 +3,7 @@
 
 use super::signature::{check_window, constant_time_eq, header, hmac_sha256};
 use super::{AuthFailure, WebhookRequest};
-use crate::domain::integrations::decode_base64_lenient;
+use crate::model::integrations::decode_base64_lenient;
 
 const TOLERANCE_SECONDS: i64 = 5 * 60;
 

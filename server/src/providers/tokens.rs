@@ -3,7 +3,7 @@
 
 use super::signature::{constant_time_eq, header};
 use super::{AuthFailure, WebhookRequest};
-use crate::domain::integrations::HeaderTokenOptions;
+use crate::model::integrations::HeaderTokenOptions;
 
 /// `X-Vapi-Secret: <secret>`, sent verbatim.
 pub fn verify_vapi_secret(secret: &str, request: &WebhookRequest<'_>) -> Result<(), AuthFailure> {

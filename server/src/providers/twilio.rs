@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::signature::{constant_time_eq, header};
 use super::{AuthFailure, WebhookRequest};
-use crate::domain::integrations::HmacAlgorithm;
+use crate::model::integrations::HmacAlgorithm;
 
 /// Checks `X-Twilio-Signature`: base64 HMAC-SHA1 under the auth token of the URL Twilio called
 /// (query included) followed by every form parameter, names sorted, each name's distinct values
@@ -106,7 +106,7 @@ pub fn normalize(
     body: &[u8],
 ) -> Result<super::Normalized, super::PayloadError> {
     use super::{Normalized, PayloadError, WebhookCall};
-    use crate::domain::conversation::{AudioCredentials, AudioSource};
+    use crate::model::conversation::{AudioCredentials, AudioSource};
 
     let params: BTreeMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
     let param =
@@ -135,7 +135,7 @@ pub fn normalize(
             PayloadError::new("AccountSid", "is required (or set options.twilio.account_sid)")
         })?;
     let mut conversation = super::conversation(
-        crate::domain::integrations::Provider::Twilio,
+        crate::model::integrations::Provider::Twilio,
         call_id.to_owned(),
         context.first_turn(),
     );

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::*;
-use crate::domain::integrations::HmacOptions;
+use crate::model::integrations::HmacOptions;
 
 #[derive(Deserialize)]
 struct Vector {
@@ -206,8 +206,8 @@ fn header_and_url_tokens() {
         body: b"{}",
         now: Utc::now(),
     };
-    let bearer = crate::domain::integrations::HeaderTokenOptions::default();
-    let plain = crate::domain::integrations::HeaderTokenOptions {
+    let bearer = crate::model::integrations::HeaderTokenOptions::default();
+    let plain = crate::model::integrations::HeaderTokenOptions {
         header_name: "api-key".to_owned(),
         bearer_prefix: false,
     };

@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::payload::*;
 use super::{NormalizeContext, Normalized, PayloadError, WebhookCall};
-use crate::domain::conversation::{AudioSource, Conversation};
-use crate::domain::integrations::Provider;
+use crate::model::conversation::{AudioSource, Conversation};
+use crate::model::integrations::Provider;
 
 pub fn normalize(context: &NormalizeContext<'_>, body: &[u8]) -> Result<Normalized, PayloadError> {
     let root = parse_json(body)?;

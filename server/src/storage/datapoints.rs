@@ -12,13 +12,13 @@ use super::entities::{datapoint, datapoint_metadata, datapoint_tag};
 use super::ingest::{set_ingest_state, set_job_status};
 use super::{Storage, db_error, parse_uuid};
 use crate::clock::{from_millis, to_millis};
-use crate::domain::conversation::Source;
-use crate::domain::datapoints::{
+use crate::error::Error;
+use crate::jobs::JobStatus;
+use crate::model::conversation::Source;
+use crate::model::datapoints::{
     Datapoint, DatapointQuery, DatapointView, TranscriptSource, metadata_filter_text,
 };
-use crate::domain::ingest::IngestState;
-use crate::domain::jobs::JobStatus;
-use crate::error::Error;
+use crate::model::ingest::IngestState;
 
 impl Storage {
     pub async fn find_datapoint(

@@ -11,11 +11,11 @@ use uuid::Uuid;
 use super::entities::webhook_delivery;
 use super::{Storage, db_error, parse_uuid};
 use crate::clock::{from_millis, to_millis};
-use crate::domain::deliveries::{
+use crate::error::Error;
+use crate::model::deliveries::{
     DeliveryVerdict, NewDelivery, StoredDelivery, StoredRequest, WebhookDelivery,
 };
-use crate::domain::ingest::IngestOutcome;
-use crate::error::Error;
+use crate::model::ingest::IngestOutcome;
 
 /// Inserts `delivery` in the caller's transaction. When the same write stored a call,
 /// `outcome` decides the verdict, status and ingest id.

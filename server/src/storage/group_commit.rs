@@ -6,8 +6,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Storage;
 use crate::clock::SharedClock;
-use crate::domain::ingest::{IngestOutcome, IngestWrite};
 use crate::error::{Error, Result};
+use crate::model::commit::IngestWrite;
+use crate::model::ingest::IngestOutcome;
 
 const QUEUE_DEPTH: usize = 4096;
 

@@ -1,23 +1,24 @@
-//! Ingests, their jobs (one per ingest, sharing its id), and audio objects.
+//! Ingests, with their jobs (one per ingest, sharing its id, written through `jobs::queue` in
+//! the same transactions), and audio objects.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::entities::{audio_object, ingest, job};
+use super::entities::{audio_object, ingest};
 use super::{Storage, db_error, parse_uuid};
+use crate::audio::AudioProperties;
 use crate::clock::{from_millis, to_millis};
-use crate::domain::conversation::{Conversation, Source};
-use crate::domain::ingest::{
-    AudioObject, AudioProperties, IngestOutcome, IngestRecord, IngestState, IngestWrite,
-};
-use crate::domain::jobs::{ClaimedJob, JobPayload, JobStatus};
 use crate::error::Error;
+use crate::jobs::{JobPayload, JobStatus};
+use crate::model::commit::IngestWrite;
+use crate::model::conversation::{Conversation, Source};
+use crate::model::ingest::{AudioObject, IngestOutcome, IngestRecord, IngestState};
 
 /// The stored form of an ingest's conversation. A shipped version is never changed.
 #[derive(Serialize, Deserialize)]
@@ -83,25 +84,9 @@ impl Storage {
                 .await
                 .map_err(db_error(context))?;
                 let payload = JobPayload::IngestV1 { ingest_id: new.id };
-                let job_payload = serde_json::to_string(&payload)
-                    .map_err(|error| Error::internal(context, error))?;
-                job::Entity::insert(job::ActiveModel {
-                    id: Set(new.id.to_string()),
-                    kind: Set(payload.kind().to_owned()),
-                    payload_json: Set(job_payload),
-                    status: Set(JobStatus::Queued.as_str().to_owned()),
-                    attempts: Set(0),
-                    max_attempts: Set(max_attempts),
-                    run_after_ms: Set(to_millis(now)),
-                    lease_owner: Set(None),
-                    lease_expires_at_ms: Set(None),
-                    last_error: Set(String::new()),
-                    created_at_ms: Set(to_millis(now)),
-                    updated_at_ms: Set(to_millis(now)),
-                })
-                .exec_without_returning(&transaction)
-                .await
-                .map_err(db_error(context))?;
+                crate::jobs::queue::enqueue(&transaction, new.id, &payload, max_attempts, now)
+                    .await
+                    .map_err(db_error(context))?;
                 outcomes.push(IngestOutcome::Created(new.id));
             }
             if let Some(delivery) = &write.delivery {
@@ -116,98 +101,6 @@ impl Storage {
         }
         transaction.commit().await.map_err(db_error(context))?;
         Ok(results)
-    }
-
-    /// Claims up to `limit` due jobs (queued and due, or running with an expired lease) for
-    /// `worker`. Each claim is a conditional update that re-checks claimability, so concurrent
-    /// workers, in this process or another, never hold the same job.
-    pub async fn claim_jobs(
-        &self,
-        worker: &str,
-        now: DateTime<Utc>,
-        lease: std::time::Duration,
-        limit: usize,
-    ) -> Result<Vec<ClaimedJob>, Error> {
-        let context = "claiming jobs";
-        let now_ms = to_millis(now);
-        let claimable = || {
-            Condition::any()
-                .add(
-                    Condition::all()
-                        .add(job::Column::Status.eq(JobStatus::Queued.as_str()))
-                        .add(job::Column::RunAfterMs.lte(now_ms)),
-                )
-                .add(
-                    Condition::all()
-                        .add(job::Column::Status.eq(JobStatus::Running.as_str()))
-                        .add(job::Column::LeaseExpiresAtMs.lt(now_ms)),
-                )
-        };
-        let candidates = job::Entity::find()
-            .select_only()
-            .column(job::Column::Id)
-            .filter(claimable())
-            .order_by_asc(job::Column::RunAfterMs)
-            .order_by_asc(job::Column::Id)
-            .limit(u64::try_from(limit * 4).unwrap_or(64))
-            .into_tuple::<String>()
-            .all(&self.db)
-            .await
-            .map_err(db_error(context))?;
-        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
-        let mut claimed = Vec::new();
-        for id in candidates {
-            if claimed.len() >= limit {
-                break;
-            }
-            let updated = job::Entity::update_many()
-                .col_expr(job::Column::Status, Expr::value(JobStatus::Running.as_str()))
-                .col_expr(job::Column::LeaseOwner, Expr::value(worker))
-                .col_expr(job::Column::LeaseExpiresAtMs, Expr::value(now_ms + lease_ms))
-                .col_expr(job::Column::Attempts, Expr::col(job::Column::Attempts).add(1))
-                .col_expr(job::Column::UpdatedAtMs, Expr::value(now_ms))
-                .filter(job::Column::Id.eq(id.clone()))
-                .filter(claimable())
-                .exec(&self.db)
-                .await
-                .map_err(db_error(context))?;
-            if updated.rows_affected == 0 {
-                continue;
-            }
-            let Some(row) =
-                job::Entity::find_by_id(id).one(&self.db).await.map_err(db_error(context))?
-            else {
-                continue;
-            };
-            let payload: JobPayload = serde_json::from_str(&row.payload_json)
-                .map_err(|error| Error::internal(context, error))?;
-            claimed.push(ClaimedJob {
-                id: parse_uuid(context, &row.id)?,
-                payload,
-                attempts: row.attempts,
-                max_attempts: row.max_attempts,
-            });
-        }
-        Ok(claimed)
-    }
-
-    /// Pushes the lease of a job `worker` still holds to `until`; false when it no longer holds
-    /// it (the lease expired and another worker claimed the job).
-    pub async fn extend_lease(
-        &self,
-        job_id: Uuid,
-        worker: &str,
-        until: DateTime<Utc>,
-    ) -> Result<bool, Error> {
-        let updated = job::Entity::update_many()
-            .col_expr(job::Column::LeaseExpiresAtMs, Expr::value(to_millis(until)))
-            .filter(job::Column::Id.eq(job_id.to_string()))
-            .filter(job::Column::Status.eq(JobStatus::Running.as_str()))
-            .filter(job::Column::LeaseOwner.eq(worker))
-            .exec(&self.db)
-            .await
-            .map_err(db_error("extending a job lease"))?;
-        Ok(updated.rows_affected == 1)
     }
 
     pub async fn load_ingest(
@@ -294,15 +187,7 @@ impl Storage {
     pub async fn requeue_ingest(&self, ingest_id: Uuid, now: DateTime<Utc>) -> Result<(), Error> {
         let context = "requeueing an ingest";
         let transaction = self.begin_write().await.map_err(db_error(context))?;
-        job::Entity::update_many()
-            .col_expr(job::Column::Status, Expr::value(JobStatus::Queued.as_str()))
-            .col_expr(job::Column::Attempts, Expr::value(0))
-            .col_expr(job::Column::RunAfterMs, Expr::value(to_millis(now)))
-            .col_expr(job::Column::LeaseOwner, Expr::value(Option::<String>::None))
-            .col_expr(job::Column::LeaseExpiresAtMs, Expr::value(Option::<i64>::None))
-            .col_expr(job::Column::UpdatedAtMs, Expr::value(to_millis(now)))
-            .filter(job::Column::Id.eq(ingest_id.to_string()))
-            .exec(&transaction)
+        crate::jobs::queue::requeue(&transaction, ingest_id, now)
             .await
             .map_err(db_error(context))?;
         set_ingest_state(&transaction, ingest_id, IngestState::Queued, "", None, now, context)
@@ -351,16 +236,6 @@ impl Storage {
             .into_iter()
             .map(ingest_from_model)
             .collect()
-    }
-
-    /// Counts jobs by status, for tests and operations.
-    pub async fn count_jobs(&self, status: JobStatus) -> Result<u64, Error> {
-        use sea_orm::PaginatorTrait;
-        job::Entity::find()
-            .filter(job::Column::Status.eq(status.as_str()))
-            .count(&self.db)
-            .await
-            .map_err(db_error("counting jobs"))
     }
 
     pub async fn insert_audio_object(&self, object: &AudioObject) -> Result<(), Error> {
@@ -425,21 +300,9 @@ pub(super) async fn set_job_status(
     now: DateTime<Utc>,
     context: &'static str,
 ) -> Result<(), Error> {
-    let mut update = job::Entity::update_many()
-        .col_expr(job::Column::Status, Expr::value(status.as_str()))
-        .col_expr(job::Column::LeaseOwner, Expr::value(Option::<String>::None))
-        .col_expr(job::Column::LeaseExpiresAtMs, Expr::value(Option::<i64>::None))
-        .col_expr(job::Column::LastError, Expr::value(error))
-        .col_expr(job::Column::UpdatedAtMs, Expr::value(to_millis(now)));
-    if let Some(run_after) = run_after {
-        update = update.col_expr(job::Column::RunAfterMs, Expr::value(to_millis(run_after)));
-    }
-    update
-        .filter(job::Column::Id.eq(job_id.to_string()))
-        .exec(connection)
+    crate::jobs::queue::set_status(connection, job_id, status, run_after, error, now)
         .await
-        .map_err(db_error(context))?;
-    Ok(())
+        .map_err(db_error(context))
 }
 
 pub(super) async fn set_ingest_state(

@@ -14,11 +14,11 @@ use super::entities::{integration, integration_secret};
 use super::{Storage, db_error, parse_uuid};
 use crate::clock::{from_millis, to_millis};
 use crate::crypto::SealedSecret;
-use crate::domain::integrations::{
+use crate::error::Error;
+use crate::model::integrations::{
     Integration, IntegrationOptions, IntegrationStatus, NewSealedSecret, Provider, SecretMetadata,
     StoredSecret, WebhookAuthType,
 };
-use crate::error::Error;
 
 impl Storage {
     /// The integration row and its first secret generation, in one transaction.
@@ -141,7 +141,7 @@ impl Storage {
     /// last-validated times forward, in one transaction.
     pub async fn add_integration_usage(
         &self,
-        usage: &[(Uuid, crate::domain::webhook_gate::Usage)],
+        usage: &[(Uuid, crate::model::integrations::Usage)],
     ) -> Result<(), Error> {
         let context = "recording integration usage";
         let transaction = self.begin_write().await.map_err(db_error(context))?;

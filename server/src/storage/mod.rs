@@ -67,6 +67,11 @@ impl Storage {
             .map_err(|error| Error::Unavailable(format!("database unreachable: {error}")))
     }
 
+    /// The job queue's handle on this database, for the worker loop.
+    pub fn queue(&self) -> crate::jobs::Queue {
+        crate::jobs::Queue::new(self.db.clone())
+    }
+
     pub fn backend_name(&self) -> &'static str {
         match self.db.get_database_backend() {
             DbBackend::Sqlite => "sqlite",

@@ -8,9 +8,9 @@ use uuid::Uuid;
 use super::entities::{api_key, organization, project};
 use super::{Storage, db_error, parse_uuid};
 use crate::clock::{from_millis, to_millis};
-use crate::domain::auth::{ApiKeyRecord, Scope};
-use crate::domain::projects::{Organization, Project};
 use crate::error::Error;
+use crate::model::auth::{ApiKeyRecord, Scope};
+use crate::model::projects::{Organization, Project};
 
 impl Storage {
     pub async fn count_organizations(&self) -> Result<u64, Error> {

@@ -9,7 +9,6 @@ pub mod datapoint_tag;
 pub mod ingest;
 pub mod integration;
 pub mod integration_secret;
-pub mod job;
 pub mod organization;
 pub mod project;
 pub mod webhook_delivery;

@@ -4,14 +4,14 @@ use chrono::{DateTime, Utc};
 use earshot_proto::json::{json_to_struct, struct_to_json};
 use earshot_proto::v1 as pb;
 
-use crate::domain::auth::{ApiKeyRecord, Scope};
-use crate::domain::conversation::Role;
-use crate::domain::integrations::{
+use crate::error::{Error, Result};
+use crate::model::auth::{ApiKeyRecord, Scope};
+use crate::model::conversation::Role;
+use crate::model::integrations::{
     HeaderTokenOptions, HmacAlgorithm, HmacOptions, Integration, IntegrationOptions,
     IntegrationStatus, Provider, SignatureEncoding, TwilioOptions, WebhookAuthType,
 };
-use crate::domain::projects::Project;
-use crate::error::{Error, Result};
+use crate::model::projects::Project;
 
 pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -293,10 +293,10 @@ pub fn duration_from_proto(
 
 // ---- ingest and datapoints ----
 
-use crate::domain::conversation::{AudioInput, ConversationInput, Source, TurnInput};
-use crate::domain::datapoints::{DatapointView, TranscriptSource};
-use crate::domain::deliveries::{DeliveryVerdict, WebhookDelivery};
-use crate::domain::ingest::{AudioObject, IngestRecord, IngestState};
+use crate::model::conversation::{AudioInput, ConversationInput, Source, TurnInput};
+use crate::model::datapoints::{DatapointView, TranscriptSource};
+use crate::model::deliveries::{DeliveryVerdict, WebhookDelivery};
+use crate::model::ingest::{AudioObject, IngestRecord, IngestState};
 
 fn time_from_proto(timestamp: prost_types::Timestamp) -> Option<DateTime<Utc>> {
     DateTime::<Utc>::from_timestamp(timestamp.seconds, u32::try_from(timestamp.nanos).unwrap_or(0))

@@ -8,8 +8,8 @@ use tonic::{Request, Response, Status};
 
 use super::auth::authenticate;
 use super::convert;
-use crate::domain::datapoints::DatapointQuery;
 use crate::domain::{Domain, decode_page_token, parse_id};
+use crate::model::datapoints::DatapointQuery;
 
 #[derive(Clone, Debug)]
 pub struct DatapointApi {

@@ -6,10 +6,10 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::auth::authenticate;
 use super::convert;
-use crate::domain::conversation::Source;
 use crate::domain::ingest::{IngestRequest, UploadMetadata};
 use crate::domain::{Domain, parse_id};
 use crate::error::Error;
+use crate::model::conversation::Source;
 
 #[derive(Clone, Debug)]
 pub struct IngestApi {

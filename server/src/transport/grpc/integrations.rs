@@ -9,8 +9,8 @@ use tonic::{Request, Response, Status};
 use super::auth::authenticate;
 use super::convert;
 use crate::crypto::SecretValue;
-use crate::domain::integrations::{Integration, IntegrationUpdate, NewIntegration};
 use crate::domain::{Domain, parse_id};
+use crate::model::integrations::{Integration, IntegrationUpdate, NewIntegration};
 
 #[derive(Clone, Debug)]
 pub struct IntegrationApi {
@@ -176,7 +176,7 @@ impl IntegrationService for IntegrationApi {
     ) -> Result<Response<pb::ReplayWebhookDeliveryResponse>, Status> {
         let principal = authenticate(&self.domain, request.metadata()).await?;
         let request = request.into_inner();
-        let delivery = crate::providers::intake::replay(
+        let delivery = crate::domain::webhooks::replay(
             &self.domain,
             &principal,
             parse_id("integration_id", &request.integration_id)?,

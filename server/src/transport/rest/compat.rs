@@ -16,12 +16,12 @@ use serde_json::{Value, json};
 
 use super::error::{error_object, status_for};
 use super::{RestState, presented_key};
-use crate::domain::conversation::Source;
-use crate::domain::conversation_json::{self, JsonConversation, parse_time};
-use crate::domain::datapoints::{DatapointQuery, DatapointView};
 use crate::domain::ingest::IngestRequest;
 use crate::domain::parse_id;
 use crate::error::{Error, FieldViolation};
+use crate::model::conversation::Source;
+use crate::model::conversation_json::{self, JsonConversation, parse_time};
+use crate::model::datapoints::{DatapointQuery, DatapointView};
 
 /// An error in the compat shape.
 #[derive(Debug)]

@@ -1,5 +1,5 @@
 //! Provider webhooks. `POST /v0/voice/{provider}/monitor/{public_id}` hands each request to
-//! `providers::intake` in two steps (before and after reading the body, so that unknown ids,
+//! `domain::webhooks` in two steps (before and after reading the body, so that unknown ids,
 //! refused addresses and rate-limited senders cost no body read) and maps its verdict to HTTP.
 //! `POST /v0/voice/vapi/monitor` takes Vapi's end-of-call reports with an earshot API key.
 
@@ -16,12 +16,9 @@ use super::RestState;
 use super::error::ApiError;
 use super::presented_key;
 use crate::domain::Domain;
-use crate::domain::auth::Scope;
-use crate::domain::integrations::Provider;
-use crate::domain::webhooks::CallOwner;
+use crate::domain::webhooks::{self, Verdict};
 use crate::error::Error;
-use crate::providers::intake::{self, Verdict};
-use crate::providers::{self, NormalizeContext, Normalized};
+use crate::model::auth::Scope;
 
 pub async fn receive(
     State(state): State<RestState>,
@@ -33,10 +30,10 @@ pub async fn receive(
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(intake::UNKNOWN_PEER, |ConnectInfo(address)| address.ip());
+        .map_or(webhooks::UNKNOWN_PEER, |ConnectInfo(address)| address.ip());
     let client =
-        intake::client_address(peer, &parts.headers, &domain.settings.webhooks.trusted_proxies);
-    let verdict = match intake::open(domain, &provider, &public_id, client).await {
+        webhooks::client_address(peer, &parts.headers, &domain.settings.webhooks.trusted_proxies);
+    let verdict = match webhooks::open(domain, &provider, &public_id, client).await {
         Err(verdict) => verdict,
         Ok(opened) => {
             let limit = opened.body_limit(domain);
@@ -47,7 +44,7 @@ pub async fn receive(
                         parts.uri.path_and_query().map_or("/", |value| value.as_str());
                     let url = format!("{}{path_and_query}", domain.settings.public_base_url);
                     let request =
-                        intake::Request { url: &url, headers: &parts.headers, body: &body };
+                        webhooks::Request { url: &url, headers: &parts.headers, body: &body };
                     opened.receive(domain, request).await
                 }
             }
@@ -144,24 +141,7 @@ async fn receive_vapi_inner(
     let Ok(body) = axum::body::to_bytes(body, limit).await else {
         return Ok(Verdict::PayloadTooLarge { limit });
     };
-    if let Err(refused) = intake::check_content_type(Provider::Vapi, &parts.headers) {
-        return Ok(refused);
-    }
-    let options = Default::default();
     let url = parts.uri.to_string();
-    let context = NormalizeContext {
-        integration_id: uuid::Uuid::nil(),
-        options: &options,
-        url: &url,
-        limits: &domain.settings.ingest_limits,
-    };
-    let call = match providers::normalize(Provider::Vapi, &context, &body) {
-        Ok(Normalized::Call(call)) => *call,
-        Ok(Normalized::Ignored { event }) => return Ok(Verdict::Ignored { event }),
-        Err(problem) => return Ok(Verdict::Malformed(problem)),
-    };
-    let owner = CallOwner { organization_id: principal.organization_id, project_id: project };
-    let admitted =
-        domain.admit_webhook_call(owner, call.conversation, call.inline_audio, None).await?;
-    Ok(admitted.into())
+    Ok(webhooks::receive_with_api_key(domain, &principal, project, &parts.headers, &url, &body)
+        .await)
 }

@@ -46,7 +46,6 @@ impl WheelSource {
     }
 
     async fn download(&self, pin: &WheelPin) -> Result<Vec<u8>, String> {
-        crate::pipeline::fetch::install_crypto_provider();
         let client = reqwest::Client::builder()
             .user_agent(concat!("earshot/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(std::time::Duration::from_secs(30))

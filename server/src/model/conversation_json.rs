@@ -5,8 +5,8 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::conversation::{AudioInput, ConversationInput, TurnInput};
 use crate::error::Error;
+use crate::model::conversation::{AudioInput, ConversationInput, TurnInput};
 
 /// Parses JSON, naming the field of a type error by its path (`conversations[0].call_id`).
 pub fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Error> {

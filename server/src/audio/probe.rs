@@ -8,7 +8,13 @@ use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
-use crate::domain::ingest::AudioProperties;
+/// What probing an audio container found; None where the container does not say.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AudioProperties {
+    pub duration_ms: Option<i64>,
+    pub channels: Option<u32>,
+    pub sample_rate_hz: Option<u32>,
+}
 
 /// Probes `bytes`; the error says why the container could not be read.
 pub fn probe(bytes: Vec<u8>, content_type: &str) -> Result<AudioProperties, String> {

@@ -13,11 +13,11 @@ use serde_json::Value;
 use super::payload::*;
 use super::voicekit::call_fields;
 use super::{NormalizeContext, Normalized, PayloadError, WebhookCall};
-use crate::domain::conversation::{
+use crate::model::conversation::{
     AudioSource, IngestLimits, PendingAudio, Source, validate_conversation,
 };
-use crate::domain::conversation_json::{self, JsonConversation};
-use crate::domain::integrations::Provider;
+use crate::model::conversation_json::{self, JsonConversation};
+use crate::model::integrations::Provider;
 
 /// Event names of a completed call.
 const COMPLETED: [&str; 6] =

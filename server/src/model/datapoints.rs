@@ -1,0 +1,298 @@
+//! The datapoint: one searchable record per call, and the query that finds it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::conversation::{Conversation, ProviderExtras, Source, Turn};
+use super::ingest::AudioObject;
+use super::metrics::{self, CallMetrics};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TranscriptSource {
+    Provider,
+    Client,
+    Asr,
+    None,
+}
+
+impl TranscriptSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TranscriptSource::Provider => "provider",
+            TranscriptSource::Client => "client",
+            TranscriptSource::Asr => "asr",
+            TranscriptSource::None => "none",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "provider" => Some(TranscriptSource::Provider),
+            "client" => Some(TranscriptSource::Client),
+            "asr" => Some(TranscriptSource::Asr),
+            "none" => Some(TranscriptSource::None),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Datapoint {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub project_id: Uuid,
+    pub provider: String,
+    pub call_id: String,
+    pub context_token: String,
+    pub source: Source,
+    pub transcript_source: TranscriptSource,
+    pub speaker_labels_estimated: bool,
+    pub turns: Vec<Turn>,
+    pub audio_id: Option<Uuid>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<i64>,
+    pub from_number: Option<String>,
+    pub to_number: Option<String>,
+    pub direction: Option<String>,
+    pub analysis: ProviderExtras,
+    pub tags: Vec<String>,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub metrics: CallMetrics,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A datapoint with the stored audio's description, as readers get it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DatapointView {
+    pub datapoint: Datapoint,
+    pub audio: Option<AudioObject>,
+}
+
+impl Datapoint {
+    /// The datapoint after `conversation` arrives: a new one, or `existing` enriched.
+    pub fn merge(
+        existing: Option<Datapoint>,
+        conversation: &Conversation,
+        audio_id: Option<Uuid>,
+        organization_id: Uuid,
+        project_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Datapoint {
+        let transcript_source = match (conversation.turns.is_empty(), conversation.source) {
+            (true, _) => TranscriptSource::None,
+            (false, Source::Webhook) => TranscriptSource::Provider,
+            (false, Source::Sdk | Source::Api) => TranscriptSource::Client,
+        };
+        let mut datapoint = existing.unwrap_or_else(|| Datapoint {
+            id: Uuid::now_v7(),
+            organization_id,
+            project_id,
+            provider: conversation.provider.clone(),
+            call_id: conversation.call_id.clone(),
+            context_token: conversation.context_token.clone(),
+            source: conversation.source,
+            transcript_source: TranscriptSource::None,
+            speaker_labels_estimated: false,
+            turns: Vec::new(),
+            audio_id: None,
+            started_at: None,
+            ended_at: None,
+            duration_ms: None,
+            from_number: None,
+            to_number: None,
+            direction: None,
+            analysis: ProviderExtras::default(),
+            tags: Vec::new(),
+            metadata: serde_json::Map::new(),
+            metrics: CallMetrics::default(),
+            created_at: now,
+            updated_at: now,
+        });
+        if !conversation.turns.is_empty() {
+            datapoint.turns.clone_from(&conversation.turns);
+            datapoint.transcript_source = transcript_source;
+            datapoint.speaker_labels_estimated = false;
+        }
+        datapoint.audio_id = audio_id.or(datapoint.audio_id);
+        let keep = |new: &Option<String>, old: &mut Option<String>| {
+            if new.is_some() {
+                old.clone_from(new);
+            }
+        };
+        keep(&conversation.from_number, &mut datapoint.from_number);
+        keep(&conversation.to_number, &mut datapoint.to_number);
+        keep(&conversation.direction, &mut datapoint.direction);
+        datapoint.started_at = conversation.started_at.or(datapoint.started_at);
+        datapoint.ended_at = conversation.ended_at.or(datapoint.ended_at);
+        datapoint.duration_ms = conversation.duration_ms.or(datapoint.duration_ms);
+        let extras = &conversation.extras;
+        let analysis = &mut datapoint.analysis;
+        keep(&extras.summary, &mut analysis.summary);
+        keep(&extras.sentiment, &mut analysis.sentiment);
+        keep(&extras.ended_reason, &mut analysis.ended_reason);
+        keep(&extras.agent_id, &mut analysis.agent_id);
+        analysis.successful = extras.successful.or(analysis.successful);
+        analysis.cost_usd = extras.cost_usd.or(analysis.cost_usd);
+        for tag in &conversation.tags {
+            if !datapoint.tags.contains(tag) {
+                datapoint.tags.push(tag.clone());
+            }
+        }
+        for (key, value) in &conversation.metadata {
+            datapoint.metadata.insert(key.clone(), value.clone());
+        }
+        if let Some(mut_id) = &conversation.mut_id {
+            datapoint
+                .metadata
+                .entry("mut_id")
+                .or_insert_with(|| serde_json::Value::String(mut_id.clone()));
+        }
+        datapoint.metrics = metrics::compute(&datapoint.turns);
+        datapoint.updated_at = now;
+        datapoint
+    }
+
+    /// Lowercased turn contents, joined, for substring search.
+    pub fn transcript_search_text(&self) -> String {
+        self.turns.iter().map(|turn| turn.content.to_lowercase()).collect::<Vec<_>>().join("\n")
+    }
+
+    /// The time the time-range filters compare: the call's start when known, else its creation.
+    pub fn occurred_at(&self) -> DateTime<Utc> {
+        self.started_at.unwrap_or(self.created_at)
+    }
+}
+
+/// Filters of a datapoint search; all present ones must match.
+#[derive(Clone, Debug, Default)]
+pub struct DatapointQuery {
+    pub project_id: Option<Uuid>,
+    pub context_token: Option<String>,
+    pub call_id: Option<String>,
+    pub source: Option<Source>,
+    pub provider: Option<String>,
+    pub tags_any: Vec<String>,
+    pub tags_all: Vec<String>,
+    pub metadata_equals: Vec<(String, String)>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub text_contains: Option<String>,
+    pub page_size: usize,
+    /// Return datapoints older than this one (cursor paging, newest first).
+    pub before: Option<Uuid>,
+    /// Skip this many (offset paging, for the JSON mirror).
+    pub offset: usize,
+}
+
+pub const DEFAULT_SEARCH_PAGE: usize = 100;
+
+pub const MAX_SEARCH_PAGE: usize = 500;
+
+#[derive(Clone, Debug)]
+pub struct DatapointPage {
+    pub datapoints: Vec<DatapointView>,
+    pub next_page_token: Option<String>,
+}
+
+/// A metadata value as the text that `metadata key = value` filters compare with.
+pub fn metadata_filter_text(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(text) => Some(text.clone()),
+        serde_json::Value::Number(number) => Some(number.to_string()),
+        serde_json::Value::Bool(flag) => Some(flag.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::conversation::Role;
+
+    fn conversation(turns: Vec<Turn>) -> Conversation {
+        Conversation {
+            call_id: "call_1".into(),
+            context_token: "ctx".into(),
+            source: Source::Webhook,
+            provider: "retell".into(),
+            started_at: None,
+            ended_at: None,
+            duration_ms: None,
+            from_number: Some("+14155550100".into()),
+            to_number: None,
+            direction: Some("inbound".into()),
+            turns,
+            audio: None,
+            diarization: true,
+            first_turn: Role::Assistant,
+            assistant_channel: None,
+            tags: vec!["a".into()],
+            metadata: serde_json::json!({"k": "v1", "keep": 1}).as_object().cloned().unwrap(),
+            extras: ProviderExtras::default(),
+            mut_id: None,
+        }
+    }
+
+    #[test]
+    fn a_later_event_enriches_without_losing_fields() {
+        let now = Utc::now();
+        let turns = vec![Turn {
+            role: Role::User,
+            content: "Hi".into(),
+            start_ms: 0,
+            end_ms: None,
+            channel: None,
+            confidence: None,
+        }];
+        let first = Datapoint::merge(
+            None,
+            &conversation(turns.clone()),
+            None,
+            Uuid::nil(),
+            Uuid::nil(),
+            now,
+        );
+        assert_eq!(first.transcript_source, TranscriptSource::Provider);
+
+        let mut analyzed = conversation(Vec::new());
+        analyzed.from_number = None;
+        analyzed.tags = vec!["b".into(), "a".into()];
+        analyzed.metadata = serde_json::json!({"k": "v2"}).as_object().cloned().unwrap();
+        analyzed.extras = ProviderExtras {
+            summary: Some("Short call".into()),
+            successful: Some(true),
+            ..Default::default()
+        };
+        let audio = Uuid::now_v7();
+        let merged = Datapoint::merge(
+            Some(first.clone()),
+            &analyzed,
+            Some(audio),
+            Uuid::nil(),
+            Uuid::nil(),
+            now,
+        );
+        assert_eq!(merged.id, first.id);
+        assert_eq!(merged.turns, turns, "turns stay when the new event has none");
+        assert_eq!(merged.transcript_source, TranscriptSource::Provider);
+        assert_eq!(merged.from_number.as_deref(), Some("+14155550100"));
+        assert_eq!(merged.analysis.summary.as_deref(), Some("Short call"));
+        assert_eq!(merged.analysis.successful, Some(true));
+        assert_eq!(merged.tags, ["a", "b"]);
+        assert_eq!(merged.metadata["k"], "v2");
+        assert_eq!(merged.metadata["keep"], 1);
+        assert_eq!(merged.audio_id, Some(audio));
+    }
+
+    #[test]
+    fn metadata_values_compare_as_text() {
+        assert_eq!(metadata_filter_text(&serde_json::json!("x")).as_deref(), Some("x"));
+        assert_eq!(metadata_filter_text(&serde_json::json!(42)).as_deref(), Some("42"));
+        assert_eq!(metadata_filter_text(&serde_json::json!(true)).as_deref(), Some("true"));
+        assert_eq!(metadata_filter_text(&serde_json::json!({"a": 1})), None);
+    }
+}

@@ -1,0 +1,24 @@
+//! Versioned schema migrations. A shipped migration is never edited; changes come as new ones.
+//! Written with sea-query builders so the same migration runs on SQLite and Postgres. One file
+//! per migration; each keeps its own column helpers, though they repeat the first migration's:
+//! a shipped migration must never change, so none depends on code a later change could edit.
+
+mod m0001_initial;
+mod m0002_ingest;
+mod m0003_webhook_deliveries;
+
+use sea_orm_migration::prelude::*;
+
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m0001_initial::Migration),
+            Box::new(m0002_ingest::Migration),
+            Box::new(m0003_webhook_deliveries::Migration),
+        ]
+    }
+}
