@@ -502,7 +502,7 @@ pub async fn receive_with_api_key(
     if let Err(refused) = check_content_type(Provider::Vapi, headers) {
         return refused;
     }
-    let verified = providers::verified_by_api_key(principal, url, body);
+    let verified = providers::verified_by_api_key(principal, body);
     let options = IntegrationOptions::default();
     let context = NormalizeContext {
         integration_id: Uuid::nil(),

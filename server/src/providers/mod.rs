@@ -142,18 +142,12 @@ pub fn verify(
 /// a path that skips verification cannot reach a conversation.
 #[derive(Clone, Copy, Debug)]
 pub struct Verified<'a> {
-    url: &'a str,
     body: &'a [u8],
 }
 
 impl<'a> Verified<'a> {
     fn from(request: &WebhookRequest<'a>) -> Self {
-        Self { url: request.url, body: request.body }
-    }
-
-    /// The URL the sender called.
-    pub fn url(&self) -> &'a str {
-        self.url
+        Self { body: request.body }
     }
 
     /// The authenticated body.
@@ -215,10 +209,9 @@ pub fn verify_replay<'a>(
 /// `_principal` with the ingest scope (the Vapi route without an integration).
 pub fn verified_by_api_key<'a>(
     _principal: &crate::model::auth::Principal,
-    url: &'a str,
     body: &'a [u8],
 ) -> Verified<'a> {
-    Verified { url, body }
+    Verified { body }
 }
 
 /// A payload that cannot be normalized: the field (a dotted JSON path or a form parameter) and

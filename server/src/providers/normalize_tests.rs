@@ -10,7 +10,7 @@ use crate::model::integrations::TwilioOptions;
 
 /// A request as verification passes it on (these tests are about normalizing).
 fn verified(body: &[u8]) -> Verified<'_> {
-    Verified { url: "", body }
+    Verified { body }
 }
 
 fn context(options: &IntegrationOptions) -> NormalizeContext<'_> {

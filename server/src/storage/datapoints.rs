@@ -9,11 +9,11 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::entities::{datapoint, datapoint_metadata, datapoint_tag};
-use super::ingest::{set_ingest_state, set_job_status};
+use super::ingest::set_ingest_state;
 use super::{Storage, db_error, parse_uuid};
 use crate::clock::{from_millis, to_millis};
 use crate::error::Error;
-use crate::jobs::JobStatus;
+use crate::jobs::{JobStatus, queue};
 use crate::model::conversation::Source;
 use crate::model::datapoints::{
     Datapoint, DatapointQuery, DatapointView, TranscriptSource, metadata_filter_text,
@@ -67,7 +67,9 @@ impl Storage {
                 .map_err(db_error(context))?;
         }
         replace_search_rows(&transaction, datapoint, context).await?;
-        set_job_status(&transaction, job_id, JobStatus::Succeeded, None, "", now, context).await?;
+        queue::set_status(&transaction, job_id, JobStatus::Succeeded, None, "", now)
+            .await
+            .map_err(db_error(context))?;
         set_ingest_state(&transaction, ingest_id, IngestState::Done, "", None, now, context)
             .await?;
         super::entities::ingest::Entity::update_many()

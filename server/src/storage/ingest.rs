@@ -15,7 +15,7 @@ use super::{Storage, db_error, parse_uuid};
 use crate::audio::AudioProperties;
 use crate::clock::{from_millis, to_millis};
 use crate::error::Error;
-use crate::jobs::{JobPayload, JobStatus};
+use crate::jobs::{JobPayload, JobStatus, queue};
 use crate::model::commit::IngestWrite;
 use crate::model::conversation::{Conversation, Source};
 use crate::model::ingest::{AudioObject, IngestOutcome, IngestRecord, IngestState};
@@ -84,7 +84,7 @@ impl Storage {
                 .await
                 .map_err(db_error(context))?;
                 let payload = JobPayload::IngestV1 { ingest_id: new.id };
-                crate::jobs::queue::enqueue(&transaction, new.id, &payload, max_attempts, now)
+                queue::enqueue(&transaction, new.id, &payload, max_attempts, now)
                     .await
                     .map_err(db_error(context))?;
                 outcomes.push(IngestOutcome::Created(new.id));
@@ -148,7 +148,9 @@ impl Storage {
     ) -> Result<(), Error> {
         let context = "parking an ingest";
         let transaction = self.begin_write().await.map_err(db_error(context))?;
-        set_job_status(&transaction, job_id, JobStatus::Parked, None, "", now, context).await?;
+        queue::set_status(&transaction, job_id, JobStatus::Parked, None, "", now)
+            .await
+            .map_err(db_error(context))?;
         set_ingest_state(
             &transaction,
             ingest_id,
@@ -177,7 +179,9 @@ impl Storage {
             Some(_) => (JobStatus::Queued, IngestState::Failed),
             None => (JobStatus::Dead, IngestState::Dead),
         };
-        set_job_status(&transaction, job_id, job_status, retry_at, error, now, context).await?;
+        queue::set_status(&transaction, job_id, job_status, retry_at, error, now)
+            .await
+            .map_err(db_error(context))?;
         set_ingest_state(&transaction, ingest_id, ingest_state, error, retry_at, now, context)
             .await?;
         transaction.commit().await.map_err(db_error(context))
@@ -187,9 +191,7 @@ impl Storage {
     pub async fn requeue_ingest(&self, ingest_id: Uuid, now: DateTime<Utc>) -> Result<(), Error> {
         let context = "requeueing an ingest";
         let transaction = self.begin_write().await.map_err(db_error(context))?;
-        crate::jobs::queue::requeue(&transaction, ingest_id, now)
-            .await
-            .map_err(db_error(context))?;
+        queue::requeue(&transaction, ingest_id, now).await.map_err(db_error(context))?;
         set_ingest_state(&transaction, ingest_id, IngestState::Queued, "", None, now, context)
             .await?;
         transaction.commit().await.map_err(db_error(context))
@@ -289,20 +291,6 @@ impl Storage {
             .map_err(db_error("recording audio properties"))?;
         Ok(())
     }
-}
-
-pub(super) async fn set_job_status(
-    connection: &impl ConnectionTrait,
-    job_id: Uuid,
-    status: JobStatus,
-    run_after: Option<DateTime<Utc>>,
-    error: &str,
-    now: DateTime<Utc>,
-    context: &'static str,
-) -> Result<(), Error> {
-    crate::jobs::queue::set_status(connection, job_id, status, run_after, error, now)
-        .await
-        .map_err(db_error(context))
 }
 
 pub(super) async fn set_ingest_state(

@@ -15,8 +15,12 @@ use crate::crypto::secret_box::integration_secret_aad;
 use crate::error::{Error, Result, Violations};
 use crate::model::auth::{Principal, Scope};
 use crate::model::conversation::Role;
-use crate::model::integrations::catalog;
-use crate::model::integrations::*;
+use crate::model::integrations::{
+    DEFAULT_TIMESTAMP_TOLERANCE_SECONDS, HeaderTokenOptions, HmacOptions, Integration,
+    IntegrationOptions, IntegrationPage, IntegrationStatus, IntegrationUpdate,
+    MAX_PREVIOUS_SECRET_SETS, MAX_TIMESTAMP_TOLERANCE_SECONDS, NewIntegration, NewSealedSecret,
+    Provider, SecretSet, WebhookAuthType, catalog, parse_cidr,
+};
 
 /// Secret values shorter than this show no last characters in summaries.
 const MIN_LEN_FOR_LAST4: usize = 12;

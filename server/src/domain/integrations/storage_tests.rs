@@ -11,6 +11,7 @@ use crate::clock::{Clock, ManualClock};
 use crate::crypto::{Keyring, MasterKey};
 use crate::domain::Domain;
 use crate::domain::auth::NewApiKey;
+use crate::model::integrations::TwilioOptions;
 
 const TOKEN_A: &str = "0123456789abcdef0123456789abcdef";
 const TOKEN_B: &str = "fedcba9876543210fedcba9876543210";
