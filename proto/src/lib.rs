@@ -1,7 +1,10 @@
 //! The earshot.v1 protobuf contract.
 //!
-//! Generated code lives in OUT_DIR (see `build.rs`); this crate only re-exports it.
+//! Generated code lives in OUT_DIR (see `build.rs`); this crate re-exports it, with the JSON the
+//! server and the SDKs share: metadata as `google.protobuf.Struct` (`json`) and the JSON shape of a
+//! conversation (`conversation_json`).
 
+pub mod conversation_json;
 pub mod json;
 
 /// Messages, clients (`*_client`) and servers (`*_server`) of package `earshot.v1`.

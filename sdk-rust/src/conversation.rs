@@ -4,10 +4,13 @@
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
+pub use earshot_proto::conversation_json::parse_time;
+use earshot_proto::conversation_json::{
+    self, FieldError, JsonAudio, JsonConversation, TIME_EXPECTED,
+};
 use earshot_proto::json::json_to_struct;
 use earshot_proto::v1 as pb;
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, FieldViolation, Result};
@@ -293,35 +296,25 @@ impl Conversation {
         let field = |name: &str| {
             if prefix.is_empty() { name.to_owned() } else { format!("{prefix}.{name}") }
         };
-        let json: JsonConversation = serde_path_to_error::deserialize(value)
-            .map_err(|error| deserialize_error(prefix, error))?;
-        let audio = match (json.audio, json.recording_url, json.recording_bytes_b64) {
-            (Some(JsonAudio::InlineB64 { inline_b64 }), None, None) => {
-                Some(Audio::from_base64(inline_b64))
-            }
-            (Some(JsonAudio::Url { url }), None, None) | (None, Some(url), None) => {
-                Some(Audio::from_url(url))
-            }
-            (Some(JsonAudio::VoiceFileId { voice_file_id }), None, None) => {
-                Some(Audio::uploaded(voice_file_id))
-            }
-            (None, None, Some(encoded)) => Some(Audio::from_base64(encoded)),
-            (None, None, None) => None,
-            _ => {
-                return Err(Error::invalid_field(
-                    field("audio"),
-                    "give audio once: audio, recording_url or recording_bytes_b64",
-                ));
-            }
-        };
+        let mut json: JsonConversation = conversation_json::from_value(prefix, value).map_err(
+            |FieldError { field, description }| {
+                let field = if field.is_empty() { "conversation".to_owned() } else { field };
+                Error::invalid_field(field, description)
+            },
+        )?;
+        let audio = json
+            .take_audio()
+            .map_err(|reason| Error::invalid_field(field("audio"), reason))?
+            .map(|audio| match audio {
+                JsonAudio::InlineB64 { inline_b64 } => Audio::from_base64(inline_b64),
+                JsonAudio::Url { url } => Audio::from_url(url),
+                JsonAudio::VoiceFileId { voice_file_id } => Audio::uploaded(voice_file_id),
+            });
         let mut violations = Vec::new();
         let started_at = match json.conversation_start_at.as_deref().map(parse_time) {
             Some(Some(time)) => Some(time),
             Some(None) => {
-                violations.push(FieldViolation::new(
-                    field("conversation_start_at"),
-                    "must be an ISO 8601 date-time such as 2026-11-20T10:00:00Z",
-                ));
+                violations.push(FieldViolation::new(field("conversation_start_at"), TIME_EXPECTED));
                 None
             }
             None => None,
@@ -448,67 +441,6 @@ impl From<Conversation> for IngestBatch {
     fn from(conversation: Conversation) -> Self {
         Self::new([conversation])
     }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JsonConversation {
-    call_id: String,
-    source_platform: Option<String>,
-    context_token: Option<String>,
-    conversation_start_at: Option<String>,
-    audio: Option<JsonAudio>,
-    recording_url: Option<String>,
-    recording_bytes_b64: Option<String>,
-    transcript: Option<Vec<JsonTurn>>,
-    diarization: Option<bool>,
-    first_turn: Option<String>,
-    tags: Option<Vec<String>>,
-    metadata: Option<Map<String, Value>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum JsonAudio {
-    InlineB64 { inline_b64: String },
-    Url { url: String },
-    VoiceFileId { voice_file_id: String },
-}
-
-#[derive(Debug, Deserialize)]
-struct JsonTurn {
-    role: String,
-    content: String,
-    #[serde(default)]
-    timestamp_ms: i64,
-    end_ms: Option<i64>,
-}
-
-/// A serde error as a field violation named by its path (`conversations[0].transcript[1].content`).
-fn deserialize_error(prefix: &str, error: serde_path_to_error::Error<serde_json::Error>) -> Error {
-    let path = error.path().to_string();
-    let message = error.into_inner().to_string();
-    let mut field = match (prefix.is_empty(), path.as_str()) {
-        (_, ".") => prefix.to_owned(),
-        (true, _) => path,
-        (false, _) => format!("{prefix}.{path}"),
-    };
-    // serde names a missing field only in its message (the path ends at its parent).
-    if let Some(name) =
-        message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next())
-    {
-        field = if field.is_empty() { name.to_owned() } else { format!("{field}.{name}") };
-    }
-    Error::invalid_field(if field.is_empty() { "conversation".to_owned() } else { field }, message)
-}
-
-/// RFC 3339 text, or a date-time without an offset taken as UTC, as the JSON API accepts.
-pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text).map(|time| time.with_timezone(&Utc)).ok().or_else(|| {
-        NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
-            .ok()
-            .map(|naive| naive.and_utc())
-    })
 }
 
 pub(crate) fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {

@@ -6,7 +6,7 @@
 //! EARSHOT_TEST_POSTGRES_URL is set). Configurations run interleaved in one process so their
 //! ratios are comparable on a noisy machine.
 //!
-//! Run: cargo bench -p earshot-server --bench ingest_commit [-- <calls per run>]
+//! Run: cargo bench -p earshot-server --features testing --bench ingest_commit [-- <calls per run>]
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 

@@ -28,7 +28,7 @@ pub mod providers;
 pub mod speech_models;
 pub mod ssrf;
 pub mod storage;
-#[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 #[allow(clippy::unwrap_used)]
 pub mod testing;
 pub mod transport;

@@ -176,6 +176,3 @@ pub(crate) mod test_support {
         (domain, audio)
     }
 }
-
-#[cfg(test)]
-mod ingest_storage_tests;

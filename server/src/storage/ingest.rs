@@ -20,10 +20,12 @@ use crate::model::commit::IngestWrite;
 use crate::model::conversation::{Conversation, Source};
 use crate::model::ingest::{AudioObject, IngestOutcome, IngestRecord, IngestState};
 
-/// The stored form of an ingest's conversation. A shipped version is never changed.
-#[derive(Serialize, Deserialize)]
+/// The stored form of an ingest's conversation. A shipped version is never changed: the JSON of
+/// each is pinned by `storage/stored_formats_tests.rs`, and a change to `Conversation` that
+/// alters it gets a new version here instead.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "version")]
-enum StoredConversation {
+pub(super) enum StoredConversation {
     #[serde(rename = "1")]
     V1(Conversation),
 }

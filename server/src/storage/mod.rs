@@ -9,9 +9,13 @@ mod deliveries;
 mod entities;
 mod group_commit;
 mod ingest;
+#[cfg(test)]
+mod ingest_tests;
 mod integrations;
 mod migrations;
 mod projects;
+#[cfg(test)]
+mod stored_formats_tests;
 
 use std::time::Duration;
 
@@ -150,8 +154,8 @@ fn parse_uuid(context: &'static str, value: &str) -> Result<uuid::Uuid, Error> {
 }
 
 /// Databases of their own for tests, shared by the unit and the integration suites. Not part
-/// of the API; failures panic, as test setup should.
-#[doc(hidden)]
+/// of the API (the `testing` feature); failures panic, as test setup should.
+#[cfg(any(test, feature = "testing"))]
 #[allow(clippy::unwrap_used)]
 pub mod testing {
     use sea_orm::ConnectionTrait;

@@ -7,10 +7,10 @@ use earshot_proto::v1::ingest_service_client::IngestServiceClient;
 use serde_json::json;
 use tonic::Code;
 
-use crate::support::{
-    TestServer, authed, download_audio, files_under, http_request, serve_audio, violated_fields,
-    wait_for_ingest, wav,
-};
+use earshot_e2e::audio::wav;
+use earshot_e2e::client::{authed, download_audio, http_request, violated_fields, wait_for_ingest};
+use earshot_e2e::in_process::TestServer;
+use earshot_e2e::media::{files_under, serve_audio};
 
 fn turn(role: pb::Role, content: &str, timestamp_ms: i64, end_ms: i64) -> pb::Turn {
     pb::Turn { role: role as i32, content: content.to_owned(), timestamp_ms, end_ms: Some(end_ms) }
@@ -800,84 +800,4 @@ async fn audio_that_cannot_be_decoded_fails_its_job_with_the_reason_and_is_not_r
     assert!(failed.error.starts_with("the audio cannot be transcribed: "), "{failed:?}");
     assert!(failed.datapoint_id.is_empty());
     server.stop().await;
-}
-
-#[tokio::test]
-async fn recognition_runs_in_a_child_process_whose_crash_fails_one_job_not_the_server() {
-    use earshot_server::testing::{SAMPLE_CALL, generated_call, wav_from_channels};
-    let call = generated_call(&SAMPLE_CALL[..2], 600);
-    let recording = wav_from_channels(&call.channels, 16_000);
-    let audio_only = |call_id: &str| pb::Conversation {
-        transcript: Vec::new(),
-        diarization: Some(true),
-        audio: Some(pb::Audio {
-            source: Some(pb::audio::Source::InlineB64(data_encoding::BASE64.encode(&recording))),
-        }),
-        ..conversation(call_id)
-    };
-
-    // The real worker: `earshot asr-worker`, a child of the server.
-    let isolated = TestServer::start_with_asr(&[
-        ("EARSHOT_ASR__ISOLATE", "true"),
-        ("EARSHOT_ASR__WORKER_BINARY", env!("CARGO_BIN_EXE_earshot")),
-    ])
-    .await;
-    let mut ingest = IngestServiceClient::new(isolated.channel().await);
-    let key = isolated.admin_key.clone();
-    let accepted = ingest
-        .ingest_conversations(authed(ingest_request(&isolated, vec![audio_only("child-1")]), &key))
-        .await
-        .unwrap()
-        .into_inner();
-    let done = wait_for_ingest(&mut ingest, &key, &accepted.conversations[0].ingest_id, |status| {
-        status.state == pb::IngestState::Done as i32 || status.state == pb::IngestState::Dead as i32
-    })
-    .await;
-    assert_eq!(done.state, pb::IngestState::Done as i32, "{done:?}");
-    isolated.stop().await;
-
-    // A worker that says it is ready, then aborts on the call stands in for a native crash:
-    // the job fails with the reason, is retried, and the server goes on serving.
-    let scripts = tempfile::tempdir().unwrap();
-    let crash = scripts.path().join("crashing-worker");
-    std::fs::write(
-        &crash,
-        "#!/bin/sh\nprintf '\\023\\000\\000\\000\\000\\000\\000\\000{\"outcome\":\"ready\"}'\nhead -c 1 >/dev/null\nkill -ABRT $$\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&crash, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let crashing = TestServer::start_with_asr(&[
-        ("EARSHOT_ASR__ISOLATE", "true"),
-        ("EARSHOT_ASR__WORKER_BINARY", crash.to_str().unwrap()),
-        ("EARSHOT_JOBS__MAX_ATTEMPTS", "2"),
-        ("EARSHOT_JOBS__RETRY_BASE_SECONDS", "1"),
-    ])
-    .await;
-    let mut ingest = IngestServiceClient::new(crashing.channel().await);
-    let key = crashing.admin_key.clone();
-    let accepted = ingest
-        .ingest_conversations(authed(ingest_request(&crashing, vec![audio_only("child-2")]), &key))
-        .await
-        .unwrap()
-        .into_inner();
-    let dead = wait_for_ingest(&mut ingest, &key, &accepted.conversations[0].ingest_id, |status| {
-        status.state == pb::IngestState::Dead as i32
-    })
-    .await;
-    assert_eq!(dead.attempts, 2, "a crash is retried: {dead:?}");
-    assert!(dead.error.contains("the recognizer process stopped on this audio"), "{dead:?}");
-    assert!(dead.error.contains("signal: 6"), "{dead:?}");
-    let with_transcript = ingest
-        .ingest_conversations(authed(
-            ingest_request(&crashing, vec![conversation("child-3")]),
-            &key,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    wait_for_ingest(&mut ingest, &key, &with_transcript.conversations[0].ingest_id, |status| {
-        status.state == pb::IngestState::Done as i32
-    })
-    .await;
-    crashing.stop().await;
 }

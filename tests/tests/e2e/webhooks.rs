@@ -6,10 +6,10 @@ use earshot_proto::v1::ingest_service_client::IngestServiceClient;
 use earshot_proto::v1::integration_service_client::IntegrationServiceClient;
 use serde_json::json;
 
-use crate::support::{
-    TestServer, authed, create_integration, datapoint_of, files_under, http_request, serve_audio,
-    wait_for_ingest, wav, word_recall,
-};
+use earshot_e2e::audio::wav;
+use earshot_e2e::client::{authed, create_integration, http_request, wait_for_ingest};
+use earshot_e2e::in_process::TestServer;
+use earshot_e2e::media::serve_audio;
 
 const RETELL_KEY: &str = "key_0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
@@ -200,133 +200,5 @@ async fn retell_calls_are_admitted_in_order_and_stored_once() {
         .unwrap();
     let (status, disabled) = post(ended.clone(), signed(&ended)).await;
     assert_eq!((status, &disabled), (404, &unknown));
-    server.stop().await;
-}
-
-const TWILIO_TOKEN: &str = "0123456789abcdef0123456789abcdef";
-const ACCOUNT_SID: &str = "AC11111111111111111111111111111111";
-
-/// Serves a recording at /Recordings/RE1.wav?RequestedChannels=2 only with Twilio's basic auth.
-async fn twilio_media_server(body: Vec<u8>) -> std::net::SocketAddr {
-    use axum::http::{HeaderMap, StatusCode, Uri};
-    let expected = format!(
-        "Basic {}",
-        data_encoding::BASE64.encode(format!("{ACCOUNT_SID}:{TWILIO_TOKEN}").as_bytes())
-    );
-    let app = axum::Router::new().route(
-        "/Recordings/RE33333333333333333333333333333333.wav",
-        axum::routing::get(move |headers: HeaderMap, uri: Uri| {
-            let (body, expected) = (body.clone(), expected.clone());
-            async move {
-                let authorized =
-                    headers.get("authorization").is_some_and(|value| value == expected.as_str());
-                if !authorized || uri.query() != Some("RequestedChannels=2") {
-                    return (StatusCode::UNAUTHORIZED, Vec::new());
-                }
-                (StatusCode::OK, body)
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    address
-}
-
-#[tokio::test]
-async fn twilio_recording_callbacks_are_fetched_with_basic_auth_and_transcribed() {
-    // A dual-channel 8 kHz WAV as Twilio serves it: the caller speaks first on channel 1.
-    let call = earshot_server::testing::generated_call(earshot_server::testing::SAMPLE_CALL, 600);
-    let wide = earshot_server::testing::wav_from_channels(&call.channels, 16_000);
-    let recording = earshot_server::testing::sox(&wide, &["-r", "8000"], "wav");
-    let media = twilio_media_server(recording.clone()).await;
-    let server =
-        TestServer::start_with_asr(&[("EARSHOT_FETCH__ALLOW_PRIVATE_NETWORKS", "true")]).await;
-    let integration = create_integration(
-        &server,
-        pb::Provider::Twilio,
-        pb::WebhookAuthType::Unspecified,
-        &[("auth_token", TWILIO_TOKEN)],
-        None,
-    )
-    .await;
-    let path = format!("/v0/voice/twilio/monitor/{}?first_turn=user", integration.public_id);
-    let params = |status: &str| -> Vec<(String, String)> {
-        [
-            ("AccountSid", ACCOUNT_SID.to_owned()),
-            ("CallSid", "CA22222222222222222222222222222222".to_owned()),
-            ("RecordingChannels", "2".to_owned()),
-            ("RecordingDuration", "25".to_owned()),
-            ("RecordingSid", "RE33333333333333333333333333333333".to_owned()),
-            ("RecordingStartTime", "Wed, 03 Jan 2024 18:22:31 +0000".to_owned()),
-            ("RecordingStatus", status.to_owned()),
-            (
-                "RecordingUrl",
-                format!("http://{media}/Recordings/RE33333333333333333333333333333333"),
-            ),
-        ]
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value))
-        .collect()
-    };
-    let post = |params: Vec<(String, String)>, token: &'static str| {
-        let server = &server;
-        let path = path.clone();
-        async move {
-            let url = format!("{}{path}", server.url());
-            let signature = earshot_server::providers::twilio::sign(token, &url, &params);
-            let body =
-                form_urlencoded::Serializer::new(String::new()).extend_pairs(&params).finish();
-            http_request(
-                server,
-                "POST",
-                &path,
-                &[
-                    ("content-type", "application/x-www-form-urlencoded"),
-                    ("x-twilio-signature", &signature),
-                ],
-                body.into_bytes(),
-            )
-            .await
-        }
-    };
-    let (status, body) = post(params("completed"), "ffffffffffffffffffffffffffffffff").await;
-    assert_eq!((status, body["error"]["reason"].as_str()), (401, Some("signature_mismatch")));
-    let (status, body) = post(params("in-progress"), TWILIO_TOKEN).await;
-    assert_eq!((status, body["status"].as_str()), (200, Some("ignored")));
-    let (status, accepted) = post(params("completed"), TWILIO_TOKEN).await;
-    assert_eq!(
-        (status, accepted["call_id"].as_str()),
-        (202, Some("CA22222222222222222222222222222222"))
-    );
-    let (status, again) = post(params("completed"), TWILIO_TOKEN).await;
-    assert_eq!((status, again["status"].as_str()), (200, Some("duplicate")));
-
-    // No transcript: the recording is fetched, stored and transcribed, one channel a speaker.
-    let datapoint =
-        datapoint_of(&server, &[&accepted["ingest_id"]], "CA22222222222222222222222222222222")
-            .await;
-    let metadata = &datapoint["model_metadata"];
-    assert_eq!(metadata["transcript_source"], "asr", "{datapoint}");
-    assert_eq!(metadata["speaker_labels_estimated"], false);
-    assert_eq!(metadata["audio"]["channels"], 2);
-    let turns = datapoint["input"].as_array().unwrap();
-    let roles: Vec<&str> = turns.iter().map(|turn| turn["role"].as_str().unwrap()).collect();
-    // first_turn=user in the webhook URL: the channel heard first is the caller.
-    assert_eq!(roles, ["user", "assistant", "user", "assistant", "user"], "{datapoint}");
-    let heard: String =
-        turns.iter().map(|turn| turn["content"].as_str().unwrap()).collect::<Vec<_>>().join(" ");
-    let reference: String =
-        call.lines.iter().map(|(_, text, _, _)| text.as_str()).collect::<Vec<_>>().join(" ");
-    // Telephone-band (8 kHz) synthetic voices cost tiny.en about a fifth of the words (see
-    // docs/BENCHMARKS.md); the 16 kHz SDK test holds the 80 % bar.
-    let recall = word_recall(&reference, &heard);
-    assert!(recall >= 0.6, "{recall}: {heard:?}");
-    let starts: Vec<i64> =
-        turns.iter().map(|turn| turn["timestamp_ms"].as_i64().unwrap()).collect();
-    assert!(starts.windows(2).all(|pair| pair[0] < pair[1]), "{starts:?}");
-    let stored = files_under(&server.data_dir().join("audio"));
-    let expected = earshot_server::crypto::sha256_hex(&recording);
-    assert!(stored.iter().any(|file| file.ends_with(&expected)), "{stored:?}");
     server.stop().await;
 }

@@ -72,8 +72,7 @@ async fn one_holds(
 #[tokio::test]
 async fn queue_commits_claims_retries_and_finishes() {
     let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()));
-    let (domain, _audio) = super::test_support::domain(clock.clone()).await;
-    let storage = &domain.storage;
+    let storage = &super::testing::storage().await;
     let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
 
     // One group of two requests; the second repeats a conversation of the first.

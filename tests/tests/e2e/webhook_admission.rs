@@ -5,7 +5,8 @@ use earshot_proto::v1 as pb;
 use earshot_proto::v1::integration_service_client::IntegrationServiceClient;
 use serde_json::json;
 
-use crate::support::{TestServer, authed, create_integration, datapoint_of, http_exchange};
+use earshot_e2e::client::{authed, create_integration, datapoint_of, http_exchange};
+use earshot_e2e::in_process::TestServer;
 
 const BLAND_SECRET: &str = "bland-webhook-secret-01";
 

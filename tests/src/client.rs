@@ -1,10 +1,12 @@
-//! A real earshot server on 127.0.0.1:0 in this process, and helpers to call it.
+//! Requests to a running server: API keys on gRPC calls, polling an ingest, streaming audio
+//! back, plain HTTP to the REST routes, integrations, and the datapoint of a call.
 
 use earshot_proto::v1 as pb;
 use earshot_proto::v1::ingest_service_client::IngestServiceClient;
 use earshot_proto::v1::integration_service_client::IntegrationServiceClient;
-pub use earshot_server::testing::{TestServer, captured_logs, database_env, wav, word_recall};
 use tonic::transport::Channel;
+
+use crate::Server;
 
 /// A request carrying an API key in the `api-key` metadata.
 pub fn authed<T>(message: T, key: &str) -> tonic::Request<T> {
@@ -60,7 +62,7 @@ pub async fn wait_for_ingest(
 
 /// Plain HTTP/1.1 requests to the server's REST routes.
 pub async fn http_request(
-    server: &TestServer,
+    server: &impl Server,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
@@ -72,7 +74,7 @@ pub async fn http_request(
 
 /// Like `http_request`, with the response headers.
 pub async fn http_exchange(
-    server: &TestServer,
+    server: &impl Server,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
@@ -126,43 +128,9 @@ pub async fn download_audio(
     (info, bytes)
 }
 
-/// A loopback HTTP server standing in for a provider's recording host: serves `body` as WAV at
-/// `path`, and returns its address.
-pub async fn serve_audio(path: &'static str, body: Vec<u8>) -> std::net::SocketAddr {
-    let app = axum::Router::new().route(
-        path,
-        axum::routing::get(move || {
-            let body = body.clone();
-            async move { ([("content-type", "audio/wav")], body) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    address
-}
-
-/// Every file under `directory`, relative to it, sorted.
-pub fn files_under(directory: &std::path::Path) -> Vec<String> {
-    let mut files = Vec::new();
-    let mut pending = vec![directory.to_owned()];
-    while let Some(next) = pending.pop() {
-        for entry in std::fs::read_dir(next).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                files.push(path.strip_prefix(directory).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
 /// Creates an integration in the server's project with the admin key.
 pub async fn create_integration(
-    server: &TestServer,
+    server: &impl Server,
     provider: pb::Provider,
     auth_type: pb::WebhookAuthType,
     secrets: &[(&str, &str)],
@@ -171,7 +139,7 @@ pub async fn create_integration(
     IntegrationServiceClient::new(server.channel().await)
         .create_integration(authed(
             pb::CreateIntegrationRequest {
-                project_id: server.project_id.clone(),
+                project_id: server.project_id().to_owned(),
                 provider: provider as i32,
                 webhook_auth_type: auth_type as i32,
                 secrets: secrets
@@ -181,7 +149,7 @@ pub async fn create_integration(
                 options,
                 ..Default::default()
             },
-            &server.admin_key,
+            server.admin_key(),
         ))
         .await
         .unwrap()
@@ -193,14 +161,14 @@ pub async fn create_integration(
 /// Waits until every ingest of `ingest_ids` is done, then returns the one datapoint whose
 /// context token is `call_id` (in the JSON shape of /v0/find_datapoints).
 pub async fn datapoint_of(
-    server: &TestServer,
+    server: &impl Server,
     ingest_ids: &[&serde_json::Value],
     call_id: &str,
 ) -> serde_json::Value {
     let mut ingest = IngestServiceClient::new(server.channel().await);
     for id in ingest_ids {
         let done =
-            wait_for_ingest(&mut ingest, &server.admin_key, id.as_str().unwrap(), |status| {
+            wait_for_ingest(&mut ingest, server.admin_key(), id.as_str().unwrap(), |status| {
                 status.state == pb::IngestState::Done as i32
                     || status.state == pb::IngestState::Failed as i32
                     || status.state == pb::IngestState::Dead as i32
@@ -212,8 +180,8 @@ pub async fn datapoint_of(
         server,
         "POST",
         "/v0/find_datapoints",
-        &[("content-type", "application/json"), ("api-key", &server.admin_key)],
-        serde_json::json!({"project_id": server.project_id, "context_token": call_id})
+        &[("content-type", "application/json"), ("api-key", server.admin_key())],
+        serde_json::json!({"project_id": server.project_id(), "context_token": call_id})
             .to_string()
             .into_bytes(),
     )
@@ -222,15 +190,4 @@ pub async fn datapoint_of(
     let datapoints = found.as_array().unwrap();
     assert_eq!(datapoints.len(), 1, "{found}");
     datapoints[0].clone()
-}
-
-/// `frames` frames of MPEG-1 Layer III silence (128 kbit/s, 44.1 kHz, mono): all-zero side
-/// information and main data decode to silence, 1152 samples a frame.
-pub fn silent_mp3(frames: usize) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(frames * 417);
-    for _ in 0..frames {
-        bytes.extend_from_slice(&[0xFF, 0xFB, 0x90, 0xC0]);
-        bytes.extend_from_slice(&[0; 413]);
-    }
-    bytes
 }

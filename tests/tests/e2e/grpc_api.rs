@@ -10,7 +10,8 @@ use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::support::{TestServer, authed, bearer, captured_logs, violated_fields};
+use earshot_e2e::client::{authed, bearer, violated_fields};
+use earshot_e2e::in_process::{TestServer, captured_logs};
 
 const TWILIO_TOKEN: &str = "0123456789abcdef0123456789abcdef";
 const TWILIO_TOKEN_ROTATED: &str = "fedcba9876543210fedcba9876543210";

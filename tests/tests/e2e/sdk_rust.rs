@@ -1,7 +1,5 @@
-//! The client against a real server on loopback (gRPC over HTTP/2, SQLite, or PostgreSQL when
-//! EARSHOT_TEST_POSTGRES_URL is set).
-
-#![allow(clippy::unwrap_used)]
+//! The Rust SDK (`earshot`) against an `earshot` process on loopback (gRPC over HTTP/2, SQLite,
+//! or PostgreSQL when EARSHOT_TEST_POSTGRES_URL is set).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -10,12 +8,13 @@ use earshot::{
     ApiKeyScope, Audio, Client, Code, Conversation, DatapointQuery, IngestBatch, IntegrationStatus,
     NewIntegration, Provider, Turn, proto,
 };
-use earshot_server::testing::{TestServer, wav};
+use earshot_e2e::audio::wav;
+use earshot_e2e::process::ServerProcess;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn client_of(server: &TestServer, key: &str) -> Client {
+async fn client_of(server: &ServerProcess, key: &str) -> Client {
     Client::builder(server.url())
         .api_key(key)
         .project_id(&server.project_id)
@@ -30,7 +29,7 @@ fn fields(error: &earshot::Error) -> Vec<&str> {
 
 #[tokio::test]
 async fn ingest_a_transcript_then_wait_and_search() {
-    let server = TestServer::start().await;
+    let server = ServerProcess::start(&[]).await;
     let client = client_of(&server, &server.admin_key).await;
 
     let conversation = Conversation::new("call-rust-1")
@@ -81,7 +80,7 @@ async fn ingest_a_transcript_then_wait_and_search() {
 
 #[tokio::test]
 async fn json_shaped_batches_go_through_the_same_path() {
-    let server = TestServer::start().await;
+    let server = ServerProcess::start(&[]).await;
     let client = client_of(&server, &server.admin_key).await;
     let batch = IngestBatch::from_json(vec![json!({
         "call_id": "call-json-1",
@@ -99,7 +98,7 @@ async fn json_shaped_batches_go_through_the_same_path() {
 
 #[tokio::test]
 async fn audio_inline_from_a_file_and_uploaded_is_stored_and_downloads_intact() {
-    let server = TestServer::start().await;
+    let server = ServerProcess::start(&[]).await;
     let client = client_of(&server, &server.admin_key).await;
     let directory = tempfile::tempdir().unwrap();
 
@@ -155,7 +154,7 @@ async fn audio_inline_from_a_file_and_uploaded_is_stored_and_downloads_intact() 
 
 #[tokio::test]
 async fn errors_keep_the_code_message_and_fields() {
-    let server = TestServer::start().await;
+    let server = ServerProcess::start(&[]).await;
     let admin = client_of(&server, &server.admin_key).await;
 
     let invalid = admin
@@ -209,7 +208,7 @@ async fn errors_keep_the_code_message_and_fields() {
 
 #[tokio::test]
 async fn integrations_projects_and_keys() {
-    let server = TestServer::start().await;
+    let server = ServerProcess::start(&[]).await;
     let client = client_of(&server, &server.admin_key).await;
     let integrations = client.integrations();
 
@@ -287,7 +286,7 @@ async fn integrations_projects_and_keys() {
 
 #[tokio::test]
 async fn waiting_for_a_datapoint_that_never_comes_times_out() {
-    let server = TestServer::start().await;
+    let server = ServerProcess::start(&[]).await;
     let client = client_of(&server, &server.admin_key).await;
     let error =
         client.wait_for_datapoint("never-sent", Duration::from_millis(200)).await.unwrap_err();
@@ -298,11 +297,11 @@ async fn waiting_for_a_datapoint_that_never_comes_times_out() {
 
 #[tokio::test]
 async fn audio_only_stereo_calls_come_back_transcribed_with_roles_in_order() {
-    use earshot_server::testing::{self, SAMPLE_CALL};
-    let server = TestServer::start_with_asr(&[]).await;
+    use earshot_e2e::audio::{self, SAMPLE_CALL};
+    let server = ServerProcess::start_with_asr(&[]).await;
     let client = client_of(&server, &server.admin_key).await;
-    let call = testing::generated_call(SAMPLE_CALL, 700);
-    let recording = testing::wav_from_channels(&call.channels, 16_000);
+    let call = audio::generated_call(SAMPLE_CALL, 700);
+    let recording = audio::wav_from_channels(&call.channels, 16_000);
 
     let conversation = Conversation::new("call-stereo-asr")
         .audio(Audio::from_bytes(recording))
@@ -323,7 +322,7 @@ async fn audio_only_stereo_calls_come_back_transcribed_with_roles_in_order() {
     }
     let reference: Vec<&str> = call.lines.iter().map(|(_, text, _, _)| text.as_str()).collect();
     let heard: Vec<&str> = datapoint.turns.iter().map(|turn| turn.content.as_str()).collect();
-    let recall = testing::word_recall(&reference.join(" "), &heard.join(" "));
+    let recall = audio::word_recall(&reference.join(" "), &heard.join(" "));
     assert!(recall >= 0.8, "{recall}: {heard:?}");
     server.stop().await;
 }

@@ -5,9 +5,10 @@
 use earshot_proto::v1 as pb;
 use serde_json::{Value, json};
 
-use crate::support::{
-    TestServer, create_integration, datapoint_of, http_request, serve_audio, silent_mp3, wav,
-};
+use earshot_e2e::audio::wav;
+use earshot_e2e::client::{create_integration, datapoint_of, http_request};
+use earshot_e2e::in_process::TestServer;
+use earshot_e2e::media::{serve_audio, silent_mp3};
 
 async fn server() -> TestServer {
     TestServer::start_with_env(&[("EARSHOT_FETCH__ALLOW_PRIVATE_NETWORKS", "true")]).await
@@ -250,7 +251,7 @@ async fn livekit_egress_and_room_finished_make_one_call_with_the_recording() {
         earshot_proto::v1::ingest_service_client::IngestServiceClient::new(server.channel().await);
     // No transcript: the recording is stored and waits for transcription.
     for id in [&first["ingest_id"], &second["ingest_id"]] {
-        let status = crate::support::wait_for_ingest(
+        let status = earshot_e2e::client::wait_for_ingest(
             &mut ingest,
             &server.admin_key,
             id.as_str().unwrap(),
@@ -263,7 +264,7 @@ async fn livekit_egress_and_room_finished_make_one_call_with_the_recording() {
         .await;
         assert_ne!(status.state, pb::IngestState::Failed as i32, "{status:?}");
     }
-    let stored = crate::support::files_under(&server.data_dir().join("audio"));
+    let stored = earshot_e2e::media::files_under(&server.data_dir().join("audio"));
     let expected = earshot_server::crypto::sha256_hex(&recording);
     assert!(stored.iter().any(|file| file.ends_with(&expected)), "{stored:?}");
     server.stop().await;

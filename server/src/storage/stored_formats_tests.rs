@@ -1,0 +1,292 @@
+//! The JSON the database holds, pinned. Stored rows outlive the code that wrote them, so every
+//! JSON column's shipped form is written out here exactly as it is stored, and each test checks
+//! both ways: the live types still write that JSON, and still read it (with the optional keys a
+//! row written earlier may lack).
+//!
+//! When one of these fails, a change to a live type altered what the database holds. Do not edit
+//! the expected JSON: give the stored form a new version (`StoredConversation::V2`, a new
+//! `JobPayload` variant) that the new code writes, and keep reading every shipped one.
+
+use chrono::{TimeZone, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::ingest::StoredConversation;
+use crate::jobs::JobPayload;
+use crate::model::conversation::{
+    AudioCredentials, AudioSource, Conversation, ProviderExtras, Role, Source, Turn,
+};
+use crate::model::deliveries::StoredRequest;
+use crate::model::integrations::{
+    HeaderTokenOptions, HmacAlgorithm, HmacOptions, IntegrationOptions, SignatureEncoding,
+    TwilioOptions,
+};
+use crate::model::metrics::{CallMetrics, RoleMetrics};
+
+/// `value` is stored as exactly `stored`, and `stored` reads back as `value`.
+fn pinned<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(
+    value: &T,
+    stored: &Value,
+) {
+    assert_eq!(&serde_json::to_value(value).unwrap(), stored, "the stored form changed");
+    assert_eq!(
+        &serde_json::from_value::<T>(stored.clone()).unwrap(),
+        value,
+        "a stored row no longer reads"
+    );
+}
+
+fn id(n: u128) -> Uuid {
+    Uuid::from_u128(n)
+}
+
+fn extras() -> ProviderExtras {
+    ProviderExtras {
+        summary: Some("Booked a cleaning.".to_owned()),
+        sentiment: Some("positive".to_owned()),
+        successful: Some(true),
+        cost_usd: Some(0.125),
+        ended_reason: Some("customer-ended-call".to_owned()),
+        agent_id: Some("agent_1".to_owned()),
+    }
+}
+
+fn extras_json() -> Value {
+    json!({
+        "summary": "Booked a cleaning.",
+        "sentiment": "positive",
+        "successful": true,
+        "cost_usd": 0.125,
+        "ended_reason": "customer-ended-call",
+        "agent_id": "agent_1"
+    })
+}
+
+fn turns() -> Vec<Turn> {
+    vec![
+        Turn::said(Role::Assistant, "City Dental, how can I help?", 0, Some(1_800)),
+        Turn {
+            role: Role::User,
+            content: "A cleaning, please.".to_owned(),
+            start_ms: 2_300,
+            end_ms: Some(3_500),
+            channel: Some(1),
+            confidence: Some(0.5),
+        },
+        Turn::said(Role::Tool, "{\"slot\": \"9:30\"}", 3_600, None),
+    ]
+}
+
+fn turns_json() -> Value {
+    json!([
+        {"role": "assistant", "content": "City Dental, how can I help?", "start_ms": 0, "end_ms": 1800},
+        {"role": "user", "content": "A cleaning, please.", "start_ms": 2300, "end_ms": 3500, "channel": 1, "confidence": 0.5},
+        {"role": "tool", "content": "{\"slot\": \"9:30\"}", "start_ms": 3600}
+    ])
+}
+
+/// `ingest.payload_json`, version "1".
+#[test]
+fn ingest_payload_version_1() {
+    let conversation = Conversation {
+        call_id: "CA0001".to_owned(),
+        context_token: "session-7".to_owned(),
+        source: Source::Webhook,
+        provider: "twilio".to_owned(),
+        started_at: Some(Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap()),
+        ended_at: Some(Utc.with_ymd_and_hms(2026, 11, 20, 10, 2, 5).unwrap()),
+        duration_ms: Some(125_000),
+        from_number: Some("+15550100".to_owned()),
+        to_number: Some("+15550199".to_owned()),
+        direction: Some("inbound".to_owned()),
+        turns: turns(),
+        audio: Some(AudioSource::Url {
+            url: "https://api.twilio.com/Recordings/RE1".to_owned(),
+            credentials: Some(AudioCredentials::TwilioBasic {
+                integration_id: id(7),
+                account_sid: "AC1".to_owned(),
+            }),
+        }),
+        diarization: true,
+        first_turn: Role::User,
+        assistant_channel: Some(2),
+        tags: vec!["booking".to_owned()],
+        metadata: json!({"customer_id": "cust_1", "attempt": 2}).as_object().unwrap().clone(),
+        extras: extras(),
+        mut_id: Some("batch-1".to_owned()),
+    };
+    pinned(
+        &StoredConversation::V1(conversation),
+        &json!({
+            "version": "1",
+            "call_id": "CA0001",
+            "context_token": "session-7",
+            "source": "webhook",
+            "provider": "twilio",
+            "started_at": "2026-11-20T10:00:00Z",
+            "ended_at": "2026-11-20T10:02:05Z",
+            "duration_ms": 125000,
+            "from_number": "+15550100",
+            "to_number": "+15550199",
+            "direction": "inbound",
+            "turns": turns_json(),
+            "audio": {
+                "type": "url",
+                "url": "https://api.twilio.com/Recordings/RE1",
+                "credentials": {
+                    "type": "twilio_basic",
+                    "integration_id": "00000000-0000-0000-0000-000000000007",
+                    "account_sid": "AC1"
+                }
+            },
+            "diarization": true,
+            "first_turn": "user",
+            "assistant_channel": 2,
+            "tags": ["booking"],
+            "metadata": {"customer_id": "cust_1", "attempt": 2},
+            "extras": extras_json(),
+            "mut_id": "batch-1"
+        }),
+    );
+
+    // The fewest keys a version 1 row has; the rest read as absent.
+    let minimal = Conversation {
+        call_id: "c".to_owned(),
+        context_token: "c".to_owned(),
+        source: Source::Sdk,
+        provider: "custom".to_owned(),
+        started_at: None,
+        ended_at: None,
+        duration_ms: None,
+        from_number: None,
+        to_number: None,
+        direction: None,
+        turns: Vec::new(),
+        audio: Some(AudioSource::Stored { audio_id: id(9) }),
+        diarization: false,
+        first_turn: Role::Assistant,
+        assistant_channel: None,
+        tags: Vec::new(),
+        metadata: serde_json::Map::new(),
+        extras: ProviderExtras::default(),
+        mut_id: None,
+    };
+    let stored: StoredConversation = serde_json::from_value(json!({
+        "version": "1",
+        "call_id": "c",
+        "context_token": "c",
+        "source": "sdk",
+        "provider": "custom",
+        "audio": {"type": "stored", "audio_id": "00000000-0000-0000-0000-000000000009"},
+        "diarization": false,
+        "first_turn": "assistant"
+    }))
+    .unwrap();
+    assert_eq!(stored, StoredConversation::V1(minimal));
+}
+
+/// `job.payload_json`.
+#[test]
+fn job_payload_ingest_v1() {
+    pinned(
+        &JobPayload::IngestV1 { ingest_id: id(1) },
+        &json!({"type": "IngestV1", "ingest_id": "00000000-0000-0000-0000-000000000001"}),
+    );
+}
+
+/// `integration.options_json`; an empty object (options never set) reads as the defaults.
+#[test]
+fn integration_options() {
+    let options = IntegrationOptions {
+        ip_allowlist: vec!["10.0.0.0/8".to_owned()],
+        rate_limit_per_minute: Some(120),
+        default_first_turn: Some(Role::User),
+        twilio: Some(TwilioOptions { account_sid: "AC1".to_owned(), assistant_channel: 2 }),
+        hmac: Some(HmacOptions {
+            signature_header: "x-sig".to_owned(),
+            algorithm: HmacAlgorithm::Sha512,
+            encoding: SignatureEncoding::Base64,
+            signature_prefix: "sha512=".to_owned(),
+            timestamp_header: "x-ts".to_owned(),
+            timestamp_tolerance_seconds: 60,
+            secret_is_base64: true,
+        }),
+        header_token: Some(HeaderTokenOptions {
+            header_name: "x-token".to_owned(),
+            bearer_prefix: false,
+        }),
+    };
+    pinned(
+        &options,
+        &json!({
+            "ip_allowlist": ["10.0.0.0/8"],
+            "rate_limit_per_minute": 120,
+            "default_first_turn": "user",
+            "twilio": {"account_sid": "AC1", "assistant_channel": 2},
+            "hmac": {
+                "signature_header": "x-sig",
+                "algorithm": "sha512",
+                "encoding": "base64",
+                "signature_prefix": "sha512=",
+                "timestamp_header": "x-ts",
+                "timestamp_tolerance_seconds": 60,
+                "secret_is_base64": true
+            },
+            "header_token": {"header_name": "x-token", "bearer_prefix": false}
+        }),
+    );
+    let empty: IntegrationOptions = serde_json::from_value(json!({})).unwrap();
+    assert_eq!(empty, IntegrationOptions::default());
+}
+
+/// `webhook_delivery.request_json`.
+#[test]
+fn delivery_request() {
+    pinned(
+        &StoredRequest {
+            url: "https://earshot.example/v0/voice/retell/monitor/pub_1".to_owned(),
+            headers: vec![("x-retell-signature".to_owned(), "v=1,d=ab".to_owned())],
+        },
+        &json!({
+            "url": "https://earshot.example/v0/voice/retell/monitor/pub_1",
+            "headers": [["x-retell-signature", "v=1,d=ab"]]
+        }),
+    );
+}
+
+/// `datapoint.turns_json`, `analysis_json` and `metrics_json` (tags and metadata are plain
+/// JSON arrays and objects).
+#[test]
+fn datapoint_columns() {
+    pinned(&turns(), &turns_json());
+    pinned(&extras(), &extras_json());
+    let empty: ProviderExtras = serde_json::from_value(json!({})).unwrap();
+    assert_eq!(empty, ProviderExtras::default());
+    pinned(
+        &CallMetrics {
+            roles: vec![RoleMetrics {
+                role: Role::Assistant,
+                turn_count: 2,
+                talk_time_ms: 3_000,
+                word_count: 9,
+            }],
+            response_latency_p50_ms: Some(500),
+            response_latency_p95_ms: Some(900),
+            words_per_minute: Some(150.5),
+            longest_monologue_ms: 1_800,
+            overlap_count: 1,
+            overlap_ms: 200,
+        },
+        &json!({
+            "roles": [{"role": "assistant", "turn_count": 2, "talk_time_ms": 3000, "word_count": 9}],
+            "response_latency_p50_ms": 500,
+            "response_latency_p95_ms": 900,
+            "words_per_minute": 150.5,
+            "longest_monologue_ms": 1800,
+            "overlap_count": 1,
+            "overlap_ms": 200
+        }),
+    );
+}

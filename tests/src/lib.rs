@@ -1,0 +1,69 @@
+//! The harness of earshot's end-to-end suites (`tests/e2e`): a real server on a free loopback
+//! port, either inside the test process ([`in_process::TestServer`]) or as an `earshot` process
+//! built from this workspace ([`process::ServerProcess`]), each with a temporary data directory
+//! and the admin key it bootstrapped; gRPC and HTTP requests to it ([`client`]); a loopback host
+//! for recordings ([`media`]); and audio to send it ([`audio`], the server library's `testing`
+//! feature). Failures panic, as test setup should.
+//!
+//! Every server uses SQLite in its data directory, or, when EARSHOT_TEST_POSTGRES_URL is set, a
+//! PostgreSQL database of its own on that server ([`database_env`]), so each suite runs on both.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
+
+pub mod client;
+pub mod in_process;
+pub mod media;
+pub mod process;
+
+/// Audio generators (tones, G.711, Ogg/Opus, sox conversions, two-voice calls spoken by
+/// espeak-ng), word error rates and the installed speech models.
+pub use earshot_server::testing as audio;
+
+use tonic::transport::Channel;
+
+/// What the request helpers need of a running server, in this process or not.
+pub trait Server {
+    /// `http://127.0.0.1:<port>`.
+    fn url(&self) -> String;
+    /// The admin API key the first start printed (or bootstrapped).
+    fn admin_key(&self) -> &str;
+    /// The project the first start created.
+    fn project_id(&self) -> &str;
+
+    /// A native gRPC (HTTP/2) channel.
+    fn channel(&self) -> impl Future<Output = Channel> {
+        let url = self.url();
+        async move { Channel::from_shared(url).unwrap().connect().await.unwrap() }
+    }
+}
+
+/// The database a server with this data directory uses: SQLite inside the directory, or, when
+/// EARSHOT_TEST_POSTGRES_URL is set, a PostgreSQL database named after the directory, so that
+/// every suite runs on both engines and a restarted server finds its data again.
+pub async fn database_env(data_dir: &std::path::Path) -> Option<(String, String)> {
+    let path = data_dir.to_string_lossy();
+    let suffix = &earshot_server::crypto::sha256_hex(path.as_bytes())[..24];
+    let url = earshot_server::storage::testing::postgres_database(suffix).await?;
+    Some(("EARSHOT_DATABASE_URL".to_owned(), url))
+}
+
+/// `env` with EARSHOT_ASR__ENABLED=false added unless it names that variable: a test server
+/// transcribes only when a test asks.
+fn transcription_off_unless_named(env: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> =
+        env.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect();
+    if !env.iter().any(|(name, _)| name == "EARSHOT_ASR__ENABLED") {
+        env.push(("EARSHOT_ASR__ENABLED".to_owned(), "false".to_owned()));
+    }
+    env
+}
+
+/// `env` with transcription on, reading the models [`audio::model_dir`] finds.
+fn with_transcription(env: &[(&str, &str)]) -> Vec<(String, String)> {
+    let models = audio::model_dir().to_string_lossy().into_owned();
+    let mut env: Vec<(String, String)> =
+        env.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect();
+    env.push(("EARSHOT_ASR__ENABLED".to_owned(), "true".to_owned()));
+    env.push(("EARSHOT_ASR__MODEL_DIR".to_owned(), models));
+    env
+}

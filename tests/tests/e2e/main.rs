@@ -1,0 +1,19 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
+
+//! earshot end to end: real servers on loopback ports with real gRPC, gRPC-web and HTTP clients.
+//! In this process (`earshot_e2e::in_process::TestServer`): the APIs, webhook admission and every
+//! provider's flow (`grpc_api`, `ingest_api`, `webhook_admission`, `webhook_providers`,
+//! `webhooks`). As `earshot` processes built from the workspace
+//! (`earshot_e2e::process::ServerProcess`): the binary's commands, restarts and key rotation
+//! (`process`), exactly-once after kill -9 (`crash`), recognition in worker children and a Twilio
+//! recording transcribed (`recognition`), and the Rust SDK (`sdk_rust`).
+
+mod crash;
+mod grpc_api;
+mod ingest_api;
+mod process;
+mod recognition;
+mod sdk_rust;
+mod webhook_admission;
+mod webhook_providers;
+mod webhooks;
