@@ -8,6 +8,18 @@ use tonic::transport::Channel;
 
 use crate::Server;
 
+/// A batch of `conversations` for the server's project.
+pub fn ingest_request(
+    server: &impl Server,
+    conversations: Vec<pb::Conversation>,
+) -> pb::IngestConversationsRequest {
+    pb::IngestConversationsRequest {
+        project_id: server.project_id().to_owned(),
+        conversations,
+        mut_id: String::new(),
+    }
+}
+
 /// A request carrying an API key in the `api-key` metadata.
 pub fn authed<T>(message: T, key: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);

@@ -8,7 +8,9 @@ use serde_json::json;
 use tonic::Code;
 
 use earshot_e2e::audio::wav;
-use earshot_e2e::client::{authed, download_audio, http_request, violated_fields, wait_for_ingest};
+use earshot_e2e::client::{
+    authed, download_audio, http_request, ingest_request, violated_fields, wait_for_ingest,
+};
 use earshot_e2e::in_process::TestServer;
 use earshot_e2e::media::{files_under, serve_audio};
 
@@ -44,17 +46,6 @@ fn conversation(call_id: &str) -> pb::Conversation {
         tags: vec!["support".to_owned(), "e2e".to_owned()],
         metadata: Some(metadata(&[("customer_id", "cust_123")])),
         ..Default::default()
-    }
-}
-
-fn ingest_request(
-    server: &TestServer,
-    conversations: Vec<pb::Conversation>,
-) -> pb::IngestConversationsRequest {
-    pb::IngestConversationsRequest {
-        project_id: server.project_id.clone(),
-        conversations,
-        mut_id: String::new(),
     }
 }
 

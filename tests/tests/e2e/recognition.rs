@@ -4,7 +4,7 @@
 
 use earshot_e2e::audio::{SAMPLE_CALL, generated_call, sox, wav_from_channels, word_recall};
 use earshot_e2e::client::{
-    authed, create_integration, datapoint_of, http_request, wait_for_ingest,
+    authed, create_integration, datapoint_of, http_request, ingest_request, wait_for_ingest,
 };
 use earshot_e2e::media::files_under;
 use earshot_e2e::process::ServerProcess;
@@ -22,17 +22,6 @@ fn conversation(call_id: &str) -> pb::Conversation {
             end_ms: Some(1_400),
         }],
         ..Default::default()
-    }
-}
-
-fn ingest_request(
-    server: &ServerProcess,
-    conversations: Vec<pb::Conversation>,
-) -> pb::IngestConversationsRequest {
-    pb::IngestConversationsRequest {
-        project_id: server.project_id.clone(),
-        conversations,
-        mut_id: String::new(),
     }
 }
 
