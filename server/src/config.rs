@@ -139,6 +139,7 @@ pub struct IntegrationsConfig {
     pub rotation_grace_max_hours: u32,
     pub rate_limit_per_minute_default: u32,
     pub rate_limit_per_minute_max: u32,
+    pub unauthenticated_per_minute_per_address: u32,
     pub max_webhook_body_bytes: usize,
     pub max_elevenlabs_body_bytes: usize,
     pub cache_ttl_seconds: u64,
@@ -325,6 +326,12 @@ impl Config {
                 "must be between 1 and integrations.rate_limit_per_minute_max",
             );
         }
+        if integrations.unauthenticated_per_minute_per_address == 0 {
+            return invalid(
+                "integrations.unauthenticated_per_minute_per_address",
+                "must be at least 1",
+            );
+        }
         let ingest = &self.ingest;
         if !(1..=100_000).contains(&ingest.max_batch_conversations) {
             return invalid("ingest.max_batch_conversations", "must be between 1 and 100000");
@@ -413,6 +420,8 @@ impl Config {
             webhooks: crate::domain::WebhookSettings {
                 max_body_bytes: integrations.max_webhook_body_bytes,
                 max_elevenlabs_body_bytes: integrations.max_elevenlabs_body_bytes,
+                unauthenticated_per_minute_per_address: integrations
+                    .unauthenticated_per_minute_per_address,
                 trusted_proxies: self
                     .server
                     .trusted_proxies

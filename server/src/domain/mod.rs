@@ -55,6 +55,9 @@ pub struct Settings {
 pub struct WebhookSettings {
     pub max_body_bytes: usize,
     pub max_elevenlabs_body_bytes: usize,
+    /// Requests a minute one address may send that fail authentication, before its requests
+    /// are refused unread.
+    pub unauthenticated_per_minute_per_address: u32,
     /// Proxies whose X-Forwarded-For names the sender.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub cache_ttl: std::time::Duration,
@@ -144,6 +147,7 @@ pub(crate) mod test_support {
             webhooks: super::WebhookSettings {
                 max_body_bytes: 1 << 20,
                 max_elevenlabs_body_bytes: 64 << 20,
+                unauthenticated_per_minute_per_address: 60,
                 trusted_proxies: Vec::new(),
                 cache_ttl: std::time::Duration::from_secs(30),
                 body_retention: chrono::Duration::days(7),

@@ -1,7 +1,9 @@
 //! The in-memory state of the webhook hot path: integrations with their opened secrets (cached,
 //! dropped on every change made through this server, and reloaded after a short TTL so changes
 //! made through another server of the same database arrive too), one token bucket per
-//! integration, and usage counters written to the database in batches instead of per request.
+//! integration (spent only by authenticated requests), a count of failed authentications per
+//! sender address a minute (past its budget, the address is refused before its body is read), and
+//! usage counters written to the database in batches instead of per request.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -64,10 +66,22 @@ struct Bucket {
     limiter: DefaultDirectRateLimiter,
 }
 
+/// Failed authentications of one address in the minute that began at `start`.
+#[derive(Clone, Copy, Debug)]
+struct FailureWindow {
+    start: DateTime<Utc>,
+    failures: u32,
+}
+
+/// Addresses whose failures are remembered at once; past it, windows that ended are dropped,
+/// and if none has, all are (a flood from that many addresses is beyond a per-address limit).
+const MAX_TRACKED_ADDRESSES: usize = 100_000;
+
 #[derive(Debug, Default)]
 pub struct WebhookGate {
     entries: RwLock<HashMap<String, Arc<GateEntry>>>,
     buckets: Mutex<HashMap<Uuid, Arc<Bucket>>>,
+    failures: Mutex<HashMap<IpAddr, FailureWindow>>,
     usage: Mutex<HashMap<Uuid, Usage>>,
 }
 
@@ -97,6 +111,45 @@ impl WebhookGate {
             .limiter
             .check()
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    /// Whether `address` may still send unauthenticated requests this minute: Err holds how long
+    /// until its window ends, once it has failed authentication `per_minute` times in it.
+    pub fn check_address(
+        &self,
+        address: IpAddr,
+        now: DateTime<Utc>,
+        per_minute: u32,
+    ) -> std::result::Result<(), Duration> {
+        let failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        match failures.get(&canonical(address)) {
+            Some(window) if now < window_end(window) && window.failures >= per_minute => {
+                Err((window_end(window) - now).to_std().unwrap_or(Duration::from_secs(1)))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts one failed authentication (or a request refused before it) from `address`.
+    pub fn note_failure(&self, address: IpAddr, now: DateTime<Utc>) {
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        if failures.len() >= MAX_TRACKED_ADDRESSES {
+            failures.retain(|_, window| now < window_end(window));
+            if failures.len() >= MAX_TRACKED_ADDRESSES {
+                failures.clear();
+            }
+        }
+        let window =
+            failures.entry(canonical(address)).or_insert(FailureWindow { start: now, failures: 0 });
+        if now >= window_end(window) {
+            *window = FailureWindow { start: now, failures: 0 };
+        }
+        window.failures = window.failures.saturating_add(1);
+    }
+
+    /// Counts one request to the integration refused by a rate limit.
+    pub fn note_rate_limited(&self, integration_id: Uuid) {
+        self.add_usage(integration_id, Usage { rate_limited: 1, ..Usage::default() });
     }
 
     /// Counts one request to the integration.
@@ -132,6 +185,10 @@ impl WebhookGate {
             self.add_usage(id, unwritten);
         }
     }
+}
+
+fn window_end(window: &FailureWindow) -> DateTime<Utc> {
+    window.start + chrono::Duration::minutes(1)
 }
 
 fn new_bucket(per_minute: u32) -> Arc<Bucket> {
@@ -222,13 +279,39 @@ mod tests {
         gate.note_use(id, first);
         gate.note_validated(id, first);
         gate.note_use(id, second);
-        let expected =
-            Usage { requests: 2, last_used_at: Some(second), last_validated_at: Some(first) };
+        gate.note_rate_limited(id);
+        let expected = Usage {
+            requests: 2,
+            rate_limited: 1,
+            last_used_at: Some(second),
+            last_validated_at: Some(first),
+        };
         assert_eq!(gate.pending_usage(id), expected);
         let taken = gate.take_usage();
         assert_eq!(gate.pending_usage(id), Usage::default());
         gate.restore_usage(taken);
         assert_eq!(gate.pending_usage(id), expected);
+    }
+
+    #[test]
+    fn an_address_past_its_failures_waits_for_its_window_alone() {
+        let gate = WebhookGate::default();
+        let forger: IpAddr = "198.51.100.7".parse().unwrap();
+        let start = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        for _ in 0..3 {
+            assert!(gate.check_address(forger, start, 3).is_ok());
+            gate.note_failure(forger, start);
+        }
+        let later = start + chrono::Duration::seconds(20);
+        assert_eq!(gate.check_address(forger, later, 3), Err(Duration::from_secs(40)));
+        // The same address mapped into IPv6 is the same sender; another address is not.
+        assert!(gate.check_address("::ffff:198.51.100.7".parse().unwrap(), later, 3).is_err());
+        assert!(gate.check_address("198.51.100.8".parse().unwrap(), later, 3).is_ok());
+        // A new minute, a new budget.
+        let next = start + chrono::Duration::seconds(60);
+        assert!(gate.check_address(forger, next, 3).is_ok());
+        gate.note_failure(forger, next);
+        assert!(gate.check_address(forger, next, 3).is_ok());
     }
 
     #[test]

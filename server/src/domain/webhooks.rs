@@ -1,7 +1,10 @@
 //! Webhook admission, the use case behind every provider route, in the documented order:
-//! unknown or disabled id (404), IP allowlist (403), rate limit (429), body size (413), content
-//! type (415), signature (401), payload (400, or 200 ignored), then the durable commit (202, or
-//! 200 duplicate). Every request that reaches an integration is recorded in its delivery log.
+//! unknown or disabled id (404), IP allowlist (403), the sender address's budget of failed
+//! authentications (429), body size (413), content type (415), signature (401), the
+//! integration's rate limit (429), payload (400, or 200 ignored), then the durable commit (202,
+//! or 200 duplicate). Every request that reaches an integration is recorded in its delivery log,
+//! except 429s, which are counted on the integration instead; a request that did not
+//! authenticate is recorded by its digest and verdict, never its body or headers.
 //! The providers' code verifies and normalizes; only a request their verification returned as
 //! `Verified` can be normalized, so no path here stores a call whose check was skipped. The
 //! transport turns the verdict into HTTP.
@@ -270,9 +273,11 @@ pub struct Opened {
     entry: Arc<GateEntry>,
     provider: Provider,
     received_at: DateTime<Utc>,
+    client: IpAddr,
 }
 
-/// Looks the integration up and applies the allowlist and the rate limit.
+/// Looks the integration up and applies the allowlist and the sender address's budget of failed
+/// authentications; the integration's rate limit waits until the request authenticates.
 pub async fn open(
     domain: &Domain,
     provider: &str,
@@ -293,14 +298,16 @@ pub async fn open(
     let received_at = domain.clock.now();
     let integration_id = entry.integration.id;
     domain.webhook_gate.note_use(integration_id, received_at);
-    let opened = Opened { entry, provider, received_at };
+    let opened = Opened { entry, provider, received_at, client };
     if !opened.entry.allows(client) {
         tracing::info!(%integration_id, %client, "webhook sender not on the allowlist");
         return Err(opened.reject(domain, Verdict::Forbidden, None).await);
     }
-    let per_minute = domain.webhook_rate_limit(&opened.entry.integration);
-    if let Err(retry_after) = domain.webhook_gate.take(integration_id, per_minute) {
-        return Err(opened.reject(domain, Verdict::RateLimited { retry_after }, None).await);
+    let budget = domain.settings.webhooks.unauthenticated_per_minute_per_address;
+    if let Err(retry_after) = domain.webhook_gate.check_address(client, received_at, budget) {
+        // Counted, not logged: a flood of these must not write a row each.
+        domain.webhook_gate.note_rate_limited(integration_id);
+        return Err(Verdict::RateLimited { retry_after });
     }
     Ok(opened)
 }
@@ -325,8 +332,10 @@ impl Opened {
         }
     }
 
-    /// Records and answers a body over `limit`.
+    /// Records and answers a body over `limit` (a failure of the sender's address too: nothing
+    /// authenticated it).
     pub async fn too_large(&self, domain: &Domain, limit: usize) -> Verdict {
+        domain.webhook_gate.note_failure(self.client, self.received_at);
         self.reject(domain, Verdict::PayloadTooLarge { limit }, None).await
     }
 
@@ -346,7 +355,8 @@ impl Opened {
             headers: headers_to_store(request.headers, credential_header),
         };
         let delivery = self.delivery(Some(request.body), Some(stored));
-        admit(domain, &self.entry, self.provider, request, Check::Live, delivery).await
+        let check = Check::Live { client: self.client };
+        admit(domain, &self.entry, self.provider, request, check, delivery).await
     }
 
     async fn reject(&self, domain: &Domain, verdict: Verdict, body: Option<&Bytes>) -> Verdict {
@@ -410,8 +420,8 @@ async fn record(domain: &Domain, mut delivery: NewDelivery, verdict: Verdict) ->
 /// How a request's sender is checked.
 #[derive(Clone, Copy, Debug)]
 enum Check {
-    /// A request arriving now: its signature or token, at the time it arrived.
-    Live,
+    /// A request arriving now from `client`: its signature or token, at the time it arrived.
+    Live { client: IpAddr },
     /// A stored request replayed: signatures again, at the time it first arrived; tokens, which
     /// are not stored, by the check made then.
     Replay { received_at: DateTime<Utc>, authenticated_on_arrival: bool },
@@ -429,21 +439,21 @@ async fn admit(
 ) -> Verdict {
     let integration = &entry.integration;
     if let Err(refused) = check_content_type(provider, request.headers) {
-        return record(domain, delivery, refused).await;
+        return refuse_unauthenticated(domain, delivery, check, refused).await;
     }
     let checked = WebhookRequest {
         url: request.url,
         headers: request.headers,
         body: request.body,
         now: match check {
-            Check::Live => delivery.record.received_at,
+            Check::Live { .. } => delivery.record.received_at,
             Check::Replay { received_at, .. } => received_at,
         },
     };
     let secrets = entry.secrets_at(domain.clock.now());
     let (auth_type, options) = (integration.auth_type, &integration.options);
     let verified = match check {
-        Check::Live => providers::verify_any(auth_type, options, &secrets, &checked),
+        Check::Live { .. } => providers::verify_any(auth_type, options, &secrets, &checked),
         Check::Replay { authenticated_on_arrival, .. } => providers::verify_replay(
             auth_type,
             options,
@@ -454,10 +464,22 @@ async fn admit(
     };
     let verified = match verified {
         Ok(verified) => verified,
-        Err(failure) => return record(domain, delivery, Verdict::Unauthorized(failure)).await,
+        Err(failure) => {
+            let verdict = Verdict::Unauthorized(failure);
+            return refuse_unauthenticated(domain, delivery, check, verdict).await;
+        }
     };
     delivery.record.authenticated = true;
     domain.webhook_gate.note_validated(integration.id, delivery.record.received_at);
+    if let Check::Live { .. } = check {
+        // Only a request that authenticated spends the integration's budget, so forged posts
+        // cannot starve the provider's genuine ones.
+        let per_minute = domain.webhook_rate_limit(integration);
+        if let Err(retry_after) = domain.webhook_gate.take(integration.id, per_minute) {
+            domain.webhook_gate.note_rate_limited(integration.id);
+            return Verdict::RateLimited { retry_after };
+        }
+    }
     let context = NormalizeContext {
         integration_id: integration.id,
         options: &integration.options,
@@ -486,6 +508,24 @@ async fn admit(
         Ok(admitted) => admitted.into(),
         Err(error) => record(domain, rejected, Verdict::Failed(error)).await,
     }
+}
+
+/// Records a request refused before it authenticated: its digest and verdict, never its body or
+/// headers (anyone who knows a webhook URL could fill the disk with them), and, when it arrived
+/// now, a failure of its sender's address.
+async fn refuse_unauthenticated(
+    domain: &Domain,
+    mut delivery: NewDelivery,
+    check: Check,
+    verdict: Verdict,
+) -> Verdict {
+    if let Check::Live { client } = check {
+        domain.webhook_gate.note_failure(client, delivery.record.received_at);
+        delivery.body = None;
+        delivery.request = None;
+        delivery.record.replayable = false;
+    }
+    record(domain, delivery, verdict).await
 }
 
 /// Admits a Vapi call posted with an earshot API key instead of an integration's secret
@@ -539,8 +579,9 @@ pub async fn replay(
     let (Some(body), Some(request)) = (stored.body, stored.request) else {
         return Err(Error::invalid(
             "delivery_id",
-            "the request of this delivery is no longer kept (older than the body retention, or \
-             refused before its body was read)",
+            "the request of this delivery is not kept (older than the body retention, refused \
+             before its body was read, or refused before it authenticated: unauthenticated \
+             requests are never stored)",
         ));
     };
     if providers::is_token_auth(integration.auth_type) && !stored.delivery.authenticated {

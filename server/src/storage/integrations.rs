@@ -43,6 +43,7 @@ impl Storage {
             status: Set(integration.status.as_str().to_owned()),
             options_json: Set(options_json),
             request_count: Set(integration.request_count),
+            rate_limited_count: Set(integration.rate_limited_count),
             created_at_ms: Set(to_millis(integration.created_at)),
             updated_at_ms: Set(to_millis(integration.updated_at)),
             last_used_at_ms: Set(integration.last_used_at.map(to_millis)),
@@ -146,10 +147,15 @@ impl Storage {
         let context = "recording integration usage";
         let transaction = self.begin_write().await.map_err(db_error(context))?;
         for (id, usage) in usage {
-            let mut update = integration::Entity::update_many().col_expr(
-                integration::Column::RequestCount,
-                Expr::col(integration::Column::RequestCount).add(usage.requests),
-            );
+            let mut update = integration::Entity::update_many()
+                .col_expr(
+                    integration::Column::RequestCount,
+                    Expr::col(integration::Column::RequestCount).add(usage.requests),
+                )
+                .col_expr(
+                    integration::Column::RateLimitedCount,
+                    Expr::col(integration::Column::RateLimitedCount).add(usage.rate_limited),
+                );
             for (column, time) in [
                 (integration::Column::LastUsedAtMs, usage.last_used_at),
                 (integration::Column::LastValidatedAtMs, usage.last_validated_at),
@@ -442,6 +448,7 @@ fn integration_from_model(
             .map_err(|error| Error::internal(context, error))?,
         secrets,
         request_count: model.request_count,
+        rate_limited_count: model.rate_limited_count,
         created_at: from_millis(model.created_at_ms),
         updated_at: from_millis(model.updated_at_ms),
         last_used_at: model.last_used_at_ms.map(from_millis),

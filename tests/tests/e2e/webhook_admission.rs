@@ -136,31 +136,89 @@ async fn allowlists_trust_forwarded_addresses_only_from_configured_proxies() {
     proxied.stop().await;
 }
 
+async fn get_integration(server: &TestServer, id: &str) -> pb::Integration {
+    IntegrationServiceClient::new(server.channel().await)
+        .get_integration(authed(pb::GetIntegrationRequest { id: id.to_owned() }, &server.admin_key))
+        .await
+        .unwrap()
+        .into_inner()
+        .integration
+        .unwrap()
+}
+
 #[tokio::test]
-async fn the_request_past_the_rate_limit_gets_429_with_retry_after() {
+async fn only_authenticated_requests_spend_the_rate_limit_and_429s_are_counted_not_logged() {
     let server = TestServer::start().await;
     let integration = bland_integration(
         &server,
         Some(pb::IntegrationOptions { rate_limit_per_minute: Some(2), ..Default::default() }),
     )
     .await;
-    let body = bland_call("rate-1");
-    // Rejected requests spend the budget too.
-    let (status, _, _) = post_bland(&server, &integration.public_id, "wrong", &body, &[]).await;
-    assert_eq!(status, 401);
-    let (status, _, _) =
-        post_bland(&server, &integration.public_id, BLAND_SECRET, &body, &[]).await;
-    assert_eq!(status, 202);
-    let (status, headers, limited) =
-        post_bland(&server, &integration.public_id, BLAND_SECRET, &bland_call("rate-2"), &[]).await;
-    assert_eq!((status, limited["error"]["code"].as_str()), (429, Some("rate_limited")));
-    let retry_after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((1..=30).contains(&retry_after), "{retry_after}");
+    let public_id = &integration.public_id;
+    // Forged posts (under the address's budget of failures) leave the budget alone...
+    for attempt in 0..5 {
+        let body = bland_call(&format!("forged-{attempt}"));
+        let (status, _, _) = post_bland(&server, public_id, "wrong", &body, &[]).await;
+        assert_eq!(status, 401);
+    }
+    // ...so the provider's genuine calls still pass, until they spend it themselves.
+    for call_id in ["rate-1", "rate-2"] {
+        let (status, _, _) =
+            post_bland(&server, public_id, BLAND_SECRET, &bland_call(call_id), &[]).await;
+        assert_eq!(status, 202, "{call_id}");
+    }
+    for _ in 0..3 {
+        let (status, headers, limited) =
+            post_bland(&server, public_id, BLAND_SECRET, &bland_call("rate-3"), &[]).await;
+        assert_eq!((status, limited["error"]["code"].as_str()), (429, Some("rate_limited")));
+        let retry_after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=30).contains(&retry_after), "{retry_after}");
+    }
+    // 429s are counted on the integration, not written as deliveries.
+    let mut integrations = IntegrationServiceClient::new(server.channel().await);
+    let request = pb::ListWebhookDeliveriesRequest {
+        integration_id: integration.id.clone(),
+        ..Default::default()
+    };
+    let listed = list_deliveries(&mut integrations, &server, request).await;
+    let statuses: Vec<i32> =
+        listed.deliveries.iter().map(|delivery| delivery.http_status).collect();
+    assert_eq!(statuses, [202, 202, 401, 401, 401, 401, 401]);
+    assert_eq!(get_integration(&server, &integration.id).await.rate_limited_count, 3);
     // Another integration has a budget of its own.
     let other = bland_integration(&server, None).await;
     let (status, _, _) =
-        post_bland(&server, &other.public_id, BLAND_SECRET, &bland_call("rate-2"), &[]).await;
+        post_bland(&server, &other.public_id, BLAND_SECRET, &bland_call("rate-3"), &[]).await;
     assert_eq!(status, 202);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_address_past_its_failed_authentications_is_refused_unread_and_alone() {
+    let server = TestServer::start_with_env(&[
+        ("EARSHOT_SERVER__TRUSTED_PROXIES", "[\"127.0.0.1/32\"]"),
+        ("EARSHOT_INTEGRATIONS__UNAUTHENTICATED_PER_MINUTE_PER_ADDRESS", "3"),
+    ])
+    .await;
+    let integration = bland_integration(&server, None).await;
+    let public_id = &integration.public_id;
+    let forger = [("x-forwarded-for", "198.51.100.66")];
+    let provider = [("x-forwarded-for", "203.0.113.10")];
+    let body = bland_call("flood-1");
+    for _ in 0..3 {
+        let (status, _, _) = post_bland(&server, public_id, "wrong", &body, &forger).await;
+        assert_eq!(status, 401);
+    }
+    // Past its budget the address gets 429 before its body is read, signed or not...
+    let (status, headers, _) = post_bland(&server, public_id, "wrong", &body, &forger).await;
+    assert_eq!(status, 429);
+    assert!(headers.contains_key("retry-after"));
+    let (status, _, _) = post_bland(&server, public_id, BLAND_SECRET, &body, &forger).await;
+    assert_eq!(status, 429);
+    // ...while the provider's own address is untouched.
+    let (status, _, _) = post_bland(&server, public_id, BLAND_SECRET, &body, &provider).await;
+    assert_eq!(status, 202);
+    assert_eq!(get_integration(&server, &integration.id).await.rate_limited_count, 2);
     server.stop().await;
 }
 
@@ -200,7 +258,7 @@ async fn rotated_secrets_work_during_their_grace_period_and_fail_after() {
 }
 
 #[tokio::test]
-async fn deliveries_are_logged_counted_and_replayed_after_a_secret_is_fixed() {
+async fn deliveries_are_logged_counted_and_replayed_and_forged_bodies_are_never_kept() {
     let server = TestServer::start().await;
     let integration = bland_integration(&server, None).await;
     let public_id = &integration.public_id;
@@ -240,11 +298,23 @@ async fn deliveries_are_logged_counted_and_replayed_after_a_secret_is_fixed() {
         summary,
         vec![(415, "unsupported_media_type", rejected), (401, "signature_mismatch", rejected)]
     );
+    // A request that did not authenticate is known by its digest and verdict only: anyone who
+    // sees a webhook URL could otherwise fill the disk.
     let refused = &listed.deliveries[1];
-    assert!(refused.replayable && !refused.authenticated);
+    assert!(!refused.replayable && !refused.authenticated);
     assert_eq!(refused.body_sha256, earshot_server::crypto::sha256_hex(&body));
+    let replay = |delivery_id: &str| pb::ReplayWebhookDeliveryRequest {
+        integration_id: integration.id.clone(),
+        delivery_id: delivery_id.to_owned(),
+    };
+    let status = integrations
+        .replay_webhook_delivery(authed(replay(&refused.id), &server.admin_key))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("unauthenticated requests are never stored"), "{status:?}");
 
-    // Fix the secret, then replay: verified as of its arrival, with the current secret.
+    // Fix the secret; the sender's retry is accepted, and a replay of it is its duplicate.
     integrations
         .rotate_secrets(authed(
             pb::RotateSecretsRequest {
@@ -256,28 +326,34 @@ async fn deliveries_are_logged_counted_and_replayed_after_a_secret_is_fixed() {
         ))
         .await
         .unwrap();
+    let (status, _, accepted_call) =
+        post_bland(&server, public_id, sender_secret, &body, &[]).await;
+    assert_eq!(status, 202, "{accepted_call}");
+    let datapoint = datapoint_of(&server, &[&accepted_call["ingest_id"]], "replay-1").await;
+    assert_eq!(datapoint["result"], "Short call.");
+    let listed = list_deliveries(
+        &mut integrations,
+        &server,
+        pb::ListWebhookDeliveriesRequest {
+            integration_id: integration.id.clone(),
+            verdict: pb::DeliveryVerdict::Accepted as i32,
+            ..Default::default()
+        },
+    )
+    .await;
+    let original = &listed.deliveries[0];
+    assert!(original.replayable && original.authenticated);
     let replayed = integrations
-        .replay_webhook_delivery(authed(
-            pb::ReplayWebhookDeliveryRequest {
-                integration_id: integration.id.clone(),
-                delivery_id: refused.id.clone(),
-            },
-            &server.admin_key,
-        ))
+        .replay_webhook_delivery(authed(replay(&original.id), &server.admin_key))
         .await
         .unwrap()
         .into_inner()
         .delivery
         .unwrap();
     assert_eq!(
-        (replayed.verdict, replayed.http_status, replayed.call_id.as_str()),
-        (pb::DeliveryVerdict::Accepted as i32, 202, "replay-1")
+        (replayed.verdict, replayed.http_status, replayed.ingest_id.as_str()),
+        (pb::DeliveryVerdict::Duplicate as i32, 200, accepted_call["ingest_id"].as_str().unwrap())
     );
-    let datapoint = datapoint_of(&server, &[&json!(replayed.ingest_id)], "replay-1").await;
-    assert_eq!(datapoint["result"], "Short call.");
-    // The sender's own retry is now a duplicate of the replay.
-    let (status, _, duplicate) = post_bland(&server, public_id, sender_secret, &body, &[]).await;
-    assert_eq!((status, duplicate["ingest_id"].as_str()), (200, Some(replayed.ingest_id.as_str())));
 
     // Filters and paging.
     let accepted = list_deliveries(
@@ -291,7 +367,7 @@ async fn deliveries_are_logged_counted_and_replayed_after_a_secret_is_fixed() {
     )
     .await;
     assert_eq!(accepted.deliveries.len(), 1);
-    assert_eq!(accepted.deliveries[0].id, replayed.id);
+    assert_eq!(accepted.deliveries[0].id, original.id);
     let first_page = list_deliveries(
         &mut integrations,
         &server,

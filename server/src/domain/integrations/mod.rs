@@ -81,6 +81,7 @@ impl Domain {
             options,
             secrets: Vec::new(),
             request_count: 0,
+            rate_limited_count: 0,
             created_at: now,
             updated_at: now,
             last_used_at: None,

@@ -148,6 +148,8 @@ pub struct Integration {
     /// Current secrets first, then replaced ones still within their grace period.
     pub secrets: Vec<SecretMetadata>,
     pub request_count: i64,
+    /// Webhook requests refused by a rate limit, counted instead of logged.
+    pub rate_limited_count: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
@@ -223,6 +225,7 @@ pub fn parse_cidr(entry: &str) -> Option<ipnet::IpNet> {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
     pub requests: i64,
+    pub rate_limited: i64,
     pub last_used_at: Option<DateTime<Utc>>,
     pub last_validated_at: Option<DateTime<Utc>>,
 }
@@ -230,7 +233,8 @@ pub struct Usage {
 impl Usage {
     /// Adds `other`'s requests and keeps the later times.
     pub fn merge(&mut self, other: Usage) {
-        self.requests += other.requests;
+        self.requests = self.requests.saturating_add(other.requests);
+        self.rate_limited = self.rate_limited.saturating_add(other.rate_limited);
         self.last_used_at = self.last_used_at.max(other.last_used_at);
         self.last_validated_at = self.last_validated_at.max(other.last_validated_at);
     }
@@ -239,11 +243,13 @@ impl Usage {
     pub fn apply_to(&self, integration: &mut Integration) {
         let mut total = Usage {
             requests: integration.request_count,
+            rate_limited: integration.rate_limited_count,
             last_used_at: integration.last_used_at,
             last_validated_at: integration.last_validated_at,
         };
         total.merge(*self);
         integration.request_count = total.requests;
+        integration.rate_limited_count = total.rate_limited;
         integration.last_used_at = total.last_used_at;
         integration.last_validated_at = total.last_validated_at;
     }

@@ -16,6 +16,8 @@ pub struct Model {
     /// `IntegrationOptions` as JSON text.
     pub options_json: String,
     pub request_count: i64,
+    /// Webhook requests refused by a rate limit (counted, not logged as deliveries).
+    pub rate_limited_count: i64,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
     pub last_used_at_ms: Option<i64>,

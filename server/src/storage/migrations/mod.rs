@@ -6,6 +6,7 @@
 mod m0001_initial;
 mod m0002_ingest;
 mod m0003_webhook_deliveries;
+mod m0004_rate_limited_count;
 
 use sea_orm_migration::prelude::*;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_initial::Migration),
             Box::new(m0002_ingest::Migration),
             Box::new(m0003_webhook_deliveries::Migration),
+            Box::new(m0004_rate_limited_count::Migration),
         ]
     }
 }

@@ -269,6 +269,7 @@ pub fn integration(integration: &Integration, webhook_url: String) -> pb::Integr
         }),
         webhook_url,
         request_count: integration.request_count,
+        rate_limited_count: integration.rate_limited_count,
         create_time: Some(timestamp(integration.created_at)),
         update_time: Some(timestamp(integration.updated_at)),
         last_used_time: integration.last_used_at.map(timestamp),
