@@ -101,7 +101,10 @@ impl App {
             .merge(rest_router)
             .fallback(rest::not_found)
             .layer(cors_layer(&self.config.server.cors_allowed_origins))
-            .layer(tower_http::trace::TraceLayer::new_for_http());
+            .layer(tower_http::trace::TraceLayer::new_for_http())
+            // A bug that panics on some input answers 500 instead of dropping the connection
+            // (which a provider would retry forever).
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(rest::panic_response));
 
         let address = listener
             .local_addr()

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::Domain;
 use super::webhook_gate::GateEntry;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Violations};
 use crate::model::auth::Principal;
 use crate::model::commit::IngestWrite;
 use crate::model::conversation::{AudioSource, Conversation};
@@ -486,12 +486,12 @@ async fn admit(
         url: request.url,
         limits: &domain.settings.ingest_limits,
     };
-    let call = match providers::normalize(provider, &context, &verified) {
+    let call = match normalize(provider, &context, &verified) {
         Ok(Normalized::Call(call)) => *call,
         Ok(Normalized::Ignored { event }) => {
             return record(domain, delivery, Verdict::Ignored { event }).await;
         }
-        Err(error) => return record(domain, delivery, Verdict::Malformed(error)).await,
+        Err(refused) => return record(domain, delivery, refused).await,
     };
     delivery.record.event_type.clone_from(&call.event);
     delivery.record.call_id.clone_from(&call.conversation.call_id);
@@ -508,6 +508,34 @@ async fn admit(
         Ok(admitted) => admitted.into(),
         Err(error) => record(domain, rejected, Verdict::Failed(error)).await,
     }
+}
+
+/// The provider's normalizer, then the input contract every conversation meets
+/// (`Conversation::check`), so that no provider's path stores what the ingest APIs refuse. A
+/// normalizer that panics on some payload is a bug: the request gets 500 and its delivery is
+/// recorded, instead of a dropped connection the provider would retry forever.
+fn normalize(
+    provider: Provider,
+    context: &NormalizeContext<'_>,
+    verified: &providers::Verified,
+) -> std::result::Result<Normalized, Verdict> {
+    let normalized = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        providers::normalize(provider, context, verified)
+    }))
+    .map_err(|_| {
+        Verdict::Failed(Error::internal("normalizing a webhook", "the normalizer panicked"))
+    })?
+    .map_err(Verdict::Malformed)?;
+    if let Normalized::Call(call) = &normalized {
+        let mut violations = Violations::new();
+        call.conversation.check("", &mut violations);
+        if let Err(Error::InvalidArgument(violations)) = violations.into_result()
+            && let Some(first) = violations.into_iter().next()
+        {
+            return Err(Verdict::Malformed(PayloadError::new(first.field, first.description)));
+        }
+    }
+    Ok(normalized)
 }
 
 /// Records a request refused before it authenticated: its digest and verdict, never its body or
@@ -550,10 +578,10 @@ pub async fn receive_with_api_key(
         url,
         limits: &domain.settings.ingest_limits,
     };
-    let call = match providers::normalize(Provider::Vapi, &context, &verified) {
+    let call = match normalize(Provider::Vapi, &context, &verified) {
         Ok(Normalized::Call(call)) => *call,
         Ok(Normalized::Ignored { event }) => return Verdict::Ignored { event },
-        Err(problem) => return Verdict::Malformed(problem),
+        Err(refused) => return refused,
     };
     let owner = CallOwner { organization_id: principal.organization_id, project_id };
     match domain.admit_webhook_call(owner, call.conversation, call.inline_audio, None).await {

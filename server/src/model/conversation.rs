@@ -177,6 +177,208 @@ impl Conversation {
     pub fn needs_transcription(&self) -> bool {
         self.turns.is_empty() && self.audio.is_some() && self.diarization
     }
+
+    /// The one contract every conversation meets before it is stored, however it arrived (gRPC,
+    /// JSON, any provider's normalizer): ids of at most 256 bytes without control characters, no
+    /// NUL in any text (PostgreSQL cannot store one), metadata bounded in bytes, keys and depth,
+    /// times within the years 1 to 9999, turn times and durations within seven days, numbers
+    /// finite and in range. Adds a violation, named under `prefix`, for every field that breaks
+    /// it.
+    pub fn check(&self, prefix: &str, violations: &mut Violations) {
+        let field = |name: &str| {
+            if prefix.is_empty() { name.to_owned() } else { format!("{prefix}.{name}") }
+        };
+        check_id(&self.call_id, &field("call_id"), true, MAX_ID_BYTES, violations);
+        check_id(&self.context_token, &field("context_token"), true, MAX_ID_BYTES, violations);
+        check_id(&self.provider, &field("source_platform"), true, MAX_PROVIDER_BYTES, violations);
+        for (name, value) in [
+            ("mut_id", &self.mut_id),
+            ("from_number", &self.from_number),
+            ("to_number", &self.to_number),
+            ("direction", &self.direction),
+            ("extras.sentiment", &self.extras.sentiment),
+            ("extras.ended_reason", &self.extras.ended_reason),
+            ("extras.agent_id", &self.extras.agent_id),
+        ] {
+            if let Some(value) = value {
+                check_id(value, &field(name), false, MAX_ID_BYTES, violations);
+            }
+        }
+        for (name, time) in
+            [("conversation_start_at", self.started_at), ("ended_at", self.ended_at)]
+        {
+            if let Some(time) = time
+                && !(1..=9999).contains(&chrono::Datelike::year(&time))
+            {
+                violations.add(field(name), "must be within the years 1 to 9999");
+            }
+        }
+        if let Some(duration) = self.duration_ms
+            && !(0..=MAX_CALL_MS).contains(&duration)
+        {
+            violations.add(field("duration_ms"), format!("must be 0 to {MAX_CALL_MS} ms"));
+        }
+        if let Some(channel) = self.assistant_channel
+            && !(1..=2).contains(&channel)
+        {
+            violations.add(field("assistant_channel"), "must be 1 or 2");
+        }
+        if let Some(AudioSource::Url { url, credentials }) = &self.audio {
+            if url.chars().count() > MAX_URL_CHARS || url.chars().any(char::is_control) {
+                violations.add(
+                    field("audio.url"),
+                    format!("at most {MAX_URL_CHARS} characters, no control characters"),
+                );
+            }
+            if let Some(AudioCredentials::TwilioBasic { account_sid, .. }) = credentials {
+                check_id(account_sid, &field("audio.account_sid"), true, MAX_ID_BYTES, violations);
+            }
+        }
+        self.check_turns(&field("transcript"), violations);
+        if self.tags.len() > MAX_TAGS {
+            violations.add(field("tags"), format!("at most {MAX_TAGS} tags"));
+        }
+        for (index, tag) in self.tags.iter().enumerate() {
+            if tag.is_empty()
+                || tag.chars().count() > MAX_TAG_CHARS
+                || tag.chars().any(char::is_control)
+            {
+                violations.add(
+                    field(&format!("tags[{index}]")),
+                    format!("must be 1 to {MAX_TAG_CHARS} characters, no control characters"),
+                );
+            }
+        }
+        check_metadata(&self.metadata, &field("metadata"), violations);
+        if let Some(summary) = &self.extras.summary {
+            check_text(summary, &field("extras.summary"), MAX_EXTRA_TEXT_BYTES, violations);
+        }
+        if let Some(cost) = self.extras.cost_usd
+            && !(cost.is_finite() && (0.0..=MAX_COST_USD).contains(&cost))
+        {
+            violations.add(field("extras.cost_usd"), format!("must be 0 to {MAX_COST_USD}"));
+        }
+    }
+
+    fn check_turns(&self, field: &str, violations: &mut Violations) {
+        if self.turns.len() > MAX_TURNS {
+            violations.add(field, format!("at most {MAX_TURNS} turns"));
+        }
+        for (index, turn) in self.turns.iter().enumerate() {
+            let field = |name: &str| format!("{field}[{index}].{name}");
+            if turn.content.chars().count() > MAX_TURN_CHARS {
+                violations.add(field("content"), format!("at most {MAX_TURN_CHARS} characters"));
+            } else if turn.content.contains('\0') {
+                violations.add(field("content"), "must not contain NUL characters");
+            }
+            if !(0..=MAX_CALL_MS).contains(&turn.start_ms) {
+                violations.add(field("timestamp_ms"), format!("must be 0 to {MAX_CALL_MS} ms"));
+            }
+            if let Some(end_ms) = turn.end_ms
+                && !(turn.start_ms..=MAX_CALL_MS).contains(&end_ms)
+            {
+                violations
+                    .add(field("end_ms"), format!("must be from timestamp_ms to {MAX_CALL_MS} ms"));
+            }
+            if let Some(channel) = turn.channel
+                && !(1..=64).contains(&channel)
+            {
+                violations.add(field("channel"), "must be 1 to 64");
+            }
+            if let Some(confidence) = turn.confidence
+                && !(0.0..=1.0).contains(&confidence)
+            {
+                violations.add(field("confidence"), "must be 0 to 1");
+            }
+        }
+    }
+}
+
+/// An id: `required` ones not empty; at most `max_bytes`; no control characters (NUL, CR and LF
+/// included).
+fn check_id(
+    value: &str,
+    field: &str,
+    required: bool,
+    max_bytes: usize,
+    violations: &mut Violations,
+) {
+    if value.is_empty() {
+        if required {
+            violations.add(field, "required and must not be empty");
+        }
+    } else if value.len() > max_bytes {
+        violations.add(field, format!("at most {max_bytes} bytes"));
+    } else if value.chars().any(char::is_control) {
+        violations.add(field, "must not contain control characters");
+    }
+}
+
+/// Free text: at most `max_bytes`, no NUL.
+fn check_text(value: &str, field: &str, max_bytes: usize, violations: &mut Violations) {
+    if value.len() > max_bytes {
+        violations.add(field, format!("at most {max_bytes} bytes"));
+    } else if value.contains('\0') {
+        violations.add(field, "must not contain NUL characters");
+    }
+}
+
+fn check_metadata(
+    metadata: &serde_json::Map<String, serde_json::Value>,
+    field: &str,
+    violations: &mut Violations,
+) {
+    if metadata.len() > MAX_METADATA_KEYS {
+        violations.add(field, format!("at most {MAX_METADATA_KEYS} keys"));
+        return;
+    }
+    let bytes = serde_json::to_vec(metadata).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
+    if bytes > MAX_METADATA_BYTES {
+        violations.add(field, format!("at most {MAX_METADATA_BYTES} bytes as JSON"));
+        return;
+    }
+    // Depth first, with the path of each value, without recursion.
+    let mut pending: Vec<(String, &serde_json::Value, usize)> = Vec::new();
+    for (key, value) in metadata {
+        let path = format!("{field}.{key}");
+        if key.is_empty() || key.len() > MAX_ID_BYTES || key.chars().any(char::is_control) {
+            violations.add(
+                path,
+                format!("keys must be 1 to {MAX_ID_BYTES} bytes, no control characters"),
+            );
+            continue;
+        }
+        pending.push((path, value, 1));
+    }
+    while let Some((path, value, depth)) = pending.pop() {
+        match value {
+            serde_json::Value::String(text) if text.contains('\0') => {
+                violations.add(path, "must not contain NUL characters");
+            }
+            serde_json::Value::Array(_) | serde_json::Value::Object(_)
+                if depth >= MAX_METADATA_DEPTH =>
+            {
+                violations.add(path, format!("nested deeper than {MAX_METADATA_DEPTH} levels"));
+            }
+            serde_json::Value::Array(items) => pending.extend(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(index, item)| (format!("{path}[{index}]"), item, depth + 1)),
+            ),
+            serde_json::Value::Object(map) => {
+                for (key, item) in map {
+                    let inner = format!("{path}.{key}");
+                    if key.contains('\0') {
+                        violations.add(inner, "keys must not contain NUL characters");
+                    } else {
+                        pending.push((inner, item, depth + 1));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A conversation as a client sends it, before validation. Both the gRPC message and the JSON
@@ -218,13 +420,25 @@ pub struct IngestLimits {
     pub max_inline_audio_bytes: usize,
 }
 
-pub const MAX_ID_CHARS: usize = 256;
+/// Ids (call_id, context_token, mut_id, phone numbers, provider ids), in UTF-8 bytes.
+pub const MAX_ID_BYTES: usize = 256;
+pub const MAX_PROVIDER_BYTES: usize = 64;
 pub const MAX_TURNS: usize = 20_000;
 pub const MAX_TURN_CHARS: usize = 100_000;
 pub const MAX_TAGS: usize = 100;
 pub const MAX_TAG_CHARS: usize = 200;
 pub const MAX_METADATA_BYTES: usize = 64 * 1024;
+/// Keys at the top of metadata (each becomes a filterable row of its datapoint).
+pub const MAX_METADATA_KEYS: usize = 256;
+/// Objects and arrays nested in metadata.
+pub const MAX_METADATA_DEPTH: usize = 16;
 pub const MAX_URL_CHARS: usize = 4096;
+/// A provider's summary and other free text about the call, in bytes.
+pub const MAX_EXTRA_TEXT_BYTES: usize = 64 * 1024;
+/// The longest call: turn times, end times and durations, in milliseconds (seven days).
+pub const MAX_CALL_MS: i64 = 7 * 24 * 3_600 * 1_000;
+/// A call's cost in US dollars, at most.
+pub const MAX_COST_USD: f64 = 1.0e9;
 
 /// The audio of a validated conversation, before it is resolved to a stored object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -251,6 +465,12 @@ pub fn validate_batch(
 ) -> Vec<ValidConversation> {
     if inputs.is_empty() {
         violations.add("conversations", "at least one conversation is required");
+    }
+    if let Some(mut_id) = mut_id {
+        check_id(mut_id, "mut_id", false, MAX_ID_BYTES, violations);
+        if !violations.is_empty() {
+            return Vec::new();
+        }
     }
     if inputs.len() > limits.max_batch_conversations {
         violations.add(
@@ -418,30 +638,32 @@ fn validate_one(
     if violations.len() > before {
         return None;
     }
-    Some(ValidConversation {
-        conversation: Conversation {
-            call_id,
-            context_token,
-            source,
-            provider,
-            started_at: input.conversation_start_at,
-            ended_at: None,
-            duration_ms: None,
-            from_number: None,
-            to_number: None,
-            direction: None,
-            turns,
-            audio: None,
-            diarization: input.diarization.unwrap_or(true),
-            first_turn,
-            assistant_channel: None,
-            tags,
-            metadata: input.metadata,
-            extras: ProviderExtras::default(),
-            mut_id: mut_id.map(str::to_owned),
-        },
-        audio,
-    })
+    let conversation = Conversation {
+        call_id,
+        context_token,
+        source,
+        provider,
+        started_at: input.conversation_start_at,
+        ended_at: None,
+        duration_ms: None,
+        from_number: None,
+        to_number: None,
+        direction: None,
+        turns,
+        audio: None,
+        diarization: input.diarization.unwrap_or(true),
+        first_turn,
+        assistant_channel: None,
+        tags,
+        metadata: input.metadata,
+        extras: ProviderExtras::default(),
+        mut_id: mut_id.map(str::to_owned),
+    };
+    conversation.check(prefix, violations);
+    if violations.len() > before {
+        return None;
+    }
+    Some(ValidConversation { conversation, audio })
 }
 
 fn check_identifier(value: &str, field: &str, required: bool, violations: &mut Violations) {
@@ -449,8 +671,8 @@ fn check_identifier(value: &str, field: &str, required: bool, violations: &mut V
         if required {
             violations.add(field, "required and must not be empty");
         }
-    } else if value.chars().count() > MAX_ID_CHARS {
-        violations.add(field, format!("at most {MAX_ID_CHARS} characters"));
+    } else if value.len() > MAX_ID_BYTES {
+        violations.add(field, format!("at most {MAX_ID_BYTES} bytes"));
     } else if value.chars().any(char::is_control) {
         violations.add(field, "must not contain control characters");
     }
@@ -566,6 +788,117 @@ mod tests {
             transcript: vec![turn("assistant", "Hello", 0), turn("user", "Hi", 900)],
             ..Default::default()
         }
+    }
+
+    /// The fields `check` refuses in the valid conversation `change` edits.
+    fn contract_fields(change: impl FnOnce(&mut Conversation)) -> Vec<String> {
+        let mut violations = Violations::new();
+        let mut conversation =
+            validate_conversation(valid_input(), Source::Webhook, &limits()).unwrap().conversation;
+        conversation.check("", &mut violations);
+        assert!(violations.is_empty(), "the valid conversation passes");
+        change(&mut conversation);
+        conversation.check("", &mut violations);
+        match violations.into_result() {
+            Ok(()) => Vec::new(),
+            Err(error) => {
+                error.field_violations().iter().map(|violation| violation.field.clone()).collect()
+            }
+        }
+    }
+
+    #[test]
+    fn the_contract_bounds_ids_and_refuses_control_characters_and_nul() {
+        let long = "x".repeat(MAX_ID_BYTES + 1);
+        assert_eq!(contract_fields(|c| c.call_id = long.clone()), ["call_id"]);
+        assert_eq!(contract_fields(|c| c.call_id = "ca\0ll".into()), ["call_id"]);
+        assert_eq!(contract_fields(|c| c.context_token = "a\r\nb".into()), ["context_token"]);
+        assert_eq!(contract_fields(|c| c.mut_id = Some(long.clone())), ["mut_id"]);
+        assert_eq!(contract_fields(|c| c.from_number = Some("+1\0".into())), ["from_number"]);
+        assert_eq!(
+            contract_fields(|c| c.extras.agent_id = Some(long.clone())),
+            ["extras.agent_id"]
+        );
+        assert_eq!(
+            contract_fields(|c| c.turns[1].content = "hi\0".into()),
+            ["transcript[1].content"]
+        );
+        assert_eq!(contract_fields(|c| c.tags = vec!["a\0".into()]), ["tags[0]"]);
+        assert_eq!(contract_fields(|c| c.extras.summary = Some("\0".into())), ["extras.summary"]);
+        // A multi-byte id is measured in bytes: 100 four-byte characters are 400 bytes.
+        assert_eq!(contract_fields(|c| c.call_id = "\u{1F600}".repeat(100)), ["call_id"]);
+    }
+
+    #[test]
+    fn the_contract_bounds_metadata_in_bytes_keys_depth_and_text() {
+        let metadata = |value: serde_json::Value| value.as_object().unwrap().clone();
+        let many: serde_json::Map<String, serde_json::Value> =
+            (0..8192).map(|key| (key.to_string(), serde_json::Value::from(1))).collect();
+        assert_eq!(contract_fields(|c| c.metadata = many), ["metadata"]);
+        assert_eq!(
+            contract_fields(|c| c.metadata = metadata(serde_json::json!({"a": {"b": ["x\0"]}}))),
+            ["metadata.a.b[0]"]
+        );
+        assert_eq!(
+            contract_fields(|c| c.metadata = metadata(serde_json::json!({"k\0": 1}))),
+            ["metadata.k\0"]
+        );
+        let mut deep = serde_json::json!(1);
+        for _ in 0..MAX_METADATA_DEPTH {
+            deep = serde_json::json!([deep]);
+        }
+        assert_eq!(
+            contract_fields(|c| c.metadata = metadata(serde_json::json!({"deep": deep}))).len(),
+            1
+        );
+        let big = "x".repeat(MAX_METADATA_BYTES);
+        assert_eq!(
+            contract_fields(|c| c.metadata = metadata(serde_json::json!({"big": big}))),
+            ["metadata"]
+        );
+    }
+
+    #[test]
+    fn the_contract_keeps_times_durations_and_numbers_in_range() {
+        let far = DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z").unwrap().to_utc()
+            + chrono::Duration::days(1);
+        assert_eq!(contract_fields(|c| c.ended_at = Some(far)), ["ended_at"]);
+        assert_eq!(contract_fields(|c| c.duration_ms = Some(-1)), ["duration_ms"]);
+        assert_eq!(contract_fields(|c| c.duration_ms = Some(i64::MAX)), ["duration_ms"]);
+        assert_eq!(
+            contract_fields(|c| c.turns[0].start_ms = i64::MAX),
+            ["transcript[0].timestamp_ms"]
+        );
+        assert_eq!(
+            contract_fields(|c| c.turns[1].end_ms = Some(MAX_CALL_MS + 1)),
+            ["transcript[1].end_ms"]
+        );
+        assert_eq!(
+            contract_fields(|c| c.turns[1].confidence = Some(f32::NAN)),
+            ["transcript[1].confidence"]
+        );
+        assert_eq!(
+            contract_fields(|c| c.extras.cost_usd = Some(f64::INFINITY)),
+            ["extras.cost_usd"]
+        );
+        assert_eq!(contract_fields(|c| c.assistant_channel = Some(3)), ["assistant_channel"]);
+        assert!(contract_fields(|c| c.duration_ms = Some(MAX_CALL_MS)).is_empty());
+    }
+
+    #[test]
+    fn a_batch_refuses_an_unbounded_mut_id_by_name() {
+        let mut violations = Violations::new();
+        let long = "m".repeat(4 << 20);
+        let valid = validate_batch(
+            vec![valid_input()],
+            Source::Sdk,
+            Some(&long),
+            &limits(),
+            &mut violations,
+        );
+        assert!(valid.is_empty());
+        let error = violations.into_result().unwrap_err();
+        assert_eq!(error.field_violations()[0].field, "mut_id");
     }
 
     fn fields(inputs: Vec<ConversationInput>) -> Vec<String> {

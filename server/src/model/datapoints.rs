@@ -198,9 +198,16 @@ pub struct DatapointPage {
     pub next_page_token: Option<String>,
 }
 
-/// A metadata value as the text that `metadata key = value` filters compare with.
+/// The longest metadata value a `metadata key = value` filter can match, in bytes: longer ones
+/// are stored with the datapoint but not indexed (an index entry must stay small on every
+/// database; PostgreSQL refuses B-tree entries over about 2.7 KB).
+pub const MAX_FILTERABLE_METADATA_BYTES: usize = 1024;
+
+/// A metadata value as the text that `metadata key = value` filters compare with; None when it
+/// is not filterable (objects, arrays, null, text over `MAX_FILTERABLE_METADATA_BYTES`).
 pub fn metadata_filter_text(value: &serde_json::Value) -> Option<String> {
     match value {
+        serde_json::Value::String(text) if text.len() > MAX_FILTERABLE_METADATA_BYTES => None,
         serde_json::Value::String(text) => Some(text.clone()),
         serde_json::Value::Number(number) => Some(number.to_string()),
         serde_json::Value::Bool(flag) => Some(flag.to_string()),

@@ -51,7 +51,10 @@ impl JobRunner for IngestJobs {
 }
 
 #[allow(clippy::needless_pass_by_value)] // used as `map_err(transient)`
+/// A storage or other internal error as a retried job failure: the ingest's error (which
+/// clients see) says what was being done, the log says why.
 fn transient(error: crate::Error) -> JobError {
+    error.log_if_internal();
     JobError::Transient(error.to_string())
 }
 

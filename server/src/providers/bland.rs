@@ -50,7 +50,7 @@ pub fn normalize(
         None => opt_f64(&root, "call_length")?.map(|minutes| seconds_to_ms(minutes * 60.0)),
     };
     conversation.ended_at = match (started, conversation.duration_ms) {
-        (Some(started), Some(duration)) => Some(started + chrono::Duration::milliseconds(duration)),
+        (Some(started), Some(duration)) => super::payload::end_time(started, duration),
         _ => None,
     };
     conversation.from_number = opt_str(&root, "from")?;

@@ -560,3 +560,40 @@ fn webhook_canonical_conversations_follow_the_ingest_rules() {
     );
     assert_eq!(file.field, "audio.voice_file_id");
 }
+
+/// Durations and times far out of range come through as numbers the conversation contract
+/// then refuses by name, never as a panic (which dropped the connection, so the provider retried
+/// forever).
+#[test]
+fn out_of_range_durations_and_times_do_not_panic() {
+    let mut violations = crate::error::Violations::new();
+    let bland = call(
+        Provider::Bland,
+        br#"{"call_id":"b1","started_at":"2026-11-20T23:51:25+00:00","corrected_duration":1e300}"#,
+    );
+    assert_eq!(bland.conversation.duration_ms, Some(i64::MAX));
+    assert_eq!(bland.conversation.ended_at, None);
+    bland.conversation.check("", &mut violations);
+    let twilio_body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("AccountSid", "AC11111111111111111111111111111111")
+        .append_pair("CallSid", "CA22222222222222222222222222222222")
+        .append_pair("RecordingDuration", "9223372036854775807")
+        .append_pair("RecordingSid", "RE33333333333333333333333333333333")
+        .append_pair("RecordingStartTime", "Wed, 03 Jan 2024 18:22:31 +0000")
+        .append_pair("RecordingStatus", "completed")
+        .append_pair("RecordingUrl", "https://api.twilio.com/Recordings/RE3")
+        .finish();
+    let twilio = call(Provider::Twilio, twilio_body.as_bytes());
+    assert_eq!(twilio.conversation.duration_ms, Some(i64::MAX));
+    twilio.conversation.check("", &mut violations);
+    let voicekit = call(
+        Provider::Voicekit,
+        br#"{"event":"call_ended","timestamp":"2026-11-20T10:02:05Z","data":{"call_id":"vk_1","started_at":"2026-11-20T10:00:00Z","duration":-1e300}}"#,
+    );
+    voicekit.conversation.check("", &mut violations);
+    let fields: Vec<String> = match violations.into_result() {
+        Err(error) => error.field_violations().iter().map(|v| v.field.clone()).collect(),
+        Ok(()) => Vec::new(),
+    };
+    assert_eq!(fields, ["duration_ms", "duration_ms"], "voicekit clamps a negative duration to 0");
+}

@@ -115,9 +115,17 @@ pub fn opt_rfc3339(value: &Value, path: &str) -> Result<Option<DateTime<Utc>>, P
         .transpose()
 }
 
-/// Seconds to whole milliseconds.
+/// Seconds to whole milliseconds (saturating: the conversation contract refuses what is out of
+/// range, naming the field).
 pub fn seconds_to_ms(seconds: f64) -> i64 {
     (seconds * 1000.0).round() as i64
+}
+
+/// The end of a call that began at `started` and lasted `duration_ms`; None when that is not a
+/// representable time.
+pub fn end_time(started: DateTime<Utc>, duration_ms: i64) -> Option<DateTime<Utc>> {
+    chrono::Duration::try_milliseconds(duration_ms)
+        .and_then(|duration| started.checked_add_signed(duration))
 }
 
 /// The role of a speaker label or role name as voice platforms write them; None for labels

@@ -150,12 +150,12 @@ pub fn normalize(
         .map(|seconds| {
             seconds
                 .parse::<i64>()
-                .map(|seconds| seconds * 1000)
+                .map(|seconds| seconds.saturating_mul(1000))
                 .map_err(|_| PayloadError::new("RecordingDuration", "must be whole seconds"))
         })
         .transpose()?;
     if let (Some(started), Some(duration)) = (conversation.started_at, conversation.duration_ms) {
-        conversation.ended_at = Some(started + chrono::Duration::milliseconds(duration));
+        conversation.ended_at = super::payload::end_time(started, duration);
     }
     conversation.assistant_channel = context
         .options

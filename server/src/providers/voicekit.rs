@@ -50,12 +50,13 @@ pub(crate) fn call_fields(
     if conversation.duration_ms.is_none()
         && let (Some(started), Some(ended)) = (conversation.started_at, conversation.ended_at)
     {
-        conversation.duration_ms = Some((ended - started).num_milliseconds().max(0));
+        conversation.duration_ms =
+            Some(ended.signed_duration_since(started).num_milliseconds().max(0));
     }
     if conversation.ended_at.is_none()
         && let (Some(started), Some(duration)) = (conversation.started_at, conversation.duration_ms)
     {
-        conversation.ended_at = Some(started + chrono::Duration::milliseconds(duration));
+        conversation.ended_at = super::payload::end_time(started, duration);
     }
     conversation.from_number = first(call, &["from", "from_number"], opt_str)?;
     conversation.to_number = first(call, &["to", "to_number"], opt_str)?;

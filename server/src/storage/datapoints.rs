@@ -207,8 +207,8 @@ async fn replace_search_rows(
         .exec(connection)
         .await
         .map_err(db_error(context))?;
-    if !datapoint.tags.is_empty() {
-        let rows = datapoint.tags.iter().map(|tag| datapoint_tag::ActiveModel {
+    for chunk in datapoint.tags.chunks(INSERT_CHUNK_ROWS) {
+        let rows = chunk.iter().map(|tag| datapoint_tag::ActiveModel {
             datapoint_id: Set(id.clone()),
             project_id: Set(project_id.clone()),
             tag: Set(tag.clone()),
@@ -223,12 +223,12 @@ async fn replace_search_rows(
         .iter()
         .filter_map(|(key, value)| metadata_filter_text(value).map(|text| (key.clone(), text)))
         .collect();
-    if !pairs.is_empty() {
-        let rows = pairs.into_iter().map(|(key, value)| datapoint_metadata::ActiveModel {
+    for chunk in pairs.chunks(INSERT_CHUNK_ROWS) {
+        let rows = chunk.iter().map(|(key, value)| datapoint_metadata::ActiveModel {
             datapoint_id: Set(id.clone()),
             project_id: Set(project_id.clone()),
-            key: Set(key),
-            value: Set(value),
+            key: Set(key.clone()),
+            value: Set(value.clone()),
         });
         datapoint_metadata::Entity::insert_many(rows)
             .exec_without_returning(connection)
@@ -237,6 +237,10 @@ async fn replace_search_rows(
     }
     Ok(())
 }
+
+/// Rows of one multi-row INSERT: four parameters each stay far below SQLite's 32,766 and
+/// PostgreSQL's 65,535 bound parameters, whatever a caller passes.
+const INSERT_CHUNK_ROWS: usize = 500;
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Error> {
     serde_json::to_string(value).map_err(|error| Error::internal("encoding a datapoint", error))

@@ -1,6 +1,8 @@
 //! Group commit: concurrent ingest requests share one transaction and one fsync. A single
 //! writer task takes every request waiting at that moment, commits them together, and only then
-//! answers each; while it commits, new requests queue up for the next group.
+//! answers each; while it commits, new requests queue up for the next group. When a group's
+//! transaction fails, each of its requests is committed again on its own, so one bad write fails
+//! alone (with its cause in the log) and the others are stored.
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -84,14 +86,36 @@ async fn run(
                     let _receiver_gone = pending.reply.send(Ok(outcome));
                 }
             }
-            Err(error) => {
-                tracing::error!(error = %error, requests = group.len(), "group commit failed");
+            Err(error) if group.len() == 1 => {
+                error.log_if_internal();
                 for pending in group.drain(..) {
-                    let _receiver_gone = pending.reply.send(Err(Error::Unavailable(
-                        "storage is unavailable; nothing was stored, retry".into(),
-                    )));
+                    let _receiver_gone = pending.reply.send(Err(not_stored()));
+                }
+            }
+            Err(error) => {
+                error.log_if_internal();
+                tracing::warn!(
+                    requests = group.len(),
+                    "group commit failed; committing its requests one by one"
+                );
+                for pending in group.drain(..) {
+                    let alone = storage
+                        .commit_ingest_writes(&[&pending.write], max_attempts, clock.now())
+                        .await;
+                    let reply = match alone {
+                        Ok(mut outcomes) => Ok(outcomes.pop().unwrap_or_default()),
+                        Err(error) => {
+                            error.log_if_internal();
+                            Err(not_stored())
+                        }
+                    };
+                    let _receiver_gone = pending.reply.send(reply);
                 }
             }
         }
     }
+}
+
+fn not_stored() -> Error {
+    Error::Unavailable("storage is unavailable; nothing was stored, retry".into())
 }

@@ -221,3 +221,33 @@ async fn queue_commits_claims_retries_and_finishes() {
         0
     );
 }
+
+/// A write that fails (here: an ingest id already taken) fails alone; the requests it shared a
+/// group commit with are stored.
+#[tokio::test(flavor = "current_thread")]
+async fn one_bad_write_in_a_group_fails_alone() {
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()));
+    let storage = super::testing::storage().await;
+    let writer = super::IngestWriter::start(storage.clone(), 3, 512, clock.clone());
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let write = |ingest: NewIngest| IngestWrite {
+        audio_objects: Vec::new(),
+        ingests: vec![ingest],
+        delivery: None,
+    };
+    let first = new_ingest(organization, project, "group-1");
+    let mut clash = new_ingest(organization, project, "group-2");
+    clash.id = first.id;
+    let third = new_ingest(organization, project, "group-3");
+    let third_id = third.id;
+    // On this one-thread runtime the writer runs only once all three wait: one group.
+    let (first, clash, third) = tokio::join!(
+        writer.submit(write(first)),
+        writer.submit(write(clash)),
+        writer.submit(write(third)),
+    );
+    assert!(matches!(first.unwrap()[..], [IngestOutcome::Created(_)]));
+    assert!(clash.is_err());
+    assert_eq!(third.unwrap(), [IngestOutcome::Created(third_id)]);
+    assert_eq!(storage.queue().count(JobStatus::Queued).await.unwrap(), 2);
+}

@@ -10,6 +10,7 @@
 
 mod crash;
 mod grpc_api;
+mod hostile;
 mod ingest_api;
 mod process;
 mod recognition;

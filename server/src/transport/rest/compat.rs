@@ -174,6 +174,10 @@ struct FindBody {
     limit: Option<usize>,
 }
 
+/// The deepest offset `find_datapoints` pages to: each page skips that many rows, so deeper pages
+/// cost more; time ranges reach the rest.
+const MAX_OFFSET: usize = 100_000;
+
 /// `POST /v0/find_datapoints`.
 pub async fn find_datapoints(
     State(state): State<RestState>,
@@ -217,7 +221,15 @@ async fn find_inner(
         to: parsed.to_date.as_deref().map(|value| parse_time("to_date", value)).transpose()?,
         text_contains: parsed.search_value.filter(|text| !text.is_empty()),
         page_size: parsed.limit.unwrap_or(100),
-        offset: parsed.offset.unwrap_or(0),
+        offset: match parsed.offset.unwrap_or(0) {
+            offset if offset <= MAX_OFFSET => offset,
+            _ => {
+                return Err(CompatError(Error::invalid(
+                    "offset",
+                    format!("at most {MAX_OFFSET}; narrow the search with from_date and to_date"),
+                )));
+            }
+        },
         ..DatapointQuery::default()
     };
     let page = state.domain.search_datapoints(&principal, query).await?;

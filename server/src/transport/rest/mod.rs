@@ -86,6 +86,39 @@ async fn list_projects(
 }
 
 /// Unknown paths: a JSON 404 (gRPC clients read an HTTP 404 as UNIMPLEMENTED).
+/// The answer to a request whose handler panicked (see `CatchPanicLayer` in `app`): a 500 with
+/// the usual error body, and the panic in the log.
+pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let message = match panic.downcast::<String>() {
+        Ok(text) => *text,
+        Err(panic) => panic.downcast::<&str>().map(|text| (*text).to_owned()).unwrap_or_default(),
+    };
+    tracing::error!(panic = %message.escape_debug(), "a request handler panicked");
+    ApiError(crate::Error::internal("handling a request", "the handler panicked")).into_response()
+}
+
 pub async fn not_found() -> impl IntoResponse {
     ApiError(crate::Error::not_found("no such route"))
+}
+
+#[cfg(test)]
+mod tests {
+    use tower::ServiceExt;
+
+    async fn boom() -> &'static str {
+        panic!("bug on this input")
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_panics_answers_500_with_the_error_body() {
+        let router = axum::Router::new()
+            .route("/boom", axum::routing::get(boom))
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(super::panic_response));
+        let request = axum::http::Request::get("/boom").body(axum::body::Body::empty()).unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 500);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"]["code"], "internal", "{json}");
+    }
 }

@@ -1,0 +1,211 @@
+//! Hostile input over HTTP and gRPC against a real server (SQLite, or PostgreSQL when
+//! EARSHOT_TEST_POSTGRES_URL is set): each is refused with a 4xx naming the field, nothing is
+//! stored, and another organization's writes in the same moments go through.
+
+use earshot_e2e::client::{
+    authed, create_integration, http_exchange, http_request, violated_fields,
+};
+use earshot_e2e::in_process::TestServer;
+use earshot_proto::v1 as pb;
+use earshot_proto::v1::ingest_service_client::IngestServiceClient;
+use serde_json::{Value, json};
+
+fn conversation(call_id: &str) -> pb::Conversation {
+    pb::Conversation {
+        call_id: call_id.to_owned(),
+        transcript: vec![pb::Turn {
+            role: pb::Role::User as i32,
+            content: "Hello".to_owned(),
+            timestamp_ms: 0,
+            end_ms: None,
+        }],
+        ..Default::default()
+    }
+}
+
+async fn ingest(
+    server: &TestServer,
+    key: &str,
+    project_id: &str,
+    conversations: Vec<pb::Conversation>,
+    mut_id: &str,
+) -> Result<pb::IngestConversationsResponse, tonic::Status> {
+    IngestServiceClient::new(server.channel().await)
+        .ingest_conversations(authed(
+            pb::IngestConversationsRequest {
+                project_id: project_id.to_owned(),
+                conversations,
+                mut_id: mut_id.to_owned(),
+            },
+            key,
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// How many ingests the server's first project holds, in any state.
+async fn stored_ingests(server: &TestServer) -> usize {
+    IngestServiceClient::new(server.channel().await)
+        .list_ingests(authed(
+            pb::ListIngestsRequest {
+                project_id: server.project_id.clone(),
+                page_size: 100,
+                ..Default::default()
+            },
+            &server.admin_key,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .ingests
+        .len()
+}
+
+/// The fields of a 422 from the JSON mirror, as dotted paths.
+fn json_fields(body: &Value) -> Vec<String> {
+    body["detail"]
+        .as_array()
+        .map(|detail| {
+            detail
+                .iter()
+                .map(|problem| {
+                    problem["loc"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|part| part.as_str().map_or_else(|| part.to_string(), str::to_owned))
+                        .collect::<Vec<_>>()
+                        .join(".")
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn nul_bytes_long_ids_and_key_floods_are_refused_by_name_and_store_nothing() {
+    let server = TestServer::start().await;
+    let key = server.admin_key.clone();
+    let project = server.project_id.clone();
+    let other = server.app_domain.bootstrap(false).await.unwrap().unwrap();
+    let (other_key, other_project) =
+        (other.api_key_value.expose().to_owned(), other.project.id.to_string());
+
+    // gRPC: NUL in a call id, a transcript, a tag, a metadata value; a 1 MB mut_id.
+    let mut with_nul = vec![conversation("grpc\u{0}call"), conversation("grpc-2")];
+    with_nul[1].transcript[0].content = "hi\u{0}".to_owned();
+    with_nul.push(pb::Conversation { tags: vec!["t\u{0}".to_owned()], ..conversation("grpc-3") });
+    let status = ingest(&server, &key, &project, with_nul, "").await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        violated_fields(&status),
+        [
+            "conversations[0].call_id",
+            "conversations[1].transcript[0].content",
+            "conversations[2].tags[0]"
+        ]
+    );
+    let status =
+        ingest(&server, &key, &project, vec![conversation("m")], &"m".repeat(1 << 20)).await;
+    assert_eq!(violated_fields(&status.unwrap_err()), ["mut_id"]);
+
+    // JSON: NUL in metadata, 8,192 metadata keys.
+    let headers = [("content-type", "application/json"), ("api-key", key.as_str())];
+    let keys: serde_json::Map<String, Value> =
+        (0..8192).map(|index| (format!("k{index}"), json!(1))).collect();
+    let body = json!({"project_id": project, "conversations": [
+        {"call_id": "json-1", "transcript": [{"role": "user", "content": "x"}], "metadata": {"note": "a\u{0}b"}},
+        {"call_id": "json-2", "transcript": [{"role": "user", "content": "x"}], "metadata": keys},
+    ]});
+    let (status, refused) = http_request(
+        &server,
+        "POST",
+        "/v0/conversations/ingest",
+        &headers,
+        body.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(
+        json_fields(&refused),
+        ["body.conversations.0.metadata.note", "body.conversations.1.metadata"]
+    );
+
+    // A provider webhook: NUL in Bland's call id.
+    let bland = create_integration(
+        &server,
+        pb::Provider::Bland,
+        pb::WebhookAuthType::Unspecified,
+        &[("webhook_secret", "bland-webhook-secret-01")],
+        None,
+    )
+    .await;
+    let body = json!({"call_id": "bland\u{0}1", "summary": "x"}).to_string().into_bytes();
+    let signature = earshot_server::providers::bland::sign("bland-webhook-secret-01", &body);
+    let (status, _, refused) = http_exchange(
+        &server,
+        "POST",
+        &format!("/v0/voice/bland/monitor/{}", bland.public_id),
+        &[("content-type", "application/json"), ("x-webhook-signature", &signature)],
+        body,
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["field_violations"][0]["field"], "call_id", "{refused}");
+
+    assert_eq!(stored_ingests(&server).await, 0, "nothing refused was stored");
+    // Another organization's calls went through meanwhile, and do now.
+    let accepted = ingest(&server, &other_key, &other_project, vec![conversation("ok")], "").await;
+    assert_eq!(accepted.unwrap().conversations.len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_call_with_256_metadata_keys_is_stored_and_each_key_filters() {
+    let server = TestServer::start().await;
+    let key = server.admin_key.clone();
+    let fields = (0..256)
+        .map(|index| {
+            let value = prost_types::Value {
+                kind: Some(prost_types::value::Kind::StringValue(format!("v{index}"))),
+            };
+            (format!("k{index}"), value)
+        })
+        .collect();
+    let call = pb::Conversation {
+        metadata: Some(prost_types::Struct { fields }),
+        ..conversation("many-keys")
+    };
+    let accepted = ingest(&server, &key, &server.project_id, vec![call], "").await.unwrap();
+    let mut client = IngestServiceClient::new(server.channel().await);
+    let done = earshot_e2e::client::wait_for_ingest(
+        &mut client,
+        &key,
+        &accepted.conversations[0].ingest_id,
+        |status| {
+            status.state == pb::IngestState::Done as i32
+                || status.state == pb::IngestState::Dead as i32
+        },
+    )
+    .await;
+    assert_eq!(done.state, pb::IngestState::Done as i32, "{done:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_offset_past_the_deepest_page_is_refused_by_name() {
+    let server = TestServer::start().await;
+    let headers = [("content-type", "application/json"), ("api-key", server.admin_key.as_str())];
+    let body = json!({"project_id": server.project_id, "offset": 9_223_372_036_854_775_808u64});
+    let (status, refused) = http_request(
+        &server,
+        "POST",
+        "/v0/find_datapoints",
+        &headers,
+        body.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(json_fields(&refused), ["body.offset"]);
+    server.stop().await;
+}
