@@ -51,8 +51,9 @@ pub fn presented_key<'a>(
     api_key_header: Option<&'a str>,
     authorization_header: Option<&'a str>,
 ) -> &'a str {
-    if let Some(key) = api_key_header {
-        return key.trim();
+    // An empty api-key header does not hide a Bearer token.
+    if let Some(key) = api_key_header.map(str::trim).filter(|key| !key.is_empty()) {
+        return key;
     }
     authorization_header
         .and_then(|value| {
@@ -207,6 +208,7 @@ mod tests {
         assert_eq!(presented_key(None, Some("bearer  es_abc ")), "es_abc");
         assert_eq!(presented_key(Some(" es_def "), Some("Bearer es_abc")), "es_def");
         assert_eq!(presented_key(None, Some("Basic dXNlcjpwYXNz")), "");
+        assert_eq!(presented_key(Some(" "), Some("Bearer es_abc")), "es_abc");
     }
 
     #[test]

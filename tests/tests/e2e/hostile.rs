@@ -209,3 +209,69 @@ async fn an_offset_past_the_deepest_page_is_refused_by_name() {
     assert_eq!(json_fields(&refused), ["body.offset"]);
     server.stop().await;
 }
+
+/// An upper bound for an answer that needs no body, not a pause: a server that waited for the
+/// body would wait forever, since none is sent.
+const UNREAD_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A request announcing a 60 MB body, of which nothing is sent, with a wrong key: answered 401
+/// at once, from the headers, on every JSON route that takes a key.
+#[tokio::test]
+async fn a_wrong_key_is_refused_before_the_body_is_read_over_http() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start().await;
+    for path in ["/v0/conversations/ingest", "/v0/find_datapoints", "/v0/voice/vapi/monitor"] {
+        let mut stream = tokio::net::TcpStream::connect(server.address).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: earshot\r\ncontent-type: application/json\r\n\
+             api-key: es_wrong\r\ncontent-length: 60000000\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 512];
+        let read = tokio::time::timeout(UNREAD_BODY_TIMEOUT, stream.read(&mut answer))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: no answer without the body"))
+            .unwrap();
+        let status_line =
+            String::from_utf8_lossy(&answer[..read]).lines().next().map(str::to_owned);
+        assert_eq!(status_line.as_deref(), Some("HTTP/1.1 401 Unauthorized"), "{path}");
+    }
+    server.stop().await;
+}
+
+/// The same over gRPC: a call whose message never arrives, with a wrong key, gets
+/// UNAUTHENTICATED in a trailers-only answer; health checks need no key.
+#[tokio::test]
+async fn a_wrong_key_is_refused_before_the_message_is_read_over_grpc() {
+    use http_body_util::StreamBody;
+    let server = TestServer::start().await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let never = futures_util::stream::pending::<
+        Result<hyper::body::Frame<bytes::Bytes>, std::convert::Infallible>,
+    >();
+    let request = http::Request::post(format!(
+        "{}/earshot.v1.IngestService/IngestConversations",
+        server.url()
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .header("api-key", "es_wrong")
+    .body(StreamBody::new(never))
+    .unwrap();
+    let response = tokio::time::timeout(UNREAD_BODY_TIMEOUT, client.request(request))
+        .await
+        .expect("no answer without the message")
+        .unwrap();
+    assert_eq!(response.headers()["grpc-status"], "16", "{:?}", response.headers());
+    assert_eq!(response.headers()["content-type"], "application/grpc");
+
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
+    let serving = health
+        .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+        .await
+        .unwrap();
+    assert_eq!(serving.into_inner().status, 1);
+    server.stop().await;
+}

@@ -1,13 +1,72 @@
-//! Reads the API key from gRPC metadata (rule in `domain::auth::presented_key`).
+//! API keys on gRPC calls: checked from the headers before the message is read, so an
+//! anonymous call costs no body read or decode (rule for which header in
+//! `domain::auth::presented_key`).
 
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use tonic::metadata::MetadataMap;
 
+use super::status::to_status;
 use crate::domain::Domain;
 use crate::domain::auth::presented_key;
 use crate::error::Error;
 use crate::model::auth::Principal;
 
-pub async fn authenticate(domain: &Domain, metadata: &MetadataMap) -> Result<Principal, Error> {
+/// Services that answer without a key: health checks and reflection.
+const OPEN_SERVICES: [&str; 2] = ["/grpc.health.", "/grpc.reflection."];
+
+/// Middleware in front of the gRPC services: authenticates the call from its headers and hands
+/// the principal on in the request's extensions, or answers the error as a trailers-only gRPC
+/// response (in the caller's content type, so gRPC-web clients read it too) without reading
+/// the body.
+pub async fn authenticate_first(
+    State(domain): State<Domain>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let open = OPEN_SERVICES.iter().any(|prefix| request.uri().path().starts_with(prefix));
+    if open {
+        return next.run(request).await;
+    }
+    // Owned, so the request (whose body is not Sync) is not borrowed across the await.
+    let key = {
+        let header = |name| request.headers().get(name).and_then(|value| value.to_str().ok());
+        presented_key(header("api-key"), header("authorization")).to_owned()
+    };
+    match domain.authenticate(&key).await {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(error) => {
+            let content_type = request.headers().get(http::header::CONTENT_TYPE).cloned();
+            let mut response = to_status(&error).into_http::<Body>().into_response();
+            if let Some(content_type) = content_type {
+                response.headers_mut().insert(http::header::CONTENT_TYPE, content_type);
+            }
+            response
+        }
+    }
+}
+
+/// The caller of a service method: the principal `authenticate_first` put in the request, or,
+/// for a service reached without it, one authenticated from the metadata.
+pub async fn authenticate<T>(
+    domain: &Domain,
+    request: &tonic::Request<T>,
+) -> Result<Principal, Error> {
+    if let Some(principal) = request.extensions().get::<Principal>() {
+        return Ok(principal.clone());
+    }
+    authenticate_metadata(domain, request.metadata()).await
+}
+
+async fn authenticate_metadata(
+    domain: &Domain,
+    metadata: &MetadataMap,
+) -> Result<Principal, Error> {
     let header = |name| metadata.get(name).and_then(|value| value.to_str().ok());
     domain.authenticate(presented_key(header("api-key"), header("authorization"))).await
 }

@@ -7,8 +7,8 @@
 //! usual `error` object.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::State;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -19,6 +19,7 @@ use super::{RestState, presented_key};
 use crate::domain::ingest::IngestRequest;
 use crate::domain::parse_id;
 use crate::error::{Error, FieldViolation};
+use crate::model::auth::Principal;
 use crate::model::conversation::Source;
 use crate::model::conversation_json::{self, JsonConversation, parse_time};
 use crate::model::datapoints::{DatapointQuery, DatapointView};
@@ -101,12 +102,29 @@ struct IngestBody {
     conversations: Vec<JsonConversation>,
 }
 
+/// The request's API key, checked before its body is read (an anonymous request costs no body
+/// read), then the body within the route's limit.
+async fn authenticated_body(
+    state: &RestState,
+    request: Request<Body>,
+) -> Result<(Principal, Bytes), Response> {
+    require_json(request.headers()).map_err(|response| *response)?;
+    let principal = state
+        .domain
+        .authenticate(presented_key(request.headers()))
+        .await
+        .map_err(|error| CompatError(error).into_response())?;
+    let body = Bytes::from_request(request, state).await.map_err(IntoResponse::into_response)?;
+    Ok((principal, body))
+}
+
 /// `POST /v0/conversations/ingest`.
-pub async fn ingest(State(state): State<RestState>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(response) = require_json(&headers) {
-        return *response;
-    }
-    match ingest_inner(&state, &headers, &body).await {
+pub async fn ingest(State(state): State<RestState>, request: Request<Body>) -> Response {
+    let (principal, body) = match authenticated_body(&state, request).await {
+        Ok(authenticated) => authenticated,
+        Err(response) => return response,
+    };
+    match ingest_inner(&state, &principal, &body).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
@@ -114,10 +132,9 @@ pub async fn ingest(State(state): State<RestState>, headers: HeaderMap, body: By
 
 async fn ingest_inner(
     state: &RestState,
-    headers: &HeaderMap,
+    principal: &Principal,
     body: &[u8],
 ) -> Result<Response, CompatError> {
-    let principal = state.domain.authenticate(presented_key(headers)).await?;
     let parsed: IngestBody = parse_body(body)?;
     let project_id = parsed
         .project_id
@@ -142,7 +159,7 @@ async fn ingest_inner(
     let ingested = state
         .domain
         .ingest_conversations(
-            &principal,
+            principal,
             IngestRequest { project_id, conversations, mut_id: parsed.mut_id, source: Source::Sdk },
         )
         .await?;
@@ -179,15 +196,12 @@ struct FindBody {
 const MAX_OFFSET: usize = 100_000;
 
 /// `POST /v0/find_datapoints`.
-pub async fn find_datapoints(
-    State(state): State<RestState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(response) = require_json(&headers) {
-        return *response;
-    }
-    match find_inner(&state, &headers, &body).await {
+pub async fn find_datapoints(State(state): State<RestState>, request: Request<Body>) -> Response {
+    let (principal, body) = match authenticated_body(&state, request).await {
+        Ok(authenticated) => authenticated,
+        Err(response) => return response,
+    };
+    match find_inner(&state, &principal, &body).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
@@ -195,10 +209,9 @@ pub async fn find_datapoints(
 
 async fn find_inner(
     state: &RestState,
-    headers: &HeaderMap,
+    principal: &Principal,
     body: &[u8],
 ) -> Result<Response, CompatError> {
-    let principal = state.domain.authenticate(presented_key(headers)).await?;
     let parsed: FindBody = if body.iter().all(u8::is_ascii_whitespace) {
         FindBody::default()
     } else {
@@ -232,7 +245,7 @@ async fn find_inner(
         },
         ..DatapointQuery::default()
     };
-    let page = state.domain.search_datapoints(&principal, query).await?;
+    let page = state.domain.search_datapoints(principal, query).await?;
     let list: Vec<Value> = page.datapoints.iter().map(datapoint_json).collect();
     Ok((StatusCode::OK, Json(Value::Array(list))).into_response())
 }
