@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue, Method};
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -151,25 +150,15 @@ impl App {
         ));
 
         let (stop_sender, mut stop_receiver) = tokio::sync::watch::channel(false);
-        // gRPC answers in several HTTP/2 frames; without TCP_NODELAY, Nagle's algorithm holds the
-        // last of them until the client's delayed ACK (about 40 ms on Linux).
-        let listener = listener.tap_io(|stream| {
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
-            }
-        });
         let server =
-            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move {
-                    let _ = stop_receiver.wait_for(|stop| *stop).await;
-                });
-        let mut server_task = tokio::spawn(server.into_future());
+            crate::transport::serve::serve(listener, router, self.serve_limits(), async move {
+                let _ = stop_receiver.wait_for(|stop| *stop).await;
+            });
+        let mut server_task = tokio::spawn(server);
 
         tokio::select! {
             finished = &mut server_task => {
-                return finished
-                    .map_err(|error| Error::internal("running the server", error))?
-                    .map_err(|error| Error::internal("running the server", error));
+                return finished.map_err(|error| Error::internal("running the server", error));
             }
             () = shutdown => {}
         }
@@ -181,9 +170,9 @@ impl App {
         let _ = stop_sender.send(true);
         let grace = Duration::from_secs(self.config.server.shutdown_grace_seconds);
         match tokio::time::timeout(grace, &mut server_task).await {
-            Ok(finished) => finished
-                .map_err(|error| Error::internal("running the server", error))?
-                .map_err(|error| Error::internal("running the server", error))?,
+            Ok(finished) => {
+                finished.map_err(|error| Error::internal("running the server", error))?;
+            }
             Err(_) => {
                 tracing::warn!(
                     grace_seconds = grace.as_secs(),
@@ -205,6 +194,20 @@ impl App {
         self.domain.storage.clone().close().await?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+impl App {
+    fn serve_limits(&self) -> crate::transport::serve::Limits {
+        let server = &self.config.server;
+        crate::transport::serve::Limits {
+            header_read_timeout: Duration::from_secs(server.header_read_timeout_seconds),
+            body_idle_timeout: Duration::from_secs(server.body_idle_timeout_seconds),
+            request_timeout: Duration::from_secs(server.request_timeout_seconds),
+            max_connections: server.max_connections,
+            max_connections_per_address: server.max_connections_per_address,
+            max_concurrent_large_bodies: server.max_concurrent_large_bodies,
+        }
     }
 }
 

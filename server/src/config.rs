@@ -130,6 +130,12 @@ pub struct ServerConfig {
     pub max_grpc_message_bytes: usize,
     pub trusted_proxies: Vec<String>,
     pub api_key_rate_limit_per_minute: u32,
+    pub header_read_timeout_seconds: u64,
+    pub body_idle_timeout_seconds: u64,
+    pub request_timeout_seconds: u64,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    pub max_concurrent_large_bodies: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -258,6 +264,24 @@ impl Config {
         }
         if !(1..=3600).contains(&self.server.shutdown_grace_seconds) {
             return invalid("server.shutdown_grace_seconds", "must be between 1 and 3600");
+        }
+        for (key, seconds) in [
+            ("server.header_read_timeout_seconds", self.server.header_read_timeout_seconds),
+            ("server.body_idle_timeout_seconds", self.server.body_idle_timeout_seconds),
+            ("server.request_timeout_seconds", self.server.request_timeout_seconds),
+        ] {
+            if !(1..=86_400).contains(&seconds) {
+                return invalid(key, "must be between 1 and 86400");
+            }
+        }
+        for (key, count) in [
+            ("server.max_connections", self.server.max_connections),
+            ("server.max_connections_per_address", self.server.max_connections_per_address),
+            ("server.max_concurrent_large_bodies", self.server.max_concurrent_large_bodies),
+        ] {
+            if count == 0 {
+                return invalid(key, "must be at least 1");
+            }
         }
         if !(1024..=1 << 30).contains(&self.server.max_grpc_message_bytes) {
             return invalid("server.max_grpc_message_bytes", "must be between 1024 and 1073741824");

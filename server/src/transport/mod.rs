@@ -2,3 +2,4 @@
 
 pub mod grpc;
 pub mod rest;
+pub mod serve;

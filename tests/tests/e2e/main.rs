@@ -12,6 +12,7 @@ mod crash;
 mod grpc_api;
 mod hostile;
 mod ingest_api;
+mod limits;
 mod process;
 mod recognition;
 mod sdk_rust;
