@@ -59,17 +59,24 @@ fn classify_v4(ip: Ipv4Addr) -> Option<&'static str> {
 }
 
 fn classify_v6(ip: Ipv6Addr) -> Option<&'static str> {
-    let first = ip.segments()[0];
+    let segments = ip.segments();
+    let first = segments[0];
     if ip.is_loopback() {
         Some(LOOPBACK)
-    } else if first & 0xfe00 == 0xfc00 {
+    } else if first & 0xfe00 == 0xfc00 || first & 0xffc0 == 0xfec0 {
+        // Unique-local fc00::/7, and the deprecated site-local fec0::/10.
         Some(PRIVATE)
     } else if first & 0xffc0 == 0xfe80 {
         Some(LINK_LOCAL)
     } else if ip.is_unspecified()
         || ip.is_multicast()
-        || first == 0x2001 && ip.segments()[1] == 0x0db8
+        || first == 0x2001 && segments[1] == 0x0db8
         || first == 0x0064
+        // Addresses that carry an IPv4 address a relay or translator would reach: IPv4-compatible
+        // ::a.b.c.d (deprecated), 6to4 2002::/16, Teredo 2001::/32.
+        || segments[..6] == [0; 6]
+        || first == 0x2002
+        || first == 0x2001 && segments[1] == 0
     {
         Some(SPECIAL)
     } else {
@@ -83,7 +90,18 @@ pub async fn check_url(url: &str, allow_private: bool) -> Result<(), String> {
     let uri: http::Uri = url.parse().map_err(|_| "is not a valid URL".to_owned())?;
     let host = uri.host().ok_or_else(|| "has no host".to_owned())?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+    // `Uri` reads a port that is not a u16 as no port at all; the fetch would then fail.
+    let written = uri
+        .authority()
+        .and_then(|authority| authority.as_str().rsplit_once(':'))
+        .map(|(_, port)| port)
+        .filter(|port| !port.is_empty() && port.bytes().all(|byte| byte.is_ascii_digit()));
+    let default_port = if uri.scheme_str() == Some("https") { 443 } else { 80 };
+    let port = match written.map(str::parse::<u16>) {
+        None => default_port,
+        Some(Ok(port)) if port > 0 => port,
+        Some(_) => return Err(format!("has an invalid port {}", written.unwrap_or_default())),
+    };
     let addresses: Vec<SocketAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
         Err(_) => {
@@ -176,6 +194,12 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
             "::",
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::1",
+            "fec0::1",
+            "2001:0:4136:e378::1",
         ] {
             assert!(denied(ip), "{ip} must be refused");
         }
@@ -215,5 +239,9 @@ mod tests {
         let error = check_url("http://[::1]:8080/a.wav", false).await.unwrap_err();
         assert!(error.contains("loopback"), "{error}");
         assert!(check_url("http://127.0.0.1:9/a.wav", true).await.is_ok());
+        for url in ["http://8.8.8.8:99999/a.wav", "http://8.8.8.8:0/a.wav"] {
+            let error = check_url(url, false).await.unwrap_err();
+            assert!(error.contains("invalid port"), "{url}: {error}");
+        }
     }
 }

@@ -19,6 +19,7 @@ impl Domain {
         mut query: DatapointQuery,
     ) -> Result<DatapointPage> {
         principal.require(Scope::Read)?;
+        query.check()?;
         match query.project_id {
             Some(project_id) => {
                 self.project_for(principal, project_id).await?;

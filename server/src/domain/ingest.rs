@@ -175,6 +175,15 @@ impl Domain {
         S: Stream<Item = Result<Bytes>> + Send + Unpin,
     {
         principal.require(Scope::Ingest)?;
+        if let Some(content_type) = metadata.content_type.as_deref()
+            && !is_media_type(content_type)
+        {
+            return Err(Error::invalid(
+                "metadata.content_type",
+                "must be a media type such as audio/wav (letters, digits and !#$&^_.+- around \
+                 one /, at most 100 bytes)",
+            ));
+        }
         let project_id = self.ingest_project(principal, metadata.project_id).await?;
         let mut writer = self.blobs.writer().await?;
         let limit = self.settings.max_upload_bytes as u64;
@@ -357,6 +366,17 @@ where
 }
 
 /// What the upload's metadata promised against what arrived.
+/// `type/subtype` in RFC 6838 characters, nothing else (no parameters, spaces or line breaks),
+/// as stored and echoed back.
+fn is_media_type(text: &str) -> bool {
+    let token = |part: &str| {
+        !part.is_empty()
+            && part.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&byte))
+    };
+    text.len() <= 100
+        && text.split_once('/').is_some_and(|(kind, subtype)| token(kind) && token(subtype))
+}
+
 fn check_upload(
     metadata: &UploadMetadata,
     size: u64,

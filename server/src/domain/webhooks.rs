@@ -348,6 +348,7 @@ impl Opened {
                 .header_token
                 .as_ref()
                 .map(|options| options.header_name.as_str()),
+            WebhookAuthType::LivekitJwt => Some("authorization"),
             _ => None,
         };
         let stored = StoredRequest {

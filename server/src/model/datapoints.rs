@@ -190,6 +190,62 @@ pub struct DatapointQuery {
 
 pub const DEFAULT_SEARCH_PAGE: usize = 100;
 
+/// Tags in `tags_any` or `tags_all`, and `metadata_equals` pairs, one search may give: each is
+/// a term of the query, and an unbounded number makes an unbounded statement.
+pub const MAX_SEARCH_TERMS: usize = 20;
+
+/// The longest `text_contains`, in characters.
+pub const MAX_SEARCH_TEXT_CHARS: usize = 256;
+
+impl DatapointQuery {
+    /// Refuses what no stored datapoint can match or what would make an unbounded statement:
+    /// too many terms, over-long or control-character text (a NUL would match everything on
+    /// some databases and fail on others).
+    pub fn check(&self) -> Result<(), crate::error::Error> {
+        let mut violations = crate::error::Violations::new();
+        let text =
+            |violations: &mut crate::error::Violations, field: &str, value: &str, max: usize| {
+                if value.chars().count() > max || value.chars().any(char::is_control) {
+                    violations
+                        .add(field, format!("at most {max} characters, no control characters"));
+                }
+            };
+        for (field, value) in [
+            ("context_token", &self.context_token),
+            ("call_id", &self.call_id),
+            ("provider", &self.provider),
+        ] {
+            if let Some(value) = value {
+                text(&mut violations, field, value, 256);
+            }
+        }
+        if let Some(value) = &self.text_contains {
+            text(&mut violations, "text_contains", value, MAX_SEARCH_TEXT_CHARS);
+        }
+        for (field, tags) in [("tags_any", &self.tags_any), ("tags_all", &self.tags_all)] {
+            if tags.len() > MAX_SEARCH_TERMS {
+                violations.add(field, format!("at most {MAX_SEARCH_TERMS} tags"));
+            }
+            for (index, tag) in tags.iter().enumerate() {
+                text(&mut violations, &format!("{field}[{index}]"), tag, 200);
+            }
+        }
+        if self.metadata_equals.len() > MAX_SEARCH_TERMS {
+            violations.add("metadata_equals", format!("at most {MAX_SEARCH_TERMS} pairs"));
+        }
+        for (key, value) in &self.metadata_equals {
+            text(&mut violations, &format!("metadata_equals.{key}"), key, 256);
+            text(
+                &mut violations,
+                &format!("metadata_equals.{key}"),
+                value,
+                MAX_FILTERABLE_METADATA_BYTES,
+            );
+        }
+        violations.into_result()
+    }
+}
+
 pub const MAX_SEARCH_PAGE: usize = 500;
 
 #[derive(Clone, Debug)]

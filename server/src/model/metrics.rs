@@ -44,7 +44,9 @@ fn spans(turns: &[Turn]) -> Vec<(i64, i64)> {
         .map(|(index, turn)| {
             let end = turn.end_ms.unwrap_or_else(|| match turns.get(index + 1) {
                 Some(next) if next.start_ms >= turn.start_ms => next.start_ms,
-                _ => turn.start_ms + word_count(&turn.content) * ESTIMATED_MS_PER_WORD,
+                _ => turn.start_ms.saturating_add(
+                    word_count(&turn.content).saturating_mul(ESTIMATED_MS_PER_WORD),
+                ),
             });
             (turn.start_ms, end.max(turn.start_ms))
         })
@@ -72,21 +74,24 @@ pub fn compute(turns: &[Turn]) -> CallMetrics {
             }
         };
         let metrics = &mut roles[index];
-        metrics.turn_count += 1;
-        metrics.talk_time_ms += end - start;
-        metrics.word_count += word_count(&turn.content);
+        // Saturating throughout: times come from senders, and a metric is never negative.
+        metrics.turn_count = metrics.turn_count.saturating_add(1);
+        metrics.talk_time_ms = metrics.talk_time_ms.saturating_add(end.saturating_sub(*start));
+        metrics.word_count = metrics.word_count.saturating_add(word_count(&turn.content));
     }
 
     let mut latencies: Vec<i64> = turns
         .windows(2)
         .zip(spans.windows(2))
         .filter(|(pair, _)| pair[0].role == Role::User && pair[1].role == Role::Assistant)
-        .map(|(_, span)| (span[1].0 - span[0].1).max(0))
+        .map(|(_, span)| span[1].0.saturating_sub(span[0].1).max(0))
         .collect();
     latencies.sort_unstable();
 
-    let total_words: i64 = roles.iter().map(|metrics| metrics.word_count).sum();
-    let total_talk_ms: i64 = roles.iter().map(|metrics| metrics.talk_time_ms).sum();
+    let total_words =
+        roles.iter().fold(0i64, |sum, metrics| sum.saturating_add(metrics.word_count));
+    let total_talk_ms =
+        roles.iter().fold(0i64, |sum, metrics| sum.saturating_add(metrics.talk_time_ms));
     #[allow(clippy::cast_precision_loss)]
     let words_per_minute =
         (total_talk_ms > 0).then(|| total_words as f64 * 60_000.0 / total_talk_ms as f64);
@@ -97,15 +102,17 @@ pub fn compute(turns: &[Turn]) -> CallMetrics {
         if index == 0 || turns[index].role != turns[index - 1].role {
             run_start = index;
         }
-        longest_monologue_ms = longest_monologue_ms.max(spans[index].1 - spans[run_start].0);
+        longest_monologue_ms =
+            longest_monologue_ms.max(spans[index].1.saturating_sub(spans[run_start].0));
     }
 
     let (mut overlap_count, mut overlap_ms) = (0, 0);
     for (pair, span) in turns.windows(2).zip(spans.windows(2)) {
         let both_ends_known = pair[0].end_ms.is_some();
         if both_ends_known && pair[0].role != pair[1].role && span[1].0 < span[0].1 {
-            overlap_count += 1;
-            overlap_ms += span[0].1.min(span[1].1) - span[1].0;
+            overlap_count = i32::saturating_add(overlap_count, 1);
+            overlap_ms =
+                i64::saturating_add(overlap_ms, span[0].1.min(span[1].1).saturating_sub(span[1].0));
         }
     }
 
@@ -133,6 +140,19 @@ mod tests {
             channel: None,
             confidence: None,
         }
+    }
+
+    #[test]
+    fn extreme_times_saturate_instead_of_wrapping_negative() {
+        let turns = [
+            turn(Role::User, "a b c", i64::MIN, Some(i64::MAX)),
+            turn(Role::Assistant, "d", i64::MAX, None),
+            turn(Role::User, "e", 0, Some(i64::MAX)),
+        ];
+        let metrics = compute(&turns);
+        assert!(metrics.roles.iter().all(|role| role.talk_time_ms >= 0), "{metrics:?}");
+        assert!(metrics.longest_monologue_ms >= 0 && metrics.overlap_ms >= 0, "{metrics:?}");
+        assert!(metrics.words_per_minute.is_none_or(|rate| rate >= 0.0), "{metrics:?}");
     }
 
     #[test]

@@ -25,7 +25,7 @@ struct Claims {
 }
 
 /// Checks the JWT in `Authorization` (raw, or after `Bearer `): algorithm HS256 only, signed
-/// with the API secret, issuer equal to the API key, `exp` present and not passed (60 s leeway),
+/// with the API secret, then issuer equal to the API key, `exp` present and not passed (60 s leeway),
 /// `nbf` reached, and the `sha256` claim equal to base64(SHA-256(body)).
 ///
 /// Hand-written over `hmac` rather than a JWT crate: one fixed algorithm and four claims, where
@@ -59,13 +59,15 @@ pub fn verify(
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .ok_or(AuthFailure::MalformedSignature)?;
     let signature = decode(signature_b64).map_err(|_| AuthFailure::MalformedSignature)?;
-    if !constant_time_eq(claims.iss.as_bytes(), api_key.as_bytes()) {
-        return Err(AuthFailure::UnknownIssuer);
-    }
+    // The signature first: answering `unknown_issuer` to an unsigned token would tell anyone
+    // which API key an integration has.
     let signed =
         hmac_sha256(api_secret.as_bytes(), &[header_b64.as_bytes(), b".", claims_b64.as_bytes()]);
     if !constant_time_eq(&signed, &signature) {
         return Err(AuthFailure::SignatureMismatch);
+    }
+    if !constant_time_eq(claims.iss.as_bytes(), api_key.as_bytes()) {
+        return Err(AuthFailure::UnknownIssuer);
     }
     let now = request.now.timestamp();
     match claims.exp {

@@ -181,7 +181,12 @@ pub fn verify_any<'a>(
 pub fn is_token_auth(auth_type: WebhookAuthType) -> bool {
     matches!(
         auth_type,
-        WebhookAuthType::VapiSecret | WebhookAuthType::HeaderToken | WebhookAuthType::UrlToken
+        WebhookAuthType::VapiSecret
+            | WebhookAuthType::HeaderToken
+            | WebhookAuthType::UrlToken
+            // LiveKit's JWT is a bearer token (anyone holding it may post for five minutes) and
+            // names the API key: it is not stored, so a replay rests on the check on arrival.
+            | WebhookAuthType::LivekitJwt
     )
 }
 

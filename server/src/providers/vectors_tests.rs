@@ -193,6 +193,15 @@ fn livekit_tokens_minted_here_verify_and_expire() {
         livekit::verify("other", "secret-secret", &at(1_700_000_100)),
         Err(AuthFailure::UnknownIssuer)
     );
+    // A token not signed with the secret learns nothing about the API key: it fails on its
+    // signature whatever its issuer.
+    for api_key in ["APIkey", "other"] {
+        assert_eq!(
+            livekit::verify(api_key, "another-secret", &at(1_700_000_100)),
+            Err(AuthFailure::SignatureMismatch),
+            "{api_key}"
+        );
+    }
 }
 
 #[test]

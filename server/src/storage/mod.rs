@@ -145,7 +145,31 @@ fn db_error(context: &'static str) -> impl FnOnce(DbErr) -> Error {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
             Error::Unavailable(format!("database unavailable while {context}"))
         }
+        other if is_transient(&other) => {
+            tracing::warn!(error = %other, context, "transient database condition");
+            Error::Unavailable(format!("the database is busy while {context}; retry"))
+        }
         other => Error::internal(context, other),
+    }
+}
+
+/// Conditions that pass on their own, so a retry succeeds: SQLite's busy and locked results,
+/// PostgreSQL's serialization failures, deadlocks, lock timeouts, shutdowns and full connection
+/// slots, and a pool that timed out.
+fn is_transient(error: &DbErr) -> bool {
+    const TRANSIENT_CODES: [&str; 9] =
+        ["5", "6", "261", "517", "40001", "40P01", "55P03", "57P01", "53300"];
+    let (DbErr::Exec(sea_orm::RuntimeErr::SqlxError(error))
+    | DbErr::Query(sea_orm::RuntimeErr::SqlxError(error))) = error
+    else {
+        return false;
+    };
+    match error.as_ref() {
+        sea_orm::sqlx::Error::PoolTimedOut => true,
+        sea_orm::sqlx::Error::Database(database) => {
+            database.code().is_some_and(|code| TRANSIENT_CODES.contains(&code.as_ref()))
+        }
+        _ => false,
     }
 }
 
@@ -218,5 +242,30 @@ pub mod testing {
             database_url("postgres://u:p@h/earshot?sslmode=disable", "t2"),
             "postgres://u:p@h/t2?sslmode=disable"
         );
+    }
+}
+
+#[cfg(test)]
+mod transient_tests {
+    use sea_orm::{ConnectionTrait, Database};
+
+    use super::db_error;
+    use crate::error::Error;
+
+    /// A write that meets another connection's lock answers "unavailable, retry" (503), not an
+    /// internal error (500).
+    #[tokio::test]
+    async fn a_locked_database_is_unavailable_not_internal() {
+        let directory = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", directory.path().join("locked.db").display());
+        let holder = Database::connect(&url).await.unwrap();
+        holder.execute_unprepared("CREATE TABLE t (x INTEGER)").await.unwrap();
+        let other = Database::connect(&url).await.unwrap();
+        other.execute_unprepared("PRAGMA busy_timeout = 0").await.unwrap();
+        holder.execute_unprepared("BEGIN EXCLUSIVE").await.unwrap();
+        let refused = other.execute_unprepared("INSERT INTO t VALUES (1)").await.unwrap_err();
+        let error = db_error("writing a test row")(refused);
+        assert!(matches!(error, Error::Unavailable(_)), "{error:?}");
+        holder.execute_unprepared("ROLLBACK").await.unwrap();
     }
 }

@@ -193,7 +193,7 @@ async fn a_call_with_256_metadata_keys_is_stored_and_each_key_filters() {
 }
 
 #[tokio::test]
-async fn an_offset_past_the_deepest_page_is_refused_by_name() {
+async fn find_datapoints_refuses_a_deep_offset_and_nul_text_by_name() {
     let server = TestServer::start().await;
     let headers = [("content-type", "application/json"), ("api-key", server.admin_key.as_str())];
     let body = json!({"project_id": server.project_id, "offset": 9_223_372_036_854_775_808u64});
@@ -207,6 +207,16 @@ async fn an_offset_past_the_deepest_page_is_refused_by_name() {
     .await;
     assert_eq!(status, 422, "{refused}");
     assert_eq!(json_fields(&refused), ["body.offset"]);
+    let body = json!({"project_id": server.project_id, "search_value": "\u{0}"});
+    let (status, refused) = http_request(
+        &server,
+        "POST",
+        "/v0/find_datapoints",
+        &headers,
+        body.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!((status, json_fields(&refused)), (422, vec!["body.search_value".to_owned()]));
     server.stop().await;
 }
 
@@ -273,5 +283,119 @@ async fn a_wrong_key_is_refused_before_the_message_is_read_over_grpc() {
         .await
         .unwrap();
     assert_eq!(serving.into_inner().status, 1);
+    server.stop().await;
+}
+
+/// Smaller holes, each closed: a CR/LF in a webhook path cannot forge a log line; an empty
+/// api-key header does not hide a Bearer token; out-of-range gRPC timestamps and search text with
+/// NUL are refused by name instead of turning a filter off; an upload's content type cannot carry
+/// a line break; a URL with port 99999 is refused at once instead of retried.
+#[tokio::test]
+async fn smaller_holes_are_closed() {
+    use earshot_proto::v1::datapoint_service_client::DatapointServiceClient;
+    let logs = earshot_e2e::in_process::captured_logs();
+    let server = TestServer::start().await;
+    let key = server.admin_key.clone();
+
+    let (status, _, _) = http_exchange(
+        &server,
+        "POST",
+        "/v0/voice/bland/monitor/pub_x%0D%0AFORGED%20line",
+        &[("content-type", "application/json")],
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert!(!logs.text().contains("\nFORGED line"), "a CR/LF from the path reached the log raw");
+
+    let bearer = format!("Bearer {key}");
+    let (status, _) = http_request(
+        &server,
+        "GET",
+        "/v0/projects",
+        &[("api-key", ""), ("authorization", &bearer)],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(status, 201);
+
+    let mut datapoints = DatapointServiceClient::new(server.channel().await);
+    let status = datapoints
+        .search_datapoints(authed(
+            pb::SearchDatapointsRequest {
+                project_id: server.project_id.clone(),
+                start_time: Some(prost_types::Timestamp { seconds: i64::MAX, nanos: 0 }),
+                ..Default::default()
+            },
+            &key,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["start_time"]);
+    let status = datapoints
+        .search_datapoints(authed(
+            pb::SearchDatapointsRequest {
+                project_id: server.project_id.clone(),
+                text_contains: "\u{0}".to_owned(),
+                ..Default::default()
+            },
+            &key,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["text_contains"]);
+    let mut late = conversation("late");
+    late.conversation_start_at = Some(prost_types::Timestamp { seconds: 0, nanos: -1 });
+    let status = ingest(&server, &key, &server.project_id, vec![late], "").await.unwrap_err();
+    assert_eq!(violated_fields(&status), ["conversations[0].conversation_start_at"]);
+
+    let upload = pb::UploadAudioRequest {
+        part: Some(pb::upload_audio_request::Part::Metadata(pb::UploadAudioMetadata {
+            project_id: server.project_id.clone(),
+            content_type: "audio/wav\r\nx-forged: 1".to_owned(),
+            ..Default::default()
+        })),
+    };
+    let status = IngestServiceClient::new(server.channel().await)
+        .upload_audio(authed(futures_util::stream::iter(vec![upload]), &key))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["metadata.content_type"]);
+
+    let mut bad_port = conversation("port");
+    bad_port.audio = Some(pb::Audio {
+        source: Some(pb::audio::Source::Url("https://example.com:99999/a.wav".to_owned())),
+    });
+    let status = ingest(&server, &key, &server.project_id, vec![bad_port], "").await.unwrap_err();
+    assert_eq!(violated_fields(&status), ["conversations[0].audio.url"], "{status:?}");
+    server.stop().await;
+}
+
+/// A message over the size limit is RESOURCE_EXHAUSTED and one nested too deep to decode is
+/// INVALID_ARGUMENT: the caller's doing, not the server's (not OUT_OF_RANGE or INTERNAL).
+#[tokio::test]
+async fn undecodable_messages_are_the_callers_fault() {
+    let server =
+        TestServer::start_with_env(&[("EARSHOT_SERVER__MAX_GRPC_MESSAGE_BYTES", "4096")]).await;
+    let key = server.admin_key.clone();
+    let mut big = conversation("big");
+    big.transcript[0].content = "x".repeat(8192);
+    let status = ingest(&server, &key, &server.project_id, vec![big], "").await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+
+    let mut deep = prost_types::Value { kind: Some(prost_types::value::Kind::NumberValue(1.0)) };
+    for _ in 0..150 {
+        deep = prost_types::Value {
+            kind: Some(prost_types::value::Kind::ListValue(prost_types::ListValue {
+                values: vec![deep],
+            })),
+        };
+    }
+    let nested = pb::Conversation {
+        metadata: Some(prost_types::Struct { fields: [("deep".to_owned(), deep)].into() }),
+        ..conversation("deep")
+    };
+    let status = ingest(&server, &key, &server.project_id, vec![nested], "").await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     server.stop().await;
 }

@@ -267,6 +267,31 @@ async fn livekit_egress_and_room_finished_make_one_call_with_the_recording() {
     let stored = earshot_e2e::media::files_under(&server.data_dir().join("audio"));
     let expected = earshot_server::crypto::sha256_hex(&recording);
     assert!(stored.iter().any(|file| file.ends_with(&expected)), "{stored:?}");
+
+    // The JWT (a bearer credential naming the API key) is not kept with the delivery.
+    let integration_id = integration.id.parse().unwrap();
+    let page = server
+        .app_domain
+        .storage
+        .list_webhook_deliveries(integration_id, None, None, 10)
+        .await
+        .unwrap();
+    for delivery in page {
+        let kept = server
+            .app_domain
+            .storage
+            .get_webhook_delivery(integration_id, delivery.id)
+            .await
+            .unwrap()
+            .unwrap();
+        if let Some(request) = kept.request {
+            assert!(
+                request.headers.iter().all(|(name, _)| name != "authorization"),
+                "{:?}",
+                request.headers
+            );
+        }
+    }
     server.stop().await;
 }
 

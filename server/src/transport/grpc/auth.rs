@@ -38,7 +38,9 @@ pub async fn authenticate_first(
     match domain.authenticate(&key).await {
         Ok(principal) => {
             request.extensions_mut().insert(principal);
-            next.run(request).await
+            let mut response = next.run(request).await;
+            super::status::blame_undecodable_messages_on_the_caller(&mut response);
+            response
         }
         Err(error) => {
             let content_type = request.headers().get(http::header::CONTENT_TYPE).cloned();

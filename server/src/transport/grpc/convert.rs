@@ -299,8 +299,18 @@ use crate::model::datapoints::{DatapointView, TranscriptSource};
 use crate::model::deliveries::{DeliveryVerdict, WebhookDelivery};
 use crate::model::ingest::{AudioObject, IngestRecord, IngestState};
 
-fn time_from_proto(timestamp: prost_types::Timestamp) -> Option<DateTime<Utc>> {
-    DateTime::<Utc>::from_timestamp(timestamp.seconds, u32::try_from(timestamp.nanos).unwrap_or(0))
+/// A protobuf Timestamp as a time, or a violation of `field` when it is not one (nanos outside
+/// 0..1e9, seconds outside what a time can hold): never silently dropped, which would turn a
+/// search filter off.
+fn time_from_proto(
+    field: &str,
+    timestamp: prost_types::Timestamp,
+) -> Result<DateTime<Utc>, crate::error::Error> {
+    u32::try_from(timestamp.nanos)
+        .ok()
+        .filter(|nanos| *nanos < 1_000_000_000)
+        .and_then(|nanos| DateTime::<Utc>::from_timestamp(timestamp.seconds, nanos))
+        .ok_or_else(|| crate::error::Error::invalid(field, "is not a valid timestamp"))
 }
 
 fn role_name(value: i32) -> String {
@@ -311,12 +321,35 @@ fn role_name(value: i32) -> String {
     }
 }
 
-pub fn conversation_input(conversation: pb::Conversation) -> ConversationInput {
+/// A request's conversations as inputs; a timestamp that is not one is named
+/// (`conversations[2].conversation_start_at`).
+pub fn conversation_inputs(
+    conversations: Vec<pb::Conversation>,
+) -> Result<Vec<ConversationInput>, crate::error::Error> {
+    conversations
+        .into_iter()
+        .enumerate()
+        .map(|(index, conversation)| {
+            let start = conversation
+                .conversation_start_at
+                .map(|time| {
+                    time_from_proto(&format!("conversations[{index}].conversation_start_at"), time)
+                })
+                .transpose()?;
+            Ok(ConversationInput {
+                conversation_start_at: start,
+                ..conversation_input(conversation)
+            })
+        })
+        .collect()
+}
+
+fn conversation_input(conversation: pb::Conversation) -> ConversationInput {
     ConversationInput {
         call_id: conversation.call_id,
         context_token: Some(conversation.context_token).filter(|token| !token.is_empty()),
         source_platform: Some(conversation.source_platform).filter(|platform| !platform.is_empty()),
-        conversation_start_at: conversation.conversation_start_at.and_then(time_from_proto),
+        conversation_start_at: None,
         audio: conversation.audio.and_then(|audio| audio.source).map(|source| match source {
             pb::audio::Source::InlineB64(encoded) => AudioInput::InlineBase64(encoded),
             pb::audio::Source::Url(url) => AudioInput::Url(url),
@@ -513,6 +546,9 @@ pub fn datapoint(view: &DatapointView) -> pb::Datapoint {
     }
 }
 
-pub fn time_filter(timestamp: Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    timestamp.and_then(time_from_proto)
+pub fn time_filter(
+    field: &str,
+    timestamp: Option<prost_types::Timestamp>,
+) -> Result<Option<DateTime<Utc>>, crate::error::Error> {
+    timestamp.map(|timestamp| time_from_proto(field, timestamp)).transpose()
 }

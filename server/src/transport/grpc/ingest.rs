@@ -42,11 +42,7 @@ impl IngestService for IngestApi {
                 &principal,
                 IngestRequest {
                     project_id: optional_id("project_id", &request.project_id)?,
-                    conversations: request
-                        .conversations
-                        .into_iter()
-                        .map(convert::conversation_input)
-                        .collect(),
+                    conversations: convert::conversation_inputs(request.conversations)?,
                     mut_id: Some(request.mut_id).filter(|id| !id.is_empty()),
                     source,
                 },

@@ -46,6 +46,27 @@ impl From<Error> for Status {
     }
 }
 
+/// tonic answers a message over the size limit with OUT_OF_RANGE and one it cannot decode
+/// (nested too deep, malformed) with INTERNAL; both are the caller's doing, so they become
+/// RESOURCE_EXHAUSTED and INVALID_ARGUMENT. Such answers are trailers-only: the status is in the
+/// response headers.
+pub fn blame_undecodable_messages_on_the_caller(response: &mut axum::response::Response) {
+    let headers = response.headers_mut();
+    let message = headers
+        .get("grpc-message")
+        .and_then(|value| value.to_str().ok())
+        .map(|text| text.replace("%20", " "))
+        .unwrap_or_default();
+    let code = match headers.get("grpc-status").and_then(|value| value.to_str().ok()) {
+        Some("11") if message.contains("message length too large") => Code::ResourceExhausted,
+        Some("13") if message.starts_with("failed to decode Protobuf message") => {
+            Code::InvalidArgument
+        }
+        _ => return,
+    };
+    headers.insert("grpc-status", http::HeaderValue::from(code as i32));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -245,7 +245,23 @@ async fn find_inner(
         },
         ..DatapointQuery::default()
     };
-    let page = state.domain.search_datapoints(principal, query).await?;
+    // Named as this body names them.
+    let page =
+        state.domain.search_datapoints(principal, query).await.map_err(|error| match error {
+            Error::InvalidArgument(violations) => Error::InvalidArgument(
+                violations
+                    .into_iter()
+                    .map(|violation| FieldViolation {
+                        field: violation
+                            .field
+                            .replacen("text_contains", "search_value", 1)
+                            .replacen("tags_all", "tags", 1),
+                        description: violation.description,
+                    })
+                    .collect(),
+            ),
+            other => other,
+        })?;
     let list: Vec<Value> = page.datapoints.iter().map(datapoint_json).collect();
     Ok((StatusCode::OK, Json(Value::Array(list))).into_response())
 }

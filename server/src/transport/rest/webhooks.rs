@@ -50,7 +50,9 @@ pub async fn receive(
             }
         }
     };
-    tracing::info!(provider = %provider, public_id = %public_id, verdict = verdict.code(), "webhook");
+    // Debug formatting escapes what the path carried (a percent-encoded CR/LF would otherwise
+    // forge a log line).
+    tracing::info!(provider = ?provider, public_id = ?public_id, verdict = verdict.code(), "webhook");
     respond(verdict)
 }
 
