@@ -21,6 +21,8 @@ pub mod webhook;
 #[cfg(test)]
 mod normalize_tests;
 #[cfg(test)]
+mod property_tests;
+#[cfg(test)]
 mod vectors_tests;
 
 use std::borrow::Cow;
