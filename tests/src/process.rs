@@ -18,13 +18,25 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 pub fn earshot_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        let build = escargot::CargoBuild::new()
+        let mut build = escargot::CargoBuild::new()
             .package("earshot-server")
             .bin("earshot")
             .current_release()
-            .manifest_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"))
-            .run()
-            .unwrap_or_else(|error| panic!("building the earshot binary: {error}"));
+            .manifest_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"));
+        // What cargo set for this test crate is not the build's: some build scripts (ring's)
+        // rerun when CARGO_MANIFEST_DIR changes, which would rebuild half the tree each time.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            let per_crate = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_"]
+                .iter()
+                .any(|prefix| name.starts_with(prefix))
+                || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*name);
+            if per_crate {
+                build = build.env_remove(&*name);
+            }
+        }
+        let build =
+            build.run().unwrap_or_else(|error| panic!("building the earshot binary: {error}"));
         build.path().to_owned()
     })
 }

@@ -399,3 +399,60 @@ async fn undecodable_messages_are_the_callers_fault() {
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     server.stop().await;
 }
+
+/// The peak resident memory of a process, in kB (`VmHWM` of /proc/<pid>/status).
+fn peak_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Eight anonymous clients each sending a 60 MB body to the JSON ingest route: the binary
+/// answers each 401 from the headers, and its peak memory grows by far less than one body (it
+/// grew by 330 MB when bodies were read before the key was checked).
+#[tokio::test]
+async fn anonymous_bodies_cost_the_release_binary_no_memory() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = earshot_e2e::process::ServerProcess::start(&[]).await;
+    let pid = server.child.id().unwrap();
+    let before = peak_rss_kb(pid);
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let address = server.address;
+        clients.spawn(async move {
+            let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+            let (mut reader, mut writer) = stream.into_split();
+            // The whole body is offered while the answer is awaited: a server that read bodies
+            // before checking the key would take all of it first.
+            let sender = tokio::spawn(async move {
+                let head = "POST /v0/conversations/ingest HTTP/1.1\r\nhost: earshot\r\n\
+                            content-type: application/json\r\napi-key: es_forged\r\n\
+                            content-length: 60000000\r\n\r\n";
+                writer.write_all(head.as_bytes()).await.unwrap();
+                let chunk = vec![b' '; 1 << 20];
+                for _ in 0..60 {
+                    if writer.write_all(&chunk).await.is_err() {
+                        break;
+                    }
+                }
+                writer
+            });
+            let mut answer = vec![0u8; 256];
+            let read = reader.read(&mut answer).await.unwrap_or(0);
+            sender.abort();
+            String::from_utf8_lossy(&answer[..read]).lines().next().map(str::to_owned)
+        });
+    }
+    while let Some(answer) = clients.join_next().await {
+        if let Some(status_line) = answer.unwrap() {
+            assert_eq!(status_line, "HTTP/1.1 401 Unauthorized");
+        }
+    }
+    let grown_mb = peak_rss_kb(pid).saturating_sub(before) / 1024;
+    eprintln!("peak RSS grew by {grown_mb} MB for 8 anonymous 60 MB bodies");
+    assert!(grown_mb < 60, "peak RSS grew by {grown_mb} MB");
+    server.stop().await;
+}
