@@ -410,11 +410,11 @@ fn peak_rss_kb(pid: u32) -> u64 {
         .unwrap()
 }
 
-/// Eight anonymous clients each sending a 60 MB body to the JSON ingest route: the binary
-/// answers each 401 from the headers, and its peak memory grows by far less than one body (it
-/// grew by 330 MB when bodies were read before the key was checked).
+/// Eight anonymous clients each sending a 60 MB body to the JSON ingest route: the earshot
+/// process answers each 401 from the headers, and its peak memory grows by far less than one
+/// body (the issue measured 330 MB when bodies were read before the key was checked).
 #[tokio::test]
-async fn anonymous_bodies_cost_the_release_binary_no_memory() {
+async fn anonymous_bodies_cost_the_binary_no_memory() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server = earshot_e2e::process::ServerProcess::start(&[]).await;
     let pid = server.child.id().unwrap();
