@@ -32,12 +32,20 @@ pub fn router(state: RestState, max_request_bytes: usize) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi))
         .route("/v0/projects", get(list_projects))
         .route("/v0/conversations/ingest", post(compat::ingest))
         .route("/v0/find_datapoints", post(compat::find_datapoints))
         .layer(axum::extract::DefaultBodyLimit::max(max_request_bytes))
         .merge(webhooks)
         .with_state(state)
+}
+
+/// The OpenAPI 3.1 document of these routes (checked against the router by a test).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
 async fn healthz() -> &'static str {
@@ -103,7 +111,69 @@ pub async fn not_found() -> impl IntoResponse {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use tower::ServiceExt;
+
+    /// (method, path) of every operation the OpenAPI document describes.
+    fn documented() -> BTreeSet<(String, String)> {
+        let document: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
+        assert_eq!(document["openapi"], "3.1.0");
+        let mut operations = BTreeSet::new();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                operations.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+        operations
+    }
+
+    /// (method, path) of every `.route(...)` in the router's source.
+    fn routed() -> BTreeSet<(String, String)> {
+        let source = include_str!("mod.rs");
+        let router = &source[source.find("pub fn router(").unwrap()..];
+        let router = &router[..router.find("\n}\n").unwrap()];
+        router
+            .split(".route(\"")
+            .skip(1)
+            .map(|route| {
+                let (path, rest) = route.split_once('"').unwrap();
+                let method = rest.trim_start_matches([',', ' ']).split('(').next().unwrap();
+                (method.to_uppercase(), path.to_owned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_openapi_document_describes_exactly_the_routes() {
+        assert_eq!(documented(), routed());
+    }
+
+    /// Each documented operation reaches a handler of the real router (not axum's empty 404 or
+    /// 405), with its path parameters filled in.
+    #[tokio::test]
+    async fn every_documented_operation_reaches_a_handler() {
+        let clock = std::sync::Arc::new(crate::clock::ManualClock::new(chrono::Utc::now()));
+        let (domain, _audio) = crate::domain::test_support::domain(clock).await;
+        let state = super::RestState { domain, accepting: std::sync::Arc::default() };
+        let router = super::router(state, 1 << 20);
+        for (method, path) in documented() {
+            let uri = path.replace("{provider}", "bland").replace("{public_id}", "pub_missing");
+            let request = axum::http::Request::builder()
+                .method(method.as_str())
+                .uri(&uri)
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from("{}"))
+                .unwrap();
+            let response = router.clone().oneshot(request).await.unwrap();
+            let status = response.status();
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+            assert!(
+                status != 405 && !(status == 404 && body.is_empty()),
+                "{method} {uri}: {status}"
+            );
+        }
+    }
 
     async fn boom() -> &'static str {
         panic!("bug on this input")
