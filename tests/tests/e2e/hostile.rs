@@ -344,6 +344,18 @@ async fn smaller_holes_are_closed() {
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&status), ["text_contains"]);
+    let status = datapoints
+        .search_datapoints(authed(
+            pb::SearchDatapointsRequest {
+                project_id: server.project_id.clone(),
+                tags_any: (0..1000).map(|index| format!("t{index}")).collect(),
+                ..Default::default()
+            },
+            &key,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["tags_any"]);
     let mut late = conversation("late");
     late.conversation_start_at = Some(prost_types::Timestamp { seconds: 0, nanos: -1 });
     let status = ingest(&server, &key, &server.project_id, vec![late], "").await.unwrap_err();
