@@ -319,43 +319,37 @@ async fn smaller_holes_are_closed() {
     .await;
     assert_eq!(status, 201);
 
-    let mut datapoints = DatapointServiceClient::new(server.channel().await);
-    let status = datapoints
-        .search_datapoints(authed(
+    let datapoints = DatapointServiceClient::new(server.channel().await);
+    let refused_fields = |request: pb::SearchDatapointsRequest| {
+        let mut datapoints = datapoints.clone();
+        let key = key.clone();
+        let request =
+            pb::SearchDatapointsRequest { project_id: server.project_id.clone(), ..request };
+        async move {
+            violated_fields(&datapoints.search_datapoints(authed(request, &key)).await.unwrap_err())
+        }
+    };
+    let out_of_range = Some(prost_types::Timestamp { seconds: i64::MAX, nanos: 0 });
+    let cases = [
+        (
+            pb::SearchDatapointsRequest { start_time: out_of_range, ..Default::default() },
+            "start_time",
+        ),
+        (
+            pb::SearchDatapointsRequest { text_contains: "\u{0}".to_owned(), ..Default::default() },
+            "text_contains",
+        ),
+        (
             pb::SearchDatapointsRequest {
-                project_id: server.project_id.clone(),
-                start_time: Some(prost_types::Timestamp { seconds: i64::MAX, nanos: 0 }),
-                ..Default::default()
-            },
-            &key,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(violated_fields(&status), ["start_time"]);
-    let status = datapoints
-        .search_datapoints(authed(
-            pb::SearchDatapointsRequest {
-                project_id: server.project_id.clone(),
-                text_contains: "\u{0}".to_owned(),
-                ..Default::default()
-            },
-            &key,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(violated_fields(&status), ["text_contains"]);
-    let status = datapoints
-        .search_datapoints(authed(
-            pb::SearchDatapointsRequest {
-                project_id: server.project_id.clone(),
                 tags_any: (0..1000).map(|index| format!("t{index}")).collect(),
                 ..Default::default()
             },
-            &key,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(violated_fields(&status), ["tags_any"]);
+            "tags_any",
+        ),
+    ];
+    for (request, field) in cases {
+        assert_eq!(refused_fields(request).await, [field]);
+    }
     let mut late = conversation("late");
     late.conversation_start_at = Some(prost_types::Timestamp { seconds: 0, nanos: -1 });
     let status = ingest(&server, &key, &server.project_id, vec![late], "").await.unwrap_err();
