@@ -140,6 +140,18 @@ impl App {
             wakeup: self.domain.jobs_wakeup.clone(),
             settings: self.config.job_settings(),
         };
+        if workers_context.queue.is_embedded() {
+            // One process owns an SQLite file: whatever a previous process left running is
+            // abandoned, and is claimed again now instead of after its lease.
+            let reclaimed = workers_context
+                .queue
+                .reclaim_abandoned(self.domain.clock.now())
+                .await
+                .map_err(|error| Error::internal("reclaiming abandoned jobs", error))?;
+            if reclaimed > 0 {
+                tracing::info!(reclaimed, "jobs left running by a previous process queued again");
+            }
+        }
         let (workers_stop, workers_stop_receiver) = tokio::sync::watch::channel(false);
         let workers = spawn_workers(&workers_context, &runner, &workers_stop_receiver);
 

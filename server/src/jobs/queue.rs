@@ -8,10 +8,10 @@
 //! its context, the worker loop into a log line).
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
+    EntityTrait, PaginatorTrait, QueryFilter, Statement,
 };
 use uuid::Uuid;
 
@@ -30,9 +30,12 @@ impl Queue {
         Self { db }
     }
 
-    /// Claims up to `limit` due jobs (queued and due, or running with an expired lease) for
-    /// `worker`. Each claim is a conditional update that re-checks claimability, so concurrent
-    /// workers, in this process or another, never hold the same job.
+    /// Claims up to `limit` due jobs for `worker`: first running jobs whose lease expired (their
+    /// holder stopped renewing), then queued jobs that are due, oldest first. Each path is one
+    /// `UPDATE … RETURNING` over an index range (`jobs_by_status_lease`, `jobs_by_status_due`),
+    /// so a claim costs the same whatever the backlog; on PostgreSQL the candidates are locked
+    /// with `FOR UPDATE SKIP LOCKED`, so concurrent workers of several processes take different
+    /// jobs without waiting, and on SQLite the single writer serializes them.
     pub async fn claim(
         &self,
         worker: &str,
@@ -41,54 +44,89 @@ impl Queue {
         limit: usize,
     ) -> Result<Vec<ClaimedJob>, DbErr> {
         let now_ms = to_millis(now);
-        let claimable = || {
-            Condition::any()
-                .add(
-                    Condition::all()
-                        .add(job::Column::Status.eq(JobStatus::Queued.as_str()))
-                        .add(job::Column::RunAfterMs.lte(now_ms)),
-                )
-                .add(
-                    Condition::all()
-                        .add(job::Column::Status.eq(JobStatus::Running.as_str()))
-                        .add(job::Column::LeaseExpiresAtMs.lt(now_ms)),
-                )
-        };
-        let candidates = job::Entity::find()
-            .select_only()
-            .column(job::Column::Id)
-            .filter(claimable())
-            .order_by_asc(job::Column::RunAfterMs)
-            .order_by_asc(job::Column::Id)
-            .limit(u64::try_from(limit * 4).unwrap_or(64))
-            .into_tuple::<String>()
-            .all(&self.db)
-            .await?;
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
-        let mut claimed = Vec::new();
-        for id in candidates {
-            if claimed.len() >= limit {
-                break;
-            }
-            let updated = job::Entity::update_many()
-                .col_expr(job::Column::Status, Expr::value(JobStatus::Running.as_str()))
-                .col_expr(job::Column::LeaseOwner, Expr::value(worker))
-                .col_expr(job::Column::LeaseExpiresAtMs, Expr::value(now_ms + lease_ms))
-                .col_expr(job::Column::Attempts, Expr::col(job::Column::Attempts).add(1))
-                .col_expr(job::Column::UpdatedAtMs, Expr::value(now_ms))
-                .filter(job::Column::Id.eq(id.clone()))
-                .filter(claimable())
-                .exec(&self.db)
-                .await?;
-            if updated.rows_affected == 0 {
-                continue;
-            }
-            let Some(row) = job::Entity::find_by_id(id).one(&self.db).await? else {
-                continue;
-            };
-            claimed.push(claimed_job(&row)?);
+        let mut claimed = self
+            .claim_path(ClaimPath::ExpiredLease, worker, now_ms, now_ms + lease_ms, limit)
+            .await?;
+        if claimed.len() < limit {
+            let remaining = limit - claimed.len();
+            claimed.extend(
+                self.claim_path(ClaimPath::Due, worker, now_ms, now_ms + lease_ms, remaining)
+                    .await?,
+            );
         }
         Ok(claimed)
+    }
+
+    async fn claim_path(
+        &self,
+        path: ClaimPath,
+        worker: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<ClaimedJob>, DbErr> {
+        let backend = self.db.get_database_backend();
+        let postgres = backend == DbBackend::Postgres;
+        let placeholder =
+            |index: usize| if postgres { format!("${index}") } else { "?".to_owned() };
+        let sql = format!(
+            "UPDATE jobs SET status = {running}, lease_owner = {owner}, \
+             lease_expires_at_ms = {until}, attempts = attempts + 1, updated_at_ms = {now} \
+             WHERE id IN ({candidates}) RETURNING id, payload_json, attempts, max_attempts",
+            running = placeholder(1),
+            owner = placeholder(2),
+            until = placeholder(3),
+            now = placeholder(4),
+            candidates = candidates_sql(path, postgres, 5),
+        );
+        let values: [sea_orm::Value; 7] = [
+            JobStatus::Running.as_str().into(),
+            worker.into(),
+            lease_until_ms.into(),
+            now_ms.into(),
+            path.status().as_str().into(),
+            now_ms.into(),
+            i64::try_from(limit).unwrap_or(i64::MAX).into(),
+        ];
+        let rows =
+            self.db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+        let mut claimed: Vec<ClaimedJob> = rows
+            .iter()
+            .map(|row| {
+                claimed_job(
+                    &row.try_get::<String>("", "id")?,
+                    &row.try_get::<String>("", "payload_json")?,
+                    row.try_get("", "attempts")?,
+                    row.try_get("", "max_attempts")?,
+                )
+            })
+            .collect::<Result<_, DbErr>>()?;
+        // RETURNING gives no order; the oldest first.
+        claimed.sort_by_key(|job| job.id);
+        Ok(claimed)
+    }
+
+    /// Puts every job left `running` back in the queue, due now, and returns how many. For the
+    /// embedded SQLite default only, where one process owns the database file: when it starts,
+    /// no worker of a previous process can still hold a lease, so there is no need to wait for
+    /// the leases to expire.
+    pub async fn reclaim_abandoned(&self, now: DateTime<Utc>) -> Result<u64, DbErr> {
+        let updated = job::Entity::update_many()
+            .col_expr(job::Column::Status, Expr::value(JobStatus::Queued.as_str()))
+            .col_expr(job::Column::LeaseOwner, Expr::value(Option::<String>::None))
+            .col_expr(job::Column::LeaseExpiresAtMs, Expr::value(Option::<i64>::None))
+            .col_expr(job::Column::RunAfterMs, Expr::value(to_millis(now)))
+            .col_expr(job::Column::UpdatedAtMs, Expr::value(to_millis(now)))
+            .filter(job::Column::Status.eq(JobStatus::Running.as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(updated.rows_affected)
+    }
+
+    /// Whether the queue lives in an embedded SQLite file (one process owns it).
+    pub fn is_embedded(&self) -> bool {
+        self.db.get_database_backend() == DbBackend::Sqlite
     }
 
     /// Pushes the lease of a job `worker` still holds to `until`; false when it no longer holds
@@ -115,11 +153,56 @@ impl Queue {
     }
 }
 
-fn claimed_job(row: &job::Model) -> Result<ClaimedJob, DbErr> {
-    let payload: JobPayload = serde_json::from_str(&row.payload_json)
-        .map_err(|error| DbErr::Json(format!("job {}: {error}", row.id)))?;
-    let id = Uuid::parse_str(&row.id).map_err(|error| DbErr::Type(error.to_string()))?;
-    Ok(ClaimedJob { id, payload, attempts: row.attempts, max_attempts: row.max_attempts })
+/// The two index-driven ways a job becomes claimable.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ClaimPath {
+    /// Running, but its holder stopped renewing the lease.
+    ExpiredLease,
+    /// Queued and due.
+    Due,
+}
+
+impl ClaimPath {
+    #[cfg(test)]
+    pub(crate) const ALL: [ClaimPath; 2] = [ClaimPath::ExpiredLease, ClaimPath::Due];
+
+    fn status(self) -> JobStatus {
+        match self {
+            ClaimPath::ExpiredLease => JobStatus::Running,
+            ClaimPath::Due => JobStatus::Queued,
+        }
+    }
+}
+
+/// The ids a claim takes on `path`: parameters `first` (status), `first + 1` (now) and
+/// `first + 2` (how many); in index order, so the database reads a range of the index and
+/// sorts nothing.
+pub(crate) fn candidates_sql(path: ClaimPath, postgres: bool, first: usize) -> String {
+    let placeholder = |index: usize| if postgres { format!("${index}") } else { "?".to_owned() };
+    let (column, comparison) = match path {
+        ClaimPath::ExpiredLease => ("lease_expires_at_ms", "<"),
+        ClaimPath::Due => ("run_after_ms", "<="),
+    };
+    format!(
+        "SELECT id FROM jobs WHERE status = {status} AND {column} {comparison} {now} \
+         ORDER BY {column} LIMIT {limit}{lock}",
+        status = placeholder(first),
+        now = placeholder(first + 1),
+        limit = placeholder(first + 2),
+        lock = if postgres { " FOR UPDATE SKIP LOCKED" } else { "" },
+    )
+}
+
+fn claimed_job(
+    id: &str,
+    payload_json: &str,
+    attempts: i32,
+    max_attempts: i32,
+) -> Result<ClaimedJob, DbErr> {
+    let payload: JobPayload = serde_json::from_str(payload_json)
+        .map_err(|error| DbErr::Json(format!("job {id}: {error}")))?;
+    let id = Uuid::parse_str(id).map_err(|error| DbErr::Type(error.to_string()))?;
+    Ok(ClaimedJob { id, payload, attempts, max_attempts })
 }
 
 /// Writes a queued job, due now, in the caller's transaction. Its id is that of what it

@@ -78,6 +78,11 @@ impl<R: JobRunner> Worker<R> {
             if *stop.borrow() {
                 return;
             }
+            // Registered before the claim looks, so a commit that lands between an empty claim
+            // and the wait below still wakes this worker (notify_waiters keeps no permit).
+            let wakeup = context.wakeup.notified();
+            tokio::pin!(wakeup);
+            wakeup.as_mut().enable();
             let claimed =
                 context.queue.claim(&self.id, context.clock.now(), context.settings.lease, 1).await;
             match claimed {
@@ -92,7 +97,7 @@ impl<R: JobRunner> Worker<R> {
             }
             // Nothing due: wait for new work, a stop, or the poll interval (retries, leases).
             tokio::select! {
-                () = context.wakeup.notified() => {}
+                () = wakeup => {}
                 _ = stop.changed() => {}
                 () = tokio::time::sleep(context.settings.poll_interval) => {}
             }

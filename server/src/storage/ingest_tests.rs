@@ -251,3 +251,69 @@ async fn one_bad_write_in_a_group_fails_alone() {
     assert_eq!(third.unwrap(), [IngestOutcome::Created(third_id)]);
     assert_eq!(storage.queue().count(JobStatus::Queued).await.unwrap(), 2);
 }
+
+/// A job whose holder stopped renewing its lease (its process died) is claimed by another worker
+/// once the short lease has passed, not before; jobs a previous process left running on the
+/// embedded database are queued again at once.
+#[tokio::test]
+async fn abandoned_jobs_come_back_after_the_lease_or_at_once_on_restart() {
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()));
+    let storage = super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let write = |call_id: &str| IngestWrite {
+        ingests: vec![new_ingest(organization, project, call_id)],
+        ..Default::default()
+    };
+    let (first, second) = (write("lease-1"), write("lease-2"));
+    storage.commit_ingest_writes(&[&first, &second], 3, clock.now()).await.unwrap();
+    let lease = Duration::from_secs(30);
+    let queue = storage.queue();
+    let held = queue.claim("dead-worker", clock.now(), lease, 1).await.unwrap();
+    assert_eq!(held.len(), 1);
+
+    // The holder never renews. Until the lease runs out, the job stays its.
+    clock.advance(chrono::Duration::seconds(29));
+    let other = queue.claim("w2", clock.now(), lease, 5).await.unwrap();
+    assert!(other.iter().all(|job| job.id != held[0].id), "claimed before the lease ran out");
+    clock.advance(chrono::Duration::seconds(2));
+    let reclaimed = queue.claim("w3", clock.now(), lease, 5).await.unwrap();
+    assert_eq!(reclaimed.iter().map(|job| job.id).collect::<Vec<_>>(), [held[0].id]);
+    assert_eq!(reclaimed[0].attempts, 2, "the lost attempt counts");
+
+    // A restart of the embedded server: whatever is running is queued again, due now.
+    assert_eq!(storage.queue().count(JobStatus::Running).await.unwrap(), 2);
+    if queue.is_embedded() {
+        assert_eq!(queue.reclaim_abandoned(clock.now()).await.unwrap(), 2);
+        let again = queue.claim("restarted", clock.now(), lease, 5).await.unwrap();
+        assert_eq!(again.len(), 2);
+    }
+}
+
+/// Claims read the backlog through an index, in index order: no scan, no sort, whatever its
+/// size (SQLite's plan; PostgreSQL uses the same indexes).
+#[tokio::test]
+async fn claims_use_an_index_and_never_sort_the_backlog() {
+    use sea_orm::ConnectionTrait;
+    let storage = super::testing::storage().await;
+    if storage.db.get_database_backend() != sea_orm::DbBackend::Sqlite {
+        return;
+    }
+    for path in crate::jobs::queue::ClaimPath::ALL {
+        let sql =
+            format!("EXPLAIN QUERY PLAN {}", crate::jobs::queue::candidates_sql(path, false, 1));
+        let values: [sea_orm::Value; 3] = ["queued".into(), 1i64.into(), 8i64.into()];
+        let rows = storage
+            .db
+            .query_all_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Sqlite,
+                sql,
+                values,
+            ))
+            .await
+            .unwrap();
+        let plan: Vec<String> =
+            rows.iter().map(|row| row.try_get::<String>("", "detail").unwrap()).collect();
+        assert!(plan.iter().any(|step| step.contains("USING INDEX jobs_by_status_")), "{plan:?}");
+        assert!(plan.iter().all(|step| !step.contains("TEMP B-TREE")), "{plan:?}");
+    }
+}

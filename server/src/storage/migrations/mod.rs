@@ -7,6 +7,7 @@ mod m0001_initial;
 mod m0002_ingest;
 mod m0003_webhook_deliveries;
 mod m0004_rate_limited_count;
+mod m0005_jobs_by_lease;
 
 use sea_orm_migration::prelude::*;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_ingest::Migration),
             Box::new(m0003_webhook_deliveries::Migration),
             Box::new(m0004_rate_limited_count::Migration),
+            Box::new(m0005_jobs_by_lease::Migration),
         ]
     }
 }
