@@ -57,11 +57,13 @@ impl App {
         .map_err(|error| Error::internal("loading the master key", error))?;
         let settings = config.domain_settings(config.effective_public_base_url(bound));
         let blobs = BlobStore::local(&config.data_dir.join("audio"))?;
+        let metrics = Arc::new(crate::metrics::Metrics::default());
         let ingest_writer = IngestWriter::start(
             storage.clone(),
             config.jobs.max_attempts,
             config.ingest.max_group_commit,
             clock.clone(),
+            metrics.clone(),
         );
         let domain = Domain {
             storage,
@@ -75,6 +77,7 @@ impl App {
             api_key_limiter: Arc::new(ApiKeyLimiter::new(
                 config.server.api_key_rate_limit_per_minute,
             )),
+            metrics,
         };
         Ok(Self { domain, key_source, config })
     }
@@ -92,7 +95,13 @@ impl App {
                 .await
                 .map_err(|error| Error::internal("building gRPC services", error))?;
         let rest_router = rest::router(
-            rest::RestState { domain: self.domain.clone(), accepting: accepting.clone() },
+            rest::RestState {
+                domain: self.domain.clone(),
+                accepting: accepting.clone(),
+                metrics_token: Some(self.config.server.metrics_token.clone())
+                    .filter(|token| !token.is_empty())
+                    .map(Arc::from),
+            },
             self.config.ingest.max_request_bytes,
         );
         let router = grpc_routes
@@ -139,6 +148,7 @@ impl App {
             clock: self.domain.clock.clone(),
             wakeup: self.domain.jobs_wakeup.clone(),
             settings: self.config.job_settings(),
+            metrics: self.domain.metrics.clone(),
         };
         if workers_context.queue.is_embedded() {
             // One process owns an SQLite file: whatever a previous process left running is

@@ -130,6 +130,7 @@ pub struct ServerConfig {
     pub max_grpc_message_bytes: usize,
     pub trusted_proxies: Vec<String>,
     pub api_key_rate_limit_per_minute: u32,
+    pub metrics_token: String,
     pub header_read_timeout_seconds: u64,
     pub body_idle_timeout_seconds: u64,
     pub request_timeout_seconds: u64,

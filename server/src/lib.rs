@@ -22,6 +22,7 @@ pub mod domain;
 pub mod error;
 pub mod jobs;
 pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod providers;

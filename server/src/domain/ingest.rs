@@ -294,7 +294,18 @@ impl Domain {
         for (key, bytes) in blobs {
             self.blobs.put_if_absent(&key, bytes).await?;
         }
+        let source = write.ingests.first().map(|ingest| ingest.conversation.source.as_str());
+        let started = std::time::Instant::now();
         let outcomes = self.ingest_writer.submit(write).await?;
+        self.metrics.ack_latency(started.elapsed());
+        if let Some(source) = source {
+            let duplicates = outcomes
+                .iter()
+                .filter(|outcome| matches!(outcome, IngestOutcome::Duplicate(_)))
+                .count() as u64;
+            self.metrics.acknowledged(source, "duplicate", duplicates);
+            self.metrics.acknowledged(source, "created", outcomes.len() as u64 - duplicates);
+        }
         self.jobs_wakeup.notify_waiters();
         Ok(outcomes)
     }

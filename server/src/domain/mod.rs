@@ -34,6 +34,8 @@ pub struct Domain {
     pub webhook_gate: Arc<webhook_gate::WebhookGate>,
     /// Request budgets of API keys.
     pub api_key_limiter: Arc<auth::ApiKeyLimiter>,
+    /// Counters and histograms `GET /metrics` reports.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Settings the domain rules read, taken from the configuration at start.
@@ -161,13 +163,16 @@ pub(crate) mod test_support {
     pub async fn domain(clock: SharedClock) -> (Domain, tempfile::TempDir) {
         let storage = crate::storage::testing::storage().await;
         let audio = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(crate::metrics::Metrics::default());
         let domain = Domain {
             ingest_writer: crate::storage::IngestWriter::start(
                 storage.clone(),
                 3,
                 512,
                 clock.clone(),
+                metrics.clone(),
             ),
+            metrics,
             storage,
             keyring: Arc::new(Keyring::new(MasterKey::generate(), Vec::new())),
             clock,

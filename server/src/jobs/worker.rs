@@ -45,6 +45,7 @@ pub struct WorkerContext {
     /// Notified when new jobs are committed.
     pub wakeup: Arc<Notify>,
     pub settings: JobSettings,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Starts `context.settings.workers` workers; they stop when `stop` turns true.
@@ -134,17 +135,24 @@ impl<R: JobRunner> Worker<R> {
         };
         let job_id = job.id;
         let now = self.context.clock.now();
+        let metrics = &self.context.metrics;
         let recorded = match result {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                metrics.job("succeeded");
+                Ok(())
+            }
             Err(JobError::Permanent(reason)) => {
+                metrics.job("dead");
                 tracing::warn!(%job_id, reason = %reason, "job failed permanently");
                 self.runner.record_failure(&job, &reason, None).await
             }
             Err(JobError::Transient(reason)) if job.attempts >= job.max_attempts => {
+                metrics.job("dead");
                 tracing::warn!(%job_id, reason = %reason, attempts = job.attempts, "job failed its last attempt");
                 self.runner.record_failure(&job, &reason, None).await
             }
             Err(JobError::Transient(reason)) => {
+                metrics.job("retried");
                 let delay = retry_delay(job.attempts, settings.retry_base, settings.retry_max);
                 let retry_at = now
                     + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(60));

@@ -163,6 +163,7 @@ pub async fn process_ingest(
         .finish_ingest(job.id, ingest_id, &datapoint, domain.clock.now())
         .await
         .map_err(transient)?;
+    domain.metrics.datapoint_written();
     Ok(ProcessOutcome::Done { datapoint_id: datapoint.id })
 }
 

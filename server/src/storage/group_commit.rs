@@ -4,11 +4,14 @@
 //! transaction fails, each of its requests is committed again on its own, so one bad write fails
 //! alone (with its cause in the log) and the others are stored.
 
+use std::sync::Arc;
+
 use tokio::sync::{mpsc, oneshot};
 
 use super::Storage;
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use crate::model::commit::IngestWrite;
 use crate::model::ingest::IngestOutcome;
 
@@ -39,9 +42,10 @@ impl IngestWriter {
         max_attempts: i32,
         max_group: usize,
         clock: SharedClock,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run(storage, max_attempts, max_group.max(1), clock, receiver));
+        tokio::spawn(run(storage, max_attempts, max_group.max(1), clock, metrics, receiver));
         Self { sender }
     }
 
@@ -61,6 +65,7 @@ async fn run(
     max_attempts: i32,
     max_group: usize,
     clock: SharedClock,
+    metrics: Arc<Metrics>,
     mut receiver: mpsc::Receiver<Pending>,
 ) {
     let mut group: Vec<Pending> = Vec::with_capacity(max_group);
@@ -72,6 +77,7 @@ async fn run(
                 Err(_) => break,
             }
         }
+        metrics.group_commit(group.len());
         let writes: Vec<&IngestWrite> = group.iter().map(|pending| &pending.write).collect();
         let started = std::time::Instant::now();
         let result = storage.commit_ingest_writes(&writes, max_attempts, clock.now()).await;

@@ -228,7 +228,7 @@ async fn queue_commits_claims_retries_and_finishes() {
 async fn one_bad_write_in_a_group_fails_alone() {
     let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()));
     let storage = super::testing::storage().await;
-    let writer = super::IngestWriter::start(storage.clone(), 3, 512, clock.clone());
+    let writer = super::IngestWriter::start(storage.clone(), 3, 512, clock.clone(), Arc::default());
     let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
     let write = |ingest: NewIngest| IngestWrite {
         audio_objects: Vec::new(),

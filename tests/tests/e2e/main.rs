@@ -13,6 +13,7 @@ mod grpc_api;
 mod hostile;
 mod ingest_api;
 mod limits;
+mod metrics;
 mod process;
 mod recognition;
 mod sdk_rust;

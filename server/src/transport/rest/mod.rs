@@ -21,6 +21,8 @@ pub struct RestState {
     pub domain: Domain,
     /// False once shutdown has begun, so load balancers stop sending traffic.
     pub accepting: Arc<AtomicBool>,
+    /// What non-loopback scrapers of `/metrics` present as a Bearer token; None: loopback only.
+    pub metrics_token: Option<Arc<str>>,
 }
 
 pub fn router(state: RestState, max_request_bytes: usize) -> Router {
@@ -33,6 +35,7 @@ pub fn router(state: RestState, max_request_bytes: usize) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
         .route("/v0/projects", get(list_projects))
         .route("/v0/conversations/ingest", post(compat::ingest))
         .route("/v0/find_datapoints", post(compat::find_datapoints))
@@ -46,6 +49,50 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 
 async fn openapi() -> impl IntoResponse {
     ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+/// `GET /metrics`: the OpenMetrics exposition, for loopback peers or the metrics token. The
+/// queue's gauges are read from the database at each scrape.
+async fn metrics(
+    State(state): State<RestState>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    use subtle::ConstantTimeEq;
+    let loopback = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .is_some_and(|info| info.0.ip().is_loopback());
+    let bearer = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    let token_matches = match (&state.metrics_token, bearer) {
+        (Some(expected), Some(given)) => bool::from(expected.as_bytes().ct_eq(given.as_bytes())),
+        _ => false,
+    };
+    if !loopback && !token_matches {
+        return ApiError(crate::Error::PermissionDenied(
+            "metrics are served to loopback peers, or with server.metrics_token as a Bearer token"
+                .to_owned(),
+        ))
+        .into_response();
+    }
+    let domain = &state.domain;
+    match domain.storage.queue().state(domain.clock.now()).await {
+        Ok(queue) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            domain.metrics.render(&queue),
+        )
+            .into_response(),
+        Err(error) => {
+            tracing::warn!(error = %error, "reading the queue for /metrics failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+    }
 }
 
 async fn healthz() -> &'static str {
@@ -155,7 +202,8 @@ mod tests {
     async fn every_documented_operation_reaches_a_handler() {
         let clock = std::sync::Arc::new(crate::clock::ManualClock::new(chrono::Utc::now()));
         let (domain, _audio) = crate::domain::test_support::domain(clock).await;
-        let state = super::RestState { domain, accepting: std::sync::Arc::default() };
+        let state =
+            super::RestState { domain, accepting: std::sync::Arc::default(), metrics_token: None };
         let router = super::router(state, 1 << 20);
         for (method, path) in documented() {
             let uri = path.replace("{provider}", "bland").replace("{public_id}", "pub_missing");

@@ -53,6 +53,7 @@ pub async fn receive(
     // Debug formatting escapes what the path carried (a percent-encoded CR/LF would otherwise
     // forge a log line).
     tracing::info!(provider = ?provider, public_id = ?public_id, verdict = verdict.code(), "webhook");
+    domain.metrics.webhook_request(&provider, verdict.code());
     respond(verdict)
 }
 
@@ -119,6 +120,7 @@ pub async fn receive_vapi(
     match receive_vapi_inner(&state.domain, query, request).await {
         Ok(verdict) => {
             tracing::info!(provider = "vapi", verdict = verdict.code(), "webhook");
+            state.domain.metrics.webhook_request("vapi", verdict.code());
             respond(verdict)
         }
         Err(error) => ApiError(error).into_response(),

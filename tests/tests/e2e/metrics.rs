@@ -1,0 +1,79 @@
+//! `GET /metrics` counts what was sent: acknowledged conversations by way in and outcome,
+//! datapoints written, and the queue's depth as the database has it.
+
+use earshot_e2e::client::{authed, ingest_request, wait_for_ingest};
+use earshot_e2e::in_process::TestServer;
+use earshot_proto::v1 as pb;
+use earshot_proto::v1::ingest_service_client::IngestServiceClient;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The exposition as a loopback peer reads it.
+async fn scrape(server: &TestServer) -> String {
+    let mut stream = tokio::net::TcpStream::connect(server.address).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: earshot\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    answer
+}
+
+/// The value of the sample `series` (name and labels exactly as exposed).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+fn conversation(call_id: &str) -> pb::Conversation {
+    pb::Conversation {
+        call_id: call_id.to_owned(),
+        transcript: vec![pb::Turn {
+            role: pb::Role::User as i32,
+            content: "Hello".to_owned(),
+            timestamp_ms: 0,
+            end_ms: None,
+        }],
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn metrics_report_the_acks_and_the_queue_that_were_sent() {
+    let server = TestServer::start().await;
+    let key = server.admin_key.clone();
+    let mut ingest = IngestServiceClient::new(server.channel().await);
+    let calls: Vec<_> = (0..5).map(|index| conversation(&format!("m-{index}"))).collect();
+    let accepted = ingest
+        .ingest_conversations(authed(ingest_request(&server, calls.clone()), &key))
+        .await
+        .unwrap()
+        .into_inner();
+    // The same two again: acknowledged as duplicates.
+    ingest
+        .ingest_conversations(authed(ingest_request(&server, calls[..2].to_vec()), &key))
+        .await
+        .unwrap();
+    for conversation in &accepted.conversations {
+        wait_for_ingest(&mut ingest, &key, &conversation.ingest_id, |status| {
+            status.state == pb::IngestState::Done as i32
+        })
+        .await;
+    }
+
+    let text = scrape(&server).await;
+    let acks = "earshot_acknowledged_conversations_total";
+    assert_eq!(sample(&text, &format!("{acks}{{source=\"api\",outcome=\"created\"}}")), Some(5.0));
+    assert_eq!(
+        sample(&text, &format!("{acks}{{source=\"api\",outcome=\"duplicate\"}}")),
+        Some(2.0)
+    );
+    assert_eq!(sample(&text, "earshot_datapoints_written_total"), Some(5.0));
+    assert_eq!(sample(&text, "earshot_jobs_total{outcome=\"succeeded\"}"), Some(5.0));
+    assert_eq!(sample(&text, "earshot_queue_jobs{status=\"succeeded\"}"), Some(5.0));
+    assert_eq!(sample(&text, "earshot_queue_jobs{status=\"queued\"}"), Some(0.0));
+    assert_eq!(sample(&text, "earshot_queue_oldest_due_seconds"), Some(0.0));
+    assert_eq!(sample(&text, "earshot_ack_seconds_count"), Some(2.0));
+    assert!(text.ends_with("# EOF\n"));
+    server.stop().await;
+}
