@@ -1,0 +1,306 @@
+//! The load benchmark: a client process driving a real `earshot serve` (built by this workspace
+//! in the profile this runs in; use `--release`) over loopback, beside a storage-free server that
+//! verifies, parses and answers 202 (the CPU ceiling), measured in the same invocation so their
+//! ratio holds on a noisy machine.
+//!
+//!     cargo run --release -p earshot-e2e --bin load -- [deliveries] [connections] [backlogs]
+//!
+//! (defaults 20000, 64, "1000,10000"). It reports, for signed Standard Webhooks deliveries of a
+//! six-turn canonical conversation with unique call ids: acks/s, p50/p99 ack latency, earshot's
+//! share of the ceiling, datapoints the workers wrote meanwhile; then, for gRPC
+//! `IngestConversations` backlogs of each size, the drain rate with no load. Figures go to
+//! docs/BENCHMARKS.md.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use earshot_e2e::Server;
+use earshot_e2e::client::{authed, create_integration};
+use earshot_e2e::process::ServerProcess;
+use earshot_proto::v1 as pb;
+use http_body_util::{BodyExt, Full};
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn conversation(call_id: &str) -> serde_json::Value {
+    let turn = |role: &str, content: &str, at: i64| serde_json::json!({"role": role, "content": content, "timestamp_ms": at, "end_ms": at + 1500});
+    serde_json::json!({
+        "call_id": call_id, "source_platform": "acme-dialer",
+        "conversation_start_at": "2026-11-20T08:00:00Z",
+        "transcript": [
+            turn("assistant", "Thank you for calling Acme support, this is Ava. How can I help?", 0),
+            turn("user", "Hi, I was charged twice for my subscription this month.", 2000),
+            turn("assistant", "I'm sorry about that. Can you confirm the email on the account?", 4000),
+            turn("user", "Sure, it's sam.lee at example dot com.", 6000),
+            turn("assistant", "Thanks. I see the duplicate charge and have refunded it.", 8000),
+            turn("user", "Great, thank you so much. That's all I needed.", 10000),
+        ],
+        "tags": ["billing", "refund"], "metadata": {"queue": "billing", "tier": "pro"}
+    })
+}
+
+fn signed_request(url: &str, index: usize) -> http::Request<Full<Bytes>> {
+    let body = conversation(&format!("load-{}-{index}", std::process::id())).to_string();
+    let id = format!("msg_{index}");
+    let timestamp = chrono::Utc::now().timestamp().to_string();
+    let signature = earshot_server::providers::standard_webhooks::sign(
+        SECRET,
+        &id,
+        &timestamp,
+        body.as_bytes(),
+    )
+    .unwrap();
+    http::Request::post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", timestamp)
+        .header("webhook-signature", format!("v1,{signature}"))
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
+/// Acks/s and ack latencies of `deliveries` signed posts to `url` over `connections`
+/// keep-alive connections.
+struct Run {
+    acks: usize,
+    other: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Run {
+    fn per_second(&self) -> f64 {
+        self.acks as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&self, percent: usize) -> Duration {
+        let mut sorted = self.latencies.clone();
+        sorted.sort_unstable();
+        sorted[(sorted.len() * percent / 100).min(sorted.len() - 1)]
+    }
+}
+
+async fn deliver(url: &str, deliveries: usize, connections: usize) -> Run {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_max_idle_per_host(connections)
+        .build_http::<Full<Bytes>>();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..connections {
+        let (client, next, url) = (client.clone(), next.clone(), url.to_owned());
+        tasks.spawn(async move {
+            let (mut acks, mut other, mut latencies) = (0, 0, Vec::new());
+            loop {
+                let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if index >= deliveries {
+                    return (acks, other, latencies);
+                }
+                let sent = Instant::now();
+                let response = client.request(signed_request(&url, index)).await.unwrap();
+                let status = response.status().as_u16();
+                response.into_body().collect().await.unwrap();
+                latencies.push(sent.elapsed());
+                if status == 202 { acks += 1 } else { other += 1 }
+            }
+        });
+    }
+    let mut run = Run { acks: 0, other: 0, elapsed: Duration::ZERO, latencies: Vec::new() };
+    while let Some(done) = tasks.join_next().await {
+        let (acks, other, latencies) = done.unwrap();
+        run.acks += acks;
+        run.other += other;
+        run.latencies.extend(latencies);
+    }
+    run.elapsed = started.elapsed();
+    run
+}
+
+/// The storage-free ceiling: Standard Webhooks verification, the JSON conversation parsed, 202.
+async fn ceiling() {
+    use axum::routing::post;
+    let app = axum::Router::new().route(
+        "/hook",
+        post(|headers: http::HeaderMap, body: Bytes| async move {
+            let request = earshot_server::providers::WebhookRequest {
+                url: "http://ceiling/hook",
+                headers: &headers,
+                body: &body,
+                now: chrono::Utc::now(),
+            };
+            if earshot_server::providers::standard_webhooks::verify(SECRET, &request).is_err() {
+                return (http::StatusCode::UNAUTHORIZED, String::new());
+            }
+            match earshot_server::model::conversation_json::parse::<
+                earshot_server::model::conversation_json::JsonConversation,
+            >(&body)
+            {
+                Ok(conversation) => (
+                    http::StatusCode::ACCEPTED,
+                    serde_json::json!({"status": "accepted", "call_id": conversation.call_id})
+                        .to_string(),
+                ),
+                Err(_) => (http::StatusCode::BAD_REQUEST, String::new()),
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("ceiling listening on http://{}", listener.local_addr().unwrap());
+    axum::serve(listener, app).await.unwrap();
+}
+
+/// Jobs queued or running, from the server's /metrics.
+async fn pending_jobs(server: &ServerProcess) -> f64 {
+    let response = reqwest_free_get(&format!("{}/metrics", server.url())).await;
+    ["queued", "running"]
+        .iter()
+        .map(|status| {
+            let series = format!("earshot_queue_jobs{{status=\"{status}\"}} ");
+            response
+                .lines()
+                .find_map(|line| line.strip_prefix(series.as_str())?.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        })
+        .sum()
+}
+
+async fn reqwest_free_get(url: &str) -> String {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let response = client.get(url.parse().unwrap()).await.unwrap();
+    String::from_utf8_lossy(&response.into_body().collect().await.unwrap().to_bytes()).into_owned()
+}
+
+/// Seconds until the queue is empty, polling /metrics every 100 ms (a measurement, with a bound).
+async fn drain(server: &ServerProcess, bound: Duration) -> Duration {
+    let started = Instant::now();
+    while pending_jobs(server).await > 0.0 {
+        assert!(started.elapsed() < bound, "the queue did not drain within {bound:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("ceiling") {
+        return ceiling().await;
+    }
+    let deliveries: usize = args.get(1).map_or(20_000, |value| value.parse().unwrap());
+    let connections: usize = args.get(2).map_or(64, |value| value.parse().unwrap());
+    let backlogs: Vec<usize> = args
+        .get(3)
+        .map_or("1000,10000", String::as_str)
+        .split(',')
+        .map(|size| size.parse().unwrap())
+        .collect();
+
+    // The ceiling, in a process of its own.
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .arg("ceiling")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
+    let line = lines.next_line().await.unwrap().unwrap();
+    let ceiling_url = format!("{}/hook", line.trim_start_matches("ceiling listening on "));
+    let ceiling_run = deliver(&ceiling_url, deliveries, connections).await;
+    child.kill().await.unwrap();
+
+    let server = ServerProcess::start(&[]).await;
+    let integration = create_integration(
+        &server,
+        pb::Provider::Webhook,
+        pb::WebhookAuthType::StandardWebhooks,
+        &[("signing_secret", SECRET)],
+        Some(pb::IntegrationOptions { rate_limit_per_minute: Some(100_000), ..Default::default() }),
+    )
+    .await;
+    let url = format!("{}/v0/voice/webhook/monitor/{}", server.url(), integration.public_id);
+    let run = deliver(&url, deliveries, connections).await;
+    let after_load = pending_jobs(&server).await;
+    let drained_in = drain(&server, Duration::from_secs(3600)).await;
+    let drain_rate = after_load / drained_in.as_secs_f64().max(0.001);
+
+    println!("load: {deliveries} signed Standard Webhooks deliveries, {connections} connections");
+    println!(
+        "ceiling (verify + parse + 202, no storage): {:.0} acks/s, p50 {:?}, p99 {:?}",
+        ceiling_run.per_second(),
+        ceiling_run.percentile(50),
+        ceiling_run.percentile(99)
+    );
+    println!(
+        "earshot: {:.0} acks/s ({} other answers), p50 {:?}, p99 {:?}; {:.0} % of the ceiling",
+        run.per_second(),
+        run.other,
+        run.percentile(50),
+        run.percentile(99),
+        100.0 * run.per_second() / ceiling_run.per_second()
+    );
+    println!(
+        "during the load the workers wrote {:.0} datapoints/s; the {after_load} jobs left drained in \
+         {:.1} s ({drain_rate:.0}/s)",
+        (deliveries as f64 - after_load) / run.elapsed.as_secs_f64(),
+        drained_in.as_secs_f64()
+    );
+
+    // Backlogs through gRPC batches, then the drain with no load.
+    let mut ingest = pb::ingest_service_client::IngestServiceClient::new(server.channel().await);
+    for backlog in backlogs {
+        let started = Instant::now();
+        for batch in 0..backlog.div_ceil(1000) {
+            let conversations = (0..1000.min(backlog - batch * 1000))
+                .map(|index| {
+                    let json = conversation(&format!("backlog-{backlog}-{batch}-{index}"));
+                    pb::Conversation {
+                        call_id: json["call_id"].as_str().unwrap().to_owned(),
+                        transcript: json["transcript"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|turn| pb::Turn {
+                                role: if turn["role"] == "user" {
+                                    pb::Role::User
+                                } else {
+                                    pb::Role::Assistant
+                                } as i32,
+                                content: turn["content"].as_str().unwrap().to_owned(),
+                                timestamp_ms: turn["timestamp_ms"].as_i64().unwrap(),
+                                end_ms: turn["end_ms"].as_i64(),
+                            })
+                            .collect(),
+                        ..Default::default()
+                    }
+                })
+                .collect();
+            ingest
+                .ingest_conversations(authed(
+                    pb::IngestConversationsRequest {
+                        project_id: server.project_id().to_owned(),
+                        conversations,
+                        mut_id: String::new(),
+                    },
+                    server.admin_key(),
+                ))
+                .await
+                .unwrap();
+        }
+        let ingested_in = started.elapsed();
+        let queued = pending_jobs(&server).await;
+        let drained_in = drain(&server, Duration::from_secs(3600)).await;
+        println!(
+            "backlog {backlog}: ingested in {:.1} s, {queued} still queued, drained in {:.1} s: \
+             {:.0} datapoints/s",
+            ingested_in.as_secs_f64(),
+            drained_in.as_secs_f64(),
+            queued / drained_in.as_secs_f64().max(0.001)
+        );
+    }
+    server.stop().await;
+}
