@@ -8,6 +8,20 @@ use tonic::transport::Channel;
 
 use crate::Server;
 
+/// A call with `call_id` and a one-turn transcript: the smallest conversation the APIs take.
+pub fn transcript_call(call_id: &str) -> pb::Conversation {
+    pb::Conversation {
+        call_id: call_id.to_owned(),
+        transcript: vec![pb::Turn {
+            role: pb::Role::User as i32,
+            content: "Hello".to_owned(),
+            timestamp_ms: 0,
+            end_ms: None,
+        }],
+        ..Default::default()
+    }
+}
+
 /// A batch of `conversations` for the server's project.
 pub fn ingest_request(
     server: &impl Server,

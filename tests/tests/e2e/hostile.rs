@@ -10,18 +10,7 @@ use earshot_proto::v1 as pb;
 use earshot_proto::v1::ingest_service_client::IngestServiceClient;
 use serde_json::{Value, json};
 
-fn conversation(call_id: &str) -> pb::Conversation {
-    pb::Conversation {
-        call_id: call_id.to_owned(),
-        transcript: vec![pb::Turn {
-            role: pb::Role::User as i32,
-            content: "Hello".to_owned(),
-            timestamp_ms: 0,
-            end_ms: None,
-        }],
-        ..Default::default()
-    }
-}
+use earshot_e2e::client::transcript_call as conversation;
 
 async fn ingest(
     server: &TestServer,

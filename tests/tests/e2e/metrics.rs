@@ -25,18 +25,7 @@ fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
-fn conversation(call_id: &str) -> pb::Conversation {
-    pb::Conversation {
-        call_id: call_id.to_owned(),
-        transcript: vec![pb::Turn {
-            role: pb::Role::User as i32,
-            content: "Hello".to_owned(),
-            timestamp_ms: 0,
-            end_ms: None,
-        }],
-        ..Default::default()
-    }
-}
+use earshot_e2e::client::transcript_call as conversation;
 
 #[tokio::test]
 async fn metrics_report_the_acks_and_the_queue_that_were_sent() {
