@@ -2,6 +2,7 @@
 //! EARSHOT_TEST_POSTGRES_URL is set): each is refused with a 4xx naming the field, nothing is
 //! stored, and another organization's writes in the same moments go through.
 
+use earshot_e2e::client::transcript_call as conversation;
 use earshot_e2e::client::{
     authed, create_integration, http_exchange, http_request, violated_fields,
 };
@@ -9,8 +10,6 @@ use earshot_e2e::in_process::TestServer;
 use earshot_proto::v1 as pb;
 use earshot_proto::v1::ingest_service_client::IngestServiceClient;
 use serde_json::{Value, json};
-
-use earshot_e2e::client::transcript_call as conversation;
 
 async fn ingest(
     server: &TestServer,

@@ -1,6 +1,7 @@
 //! `GET /metrics` counts what was sent: acknowledged conversations by way in and outcome,
 //! datapoints written, and the queue's depth as the database has it.
 
+use earshot_e2e::client::transcript_call as conversation;
 use earshot_e2e::client::{authed, ingest_request, wait_for_ingest};
 use earshot_e2e::in_process::TestServer;
 use earshot_proto::v1 as pb;
@@ -24,8 +25,6 @@ async fn scrape(server: &TestServer) -> String {
 fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
-
-use earshot_e2e::client::transcript_call as conversation;
 
 #[tokio::test]
 async fn metrics_report_the_acks_and_the_queue_that_were_sent() {
