@@ -174,6 +174,17 @@ async fn reqwest_free_get(url: &str) -> String {
     String::from_utf8_lossy(&response.into_body().collect().await.unwrap().to_bytes()).into_owned()
 }
 
+/// The SQLite database's bytes (the file and its write-ahead log) in `data_dir`.
+fn database_bytes(data_dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(data_dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("earshot.db"))
+        .filter_map(|entry| entry.metadata().ok())
+        .map(|metadata| metadata.len())
+        .sum()
+}
+
 /// Seconds until the queue is empty, polling /metrics every 100 ms (a measurement, with a bound).
 async fn drain(server: &ServerProcess, bound: Duration) -> Duration {
     let started = Instant::now();
@@ -248,6 +259,16 @@ async fn main() {
          {:.1} s ({drain_rate:.0}/s)",
         (deliveries as f64 - after_load) / run.elapsed.as_secs_f64(),
         drained_in.as_secs_f64()
+    );
+    let database_bytes = database_bytes(server.data_dir());
+    let body_bytes = conversation("load-0000000-00000").to_string().len();
+    println!(
+        "database: {:.1} KB per stored call ({} bytes over {} calls) for a {body_bytes}-byte body, \
+         {:.1}x",
+        database_bytes as f64 / run.acks as f64 / 1000.0,
+        database_bytes,
+        run.acks,
+        database_bytes as f64 / run.acks as f64 / body_bytes as f64
     );
 
     // Backlogs through gRPC batches, then the drain with no load.
