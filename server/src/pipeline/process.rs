@@ -46,7 +46,7 @@ impl JobRunner for IngestJobs {
     ) -> crate::error::Result<()> {
         let JobPayload::IngestV1 { ingest_id } = job.payload;
         let now = self.domain.clock.now();
-        self.domain.storage.fail_job(job.id, ingest_id, reason, retry_at, now).await
+        self.domain.storage.fail_job(job.id, ingest_id, job.attempts, reason, retry_at, now).await
     }
 }
 
@@ -70,10 +70,16 @@ pub async fn process_ingest(
         .await
         .map_err(transient)?
         .ok_or_else(|| JobError::Permanent(format!("ingest {ingest_id} no longer exists")))?;
-    storage
-        .mark_ingest_processing(ingest_id, job.attempts, domain.clock.now())
-        .await
-        .map_err(transient)?;
+    // Only slow jobs show `processing` (a commit of its own): a download or a transcription
+    // can take minutes, while a transcript alone is stored in milliseconds.
+    let slow = conversation.needs_transcription()
+        || matches!(conversation.audio, Some(AudioSource::Url { .. }));
+    if slow {
+        storage
+            .mark_ingest_processing(ingest_id, job.attempts, domain.clock.now())
+            .await
+            .map_err(transient)?;
+    }
 
     let mut audio = match &conversation.audio {
         None => None,
@@ -160,7 +166,7 @@ pub async fn process_ingest(
         datapoint.speaker_labels_estimated = estimated;
     }
     storage
-        .finish_ingest(job.id, ingest_id, &datapoint, domain.clock.now())
+        .finish_ingest(job.id, ingest_id, job.attempts, &datapoint, domain.clock.now())
         .await
         .map_err(transient)?;
     domain.metrics.datapoint_written();

@@ -39,11 +39,12 @@ impl Storage {
     }
 
     /// In one transaction: the datapoint (inserted or updated) with its tag and metadata rows,
-    /// the ingest marked done, its job succeeded.
+    /// the ingest marked done with the job's `attempts`, its job succeeded.
     pub async fn finish_ingest(
         &self,
         job_id: Uuid,
         ingest_id: Uuid,
+        attempts: i32,
         datapoint: &Datapoint,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
@@ -70,8 +71,17 @@ impl Storage {
         queue::set_status(&transaction, job_id, JobStatus::Succeeded, None, "", now)
             .await
             .map_err(db_error(context))?;
-        set_ingest_state(&transaction, ingest_id, IngestState::Done, "", None, now, context)
-            .await?;
+        set_ingest_state(
+            &transaction,
+            ingest_id,
+            IngestState::Done,
+            Some(attempts),
+            "",
+            None,
+            now,
+            context,
+        )
+        .await?;
         super::entities::ingest::Entity::update_many()
             .col_expr(
                 super::entities::ingest::Column::DatapointId,

@@ -122,7 +122,9 @@ impl Storage {
         Ok(Some((ingest_from_model(model)?, conversation)))
     }
 
-    /// `attempts` is the claimed job's count, this attempt included.
+    /// `attempts` is the claimed job's count, this attempt included. A commit of its own: the
+    /// pipeline marks only jobs with slow stages (a download, transcription), since a job that
+    /// ends in milliseconds goes from queued to done in its finishing transaction.
     pub async fn mark_ingest_processing(
         &self,
         id: Uuid,
@@ -157,6 +159,7 @@ impl Storage {
             &transaction,
             ingest_id,
             IngestState::AwaitingTranscription,
+            None,
             "",
             None,
             now,
@@ -171,6 +174,7 @@ impl Storage {
         &self,
         job_id: Uuid,
         ingest_id: Uuid,
+        attempts: i32,
         error: &str,
         retry_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
@@ -184,8 +188,17 @@ impl Storage {
         queue::set_status(&transaction, job_id, job_status, retry_at, error, now)
             .await
             .map_err(db_error(context))?;
-        set_ingest_state(&transaction, ingest_id, ingest_state, error, retry_at, now, context)
-            .await?;
+        set_ingest_state(
+            &transaction,
+            ingest_id,
+            ingest_state,
+            Some(attempts),
+            error,
+            retry_at,
+            now,
+            context,
+        )
+        .await?;
         transaction.commit().await.map_err(db_error(context))
     }
 
@@ -194,8 +207,17 @@ impl Storage {
         let context = "requeueing an ingest";
         let transaction = self.begin_write().await.map_err(db_error(context))?;
         queue::requeue(&transaction, ingest_id, now).await.map_err(db_error(context))?;
-        set_ingest_state(&transaction, ingest_id, IngestState::Queued, "", None, now, context)
-            .await?;
+        set_ingest_state(
+            &transaction,
+            ingest_id,
+            IngestState::Queued,
+            None,
+            "",
+            None,
+            now,
+            context,
+        )
+        .await?;
         transaction.commit().await.map_err(db_error(context))
     }
 
@@ -295,16 +317,23 @@ impl Storage {
     }
 }
 
+/// `attempts`, when given, is the job's count of attempts, this one included.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn set_ingest_state(
     connection: &impl ConnectionTrait,
     ingest_id: Uuid,
     state: IngestState,
+    attempts: Option<i32>,
     error: &str,
     next_attempt_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
     context: &'static str,
 ) -> Result<(), Error> {
-    ingest::Entity::update_many()
+    let mut update = ingest::Entity::update_many();
+    if let Some(attempts) = attempts {
+        update = update.col_expr(ingest::Column::Attempts, Expr::value(attempts));
+    }
+    update
         .col_expr(ingest::Column::State, Expr::value(state.as_str()))
         .col_expr(ingest::Column::LastError, Expr::value(error))
         .col_expr(ingest::Column::NextAttemptAtMs, Expr::value(next_attempt_at.map(to_millis)))

@@ -133,7 +133,7 @@ async fn queue_commits_claims_retries_and_finishes() {
 
     // A failed attempt is retried at its time, not before; the last failure makes it dead.
     let retry_at = clock.now() + chrono::Duration::seconds(30);
-    storage.fail_job(job, job, "upstream 503", Some(retry_at), clock.now()).await.unwrap();
+    storage.fail_job(job, job, 1, "upstream 503", Some(retry_at), clock.now()).await.unwrap();
     let record = storage.get_ingest(organization, job).await.unwrap().unwrap();
     assert_eq!((record.state, record.last_error.as_str()), (IngestState::Failed, "upstream 503"));
     assert_eq!(record.next_attempt_at, Some(retry_at));
@@ -150,7 +150,7 @@ async fn queue_commits_claims_retries_and_finishes() {
     clock.advance(chrono::Duration::seconds(2));
     let due = storage.queue().claim("w4", clock.now(), lease, 5).await.unwrap();
     assert!(due.iter().any(|claimed| claimed.id == job));
-    storage.fail_job(job, job, "upstream 503", None, clock.now()).await.unwrap();
+    storage.fail_job(job, job, 2, "upstream 503", None, clock.now()).await.unwrap();
     assert_eq!(
         storage.get_ingest(organization, job).await.unwrap().unwrap().state,
         IngestState::Dead
@@ -166,7 +166,10 @@ async fn queue_commits_claims_retries_and_finishes() {
     let claimed = claimed.iter().find(|claimed| claimed.id == job).unwrap();
     let (record, conversation) = storage.load_ingest(claimed.id).await.unwrap().unwrap();
     let datapoint = Datapoint::merge(None, &conversation, None, organization, project, clock.now());
-    storage.finish_ingest(claimed.id, record.id, &datapoint, clock.now()).await.unwrap();
+    storage
+        .finish_ingest(claimed.id, record.id, claimed.attempts, &datapoint, clock.now())
+        .await
+        .unwrap();
     let done = storage.get_ingest(organization, record.id).await.unwrap().unwrap();
     assert_eq!((done.state, done.datapoint_id), (IngestState::Done, Some(datapoint.id)));
 
