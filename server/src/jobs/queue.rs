@@ -8,7 +8,7 @@
 //! its context, the worker loop into a log line).
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
     EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
@@ -184,6 +184,22 @@ impl Queue {
         let oldest_due_seconds =
             oldest.map_or(0, |due| u64::try_from((to_millis(now) - due) / 1000).unwrap_or(0));
         Ok(crate::metrics::QueueState { by_status, oldest_due_seconds })
+    }
+
+    /// Gives jobs `worker` claimed and did not start back to the queue (a stopping worker), with
+    /// the attempt their claim counted taken back.
+    pub async fn release(&self, job_ids: &[Uuid], worker: &str) -> Result<u64, DbErr> {
+        let updated = job::Entity::update_many()
+            .col_expr(job::Column::Status, Expr::value(JobStatus::Queued.as_str()))
+            .col_expr(job::Column::LeaseOwner, Expr::value(Option::<String>::None))
+            .col_expr(job::Column::LeaseExpiresAtMs, Expr::value(Option::<i64>::None))
+            .col_expr(job::Column::Attempts, Expr::col(job::Column::Attempts).sub(1))
+            .filter(job::Column::Id.is_in(job_ids.iter().map(Uuid::to_string)))
+            .filter(job::Column::Status.eq(JobStatus::Running.as_str()))
+            .filter(job::Column::LeaseOwner.eq(worker))
+            .exec(&self.db)
+            .await?;
+        Ok(updated.rows_affected)
     }
 
     /// Counts jobs by status, for tests and operations.

@@ -66,6 +66,10 @@ pub fn spawn_workers<R: JobRunner>(
         .collect()
 }
 
+/// Jobs one claim takes: fewer claim commits per job, while a worker holding a batch does not
+/// keep much work from the others.
+const CLAIM_BATCH: usize = 8;
+
 struct Worker<R> {
     id: String,
     context: WorkerContext,
@@ -84,12 +88,27 @@ impl<R: JobRunner> Worker<R> {
             let wakeup = context.wakeup.notified();
             tokio::pin!(wakeup);
             wakeup.as_mut().enable();
-            let claimed =
-                context.queue.claim(&self.id, context.clock.now(), context.settings.lease, 1).await;
+            let claimed = context
+                .queue
+                .claim(&self.id, context.clock.now(), context.settings.lease, CLAIM_BATCH)
+                .await;
             match claimed {
                 Ok(jobs) if !jobs.is_empty() => {
+                    // The batch's leases are renewed together while its jobs run one by one.
+                    let mut held: Vec<Uuid> = jobs.iter().map(|job| job.id).collect();
                     for job in jobs {
-                        self.run_job(job).await;
+                        if *stop.borrow() {
+                            break;
+                        }
+                        if held.contains(&job.id) {
+                            self.run_job(job, &mut held).await;
+                        }
+                    }
+                    if !held.is_empty() {
+                        // Stopping: give back what was claimed and not started.
+                        if let Err(error) = context.queue.release(&held, &self.id).await {
+                            tracing::warn!(error = %error, "releasing claimed jobs failed");
+                        }
                     }
                     continue;
                 }
@@ -105,19 +124,30 @@ impl<R: JobRunner> Worker<R> {
         }
     }
 
-    async fn renew_lease(&self, job_id: Uuid) {
+    /// Renews the lease of every job in `held`; a job whose lease another worker took is dropped
+    /// from it (the one running goes on: its result is written either way).
+    async fn renew_leases(&self, held: &mut Vec<Uuid>) {
         let context = &self.context;
         let until = context.clock.now()
             + chrono::Duration::from_std(context.settings.lease)
                 .unwrap_or(chrono::Duration::minutes(5));
-        match context.queue.extend_lease(job_id, &self.id, until).await {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(%job_id, "lost the lease of a running job"),
-            Err(error) => tracing::warn!(%job_id, error = %error, "renewing a job lease failed"),
+        let mut lost = Vec::new();
+        for job_id in held.iter().copied() {
+            match context.queue.extend_lease(job_id, &self.id, until).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(%job_id, "lost the lease of a claimed job");
+                    lost.push(job_id);
+                }
+                Err(error) => {
+                    tracing::warn!(%job_id, error = %error, "renewing a job lease failed");
+                }
+            }
         }
+        held.retain(|job_id| !lost.contains(job_id));
     }
 
-    async fn run_job(&self, job: ClaimedJob) {
+    async fn run_job(&self, job: ClaimedJob, held: &mut Vec<Uuid>) {
         let settings = &self.context.settings;
         let result = {
             let work = self.runner.run(&job);
@@ -129,10 +159,11 @@ impl<R: JobRunner> Worker<R> {
             loop {
                 tokio::select! {
                     result = &mut work => break result,
-                    _ = heartbeat.tick() => self.renew_lease(job.id).await,
+                    _ = heartbeat.tick() => self.renew_leases(held).await,
                 }
             }
         };
+        held.retain(|job_id| *job_id != job.id);
         let job_id = job.id;
         let now = self.context.clock.now();
         let metrics = &self.context.metrics;

@@ -320,3 +320,29 @@ async fn claims_use_an_index_and_never_sort_the_backlog() {
         assert!(plan.iter().all(|step| !step.contains("TEMP B-TREE")), "{plan:?}");
     }
 }
+
+/// A stopping worker gives back the jobs it claimed and did not start: queued again, due, the
+/// claim's attempt taken back; a job another worker holds is left alone.
+#[tokio::test]
+async fn released_jobs_are_queued_again_as_they_were() {
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()));
+    let storage = super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let writes: Vec<IngestWrite> = (0..3)
+        .map(|index| IngestWrite {
+            ingests: vec![new_ingest(organization, project, &format!("release-{index}"))],
+            ..Default::default()
+        })
+        .collect();
+    storage.commit_ingest_writes(&writes.iter().collect::<Vec<_>>(), 3, clock.now()).await.unwrap();
+    let queue = storage.queue();
+    let lease = Duration::from_secs(30);
+    let mine = queue.claim("stopping", clock.now(), lease, 2).await.unwrap();
+    let theirs = queue.claim("other", clock.now(), lease, 1).await.unwrap();
+    let ids: Vec<Uuid> = mine.iter().chain(&theirs).map(|job| job.id).collect();
+    assert_eq!(queue.release(&ids, "stopping").await.unwrap(), 2);
+    assert_eq!(queue.count(JobStatus::Running).await.unwrap(), 1);
+    let again = queue.claim("next", clock.now(), lease, 5).await.unwrap();
+    assert_eq!(again.len(), 2);
+    assert!(again.iter().all(|job| job.attempts == 1), "{again:?}");
+}
