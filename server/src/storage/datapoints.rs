@@ -9,7 +9,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::entities::{datapoint, datapoint_metadata, datapoint_tag};
-use super::ingest::set_ingest_state;
+use super::ingest::{IngestChange, set_ingest_state};
 use super::{Storage, db_error, parse_uuid};
 use crate::clock::{from_millis, to_millis};
 use crate::error::Error;
@@ -71,17 +71,9 @@ impl Storage {
         queue::set_status(&transaction, job_id, JobStatus::Succeeded, None, "", now)
             .await
             .map_err(db_error(context))?;
-        set_ingest_state(
-            &transaction,
-            ingest_id,
-            IngestState::Done,
-            Some(attempts),
-            "",
-            None,
-            now,
-            context,
-        )
-        .await?;
+        let change =
+            IngestChange { attempts: Some(attempts), ..IngestChange::to(IngestState::Done) };
+        set_ingest_state(&transaction, ingest_id, change, now, context).await?;
         super::entities::ingest::Entity::update_many()
             .col_expr(
                 super::entities::ingest::Column::DatapointId,

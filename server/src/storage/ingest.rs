@@ -155,17 +155,8 @@ impl Storage {
         queue::set_status(&transaction, job_id, JobStatus::Parked, None, "", now)
             .await
             .map_err(db_error(context))?;
-        set_ingest_state(
-            &transaction,
-            ingest_id,
-            IngestState::AwaitingTranscription,
-            None,
-            "",
-            None,
-            now,
-            context,
-        )
-        .await?;
+        let change = IngestChange::to(IngestState::AwaitingTranscription);
+        set_ingest_state(&transaction, ingest_id, change, now, context).await?;
         transaction.commit().await.map_err(db_error(context))
     }
 
@@ -188,17 +179,13 @@ impl Storage {
         queue::set_status(&transaction, job_id, job_status, retry_at, error, now)
             .await
             .map_err(db_error(context))?;
-        set_ingest_state(
-            &transaction,
-            ingest_id,
-            ingest_state,
-            Some(attempts),
+        let change = IngestChange {
+            state: ingest_state,
+            attempts: Some(attempts),
             error,
-            retry_at,
-            now,
-            context,
-        )
-        .await?;
+            next_attempt_at: retry_at,
+        };
+        set_ingest_state(&transaction, ingest_id, change, now, context).await?;
         transaction.commit().await.map_err(db_error(context))
     }
 
@@ -207,17 +194,8 @@ impl Storage {
         let context = "requeueing an ingest";
         let transaction = self.begin_write().await.map_err(db_error(context))?;
         queue::requeue(&transaction, ingest_id, now).await.map_err(db_error(context))?;
-        set_ingest_state(
-            &transaction,
-            ingest_id,
-            IngestState::Queued,
-            None,
-            "",
-            None,
-            now,
-            context,
-        )
-        .await?;
+        let change = IngestChange::to(IngestState::Queued);
+        set_ingest_state(&transaction, ingest_id, change, now, context).await?;
         transaction.commit().await.map_err(db_error(context))
     }
 
@@ -317,26 +295,41 @@ impl Storage {
     }
 }
 
-/// `attempts`, when given, is the job's count of attempts, this one included.
-#[allow(clippy::too_many_arguments)]
+/// What a job's outcome writes on its ingest.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct IngestChange<'a> {
+    pub state: IngestState,
+    /// The job's count of attempts, this one included; None leaves it.
+    pub attempts: Option<i32>,
+    pub error: &'a str,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+impl IngestChange<'_> {
+    /// `state`, nothing else.
+    pub fn to(state: IngestState) -> Self {
+        Self { state, attempts: None, error: "", next_attempt_at: None }
+    }
+}
+
 pub(super) async fn set_ingest_state(
     connection: &impl ConnectionTrait,
     ingest_id: Uuid,
-    state: IngestState,
-    attempts: Option<i32>,
-    error: &str,
-    next_attempt_at: Option<DateTime<Utc>>,
+    change: IngestChange<'_>,
     now: DateTime<Utc>,
     context: &'static str,
 ) -> Result<(), Error> {
     let mut update = ingest::Entity::update_many();
-    if let Some(attempts) = attempts {
+    if let Some(attempts) = change.attempts {
         update = update.col_expr(ingest::Column::Attempts, Expr::value(attempts));
     }
     update
-        .col_expr(ingest::Column::State, Expr::value(state.as_str()))
-        .col_expr(ingest::Column::LastError, Expr::value(error))
-        .col_expr(ingest::Column::NextAttemptAtMs, Expr::value(next_attempt_at.map(to_millis)))
+        .col_expr(ingest::Column::State, Expr::value(change.state.as_str()))
+        .col_expr(ingest::Column::LastError, Expr::value(change.error))
+        .col_expr(
+            ingest::Column::NextAttemptAtMs,
+            Expr::value(change.next_attempt_at.map(to_millis)),
+        )
         .col_expr(ingest::Column::UpdatedAtMs, Expr::value(to_millis(now)))
         .filter(ingest::Column::Id.eq(ingest_id.to_string()))
         .exec(connection)
