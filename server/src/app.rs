@@ -105,11 +105,6 @@ impl App {
             self.config.ingest.max_request_bytes,
         );
         let router = grpc_routes
-            .into_axum_router()
-            .layer(axum::middleware::from_fn_with_state(
-                self.domain.clone(),
-                grpc::auth::authenticate_first,
-            ))
             .merge(rest_router)
             .fallback(rest::not_found)
             .layer(cors_layer(&self.config.server.cors_allowed_origins))

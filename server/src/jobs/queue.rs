@@ -68,8 +68,7 @@ impl Queue {
     ) -> Result<Vec<ClaimedJob>, DbErr> {
         let backend = self.db.get_database_backend();
         let postgres = backend == DbBackend::Postgres;
-        let placeholder =
-            |index: usize| if postgres { format!("${index}") } else { "?".to_owned() };
+        let placeholder = |index| placeholder(postgres, index);
         let sql = format!(
             "UPDATE jobs SET status = {running}, lease_owner = {owner}, \
              lease_expires_at_ms = {until}, attempts = attempts + 1, updated_at_ms = {now} \
@@ -229,11 +228,16 @@ impl ClaimPath {
     }
 }
 
+/// Bind parameter `index` (from 1) as each engine writes it: `$1` on PostgreSQL, `?` on SQLite.
+fn placeholder(postgres: bool, index: usize) -> String {
+    if postgres { format!("${index}") } else { "?".to_owned() }
+}
+
 /// The ids a claim takes on `path`: parameters `first` (status), `first + 1` (now) and
 /// `first + 2` (how many); in index order, so the database reads a range of the index and
 /// sorts nothing.
 pub(crate) fn candidates_sql(path: ClaimPath, postgres: bool, first: usize) -> String {
-    let placeholder = |index: usize| if postgres { format!("${index}") } else { "?".to_owned() };
+    let placeholder = |index| placeholder(postgres, index);
     let (column, comparison) = match path {
         ClaimPath::ExpiredLease => ("lease_expires_at_ms", "<"),
         ClaimPath::Due => ("run_after_ms", "<="),

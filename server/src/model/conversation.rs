@@ -533,10 +533,10 @@ fn validate_one(
 ) -> Option<ValidConversation> {
     let before = violations.len();
     let call_id = input.call_id.trim().to_owned();
-    check_identifier(&call_id, &format!("{prefix}.call_id"), true, violations);
+    check_id(&call_id, &format!("{prefix}.call_id"), true, MAX_ID_BYTES, violations);
     let context_token = match input.context_token.map(|token| token.trim().to_owned()) {
         Some(token) if !token.is_empty() => {
-            check_identifier(&token, &format!("{prefix}.context_token"), false, violations);
+            check_id(&token, &format!("{prefix}.context_token"), false, MAX_ID_BYTES, violations);
             token
         }
         _ => call_id.clone(),
@@ -626,15 +626,7 @@ fn validate_one(
             tags.push(tag.to_owned());
         }
     }
-    let metadata_bytes =
-        serde_json::to_vec(&input.metadata).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
-    if metadata_bytes > MAX_METADATA_BYTES {
-        violations.add(
-            format!("{prefix}.metadata"),
-            format!("at most {MAX_METADATA_BYTES} bytes as JSON"),
-        );
-    }
-
+    // Ids, metadata and the rest of the contract are checked on the conversation below.
     if violations.len() > before {
         return None;
     }
@@ -664,18 +656,6 @@ fn validate_one(
         return None;
     }
     Some(ValidConversation { conversation, audio })
-}
-
-fn check_identifier(value: &str, field: &str, required: bool, violations: &mut Violations) {
-    if value.is_empty() {
-        if required {
-            violations.add(field, "required and must not be empty");
-        }
-    } else if value.len() > MAX_ID_BYTES {
-        violations.add(field, format!("at most {MAX_ID_BYTES} bytes"));
-    } else if value.chars().any(char::is_control) {
-        violations.add(field, "must not contain control characters");
-    }
 }
 
 fn validate_audio(

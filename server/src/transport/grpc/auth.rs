@@ -6,11 +6,9 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tonic::metadata::MetadataMap;
 
 use super::status::to_status;
 use crate::domain::Domain;
-use crate::domain::auth::presented_key;
 use crate::error::Error;
 use crate::model::auth::Principal;
 
@@ -31,10 +29,7 @@ pub async fn authenticate_first(
         return next.run(request).await;
     }
     // Owned, so the request (whose body is not Sync) is not borrowed across the await.
-    let key = {
-        let header = |name| request.headers().get(name).and_then(|value| value.to_str().ok());
-        presented_key(header("api-key"), header("authorization")).to_owned()
-    };
+    let key = crate::transport::rest::presented_key(request.headers()).to_owned();
     match domain.authenticate(&key).await {
         Ok(principal) => {
             request.extensions_mut().insert(principal);
@@ -53,22 +48,10 @@ pub async fn authenticate_first(
     }
 }
 
-/// The caller of a service method: the principal `authenticate_first` put in the request, or,
-/// for a service reached without it, one authenticated from the metadata.
-pub async fn authenticate<T>(
-    domain: &Domain,
-    request: &tonic::Request<T>,
-) -> Result<Principal, Error> {
-    if let Some(principal) = request.extensions().get::<Principal>() {
-        return Ok(principal.clone());
-    }
-    authenticate_metadata(domain, request.metadata()).await
-}
-
-async fn authenticate_metadata(
-    domain: &Domain,
-    metadata: &MetadataMap,
-) -> Result<Principal, Error> {
-    let header = |name| metadata.get(name).and_then(|value| value.to_str().ok());
-    domain.authenticate(presented_key(header("api-key"), header("authorization"))).await
+/// The caller of a service method: the principal `authenticate_first` put in the request (the
+/// services are only reachable behind it, see `routes`).
+pub fn authenticate<T>(request: &tonic::Request<T>) -> Result<Principal, Error> {
+    request.extensions().get::<Principal>().cloned().ok_or_else(|| {
+        Error::internal("authenticating a call", "the authentication middleware did not run")
+    })
 }

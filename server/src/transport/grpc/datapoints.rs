@@ -31,7 +31,7 @@ impl DatapointService for DatapointApi {
         &self,
         request: Request<pb::SearchDatapointsRequest>,
     ) -> Result<Response<pb::SearchDatapointsResponse>, Status> {
-        let principal = authenticate(&self.domain, &request).await?;
+        let principal = authenticate(&request)?;
         let request = request.into_inner();
         let query = DatapointQuery {
             project_id: if request.project_id.is_empty() {
@@ -64,7 +64,7 @@ impl DatapointService for DatapointApi {
         &self,
         request: Request<pb::GetDatapointRequest>,
     ) -> Result<Response<pb::GetDatapointResponse>, Status> {
-        let principal = authenticate(&self.domain, &request).await?;
+        let principal = authenticate(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
         let view = self.domain.get_datapoint(&principal, id).await?;
         Ok(Response::new(pb::GetDatapointResponse { datapoint: Some(convert::datapoint(&view)) }))
@@ -74,7 +74,7 @@ impl DatapointService for DatapointApi {
         &self,
         request: Request<pb::GetDatapointAudioRequest>,
     ) -> Result<Response<Self::GetDatapointAudioStream>, Status> {
-        let principal = authenticate(&self.domain, &request).await?;
+        let principal = authenticate(&request)?;
         let id = parse_id("datapoint_id", &request.get_ref().datapoint_id)?;
         let view = self.domain.get_datapoint(&principal, id).await?;
         let audio = view.audio.ok_or_else(|| {

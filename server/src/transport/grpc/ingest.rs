@@ -29,7 +29,7 @@ impl IngestService for IngestApi {
         &self,
         request: Request<pb::IngestConversationsRequest>,
     ) -> Result<Response<pb::IngestConversationsResponse>, Status> {
-        let principal = authenticate(&self.domain, &request).await?;
+        let principal = authenticate(&request)?;
         let source = if request.metadata().contains_key(SDK_METADATA_KEY) {
             Source::Sdk
         } else {
@@ -66,7 +66,7 @@ impl IngestService for IngestApi {
         &self,
         request: Request<Streaming<pb::UploadAudioRequest>>,
     ) -> Result<Response<pb::UploadAudioResponse>, Status> {
-        let principal = authenticate(&self.domain, &request).await?;
+        let principal = authenticate(&request)?;
         let mut stream = request.into_inner();
         let metadata = match stream.message().await?.and_then(|message| message.part) {
             Some(pb::upload_audio_request::Part::Metadata(metadata)) => metadata,
@@ -114,7 +114,7 @@ impl IngestService for IngestApi {
         &self,
         request: Request<pb::GetIngestStatusRequest>,
     ) -> Result<Response<pb::GetIngestStatusResponse>, Status> {
-        let principal = authenticate(&self.domain, &request).await?;
+        let principal = authenticate(&request)?;
         let id = parse_id("ingest_id", &request.get_ref().ingest_id)?;
         let record = self.domain.get_ingest(&principal, id).await?;
         Ok(Response::new(pb::GetIngestStatusResponse {
@@ -126,7 +126,7 @@ impl IngestService for IngestApi {
         &self,
         request: Request<pb::ListIngestsRequest>,
     ) -> Result<Response<pb::ListIngestsResponse>, Status> {
-        let principal = authenticate(&self.domain, &request).await?;
+        let principal = authenticate(&request)?;
         let request = request.into_inner();
         let (records, next) = self
             .domain
@@ -148,7 +148,7 @@ impl IngestService for IngestApi {
         &self,
         request: Request<pb::RetryIngestRequest>,
     ) -> Result<Response<pb::RetryIngestResponse>, Status> {
-        let principal = authenticate(&self.domain, &request).await?;
+        let principal = authenticate(&request)?;
         let id = parse_id("ingest_id", &request.get_ref().ingest_id)?;
         let record = self.domain.retry_ingest(&principal, id).await?;
         Ok(Response::new(pb::RetryIngestResponse { status: Some(convert::ingest_status(&record)) }))

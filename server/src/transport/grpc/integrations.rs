@@ -33,7 +33,7 @@ impl IntegrationService for IntegrationApi {
         &self,
         request: Request<pb::CreateIntegrationRequest>,
     ) -> Result<Response<pb::CreateIntegrationResponse>, Status> {
-        let principal = authenticate(&self.domain, &request).await?;
+        let principal = authenticate(&request)?;
         let request = request.into_inner();
         let new = NewIntegration {
             project_id: parse_id("project_id", &request.project_id)?,
@@ -53,7 +53,7 @@ impl IntegrationService for IntegrationApi {
         &self,
         request: Request<pb::GetIntegrationRequest>,
     ) -> Result<Response<pb::GetIntegrationResponse>, Status> {
-        let principal = authenticate(&self.domain, &request).await?;
+        let principal = authenticate(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
         let integration = self.domain.get_integration(&principal, id).await?;
         Ok(Response::new(pb::GetIntegrationResponse {
@@ -65,7 +65,7 @@ impl IntegrationService for IntegrationApi {
         &self,
         request: Request<pb::ListIntegrationsRequest>,
     ) -> Result<Response<pb::ListIntegrationsResponse>, Status> {
-        let principal = authenticate(&self.domain, &request).await?;
+        let principal = authenticate(&request)?;
         let request = request.into_inner();
         let project_id = parse_id("project_id", &request.project_id)?;
         let provider = convert::provider_from_proto(request.provider)?;
@@ -93,7 +93,7 @@ impl IntegrationService for IntegrationApi {
         &self,
         request: Request<pb::UpdateIntegrationRequest>,
     ) -> Result<Response<pb::UpdateIntegrationResponse>, Status> {
-        let principal = authenticate(&self.domain, &request).await?;
+        let principal = authenticate(&request)?;
         let request = request.into_inner();
         let id = parse_id("id", &request.id)?;
         let options = request
@@ -111,7 +111,7 @@ impl IntegrationService for IntegrationApi {
         &self,
         request: Request<pb::RotateSecretsRequest>,
     ) -> Result<Response<pb::RotateSecretsResponse>, Status> {
-        let principal = authenticate(&self.domain, &request).await?;
+        let principal = authenticate(&request)?;
         let request = request.into_inner();
         let id = parse_id("id", &request.id)?;
         let grace_period = request
@@ -131,7 +131,7 @@ impl IntegrationService for IntegrationApi {
         &self,
         request: Request<pb::UpdateStatusRequest>,
     ) -> Result<Response<pb::UpdateStatusResponse>, Status> {
-        let principal = authenticate(&self.domain, &request).await?;
+        let principal = authenticate(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
         let status = convert::status_from_proto(request.get_ref().status)?;
         let integration = self.domain.set_integration_status(&principal, id, status).await?;
@@ -142,7 +142,7 @@ impl IntegrationService for IntegrationApi {
         &self,
         request: Request<pb::DeleteIntegrationRequest>,
     ) -> Result<Response<pb::DeleteIntegrationResponse>, Status> {
-        let principal = authenticate(&self.domain, &request).await?;
+        let principal = authenticate(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
         self.domain.delete_integration(&principal, id).await?;
         Ok(Response::new(pb::DeleteIntegrationResponse {}))
@@ -152,7 +152,7 @@ impl IntegrationService for IntegrationApi {
         &self,
         request: Request<pb::ListWebhookDeliveriesRequest>,
     ) -> Result<Response<pb::ListWebhookDeliveriesResponse>, Status> {
-        let principal = authenticate(&self.domain, &request).await?;
+        let principal = authenticate(&request)?;
         let request = request.into_inner();
         let page = self
             .domain
@@ -174,7 +174,7 @@ impl IntegrationService for IntegrationApi {
         &self,
         request: Request<pb::ReplayWebhookDeliveryRequest>,
     ) -> Result<Response<pb::ReplayWebhookDeliveryResponse>, Status> {
-        let principal = authenticate(&self.domain, &request).await?;
+        let principal = authenticate(&request)?;
         let request = request.into_inner();
         let delivery = crate::domain::webhooks::replay(
             &self.domain,

@@ -31,8 +31,10 @@ pub const SERVICE_NAMES: [&str; 4] = [
 pub async fn routes(
     domain: &Domain,
     max_message_bytes: usize,
-) -> Result<(Routes, tonic_health::server::HealthReporter), Box<dyn std::error::Error + Send + Sync>>
-{
+) -> Result<
+    (axum::Router, tonic_health::server::HealthReporter),
+    Box<dyn std::error::Error + Send + Sync>,
+> {
     let web = GrpcWebLayer::new();
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     for name in SERVICE_NAMES {
@@ -73,5 +75,10 @@ pub async fn routes(
     .add_service(web.layer(health_service))
     .add_service(web.layer(reflection_v1))
     .add_service(web.layer(reflection_v1alpha));
-    Ok((routes, health_reporter))
+    // Every call is authenticated from its headers before its message is read; the services
+    // take the principal this puts in the request.
+    let router = routes
+        .into_axum_router()
+        .layer(axum::middleware::from_fn_with_state(domain.clone(), auth::authenticate_first));
+    Ok((router, health_reporter))
 }

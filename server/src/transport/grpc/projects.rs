@@ -20,7 +20,7 @@ impl ProjectService for ProjectApi {
         &self,
         request: Request<pb::CreateProjectRequest>,
     ) -> Result<Response<pb::CreateProjectResponse>, Status> {
-        let principal = authenticate(&self.domain, &request).await?;
+        let principal = authenticate(&request)?;
         let project = self.domain.create_project(&principal, &request.get_ref().name).await?;
         Ok(Response::new(pb::CreateProjectResponse { project: Some(convert::project(&project)) }))
     }
@@ -29,7 +29,7 @@ impl ProjectService for ProjectApi {
         &self,
         request: Request<pb::ListProjectsRequest>,
     ) -> Result<Response<pb::ListProjectsResponse>, Status> {
-        let principal = authenticate(&self.domain, &request).await?;
+        let principal = authenticate(&request)?;
         let projects = self.domain.list_projects(&principal).await?;
         Ok(Response::new(pb::ListProjectsResponse {
             projects: projects.iter().map(convert::project).collect(),
@@ -40,7 +40,7 @@ impl ProjectService for ProjectApi {
         &self,
         request: Request<pb::CreateApiKeyRequest>,
     ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
-        let principal = authenticate(&self.domain, &request).await?;
+        let principal = authenticate(&request)?;
         let request = request.into_inner();
         let scopes = request
             .scopes
@@ -67,7 +67,7 @@ impl ProjectService for ProjectApi {
         &self,
         request: Request<pb::ListApiKeysRequest>,
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
-        let principal = authenticate(&self.domain, &request).await?;
+        let principal = authenticate(&request)?;
         let keys = self.domain.list_api_keys(&principal, request.get_ref().include_revoked).await?;
         Ok(Response::new(pb::ListApiKeysResponse {
             api_keys: keys.iter().map(convert::api_key).collect(),
@@ -78,7 +78,7 @@ impl ProjectService for ProjectApi {
         &self,
         request: Request<pb::RevokeApiKeyRequest>,
     ) -> Result<Response<pb::RevokeApiKeyResponse>, Status> {
-        let principal = authenticate(&self.domain, &request).await?;
+        let principal = authenticate(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
         let key = self.domain.revoke_api_key(&principal, id).await?;
         Ok(Response::new(pb::RevokeApiKeyResponse { api_key: Some(convert::api_key(&key)) }))
