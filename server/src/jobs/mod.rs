@@ -12,7 +12,7 @@ pub mod queue;
 pub mod worker;
 
 pub use queue::Queue;
-pub use worker::{JobError, JobRunner, WorkerContext, spawn_workers};
+pub use worker::{BatchOutcome, JobError, JobRunner, WorkerContext, spawn_workers};
 
 #[derive(Clone, Debug)]
 pub struct JobSettings {
@@ -53,6 +53,13 @@ impl JobPayload {
     pub fn kind(&self) -> &'static str {
         match self {
             JobPayload::IngestV1 { .. } => "ingest",
+        }
+    }
+
+    /// The ingest the job processes.
+    pub fn ingest_id(&self) -> Uuid {
+        match self {
+            JobPayload::IngestV1 { ingest_id } => *ingest_id,
         }
     }
 }

@@ -128,22 +128,25 @@ impl Queue {
         self.db.get_database_backend() == DbBackend::Sqlite
     }
 
-    /// Pushes the lease of a job `worker` still holds to `until`; false when it no longer holds
-    /// it (the lease expired and another worker claimed the job).
-    pub async fn extend_lease(
+    /// Pushes the leases `worker` still holds among `job_ids` to `until`, in one statement, and
+    /// returns the ids it still holds (a lease that expired may have gone to another worker).
+    pub async fn extend_leases(
         &self,
-        job_id: Uuid,
+        job_ids: &[Uuid],
         worker: &str,
         until: DateTime<Utc>,
-    ) -> Result<bool, DbErr> {
-        let updated = job::Entity::update_many()
+    ) -> Result<Vec<Uuid>, DbErr> {
+        let renewed = job::Entity::update_many()
             .col_expr(job::Column::LeaseExpiresAtMs, Expr::value(to_millis(until)))
-            .filter(job::Column::Id.eq(job_id.to_string()))
+            .filter(job::Column::Id.is_in(job_ids.iter().map(Uuid::to_string)))
             .filter(job::Column::Status.eq(JobStatus::Running.as_str()))
             .filter(job::Column::LeaseOwner.eq(worker))
-            .exec(&self.db)
+            .exec_with_returning(&self.db)
             .await?;
-        Ok(updated.rows_affected == 1)
+        renewed
+            .iter()
+            .map(|model| Uuid::parse_str(&model.id).map_err(|error| DbErr::Type(error.to_string())))
+            .collect()
     }
 
     /// The queue's depth by status and the wait of its oldest due job, for `/metrics`: one
@@ -316,6 +319,29 @@ pub async fn set_status(
     update.filter(job::Column::Id.eq(job_id.to_string())).exec(connection).await?;
     Ok(())
 }
+
+/// Ends the leases of finished jobs: succeeded, in one statement per chunk of ids.
+pub async fn succeed(
+    connection: &impl ConnectionTrait,
+    job_ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    for chunk in job_ids.chunks(ID_CHUNK) {
+        job::Entity::update_many()
+            .col_expr(job::Column::Status, Expr::value(JobStatus::Succeeded.as_str()))
+            .col_expr(job::Column::LeaseOwner, Expr::value(Option::<String>::None))
+            .col_expr(job::Column::LeaseExpiresAtMs, Expr::value(Option::<i64>::None))
+            .col_expr(job::Column::LastError, Expr::value(""))
+            .col_expr(job::Column::UpdatedAtMs, Expr::value(to_millis(now)))
+            .filter(job::Column::Id.is_in(chunk.iter().map(Uuid::to_string)))
+            .exec(connection)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Ids of one `IN (…)` list.
+const ID_CHUNK: usize = 500;
 
 /// Queues a job again, due now, with a fresh attempt budget.
 pub async fn requeue(

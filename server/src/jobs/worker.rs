@@ -22,9 +22,24 @@ pub enum JobError {
     Transient(String),
 }
 
+/// What became of one job of a batch given to `JobRunner::run_batch`.
+#[derive(Debug)]
+pub enum BatchOutcome {
+    /// Run: its result committed (with the others of the batch), or its failure, which the
+    /// loop records.
+    Ran(Result<(), JobError>),
+    /// Slow work (a download, a transcription) that must not hold the batch: run on its own
+    /// through `JobRunner::run`.
+    RunAlone,
+}
+
 /// Runs jobs and records their failures.
 pub trait JobRunner: Clone + Send + Sync + 'static {
-    /// Does the job's work and commits its result (finishing the job in that commit).
+    /// Runs the jobs of a claimed batch that can be done together, committing their results in
+    /// one transaction; one outcome per job, in the batch's order.
+    fn run_batch(&self, jobs: &[ClaimedJob]) -> impl Future<Output = Vec<BatchOutcome>> + Send;
+
+    /// Does one job's work and commits its result (finishing the job in that commit).
     fn run(&self, job: &ClaimedJob) -> impl Future<Output = Result<(), JobError>> + Send;
 
     /// Records a failed attempt: queued again at `retry_at`, or dead when None. Whatever the job
@@ -66,9 +81,9 @@ pub fn spawn_workers<R: JobRunner>(
         .collect()
 }
 
-/// Jobs one claim takes: fewer claim commits per job, while a worker holding a batch does not
-/// keep much work from the others.
-const CLAIM_BATCH: usize = 8;
+/// Jobs one claim takes: one claim commit and one result commit for up to this many quick
+/// jobs. Slow jobs of a batch are not held: the worker keeps one and gives the others back.
+const CLAIM_BATCH: usize = 64;
 
 struct Worker<R> {
     id: String,
@@ -94,22 +109,7 @@ impl<R: JobRunner> Worker<R> {
                 .await;
             match claimed {
                 Ok(jobs) if !jobs.is_empty() => {
-                    // The batch's leases are renewed together while its jobs run one by one.
-                    let mut held: Vec<Uuid> = jobs.iter().map(|job| job.id).collect();
-                    for job in jobs {
-                        if *stop.borrow() {
-                            break;
-                        }
-                        if held.contains(&job.id) {
-                            self.run_job(job, &mut held).await;
-                        }
-                    }
-                    if !held.is_empty() {
-                        // Stopping: give back what was claimed and not started.
-                        if let Err(error) = context.queue.release(&held, &self.id).await {
-                            tracing::warn!(error = %error, "releasing claimed jobs failed");
-                        }
-                    }
+                    self.run_claimed(jobs, &stop).await;
                     continue;
                 }
                 Ok(_) => {}
@@ -124,46 +124,81 @@ impl<R: JobRunner> Worker<R> {
         }
     }
 
-    /// Renews the lease of every job in `held`; a job whose lease another worker took is dropped
-    /// from it (the one running goes on: its result is written either way).
+    /// Runs a claimed batch: what can run together in one go, then one slow job, while the
+    /// other slow jobs go back to the queue at once for any free worker. The batch's leases are
+    /// renewed together while it runs.
+    async fn run_claimed(&self, jobs: Vec<ClaimedJob>, stop: &watch::Receiver<bool>) {
+        let mut held: Vec<Uuid> = jobs.iter().map(|job| job.id).collect();
+        let outcomes = self.with_heartbeat(self.runner.run_batch(&jobs), &mut held).await;
+        let mut alone = Vec::new();
+        for (job, outcome) in jobs.into_iter().zip(outcomes) {
+            match outcome {
+                BatchOutcome::Ran(result) => {
+                    held.retain(|job_id| *job_id != job.id);
+                    self.record(&job, result).await;
+                }
+                BatchOutcome::RunAlone => alone.push(job),
+            }
+        }
+        let mut alone = alone.into_iter();
+        let first = alone.next();
+        self.give_back(alone.map(|job| job.id).collect(), &mut held).await;
+        if let Some(job) = first.filter(|_| !*stop.borrow()) {
+            let result = self.with_heartbeat(self.runner.run(&job), &mut held).await;
+            held.retain(|job_id| *job_id != job.id);
+            self.record(&job, result).await;
+        }
+        // Stopping: give back what was claimed and not started.
+        self.give_back(held.clone(), &mut held).await;
+    }
+
+    /// Releases `job_ids` (claimed, not started) and drops them from `held`.
+    async fn give_back(&self, job_ids: Vec<Uuid>, held: &mut Vec<Uuid>) {
+        if job_ids.is_empty() {
+            return;
+        }
+        if let Err(error) = self.context.queue.release(&job_ids, &self.id).await {
+            tracing::warn!(error = %error, "releasing claimed jobs failed");
+        }
+        held.retain(|job_id| !job_ids.contains(job_id));
+    }
+
+    /// Awaits `work` while renewing the leases of `held`: a long transcription (or one waiting
+    /// its turn) outlives a lease, and no other worker may start the jobs meanwhile.
+    async fn with_heartbeat<T>(&self, work: impl Future<Output = T>, held: &mut Vec<Uuid>) -> T {
+        tokio::pin!(work);
+        let mut heartbeat = tokio::time::interval(self.context.settings.lease / 3);
+        heartbeat.tick().await;
+        loop {
+            tokio::select! {
+                result = &mut work => break result,
+                _ = heartbeat.tick() => self.renew_leases(held).await,
+            }
+        }
+    }
+
+    /// Renews the lease of every job in `held`, in one statement; a job whose lease another
+    /// worker took is dropped from it (one running goes on: its result is written either way).
     async fn renew_leases(&self, held: &mut Vec<Uuid>) {
         let context = &self.context;
         let until = context.clock.now()
             + chrono::Duration::from_std(context.settings.lease)
                 .unwrap_or(chrono::Duration::minutes(5));
-        let mut lost = Vec::new();
-        for job_id in held.iter().copied() {
-            match context.queue.extend_lease(job_id, &self.id, until).await {
-                Ok(true) => {}
-                Ok(false) => {
+        match context.queue.extend_leases(held, &self.id, until).await {
+            Ok(still_held) => {
+                for job_id in held.iter().filter(|job_id| !still_held.contains(job_id)) {
                     tracing::warn!(%job_id, "lost the lease of a claimed job");
-                    lost.push(job_id);
                 }
-                Err(error) => {
-                    tracing::warn!(%job_id, error = %error, "renewing a job lease failed");
-                }
+                held.retain(|job_id| still_held.contains(job_id));
             }
+            Err(error) => tracing::warn!(error = %error, "renewing job leases failed"),
         }
-        held.retain(|job_id| !lost.contains(job_id));
     }
 
-    async fn run_job(&self, job: ClaimedJob, held: &mut Vec<Uuid>) {
+    /// Records a job's result: a success is already committed; a failure is queued again
+    /// with backoff, or dead after its last attempt or when retrying cannot help.
+    async fn record(&self, job: &ClaimedJob, result: Result<(), JobError>) {
         let settings = &self.context.settings;
-        let result = {
-            let work = self.runner.run(&job);
-            tokio::pin!(work);
-            // A long transcription (or a transcription waiting its turn) outlives a lease: the
-            // lease is renewed while the work runs, so no other worker starts the job again.
-            let mut heartbeat = tokio::time::interval(settings.lease / 3);
-            heartbeat.tick().await;
-            loop {
-                tokio::select! {
-                    result = &mut work => break result,
-                    _ = heartbeat.tick() => self.renew_leases(held).await,
-                }
-            }
-        };
-        held.retain(|job_id| *job_id != job.id);
         let job_id = job.id;
         let now = self.context.clock.now();
         let metrics = &self.context.metrics;
@@ -175,12 +210,12 @@ impl<R: JobRunner> Worker<R> {
             Err(JobError::Permanent(reason)) => {
                 metrics.job("dead");
                 tracing::warn!(%job_id, reason = %reason, "job failed permanently");
-                self.runner.record_failure(&job, &reason, None).await
+                self.runner.record_failure(job, &reason, None).await
             }
             Err(JobError::Transient(reason)) if job.attempts >= job.max_attempts => {
                 metrics.job("dead");
                 tracing::warn!(%job_id, reason = %reason, attempts = job.attempts, "job failed its last attempt");
-                self.runner.record_failure(&job, &reason, None).await
+                self.runner.record_failure(job, &reason, None).await
             }
             Err(JobError::Transient(reason)) => {
                 metrics.job("retried");
@@ -188,7 +223,7 @@ impl<R: JobRunner> Worker<R> {
                 let retry_at = now
                     + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(60));
                 tracing::info!(%job_id, reason = %reason, attempts = job.attempts, retry_in_ms = delay.as_millis() as u64, "job will be retried");
-                self.runner.record_failure(&job, &reason, Some(retry_at)).await
+                self.runner.record_failure(job, &reason, Some(retry_at)).await
             }
         };
         if let Err(error) = recorded {

@@ -2,6 +2,8 @@
 //! transcribe audio-only calls that ask for it (or park them where transcription is off), merge
 //! the conversation into its datapoint, and record the result in one transaction.
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
 use uuid::Uuid;
 
@@ -11,10 +13,11 @@ use crate::asr::{AsrError, RoleHints};
 use crate::audio::probe;
 use crate::blob::sniff_audio_content_type;
 use crate::domain::Domain;
-use crate::jobs::{ClaimedJob, JobError, JobPayload, JobRunner};
-use crate::model::conversation::{AudioCredentials, AudioSource};
+use crate::jobs::{BatchOutcome, ClaimedJob, JobError, JobPayload, JobRunner};
+use crate::model::conversation::{AudioCredentials, AudioSource, Conversation};
 use crate::model::datapoints::{Datapoint, TranscriptSource};
-use crate::model::ingest::AudioObject;
+use crate::model::ingest::{AudioObject, IngestRecord};
+use crate::storage::FinishedIngest;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum ProcessOutcome {
@@ -30,6 +33,19 @@ pub struct IngestJobs {
 }
 
 impl JobRunner for IngestJobs {
+    async fn run_batch(&self, jobs: &[ClaimedJob]) -> Vec<BatchOutcome> {
+        match process_together(&self.domain, jobs).await {
+            Ok(outcomes) => outcomes,
+            Err(error) => {
+                let reason = error.to_string();
+                error.log_if_internal();
+                jobs.iter()
+                    .map(|_| BatchOutcome::Ran(Err(JobError::Transient(reason.clone()))))
+                    .collect()
+            }
+        }
+    }
+
     async fn run(&self, job: &ClaimedJob) -> Result<(), JobError> {
         let JobPayload::IngestV1 { ingest_id } = job.payload;
         let started = std::time::Instant::now();
@@ -56,6 +72,108 @@ impl JobRunner for IngestJobs {
 fn transient(error: crate::Error) -> JobError {
     error.log_if_internal();
     JobError::Transient(error.to_string())
+}
+
+/// The ingest jobs of a batch whose conversations carry no audio, processed together: their
+/// ingests loaded in one query, their existing datapoints in another, merged in order (two
+/// ingests of one call merge one after the other), and stored in one transaction. Jobs with
+/// audio (a download, a probe, a transcription) are left to run alone. When the shared commit
+/// fails, each result is committed on its own, so one bad result fails alone.
+async fn process_together(
+    domain: &Domain,
+    jobs: &[ClaimedJob],
+) -> crate::error::Result<Vec<BatchOutcome>> {
+    let storage = &domain.storage;
+    let ingest_ids: Vec<Uuid> = jobs.iter().map(|job| job.payload.ingest_id()).collect();
+    let mut loaded: HashMap<Uuid, (IngestRecord, Conversation)> = storage
+        .load_ingests(&ingest_ids)
+        .await?
+        .into_iter()
+        .map(|(record, conversation)| (record.id, (record, conversation)))
+        .collect();
+    let mut outcomes: Vec<Option<BatchOutcome>> = Vec::with_capacity(jobs.len());
+    let mut quick = Vec::new();
+    for (index, ingest_id) in ingest_ids.iter().enumerate() {
+        match loaded.remove(ingest_id) {
+            None => outcomes.push(Some(BatchOutcome::Ran(Err(JobError::Permanent(format!(
+                "ingest {ingest_id} no longer exists"
+            )))))),
+            Some((_, conversation)) if conversation.audio.is_some() => {
+                outcomes.push(Some(BatchOutcome::RunAlone));
+            }
+            Some(ingest) => {
+                outcomes.push(None);
+                quick.push((index, ingest));
+            }
+        }
+    }
+    let keys: Vec<(Uuid, &str, &str)> = quick
+        .iter()
+        .map(|(_, (record, conversation))| {
+            (record.project_id, conversation.provider.as_str(), conversation.call_id.as_str())
+        })
+        .collect();
+    let mut current: HashMap<(Uuid, String, String), Datapoint> = storage
+        .find_datapoints(&keys)
+        .await?
+        .into_iter()
+        .map(|datapoint| {
+            (
+                (datapoint.project_id, datapoint.provider.clone(), datapoint.call_id.clone()),
+                datapoint,
+            )
+        })
+        .collect();
+    let now = domain.clock.now();
+    let mut merged = Vec::with_capacity(quick.len());
+    for (_, (record, conversation)) in &quick {
+        let key = (record.project_id, conversation.provider.clone(), conversation.call_id.clone());
+        let datapoint = Datapoint::merge(
+            current.remove(&key),
+            conversation,
+            None,
+            record.organization_id,
+            record.project_id,
+            now,
+        );
+        current.insert(key, datapoint.clone());
+        merged.push(datapoint);
+    }
+    let finished: Vec<FinishedIngest<'_>> = quick
+        .iter()
+        .zip(&merged)
+        .map(|((index, (record, _)), datapoint)| FinishedIngest {
+            job_id: jobs[*index].id,
+            ingest_id: record.id,
+            attempts: jobs[*index].attempts,
+            datapoint,
+        })
+        .collect();
+    let results: Vec<Result<(), JobError>> = match storage.finish_ingests(&finished, now).await {
+        Ok(()) => finished.iter().map(|_| Ok(())).collect(),
+        Err(error) if finished.len() == 1 => vec![Err(transient(error))],
+        Err(error) => {
+            error.log_if_internal();
+            tracing::warn!(
+                jobs = finished.len(),
+                "a batch of results failed to commit; committing them one by one"
+            );
+            let mut results = Vec::with_capacity(finished.len());
+            for result in &finished {
+                let alone = storage.finish_ingests(std::slice::from_ref(result), now).await;
+                results.push(alone.map_err(transient));
+            }
+            results
+        }
+    };
+    for (((index, _), result), datapoint) in quick.iter().zip(results).zip(&merged) {
+        if result.is_ok() {
+            domain.metrics.datapoint_written();
+            tracing::debug!(ingest_id = %jobs[*index].payload.ingest_id(), datapoint_id = %datapoint.id, "ingest processed");
+        }
+        outcomes[*index] = Some(BatchOutcome::Ran(result));
+    }
+    Ok(outcomes.into_iter().map(|outcome| outcome.unwrap_or(BatchOutcome::RunAlone)).collect())
 }
 
 pub async fn process_ingest(
@@ -165,10 +283,9 @@ pub async fn process_ingest(
         datapoint.transcript_source = TranscriptSource::Asr;
         datapoint.speaker_labels_estimated = estimated;
     }
-    storage
-        .finish_ingest(job.id, ingest_id, job.attempts, &datapoint, domain.clock.now())
-        .await
-        .map_err(transient)?;
+    let finished =
+        FinishedIngest { job_id: job.id, ingest_id, attempts: job.attempts, datapoint: &datapoint };
+    storage.finish_ingests(&[finished], domain.clock.now()).await.map_err(transient)?;
     domain.metrics.datapoint_written();
     Ok(ProcessOutcome::Done { datapoint_id: datapoint.id })
 }
@@ -242,5 +359,82 @@ impl LoadedAudio {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::jobs::JobStatus;
+    use crate::model::commit::IngestWrite;
+    use crate::model::datapoints::DatapointQuery;
+    use crate::model::ingest::IngestState;
+    use crate::storage::ingest_tests::new_ingest;
+
+    /// Quick jobs of a batch are stored together, two ingests of one call merged one after the
+    /// other (the later one's tags added to the earlier's); a job with audio is left to run
+    /// alone, untouched.
+    #[tokio::test]
+    async fn a_batch_runs_its_quick_jobs_together_and_leaves_audio_alone() {
+        let clock = Arc::new(ManualClock::new(
+            chrono::Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap(),
+        ));
+        let (domain, _audio) = crate::domain::test_support::domain(clock.clone()).await;
+        let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut first = new_ingest(organization, project, "call-a");
+        first.conversation.tags = vec!["first".into()];
+        let mut second = new_ingest(organization, project, "call-a");
+        second.conversation.tags = vec!["second".into()];
+        second.dedup_key = crate::model::ingest::dedup_key(&second.conversation);
+        let other = new_ingest(organization, project, "call-b");
+        let mut with_audio = new_ingest(organization, project, "call-c");
+        with_audio.conversation.audio = Some(AudioSource::Stored { audio_id: Uuid::now_v7() });
+        let ids = [first.id, second.id, other.id, with_audio.id];
+        let write =
+            IngestWrite { ingests: vec![first, second, other, with_audio], ..Default::default() };
+        domain.storage.commit_ingest_writes(&[&write], 3, clock.now()).await.unwrap();
+        let queue = domain.storage.queue();
+        let mut jobs =
+            queue.claim("w", clock.now(), std::time::Duration::from_secs(30), 10).await.unwrap();
+        jobs.sort_by_key(|job| ids.iter().position(|id| *id == job.id));
+
+        let outcomes = process_together(&domain, &jobs).await.unwrap();
+        let ran: Vec<bool> = outcomes
+            .iter()
+            .map(|outcome| match outcome {
+                BatchOutcome::Ran(result) => result.is_ok(),
+                BatchOutcome::RunAlone => false,
+            })
+            .collect();
+        assert_eq!(ran, [true, true, true, false], "{outcomes:?}");
+        assert!(matches!(outcomes[3], BatchOutcome::RunAlone));
+
+        let found = domain
+            .storage
+            .search_datapoints(
+                organization,
+                &DatapointQuery { page_size: 10, project_id: Some(project), ..Default::default() },
+            )
+            .await
+            .unwrap();
+        let calls: Vec<(&str, &[String])> = found
+            .iter()
+            .map(|view| (view.datapoint.call_id.as_str(), view.datapoint.tags.as_slice()))
+            .collect();
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        assert!(calls.contains(&("call-a", &["first".to_owned(), "second".to_owned()][..])));
+        for id in &ids[..3] {
+            let ingest = domain.storage.get_ingest(organization, *id).await.unwrap().unwrap();
+            assert_eq!((ingest.state, ingest.attempts), (IngestState::Done, 1));
+        }
+        let waiting = domain.storage.get_ingest(organization, ids[3]).await.unwrap().unwrap();
+        assert_eq!(waiting.state, IngestState::Queued);
+        assert_eq!(queue.count(JobStatus::Succeeded).await.unwrap(), 3);
+        assert_eq!(queue.count(JobStatus::Running).await.unwrap(), 1);
     }
 }

@@ -1,19 +1,18 @@
 //! Datapoints and their search.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
 use super::entities::{datapoint, datapoint_metadata, datapoint_tag};
-use super::ingest::{IngestChange, set_ingest_state};
 use super::{Storage, db_error, parse_uuid};
 use crate::clock::{from_millis, to_millis};
 use crate::error::Error;
-use crate::jobs::{JobStatus, queue};
+use crate::jobs::queue;
 use crate::model::conversation::Source;
 use crate::model::datapoints::{
     Datapoint, DatapointQuery, DatapointView, TranscriptSource, metadata_filter_text,
@@ -38,51 +37,64 @@ impl Storage {
             .transpose()
     }
 
-    /// In one transaction: the datapoint (inserted or updated) with its tag and metadata rows,
-    /// the ingest marked done with the job's `attempts`, its job succeeded.
-    pub async fn finish_ingest(
+    /// The datapoints of several calls at once, each key `(project, provider, call id)`: one
+    /// query, each of its terms a seek in `datapoints_unique_call`.
+    pub async fn find_datapoints(
         &self,
-        job_id: Uuid,
-        ingest_id: Uuid,
-        attempts: i32,
-        datapoint: &Datapoint,
+        keys: &[(Uuid, &str, &str)],
+    ) -> Result<Vec<Datapoint>, Error> {
+        let mut found = Vec::new();
+        for chunk in keys.chunks(LOOKUP_CHUNK_KEYS) {
+            let condition =
+                chunk.iter().fold(Condition::any(), |any, (project_id, provider, call_id)| {
+                    any.add(
+                        Condition::all()
+                            .add(datapoint::Column::ProjectId.eq(project_id.to_string()))
+                            .add(datapoint::Column::Provider.eq(*provider))
+                            .add(datapoint::Column::CallId.eq(*call_id)),
+                    )
+                });
+            let models = datapoint::Entity::find()
+                .filter(condition)
+                .all(&self.db)
+                .await
+                .map_err(db_error("reading datapoints"))?;
+            for model in models {
+                found.push(datapoint_from_model(model)?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The results of finished ingest jobs, in one transaction: each datapoint (inserted or
+    /// updated) with its tag and metadata rows, each ingest marked done with its job's
+    /// `attempts` and its datapoint, each job succeeded. A statement per table and chunk, not
+    /// per job, so a batch costs one commit and a few statements whatever its size. When two
+    /// results carry the same datapoint (two ingests of one call), the later is the one stored.
+    pub async fn finish_ingests(
+        &self,
+        finished: &[FinishedIngest<'_>],
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        let context = "storing a datapoint";
-        let transaction = self.begin_write().await.map_err(db_error(context))?;
-        let exists = datapoint::Entity::find_by_id(datapoint.id.to_string())
-            .select_only()
-            .column(datapoint::Column::Id)
-            .into_tuple::<String>()
-            .one(&transaction)
-            .await
-            .map_err(db_error(context))?
-            .is_some();
-        let model = datapoint_active_model(datapoint)?;
-        if exists {
-            model.update(&transaction).await.map_err(db_error(context))?;
-        } else {
-            datapoint::Entity::insert(model)
-                .exec_without_returning(&transaction)
-                .await
-                .map_err(db_error(context))?;
+        let context = "storing datapoints";
+        if finished.is_empty() {
+            return Ok(());
         }
-        replace_search_rows(&transaction, datapoint, context).await?;
-        queue::set_status(&transaction, job_id, JobStatus::Succeeded, None, "", now)
-            .await
-            .map_err(db_error(context))?;
-        let change =
-            IngestChange { attempts: Some(attempts), ..IngestChange::to(IngestState::Done) };
-        set_ingest_state(&transaction, ingest_id, change, now, context).await?;
-        super::entities::ingest::Entity::update_many()
-            .col_expr(
-                super::entities::ingest::Column::DatapointId,
-                Expr::value(datapoint.id.to_string()),
-            )
-            .filter(super::entities::ingest::Column::Id.eq(ingest_id.to_string()))
-            .exec(&transaction)
-            .await
-            .map_err(db_error(context))?;
+        let mut latest: Vec<&Datapoint> = Vec::with_capacity(finished.len());
+        for result in finished.iter().rev() {
+            if !latest.iter().any(|datapoint| datapoint.id == result.datapoint.id) {
+                latest.push(result.datapoint);
+            }
+        }
+        latest.reverse();
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
+        upsert_datapoints(&transaction, &latest, context).await?;
+        replace_search_rows(&transaction, &latest, context).await?;
+        let job_ids: Vec<Uuid> = finished.iter().map(|result| result.job_id).collect();
+        queue::succeed(&transaction, &job_ids, now).await.map_err(db_error(context))?;
+        for chunk in finished.chunks(LOOKUP_CHUNK_KEYS) {
+            mark_ingests_done(&transaction, chunk, now, context).await?;
+        }
         transaction.commit().await.map_err(db_error(context))
     }
 
@@ -192,53 +204,145 @@ impl Storage {
     }
 }
 
-async fn replace_search_rows(
+/// A finished ingest job and the datapoint it produced, for `Storage::finish_ingests`.
+#[derive(Clone, Copy, Debug)]
+pub struct FinishedIngest<'a> {
+    pub job_id: Uuid,
+    pub ingest_id: Uuid,
+    /// The job's count of attempts, this one included.
+    pub attempts: i32,
+    pub datapoint: &'a Datapoint,
+}
+
+/// Inserts new datapoints and overwrites existing ones (by id) with multi-row
+/// `INSERT … ON CONFLICT (id) DO UPDATE`; each id appears once in `datapoints`.
+async fn upsert_datapoints(
     connection: &impl ConnectionTrait,
-    datapoint: &Datapoint,
+    datapoints: &[&Datapoint],
     context: &'static str,
 ) -> Result<(), Error> {
-    let id = datapoint.id.to_string();
-    let project_id = datapoint.project_id.to_string();
-    datapoint_tag::Entity::delete_many()
-        .filter(datapoint_tag::Column::DatapointId.eq(id.clone()))
-        .exec(connection)
-        .await
-        .map_err(db_error(context))?;
-    datapoint_metadata::Entity::delete_many()
-        .filter(datapoint_metadata::Column::DatapointId.eq(id.clone()))
-        .exec(connection)
-        .await
-        .map_err(db_error(context))?;
-    for chunk in datapoint.tags.chunks(INSERT_CHUNK_ROWS) {
-        let rows = chunk.iter().map(|tag| datapoint_tag::ActiveModel {
-            datapoint_id: Set(id.clone()),
-            project_id: Set(project_id.clone()),
-            tag: Set(tag.clone()),
-        });
-        datapoint_tag::Entity::insert_many(rows)
-            .exec_without_returning(connection)
-            .await
-            .map_err(db_error(context))?;
-    }
-    let pairs: Vec<(String, String)> = datapoint
-        .metadata
-        .iter()
-        .filter_map(|(key, value)| metadata_filter_text(value).map(|text| (key.clone(), text)))
-        .collect();
-    for chunk in pairs.chunks(INSERT_CHUNK_ROWS) {
-        let rows = chunk.iter().map(|(key, value)| datapoint_metadata::ActiveModel {
-            datapoint_id: Set(id.clone()),
-            project_id: Set(project_id.clone()),
-            key: Set(key.clone()),
-            value: Set(value.clone()),
-        });
-        datapoint_metadata::Entity::insert_many(rows)
+    use sea_orm::{IdenStatic, Iterable};
+    // What a datapoint's identity is never changes; everything else is its latest state.
+    let fixed = [
+        datapoint::Column::Id,
+        datapoint::Column::OrganizationId,
+        datapoint::Column::ProjectId,
+        datapoint::Column::CreatedAtMs,
+    ];
+    let changing = datapoint::Column::iter()
+        .filter(|column| !fixed.iter().any(|fixed| fixed.as_str() == column.as_str()));
+    let on_conflict = OnConflict::column(datapoint::Column::Id).update_columns(changing).to_owned();
+    for chunk in datapoints.chunks(UPSERT_CHUNK_ROWS) {
+        let models = chunk
+            .iter()
+            .map(|datapoint| datapoint_active_model(datapoint))
+            .collect::<Result<Vec<_>, _>>()?;
+        datapoint::Entity::insert_many(models)
+            .on_conflict(on_conflict.clone())
             .exec_without_returning(connection)
             .await
             .map_err(db_error(context))?;
     }
     Ok(())
 }
+
+/// Marks each ingest done with its job's attempts and its datapoint: one `UPDATE` whose
+/// per-row values are `CASE id WHEN …` terms.
+async fn mark_ingests_done(
+    connection: &impl ConnectionTrait,
+    finished: &[FinishedIngest<'_>],
+    now: DateTime<Utc>,
+    context: &'static str,
+) -> Result<(), Error> {
+    use super::entities::ingest;
+    let per_ingest = |value: &dyn Fn(&FinishedIngest<'_>) -> sea_orm::Value| {
+        finished.iter().fold(CaseStatement::new(), |case, result| {
+            case.case(ingest::Column::Id.eq(result.ingest_id.to_string()), value(result))
+        })
+    };
+    ingest::Entity::update_many()
+        .col_expr(ingest::Column::State, Expr::value(IngestState::Done.as_str()))
+        .col_expr(ingest::Column::Attempts, per_ingest(&|result| result.attempts.into()).into())
+        .col_expr(
+            ingest::Column::DatapointId,
+            per_ingest(&|result| result.datapoint.id.to_string().into()).into(),
+        )
+        .col_expr(ingest::Column::LastError, Expr::value(""))
+        .col_expr(ingest::Column::NextAttemptAtMs, Expr::value(Option::<i64>::None))
+        .col_expr(ingest::Column::UpdatedAtMs, Expr::value(to_millis(now)))
+        .filter(
+            ingest::Column::Id.is_in(finished.iter().map(|result| result.ingest_id.to_string())),
+        )
+        .exec(connection)
+        .await
+        .map_err(db_error(context))?;
+    Ok(())
+}
+
+/// Replaces the tag and metadata rows of `datapoints` (a delete per table, then multi-row
+/// inserts).
+async fn replace_search_rows(
+    connection: &impl ConnectionTrait,
+    datapoints: &[&Datapoint],
+    context: &'static str,
+) -> Result<(), Error> {
+    for chunk in datapoints.chunks(LOOKUP_CHUNK_KEYS) {
+        let ids: Vec<String> = chunk.iter().map(|datapoint| datapoint.id.to_string()).collect();
+        datapoint_tag::Entity::delete_many()
+            .filter(datapoint_tag::Column::DatapointId.is_in(ids.clone()))
+            .exec(connection)
+            .await
+            .map_err(db_error(context))?;
+        datapoint_metadata::Entity::delete_many()
+            .filter(datapoint_metadata::Column::DatapointId.is_in(ids))
+            .exec(connection)
+            .await
+            .map_err(db_error(context))?;
+    }
+    let tags: Vec<datapoint_tag::ActiveModel> = datapoints
+        .iter()
+        .flat_map(|datapoint| {
+            datapoint.tags.iter().map(|tag| datapoint_tag::ActiveModel {
+                datapoint_id: Set(datapoint.id.to_string()),
+                project_id: Set(datapoint.project_id.to_string()),
+                tag: Set(tag.clone()),
+            })
+        })
+        .collect();
+    for chunk in tags.chunks(INSERT_CHUNK_ROWS) {
+        datapoint_tag::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(connection)
+            .await
+            .map_err(db_error(context))?;
+    }
+    let pairs: Vec<datapoint_metadata::ActiveModel> = datapoints
+        .iter()
+        .flat_map(|datapoint| {
+            datapoint.metadata.iter().filter_map(|(key, value)| {
+                Some(datapoint_metadata::ActiveModel {
+                    datapoint_id: Set(datapoint.id.to_string()),
+                    project_id: Set(datapoint.project_id.to_string()),
+                    key: Set(key.clone()),
+                    value: Set(metadata_filter_text(value)?),
+                })
+            })
+        })
+        .collect();
+    for chunk in pairs.chunks(INSERT_CHUNK_ROWS) {
+        datapoint_metadata::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(connection)
+            .await
+            .map_err(db_error(context))?;
+    }
+    Ok(())
+}
+
+/// Keys of one lookup or `IN (…)` list: a few hundred parameters per statement.
+const LOOKUP_CHUNK_KEYS: usize = 100;
+
+/// Datapoints of one multi-row upsert: 26 parameters each stay far below SQLite's 32,766 and
+/// PostgreSQL's 65,535 bound parameters.
+const UPSERT_CHUNK_ROWS: usize = 200;
 
 /// Rows of one multi-row INSERT: four parameters each stay far below SQLite's 32,766 and
 /// PostgreSQL's 65,535 bound parameters, whatever a caller passes.

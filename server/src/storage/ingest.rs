@@ -122,6 +122,29 @@ impl Storage {
         Ok(Some((ingest_from_model(model)?, conversation)))
     }
 
+    /// Several ingests with their conversations, in one query; ids not found are left out.
+    pub async fn load_ingests(
+        &self,
+        ids: &[Uuid],
+    ) -> Result<Vec<(IngestRecord, Conversation)>, Error> {
+        let context = "loading ingests";
+        let mut loaded = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let models = ingest::Entity::find()
+                .filter(ingest::Column::Id.is_in(chunk.iter().map(Uuid::to_string)))
+                .all(&self.db)
+                .await
+                .map_err(db_error(context))?;
+            for model in models {
+                let StoredConversation::V1(conversation) =
+                    serde_json::from_str(&model.payload_json)
+                        .map_err(|error| Error::internal(context, error))?;
+                loaded.push((ingest_from_model(model)?, conversation));
+            }
+        }
+        Ok(loaded)
+    }
+
     /// `attempts` is the claimed job's count, this attempt included. A commit of its own: the
     /// pipeline marks only jobs with slow stages (a download, transcription), since a job that
     /// ends in milliseconds goes from queued to done in its finishing transaction.

@@ -13,8 +13,9 @@ use crate::model::commit::IngestWrite;
 use crate::model::conversation::{Conversation, ProviderExtras, Role, Source, Turn};
 use crate::model::datapoints::{Datapoint, DatapointQuery};
 use crate::model::ingest::{IngestOutcome, IngestState, NewIngest, dedup_key};
+use crate::storage::FinishedIngest;
 
-fn conversation(call_id: &str) -> Conversation {
+pub(crate) fn conversation(call_id: &str) -> Conversation {
     Conversation {
         call_id: call_id.to_owned(),
         context_token: format!("ctx-{call_id}"),
@@ -48,7 +49,7 @@ fn conversation(call_id: &str) -> Conversation {
     }
 }
 
-fn new_ingest(organization_id: Uuid, project_id: Uuid, call_id: &str) -> NewIngest {
+pub(crate) fn new_ingest(organization_id: Uuid, project_id: Uuid, call_id: &str) -> NewIngest {
     let conversation = conversation(call_id);
     NewIngest {
         id: Uuid::now_v7(),
@@ -66,7 +67,8 @@ async fn one_holds(
     worker: &str,
     now: chrono::DateTime<Utc>,
 ) -> bool {
-    storage.queue().extend_lease(job, worker, now + chrono::Duration::seconds(60)).await.unwrap()
+    let until = now + chrono::Duration::seconds(60);
+    storage.queue().extend_leases(&[job], worker, until).await.unwrap() == [job]
 }
 
 #[tokio::test]
@@ -111,8 +113,14 @@ async fn queue_commits_claims_retries_and_finishes() {
     let holder = if one_holds(storage, renewed, "w1", clock.now()).await { "w1" } else { "w2" };
     clock.advance(chrono::Duration::seconds(50));
     let until = clock.now() + chrono::Duration::seconds(60);
-    assert!(storage.queue().extend_lease(renewed, holder, until).await.unwrap());
-    assert!(!storage.queue().extend_lease(renewed, "w3", until).await.unwrap());
+    let other_worker = if holder == "w1" { "w2" } else { "w1" };
+    let mut by_holder = storage.queue().extend_leases(&held, holder, until).await.unwrap();
+    assert!(by_holder.contains(&renewed));
+    // Each job is renewed by the one worker that holds it.
+    by_holder.extend(storage.queue().extend_leases(&held, other_worker, until).await.unwrap());
+    by_holder.sort();
+    assert_eq!(by_holder, held);
+    assert!(storage.queue().extend_leases(&[renewed], "w3", until).await.unwrap().is_empty());
     clock.advance(chrono::Duration::seconds(11));
     let claimable: Vec<Uuid> = storage
         .queue()
@@ -166,10 +174,13 @@ async fn queue_commits_claims_retries_and_finishes() {
     let claimed = claimed.iter().find(|claimed| claimed.id == job).unwrap();
     let (record, conversation) = storage.load_ingest(claimed.id).await.unwrap().unwrap();
     let datapoint = Datapoint::merge(None, &conversation, None, organization, project, clock.now());
-    storage
-        .finish_ingest(claimed.id, record.id, claimed.attempts, &datapoint, clock.now())
-        .await
-        .unwrap();
+    let finished = FinishedIngest {
+        job_id: claimed.id,
+        ingest_id: record.id,
+        attempts: claimed.attempts,
+        datapoint: &datapoint,
+    };
+    storage.finish_ingests(&[finished], clock.now()).await.unwrap();
     let done = storage.get_ingest(organization, record.id).await.unwrap().unwrap();
     assert_eq!((done.state, done.datapoint_id), (IngestState::Done, Some(datapoint.id)));
 
@@ -345,4 +356,91 @@ async fn released_jobs_are_queued_again_as_they_were() {
     let again = queue.claim("next", clock.now(), lease, 5).await.unwrap();
     assert_eq!(again.len(), 2);
     assert!(again.iter().all(|job| job.attempts == 1), "{again:?}");
+}
+
+/// Results committed together: two results for one datapoint store the later once, an existing
+/// datapoint is overwritten with its search rows replaced, and each ingest records its own job's
+/// attempts and datapoint.
+#[tokio::test]
+async fn a_batch_of_results_commits_together() {
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()));
+    let storage = &super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let ingests: Vec<NewIngest> =
+        ["x", "y", "z"].iter().map(|call| new_ingest(organization, project, call)).collect();
+    let write = IngestWrite { ingests: ingests.clone(), ..Default::default() };
+    storage.commit_ingest_writes(&[&write], 3, clock.now()).await.unwrap();
+    let claimed =
+        storage.queue().claim("w", clock.now(), Duration::from_secs(30), 10).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+
+    // "z" was stored before with another tag; "x" gets two results, the later with a new tag.
+    let merge = |call: &str, existing: Option<Datapoint>, tag: &str| {
+        let mut conversation = conversation(call);
+        conversation.tags = vec![tag.to_owned()];
+        Datapoint::merge(existing, &conversation, None, organization, project, clock.now())
+    };
+    let earlier_z = merge("z", None, "old");
+    let job_z = ingests[2].id;
+    let alone =
+        FinishedIngest { job_id: job_z, ingest_id: job_z, attempts: 1, datapoint: &earlier_z };
+    storage.finish_ingests(&[alone], clock.now()).await.unwrap();
+    let first_x = merge("x", None, "first");
+    let second_x = merge("x", Some(first_x.clone()), "second");
+    let y = merge("y", None, "t1");
+    let z = merge("z", Some(earlier_z.clone()), "new");
+    let finished = [
+        FinishedIngest {
+            job_id: ingests[0].id,
+            ingest_id: ingests[0].id,
+            attempts: 2,
+            datapoint: &first_x,
+        },
+        FinishedIngest {
+            job_id: ingests[1].id,
+            ingest_id: ingests[1].id,
+            attempts: 1,
+            datapoint: &y,
+        },
+        FinishedIngest {
+            job_id: ingests[0].id,
+            ingest_id: ingests[0].id,
+            attempts: 2,
+            datapoint: &second_x,
+        },
+        FinishedIngest { job_id: job_z, ingest_id: job_z, attempts: 3, datapoint: &z },
+    ];
+    storage.finish_ingests(&finished, clock.now()).await.unwrap();
+
+    let found = storage
+        .find_datapoints(&[
+            (project, "custom", "x"),
+            (project, "custom", "y"),
+            (project, "custom", "z"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 3);
+    let stored = |call: &str| found.iter().find(|datapoint| datapoint.call_id == call).unwrap();
+    assert_eq!(stored("x").tags, ["first", "second"]);
+    assert_eq!(stored("z").tags, ["old", "new"]);
+    assert_eq!(stored("z").id, earlier_z.id);
+    let tagged = |tag: &str| {
+        let query = DatapointQuery {
+            page_size: 10,
+            project_id: Some(project),
+            tags_all: vec![tag.to_owned()],
+            ..Default::default()
+        };
+        async move { storage.search_datapoints(organization, &query).await.unwrap().len() }
+    };
+    assert_eq!((tagged("second").await, tagged("new").await, tagged("old").await), (1, 1, 1));
+    let record =
+        |id: Uuid| async move { storage.get_ingest(organization, id).await.unwrap().unwrap() };
+    let (x, z_record) = (record(ingests[0].id).await, record(job_z).await);
+    assert_eq!((x.state, x.attempts, x.datapoint_id), (IngestState::Done, 2, Some(first_x.id)));
+    assert_eq!((z_record.attempts, z_record.datapoint_id), (3, Some(earlier_z.id)));
+    assert_eq!(record(ingests[1].id).await.datapoint_id, Some(y.id));
+    assert_eq!(storage.queue().count(JobStatus::Succeeded).await.unwrap(), 3);
+    assert_eq!(storage.queue().count(JobStatus::Running).await.unwrap(), 0);
 }

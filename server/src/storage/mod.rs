@@ -10,7 +10,7 @@ mod entities;
 mod group_commit;
 mod ingest;
 #[cfg(test)]
-mod ingest_tests;
+pub(crate) mod ingest_tests;
 mod integrations;
 mod migrations;
 mod projects;
@@ -24,6 +24,7 @@ use sea_orm_migration::MigratorTrait;
 
 use crate::error::Error;
 
+pub use datapoints::FinishedIngest;
 pub use group_commit::IngestWriter;
 
 /// A pool of database connections. Cheap to clone.
