@@ -19,15 +19,40 @@ use super::entity as job;
 use super::{ClaimedJob, JobPayload, JobStatus};
 use crate::clock::to_millis;
 
+/// Turns at writing, for an embedded SQLite database, shared by every writer of the process
+/// (storage's transactions and the queue's claims). SQLite has one writer at a time, and a
+/// connection that finds the write lock taken sleeps in its busy handler (1 ms, growing to
+/// 100 ms) instead of waking when the lock is free: under load the ingest writer and the workers
+/// spent most of their time asleep, and acks waited up to 100 ms. Writers wait their turn here
+/// instead, in order, and are woken at once. PostgreSQL locks rows, not the database: no turns.
+#[derive(Clone, Debug, Default)]
+pub struct WriteTurn(Option<std::sync::Arc<tokio::sync::Mutex<()>>>);
+
+impl WriteTurn {
+    /// Turns for a database that allows one writer at a time.
+    pub fn one_writer() -> Self {
+        Self(Some(std::sync::Arc::default()))
+    }
+
+    /// Waits for this writer's turn, which lasts as long as the guard.
+    pub async fn take(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.0 {
+            Some(lock) => Some(lock.clone().lock_owned().await),
+            None => None,
+        }
+    }
+}
+
 /// The worker loop's handle on the `jobs` table. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Queue {
     db: DatabaseConnection,
+    write_turn: WriteTurn,
 }
 
 impl Queue {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    pub fn new(db: DatabaseConnection, write_turn: WriteTurn) -> Self {
+        Self { db, write_turn }
     }
 
     /// Claims up to `limit` due jobs for `worker`: first running jobs whose lease expired (their
@@ -45,6 +70,7 @@ impl Queue {
     ) -> Result<Vec<ClaimedJob>, DbErr> {
         let now_ms = to_millis(now);
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+        let _turn = self.write_turn.take().await;
         let mut claimed = self
             .claim_path(ClaimPath::ExpiredLease, worker, now_ms, now_ms + lease_ms, limit)
             .await?;
@@ -111,6 +137,7 @@ impl Queue {
     /// no worker of a previous process can still hold a lease, so there is no need to wait for
     /// the leases to expire.
     pub async fn reclaim_abandoned(&self, now: DateTime<Utc>) -> Result<u64, DbErr> {
+        let _turn = self.write_turn.take().await;
         let updated = job::Entity::update_many()
             .col_expr(job::Column::Status, Expr::value(JobStatus::Queued.as_str()))
             .col_expr(job::Column::LeaseOwner, Expr::value(Option::<String>::None))
@@ -136,6 +163,7 @@ impl Queue {
         worker: &str,
         until: DateTime<Utc>,
     ) -> Result<Vec<Uuid>, DbErr> {
+        let _turn = self.write_turn.take().await;
         let renewed = job::Entity::update_many()
             .col_expr(job::Column::LeaseExpiresAtMs, Expr::value(to_millis(until)))
             .filter(job::Column::Id.is_in(job_ids.iter().map(Uuid::to_string)))
@@ -191,6 +219,7 @@ impl Queue {
     /// Gives jobs `worker` claimed and did not start back to the queue (a stopping worker), with
     /// the attempt their claim counted taken back.
     pub async fn release(&self, job_ids: &[Uuid], worker: &str) -> Result<u64, DbErr> {
+        let _turn = self.write_turn.take().await;
         let updated = job::Entity::update_many()
             .col_expr(job::Column::Status, Expr::value(JobStatus::Queued.as_str()))
             .col_expr(job::Column::LeaseOwner, Expr::value(Option::<String>::None))
@@ -267,33 +296,38 @@ fn claimed_job(
     Ok(ClaimedJob { id, payload, attempts, max_attempts })
 }
 
-/// Writes a queued job, due now, in the caller's transaction. Its id is that of what it
-/// processes (an ingest's job shares the ingest's id).
-pub async fn enqueue(
+/// Writes queued jobs, due now, in the caller's transaction: a multi-row statement per chunk.
+/// A job's id is that of what it processes (an ingest's job shares the ingest's id).
+pub async fn enqueue_many(
     connection: &impl ConnectionTrait,
-    id: Uuid,
-    payload: &JobPayload,
+    jobs: &[(Uuid, JobPayload)],
     max_attempts: i32,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    let payload_json =
-        serde_json::to_string(payload).map_err(|error| DbErr::Json(error.to_string()))?;
-    job::Entity::insert(job::ActiveModel {
-        id: Set(id.to_string()),
-        kind: Set(payload.kind().to_owned()),
-        payload_json: Set(payload_json),
-        status: Set(JobStatus::Queued.as_str().to_owned()),
-        attempts: Set(0),
-        max_attempts: Set(max_attempts),
-        run_after_ms: Set(to_millis(now)),
-        lease_owner: Set(None),
-        lease_expires_at_ms: Set(None),
-        last_error: Set(String::new()),
-        created_at_ms: Set(to_millis(now)),
-        updated_at_ms: Set(to_millis(now)),
-    })
-    .exec_without_returning(connection)
-    .await?;
+    for chunk in jobs.chunks(ID_CHUNK) {
+        let models = chunk
+            .iter()
+            .map(|(id, payload)| {
+                let payload_json = serde_json::to_string(payload)
+                    .map_err(|error| DbErr::Json(error.to_string()))?;
+                Ok(job::ActiveModel {
+                    id: Set(id.to_string()),
+                    kind: Set(payload.kind().to_owned()),
+                    payload_json: Set(payload_json),
+                    status: Set(JobStatus::Queued.as_str().to_owned()),
+                    attempts: Set(0),
+                    max_attempts: Set(max_attempts),
+                    run_after_ms: Set(to_millis(now)),
+                    lease_owner: Set(None),
+                    lease_expires_at_ms: Set(None),
+                    last_error: Set(String::new()),
+                    created_at_ms: Set(to_millis(now)),
+                    updated_at_ms: Set(to_millis(now)),
+                })
+            })
+            .collect::<Result<Vec<_>, DbErr>>()?;
+        job::Entity::insert_many(models).exec_without_returning(connection).await?;
+    }
     Ok(())
 }
 
@@ -360,4 +394,26 @@ pub async fn requeue(
         .exec(connection)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+
+    use super::WriteTurn;
+
+    /// One writer at a time, woken as soon as the one before it is done; without turns (a
+    /// database that locks rows) nobody waits.
+    #[tokio::test]
+    async fn writers_take_turns_in_order() {
+        let turns = WriteTurn::one_writer();
+        let first = turns.take().await;
+        let mut second = Box::pin(turns.take());
+        assert!(second.as_mut().now_or_never().is_none(), "the second waits for the first");
+        drop(first);
+        assert!(second.now_or_never().is_some(), "and goes on once the first is done");
+        let free = WriteTurn::default();
+        let _held = free.take().await;
+        assert!(free.take().now_or_never().is_some());
+    }
 }

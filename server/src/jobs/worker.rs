@@ -82,8 +82,10 @@ pub fn spawn_workers<R: JobRunner>(
 }
 
 /// Jobs one claim takes: one claim commit and one result commit for up to this many quick
-/// jobs. Slow jobs of a batch are not held: the worker keeps one and gives the others back.
-const CLAIM_BATCH: usize = 64;
+/// jobs (a backlog drains at 7,800–9,100 jobs/s with 256, 4,400–6,300 with 64; see
+/// docs/BENCHMARKS.md). Slow jobs of a batch are not held: the worker keeps one and gives the
+/// others back.
+const CLAIM_BATCH: usize = 256;
 
 struct Worker<R> {
     id: String,

@@ -149,7 +149,14 @@ async fn process_together(
             datapoint,
         })
         .collect();
-    let results: Vec<Result<(), JobError>> = match storage.finish_ingests(&finished, now).await {
+    let started = std::time::Instant::now();
+    let committed = storage.finish_ingests(&finished, now).await;
+    tracing::debug!(
+        jobs = finished.len(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "batch of results committed"
+    );
+    let results: Vec<Result<(), JobError>> = match committed {
         Ok(()) => finished.iter().map(|_| Ok(())).collect(),
         Err(error) if finished.len() == 1 => vec![Err(transient(error))],
         Err(error) => {

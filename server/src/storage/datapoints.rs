@@ -87,7 +87,7 @@ impl Storage {
             }
         }
         latest.reverse();
-        let transaction = self.begin_write().await.map_err(db_error(context))?;
+        let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
         upsert_datapoints(&transaction, &latest, context).await?;
         replace_search_rows(&transaction, &latest, context).await?;
         let job_ids: Vec<Uuid> = finished.iter().map(|result| result.job_id).collect();

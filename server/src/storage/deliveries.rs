@@ -17,13 +17,31 @@ use crate::model::deliveries::{
 };
 use crate::model::ingest::IngestOutcome;
 
-/// Inserts `delivery` in the caller's transaction. When the same write stored a call,
-/// `outcome` decides the verdict, status and ingest id.
-pub(super) async fn insert_delivery(
+/// Inserts deliveries in the caller's transaction, a multi-row statement per chunk.
+pub(super) async fn insert_deliveries(
     connection: &impl ConnectionTrait,
+    deliveries: Vec<webhook_delivery::ActiveModel>,
+) -> Result<(), Error> {
+    let mut deliveries = deliveries.into_iter().peekable();
+    while deliveries.peek().is_some() {
+        let chunk: Vec<_> = deliveries.by_ref().take(INSERT_CHUNK_ROWS).collect();
+        webhook_delivery::Entity::insert_many(chunk)
+            .exec_without_returning(connection)
+            .await
+            .map_err(db_error("recording webhook deliveries"))?;
+    }
+    Ok(())
+}
+
+/// Rows of one multi-row INSERT (16 parameters each).
+const INSERT_CHUNK_ROWS: usize = 200;
+
+/// The row of `delivery`. When the same write stored a call, `outcome` decides the verdict,
+/// status and ingest id.
+pub(super) fn delivery_model(
     delivery: &NewDelivery,
     outcome: Option<IngestOutcome>,
-) -> Result<(), Error> {
+) -> Result<webhook_delivery::ActiveModel, Error> {
     let context = "recording a webhook delivery";
     let record = &delivery.record;
     let (verdict, http_status, ingest_id) = match outcome {
@@ -37,7 +55,7 @@ pub(super) async fn insert_delivery(
         .map(serde_json::to_string)
         .transpose()
         .map_err(|error| Error::internal(context, error))?;
-    webhook_delivery::Entity::insert(webhook_delivery::ActiveModel {
+    Ok(webhook_delivery::ActiveModel {
         id: Set(record.id.to_string()),
         organization_id: Set(delivery.organization_id.to_string()),
         project_id: Set(delivery.project_id.to_string()),
@@ -55,10 +73,6 @@ pub(super) async fn insert_delivery(
         request_json: Set(request_json),
         body: Set(delivery.body.as_deref().map(<[u8]>::to_vec)),
     })
-    .exec_without_returning(connection)
-    .await
-    .map_err(db_error(context))?;
-    Ok(())
 }
 
 /// The columns a listing reads: all but the request and body.

@@ -83,7 +83,7 @@ async fn run(
         let result = storage.commit_ingest_writes(&writes, max_attempts, clock.now()).await;
         tracing::debug!(
             requests = group.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            elapsed_us = started.elapsed().as_micros() as u64,
             "group commit"
         );
         match result {

@@ -1,11 +1,13 @@
 //! Ingests, with their jobs (one per ingest, sharing its id, written through `jobs::queue` in
 //! the same transactions), and audio objects.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -18,7 +20,7 @@ use crate::error::Error;
 use crate::jobs::{JobPayload, JobStatus, queue};
 use crate::model::commit::IngestWrite;
 use crate::model::conversation::{Conversation, Source};
-use crate::model::ingest::{AudioObject, IngestOutcome, IngestRecord, IngestState};
+use crate::model::ingest::{AudioObject, IngestOutcome, IngestRecord, IngestState, NewIngest};
 
 /// The stored form of an ingest's conversation. A shipped version is never changed: the JSON of
 /// each is pinned by `storage/stored_formats_tests.rs`, and a change to `Conversation` that
@@ -32,7 +34,9 @@ pub(super) enum StoredConversation {
 
 impl Storage {
     /// Commits several requests' writes in one transaction (group commit). For each request,
-    /// one outcome per ingest: created, or a duplicate of an earlier ingest with the same key.
+    /// one outcome per ingest: created, or a duplicate of an earlier ingest with the same key
+    /// (stored before, or earlier in this group). A statement per table and chunk, not per
+    /// ingest: the single writer spends its time in the database, not waiting on round trips.
     pub async fn commit_ingest_writes(
         &self,
         writes: &[&IngestWrite],
@@ -40,67 +44,60 @@ impl Storage {
         now: DateTime<Utc>,
     ) -> Result<Vec<Vec<IngestOutcome>>, Error> {
         let context = "committing ingests";
-        let transaction = self.begin_write().await.map_err(db_error(context))?;
+        let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
+        let objects: Vec<&AudioObject> =
+            writes.iter().flat_map(|write| &write.audio_objects).collect();
+        for chunk in objects.chunks(INSERT_CHUNK_ROWS) {
+            audio_object::Entity::insert_many(
+                chunk.iter().map(|object| audio_object_model(object)),
+            )
+            .on_conflict_do_nothing_on([
+                audio_object::Column::ProjectId,
+                audio_object::Column::Sha256,
+            ])
+            .exec_without_returning(&transaction)
+            .await
+            .map_err(db_error("storing audio objects"))?;
+        }
+        let keys: Vec<(Uuid, &str)> = writes
+            .iter()
+            .flat_map(|write| &write.ingests)
+            .map(|new| (new.project_id, new.dedup_key.as_str()))
+            .collect();
+        let mut known = stored_dedup_keys(&transaction, &keys).await?;
         let mut results = Vec::with_capacity(writes.len());
+        let mut ingests = Vec::new();
+        let mut jobs = Vec::new();
+        let mut deliveries = Vec::new();
         for write in writes {
-            for object in &write.audio_objects {
-                insert_audio_object(&transaction, object).await?;
-            }
             let mut outcomes = Vec::with_capacity(write.ingests.len());
             for new in &write.ingests {
-                let existing = ingest::Entity::find()
-                    .select_only()
-                    .column(ingest::Column::Id)
-                    .filter(ingest::Column::ProjectId.eq(new.project_id.to_string()))
-                    .filter(ingest::Column::DedupKey.eq(new.dedup_key.clone()))
-                    .into_tuple::<String>()
-                    .one(&transaction)
-                    .await
-                    .map_err(db_error(context))?;
-                if let Some(existing) = existing {
-                    outcomes.push(IngestOutcome::Duplicate(parse_uuid(context, &existing)?));
+                let key = (new.project_id, new.dedup_key.clone());
+                if let Some(existing) = known.get(&key) {
+                    outcomes.push(IngestOutcome::Duplicate(*existing));
                     continue;
                 }
-                let conversation = &new.conversation;
-                let payload = serde_json::to_string(&StoredConversation::V1(conversation.clone()))
-                    .map_err(|error| Error::internal(context, error))?;
-                ingest::Entity::insert(ingest::ActiveModel {
-                    id: Set(new.id.to_string()),
-                    organization_id: Set(new.organization_id.to_string()),
-                    project_id: Set(new.project_id.to_string()),
-                    call_id: Set(conversation.call_id.clone()),
-                    context_token: Set(conversation.context_token.clone()),
-                    provider: Set(conversation.provider.clone()),
-                    source: Set(conversation.source.as_str().to_owned()),
-                    dedup_key: Set(new.dedup_key.clone()),
-                    state: Set(IngestState::Queued.as_str().to_owned()),
-                    payload_json: Set(payload),
-                    datapoint_id: Set(None),
-                    attempts: Set(0),
-                    last_error: Set(String::new()),
-                    next_attempt_at_ms: Set(None),
-                    created_at_ms: Set(to_millis(now)),
-                    updated_at_ms: Set(to_millis(now)),
-                })
-                .exec_without_returning(&transaction)
-                .await
-                .map_err(db_error(context))?;
-                let payload = JobPayload::IngestV1 { ingest_id: new.id };
-                queue::enqueue(&transaction, new.id, &payload, max_attempts, now)
-                    .await
-                    .map_err(db_error(context))?;
+                known.insert(key, new.id);
+                ingests.push(ingest_model(new, now)?);
+                jobs.push((new.id, JobPayload::IngestV1 { ingest_id: new.id }));
                 outcomes.push(IngestOutcome::Created(new.id));
             }
             if let Some(delivery) = &write.delivery {
-                super::deliveries::insert_delivery(
-                    &transaction,
-                    delivery,
-                    outcomes.first().copied(),
-                )
-                .await?;
+                deliveries
+                    .push(super::deliveries::delivery_model(delivery, outcomes.first().copied())?);
             }
             results.push(outcomes);
         }
+        for chunk in ingests.chunks(INSERT_CHUNK_ROWS) {
+            ingest::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(&transaction)
+                .await
+                .map_err(db_error(context))?;
+        }
+        queue::enqueue_many(&transaction, &jobs, max_attempts, now)
+            .await
+            .map_err(db_error(context))?;
+        super::deliveries::insert_deliveries(&transaction, deliveries).await?;
         transaction.commit().await.map_err(db_error(context))?;
         Ok(results)
     }
@@ -174,7 +171,7 @@ impl Storage {
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         let context = "parking an ingest";
-        let transaction = self.begin_write().await.map_err(db_error(context))?;
+        let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
         queue::set_status(&transaction, job_id, JobStatus::Parked, None, "", now)
             .await
             .map_err(db_error(context))?;
@@ -194,7 +191,7 @@ impl Storage {
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         let context = "recording a failed job";
-        let transaction = self.begin_write().await.map_err(db_error(context))?;
+        let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
         let (job_status, ingest_state) = match retry_at {
             Some(_) => (JobStatus::Queued, IngestState::Failed),
             None => (JobStatus::Dead, IngestState::Dead),
@@ -215,7 +212,7 @@ impl Storage {
     /// Queues a failed or dead ingest again with a fresh attempt budget.
     pub async fn requeue_ingest(&self, ingest_id: Uuid, now: DateTime<Utc>) -> Result<(), Error> {
         let context = "requeueing an ingest";
-        let transaction = self.begin_write().await.map_err(db_error(context))?;
+        let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
         queue::requeue(&transaction, ingest_id, now).await.map_err(db_error(context))?;
         let change = IngestChange::to(IngestState::Queued);
         set_ingest_state(&transaction, ingest_id, change, now, context).await?;
@@ -361,11 +358,79 @@ pub(super) async fn set_ingest_state(
     Ok(())
 }
 
+/// Rows of one multi-row INSERT: at most 16 parameters each stay far below SQLite's 32,766 and
+/// PostgreSQL's 65,535 bound parameters.
+const INSERT_CHUNK_ROWS: usize = 200;
+
+/// The ingests already stored under `keys` (project, dedup key): one query per chunk, each term
+/// a seek in `ingests_unique_dedup`.
+async fn stored_dedup_keys(
+    connection: &impl ConnectionTrait,
+    keys: &[(Uuid, &str)],
+) -> Result<HashMap<(Uuid, String), Uuid>, Error> {
+    let context = "looking up repeated ingests";
+    let mut known = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(INSERT_CHUNK_ROWS) {
+        let condition = chunk.iter().fold(Condition::any(), |any, (project_id, dedup_key)| {
+            any.add(
+                Condition::all()
+                    .add(ingest::Column::ProjectId.eq(project_id.to_string()))
+                    .add(ingest::Column::DedupKey.eq(*dedup_key)),
+            )
+        });
+        let rows: Vec<(String, String, String)> = ingest::Entity::find()
+            .select_only()
+            .columns([ingest::Column::Id, ingest::Column::ProjectId, ingest::Column::DedupKey])
+            .filter(condition)
+            .into_tuple()
+            .all(connection)
+            .await
+            .map_err(db_error(context))?;
+        for (id, project_id, dedup_key) in rows {
+            known.insert((parse_uuid(context, &project_id)?, dedup_key), parse_uuid(context, &id)?);
+        }
+    }
+    Ok(known)
+}
+
+fn ingest_model(new: &NewIngest, now: DateTime<Utc>) -> Result<ingest::ActiveModel, Error> {
+    let conversation = &new.conversation;
+    let payload = serde_json::to_string(&StoredConversation::V1(conversation.clone()))
+        .map_err(|error| Error::internal("committing ingests", error))?;
+    Ok(ingest::ActiveModel {
+        id: Set(new.id.to_string()),
+        organization_id: Set(new.organization_id.to_string()),
+        project_id: Set(new.project_id.to_string()),
+        call_id: Set(conversation.call_id.clone()),
+        context_token: Set(conversation.context_token.clone()),
+        provider: Set(conversation.provider.clone()),
+        source: Set(conversation.source.as_str().to_owned()),
+        dedup_key: Set(new.dedup_key.clone()),
+        state: Set(IngestState::Queued.as_str().to_owned()),
+        payload_json: Set(payload),
+        datapoint_id: Set(None),
+        attempts: Set(0),
+        last_error: Set(String::new()),
+        next_attempt_at_ms: Set(None),
+        created_at_ms: Set(to_millis(now)),
+        updated_at_ms: Set(to_millis(now)),
+    })
+}
+
 async fn insert_audio_object(
     connection: &impl ConnectionTrait,
     object: &AudioObject,
 ) -> Result<(), Error> {
-    audio_object::Entity::insert(audio_object::ActiveModel {
+    audio_object::Entity::insert(audio_object_model(object))
+        .on_conflict_do_nothing_on([audio_object::Column::ProjectId, audio_object::Column::Sha256])
+        .exec_without_returning(connection)
+        .await
+        .map_err(db_error("storing an audio object"))?;
+    Ok(())
+}
+
+fn audio_object_model(object: &AudioObject) -> audio_object::ActiveModel {
+    audio_object::ActiveModel {
         id: Set(object.id.to_string()),
         organization_id: Set(object.organization_id.to_string()),
         project_id: Set(object.project_id.to_string()),
@@ -377,12 +442,7 @@ async fn insert_audio_object(
         channels: Set(object.channels.map(|value| value as i32)),
         sample_rate_hz: Set(object.sample_rate_hz.map(|value| value as i32)),
         created_at_ms: Set(to_millis(object.created_at)),
-    })
-    .on_conflict_do_nothing_on([audio_object::Column::ProjectId, audio_object::Column::Sha256])
-    .exec_without_returning(connection)
-    .await
-    .map_err(db_error("storing an audio object"))?;
-    Ok(())
+    }
 }
 
 fn ingest_from_model(model: ingest::Model) -> Result<IngestRecord, Error> {

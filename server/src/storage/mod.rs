@@ -22,6 +22,8 @@ use std::time::Duration;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
 use sea_orm_migration::MigratorTrait;
 
+use crate::jobs::queue::WriteTurn;
+
 use crate::error::Error;
 
 pub use datapoints::FinishedIngest;
@@ -31,6 +33,8 @@ pub use group_commit::IngestWriter;
 #[derive(Clone, Debug)]
 pub struct Storage {
     db: DatabaseConnection,
+    /// Turns at writing on SQLite (see `WriteTurn`), shared with the queue.
+    write_turn: WriteTurn,
 }
 
 impl Storage {
@@ -46,7 +50,11 @@ impl Storage {
         let db = Database::connect(options).await.map_err(|error| {
             Error::internal("connecting to the database", redact_db_error(&error, url))
         })?;
-        Ok(Self { db })
+        let write_turn = match db.get_database_backend() {
+            DbBackend::Sqlite => WriteTurn::one_writer(),
+            _ => WriteTurn::default(),
+        };
+        Ok(Self { db, write_turn })
     }
 
     /// Applies pending migrations; safe to call on every start.
@@ -74,7 +82,7 @@ impl Storage {
 
     /// The job queue's handle on this database, for the worker loop.
     pub fn queue(&self) -> crate::jobs::Queue {
-        crate::jobs::Queue::new(self.db.clone())
+        crate::jobs::Queue::new(self.db.clone(), self.write_turn.clone())
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -120,14 +128,25 @@ impl Storage {
     /// write lock up front (waiting up to the busy timeout): a deferred transaction that reads
     /// first and then writes fails at once with SQLITE_BUSY_SNAPSHOT whenever another connection
     /// committed in between, which the busy timeout does not retry. Postgres ignores the mode.
-    pub(crate) async fn begin_write(&self) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+    ///
+    /// It first waits for this process's turn at writing (`WriteTurn`), held until the returned
+    /// guard drops (after the commit).
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<(sea_orm::DatabaseTransaction, Option<tokio::sync::OwnedMutexGuard<()>>), DbErr>
+    {
         use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
-        self.db
+        let waited = std::time::Instant::now();
+        let turn = self.write_turn.take().await;
+        tracing::debug!(waited_us = waited.elapsed().as_micros() as u64, "write turn");
+        let transaction = self
+            .db
             .begin_with_options(TransactionOptions {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
                 ..TransactionOptions::default()
             })
-            .await
+            .await?;
+        Ok((transaction, turn))
     }
 }
 // ---- end of SQLite-only settings ----

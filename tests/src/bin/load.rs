@@ -5,7 +5,8 @@
 //!
 //!     cargo run --release -p earshot-e2e --bin load -- [deliveries] [connections] [backlogs]
 //!
-//! (defaults 20000, 64, "1000,10000"). It reports, for signed Standard Webhooks deliveries of a
+//! (defaults 20000, 64, "1000,10000"; `EARSHOT_LOAD_KEEP_DATABASE=<dir>` keeps a copy of the
+//! database and the server's log after the webhook load). It reports, for signed Standard Webhooks deliveries of a
 //! six-turn canonical conversation with unique call ids: acks/s, p50/p99 ack latency, earshot's
 //! share of the ceiling, datapoints the workers wrote meanwhile; then, for gRPC
 //! `IngestConversations` backlogs of each size, the drain rate with no load. Figures go to
@@ -270,6 +271,20 @@ async fn main() {
         run.acks,
         database_bytes as f64 / run.acks as f64 / body_bytes as f64
     );
+
+    // A copy of the database as the load left it, for a closer look (tables, indexes).
+    if let Ok(keep) = std::env::var("EARSHOT_LOAD_KEEP_DATABASE") {
+        std::fs::create_dir_all(&keep).unwrap();
+        for entry in std::fs::read_dir(server.data_dir()).unwrap().filter_map(Result::ok) {
+            if entry.file_name().to_string_lossy().starts_with("earshot.db") {
+                std::fs::copy(entry.path(), std::path::Path::new(&keep).join(entry.file_name()))
+                    .unwrap();
+            }
+        }
+        let log = server.data_dir().with_extension("log");
+        std::fs::copy(&log, std::path::Path::new(&keep).join("earshot.log")).unwrap();
+        println!("database and log copied to {keep}");
+    }
 
     // Backlogs through gRPC batches, then the drain with no load.
     let mut ingest = pb::ingest_service_client::IngestServiceClient::new(server.channel().await);
