@@ -117,70 +117,7 @@ impl Storage {
         organization_id: Uuid,
         query: &DatapointQuery,
     ) -> Result<Vec<DatapointView>, Error> {
-        let mut condition =
-            Condition::all().add(datapoint::Column::OrganizationId.eq(organization_id.to_string()));
-        if let Some(project_id) = query.project_id {
-            condition = condition.add(datapoint::Column::ProjectId.eq(project_id.to_string()));
-        }
-        if let Some(token) = &query.context_token {
-            condition = condition.add(datapoint::Column::ContextToken.eq(token.clone()));
-        }
-        if let Some(call_id) = &query.call_id {
-            condition = condition.add(datapoint::Column::CallId.eq(call_id.clone()));
-        }
-        if let Some(source) = query.source {
-            condition = condition.add(datapoint::Column::Source.eq(source.as_str()));
-        }
-        if let Some(provider) = &query.provider {
-            condition = condition.add(datapoint::Column::Provider.eq(provider.clone()));
-        }
-        if !query.tags_any.is_empty() {
-            let tagged = Query::select()
-                .column(datapoint_tag::Column::DatapointId)
-                .from(datapoint_tag::Entity)
-                .and_where(datapoint_tag::Column::Tag.is_in(query.tags_any.clone()))
-                .to_owned();
-            condition = condition.add(datapoint::Column::Id.in_subquery(tagged));
-        }
-        for tag in &query.tags_all {
-            let tagged = Query::select()
-                .column(datapoint_tag::Column::DatapointId)
-                .from(datapoint_tag::Entity)
-                .and_where(datapoint_tag::Column::Tag.eq(tag.clone()))
-                .to_owned();
-            condition = condition.add(datapoint::Column::Id.in_subquery(tagged));
-        }
-        for (key, value) in &query.metadata_equals {
-            let matching = Query::select()
-                .column(datapoint_metadata::Column::DatapointId)
-                .from(datapoint_metadata::Entity)
-                .and_where(datapoint_metadata::Column::Key.eq(key.clone()))
-                .and_where(datapoint_metadata::Column::Value.eq(value.clone()))
-                .to_owned();
-            condition = condition.add(datapoint::Column::Id.in_subquery(matching));
-        }
-        if let Some(from) = query.from {
-            condition = condition.add(datapoint::Column::OccurredAtMs.gte(to_millis(from)));
-        }
-        if let Some(to) = query.to {
-            condition = condition.add(datapoint::Column::OccurredAtMs.lte(to_millis(to)));
-        }
-        if let Some(text) = query.text_contains.as_deref().filter(|text| !text.is_empty()) {
-            let escaped =
-                text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-            condition = condition.add(
-                Expr::col(datapoint::Column::TranscriptSearch)
-                    .like(sea_orm::sea_query::LikeExpr::new(format!("%{escaped}%")).escape('\\')),
-            );
-        }
-        if let Some(before) = query.before {
-            condition = condition.add(datapoint::Column::Id.lt(before.to_string()));
-        }
-        let models = datapoint::Entity::find()
-            .filter(condition)
-            .order_by_desc(datapoint::Column::Id)
-            .offset(u64::try_from(query.offset).unwrap_or(0))
-            .limit(u64::try_from(query.page_size).unwrap_or(u64::MAX))
+        let models = search_statement(organization_id, query)
             .all(&self.db)
             .await
             .map_err(db_error("searching datapoints"))?;
@@ -202,6 +139,78 @@ impl Storage {
             })
             .collect()
     }
+}
+
+/// The statement of `Storage::search_datapoints`: every filter a condition, newest first, one
+/// page.
+pub(super) fn search_statement(
+    organization_id: Uuid,
+    query: &DatapointQuery,
+) -> sea_orm::Select<datapoint::Entity> {
+    let mut condition =
+        Condition::all().add(datapoint::Column::OrganizationId.eq(organization_id.to_string()));
+    if let Some(project_id) = query.project_id {
+        condition = condition.add(datapoint::Column::ProjectId.eq(project_id.to_string()));
+    }
+    if let Some(token) = &query.context_token {
+        condition = condition.add(datapoint::Column::ContextToken.eq(token.clone()));
+    }
+    if let Some(call_id) = &query.call_id {
+        condition = condition.add(datapoint::Column::CallId.eq(call_id.clone()));
+    }
+    if let Some(source) = query.source {
+        condition = condition.add(datapoint::Column::Source.eq(source.as_str()));
+    }
+    if let Some(provider) = &query.provider {
+        condition = condition.add(datapoint::Column::Provider.eq(provider.clone()));
+    }
+    if !query.tags_any.is_empty() {
+        let tagged = Query::select()
+            .column(datapoint_tag::Column::DatapointId)
+            .from(datapoint_tag::Entity)
+            .and_where(datapoint_tag::Column::Tag.is_in(query.tags_any.clone()))
+            .to_owned();
+        condition = condition.add(datapoint::Column::Id.in_subquery(tagged));
+    }
+    for tag in &query.tags_all {
+        let tagged = Query::select()
+            .column(datapoint_tag::Column::DatapointId)
+            .from(datapoint_tag::Entity)
+            .and_where(datapoint_tag::Column::Tag.eq(tag.clone()))
+            .to_owned();
+        condition = condition.add(datapoint::Column::Id.in_subquery(tagged));
+    }
+    for (key, value) in &query.metadata_equals {
+        let matching = Query::select()
+            .column(datapoint_metadata::Column::DatapointId)
+            .from(datapoint_metadata::Entity)
+            .and_where(datapoint_metadata::Column::Key.eq(key.clone()))
+            .and_where(datapoint_metadata::Column::Value.eq(value.clone()))
+            .to_owned();
+        condition = condition.add(datapoint::Column::Id.in_subquery(matching));
+    }
+    if let Some(from) = query.from {
+        condition = condition.add(datapoint::Column::OccurredAtMs.gte(to_millis(from)));
+    }
+    if let Some(to) = query.to {
+        condition = condition.add(datapoint::Column::OccurredAtMs.lte(to_millis(to)));
+    }
+    if let Some(text) = query.text_contains.as_deref().filter(|text| !text.is_empty()) {
+        let escaped =
+            text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        condition = condition.add(
+            Expr::col(datapoint::Column::TranscriptSearch)
+                .like(sea_orm::sea_query::LikeExpr::new(format!("%{escaped}%")).escape('\\')),
+        );
+    }
+    if let Some(before) = query.before {
+        condition = condition.add(datapoint::Column::Id.lt(before.to_string()));
+    }
+    datapoint::Entity::find()
+        .filter(condition)
+        .order_by_desc(datapoint::Column::Id)
+        .offset(u64::try_from(query.offset).unwrap_or(0))
+        .limit(u64::try_from(query.page_size).unwrap_or(u64::MAX))
 }
 
 /// A finished ingest job and the datapoint it produced, for `Storage::finish_ingests`.

@@ -444,3 +444,41 @@ async fn a_batch_of_results_commits_together() {
     assert_eq!(storage.queue().count(JobStatus::Succeeded).await.unwrap(), 3);
     assert_eq!(storage.queue().count(JobStatus::Running).await.unwrap(), 0);
 }
+
+/// Finding a call by its context token, with or without a project, reads one range of an index
+/// that ends in the id searches order by: no walk through the project, no sort (SQLite's plan).
+#[tokio::test]
+async fn context_token_lookups_read_one_index_range() {
+    use sea_orm::{ConnectionTrait, QueryTrait};
+    let storage = super::testing::storage().await;
+    if storage.db.get_database_backend() != sea_orm::DbBackend::Sqlite {
+        return;
+    }
+    for project_id in [Some(Uuid::now_v7()), None] {
+        let query = DatapointQuery {
+            project_id,
+            context_token: Some("ctx".into()),
+            page_size: 10,
+            ..Default::default()
+        };
+        let statement = super::datapoints::search_statement(Uuid::now_v7(), &query)
+            .build(sea_orm::DbBackend::Sqlite);
+        let explain = sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Sqlite,
+            format!("EXPLAIN QUERY PLAN {}", statement.sql),
+            statement.values.map(|values| values.0).unwrap_or_default(),
+        );
+        let plan: Vec<String> = storage
+            .db
+            .query_all_raw(explain)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.try_get::<String>("", "detail").unwrap())
+            .collect();
+        let range = "USING INDEX datapoints_by_organization_context_token (organization_id=? AND \
+                     context_token=?)";
+        assert!(plan.iter().any(|step| step.contains(range)), "{plan:?}");
+        assert!(plan.iter().all(|step| !step.contains("TEMP B-TREE")), "{plan:?}");
+    }
+}

@@ -3,14 +3,16 @@
 //! verifies, parses and answers 202 (the CPU ceiling), measured in the same invocation so their
 //! ratio holds on a noisy machine.
 //!
-//!     cargo run --release -p earshot-e2e --bin load -- [deliveries] [connections] [backlogs]
+//!     cargo run --release -p earshot-e2e --bin load -- [deliveries] [connections] [backlogs] [offered]
 //!
 //! (defaults 20000, 64, "1000,10000"; `EARSHOT_LOAD_KEEP_DATABASE=<dir>` keeps a copy of the
-//! database and the server's log after the webhook load). It reports, for signed Standard Webhooks deliveries of a
-//! six-turn canonical conversation with unique call ids: acks/s, p50/p99 ack latency, earshot's
-//! share of the ceiling, datapoints the workers wrote meanwhile; then, for gRPC
-//! `IngestConversations` backlogs of each size, the drain rate with no load. Figures go to
-//! docs/BENCHMARKS.md.
+//! database and the server's log after the webhook load). It reports, for signed Standard
+//! Webhooks deliveries of a six-turn canonical conversation with unique call ids: acks/s,
+//! p50/p99 ack latency, earshot's share of the ceiling, datapoints the workers wrote meanwhile;
+//! with `offered` as `<rate>x<seconds>` (e.g. 2000x60), an open-loop run at that rate: ack
+//! latencies, the most jobs pending, and the time from a 202 until the call is searchable; then,
+//! for gRPC `IngestConversations` backlogs of each size, the drain rate with no load. Figures go
+//! to docs/BENCHMARKS.md. With EARSHOT_TEST_POSTGRES_URL set, the server runs on PostgreSQL.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -120,6 +122,123 @@ async fn deliver(url: &str, deliveries: usize, connections: usize) -> Run {
     run
 }
 
+/// What an open-loop run at a fixed offered rate saw.
+struct Offered {
+    acks: usize,
+    other: usize,
+    latencies: Vec<Duration>,
+    /// From a 202 until `find_datapoints` returns the call, for a sample of the calls.
+    searchable: Vec<Duration>,
+    /// The most jobs queued or running at any of the once-a-second looks.
+    max_pending: f64,
+}
+
+/// Offers `rate` signed deliveries a second for `seconds` seconds, each due at its time whatever
+/// the answers before it (an open loop, as providers send), and follows every 100th acknowledged
+/// call until `find_datapoints` finds it (looking every 10 ms). At most 80 deliveries and 32
+/// lookups are in flight; a delivery's latency counts from when it was due, so waiting for a
+/// connection is not hidden.
+async fn offer(server: &ServerProcess, url: &str, rate: usize, seconds: usize) -> Offered {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_max_idle_per_host(512)
+        .build_http::<Full<Bytes>>();
+    let total = rate * seconds;
+    let sending = Arc::new(tokio::sync::Semaphore::new(80));
+    let looking = Arc::new(tokio::sync::Semaphore::new(32));
+    let started = tokio::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let watching = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let watcher = {
+        let (watching, metrics_url) = (watching.clone(), format!("{}/metrics", server.url()));
+        tokio::spawn(async move {
+            let mut max_pending: f64 = 0.0;
+            while watching.load(std::sync::atomic::Ordering::Relaxed) {
+                max_pending = max_pending.max(pending_in(&reqwest_free_get(&metrics_url).await));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            max_pending
+        })
+    };
+    for index in 0..total {
+        let due = started + Duration::from_secs_f64(index as f64 / rate as f64);
+        tokio::time::sleep_until(due).await;
+        let (client, url) = (client.clone(), url.to_owned());
+        let (sending, looking) = (sending.clone(), looking.clone());
+        let find = (index % 100 == 0).then(|| {
+            (
+                format!("{}/v0/find_datapoints", server.url()),
+                server.admin_key().to_owned(),
+                server.project_id().to_owned(),
+            )
+        });
+        tasks.spawn(async move {
+            let offset = 10_000_000 + index;
+            let request = signed_request(&url, offset);
+            let permit = sending.acquire_owned().await.unwrap();
+            let response = client.request(request).await.unwrap();
+            let status = response.status().as_u16();
+            response.into_body().collect().await.unwrap();
+            drop(permit);
+            let acked = tokio::time::Instant::now();
+            let searchable = match find {
+                Some((find_url, key, project_id)) if status == 202 => {
+                    let call_id = format!("load-{}-{offset}", std::process::id());
+                    let query =
+                        serde_json::json!({"project_id": project_id, "context_token": call_id})
+                            .to_string();
+                    loop {
+                        let permit = looking.acquire().await.unwrap();
+                        let request = http::Request::post(&find_url)
+                            .header("content-type", "application/json")
+                            .header("api-key", &key)
+                            .body(Full::new(Bytes::from(query.clone())))
+                            .unwrap();
+                        let response = client.request(request).await.unwrap();
+                        let body = response.into_body().collect().await.unwrap().to_bytes();
+                        drop(permit);
+                        if body.len() > 2 {
+                            break Some(acked.elapsed());
+                        }
+                        assert!(acked.elapsed() < Duration::from_secs(120), "never searchable");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+                _ => None,
+            };
+            (status, acked - due, searchable)
+        });
+    }
+    let mut offered = Offered {
+        acks: 0,
+        other: 0,
+        latencies: Vec::new(),
+        searchable: Vec::new(),
+        max_pending: 0.0,
+    };
+    while let Some(done) = tasks.join_next().await {
+        let (status, latency, searchable) = done.unwrap();
+        if status == 202 {
+            offered.acks += 1;
+        } else {
+            offered.other += 1;
+        }
+        offered.latencies.push(latency);
+        offered.searchable.extend(searchable);
+    }
+    watching.store(false, std::sync::atomic::Ordering::Relaxed);
+    offered.max_pending = watcher.await.unwrap();
+    offered
+}
+
+fn percentile(values: &[Duration], percent: usize) -> Duration {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    sorted
+        .get((sorted.len() * percent / 100).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default()
+}
+
 /// The storage-free ceiling: Standard Webhooks verification, the JSON conversation parsed, 202.
 async fn ceiling() {
     use axum::routing::post;
@@ -155,7 +274,11 @@ async fn ceiling() {
 
 /// Jobs queued or running, from the server's /metrics.
 async fn pending_jobs(server: &ServerProcess) -> f64 {
-    let response = reqwest_free_get(&format!("{}/metrics", server.url())).await;
+    pending_in(&reqwest_free_get(&format!("{}/metrics", server.url())).await)
+}
+
+/// Jobs queued or running in a /metrics text.
+fn pending_in(response: &str) -> f64 {
     ["queued", "running"]
         .iter()
         .map(|status| {
@@ -210,6 +333,10 @@ async fn main() {
         .split(',')
         .map(|size| size.parse().unwrap())
         .collect();
+    let offered_load: Option<(usize, usize)> = args.get(4).map(|value| {
+        let (rate, seconds) = value.split_once('x').expect("offered load as <rate>x<seconds>");
+        (rate.parse().unwrap(), seconds.parse().unwrap())
+    });
 
     // The ceiling, in a process of its own.
     let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
@@ -225,13 +352,22 @@ async fn main() {
     let ceiling_run = deliver(&ceiling_url, deliveries, connections).await;
     child.kill().await.unwrap();
 
-    let server = ServerProcess::start(&[]).await;
+    // One loopback address and one integration stand for the many senders and integrations of
+    // a real deployment.
+    let server = ServerProcess::start(&[
+        ("EARSHOT_SERVER__MAX_CONNECTIONS_PER_ADDRESS", "1000"),
+        ("EARSHOT_INTEGRATIONS__RATE_LIMIT_PER_MINUTE_MAX", "10000000"),
+    ])
+    .await;
     let integration = create_integration(
         &server,
         pb::Provider::Webhook,
         pb::WebhookAuthType::StandardWebhooks,
         &[("signing_secret", SECRET)],
-        Some(pb::IntegrationOptions { rate_limit_per_minute: Some(100_000), ..Default::default() }),
+        Some(pb::IntegrationOptions {
+            rate_limit_per_minute: Some(10_000_000),
+            ..Default::default()
+        }),
     )
     .await;
     let url = format!("{}/v0/voice/webhook/monitor/{}", server.url(), integration.public_id);
@@ -284,6 +420,25 @@ async fn main() {
         let log = server.data_dir().with_extension("log");
         std::fs::copy(&log, std::path::Path::new(&keep).join("earshot.log")).unwrap();
         println!("database and log copied to {keep}");
+    }
+
+    // An offered rate, open loop: acks, backlog and the time until a call is searchable.
+    if let Some((rate, seconds)) = offered_load {
+        let offered = offer(&server, &url, rate, seconds).await;
+        println!(
+            "offered {rate}/s for {seconds} s: {} acks ({} other answers), p50 {:?}, p99 {:?}; \
+             at most {:.0} jobs pending ({:.2} s of the offered rate); ack to searchable \
+             p50 {:?}, p99 {:?} ({} calls followed)",
+            offered.acks,
+            offered.other,
+            percentile(&offered.latencies, 50),
+            percentile(&offered.latencies, 99),
+            offered.max_pending,
+            offered.max_pending / rate as f64,
+            percentile(&offered.searchable, 50),
+            percentile(&offered.searchable, 99),
+            offered.searchable.len()
+        );
     }
 
     // Backlogs through gRPC batches, then the drain with no load.

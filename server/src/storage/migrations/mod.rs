@@ -8,6 +8,7 @@ mod m0002_ingest;
 mod m0003_webhook_deliveries;
 mod m0004_rate_limited_count;
 mod m0005_jobs_by_lease;
+mod m0006_context_token_lookups;
 
 use sea_orm_migration::prelude::*;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_webhook_deliveries::Migration),
             Box::new(m0004_rate_limited_count::Migration),
             Box::new(m0005_jobs_by_lease::Migration),
+            Box::new(m0006_context_token_lookups::Migration),
         ]
     }
 }
