@@ -399,14 +399,17 @@ async fn main() {
     );
     let database_bytes = database_bytes(server.data_dir());
     let body_bytes = conversation("load-0000000-00000").to_string().len();
-    println!(
-        "database: {:.1} KB per stored call ({} bytes over {} calls) for a {body_bytes}-byte body, \
+    // On PostgreSQL there is no file of the server's own to measure.
+    if database_bytes > 0 {
+        println!(
+            "database: {:.1} KB per stored call ({} bytes over {} calls) for a {body_bytes}-byte body, \
          {:.1}x",
-        database_bytes as f64 / run.acks as f64 / 1000.0,
-        database_bytes,
-        run.acks,
-        database_bytes as f64 / run.acks as f64 / body_bytes as f64
-    );
+            database_bytes as f64 / run.acks as f64 / 1000.0,
+            database_bytes,
+            run.acks,
+            database_bytes as f64 / run.acks as f64 / body_bytes as f64
+        );
+    }
 
     // A copy of the database as the load left it, for a closer look (tables, indexes).
     if let Ok(keep) = std::env::var("EARSHOT_LOAD_KEEP_DATABASE") {
