@@ -1,6 +1,7 @@
 //! What `GET /metrics` reports, in the OpenMetrics text format Prometheus scrapes: requests and
 //! verdicts of the webhook routes, acknowledged conversations by way in, ack latency, group
-//! commit sizes, jobs by outcome, datapoints written, and, read from the database at each
+//! commit sizes, jobs by outcome, datapoints written, transcription time and audio seconds
+//! transcribed, and, read from the database at each
 //! scrape, the queue's depth by status and the age of its oldest due job. One registry per
 //! server (no global recorder), so servers in one process keep their own counts.
 
@@ -21,6 +22,8 @@ pub struct Metrics {
     group_commit_requests: Histogram,
     jobs: Family<Labels, Counter>,
     datapoints_written: Counter,
+    transcription_seconds: Histogram,
+    transcribed_audio_seconds: Counter<f64>,
     queue_jobs: Family<Labels, Gauge>,
     oldest_due_seconds: Gauge,
 }
@@ -75,6 +78,18 @@ impl Default for Metrics {
             "Datapoints stored by the pipeline",
             datapoints_written.clone(),
         );
+        let transcription_seconds = Histogram::new(exponential_buckets(0.125, 2.0, 14));
+        registry.register(
+            "transcription_seconds",
+            "Time each transcription took, waiting for a recognizer included",
+            transcription_seconds.clone(),
+        );
+        let transcribed_audio_seconds = Counter::<f64>::default();
+        registry.register(
+            "transcribed_audio_seconds",
+            "Seconds of audio transcribed; over transcription_seconds_sum, the speed against real time",
+            transcribed_audio_seconds.clone(),
+        );
         let queue_jobs = Family::<Labels, Gauge>::default();
         registry.register("queue_jobs", "Jobs in the queue by status", queue_jobs.clone());
         let oldest_due_seconds = Gauge::default();
@@ -91,6 +106,8 @@ impl Default for Metrics {
             group_commit_requests,
             jobs,
             datapoints_written,
+            transcription_seconds,
+            transcribed_audio_seconds,
             queue_jobs,
             oldest_due_seconds,
         }
@@ -133,6 +150,13 @@ impl Metrics {
         self.datapoints_written.inc();
     }
 
+    /// A transcription that took `elapsed` for `audio_ms` of audio.
+    pub fn transcribed(&self, elapsed: std::time::Duration, audio_ms: i64) {
+        self.transcription_seconds.observe(elapsed.as_secs_f64());
+        #[allow(clippy::cast_precision_loss)]
+        self.transcribed_audio_seconds.inc_by(audio_ms.max(0) as f64 / 1000.0);
+    }
+
     /// The exposition, with the queue's gauges set from `queue`.
     pub fn render(&self, queue: &QueueState) -> String {
         for (status, count) in &queue.by_status {
@@ -159,6 +183,7 @@ mod tests {
         metrics.webhook_request("no-such-provider", "not_found");
         metrics.acknowledged("api", "created", 3);
         metrics.group_commit(4);
+        metrics.transcribed(std::time::Duration::from_millis(1500), 12_500);
         let text = metrics.render(&QueueState {
             by_status: vec![("queued", 7), ("running", 1)],
             oldest_due_seconds: 12,
@@ -170,6 +195,9 @@ mod tests {
             "earshot_queue_jobs{status=\"queued\"} 7",
             "earshot_queue_oldest_due_seconds 12",
             "earshot_group_commit_requests_count 1",
+            "earshot_transcription_seconds_count 1",
+            "earshot_transcription_seconds_sum 1.5",
+            "earshot_transcribed_audio_seconds_total 12.5",
         ] {
             assert!(text.lines().any(|candidate| candidate == line), "{line} missing in\n{text}");
         }

@@ -217,3 +217,23 @@ pub async fn datapoint_of(
     assert_eq!(datapoints.len(), 1, "{found}");
     datapoints[0].clone()
 }
+
+/// `GET /metrics` as a loopback peer reads it (no token needed): the exposition text.
+pub async fn metrics_text(server: &impl Server) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = server.url().trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: earshot\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    answer
+}
+
+/// The value of the sample `series` (name and labels exactly as exposed) in a metrics text.
+pub fn metrics_sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}

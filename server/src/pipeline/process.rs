@@ -260,6 +260,7 @@ pub async fn process_ingest(
             first_turn: conversation.first_turn,
             assistant_channel: conversation.assistant_channel,
         };
+        let started = std::time::Instant::now();
         let transcript = asr.transcribe(bytes, &object.content_type, hints).await.map_err(
             |error| match error {
                 AsrError::BadAudio(reason) => {
@@ -270,6 +271,7 @@ pub async fn process_ingest(
                 }
             },
         )?;
+        domain.metrics.transcribed(started.elapsed(), transcript.duration_ms);
         conversation.turns = transcript.turns;
         conversation.duration_ms = conversation.duration_ms.or(Some(transcript.duration_ms));
         speaker_labels_estimated = Some(transcript.speaker_labels_estimated);

@@ -2,28 +2,17 @@
 //! datapoints written, and the queue's depth as the database has it.
 
 use earshot_e2e::client::transcript_call as conversation;
-use earshot_e2e::client::{authed, ingest_request, wait_for_ingest};
+use earshot_e2e::client::{authed, ingest_request, metrics_sample, metrics_text, wait_for_ingest};
 use earshot_e2e::in_process::TestServer;
 use earshot_proto::v1 as pb;
 use earshot_proto::v1::ingest_service_client::IngestServiceClient;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The exposition as a loopback peer reads it.
 async fn scrape(server: &TestServer) -> String {
-    let mut stream = tokio::net::TcpStream::connect(server.address).await.unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nhost: earshot\r\nconnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    answer
+    metrics_text(server).await
 }
 
-/// The value of the sample `series` (name and labels exactly as exposed).
 fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    metrics_sample(text, series)
 }
 
 #[tokio::test]

@@ -4,7 +4,8 @@
 
 use earshot_e2e::audio::{SAMPLE_CALL, generated_call, sox, wav_from_channels, word_recall};
 use earshot_e2e::client::{
-    authed, create_integration, datapoint_of, http_request, ingest_request, wait_for_ingest,
+    authed, create_integration, datapoint_of, http_request, ingest_request, metrics_sample,
+    metrics_text, wait_for_ingest,
 };
 use earshot_e2e::media::files_under;
 use earshot_e2e::process::ServerProcess;
@@ -218,6 +219,14 @@ async fn twilio_recording_callbacks_are_fetched_with_basic_auth_and_transcribed(
     // docs/BENCHMARKS.md); the 16 kHz SDK test holds the 80 % bar.
     let recall = word_recall(&reference, &heard);
     assert!(recall >= 0.6, "{recall}: {heard:?}");
+
+    // The transcription shows in /metrics: one, with the recording's seconds of audio.
+    let metrics = metrics_text(&server).await;
+    assert_eq!(metrics_sample(&metrics, "earshot_transcription_seconds_count"), Some(1.0));
+    let audio = metrics_sample(&metrics, "earshot_transcribed_audio_seconds_total").unwrap();
+    #[allow(clippy::cast_precision_loss)]
+    let seconds = call.channels[0].len() as f64 / 16_000.0;
+    assert!((seconds - audio).abs() < 1.0, "{audio} s transcribed of {seconds} s");
     let starts: Vec<i64> =
         turns.iter().map(|turn| turn["timestamp_ms"].as_i64().unwrap()).collect();
     assert!(starts.windows(2).all(|pair| pair[0] < pair[1]), "{starts:?}");
