@@ -91,7 +91,11 @@ impl Default for Metrics {
             transcribed_audio_seconds.clone(),
         );
         let queue_jobs = Family::<Labels, Gauge>::default();
-        registry.register("queue_jobs", "Jobs in the queue by status", queue_jobs.clone());
+        registry.register(
+            "queue_jobs",
+            "Jobs in the queue by status (queued, running, parked, dead; successes are in jobs_total)",
+            queue_jobs.clone(),
+        );
         let oldest_due_seconds = Gauge::default();
         registry.register(
             "queue_oldest_due_seconds",

@@ -178,8 +178,11 @@ impl Queue {
     }
 
     /// The queue's depth by status and the wait of its oldest due job, for `/metrics`: one
-    /// grouped count (over the status index) and one index seek.
+    /// grouped count over the status index's ranges of the unfinished statuses, and one index
+    /// seek. Succeeded jobs, one per call ever processed, are not counted: a scrape costs what
+    /// the queue holds, not what the database holds (`earshot_jobs_total` counts successes).
     pub async fn state(&self, now: DateTime<Utc>) -> Result<crate::metrics::QueueState, DbErr> {
+        let unfinished = JobStatus::ALL.iter().filter(|status| **status != JobStatus::Succeeded);
         let counts: Vec<(String, i64)> = job::Entity::find()
             .select_only()
             .column(job::Column::Status)
@@ -187,12 +190,12 @@ impl Queue {
                 Expr::from(sea_orm::sea_query::Func::count(Expr::col(job::Column::Id))),
                 "count",
             )
+            .filter(job::Column::Status.is_in(unfinished.clone().map(|status| status.as_str())))
             .group_by(job::Column::Status)
             .into_tuple()
             .all(&self.db)
             .await?;
-        let by_status = JobStatus::ALL
-            .iter()
+        let by_status = unfinished
             .map(|status| {
                 let count = counts
                     .iter()
