@@ -179,8 +179,9 @@ impl Queue {
 
     /// The queue's depth by status and the wait of its oldest due job, for `/metrics`: one
     /// grouped count over the status index's ranges of the unfinished statuses, and one index
-    /// seek. Succeeded jobs, one per call ever processed, are not counted: a scrape costs what
-    /// the queue holds, not what the database holds (`earshot_jobs_total` counts successes).
+    /// seek. Succeeded jobs leave the table (`succeed`; databases from before that may still
+    /// hold some) and are not counted: a scrape costs what the queue holds, not what the
+    /// database holds (`earshot_jobs_total` counts successes).
     pub async fn state(&self, now: DateTime<Utc>) -> Result<crate::metrics::QueueState, DbErr> {
         let unfinished = JobStatus::ALL.iter().filter(|status| **status != JobStatus::Succeeded);
         let counts: Vec<(String, i64)> = job::Entity::find()
@@ -357,19 +358,17 @@ pub async fn set_status(
     Ok(())
 }
 
-/// Ends the leases of finished jobs: succeeded, in one statement per chunk of ids.
+/// Takes succeeded jobs out of the queue, in one statement per chunk of ids. What they
+/// processed records the success (an ingest is `done`, with its datapoint); the table keeps only
+/// work that is waiting, running, parked or dead, so it stays as small as the backlog and a
+/// success costs no status and index updates.
 pub async fn succeed(
     connection: &impl ConnectionTrait,
     job_ids: &[Uuid],
-    now: DateTime<Utc>,
+    _now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     for chunk in job_ids.chunks(ID_CHUNK) {
-        job::Entity::update_many()
-            .col_expr(job::Column::Status, Expr::value(JobStatus::Succeeded.as_str()))
-            .col_expr(job::Column::LeaseOwner, Expr::value(Option::<String>::None))
-            .col_expr(job::Column::LeaseExpiresAtMs, Expr::value(Option::<i64>::None))
-            .col_expr(job::Column::LastError, Expr::value(""))
-            .col_expr(job::Column::UpdatedAtMs, Expr::value(to_millis(now)))
+        job::Entity::delete_many()
             .filter(job::Column::Id.is_in(chunk.iter().map(Uuid::to_string)))
             .exec(connection)
             .await?;

@@ -158,7 +158,6 @@ async fn process_together(
     );
     let results: Vec<Result<(), JobError>> = match committed {
         Ok(()) => finished.iter().map(|_| Ok(())).collect(),
-        Err(error) if finished.len() == 1 => vec![Err(transient(error))],
         Err(error) => {
             error.log_if_internal();
             tracing::warn!(
@@ -166,9 +165,25 @@ async fn process_together(
                 "a batch of results failed to commit; committing them one by one"
             );
             let mut results = Vec::with_capacity(finished.len());
-            for result in &finished {
-                let alone = storage.finish_ingests(std::slice::from_ref(result), now).await;
-                results.push(alone.map_err(transient));
+            for (result, (_, (record, conversation))) in finished.iter().zip(&quick) {
+                // A batch of one has just failed alone.
+                let stored = finished.len() > 1
+                    && storage.finish_ingests(std::slice::from_ref(result), now).await.is_ok();
+                results.push(if stored {
+                    Ok(())
+                } else {
+                    let merge = |existing| {
+                        Datapoint::merge(
+                            existing,
+                            conversation,
+                            None,
+                            record.organization_id,
+                            record.project_id,
+                            now,
+                        )
+                    };
+                    store_merged_again(domain, result, conversation, merge).await
+                });
             }
             results
         }
@@ -280,23 +295,50 @@ pub async fn process_ingest(
         .find_datapoint(record.project_id, &conversation.provider, &conversation.call_id)
         .await
         .map_err(transient)?;
-    let mut datapoint = Datapoint::merge(
-        existing,
-        &conversation,
-        audio_id,
-        record.organization_id,
-        record.project_id,
-        domain.clock.now(),
-    );
-    if let Some(estimated) = speaker_labels_estimated {
-        datapoint.transcript_source = TranscriptSource::Asr;
-        datapoint.speaker_labels_estimated = estimated;
-    }
+    let now = domain.clock.now();
+    let merge = |existing| {
+        let mut datapoint = Datapoint::merge(
+            existing,
+            &conversation,
+            audio_id,
+            record.organization_id,
+            record.project_id,
+            now,
+        );
+        if let Some(estimated) = speaker_labels_estimated {
+            datapoint.transcript_source = TranscriptSource::Asr;
+            datapoint.speaker_labels_estimated = estimated;
+        }
+        datapoint
+    };
+    let datapoint = merge(existing);
     let finished =
         FinishedIngest { job_id: job.id, ingest_id, attempts: job.attempts, datapoint: &datapoint };
-    storage.finish_ingests(&[finished], domain.clock.now()).await.map_err(transient)?;
+    if storage.finish_ingests(&[finished], now).await.is_err() {
+        store_merged_again(domain, &finished, &conversation, merge).await?;
+    }
     domain.metrics.datapoint_written();
     Ok(ProcessOutcome::Done { datapoint_id: datapoint.id })
+}
+
+/// Stores a result whose commit failed, merged again into its call's datapoint as the database
+/// has it now. Two ingests of one call processed at once (by two workers) both find no datapoint
+/// and both create one; the second commit meets the first's datapoint (a unique violation).
+/// Merged into that one, it is an update and succeeds; another failure is the job's.
+async fn store_merged_again(
+    domain: &Domain,
+    failed: &FinishedIngest<'_>,
+    conversation: &Conversation,
+    merge: impl FnOnce(Option<Datapoint>) -> Datapoint,
+) -> Result<(), JobError> {
+    let storage = &domain.storage;
+    let existing = storage
+        .find_datapoint(failed.datapoint.project_id, &conversation.provider, &conversation.call_id)
+        .await
+        .map_err(transient)?;
+    let datapoint = merge(existing);
+    let again = FinishedIngest { datapoint: &datapoint, ..*failed };
+    storage.finish_ingests(&[again], domain.clock.now()).await.map_err(transient)
 }
 
 async fn store_fetched_audio(
@@ -443,7 +485,49 @@ mod tests {
         }
         let waiting = domain.storage.get_ingest(organization, ids[3]).await.unwrap().unwrap();
         assert_eq!(waiting.state, IngestState::Queued);
-        assert_eq!(queue.count(JobStatus::Succeeded).await.unwrap(), 3);
+        // Succeeded jobs leave the queue; the ingests record the success.
+        assert_eq!(queue.count(JobStatus::Succeeded).await.unwrap(), 0);
+        assert_eq!(queue.count(JobStatus::Queued).await.unwrap(), 0);
         assert_eq!(queue.count(JobStatus::Running).await.unwrap(), 1);
+    }
+
+    /// Two ingests of one call run by two workers at once: both may find no datapoint and create
+    /// one; the later commit then meets the earlier's datapoint and is merged into it. Both
+    /// ingests end done, on one datapoint holding both ingests' tags.
+    #[tokio::test(flavor = "current_thread")]
+    async fn two_workers_on_one_call_end_on_one_datapoint() {
+        let clock = Arc::new(ManualClock::new(
+            chrono::Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap(),
+        ));
+        let (domain, _audio) = crate::domain::test_support::domain(clock.clone()).await;
+        let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut first = new_ingest(organization, project, "call-race");
+        first.conversation.tags = vec!["first".into()];
+        first.dedup_key = crate::model::ingest::dedup_key(&first.conversation);
+        let mut second = new_ingest(organization, project, "call-race");
+        second.conversation.tags = vec!["second".into()];
+        second.dedup_key = crate::model::ingest::dedup_key(&second.conversation);
+        let ids = [first.id, second.id];
+        let write = IngestWrite { ingests: vec![first, second], ..Default::default() };
+        domain.storage.commit_ingest_writes(&[&write], 3, clock.now()).await.unwrap();
+        let queue = domain.storage.queue();
+        let lease = std::time::Duration::from_secs(30);
+        let one = queue.claim("w1", clock.now(), lease, 1).await.unwrap();
+        let two = queue.claim("w2", clock.now(), lease, 1).await.unwrap();
+
+        let (one, two) =
+            tokio::join!(process_together(&domain, &one), process_together(&domain, &two));
+        for outcome in one.unwrap().into_iter().chain(two.unwrap()) {
+            assert!(matches!(outcome, BatchOutcome::Ran(Ok(()))), "{outcome:?}");
+        }
+        let stored =
+            domain.storage.find_datapoint(project, "custom", "call-race").await.unwrap().unwrap();
+        let mut tags = stored.tags.clone();
+        tags.sort();
+        assert_eq!(tags, ["first", "second"]);
+        for id in ids {
+            let ingest = domain.storage.get_ingest(organization, id).await.unwrap().unwrap();
+            assert_eq!((ingest.state, ingest.datapoint_id), (IngestState::Done, Some(stored.id)));
+        }
     }
 }

@@ -9,6 +9,7 @@ mod m0003_webhook_deliveries;
 mod m0004_rate_limited_count;
 mod m0005_jobs_by_lease;
 mod m0006_context_token_lookups;
+mod m0007_succeeded_jobs_leave;
 
 use sea_orm_migration::prelude::*;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_rate_limited_count::Migration),
             Box::new(m0005_jobs_by_lease::Migration),
             Box::new(m0006_context_token_lookups::Migration),
+            Box::new(m0007_succeeded_jobs_leave::Migration),
         ]
     }
 }
