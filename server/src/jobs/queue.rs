@@ -362,11 +362,7 @@ pub async fn set_status(
 /// processed records the success (an ingest is `done`, with its datapoint); the table keeps only
 /// work that is waiting, running, parked or dead, so it stays as small as the backlog and a
 /// success costs no status and index updates.
-pub async fn succeed(
-    connection: &impl ConnectionTrait,
-    job_ids: &[Uuid],
-    _now: DateTime<Utc>,
-) -> Result<(), DbErr> {
+pub async fn succeed(connection: &impl ConnectionTrait, job_ids: &[Uuid]) -> Result<(), DbErr> {
     for chunk in job_ids.chunks(ID_CHUNK) {
         job::Entity::delete_many()
             .filter(job::Column::Id.is_in(chunk.iter().map(Uuid::to_string)))

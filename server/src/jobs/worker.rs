@@ -82,9 +82,9 @@ pub fn spawn_workers<R: JobRunner>(
 }
 
 /// Jobs one claim takes: one claim commit and one result commit for up to this many quick
-/// jobs (a backlog drains at 7,800–9,100 jobs/s with 256, 4,400–6,300 with 64; see
-/// docs/BENCHMARKS.md). Slow jobs of a batch are not held: the worker keeps one and gives the
-/// others back.
+/// jobs (backlogs drained at 4,400–6,300 jobs/s with 64, 8,700–10,900 with 256: runs 5a, 5 and
+/// 7 of docs/BENCHMARKS.md). Slow jobs of a batch are not held: the worker keeps one and gives
+/// the others back.
 const CLAIM_BATCH: usize = 256;
 
 struct Worker<R> {

@@ -13,7 +13,7 @@ use crate::asr::{AsrError, RoleHints};
 use crate::audio::probe;
 use crate::blob::sniff_audio_content_type;
 use crate::domain::Domain;
-use crate::jobs::{BatchOutcome, ClaimedJob, JobError, JobPayload, JobRunner};
+use crate::jobs::{BatchOutcome, ClaimedJob, JobError, JobRunner};
 use crate::model::conversation::{AudioCredentials, AudioSource, Conversation};
 use crate::model::datapoints::{Datapoint, TranscriptSource};
 use crate::model::ingest::{AudioObject, IngestRecord};
@@ -47,7 +47,7 @@ impl JobRunner for IngestJobs {
     }
 
     async fn run(&self, job: &ClaimedJob) -> Result<(), JobError> {
-        let JobPayload::IngestV1 { ingest_id } = job.payload;
+        let ingest_id = job.payload.ingest_id();
         let started = std::time::Instant::now();
         let outcome = process_ingest(&self.domain, &self.stages, job, ingest_id).await?;
         tracing::debug!(%ingest_id, ?outcome, elapsed_ms = started.elapsed().as_millis() as u64, "ingest processed");
@@ -60,7 +60,7 @@ impl JobRunner for IngestJobs {
         reason: &str,
         retry_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> crate::error::Result<()> {
-        let JobPayload::IngestV1 { ingest_id } = job.payload;
+        let ingest_id = job.payload.ingest_id();
         let now = self.domain.clock.now();
         self.domain.storage.fail_job(job.id, ingest_id, job.attempts, reason, retry_at, now).await
     }
@@ -128,14 +128,7 @@ async fn process_together(
     let mut merged = Vec::with_capacity(quick.len());
     for (_, (record, conversation)) in &quick {
         let key = (record.project_id, conversation.provider.clone(), conversation.call_id.clone());
-        let datapoint = Datapoint::merge(
-            current.remove(&key),
-            conversation,
-            None,
-            record.organization_id,
-            record.project_id,
-            now,
-        );
+        let datapoint = merge_quick(current.remove(&key), record, conversation, now);
         current.insert(key, datapoint.clone());
         merged.push(datapoint);
     }
@@ -172,16 +165,7 @@ async fn process_together(
                 results.push(if stored {
                     Ok(())
                 } else {
-                    let merge = |existing| {
-                        Datapoint::merge(
-                            existing,
-                            conversation,
-                            None,
-                            record.organization_id,
-                            record.project_id,
-                            now,
-                        )
-                    };
+                    let merge = |existing| merge_quick(existing, record, conversation, now);
                     store_merged_again(domain, result, conversation, merge).await
                 });
             }
@@ -319,6 +303,16 @@ pub async fn process_ingest(
     }
     domain.metrics.datapoint_written();
     Ok(ProcessOutcome::Done { datapoint_id: datapoint.id })
+}
+
+/// A conversation without audio merged into its call's datapoint (`existing`, or a new one).
+fn merge_quick(
+    existing: Option<Datapoint>,
+    record: &IngestRecord,
+    conversation: &Conversation,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Datapoint {
+    Datapoint::merge(existing, conversation, None, record.organization_id, record.project_id, now)
 }
 
 /// Stores a result whose commit failed, merged again into its call's datapoint as the database

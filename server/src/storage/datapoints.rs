@@ -20,21 +20,14 @@ use crate::model::datapoints::{
 use crate::model::ingest::IngestState;
 
 impl Storage {
+    /// The datapoint of one call, if stored.
     pub async fn find_datapoint(
         &self,
         project_id: Uuid,
         provider: &str,
         call_id: &str,
     ) -> Result<Option<Datapoint>, Error> {
-        datapoint::Entity::find()
-            .filter(datapoint::Column::ProjectId.eq(project_id.to_string()))
-            .filter(datapoint::Column::Provider.eq(provider))
-            .filter(datapoint::Column::CallId.eq(call_id))
-            .one(&self.db)
-            .await
-            .map_err(db_error("reading a datapoint"))?
-            .map(datapoint_from_model)
-            .transpose()
+        Ok(self.find_datapoints(&[(project_id, provider, call_id)]).await?.pop())
     }
 
     /// The datapoints of several calls at once, each key `(project, provider, call id)`: one
@@ -91,7 +84,7 @@ impl Storage {
         upsert_datapoints(&transaction, &latest, context).await?;
         replace_search_rows(&transaction, &latest, context).await?;
         let job_ids: Vec<Uuid> = finished.iter().map(|result| result.job_id).collect();
-        queue::succeed(&transaction, &job_ids, now).await.map_err(db_error(context))?;
+        queue::succeed(&transaction, &job_ids).await.map_err(db_error(context))?;
         for chunk in finished.chunks(LOOKUP_CHUNK_KEYS) {
             mark_ingests_done(&transaction, chunk, now, context).await?;
         }

@@ -106,17 +106,7 @@ impl Storage {
         &self,
         id: Uuid,
     ) -> Result<Option<(IngestRecord, Conversation)>, Error> {
-        let context = "loading an ingest";
-        let Some(model) = ingest::Entity::find_by_id(id.to_string())
-            .one(&self.db)
-            .await
-            .map_err(db_error(context))?
-        else {
-            return Ok(None);
-        };
-        let StoredConversation::V1(conversation) = serde_json::from_str(&model.payload_json)
-            .map_err(|error| Error::internal(context, error))?;
-        Ok(Some((ingest_from_model(model)?, conversation)))
+        Ok(self.load_ingests(&[id]).await?.pop())
     }
 
     /// Several ingests with their conversations, in one query; ids not found are left out.

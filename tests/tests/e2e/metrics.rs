@@ -7,14 +7,6 @@ use earshot_e2e::in_process::TestServer;
 use earshot_proto::v1 as pb;
 use earshot_proto::v1::ingest_service_client::IngestServiceClient;
 
-async fn scrape(server: &TestServer) -> String {
-    metrics_text(server).await
-}
-
-fn sample(text: &str, series: &str) -> Option<f64> {
-    metrics_sample(text, series)
-}
-
 #[tokio::test]
 async fn metrics_report_the_acks_and_the_queue_that_were_sent() {
     let server = TestServer::start().await;
@@ -38,20 +30,23 @@ async fn metrics_report_the_acks_and_the_queue_that_were_sent() {
         .await;
     }
 
-    let text = scrape(&server).await;
+    let text = metrics_text(&server).await;
     let acks = "earshot_acknowledged_conversations_total";
-    assert_eq!(sample(&text, &format!("{acks}{{source=\"api\",outcome=\"created\"}}")), Some(5.0));
     assert_eq!(
-        sample(&text, &format!("{acks}{{source=\"api\",outcome=\"duplicate\"}}")),
+        metrics_sample(&text, &format!("{acks}{{source=\"api\",outcome=\"created\"}}")),
+        Some(5.0)
+    );
+    assert_eq!(
+        metrics_sample(&text, &format!("{acks}{{source=\"api\",outcome=\"duplicate\"}}")),
         Some(2.0)
     );
-    assert_eq!(sample(&text, "earshot_datapoints_written_total"), Some(5.0));
-    assert_eq!(sample(&text, "earshot_jobs_total{outcome=\"succeeded\"}"), Some(5.0));
+    assert_eq!(metrics_sample(&text, "earshot_datapoints_written_total"), Some(5.0));
+    assert_eq!(metrics_sample(&text, "earshot_jobs_total{outcome=\"succeeded\"}"), Some(5.0));
     // Successes are counted as they happen, not from the table at each scrape.
-    assert_eq!(sample(&text, "earshot_queue_jobs{status=\"succeeded\"}"), None);
-    assert_eq!(sample(&text, "earshot_queue_jobs{status=\"queued\"}"), Some(0.0));
-    assert_eq!(sample(&text, "earshot_queue_oldest_due_seconds"), Some(0.0));
-    assert_eq!(sample(&text, "earshot_ack_seconds_count"), Some(2.0));
+    assert_eq!(metrics_sample(&text, "earshot_queue_jobs{status=\"succeeded\"}"), None);
+    assert_eq!(metrics_sample(&text, "earshot_queue_jobs{status=\"queued\"}"), Some(0.0));
+    assert_eq!(metrics_sample(&text, "earshot_queue_oldest_due_seconds"), Some(0.0));
+    assert_eq!(metrics_sample(&text, "earshot_ack_seconds_count"), Some(2.0));
     assert!(text.ends_with("# EOF\n"));
     server.stop().await;
 }
