@@ -61,9 +61,10 @@ impl Storage {
 
     /// The results of finished ingest jobs, in one transaction: each datapoint (inserted or
     /// updated) with its tag and metadata rows, each ingest marked done with its job's
-    /// `attempts` and its datapoint, each job succeeded. A statement per table and chunk, not
-    /// per job, so a batch costs one commit and a few statements whatever its size. When two
-    /// results carry the same datapoint (two ingests of one call), the later is the one stored.
+    /// `attempts` and its datapoint, each job taken out of the queue. A statement per table and
+    /// chunk, not per job, so a batch costs one commit and a few statements whatever its size.
+    /// When two results carry the same datapoint (two ingests of one call), the later is the one
+    /// stored.
     pub async fn finish_ingests(
         &self,
         finished: &[FinishedIngest<'_>],
@@ -73,12 +74,13 @@ impl Storage {
         if finished.is_empty() {
             return Ok(());
         }
-        let mut latest: Vec<&Datapoint> = Vec::with_capacity(finished.len());
-        for result in finished.iter().rev() {
-            if !latest.iter().any(|datapoint| datapoint.id == result.datapoint.id) {
-                latest.push(result.datapoint);
-            }
-        }
+        let mut seen = std::collections::HashSet::with_capacity(finished.len());
+        let mut latest: Vec<&Datapoint> = finished
+            .iter()
+            .rev()
+            .map(|result| result.datapoint)
+            .filter(|datapoint| seen.insert(datapoint.id))
+            .collect();
         latest.reverse();
         let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
         upsert_datapoints(&transaction, &latest, context).await?;

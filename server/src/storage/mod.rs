@@ -22,9 +22,8 @@ use std::time::Duration;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
 use sea_orm_migration::MigratorTrait;
 
-use crate::jobs::queue::WriteTurn;
-
 use crate::error::Error;
+use crate::jobs::queue::WriteTurn;
 
 pub use datapoints::FinishedIngest;
 pub use group_commit::IngestWriter;
