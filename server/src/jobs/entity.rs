@@ -8,6 +8,10 @@ pub struct Model {
     pub kind: String,
     /// `jobs::JobPayload` as JSON (`{"type": "IngestV1", ...}`).
     pub payload_json: String,
+    /// What the job works on, when it travels with the job rather than being read from what
+    /// the job names (an ingest's conversation, as `storage`'s stored conversation JSON); the
+    /// row leaves the table when the job succeeds, and the input with it.
+    pub input_json: Option<String>,
     /// queued | running | succeeded | parked | dead
     pub status: String,
     pub attempts: i32,

@@ -99,6 +99,8 @@ impl JobStatus {
 pub struct ClaimedJob {
     pub id: Uuid,
     pub payload: JobPayload,
+    /// The job's input, when it carries one (see the `input_json` column).
+    pub input: Option<String>,
     /// Including this one.
     pub attempts: i32,
     pub max_attempts: i32,

@@ -46,13 +46,16 @@ impl WriteTurn {
 /// The worker loop's handle on the `jobs` table. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Queue {
+    /// For reads.
     db: DatabaseConnection,
+    /// For writes, taken in turns (see `Storage`'s writer).
+    writer: DatabaseConnection,
     write_turn: WriteTurn,
 }
 
 impl Queue {
-    pub fn new(db: DatabaseConnection, write_turn: WriteTurn) -> Self {
-        Self { db, write_turn }
+    pub fn new(db: DatabaseConnection, writer: DatabaseConnection, write_turn: WriteTurn) -> Self {
+        Self { db, writer, write_turn }
     }
 
     /// Claims up to `limit` due jobs for `worker`: first running jobs whose lease expired (their
@@ -98,7 +101,8 @@ impl Queue {
         let sql = format!(
             "UPDATE jobs SET status = {running}, lease_owner = {owner}, \
              lease_expires_at_ms = {until}, attempts = attempts + 1, updated_at_ms = {now} \
-             WHERE id IN ({candidates}) RETURNING id, payload_json, attempts, max_attempts",
+             WHERE id IN ({candidates}) \
+             RETURNING id, payload_json, input_json, attempts, max_attempts",
             running = placeholder(1),
             owner = placeholder(2),
             until = placeholder(3),
@@ -115,13 +119,14 @@ impl Queue {
             i64::try_from(limit).unwrap_or(i64::MAX).into(),
         ];
         let rows =
-            self.db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+            self.writer.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
         let mut claimed: Vec<ClaimedJob> = rows
             .iter()
             .map(|row| {
                 claimed_job(
                     &row.try_get::<String>("", "id")?,
                     &row.try_get::<String>("", "payload_json")?,
+                    row.try_get("", "input_json")?,
                     row.try_get("", "attempts")?,
                     row.try_get("", "max_attempts")?,
                 )
@@ -145,7 +150,7 @@ impl Queue {
             .col_expr(job::Column::RunAfterMs, Expr::value(to_millis(now)))
             .col_expr(job::Column::UpdatedAtMs, Expr::value(to_millis(now)))
             .filter(job::Column::Status.eq(JobStatus::Running.as_str()))
-            .exec(&self.db)
+            .exec(&self.writer)
             .await?;
         Ok(updated.rows_affected)
     }
@@ -169,7 +174,7 @@ impl Queue {
             .filter(job::Column::Id.is_in(job_ids.iter().map(Uuid::to_string)))
             .filter(job::Column::Status.eq(JobStatus::Running.as_str()))
             .filter(job::Column::LeaseOwner.eq(worker))
-            .exec_with_returning(&self.db)
+            .exec_with_returning(&self.writer)
             .await?;
         renewed
             .iter()
@@ -232,7 +237,7 @@ impl Queue {
             .filter(job::Column::Id.is_in(job_ids.iter().map(Uuid::to_string)))
             .filter(job::Column::Status.eq(JobStatus::Running.as_str()))
             .filter(job::Column::LeaseOwner.eq(worker))
-            .exec(&self.db)
+            .exec(&self.writer)
             .await?;
         Ok(updated.rows_affected)
     }
@@ -291,46 +296,56 @@ pub(crate) fn candidates_sql(path: ClaimPath, postgres: bool, first: usize) -> S
 fn claimed_job(
     id: &str,
     payload_json: &str,
+    input: Option<String>,
     attempts: i32,
     max_attempts: i32,
 ) -> Result<ClaimedJob, DbErr> {
     let payload: JobPayload = serde_json::from_str(payload_json)
         .map_err(|error| DbErr::Json(format!("job {id}: {error}")))?;
     let id = Uuid::parse_str(id).map_err(|error| DbErr::Type(error.to_string()))?;
-    Ok(ClaimedJob { id, payload, attempts, max_attempts })
+    Ok(ClaimedJob { id, payload, input, attempts, max_attempts })
 }
 
-/// Writes queued jobs, due now, in the caller's transaction: a multi-row statement per chunk.
-/// A job's id is that of what it processes (an ingest's job shares the ingest's id).
-pub async fn enqueue_many(
-    connection: &impl ConnectionTrait,
-    jobs: &[(Uuid, JobPayload)],
+/// The row of a queued job, due now: built before the write turn, written with `enqueue`. A
+/// job's id is that of what it processes (an ingest's job shares the ingest's id); `input` is
+/// what it works on when that travels with the job.
+pub fn new_job(
+    id: Uuid,
+    payload: &JobPayload,
+    input: Option<String>,
     max_attempts: i32,
     now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    for chunk in jobs.chunks(ID_CHUNK) {
-        let models = chunk
-            .iter()
-            .map(|(id, payload)| {
-                let payload_json = serde_json::to_string(payload)
-                    .map_err(|error| DbErr::Json(error.to_string()))?;
-                Ok(job::ActiveModel {
-                    id: Set(id.to_string()),
-                    kind: Set(payload.kind().to_owned()),
-                    payload_json: Set(payload_json),
-                    status: Set(JobStatus::Queued.as_str().to_owned()),
-                    attempts: Set(0),
-                    max_attempts: Set(max_attempts),
-                    run_after_ms: Set(to_millis(now)),
-                    lease_owner: Set(None),
-                    lease_expires_at_ms: Set(None),
-                    last_error: Set(String::new()),
-                    created_at_ms: Set(to_millis(now)),
-                    updated_at_ms: Set(to_millis(now)),
-                })
-            })
-            .collect::<Result<Vec<_>, DbErr>>()?;
-        job::Entity::insert_many(models).exec_without_returning(connection).await?;
+) -> Result<NewJob, DbErr> {
+    let payload_json =
+        serde_json::to_string(payload).map_err(|error| DbErr::Json(error.to_string()))?;
+    Ok(NewJob(job::ActiveModel {
+        id: Set(id.to_string()),
+        kind: Set(payload.kind().to_owned()),
+        payload_json: Set(payload_json),
+        input_json: Set(input),
+        status: Set(JobStatus::Queued.as_str().to_owned()),
+        attempts: Set(0),
+        max_attempts: Set(max_attempts),
+        run_after_ms: Set(to_millis(now)),
+        lease_owner: Set(None),
+        lease_expires_at_ms: Set(None),
+        last_error: Set(String::new()),
+        created_at_ms: Set(to_millis(now)),
+        updated_at_ms: Set(to_millis(now)),
+    }))
+}
+
+/// A job's row, ready to write.
+#[derive(Clone, Debug)]
+pub struct NewJob(job::ActiveModel);
+
+/// Writes jobs (`new_job`) in the caller's transaction: a multi-row statement per chunk.
+pub async fn enqueue(connection: &impl ConnectionTrait, jobs: Vec<NewJob>) -> Result<(), DbErr> {
+    let mut jobs = jobs.into_iter().map(|job| job.0).peekable();
+    while jobs.peek().is_some() {
+        job::Entity::insert_many(jobs.by_ref().take(ID_CHUNK))
+            .exec_without_returning(connection)
+            .await?;
     }
     Ok(())
 }

@@ -86,7 +86,7 @@ async fn process_together(
     let storage = &domain.storage;
     let ingest_ids: Vec<Uuid> = jobs.iter().map(|job| job.payload.ingest_id()).collect();
     let mut loaded: HashMap<Uuid, (IngestRecord, Conversation)> = storage
-        .load_ingests(&ingest_ids)
+        .load_ingests(jobs)
         .await?
         .into_iter()
         .map(|(record, conversation)| (record.id, (record, conversation)))
@@ -96,7 +96,7 @@ async fn process_together(
     for (index, ingest_id) in ingest_ids.iter().enumerate() {
         match loaded.remove(ingest_id) {
             None => outcomes.push(Some(BatchOutcome::Ran(Err(JobError::Permanent(format!(
-                "ingest {ingest_id} no longer exists"
+                "ingest {ingest_id} no longer exists or is done"
             )))))),
             Some((_, conversation)) if conversation.audio.is_some() => {
                 outcomes.push(Some(BatchOutcome::RunAlone));
@@ -189,11 +189,10 @@ pub async fn process_ingest(
     ingest_id: Uuid,
 ) -> Result<ProcessOutcome, JobError> {
     let storage = &domain.storage;
-    let (record, mut conversation) = storage
-        .load_ingest(ingest_id)
-        .await
-        .map_err(transient)?
-        .ok_or_else(|| JobError::Permanent(format!("ingest {ingest_id} no longer exists")))?;
+    let (record, mut conversation) =
+        storage.load_ingest(job).await.map_err(transient)?.ok_or_else(|| {
+            JobError::Permanent(format!("ingest {ingest_id} no longer exists or is done"))
+        })?;
     // Only slow jobs show `processing` (a commit of its own): a download or a transcription
     // can take minutes, while a transcript alone is stored in milliseconds.
     let slow = conversation.needs_transcription()

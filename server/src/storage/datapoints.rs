@@ -82,9 +82,15 @@ impl Storage {
             .filter(|datapoint| seen.insert(datapoint.id))
             .collect();
         latest.reverse();
+        // The rows are built before the write turn: the single writer only runs statements.
+        let models = latest
+            .iter()
+            .map(|datapoint| datapoint_active_model(datapoint))
+            .collect::<Result<Vec<_>, _>>()?;
+        let search_rows = SearchRows::of(&latest);
         let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
-        upsert_datapoints(&transaction, &latest, context).await?;
-        replace_search_rows(&transaction, &latest, context).await?;
+        upsert_datapoints(&transaction, models, context).await?;
+        search_rows.replace(&transaction, context).await?;
         let job_ids: Vec<Uuid> = finished.iter().map(|result| result.job_id).collect();
         queue::succeed(&transaction, &job_ids).await.map_err(db_error(context))?;
         for chunk in finished.chunks(LOOKUP_CHUNK_KEYS) {
@@ -222,7 +228,7 @@ pub struct FinishedIngest<'a> {
 /// `INSERT … ON CONFLICT (id) DO UPDATE`; each id appears once in `datapoints`.
 async fn upsert_datapoints(
     connection: &impl ConnectionTrait,
-    datapoints: &[&Datapoint],
+    models: Vec<datapoint::ActiveModel>,
     context: &'static str,
 ) -> Result<(), Error> {
     use sea_orm::{IdenStatic, Iterable};
@@ -236,12 +242,9 @@ async fn upsert_datapoints(
     let changing = datapoint::Column::iter()
         .filter(|column| !fixed.iter().any(|fixed| fixed.as_str() == column.as_str()));
     let on_conflict = OnConflict::column(datapoint::Column::Id).update_columns(changing).to_owned();
-    for chunk in datapoints.chunks(UPSERT_CHUNK_ROWS) {
-        let models = chunk
-            .iter()
-            .map(|datapoint| datapoint_active_model(datapoint))
-            .collect::<Result<Vec<_>, _>>()?;
-        datapoint::Entity::insert_many(models)
+    let mut models = models.into_iter().peekable();
+    while models.peek().is_some() {
+        datapoint::Entity::insert_many(models.by_ref().take(UPSERT_CHUNK_ROWS))
             .on_conflict(on_conflict.clone())
             .exec_without_returning(connection)
             .await
@@ -266,6 +269,9 @@ async fn mark_ingests_done(
     };
     ingest::Entity::update_many()
         .col_expr(ingest::Column::State, Expr::value(IngestState::Done.as_str()))
+        // Its content now lives in the datapoint (and the request's body, for a while, in the
+        // delivery log): a done ingest keeps its record, not a second copy of the call.
+        .col_expr(ingest::Column::PayloadJson, Expr::value(""))
         .col_expr(ingest::Column::Attempts, per_ingest(&|result| result.attempts.into()).into())
         .col_expr(
             ingest::Column::DatapointId,
@@ -283,62 +289,76 @@ async fn mark_ingests_done(
     Ok(())
 }
 
-/// Replaces the tag and metadata rows of `datapoints` (a delete per table, then multi-row
-/// inserts).
-async fn replace_search_rows(
-    connection: &impl ConnectionTrait,
-    datapoints: &[&Datapoint],
-    context: &'static str,
-) -> Result<(), Error> {
-    for chunk in datapoints.chunks(LOOKUP_CHUNK_KEYS) {
-        let ids: Vec<String> = chunk.iter().map(|datapoint| datapoint.id.to_string()).collect();
-        datapoint_tag::Entity::delete_many()
-            .filter(datapoint_tag::Column::DatapointId.is_in(ids.clone()))
-            .exec(connection)
-            .await
-            .map_err(db_error(context))?;
-        datapoint_metadata::Entity::delete_many()
-            .filter(datapoint_metadata::Column::DatapointId.is_in(ids))
-            .exec(connection)
-            .await
-            .map_err(db_error(context))?;
-    }
-    let tags: Vec<datapoint_tag::ActiveModel> = datapoints
-        .iter()
-        .flat_map(|datapoint| {
-            datapoint.tags.iter().map(|tag| datapoint_tag::ActiveModel {
-                datapoint_id: Set(datapoint.id.to_string()),
-                project_id: Set(datapoint.project_id.to_string()),
-                tag: Set(tag.clone()),
-            })
-        })
-        .collect();
-    for chunk in tags.chunks(INSERT_CHUNK_ROWS) {
-        datapoint_tag::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(connection)
-            .await
-            .map_err(db_error(context))?;
-    }
-    let pairs: Vec<datapoint_metadata::ActiveModel> = datapoints
-        .iter()
-        .flat_map(|datapoint| {
-            datapoint.metadata.iter().filter_map(|(key, value)| {
-                Some(datapoint_metadata::ActiveModel {
+/// The tag and metadata rows of some datapoints, built before the write turn.
+struct SearchRows {
+    datapoint_ids: Vec<String>,
+    tags: Vec<datapoint_tag::ActiveModel>,
+    pairs: Vec<datapoint_metadata::ActiveModel>,
+}
+
+impl SearchRows {
+    fn of(datapoints: &[&Datapoint]) -> Self {
+        let datapoint_ids = datapoints.iter().map(|datapoint| datapoint.id.to_string()).collect();
+        let tags = datapoints
+            .iter()
+            .flat_map(|datapoint| {
+                datapoint.tags.iter().map(|tag| datapoint_tag::ActiveModel {
                     datapoint_id: Set(datapoint.id.to_string()),
                     project_id: Set(datapoint.project_id.to_string()),
-                    key: Set(key.clone()),
-                    value: Set(metadata_filter_text(value)?),
+                    tag: Set(tag.clone()),
                 })
             })
-        })
-        .collect();
-    for chunk in pairs.chunks(INSERT_CHUNK_ROWS) {
-        datapoint_metadata::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(connection)
-            .await
-            .map_err(db_error(context))?;
+            .collect();
+        let pairs = datapoints
+            .iter()
+            .flat_map(|datapoint| {
+                datapoint.metadata.iter().filter_map(|(key, value)| {
+                    Some(datapoint_metadata::ActiveModel {
+                        datapoint_id: Set(datapoint.id.to_string()),
+                        project_id: Set(datapoint.project_id.to_string()),
+                        key: Set(key.clone()),
+                        value: Set(metadata_filter_text(value)?),
+                    })
+                })
+            })
+            .collect();
+        Self { datapoint_ids, tags, pairs }
     }
-    Ok(())
+
+    /// Replaces the datapoints' rows (a delete per table, then multi-row inserts).
+    async fn replace(
+        self,
+        connection: &impl ConnectionTrait,
+        context: &'static str,
+    ) -> Result<(), Error> {
+        for chunk in self.datapoint_ids.chunks(LOOKUP_CHUNK_KEYS) {
+            datapoint_tag::Entity::delete_many()
+                .filter(datapoint_tag::Column::DatapointId.is_in(chunk.iter().cloned()))
+                .exec(connection)
+                .await
+                .map_err(db_error(context))?;
+            datapoint_metadata::Entity::delete_many()
+                .filter(datapoint_metadata::Column::DatapointId.is_in(chunk.iter().cloned()))
+                .exec(connection)
+                .await
+                .map_err(db_error(context))?;
+        }
+        let mut tags = self.tags.into_iter().peekable();
+        while tags.peek().is_some() {
+            datapoint_tag::Entity::insert_many(tags.by_ref().take(INSERT_CHUNK_ROWS))
+                .exec_without_returning(connection)
+                .await
+                .map_err(db_error(context))?;
+        }
+        let mut pairs = self.pairs.into_iter().peekable();
+        while pairs.peek().is_some() {
+            datapoint_metadata::Entity::insert_many(pairs.by_ref().take(INSERT_CHUNK_ROWS))
+                .exec_without_returning(connection)
+                .await
+                .map_err(db_error(context))?;
+        }
+        Ok(())
+    }
 }
 
 /// Keys of one lookup or `IN (…)` list: a few hundred parameters per statement.

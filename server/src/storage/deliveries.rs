@@ -36,19 +36,26 @@ pub(super) async fn insert_deliveries(
 /// Rows of one multi-row INSERT (16 parameters each).
 const INSERT_CHUNK_ROWS: usize = 200;
 
-/// The row of `delivery`. When the same write stored a call, `outcome` decides the verdict,
-/// status and ingest id.
+/// When the same write stored a call, its `outcome` decides the delivery's verdict, status and
+/// ingest id.
+pub(super) fn set_outcome(model: &mut webhook_delivery::ActiveModel, outcome: IngestOutcome) {
+    let (verdict, http_status, ingest_id) = match outcome {
+        IngestOutcome::Created(id) => (DeliveryVerdict::Accepted, 202, id),
+        IngestOutcome::Duplicate(id) => (DeliveryVerdict::Duplicate, 200, id),
+    };
+    model.verdict = Set(verdict.as_str().to_owned());
+    model.http_status = Set(http_status);
+    model.ingest_id = Set(Some(ingest_id.to_string()));
+}
+
+/// The row of `delivery`, its body compressed (`KeptBody`).
 pub(super) fn delivery_model(
     delivery: &NewDelivery,
-    outcome: Option<IngestOutcome>,
 ) -> Result<webhook_delivery::ActiveModel, Error> {
     let context = "recording a webhook delivery";
     let record = &delivery.record;
-    let (verdict, http_status, ingest_id) = match outcome {
-        Some(IngestOutcome::Created(id)) => (DeliveryVerdict::Accepted, 202, Some(id)),
-        Some(IngestOutcome::Duplicate(id)) => (DeliveryVerdict::Duplicate, 200, Some(id)),
-        None => (record.verdict, record.http_status, record.ingest_id),
-    };
+    let (verdict, http_status, ingest_id) = (record.verdict, record.http_status, record.ingest_id);
+    let kept = delivery.body.as_deref().map(keep_body);
     let request_json = delivery
         .request
         .as_ref()
@@ -71,9 +78,43 @@ pub(super) fn delivery_model(
         ingest_id: Set(ingest_id.map(|id| id.to_string())),
         authenticated: Set(record.authenticated),
         request_json: Set(request_json),
-        body: Set(delivery.body.as_deref().map(<[u8]>::to_vec)),
+        body_encoding: Set(kept.as_ref().map_or("", |kept| kept.0).to_owned()),
+        body: Set(kept.map(|kept| kept.1)),
     })
 }
+
+/// How a kept body is stored: compressed with deflate when that makes it smaller (JSON bodies
+/// shrink to about half), else as it arrived. The encoding's name goes in `body_encoding`.
+fn keep_body(body: &[u8]) -> (&'static str, Vec<u8>) {
+    use std::io::Write;
+    let mut encoder = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(body.len() / 2),
+        flate2::Compression::fast(),
+    );
+    match encoder.write_all(body).and_then(|()| encoder.finish()) {
+        Ok(compressed) if compressed.len() < body.len() => (DEFLATE, compressed),
+        _ => (AS_RECEIVED, body.to_vec()),
+    }
+}
+
+/// A kept body as it arrived.
+fn kept_body(encoding: &str, stored: Vec<u8>) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    match encoding {
+        AS_RECEIVED => Ok(stored),
+        DEFLATE => {
+            let mut body = Vec::with_capacity(stored.len() * 3);
+            flate2::read::DeflateDecoder::new(stored.as_slice())
+                .read_to_end(&mut body)
+                .map_err(|error| format!("a kept body does not inflate: {error}"))?;
+            Ok(body)
+        }
+        other => Err(format!("unknown body encoding {other:?}")),
+    }
+}
+
+const AS_RECEIVED: &str = "";
+const DEFLATE: &str = "deflate";
 
 /// The columns a listing reads: all but the request and body.
 const LISTED: [webhook_delivery::Column; 14] = [
@@ -144,7 +185,11 @@ impl Storage {
             .map(serde_json::from_str::<StoredRequest>)
             .transpose()
             .map_err(|error| Error::internal(context, error))?;
-        let body = model.body.clone();
+        let body = model
+            .body
+            .map(|stored| kept_body(&model.body_encoding, stored))
+            .transpose()
+            .map_err(|error| Error::internal(context, error))?;
         let row = ListedRow {
             id: model.id,
             integration_id: model.integration_id,
@@ -179,6 +224,7 @@ impl Storage {
             .rows_affected;
         let cleared = webhook_delivery::Entity::update_many()
             .col_expr(webhook_delivery::Column::Body, Expr::value(Option::<Vec<u8>>::None))
+            .col_expr(webhook_delivery::Column::BodyEncoding, Expr::value(AS_RECEIVED))
             .col_expr(webhook_delivery::Column::RequestJson, Expr::value(Option::<String>::None))
             .filter(webhook_delivery::Column::ReceivedAtMs.lt(to_millis(bodies_before)))
             .filter(webhook_delivery::Column::Body.is_not_null())
@@ -226,5 +272,38 @@ impl ListedRow {
             authenticated: self.authenticated,
             replayable: self.replayable,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{AS_RECEIVED, DEFLATE, keep_body, kept_body};
+
+    /// A JSON body is kept compressed and reads back byte for byte; a body that does not shrink
+    /// (already compressed, random) is kept as it arrived; a stored body that cannot be read
+    /// back is an error, not a wrong body.
+    #[test]
+    fn kept_bodies_shrink_and_read_back_as_sent() {
+        let json = serde_json::json!({
+            "call_id": "c-1",
+            "transcript": (0..12).map(|turn| serde_json::json!({
+                "role": if turn % 2 == 0 { "assistant" } else { "user" },
+                "content": format!("line {turn} of a call about a refund for a double charge"),
+            })).collect::<Vec<_>>(),
+        })
+        .to_string()
+        .into_bytes();
+        let (encoding, stored) = keep_body(&json);
+        assert_eq!(encoding, DEFLATE);
+        assert!(stored.len() * 2 < json.len(), "{} of {} bytes", stored.len(), json.len());
+        assert_eq!(kept_body(encoding, stored).unwrap(), json);
+
+        let random = crate::crypto::random_bytes::<512>().to_vec();
+        let (encoding, stored) = keep_body(&random);
+        assert_eq!((encoding, stored.as_slice()), (AS_RECEIVED, random.as_slice()));
+        assert_eq!(kept_body(encoding, stored).unwrap(), random);
+
+        assert!(kept_body(DEFLATE, b"not deflate at all".to_vec()).is_err());
+        assert!(kept_body("brotli", json.clone()).is_err());
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Storage;
+use super::ingest::PreparedWrite;
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -18,7 +19,7 @@ use crate::model::ingest::IngestOutcome;
 const QUEUE_DEPTH: usize = 4096;
 
 struct Pending {
-    write: IngestWrite,
+    write: PreparedWrite,
     reply: oneshot::Sender<Result<Vec<IngestOutcome>>>,
 }
 
@@ -26,11 +27,13 @@ struct Pending {
 #[derive(Clone, Debug)]
 pub struct IngestWriter {
     sender: mpsc::Sender<Pending>,
+    clock: SharedClock,
+    max_attempts: i32,
 }
 
 impl std::fmt::Debug for Pending {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("Pending").field("ingests", &self.write.ingests.len()).finish()
+        formatter.debug_struct("Pending").field("ingests", &self.write.ingest_count()).finish()
     }
 }
 
@@ -45,12 +48,14 @@ impl IngestWriter {
         metrics: Arc<Metrics>,
     ) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run(storage, max_attempts, max_group.max(1), clock, metrics, receiver));
-        Self { sender }
+        tokio::spawn(run(storage, max_group.max(1), metrics, receiver));
+        Self { sender, clock, max_attempts }
     }
 
-    /// Returns once `write` is committed, with one outcome per ingest in order.
+    /// Returns once `write` is committed, with one outcome per ingest in order. Its rows are
+    /// built here, in the caller's task, not in the writer's (`PreparedWrite`).
     pub async fn submit(&self, write: IngestWrite) -> Result<Vec<IngestOutcome>> {
+        let write = PreparedWrite::new(&write, self.max_attempts, self.clock.now())?;
         let (reply, answer) = oneshot::channel();
         self.sender
             .send(Pending { write, reply })
@@ -62,9 +67,7 @@ impl IngestWriter {
 
 async fn run(
     storage: Storage,
-    max_attempts: i32,
     max_group: usize,
-    clock: SharedClock,
     metrics: Arc<Metrics>,
     mut receiver: mpsc::Receiver<Pending>,
 ) {
@@ -78,9 +81,9 @@ async fn run(
             }
         }
         metrics.group_commit(group.len());
-        let writes: Vec<&IngestWrite> = group.iter().map(|pending| &pending.write).collect();
+        let writes: Vec<&PreparedWrite> = group.iter().map(|pending| &pending.write).collect();
         let started = std::time::Instant::now();
-        let result = storage.commit_ingest_writes(&writes, max_attempts, clock.now()).await;
+        let result = storage.commit_prepared_writes(&writes).await;
         tracing::debug!(
             requests = group.len(),
             elapsed_us = started.elapsed().as_micros() as u64,
@@ -105,9 +108,7 @@ async fn run(
                     "group commit failed; committing its requests one by one"
                 );
                 for pending in group.drain(..) {
-                    let alone = storage
-                        .commit_ingest_writes(&[&pending.write], max_attempts, clock.now())
-                        .await;
+                    let alone = storage.commit_prepared_writes(&[&pending.write]).await;
                     let reply = match alone {
                         Ok(mut outcomes) => Ok(outcomes.pop().unwrap_or_default()),
                         Err(error) => {

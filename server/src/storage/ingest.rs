@@ -17,7 +17,7 @@ use super::{Storage, db_error, parse_uuid};
 use crate::audio::AudioProperties;
 use crate::clock::{from_millis, to_millis};
 use crate::error::Error;
-use crate::jobs::{JobPayload, JobStatus, queue};
+use crate::jobs::{ClaimedJob, JobPayload, JobStatus, queue};
 use crate::model::commit::IngestWrite;
 use crate::model::conversation::{Conversation, Source};
 use crate::model::ingest::{AudioObject, IngestOutcome, IngestRecord, IngestState, NewIngest};
@@ -32,6 +32,74 @@ pub(super) enum StoredConversation {
     V1(Conversation),
 }
 
+/// `StoredConversation` borrowed, for writing without a copy.
+#[derive(Serialize)]
+#[serde(tag = "version")]
+enum StoredConversationRef<'a> {
+    #[serde(rename = "1")]
+    V1(&'a Conversation),
+}
+
+/// An `IngestWrite` as the rows it inserts, built before the write turn (payloads serialized,
+/// bodies compressed, ids spelled out) by the request that submits it, so that the single
+/// writer spends its turn in the database only. Whether an ingest is a repeat, and so what its
+/// delivery's verdict is, is decided in the turn.
+#[derive(Debug)]
+pub struct PreparedWrite {
+    audio_objects: Vec<audio_object::ActiveModel>,
+    ingests: Vec<PreparedIngest>,
+    delivery: Option<super::entities::webhook_delivery::ActiveModel>,
+}
+
+/// An ingest's row and its job's: the conversation travels with the job (`input_json`), which
+/// leaves the queue when its datapoint is stored, so a call's content is not kept twice.
+#[derive(Debug)]
+struct PreparedIngest {
+    id: Uuid,
+    project_id: Uuid,
+    dedup_key: String,
+    model: ingest::ActiveModel,
+    job: queue::NewJob,
+}
+
+impl PreparedWrite {
+    pub fn new(write: &IngestWrite, max_attempts: i32, now: DateTime<Utc>) -> Result<Self, Error> {
+        Ok(Self {
+            audio_objects: write.audio_objects.iter().map(audio_object_model).collect(),
+            ingests: write
+                .ingests
+                .iter()
+                .map(|new| {
+                    let conversation =
+                        serde_json::to_string(&StoredConversationRef::V1(&new.conversation))
+                            .map_err(|error| Error::internal("committing ingests", error))?;
+                    let payload = JobPayload::IngestV1 { ingest_id: new.id };
+                    Ok(PreparedIngest {
+                        id: new.id,
+                        project_id: new.project_id,
+                        dedup_key: new.dedup_key.clone(),
+                        model: ingest_model(new, now),
+                        job: queue::new_job(
+                            new.id,
+                            &payload,
+                            Some(conversation),
+                            max_attempts,
+                            now,
+                        )
+                        .map_err(|error| Error::internal("committing ingests", error))?,
+                    })
+                })
+                .collect::<Result<_, Error>>()?,
+            delivery: write.delivery.as_ref().map(super::deliveries::delivery_model).transpose()?,
+        })
+    }
+
+    /// Ingests in the write (a write with none only records a delivery).
+    pub fn ingest_count(&self) -> usize {
+        self.ingests.len()
+    }
+}
+
 impl Storage {
     /// Commits several requests' writes in one transaction (group commit). For each request,
     /// one outcome per ingest: created, or a duplicate of an earlier ingest with the same key
@@ -43,21 +111,31 @@ impl Storage {
         max_attempts: i32,
         now: DateTime<Utc>,
     ) -> Result<Vec<Vec<IngestOutcome>>, Error> {
+        let prepared = writes
+            .iter()
+            .map(|write| PreparedWrite::new(write, max_attempts, now))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.commit_prepared_writes(&prepared.iter().collect::<Vec<_>>()).await
+    }
+
+    /// `commit_ingest_writes` of writes prepared beforehand (`PreparedWrite::new`).
+    pub async fn commit_prepared_writes(
+        &self,
+        writes: &[&PreparedWrite],
+    ) -> Result<Vec<Vec<IngestOutcome>>, Error> {
         let context = "committing ingests";
         let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
-        let objects: Vec<&AudioObject> =
+        let objects: Vec<&audio_object::ActiveModel> =
             writes.iter().flat_map(|write| &write.audio_objects).collect();
         for chunk in objects.chunks(INSERT_CHUNK_ROWS) {
-            audio_object::Entity::insert_many(
-                chunk.iter().map(|object| audio_object_model(object)),
-            )
-            .on_conflict_do_nothing_on([
-                audio_object::Column::ProjectId,
-                audio_object::Column::Sha256,
-            ])
-            .exec_without_returning(&transaction)
-            .await
-            .map_err(db_error("storing audio objects"))?;
+            audio_object::Entity::insert_many(chunk.iter().map(|model| (*model).clone()))
+                .on_conflict_do_nothing_on([
+                    audio_object::Column::ProjectId,
+                    audio_object::Column::Sha256,
+                ])
+                .exec_without_returning(&transaction)
+                .await
+                .map_err(db_error("storing audio objects"))?;
         }
         let keys: Vec<(Uuid, &str)> = writes
             .iter()
@@ -78,54 +156,71 @@ impl Storage {
                     continue;
                 }
                 known.insert(key, new.id);
-                ingests.push(ingest_model(new, now)?);
-                jobs.push((new.id, JobPayload::IngestV1 { ingest_id: new.id }));
+                ingests.push(new.model.clone());
+                jobs.push(new.job.clone());
                 outcomes.push(IngestOutcome::Created(new.id));
             }
             if let Some(delivery) = &write.delivery {
-                deliveries
-                    .push(super::deliveries::delivery_model(delivery, outcomes.first().copied())?);
+                let mut delivery = delivery.clone();
+                if let Some(outcome) = outcomes.first() {
+                    super::deliveries::set_outcome(&mut delivery, *outcome);
+                }
+                deliveries.push(delivery);
             }
             results.push(outcomes);
         }
-        for chunk in ingests.chunks(INSERT_CHUNK_ROWS) {
-            ingest::Entity::insert_many(chunk.to_vec())
+        let mut ingests = ingests.into_iter().peekable();
+        while ingests.peek().is_some() {
+            ingest::Entity::insert_many(ingests.by_ref().take(INSERT_CHUNK_ROWS))
                 .exec_without_returning(&transaction)
                 .await
                 .map_err(db_error(context))?;
         }
-        queue::enqueue_many(&transaction, &jobs, max_attempts, now)
-            .await
-            .map_err(db_error(context))?;
+        queue::enqueue(&transaction, jobs).await.map_err(db_error(context))?;
         super::deliveries::insert_deliveries(&transaction, deliveries).await?;
         transaction.commit().await.map_err(db_error(context))?;
         Ok(results)
     }
 
+    /// The ingest a claimed job processes, with its conversation (`load_ingests`).
     pub async fn load_ingest(
         &self,
-        id: Uuid,
+        job: &ClaimedJob,
     ) -> Result<Option<(IngestRecord, Conversation)>, Error> {
-        Ok(self.load_ingests(&[id]).await?.pop())
+        Ok(self.load_ingests(std::slice::from_ref(job)).await?.pop())
     }
 
-    /// Several ingests with their conversations, in one query; ids not found are left out.
+    /// The ingests claimed jobs process, in one query, each with its conversation: the input
+    /// its job carries, or for an ingest written before jobs carried it, the copy in the
+    /// ingest's row. Ingests not found are left out, and so are done ones (a done ingest's
+    /// conversation lives in its datapoint).
     pub async fn load_ingests(
         &self,
-        ids: &[Uuid],
+        jobs: &[ClaimedJob],
     ) -> Result<Vec<(IngestRecord, Conversation)>, Error> {
         let context = "loading ingests";
-        let mut loaded = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
+        let inputs: HashMap<String, Option<&str>> = jobs
+            .iter()
+            .map(|job| (job.payload.ingest_id().to_string(), job.input.as_deref()))
+            .collect();
+        let mut loaded = Vec::with_capacity(jobs.len());
+        for chunk in jobs.chunks(500) {
             let models = ingest::Entity::find()
-                .filter(ingest::Column::Id.is_in(chunk.iter().map(Uuid::to_string)))
+                .filter(
+                    ingest::Column::Id
+                        .is_in(chunk.iter().map(|job| job.payload.ingest_id().to_string())),
+                )
                 .all(&self.db)
                 .await
                 .map_err(db_error(context))?;
             for model in models {
-                let StoredConversation::V1(conversation) =
-                    serde_json::from_str(&model.payload_json)
-                        .map_err(|error| Error::internal(context, error))?;
+                if model.state == IngestState::Done.as_str() {
+                    continue;
+                }
+                let stored =
+                    inputs.get(&model.id).copied().flatten().unwrap_or(&model.payload_json);
+                let StoredConversation::V1(conversation) = serde_json::from_str(stored)
+                    .map_err(|error| Error::internal(context, error))?;
                 loaded.push((ingest_from_model(model)?, conversation));
             }
         }
@@ -342,6 +437,9 @@ pub(super) async fn set_ingest_state(
         )
         .col_expr(ingest::Column::UpdatedAtMs, Expr::value(to_millis(now)))
         .filter(ingest::Column::Id.eq(ingest_id.to_string()))
+        // A done ingest stays done (its conversation is cleared then): a stray job that finds
+        // it done fails alone.
+        .filter(ingest::Column::State.ne(IngestState::Done.as_str()))
         .exec(connection)
         .await
         .map_err(db_error(context))?;
@@ -383,11 +481,11 @@ async fn stored_dedup_keys(
     Ok(known)
 }
 
-fn ingest_model(new: &NewIngest, now: DateTime<Utc>) -> Result<ingest::ActiveModel, Error> {
+/// The ingest's row. Its conversation goes with its job (`PreparedIngest`); `payload_json`,
+/// where earlier versions kept it, stays empty.
+fn ingest_model(new: &NewIngest, now: DateTime<Utc>) -> ingest::ActiveModel {
     let conversation = &new.conversation;
-    let payload = serde_json::to_string(&StoredConversation::V1(conversation.clone()))
-        .map_err(|error| Error::internal("committing ingests", error))?;
-    Ok(ingest::ActiveModel {
+    ingest::ActiveModel {
         id: Set(new.id.to_string()),
         organization_id: Set(new.organization_id.to_string()),
         project_id: Set(new.project_id.to_string()),
@@ -397,14 +495,14 @@ fn ingest_model(new: &NewIngest, now: DateTime<Utc>) -> Result<ingest::ActiveMod
         source: Set(conversation.source.as_str().to_owned()),
         dedup_key: Set(new.dedup_key.clone()),
         state: Set(IngestState::Queued.as_str().to_owned()),
-        payload_json: Set(payload),
+        payload_json: Set(String::new()),
         datapoint_id: Set(None),
         attempts: Set(0),
         last_error: Set(String::new()),
         next_attempt_at_ms: Set(None),
         created_at_ms: Set(to_millis(now)),
         updated_at_ms: Set(to_millis(now)),
-    })
+    }
 }
 
 async fn insert_audio_object(

@@ -172,7 +172,7 @@ async fn queue_commits_claims_retries_and_finishes() {
     // Finishing stores the datapoint and makes it searchable.
     let claimed = storage.queue().claim("w5", clock.now(), lease, 5).await.unwrap();
     let claimed = claimed.iter().find(|claimed| claimed.id == job).unwrap();
-    let (record, conversation) = storage.load_ingest(claimed.id).await.unwrap().unwrap();
+    let (record, conversation) = storage.load_ingest(claimed).await.unwrap().unwrap();
     let datapoint = Datapoint::merge(None, &conversation, None, organization, project, clock.now());
     let finished = FinishedIngest {
         job_id: claimed.id,
@@ -483,4 +483,91 @@ async fn context_token_lookups_read_one_index_range() {
         assert!(plan.iter().any(|step| step.contains(range)), "{plan:?}");
         assert!(plan.iter().all(|step| !step.contains("TEMP B-TREE")), "{plan:?}");
     }
+}
+
+/// A call's content is kept once: the ingest's row holds its record, the job carries the
+/// conversation and leaves the queue with it when the datapoint is stored. An ingest written
+/// by an earlier version (the conversation in its row, none on its job) is still processed.
+#[tokio::test]
+async fn a_call_is_kept_once() {
+    use sea_orm::{ConnectionTrait, EntityTrait, QueryFilter, sea_query::Expr};
+
+    use super::entities::ingest;
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()));
+    let storage = &super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (new, old) =
+        (new_ingest(organization, project, "new"), new_ingest(organization, project, "old"));
+    let write = IngestWrite { ingests: vec![new.clone(), old.clone()], ..Default::default() };
+    storage.commit_ingest_writes(&[&write], 3, clock.now()).await.unwrap();
+    let payload = |id: Uuid| async move {
+        ingest::Entity::find_by_id(id.to_string())
+            .one(&storage.db)
+            .await
+            .unwrap()
+            .unwrap()
+            .payload_json
+    };
+    assert_eq!(payload(new.id).await, "");
+
+    // "old" as an earlier version wrote it.
+    let stored =
+        serde_json::to_string(&super::ingest::StoredConversation::V1(old.conversation.clone()))
+            .unwrap();
+    ingest::Entity::update_many()
+        .col_expr(ingest::Column::PayloadJson, Expr::value(stored))
+        .filter(sea_orm::ColumnTrait::eq(&ingest::Column::Id, old.id.to_string()))
+        .exec(&storage.db)
+        .await
+        .unwrap();
+    let backend = storage.db.get_database_backend();
+    storage
+        .db
+        .execute_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            match backend {
+                sea_orm::DbBackend::Postgres => "UPDATE jobs SET input_json = NULL WHERE id = $1",
+                _ => "UPDATE jobs SET input_json = NULL WHERE id = ?",
+            },
+            [old.id.to_string().into()],
+        ))
+        .await
+        .unwrap();
+
+    let claimed =
+        storage.queue().claim("w", clock.now(), Duration::from_secs(30), 10).await.unwrap();
+    let claimed_new = claimed.iter().find(|job| job.id == new.id).unwrap();
+    assert!(claimed_new.input.is_some());
+    assert!(claimed.iter().find(|job| job.id == old.id).unwrap().input.is_none());
+    let loaded = storage.load_ingests(&claimed).await.unwrap();
+    assert_eq!(loaded.len(), 2);
+    for (record, conversation) in &loaded {
+        let expected = if record.id == new.id { &new } else { &old };
+        assert_eq!(conversation, &expected.conversation);
+    }
+
+    let datapoints: Vec<Datapoint> = loaded
+        .iter()
+        .map(|(_, conversation)| {
+            Datapoint::merge(None, conversation, None, organization, project, clock.now())
+        })
+        .collect();
+    let finished: Vec<FinishedIngest<'_>> = loaded
+        .iter()
+        .zip(&datapoints)
+        .map(|((record, _), datapoint)| FinishedIngest {
+            job_id: record.id,
+            ingest_id: record.id,
+            attempts: 1,
+            datapoint,
+        })
+        .collect();
+    storage.finish_ingests(&finished, clock.now()).await.unwrap();
+    // The datapoints hold the calls now: no job is left, no ingest keeps a copy, and a stray
+    // job for a done ingest finds nothing to process.
+    for status in JobStatus::ALL {
+        assert_eq!(storage.queue().count(status).await.unwrap(), 0, "{status:?}");
+    }
+    assert_eq!((payload(new.id).await, payload(old.id).await), (String::new(), String::new()));
+    assert!(storage.load_ingests(&claimed).await.unwrap().is_empty());
 }

@@ -32,6 +32,12 @@ pub use group_commit::IngestWriter;
 #[derive(Clone, Debug)]
 pub struct Storage {
     db: DatabaseConnection,
+    /// The connection transactions that write go through (`begin_write`, the queue's writes).
+    /// On a SQLite file, one connection of its own: SQLite empties a connection's page cache
+    /// whenever another connection committed since its last transaction, so writes spread
+    /// over the pool read every page they touch again; one writer keeps its cache warm. On
+    /// PostgreSQL and in memory, the pool itself.
+    writer: DatabaseConnection,
     /// Turns at writing on SQLite (see `WriteTurn`), shared with the queue.
     write_turn: WriteTurn,
 }
@@ -46,14 +52,20 @@ impl Storage {
         } else {
             options.max_connections(16).min_connections(1);
         }
-        let db = Database::connect(options).await.map_err(|error| {
-            Error::internal("connecting to the database", redact_db_error(&error, url))
-        })?;
-        let write_turn = match db.get_database_backend() {
-            DbBackend::Sqlite => WriteTurn::one_writer(),
-            _ => WriteTurn::default(),
+        let connect = |options: ConnectOptions| async move {
+            Database::connect(options).await.map_err(|error| {
+                Error::internal("connecting to the database", redact_db_error(&error, url))
+            })
         };
-        Ok(Self { db, write_turn })
+        let db = connect(options.clone()).await?;
+        let (writer, write_turn) = match db.get_database_backend() {
+            DbBackend::Sqlite if !sqlite_in_memory(url) => {
+                (connect(sqlite_writer_options(options)).await?, WriteTurn::one_writer())
+            }
+            DbBackend::Sqlite => (db.clone(), WriteTurn::one_writer()),
+            _ => (db.clone(), WriteTurn::default()),
+        };
+        Ok(Self { db, writer, write_turn })
     }
 
     /// Applies pending migrations; safe to call on every start.
@@ -81,7 +93,7 @@ impl Storage {
 
     /// The job queue's handle on this database, for the worker loop.
     pub fn queue(&self) -> crate::jobs::Queue {
-        crate::jobs::Queue::new(self.db.clone(), self.write_turn.clone())
+        crate::jobs::Queue::new(self.db.clone(), self.writer.clone(), self.write_turn.clone())
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -93,7 +105,11 @@ impl Storage {
     }
 
     pub async fn close(self) -> Result<(), Error> {
-        self.db.close().await.map_err(|error| Error::internal("closing the database", error))
+        self.writer
+            .close()
+            .await
+            .and(self.db.close().await)
+            .map_err(|error| Error::internal("closing the database", error))
     }
 }
 
@@ -104,7 +120,7 @@ impl Storage {
 // concurrent writers wait instead of failing. Foreign keys are not relied upon.
 fn sqlite_connect_options(options: &mut ConnectOptions, url: &str) {
     use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    let in_memory = sqlite_in_memory(url);
     options.map_sqlx_sqlite_opts(move |sqlite| {
         let sqlite =
             sqlite.busy_timeout(Duration::from_secs(10)).synchronous(SqliteSynchronous::Full);
@@ -120,6 +136,20 @@ fn sqlite_connect_options(options: &mut ConnectOptions, url: &str) {
     } else {
         options.max_connections(8).min_connections(1);
     }
+}
+
+fn sqlite_in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
+/// The writer's pool of a SQLite file: one connection, kept open.
+fn sqlite_writer_options(mut options: ConnectOptions) -> ConnectOptions {
+    options
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None::<Duration>)
+        .max_lifetime(None::<Duration>);
+    options
 }
 
 impl Storage {
@@ -139,7 +169,7 @@ impl Storage {
         let turn = self.write_turn.take().await;
         tracing::debug!(waited_us = waited.elapsed().as_micros() as u64, "write turn");
         let transaction = self
-            .db
+            .writer
             .begin_with_options(TransactionOptions {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
                 ..TransactionOptions::default()

@@ -25,6 +25,8 @@ pub struct Model {
     pub request_json: Option<String>,
     /// The raw body; None after retention, or when the body was never read.
     pub body: Option<Vec<u8>>,
+    /// How `body` is stored: empty for as it arrived, `deflate` for compressed.
+    pub body_encoding: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -10,6 +10,7 @@ mod m0004_rate_limited_count;
 mod m0005_jobs_by_lease;
 mod m0006_context_token_lookups;
 mod m0007_succeeded_jobs_leave;
+mod m0008_stored_once;
 
 use sea_orm_migration::prelude::*;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_jobs_by_lease::Migration),
             Box::new(m0006_context_token_lookups::Migration),
             Box::new(m0007_succeeded_jobs_leave::Migration),
+            Box::new(m0008_stored_once::Migration),
         ]
     }
 }
