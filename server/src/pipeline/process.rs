@@ -124,6 +124,8 @@ async fn process_together(
             )
         })
         .collect();
+    let stored: std::collections::HashSet<Uuid> =
+        current.values().map(|datapoint| datapoint.id).collect();
     let now = domain.clock.now();
     let mut merged = Vec::with_capacity(quick.len());
     for (_, (record, conversation)) in &quick {
@@ -140,6 +142,7 @@ async fn process_together(
             ingest_id: record.id,
             attempts: jobs[*index].attempts,
             datapoint,
+            new: !stored.contains(&datapoint.id),
         })
         .collect();
     let started = std::time::Instant::now();
@@ -294,9 +297,15 @@ pub async fn process_ingest(
         }
         datapoint
     };
+    let new = existing.is_none();
     let datapoint = merge(existing);
-    let finished =
-        FinishedIngest { job_id: job.id, ingest_id, attempts: job.attempts, datapoint: &datapoint };
+    let finished = FinishedIngest {
+        job_id: job.id,
+        ingest_id,
+        attempts: job.attempts,
+        datapoint: &datapoint,
+        new,
+    };
     if storage.finish_ingests(&[finished], now).await.is_err() {
         store_merged_again(domain, &finished, &conversation, merge).await?;
     }
@@ -329,8 +338,9 @@ async fn store_merged_again(
         .find_datapoint(failed.datapoint.project_id, &conversation.provider, &conversation.call_id)
         .await
         .map_err(transient)?;
+    let new = existing.is_none();
     let datapoint = merge(existing);
-    let again = FinishedIngest { datapoint: &datapoint, ..*failed };
+    let again = FinishedIngest { datapoint: &datapoint, new, ..*failed };
     storage.finish_ingests(&[again], domain.clock.now()).await.map_err(transient)
 }
 

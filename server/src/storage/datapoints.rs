@@ -1,7 +1,7 @@
 //! Datapoints and their search.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait, OnConflict, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
@@ -31,24 +31,21 @@ impl Storage {
     }
 
     /// The datapoints of several calls at once, each key `(project, provider, call id)`: one
-    /// query, each of its terms a seek in `datapoints_unique_call`.
+    /// query per chunk, the keys a `VALUES` list joined to `datapoints_unique_call`, so each is
+    /// a seek on both databases whatever their statistics (`keyed_lookups_seek_each_key`). An
+    /// OR of one term per key, the first form, was planned by PostgreSQL as a scan testing every
+    /// term on every row it read; `call_id IN (…)` kept the list out of the index condition
+    /// until the table had been analyzed.
     pub async fn find_datapoints(
         &self,
         keys: &[(Uuid, &str, &str)],
     ) -> Result<Vec<Datapoint>, Error> {
         let mut found = Vec::new();
         for chunk in keys.chunks(LOOKUP_CHUNK_KEYS) {
-            let condition =
-                chunk.iter().fold(Condition::any(), |any, (project_id, provider, call_id)| {
-                    any.add(
-                        Condition::all()
-                            .add(datapoint::Column::ProjectId.eq(project_id.to_string()))
-                            .add(datapoint::Column::Provider.eq(*provider))
-                            .add(datapoint::Column::CallId.eq(*call_id)),
-                    )
-                });
             let models = datapoint::Entity::find()
-                .filter(condition)
+                .from_raw_sql(
+                    self.db.get_database_backend().build(&find_datapoints_statement(chunk)),
+                )
                 .all(&self.db)
                 .await
                 .map_err(db_error("reading datapoints"))?;
@@ -87,7 +84,12 @@ impl Storage {
             .iter()
             .map(|datapoint| datapoint_active_model(datapoint))
             .collect::<Result<Vec<_>, _>>()?;
-        let search_rows = SearchRows::of(&latest);
+        let stored_before: std::collections::HashSet<Uuid> = finished
+            .iter()
+            .filter(|result| !result.new)
+            .map(|result| result.datapoint.id)
+            .collect();
+        let search_rows = SearchRows::of(&latest, &stored_before);
         let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
         upsert_datapoints(&transaction, models, context).await?;
         search_rows.replace(&transaction, context).await?;
@@ -140,6 +142,48 @@ impl Storage {
             })
             .collect()
     }
+}
+
+/// The statement of `Storage::find_datapoints` for one chunk of keys.
+pub(super) fn find_datapoints_statement(
+    keys: &[(Uuid, &str, &str)],
+) -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::sea_query::{Alias, Asterisk, IntoIden, JoinType, TableRef, ValueTuple};
+    // VALUES columns are named column1, column2, … on both databases.
+    let key = || Alias::new("key");
+    let values = TableRef::ValuesList(
+        keys.iter()
+            .map(|(project_id, provider, call_id)| {
+                ValueTuple::Three(
+                    project_id.to_string().into(),
+                    (*provider).into(),
+                    (*call_id).into(),
+                )
+            })
+            .collect(),
+        key().into_iden(),
+    );
+    Query::select()
+        .column((datapoint::Entity, Asterisk))
+        .from(datapoint::Entity)
+        .join(
+            JoinType::InnerJoin,
+            values,
+            Condition::all()
+                .add(
+                    Expr::col((datapoint::Entity, datapoint::Column::ProjectId))
+                        .equals((key(), Alias::new("column1"))),
+                )
+                .add(
+                    Expr::col((datapoint::Entity, datapoint::Column::Provider))
+                        .equals((key(), Alias::new("column2"))),
+                )
+                .add(
+                    Expr::col((datapoint::Entity, datapoint::Column::CallId))
+                        .equals((key(), Alias::new("column3"))),
+                ),
+        )
+        .to_owned()
 }
 
 /// The statement of `Storage::search_datapoints`: every filter a condition, newest first, one
@@ -222,6 +266,10 @@ pub struct FinishedIngest<'a> {
     /// The job's count of attempts, this one included.
     pub attempts: i32,
     pub datapoint: &'a Datapoint,
+    /// The datapoint was not stored before this batch, so it has no tag or metadata rows to
+    /// replace: the batch inserts them without a delete first (on PostgreSQL, before a table's
+    /// statistics exist, such deletes were planned as scans of the whole table).
+    pub new: bool,
 }
 
 /// Inserts new datapoints and overwrites existing ones (by id) with multi-row
@@ -253,52 +301,77 @@ async fn upsert_datapoints(
     Ok(())
 }
 
-/// Marks each ingest done with its job's attempts and its datapoint: one `UPDATE` whose
-/// per-row values are `CASE id WHEN …` terms.
+/// Marks each ingest done with its job's attempts and its datapoint: one `UPDATE … FROM
+/// (VALUES (id, attempts, datapoint id), …)` joined on the id, each row found by a seek. (A
+/// `CASE id WHEN …` per column, the first form, compares every row with every term: quadratic
+/// in the batch, and most of PostgreSQL's time under load.)
 async fn mark_ingests_done(
     connection: &impl ConnectionTrait,
     finished: &[FinishedIngest<'_>],
     now: DateTime<Utc>,
     context: &'static str,
 ) -> Result<(), Error> {
+    let statement = connection.get_database_backend().build(&ingests_done(finished, now));
+    connection.execute_raw(statement).await.map_err(db_error(context))?;
+    Ok(())
+}
+
+/// The statement of `mark_ingests_done`.
+pub(super) fn ingests_done(
+    finished: &[FinishedIngest<'_>],
+    now: DateTime<Utc>,
+) -> sea_orm::sea_query::UpdateStatement {
+    use sea_orm::sea_query::{Alias, IntoIden, TableRef, ValueTuple};
+
     use super::entities::ingest;
-    let per_ingest = |value: &dyn Fn(&FinishedIngest<'_>) -> sea_orm::Value| {
-        finished.iter().fold(CaseStatement::new(), |case, result| {
-            case.case(ingest::Column::Id.eq(result.ingest_id.to_string()), value(result))
-        })
-    };
-    ingest::Entity::update_many()
-        .col_expr(ingest::Column::State, Expr::value(IngestState::Done.as_str()))
+    // VALUES columns are named column1, column2, … on both databases.
+    let done = || Alias::new("done");
+    let values = TableRef::ValuesList(
+        finished
+            .iter()
+            .map(|result| {
+                ValueTuple::Three(
+                    result.ingest_id.to_string().into(),
+                    result.attempts.into(),
+                    result.datapoint.id.to_string().into(),
+                )
+            })
+            .collect(),
+        done().into_iden(),
+    );
+    Query::update()
+        .table(ingest::Entity)
+        .value(ingest::Column::State, IngestState::Done.as_str())
         // Its content now lives in the datapoint (and the request's body, for a while, in the
         // delivery log): a done ingest keeps its record, not a second copy of the call.
-        .col_expr(ingest::Column::PayloadJson, Expr::value(""))
-        .col_expr(ingest::Column::Attempts, per_ingest(&|result| result.attempts.into()).into())
-        .col_expr(
-            ingest::Column::DatapointId,
-            per_ingest(&|result| result.datapoint.id.to_string().into()).into(),
+        .value(ingest::Column::PayloadJson, "")
+        .value(ingest::Column::Attempts, Expr::col((done(), Alias::new("column2"))))
+        .value(ingest::Column::DatapointId, Expr::col((done(), Alias::new("column3"))))
+        .value(ingest::Column::LastError, "")
+        .value(ingest::Column::NextAttemptAtMs, Option::<i64>::None)
+        .value(ingest::Column::UpdatedAtMs, to_millis(now))
+        .from(values)
+        .and_where(
+            Expr::col((ingest::Entity, ingest::Column::Id)).equals((done(), Alias::new("column1"))),
         )
-        .col_expr(ingest::Column::LastError, Expr::value(""))
-        .col_expr(ingest::Column::NextAttemptAtMs, Expr::value(Option::<i64>::None))
-        .col_expr(ingest::Column::UpdatedAtMs, Expr::value(to_millis(now)))
-        .filter(
-            ingest::Column::Id.is_in(finished.iter().map(|result| result.ingest_id.to_string())),
-        )
-        .exec(connection)
-        .await
-        .map_err(db_error(context))?;
-    Ok(())
+        .to_owned()
 }
 
 /// The tag and metadata rows of some datapoints, built before the write turn.
 struct SearchRows {
-    datapoint_ids: Vec<String>,
+    /// Datapoints whose earlier rows go first.
+    replaced: Vec<String>,
     tags: Vec<datapoint_tag::ActiveModel>,
     pairs: Vec<datapoint_metadata::ActiveModel>,
 }
 
 impl SearchRows {
-    fn of(datapoints: &[&Datapoint]) -> Self {
-        let datapoint_ids = datapoints.iter().map(|datapoint| datapoint.id.to_string()).collect();
+    fn of(datapoints: &[&Datapoint], stored_before: &std::collections::HashSet<Uuid>) -> Self {
+        let replaced = datapoints
+            .iter()
+            .filter(|datapoint| stored_before.contains(&datapoint.id))
+            .map(|datapoint| datapoint.id.to_string())
+            .collect();
         let tags = datapoints
             .iter()
             .flat_map(|datapoint| {
@@ -322,16 +395,17 @@ impl SearchRows {
                 })
             })
             .collect();
-        Self { datapoint_ids, tags, pairs }
+        Self { replaced, tags, pairs }
     }
 
-    /// Replaces the datapoints' rows (a delete per table, then multi-row inserts).
+    /// Replaces the datapoints' rows (a delete per table for those stored before, then
+    /// multi-row inserts).
     async fn replace(
         self,
         connection: &impl ConnectionTrait,
         context: &'static str,
     ) -> Result<(), Error> {
-        for chunk in self.datapoint_ids.chunks(LOOKUP_CHUNK_KEYS) {
+        for chunk in self.replaced.chunks(LOOKUP_CHUNK_KEYS) {
             datapoint_tag::Entity::delete_many()
                 .filter(datapoint_tag::Column::DatapointId.is_in(chunk.iter().cloned()))
                 .exec(connection)

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -450,8 +450,10 @@ pub(super) async fn set_ingest_state(
 /// PostgreSQL's 65,535 bound parameters.
 const INSERT_CHUNK_ROWS: usize = 200;
 
-/// The ingests already stored under `keys` (project, dedup key): one query per chunk, each term
-/// a seek in `ingests_unique_dedup`.
+/// The ingests already stored under `keys` (project, dedup key): one query per chunk, the keys
+/// a `VALUES` list joined to `ingests_unique_dedup`, so each is a seek on both databases
+/// whatever their statistics (`keyed_lookups_seek_each_key`; an OR of one term per key, the
+/// first form, was planned by PostgreSQL as a scan testing every term on every row).
 async fn stored_dedup_keys(
     connection: &impl ConnectionTrait,
     keys: &[(Uuid, &str)],
@@ -459,26 +461,55 @@ async fn stored_dedup_keys(
     let context = "looking up repeated ingests";
     let mut known = HashMap::with_capacity(keys.len());
     for chunk in keys.chunks(INSERT_CHUNK_ROWS) {
-        let condition = chunk.iter().fold(Condition::any(), |any, (project_id, dedup_key)| {
-            any.add(
-                Condition::all()
-                    .add(ingest::Column::ProjectId.eq(project_id.to_string()))
-                    .add(ingest::Column::DedupKey.eq(*dedup_key)),
-            )
-        });
-        let rows: Vec<(String, String, String)> = ingest::Entity::find()
-            .select_only()
-            .columns([ingest::Column::Id, ingest::Column::ProjectId, ingest::Column::DedupKey])
-            .filter(condition)
-            .into_tuple()
-            .all(connection)
-            .await
-            .map_err(db_error(context))?;
-        for (id, project_id, dedup_key) in rows {
+        let statement =
+            connection.get_database_backend().build(&stored_dedup_keys_statement(chunk));
+        for row in connection.query_all_raw(statement).await.map_err(db_error(context))? {
+            let get = |column| row.try_get::<String>("", column).map_err(db_error(context));
+            let (id, project_id, dedup_key) = (get("id")?, get("project_id")?, get("dedup_key")?);
             known.insert((parse_uuid(context, &project_id)?, dedup_key), parse_uuid(context, &id)?);
         }
     }
     Ok(known)
+}
+
+/// The statement of `stored_dedup_keys` for one chunk of keys.
+pub(super) fn stored_dedup_keys_statement(
+    keys: &[(Uuid, &str)],
+) -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::sea_query::{
+        Alias, Condition, Expr, ExprTrait, IntoIden, JoinType, Query, TableRef, ValueTuple,
+    };
+    // VALUES columns are named column1, column2, … on both databases.
+    let key = || Alias::new("key");
+    let values = TableRef::ValuesList(
+        keys.iter()
+            .map(|(project_id, dedup_key)| {
+                ValueTuple::Two(project_id.to_string().into(), (*dedup_key).into())
+            })
+            .collect(),
+        key().into_iden(),
+    );
+    Query::select()
+        .columns([
+            (ingest::Entity, ingest::Column::Id),
+            (ingest::Entity, ingest::Column::ProjectId),
+            (ingest::Entity, ingest::Column::DedupKey),
+        ])
+        .from(ingest::Entity)
+        .join(
+            JoinType::InnerJoin,
+            values,
+            Condition::all()
+                .add(
+                    Expr::col((ingest::Entity, ingest::Column::ProjectId))
+                        .equals((key(), Alias::new("column1"))),
+                )
+                .add(
+                    Expr::col((ingest::Entity, ingest::Column::DedupKey))
+                        .equals((key(), Alias::new("column2"))),
+                ),
+        )
+        .to_owned()
 }
 
 /// The ingest's row. Its conversation goes with its job (`PreparedIngest`); `payload_json`,

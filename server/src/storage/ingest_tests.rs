@@ -179,6 +179,7 @@ async fn queue_commits_claims_retries_and_finishes() {
         ingest_id: record.id,
         attempts: claimed.attempts,
         datapoint: &datapoint,
+        new: true,
     };
     storage.finish_ingests(&[finished], clock.now()).await.unwrap();
     let done = storage.get_ingest(organization, record.id).await.unwrap().unwrap();
@@ -382,8 +383,13 @@ async fn a_batch_of_results_commits_together() {
     };
     let earlier_z = merge("z", None, "old");
     let job_z = ingests[2].id;
-    let alone =
-        FinishedIngest { job_id: job_z, ingest_id: job_z, attempts: 1, datapoint: &earlier_z };
+    let alone = FinishedIngest {
+        job_id: job_z,
+        ingest_id: job_z,
+        attempts: 1,
+        datapoint: &earlier_z,
+        new: true,
+    };
     storage.finish_ingests(&[alone], clock.now()).await.unwrap();
     let first_x = merge("x", None, "first");
     let second_x = merge("x", Some(first_x.clone()), "second");
@@ -395,20 +401,23 @@ async fn a_batch_of_results_commits_together() {
             ingest_id: ingests[0].id,
             attempts: 2,
             datapoint: &first_x,
+            new: true,
         },
         FinishedIngest {
             job_id: ingests[1].id,
             ingest_id: ingests[1].id,
             attempts: 1,
             datapoint: &y,
+            new: true,
         },
         FinishedIngest {
             job_id: ingests[0].id,
             ingest_id: ingests[0].id,
             attempts: 2,
             datapoint: &second_x,
+            new: true,
         },
-        FinishedIngest { job_id: job_z, ingest_id: job_z, attempts: 3, datapoint: &z },
+        FinishedIngest { job_id: job_z, ingest_id: job_z, attempts: 3, datapoint: &z, new: false },
     ];
     storage.finish_ingests(&finished, clock.now()).await.unwrap();
 
@@ -483,6 +492,81 @@ async fn context_token_lookups_read_one_index_range() {
         assert!(plan.iter().any(|step| step.contains(range)), "{plan:?}");
         assert!(plan.iter().all(|step| !step.contains("TEMP B-TREE")), "{plan:?}");
     }
+}
+
+/// Marking a batch's ingests done finds each by a seek on its id (SQLite's plan), whatever the
+/// batch's size: no scan of the ingests, no comparison of every row with every result.
+#[tokio::test]
+async fn ingests_marked_done_are_found_by_id() {
+    let storage = super::testing::storage().await;
+    if storage.db.get_database_backend() != sea_orm::DbBackend::Sqlite {
+        return;
+    }
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
+    let datapoint = Datapoint::merge(None, &conversation("p"), None, organization, project, now);
+    let finished: Vec<FinishedIngest<'_>> = (0..3)
+        .map(|attempts| FinishedIngest {
+            job_id: Uuid::now_v7(),
+            ingest_id: Uuid::now_v7(),
+            attempts,
+            datapoint: &datapoint,
+            new: true,
+        })
+        .collect();
+    let statement =
+        sea_orm::DbBackend::Sqlite.build(&super::datapoints::ingests_done(&finished, now));
+    let plan = sqlite_plan(&storage, statement).await;
+    assert!(
+        plan.iter().any(|step| step.starts_with("SEARCH ingests USING") && step.contains("(id=?)")),
+        "{plan:?}"
+    );
+    assert!(plan.iter().all(|step| !step.starts_with("SCAN ingests")), "{plan:?}");
+}
+
+/// The steps of SQLite's plan for `statement`.
+async fn sqlite_plan(storage: &super::Storage, statement: sea_orm::Statement) -> Vec<String> {
+    use sea_orm::ConnectionTrait;
+    let explain = sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Sqlite,
+        format!("EXPLAIN QUERY PLAN {}", statement.sql),
+        statement.values.map(|values| values.0).unwrap_or_default(),
+    );
+    storage
+        .db
+        .query_all_raw(explain)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String>("", "detail").unwrap())
+        .collect()
+}
+
+/// Looking up many calls' datapoints, or many dedup keys, seeks each key in its unique index
+/// and reads nothing else (SQLite's plan; on PostgreSQL the same `VALUES` join is a nested
+/// loop of index scans, docs/ARCHITECTURE.md).
+#[tokio::test]
+async fn keyed_lookups_seek_each_key() {
+    let storage = super::testing::storage().await;
+    if storage.db.get_database_backend() != sea_orm::DbBackend::Sqlite {
+        return;
+    }
+    let project = Uuid::now_v7();
+    let calls = [(project, "retell", "a"), (Uuid::now_v7(), "vapi", "b")];
+    let statement =
+        sea_orm::DbBackend::Sqlite.build(&super::datapoints::find_datapoints_statement(&calls));
+    let plan = sqlite_plan(&storage, statement).await;
+    let seek = "USING INDEX datapoints_unique_call (project_id=? AND provider=? AND call_id=?)";
+    assert!(plan.iter().any(|step| step.contains(seek)), "{plan:?}");
+    assert!(plan.iter().all(|step| !step.starts_with("SCAN datapoints")), "{plan:?}");
+
+    let keys = [(project, "retell:a:00"), (project, "retell:b:11")];
+    let statement =
+        sea_orm::DbBackend::Sqlite.build(&super::ingest::stored_dedup_keys_statement(&keys));
+    let plan = sqlite_plan(&storage, statement).await;
+    let seek = "INDEX ingests_unique_dedup (project_id=? AND dedup_key=?)";
+    assert!(plan.iter().any(|step| step.contains(seek)), "{plan:?}");
+    assert!(plan.iter().all(|step| !step.starts_with("SCAN ingests")), "{plan:?}");
 }
 
 /// A call's content is kept once: the ingest's row holds its record, the job carries the
@@ -560,6 +644,7 @@ async fn a_call_is_kept_once() {
             ingest_id: record.id,
             attempts: 1,
             datapoint,
+            new: true,
         })
         .collect();
     storage.finish_ingests(&finished, clock.now()).await.unwrap();
