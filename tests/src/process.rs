@@ -15,8 +15,14 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The `earshot` binary of this workspace, built once per test process in the test's profile
 /// (a no-op when it is up to date).
+///
+/// `EARSHOT_E2E_BINARY=<path>` runs that binary instead, unbuilt: for benchmarks that compare two
+/// builds of the server in the same session (docs/BENCHMARKS.md).
 pub fn earshot_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    if let Some(path) = std::env::var_os("EARSHOT_E2E_BINARY") {
+        return BINARY.get_or_init(|| PathBuf::from(path));
+    }
     BINARY.get_or_init(|| {
         let mut build = escargot::CargoBuild::new()
             .package("earshot-server")

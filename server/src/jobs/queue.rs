@@ -26,18 +26,50 @@ use crate::clock::to_millis;
 /// spent most of their time asleep, and acks waited up to 100 ms. Writers wait their turn here
 /// instead, in order, and are woken at once. PostgreSQL locks rows, not the database: no turns.
 #[derive(Clone, Debug, Default)]
-pub struct WriteTurn(Option<std::sync::Arc<tokio::sync::Mutex<()>>>);
+pub struct WriteTurn(Option<Turns>);
+
+#[derive(Clone, Debug)]
+struct Turns {
+    lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Told (without waiting) when a turn ends.
+    ended: Option<tokio::sync::mpsc::Sender<()>>,
+}
+
+/// A writer's turn: it lasts until this drops.
+#[derive(Debug)]
+pub struct Turn {
+    _held: tokio::sync::OwnedMutexGuard<()>,
+    ended: Option<tokio::sync::mpsc::Sender<()>>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if let Some(ended) = &self.ended {
+            // Full means a notice is already waiting: one is enough.
+            let _already_told = ended.try_send(());
+        }
+    }
+}
 
 impl WriteTurn {
     /// Turns for a database that allows one writer at a time.
     pub fn one_writer() -> Self {
-        Self(Some(std::sync::Arc::default()))
+        Self(Some(Turns { lock: std::sync::Arc::default(), ended: None }))
     }
 
-    /// Waits for this writer's turn, which lasts as long as the guard.
-    pub async fn take(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+    /// `one_writer`, telling `ended` whenever a turn ends (a notice is dropped when one is
+    /// already waiting).
+    pub fn one_writer_telling(ended: tokio::sync::mpsc::Sender<()>) -> Self {
+        Self(Some(Turns { lock: std::sync::Arc::default(), ended: Some(ended) }))
+    }
+
+    /// Waits for this writer's turn, which lasts as long as the returned `Turn`.
+    pub async fn take(&self) -> Option<Turn> {
         match &self.0 {
-            Some(lock) => Some(lock.clone().lock_owned().await),
+            Some(turns) => Some(Turn {
+                _held: turns.lock.clone().lock_owned().await,
+                ended: turns.ended.clone(),
+            }),
             None => None,
         }
     }
@@ -428,5 +460,23 @@ mod tests {
         let free = WriteTurn::default();
         let _held = free.take().await;
         assert!(free.take().now_or_never().is_some());
+    }
+
+    /// Turns that tell when they end leave one notice for any number of ended turns not yet
+    /// read (the checkpointer needs to know that something was written, not how often).
+    #[tokio::test]
+    async fn ended_turns_leave_one_notice() {
+        let (ended, mut notices) = tokio::sync::mpsc::channel(1);
+        let turns = WriteTurn::one_writer_telling(ended);
+        assert!(notices.try_recv().is_err(), "nothing ended yet");
+        let turn = turns.take().await;
+        assert!(notices.try_recv().is_err(), "a turn under way is not over");
+        drop(turn);
+        drop(turns.take().await);
+        drop(turns.take().await);
+        assert!(notices.try_recv().is_ok());
+        assert!(notices.try_recv().is_err(), "three turns, one notice");
+        drop(turns);
+        assert!(notices.recv().await.is_none(), "no turns left: the notices end");
     }
 }

@@ -60,7 +60,12 @@ impl Storage {
         let db = connect(options.clone()).await?;
         let (writer, write_turn) = match db.get_database_backend() {
             DbBackend::Sqlite if !sqlite_in_memory(url) => {
-                (connect(sqlite_writer_options(options)).await?, WriteTurn::one_writer())
+                let (ended, turns_ended) = tokio::sync::mpsc::channel(1);
+                tokio::spawn(checkpoint_after_writes(db.clone(), turns_ended));
+                (
+                    connect(sqlite_writer_options(options)).await?,
+                    WriteTurn::one_writer_telling(ended),
+                )
             }
             DbBackend::Sqlite => (db.clone(), WriteTurn::one_writer()),
             _ => (db.clone(), WriteTurn::default()),
@@ -119,13 +124,8 @@ impl Storage {
 // the WAL) before it returns, which is what "a 2xx means stored" rests on. A busy timeout makes
 // concurrent writers wait instead of failing. Foreign keys are not relied upon.
 fn sqlite_connect_options(options: &mut ConnectOptions, url: &str) {
-    use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
     let in_memory = sqlite_in_memory(url);
-    options.map_sqlx_sqlite_opts(move |sqlite| {
-        let sqlite =
-            sqlite.busy_timeout(Duration::from_secs(10)).synchronous(SqliteSynchronous::Full);
-        if in_memory { sqlite } else { sqlite.journal_mode(SqliteJournalMode::Wal) }
-    });
+    options.map_sqlx_sqlite_opts(move |sqlite| sqlite_settings(sqlite, in_memory));
     // An in-memory database lives in one connection; a file database serves several readers.
     if in_memory {
         options
@@ -138,19 +138,60 @@ fn sqlite_connect_options(options: &mut ConnectOptions, url: &str) {
     }
 }
 
+fn sqlite_settings(
+    sqlite: sea_orm::sqlx::sqlite::SqliteConnectOptions,
+    in_memory: bool,
+) -> sea_orm::sqlx::sqlite::SqliteConnectOptions {
+    use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+    let sqlite = sqlite.busy_timeout(Duration::from_secs(10)).synchronous(SqliteSynchronous::Full);
+    if in_memory { sqlite } else { sqlite.journal_mode(SqliteJournalMode::Wal) }
+}
+
 fn sqlite_in_memory(url: &str) -> bool {
     url.contains(":memory:") || url.contains("mode=memory")
 }
 
-/// The writer's pool of a SQLite file: one connection, kept open.
+/// The writer's pool of a SQLite file: one connection, kept open, which leaves checkpoints to
+/// `checkpoint_after_writes` unless the WAL passes `WRITER_CHECKPOINT_PAGES`.
 fn sqlite_writer_options(mut options: ConnectOptions) -> ConnectOptions {
     options
         .max_connections(1)
         .min_connections(1)
         .idle_timeout(None::<Duration>)
-        .max_lifetime(None::<Duration>);
+        .max_lifetime(None::<Duration>)
+        .map_sqlx_sqlite_opts(|sqlite| {
+            sqlite_settings(sqlite, false)
+                .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string())
+        });
     options
 }
+
+/// Checkpoints (copies the WAL's pages into the database file and fsyncs it) after writers'
+/// turns, from a connection of the read pool, at most once per `CHECKPOINT_INTERVAL`. By
+/// default SQLite checkpoints in the committing connection whenever the WAL passes 1,000 pages:
+/// under load the single writer stopped several times a second to copy and fsync megabytes,
+/// with every ack waiting behind it. A passive checkpoint from another connection runs beside
+/// the writer; pages written many times between two checkpoints (the queue's, the indexes'
+/// last pages) are copied once. The writer still checkpoints itself past
+/// `WRITER_CHECKPOINT_PAGES` (this task stopped, or never catching up), which bounds the WAL.
+async fn checkpoint_after_writes(
+    db: DatabaseConnection,
+    mut turns_ended: tokio::sync::mpsc::Receiver<()>,
+) {
+    use sea_orm::ConnectionTrait;
+    while turns_ended.recv().await.is_some() {
+        if let Err(error) = db.execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)").await {
+            tracing::debug!(error = %error, "checkpoint failed; the next one will retry");
+        }
+        // Not a wait for anything: the least time between two checkpoints.
+        tokio::time::sleep(CHECKPOINT_INTERVAL).await;
+    }
+}
+
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// 64 MiB of 4 KiB pages.
+const WRITER_CHECKPOINT_PAGES: u32 = 16_384;
 
 impl Storage {
     /// Begins a transaction that will write. On SQLite it starts as `BEGIN IMMEDIATE`, taking the
@@ -162,8 +203,7 @@ impl Storage {
     /// guard drops (after the commit).
     pub(crate) async fn begin_write(
         &self,
-    ) -> Result<(sea_orm::DatabaseTransaction, Option<tokio::sync::OwnedMutexGuard<()>>), DbErr>
-    {
+    ) -> Result<(sea_orm::DatabaseTransaction, Option<crate::jobs::queue::Turn>), DbErr> {
         use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
         let waited = std::time::Instant::now();
         let turn = self.write_turn.take().await;
