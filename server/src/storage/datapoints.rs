@@ -148,10 +148,13 @@ impl Storage {
 pub(super) fn find_datapoints_statement(
     keys: &[(Uuid, &str, &str)],
 ) -> sea_orm::sea_query::SelectStatement {
-    use sea_orm::sea_query::{Alias, Asterisk, IntoIden, JoinType, TableRef, ValueTuple};
-    // VALUES columns are named column1, column2, … on both databases.
-    let key = || Alias::new("key");
-    let values = TableRef::ValuesList(
+    use sea_orm::sea_query::{Asterisk, ValueTuple};
+    let mut select = Query::select();
+    select.column((datapoint::Entity, Asterisk)).from(datapoint::Entity);
+    super::join_keys(
+        &mut select,
+        datapoint::Entity,
+        &[datapoint::Column::ProjectId, datapoint::Column::Provider, datapoint::Column::CallId],
         keys.iter()
             .map(|(project_id, provider, call_id)| {
                 ValueTuple::Three(
@@ -161,29 +164,8 @@ pub(super) fn find_datapoints_statement(
                 )
             })
             .collect(),
-        key().into_iden(),
     );
-    Query::select()
-        .column((datapoint::Entity, Asterisk))
-        .from(datapoint::Entity)
-        .join(
-            JoinType::InnerJoin,
-            values,
-            Condition::all()
-                .add(
-                    Expr::col((datapoint::Entity, datapoint::Column::ProjectId))
-                        .equals((key(), Alias::new("column1"))),
-                )
-                .add(
-                    Expr::col((datapoint::Entity, datapoint::Column::Provider))
-                        .equals((key(), Alias::new("column2"))),
-                )
-                .add(
-                    Expr::col((datapoint::Entity, datapoint::Column::CallId))
-                        .equals((key(), Alias::new("column3"))),
-                ),
-        )
-        .to_owned()
+    select
 }
 
 /// The statement of `Storage::search_datapoints`: every filter a condition, newest first, one

@@ -476,40 +476,26 @@ async fn stored_dedup_keys(
 pub(super) fn stored_dedup_keys_statement(
     keys: &[(Uuid, &str)],
 ) -> sea_orm::sea_query::SelectStatement {
-    use sea_orm::sea_query::{
-        Alias, Condition, Expr, ExprTrait, IntoIden, JoinType, Query, TableRef, ValueTuple,
-    };
-    // VALUES columns are named column1, column2, … on both databases.
-    let key = || Alias::new("key");
-    let values = TableRef::ValuesList(
-        keys.iter()
-            .map(|(project_id, dedup_key)| {
-                ValueTuple::Two(project_id.to_string().into(), (*dedup_key).into())
-            })
-            .collect(),
-        key().into_iden(),
-    );
-    Query::select()
+    use sea_orm::sea_query::{Query, ValueTuple};
+    let mut select = Query::select();
+    select
         .columns([
             (ingest::Entity, ingest::Column::Id),
             (ingest::Entity, ingest::Column::ProjectId),
             (ingest::Entity, ingest::Column::DedupKey),
         ])
-        .from(ingest::Entity)
-        .join(
-            JoinType::InnerJoin,
-            values,
-            Condition::all()
-                .add(
-                    Expr::col((ingest::Entity, ingest::Column::ProjectId))
-                        .equals((key(), Alias::new("column1"))),
-                )
-                .add(
-                    Expr::col((ingest::Entity, ingest::Column::DedupKey))
-                        .equals((key(), Alias::new("column2"))),
-                ),
-        )
-        .to_owned()
+        .from(ingest::Entity);
+    super::join_keys(
+        &mut select,
+        ingest::Entity,
+        &[ingest::Column::ProjectId, ingest::Column::DedupKey],
+        keys.iter()
+            .map(|(project_id, dedup_key)| {
+                ValueTuple::Two(project_id.to_string().into(), (*dedup_key).into())
+            })
+            .collect(),
+    );
+    select
 }
 
 /// The ingest's row. Its conversation goes with its job (`PreparedIngest`); `payload_json`,

@@ -460,7 +460,7 @@ async fn a_batch_of_results_commits_together() {
 /// that ends in the id searches order by: no walk through the project, no sort (SQLite's plan).
 #[tokio::test]
 async fn context_token_lookups_read_one_index_range() {
-    use sea_orm::{ConnectionTrait, QueryTrait};
+    use sea_orm::QueryTrait;
     let storage = super::testing::storage().await;
     if storage.db.get_database_backend() != sea_orm::DbBackend::Sqlite {
         return;
@@ -474,19 +474,7 @@ async fn context_token_lookups_read_one_index_range() {
         };
         let statement = super::datapoints::search_statement(Uuid::now_v7(), &query)
             .build(sea_orm::DbBackend::Sqlite);
-        let explain = sea_orm::Statement::from_sql_and_values(
-            sea_orm::DbBackend::Sqlite,
-            format!("EXPLAIN QUERY PLAN {}", statement.sql),
-            statement.values.map(|values| values.0).unwrap_or_default(),
-        );
-        let plan: Vec<String> = storage
-            .db
-            .query_all_raw(explain)
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.try_get::<String>("", "detail").unwrap())
-            .collect();
+        let plan = sqlite_plan(&storage, statement).await;
         let range = "USING INDEX datapoints_by_organization_context_token (organization_id=? AND \
                      context_token=?)";
         assert!(plan.iter().any(|step| step.contains(range)), "{plan:?}");

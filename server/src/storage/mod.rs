@@ -220,6 +220,30 @@ impl Storage {
 }
 // ---- end of SQLite-only settings ----
 
+/// Joins `select` to `keys`, a `VALUES` list whose rows each hold values of `columns` of
+/// `table` in order: the rows of `table` matching any key. Unlike an OR of one term per key,
+/// which PostgreSQL plans as a scan testing every term on every row, both databases seek each
+/// key in an index on `columns`, with or without statistics (`keyed_lookups_seek_each_key`).
+fn join_keys<T, C>(
+    select: &mut sea_orm::sea_query::SelectStatement,
+    table: T,
+    columns: &[C],
+    keys: Vec<sea_orm::sea_query::ValueTuple>,
+) where
+    T: sea_orm::sea_query::IntoIden + Copy + 'static,
+    C: sea_orm::sea_query::IntoIden + Copy + 'static,
+{
+    use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, IntoIden, JoinType, TableRef};
+    // VALUES columns are named column1, column2, … on both databases.
+    let key = || Alias::new("key");
+    let on = columns.iter().enumerate().fold(Condition::all(), |on, (index, column)| {
+        on.add(
+            Expr::col((table, *column)).equals((key(), Alias::new(format!("column{}", index + 1)))),
+        )
+    });
+    select.join(JoinType::InnerJoin, TableRef::ValuesList(keys, key().into_iden()), on);
+}
+
 /// Database errors may echo the URL, which can carry a password.
 fn redact_db_error(error: &DbErr, url: &str) -> String {
     let text = error.to_string();
