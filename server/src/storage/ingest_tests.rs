@@ -644,3 +644,42 @@ async fn a_call_is_kept_once() {
     assert_eq!((payload(new.id).await, payload(old.id).await), (String::new(), String::new()));
     assert!(storage.load_ingests(&claimed).await.unwrap().is_empty());
 }
+
+/// On a SQLite file the writer leaves checkpoints to the background task: its own threshold is
+/// 64 MiB of log, yet a commit reaches the database file moments after its write turn ends.
+#[tokio::test]
+async fn commits_reach_the_database_file_beside_the_writer() {
+    use sea_orm::ConnectionTrait;
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("earshot.db");
+    let storage =
+        super::Storage::connect(&format!("sqlite://{}?mode=rwc", path.display())).await.unwrap();
+    storage.migrate().await.unwrap();
+    let threshold = storage
+        .writer
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            "PRAGMA wal_autocheckpoint",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    assert_eq!(threshold, 16_384);
+    // The migrations wrote to the log, outside any write turn: the file is still (nearly) empty.
+    let size = || std::fs::metadata(&path).map_or(0, |file| file.len());
+    let before = size();
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap());
+    let write = IngestWrite {
+        ingests: vec![new_ingest(Uuid::now_v7(), Uuid::now_v7(), "file")],
+        ..Default::default()
+    };
+    storage.commit_ingest_writes(&[&write], 3, clock.now()).await.unwrap();
+    // A condition, polled with a bound: the checkpoint runs on its own task.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while size() <= before {
+        assert!(std::time::Instant::now() < deadline, "the log never reached the file");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
