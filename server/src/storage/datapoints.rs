@@ -274,7 +274,7 @@ async fn upsert_datapoints(
     let on_conflict = OnConflict::column(datapoint::Column::Id).update_columns(changing).to_owned();
     let mut models = models.into_iter().peekable();
     while models.peek().is_some() {
-        datapoint::Entity::insert_many(models.by_ref().take(UPSERT_CHUNK_ROWS))
+        datapoint::Entity::insert_many(models.by_ref().take(super::INSERT_CHUNK_ROWS))
             .on_conflict(on_conflict.clone())
             .exec_without_returning(connection)
             .await
@@ -399,34 +399,13 @@ impl SearchRows {
                 .await
                 .map_err(db_error(context))?;
         }
-        let mut tags = self.tags.into_iter().peekable();
-        while tags.peek().is_some() {
-            datapoint_tag::Entity::insert_many(tags.by_ref().take(INSERT_CHUNK_ROWS))
-                .exec_without_returning(connection)
-                .await
-                .map_err(db_error(context))?;
-        }
-        let mut pairs = self.pairs.into_iter().peekable();
-        while pairs.peek().is_some() {
-            datapoint_metadata::Entity::insert_many(pairs.by_ref().take(INSERT_CHUNK_ROWS))
-                .exec_without_returning(connection)
-                .await
-                .map_err(db_error(context))?;
-        }
-        Ok(())
+        super::insert_rows(connection, self.tags, context).await?;
+        super::insert_rows(connection, self.pairs, context).await
     }
 }
 
 /// Keys of one lookup or `IN (…)` list: a few hundred parameters per statement.
 const LOOKUP_CHUNK_KEYS: usize = 100;
-
-/// Datapoints of one multi-row upsert: 26 parameters each stay far below SQLite's 32,766 and
-/// PostgreSQL's 65,535 bound parameters.
-const UPSERT_CHUNK_ROWS: usize = 200;
-
-/// Rows of one multi-row INSERT: four parameters each stay far below SQLite's 32,766 and
-/// PostgreSQL's 65,535 bound parameters, whatever a caller passes.
-const INSERT_CHUNK_ROWS: usize = 500;
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Error> {
     serde_json::to_string(value).map_err(|error| Error::internal("encoding a datapoint", error))

@@ -2,10 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use super::entities::webhook_delivery;
@@ -16,25 +13,6 @@ use crate::model::deliveries::{
     DeliveryVerdict, NewDelivery, StoredDelivery, StoredRequest, WebhookDelivery,
 };
 use crate::model::ingest::IngestOutcome;
-
-/// Inserts deliveries in the caller's transaction, a multi-row statement per chunk.
-pub(super) async fn insert_deliveries(
-    connection: &impl ConnectionTrait,
-    deliveries: Vec<webhook_delivery::ActiveModel>,
-) -> Result<(), Error> {
-    let mut deliveries = deliveries.into_iter().peekable();
-    while deliveries.peek().is_some() {
-        let chunk: Vec<_> = deliveries.by_ref().take(INSERT_CHUNK_ROWS).collect();
-        webhook_delivery::Entity::insert_many(chunk)
-            .exec_without_returning(connection)
-            .await
-            .map_err(db_error("recording webhook deliveries"))?;
-    }
-    Ok(())
-}
-
-/// Rows of one multi-row INSERT (16 parameters each).
-const INSERT_CHUNK_ROWS: usize = 200;
 
 /// When the same write stored a call, its `outcome` decides the delivery's verdict, status and
 /// ingest id.
@@ -48,13 +26,12 @@ pub(super) fn set_outcome(model: &mut webhook_delivery::ActiveModel, outcome: In
     model.ingest_id = Set(Some(ingest_id.to_string()));
 }
 
-/// The row of `delivery`, its body compressed (`KeptBody`).
+/// The row of `delivery`, its body as `keep_body` keeps it.
 pub(super) fn delivery_model(
     delivery: &NewDelivery,
 ) -> Result<webhook_delivery::ActiveModel, Error> {
     let context = "recording a webhook delivery";
     let record = &delivery.record;
-    let (verdict, http_status, ingest_id) = (record.verdict, record.http_status, record.ingest_id);
     let kept = delivery.body.as_deref().map(keep_body);
     let request_json = delivery
         .request
@@ -68,14 +45,14 @@ pub(super) fn delivery_model(
         project_id: Set(delivery.project_id.to_string()),
         integration_id: Set(record.integration_id.to_string()),
         received_at_ms: Set(to_millis(record.received_at)),
-        verdict: Set(verdict.as_str().to_owned()),
-        http_status: Set(i32::from(http_status)),
+        verdict: Set(record.verdict.as_str().to_owned()),
+        http_status: Set(i32::from(record.http_status)),
         event_type: Set(record.event_type.clone()),
         call_id: Set(record.call_id.clone()),
         body_sha256: Set(record.body_sha256.clone()),
         error: Set(record.error.clone()),
         error_message: Set(record.error_message.clone()),
-        ingest_id: Set(ingest_id.map(|id| id.to_string())),
+        ingest_id: Set(record.ingest_id.map(|id| id.to_string())),
         authenticated: Set(record.authenticated),
         request_json: Set(request_json),
         body_encoding: Set(kept.as_ref().map_or("", |kept| kept.0).to_owned()),

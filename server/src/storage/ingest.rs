@@ -127,7 +127,7 @@ impl Storage {
         let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
         let objects: Vec<&audio_object::ActiveModel> =
             writes.iter().flat_map(|write| &write.audio_objects).collect();
-        for chunk in objects.chunks(INSERT_CHUNK_ROWS) {
+        for chunk in objects.chunks(super::INSERT_CHUNK_ROWS) {
             audio_object::Entity::insert_many(chunk.iter().map(|model| (*model).clone()))
                 .on_conflict_do_nothing_on([
                     audio_object::Column::ProjectId,
@@ -169,15 +169,9 @@ impl Storage {
             }
             results.push(outcomes);
         }
-        let mut ingests = ingests.into_iter().peekable();
-        while ingests.peek().is_some() {
-            ingest::Entity::insert_many(ingests.by_ref().take(INSERT_CHUNK_ROWS))
-                .exec_without_returning(&transaction)
-                .await
-                .map_err(db_error(context))?;
-        }
+        super::insert_rows(&transaction, ingests, context).await?;
         queue::enqueue(&transaction, jobs).await.map_err(db_error(context))?;
-        super::deliveries::insert_deliveries(&transaction, deliveries).await?;
+        super::insert_rows(&transaction, deliveries, "recording webhook deliveries").await?;
         transaction.commit().await.map_err(db_error(context))?;
         Ok(results)
     }
@@ -446,10 +440,6 @@ pub(super) async fn set_ingest_state(
     Ok(())
 }
 
-/// Rows of one multi-row INSERT: at most 16 parameters each stay far below SQLite's 32,766 and
-/// PostgreSQL's 65,535 bound parameters.
-const INSERT_CHUNK_ROWS: usize = 200;
-
 /// The ingests already stored under `keys` (project, dedup key): one query per chunk, the keys
 /// a `VALUES` list joined to `ingests_unique_dedup`, so each is a seek on both databases
 /// whatever their statistics (`keyed_lookups_seek_each_key`; an OR of one term per key, the
@@ -460,7 +450,7 @@ async fn stored_dedup_keys(
 ) -> Result<HashMap<(Uuid, String), Uuid>, Error> {
     let context = "looking up repeated ingests";
     let mut known = HashMap::with_capacity(keys.len());
-    for chunk in keys.chunks(INSERT_CHUNK_ROWS) {
+    for chunk in keys.chunks(super::INSERT_CHUNK_ROWS) {
         let statement =
             connection.get_database_backend().build(&stored_dedup_keys_statement(chunk));
         for row in connection.query_all_raw(statement).await.map_err(db_error(context))? {

@@ -220,6 +220,31 @@ impl Storage {
 }
 // ---- end of SQLite-only settings ----
 
+/// Inserts `rows` in the caller's transaction, a multi-row `INSERT` per `INSERT_CHUNK_ROWS` of
+/// them: a statement per table and chunk, not per row.
+async fn insert_rows<A>(
+    connection: &impl sea_orm::ConnectionTrait,
+    rows: Vec<A>,
+    context: &'static str,
+) -> Result<(), Error>
+where
+    A: sea_orm::ActiveModelTrait + Send,
+{
+    use sea_orm::EntityTrait;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        A::Entity::insert_many(rows.by_ref().take(INSERT_CHUNK_ROWS))
+            .exec_without_returning(connection)
+            .await
+            .map_err(db_error(context))?;
+    }
+    Ok(())
+}
+
+/// Rows of one multi-row `INSERT`: with at most 26 columns, far below SQLite's 32,766 and
+/// PostgreSQL's 65,535 bound parameters.
+const INSERT_CHUNK_ROWS: usize = 200;
+
 /// Joins `select` to `keys`, a `VALUES` list whose rows each hold values of `columns` of
 /// `table` in order: the rows of `table` matching any key. Unlike an OR of one term per key,
 /// which PostgreSQL plans as a scan testing every term on every row, both databases seek each
