@@ -22,7 +22,7 @@ use crate::jobs::{WorkerContext, spawn_workers};
 use crate::pipeline::Stages;
 use crate::pipeline::fetch::Fetcher;
 use crate::pipeline::process::IngestJobs;
-use crate::storage::{IngestWriter, Storage};
+use crate::storage::{IngestWriter, IntakeSettings, Storage};
 use crate::transport::{grpc, rest};
 
 /// A built application, ready to serve.
@@ -60,7 +60,10 @@ impl App {
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let ingest_writer = IngestWriter::start(
             storage.clone(),
-            config.jobs.max_attempts,
+            IntakeSettings {
+                max_attempts: config.jobs.max_attempts,
+                transcripts_at_intake: config.ingest.transcripts_at_intake,
+            },
             config.ingest.max_group_commit,
             clock.clone(),
             metrics.clone(),

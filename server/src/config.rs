@@ -66,6 +66,7 @@ pub struct IngestConfig {
     pub max_upload_bytes: usize,
     pub max_request_bytes: usize,
     pub max_group_commit: usize,
+    pub transcripts_at_intake: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]

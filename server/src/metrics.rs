@@ -154,6 +154,11 @@ impl Metrics {
         self.datapoints_written.inc();
     }
 
+    /// `count` datapoints written at once (at intake).
+    pub fn datapoints_written(&self, count: usize) {
+        self.datapoints_written.inc_by(count as u64);
+    }
+
     /// A transcription that took `elapsed` for `audio_ms` of audio.
     pub fn transcribed(&self, elapsed: std::time::Duration, audio_ms: i64) {
         self.transcription_seconds.observe(elapsed.as_secs_f64());

@@ -296,8 +296,12 @@ impl Domain {
         }
         let source = write.ingests.first().map(|ingest| ingest.conversation.source.as_str());
         let started = std::time::Instant::now();
-        let outcomes = self.ingest_writer.submit(write).await?;
+        let committed = self.ingest_writer.submit(write).await?;
         self.metrics.ack_latency(started.elapsed());
+        if committed.jobs > 0 {
+            self.jobs_wakeup.notify_waiters();
+        }
+        let outcomes = committed.outcomes;
         if let Some(source) = source {
             let duplicates = outcomes
                 .iter()
@@ -306,7 +310,6 @@ impl Domain {
             self.metrics.acknowledged(source, "duplicate", duplicates);
             self.metrics.acknowledged(source, "created", outcomes.len() as u64 - duplicates);
         }
-        self.jobs_wakeup.notify_waiters();
         Ok(outcomes)
     }
 

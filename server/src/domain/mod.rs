@@ -167,7 +167,7 @@ pub(crate) mod test_support {
         let domain = Domain {
             ingest_writer: crate::storage::IngestWriter::start(
                 storage.clone(),
-                3,
+                crate::storage::IntakeSettings { max_attempts: 3, transcripts_at_intake: true },
                 512,
                 clock.clone(),
                 metrics.clone(),

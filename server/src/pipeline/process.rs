@@ -451,7 +451,11 @@ mod tests {
         let ids = [first.id, second.id, other.id, with_audio.id];
         let write =
             IngestWrite { ingests: vec![first, second, other, with_audio], ..Default::default() };
-        domain.storage.commit_ingest_writes(&[&write], 3, clock.now()).await.unwrap();
+        domain
+            .storage
+            .commit_ingest_writes(&[&write], crate::storage::testing::jobs_only(3), clock.now())
+            .await
+            .unwrap();
         let queue = domain.storage.queue();
         let mut jobs =
             queue.claim("w", clock.now(), std::time::Duration::from_secs(30), 10).await.unwrap();
@@ -512,7 +516,11 @@ mod tests {
         second.dedup_key = crate::model::ingest::dedup_key(&second.conversation);
         let ids = [first.id, second.id];
         let write = IngestWrite { ingests: vec![first, second], ..Default::default() };
-        domain.storage.commit_ingest_writes(&[&write], 3, clock.now()).await.unwrap();
+        domain
+            .storage
+            .commit_ingest_writes(&[&write], crate::storage::testing::jobs_only(3), clock.now())
+            .await
+            .unwrap();
         let queue = domain.storage.queue();
         let lease = std::time::Duration::from_secs(30);
         let one = queue.claim("w1", clock.now(), lease, 1).await.unwrap();

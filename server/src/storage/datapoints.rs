@@ -13,7 +13,7 @@ use super::{Storage, db_error, parse_uuid};
 use crate::clock::{from_millis, to_millis};
 use crate::error::Error;
 use crate::jobs::queue;
-use crate::model::conversation::Source;
+use crate::model::conversation::{Conversation, Source};
 use crate::model::datapoints::{
     Datapoint, DatapointQuery, DatapointView, TranscriptSource, metadata_filter_text,
 };
@@ -339,7 +339,159 @@ pub(super) fn ingests_done(
         .to_owned()
 }
 
+/// A transcript-only conversation to merge into its call's datapoint in the intake's commit
+/// (`ingest.transcripts_at_intake`), with the datapoint it makes when the call has none yet
+/// built beforehand, like the rest of the intake's rows.
+#[derive(Debug)]
+pub(super) struct IntakeCall {
+    pub organization_id: Uuid,
+    pub project_id: Uuid,
+    pub conversation: Conversation,
+    pub now: DateTime<Utc>,
+    fresh: Datapoint,
+    fresh_model: datapoint::ActiveModel,
+    fresh_rows: SearchRows,
+}
+
+impl IntakeCall {
+    pub fn new(
+        organization_id: Uuid,
+        project_id: Uuid,
+        conversation: Conversation,
+        now: DateTime<Utc>,
+    ) -> Result<Self, Error> {
+        let fresh = Datapoint::merge(None, &conversation, None, organization_id, project_id, now);
+        Ok(Self {
+            fresh_model: datapoint_active_model(&fresh)?,
+            fresh_rows: SearchRows::of(&[&fresh], &std::collections::HashSet::new()),
+            fresh,
+            organization_id,
+            project_id,
+            conversation,
+            now,
+        })
+    }
+
+    /// The id of the datapoint this call makes when its call has none yet.
+    pub fn fresh_id(&self) -> Uuid {
+        self.fresh.id
+    }
+
+    fn key(&self) -> (Uuid, &str, &str) {
+        (self.project_id, &self.conversation.provider, &self.conversation.call_id)
+    }
+}
+
+/// A call's datapoint as an intake commit leaves it: the one built beforehand, or a merge.
+enum Merged<'a> {
+    Fresh(&'a IntakeCall),
+    Merged(Box<Datapoint>),
+}
+
+impl Merged<'_> {
+    fn datapoint(&self) -> &Datapoint {
+        match self {
+            Merged::Fresh(call) => &call.fresh,
+            Merged::Merged(datapoint) => datapoint,
+        }
+    }
+}
+
+/// Merges `calls` into their calls' datapoints in the caller's transaction, in order (two
+/// conversations of one call merge one after the other), and writes them with their tag and
+/// metadata rows: the datapoint's id for each call. The datapoints already stored are read in
+/// the transaction, on PostgreSQL with `FOR UPDATE`, so a concurrent merge into one of them
+/// waits for this commit and then reads what it wrote; two transactions that both create one
+/// call's datapoint meet at `datapoints_unique_call`, and the group commit's retry of each
+/// request alone then merges into the one stored first.
+pub(super) async fn store_at_intake(
+    connection: &impl ConnectionTrait,
+    calls: &[&IntakeCall],
+    context: &'static str,
+) -> Result<Vec<Uuid>, Error> {
+    use std::collections::{HashMap, HashSet};
+    let backend = connection.get_database_backend();
+    let keys: Vec<(Uuid, &str, &str)> = calls.iter().map(|call| call.key()).collect();
+    // Each call's datapoint as merged so far, in the order calls first appear.
+    let mut merged: Vec<Merged<'_>> = Vec::with_capacity(calls.len());
+    let mut position: HashMap<(Uuid, &str, &str), usize> = HashMap::with_capacity(calls.len());
+    let mut stored = Vec::new();
+    for chunk in keys.chunks(LOOKUP_CHUNK_KEYS) {
+        let mut select = find_datapoints_statement(chunk);
+        if backend == sea_orm::DbBackend::Postgres {
+            select.lock_with_tables(sea_orm::sea_query::LockType::Update, [datapoint::Entity]);
+        }
+        let models = datapoint::Entity::find()
+            .from_raw_sql(backend.build(&select))
+            .all(connection)
+            .await
+            .map_err(db_error(context))?;
+        for model in models {
+            stored.push(datapoint_from_model(model)?);
+        }
+    }
+    let stored_before: HashSet<Uuid> = stored.iter().map(|datapoint| datapoint.id).collect();
+    let mut stored: HashMap<(Uuid, String, String), Datapoint> = stored
+        .into_iter()
+        .map(|datapoint| {
+            (
+                (datapoint.project_id, datapoint.provider.clone(), datapoint.call_id.clone()),
+                datapoint,
+            )
+        })
+        .collect();
+    let mut ids = Vec::with_capacity(calls.len());
+    for call in calls {
+        let key = call.key();
+        let earlier = position.get(&key).copied();
+        let before = match earlier {
+            Some(index) => Some(match &merged[index] {
+                Merged::Fresh(earlier) => earlier.fresh.clone(),
+                Merged::Merged(datapoint) => (**datapoint).clone(),
+            }),
+            None => stored.remove(&(key.0, key.1.to_owned(), key.2.to_owned())),
+        };
+        let now = match before {
+            None => Merged::Fresh(call),
+            before => Merged::Merged(Box::new(Datapoint::merge(
+                before,
+                &call.conversation,
+                None,
+                call.organization_id,
+                call.project_id,
+                call.now,
+            ))),
+        };
+        ids.push(now.datapoint().id);
+        match earlier {
+            Some(index) => merged[index] = now,
+            None => {
+                position.insert(key, merged.len());
+                merged.push(now);
+            }
+        }
+    }
+    let mut models = Vec::with_capacity(merged.len());
+    let mut rows = SearchRows::default();
+    for merged in merged {
+        match merged {
+            Merged::Fresh(call) => {
+                models.push(call.fresh_model.clone());
+                rows.extend(call.fresh_rows.clone());
+            }
+            Merged::Merged(datapoint) => {
+                models.push(datapoint_active_model(&datapoint)?);
+                rows.extend(SearchRows::of(&[&datapoint], &stored_before));
+            }
+        }
+    }
+    upsert_datapoints(connection, models, context).await?;
+    rows.replace(connection, context).await?;
+    Ok(ids)
+}
+
 /// The tag and metadata rows of some datapoints, built before the write turn.
+#[derive(Clone, Debug, Default)]
 struct SearchRows {
     /// Datapoints whose earlier rows go first.
     replaced: Vec<String>,
@@ -378,6 +530,12 @@ impl SearchRows {
             })
             .collect();
         Self { replaced, tags, pairs }
+    }
+
+    fn extend(&mut self, other: SearchRows) {
+        self.replaced.extend(other.replaced);
+        self.tags.extend(other.tags);
+        self.pairs.extend(other.pairs);
     }
 
     /// Replaces the datapoints' rows (a delete per table for those stored before, then

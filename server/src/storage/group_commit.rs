@@ -9,18 +9,17 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Storage;
-use super::ingest::PreparedWrite;
+use super::ingest::{Committed, IntakeSettings, PreparedWrite};
 use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::model::commit::IngestWrite;
-use crate::model::ingest::IngestOutcome;
 
 const QUEUE_DEPTH: usize = 4096;
 
 struct Pending {
     write: PreparedWrite,
-    reply: oneshot::Sender<Result<Vec<IngestOutcome>>>,
+    reply: oneshot::Sender<Result<Committed>>,
 }
 
 /// The handle requests submit to. Cheap to clone.
@@ -28,7 +27,7 @@ struct Pending {
 pub struct IngestWriter {
     sender: mpsc::Sender<Pending>,
     clock: SharedClock,
-    max_attempts: i32,
+    settings: IntakeSettings,
 }
 
 impl std::fmt::Debug for Pending {
@@ -42,20 +41,21 @@ impl IngestWriter {
     /// transaction, and so its size and latency.
     pub fn start(
         storage: Storage,
-        max_attempts: i32,
+        settings: IntakeSettings,
         max_group: usize,
         clock: SharedClock,
         metrics: Arc<Metrics>,
     ) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         tokio::spawn(run(storage, max_group.max(1), metrics, receiver));
-        Self { sender, clock, max_attempts }
+        Self { sender, clock, settings }
     }
 
-    /// Returns once `write` is committed, with one outcome per ingest in order. Its rows are
-    /// built here, in the caller's task, not in the writer's (`PreparedWrite`).
-    pub async fn submit(&self, write: IngestWrite) -> Result<Vec<IngestOutcome>> {
-        let write = PreparedWrite::new(&write, self.max_attempts, self.clock.now())?;
+    /// Returns once `write` is committed, with one outcome per ingest in order and what was
+    /// stored. Its rows are built here, in the caller's task, not in the writer's
+    /// (`PreparedWrite`).
+    pub async fn submit(&self, write: IngestWrite) -> Result<Committed> {
+        let write = PreparedWrite::new(write, self.settings, self.clock.now())?;
         let (reply, answer) = oneshot::channel();
         self.sender
             .send(Pending { write, reply })
@@ -91,8 +91,10 @@ async fn run(
         );
         match result {
             Ok(outcomes) => {
-                for (pending, outcome) in group.drain(..).zip(outcomes) {
-                    let _receiver_gone = pending.reply.send(Ok(outcome));
+                for (pending, outcomes) in group.drain(..).zip(outcomes) {
+                    let committed = pending.write.committed(outcomes);
+                    metrics.datapoints_written(committed.datapoints);
+                    let _receiver_gone = pending.reply.send(Ok(committed));
                 }
             }
             Err(error) if group.len() == 1 => {
@@ -110,7 +112,12 @@ async fn run(
                 for pending in group.drain(..) {
                     let alone = storage.commit_prepared_writes(&[&pending.write]).await;
                     let reply = match alone {
-                        Ok(mut outcomes) => Ok(outcomes.pop().unwrap_or_default()),
+                        Ok(mut outcomes) => {
+                            let committed =
+                                pending.write.committed(outcomes.pop().unwrap_or_default());
+                            metrics.datapoints_written(committed.datapoints);
+                            Ok(committed)
+                        }
                         Err(error) => {
                             error.log_if_internal();
                             Err(not_stored())

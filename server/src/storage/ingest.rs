@@ -12,6 +12,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::datapoints::{IntakeCall, store_at_intake};
 use super::entities::{audio_object, ingest};
 use super::{Storage, db_error, parse_uuid};
 use crate::audio::AudioProperties;
@@ -51,47 +52,118 @@ pub struct PreparedWrite {
     delivery: Option<super::entities::webhook_delivery::ActiveModel>,
 }
 
-/// An ingest's row and its job's: the conversation travels with the job (`input_json`), which
-/// leaves the queue when its datapoint is stored, so a call's content is not kept twice.
+/// An ingest's row and what stores its call: its job, or its datapoint at intake.
 #[derive(Debug)]
 struct PreparedIngest {
     id: Uuid,
     project_id: Uuid,
     dedup_key: String,
     model: ingest::ActiveModel,
-    job: queue::NewJob,
+    work: Work,
+}
+
+/// How an ingest's call becomes its datapoint.
+#[derive(Debug)]
+enum Work {
+    /// A job for the workers. The conversation travels with the job (`input_json`), which
+    /// leaves the queue when its datapoint is stored, so a call's content is not kept twice.
+    Job(Box<queue::NewJob>),
+    /// A transcript-only conversation merged into its datapoint in the commit that stores the
+    /// ingest, which is done from the start (`ingest.transcripts_at_intake`).
+    AtIntake(Box<IntakeCall>),
+}
+
+/// What one request's write stored.
+#[derive(Debug)]
+pub struct Committed {
+    /// One per ingest, in order.
+    pub outcomes: Vec<IngestOutcome>,
+    /// Datapoints stored with their ingests (`transcripts_at_intake`).
+    pub datapoints: usize,
+    /// Jobs queued for the workers.
+    pub jobs: usize,
+}
+
+/// Whether transcript-only conversations are stored as datapoints at intake, and the attempts
+/// a job gets.
+#[derive(Clone, Copy, Debug)]
+pub struct IntakeSettings {
+    pub max_attempts: i32,
+    pub transcripts_at_intake: bool,
 }
 
 impl PreparedWrite {
-    pub fn new(write: &IngestWrite, max_attempts: i32, now: DateTime<Utc>) -> Result<Self, Error> {
+    pub fn new(
+        write: IngestWrite,
+        settings: IntakeSettings,
+        now: DateTime<Utc>,
+    ) -> Result<Self, Error> {
+        let context = "committing ingests";
         Ok(Self {
             audio_objects: write.audio_objects.iter().map(audio_object_model).collect(),
+            delivery: write.delivery.as_ref().map(super::deliveries::delivery_model).transpose()?,
             ingests: write
                 .ingests
-                .iter()
+                .into_iter()
                 .map(|new| {
-                    let conversation =
-                        serde_json::to_string(&StoredConversationRef::V1(&new.conversation))
-                            .map_err(|error| Error::internal("committing ingests", error))?;
-                    let payload = JobPayload::IngestV1 { ingest_id: new.id };
+                    let mut model = ingest_model(&new, now);
+                    let work = if settings.transcripts_at_intake && new.conversation.audio.is_none()
+                    {
+                        let call = IntakeCall::new(
+                            new.organization_id,
+                            new.project_id,
+                            new.conversation,
+                            now,
+                        )?;
+                        model.state = Set(IngestState::Done.as_str().to_owned());
+                        model.datapoint_id = Set(Some(call.fresh_id().to_string()));
+                        model.attempts = Set(1);
+                        Work::AtIntake(Box::new(call))
+                    } else {
+                        let conversation =
+                            serde_json::to_string(&StoredConversationRef::V1(&new.conversation))
+                                .map_err(|error| Error::internal(context, error))?;
+                        let payload = JobPayload::IngestV1 { ingest_id: new.id };
+                        Work::Job(Box::new(
+                            queue::new_job(
+                                new.id,
+                                &payload,
+                                Some(conversation),
+                                settings.max_attempts,
+                                now,
+                            )
+                            .map_err(|error| Error::internal(context, error))?,
+                        ))
+                    };
                     Ok(PreparedIngest {
                         id: new.id,
                         project_id: new.project_id,
-                        dedup_key: new.dedup_key.clone(),
-                        model: ingest_model(new, now),
-                        job: queue::new_job(
-                            new.id,
-                            &payload,
-                            Some(conversation),
-                            max_attempts,
-                            now,
-                        )
-                        .map_err(|error| Error::internal("committing ingests", error))?,
+                        dedup_key: new.dedup_key,
+                        model,
+                        work,
                     })
                 })
                 .collect::<Result<_, Error>>()?,
-            delivery: write.delivery.as_ref().map(super::deliveries::delivery_model).transpose()?,
         })
+    }
+
+    /// What `outcomes` (this write's, from `commit_prepared_writes`) stored: datapoints with
+    /// their ingests, and jobs for the workers.
+    pub fn committed(&self, outcomes: Vec<IngestOutcome>) -> Committed {
+        let created = |wanted: fn(&Work) -> bool| {
+            self.ingests
+                .iter()
+                .zip(&outcomes)
+                .filter(|(ingest, outcome)| {
+                    wanted(&ingest.work) && matches!(outcome, IngestOutcome::Created(_))
+                })
+                .count()
+        };
+        Committed {
+            datapoints: created(|work| matches!(work, Work::AtIntake(_))),
+            jobs: created(|work| matches!(work, Work::Job(_))),
+            outcomes,
+        }
     }
 
     /// Ingests in the write (a write with none only records a delivery).
@@ -108,12 +180,12 @@ impl Storage {
     pub async fn commit_ingest_writes(
         &self,
         writes: &[&IngestWrite],
-        max_attempts: i32,
+        settings: IntakeSettings,
         now: DateTime<Utc>,
     ) -> Result<Vec<Vec<IngestOutcome>>, Error> {
         let prepared = writes
             .iter()
-            .map(|write| PreparedWrite::new(write, max_attempts, now))
+            .map(|write| PreparedWrite::new((*write).clone(), settings, now))
             .collect::<Result<Vec<_>, _>>()?;
         self.commit_prepared_writes(&prepared.iter().collect::<Vec<_>>()).await
     }
@@ -146,6 +218,8 @@ impl Storage {
         let mut results = Vec::with_capacity(writes.len());
         let mut ingests = Vec::new();
         let mut jobs = Vec::new();
+        // Ingests whose datapoints this commit stores: their index in `ingests`, and the call.
+        let mut at_intake = Vec::new();
         let mut deliveries = Vec::new();
         for write in writes {
             let mut outcomes = Vec::with_capacity(write.ingests.len());
@@ -156,8 +230,11 @@ impl Storage {
                     continue;
                 }
                 known.insert(key, new.id);
+                match &new.work {
+                    Work::Job(job) => jobs.push((**job).clone()),
+                    Work::AtIntake(call) => at_intake.push((ingests.len(), &**call)),
+                }
                 ingests.push(new.model.clone());
-                jobs.push(new.job.clone());
                 outcomes.push(IngestOutcome::Created(new.id));
             }
             if let Some(delivery) = &write.delivery {
@@ -168,6 +245,16 @@ impl Storage {
                 deliveries.push(delivery);
             }
             results.push(outcomes);
+        }
+        if !at_intake.is_empty() {
+            let calls: Vec<&IntakeCall> = at_intake.iter().map(|(_, call)| *call).collect();
+            let stored = store_at_intake(&transaction, &calls, "storing datapoints").await?;
+            for ((index, call), datapoint_id) in at_intake.iter().zip(stored) {
+                // Merged into a datapoint stored before, or earlier in this group.
+                if datapoint_id != call.fresh_id() {
+                    ingests[*index].datapoint_id = Set(Some(datapoint_id.to_string()));
+                }
+            }
         }
         super::insert_rows(&transaction, ingests, context).await?;
         queue::enqueue(&transaction, jobs).await.map_err(db_error(context))?;

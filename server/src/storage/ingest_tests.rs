@@ -87,7 +87,14 @@ async fn queue_commits_claims_retries_and_finishes() {
     };
     let second =
         IngestWrite { ingests: vec![new_ingest(organization, project, "a")], ..Default::default() };
-    let outcomes = storage.commit_ingest_writes(&[&first, &second], 2, clock.now()).await.unwrap();
+    let outcomes = storage
+        .commit_ingest_writes(
+            &[&first, &second],
+            crate::storage::testing::jobs_only(2),
+            clock.now(),
+        )
+        .await
+        .unwrap();
     let created_a = outcomes[0][0];
     assert!(matches!(created_a, IngestOutcome::Created(_)));
     assert_eq!(outcomes[1][0], IngestOutcome::Duplicate(created_a.ingest_id()));
@@ -243,7 +250,13 @@ async fn queue_commits_claims_retries_and_finishes() {
 async fn one_bad_write_in_a_group_fails_alone() {
     let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()));
     let storage = super::testing::storage().await;
-    let writer = super::IngestWriter::start(storage.clone(), 3, 512, clock.clone(), Arc::default());
+    let writer = super::IngestWriter::start(
+        storage.clone(),
+        crate::storage::testing::jobs_only(3),
+        512,
+        clock.clone(),
+        Arc::default(),
+    );
     let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
     let write = |ingest: NewIngest| IngestWrite {
         audio_objects: Vec::new(),
@@ -261,9 +274,9 @@ async fn one_bad_write_in_a_group_fails_alone() {
         writer.submit(write(clash)),
         writer.submit(write(third)),
     );
-    assert!(matches!(first.unwrap()[..], [IngestOutcome::Created(_)]));
+    assert!(matches!(first.unwrap().outcomes[..], [IngestOutcome::Created(_)]));
     assert!(clash.is_err());
-    assert_eq!(third.unwrap(), [IngestOutcome::Created(third_id)]);
+    assert_eq!(third.unwrap().outcomes, [IngestOutcome::Created(third_id)]);
     assert_eq!(storage.queue().count(JobStatus::Queued).await.unwrap(), 2);
 }
 
@@ -280,7 +293,14 @@ async fn abandoned_jobs_come_back_after_the_lease_or_at_once_on_restart() {
         ..Default::default()
     };
     let (first, second) = (write("lease-1"), write("lease-2"));
-    storage.commit_ingest_writes(&[&first, &second], 3, clock.now()).await.unwrap();
+    storage
+        .commit_ingest_writes(
+            &[&first, &second],
+            crate::storage::testing::jobs_only(3),
+            clock.now(),
+        )
+        .await
+        .unwrap();
     let lease = Duration::from_secs(30);
     let queue = storage.queue();
     let held = queue.claim("dead-worker", clock.now(), lease, 1).await.unwrap();
@@ -346,7 +366,14 @@ async fn released_jobs_are_queued_again_as_they_were() {
             ..Default::default()
         })
         .collect();
-    storage.commit_ingest_writes(&writes.iter().collect::<Vec<_>>(), 3, clock.now()).await.unwrap();
+    storage
+        .commit_ingest_writes(
+            &writes.iter().collect::<Vec<_>>(),
+            crate::storage::testing::jobs_only(3),
+            clock.now(),
+        )
+        .await
+        .unwrap();
     let queue = storage.queue();
     let lease = Duration::from_secs(30);
     let mine = queue.claim("stopping", clock.now(), lease, 2).await.unwrap();
@@ -370,7 +397,10 @@ async fn a_batch_of_results_commits_together() {
     let ingests: Vec<NewIngest> =
         ["x", "y", "z"].iter().map(|call| new_ingest(organization, project, call)).collect();
     let write = IngestWrite { ingests: ingests.clone(), ..Default::default() };
-    storage.commit_ingest_writes(&[&write], 3, clock.now()).await.unwrap();
+    storage
+        .commit_ingest_writes(&[&write], crate::storage::testing::jobs_only(3), clock.now())
+        .await
+        .unwrap();
     let claimed =
         storage.queue().claim("w", clock.now(), Duration::from_secs(30), 10).await.unwrap();
     assert_eq!(claimed.len(), 3);
@@ -454,6 +484,78 @@ async fn a_batch_of_results_commits_together() {
     for status in JobStatus::ALL {
         assert_eq!(storage.queue().count(status).await.unwrap(), 0, "{status:?}");
     }
+}
+
+/// With `transcripts_at_intake`, the commit that stores a transcript-only ingest stores its
+/// datapoint: merged in order with others of its call in the group and with the one stored
+/// before, tags and metadata searchable, the ingest done, no job. A call with audio still gets
+/// its job.
+#[tokio::test]
+async fn transcripts_are_stored_with_their_ingests() {
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()));
+    let storage = &super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let tagged_ingest = |call: &str, tag: &str| {
+        let mut ingest = new_ingest(organization, project, call);
+        ingest.conversation.tags = vec![tag.to_owned()];
+        ingest.dedup_key = format!("{call}-{tag}");
+        ingest
+    };
+    let at_intake = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
+    let earlier = IngestWrite { ingests: vec![tagged_ingest("z", "old")], ..Default::default() };
+    storage.commit_ingest_writes(&[&earlier], at_intake, clock.now()).await.unwrap();
+    let earlier_z = storage.find_datapoint(project, "custom", "z").await.unwrap().unwrap();
+
+    let mut with_audio = tagged_ingest("w", "audio");
+    with_audio.conversation.audio =
+        Some(crate::model::conversation::AudioSource::Stored { audio_id: Uuid::now_v7() });
+    let first = IngestWrite {
+        ingests: vec![tagged_ingest("x", "first"), tagged_ingest("z", "new")],
+        ..Default::default()
+    };
+    let second = IngestWrite {
+        ingests: vec![tagged_ingest("x", "second"), with_audio.clone()],
+        ..Default::default()
+    };
+    let outcomes =
+        storage.commit_ingest_writes(&[&first, &second], at_intake, clock.now()).await.unwrap();
+    assert!(outcomes.iter().flatten().all(|outcome| matches!(outcome, IngestOutcome::Created(_))));
+
+    let x = storage.find_datapoint(project, "custom", "x").await.unwrap().unwrap();
+    let z = storage.find_datapoint(project, "custom", "z").await.unwrap().unwrap();
+    assert_eq!(x.tags, ["first", "second"]);
+    assert_eq!((z.id, z.tags), (earlier_z.id, vec!["old".to_owned(), "new".to_owned()]));
+    assert_eq!(storage.find_datapoint(project, "custom", "w").await.unwrap(), None);
+    let tagged = |tag: &str| {
+        let query = DatapointQuery {
+            page_size: 10,
+            project_id: Some(project),
+            tags_all: vec![tag.to_owned()],
+            ..Default::default()
+        };
+        async move { storage.search_datapoints(organization, &query).await.unwrap().len() }
+    };
+    let counts = (tagged("first").await, tagged("second").await, tagged("old").await);
+    assert_eq!((counts, tagged("new").await), ((1, 1, 1), 1));
+
+    let record =
+        |id: Uuid| async move { storage.get_ingest(organization, id).await.unwrap().unwrap() };
+    for (ingest, datapoint) in [(&first.ingests[0], x.id), (&second.ingests[0], x.id)]
+        .into_iter()
+        .chain([(&first.ingests[1], z.id)])
+    {
+        let stored = record(ingest.id).await;
+        assert_eq!((stored.state, stored.datapoint_id), (IngestState::Done, Some(datapoint)));
+    }
+    assert_eq!(record(with_audio.id).await.state, IngestState::Queued);
+    // One job, the audio's: the transcripts never entered the queue.
+    assert_eq!(storage.queue().count(JobStatus::Queued).await.unwrap(), 1);
+    let claimed =
+        storage.queue().claim("w", clock.now(), Duration::from_secs(30), 10).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|job| job.payload.ingest_id()).collect::<Vec<_>>(),
+        [with_audio.id]
+    );
 }
 
 /// Finding a call by its context token, with or without a project, reads one range of an index
@@ -571,7 +673,10 @@ async fn a_call_is_kept_once() {
     let (new, old) =
         (new_ingest(organization, project, "new"), new_ingest(organization, project, "old"));
     let write = IngestWrite { ingests: vec![new.clone(), old.clone()], ..Default::default() };
-    storage.commit_ingest_writes(&[&write], 3, clock.now()).await.unwrap();
+    storage
+        .commit_ingest_writes(&[&write], crate::storage::testing::jobs_only(3), clock.now())
+        .await
+        .unwrap();
     let payload = |id: Uuid| async move {
         ingest::Entity::find_by_id(id.to_string())
             .one(&storage.db)
@@ -675,7 +780,10 @@ async fn commits_reach_the_database_file_beside_the_writer() {
         ingests: vec![new_ingest(Uuid::now_v7(), Uuid::now_v7(), "file")],
         ..Default::default()
     };
-    storage.commit_ingest_writes(&[&write], 3, clock.now()).await.unwrap();
+    storage
+        .commit_ingest_writes(&[&write], crate::storage::testing::jobs_only(3), clock.now())
+        .await
+        .unwrap();
     // A condition, polled with a bound: the checkpoint runs on its own task.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while size() <= before {

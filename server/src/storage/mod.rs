@@ -27,6 +27,7 @@ use crate::jobs::queue::WriteTurn;
 
 pub use datapoints::FinishedIngest;
 pub use group_commit::IngestWriter;
+pub use ingest::{Committed, IntakeSettings};
 
 /// A pool of database connections. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -323,6 +324,12 @@ pub mod testing {
     use sea_orm::ConnectionTrait;
 
     use super::Storage;
+
+    /// Intake that leaves every conversation to the workers, with `max_attempts` per job: for
+    /// tests of the workers' path.
+    pub fn jobs_only(max_attempts: i32) -> super::IntakeSettings {
+        super::IntakeSettings { max_attempts, transcripts_at_intake: false }
+    }
 
     /// The variable naming a PostgreSQL server where tests may create databases; unset, tests
     /// use SQLite.

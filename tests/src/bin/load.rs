@@ -11,8 +11,10 @@
 //! p50/p99 ack latency, earshot's share of the ceiling, datapoints the workers wrote meanwhile;
 //! with `offered` as `<rate>x<seconds>` (e.g. 2000x60), an open-loop run at that rate: ack
 //! latencies, the most jobs pending, and the time from a 202 until the call is searchable; then,
-//! for gRPC `IngestConversations` backlogs of each size, the drain rate with no load. Figures go
-//! to docs/BENCHMARKS.md. With EARSHOT_TEST_POSTGRES_URL set, the server runs on PostgreSQL.
+//! for gRPC `IngestConversations` backlogs of each size, the ingest rate (the transcripts stored
+//! as they are acknowledged), and again on a server that leaves them to the workers
+//! (`ingest.transcripts_at_intake = false`), the drain rate with no load. Figures go to
+//! docs/BENCHMARKS.md. With EARSHOT_TEST_POSTGRES_URL set, the server runs on PostgreSQL.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -391,7 +393,7 @@ async fn main() {
         100.0 * run.per_second() / ceiling_run.per_second()
     );
     println!(
-        "during the load the workers wrote {:.0} datapoints/s; the {after_load} jobs left drained in \
+        "during the load {:.0} datapoints/s were stored; the {after_load} jobs left drained in \
          {:.1} s ({drain_rate:.0}/s)",
         (deliveries as f64 - after_load) / run.elapsed.as_secs_f64(),
         drained_in.as_secs_f64()
@@ -444,9 +446,22 @@ async fn main() {
         );
     }
 
-    // Backlogs through gRPC batches, then the drain with no load.
+    // Backlogs through gRPC batches: stored as they are acknowledged (transcripts at intake, the
+    // default), then left to the workers and drained with no load.
+    backlogs_through_grpc(&server, &backlogs).await;
+    server.stop().await;
+    let workers_only =
+        ServerProcess::start(&[("EARSHOT_INGEST__TRANSCRIPTS_AT_INTAKE", "false")]).await;
+    println!("with ingest.transcripts_at_intake = false:");
+    backlogs_through_grpc(&workers_only, &backlogs).await;
+    workers_only.stop().await;
+}
+
+/// Ingests each backlog through gRPC batches of 1,000, then waits for the queue to drain:
+/// prints the rate of each.
+async fn backlogs_through_grpc(server: &ServerProcess, backlogs: &[usize]) {
     let mut ingest = pb::ingest_service_client::IngestServiceClient::new(server.channel().await);
-    for backlog in backlogs {
+    for &backlog in backlogs {
         let started = Instant::now();
         for batch in 0..backlog.div_ceil(1000) {
             let conversations = (0..1000.min(backlog - batch * 1000))
@@ -486,15 +501,15 @@ async fn main() {
                 .unwrap();
         }
         let ingested_in = started.elapsed();
-        let queued = pending_jobs(&server).await;
-        let drained_in = drain(&server, Duration::from_secs(3600)).await;
+        let queued = pending_jobs(server).await;
+        let drained_in = drain(server, Duration::from_secs(3600)).await;
         println!(
-            "backlog {backlog}: ingested in {:.1} s, {queued} still queued, drained in {:.1} s: \
-             {:.0} datapoints/s",
+            "backlog {backlog}: ingested in {:.1} s ({:.0}/s), {queued} still queued, drained in \
+             {:.1} s: {:.0} datapoints/s",
             ingested_in.as_secs_f64(),
+            backlog as f64 / ingested_in.as_secs_f64(),
             drained_in.as_secs_f64(),
             queued / drained_in.as_secs_f64().max(0.001)
         );
     }
-    server.stop().await;
 }

@@ -9,11 +9,21 @@ use earshot_e2e::client::authed;
 use earshot_e2e::process::{START_TIMEOUT, ServerProcess};
 use earshot_proto::v1 as pb;
 
-/// Sends conversations from many concurrent clients, kills the server with SIGKILL part-way,
-/// restarts it, and checks that every acknowledged call ends up as exactly one datapoint, with no
-/// duplicates and nothing left in the queue.
 #[tokio::test]
 async fn acknowledged_calls_survive_kill_9_exactly_once() {
+    // The default configuration (the lease too): transcripts stored at intake.
+    survive_kill_9(&[]).await;
+}
+
+#[tokio::test]
+async fn acknowledged_calls_left_to_the_workers_survive_kill_9_exactly_once() {
+    survive_kill_9(&[("EARSHOT_INGEST__TRANSCRIPTS_AT_INTAKE", "false")]).await;
+}
+
+/// Sends conversations from many concurrent clients to a server started with `env`, kills it
+/// with SIGKILL part-way, restarts it, and checks that every acknowledged call ends up as exactly
+/// one datapoint, with no duplicates and nothing left in the queue.
+async fn survive_kill_9(env: &[(&str, &str)]) {
     use std::collections::HashMap;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,9 +37,7 @@ async fn acknowledged_calls_survive_kill_9_exactly_once() {
 
     let directory = tempfile::tempdir().unwrap();
     let data_dir = directory.path().join("data");
-    // The default configuration: the lease is the default one.
-    let env = [];
-    let mut server = ServerProcess::start_in(&data_dir, &env).await;
+    let mut server = ServerProcess::start_in(&data_dir, env).await;
     let key = server.printed_key.clone().unwrap();
     let project_id = server.printed_project_id.clone().unwrap();
     let channel = server.channel().await;
@@ -96,7 +104,7 @@ async fn acknowledged_calls_survive_kill_9_exactly_once() {
     assert!(acknowledged.len() >= KILL_AFTER_ACKS);
     assert!(acknowledged.len() < CLIENTS * CALLS_PER_CLIENT, "the kill must land part-way");
 
-    let restarted = ServerProcess::start_in(&data_dir, &env).await;
+    let restarted = ServerProcess::start_in(&data_dir, env).await;
     let restarted_at = tokio::time::Instant::now();
     let channel = restarted.channel().await;
     let mut ingest = IngestServiceClient::new(channel.clone());

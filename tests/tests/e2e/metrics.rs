@@ -9,7 +9,19 @@ use earshot_proto::v1::ingest_service_client::IngestServiceClient;
 
 #[tokio::test]
 async fn metrics_report_the_acks_and_the_queue_that_were_sent() {
-    let server = TestServer::start().await;
+    // Transcripts stored at intake (the default): no job runs.
+    acks_and_queue_are_counted(TestServer::start().await, None).await;
+}
+
+#[tokio::test]
+async fn metrics_report_the_jobs_of_transcripts_left_to_the_workers() {
+    let env = [("EARSHOT_INGEST__TRANSCRIPTS_AT_INTAKE", "false")];
+    acks_and_queue_are_counted(TestServer::start_with_env(&env).await, Some(5.0)).await;
+}
+
+/// Sends five calls and two repeats to `server`, then checks the counts; `succeeded` is the
+/// jobs expected to have run.
+async fn acks_and_queue_are_counted(server: TestServer, succeeded: Option<f64>) {
     let key = server.admin_key.clone();
     let mut ingest = IngestServiceClient::new(server.channel().await);
     let calls: Vec<_> = (0..5).map(|index| conversation(&format!("m-{index}"))).collect();
@@ -41,7 +53,7 @@ async fn metrics_report_the_acks_and_the_queue_that_were_sent() {
         Some(2.0)
     );
     assert_eq!(metrics_sample(&text, "earshot_datapoints_written_total"), Some(5.0));
-    assert_eq!(metrics_sample(&text, "earshot_jobs_total{outcome=\"succeeded\"}"), Some(5.0));
+    assert_eq!(metrics_sample(&text, "earshot_jobs_total{outcome=\"succeeded\"}"), succeeded);
     // Successes are counted as they happen, not from the table at each scrape.
     assert_eq!(metrics_sample(&text, "earshot_queue_jobs{status=\"succeeded\"}"), None);
     assert_eq!(metrics_sample(&text, "earshot_queue_jobs{status=\"queued\"}"), Some(0.0));
