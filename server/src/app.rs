@@ -56,7 +56,9 @@ impl App {
         )
         .map_err(|error| Error::internal("loading the master key", error))?;
         let settings = config.domain_settings(config.effective_public_base_url(bound));
-        let blobs = BlobStore::local(&config.data_dir.join("audio"))?;
+        let location =
+            config.blob_location().map_err(|reason| Error::invalid("blob_url", reason))?;
+        let blobs = BlobStore::open(&location)?;
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let ingest_writer = IngestWriter::start(
             storage.clone(),

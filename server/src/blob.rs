@@ -1,8 +1,10 @@
-//! The audio store: content-addressed blobs (key `sha256/<2 hex>/<64 hex>`) over object_store.
-//! A local directory by default (`<data_dir>/audio`), written with fsync so a stored blob
-//! survives a crash; `s3://`-style stores plug in through the same interface later.
+//! The audio store: content-addressed blobs (key `sha256/<2 hex>/<64 hex>`) over object_store,
+//! at the URL of `blob_url`: a local directory by default (`<data_dir>/audio`), written with
+//! fsync so a stored blob survives a crash, or an S3-compatible bucket (`s3://bucket/prefix`:
+//! AWS S3, Cloudflare R2, MinIO, Ceph), whose endpoint, region and credentials come from the
+//! usual AWS variables.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -20,7 +22,75 @@ pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
 }
 
+/// Where `blob_url` says blobs live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlobLocation {
+    /// `file:///absolute/path`; an empty URL is `<data_dir>/audio`.
+    Directory(PathBuf),
+    /// `s3://bucket` or `s3://bucket/prefix`.
+    S3 { bucket: String, prefix: String },
+}
+
+impl BlobLocation {
+    /// Parses `url`; the error says what a valid one looks like.
+    pub fn parse(url: &str, data_dir: &Path) -> Result<Self, String> {
+        if url.is_empty() {
+            return Ok(Self::Directory(data_dir.join("audio")));
+        }
+        if let Some(path) = url.strip_prefix("file://") {
+            let path = PathBuf::from(path);
+            if !path.is_absolute() {
+                return Err(
+                    "a file:// URL needs an absolute path (file:///var/lib/earshot/audio)".into()
+                );
+            }
+            return Ok(Self::Directory(path));
+        }
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let bucket_ok = (3..=63).contains(&bucket.len())
+                && bucket.bytes().all(|byte| {
+                    byte.is_ascii_lowercase() || byte.is_ascii_digit() || b".-".contains(&byte)
+                });
+            if !bucket_ok {
+                return Err("the bucket of an s3:// URL must be 3 to 63 lowercase letters, digits, dots or hyphens".into());
+            }
+            let prefix = prefix.trim_matches('/');
+            if prefix.split('/').any(|part| part == "." || part == "..") || prefix.contains("//") {
+                return Err("the prefix of an s3:// URL must not have empty, . or .. parts".into());
+            }
+            return Ok(Self::S3 { bucket: bucket.to_owned(), prefix: prefix.to_owned() });
+        }
+        Err("must be empty (<data_dir>/audio), file:///absolute/path or s3://bucket/prefix".into())
+    }
+}
+
 impl BlobStore {
+    /// The store `location` names. An S3 bucket takes its endpoint (`AWS_ENDPOINT_URL`),
+    /// region (`AWS_REGION`, `AWS_DEFAULT_REGION`), credentials (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, or the instance's role) and addressing
+    /// (path-style unless `AWS_VIRTUAL_HOSTED_STYLE_REQUEST=true`) from the environment; an
+    /// `http://` endpoint (a MinIO on the local network) is allowed because it was named.
+    pub fn open(location: &BlobLocation) -> Result<Self, Error> {
+        match location {
+            BlobLocation::Directory(directory) => Self::local(directory),
+            BlobLocation::S3 { bucket, prefix } => {
+                crate::crypto::install_tls_provider();
+                let store = object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_allow_http(true)
+                    .build()
+                    .map_err(|error| Error::internal("opening the audio bucket", error))?;
+                let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                    Arc::new(store)
+                } else {
+                    Arc::new(object_store::prefix::PrefixStore::new(store, prefix.as_str()))
+                };
+                Ok(Self { store })
+            }
+        }
+    }
+
     /// A store rooted at `directory`, created if missing.
     pub fn local(directory: &Path) -> Result<Self, Error> {
         std::fs::create_dir_all(directory)
@@ -94,8 +164,46 @@ impl BlobStore {
     }
 }
 
-/// Bytes buffered before a part is written to the staging object.
-const WRITER_CHUNK_BYTES: usize = 1 << 20;
+/// The variable naming an S3 bucket URL (`s3://bucket`, with the AWS variables of its server)
+/// where tests may store blobs; unset, they use a local directory.
+#[cfg(any(test, feature = "testing"))]
+pub const TEST_BLOB_URL_VARIABLE: &str = "EARSHOT_TEST_BLOB_URL";
+
+#[cfg(any(test, feature = "testing"))]
+impl BlobStore {
+    /// A store for a test: a fresh prefix of the bucket of EARSHOT_TEST_BLOB_URL when it is set,
+    /// else `directory`.
+    #[allow(clippy::unwrap_used)]
+    pub fn for_tests(directory: &Path) -> Self {
+        let location = match std::env::var(TEST_BLOB_URL_VARIABLE) {
+            Ok(url) => {
+                let url =
+                    format!("{}/{}", url.trim_end_matches('/'), uuid::Uuid::new_v4().simple());
+                BlobLocation::parse(&url, directory).unwrap()
+            }
+            Err(_) => BlobLocation::Directory(directory.to_owned()),
+        };
+        Self::open(&location).unwrap()
+    }
+
+    /// Every key in the store, sorted.
+    #[allow(clippy::unwrap_used)]
+    pub async fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .store
+            .list(None)
+            .map_ok(|meta| meta.location.to_string())
+            .try_collect()
+            .await
+            .unwrap();
+        keys.sort();
+        keys
+    }
+}
+
+/// Bytes buffered before a part is written to the staging object: S3's smallest part (every
+/// part of a multipart upload but the last must have at least 5 MiB).
+const WRITER_CHUNK_BYTES: usize = 5 << 20;
 /// Leading bytes kept for sniffing the format.
 const HEAD_BYTES: usize = 64;
 
@@ -206,10 +314,37 @@ mod tests {
         assert_eq!(sniff_audio_content_type(b"hello world, not audio"), None);
     }
 
+    #[test]
+    fn blob_urls_name_a_directory_or_a_bucket() {
+        let data = Path::new("/var/lib/earshot");
+        let parse = |url| BlobLocation::parse(url, data);
+        assert_eq!(parse(""), Ok(BlobLocation::Directory(data.join("audio"))));
+        assert_eq!(parse("file:///srv/audio"), Ok(BlobLocation::Directory("/srv/audio".into())));
+        let bucket = |bucket: &str, prefix: &str| {
+            Ok(BlobLocation::S3 { bucket: bucket.into(), prefix: prefix.into() })
+        };
+        assert_eq!(parse("s3://calls"), bucket("calls", ""));
+        assert_eq!(parse("s3://calls/"), bucket("calls", ""));
+        assert_eq!(parse("s3://calls.eu-1/earshot/prod/"), bucket("calls.eu-1", "earshot/prod"));
+        for bad in [
+            "file://relative/audio",
+            "s3://",
+            "s3://Calls",
+            "s3://ab",
+            "s3://calls/a//b",
+            "s3://calls/../x",
+            "gs://calls",
+            "/srv/audio",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// On a local directory, or on S3 when EARSHOT_TEST_BLOB_URL is set.
     #[tokio::test]
     async fn blobs_round_trip_and_existing_keys_are_kept() {
         let directory = tempfile::tempdir().unwrap();
-        let store = BlobStore::local(directory.path()).unwrap();
+        let store = BlobStore::for_tests(directory.path());
         let sha = crate::crypto::sha256_hex(b"audio bytes");
         let key = BlobStore::key_for(&sha);
         store.put_if_absent(&key, Bytes::from_static(b"audio bytes")).await.unwrap();
@@ -217,6 +352,31 @@ mod tests {
         assert_eq!(store.get(&key).await.unwrap(), Bytes::from_static(b"audio bytes"));
         let chunks: Vec<Bytes> = store.stream(&key).await.unwrap().try_collect().await.unwrap();
         assert_eq!(chunks.concat(), b"audio bytes");
-        assert!(directory.path().join(&key).is_file());
+        assert_eq!(store.keys().await, [key]);
+    }
+
+    /// An upload larger than two parts (S3 refuses parts under 5 MiB but the last) lands under
+    /// its content address, byte for byte, and leaves no staging object; an aborted one leaves
+    /// nothing.
+    #[tokio::test]
+    async fn uploads_land_under_their_content_address() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = BlobStore::for_tests(directory.path());
+        let bytes: Vec<u8> =
+            (0..(11 << 20) + 123).map(|index: usize| (index * 7 % 251) as u8).collect();
+        let mut writer = store.writer().await.unwrap();
+        for chunk in bytes.chunks(64 << 10) {
+            writer.write(chunk).await.unwrap();
+        }
+        assert_eq!(writer.sha256_hex(), crate::crypto::sha256_hex(&bytes));
+        let key = BlobStore::key_for(&writer.sha256_hex());
+        writer.commit(&store, &key).await.unwrap();
+        assert_eq!(store.get(&key).await.unwrap(), bytes.as_slice());
+        assert_eq!(store.keys().await, std::slice::from_ref(&key));
+
+        let mut aborted = store.writer().await.unwrap();
+        aborted.write(&bytes[..1000]).await.unwrap();
+        aborted.abort().await;
+        assert_eq!(store.keys().await, [key]);
     }
 }

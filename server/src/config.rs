@@ -15,6 +15,7 @@ const KNOWN_KEYS: &[&str] = &[
     "listen",
     "data_dir",
     "database_url",
+    "blob_url",
     "public_base_url",
     "master_key",
     "previous_master_keys",
@@ -33,6 +34,7 @@ pub struct Config {
     pub listen: String,
     pub data_dir: PathBuf,
     pub database_url: String,
+    pub blob_url: String,
     pub public_base_url: String,
     pub master_key: String,
     pub previous_master_keys: Vec<String>,
@@ -96,6 +98,7 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
             .field("database_url", &redact_url_password(&self.database_url))
+            .field("blob_url", &self.blob_url)
             .field("public_base_url", &self.public_base_url)
             .field("master_key", &if self.master_key.is_empty() { "" } else { "[redacted]" })
             .field("log", &self.log)
@@ -224,6 +227,11 @@ impl Config {
         Ok(config)
     }
 
+    /// Where audio is stored (`blob_url`).
+    pub fn blob_location(&self) -> Result<crate::blob::BlobLocation, String> {
+        crate::blob::BlobLocation::parse(&self.blob_url, &self.data_dir)
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key, reason: &str| Err(ConfigError::Invalid { key, reason: reason.into() });
         if self.listen.parse::<SocketAddr>().is_err() {
@@ -241,6 +249,9 @@ impl Config {
                 "database_url",
                 "must start with sqlite:, postgres:// or postgresql://",
             );
+        }
+        if let Err(reason) = self.blob_location() {
+            return invalid("blob_url", &reason);
         }
         if !self.public_base_url.is_empty() {
             let url = &self.public_base_url;
@@ -627,6 +638,8 @@ mod tests {
             ("EARSHOT_MASTER_KEY", "c2hvcnQ=", "`master_key`"),
             ("EARSHOT_PUBLIC_BASE_URL", "https://hooks.example.com/", "`public_base_url`"),
             ("EARSHOT_DATABASE_URL", "mysql://x", "`database_url`"),
+            ("EARSHOT_BLOB_URL", "gs://calls", "`blob_url`"),
+            ("EARSHOT_BLOB_URL", "s3://Calls/prefix", "`blob_url`"),
             ("EARSHOT_SERVER__SHUTDOWN_GRACE_SECONDS", "0", "`server.shutdown_grace_seconds`"),
             (
                 "EARSHOT_INTEGRATIONS__ROTATION_GRACE_MAX_HOURS",

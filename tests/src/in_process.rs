@@ -84,7 +84,7 @@ impl TestServer {
         if !env.iter().any(|(name, _)| name == "EARSHOT_ASR__ISOLATE") {
             env.push(("EARSHOT_ASR__ISOLATE".to_owned(), "false".to_owned()));
         }
-        env.extend(crate::database_env(data_dir.path()).await);
+        env.extend(crate::storage_env(data_dir.path()).await);
         let config = Config::load_with_env(None, &overrides, env).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();

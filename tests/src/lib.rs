@@ -6,7 +6,9 @@
 //! feature). Failures panic, as test setup should.
 //!
 //! Every server uses SQLite in its data directory, or, when EARSHOT_TEST_POSTGRES_URL is set, a
-//! PostgreSQL database of its own on that server ([`database_env`]), so each suite runs on both.
+//! PostgreSQL database of its own on that server, and keeps audio in its data directory, or,
+//! when EARSHOT_TEST_BLOB_URL is set, under a prefix of its own in that S3 bucket
+//! ([`storage_env`]), so each suite runs on both.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
 
@@ -37,14 +39,41 @@ pub trait Server {
     }
 }
 
-/// The database a server with this data directory uses: SQLite inside the directory, or, when
-/// EARSHOT_TEST_POSTGRES_URL is set, a PostgreSQL database named after the directory, so that
-/// every suite runs on both engines and a restarted server finds its data again.
-pub async fn database_env(data_dir: &std::path::Path) -> Option<(String, String)> {
+/// The database and audio store a server with this data directory uses: SQLite and audio
+/// inside the directory, or, when EARSHOT_TEST_POSTGRES_URL is set, a PostgreSQL database named
+/// after the directory, and when EARSHOT_TEST_BLOB_URL is set (with the AWS variables of its
+/// server), a prefix of that bucket named the same way: every suite runs on both, and a
+/// restarted server finds its data again.
+pub async fn storage_env(data_dir: &std::path::Path) -> Vec<(String, String)> {
+    let suffix = storage_suffix(data_dir);
+    let mut env = Vec::new();
+    if let Some(url) = earshot_server::storage::testing::postgres_database(&suffix).await {
+        env.push(("EARSHOT_DATABASE_URL".to_owned(), url));
+    }
+    if let Some(url) = blob_url(data_dir) {
+        env.push(("EARSHOT_BLOB_URL".to_owned(), url));
+    }
+    env
+}
+
+/// The audio store of a server with this data directory (see [`storage_env`]), to look at what
+/// it stored.
+pub fn audio_store(data_dir: &std::path::Path) -> earshot_server::blob::BlobStore {
+    let url = blob_url(data_dir).unwrap_or_default();
+    let location = earshot_server::blob::BlobLocation::parse(&url, data_dir).unwrap();
+    earshot_server::blob::BlobStore::open(&location).unwrap()
+}
+
+/// The name of a data directory's own database and bucket prefix.
+fn storage_suffix(data_dir: &std::path::Path) -> String {
     let path = data_dir.to_string_lossy();
-    let suffix = &earshot_server::crypto::sha256_hex(path.as_bytes())[..24];
-    let url = earshot_server::storage::testing::postgres_database(suffix).await?;
-    Some(("EARSHOT_DATABASE_URL".to_owned(), url))
+    earshot_server::crypto::sha256_hex(path.as_bytes())[..24].to_owned()
+}
+
+/// The prefix of EARSHOT_TEST_BLOB_URL's bucket a server with this data directory uses.
+fn blob_url(data_dir: &std::path::Path) -> Option<String> {
+    let bucket = std::env::var(earshot_server::blob::TEST_BLOB_URL_VARIABLE).ok()?;
+    Some(format!("{}/{}", bucket.trim_end_matches('/'), storage_suffix(data_dir)))
 }
 
 /// `env` with EARSHOT_ASR__ENABLED=false added unless it names that variable: a test server

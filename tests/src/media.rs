@@ -17,24 +17,6 @@ pub async fn serve_audio(path: &'static str, body: Vec<u8>) -> std::net::SocketA
     address
 }
 
-/// Every file under `directory`, relative to it, sorted.
-pub fn files_under(directory: &std::path::Path) -> Vec<String> {
-    let mut files = Vec::new();
-    let mut pending = vec![directory.to_owned()];
-    while let Some(next) = pending.pop() {
-        for entry in std::fs::read_dir(next).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                files.push(path.strip_prefix(directory).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
 /// `frames` frames of MPEG-1 Layer III silence (128 kbit/s, 44.1 kHz, mono): all-zero side
 /// information and main data decode to silence, 1152 samples a frame.
 pub fn silent_mp3(frames: usize) -> Vec<u8> {

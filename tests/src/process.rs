@@ -96,7 +96,7 @@ impl ServerProcess {
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env_remove("EARSHOT_MASTER_KEY")
-            .envs(crate::database_env(data_dir).await)
+            .envs(crate::storage_env(data_dir).await)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -200,7 +200,7 @@ pub async fn run_command(
         .arg("--data-dir")
         .arg(data_dir)
         .env_remove("EARSHOT_MASTER_KEY")
-        .envs(crate::database_env(data_dir).await)
+        .envs(crate::storage_env(data_dir).await)
         .envs(env.iter().copied())
         .output()
         .await

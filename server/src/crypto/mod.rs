@@ -37,8 +37,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Installs rustls' ring provider as the process's TLS crypto provider (reqwest is built
-/// without a bundled one). The command line does it once at start; the audio fetcher, which a
-/// library user may build without it, does it too. Later calls are no-ops.
+/// without a bundled one). The command line does it once at start; the audio fetcher and the
+/// S3 audio store, which a library user may build without it, do it too. Later calls are
+/// no-ops.
 pub fn install_tls_provider() {
     let _already_installed = rustls::crypto::ring::default_provider().install_default();
 }

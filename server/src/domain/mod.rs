@@ -177,7 +177,7 @@ pub(crate) mod test_support {
             keyring: Arc::new(Keyring::new(MasterKey::generate(), Vec::new())),
             clock,
             settings: Arc::new(settings()),
-            blobs: crate::blob::BlobStore::local(audio.path()).unwrap(),
+            blobs: crate::blob::BlobStore::for_tests(audio.path()),
             jobs_wakeup: Arc::new(tokio::sync::Notify::new()),
             webhook_gate: Arc::default(),
             api_key_limiter: Arc::new(super::auth::ApiKeyLimiter::new(0)),

@@ -12,7 +12,7 @@ use earshot_e2e::client::{
     authed, download_audio, http_request, ingest_request, violated_fields, wait_for_ingest,
 };
 use earshot_e2e::in_process::TestServer;
-use earshot_e2e::media::{files_under, serve_audio};
+use earshot_e2e::media::serve_audio;
 
 fn turn(role: pb::Role, content: &str, timestamp_ms: i64, end_ms: i64) -> pb::Turn {
     pb::Turn { role: role as i32, content: content.to_owned(), timestamp_ms, end_ms: Some(end_ms) }
@@ -572,7 +572,7 @@ async fn uploads_stream_to_their_content_address_and_refused_ones_leave_nothing(
         TestServer::start_with_env(&[("EARSHOT_INGEST__MAX_UPLOAD_BYTES", "4000000")]).await;
     let mut ingest = IngestServiceClient::new(server.channel().await);
     let key = server.admin_key.clone();
-    let audio_dir = server.data_dir().join("audio");
+    let audio = earshot_e2e::audio_store(server.data_dir());
 
     // 3.2 MB in 64 KiB chunks: more than one part of the staging writer.
     let large = wav(1, 16_000, 100_000, 7);
@@ -595,8 +595,8 @@ async fn uploads_stream_to_their_content_address_and_refused_ones_leave_nothing(
         (sha256.as_str(), large.len() as u64)
     );
     let blob = format!("sha256/{}/{sha256}", &sha256[..2]);
-    assert_eq!(files_under(&audio_dir), std::slice::from_ref(&blob));
-    assert!(std::fs::read(audio_dir.join(&blob)).unwrap() == large);
+    assert_eq!(audio.keys().await, std::slice::from_ref(&blob));
+    assert!(audio.get(&blob).await.unwrap() == large);
 
     // The same bytes again: the same object, still one file.
     let again = ingest
@@ -608,7 +608,7 @@ async fn uploads_stream_to_their_content_address_and_refused_ones_leave_nothing(
         .unwrap()
         .into_inner();
     assert_eq!(again.audio_id, uploaded.audio_id);
-    assert_eq!(files_under(&audio_dir), std::slice::from_ref(&blob));
+    assert_eq!(audio.keys().await, std::slice::from_ref(&blob));
 
     // Refused uploads: over the limit part-way, a checksum mismatch, not audio, metadata twice.
     let too_large = wav(1, 16_000, 130_000, 8);
@@ -630,7 +630,7 @@ async fn uploads_stream_to_their_content_address_and_refused_ones_leave_nothing(
         assert_eq!(error.code(), Code::InvalidArgument, "{error:?}");
         assert_eq!(violated_fields(&error), [field], "{error:?}");
     }
-    assert_eq!(files_under(&audio_dir), [blob]);
+    assert_eq!(audio.keys().await, [blob]);
     server.stop().await;
 }
 

@@ -2,7 +2,7 @@
 //! rotation, configuration errors, SIGTERM.
 
 use earshot_e2e::process::{ServerProcess, run_command};
-use earshot_e2e::{client::authed, database_env};
+use earshot_e2e::{client::authed, storage_env};
 use earshot_proto::v1 as pb;
 use earshot_proto::v1::integration_service_client::IntegrationServiceClient;
 use tokio::process::Command;
@@ -122,7 +122,7 @@ async fn rotate_master_key_reseals_and_every_integration_stays_usable() {
         listen: Some("127.0.0.1:0".to_owned()),
         log_format: None,
     };
-    let env = database_env(&data_dir).await;
+    let env = storage_env(&data_dir).await;
     let config = earshot_server::config::Config::load_with_env(None, &overrides, env).unwrap();
     let app =
         earshot_server::app::App::build(config, "127.0.0.1:0".parse().unwrap()).await.unwrap();

@@ -7,7 +7,6 @@ use earshot_e2e::client::{
     authed, create_integration, datapoint_of, http_request, ingest_request, metrics_sample,
     metrics_text, wait_for_ingest,
 };
-use earshot_e2e::media::files_under;
 use earshot_e2e::process::ServerProcess;
 use earshot_proto::v1 as pb;
 use earshot_proto::v1::ingest_service_client::IngestServiceClient;
@@ -230,7 +229,7 @@ async fn twilio_recording_callbacks_are_fetched_with_basic_auth_and_transcribed(
     let starts: Vec<i64> =
         turns.iter().map(|turn| turn["timestamp_ms"].as_i64().unwrap()).collect();
     assert!(starts.windows(2).all(|pair| pair[0] < pair[1]), "{starts:?}");
-    let stored = files_under(&server.data_dir().join("audio"));
+    let stored = earshot_e2e::audio_store(server.data_dir()).keys().await;
     let expected = earshot_server::crypto::sha256_hex(&recording);
     assert!(stored.iter().any(|file| file.ends_with(&expected)), "{stored:?}");
     server.stop().await;

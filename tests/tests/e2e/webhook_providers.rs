@@ -264,7 +264,7 @@ async fn livekit_egress_and_room_finished_make_one_call_with_the_recording() {
         .await;
         assert_ne!(status.state, pb::IngestState::Failed as i32, "{status:?}");
     }
-    let stored = earshot_e2e::media::files_under(&server.data_dir().join("audio"));
+    let stored = earshot_e2e::audio_store(server.data_dir()).keys().await;
     let expected = earshot_server::crypto::sha256_hex(&recording);
     assert!(stored.iter().any(|file| file.ends_with(&expected)), "{stored:?}");
 
