@@ -36,6 +36,7 @@ async fn start(max_group: usize) -> Bench {
         listen: Some("127.0.0.1:0".to_owned()),
         data_dir: Some(data_dir.path().to_owned()),
         log_format: None,
+        role: None,
     };
     let mut env = vec![("EARSHOT_INGEST__MAX_GROUP_COMMIT".to_owned(), max_group.to_string())];
     let suffix = format!("bench_{}", uuid::Uuid::new_v4().simple());

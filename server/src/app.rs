@@ -95,11 +95,13 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
         let accepting = Arc::new(AtomicBool::new(true));
+        let role = self.config.server.role;
         let (grpc_routes, health_reporter) =
             grpc::routes(&self.domain, self.config.server.max_grpc_message_bytes)
                 .await
                 .map_err(|error| Error::internal("building gRPC services", error))?;
         let rest_router = rest::router(
+            role,
             rest::RestState {
                 domain: self.domain.clone(),
                 accepting: accepting.clone(),
@@ -109,9 +111,13 @@ impl App {
             },
             self.config.ingest.max_request_bytes,
         );
-        let router = grpc_routes
-            .merge(rest_router)
-            .fallback(rest::not_found)
+        // A worker serves its health and metrics only.
+        let router = if role.serves_api() {
+            grpc_routes.merge(rest_router).fallback(rest::not_found)
+        } else {
+            rest_router.fallback(rest::not_served_by_workers)
+        };
+        let router = router
             .layer(cors_layer(&self.config.server.cors_allowed_origins))
             .layer(tower_http::trace::TraceLayer::new_for_http())
             // A bug that panics on some input answers 500 instead of dropping the connection
@@ -123,47 +129,18 @@ impl App {
             .map_err(|error| Error::internal("reading the bound address", error))?;
         tracing::info!(
             %address,
+            role = role.as_str(),
             database = self.domain.storage.backend_name(),
             public_base_url = %self.domain.settings.public_base_url,
             "earshot serving gRPC, gRPC-web and REST"
         );
 
-        let fetcher = Fetcher::new(self.config.fetch_settings())
-            .map_err(|error| Error::internal("starting workers", error))?;
-        let asr = if self.config.asr.enabled {
-            let settings = self.config.asr_settings();
-            let asr = tokio::task::spawn_blocking(move || Asr::start(&settings))
-                .await
-                .map_err(|error| Error::internal("starting transcription", error))?;
-            if let Some(reason) = asr.unavailable_reason() {
-                tracing::warn!(reason = %reason, "audio-only calls cannot be transcribed until this is fixed");
-            }
-            Some(asr)
-        } else {
-            None
-        };
-        let runner = IngestJobs { domain: self.domain.clone(), stages: Stages { fetcher, asr } };
-        let workers_context = WorkerContext {
-            queue: self.domain.storage.queue(),
-            clock: self.domain.clock.clone(),
-            wakeup: self.domain.jobs_wakeup.clone(),
-            settings: self.config.job_settings(),
-            metrics: self.domain.metrics.clone(),
-        };
-        if workers_context.queue.is_embedded() {
-            // One process owns an SQLite file: whatever a previous process left running is
-            // abandoned, and is claimed again now instead of after its lease.
-            let reclaimed = workers_context
-                .queue
-                .reclaim_abandoned(self.domain.clock.now())
-                .await
-                .map_err(|error| Error::internal("reclaiming abandoned jobs", error))?;
-            if reclaimed > 0 {
-                tracing::info!(reclaimed, "jobs left running by a previous process queued again");
-            }
-        }
         let (workers_stop, workers_stop_receiver) = tokio::sync::watch::channel(false);
-        let workers = spawn_workers(&workers_context, &runner, &workers_stop_receiver);
+        let workers = if role.runs_workers() {
+            self.start_workers(&workers_stop_receiver).await?
+        } else {
+            Vec::new()
+        };
 
         let upkeep = tokio::spawn(upkeep(
             self.domain.clone(),
@@ -216,6 +193,49 @@ impl App {
         self.domain.storage.clone().close().await?;
         tracing::info!("stopped");
         Ok(())
+    }
+
+    /// Starts the workers (with transcription when configured), after queueing again what a
+    /// previous process left running on an embedded database.
+    async fn start_workers(
+        &self,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<Vec<tokio::task::JoinHandle<()>>, Error> {
+        let fetcher = Fetcher::new(self.config.fetch_settings())
+            .map_err(|error| Error::internal("starting workers", error))?;
+        let asr = if self.config.asr.enabled {
+            let settings = self.config.asr_settings();
+            let asr = tokio::task::spawn_blocking(move || Asr::start(&settings))
+                .await
+                .map_err(|error| Error::internal("starting transcription", error))?;
+            if let Some(reason) = asr.unavailable_reason() {
+                tracing::warn!(reason = %reason, "audio-only calls cannot be transcribed until this is fixed");
+            }
+            Some(asr)
+        } else {
+            None
+        };
+        let runner = IngestJobs { domain: self.domain.clone(), stages: Stages { fetcher, asr } };
+        let workers_context = WorkerContext {
+            queue: self.domain.storage.queue(),
+            clock: self.domain.clock.clone(),
+            wakeup: self.domain.jobs_wakeup.clone(),
+            settings: self.config.job_settings(),
+            metrics: self.domain.metrics.clone(),
+        };
+        if workers_context.queue.is_embedded() {
+            // One process owns an SQLite file: whatever a previous process left running is
+            // abandoned, and is claimed again now instead of after its lease.
+            let reclaimed = workers_context
+                .queue
+                .reclaim_abandoned(self.domain.clock.now())
+                .await
+                .map_err(|error| Error::internal("reclaiming abandoned jobs", error))?;
+            if reclaimed > 0 {
+                tracing::info!(reclaimed, "jobs left running by a previous process queued again");
+            }
+        }
+        Ok(spawn_workers(&workers_context, &runner, stop))
     }
 }
 

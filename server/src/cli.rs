@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::app::{self, App};
-use crate::config::{Config, LogFormat, Overrides};
+use crate::config::{Config, LogFormat, Overrides, Role};
 use crate::crypto::master_key::{self, KeySource};
 use crate::crypto::{Keyring, MasterKey};
 use crate::domain::integrations::reseal_all_secrets;
@@ -35,7 +35,11 @@ pub struct Cli {
 pub enum Command {
     /// Serve gRPC, gRPC-web and REST on one port. On first start with an empty database, creates
     /// the Default project and an admin API key and prints them once.
-    Serve,
+    Serve {
+        /// all (the default), api or worker (overrides server.role).
+        #[arg(long, value_enum)]
+        role: Option<Role>,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Create an organization, a Default project and an admin API key; print them as JSON.
@@ -107,12 +111,16 @@ pub async fn run(cli: Cli) -> CommandResult {
         listen: cli.listen.clone(),
         data_dir: cli.data_dir.clone(),
         log_format: cli.log_format,
+        role: match cli.command {
+            Command::Serve { role } => role,
+            _ => None,
+        },
     };
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     crate::logging::init(config.log.format, &config.log.filter);
     crate::crypto::install_tls_provider();
     match cli.command {
-        Command::Serve => serve(config).await,
+        Command::Serve { .. } => serve(config).await,
         Command::Migrate => migrate(&config).await,
         Command::Bootstrap { new_organization } => bootstrap(config, new_organization).await,
         Command::RotateMasterKey { new_key } => {
@@ -146,8 +154,11 @@ async fn serve(config: Config) -> CommandResult {
         .await
         .map_err(|error| format!("binding {}: {error}", config.listen))?;
     let bound = listener.local_addr()?;
+    // A worker serves no API, so it neither creates nor prints a key.
+    let serves_api = config.server.role.serves_api();
     let app = App::build(config, bound).await?;
-    if let Some(created) = app.domain.bootstrap(true).await? {
+    let created = if serves_api { app.domain.bootstrap(true).await? } else { None };
+    if let Some(created) = created {
         println!("earshot: first start: created the Default project and an admin API key.");
         println!("earshot: the key is shown only this once; store it now.");
         println!("  project_id: {}", created.project.id);

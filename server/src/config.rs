@@ -126,9 +126,42 @@ pub enum LogFormat {
     Json,
 }
 
+/// What a process does (`server.role`, `earshot serve --role`): intake and processing scale
+/// apart on PostgreSQL.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The API and the workers.
+    #[default]
+    All,
+    /// The API only: it never claims a job.
+    Api,
+    /// The workers only, serving `/healthz`, `/readyz` and `/metrics`.
+    Worker,
+}
+
+impl Role {
+    pub fn serves_api(self) -> bool {
+        self != Role::Worker
+    }
+
+    pub fn runs_workers(self) -> bool {
+        self != Role::Api
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Api => "api",
+            Role::Worker => "worker",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
+    pub role: Role,
     pub shutdown_grace_seconds: u64,
     pub cors_allowed_origins: Vec<String>,
     pub max_grpc_message_bytes: usize,
@@ -173,6 +206,7 @@ pub struct Overrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub log_format: Option<LogFormat>,
+    pub role: Option<Role>,
 }
 
 impl Config {
@@ -217,6 +251,9 @@ impl Config {
         if let Some(data_dir) = &overrides.data_dir {
             figment = figment.merge(("data_dir", data_dir));
         }
+        if let Some(role) = overrides.role {
+            figment = figment.merge(("server.role", role.as_str()));
+        }
         if let Some(format) = overrides.log_format {
             let name = if format == LogFormat::Json { "json" } else { "text" };
             figment = figment.merge(("log.format", name));
@@ -248,6 +285,14 @@ impl Config {
             return invalid(
                 "database_url",
                 "must start with sqlite:, postgres:// or postgresql://",
+            );
+        }
+        let embedded = self.database_url.is_empty() || self.database_url.starts_with("sqlite:");
+        if self.server.role != Role::All && embedded {
+            return invalid(
+                "server.role",
+                "api and worker need PostgreSQL (database_url): an SQLite file belongs to one \
+                 process, which serves and works (role all)",
             );
         }
         if let Err(reason) = self.blob_location() {
@@ -639,6 +684,8 @@ mod tests {
             ("EARSHOT_PUBLIC_BASE_URL", "https://hooks.example.com/", "`public_base_url`"),
             ("EARSHOT_DATABASE_URL", "mysql://x", "`database_url`"),
             ("EARSHOT_BLOB_URL", "gs://calls", "`blob_url`"),
+            ("EARSHOT_SERVER__ROLE", "api", "`server.role`"),
+            ("EARSHOT_SERVER__ROLE", "everything", "role"),
             ("EARSHOT_BLOB_URL", "s3://Calls/prefix", "`blob_url`"),
             ("EARSHOT_SERVER__SHUTDOWN_GRACE_SECONDS", "0", "`server.shutdown_grace_seconds`"),
             (

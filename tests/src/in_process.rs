@@ -78,6 +78,7 @@ impl TestServer {
             listen: Some("127.0.0.1:0".to_owned()),
             data_dir: Some(data_dir.path().to_owned()),
             log_format: None,
+            role: None,
         };
         // This process is a test binary, not earshot: recognition runs on threads. Suites of
         // isolated recognition run the binary (`process::ServerProcess`).

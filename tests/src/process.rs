@@ -90,10 +90,17 @@ impl ServerProcess {
     /// else of this process's EARSHOT_MASTER_KEY) and waits for its "listening on" line. Its log
     /// goes to `<data_dir>.log`.
     pub async fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_in_with_args(data_dir, &[], env).await
+    }
+
+    /// `start_in` with `args` after `serve` (`--role worker`).
+    pub async fn start_in_with_args(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let log = std::fs::File::create(data_dir.with_extension("log")).unwrap();
         let mut command = Command::new(earshot_binary());
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg("serve")
+            .args(args)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env_remove("EARSHOT_MASTER_KEY")
             .envs(crate::storage_env(data_dir).await)

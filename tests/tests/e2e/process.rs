@@ -121,6 +121,7 @@ async fn rotate_master_key_reseals_and_every_integration_stays_usable() {
         data_dir: Some(data_dir.clone()),
         listen: Some("127.0.0.1:0".to_owned()),
         log_format: None,
+        role: None,
     };
     let env = storage_env(&data_dir).await;
     let config = earshot_server::config::Config::load_with_env(None, &overrides, env).unwrap();
@@ -295,4 +296,92 @@ async fn ingest_search_and_download_against_the_binary() {
         earshot_e2e::client::download_audio(&mut datapoints, &key, &datapoint.id).await;
     assert_eq!(downloaded, audio, "the audio downloads byte-identical");
     server.stop().await;
+}
+
+/// `earshot serve --role api` and `--role worker` split intake and processing over one
+/// PostgreSQL database: the api process acknowledges and never claims a job; the worker, which
+/// serves only its probes and metrics, stores the datapoints. On the embedded SQLite file,
+/// which belongs to one process, the roles are refused with the key named.
+#[tokio::test]
+async fn roles_split_intake_and_processing() {
+    use earshot_e2e::client::{
+        http_request, ingest_request, metrics_sample, metrics_text, transcript_call,
+        wait_for_ingest,
+    };
+    use earshot_proto::v1::ingest_service_client::IngestServiceClient;
+
+    let directory = tempfile::tempdir().unwrap();
+    let api_dir = directory.path().join("api");
+    let shared = storage_env(&api_dir).await;
+    if !shared.iter().any(|(name, _)| name == "EARSHOT_DATABASE_URL") {
+        let output = run_command(&["serve", "--role", "worker"], &api_dir, &[]).await;
+        assert!(!output.status.success());
+        let error = String::from_utf8_lossy(&output.stderr);
+        assert!(error.contains("`server.role`") && error.contains("PostgreSQL"), "{error}");
+        return;
+    }
+    let master_key = earshot_server::crypto::MasterKey::generate().to_base64();
+    let api_env = [
+        ("EARSHOT_MASTER_KEY", master_key.as_str()),
+        // Transcripts go through the queue, so that there are jobs to (not) claim.
+        ("EARSHOT_INGEST__TRANSCRIPTS_AT_INTAKE", "false"),
+        ("EARSHOT_JOBS__POLL_INTERVAL_MS", "50"),
+    ];
+    let api = ServerProcess::start_in_with_args(&api_dir, &["--role", "api"], &api_env).await;
+    let mut worker_env: Vec<(&str, &str)> = shared
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .chain([
+            ("EARSHOT_MASTER_KEY", master_key.as_str()),
+            ("EARSHOT_JOBS__POLL_INTERVAL_MS", "50"),
+        ])
+        .collect();
+    worker_env.push(("EARSHOT_ASR__ENABLED", "false"));
+    let worker_dir = directory.path().join("worker");
+    let worker =
+        ServerProcess::start_in_with_args(&worker_dir, &["--role", "worker"], &worker_env).await;
+    assert_eq!(worker.printed_key, None, "a worker creates no key");
+
+    let key = api.printed_key.clone().unwrap();
+    let mut ingest = IngestServiceClient::new(api.channel().await);
+    let calls: Vec<_> = (0..20).map(|index| transcript_call(&format!("role-{index}"))).collect();
+    let accepted = ingest
+        .ingest_conversations(authed(ingest_request(&api, calls), &key))
+        .await
+        .unwrap()
+        .into_inner();
+    for conversation in &accepted.conversations {
+        wait_for_ingest(&mut ingest, &key, &conversation.ingest_id, |status| {
+            status.state == pb::IngestState::Done as i32
+        })
+        .await;
+    }
+    let succeeded = "earshot_jobs_total{outcome=\"succeeded\"}";
+    assert_eq!(metrics_sample(&metrics_text(&api).await, succeeded), None);
+    let worker_metrics = metrics_text(&worker).await;
+    assert_eq!(metrics_sample(&worker_metrics, succeeded), Some(20.0));
+    assert_eq!(metrics_sample(&worker_metrics, "earshot_datapoints_written_total"), Some(20.0));
+
+    // The worker answers its probes, and nothing of the API.
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(http_request(&worker, "GET", path, &[], Vec::new()).await.0, 200, "{path}");
+    }
+    let search = br#"{"context_token": "ctx-role-1"}"#.to_vec();
+    let headers = [("content-type", "application/json"), ("api-key", key.as_str())];
+    let (status, body) =
+        http_request(&worker, "POST", "/v0/find_datapoints", &headers, search).await;
+    assert_eq!(status, 404);
+    assert!(body.to_string().contains("server.role = worker"), "{body}");
+    let mut on_worker = IngestServiceClient::new(worker.channel().await);
+    let refused = on_worker
+        .get_ingest_status(authed(
+            pb::GetIngestStatusRequest { ingest_id: accepted.conversations[0].ingest_id.clone() },
+            &key,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unimplemented, "{refused:?}");
+    assert!(refused.message().contains("server.role = worker"), "{refused:?}");
+    worker.stop().await;
+    api.stop().await;
 }

@@ -25,17 +25,22 @@ pub struct RestState {
     pub metrics_token: Option<Arc<str>>,
 }
 
-pub fn router(state: RestState, max_request_bytes: usize) -> Router {
+/// The REST routes a process of `role` serves: a worker's are its health and metrics.
+pub fn router(role: crate::config::Role, state: RestState, max_request_bytes: usize) -> Router {
+    let probes = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics));
+    if !role.serves_api() {
+        return probes.with_state(state);
+    }
     // Webhook bodies are read with their own limits (see `webhooks`).
     let webhooks = Router::new()
         .route("/v0/voice/vapi/monitor", post(webhooks::receive_vapi))
         .route("/v0/voice/{provider}/monitor/{public_id}", post(webhooks::receive))
         .layer(axum::extract::DefaultBodyLimit::disable());
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    probes
         .route("/openapi.json", get(openapi))
-        .route("/metrics", get(metrics))
         .route("/v0/projects", get(list_projects))
         .route("/v0/conversations/ingest", post(compat::ingest))
         .route("/v0/find_datapoints", post(compat::find_datapoints))
@@ -156,6 +161,23 @@ pub async fn not_found() -> impl IntoResponse {
     ApiError(crate::Error::not_found("no such route"))
 }
 
+/// The fallback of a worker (`server.role = worker`): gRPC calls get `UNIMPLEMENTED` as gRPC
+/// clients read it, other requests a 404, each saying that this process serves no API.
+pub async fn not_served_by_workers(request: axum::extract::Request) -> axum::response::Response {
+    const REASON: &str = "this earshot process is a worker (server.role = worker): it serves \
+                          /healthz, /readyz and /metrics only; send API calls to an api replica";
+    let grpc = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/grpc"));
+    if grpc {
+        tonic::Status::unimplemented(REASON).into_http()
+    } else {
+        ApiError(crate::Error::not_found(REASON)).into_response()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -204,7 +226,7 @@ mod tests {
         let (domain, _audio) = crate::domain::test_support::domain(clock).await;
         let state =
             super::RestState { domain, accepting: std::sync::Arc::default(), metrics_token: None };
-        let router = super::router(state, 1 << 20);
+        let router = super::router(crate::config::Role::All, state, 1 << 20);
         for (method, path) in documented() {
             let uri = path.replace("{provider}", "bland").replace("{public_id}", "pub_missing");
             let request = axum::http::Request::builder()
