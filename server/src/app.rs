@@ -142,6 +142,11 @@ impl App {
             Vec::new()
         };
 
+        let follower = tokio::spawn({
+            let domain = self.domain.clone();
+            let stop = workers_stop_receiver.clone();
+            async move { domain.follow_integration_changes(stop).await }
+        });
         let upkeep = tokio::spawn(upkeep(
             self.domain.clone(),
             Duration::from_secs(self.config.integrations.usage_flush_seconds),
@@ -186,6 +191,9 @@ impl App {
             if tokio::time::timeout(grace, worker).await.is_err() {
                 tracing::warn!("a worker was still busy when the grace period ended");
             }
+        }
+        if follower.await.is_err() {
+            tracing::warn!("the integration change listener ended abnormally");
         }
         if upkeep.await.is_err() {
             tracing::warn!("the upkeep task ended abnormally");

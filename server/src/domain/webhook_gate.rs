@@ -1,6 +1,7 @@
 //! The in-memory state of the webhook hot path: integrations with their opened secrets (cached,
-//! dropped on every change made through this server, and reloaded after a short TTL so changes
-//! made through another server of the same database arrive too), one token bucket per
+//! dropped on every change made through this server and, on PostgreSQL, on every change another
+//! server of the database announces, and reloaded after a short TTL in case an announcement was
+//! lost), one token bucket per
 //! integration (spent only by authenticated requests), a count of failed authentications per
 //! sender address a minute (past its budget, the address is refused before its body is read), and
 //! usage counters written to the database in batches instead of per request.
@@ -94,6 +95,11 @@ impl WebhookGate {
     /// Drops the cached entry of `public_id`, so the next request reloads it.
     pub fn forget(&self, public_id: &str) {
         self.entries.write().unwrap_or_else(PoisonError::into_inner).remove(public_id);
+    }
+
+    /// Drops every cached entry.
+    pub fn forget_all(&self) {
+        self.entries.write().unwrap_or_else(PoisonError::into_inner).clear();
     }
 
     /// Takes one request from the integration's bucket of `per_minute` a minute (bursts up to a
@@ -197,6 +203,54 @@ fn new_bucket(per_minute: u32) -> Arc<Bucket> {
 }
 
 impl Domain {
+    /// Drops the integration `public_id` from this process's webhook cache and tells the other
+    /// processes of the database to drop it from theirs (`follow_integration_changes`). If that
+    /// cannot be sent, they reload it after the cache's TTL, as before.
+    pub(crate) async fn integration_changed(&self, public_id: &str) {
+        self.webhook_gate.forget(public_id);
+        if let Err(error) = self.storage.announce_integration_change(public_id).await {
+            tracing::warn!(error = %error, "other replicas see this integration change after the cache TTL");
+        }
+    }
+
+    /// Applies the integration changes other processes announce to this process's webhook
+    /// cache, until `stop` turns true; on SQLite there are none. A lost connection drops the
+    /// whole cache (announcements may have been missed) and is made again.
+    pub async fn follow_integration_changes(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        use crate::storage::IntegrationChange;
+        let mut changes = loop {
+            match self.storage.integration_changes().await {
+                Ok(Some(changes)) => break changes,
+                Ok(None) => return,
+                Err(error) => {
+                    tracing::warn!(error = %error, "cannot listen for integration changes yet; retrying");
+                    tokio::select! {
+                        _ = stop.wait_for(|stop| *stop) => return,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        };
+        loop {
+            let change = tokio::select! {
+                _ = stop.wait_for(|stop| *stop) => return,
+                change = changes.next() => change,
+            };
+            match change {
+                Ok(IntegrationChange::Changed(public_id)) => self.webhook_gate.forget(&public_id),
+                Ok(IntegrationChange::Unknown) => self.webhook_gate.forget_all(),
+                Err(error) => {
+                    self.webhook_gate.forget_all();
+                    tracing::warn!(error = %error, "listening for integration changes failed; retrying");
+                    tokio::select! {
+                        _ = stop.wait_for(|stop| *stop) => return,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        }
+    }
+
     /// The integration behind a webhook URL, with its secrets opened, from the cache when it
     /// is fresh. Disabled integrations are returned too: the route answers them like unknown
     /// ids.

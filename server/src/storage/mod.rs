@@ -4,6 +4,7 @@
 //! Everything here is portable SQL built by sea-query, except `sqlite_connect_options`, the
 //! one place that holds SQLite-only settings.
 
+mod changes;
 mod datapoints;
 mod deliveries;
 mod entities;
@@ -25,6 +26,7 @@ use sea_orm_migration::MigratorTrait;
 use crate::error::Error;
 use crate::jobs::queue::WriteTurn;
 
+pub use changes::{IntegrationChange, IntegrationChanges};
 pub use datapoints::FinishedIngest;
 pub use group_commit::IngestWriter;
 pub use ingest::{Committed, IntakeSettings};

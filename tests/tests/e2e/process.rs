@@ -385,3 +385,89 @@ async fn roles_split_intake_and_processing() {
     worker.stop().await;
     api.stop().await;
 }
+
+/// A signed Standard Webhooks delivery of a one-turn call to `path` on `server`: its status.
+async fn post_signed(server: &ServerProcess, path: &str, secret: &str, call_id: &str) -> u16 {
+    let body = serde_json::json!({
+        "call_id": call_id, "source_platform": "acme-dialer",
+        "transcript": [{"role": "user", "content": "Hello there.", "timestamp_ms": 0}],
+    })
+    .to_string();
+    let now = chrono::Utc::now().timestamp().to_string();
+    let signature =
+        earshot_server::providers::standard_webhooks::sign(secret, call_id, &now, body.as_bytes())
+            .unwrap();
+    let signature = format!("v1,{signature}");
+    let headers = [
+        ("content-type", "application/json"),
+        ("webhook-id", call_id),
+        ("webhook-timestamp", now.as_str()),
+        ("webhook-signature", signature.as_str()),
+    ];
+    earshot_e2e::client::http_request(server, "POST", path, &headers, body.into_bytes()).await.0
+}
+
+/// An integration disabled through one replica is refused by another within a second, not
+/// after its webhook cache's 30 s TTL: the change is announced through PostgreSQL (NOTIFY). On
+/// SQLite, where one process serves, the process that made the change refuses at once.
+#[tokio::test]
+async fn a_disabled_integration_is_refused_by_every_replica_within_a_second() {
+    use earshot_e2e::client::create_integration;
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let directory = tempfile::tempdir().unwrap();
+    let first_dir = directory.path().join("first");
+    let shared = storage_env(&first_dir).await;
+    let master_key = earshot_server::crypto::MasterKey::generate().to_base64();
+    let key_env = [("EARSHOT_MASTER_KEY", master_key.as_str())];
+    let first = ServerProcess::start_in(&first_dir, &key_env).await;
+    let on_postgres = shared.iter().any(|(name, _)| name == "EARSHOT_DATABASE_URL");
+    let second = if on_postgres {
+        let env: Vec<(&str, &str)> = shared
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .chain(key_env)
+            .collect();
+        Some(ServerProcess::start_in(&directory.path().join("second"), &env).await)
+    } else {
+        None
+    };
+    let other = second.as_ref().unwrap_or(&first);
+
+    let integration = create_integration(
+        &first,
+        pb::Provider::Webhook,
+        pb::WebhookAuthType::StandardWebhooks,
+        &[("signing_secret", SECRET)],
+        None,
+    )
+    .await;
+    let path = format!("/v0/voice/webhook/monitor/{}", integration.public_id);
+    // The other replica caches the integration as it answers.
+    assert_eq!(post_signed(other, &path, SECRET, "replica-1").await, 202);
+
+    client(&first.url())
+        .await
+        .update_status(authed(
+            pb::UpdateStatusRequest {
+                id: integration.id.clone(),
+                status: pb::IntegrationStatus::Disabled as i32,
+            },
+            &first.admin_key,
+        ))
+        .await
+        .unwrap();
+    let disabled_at = std::time::Instant::now();
+    let mut index = 2;
+    while post_signed(other, &path, SECRET, &format!("replica-{index}")).await != 404 {
+        assert!(
+            disabled_at.elapsed() < std::time::Duration::from_secs(1),
+            "the other replica still accepts the disabled integration"
+        );
+        index += 1;
+    }
+    if let Some(second) = second {
+        second.stop().await;
+    }
+    first.stop().await;
+}

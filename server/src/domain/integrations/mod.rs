@@ -183,7 +183,7 @@ impl Domain {
                 integration.updated_at,
             )
             .await?;
-        self.webhook_gate.forget(&integration.public_id);
+        self.integration_changed(&integration.public_id).await;
         tracing::info!(integration_id = %id, "updated integration");
         self.integration_for(principal, id).await
     }
@@ -239,7 +239,7 @@ impl Domain {
                 MAX_PREVIOUS_SECRET_SETS,
             )
             .await?;
-        self.webhook_gate.forget(&integration.public_id);
+        self.integration_changed(&integration.public_id).await;
         tracing::info!(integration_id = %id, grace_seconds = grace_period.num_seconds(), "rotated integration secrets");
         self.integration_for(principal, id).await
     }
@@ -255,7 +255,7 @@ impl Domain {
         self.storage
             .set_integration_status(principal.organization_id, id, status, self.clock.now())
             .await?;
-        self.webhook_gate.forget(&integration.public_id);
+        self.integration_changed(&integration.public_id).await;
         tracing::info!(integration_id = %id, status = status.as_str(), "changed integration status");
         self.integration_for(principal, id).await
     }
@@ -265,7 +265,7 @@ impl Domain {
         principal.require(Scope::Admin)?;
         let integration = self.integration_for(principal, id).await?;
         self.storage.delete_integration(principal.organization_id, id).await?;
-        self.webhook_gate.forget(&integration.public_id);
+        self.integration_changed(&integration.public_id).await;
         tracing::info!(integration_id = %id, "deleted integration");
         Ok(())
     }
