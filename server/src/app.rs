@@ -145,7 +145,7 @@ impl App {
         let follower = tokio::spawn({
             let domain = self.domain.clone();
             let stop = workers_stop_receiver.clone();
-            async move { domain.follow_integration_changes(stop).await }
+            async move { domain.follow_changes(stop).await }
         });
         let upkeep = tokio::spawn(upkeep(
             self.domain.clone(),
@@ -193,7 +193,7 @@ impl App {
             }
         }
         if follower.await.is_err() {
-            tracing::warn!("the integration change listener ended abnormally");
+            tracing::warn!("the change listener ended abnormally");
         }
         if upkeep.await.is_err() {
             tracing::warn!("the upkeep task ended abnormally");

@@ -204,7 +204,7 @@ fn new_bucket(per_minute: u32) -> Arc<Bucket> {
 
 impl Domain {
     /// Drops the integration `public_id` from this process's webhook cache and tells the other
-    /// processes of the database to drop it from theirs (`follow_integration_changes`). If that
+    /// processes of the database to drop it from theirs (`follow_changes`). If that
     /// cannot be sent, they reload it after the cache's TTL, as before.
     pub(crate) async fn integration_changed(&self, public_id: &str) {
         self.webhook_gate.forget(public_id);
@@ -213,17 +213,23 @@ impl Domain {
         }
     }
 
-    /// Applies the integration changes other processes announce to this process's webhook
-    /// cache, until `stop` turns true; on SQLite there are none. A lost connection drops the
-    /// whole cache (announcements may have been missed) and is made again.
-    pub async fn follow_integration_changes(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
-        use crate::storage::IntegrationChange;
+    /// Applies what other processes of the database announce, until `stop` turns true:
+    /// integration changes to this process's webhook cache, new jobs to its workers' wake-up.
+    /// On SQLite there are none. A lost connection drops the whole cache and wakes the workers
+    /// (announcements may have been missed), and is made again.
+    pub async fn follow_changes(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        use crate::storage::Change;
         let mut changes = loop {
-            match self.storage.integration_changes().await {
-                Ok(Some(changes)) => break changes,
+            match self.storage.changes().await {
+                Ok(Some(changes)) => {
+                    // What was announced before this process listened went unheard.
+                    self.webhook_gate.forget_all();
+                    self.jobs_wakeup.notify_waiters();
+                    break changes;
+                }
                 Ok(None) => return,
                 Err(error) => {
-                    tracing::warn!(error = %error, "cannot listen for integration changes yet; retrying");
+                    tracing::warn!(error = %error, "cannot listen for changes yet; retrying");
                     tokio::select! {
                         _ = stop.wait_for(|stop| *stop) => return,
                         () = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -237,11 +243,15 @@ impl Domain {
                 change = changes.next() => change,
             };
             match change {
-                Ok(IntegrationChange::Changed(public_id)) => self.webhook_gate.forget(&public_id),
-                Ok(IntegrationChange::Unknown) => self.webhook_gate.forget_all(),
+                Ok(Change::Integration(public_id)) => self.webhook_gate.forget(&public_id),
+                Ok(Change::Jobs) => self.jobs_wakeup.notify_waiters(),
+                Ok(Change::Unknown) => {
+                    self.webhook_gate.forget_all();
+                    self.jobs_wakeup.notify_waiters();
+                }
                 Err(error) => {
                     self.webhook_gate.forget_all();
-                    tracing::warn!(error = %error, "listening for integration changes failed; retrying");
+                    tracing::warn!(error = %error, "listening for changes failed; retrying");
                     tokio::select! {
                         _ = stop.wait_for(|stop| *stop) => return,
                         () = tokio::time::sleep(Duration::from_secs(1)) => {}

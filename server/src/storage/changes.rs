@@ -1,7 +1,9 @@
-//! Changes other processes of one PostgreSQL database must hear of at once: an integration
-//! disabled, rotated, updated or deleted on one replica is dropped from every replica's webhook
-//! cache through `NOTIFY`, not after the cache's TTL. On SQLite one process owns the file, and
-//! nothing is sent.
+//! What other processes of one PostgreSQL database must hear of at once, through `NOTIFY`:
+//! - an integration disabled, rotated, updated or deleted on one replica is dropped from every
+//!   replica's webhook cache, not after the cache's TTL;
+//! - jobs queued by one replica wake the workers of every replica, not at their next poll.
+//!
+//! On SQLite one process owns the file, and nothing is sent.
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
@@ -10,37 +12,51 @@ use crate::error::Error;
 
 /// The channel integration changes are announced on; the payload is the integration's public id.
 const INTEGRATIONS_CHANNEL: &str = "earshot_integrations";
+/// The channel new jobs are announced on (no payload).
+const JOBS_CHANNEL: &str = "earshot_jobs";
 
-/// What a replica should drop from its webhook cache.
+/// What another process announced.
 #[derive(Debug, PartialEq, Eq)]
-pub enum IntegrationChange {
+pub enum Change {
     /// The integration with this public id changed.
-    Changed(String),
+    Integration(String),
+    /// Jobs were queued.
+    Jobs,
     /// The connection that listens was lost and made again: announcements sent meanwhile are
-    /// lost, so everything cached may be stale.
+    /// lost, so anything cached may be stale and jobs may be waiting.
     Unknown,
 }
 
-/// A subscription to integration changes (PostgreSQL).
+/// A subscription to the announcements of other processes (PostgreSQL).
 #[derive(Debug)]
-pub struct IntegrationChanges {
+pub struct Changes {
     listener: sea_orm::sqlx::postgres::PgListener,
 }
 
-impl IntegrationChanges {
-    /// The next change; `Err` when the database cannot be reached (the caller waits and asks
-    /// again, which reconnects).
-    pub async fn next(&mut self) -> Result<IntegrationChange, Error> {
+impl Changes {
+    /// The next announcement; `Err` when the database cannot be reached (the caller waits and
+    /// asks again, which reconnects).
+    pub async fn next(&mut self) -> Result<Change, Error> {
         match self.listener.try_recv().await {
-            Ok(Some(notification)) => {
-                Ok(IntegrationChange::Changed(notification.payload().to_owned()))
-            }
-            Ok(None) => Ok(IntegrationChange::Unknown),
-            Err(error) => {
-                Err(Error::Unavailable(format!("listening for integration changes: {error}")))
-            }
+            Ok(Some(notification)) if notification.channel() == JOBS_CHANNEL => Ok(Change::Jobs),
+            Ok(Some(notification)) => Ok(Change::Integration(notification.payload().to_owned())),
+            Ok(None) => Ok(Change::Unknown),
+            Err(error) => Err(Error::Unavailable(format!("listening for changes: {error}"))),
         }
     }
+}
+
+/// Announces new jobs in the caller's transaction: sent when it commits, and only then.
+pub(super) async fn announce_jobs(connection: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
+    if connection.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let statement = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_notify($1, '')",
+        [JOBS_CHANNEL.into()],
+    );
+    connection.execute_raw(statement).await.map(|_| ())
 }
 
 impl Storage {
@@ -61,20 +77,20 @@ impl Storage {
         Ok(())
     }
 
-    /// A subscription to the changes other processes announce; `None` on SQLite.
-    pub async fn integration_changes(&self) -> Result<Option<IntegrationChanges>, Error> {
+    /// A subscription to what other processes announce; `None` on SQLite.
+    pub async fn changes(&self) -> Result<Option<Changes>, Error> {
         if self.db.get_database_backend() != DbBackend::Postgres {
             return Ok(None);
         }
         let pool = self.db.get_postgres_connection_pool();
-        let context = "listening for integration changes";
+        let context = "listening for changes";
         let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(pool)
             .await
             .map_err(|error| Error::internal(context, error))?;
         listener
-            .listen(INTEGRATIONS_CHANNEL)
+            .listen_all([INTEGRATIONS_CHANNEL, JOBS_CHANNEL])
             .await
             .map_err(|error| Error::internal(context, error))?;
-        Ok(Some(IntegrationChanges { listener }))
+        Ok(Some(Changes { listener }))
     }
 }

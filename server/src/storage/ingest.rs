@@ -257,6 +257,9 @@ impl Storage {
             }
         }
         super::insert_rows(&transaction, ingests, context).await?;
+        if !jobs.is_empty() {
+            super::changes::announce_jobs(&transaction).await.map_err(db_error(context))?;
+        }
         queue::enqueue(&transaction, jobs).await.map_err(db_error(context))?;
         super::insert_rows(&transaction, deliveries, "recording webhook deliveries").await?;
         transaction.commit().await.map_err(db_error(context))?;

@@ -26,7 +26,7 @@ use sea_orm_migration::MigratorTrait;
 use crate::error::Error;
 use crate::jobs::queue::WriteTurn;
 
-pub use changes::{IntegrationChange, IntegrationChanges};
+pub use changes::{Change, Changes};
 pub use datapoints::FinishedIngest;
 pub use group_commit::IngestWriter;
 pub use ingest::{Committed, IntakeSettings};

@@ -325,15 +325,16 @@ async fn roles_split_intake_and_processing() {
         ("EARSHOT_MASTER_KEY", master_key.as_str()),
         // Transcripts go through the queue, so that there are jobs to (not) claim.
         ("EARSHOT_INGEST__TRANSCRIPTS_AT_INTAKE", "false"),
-        ("EARSHOT_JOBS__POLL_INTERVAL_MS", "50"),
     ];
     let api = ServerProcess::start_in_with_args(&api_dir, &["--role", "api"], &api_env).await;
     let mut worker_env: Vec<(&str, &str)> = shared
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_str()))
+        // A poll a minute: the jobs the api queues must wake the worker (NOTIFY), since
+        // waiting for the poll would outlast the test's bound.
         .chain([
             ("EARSHOT_MASTER_KEY", master_key.as_str()),
-            ("EARSHOT_JOBS__POLL_INTERVAL_MS", "50"),
+            ("EARSHOT_JOBS__POLL_INTERVAL_MS", "60000"),
         ])
         .collect();
     worker_env.push(("EARSHOT_ASR__ENABLED", "false"));
@@ -344,17 +345,27 @@ async fn roles_split_intake_and_processing() {
 
     let key = api.printed_key.clone().unwrap();
     let mut ingest = IngestServiceClient::new(api.channel().await);
-    let calls: Vec<_> = (0..20).map(|index| transcript_call(&format!("role-{index}"))).collect();
-    let accepted = ingest
-        .ingest_conversations(authed(ingest_request(&api, calls), &key))
-        .await
-        .unwrap()
-        .into_inner();
-    for conversation in &accepted.conversations {
-        wait_for_ingest(&mut ingest, &key, &conversation.ingest_id, |status| {
-            status.state == pb::IngestState::Done as i32
-        })
-        .await;
+    // Two rounds: the first may be found by the worker's wake-up when it starts listening;
+    // the second, sent once it waits, only by the announcement.
+    let mut accepted = Vec::new();
+    for round in 0..2 {
+        let sent = std::time::Instant::now();
+        let calls = (0..10).map(|index| transcript_call(&format!("role-{round}-{index}")));
+        let batch = ingest
+            .ingest_conversations(authed(ingest_request(&api, calls.collect()), &key))
+            .await
+            .unwrap()
+            .into_inner();
+        for conversation in &batch.conversations {
+            wait_for_ingest(&mut ingest, &key, &conversation.ingest_id, |status| {
+                status.state == pb::IngestState::Done as i32
+            })
+            .await;
+        }
+        // Far below the worker's poll of a minute.
+        let waited = sent.elapsed();
+        assert!(waited < std::time::Duration::from_secs(10), "round {round} took {waited:?}");
+        accepted.extend(batch.conversations);
     }
     let succeeded = "earshot_jobs_total{outcome=\"succeeded\"}";
     assert_eq!(metrics_sample(&metrics_text(&api).await, succeeded), None);
@@ -366,7 +377,7 @@ async fn roles_split_intake_and_processing() {
     for path in ["/healthz", "/readyz"] {
         assert_eq!(http_request(&worker, "GET", path, &[], Vec::new()).await.0, 200, "{path}");
     }
-    let search = br#"{"context_token": "ctx-role-1"}"#.to_vec();
+    let search = br#"{"context_token": "ctx-role-0-1"}"#.to_vec();
     let headers = [("content-type", "application/json"), ("api-key", key.as_str())];
     let (status, body) =
         http_request(&worker, "POST", "/v0/find_datapoints", &headers, search).await;
@@ -375,7 +386,7 @@ async fn roles_split_intake_and_processing() {
     let mut on_worker = IngestServiceClient::new(worker.channel().await);
     let refused = on_worker
         .get_ingest_status(authed(
-            pb::GetIngestStatusRequest { ingest_id: accepted.conversations[0].ingest_id.clone() },
+            pb::GetIngestStatusRequest { ingest_id: accepted[0].ingest_id.clone() },
             &key,
         ))
         .await
