@@ -101,7 +101,7 @@ impl App {
                 .await
                 .map_err(|error| Error::internal("building gRPC services", error))?;
         let rest_router = rest::router(
-            role,
+            role.serves_api(),
             rest::RestState {
                 domain: self.domain.clone(),
                 accepting: accepting.clone(),
@@ -142,6 +142,11 @@ impl App {
             Vec::new()
         };
 
+        let heartbeat = tokio::spawn({
+            let domain = self.domain.clone();
+            let stop = workers_stop_receiver.clone();
+            async move { domain.beat(uuid::Uuid::now_v7(), role.as_str(), HEARTBEAT, stop).await }
+        });
         let follower = tokio::spawn({
             let domain = self.domain.clone();
             let stop = workers_stop_receiver.clone();
@@ -191,6 +196,9 @@ impl App {
             if tokio::time::timeout(grace, worker).await.is_err() {
                 tracing::warn!("a worker was still busy when the grace period ended");
             }
+        }
+        if heartbeat.await.is_err() {
+            tracing::warn!("the heartbeat ended abnormally");
         }
         if follower.await.is_err() {
             tracing::warn!("the change listener ended abnormally");
@@ -246,6 +254,10 @@ impl App {
         Ok(spawn_workers(&workers_context, &runner, stop))
     }
 }
+
+/// How often a process records that it is alive (`Domain::beat`); one silent for three is not
+/// counted among the processes serving the API.
+const HEARTBEAT: Duration = Duration::from_secs(10);
 
 impl App {
     fn serve_limits(&self) -> crate::transport::serve::Limits {

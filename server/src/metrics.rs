@@ -26,6 +26,7 @@ pub struct Metrics {
     transcribed_audio_seconds: Counter<f64>,
     queue_jobs: Family<Labels, Gauge>,
     oldest_due_seconds: Gauge,
+    api_replicas: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -102,8 +103,16 @@ impl Default for Metrics {
             "Seconds the oldest due queued job has waited",
             oldest_due_seconds.clone(),
         );
+        let api_replicas = Gauge::default();
+        registry.register(
+            "api_replicas",
+            "Processes serving the API on this database, as this one last counted (integration \
+             rate limits are divided among them)",
+            api_replicas.clone(),
+        );
         Self {
             registry,
+            api_replicas,
             webhook_requests,
             acknowledged,
             ack_seconds,
@@ -152,6 +161,11 @@ impl Metrics {
 
     pub fn datapoint_written(&self) {
         self.datapoints_written.inc();
+    }
+
+    /// How many processes serve the API on this database.
+    pub fn api_replicas(&self, count: u32) {
+        self.api_replicas.set(i64::from(count));
     }
 
     /// `count` datapoints written at once (at intake).

@@ -84,6 +84,11 @@ pub struct WebhookGate {
     buckets: Mutex<HashMap<Uuid, Arc<Bucket>>>,
     failures: Mutex<HashMap<IpAddr, FailureWindow>>,
     usage: Mutex<HashMap<Uuid, Usage>>,
+    /// Processes serving the API on this database as last counted, this one included; 0
+    /// before the first count, which counts as 1.
+    replicas: std::sync::atomic::AtomicU32,
+    /// Told when another process starts or stops, so that they are counted again at once.
+    replicas_changed: tokio::sync::Notify,
 }
 
 impl WebhookGate {
@@ -97,14 +102,23 @@ impl WebhookGate {
         self.entries.write().unwrap_or_else(PoisonError::into_inner).remove(public_id);
     }
 
+    /// Records how many processes serve the API on this database.
+    pub fn set_replicas(&self, count: u32) {
+        self.replicas.store(count, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Drops every cached entry.
     pub fn forget_all(&self) {
         self.entries.write().unwrap_or_else(PoisonError::into_inner).clear();
     }
 
-    /// Takes one request from the integration's bucket of `per_minute` a minute (bursts up to a
-    /// minute's worth). Err holds how long until the next request would pass.
+    /// Takes one request from the integration's bucket: this process's share of `per_minute`
+    /// a minute (the budget divided by the processes serving the API, rounded down, at least
+    /// one), with bursts up to a minute's worth of the share. Err holds how long until the next
+    /// request would pass.
     pub fn take(&self, integration_id: Uuid, per_minute: u32) -> std::result::Result<(), Duration> {
+        let replicas = self.replicas.load(std::sync::atomic::Ordering::Relaxed).max(1);
+        let per_minute = (per_minute / replicas).max(1);
         let bucket = {
             let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
             let bucket = buckets.entry(integration_id).or_insert_with(|| new_bucket(per_minute));
@@ -245,9 +259,11 @@ impl Domain {
             match change {
                 Ok(Change::Integration(public_id)) => self.webhook_gate.forget(&public_id),
                 Ok(Change::Jobs) => self.jobs_wakeup.notify_waiters(),
+                Ok(Change::Instances) => self.webhook_gate.replicas_changed.notify_one(),
                 Ok(Change::Unknown) => {
                     self.webhook_gate.forget_all();
                     self.jobs_wakeup.notify_waiters();
+                    self.webhook_gate.replicas_changed.notify_one();
                 }
                 Err(error) => {
                     self.webhook_gate.forget_all();
@@ -258,6 +274,48 @@ impl Domain {
                     }
                 }
             }
+        }
+    }
+
+    /// Beats this process's heartbeat (`id`, serving as `role`: `all`, `api` or `worker`)
+    /// every `every` until `stop`
+    /// turns true, and at once when another process starts or stops, keeping the count of
+    /// processes serving the API (which divides integration rate limits) current; a process
+    /// silent for three beats is no longer counted. The first beat announces this process; at
+    /// the end, its record is removed and the others told.
+    pub async fn beat(
+        &self,
+        id: Uuid,
+        role: &str,
+        every: Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let started = self.clock.now();
+        let mut first = true;
+        loop {
+            let now = self.clock.now();
+            let live_since = now - chrono::Duration::from_std(every * 3).unwrap_or_default();
+            match self.storage.instance_heartbeat(id, role, started, now, live_since).await {
+                Ok(count) => {
+                    self.webhook_gate.set_replicas(count);
+                    self.metrics.api_replicas(count.max(1));
+                    if first {
+                        first = false;
+                        if let Err(error) = self.storage.announce_instances().await {
+                            tracing::warn!(error = %error, "other processes count this one at their next heartbeat");
+                        }
+                    }
+                }
+                Err(error) => tracing::warn!(error = %error, "heartbeat failed; retrying"),
+            }
+            tokio::select! {
+                _ = stop.wait_for(|stop| *stop) => break,
+                () = self.webhook_gate.replicas_changed.notified() => {}
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+        if let Err(error) = self.storage.instance_left(id).await {
+            tracing::warn!(error = %error, "others stop counting this process after three heartbeats");
         }
     }
 

@@ -1,7 +1,9 @@
 //! What other processes of one PostgreSQL database must hear of at once, through `NOTIFY`:
 //! - an integration disabled, rotated, updated or deleted on one replica is dropped from every
 //!   replica's webhook cache, not after the cache's TTL;
-//! - jobs queued by one replica wake the workers of every replica, not at their next poll.
+//! - jobs queued by one replica wake the workers of every replica, not at their next poll;
+//! - a process that starts or stops serving the API makes the others count again how many
+//!   serve it (`instances`, with heartbeats), which divides each integration's rate limit.
 //!
 //! On SQLite one process owns the file, and nothing is sent.
 
@@ -14,6 +16,8 @@ use crate::error::Error;
 const INTEGRATIONS_CHANNEL: &str = "earshot_integrations";
 /// The channel new jobs are announced on (no payload).
 const JOBS_CHANNEL: &str = "earshot_jobs";
+/// The channel a process starting or stopping is announced on (no payload).
+const INSTANCES_CHANNEL: &str = "earshot_instances";
 
 /// What another process announced.
 #[derive(Debug, PartialEq, Eq)]
@@ -22,6 +26,8 @@ pub enum Change {
     Integration(String),
     /// Jobs were queued.
     Jobs,
+    /// A process started or stopped.
+    Instances,
     /// The connection that listens was lost and made again: announcements sent meanwhile are
     /// lost, so anything cached may be stale and jobs may be waiting.
     Unknown,
@@ -39,6 +45,9 @@ impl Changes {
     pub async fn next(&mut self) -> Result<Change, Error> {
         match self.listener.try_recv().await {
             Ok(Some(notification)) if notification.channel() == JOBS_CHANNEL => Ok(Change::Jobs),
+            Ok(Some(notification)) if notification.channel() == INSTANCES_CHANNEL => {
+                Ok(Change::Instances)
+            }
             Ok(Some(notification)) => Ok(Change::Integration(notification.payload().to_owned())),
             Ok(None) => Ok(Change::Unknown),
             Err(error) => Err(Error::Unavailable(format!("listening for changes: {error}"))),
@@ -77,6 +86,92 @@ impl Storage {
         Ok(())
     }
 
+    /// Records the heartbeat of this process (`id`, serving as `role`, started at `started`)
+    /// and returns how many processes serving the API (role `all` or `api`) have beaten since
+    /// `live_since`, this one included if it serves it. The first heartbeat announces the
+    /// process; records silent for an hour are removed. On SQLite, whose file one process
+    /// owns, nothing is written and the answer is 1.
+    pub async fn instance_heartbeat(
+        &self,
+        id: uuid::Uuid,
+        role: &str,
+        started: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+        live_since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u32, Error> {
+        use crate::clock::to_millis;
+        if self.db.get_database_backend() != DbBackend::Postgres {
+            return Ok(1);
+        }
+        let context = "recording this process's heartbeat";
+        let statement = |sql: &str, values: Vec<sea_orm::Value>| {
+            Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+        };
+        self.db
+            .execute_raw(statement(
+                "INSERT INTO instances (id, role, started_at_ms, heartbeat_at_ms) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE \
+                 SET heartbeat_at_ms = excluded.heartbeat_at_ms",
+                vec![
+                    id.to_string().into(),
+                    role.into(),
+                    to_millis(started).into(),
+                    to_millis(now).into(),
+                ],
+            ))
+            .await
+            .map_err(db_error(context))?;
+        self.db
+            .execute_raw(statement(
+                "DELETE FROM instances WHERE heartbeat_at_ms < $1",
+                vec![to_millis(now - chrono::Duration::hours(1)).into()],
+            ))
+            .await
+            .map_err(db_error(context))?;
+        let row = self
+            .db
+            .query_one_raw(statement(
+                "SELECT count(*) AS live FROM instances \
+                 WHERE heartbeat_at_ms >= $1 AND role IN ('all', 'api')",
+                vec![to_millis(live_since).into()],
+            ))
+            .await
+            .map_err(db_error(context))?;
+        let live: i64 = match row {
+            Some(row) => row.try_get("", "live").map_err(db_error(context))?,
+            None => 0,
+        };
+        Ok(u32::try_from(live).unwrap_or(u32::MAX))
+    }
+
+    /// Announces that a process started or stopped, so the others count again.
+    pub async fn announce_instances(&self) -> Result<(), Error> {
+        if self.db.get_database_backend() != DbBackend::Postgres {
+            return Ok(());
+        }
+        let statement = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_notify($1, '')",
+            [INSTANCES_CHANNEL.into()],
+        );
+        self.db.execute_raw(statement).await.map_err(db_error("announcing a process"))?;
+        Ok(())
+    }
+
+    /// Removes this process's record (it is stopping) and announces it.
+    pub async fn instance_left(&self, id: uuid::Uuid) -> Result<(), Error> {
+        if self.db.get_database_backend() != DbBackend::Postgres {
+            return Ok(());
+        }
+        let statement = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "DELETE FROM instances WHERE id = $1",
+            [id.to_string().into()],
+        );
+        self.db.execute_raw(statement).await.map_err(db_error("removing this process"))?;
+        self.announce_instances().await
+    }
+
     /// A subscription to what other processes announce; `None` on SQLite.
     pub async fn changes(&self) -> Result<Option<Changes>, Error> {
         if self.db.get_database_backend() != DbBackend::Postgres {
@@ -88,7 +183,7 @@ impl Storage {
             .await
             .map_err(|error| Error::internal(context, error))?;
         listener
-            .listen_all([INTEGRATIONS_CHANNEL, JOBS_CHANNEL])
+            .listen_all([INTEGRATIONS_CHANNEL, JOBS_CHANNEL, INSTANCES_CHANNEL])
             .await
             .map_err(|error| Error::internal(context, error))?;
         Ok(Some(Changes { listener }))

@@ -482,3 +482,72 @@ async fn a_disabled_integration_is_refused_by_every_replica_within_a_second() {
     }
     first.stop().await;
 }
+
+/// An integration's rate limit holds across replicas: each process serving the API takes its
+/// share of the budget (the budget divided by how many serve it, counted through heartbeats
+/// and announcements). With three replicas on PostgreSQL and deliveries sent round-robin, no
+/// more than the budget plus one refill per replica during the run gets through; on SQLite the
+/// one process takes the whole budget.
+#[tokio::test]
+async fn a_rate_limit_holds_across_replicas() {
+    use earshot_e2e::client::{create_integration, metrics_sample, metrics_text};
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const BUDGET: u32 = 30;
+    let directory = tempfile::tempdir().unwrap();
+    let first_dir = directory.path().join("replica-0");
+    let shared = storage_env(&first_dir).await;
+    let master_key = earshot_server::crypto::MasterKey::generate().to_base64();
+    let key_env = [("EARSHOT_MASTER_KEY", master_key.as_str())];
+    let mut replicas = vec![ServerProcess::start_in(&first_dir, &key_env).await];
+    if shared.iter().any(|(name, _)| name == "EARSHOT_DATABASE_URL") {
+        let env: Vec<(&str, &str)> = shared
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .chain(key_env)
+            .collect();
+        for index in 1..3 {
+            let data_dir = directory.path().join(format!("replica-{index}"));
+            replicas.push(ServerProcess::start_in(&data_dir, &env).await);
+        }
+    }
+    let count = u32::try_from(replicas.len()).unwrap();
+    // Every replica has counted the others (a bounded wait on their announcements).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    for replica in &replicas {
+        while metrics_sample(&metrics_text(replica).await, "earshot_api_replicas")
+            != Some(f64::from(count))
+        {
+            assert!(std::time::Instant::now() < deadline, "replicas did not count each other");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    let integration = create_integration(
+        &replicas[0],
+        pb::Provider::Webhook,
+        pb::WebhookAuthType::StandardWebhooks,
+        &[("signing_secret", SECRET)],
+        Some(pb::IntegrationOptions { rate_limit_per_minute: Some(BUDGET), ..Default::default() }),
+    )
+    .await;
+    let path = format!("/v0/voice/webhook/monitor/{}", integration.public_id);
+    let started = std::time::Instant::now();
+    let (mut accepted, mut limited) = (0_u32, 0_u32);
+    for index in 0..3 * BUDGET {
+        let replica = &replicas[index as usize % replicas.len()];
+        match post_signed(replica, &path, SECRET, &format!("limited-{index}")).await {
+            202 => accepted += 1,
+            429 => limited += 1,
+            status => panic!("delivery {index}: {status}"),
+        }
+    }
+    // A share refills at BUDGET / count a minute: one more each per 60 / (BUDGET / count) s.
+    let refills = u32::try_from(started.elapsed().as_secs()).unwrap() * BUDGET / count / 60 + 1;
+    assert!(accepted >= BUDGET - count, "{accepted} accepted");
+    assert!(accepted <= BUDGET + count * refills, "{accepted} accepted, {limited} limited");
+    assert_eq!(accepted + limited, 3 * BUDGET);
+    for replica in replicas {
+        replica.stop().await;
+    }
+}

@@ -11,6 +11,7 @@ mod m0005_jobs_by_lease;
 mod m0006_context_token_lookups;
 mod m0007_succeeded_jobs_leave;
 mod m0008_stored_once;
+mod m0009_instances;
 
 use sea_orm_migration::prelude::*;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_context_token_lookups::Migration),
             Box::new(m0007_succeeded_jobs_leave::Migration),
             Box::new(m0008_stored_once::Migration),
+            Box::new(m0009_instances::Migration),
         ]
     }
 }

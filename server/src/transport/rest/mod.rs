@@ -25,13 +25,14 @@ pub struct RestState {
     pub metrics_token: Option<Arc<str>>,
 }
 
-/// The REST routes a process of `role` serves: a worker's are its health and metrics.
-pub fn router(role: crate::config::Role, state: RestState, max_request_bytes: usize) -> Router {
+/// The REST routes: every route when the process `serves_api`, else (a worker) its health and
+/// metrics.
+pub fn router(serves_api: bool, state: RestState, max_request_bytes: usize) -> Router {
     let probes = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics));
-    if !role.serves_api() {
+    if !serves_api {
         return probes.with_state(state);
     }
     // Webhook bodies are read with their own limits (see `webhooks`).
@@ -226,7 +227,7 @@ mod tests {
         let (domain, _audio) = crate::domain::test_support::domain(clock).await;
         let state =
             super::RestState { domain, accepting: std::sync::Arc::default(), metrics_token: None };
-        let router = super::router(crate::config::Role::All, state, 1 << 20);
+        let router = super::router(true, state, 1 << 20);
         for (method, path) in documented() {
             let uri = path.replace("{provider}", "bland").replace("{public_id}", "pub_missing");
             let request = axum::http::Request::builder()
