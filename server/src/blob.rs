@@ -115,10 +115,27 @@ impl BlobStore {
             Err(object_store::Error::NotFound { .. }) => {}
             Err(error) => return Err(Error::internal("checking the audio store", error)),
         }
-        self.store
-            .put(&path, PutPayload::from_bytes(bytes))
+        let context = "writing audio";
+        if bytes.len() <= WRITER_CHUNK_BYTES {
+            self.store
+                .put(&path, PutPayload::from_bytes(bytes))
+                .await
+                .map_err(|error| Error::internal(context, error))?;
+            return Ok(());
+        }
+        // Large audio (a long recording fetched from a URL) in parts, as uploads are: one S3
+        // PUT carries at most 5 GiB, and a failed part is retried alone.
+        let upload = self
+            .store
+            .put_multipart(&path)
             .await
-            .map_err(|error| Error::internal("writing audio", error))?;
+            .map_err(|error| Error::internal(context, error))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, WRITER_CHUNK_BYTES);
+        for chunk in bytes.chunks(WRITER_CHUNK_BYTES) {
+            writer.wait_for_capacity(2).await.map_err(|error| Error::internal(context, error))?;
+            writer.write(chunk);
+        }
+        writer.finish().await.map_err(|error| Error::internal(context, error))?;
         Ok(())
     }
 
@@ -374,9 +391,18 @@ mod tests {
         assert_eq!(store.get(&key).await.unwrap(), bytes.as_slice());
         assert_eq!(store.keys().await, std::slice::from_ref(&key));
 
+        // Bytes in hand, larger than a part: stored in parts, byte for byte.
+        let other: Vec<u8> = bytes.iter().rev().copied().collect();
+        let other_key = BlobStore::key_for(&crate::crypto::sha256_hex(&other));
+        store.put_if_absent(&other_key, Bytes::from(other.clone())).await.unwrap();
+        assert_eq!(store.get(&other_key).await.unwrap(), other.as_slice());
+        let mut expected = vec![key.clone(), other_key];
+        expected.sort();
+        assert_eq!(store.keys().await, expected);
+
         let mut aborted = store.writer().await.unwrap();
         aborted.write(&bytes[..1000]).await.unwrap();
         aborted.abort().await;
-        assert_eq!(store.keys().await, [key]);
+        assert_eq!(store.keys().await, expected);
     }
 }

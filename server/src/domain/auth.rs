@@ -16,24 +16,44 @@ use crate::error::{Error, Result, Violations};
 use crate::model::auth::{ApiKeyRecord, Principal, Scope};
 
 /// A token bucket per API key over gRPC and the JSON API, so one runaway client cannot starve
-/// the others. Webhooks have their own buckets, per integration.
+/// the others. Webhooks have their own buckets, per integration. With several processes serving
+/// the API on one database, each holds its share of the budget (`set_replicas`), as the
+/// integration buckets do.
 #[derive(Debug)]
 pub struct ApiKeyLimiter {
     per_minute: u32,
-    limiter: Option<DefaultKeyedRateLimiter<Uuid>>,
+    /// This process's share of `per_minute` and its buckets; None without a limit.
+    limiter: std::sync::RwLock<Option<(u32, DefaultKeyedRateLimiter<Uuid>)>>,
 }
 
 impl ApiKeyLimiter {
     /// `per_minute` of 0 sets no limit.
     pub fn new(per_minute: u32) -> Self {
-        let limiter = NonZeroU32::new(per_minute)
-            .map(|per_minute| DefaultKeyedRateLimiter::keyed(Quota::per_minute(per_minute)));
-        Self { per_minute, limiter }
+        Self { per_minute, limiter: std::sync::RwLock::new(Self::buckets(per_minute)) }
+    }
+
+    fn buckets(share: u32) -> Option<(u32, DefaultKeyedRateLimiter<Uuid>)> {
+        NonZeroU32::new(share)
+            .map(|share| (share.get(), DefaultKeyedRateLimiter::keyed(Quota::per_minute(share))))
+    }
+
+    /// Divides the budget among `replicas` processes serving the API (rounded down, at least
+    /// one request a minute). A change starts every key's bucket afresh.
+    pub fn set_replicas(&self, replicas: u32) {
+        if self.per_minute == 0 {
+            return;
+        }
+        let share = (self.per_minute / replicas.max(1)).max(1);
+        let mut limiter = self.limiter.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if limiter.as_ref().is_none_or(|(current, _)| *current != share) {
+            *limiter = Self::buckets(share);
+        }
     }
 
     /// Takes one request from the key's budget.
     pub fn check(&self, api_key_id: Uuid) -> Result<()> {
-        let Some(limiter) = &self.limiter else { return Ok(()) };
+        let limiter = self.limiter.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some((_, limiter)) = limiter.as_ref() else { return Ok(()) };
         limiter.check_key(&api_key_id).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             Error::ResourceExhausted(format!(
@@ -244,5 +264,19 @@ mod tests {
         assert!(limiter.check(other).is_ok());
         let unlimited = ApiKeyLimiter::new(0);
         assert!((0..1000).all(|_| unlimited.check(busy).is_ok()));
+    }
+
+    #[test]
+    fn replicas_share_a_keys_budget() {
+        let limiter = ApiKeyLimiter::new(30);
+        limiter.set_replicas(3);
+        let key = Uuid::now_v7();
+        assert_eq!((0..30).filter(|_| limiter.check(key).is_ok()).count(), 10);
+        // One process again: the whole budget.
+        limiter.set_replicas(1);
+        assert_eq!((0..40).filter(|_| limiter.check(key).is_ok()).count(), 30);
+        // More processes than requests a minute: one each.
+        limiter.set_replicas(100);
+        assert_eq!((0..5).filter(|_| limiter.check(key).is_ok()).count(), 1);
     }
 }

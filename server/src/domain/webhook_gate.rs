@@ -280,9 +280,9 @@ impl Domain {
     /// Beats this process's heartbeat (`id`, serving as `role`: `all`, `api` or `worker`)
     /// every `every` until `stop`
     /// turns true, and at once when another process starts or stops, keeping the count of
-    /// processes serving the API (which divides integration rate limits) current; a process
-    /// silent for three beats is no longer counted. The first beat announces this process; at
-    /// the end, its record is removed and the others told.
+    /// processes serving the API (which divides integration and API-key rate limits) current;
+    /// a process silent for three beats is no longer counted. The first beat announces this
+    /// process; at the end, its record is removed and the others told.
     pub async fn beat(
         &self,
         id: Uuid,
@@ -298,6 +298,7 @@ impl Domain {
             match self.storage.instance_heartbeat(id, role, started, now, live_since).await {
                 Ok(count) => {
                     self.webhook_gate.set_replicas(count);
+                    self.api_key_limiter.set_replicas(count);
                     self.metrics.api_replicas(count.max(1));
                     if first {
                         first = false;
