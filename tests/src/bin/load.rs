@@ -15,6 +15,13 @@
 //! as they are acknowledged), and again on a server that leaves them to the workers
 //! (`ingest.transcripts_at_intake = false`), the drain rate with no load. Figures go to
 //! docs/BENCHMARKS.md. With EARSHOT_TEST_POSTGRES_URL set, the server runs on PostgreSQL.
+//!
+//!     load replicas [deliveries] [most replicas]
+//!
+//! (PostgreSQL only) runs 1, 2, … `most` `earshot serve` processes on one database, sends the
+//! deliveries round-robin over them (64 connections), and reports acks/s for each count; the
+//! transcripts are left to the workers (`ingest.transcripts_at_intake = false`), so the jobs
+//! left when the load ends are then drained by the workers of every replica.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -88,7 +95,14 @@ impl Run {
     }
 }
 
+/// `deliver_to` with one URL.
 async fn deliver(url: &str, deliveries: usize, connections: usize) -> Run {
+    deliver_to(&[url.to_owned()], deliveries, connections).await
+}
+
+/// Signed deliveries over `connections` keep-alive connections, each sent to the next of `urls`
+/// in turn (round-robin, as a load balancer would).
+async fn deliver_to(urls: &[String], deliveries: usize, connections: usize) -> Run {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .pool_max_idle_per_host(connections)
         .build_http::<Full<Bytes>>();
@@ -96,7 +110,7 @@ async fn deliver(url: &str, deliveries: usize, connections: usize) -> Run {
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..connections {
-        let (client, next, url) = (client.clone(), next.clone(), url.to_owned());
+        let (client, next, urls) = (client.clone(), next.clone(), urls.to_vec());
         tasks.spawn(async move {
             let (mut acks, mut other, mut latencies) = (0, 0, Vec::new());
             loop {
@@ -105,7 +119,8 @@ async fn deliver(url: &str, deliveries: usize, connections: usize) -> Run {
                     return (acks, other, latencies);
                 }
                 let sent = Instant::now();
-                let response = client.request(signed_request(&url, index)).await.unwrap();
+                let url = &urls[index % urls.len()];
+                let response = client.request(signed_request(url, index)).await.unwrap();
                 let status = response.status().as_u16();
                 response.into_body().collect().await.unwrap();
                 latencies.push(sent.elapsed());
@@ -326,6 +341,11 @@ async fn main() {
     if args.get(1).map(String::as_str) == Some("ceiling") {
         return ceiling().await;
     }
+    if args.get(1).map(String::as_str) == Some("replicas") {
+        let deliveries = args.get(2).map_or(20_000, |value| value.parse().unwrap());
+        let most = args.get(3).map_or(3, |value| value.parse().unwrap());
+        return replicas(deliveries, 64, most).await;
+    }
     let deliveries: usize = args.get(1).map_or(20_000, |value| value.parse().unwrap());
     let connections: usize = args.get(2).map_or(64, |value| value.parse().unwrap());
     let backlogs: Vec<usize> = args
@@ -511,5 +531,69 @@ async fn backlogs_through_grpc(server: &ServerProcess, backlogs: &[usize]) {
             drained_in.as_secs_f64(),
             queued / drained_in.as_secs_f64().max(0.001)
         );
+    }
+}
+
+/// Acks/s with 1..=`most` replicas on one PostgreSQL database, and the drain of what their
+/// workers had left when the load ended.
+async fn replicas(deliveries: usize, connections: usize, most: usize) {
+    assert!(
+        std::env::var("EARSHOT_TEST_POSTGRES_URL").is_ok(),
+        "replicas share a PostgreSQL database: set EARSHOT_TEST_POSTGRES_URL"
+    );
+    println!("replicas: {deliveries} signed deliveries round-robin, {connections} connections");
+    for count in 1..=most {
+        let directory = tempfile::tempdir().unwrap();
+        let first_dir = directory.path().join("replica-0");
+        let shared = earshot_e2e::storage_env(&first_dir).await;
+        let master_key = earshot_server::crypto::MasterKey::generate().to_base64();
+        let mut env: Vec<(&str, &str)> = vec![
+            ("EARSHOT_MASTER_KEY", master_key.as_str()),
+            ("EARSHOT_INGEST__TRANSCRIPTS_AT_INTAKE", "false"),
+            ("EARSHOT_SERVER__MAX_CONNECTIONS_PER_ADDRESS", "1000"),
+            ("EARSHOT_INTEGRATIONS__RATE_LIMIT_PER_MINUTE_MAX", "10000000"),
+        ];
+        let mut servers = vec![ServerProcess::start_in(&first_dir, &env).await];
+        env.extend(shared.iter().map(|(name, value)| (name.as_str(), value.as_str())));
+        for index in 1..count {
+            let data_dir = directory.path().join(format!("replica-{index}"));
+            servers.push(ServerProcess::start_in(&data_dir, &env).await);
+        }
+        let integration = create_integration(
+            &servers[0],
+            pb::Provider::Webhook,
+            pb::WebhookAuthType::StandardWebhooks,
+            &[("signing_secret", SECRET)],
+            Some(pb::IntegrationOptions {
+                rate_limit_per_minute: Some(10_000_000),
+                ..Default::default()
+            }),
+        )
+        .await;
+        let urls: Vec<String> = servers
+            .iter()
+            .map(|server| {
+                format!("{}/v0/voice/webhook/monitor/{}", server.url(), integration.public_id)
+            })
+            .collect();
+        let run = deliver_to(&urls, deliveries, connections).await;
+        let left = pending_jobs(&servers[0]).await;
+        let drained_in = drain(&servers[0], Duration::from_secs(3600)).await;
+        println!(
+            "{count} replica(s): {:.0} acks/s ({} other answers; {:.0} per replica), p50 {:?}, \
+             p99 {:?}; workers processed {:.0}/s during the load; {left} jobs left, drained in \
+             {:.1} s ({:.0}/s)",
+            run.per_second(),
+            run.other,
+            run.per_second() / count as f64,
+            run.percentile(50),
+            run.percentile(99),
+            (deliveries as f64 - left) / run.elapsed.as_secs_f64(),
+            drained_in.as_secs_f64(),
+            left / drained_in.as_secs_f64().max(0.001)
+        );
+        for server in servers {
+            server.stop().await;
+        }
     }
 }
