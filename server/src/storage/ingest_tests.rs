@@ -60,6 +60,22 @@ pub(crate) fn new_ingest(organization_id: Uuid, project_id: Uuid, call_id: &str)
     }
 }
 
+/// How many datapoints of `project` carry `tag`.
+async fn tagged_count(
+    storage: &crate::storage::Storage,
+    organization: Uuid,
+    project: Uuid,
+    tag: &str,
+) -> usize {
+    let query = DatapointQuery {
+        page_size: 10,
+        project_id: Some(project),
+        tags_all: vec![tag.to_owned()],
+        ..Default::default()
+    };
+    storage.search_datapoints(organization, &query).await.unwrap().len()
+}
+
 /// Whether `worker` holds `job`: renewing to the same deadline changes nothing else.
 async fn one_holds(
     storage: &crate::storage::Storage,
@@ -464,15 +480,7 @@ async fn a_batch_of_results_commits_together() {
     assert_eq!(stored("x").tags, ["first", "second"]);
     assert_eq!(stored("z").tags, ["old", "new"]);
     assert_eq!(stored("z").id, earlier_z.id);
-    let tagged = |tag: &str| {
-        let query = DatapointQuery {
-            page_size: 10,
-            project_id: Some(project),
-            tags_all: vec![tag.to_owned()],
-            ..Default::default()
-        };
-        async move { storage.search_datapoints(organization, &query).await.unwrap().len() }
-    };
+    let tagged = |tag: &'static str| tagged_count(storage, organization, project, tag);
     assert_eq!((tagged("second").await, tagged("new").await, tagged("old").await), (1, 1, 1));
     let record =
         |id: Uuid| async move { storage.get_ingest(organization, id).await.unwrap().unwrap() };
@@ -526,15 +534,7 @@ async fn transcripts_are_stored_with_their_ingests() {
     assert_eq!(x.tags, ["first", "second"]);
     assert_eq!((z.id, z.tags), (earlier_z.id, vec!["old".to_owned(), "new".to_owned()]));
     assert_eq!(storage.find_datapoint(project, "custom", "w").await.unwrap(), None);
-    let tagged = |tag: &str| {
-        let query = DatapointQuery {
-            page_size: 10,
-            project_id: Some(project),
-            tags_all: vec![tag.to_owned()],
-            ..Default::default()
-        };
-        async move { storage.search_datapoints(organization, &query).await.unwrap().len() }
-    };
+    let tagged = |tag: &'static str| tagged_count(storage, organization, project, tag);
     let counts = (tagged("first").await, tagged("second").await, tagged("old").await);
     assert_eq!((counts, tagged("new").await), ((1, 1, 1), 1));
 

@@ -95,6 +95,21 @@ impl Run {
     }
 }
 
+/// A Standard Webhooks integration signed with `SECRET` whose rate limit the load never meets.
+async fn unlimited_integration(server: &ServerProcess) -> pb::Integration {
+    create_integration(
+        server,
+        pb::Provider::Webhook,
+        pb::WebhookAuthType::StandardWebhooks,
+        &[("signing_secret", SECRET)],
+        Some(pb::IntegrationOptions {
+            rate_limit_per_minute: Some(10_000_000),
+            ..Default::default()
+        }),
+    )
+    .await
+}
+
 /// `deliver_to` with one URL.
 async fn deliver(url: &str, deliveries: usize, connections: usize) -> Run {
     deliver_to(&[url.to_owned()], deliveries, connections).await
@@ -380,17 +395,7 @@ async fn main() {
         ("EARSHOT_INTEGRATIONS__RATE_LIMIT_PER_MINUTE_MAX", "10000000"),
     ])
     .await;
-    let integration = create_integration(
-        &server,
-        pb::Provider::Webhook,
-        pb::WebhookAuthType::StandardWebhooks,
-        &[("signing_secret", SECRET)],
-        Some(pb::IntegrationOptions {
-            rate_limit_per_minute: Some(10_000_000),
-            ..Default::default()
-        }),
-    )
-    .await;
+    let integration = unlimited_integration(&server).await;
     let url = format!("{}/v0/voice/webhook/monitor/{}", server.url(), integration.public_id);
     let run = deliver(&url, deliveries, connections).await;
     let after_load = pending_jobs(&server).await;
@@ -559,17 +564,7 @@ async fn replicas(deliveries: usize, connections: usize, most: usize) {
             let data_dir = directory.path().join(format!("replica-{index}"));
             servers.push(ServerProcess::start_in(&data_dir, &env).await);
         }
-        let integration = create_integration(
-            &servers[0],
-            pb::Provider::Webhook,
-            pb::WebhookAuthType::StandardWebhooks,
-            &[("signing_secret", SECRET)],
-            Some(pb::IntegrationOptions {
-                rate_limit_per_minute: Some(10_000_000),
-                ..Default::default()
-            }),
-        )
-        .await;
+        let integration = unlimited_integration(&servers[0]).await;
         let urls: Vec<String> = servers
             .iter()
             .map(|server| {
