@@ -207,6 +207,14 @@ impl WebhookGate {
     }
 }
 
+/// Waits `pause`, or less if `stop` turns true first: whether it did.
+async fn stopped_within(stop: &mut tokio::sync::watch::Receiver<bool>, pause: Duration) -> bool {
+    tokio::select! {
+        _ = stop.wait_for(|stop| *stop) => true,
+        () = tokio::time::sleep(pause) => false,
+    }
+}
+
 fn window_end(window: &FailureWindow) -> DateTime<Utc> {
     window.start + chrono::Duration::minutes(1)
 }
@@ -237,16 +245,14 @@ impl Domain {
             match self.storage.changes().await {
                 Ok(Some(changes)) => {
                     // What was announced before this process listened went unheard.
-                    self.webhook_gate.forget_all();
-                    self.jobs_wakeup.notify_waiters();
+                    self.heard(Change::Unknown);
                     break changes;
                 }
                 Ok(None) => return,
                 Err(error) => {
                     tracing::warn!(error = %error, "cannot listen for changes yet; retrying");
-                    tokio::select! {
-                        _ = stop.wait_for(|stop| *stop) => return,
-                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    if stopped_within(&mut stop, Duration::from_secs(1)).await {
+                        return;
                     }
                 }
             }
@@ -257,22 +263,29 @@ impl Domain {
                 change = changes.next() => change,
             };
             match change {
-                Ok(Change::Integration(public_id)) => self.webhook_gate.forget(&public_id),
-                Ok(Change::Jobs) => self.jobs_wakeup.notify_waiters(),
-                Ok(Change::Instances) => self.webhook_gate.replicas_changed.notify_one(),
-                Ok(Change::Unknown) => {
-                    self.webhook_gate.forget_all();
-                    self.jobs_wakeup.notify_waiters();
-                    self.webhook_gate.replicas_changed.notify_one();
-                }
+                Ok(change) => self.heard(change),
                 Err(error) => {
                     self.webhook_gate.forget_all();
                     tracing::warn!(error = %error, "listening for changes failed; retrying");
-                    tokio::select! {
-                        _ = stop.wait_for(|stop| *stop) => return,
-                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    if stopped_within(&mut stop, Duration::from_secs(1)).await {
+                        return;
                     }
                 }
+            }
+        }
+    }
+
+    /// Applies one announcement of another process.
+    fn heard(&self, change: crate::storage::Change) {
+        use crate::storage::Change;
+        match change {
+            Change::Integration(public_id) => self.webhook_gate.forget(&public_id),
+            Change::Jobs => self.jobs_wakeup.notify_waiters(),
+            Change::Instances => self.webhook_gate.replicas_changed.notify_one(),
+            Change::Unknown => {
+                self.webhook_gate.forget_all();
+                self.jobs_wakeup.notify_waiters();
+                self.webhook_gate.replicas_changed.notify_one();
             }
         }
     }

@@ -57,13 +57,23 @@ impl Changes {
 
 /// Announces new jobs in the caller's transaction: sent when it commits, and only then.
 pub(super) async fn announce_jobs(connection: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
+    notify(connection, JOBS_CHANNEL, "").await
+}
+
+/// `NOTIFY channel, payload` on PostgreSQL (sent when the connection's transaction commits, at
+/// once outside one); nothing on SQLite.
+async fn notify(
+    connection: &impl ConnectionTrait,
+    channel: &str,
+    payload: &str,
+) -> Result<(), sea_orm::DbErr> {
     if connection.get_database_backend() != DbBackend::Postgres {
         return Ok(());
     }
     let statement = Statement::from_sql_and_values(
         DbBackend::Postgres,
-        "SELECT pg_notify($1, '')",
-        [JOBS_CHANNEL.into()],
+        "SELECT pg_notify($1, $2)",
+        [channel.into(), payload.into()],
     );
     connection.execute_raw(statement).await.map(|_| ())
 }
@@ -71,19 +81,9 @@ pub(super) async fn announce_jobs(connection: &impl ConnectionTrait) -> Result<(
 impl Storage {
     /// Tells the other processes of this database that the integration `public_id` changed.
     pub async fn announce_integration_change(&self, public_id: &str) -> Result<(), Error> {
-        if self.db.get_database_backend() != DbBackend::Postgres {
-            return Ok(());
-        }
-        let statement = Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_notify($1, $2)",
-            [INTEGRATIONS_CHANNEL.into(), public_id.into()],
-        );
-        self.db
-            .execute_raw(statement)
+        notify(&self.db, INTEGRATIONS_CHANNEL, public_id)
             .await
-            .map_err(db_error("announcing an integration change"))?;
-        Ok(())
+            .map_err(db_error("announcing an integration change"))
     }
 
     /// Records the heartbeat of this process (`id`, serving as `role`, started at `started`)
@@ -146,16 +146,7 @@ impl Storage {
 
     /// Announces that a process started or stopped, so the others count again.
     pub async fn announce_instances(&self) -> Result<(), Error> {
-        if self.db.get_database_backend() != DbBackend::Postgres {
-            return Ok(());
-        }
-        let statement = Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_notify($1, '')",
-            [INSTANCES_CHANNEL.into()],
-        );
-        self.db.execute_raw(statement).await.map_err(db_error("announcing a process"))?;
-        Ok(())
+        notify(&self.db, INSTANCES_CHANNEL, "").await.map_err(db_error("announcing a process"))
     }
 
     /// Removes this process's record (it is stopping) and announces it.

@@ -40,20 +40,7 @@ impl Storage {
         &self,
         keys: &[(Uuid, &str, &str)],
     ) -> Result<Vec<Datapoint>, Error> {
-        let mut found = Vec::new();
-        for chunk in keys.chunks(LOOKUP_CHUNK_KEYS) {
-            let models = datapoint::Entity::find()
-                .from_raw_sql(
-                    self.db.get_database_backend().build(&find_datapoints_statement(chunk)),
-                )
-                .all(&self.db)
-                .await
-                .map_err(db_error("reading datapoints"))?;
-            for model in models {
-                found.push(datapoint_from_model(model)?);
-            }
-        }
-        Ok(found)
+        find_datapoints_in(&self.db, keys, false, "reading datapoints").await
     }
 
     /// The results of finished ingest jobs, in one transaction: each datapoint (inserted or
@@ -339,6 +326,33 @@ pub(super) fn ingests_done(
         .to_owned()
 }
 
+/// The datapoints of `keys` (`Storage::find_datapoints`) read through `connection`; with
+/// `lock_rows`, on PostgreSQL, taken `FOR UPDATE` until the caller's transaction ends.
+async fn find_datapoints_in(
+    connection: &impl ConnectionTrait,
+    keys: &[(Uuid, &str, &str)],
+    lock_rows: bool,
+    context: &'static str,
+) -> Result<Vec<Datapoint>, Error> {
+    let backend = connection.get_database_backend();
+    let mut found = Vec::new();
+    for chunk in keys.chunks(LOOKUP_CHUNK_KEYS) {
+        let mut select = find_datapoints_statement(chunk);
+        if lock_rows && backend == sea_orm::DbBackend::Postgres {
+            select.lock_with_tables(sea_orm::sea_query::LockType::Update, [datapoint::Entity]);
+        }
+        let models = datapoint::Entity::find()
+            .from_raw_sql(backend.build(&select))
+            .all(connection)
+            .await
+            .map_err(db_error(context))?;
+        for model in models {
+            found.push(datapoint_from_model(model)?);
+        }
+    }
+    Ok(found)
+}
+
 /// A transcript-only conversation to merge into its call's datapoint in the intake's commit
 /// (`ingest.transcripts_at_intake`), with the datapoint it makes when the call has none yet
 /// built beforehand, like the rest of the intake's rows.
@@ -410,26 +424,11 @@ pub(super) async fn store_at_intake(
     context: &'static str,
 ) -> Result<Vec<Uuid>, Error> {
     use std::collections::{HashMap, HashSet};
-    let backend = connection.get_database_backend();
     let keys: Vec<(Uuid, &str, &str)> = calls.iter().map(|call| call.key()).collect();
     // Each call's datapoint as merged so far, in the order calls first appear.
     let mut merged: Vec<Merged<'_>> = Vec::with_capacity(calls.len());
     let mut position: HashMap<(Uuid, &str, &str), usize> = HashMap::with_capacity(calls.len());
-    let mut stored = Vec::new();
-    for chunk in keys.chunks(LOOKUP_CHUNK_KEYS) {
-        let mut select = find_datapoints_statement(chunk);
-        if backend == sea_orm::DbBackend::Postgres {
-            select.lock_with_tables(sea_orm::sea_query::LockType::Update, [datapoint::Entity]);
-        }
-        let models = datapoint::Entity::find()
-            .from_raw_sql(backend.build(&select))
-            .all(connection)
-            .await
-            .map_err(db_error(context))?;
-        for model in models {
-            stored.push(datapoint_from_model(model)?);
-        }
-    }
+    let stored = find_datapoints_in(connection, &keys, true, context).await?;
     let stored_before: HashSet<Uuid> = stored.iter().map(|datapoint| datapoint.id).collect();
     let mut stored: HashMap<(Uuid, String, String), Datapoint> = stored
         .into_iter()
