@@ -106,23 +106,34 @@ pub async fn http_exchange(
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> (u16, http::HeaderMap, serde_json::Value) {
+    try_http_exchange(&server.url(), method, path, headers, body).await.unwrap()
+}
+
+/// Like `http_exchange`, to the server at `url`, with the failure of a request that got no
+/// whole answer (a server killed while it is in flight) returned instead of panicking.
+pub async fn try_http_exchange(
+    url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<(u16, http::HeaderMap, serde_json::Value), String> {
     use http_body_util::BodyExt;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();
-    let mut request =
-        http::Request::builder().method(method).uri(format!("{}{path}", server.url()));
+    let mut request = http::Request::builder().method(method).uri(format!("{url}{path}"));
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
     let response = client
         .request(request.body(http_body_util::Full::new(bytes::Bytes::from(body))).unwrap())
         .await
-        .unwrap();
+        .map_err(|error| error.to_string())?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let bytes = response.into_body().collect().await.map_err(|error| error.to_string())?.to_bytes();
     let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-    (status, headers, json)
+    Ok((status, headers, json))
 }
 
 /// Streams a datapoint's audio; returns its info (which must come first) and its bytes.

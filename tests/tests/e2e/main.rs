@@ -5,7 +5,8 @@
 //! provider's flow (`grpc_api`, `ingest_api`, `webhook_admission`, `webhook_providers`,
 //! `webhooks`). As `earshot` processes built from the workspace
 //! (`earshot_e2e::process::ServerProcess`): the binary's commands, restarts and key rotation
-//! (`process`), exactly-once after kill -9 (`crash`), recognition in worker children and a Twilio
+//! (`process`), exactly-once after kill -9 (`crash`), replicas sharing PostgreSQL and the
+//! audio store (`replicas`), recognition in worker children and a Twilio
 //! recording transcribed (`recognition`), and the Rust SDK (`sdk_rust`).
 
 mod crash;
@@ -16,6 +17,7 @@ mod limits;
 mod metrics;
 mod process;
 mod recognition;
+mod replicas;
 mod sdk_rust;
 mod webhook_admission;
 mod webhook_providers;
