@@ -16,12 +16,14 @@
 //! (`ingest.transcripts_at_intake = false`), the drain rate with no load. Figures go to
 //! docs/BENCHMARKS.md. With EARSHOT_TEST_POSTGRES_URL set, the server runs on PostgreSQL.
 //!
-//!     load replicas [deliveries] [most replicas]
+//!     load replicas [deliveries] [most replicas] [backlog]
 //!
 //! (PostgreSQL only) runs 1, 2, … `most` `earshot serve` processes on one database, sends the
 //! deliveries round-robin over them (64 connections), and reports acks/s for each count; the
 //! transcripts are left to the workers (`ingest.transcripts_at_intake = false`), so the jobs
-//! left when the load ends are then drained by the workers of every replica.
+//! left when the load ends are then drained by the workers of every replica. Then, for each
+//! count, an `--role api` process queues `backlog` (default 50,000) jobs and that many
+//! `--role worker` processes drain them: datapoints/s.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -359,7 +361,8 @@ async fn main() {
     if args.get(1).map(String::as_str) == Some("replicas") {
         let deliveries = args.get(2).map_or(20_000, |value| value.parse().unwrap());
         let most = args.get(3).map_or(3, |value| value.parse().unwrap());
-        return replicas(deliveries, 64, most).await;
+        let backlog = args.get(4).map_or(50_000, |value| value.parse().unwrap());
+        return replicas(deliveries, 64, most, backlog).await;
     }
     let deliveries: usize = args.get(1).map_or(20_000, |value| value.parse().unwrap());
     let connections: usize = args.get(2).map_or(64, |value| value.parse().unwrap());
@@ -485,47 +488,8 @@ async fn main() {
 /// Ingests each backlog through gRPC batches of 1,000, then waits for the queue to drain:
 /// prints the rate of each.
 async fn backlogs_through_grpc(server: &ServerProcess, backlogs: &[usize]) {
-    let mut ingest = pb::ingest_service_client::IngestServiceClient::new(server.channel().await);
     for &backlog in backlogs {
-        let started = Instant::now();
-        for batch in 0..backlog.div_ceil(1000) {
-            let conversations = (0..1000.min(backlog - batch * 1000))
-                .map(|index| {
-                    let json = conversation(&format!("backlog-{backlog}-{batch}-{index}"));
-                    pb::Conversation {
-                        call_id: json["call_id"].as_str().unwrap().to_owned(),
-                        transcript: json["transcript"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .map(|turn| pb::Turn {
-                                role: if turn["role"] == "user" {
-                                    pb::Role::User
-                                } else {
-                                    pb::Role::Assistant
-                                } as i32,
-                                content: turn["content"].as_str().unwrap().to_owned(),
-                                timestamp_ms: turn["timestamp_ms"].as_i64().unwrap(),
-                                end_ms: turn["end_ms"].as_i64(),
-                            })
-                            .collect(),
-                        ..Default::default()
-                    }
-                })
-                .collect();
-            ingest
-                .ingest_conversations(authed(
-                    pb::IngestConversationsRequest {
-                        project_id: server.project_id().to_owned(),
-                        conversations,
-                        mut_id: String::new(),
-                    },
-                    server.admin_key(),
-                ))
-                .await
-                .unwrap();
-        }
-        let ingested_in = started.elapsed();
+        let ingested_in = ingest_backlog(server, backlog).await;
         let queued = pending_jobs(server).await;
         let drained_in = drain(server, Duration::from_secs(3600)).await;
         println!(
@@ -539,9 +503,54 @@ async fn backlogs_through_grpc(server: &ServerProcess, backlogs: &[usize]) {
     }
 }
 
+/// Ingests `backlog` six-turn calls through gRPC batches of 1,000; returns the time it took.
+async fn ingest_backlog(server: &ServerProcess, backlog: usize) -> Duration {
+    let mut ingest = pb::ingest_service_client::IngestServiceClient::new(server.channel().await);
+    let started = Instant::now();
+    for batch in 0..backlog.div_ceil(1000) {
+        let conversations = (0..1000.min(backlog - batch * 1000))
+            .map(|index| {
+                let json = conversation(&format!("backlog-{backlog}-{batch}-{index}"));
+                pb::Conversation {
+                    call_id: json["call_id"].as_str().unwrap().to_owned(),
+                    transcript: json["transcript"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|turn| pb::Turn {
+                            role: if turn["role"] == "user" {
+                                pb::Role::User
+                            } else {
+                                pb::Role::Assistant
+                            } as i32,
+                            content: turn["content"].as_str().unwrap().to_owned(),
+                            timestamp_ms: turn["timestamp_ms"].as_i64().unwrap(),
+                            end_ms: turn["end_ms"].as_i64(),
+                        })
+                        .collect(),
+                    ..Default::default()
+                }
+            })
+            .collect();
+        ingest
+            .ingest_conversations(authed(
+                pb::IngestConversationsRequest {
+                    project_id: server.project_id().to_owned(),
+                    conversations,
+                    mut_id: String::new(),
+                },
+                server.admin_key(),
+            ))
+            .await
+            .unwrap();
+    }
+    started.elapsed()
+}
+
 /// Acks/s with 1..=`most` replicas on one PostgreSQL database, and the drain of what their
-/// workers had left when the load ended.
-async fn replicas(deliveries: usize, connections: usize, most: usize) {
+/// workers had left when the load ended; then the drain of a `backlog` by as many worker
+/// replicas.
+async fn replicas(deliveries: usize, connections: usize, most: usize, backlog: usize) {
     assert!(
         std::env::var("EARSHOT_TEST_POSTGRES_URL").is_ok(),
         "replicas share a PostgreSQL database: set EARSHOT_TEST_POSTGRES_URL"
@@ -590,5 +599,44 @@ async fn replicas(deliveries: usize, connections: usize, most: usize) {
         for server in servers {
             server.stop().await;
         }
+        drain_by_workers(count, backlog).await;
     }
+}
+
+/// The drain of `backlog` queued jobs by `count` worker replicas on one PostgreSQL database: an
+/// `api` replica (which claims nothing) queues them through gRPC, then the workers start; the
+/// rate counts what was left when the last of them listened, until the queue is empty.
+async fn drain_by_workers(count: usize, backlog: usize) {
+    let directory = tempfile::tempdir().unwrap();
+    let api_dir = directory.path().join("api");
+    let shared = earshot_e2e::storage_env(&api_dir).await;
+    let master_key = earshot_server::crypto::MasterKey::generate().to_base64();
+    let mut env: Vec<(&str, &str)> = vec![
+        ("EARSHOT_MASTER_KEY", master_key.as_str()),
+        ("EARSHOT_INGEST__TRANSCRIPTS_AT_INTAKE", "false"),
+    ];
+    let api = ServerProcess::start_in_with_args(&api_dir, &["--role", "api"], &env).await;
+    let ingested_in = ingest_backlog(&api, backlog).await;
+    env.extend(shared.iter().map(|(name, value)| (name.as_str(), value.as_str())));
+    let mut workers = Vec::new();
+    for index in 0..count {
+        let data_dir = directory.path().join(format!("worker-{index}"));
+        workers
+            .push(ServerProcess::start_in_with_args(&data_dir, &["--role", "worker"], &env).await);
+    }
+    let left = pending_jobs(&api).await;
+    let drained_in = drain(&api, Duration::from_secs(3600)).await;
+    let rate = left / drained_in.as_secs_f64().max(0.001);
+    println!(
+        "{count} worker replica(s): {backlog} jobs queued by an api replica in {:.1} s; {left} \
+         left when the last worker listened, drained in {:.1} s: {rate:.0} datapoints/s \
+         ({:.0} per worker)",
+        ingested_in.as_secs_f64(),
+        drained_in.as_secs_f64(),
+        rate / count as f64
+    );
+    for worker in workers {
+        worker.stop().await;
+    }
+    api.stop().await;
 }
