@@ -9,7 +9,8 @@ use super::Domain;
 use crate::error::{Error, Result};
 use crate::model::auth::{Principal, Scope};
 use crate::model::datapoints::{
-    DEFAULT_SEARCH_PAGE, DatapointPage, DatapointQuery, DatapointView, MAX_SEARCH_PAGE,
+    DEFAULT_SEARCH_PAGE, DatapointCursor, DatapointPage, DatapointQuery, DatapointView,
+    MAX_SEARCH_PAGE,
 };
 
 impl Domain {
@@ -33,7 +34,12 @@ impl Domain {
         let page_size = query.page_size;
         query.page_size += 1;
         let mut found = self.storage.search_datapoints(principal.organization_id, &query).await?;
-        let next_page_token = super::finish_page(&mut found, page_size, |view| view.datapoint.id);
+        let next_page_token = if found.len() > page_size {
+            found.truncate(page_size);
+            found.last().map(|last| DatapointCursor::after(&last.datapoint).to_token())
+        } else {
+            None
+        };
         Ok(DatapointPage { datapoints: found, next_page_token })
     }
 

@@ -167,6 +167,45 @@ impl Datapoint {
     }
 }
 
+/// A place in the order searches return datapoints: newest call first (`occurred_at`, to the
+/// millisecond), then by id, newest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DatapointCursor {
+    pub occurred_at_ms: i64,
+    pub id: Uuid,
+}
+
+impl DatapointCursor {
+    /// Where a page that ends with `datapoint` continues.
+    pub fn after(datapoint: &Datapoint) -> Self {
+        Self { occurred_at_ms: datapoint.occurred_at().timestamp_millis(), id: datapoint.id }
+    }
+
+    /// The opaque page token: the time and the id, URL-safe base64.
+    pub fn to_token(self) -> String {
+        let mut bytes = Vec::with_capacity(24);
+        bytes.extend_from_slice(&self.occurred_at_ms.to_be_bytes());
+        bytes.extend_from_slice(self.id.as_bytes());
+        data_encoding::BASE64URL_NOPAD.encode(&bytes)
+    }
+
+    /// The cursor of a page token; None for the first page (an empty token).
+    pub fn from_token(token: &str) -> crate::error::Result<Option<Self>> {
+        if token.is_empty() {
+            return Ok(None);
+        }
+        let invalid = || {
+            crate::error::Error::invalid("page_token", "is not a page token returned by this list")
+        };
+        let bytes =
+            data_encoding::BASE64URL_NOPAD.decode(token.as_bytes()).map_err(|_| invalid())?;
+        let (time, id) = bytes.split_at_checked(8).ok_or_else(invalid)?;
+        let occurred_at_ms = i64::from_be_bytes(time.try_into().map_err(|_| invalid())?);
+        let id = Uuid::from_slice(id).map_err(|_| invalid())?;
+        Ok(Some(Self { occurred_at_ms, id }))
+    }
+}
+
 /// Filters of a datapoint search; all present ones must match.
 #[derive(Clone, Debug, Default)]
 pub struct DatapointQuery {
@@ -182,8 +221,8 @@ pub struct DatapointQuery {
     pub to: Option<DateTime<Utc>>,
     pub text_contains: Option<String>,
     pub page_size: usize,
-    /// Return datapoints older than this one (cursor paging, newest first).
-    pub before: Option<Uuid>,
+    /// Return the datapoints after this one in the searches' order (cursor paging).
+    pub before: Option<DatapointCursor>,
     /// Skip this many (offset paging, for the JSON mirror).
     pub offset: usize,
 }

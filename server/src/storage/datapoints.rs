@@ -155,7 +155,8 @@ pub(super) fn find_datapoints_statement(
     select
 }
 
-/// The statement of `Storage::search_datapoints`: every filter a condition, newest first, one
+/// The statement of `Storage::search_datapoints`: every filter a condition, newest call first
+/// (`occurred_at_ms`, then `id`; the indexes of m0010 give that order for each filter), one
 /// page.
 pub(super) fn search_statement(
     organization_id: Uuid,
@@ -217,11 +218,23 @@ pub(super) fn search_statement(
                 .like(sea_orm::sea_query::LikeExpr::new(format!("%{escaped}%")).escape('\\')),
         );
     }
-    if let Some(before) = query.before {
-        condition = condition.add(datapoint::Column::Id.lt(before.to_string()));
+    if let Some(cursor) = query.before {
+        // (occurred_at_ms, id) < (cursor's): a row-value comparison, which both databases read
+        // as a range of the ordering index.
+        condition = condition.add(
+            Expr::tuple([
+                Expr::col(datapoint::Column::OccurredAtMs),
+                Expr::col(datapoint::Column::Id),
+            ])
+            .lt(Expr::tuple([
+                Expr::val(cursor.occurred_at_ms),
+                Expr::val(cursor.id.to_string()),
+            ])),
+        );
     }
     datapoint::Entity::find()
         .filter(condition)
+        .order_by_desc(datapoint::Column::OccurredAtMs)
         .order_by_desc(datapoint::Column::Id)
         .offset(u64::try_from(query.offset).unwrap_or(0))
         .limit(u64::try_from(query.page_size).unwrap_or(u64::MAX))

@@ -16,6 +16,8 @@ mod integrations;
 mod migrations;
 mod projects;
 #[cfg(test)]
+mod search_tests;
+#[cfg(test)]
 mod stored_formats_tests;
 
 use std::time::Duration;

@@ -12,6 +12,7 @@ mod m0006_context_token_lookups;
 mod m0007_succeeded_jobs_leave;
 mod m0008_stored_once;
 mod m0009_instances;
+mod m0010_search_indexes;
 
 use sea_orm_migration::prelude::*;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_succeeded_jobs_leave::Migration),
             Box::new(m0008_stored_once::Migration),
             Box::new(m0009_instances::Migration),
+            Box::new(m0010_search_indexes::Migration),
         ]
     }
 }

@@ -8,8 +8,8 @@ use tonic::{Request, Response, Status};
 
 use super::auth::authenticate;
 use super::convert;
-use crate::domain::{Domain, decode_page_token, parse_id};
-use crate::model::datapoints::DatapointQuery;
+use crate::domain::{Domain, parse_id};
+use crate::model::datapoints::{DatapointCursor, DatapointQuery};
 
 #[derive(Clone, Debug)]
 pub struct DatapointApi {
@@ -50,7 +50,7 @@ impl DatapointService for DatapointApi {
             to: convert::time_filter("end_time", request.end_time)?,
             text_contains: non_empty(request.text_contains),
             page_size: usize::try_from(request.page_size.max(0)).unwrap_or(0),
-            before: decode_page_token(&request.page_token)?,
+            before: DatapointCursor::from_token(&request.page_token)?,
             offset: 0,
         };
         let page = self.domain.search_datapoints(&principal, query).await?;
