@@ -226,10 +226,7 @@ pub(super) fn search_statement(
                 Expr::col(datapoint::Column::OccurredAtMs),
                 Expr::col(datapoint::Column::Id),
             ])
-            .lt(Expr::tuple([
-                Expr::val(cursor.occurred_at_ms),
-                Expr::val(cursor.id.to_string()),
-            ])),
+            .lt(Expr::tuple([Expr::val(cursor.occurred_at_ms), Expr::val(cursor.id.to_string())])),
         );
     }
     datapoint::Entity::find()

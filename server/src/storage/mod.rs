@@ -373,6 +373,16 @@ pub mod testing {
         storage
     }
 
+    /// Runs `sql` (one or more statements, no parameters) on the database at `url`, and returns
+    /// whether it is PostgreSQL: for benchmarks that fill a database with bulk SQL.
+    pub async fn execute_script(url: &str, sql: &str) -> bool {
+        let storage = Storage::connect(url).await.unwrap();
+        storage.db.execute_unprepared(sql).await.unwrap();
+        let postgres = storage.db.get_database_backend() == sea_orm::DbBackend::Postgres;
+        storage.close().await.unwrap();
+        postgres
+    }
+
     /// The same server URL with another database name.
     fn database_url(url: &str, database: &str) -> String {
         let (base, query) =

@@ -73,10 +73,7 @@ fn cases() -> Vec<(&'static str, DatapointQuery, Expected)> {
         ),
         (
             "a metadata pair",
-            DatapointQuery {
-                metadata_equals: vec![("queue".into(), "billing".into())],
-                ..page
-            },
+            DatapointQuery { metadata_equals: vec![("queue".into(), "billing".into())], ..page },
             seek("datapoint_metadata_by_pair_alone"),
         ),
     ]

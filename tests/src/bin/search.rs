@@ -1,0 +1,229 @@
+//! The search benchmark: each documented filter of `DatapointService.SearchDatapoints` timed
+//! against a real `earshot serve` whose database holds `rows` datapoints, beside the same
+//! searches on a database of `baseline` datapoints measured in the same run, so the ratio shows
+//! whether a search's cost grows with the data.
+//!
+//!     cargo run --release -p earshot-e2e --bin search -- [rows] [baseline]
+//!
+//! (defaults 1,000,000 and 10,000; PostgreSQL when EARSHOT_TEST_POSTGRES_URL is set). Each
+//! database is filled in minutes with bulk SQL, not the API: one call is ingested through gRPC
+//! and its row (and its tag and metadata rows) copied with generated ids, call ids, context
+//! tokens and times, 30 days of calls; 1 % from provider `bland`, 10 % through the SDK, every call
+//! tagged `billing`, one in a thousand `vip`, metadata `queue` (half `sales`) and a unique
+//! `account`, the word "zebra" in one transcript in 100,000. Figures go to docs/BENCHMARKS.md.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use earshot_e2e::client::authed;
+use earshot_e2e::process::ServerProcess;
+use earshot_proto::v1 as pb;
+use earshot_proto::v1::datapoint_service_client::DatapointServiceClient;
+
+/// Thirty days, in milliseconds, over which the calls are spread.
+const SPAN_MS: i64 = 30 * 24 * 3600 * 1000;
+/// The start of the first call: 2026-10-01T00:00:00Z.
+const FIRST_MS: i64 = 1_790_812_800_000;
+/// Runs of each search; the median and the slowest are reported.
+const RUNS: usize = 20;
+
+/// The statements that copy the one stored call into `rows` calls (`n(i)` counts from 0).
+fn fill_sql(rows: usize, postgres: bool) -> String {
+    let numbers = if postgres {
+        format!("generate_series(0, {}) AS n(i)", rows - 1)
+    } else {
+        format!(
+            "(WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < {}) \
+             SELECT i FROM s) AS n",
+            rows - 1
+        )
+    };
+    let id = if postgres {
+        "'01900000-0000-7000-8000-' || lpad(to_hex(n.i), 12, '0')"
+    } else {
+        "printf('01900000-0000-7000-8000-%012x', n.i)"
+    };
+    let at = format!("{FIRST_MS} + n.i * ({SPAN_MS} / {rows})");
+    format!(
+        "INSERT INTO datapoints (id, organization_id, project_id, provider, call_id, \
+         context_token, source, transcript_source, speaker_labels_estimated, turns_json, \
+         transcript_search, audio_id, started_at_ms, ended_at_ms, duration_ms, occurred_at_ms, \
+         from_number, to_number, direction, analysis_json, cost_usd, tags_json, metadata_json, \
+         metrics_json, created_at_ms, updated_at_ms) \
+         SELECT {id}, t.organization_id, t.project_id, \
+         CASE WHEN n.i % 100 = 0 THEN 'bland' ELSE 'retell' END, 'call-' || n.i, 'ctx-' || n.i, \
+         CASE WHEN n.i % 10 = 0 THEN 'sdk' ELSE 'webhook' END, t.transcript_source, \
+         t.speaker_labels_estimated, t.turns_json, \
+         t.transcript_search || CASE WHEN n.i % 100000 = 7 THEN ' zebra' ELSE '' END, \
+         NULL, {at}, {at} + 60000, 60000, {at}, t.from_number, t.to_number, t.direction, \
+         t.analysis_json, t.cost_usd, t.tags_json, t.metadata_json, t.metrics_json, {at}, {at} \
+         FROM {numbers} CROSS JOIN (SELECT * FROM datapoints LIMIT 1) AS t;\n\
+         INSERT INTO datapoint_tags (datapoint_id, project_id, tag) \
+         SELECT d.id, d.project_id, 'billing' FROM datapoints d WHERE d.call_id LIKE 'call-%';\n\
+         INSERT INTO datapoint_tags (datapoint_id, project_id, tag) \
+         SELECT d.id, d.project_id, 'vip' FROM datapoints d \
+         WHERE d.call_id LIKE 'call-%' AND d.call_id LIKE '%000';\n\
+         INSERT INTO datapoint_metadata (datapoint_id, project_id, key, value) \
+         SELECT d.id, d.project_id, 'queue', \
+         CASE WHEN substr(d.id, 36, 1) IN ('0', '2', '4', '6', '8', 'a', 'c', 'e') \
+         THEN 'sales' ELSE 'billing' END \
+         FROM datapoints d WHERE d.call_id LIKE 'call-%';\n\
+         INSERT INTO datapoint_metadata (datapoint_id, project_id, key, value) \
+         SELECT d.id, d.project_id, 'account', 'acct-' || d.call_id FROM datapoints d \
+         WHERE d.call_id LIKE 'call-%';\n"
+    ) + "ANALYZE;"
+}
+
+/// The searches timed, by name, on a database of `rows` calls.
+fn searches(rows: usize) -> Vec<(&'static str, pb::SearchDatapointsRequest)> {
+    let page = pb::SearchDatapointsRequest { page_size: 100, ..Default::default() };
+    let middle = FIRST_MS + SPAN_MS / 2;
+    let time = |ms: i64| prost_types::Timestamp { seconds: ms / 1000, nanos: 0 };
+    vec![
+        ("newest first, no filter", page.clone()),
+        (
+            "context token",
+            pb::SearchDatapointsRequest {
+                context_token: format!("ctx-{}", rows / 2),
+                ..page.clone()
+            },
+        ),
+        (
+            "call id",
+            pb::SearchDatapointsRequest { call_id: format!("call-{}", rows / 3), ..page.clone() },
+        ),
+        (
+            "provider (1 % of calls)",
+            pb::SearchDatapointsRequest { provider: "bland".into(), ..page.clone() },
+        ),
+        (
+            "source (10 %)",
+            pb::SearchDatapointsRequest { source: pb::Source::Sdk as i32, ..page.clone() },
+        ),
+        (
+            "one hour of calls",
+            pb::SearchDatapointsRequest {
+                start_time: Some(time(middle)),
+                end_time: Some(time(middle + 3_600_000)),
+                ..page.clone()
+            },
+        ),
+        (
+            "tag on every call",
+            pb::SearchDatapointsRequest { tags_any: vec!["billing".into()], ..page.clone() },
+        ),
+        (
+            "tag on 0.1 %",
+            pb::SearchDatapointsRequest { tags_all: vec!["vip".into()], ..page.clone() },
+        ),
+        (
+            "metadata pair on half",
+            pb::SearchDatapointsRequest {
+                metadata_equals: [("queue".to_owned(), "sales".to_owned())].into(),
+                ..page.clone()
+            },
+        ),
+        (
+            "metadata pair on one call",
+            pb::SearchDatapointsRequest {
+                metadata_equals: [("account".to_owned(), format!("acct-call-{}", rows / 2))].into(),
+                ..page.clone()
+            },
+        ),
+        (
+            "transcript word in 1 of 100,000",
+            pb::SearchDatapointsRequest { text_contains: "zebra".into(), ..page },
+        ),
+    ]
+}
+
+/// A server whose database holds `rows` calls, and how long filling it took.
+async fn filled_server(directory: &Path, rows: usize) -> (ServerProcess, String, Duration) {
+    let data_dir = directory.join(format!("rows-{rows}"));
+    let env = [("EARSHOT_ASR__ENABLED", "false")];
+    let first = ServerProcess::start_in(&data_dir, &env).await;
+    let (key, project_id) = (first.admin_key.clone(), first.project_id.clone());
+    let mut template = earshot_e2e::client::transcript_call("template");
+    template.tags = vec!["billing".into()];
+    pb::ingest_service_client::IngestServiceClient::new(first.channel().await)
+        .ingest_conversations(authed(
+            earshot_e2e::client::ingest_request(&first, vec![template]),
+            &key,
+        ))
+        .await
+        .unwrap();
+    first.stop().await;
+
+    let url = earshot_e2e::storage_env(&data_dir)
+        .await
+        .into_iter()
+        .find_map(|(name, value)| (name == "EARSHOT_DATABASE_URL").then_some(value))
+        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data_dir.join("earshot.db").display()));
+    let postgres = url.starts_with("postgres");
+    let started = Instant::now();
+    earshot_server::storage::testing::execute_script(&url, &fill_sql(rows, postgres)).await;
+    let filled_in = started.elapsed();
+    let mut server = ServerProcess::start_in(&data_dir, &env).await;
+    server.admin_key = key.clone();
+    server.project_id = project_id;
+    (server, key, filled_in)
+}
+
+/// The median and the slowest of `RUNS` runs of `request`, and how many it found.
+async fn time_search(
+    client: &mut DatapointServiceClient<tonic::transport::Channel>,
+    key: &str,
+    request: &pb::SearchDatapointsRequest,
+) -> (Duration, Duration, usize) {
+    let mut times = Vec::with_capacity(RUNS);
+    let mut found = 0;
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        let page = client.search_datapoints(authed(request.clone(), key)).await.unwrap();
+        times.push(started.elapsed());
+        found = page.into_inner().datapoints.len();
+    }
+    times.sort();
+    (times[RUNS / 2], times[RUNS - 1], found)
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let rows: usize = args.get(1).map_or(1_000_000, |value| value.parse().unwrap());
+    let baseline: usize = args.get(2).map_or(10_000, |value| value.parse().unwrap());
+    let directory = tempfile::tempdir().unwrap();
+    let mut results = Vec::new();
+    for count in [baseline, rows] {
+        let (server, key, filled_in) = filled_server(directory.path(), count).await;
+        println!("{count} calls stored by bulk SQL in {:.1} s", filled_in.as_secs_f64());
+        let mut client = DatapointServiceClient::new(server.channel().await);
+        let mut timings = Vec::new();
+        for (name, request) in searches(count) {
+            timings.push((name, time_search(&mut client, &key, &request).await));
+        }
+        results.push(timings);
+        server.stop().await;
+    }
+    let database = if std::env::var_os("EARSHOT_TEST_POSTGRES_URL").is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    println!(
+        "SearchDatapoints over gRPC, page of 100, median and slowest of {RUNS} runs, {database}:"
+    );
+    println!("| search | {baseline} calls | {rows} calls | ratio | found |");
+    for ((name, (small, _, _)), (_, (median, slowest, found))) in results[0].iter().zip(&results[1])
+    {
+        println!(
+            "| {name} | {:.1} ms | {:.1} ms (slowest {:.1}) | {:.1}x | {found} |",
+            small.as_secs_f64() * 1e3,
+            median.as_secs_f64() * 1e3,
+            slowest.as_secs_f64() * 1e3,
+            median.as_secs_f64() / small.as_secs_f64()
+        );
+    }
+}
