@@ -2,9 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::sea_query::{IntoIden, IntoTableRef};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder, QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
@@ -156,14 +157,21 @@ pub(super) fn find_datapoints_statement(
 }
 
 /// The statement of `Storage::search_datapoints`: every filter a condition, newest call first
-/// (`occurred_at_ms`, then `id`; the indexes of m0010 give that order for each filter), one
-/// page.
+/// (`occurred_at_ms`, then `id`), one page. Each filter has an index that gives that order
+/// (m0010): a filter of the datapoints' own columns walks its index on `datapoints`; a tag or
+/// metadata pair, when nothing narrower is asked (a context token or call id), drives the search
+/// from its own rows (`datapoint_tags`, `datapoint_metadata`, which carry the call's time), joined
+/// to their datapoints; every other tag or pair is a probe of the datapoint's rows by their
+/// primary key.
 pub(super) fn search_statement(
     organization_id: Uuid,
     query: &DatapointQuery,
 ) -> sea_orm::Select<datapoint::Entity> {
+    use sea_orm::sea_query::{Alias, JoinType, Order};
+
+    let organization = organization_id.to_string();
     let mut condition =
-        Condition::all().add(datapoint::Column::OrganizationId.eq(organization_id.to_string()));
+        Condition::all().add(datapoint::Column::OrganizationId.eq(organization.clone()));
     if let Some(project_id) = query.project_id {
         condition = condition.add(datapoint::Column::ProjectId.eq(project_id.to_string()));
     }
@@ -179,30 +187,35 @@ pub(super) fn search_statement(
     if let Some(provider) = &query.provider {
         condition = condition.add(datapoint::Column::Provider.eq(provider.clone()));
     }
-    if !query.tags_any.is_empty() {
-        let tagged = Query::select()
-            .column(datapoint_tag::Column::DatapointId)
-            .from(datapoint_tag::Entity)
-            .and_where(datapoint_tag::Column::Tag.is_in(query.tags_any.clone()))
-            .to_owned();
-        condition = condition.add(datapoint::Column::Id.in_subquery(tagged));
+    let drive = Drive::of(query);
+    let tags_all = match drive {
+        Some(Drive::Tag(_)) if !query.tags_all.is_empty() => &query.tags_all[1..],
+        _ => &query.tags_all[..],
+    };
+    for tag in tags_all {
+        condition = condition.add(has_tags(std::slice::from_ref(tag)));
     }
-    for tag in &query.tags_all {
-        let tagged = Query::select()
-            .column(datapoint_tag::Column::DatapointId)
-            .from(datapoint_tag::Entity)
-            .and_where(datapoint_tag::Column::Tag.eq(tag.clone()))
-            .to_owned();
-        condition = condition.add(datapoint::Column::Id.in_subquery(tagged));
+    // The only tag of `tags_any` drives the search when no tag must be there.
+    let any_drives = matches!(drive, Some(Drive::Tag(_))) && query.tags_all.is_empty();
+    if !query.tags_any.is_empty() && !any_drives {
+        condition = condition.add(has_tags(&query.tags_any));
     }
-    for (key, value) in &query.metadata_equals {
+    let pairs = match drive {
+        Some(Drive::Pair(..)) => &query.metadata_equals[1..],
+        _ => &query.metadata_equals[..],
+    };
+    for (key, value) in pairs {
         let matching = Query::select()
-            .column(datapoint_metadata::Column::DatapointId)
+            .expr(Expr::val(1))
             .from(datapoint_metadata::Entity)
+            .and_where(
+                Expr::col((datapoint_metadata::Entity, datapoint_metadata::Column::DatapointId))
+                    .equals((datapoint::Entity, datapoint::Column::Id)),
+            )
             .and_where(datapoint_metadata::Column::Key.eq(key.clone()))
             .and_where(datapoint_metadata::Column::Value.eq(value.clone()))
             .to_owned();
-        condition = condition.add(datapoint::Column::Id.in_subquery(matching));
+        condition = condition.add(Expr::exists(matching));
     }
     if let Some(from) = query.from {
         condition = condition.add(datapoint::Column::OccurredAtMs.gte(to_millis(from)));
@@ -218,23 +231,109 @@ pub(super) fn search_statement(
                 .like(sea_orm::sea_query::LikeExpr::new(format!("%{escaped}%")).escape('\\')),
         );
     }
+
+    // The order, and the cursor, on the columns of the rows that drive the search.
+    let mut select = datapoint::Entity::find();
+    let (time, id) = match drive {
+        None => (
+            Expr::col((datapoint::Entity, datapoint::Column::OccurredAtMs)),
+            Expr::col((datapoint::Entity, datapoint::Column::Id)),
+        ),
+        Some(drive) => {
+            let alias = Alias::new("drive");
+            let (table, on, time, id, matches) = match drive {
+                Drive::Tag(tag) => (
+                    datapoint_tag::Entity.into_table_ref(),
+                    datapoint_tag::Column::DatapointId.into_iden(),
+                    datapoint_tag::Column::OccurredAtMs.into_iden(),
+                    datapoint_tag::Column::DatapointId.into_iden(),
+                    vec![
+                        (datapoint_tag::Column::OrganizationId.into_iden(), &organization),
+                        (datapoint_tag::Column::Tag.into_iden(), tag),
+                    ],
+                ),
+                Drive::Pair(key, value) => (
+                    datapoint_metadata::Entity.into_table_ref(),
+                    datapoint_metadata::Column::DatapointId.into_iden(),
+                    datapoint_metadata::Column::OccurredAtMs.into_iden(),
+                    datapoint_metadata::Column::DatapointId.into_iden(),
+                    vec![
+                        (datapoint_metadata::Column::OrganizationId.into_iden(), &organization),
+                        (datapoint_metadata::Column::Key.into_iden(), key),
+                        (datapoint_metadata::Column::Value.into_iden(), value),
+                    ],
+                ),
+            };
+            let mut on_rows = Condition::all().add(
+                Expr::col((alias.clone(), on)).equals((datapoint::Entity, datapoint::Column::Id)),
+            );
+            for (column, value) in matches {
+                on_rows = on_rows.add(Expr::col((alias.clone(), column)).eq(value.clone()));
+            }
+            QueryTrait::query(&mut select).join_as(
+                JoinType::InnerJoin,
+                table,
+                alias.clone(),
+                on_rows,
+            );
+            (Expr::col((alias.clone(), time)), Expr::col((alias, id)))
+        }
+    };
     if let Some(cursor) = query.before {
-        // (occurred_at_ms, id) < (cursor's): a row-value comparison, which both databases read
-        // as a range of the ordering index.
-        condition = condition.add(
-            Expr::tuple([
-                Expr::col(datapoint::Column::OccurredAtMs),
-                Expr::col(datapoint::Column::Id),
-            ])
-            .lt(Expr::tuple([Expr::val(cursor.occurred_at_ms), Expr::val(cursor.id.to_string())])),
-        );
+        // (time, id) < (cursor's): a row-value comparison, which both databases read as a range
+        // of the ordering index.
+        condition =
+            condition.add(Expr::tuple([time.clone(), id.clone()]).lt(Expr::tuple([
+                Expr::val(cursor.occurred_at_ms),
+                Expr::val(cursor.id.to_string()),
+            ])));
     }
-    datapoint::Entity::find()
+    select
         .filter(condition)
-        .order_by_desc(datapoint::Column::OccurredAtMs)
-        .order_by_desc(datapoint::Column::Id)
+        .order_by(time, Order::Desc)
+        .order_by(id, Order::Desc)
         .offset(u64::try_from(query.offset).unwrap_or(0))
         .limit(u64::try_from(query.page_size).unwrap_or(u64::MAX))
+}
+
+/// The rows a search is driven from, when not the datapoints themselves.
+#[derive(Clone, Copy, Debug)]
+enum Drive<'a> {
+    Tag(&'a String),
+    Pair(&'a String, &'a String),
+}
+
+impl<'a> Drive<'a> {
+    /// A tag every match has (the first of `tags_all`, or the only one of `tags_any`), else a
+    /// metadata pair; none when a context token or a call id is asked (their own indexes find a
+    /// handful of calls) or when only several tags of which any will do are asked (the
+    /// datapoints' ordering index is walked and each call's tags probed).
+    fn of(query: &'a DatapointQuery) -> Option<Self> {
+        if query.context_token.is_some() || query.call_id.is_some() {
+            return None;
+        }
+        if let Some(tag) = query.tags_all.first() {
+            return Some(Self::Tag(tag));
+        }
+        if let [tag] = query.tags_any.as_slice() {
+            return Some(Self::Tag(tag));
+        }
+        query.metadata_equals.first().map(|(key, value)| Self::Pair(key, value))
+    }
+}
+
+/// The datapoint has one of `tags`: a probe of its tag rows by their primary key.
+fn has_tags(tags: &[String]) -> sea_orm::sea_query::SimpleExpr {
+    let tagged = Query::select()
+        .expr(Expr::val(1))
+        .from(datapoint_tag::Entity)
+        .and_where(
+            Expr::col((datapoint_tag::Entity, datapoint_tag::Column::DatapointId))
+                .equals((datapoint::Entity, datapoint::Column::Id)),
+        )
+        .and_where(datapoint_tag::Column::Tag.is_in(tags.iter().cloned()))
+        .to_owned();
+    Expr::exists(tagged)
 }
 
 /// A finished ingest job and the datapoint it produced, for `Storage::finish_ingests`.
@@ -522,6 +621,8 @@ impl SearchRows {
                     datapoint_id: Set(datapoint.id.to_string()),
                     project_id: Set(datapoint.project_id.to_string()),
                     tag: Set(tag.clone()),
+                    organization_id: Set(datapoint.organization_id.to_string()),
+                    occurred_at_ms: Set(to_millis(datapoint.occurred_at())),
                 })
             })
             .collect();
@@ -534,6 +635,8 @@ impl SearchRows {
                         project_id: Set(datapoint.project_id.to_string()),
                         key: Set(key.clone()),
                         value: Set(metadata_filter_text(value)?),
+                        organization_id: Set(datapoint.organization_id.to_string()),
+                        occurred_at_ms: Set(to_millis(datapoint.occurred_at())),
                     })
                 })
             })

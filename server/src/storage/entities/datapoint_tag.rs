@@ -8,6 +8,9 @@ pub struct Model {
     pub project_id: String,
     #[sea_orm(primary_key, auto_increment = false)]
     pub tag: String,
+    /// The datapoint's, so that a tag's calls are read in the searches' order from one index.
+    pub organization_id: String,
+    pub occurred_at_ms: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

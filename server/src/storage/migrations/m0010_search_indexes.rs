@@ -9,9 +9,11 @@
 //!   `(organization_id, context_token, id)`). Ending with the order matters on SQLite: with a
 //!   `LIMIT`, its planner prefers an index that gives the order to one that seeks the value
 //!   and sorts what it finds, and would walk every datapoint of the organization;
-//! - `datapoint_tags (tag, datapoint_id)` and `datapoint_metadata (key, value, datapoint_id)`:
-//!   the datapoints with a tag, or a metadata pair, when no project narrows the search (m0002's
-//!   indexes start with the project).
+//! - tag and metadata rows carry their datapoint's organization and time (new columns, filled
+//!   from the datapoints), so that `datapoint_tags (organization_id, tag, occurred_at_ms,
+//!   datapoint_id)` and `datapoint_metadata (organization_id, key, value, occurred_at_ms,
+//!   datapoint_id)` give a tag's (a pair's) calls in the searches' order, with or without a
+//!   project; they replace m0002's `(project_id, tag)` and `(project_id, key, value)`.
 
 use sea_orm_migration::prelude::*;
 
@@ -78,23 +80,62 @@ const CREATED: [(&str, &str, &[&str], bool); 8] = [
         &["organization_id", "context_token", "occurred_at_ms", "id"],
         false,
     ),
-    ("datapoint_tags_by_tag_alone", "datapoint_tags", &["tag", "datapoint_id"], false),
     (
-        "datapoint_metadata_by_pair_alone",
+        "datapoint_tags_by_organization_tag",
+        "datapoint_tags",
+        &["organization_id", "tag", "occurred_at_ms", "datapoint_id"],
+        false,
+    ),
+    (
+        "datapoint_metadata_by_organization_pair",
         "datapoint_metadata",
-        &["key", "value", "datapoint_id"],
+        &["organization_id", "key", "value", "occurred_at_ms", "datapoint_id"],
         false,
     ),
 ];
 
+/// The tables whose rows take their datapoint's organization and time.
+const SEARCH_ROWS: [&str; 2] = ["datapoint_tags", "datapoint_metadata"];
+
+/// The columns the rows of `SEARCH_ROWS` take from their datapoint.
+const COPIED: [(&str, &str); 2] = [("organization_id", "''"), ("occurred_at_ms", "0")];
+
+/// Fills a search row table's new columns from the datapoints (one statement, portable).
+fn fill(table: &str) -> String {
+    format!(
+        "UPDATE {table} SET \
+         organization_id = (SELECT d.organization_id FROM datapoints d \
+         WHERE d.id = {table}.datapoint_id), \
+         occurred_at_ms = (SELECT d.occurred_at_ms FROM datapoints d \
+         WHERE d.id = {table}.datapoint_id)"
+    )
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in SEARCH_ROWS {
+            for (column, default) in COPIED {
+                let definition = if default == "0" {
+                    ColumnDef::new(Alias::new(column)).big_integer().not_null().default(0).take()
+                } else {
+                    ColumnDef::new(Alias::new(column)).text().not_null().default("").take()
+                };
+                manager
+                    .alter_table(
+                        Table::alter().table(Alias::new(table)).add_column(definition).to_owned(),
+                    )
+                    .await?;
+            }
+            manager.get_connection().execute_unprepared(&fill(table)).await?;
+        }
         for (name, table, columns, unique) in CREATED {
             manager.create_index(index(name, table, columns, unique)).await?;
         }
         manager.drop_index(drop("datapoints_by_organization_context_token", "datapoints")).await?;
-        manager.drop_index(drop("datapoints_by_project", "datapoints")).await
+        manager.drop_index(drop("datapoints_by_project", "datapoints")).await?;
+        manager.drop_index(drop("datapoint_tags_by_tag", "datapoint_tags")).await?;
+        manager.drop_index(drop("datapoint_metadata_by_pair", "datapoint_metadata")).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -114,8 +155,36 @@ impl MigrationTrait for Migration {
                 false,
             ))
             .await?;
+        manager
+            .create_index(index(
+                "datapoint_tags_by_tag",
+                "datapoint_tags",
+                &["project_id", "tag"],
+                false,
+            ))
+            .await?;
+        manager
+            .create_index(index(
+                "datapoint_metadata_by_pair",
+                "datapoint_metadata",
+                &["project_id", "key", "value"],
+                false,
+            ))
+            .await?;
         for (name, table, _, _) in CREATED {
             manager.drop_index(drop(name, table)).await?;
+        }
+        for table in SEARCH_ROWS {
+            for (column, _) in COPIED {
+                manager
+                    .alter_table(
+                        Table::alter()
+                            .table(Alias::new(table))
+                            .drop_column(Alias::new(column))
+                            .to_owned(),
+                    )
+                    .await?;
+            }
         }
         Ok(())
     }
