@@ -91,7 +91,8 @@ impl DatapointQuery {
         self
     }
 
-    /// Case-insensitive substring of any turn's content.
+    /// Words of the transcript, each of which must occur, and phrases in double quotes: whole
+    /// words, case- and accent-insensitive.
     #[must_use]
     pub fn text_contains(mut self, text: impl Into<String>) -> Self {
         self.0.text_contains = text.into();

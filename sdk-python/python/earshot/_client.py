@@ -108,9 +108,10 @@ class Earshot:
         search_value: Optional[str] = None,
         limit: int = 100,
     ) -> List[Dict[str, Any]]:
-        """Datapoints matching every filter, newest first, at most ``limit``. ``tags`` must all be
-        present, ``tags_any`` at least one; ``search_value`` is a case-insensitive substring of
-        any turn."""
+        """Datapoints matching every filter, newest call first, at most ``limit``. ``tags`` must
+        all be present, ``tags_any`` at least one; ``search_value`` is words of the transcript
+        that must all occur, or phrases in double quotes, whole words, case- and
+        accent-insensitive."""
         query = _find_query(
             project_id=project_id, context_token=context_token, call_id=call_id, provider=provider,
             source=source, tags=tags, tags_any=tags_any, metadata=metadata, from_date=from_date,

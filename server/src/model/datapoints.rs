@@ -156,9 +156,14 @@ impl Datapoint {
         datapoint
     }
 
-    /// Lowercased turn contents, joined, for substring search.
+    /// The words of the turns as searches compare them (`search_words`), a space between
+    /// words and a line between turns: what the full-text indexes read.
     pub fn transcript_search_text(&self) -> String {
-        self.turns.iter().map(|turn| turn.content.to_lowercase()).collect::<Vec<_>>().join("\n")
+        self.turns
+            .iter()
+            .map(|turn| search_words(&turn.content).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// The time the time-range filters compare: the call's start when known, else its creation.
@@ -203,6 +208,68 @@ impl DatapointCursor {
         let occurred_at_ms = i64::from_be_bytes(time.try_into().map_err(|_| invalid())?);
         let id = Uuid::from_slice(id).map_err(|_| invalid())?;
         Ok(Some(Self { occurred_at_ms, id }))
+    }
+}
+
+/// The words of `text` as searches compare them: runs of letters and digits, lowercased, with
+/// accents removed ("Café" and "cafe" are one word), so a search is case- and
+/// accent-insensitive on every database.
+pub fn search_words(text: &str) -> impl Iterator<Item = String> + '_ {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_normalization::char::is_combining_mark;
+    text.split(|c: char| !c.is_alphanumeric() && !is_combining_mark(c))
+        .filter(|word| !word.is_empty())
+        .map(|word| {
+            word.nfd().filter(|c| !is_combining_mark(*c)).flat_map(char::to_lowercase).collect()
+        })
+        .filter(|word: &String| !word.is_empty())
+}
+
+/// A transcript search (`text_contains`): words, each of which must occur, and phrases in
+/// double quotes, whose words must occur in that order, next to each other. Each term is a
+/// phrase of one or more words (`search_words`); nothing the caller types is an operator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TextQuery {
+    pub terms: Vec<Vec<String>>,
+}
+
+impl TextQuery {
+    /// The terms of `text`; an unclosed quote runs to the end.
+    pub fn parse(text: &str) -> Self {
+        let mut terms = Vec::new();
+        for (index, part) in text.split('"').enumerate() {
+            let words: Vec<String> = search_words(part).collect();
+            if index % 2 == 1 {
+                if !words.is_empty() {
+                    terms.push(words);
+                }
+            } else {
+                terms.extend(words.into_iter().map(|word| vec![word]));
+            }
+        }
+        Self { terms }
+    }
+
+    /// SQLite FTS5's query: each term a quoted string (a phrase), all required.
+    pub fn fts5_match(&self) -> String {
+        self.terms
+            .iter()
+            .map(|words| format!("\"{}\"", words.join(" ")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// PostgreSQL's `tsquery` text: each term its lexemes joined by `<->` (followed by), all
+    /// required. Words hold only letters and digits, so quoting them is enough.
+    pub fn tsquery(&self) -> String {
+        self.terms
+            .iter()
+            .map(|words| {
+                let lexemes: Vec<String> = words.iter().map(|word| format!("'{word}'")).collect();
+                format!("({})", lexemes.join(" <-> "))
+            })
+            .collect::<Vec<_>>()
+            .join(" & ")
     }
 }
 
@@ -260,6 +327,19 @@ impl DatapointQuery {
         }
         if let Some(value) = &self.text_contains {
             text(&mut violations, "text_contains", value, MAX_SEARCH_TEXT_CHARS);
+            // Words are counted only in text that passed (one reason is enough).
+            let plain = value.chars().count() <= MAX_SEARCH_TEXT_CHARS
+                && !value.chars().any(char::is_control);
+            let terms = TextQuery::parse(value).terms.len();
+            if plain && terms == 0 {
+                violations.add("text_contains", "must contain a word (letters or digits)");
+            }
+            if plain && terms > MAX_SEARCH_TERMS {
+                violations.add(
+                    "text_contains",
+                    format!("at most {MAX_SEARCH_TERMS} words and quoted phrases"),
+                );
+            }
         }
         for (field, tags) in [("tags_any", &self.tags_any), ("tags_all", &self.tags_all)] {
             if tags.len() > MAX_SEARCH_TERMS {
@@ -314,6 +394,56 @@ pub fn metadata_filter_text(value: &serde_json::Value) -> Option<String> {
 mod tests {
     use super::*;
     use crate::model::conversation::Role;
+
+    #[test]
+    fn search_words_fold_case_and_accents_and_drop_everything_else() {
+        let words: Vec<String> =
+            search_words("Café AU lait, s'il vous plaît! 100% re_fund").collect();
+        assert_eq!(words, ["cafe", "au", "lait", "s", "il", "vous", "plait", "100", "re", "fund"]);
+        // Decomposed accents fold the same way as composed ones.
+        assert_eq!(search_words("Cafe\u{301}").collect::<Vec<_>>(), ["cafe"]);
+        assert_eq!(search_words("Straße İstanbul").collect::<Vec<_>>(), ["straße", "istanbul"]);
+    }
+
+    #[test]
+    fn text_queries_are_words_and_quoted_phrases_with_no_operators() {
+        let query = TextQuery::parse(r#"Refund "speak to a HUMAN" now* OR -x"#);
+        let terms: Vec<Vec<&str>> =
+            query.terms.iter().map(|words| words.iter().map(String::as_str).collect()).collect();
+        assert_eq!(
+            terms,
+            [vec!["refund"], vec!["speak", "to", "a", "human"], vec!["now"], vec!["or"], vec!["x"],]
+        );
+        assert_eq!(query.fts5_match(), r#""refund" "speak to a human" "now" "or" "x""#);
+        assert_eq!(
+            query.tsquery(),
+            "('refund') & ('speak' <-> 'to' <-> 'a' <-> 'human') & ('now') & ('or') & ('x')"
+        );
+        // An unclosed quote runs to the end; empty quotes add nothing.
+        assert_eq!(TextQuery::parse(r#"a "" "b c"#).terms, [vec!["a"], vec!["b", "c"]]);
+    }
+
+    #[test]
+    fn a_text_search_needs_a_word_and_at_most_twenty_terms() {
+        for (text, expected) in [
+            ("%_", Some("must contain a word")),
+            ("\"\"", Some("must contain a word")),
+            (&"w ".repeat(21), Some("at most 20 words")),
+            ("refund", None),
+        ] {
+            let query =
+                DatapointQuery { text_contains: Some(text.to_owned()), ..Default::default() };
+            match (query.check(), expected) {
+                (Ok(()), None) => {}
+                (Err(error), Some(expected)) => {
+                    let violation = &error.field_violations()[0];
+                    assert_eq!(violation.field, "text_contains");
+                    assert!(violation.description.contains(expected), "{violation:?}");
+                }
+                (outcome, _) => panic!("{text}: {outcome:?}"),
+            }
+        }
+    }
 
     fn conversation(turns: Vec<Turn>) -> Conversation {
         Conversation {

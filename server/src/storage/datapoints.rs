@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::sea_query::{IntoIden, IntoTableRef};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::jobs::queue;
 use crate::model::conversation::{Conversation, Source};
 use crate::model::datapoints::{
-    Datapoint, DatapointQuery, DatapointView, TranscriptSource, metadata_filter_text,
+    Datapoint, DatapointQuery, DatapointView, TextQuery, TranscriptSource, metadata_filter_text,
 };
 use crate::model::ingest::IngestState;
 
@@ -108,7 +108,7 @@ impl Storage {
         organization_id: Uuid,
         query: &DatapointQuery,
     ) -> Result<Vec<DatapointView>, Error> {
-        let models = search_statement(organization_id, query)
+        let models = search_statement(organization_id, query, self.db.get_database_backend())
             .all(&self.db)
             .await
             .map_err(db_error("searching datapoints"))?;
@@ -166,6 +166,7 @@ pub(super) fn find_datapoints_statement(
 pub(super) fn search_statement(
     organization_id: Uuid,
     query: &DatapointQuery,
+    backend: DbBackend,
 ) -> sea_orm::Select<datapoint::Entity> {
     use sea_orm::sea_query::{Alias, JoinType, Order};
 
@@ -224,12 +225,18 @@ pub(super) fn search_statement(
         condition = condition.add(datapoint::Column::OccurredAtMs.lte(to_millis(to)));
     }
     if let Some(text) = query.text_contains.as_deref().filter(|text| !text.is_empty()) {
-        let escaped =
-            text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-        condition = condition.add(
-            Expr::col(datapoint::Column::TranscriptSearch)
-                .like(sea_orm::sea_query::LikeExpr::new(format!("%{escaped}%")).escape('\\')),
-        );
+        // The full-text index of m0011: FTS5 on SQLite, a GIN-indexed `tsvector` on PostgreSQL.
+        let text = TextQuery::parse(text);
+        condition = condition.add(match backend {
+            DbBackend::Postgres => Expr::cust_with_values(
+                r#""datapoints"."transcript_words" @@ to_tsquery('simple', $1)"#,
+                [text.tsquery()],
+            ),
+            _ => Expr::cust_with_values(
+                r#""datapoints"."rowid" IN (SELECT "rowid" FROM "datapoint_text" WHERE "datapoint_text" MATCH ?)"#,
+                [text.fts5_match()],
+            ),
+        });
     }
 
     // The order, and the cursor, on the columns of the rows that drive the search.

@@ -78,6 +78,14 @@ fn cases() -> Vec<(&'static str, DatapointQuery, &'static str)> {
             "datapoints_by_context_token_occurrence",
         ),
         (
+            "transcript words",
+            DatapointQuery {
+                text_contains: Some("refund \"speak to a human\"".into()),
+                ..page.clone()
+            },
+            "datapoints_by_occurrence",
+        ),
+        (
             "a metadata pair",
             DatapointQuery { metadata_equals: vec![("queue".into(), "billing".into())], ..page },
             "datapoint_metadata_by_organization_pair",
@@ -97,8 +105,12 @@ async fn every_filter_is_read_through_its_index() {
             if with_project {
                 query.project_id = Some(Uuid::now_v7());
             }
-            let statement = super::datapoints::search_statement(organization, &query)
-                .build(sea_orm::DbBackend::Sqlite);
+            let statement = super::datapoints::search_statement(
+                organization,
+                &query,
+                sea_orm::DbBackend::Sqlite,
+            )
+            .build(sea_orm::DbBackend::Sqlite);
             let plan = sqlite_plan(&storage, statement).await;
             let context = format!("{name}, project given: {with_project}: {plan:?}");
             let scans = ["SCAN datapoints", "SCAN datapoint_tags", "SCAN datapoint_metadata"];
@@ -302,4 +314,76 @@ async fn search_rows_stored_before_the_migration_are_found() {
         assert_eq!(found.len(), 1, "{query:?}");
         assert_eq!(found[0].datapoint.call_id, "before");
     }
+}
+
+/// Transcript search: whole words and quoted phrases, case- and accent-insensitive, nothing the
+/// caller types a wildcard or an operator; the full-text index follows every write, an
+/// overwrite included.
+#[tokio::test]
+async fn transcripts_are_searched_by_words_and_phrases() {
+    use crate::model::commit::IngestWrite;
+    use crate::storage::ingest_tests::new_ingest;
+
+    let storage = super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
+    let texts = [
+        "Un café au lait, s'il vous plaît.",
+        "I want a REFUND now.",
+        "Please refund me, or let me speak to a human.",
+        "I am 100% sure, under_score.",
+    ];
+    let store = |index: usize, text: &str| {
+        let mut ingest = new_ingest(organization, project, &format!("t{index}"));
+        ingest.conversation.turns[0].content = text.to_owned();
+        // A new payload for the same call: its datapoint is overwritten, not added.
+        ingest.dedup_key = format!("{index}:{text}");
+        IngestWrite { ingests: vec![ingest], ..Default::default() }
+    };
+    let writes: Vec<IngestWrite> =
+        texts.iter().enumerate().map(|(index, text)| store(index, text)).collect();
+    let settings = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
+    storage.commit_ingest_writes(&writes.iter().collect::<Vec<_>>(), settings, now).await.unwrap();
+
+    let found = |text: &'static str| {
+        let storage = &storage;
+        async move {
+            let query = DatapointQuery {
+                text_contains: Some(text.to_owned()),
+                page_size: 10,
+                ..Default::default()
+            };
+            let mut calls: Vec<String> = storage
+                .search_datapoints(organization, &query)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|view| view.datapoint.call_id)
+                .collect();
+            calls.sort();
+            calls
+        }
+    };
+    let cases: [(&str, &[&str]); 11] = [
+        ("refund", &["t1", "t2"]),
+        ("Refund PLEASE", &["t2"]),
+        ("\"speak to a human\"", &["t2"]),
+        ("\"human a to speak\"", &[]),
+        ("CAFÉ", &["t0"]),
+        ("cafe plait", &["t0"]),
+        ("ref", &[]),
+        ("re%nd", &[]),
+        ("100", &["t3"]),
+        ("under", &["t3"]),
+        ("refund OR cafe", &[]),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(found(text).await, expected, "{text}");
+    }
+
+    // The call says something else now: the index follows the overwrite.
+    let again = store(1, "All sorted, thank you.");
+    storage.commit_ingest_writes(&[&again], settings, now).await.unwrap();
+    assert_eq!(found("refund").await, ["t2"]);
+    assert_eq!(found("sorted").await, ["t1"]);
 }

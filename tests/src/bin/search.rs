@@ -145,6 +145,10 @@ fn searches(rows: usize) -> Vec<(&'static str, pb::SearchDatapointsRequest)> {
             },
         ),
         (
+            "transcript word in every call",
+            pb::SearchDatapointsRequest { text_contains: "hello".into(), ..page.clone() },
+        ),
+        (
             "transcript word in 1 of 100,000",
             pb::SearchDatapointsRequest { text_contains: "zebra".into(), ..page },
         ),

@@ -13,6 +13,7 @@ mod m0007_succeeded_jobs_leave;
 mod m0008_stored_once;
 mod m0009_instances;
 mod m0010_search_indexes;
+mod m0011_transcript_words;
 
 use sea_orm_migration::prelude::*;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_stored_once::Migration),
             Box::new(m0009_instances::Migration),
             Box::new(m0010_search_indexes::Migration),
+            Box::new(m0011_transcript_words::Migration),
         ]
     }
 }
