@@ -103,16 +103,74 @@ impl Storage {
     }
 
     /// Datapoints matching every given filter, newest first.
+    ///
+    /// A transcript search first asks the full-text index alone for up to `RARE_TEXT_MATCHES`
+    /// of the organization's calls that match: fewer, and the search reads just those calls
+    /// (by id) and sorts them; as many, and the words are common, so the search walks its
+    /// ordering index and checks each call until a page is full. Either way a page costs about
+    /// a page, or the few matches, however many calls are stored.
     pub async fn search_datapoints(
         &self,
         organization_id: Uuid,
         query: &DatapointQuery,
     ) -> Result<Vec<DatapointView>, Error> {
-        let models = search_statement(organization_id, query, self.db.get_database_backend())
+        let backend = self.db.get_database_backend();
+        let text = match query.text_contains.as_deref().filter(|text| !text.is_empty()) {
+            Some(text) => {
+                let text = TextQuery::parse(text);
+                let matches = self.text_matches(organization_id, &text).await?;
+                Some(if matches.len() < RARE_TEXT_MATCHES {
+                    TextFilter::Among(matches)
+                } else {
+                    TextFilter::Check(text)
+                })
+            }
+            None => None,
+        };
+        let models = search_statement(organization_id, query, text.as_ref(), backend)
             .all(&self.db)
             .await
             .map_err(db_error("searching datapoints"))?;
         self.with_audio(models).await
+    }
+
+    /// Ids of up to `RARE_TEXT_MATCHES` of the organization's datapoints whose transcript
+    /// matches `text`, read from the full-text index alone.
+    async fn text_matches(
+        &self,
+        organization_id: Uuid,
+        text: &TextQuery,
+    ) -> Result<Vec<String>, Error> {
+        let context = "searching transcripts";
+        let statement = match self.db.get_database_backend() {
+            // The query inline (its words hold only letters and digits): planned for its own
+            // words, not as a generic plan blind to how common they are.
+            DbBackend::Postgres => sea_orm::Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                format!(
+                    "SELECT id FROM datapoints WHERE organization_id = $1 AND transcript_words \
+                     @@ to_tsquery('simple', '{}') LIMIT {RARE_TEXT_MATCHES}",
+                    text.tsquery().replace('\'', "''")
+                ),
+                [organization_id.to_string().into()],
+            ),
+            backend => sea_orm::Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "SELECT d.id FROM datapoint_text JOIN datapoints d ON d.rowid = \
+                     datapoint_text.rowid WHERE datapoint_text MATCH ? AND d.organization_id = ? \
+                     LIMIT {RARE_TEXT_MATCHES}"
+                ),
+                [text.fts5_match().into(), organization_id.to_string().into()],
+            ),
+        };
+        self.db
+            .query_all_raw(statement)
+            .await
+            .map_err(db_error(context))?
+            .iter()
+            .map(|row| row.try_get::<String>("", "id").map_err(db_error(context)))
+            .collect()
     }
 
     async fn with_audio(&self, models: Vec<datapoint::Model>) -> Result<Vec<DatapointView>, Error> {
@@ -166,6 +224,7 @@ pub(super) fn find_datapoints_statement(
 pub(super) fn search_statement(
     organization_id: Uuid,
     query: &DatapointQuery,
+    text: Option<&TextFilter>,
     backend: DbBackend,
 ) -> sea_orm::Select<datapoint::Entity> {
     use sea_orm::sea_query::{Alias, JoinType, Order};
@@ -224,19 +283,26 @@ pub(super) fn search_statement(
     if let Some(to) = query.to {
         condition = condition.add(datapoint::Column::OccurredAtMs.lte(to_millis(to)));
     }
-    if let Some(text) = query.text_contains.as_deref().filter(|text| !text.is_empty()) {
-        // The full-text index of m0011: FTS5 on SQLite, a GIN-indexed `tsvector` on PostgreSQL.
-        let text = TextQuery::parse(text);
-        condition = condition.add(match backend {
-            DbBackend::Postgres => Expr::cust_with_values(
-                r#""datapoints"."transcript_words" @@ to_tsquery('simple', $1)"#,
-                [text.tsquery()],
-            ),
-            _ => Expr::cust_with_values(
-                r#""datapoints"."rowid" IN (SELECT "rowid" FROM "datapoint_text" WHERE "datapoint_text" MATCH ?)"#,
-                [text.fts5_match()],
-            ),
-        });
+    match text {
+        // The few calls whose words match, by id.
+        Some(TextFilter::Among(ids)) => {
+            condition = condition.add(datapoint::Column::Id.is_in(ids.iter().cloned()));
+        }
+        // Common words: each call the walk meets is checked against the full-text index of
+        // m0011 (FTS5 seeking the call's row on SQLite, its `tsvector` on PostgreSQL).
+        Some(TextFilter::Check(text)) => {
+            condition = condition.add(match backend {
+                DbBackend::Postgres => Expr::cust_with_values(
+                    r#""datapoints"."transcript_words" @@ to_tsquery('simple', $1)"#,
+                    [text.tsquery()],
+                ),
+                _ => Expr::cust_with_values(
+                    r#"EXISTS (SELECT 1 FROM "datapoint_text" WHERE "datapoint_text" MATCH ? AND "datapoint_text"."rowid" = "datapoints"."rowid")"#,
+                    [text.fts5_match()],
+                ),
+            });
+        }
+        None => {}
     }
 
     // The order, and the cursor, on the columns of the rows that drive the search.
@@ -301,6 +367,19 @@ pub(super) fn search_statement(
         .order_by(id, Order::Desc)
         .offset(u64::try_from(query.offset).unwrap_or(0))
         .limit(u64::try_from(query.page_size).unwrap_or(u64::MAX))
+}
+
+/// Below this many calls matching a transcript search, the search reads those calls by id;
+/// from this many, it checks each call of its walk (`Storage::search_datapoints`).
+pub(super) const RARE_TEXT_MATCHES: usize = 2_000;
+
+/// How a transcript search narrows the calls (`Storage::search_datapoints`).
+#[derive(Clone, Debug)]
+pub(super) enum TextFilter {
+    /// The ids of every call that matches, fewer than `RARE_TEXT_MATCHES`.
+    Among(Vec<String>),
+    /// Words too common to list: each call is checked.
+    Check(TextQuery),
 }
 
 /// The rows a search is driven from, when not the datapoints themselves.

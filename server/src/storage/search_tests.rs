@@ -7,9 +7,10 @@ use chrono::{TimeZone, Utc};
 use sea_orm::QueryTrait;
 use uuid::Uuid;
 
+use super::datapoints::TextFilter;
 use super::ingest_tests::sqlite_plan;
 use crate::model::conversation::Source;
-use crate::model::datapoints::{DatapointCursor, DatapointQuery};
+use crate::model::datapoints::{DatapointCursor, DatapointQuery, TextQuery};
 
 /// Each filter alone (on a page of 100) and a few together, and the index that must serve it
 /// in the searches' order.
@@ -105,9 +106,15 @@ async fn every_filter_is_read_through_its_index() {
             if with_project {
                 query.project_id = Some(Uuid::now_v7());
             }
+            // Words too common to list: each call of the walk is checked.
+            let text = query
+                .text_contains
+                .as_deref()
+                .map(|text| TextFilter::Check(TextQuery::parse(text)));
             let statement = super::datapoints::search_statement(
                 organization,
                 &query,
+                text.as_ref(),
                 sea_orm::DbBackend::Sqlite,
             )
             .build(sea_orm::DbBackend::Sqlite);
@@ -130,6 +137,28 @@ async fn every_filter_is_read_through_its_index() {
             assert!(plan.iter().all(|step| !step.contains("TEMP B-TREE")), "a sort: {context}");
         }
     }
+
+    // Rare words: the few matching calls are read by id (and sorted: fewer than
+    // RARE_TEXT_MATCHES), and listing them reads the full-text index, not the table.
+    let query = DatapointQuery {
+        text_contains: Some("zebra".into()),
+        page_size: 101,
+        ..Default::default()
+    };
+    let ids = TextFilter::Among(vec![Uuid::now_v7().to_string(), Uuid::now_v7().to_string()]);
+    let statement = super::datapoints::search_statement(
+        organization,
+        &query,
+        Some(&ids),
+        sea_orm::DbBackend::Sqlite,
+    )
+    .build(sea_orm::DbBackend::Sqlite);
+    let plan = sqlite_plan(&storage, statement).await;
+    assert!(
+        plan.iter().any(|step| step.contains("sqlite_autoindex_datapoints_1 (id=?)")),
+        "{plan:?}"
+    );
+    assert!(plan.iter().all(|step| !step.starts_with("SCAN datapoints")), "{plan:?}");
 }
 
 /// Pages follow the searches' order, newest call first, then by id, with calls that started
@@ -321,6 +350,8 @@ async fn search_rows_stored_before_the_migration_are_found() {
 /// overwrite included.
 #[tokio::test]
 async fn transcripts_are_searched_by_words_and_phrases() {
+    use sea_orm::{ConnectionTrait, EntityTrait};
+
     use crate::model::commit::IngestWrite;
     use crate::storage::ingest_tests::new_ingest;
 
@@ -379,6 +410,24 @@ async fn transcripts_are_searched_by_words_and_phrases() {
     ];
     for (text, expected) in cases {
         assert_eq!(found(text).await, expected, "{text}");
+        // The same calls when the words are taken for common ones and each call is checked.
+        let query = DatapointQuery {
+            text_contains: Some(text.to_owned()),
+            page_size: 10,
+            ..Default::default()
+        };
+        let backend = storage.db.get_database_backend();
+        let check = TextFilter::Check(TextQuery::parse(text));
+        let mut checked: Vec<String> =
+            super::datapoints::search_statement(organization, &query, Some(&check), backend)
+                .all(&storage.db)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|model| model.call_id)
+                .collect();
+        checked.sort();
+        assert_eq!(checked, expected, "{text}, each call checked");
     }
 
     // The call says something else now: the index follows the overwrite.
