@@ -350,8 +350,6 @@ async fn search_rows_stored_before_the_migration_are_found() {
 /// overwrite included.
 #[tokio::test]
 async fn transcripts_are_searched_by_words_and_phrases() {
-    use sea_orm::{ConnectionTrait, EntityTrait};
-
     use crate::model::commit::IngestWrite;
     use crate::storage::ingest_tests::new_ingest;
 
