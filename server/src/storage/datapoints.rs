@@ -142,28 +142,8 @@ impl Storage {
         text: &TextQuery,
     ) -> Result<Vec<String>, Error> {
         let context = "searching transcripts";
-        let statement = match self.db.get_database_backend() {
-            // The query inline (its words hold only letters and digits): planned for its own
-            // words, not as a generic plan blind to how common they are.
-            DbBackend::Postgres => sea_orm::Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                format!(
-                    "SELECT id FROM datapoints WHERE organization_id = $1 AND transcript_words \
-                     @@ to_tsquery('simple', '{}') LIMIT {RARE_TEXT_MATCHES}",
-                    text.tsquery().replace('\'', "''")
-                ),
-                [organization_id.to_string().into()],
-            ),
-            backend => sea_orm::Statement::from_sql_and_values(
-                backend,
-                format!(
-                    "SELECT d.id FROM datapoint_text JOIN datapoints d ON d.rowid = \
-                     datapoint_text.rowid WHERE datapoint_text MATCH ? AND d.organization_id = ? \
-                     LIMIT {RARE_TEXT_MATCHES}"
-                ),
-                [text.fts5_match().into(), organization_id.to_string().into()],
-            ),
-        };
+        let statement =
+            text_matches_statement(self.db.get_database_backend(), organization_id, text);
         self.db
             .query_all_raw(statement)
             .await
@@ -367,6 +347,39 @@ pub(super) fn search_statement(
         .order_by(id, Order::Desc)
         .offset(u64::try_from(query.offset).unwrap_or(0))
         .limit(u64::try_from(query.page_size).unwrap_or(u64::MAX))
+}
+
+/// The statement of `Storage::text_matches`.
+pub(super) fn text_matches_statement(
+    backend: DbBackend,
+    organization_id: Uuid,
+    text: &TextQuery,
+) -> sea_orm::Statement {
+    match backend {
+        // The query inline (its words hold only letters and digits): planned for its own
+        // words, not as a generic plan blind to how common they are.
+        DbBackend::Postgres => sea_orm::Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!(
+                "SELECT id FROM datapoints WHERE organization_id = $1 AND transcript_words \
+                 @@ to_tsquery('simple', '{}') LIMIT {RARE_TEXT_MATCHES}",
+                text.tsquery().replace('\'', "''")
+            ),
+            [organization_id.to_string().into()],
+        ),
+        backend => sea_orm::Statement::from_sql_and_values(
+            backend,
+            // CROSS JOIN keeps the full-text index the outer loop (SQLite's join-order
+            // rule): the other order would walk the organization's datapoints, probing
+            // the index for each.
+            format!(
+                "SELECT d.id FROM datapoint_text CROSS JOIN datapoints d ON d.rowid = \
+                 datapoint_text.rowid WHERE datapoint_text MATCH ? AND d.organization_id = ? \
+                 LIMIT {RARE_TEXT_MATCHES}"
+            ),
+            [text.fts5_match().into(), organization_id.to_string().into()],
+        ),
+    }
 }
 
 /// Below this many calls matching a transcript search, the search reads those calls by id;

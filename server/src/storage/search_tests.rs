@@ -159,6 +159,14 @@ async fn every_filter_is_read_through_its_index() {
         "{plan:?}"
     );
     assert!(plan.iter().all(|step| !step.starts_with("SCAN datapoints")), "{plan:?}");
+    let statement = super::datapoints::text_matches_statement(
+        sea_orm::DbBackend::Sqlite,
+        organization,
+        &TextQuery::parse("zebra"),
+    );
+    let plan = sqlite_plan(&storage, statement).await;
+    assert!(plan[0].starts_with("SCAN datapoint_text VIRTUAL TABLE"), "{plan:?}");
+    assert!(plan.iter().any(|step| step.contains("PRIMARY KEY (rowid=?)")), "{plan:?}");
 }
 
 /// Pages follow the searches' order, newest call first, then by id, with calls that started
