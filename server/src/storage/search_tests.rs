@@ -145,7 +145,9 @@ async fn every_filter_is_read_through_its_index() {
         page_size: 101,
         ..Default::default()
     };
-    let ids = TextFilter::Among(vec![Uuid::now_v7().to_string(), Uuid::now_v7().to_string()]);
+    let ids = TextFilter::Among(
+        (0..super::datapoints::RARE_TEXT_MATCHES - 1).map(|_| Uuid::now_v7().to_string()).collect(),
+    );
     let statement = super::datapoints::search_statement(
         organization,
         &query,

@@ -155,9 +155,28 @@ fn searches(rows: usize) -> Vec<(&'static str, pb::SearchDatapointsRequest)> {
     ]
 }
 
+/// The data directory of the server with `rows` calls.
+fn server_dir(directory: &Path, rows: usize) -> std::path::PathBuf {
+    directory.join(format!("rows-{rows}"))
+}
+
+/// Drops the PostgreSQL database of a data directory, if it has one: a million calls take
+/// gigabytes.
+async fn drop_postgres_database(data_dir: &Path) {
+    let Ok(admin_url) = std::env::var("EARSHOT_TEST_POSTGRES_URL") else { return };
+    let url = earshot_e2e::storage_env(data_dir)
+        .await
+        .into_iter()
+        .find_map(|(name, value)| (name == "EARSHOT_DATABASE_URL").then_some(value))
+        .unwrap();
+    let name = url.rsplit('/').next().unwrap().split('?').next().unwrap();
+    earshot_server::storage::testing::execute_script(&admin_url, &format!("DROP DATABASE {name}"))
+        .await;
+}
+
 /// A server whose database holds `rows` calls, and how long filling it took.
 async fn filled_server(directory: &Path, rows: usize) -> (ServerProcess, String, Duration) {
-    let data_dir = directory.join(format!("rows-{rows}"));
+    let data_dir = server_dir(directory, rows);
     let env = [("EARSHOT_ASR__ENABLED", "false")];
     let first = ServerProcess::start_in(&data_dir, &env).await;
     let (key, project_id) = (first.admin_key.clone(), first.project_id.clone());
@@ -222,6 +241,7 @@ async fn main() {
         }
         results.push(timings);
         server.stop().await;
+        drop_postgres_database(&server_dir(directory.path(), count)).await;
     }
     let database = if std::env::var_os("EARSHOT_TEST_POSTGRES_URL").is_some() {
         "PostgreSQL"
