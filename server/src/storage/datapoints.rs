@@ -309,12 +309,13 @@ pub(super) fn search_statement(
         ),
         Some(drive) => {
             let alias = Alias::new("drive");
-            let (table, on, time, id, matches) = match drive {
+            // The table, its datapoint id (the join, and the order's last key), its time, and
+            // the columns that must match.
+            let (table, id, time, matches) = match drive {
                 Drive::Tag(tag) => (
                     datapoint_tag::Entity.into_table_ref(),
                     datapoint_tag::Column::DatapointId.into_iden(),
                     datapoint_tag::Column::OccurredAtMs.into_iden(),
-                    datapoint_tag::Column::DatapointId.into_iden(),
                     vec![
                         (datapoint_tag::Column::OrganizationId.into_iden(), &organization),
                         (datapoint_tag::Column::Tag.into_iden(), tag),
@@ -324,7 +325,6 @@ pub(super) fn search_statement(
                     datapoint_metadata::Entity.into_table_ref(),
                     datapoint_metadata::Column::DatapointId.into_iden(),
                     datapoint_metadata::Column::OccurredAtMs.into_iden(),
-                    datapoint_metadata::Column::DatapointId.into_iden(),
                     vec![
                         (datapoint_metadata::Column::OrganizationId.into_iden(), &organization),
                         (datapoint_metadata::Column::Key.into_iden(), key),
@@ -333,7 +333,8 @@ pub(super) fn search_statement(
                 ),
             };
             let mut on_rows = Condition::all().add(
-                Expr::col((alias.clone(), on)).equals((datapoint::Entity, datapoint::Column::Id)),
+                Expr::col((alias.clone(), id.clone()))
+                    .equals((datapoint::Entity, datapoint::Column::Id)),
             );
             for (column, value) in matches {
                 on_rows = on_rows.add(Expr::col((alias.clone(), column)).eq(value.clone()));
