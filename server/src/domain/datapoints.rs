@@ -34,12 +34,9 @@ impl Domain {
         let page_size = query.page_size;
         query.page_size += 1;
         let mut found = self.storage.search_datapoints(principal.organization_id, &query).await?;
-        let next_page_token = if found.len() > page_size {
-            found.truncate(page_size);
-            found.last().map(|last| DatapointCursor::after(&last.datapoint).to_token())
-        } else {
-            None
-        };
+        let next_page_token = super::finish_page_with(&mut found, page_size, |last| {
+            DatapointCursor::after(&last.datapoint).to_token()
+        });
         Ok(DatapointPage { datapoints: found, next_page_token })
     }
 

@@ -84,11 +84,21 @@ pub fn finish_page<T>(
     page_size: usize,
     id: impl Fn(&T) -> uuid::Uuid,
 ) -> Option<String> {
+    finish_page_with(items, page_size, |last| encode_page_token(id(last)))
+}
+
+/// `finish_page` for lists whose token is more than the last id (`token` makes it from the
+/// page's last item).
+pub fn finish_page_with<T>(
+    items: &mut Vec<T>,
+    page_size: usize,
+    token: impl Fn(&T) -> String,
+) -> Option<String> {
     if items.len() <= page_size {
         return None;
     }
     items.truncate(page_size);
-    items.last().map(|last| encode_page_token(id(last)))
+    items.last().map(token)
 }
 
 /// The id a page token continues after; None for the first page.

@@ -1,8 +1,7 @@
 //! Datapoints and their search.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
-use sea_orm::sea_query::{IntoIden, IntoTableRef};
+use sea_orm::sea_query::{Expr, ExprTrait, IntoIden, IntoTableRef, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, QueryTrait,
