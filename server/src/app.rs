@@ -155,6 +155,7 @@ impl App {
         let upkeep = tokio::spawn(upkeep(
             self.domain.clone(),
             Duration::from_secs(self.config.integrations.usage_flush_seconds),
+            Duration::from_secs(self.config.retention.sweep_interval_seconds),
             workers_stop_receiver.clone(),
         ));
 
@@ -273,18 +274,32 @@ impl App {
     }
 }
 
-/// Background upkeep of the webhook routes: writes usage counters every `flush_every` (and a
-/// last time at shutdown), and prunes the delivery log hourly.
+/// Background upkeep: writes the webhook routes' usage counters every `flush_every` (and a
+/// last time at shutdown), prunes the delivery log hourly, and removes what the projects'
+/// retention says has expired every `sweep_every`.
 async fn upkeep(
     domain: Domain,
     flush_every: Duration,
+    sweep_every: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     const PRUNE_EVERY: Duration = Duration::from_secs(3600);
     let mut flush = tokio::time::interval(flush_every);
     let mut prune = tokio::time::interval(PRUNE_EVERY);
+    let mut sweep = tokio::time::interval(sweep_every);
     loop {
         tokio::select! {
+            _ = sweep.tick() => match domain.sweep_retention().await {
+                Ok(removed) if !removed.is_empty() => {
+                    tracing::info!(
+                        datapoints = removed.datapoints,
+                        recordings = removed.recordings,
+                        "removed calls past their project's retention"
+                    );
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(error = %error, "could not apply retention"),
+            },
             _ = flush.tick() => {
                 if let Err(error) = domain.flush_webhook_usage().await {
                     tracing::warn!(error = %error, "could not write integration usage");

@@ -167,6 +167,14 @@ impl BlobStore {
         result.bytes().await.map_err(|error| Error::internal("reading audio", error))
     }
 
+    /// Removes the blob under `key`; one already gone is not an error.
+    pub async fn delete(&self, key: &str) -> Result<(), Error> {
+        match self.store.delete(&ObjectPath::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(Error::internal("removing audio", error)),
+        }
+    }
+
     /// The blob as a stream of chunks, for large downloads.
     pub async fn stream(
         &self,

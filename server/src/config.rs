@@ -26,6 +26,7 @@ const KNOWN_KEYS: &[&str] = &[
     "jobs",
     "fetch",
     "asr",
+    "retention",
 ];
 
 #[derive(Clone, Deserialize)]
@@ -45,6 +46,15 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub fetch: FetchConfig,
     pub asr: AsrConfig,
+    pub retention: RetentionConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    pub sweep_interval_seconds: u64,
+    pub batch_size: usize,
+    pub audio_grace_seconds: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -271,6 +281,12 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key, reason: &str| Err(ConfigError::Invalid { key, reason: reason.into() });
+        if !(1..=10_000).contains(&self.retention.batch_size) {
+            return invalid("retention.batch_size", "must be between 1 and 10000");
+        }
+        if self.retention.sweep_interval_seconds == 0 {
+            return invalid("retention.sweep_interval_seconds", "must be at least 1");
+        }
         if self.listen.parse::<SocketAddr>().is_err() {
             return invalid("listen", "must be an address and port such as 127.0.0.1:8080");
         }
@@ -516,6 +532,12 @@ impl Config {
                 ),
                 delivery_retention: chrono::Duration::days(
                     integrations.delivery_retention_days.into(),
+                ),
+            },
+            lifecycle: crate::domain::LifecycleSettings {
+                batch_size: self.retention.batch_size,
+                audio_grace: chrono::Duration::seconds(
+                    i64::try_from(self.retention.audio_grace_seconds).unwrap_or(i64::MAX / 1000),
                 ),
             },
         }

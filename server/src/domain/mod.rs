@@ -6,6 +6,7 @@ pub mod datapoints;
 pub mod deliveries;
 pub mod ingest;
 pub mod integrations;
+pub mod lifecycle;
 pub mod projects;
 pub mod webhook_gate;
 pub mod webhooks;
@@ -50,6 +51,18 @@ pub struct Settings {
     pub max_upload_bytes: usize,
     pub allow_private_networks: bool,
     pub webhooks: WebhookSettings,
+    pub lifecycle: LifecycleSettings,
+}
+
+/// Settings of deletion and retention.
+#[derive(Clone, Debug)]
+pub struct LifecycleSettings {
+    /// Calls one deletion transaction takes: bounded, so intake gets its turns in between.
+    pub batch_size: usize,
+    /// How long a recording no call names stays in the audio store before it is removed: longer
+    /// than an upload of the same bytes takes from storing them to committing its row, which
+    /// would otherwise lose them.
+    pub audio_grace: chrono::Duration,
 }
 
 /// Settings of the webhook intake.
@@ -164,6 +177,10 @@ pub(crate) mod test_support {
                 cache_ttl: std::time::Duration::from_secs(30),
                 body_retention: chrono::Duration::days(7),
                 delivery_retention: chrono::Duration::days(30),
+            },
+            lifecycle: super::LifecycleSettings {
+                batch_size: 500,
+                audio_grace: chrono::Duration::zero(),
             },
         }
     }

@@ -6,7 +6,7 @@ use super::Domain;
 use crate::crypto::{SecretValue, api_key};
 use crate::error::{Error, Result};
 use crate::model::auth::{ApiKeyRecord, Principal, Scope};
-use crate::model::projects::{Organization, Project};
+use crate::model::projects::{MAX_RETENTION_DAYS, Organization, Project, Retention};
 
 /// What a bootstrap created; the key value is shown once.
 #[derive(Clone, Debug)]
@@ -39,6 +39,7 @@ impl Domain {
             organization_id: organization.id,
             name: DEFAULT_PROJECT_NAME.to_owned(),
             created_at: now,
+            retention: Retention::default(),
         };
         let generated = api_key::generate();
         let api_key = ApiKeyRecord {
@@ -76,6 +77,7 @@ impl Domain {
             organization_id: principal.organization_id,
             name: name.to_owned(),
             created_at: self.clock.now(),
+            retention: Retention::default(),
         };
         self.storage.insert_project(&project).await?;
         Ok(project)
@@ -88,6 +90,34 @@ impl Domain {
             .into_iter()
             .filter(|project| principal.may_access_project(project.id))
             .collect())
+    }
+
+    /// Sets how long a project keeps its calls and its recordings (`None`: forever). Needs the
+    /// admin scope. What is already older than a new retention goes at the next sweep.
+    pub async fn set_project_retention(
+        &self,
+        principal: &Principal,
+        project_id: Uuid,
+        retention: Retention,
+    ) -> Result<Project> {
+        principal.require(Scope::Admin)?;
+        let mut violations = crate::error::Violations::new();
+        for (field, days) in [
+            ("retention.datapoint_days", retention.datapoint_days),
+            ("retention.audio_days", retention.audio_days),
+        ] {
+            if days.is_some_and(|days| !(1..=MAX_RETENTION_DAYS).contains(&days)) {
+                violations.add(
+                    field,
+                    format!("must be between 1 and {MAX_RETENTION_DAYS} days, or unset (forever)"),
+                );
+            }
+        }
+        violations.into_result()?;
+        let mut project = self.project_for(principal, project_id).await?;
+        self.storage.set_project_retention(project.organization_id, project.id, retention).await?;
+        project.retention = retention;
+        Ok(project)
     }
 
     /// A project the principal may access, or NOT_FOUND.

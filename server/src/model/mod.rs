@@ -11,5 +11,6 @@ pub mod datapoints;
 pub mod deliveries;
 pub mod ingest;
 pub mod integrations;
+pub mod lifecycle;
 pub mod metrics;
 pub mod projects;

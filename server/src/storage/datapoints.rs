@@ -58,26 +58,24 @@ impl Storage {
         if finished.is_empty() {
             return Ok(());
         }
-        let mut seen = std::collections::HashSet::with_capacity(finished.len());
-        let mut latest: Vec<&Datapoint> = finished
-            .iter()
-            .rev()
-            .map(|result| result.datapoint)
-            .filter(|datapoint| seen.insert(datapoint.id))
-            .collect();
-        latest.reverse();
         // The rows are built before the write turn: the single writer only runs statements.
-        let models = latest
-            .iter()
-            .map(|datapoint| datapoint_active_model(datapoint))
-            .collect::<Result<Vec<_>, _>>()?;
-        let stored_before: std::collections::HashSet<Uuid> = finished
-            .iter()
-            .filter(|result| !result.new)
-            .map(|result| result.datapoint.id)
-            .collect();
-        let search_rows = SearchRows::of(&latest, &stored_before);
+        let (mut models, mut search_rows) = datapoint_rows(finished)?;
         let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
+        // A call deleted while its job ran has lost its ingests: its datapoint is not stored
+        // again (on PostgreSQL the rows are locked until this commit, so a deletion waits).
+        let present = present_ingests(&transaction, finished, context).await?;
+        let kept: Vec<FinishedIngest<'_>>;
+        let finished = if present.len() == finished.len() {
+            finished
+        } else {
+            kept = finished
+                .iter()
+                .filter(|result| present.contains(&result.ingest_id.to_string()))
+                .copied()
+                .collect();
+            (models, search_rows) = datapoint_rows(&kept)?;
+            &kept
+        };
         upsert_datapoints(&transaction, models, context).await?;
         search_rows.replace(&transaction, context).await?;
         let job_ids: Vec<Uuid> = finished.iter().map(|result| result.job_id).collect();
@@ -114,23 +112,30 @@ impl Storage {
         query: &DatapointQuery,
     ) -> Result<Vec<DatapointView>, Error> {
         let backend = self.db.get_database_backend();
-        let text = match query.text_contains.as_deref().filter(|text| !text.is_empty()) {
-            Some(text) => {
-                let text = TextQuery::parse(text);
-                let matches = self.text_matches(organization_id, &text).await?;
-                Some(if matches.len() < RARE_TEXT_MATCHES {
-                    TextFilter::Among(matches)
-                } else {
-                    TextFilter::Check(text)
-                })
-            }
-            None => None,
-        };
+        let text = self.text_filter(organization_id, query).await?;
         let models = search_statement(organization_id, query, text.as_ref(), backend)
             .all(&self.db)
             .await
             .map_err(db_error("searching datapoints"))?;
         self.with_audio(models).await
+    }
+
+    /// How `search_statement` narrows the calls by the query's transcript words, if it has any.
+    pub(super) async fn text_filter(
+        &self,
+        organization_id: Uuid,
+        query: &DatapointQuery,
+    ) -> Result<Option<TextFilter>, Error> {
+        let Some(text) = query.text_contains.as_deref().filter(|text| !text.is_empty()) else {
+            return Ok(None);
+        };
+        let text = TextQuery::parse(text);
+        let matches = self.text_matches(organization_id, &text).await?;
+        Ok(Some(if matches.len() < RARE_TEXT_MATCHES {
+            TextFilter::Among(matches)
+        } else {
+            TextFilter::Check(text)
+        }))
     }
 
     /// Ids of up to `RARE_TEXT_MATCHES` of the organization's datapoints whose transcript
@@ -167,6 +172,50 @@ impl Storage {
             })
             .collect()
     }
+}
+
+/// The rows `finish_ingests` writes: each datapoint once (the latest result of a call), and
+/// its search rows.
+fn datapoint_rows(
+    finished: &[FinishedIngest<'_>],
+) -> Result<(Vec<datapoint::ActiveModel>, SearchRows), Error> {
+    let mut seen = std::collections::HashSet::with_capacity(finished.len());
+    let mut latest: Vec<&Datapoint> = finished
+        .iter()
+        .rev()
+        .map(|result| result.datapoint)
+        .filter(|datapoint| seen.insert(datapoint.id))
+        .collect();
+    latest.reverse();
+    let models = latest
+        .iter()
+        .map(|datapoint| datapoint_active_model(datapoint))
+        .collect::<Result<Vec<_>, _>>()?;
+    let stored_before: std::collections::HashSet<Uuid> =
+        finished.iter().filter(|result| !result.new).map(|result| result.datapoint.id).collect();
+    Ok((models, SearchRows::of(&latest, &stored_before)))
+}
+
+/// The ingests of `finished` that still exist; on PostgreSQL locked until the transaction ends.
+async fn present_ingests(
+    connection: &impl ConnectionTrait,
+    finished: &[FinishedIngest<'_>],
+    context: &'static str,
+) -> Result<std::collections::HashSet<String>, Error> {
+    use super::entities::ingest;
+    let mut present = std::collections::HashSet::with_capacity(finished.len());
+    for chunk in finished.chunks(LOOKUP_CHUNK_KEYS) {
+        let mut select = ingest::Entity::find().select_only().column(ingest::Column::Id).filter(
+            ingest::Column::Id.is_in(chunk.iter().map(|result| result.ingest_id.to_string())),
+        );
+        if connection.get_database_backend() == DbBackend::Postgres {
+            select = select.lock_exclusive();
+        }
+        present.extend(
+            select.into_tuple::<String>().all(connection).await.map_err(db_error(context))?,
+        );
+    }
+    Ok(present)
 }
 
 /// The statement of `Storage::find_datapoints` for one chunk of keys.

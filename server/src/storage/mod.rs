@@ -13,6 +13,7 @@ mod ingest;
 #[cfg(test)]
 pub(crate) mod ingest_tests;
 mod integrations;
+mod lifecycle;
 mod migrations;
 mod projects;
 #[cfg(test)]
@@ -32,6 +33,7 @@ pub use changes::{Change, Changes};
 pub use datapoints::FinishedIngest;
 pub use group_commit::IngestWriter;
 pub use ingest::{Committed, IntakeSettings};
+pub use lifecycle::OrphanBlob;
 
 /// A pool of database connections. Cheap to clone.
 #[derive(Clone, Debug)]

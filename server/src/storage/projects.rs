@@ -10,7 +10,7 @@ use super::{Storage, db_error, parse_uuid};
 use crate::clock::{from_millis, to_millis};
 use crate::error::Error;
 use crate::model::auth::{ApiKeyRecord, Scope};
-use crate::model::projects::{Organization, Project};
+use crate::model::projects::{Organization, Project, Retention};
 
 impl Storage {
     pub async fn count_organizations(&self) -> Result<u64, Error> {
@@ -81,6 +81,45 @@ impl Storage {
             .map_err(db_error("reading a project"))?
             .map(project_from_model)
             .transpose()
+    }
+
+    pub async fn set_project_retention(
+        &self,
+        organization_id: Uuid,
+        project_id: Uuid,
+        retention: Retention,
+    ) -> Result<(), Error> {
+        project::Entity::update_many()
+            .col_expr(
+                project::Column::DatapointRetentionDays,
+                retention.datapoint_days.map(days_column).into(),
+            )
+            .col_expr(
+                project::Column::AudioRetentionDays,
+                retention.audio_days.map(days_column).into(),
+            )
+            .filter(project::Column::Id.eq(project_id.to_string()))
+            .filter(project::Column::OrganizationId.eq(organization_id.to_string()))
+            .exec(&self.db)
+            .await
+            .map_err(db_error("setting a project's retention"))?;
+        Ok(())
+    }
+
+    /// Every project that keeps its calls or its recordings for a limited time.
+    pub async fn projects_with_retention(&self) -> Result<Vec<Project>, Error> {
+        project::Entity::find()
+            .filter(
+                sea_orm::Condition::any()
+                    .add(project::Column::DatapointRetentionDays.is_not_null())
+                    .add(project::Column::AudioRetentionDays.is_not_null()),
+            )
+            .all(&self.db)
+            .await
+            .map_err(db_error("listing projects with a retention"))?
+            .into_iter()
+            .map(project_from_model)
+            .collect()
     }
 
     pub async fn insert_api_key(&self, key: &ApiKeyRecord, key_hash: &str) -> Result<(), Error> {
@@ -168,7 +207,13 @@ fn project_active_model(project: &Project) -> project::ActiveModel {
         organization_id: Set(project.organization_id.to_string()),
         name: Set(project.name.clone()),
         created_at_ms: Set(to_millis(project.created_at)),
+        datapoint_retention_days: Set(project.retention.datapoint_days.map(days_column)),
+        audio_retention_days: Set(project.retention.audio_days.map(days_column)),
     }
+}
+
+fn days_column(days: u32) -> i32 {
+    i32::try_from(days).unwrap_or(i32::MAX)
 }
 
 fn project_from_model(model: project::Model) -> Result<Project, Error> {
@@ -178,6 +223,12 @@ fn project_from_model(model: project::Model) -> Result<Project, Error> {
         organization_id: parse_uuid(context, &model.organization_id)?,
         name: model.name,
         created_at: from_millis(model.created_at_ms),
+        retention: Retention {
+            datapoint_days: model
+                .datapoint_retention_days
+                .and_then(|days| u32::try_from(days).ok()),
+            audio_days: model.audio_retention_days.and_then(|days| u32::try_from(days).ok()),
+        },
     })
 }
 

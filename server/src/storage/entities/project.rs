@@ -8,6 +8,10 @@ pub struct Model {
     pub organization_id: String,
     pub name: String,
     pub created_at_ms: i64,
+    /// `Retention::datapoint_days`; NULL keeps datapoints forever.
+    pub datapoint_retention_days: Option<i32>,
+    /// `Retention::audio_days`; NULL keeps recordings forever.
+    pub audio_retention_days: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,6 +14,7 @@ mod m0008_stored_once;
 mod m0009_instances;
 mod m0010_search_indexes;
 mod m0011_transcript_words;
+mod m0012_lifecycle;
 
 use sea_orm_migration::prelude::*;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0009_instances::Migration),
             Box::new(m0010_search_indexes::Migration),
             Box::new(m0011_transcript_words::Migration),
+            Box::new(m0012_lifecycle::Migration),
         ]
     }
 }

@@ -1,0 +1,574 @@
+//! Deletion, retention and the recordings they leave without a call (m0012).
+//!
+//! A deletion runs in batches, each one write transaction: the batch's datapoints go (their tag
+//! and metadata rows with them, their full-text rows by trigger on SQLite, by the row itself on
+//! PostgreSQL), then every ingest of those calls with its queued job, then the request and body
+//! of their webhook deliveries, then each recording no remaining datapoint names (its audio
+//! object, the blob queued in `orphan_blobs`), and the batch's counts are added to the audit
+//! record. Every statement finds its rows through an index (m0010, m0012), so a batch costs what
+//! it deletes, not what is stored.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, IntoColumnRef, OnConflict, Query, ReturningClause};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use super::entities::{audio_object, datapoint, datapoint_metadata, datapoint_tag, ingest};
+use super::{Storage, db_error, parse_uuid};
+use crate::clock::{from_millis, to_millis};
+use crate::error::Error;
+use crate::model::datapoints::DatapointQuery;
+use crate::model::lifecycle::{CallRef, Deletion, DeletionReason, Removed};
+
+/// A recording queued for removal from the audio store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrphanBlob {
+    pub blob_key: String,
+    /// Another audio object (stored again since, or in another project) names the same bytes:
+    /// the blob stays, and only the queue entry goes.
+    pub still_used: bool,
+}
+
+impl Storage {
+    /// Up to `limit` of the organization's stored calls matching `query`, newest first (the
+    /// searches' statement, reading only the columns a deletion needs).
+    pub async fn matching_calls(
+        &self,
+        organization_id: Uuid,
+        query: &DatapointQuery,
+        limit: usize,
+    ) -> Result<Vec<CallRef>, Error> {
+        let mut query = query.clone();
+        query.page_size = limit;
+        query.before = None;
+        query.offset = 0;
+        let text = self.text_filter(organization_id, &query).await?;
+        let backend = self.db.get_database_backend();
+        let rows: Vec<(String, String, String, String, Option<String>)> =
+            super::datapoints::search_statement(organization_id, &query, text.as_ref(), backend)
+                .select_only()
+                .column(datapoint::Column::Id)
+                .column(datapoint::Column::ProjectId)
+                .column(datapoint::Column::Provider)
+                .column(datapoint::Column::CallId)
+                .column(datapoint::Column::AudioId)
+                .into_tuple()
+                .all(&self.db)
+                .await
+                .map_err(db_error("finding the calls to delete"))?;
+        rows.into_iter().map(call_ref).collect()
+    }
+
+    /// The organization's stored calls among `ids` (unknown ids are left out).
+    pub async fn calls_by_ids(
+        &self,
+        organization_id: Uuid,
+        ids: &[Uuid],
+    ) -> Result<Vec<CallRef>, Error> {
+        let rows: Vec<(String, String, String, String, Option<String>)> = datapoint::Entity::find()
+            .select_only()
+            .column(datapoint::Column::Id)
+            .column(datapoint::Column::ProjectId)
+            .column(datapoint::Column::Provider)
+            .column(datapoint::Column::CallId)
+            .column(datapoint::Column::AudioId)
+            .filter(datapoint::Column::OrganizationId.eq(organization_id.to_string()))
+            .filter(datapoint::Column::Id.is_in(ids.iter().map(Uuid::to_string)))
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(db_error("finding the calls to delete"))?;
+        rows.into_iter().map(call_ref).collect()
+    }
+
+    /// Up to `limit` of a project's calls that took place before `before`, oldest first
+    /// (`datapoints_by_project_occurrence`).
+    pub async fn calls_before(
+        &self,
+        project_id: Uuid,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<CallRef>, Error> {
+        let rows: Vec<(String, String, String, String, Option<String>)> = datapoint::Entity::find()
+            .select_only()
+            .column(datapoint::Column::Id)
+            .column(datapoint::Column::ProjectId)
+            .column(datapoint::Column::Provider)
+            .column(datapoint::Column::CallId)
+            .column(datapoint::Column::AudioId)
+            .filter(datapoint::Column::ProjectId.eq(project_id.to_string()))
+            .filter(datapoint::Column::OccurredAtMs.lt(to_millis(before)))
+            .order_by_asc(datapoint::Column::OccurredAtMs)
+            .limit(limit as u64)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(db_error("finding expired calls"))?;
+        rows.into_iter().map(call_ref).collect()
+    }
+
+    /// Up to `limit` of a project's calls before `before` that still have a recording, oldest
+    /// first (`datapoints_with_audio_by_time`).
+    pub async fn recordings_before(
+        &self,
+        project_id: Uuid,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<CallRef>, Error> {
+        let rows: Vec<(String, String, String, String, Option<String>)> = datapoint::Entity::find()
+            .select_only()
+            .column(datapoint::Column::Id)
+            .column(datapoint::Column::ProjectId)
+            .column(datapoint::Column::Provider)
+            .column(datapoint::Column::CallId)
+            .column(datapoint::Column::AudioId)
+            .filter(datapoint::Column::ProjectId.eq(project_id.to_string()))
+            .filter(datapoint::Column::AudioId.is_not_null())
+            .filter(datapoint::Column::OccurredAtMs.lt(to_millis(before)))
+            .order_by_asc(datapoint::Column::OccurredAtMs)
+            .limit(limit as u64)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(db_error("finding expired recordings"))?;
+        rows.into_iter().map(call_ref).collect()
+    }
+
+    /// Deletes `calls` (one batch) in one transaction and adds what went to the audit record
+    /// `deletion` (created by the first batch). Recordings left without a call are queued for
+    /// the audio store's sweep, due at `blobs_due`.
+    pub async fn delete_calls(
+        &self,
+        calls: &[CallRef],
+        deletion: &Deletion,
+        blobs_due: DateTime<Utc>,
+    ) -> Result<Removed, Error> {
+        let context = "deleting calls";
+        let backend = self.db.get_database_backend();
+        let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
+        let ids: Vec<String> = calls.iter().map(|call| call.datapoint_id.to_string()).collect();
+        // What is still there (a concurrent deletion may have taken some).
+        let deleted = transaction
+            .query_all_raw(
+                backend.build(
+                    Query::delete()
+                        .from_table(datapoint::Entity)
+                        .and_where(datapoint::Column::Id.is_in(ids.clone()))
+                        .returning(ReturningClause::Columns(vec![
+                            datapoint::Column::Id.into_column_ref(),
+                        ])),
+                ),
+            )
+            .await
+            .map_err(db_error(context))?
+            .iter()
+            .map(|row| row.try_get::<String>("", "id").map_err(db_error(context)))
+            .collect::<Result<HashSet<String>, _>>()?;
+        let calls: Vec<&CallRef> =
+            calls.iter().filter(|call| deleted.contains(&call.datapoint_id.to_string())).collect();
+        let mut removed = Removed { datapoints: deleted.len() as u64, ..Removed::default() };
+        if !calls.is_empty() {
+            let ids: Vec<String> = calls.iter().map(|call| call.datapoint_id.to_string()).collect();
+            for statement in [
+                Query::delete()
+                    .from_table(datapoint_tag::Entity)
+                    .and_where(datapoint_tag::Column::DatapointId.is_in(ids.clone()))
+                    .to_owned(),
+                Query::delete()
+                    .from_table(datapoint_metadata::Entity)
+                    .and_where(datapoint_metadata::Column::DatapointId.is_in(ids))
+                    .to_owned(),
+            ] {
+                transaction
+                    .execute_raw(backend.build(&statement))
+                    .await
+                    .map_err(db_error(context))?;
+            }
+            let ingest_ids =
+                call_ingests(&transaction, deletion.organization_id, &calls, context).await?;
+            removed.ingests = ingest_ids.len() as u64;
+            removed.delivery_bodies =
+                forget_ingests(&transaction, &ingest_ids, backend, context).await?;
+            removed.recordings =
+                drop_unused_recordings(&transaction, &calls, blobs_due, backend, context).await?;
+        }
+        record_deletion(&transaction, deletion, removed, backend, context).await?;
+        transaction.commit().await.map_err(db_error(context))?;
+        Ok(removed)
+    }
+
+    /// Takes the recording off `calls` (audio retention: the datapoints stay) in one
+    /// transaction, drops the recordings no datapoint names any more as `delete_calls` does, and
+    /// adds the counts to `deletion`.
+    pub async fn drop_recordings(
+        &self,
+        calls: &[CallRef],
+        deletion: &Deletion,
+        blobs_due: DateTime<Utc>,
+    ) -> Result<Removed, Error> {
+        let context = "dropping recordings";
+        let backend = self.db.get_database_backend();
+        let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
+        let ids: Vec<String> = calls.iter().map(|call| call.datapoint_id.to_string()).collect();
+        transaction
+            .execute_raw(
+                backend.build(
+                    Query::update()
+                        .table(datapoint::Entity)
+                        .value(datapoint::Column::AudioId, Option::<String>::None)
+                        .and_where(datapoint::Column::Id.is_in(ids)),
+                ),
+            )
+            .await
+            .map_err(db_error(context))?;
+        let calls: Vec<&CallRef> = calls.iter().collect();
+        let removed = Removed {
+            recordings: drop_unused_recordings(&transaction, &calls, blobs_due, backend, context)
+                .await?,
+            ..Removed::default()
+        };
+        record_deletion(&transaction, deletion, removed, backend, context).await?;
+        transaction.commit().await.map_err(db_error(context))?;
+        Ok(removed)
+    }
+
+    /// Adds `removed` to the audit record `deletion` (creating it), and sets its finish time.
+    pub async fn record_deletion(
+        &self,
+        deletion: &Deletion,
+        removed: Removed,
+    ) -> Result<(), Error> {
+        let context = "recording a deletion";
+        let backend = self.db.get_database_backend();
+        let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
+        record_deletion(&transaction, deletion, removed, backend, context).await?;
+        transaction.commit().await.map_err(db_error(context))
+    }
+
+    /// The organization's deletions, newest first, before the one with id `before`.
+    pub async fn list_deletions(
+        &self,
+        organization_id: Uuid,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<Deletion>, Error> {
+        let context = "listing deletions";
+        let mut select = Query::select();
+        select
+            .columns(DELETION_COLUMNS.map(sea_orm::sea_query::Alias::new))
+            .from(sea_orm::sea_query::Alias::new("deletions"))
+            .and_where(Expr::col("organization_id").eq(organization_id.to_string()))
+            .order_by("id", sea_orm::sea_query::Order::Desc)
+            .limit(limit as u64);
+        if let Some(before) = before {
+            select.and_where(Expr::col("id").lt(before.to_string()));
+        }
+        let rows = self
+            .db
+            .query_all_raw(self.db.get_database_backend().build(&select))
+            .await
+            .map_err(db_error(context))?;
+        rows.iter().map(|row| deletion_from_row(row, context)).collect()
+    }
+
+    /// Up to `limit` recordings whose removal is due at `now`, each saying whether an audio
+    /// object names its bytes again.
+    pub async fn due_orphan_blobs(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<OrphanBlob>, Error> {
+        let context = "finding recordings to remove";
+        let backend = self.db.get_database_backend();
+        let used = Query::select()
+            .expr(Expr::val(1))
+            .from(audio_object::Entity)
+            .and_where(
+                Expr::col((audio_object::Entity, audio_object::Column::Sha256))
+                    .equals(("orphan_blobs", "sha256")),
+            )
+            .to_owned();
+        let select = Query::select()
+            .column(("orphan_blobs", "blob_key"))
+            .expr_as(Expr::exists(used), "still_used")
+            .from("orphan_blobs")
+            .and_where(Expr::col(("orphan_blobs", "due_at_ms")).lte(to_millis(now)))
+            .order_by(("orphan_blobs", "due_at_ms"), sea_orm::sea_query::Order::Asc)
+            .limit(limit as u64)
+            .to_owned();
+        let rows =
+            self.db.query_all_raw(backend.build(&select)).await.map_err(db_error(context))?;
+        rows.iter()
+            .map(|row| {
+                Ok(OrphanBlob {
+                    blob_key: row.try_get("", "blob_key").map_err(db_error(context))?,
+                    still_used: row
+                        .try_get::<bool>("", "still_used")
+                        .or_else(|_| row.try_get::<i64>("", "still_used").map(|flag| flag != 0))
+                        .map_err(db_error(context))?,
+                })
+            })
+            .collect()
+    }
+
+    /// Takes `blob_keys` off the removal queue (removed from the store, or used again).
+    pub async fn forget_orphan_blobs(&self, blob_keys: &[String]) -> Result<(), Error> {
+        if blob_keys.is_empty() {
+            return Ok(());
+        }
+        let context = "forgetting removed recordings";
+        let backend = self.db.get_database_backend();
+        let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
+        transaction
+            .execute_raw(
+                backend.build(
+                    Query::delete()
+                        .from_table("orphan_blobs")
+                        .and_where(Expr::col("blob_key").is_in(blob_keys.iter().cloned())),
+                ),
+            )
+            .await
+            .map_err(db_error(context))?;
+        transaction.commit().await.map_err(db_error(context))
+    }
+}
+
+fn call_ref(row: (String, String, String, String, Option<String>)) -> Result<CallRef, Error> {
+    let context = "reading a call to delete";
+    let (id, project_id, provider, call_id, audio_id) = row;
+    Ok(CallRef {
+        datapoint_id: parse_uuid(context, &id)?,
+        project_id: parse_uuid(context, &project_id)?,
+        provider,
+        call_id,
+        audio_id: audio_id.as_deref().map(|id| parse_uuid(context, id)).transpose()?,
+    })
+}
+
+/// Deletes every ingest of `calls` (project, provider and call id alike) with its job, and
+/// returns their ids. The ingests are found by call id within the organization
+/// (`ingests_by_call`), the rest of the key compared here.
+async fn call_ingests(
+    connection: &impl ConnectionTrait,
+    organization_id: Uuid,
+    calls: &[&CallRef],
+    context: &'static str,
+) -> Result<Vec<String>, Error> {
+    let backend = connection.get_database_backend();
+    let keys: HashSet<(String, &str, &str)> = calls
+        .iter()
+        .map(|call| (call.project_id.to_string(), call.provider.as_str(), call.call_id.as_str()))
+        .collect();
+    let call_ids: HashSet<&str> = calls.iter().map(|call| call.call_id.as_str()).collect();
+    let rows: Vec<(String, String, String, String)> = ingest::Entity::find()
+        .select_only()
+        .column(ingest::Column::Id)
+        .column(ingest::Column::ProjectId)
+        .column(ingest::Column::Provider)
+        .column(ingest::Column::CallId)
+        .filter(ingest::Column::OrganizationId.eq(organization_id.to_string()))
+        .filter(ingest::Column::CallId.is_in(call_ids.iter().map(|id| (*id).to_owned())))
+        .into_tuple()
+        .all(connection)
+        .await
+        .map_err(db_error(context))?;
+    let ids: Vec<String> = rows
+        .into_iter()
+        .filter(|(_, project_id, provider, call_id)| {
+            keys.contains(&(project_id.clone(), provider.as_str(), call_id.as_str()))
+        })
+        .map(|(id, ..)| id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(ids);
+    }
+    for statement in [
+        Query::delete()
+            .from_table(ingest::Entity)
+            .and_where(ingest::Column::Id.is_in(ids.clone()))
+            .to_owned(),
+        Query::delete().from_table("jobs").and_where(Expr::col("id").is_in(ids.clone())).to_owned(),
+    ] {
+        connection.execute_raw(backend.build(&statement)).await.map_err(db_error(context))?;
+    }
+    Ok(ids)
+}
+
+/// Clears the request and body of the webhook deliveries of `ingest_ids` that still keep them
+/// (`deliveries_with_body_by_ingest`); returns how many.
+async fn forget_ingests(
+    connection: &impl ConnectionTrait,
+    ingest_ids: &[String],
+    backend: DbBackend,
+    context: &'static str,
+) -> Result<u64, Error> {
+    use super::entities::webhook_delivery;
+    if ingest_ids.is_empty() {
+        return Ok(0);
+    }
+    let statement = Query::update()
+        .table(webhook_delivery::Entity)
+        .value(webhook_delivery::Column::Body, Option::<Vec<u8>>::None)
+        .value(webhook_delivery::Column::RequestJson, Option::<String>::None)
+        .value(webhook_delivery::Column::BodyEncoding, "")
+        .and_where(webhook_delivery::Column::IngestId.is_in(ingest_ids.iter().cloned()))
+        .and_where(webhook_delivery::Column::Body.is_not_null())
+        .to_owned();
+    Ok(connection
+        .execute_raw(backend.build(&statement))
+        .await
+        .map_err(db_error(context))?
+        .rows_affected())
+}
+
+/// Of the recordings `calls` named, deletes the audio objects no datapoint names any more and
+/// queues their blobs for removal at `due`; returns how many.
+async fn drop_unused_recordings(
+    connection: &impl ConnectionTrait,
+    calls: &[&CallRef],
+    due: DateTime<Utc>,
+    backend: DbBackend,
+    context: &'static str,
+) -> Result<u64, Error> {
+    let audio_ids: HashSet<String> =
+        calls.iter().filter_map(|call| call.audio_id).map(|id| id.to_string()).collect();
+    if audio_ids.is_empty() {
+        return Ok(0);
+    }
+    // Still named by another call (`datapoints_by_audio`).
+    let used: HashSet<String> = datapoint::Entity::find()
+        .select_only()
+        .column(datapoint::Column::AudioId)
+        .distinct()
+        .filter(datapoint::Column::AudioId.is_in(audio_ids.iter().cloned()))
+        .into_tuple::<Option<String>>()
+        .all(connection)
+        .await
+        .map_err(db_error(context))?
+        .into_iter()
+        .flatten()
+        .collect();
+    let unused: Vec<String> = audio_ids.difference(&used).cloned().collect();
+    if unused.is_empty() {
+        return Ok(0);
+    }
+    let gone = connection
+        .query_all_raw(
+            backend.build(
+                Query::delete()
+                    .from_table(audio_object::Entity)
+                    .and_where(audio_object::Column::Id.is_in(unused))
+                    .returning(ReturningClause::Columns(vec![
+                        audio_object::Column::BlobKey.into_column_ref(),
+                        audio_object::Column::Sha256.into_column_ref(),
+                    ])),
+            ),
+        )
+        .await
+        .map_err(db_error(context))?;
+    let mut queue = Query::insert();
+    queue
+        .into_table("orphan_blobs")
+        .columns(["blob_key", "sha256", "due_at_ms"])
+        .on_conflict(OnConflict::column("blob_key").update_column("due_at_ms").to_owned());
+    for row in &gone {
+        let blob_key: String = row.try_get("", "blob_key").map_err(db_error(context))?;
+        let sha256: String = row.try_get("", "sha256").map_err(db_error(context))?;
+        queue.values_panic([blob_key.into(), sha256.into(), to_millis(due).into()]);
+    }
+    if !gone.is_empty() {
+        connection.execute_raw(backend.build(&queue)).await.map_err(db_error(context))?;
+    }
+    Ok(gone.len() as u64)
+}
+
+const DELETION_COLUMNS: [&str; 12] = [
+    "id",
+    "organization_id",
+    "project_id",
+    "actor",
+    "reason",
+    "filter_json",
+    "requested_at_ms",
+    "finished_at_ms",
+    "datapoints",
+    "ingests",
+    "delivery_bodies",
+    "recordings",
+];
+
+/// Inserts the audit record, or adds `removed` to it and sets its finish time.
+async fn record_deletion(
+    connection: &impl ConnectionTrait,
+    deletion: &Deletion,
+    removed: Removed,
+    backend: DbBackend,
+    context: &'static str,
+) -> Result<(), Error> {
+    let count = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+    let mut on_conflict = OnConflict::column("id");
+    for column in ["datapoints", "ingests", "delivery_bodies", "recordings"] {
+        on_conflict.value(
+            column,
+            Expr::cust(format!(r#""deletions"."{column}" + "excluded"."{column}""#)),
+        );
+    }
+    on_conflict.update_column("finished_at_ms");
+    let statement = Query::insert()
+        .into_table("deletions")
+        .columns(DELETION_COLUMNS)
+        .values_panic([
+            deletion.id.to_string().into(),
+            deletion.organization_id.to_string().into(),
+            deletion.project_id.map(|id| id.to_string()).into(),
+            deletion.actor.clone().into(),
+            deletion.reason.as_str().into(),
+            deletion.filter.to_string().into(),
+            to_millis(deletion.requested_at).into(),
+            deletion.finished_at.map(to_millis).into(),
+            count(removed.datapoints).into(),
+            count(removed.ingests).into(),
+            count(removed.delivery_bodies).into(),
+            count(removed.recordings).into(),
+        ])
+        .on_conflict(on_conflict)
+        .to_owned();
+    connection.execute_raw(backend.build(&statement)).await.map_err(db_error(context))?;
+    Ok(())
+}
+
+fn deletion_from_row(row: &sea_orm::QueryResult, context: &'static str) -> Result<Deletion, Error> {
+    let text = |column: &str| row.try_get::<String>("", column).map_err(db_error(context));
+    let number = |column: &str| row.try_get::<i64>("", column).map_err(db_error(context));
+    let count = |column: &str| number(column).map(|value| u64::try_from(value).unwrap_or(0));
+    Ok(Deletion {
+        id: parse_uuid(context, &text("id")?)?,
+        organization_id: parse_uuid(context, &text("organization_id")?)?,
+        project_id: row
+            .try_get::<Option<String>>("", "project_id")
+            .map_err(db_error(context))?
+            .as_deref()
+            .map(|id| parse_uuid(context, id))
+            .transpose()?,
+        actor: text("actor")?,
+        reason: DeletionReason::parse(&text("reason")?)
+            .ok_or_else(|| Error::internal(context, "unknown deletion reason"))?,
+        filter: serde_json::from_str(&text("filter_json")?)
+            .map_err(|error| Error::internal(context, error))?,
+        requested_at: from_millis(number("requested_at_ms")?),
+        finished_at: row
+            .try_get::<Option<i64>>("", "finished_at_ms")
+            .map_err(db_error(context))?
+            .map(from_millis),
+        removed: Removed {
+            datapoints: count("datapoints")?,
+            ingests: count("ingests")?,
+            delivery_bodies: count("delivery_bodies")?,
+            recordings: count("recordings")?,
+        },
+    })
+}
