@@ -378,10 +378,34 @@ pub fn delivery(delivery: pb::WebhookDelivery) -> Value {
 }
 
 pub fn project(project: &pb::Project) -> Value {
+    let retention = project.retention.unwrap_or_default();
     json!({
         "id": project.id,
         "name": project.name,
         "create_time": time(project.create_time.as_ref()),
+        "retention": {
+            "datapoint_days": retention.datapoint_days,
+            "audio_days": retention.audio_days,
+        },
+    })
+}
+
+pub fn deletion(deletion: pb::Deletion) -> Value {
+    let removed = deletion.removed.unwrap_or_default();
+    json!({
+        "id": deletion.id,
+        "project_id": Some(deletion.project_id).filter(|id| !id.is_empty()),
+        "actor": deletion.actor,
+        "reason": deletion.reason,
+        "filter": deletion.filter.map_or(Value::Null, |filter| Value::Object(struct_to_json(filter))),
+        "request_time": time(deletion.request_time.as_ref()),
+        "finish_time": time(deletion.finish_time.as_ref()),
+        "removed": {
+            "datapoints": removed.datapoints,
+            "ingests": removed.ingests,
+            "delivery_bodies": removed.delivery_bodies,
+            "recordings": removed.recordings,
+        },
     })
 }
 

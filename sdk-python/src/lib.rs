@@ -137,6 +137,59 @@ impl Client {
     fn project(&self, project_id: Option<String>) -> Option<String> {
         project_id.filter(|id| !id.is_empty()).or_else(|| self.project_id.clone())
     }
+
+    /// The search filter of `find` (its limit aside); the client's project when it names none
+    /// and `default_project`.
+    fn datapoint_query(&self, find: FindQuery, default_project: bool) -> PyResult<DatapointQuery> {
+        let mut request = DatapointQuery::new();
+        let project_id =
+            if default_project { self.project(find.project_id) } else { find.project_id };
+        if let Some(project_id) = project_id.filter(|id| !id.is_empty()) {
+            request = request.project_id(project_id);
+        }
+        if let Some(token) = find.context_token {
+            request = request.context_token(token);
+        }
+        if let Some(call_id) = find.call_id {
+            request = request.call_id(call_id);
+        }
+        if let Some(provider) = find.provider {
+            request = request.provider(provider);
+        }
+        if let Some(source) = find.source {
+            request = request.source(name_arg(
+                "source",
+                &source,
+                convert::source_from_name,
+                "webhook, sdk or api",
+            )?);
+        }
+        request = request
+            .tags_all(find.tags.unwrap_or_default())
+            .tags_any(find.tags_any.unwrap_or_default());
+        for (key, value) in find.metadata.unwrap_or_default() {
+            let text = match value {
+                Value::String(text) => text,
+                other => other.to_string(),
+            };
+            request = request.metadata_equals(key, text);
+        }
+        for (field, value) in [("from_date", find.from_date), ("to_date", find.to_date)] {
+            let Some(value) = value else { continue };
+            let time = earshot::parse_time(&value).ok_or_else(|| {
+                invalid(vec![FieldViolation::new(field, "must be a datetime or ISO 8601 text")])
+            })?;
+            request = if field == "from_date" {
+                request.start_time(time)
+            } else {
+                request.end_time(time)
+            };
+        }
+        if let Some(text) = find.search_value.filter(|text| !text.is_empty()) {
+            request = request.text_contains(text);
+        }
+        Ok(request)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -394,51 +447,7 @@ impl Client {
     ) -> PyResult<Bound<'py, PyAny>> {
         let find: FindQuery = parse("query", json_arg(query.as_any(), "")?)?;
         let limit = find.limit.unwrap_or(100);
-        let mut request = DatapointQuery::new();
-        if let Some(project_id) = self.project(find.project_id) {
-            request = request.project_id(project_id);
-        }
-        if let Some(token) = find.context_token {
-            request = request.context_token(token);
-        }
-        if let Some(call_id) = find.call_id {
-            request = request.call_id(call_id);
-        }
-        if let Some(provider) = find.provider {
-            request = request.provider(provider);
-        }
-        if let Some(source) = find.source {
-            request = request.source(name_arg(
-                "source",
-                &source,
-                convert::source_from_name,
-                "webhook, sdk or api",
-            )?);
-        }
-        request = request
-            .tags_all(find.tags.unwrap_or_default())
-            .tags_any(find.tags_any.unwrap_or_default());
-        for (key, value) in find.metadata.unwrap_or_default() {
-            let text = match value {
-                Value::String(text) => text,
-                other => other.to_string(),
-            };
-            request = request.metadata_equals(key, text);
-        }
-        for (field, value) in [("from_date", find.from_date), ("to_date", find.to_date)] {
-            let Some(value) = value else { continue };
-            let time = earshot::parse_time(&value).ok_or_else(|| {
-                invalid(vec![FieldViolation::new(field, "must be a datetime or ISO 8601 text")])
-            })?;
-            request = if field == "from_date" {
-                request.start_time(time)
-            } else {
-                request.end_time(time)
-            };
-        }
-        if let Some(text) = find.search_value.filter(|text| !text.is_empty()) {
-            request = request.text_contains(text);
-        }
+        let request = self.datapoint_query(find, true)?;
         let client = self.client()?;
         run(py, asynchronous, async move {
             let mut found = Vec::new();
@@ -456,6 +465,112 @@ impl Client {
             }
             found.truncate(limit);
             Ok(Output::Json(Value::Array(found)))
+        })
+    }
+
+    /// Writes every datapoint matching `query` as JSON Lines to `path` (created or replaced),
+    /// a page at a time; returns how many were written.
+    #[pyo3(signature = (query, path, include_audio_links, asynchronous))]
+    fn export_datapoints<'py>(
+        &self,
+        py: Python<'py>,
+        query: &Bound<'py, PyDict>,
+        path: PathBuf,
+        include_audio_links: bool,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        use futures_util::TryStreamExt;
+        use tokio::io::AsyncWriteExt;
+        let find: FindQuery = parse("query", json_arg(query.as_any(), "")?)?;
+        let request = self.datapoint_query(find, true)?;
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let file_error =
+                |error: std::io::Error| earshot::Error::File { path: path.clone(), source: error };
+            let file = tokio::fs::File::create(&path).await.map_err(file_error)?;
+            let mut writer = tokio::io::BufWriter::new(file);
+            let mut items = client.export_datapoints(request, include_audio_links).await?;
+            let mut written: u64 = 0;
+            while let Some(item) = items.try_next().await? {
+                let mut line = item.datapoint.map(convert::datapoint).unwrap_or(Value::Null);
+                if !item.audio_url.is_empty() {
+                    line["audio_url"] = Value::from(item.audio_url);
+                }
+                let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
+                bytes.push(b'\n');
+                writer.write_all(&bytes).await.map_err(file_error)?;
+                written += 1;
+            }
+            writer.flush().await.map_err(file_error)?;
+            Ok(Output::Json(Value::from(written)))
+        })
+    }
+
+    /// Deletes the calls of `datapoint_ids`, or every call matching `query`.
+    #[pyo3(signature = (datapoint_ids, query, asynchronous))]
+    fn delete_datapoints<'py>(
+        &self,
+        py: Python<'py>,
+        datapoint_ids: Vec<String>,
+        query: &Bound<'py, PyDict>,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let find: FindQuery = parse("query", json_arg(query.as_any(), "")?)?;
+        // The client's project is added by the Rust client only to a filter naming something.
+        let request = self.datapoint_query(find, false)?;
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let deletion = if datapoint_ids.is_empty() {
+                client.delete_matching(request).await?
+            } else {
+                client.delete_datapoints(datapoint_ids).await?
+            };
+            Ok(Output::Json(convert::deletion(deletion)))
+        })
+    }
+
+    #[pyo3(signature = (limit, asynchronous))]
+    fn list_deletions<'py>(
+        &self,
+        py: Python<'py>,
+        limit: usize,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let mut found = Vec::new();
+            let mut page_token = String::new();
+            while found.len() < limit {
+                let page_size = i32::try_from((limit - found.len()).min(500)).unwrap_or(500);
+                let page = client.list_deletions(page_size, &page_token).await?;
+                found.extend(page.deletions.into_iter().map(convert::deletion));
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+            found.truncate(limit);
+            Ok(Output::Json(Value::Array(found)))
+        })
+    }
+
+    #[pyo3(signature = (project_id, datapoint_days, audio_days, asynchronous))]
+    fn set_project_retention<'py>(
+        &self,
+        py: Python<'py>,
+        project_id: Option<String>,
+        datapoint_days: Option<u32>,
+        audio_days: Option<u32>,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let project_id = self.project(project_id).ok_or_else(|| {
+            invalid(vec![FieldViolation::new("project_id", "required (no default project)")])
+        })?;
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let project =
+                client.set_project_retention(&project_id, datapoint_days, audio_days).await?;
+            Ok(Output::Json(convert::project(&project)))
         })
     }
 

@@ -41,6 +41,7 @@ mod conversation;
 mod datapoints;
 mod error;
 mod integrations;
+mod lifecycle;
 mod projects;
 
 pub use client::{Client, ClientBuilder, DEFAULT_URL, DownloadedAudio};

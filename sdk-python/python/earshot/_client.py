@@ -124,6 +124,84 @@ class Earshot:
         result: Dict[str, Any] = self._native.get_datapoint(datapoint_id, False)
         return result
 
+    def export_datapoints(
+        self,
+        path: PathLike,
+        *,
+        project_id: Optional[str] = None,
+        context_token: Optional[str] = None,
+        call_id: Optional[str] = None,
+        provider: Optional[str] = None,
+        source: Optional[str] = None,
+        tags: Optional[Sequence[str]] = None,
+        tags_any: Optional[Sequence[str]] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        from_date: Optional[Time] = None,
+        to_date: Optional[Time] = None,
+        search_value: Optional[str] = None,
+        include_audio_links: bool = False,
+    ) -> int:
+        """Writes every datapoint matching the filters (those of :meth:`find_datapoints`) to
+        ``path`` as JSON Lines, newest call first, each once, streamed a page at a time; returns
+        how many were written. With ``include_audio_links``, calls with a stored recording carry
+        ``audio_url``, which downloads it with the API key."""
+        query = _find_query(
+            project_id=project_id, context_token=context_token, call_id=call_id, provider=provider,
+            source=source, tags=tags, tags_any=tags_any, metadata=metadata, from_date=from_date,
+            to_date=to_date, search_value=search_value,
+        )  # fmt: skip
+        result: int = self._native.export_datapoints(query, os.fspath(path), include_audio_links, False)
+        return result
+
+    def delete_datapoints(
+        self,
+        datapoint_ids: Optional[Sequence[str]] = None,
+        *,
+        project_id: Optional[str] = None,
+        context_token: Optional[str] = None,
+        call_id: Optional[str] = None,
+        provider: Optional[str] = None,
+        source: Optional[str] = None,
+        tags: Optional[Sequence[str]] = None,
+        tags_any: Optional[Sequence[str]] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        from_date: Optional[Time] = None,
+        to_date: Optional[Time] = None,
+        search_value: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """Deletes calls with everything stored of them (admin scope): the ones of
+        ``datapoint_ids``, or every call matching the filters (a call id, a context token, ...).
+        Filters that name nothing are refused. Returns the audit record: ``{"id", "actor",
+        "reason", "filter", "request_time", "finish_time", "removed": {"datapoints", "ingests",
+        "delivery_bodies", "recordings"}}``. A deleted call delivered again is stored again as
+        new."""
+        query = _find_query(
+            project_id=project_id, context_token=context_token, call_id=call_id, provider=provider,
+            source=source, tags=tags, tags_any=tags_any, metadata=metadata, from_date=from_date,
+            to_date=to_date, search_value=search_value,
+        )  # fmt: skip
+        result: Dict[str, Any] = self._native.delete_datapoints(list(datapoint_ids or ()), query, False)
+        return result
+
+    def list_deletions(self, limit: int = 100) -> List[Dict[str, Any]]:
+        """Deletions by request and by retention, newest first (admin scope)."""
+        result: List[Dict[str, Any]] = self._native.list_deletions(limit, False)
+        return result
+
+    def set_project_retention(
+        self,
+        project_id: Optional[str] = None,
+        *,
+        datapoint_days: Optional[int] = None,
+        audio_days: Optional[int] = None,
+    ) -> Dict[str, Any]:
+        """How long the project keeps its calls and its recordings, in days; ``None`` keeps them
+        forever (admin scope)."""
+        result: Dict[str, Any] = self._native.set_project_retention(
+            project_id, datapoint_days, audio_days, False
+        )
+        return result
+
     def download_audio(self, datapoint_id: str) -> bytes:
         """The stored recording of a datapoint."""
         result: bytes = self._native.download_audio(datapoint_id, None, False)
@@ -289,6 +367,84 @@ class AsyncEarshot:
 
     async def get_datapoint(self, datapoint_id: str) -> Dict[str, Any]:
         result: Dict[str, Any] = await self._native.get_datapoint(datapoint_id, True)
+        return result
+
+    async def export_datapoints(
+        self,
+        path: PathLike,
+        *,
+        project_id: Optional[str] = None,
+        context_token: Optional[str] = None,
+        call_id: Optional[str] = None,
+        provider: Optional[str] = None,
+        source: Optional[str] = None,
+        tags: Optional[Sequence[str]] = None,
+        tags_any: Optional[Sequence[str]] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        from_date: Optional[Time] = None,
+        to_date: Optional[Time] = None,
+        search_value: Optional[str] = None,
+        include_audio_links: bool = False,
+    ) -> int:
+        """Writes every datapoint matching the filters (those of :meth:`find_datapoints`) to
+        ``path`` as JSON Lines, newest call first, each once, streamed a page at a time; returns
+        how many were written. With ``include_audio_links``, calls with a stored recording carry
+        ``audio_url``, which downloads it with the API key."""
+        query = _find_query(
+            project_id=project_id, context_token=context_token, call_id=call_id, provider=provider,
+            source=source, tags=tags, tags_any=tags_any, metadata=metadata, from_date=from_date,
+            to_date=to_date, search_value=search_value,
+        )  # fmt: skip
+        result: int = await self._native.export_datapoints(query, os.fspath(path), include_audio_links, True)
+        return result
+
+    async def delete_datapoints(
+        self,
+        datapoint_ids: Optional[Sequence[str]] = None,
+        *,
+        project_id: Optional[str] = None,
+        context_token: Optional[str] = None,
+        call_id: Optional[str] = None,
+        provider: Optional[str] = None,
+        source: Optional[str] = None,
+        tags: Optional[Sequence[str]] = None,
+        tags_any: Optional[Sequence[str]] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        from_date: Optional[Time] = None,
+        to_date: Optional[Time] = None,
+        search_value: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """Deletes calls with everything stored of them (admin scope): the ones of
+        ``datapoint_ids``, or every call matching the filters (a call id, a context token, ...).
+        Filters that name nothing are refused. Returns the audit record: ``{"id", "actor",
+        "reason", "filter", "request_time", "finish_time", "removed": {"datapoints", "ingests",
+        "delivery_bodies", "recordings"}}``. A deleted call delivered again is stored again as
+        new."""
+        query = _find_query(
+            project_id=project_id, context_token=context_token, call_id=call_id, provider=provider,
+            source=source, tags=tags, tags_any=tags_any, metadata=metadata, from_date=from_date,
+            to_date=to_date, search_value=search_value,
+        )  # fmt: skip
+        result: Dict[str, Any] = await self._native.delete_datapoints(list(datapoint_ids or ()), query, True)
+        return result
+
+    async def list_deletions(self, limit: int = 100) -> List[Dict[str, Any]]:
+        """Deletions by request and by retention, newest first (admin scope)."""
+        result: List[Dict[str, Any]] = await self._native.list_deletions(limit, True)
+        return result
+
+    async def set_project_retention(
+        self,
+        project_id: Optional[str] = None,
+        *,
+        datapoint_days: Optional[int] = None,
+        audio_days: Optional[int] = None,
+    ) -> Dict[str, Any]:
+        """How long the project keeps its calls and its recordings, in days; ``None`` keeps them
+        forever (admin scope)."""
+        result: Dict[str, Any] = await self._native.set_project_retention(
+            project_id, datapoint_days, audio_days, True
+        )
         return result
 
     async def download_audio(self, datapoint_id: str) -> bytes:

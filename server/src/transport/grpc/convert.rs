@@ -25,6 +25,29 @@ pub fn project(project: &Project) -> pb::Project {
         id: project.id.to_string(),
         name: project.name.clone(),
         create_time: Some(timestamp(project.created_at)),
+        retention: Some(pb::ProjectRetention {
+            datapoint_days: project.retention.datapoint_days,
+            audio_days: project.retention.audio_days,
+        }),
+    }
+}
+
+pub fn deletion(deletion: &crate::model::lifecycle::Deletion) -> pb::Deletion {
+    let count = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+    pb::Deletion {
+        id: deletion.id.to_string(),
+        project_id: deletion.project_id.map(|id| id.to_string()).unwrap_or_default(),
+        actor: deletion.actor.clone(),
+        reason: deletion.reason.as_str().to_owned(),
+        filter: deletion.filter.as_object().map(earshot_proto::json::json_to_struct),
+        request_time: Some(timestamp(deletion.requested_at)),
+        finish_time: deletion.finished_at.map(timestamp),
+        removed: Some(pb::DeletionCounts {
+            datapoints: count(deletion.removed.datapoints),
+            ingests: count(deletion.removed.ingests),
+            delivery_bodies: count(deletion.removed.delivery_bodies),
+            recordings: count(deletion.removed.recordings),
+        }),
     }
 }
 

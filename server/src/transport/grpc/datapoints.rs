@@ -23,36 +23,110 @@ fn non_empty(value: String) -> Option<String> {
     Some(value).filter(|value| !value.is_empty())
 }
 
+/// The query of a search request; `prefix` names its fields when it is nested (`filter.`).
+fn search_query(
+    request: pb::SearchDatapointsRequest,
+    prefix: &str,
+) -> Result<DatapointQuery, Status> {
+    let field = |name: &str| format!("{prefix}{name}");
+    Ok(DatapointQuery {
+        project_id: if request.project_id.is_empty() {
+            None
+        } else {
+            Some(parse_id(&field("project_id"), &request.project_id)?)
+        },
+        context_token: non_empty(request.context_token),
+        call_id: non_empty(request.call_id),
+        source: convert::source_from_proto(request.source)?,
+        provider: non_empty(request.provider),
+        tags_any: request.tags_any,
+        tags_all: request.tags_all,
+        metadata_equals: request.metadata_equals.into_iter().collect(),
+        from: convert::time_filter(&field("start_time"), request.start_time)?,
+        to: convert::time_filter(&field("end_time"), request.end_time)?,
+        text_contains: non_empty(request.text_contains),
+        page_size: usize::try_from(request.page_size.max(0)).unwrap_or(0),
+        before: DatapointCursor::from_token(&request.page_token)?,
+        offset: 0,
+    })
+}
+
 #[tonic::async_trait]
 impl DatapointService for DatapointApi {
     type GetDatapointAudioStream = BoxStream<pb::GetDatapointAudioResponse>;
+    type ExportDatapointsStream = BoxStream<pb::ExportDatapointsResponse>;
+
+    async fn export_datapoints(
+        &self,
+        request: Request<pb::ExportDatapointsRequest>,
+    ) -> Result<Response<Self::ExportDatapointsStream>, Status> {
+        let principal = authenticate(&request)?;
+        let request = request.into_inner();
+        let mut filter = search_query(request.filter.unwrap_or_default(), "filter.")?;
+        filter.before = None;
+        let links = request.include_audio_links;
+        let base = self.domain.settings.public_base_url.clone();
+        let views = self.domain.export_datapoints(principal, filter).await?;
+        let stream = views.map(move |view| {
+            let view = view?;
+            let audio_url = match (&view.audio, links) {
+                (Some(_), true) => crate::domain::lifecycle::audio_url(&base, view.datapoint.id),
+                _ => String::new(),
+            };
+            Ok(pb::ExportDatapointsResponse {
+                datapoint: Some(convert::datapoint(&view)),
+                audio_url,
+            })
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn delete_datapoints(
+        &self,
+        request: Request<pb::DeleteDatapointsRequest>,
+    ) -> Result<Response<pb::DeleteDatapointsResponse>, Status> {
+        let principal = authenticate(&request)?;
+        let request = request.into_inner();
+        let datapoint_ids = request
+            .datapoint_ids
+            .iter()
+            .enumerate()
+            .map(|(index, id)| parse_id(&format!("datapoint_ids[{index}]"), id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let filter = search_query(request.filter.unwrap_or_default(), "filter.")?;
+        let deletion = self
+            .domain
+            .delete_datapoints(
+                &principal,
+                crate::domain::lifecycle::DeleteRequest { datapoint_ids, filter },
+            )
+            .await?;
+        Ok(Response::new(pb::DeleteDatapointsResponse {
+            deletion: Some(convert::deletion(&deletion)),
+        }))
+    }
+
+    async fn list_deletions(
+        &self,
+        request: Request<pb::ListDeletionsRequest>,
+    ) -> Result<Response<pb::ListDeletionsResponse>, Status> {
+        let principal = authenticate(&request)?;
+        let request = request.into_inner();
+        let page_size = usize::try_from(request.page_size.max(0)).unwrap_or(0);
+        let (deletions, next) =
+            self.domain.list_deletions(&principal, page_size, &request.page_token).await?;
+        Ok(Response::new(pb::ListDeletionsResponse {
+            deletions: deletions.iter().map(convert::deletion).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
 
     async fn search_datapoints(
         &self,
         request: Request<pb::SearchDatapointsRequest>,
     ) -> Result<Response<pb::SearchDatapointsResponse>, Status> {
         let principal = authenticate(&request)?;
-        let request = request.into_inner();
-        let query = DatapointQuery {
-            project_id: if request.project_id.is_empty() {
-                None
-            } else {
-                Some(parse_id("project_id", &request.project_id)?)
-            },
-            context_token: non_empty(request.context_token),
-            call_id: non_empty(request.call_id),
-            source: convert::source_from_proto(request.source)?,
-            provider: non_empty(request.provider),
-            tags_any: request.tags_any,
-            tags_all: request.tags_all,
-            metadata_equals: request.metadata_equals.into_iter().collect(),
-            from: convert::time_filter("start_time", request.start_time)?,
-            to: convert::time_filter("end_time", request.end_time)?,
-            text_contains: non_empty(request.text_contains),
-            page_size: usize::try_from(request.page_size.max(0)).unwrap_or(0),
-            before: DatapointCursor::from_token(&request.page_token)?,
-            offset: 0,
-        };
+        let query = search_query(request.into_inner(), "")?;
         let page = self.domain.search_datapoints(&principal, query).await?;
         Ok(Response::new(pb::SearchDatapointsResponse {
             datapoints: page.datapoints.iter().map(convert::datapoint).collect(),

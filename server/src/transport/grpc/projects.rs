@@ -36,6 +36,24 @@ impl ProjectService for ProjectApi {
         }))
     }
 
+    async fn set_project_retention(
+        &self,
+        request: Request<pb::SetProjectRetentionRequest>,
+    ) -> Result<Response<pb::SetProjectRetentionResponse>, Status> {
+        let principal = authenticate(&request)?;
+        let request = request.into_inner();
+        let project_id = crate::domain::parse_id("project_id", &request.project_id)?;
+        let retention = request.retention.unwrap_or_default();
+        let retention = crate::model::projects::Retention {
+            datapoint_days: retention.datapoint_days,
+            audio_days: retention.audio_days,
+        };
+        let project = self.domain.set_project_retention(&principal, project_id, retention).await?;
+        Ok(Response::new(pb::SetProjectRetentionResponse {
+            project: Some(convert::project(&project)),
+        }))
+    }
+
     async fn create_api_key(
         &self,
         request: Request<pb::CreateApiKeyRequest>,

@@ -1,6 +1,7 @@
 //! Plain-HTTP routes: health, readiness, and the JSON mirrors of the gRPC API.
 
 pub mod compat;
+pub mod datapoints;
 pub mod error;
 pub mod webhooks;
 
@@ -45,6 +46,9 @@ pub fn router(serves_api: bool, state: RestState, max_request_bytes: usize) -> R
         .route("/v0/projects", get(list_projects))
         .route("/v0/conversations/ingest", post(compat::ingest))
         .route("/v0/find_datapoints", post(compat::find_datapoints))
+        .route("/v0/datapoints/export", post(datapoints::export))
+        .route("/v0/datapoints/delete", post(datapoints::delete))
+        .route("/v0/datapoints/{id}/audio", get(datapoints::audio))
         .layer(axum::extract::DefaultBodyLimit::max(max_request_bytes))
         .merge(webhooks)
         .with_state(state)
