@@ -118,6 +118,19 @@ pub async fn try_http_exchange(
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> Result<(u16, http::HeaderMap, serde_json::Value), String> {
+    let (status, headers, bytes) = try_http_raw(url, method, path, headers, body).await?;
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    Ok((status, headers, json))
+}
+
+/// Like `try_http_exchange`, with the body as it came (JSON Lines, audio).
+pub async fn try_http_raw(
+    url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<(u16, http::HeaderMap, bytes::Bytes), String> {
     use http_body_util::BodyExt;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();
@@ -132,8 +145,7 @@ pub async fn try_http_exchange(
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.map_err(|error| error.to_string())?.to_bytes();
-    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-    Ok((status, headers, json))
+    Ok((status, headers, bytes))
 }
 
 /// Streams a datapoint's audio; returns its info (which must come first) and its bytes.

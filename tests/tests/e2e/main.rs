@@ -7,12 +7,14 @@
 //! (`earshot_e2e::process::ServerProcess`): the binary's commands, restarts and key rotation
 //! (`process`), exactly-once after kill -9 (`crash`), replicas sharing PostgreSQL and the
 //! audio store (`replicas`), recognition in worker children and a Twilio
-//! recording transcribed (`recognition`), and the Rust SDK (`sdk_rust`).
+//! recording transcribed (`recognition`), the Rust SDK (`sdk_rust`), and deletion and export
+//! (`lifecycle`).
 
 mod crash;
 mod grpc_api;
 mod hostile;
 mod ingest_api;
+mod lifecycle;
 mod limits;
 mod metrics;
 mod process;
