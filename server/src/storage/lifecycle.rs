@@ -93,21 +93,12 @@ impl Storage {
         before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<CallRef>, Error> {
-        let rows: Vec<(String, String, String, String, Option<String>)> = datapoint::Entity::find()
-            .select_only()
-            .column(datapoint::Column::Id)
-            .column(datapoint::Column::ProjectId)
-            .column(datapoint::Column::Provider)
-            .column(datapoint::Column::CallId)
-            .column(datapoint::Column::AudioId)
-            .filter(datapoint::Column::ProjectId.eq(project_id.to_string()))
-            .filter(datapoint::Column::OccurredAtMs.lt(to_millis(before)))
-            .order_by_asc(datapoint::Column::OccurredAtMs)
-            .limit(limit as u64)
-            .into_tuple()
-            .all(&self.db)
-            .await
-            .map_err(db_error("finding expired calls"))?;
+        let rows: Vec<(String, String, String, String, Option<String>)> =
+            expired_calls(project_id, before, limit, false)
+                .into_tuple()
+                .all(&self.db)
+                .await
+                .map_err(db_error("finding expired calls"))?;
         rows.into_iter().map(call_ref).collect()
     }
 
@@ -119,22 +110,12 @@ impl Storage {
         before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<CallRef>, Error> {
-        let rows: Vec<(String, String, String, String, Option<String>)> = datapoint::Entity::find()
-            .select_only()
-            .column(datapoint::Column::Id)
-            .column(datapoint::Column::ProjectId)
-            .column(datapoint::Column::Provider)
-            .column(datapoint::Column::CallId)
-            .column(datapoint::Column::AudioId)
-            .filter(datapoint::Column::ProjectId.eq(project_id.to_string()))
-            .filter(datapoint::Column::AudioId.is_not_null())
-            .filter(datapoint::Column::OccurredAtMs.lt(to_millis(before)))
-            .order_by_asc(datapoint::Column::OccurredAtMs)
-            .limit(limit as u64)
-            .into_tuple()
-            .all(&self.db)
-            .await
-            .map_err(db_error("finding expired recordings"))?;
+        let rows: Vec<(String, String, String, String, Option<String>)> =
+            expired_calls(project_id, before, limit, true)
+                .into_tuple()
+                .all(&self.db)
+                .await
+                .map_err(db_error("finding expired recordings"))?;
         rows.into_iter().map(call_ref).collect()
     }
 
@@ -284,22 +265,7 @@ impl Storage {
     ) -> Result<Vec<OrphanBlob>, Error> {
         let context = "finding recordings to remove";
         let backend = self.db.get_database_backend();
-        let used = Query::select()
-            .expr(Expr::val(1))
-            .from(audio_object::Entity)
-            .and_where(
-                Expr::col((audio_object::Entity, audio_object::Column::Sha256))
-                    .equals(("orphan_blobs", "sha256")),
-            )
-            .to_owned();
-        let select = Query::select()
-            .column(("orphan_blobs", "blob_key"))
-            .expr_as(Expr::exists(used), "still_used")
-            .from("orphan_blobs")
-            .and_where(Expr::col(("orphan_blobs", "due_at_ms")).lte(to_millis(now)))
-            .order_by(("orphan_blobs", "due_at_ms"), sea_orm::sea_query::Order::Asc)
-            .limit(limit as u64)
-            .to_owned();
+        let select = due_blobs(now, limit);
         let rows =
             self.db.query_all_raw(backend.build(&select)).await.map_err(db_error(context))?;
         rows.iter()
@@ -337,6 +303,32 @@ impl Storage {
     }
 }
 
+/// A project's calls that took place before `before`, oldest first; with `with_audio`, only
+/// those that still have a recording (`datapoints_with_audio_by_time`), else all
+/// (`datapoints_by_project_occurrence`).
+pub(super) fn expired_calls(
+    project_id: Uuid,
+    before: DateTime<Utc>,
+    limit: usize,
+    with_audio: bool,
+) -> sea_orm::Select<datapoint::Entity> {
+    let mut select = datapoint::Entity::find()
+        .select_only()
+        .column(datapoint::Column::Id)
+        .column(datapoint::Column::ProjectId)
+        .column(datapoint::Column::Provider)
+        .column(datapoint::Column::CallId)
+        .column(datapoint::Column::AudioId)
+        .filter(datapoint::Column::ProjectId.eq(project_id.to_string()));
+    if with_audio {
+        select = select.filter(datapoint::Column::AudioId.is_not_null());
+    }
+    select
+        .filter(datapoint::Column::OccurredAtMs.lt(to_millis(before)))
+        .order_by_asc(datapoint::Column::OccurredAtMs)
+        .limit(limit as u64)
+}
+
 fn call_ref(row: (String, String, String, String, Option<String>)) -> Result<CallRef, Error> {
     let context = "reading a call to delete";
     let (id, project_id, provider, call_id, audio_id) = row;
@@ -364,14 +356,7 @@ async fn call_ingests(
         .map(|call| (call.project_id.to_string(), call.provider.as_str(), call.call_id.as_str()))
         .collect();
     let call_ids: HashSet<&str> = calls.iter().map(|call| call.call_id.as_str()).collect();
-    let rows: Vec<(String, String, String, String)> = ingest::Entity::find()
-        .select_only()
-        .column(ingest::Column::Id)
-        .column(ingest::Column::ProjectId)
-        .column(ingest::Column::Provider)
-        .column(ingest::Column::CallId)
-        .filter(ingest::Column::OrganizationId.eq(organization_id.to_string()))
-        .filter(ingest::Column::CallId.is_in(call_ids.iter().map(|id| (*id).to_owned())))
+    let rows: Vec<(String, String, String, String)> = ingests_of_calls(organization_id, &call_ids)
         .into_tuple()
         .all(connection)
         .await
@@ -398,6 +383,21 @@ async fn call_ingests(
     Ok(ids)
 }
 
+/// The ingests with these call ids in the organization (`ingests_by_call`).
+pub(super) fn ingests_of_calls(
+    organization_id: Uuid,
+    call_ids: &HashSet<&str>,
+) -> sea_orm::Select<ingest::Entity> {
+    ingest::Entity::find()
+        .select_only()
+        .column(ingest::Column::Id)
+        .column(ingest::Column::ProjectId)
+        .column(ingest::Column::Provider)
+        .column(ingest::Column::CallId)
+        .filter(ingest::Column::OrganizationId.eq(organization_id.to_string()))
+        .filter(ingest::Column::CallId.is_in(call_ids.iter().map(|id| (*id).to_owned())))
+}
+
 /// Clears the request and body of the webhook deliveries of `ingest_ids` that still keep them
 /// (`deliveries_with_body_by_ingest`); returns how many.
 async fn forget_ingests(
@@ -406,23 +406,58 @@ async fn forget_ingests(
     backend: DbBackend,
     context: &'static str,
 ) -> Result<u64, Error> {
-    use super::entities::webhook_delivery;
     if ingest_ids.is_empty() {
         return Ok(0);
     }
-    let statement = Query::update()
+    let statement = forget_bodies(ingest_ids);
+    Ok(connection
+        .execute_raw(backend.build(&statement))
+        .await
+        .map_err(db_error(context))?
+        .rows_affected())
+}
+
+/// The statement of `forget_ingests` (`deliveries_with_body_by_ingest`).
+pub(super) fn forget_bodies(ingest_ids: &[String]) -> sea_orm::sea_query::UpdateStatement {
+    use super::entities::webhook_delivery;
+    Query::update()
         .table(webhook_delivery::Entity)
         .value(webhook_delivery::Column::Body, Option::<Vec<u8>>::None)
         .value(webhook_delivery::Column::RequestJson, Option::<String>::None)
         .value(webhook_delivery::Column::BodyEncoding, "")
         .and_where(webhook_delivery::Column::IngestId.is_in(ingest_ids.iter().cloned()))
         .and_where(webhook_delivery::Column::Body.is_not_null())
+        .to_owned()
+}
+
+/// The recordings among `audio_ids` some datapoint names (`datapoints_by_audio`).
+pub(super) fn named_recordings(audio_ids: &HashSet<String>) -> sea_orm::Select<datapoint::Entity> {
+    datapoint::Entity::find()
+        .select_only()
+        .column(datapoint::Column::AudioId)
+        .distinct()
+        .filter(datapoint::Column::AudioId.is_in(audio_ids.iter().cloned()))
+}
+
+/// The statement of `Storage::due_orphan_blobs` (`orphan_blobs_by_due`, then
+/// `audio_objects_by_sha256` for each).
+pub(super) fn due_blobs(now: DateTime<Utc>, limit: usize) -> sea_orm::sea_query::SelectStatement {
+    let used = Query::select()
+        .expr(Expr::val(1))
+        .from(audio_object::Entity)
+        .and_where(
+            Expr::col((audio_object::Entity, audio_object::Column::Sha256))
+                .equals(("orphan_blobs", "sha256")),
+        )
         .to_owned();
-    Ok(connection
-        .execute_raw(backend.build(&statement))
-        .await
-        .map_err(db_error(context))?
-        .rows_affected())
+    Query::select()
+        .column(("orphan_blobs", "blob_key"))
+        .expr_as(Expr::exists(used), "still_used")
+        .from("orphan_blobs")
+        .and_where(Expr::col(("orphan_blobs", "due_at_ms")).lte(to_millis(now)))
+        .order_by(("orphan_blobs", "due_at_ms"), sea_orm::sea_query::Order::Asc)
+        .limit(limit as u64)
+        .to_owned()
 }
 
 /// Of the recordings `calls` named, deletes the audio objects no datapoint names any more and
@@ -440,11 +475,7 @@ async fn drop_unused_recordings(
         return Ok(0);
     }
     // Still named by another call (`datapoints_by_audio`).
-    let used: HashSet<String> = datapoint::Entity::find()
-        .select_only()
-        .column(datapoint::Column::AudioId)
-        .distinct()
-        .filter(datapoint::Column::AudioId.is_in(audio_ids.iter().cloned()))
+    let used: HashSet<String> = named_recordings(&audio_ids)
         .into_tuple::<Option<String>>()
         .all(connection)
         .await
@@ -571,4 +602,73 @@ fn deletion_from_row(row: &sea_orm::QueryResult, context: &'static str) -> Resul
             recordings: count("recordings")?,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use chrono::{TimeZone, Utc};
+    use sea_orm::QueryTrait;
+    use uuid::Uuid;
+
+    use crate::storage::ingest_tests::sqlite_plan;
+
+    /// Every statement of a deletion, of retention and of the audio store's sweep reads its
+    /// rows through an index (SQLite's plan), so each costs what it touches, not what is
+    /// stored.
+    #[tokio::test]
+    async fn lifecycle_statements_are_read_through_indexes() {
+        let storage = crate::storage::testing::storage().await;
+        let backend = sea_orm::DbBackend::Sqlite;
+        if storage.db.get_database_backend() != backend {
+            return;
+        }
+        let now = Utc.with_ymd_and_hms(2026, 11, 30, 0, 0, 0).unwrap();
+        let call_ids: HashSet<&str> = ["call-1", "call-2"].into();
+        let ids = vec![Uuid::now_v7().to_string(), Uuid::now_v7().to_string()];
+        let audio: HashSet<String> = ids.iter().cloned().collect();
+        let cases = [
+            (
+                "expired calls",
+                super::expired_calls(Uuid::now_v7(), now, 500, false).build(backend),
+                "datapoints_by_project_occurrence",
+            ),
+            (
+                "expired recordings",
+                super::expired_calls(Uuid::now_v7(), now, 500, true).build(backend),
+                "datapoints_with_audio_by_time",
+            ),
+            (
+                "ingests of calls",
+                super::ingests_of_calls(Uuid::now_v7(), &call_ids).build(backend),
+                "ingests_by_call",
+            ),
+            (
+                "delivery bodies",
+                backend.build(&super::forget_bodies(&ids)),
+                "deliveries_with_body_by_ingest",
+            ),
+            (
+                "named recordings",
+                super::named_recordings(&audio).build(backend),
+                "datapoints_by_audio",
+            ),
+            ("due recordings", backend.build(&super::due_blobs(now, 500)), "orphan_blobs_by_due"),
+        ];
+        for (name, statement, index) in cases {
+            let plan = sqlite_plan(&storage, statement).await;
+            assert!(plan.iter().all(|step| !step.starts_with("SCAN ")), "{name}: a scan: {plan:?}");
+            assert!(
+                plan.iter().any(|step| step.contains(&format!("INDEX {index} "))),
+                "{name}: {index} unused: {plan:?}"
+            );
+        }
+        // Each due recording is looked up among the audio objects by its bytes.
+        let plan = sqlite_plan(&storage, backend.build(&super::due_blobs(now, 500))).await;
+        assert!(
+            plan.iter().any(|step| step.contains("INDEX audio_objects_by_sha256 ")),
+            "{plan:?}"
+        );
+    }
 }
