@@ -24,6 +24,13 @@
 //! left when the load ends are then drained by the workers of every replica. Then, for each
 //! count, an `--role api` process queues `backlog` (default 50,000) jobs and that many
 //! `--role worker` processes drain them: datapoints/s.
+//!
+//!     load delete [backlog] [offered]
+//!
+//! stores `backlog` (default 100,000) calls through gRPC, then offers signed deliveries at
+//! `offered` (`<rate>x<seconds>`, default 1000x20) twice: alone, and while `DeleteDatapoints`
+//! removes the whole backlog by a filter (its source). It reports both runs' ack latencies and
+//! their ratio, and how long the deletion took.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -165,6 +172,22 @@ struct Offered {
     searchable: Vec<Duration>,
     /// The most jobs queued or running at any of the once-a-second looks.
     max_pending: f64,
+    started: Instant,
+    /// When each delivery of `latencies` was due, from `started`.
+    due: Vec<Duration>,
+}
+
+impl Offered {
+    /// The latencies of the deliveries due between `from` and `to`.
+    fn latencies_between(&self, from: Instant, to: Instant) -> Vec<Duration> {
+        let (from, to) = (from - self.started, to.saturating_duration_since(self.started));
+        self.latencies
+            .iter()
+            .zip(&self.due)
+            .filter(|(_, due)| (from..=to).contains(*due))
+            .map(|(latency, _)| *latency)
+            .collect()
+    }
 }
 
 /// Offers `rate` signed deliveries a second for `seconds` seconds, each due at its time whatever
@@ -173,6 +196,17 @@ struct Offered {
 /// lookups are in flight; a delivery's latency counts from when it was due, so waiting for a
 /// connection is not hidden.
 async fn offer(server: &ServerProcess, url: &str, rate: usize, seconds: usize) -> Offered {
+    offer_from(server, url, rate, seconds, 10_000_000).await
+}
+
+/// `offer` with call ids numbered from `first` (a second run must not repeat the first's).
+async fn offer_from(
+    server: &ServerProcess,
+    url: &str,
+    rate: usize,
+    seconds: usize,
+    first: usize,
+) -> Offered {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .pool_max_idle_per_host(512)
         .build_http::<Full<Bytes>>();
@@ -206,7 +240,7 @@ async fn offer(server: &ServerProcess, url: &str, rate: usize, seconds: usize) -
             )
         });
         tasks.spawn(async move {
-            let offset = 10_000_000 + index;
+            let offset = first + index;
             let request = signed_request(&url, offset);
             let permit = sending.acquire_owned().await.unwrap();
             let response = client.request(request).await.unwrap();
@@ -239,7 +273,7 @@ async fn offer(server: &ServerProcess, url: &str, rate: usize, seconds: usize) -
                 }
                 _ => None,
             };
-            (status, acked - due, searchable)
+            (status, acked - due, searchable, due - started)
         });
     }
     let mut offered = Offered {
@@ -248,9 +282,12 @@ async fn offer(server: &ServerProcess, url: &str, rate: usize, seconds: usize) -
         latencies: Vec::new(),
         searchable: Vec::new(),
         max_pending: 0.0,
+        started: started.into_std(),
+        due: Vec::new(),
     };
     while let Some(done) = tasks.join_next().await {
-        let (status, latency, searchable) = done.unwrap();
+        let (status, latency, searchable, due) = done.unwrap();
+        offered.due.push(due);
         if status == 202 {
             offered.acks += 1;
         } else {
@@ -357,6 +394,14 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("ceiling") {
         return ceiling().await;
+    }
+    if args.get(1).map(String::as_str) == Some("delete") {
+        let backlog = args.get(2).map_or(100_000, |value| value.parse().unwrap());
+        let (rate, seconds) = args.get(3).map_or((1000, 20), |value| {
+            let (rate, seconds) = value.split_once('x').expect("offered load as <rate>x<seconds>");
+            (rate.parse().unwrap(), seconds.parse().unwrap())
+        });
+        return delete_under_load(backlog, rate, seconds).await;
     }
     if args.get(1).map(String::as_str) == Some("replicas") {
         let deliveries = args.get(2).map_or(20_000, |value| value.parse().unwrap());
@@ -639,4 +684,77 @@ async fn drain_by_workers(count: usize, backlog: usize) {
         worker.stop().await;
     }
     api.stop().await;
+}
+
+/// Intake's ack latencies at an offered rate, alone and while a deletion by filter removes a
+/// backlog of `backlog` calls.
+async fn delete_under_load(backlog: usize, rate: usize, seconds: usize) {
+    let server = ServerProcess::start(&[
+        ("EARSHOT_SERVER__MAX_CONNECTIONS_PER_ADDRESS", "1000"),
+        ("EARSHOT_INTEGRATIONS__RATE_LIMIT_PER_MINUTE_MAX", "10000000"),
+    ])
+    .await;
+    let integration = unlimited_integration(&server).await;
+    let url = format!("{}/v0/voice/webhook/monitor/{}", server.url(), integration.public_id);
+    let filled = ingest_backlog(&server, backlog).await;
+    println!(
+        "delete: {backlog} calls stored through gRPC in {:.1} s; offered {rate}/s for {seconds} s",
+        filled.as_secs_f64()
+    );
+    let alone = offer(&server, &url, rate, seconds).await;
+
+    let mut datapoints =
+        pb::datapoint_service_client::DatapointServiceClient::new(server.channel().await);
+    let request = authed(
+        pb::DeleteDatapointsRequest {
+            datapoint_ids: Vec::new(),
+            // The backlog came through the gRPC API; the deliveries are webhooks.
+            filter: Some(pb::SearchDatapointsRequest {
+                project_id: server.project_id().to_owned(),
+                source: pb::Source::Api as i32,
+                ..Default::default()
+            }),
+        },
+        server.admin_key(),
+    );
+    // The deletion starts a second into the offered run.
+    let deleting = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let started = Instant::now();
+        let deletion = datapoints.delete_datapoints(request).await.unwrap().into_inner();
+        (deletion.deletion.unwrap().removed.unwrap(), started, Instant::now())
+    });
+    let during = offer_from(&server, &url, rate, seconds, 20_000_000).await;
+    let (removed, from, to) = deleting.await.unwrap();
+    assert_eq!(removed.datapoints, backlog as i64, "the whole backlog was deleted");
+    let overlapping = during.latencies_between(from, to);
+    for (name, acks, other, latencies) in [
+        ("alone", alone.acks, alone.other, &alone.latencies),
+        ("run with the deletion", during.acks, during.other, &during.latencies),
+    ] {
+        println!(
+            "{name}: {acks} acks ({other} other answers), p50 {:?}, p99 {:?}",
+            percentile(latencies, 50),
+            percentile(latencies, 99)
+        );
+    }
+    let took = to - from;
+    println!(
+        "deleted {} calls in {:.1} s ({:.0}/s); the {} deliveries due meanwhile: p50 {:?}, \
+         p99 {:?}, {:.2}x the p99 alone{}",
+        removed.datapoints,
+        took.as_secs_f64(),
+        removed.datapoints as f64 / took.as_secs_f64(),
+        overlapping.len(),
+        percentile(&overlapping, 50),
+        percentile(&overlapping, 99),
+        percentile(&overlapping, 99).as_secs_f64()
+            / percentile(&alone.latencies, 99).as_secs_f64().max(1e-6),
+        if took.as_secs_f64() + 1.0 > seconds as f64 {
+            " (the deletion outlasted the offered run: offer longer)"
+        } else {
+            ""
+        }
+    );
+    server.stop().await;
 }
