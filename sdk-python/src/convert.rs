@@ -276,6 +276,7 @@ pub fn datapoint(datapoint: pb::Datapoint) -> Value {
         "project_id": datapoint.project_id,
         "context_token": datapoint.context_token,
         "call_id": datapoint.call_id,
+        "integration_id": Some(&datapoint.integration_id).filter(|id| !id.is_empty()),
         "tags": datapoint.tags,
         "input": input,
         "input_datetime": if start_time.is_null() { &create_time } else { &start_time },

@@ -153,6 +153,9 @@ impl Client {
         if let Some(call_id) = find.call_id {
             request = request.call_id(call_id);
         }
+        if let Some(integration_id) = find.integration_id {
+            request = request.integration_id(integration_id);
+        }
         if let Some(provider) = find.provider {
             request = request.provider(provider);
         }
@@ -206,6 +209,7 @@ struct FindQuery {
     from_date: Option<String>,
     to_date: Option<String>,
     search_value: Option<String>,
+    integration_id: Option<String>,
     limit: Option<usize>,
 }
 

@@ -99,6 +99,13 @@ impl DatapointQuery {
         self
     }
 
+    /// Calls delivered by this integration's webhook.
+    #[must_use]
+    pub fn integration_id(mut self, integration_id: impl Into<String>) -> Self {
+        self.0.integration_id = integration_id.into();
+        self
+    }
+
     /// At most 500; 0 takes 100.
     #[must_use]
     pub fn page_size(mut self, page_size: i32) -> Self {

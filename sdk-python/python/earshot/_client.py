@@ -106,6 +106,7 @@ class Earshot:
         from_date: Optional[Time] = None,
         to_date: Optional[Time] = None,
         search_value: Optional[str] = None,
+        integration_id: Optional[str] = None,
         limit: int = 100,
     ) -> List[Dict[str, Any]]:
         """Datapoints matching every filter, newest call first, at most ``limit``. ``tags`` must
@@ -115,7 +116,7 @@ class Earshot:
         query = _find_query(
             project_id=project_id, context_token=context_token, call_id=call_id, provider=provider,
             source=source, tags=tags, tags_any=tags_any, metadata=metadata, from_date=from_date,
-            to_date=to_date, search_value=search_value, limit=limit,
+            to_date=to_date, search_value=search_value, integration_id=integration_id, limit=limit,
         )  # fmt: skip
         result: List[Dict[str, Any]] = self._native.find_datapoints(query, False)
         return result
@@ -139,6 +140,7 @@ class Earshot:
         from_date: Optional[Time] = None,
         to_date: Optional[Time] = None,
         search_value: Optional[str] = None,
+        integration_id: Optional[str] = None,
         include_audio_links: bool = False,
     ) -> int:
         """Writes every datapoint matching the filters (those of :meth:`find_datapoints`) to
@@ -148,7 +150,7 @@ class Earshot:
         query = _find_query(
             project_id=project_id, context_token=context_token, call_id=call_id, provider=provider,
             source=source, tags=tags, tags_any=tags_any, metadata=metadata, from_date=from_date,
-            to_date=to_date, search_value=search_value,
+            to_date=to_date, search_value=search_value, integration_id=integration_id,
         )  # fmt: skip
         result: int = self._native.export_datapoints(query, os.fspath(path), include_audio_links, False)
         return result
@@ -168,6 +170,7 @@ class Earshot:
         from_date: Optional[Time] = None,
         to_date: Optional[Time] = None,
         search_value: Optional[str] = None,
+        integration_id: Optional[str] = None,
     ) -> Dict[str, Any]:
         """Deletes calls with everything stored of them (admin scope): the ones of
         ``datapoint_ids``, or every call matching the filters (a call id, a context token, ...).
@@ -178,7 +181,7 @@ class Earshot:
         query = _find_query(
             project_id=project_id, context_token=context_token, call_id=call_id, provider=provider,
             source=source, tags=tags, tags_any=tags_any, metadata=metadata, from_date=from_date,
-            to_date=to_date, search_value=search_value,
+            to_date=to_date, search_value=search_value, integration_id=integration_id,
         )  # fmt: skip
         result: Dict[str, Any] = self._native.delete_datapoints(list(datapoint_ids or ()), query, False)
         return result
@@ -355,12 +358,13 @@ class AsyncEarshot:
         from_date: Optional[Time] = None,
         to_date: Optional[Time] = None,
         search_value: Optional[str] = None,
+        integration_id: Optional[str] = None,
         limit: int = 100,
     ) -> List[Dict[str, Any]]:
         query = _find_query(
             project_id=project_id, context_token=context_token, call_id=call_id, provider=provider,
             source=source, tags=tags, tags_any=tags_any, metadata=metadata, from_date=from_date,
-            to_date=to_date, search_value=search_value, limit=limit,
+            to_date=to_date, search_value=search_value, integration_id=integration_id, limit=limit,
         )  # fmt: skip
         result: List[Dict[str, Any]] = await self._native.find_datapoints(query, True)
         return result
@@ -384,6 +388,7 @@ class AsyncEarshot:
         from_date: Optional[Time] = None,
         to_date: Optional[Time] = None,
         search_value: Optional[str] = None,
+        integration_id: Optional[str] = None,
         include_audio_links: bool = False,
     ) -> int:
         """Writes every datapoint matching the filters (those of :meth:`find_datapoints`) to
@@ -393,7 +398,7 @@ class AsyncEarshot:
         query = _find_query(
             project_id=project_id, context_token=context_token, call_id=call_id, provider=provider,
             source=source, tags=tags, tags_any=tags_any, metadata=metadata, from_date=from_date,
-            to_date=to_date, search_value=search_value,
+            to_date=to_date, search_value=search_value, integration_id=integration_id,
         )  # fmt: skip
         result: int = await self._native.export_datapoints(query, os.fspath(path), include_audio_links, True)
         return result
@@ -413,6 +418,7 @@ class AsyncEarshot:
         from_date: Optional[Time] = None,
         to_date: Optional[Time] = None,
         search_value: Optional[str] = None,
+        integration_id: Optional[str] = None,
     ) -> Dict[str, Any]:
         """Deletes calls with everything stored of them (admin scope): the ones of
         ``datapoint_ids``, or every call matching the filters (a call id, a context token, ...).
@@ -423,7 +429,7 @@ class AsyncEarshot:
         query = _find_query(
             project_id=project_id, context_token=context_token, call_id=call_id, provider=provider,
             source=source, tags=tags, tags_any=tags_any, metadata=metadata, from_date=from_date,
-            to_date=to_date, search_value=search_value,
+            to_date=to_date, search_value=search_value, integration_id=integration_id,
         )  # fmt: skip
         result: Dict[str, Any] = await self._native.delete_datapoints(list(datapoint_ids or ()), query, True)
         return result

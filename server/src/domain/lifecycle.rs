@@ -340,6 +340,7 @@ fn has_filter(query: &DatapointQuery) -> bool {
         || query.from.is_some()
         || query.to.is_some()
         || query.text_contains.is_some()
+        || query.integration_id.is_some()
 }
 
 /// The filter of a deletion as its audit record keeps it: the fields given.
@@ -388,6 +389,9 @@ fn filter_json(query: &DatapointQuery) -> serde_json::Value {
     }
     if let Some(text) = &query.text_contains {
         put("text_contains", text.clone().into());
+    }
+    if let Some(integration_id) = query.integration_id {
+        put("integration_id", integration_id.to_string().into());
     }
     serde_json::Value::Object(filter)
 }

@@ -39,6 +39,8 @@ use crate::providers::{
 pub struct CallOwner {
     pub organization_id: Uuid,
     pub project_id: Uuid,
+    /// The integration that delivered the call, if one did.
+    pub integration_id: Option<Uuid>,
 }
 
 /// What storing a webhook call came to.
@@ -64,6 +66,7 @@ impl Domain {
     ) -> Result<AdmittedCall> {
         let mut write = IngestWrite { delivery, ..IngestWrite::default() };
         let mut blobs = Vec::new();
+        conversation.integration_id = owner.integration_id;
         if let Some(bytes) = inline_audio {
             let object = self
                 .inline_audio_object(owner.organization_id, owner.project_id, &bytes)
@@ -499,6 +502,7 @@ async fn admit(
     let owner = CallOwner {
         organization_id: integration.organization_id,
         project_id: integration.project_id,
+        integration_id: Some(integration.id),
     };
     // Cheap: the body is shared, not copied.
     let rejected = delivery.clone();
@@ -584,7 +588,8 @@ pub async fn receive_with_api_key(
         Ok(Normalized::Ignored { event }) => return Verdict::Ignored { event },
         Err(refused) => return refused,
     };
-    let owner = CallOwner { organization_id: principal.organization_id, project_id };
+    let owner =
+        CallOwner { organization_id: principal.organization_id, project_id, integration_id: None };
     match domain.admit_webhook_call(owner, call.conversation, call.inline_audio, None).await {
         Ok(admitted) => admitted.into(),
         Err(error) => Verdict::Failed(error),

@@ -170,6 +170,9 @@ pub struct Conversation {
     /// The client's batch id, when it gave one.
     #[serde(default)]
     pub mut_id: Option<String>,
+    /// The integration whose webhook delivered the call; none for the ingest APIs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration_id: Option<uuid::Uuid>,
 }
 
 impl Conversation {
@@ -650,6 +653,7 @@ fn validate_one(
         metadata: input.metadata,
         extras: ProviderExtras::default(),
         mut_id: mut_id.map(str::to_owned),
+        integration_id: None,
     };
     conversation.check(prefix, violations);
     if violations.len() > before {

@@ -51,6 +51,8 @@ pub struct Datapoint {
     pub speaker_labels_estimated: bool,
     pub turns: Vec<Turn>,
     pub audio_id: Option<Uuid>,
+    /// The integration whose webhook delivered the call (the latest, if several did).
+    pub integration_id: Option<Uuid>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub duration_ms: Option<i64>,
@@ -99,6 +101,7 @@ impl Datapoint {
             speaker_labels_estimated: false,
             turns: Vec::new(),
             audio_id: None,
+            integration_id: None,
             started_at: None,
             ended_at: None,
             duration_ms: None,
@@ -118,6 +121,7 @@ impl Datapoint {
             datapoint.speaker_labels_estimated = false;
         }
         datapoint.audio_id = audio_id.or(datapoint.audio_id);
+        datapoint.integration_id = conversation.integration_id.or(datapoint.integration_id);
         let keep = |new: &Option<String>, old: &mut Option<String>| {
             if new.is_some() {
                 old.clone_from(new);
@@ -287,6 +291,8 @@ pub struct DatapointQuery {
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
     pub text_contains: Option<String>,
+    /// Calls delivered by this integration's webhook.
+    pub integration_id: Option<Uuid>,
     pub page_size: usize,
     /// Return the datapoints after this one in the searches' order (cursor paging).
     pub before: Option<DatapointCursor>,
@@ -466,6 +472,7 @@ mod tests {
             metadata: serde_json::json!({"k": "v1", "keep": 1}).as_object().cloned().unwrap(),
             extras: ProviderExtras::default(),
             mut_id: None,
+            integration_id: None,
         }
     }
 

@@ -118,6 +118,7 @@ impl IngestOutcome {
 pub fn dedup_key(conversation: &Conversation) -> String {
     let mut canonical = conversation.clone();
     canonical.mut_id = None;
+    canonical.integration_id = None;
     let json = serde_json::to_vec(&canonical).unwrap_or_default();
     format!(
         "{}:{}:{}",

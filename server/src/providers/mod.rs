@@ -313,6 +313,7 @@ pub(crate) fn conversation(provider: Provider, call_id: String, first_turn: Role
         metadata: serde_json::Map::new(),
         extras: ProviderExtras::default(),
         mut_id: None,
+        integration_id: None,
     }
 }
 

@@ -290,6 +290,9 @@ pub(super) fn search_statement(
     if let Some(provider) = &query.provider {
         condition = condition.add(column(Column::Provider).eq(provider.clone()));
     }
+    if let Some(integration_id) = query.integration_id {
+        condition = condition.add(column(Column::IntegrationId).eq(integration_id.to_string()));
+    }
     let drive = if by_ids { None } else { Drive::of(query) };
     let tags_all = match drive {
         Some(Drive::Tag(_)) if !query.tags_all.is_empty() => &query.tags_all[1..],
@@ -864,6 +867,7 @@ fn datapoint_active_model(datapoint: &Datapoint) -> Result<datapoint::ActiveMode
         turns_json: Set(to_json(&datapoint.turns)?),
         transcript_search: Set(datapoint.transcript_search_text()),
         audio_id: Set(datapoint.audio_id.map(|id| id.to_string())),
+        integration_id: Set(datapoint.integration_id.map(|id| id.to_string())),
         started_at_ms: Set(datapoint.started_at.map(to_millis)),
         ended_at_ms: Set(datapoint.ended_at.map(to_millis)),
         duration_ms: Set(datapoint.duration_ms),
@@ -897,6 +901,11 @@ fn datapoint_from_model(model: datapoint::Model) -> Result<Datapoint, Error> {
         speaker_labels_estimated: model.speaker_labels_estimated,
         turns: from_json(&model.turns_json)?,
         audio_id: model.audio_id.as_deref().map(|id| parse_uuid(context, id)).transpose()?,
+        integration_id: model
+            .integration_id
+            .as_deref()
+            .map(|id| parse_uuid(context, id))
+            .transpose()?,
         started_at: model.started_at_ms.map(from_millis),
         ended_at: model.ended_at_ms.map(from_millis),
         duration_ms: model.duration_ms,

@@ -46,6 +46,7 @@ pub(crate) fn conversation(call_id: &str) -> Conversation {
             .unwrap_or_default(),
         extras: ProviderExtras::default(),
         mut_id: None,
+        integration_id: None,
     }
 }
 

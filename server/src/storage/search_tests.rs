@@ -53,6 +53,11 @@ fn cases() -> Vec<(&'static str, DatapointQuery, &'static str)> {
             "datapoints_by_call_id",
         ),
         (
+            "an integration",
+            DatapointQuery { integration_id: Some(Uuid::now_v7()), ..page.clone() },
+            "datapoints_by_integration",
+        ),
+        (
             "a tag that must be there",
             DatapointQuery { tags_all: vec!["billing".into(), "vip".into()], ..page.clone() },
             "datapoint_tags_by_organization_tag",

@@ -116,6 +116,7 @@ fn ingest_payload_version_1() {
         metadata: json!({"customer_id": "cust_1", "attempt": 2}).as_object().unwrap().clone(),
         extras: extras(),
         mut_id: Some("batch-1".to_owned()),
+        integration_id: None,
     };
     pinned(
         &StoredConversation::V1(conversation),
@@ -172,6 +173,7 @@ fn ingest_payload_version_1() {
         metadata: serde_json::Map::new(),
         extras: ProviderExtras::default(),
         mut_id: None,
+        integration_id: None,
     };
     let stored: StoredConversation = serde_json::from_value(json!({
         "version": "1",

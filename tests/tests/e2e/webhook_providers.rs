@@ -117,6 +117,26 @@ async fn vapi_reports_by_secret_header_and_by_api_key() {
     assert_eq!((status, body["status"].as_str()), (200, Some("ignored")));
     let datapoint = datapoint_of(&server, &[&accepted["ingest_id"]], "vapi-call-2").await;
     assert_eq!(datapoint["provider"], "vapi");
+
+    // Searching by integration finds the call its webhook delivered, not the other.
+    let mut datapoints = earshot_proto::v1::datapoint_service_client::DatapointServiceClient::new(
+        server.channel().await,
+    );
+    let found = datapoints
+        .search_datapoints(earshot_e2e::client::authed(
+            earshot_proto::v1::SearchDatapointsRequest {
+                integration_id: integration.id.clone(),
+                ..Default::default()
+            },
+            &server.admin_key,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .datapoints;
+    let found: Vec<(&str, &str)> =
+        found.iter().map(|d| (d.call_id.as_str(), d.integration_id.as_str())).collect();
+    assert_eq!(found, [("vapi-call-1", integration.id.as_str())]);
     server.stop().await;
 }
 

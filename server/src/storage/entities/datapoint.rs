@@ -17,6 +17,8 @@ pub struct Model {
     /// Lowercased turn contents, for substring search.
     pub transcript_search: String,
     pub audio_id: Option<String>,
+    /// The integration that delivered the call (m0013); NULL for the ingest APIs.
+    pub integration_id: Option<String>,
     pub started_at_ms: Option<i64>,
     pub ended_at_ms: Option<i64>,
     pub duration_ms: Option<i64>,

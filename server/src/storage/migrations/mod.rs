@@ -15,6 +15,7 @@ mod m0009_instances;
 mod m0010_search_indexes;
 mod m0011_transcript_words;
 mod m0012_lifecycle;
+mod m0013_datapoint_integration;
 
 use sea_orm_migration::prelude::*;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0010_search_indexes::Migration),
             Box::new(m0011_transcript_words::Migration),
             Box::new(m0012_lifecycle::Migration),
+            Box::new(m0013_datapoint_integration::Migration),
         ]
     }
 }

@@ -530,6 +530,7 @@ pub fn datapoint(view: &DatapointView) -> pb::Datapoint {
         } as i32,
         speaker_labels_estimated: datapoint.speaker_labels_estimated,
         audio: view.audio.as_ref().map(audio_info),
+        integration_id: datapoint.integration_id.map(|id| id.to_string()).unwrap_or_default(),
         start_time: datapoint.started_at.map(timestamp),
         end_time: datapoint.ended_at.map(timestamp),
         duration_ms: datapoint.duration_ms.unwrap_or(0),

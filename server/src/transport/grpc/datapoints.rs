@@ -45,6 +45,11 @@ fn search_query(
         from: convert::time_filter(&field("start_time"), request.start_time)?,
         to: convert::time_filter(&field("end_time"), request.end_time)?,
         text_contains: non_empty(request.text_contains),
+        integration_id: if request.integration_id.is_empty() {
+            None
+        } else {
+            Some(parse_id(&field("integration_id"), &request.integration_id)?)
+        },
         page_size: usize::try_from(request.page_size.max(0)).unwrap_or(0),
         before: DatapointCursor::from_token(&request.page_token)?,
         offset: 0,

@@ -39,6 +39,7 @@ struct FilterBody {
     start_time: Option<String>,
     end_time: Option<String>,
     text_contains: Option<String>,
+    integration_id: Option<String>,
 }
 
 impl FilterBody {
@@ -67,6 +68,9 @@ impl FilterBody {
                 .map(|value| parse_time("filter.end_time", &value))
                 .transpose()?,
             text_contains: text(self.text_contains),
+            integration_id: text(self.integration_id)
+                .map(|id| parse_id("filter.integration_id", &id))
+                .transpose()?,
             ..DatapointQuery::default()
         })
     }
@@ -237,6 +241,7 @@ fn export_json(view: &DatapointView, audio_url: Option<String>) -> Value {
         "metrics": datapoint.metrics,
         "create_time": datapoint.created_at.to_rfc3339(),
         "update_time": datapoint.updated_at.to_rfc3339(),
+        "integration_id": datapoint.integration_id,
         "audio": view.audio.as_ref().map(|audio| json!({
             "id": audio.id,
             "sha256": audio.sha256,
