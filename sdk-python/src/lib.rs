@@ -156,6 +156,16 @@ impl Client {
         if let Some(integration_id) = find.integration_id {
             request = request.integration_id(integration_id);
         }
+        match find.order.as_deref() {
+            None | Some("newest") => {}
+            Some("relevance") => request = request.order_by_relevance(),
+            Some(_) => {
+                return Err(invalid(vec![FieldViolation::new(
+                    "order",
+                    "must be newest or relevance",
+                )]));
+            }
+        }
         if let Some(provider) = find.provider {
             request = request.provider(provider);
         }
@@ -210,6 +220,7 @@ struct FindQuery {
     to_date: Option<String>,
     search_value: Option<String>,
     integration_id: Option<String>,
+    order: Option<String>,
     limit: Option<usize>,
 }
 

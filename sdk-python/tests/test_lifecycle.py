@@ -94,3 +94,23 @@ def test_async_export_and_delete(server: Server, tmp_path: Path) -> None:
     written, deletion = asyncio.run(run())
     assert written == 2
     assert deletion["removed"]["datapoints"] == 2
+
+
+def test_relevance_order_puts_the_best_match_first(client: Earshot, server: Server) -> None:
+    word = f"zq{uuid.uuid4().hex[:8]}"
+    filler = "the caller asked about opening hours and parking at the store"
+    texts = {"once": f"{word} {filler} {filler}", "thrice": f"{word} {word} {word} please", "twice": f"{word} {word} {filler}"}
+    client.ingest_conversations(
+        project_id=server.project_id,
+        conversations=[
+            {"call_id": f"{word}-{name}", "transcript": [{"role": "user", "content": text, "timestamp_ms": 0}]}
+            for name, text in texts.items()
+        ],
+    )
+    ranked = client.find_datapoints(search_value=word, order="relevance")
+    assert [d["call_id"] for d in ranked] == [f"{word}-thrice", f"{word}-twice", f"{word}-once"]
+    newest = client.find_datapoints(search_value=word)
+    assert sorted(d["call_id"] for d in newest) == sorted(d["call_id"] for d in ranked)
+    with pytest.raises(InvalidArgumentError) as caught:
+        client.find_datapoints(order="relevance")
+    assert [violation.field for violation in caught.value.violations] == ["order"]

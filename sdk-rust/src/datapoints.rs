@@ -106,6 +106,14 @@ impl DatapointQuery {
         self
     }
 
+    /// Most relevant first (with `text_contains`): the best transcript matches among the 2,000
+    /// newest matching calls, instead of newest first.
+    #[must_use]
+    pub fn order_by_relevance(mut self) -> Self {
+        self.0.order = pb::SearchOrder::Relevance as i32;
+        self
+    }
+
     /// At most 500; 0 takes 100.
     #[must_use]
     pub fn page_size(mut self, page_size: i32) -> Self {

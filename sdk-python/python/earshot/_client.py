@@ -107,16 +107,19 @@ class Earshot:
         to_date: Optional[Time] = None,
         search_value: Optional[str] = None,
         integration_id: Optional[str] = None,
+        order: Optional[str] = None,
         limit: int = 100,
     ) -> List[Dict[str, Any]]:
         """Datapoints matching every filter, newest call first, at most ``limit``. ``tags`` must
         all be present, ``tags_any`` at least one; ``search_value`` is words of the transcript
         that must all occur, or phrases in double quotes, whole words, case- and
-        accent-insensitive."""
+        accent-insensitive. ``order="relevance"`` puts the best transcript matches first (among
+        the 2,000 newest matching calls) instead of the newest call."""
         query = _find_query(
             project_id=project_id, context_token=context_token, call_id=call_id, provider=provider,
             source=source, tags=tags, tags_any=tags_any, metadata=metadata, from_date=from_date,
-            to_date=to_date, search_value=search_value, integration_id=integration_id, limit=limit,
+            to_date=to_date, search_value=search_value, integration_id=integration_id, order=order,
+            limit=limit,
         )  # fmt: skip
         result: List[Dict[str, Any]] = self._native.find_datapoints(query, False)
         return result
@@ -359,12 +362,14 @@ class AsyncEarshot:
         to_date: Optional[Time] = None,
         search_value: Optional[str] = None,
         integration_id: Optional[str] = None,
+        order: Optional[str] = None,
         limit: int = 100,
     ) -> List[Dict[str, Any]]:
         query = _find_query(
             project_id=project_id, context_token=context_token, call_id=call_id, provider=provider,
             source=source, tags=tags, tags_any=tags_any, metadata=metadata, from_date=from_date,
-            to_date=to_date, search_value=search_value, integration_id=integration_id, limit=limit,
+            to_date=to_date, search_value=search_value, integration_id=integration_id, order=order,
+            limit=limit,
         )  # fmt: skip
         result: List[Dict[str, Any]] = await self._native.find_datapoints(query, True)
         return result

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::model::auth::{Principal, Scope};
 use crate::model::datapoints::{
     DEFAULT_SEARCH_PAGE, DatapointCursor, DatapointPage, DatapointQuery, DatapointView,
-    MAX_SEARCH_PAGE,
+    MAX_SEARCH_PAGE, RelevanceCursor, SearchOrder,
 };
 
 impl Domain {
@@ -33,6 +33,16 @@ impl Domain {
         };
         let page_size = query.page_size;
         query.page_size += 1;
+        if query.order == SearchOrder::Relevance {
+            let mut found =
+                self.storage.search_by_relevance(principal.organization_id, &query).await?;
+            let next_page_token =
+                super::finish_page_with(&mut found, page_size, |(last, score)| {
+                    RelevanceCursor { score: *score, id: last.datapoint.id }.to_token()
+                });
+            let datapoints = found.into_iter().map(|(view, _)| view).collect();
+            return Ok(DatapointPage { datapoints, next_page_token });
+        }
         let mut found = self.storage.search_datapoints(principal.organization_id, &query).await?;
         let next_page_token = super::finish_page_with(&mut found, page_size, |last| {
             DatapointCursor::after(&last.datapoint).to_token()

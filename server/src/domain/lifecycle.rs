@@ -272,6 +272,9 @@ impl Domain {
         filter.check().map_err(in_filter)?;
         filter.page_size = EXPORT_PAGE;
         filter.offset = 0;
+        // An export follows the searches' own order, whatever was asked.
+        filter.order = crate::model::datapoints::SearchOrder::NewestFirst;
+        filter.after_relevance = None;
         let first = self.search_datapoints(&principal, filter.clone()).await?;
         let domain = self.clone();
         let pages = futures_util::stream::unfold(Export::Page(first, filter), move |state| {

@@ -215,6 +215,68 @@ impl DatapointCursor {
     }
 }
 
+/// The order of a search's results.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SearchOrder {
+    /// Newest call first (`DatapointCursor`).
+    #[default]
+    NewestFirst,
+    /// Best transcript match first (BM25 on SQLite, `ts_rank` on PostgreSQL), among the
+    /// `RANKED_MATCHES` newest calls that match: for a transcript search only.
+    Relevance,
+}
+
+/// The most calls a relevance-ordered search ranks: every match when there are fewer, else the
+/// newest this many, so its cost stays bounded whatever the words.
+pub const RANKED_MATCHES: usize = 2_000;
+
+/// A place in relevance order: the score (higher is better), then the id, newest first.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RelevanceCursor {
+    pub score: f64,
+    pub id: Uuid,
+}
+
+impl RelevanceCursor {
+    /// Whether `(score, id)` comes after this place.
+    pub fn precedes(&self, score: f64, id: Uuid) -> bool {
+        score < self.score || (score == self.score && id < self.id)
+    }
+
+    /// The page token: `r`, the score's bits and the id, URL-safe base64 (25 bytes, which no
+    /// time token has).
+    pub fn to_token(self) -> String {
+        let mut bytes = Vec::with_capacity(25);
+        bytes.push(b'r');
+        bytes.extend_from_slice(&self.score.to_bits().to_be_bytes());
+        bytes.extend_from_slice(self.id.as_bytes());
+        data_encoding::BASE64URL_NOPAD.encode(&bytes)
+    }
+
+    /// The cursor of a relevance page token; None for the first page (an empty token).
+    pub fn from_token(token: &str) -> crate::error::Result<Option<Self>> {
+        if token.is_empty() {
+            return Ok(None);
+        }
+        let invalid = || {
+            crate::error::Error::invalid(
+                "page_token",
+                "is not a page token of a relevance-ordered search",
+            )
+        };
+        let bytes =
+            data_encoding::BASE64URL_NOPAD.decode(token.as_bytes()).map_err(|_| invalid())?;
+        let [b'r', rest @ ..] = bytes.as_slice() else { return Err(invalid()) };
+        let (score, id) = rest.split_at_checked(8).ok_or_else(invalid)?;
+        let score = f64::from_bits(u64::from_be_bytes(score.try_into().map_err(|_| invalid())?));
+        let id = Uuid::from_slice(id).map_err(|_| invalid())?;
+        if !score.is_finite() {
+            return Err(invalid());
+        }
+        Ok(Some(Self { score, id }))
+    }
+}
+
 /// The words of `text` as searches compare them: runs of letters and digits, lowercased, with
 /// accents removed ("Café" and "cafe" are one word), so a search is case- and
 /// accent-insensitive on every database.
@@ -298,6 +360,10 @@ pub struct DatapointQuery {
     pub before: Option<DatapointCursor>,
     /// Skip this many (offset paging, for the JSON mirror).
     pub offset: usize,
+    /// Newest call first (the default), or, with `text_contains`, most relevant first.
+    pub order: SearchOrder,
+    /// With `SearchOrder::Relevance`: return the datapoints after this one in that order.
+    pub after_relevance: Option<RelevanceCursor>,
 }
 
 pub const DEFAULT_SEARCH_PAGE: usize = 100;
@@ -346,6 +412,11 @@ impl DatapointQuery {
                     format!("at most {MAX_SEARCH_TERMS} words and quoted phrases"),
                 );
             }
+        }
+        if self.order == SearchOrder::Relevance
+            && self.text_contains.as_deref().is_none_or(str::is_empty)
+        {
+            violations.add("order", "relevance orders a transcript search: give text_contains");
         }
         for (field, tags) in [("tags_any", &self.tags_any), ("tags_all", &self.tags_all)] {
             if tags.len() > MAX_SEARCH_TERMS {

@@ -120,6 +120,72 @@ impl Storage {
         self.with_audio(models).await
     }
 
+    /// Datapoints matching every filter, most relevant first, each with its score (higher is
+    /// better): the `RANKED_MATCHES` newest matching calls (every match, when fewer) are read by
+    /// id, scored by the full-text index (BM25 on SQLite, `ts_rank` on PostgreSQL), and sorted
+    /// by score, then id; the page is the ones after `query.after_relevance`.
+    pub async fn search_by_relevance(
+        &self,
+        organization_id: Uuid,
+        query: &DatapointQuery,
+    ) -> Result<Vec<(DatapointView, f64)>, Error> {
+        use crate::model::datapoints::{RANKED_MATCHES, SearchOrder};
+        let context = "ranking a transcript search";
+        let Some(text) = query.text_contains.as_deref().map(TextQuery::parse) else {
+            return Ok(Vec::new());
+        };
+        let backend = self.db.get_database_backend();
+        let candidates = DatapointQuery {
+            page_size: RANKED_MATCHES,
+            before: None,
+            offset: 0,
+            order: SearchOrder::NewestFirst,
+            after_relevance: None,
+            ..query.clone()
+        };
+        let filter = self.text_filter(organization_id, &candidates).await?;
+        let ids: Vec<String> =
+            search_statement(organization_id, &candidates, filter.as_ref(), backend)
+                .select_only()
+                .column(datapoint::Column::Id)
+                .into_tuple()
+                .all(&self.db)
+                .await
+                .map_err(db_error(context))?;
+        let mut scored = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(LOOKUP_CHUNK_KEYS) {
+            let statement = scores_statement(backend, &text, chunk);
+            for row in self.db.query_all_raw(statement).await.map_err(db_error(context))? {
+                let id: String = row.try_get("", "id").map_err(db_error(context))?;
+                let score: f64 = row.try_get("", "score").map_err(db_error(context))?;
+                scored.push((parse_uuid(context, &id)?, score));
+            }
+        }
+        scored.sort_by(|(a_id, a), (b_id, b)| b.total_cmp(a).then(b_id.cmp(a_id)));
+        if let Some(cursor) = query.after_relevance {
+            scored.retain(|(id, score)| cursor.precedes(*score, *id));
+        }
+        scored.truncate(query.page_size);
+        let models = datapoint::Entity::find()
+            .filter(datapoint::Column::Id.is_in(scored.iter().map(|(id, _)| id.to_string())))
+            .all(&self.db)
+            .await
+            .map_err(db_error(context))?;
+        let mut views = self.with_audio(models).await?;
+        let order: std::collections::HashMap<Uuid, usize> =
+            scored.iter().enumerate().map(|(index, (id, _))| (*id, index)).collect();
+        views.sort_by_key(|view| order.get(&view.datapoint.id).copied().unwrap_or(usize::MAX));
+        Ok(views
+            .into_iter()
+            .map(|view| {
+                let score = scored
+                    .get(order.get(&view.datapoint.id).copied().unwrap_or(usize::MAX))
+                    .map_or(0.0, |(_, score)| *score);
+                (view, score)
+            })
+            .collect())
+    }
+
     /// How `search_statement` narrows the calls by the query's transcript words, if it has any.
     pub(super) async fn text_filter(
         &self,
@@ -452,6 +518,53 @@ pub(super) fn text_matches_statement(
             ),
             [text.fts5_match().into(), organization_id.to_string().into()],
         ),
+    }
+}
+
+/// The statement that scores the calls `ids` for `text` (`Storage::search_by_relevance`):
+/// columns `id` and `score`, higher is better. On SQLite the datapoints are read by id and the
+/// full-text index is probed for each row (BM25, negated: FTS5's best is its lowest); on
+/// PostgreSQL `ts_rank` of each row's stored `tsvector`.
+pub(super) fn scores_statement(
+    backend: DbBackend,
+    text: &TextQuery,
+    ids: &[String],
+) -> sea_orm::Statement {
+    let placeholders = |first: usize| match backend {
+        DbBackend::Postgres => {
+            (first..first + ids.len()).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+        }
+        _ => vec!["?"; ids.len()].join(", "),
+    };
+    match backend {
+        DbBackend::Postgres => {
+            let mut values: Vec<sea_orm::Value> = vec![text.tsquery().into()];
+            values.extend(ids.iter().map(|id| sea_orm::Value::from(id.clone())));
+            sea_orm::Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "SELECT id, ts_rank(transcript_words, to_tsquery('simple', $1))::float8 AS \
+                     score FROM datapoints WHERE id IN ({})",
+                    placeholders(2)
+                ),
+                values,
+            )
+        }
+        backend => {
+            let mut values: Vec<sea_orm::Value> =
+                ids.iter().map(|id| sea_orm::Value::from(id.clone())).collect();
+            values.push(text.fts5_match().into());
+            sea_orm::Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "SELECT d.id AS id, -bm25(datapoint_text) AS score FROM datapoints d \
+                     CROSS JOIN datapoint_text ON datapoint_text.rowid = d.rowid \
+                     WHERE d.id IN ({}) AND datapoint_text MATCH ?",
+                    placeholders(1)
+                ),
+                values,
+            )
+        }
     }
 }
 

@@ -449,3 +449,86 @@ async fn transcripts_are_searched_by_words_and_phrases() {
     assert_eq!(found("refund").await, ["t2"]);
     assert_eq!(found("sorted").await, ["t1"]);
 }
+
+/// Relevance order: the calls that match best come first (the searched word more often, in a
+/// shorter transcript), each once across pages of its own tokens, with the other filters
+/// applied; and the statement that scores them reads the calls by id and probes the full-text
+/// index for each (SQLite's plan), never a scan.
+#[tokio::test]
+async fn relevance_puts_the_best_matches_first() {
+    use crate::model::commit::IngestWrite;
+    use crate::model::datapoints::{RelevanceCursor, SearchOrder};
+    use crate::storage::ingest_tests::new_ingest;
+
+    let storage = super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
+    let filler = "the caller asked about the opening hours of the store and the parking";
+    let texts = [
+        ("once", format!("refund {filler} {filler}")),
+        ("thrice", "refund refund refund please".to_owned()),
+        ("twice", format!("refund refund {filler}")),
+        ("never", filler.to_owned()),
+        ("other-tag", "refund refund refund refund".to_owned()),
+    ];
+    let writes: Vec<IngestWrite> = texts
+        .iter()
+        .map(|(call, text)| {
+            let mut ingest = new_ingest(organization, project, call);
+            ingest.conversation.turns[0].content.clone_from(text);
+            if *call == "other-tag" {
+                ingest.conversation.tags = vec!["other".into()];
+            }
+            IngestWrite { ingests: vec![ingest], ..Default::default() }
+        })
+        .collect();
+    let settings = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
+    storage.commit_ingest_writes(&writes.iter().collect::<Vec<_>>(), settings, now).await.unwrap();
+
+    let mut query = DatapointQuery {
+        text_contains: Some("Refund".into()),
+        tags_all: vec!["t1".into()],
+        order: SearchOrder::Relevance,
+        page_size: 2,
+        ..Default::default()
+    };
+    let mut ranked = Vec::new();
+    loop {
+        let page = storage.search_by_relevance(organization, &query).await.unwrap();
+        let Some((last, score)) = page.last() else { break };
+        query.after_relevance = Some(RelevanceCursor { score: *score, id: last.datapoint.id });
+        ranked.extend(page.iter().map(|(view, score)| (view.datapoint.call_id.clone(), *score)));
+    }
+    let calls: Vec<&str> = ranked.iter().map(|(call, _)| call.as_str()).collect();
+    assert_eq!(calls, ["thrice", "twice", "once"], "{ranked:?}");
+    assert!(ranked.windows(2).all(|pair| pair[0].1 >= pair[1].1), "{ranked:?}");
+
+    // A relevance token reads back; a time token is not one.
+    let cursor = RelevanceCursor { score: ranked[0].1, id: Uuid::now_v7() };
+    assert_eq!(RelevanceCursor::from_token(&cursor.to_token()).unwrap(), Some(cursor));
+    let time = DatapointCursor { occurred_at_ms: 5, id: Uuid::now_v7() }.to_token();
+    assert_eq!(
+        RelevanceCursor::from_token(&time).unwrap_err().field_violations()[0].field,
+        "page_token"
+    );
+    // Relevance needs words to rank by.
+    let unranked = DatapointQuery { order: SearchOrder::Relevance, ..Default::default() };
+    assert_eq!(unranked.check().unwrap_err().field_violations()[0].field, "order");
+
+    if storage.db.get_database_backend() == sea_orm::DbBackend::Sqlite {
+        let ids = vec![Uuid::now_v7().to_string(), Uuid::now_v7().to_string()];
+        let statement = super::datapoints::scores_statement(
+            sea_orm::DbBackend::Sqlite,
+            &TextQuery::parse("refund"),
+            &ids,
+        );
+        let plan = sqlite_plan(&storage, statement).await;
+        assert!(plan.iter().all(|step| !step.starts_with("SCAN d ")), "{plan:?}");
+        assert!(plan.iter().any(|step| step.starts_with("SEARCH d USING")), "{plan:?}");
+        // The full-text table is probed by rowid (`=`) with the words (`M`) for each call.
+        assert!(
+            plan.iter().any(|step| step.contains("datapoint_text VIRTUAL TABLE INDEX 0:=M")),
+            "{plan:?}"
+        );
+    }
+}

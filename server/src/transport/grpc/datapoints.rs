@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 use super::auth::authenticate;
 use super::convert;
 use crate::domain::{Domain, parse_id};
-use crate::model::datapoints::{DatapointCursor, DatapointQuery};
+use crate::model::datapoints::{DatapointCursor, DatapointQuery, RelevanceCursor, SearchOrder};
 
 #[derive(Clone, Debug)]
 pub struct DatapointApi {
@@ -29,6 +29,17 @@ fn search_query(
     prefix: &str,
 ) -> Result<DatapointQuery, Status> {
     let field = |name: &str| format!("{prefix}{name}");
+    let relevance = match pb::SearchOrder::try_from(request.order) {
+        Ok(pb::SearchOrder::Relevance) => true,
+        Ok(pb::SearchOrder::Unspecified | pb::SearchOrder::NewestFirst) => false,
+        Err(_) => {
+            return Err(crate::Error::invalid(
+                &field("order"),
+                "must be SEARCH_ORDER_NEWEST_FIRST or SEARCH_ORDER_RELEVANCE",
+            )
+            .into());
+        }
+    };
     Ok(DatapointQuery {
         project_id: if request.project_id.is_empty() {
             None
@@ -51,7 +62,13 @@ fn search_query(
             Some(parse_id(&field("integration_id"), &request.integration_id)?)
         },
         page_size: usize::try_from(request.page_size.max(0)).unwrap_or(0),
-        before: DatapointCursor::from_token(&request.page_token)?,
+        before: if relevance { None } else { DatapointCursor::from_token(&request.page_token)? },
+        after_relevance: if relevance {
+            RelevanceCursor::from_token(&request.page_token)?
+        } else {
+            None
+        },
+        order: if relevance { SearchOrder::Relevance } else { SearchOrder::NewestFirst },
         offset: 0,
     })
 }
