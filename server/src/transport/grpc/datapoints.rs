@@ -34,7 +34,7 @@ fn search_query(
         Ok(pb::SearchOrder::Unspecified | pb::SearchOrder::NewestFirst) => false,
         Err(_) => {
             return Err(crate::Error::invalid(
-                &field("order"),
+                field("order"),
                 "must be SEARCH_ORDER_NEWEST_FIRST or SEARCH_ORDER_RELEVANCE",
             )
             .into());
