@@ -221,7 +221,7 @@ pub enum SearchOrder {
     /// Newest call first (`DatapointCursor`).
     #[default]
     NewestFirst,
-    /// Best transcript match first (BM25 on SQLite, `ts_rank` on PostgreSQL), among the
+    /// Best transcript match first (BM25, `TextQuery::bm25_scores`), among the
     /// `RANKED_MATCHES` newest calls that match: for a transcript search only.
     Relevance,
 }
@@ -323,6 +323,52 @@ impl TextQuery {
             .map(|words| format!("\"{}\"", words.join(" ")))
             .collect::<Vec<_>>()
             .join(" ")
+    }
+
+    /// BM25 scores (k1 = 1.2, b = 0.75) of `transcripts` (each a call's folded words,
+    /// `Datapoint::transcript_search`) for this query, higher is better: each term (a word, or a
+    /// phrase's words in a row) counts its occurrences, saturating, less so in a longer
+    /// transcript than the average of the set; a term in fewer of the set's transcripts weighs
+    /// more. Computed over the set being ranked, so both databases order it the same way.
+    pub fn bm25_scores(&self, transcripts: &[&str]) -> Vec<f64> {
+        const K1: f64 = 1.2;
+        const B: f64 = 0.75;
+        let documents: Vec<Vec<&str>> =
+            transcripts.iter().map(|text| text.split_whitespace().collect()).collect();
+        let count = documents.len() as f64;
+        let average = documents.iter().map(Vec::len).sum::<usize>() as f64 / count.max(1.0);
+        let occurrences = |words: &[&str], term: &[String]| {
+            if term.is_empty() || words.len() < term.len() {
+                return 0;
+            }
+            words.windows(term.len()).filter(|window| window.iter().eq(term.iter())).count()
+        };
+        let frequencies: Vec<Vec<usize>> = documents
+            .iter()
+            .map(|words| self.terms.iter().map(|term| occurrences(words, term)).collect())
+            .collect();
+        let weights: Vec<f64> = (0..self.terms.len())
+            .map(|term| {
+                let containing =
+                    frequencies.iter().filter(|document| document[term] > 0).count() as f64;
+                (1.0 + (count - containing + 0.5) / (containing + 0.5)).ln()
+            })
+            .collect();
+        documents
+            .iter()
+            .zip(&frequencies)
+            .map(|(words, document)| {
+                let norm = K1 * (1.0 - B + B * words.len() as f64 / average.max(1.0));
+                document
+                    .iter()
+                    .zip(&weights)
+                    .map(|(&frequency, weight)| {
+                        let frequency = frequency as f64;
+                        weight * frequency * (K1 + 1.0) / (frequency + norm)
+                    })
+                    .sum()
+            })
+            .collect()
     }
 
     /// PostgreSQL's `tsquery` text: each term its lexemes joined by `<->` (followed by), all
@@ -469,6 +515,34 @@ pub fn metadata_filter_text(value: &serde_json::Value) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    /// BM25 over a set: more occurrences score higher, with diminishing returns; a longer
+    /// transcript with as many scores lower; a phrase counts its words in a row only; a rarer
+    /// term weighs more than a common one; a transcript without the terms scores 0.
+    #[test]
+    fn bm25_ranks_by_occurrences_length_and_rarity() {
+        let query = TextQuery::parse("refund");
+        let scores = query.bm25_scores(&[
+            "refund",
+            "refund refund",
+            "refund refund refund refund",
+            "refund please the agent said and then nothing more happened",
+            "nothing here",
+        ]);
+        assert!(scores[1] > scores[0] && scores[2] > scores[1], "{scores:?}");
+        assert!(scores[2] - scores[1] < scores[1] - scores[0] + 1.0, "{scores:?}");
+        assert!(scores[0] > scores[3], "a longer transcript with as many: {scores:?}");
+        assert!(scores[4].abs() < f64::EPSILON, "{scores:?}");
+
+        let phrase = TextQuery::parse("\"speak to a human\"");
+        let scores =
+            phrase.bm25_scores(&["let me speak to a human", "a human to speak with", "speak"]);
+        assert!(scores[0] > 0.0 && scores[1].abs() < f64::EPSILON, "{scores:?}");
+
+        let two = TextQuery::parse("refund manager");
+        let scores = two.bm25_scores(&["refund refund", "manager manager", "refund", "refund"]);
+        assert!(scores[1] > scores[0], "the rarer word weighs more: {scores:?}");
+    }
+
     use super::*;
     use crate::model::conversation::Role;
 

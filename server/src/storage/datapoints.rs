@@ -121,9 +121,10 @@ impl Storage {
     }
 
     /// Datapoints matching every filter, most relevant first, each with its score (higher is
-    /// better): the `RANKED_MATCHES` newest matching calls (every match, when fewer) are read by
-    /// id, scored by the full-text index (BM25 on SQLite, `ts_rank` on PostgreSQL), and sorted
-    /// by score, then id; the page is the ones after `query.after_relevance`.
+    /// better): the `RANKED_MATCHES` newest matching calls (every match, when fewer) are read
+    /// with their words, scored (`TextQuery::bm25_scores`) and sorted by score, then id; the
+    /// page is the ones after `query.after_relevance`. A scoring function of the full-text index
+    /// (FTS5's `bm25()`) would recount every match of each word for each call probed.
     pub async fn search_by_relevance(
         &self,
         organization_id: Uuid,
@@ -144,23 +145,21 @@ impl Storage {
             ..query.clone()
         };
         let filter = self.text_filter(organization_id, &candidates).await?;
-        let ids: Vec<String> =
+        let rows: Vec<(String, String)> =
             search_statement(organization_id, &candidates, filter.as_ref(), backend)
                 .select_only()
                 .column(datapoint::Column::Id)
+                .column(datapoint::Column::TranscriptSearch)
                 .into_tuple()
                 .all(&self.db)
                 .await
                 .map_err(db_error(context))?;
-        let mut scored = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(LOOKUP_CHUNK_KEYS) {
-            let statement = scores_statement(backend, &text, chunk);
-            for row in self.db.query_all_raw(statement).await.map_err(db_error(context))? {
-                let id: String = row.try_get("", "id").map_err(db_error(context))?;
-                let score: f64 = row.try_get("", "score").map_err(db_error(context))?;
-                scored.push((parse_uuid(context, &id)?, score));
-            }
-        }
+        let texts: Vec<&str> = rows.iter().map(|(_, text)| text.as_str()).collect();
+        let mut scored = rows
+            .iter()
+            .zip(text.bm25_scores(&texts))
+            .map(|((id, _), score)| Ok((parse_uuid(context, id)?, score)))
+            .collect::<Result<Vec<_>, Error>>()?;
         scored.sort_by(|(a_id, a), (b_id, b)| b.total_cmp(a).then(b_id.cmp(a_id)));
         if let Some(cursor) = query.after_relevance {
             scored.retain(|(id, score)| cursor.precedes(*score, *id));
@@ -518,53 +517,6 @@ pub(super) fn text_matches_statement(
             ),
             [text.fts5_match().into(), organization_id.to_string().into()],
         ),
-    }
-}
-
-/// The statement that scores the calls `ids` for `text` (`Storage::search_by_relevance`):
-/// columns `id` and `score`, higher is better. On SQLite the datapoints are read by id and the
-/// full-text index is probed for each row (BM25, negated: FTS5's best is its lowest); on
-/// PostgreSQL `ts_rank` of each row's stored `tsvector`.
-pub(super) fn scores_statement(
-    backend: DbBackend,
-    text: &TextQuery,
-    ids: &[String],
-) -> sea_orm::Statement {
-    let placeholders = |first: usize| match backend {
-        DbBackend::Postgres => {
-            (first..first + ids.len()).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
-        }
-        _ => vec!["?"; ids.len()].join(", "),
-    };
-    match backend {
-        DbBackend::Postgres => {
-            let mut values: Vec<sea_orm::Value> = vec![text.tsquery().into()];
-            values.extend(ids.iter().map(|id| sea_orm::Value::from(id.clone())));
-            sea_orm::Statement::from_sql_and_values(
-                backend,
-                format!(
-                    "SELECT id, ts_rank(transcript_words, to_tsquery('simple', $1))::float8 AS \
-                     score FROM datapoints WHERE id IN ({})",
-                    placeholders(2)
-                ),
-                values,
-            )
-        }
-        backend => {
-            let mut values: Vec<sea_orm::Value> =
-                ids.iter().map(|id| sea_orm::Value::from(id.clone())).collect();
-            values.push(text.fts5_match().into());
-            sea_orm::Statement::from_sql_and_values(
-                backend,
-                format!(
-                    "SELECT d.id AS id, -bm25(datapoint_text) AS score FROM datapoints d \
-                     CROSS JOIN datapoint_text ON datapoint_text.rowid = d.rowid \
-                     WHERE d.id IN ({}) AND datapoint_text MATCH ?",
-                    placeholders(1)
-                ),
-                values,
-            )
-        }
     }
 }
 

@@ -150,7 +150,23 @@ fn searches(rows: usize) -> Vec<(&'static str, pb::SearchDatapointsRequest)> {
         ),
         (
             "transcript word in 1 of 100,000",
-            pb::SearchDatapointsRequest { text_contains: "zebra".into(), ..page },
+            pb::SearchDatapointsRequest { text_contains: "zebra".into(), ..page.clone() },
+        ),
+        (
+            "word in every call, by relevance",
+            pb::SearchDatapointsRequest {
+                text_contains: "hello".into(),
+                order: pb::SearchOrder::Relevance as i32,
+                ..page.clone()
+            },
+        ),
+        (
+            "word in 1 of 100,000, by relevance",
+            pb::SearchDatapointsRequest {
+                text_contains: "zebra".into(),
+                order: pb::SearchOrder::Relevance as i32,
+                ..page
+            },
         ),
     ]
 }
