@@ -48,19 +48,9 @@ impl Storage {
         query.offset = 0;
         let text = self.text_filter(organization_id, &query).await?;
         let backend = self.db.get_database_backend();
-        let rows: Vec<(String, String, String, String, Option<String>)> =
-            super::datapoints::search_statement(organization_id, &query, text.as_ref(), backend)
-                .select_only()
-                .column(datapoint::Column::Id)
-                .column(datapoint::Column::ProjectId)
-                .column(datapoint::Column::Provider)
-                .column(datapoint::Column::CallId)
-                .column(datapoint::Column::AudioId)
-                .into_tuple()
-                .all(&self.db)
-                .await
-                .map_err(db_error("finding the calls to delete"))?;
-        rows.into_iter().map(call_ref).collect()
+        let select =
+            super::datapoints::search_statement(organization_id, &query, text.as_ref(), backend);
+        self.read_calls(select, "finding the calls to delete").await
     }
 
     /// The organization's stored calls among `ids` (unknown ids are left out).
@@ -69,20 +59,10 @@ impl Storage {
         organization_id: Uuid,
         ids: &[Uuid],
     ) -> Result<Vec<CallRef>, Error> {
-        let rows: Vec<(String, String, String, String, Option<String>)> = datapoint::Entity::find()
-            .select_only()
-            .column(datapoint::Column::Id)
-            .column(datapoint::Column::ProjectId)
-            .column(datapoint::Column::Provider)
-            .column(datapoint::Column::CallId)
-            .column(datapoint::Column::AudioId)
+        let select = datapoint::Entity::find()
             .filter(datapoint::Column::OrganizationId.eq(organization_id.to_string()))
-            .filter(datapoint::Column::Id.is_in(ids.iter().map(Uuid::to_string)))
-            .into_tuple()
-            .all(&self.db)
-            .await
-            .map_err(db_error("finding the calls to delete"))?;
-        rows.into_iter().map(call_ref).collect()
+            .filter(datapoint::Column::Id.is_in(ids.iter().map(Uuid::to_string)));
+        self.read_calls(select, "finding the calls to delete").await
     }
 
     /// Up to `limit` of a project's calls that took place before `before`, oldest first
@@ -93,13 +73,8 @@ impl Storage {
         before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<CallRef>, Error> {
-        let rows: Vec<(String, String, String, String, Option<String>)> =
-            expired_calls(project_id, before, limit, false)
-                .into_tuple()
-                .all(&self.db)
-                .await
-                .map_err(db_error("finding expired calls"))?;
-        rows.into_iter().map(call_ref).collect()
+        let select = expired_calls(project_id, before, limit, false);
+        self.read_calls(select, "finding expired calls").await
     }
 
     /// Up to `limit` of a project's calls before `before` that still have a recording, oldest
@@ -110,12 +85,27 @@ impl Storage {
         before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<CallRef>, Error> {
-        let rows: Vec<(String, String, String, String, Option<String>)> =
-            expired_calls(project_id, before, limit, true)
-                .into_tuple()
-                .all(&self.db)
-                .await
-                .map_err(db_error("finding expired recordings"))?;
+        let select = expired_calls(project_id, before, limit, true);
+        self.read_calls(select, "finding expired recordings").await
+    }
+
+    /// The calls `select` finds, reading only what a deletion needs of each.
+    async fn read_calls(
+        &self,
+        select: sea_orm::Select<datapoint::Entity>,
+        context: &'static str,
+    ) -> Result<Vec<CallRef>, Error> {
+        let rows: Vec<(String, String, String, String, Option<String>)> = select
+            .select_only()
+            .column(datapoint::Column::Id)
+            .column(datapoint::Column::ProjectId)
+            .column(datapoint::Column::Provider)
+            .column(datapoint::Column::CallId)
+            .column(datapoint::Column::AudioId)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(db_error(context))?;
         rows.into_iter().map(call_ref).collect()
     }
 
@@ -312,14 +302,8 @@ pub(super) fn expired_calls(
     limit: usize,
     with_audio: bool,
 ) -> sea_orm::Select<datapoint::Entity> {
-    let mut select = datapoint::Entity::find()
-        .select_only()
-        .column(datapoint::Column::Id)
-        .column(datapoint::Column::ProjectId)
-        .column(datapoint::Column::Provider)
-        .column(datapoint::Column::CallId)
-        .column(datapoint::Column::AudioId)
-        .filter(datapoint::Column::ProjectId.eq(project_id.to_string()));
+    let mut select =
+        datapoint::Entity::find().filter(datapoint::Column::ProjectId.eq(project_id.to_string()));
     if with_audio {
         select = select.filter(datapoint::Column::AudioId.is_not_null());
     }
