@@ -387,6 +387,8 @@ pub fn project(project: &pb::Project) -> Value {
         "retention": {
             "datapoint_days": retention.datapoint_days,
             "audio_days": retention.audio_days,
+            "delivery_body_days": retention.delivery_body_days,
+            "delivery_days": retention.delivery_days,
         },
     })
 }

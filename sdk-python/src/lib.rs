@@ -569,13 +569,16 @@ impl Client {
         })
     }
 
-    #[pyo3(signature = (project_id, datapoint_days, audio_days, asynchronous))]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (project_id, datapoint_days, audio_days, delivery_body_days, delivery_days, asynchronous))]
     fn set_project_retention<'py>(
         &self,
         py: Python<'py>,
         project_id: Option<String>,
         datapoint_days: Option<u32>,
         audio_days: Option<u32>,
+        delivery_body_days: Option<u32>,
+        delivery_days: Option<u32>,
         asynchronous: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let project_id = self.project(project_id).ok_or_else(|| {
@@ -583,8 +586,13 @@ impl Client {
         })?;
         let client = self.client()?;
         run(py, asynchronous, async move {
-            let project =
-                client.set_project_retention(&project_id, datapoint_days, audio_days).await?;
+            let retention = pb::ProjectRetention {
+                datapoint_days,
+                audio_days,
+                delivery_body_days,
+                delivery_days,
+            };
+            let project = client.set_project_retention(&project_id, retention).await?;
             Ok(Output::Json(convert::project(&project)))
         })
     }

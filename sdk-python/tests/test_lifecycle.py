@@ -70,11 +70,16 @@ def test_a_deletion_must_name_its_calls(client: Earshot) -> None:
 
 def test_retention_is_set_per_project(client: Earshot) -> None:
     project = client.create_project(f"retained-{uuid.uuid4().hex[:8]}")
-    assert project["retention"] == {"datapoint_days": None, "audio_days": None}
-    updated = client.set_project_retention(project["id"], datapoint_days=90, audio_days=30)
-    assert updated["retention"] == {"datapoint_days": 90, "audio_days": 30}
+    unset = {"datapoint_days": None, "audio_days": None, "delivery_body_days": None, "delivery_days": None}
+    assert project["retention"] == unset
+    updated = client.set_project_retention(project["id"], datapoint_days=90, audio_days=30, delivery_days=60)
+    expected = {"datapoint_days": 90, "audio_days": 30, "delivery_body_days": None, "delivery_days": 60}
+    assert updated["retention"] == expected
     listed = [p for p in client.list_projects() if p["id"] == project["id"]]
-    assert listed[0]["retention"] == {"datapoint_days": 90, "audio_days": 30}
+    assert listed[0]["retention"] == expected
+    with pytest.raises(InvalidArgumentError) as caught:
+        client.set_project_retention(project["id"], delivery_body_days=40, delivery_days=10)
+    assert [violation.field for violation in caught.value.violations] == ["retention.delivery_body_days"]
     with pytest.raises(InvalidArgumentError) as caught:
         client.set_project_retention(project["id"], datapoint_days=0)
     assert [violation.field for violation in caught.value.violations] == ["retention.datapoint_days"]

@@ -104,18 +104,30 @@ impl Client {
         self.unary(client.list_deletions(self.request(request))).await
     }
 
-    /// Sets how long a project keeps its calls (`datapoint_days`) and its recordings
-    /// (`audio_days`); `None` keeps them forever (admin scope).
+    /// Replaces how long a project keeps its calls, its recordings and its webhook deliveries
+    /// (admin scope): a field left `None` keeps calls and recordings forever, and deliveries as
+    /// the server's settings say.
+    ///
+    /// ```no_run
+    /// # async fn run(client: earshot::Client) -> earshot::Result<()> {
+    /// let retention = earshot::proto::ProjectRetention {
+    ///     datapoint_days: Some(365),
+    ///     audio_days: Some(90),
+    ///     ..Default::default()
+    /// };
+    /// client.set_project_retention("0193...", retention).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn set_project_retention(
         &self,
         project_id: &str,
-        datapoint_days: Option<u32>,
-        audio_days: Option<u32>,
+        retention: pb::ProjectRetention,
     ) -> Result<pb::Project> {
         let mut grpc = self.projects.clone();
         let request = pb::SetProjectRetentionRequest {
             project_id: project_id.to_owned(),
-            retention: Some(pb::ProjectRetention { datapoint_days, audio_days }),
+            retention: Some(retention),
         };
         let response = self.unary(grpc.set_project_retention(self.request(request))).await?;
         response.project.ok_or_else(|| missing("project"))

@@ -200,11 +200,14 @@ class Earshot:
         *,
         datapoint_days: Optional[int] = None,
         audio_days: Optional[int] = None,
+        delivery_body_days: Optional[int] = None,
+        delivery_days: Optional[int] = None,
     ) -> Dict[str, Any]:
-        """How long the project keeps its calls and its recordings, in days; ``None`` keeps them
-        forever (admin scope)."""
+        """Replaces how long the project keeps its calls, its recordings and its webhook
+        deliveries' bodies and log entries, in days; ``None`` keeps calls and recordings forever
+        and deliveries as the server's settings say (admin scope)."""
         result: Dict[str, Any] = self._native.set_project_retention(
-            project_id, datapoint_days, audio_days, False
+            project_id, datapoint_days, audio_days, delivery_body_days, delivery_days, False
         )
         return result
 
@@ -450,11 +453,14 @@ class AsyncEarshot:
         *,
         datapoint_days: Optional[int] = None,
         audio_days: Optional[int] = None,
+        delivery_body_days: Optional[int] = None,
+        delivery_days: Optional[int] = None,
     ) -> Dict[str, Any]:
-        """How long the project keeps its calls and its recordings, in days; ``None`` keeps them
-        forever (admin scope)."""
+        """Replaces how long the project keeps its calls, its recordings and its webhook
+        deliveries' bodies and log entries, in days; ``None`` keeps calls and recordings forever
+        and deliveries as the server's settings say (admin scope)."""
         result: Dict[str, Any] = await self._native.set_project_retention(
-            project_id, datapoint_days, audio_days, True
+            project_id, datapoint_days, audio_days, delivery_body_days, delivery_days, True
         )
         return result
 

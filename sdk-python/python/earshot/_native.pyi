@@ -36,6 +36,8 @@ class Client:
         project_id: Optional[str],
         datapoint_days: Optional[int],
         audio_days: Optional[int],
+        delivery_body_days: Optional[int],
+        delivery_days: Optional[int],
         asynchronous: bool,
     ) -> Any: ...
     def download_audio(self, datapoint_id: str, path: Optional[str], asynchronous: bool) -> Any: ...

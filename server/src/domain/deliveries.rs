@@ -67,16 +67,51 @@ impl Domain {
     }
 
     /// Drops bodies and requests older than the body retention, and deliveries older than the
-    /// delivery retention. Returns (bodies dropped, deliveries deleted).
+    /// delivery retention: each project's own, else the server's, in batches of
+    /// `LifecycleSettings::batch_size` (ten times as many rows, deliveries being small), each
+    /// committed on its own. Returns (bodies dropped, deliveries deleted).
     pub async fn prune_webhook_deliveries(&self) -> Result<(u64, u64)> {
+        use crate::storage::DeliveryProjects;
         let now = self.clock.now();
         let settings = &self.settings.webhooks;
-        self.storage
-            .prune_webhook_deliveries(
-                now - settings.body_retention,
-                now - settings.delivery_retention,
+        let limit = self.settings.lifecycle.batch_size * 10;
+        let own: Vec<_> = self
+            .storage
+            .projects_with_retention()
+            .await?
+            .into_iter()
+            .filter(|project| {
+                project.retention.delivery_body_days.is_some()
+                    || project.retention.delivery_days.is_some()
+            })
+            .collect();
+        let days = |days: u32| chrono::Duration::days(days.into());
+        let mut scopes = vec![(
+            DeliveryProjects::AllBut(own.iter().map(|project| project.id).collect()),
+            settings.body_retention,
+            settings.delivery_retention,
+        )];
+        scopes.extend(own.iter().map(|project| {
+            (
+                DeliveryProjects::Only(project.id),
+                project.retention.delivery_body_days.map_or(settings.body_retention, days),
+                project.retention.delivery_days.map_or(settings.delivery_retention, days),
             )
-            .await
+        }));
+        let mut total = (0, 0);
+        for (projects, bodies, deliveries) in scopes {
+            loop {
+                let (cleared, deleted) = self
+                    .storage
+                    .prune_webhook_deliveries(&projects, now - bodies, now - deliveries, limit)
+                    .await?;
+                total = (total.0 + cleared, total.1 + deleted);
+                if cleared < limit as u64 && deleted < limit as u64 {
+                    break;
+                }
+            }
+        }
+        Ok(total)
     }
 }
 
@@ -139,6 +174,66 @@ mod tests {
         assert!(stored(ancient.record.id).await.unwrap().is_none());
         // Nothing left to prune.
         assert_eq!(domain.prune_webhook_deliveries().await.unwrap(), (0, 0));
+    }
+
+    /// A project's own delivery retention overrides the server's for its deliveries only, and
+    /// pruning takes its rows in bounded batches until nothing expired is left.
+    #[tokio::test]
+    async fn a_project_keeps_its_deliveries_as_long_as_it_says() {
+        use crate::model::auth::{Principal, Scope};
+        use crate::model::projects::Retention;
+
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let clock = Arc::new(ManualClock::new(now));
+        let (mut domain, _audio) = crate::domain::test_support::domain(clock.clone()).await;
+        let mut settings = crate::domain::test_support::settings();
+        // Pruning batches of 10 rows.
+        settings.lifecycle.batch_size = 1;
+        domain.settings = Arc::new(settings);
+        let bootstrap = domain.bootstrap(false).await.unwrap().unwrap();
+        let admin = Principal {
+            organization_id: bootstrap.organization.id,
+            api_key_id: bootstrap.api_key.id,
+            scopes: vec![Scope::Admin],
+            project_id: None,
+        };
+        let keeping = bootstrap.project.id;
+        let retention = Retention {
+            delivery_body_days: Some(40),
+            delivery_days: Some(60),
+            ..Retention::default()
+        };
+        domain.set_project_retention(&admin, keeping, retention).await.unwrap();
+        let day = chrono::Duration::days(1);
+        let mut kept = Vec::new();
+        let mut others = Vec::new();
+        // 25 of each, 35 days old: past the server's 30 days, within the project's 60.
+        for _ in 0..25 {
+            let mut own = delivery(now - day * 35);
+            own.project_id = keeping;
+            kept.push(own.record.id);
+            domain.record_delivery(own).await;
+            let other = delivery(now - day * 35);
+            others.push(other.record.id);
+            domain.record_delivery(other).await;
+        }
+        assert_eq!(domain.prune_webhook_deliveries().await.unwrap(), (0, 25));
+        let stored = |id| domain.storage.get_webhook_delivery(Uuid::nil(), id);
+        for id in &others {
+            assert!(stored(*id).await.unwrap().is_none());
+        }
+        for id in &kept {
+            let delivery = stored(*id).await.unwrap().unwrap();
+            assert!(delivery.body.is_some(), "35 days is within the project's 40 for bodies");
+        }
+        // Five days on, the bodies pass the project's 40 days; the deliveries stay.
+        clock.advance(day * 6);
+        assert_eq!(domain.prune_webhook_deliveries().await.unwrap(), (25, 0));
+        assert!(stored(kept[0]).await.unwrap().unwrap().body.is_none());
+        // Past 60 days, they go too.
+        clock.advance(day * 20);
+        assert_eq!(domain.prune_webhook_deliveries().await.unwrap(), (0, 25));
+        assert!(stored(kept[0]).await.unwrap().is_none());
     }
 
     #[test]

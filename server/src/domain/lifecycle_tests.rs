@@ -367,7 +367,8 @@ async fn retention_removes_what_expired_and_keeps_the_rest() {
 
     // Nothing happens before a retention is set: the default keeps everything.
     assert!(f.domain.sweep_retention().await.unwrap().is_empty());
-    let retention = Retention { datapoint_days: Some(30), audio_days: Some(7) };
+    let retention =
+        Retention { datapoint_days: Some(30), audio_days: Some(7), ..Retention::default() };
     let project = f.domain.set_project_retention(&f.admin, f.project, retention).await.unwrap();
     assert_eq!(project.retention, retention);
 
@@ -408,7 +409,7 @@ async fn retention_removes_what_expired_and_keeps_the_rest() {
     assert!(deletions.iter().all(|deletion| deletion.actor == "retention"));
 
     // Out of range is refused, naming the field.
-    let wrong = Retention { datapoint_days: Some(0), audio_days: None };
+    let wrong = Retention { datapoint_days: Some(0), ..Retention::default() };
     let error = f.domain.set_project_retention(&f.admin, f.project, wrong).await.unwrap_err();
     assert_eq!(error.field_violations()[0].field, "retention.datapoint_days");
 }

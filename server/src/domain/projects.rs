@@ -105,6 +105,8 @@ impl Domain {
         for (field, days) in [
             ("retention.datapoint_days", retention.datapoint_days),
             ("retention.audio_days", retention.audio_days),
+            ("retention.delivery_body_days", retention.delivery_body_days),
+            ("retention.delivery_days", retention.delivery_days),
         ] {
             if days.is_some_and(|days| !(1..=MAX_RETENTION_DAYS).contains(&days)) {
                 violations.add(
@@ -112,6 +114,16 @@ impl Domain {
                     format!("must be between 1 and {MAX_RETENTION_DAYS} days, or unset (forever)"),
                 );
             }
+        }
+        let webhooks = &self.settings.webhooks;
+        let days = |retention: chrono::Duration| u32::try_from(retention.num_days()).unwrap_or(0);
+        let bodies = retention.delivery_body_days.unwrap_or(days(webhooks.body_retention));
+        let deliveries = retention.delivery_days.unwrap_or(days(webhooks.delivery_retention));
+        if bodies > deliveries {
+            violations.add(
+                "retention.delivery_body_days",
+                format!("must not exceed how long the deliveries are kept ({deliveries} days)"),
+            );
         }
         violations.into_result()?;
         let mut project = self.project_for(principal, project_id).await?;

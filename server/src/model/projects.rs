@@ -27,6 +27,12 @@ pub struct Retention {
     pub datapoint_days: Option<u32>,
     /// Recordings alone: the datapoint stays, without its audio.
     pub audio_days: Option<u32>,
+    /// Webhook delivery bodies (what a replay needs); `None` takes the server's
+    /// `integrations.delivery_body_retention_days`.
+    pub delivery_body_days: Option<u32>,
+    /// Webhook deliveries in the log; `None` takes the server's
+    /// `integrations.delivery_retention_days`.
+    pub delivery_days: Option<u32>,
 }
 
 /// The longest retention a project may set, in days (ten years).

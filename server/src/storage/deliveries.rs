@@ -1,8 +1,11 @@
 //! The webhook delivery log.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use uuid::Uuid;
 
 use super::entities::webhook_delivery;
@@ -191,32 +194,88 @@ impl Storage {
         Ok(Some(StoredDelivery { delivery: row.into_delivery(context)?, request, body }))
     }
 
-    /// Clears request and body of deliveries received before `bodies_before`, and deletes
-    /// deliveries received before `deliveries_before`.
+    /// One batch of the delivery log's retention, among the deliveries of `projects`: clears
+    /// the request and body of up to `limit` received before `bodies_before`, and deletes up to
+    /// `limit` received before `deliveries_before`, each in a write transaction of its own.
+    /// Returns (bodies cleared, deliveries deleted); fewer than `limit` of both means done.
     pub async fn prune_webhook_deliveries(
         &self,
+        projects: &DeliveryProjects,
         bodies_before: DateTime<Utc>,
         deliveries_before: DateTime<Utc>,
+        limit: usize,
     ) -> Result<(u64, u64), Error> {
         let context = "pruning webhook deliveries";
-        let deleted = webhook_delivery::Entity::delete_many()
-            .filter(webhook_delivery::Column::ReceivedAtMs.lt(to_millis(deliveries_before)))
-            .exec(&self.db)
-            .await
-            .map_err(db_error(context))?
-            .rows_affected;
-        let cleared = webhook_delivery::Entity::update_many()
-            .col_expr(webhook_delivery::Column::Body, Expr::value(Option::<Vec<u8>>::None))
-            .col_expr(webhook_delivery::Column::BodyEncoding, Expr::value(AS_RECEIVED))
-            .col_expr(webhook_delivery::Column::RequestJson, Expr::value(Option::<String>::None))
-            .filter(webhook_delivery::Column::ReceivedAtMs.lt(to_millis(bodies_before)))
-            .filter(webhook_delivery::Column::Body.is_not_null())
-            .exec(&self.db)
-            .await
-            .map_err(db_error(context))?
-            .rows_affected;
+        let backend = self.db.get_database_backend();
+        let batch = |before: DateTime<Utc>, with_body: bool| {
+            let mut select = Query::select();
+            select
+                .column(webhook_delivery::Column::Id)
+                .from(webhook_delivery::Entity)
+                .and_where(webhook_delivery::Column::ReceivedAtMs.lt(to_millis(before)))
+                .limit(limit as u64);
+            if with_body {
+                // Those about to be deleted are left to the deletion.
+                select
+                    .and_where(webhook_delivery::Column::Body.is_not_null())
+                    .and_where(
+                        webhook_delivery::Column::ReceivedAtMs.gte(to_millis(deliveries_before)),
+                    );
+            }
+            match projects {
+                DeliveryProjects::Only(project) => {
+                    select.and_where(webhook_delivery::Column::ProjectId.eq(project.to_string()));
+                }
+                DeliveryProjects::AllBut(projects) if !projects.is_empty() => {
+                    select.and_where(
+                        webhook_delivery::Column::ProjectId
+                            .is_not_in(projects.iter().map(Uuid::to_string)),
+                    );
+                }
+                DeliveryProjects::AllBut(_) => {}
+            }
+            select
+        };
+        let clear = Query::update()
+            .table(webhook_delivery::Entity)
+            .value(webhook_delivery::Column::Body, Option::<Vec<u8>>::None)
+            .value(webhook_delivery::Column::BodyEncoding, AS_RECEIVED)
+            .value(webhook_delivery::Column::RequestJson, Option::<String>::None)
+            .and_where(
+                Expr::col(webhook_delivery::Column::Id).in_subquery(batch(bodies_before, true)),
+            )
+            .to_owned();
+        let delete = Query::delete()
+            .from_table(webhook_delivery::Entity)
+            .and_where(
+                Expr::col(webhook_delivery::Column::Id)
+                    .in_subquery(batch(deliveries_before, false)),
+            )
+            .to_owned();
+        let mut counts = [0; 2];
+        for (count, statement) in
+            counts.iter_mut().zip([backend.build(&delete), backend.build(&clear)])
+        {
+            let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
+            *count = transaction
+                .execute_raw(statement)
+                .await
+                .map_err(db_error(context))?
+                .rows_affected();
+            transaction.commit().await.map_err(db_error(context))?;
+        }
+        let [deleted, cleared] = counts;
         Ok((cleared, deleted))
     }
+}
+
+/// Whose deliveries a pruning batch reads.
+#[derive(Clone, Debug)]
+pub enum DeliveryProjects {
+    /// One project with a retention of its own.
+    Only(Uuid),
+    /// Every project but these (those with their own), under the server's settings.
+    AllBut(Vec<Uuid>),
 }
 
 #[derive(Debug, sea_orm::FromQueryResult)]

@@ -31,6 +31,7 @@ use crate::jobs::queue::WriteTurn;
 
 pub use changes::{Change, Changes};
 pub use datapoints::FinishedIngest;
+pub use deliveries::DeliveryProjects;
 pub use group_commit::IngestWriter;
 pub use ingest::{Committed, IntakeSettings};
 pub use lifecycle::OrphanBlob;

@@ -98,6 +98,14 @@ impl Storage {
                 project::Column::AudioRetentionDays,
                 retention.audio_days.map(days_column).into(),
             )
+            .col_expr(
+                project::Column::DeliveryBodyRetentionDays,
+                retention.delivery_body_days.map(days_column).into(),
+            )
+            .col_expr(
+                project::Column::DeliveryRetentionDays,
+                retention.delivery_days.map(days_column).into(),
+            )
             .filter(project::Column::Id.eq(project_id.to_string()))
             .filter(project::Column::OrganizationId.eq(organization_id.to_string()))
             .exec(&self.db)
@@ -106,13 +114,15 @@ impl Storage {
         Ok(())
     }
 
-    /// Every project that keeps its calls or its recordings for a limited time.
+    /// Every project with a retention of its own (calls, recordings or deliveries).
     pub async fn projects_with_retention(&self) -> Result<Vec<Project>, Error> {
         project::Entity::find()
             .filter(
                 sea_orm::Condition::any()
                     .add(project::Column::DatapointRetentionDays.is_not_null())
-                    .add(project::Column::AudioRetentionDays.is_not_null()),
+                    .add(project::Column::AudioRetentionDays.is_not_null())
+                    .add(project::Column::DeliveryBodyRetentionDays.is_not_null())
+                    .add(project::Column::DeliveryRetentionDays.is_not_null()),
             )
             .all(&self.db)
             .await
@@ -209,6 +219,8 @@ fn project_active_model(project: &Project) -> project::ActiveModel {
         created_at_ms: Set(to_millis(project.created_at)),
         datapoint_retention_days: Set(project.retention.datapoint_days.map(days_column)),
         audio_retention_days: Set(project.retention.audio_days.map(days_column)),
+        delivery_body_retention_days: Set(project.retention.delivery_body_days.map(days_column)),
+        delivery_retention_days: Set(project.retention.delivery_days.map(days_column)),
     }
 }
 
@@ -228,6 +240,10 @@ fn project_from_model(model: project::Model) -> Result<Project, Error> {
                 .datapoint_retention_days
                 .and_then(|days| u32::try_from(days).ok()),
             audio_days: model.audio_retention_days.and_then(|days| u32::try_from(days).ok()),
+            delivery_body_days: model
+                .delivery_body_retention_days
+                .and_then(|days| u32::try_from(days).ok()),
+            delivery_days: model.delivery_retention_days.and_then(|days| u32::try_from(days).ok()),
         },
     })
 }

@@ -12,6 +12,10 @@ pub struct Model {
     pub datapoint_retention_days: Option<i32>,
     /// `Retention::audio_days`; NULL keeps recordings forever.
     pub audio_retention_days: Option<i32>,
+    /// `Retention::delivery_body_days`; NULL takes the server's setting.
+    pub delivery_body_retention_days: Option<i32>,
+    /// `Retention::delivery_days`; NULL takes the server's setting.
+    pub delivery_retention_days: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

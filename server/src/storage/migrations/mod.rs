@@ -16,6 +16,7 @@ mod m0010_search_indexes;
 mod m0011_transcript_words;
 mod m0012_lifecycle;
 mod m0013_datapoint_integration;
+mod m0014_delivery_retention;
 
 use sea_orm_migration::prelude::*;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0011_transcript_words::Migration),
             Box::new(m0012_lifecycle::Migration),
             Box::new(m0013_datapoint_integration::Migration),
+            Box::new(m0014_delivery_retention::Migration),
         ]
     }
 }

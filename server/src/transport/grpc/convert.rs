@@ -28,6 +28,8 @@ pub fn project(project: &Project) -> pb::Project {
         retention: Some(pb::ProjectRetention {
             datapoint_days: project.retention.datapoint_days,
             audio_days: project.retention.audio_days,
+            delivery_body_days: project.retention.delivery_body_days,
+            delivery_days: project.retention.delivery_days,
         }),
     }
 }

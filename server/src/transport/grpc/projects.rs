@@ -47,6 +47,8 @@ impl ProjectService for ProjectApi {
         let retention = crate::model::projects::Retention {
             datapoint_days: retention.datapoint_days,
             audio_days: retention.audio_days,
+            delivery_body_days: retention.delivery_body_days,
+            delivery_days: retention.delivery_days,
         };
         let project = self.domain.set_project_retention(&principal, project_id, retention).await?;
         Ok(Response::new(pb::SetProjectRetentionResponse {
