@@ -192,7 +192,7 @@ impl Storage {
         query: &DatapointQuery,
     ) -> Result<Option<TextFilter>, Error> {
         let Some(text) = query.text_contains.as_deref().filter(|text| !text.is_empty()) else {
-            return Ok(None);
+            return self.rare_tags_filter(organization_id, query).await;
         };
         let text = TextQuery::parse(text);
         let matches = self.text_matches(organization_id, &text).await?;
@@ -201,6 +201,35 @@ impl Storage {
         } else {
             TextFilter::Check(text)
         }))
+    }
+
+    /// Several tags of which any will do, when nothing else drives the search: if their rows
+    /// name fewer than `RARE_TEXT_MATCHES` calls, those calls are read by id (as rare transcript
+    /// words are); else the tags are common and the ordering index is walked, each call's tags
+    /// probed, which fills a page at once. Without this, rare tags walked the ordering index
+    /// until a page was found: 85 ms at a million calls for tags on 0.1 % of them.
+    async fn rare_tags_filter(
+        &self,
+        organization_id: Uuid,
+        query: &DatapointQuery,
+    ) -> Result<Option<TextFilter>, Error> {
+        let narrower = query.context_token.is_some() || query.call_id.is_some();
+        if query.tags_any.len() < 2 || narrower || Drive::of(query).is_some() {
+            return Ok(None);
+        }
+        let context = "searching tags";
+        let ids: Vec<String> = datapoint_tag::Entity::find()
+            .select_only()
+            .column(datapoint_tag::Column::DatapointId)
+            .distinct()
+            .filter(datapoint_tag::Column::OrganizationId.eq(organization_id.to_string()))
+            .filter(datapoint_tag::Column::Tag.is_in(query.tags_any.iter().cloned()))
+            .limit(RARE_TEXT_MATCHES as u64)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(db_error(context))?;
+        Ok((ids.len() < RARE_TEXT_MATCHES).then_some(TextFilter::Among(ids)))
     }
 
     /// Ids of up to `RARE_TEXT_MATCHES` of the organization's datapoints whose transcript

@@ -216,11 +216,9 @@ impl Storage {
                 .limit(limit as u64);
             if with_body {
                 // Those about to be deleted are left to the deletion.
-                select
-                    .and_where(webhook_delivery::Column::Body.is_not_null())
-                    .and_where(
-                        webhook_delivery::Column::ReceivedAtMs.gte(to_millis(deliveries_before)),
-                    );
+                select.and_where(webhook_delivery::Column::Body.is_not_null()).and_where(
+                    webhook_delivery::Column::ReceivedAtMs.gte(to_millis(deliveries_before)),
+                );
             }
             match projects {
                 DeliveryProjects::Only(project) => {

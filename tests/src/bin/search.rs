@@ -145,6 +145,20 @@ fn searches(rows: usize) -> Vec<(&'static str, pb::SearchDatapointsRequest)> {
             },
         ),
         (
+            "any of two tags, one on every call",
+            pb::SearchDatapointsRequest {
+                tags_any: vec!["billing".into(), "vip".into()],
+                ..page.clone()
+            },
+        ),
+        (
+            "any of two tags on 0.1 %",
+            pb::SearchDatapointsRequest {
+                tags_any: vec!["vip".into(), "nowhere".into()],
+                ..page.clone()
+            },
+        ),
+        (
             "transcript word in every call",
             pb::SearchDatapointsRequest { text_contains: "hello".into(), ..page.clone() },
         ),
