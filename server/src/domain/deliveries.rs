@@ -180,7 +180,6 @@ mod tests {
     /// pruning takes its rows in bounded batches until nothing expired is left.
     #[tokio::test]
     async fn a_project_keeps_its_deliveries_as_long_as_it_says() {
-        use crate::model::auth::{Principal, Scope};
         use crate::model::projects::Retention;
 
         let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
@@ -191,12 +190,7 @@ mod tests {
         settings.lifecycle.batch_size = 1;
         domain.settings = Arc::new(settings);
         let bootstrap = domain.bootstrap(false).await.unwrap().unwrap();
-        let admin = Principal {
-            organization_id: bootstrap.organization.id,
-            api_key_id: bootstrap.api_key.id,
-            scopes: vec![Scope::Admin],
-            project_id: None,
-        };
+        let admin = crate::domain::test_support::admin_of(&bootstrap);
         let keeping = bootstrap.project.id;
         let retention = Retention {
             delivery_body_days: Some(40),

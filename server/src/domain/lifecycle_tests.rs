@@ -35,12 +35,7 @@ async fn fixture(batch_size: usize, audio_grace: chrono::Duration) -> Fixture {
     settings.lifecycle = super::super::LifecycleSettings { batch_size, audio_grace };
     domain.settings = Arc::new(settings);
     let bootstrap = domain.bootstrap(false).await.unwrap().unwrap();
-    let admin = Principal {
-        organization_id: bootstrap.organization.id,
-        api_key_id: bootstrap.api_key.id,
-        scopes: vec![Scope::Admin],
-        project_id: None,
-    };
+    let admin = super::super::test_support::admin_of(&bootstrap);
     Fixture { domain, clock, admin, project: bootstrap.project.id, _audio: audio }
 }
 

@@ -185,6 +185,16 @@ pub(crate) mod test_support {
         }
     }
 
+    /// The first organization's admin, as its bootstrapped key authenticates.
+    pub fn admin_of(bootstrap: &super::projects::Bootstrap) -> crate::model::auth::Principal {
+        crate::model::auth::Principal {
+            organization_id: bootstrap.organization.id,
+            api_key_id: bootstrap.api_key.id,
+            scopes: vec![crate::model::auth::Scope::Admin],
+            project_id: None,
+        }
+    }
+
     /// A domain over a fresh test database (SQLite, or Postgres when configured) and a
     /// temporary audio directory, which lives as long as the returned guard.
     pub async fn domain(clock: SharedClock) -> (Domain, tempfile::TempDir) {
