@@ -206,13 +206,20 @@ impl DatapointCursor {
         let invalid = || {
             crate::error::Error::invalid("page_token", "is not a page token returned by this list")
         };
-        let bytes =
-            data_encoding::BASE64URL_NOPAD.decode(token.as_bytes()).map_err(|_| invalid())?;
+        let bytes = token_bytes(token, invalid)?;
         let (time, id) = bytes.split_at_checked(8).ok_or_else(invalid)?;
         let occurred_at_ms = i64::from_be_bytes(time.try_into().map_err(|_| invalid())?);
         let id = Uuid::from_slice(id).map_err(|_| invalid())?;
         Ok(Some(Self { occurred_at_ms, id }))
     }
+}
+
+/// The bytes of a page token (URL-safe base64), or `invalid()`.
+fn token_bytes(
+    token: &str,
+    invalid: impl Fn() -> crate::error::Error,
+) -> crate::error::Result<Vec<u8>> {
+    data_encoding::BASE64URL_NOPAD.decode(token.as_bytes()).map_err(|_| invalid())
 }
 
 /// The order of a search's results.
@@ -264,8 +271,7 @@ impl RelevanceCursor {
                 "is not a page token of a relevance-ordered search",
             )
         };
-        let bytes =
-            data_encoding::BASE64URL_NOPAD.decode(token.as_bytes()).map_err(|_| invalid())?;
+        let bytes = token_bytes(token, invalid)?;
         let [b'r', rest @ ..] = bytes.as_slice() else { return Err(invalid()) };
         let (score, id) = rest.split_at_checked(8).ok_or_else(invalid)?;
         let score = f64::from_bits(u64::from_be_bytes(score.try_into().map_err(|_| invalid())?));

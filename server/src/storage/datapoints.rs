@@ -112,7 +112,7 @@ impl Storage {
         query: &DatapointQuery,
     ) -> Result<Vec<DatapointView>, Error> {
         let backend = self.db.get_database_backend();
-        let text = self.text_filter(organization_id, query).await?;
+        let text = self.narrowing(organization_id, query).await?;
         let models = search_statement(organization_id, query, text.as_ref(), backend)
             .all(&self.db)
             .await
@@ -144,7 +144,7 @@ impl Storage {
             after_relevance: None,
             ..query.clone()
         };
-        let filter = self.text_filter(organization_id, &candidates).await?;
+        let filter = self.narrowing(organization_id, &candidates).await?;
         let rows: Vec<(String, String)> =
             search_statement(organization_id, &candidates, filter.as_ref(), backend)
                 .select_only()
@@ -170,23 +170,18 @@ impl Storage {
             .all(&self.db)
             .await
             .map_err(db_error(context))?;
-        let mut views = self.with_audio(models).await?;
-        let order: std::collections::HashMap<Uuid, usize> =
-            scored.iter().enumerate().map(|(index, (id, _))| (*id, index)).collect();
-        views.sort_by_key(|view| order.get(&view.datapoint.id).copied().unwrap_or(usize::MAX));
-        Ok(views
+        let mut views: std::collections::HashMap<Uuid, DatapointView> = self
+            .with_audio(models)
+            .await?
             .into_iter()
-            .map(|view| {
-                let score = scored
-                    .get(order.get(&view.datapoint.id).copied().unwrap_or(usize::MAX))
-                    .map_or(0.0, |(_, score)| *score);
-                (view, score)
-            })
-            .collect())
+            .map(|view| (view.datapoint.id, view))
+            .collect();
+        Ok(scored.into_iter().filter_map(|(id, score)| Some((views.remove(&id)?, score))).collect())
     }
 
-    /// How `search_statement` narrows the calls by the query's transcript words, if it has any.
-    pub(super) async fn text_filter(
+    /// How `search_statement` narrows the calls beyond its index: by the query's transcript
+    /// words, or else by several rare tags of which any will do; `None` for neither.
+    pub(super) async fn narrowing(
         &self,
         organization_id: Uuid,
         query: &DatapointQuery,

@@ -46,7 +46,7 @@ impl Storage {
         query.page_size = limit;
         query.before = None;
         query.offset = 0;
-        let text = self.text_filter(organization_id, &query).await?;
+        let text = self.narrowing(organization_id, &query).await?;
         let backend = self.db.get_database_backend();
         let select =
             super::datapoints::search_statement(organization_id, &query, text.as_ref(), backend);
