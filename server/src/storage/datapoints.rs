@@ -9,7 +9,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::entities::{datapoint, datapoint_metadata, datapoint_tag};
-use super::{Storage, db_error, parse_uuid};
+use super::{Batch, Storage, db_error, parse_uuid};
 use crate::clock::{from_millis, to_millis};
 use crate::error::Error;
 use crate::jobs::queue;
@@ -76,13 +76,15 @@ impl Storage {
             (models, search_rows) = datapoint_rows(&kept)?;
             &kept
         };
-        upsert_datapoints(&transaction, models, context).await?;
-        search_rows.replace(&transaction, context).await?;
+        let mut batch = Batch::new(transaction.get_database_backend());
+        upsert_datapoints(&mut batch, models);
+        search_rows.replace(&mut batch);
+        for chunk in finished.chunks(LOOKUP_CHUNK_KEYS) {
+            batch.push(&ingests_done(chunk, now));
+        }
+        batch.execute(&transaction, context).await?;
         let job_ids: Vec<Uuid> = finished.iter().map(|result| result.job_id).collect();
         queue::succeed(&transaction, &job_ids).await.map_err(db_error(context))?;
-        for chunk in finished.chunks(LOOKUP_CHUNK_KEYS) {
-            mark_ingests_done(&transaction, chunk, now, context).await?;
-        }
         transaction.commit().await.map_err(db_error(context))
     }
 
@@ -613,11 +615,7 @@ pub struct FinishedIngest<'a> {
 
 /// Inserts new datapoints and overwrites existing ones (by id) with multi-row
 /// `INSERT … ON CONFLICT (id) DO UPDATE`; each id appears once in `datapoints`.
-async fn upsert_datapoints(
-    connection: &impl ConnectionTrait,
-    models: Vec<datapoint::ActiveModel>,
-    context: &'static str,
-) -> Result<(), Error> {
+fn upsert_datapoints(batch: &mut Batch, models: Vec<datapoint::ActiveModel>) {
     use sea_orm::{IdenStatic, Iterable};
     // What a datapoint's identity is never changes; everything else is its latest state.
     let fixed = [
@@ -629,33 +627,13 @@ async fn upsert_datapoints(
     let changing = datapoint::Column::iter()
         .filter(|column| !fixed.iter().any(|fixed| fixed.as_str() == column.as_str()));
     let on_conflict = OnConflict::column(datapoint::Column::Id).update_columns(changing).to_owned();
-    let mut models = models.into_iter().peekable();
-    while models.peek().is_some() {
-        datapoint::Entity::insert_many(models.by_ref().take(super::INSERT_CHUNK_ROWS))
-            .on_conflict(on_conflict.clone())
-            .exec_without_returning(connection)
-            .await
-            .map_err(db_error(context))?;
-    }
-    Ok(())
+    batch.insert_rows(models, Some(&on_conflict));
 }
 
 /// Marks each ingest done with its job's attempts and its datapoint: one `UPDATE … FROM
 /// (VALUES (id, attempts, datapoint id), …)` joined on the id, each row found by a seek. (A
 /// `CASE id WHEN …` per column, the first form, compares every row with every term: quadratic
 /// in the batch, and most of PostgreSQL's time under load.)
-async fn mark_ingests_done(
-    connection: &impl ConnectionTrait,
-    finished: &[FinishedIngest<'_>],
-    now: DateTime<Utc>,
-    context: &'static str,
-) -> Result<(), Error> {
-    let statement = connection.get_database_backend().build(&ingests_done(finished, now));
-    connection.execute_raw(statement).await.map_err(db_error(context))?;
-    Ok(())
-}
-
-/// The statement of `mark_ingests_done`.
 pub(super) fn ingests_done(
     finished: &[FinishedIngest<'_>],
     now: DateTime<Utc>,
@@ -791,6 +769,7 @@ impl Merged<'_> {
 pub(super) async fn store_at_intake(
     connection: &impl ConnectionTrait,
     calls: &[&IntakeCall],
+    batch: &mut Batch,
     context: &'static str,
 ) -> Result<Vec<Uuid>, Error> {
     use std::collections::{HashMap, HashSet};
@@ -854,8 +833,8 @@ pub(super) async fn store_at_intake(
             }
         }
     }
-    upsert_datapoints(connection, models, context).await?;
-    rows.replace(connection, context).await?;
+    upsert_datapoints(batch, models);
+    rows.replace(batch);
     Ok(ids)
 }
 
@@ -913,25 +892,23 @@ impl SearchRows {
 
     /// Replaces the datapoints' rows (a delete per table for those stored before, then
     /// multi-row inserts).
-    async fn replace(
-        self,
-        connection: &impl ConnectionTrait,
-        context: &'static str,
-    ) -> Result<(), Error> {
+    fn replace(self, batch: &mut Batch) {
         for chunk in self.replaced.chunks(LOOKUP_CHUNK_KEYS) {
-            datapoint_tag::Entity::delete_many()
-                .filter(datapoint_tag::Column::DatapointId.is_in(chunk.iter().cloned()))
-                .exec(connection)
-                .await
-                .map_err(db_error(context))?;
-            datapoint_metadata::Entity::delete_many()
-                .filter(datapoint_metadata::Column::DatapointId.is_in(chunk.iter().cloned()))
-                .exec(connection)
-                .await
-                .map_err(db_error(context))?;
+            batch.push(
+                &Query::delete()
+                    .from_table(datapoint_tag::Entity)
+                    .and_where(datapoint_tag::Column::DatapointId.is_in(chunk.iter().cloned()))
+                    .to_owned(),
+            );
+            batch.push(
+                &Query::delete()
+                    .from_table(datapoint_metadata::Entity)
+                    .and_where(datapoint_metadata::Column::DatapointId.is_in(chunk.iter().cloned()))
+                    .to_owned(),
+            );
         }
-        super::insert_rows(connection, self.tags, context).await?;
-        super::insert_rows(connection, self.pairs, context).await
+        batch.insert_rows(self.tags, None);
+        batch.insert_rows(self.pairs, None);
     }
 }
 

@@ -246,9 +246,11 @@ impl Storage {
             }
             results.push(outcomes);
         }
+        let mut batch = super::Batch::new(transaction.get_database_backend());
         if !at_intake.is_empty() {
             let calls: Vec<&IntakeCall> = at_intake.iter().map(|(_, call)| *call).collect();
-            let stored = store_at_intake(&transaction, &calls, "storing datapoints").await?;
+            let stored =
+                store_at_intake(&transaction, &calls, &mut batch, "storing datapoints").await?;
             for ((index, call), datapoint_id) in at_intake.iter().zip(stored) {
                 // Merged into a datapoint stored before, or earlier in this group.
                 if datapoint_id != call.fresh_id() {
@@ -256,12 +258,13 @@ impl Storage {
                 }
             }
         }
-        super::insert_rows(&transaction, ingests, context).await?;
+        batch.insert_rows(ingests, None);
+        batch.insert_rows(deliveries, None);
+        batch.execute(&transaction, context).await?;
         if !jobs.is_empty() {
             super::changes::announce_jobs(&transaction).await.map_err(db_error(context))?;
         }
         queue::enqueue(&transaction, jobs).await.map_err(db_error(context))?;
-        super::insert_rows(&transaction, deliveries, "recording webhook deliveries").await?;
         transaction.commit().await.map_err(db_error(context))?;
         Ok(results)
     }
