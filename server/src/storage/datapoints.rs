@@ -60,7 +60,7 @@ impl Storage {
         }
         // The rows are built before the write turn: the single writer only runs statements.
         let (mut models, mut search_rows) = datapoint_rows(finished)?;
-        let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
         // A call deleted while its job ran has lost its ingests: its datapoint is not stored
         // again (on PostgreSQL the rows are locked until this commit, so a deletion waits).
         let present = present_ingests(&transaction, finished, context).await?;

@@ -254,7 +254,7 @@ impl Storage {
         for (count, statement) in
             counts.iter_mut().zip([backend.build(&delete), backend.build(&clear)])
         {
-            let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
+            let transaction = self.begin_write().await.map_err(db_error(context))?;
             *count = transaction
                 .execute_raw(statement)
                 .await

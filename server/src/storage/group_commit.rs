@@ -14,6 +14,7 @@ use crate::clock::SharedClock;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::model::commit::IngestWrite;
+use crate::model::ingest::IngestOutcome;
 
 const QUEUE_DEPTH: usize = 4096;
 
@@ -71,8 +72,8 @@ async fn run(
     metrics: Arc<Metrics>,
     mut receiver: mpsc::Receiver<Pending>,
 ) {
-    let mut group: Vec<Pending> = Vec::with_capacity(max_group);
     while let Some(first) = receiver.recv().await {
+        let mut group: Vec<Pending> = Vec::with_capacity(max_group);
         group.push(first);
         while group.len() < max_group {
             match receiver.try_recv() {
@@ -83,23 +84,20 @@ async fn run(
         metrics.group_commit(group.len());
         let writes: Vec<&PreparedWrite> = group.iter().map(|pending| &pending.write).collect();
         let started = std::time::Instant::now();
-        let result = storage.commit_prepared_writes(&writes).await;
+        let result = storage.commit_prepared_writes_unsynced(&writes).await;
         tracing::debug!(
             requests = group.len(),
             elapsed_us = started.elapsed().as_micros() as u64,
             "group commit"
         );
         match result {
-            Ok(outcomes) => {
-                for (pending, outcomes) in group.drain(..).zip(outcomes) {
-                    let committed = pending.write.committed(outcomes);
-                    metrics.datapoints_written(committed.datapoints);
-                    let _receiver_gone = pending.reply.send(Ok(committed));
-                }
+            // Answered once durable, while this task writes the next group.
+            Ok((outcomes, durable)) => {
+                tokio::spawn(answer_when_durable(group, outcomes, durable, metrics.clone()));
             }
             Err(error) if group.len() == 1 => {
                 error.log_if_internal();
-                for pending in group.drain(..) {
+                for pending in group {
                     let _receiver_gone = pending.reply.send(Err(not_stored()));
                 }
             }
@@ -109,7 +107,7 @@ async fn run(
                     requests = group.len(),
                     "group commit failed; committing its requests one by one"
                 );
-                for pending in group.drain(..) {
+                for pending in group {
                     let alone = storage.commit_prepared_writes(&[&pending.write]).await;
                     let reply = match alone {
                         Ok(mut outcomes) => {
@@ -127,6 +125,28 @@ async fn run(
                 }
             }
         }
+    }
+}
+
+/// Answers a committed group's requests once the commit is durable, or, when the log could not
+/// be synced, that nothing was stored (a retry finds what was, and is answered as a repeat).
+async fn answer_when_durable(
+    group: Vec<Pending>,
+    outcomes: Vec<Vec<IngestOutcome>>,
+    durable: super::Durable,
+    metrics: Arc<Metrics>,
+) {
+    if let Err(error) = durable.wait().await {
+        crate::storage::db_error("committing ingests")(error).log_if_internal();
+        for pending in group {
+            let _receiver_gone = pending.reply.send(Err(not_stored()));
+        }
+        return;
+    }
+    for (pending, outcomes) in group.into_iter().zip(outcomes) {
+        let committed = pending.write.committed(outcomes);
+        metrics.datapoints_written(committed.datapoints);
+        let _receiver_gone = pending.reply.send(Ok(committed));
     }
 }
 

@@ -195,8 +195,19 @@ impl Storage {
         &self,
         writes: &[&PreparedWrite],
     ) -> Result<Vec<Vec<IngestOutcome>>, Error> {
+        let (outcomes, durable) = self.commit_prepared_writes_unsynced(writes).await?;
+        durable.wait().await.map_err(db_error("committing ingests"))?;
+        Ok(outcomes)
+    }
+
+    /// `commit_prepared_writes`, returning once committed, with what tells when the commit is
+    /// durable (`WriteTransaction::commit_unsynced`): nothing may be acknowledged before.
+    pub(super) async fn commit_prepared_writes_unsynced(
+        &self,
+        writes: &[&PreparedWrite],
+    ) -> Result<(Vec<Vec<IngestOutcome>>, super::Durable), Error> {
         let context = "committing ingests";
-        let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
         let objects: Vec<&audio_object::ActiveModel> =
             writes.iter().flat_map(|write| &write.audio_objects).collect();
         for chunk in objects.chunks(super::INSERT_CHUNK_ROWS) {
@@ -265,8 +276,8 @@ impl Storage {
             super::changes::announce_jobs(&transaction).await.map_err(db_error(context))?;
         }
         queue::enqueue(&transaction, jobs).await.map_err(db_error(context))?;
-        transaction.commit().await.map_err(db_error(context))?;
-        Ok(results)
+        let durable = transaction.commit_unsynced().await.map_err(db_error(context))?;
+        Ok((results, durable))
     }
 
     /// The ingest a claimed job processes, with its conversation (`load_ingests`).
@@ -343,7 +354,7 @@ impl Storage {
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         let context = "parking an ingest";
-        let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
         queue::set_status(&transaction, job_id, JobStatus::Parked, None, "", now)
             .await
             .map_err(db_error(context))?;
@@ -363,7 +374,7 @@ impl Storage {
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         let context = "recording a failed job";
-        let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
         let (job_status, ingest_state) = match retry_at {
             Some(_) => (JobStatus::Queued, IngestState::Failed),
             None => (JobStatus::Dead, IngestState::Dead),
@@ -384,7 +395,7 @@ impl Storage {
     /// Queues a failed or dead ingest again with a fresh attempt budget.
     pub async fn requeue_ingest(&self, ingest_id: Uuid, now: DateTime<Utc>) -> Result<(), Error> {
         let context = "requeueing an ingest";
-        let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
         queue::requeue(&transaction, ingest_id, now).await.map_err(db_error(context))?;
         let change = IngestChange::to(IngestState::Queued);
         set_ingest_state(&transaction, ingest_id, change, now, context).await?;

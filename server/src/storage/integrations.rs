@@ -31,7 +31,7 @@ impl Storage {
         let context = "creating an integration";
         let options_json = serde_json::to_string(&integration.options)
             .map_err(|error| Error::internal(context, error))?;
-        let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
         integration::Entity::insert(integration::ActiveModel {
             id: Set(integration.id.to_string()),
             organization_id: Set(integration.organization_id.to_string()),
@@ -145,7 +145,7 @@ impl Storage {
         usage: &[(Uuid, crate::model::integrations::Usage)],
     ) -> Result<(), Error> {
         let context = "recording integration usage";
-        let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
         for (id, usage) in usage {
             let mut update = integration::Entity::update_many()
                 .col_expr(
@@ -213,7 +213,7 @@ impl Storage {
         max_previous_generations: usize,
     ) -> Result<(), Error> {
         let context = "rotating integration secrets";
-        let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
         let owned = integration::Entity::find_by_id(id.to_string())
             .filter(integration::Column::OrganizationId.eq(organization_id.to_string()))
             .one(&transaction)
@@ -273,7 +273,7 @@ impl Storage {
     /// Deletes the integration and every ciphertext of its secrets, in one transaction.
     pub async fn delete_integration(&self, organization_id: Uuid, id: Uuid) -> Result<(), Error> {
         let context = "deleting an integration";
-        let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
         let deleted = integration::Entity::delete_many()
             .filter(integration::Column::Id.eq(id.to_string()))
             .filter(integration::Column::OrganizationId.eq(organization_id.to_string()))
@@ -315,7 +315,7 @@ impl Storage {
         mut reseal: impl FnMut(&StoredSecret) -> Result<SealedSecret, Error>,
     ) -> Result<usize, Error> {
         let context = "re-sealing integration secrets";
-        let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
         let rows = integration_secret::Entity::find()
             .all(&transaction)
             .await

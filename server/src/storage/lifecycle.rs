@@ -120,7 +120,7 @@ impl Storage {
     ) -> Result<Removed, Error> {
         let context = "deleting calls";
         let backend = self.db.get_database_backend();
-        let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
         let ids: Vec<String> = calls.iter().map(|call| call.datapoint_id.to_string()).collect();
         // What is still there (a concurrent deletion may have taken some).
         let deleted = transaction
@@ -183,7 +183,7 @@ impl Storage {
     ) -> Result<Removed, Error> {
         let context = "dropping recordings";
         let backend = self.db.get_database_backend();
-        let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
         let ids: Vec<String> = calls.iter().map(|call| call.datapoint_id.to_string()).collect();
         transaction
             .execute_raw(
@@ -215,7 +215,7 @@ impl Storage {
     ) -> Result<(), Error> {
         let context = "recording a deletion";
         let backend = self.db.get_database_backend();
-        let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
         record_deletion(&transaction, deletion, removed, backend, context).await?;
         transaction.commit().await.map_err(db_error(context))
     }
@@ -278,7 +278,7 @@ impl Storage {
         }
         let context = "forgetting removed recordings";
         let backend = self.db.get_database_backend();
-        let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
         transaction
             .execute_raw(
                 backend.build(

@@ -21,6 +21,8 @@ mod search_tests;
 #[cfg(test)]
 mod stored_formats_tests;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
@@ -48,6 +50,8 @@ pub struct Storage {
     writer: DatabaseConnection,
     /// Turns at writing on SQLite (see `WriteTurn`), shared with the queue.
     write_turn: WriteTurn,
+    /// On a SQLite file, the write-ahead log the writer's commits wait on (`WriteTransaction`).
+    log: Option<Arc<LogSync>>,
 }
 
 impl Storage {
@@ -66,19 +70,18 @@ impl Storage {
             })
         };
         let db = connect(options.clone()).await?;
-        let (writer, write_turn) = match db.get_database_backend() {
+        let (writer, write_turn, log) = match db.get_database_backend() {
             DbBackend::Sqlite if !sqlite_in_memory(url) => {
                 let (ended, turns_ended) = tokio::sync::mpsc::channel(1);
                 tokio::spawn(checkpoint_after_writes(db.clone(), turns_ended));
-                (
-                    connect(sqlite_writer_options(options)).await?,
-                    WriteTurn::one_writer_telling(ended),
-                )
+                let writer = connect(sqlite_writer_options(options)).await?;
+                let log = LogSync::of(&writer).await?;
+                (writer, WriteTurn::one_writer_telling(ended), Some(Arc::new(log)))
             }
-            DbBackend::Sqlite => (db.clone(), WriteTurn::one_writer()),
-            _ => (db.clone(), WriteTurn::default()),
+            DbBackend::Sqlite => (db.clone(), WriteTurn::one_writer(), None),
+            _ => (db.clone(), WriteTurn::default(), None),
         };
-        Ok(Self { db, writer, write_turn })
+        Ok(Self { db, writer, write_turn, log })
     }
 
     /// Applies pending migrations; safe to call on every start.
@@ -160,7 +163,9 @@ fn sqlite_in_memory(url: &str) -> bool {
 }
 
 /// The writer's pool of a SQLite file: one connection, kept open, which leaves checkpoints to
-/// `checkpoint_after_writes` unless the WAL passes `WRITER_CHECKPOINT_PAGES`.
+/// `checkpoint_after_writes` unless the WAL passes `WRITER_CHECKPOINT_PAGES`, and whose commits
+/// leave the fsync of the log to `LogSync` (`synchronous = NORMAL`: SQLite still syncs the log
+/// before each checkpoint and when it starts reusing it, so only a commit's own frames wait).
 fn sqlite_writer_options(mut options: ConnectOptions) -> ConnectOptions {
     options
         .max_connections(1)
@@ -172,6 +177,7 @@ fn sqlite_writer_options(mut options: ConnectOptions) -> ConnectOptions {
         .test_before_acquire(false)
         .map_sqlx_sqlite_opts(|sqlite| {
             sqlite_settings(sqlite, false)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string())
         });
     options
@@ -210,11 +216,9 @@ impl Storage {
     /// first and then writes fails at once with SQLITE_BUSY_SNAPSHOT whenever another connection
     /// committed in between, which the busy timeout does not retry. Postgres ignores the mode.
     ///
-    /// It first waits for this process's turn at writing (`WriteTurn`), held until the returned
-    /// guard drops (after the commit).
-    pub(crate) async fn begin_write(
-        &self,
-    ) -> Result<(sea_orm::DatabaseTransaction, Option<crate::jobs::queue::Turn>), DbErr> {
+    /// It first waits for this process's turn at writing (`WriteTurn`), held until the
+    /// transaction commits or drops.
+    pub(crate) async fn begin_write(&self) -> Result<WriteTransaction, DbErr> {
         use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
         let waited = std::time::Instant::now();
         let turn = self.write_turn.take().await;
@@ -226,7 +230,154 @@ impl Storage {
                 ..TransactionOptions::default()
             })
             .await?;
-        Ok((transaction, turn))
+        Ok(WriteTransaction { transaction, turn, log: self.log.clone() })
+    }
+}
+
+/// A transaction that writes (`Storage::begin_write`), holding the writer's turn until it
+/// commits or drops (a drop rolls it back). `commit` returns once the commit is durable. On a
+/// SQLite file the writer's connection commits without an fsync, gives up its turn, and then
+/// waits for an fsync of the write-ahead log that began after its commit (`LogSync`), one fsync
+/// serving every commit waiting at that moment: the next writer's statements run while the log
+/// is synced, instead of after it.
+#[derive(Debug)]
+pub(crate) struct WriteTransaction {
+    transaction: sea_orm::DatabaseTransaction,
+    turn: Option<crate::jobs::queue::Turn>,
+    log: Option<Arc<LogSync>>,
+}
+
+impl WriteTransaction {
+    /// Commits; returns once what was committed is durable.
+    pub(crate) async fn commit(self) -> Result<(), DbErr> {
+        self.commit_unsynced().await?.wait().await
+    }
+
+    /// Commits and gives up the turn without waiting for durability, which `Durable::wait`
+    /// gives: for the group commit, which answers its requests once their group is durable and
+    /// meanwhile writes the next one.
+    pub(crate) async fn commit_unsynced(self) -> Result<Durable, DbErr> {
+        let Self { transaction, turn, log } = self;
+        transaction.commit().await?;
+        drop(turn);
+        Ok(Durable { pending: log.map(|log| (log.ticket(), log)) })
+    }
+}
+
+/// A commit that is durable once `wait` returns.
+#[derive(Debug)]
+#[must_use = "a commit counts as stored only after `wait`"]
+pub(crate) struct Durable {
+    pending: Option<(u64, Arc<LogSync>)>,
+}
+
+impl Durable {
+    pub(crate) async fn wait(self) -> Result<(), DbErr> {
+        match self.pending {
+            Some((ticket, log)) => log.wait(ticket).await,
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl sea_orm::ConnectionTrait for WriteTransaction {
+    fn get_database_backend(&self) -> DbBackend {
+        self.transaction.get_database_backend()
+    }
+
+    async fn execute_raw(
+        &self,
+        statement: sea_orm::Statement,
+    ) -> Result<sea_orm::ExecResult, DbErr> {
+        self.transaction.execute_raw(statement).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<sea_orm::ExecResult, DbErr> {
+        self.transaction.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(
+        &self,
+        statement: sea_orm::Statement,
+    ) -> Result<Option<sea_orm::QueryResult>, DbErr> {
+        self.transaction.query_one_raw(statement).await
+    }
+
+    async fn query_all_raw(
+        &self,
+        statement: sea_orm::Statement,
+    ) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
+        self.transaction.query_all_raw(statement).await
+    }
+
+    fn support_returning(&self) -> bool {
+        self.transaction.support_returning()
+    }
+}
+
+/// The fsyncs of a SQLite file's write-ahead log that make the writer's commits durable. Each
+/// commit takes a ticket once it has committed; `wait` returns when an fsync that began after
+/// the ticket was taken has ended (the log is written in order, so an fsync covers every commit
+/// before it). Waiters queue on one lock: the first runs an fsync for every ticket taken so far,
+/// and those queued behind it find themselves covered, or run the next one for all of them.
+#[derive(Debug)]
+struct LogSync {
+    path: std::path::PathBuf,
+    taken: AtomicU64,
+    synced: tokio::sync::Mutex<u64>,
+    /// fsyncs run so far.
+    syncs: AtomicU64,
+}
+
+impl LogSync {
+    /// The log of the database `writer` is connected to (`<file>-wal`).
+    async fn of(writer: &DatabaseConnection) -> Result<Self, Error> {
+        use sea_orm::ConnectionTrait;
+        let context = "finding the database file";
+        let row = writer
+            .query_one_raw(sea_orm::Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT file FROM pragma_database_list WHERE name = 'main'",
+            ))
+            .await
+            .map_err(|error| Error::internal(context, error))?
+            .ok_or_else(|| Error::internal(context, "no main database"))?;
+        let file: String =
+            row.try_get("", "file").map_err(|error| Error::internal(context, error))?;
+        Ok(Self {
+            path: format!("{file}-wal").into(),
+            taken: AtomicU64::new(0),
+            synced: tokio::sync::Mutex::new(0),
+            syncs: AtomicU64::new(0),
+        })
+    }
+
+    fn ticket(&self) -> u64 {
+        self.taken.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    async fn wait(&self, ticket: u64) -> Result<(), DbErr> {
+        let mut synced = self.synced.lock().await;
+        if *synced >= ticket {
+            return Ok(());
+        }
+        let covered = self.taken.load(Ordering::SeqCst);
+        let path = self.path.clone();
+        // The log exists while any connection is open, and the writer's is.
+        let outcome = tokio::task::spawn_blocking(move || {
+            std::fs::OpenOptions::new().write(true).open(&path)?.sync_data()
+        })
+        .await;
+        match outcome {
+            Ok(Ok(())) => {
+                self.syncs.fetch_add(1, Ordering::SeqCst);
+                *synced = covered;
+                Ok(())
+            }
+            Ok(Err(error)) => Err(DbErr::Custom(format!("syncing the write-ahead log: {error}"))),
+            Err(error) => Err(DbErr::Custom(format!("syncing the write-ahead log: {error}"))),
+        }
     }
 }
 // ---- end of SQLite-only settings ----
@@ -549,5 +700,72 @@ mod batch_tests {
         assert!(batch.execute(&transaction, "testing").await.is_err());
         transaction.rollback().await.unwrap();
         assert_eq!(rows(&storage, "batch_two").await, [("2".into(), "two".into())]);
+    }
+}
+
+#[cfg(test)]
+mod log_sync_tests {
+    use std::sync::atomic::Ordering;
+
+    use sea_orm::ConnectionTrait;
+
+    use super::Storage;
+
+    async fn file_storage(directory: &tempfile::TempDir) -> Storage {
+        let url = format!("sqlite://{}?mode=rwc", directory.path().join("log.db").display());
+        let storage = Storage::connect(&url).await.unwrap();
+        storage.db.execute_unprepared("CREATE TABLE t (x INTEGER)").await.unwrap();
+        storage
+    }
+
+    async fn write(storage: &Storage) -> super::WriteTransaction {
+        let transaction = storage.begin_write().await.unwrap();
+        transaction.execute_unprepared("INSERT INTO t VALUES (1)").await.unwrap();
+        transaction
+    }
+
+    /// A commit returns after an fsync of the log that began after it; commits waiting
+    /// together share one, and a commit made after an fsync began gets one of its own.
+    #[tokio::test]
+    async fn commits_wait_for_an_fsync_begun_after_them_and_share_it() {
+        let directory = tempfile::tempdir().unwrap();
+        let storage = file_storage(&directory).await;
+        let log = storage.log.clone().expect("a SQLite file's writer syncs its log");
+        assert!(log.path.exists(), "{}", log.path.display());
+        let synchronous = |connection: sea_orm::DatabaseConnection| async move {
+            let statement =
+                sea_orm::Statement::from_string(sea_orm::DbBackend::Sqlite, "PRAGMA synchronous");
+            let row = connection.query_one_raw(statement).await.unwrap().unwrap();
+            row.try_get_by_index::<i32>(0).unwrap()
+        };
+        // NORMAL (1) on the writer, whose commits wait for `LogSync`; FULL (2) elsewhere.
+        assert_eq!(synchronous(storage.writer.clone()).await, 1);
+        assert_eq!(synchronous(storage.db.clone()).await, 2);
+
+        write(&storage).await.commit().await.unwrap();
+        assert_eq!(log.syncs.load(Ordering::SeqCst), 1);
+
+        let first = write(&storage).await.commit_unsynced().await.unwrap();
+        let second = write(&storage).await.commit_unsynced().await.unwrap();
+        assert_eq!(log.syncs.load(Ordering::SeqCst), 1, "nothing synced before a wait");
+        let (first, second) = tokio::join!(first.wait(), second.wait());
+        first.unwrap();
+        second.unwrap();
+        assert_eq!(log.syncs.load(Ordering::SeqCst), 2, "one fsync for both");
+
+        // Already covered: no fsync.
+        let third = write(&storage).await.commit_unsynced().await.unwrap();
+        let later = write(&storage).await.commit_unsynced().await.unwrap();
+        third.wait().await.unwrap();
+        later.wait().await.unwrap();
+        assert_eq!(log.syncs.load(Ordering::SeqCst), 3, "the first wait covered the later commit");
+        storage.close().await.unwrap();
+    }
+
+    /// In memory and on PostgreSQL a commit is durable (or as durable as it gets) by itself.
+    #[tokio::test]
+    async fn only_a_sqlite_file_has_a_log_to_sync() {
+        let storage = super::testing::storage().await;
+        assert!(storage.log.is_none());
     }
 }

@@ -29,7 +29,7 @@ impl Storage {
         key_hash: &str,
     ) -> Result<(), Error> {
         let context = "bootstrapping the first organization";
-        let (transaction, _turn) = self.begin_write().await.map_err(db_error(context))?;
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
         organization::Entity::insert(organization::ActiveModel {
             id: Set(organization.id.to_string()),
             name: Set(organization.name.clone()),
