@@ -37,7 +37,7 @@ fn word_count(content: &str) -> i64 {
 }
 
 /// (start, end) of each turn, with unknown ends estimated.
-fn spans(turns: &[Turn]) -> Vec<(i64, i64)> {
+pub fn turn_spans(turns: &[Turn]) -> Vec<(i64, i64)> {
     turns
         .iter()
         .enumerate()
@@ -63,7 +63,7 @@ fn percentile(sorted: &[i64], percent: usize) -> Option<i64> {
 }
 
 pub fn compute(turns: &[Turn]) -> CallMetrics {
-    let spans = spans(turns);
+    let spans = turn_spans(turns);
     let mut roles: Vec<RoleMetrics> = Vec::new();
     for (turn, (start, end)) in turns.iter().zip(&spans) {
         let index = match roles.iter().position(|metrics| metrics.role == turn.role) {

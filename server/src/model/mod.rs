@@ -1,9 +1,10 @@
 //! The records earshot keeps and the rules that need no I/O: the canonical conversation and its
-//! validation, integrations, ingests, deliveries, datapoints and their metrics, projects and
+//! validation, integrations, ingests, deliveries, datapoints and their metrics and checks, projects and
 //! keys. Storage reads and writes these; the domain's use cases build and check them. Nothing
 //! here touches the database, the network or the clock.
 
 pub mod auth;
+pub mod checks;
 pub mod commit;
 pub mod conversation;
 pub mod conversation_json;
