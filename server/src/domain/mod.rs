@@ -7,6 +7,7 @@ pub mod deliveries;
 pub mod ingest;
 pub mod integrations;
 pub mod lifecycle;
+pub mod monitors;
 pub mod projects;
 pub mod webhook_gate;
 pub mod webhooks;

@@ -414,6 +414,22 @@ pub struct CheckValue {
     pub explanation: String,
 }
 
+/// A result as stored on a datapoint: its value, where it came from (`monitor`, or `external`
+/// for one attached through the API), and when it was marked resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckResult {
+    pub value: CheckValue,
+    pub origin: String,
+    pub resolved_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl CheckResult {
+    /// An issue nobody marked resolved.
+    pub fn is_open_issue(&self) -> bool {
+        self.value.is_issue && self.resolved_at.is_none()
+    }
+}
+
 /// `check` on `datapoint`.
 pub fn evaluate(check: &Check, datapoint: &Datapoint) -> CheckValue {
     let rule = &check.rule;

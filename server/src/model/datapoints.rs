@@ -72,6 +72,19 @@ pub struct Datapoint {
 pub struct DatapointView {
     pub datapoint: Datapoint,
     pub audio: Option<AudioObject>,
+    /// Its checks' results, by check name.
+    pub check_results: Vec<super::checks::CheckResult>,
+}
+
+impl DatapointView {
+    /// The names of its checks that are issues nobody marked resolved.
+    pub fn failed_checks(&self) -> Vec<&str> {
+        self.check_results
+            .iter()
+            .filter(|result| result.is_open_issue())
+            .map(|result| result.value.name.as_str())
+            .collect()
+    }
 }
 
 impl Datapoint {
@@ -407,6 +420,12 @@ pub struct DatapointQuery {
     pub text_contains: Option<String>,
     /// Calls delivered by this integration's webhook.
     pub integration_id: Option<Uuid>,
+    /// Calls with an issue nobody marked resolved.
+    pub issues_only: bool,
+    /// Calls on which the check of this name is an unresolved issue.
+    pub failed_check: Option<String>,
+    /// Calls this monitor matched.
+    pub monitor_id: Option<Uuid>,
     pub page_size: usize,
     /// Return the datapoints after this one in the searches' order (cursor paging).
     pub before: Option<DatapointCursor>,
@@ -444,6 +463,7 @@ impl DatapointQuery {
             ("context_token", &self.context_token),
             ("call_id", &self.call_id),
             ("provider", &self.provider),
+            ("failed_check", &self.failed_check),
         ] {
             if let Some(value) = value {
                 text(&mut violations, field, value, 256);

@@ -14,4 +14,5 @@ pub mod ingest;
 pub mod integrations;
 pub mod lifecycle;
 pub mod metrics;
+pub mod monitors;
 pub mod projects;

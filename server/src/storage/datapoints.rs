@@ -79,6 +79,21 @@ impl Storage {
         let mut batch = Batch::new(transaction.get_database_backend());
         upsert_datapoints(&mut batch, models);
         search_rows.replace(&mut batch);
+        let datapoints: Vec<&Datapoint> = finished.iter().map(|result| result.datapoint).collect();
+        let stored_before: std::collections::HashSet<Uuid> = finished
+            .iter()
+            .filter(|result| !result.new)
+            .map(|result| result.datapoint.id)
+            .collect();
+        super::monitors::evaluate_into(
+            &transaction,
+            &datapoints,
+            &stored_before,
+            &mut batch,
+            now,
+            context,
+        )
+        .await?;
         for chunk in finished.chunks(LOOKUP_CHUNK_KEYS) {
             batch.push(&ingests_done(chunk, now));
         }
@@ -252,6 +267,8 @@ impl Storage {
         let audio_ids: Vec<String> =
             models.iter().filter_map(|model| model.audio_id.clone()).collect();
         let audio = self.get_audio_objects(audio_ids).await?;
+        let ids: Vec<String> = models.iter().map(|model| model.id.clone()).collect();
+        let mut results = self.check_results_of(&ids).await?;
         models
             .into_iter()
             .map(|model| {
@@ -259,7 +276,8 @@ impl Storage {
                 let audio = datapoint
                     .audio_id
                     .and_then(|id| audio.iter().find(|object| object.id == id).cloned());
-                Ok(DatapointView { datapoint, audio })
+                let check_results = results.remove(&datapoint.id).unwrap_or_default();
+                Ok(DatapointView { datapoint, audio, check_results })
             })
             .collect()
     }
@@ -413,6 +431,16 @@ pub(super) fn search_statement(
             .and_where(datapoint_metadata::Column::Value.eq(value.clone()))
             .to_owned();
         condition = condition.add(Expr::exists(matching));
+    }
+    if query.issues_only {
+        // Written as the partial index `datapoints_with_issues` is, so SQLite can use it.
+        condition = condition.add(Expr::cust(r#""datapoints"."open_issues" > 0"#));
+    }
+    if let Some(name) = &query.failed_check {
+        condition = condition.add(super::monitors::failed_check_condition(name));
+    }
+    if let Some(monitor_id) = query.monitor_id {
+        condition = condition.add(super::monitors::matched_by_condition(monitor_id));
     }
     if let Some(from) = query.from {
         condition = condition.add(column(Column::OccurredAtMs).gte(to_millis(from)));
@@ -617,12 +645,14 @@ pub struct FinishedIngest<'a> {
 /// `INSERT … ON CONFLICT (id) DO UPDATE`; each id appears once in `datapoints`.
 fn upsert_datapoints(batch: &mut Batch, models: Vec<datapoint::ActiveModel>) {
     use sea_orm::{IdenStatic, Iterable};
-    // What a datapoint's identity is never changes; everything else is its latest state.
+    // What a datapoint's identity is never changes; everything else is its latest state,
+    // but for its count of issues, which its results' statements keep.
     let fixed = [
         datapoint::Column::Id,
         datapoint::Column::OrganizationId,
         datapoint::Column::ProjectId,
         datapoint::Column::CreatedAtMs,
+        datapoint::Column::OpenIssues,
     ];
     let changing = datapoint::Column::iter()
         .filter(|column| !fixed.iter().any(|fixed| fixed.as_str() == column.as_str()));
@@ -821,20 +851,32 @@ pub(super) async fn store_at_intake(
     }
     let mut models = Vec::with_capacity(merged.len());
     let mut rows = SearchRows::default();
-    for merged in merged {
+    for merged in &merged {
         match merged {
             Merged::Fresh(call) => {
                 models.push(call.fresh_model.clone());
                 rows.extend(call.fresh_rows.clone());
             }
             Merged::Merged(datapoint) => {
-                models.push(datapoint_active_model(&datapoint)?);
-                rows.extend(SearchRows::of(&[&datapoint], &stored_before));
+                models.push(datapoint_active_model(datapoint)?);
+                rows.extend(SearchRows::of(&[&**datapoint], &stored_before));
             }
         }
     }
     upsert_datapoints(batch, models);
     rows.replace(batch);
+    if let Some(first) = calls.first() {
+        let datapoints: Vec<&Datapoint> = merged.iter().map(Merged::datapoint).collect();
+        super::monitors::evaluate_into(
+            connection,
+            &datapoints,
+            &stored_before,
+            batch,
+            first.now,
+            context,
+        )
+        .await?;
+    }
     Ok(ids)
 }
 
@@ -913,7 +955,7 @@ impl SearchRows {
 }
 
 /// Keys of one lookup or `IN (…)` list: a few hundred parameters per statement.
-const LOOKUP_CHUNK_KEYS: usize = 100;
+pub(super) const LOOKUP_CHUNK_KEYS: usize = 100;
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Error> {
     serde_json::to_string(value).map_err(|error| Error::internal("encoding a datapoint", error))
@@ -948,6 +990,8 @@ fn datapoint_active_model(datapoint: &Datapoint) -> Result<datapoint::ActiveMode
         metrics_json: Set(to_json(&datapoint.metrics)?),
         created_at_ms: Set(to_millis(datapoint.created_at)),
         updated_at_ms: Set(to_millis(datapoint.updated_at)),
+        // Counted from its check results by the statements that write them (`monitors`).
+        open_issues: sea_orm::ActiveValue::NotSet,
     })
 }
 

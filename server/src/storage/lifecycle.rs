@@ -17,7 +17,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::entities::{audio_object, datapoint, datapoint_metadata, datapoint_tag, ingest};
+use super::entities::{
+    audio_object, check_result, datapoint, datapoint_metadata, datapoint_tag, ingest,
+    monitor_datapoint,
+};
 use super::{Storage, db_error, parse_uuid};
 use crate::clock::{from_millis, to_millis};
 use crate::error::Error;
@@ -151,7 +154,15 @@ impl Storage {
                     .to_owned(),
                 Query::delete()
                     .from_table(datapoint_metadata::Entity)
-                    .and_where(datapoint_metadata::Column::DatapointId.is_in(ids))
+                    .and_where(datapoint_metadata::Column::DatapointId.is_in(ids.clone()))
+                    .to_owned(),
+                Query::delete()
+                    .from_table(check_result::Entity)
+                    .and_where(check_result::Column::DatapointId.is_in(ids.clone()))
+                    .to_owned(),
+                Query::delete()
+                    .from_table(monitor_datapoint::Entity)
+                    .and_where(monitor_datapoint::Column::DatapointId.is_in(ids))
                     .to_owned(),
             ] {
                 transaction

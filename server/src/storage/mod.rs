@@ -15,6 +15,9 @@ pub(crate) mod ingest_tests;
 mod integrations;
 mod lifecycle;
 mod migrations;
+mod monitors;
+#[cfg(test)]
+mod monitors_tests;
 mod projects;
 #[cfg(test)]
 mod search_tests;
@@ -37,6 +40,7 @@ pub use deliveries::DeliveryProjects;
 pub use group_commit::IngestWriter;
 pub use ingest::{Committed, IntakeSettings};
 pub use lifecycle::OrphanBlob;
+pub use monitors::StoredCheck;
 
 /// A pool of database connections. Cheap to clone.
 #[derive(Clone, Debug)]

@@ -34,6 +34,8 @@ pub struct Model {
     pub metrics_json: String,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// Unresolved issues among its check results (m0015), kept by the commits that write them.
+    pub open_issues: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -3,12 +3,17 @@
 
 pub mod api_key;
 pub mod audio_object;
+pub mod check;
+pub mod check_result;
+pub mod check_version;
 pub mod datapoint;
 pub mod datapoint_metadata;
 pub mod datapoint_tag;
 pub mod ingest;
 pub mod integration;
 pub mod integration_secret;
+pub mod monitor;
+pub mod monitor_datapoint;
 pub mod organization;
 pub mod project;
 pub mod webhook_delivery;

@@ -17,6 +17,7 @@ mod m0011_transcript_words;
 mod m0012_lifecycle;
 mod m0013_datapoint_integration;
 mod m0014_delivery_retention;
+mod m0015_monitors;
 
 use sea_orm_migration::prelude::*;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0012_lifecycle::Migration),
             Box::new(m0013_datapoint_integration::Migration),
             Box::new(m0014_delivery_retention::Migration),
+            Box::new(m0015_monitors::Migration),
         ]
     }
 }

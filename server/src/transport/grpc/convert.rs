@@ -532,6 +532,8 @@ pub fn datapoint(view: &DatapointView) -> pb::Datapoint {
         } as i32,
         speaker_labels_estimated: datapoint.speaker_labels_estimated,
         audio: view.audio.as_ref().map(audio_info),
+        check_values: view.check_results.iter().map(check_value).collect(),
+        failed_checks: view.failed_checks().into_iter().map(str::to_owned).collect(),
         integration_id: datapoint.integration_id.map(|id| id.to_string()).unwrap_or_default(),
         start_time: datapoint.started_at.map(timestamp),
         end_time: datapoint.ended_at.map(timestamp),
@@ -577,4 +579,84 @@ pub fn time_filter(
     timestamp: Option<prost_types::Timestamp>,
 ) -> Result<Option<DateTime<Utc>>, crate::error::Error> {
     timestamp.map(|timestamp| time_from_proto(field, timestamp)).transpose()
+}
+
+pub fn check_value(result: &crate::model::checks::CheckResult) -> pb::CheckValue {
+    use crate::model::checks::Value;
+    let value = &result.value;
+    pb::CheckValue {
+        name: value.name.clone(),
+        value: value.value.as_ref().map(|measured| match measured {
+            Value::Number(number) => pb::check_value::Value::NumberValue(*number),
+            Value::Bool(flag) => pb::check_value::Value::BoolValue(*flag),
+            Value::Text(text) => pb::check_value::Value::TextValue(text.clone()),
+        }),
+        value_type: value.value_type.as_str().to_owned(),
+        check_id: value.check_id.to_string(),
+        check_version: value.check_version,
+        is_issue: value.is_issue,
+        explanation: value.explanation.clone(),
+        origin: result.origin.clone(),
+        resolve_time: result.resolved_at.map(timestamp),
+    }
+}
+
+pub fn check_rule(rule: &crate::model::checks::Rule) -> pb::CheckRule {
+    use crate::model::checks::Value;
+    pb::CheckRule {
+        measure: rule.measure.as_str().to_owned(),
+        comparator: rule.comparator.as_str().to_owned(),
+        threshold: match &rule.threshold {
+            Some(Value::Text(text)) => text.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        },
+        phrase: rule.phrase.clone().unwrap_or_default(),
+    }
+}
+
+pub fn check(stored: &crate::storage::StoredCheck) -> pb::Check {
+    pb::Check {
+        id: stored.check.id.to_string(),
+        name: stored.check.name.clone(),
+        description: stored.description.clone(),
+        version: stored.check.version,
+        rule: Some(check_rule(&stored.check.rule)),
+        create_time: Some(timestamp(stored.created_at)),
+        update_time: Some(timestamp(stored.updated_at)),
+    }
+}
+
+pub fn monitor(monitor: &crate::model::monitors::Monitor) -> pb::Monitor {
+    let filter = &monitor.filter;
+    pb::Monitor {
+        id: monitor.id.to_string(),
+        name: monitor.name.clone(),
+        description: monitor.description.clone(),
+        filter: Some(pb::MonitorFilter {
+            project_id: filter.project_id.map(|id| id.to_string()).unwrap_or_default(),
+            provider: filter.provider.clone().unwrap_or_default(),
+            source: filter.source.map_or(pb::Source::Unspecified, source_to_proto) as i32,
+            tags_any: filter.tags_any.clone(),
+            tags_all: filter.tags_all.clone(),
+            metadata_equals: filter.metadata_equals.iter().cloned().collect(),
+            start_time: filter.from.map(timestamp),
+            end_time: filter.to.map(timestamp),
+            text_contains: filter.text_contains.clone().unwrap_or_default(),
+            integration_id: filter.integration_id.map(|id| id.to_string()).unwrap_or_default(),
+        }),
+        checks: monitor
+            .checks
+            .iter()
+            .map(|check| pb::Check {
+                id: check.id.to_string(),
+                name: check.name.clone(),
+                version: check.version,
+                rule: Some(check_rule(&check.rule)),
+                ..pb::Check::default()
+            })
+            .collect(),
+        create_time: Some(timestamp(monitor.created_at)),
+        update_time: Some(timestamp(monitor.updated_at)),
+    }
 }

@@ -70,6 +70,13 @@ fn search_query(
         },
         order: if relevance { SearchOrder::Relevance } else { SearchOrder::NewestFirst },
         offset: 0,
+        issues_only: request.issues_only,
+        failed_check: non_empty(request.failed_check),
+        monitor_id: if request.monitor_id.is_empty() {
+            None
+        } else {
+            Some(parse_id(&field("monitor_id"), &request.monitor_id)?)
+        },
     })
 }
 

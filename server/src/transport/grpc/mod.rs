@@ -5,12 +5,14 @@ pub mod convert;
 pub mod datapoints;
 pub mod ingest;
 pub mod integrations;
+pub mod monitors;
 pub mod projects;
 pub mod status;
 
 use earshot_proto::v1::datapoint_service_server::DatapointServiceServer;
 use earshot_proto::v1::ingest_service_server::IngestServiceServer;
 use earshot_proto::v1::integration_service_server::IntegrationServiceServer;
+use earshot_proto::v1::monitor_service_server::MonitorServiceServer;
 use earshot_proto::v1::project_service_server::ProjectServiceServer;
 use tonic::service::Routes;
 use tonic_web::GrpcWebLayer;
@@ -19,11 +21,12 @@ use tower::Layer;
 use crate::domain::Domain;
 
 /// Names of the served earshot services, for health reporting.
-pub const SERVICE_NAMES: [&str; 4] = [
+pub const SERVICE_NAMES: [&str; 5] = [
     "earshot.v1.ProjectService",
     "earshot.v1.IntegrationService",
     "earshot.v1.IngestService",
     "earshot.v1.DatapointService",
+    "earshot.v1.MonitorService",
 ];
 
 /// Every gRPC service as routes of one axum router. Returns the health reporter so the caller
@@ -69,6 +72,12 @@ pub async fn routes(
     .add_service(
         web.layer(
             DatapointServiceServer::new(datapoints::DatapointApi { domain: domain.clone() })
+                .max_decoding_message_size(max_message_bytes),
+        ),
+    )
+    .add_service(
+        web.layer(
+            MonitorServiceServer::new(monitors::MonitorApi { domain: domain.clone() })
                 .max_decoding_message_size(max_message_bytes),
         ),
     )

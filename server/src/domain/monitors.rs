@@ -1,0 +1,280 @@
+//! Checks and monitors: their definitions, checked and scoped. Their evaluation happens where
+//! datapoints are stored (`storage::monitors::evaluate_into`).
+
+use uuid::Uuid;
+
+use super::Domain;
+use crate::error::{Error, Result, Violations};
+use crate::model::auth::{Principal, Scope};
+use crate::model::checks::{Check, Rule};
+use crate::model::monitors::{Monitor, MonitorFilter};
+use crate::storage::StoredCheck;
+
+/// A rule as the APIs carry it: names and text, checked by `Rule::parse`.
+#[derive(Clone, Debug, Default)]
+pub struct RuleInput {
+    pub measure: String,
+    pub comparator: String,
+    pub threshold: String,
+    pub phrase: String,
+}
+
+/// A monitor's definition as the APIs carry it.
+#[derive(Clone, Debug, Default)]
+pub struct MonitorInput {
+    pub name: String,
+    pub description: String,
+    pub filter: MonitorFilter,
+    pub check_ids: Vec<Uuid>,
+}
+
+/// Most checks one monitor runs.
+pub const MAX_MONITOR_CHECKS: usize = 50;
+const MAX_NAME_CHARS: usize = 200;
+const MAX_DESCRIPTION_CHARS: usize = 2_000;
+
+impl Domain {
+    pub async fn create_check(
+        &self,
+        principal: &Principal,
+        name: &str,
+        description: &str,
+        rule: Option<&RuleInput>,
+    ) -> Result<StoredCheck> {
+        require_manager(principal)?;
+        let mut violations = Violations::new();
+        let name = checked_name(name, &mut violations);
+        check_description(description, &mut violations);
+        let rule = match rule {
+            Some(rule) => parse_rule(rule, &mut violations),
+            None => {
+                violations.add("rule", "required");
+                None
+            }
+        };
+        violations.into_result()?;
+        let (Some(name), Some(rule)) = (name, rule) else {
+            return Err(Error::invalid("rule", "required"));
+        };
+        let now = self.clock.now();
+        let stored = StoredCheck {
+            check: Check { id: Uuid::now_v7(), name, version: 1, rule },
+            organization_id: principal.organization_id,
+            description: description.trim().to_owned(),
+            created_at: now,
+            updated_at: now,
+        };
+        self.storage.insert_check(&stored).await?;
+        Ok(stored)
+    }
+
+    pub async fn update_check(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        description: Option<&str>,
+        rule: Option<&RuleInput>,
+    ) -> Result<StoredCheck> {
+        require_manager(principal)?;
+        let mut violations = Violations::new();
+        if let Some(description) = description {
+            check_description(description, &mut violations);
+        }
+        let rule = rule.and_then(|rule| parse_rule(rule, &mut violations));
+        violations.into_result()?;
+        self.storage
+            .update_check(
+                principal.organization_id,
+                id,
+                description.map(|description| description.trim().to_owned()),
+                rule,
+                self.clock.now(),
+            )
+            .await?
+            .ok_or_else(|| Error::not_found("check not found"))
+    }
+
+    pub async fn get_check(&self, principal: &Principal, id: Uuid) -> Result<StoredCheck> {
+        principal.require(Scope::Read)?;
+        self.storage
+            .get_check(principal.organization_id, id)
+            .await?
+            .ok_or_else(|| Error::not_found("check not found"))
+    }
+
+    pub async fn list_checks(&self, principal: &Principal) -> Result<Vec<StoredCheck>> {
+        principal.require(Scope::Read)?;
+        self.storage.list_checks(principal.organization_id).await
+    }
+
+    /// Refused while a monitor uses the check.
+    pub async fn delete_check(&self, principal: &Principal, id: Uuid) -> Result<()> {
+        require_manager(principal)?;
+        let users = self.storage.monitors_using(principal.organization_id, id).await?;
+        if !users.is_empty() {
+            return Err(Error::invalid(
+                "id",
+                format!(
+                    "the check is used by monitors {}: remove it from them first",
+                    users.join(", ")
+                ),
+            ));
+        }
+        if self.storage.delete_check(principal.organization_id, id).await? {
+            Ok(())
+        } else {
+            Err(Error::not_found("check not found"))
+        }
+    }
+
+    pub async fn create_monitor(
+        &self,
+        principal: &Principal,
+        input: MonitorInput,
+    ) -> Result<Monitor> {
+        require_manager(principal)?;
+        let (name, checks) = self.checked_monitor(principal, &input).await?;
+        let now = self.clock.now();
+        let monitor = Monitor {
+            id: Uuid::now_v7(),
+            organization_id: principal.organization_id,
+            name,
+            description: input.description.trim().to_owned(),
+            filter: input.filter,
+            checks,
+            created_at: now,
+            updated_at: now,
+        };
+        self.storage.insert_monitor(&monitor).await?;
+        Ok(monitor)
+    }
+
+    /// Replaces the whole definition; calls stored from then on are evaluated by it.
+    pub async fn update_monitor(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        input: MonitorInput,
+    ) -> Result<Monitor> {
+        require_manager(principal)?;
+        let existing = self.get_monitor(principal, id).await?;
+        let (name, checks) = self.checked_monitor(principal, &input).await?;
+        let monitor = Monitor {
+            name,
+            description: input.description.trim().to_owned(),
+            filter: input.filter,
+            checks,
+            updated_at: self.clock.now(),
+            ..existing
+        };
+        if self.storage.update_monitor(&monitor).await? {
+            Ok(monitor)
+        } else {
+            Err(Error::not_found("monitor not found"))
+        }
+    }
+
+    pub async fn get_monitor(&self, principal: &Principal, id: Uuid) -> Result<Monitor> {
+        principal.require(Scope::Read)?;
+        self.storage
+            .get_monitor(principal.organization_id, id)
+            .await?
+            .ok_or_else(|| Error::not_found("monitor not found"))
+    }
+
+    pub async fn list_monitors(&self, principal: &Principal) -> Result<Vec<Monitor>> {
+        principal.require(Scope::Read)?;
+        self.storage.list_monitors(principal.organization_id).await
+    }
+
+    pub async fn delete_monitor(&self, principal: &Principal, id: Uuid) -> Result<()> {
+        require_manager(principal)?;
+        if self.storage.delete_monitor(principal.organization_id, id).await? {
+            Ok(())
+        } else {
+            Err(Error::not_found("monitor not found"))
+        }
+    }
+
+    /// The monitor's name and its checks (each of the organization), every problem named.
+    async fn checked_monitor(
+        &self,
+        principal: &Principal,
+        input: &MonitorInput,
+    ) -> Result<(String, Vec<Check>)> {
+        let mut violations = Violations::new();
+        let name = checked_name(&input.name, &mut violations);
+        check_description(&input.description, &mut violations);
+        if let Err(Error::InvalidArgument(fields)) = input.filter.as_query().check() {
+            for field in fields {
+                violations.add(format!("filter.{}", field.field), field.description);
+            }
+        }
+        if input.check_ids.is_empty() {
+            violations.add("check_ids", "a monitor needs at least one check");
+        }
+        if input.check_ids.len() > MAX_MONITOR_CHECKS {
+            violations.add("check_ids", format!("at most {MAX_MONITOR_CHECKS} checks"));
+        }
+        let known = self.storage.list_checks(principal.organization_id).await?;
+        let mut checks = Vec::with_capacity(input.check_ids.len());
+        for (index, id) in input.check_ids.iter().enumerate() {
+            if input.check_ids[..index].contains(id) {
+                violations.add(format!("check_ids[{index}]"), "given twice");
+                continue;
+            }
+            match known.iter().find(|stored| stored.check.id == *id) {
+                Some(stored) => checks.push(stored.check.clone()),
+                None => violations.add(format!("check_ids[{index}]"), "no such check"),
+            }
+        }
+        violations.into_result()?;
+        Ok((name.unwrap_or_default(), checks))
+    }
+}
+
+/// Checks and monitors apply to the whole organization: an admin key that is not restricted to
+/// one project manages them.
+fn require_manager(principal: &Principal) -> Result<()> {
+    principal.require(Scope::Admin)?;
+    if principal.project_id.is_some() {
+        return Err(Error::PermissionDenied(
+            "a key restricted to one project cannot manage checks and monitors".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+fn checked_name(name: &str, violations: &mut Violations) -> Option<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        violations.add("name", "required");
+        return None;
+    }
+    if name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        violations
+            .add("name", format!("at most {MAX_NAME_CHARS} characters, no control characters"));
+        return None;
+    }
+    Some(name.to_owned())
+}
+
+fn check_description(description: &str, violations: &mut Violations) {
+    if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        violations.add("description", format!("at most {MAX_DESCRIPTION_CHARS} characters"));
+    }
+}
+
+fn parse_rule(rule: &RuleInput, violations: &mut Violations) -> Option<Rule> {
+    fn optional(text: &str) -> Option<&str> {
+        Some(text).filter(|text| !text.trim().is_empty())
+    }
+    Rule::parse(
+        "rule.",
+        &rule.measure,
+        &rule.comparator,
+        optional(&rule.threshold),
+        optional(&rule.phrase),
+        violations,
+    )
+}

@@ -1,0 +1,179 @@
+//! MonitorService over gRPC.
+
+use earshot_proto::v1 as pb;
+use earshot_proto::v1::monitor_service_server::MonitorService;
+use tonic::{Request, Response, Status};
+
+use super::auth::authenticate;
+use super::convert;
+use crate::domain::monitors::{MonitorInput, RuleInput};
+use crate::domain::{Domain, parse_id};
+use crate::model::monitors::MonitorFilter;
+
+#[derive(Clone, Debug)]
+pub struct MonitorApi {
+    pub domain: Domain,
+}
+
+fn rule_input(rule: pb::CheckRule) -> RuleInput {
+    RuleInput {
+        measure: rule.measure,
+        comparator: rule.comparator,
+        threshold: rule.threshold,
+        phrase: rule.phrase,
+    }
+}
+
+fn optional_id(field: &str, value: &str) -> Result<Option<uuid::Uuid>, Status> {
+    if value.is_empty() { Ok(None) } else { Ok(Some(parse_id(field, value)?)) }
+}
+
+fn monitor_input(
+    name: String,
+    description: String,
+    filter: Option<pb::MonitorFilter>,
+    check_ids: &[String],
+) -> Result<MonitorInput, Status> {
+    let filter = filter.unwrap_or_default();
+    let non_empty = |value: String| Some(value).filter(|value| !value.is_empty());
+    Ok(MonitorInput {
+        name,
+        description,
+        filter: MonitorFilter {
+            project_id: optional_id("filter.project_id", &filter.project_id)?,
+            provider: non_empty(filter.provider),
+            source: convert::source_from_proto(filter.source)?,
+            tags_any: filter.tags_any,
+            tags_all: filter.tags_all,
+            metadata_equals: filter.metadata_equals.into_iter().collect(),
+            from: convert::time_filter("filter.start_time", filter.start_time)?,
+            to: convert::time_filter("filter.end_time", filter.end_time)?,
+            text_contains: non_empty(filter.text_contains),
+            integration_id: optional_id("filter.integration_id", &filter.integration_id)?,
+        },
+        check_ids: check_ids
+            .iter()
+            .enumerate()
+            .map(|(index, id)| parse_id(&format!("check_ids[{index}]"), id))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+#[tonic::async_trait]
+impl MonitorService for MonitorApi {
+    async fn create_check(
+        &self,
+        request: Request<pb::CreateCheckRequest>,
+    ) -> Result<Response<pb::CreateCheckResponse>, Status> {
+        let principal = authenticate(&request)?;
+        let request = request.into_inner();
+        let rule = request.rule.map(rule_input);
+        let check = self
+            .domain
+            .create_check(&principal, &request.name, &request.description, rule.as_ref())
+            .await?;
+        Ok(Response::new(pb::CreateCheckResponse { check: Some(convert::check(&check)) }))
+    }
+
+    async fn update_check(
+        &self,
+        request: Request<pb::UpdateCheckRequest>,
+    ) -> Result<Response<pb::UpdateCheckResponse>, Status> {
+        let principal = authenticate(&request)?;
+        let request = request.into_inner();
+        let id = parse_id("id", &request.id)?;
+        let rule = request.rule.map(rule_input);
+        let check = self
+            .domain
+            .update_check(&principal, id, request.description.as_deref(), rule.as_ref())
+            .await?;
+        Ok(Response::new(pb::UpdateCheckResponse { check: Some(convert::check(&check)) }))
+    }
+
+    async fn get_check(
+        &self,
+        request: Request<pb::GetCheckRequest>,
+    ) -> Result<Response<pb::GetCheckResponse>, Status> {
+        let principal = authenticate(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let check = self.domain.get_check(&principal, id).await?;
+        Ok(Response::new(pb::GetCheckResponse { check: Some(convert::check(&check)) }))
+    }
+
+    async fn list_checks(
+        &self,
+        request: Request<pb::ListChecksRequest>,
+    ) -> Result<Response<pb::ListChecksResponse>, Status> {
+        let principal = authenticate(&request)?;
+        let checks = self.domain.list_checks(&principal).await?;
+        Ok(Response::new(pb::ListChecksResponse {
+            checks: checks.iter().map(convert::check).collect(),
+        }))
+    }
+
+    async fn delete_check(
+        &self,
+        request: Request<pb::DeleteCheckRequest>,
+    ) -> Result<Response<pb::DeleteCheckResponse>, Status> {
+        let principal = authenticate(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        self.domain.delete_check(&principal, id).await?;
+        Ok(Response::new(pb::DeleteCheckResponse {}))
+    }
+
+    async fn create_monitor(
+        &self,
+        request: Request<pb::CreateMonitorRequest>,
+    ) -> Result<Response<pb::CreateMonitorResponse>, Status> {
+        let principal = authenticate(&request)?;
+        let request = request.into_inner();
+        let input =
+            monitor_input(request.name, request.description, request.filter, &request.check_ids)?;
+        let monitor = self.domain.create_monitor(&principal, input).await?;
+        Ok(Response::new(pb::CreateMonitorResponse { monitor: Some(convert::monitor(&monitor)) }))
+    }
+
+    async fn update_monitor(
+        &self,
+        request: Request<pb::UpdateMonitorRequest>,
+    ) -> Result<Response<pb::UpdateMonitorResponse>, Status> {
+        let principal = authenticate(&request)?;
+        let request = request.into_inner();
+        let id = parse_id("id", &request.id)?;
+        let input =
+            monitor_input(request.name, request.description, request.filter, &request.check_ids)?;
+        let monitor = self.domain.update_monitor(&principal, id, input).await?;
+        Ok(Response::new(pb::UpdateMonitorResponse { monitor: Some(convert::monitor(&monitor)) }))
+    }
+
+    async fn get_monitor(
+        &self,
+        request: Request<pb::GetMonitorRequest>,
+    ) -> Result<Response<pb::GetMonitorResponse>, Status> {
+        let principal = authenticate(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let monitor = self.domain.get_monitor(&principal, id).await?;
+        Ok(Response::new(pb::GetMonitorResponse { monitor: Some(convert::monitor(&monitor)) }))
+    }
+
+    async fn list_monitors(
+        &self,
+        request: Request<pb::ListMonitorsRequest>,
+    ) -> Result<Response<pb::ListMonitorsResponse>, Status> {
+        let principal = authenticate(&request)?;
+        let monitors = self.domain.list_monitors(&principal).await?;
+        Ok(Response::new(pb::ListMonitorsResponse {
+            monitors: monitors.iter().map(convert::monitor).collect(),
+        }))
+    }
+
+    async fn delete_monitor(
+        &self,
+        request: Request<pb::DeleteMonitorRequest>,
+    ) -> Result<Response<pb::DeleteMonitorResponse>, Status> {
+        let principal = authenticate(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        self.domain.delete_monitor(&principal, id).await?;
+        Ok(Response::new(pb::DeleteMonitorResponse {}))
+    }
+}
