@@ -10,6 +10,7 @@ use earshot_proto::v1 as pb;
 use earshot_proto::v1::datapoint_service_client::DatapointServiceClient;
 use earshot_proto::v1::ingest_service_client::IngestServiceClient;
 use earshot_proto::v1::integration_service_client::IntegrationServiceClient;
+use earshot_proto::v1::monitor_service_client::MonitorServiceClient;
 use earshot_proto::v1::project_service_client::ProjectServiceClient;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
@@ -154,6 +155,7 @@ impl ClientBuilder {
             datapoints: DatapointServiceClient::new(transport.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             integrations: IntegrationServiceClient::new(transport.clone()),
+            monitors: MonitorServiceClient::new(transport.clone()),
             projects: ProjectServiceClient::new(transport),
             project_id: self.project_id,
             timeout: self.timeout,
@@ -191,6 +193,7 @@ pub struct Client {
     pub(crate) ingest: IngestServiceClient<Transport>,
     pub(crate) datapoints: DatapointServiceClient<Transport>,
     pub(crate) integrations: IntegrationServiceClient<Transport>,
+    pub(crate) monitors: MonitorServiceClient<Transport>,
     pub(crate) projects: ProjectServiceClient<Transport>,
     pub(crate) project_id: Option<String>,
     pub(crate) timeout: Duration,

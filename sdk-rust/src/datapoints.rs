@@ -106,6 +106,27 @@ impl DatapointQuery {
         self
     }
 
+    /// Calls with an issue nobody marked resolved (a failed check of a monitor).
+    #[must_use]
+    pub fn issues_only(mut self) -> Self {
+        self.0.issues_only = true;
+        self
+    }
+
+    /// Calls on which the check of this name is an unresolved issue.
+    #[must_use]
+    pub fn failed_check(mut self, name: impl Into<String>) -> Self {
+        self.0.failed_check = name.into();
+        self
+    }
+
+    /// Calls this monitor matched.
+    #[must_use]
+    pub fn monitor_id(mut self, monitor_id: impl Into<String>) -> Self {
+        self.0.monitor_id = monitor_id.into();
+        self
+    }
+
     /// Most relevant first (with `text_contains`): the best transcript matches among the 2,000
     /// newest matching calls, instead of newest first.
     #[must_use]

@@ -42,6 +42,7 @@ mod datapoints;
 mod error;
 mod integrations;
 mod lifecycle;
+mod monitors;
 mod projects;
 
 pub use client::{Client, ClientBuilder, DEFAULT_URL, DownloadedAudio};
@@ -55,4 +56,5 @@ pub use earshot_proto::v1::{
 };
 pub use error::{Code, Error, FieldViolation, Result, code_name};
 pub use integrations::{Integrations, NewIntegration};
+pub use monitors::{CheckRule, MonitorDefinition};
 pub use projects::CreatedApiKey;

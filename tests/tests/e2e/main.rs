@@ -17,6 +17,7 @@ mod ingest_api;
 mod lifecycle;
 mod limits;
 mod metrics;
+mod monitors;
 mod process;
 mod recognition;
 mod replicas;

@@ -1,0 +1,227 @@
+//! Checks and monitors: rules that flag bad calls, and the saved filters that apply them to
+//! every call stored.
+
+use earshot_proto::v1 as pb;
+
+use crate::client::{Client, missing};
+use crate::error::Result;
+
+/// A check's rule: `measure comparator threshold`, e.g.
+/// `CheckRule::new("p95_response_latency_ms", "greater_than", "1500")`, or
+/// `CheckRule::new("transcript_contains", "equal", "true").phrase("speak to a human")`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CheckRule(pb::CheckRule);
+
+impl CheckRule {
+    pub fn new(
+        measure: impl Into<String>,
+        comparator: impl Into<String>,
+        threshold: impl Into<String>,
+    ) -> Self {
+        Self(pb::CheckRule {
+            measure: measure.into(),
+            comparator: comparator.into(),
+            threshold: threshold.into(),
+            phrase: String::new(),
+        })
+    }
+
+    /// The words `transcript_contains` looks for.
+    #[must_use]
+    pub fn phrase(mut self, phrase: impl Into<String>) -> Self {
+        self.0.phrase = phrase.into();
+        self
+    }
+}
+
+/// What a monitor is: a name, the calls it looks at (every given filter must match) and its
+/// checks, by id.
+///
+/// ```
+/// let monitor = earshot::MonitorDefinition::new("retell quality")
+///     .provider("retell")
+///     .check("0190...")
+///     .check("0191...");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MonitorDefinition {
+    name: String,
+    description: String,
+    filter: pb::MonitorFilter,
+    check_ids: Vec<String>,
+}
+
+impl MonitorDefinition {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self { name: name.into(), ..Self::default() }
+    }
+
+    #[must_use]
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = description.into();
+        self
+    }
+
+    #[must_use]
+    pub fn check(mut self, check_id: impl Into<String>) -> Self {
+        self.check_ids.push(check_id.into());
+        self
+    }
+
+    #[must_use]
+    pub fn project_id(mut self, project_id: impl Into<String>) -> Self {
+        self.filter.project_id = project_id.into();
+        self
+    }
+
+    #[must_use]
+    pub fn provider(mut self, provider: impl Into<String>) -> Self {
+        self.filter.provider = provider.into();
+        self
+    }
+
+    #[must_use]
+    pub fn source(mut self, source: pb::Source) -> Self {
+        self.filter.source = source as i32;
+        self
+    }
+
+    #[must_use]
+    pub fn tags_any(mut self, tags: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.filter.tags_any.extend(tags.into_iter().map(Into::into));
+        self
+    }
+
+    #[must_use]
+    pub fn tags_all(mut self, tags: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.filter.tags_all.extend(tags.into_iter().map(Into::into));
+        self
+    }
+
+    #[must_use]
+    pub fn metadata_equals(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.filter.metadata_equals.insert(key.into(), value.into());
+        self
+    }
+
+    #[must_use]
+    pub fn text_contains(mut self, text: impl Into<String>) -> Self {
+        self.filter.text_contains = text.into();
+        self
+    }
+
+    #[must_use]
+    pub fn integration_id(mut self, integration_id: impl Into<String>) -> Self {
+        self.filter.integration_id = integration_id.into();
+        self
+    }
+}
+
+impl Client {
+    /// Creates a check (admin scope). Its name is unique in the organization.
+    pub async fn create_check(
+        &self,
+        name: &str,
+        description: &str,
+        rule: CheckRule,
+    ) -> Result<pb::Check> {
+        let mut grpc = self.monitors.clone();
+        let request = pb::CreateCheckRequest {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            rule: Some(rule.0),
+        };
+        let response = self.unary(grpc.create_check(self.request(request))).await?;
+        response.check.ok_or_else(|| missing("check"))
+    }
+
+    /// Changes a check's rule (a new version when it differs) and, when given, its description.
+    pub async fn update_check(
+        &self,
+        id: &str,
+        description: Option<&str>,
+        rule: Option<CheckRule>,
+    ) -> Result<pb::Check> {
+        let mut grpc = self.monitors.clone();
+        let request = pb::UpdateCheckRequest {
+            id: id.to_owned(),
+            description: description.map(str::to_owned),
+            rule: rule.map(|rule| rule.0),
+        };
+        let response = self.unary(grpc.update_check(self.request(request))).await?;
+        response.check.ok_or_else(|| missing("check"))
+    }
+
+    pub async fn get_check(&self, id: &str) -> Result<pb::Check> {
+        let mut grpc = self.monitors.clone();
+        let request = pb::GetCheckRequest { id: id.to_owned() };
+        let response = self.unary(grpc.get_check(self.request(request))).await?;
+        response.check.ok_or_else(|| missing("check"))
+    }
+
+    pub async fn list_checks(&self) -> Result<Vec<pb::Check>> {
+        let mut grpc = self.monitors.clone();
+        let response = self.unary(grpc.list_checks(self.request(pb::ListChecksRequest {}))).await?;
+        Ok(response.checks)
+    }
+
+    /// Refused while a monitor uses the check.
+    pub async fn delete_check(&self, id: &str) -> Result<()> {
+        let mut grpc = self.monitors.clone();
+        let request = pb::DeleteCheckRequest { id: id.to_owned() };
+        self.unary(grpc.delete_check(self.request(request))).await?;
+        Ok(())
+    }
+
+    /// Creates a monitor (admin scope): every call stored from now on that matches its filter
+    /// gets its checks' results.
+    pub async fn create_monitor(&self, definition: MonitorDefinition) -> Result<pb::Monitor> {
+        let mut grpc = self.monitors.clone();
+        let request = pb::CreateMonitorRequest {
+            name: definition.name,
+            description: definition.description,
+            filter: Some(definition.filter),
+            check_ids: definition.check_ids,
+        };
+        let response = self.unary(grpc.create_monitor(self.request(request))).await?;
+        response.monitor.ok_or_else(|| missing("monitor"))
+    }
+
+    /// Replaces a monitor's whole definition.
+    pub async fn update_monitor(
+        &self,
+        id: &str,
+        definition: MonitorDefinition,
+    ) -> Result<pb::Monitor> {
+        let mut grpc = self.monitors.clone();
+        let request = pb::UpdateMonitorRequest {
+            id: id.to_owned(),
+            name: definition.name,
+            description: definition.description,
+            filter: Some(definition.filter),
+            check_ids: definition.check_ids,
+        };
+        let response = self.unary(grpc.update_monitor(self.request(request))).await?;
+        response.monitor.ok_or_else(|| missing("monitor"))
+    }
+
+    pub async fn get_monitor(&self, id: &str) -> Result<pb::Monitor> {
+        let mut grpc = self.monitors.clone();
+        let request = pb::GetMonitorRequest { id: id.to_owned() };
+        let response = self.unary(grpc.get_monitor(self.request(request))).await?;
+        response.monitor.ok_or_else(|| missing("monitor"))
+    }
+
+    pub async fn list_monitors(&self) -> Result<Vec<pb::Monitor>> {
+        let mut grpc = self.monitors.clone();
+        let request = pb::ListMonitorsRequest {};
+        Ok(self.unary(grpc.list_monitors(self.request(request))).await?.monitors)
+    }
+
+    pub async fn delete_monitor(&self, id: &str) -> Result<()> {
+        let mut grpc = self.monitors.clone();
+        let request = pb::DeleteMonitorRequest { id: id.to_owned() };
+        self.unary(grpc.delete_monitor(self.request(request))).await?;
+        Ok(())
+    }
+}

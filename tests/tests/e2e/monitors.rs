@@ -1,0 +1,177 @@
+//! Monitors against an `earshot` process: checks and a monitor created through the Rust SDK,
+//! Retell webhooks of good and bad calls signed the provider's way, and the bad ones found by
+//! their issues.
+
+use std::collections::BTreeSet;
+
+use earshot::{CheckRule, Client, Code, Conversation, DatapointQuery, MonitorDefinition, Turn};
+use earshot_e2e::client::{create_integration, http_request};
+use earshot_e2e::process::ServerProcess;
+use earshot_proto::v1 as pb;
+use serde_json::json;
+
+const RETELL_KEY: &str = "key_0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+
+/// A Retell `call_analyzed` event: the agent answers `latency_ms` after the user's last word,
+/// and Retell's analysis says whether the call was `successful`.
+fn retell_call(call_id: &str, latency_ms: i64, successful: bool) -> Vec<u8> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let answer = 2.0 + latency_ms as f64 / 1000.0;
+    json!({"event": "call_analyzed", "call": {
+        "call_id": call_id, "agent_id": "agent_d4e5f6", "call_type": "phone_call",
+        "direction": "inbound", "start_timestamp": now - 20_000, "end_timestamp": now,
+        "transcript_object": [
+            {"role": "user", "content": "I was charged twice this month.",
+             "words": [{"word": "I", "start": 0.5, "end": 0.6}, {"word": "month.", "start": 1.6, "end": 2.0}]},
+            {"role": "agent", "content": "Let me look at your account.",
+             "words": [{"word": "Let", "start": answer, "end": answer + 0.2},
+                       {"word": "account.", "start": answer + 1.0, "end": answer + 1.5}]}
+        ],
+        "call_analysis": {"call_summary": "Billing question.", "user_sentiment": "Neutral",
+                          "call_successful": successful}
+    }})
+    .to_string()
+    .into_bytes()
+}
+
+fn retell_signature(body: &[u8]) -> String {
+    let timestamp = chrono::Utc::now().timestamp_millis().to_string();
+    let digest = earshot_server::providers::retell::sign(RETELL_KEY, body, &timestamp);
+    format!("v={timestamp},d={digest}")
+}
+
+async fn call_ids(client: &Client, query: DatapointQuery) -> BTreeSet<String> {
+    let page = client.search_datapoints(query.page_size(100)).await.unwrap();
+    page.datapoints.into_iter().map(|datapoint| datapoint.call_id).collect()
+}
+
+fn set(calls: &[&str]) -> BTreeSet<String> {
+    calls.iter().map(|call| (*call).to_owned()).collect()
+}
+
+/// A monitor of Retell calls with `p95_response_latency_ms > 1500` and
+/// `provider_call_successful = false`: of four Retell calls and one sent through the SDK,
+/// exactly the slow and the failed Retell calls are issues, each failing its own check, with
+/// its value and explanation on the datapoint.
+#[tokio::test]
+async fn a_monitor_flags_exactly_the_bad_retell_calls() {
+    let server = ServerProcess::start(&[]).await;
+    let client = Client::builder(server.url())
+        .api_key(&server.admin_key)
+        .project_id(&server.project_id)
+        .connect()
+        .await
+        .unwrap();
+    let slow = client
+        .create_check(
+            "slow responses",
+            "The assistant takes over 1.5 s to answer",
+            CheckRule::new("p95_response_latency_ms", "greater_than", "1500"),
+        )
+        .await
+        .unwrap();
+    let failed = client
+        .create_check(
+            "provider says failed",
+            "",
+            CheckRule::new("provider_call_successful", "equal", "false"),
+        )
+        .await
+        .unwrap();
+    // Refused rules name the field.
+    let refused = client
+        .create_check("broken", "", CheckRule::new("provider_call_successful", "greater_than", "1"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    let fields: Vec<&str> = refused.field_violations().iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(fields, ["rule.comparator", "rule.threshold"]);
+    let monitor = client
+        .create_monitor(
+            MonitorDefinition::new("retell quality")
+                .provider("retell")
+                .check(&slow.id)
+                .check(&failed.id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(monitor.checks.len(), 2);
+    let taken = client.create_monitor(MonitorDefinition::new("retell quality").check(&slow.id));
+    assert_eq!(taken.await.unwrap_err().code(), Code::AlreadyExists);
+
+    let integration = create_integration(
+        &server,
+        pb::Provider::Retell,
+        pb::WebhookAuthType::Unspecified,
+        &[("api_key", RETELL_KEY)],
+        None,
+    )
+    .await;
+    let path = format!("/v0/voice/retell/monitor/{}", integration.public_id);
+    for (call_id, latency_ms, successful) in [
+        ("retell-good", 400, true),
+        ("retell-quick", 900, true),
+        ("retell-slow", 2_500, true),
+        ("retell-failed", 300, false),
+    ] {
+        let body = retell_call(call_id, latency_ms, successful);
+        let signature = retell_signature(&body);
+        let headers = [("content-type", "application/json"), ("x-retell-signature", &signature)];
+        let (status, answer) = http_request(&server, "POST", &path, &headers, body).await;
+        assert!(status == 200 || status == 202, "{status} {answer}");
+    }
+    // Slow and failed, but not Retell: the monitor does not look at it.
+    client
+        .ingest_conversations(vec![
+            Conversation::new("sdk-slow")
+                .turn(Turn::user("Hello?").at_ms(0).end_ms(1_000))
+                .turn(Turn::assistant("Hi.").at_ms(5_000).end_ms(6_000)),
+        ])
+        .await
+        .unwrap();
+    client.wait_for_datapoint("sdk-slow", std::time::Duration::from_secs(30)).await.unwrap();
+
+    assert_eq!(
+        call_ids(&client, DatapointQuery::new().issues_only()).await,
+        set(&["retell-slow", "retell-failed"])
+    );
+    assert_eq!(
+        call_ids(&client, DatapointQuery::new().failed_check("slow responses")).await,
+        set(&["retell-slow"])
+    );
+    assert_eq!(
+        call_ids(&client, DatapointQuery::new().failed_check("provider says failed")).await,
+        set(&["retell-failed"])
+    );
+    assert_eq!(
+        call_ids(&client, DatapointQuery::new().monitor_id(&monitor.id)).await,
+        set(&["retell-good", "retell-quick", "retell-slow", "retell-failed"])
+    );
+
+    let slow_call = client.search_datapoints(DatapointQuery::new().call_id("retell-slow")).await;
+    let slow_call = slow_call.unwrap().datapoints.remove(0);
+    assert_eq!(slow_call.failed_checks, ["slow responses"]);
+    let latency = slow_call.check_values.iter().find(|value| value.name == "slow responses");
+    let latency = latency.unwrap();
+    assert_eq!(latency.value, Some(pb::check_value::Value::NumberValue(2_500.0)));
+    assert_eq!((latency.check_id.as_str(), latency.check_version), (slow.id.as_str(), 1));
+    assert!(latency.is_issue);
+    assert_eq!(
+        latency.explanation,
+        "p95_response_latency_ms is 2500 ms, greater than 1500 ms: an issue"
+    );
+    let verdict = slow_call.check_values.iter().find(|value| value.name == "provider says failed");
+    assert_eq!(verdict.unwrap().value, Some(pb::check_value::Value::BoolValue(true)));
+
+    // A check in use is not deleted; a monitor's removal leaves its calls' results.
+    let in_use = client.delete_check(&slow.id).await.unwrap_err();
+    assert_eq!(in_use.code(), Code::InvalidArgument);
+    client.delete_monitor(&monitor.id).await.unwrap();
+    assert!(client.list_monitors().await.unwrap().is_empty());
+    assert_eq!(
+        call_ids(&client, DatapointQuery::new().issues_only()).await,
+        set(&["retell-slow", "retell-failed"])
+    );
+    client.delete_check(&slow.id).await.unwrap();
+    assert_eq!(client.list_checks().await.unwrap().len(), 1);
+}
