@@ -430,14 +430,45 @@ impl CheckResult {
     }
 }
 
-/// `check` on `datapoint`.
+/// A datapoint under evaluation, with what several checks and filters read (the words of its
+/// turns) computed once, when first needed.
+#[derive(Debug)]
+pub struct Subject<'a> {
+    pub datapoint: &'a Datapoint,
+    words: std::cell::OnceCell<Vec<Vec<String>>>,
+}
+
+impl<'a> Subject<'a> {
+    pub fn new(datapoint: &'a Datapoint) -> Self {
+        Self { datapoint, words: std::cell::OnceCell::new() }
+    }
+
+    /// Each turn's words as searches compare them (`search_words`).
+    pub fn turn_words(&self) -> &[Vec<String>] {
+        self.words.get_or_init(|| {
+            self.datapoint.turns.iter().map(|turn| search_words(&turn.content).collect()).collect()
+        })
+    }
+}
+
+/// `check` on `datapoint`, explained.
 pub fn evaluate(check: &Check, datapoint: &Datapoint) -> CheckValue {
+    evaluate_in(&Subject::new(datapoint), check, true)
+}
+
+/// `check` on `subject`; the explanation is left empty unless `explained` (`explain` gives it
+/// from the rule and the value whenever it is read).
+pub fn evaluate_in(subject: &Subject<'_>, check: &Check, explained: bool) -> CheckValue {
     let rule = &check.rule;
-    let value = measure(rule.measure, rule.phrase.as_deref(), datapoint);
+    let value = measure_in(subject, rule.measure, rule.phrase.as_deref());
     let is_issue = holds(rule.comparator, value.as_ref(), rule.threshold.as_ref());
     CheckValue {
         name: check.name.clone(),
-        explanation: explain(rule, value.as_ref(), is_issue),
+        explanation: if explained {
+            explain(rule, value.as_ref(), is_issue)
+        } else {
+            String::new()
+        },
         value,
         value_type: rule.measure.value_type(),
         check_id: check.id,
@@ -496,7 +527,8 @@ fn equal(value: &Value, threshold: &Value) -> bool {
     }
 }
 
-fn explain(rule: &Rule, value: Option<&Value>, is_issue: bool) -> String {
+/// Why `value` under `rule` is or is not an issue, in words.
+pub fn explain(rule: &Rule, value: Option<&Value>, is_issue: bool) -> String {
     let name = match &rule.phrase {
         Some(phrase) => format!("{} {phrase:?}", rule.measure.as_str()),
         None => rule.measure.as_str().to_owned(),
@@ -526,6 +558,12 @@ fn explain(rule: &Rule, value: Option<&Value>, is_issue: bool) -> String {
 /// The value of `measure` on `datapoint`, or None when the call does not have it.
 #[allow(clippy::cast_precision_loss)]
 pub fn measure(measure: Measure, phrase: Option<&str>, datapoint: &Datapoint) -> Option<Value> {
+    measure_in(&Subject::new(datapoint), measure, phrase)
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn measure_in(subject: &Subject<'_>, measure: Measure, phrase: Option<&str>) -> Option<Value> {
+    let datapoint = subject.datapoint;
     let metrics = &datapoint.metrics;
     let number = |value: f64| Some(Value::Number(value));
     match measure {
@@ -538,9 +576,9 @@ pub fn measure(measure: Measure, phrase: Option<&str>, datapoint: &Datapoint) ->
         Measure::OverlapCount => number(f64::from(metrics.overlap_count)),
         Measure::LongestMonologueMs => number(metrics.longest_monologue_ms as f64),
         Measure::DurationMs => duration_ms(datapoint).and_then(|ms| number(ms as f64)),
-        Measure::EmptyTranscript => Some(Value::Bool(
-            datapoint.turns.iter().all(|turn| search_words(&turn.content).next().is_none()),
-        )),
+        Measure::EmptyTranscript => {
+            Some(Value::Bool(subject.turn_words().iter().all(Vec::is_empty)))
+        }
         Measure::SilenceRatio => {
             let duration = duration_ms(datapoint).filter(|duration| *duration > 0)?;
             let speech = speech_ms(&datapoint.turns).min(duration);
@@ -569,7 +607,7 @@ pub fn measure(measure: Measure, phrase: Option<&str>, datapoint: &Datapoint) ->
             .map(|sentiment| Value::Text(sentiment.to_owned())),
         Measure::TranscriptContains => {
             let phrase: Vec<String> = search_words(phrase?).collect();
-            Some(Value::Bool(transcript_contains(&datapoint.turns, &phrase)))
+            Some(Value::Bool(transcript_contains(subject.turn_words(), &phrase)))
         }
     }
 }
@@ -634,14 +672,11 @@ fn speech_ms(turns: &[Turn]) -> i64 {
 }
 
 /// Whether the words of `phrase` occur in order, next to each other, within one turn.
-fn transcript_contains(turns: &[Turn], phrase: &[String]) -> bool {
+fn transcript_contains(turn_words: &[Vec<String>], phrase: &[String]) -> bool {
     if phrase.is_empty() {
         return false;
     }
-    turns.iter().any(|turn| {
-        let words: Vec<String> = search_words(&turn.content).collect();
-        words.windows(phrase.len()).any(|window| window == phrase)
-    })
+    turn_words.iter().any(|words| words.windows(phrase.len()).any(|window| window == phrase))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::checks::{self, Check, CheckValue};
 use super::conversation::Source;
-use super::datapoints::{Datapoint, DatapointQuery, TextQuery, metadata_filter_text, search_words};
+use super::datapoints::{Datapoint, DatapointQuery, TextQuery, metadata_filter_text};
 
 /// Which calls a monitor looks at: the filters of `SearchDatapoints` that describe a call
 /// (all given ones must match), without paging or order. Stored as JSON in the monitor's row;
@@ -65,6 +65,11 @@ impl MonitorFilter {
     /// `from` and `to` inclusive on `occurred_at`, and every word or quoted phrase of
     /// `text_contains` in the transcript's words.
     pub fn matches(&self, datapoint: &Datapoint) -> bool {
+        self.matches_subject(&checks::Subject::new(datapoint))
+    }
+
+    fn matches_subject(&self, subject: &checks::Subject<'_>) -> bool {
+        let datapoint = subject.datapoint;
         let equal = |wanted: &Option<String>, actual: &str| {
             wanted.as_deref().is_none_or(|wanted| wanted == actual)
         };
@@ -85,17 +90,16 @@ impl MonitorFilter {
             })
             && self.from.is_none_or(|from| occurred >= from)
             && self.to.is_none_or(|to| occurred <= to)
-            && self.text_contains.as_deref().is_none_or(|text| contains_terms(datapoint, text))
+            && self.text_contains.as_deref().is_none_or(|text| contains_terms(subject, text))
     }
 }
 
-fn contains_terms(datapoint: &Datapoint, text: &str) -> bool {
-    let words: Vec<String> =
-        datapoint.turns.iter().flat_map(|turn| search_words(&turn.content)).collect();
+fn contains_terms(subject: &checks::Subject<'_>, text: &str) -> bool {
+    let words: Vec<&String> = subject.turn_words().iter().flatten().collect();
     TextQuery::parse(text)
         .terms
         .iter()
-        .all(|term| words.windows(term.len()).any(|window| window == term.as_slice()))
+        .all(|term| words.windows(term.len()).any(|window| window.iter().copied().eq(term.iter())))
 }
 
 /// A monitor as evaluated: its filter and its checks at their current versions.
@@ -121,12 +125,14 @@ pub struct Evaluation {
     pub monitors: Vec<(Uuid, bool)>,
 }
 
-/// `monitors` (those of the datapoint's organization) on `datapoint`.
+/// `monitors` (those of the datapoint's organization) on `datapoint`. Results carry no
+/// explanation (`checks::explain` gives it from the rule whenever one is read).
 pub fn evaluate(monitors: &[Monitor], datapoint: &Datapoint) -> Evaluation {
     let mut evaluation = Evaluation::default();
+    let subject = checks::Subject::new(datapoint);
     for monitor in monitors {
         if monitor.organization_id != datapoint.organization_id
-            || !monitor.filter.matches(datapoint)
+            || !monitor.filter.matches_subject(&subject)
         {
             continue;
         }
@@ -135,7 +141,7 @@ pub fn evaluate(monitors: &[Monitor], datapoint: &Datapoint) -> Evaluation {
             let result = evaluation
                 .results
                 .entry(check.id)
-                .or_insert_with(|| checks::evaluate(check, datapoint));
+                .or_insert_with(|| checks::evaluate_in(&subject, check, false));
             issue |= result.is_issue;
         }
         evaluation.monitors.push((monitor.id, issue));

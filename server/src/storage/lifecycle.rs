@@ -18,8 +18,8 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::entities::{
-    audio_object, check_result, datapoint, datapoint_metadata, datapoint_tag, ingest,
-    monitor_datapoint,
+    audio_object, check_issue, datapoint, datapoint_check, datapoint_metadata, datapoint_tag,
+    ingest, monitor_datapoint,
 };
 use super::{Storage, db_error, parse_uuid};
 use crate::clock::{from_millis, to_millis};
@@ -157,8 +157,12 @@ impl Storage {
                     .and_where(datapoint_metadata::Column::DatapointId.is_in(ids.clone()))
                     .to_owned(),
                 Query::delete()
-                    .from_table(check_result::Entity)
-                    .and_where(check_result::Column::DatapointId.is_in(ids.clone()))
+                    .from_table(datapoint_check::Entity)
+                    .and_where(datapoint_check::Column::DatapointId.is_in(ids.clone()))
+                    .to_owned(),
+                Query::delete()
+                    .from_table(check_issue::Entity)
+                    .and_where(check_issue::Column::DatapointId.is_in(ids.clone()))
                     .to_owned(),
                 Query::delete()
                     .from_table(monitor_datapoint::Entity)

@@ -1,17 +1,25 @@
 //! Checks, monitors and check results. Results of monitors are written by the commits that
 //! store datapoints (`evaluate_into`, called by `store_at_intake` and `finish_ingests` with
 //! the datapoints they store), so a call is evaluated in the transaction that stores it.
+//!
+//! A call's results are one row (`datapoint_checks`, a JSON array of `StoredResult`), whatever
+//! the number of checks: a row per result made five monitors of five checks write 25 rows per
+//! call and cut the intake rate by 62 % (docs/BENCHMARKS.md). Open issues get a row each
+//! (`check_issues`), for the `failed_check` search. A monitor's explanation is not stored: it
+//! follows from the rule of the check version (kept in `check_versions`) and the value.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, IntoIden, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
 };
 use uuid::Uuid;
 
-use super::entities::{check, check_result, check_version, datapoint, monitor, monitor_datapoint};
+use super::entities::{
+    check, check_issue, check_version, datapoint, datapoint_check, monitor, monitor_datapoint,
+};
 use super::{Batch, Storage, db_error, parse_uuid};
 use crate::clock::{from_millis, to_millis};
 use crate::error::Error;
@@ -145,8 +153,8 @@ impl Storage {
             .collect())
     }
 
-    /// Removes a check and its versions; its results stay on their datapoints. Whether it
-    /// existed.
+    /// Removes a check; its results stay on their datapoints, and its versions stay to explain
+    /// them. Whether it existed.
     pub async fn delete_check(&self, organization_id: Uuid, id: Uuid) -> Result<bool, Error> {
         let context = "deleting a check";
         let transaction = self.begin_write().await.map_err(db_error(context))?;
@@ -157,13 +165,6 @@ impl Storage {
             .await
             .map_err(db_error(context))?
             .rows_affected;
-        if deleted > 0 {
-            check_version::Entity::delete_many()
-                .filter(check_version::Column::CheckId.eq(id.to_string()))
-                .exec(&transaction)
-                .await
-                .map_err(db_error(context))?;
-        }
         transaction.commit().await.map_err(db_error(context))?;
         Ok(deleted > 0)
     }
@@ -260,29 +261,183 @@ impl Storage {
         datapoint_ids: &[String],
     ) -> Result<HashMap<Uuid, Vec<CheckResult>>, Error> {
         let context = "reading check results";
-        let mut found: HashMap<Uuid, Vec<CheckResult>> = HashMap::new();
+        let mut stored: Vec<(Uuid, Vec<StoredResult>)> = Vec::new();
         for chunk in datapoint_ids.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
-            let models = check_result::Entity::find()
-                .filter(check_result::Column::DatapointId.is_in(chunk.iter().cloned()))
-                .order_by_asc(check_result::Column::Name)
+            for model in datapoint_check::Entity::find()
+                .filter(datapoint_check::Column::DatapointId.is_in(chunk.iter().cloned()))
                 .all(&self.db)
                 .await
-                .map_err(db_error(context))?;
-            for model in models {
-                let datapoint_id = parse_uuid(context, &model.datapoint_id)?;
-                found.entry(datapoint_id).or_default().push(stored_result(model)?);
+                .map_err(db_error(context))?
+            {
+                stored.push((parse_uuid(context, &model.datapoint_id)?, stored_results(&model)?));
             }
         }
-        Ok(found)
+        let versions =
+            versions_of(&self.db, stored.iter().flat_map(|(_, results)| results), context).await?;
+        Ok(stored
+            .into_iter()
+            .map(|(datapoint_id, results)| {
+                let mut results: Vec<CheckResult> =
+                    results.into_iter().map(|result| result.into_result(&versions)).collect();
+                results.sort_by(|a, b| a.value.name.cmp(&b.value.name));
+                (datapoint_id, results)
+            })
+            .collect())
     }
 }
 
+/// The origins of a result.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Origin {
+    /// Evaluated by earshot for a monitor.
+    #[default]
+    Monitor,
+    /// Attached through the API (a judge run elsewhere).
+    External,
+}
+
+impl Origin {
+    fn is_monitor(&self) -> bool {
+        *self == Self::Monitor
+    }
+}
+
+/// One result in `datapoint_checks.results_json`, kept small: a call evaluated by 25 checks
+/// stores 25 of these, a row larger than the datapoint's own when each carried its name, type
+/// and explanation. A monitor's result keeps the check's id (32 hex digits), version, value and
+/// verdict; its name and type come from the check version (`check_versions`) and its
+/// explanation from the version's rule. An external result keeps all of them. A shipped form
+/// is never changed (new fields are optional).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct StoredResult {
+    #[serde(rename = "c", with = "uuid::serde::simple")]
+    check_id: Uuid,
+    #[serde(rename = "v")]
+    check_version: i32,
+    #[serde(rename = "x", default, skip_serializing_if = "Option::is_none")]
+    value: Option<crate::model::checks::Value>,
+    #[serde(rename = "i", default, skip_serializing_if = "std::ops::Not::not")]
+    is_issue: bool,
+    #[serde(rename = "o", default, skip_serializing_if = "Origin::is_monitor")]
+    origin: Origin,
+    /// External results only: a monitor's are its check version's.
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
+    value_type: Option<ValueType>,
+    #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
+    explanation: Option<String>,
+    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
+    resolved_at_ms: Option<i64>,
+}
+
+/// A check version as results read it: its name and rule.
+struct Version {
+    name: String,
+    rule: Rule,
+}
+
+impl StoredResult {
+    fn of(value: CheckValue, origin: Origin) -> Self {
+        let external = origin == Origin::External;
+        Self {
+            check_id: value.check_id,
+            check_version: value.check_version,
+            value: value.value,
+            is_issue: value.is_issue,
+            origin,
+            name: external.then_some(value.name),
+            value_type: external.then_some(value.value_type),
+            explanation: external.then_some(value.explanation),
+            resolved_at_ms: None,
+        }
+    }
+
+    fn is_open_issue(&self) -> bool {
+        self.is_issue && self.resolved_at_ms.is_none()
+    }
+
+    fn into_result(self, versions: &HashMap<(Uuid, i32), Version>) -> CheckResult {
+        let version = versions.get(&(self.check_id, self.check_version));
+        let name = match (&self.name, version) {
+            (Some(name), _) => name.clone(),
+            (None, Some(version)) => version.name.clone(),
+            (None, None) => String::new(),
+        };
+        let explanation = match (&self.explanation, version) {
+            (Some(explanation), _) => explanation.clone(),
+            (None, Some(version)) => {
+                crate::model::checks::explain(&version.rule, self.value.as_ref(), self.is_issue)
+            }
+            (None, None) => String::new(),
+        };
+        let value_type = self
+            .value_type
+            .or_else(|| self.value.as_ref().map(crate::model::checks::Value::value_type))
+            .or_else(|| version.map(|version| version.rule.measure.value_type()))
+            .unwrap_or(ValueType::Number);
+        CheckResult {
+            value: CheckValue {
+                name,
+                value: self.value,
+                value_type,
+                check_id: self.check_id,
+                check_version: self.check_version,
+                is_issue: self.is_issue,
+                explanation,
+            },
+            origin: match self.origin {
+                Origin::Monitor => ORIGIN_MONITOR.to_owned(),
+                Origin::External => "external".to_owned(),
+            },
+            resolved_at: self.resolved_at_ms.map(from_millis),
+        }
+    }
+}
+
+fn stored_results(model: &datapoint_check::Model) -> Result<Vec<StoredResult>, Error> {
+    serde_json::from_str(&model.results_json)
+        .map_err(|error| Error::internal("reading check results", error))
+}
+
+/// The check versions `results` name (their names, types and explanations come from them), in
+/// one query per chunk of checks.
+async fn versions_of<'a>(
+    connection: &impl ConnectionTrait,
+    results: impl Iterator<Item = &'a StoredResult>,
+    context: &'static str,
+) -> Result<HashMap<(Uuid, i32), Version>, Error> {
+    let mut wanted: Vec<String> = results.map(|result| result.check_id.to_string()).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut versions = HashMap::new();
+    for chunk in wanted.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
+        for model in check_version::Entity::find()
+            .filter(check_version::Column::CheckId.is_in(chunk.iter().cloned()))
+            .all(connection)
+            .await
+            .map_err(db_error(context))?
+        {
+            let rule: Rule = serde_json::from_str(&model.rule_json)
+                .map_err(|error| Error::internal(context, error))?;
+            versions.insert(
+                (parse_uuid(context, &model.check_id)?, model.version),
+                Version { name: model.name, rule },
+            );
+        }
+    }
+    Ok(versions)
+}
+
 /// Writes, into `batch`, what the organizations' monitors find on `datapoints` (being stored
-/// in the same transaction): each datapoint's earlier monitor results and monitor rows are
-/// replaced, results attached from outside are kept, and its count of open issues is counted
-/// again. `replaced` says which datapoints were stored before (a fresh one has nothing to
-/// replace). One query for the monitors of the datapoints' organizations, another for their
-/// checks; no monitor, no rows.
+/// in the same transaction): each datapoint's results row, its open issues and the monitors it
+/// matched, replacing what an earlier evaluation wrote (results attached from outside are
+/// kept unless a monitor's check of the same id replaces them), and its count of open issues.
+/// `replaced` says which datapoints were stored before: only theirs are read and deleted. One
+/// query for the monitors of the datapoints' organizations (another for their checks when
+/// there are any), one for the earlier results of replaced datapoints; no monitor and nothing
+/// replaced, no statement.
 pub(super) async fn evaluate_into(
     connection: &impl ConnectionTrait,
     datapoints: &[&Datapoint],
@@ -307,90 +462,147 @@ pub(super) async fn evaluate_into(
         .filter(|datapoint| replaced.contains(&datapoint.id))
         .map(|datapoint| datapoint.id.to_string())
         .collect();
-    for chunk in stale.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
-        batch.push(
-            &Query::delete()
-                .from_table(check_result::Entity)
-                .and_where(check_result::Column::DatapointId.is_in(chunk.iter().cloned()))
-                .and_where(check_result::Column::Origin.eq(ORIGIN_MONITOR))
-                .to_owned(),
-        );
-        batch.push(
-            &Query::delete()
-                .from_table(monitor_datapoint::Entity)
-                .and_where(monitor_datapoint::Column::DatapointId.is_in(chunk.iter().cloned()))
-                .to_owned(),
-        );
-    }
     if monitors.is_empty() && stale.is_empty() {
         return Ok(());
     }
-    let mut results = Vec::new();
+    // What earlier evaluations and callers stored on the replaced datapoints.
+    let mut earlier: HashMap<String, Vec<StoredResult>> = HashMap::new();
+    for chunk in stale.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
+        for model in datapoint_check::Entity::find()
+            .filter(datapoint_check::Column::DatapointId.is_in(chunk.iter().cloned()))
+            .all(connection)
+            .await
+            .map_err(db_error(context))?
+        {
+            earlier.insert(model.datapoint_id.clone(), stored_results(&model)?);
+        }
+        for statement in [
+            Query::delete()
+                .from_table(check_issue::Entity)
+                .and_where(check_issue::Column::DatapointId.is_in(chunk.iter().cloned()))
+                .to_owned(),
+            Query::delete()
+                .from_table(monitor_datapoint::Entity)
+                .and_where(monitor_datapoint::Column::DatapointId.is_in(chunk.iter().cloned()))
+                .to_owned(),
+            Query::delete()
+                .from_table(datapoint_check::Entity)
+                .and_where(datapoint_check::Column::DatapointId.is_in(chunk.iter().cloned()))
+                .to_owned(),
+        ] {
+            batch.push(&statement);
+        }
+    }
+    let mut rows = Vec::new();
+    let mut issues = Vec::new();
     let mut matched = Vec::new();
-    let mut evaluated = Vec::new();
+    let mut counts: Vec<(String, i32)> = Vec::new();
     for datapoint in datapoints {
+        let id = datapoint.id.to_string();
         let evaluation = monitors::evaluate(&monitors, datapoint);
-        if evaluation.monitors.is_empty() {
-            continue;
-        }
-        evaluated.push(datapoint.id.to_string());
+        // Open issues need their check's name, which a monitor's stored result leaves out.
+        let mut names: HashMap<Uuid, String> = HashMap::new();
+        let mut results: Vec<StoredResult> = evaluation
+            .results
+            .into_values()
+            .map(|value| {
+                if value.is_issue {
+                    names.insert(value.check_id, value.name.clone());
+                }
+                StoredResult::of(value, Origin::Monitor)
+            })
+            .collect();
+        let kept: Vec<StoredResult> = earlier
+            .remove(&id)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|result| {
+                result.origin == Origin::External
+                    && !results.iter().any(|fresh| fresh.check_id == result.check_id)
+            })
+            .collect();
+        results.extend(kept);
         let occurred_at_ms = to_millis(datapoint.occurred_at());
-        for value in evaluation.results.into_values() {
-            results.push(result_model(datapoint, value, ORIGIN_MONITOR, occurred_at_ms, now)?);
-        }
         for (monitor_id, is_issue) in evaluation.monitors {
             matched.push(monitor_datapoint::ActiveModel {
                 monitor_id: Set(monitor_id.to_string()),
-                datapoint_id: Set(datapoint.id.to_string()),
+                datapoint_id: Set(id.clone()),
                 organization_id: Set(datapoint.organization_id.to_string()),
                 occurred_at_ms: Set(occurred_at_ms),
                 is_issue: Set(is_issue),
             });
         }
+        let open: Vec<&StoredResult> =
+            results.iter().filter(|result| result.is_open_issue()).collect();
+        for result in &open {
+            issues.push(check_issue::ActiveModel {
+                datapoint_id: Set(id.clone()),
+                check_id: Set(result.check_id.to_string()),
+                organization_id: Set(datapoint.organization_id.to_string()),
+                name: Set(result
+                    .name
+                    .clone()
+                    .or_else(|| names.get(&result.check_id).cloned())
+                    .unwrap_or_default()),
+                occurred_at_ms: Set(occurred_at_ms),
+            });
+        }
+        // A fresh datapoint is stored with no open issues.
+        if !open.is_empty() || replaced.contains(&datapoint.id) {
+            counts.push((id.clone(), i32::try_from(open.len()).unwrap_or(i32::MAX)));
+        }
+        if !results.is_empty() {
+            rows.push(datapoint_check::ActiveModel {
+                datapoint_id: Set(id),
+                organization_id: Set(datapoint.organization_id.to_string()),
+                results_json: Set(to_json(&results)?),
+                updated_at_ms: Set(to_millis(now)),
+            });
+        }
     }
-    // A result attached from outside under the same check as a monitor's is replaced by it.
-    let on_conflict = sea_orm::sea_query::OnConflict::columns([
-        check_result::Column::DatapointId,
-        check_result::Column::CheckId,
-    ])
-    .update_columns([
-        check_result::Column::CheckVersion,
-        check_result::Column::Name,
-        check_result::Column::ValueJson,
-        check_result::Column::ValueType,
-        check_result::Column::IsIssue,
-        check_result::Column::Explanation,
-        check_result::Column::Origin,
-        check_result::Column::OccurredAtMs,
-        check_result::Column::ResolvedAtMs,
-        check_result::Column::UpdatedAtMs,
-    ])
-    .to_owned();
-    batch.insert_rows(results, Some(&on_conflict));
+    batch.insert_rows(rows, None);
+    batch.insert_rows(issues, None);
     batch.insert_rows(matched, None);
-    let mut counted = stale;
-    counted.extend(evaluated);
-    counted.sort_unstable();
-    counted.dedup();
-    for chunk in counted.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
-        batch.push(&count_open_issues(chunk));
+    for chunk in counts.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
+        batch.push(&open_issues(chunk));
     }
     Ok(())
 }
 
-/// Calls on which the check named `name` is an unresolved issue: a probe of the call's results
-/// by their primary key (datapoint, check).
+/// Sets each datapoint's count of open issues: one `UPDATE … FROM (VALUES (id, count), …)`
+/// joined on the id, each row found by a seek (as `ingests_done`).
+fn open_issues(counts: &[(String, i32)]) -> sea_orm::sea_query::UpdateStatement {
+    use sea_orm::sea_query::{Alias, TableRef, ValueTuple};
+    let counted = || Alias::new("counted");
+    let values = TableRef::ValuesList(
+        counts
+            .iter()
+            .map(|(id, count)| ValueTuple::Two(id.clone().into(), (*count).into()))
+            .collect(),
+        counted().into_iden(),
+    );
+    Query::update()
+        .table(datapoint::Entity)
+        .value(datapoint::Column::OpenIssues, Expr::col((counted(), Alias::new("column2"))))
+        .from(values)
+        .and_where(
+            Expr::col((datapoint::Entity, datapoint::Column::Id))
+                .equals((counted(), Alias::new("column1"))),
+        )
+        .to_owned()
+}
+
+/// Calls on which the check named `name` is an open issue: a probe of the call's
+/// `check_issues` rows by their primary key's datapoint.
 pub(super) fn failed_check_condition(name: &str) -> sea_orm::sea_query::SimpleExpr {
     let failing = Query::select()
         .expr(Expr::val(1))
-        .from(check_result::Entity)
+        .from(check_issue::Entity)
         .and_where(
-            Expr::col((check_result::Entity, check_result::Column::DatapointId))
+            Expr::col((check_issue::Entity, check_issue::Column::DatapointId))
                 .equals((datapoint::Entity, datapoint::Column::Id)),
         )
-        .and_where(Expr::col((check_result::Entity, check_result::Column::Name)).eq(name))
-        .and_where(Expr::col((check_result::Entity, check_result::Column::IsIssue)).eq(true))
-        .and_where(Expr::col((check_result::Entity, check_result::Column::ResolvedAtMs)).is_null())
+        .and_where(Expr::col((check_issue::Entity, check_issue::Column::Name)).eq(name))
         .to_owned();
     Expr::exists(failing)
 }
@@ -410,77 +622,6 @@ pub(super) fn matched_by_condition(monitor_id: Uuid) -> sea_orm::sea_query::Simp
         )
         .to_owned();
     Expr::exists(matched)
-}
-
-/// `UPDATE datapoints SET open_issues = (their unresolved issues) WHERE id IN (…)`: each
-/// count is a seek of `check_results`' primary key.
-pub(super) fn count_open_issues(datapoint_ids: &[String]) -> sea_orm::sea_query::UpdateStatement {
-    let open = Query::select()
-        .expr(Expr::col((check_result::Entity, check_result::Column::DatapointId)).count())
-        .from(check_result::Entity)
-        .and_where(
-            Expr::col((check_result::Entity, check_result::Column::DatapointId))
-                .equals((datapoint::Entity, datapoint::Column::Id)),
-        )
-        .and_where(Expr::col((check_result::Entity, check_result::Column::IsIssue)).eq(true))
-        .and_where(Expr::col((check_result::Entity, check_result::Column::ResolvedAtMs)).is_null())
-        .to_owned();
-    Query::update()
-        .table(datapoint::Entity)
-        .value(
-            datapoint::Column::OpenIssues,
-            sea_orm::sea_query::Expr::from(sea_orm::sea_query::SubQueryStatement::from(open)),
-        )
-        .and_where(datapoint::Column::Id.is_in(datapoint_ids.iter().cloned()))
-        .to_owned()
-}
-
-fn result_model(
-    datapoint: &Datapoint,
-    value: CheckValue,
-    origin: &str,
-    occurred_at_ms: i64,
-    now: DateTime<Utc>,
-) -> Result<check_result::ActiveModel, Error> {
-    Ok(check_result::ActiveModel {
-        datapoint_id: Set(datapoint.id.to_string()),
-        check_id: Set(value.check_id.to_string()),
-        organization_id: Set(datapoint.organization_id.to_string()),
-        check_version: Set(value.check_version),
-        name: Set(value.name),
-        value_json: Set(to_json(&value.value)?),
-        value_type: Set(value.value_type.as_str().to_owned()),
-        is_issue: Set(value.is_issue),
-        explanation: Set(value.explanation),
-        origin: Set(origin.to_owned()),
-        occurred_at_ms: Set(occurred_at_ms),
-        resolved_at_ms: Set(None),
-        updated_at_ms: Set(to_millis(now)),
-    })
-}
-
-fn stored_result(model: check_result::Model) -> Result<CheckResult, Error> {
-    let context = "reading check results";
-    let value_type = match model.value_type.as_str() {
-        "number" => ValueType::Number,
-        "bool" => ValueType::Bool,
-        "text" => ValueType::Text,
-        other => return Err(Error::internal(context, format!("unknown value type {other:?}"))),
-    };
-    Ok(CheckResult {
-        value: CheckValue {
-            name: model.name,
-            value: serde_json::from_str(&model.value_json)
-                .map_err(|error| Error::internal(context, error))?,
-            value_type,
-            check_id: parse_uuid(context, &model.check_id)?,
-            check_version: model.check_version,
-            is_issue: model.is_issue,
-            explanation: model.explanation,
-        },
-        origin: model.origin,
-        resolved_at: model.resolved_at_ms.map(from_millis),
-    })
 }
 
 /// The monitors of `organizations`, by name, with their checks at their current versions (a
@@ -560,6 +701,7 @@ async fn insert_version(
     check_version::Entity::insert(check_version::ActiveModel {
         check_id: Set(check.id.to_string()),
         version: Set(check.version),
+        name: Set(check.name.clone()),
         rule_json: Set(rule_json.to_owned()),
         created_at_ms: Set(to_millis(now)),
     })
@@ -598,4 +740,44 @@ fn name_taken(error: sea_orm::DbErr, what: &str, name: &str, context: &'static s
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Error> {
     serde_json::to_string(value).map_err(|error| Error::internal("encoding a check", error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::checks::Value;
+
+    /// The stored form of results is pinned: a monitor's result keeps id, version, value and a
+    /// true verdict; an external one its name, type and explanation too.
+    #[test]
+    fn stored_results_keep_their_shape() {
+        let id = Uuid::parse_str("0190b0a1-2c3d-7e4f-8a9b-0c1d2e3f4a5b").unwrap();
+        let value = |is_issue: bool, value: Option<Value>| CheckValue {
+            name: "slow responses".into(),
+            value,
+            value_type: ValueType::Number,
+            check_id: id,
+            check_version: 2,
+            is_issue,
+            explanation: "p95_response_latency_ms is 1830 ms, greater than 1500 ms: an issue"
+                .into(),
+        };
+        let stored = vec![
+            StoredResult::of(value(true, Some(Value::Number(1_830.0))), Origin::Monitor),
+            StoredResult::of(value(false, None), Origin::Monitor),
+            StoredResult::of(value(true, Some(Value::Number(1_830.0))), Origin::External),
+        ];
+        let json = serde_json::to_string(&stored).unwrap();
+        assert_eq!(
+            json,
+            concat!(
+                r#"[{"c":"0190b0a12c3d7e4f8a9b0c1d2e3f4a5b","v":2,"x":1830.0,"i":true},"#,
+                r#"{"c":"0190b0a12c3d7e4f8a9b0c1d2e3f4a5b","v":2},"#,
+                r#"{"c":"0190b0a12c3d7e4f8a9b0c1d2e3f4a5b","v":2,"x":1830.0,"i":true,"o":"external","#,
+                r#""n":"slow responses","t":"number","#,
+                r#""e":"p95_response_latency_ms is 1830 ms, greater than 1500 ms: an issue"}]"#
+            )
+        );
+        assert_eq!(serde_json::from_str::<Vec<StoredResult>>(&json).unwrap(), stored);
+    }
 }

@@ -25,6 +25,13 @@
 //! count, an `--role api` process queues `backlog` (default 50,000) jobs and that many
 //! `--role worker` processes drain them: datapoints/s.
 //!
+//!     load monitors [deliveries] [backlog]
+//!
+//! with 0, 5 and 20 monitors of 5 checks each, all matching every call: acks/s of the
+//! saturating webhook load (each call evaluated in the commit that stores it), the rate at which
+//! a gRPC `backlog` is stored at intake, and the workers' drain of the same backlog
+//! (`ingest.transcripts_at_intake = false`).
+//!
 //!     load delete [backlog] [offered]
 //!
 //! stores `backlog` (default 100,000) calls through gRPC, then offers signed deliveries at
@@ -403,6 +410,11 @@ async fn main() {
         });
         return delete_under_load(backlog, rate, seconds).await;
     }
+    if args.get(1).map(String::as_str) == Some("monitors") {
+        let deliveries = args.get(2).map_or(20_000, |value| value.parse().unwrap());
+        let backlog = args.get(3).map_or(20_000, |value| value.parse().unwrap());
+        return with_monitors(deliveries, backlog).await;
+    }
     if args.get(1).map(String::as_str) == Some("replicas") {
         let deliveries = args.get(2).map_or(20_000, |value| value.parse().unwrap());
         let most = args.get(3).map_or(3, |value| value.parse().unwrap());
@@ -757,4 +769,87 @@ async fn delete_under_load(backlog: usize, rate: usize, seconds: usize) {
         }
     );
     server.stop().await;
+}
+
+/// Creates `count` monitors of five checks each, with no filter: each matches every call.
+async fn create_monitors(server: &ServerProcess, count: usize) {
+    let mut monitors =
+        pb::monitor_service_client::MonitorServiceClient::new(server.channel().await);
+    let rules = [
+        ("p95_response_latency_ms", "greater_than", "1500", ""),
+        ("provider_call_successful", "equal", "false", ""),
+        ("silence_ratio", "greater_than", "0.5", ""),
+        ("avg_words_per_minute", "less_than", "90", ""),
+        ("transcript_contains", "equal", "true", "speak to a human"),
+    ];
+    for monitor in 0..count {
+        let mut check_ids = Vec::new();
+        for (index, (measure, comparator, threshold, phrase)) in rules.iter().enumerate() {
+            let check = monitors
+                .create_check(authed(
+                    pb::CreateCheckRequest {
+                        name: format!("monitor {monitor} check {index}"),
+                        description: String::new(),
+                        rule: Some(pb::CheckRule {
+                            measure: (*measure).to_owned(),
+                            comparator: (*comparator).to_owned(),
+                            threshold: (*threshold).to_owned(),
+                            phrase: (*phrase).to_owned(),
+                        }),
+                    },
+                    server.admin_key(),
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .check
+                .unwrap();
+            check_ids.push(check.id);
+        }
+        monitors
+            .create_monitor(authed(
+                pb::CreateMonitorRequest {
+                    name: format!("monitor {monitor}"),
+                    description: String::new(),
+                    filter: None,
+                    check_ids,
+                },
+                server.admin_key(),
+            ))
+            .await
+            .unwrap();
+    }
+}
+
+/// Acks/s, the intake rate of a gRPC backlog and the workers' drain with 0, 5 and 20 monitors.
+async fn with_monitors(deliveries: usize, backlog: usize) {
+    println!("monitors | webhook acks/s (p99) | backlog stored at intake, /s | workers' drain, /s");
+    for count in [0, 5, 20] {
+        let server = ServerProcess::start(&[
+            ("EARSHOT_SERVER__MAX_CONNECTIONS_PER_ADDRESS", "1000"),
+            ("EARSHOT_INTEGRATIONS__RATE_LIMIT_PER_MINUTE_MAX", "10000000"),
+        ])
+        .await;
+        create_monitors(&server, count).await;
+        let integration = unlimited_integration(&server).await;
+        let url = format!("{}/v0/voice/webhook/monitor/{}", server.url(), integration.public_id);
+        let run = deliver(&url, deliveries, 64).await;
+        let stored_in = ingest_backlog(&server, backlog).await;
+        server.stop().await;
+
+        let workers_only =
+            ServerProcess::start(&[("EARSHOT_INGEST__TRANSCRIPTS_AT_INTAKE", "false")]).await;
+        create_monitors(&workers_only, count).await;
+        ingest_backlog(&workers_only, backlog).await;
+        let queued = pending_jobs(&workers_only).await;
+        let drained_in = drain(&workers_only, Duration::from_secs(3600)).await;
+        workers_only.stop().await;
+        println!(
+            "{count} | {:.0} ({:?}) | {:.0} | {:.0} ({queued} left after ingestion)",
+            run.per_second(),
+            run.percentile(99),
+            backlog as f64 / stored_in.as_secs_f64(),
+            queued / drained_in.as_secs_f64().max(0.001),
+        );
+    }
 }

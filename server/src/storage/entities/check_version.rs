@@ -8,6 +8,8 @@ pub struct Model {
     pub check_id: String,
     #[sea_orm(primary_key, auto_increment = false)]
     pub version: i32,
+    /// The check's name (names do not change; kept here for results of deleted checks).
+    pub name: String,
     pub rule_json: String,
     pub created_at_ms: i64,
 }

@@ -4,9 +4,10 @@
 pub mod api_key;
 pub mod audio_object;
 pub mod check;
-pub mod check_result;
+pub mod check_issue;
 pub mod check_version;
 pub mod datapoint;
+pub mod datapoint_check;
 pub mod datapoint_metadata;
 pub mod datapoint_tag;
 pub mod ingest;

@@ -1,16 +1,18 @@
 //! Checks, monitors and their results (issue 18).
 //!
 //! - `checks`: a named rule per organization at its current version; `check_versions` keeps
-//!   every version's rule, so a result names the rule that produced it.
+//!   every version's rule (also after the check is deleted), so a result names, and explains
+//!   itself by, the rule that produced it.
 //! - `monitors`: a filter (JSON, `model::monitors::MonitorFilter`) and the ids of its checks.
-//! - `check_results`: one per (datapoint, check), from a monitor or attached from outside, with
-//!   the call's time; `(organization_id, name, is_issue, occurred_at_ms, datapoint_id)` finds the
-//!   calls a check failed on in the searches' order.
+//! - `datapoint_checks`: all results of one call in one row (JSON), so a call evaluated by
+//!   many checks costs one row, not one per check.
+//! - `check_issues`: a row per open issue only (most results are not issues), by check name in
+//!   the searches' order, for `failed_check`.
 //! - `monitor_datapoints`: the calls each monitor matched and whether any of its checks is an
 //!   issue there, by time (the monitor's calls, its summary buckets), and by datapoint (replaced
 //!   when the call changes, removed with it).
-//! - `datapoints.open_issues`: the call's unresolved issues, kept by the commits that write its
-//!   results; `datapoints_with_issues` (partial, `open_issues > 0`) serves `issues_only`.
+//! - `datapoints.open_issues`: the call's unresolved issues; `datapoints_with_issues` (partial,
+//!   `open_issues > 0`) serves `issues_only`.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::ConnectionTrait;
@@ -39,6 +41,7 @@ CREATE UNIQUE INDEX checks_unique_name ON checks (organization_id, name);
 CREATE TABLE check_versions (
     check_id TEXT NOT NULL,
     version INTEGER NOT NULL,
+    name TEXT NOT NULL,
     rule_json TEXT NOT NULL,
     created_at_ms BIGINT NOT NULL,
     PRIMARY KEY (check_id, version)
@@ -54,24 +57,22 @@ CREATE TABLE monitors (
     updated_at_ms BIGINT NOT NULL
 );
 CREATE UNIQUE INDEX monitors_unique_name ON monitors (organization_id, name);
-CREATE TABLE check_results (
+CREATE TABLE datapoint_checks (
+    datapoint_id TEXT NOT NULL PRIMARY KEY,
+    organization_id TEXT NOT NULL,
+    results_json TEXT NOT NULL,
+    updated_at_ms BIGINT NOT NULL
+);
+CREATE TABLE check_issues (
     datapoint_id TEXT NOT NULL,
     check_id TEXT NOT NULL,
     organization_id TEXT NOT NULL,
-    check_version INTEGER NOT NULL,
     name TEXT NOT NULL,
-    value_json TEXT NOT NULL,
-    value_type TEXT NOT NULL,
-    is_issue BOOLEAN NOT NULL,
-    explanation TEXT NOT NULL,
-    origin TEXT NOT NULL,
     occurred_at_ms BIGINT NOT NULL,
-    resolved_at_ms BIGINT NULL,
-    updated_at_ms BIGINT NOT NULL,
     PRIMARY KEY (datapoint_id, check_id)
 );
-CREATE INDEX check_results_by_name
-    ON check_results (organization_id, name, is_issue, occurred_at_ms, datapoint_id);
+CREATE INDEX check_issues_by_name
+    ON check_issues (organization_id, name, occurred_at_ms, datapoint_id);
 CREATE TABLE monitor_datapoints (
     monitor_id TEXT NOT NULL,
     datapoint_id TEXT NOT NULL,
@@ -92,7 +93,8 @@ const DOWN: &str = "
 DROP INDEX datapoints_with_issues;
 ALTER TABLE datapoints DROP COLUMN open_issues;
 DROP TABLE monitor_datapoints;
-DROP TABLE check_results;
+DROP TABLE check_issues;
+DROP TABLE datapoint_checks;
 DROP TABLE monitors;
 DROP TABLE check_versions;
 DROP TABLE checks;

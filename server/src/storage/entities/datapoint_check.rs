@@ -1,0 +1,18 @@
+use sea_orm::entity::prelude::*;
+
+/// All check results of one call (m0015).
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "datapoint_checks")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub datapoint_id: String,
+    pub organization_id: String,
+    /// `storage::monitors::StoredResult`s, a JSON array.
+    pub results_json: String,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
