@@ -225,3 +225,73 @@ impl Client {
         Ok(())
     }
 }
+
+/// A result computed outside earshot (an LLM judge, a reviewer) for one of the organization's
+/// checks: `ExternalResult::new(check_id, true).bool_value(false).explanation("...")`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExternalResult(pb::ExternalCheckResult);
+
+impl ExternalResult {
+    pub fn new(check_id: impl Into<String>, is_issue: bool) -> Self {
+        Self(pb::ExternalCheckResult { check_id: check_id.into(), is_issue, ..Default::default() })
+    }
+
+    #[must_use]
+    pub fn number_value(mut self, value: f64) -> Self {
+        self.0.value = Some(pb::external_check_result::Value::NumberValue(value));
+        self
+    }
+
+    #[must_use]
+    pub fn bool_value(mut self, value: bool) -> Self {
+        self.0.value = Some(pb::external_check_result::Value::BoolValue(value));
+        self
+    }
+
+    #[must_use]
+    pub fn text_value(mut self, value: impl Into<String>) -> Self {
+        self.0.value = Some(pb::external_check_result::Value::TextValue(value.into()));
+        self
+    }
+
+    #[must_use]
+    pub fn explanation(mut self, explanation: impl Into<String>) -> Self {
+        self.0.explanation = explanation.into();
+        self
+    }
+}
+
+impl Client {
+    /// Attaches results computed outside earshot to a call (ingest scope); attaching again for
+    /// the same check replaces the earlier result. Returns the call as it now reads.
+    pub async fn attach_check_results(
+        &self,
+        datapoint_id: &str,
+        results: Vec<ExternalResult>,
+    ) -> Result<pb::Datapoint> {
+        let mut grpc = self.monitors.clone();
+        let request = pb::AttachCheckResultsRequest {
+            datapoint_id: datapoint_id.to_owned(),
+            results: results.into_iter().map(|result| result.0).collect(),
+        };
+        let response = self.unary(grpc.attach_check_results(self.request(request))).await?;
+        response.datapoint.ok_or_else(|| missing("datapoint"))
+    }
+
+    /// Marks the call's issues of these checks resolved, or with `reopen` open again.
+    pub async fn resolve_issues(
+        &self,
+        datapoint_id: &str,
+        check_ids: &[&str],
+        reopen: bool,
+    ) -> Result<pb::Datapoint> {
+        let mut grpc = self.monitors.clone();
+        let request = pb::ResolveIssuesRequest {
+            datapoint_id: datapoint_id.to_owned(),
+            check_ids: check_ids.iter().map(|id| (*id).to_owned()).collect(),
+            reopen,
+        };
+        let response = self.unary(grpc.resolve_issues(self.request(request))).await?;
+        response.datapoint.ok_or_else(|| missing("datapoint"))
+    }
+}

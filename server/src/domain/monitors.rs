@@ -278,3 +278,128 @@ fn parse_rule(rule: &RuleInput, violations: &mut Violations) -> Option<Rule> {
         violations,
     )
 }
+
+/// A result computed outside earshot, as the APIs carry it.
+#[derive(Clone, Debug)]
+pub struct ExternalResult {
+    pub check_id: Uuid,
+    pub value: Option<crate::model::checks::Value>,
+    pub is_issue: bool,
+    pub explanation: String,
+}
+
+/// Most results one request attaches.
+pub const MAX_ATTACHED_RESULTS: usize = 50;
+
+impl Domain {
+    /// Attaches results of the organization's checks (at their current versions) to a call the
+    /// key can see, and returns the call as it now reads.
+    pub async fn attach_check_results(
+        &self,
+        principal: &Principal,
+        datapoint_id: Uuid,
+        results: Vec<ExternalResult>,
+    ) -> Result<crate::model::datapoints::DatapointView> {
+        use crate::model::checks::{CheckValue, Value};
+        principal.require(Scope::Ingest)?;
+        self.visible_datapoint(principal, datapoint_id).await?;
+        let mut violations = Violations::new();
+        if results.is_empty() {
+            violations.add("results", "at least one");
+        }
+        if results.len() > MAX_ATTACHED_RESULTS {
+            violations.add("results", format!("at most {MAX_ATTACHED_RESULTS}"));
+        }
+        let checks = self.storage.list_checks(principal.organization_id).await?;
+        let mut values = Vec::with_capacity(results.len());
+        for (index, result) in results.into_iter().enumerate() {
+            let field = |name: &str| format!("results[{index}].{name}");
+            if values.iter().any(|value: &CheckValue| value.check_id == result.check_id) {
+                violations.add(field("check_id"), "given twice");
+                continue;
+            }
+            let Some(stored) = checks.iter().find(|stored| stored.check.id == result.check_id)
+            else {
+                violations.add(field("check_id"), "no such check");
+                continue;
+            };
+            if let Some(Value::Number(number)) = &result.value
+                && !number.is_finite()
+            {
+                violations.add(field("number_value"), "must be a finite number");
+            }
+            if let Some(Value::Text(text)) = &result.value
+                && text.chars().count() > crate::model::checks::MAX_TEXT_CHARS
+            {
+                violations.add(
+                    field("text_value"),
+                    format!("at most {} characters", crate::model::checks::MAX_TEXT_CHARS),
+                );
+            }
+            if result.explanation.chars().count() > MAX_DESCRIPTION_CHARS {
+                violations.add(
+                    field("explanation"),
+                    format!("at most {MAX_DESCRIPTION_CHARS} characters"),
+                );
+            }
+            values.push(CheckValue {
+                name: stored.check.name.clone(),
+                value_type: result
+                    .value
+                    .as_ref()
+                    .map_or(stored.check.rule.measure.value_type(), Value::value_type),
+                value: result.value,
+                check_id: stored.check.id,
+                check_version: stored.check.version,
+                is_issue: result.is_issue,
+                explanation: result.explanation.trim().to_owned(),
+            });
+        }
+        violations.into_result()?;
+        let now = self.clock.now();
+        let change = self
+            .storage
+            .attach_check_results(principal.organization_id, datapoint_id, values, now)
+            .await?;
+        if change == crate::storage::ResultsChange::NoDatapoint {
+            return Err(Error::not_found("datapoint not found"));
+        }
+        self.visible_datapoint(principal, datapoint_id).await
+    }
+
+    /// Marks the call's issues of `check_ids` resolved (or, with `reopen`, open again).
+    pub async fn resolve_issues(
+        &self,
+        principal: &Principal,
+        datapoint_id: Uuid,
+        check_ids: &[Uuid],
+        reopen: bool,
+    ) -> Result<crate::model::datapoints::DatapointView> {
+        principal.require(Scope::Ingest)?;
+        self.visible_datapoint(principal, datapoint_id).await?;
+        if check_ids.is_empty() {
+            return Err(Error::invalid("check_ids", "at least one"));
+        }
+        let now = self.clock.now();
+        let change = self
+            .storage
+            .resolve_issues(principal.organization_id, datapoint_id, check_ids, reopen, now)
+            .await?;
+        if change == crate::storage::ResultsChange::NoDatapoint {
+            return Err(Error::not_found("datapoint not found"));
+        }
+        self.visible_datapoint(principal, datapoint_id).await
+    }
+
+    /// The call, when it is of the key's organization and a project the key may touch.
+    async fn visible_datapoint(
+        &self,
+        principal: &Principal,
+        datapoint_id: Uuid,
+    ) -> Result<crate::model::datapoints::DatapointView> {
+        match self.storage.get_datapoint(principal.organization_id, datapoint_id).await? {
+            Some(view) if principal.may_access_project(view.datapoint.project_id) => Ok(view),
+            _ => Err(Error::not_found("datapoint not found")),
+        }
+    }
+}

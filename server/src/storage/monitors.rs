@@ -286,6 +286,130 @@ impl Storage {
     }
 }
 
+/// What a change to one call's results did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ResultsChange {
+    Done,
+    /// The organization has no such call.
+    NoDatapoint,
+}
+
+impl Storage {
+    /// Attaches `results` (external, each for a check of the organization at the version given)
+    /// to a call, replacing its earlier results of those checks, in one transaction.
+    pub async fn attach_check_results(
+        &self,
+        organization_id: Uuid,
+        datapoint_id: Uuid,
+        results: Vec<CheckValue>,
+        now: DateTime<Utc>,
+    ) -> Result<ResultsChange, Error> {
+        self.change_results(
+            organization_id,
+            datapoint_id,
+            now,
+            "attaching check results",
+            |stored| {
+                for value in results {
+                    stored.retain(|result| result.check_id != value.check_id);
+                    stored.push(StoredResult::of(value, Origin::External));
+                }
+            },
+        )
+        .await
+    }
+
+    /// Marks the call's results of `check_ids` resolved at `now`, or, with `reopen`, not.
+    pub async fn resolve_issues(
+        &self,
+        organization_id: Uuid,
+        datapoint_id: Uuid,
+        check_ids: &[Uuid],
+        reopen: bool,
+        now: DateTime<Utc>,
+    ) -> Result<ResultsChange, Error> {
+        self.change_results(organization_id, datapoint_id, now, "resolving issues", |stored| {
+            for result in stored.iter_mut().filter(|result| check_ids.contains(&result.check_id)) {
+                result.resolved_at_ms = if reopen { None } else { Some(to_millis(now)) };
+            }
+        })
+        .await
+    }
+
+    /// Rewrites one call's results with `change` in a write transaction, and with them its
+    /// open issues' rows and count.
+    async fn change_results(
+        &self,
+        organization_id: Uuid,
+        datapoint_id: Uuid,
+        now: DateTime<Utc>,
+        context: &'static str,
+        change: impl FnOnce(&mut Vec<StoredResult>),
+    ) -> Result<ResultsChange, Error> {
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
+        let id = datapoint_id.to_string();
+        let Some(datapoint) = datapoint::Entity::find_by_id(id.clone())
+            .filter(datapoint::Column::OrganizationId.eq(organization_id.to_string()))
+            .one(&transaction)
+            .await
+            .map_err(db_error(context))?
+        else {
+            return Ok(ResultsChange::NoDatapoint);
+        };
+        let mut stored = match datapoint_check::Entity::find_by_id(id.clone())
+            .one(&transaction)
+            .await
+            .map_err(db_error(context))?
+        {
+            Some(model) => stored_results(&model)?,
+            None => Vec::new(),
+        };
+        change(&mut stored);
+        let versions = versions_of(&transaction, stored.iter(), context).await?;
+        let mut batch = Batch::new(transaction.get_database_backend());
+        batch.push(
+            &Query::delete()
+                .from_table(check_issue::Entity)
+                .and_where(check_issue::Column::DatapointId.eq(id.clone()))
+                .to_owned(),
+        );
+        batch.push(
+            &Query::delete()
+                .from_table(datapoint_check::Entity)
+                .and_where(datapoint_check::Column::DatapointId.eq(id.clone()))
+                .to_owned(),
+        );
+        let open: Vec<check_issue::ActiveModel> = stored
+            .iter()
+            .filter(|result| result.is_open_issue())
+            .map(|result| check_issue::ActiveModel {
+                datapoint_id: Set(id.clone()),
+                check_id: Set(result.check_id.to_string()),
+                organization_id: Set(datapoint.organization_id.clone()),
+                name: Set(result.clone().into_result(&versions).value.name),
+                occurred_at_ms: Set(datapoint.occurred_at_ms),
+            })
+            .collect();
+        let count = i32::try_from(open.len()).unwrap_or(i32::MAX);
+        batch.insert_rows(open, None);
+        if !stored.is_empty() {
+            batch.insert_rows(
+                vec![datapoint_check::ActiveModel {
+                    datapoint_id: Set(id.clone()),
+                    organization_id: Set(datapoint.organization_id.clone()),
+                    results_json: Set(to_json(&stored)?),
+                    updated_at_ms: Set(to_millis(now)),
+                }],
+                None,
+            );
+        }
+        batch.push(&open_issues(&[(id, count)]));
+        batch.execute(&transaction, context).await?;
+        transaction.commit().await.map_err(db_error(context))?;
+        Ok(ResultsChange::Done)
+    }
+}
+
 /// The origins of a result.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

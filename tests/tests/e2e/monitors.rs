@@ -1,10 +1,12 @@
 //! Monitors against an `earshot` process: checks and a monitor created through the Rust SDK,
-//! Retell webhooks of good and bad calls signed the provider's way, and the bad ones found by
-//! their issues.
+//! Retell webhooks of good and bad calls signed the provider's way, the bad ones found by their
+//! issues, and a verdict attached from outside, then resolved.
 
 use std::collections::BTreeSet;
 
-use earshot::{CheckRule, Client, Code, Conversation, DatapointQuery, MonitorDefinition, Turn};
+use earshot::{
+    CheckRule, Client, Code, Conversation, DatapointQuery, ExternalResult, MonitorDefinition, Turn,
+};
 use earshot_e2e::client::{create_integration, http_request};
 use earshot_e2e::process::ServerProcess;
 use earshot_proto::v1 as pb;
@@ -163,6 +165,57 @@ async fn a_monitor_flags_exactly_the_bad_retell_calls() {
     let verdict = slow_call.check_values.iter().find(|value| value.name == "provider says failed");
     assert_eq!(verdict.unwrap().value, Some(pb::check_value::Value::BoolValue(true)));
 
+    // A judge run outside earshot attaches its verdict to a good call; it becomes an issue
+    // until a reviewer resolves it.
+    let judge = client
+        .create_check(
+            "judge: problem solved",
+            "An LLM judge's verdict, attached from outside",
+            CheckRule::new("provider_call_successful", "equal", "false"),
+        )
+        .await
+        .unwrap();
+    let good = client.search_datapoints(DatapointQuery::new().call_id("retell-good")).await;
+    let good = good.unwrap().datapoints.remove(0);
+    let unknown = client
+        .attach_check_results(&good.id, vec![ExternalResult::new(&monitor.id, true)])
+        .await
+        .unwrap_err();
+    let fields: Vec<&str> = unknown.field_violations().iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(fields, ["results[0].check_id"]);
+    let verdict = ExternalResult::new(&judge.id, true)
+        .bool_value(false)
+        .explanation("The agent never confirmed the refund.");
+    let judged = client.attach_check_results(&good.id, vec![verdict.clone()]).await.unwrap();
+    let judged_again = client.attach_check_results(&good.id, vec![verdict]).await.unwrap();
+    assert_eq!(judged.check_values, judged_again.check_values, "attaching again replaces");
+    assert_eq!(judged.failed_checks, ["judge: problem solved"]);
+    let attached = judged.check_values.iter().find(|value| value.check_id == judge.id).unwrap();
+    assert_eq!(
+        (attached.origin.as_str(), attached.explanation.as_str(), attached.is_issue),
+        ("external", "The agent never confirmed the refund.", true)
+    );
+    assert_eq!(judged.check_values.len(), 3, "the monitor's two results stay");
+    assert_eq!(
+        call_ids(&client, DatapointQuery::new().issues_only()).await,
+        set(&["retell-good", "retell-slow", "retell-failed"])
+    );
+    assert_eq!(
+        call_ids(&client, DatapointQuery::new().failed_check("judge: problem solved")).await,
+        set(&["retell-good"])
+    );
+    let resolved = client.resolve_issues(&good.id, &[&judge.id], false).await.unwrap();
+    assert!(resolved.failed_checks.is_empty());
+    let kept = resolved.check_values.iter().find(|value| value.check_id == judge.id).unwrap();
+    assert!(kept.is_issue && kept.resolve_time.is_some(), "{kept:?}");
+    assert_eq!(
+        call_ids(&client, DatapointQuery::new().issues_only()).await,
+        set(&["retell-slow", "retell-failed"])
+    );
+    let reopened = client.resolve_issues(&good.id, &[&judge.id], true).await.unwrap();
+    assert_eq!(reopened.failed_checks, ["judge: problem solved"]);
+    client.resolve_issues(&good.id, &[&judge.id], false).await.unwrap();
+
     // A check in use is not deleted; a monitor's removal leaves its calls' results.
     let in_use = client.delete_check(&slow.id).await.unwrap_err();
     assert_eq!(in_use.code(), Code::InvalidArgument);
@@ -173,5 +226,5 @@ async fn a_monitor_flags_exactly_the_bad_retell_calls() {
         set(&["retell-slow", "retell-failed"])
     );
     client.delete_check(&slow.id).await.unwrap();
-    assert_eq!(client.list_checks().await.unwrap().len(), 1);
+    assert_eq!(client.list_checks().await.unwrap().len(), 2);
 }

@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::auth::authenticate;
 use super::convert;
-use crate::domain::monitors::{MonitorInput, RuleInput};
+use crate::domain::monitors::{ExternalResult, MonitorInput, RuleInput};
 use crate::domain::{Domain, parse_id};
 use crate::model::monitors::MonitorFilter;
 
@@ -175,5 +175,57 @@ impl MonitorService for MonitorApi {
         let id = parse_id("id", &request.get_ref().id)?;
         self.domain.delete_monitor(&principal, id).await?;
         Ok(Response::new(pb::DeleteMonitorResponse {}))
+    }
+
+    async fn attach_check_results(
+        &self,
+        request: Request<pb::AttachCheckResultsRequest>,
+    ) -> Result<Response<pb::AttachCheckResultsResponse>, Status> {
+        use crate::model::checks::Value;
+        use pb::external_check_result::Value as Given;
+        let principal = authenticate(&request)?;
+        let request = request.into_inner();
+        let datapoint_id = parse_id("datapoint_id", &request.datapoint_id)?;
+        let results = request
+            .results
+            .into_iter()
+            .enumerate()
+            .map(|(index, result)| {
+                Ok(ExternalResult {
+                    check_id: parse_id(&format!("results[{index}].check_id"), &result.check_id)?,
+                    value: result.value.map(|value| match value {
+                        Given::NumberValue(number) => Value::Number(number),
+                        Given::BoolValue(flag) => Value::Bool(flag),
+                        Given::TextValue(text) => Value::Text(text),
+                    }),
+                    is_issue: result.is_issue,
+                    explanation: result.explanation,
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        let view = self.domain.attach_check_results(&principal, datapoint_id, results).await?;
+        Ok(Response::new(pb::AttachCheckResultsResponse {
+            datapoint: Some(convert::datapoint(&view)),
+        }))
+    }
+
+    async fn resolve_issues(
+        &self,
+        request: Request<pb::ResolveIssuesRequest>,
+    ) -> Result<Response<pb::ResolveIssuesResponse>, Status> {
+        let principal = authenticate(&request)?;
+        let request = request.into_inner();
+        let datapoint_id = parse_id("datapoint_id", &request.datapoint_id)?;
+        let check_ids = request
+            .check_ids
+            .iter()
+            .enumerate()
+            .map(|(index, id)| parse_id(&format!("check_ids[{index}]"), id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let view = self
+            .domain
+            .resolve_issues(&principal, datapoint_id, &check_ids, request.reopen)
+            .await?;
+        Ok(Response::new(pb::ResolveIssuesResponse { datapoint: Some(convert::datapoint(&view)) }))
     }
 }
