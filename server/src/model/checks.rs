@@ -48,8 +48,13 @@ pub enum Measure {
     /// The provider's own verdict on the call's success (Retell `call_successful`, Vapi
     /// `successEvaluation`, ElevenLabs `call_successful`, ...).
     ProviderCallSuccessful,
-    /// The provider's sentiment label (Retell `user_sentiment`, ...).
+    /// The provider's sentiment label (Retell `user_sentiment`, a lead platform's
+    /// `analysis_result.sentiment`, ...).
     ProviderSentiment,
+    /// The provider's own label for how the call went (Vapi `successEvaluation` as text,
+    /// ElevenLabs `call_successful`, a lead platform's `analysis_result.intent`, Retell's
+    /// `voicemail`).
+    ProviderOutcome,
     /// Whether the transcript contains the check's `phrase` (words compared without case or
     /// accents, in order, next to each other).
     TranscriptContains,
@@ -75,7 +80,7 @@ impl ValueType {
 }
 
 impl Measure {
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::AvgTurnTakingLatency,
         Self::TotalTurnCount,
         Self::AvgWordsPerMinute,
@@ -88,6 +93,7 @@ impl Measure {
         Self::TalkRatioAssistant,
         Self::ProviderCallSuccessful,
         Self::ProviderSentiment,
+        Self::ProviderOutcome,
         Self::TranscriptContains,
     ];
 
@@ -105,6 +111,7 @@ impl Measure {
             Self::TalkRatioAssistant => "talk_ratio_assistant",
             Self::ProviderCallSuccessful => "provider_call_successful",
             Self::ProviderSentiment => "provider_sentiment",
+            Self::ProviderOutcome => "provider_outcome",
             Self::TranscriptContains => "transcript_contains",
         }
     }
@@ -118,7 +125,7 @@ impl Measure {
             Self::EmptyTranscript | Self::ProviderCallSuccessful | Self::TranscriptContains => {
                 ValueType::Bool
             }
-            Self::ProviderSentiment => ValueType::Text,
+            Self::ProviderSentiment | Self::ProviderOutcome => ValueType::Text,
             _ => ValueType::Number,
         }
     }
@@ -598,18 +605,21 @@ fn measure_in(subject: &Subject<'_>, measure: Measure, phrase: Option<&str>) -> 
             (total > 0).then(|| Value::Number(assistant as f64 / total as f64))
         }
         Measure::ProviderCallSuccessful => datapoint.analysis.successful.map(Value::Bool),
-        Measure::ProviderSentiment => datapoint
-            .analysis
-            .sentiment
-            .as_deref()
-            .map(str::trim)
-            .filter(|sentiment| !sentiment.is_empty())
-            .map(|sentiment| Value::Text(sentiment.to_owned())),
+        Measure::ProviderSentiment => text(datapoint.analysis.sentiment.as_deref()),
+        Measure::ProviderOutcome => text(datapoint.analysis.outcome.as_deref()),
         Measure::TranscriptContains => {
             let phrase: Vec<String> = search_words(phrase?).collect();
             Some(Value::Bool(transcript_contains(subject.turn_words(), &phrase)))
         }
     }
+}
+
+/// A provider's label as a value: none when absent or blank.
+fn text(label: Option<&str>) -> Option<Value> {
+    label
+        .map(str::trim)
+        .filter(|label| !label.is_empty())
+        .map(|label| Value::Text(label.to_owned()))
 }
 
 /// User and assistant turns: what a call's turn counts and speaker changes are made of.

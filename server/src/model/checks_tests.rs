@@ -52,6 +52,7 @@ fn timed_call() -> Datapoint {
         ProviderExtras {
             successful: Some(false),
             sentiment: Some("Negative".into()),
+            outcome: Some(" Fail ".into()),
             ..ProviderExtras::default()
         },
     )
@@ -95,6 +96,7 @@ fn every_measure_on_a_timed_call() {
         value_of(Measure::ProviderSentiment, &datapoint),
         Some(Value::Text("Negative".into()))
     );
+    assert_eq!(value_of(Measure::ProviderOutcome, &datapoint), Some(Value::Text("Fail".into())));
     let contains =
         |phrase: &str| super::measure(Measure::TranscriptContains, Some(phrase), &datapoint);
     assert_eq!(contains("speak to a HUMAN"), Some(Value::Bool(true)));
@@ -116,6 +118,7 @@ fn a_call_with_no_turns_has_only_what_needs_no_turns() {
         Measure::TalkRatioAssistant,
         Measure::ProviderCallSuccessful,
         Measure::ProviderSentiment,
+        Measure::ProviderOutcome,
     ] {
         assert_eq!(value_of(measure, &datapoint), None, "{measure:?}");
     }

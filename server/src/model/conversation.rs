@@ -129,6 +129,15 @@ pub struct ProviderExtras {
     pub cost_usd: Option<f64>,
     pub ended_reason: Option<String>,
     pub agent_id: Option<String>,
+    /// The provider's own label for how the call went, as text: Vapi's `successEvaluation`
+    /// (a rubric's label, number or boolean), ElevenLabs' `call_successful`, a lead platform's
+    /// `analysis_result.intent`, Retell's `voicemail` when `in_voicemail`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// The provider's analysis object as it was sent (Retell `call_analysis`, Vapi `analysis`,
+    /// ElevenLabs `analysis`, a lead platform's `analysis_result`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw: Option<serde_json::Value>,
 }
 
 /// The canonical conversation, stored as the versioned payload of an ingest.

@@ -152,6 +152,10 @@ impl Datapoint {
         keep(&extras.sentiment, &mut analysis.sentiment);
         keep(&extras.ended_reason, &mut analysis.ended_reason);
         keep(&extras.agent_id, &mut analysis.agent_id);
+        keep(&extras.outcome, &mut analysis.outcome);
+        if extras.raw.is_some() {
+            analysis.raw.clone_from(&extras.raw);
+        }
         analysis.successful = extras.successful.or(analysis.successful);
         analysis.cost_usd = extras.cost_usd.or(analysis.cost_usd);
         for tag in &conversation.tags {

@@ -143,6 +143,10 @@ pub fn normalize(
             let extras = &mut conversation.extras;
             extras.summary = opt_str(&root, "data.analysis.transcript_summary")?;
             extras.successful = opt_bool(&root, "data.analysis.call_successful")?;
+            extras.outcome = opt_str(&root, "data.analysis.call_successful").ok().flatten();
+            extras.raw = super::payload::get(&root, "data.analysis")
+                .filter(|value| value.is_object())
+                .cloned();
             // `cost` is in ElevenLabs credits; only `cost_fiat` is money.
             extras.cost_usd = opt_f64(&root, "data.metadata.cost_fiat")?;
             extras.ended_reason = opt_str(&root, "data.metadata.termination_reason")?;

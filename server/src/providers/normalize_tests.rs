@@ -104,6 +104,12 @@ fn retell_call_analyzed_maps_every_field() {
     assert_eq!(conversation.extras.summary.as_deref(), Some("Short greeting."));
     assert_eq!(conversation.extras.sentiment.as_deref(), Some("Positive"));
     assert_eq!(conversation.extras.successful, Some(true));
+    assert_eq!(conversation.extras.outcome, None, "not in voicemail");
+    let raw = conversation.extras.raw.as_ref().unwrap();
+    assert_eq!(
+        (raw["call_summary"].as_str(), &raw["custom_analysis_data"]),
+        (Some("Short greeting."), &serde_json::json!({}))
+    );
     assert_eq!(conversation.extras.cost_usd, Some(0.124));
     assert_eq!(conversation.extras.agent_id.as_deref(), Some("agent_d4e5f6"));
     assert_eq!(conversation.metadata["customer_id"], "cust_123");
@@ -181,6 +187,8 @@ fn vapi_end_of_call_report_maps_every_field() {
     assert_eq!(url_of(&call), "https://storage.vapi.ai/c3a5f6e2-stereo.wav");
     assert_eq!(conversation.extras.summary.as_deref(), Some("Caller asked for opening hours."));
     assert_eq!(conversation.extras.successful, Some(true));
+    assert_eq!(conversation.extras.outcome.as_deref(), Some("true"));
+    assert_eq!(conversation.extras.raw.as_ref().unwrap()["successEvaluation"], "true");
     assert_eq!(conversation.extras.cost_usd, Some(0.0842));
     assert_eq!(conversation.extras.ended_reason.as_deref(), Some("customer-ended-call"));
     assert_eq!(conversation.extras.agent_id.as_deref(), Some("asst_9f8e7d"));
@@ -232,6 +240,8 @@ fn elevenlabs_transcription_audio_and_failure() {
     assert_eq!(conversation.from_number.as_deref(), Some("+14155550100"));
     assert_eq!(conversation.extras.summary.as_deref(), Some("Caller asked for hours."));
     assert_eq!(conversation.extras.successful, Some(true));
+    assert_eq!(conversation.extras.outcome.as_deref(), Some("success"));
+    assert_eq!(conversation.extras.raw.as_ref().unwrap()["call_successful"], "success");
     assert_eq!(conversation.extras.cost_usd, Some(0.31));
     assert_eq!(conversation.metadata["user_name"], "angelo");
 
@@ -463,7 +473,7 @@ fn webhook_lead_events_parse_the_labelled_transcription() {
                 "transcription": "Agent: Hi Sam, it's Riley from Acme.\nLead: Oh hi.\nI have a minute.\nAgent: Great!",
                 "summary": "Lead agreed to a demo.",
                 "tools_called": ["book_appointment"], "tool_calls": [{"name": "book_appointment"}],
-                "analysis_result": {"interested": true}, "appointments": [{"at": "2026-11-21T15:00:00Z"}]
+                "analysis_result": {"interested": true, "sentiment": "positive", "intent": "book_demo"}, "appointments": [{"at": "2026-11-21T15:00:00Z"}]
             }
         },
         "lead_id": "lead_5", "lead_contact": {"phone": "+14155550123"}, "business_id": "biz_2"
@@ -490,6 +500,11 @@ fn webhook_lead_events_parse_the_labelled_transcription() {
     assert_eq!(conversation.extras.ended_reason.as_deref(), Some("ended"));
     assert_eq!(conversation.metadata["lead_id"], "lead_5");
     assert_eq!(conversation.metadata["analysis_result"]["interested"], true);
+    let analysis =
+        serde_json::json!({"interested": true, "sentiment": "positive", "intent": "book_demo"});
+    assert_eq!(conversation.extras.raw, Some(analysis));
+    assert_eq!(conversation.extras.sentiment.as_deref(), Some("positive"));
+    assert_eq!(conversation.extras.outcome.as_deref(), Some("book_demo"));
     assert_eq!(conversation.metadata["tools_called"][0], "book_appointment");
     assert_eq!(url_of(&lead), "https://media.example.com/l1.mp3");
     let sms = json!({"event": {"id": "evt_2", "channel": "sms", "data": {}}, "lead_id": "l"});

@@ -108,6 +108,10 @@ pub fn normalize(
     extras.summary = opt_str(&root, &at("call_analysis.call_summary"))?;
     extras.sentiment = opt_str(&root, &at("call_analysis.user_sentiment"))?;
     extras.successful = opt_bool(&root, &at("call_analysis.call_successful"))?;
+    if opt_bool(&root, &at("call_analysis.in_voicemail"))? == Some(true) {
+        extras.outcome = Some("voicemail".to_owned());
+    }
+    extras.raw = get(&root, &at("call_analysis")).filter(|value| value.is_object()).cloned();
     // Retell reports cost in cents.
     extras.cost_usd = opt_f64(&root, &at("call_cost.combined_cost"))?.map(|cents| cents / 100.0);
     extras.ended_reason = opt_str(&root, &at("disconnection_reason"))?;

@@ -102,6 +102,12 @@ pub fn normalize(context: &NormalizeContext<'_>, body: &[u8]) -> Result<Normaliz
         },
         _ => None,
     };
+    extras.outcome = match get(&root, "message.analysis.successEvaluation") {
+        Some(Value::String(text)) if !text.trim().is_empty() => Some(text.trim().to_owned()),
+        Some(value @ (Value::Bool(_) | Value::Number(_))) => Some(value.to_string()),
+        _ => None,
+    };
+    extras.raw = get(&root, "message.analysis").filter(|value| value.is_object()).cloned();
     extras.cost_usd = first(&root, &["message.cost", "message.call.cost"], opt_f64)?;
     extras.ended_reason =
         first(&root, &["message.endedReason", "message.call.endedReason"], opt_str)?;

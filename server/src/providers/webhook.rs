@@ -55,6 +55,12 @@ fn lead_event(context: &NormalizeContext<'_>, root: &Value) -> Result<Normalized
     }
     conversation.extras.ended_reason =
         opt_str(data, "vapi_status").map_err(|error| error.under("event.data"))?;
+    if let Some(analysis @ Value::Object(_)) = data.get("analysis_result") {
+        let extras = &mut conversation.extras;
+        extras.sentiment = opt_str(analysis, "sentiment").ok().flatten();
+        extras.outcome = opt_str(analysis, "intent").ok().flatten();
+        extras.raw = Some(analysis.clone());
+    }
     for key in ["tools_called", "tool_calls", "analysis_result", "appointments"] {
         if let Some(value) = data.get(key).filter(|value| !value.is_null()) {
             conversation.metadata.insert(key.to_owned(), value.clone());

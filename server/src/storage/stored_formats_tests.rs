@@ -50,6 +50,8 @@ fn extras() -> ProviderExtras {
         cost_usd: Some(0.125),
         ended_reason: Some("customer-ended-call".to_owned()),
         agent_id: Some("agent_1".to_owned()),
+        outcome: None,
+        raw: None,
     }
 }
 

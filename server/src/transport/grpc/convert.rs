@@ -547,6 +547,13 @@ pub fn datapoint(view: &DatapointView) -> pb::Datapoint {
             successful: datapoint.analysis.successful,
             ended_reason: datapoint.analysis.ended_reason.clone().unwrap_or_default(),
             agent_id: datapoint.analysis.agent_id.clone().unwrap_or_default(),
+            outcome: datapoint.analysis.outcome.clone().unwrap_or_default(),
+            raw: datapoint
+                .analysis
+                .raw
+                .as_ref()
+                .and_then(serde_json::Value::as_object)
+                .map(json_to_struct),
         }),
         cost_usd: datapoint.analysis.cost_usd,
         tags: datapoint.tags.clone(),
