@@ -306,8 +306,70 @@ pub fn datapoint(datapoint: pb::Datapoint) -> Value {
             "successful": analysis.successful,
             "ended_reason": analysis.ended_reason,
             "agent_id": analysis.agent_id,
+            "outcome": Some(&analysis.outcome).filter(|outcome| !outcome.is_empty()),
+            "raw": analysis.raw.map(|raw| Value::Object(struct_to_json(raw))),
         },
         "metrics": metrics_json,
+        "check_values": datapoint.check_values.iter().map(check_value).collect::<Vec<_>>(),
+        "failed_checks": datapoint.failed_checks,
+    })
+}
+
+/// A check result in Okareo's `CheckValueItem` shape, with the version, origin and resolution.
+fn check_value(value: &pb::CheckValue) -> Value {
+    use pb::check_value::Value as Measured;
+    json!({
+        "name": value.name,
+        "value": match &value.value {
+            Some(Measured::NumberValue(number)) => json!(number),
+            Some(Measured::BoolValue(flag)) => json!(flag),
+            Some(Measured::TextValue(text)) => json!(text),
+            None => Value::Null,
+        },
+        "value_type": value.value_type,
+        "check_id": value.check_id,
+        "check_version": value.check_version,
+        "is_issue": value.is_issue,
+        "explanation": value.explanation,
+        "origin": value.origin,
+        "resolved_time": time(value.resolve_time.as_ref()),
+    })
+}
+
+pub fn check(check: &pb::Check) -> Value {
+    let rule = check.rule.clone().unwrap_or_default();
+    json!({
+        "id": check.id,
+        "name": check.name,
+        "description": check.description,
+        "version": check.version,
+        "measure": rule.measure,
+        "comparator": rule.comparator,
+        "threshold": Some(&rule.threshold).filter(|threshold| !threshold.is_empty()),
+        "phrase": Some(&rule.phrase).filter(|phrase| !phrase.is_empty()),
+        "time_created": time(check.create_time.as_ref()),
+        "time_updated": time(check.update_time.as_ref()),
+    })
+}
+
+pub fn monitor(monitor: &pb::Monitor) -> Value {
+    let filter = monitor.filter.clone().unwrap_or_default();
+    json!({
+        "id": monitor.id,
+        "name": monitor.name,
+        "description": monitor.description,
+        "filter": {
+            "project_id": Some(&filter.project_id).filter(|id| !id.is_empty()),
+            "provider": Some(&filter.provider).filter(|provider| !provider.is_empty()),
+            "tags": filter.tags_all,
+            "tags_any": filter.tags_any,
+            "metadata": filter.metadata_equals,
+            "search_value": Some(&filter.text_contains).filter(|text| !text.is_empty()),
+            "integration_id": Some(&filter.integration_id).filter(|id| !id.is_empty()),
+        },
+        "checks": monitor.checks.iter().map(check).collect::<Vec<_>>(),
+        "time_created": time(monitor.create_time.as_ref()),
+        "time_updated": time(monitor.update_time.as_ref()),
     })
 }
 

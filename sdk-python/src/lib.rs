@@ -156,6 +156,15 @@ impl Client {
         if let Some(integration_id) = find.integration_id {
             request = request.integration_id(integration_id);
         }
+        if find.issues_only == Some(true) {
+            request = request.issues_only();
+        }
+        if let Some(name) = find.failed_check {
+            request = request.failed_check(name);
+        }
+        if let Some(monitor_id) = find.monitor_id {
+            request = request.monitor_id(monitor_id);
+        }
         match find.order.as_deref() {
             None | Some("newest") => {}
             Some("relevance") => request = request.order_by_relevance(),
@@ -221,7 +230,33 @@ struct FindQuery {
     search_value: Option<String>,
     integration_id: Option<String>,
     order: Option<String>,
+    issues_only: Option<bool>,
+    failed_check: Option<String>,
+    monitor_id: Option<String>,
     limit: Option<usize>,
+}
+
+/// A monitor's filter as Python passes it (the search's names).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MonitorFilterJson {
+    project_id: Option<String>,
+    provider: Option<String>,
+    tags: Option<Vec<String>>,
+    tags_any: Option<Vec<String>>,
+    metadata: Option<HashMap<String, Value>>,
+    search_value: Option<String>,
+    integration_id: Option<String>,
+}
+
+/// A result attached from outside, as Python passes it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExternalResultJson {
+    check_id: String,
+    value: Option<Value>,
+    is_issue: bool,
+    explanation: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -594,6 +629,181 @@ impl Client {
             };
             let project = client.set_project_retention(&project_id, retention).await?;
             Ok(Output::Json(convert::project(&project)))
+        })
+    }
+
+    #[pyo3(signature = (name, measure, comparator, threshold, phrase, description, asynchronous))]
+    #[allow(clippy::too_many_arguments)]
+    fn create_check<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        measure: String,
+        comparator: String,
+        threshold: Option<String>,
+        phrase: Option<String>,
+        description: Option<String>,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let mut rule =
+                earshot::CheckRule::new(measure, comparator, threshold.unwrap_or_default());
+            if let Some(phrase) = phrase {
+                rule = rule.phrase(phrase);
+            }
+            let check =
+                client.create_check(&name, description.as_deref().unwrap_or(""), rule).await?;
+            Ok(Output::Json(convert::check(&check)))
+        })
+    }
+
+    #[pyo3(signature = (asynchronous))]
+    fn list_checks<'py>(&self, py: Python<'py>, asynchronous: bool) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let checks = client.list_checks().await?;
+            Ok(Output::Json(Value::Array(checks.iter().map(convert::check).collect())))
+        })
+    }
+
+    #[pyo3(signature = (check_id, asynchronous))]
+    fn delete_check<'py>(
+        &self,
+        py: Python<'py>,
+        check_id: String,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            client.delete_check(&check_id).await?;
+            Ok(Output::Json(Value::Null))
+        })
+    }
+
+    #[pyo3(signature = (name, check_ids, filter, description, asynchronous))]
+    fn create_monitor<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        check_ids: Vec<String>,
+        filter: &Bound<'py, PyDict>,
+        description: Option<String>,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let filter: MonitorFilterJson = parse("filter", json_arg(filter.as_any(), "filter")?)?;
+        let mut definition = earshot::MonitorDefinition::new(name)
+            .description(description.unwrap_or_default())
+            .tags_all(filter.tags.unwrap_or_default())
+            .tags_any(filter.tags_any.unwrap_or_default());
+        for check_id in check_ids {
+            definition = definition.check(check_id);
+        }
+        if let Some(project_id) = filter.project_id {
+            definition = definition.project_id(project_id);
+        }
+        if let Some(provider) = filter.provider {
+            definition = definition.provider(provider);
+        }
+        if let Some(text) = filter.search_value {
+            definition = definition.text_contains(text);
+        }
+        if let Some(integration_id) = filter.integration_id {
+            definition = definition.integration_id(integration_id);
+        }
+        for (key, value) in filter.metadata.unwrap_or_default() {
+            let text = match value {
+                Value::String(text) => text,
+                other => other.to_string(),
+            };
+            definition = definition.metadata_equals(key, text);
+        }
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let monitor = client.create_monitor(definition).await?;
+            Ok(Output::Json(convert::monitor(&monitor)))
+        })
+    }
+
+    #[pyo3(signature = (asynchronous))]
+    fn list_monitors<'py>(
+        &self,
+        py: Python<'py>,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let monitors = client.list_monitors().await?;
+            Ok(Output::Json(Value::Array(monitors.iter().map(convert::monitor).collect())))
+        })
+    }
+
+    #[pyo3(signature = (monitor_id, asynchronous))]
+    fn delete_monitor<'py>(
+        &self,
+        py: Python<'py>,
+        monitor_id: String,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            client.delete_monitor(&monitor_id).await?;
+            Ok(Output::Json(Value::Null))
+        })
+    }
+
+    #[pyo3(signature = (datapoint_id, results, asynchronous))]
+    fn attach_check_results<'py>(
+        &self,
+        py: Python<'py>,
+        datapoint_id: String,
+        results: &Bound<'py, PyAny>,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let given: Vec<ExternalResultJson> = parse("results", json_arg(results, "results")?)?;
+        let mut external = Vec::with_capacity(given.len());
+        for (index, result) in given.into_iter().enumerate() {
+            let mut item = earshot::ExternalResult::new(result.check_id, result.is_issue);
+            item = match result.value {
+                None | Some(Value::Null) => item,
+                Some(Value::Bool(flag)) => item.bool_value(flag),
+                Some(Value::Number(number)) => {
+                    item.number_value(number.as_f64().unwrap_or(f64::NAN))
+                }
+                Some(Value::String(text)) => item.text_value(text),
+                Some(_) => {
+                    return Err(invalid(vec![FieldViolation::new(
+                        format!("results[{index}].value"),
+                        "must be a number, a boolean or text",
+                    )]));
+                }
+            };
+            if let Some(explanation) = result.explanation {
+                item = item.explanation(explanation);
+            }
+            external.push(item);
+        }
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let datapoint = client.attach_check_results(&datapoint_id, external).await?;
+            Ok(Output::Json(convert::datapoint(datapoint)))
+        })
+    }
+
+    #[pyo3(signature = (datapoint_id, check_ids, reopen, asynchronous))]
+    fn resolve_issues<'py>(
+        &self,
+        py: Python<'py>,
+        datapoint_id: String,
+        check_ids: Vec<String>,
+        reopen: bool,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let ids: Vec<&str> = check_ids.iter().map(String::as_str).collect();
+            let datapoint = client.resolve_issues(&datapoint_id, &ids, reopen).await?;
+            Ok(Output::Json(convert::datapoint(datapoint)))
         })
     }
 

@@ -34,6 +34,15 @@ def _find_query(**filters: Any) -> Dict[str, Any]:
     return {name: value for name, value in filters.items() if value is not None}
 
 
+def _threshold(value: Union[str, float, bool, None]) -> Optional[str]:
+    """A check's threshold as the server reads it: text, a number, or true/false."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
 def _seconds(value: Union[float, timedelta, None]) -> Optional[float]:
     return value.total_seconds() if isinstance(value, timedelta) else value
 
@@ -108,17 +117,24 @@ class Earshot:
         search_value: Optional[str] = None,
         integration_id: Optional[str] = None,
         order: Optional[str] = None,
+        issues_only: bool = False,
+        failed_check: Optional[str] = None,
+        monitor_id: Optional[str] = None,
         limit: int = 100,
     ) -> List[Dict[str, Any]]:
         """Datapoints matching every filter, newest call first, at most ``limit``. ``tags`` must
         all be present, ``tags_any`` at least one; ``search_value`` is words of the transcript
         that must all occur, or phrases in double quotes, whole words, case- and
         accent-insensitive. ``order="relevance"`` puts the best transcript matches first (among
-        the 2,000 newest matching calls) instead of the newest call."""
+        the 2,000 newest matching calls) instead of the newest call. ``issues_only`` keeps calls
+        with an unresolved issue, ``failed_check`` those on which the check of that name is one,
+        ``monitor_id`` those the monitor matched; each datapoint carries ``check_values`` and
+        ``failed_checks``."""
         query = _find_query(
             project_id=project_id, context_token=context_token, call_id=call_id, provider=provider,
             source=source, tags=tags, tags_any=tags_any, metadata=metadata, from_date=from_date,
             to_date=to_date, search_value=search_value, integration_id=integration_id, order=order,
+            issues_only=issues_only or None, failed_check=failed_check, monitor_id=monitor_id,
             limit=limit,
         )  # fmt: skip
         result: List[Dict[str, Any]] = self._native.find_datapoints(query, False)
@@ -244,6 +260,88 @@ class Earshot:
         result: Dict[str, Any] = self._native.revoke_api_key(api_key_id, False)
         return result
 
+    def create_check(
+        self,
+        name: str,
+        measure: str,
+        comparator: str,
+        threshold: Union[str, float, bool, None] = None,
+        *,
+        phrase: Optional[str] = None,
+        description: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """Creates a check (admin scope): ``measure comparator threshold`` describes the bad
+        case, e.g. ``create_check("slow", "p95_response_latency_ms", "greater_than", 1500)``.
+        Measures and comparators are listed in docs/API.md; a bad rule raises
+        :class:`~earshot.errors.InvalidArgumentError` naming ``rule.measure``,
+        ``rule.comparator``, ``rule.threshold`` or ``rule.phrase``."""
+        result: Dict[str, Any] = self._native.create_check(
+            name, measure, comparator, _threshold(threshold), phrase, description, False
+        )
+        return result
+
+    def list_checks(self) -> List[Dict[str, Any]]:
+        result: List[Dict[str, Any]] = self._native.list_checks(False)
+        return result
+
+    def delete_check(self, check_id: str) -> None:
+        """Refused while a monitor uses the check; its results stay on their calls."""
+        self._native.delete_check(check_id, False)
+
+    def create_monitor(
+        self,
+        name: str,
+        check_ids: Sequence[str],
+        *,
+        project_id: Optional[str] = None,
+        provider: Optional[str] = None,
+        tags: Optional[Sequence[str]] = None,
+        tags_any: Optional[Sequence[str]] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        search_value: Optional[str] = None,
+        integration_id: Optional[str] = None,
+        description: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """Creates a monitor (admin scope): every call stored from now on that matches the
+        filters (as in :meth:`find_datapoints`) gets the checks' results, in the commit that
+        stores it."""
+        monitor_filter = _find_query(
+            project_id=project_id, provider=provider, tags=tags, tags_any=tags_any,
+            metadata=metadata, search_value=search_value, integration_id=integration_id,
+        )  # fmt: skip
+        result: Dict[str, Any] = self._native.create_monitor(
+            name, list(check_ids), monitor_filter, description, False
+        )
+        return result
+
+    def list_monitors(self) -> List[Dict[str, Any]]:
+        result: List[Dict[str, Any]] = self._native.list_monitors(False)
+        return result
+
+    def delete_monitor(self, monitor_id: str) -> None:
+        self._native.delete_monitor(monitor_id, False)
+
+    def attach_check_results(
+        self, datapoint_id: str, results: Sequence[Mapping[str, Any]]
+    ) -> Dict[str, Any]:
+        """Attaches results computed elsewhere (an LLM judge, a reviewer) to a call (ingest
+        scope), each ``{"check_id", "is_issue", "value", "explanation"}``; attaching again for a
+        check replaces its result. Returns the datapoint."""
+        result: Dict[str, Any] = self._native.attach_check_results(
+            datapoint_id, [dict(item) for item in results], False
+        )
+        return result
+
+    def resolve_issues(
+        self, datapoint_id: str, check_ids: Sequence[str], *, reopen: bool = False
+    ) -> Dict[str, Any]:
+        """Marks the call's issues of these checks resolved (or, with ``reopen``, open again).
+        Returns the datapoint."""
+        result: Dict[str, Any] = self._native.resolve_issues(
+            datapoint_id, list(check_ids), reopen, False
+        )
+        return result
+
 
 class Integrations:
     """Provider integrations (``client.integrations``): where a voice platform posts finished calls."""
@@ -366,12 +464,16 @@ class AsyncEarshot:
         search_value: Optional[str] = None,
         integration_id: Optional[str] = None,
         order: Optional[str] = None,
+        issues_only: bool = False,
+        failed_check: Optional[str] = None,
+        monitor_id: Optional[str] = None,
         limit: int = 100,
     ) -> List[Dict[str, Any]]:
         query = _find_query(
             project_id=project_id, context_token=context_token, call_id=call_id, provider=provider,
             source=source, tags=tags, tags_any=tags_any, metadata=metadata, from_date=from_date,
             to_date=to_date, search_value=search_value, integration_id=integration_id, order=order,
+            issues_only=issues_only or None, failed_check=failed_check, monitor_id=monitor_id,
             limit=limit,
         )  # fmt: skip
         result: List[Dict[str, Any]] = await self._native.find_datapoints(query, True)
@@ -492,6 +594,88 @@ class AsyncEarshot:
 
     async def revoke_api_key(self, api_key_id: str) -> Dict[str, Any]:
         result: Dict[str, Any] = await self._native.revoke_api_key(api_key_id, True)
+        return result
+
+    async def create_check(
+        self,
+        name: str,
+        measure: str,
+        comparator: str,
+        threshold: Union[str, float, bool, None] = None,
+        *,
+        phrase: Optional[str] = None,
+        description: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """Creates a check (admin scope): ``measure comparator threshold`` describes the bad
+        case, e.g. ``create_check("slow", "p95_response_latency_ms", "greater_than", 1500)``.
+        Measures and comparators are listed in docs/API.md; a bad rule raises
+        :class:`~earshot.errors.InvalidArgumentError` naming ``rule.measure``,
+        ``rule.comparator``, ``rule.threshold`` or ``rule.phrase``."""
+        result: Dict[str, Any] = await self._native.create_check(
+            name, measure, comparator, _threshold(threshold), phrase, description, True
+        )
+        return result
+
+    async def list_checks(self) -> List[Dict[str, Any]]:
+        result: List[Dict[str, Any]] = await self._native.list_checks(True)
+        return result
+
+    async def delete_check(self, check_id: str) -> None:
+        """Refused while a monitor uses the check; its results stay on their calls."""
+        await self._native.delete_check(check_id, True)
+
+    async def create_monitor(
+        self,
+        name: str,
+        check_ids: Sequence[str],
+        *,
+        project_id: Optional[str] = None,
+        provider: Optional[str] = None,
+        tags: Optional[Sequence[str]] = None,
+        tags_any: Optional[Sequence[str]] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        search_value: Optional[str] = None,
+        integration_id: Optional[str] = None,
+        description: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """Creates a monitor (admin scope): every call stored from now on that matches the
+        filters (as in :meth:`find_datapoints`) gets the checks' results, in the commit that
+        stores it."""
+        monitor_filter = _find_query(
+            project_id=project_id, provider=provider, tags=tags, tags_any=tags_any,
+            metadata=metadata, search_value=search_value, integration_id=integration_id,
+        )  # fmt: skip
+        result: Dict[str, Any] = await self._native.create_monitor(
+            name, list(check_ids), monitor_filter, description, True
+        )
+        return result
+
+    async def list_monitors(self) -> List[Dict[str, Any]]:
+        result: List[Dict[str, Any]] = await self._native.list_monitors(True)
+        return result
+
+    async def delete_monitor(self, monitor_id: str) -> None:
+        await self._native.delete_monitor(monitor_id, True)
+
+    async def attach_check_results(
+        self, datapoint_id: str, results: Sequence[Mapping[str, Any]]
+    ) -> Dict[str, Any]:
+        """Attaches results computed elsewhere (an LLM judge, a reviewer) to a call (ingest
+        scope), each ``{"check_id", "is_issue", "value", "explanation"}``; attaching again for a
+        check replaces its result. Returns the datapoint."""
+        result: Dict[str, Any] = await self._native.attach_check_results(
+            datapoint_id, [dict(item) for item in results], True
+        )
+        return result
+
+    async def resolve_issues(
+        self, datapoint_id: str, check_ids: Sequence[str], *, reopen: bool = False
+    ) -> Dict[str, Any]:
+        """Marks the call's issues of these checks resolved (or, with ``reopen``, open again).
+        Returns the datapoint."""
+        result: Dict[str, Any] = await self._native.resolve_issues(
+            datapoint_id, list(check_ids), reopen, True
+        )
         return result
 
 

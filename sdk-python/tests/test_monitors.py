@@ -1,0 +1,101 @@
+"""Checks and monitors against the real server: calls flagged in the commit that stores them,
+found by their issues, a verdict attached from outside and resolved."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from conftest import Server
+from earshot import AsyncEarshot, Earshot
+from earshot.errors import InvalidArgumentError
+
+
+def call(call_id: str, tag: str, answer_after_ms: int, words: str = "Let me check that.") -> dict:
+    return {
+        "call_id": call_id,
+        "tags": [tag],
+        "transcript": [
+            {"role": "user", "content": "Hi, my card was charged twice.", "timestamp_ms": 0, "end_ms": 1000},
+            {
+                "role": "assistant",
+                "content": words,
+                "timestamp_ms": 1000 + answer_after_ms,
+                "end_ms": 2500 + answer_after_ms,
+            },
+        ],
+    }
+
+
+def test_monitors_flag_calls_and_take_outside_verdicts(client: Earshot, server: Server) -> None:
+    tag = f"mon-{uuid.uuid4().hex[:10]}"
+    slow = client.create_check(f"slow {tag}", "p95_response_latency_ms", "greater_than", 1500)
+    human = client.create_check(
+        f"human {tag}", "transcript_contains", "equal", True, phrase="speak to a human"
+    )
+    assert (slow["version"], slow["threshold"], human["phrase"]) == (1, "1500", "speak to a human")
+    with pytest.raises(InvalidArgumentError) as refused:
+        client.create_check(f"broken {tag}", "duration_ms", "contains", 1)
+    assert [violation.field for violation in refused.value.violations] == ["rule.comparator"]
+    monitor = client.create_monitor(f"monitor {tag}", [slow["id"], human["id"]], tags=[tag])
+    assert [check["name"] for check in monitor["checks"]] == [f"slow {tag}", f"human {tag}"]
+
+    client.ingest_conversations(
+        project_id=server.project_id,
+        conversations=[
+            call(f"{tag}-fast", tag, 300),
+            call(f"{tag}-slow", tag, 2_000),
+            call(f"{tag}-human", tag, 300, "Sure. Or do you want to speak to a human?"),
+        ],
+    )
+    for suffix in ["fast", "slow", "human"]:
+        client.wait_for_datapoint(f"{tag}-{suffix}", timeout=30)
+
+    def call_ids(**filters: object) -> set:
+        return {datapoint["call_id"] for datapoint in client.find_datapoints(**filters)}  # type: ignore[arg-type]
+
+    assert call_ids(tags=[tag], issues_only=True) == {f"{tag}-slow", f"{tag}-human"}
+    assert call_ids(failed_check=f"slow {tag}") == {f"{tag}-slow"}
+    assert call_ids(monitor_id=monitor["id"]) == {f"{tag}-fast", f"{tag}-slow", f"{tag}-human"}
+    [slow_call] = client.find_datapoints(call_id=f"{tag}-slow")
+    assert slow_call["failed_checks"] == [f"slow {tag}"]
+    latency = next(value for value in slow_call["check_values"] if value["name"] == f"slow {tag}")
+    assert (latency["value"], latency["value_type"], latency["is_issue"]) == (2000.0, "number", True)
+    assert latency["explanation"] == "p95_response_latency_ms is 2000 ms, greater than 1500 ms: an issue"
+    assert (latency["check_id"], latency["check_version"], latency["origin"]) == (slow["id"], 1, "monitor")
+
+    # An LLM judge's verdict from outside, then a reviewer resolves it.
+    judge = client.create_check(f"judge {tag}", "provider_call_successful", "equal", False)
+    [fast_call] = client.find_datapoints(call_id=f"{tag}-fast")
+    verdict = {"check_id": judge["id"], "is_issue": True, "value": False, "explanation": "No refund offered."}
+    judged = client.attach_check_results(fast_call["id"], [verdict])
+    assert judged["failed_checks"] == [f"judge {tag}"]
+    attached = next(value for value in judged["check_values"] if value["check_id"] == judge["id"])
+    assert (attached["origin"], attached["explanation"], attached["value"]) == ("external", "No refund offered.", False)
+    assert call_ids(tags=[tag], issues_only=True) == {f"{tag}-fast", f"{tag}-slow", f"{tag}-human"}
+    resolved = client.resolve_issues(fast_call["id"], [judge["id"]])
+    assert resolved["failed_checks"] == []
+    assert next(value for value in resolved["check_values"] if value["check_id"] == judge["id"])["resolved_time"]
+    assert call_ids(tags=[tag], issues_only=True) == {f"{tag}-slow", f"{tag}-human"}
+
+    client.delete_monitor(monitor["id"])
+    assert monitor["id"] not in {found["id"] for found in client.list_monitors()}
+    assert f"judge {tag}" in {check["name"] for check in client.list_checks()}
+    client.delete_check(judge["id"])
+
+
+def test_async_client_creates_and_lists_monitors(server: Server) -> None:
+    async def scenario() -> None:
+        tag = f"amon-{uuid.uuid4().hex[:10]}"
+        client = AsyncEarshot(api_key=server.api_key, base_url=server.url, project=server.project_id)
+        check = await client.create_check(f"empty {tag}", "empty_transcript", "equal", True)
+        monitor = await client.create_monitor(f"monitor {tag}", [check["id"]], provider="custom")
+        assert monitor["filter"]["provider"] == "custom"
+        assert monitor["id"] in {found["id"] for found in await client.list_monitors()}
+        await client.delete_monitor(monitor["id"])
+        await client.delete_check(check["id"])
+        assert check["id"] not in {found["id"] for found in await client.list_checks()}
+
+    asyncio.run(scenario())
