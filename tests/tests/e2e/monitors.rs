@@ -150,6 +150,59 @@ async fn a_monitor_flags_exactly_the_bad_retell_calls() {
         set(&["retell-good", "retell-quick", "retell-slow", "retell-failed"])
     );
 
+    // The JSON mirror existing clients call, with Okareo's names for the same filters.
+    let find = |body: serde_json::Value| {
+        let server = &server;
+        async move {
+            let headers =
+                [("content-type", "application/json"), ("api-key", server.admin_key.as_str())];
+            let (status, found) = http_request(
+                server,
+                "POST",
+                "/v0/find_datapoints",
+                &headers,
+                body.to_string().into_bytes(),
+            )
+            .await;
+            assert_eq!(status, 200, "{found}");
+            found.as_array().unwrap().clone()
+        }
+    };
+    let issues = find(json!({"issues_only": true})).await;
+    let mut flagged: Vec<(String, Vec<String>)> = issues
+        .iter()
+        .map(|datapoint| {
+            let failed = datapoint["failed_checks"].as_array().unwrap();
+            (
+                datapoint["model_metadata"]["call_id"].as_str().unwrap().to_owned(),
+                failed.iter().map(|name| name.as_str().unwrap().to_owned()).collect(),
+            )
+        })
+        .collect();
+    flagged.sort();
+    assert_eq!(
+        flagged,
+        [
+            ("retell-failed".to_owned(), vec!["provider says failed".to_owned()]),
+            ("retell-slow".to_owned(), vec!["slow responses".to_owned()])
+        ]
+    );
+    let slow_json =
+        issues.iter().find(|datapoint| datapoint["failed_checks"][0] == "slow responses");
+    let latency = slow_json.unwrap()["check_values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|value| value["name"] == "slow responses")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (latency["value"].as_f64(), latency["value_type"].as_str(), latency["is_issue"].as_bool()),
+        (Some(2_500.0), Some("number"), Some(true))
+    );
+    assert_eq!(find(json!({"filter_group_id": monitor.id})).await.len(), 4);
+    assert_eq!(find(json!({"failed_check": "provider says failed"})).await.len(), 1);
+
     let slow_call = client.search_datapoints(DatapointQuery::new().call_id("retell-slow")).await;
     let slow_call = slow_call.unwrap().datapoints.remove(0);
     assert_eq!(slow_call.failed_checks, ["slow responses"]);

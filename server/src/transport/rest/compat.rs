@@ -187,6 +187,13 @@ struct FindBody {
     from_date: Option<String>,
     to_date: Option<String>,
     search_value: Option<String>,
+    /// Calls with an unresolved issue (Okareo's name).
+    issues_only: Option<bool>,
+    /// Calls on which the check of this name is an unresolved issue.
+    failed_check: Option<String>,
+    /// Calls this monitor matched; `filter_group_id` is Okareo's name for it.
+    monitor_id: Option<String>,
+    filter_group_id: Option<String>,
     offset: Option<usize>,
     limit: Option<usize>,
 }
@@ -233,6 +240,13 @@ async fn find_inner(
             .transpose()?,
         to: parsed.to_date.as_deref().map(|value| parse_time("to_date", value)).transpose()?,
         text_contains: parsed.search_value.filter(|text| !text.is_empty()),
+        issues_only: parsed.issues_only.unwrap_or(false),
+        failed_check: parsed.failed_check.filter(|name| !name.is_empty()),
+        monitor_id: match (parsed.monitor_id.as_deref(), parsed.filter_group_id.as_deref()) {
+            (Some(id), _) if !id.is_empty() => Some(parse_id("monitor_id", id)?),
+            (_, Some(id)) if !id.is_empty() => Some(parse_id("filter_group_id", id)?),
+            _ => None,
+        },
         page_size: parsed.limit.unwrap_or(100),
         offset: match parsed.offset.unwrap_or(0) {
             offset if offset <= MAX_OFFSET => offset,
@@ -320,6 +334,24 @@ fn datapoint_json(view: &DatapointView) -> Value {
         "cost": datapoint.analysis.cost_usd,
         "latency": datapoint.metrics.response_latency_p50_ms,
         "status": "done",
+        "check_values": view.check_results.iter().map(check_value_json).collect::<Vec<_>>(),
+        "failed_checks": view.failed_checks(),
+    })
+}
+
+/// A check result in Okareo's `CheckValueItem` shape, with the version, origin and resolution.
+fn check_value_json(result: &crate::model::checks::CheckResult) -> Value {
+    let value = &result.value;
+    json!({
+        "name": value.name,
+        "value": value.value,
+        "value_type": value.value_type.as_str(),
+        "check_id": value.check_id,
+        "check_version": value.check_version,
+        "is_issue": value.is_issue,
+        "explanation": value.explanation,
+        "origin": result.origin,
+        "resolved_time": result.resolved_at.map(|time| time.to_rfc3339()),
     })
 }
 
