@@ -190,11 +190,7 @@ impl Client {
             .tags_all(find.tags.unwrap_or_default())
             .tags_any(find.tags_any.unwrap_or_default());
         for (key, value) in find.metadata.unwrap_or_default() {
-            let text = match value {
-                Value::String(text) => text,
-                other => other.to_string(),
-            };
-            request = request.metadata_equals(key, text);
+            request = request.metadata_equals(key, metadata_text(value));
         }
         for (field, value) in [("from_date", find.from_date), ("to_date", find.to_date)] {
             let Some(value) = value else { continue };
@@ -294,6 +290,14 @@ struct HmacJson {
 struct HeaderTokenJson {
     header_name: Option<String>,
     bearer_prefix: Option<bool>,
+}
+
+/// A metadata value as the search compares it: text as it is, anything else as its JSON.
+fn metadata_text(value: Value) -> String {
+    match value {
+        Value::String(text) => text,
+        other => other.to_string(),
+    }
 }
 
 fn parse<T: serde::de::DeserializeOwned>(field: &str, value: Value) -> PyResult<T> {
@@ -712,11 +716,7 @@ impl Client {
             definition = definition.integration_id(integration_id);
         }
         for (key, value) in filter.metadata.unwrap_or_default() {
-            let text = match value {
-                Value::String(text) => text,
-                other => other.to_string(),
-            };
-            definition = definition.metadata_equals(key, text);
+            definition = definition.metadata_equals(key, metadata_text(value));
         }
         let client = self.client()?;
         run(py, asynchronous, async move {

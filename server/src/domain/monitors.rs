@@ -6,9 +6,8 @@ use uuid::Uuid;
 use super::Domain;
 use crate::error::{Error, Result, Violations};
 use crate::model::auth::{Principal, Scope};
-use crate::model::checks::{Check, Rule};
+use crate::model::checks::{Check, CheckRecord, Rule};
 use crate::model::monitors::{Monitor, MonitorFilter};
-use crate::storage::StoredCheck;
 
 /// A rule as the APIs carry it: names and text, checked by `Rule::parse`.
 #[derive(Clone, Debug, Default)]
@@ -40,7 +39,7 @@ impl Domain {
         name: &str,
         description: &str,
         rule: Option<&RuleInput>,
-    ) -> Result<StoredCheck> {
+    ) -> Result<CheckRecord> {
         require_manager(principal)?;
         let mut violations = Violations::new();
         let name = checked_name(name, &mut violations);
@@ -57,7 +56,7 @@ impl Domain {
             return Err(Error::invalid("rule", "required"));
         };
         let now = self.clock.now();
-        let stored = StoredCheck {
+        let stored = CheckRecord {
             check: Check { id: Uuid::now_v7(), name, version: 1, rule },
             organization_id: principal.organization_id,
             description: description.trim().to_owned(),
@@ -74,7 +73,7 @@ impl Domain {
         id: Uuid,
         description: Option<&str>,
         rule: Option<&RuleInput>,
-    ) -> Result<StoredCheck> {
+    ) -> Result<CheckRecord> {
         require_manager(principal)?;
         let mut violations = Violations::new();
         if let Some(description) = description {
@@ -94,7 +93,7 @@ impl Domain {
             .ok_or_else(|| Error::not_found("check not found"))
     }
 
-    pub async fn get_check(&self, principal: &Principal, id: Uuid) -> Result<StoredCheck> {
+    pub async fn get_check(&self, principal: &Principal, id: Uuid) -> Result<CheckRecord> {
         principal.require(Scope::Read)?;
         self.storage
             .get_check(principal.organization_id, id)
@@ -102,7 +101,7 @@ impl Domain {
             .ok_or_else(|| Error::not_found("check not found"))
     }
 
-    pub async fn list_checks(&self, principal: &Principal) -> Result<Vec<StoredCheck>> {
+    pub async fn list_checks(&self, principal: &Principal) -> Result<Vec<CheckRecord>> {
         principal.require(Scope::Read)?;
         self.storage.list_checks(principal.organization_id).await
     }

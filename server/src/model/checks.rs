@@ -421,12 +421,42 @@ pub struct CheckValue {
     pub explanation: String,
 }
 
-/// A result as stored on a datapoint: its value, where it came from (`monitor`, or `external`
-/// for one attached through the API), and when it was marked resolved.
+/// A check as the APIs show it: the check with its organization, description and times.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckRecord {
+    pub check: Check,
+    pub organization_id: Uuid,
+    pub description: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Where a result came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Evaluated by earshot for a monitor.
+    #[default]
+    Monitor,
+    /// Attached through the API (a judge run elsewhere, a reviewer).
+    External,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Monitor => "monitor",
+            Self::External => "external",
+        }
+    }
+}
+
+/// A result as stored on a datapoint: its value, where it came from, and when it was marked
+/// resolved.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CheckResult {
     pub value: CheckValue,
-    pub origin: String,
+    pub origin: Origin,
     pub resolved_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 

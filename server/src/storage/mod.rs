@@ -40,7 +40,7 @@ pub use deliveries::DeliveryProjects;
 pub use group_commit::IngestWriter;
 pub use ingest::{Committed, IntakeSettings};
 pub use lifecycle::OrphanBlob;
-pub use monitors::{ResultsChange, StoredCheck};
+pub use monitors::ResultsChange;
 
 /// A pool of database connections. Cheap to clone.
 #[derive(Clone, Debug)]

@@ -23,26 +23,13 @@ use super::entities::{
 use super::{Batch, Storage, db_error, parse_uuid};
 use crate::clock::{from_millis, to_millis};
 use crate::error::Error;
-use crate::model::checks::{Check, CheckResult, CheckValue, Rule, ValueType};
+use crate::model::checks::{Check, CheckRecord, CheckResult, CheckValue, Origin, Rule, ValueType};
 use crate::model::datapoints::Datapoint;
 use crate::model::monitors::{self, Monitor, MonitorFilter};
 
-/// A check with what the API shows besides its rule.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StoredCheck {
-    pub check: Check,
-    pub organization_id: Uuid,
-    pub description: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// Where a result came from: a monitor (a result attached from outside will say `external`).
-pub const ORIGIN_MONITOR: &str = "monitor";
-
 impl Storage {
     /// A new check at version 1. A name the organization already uses is `AlreadyExists`.
-    pub async fn insert_check(&self, stored: &StoredCheck) -> Result<(), Error> {
+    pub async fn insert_check(&self, stored: &CheckRecord) -> Result<(), Error> {
         let context = "creating a check";
         let rule_json = to_json(&stored.check.rule)?;
         let transaction = self.begin_write().await.map_err(db_error(context))?;
@@ -75,7 +62,7 @@ impl Storage {
         description: Option<String>,
         rule: Option<Rule>,
         now: DateTime<Utc>,
-    ) -> Result<Option<StoredCheck>, Error> {
+    ) -> Result<Option<CheckRecord>, Error> {
         let context = "updating a check";
         let transaction = self.begin_write().await.map_err(db_error(context))?;
         let Some(model) = check::Entity::find_by_id(id.to_string())
@@ -114,7 +101,7 @@ impl Storage {
         &self,
         organization_id: Uuid,
         id: Uuid,
-    ) -> Result<Option<StoredCheck>, Error> {
+    ) -> Result<Option<CheckRecord>, Error> {
         check::Entity::find_by_id(id.to_string())
             .filter(check::Column::OrganizationId.eq(organization_id.to_string()))
             .one(&self.db)
@@ -125,7 +112,7 @@ impl Storage {
     }
 
     /// The organization's checks, by name.
-    pub async fn list_checks(&self, organization_id: Uuid) -> Result<Vec<StoredCheck>, Error> {
+    pub async fn list_checks(&self, organization_id: Uuid) -> Result<Vec<CheckRecord>, Error> {
         check::Entity::find()
             .filter(check::Column::OrganizationId.eq(organization_id.to_string()))
             .order_by_asc(check::Column::Name)
@@ -386,7 +373,7 @@ impl Storage {
                 datapoint_id: Set(id.clone()),
                 check_id: Set(result.check_id.to_string()),
                 organization_id: Set(datapoint.organization_id.clone()),
-                name: Set(result.clone().into_result(&versions).value.name),
+                name: Set(result.name(&versions).to_owned()),
                 occurred_at_ms: Set(datapoint.occurred_at_ms),
             })
             .collect();
@@ -410,21 +397,8 @@ impl Storage {
     }
 }
 
-/// The origins of a result.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Origin {
-    /// Evaluated by earshot for a monitor.
-    #[default]
-    Monitor,
-    /// Attached through the API (a judge run elsewhere).
-    External,
-}
-
-impl Origin {
-    fn is_monitor(&self) -> bool {
-        *self == Self::Monitor
-    }
+fn is_monitor(origin: &Origin) -> bool {
+    *origin == Origin::Monitor
 }
 
 /// One result in `datapoint_checks.results_json`, kept small: a call evaluated by 25 checks
@@ -443,7 +417,7 @@ struct StoredResult {
     value: Option<crate::model::checks::Value>,
     #[serde(rename = "i", default, skip_serializing_if = "std::ops::Not::not")]
     is_issue: bool,
-    #[serde(rename = "o", default, skip_serializing_if = "Origin::is_monitor")]
+    #[serde(rename = "o", default, skip_serializing_if = "is_monitor")]
     origin: Origin,
     /// External results only: a monitor's are its check version's.
     #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
@@ -482,13 +456,19 @@ impl StoredResult {
         self.is_issue && self.resolved_at_ms.is_none()
     }
 
+    /// Its check's name: its own (an external result's), else its check version's; empty when
+    /// neither is known.
+    fn name<'a>(&'a self, versions: &'a HashMap<(Uuid, i32), Version>) -> &'a str {
+        match (&self.name, versions.get(&(self.check_id, self.check_version))) {
+            (Some(name), _) => name,
+            (None, Some(version)) => &version.name,
+            (None, None) => "",
+        }
+    }
+
     fn into_result(self, versions: &HashMap<(Uuid, i32), Version>) -> CheckResult {
         let version = versions.get(&(self.check_id, self.check_version));
-        let name = match (&self.name, version) {
-            (Some(name), _) => name.clone(),
-            (None, Some(version)) => version.name.clone(),
-            (None, None) => String::new(),
-        };
+        let name = self.name(versions).to_owned();
         let explanation = match (&self.explanation, version) {
             (Some(explanation), _) => explanation.clone(),
             (None, Some(version)) => {
@@ -511,10 +491,7 @@ impl StoredResult {
                 is_issue: self.is_issue,
                 explanation,
             },
-            origin: match self.origin {
-                Origin::Monitor => ORIGIN_MONITOR.to_owned(),
-                Origin::External => "external".to_owned(),
-            },
+            origin: self.origin,
             resolved_at: self.resolved_at_ms.map(from_millis),
         }
     }
@@ -835,9 +812,9 @@ async fn insert_version(
     Ok(())
 }
 
-fn stored_check(model: check::Model) -> Result<StoredCheck, Error> {
+fn stored_check(model: check::Model) -> Result<CheckRecord, Error> {
     let context = "reading a check";
-    Ok(StoredCheck {
+    Ok(CheckRecord {
         check: Check {
             id: parse_uuid(context, &model.id)?,
             name: model.name,

@@ -6,17 +6,16 @@ use std::collections::BTreeSet;
 use chrono::{TimeZone, Utc};
 use uuid::Uuid;
 
-use super::StoredCheck;
 use super::ingest_tests::new_ingest;
-use crate::model::checks::{Check, Comparator, Measure, Rule, Value};
+use crate::model::checks::{Check, CheckRecord, Comparator, Measure, Rule, Value};
 use crate::model::commit::IngestWrite;
 use crate::model::conversation::{Role, Turn};
 use crate::model::datapoints::DatapointQuery;
 use crate::model::monitors::{Monitor, MonitorFilter};
 
-fn check(organization: Uuid, name: &str, rule: Rule) -> StoredCheck {
+fn check(organization: Uuid, name: &str, rule: Rule) -> CheckRecord {
     let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
-    StoredCheck {
+    CheckRecord {
         check: Check { id: Uuid::now_v7(), name: name.into(), version: 1, rule },
         organization_id: organization,
         description: String::new(),

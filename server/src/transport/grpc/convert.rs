@@ -603,7 +603,7 @@ pub fn check_value(result: &crate::model::checks::CheckResult) -> pb::CheckValue
         check_version: value.check_version,
         is_issue: value.is_issue,
         explanation: value.explanation.clone(),
-        origin: result.origin.clone(),
+        origin: result.origin.as_str().to_owned(),
         resolve_time: result.resolved_at.map(timestamp),
     }
 }
@@ -622,7 +622,7 @@ pub fn check_rule(rule: &crate::model::checks::Rule) -> pb::CheckRule {
     }
 }
 
-pub fn check(stored: &crate::storage::StoredCheck) -> pb::Check {
+pub fn check(stored: &crate::model::checks::CheckRecord) -> pb::Check {
     pb::Check {
         id: stored.check.id.to_string(),
         name: stored.check.name.clone(),

@@ -350,7 +350,7 @@ fn check_value_json(result: &crate::model::checks::CheckResult) -> Value {
         "check_version": value.check_version,
         "is_issue": value.is_issue,
         "explanation": value.explanation,
-        "origin": result.origin,
+        "origin": result.origin.as_str(),
         "resolved_time": result.resolved_at.map(|time| time.to_rfc3339()),
     })
 }
