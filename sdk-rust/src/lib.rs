@@ -56,5 +56,5 @@ pub use earshot_proto::v1::{
 };
 pub use error::{Code, Error, FieldViolation, Result, code_name};
 pub use integrations::{Integrations, NewIntegration};
-pub use monitors::{CheckRule, ExternalResult, MonitorDefinition};
+pub use monitors::{CheckRule, ExternalResult, MonitorDefinition, SummaryGranularity};
 pub use projects::CreatedApiKey;

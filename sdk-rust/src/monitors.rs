@@ -295,3 +295,92 @@ impl Client {
         response.datapoint.ok_or_else(|| missing("datapoint"))
     }
 }
+
+/// How a monitor's summary groups calls: by the UTC hour or day they took place in.
+pub use pb::SummaryGranularity;
+
+impl Client {
+    /// Starts evaluating a monitor over the calls already stored that took place in
+    /// `[from, to)` (every stored call without them); returns at once, `get_backfill` reports
+    /// its progress.
+    pub async fn backfill_monitor(
+        &self,
+        monitor_id: &str,
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        to: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<pb::Backfill> {
+        let mut grpc = self.monitors.clone();
+        let request = pb::BackfillMonitorRequest {
+            monitor_id: monitor_id.to_owned(),
+            start_time: from.map(crate::conversation::timestamp),
+            end_time: to.map(crate::conversation::timestamp),
+        };
+        let response = self.unary(grpc.backfill_monitor(self.request(request))).await?;
+        response.backfill.ok_or_else(|| missing("backfill"))
+    }
+
+    pub async fn get_backfill(&self, id: &str) -> Result<pb::Backfill> {
+        let mut grpc = self.monitors.clone();
+        let request = pb::GetBackfillRequest { id: id.to_owned() };
+        let response = self.unary(grpc.get_backfill(self.request(request))).await?;
+        response.backfill.ok_or_else(|| missing("backfill"))
+    }
+
+    /// A monitor's backfills, newest first.
+    pub async fn list_backfills(&self, monitor_id: &str) -> Result<Vec<pb::Backfill>> {
+        let mut grpc = self.monitors.clone();
+        let request = pb::ListBackfillsRequest { monitor_id: monitor_id.to_owned() };
+        Ok(self.unary(grpc.list_backfills(self.request(request))).await?.backfills)
+    }
+
+    /// What a monitor found per hour or day on the calls that took place in `[from, to)`
+    /// (defaults: the last 48 hours, or 30 days).
+    pub async fn monitor_summary(
+        &self,
+        monitor_id: &str,
+        granularity: SummaryGranularity,
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        to: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<pb::GetMonitorSummaryResponse> {
+        let mut grpc = self.monitors.clone();
+        let request = pb::GetMonitorSummaryRequest {
+            monitor_id: monitor_id.to_owned(),
+            granularity: granularity as i32,
+            start_time: from.map(crate::conversation::timestamp),
+            end_time: to.map(crate::conversation::timestamp),
+        };
+        self.unary(grpc.get_monitor_summary(self.request(request))).await
+    }
+}
+
+impl Client {
+    /// Polls a backfill until it ends (succeeded or failed), pausing up to half a second
+    /// between looks; `DeadlineExceeded` after `timeout`.
+    pub async fn wait_for_backfill(
+        &self,
+        id: &str,
+        timeout: std::time::Duration,
+    ) -> Result<pb::Backfill> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut pause = std::time::Duration::from_millis(10);
+        loop {
+            let backfill = self.get_backfill(id).await?;
+            if backfill.state != "running" {
+                return Ok(backfill);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(crate::error::Error::Status {
+                    code: tonic::Code::DeadlineExceeded,
+                    message: format!(
+                        "backfill {id} still running after {timeout:?} ({} of {} calls)",
+                        backfill.processed, backfill.total
+                    ),
+                    field_violations: Vec::new(),
+                });
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(500));
+        }
+    }
+}

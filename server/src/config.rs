@@ -27,6 +27,7 @@ const KNOWN_KEYS: &[&str] = &[
     "fetch",
     "asr",
     "retention",
+    "monitors",
 ];
 
 #[derive(Clone, Deserialize)]
@@ -47,6 +48,14 @@ pub struct Config {
     pub fetch: FetchConfig,
     pub asr: AsrConfig,
     pub retention: RetentionConfig,
+    pub monitors: MonitorsConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorsConfig {
+    pub backfill_batch_size: usize,
+    pub backfill_pause_ms: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -283,6 +292,9 @@ impl Config {
         let invalid = |key, reason: &str| Err(ConfigError::Invalid { key, reason: reason.into() });
         if !(1..=10_000).contains(&self.retention.batch_size) {
             return invalid("retention.batch_size", "must be between 1 and 10000");
+        }
+        if !(1..=10_000).contains(&self.monitors.backfill_batch_size) {
+            return invalid("monitors.backfill_batch_size", "must be between 1 and 10000");
         }
         if self.retention.sweep_interval_seconds == 0 {
             return invalid("retention.sweep_interval_seconds", "must be at least 1");
@@ -539,6 +551,11 @@ impl Config {
                 audio_grace: chrono::Duration::seconds(
                     i64::try_from(self.retention.audio_grace_seconds).unwrap_or(i64::MAX / 1000),
                 ),
+            },
+            monitors: crate::domain::MonitorSettings {
+                backfill_batch_size: self.monitors.backfill_batch_size,
+                backfill_pause: std::time::Duration::from_millis(self.monitors.backfill_pause_ms),
+                backfill_max_attempts: self.jobs.max_attempts,
             },
         }
     }

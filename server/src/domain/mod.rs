@@ -53,6 +53,18 @@ pub struct Settings {
     pub allow_private_networks: bool,
     pub webhooks: WebhookSettings,
     pub lifecycle: LifecycleSettings,
+    pub monitors: MonitorSettings,
+}
+
+/// Settings of monitor backfills.
+#[derive(Clone, Debug)]
+pub struct MonitorSettings {
+    /// Calls one backfill transaction evaluates: bounded, so intake gets its turns in between.
+    pub backfill_batch_size: usize,
+    /// A wait between two batches, leaving the writer to intake.
+    pub backfill_pause: std::time::Duration,
+    /// Attempts of a backfill's job (each resumes from the last committed batch).
+    pub backfill_max_attempts: i32,
 }
 
 /// Settings of deletion and retention.
@@ -182,6 +194,11 @@ pub(crate) mod test_support {
             lifecycle: super::LifecycleSettings {
                 batch_size: 500,
                 audio_grace: chrono::Duration::zero(),
+            },
+            monitors: super::MonitorSettings {
+                backfill_batch_size: 200,
+                backfill_pause: std::time::Duration::ZERO,
+                backfill_max_attempts: 3,
             },
         }
     }

@@ -7,7 +7,9 @@ use super::Domain;
 use crate::error::{Error, Result, Violations};
 use crate::model::auth::{Principal, Scope};
 use crate::model::checks::{Check, CheckRecord, Rule};
-use crate::model::monitors::{Monitor, MonitorFilter};
+use crate::model::monitors::{
+    Backfill, BackfillState, Granularity, Monitor, MonitorFilter, MonitorSummary,
+};
 
 /// A rule as the APIs carry it: names and text, checked by `Rule::parse`.
 #[derive(Clone, Debug, Default)]
@@ -141,6 +143,7 @@ impl Domain {
             description: input.description.trim().to_owned(),
             filter: input.filter,
             checks,
+            version: 1,
             created_at: now,
             updated_at: now,
         };
@@ -166,10 +169,9 @@ impl Domain {
             updated_at: self.clock.now(),
             ..existing
         };
-        if self.storage.update_monitor(&monitor).await? {
-            Ok(monitor)
-        } else {
-            Err(Error::not_found("monitor not found"))
+        match self.storage.update_monitor(&monitor).await? {
+            Some(version) => Ok(Monitor { version, ..monitor }),
+            None => Err(Error::not_found("monitor not found")),
         }
     }
 
@@ -229,6 +231,129 @@ impl Domain {
         }
         violations.into_result()?;
         Ok((name.unwrap_or_default(), checks))
+    }
+}
+
+/// Buckets one summary may span.
+pub const MAX_SUMMARY_BUCKETS: i64 = 10_000;
+
+impl Domain {
+    /// Starts evaluating a monitor over the calls stored in `[from, to)` (every stored call
+    /// without them), newest first, by a job whose progress the returned backfill reports. Each
+    /// call is evaluated as when it is stored again: by every monitor, its earlier results and
+    /// summary contributions replaced, so a backfill gives what live evaluation gives.
+    pub async fn backfill_monitor(
+        &self,
+        principal: &Principal,
+        monitor_id: Uuid,
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        to: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Backfill> {
+        require_manager(principal)?;
+        if let (Some(from), Some(to)) = (from, to)
+            && from >= to
+        {
+            return Err(Error::invalid("end_time", "must be after start_time"));
+        }
+        let monitor = self.get_monitor(principal, monitor_id).await?;
+        let total = self.storage.count_backfill_calls(&monitor, from, to).await?;
+        let now = self.clock.now();
+        let backfill = Backfill {
+            id: Uuid::now_v7(),
+            organization_id: principal.organization_id,
+            monitor_id,
+            state: BackfillState::Running,
+            from,
+            to,
+            cursor: None,
+            total,
+            processed: 0,
+            matched: 0,
+            issues: 0,
+            error: String::new(),
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+        };
+        self.storage
+            .start_backfill(&backfill, self.settings.monitors.backfill_max_attempts)
+            .await?;
+        self.jobs_wakeup.notify_waiters();
+        Ok(backfill)
+    }
+
+    pub async fn get_backfill(&self, principal: &Principal, id: Uuid) -> Result<Backfill> {
+        principal.require(Scope::Read)?;
+        self.storage
+            .get_backfill(principal.organization_id, id)
+            .await?
+            .ok_or_else(|| Error::not_found("backfill not found"))
+    }
+
+    /// A monitor's backfills, newest first.
+    pub async fn list_backfills(
+        &self,
+        principal: &Principal,
+        monitor_id: Uuid,
+    ) -> Result<Vec<Backfill>> {
+        let monitor = self.get_monitor(principal, monitor_id).await?;
+        self.storage.list_backfills(principal.organization_id, monitor.id).await
+    }
+
+    /// Runs a backfill's job: its batches, one transaction each, until it ends.
+    pub async fn run_backfill(&self, id: Uuid) -> Result<()> {
+        let monitors = &self.settings.monitors;
+        loop {
+            let step = self
+                .storage
+                .backfill_step(id, monitors.backfill_batch_size, self.clock.now())
+                .await?;
+            match step {
+                Some(backfill) if backfill.state == BackfillState::Running => {
+                    tracing::debug!(backfill_id = %id, processed = backfill.processed, total = backfill.total, "backfill batch");
+                }
+                _ => return Ok(()),
+            }
+            if !monitors.backfill_pause.is_zero() {
+                tokio::time::sleep(monitors.backfill_pause).await;
+            }
+        }
+    }
+
+    /// What a monitor found per hour or day (UTC) on the calls that took place in
+    /// `[from, to)`, `from` taken back to the start of its bucket: by default the last 48 hours by hour, or the last 30 days by day, up to
+    /// the current bucket.
+    pub async fn monitor_summary(
+        &self,
+        principal: &Principal,
+        monitor_id: Uuid,
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        granularity: Granularity,
+    ) -> Result<MonitorSummary> {
+        let monitor = self.get_monitor(principal, monitor_id).await?;
+        let step = granularity.millis();
+        let to_ms = match to {
+            Some(to) => to.timestamp_millis(),
+            None => granularity.bucket_of(self.clock.now().timestamp_millis()) + step,
+        };
+        let default_buckets = match granularity {
+            Granularity::Hour => 48,
+            Granularity::Day => 30,
+        };
+        // Buckets are whole: a start inside one takes all of it.
+        let from_ms = granularity
+            .bucket_of(from.map_or(to_ms - default_buckets * step, |from| from.timestamp_millis()));
+        if from_ms >= to_ms {
+            return Err(Error::invalid("end_time", "must be after start_time"));
+        }
+        if (to_ms - from_ms) / step > MAX_SUMMARY_BUCKETS {
+            return Err(Error::invalid(
+                "start_time",
+                format!("at most {MAX_SUMMARY_BUCKETS} buckets in one summary"),
+            ));
+        }
+        self.storage.monitor_summary(&monitor, from_ms, to_ms, granularity).await
     }
 }
 

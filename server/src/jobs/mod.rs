@@ -46,20 +46,28 @@ use uuid::Uuid;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum JobPayload {
-    IngestV1 { ingest_id: Uuid },
+    IngestV1 {
+        ingest_id: Uuid,
+    },
+    /// A monitor evaluated over stored calls (`monitor_backfills`; the job shares its id).
+    MonitorBackfillV1 {
+        backfill_id: Uuid,
+    },
 }
 
 impl JobPayload {
     pub fn kind(&self) -> &'static str {
         match self {
             JobPayload::IngestV1 { .. } => "ingest",
+            JobPayload::MonitorBackfillV1 { .. } => "monitor_backfill",
         }
     }
 
-    /// The ingest the job processes.
-    pub fn ingest_id(&self) -> Uuid {
+    /// The ingest the job processes, if it processes one.
+    pub fn ingest_id(&self) -> Option<Uuid> {
         match self {
-            JobPayload::IngestV1 { ingest_id } => *ingest_id,
+            JobPayload::IngestV1 { ingest_id } => Some(*ingest_id),
+            JobPayload::MonitorBackfillV1 { .. } => None,
         }
     }
 }

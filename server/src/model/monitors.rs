@@ -111,6 +111,9 @@ pub struct Monitor {
     pub description: String,
     pub filter: MonitorFilter,
     pub checks: Vec<Check>,
+    /// Raised when its list of checks changes; a matched call records the version that
+    /// evaluated it, so what that evaluation added to the summary can be taken out again.
+    pub version: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -147,6 +150,138 @@ pub fn evaluate(monitors: &[Monitor], datapoint: &Datapoint) -> Evaluation {
         evaluation.monitors.push((monitor.id, issue));
     }
     evaluation
+}
+
+/// How a summary groups calls: by the UTC hour or day they took place in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Granularity {
+    Hour,
+    Day,
+}
+
+impl Granularity {
+    pub const HOUR_MS: i64 = 3_600_000;
+
+    pub fn millis(self) -> i64 {
+        match self {
+            Self::Hour => Self::HOUR_MS,
+            Self::Day => 24 * Self::HOUR_MS,
+        }
+    }
+
+    /// The start of the bucket `at_ms` falls in.
+    pub fn bucket_of(self, at_ms: i64) -> i64 {
+        at_ms - at_ms.rem_euclid(self.millis())
+    }
+}
+
+/// What one of a monitor's checks found in a bucket (Okareo's `average_metrics` per check).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CheckFigures {
+    pub check_id: Uuid,
+    /// The check's current name (its latest version's).
+    pub name: String,
+    /// Calls it evaluated.
+    pub datapoints: u64,
+    pub issues: u64,
+    /// The mean of its numeric results (booleans as 1 or 0); none for text results.
+    pub mean: Option<f64>,
+}
+
+/// What a monitor found in one bucket, or over a whole summary (Okareo's
+/// `DatapointSummaryItem` and `DatapointFilterItem` figures).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SummaryFigures {
+    /// The bucket's start; a summary's total starts at its first bucket.
+    pub start: Option<DateTime<Utc>>,
+    /// Calls the monitor matched.
+    pub datapoints: u64,
+    /// Calls on which any of its checks was an issue.
+    pub issues: u64,
+    /// Per check, in the monitor's order (checks since removed from it after them).
+    pub checks: Vec<CheckFigures>,
+}
+
+impl SummaryFigures {
+    /// Issues per matched call, 0 with no call.
+    pub fn issue_rate(&self) -> f64 {
+        if self.datapoints == 0 {
+            0.0
+        } else {
+            #[allow(clippy::cast_precision_loss)]
+            let rate = self.issues as f64 / self.datapoints as f64;
+            rate
+        }
+    }
+
+    /// The checks that were an issue at least once, by name.
+    pub fn failed_checks(&self) -> Vec<&str> {
+        self.checks
+            .iter()
+            .filter(|check| check.issues > 0)
+            .map(|check| check.name.as_str())
+            .collect()
+    }
+}
+
+/// A monitor's summary over a time range.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MonitorSummary {
+    pub monitor_id: Uuid,
+    pub granularity: Granularity,
+    /// Buckets with at least one call, oldest first.
+    pub buckets: Vec<SummaryFigures>,
+    pub total: SummaryFigures,
+}
+
+/// Where a backfill stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackfillState {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl BackfillState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Running, Self::Succeeded, Self::Failed]
+            .into_iter()
+            .find(|state| state.as_str() == text)
+    }
+}
+
+/// A monitor evaluated over calls stored before it (or before its last change), newest first,
+/// in batches, each committed with the cursor it reached: after a crash it resumes there.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Backfill {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub monitor_id: Uuid,
+    pub state: BackfillState,
+    /// Calls that took place in `[from, to)`; all when none.
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// The last call done, in the searches' order.
+    pub cursor: Option<super::datapoints::DatapointCursor>,
+    /// The organization's calls in the range when it started (its progress is `processed` of
+    /// these; calls stored during it are evaluated as they arrive).
+    pub total: u64,
+    pub processed: u64,
+    /// Calls the monitor's filter matched, and those with an issue.
+    pub matched: u64,
+    pub issues: u64,
+    pub error: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]
@@ -261,6 +396,7 @@ mod tests {
             description: String::new(),
             filter,
             checks,
+            version: 1,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         };

@@ -13,7 +13,7 @@ use crate::asr::{AsrError, RoleHints};
 use crate::audio::probe;
 use crate::blob::sniff_audio_content_type;
 use crate::domain::Domain;
-use crate::jobs::{BatchOutcome, ClaimedJob, JobError, JobRunner};
+use crate::jobs::{BatchOutcome, ClaimedJob, JobError, JobPayload, JobRunner};
 use crate::model::conversation::{AudioCredentials, AudioSource, Conversation};
 use crate::model::datapoints::{Datapoint, TranscriptSource};
 use crate::model::ingest::{AudioObject, IngestRecord};
@@ -47,7 +47,12 @@ impl JobRunner for IngestJobs {
     }
 
     async fn run(&self, job: &ClaimedJob) -> Result<(), JobError> {
-        let ingest_id = job.payload.ingest_id();
+        let ingest_id = match job.payload {
+            JobPayload::IngestV1 { ingest_id } => ingest_id,
+            JobPayload::MonitorBackfillV1 { backfill_id } => {
+                return self.domain.run_backfill(backfill_id).await.map_err(transient);
+            }
+        };
         let started = std::time::Instant::now();
         let outcome = process_ingest(&self.domain, &self.stages, job, ingest_id).await?;
         tracing::debug!(%ingest_id, ?outcome, elapsed_ms = started.elapsed().as_millis() as u64, "ingest processed");
@@ -60,9 +65,18 @@ impl JobRunner for IngestJobs {
         reason: &str,
         retry_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> crate::error::Result<()> {
-        let ingest_id = job.payload.ingest_id();
         let now = self.domain.clock.now();
-        self.domain.storage.fail_job(job.id, ingest_id, job.attempts, reason, retry_at, now).await
+        match job.payload {
+            JobPayload::IngestV1 { ingest_id } => {
+                self.domain
+                    .storage
+                    .fail_job(job.id, ingest_id, job.attempts, reason, retry_at, now)
+                    .await
+            }
+            JobPayload::MonitorBackfillV1 { backfill_id } => {
+                self.domain.storage.fail_backfill(backfill_id, reason, retry_at, now).await
+            }
+        }
     }
 }
 
@@ -84,7 +98,7 @@ async fn process_together(
     jobs: &[ClaimedJob],
 ) -> crate::error::Result<Vec<BatchOutcome>> {
     let storage = &domain.storage;
-    let ingest_ids: Vec<Uuid> = jobs.iter().map(|job| job.payload.ingest_id()).collect();
+    let ingest_ids: Vec<Option<Uuid>> = jobs.iter().map(|job| job.payload.ingest_id()).collect();
     let mut loaded: HashMap<Uuid, (IngestRecord, Conversation)> = storage
         .load_ingests(jobs)
         .await?
@@ -94,6 +108,11 @@ async fn process_together(
     let mut outcomes: Vec<Option<BatchOutcome>> = Vec::with_capacity(jobs.len());
     let mut quick = Vec::new();
     for (index, ingest_id) in ingest_ids.iter().enumerate() {
+        // Other jobs (a backfill) run alone.
+        let Some(ingest_id) = ingest_id else {
+            outcomes.push(Some(BatchOutcome::RunAlone));
+            continue;
+        };
         match loaded.remove(ingest_id) {
             None => outcomes.push(Some(BatchOutcome::Ran(Err(JobError::Permanent(format!(
                 "ingest {ingest_id} no longer exists or is done"
@@ -178,7 +197,7 @@ async fn process_together(
     for (((index, _), result), datapoint) in quick.iter().zip(results).zip(&merged) {
         if result.is_ok() {
             domain.metrics.datapoint_written();
-            tracing::debug!(ingest_id = %jobs[*index].payload.ingest_id(), datapoint_id = %datapoint.id, "ingest processed");
+            tracing::debug!(job_id = %jobs[*index].id, datapoint_id = %datapoint.id, "ingest processed");
         }
         outcomes[*index] = Some(BatchOutcome::Ran(result));
     }

@@ -995,7 +995,7 @@ fn datapoint_active_model(datapoint: &Datapoint) -> Result<datapoint::ActiveMode
     })
 }
 
-fn datapoint_from_model(model: datapoint::Model) -> Result<Datapoint, Error> {
+pub(super) fn datapoint_from_model(model: datapoint::Model) -> Result<Datapoint, Error> {
     let context = "reading a datapoint";
     Ok(Datapoint {
         id: parse_uuid(context, &model.id)?,

@@ -299,15 +299,13 @@ impl Storage {
         let context = "loading ingests";
         let inputs: HashMap<String, Option<&str>> = jobs
             .iter()
-            .map(|job| (job.payload.ingest_id().to_string(), job.input.as_deref()))
+            .filter_map(|job| Some((job.payload.ingest_id()?.to_string(), job.input.as_deref())))
             .collect();
+        let ids: Vec<&String> = inputs.keys().collect();
         let mut loaded = Vec::with_capacity(jobs.len());
-        for chunk in jobs.chunks(500) {
+        for chunk in ids.chunks(500) {
             let models = ingest::Entity::find()
-                .filter(
-                    ingest::Column::Id
-                        .is_in(chunk.iter().map(|job| job.payload.ingest_id().to_string())),
-                )
+                .filter(ingest::Column::Id.is_in(chunk.iter().map(|id| (*id).clone())))
                 .all(&self.db)
                 .await
                 .map_err(db_error(context))?;

@@ -17,10 +17,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::entities::{
-    audio_object, check_issue, datapoint, datapoint_check, datapoint_metadata, datapoint_tag,
-    ingest, monitor_datapoint,
-};
+use super::entities::{audio_object, datapoint, datapoint_metadata, datapoint_tag, ingest};
 use super::{Storage, db_error, parse_uuid};
 use crate::clock::{from_millis, to_millis};
 use crate::error::Error;
@@ -156,24 +153,23 @@ impl Storage {
                     .from_table(datapoint_metadata::Entity)
                     .and_where(datapoint_metadata::Column::DatapointId.is_in(ids.clone()))
                     .to_owned(),
-                Query::delete()
-                    .from_table(datapoint_check::Entity)
-                    .and_where(datapoint_check::Column::DatapointId.is_in(ids.clone()))
-                    .to_owned(),
-                Query::delete()
-                    .from_table(check_issue::Entity)
-                    .and_where(check_issue::Column::DatapointId.is_in(ids.clone()))
-                    .to_owned(),
-                Query::delete()
-                    .from_table(monitor_datapoint::Entity)
-                    .and_where(monitor_datapoint::Column::DatapointId.is_in(ids))
-                    .to_owned(),
             ] {
                 transaction
                     .execute_raw(backend.build(&statement))
                     .await
                     .map_err(db_error(context))?;
             }
+            // What monitors found on the calls leaves their summaries with them.
+            let mut rollups = super::rollups::RollupChanges::default();
+            super::rollups::take_out(&transaction, &ids, &mut rollups, context).await?;
+            let mut batch = super::Batch::new(backend);
+            for chunk in ids.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
+                for statement in super::monitors::forget_results(chunk) {
+                    batch.push(&statement);
+                }
+            }
+            rollups.write_into(&mut batch);
+            batch.execute(&transaction, context).await?;
             let ingest_ids =
                 call_ingests(&transaction, deletion.organization_id, &calls, context).await?;
             removed.ingests = ingest_ids.len() as u64;

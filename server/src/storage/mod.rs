@@ -4,6 +4,7 @@
 //! Everything here is portable SQL built by sea-query, except `sqlite_connect_options`, the
 //! one place that holds SQLite-only settings.
 
+mod backfills;
 mod changes;
 mod datapoints;
 mod deliveries;
@@ -19,6 +20,7 @@ mod monitors;
 #[cfg(test)]
 mod monitors_tests;
 mod projects;
+mod rollups;
 #[cfg(test)]
 mod search_tests;
 #[cfg(test)]

@@ -18,8 +18,10 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::entities::{
-    check, check_issue, check_version, datapoint, datapoint_check, monitor, monitor_datapoint,
+    check, check_issue, check_version, datapoint, datapoint_check, monitor, monitor_backfill,
+    monitor_datapoint, monitor_rollup, monitor_version,
 };
+use super::rollups::{RollupChanges, parts_of, take_out};
 use super::{Batch, Storage, db_error, parse_uuid};
 use crate::clock::{from_millis, to_millis};
 use crate::error::Error;
@@ -161,43 +163,75 @@ impl Storage {
         let context = "creating a monitor";
         let check_ids: Vec<String> =
             monitor.checks.iter().map(|check| check.id.to_string()).collect();
+        let check_ids_json = to_json(&check_ids)?;
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
         let inserted = monitor::Entity::insert(monitor::ActiveModel {
             id: Set(monitor.id.to_string()),
             organization_id: Set(monitor.organization_id.to_string()),
             name: Set(monitor.name.clone()),
             description: Set(monitor.description.clone()),
             filter_json: Set(to_json(&monitor.filter)?),
-            check_ids_json: Set(to_json(&check_ids)?),
+            check_ids_json: Set(check_ids_json.clone()),
+            version: Set(monitor.version),
             created_at_ms: Set(to_millis(monitor.created_at)),
             updated_at_ms: Set(to_millis(monitor.updated_at)),
         })
-        .exec(&self.writer)
+        .exec(&transaction)
         .await;
-        match inserted {
-            Ok(_) => Ok(()),
-            Err(error) => Err(name_taken(error, "a monitor", &monitor.name, context)),
+        if let Err(error) = inserted {
+            return Err(name_taken(error, "a monitor", &monitor.name, context));
         }
+        insert_monitor_version(&transaction, monitor.id, monitor.version, check_ids_json, context)
+            .await?;
+        transaction.commit().await.map_err(db_error(context))
     }
 
-    /// Replaces a monitor's name, description, filter and checks; whether it existed.
-    pub async fn update_monitor(&self, monitor: &Monitor) -> Result<bool, Error> {
+    /// Replaces a monitor's name, description, filter and checks: its version, when its list of
+    /// checks changed, is the next one (recorded in `monitor_versions`). None when the
+    /// organization has no such monitor.
+    pub async fn update_monitor(&self, monitor: &Monitor) -> Result<Option<i32>, Error> {
         let context = "updating a monitor";
         let check_ids: Vec<String> =
             monitor.checks.iter().map(|check| check.id.to_string()).collect();
+        let check_ids_json = to_json(&check_ids)?;
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
+        let Some(current) = monitor::Entity::find_by_id(monitor.id.to_string())
+            .filter(monitor::Column::OrganizationId.eq(monitor.organization_id.to_string()))
+            .one(&transaction)
+            .await
+            .map_err(db_error(context))?
+        else {
+            return Ok(None);
+        };
+        let version = if current.check_ids_json == check_ids_json {
+            current.version
+        } else {
+            let version = current.version + 1;
+            insert_monitor_version(
+                &transaction,
+                monitor.id,
+                version,
+                check_ids_json.clone(),
+                context,
+            )
+            .await?;
+            version
+        };
         let updated = monitor::Entity::update_many()
             .col_expr(monitor::Column::Name, Expr::value(monitor.name.clone()))
             .col_expr(monitor::Column::Description, Expr::value(monitor.description.clone()))
             .col_expr(monitor::Column::FilterJson, Expr::value(to_json(&monitor.filter)?))
-            .col_expr(monitor::Column::CheckIdsJson, Expr::value(to_json(&check_ids)?))
+            .col_expr(monitor::Column::CheckIdsJson, Expr::value(check_ids_json))
+            .col_expr(monitor::Column::Version, Expr::value(version))
             .col_expr(monitor::Column::UpdatedAtMs, Expr::value(to_millis(monitor.updated_at)))
             .filter(monitor::Column::Id.eq(monitor.id.to_string()))
-            .filter(monitor::Column::OrganizationId.eq(monitor.organization_id.to_string()))
-            .exec(&self.writer)
+            .exec(&transaction)
             .await;
-        match updated {
-            Ok(result) => Ok(result.rows_affected > 0),
-            Err(error) => Err(name_taken(error, "a monitor", &monitor.name, context)),
+        if let Err(error) = updated {
+            return Err(name_taken(error, "a monitor", &monitor.name, context));
         }
+        transaction.commit().await.map_err(db_error(context))?;
+        Ok(Some(version))
     }
 
     pub async fn get_monitor(
@@ -218,8 +252,8 @@ impl Storage {
         monitors_of(&self.db, &[organization_id], "listing monitors").await
     }
 
-    /// Removes a monitor and its list of matched calls; the results of its checks stay on the
-    /// calls. Whether it existed.
+    /// Removes a monitor with its list of matched calls, its summary, versions and backfills;
+    /// the results of its checks stay on the calls. Whether it existed.
     pub async fn delete_monitor(&self, organization_id: Uuid, id: Uuid) -> Result<bool, Error> {
         let context = "deleting a monitor";
         let transaction = self.begin_write().await.map_err(db_error(context))?;
@@ -231,11 +265,33 @@ impl Storage {
             .map_err(db_error(context))?
             .rows_affected;
         if deleted > 0 {
-            monitor_datapoint::Entity::delete_many()
-                .filter(monitor_datapoint::Column::MonitorId.eq(id.to_string()))
-                .exec(&transaction)
-                .await
-                .map_err(db_error(context))?;
+            let id = id.to_string();
+            let mut batch = Batch::new(transaction.get_database_backend());
+            batch.push(
+                &Query::delete()
+                    .from_table(monitor_datapoint::Entity)
+                    .and_where(monitor_datapoint::Column::MonitorId.eq(id.clone()))
+                    .to_owned(),
+            );
+            batch.push(
+                &Query::delete()
+                    .from_table(monitor_rollup::Entity)
+                    .and_where(monitor_rollup::Column::MonitorId.eq(id.clone()))
+                    .to_owned(),
+            );
+            batch.push(
+                &Query::delete()
+                    .from_table(monitor_version::Entity)
+                    .and_where(monitor_version::Column::MonitorId.eq(id.clone()))
+                    .to_owned(),
+            );
+            batch.push(
+                &Query::delete()
+                    .from_table(monitor_backfill::Entity)
+                    .and_where(monitor_backfill::Column::MonitorId.eq(id))
+                    .to_owned(),
+            );
+            batch.execute(&transaction, context).await?;
         }
         transaction.commit().await.map_err(db_error(context))?;
         Ok(deleted > 0)
@@ -283,7 +339,9 @@ pub enum ResultsChange {
 
 impl Storage {
     /// Attaches `results` (external, each for a check of the organization at the version given)
-    /// to a call, replacing its earlier results of those checks, in one transaction.
+    /// to a call, replacing its earlier results of those checks, in one transaction. A check
+    /// whose result on the call a monitor produced is refused (`results[i].check_id`): the
+    /// monitor's summary counts that result, and the next evaluation would replace it.
     pub async fn attach_check_results(
         &self,
         organization_id: Uuid,
@@ -297,10 +355,23 @@ impl Storage {
             now,
             "attaching check results",
             |stored| {
+                let mut violations = crate::error::Violations::new();
+                for (index, value) in results.iter().enumerate() {
+                    if stored.iter().any(|result| {
+                        result.check_id == value.check_id && result.origin == Origin::Monitor
+                    }) {
+                        violations.add(
+                            format!("results[{index}].check_id"),
+                            "a monitor evaluates this check on the call: attach results to a check no monitor runs",
+                        );
+                    }
+                }
+                violations.into_result()?;
                 for value in results {
                     stored.retain(|result| result.check_id != value.check_id);
                     stored.push(StoredResult::of(value, Origin::External));
                 }
+                Ok(())
             },
         )
         .await
@@ -319,6 +390,7 @@ impl Storage {
             for result in stored.iter_mut().filter(|result| check_ids.contains(&result.check_id)) {
                 result.resolved_at_ms = if reopen { None } else { Some(to_millis(now)) };
             }
+            Ok(())
         })
         .await
     }
@@ -331,7 +403,7 @@ impl Storage {
         datapoint_id: Uuid,
         now: DateTime<Utc>,
         context: &'static str,
-        change: impl FnOnce(&mut Vec<StoredResult>),
+        change: impl FnOnce(&mut Vec<StoredResult>) -> Result<(), Error>,
     ) -> Result<ResultsChange, Error> {
         let transaction = self.begin_write().await.map_err(db_error(context))?;
         let id = datapoint_id.to_string();
@@ -351,7 +423,7 @@ impl Storage {
             Some(model) => stored_results(&model)?,
             None => Vec::new(),
         };
-        change(&mut stored);
+        change(&mut stored)?;
         let versions = versions_of(&transaction, stored.iter(), context).await?;
         let mut batch = Batch::new(transaction.get_database_backend());
         batch.push(
@@ -408,17 +480,17 @@ fn is_monitor(origin: &Origin) -> bool {
 /// explanation from the version's rule. An external result keeps all of them. A shipped form
 /// is never changed (new fields are optional).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-struct StoredResult {
+pub(super) struct StoredResult {
     #[serde(rename = "c", with = "uuid::serde::simple")]
-    check_id: Uuid,
+    pub(super) check_id: Uuid,
     #[serde(rename = "v")]
     check_version: i32,
     #[serde(rename = "x", default, skip_serializing_if = "Option::is_none")]
-    value: Option<crate::model::checks::Value>,
+    pub(super) value: Option<crate::model::checks::Value>,
     #[serde(rename = "i", default, skip_serializing_if = "std::ops::Not::not")]
-    is_issue: bool,
+    pub(super) is_issue: bool,
     #[serde(rename = "o", default, skip_serializing_if = "is_monitor")]
-    origin: Origin,
+    pub(super) origin: Origin,
     /// External results only: a monitor's are its check version's.
     #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
     name: Option<String>,
@@ -497,7 +569,7 @@ impl StoredResult {
     }
 }
 
-fn stored_results(model: &datapoint_check::Model) -> Result<Vec<StoredResult>, Error> {
+pub(super) fn stored_results(model: &datapoint_check::Model) -> Result<Vec<StoredResult>, Error> {
     serde_json::from_str(&model.results_json)
         .map_err(|error| Error::internal("reading check results", error))
 }
@@ -531,14 +603,18 @@ async fn versions_of<'a>(
     Ok(versions)
 }
 
+/// What each monitor found in one `evaluate_into`: calls matched, and those with an issue.
+pub(super) type MonitorCounts = HashMap<Uuid, (u64, u64)>;
+
 /// Writes, into `batch`, what the organizations' monitors find on `datapoints` (being stored
 /// in the same transaction): each datapoint's results row, its open issues and the monitors it
-/// matched, replacing what an earlier evaluation wrote (results attached from outside are
-/// kept unless a monitor's check of the same id replaces them), and its count of open issues.
-/// `replaced` says which datapoints were stored before: only theirs are read and deleted. One
-/// query for the monitors of the datapoints' organizations (another for their checks when
-/// there are any), one for the earlier results of replaced datapoints; no monitor and nothing
-/// replaced, no statement.
+/// matched (with the version of each), replacing what an earlier evaluation wrote (results
+/// attached from outside are kept unless a monitor's check of the same id replaces them), its
+/// count of open issues, and the monitors' summaries (what the earlier evaluation had added
+/// taken out, what this one found added). `replaced` says which datapoints were stored before:
+/// only theirs are read and deleted. One query for the monitors of the datapoints'
+/// organizations (another for their checks when there are any), a few for what is stored on
+/// replaced datapoints; no monitor and nothing replaced, no statement.
 pub(super) async fn evaluate_into(
     connection: &impl ConnectionTrait,
     datapoints: &[&Datapoint],
@@ -546,7 +622,7 @@ pub(super) async fn evaluate_into(
     batch: &mut Batch,
     now: DateTime<Utc>,
     context: &'static str,
-) -> Result<(), Error> {
+) -> Result<MonitorCounts, Error> {
     // A datapoint given twice (two results of one call in a batch) counts as the later.
     let mut seen = HashSet::with_capacity(datapoints.len());
     let mut latest: Vec<&Datapoint> =
@@ -563,41 +639,28 @@ pub(super) async fn evaluate_into(
         .filter(|datapoint| replaced.contains(&datapoint.id))
         .map(|datapoint| datapoint.id.to_string())
         .collect();
+    let mut counts = MonitorCounts::new();
     if monitors.is_empty() && stale.is_empty() {
-        return Ok(());
+        return Ok(counts);
     }
+    let mut rollups = RollupChanges::default();
     // What earlier evaluations and callers stored on the replaced datapoints.
-    let mut earlier: HashMap<String, Vec<StoredResult>> = HashMap::new();
+    let mut earlier = take_out(connection, &stale, &mut rollups, context).await?;
     for chunk in stale.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
-        for model in datapoint_check::Entity::find()
-            .filter(datapoint_check::Column::DatapointId.is_in(chunk.iter().cloned()))
-            .all(connection)
-            .await
-            .map_err(db_error(context))?
-        {
-            earlier.insert(model.datapoint_id.clone(), stored_results(&model)?);
-        }
-        for statement in [
-            Query::delete()
-                .from_table(check_issue::Entity)
-                .and_where(check_issue::Column::DatapointId.is_in(chunk.iter().cloned()))
-                .to_owned(),
-            Query::delete()
-                .from_table(monitor_datapoint::Entity)
-                .and_where(monitor_datapoint::Column::DatapointId.is_in(chunk.iter().cloned()))
-                .to_owned(),
-            Query::delete()
-                .from_table(datapoint_check::Entity)
-                .and_where(datapoint_check::Column::DatapointId.is_in(chunk.iter().cloned()))
-                .to_owned(),
-        ] {
+        for statement in forget_results(chunk) {
             batch.push(&statement);
         }
     }
+    let checks_of: HashMap<Uuid, (Vec<Uuid>, i32)> = monitors
+        .iter()
+        .map(|monitor| {
+            (monitor.id, (monitor.checks.iter().map(|check| check.id).collect(), monitor.version))
+        })
+        .collect();
     let mut rows = Vec::new();
     let mut issues = Vec::new();
     let mut matched = Vec::new();
-    let mut counts: Vec<(String, i32)> = Vec::new();
+    let mut open_counts: Vec<(String, i32)> = Vec::new();
     for datapoint in datapoints {
         let id = datapoint.id.to_string();
         let evaluation = monitors::evaluate(&monitors, datapoint);
@@ -625,12 +688,19 @@ pub(super) async fn evaluate_into(
         results.extend(kept);
         let occurred_at_ms = to_millis(datapoint.occurred_at());
         for (monitor_id, is_issue) in evaluation.monitors {
+            let (check_ids, version) = &checks_of[&monitor_id];
+            let count = counts.entry(monitor_id).or_default();
+            count.0 += 1;
+            count.1 += u64::from(is_issue);
+            let monitor_id = monitor_id.to_string();
+            rollups.count(&monitor_id, occurred_at_ms, is_issue, parts_of(check_ids, &results), 1);
             matched.push(monitor_datapoint::ActiveModel {
-                monitor_id: Set(monitor_id.to_string()),
+                monitor_id: Set(monitor_id),
                 datapoint_id: Set(id.clone()),
                 organization_id: Set(datapoint.organization_id.to_string()),
                 occurred_at_ms: Set(occurred_at_ms),
                 is_issue: Set(is_issue),
+                monitor_version: Set(*version),
             });
         }
         let open: Vec<&StoredResult> =
@@ -650,7 +720,7 @@ pub(super) async fn evaluate_into(
         }
         // A fresh datapoint is stored with no open issues.
         if !open.is_empty() || replaced.contains(&datapoint.id) {
-            counts.push((id.clone(), i32::try_from(open.len()).unwrap_or(i32::MAX)));
+            open_counts.push((id.clone(), i32::try_from(open.len()).unwrap_or(i32::MAX)));
         }
         if !results.is_empty() {
             rows.push(datapoint_check::ActiveModel {
@@ -664,10 +734,29 @@ pub(super) async fn evaluate_into(
     batch.insert_rows(rows, None);
     batch.insert_rows(issues, None);
     batch.insert_rows(matched, None);
-    for chunk in counts.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
+    for chunk in open_counts.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
         batch.push(&open_issues(chunk));
     }
-    Ok(())
+    rollups.write_into(batch);
+    Ok(counts)
+}
+
+/// Deletes what evaluations stored on the calls `ids`: their results, open issues and matches.
+pub(super) fn forget_results(ids: &[String]) -> [sea_orm::sea_query::DeleteStatement; 3] {
+    [
+        Query::delete()
+            .from_table(check_issue::Entity)
+            .and_where(check_issue::Column::DatapointId.is_in(ids.iter().cloned()))
+            .to_owned(),
+        Query::delete()
+            .from_table(monitor_datapoint::Entity)
+            .and_where(monitor_datapoint::Column::DatapointId.is_in(ids.iter().cloned()))
+            .to_owned(),
+        Query::delete()
+            .from_table(datapoint_check::Entity)
+            .and_where(datapoint_check::Column::DatapointId.is_in(ids.iter().cloned()))
+            .to_owned(),
+    ]
 }
 
 /// Sets each datapoint's count of open issues: one `UPDATE … FROM (VALUES (id, count), …)`
@@ -744,7 +833,7 @@ pub(super) async fn monitors_of(
     monitors_from_models(connection, models, context).await
 }
 
-async fn monitors_from_models(
+pub(super) async fn monitors_from_models(
     connection: &impl ConnectionTrait,
     models: Vec<monitor::Model>,
     context: &'static str,
@@ -783,6 +872,7 @@ async fn monitors_from_models(
                 filter: serde_json::from_str::<MonitorFilter>(&model.filter_json)
                     .map_err(|error| Error::internal(context, error))?,
                 checks: ids.iter().filter_map(|id| checks.get(id).cloned()).collect(),
+                version: model.version,
                 name: model.name,
                 description: model.description,
                 created_at: from_millis(model.created_at_ms),
@@ -810,6 +900,47 @@ async fn insert_version(
     .await
     .map_err(db_error(context))?;
     Ok(())
+}
+
+async fn insert_monitor_version(
+    connection: &impl ConnectionTrait,
+    monitor_id: Uuid,
+    version: i32,
+    check_ids_json: String,
+    context: &'static str,
+) -> Result<(), Error> {
+    monitor_version::Entity::insert(monitor_version::ActiveModel {
+        monitor_id: Set(monitor_id.to_string()),
+        version: Set(version),
+        check_ids_json: Set(check_ids_json),
+    })
+    .exec_without_returning(connection)
+    .await
+    .map_err(db_error(context))?;
+    Ok(())
+}
+
+/// The name of each of `check_ids` at its latest version (kept after the check is deleted).
+pub(super) async fn latest_names(
+    connection: &impl ConnectionTrait,
+    check_ids: Vec<String>,
+    context: &'static str,
+) -> Result<HashMap<Uuid, String>, Error> {
+    let mut latest: HashMap<Uuid, (i32, String)> = HashMap::new();
+    for chunk in check_ids.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
+        for model in check_version::Entity::find()
+            .filter(check_version::Column::CheckId.is_in(chunk.iter().cloned()))
+            .all(connection)
+            .await
+            .map_err(db_error(context))?
+        {
+            let id = parse_uuid(context, &model.check_id)?;
+            if latest.get(&id).is_none_or(|(version, _)| *version < model.version) {
+                latest.insert(id, (model.version, model.name));
+            }
+        }
+    }
+    Ok(latest.into_iter().map(|(id, (_, name))| (id, name)).collect())
 }
 
 fn stored_check(model: check::Model) -> Result<CheckRecord, Error> {

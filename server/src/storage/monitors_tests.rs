@@ -102,6 +102,7 @@ async fn calls_are_evaluated_in_the_commit_that_stores_them() {
         description: String::new(),
         filter,
         checks,
+        version: 1,
         created_at: now,
         updated_at: now,
     };
@@ -240,6 +241,7 @@ async fn checks_are_versioned_and_monitors_deleted_cleanly() {
         description: String::new(),
         filter: MonitorFilter::default(),
         checks: vec![changed.check.clone()],
+        version: 1,
         created_at: now,
         updated_at: now,
     };
@@ -270,4 +272,324 @@ async fn checks_are_versioned_and_monitors_deleted_cleanly() {
     assert_eq!(views[0].check_results[0].value.check_version, 2, "results stay");
     assert!(storage.delete_check(organization, long.check.id).await.unwrap());
     assert_eq!(storage.get_check(organization, long.check.id).await.unwrap(), None);
+}
+
+/// The figures of `monitor`'s summary by day over November 2026: (calls, issues), and per
+/// check (calls, issues, mean).
+async fn summary_of(
+    storage: &super::Storage,
+    monitor: &Monitor,
+) -> ((u64, u64), Vec<(String, u64, u64, Option<f64>)>) {
+    use crate::model::monitors::Granularity;
+    let from = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap().timestamp_millis();
+    let to = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap().timestamp_millis();
+    let summary = storage.monitor_summary(monitor, from, to, Granularity::Day).await.unwrap();
+    let buckets: u64 = summary.buckets.iter().map(|bucket| bucket.datapoints).sum();
+    assert_eq!(buckets, summary.total.datapoints, "the buckets add up to the total");
+    let checks = summary
+        .total
+        .checks
+        .iter()
+        .map(|check| (check.name.clone(), check.datapoints, check.issues, check.mean))
+        .collect();
+    ((summary.total.datapoints, summary.total.issues), checks)
+}
+
+/// A monitor's summary counts each call once, as its latest evaluation found it: a call
+/// evaluated again replaces its part, a deleted call takes it out, and a call evaluated by an
+/// earlier version of the monitor (other checks) is taken out by that version's checks.
+#[tokio::test]
+async fn summaries_count_each_call_as_last_evaluated() {
+    let storage = &super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
+    let slow = check(
+        organization,
+        "slow responses",
+        Rule {
+            measure: Measure::P95ResponseLatencyMs,
+            comparator: Comparator::GreaterThan,
+            threshold: Some(Value::Number(1_500.0)),
+            phrase: None,
+        },
+    );
+    let failed = check(
+        organization,
+        "provider says failed",
+        Rule {
+            measure: Measure::ProviderCallSuccessful,
+            comparator: Comparator::Equal,
+            threshold: Some(Value::Bool(false)),
+            phrase: None,
+        },
+    );
+    storage.insert_check(&slow).await.unwrap();
+    storage.insert_check(&failed).await.unwrap();
+    let mut monitor = Monitor {
+        id: Uuid::now_v7(),
+        organization_id: organization,
+        name: "quality".into(),
+        description: String::new(),
+        filter: MonitorFilter::default(),
+        checks: vec![slow.check.clone(), failed.check.clone()],
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    storage.insert_monitor(&monitor).await.unwrap();
+    let at_intake = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
+    let store = |ingests| async move {
+        let write = IngestWrite { ingests, ..IngestWrite::default() };
+        storage.commit_ingest_writes(&[&write], at_intake, now).await.unwrap();
+    };
+    store(vec![
+        call(organization, project, "retell", "good", 400, true),
+        call(organization, project, "retell", "bad", 400, false),
+        call(organization, project, "retell", "slow", 2_000, true),
+    ])
+    .await;
+    let slow_name = "slow responses".to_owned();
+    let failed_name = "provider says failed".to_owned();
+    assert_eq!(
+        summary_of(storage, &monitor).await,
+        (
+            (3, 2),
+            vec![
+                (slow_name.clone(), 3, 1, Some((400.0 + 400.0 + 2_000.0) / 3.0)),
+                (failed_name.clone(), 3, 1, Some(2.0 / 3.0)),
+            ]
+        )
+    );
+
+    // "bad" arrives again, successful and slow: its part is replaced, not added.
+    store(vec![call(organization, project, "retell", "bad", 3_000, true)]).await;
+    assert_eq!(
+        summary_of(storage, &monitor).await,
+        (
+            (3, 2),
+            vec![
+                (slow_name.clone(), 3, 2, Some((400.0 + 3_000.0 + 2_000.0) / 3.0)),
+                (failed_name.clone(), 3, 0, Some(1.0)),
+            ]
+        )
+    );
+
+    // The monitor drops a check (version 2); "good" evaluated again by it takes out its
+    // version-1 part (both checks) and adds one with the remaining check only.
+    monitor.checks = vec![slow.check.clone()];
+    assert_eq!(storage.update_monitor(&monitor).await.unwrap(), Some(2));
+    monitor.version = 2;
+    store(vec![call(organization, project, "retell", "good", 500, true)]).await;
+    assert_eq!(
+        summary_of(storage, &monitor).await,
+        (
+            (3, 2),
+            vec![
+                (slow_name.clone(), 3, 2, Some((500.0 + 3_000.0 + 2_000.0) / 3.0)),
+                (failed_name.clone(), 2, 0, Some(1.0)),
+            ]
+        )
+    );
+
+    // Deleting "slow" takes its part out.
+    let slow_call = storage.find_datapoint(project, "retell", "slow").await.unwrap().unwrap();
+    let calls = storage.calls_by_ids(organization, &[slow_call.id]).await.unwrap();
+    let deletion = crate::model::lifecycle::Deletion {
+        id: Uuid::now_v7(),
+        organization_id: organization,
+        project_id: None,
+        actor: "test".into(),
+        reason: crate::model::lifecycle::DeletionReason::Request,
+        filter: serde_json::json!({}),
+        requested_at: now,
+        finished_at: None,
+        removed: crate::model::lifecycle::Removed::default(),
+    };
+    storage.delete_calls(&calls, &deletion, now).await.unwrap();
+    assert_eq!(
+        summary_of(storage, &monitor).await,
+        (
+            (2, 1),
+            vec![
+                (slow_name.clone(), 2, 1, Some((500.0 + 3_000.0) / 2.0)),
+                (failed_name.clone(), 1, 0, Some(1.0)),
+            ]
+        )
+    );
+
+    // An external judge cannot overwrite a monitor's result (its summary counts it).
+    let bad = storage.find_datapoint(project, "retell", "bad").await.unwrap().unwrap();
+    let refused = storage
+        .attach_check_results(
+            organization,
+            bad.id,
+            vec![crate::model::checks::CheckValue {
+                name: slow_name.clone(),
+                value: Some(Value::Number(1.0)),
+                value_type: crate::model::checks::ValueType::Number,
+                check_id: slow.check.id,
+                check_version: 1,
+                is_issue: false,
+                explanation: String::new(),
+            }],
+            now,
+        )
+        .await;
+    assert!(matches!(refused, Err(crate::error::Error::InvalidArgument(_))), "{refused:?}");
+
+    // Deleting the monitor removes its summary.
+    assert!(storage.delete_monitor(organization, monitor.id).await.unwrap());
+    assert_eq!(summary_of(storage, &monitor).await, ((0, 0), vec![]));
+}
+
+/// A backfill evaluates calls stored before its monitor, batch by batch, each batch's results
+/// committed with the cursor: the calls get the results live evaluation gives, its counts and
+/// the monitor's summary count each call once, and a step after the end changes nothing.
+#[tokio::test]
+async fn a_backfill_evaluates_stored_calls_once() {
+    use crate::model::monitors::{Backfill, BackfillState};
+    let storage = &super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
+    let failed = check(
+        organization,
+        "provider says failed",
+        Rule {
+            measure: Measure::ProviderCallSuccessful,
+            comparator: Comparator::Equal,
+            threshold: Some(Value::Bool(false)),
+            phrase: None,
+        },
+    );
+    storage.insert_check(&failed).await.unwrap();
+    let at_intake = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
+    let before: Vec<_> = (0..7)
+        .map(|index| {
+            let provider = if index == 6 { "vapi" } else { "retell" };
+            call(organization, project, provider, &format!("old-{index}"), 400, index % 3 != 0)
+        })
+        .collect();
+    let write = IngestWrite { ingests: before, ..IngestWrite::default() };
+    storage.commit_ingest_writes(&[&write], at_intake, now).await.unwrap();
+
+    let monitor = Monitor {
+        id: Uuid::now_v7(),
+        organization_id: organization,
+        name: "retell failures".into(),
+        description: String::new(),
+        filter: MonitorFilter { provider: Some("retell".into()), ..MonitorFilter::default() },
+        checks: vec![failed.check.clone()],
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    storage.insert_monitor(&monitor).await.unwrap();
+    let live = IngestWrite {
+        ingests: vec![call(organization, project, "retell", "new-0", 400, false)],
+        ..IngestWrite::default()
+    };
+    storage.commit_ingest_writes(&[&live], at_intake, now).await.unwrap();
+    assert_eq!(summary_of(storage, &monitor).await.0, (1, 1), "only the live call");
+
+    let total = storage.count_backfill_calls(&monitor, None, None).await.unwrap();
+    assert_eq!(total, 7, "six old retell calls and the live one");
+    let backfill = Backfill {
+        id: Uuid::now_v7(),
+        organization_id: organization,
+        monitor_id: monitor.id,
+        state: BackfillState::Running,
+        from: None,
+        to: None,
+        cursor: None,
+        total,
+        processed: 0,
+        matched: 0,
+        issues: 0,
+        error: String::new(),
+        created_at: now,
+        updated_at: now,
+        finished_at: None,
+    };
+    storage.start_backfill(&backfill, 3).await.unwrap();
+    let mut steps = 0;
+    let done = loop {
+        steps += 1;
+        let step = storage.backfill_step(backfill.id, 3, now).await.unwrap().unwrap();
+        if step.state != BackfillState::Running {
+            break step;
+        }
+        assert_eq!(step.processed, 3 * steps, "a whole batch per step");
+    };
+    assert_eq!(steps, 3, "3 + 3 + 1 calls");
+    assert_eq!(
+        (done.state, done.processed, done.matched, done.issues),
+        (BackfillState::Succeeded, 7, 7, 3)
+    );
+    assert_eq!(storage.queue().count(crate::jobs::JobStatus::Queued).await.unwrap(), 0);
+    let again = storage.backfill_step(backfill.id, 3, now).await.unwrap().unwrap();
+    assert_eq!(again, done, "a finished backfill stays as it ended");
+    assert_eq!(summary_of(storage, &monitor).await.0, (7, 3), "each call once");
+    let issues = DatapointQuery { issues_only: true, ..DatapointQuery::default() };
+    assert_eq!(
+        found(storage, organization, issues).await,
+        set(&["old-0", "old-3", "new-0"]),
+        "old-6 is a vapi call the monitor does not look at"
+    );
+    assert_eq!(storage.list_backfills(organization, monitor.id).await.unwrap(), [done]);
+    assert!(storage.list_backfills(Uuid::now_v7(), monitor.id).await.unwrap().is_empty());
+}
+
+/// Calls evaluated before m0016 get their monitors' hourly counts from the migration (their
+/// check means from a backfill), and their monitors a first version.
+#[tokio::test]
+async fn the_migration_counts_calls_evaluated_before_it() {
+    use sea_orm_migration::MigratorTrait;
+    let storage = &super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
+    let failed = check(
+        organization,
+        "provider says failed",
+        Rule {
+            measure: Measure::ProviderCallSuccessful,
+            comparator: Comparator::Equal,
+            threshold: Some(Value::Bool(false)),
+            phrase: None,
+        },
+    );
+    storage.insert_check(&failed).await.unwrap();
+    let monitor = Monitor {
+        id: Uuid::now_v7(),
+        organization_id: organization,
+        name: "failures".into(),
+        description: String::new(),
+        filter: MonitorFilter::default(),
+        checks: vec![failed.check.clone()],
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    storage.insert_monitor(&monitor).await.unwrap();
+    let write = IngestWrite {
+        ingests: vec![
+            call(organization, project, "retell", "good", 400, true),
+            call(organization, project, "retell", "bad", 400, false),
+        ],
+        ..IngestWrite::default()
+    };
+    let at_intake = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
+    storage.commit_ingest_writes(&[&write], at_intake, now).await.unwrap();
+    super::migrations::Migrator::down(&storage.db, Some(1)).await.unwrap();
+    super::migrations::Migrator::up(&storage.db, None).await.unwrap();
+
+    assert_eq!(summary_of(storage, &monitor).await, ((2, 1), vec![]));
+    // Evaluated again, a call takes out what the migration counted and adds its whole part.
+    let again = IngestWrite {
+        ingests: vec![call(organization, project, "retell", "bad", 400, true)],
+        ..IngestWrite::default()
+    };
+    storage.commit_ingest_writes(&[&again], at_intake, now).await.unwrap();
+    let ((calls, issues), checks) = summary_of(storage, &monitor).await;
+    assert_eq!((calls, issues), (2, 0));
+    assert_eq!(checks, [("provider says failed".to_owned(), 1, 0, Some(1.0))]);
 }

@@ -200,6 +200,15 @@ fn job_payload_ingest_v1() {
     );
 }
 
+/// `job.payload_json` of a monitor's backfill.
+#[test]
+fn job_payload_monitor_backfill_v1() {
+    pinned(
+        &JobPayload::MonitorBackfillV1 { backfill_id: id(2) },
+        &json!({"type": "MonitorBackfillV1", "backfill_id": "00000000-0000-0000-0000-000000000002"}),
+    );
+}
+
 /// `integration.options_json`; an empty object (options never set) reads as the defaults.
 #[test]
 fn integration_options() {

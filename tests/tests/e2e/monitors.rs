@@ -1,6 +1,7 @@
 //! Monitors against an `earshot` process: checks and a monitor created through the Rust SDK,
 //! Retell webhooks of good and bad calls signed the provider's way, the bad ones found by their
-//! issues, and a verdict attached from outside, then resolved.
+//! issues and counted by the monitor's summary, and a verdict attached from outside, then
+//! resolved; a backfill over calls stored before the monitor, killed with SIGKILL part-way.
 
 use std::collections::BTreeSet;
 
@@ -149,6 +150,29 @@ async fn a_monitor_flags_exactly_the_bad_retell_calls() {
         call_ids(&client, DatapointQuery::new().monitor_id(&monitor.id)).await,
         set(&["retell-good", "retell-quick", "retell-slow", "retell-failed"])
     );
+    // The summary counts the same calls: four matched, two issues, and per check its issues
+    // and mean value (the latency; the share of calls the provider calls successful).
+    let summary = client
+        .monitor_summary(&monitor.id, earshot::SummaryGranularity::Day, None, None)
+        .await
+        .unwrap();
+    let total = summary.total.unwrap();
+    assert_eq!((total.datapoints, total.issues, total.issue_rate), (4, 2, 0.5));
+    let figures: Vec<(&str, u64, u64, Option<f64>)> = total
+        .checks
+        .iter()
+        .map(|check| (check.name.as_str(), check.datapoints, check.issues, check.mean))
+        .collect();
+    assert_eq!(
+        figures,
+        [
+            ("slow responses", 4, 1, Some((400.0 + 900.0 + 2_500.0 + 300.0) / 4.0)),
+            ("provider says failed", 4, 1, Some(0.75)),
+        ]
+    );
+    assert_eq!(total.failed_checks, ["slow responses", "provider says failed"]);
+    let days: u64 = summary.buckets.iter().map(|bucket| bucket.datapoints).sum();
+    assert_eq!(days, 4, "the calls of today, in one or two UTC days");
 
     // The JSON mirror existing clients call, with Okareo's names for the same filters.
     let find = |body: serde_json::Value| {
@@ -280,4 +304,153 @@ async fn a_monitor_flags_exactly_the_bad_retell_calls() {
     );
     client.delete_check(&slow.id).await.unwrap();
     assert_eq!(client.list_checks().await.unwrap().len(), 2);
+}
+
+/// A call whose assistant answers `latency_ms` after the user, saying `words`.
+fn sdk_call(call_id: &str, latency_ms: i64, words: &str) -> Conversation {
+    Conversation::new(call_id)
+        .turn(Turn::user(words).at_ms(0).end_ms(1_000))
+        .turn(Turn::assistant("Let me see.").at_ms(1_000 + latency_ms).end_ms(2_000 + latency_ms))
+}
+
+/// What the checks found on a call: (check id, value, is_issue) by check.
+fn verdicts(datapoint: &pb::Datapoint) -> Vec<(String, Option<pb::check_value::Value>, bool)> {
+    let mut verdicts: Vec<_> = datapoint
+        .check_values
+        .iter()
+        .map(|value| (value.check_id.clone(), value.value.clone(), value.is_issue))
+        .collect();
+    verdicts.sort_by(|a, b| a.0.cmp(&b.0));
+    verdicts
+}
+
+/// A backfill over 300 calls stored before the monitor existed, in batches of 10, is killed
+/// with SIGKILL part-way and resumes after the restart: every call evaluated once (its counts
+/// and the monitor's summary equal the calls), each old call with the results a live twin
+/// stored after the monitor got, and the issues found exactly the bad calls.
+#[tokio::test]
+async fn a_backfill_matches_live_evaluation_and_resumes_after_kill_9() {
+    const OLD_CALLS: usize = 300;
+    const TWINS: usize = 15;
+    let env = [
+        ("EARSHOT_MONITORS__BACKFILL_BATCH_SIZE", "10"),
+        ("EARSHOT_MONITORS__BACKFILL_PAUSE_MS", "20"),
+        // A job left running by the killed process is claimed again after this on PostgreSQL
+        // (at once on SQLite).
+        ("EARSHOT_JOBS__LEASE_SECONDS", "5"),
+    ];
+    let directory = tempfile::tempdir().unwrap();
+    let data_dir = directory.path().join("data");
+    let mut server = ServerProcess::start_in(&data_dir, &env).await;
+    let key = server.printed_key.clone().unwrap();
+    let project_id = server.printed_project_id.clone().unwrap();
+    let connect = |url: String| {
+        let (key, project_id) = (key.clone(), project_id.clone());
+        async move { Client::builder(url).api_key(key).project_id(project_id).connect().await.unwrap() }
+    };
+    let client = connect(server.url()).await;
+    let slow = client
+        .create_check("slow", "", CheckRule::new("p95_response_latency_ms", "greater_than", "1500"))
+        .await
+        .unwrap();
+    let human = client
+        .create_check(
+            "asks for a human",
+            "",
+            CheckRule::new("transcript_contains", "equal", "true").phrase("speak to a human"),
+        )
+        .await
+        .unwrap();
+    // Call i is slow when i is a multiple of 3 and asks for a human when of 5.
+    let call = |prefix: &str, index: usize| {
+        let latency = if index.is_multiple_of(3) { 2_500 } else { 300 };
+        let words = if index.is_multiple_of(5) {
+            "I want to speak to a human."
+        } else {
+            "What is my balance?"
+        };
+        sdk_call(&format!("{prefix}-{index}"), latency, words)
+    };
+    let bad = |index: usize| index.is_multiple_of(3) || index.is_multiple_of(5);
+    for chunk in (0..OLD_CALLS).collect::<Vec<_>>().chunks(100) {
+        let calls: Vec<Conversation> = chunk.iter().map(|index| call("old", *index)).collect();
+        client.ingest_conversations(calls).await.unwrap();
+    }
+    let timeout = std::time::Duration::from_secs(60);
+    client.wait_for_datapoint(&format!("old-{}", OLD_CALLS - 1), timeout).await.unwrap();
+    let monitor = client
+        .create_monitor(MonitorDefinition::new("quality").check(&slow.id).check(&human.id))
+        .await
+        .unwrap();
+    let twins: Vec<Conversation> = (0..TWINS).map(|index| call("live", index)).collect();
+    client.ingest_conversations(twins).await.unwrap();
+    client.wait_for_datapoint(&format!("live-{}", TWINS - 1), timeout).await.unwrap();
+    let summary = |client: Client| {
+        let monitor_id = monitor.id.clone();
+        async move {
+            let day = earshot::SummaryGranularity::Day;
+            client.monitor_summary(&monitor_id, day, None, None).await.unwrap().total.unwrap()
+        }
+    };
+    let live_issues = (0..TWINS).filter(|index| bad(*index)).count() as u64;
+    let before = summary(client.clone()).await;
+    assert_eq!((before.datapoints, before.issues), (TWINS as u64, live_issues));
+
+    let started = client.backfill_monitor(&monitor.id, None, None).await.unwrap();
+    let total = (OLD_CALLS + TWINS) as u64;
+    assert_eq!((started.state.as_str(), started.total), ("running", total));
+    // Kill the server once some batches are committed and most are not.
+    let part_way = loop {
+        let backfill = client.get_backfill(&started.id).await.unwrap();
+        assert_eq!(backfill.state, "running", "the backfill ended before the kill");
+        if backfill.processed >= 50 {
+            break backfill;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    server.kill().await;
+    assert!(part_way.processed < total);
+
+    let restarted = ServerProcess::start_in(&data_dir, &env).await;
+    let client = connect(restarted.url()).await;
+    let done = client.wait_for_backfill(&started.id, std::time::Duration::from_secs(120)).await;
+    let done = done.unwrap();
+    let all_issues = (0..OLD_CALLS).filter(|index| bad(*index)).count() as u64 + live_issues;
+    assert_eq!(
+        (done.state.as_str(), done.processed, done.matched, done.issues),
+        ("succeeded", total, total, all_issues),
+        "every call evaluated once: {done:?}"
+    );
+    assert!(done.finish_time.is_some());
+    let after = summary(client.clone()).await;
+    assert_eq!((after.datapoints, after.issues), (total, all_issues), "counted once");
+    let listed = client.list_backfills(&monitor.id).await.unwrap();
+    assert_eq!(listed, [done]);
+
+    for index in 0..TWINS {
+        let find = |prefix: &str| {
+            let client = client.clone();
+            let call_id = format!("{prefix}-{index}");
+            async move {
+                let query = DatapointQuery::new().call_id(&call_id);
+                client.search_datapoints(query).await.unwrap().datapoints.remove(0)
+            }
+        };
+        let (old, live) = (find("old").await, find("live").await);
+        assert_eq!(verdicts(&old), verdicts(&live), "call {index}: backfilled as live");
+        assert_eq!(old.failed_checks, live.failed_checks);
+        assert_eq!(old.failed_checks.is_empty(), !bad(index));
+    }
+    let mut flagged = 0;
+    let mut query = DatapointQuery::new().issues_only().page_size(100);
+    loop {
+        let page = client.search_datapoints(query.clone()).await.unwrap();
+        flagged += page.datapoints.len() as u64;
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        query = query.page_token(page.next_page_token);
+    }
+    assert_eq!(flagged, all_issues);
+    restarted.stop().await;
 }

@@ -13,6 +13,8 @@ pub struct Model {
     pub filter_json: String,
     /// The ids of its checks, a JSON array, in order.
     pub check_ids_json: String,
+    /// Raised when its checks change (m0016; `monitor_versions`).
+    pub version: i32,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }

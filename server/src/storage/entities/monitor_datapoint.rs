@@ -12,6 +12,9 @@ pub struct Model {
     pub occurred_at_ms: i64,
     /// Whether any of the monitor's checks is an issue on the call.
     pub is_issue: bool,
+    /// The monitor's version that evaluated the call (m0016); 0 before m0016 (no version's
+    /// checks: the summary holds only the call and its issue).
+    pub monitor_version: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -18,6 +18,7 @@ mod m0012_lifecycle;
 mod m0013_datapoint_integration;
 mod m0014_delivery_retention;
 mod m0015_monitors;
+mod m0016_monitor_rollups;
 
 use sea_orm_migration::prelude::*;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0013_datapoint_integration::Migration),
             Box::new(m0014_delivery_retention::Migration),
             Box::new(m0015_monitors::Migration),
+            Box::new(m0016_monitor_rollups::Migration),
         ]
     }
 }

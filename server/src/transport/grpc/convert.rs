@@ -634,9 +634,49 @@ pub fn check(stored: &crate::model::checks::CheckRecord) -> pb::Check {
     }
 }
 
+pub fn backfill(backfill: &crate::model::monitors::Backfill) -> pb::Backfill {
+    pb::Backfill {
+        id: backfill.id.to_string(),
+        monitor_id: backfill.monitor_id.to_string(),
+        state: backfill.state.as_str().to_owned(),
+        start_time: backfill.from.map(timestamp),
+        end_time: backfill.to.map(timestamp),
+        total: backfill.total,
+        processed: backfill.processed,
+        matched: backfill.matched,
+        issues: backfill.issues,
+        error: backfill.error.clone(),
+        create_time: Some(timestamp(backfill.created_at)),
+        update_time: Some(timestamp(backfill.updated_at)),
+        finish_time: backfill.finished_at.map(timestamp),
+    }
+}
+
+pub fn summary_bucket(figures: &crate::model::monitors::SummaryFigures) -> pb::SummaryBucket {
+    pb::SummaryBucket {
+        start_time: figures.start.map(timestamp),
+        datapoints: figures.datapoints,
+        issues: figures.issues,
+        issue_rate: figures.issue_rate(),
+        checks: figures
+            .checks
+            .iter()
+            .map(|check| pb::CheckSummary {
+                check_id: check.check_id.to_string(),
+                name: check.name.clone(),
+                datapoints: check.datapoints,
+                issues: check.issues,
+                mean: check.mean,
+            })
+            .collect(),
+        failed_checks: figures.failed_checks().into_iter().map(str::to_owned).collect(),
+    }
+}
+
 pub fn monitor(monitor: &crate::model::monitors::Monitor) -> pb::Monitor {
     let filter = &monitor.filter;
     pb::Monitor {
+        version: monitor.version,
         id: monitor.id.to_string(),
         name: monitor.name.clone(),
         description: monitor.description.clone(),

@@ -228,4 +228,68 @@ impl MonitorService for MonitorApi {
             .await?;
         Ok(Response::new(pb::ResolveIssuesResponse { datapoint: Some(convert::datapoint(&view)) }))
     }
+
+    async fn backfill_monitor(
+        &self,
+        request: Request<pb::BackfillMonitorRequest>,
+    ) -> Result<Response<pb::BackfillMonitorResponse>, Status> {
+        let principal = authenticate(&request)?;
+        let request = request.into_inner();
+        let monitor_id = parse_id("monitor_id", &request.monitor_id)?;
+        let from = convert::time_filter("start_time", request.start_time)?;
+        let to = convert::time_filter("end_time", request.end_time)?;
+        let backfill = self.domain.backfill_monitor(&principal, monitor_id, from, to).await?;
+        Ok(Response::new(pb::BackfillMonitorResponse {
+            backfill: Some(convert::backfill(&backfill)),
+        }))
+    }
+
+    async fn get_backfill(
+        &self,
+        request: Request<pb::GetBackfillRequest>,
+    ) -> Result<Response<pb::GetBackfillResponse>, Status> {
+        let principal = authenticate(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let backfill = self.domain.get_backfill(&principal, id).await?;
+        Ok(Response::new(pb::GetBackfillResponse { backfill: Some(convert::backfill(&backfill)) }))
+    }
+
+    async fn list_backfills(
+        &self,
+        request: Request<pb::ListBackfillsRequest>,
+    ) -> Result<Response<pb::ListBackfillsResponse>, Status> {
+        let principal = authenticate(&request)?;
+        let monitor_id = parse_id("monitor_id", &request.get_ref().monitor_id)?;
+        let backfills = self.domain.list_backfills(&principal, monitor_id).await?;
+        Ok(Response::new(pb::ListBackfillsResponse {
+            backfills: backfills.iter().map(convert::backfill).collect(),
+        }))
+    }
+
+    async fn get_monitor_summary(
+        &self,
+        request: Request<pb::GetMonitorSummaryRequest>,
+    ) -> Result<Response<pb::GetMonitorSummaryResponse>, Status> {
+        use crate::model::monitors::Granularity;
+        let principal = authenticate(&request)?;
+        let request = request.into_inner();
+        let monitor_id = parse_id("monitor_id", &request.monitor_id)?;
+        let granularity = match pb::SummaryGranularity::try_from(request.granularity) {
+            Ok(pb::SummaryGranularity::Unspecified | pb::SummaryGranularity::Hour) => {
+                Granularity::Hour
+            }
+            Ok(pb::SummaryGranularity::Day) => Granularity::Day,
+            Err(_) => {
+                return Err(crate::Error::invalid("granularity", "unknown granularity").into());
+            }
+        };
+        let from = convert::time_filter("start_time", request.start_time)?;
+        let to = convert::time_filter("end_time", request.end_time)?;
+        let summary =
+            self.domain.monitor_summary(&principal, monitor_id, from, to, granularity).await?;
+        Ok(Response::new(pb::GetMonitorSummaryResponse {
+            buckets: summary.buckets.iter().map(convert::summary_bucket).collect(),
+            total: Some(convert::summary_bucket(&summary.total)),
+        }))
+    }
 }

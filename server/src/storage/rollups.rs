@@ -1,0 +1,314 @@
+//! Monitor summaries: per monitor and hour, the calls it matched and those with an issue, and
+//! per check the calls it evaluated, its issues and the sum of its numeric values
+//! (`monitor_rollups`, m0016). The commits that evaluate calls add what they found
+//! (`RollupChanges`, summed per row, one upsert per row touched) and take out what an earlier
+//! evaluation of the same calls had added (`take_out`), so a summary reads a few rows per hour,
+//! whatever the number of calls, and stays exact when calls are evaluated again or deleted.
+
+use std::collections::HashMap;
+
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+};
+use uuid::Uuid;
+
+use super::entities::{datapoint_check, monitor_datapoint, monitor_rollup, monitor_version};
+use super::monitors::{StoredResult, stored_results};
+use super::{Batch, Storage, db_error, parse_uuid};
+use crate::clock::from_millis;
+use crate::error::Error;
+use crate::model::checks::Origin;
+use crate::model::monitors::{CheckFigures, Granularity, Monitor, MonitorSummary, SummaryFigures};
+
+/// Changes to `monitor_rollups`, summed per (monitor, hour, check) before they are written.
+#[derive(Debug, Default)]
+pub(super) struct RollupChanges(HashMap<(String, i64, String), Figures>);
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Figures {
+    datapoints: i64,
+    issues: i64,
+    value_count: i64,
+    value_sum: f64,
+}
+
+impl RollupChanges {
+    /// Adds (`sign` 1) or takes out (-1) monitor `monitor_id`'s evaluation of one call: the
+    /// call, whether it was an issue, and each of the monitor's checks' results on it (`parts`).
+    pub(super) fn count<'a>(
+        &mut self,
+        monitor_id: &str,
+        occurred_at_ms: i64,
+        is_issue: bool,
+        parts: impl IntoIterator<Item = &'a StoredResult>,
+        sign: i64,
+    ) {
+        let bucket = Granularity::Hour.bucket_of(occurred_at_ms);
+        let mut add = |check_id: String, is_issue: bool, value: Option<f64>| {
+            let figures = self.0.entry((monitor_id.to_owned(), bucket, check_id)).or_default();
+            figures.datapoints += sign;
+            figures.issues += sign * i64::from(is_issue);
+            if let Some(value) = value {
+                figures.value_count += sign;
+                #[allow(clippy::cast_precision_loss)] // sign is 1 or -1
+                let signed = sign as f64 * value;
+                figures.value_sum += signed;
+            }
+        };
+        add(String::new(), is_issue, None);
+        for part in parts {
+            add(
+                part.check_id.to_string(),
+                part.is_issue,
+                part.value.as_ref().and_then(crate::model::checks::Value::as_number),
+            );
+        }
+    }
+
+    /// Adds the changes to their rows: a multi-row upsert that adds to a row already there.
+    pub(super) fn write_into(self, batch: &mut Batch) {
+        if self.0.is_empty() {
+            return;
+        }
+        use monitor_rollup::Column;
+        let added = |column: Column| {
+            Expr::col((monitor_rollup::Entity, column))
+                .add(Expr::col((Alias::new("excluded"), column)))
+        };
+        let on_conflict =
+            OnConflict::columns([Column::MonitorId, Column::BucketMs, Column::CheckId])
+                .value(Column::Datapoints, added(Column::Datapoints))
+                .value(Column::Issues, added(Column::Issues))
+                .value(Column::ValueCount, added(Column::ValueCount))
+                .value(Column::ValueSum, added(Column::ValueSum))
+                .to_owned();
+        let mut rows: Vec<_> = self.0.into_iter().collect();
+        // One order, so that two writers (PostgreSQL) lock rows in the same order.
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        let rows = rows
+            .into_iter()
+            .map(|((monitor_id, bucket_ms, check_id), figures)| monitor_rollup::ActiveModel {
+                monitor_id: Set(monitor_id),
+                bucket_ms: Set(bucket_ms),
+                check_id: Set(check_id),
+                datapoints: Set(figures.datapoints),
+                issues: Set(figures.issues),
+                value_count: Set(figures.value_count),
+                value_sum: Set(figures.value_sum),
+            })
+            .collect();
+        batch.insert_rows(rows, Some(&on_conflict));
+    }
+}
+
+/// A monitor's part in one call's results: the monitor's results of `check_ids` (its checks at
+/// the version that evaluated the call).
+pub(super) fn parts_of<'a>(
+    check_ids: &'a [Uuid],
+    results: &'a [StoredResult],
+) -> impl Iterator<Item = &'a StoredResult> + 'a {
+    check_ids.iter().filter_map(|id| {
+        results.iter().find(|result| result.check_id == *id && result.origin == Origin::Monitor)
+    })
+}
+
+/// What evaluations and callers stored on the calls `ids` (about to be evaluated again, or
+/// deleted): their results, by datapoint id, and, taken out of `changes`, what each monitor
+/// that matched them had added to its summary. The caller deletes or replaces the rows.
+pub(super) async fn take_out(
+    connection: &impl ConnectionTrait,
+    ids: &[String],
+    changes: &mut RollupChanges,
+    context: &'static str,
+) -> Result<HashMap<String, Vec<StoredResult>>, Error> {
+    let mut results = HashMap::new();
+    let mut matched = Vec::new();
+    for chunk in ids.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
+        for model in datapoint_check::Entity::find()
+            .filter(datapoint_check::Column::DatapointId.is_in(chunk.iter().cloned()))
+            .all(connection)
+            .await
+            .map_err(db_error(context))?
+        {
+            results.insert(model.datapoint_id.clone(), stored_results(&model)?);
+        }
+        matched.extend(
+            monitor_datapoint::Entity::find()
+                .filter(monitor_datapoint::Column::DatapointId.is_in(chunk.iter().cloned()))
+                .all(connection)
+                .await
+                .map_err(db_error(context))?,
+        );
+    }
+    if matched.is_empty() {
+        return Ok(results);
+    }
+    let mut monitors: Vec<String> = matched.iter().map(|row| row.monitor_id.clone()).collect();
+    monitors.sort_unstable();
+    monitors.dedup();
+    let versions = versions_of(connection, &monitors, context).await?;
+    for row in &matched {
+        let check_ids = versions
+            .get(&(row.monitor_id.clone(), row.monitor_version))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let stored = results.get(&row.datapoint_id).map(Vec::as_slice).unwrap_or_default();
+        changes.count(
+            &row.monitor_id,
+            row.occurred_at_ms,
+            row.is_issue,
+            parts_of(check_ids, stored),
+            -1,
+        );
+    }
+    Ok(results)
+}
+
+/// The check ids of every version of `monitors`.
+async fn versions_of(
+    connection: &impl ConnectionTrait,
+    monitors: &[String],
+    context: &'static str,
+) -> Result<HashMap<(String, i32), Vec<Uuid>>, Error> {
+    let mut versions = HashMap::new();
+    for chunk in monitors.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
+        for model in monitor_version::Entity::find()
+            .filter(monitor_version::Column::MonitorId.is_in(chunk.iter().cloned()))
+            .all(connection)
+            .await
+            .map_err(db_error(context))?
+        {
+            let ids: Vec<String> = serde_json::from_str(&model.check_ids_json)
+                .map_err(|error| Error::internal(context, error))?;
+            let ids = ids.iter().map(|id| parse_uuid(context, id)).collect::<Result<_, _>>()?;
+            versions.insert((model.monitor_id, model.version), ids);
+        }
+    }
+    Ok(versions)
+}
+
+impl Storage {
+    /// What `monitor` found on the calls that took place in `[from_ms, to_ms)`, by hour or day
+    /// (UTC): its hourly rows read by their primary key, in order, and added up.
+    pub async fn monitor_summary(
+        &self,
+        monitor: &Monitor,
+        from_ms: i64,
+        to_ms: i64,
+        granularity: Granularity,
+    ) -> Result<MonitorSummary, Error> {
+        let context = "summarizing a monitor";
+        let rows = monitor_rollup::Entity::find()
+            .filter(monitor_rollup::Column::MonitorId.eq(monitor.id.to_string()))
+            .filter(monitor_rollup::Column::BucketMs.gte(Granularity::Hour.bucket_of(from_ms)))
+            .filter(monitor_rollup::Column::BucketMs.lt(to_ms))
+            .order_by_asc(monitor_rollup::Column::BucketMs)
+            .order_by_asc(monitor_rollup::Column::CheckId)
+            .all(&self.db)
+            .await
+            .map_err(db_error(context))?;
+        // A check the monitor no longer runs is named by its latest version.
+        let mut names: HashMap<Uuid, String> =
+            monitor.checks.iter().map(|check| (check.id, check.name.clone())).collect();
+        let others: Vec<String> = rows
+            .iter()
+            .filter(|row| !row.check_id.is_empty())
+            .filter_map(|row| Uuid::parse_str(&row.check_id).ok())
+            .filter(|id| !names.contains_key(id))
+            .map(|id| id.to_string())
+            .collect();
+        names.extend(super::monitors::latest_names(&self.db, others, context).await?);
+        let order: Vec<Uuid> = monitor.checks.iter().map(|check| check.id).collect();
+        let mut buckets: Vec<(i64, Sums)> = Vec::new();
+        let mut total = Sums::default();
+        for row in rows {
+            let start = granularity.bucket_of(row.bucket_ms);
+            if buckets.last().is_none_or(|(last, _)| *last != start) {
+                buckets.push((start, Sums::default()));
+            }
+            let figures = Figures {
+                datapoints: row.datapoints,
+                issues: row.issues,
+                value_count: row.value_count,
+                value_sum: row.value_sum,
+            };
+            let check = if row.check_id.is_empty() {
+                None
+            } else {
+                Some(parse_uuid(context, &row.check_id)?)
+            };
+            if let Some((_, sums)) = buckets.last_mut() {
+                sums.add(check, figures);
+            }
+            total.add(check, figures);
+        }
+        let first = buckets.first().map(|(start, _)| from_millis(*start));
+        Ok(MonitorSummary {
+            monitor_id: monitor.id,
+            granularity,
+            buckets: buckets
+                .into_iter()
+                .map(|(start, sums)| sums.figures(Some(from_millis(start)), &order, &names))
+                .filter(|figures| figures.datapoints > 0)
+                .collect(),
+            total: total.figures(first, &order, &names),
+        })
+    }
+}
+
+/// A bucket's rows added up.
+#[derive(Default)]
+struct Sums {
+    monitor: Figures,
+    checks: HashMap<Uuid, Figures>,
+}
+
+impl Sums {
+    fn add(&mut self, check: Option<Uuid>, figures: Figures) {
+        let sum = match check {
+            None => &mut self.monitor,
+            Some(id) => self.checks.entry(id).or_default(),
+        };
+        sum.datapoints += figures.datapoints;
+        sum.issues += figures.issues;
+        sum.value_count += figures.value_count;
+        sum.value_sum += figures.value_sum;
+    }
+
+    /// The figures, the monitor's checks in its order and others after them by name.
+    fn figures(
+        self,
+        start: Option<chrono::DateTime<chrono::Utc>>,
+        order: &[Uuid],
+        names: &HashMap<Uuid, String>,
+    ) -> SummaryFigures {
+        let count = |value: i64| u64::try_from(value).unwrap_or(0);
+        let mut checks: Vec<CheckFigures> = self
+            .checks
+            .into_iter()
+            .filter(|(_, figures)| figures.datapoints > 0)
+            .map(|(check_id, figures)| CheckFigures {
+                check_id,
+                name: names.get(&check_id).cloned().unwrap_or_default(),
+                datapoints: count(figures.datapoints),
+                issues: count(figures.issues),
+                mean: (figures.value_count > 0).then(|| {
+                    #[allow(clippy::cast_precision_loss)]
+                    let mean = figures.value_sum / figures.value_count as f64;
+                    mean
+                }),
+            })
+            .collect();
+        let position = |id: &Uuid| order.iter().position(|other| other == id).unwrap_or(usize::MAX);
+        checks.sort_by(|a, b| {
+            (position(&a.check_id), &a.name).cmp(&(position(&b.check_id), &b.name))
+        });
+        SummaryFigures {
+            start,
+            datapoints: count(self.monitor.datapoints),
+            issues: count(self.monitor.issues),
+            checks,
+        }
+    }
+}
