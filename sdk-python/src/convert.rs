@@ -368,8 +368,59 @@ pub fn monitor(monitor: &pb::Monitor) -> Value {
             "integration_id": Some(&filter.integration_id).filter(|id| !id.is_empty()),
         },
         "checks": monitor.checks.iter().map(check).collect::<Vec<_>>(),
+        "version": monitor.version,
         "time_created": time(monitor.create_time.as_ref()),
         "time_updated": time(monitor.update_time.as_ref()),
+    })
+}
+
+pub fn backfill(backfill: &pb::Backfill) -> Value {
+    json!({
+        "id": backfill.id,
+        "monitor_id": backfill.monitor_id,
+        "state": backfill.state,
+        "from_date": time(backfill.start_time.as_ref()),
+        "to_date": time(backfill.end_time.as_ref()),
+        "total": backfill.total,
+        "processed": backfill.processed,
+        "matched": backfill.matched,
+        "issues": backfill.issues,
+        "error": Some(&backfill.error).filter(|error| !error.is_empty()),
+        "time_created": time(backfill.create_time.as_ref()),
+        "time_updated": time(backfill.update_time.as_ref()),
+        "time_finished": time(backfill.finish_time.as_ref()),
+    })
+}
+
+/// A monitor's summary: each bucket as Okareo's `DatapointSummaryItem` (`group`, `datapoints`,
+/// `issues`) with the issue rate and Okareo's `average_metrics` (check name to mean) beside
+/// each check's figures.
+pub fn monitor_summary(summary: &pb::GetMonitorSummaryResponse) -> Value {
+    let bucket = |bucket: &pb::SummaryBucket| {
+        let averages: serde_json::Map<String, Value> = bucket
+            .checks
+            .iter()
+            .filter_map(|check| Some((check.name.clone(), json!(check.mean?))))
+            .collect();
+        json!({
+            "group": time(bucket.start_time.as_ref()),
+            "datapoints": bucket.datapoints,
+            "issues": bucket.issues,
+            "issue_rate": bucket.issue_rate,
+            "average_metrics": averages,
+            "failed_checks": bucket.failed_checks,
+            "checks": bucket.checks.iter().map(|check| json!({
+                "check_id": check.check_id,
+                "name": check.name,
+                "datapoints": check.datapoints,
+                "issues": check.issues,
+                "mean": check.mean,
+            })).collect::<Vec<_>>(),
+        })
+    };
+    json!({
+        "buckets": summary.buckets.iter().map(bucket).collect::<Vec<_>>(),
+        "total": summary.total.as_ref().map(bucket),
     })
 }
 

@@ -210,6 +210,17 @@ impl Client {
     }
 }
 
+/// A time given as ISO 8601 text (the Python layer turns a `datetime` into it).
+fn time_arg(field: &str, value: Option<String>) -> PyResult<Option<chrono::DateTime<chrono::Utc>>> {
+    value
+        .map(|text| {
+            earshot::parse_time(&text).ok_or_else(|| {
+                invalid(vec![FieldViolation::new(field, "must be a datetime or ISO 8601 text")])
+            })
+        })
+        .transpose()
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FindQuery {
@@ -804,6 +815,94 @@ impl Client {
             let ids: Vec<&str> = check_ids.iter().map(String::as_str).collect();
             let datapoint = client.resolve_issues(&datapoint_id, &ids, reopen).await?;
             Ok(Output::Json(convert::datapoint(datapoint)))
+        })
+    }
+
+    #[pyo3(signature = (monitor_id, from_date, to_date, asynchronous))]
+    fn backfill_monitor<'py>(
+        &self,
+        py: Python<'py>,
+        monitor_id: String,
+        from_date: Option<String>,
+        to_date: Option<String>,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (from, to) = (time_arg("from_date", from_date)?, time_arg("to_date", to_date)?);
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let backfill = client.backfill_monitor(&monitor_id, from, to).await?;
+            Ok(Output::Json(convert::backfill(&backfill)))
+        })
+    }
+
+    #[pyo3(signature = (backfill_id, asynchronous))]
+    fn get_backfill<'py>(
+        &self,
+        py: Python<'py>,
+        backfill_id: String,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            Ok(Output::Json(convert::backfill(&client.get_backfill(&backfill_id).await?)))
+        })
+    }
+
+    #[pyo3(signature = (backfill_id, timeout_s, asynchronous))]
+    fn wait_for_backfill<'py>(
+        &self,
+        py: Python<'py>,
+        backfill_id: String,
+        timeout_s: f64,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let timeout = seconds("timeout", timeout_s)?;
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let backfill = client.wait_for_backfill(&backfill_id, timeout).await?;
+            Ok(Output::Json(convert::backfill(&backfill)))
+        })
+    }
+
+    #[pyo3(signature = (monitor_id, asynchronous))]
+    fn list_backfills<'py>(
+        &self,
+        py: Python<'py>,
+        monitor_id: String,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let backfills = client.list_backfills(&monitor_id).await?;
+            Ok(Output::Json(Value::Array(backfills.iter().map(convert::backfill).collect())))
+        })
+    }
+
+    #[pyo3(signature = (monitor_id, precision, from_date, to_date, asynchronous))]
+    fn monitor_summary<'py>(
+        &self,
+        py: Python<'py>,
+        monitor_id: String,
+        precision: String,
+        from_date: Option<String>,
+        to_date: Option<String>,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let granularity = match precision.as_str() {
+            "hour" => earshot::SummaryGranularity::Hour,
+            "day" => earshot::SummaryGranularity::Day,
+            _ => {
+                return Err(invalid(vec![FieldViolation::new(
+                    "precision",
+                    "must be \"hour\" or \"day\"",
+                )]));
+            }
+        };
+        let (from, to) = (time_arg("from_date", from_date)?, time_arg("to_date", to_date)?);
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let summary = client.monitor_summary(&monitor_id, granularity, from, to).await?;
+            Ok(Output::Json(convert::monitor_summary(&summary)))
         })
     }
 

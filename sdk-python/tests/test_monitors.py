@@ -66,6 +66,15 @@ def test_monitors_flag_calls_and_take_outside_verdicts(client: Earshot, server: 
     assert latency["explanation"] == "p95_response_latency_ms is 2000 ms, greater than 1500 ms: an issue"
     assert (latency["check_id"], latency["check_version"], latency["origin"]) == (slow["id"], 1, "monitor")
 
+    summary = client.monitor_summary(monitor["id"], precision="day")
+    total = summary["total"]
+    assert (total["datapoints"], total["issues"], total["failed_checks"]) == (3, 2, [f"slow {tag}", f"human {tag}"])
+    assert total["issue_rate"] == pytest.approx(2 / 3)
+    assert total["average_metrics"][f"slow {tag}"] == pytest.approx((300 + 2_000 + 300) / 3)
+    assert sum(bucket["datapoints"] for bucket in summary["buckets"]) == 3
+    with pytest.raises(InvalidArgumentError):
+        client.monitor_summary(monitor["id"], precision="minute")
+
     # An LLM judge's verdict from outside, then a reviewer resolves it.
     judge = client.create_check(f"judge {tag}", "provider_call_successful", "equal", False)
     [fast_call] = client.find_datapoints(call_id=f"{tag}-fast")
@@ -86,6 +95,30 @@ def test_monitors_flag_calls_and_take_outside_verdicts(client: Earshot, server: 
     client.delete_check(judge["id"])
 
 
+def test_a_backfill_evaluates_calls_stored_before_the_monitor(client: Earshot, server: Server) -> None:
+    tag = f"bf-{uuid.uuid4().hex[:10]}"
+    client.ingest_conversations(
+        project_id=server.project_id,
+        conversations=[call(f"{tag}-{index}", tag, 2_000 if index % 2 else 300) for index in range(6)],
+    )
+    client.wait_for_datapoint(f"{tag}-5", timeout=30)
+    slow = client.create_check(f"slow {tag}", "p95_response_latency_ms", "greater_than", 1500)
+    monitor = client.create_monitor(f"monitor {tag}", [slow["id"]], tags=[tag])
+    assert client.find_datapoints(tags=[tag], issues_only=True) == []
+
+    started = client.backfill_monitor(monitor["id"])
+    assert (started["state"], started["total"], started["monitor_id"]) == ("running", 6, monitor["id"])
+    done = client.wait_for_backfill(started["id"], timeout=60)
+    assert (done["state"], done["processed"], done["matched"], done["issues"]) == ("succeeded", 6, 6, 3)
+    assert done["time_finished"] is not None
+    assert [backfill["id"] for backfill in client.list_backfills(monitor["id"])] == [started["id"]]
+    flagged = {datapoint["call_id"] for datapoint in client.find_datapoints(tags=[tag], issues_only=True)}
+    assert flagged == {f"{tag}-1", f"{tag}-3", f"{tag}-5"}
+    assert client.monitor_summary(monitor["id"])["total"]["issues"] == 3
+    client.delete_monitor(monitor["id"])
+    client.delete_check(slow["id"])
+
+
 def test_async_client_creates_and_lists_monitors(server: Server) -> None:
     async def scenario() -> None:
         tag = f"amon-{uuid.uuid4().hex[:10]}"
@@ -94,6 +127,13 @@ def test_async_client_creates_and_lists_monitors(server: Server) -> None:
         monitor = await client.create_monitor(f"monitor {tag}", [check["id"]], provider="custom")
         assert monitor["filter"]["provider"] == "custom"
         assert monitor["id"] in {found["id"] for found in await client.list_monitors()}
+        backfill = await client.backfill_monitor(monitor["id"], from_date="2026-01-01T00:00:00Z")
+        done = await client.wait_for_backfill(backfill["id"], timeout=60)
+        assert (done["state"], done["from_date"]) == ("succeeded", "2026-01-01T00:00:00+00:00")
+        assert [found["id"] for found in await client.list_backfills(monitor["id"])] == [backfill["id"]]
+        assert (await client.get_backfill(backfill["id"]))["id"] == backfill["id"]
+        summary = await client.monitor_summary(monitor["id"], precision="hour")
+        assert set(summary) == {"buckets", "total"}
         await client.delete_monitor(monitor["id"])
         await client.delete_check(check["id"])
         assert check["id"] not in {found["id"] for found in await client.list_checks()}

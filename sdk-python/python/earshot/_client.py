@@ -47,6 +47,11 @@ def _seconds(value: Union[float, timedelta, None]) -> Optional[float]:
     return value.total_seconds() if isinstance(value, timedelta) else value
 
 
+def _time_text(value: Optional[Time]) -> Optional[str]:
+    """A time as the server reads it: ISO 8601 text (a naive ``datetime`` is UTC)."""
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
 class Earshot:
     """A client of one earshot server.
 
@@ -339,6 +344,59 @@ class Earshot:
         Returns the datapoint."""
         result: Dict[str, Any] = self._native.resolve_issues(
             datapoint_id, list(check_ids), reopen, False
+        )
+        return result
+
+    def backfill_monitor(
+        self,
+        monitor_id: str,
+        *,
+        from_date: Optional[Time] = None,
+        to_date: Optional[Time] = None,
+    ) -> Dict[str, Any]:
+        """Starts evaluating a monitor over the calls already stored (admin scope), those that
+        took place in ``[from_date, to_date)`` or all, newest first, each as when it is stored
+        again (by every monitor, its earlier results replaced). Returns the backfill at once;
+        it resumes where it was after a restart. See :meth:`wait_for_backfill`."""
+        result: Dict[str, Any] = self._native.backfill_monitor(
+            monitor_id, _time_text(from_date), _time_text(to_date), False
+        )
+        return result
+
+    def get_backfill(self, backfill_id: str) -> Dict[str, Any]:
+        """A backfill: its ``state`` (running, succeeded, failed) and progress (``processed`` of
+        ``total``, ``matched``, ``issues``)."""
+        result: Dict[str, Any] = self._native.get_backfill(backfill_id, False)
+        return result
+
+    def wait_for_backfill(self, backfill_id: str, timeout: float = 600.0) -> Dict[str, Any]:
+        """Polls a backfill until it ends; :class:`~earshot.errors.DeadlineExceededError` after
+        ``timeout`` seconds."""
+        result: Dict[str, Any] = self._native.wait_for_backfill(
+            backfill_id, timeout, False
+        )
+        return result
+
+    def list_backfills(self, monitor_id: str) -> List[Dict[str, Any]]:
+        """A monitor's backfills, newest first."""
+        result: List[Dict[str, Any]] = self._native.list_backfills(monitor_id, False)
+        return result
+
+    def monitor_summary(
+        self,
+        monitor_id: str,
+        *,
+        precision: str = "hour",
+        from_date: Optional[Time] = None,
+        to_date: Optional[Time] = None,
+    ) -> Dict[str, Any]:
+        """What a monitor found per ``precision`` (``"hour"`` or ``"day"``, UTC) on the calls
+        that took place in ``[from_date, to_date)`` (by default the last 48 hours, or 30 days):
+        ``{"buckets": [...], "total": {...}}``, each with ``group`` (the bucket's start),
+        ``datapoints``, ``issues``, ``issue_rate``, ``average_metrics`` (check name to mean),
+        ``failed_checks`` and ``checks``."""
+        result: Dict[str, Any] = self._native.monitor_summary(
+            monitor_id, precision, _time_text(from_date), _time_text(to_date), False
         )
         return result
 
@@ -675,6 +733,59 @@ class AsyncEarshot:
         Returns the datapoint."""
         result: Dict[str, Any] = await self._native.resolve_issues(
             datapoint_id, list(check_ids), reopen, True
+        )
+        return result
+
+    async def backfill_monitor(
+        self,
+        monitor_id: str,
+        *,
+        from_date: Optional[Time] = None,
+        to_date: Optional[Time] = None,
+    ) -> Dict[str, Any]:
+        """Starts evaluating a monitor over the calls already stored (admin scope), those that
+        took place in ``[from_date, to_date)`` or all, newest first, each as when it is stored
+        again (by every monitor, its earlier results replaced). Returns the backfill at once;
+        it resumes where it was after a restart. See :meth:`wait_for_backfill`."""
+        result: Dict[str, Any] = await self._native.backfill_monitor(
+            monitor_id, _time_text(from_date), _time_text(to_date), True
+        )
+        return result
+
+    async def get_backfill(self, backfill_id: str) -> Dict[str, Any]:
+        """A backfill: its ``state`` (running, succeeded, failed) and progress (``processed`` of
+        ``total``, ``matched``, ``issues``)."""
+        result: Dict[str, Any] = await self._native.get_backfill(backfill_id, True)
+        return result
+
+    async def wait_for_backfill(self, backfill_id: str, timeout: float = 600.0) -> Dict[str, Any]:
+        """Polls a backfill until it ends; :class:`~earshot.errors.DeadlineExceededError` after
+        ``timeout`` seconds."""
+        result: Dict[str, Any] = await self._native.wait_for_backfill(
+            backfill_id, timeout, True
+        )
+        return result
+
+    async def list_backfills(self, monitor_id: str) -> List[Dict[str, Any]]:
+        """A monitor's backfills, newest first."""
+        result: List[Dict[str, Any]] = await self._native.list_backfills(monitor_id, True)
+        return result
+
+    async def monitor_summary(
+        self,
+        monitor_id: str,
+        *,
+        precision: str = "hour",
+        from_date: Optional[Time] = None,
+        to_date: Optional[Time] = None,
+    ) -> Dict[str, Any]:
+        """What a monitor found per ``precision`` (``"hour"`` or ``"day"``, UTC) on the calls
+        that took place in ``[from_date, to_date)`` (by default the last 48 hours, or 30 days):
+        ``{"buckets": [...], "total": {...}}``, each with ``group`` (the bucket's start),
+        ``datapoints``, ``issues``, ``issue_rate``, ``average_metrics`` (check name to mean),
+        ``failed_checks`` and ``checks``."""
+        result: Dict[str, Any] = await self._native.monitor_summary(
+            monitor_id, precision, _time_text(from_date), _time_text(to_date), True
         )
         return result
 
