@@ -579,7 +579,8 @@ async fn the_migration_counts_calls_evaluated_before_it() {
     };
     let at_intake = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
     storage.commit_ingest_writes(&[&write], at_intake, now).await.unwrap();
-    super::migrations::Migrator::down(&storage.db, Some(1)).await.unwrap();
+    // Back to before m0016 (m0017 and m0016 undone), and up again.
+    super::migrations::Migrator::down(&storage.db, Some(2)).await.unwrap();
     super::migrations::Migrator::up(&storage.db, None).await.unwrap();
 
     assert_eq!(summary_of(storage, &monitor).await, ((2, 1), vec![]));

@@ -25,9 +25,9 @@
 //! count, an `--role api` process queues `backlog` (default 50,000) jobs and that many
 //! `--role worker` processes drain them: datapoints/s.
 //!
-//!     load monitors [deliveries] [backlog]
+//!     load monitors [deliveries] [backlog] [counts]
 //!
-//! with 0, 5 and 20 monitors of 5 checks each, all matching every call: acks/s of the
+//! with 0, 5 and 20 monitors (or the comma-separated `counts`) of 5 checks each, all matching every call: acks/s of the
 //! saturating webhook load (each call evaluated in the commit that stores it), the rate at which
 //! a gRPC `backlog` is stored at intake, and the workers' drain of the same backlog
 //! (`ingest.transcripts_at_intake = false`).
@@ -413,7 +413,10 @@ async fn main() {
     if args.get(1).map(String::as_str) == Some("monitors") {
         let deliveries = args.get(2).map_or(20_000, |value| value.parse().unwrap());
         let backlog = args.get(3).map_or(20_000, |value| value.parse().unwrap());
-        return with_monitors(deliveries, backlog).await;
+        let counts: Vec<usize> = args.get(4).map_or(vec![0, 5, 20], |value| {
+            value.split(',').map(|count| count.parse().unwrap()).collect()
+        });
+        return with_monitors(deliveries, backlog, &counts).await;
     }
     if args.get(1).map(String::as_str) == Some("replicas") {
         let deliveries = args.get(2).map_or(20_000, |value| value.parse().unwrap());
@@ -821,10 +824,10 @@ async fn create_monitors(server: &ServerProcess, count: usize) {
     }
 }
 
-/// Acks/s, the intake rate of a gRPC backlog and the workers' drain with 0, 5 and 20 monitors.
-async fn with_monitors(deliveries: usize, backlog: usize) {
+/// Acks/s, the intake rate of a gRPC backlog and the workers' drain with each count of monitors.
+async fn with_monitors(deliveries: usize, backlog: usize, counts: &[usize]) {
     println!("monitors | webhook acks/s (p99) | backlog stored at intake, /s | workers' drain, /s");
-    for count in [0, 5, 20] {
+    for &count in counts {
         let server = ServerProcess::start(&[
             ("EARSHOT_SERVER__MAX_CONNECTIONS_PER_ADDRESS", "1000"),
             ("EARSHOT_INTEGRATIONS__RATE_LIMIT_PER_MINUTE_MAX", "10000000"),

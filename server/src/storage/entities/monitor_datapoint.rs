@@ -1,13 +1,13 @@
 use sea_orm::entity::prelude::*;
 
-/// A call a monitor matched (m0015).
+/// A call a monitor matched (m0015), keyed by call then monitor (m0017).
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "monitor_datapoints")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub monitor_id: String,
-    #[sea_orm(primary_key, auto_increment = false)]
     pub datapoint_id: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub monitor_id: String,
     pub organization_id: String,
     pub occurred_at_ms: i64,
     /// Whether any of the monitor's checks is an issue on the call.

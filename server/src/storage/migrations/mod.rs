@@ -19,6 +19,7 @@ mod m0013_datapoint_integration;
 mod m0014_delivery_retention;
 mod m0015_monitors;
 mod m0016_monitor_rollups;
+mod m0017_smaller_result_rows;
 
 use sea_orm_migration::prelude::*;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0014_delivery_retention::Migration),
             Box::new(m0015_monitors::Migration),
             Box::new(m0016_monitor_rollups::Migration),
+            Box::new(m0017_smaller_result_rows::Migration),
         ]
     }
 }
