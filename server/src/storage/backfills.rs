@@ -88,11 +88,7 @@ impl Storage {
         monitor_id: Uuid,
     ) -> Result<Vec<Backfill>, Error> {
         let context = "listing backfills";
-        monitor_backfill::Entity::find()
-            .filter(monitor_backfill::Column::MonitorId.eq(monitor_id.to_string()))
-            .filter(monitor_backfill::Column::OrganizationId.eq(organization_id.to_string()))
-            .order_by_desc(monitor_backfill::Column::CreatedAtMs)
-            .limit(LISTED_BACKFILLS)
+        backfills_of(organization_id, monitor_id)
             .all(&self.db)
             .await
             .map_err(db_error(context))?
@@ -221,6 +217,18 @@ impl Storage {
         }
         transaction.commit().await.map_err(db_error(context))
     }
+}
+
+/// A monitor's latest backfills (`monitor_backfills_by_monitor`, newest first).
+pub(super) fn backfills_of(
+    organization_id: Uuid,
+    monitor_id: Uuid,
+) -> sea_orm::Select<monitor_backfill::Entity> {
+    monitor_backfill::Entity::find()
+        .filter(monitor_backfill::Column::MonitorId.eq(monitor_id.to_string()))
+        .filter(monitor_backfill::Column::OrganizationId.eq(organization_id.to_string()))
+        .order_by_desc(monitor_backfill::Column::CreatedAtMs)
+        .limit(LISTED_BACKFILLS)
 }
 
 /// The calls a backfill of `monitor` evaluates: its filter, within `[from, to)` as well, after

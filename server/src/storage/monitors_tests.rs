@@ -594,3 +594,41 @@ async fn the_migration_counts_calls_evaluated_before_it() {
     assert_eq!((calls, issues), (2, 0));
     assert_eq!(checks, [("provider says failed".to_owned(), 1, 0, Some(1.0))]);
 }
+
+/// The statements of summaries (the monitor's key range), take-outs (a call's matches, the
+/// leading column of their key) and backfill listings read a range of an index without a sort,
+/// on SQLite (PostgreSQL's plans depend on statistics; the keys are the same).
+#[tokio::test]
+async fn summary_statements_are_read_through_indexes() {
+    use sea_orm::QueryTrait;
+    let storage = &super::testing::storage().await;
+    let backend = sea_orm::DbBackend::Sqlite;
+    if storage.db.get_database_backend() != backend {
+        return;
+    }
+    let ids = vec![Uuid::now_v7().to_string(), Uuid::now_v7().to_string()];
+    let (organization, monitor) = (Uuid::now_v7(), Uuid::now_v7());
+    let cases = [
+        (
+            "summary",
+            super::rollups::summary_rows(monitor, 0, 1).build(backend),
+            "INDEX sqlite_autoindex_monitor_rollups_1 (monitor_id=? AND bucket_ms>? AND bucket_ms<?)",
+        ),
+        (
+            "matches of calls",
+            super::rollups::matches_of(&ids).build(backend),
+            "USING PRIMARY KEY (datapoint_id=?)",
+        ),
+        (
+            "backfills of a monitor",
+            super::backfills::backfills_of(organization, monitor).build(backend),
+            "INDEX monitor_backfills_by_monitor",
+        ),
+    ];
+    for (name, statement, index) in cases {
+        let plan = super::ingest_tests::sqlite_plan(storage, statement).await;
+        assert!(plan.iter().all(|step| !step.starts_with("SCAN ")), "{name}: a scan: {plan:?}");
+        assert!(plan.iter().any(|step| step.contains(index)), "{name}: {index} unused: {plan:?}");
+        assert!(plan.iter().all(|step| !step.contains("TEMP B-TREE")), "{name}: sorted: {plan:?}");
+    }
+}

@@ -133,13 +133,7 @@ pub(super) async fn take_out(
         {
             results.insert(model.datapoint_id.clone(), stored_results(&model)?);
         }
-        matched.extend(
-            monitor_datapoint::Entity::find()
-                .filter(monitor_datapoint::Column::DatapointId.is_in(chunk.iter().cloned()))
-                .all(connection)
-                .await
-                .map_err(db_error(context))?,
-        );
+        matched.extend(matches_of(chunk).all(connection).await.map_err(db_error(context))?);
     }
     if matched.is_empty() {
         return Ok(results);
@@ -163,6 +157,26 @@ pub(super) async fn take_out(
         );
     }
     Ok(results)
+}
+
+/// The monitors that matched the calls `ids` (the primary key's first column).
+pub(super) fn matches_of(ids: &[String]) -> sea_orm::Select<monitor_datapoint::Entity> {
+    monitor_datapoint::Entity::find()
+        .filter(monitor_datapoint::Column::DatapointId.is_in(ids.iter().cloned()))
+}
+
+/// A monitor's hourly rows in `[from_ms, to_ms)`, in order: a range of the primary key.
+pub(super) fn summary_rows(
+    monitor_id: Uuid,
+    from_ms: i64,
+    to_ms: i64,
+) -> sea_orm::Select<monitor_rollup::Entity> {
+    monitor_rollup::Entity::find()
+        .filter(monitor_rollup::Column::MonitorId.eq(monitor_id.to_string()))
+        .filter(monitor_rollup::Column::BucketMs.gte(Granularity::Hour.bucket_of(from_ms)))
+        .filter(monitor_rollup::Column::BucketMs.lt(to_ms))
+        .order_by_asc(monitor_rollup::Column::BucketMs)
+        .order_by_asc(monitor_rollup::Column::CheckId)
 }
 
 /// The check ids of every version of `monitors`.
@@ -199,12 +213,7 @@ impl Storage {
         granularity: Granularity,
     ) -> Result<MonitorSummary, Error> {
         let context = "summarizing a monitor";
-        let rows = monitor_rollup::Entity::find()
-            .filter(monitor_rollup::Column::MonitorId.eq(monitor.id.to_string()))
-            .filter(monitor_rollup::Column::BucketMs.gte(Granularity::Hour.bucket_of(from_ms)))
-            .filter(monitor_rollup::Column::BucketMs.lt(to_ms))
-            .order_by_asc(monitor_rollup::Column::BucketMs)
-            .order_by_asc(monitor_rollup::Column::CheckId)
+        let rows = summary_rows(monitor.id, from_ms, to_ms)
             .all(&self.db)
             .await
             .map_err(db_error(context))?;
