@@ -25,6 +25,12 @@
 //! count, an `--role api` process queues `backlog` (default 50,000) jobs and that many
 //! `--role worker` processes drain them: datapoints/s.
 //!
+//!     load backfill [calls] [monitors]
+//!
+//! stores `calls` (default 100,000) through gRPC, creates `monitors` (default 5) monitors of 5
+//! checks each, and backfills one of them over every call (each call evaluated by all of
+//! them): calls/s overall and per tenth, to show the rate does not fall as the cursor moves.
+//!
 //!     load monitors [deliveries] [backlog] [counts]
 //!
 //! with 0, 5 and 20 monitors (or the comma-separated `counts`) of 5 checks each, all matching every call: acks/s of the
@@ -418,6 +424,11 @@ async fn main() {
         });
         return with_monitors(deliveries, backlog, &counts).await;
     }
+    if args.get(1).map(String::as_str) == Some("backfill") {
+        let calls = args.get(2).map_or(100_000, |value| value.parse().unwrap());
+        let monitors = args.get(3).map_or(5, |value| value.parse().unwrap());
+        return backfill(calls, monitors).await;
+    }
     if args.get(1).map(String::as_str) == Some("replicas") {
         let deliveries = args.get(2).map_or(20_000, |value| value.parse().unwrap());
         let most = args.get(3).map_or(3, |value| value.parse().unwrap());
@@ -770,6 +781,67 @@ async fn delete_under_load(backlog: usize, rate: usize, seconds: usize) {
         } else {
             ""
         }
+    );
+    server.stop().await;
+}
+
+/// A backfill of one of `monitors` monitors (five checks each, every call matched) over
+/// `calls` stored calls: the calls evaluated per second, and the time of each tenth.
+async fn backfill(calls: usize, monitors: usize) {
+    let server = ServerProcess::start(&[]).await;
+    let stored_in = ingest_backlog(&server, calls).await;
+    println!("{calls} calls stored in {:.1} s", stored_in.as_secs_f64());
+    create_monitors(&server, monitors).await;
+    let mut service = pb::monitor_service_client::MonitorServiceClient::new(server.channel().await);
+    let monitor = service
+        .list_monitors(authed(pb::ListMonitorsRequest {}, server.admin_key()))
+        .await
+        .unwrap()
+        .into_inner()
+        .monitors
+        .remove(0);
+    let started = Instant::now();
+    let backfill = service
+        .backfill_monitor(authed(
+            pb::BackfillMonitorRequest { monitor_id: monitor.id, ..Default::default() },
+            server.admin_key(),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .backfill
+        .unwrap();
+    let mut tenths = Vec::new();
+    let done = loop {
+        let now = service
+            .get_backfill(authed(
+                pb::GetBackfillRequest { id: backfill.id.clone() },
+                server.admin_key(),
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .backfill
+            .unwrap();
+        while (tenths.len() as u64 + 1) * now.total / 10 <= now.processed && tenths.len() < 10 {
+            tenths.push(started.elapsed());
+        }
+        if now.state != "running" {
+            break now;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let elapsed = started.elapsed();
+    assert_eq!((done.state.as_str(), done.processed), ("succeeded", calls as u64));
+    let rates: Vec<String> = tenths
+        .windows(2)
+        .map(|pair| format!("{:.0}", calls as f64 / 10.0 / (pair[1] - pair[0]).as_secs_f64()))
+        .collect();
+    println!(
+        "backfill of {calls} calls with {monitors} monitors: {:.1} s, {:.0} calls/s; per tenth after the first: {}",
+        elapsed.as_secs_f64(),
+        calls as f64 / elapsed.as_secs_f64(),
+        rates.join(", ")
     );
     server.stop().await;
 }
