@@ -162,6 +162,15 @@ impl Client {
         if let Some(name) = find.failed_check {
             request = request.failed_check(name);
         }
+        if let Some(successful) = find.successful {
+            request = request.successful(successful);
+        }
+        if let Some(sentiment) = find.sentiment {
+            request = request.sentiment(sentiment);
+        }
+        if let Some(outcome) = find.outcome {
+            request = request.outcome(outcome);
+        }
         if let Some(monitor_id) = find.monitor_id {
             request = request.monitor_id(monitor_id);
         }
@@ -240,6 +249,9 @@ struct FindQuery {
     issues_only: Option<bool>,
     failed_check: Option<String>,
     monitor_id: Option<String>,
+    successful: Option<bool>,
+    sentiment: Option<String>,
+    outcome: Option<String>,
     limit: Option<usize>,
 }
 

@@ -58,6 +58,9 @@ def test_monitors_flag_calls_and_take_outside_verdicts(client: Earshot, server: 
 
     assert call_ids(tags=[tag], issues_only=True) == {f"{tag}-slow", f"{tag}-human"}
     assert call_ids(failed_check=f"slow {tag}") == {f"{tag}-slow"}
+    # Calls sent without a provider verdict match no verdict filter.
+    assert call_ids(tags=[tag], successful=False) == set()
+    assert call_ids(tags=[tag], sentiment="negative", outcome="voicemail") == set()
     assert call_ids(monitor_id=monitor["id"]) == {f"{tag}-fast", f"{tag}-slow", f"{tag}-human"}
     [slow_call] = client.find_datapoints(call_id=f"{tag}-slow")
     assert slow_call["failed_checks"] == [f"slow {tag}"]

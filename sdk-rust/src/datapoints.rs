@@ -127,6 +127,27 @@ impl DatapointQuery {
         self
     }
 
+    /// Calls the provider judged successful (or, with false, not).
+    #[must_use]
+    pub fn successful(mut self, successful: bool) -> Self {
+        self.0.successful = Some(successful);
+        self
+    }
+
+    /// Calls with this sentiment from the provider (case ignored).
+    #[must_use]
+    pub fn sentiment(mut self, sentiment: impl Into<String>) -> Self {
+        self.0.sentiment = sentiment.into();
+        self
+    }
+
+    /// Calls with this outcome from the provider (case ignored).
+    #[must_use]
+    pub fn outcome(mut self, outcome: impl Into<String>) -> Self {
+        self.0.outcome = outcome.into();
+        self
+    }
+
     /// Most relevant first (with `text_contains`): the best transcript matches among the 2,000
     /// newest matching calls, instead of newest first.
     #[must_use]

@@ -125,6 +125,9 @@ class Earshot:
         issues_only: bool = False,
         failed_check: Optional[str] = None,
         monitor_id: Optional[str] = None,
+        successful: Optional[bool] = None,
+        sentiment: Optional[str] = None,
+        outcome: Optional[str] = None,
         limit: int = 100,
     ) -> List[Dict[str, Any]]:
         """Datapoints matching every filter, newest call first, at most ``limit``. ``tags`` must
@@ -133,14 +136,15 @@ class Earshot:
         accent-insensitive. ``order="relevance"`` puts the best transcript matches first (among
         the 2,000 newest matching calls) instead of the newest call. ``issues_only`` keeps calls
         with an unresolved issue, ``failed_check`` those on which the check of that name is one,
-        ``monitor_id`` those the monitor matched; each datapoint carries ``check_values`` and
+        ``monitor_id`` those the monitor matched; ``successful``, ``sentiment`` and ``outcome``
+        match the provider's verdicts (case ignored); each datapoint carries ``check_values`` and
         ``failed_checks``."""
         query = _find_query(
             project_id=project_id, context_token=context_token, call_id=call_id, provider=provider,
             source=source, tags=tags, tags_any=tags_any, metadata=metadata, from_date=from_date,
             to_date=to_date, search_value=search_value, integration_id=integration_id, order=order,
             issues_only=issues_only or None, failed_check=failed_check, monitor_id=monitor_id,
-            limit=limit,
+            successful=successful, sentiment=sentiment, outcome=outcome, limit=limit,
         )  # fmt: skip
         result: List[Dict[str, Any]] = self._native.find_datapoints(query, False)
         return result
@@ -525,6 +529,9 @@ class AsyncEarshot:
         issues_only: bool = False,
         failed_check: Optional[str] = None,
         monitor_id: Optional[str] = None,
+        successful: Optional[bool] = None,
+        sentiment: Optional[str] = None,
+        outcome: Optional[str] = None,
         limit: int = 100,
     ) -> List[Dict[str, Any]]:
         query = _find_query(
@@ -532,7 +539,7 @@ class AsyncEarshot:
             source=source, tags=tags, tags_any=tags_any, metadata=metadata, from_date=from_date,
             to_date=to_date, search_value=search_value, integration_id=integration_id, order=order,
             issues_only=issues_only or None, failed_check=failed_check, monitor_id=monitor_id,
-            limit=limit,
+            successful=successful, sentiment=sentiment, outcome=outcome, limit=limit,
         )  # fmt: skip
         result: List[Dict[str, Any]] = await self._native.find_datapoints(query, True)
         return result

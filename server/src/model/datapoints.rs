@@ -430,6 +430,12 @@ pub struct DatapointQuery {
     pub failed_check: Option<String>,
     /// Calls this monitor matched.
     pub monitor_id: Option<Uuid>,
+    /// Calls the provider judged successful (or not).
+    pub successful: Option<bool>,
+    /// Calls with this sentiment or outcome from the provider (case and surrounding space
+    /// ignored).
+    pub sentiment: Option<String>,
+    pub outcome: Option<String>,
     pub page_size: usize,
     /// Return the datapoints after this one in the searches' order (cursor paging).
     pub before: Option<DatapointCursor>,
@@ -468,6 +474,8 @@ impl DatapointQuery {
             ("call_id", &self.call_id),
             ("provider", &self.provider),
             ("failed_check", &self.failed_check),
+            ("sentiment", &self.sentiment),
+            ("outcome", &self.outcome),
         ] {
             if let Some(value) = value {
                 text(&mut violations, field, value, 256);

@@ -402,6 +402,20 @@ pub(super) fn search_statement(
     if let Some(integration_id) = query.integration_id {
         condition = condition.add(column(Column::IntegrationId).eq(integration_id.to_string()));
     }
+    // Each verdict has a partial index by organization, value and time (m0018).
+    if let Some(successful) = query.successful {
+        // PostgreSQL reads `= false` as `NOT column`, which it does not prove implies the
+        // partial index's `IS NOT NULL`: said outright, the index serves both values.
+        condition = condition
+            .add(column(Column::VerdictSuccessful).is_not_null())
+            .add(column(Column::VerdictSuccessful).eq(successful));
+    }
+    if let Some(sentiment) = &query.sentiment {
+        condition = condition.add(column(Column::VerdictSentiment).eq(verdict_text(sentiment)));
+    }
+    if let Some(outcome) = &query.outcome {
+        condition = condition.add(column(Column::VerdictOutcome).eq(verdict_text(outcome)));
+    }
     let drive = if by_ids { None } else { Drive::of(query) };
     let tags_all = match drive {
         Some(Drive::Tag(_)) if !query.tags_all.is_empty() => &query.tags_all[1..],
@@ -992,7 +1006,16 @@ fn datapoint_active_model(datapoint: &Datapoint) -> Result<datapoint::ActiveMode
         updated_at_ms: Set(to_millis(datapoint.updated_at)),
         // Counted from its check results by the statements that write them (`monitors`).
         open_issues: sea_orm::ActiveValue::NotSet,
+        verdict_successful: Set(datapoint.analysis.successful),
+        verdict_sentiment: Set(datapoint.analysis.sentiment.as_deref().map(verdict_text)),
+        verdict_outcome: Set(datapoint.analysis.outcome.as_deref().map(verdict_text)),
     })
+}
+
+/// A verdict's text as stored and searched: trimmed, ASCII letters lower-cased (as SQL's
+/// `lower` does on SQLite).
+pub(crate) fn verdict_text(text: &str) -> String {
+    text.trim().to_ascii_lowercase()
 }
 
 pub(super) fn datapoint_from_model(model: datapoint::Model) -> Result<Datapoint, Error> {

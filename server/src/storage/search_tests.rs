@@ -93,8 +93,26 @@ fn cases() -> Vec<(&'static str, DatapointQuery, &'static str)> {
         ),
         (
             "a metadata pair",
-            DatapointQuery { metadata_equals: vec![("queue".into(), "billing".into())], ..page },
+            DatapointQuery {
+                metadata_equals: vec![("queue".into(), "billing".into())],
+                ..page.clone()
+            },
             "datapoint_metadata_by_organization_pair",
+        ),
+        (
+            "the provider's verdict",
+            DatapointQuery { successful: Some(false), ..page.clone() },
+            "datapoints_by_verdict_successful",
+        ),
+        (
+            "the provider's sentiment",
+            DatapointQuery { sentiment: Some("Negative".into()), ..page.clone() },
+            "datapoints_by_verdict_sentiment",
+        ),
+        (
+            "the provider's outcome",
+            DatapointQuery { outcome: Some("voicemail".into()), ..page },
+            "datapoints_by_verdict_outcome",
         ),
     ]
 }
@@ -580,4 +598,74 @@ async fn postgresql_reads_every_filter_through_its_index() {
             );
         }
     }
+}
+
+/// The provider's verdicts are searchable (text without regard to case or surrounding space),
+/// also for calls stored before the columns existed (filled by m0018 from the analysis).
+#[tokio::test]
+async fn provider_verdicts_are_searchable() {
+    use sea_orm_migration::MigratorTrait;
+
+    use crate::model::commit::IngestWrite;
+    use crate::storage::ingest_tests::new_ingest;
+
+    let storage = super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
+    let call = |call_id: &str,
+                successful: Option<bool>,
+                sentiment: Option<&str>,
+                outcome: Option<&str>| {
+        let mut ingest = new_ingest(organization, project, call_id);
+        ingest.conversation.extras.successful = successful;
+        ingest.conversation.extras.sentiment = sentiment.map(str::to_owned);
+        ingest.conversation.extras.outcome = outcome.map(str::to_owned);
+        ingest
+    };
+    let write = IngestWrite {
+        ingests: vec![
+            call("won", Some(true), Some("Positive"), Some("booked")),
+            call("lost", Some(false), Some(" Negative"), Some("voicemail")),
+            call("unknown", None, None, None),
+        ],
+        ..Default::default()
+    };
+    let settings = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
+    storage.commit_ingest_writes(&[&write], settings, now).await.unwrap();
+    let found = |query: DatapointQuery| {
+        let storage = &storage;
+        async move {
+            let query = DatapointQuery { page_size: 10, ..query };
+            let mut calls: Vec<String> = storage
+                .search_datapoints(organization, &query)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|view| view.datapoint.call_id)
+                .collect();
+            calls.sort();
+            calls
+        }
+    };
+    let check = || async {
+        assert_eq!(
+            found(DatapointQuery { successful: Some(false), ..Default::default() }).await,
+            ["lost"]
+        );
+        assert_eq!(
+            found(DatapointQuery { successful: Some(true), ..Default::default() }).await,
+            ["won"]
+        );
+        let negative = DatapointQuery { sentiment: Some("NEGATIVE ".into()), ..Default::default() };
+        assert_eq!(found(negative).await, ["lost"]);
+        let booked = DatapointQuery { outcome: Some("Booked".into()), ..Default::default() };
+        assert_eq!(found(booked).await, ["won"]);
+        let none = DatapointQuery { outcome: Some("transferred".into()), ..Default::default() };
+        assert!(found(none).await.is_empty());
+    };
+    check().await;
+    // Back to before m0018 and up again: the columns are filled from the analysis.
+    super::migrations::Migrator::down(&storage.db, Some(1)).await.unwrap();
+    super::migrations::Migrator::up(&storage.db, None).await.unwrap();
+    check().await;
 }

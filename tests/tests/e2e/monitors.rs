@@ -150,6 +150,15 @@ async fn a_monitor_flags_exactly_the_bad_retell_calls() {
         call_ids(&client, DatapointQuery::new().monitor_id(&monitor.id)).await,
         set(&["retell-good", "retell-quick", "retell-slow", "retell-failed"])
     );
+    // The provider's own verdicts are searchable too (the SDK call has none).
+    assert_eq!(
+        call_ids(&client, DatapointQuery::new().successful(false)).await,
+        set(&["retell-failed"])
+    );
+    assert_eq!(
+        call_ids(&client, DatapointQuery::new().sentiment("NEUTRAL")).await,
+        set(&["retell-good", "retell-quick", "retell-slow", "retell-failed"])
+    );
     // The summary counts the same calls: four matched, two issues, and per check its issues
     // and mean value (the latency; the share of calls the provider calls successful).
     let summary = client
@@ -226,6 +235,7 @@ async fn a_monitor_flags_exactly_the_bad_retell_calls() {
     );
     assert_eq!(find(json!({"filter_group_id": monitor.id})).await.len(), 4);
     assert_eq!(find(json!({"failed_check": "provider says failed"})).await.len(), 1);
+    assert_eq!(find(json!({"successful": true, "sentiment": "neutral"})).await.len(), 3);
 
     let slow_call = client.search_datapoints(DatapointQuery::new().call_id("retell-slow")).await;
     let slow_call = slow_call.unwrap().datapoints.remove(0);

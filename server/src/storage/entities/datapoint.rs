@@ -36,6 +36,10 @@ pub struct Model {
     pub updated_at_ms: i64,
     /// Unresolved issues among its check results (m0015), kept by the commits that write them.
     pub open_issues: i32,
+    /// The provider's verdicts from `analysis_json`, text lower-cased (m0018), for searches.
+    pub verdict_successful: Option<bool>,
+    pub verdict_sentiment: Option<String>,
+    pub verdict_outcome: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -20,6 +20,7 @@ mod m0014_delivery_retention;
 mod m0015_monitors;
 mod m0016_monitor_rollups;
 mod m0017_smaller_result_rows;
+mod m0018_verdict_columns;
 
 use sea_orm_migration::prelude::*;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0015_monitors::Migration),
             Box::new(m0016_monitor_rollups::Migration),
             Box::new(m0017_smaller_result_rows::Migration),
+            Box::new(m0018_verdict_columns::Migration),
         ]
     }
 }

@@ -77,6 +77,9 @@ fn search_query(
         } else {
             Some(parse_id(&field("monitor_id"), &request.monitor_id)?)
         },
+        successful: request.successful,
+        sentiment: non_empty(request.sentiment),
+        outcome: non_empty(request.outcome),
     })
 }
 

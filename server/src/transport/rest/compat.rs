@@ -194,6 +194,10 @@ struct FindBody {
     /// Calls this monitor matched; `filter_group_id` is Okareo's name for it.
     monitor_id: Option<String>,
     filter_group_id: Option<String>,
+    /// The provider's verdicts (SearchDatapoints `successful`, `sentiment`, `outcome`).
+    successful: Option<bool>,
+    sentiment: Option<String>,
+    outcome: Option<String>,
     offset: Option<usize>,
     limit: Option<usize>,
 }
@@ -247,6 +251,9 @@ async fn find_inner(
             (_, Some(id)) if !id.is_empty() => Some(parse_id("filter_group_id", id)?),
             _ => None,
         },
+        successful: parsed.successful,
+        sentiment: parsed.sentiment.filter(|text| !text.is_empty()),
+        outcome: parsed.outcome.filter(|text| !text.is_empty()),
         page_size: parsed.limit.unwrap_or(100),
         offset: match parsed.offset.unwrap_or(0) {
             offset if offset <= MAX_OFFSET => offset,
