@@ -219,6 +219,39 @@ impl Client {
     }
 }
 
+/// A monitor's definition from what Python passes (the search's filter names).
+fn monitor_definition(
+    name: String,
+    check_ids: Vec<String>,
+    filter: &Bound<'_, PyDict>,
+    description: Option<String>,
+) -> PyResult<earshot::MonitorDefinition> {
+    let filter: MonitorFilterJson = parse("filter", json_arg(filter.as_any(), "filter")?)?;
+    let mut definition = earshot::MonitorDefinition::new(name)
+        .description(description.unwrap_or_default())
+        .tags_all(filter.tags.unwrap_or_default())
+        .tags_any(filter.tags_any.unwrap_or_default());
+    for check_id in check_ids {
+        definition = definition.check(check_id);
+    }
+    if let Some(project_id) = filter.project_id {
+        definition = definition.project_id(project_id);
+    }
+    if let Some(provider) = filter.provider {
+        definition = definition.provider(provider);
+    }
+    if let Some(text) = filter.search_value {
+        definition = definition.text_contains(text);
+    }
+    if let Some(integration_id) = filter.integration_id {
+        definition = definition.integration_id(integration_id);
+    }
+    for (key, value) in filter.metadata.unwrap_or_default() {
+        definition = definition.metadata_equals(key, metadata_text(value));
+    }
+    Ok(definition)
+}
+
 /// A time given as ISO 8601 text (the Python layer turns a `datetime` into it).
 fn time_arg(field: &str, value: Option<String>) -> PyResult<Option<chrono::DateTime<chrono::Utc>>> {
     value
@@ -718,33 +751,96 @@ impl Client {
         description: Option<String>,
         asynchronous: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let filter: MonitorFilterJson = parse("filter", json_arg(filter.as_any(), "filter")?)?;
-        let mut definition = earshot::MonitorDefinition::new(name)
-            .description(description.unwrap_or_default())
-            .tags_all(filter.tags.unwrap_or_default())
-            .tags_any(filter.tags_any.unwrap_or_default());
-        for check_id in check_ids {
-            definition = definition.check(check_id);
-        }
-        if let Some(project_id) = filter.project_id {
-            definition = definition.project_id(project_id);
-        }
-        if let Some(provider) = filter.provider {
-            definition = definition.provider(provider);
-        }
-        if let Some(text) = filter.search_value {
-            definition = definition.text_contains(text);
-        }
-        if let Some(integration_id) = filter.integration_id {
-            definition = definition.integration_id(integration_id);
-        }
-        for (key, value) in filter.metadata.unwrap_or_default() {
-            definition = definition.metadata_equals(key, metadata_text(value));
-        }
+        let definition = monitor_definition(name, check_ids, filter, description)?;
         let client = self.client()?;
         run(py, asynchronous, async move {
             let monitor = client.create_monitor(definition).await?;
             Ok(Output::Json(convert::monitor(&monitor)))
+        })
+    }
+
+    #[pyo3(signature = (monitor_id, name, check_ids, filter, description, asynchronous))]
+    #[allow(clippy::too_many_arguments)] // create_monitor's, and the monitor's id
+    fn update_monitor<'py>(
+        &self,
+        py: Python<'py>,
+        monitor_id: String,
+        name: String,
+        check_ids: Vec<String>,
+        filter: &Bound<'py, PyDict>,
+        description: Option<String>,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let definition = monitor_definition(name, check_ids, filter, description)?;
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let monitor = client.update_monitor(&monitor_id, definition).await?;
+            Ok(Output::Json(convert::monitor(&monitor)))
+        })
+    }
+
+    #[pyo3(signature = (monitor_id, asynchronous))]
+    fn get_monitor<'py>(
+        &self,
+        py: Python<'py>,
+        monitor_id: String,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            Ok(Output::Json(convert::monitor(&client.get_monitor(&monitor_id).await?)))
+        })
+    }
+
+    #[pyo3(signature = (check_id, asynchronous))]
+    fn get_check<'py>(
+        &self,
+        py: Python<'py>,
+        check_id: String,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            Ok(Output::Json(convert::check(&client.get_check(&check_id).await?)))
+        })
+    }
+
+    #[pyo3(signature = (check_id, measure, comparator, threshold, phrase, description, asynchronous))]
+    #[allow(clippy::too_many_arguments)] // the rule's parts, as create_check takes them
+    fn update_check<'py>(
+        &self,
+        py: Python<'py>,
+        check_id: String,
+        measure: Option<String>,
+        comparator: Option<String>,
+        threshold: Option<String>,
+        phrase: Option<String>,
+        description: Option<String>,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        // A rule is replaced whole: its measure and comparator given together.
+        let rule = match (measure, comparator) {
+            (Some(measure), Some(comparator)) => {
+                let rule =
+                    earshot::CheckRule::new(measure, comparator, threshold.unwrap_or_default());
+                Some(match phrase {
+                    Some(phrase) => rule.phrase(phrase),
+                    None => rule,
+                })
+            }
+            (None, None) => None,
+            (measure, _) => {
+                let missing = if measure.is_none() { "measure" } else { "comparator" };
+                return Err(invalid(vec![FieldViolation::new(
+                    missing,
+                    "a new rule needs both measure and comparator",
+                )]));
+            }
+        };
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let check = client.update_check(&check_id, description.as_deref(), rule).await?;
+            Ok(Output::Json(convert::check(&check)))
         })
     }
 

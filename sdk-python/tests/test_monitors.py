@@ -92,6 +92,19 @@ def test_monitors_flag_calls_and_take_outside_verdicts(client: Earshot, server: 
     assert next(value for value in resolved["check_values"] if value["check_id"] == judge["id"])["resolved_time"]
     assert call_ids(tags=[tag], issues_only=True) == {f"{tag}-slow", f"{tag}-human"}
 
+    # A stricter rule is a new version; a monitor's new list of checks raises its version.
+    stricter = client.update_check(slow["id"], "p95_response_latency_ms", "greater_than", 1000)
+    assert (stricter["version"], client.get_check(slow["id"])["threshold"]) == (2, "1000")
+    described = client.update_check(slow["id"], description="Answers over a second")
+    assert (described["version"], described["description"]) == (2, "Answers over a second")
+    with pytest.raises(InvalidArgumentError) as half:
+        client.update_check(slow["id"], "duration_ms")
+    assert [violation.field for violation in half.value.violations] == ["comparator"]
+    narrowed = client.update_monitor(monitor["id"], f"monitor {tag}", [slow["id"]], tags=[tag])
+    assert (narrowed["version"], [check["name"] for check in narrowed["checks"]]) == (2, [f"slow {tag}"])
+    fetched = client.get_monitor(monitor["id"])
+    assert (fetched["version"], fetched["checks"], fetched["filter"]) == (2, narrowed["checks"], narrowed["filter"])
+
     client.delete_monitor(monitor["id"])
     assert monitor["id"] not in {found["id"] for found in client.list_monitors()}
     assert f"judge {tag}" in {check["name"] for check in client.list_checks()}

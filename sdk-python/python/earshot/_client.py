@@ -351,6 +351,58 @@ class Earshot:
         )
         return result
 
+    def get_check(self, check_id: str) -> Dict[str, Any]:
+        result: Dict[str, Any] = self._native.get_check(check_id, False)
+        return result
+
+    def update_check(
+        self,
+        check_id: str,
+        measure: Optional[str] = None,
+        comparator: Optional[str] = None,
+        threshold: Union[str, float, bool, None] = None,
+        *,
+        phrase: Optional[str] = None,
+        description: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """Changes a check's description and, given ``measure`` and ``comparator``, its rule: a
+        different rule is a new version; results name the version that produced them."""
+        result: Dict[str, Any] = self._native.update_check(
+            check_id, measure, comparator, _threshold(threshold), phrase, description, False
+        )
+        return result
+
+    def get_monitor(self, monitor_id: str) -> Dict[str, Any]:
+        result: Dict[str, Any] = self._native.get_monitor(monitor_id, False)
+        return result
+
+    def update_monitor(
+        self,
+        monitor_id: str,
+        name: str,
+        check_ids: Sequence[str],
+        *,
+        project_id: Optional[str] = None,
+        provider: Optional[str] = None,
+        tags: Optional[Sequence[str]] = None,
+        tags_any: Optional[Sequence[str]] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        search_value: Optional[str] = None,
+        integration_id: Optional[str] = None,
+        description: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """Replaces a monitor's whole definition (as :meth:`create_monitor` takes it); calls
+        stored from then on are evaluated by it, and a change to its checks raises its
+        ``version``."""
+        monitor_filter = _find_query(
+            project_id=project_id, provider=provider, tags=tags, tags_any=tags_any,
+            metadata=metadata, search_value=search_value, integration_id=integration_id,
+        )  # fmt: skip
+        result: Dict[str, Any] = self._native.update_monitor(
+            monitor_id, name, list(check_ids), monitor_filter, description, False
+        )
+        return result
+
     def backfill_monitor(
         self,
         monitor_id: str,
@@ -740,6 +792,58 @@ class AsyncEarshot:
         Returns the datapoint."""
         result: Dict[str, Any] = await self._native.resolve_issues(
             datapoint_id, list(check_ids), reopen, True
+        )
+        return result
+
+    async def get_check(self, check_id: str) -> Dict[str, Any]:
+        result: Dict[str, Any] = await self._native.get_check(check_id, True)
+        return result
+
+    async def update_check(
+        self,
+        check_id: str,
+        measure: Optional[str] = None,
+        comparator: Optional[str] = None,
+        threshold: Union[str, float, bool, None] = None,
+        *,
+        phrase: Optional[str] = None,
+        description: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """Changes a check's description and, given ``measure`` and ``comparator``, its rule: a
+        different rule is a new version; results name the version that produced them."""
+        result: Dict[str, Any] = await self._native.update_check(
+            check_id, measure, comparator, _threshold(threshold), phrase, description, True
+        )
+        return result
+
+    async def get_monitor(self, monitor_id: str) -> Dict[str, Any]:
+        result: Dict[str, Any] = await self._native.get_monitor(monitor_id, True)
+        return result
+
+    async def update_monitor(
+        self,
+        monitor_id: str,
+        name: str,
+        check_ids: Sequence[str],
+        *,
+        project_id: Optional[str] = None,
+        provider: Optional[str] = None,
+        tags: Optional[Sequence[str]] = None,
+        tags_any: Optional[Sequence[str]] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        search_value: Optional[str] = None,
+        integration_id: Optional[str] = None,
+        description: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """Replaces a monitor's whole definition (as :meth:`create_monitor` takes it); calls
+        stored from then on are evaluated by it, and a change to its checks raises its
+        ``version``."""
+        monitor_filter = _find_query(
+            project_id=project_id, provider=provider, tags=tags, tags_any=tags_any,
+            metadata=metadata, search_value=search_value, integration_id=integration_id,
+        )  # fmt: skip
+        result: Dict[str, Any] = await self._native.update_monitor(
+            monitor_id, name, list(check_ids), monitor_filter, description, True
         )
         return result
 

@@ -94,6 +94,27 @@ class Client:
     def delete_monitor(self, monitor_id: str, asynchronous: bool) -> Any: ...
     def attach_check_results(self, datapoint_id: str, results: List[Any], asynchronous: bool) -> Any: ...
     def resolve_issues(self, datapoint_id: str, check_ids: List[str], reopen: bool, asynchronous: bool) -> Any: ...
+    def update_monitor(
+        self,
+        monitor_id: str,
+        name: str,
+        check_ids: List[str],
+        filter: Dict[str, Any],
+        description: Optional[str],
+        asynchronous: bool,
+    ) -> Any: ...
+    def get_monitor(self, monitor_id: str, asynchronous: bool) -> Any: ...
+    def get_check(self, check_id: str, asynchronous: bool) -> Any: ...
+    def update_check(
+        self,
+        check_id: str,
+        measure: Optional[str],
+        comparator: Optional[str],
+        threshold: Optional[str],
+        phrase: Optional[str],
+        description: Optional[str],
+        asynchronous: bool,
+    ) -> Any: ...
     def backfill_monitor(
         self, monitor_id: str, from_date: Optional[str], to_date: Optional[str], asynchronous: bool
     ) -> Any: ...
