@@ -409,13 +409,15 @@ async fn a_backfill_matches_live_evaluation_and_resumes_after_kill_9() {
     let started = client.backfill_monitor(&monitor.id, None, None).await.unwrap();
     let total = (OLD_CALLS + TWINS) as u64;
     assert_eq!((started.state.as_str(), started.total), ("running", total));
-    // Kill the server once some batches are committed and most are not.
+    // Kill the server once some batches are committed and most are not (a bounded wait).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     let part_way = loop {
         let backfill = client.get_backfill(&started.id).await.unwrap();
         assert_eq!(backfill.state, "running", "the backfill ended before the kill");
         if backfill.processed >= 50 {
             break backfill;
         }
+        assert!(tokio::time::Instant::now() < deadline, "no batch committed: {backfill:?}");
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     };
     server.kill().await;
