@@ -10,7 +10,9 @@
 //! and its row (and its tag and metadata rows) copied with generated ids, call ids, context
 //! tokens and times, 30 days of calls; 1 % from provider `bland`, 10 % through the SDK, every call
 //! tagged `billing`, one in a thousand `vip`, metadata `queue` (half `sales`) and a unique
-//! `account`, the word "zebra" in one transcript in 100,000. On PostgreSQL the fill ends with
+//! `account`, the word "zebra" in one transcript in 100,000; 1 % judged failed by the provider,
+//! 5 % of negative sentiment, 0.1 % with an open issue of a check, and the `bland` calls matched
+//! by a monitor. On PostgreSQL the fill ends with
 //! `ANALYZE`, as autovacuum would; SQLite is left without statistics, as the server leaves it.
 //! Figures go to docs/BENCHMARKS.md.
 
@@ -28,6 +30,10 @@ use earshot_proto::v1::datapoint_service_client::DatapointServiceClient;
 const SPAN_MS: i64 = 30 * 24 * 3600 * 1000;
 /// The start of the first call: 2026-10-01T00:00:00Z.
 const FIRST_MS: i64 = 1_790_812_800_000;
+/// The check whose issues the filled calls have, and the monitor that matched the `bland` calls
+/// (rows written by the fill, not through the API: searches read only these rows).
+const CHECK_ID: &str = "01900000-0000-7000-9000-00000000c0c0";
+const MONITOR_ID: &str = "01900000-0000-7000-9000-00000000b0b0";
 /// Runs of each search; the median and the slowest are reported.
 const RUNS: usize = 20;
 
@@ -53,15 +59,25 @@ fn fill_sql(rows: usize, postgres: bool) -> String {
          context_token, source, transcript_source, speaker_labels_estimated, turns_json, \
          transcript_search, audio_id, started_at_ms, ended_at_ms, duration_ms, occurred_at_ms, \
          from_number, to_number, direction, analysis_json, cost_usd, tags_json, metadata_json, \
-         metrics_json, created_at_ms, updated_at_ms) \
+         metrics_json, created_at_ms, updated_at_ms, verdict_successful, verdict_sentiment, \
+         open_issues) \
          SELECT {id}, t.organization_id, t.project_id, \
          CASE WHEN n.i % 100 = 0 THEN 'bland' ELSE 'retell' END, 'call-' || n.i, 'ctx-' || n.i, \
          CASE WHEN n.i % 10 = 0 THEN 'sdk' ELSE 'webhook' END, t.transcript_source, \
          t.speaker_labels_estimated, t.turns_json, \
          t.transcript_search || CASE WHEN n.i % 100000 = 7 THEN ' zebra' ELSE '' END, \
          NULL, {at}, {at} + 60000, 60000, {at}, t.from_number, t.to_number, t.direction, \
-         t.analysis_json, t.cost_usd, t.tags_json, t.metadata_json, t.metrics_json, {at}, {at} \
+         t.analysis_json, t.cost_usd, t.tags_json, t.metadata_json, t.metrics_json, {at}, {at}, \
+         n.i % 100 <> 3, CASE WHEN n.i % 20 = 5 THEN 'negative' ELSE 'neutral' END, \
+         CASE WHEN n.i % 1000 = 11 THEN 1 ELSE 0 END \
          FROM {numbers} CROSS JOIN (SELECT * FROM datapoints LIMIT 1) AS t;\n\
+         INSERT INTO check_issues (datapoint_id, check_id, organization_id, name, occurred_at_ms) \
+         SELECT d.id, '{CHECK_ID}', d.organization_id, 'slow responses', d.occurred_at_ms \
+         FROM datapoints d WHERE d.open_issues > 0;\n\
+         INSERT INTO monitor_datapoints (datapoint_id, monitor_id, organization_id, \
+         occurred_at_ms, is_issue, monitor_version) \
+         SELECT d.id, '{MONITOR_ID}', d.organization_id, d.occurred_at_ms, d.open_issues > 0, 1 \
+         FROM datapoints d WHERE d.provider = 'bland';\n\
          INSERT INTO datapoint_tags (datapoint_id, project_id, tag, organization_id, \
          occurred_at_ms) \
          SELECT d.id, d.project_id, 'billing', d.organization_id, d.occurred_at_ms \
@@ -157,6 +173,26 @@ fn searches(rows: usize) -> Vec<(&'static str, pb::SearchDatapointsRequest)> {
                 tags_any: vec!["vip".into(), "nowhere".into()],
                 ..page.clone()
             },
+        ),
+        (
+            "unresolved issues (0.1 %)",
+            pb::SearchDatapointsRequest { issues_only: true, ..page.clone() },
+        ),
+        (
+            "failed check (0.1 %)",
+            pb::SearchDatapointsRequest { failed_check: "slow responses".into(), ..page.clone() },
+        ),
+        (
+            "a monitor's calls (1 %)",
+            pb::SearchDatapointsRequest { monitor_id: MONITOR_ID.into(), ..page.clone() },
+        ),
+        (
+            "provider says failed (1 %)",
+            pb::SearchDatapointsRequest { successful: Some(false), ..page.clone() },
+        ),
+        (
+            "negative sentiment (5 %)",
+            pb::SearchDatapointsRequest { sentiment: "Negative".into(), ..page.clone() },
         ),
         (
             "transcript word in every call",
