@@ -258,23 +258,7 @@ impl Domain {
         let monitor = self.get_monitor(principal, monitor_id).await?;
         let total = self.storage.count_backfill_calls(&monitor, from, to).await?;
         let now = self.clock.now();
-        let backfill = Backfill {
-            id: Uuid::now_v7(),
-            organization_id: principal.organization_id,
-            monitor_id,
-            state: BackfillState::Running,
-            from,
-            to,
-            cursor: None,
-            total,
-            processed: 0,
-            matched: 0,
-            issues: 0,
-            error: String::new(),
-            created_at: now,
-            updated_at: now,
-            finished_at: None,
-        };
+        let backfill = Backfill::start(principal.organization_id, monitor_id, from, to, total, now);
         self.storage
             .start_backfill(&backfill, self.settings.monitors.backfill_max_attempts)
             .await?;

@@ -284,6 +284,37 @@ pub struct Backfill {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+impl Backfill {
+    /// A backfill of `monitor_id` over the organization's calls in `[from, to)`, `total` of
+    /// them, running from `now` with nothing done yet.
+    pub fn start(
+        organization_id: Uuid,
+        monitor_id: Uuid,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        total: u64,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            organization_id,
+            monitor_id,
+            state: BackfillState::Running,
+            from,
+            to,
+            cursor: None,
+            total,
+            processed: 0,
+            matched: 0,
+            issues: 0,
+            error: String::new(),
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;

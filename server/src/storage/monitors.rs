@@ -315,8 +315,12 @@ impl Storage {
                 stored.push((parse_uuid(context, &model.datapoint_id)?, stored_results(&model)?));
             }
         }
-        let versions =
-            versions_of(&self.db, stored.iter().flat_map(|(_, results)| results), context).await?;
+        let versions = versions_of(
+            &self.db,
+            stored.iter().flat_map(|(_, results)| results.iter()).map(|result| result.check_id),
+            context,
+        )
+        .await?;
         Ok(stored
             .into_iter()
             .map(|(datapoint_id, results)| {
@@ -424,7 +428,8 @@ impl Storage {
             None => Vec::new(),
         };
         change(&mut stored)?;
-        let versions = versions_of(&transaction, stored.iter(), context).await?;
+        let versions =
+            versions_of(&transaction, stored.iter().map(|result| result.check_id), context).await?;
         let mut batch = Batch::new(transaction.get_database_backend());
         batch.push(
             &Query::delete()
@@ -574,14 +579,14 @@ pub(super) fn stored_results(model: &datapoint_check::Model) -> Result<Vec<Store
         .map_err(|error| Error::internal("reading check results", error))
 }
 
-/// The check versions `results` name (their names, types and explanations come from them), in
-/// one query per chunk of checks.
-async fn versions_of<'a>(
+/// Every version of `check_ids` (results take their names, types and explanations from them),
+/// in one query per chunk of checks.
+async fn versions_of(
     connection: &impl ConnectionTrait,
-    results: impl Iterator<Item = &'a StoredResult>,
+    check_ids: impl IntoIterator<Item = Uuid>,
     context: &'static str,
 ) -> Result<HashMap<(Uuid, i32), Version>, Error> {
-    let mut wanted: Vec<String> = results.map(|result| result.check_id.to_string()).collect();
+    let mut wanted: Vec<String> = check_ids.into_iter().map(|id| id.to_string()).collect();
     wanted.sort_unstable();
     wanted.dedup();
     let mut versions = HashMap::new();
@@ -923,21 +928,14 @@ async fn insert_monitor_version(
 /// The name of each of `check_ids` at its latest version (kept after the check is deleted).
 pub(super) async fn latest_names(
     connection: &impl ConnectionTrait,
-    check_ids: Vec<String>,
+    check_ids: Vec<Uuid>,
     context: &'static str,
 ) -> Result<HashMap<Uuid, String>, Error> {
     let mut latest: HashMap<Uuid, (i32, String)> = HashMap::new();
-    for chunk in check_ids.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
-        for model in check_version::Entity::find()
-            .filter(check_version::Column::CheckId.is_in(chunk.iter().cloned()))
-            .all(connection)
-            .await
-            .map_err(db_error(context))?
-        {
-            let id = parse_uuid(context, &model.check_id)?;
-            if latest.get(&id).is_none_or(|(version, _)| *version < model.version) {
-                latest.insert(id, (model.version, model.name));
-            }
+    for ((id, version), Version { name, .. }) in versions_of(connection, check_ids, context).await?
+    {
+        if latest.get(&id).is_none_or(|(newest, _)| *newest < version) {
+            latest.insert(id, (version, name));
         }
     }
     Ok(latest.into_iter().map(|(id, (_, name))| (id, name)).collect())

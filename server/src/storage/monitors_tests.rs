@@ -493,23 +493,7 @@ async fn a_backfill_evaluates_stored_calls_once() {
 
     let total = storage.count_backfill_calls(&monitor, None, None).await.unwrap();
     assert_eq!(total, 7, "six old retell calls and the live one");
-    let backfill = Backfill {
-        id: Uuid::now_v7(),
-        organization_id: organization,
-        monitor_id: monitor.id,
-        state: BackfillState::Running,
-        from: None,
-        to: None,
-        cursor: None,
-        total,
-        processed: 0,
-        matched: 0,
-        issues: 0,
-        error: String::new(),
-        created_at: now,
-        updated_at: now,
-        finished_at: None,
-    };
+    let backfill = Backfill::start(organization, monitor.id, None, None, total, now);
     storage.start_backfill(&backfill, 3).await.unwrap();
     let mut steps = 0;
     let done = loop {

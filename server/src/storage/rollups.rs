@@ -220,12 +220,11 @@ impl Storage {
         // A check the monitor no longer runs is named by its latest version.
         let mut names: HashMap<Uuid, String> =
             monitor.checks.iter().map(|check| (check.id, check.name.clone())).collect();
-        let others: Vec<String> = rows
+        let others: Vec<Uuid> = rows
             .iter()
             .filter(|row| !row.check_id.is_empty())
             .filter_map(|row| Uuid::parse_str(&row.check_id).ok())
             .filter(|id| !names.contains_key(id))
-            .map(|id| id.to_string())
             .collect();
         names.extend(super::monitors::latest_names(&self.db, others, context).await?);
         let order: Vec<Uuid> = monitor.checks.iter().map(|check| check.id).collect();
