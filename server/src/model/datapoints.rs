@@ -309,6 +309,10 @@ pub fn search_words(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !c.is_alphanumeric() && !is_combining_mark(c))
         .filter(|word| !word.is_empty())
         .map(|word| {
+            // ASCII (most words) has no accents to remove: lowercasing is all there is to do.
+            if word.is_ascii() {
+                return word.to_ascii_lowercase();
+            }
             word.nfd().filter(|c| !is_combining_mark(*c)).flat_map(char::to_lowercase).collect()
         })
         .filter(|word: &String| !word.is_empty())

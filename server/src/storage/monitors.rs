@@ -692,17 +692,17 @@ pub(super) async fn evaluate_into(
             .collect();
         results.extend(kept);
         let occurred_at_ms = to_millis(datapoint.occurred_at());
+        let organization_id = datapoint.organization_id.to_string();
         for (monitor_id, is_issue) in evaluation.monitors {
             let (check_ids, version) = &checks_of[&monitor_id];
             let count = counts.entry(monitor_id).or_default();
             count.0 += 1;
             count.1 += u64::from(is_issue);
-            let monitor_id = monitor_id.to_string();
-            rollups.count(&monitor_id, occurred_at_ms, is_issue, parts_of(check_ids, &results), 1);
+            rollups.count(monitor_id, occurred_at_ms, is_issue, parts_of(check_ids, &results), 1);
             matched.push(monitor_datapoint::ActiveModel {
-                monitor_id: Set(monitor_id),
+                monitor_id: Set(monitor_id.to_string()),
                 datapoint_id: Set(id.clone()),
-                organization_id: Set(datapoint.organization_id.to_string()),
+                organization_id: Set(organization_id.clone()),
                 occurred_at_ms: Set(occurred_at_ms),
                 is_issue: Set(is_issue),
                 monitor_version: Set(*version),
@@ -714,7 +714,7 @@ pub(super) async fn evaluate_into(
             issues.push(check_issue::ActiveModel {
                 datapoint_id: Set(id.clone()),
                 check_id: Set(result.check_id.to_string()),
-                organization_id: Set(datapoint.organization_id.to_string()),
+                organization_id: Set(organization_id.clone()),
                 name: Set(result
                     .name
                     .clone()
@@ -730,7 +730,7 @@ pub(super) async fn evaluate_into(
         if !results.is_empty() {
             rows.push(datapoint_check::ActiveModel {
                 datapoint_id: Set(id),
-                organization_id: Set(datapoint.organization_id.to_string()),
+                organization_id: Set(organization_id),
                 results_json: Set(to_json(&results)?),
                 updated_at_ms: Set(to_millis(now)),
             });

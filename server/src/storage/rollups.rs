@@ -21,9 +21,12 @@ use crate::error::Error;
 use crate::model::checks::Origin;
 use crate::model::monitors::{CheckFigures, Granularity, Monitor, MonitorSummary, SummaryFigures};
 
-/// Changes to `monitor_rollups`, summed per (monitor, hour, check) before they are written.
+/// Changes to `monitor_rollups`, summed per (monitor, hour, check) before they are written;
+/// the call's own row (the monitor's calls and issues) has no check. Keys are ids, not their
+/// text, so that counting allocates nothing (each call of a batch counts once per monitor and
+/// check).
 #[derive(Debug, Default)]
-pub(super) struct RollupChanges(HashMap<(String, i64, String), Figures>);
+pub(super) struct RollupChanges(HashMap<(Uuid, i64, Option<Uuid>), Figures>);
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Figures {
@@ -38,15 +41,15 @@ impl RollupChanges {
     /// call, whether it was an issue, and each of the monitor's checks' results on it (`parts`).
     pub(super) fn count<'a>(
         &mut self,
-        monitor_id: &str,
+        monitor_id: Uuid,
         occurred_at_ms: i64,
         is_issue: bool,
         parts: impl IntoIterator<Item = &'a StoredResult>,
         sign: i64,
     ) {
         let bucket = Granularity::Hour.bucket_of(occurred_at_ms);
-        let mut add = |check_id: String, is_issue: bool, value: Option<f64>| {
-            let figures = self.0.entry((monitor_id.to_owned(), bucket, check_id)).or_default();
+        let mut add = |check_id: Option<Uuid>, is_issue: bool, value: Option<f64>| {
+            let figures = self.0.entry((monitor_id, bucket, check_id)).or_default();
             figures.datapoints += sign;
             figures.issues += sign * i64::from(is_issue);
             if let Some(value) = value {
@@ -56,10 +59,10 @@ impl RollupChanges {
                 figures.value_sum += signed;
             }
         };
-        add(String::new(), is_issue, None);
+        add(None, is_issue, None);
         for part in parts {
             add(
-                part.check_id.to_string(),
+                Some(part.check_id),
                 part.is_issue,
                 part.value.as_ref().and_then(crate::model::checks::Value::as_number),
             );
@@ -89,9 +92,9 @@ impl RollupChanges {
         let rows = rows
             .into_iter()
             .map(|((monitor_id, bucket_ms, check_id), figures)| monitor_rollup::ActiveModel {
-                monitor_id: Set(monitor_id),
+                monitor_id: Set(monitor_id.to_string()),
                 bucket_ms: Set(bucket_ms),
-                check_id: Set(check_id),
+                check_id: Set(check_id.map(|id| id.to_string()).unwrap_or_default()),
                 datapoints: Set(figures.datapoints),
                 issues: Set(figures.issues),
                 value_count: Set(figures.value_count),
@@ -149,7 +152,7 @@ pub(super) async fn take_out(
             .unwrap_or_default();
         let stored = results.get(&row.datapoint_id).map(Vec::as_slice).unwrap_or_default();
         changes.count(
-            &row.monitor_id,
+            parse_uuid(context, &row.monitor_id)?,
             row.occurred_at_ms,
             row.is_issue,
             parts_of(check_ids, stored),
