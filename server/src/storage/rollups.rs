@@ -88,7 +88,7 @@ impl RollupChanges {
                 .to_owned();
         let mut rows: Vec<_> = self.0.into_iter().collect();
         // One order, so that two writers (PostgreSQL) lock rows in the same order.
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows.sort_by_key(|row| row.0);
         let rows = rows
             .into_iter()
             .map(|((monitor_id, bucket_ms, check_id), figures)| monitor_rollup::ActiveModel {
