@@ -136,11 +136,18 @@ impl App {
         );
 
         let (workers_stop, workers_stop_receiver) = tokio::sync::watch::channel(false);
-        let workers = if role.runs_workers() {
+        let mut workers = if role.runs_workers() {
             self.start_workers(&workers_stop_receiver).await?
         } else {
             Vec::new()
         };
+        // Outbound events go from the processes that run workers.
+        if role.runs_workers() {
+            workers.push(tokio::spawn(crate::domain::events::run_sender(
+                self.domain.clone(),
+                workers_stop_receiver.clone(),
+            )));
+        }
 
         let heartbeat = tokio::spawn({
             let domain = self.domain.clone();

@@ -28,6 +28,7 @@ const KNOWN_KEYS: &[&str] = &[
     "asr",
     "retention",
     "monitors",
+    "events",
 ];
 
 #[derive(Clone, Deserialize)]
@@ -49,6 +50,17 @@ pub struct Config {
     pub asr: AsrConfig,
     pub retention: RetentionConfig,
     pub monitors: MonitorsConfig,
+    pub events: EventsConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    pub timeout_seconds: u64,
+    pub poll_interval_ms: u64,
+    pub batch_size: usize,
+    pub lease_seconds: u64,
+    pub retry_schedule_ms: Vec<u64>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -295,6 +307,20 @@ impl Config {
         }
         if !(1..=10_000).contains(&self.monitors.backfill_batch_size) {
             return invalid("monitors.backfill_batch_size", "must be between 1 and 10000");
+        }
+        if !(1..=1_000).contains(&self.events.batch_size) {
+            return invalid("events.batch_size", "must be between 1 and 1000");
+        }
+        if self.events.timeout_seconds == 0
+            || self.events.lease_seconds <= self.events.timeout_seconds
+        {
+            return invalid(
+                "events.lease_seconds",
+                "must be longer than events.timeout_seconds (at least 1)",
+            );
+        }
+        if self.events.retry_schedule_ms.len() > 20 {
+            return invalid("events.retry_schedule_ms", "at most 20 retries");
         }
         if self.retention.sweep_interval_seconds == 0 {
             return invalid("retention.sweep_interval_seconds", "must be at least 1");
@@ -556,6 +582,20 @@ impl Config {
                 backfill_batch_size: self.monitors.backfill_batch_size,
                 backfill_pause: std::time::Duration::from_millis(self.monitors.backfill_pause_ms),
                 backfill_max_attempts: self.jobs.max_attempts,
+            },
+            events: crate::domain::events::EventSettings {
+                timeout: std::time::Duration::from_secs(self.events.timeout_seconds),
+                poll_interval: std::time::Duration::from_millis(self.events.poll_interval_ms),
+                batch_size: self.events.batch_size,
+                lease: std::time::Duration::from_secs(self.events.lease_seconds),
+                retry_schedule: self
+                    .events
+                    .retry_schedule_ms
+                    .iter()
+                    .map(|ms| std::time::Duration::from_millis(*ms))
+                    .collect(),
+                rotation_grace_default: chrono::Duration::hours(24),
+                rotation_grace_max: chrono::Duration::days(7),
             },
         }
     }

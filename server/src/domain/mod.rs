@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod datapoints;
 pub mod deliveries;
+pub mod events;
 pub mod ingest;
 pub mod integrations;
 pub mod lifecycle;
@@ -54,6 +55,7 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     pub lifecycle: LifecycleSettings,
     pub monitors: MonitorSettings,
+    pub events: events::EventSettings,
 }
 
 /// Settings of monitor backfills.
@@ -200,6 +202,7 @@ pub(crate) mod test_support {
                 backfill_pause: std::time::Duration::ZERO,
                 backfill_max_attempts: 3,
             },
+            events: super::events::EventSettings::default(),
         }
     }
 

@@ -10,6 +10,7 @@ pub mod conversation;
 pub mod conversation_json;
 pub mod datapoints;
 pub mod deliveries;
+pub mod events;
 pub mod ingest;
 pub mod integrations;
 pub mod lifecycle;

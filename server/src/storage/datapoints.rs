@@ -96,6 +96,8 @@ impl Storage {
             context,
         )
         .await?;
+        super::events::call_events_into(&transaction, &datapoints, &mut batch, now, context)
+            .await?;
         for chunk in finished.chunks(LOOKUP_CHUNK_KEYS) {
             batch.push(&ingests_done(chunk, now));
         }
@@ -926,6 +928,7 @@ pub(super) async fn store_at_intake(
             context,
         )
         .await?;
+        super::events::call_events_into(connection, &datapoints, batch, first.now, context).await?;
     }
     Ok(ids)
 }

@@ -310,9 +310,13 @@ impl Storage {
 
     /// Re-seals every stored secret with `reseal` in one transaction (master-key rotation).
     /// Returns how many values were re-sealed. Any failure leaves every row as it was.
+    /// Re-seals every sealed value in one transaction: the integrations' secrets with `reseal`,
+    /// the event endpoints' signing secrets and static headers with `reseal_endpoint` (given
+    /// the endpoint and whether the value is its headers). Returns how many values changed.
     pub async fn reseal_all_secrets(
         &self,
         mut reseal: impl FnMut(&StoredSecret) -> Result<SealedSecret, Error>,
+        reseal_endpoint: impl FnMut(uuid::Uuid, bool, &SealedSecret) -> Result<SealedSecret, Error>,
     ) -> Result<usize, Error> {
         let context = "re-sealing integration secrets";
         let transaction = self.begin_write().await.map_err(db_error(context))?;
@@ -333,8 +337,9 @@ impl Storage {
                 .await
                 .map_err(db_error(context))?;
         }
+        let endpoints = super::events::reseal_endpoints(&transaction, reseal_endpoint).await?;
         transaction.commit().await.map_err(db_error(context))?;
-        Ok(count)
+        Ok(count + endpoints)
     }
 
     /// Attaches current and still-valid replaced secret metadata to integration rows.

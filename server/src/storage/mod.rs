@@ -9,6 +9,9 @@ mod changes;
 mod datapoints;
 mod deliveries;
 mod entities;
+mod events;
+#[cfg(test)]
+mod events_tests;
 mod group_commit;
 mod ingest;
 #[cfg(test)]
@@ -39,6 +42,9 @@ use crate::jobs::queue::WriteTurn;
 pub use changes::{Change, Changes};
 pub use datapoints::FinishedIngest;
 pub use deliveries::DeliveryProjects;
+pub use events::{
+    AttemptOutcome, DueDelivery, NextStep, SealedEndpoint, StoredHeaders, StoredSecret,
+};
 pub use group_commit::IngestWriter;
 pub use ingest::{Committed, IntakeSettings};
 pub use lifecycle::OrphanBlob;

@@ -7,10 +7,11 @@
 //! (`earshot_e2e::process::ServerProcess`): the binary's commands, restarts and key rotation
 //! (`process`), exactly-once after kill -9 (`crash`), replicas sharing PostgreSQL and the
 //! audio store (`replicas`), recognition in worker children and a Twilio
-//! recording transcribed (`recognition`), the Rust SDK (`sdk_rust`), and deletion and export
-//! (`lifecycle`).
+//! recording transcribed (`recognition`), the Rust SDK (`sdk_rust`), deletion and export
+//! (`lifecycle`), and outbound events to loopback receivers (`events`).
 
 mod crash;
+mod events;
 mod grpc_api;
 mod hostile;
 mod ingest_api;

@@ -466,7 +466,8 @@ impl Domain {
     }
 }
 
-/// Re-seals every integration secret: opened with `old`, sealed with `new`, in one transaction.
+/// Re-seals every integration secret and every event endpoint's secrets and headers: opened
+/// with `old`, sealed with `new`, in one transaction.
 /// Returns how many values were re-sealed.
 pub async fn reseal_all_secrets(
     storage: &crate::storage::Storage,
@@ -474,13 +475,22 @@ pub async fn reseal_all_secrets(
     new: &crate::crypto::Keyring,
 ) -> Result<usize> {
     storage
-        .reseal_all_secrets(|stored| {
-            let associated_data = integration_secret_aad(&stored.integration_id, &stored.name);
-            let plaintext = old
-                .open(&stored.sealed, &associated_data)
-                .map_err(|error| Error::internal("opening a secret for re-sealing", error))?;
-            Ok(new.seal(&plaintext, &associated_data))
-        })
+        .reseal_all_secrets(
+            |stored| {
+                let associated_data = integration_secret_aad(&stored.integration_id, &stored.name);
+                let plaintext = old
+                    .open(&stored.sealed, &associated_data)
+                    .map_err(|error| Error::internal("opening a secret for re-sealing", error))?;
+                Ok(new.seal(&plaintext, &associated_data))
+            },
+            |endpoint_id, headers, sealed| {
+                let associated_data = super::events::sealed_value_aad(endpoint_id, headers);
+                let plaintext = old
+                    .open(sealed, &associated_data)
+                    .map_err(|error| Error::internal("opening a secret for re-sealing", error))?;
+                Ok(new.seal(&plaintext, &associated_data))
+            },
+        )
         .await
 }
 

@@ -203,10 +203,19 @@ async fn master_key_rotation_keeps_every_integration_usable() {
         .unwrap();
     expected[0].1.insert(0, TOKEN_C.to_owned());
 
+    // An event endpoint's secrets (two during a rotation) and headers are re-sealed too.
+    let endpoint = crate::domain::events::EndpointInput {
+        url: "https://1.1.1.1/hooks".into(),
+        headers: [("x-token".to_owned(), "tok_9".to_owned())].into(),
+        ..Default::default()
+    };
+    let (endpoint, first) = domain.create_event_endpoint(&admin, endpoint).await.unwrap();
+    let (_, second) = domain.rotate_event_endpoint_secret(&admin, endpoint.id, None).await.unwrap();
+
     let new_keyring = Keyring::new(MasterKey::generate(), Vec::new());
     let resealed =
         reseal_all_secrets(&domain.storage, &domain.keyring, &new_keyring).await.unwrap();
-    assert_eq!(resealed, 2 + 1 + 2);
+    assert_eq!(resealed, 2 + 1 + 2 + (2 + 1));
 
     // Only the new key is needed from now on.
     let rotated = Domain { keyring: Arc::new(new_keyring.clone()), ..domain.clone() };
@@ -218,9 +227,15 @@ async fn master_key_rotation_keeps_every_integration_usable() {
     for stored in rotated.storage.list_integration_secrets(expected[0].0).await.unwrap() {
         assert_eq!(stored.sealed.key_id, new_keyring.current().id());
     }
+    let sealed =
+        rotated.storage.event_endpoint(admin.organization_id, endpoint.id).await.unwrap().unwrap();
+    let (signing, headers) = rotated.open_endpoint(&sealed).unwrap();
+    assert_eq!(signing, [second, first]);
+    assert_eq!(headers.get("x-token").map(String::as_str), Some("tok_9"));
     // The old key alone no longer opens them.
     let error = domain.verification_secrets(expected[0].0).await.unwrap_err();
     assert_eq!(error.code(), crate::ErrorCode::Internal);
+    assert!(domain.open_endpoint(&sealed).is_err());
 }
 
 #[tokio::test]

@@ -21,6 +21,7 @@ mod m0015_monitors;
 mod m0016_monitor_rollups;
 mod m0017_smaller_result_rows;
 mod m0018_verdict_columns;
+mod m0019_event_endpoints;
 
 use sea_orm_migration::prelude::*;
 
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0016_monitor_rollups::Migration),
             Box::new(m0017_smaller_result_rows::Migration),
             Box::new(m0018_verdict_columns::Migration),
+            Box::new(m0019_event_endpoints::Migration),
         ]
     }
 }

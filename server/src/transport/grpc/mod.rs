@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod convert;
 pub mod datapoints;
+pub mod events;
 pub mod ingest;
 pub mod integrations;
 pub mod monitors;
@@ -10,6 +11,7 @@ pub mod projects;
 pub mod status;
 
 use earshot_proto::v1::datapoint_service_server::DatapointServiceServer;
+use earshot_proto::v1::event_endpoint_service_server::EventEndpointServiceServer;
 use earshot_proto::v1::ingest_service_server::IngestServiceServer;
 use earshot_proto::v1::integration_service_server::IntegrationServiceServer;
 use earshot_proto::v1::monitor_service_server::MonitorServiceServer;
@@ -21,12 +23,13 @@ use tower::Layer;
 use crate::domain::Domain;
 
 /// Names of the served earshot services, for health reporting.
-pub const SERVICE_NAMES: [&str; 5] = [
+pub const SERVICE_NAMES: [&str; 6] = [
     "earshot.v1.ProjectService",
     "earshot.v1.IntegrationService",
     "earshot.v1.IngestService",
     "earshot.v1.DatapointService",
     "earshot.v1.MonitorService",
+    "earshot.v1.EventEndpointService",
 ];
 
 /// Every gRPC service as routes of one axum router. Returns the health reporter so the caller
@@ -78,6 +81,12 @@ pub async fn routes(
     .add_service(
         web.layer(
             MonitorServiceServer::new(monitors::MonitorApi { domain: domain.clone() })
+                .max_decoding_message_size(max_message_bytes),
+        ),
+    )
+    .add_service(
+        web.layer(
+            EventEndpointServiceServer::new(events::EventEndpointApi { domain: domain.clone() })
                 .max_decoding_message_size(max_message_bytes),
         ),
     )

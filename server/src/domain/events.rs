@@ -1,0 +1,688 @@
+//! Outbound events: the organization's endpoints (their signing secrets and static headers
+//! sealed by the master key, never returned after creation or rotation), and the sender that
+//! delivers what the outbox holds: due deliveries taken in batches, each POSTed signed with
+//! every valid secret through the SSRF-guarded client, the attempt and what follows it recorded
+//! in one transaction per batch.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::Domain;
+use crate::crypto::SealedSecret;
+use crate::error::{Error, Result, Violations};
+use crate::model::auth::{Principal, Scope};
+use crate::model::events::AttemptRecord;
+use crate::model::events::{self, AttemptVerdict, Endpoint, EventFilter};
+use crate::storage::{
+    AttemptOutcome, DueDelivery, NextStep, SealedEndpoint, StoredHeaders, StoredSecret,
+};
+
+/// What a caller gives to create an endpoint.
+#[derive(Clone, Debug, Default)]
+pub struct EndpointInput {
+    pub url: String,
+    pub description: String,
+    pub event_types: Vec<String>,
+    pub filter: EventFilter,
+    pub include_transcript: bool,
+    pub rate_limit_per_second: u32,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Settings of the sender, from the configuration.
+#[derive(Clone, Debug)]
+pub struct EventSettings {
+    /// Per attempt, connecting included.
+    pub timeout: Duration,
+    /// How often an idle sender looks for due deliveries.
+    pub poll_interval: Duration,
+    /// Deliveries taken at once.
+    pub batch_size: usize,
+    /// How long a taken delivery is held before another sender may take it again.
+    pub lease: Duration,
+    /// The delays before the second attempt onwards (the Standard Webhooks schedule by
+    /// default).
+    pub retry_schedule: Vec<Duration>,
+    pub rotation_grace_default: chrono::Duration,
+    pub rotation_grace_max: chrono::Duration,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(15),
+            poll_interval: Duration::from_millis(200),
+            batch_size: 64,
+            lease: Duration::from_secs(60),
+            retry_schedule: events::RETRY_SCHEDULE.to_vec(),
+            rotation_grace_default: chrono::Duration::hours(24),
+            rotation_grace_max: chrono::Duration::days(7),
+        }
+    }
+}
+
+const MAX_URL_CHARS: usize = 2_000;
+const MAX_DESCRIPTION_CHARS: usize = 2_000;
+const MAX_HEADERS: usize = 20;
+const RESPONSE_EXCERPT_BYTES: usize = 1_000;
+/// Headers earshot sets itself, which an endpoint's static headers may not replace.
+const RESERVED_HEADERS: [&str; 6] = [
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "content-type",
+    "content-length",
+    "host",
+];
+
+impl Domain {
+    /// Creates an endpoint with a new signing secret, returned here only.
+    pub async fn create_event_endpoint(
+        &self,
+        principal: &Principal,
+        input: EndpointInput,
+    ) -> Result<(Endpoint, String)> {
+        require_manager(principal)?;
+        let mut violations = Violations::new();
+        let url = input.url.trim().to_owned();
+        if url.is_empty() {
+            violations.add("url", "required");
+        } else if url.chars().count() > MAX_URL_CHARS {
+            violations.add("url", format!("longer than {MAX_URL_CHARS} characters"));
+        } else if !(url.starts_with("https://") || url.starts_with("http://")) {
+            violations.add("url", "must be an http or https URL");
+        } else if let Err(reason) =
+            crate::ssrf::check_url(&url, self.settings.allow_private_networks).await
+        {
+            violations.add("url", reason);
+        }
+        if input.description.chars().count() > MAX_DESCRIPTION_CHARS {
+            violations
+                .add("description", format!("longer than {MAX_DESCRIPTION_CHARS} characters"));
+        }
+        let mut event_types = Vec::new();
+        for (index, event_type) in input.event_types.iter().enumerate() {
+            let event_type = event_type.trim();
+            if !events::EVENT_TYPES.contains(&event_type) {
+                violations.add(
+                    format!("event_types[{index}]"),
+                    format!("unknown; one of {}", events::EVENT_TYPES.join(", ")),
+                );
+            } else if !event_types.iter().any(|known| known == event_type) {
+                event_types.push(event_type.to_owned());
+            }
+        }
+        if input.headers.len() > MAX_HEADERS {
+            violations.add("headers", format!("more than {MAX_HEADERS}"));
+        }
+        for (name, value) in &input.headers {
+            let lower = name.to_ascii_lowercase();
+            if http::HeaderName::from_bytes(lower.as_bytes()).is_err() {
+                violations.add(format!("headers[{name}]"), "is not a valid header name");
+            } else if RESERVED_HEADERS.contains(&lower.as_str()) {
+                violations.add(format!("headers[{name}]"), "is set by earshot");
+            } else if http::HeaderValue::from_str(value).is_err() {
+                violations.add(format!("headers[{name}]"), "is not a valid header value");
+            }
+        }
+        violations.into_result()?;
+        let now = self.clock.now();
+        let id = Uuid::now_v7();
+        let secret = events::new_secret();
+        let headers: BTreeMap<String, String> = input
+            .headers
+            .into_iter()
+            .map(|(name, value)| (name.to_ascii_lowercase(), value))
+            .collect();
+        let stored_headers = StoredHeaders {
+            names: headers.keys().cloned().collect(),
+            sealed: (!headers.is_empty()).then(|| {
+                let json = serde_json::to_string(&headers).unwrap_or_default();
+                stored(self.keyring.seal(json.as_bytes(), &headers_aad(id)), None)
+            }),
+        };
+        let endpoint = Endpoint {
+            id,
+            organization_id: principal.organization_id,
+            url,
+            description: input.description.trim().to_owned(),
+            event_types,
+            filter: input.filter,
+            include_transcript: input.include_transcript,
+            rate_limit_per_second: (input.rate_limit_per_second > 0)
+                .then_some(input.rate_limit_per_second),
+            enabled: true,
+            disabled_reason: String::new(),
+            failing_since: None,
+            header_names: stored_headers.names.clone(),
+            sent: 0,
+            failed: 0,
+            last_success_at: None,
+            last_failure_at: None,
+            created_at: now,
+            updated_at: now,
+            active_secrets: 1,
+        };
+        let sealed = SealedEndpoint {
+            endpoint: endpoint.clone(),
+            secrets: vec![stored(self.keyring.seal(secret.as_bytes(), &secret_aad(id)), None)],
+            headers: stored_headers,
+        };
+        self.storage.insert_event_endpoint(&sealed).await?;
+        Ok((endpoint, secret))
+    }
+
+    pub async fn get_event_endpoint(&self, principal: &Principal, id: Uuid) -> Result<Endpoint> {
+        principal.require(Scope::Read)?;
+        let sealed = self.sealed_endpoint(principal, id).await?;
+        Ok(self.with_active_secrets(sealed))
+    }
+
+    pub async fn list_event_endpoints(&self, principal: &Principal) -> Result<Vec<Endpoint>> {
+        principal.require(Scope::Read)?;
+        let mut endpoints = self.storage.event_endpoints(principal.organization_id).await?;
+        let now = self.clock.now();
+        for endpoint in &mut endpoints {
+            // The count read from storage includes replaced secrets past their grace.
+            endpoint.active_secrets = endpoint.active_secrets.max(1);
+        }
+        let ids: Vec<Uuid> = endpoints.iter().map(|endpoint| endpoint.id).collect();
+        let sealed = self.storage.event_endpoints_by_id(&ids).await?;
+        for endpoint in &mut endpoints {
+            if let Some(found) = sealed.get(&endpoint.id) {
+                endpoint.active_secrets = valid_secrets(&found.secrets, now).count();
+            }
+        }
+        Ok(endpoints)
+    }
+
+    pub async fn delete_event_endpoint(&self, principal: &Principal, id: Uuid) -> Result<()> {
+        require_manager(principal)?;
+        if self
+            .storage
+            .delete_event_endpoint(principal.organization_id, id, self.clock.now())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(endpoint_not_found())
+        }
+    }
+
+    /// A new signing secret, returned here only; the earlier ones stay valid for `grace`
+    /// (the default when none), those already past their grace are dropped.
+    pub async fn rotate_event_endpoint_secret(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        grace: Option<chrono::Duration>,
+    ) -> Result<(Endpoint, String)> {
+        require_manager(principal)?;
+        let settings = &self.settings.events;
+        let grace = grace.unwrap_or(settings.rotation_grace_default);
+        if grace > settings.rotation_grace_max {
+            return Err(Error::invalid(
+                "grace_seconds",
+                format!("at most {}", settings.rotation_grace_max.num_seconds()),
+            ));
+        }
+        let sealed = self.sealed_endpoint(principal, id).await?;
+        let now = self.clock.now();
+        let until = crate::clock::to_millis(now + grace);
+        let secret = events::new_secret();
+        let mut secrets = vec![stored(self.keyring.seal(secret.as_bytes(), &secret_aad(id)), None)];
+        secrets.extend(valid_secrets(&sealed.secrets, now).take(9).map(|earlier| StoredSecret {
+            expires_at_ms: Some(earlier.expires_at_ms.map_or(until, |at| at.min(until))),
+            ..earlier.clone()
+        }));
+        if !self
+            .storage
+            .set_event_endpoint_secrets(principal.organization_id, id, &secrets, now)
+            .await?
+        {
+            return Err(endpoint_not_found());
+        }
+        let mut endpoint = sealed.endpoint;
+        endpoint.active_secrets = valid_secrets(&secrets, now).count();
+        endpoint.updated_at = now;
+        Ok((endpoint, secret))
+    }
+
+    /// The attempts to deliver to an endpoint, newest first.
+    pub async fn list_event_attempts(
+        &self,
+        principal: &Principal,
+        endpoint_id: Uuid,
+        page_size: usize,
+        page_token: &str,
+    ) -> Result<(Vec<AttemptRecord>, Option<String>)> {
+        principal.require(Scope::Read)?;
+        self.sealed_endpoint(principal, endpoint_id).await?;
+        let before = super::decode_page_token(page_token)?;
+        let page_size = if page_size == 0 { 50 } else { page_size.min(100) };
+        let mut attempts = self
+            .storage
+            .event_attempts(principal.organization_id, endpoint_id, before, page_size + 1)
+            .await?;
+        let next = super::finish_page(&mut attempts, page_size, |attempt| attempt.id);
+        Ok((attempts, next))
+    }
+
+    async fn sealed_endpoint(&self, principal: &Principal, id: Uuid) -> Result<SealedEndpoint> {
+        self.storage
+            .event_endpoint(principal.organization_id, id)
+            .await?
+            .ok_or_else(endpoint_not_found)
+    }
+
+    fn with_active_secrets(&self, sealed: SealedEndpoint) -> Endpoint {
+        let mut endpoint = sealed.endpoint;
+        endpoint.active_secrets = valid_secrets(&sealed.secrets, self.clock.now()).count();
+        endpoint
+    }
+
+    /// The endpoint's valid signing secrets and its static headers, opened.
+    pub(crate) fn open_endpoint(
+        &self,
+        sealed: &SealedEndpoint,
+    ) -> Result<(Vec<String>, BTreeMap<String, String>)> {
+        let context = "opening an event endpoint's secrets";
+        let now = self.clock.now();
+        let secrets = valid_secrets(&sealed.secrets, now)
+            .map(|secret| {
+                let plain = self
+                    .keyring
+                    .open(&sealed_of(secret)?, &secret_aad(sealed.endpoint.id))
+                    .map_err(|error| Error::internal(context, error))?;
+                String::from_utf8(plain).map_err(|error| Error::internal(context, error))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let headers = match &sealed.headers.sealed {
+            Some(value) => {
+                let plain = self
+                    .keyring
+                    .open(&sealed_of(value)?, &headers_aad(sealed.endpoint.id))
+                    .map_err(|error| Error::internal(context, error))?;
+                serde_json::from_slice(&plain).map_err(|error| Error::internal(context, error))?
+            }
+            None => BTreeMap::new(),
+        };
+        Ok((secrets, headers))
+    }
+}
+
+/// Delivers due events until `shutdown` fires: takes a batch, sends it (up to 16 at once),
+/// records the attempts, and looks again at once while there was work, else after the poll
+/// interval.
+pub async fn run_sender(domain: Domain, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let sender = match Sender::new(&domain) {
+        Ok(sender) => sender,
+        Err(error) => {
+            tracing::error!(%error, "the event sender could not start");
+            return;
+        }
+    };
+    loop {
+        let busy = match sender.round().await {
+            Ok(count) => count > 0,
+            Err(error) => {
+                tracing::warn!(%error, "event delivery round failed");
+                false
+            }
+        };
+        if *shutdown.borrow() {
+            return;
+        }
+        if !busy {
+            tokio::select! {
+                _ = tokio::time::sleep(domain.settings.events.poll_interval) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Sends events over one SSRF-guarded HTTP client that follows no redirect (a 3xx is a
+/// failure, as the specification says).
+#[derive(Debug)]
+pub struct Sender {
+    domain: Domain,
+    client: reqwest::Client,
+    /// Per endpoint with a rate limit: when its next event may go.
+    pacing: tokio::sync::Mutex<HashMap<Uuid, std::time::Instant>>,
+}
+
+impl Sender {
+    pub fn new(domain: &Domain) -> Result<Self> {
+        crate::crypto::install_tls_provider();
+        let allow_private = domain.settings.allow_private_networks;
+        let client = reqwest::Client::builder()
+            .dns_resolver(crate::ssrf::resolver(allow_private))
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(domain.settings.events.timeout)
+            .connect_timeout(domain.settings.events.timeout)
+            .user_agent(concat!("earshot/", env!("CARGO_PKG_VERSION")))
+            .no_proxy()
+            .build()
+            .map_err(|error| Error::internal("building the event sender's client", error))?;
+        Ok(Self { domain: domain.clone(), client, pacing: tokio::sync::Mutex::new(HashMap::new()) })
+    }
+
+    /// One round: the deliveries due now, sent and recorded. Returns how many were attempted.
+    pub async fn round(&self) -> Result<usize> {
+        use futures_util::StreamExt;
+        let settings = &self.domain.settings.events;
+        let now = self.domain.clock.now();
+        let lease =
+            chrono::Duration::from_std(settings.lease).unwrap_or(chrono::Duration::seconds(60));
+        let due = self
+            .domain
+            .storage
+            .take_due_event_deliveries(now, now + lease, settings.batch_size)
+            .await?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let mut ids: Vec<Uuid> = due.iter().map(|delivery| delivery.endpoint_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let endpoints = Arc::new(self.domain.storage.event_endpoints_by_id(&ids).await?);
+        let count = due.len();
+        let outcomes: Vec<AttemptOutcome> = futures_util::stream::iter(due)
+            .map(|delivery| {
+                let endpoints = endpoints.clone();
+                async move {
+                    let endpoint = endpoints.get(&delivery.endpoint_id);
+                    self.attempt(delivery.clone(), endpoint).await
+                }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        self.domain.storage.record_event_attempts(&outcomes, self.domain.clock.now()).await?;
+        Ok(count)
+    }
+
+    async fn attempt(
+        &self,
+        delivery: DueDelivery,
+        endpoint: Option<&SealedEndpoint>,
+    ) -> AttemptOutcome {
+        let attempted_at = self.domain.clock.now();
+        let outcome =
+            |http_status, latency_ms, response_excerpt, error: String, next| AttemptOutcome {
+                delivery: delivery.clone(),
+                attempted_at,
+                http_status,
+                latency_ms,
+                response_excerpt,
+                error,
+                next,
+            };
+        let Some(endpoint) = endpoint.filter(|endpoint| endpoint.endpoint.enabled) else {
+            return outcome(
+                None,
+                0,
+                String::new(),
+                "the endpoint is gone or disabled".into(),
+                NextStep::GiveUp,
+            );
+        };
+        let (secrets, headers) = match self.domain.open_endpoint(endpoint) {
+            Ok(opened) => opened,
+            Err(error) => {
+                tracing::error!(%error, endpoint = %endpoint.endpoint.id, "cannot sign events");
+                let next = self.after_failure(&delivery, endpoint, None, attempted_at);
+                return outcome(
+                    None,
+                    0,
+                    String::new(),
+                    "cannot open the signing secret".into(),
+                    next,
+                );
+            }
+        };
+        self.pace(&endpoint.endpoint).await;
+        let body = self.body(&delivery, &endpoint.endpoint).await;
+        let timestamp = self.domain.clock.now().timestamp();
+        let mut request = self
+            .client
+            .post(&endpoint.endpoint.url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &delivery.event_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header(
+                "webhook-signature",
+                signature_header(&secrets, &delivery.event_id, timestamp, &body),
+            );
+        for (name, value) in &headers {
+            request = request.header(name, value);
+        }
+        let started = std::time::Instant::now();
+        let sent = request.body(body).send().await;
+        match sent {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get(http::header::RETRY_AFTER)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(events::parse_retry_after);
+                let bytes = response.bytes().await.unwrap_or_default();
+                let latency = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                let excerpt = events::excerpt(&bytes, RESPONSE_EXCERPT_BYTES);
+                match events::judge(Some(status), retry_after) {
+                    AttemptVerdict::Delivered => {
+                        outcome(Some(status), latency, excerpt, String::new(), NextStep::Delivered)
+                    }
+                    AttemptVerdict::Gone => outcome(
+                        Some(status),
+                        latency,
+                        excerpt,
+                        "410 Gone: the endpoint is disabled".into(),
+                        NextStep::Disable("gone"),
+                    ),
+                    AttemptVerdict::Retry { retry_after } => {
+                        let next =
+                            self.after_failure(&delivery, endpoint, retry_after, attempted_at);
+                        outcome(Some(status), latency, excerpt, format!("answered {status}"), next)
+                    }
+                }
+            }
+            Err(error) => {
+                let latency = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                let next = self.after_failure(&delivery, endpoint, None, attempted_at);
+                outcome(None, latency, String::new(), describe(error), next)
+            }
+        }
+    }
+
+    /// What follows a failed attempt: disabled when the endpoint has failed for 5 days without
+    /// a success, else the next step of the schedule, or giving up when it is over.
+    fn after_failure(
+        &self,
+        delivery: &DueDelivery,
+        endpoint: &SealedEndpoint,
+        retry_after: Option<Duration>,
+        now: DateTime<Utc>,
+    ) -> NextStep {
+        let failing_since = endpoint.endpoint.failing_since.unwrap_or(now);
+        if now - failing_since >= events::DISABLE_AFTER_FAILING {
+            return NextStep::Disable("failing");
+        }
+        let schedule = &self.domain.settings.events.retry_schedule;
+        match events::next_delay(delivery.attempts + 1, retry_after, jitter(), schedule) {
+            Some(delay) => NextStep::RetryAt(
+                now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(10)),
+            ),
+            None => NextStep::GiveUp,
+        }
+    }
+
+    /// The body as sent: links added, and the transcript for an endpoint that asks for it.
+    async fn body(&self, delivery: &DueDelivery, endpoint: &Endpoint) -> String {
+        let base = &self.domain.settings.public_base_url;
+        if !(endpoint.include_transcript && delivery.event_type == events::CALL_PROCESSED) {
+            return events::finish_body(&delivery.body, base, None);
+        }
+        let turns = match datapoint_of(&delivery.body) {
+            Some(id) => match self.domain.storage.get_datapoint(delivery.organization_id, id).await
+            {
+                Ok(Some(view)) => serde_json::to_value(&view.datapoint.turns).ok(),
+                _ => None,
+            },
+            None => None,
+        };
+        events::finish_body(&delivery.body, base, Some(&turns.unwrap_or(serde_json::Value::Null)))
+    }
+
+    /// Waits until the endpoint's rate limit lets one more event go.
+    async fn pace(&self, endpoint: &Endpoint) {
+        let Some(limit) = endpoint.rate_limit_per_second else {
+            return;
+        };
+        let spacing = Duration::from_secs(1) / limit.max(1);
+        let wait = {
+            let mut pacing = self.pacing.lock().await;
+            let now = std::time::Instant::now();
+            let slot = pacing.get(&endpoint.id).copied().unwrap_or(now).max(now);
+            pacing.insert(endpoint.id, slot + spacing);
+            slot - now
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// A number in [0, 1) to spread retries.
+fn jitter() -> f64 {
+    let bits = u64::from_le_bytes(crate::crypto::random_bytes::<8>()) >> 11;
+    #[allow(clippy::cast_precision_loss)] // 53 bits: exact in an f64
+    let fraction = bits as f64 / (1_u64 << 53) as f64;
+    fraction
+}
+
+/// The datapoint a `call.processed` envelope is about.
+fn datapoint_of(body: &str) -> Option<Uuid> {
+    let envelope: serde_json::Value = serde_json::from_str(body).ok()?;
+    envelope["data"]["datapoint_id"].as_str()?.parse().ok()
+}
+
+/// A transport error in words, without the URL (which may carry a token).
+fn describe(error: reqwest::Error) -> String {
+    if error.is_timeout() {
+        "timed out".to_owned()
+    } else if error.is_connect() {
+        "could not connect".to_owned()
+    } else {
+        error.without_url().to_string()
+    }
+}
+
+fn valid_secrets(
+    secrets: &[StoredSecret],
+    now: DateTime<Utc>,
+) -> impl Iterator<Item = &StoredSecret> {
+    let now_ms = crate::clock::to_millis(now);
+    secrets.iter().filter(move |secret| secret.expires_at_ms.is_none_or(|until| until > now_ms))
+}
+
+fn stored(sealed: SealedSecret, expires_at_ms: Option<i64>) -> StoredSecret {
+    StoredSecret {
+        key_id: sealed.key_id,
+        sealed: data_encoding::BASE64.encode(&sealed.ciphertext),
+        expires_at_ms,
+    }
+}
+
+fn sealed_of(secret: &StoredSecret) -> Result<SealedSecret> {
+    Ok(SealedSecret {
+        key_id: secret.key_id.clone(),
+        ciphertext: data_encoding::BASE64
+            .decode(secret.sealed.as_bytes())
+            .map_err(|error| Error::internal("reading a sealed event secret", error))?,
+    })
+}
+
+/// The `webhook-signature` header: `v1,<base64>` for each secret, space-separated (every valid
+/// secret signs during a rotation's grace, so a receiver with either one verifies).
+pub fn signature_header(secrets: &[String], id: &str, timestamp: i64, body: &str) -> String {
+    let timestamp = timestamp.to_string();
+    secrets
+        .iter()
+        .filter_map(|secret| {
+            crate::providers::standard_webhooks::sign(secret, id, &timestamp, body.as_bytes())
+        })
+        .map(|signature| format!("v1,{signature}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What binds a sealed value to its endpoint and use, so one cannot be swapped for another.
+pub(crate) fn sealed_value_aad(endpoint_id: Uuid, headers: bool) -> Vec<u8> {
+    let what = if headers { "headers" } else { "secret" };
+    format!("event_endpoint:{endpoint_id}:{what}").into_bytes()
+}
+
+fn secret_aad(endpoint_id: Uuid) -> Vec<u8> {
+    sealed_value_aad(endpoint_id, false)
+}
+
+fn headers_aad(endpoint_id: Uuid) -> Vec<u8> {
+    sealed_value_aad(endpoint_id, true)
+}
+
+fn endpoint_not_found() -> Error {
+    Error::not_found("event endpoint")
+}
+
+fn require_manager(principal: &Principal) -> Result<()> {
+    principal.require(Scope::Admin)?;
+    if principal.project_id.is_some() {
+        return Err(Error::PermissionDenied(
+            "a key restricted to one project cannot manage event endpoints".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::model::events::{CALL_PROCESSED, envelope, new_secret};
+
+    fn verifies(secret: &str, header: &str, body: &str, now: DateTime<Utc>) -> bool {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("webhook-id", "msg_1".parse().unwrap());
+        headers.insert("webhook-timestamp", now.timestamp().to_string().parse().unwrap());
+        headers.insert("webhook-signature", header.parse().unwrap());
+        let request = crate::providers::WebhookRequest {
+            url: "https://receiver.example/hook",
+            headers: &headers,
+            body: body.as_bytes(),
+            now,
+        };
+        crate::providers::standard_webhooks::verify(secret, &request).is_ok()
+    }
+
+    #[test]
+    fn every_secret_signs_and_each_signature_verifies() {
+        let (first, second) = (new_secret(), new_secret());
+        let now = Utc::now();
+        let body = envelope(CALL_PROCESSED, now, &serde_json::json!({"call_id": "c1"}));
+        let secrets = [first.clone(), second.clone()];
+        let header = signature_header(&secrets, "msg_1", now.timestamp(), &body);
+        assert_eq!(header.split(' ').count(), 2);
+        assert!(verifies(&first, &header, &body, now));
+        assert!(verifies(&second, &header, &body, now));
+        assert!(!verifies(&new_secret(), &header, &body, now));
+        assert!(!verifies(&first, &header, &format!("{body} "), now));
+    }
+}

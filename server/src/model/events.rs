@@ -1,0 +1,314 @@
+//! Outbound events: what earshot tells an organization's endpoints, as Standard Webhooks
+//! (standardwebhooks.com): the envelope `{type, timestamp, data}`, the headers that sign it, the
+//! retry schedule, and which endpoint receives what. Pure rules; `storage::events` keeps the
+//! outbox and `domain::events` sends.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::datapoints::{Datapoint, metadata_filter_text};
+
+/// The event types an endpoint may subscribe to.
+pub const EVENT_TYPES: [&str; 6] = [
+    CALL_PROCESSED,
+    "call.failed",
+    "check.failed",
+    "integration.disabled",
+    "integration.secret_expiring",
+    ENDPOINT_DISABLED,
+];
+
+/// A call's datapoint was stored (or stored again).
+pub const CALL_PROCESSED: &str = "call.processed";
+/// An endpoint was disabled; sent to the organization's other endpoints.
+pub const ENDPOINT_DISABLED: &str = "endpoint.disabled";
+
+/// When the attempts after the first are made, counted from the failure before (the Standard
+/// Webhooks schedule): the first is immediate, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h.
+pub const RETRY_SCHEDULE: [Duration; 7] = [
+    Duration::from_secs(5),
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(30 * 60),
+    Duration::from_secs(2 * 3600),
+    Duration::from_secs(5 * 3600),
+    Duration::from_secs(10 * 3600),
+    Duration::from_secs(10 * 3600),
+];
+
+/// An endpoint failing without a success for this long is disabled.
+pub const DISABLE_AFTER_FAILING: chrono::TimeDelta = chrono::TimeDelta::days(5);
+
+/// Which events an endpoint receives beyond their type: every condition given must hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EventFilter {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+    /// For `check.failed`: only this monitor's checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monitor_id: Option<Uuid>,
+}
+
+impl EventFilter {
+    /// Whether events about `datapoint` pass the filter's call conditions (provider, tags,
+    /// metadata).
+    pub fn matches_call(&self, datapoint: &Datapoint) -> bool {
+        self.provider.as_ref().is_none_or(|provider| *provider == datapoint.provider)
+            && self.tags.iter().all(|tag| datapoint.tags.contains(tag))
+            && self.metadata.iter().all(|(key, value)| {
+                datapoint
+                    .metadata
+                    .get(key)
+                    .and_then(metadata_filter_text)
+                    .is_some_and(|stored| stored == *value)
+            })
+    }
+}
+
+/// An organization's receiver of events, as stored (its secrets and headers sealed apart).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Endpoint {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub url: String,
+    pub description: String,
+    /// Empty: every type.
+    pub event_types: Vec<String>,
+    pub filter: EventFilter,
+    pub include_transcript: bool,
+    /// None: no limit.
+    pub rate_limit_per_second: Option<u32>,
+    pub enabled: bool,
+    pub disabled_reason: String,
+    pub failing_since: Option<DateTime<Utc>>,
+    pub header_names: Vec<String>,
+    pub sent: u64,
+    pub failed: u64,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub last_failure_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Signing secrets valid now.
+    pub active_secrets: usize,
+}
+
+impl Endpoint {
+    pub fn subscribes(&self, event_type: &str) -> bool {
+        self.event_types.is_empty() || self.event_types.iter().any(|wanted| wanted == event_type)
+    }
+}
+
+/// A new signing secret: `whsec_` and the base64 of 32 random bytes.
+pub fn new_secret() -> String {
+    format!("whsec_{}", data_encoding::BASE64.encode(&crate::crypto::random_bytes::<32>()))
+}
+
+/// The id of a new event (its `webhook-id`): `msg_` and a time-ordered UUID.
+pub fn new_event_id() -> String {
+    format!("msg_{}", Uuid::now_v7().simple())
+}
+
+/// The envelope as sent: `{"type", "timestamp", "data"}`, the timestamp RFC 3339 in UTC.
+pub fn envelope(event_type: &str, at: DateTime<Utc>, data: &serde_json::Value) -> String {
+    serde_json::json!({
+        "type": event_type,
+        "timestamp": at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "data": data,
+    })
+    .to_string()
+}
+
+/// `call.processed`'s data as stored: what identifies the call and what was measured. Links to
+/// the call's audio and the transcript (for an endpoint that asks) are added when it is sent
+/// (`finish_body`), where the public address is known.
+pub fn call_processed(datapoint: &Datapoint) -> serde_json::Value {
+    serde_json::json!({
+        "datapoint_id": datapoint.id,
+        "organization_id": datapoint.organization_id,
+        "project_id": datapoint.project_id,
+        "provider": datapoint.provider,
+        "call_id": datapoint.call_id,
+        "source": datapoint.source.as_str(),
+        "integration_id": datapoint.integration_id,
+        "occurred_at": datapoint.occurred_at().to_rfc3339_opts(SecondsFormat::Millis, true),
+        "duration_ms": datapoint.duration_ms,
+        "turn_count": datapoint.turns.len(),
+        "has_audio": datapoint.audio_id.is_some(),
+        "tags": datapoint.tags,
+        "metadata": datapoint.metadata,
+        "metrics": datapoint.metrics,
+        "verdicts": {
+            "successful": datapoint.analysis.successful,
+            "sentiment": datapoint.analysis.sentiment,
+            "outcome": datapoint.analysis.outcome,
+        },
+    })
+}
+
+/// The body sent for a stored envelope: a `call.processed` gets `links` (its audio, under
+/// `public_base_url`) and, when given, the transcript's turns; other types go as stored.
+pub fn finish_body(
+    body: &str,
+    public_base_url: &str,
+    transcript: Option<&serde_json::Value>,
+) -> String {
+    let Ok(mut envelope) = serde_json::from_str::<serde_json::Value>(body) else {
+        return body.to_owned();
+    };
+    if envelope.get("type").and_then(serde_json::Value::as_str) != Some(CALL_PROCESSED) {
+        return body.to_owned();
+    }
+    let Some(data) = envelope.get_mut("data").and_then(|data| data.as_object_mut()) else {
+        return body.to_owned();
+    };
+    let base = public_base_url.trim_end_matches('/');
+    let id = data.get("datapoint_id").and_then(serde_json::Value::as_str).unwrap_or_default();
+    let audio = data
+        .get("has_audio")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false)
+        .then(|| format!("{base}/v0/datapoints/{id}/audio"));
+    data.insert("links".to_owned(), serde_json::json!({ "audio": audio }));
+    if let Some(turns) = transcript {
+        data.insert("transcript".to_owned(), turns.clone());
+    }
+    envelope.to_string()
+}
+
+/// One logged attempt to deliver an event to an endpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttemptRecord {
+    pub id: Uuid,
+    pub event_id: String,
+    pub endpoint_id: Uuid,
+    pub event_type: String,
+    pub attempted_at: DateTime<Utc>,
+    /// None when no answer came.
+    pub http_status: Option<u16>,
+    pub latency_ms: u64,
+    pub response_excerpt: String,
+    pub error: String,
+}
+
+/// What one attempt came to, as the schedule judges it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttemptVerdict {
+    Delivered,
+    /// Try again (on the schedule, or later if the receiver asked with `Retry-After`).
+    Retry {
+        retry_after: Option<Duration>,
+    },
+    /// 410 Gone: the endpoint is disabled and nothing more is sent to it.
+    Gone,
+}
+
+/// A receiver's answer judged: 2xx delivered, 410 gone, anything else (3xx included: redirects
+/// are not followed) a failure to retry; `None` (no answer) a failure too.
+pub fn judge(status: Option<u16>, retry_after: Option<Duration>) -> AttemptVerdict {
+    match status {
+        Some(200..=299) => AttemptVerdict::Delivered,
+        Some(410) => AttemptVerdict::Gone,
+        _ => AttemptVerdict::Retry { retry_after },
+    }
+}
+
+/// When to try again after `attempts` failed attempts, or `None` when the schedule is over. The
+/// schedule's delay gets ±10 % jitter (`jitter` in [0, 1)) so endpoints that failed together
+/// are not retried in step; a longer `Retry-After` wins, up to the schedule's longest step.
+pub fn next_delay(
+    attempts: u32,
+    retry_after: Option<Duration>,
+    jitter: f64,
+    schedule: &[Duration],
+) -> Option<Duration> {
+    let step = *schedule.get(usize::try_from(attempts).ok()?.checked_sub(1)?)?;
+    let jittered = step.mul_f64(0.9 + 0.2 * jitter.clamp(0.0, 1.0));
+    let longest = schedule.iter().max().copied().unwrap_or(step);
+    Some(retry_after.map_or(jittered, |asked| jittered.max(asked.min(longest))))
+}
+
+/// The `Retry-After` header's seconds (its date form is not used by webhook receivers).
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// The first bytes of a response body kept in the attempt log, cut at a character boundary.
+pub fn excerpt(body: &[u8], limit: usize) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(limit)]);
+    text.trim_end_matches('\u{fffd}').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_runs_out_after_the_seventh_retry() {
+        let schedule = &RETRY_SCHEDULE;
+        assert_eq!(next_delay(1, None, 0.5, schedule), Some(Duration::from_secs(5)));
+        assert_eq!(next_delay(2, None, 0.5, schedule), Some(Duration::from_secs(300)));
+        assert_eq!(next_delay(7, None, 0.5, schedule), Some(Duration::from_secs(36_000)));
+        assert_eq!(next_delay(8, None, 0.5, schedule), None);
+        assert_eq!(next_delay(0, None, 0.5, schedule), None);
+    }
+
+    #[test]
+    fn jitter_stays_within_a_tenth_and_retry_after_wins_when_longer() {
+        let low = next_delay(2, None, 0.0, &RETRY_SCHEDULE).unwrap();
+        let high = next_delay(2, None, 0.999, &RETRY_SCHEDULE).unwrap();
+        assert_eq!(low, Duration::from_secs(270));
+        assert!(high > Duration::from_secs(329) && high < Duration::from_secs(330), "{high:?}");
+        let asked = Some(Duration::from_secs(60));
+        assert_eq!(next_delay(1, asked, 0.5, &RETRY_SCHEDULE), Some(Duration::from_secs(60)));
+        // A Retry-After beyond the schedule's longest step is capped there.
+        let huge = Some(Duration::from_secs(10 * 86_400));
+        assert_eq!(next_delay(1, huge, 0.5, &RETRY_SCHEDULE), Some(Duration::from_secs(36_000)));
+    }
+
+    #[test]
+    fn answers_are_judged_as_the_specification_says() {
+        assert_eq!(judge(Some(204), None), AttemptVerdict::Delivered);
+        assert_eq!(judge(Some(410), None), AttemptVerdict::Gone);
+        assert_eq!(judge(Some(301), None), AttemptVerdict::Retry { retry_after: None });
+        let later = Some(Duration::from_secs(30));
+        assert_eq!(judge(Some(429), later), AttemptVerdict::Retry { retry_after: later });
+        assert_eq!(judge(None, None), AttemptVerdict::Retry { retry_after: None });
+        assert_eq!(parse_retry_after(" 120 "), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    }
+
+    #[test]
+    fn a_call_processed_gets_links_and_the_transcript_when_asked() {
+        let data = serde_json::json!({"datapoint_id": "d1", "has_audio": true});
+        let body = envelope(CALL_PROCESSED, Utc::now(), &data);
+        let turns = serde_json::json!([{"role": "user"}]);
+        let sent: serde_json::Value =
+            serde_json::from_str(&finish_body(&body, "https://earshot.example/", Some(&turns)))
+                .unwrap();
+        assert_eq!(sent["data"]["transcript"][0]["role"], "user");
+        assert_eq!(
+            sent["data"]["links"]["audio"],
+            "https://earshot.example/v0/datapoints/d1/audio"
+        );
+        assert_eq!(sent["type"], CALL_PROCESSED);
+        let plain: serde_json::Value =
+            serde_json::from_str(&finish_body(&body, "https://earshot.example", None)).unwrap();
+        assert!(plain["data"].get("transcript").is_none());
+        let other = envelope(ENDPOINT_DISABLED, Utc::now(), &data);
+        assert_eq!(finish_body(&other, "https://earshot.example", Some(&turns)), other);
+    }
+
+    #[test]
+    fn excerpts_stop_at_a_character() {
+        assert_eq!(excerpt("héllo".as_bytes(), 2), "h");
+        assert_eq!(excerpt(b"ok", 100), "ok");
+    }
+}

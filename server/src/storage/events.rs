@@ -1,0 +1,695 @@
+//! The outbox of outbound events (m0019): endpoints, events written in the transaction of what
+//! caused them (`call_events_into`, beside the monitors' `evaluate_into`), their deliveries
+//! taken when due in one statement per batch, and the log of attempts.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::entities::{event, event_attempt, event_delivery, event_endpoint};
+use super::{Batch, Storage, db_error, parse_uuid};
+use crate::clock::{from_millis, to_millis};
+use crate::error::Error;
+use crate::model::datapoints::Datapoint;
+use crate::model::events::{self, AttemptRecord, Endpoint, EventFilter};
+
+/// A sealed value as `event_endpoints` keeps it: the master key's id and the sealed bytes in
+/// base64; `expires_at_ms` set on a secret replaced by a rotation (valid until then).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredSecret {
+    pub key_id: String,
+    pub sealed: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<i64>,
+}
+
+/// An endpoint's static headers: their names, and their values as one sealed JSON object.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredHeaders {
+    #[serde(default)]
+    pub names: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<StoredSecret>,
+}
+
+/// An endpoint with what signs and accompanies its events, still sealed.
+#[derive(Clone, Debug)]
+pub struct SealedEndpoint {
+    pub endpoint: Endpoint,
+    pub secrets: Vec<StoredSecret>,
+    pub headers: StoredHeaders,
+}
+
+/// A delivery taken to be attempted now.
+#[derive(Clone, Debug)]
+pub struct DueDelivery {
+    pub event_id: String,
+    pub endpoint_id: Uuid,
+    pub organization_id: Uuid,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    pub event_type: String,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What an attempt came to, to be recorded.
+#[derive(Clone, Debug)]
+pub struct AttemptOutcome {
+    pub delivery: DueDelivery,
+    pub attempted_at: DateTime<Utc>,
+    pub http_status: Option<u16>,
+    pub latency_ms: u64,
+    pub response_excerpt: String,
+    pub error: String,
+    pub next: NextStep,
+}
+
+/// What follows an attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NextStep {
+    Delivered,
+    /// Due again at this time.
+    RetryAt(DateTime<Utc>),
+    /// The schedule is over: the delivery failed.
+    GiveUp,
+    /// The endpoint is disabled with this reason (`gone`, `failing`): this delivery and its
+    /// other pending ones fail, and the organization's other endpoints get `endpoint.disabled`.
+    Disable(&'static str),
+}
+
+const PENDING: &str = "pending";
+const DELIVERED: &str = "delivered";
+const FAILED: &str = "failed";
+
+impl Storage {
+    pub async fn insert_event_endpoint(&self, endpoint: &SealedEndpoint) -> Result<(), Error> {
+        let context = "creating an event endpoint";
+        let model = endpoint_model(endpoint)?;
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
+        event_endpoint::Entity::insert(model)
+            .exec_without_returning(&transaction)
+            .await
+            .map_err(db_error(context))?;
+        transaction.commit().await.map_err(db_error(context))
+    }
+
+    /// The organization's endpoint `id`, with its sealed secrets and headers.
+    pub async fn event_endpoint(
+        &self,
+        organization_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<SealedEndpoint>, Error> {
+        event_endpoint::Entity::find_by_id(id.to_string())
+            .filter(event_endpoint::Column::OrganizationId.eq(organization_id.to_string()))
+            .one(&self.db)
+            .await
+            .map_err(db_error("reading an event endpoint"))?
+            .map(sealed_endpoint)
+            .transpose()
+    }
+
+    /// The organization's endpoints, oldest first.
+    pub async fn event_endpoints(&self, organization_id: Uuid) -> Result<Vec<Endpoint>, Error> {
+        event_endpoint::Entity::find()
+            .filter(event_endpoint::Column::OrganizationId.eq(organization_id.to_string()))
+            .order_by_asc(event_endpoint::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(db_error("listing event endpoints"))?
+            .into_iter()
+            .map(|model| sealed_endpoint(model).map(|sealed| sealed.endpoint))
+            .collect()
+    }
+
+    /// Endpoints by id (any organization's: for the sender, which took their deliveries).
+    pub async fn event_endpoints_by_id(
+        &self,
+        ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, SealedEndpoint>, Error> {
+        let mut found = HashMap::new();
+        for chunk in ids.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
+            for model in event_endpoint::Entity::find()
+                .filter(event_endpoint::Column::Id.is_in(chunk.iter().map(Uuid::to_string)))
+                .all(&self.db)
+                .await
+                .map_err(db_error("reading event endpoints"))?
+            {
+                let sealed = sealed_endpoint(model)?;
+                found.insert(sealed.endpoint.id, sealed);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Deletes the endpoint; its pending deliveries end as failed. False when there is none.
+    pub async fn delete_event_endpoint(
+        &self,
+        organization_id: Uuid,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let context = "deleting an event endpoint";
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
+        let deleted = event_endpoint::Entity::delete_many()
+            .filter(event_endpoint::Column::Id.eq(id.to_string()))
+            .filter(event_endpoint::Column::OrganizationId.eq(organization_id.to_string()))
+            .exec(&transaction)
+            .await
+            .map_err(db_error(context))?
+            .rows_affected
+            > 0;
+        if deleted {
+            let backend = transaction.get_database_backend();
+            let statement = fail_pending(id, "the endpoint was deleted", now);
+            transaction.execute_raw(backend.build(&statement)).await.map_err(db_error(context))?;
+        }
+        transaction.commit().await.map_err(db_error(context))?;
+        Ok(deleted)
+    }
+
+    /// Replaces the endpoint's secrets (a rotation). False when there is none.
+    pub async fn set_event_endpoint_secrets(
+        &self,
+        organization_id: Uuid,
+        id: Uuid,
+        secrets: &[StoredSecret],
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let context = "rotating an event endpoint's secret";
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
+        let changed = event_endpoint::Entity::update_many()
+            .col_expr(event_endpoint::Column::SecretsJson, Expr::value(to_json(secrets)?))
+            .col_expr(event_endpoint::Column::UpdatedAtMs, Expr::value(to_millis(now)))
+            .filter(event_endpoint::Column::Id.eq(id.to_string()))
+            .filter(event_endpoint::Column::OrganizationId.eq(organization_id.to_string()))
+            .exec(&transaction)
+            .await
+            .map_err(db_error(context))?
+            .rows_affected
+            > 0;
+        transaction.commit().await.map_err(db_error(context))?;
+        Ok(changed)
+    }
+
+    /// Takes up to `limit` deliveries due at `now`, in due order, and moves each one's due time
+    /// to `lease_until`: a sender that dies before recording the attempt leaves it due again
+    /// then. One statement by the partial index of pending deliveries (no sort of the backlog);
+    /// on PostgreSQL, rows another sender holds are skipped.
+    pub async fn take_due_event_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueDelivery>, Error> {
+        let context = "taking due event deliveries";
+        let backend = self.db.get_database_backend();
+        let lock = if backend == DbBackend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let (now_ms, lease_ms) = (to_millis(now), to_millis(lease_until));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let sql = format!(
+            "UPDATE event_deliveries SET next_attempt_at_ms = {p1}, updated_at_ms = {p2} \
+             WHERE (event_id, endpoint_id) IN (SELECT event_id, endpoint_id FROM event_deliveries \
+             WHERE state = 'pending' AND next_attempt_at_ms <= {p2} \
+             ORDER BY next_attempt_at_ms LIMIT {p3}{lock}) \
+             RETURNING event_id, endpoint_id, organization_id, attempts",
+            p1 = placeholder(backend, 1),
+            p2 = placeholder(backend, 2),
+            p3 = placeholder(backend, 3),
+        );
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
+        let rows = transaction
+            .query_all_raw(sea_orm::Statement::from_sql_and_values(
+                backend,
+                sql,
+                [lease_ms.into(), now_ms.into(), limit.into()],
+            ))
+            .await
+            .map_err(db_error(context))?;
+        transaction.commit().await.map_err(db_error(context))?;
+        let mut taken = Vec::with_capacity(rows.len());
+        for row in rows {
+            let get = |column: &str| -> Result<String, Error> {
+                row.try_get::<String>("", column).map_err(|error| Error::internal(context, error))
+            };
+            let attempts: i32 =
+                row.try_get("", "attempts").map_err(|error| Error::internal(context, error))?;
+            taken.push((
+                get("event_id")?,
+                parse_uuid(context, &get("endpoint_id")?)?,
+                parse_uuid(context, &get("organization_id")?)?,
+                u32::try_from(attempts).unwrap_or(0),
+            ));
+        }
+        let mut bodies: HashMap<String, event::Model> = HashMap::new();
+        let ids: Vec<String> = taken.iter().map(|(id, ..)| id.clone()).collect();
+        for chunk in ids.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
+            for model in event::Entity::find()
+                .filter(event::Column::Id.is_in(chunk.iter().cloned()))
+                .all(&self.db)
+                .await
+                .map_err(db_error(context))?
+            {
+                bodies.insert(model.id.clone(), model);
+            }
+        }
+        Ok(taken
+            .into_iter()
+            .filter_map(|(event_id, endpoint_id, organization_id, attempts)| {
+                let model = bodies.get(&event_id)?;
+                Some(DueDelivery {
+                    event_id,
+                    endpoint_id,
+                    organization_id,
+                    attempts,
+                    event_type: model.event_type.clone(),
+                    body: model.body.clone(),
+                    created_at: from_millis(model.created_at_ms),
+                })
+            })
+            .collect())
+    }
+
+    /// Records attempts and what follows each, in one transaction: the attempt log, the
+    /// deliveries' state, the endpoints' counters, and for an endpoint disabled, its other
+    /// pending deliveries failed and `endpoint.disabled` for the organization's other endpoints.
+    pub async fn record_event_attempts(
+        &self,
+        outcomes: &[AttemptOutcome],
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let context = "recording event attempts";
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
+        let mut batch = Batch::new(transaction.get_database_backend());
+        let attempts = outcomes
+            .iter()
+            .map(|outcome| event_attempt::ActiveModel {
+                id: Set(Uuid::now_v7().to_string()),
+                organization_id: Set(outcome.delivery.organization_id.to_string()),
+                event_id: Set(outcome.delivery.event_id.clone()),
+                endpoint_id: Set(outcome.delivery.endpoint_id.to_string()),
+                event_type: Set(outcome.delivery.event_type.clone()),
+                attempted_at_ms: Set(to_millis(outcome.attempted_at)),
+                http_status: Set(outcome.http_status.map(i32::from)),
+                latency_ms: Set(i64::try_from(outcome.latency_ms).unwrap_or(i64::MAX)),
+                response_excerpt: Set(outcome.response_excerpt.clone()),
+                error: Set(outcome.error.clone()),
+            })
+            .collect();
+        batch.insert_rows(attempts, None);
+        let mut disabled: Vec<(Uuid, Uuid, &'static str)> = Vec::new();
+        for outcome in outcomes {
+            let delivery = &outcome.delivery;
+            let (state, next_ms) = match &outcome.next {
+                NextStep::Delivered => (DELIVERED, to_millis(outcome.attempted_at)),
+                NextStep::RetryAt(at) => (PENDING, to_millis(*at)),
+                NextStep::GiveUp | NextStep::Disable(_) => {
+                    (FAILED, to_millis(outcome.attempted_at))
+                }
+            };
+            batch.push(
+                &Query::update()
+                    .table(event_delivery::Entity)
+                    .value(event_delivery::Column::State, state)
+                    .value(event_delivery::Column::Attempts, i64::from(delivery.attempts) + 1)
+                    .value(event_delivery::Column::NextAttemptAtMs, next_ms)
+                    .value(event_delivery::Column::LastStatus, outcome.http_status.map(i32::from))
+                    .value(event_delivery::Column::LastError, outcome.error.clone())
+                    .value(event_delivery::Column::UpdatedAtMs, to_millis(now))
+                    .and_where(event_delivery::Column::EventId.eq(delivery.event_id.clone()))
+                    .and_where(
+                        event_delivery::Column::EndpointId.eq(delivery.endpoint_id.to_string()),
+                    )
+                    .to_owned(),
+            );
+            let at = to_millis(outcome.attempted_at);
+            let endpoint = Query::update()
+                .table(event_endpoint::Entity)
+                .and_where(event_endpoint::Column::Id.eq(delivery.endpoint_id.to_string()))
+                .to_owned();
+            let column = |column: event_endpoint::Column| Expr::col(column);
+            batch.push(&if outcome.next == NextStep::Delivered {
+                endpoint
+                    .clone()
+                    .value(
+                        event_endpoint::Column::Sent,
+                        column(event_endpoint::Column::Sent).add(1),
+                    )
+                    .value(event_endpoint::Column::LastSuccessAtMs, at)
+                    .value(event_endpoint::Column::FailingSinceMs, Option::<i64>::None)
+                    .to_owned()
+            } else {
+                endpoint
+                    .clone()
+                    .value(
+                        event_endpoint::Column::Failed,
+                        column(event_endpoint::Column::Failed).add(1),
+                    )
+                    .value(event_endpoint::Column::LastFailureAtMs, at)
+                    .value(
+                        event_endpoint::Column::FailingSinceMs,
+                        sea_orm::sea_query::Func::coalesce([
+                            column(event_endpoint::Column::FailingSinceMs),
+                            Expr::val(at),
+                        ]),
+                    )
+                    .to_owned()
+            });
+            if let NextStep::Disable(reason) = outcome.next {
+                disabled.push((delivery.organization_id, delivery.endpoint_id, reason));
+            }
+        }
+        for (organization_id, endpoint_id, reason) in &disabled {
+            batch.push(
+                &Query::update()
+                    .table(event_endpoint::Entity)
+                    .value(event_endpoint::Column::Enabled, false)
+                    .value(event_endpoint::Column::DisabledReason, *reason)
+                    .value(event_endpoint::Column::UpdatedAtMs, to_millis(now))
+                    .and_where(event_endpoint::Column::Id.eq(endpoint_id.to_string()))
+                    .to_owned(),
+            );
+            batch.push(&fail_pending(*endpoint_id, "the endpoint was disabled", now));
+            let data = serde_json::json!({"endpoint_id": endpoint_id, "reason": reason});
+            let receivers: Vec<Endpoint> =
+                enabled_endpoints(&transaction, &[*organization_id], context)
+                    .await?
+                    .into_iter()
+                    .filter(|endpoint| {
+                        endpoint.subscribes(events::ENDPOINT_DISABLED)
+                            && endpoint.id != *endpoint_id
+                            && !disabled.iter().any(|(_, gone, _)| *gone == endpoint.id)
+                    })
+                    .collect();
+            let receivers: Vec<&Endpoint> = receivers.iter().collect();
+            emit_into(
+                &mut batch,
+                *organization_id,
+                events::ENDPOINT_DISABLED,
+                &data,
+                &receivers,
+                now,
+            )?;
+        }
+        batch.execute(&transaction, context).await?;
+        transaction.commit().await.map_err(db_error(context))
+    }
+
+    /// The attempts to deliver to the organization's endpoint, newest first, before `before`.
+    pub async fn event_attempts(
+        &self,
+        organization_id: Uuid,
+        endpoint_id: Uuid,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<AttemptRecord>, Error> {
+        let context = "listing event attempts";
+        let mut query = event_attempt::Entity::find()
+            .filter(event_attempt::Column::EndpointId.eq(endpoint_id.to_string()))
+            .filter(event_attempt::Column::OrganizationId.eq(organization_id.to_string()));
+        if let Some(before) = before {
+            query = query.filter(event_attempt::Column::Id.lt(before.to_string()));
+        }
+        query
+            .order_by_desc(event_attempt::Column::Id)
+            .limit(u64::try_from(limit).unwrap_or(u64::MAX))
+            .all(&self.db)
+            .await
+            .map_err(db_error(context))?
+            .into_iter()
+            .map(|model| {
+                Ok(AttemptRecord {
+                    id: parse_uuid(context, &model.id)?,
+                    event_id: model.event_id,
+                    endpoint_id: parse_uuid(context, &model.endpoint_id)?,
+                    event_type: model.event_type,
+                    attempted_at: from_millis(model.attempted_at_ms),
+                    http_status: model.http_status.and_then(|status| u16::try_from(status).ok()),
+                    latency_ms: u64::try_from(model.latency_ms).unwrap_or(0),
+                    response_excerpt: model.response_excerpt,
+                    error: model.error,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Re-seals every endpoint's secrets and headers with `reseal` (given the endpoint and whether
+/// the value is its headers), in the caller's transaction; returns how many values changed.
+pub(super) async fn reseal_endpoints(
+    transaction: &impl ConnectionTrait,
+    mut reseal: impl FnMut(
+        Uuid,
+        bool,
+        &crate::crypto::SealedSecret,
+    ) -> Result<crate::crypto::SealedSecret, Error>,
+) -> Result<usize, Error> {
+    let context = "re-sealing event endpoint secrets";
+    let mut count = 0;
+    let mut again =
+        |endpoint_id: Uuid, headers: bool, value: &StoredSecret| -> Result<StoredSecret, Error> {
+            let sealed = crate::crypto::SealedSecret {
+                key_id: value.key_id.clone(),
+                ciphertext: data_encoding::BASE64
+                    .decode(value.sealed.as_bytes())
+                    .map_err(|error| Error::internal(context, error))?,
+            };
+            let resealed = reseal(endpoint_id, headers, &sealed)?;
+            Ok(StoredSecret {
+                key_id: resealed.key_id,
+                sealed: data_encoding::BASE64.encode(&resealed.ciphertext),
+                expires_at_ms: value.expires_at_ms,
+            })
+        };
+    for model in event_endpoint::Entity::find().all(transaction).await.map_err(db_error(context))? {
+        let id = parse_uuid(context, &model.id)?;
+        let secrets: Vec<StoredSecret> = from_json(&model.secrets_json)?;
+        let mut headers: StoredHeaders = from_json(&model.headers_json)?;
+        let secrets = secrets
+            .iter()
+            .map(|secret| again(id, false, secret))
+            .collect::<Result<Vec<_>, Error>>()?;
+        count += secrets.len();
+        if let Some(sealed) = &headers.sealed {
+            headers.sealed = Some(again(id, true, sealed)?);
+            count += 1;
+        }
+        event_endpoint::Entity::update_many()
+            .col_expr(event_endpoint::Column::SecretsJson, Expr::value(to_json(&secrets)?))
+            .col_expr(event_endpoint::Column::HeadersJson, Expr::value(to_json(&headers)?))
+            .filter(event_endpoint::Column::Id.eq(model.id))
+            .exec(transaction)
+            .await
+            .map_err(db_error(context))?;
+    }
+    Ok(count)
+}
+
+/// Writes, into `batch`, a `call.processed` event for each of `datapoints` (being stored in the
+/// same transaction) that an enabled endpoint of its organization subscribes to and whose
+/// filter it passes, with a delivery per such endpoint, due at once. One query for the
+/// organizations' endpoints; none enabled, nothing written.
+pub(super) async fn call_events_into(
+    connection: &impl ConnectionTrait,
+    datapoints: &[&Datapoint],
+    batch: &mut Batch,
+    now: DateTime<Utc>,
+    context: &'static str,
+) -> Result<(), Error> {
+    let mut organizations: Vec<Uuid> =
+        datapoints.iter().map(|datapoint| datapoint.organization_id).collect();
+    organizations.sort_unstable();
+    organizations.dedup();
+    let endpoints = enabled_endpoints(connection, &organizations, context).await?;
+    if endpoints.is_empty() {
+        return Ok(());
+    }
+    for datapoint in datapoints {
+        let receivers: Vec<&Endpoint> = endpoints
+            .iter()
+            .filter(|endpoint| {
+                endpoint.organization_id == datapoint.organization_id
+                    && endpoint.subscribes(events::CALL_PROCESSED)
+                    && endpoint.filter.matches_call(datapoint)
+            })
+            .collect();
+        let data = events::call_processed(datapoint);
+        emit_into(
+            batch,
+            datapoint.organization_id,
+            events::CALL_PROCESSED,
+            &data,
+            &receivers,
+            now,
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes an event and its deliveries to `receivers` into `batch`; nothing without receivers.
+fn emit_into(
+    batch: &mut Batch,
+    organization_id: Uuid,
+    event_type: &str,
+    data: &serde_json::Value,
+    receivers: &[&Endpoint],
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    if receivers.is_empty() {
+        return Ok(());
+    }
+    let id = events::new_event_id();
+    let now_ms = to_millis(now);
+    batch.insert_rows(
+        vec![event::ActiveModel {
+            id: Set(id.clone()),
+            organization_id: Set(organization_id.to_string()),
+            event_type: Set(event_type.to_owned()),
+            body: Set(events::envelope(event_type, now, data)),
+            created_at_ms: Set(now_ms),
+        }],
+        None,
+    );
+    batch.insert_rows(
+        receivers
+            .iter()
+            .map(|endpoint| event_delivery::ActiveModel {
+                event_id: Set(id.clone()),
+                endpoint_id: Set(endpoint.id.to_string()),
+                organization_id: Set(organization_id.to_string()),
+                state: Set(PENDING.to_owned()),
+                attempts: Set(0),
+                next_attempt_at_ms: Set(now_ms),
+                last_status: Set(None),
+                last_error: Set(String::new()),
+                created_at_ms: Set(now_ms),
+                updated_at_ms: Set(now_ms),
+            })
+            .collect(),
+        None,
+    );
+    Ok(())
+}
+
+/// The enabled endpoints of `organizations` (`event_endpoints_by_organization`).
+async fn enabled_endpoints(
+    connection: &impl ConnectionTrait,
+    organizations: &[Uuid],
+    context: &'static str,
+) -> Result<Vec<Endpoint>, Error> {
+    if organizations.is_empty() {
+        return Ok(Vec::new());
+    }
+    event_endpoint::Entity::find()
+        .filter(
+            event_endpoint::Column::OrganizationId.is_in(organizations.iter().map(Uuid::to_string)),
+        )
+        .filter(event_endpoint::Column::Enabled.eq(true))
+        .all(connection)
+        .await
+        .map_err(db_error(context))?
+        .into_iter()
+        .map(|model| sealed_endpoint(model).map(|sealed| sealed.endpoint))
+        .collect()
+}
+
+/// Fails the endpoint's pending deliveries (`event_deliveries_by_endpoint`).
+fn fail_pending(
+    endpoint_id: Uuid,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> sea_orm::sea_query::UpdateStatement {
+    Query::update()
+        .table(event_delivery::Entity)
+        .value(event_delivery::Column::State, FAILED)
+        .value(event_delivery::Column::LastError, reason)
+        .value(event_delivery::Column::UpdatedAtMs, to_millis(now))
+        .and_where(event_delivery::Column::EndpointId.eq(endpoint_id.to_string()))
+        .and_where(event_delivery::Column::State.eq(PENDING))
+        .to_owned()
+}
+
+fn placeholder(backend: DbBackend, index: usize) -> String {
+    match backend {
+        DbBackend::Postgres => format!("${index}"),
+        _ => format!("?{index}"),
+    }
+}
+
+fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String, Error> {
+    serde_json::to_string(value)
+        .map_err(|error| Error::internal("encoding an event endpoint", error))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Error> {
+    serde_json::from_str(text).map_err(|error| Error::internal("reading an event endpoint", error))
+}
+
+fn endpoint_model(sealed: &SealedEndpoint) -> Result<event_endpoint::ActiveModel, Error> {
+    let endpoint = &sealed.endpoint;
+    Ok(event_endpoint::ActiveModel {
+        id: Set(endpoint.id.to_string()),
+        organization_id: Set(endpoint.organization_id.to_string()),
+        url: Set(endpoint.url.clone()),
+        description: Set(endpoint.description.clone()),
+        event_types_json: Set(to_json(&endpoint.event_types)?),
+        filter_json: Set(to_json(&endpoint.filter)?),
+        include_transcript: Set(endpoint.include_transcript),
+        rate_limit_per_second: Set(endpoint
+            .rate_limit_per_second
+            .map(|limit| i32::try_from(limit).unwrap_or(i32::MAX))),
+        secrets_json: Set(to_json(&sealed.secrets)?),
+        headers_json: Set(to_json(&sealed.headers)?),
+        enabled: Set(endpoint.enabled),
+        disabled_reason: Set(endpoint.disabled_reason.clone()),
+        failing_since_ms: Set(endpoint.failing_since.map(to_millis)),
+        sent: Set(i64::try_from(endpoint.sent).unwrap_or(i64::MAX)),
+        failed: Set(i64::try_from(endpoint.failed).unwrap_or(i64::MAX)),
+        last_success_at_ms: Set(endpoint.last_success_at.map(to_millis)),
+        last_failure_at_ms: Set(endpoint.last_failure_at.map(to_millis)),
+        created_at_ms: Set(to_millis(endpoint.created_at)),
+        updated_at_ms: Set(to_millis(endpoint.updated_at)),
+    })
+}
+
+fn sealed_endpoint(model: event_endpoint::Model) -> Result<SealedEndpoint, Error> {
+    let context = "reading an event endpoint";
+    let secrets: Vec<StoredSecret> = from_json(&model.secrets_json)?;
+    let headers: StoredHeaders = from_json(&model.headers_json)?;
+    let filter: EventFilter = from_json(&model.filter_json)?;
+    let endpoint = Endpoint {
+        id: parse_uuid(context, &model.id)?,
+        organization_id: parse_uuid(context, &model.organization_id)?,
+        url: model.url,
+        description: model.description,
+        event_types: from_json(&model.event_types_json)?,
+        filter,
+        include_transcript: model.include_transcript,
+        rate_limit_per_second: model
+            .rate_limit_per_second
+            .and_then(|limit| u32::try_from(limit).ok())
+            .filter(|limit| *limit > 0),
+        enabled: model.enabled,
+        disabled_reason: model.disabled_reason,
+        failing_since: model.failing_since_ms.map(from_millis),
+        header_names: headers.names.clone(),
+        sent: u64::try_from(model.sent).unwrap_or(0),
+        failed: u64::try_from(model.failed).unwrap_or(0),
+        last_success_at: model.last_success_at_ms.map(from_millis),
+        last_failure_at: model.last_failure_at_ms.map(from_millis),
+        created_at: from_millis(model.created_at_ms),
+        updated_at: from_millis(model.updated_at_ms),
+        active_secrets: secrets.len(),
+    };
+    Ok(SealedEndpoint { endpoint, secrets, headers })
+}

@@ -1,0 +1,163 @@
+//! EventEndpointService over gRPC.
+
+use earshot_proto::v1 as pb;
+use earshot_proto::v1::event_endpoint_service_server::EventEndpointService;
+use tonic::{Request, Response, Status};
+
+use super::auth::authenticate;
+use super::convert::timestamp;
+use crate::domain::events::EndpointInput;
+use crate::domain::{Domain, parse_id};
+use crate::model::events::{AttemptRecord, Endpoint, EventFilter};
+
+#[derive(Clone, Debug)]
+pub struct EventEndpointApi {
+    pub domain: Domain,
+}
+
+fn endpoint(endpoint: &Endpoint) -> pb::EventEndpoint {
+    let filter = &endpoint.filter;
+    pb::EventEndpoint {
+        id: endpoint.id.to_string(),
+        url: endpoint.url.clone(),
+        description: endpoint.description.clone(),
+        event_types: endpoint.event_types.clone(),
+        filter: Some(pb::EventFilter {
+            provider: filter.provider.clone().unwrap_or_default(),
+            tags: filter.tags.clone(),
+            metadata: filter.metadata.clone().into_iter().collect(),
+            monitor_id: filter.monitor_id.map(|id| id.to_string()).unwrap_or_default(),
+        }),
+        include_transcript: endpoint.include_transcript,
+        rate_limit_per_second: endpoint.rate_limit_per_second.unwrap_or(0),
+        enabled: endpoint.enabled,
+        disabled_reason: endpoint.disabled_reason.clone(),
+        header_names: endpoint.header_names.clone(),
+        sent: endpoint.sent,
+        failed: endpoint.failed,
+        last_success_at: endpoint.last_success_at.map(timestamp),
+        last_failure_at: endpoint.last_failure_at.map(timestamp),
+        created_at: Some(timestamp(endpoint.created_at)),
+        updated_at: Some(timestamp(endpoint.updated_at)),
+        active_secrets: u32::try_from(endpoint.active_secrets).unwrap_or(u32::MAX),
+    }
+}
+
+fn attempt(attempt: &AttemptRecord) -> pb::EventAttempt {
+    pb::EventAttempt {
+        id: attempt.id.to_string(),
+        event_id: attempt.event_id.clone(),
+        endpoint_id: attempt.endpoint_id.to_string(),
+        event_type: attempt.event_type.clone(),
+        attempted_at: Some(timestamp(attempt.attempted_at)),
+        http_status: attempt.http_status.map_or(0, u32::from),
+        latency_ms: attempt.latency_ms,
+        response_excerpt: attempt.response_excerpt.clone(),
+        error: attempt.error.clone(),
+    }
+}
+
+fn filter(filter: Option<pb::EventFilter>) -> Result<EventFilter, Status> {
+    let filter = filter.unwrap_or_default();
+    Ok(EventFilter {
+        provider: Some(filter.provider).filter(|provider| !provider.is_empty()),
+        tags: filter.tags,
+        metadata: filter.metadata.into_iter().collect(),
+        monitor_id: if filter.monitor_id.is_empty() {
+            None
+        } else {
+            Some(parse_id("filter.monitor_id", &filter.monitor_id)?)
+        },
+    })
+}
+
+#[tonic::async_trait]
+impl EventEndpointService for EventEndpointApi {
+    async fn create_event_endpoint(
+        &self,
+        request: Request<pb::CreateEventEndpointRequest>,
+    ) -> Result<Response<pb::CreateEventEndpointResponse>, Status> {
+        let principal = authenticate(&request)?;
+        let request = request.into_inner();
+        let input = EndpointInput {
+            url: request.url,
+            description: request.description,
+            event_types: request.event_types,
+            filter: filter(request.filter)?,
+            include_transcript: request.include_transcript,
+            rate_limit_per_second: request.rate_limit_per_second,
+            headers: request.headers.into_iter().collect(),
+        };
+        let (created, secret) = self.domain.create_event_endpoint(&principal, input).await?;
+        Ok(Response::new(pb::CreateEventEndpointResponse {
+            endpoint: Some(endpoint(&created)),
+            secret,
+        }))
+    }
+
+    async fn get_event_endpoint(
+        &self,
+        request: Request<pb::GetEventEndpointRequest>,
+    ) -> Result<Response<pb::GetEventEndpointResponse>, Status> {
+        let principal = authenticate(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let found = self.domain.get_event_endpoint(&principal, id).await?;
+        Ok(Response::new(pb::GetEventEndpointResponse { endpoint: Some(endpoint(&found)) }))
+    }
+
+    async fn list_event_endpoints(
+        &self,
+        request: Request<pb::ListEventEndpointsRequest>,
+    ) -> Result<Response<pb::ListEventEndpointsResponse>, Status> {
+        let principal = authenticate(&request)?;
+        let endpoints = self.domain.list_event_endpoints(&principal).await?;
+        Ok(Response::new(pb::ListEventEndpointsResponse {
+            endpoints: endpoints.iter().map(endpoint).collect(),
+        }))
+    }
+
+    async fn delete_event_endpoint(
+        &self,
+        request: Request<pb::DeleteEventEndpointRequest>,
+    ) -> Result<Response<pb::DeleteEventEndpointResponse>, Status> {
+        let principal = authenticate(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        self.domain.delete_event_endpoint(&principal, id).await?;
+        Ok(Response::new(pb::DeleteEventEndpointResponse {}))
+    }
+
+    async fn rotate_event_endpoint_secret(
+        &self,
+        request: Request<pb::RotateEventEndpointSecretRequest>,
+    ) -> Result<Response<pb::RotateEventEndpointSecretResponse>, Status> {
+        let principal = authenticate(&request)?;
+        let request = request.into_inner();
+        let id = parse_id("id", &request.id)?;
+        let grace = (request.grace_seconds > 0)
+            .then(|| chrono::Duration::seconds(i64::from(request.grace_seconds)));
+        let (rotated, secret) =
+            self.domain.rotate_event_endpoint_secret(&principal, id, grace).await?;
+        Ok(Response::new(pb::RotateEventEndpointSecretResponse {
+            endpoint: Some(endpoint(&rotated)),
+            secret,
+        }))
+    }
+
+    async fn list_event_attempts(
+        &self,
+        request: Request<pb::ListEventAttemptsRequest>,
+    ) -> Result<Response<pb::ListEventAttemptsResponse>, Status> {
+        let principal = authenticate(&request)?;
+        let request = request.into_inner();
+        let endpoint_id = parse_id("endpoint_id", &request.endpoint_id)?;
+        let page_size = usize::try_from(request.page_size).unwrap_or(usize::MAX);
+        let (attempts, next) = self
+            .domain
+            .list_event_attempts(&principal, endpoint_id, page_size, &request.page_token)
+            .await?;
+        Ok(Response::new(pb::ListEventAttemptsResponse {
+            attempts: attempts.iter().map(attempt).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+}

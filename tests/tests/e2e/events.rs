@@ -1,0 +1,300 @@
+//! Outbound events against an `earshot` process and receivers on loopback (allowed by the
+//! test's configuration): a `call.processed` arrives signed, verifies, and is retried with one
+//! `webhook-id` until the receiver takes it; a receiver answering 410 is disabled and the other
+//! endpoints hear of it; a rotated secret signs beside the earlier one; a filter narrows what an
+//! endpoint gets.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use earshot::{Client, Conversation, Turn};
+use earshot_e2e::client::authed;
+use earshot_e2e::process::ServerProcess;
+use earshot_proto::v1 as pb;
+use earshot_proto::v1::event_endpoint_service_client::EventEndpointServiceClient;
+use tokio::sync::mpsc;
+
+/// Retries 20 ms apart instead of the Standard Webhooks schedule, so the whole schedule runs
+/// within the test.
+const FAST_RETRIES: [(&str, &str); 3] = [
+    ("EARSHOT_FETCH__ALLOW_PRIVATE_NETWORKS", "true"),
+    ("EARSHOT_EVENTS__RETRY_SCHEDULE_MS", "[20, 20, 20, 20, 20, 20, 20]"),
+    ("EARSHOT_EVENTS__POLL_INTERVAL_MS", "10"),
+];
+
+/// What a receiver got: its headers and body.
+#[derive(Clone, Debug)]
+struct Received {
+    headers: http::HeaderMap,
+    body: String,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|value| value.to_str().ok()).unwrap_or_default()
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+
+    /// Whether the signature verifies with `secret`, as a receiver checks it.
+    fn verifies(&self, secret: &str) -> bool {
+        let request = earshot_server::providers::WebhookRequest {
+            url: "http://receiver.test/",
+            headers: &self.headers,
+            body: self.body.as_bytes(),
+            now: chrono::Utc::now(),
+        };
+        earshot_server::providers::standard_webhooks::verify(secret, &request).is_ok()
+    }
+}
+
+/// A receiver on a loopback port that answers each request with the next of `statuses` (the
+/// last one once they run out) and sends what it got on the channel.
+async fn receiver(statuses: Vec<u16>) -> (String, mpsc::UnboundedReceiver<Received>) {
+    let (sender, received) = mpsc::unbounded_channel();
+    let answers = Arc::new(Mutex::new(statuses));
+    let app = axum::Router::new().fallback(move |headers: http::HeaderMap, body: String| {
+        let sender = sender.clone();
+        let answers = answers.clone();
+        async move {
+            let status = {
+                let mut answers = answers.lock().unwrap();
+                if answers.len() > 1 { answers.remove(0) } else { answers[0] }
+            };
+            let _ = sender.send(Received { headers, body });
+            (http::StatusCode::from_u16(status).unwrap(), "receiver says hi")
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{address}/hooks"), received)
+}
+
+async fn next(received: &mut mpsc::UnboundedReceiver<Received>) -> Received {
+    tokio::time::timeout(Duration::from_secs(30), received.recv())
+        .await
+        .expect("no event within 30 s")
+        .unwrap()
+}
+
+async fn endpoints(
+    server: &ServerProcess,
+) -> EventEndpointServiceClient<tonic::transport::Channel> {
+    EventEndpointServiceClient::new(server.channel().await)
+}
+
+async fn create(
+    server: &ServerProcess,
+    request: pb::CreateEventEndpointRequest,
+) -> pb::CreateEventEndpointResponse {
+    endpoints(server)
+        .await
+        .create_event_endpoint(authed(request, &server.admin_key))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn get(server: &ServerProcess, id: &str) -> pb::EventEndpoint {
+    let request = pb::GetEventEndpointRequest { id: id.to_owned() };
+    endpoints(server)
+        .await
+        .get_event_endpoint(authed(request, &server.admin_key))
+        .await
+        .unwrap()
+        .into_inner()
+        .endpoint
+        .unwrap()
+}
+
+async fn client(server: &ServerProcess) -> Client {
+    Client::builder(server.url())
+        .api_key(&server.admin_key)
+        .project_id(&server.project_id)
+        .connect()
+        .await
+        .unwrap()
+}
+
+fn call(call_id: &str) -> Conversation {
+    Conversation::new(call_id)
+        .turn(Turn::user("I was charged twice.").at_ms(0).end_ms(1_500))
+        .turn(Turn::assistant("Let me fix that.").at_ms(2_000).end_ms(3_000))
+}
+
+#[tokio::test]
+async fn a_processed_call_arrives_signed_and_is_retried_under_one_id() {
+    let server = ServerProcess::start(&FAST_RETRIES).await;
+    let (url, mut received) = receiver(vec![500, 500, 500, 200]).await;
+    let created = create(
+        &server,
+        pb::CreateEventEndpointRequest {
+            url,
+            event_types: vec!["call.processed".into()],
+            include_transcript: true,
+            headers: [("X-Receiver-Token".to_owned(), "tok_123".to_owned())].into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(created.secret.starts_with("whsec_"), "{}", created.secret);
+    let endpoint = created.endpoint.unwrap();
+    assert_eq!(endpoint.header_names, ["x-receiver-token"]);
+
+    client(&server).await.ingest_conversations(vec![call("evt-1")]).await.unwrap();
+    let attempts = [
+        next(&mut received).await,
+        next(&mut received).await,
+        next(&mut received).await,
+        next(&mut received).await,
+    ];
+    let id = attempts[0].header("webhook-id").to_owned();
+    assert!(id.starts_with("msg_"), "{id}");
+    for attempt in &attempts {
+        assert_eq!(attempt.header("webhook-id"), id, "one id across retries");
+        assert!(attempt.verifies(&created.secret));
+        assert!(!attempt.verifies(&earshot_server::model::events::new_secret()));
+        assert_eq!(attempt.header("x-receiver-token"), "tok_123");
+        assert_eq!(attempt.header("content-type"), "application/json");
+        let event = attempt.json();
+        assert_eq!(event["type"], "call.processed");
+        assert_eq!(event["data"]["call_id"], "evt-1");
+        assert_eq!(event["data"]["project_id"], server.project_id.as_str());
+        assert_eq!(event["data"]["transcript"][0]["content"], "I was charged twice.");
+        assert_eq!(event["data"]["transcript"].as_array().unwrap().len(), 2);
+    }
+
+    // The log has every attempt, newest first; the counters agree.
+    let request =
+        pb::ListEventAttemptsRequest { endpoint_id: endpoint.id.clone(), ..Default::default() };
+    // The fourth attempt's record commits just after the receiver answered it.
+    let logged = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let attempts = endpoints(&server)
+                .await
+                .list_event_attempts(authed(request.clone(), &server.admin_key))
+                .await
+                .unwrap()
+                .into_inner()
+                .attempts;
+            if attempts.len() == 4 {
+                return attempts;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("four attempts logged within 30 s");
+    let statuses: Vec<u32> = logged.iter().map(|attempt| attempt.http_status).collect();
+    assert_eq!(statuses, [200, 500, 500, 500]);
+    assert!(
+        logged
+            .iter()
+            .all(|attempt| attempt.event_id == id && attempt.event_type == "call.processed")
+    );
+    assert_eq!(logged[1].error, "answered 500");
+    assert_eq!(logged[0].response_excerpt, "receiver says hi");
+    let endpoint = get(&server, &endpoint.id).await;
+    assert_eq!((endpoint.sent, endpoint.failed), (1, 3));
+    assert!(endpoint.enabled);
+    assert!(received.try_recv().is_err(), "nothing sent after the success");
+}
+
+#[tokio::test]
+async fn a_gone_endpoint_is_disabled_and_the_others_hear_of_it() {
+    let server = ServerProcess::start(&FAST_RETRIES).await;
+    let (gone_url, mut gone) = receiver(vec![410]).await;
+    let (url, mut other) = receiver(vec![200]).await;
+    let gone_endpoint =
+        create(&server, pb::CreateEventEndpointRequest { url: gone_url, ..Default::default() })
+            .await
+            .endpoint
+            .unwrap();
+    let other_secret =
+        create(&server, pb::CreateEventEndpointRequest { url, ..Default::default() }).await.secret;
+
+    client(&server).await.ingest_conversations(vec![call("evt-gone")]).await.unwrap();
+    assert_eq!(next(&mut gone).await.json()["data"]["call_id"], "evt-gone");
+    let mut types = Vec::new();
+    for _ in 0..2 {
+        let event = next(&mut other).await;
+        assert!(event.verifies(&other_secret));
+        let json = event.json();
+        if json["type"] == "endpoint.disabled" {
+            assert_eq!(json["data"]["endpoint_id"], gone_endpoint.id.as_str());
+            assert_eq!(json["data"]["reason"], "gone");
+        }
+        types.push(json["type"].as_str().unwrap().to_owned());
+    }
+    types.sort();
+    assert_eq!(types, ["call.processed", "endpoint.disabled"]);
+    let disabled = get(&server, &gone_endpoint.id).await;
+    assert!(!disabled.enabled);
+    assert_eq!(disabled.disabled_reason, "gone");
+
+    // A disabled endpoint gets nothing more.
+    client(&server).await.ingest_conversations(vec![call("evt-after")]).await.unwrap();
+    assert_eq!(next(&mut other).await.json()["data"]["call_id"], "evt-after");
+    assert!(gone.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn a_rotated_secret_signs_beside_the_earlier_one_and_filters_narrow() {
+    let server = ServerProcess::start(&FAST_RETRIES).await;
+    let (url, mut received) = receiver(vec![200]).await;
+    let created = create(
+        &server,
+        pb::CreateEventEndpointRequest {
+            url,
+            filter: Some(pb::EventFilter { tags: vec!["vip".into()], ..Default::default() }),
+            ..Default::default()
+        },
+    )
+    .await;
+    let id = created.endpoint.unwrap().id;
+    let rotated = endpoints(&server)
+        .await
+        .rotate_event_endpoint_secret(authed(
+            pb::RotateEventEndpointSecretRequest { id: id.clone(), grace_seconds: 3_600 },
+            &server.admin_key,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(rotated.secret, created.secret);
+    assert_eq!(rotated.endpoint.unwrap().active_secrets, 2);
+
+    let client = client(&server).await;
+    client.ingest_conversations(vec![call("evt-plain"), call("evt-vip").tag("vip")]).await.unwrap();
+    let event = next(&mut received).await;
+    assert_eq!(event.json()["data"]["call_id"], "evt-vip");
+    assert_eq!(event.header("webhook-signature").split(' ').count(), 2);
+    assert!(event.verifies(&created.secret));
+    assert!(event.verifies(&rotated.secret));
+    client.wait_for_datapoint("evt-plain", Duration::from_secs(30)).await.unwrap();
+    client.ingest_conversations(vec![call("evt-vip-2").tag("vip")]).await.unwrap();
+    // Events go in the order their calls were stored: the untagged call sent nothing before.
+    assert_eq!(next(&mut received).await.json()["data"]["call_id"], "evt-vip-2");
+
+    // Refused precisely: a bad URL, an unknown type, a header earshot sets.
+    let refused = endpoints(&server)
+        .await
+        .create_event_endpoint(authed(
+            pb::CreateEventEndpointRequest {
+                url: "ftp://example.com".into(),
+                event_types: vec!["call.finished".into()],
+                headers: [("webhook-id".to_owned(), "x".to_owned())].into(),
+                ..Default::default()
+            },
+            &server.admin_key,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    for field in ["url", "event_types[0]", "headers[webhook-id]"] {
+        assert!(refused.message().contains(field), "{field}: {}", refused.message());
+    }
+}
