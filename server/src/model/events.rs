@@ -16,7 +16,7 @@ use super::datapoints::{Datapoint, metadata_filter_text};
 pub const EVENT_TYPES: [&str; 6] = [
     CALL_PROCESSED,
     "call.failed",
-    "check.failed",
+    CHECK_FAILED,
     "integration.disabled",
     "integration.secret_expiring",
     ENDPOINT_DISABLED,
@@ -24,6 +24,8 @@ pub const EVENT_TYPES: [&str; 6] = [
 
 /// A call's datapoint was stored (or stored again).
 pub const CALL_PROCESSED: &str = "call.processed";
+/// A monitor's check is an issue on a call as it is stored.
+pub const CHECK_FAILED: &str = "check.failed";
 /// An endpoint was disabled; sent to the organization's other endpoints.
 pub const ENDPOINT_DISABLED: &str = "endpoint.disabled";
 
@@ -153,8 +155,41 @@ pub fn call_processed(datapoint: &Datapoint) -> serde_json::Value {
     })
 }
 
-/// The body sent for a stored envelope: a `call.processed` gets `links` (its audio, under
-/// `public_base_url`) and, when given, the transcript's turns; other types go as stored.
+/// `check.failed`'s data: the call, the monitor, the check at its version, the value measured
+/// against the threshold, and why it is an issue.
+pub fn check_failed(
+    datapoint: &Datapoint,
+    monitor: &crate::model::monitors::Monitor,
+    check: &crate::model::checks::Check,
+    value: &crate::model::checks::CheckValue,
+) -> serde_json::Value {
+    serde_json::json!({
+        "datapoint_id": datapoint.id,
+        "organization_id": datapoint.organization_id,
+        "project_id": datapoint.project_id,
+        "provider": datapoint.provider,
+        "call_id": datapoint.call_id,
+        "occurred_at": datapoint.occurred_at().to_rfc3339_opts(SecondsFormat::Millis, true),
+        "has_audio": datapoint.audio_id.is_some(),
+        "monitor": {"id": monitor.id, "name": monitor.name, "version": monitor.version},
+        "check": {
+            "id": check.id,
+            "name": check.name,
+            "version": check.version,
+            "measure": check.rule.measure.as_str(),
+            "comparator": check.rule.comparator.as_str(),
+            "threshold": check.rule.threshold,
+            "phrase": check.rule.phrase,
+        },
+        "value": value.value,
+        "value_type": value.value_type,
+        "explanation": crate::model::checks::explain(&check.rule, value.value.as_ref(), true),
+    })
+}
+
+/// The body sent for a stored envelope: a `call.processed` or `check.failed` gets `links` (the
+/// call's audio, under `public_base_url`) and, when given, the transcript's turns; other types
+/// go as stored.
 pub fn finish_body(
     body: &str,
     public_base_url: &str,
@@ -163,7 +198,8 @@ pub fn finish_body(
     let Ok(mut envelope) = serde_json::from_str::<serde_json::Value>(body) else {
         return body.to_owned();
     };
-    if envelope.get("type").and_then(serde_json::Value::as_str) != Some(CALL_PROCESSED) {
+    let event_type = envelope.get("type").and_then(serde_json::Value::as_str).unwrap_or_default();
+    if event_type != CALL_PROCESSED && event_type != CHECK_FAILED {
         return body.to_owned();
     }
     let Some(data) = envelope.get_mut("data").and_then(|data| data.as_object_mut()) else {

@@ -155,6 +155,8 @@ impl Storage {
         let mut batch = super::Batch::new(backend);
         let evaluated: Vec<&Datapoint> = datapoints.iter().collect();
         let stored = datapoints.iter().map(|datapoint| datapoint.id).collect();
+        // A backfill tells no endpoint about old calls' failed checks (`check.failed` is for
+        // calls as they are stored).
         let counts = super::monitors::evaluate_into(
             &transaction,
             &evaluated,
@@ -163,7 +165,8 @@ impl Storage {
             now,
             context,
         )
-        .await?;
+        .await?
+        .counts;
         let (matched, issues) = counts.get(&monitor.id).copied().unwrap_or_default();
         backfill.processed += datapoints.len() as u64;
         backfill.matched += matched;

@@ -87,7 +87,7 @@ impl Storage {
             .filter(|result| !result.new)
             .map(|result| result.datapoint.id)
             .collect();
-        super::monitors::evaluate_into(
+        let evaluated = super::monitors::evaluate_into(
             &transaction,
             &datapoints,
             &stored_before,
@@ -96,7 +96,8 @@ impl Storage {
             context,
         )
         .await?;
-        super::events::call_events_into(&transaction, &datapoints, &mut batch, now, context)
+        let failures = &evaluated.failures;
+        super::events::events_into(&transaction, &datapoints, failures, &mut batch, now, context)
             .await?;
         for chunk in finished.chunks(LOOKUP_CHUNK_KEYS) {
             batch.push(&ingests_done(chunk, now));
@@ -919,7 +920,7 @@ pub(super) async fn store_at_intake(
     rows.replace(batch);
     if let Some(first) = calls.first() {
         let datapoints: Vec<&Datapoint> = merged.iter().map(Merged::datapoint).collect();
-        super::monitors::evaluate_into(
+        let evaluated = super::monitors::evaluate_into(
             connection,
             &datapoints,
             &stored_before,
@@ -928,7 +929,9 @@ pub(super) async fn store_at_intake(
             context,
         )
         .await?;
-        super::events::call_events_into(connection, &datapoints, batch, first.now, context).await?;
+        let failures = &evaluated.failures;
+        super::events::events_into(connection, &datapoints, failures, batch, first.now, context)
+            .await?;
     }
     Ok(ids)
 }

@@ -1,5 +1,5 @@
 //! The outbox of outbound events (m0019): endpoints, events written in the transaction of what
-//! caused them (`call_events_into`, beside the monitors' `evaluate_into`), their deliveries
+//! caused them (`events_into`, beside the monitors' `evaluate_into`), their deliveries
 //! taken when due in one statement per batch, and the log of attempts.
 
 use std::collections::HashMap;
@@ -495,13 +495,15 @@ pub(super) async fn reseal_endpoints(
     Ok(count)
 }
 
-/// Writes, into `batch`, a `call.processed` event for each of `datapoints` (being stored in the
-/// same transaction) that an enabled endpoint of its organization subscribes to and whose
-/// filter it passes, with a delivery per such endpoint, due at once. One query for the
-/// organizations' endpoints; none enabled, nothing written.
-pub(super) async fn call_events_into(
+/// Writes, into `batch`, the events of `datapoints` being stored in the same transaction: a
+/// `call.processed` for each, and a `check.failed` for each of `failures`, each to the enabled
+/// endpoints of its organization that subscribe to its type and whose filter it passes (a
+/// filter's monitor applies to `check.failed`), with a delivery per endpoint, due at once. One
+/// query for the organizations' endpoints; none enabled, nothing written.
+pub(super) async fn events_into(
     connection: &impl ConnectionTrait,
     datapoints: &[&Datapoint],
+    failures: &[super::monitors::CheckFailure],
     batch: &mut Batch,
     now: DateTime<Utc>,
     context: &'static str,
@@ -514,24 +516,31 @@ pub(super) async fn call_events_into(
     if endpoints.is_empty() {
         return Ok(());
     }
-    for datapoint in datapoints {
-        let receivers: Vec<&Endpoint> = endpoints
+    let receivers = |datapoint: &Datapoint, event_type: &str, monitor_id: Option<Uuid>| {
+        endpoints
             .iter()
             .filter(|endpoint| {
                 endpoint.organization_id == datapoint.organization_id
-                    && endpoint.subscribes(events::CALL_PROCESSED)
+                    && endpoint.subscribes(event_type)
                     && endpoint.filter.matches_call(datapoint)
+                    && (endpoint.filter.monitor_id.is_none()
+                        || endpoint.filter.monitor_id == monitor_id)
             })
-            .collect();
+            .collect::<Vec<&Endpoint>>()
+    };
+    for datapoint in datapoints {
+        let to = receivers(datapoint, events::CALL_PROCESSED, None);
         let data = events::call_processed(datapoint);
-        emit_into(
-            batch,
-            datapoint.organization_id,
-            events::CALL_PROCESSED,
-            &data,
-            &receivers,
-            now,
-        )?;
+        emit_into(batch, datapoint.organization_id, events::CALL_PROCESSED, &data, &to, now)?;
+    }
+    for failure in failures {
+        let Some(datapoint) =
+            datapoints.iter().find(|datapoint| datapoint.id == failure.datapoint_id)
+        else {
+            continue;
+        };
+        let to = receivers(datapoint, events::CHECK_FAILED, Some(failure.monitor_id));
+        emit_into(batch, datapoint.organization_id, events::CHECK_FAILED, &failure.data, &to, now)?;
     }
     Ok(())
 }

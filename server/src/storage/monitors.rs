@@ -611,6 +611,21 @@ async fn versions_of(
 /// What each monitor found in one `evaluate_into`: calls matched, and those with an issue.
 pub(super) type MonitorCounts = HashMap<Uuid, (u64, u64)>;
 
+/// A monitor's check that is an issue on a call, as `check.failed` tells it.
+#[derive(Clone, Debug)]
+pub(super) struct CheckFailure {
+    pub(super) datapoint_id: Uuid,
+    pub(super) monitor_id: Uuid,
+    pub(super) data: serde_json::Value,
+}
+
+/// What one `evaluate_into` found: per monitor, and each failed check.
+#[derive(Debug, Default)]
+pub(super) struct Evaluated {
+    pub(super) counts: MonitorCounts,
+    pub(super) failures: Vec<CheckFailure>,
+}
+
 /// Writes, into `batch`, what the organizations' monitors find on `datapoints` (being stored
 /// in the same transaction): each datapoint's results row, its open issues and the monitors it
 /// matched (with the version of each), replacing what an earlier evaluation wrote (results
@@ -627,7 +642,7 @@ pub(super) async fn evaluate_into(
     batch: &mut Batch,
     now: DateTime<Utc>,
     context: &'static str,
-) -> Result<MonitorCounts, Error> {
+) -> Result<Evaluated, Error> {
     // A datapoint given twice (two results of one call in a batch) counts as the later.
     let mut seen = HashSet::with_capacity(datapoints.len());
     let mut latest: Vec<&Datapoint> =
@@ -645,8 +660,9 @@ pub(super) async fn evaluate_into(
         .map(|datapoint| datapoint.id.to_string())
         .collect();
     let mut counts = MonitorCounts::new();
+    let mut failures = Vec::new();
     if monitors.is_empty() && stale.is_empty() {
-        return Ok(counts);
+        return Ok(Evaluated::default());
     }
     let mut rollups = RollupChanges::default();
     // What earlier evaluations and callers stored on the replaced datapoints.
@@ -669,6 +685,22 @@ pub(super) async fn evaluate_into(
     for datapoint in datapoints {
         let id = datapoint.id.to_string();
         let evaluation = monitors::evaluate(&monitors, datapoint);
+        for (monitor_id, is_issue) in &evaluation.monitors {
+            let Some(monitor) = monitors.iter().find(|monitor| monitor.id == *monitor_id) else {
+                continue;
+            };
+            for check in monitor.checks.iter().filter(|_| *is_issue) {
+                if let Some(value) =
+                    evaluation.results.get(&check.id).filter(|value| value.is_issue)
+                {
+                    failures.push(CheckFailure {
+                        datapoint_id: datapoint.id,
+                        monitor_id: *monitor_id,
+                        data: crate::model::events::check_failed(datapoint, monitor, check, value),
+                    });
+                }
+            }
+        }
         // Open issues need their check's name, which a monitor's stored result leaves out.
         let mut names: HashMap<Uuid, String> = HashMap::new();
         let mut results: Vec<StoredResult> = evaluation
@@ -743,7 +775,7 @@ pub(super) async fn evaluate_into(
         batch.push(&open_issues(chunk));
     }
     rollups.write_into(batch);
-    Ok(counts)
+    Ok(Evaluated { counts, failures })
 }
 
 /// Deletes what evaluations stored on the calls `ids`: their results, open issues and matches.

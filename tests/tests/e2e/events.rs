@@ -298,3 +298,62 @@ async fn a_rotated_secret_signs_beside_the_earlier_one_and_filters_narrow() {
         assert!(refused.message().contains(field), "{field}: {}", refused.message());
     }
 }
+
+/// A call whose assistant answers `latency_ms` after the user.
+fn answered_after(call_id: &str, latency_ms: i64) -> Conversation {
+    Conversation::new(call_id)
+        .turn(Turn::user("Where is my order?").at_ms(0).end_ms(1_000))
+        .turn(Turn::assistant("Let me look.").at_ms(1_000 + latency_ms).end_ms(2_000 + latency_ms))
+}
+
+#[tokio::test]
+async fn an_endpoint_for_one_monitor_gets_only_its_failed_checks() {
+    use earshot::{CheckRule, MonitorDefinition};
+    let server = ServerProcess::start(&FAST_RETRIES).await;
+    let client = client(&server).await;
+    let slow = client
+        .create_check("slow", "", CheckRule::new("p95_response_latency_ms", "greater_than", "1500"))
+        .await
+        .unwrap();
+    let short = client
+        .create_check("few turns", "", CheckRule::new("total_turn_count", "less_than", "4"))
+        .await
+        .unwrap();
+    let latency =
+        client.create_monitor(MonitorDefinition::new("latency").check(&slow.id)).await.unwrap();
+    client.create_monitor(MonitorDefinition::new("length").check(&short.id)).await.unwrap();
+    let (url, mut received) = receiver(vec![200]).await;
+    let created = create(
+        &server,
+        pb::CreateEventEndpointRequest {
+            url,
+            event_types: vec!["check.failed".into()],
+            filter: Some(pb::EventFilter { monitor_id: latency.id.clone(), ..Default::default() }),
+            ..Default::default()
+        },
+    )
+    .await;
+
+    // Both monitors find an issue on the slow call; the endpoint hears only of the latency one.
+    client.ingest_conversations(vec![answered_after("slow-call", 2_500)]).await.unwrap();
+    let event = next(&mut received).await;
+    assert!(event.verifies(&created.secret));
+    let json = event.json();
+    assert_eq!(json["type"], "check.failed");
+    let data = &json["data"];
+    assert_eq!(data["call_id"], "slow-call");
+    assert_eq!(data["monitor"]["id"], latency.id.as_str());
+    assert_eq!(data["monitor"]["name"], "latency");
+    assert_eq!(data["check"]["name"], "slow");
+    assert_eq!(data["check"]["comparator"], "greater_than");
+    assert_eq!(data["check"]["threshold"], 1500.0);
+    assert_eq!(data["value"], 2500.0);
+    assert!(data["explanation"].as_str().unwrap().contains("1500"), "{data}");
+    // A quick call fails only the length monitor's check: nothing is sent for it, so the next
+    // event is the next slow call's.
+    client.ingest_conversations(vec![answered_after("quick-call", 300)]).await.unwrap();
+    client.wait_for_datapoint("quick-call", Duration::from_secs(30)).await.unwrap();
+    client.ingest_conversations(vec![answered_after("slow-again", 3_000)]).await.unwrap();
+    assert_eq!(next(&mut received).await.json()["data"]["call_id"], "slow-again");
+    assert!(received.try_recv().is_err());
+}
