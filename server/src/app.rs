@@ -293,6 +293,7 @@ async fn upkeep(
     const PRUNE_EVERY: Duration = Duration::from_secs(3600);
     let mut flush = tokio::time::interval(flush_every);
     let mut prune = tokio::time::interval(PRUNE_EVERY);
+    let mut prune_events = tokio::time::interval(PRUNE_EVERY);
     let mut sweep = tokio::time::interval(sweep_every);
     loop {
         tokio::select! {
@@ -318,6 +319,13 @@ async fn upkeep(
                 }
                 Ok(_) => {}
                 Err(error) => tracing::warn!(error = %error, "could not prune webhook deliveries"),
+            },
+            _ = prune_events.tick() => match domain.prune_events().await {
+                Ok((events, attempts)) if events + attempts > 0 => {
+                    tracing::info!(events, attempts, "pruned outbound events past their retention");
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(error = %error, "could not prune outbound events"),
             },
             changed = stop.changed() => {
                 let stopping = changed.is_err() || *stop.borrow_and_update();

@@ -61,6 +61,7 @@ pub struct EventsConfig {
     pub batch_size: usize,
     pub lease_seconds: u64,
     pub retry_schedule_ms: Vec<u64>,
+    pub retention_days: u32,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -596,6 +597,7 @@ impl Config {
                     .collect(),
                 rotation_grace_default: chrono::Duration::hours(24),
                 rotation_grace_max: chrono::Duration::days(7),
+                retention: chrono::Duration::days(self.events.retention_days.into()),
             },
         }
     }

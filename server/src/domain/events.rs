@@ -49,6 +49,8 @@ pub struct EventSettings {
     pub retry_schedule: Vec<Duration>,
     pub rotation_grace_default: chrono::Duration,
     pub rotation_grace_max: chrono::Duration,
+    /// How long events, their deliveries and attempts are kept.
+    pub retention: chrono::Duration,
 }
 
 impl Default for EventSettings {
@@ -61,6 +63,7 @@ impl Default for EventSettings {
             retry_schedule: events::RETRY_SCHEDULE.to_vec(),
             rotation_grace_default: chrono::Duration::hours(24),
             rotation_grace_max: chrono::Duration::days(7),
+            retention: chrono::Duration::days(30),
         }
     }
 }
@@ -270,6 +273,22 @@ impl Domain {
             .await?;
         let next = super::finish_page(&mut attempts, page_size, |attempt| attempt.id);
         Ok((attempts, next))
+    }
+
+    /// Applies `events.retention_days`: events older than that (and not waiting on a delivery)
+    /// leave with their deliveries and attempts, in batches. Returns how many events and
+    /// attempts went.
+    pub async fn prune_events(&self) -> Result<(u64, u64)> {
+        let cutoff = self.clock.now() - self.settings.events.retention;
+        let limit = self.settings.lifecycle.batch_size * 10;
+        let mut total = (0, 0);
+        loop {
+            let (events, attempts) = self.storage.prune_events(cutoff, limit).await?;
+            total = (total.0 + events, total.1 + attempts);
+            if events < limit as u64 && attempts < limit as u64 {
+                return Ok(total);
+            }
+        }
     }
 
     async fn sealed_endpoint(&self, principal: &Principal, id: Uuid) -> Result<SealedEndpoint> {

@@ -113,9 +113,16 @@ pub fn new_secret() -> String {
     format!("whsec_{}", data_encoding::BASE64.encode(&crate::crypto::random_bytes::<32>()))
 }
 
-/// The id of a new event (its `webhook-id`): `msg_` and a time-ordered UUID.
-pub fn new_event_id() -> String {
-    format!("msg_{}", Uuid::now_v7().simple())
+/// The id of an event created `at` (its `webhook-id`): `msg_` and a UUID ordered by that time,
+/// so events are pruned by a range of their keys.
+pub fn new_event_id(at: DateTime<Utc>) -> String {
+    format!("msg_{}", uuid_at(at).simple())
+}
+
+/// A new time-ordered UUID for the time `at` (the injected clock's, not the system's).
+pub fn uuid_at(at: DateTime<Utc>) -> Uuid {
+    let seconds = u64::try_from(at.timestamp()).unwrap_or(0);
+    Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, seconds, at.timestamp_subsec_nanos()))
 }
 
 /// The envelope as sent: `{"type", "timestamp", "data"}`, the timestamp RFC 3339 in UTC.

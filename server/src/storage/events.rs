@@ -294,7 +294,7 @@ impl Storage {
         let attempts = outcomes
             .iter()
             .map(|outcome| event_attempt::ActiveModel {
-                id: Set(Uuid::now_v7().to_string()),
+                id: Set(events::uuid_at(outcome.attempted_at).to_string()),
                 organization_id: Set(outcome.delivery.organization_id.to_string()),
                 event_id: Set(outcome.delivery.event_id.clone()),
                 endpoint_id: Set(outcome.delivery.endpoint_id.to_string()),
@@ -403,6 +403,69 @@ impl Storage {
         }
         batch.execute(&transaction, context).await?;
         transaction.commit().await.map_err(db_error(context))
+    }
+
+    /// Removes up to `limit` events created before `cutoff` that no delivery still waits on,
+    /// with their deliveries, and up to `limit` attempts made before it: ranges of their
+    /// time-ordered keys. Returns how many events and attempts went.
+    pub async fn prune_events(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<(u64, u64), Error> {
+        let context = "pruning events";
+        let backend = self.db.get_database_backend();
+        let first_kept = events::uuid_at(cutoff);
+        let event_cutoff = format!("msg_{}", first_kept.simple());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (p1, p2) = (placeholder(backend, 1), placeholder(backend, 2));
+        let old_events = format!(
+            "SELECT e.id FROM events e WHERE e.id < {p1} AND NOT EXISTS (SELECT 1 FROM \
+             event_deliveries d WHERE d.event_id = e.id AND d.state = 'pending') \
+             ORDER BY e.id LIMIT {p2}"
+        );
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
+        let run = |sql: String, key: String| {
+            sea_orm::Statement::from_sql_and_values(backend, sql, [key.into(), limit.into()])
+        };
+        let ids: Vec<String> = transaction
+            .query_all_raw(run(old_events, event_cutoff))
+            .await
+            .map_err(db_error(context))?
+            .iter()
+            .map(|row| row.try_get::<String>("", "id"))
+            .collect::<Result<_, _>>()
+            .map_err(db_error(context))?;
+        for chunk in ids.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
+            for statement in [
+                Query::delete()
+                    .from_table(event_delivery::Entity)
+                    .and_where(event_delivery::Column::EventId.is_in(chunk.iter().cloned()))
+                    .to_owned(),
+                Query::delete()
+                    .from_table(event::Entity)
+                    .and_where(event::Column::Id.is_in(chunk.iter().cloned()))
+                    .to_owned(),
+            ] {
+                transaction
+                    .execute_raw(backend.build(&statement))
+                    .await
+                    .map_err(db_error(context))?;
+            }
+        }
+        let attempts = transaction
+            .execute_raw(run(
+                format!(
+                    "DELETE FROM event_attempts WHERE id IN (SELECT id FROM event_attempts \
+                     WHERE id < {p1} ORDER BY id LIMIT {p2})"
+                ),
+                first_kept.to_string(),
+            ))
+            .await
+            .map_err(db_error(context))?
+            .rows_affected();
+        transaction.commit().await.map_err(db_error(context))?;
+        Ok((ids.len() as u64, attempts))
     }
 
     /// The attempts to deliver to the organization's endpoint, newest first, before `before`.
@@ -557,7 +620,7 @@ fn emit_into(
     if receivers.is_empty() {
         return Ok(());
     }
-    let id = events::new_event_id();
+    let id = events::new_event_id(now);
     let now_ms = to_millis(now);
     batch.insert_rows(
         vec![event::ActiveModel {

@@ -147,4 +147,26 @@ async fn events_are_written_with_their_calls_and_delivered_once_per_lease() {
     assert!(
         storage.event_attempts(Uuid::now_v7(), all.endpoint.id, None, 10).await.unwrap().is_empty()
     );
+
+    // Past their retention, events no delivery waits on leave with their attempts: of the
+    // three events, the one whose deliveries are all done (the other call's has a retry due,
+    // endpoint.disabled has never been sent).
+    let (events, attempts) =
+        storage.prune_events(retry_at + Duration::days(30), 100).await.unwrap();
+    assert_eq!((events, attempts), (1, 3));
+    assert_eq!(
+        storage
+            .take_due_event_deliveries(
+                retry_at + Duration::days(30),
+                retry_at + Duration::days(31),
+                100
+            )
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(
+        storage.event_attempts(organization, all.endpoint.id, None, 10).await.unwrap().is_empty()
+    );
 }
