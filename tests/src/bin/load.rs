@@ -18,6 +18,11 @@
 //!
 //!     load replicas [deliveries] [most replicas] [backlog]
 //!
+//!     load events [backlog]
+//!
+//! (issue 19) the workers' drain of a gRPC backlog with no event endpoint and with one
+//! subscribed to `call.processed`, and the rate the events reach a receiver on loopback.
+//!
 //! (PostgreSQL only) runs 1, 2, … `most` `earshot serve` processes on one database, sends the
 //! deliveries round-robin over them (64 connections), and reports acks/s for each count; the
 //! transcripts are left to the workers (`ingest.transcripts_at_intake = false`), so the jobs
@@ -423,6 +428,10 @@ async fn main() {
             value.split(',').map(|count| count.parse().unwrap()).collect()
         });
         return with_monitors(deliveries, backlog, &counts).await;
+    }
+    if args.get(1).map(String::as_str) == Some("events") {
+        let backlog = args.get(2).map_or(20_000, |value| value.parse().unwrap());
+        return with_events(backlog).await;
     }
     if args.get(1).map(String::as_str) == Some("backfill") {
         let calls = args.get(2).map_or(100_000, |value| value.parse().unwrap());
@@ -924,6 +933,74 @@ async fn with_monitors(deliveries: usize, backlog: usize, counts: &[usize]) {
             run.per_second(),
             run.percentile(99),
             backlog as f64 / stored_in.as_secs_f64(),
+            queued / drained_in.as_secs_f64().max(0.001),
+        );
+    }
+}
+
+/// A receiver of outbound events on a loopback port that answers 204 to each and records when
+/// each arrived.
+async fn event_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Instant>>>) {
+    let arrivals = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorded = arrivals.clone();
+    let app = axum::Router::new().fallback(move || {
+        let recorded = recorded.clone();
+        async move {
+            recorded.lock().unwrap().push(Instant::now());
+            axum::http::StatusCode::NO_CONTENT
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{address}/events"), arrivals)
+}
+
+/// The workers' drain of a gRPC backlog with no event endpoint and with one subscribed to
+/// `call.processed` (a receiver in this process answering 204), and the rate its events arrive.
+async fn with_events(backlog: usize) {
+    println!("endpoints | workers' drain, /s | events delivered, /s (first to last arrival)");
+    for endpoints in [0, 1] {
+        let server = ServerProcess::start(&[
+            ("EARSHOT_INGEST__TRANSCRIPTS_AT_INTAKE", "false"),
+            ("EARSHOT_FETCH__ALLOW_PRIVATE_NETWORKS", "true"),
+        ])
+        .await;
+        let (url, arrivals) = event_receiver().await;
+        if endpoints == 1 {
+            let mut client = pb::event_endpoint_service_client::EventEndpointServiceClient::new(
+                server.channel().await,
+            );
+            let request = pb::CreateEventEndpointRequest {
+                url,
+                event_types: vec!["call.processed".into()],
+                ..Default::default()
+            };
+            client.create_event_endpoint(authed(request, server.admin_key())).await.unwrap();
+        }
+        ingest_backlog(&server, backlog).await;
+        let queued = pending_jobs(&server).await;
+        let drained_in = drain(&server, Duration::from_secs(3600)).await;
+        let delivered = if endpoints == 1 {
+            let started = Instant::now();
+            while arrivals.lock().unwrap().len() < backlog {
+                assert!(started.elapsed() < Duration::from_secs(3600), "events did not arrive");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let arrivals = arrivals.lock().unwrap();
+            let span = *arrivals.last().unwrap() - arrivals[0];
+            format!(
+                "{:.0} ({} events in {:.1} s)",
+                backlog as f64 / span.as_secs_f64(),
+                backlog,
+                span.as_secs_f64()
+            )
+        } else {
+            "-".to_owned()
+        };
+        server.stop().await;
+        println!(
+            "{endpoints} | {:.0} ({queued} left after ingestion) | {delivered}",
             queued / drained_in.as_secs_f64().max(0.001),
         );
     }
