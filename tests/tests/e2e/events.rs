@@ -357,3 +357,85 @@ async fn an_endpoint_for_one_monitor_gets_only_its_failed_checks() {
     assert_eq!(next(&mut received).await.json()["data"]["call_id"], "slow-again");
     assert!(received.try_recv().is_err());
 }
+
+#[tokio::test]
+async fn events_pending_at_kill_9_are_delivered_after_restart() {
+    use std::collections::BTreeSet;
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // Short attempts and leases: a delivery taken by the killed process is due again 2 s later.
+    let env = [
+        ("EARSHOT_FETCH__ALLOW_PRIVATE_NETWORKS", "true"),
+        ("EARSHOT_EVENTS__RETRY_SCHEDULE_MS", "[200, 200, 200, 200, 200, 200, 200]"),
+        ("EARSHOT_EVENTS__POLL_INTERVAL_MS", "10"),
+        ("EARSHOT_EVENTS__TIMEOUT_SECONDS", "1"),
+        ("EARSHOT_EVENTS__LEASE_SECONDS", "2"),
+    ];
+    // The receiver fails everything until the restart, then takes everything, and records
+    // which calls it took.
+    let answer = Arc::new(AtomicU16::new(500));
+    let taken: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (seen_sender, mut seen) = mpsc::unbounded_channel::<()>();
+    let app = axum::Router::new().fallback({
+        let (answer, taken) = (answer.clone(), taken.clone());
+        move |body: String| {
+            let (answer, taken, seen_sender) = (answer.clone(), taken.clone(), seen_sender.clone());
+            async move {
+                let status = answer.load(Ordering::SeqCst);
+                if status == 200 {
+                    let event: serde_json::Value = serde_json::from_str(&body).unwrap();
+                    taken
+                        .lock()
+                        .unwrap()
+                        .push(event["data"]["call_id"].as_str().unwrap().to_owned());
+                }
+                let _ = seen_sender.send(());
+                http::StatusCode::from_u16(status).unwrap()
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let directory = tempfile::tempdir().unwrap();
+    let data_dir = directory.path().join("data");
+    let mut server = ServerProcess::start_in(&data_dir, &env).await;
+    create(&server, pb::CreateEventEndpointRequest { url, ..Default::default() }).await;
+    let client = client(&server).await;
+    let mut acknowledged = BTreeSet::new();
+    for batch in 0..4 {
+        let calls: Vec<Conversation> =
+            (0..10).map(|index| call(&format!("kill-{batch}-{index}"))).collect();
+        client.ingest_conversations(calls).await.unwrap();
+        acknowledged.extend((0..10).map(|index| format!("kill-{batch}-{index}")));
+    }
+    // Attempts are failing: kill the process with its deliveries pending.
+    tokio::time::timeout(Duration::from_secs(30), seen.recv()).await.unwrap().unwrap();
+    server.kill().await;
+    answer.store(200, Ordering::SeqCst);
+
+    let restarted = ServerProcess::start_in(&data_dir, &env).await;
+    let delivered = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let delivered: BTreeSet<String> = taken.lock().unwrap().iter().cloned().collect();
+            if delivered.len() >= acknowledged.len() {
+                return delivered;
+            }
+            seen.recv().await.unwrap();
+        }
+    })
+    .await
+    .expect("every acknowledged call's event within 60 s of the restart");
+    // Every acknowledged call's event came, and only events of stored calls.
+    assert_eq!(delivered, acknowledged);
+    // The restarted process prints no key: the first one's still holds.
+    let client = Client::builder(restarted.url())
+        .api_key(&server.admin_key)
+        .project_id(&server.project_id)
+        .connect()
+        .await
+        .unwrap();
+    for call_id in &delivered {
+        client.wait_for_datapoint(call_id, Duration::from_secs(5)).await.unwrap();
+    }
+}
