@@ -44,6 +44,7 @@ mod integrations;
 mod lifecycle;
 mod monitors;
 mod projects;
+mod webhooks;
 
 pub use client::{Client, ClientBuilder, DEFAULT_URL, DownloadedAudio};
 pub use conversation::{Audio, Conversation, IngestBatch, Role, Turn, parse_time};
@@ -58,3 +59,4 @@ pub use error::{Code, Error, FieldViolation, Result, code_name};
 pub use integrations::{Integrations, NewIntegration};
 pub use monitors::{CheckRule, ExternalResult, MonitorDefinition, SummaryGranularity};
 pub use projects::CreatedApiKey;
+pub use webhooks::{VerifyError, WebhookError, verify_webhook, verify_webhook_at};

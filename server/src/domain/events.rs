@@ -631,15 +631,7 @@ fn sealed_of(secret: &StoredSecret) -> Result<SealedSecret> {
 /// The `webhook-signature` header: `v1,<base64>` for each secret, space-separated (every valid
 /// secret signs during a rotation's grace, so a receiver with either one verifies).
 pub fn signature_header(secrets: &[String], id: &str, timestamp: i64, body: &str) -> String {
-    let timestamp = timestamp.to_string();
-    secrets
-        .iter()
-        .filter_map(|secret| {
-            crate::providers::standard_webhooks::sign(secret, id, &timestamp, body.as_bytes())
-        })
-        .map(|signature| format!("v1,{signature}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    earshot_webhooks::signature_header(secrets, id, timestamp, body.as_bytes())
 }
 
 /// What binds a sealed value to its endpoint and use, so one cannot be swapped for another.
