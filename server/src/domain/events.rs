@@ -89,7 +89,7 @@ impl Domain {
         principal: &Principal,
         input: EndpointInput,
     ) -> Result<(Endpoint, String)> {
-        require_manager(principal)?;
+        super::require_organization_admin(principal, "event endpoints")?;
         let mut violations = Violations::new();
         let url = input.url.trim().to_owned();
         if url.is_empty() {
@@ -148,28 +148,14 @@ impl Domain {
                 stored(self.keyring.seal(json.as_bytes(), &headers_aad(id)), None)
             }),
         };
-        let endpoint = Endpoint {
-            id,
-            organization_id: principal.organization_id,
-            url,
-            description: input.description.trim().to_owned(),
-            event_types,
-            filter: input.filter,
-            include_transcript: input.include_transcript,
-            rate_limit_per_second: (input.rate_limit_per_second > 0)
-                .then_some(input.rate_limit_per_second),
-            enabled: true,
-            disabled_reason: String::new(),
-            failing_since: None,
-            header_names: stored_headers.names.clone(),
-            sent: 0,
-            failed: 0,
-            last_success_at: None,
-            last_failure_at: None,
-            created_at: now,
-            updated_at: now,
-            active_secrets: 1,
-        };
+        let mut endpoint = Endpoint::new(id, principal.organization_id, url, now);
+        endpoint.description = input.description.trim().to_owned();
+        endpoint.event_types = event_types;
+        endpoint.filter = input.filter;
+        endpoint.include_transcript = input.include_transcript;
+        endpoint.rate_limit_per_second =
+            (input.rate_limit_per_second > 0).then_some(input.rate_limit_per_second);
+        endpoint.header_names = stored_headers.names.clone();
         let sealed = SealedEndpoint {
             endpoint: endpoint.clone(),
             secrets: vec![stored(self.keyring.seal(secret.as_bytes(), &secret_aad(id)), None)],
@@ -187,24 +173,12 @@ impl Domain {
 
     pub async fn list_event_endpoints(&self, principal: &Principal) -> Result<Vec<Endpoint>> {
         principal.require(Scope::Read)?;
-        let mut endpoints = self.storage.event_endpoints(principal.organization_id).await?;
-        let now = self.clock.now();
-        for endpoint in &mut endpoints {
-            // The count read from storage includes replaced secrets past their grace.
-            endpoint.active_secrets = endpoint.active_secrets.max(1);
-        }
-        let ids: Vec<Uuid> = endpoints.iter().map(|endpoint| endpoint.id).collect();
-        let sealed = self.storage.event_endpoints_by_id(&ids).await?;
-        for endpoint in &mut endpoints {
-            if let Some(found) = sealed.get(&endpoint.id) {
-                endpoint.active_secrets = valid_secrets(&found.secrets, now).count();
-            }
-        }
-        Ok(endpoints)
+        let sealed = self.storage.event_endpoints(principal.organization_id).await?;
+        Ok(sealed.into_iter().map(|sealed| self.with_active_secrets(sealed)).collect())
     }
 
     pub async fn delete_event_endpoint(&self, principal: &Principal, id: Uuid) -> Result<()> {
-        require_manager(principal)?;
+        super::require_organization_admin(principal, "event endpoints")?;
         if self
             .storage
             .delete_event_endpoint(principal.organization_id, id, self.clock.now())
@@ -224,7 +198,7 @@ impl Domain {
         id: Uuid,
         grace: Option<chrono::Duration>,
     ) -> Result<(Endpoint, String)> {
-        require_manager(principal)?;
+        super::require_organization_admin(principal, "event endpoints")?;
         let settings = &self.settings.events;
         let grace = grace.unwrap_or(settings.rotation_grace_default);
         if grace > settings.rotation_grace_max {
@@ -650,16 +624,6 @@ fn headers_aad(endpoint_id: Uuid) -> Vec<u8> {
 
 fn endpoint_not_found() -> Error {
     Error::not_found("event endpoint")
-}
-
-fn require_manager(principal: &Principal) -> Result<()> {
-    principal.require(Scope::Admin)?;
-    if principal.project_id.is_some() {
-        return Err(Error::PermissionDenied(
-            "a key restricted to one project cannot manage event endpoints".to_owned(),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

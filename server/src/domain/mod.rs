@@ -96,6 +96,21 @@ pub struct WebhookSettings {
 }
 
 /// Whole seconds to wait before a rate limit allows the next request, at least one.
+/// An admin key of the whole organization: what managing `what` (organization-wide things such
+/// as monitors and event endpoints) needs; a key restricted to one project may not.
+pub fn require_organization_admin(
+    principal: &crate::model::auth::Principal,
+    what: &str,
+) -> crate::error::Result<()> {
+    principal.require(crate::model::auth::Scope::Admin)?;
+    if principal.project_id.is_some() {
+        return Err(crate::error::Error::PermissionDenied(format!(
+            "a key restricted to one project cannot manage {what}"
+        )));
+    }
+    Ok(())
+}
+
 pub fn retry_after_seconds(wait: std::time::Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }

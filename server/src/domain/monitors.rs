@@ -42,7 +42,7 @@ impl Domain {
         description: &str,
         rule: Option<&RuleInput>,
     ) -> Result<CheckRecord> {
-        require_manager(principal)?;
+        super::require_organization_admin(principal, "checks and monitors")?;
         let mut violations = Violations::new();
         let name = checked_name(name, &mut violations);
         check_description(description, &mut violations);
@@ -76,7 +76,7 @@ impl Domain {
         description: Option<&str>,
         rule: Option<&RuleInput>,
     ) -> Result<CheckRecord> {
-        require_manager(principal)?;
+        super::require_organization_admin(principal, "checks and monitors")?;
         let mut violations = Violations::new();
         if let Some(description) = description {
             check_description(description, &mut violations);
@@ -110,7 +110,7 @@ impl Domain {
 
     /// Refused while a monitor uses the check.
     pub async fn delete_check(&self, principal: &Principal, id: Uuid) -> Result<()> {
-        require_manager(principal)?;
+        super::require_organization_admin(principal, "checks and monitors")?;
         let users = self.storage.monitors_using(principal.organization_id, id).await?;
         if !users.is_empty() {
             return Err(Error::invalid(
@@ -133,7 +133,7 @@ impl Domain {
         principal: &Principal,
         input: MonitorInput,
     ) -> Result<Monitor> {
-        require_manager(principal)?;
+        super::require_organization_admin(principal, "checks and monitors")?;
         let (name, checks) = self.checked_monitor(principal, &input).await?;
         let now = self.clock.now();
         let monitor = Monitor {
@@ -158,7 +158,7 @@ impl Domain {
         id: Uuid,
         input: MonitorInput,
     ) -> Result<Monitor> {
-        require_manager(principal)?;
+        super::require_organization_admin(principal, "checks and monitors")?;
         let existing = self.get_monitor(principal, id).await?;
         let (name, checks) = self.checked_monitor(principal, &input).await?;
         let monitor = Monitor {
@@ -189,7 +189,7 @@ impl Domain {
     }
 
     pub async fn delete_monitor(&self, principal: &Principal, id: Uuid) -> Result<()> {
-        require_manager(principal)?;
+        super::require_organization_admin(principal, "checks and monitors")?;
         if self.storage.delete_monitor(principal.organization_id, id).await? {
             Ok(())
         } else {
@@ -249,7 +249,7 @@ impl Domain {
         from: Option<chrono::DateTime<chrono::Utc>>,
         to: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<Backfill> {
-        require_manager(principal)?;
+        super::require_organization_admin(principal, "checks and monitors")?;
         if let (Some(from), Some(to)) = (from, to)
             && from >= to
         {
@@ -339,18 +339,6 @@ impl Domain {
         }
         self.storage.monitor_summary(&monitor, from_ms, to_ms, granularity).await
     }
-}
-
-/// Checks and monitors apply to the whole organization: an admin key that is not restricted to
-/// one project manages them.
-fn require_manager(principal: &Principal) -> Result<()> {
-    principal.require(Scope::Admin)?;
-    if principal.project_id.is_some() {
-        return Err(Error::PermissionDenied(
-            "a key restricted to one project cannot manage checks and monitors".to_owned(),
-        ));
-    }
-    Ok(())
 }
 
 fn checked_name(name: &str, violations: &mut Violations) -> Option<String> {

@@ -103,6 +103,31 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// A new endpoint receiving every event type, unfiltered, enabled, with one secret.
+    pub fn new(id: Uuid, organization_id: Uuid, url: String, now: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            organization_id,
+            url,
+            description: String::new(),
+            event_types: Vec::new(),
+            filter: EventFilter::default(),
+            include_transcript: false,
+            rate_limit_per_second: None,
+            enabled: true,
+            disabled_reason: String::new(),
+            failing_since: None,
+            header_names: Vec::new(),
+            sent: 0,
+            failed: 0,
+            last_success_at: None,
+            last_failure_at: None,
+            created_at: now,
+            updated_at: now,
+            active_secrets: 1,
+        }
+    }
+
     pub fn subscribes(&self, event_type: &str) -> bool {
         self.event_types.is_empty() || self.event_types.iter().any(|wanted| wanted == event_type)
     }
@@ -139,27 +164,41 @@ pub fn envelope(event_type: &str, at: DateTime<Utc>, data: &serde_json::Value) -
 /// the call's audio and the transcript (for an endpoint that asks) are added when it is sent
 /// (`finish_body`), where the public address is known.
 pub fn call_processed(datapoint: &Datapoint) -> serde_json::Value {
-    serde_json::json!({
+    about_call(
+        datapoint,
+        serde_json::json!({
+            "source": datapoint.source.as_str(),
+            "integration_id": datapoint.integration_id,
+            "duration_ms": datapoint.duration_ms,
+            "turn_count": datapoint.turns.len(),
+            "tags": datapoint.tags,
+            "metadata": datapoint.metadata,
+            "metrics": datapoint.metrics,
+            "verdicts": {
+                "successful": datapoint.analysis.successful,
+                "sentiment": datapoint.analysis.sentiment,
+                "outcome": datapoint.analysis.outcome,
+            },
+        }),
+    )
+}
+
+/// `fields` (an object) with what identifies the call every event about one carries.
+fn about_call(datapoint: &Datapoint, mut fields: serde_json::Value) -> serde_json::Value {
+    let identity = serde_json::json!({
         "datapoint_id": datapoint.id,
         "organization_id": datapoint.organization_id,
         "project_id": datapoint.project_id,
         "provider": datapoint.provider,
         "call_id": datapoint.call_id,
-        "source": datapoint.source.as_str(),
-        "integration_id": datapoint.integration_id,
         "occurred_at": datapoint.occurred_at().to_rfc3339_opts(SecondsFormat::Millis, true),
-        "duration_ms": datapoint.duration_ms,
-        "turn_count": datapoint.turns.len(),
         "has_audio": datapoint.audio_id.is_some(),
-        "tags": datapoint.tags,
-        "metadata": datapoint.metadata,
-        "metrics": datapoint.metrics,
-        "verdicts": {
-            "successful": datapoint.analysis.successful,
-            "sentiment": datapoint.analysis.sentiment,
-            "outcome": datapoint.analysis.outcome,
-        },
-    })
+    });
+    if let (Some(fields), serde_json::Value::Object(identity)) = (fields.as_object_mut(), identity)
+    {
+        fields.extend(identity);
+    }
+    fields
 }
 
 /// `check.failed`'s data: the call, the monitor, the check at its version, the value measured
@@ -170,28 +209,24 @@ pub fn check_failed(
     check: &crate::model::checks::Check,
     value: &crate::model::checks::CheckValue,
 ) -> serde_json::Value {
-    serde_json::json!({
-        "datapoint_id": datapoint.id,
-        "organization_id": datapoint.organization_id,
-        "project_id": datapoint.project_id,
-        "provider": datapoint.provider,
-        "call_id": datapoint.call_id,
-        "occurred_at": datapoint.occurred_at().to_rfc3339_opts(SecondsFormat::Millis, true),
-        "has_audio": datapoint.audio_id.is_some(),
-        "monitor": {"id": monitor.id, "name": monitor.name, "version": monitor.version},
-        "check": {
-            "id": check.id,
-            "name": check.name,
-            "version": check.version,
-            "measure": check.rule.measure.as_str(),
-            "comparator": check.rule.comparator.as_str(),
-            "threshold": check.rule.threshold,
-            "phrase": check.rule.phrase,
-        },
-        "value": value.value,
-        "value_type": value.value_type,
-        "explanation": crate::model::checks::explain(&check.rule, value.value.as_ref(), true),
-    })
+    about_call(
+        datapoint,
+        serde_json::json!({
+            "monitor": {"id": monitor.id, "name": monitor.name, "version": monitor.version},
+            "check": {
+                "id": check.id,
+                "name": check.name,
+                "version": check.version,
+                "measure": check.rule.measure.as_str(),
+                "comparator": check.rule.comparator.as_str(),
+                "threshold": check.rule.threshold,
+                "phrase": check.rule.phrase,
+            },
+            "value": value.value,
+            "value_type": value.value_type,
+            "explanation": crate::model::checks::explain(&check.rule, value.value.as_ref(), true),
+        }),
+    )
 }
 
 /// The body sent for a stored envelope: a `call.processed` or `check.failed` gets `links` (the

@@ -117,7 +117,10 @@ impl Storage {
     }
 
     /// The organization's endpoints, oldest first.
-    pub async fn event_endpoints(&self, organization_id: Uuid) -> Result<Vec<Endpoint>, Error> {
+    pub async fn event_endpoints(
+        &self,
+        organization_id: Uuid,
+    ) -> Result<Vec<SealedEndpoint>, Error> {
         event_endpoint::Entity::find()
             .filter(event_endpoint::Column::OrganizationId.eq(organization_id.to_string()))
             .order_by_asc(event_endpoint::Column::Id)
@@ -125,7 +128,7 @@ impl Storage {
             .await
             .map_err(db_error("listing event endpoints"))?
             .into_iter()
-            .map(|model| sealed_endpoint(model).map(|sealed| sealed.endpoint))
+            .map(sealed_endpoint)
             .collect()
     }
 

@@ -15,25 +15,14 @@ fn endpoint(organization: Uuid, event_types: &[&str], filter: EventFilter) -> Se
     let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
     SealedEndpoint {
         endpoint: Endpoint {
-            id: Uuid::now_v7(),
-            organization_id: organization,
-            url: "https://receiver.example/hook".into(),
-            description: String::new(),
             event_types: event_types.iter().map(|kind| (*kind).to_owned()).collect(),
             filter,
-            include_transcript: false,
-            rate_limit_per_second: None,
-            enabled: true,
-            disabled_reason: String::new(),
-            failing_since: None,
-            header_names: Vec::new(),
-            sent: 0,
-            failed: 0,
-            last_success_at: None,
-            last_failure_at: None,
-            created_at: now,
-            updated_at: now,
-            active_secrets: 1,
+            ..Endpoint::new(
+                Uuid::now_v7(),
+                organization,
+                "https://receiver.example/hook".into(),
+                now,
+            )
         },
         secrets: vec![StoredSecret {
             key_id: "k".into(),
