@@ -1352,9 +1352,25 @@ impl Client {
     }
 }
 
+/// Verifies an event earshot sent (`earshot::verify_webhook`, the server's own Standard Webhooks
+/// code) and returns its body as text; `ValueError` naming why it does not verify.
+#[pyfunction]
+#[allow(clippy::needless_pass_by_value)] // pyo3 extracts the arguments as owned values
+fn verify_webhook(
+    headers: std::collections::HashMap<String, String>,
+    body: &[u8],
+    secrets: Vec<String>,
+) -> PyResult<String> {
+    let pairs = headers.iter().map(|(name, value)| (name.as_str(), value.as_str()));
+    earshot::verify_webhook(pairs, body, &secrets)
+        .map(|event| event.to_string())
+        .map_err(|error| pyo3::exceptions::PyValueError::new_err(error.to_string()))
+}
+
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Client>()?;
+    module.add_function(wrap_pyfunction!(verify_webhook, module)?)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -21,6 +21,7 @@ from earshot.errors import (
     UnavailableError,
 )
 from earshot.types import Audio, Conversation, Turn
+from earshot.webhooks import WebhookVerificationError, verify_webhook
 
 __all__ = [
     "AlreadyExistsError",
@@ -40,5 +41,7 @@ __all__ = [
     "RateLimitedError",
     "Turn",
     "UnavailableError",
+    "WebhookVerificationError",
     "__version__",
+    "verify_webhook",
 ]

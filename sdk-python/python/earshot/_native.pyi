@@ -2,9 +2,11 @@
 # blocks (with the GIL released) and returns the result; True returns an awaitable of it.
 from typing import Any, Dict, List, Optional, final
 
-__all__ = ["Client", "__version__"]
+__all__ = ["Client", "__version__", "verify_webhook"]
 
 __version__: str
+
+def verify_webhook(headers: Dict[str, str], body: bytes, secrets: List[str]) -> str: ...
 
 @final
 class Client:
