@@ -660,4 +660,63 @@ mod tests {
         assert!(!verifies(&new_secret(), &header, &body, now));
         assert!(!verifies(&first, &header, &format!("{body} "), now));
     }
+
+    /// After a failed attempt: the next step of the schedule, giving up after the eighth
+    /// attempt, and disabling once the endpoint has failed for five days without a success,
+    /// judged by the injected clock.
+    #[tokio::test]
+    async fn a_failure_retries_on_the_schedule_until_five_days_of_failing_disable() {
+        use chrono::TimeZone;
+        let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
+        let clock = std::sync::Arc::new(crate::clock::ManualClock::new(now));
+        let (domain, _audio) = crate::domain::test_support::domain(clock).await;
+        let sender = Sender::new(&domain).unwrap();
+        let mut endpoint =
+            Endpoint::new(Uuid::now_v7(), Uuid::now_v7(), "https://1.1.1.1/".into(), now);
+        let sealed = |endpoint: &Endpoint| SealedEndpoint {
+            endpoint: endpoint.clone(),
+            secrets: Vec::new(),
+            headers: StoredHeaders::default(),
+        };
+        let delivery = |attempts: u32| DueDelivery {
+            event_id: "msg_1".into(),
+            endpoint_id: endpoint.id,
+            organization_id: endpoint.organization_id,
+            attempts,
+            event_type: CALL_PROCESSED.into(),
+            body: "{}".into(),
+            created_at: now,
+        };
+        // First failure: 5 s later, ±10 %.
+        let NextStep::RetryAt(at) =
+            sender.after_failure(&delivery(0), &sealed(&endpoint), None, now)
+        else {
+            panic!("the first failure is retried");
+        };
+        assert!((4_500..=5_500).contains(&(at - now).num_milliseconds()), "{at}");
+        // A receiver asking for a minute gets it.
+        let asked = Some(Duration::from_secs(60));
+        let NextStep::RetryAt(at) =
+            sender.after_failure(&delivery(0), &sealed(&endpoint), asked, now)
+        else {
+            panic!("retried");
+        };
+        assert_eq!((at - now).num_seconds(), 60);
+        // The eighth attempt failed: the delivery has failed.
+        assert_eq!(
+            sender.after_failure(&delivery(7), &sealed(&endpoint), None, now),
+            NextStep::GiveUp
+        );
+        // Failing for four days: still retried; for five: disabled.
+        endpoint.failing_since = Some(now - chrono::Duration::days(4));
+        assert!(matches!(
+            sender.after_failure(&delivery(3), &sealed(&endpoint), None, now),
+            NextStep::RetryAt(_)
+        ));
+        endpoint.failing_since = Some(now - chrono::Duration::days(5));
+        assert_eq!(
+            sender.after_failure(&delivery(3), &sealed(&endpoint), None, now),
+            NextStep::Disable("failing")
+        );
+    }
 }
