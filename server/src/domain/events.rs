@@ -12,7 +12,6 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::Domain;
-use crate::crypto::SealedSecret;
 use crate::error::{Error, Result, Violations};
 use crate::model::auth::{Principal, Scope};
 use crate::model::events::AttemptRecord;
@@ -145,7 +144,7 @@ impl Domain {
             names: headers.keys().cloned().collect(),
             sealed: (!headers.is_empty()).then(|| {
                 let json = serde_json::to_string(&headers).unwrap_or_default();
-                stored(self.keyring.seal(json.as_bytes(), &headers_aad(id)), None)
+                StoredSecret::of(self.keyring.seal(json.as_bytes(), &headers_aad(id)), None)
             }),
         };
         let mut endpoint = Endpoint::new(id, principal.organization_id, url, now);
@@ -158,7 +157,10 @@ impl Domain {
         endpoint.header_names = stored_headers.names.clone();
         let sealed = SealedEndpoint {
             endpoint: endpoint.clone(),
-            secrets: vec![stored(self.keyring.seal(secret.as_bytes(), &secret_aad(id)), None)],
+            secrets: vec![StoredSecret::of(
+                self.keyring.seal(secret.as_bytes(), &secret_aad(id)),
+                None,
+            )],
             headers: stored_headers,
         };
         self.storage.insert_event_endpoint(&sealed).await?;
@@ -211,7 +213,8 @@ impl Domain {
         let now = self.clock.now();
         let until = crate::clock::to_millis(now + grace);
         let secret = events::new_secret();
-        let mut secrets = vec![stored(self.keyring.seal(secret.as_bytes(), &secret_aad(id)), None)];
+        let mut secrets =
+            vec![StoredSecret::of(self.keyring.seal(secret.as_bytes(), &secret_aad(id)), None)];
         secrets.extend(valid_secrets(&sealed.secrets, now).take(9).map(|earlier| StoredSecret {
             expires_at_ms: Some(earlier.expires_at_ms.map_or(until, |at| at.min(until))),
             ..earlier.clone()
@@ -289,7 +292,7 @@ impl Domain {
             .map(|secret| {
                 let plain = self
                     .keyring
-                    .open(&sealed_of(secret)?, &secret_aad(sealed.endpoint.id))
+                    .open(&secret.sealed()?, &secret_aad(sealed.endpoint.id))
                     .map_err(|error| Error::internal(context, error))?;
                 String::from_utf8(plain).map_err(|error| Error::internal(context, error))
             })
@@ -298,7 +301,7 @@ impl Domain {
             Some(value) => {
                 let plain = self
                     .keyring
-                    .open(&sealed_of(value)?, &headers_aad(sealed.endpoint.id))
+                    .open(&value.sealed()?, &headers_aad(sealed.endpoint.id))
                     .map_err(|error| Error::internal(context, error))?;
                 serde_json::from_slice(&plain).map_err(|error| Error::internal(context, error))?
             }
@@ -450,7 +453,12 @@ impl Sender {
             .header("webhook-timestamp", timestamp.to_string())
             .header(
                 "webhook-signature",
-                signature_header(&secrets, &delivery.event_id, timestamp, &body),
+                earshot_webhooks::signature_header(
+                    &secrets,
+                    &delivery.event_id,
+                    timestamp,
+                    body.as_bytes(),
+                ),
             );
         for (name, value) in &headers {
             request = request.header(name, value);
@@ -585,29 +593,6 @@ fn valid_secrets(
     secrets.iter().filter(move |secret| secret.expires_at_ms.is_none_or(|until| until > now_ms))
 }
 
-fn stored(sealed: SealedSecret, expires_at_ms: Option<i64>) -> StoredSecret {
-    StoredSecret {
-        key_id: sealed.key_id,
-        sealed: data_encoding::BASE64.encode(&sealed.ciphertext),
-        expires_at_ms,
-    }
-}
-
-fn sealed_of(secret: &StoredSecret) -> Result<SealedSecret> {
-    Ok(SealedSecret {
-        key_id: secret.key_id.clone(),
-        ciphertext: data_encoding::BASE64
-            .decode(secret.sealed.as_bytes())
-            .map_err(|error| Error::internal("reading a sealed event secret", error))?,
-    })
-}
-
-/// The `webhook-signature` header: `v1,<base64>` for each secret, space-separated (every valid
-/// secret signs during a rotation's grace, so a receiver with either one verifies).
-pub fn signature_header(secrets: &[String], id: &str, timestamp: i64, body: &str) -> String {
-    earshot_webhooks::signature_header(secrets, id, timestamp, body.as_bytes())
-}
-
 /// What binds a sealed value to its endpoint and use, so one cannot be swapped for another.
 pub(crate) fn sealed_value_aad(endpoint_id: Uuid, headers: bool) -> Vec<u8> {
     let what = if headers { "headers" } else { "secret" };
@@ -653,7 +638,8 @@ mod tests {
         let now = Utc::now();
         let body = envelope(CALL_PROCESSED, now, &serde_json::json!({"call_id": "c1"}));
         let secrets = [first.clone(), second.clone()];
-        let header = signature_header(&secrets, "msg_1", now.timestamp(), &body);
+        let header =
+            earshot_webhooks::signature_header(&secrets, "msg_1", now.timestamp(), body.as_bytes());
         assert_eq!(header.split(' ').count(), 2);
         assert!(verifies(&first, &header, &body, now));
         assert!(verifies(&second, &header, &body, now));

@@ -30,6 +30,27 @@ pub struct StoredSecret {
     pub expires_at_ms: Option<i64>,
 }
 
+impl StoredSecret {
+    /// `sealed` as stored, valid until `expires_at_ms` (none: the current one).
+    pub fn of(sealed: crate::crypto::SealedSecret, expires_at_ms: Option<i64>) -> Self {
+        Self {
+            key_id: sealed.key_id,
+            sealed: data_encoding::BASE64.encode(&sealed.ciphertext),
+            expires_at_ms,
+        }
+    }
+
+    /// The sealed value, to open.
+    pub fn sealed(&self) -> Result<crate::crypto::SealedSecret, Error> {
+        Ok(crate::crypto::SealedSecret {
+            key_id: self.key_id.clone(),
+            ciphertext: data_encoding::BASE64
+                .decode(self.sealed.as_bytes())
+                .map_err(|error| Error::internal("reading a sealed event secret", error))?,
+        })
+    }
+}
+
 /// An endpoint's static headers: their names, and their values as one sealed JSON object.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredHeaders {
@@ -372,6 +393,14 @@ impl Storage {
                 disabled.push((delivery.organization_id, delivery.endpoint_id, reason));
             }
         }
+        // Two deliveries to one gone endpoint in a batch disable it once.
+        disabled.sort_unstable();
+        disabled.dedup_by_key(|(_, endpoint_id, _)| *endpoint_id);
+        let mut organizations: Vec<Uuid> =
+            disabled.iter().map(|(organization_id, ..)| *organization_id).collect();
+        organizations.sort_unstable();
+        organizations.dedup();
+        let others = enabled_endpoints(&transaction, &organizations, context).await?;
         for (organization_id, endpoint_id, reason) in &disabled {
             batch.push(
                 &Query::update()
@@ -384,17 +413,14 @@ impl Storage {
             );
             batch.push(&fail_pending(*endpoint_id, "the endpoint was disabled", now));
             let data = serde_json::json!({"endpoint_id": endpoint_id, "reason": reason});
-            let receivers: Vec<Endpoint> =
-                enabled_endpoints(&transaction, &[*organization_id], context)
-                    .await?
-                    .into_iter()
-                    .filter(|endpoint| {
-                        endpoint.subscribes(events::ENDPOINT_DISABLED)
-                            && endpoint.id != *endpoint_id
-                            && !disabled.iter().any(|(_, gone, _)| *gone == endpoint.id)
-                    })
-                    .collect();
-            let receivers: Vec<&Endpoint> = receivers.iter().collect();
+            let receivers: Vec<&Endpoint> = others
+                .iter()
+                .filter(|endpoint| {
+                    endpoint.organization_id == *organization_id
+                        && endpoint.subscribes(events::ENDPOINT_DISABLED)
+                        && !disabled.iter().any(|(_, gone, _)| *gone == endpoint.id)
+                })
+                .collect();
             emit_into(
                 &mut batch,
                 *organization_id,
@@ -522,21 +548,12 @@ pub(super) async fn reseal_endpoints(
 ) -> Result<usize, Error> {
     let context = "re-sealing event endpoint secrets";
     let mut count = 0;
-    let mut again =
-        |endpoint_id: Uuid, headers: bool, value: &StoredSecret| -> Result<StoredSecret, Error> {
-            let sealed = crate::crypto::SealedSecret {
-                key_id: value.key_id.clone(),
-                ciphertext: data_encoding::BASE64
-                    .decode(value.sealed.as_bytes())
-                    .map_err(|error| Error::internal(context, error))?,
-            };
-            let resealed = reseal(endpoint_id, headers, &sealed)?;
-            Ok(StoredSecret {
-                key_id: resealed.key_id,
-                sealed: data_encoding::BASE64.encode(&resealed.ciphertext),
-                expires_at_ms: value.expires_at_ms,
-            })
-        };
+    let mut again = |endpoint_id: Uuid, headers: bool, value: &StoredSecret| {
+        Ok::<_, Error>(StoredSecret::of(
+            reseal(endpoint_id, headers, &value.sealed()?)?,
+            value.expires_at_ms,
+        ))
+    };
     for model in event_endpoint::Entity::find().all(transaction).await.map_err(db_error(context))? {
         let id = parse_uuid(context, &model.id)?;
         let secrets: Vec<StoredSecret> = from_json(&model.secrets_json)?;
