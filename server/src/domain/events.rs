@@ -15,10 +15,24 @@ use super::Domain;
 use crate::error::{Error, Result, Violations};
 use crate::model::auth::{Principal, Scope};
 use crate::model::events::AttemptRecord;
-use crate::model::events::{self, AttemptVerdict, Endpoint, EventFilter};
+use crate::model::events::{self, AttemptFilter, AttemptVerdict, Endpoint, EventFilter, Replay};
 use crate::storage::{
     AttemptOutcome, DueDelivery, NextStep, SealedEndpoint, StoredHeaders, StoredSecret,
 };
+
+/// What an update changes: each field given replaces the endpoint's.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EndpointChange {
+    pub url: Option<String>,
+    pub description: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub filter: Option<EventFilter>,
+    pub include_transcript: Option<bool>,
+    /// 0: no limit.
+    pub rate_limit_per_second: Option<u32>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub enabled: Option<bool>,
+}
 
 /// What a caller gives to create an endpoint.
 #[derive(Clone, Debug, Default)]
@@ -90,63 +104,15 @@ impl Domain {
     ) -> Result<(Endpoint, String)> {
         super::require_organization_admin(principal, "event endpoints")?;
         let mut violations = Violations::new();
-        let url = input.url.trim().to_owned();
-        if url.is_empty() {
-            violations.add("url", "required");
-        } else if url.chars().count() > MAX_URL_CHARS {
-            violations.add("url", format!("longer than {MAX_URL_CHARS} characters"));
-        } else if !(url.starts_with("https://") || url.starts_with("http://")) {
-            violations.add("url", "must be an http or https URL");
-        } else if let Err(reason) =
-            crate::ssrf::check_url(&url, self.settings.allow_private_networks).await
-        {
-            violations.add("url", reason);
-        }
-        if input.description.chars().count() > MAX_DESCRIPTION_CHARS {
-            violations
-                .add("description", format!("longer than {MAX_DESCRIPTION_CHARS} characters"));
-        }
-        let mut event_types = Vec::new();
-        for (index, event_type) in input.event_types.iter().enumerate() {
-            let event_type = event_type.trim();
-            if !events::EVENT_TYPES.contains(&event_type) {
-                violations.add(
-                    format!("event_types[{index}]"),
-                    format!("unknown; one of {}", events::EVENT_TYPES.join(", ")),
-                );
-            } else if !event_types.iter().any(|known| known == event_type) {
-                event_types.push(event_type.to_owned());
-            }
-        }
-        if input.headers.len() > MAX_HEADERS {
-            violations.add("headers", format!("more than {MAX_HEADERS}"));
-        }
-        for (name, value) in &input.headers {
-            let lower = name.to_ascii_lowercase();
-            if http::HeaderName::from_bytes(lower.as_bytes()).is_err() {
-                violations.add(format!("headers[{name}]"), "is not a valid header name");
-            } else if RESERVED_HEADERS.contains(&lower.as_str()) {
-                violations.add(format!("headers[{name}]"), "is set by earshot");
-            } else if http::HeaderValue::from_str(value).is_err() {
-                violations.add(format!("headers[{name}]"), "is not a valid header value");
-            }
-        }
+        let url = self.checked_url(&input.url, &mut violations).await;
+        check_description(&input.description, &mut violations);
+        let event_types = checked_event_types(&input.event_types, &mut violations);
+        check_headers(&input.headers, &mut violations);
         violations.into_result()?;
         let now = self.clock.now();
         let id = Uuid::now_v7();
         let secret = events::new_secret();
-        let headers: BTreeMap<String, String> = input
-            .headers
-            .into_iter()
-            .map(|(name, value)| (name.to_ascii_lowercase(), value))
-            .collect();
-        let stored_headers = StoredHeaders {
-            names: headers.keys().cloned().collect(),
-            sealed: (!headers.is_empty()).then(|| {
-                let json = serde_json::to_string(&headers).unwrap_or_default();
-                StoredSecret::of(self.keyring.seal(json.as_bytes(), &headers_aad(id)), None)
-            }),
-        };
+        let headers = self.sealed_headers(id, input.headers);
         let mut endpoint = Endpoint::new(id, principal.organization_id, url, now);
         endpoint.description = input.description.trim().to_owned();
         endpoint.event_types = event_types;
@@ -154,17 +120,86 @@ impl Domain {
         endpoint.include_transcript = input.include_transcript;
         endpoint.rate_limit_per_second =
             (input.rate_limit_per_second > 0).then_some(input.rate_limit_per_second);
-        endpoint.header_names = stored_headers.names.clone();
+        endpoint.header_names = headers.names.clone();
         let sealed = SealedEndpoint {
             endpoint: endpoint.clone(),
             secrets: vec![StoredSecret::of(
                 self.keyring.seal(secret.as_bytes(), &secret_aad(id)),
                 None,
             )],
-            headers: stored_headers,
+            headers,
         };
         self.storage.insert_event_endpoint(&sealed).await?;
         Ok((endpoint, secret))
+    }
+
+    /// Applies the fields `change` gives; the others stay. Enabling clears why the endpoint was
+    /// disabled and its failing streak; disabling fails its pending deliveries.
+    pub async fn update_event_endpoint(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        change: EndpointChange,
+    ) -> Result<Endpoint> {
+        super::require_organization_admin(principal, "event endpoints")?;
+        if change == EndpointChange::default() {
+            return Err(Error::invalid("update_mask", "names no field to change"));
+        }
+        let mut violations = Violations::new();
+        let url = match &change.url {
+            Some(url) => Some(self.checked_url(url, &mut violations).await),
+            None => None,
+        };
+        if let Some(description) = &change.description {
+            check_description(description, &mut violations);
+        }
+        let event_types =
+            change.event_types.as_ref().map(|types| checked_event_types(types, &mut violations));
+        if let Some(headers) = &change.headers {
+            check_headers(headers, &mut violations);
+        }
+        violations.into_result()?;
+        let mut sealed = self.sealed_endpoint(principal, id).await?;
+        let now = self.clock.now();
+        let endpoint = &mut sealed.endpoint;
+        if let Some(url) = url {
+            endpoint.url = url;
+        }
+        if let Some(description) = change.description {
+            endpoint.description = description.trim().to_owned();
+        }
+        if let Some(event_types) = event_types {
+            endpoint.event_types = event_types;
+        }
+        if let Some(filter) = change.filter {
+            endpoint.filter = filter;
+        }
+        if let Some(include_transcript) = change.include_transcript {
+            endpoint.include_transcript = include_transcript;
+        }
+        if let Some(limit) = change.rate_limit_per_second {
+            endpoint.rate_limit_per_second = (limit > 0).then_some(limit);
+        }
+        if let Some(enabled) = change.enabled {
+            if enabled && !endpoint.enabled {
+                endpoint.disabled_reason.clear();
+                endpoint.failing_since = None;
+            } else if !enabled && endpoint.enabled {
+                endpoint.disabled_reason = events::DISABLED_BY_USER.to_owned();
+            }
+            endpoint.enabled = enabled;
+        }
+        if let Some(headers) = change.headers {
+            sealed.headers = self.sealed_headers(id, headers);
+            sealed.endpoint.header_names = sealed.headers.names.clone();
+        }
+        sealed.endpoint.updated_at = now;
+        // Whether it is enabled is written only when asked: the sender may be disabling it.
+        let sets_enabled = change.enabled.is_some();
+        if !self.storage.update_event_endpoint(&sealed, sets_enabled, now).await? {
+            return Err(endpoint_not_found());
+        }
+        Ok(self.with_active_secrets(sealed))
     }
 
     pub async fn get_event_endpoint(&self, principal: &Principal, id: Uuid) -> Result<Endpoint> {
@@ -237,6 +272,7 @@ impl Domain {
         &self,
         principal: &Principal,
         endpoint_id: Uuid,
+        filter: &AttemptFilter,
         page_size: usize,
         page_token: &str,
     ) -> Result<(Vec<AttemptRecord>, Option<String>)> {
@@ -246,10 +282,61 @@ impl Domain {
         let page_size = if page_size == 0 { 50 } else { page_size.min(100) };
         let mut attempts = self
             .storage
-            .event_attempts(principal.organization_id, endpoint_id, before, page_size + 1)
+            .event_attempts(principal.organization_id, endpoint_id, filter, before, page_size + 1)
             .await?;
         let next = super::finish_page(&mut attempts, page_size, |attempt| attempt.id);
         Ok((attempts, next))
+    }
+
+    /// Sends an `endpoint.test` event to the endpoint alone. Returns the event's id.
+    pub async fn send_test_event(
+        &self,
+        principal: &Principal,
+        endpoint_id: Uuid,
+    ) -> Result<String> {
+        super::require_organization_admin(principal, "event endpoints")?;
+        let sealed = self.sealed_endpoint(principal, endpoint_id).await?;
+        require_enabled(&sealed.endpoint)?;
+        self.storage.insert_test_event(&sealed.endpoint, self.clock.now()).await
+    }
+
+    /// Queues deliveries to the endpoint again (the same events, a fresh schedule). Returns how
+    /// many; replaying one event that was never sent to the endpoint is not found.
+    pub async fn replay_events(
+        &self,
+        principal: &Principal,
+        endpoint_id: Uuid,
+        replay: Replay,
+    ) -> Result<u64> {
+        super::require_organization_admin(principal, "event endpoints")?;
+        if let Replay::FailedBetween(from, to) = &replay
+            && from >= to
+        {
+            return Err(Error::invalid("failed_to", "must be after failed_from"));
+        }
+        let sealed = self.sealed_endpoint(principal, endpoint_id).await?;
+        require_enabled(&sealed.endpoint)?;
+        let now = self.clock.now();
+        let replayed = self
+            .storage
+            .replay_event_deliveries(principal.organization_id, endpoint_id, &replay, now)
+            .await?;
+        // Nothing replayed of one event: pending already, or never sent here (an error).
+        if replayed == 0
+            && let Replay::Event(event_id) = &replay
+        {
+            let filter = AttemptFilter { event_id: Some(event_id.clone()), succeeded: None };
+            let attempted = self
+                .storage
+                .event_attempts(principal.organization_id, endpoint_id, &filter, None, 1)
+                .await?;
+            if attempted.is_empty() {
+                return Err(Error::NotFound(format!(
+                    "event {event_id} was not sent to this endpoint or is still being sent"
+                )));
+            }
+        }
+        Ok(replayed)
     }
 
     /// Applies `events.retention_days`: events older than that (and not waiting on a delivery)
@@ -265,6 +352,37 @@ impl Domain {
             if events < limit as u64 && attempts < limit as u64 {
                 return Ok(total);
             }
+        }
+    }
+
+    /// `url` trimmed, or a violation: required, at most `MAX_URL_CHARS`, http(s), and a target
+    /// the SSRF guard allows.
+    async fn checked_url(&self, url: &str, violations: &mut Violations) -> String {
+        let url = url.trim().to_owned();
+        if url.is_empty() {
+            violations.add("url", "required");
+        } else if url.chars().count() > MAX_URL_CHARS {
+            violations.add("url", format!("longer than {MAX_URL_CHARS} characters"));
+        } else if !(url.starts_with("https://") || url.starts_with("http://")) {
+            violations.add("url", "must be an http or https URL");
+        } else if let Err(reason) =
+            crate::ssrf::check_url(&url, self.settings.allow_private_networks).await
+        {
+            violations.add("url", reason);
+        }
+        url
+    }
+
+    /// Static headers as stored: their names in the clear, names and values sealed together.
+    fn sealed_headers(&self, id: Uuid, headers: BTreeMap<String, String>) -> StoredHeaders {
+        let headers: BTreeMap<String, String> =
+            headers.into_iter().map(|(name, value)| (name.to_ascii_lowercase(), value)).collect();
+        StoredHeaders {
+            names: headers.keys().cloned().collect(),
+            sealed: (!headers.is_empty()).then(|| {
+                let json = serde_json::to_string(&headers).unwrap_or_default();
+                StoredSecret::of(self.keyring.seal(json.as_bytes(), &headers_aad(id)), None)
+            }),
         }
     }
 
@@ -561,6 +679,58 @@ impl Sender {
 }
 
 /// A number in [0, 1) to spread retries.
+/// Test events and replays go to an enabled endpoint only: the sender gives up on the others.
+fn require_enabled(endpoint: &Endpoint) -> Result<()> {
+    if endpoint.enabled {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "endpoint_id",
+            format!("the endpoint is disabled ({}); enable it first", endpoint.disabled_reason),
+        ))
+    }
+}
+
+fn check_description(description: &str, violations: &mut Violations) {
+    if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        violations.add("description", format!("longer than {MAX_DESCRIPTION_CHARS} characters"));
+    }
+}
+
+/// The known event types of `given`, each once, in order; a violation for each unknown one.
+fn checked_event_types(given: &[String], violations: &mut Violations) -> Vec<String> {
+    let mut event_types: Vec<String> = Vec::new();
+    for (index, event_type) in given.iter().enumerate() {
+        let event_type = event_type.trim();
+        if !events::EVENT_TYPES.contains(&event_type) {
+            violations.add(
+                format!("event_types[{index}]"),
+                format!("unknown; one of {}", events::EVENT_TYPES.join(", ")),
+            );
+        } else if !event_types.iter().any(|known| known == event_type) {
+            event_types.push(event_type.to_owned());
+        }
+    }
+    event_types
+}
+
+/// At most `MAX_HEADERS` headers, each a valid name and value that earshot does not set itself.
+fn check_headers(headers: &BTreeMap<String, String>, violations: &mut Violations) {
+    if headers.len() > MAX_HEADERS {
+        violations.add("headers", format!("more than {MAX_HEADERS}"));
+    }
+    for (name, value) in headers {
+        let lower = name.to_ascii_lowercase();
+        if http::HeaderName::from_bytes(lower.as_bytes()).is_err() {
+            violations.add(format!("headers[{name}]"), "is not a valid header name");
+        } else if RESERVED_HEADERS.contains(&lower.as_str()) {
+            violations.add(format!("headers[{name}]"), "is set by earshot");
+        } else if http::HeaderValue::from_str(value).is_err() {
+            violations.add(format!("headers[{name}]"), "is not a valid header value");
+        }
+    }
+}
+
 fn jitter() -> f64 {
     let bits = u64::from_le_bytes(crate::crypto::random_bytes::<8>()) >> 11;
     #[allow(clippy::cast_precision_loss)] // 53 bits: exact in an f64

@@ -28,6 +28,25 @@ pub const CALL_PROCESSED: &str = "call.processed";
 pub const CHECK_FAILED: &str = "check.failed";
 /// An endpoint was disabled; sent to the organization's other endpoints.
 pub const ENDPOINT_DISABLED: &str = "endpoint.disabled";
+/// Sent to one endpoint when asked (`SendTestEvent`), whatever types it subscribes to.
+pub const ENDPOINT_TEST: &str = "endpoint.test";
+/// Why an endpoint an administrator disabled is disabled.
+pub const DISABLED_BY_USER: &str = "disabled";
+
+/// The data of an `endpoint.test` event.
+pub fn endpoint_test(endpoint_id: Uuid) -> serde_json::Value {
+    serde_json::json!({
+        "endpoint_id": endpoint_id.to_string(),
+        "message": "A test event from earshot: this endpoint receives and verifies events.",
+    })
+}
+
+/// The smallest event id of the events created at `at` or later: ids are time-ordered
+/// (`msg_` and a UUIDv7 in hex, whose first 12 digits are the milliseconds), so a time window
+/// is a range of ids.
+pub fn first_event_id_at(at: DateTime<Utc>) -> String {
+    format!("msg_{:012x}", u64::try_from(at.timestamp_millis()).unwrap_or(0))
+}
 
 /// When the attempts after the first are made, counted from the failure before (the Standard
 /// Webhooks schedule): the first is immediate, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h.
@@ -43,6 +62,23 @@ pub const RETRY_SCHEDULE: [Duration; 7] = [
 
 /// An endpoint failing without a success for this long is disabled.
 pub const DISABLE_AFTER_FAILING: chrono::TimeDelta = chrono::TimeDelta::days(5);
+
+/// Which deliveries a replay queues again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Replay {
+    /// This event's delivery, in any state but pending.
+    Event(String),
+    /// The failed deliveries of events created in `[from, to)`.
+    FailedBetween(DateTime<Utc>, DateTime<Utc>),
+}
+
+/// Which attempts a listing of attempts shows, beyond their endpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AttemptFilter {
+    pub event_id: Option<String>,
+    /// Some(true): only those answered 2xx; Some(false): only the others.
+    pub succeeded: Option<bool>,
+}
 
 /// Which events an endpoint receives beyond their type: every condition given must hold.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -327,6 +363,22 @@ pub fn excerpt(body: &[u8], limit: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A window's bounds order every event id created in it between them, and none outside.
+    #[test]
+    fn a_time_window_is_a_range_of_event_ids() {
+        let at = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap();
+        let (from, to) =
+            (first_event_id_at(at(1_764_583_200_000)), first_event_id_at(at(1_764_583_260_000)));
+        for inside in [1_764_583_200_000, 1_764_583_200_001, 1_764_583_259_999] {
+            let id = new_event_id(at(inside));
+            assert!(from <= id && id < to, "{id} not in [{from}, {to})");
+        }
+        for outside in [1_764_583_199_999, 1_764_583_260_000, 1_764_583_300_000] {
+            let id = new_event_id(at(outside));
+            assert!(!(from <= id && id < to), "{id} in [{from}, {to})");
+        }
+    }
 
     #[test]
     fn schedule_runs_out_after_the_seventh_retry() {

@@ -18,7 +18,7 @@ use super::{Batch, Storage, db_error, parse_uuid};
 use crate::clock::{from_millis, to_millis};
 use crate::error::Error;
 use crate::model::datapoints::Datapoint;
-use crate::model::events::{self, AttemptRecord, Endpoint, EventFilter};
+use crate::model::events::{self, AttemptFilter, AttemptRecord, Endpoint, EventFilter, Replay};
 
 /// A sealed value as `event_endpoints` keeps it: the master key's id and the sealed bytes in
 /// base64; `expires_at_ms` set on a secret replaced by a rotation (valid until then).
@@ -105,6 +105,10 @@ pub enum NextStep {
     /// other pending ones fail, and the organization's other endpoints get `endpoint.disabled`.
     Disable(&'static str),
 }
+
+/// An attempt that got no 2xx answer, word for word as `event_attempts_failed_by_endpoint`
+/// (m0020) states it, so that index serves it.
+const FAILED_ATTEMPT: &str = "coalesce(http_status, 0) NOT BETWEEN 200 AND 299";
 
 const PENDING: &str = "pending";
 const DELIVERED: &str = "delivered";
@@ -197,6 +201,130 @@ impl Storage {
         }
         transaction.commit().await.map_err(db_error(context))?;
         Ok(deleted)
+    }
+
+    /// Writes what an update may change (not the secrets nor the counters; whether it is
+    /// enabled only when `sets_enabled`: the sender may be disabling it meanwhile). An endpoint
+    /// disabled here has its pending deliveries failed in the same transaction. False when there
+    /// is none.
+    pub async fn update_event_endpoint(
+        &self,
+        sealed: &SealedEndpoint,
+        sets_enabled: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        use event_endpoint::Column;
+        let context = "updating an event endpoint";
+        let endpoint = &sealed.endpoint;
+        let limit =
+            endpoint.rate_limit_per_second.map(|limit| i32::try_from(limit).unwrap_or(i32::MAX));
+        let mut update = event_endpoint::Entity::update_many()
+            .col_expr(Column::Url, Expr::value(endpoint.url.clone()))
+            .col_expr(Column::Description, Expr::value(endpoint.description.clone()))
+            .col_expr(Column::EventTypesJson, Expr::value(to_json(&endpoint.event_types)?))
+            .col_expr(Column::FilterJson, Expr::value(to_json(&endpoint.filter)?))
+            .col_expr(Column::IncludeTranscript, Expr::value(endpoint.include_transcript))
+            .col_expr(Column::RateLimitPerSecond, Expr::value(limit))
+            .col_expr(Column::HeadersJson, Expr::value(to_json(&sealed.headers)?))
+            .col_expr(Column::UpdatedAtMs, Expr::value(to_millis(now)));
+        if sets_enabled {
+            update = update
+                .col_expr(Column::Enabled, Expr::value(endpoint.enabled))
+                .col_expr(Column::DisabledReason, Expr::value(endpoint.disabled_reason.clone()))
+                .col_expr(
+                    Column::FailingSinceMs,
+                    Expr::value(endpoint.failing_since.map(to_millis)),
+                );
+        }
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
+        let changed = update
+            .filter(Column::Id.eq(endpoint.id.to_string()))
+            .filter(Column::OrganizationId.eq(endpoint.organization_id.to_string()))
+            .exec(&transaction)
+            .await
+            .map_err(db_error(context))?
+            .rows_affected
+            > 0;
+        if changed && sets_enabled && !endpoint.enabled {
+            let backend = transaction.get_database_backend();
+            let statement = fail_pending(endpoint.id, "the endpoint was disabled", now);
+            transaction.execute_raw(backend.build(&statement)).await.map_err(db_error(context))?;
+        }
+        transaction.commit().await.map_err(db_error(context))?;
+        Ok(changed)
+    }
+
+    /// Writes an `endpoint.test` event with one delivery, to `endpoint`, due now. Returns the
+    /// event's id.
+    pub async fn insert_test_event(
+        &self,
+        endpoint: &Endpoint,
+        now: DateTime<Utc>,
+    ) -> Result<String, Error> {
+        let context = "sending a test event";
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
+        let mut batch = Batch::new(transaction.get_database_backend());
+        let data = events::endpoint_test(endpoint.id);
+        let id = emit_into(
+            &mut batch,
+            endpoint.organization_id,
+            events::ENDPOINT_TEST,
+            &data,
+            &[endpoint],
+            now,
+        )?
+        .ok_or_else(|| Error::internal(context, "no event written"))?;
+        batch.execute(&transaction, context).await?;
+        transaction.commit().await.map_err(db_error(context))?;
+        Ok(id)
+    }
+
+    /// Queues the organization's deliveries to `endpoint_id` that `replay` names again: due
+    /// now, with a fresh schedule (the event, and so its webhook-id, unchanged). One statement
+    /// by the endpoint's deliveries (`event_deliveries_by_endpoint`: an event's key, or a window
+    /// as a range of time-ordered event ids). Returns how many.
+    pub async fn replay_event_deliveries(
+        &self,
+        organization_id: Uuid,
+        endpoint_id: Uuid,
+        replay: &Replay,
+        now: DateTime<Utc>,
+    ) -> Result<u64, Error> {
+        use event_delivery::Column;
+        let context = "replaying event deliveries";
+        let now_ms = to_millis(now);
+        let mut update = Query::update();
+        update
+            .table(event_delivery::Entity)
+            .value(Column::State, PENDING)
+            .value(Column::Attempts, 0)
+            .value(Column::NextAttemptAtMs, now_ms)
+            .value(Column::LastError, "")
+            .value(Column::UpdatedAtMs, now_ms)
+            .and_where(Column::EndpointId.eq(endpoint_id.to_string()))
+            .and_where(Column::OrganizationId.eq(organization_id.to_string()));
+        match replay {
+            Replay::Event(event_id) => {
+                update
+                    .and_where(Column::EventId.eq(event_id.clone()))
+                    .and_where(Column::State.ne(PENDING));
+            }
+            Replay::FailedBetween(from, to) => {
+                update
+                    .and_where(Column::EventId.gte(events::first_event_id_at(*from)))
+                    .and_where(Column::EventId.lt(events::first_event_id_at(*to)))
+                    .and_where(Column::State.eq(FAILED));
+            }
+        }
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
+        let backend = transaction.get_database_backend();
+        let replayed = transaction
+            .execute_raw(backend.build(&update))
+            .await
+            .map_err(db_error(context))?
+            .rows_affected();
+        transaction.commit().await.map_err(db_error(context))?;
+        Ok(replayed)
     }
 
     /// Replaces the endpoint's secrets (a rotation). False when there is none.
@@ -497,24 +625,18 @@ impl Storage {
         Ok((ids.len() as u64, attempts))
     }
 
-    /// The attempts to deliver to the organization's endpoint, newest first, before `before`.
+    /// The attempts to deliver to the organization's endpoint that pass `filter`, newest
+    /// first, before `before`.
     pub async fn event_attempts(
         &self,
         organization_id: Uuid,
         endpoint_id: Uuid,
+        filter: &AttemptFilter,
         before: Option<Uuid>,
         limit: usize,
     ) -> Result<Vec<AttemptRecord>, Error> {
         let context = "listing event attempts";
-        let mut query = event_attempt::Entity::find()
-            .filter(event_attempt::Column::EndpointId.eq(endpoint_id.to_string()))
-            .filter(event_attempt::Column::OrganizationId.eq(organization_id.to_string()));
-        if let Some(before) = before {
-            query = query.filter(event_attempt::Column::Id.lt(before.to_string()));
-        }
-        query
-            .order_by_desc(event_attempt::Column::Id)
-            .limit(u64::try_from(limit).unwrap_or(u64::MAX))
+        attempts_query(organization_id, endpoint_id, filter, before, limit)
             .all(&self.db)
             .await
             .map_err(db_error(context))?
@@ -534,6 +656,33 @@ impl Storage {
             })
             .collect()
     }
+}
+
+/// The statement of `Storage::event_attempts`. An event's attempts are few
+/// (`event_attempts_by_event`), failures have their own index (m0020), successes are most
+/// attempts, found walking the endpoint's (`event_attempts_by_endpoint`).
+pub(super) fn attempts_query(
+    organization_id: Uuid,
+    endpoint_id: Uuid,
+    filter: &AttemptFilter,
+    before: Option<Uuid>,
+    limit: usize,
+) -> sea_orm::Select<event_attempt::Entity> {
+    let mut query = event_attempt::Entity::find()
+        .filter(event_attempt::Column::EndpointId.eq(endpoint_id.to_string()))
+        .filter(event_attempt::Column::OrganizationId.eq(organization_id.to_string()));
+    if let Some(event_id) = &filter.event_id {
+        query = query.filter(event_attempt::Column::EventId.eq(event_id.clone()));
+    }
+    match filter.succeeded {
+        Some(false) => query = query.filter(Expr::cust(FAILED_ATTEMPT)),
+        Some(true) => query = query.filter(Expr::cust(FAILED_ATTEMPT).not()),
+        None => {}
+    }
+    if let Some(before) = before {
+        query = query.filter(event_attempt::Column::Id.lt(before.to_string()));
+    }
+    query.order_by_desc(event_attempt::Column::Id).limit(u64::try_from(limit).unwrap_or(u64::MAX))
 }
 
 /// Re-seals every endpoint's secrets and headers with `reseal` (given the endpoint and whether
@@ -636,9 +785,9 @@ fn emit_into(
     data: &serde_json::Value,
     receivers: &[&Endpoint],
     now: DateTime<Utc>,
-) -> Result<(), Error> {
+) -> Result<Option<String>, Error> {
     if receivers.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let id = events::new_event_id(now);
     let now_ms = to_millis(now);
@@ -670,7 +819,7 @@ fn emit_into(
             .collect(),
         None,
     );
-    Ok(())
+    Ok(Some(id))
 }
 
 /// The enabled endpoints of `organizations` (`event_endpoints_by_organization`).

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::ingest_tests::new_ingest;
 use super::{AttemptOutcome, NextStep, SealedEndpoint, StoredHeaders, StoredSecret};
 use crate::model::commit::IngestWrite;
-use crate::model::events::{Endpoint, EventFilter};
+use crate::model::events::{AttemptFilter, Endpoint, EventFilter, Replay};
 
 fn endpoint(organization: Uuid, event_types: &[&str], filter: EventFilter) -> SealedEndpoint {
     let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
@@ -130,11 +130,18 @@ async fn events_are_written_with_their_calls_and_delivered_once_per_lease() {
         kinds,
         [(all.endpoint.id, "call.processed", 1), (all.endpoint.id, "endpoint.disabled", 0)]
     );
-    let attempts = storage.event_attempts(organization, all.endpoint.id, None, 10).await.unwrap();
+    let attempts = storage
+        .event_attempts(organization, all.endpoint.id, &AttemptFilter::default(), None, 10)
+        .await
+        .unwrap();
     assert_eq!(attempts.len(), 2);
     // Another organization sees none of them.
     assert!(
-        storage.event_attempts(Uuid::now_v7(), all.endpoint.id, None, 10).await.unwrap().is_empty()
+        storage
+            .event_attempts(Uuid::now_v7(), all.endpoint.id, &AttemptFilter::default(), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
     );
 
     // Past their retention, events no delivery waits on leave with their attempts: of the
@@ -156,6 +163,179 @@ async fn events_are_written_with_their_calls_and_delivered_once_per_lease() {
         2
     );
     assert!(
-        storage.event_attempts(organization, all.endpoint.id, None, 10).await.unwrap().is_empty()
+        storage
+            .event_attempts(organization, all.endpoint.id, &AttemptFilter::default(), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
     );
+}
+
+/// A test event goes to its endpoint alone; replays queue again one event (not while it is
+/// pending) or the failed deliveries of a window, with a fresh schedule and the same event;
+/// attempts filter by event and outcome; disabling an endpoint fails what it had pending.
+#[tokio::test]
+async fn test_events_replays_and_disabling() {
+    let storage = &super::testing::storage().await;
+    let organization = Uuid::now_v7();
+    let at = |minute: u32| Utc.with_ymd_and_hms(2026, 11, 1, 12, minute, 0).unwrap();
+    let one = endpoint(organization, &["call.processed"], EventFilter::default());
+    let other = endpoint(organization, &[], EventFilter::default());
+    for sealed in [&one, &other] {
+        storage.insert_event_endpoint(sealed).await.unwrap();
+    }
+    // Three test events a minute apart, each to `one` alone though it subscribes elsewhere.
+    let mut ids = Vec::new();
+    for minute in [0, 1, 2] {
+        ids.push(storage.insert_test_event(&one.endpoint, at(minute)).await.unwrap());
+    }
+    let due = storage.take_due_event_deliveries(at(3), at(4), 100).await.unwrap();
+    assert_eq!(due.len(), 3);
+    assert!(due.iter().all(|delivery| delivery.endpoint_id == one.endpoint.id
+        && delivery.event_type == "endpoint.test"));
+    // Pending: a replay changes nothing.
+    assert_eq!(
+        storage
+            .replay_event_deliveries(
+                organization,
+                one.endpoint.id,
+                &Replay::Event(ids[0].clone()),
+                at(3)
+            )
+            .await
+            .unwrap(),
+        0
+    );
+    // The first delivered, the other two failed for good.
+    // Attempted a second apart, so newest first is one order.
+    let outcome = |delivery: &super::DueDelivery, status: u16, next: NextStep| AttemptOutcome {
+        delivery: delivery.clone(),
+        attempted_at: at(3) + Duration::seconds(if status == 503 { 2 } else { 1 }),
+        http_status: Some(status),
+        latency_ms: 5,
+        response_excerpt: String::new(),
+        error: String::new(),
+        next,
+    };
+    let by_id = |id: &str| due.iter().find(|delivery| delivery.event_id == id).unwrap();
+    storage
+        .record_event_attempts(
+            &[
+                outcome(by_id(&ids[0]), 204, NextStep::Delivered),
+                outcome(by_id(&ids[1]), 500, NextStep::GiveUp),
+                outcome(by_id(&ids[2]), 503, NextStep::GiveUp),
+            ],
+            at(3),
+        )
+        .await
+        .unwrap();
+    let listed = |filter: AttemptFilter| async move {
+        let attempts =
+            storage.event_attempts(organization, one.endpoint.id, &filter, None, 10).await.unwrap();
+        attempts.into_iter().map(|attempt| attempt.event_id).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        listed(AttemptFilter { succeeded: Some(true), ..AttemptFilter::default() }).await,
+        [ids[0].clone()]
+    );
+    assert_eq!(
+        listed(AttemptFilter { succeeded: Some(false), ..AttemptFilter::default() }).await,
+        [ids[2].clone(), ids[1].clone()]
+    );
+    assert_eq!(
+        listed(AttemptFilter { event_id: Some(ids[1].clone()), succeeded: None }).await,
+        [ids[1].clone()]
+    );
+
+    // The failed ones of minute 1 only: one replayed, due now, its schedule fresh.
+    let window = Replay::FailedBetween(at(1), at(2));
+    assert_eq!(
+        storage
+            .replay_event_deliveries(organization, one.endpoint.id, &window, at(5))
+            .await
+            .unwrap(),
+        1
+    );
+    // Another organization replays nothing of it.
+    assert_eq!(
+        storage
+            .replay_event_deliveries(
+                Uuid::now_v7(),
+                one.endpoint.id,
+                &Replay::FailedBetween(at(0), at(9)),
+                at(5)
+            )
+            .await
+            .unwrap(),
+        0
+    );
+    // A delivered event replayed by its id.
+    assert_eq!(
+        storage
+            .replay_event_deliveries(
+                organization,
+                one.endpoint.id,
+                &Replay::Event(ids[0].clone()),
+                at(5)
+            )
+            .await
+            .unwrap(),
+        1
+    );
+    let again = storage.take_due_event_deliveries(at(5), at(6), 100).await.unwrap();
+    let mut got: Vec<(&str, u32)> =
+        again.iter().map(|delivery| (delivery.event_id.as_str(), delivery.attempts)).collect();
+    got.sort();
+    assert_eq!(got, [(ids[0].as_str(), 0), (ids[1].as_str(), 0)]);
+
+    // Disabled by an update: what it had pending fails (the two just taken, leased).
+    let mut disabled =
+        storage.event_endpoint(organization, one.endpoint.id).await.unwrap().unwrap();
+    disabled.endpoint.enabled = false;
+    disabled.endpoint.disabled_reason = "disabled".into();
+    disabled.endpoint.description = "paused for maintenance".into();
+    assert!(storage.update_event_endpoint(&disabled, true, at(6)).await.unwrap());
+    let read = storage.event_endpoint(organization, one.endpoint.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            read.endpoint.enabled,
+            read.endpoint.disabled_reason.as_str(),
+            read.endpoint.description.as_str()
+        ),
+        (false, "disabled", "paused for maintenance")
+    );
+    assert!(storage.take_due_event_deliveries(at(9), at(10), 100).await.unwrap().is_empty());
+    // An update that does not set `enabled` leaves it as stored.
+    let mut stale = disabled.clone();
+    stale.endpoint.enabled = true;
+    stale.endpoint.description = "renamed".into();
+    assert!(storage.update_event_endpoint(&stale, false, at(7)).await.unwrap());
+    let read = storage.event_endpoint(organization, one.endpoint.id).await.unwrap().unwrap();
+    assert_eq!((read.endpoint.enabled, read.endpoint.description.as_str()), (false, "renamed"));
+    // Another organization's update finds nothing.
+    let mut foreign = disabled.clone();
+    foreign.endpoint.organization_id = Uuid::now_v7();
+    assert!(!storage.update_event_endpoint(&foreign, true, at(7)).await.unwrap());
+}
+
+/// An endpoint's failed attempts are read by their partial index, newest first, with no sort.
+#[tokio::test]
+async fn failed_attempts_are_read_by_their_index() {
+    use sea_orm::QueryTrait;
+    let storage = super::testing::storage().await;
+    if storage.db.get_database_backend() != sea_orm::DbBackend::Sqlite {
+        return;
+    }
+    let failed = AttemptFilter { succeeded: Some(false), ..AttemptFilter::default() };
+    let statement = super::events::attempts_query(
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        &failed,
+        Some(Uuid::now_v7()),
+        51,
+    )
+    .build(sea_orm::DbBackend::Sqlite);
+    let plan = super::ingest_tests::sqlite_plan(&storage, statement).await.join("; ");
+    assert!(plan.contains("event_attempts_failed_by_endpoint"), "{plan}");
+    assert!(!plan.contains("TEMP B-TREE"), "{plan}");
 }

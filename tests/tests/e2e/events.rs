@@ -437,3 +437,167 @@ async fn events_pending_at_kill_9_are_delivered_after_restart() {
         client.wait_for_datapoint(call_id, Duration::from_secs(5)).await.unwrap();
     }
 }
+
+/// `POST /earshot.v1.EventEndpointService/<method>` with a JSON body, as a plain-HTTP client.
+async fn json_call(
+    server: &ServerProcess,
+    method: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    earshot_e2e::client::http_request(
+        server,
+        "POST",
+        &format!("/earshot.v1.EventEndpointService/{method}"),
+        &[("content-type", "application/json"), ("api-key", &server.admin_key)],
+        body.to_string().into_bytes(),
+    )
+    .await
+}
+
+/// The endpoint's attempts with `outcome` once there are `count` of them (each attempt's
+/// record commits just after the receiver answered it).
+async fn attempts_once(
+    server: &ServerProcess,
+    endpoint_id: &str,
+    outcome: &str,
+    count: usize,
+) -> Vec<serde_json::Value> {
+    let body = serde_json::json!({"endpoint_id": endpoint_id, "outcome": outcome});
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let (status, listed) = json_call(server, "ListEventAttempts", body.clone()).await;
+            assert_eq!(status, 200, "{listed}");
+            let attempts = listed["attempts"].as_array().unwrap().clone();
+            if attempts.len() >= count {
+                return attempts;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{count} {outcome} attempts logged within 30 s"))
+}
+
+/// Over the JSON form: a test event reaches only its endpoint, fails the whole (fast)
+/// schedule, and a replay of the failed window delivers it under the same webhook-id; a
+/// delivered event replays by its id; a disabled endpoint takes no test event until enabled
+/// again; an update names what it changes and refuses fields it does not know.
+#[tokio::test]
+async fn test_events_replays_and_updates_over_json() {
+    let server = ServerProcess::start(&FAST_RETRIES).await;
+    let (url, mut received) = receiver([vec![500; 8], vec![200]].concat()).await;
+    let (status, created) = json_call(
+        &server,
+        "CreateEventEndpoint",
+        serde_json::json!({"url": url, "event_types": ["check.failed"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let id = created["endpoint"]["id"].as_str().unwrap().to_owned();
+
+    let (status, sent) =
+        json_call(&server, "SendTestEvent", serde_json::json!({"endpoint_id": id})).await;
+    assert_eq!(status, 200, "{sent}");
+    let event_id = sent["event_id"].as_str().unwrap().to_owned();
+    for _ in 0..8 {
+        let attempt = next(&mut received).await;
+        assert_eq!(attempt.header("webhook-id"), event_id);
+        assert!(attempt.verifies(&secret));
+        assert_eq!(attempt.json()["type"], "endpoint.test");
+        assert_eq!(attempt.json()["data"]["endpoint_id"], id.as_str());
+    }
+    let failed = attempts_once(&server, &id, "ATTEMPT_OUTCOME_FILTER_FAILED", 8).await;
+    assert!(failed.iter().all(|attempt| attempt["http_status"] == 500), "{failed:?}");
+    assert_eq!(get(&server, &id).await.failed, 8);
+
+    // The failed window (the last hour) replayed: delivered on the fresh schedule's first try.
+    let from = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let (status, replayed) = json_call(
+        &server,
+        "ReplayEvents",
+        serde_json::json!({"endpoint_id": id, "failed_from": from}),
+    )
+    .await;
+    assert_eq!((status, &replayed["replayed"]), (200, &serde_json::json!(1)), "{replayed}");
+    let again = next(&mut received).await;
+    assert_eq!(again.header("webhook-id"), event_id);
+    assert!(again.verifies(&secret));
+    let delivered = attempts_once(&server, &id, "ATTEMPT_OUTCOME_FILTER_SUCCEEDED", 1).await;
+    assert_eq!(delivered[0]["event_id"], event_id.as_str());
+    // Delivered, so the window has nothing failed left; the event itself replays by its id.
+    let (_, none) = json_call(
+        &server,
+        "ReplayEvents",
+        serde_json::json!({"endpoint_id": id, "failed_from": from}),
+    )
+    .await;
+    assert_eq!(none["replayed"], 0, "{none}");
+    let (status, one) = json_call(
+        &server,
+        "ReplayEvents",
+        serde_json::json!({"endpoint_id": id, "event_id": event_id}),
+    )
+    .await;
+    assert_eq!((status, &one["replayed"]), (200, &serde_json::json!(1)), "{one}");
+    assert_eq!(next(&mut received).await.header("webhook-id"), event_id);
+    let (status, unknown) = json_call(
+        &server,
+        "ReplayEvents",
+        serde_json::json!({"endpoint_id": id, "event_id": "msg_0000"}),
+    )
+    .await;
+    assert_eq!((status, unknown["code"].as_str()), (404, Some("not_found")), "{unknown}");
+
+    // Disabled: no test event; enabled again, the reason is cleared.
+    let (status, updated) = json_call(
+        &server,
+        "UpdateEventEndpoint",
+        serde_json::json!({"id": id, "endpoint": {"enabled": false, "description": "paused"},
+                           "update_mask": "enabled,description"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["endpoint"]["enabled"], false);
+    assert_eq!(updated["endpoint"]["disabled_reason"], "disabled");
+    assert_eq!(updated["endpoint"]["description"], "paused");
+    assert_eq!(updated["endpoint"]["event_types"], serde_json::json!(["check.failed"]));
+    let (status, refused) =
+        json_call(&server, "SendTestEvent", serde_json::json!({"endpoint_id": id})).await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["details"][0]["debug"]["field_violations"][0]["field"], "endpoint_id");
+    let (status, enabled) = json_call(
+        &server,
+        "UpdateEventEndpoint",
+        serde_json::json!({"id": id, "endpoint": {"enabled": true}, "update_mask": "enabled"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{enabled}");
+    assert_eq!(
+        (&enabled["endpoint"]["enabled"], &enabled["endpoint"]["disabled_reason"]),
+        (&serde_json::json!(true), &serde_json::json!(""))
+    );
+    let (status, refused) = json_call(
+        &server,
+        "UpdateEventEndpoint",
+        serde_json::json!({"id": id, "endpoint": {"url": ""}, "update_mask": "url,secret"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    let fields: Vec<&str> = refused["details"][0]["debug"]["field_violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|violation| violation["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["update_mask.paths[1]"]);
+    let (status, refused) = json_call(
+        &server,
+        "UpdateEventEndpoint",
+        serde_json::json!({"id": id, "endpoint": {"url": ""}, "update_mask": "url"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["details"][0]["debug"]["field_violations"][0]["field"], "url");
+    server.stop().await;
+}

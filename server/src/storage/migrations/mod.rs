@@ -22,6 +22,7 @@ mod m0016_monitor_rollups;
 mod m0017_smaller_result_rows;
 mod m0018_verdict_columns;
 mod m0019_event_endpoints;
+mod m0020_event_attempt_failures;
 
 use sea_orm_migration::prelude::*;
 
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0017_smaller_result_rows::Migration),
             Box::new(m0018_verdict_columns::Migration),
             Box::new(m0019_event_endpoints::Migration),
+            Box::new(m0020_event_attempt_failures::Migration),
         ]
     }
 }

@@ -37,6 +37,9 @@ pub async fn authenticate_first(
             super::status::blame_undecodable_messages_on_the_caller(&mut response);
             response
         }
+        Err(error) if super::json::is_json(request.headers()) => {
+            super::json::status_response(&to_status(&error))
+        }
         Err(error) => {
             let content_type = request.headers().get(http::header::CONTENT_TYPE).cloned();
             let mut response = to_status(&error).into_http::<Body>().into_response();

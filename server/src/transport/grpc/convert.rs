@@ -327,7 +327,7 @@ use crate::model::ingest::{AudioObject, IngestRecord, IngestState};
 /// A protobuf Timestamp as a time, or a violation of `field` when it is not one (nanos outside
 /// 0..1e9, seconds outside what a time can hold): never silently dropped, which would turn a
 /// search filter off.
-fn time_from_proto(
+pub fn time_from_proto(
     field: &str,
     timestamp: prost_types::Timestamp,
 ) -> Result<DateTime<Utc>, crate::error::Error> {

@@ -5,10 +5,23 @@ use earshot_proto::v1::event_endpoint_service_server::EventEndpointService;
 use tonic::{Request, Response, Status};
 
 use super::auth::authenticate;
-use super::convert::timestamp;
-use crate::domain::events::EndpointInput;
+use super::convert::{time_from_proto, timestamp};
+use crate::domain::events::{EndpointChange, EndpointInput};
 use crate::domain::{Domain, parse_id};
-use crate::model::events::{AttemptRecord, Endpoint, EventFilter};
+use crate::error::Violations;
+use crate::model::events::{AttemptFilter, AttemptRecord, Endpoint, EventFilter, Replay};
+
+/// The fields of `EventEndpointChange` an update_mask may name.
+const CHANGEABLE: [&str; 8] = [
+    "url",
+    "description",
+    "event_types",
+    "filter",
+    "include_transcript",
+    "rate_limit_per_second",
+    "headers",
+    "enabled",
+];
 
 #[derive(Clone, Debug)]
 pub struct EventEndpointApi {
@@ -151,13 +164,110 @@ impl EventEndpointService for EventEndpointApi {
         let request = request.into_inner();
         let endpoint_id = parse_id("endpoint_id", &request.endpoint_id)?;
         let page_size = usize::try_from(request.page_size).unwrap_or(usize::MAX);
+        let succeeded = match pb::AttemptOutcomeFilter::try_from(request.outcome) {
+            Ok(pb::AttemptOutcomeFilter::Unspecified) => None,
+            Ok(pb::AttemptOutcomeFilter::Succeeded) => Some(true),
+            Ok(pb::AttemptOutcomeFilter::Failed) => Some(false),
+            Err(_) => {
+                return Err(crate::error::Error::invalid(
+                    "outcome",
+                    format!("unknown value {}", request.outcome),
+                )
+                .into());
+            }
+        };
+        let filter = AttemptFilter {
+            event_id: Some(request.event_id).filter(|id| !id.is_empty()),
+            succeeded,
+        };
         let (attempts, next) = self
             .domain
-            .list_event_attempts(&principal, endpoint_id, page_size, &request.page_token)
+            .list_event_attempts(&principal, endpoint_id, &filter, page_size, &request.page_token)
             .await?;
         Ok(Response::new(pb::ListEventAttemptsResponse {
             attempts: attempts.iter().map(attempt).collect(),
             next_page_token: next.unwrap_or_default(),
         }))
+    }
+
+    async fn update_event_endpoint(
+        &self,
+        request: Request<pb::UpdateEventEndpointRequest>,
+    ) -> Result<Response<pb::UpdateEventEndpointResponse>, Status> {
+        let principal = authenticate(&request)?;
+        let request = request.into_inner();
+        let id = parse_id("id", &request.id)?;
+        let paths = request.update_mask.map(|mask| mask.paths).unwrap_or_default();
+        let mut violations = Violations::new();
+        for (index, path) in paths.iter().enumerate() {
+            if !CHANGEABLE.contains(&path.as_str()) {
+                violations.add(
+                    format!("update_mask.paths[{index}]"),
+                    format!("unknown; one of {}", CHANGEABLE.join(", ")),
+                );
+            }
+        }
+        violations.into_result()?;
+        let given = |name: &str| paths.iter().any(|path| path == name);
+        let values = request.endpoint.unwrap_or_default();
+        let change = EndpointChange {
+            url: given("url").then_some(values.url),
+            description: given("description").then_some(values.description),
+            event_types: given("event_types").then_some(values.event_types),
+            filter: if given("filter") { Some(filter(values.filter)?) } else { None },
+            include_transcript: given("include_transcript").then_some(values.include_transcript),
+            rate_limit_per_second: given("rate_limit_per_second")
+                .then_some(values.rate_limit_per_second),
+            headers: given("headers").then(|| values.headers.into_iter().collect()),
+            enabled: given("enabled").then_some(values.enabled),
+        };
+        let updated = self.domain.update_event_endpoint(&principal, id, change).await?;
+        Ok(Response::new(pb::UpdateEventEndpointResponse { endpoint: Some(endpoint(&updated)) }))
+    }
+
+    async fn send_test_event(
+        &self,
+        request: Request<pb::SendTestEventRequest>,
+    ) -> Result<Response<pb::SendTestEventResponse>, Status> {
+        let principal = authenticate(&request)?;
+        let endpoint_id = parse_id("endpoint_id", &request.get_ref().endpoint_id)?;
+        let event_id = self.domain.send_test_event(&principal, endpoint_id).await?;
+        Ok(Response::new(pb::SendTestEventResponse { event_id }))
+    }
+
+    async fn replay_events(
+        &self,
+        request: Request<pb::ReplayEventsRequest>,
+    ) -> Result<Response<pb::ReplayEventsResponse>, Status> {
+        let principal = authenticate(&request)?;
+        let request = request.into_inner();
+        let endpoint_id = parse_id("endpoint_id", &request.endpoint_id)?;
+        let replay = match (request.event_id.is_empty(), request.failed_from) {
+            (false, None) if request.failed_to.is_none() => Replay::Event(request.event_id),
+            (false, _) => {
+                return Err(crate::error::Error::invalid(
+                    "event_id",
+                    "give one event, or a window (failed_from, failed_to), not both",
+                )
+                .into());
+            }
+            (true, None) => {
+                return Err(crate::error::Error::invalid(
+                    "failed_from",
+                    "required when no event_id is given",
+                )
+                .into());
+            }
+            (true, Some(from)) => {
+                let from = time_from_proto("failed_from", from)?;
+                let to = match request.failed_to {
+                    Some(to) => time_from_proto("failed_to", to)?,
+                    None => self.domain.clock.now() + chrono::Duration::milliseconds(1),
+                };
+                Replay::FailedBetween(from, to)
+            }
+        };
+        let replayed = self.domain.replay_events(&principal, endpoint_id, replay).await?;
+        Ok(Response::new(pb::ReplayEventsResponse { replayed }))
     }
 }

@@ -1,4 +1,5 @@
-//! The gRPC services, each behind the gRPC-web layer, with health and reflection.
+//! The gRPC services, each behind the gRPC-web layer, with health and reflection, and every
+//! unary method in JSON (`json`).
 
 pub mod auth;
 pub mod convert;
@@ -6,6 +7,7 @@ pub mod datapoints;
 pub mod events;
 pub mod ingest;
 pub mod integrations;
+pub mod json;
 pub mod monitors;
 pub mod projects;
 pub mod status;
@@ -94,9 +96,10 @@ pub async fn routes(
     .add_service(web.layer(reflection_v1))
     .add_service(web.layer(reflection_v1alpha));
     // Every call is authenticated from its headers before its message is read; the services
-    // take the principal this puts in the request.
+    // take the principal this puts in the request. A JSON call is transcoded inside that.
     let router = routes
         .into_axum_router()
+        .layer(axum::middleware::from_fn_with_state(max_message_bytes, json::transcode))
         .layer(axum::middleware::from_fn_with_state(domain.clone(), auth::authenticate_first));
     Ok((router, health_reporter))
 }
