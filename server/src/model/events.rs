@@ -15,7 +15,7 @@ use super::datapoints::{Datapoint, metadata_filter_text};
 /// The event types an endpoint may subscribe to.
 pub const EVENT_TYPES: [&str; 6] = [
     CALL_PROCESSED,
-    "call.failed",
+    CALL_FAILED,
     CHECK_FAILED,
     "integration.disabled",
     "integration.secret_expiring",
@@ -24,6 +24,8 @@ pub const EVENT_TYPES: [&str; 6] = [
 
 /// A call's datapoint was stored (or stored again).
 pub const CALL_PROCESSED: &str = "call.processed";
+/// A call's processing gave up: its ingest is dead.
+pub const CALL_FAILED: &str = "call.failed";
 /// A monitor's check is an issue on a call as it is stored.
 pub const CHECK_FAILED: &str = "check.failed";
 /// An endpoint was disabled; sent to the organization's other endpoints.
@@ -39,6 +41,53 @@ pub fn endpoint_test(endpoint_id: Uuid) -> serde_json::Value {
         "endpoint_id": endpoint_id.to_string(),
         "message": "A test event from earshot: this endpoint receives and verifies events.",
     })
+}
+
+/// A call whose processing gave up, as `call.failed` tells it.
+#[derive(Clone, Debug)]
+pub struct FailedCall<'a> {
+    pub ingest_id: Uuid,
+    pub organization_id: Uuid,
+    pub project_id: Uuid,
+    pub provider: &'a str,
+    pub call_id: &'a str,
+    pub source: &'a str,
+    pub tags: &'a [String],
+    pub metadata: &'a serde_json::Map<String, serde_json::Value>,
+    pub reason: &'a str,
+    pub attempts: i32,
+}
+
+/// The data of a `call.failed` event.
+pub fn call_failed(call: &FailedCall<'_>) -> serde_json::Value {
+    serde_json::json!({
+        "ingest_id": call.ingest_id.to_string(),
+        "organization_id": call.organization_id.to_string(),
+        "project_id": call.project_id.to_string(),
+        "provider": call.provider,
+        "call_id": call.call_id,
+        "source": call.source,
+        "stage": failure_stage(call.reason),
+        "reason": call.reason,
+        "attempts": call.attempts,
+        "tags": call.tags,
+        "metadata": call.metadata,
+    })
+}
+
+/// The stage a call's processing gave up in, from the reason the pipeline recorded: `fetch`
+/// (getting its recording), `transcription`, or `processing` (anything else).
+pub fn failure_stage(reason: &str) -> &'static str {
+    let fetch = ["audio URL", "audio is larger", "fetching audio", "the Twilio integration"];
+    if fetch.iter().any(|start| reason.starts_with(start)) {
+        "fetch"
+    } else if reason.starts_with("transcription")
+        || reason.starts_with("the audio cannot be transcribed")
+    {
+        "transcription"
+    } else {
+        "processing"
+    }
 }
 
 /// The smallest event id of the events created at `at` or later: ids are time-ordered
@@ -99,11 +148,20 @@ impl EventFilter {
     /// Whether events about `datapoint` pass the filter's call conditions (provider, tags,
     /// metadata).
     pub fn matches_call(&self, datapoint: &Datapoint) -> bool {
-        self.provider.as_ref().is_none_or(|provider| *provider == datapoint.provider)
-            && self.tags.iter().all(|tag| datapoint.tags.contains(tag))
+        self.matches(&datapoint.provider, &datapoint.tags, &datapoint.metadata)
+    }
+
+    /// Whether a call of `provider` with `tags` and `metadata` passes the call conditions.
+    pub fn matches(
+        &self,
+        provider: &str,
+        tags: &[String],
+        metadata: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        self.provider.as_ref().is_none_or(|wanted| wanted == provider)
+            && self.tags.iter().all(|tag| tags.contains(tag))
             && self.metadata.iter().all(|(key, value)| {
-                datapoint
-                    .metadata
+                metadata
                     .get(key)
                     .and_then(metadata_filter_text)
                     .is_some_and(|stored| stored == *value)
@@ -363,6 +421,42 @@ pub fn excerpt(body: &[u8], limit: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_call_names_its_stage() {
+        assert_eq!(failure_stage("fetching audio: connection refused"), "fetch");
+        assert_eq!(failure_stage("audio URL answered 404"), "fetch");
+        assert_eq!(failure_stage("audio is larger than the 10-byte limit"), "fetch");
+        assert_eq!(failure_stage("transcription: worker exited"), "transcription");
+        assert_eq!(failure_stage("the audio cannot be transcribed: no speech"), "transcription");
+        assert_eq!(failure_stage("storing the datapoint: database is locked"), "processing");
+        let metadata =
+            serde_json::Map::from_iter([("queue".to_owned(), serde_json::json!("billing"))]);
+        let call = FailedCall {
+            ingest_id: Uuid::nil(),
+            organization_id: Uuid::nil(),
+            project_id: Uuid::nil(),
+            provider: "twilio",
+            call_id: "CA1",
+            source: "webhook",
+            tags: &["vip".to_owned()],
+            metadata: &metadata,
+            reason: "fetching audio: answered 503",
+            attempts: 5,
+        };
+        let data = call_failed(&call);
+        assert_eq!(
+            (&data["stage"], &data["attempts"], &data["metadata"]["queue"]),
+            (&serde_json::json!("fetch"), &serde_json::json!(5), &serde_json::json!("billing"))
+        );
+        let filter = EventFilter {
+            provider: Some("twilio".into()),
+            tags: vec!["vip".into()],
+            ..EventFilter::default()
+        };
+        assert!(filter.matches(call.provider, call.tags, call.metadata));
+        assert!(!filter.matches("retell", call.tags, call.metadata));
+    }
 
     /// A window's bounds order every event id created in it between them, and none outside.
     #[test]

@@ -70,7 +70,15 @@ impl JobRunner for IngestJobs {
             JobPayload::IngestV1 { ingest_id } => {
                 self.domain
                     .storage
-                    .fail_job(job.id, ingest_id, job.attempts, reason, retry_at, now)
+                    .fail_job(
+                        job.id,
+                        ingest_id,
+                        job.input.as_deref(),
+                        job.attempts,
+                        reason,
+                        retry_at,
+                        now,
+                    )
                     .await
             }
             JobPayload::MonitorBackfillV1 { backfill_id } => {

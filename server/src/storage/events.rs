@@ -777,6 +777,29 @@ pub(super) async fn events_into(
     Ok(())
 }
 
+/// Writes, into `batch`, a `call.failed` for `call` to the enabled endpoints of its
+/// organization that subscribe to it and whose filter its provider, tags and metadata pass.
+pub(super) async fn call_failed_into(
+    connection: &impl ConnectionTrait,
+    call: &events::FailedCall<'_>,
+    batch: &mut Batch,
+    now: DateTime<Utc>,
+    context: &'static str,
+) -> Result<(), Error> {
+    let endpoints = enabled_endpoints(connection, &[call.organization_id], context).await?;
+    let to: Vec<&Endpoint> = endpoints
+        .iter()
+        .filter(|endpoint| {
+            endpoint.subscribes(events::CALL_FAILED)
+                && endpoint.filter.matches(call.provider, call.tags, call.metadata)
+                && endpoint.filter.monitor_id.is_none()
+        })
+        .collect();
+    let data = events::call_failed(call);
+    emit_into(batch, call.organization_id, events::CALL_FAILED, &data, &to, now)?;
+    Ok(())
+}
+
 /// Writes an event and its deliveries to `receivers` into `batch`; nothing without receivers.
 fn emit_into(
     batch: &mut Batch,

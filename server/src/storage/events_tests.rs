@@ -339,3 +339,66 @@ async fn failed_attempts_are_read_by_their_index() {
     assert!(plan.contains("event_attempts_failed_by_endpoint"), "{plan}");
     assert!(!plan.contains("TEMP B-TREE"), "{plan}");
 }
+
+/// A call whose processing gives up sends `call.failed` in the transaction that makes its
+/// ingest dead, to the endpoints that subscribe and whose filter its tags pass; a failure
+/// retried later sends nothing.
+#[tokio::test]
+async fn a_dead_ingest_sends_call_failed() {
+    let storage = &super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
+    let failures = endpoint(organization, &["call.failed"], EventFilter::default());
+    let vip = endpoint(
+        organization,
+        &["call.failed"],
+        EventFilter { tags: vec!["vip".into()], ..EventFilter::default() },
+    );
+    let processed = endpoint(organization, &["call.processed"], EventFilter::default());
+    for sealed in [&failures, &vip, &processed] {
+        storage.insert_event_endpoint(sealed).await.unwrap();
+    }
+    let mut ingest = new_ingest(organization, project, "CA-dead");
+    ingest.conversation.metadata.insert("queue".into(), serde_json::json!("billing"));
+    let write = IngestWrite { ingests: vec![ingest], ..IngestWrite::default() };
+    let to_workers = super::IntakeSettings { max_attempts: 2, transcripts_at_intake: false };
+    storage.commit_ingest_writes(&[&write], to_workers, now).await.unwrap();
+    let lease = Duration::seconds(60);
+    let claimed =
+        storage.queue().claim("w", now, std::time::Duration::from_secs(60), 5).await.unwrap();
+    let job = &claimed[0];
+    let ingest_id = job.payload.ingest_id().unwrap();
+
+    let retry_at = now + Duration::seconds(5);
+    storage
+        .fail_job(
+            job.id,
+            ingest_id,
+            job.input.as_deref(),
+            1,
+            "fetching audio: 503",
+            Some(retry_at),
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(storage.take_due_event_deliveries(now, now, 100).await.unwrap().is_empty());
+    storage
+        .fail_job(job.id, ingest_id, job.input.as_deref(), 2, "fetching audio: 503", None, now)
+        .await
+        .unwrap();
+    let due = storage.take_due_event_deliveries(now, now + lease, 100).await.unwrap();
+    assert_eq!(due.len(), 1, "only the unfiltered call.failed endpoint");
+    assert_eq!(
+        (due[0].endpoint_id, due[0].event_type.as_str()),
+        (failures.endpoint.id, "call.failed")
+    );
+    let event: serde_json::Value = serde_json::from_str(&due[0].body).unwrap();
+    let data = &event["data"];
+    assert_eq!(data["call_id"], "CA-dead");
+    assert_eq!(data["ingest_id"], ingest_id.to_string());
+    assert_eq!(data["stage"], "fetch");
+    assert_eq!(data["reason"], "fetching audio: 503");
+    assert_eq!(data["attempts"], 2);
+    assert_eq!(data["metadata"]["queue"], "billing");
+}

@@ -361,11 +361,15 @@ impl Storage {
         transaction.commit().await.map_err(db_error(context))
     }
 
-    /// Records a failed attempt: queued again at `retry_at`, or dead when None.
+    /// Records a failed attempt: queued again at `retry_at`, or dead when None, with a
+    /// `call.failed` event for the endpoints that want it in the same transaction. `input` is
+    /// the job's copy of the conversation, when it has one (else the ingest's is read).
+    #[allow(clippy::too_many_arguments)] // the job, its ingest and the attempt's outcome
     pub async fn fail_job(
         &self,
         job_id: Uuid,
         ingest_id: Uuid,
+        input: Option<&str>,
         attempts: i32,
         error: &str,
         retry_at: Option<DateTime<Utc>>,
@@ -373,6 +377,39 @@ impl Storage {
     ) -> Result<(), Error> {
         let context = "recording a failed job";
         let transaction = self.begin_write().await.map_err(db_error(context))?;
+        if retry_at.is_none() {
+            let model = ingest::Entity::find_by_id(ingest_id.to_string())
+                .filter(ingest::Column::State.ne(IngestState::Done.as_str()))
+                .one(&transaction)
+                .await
+                .map_err(db_error(context))?;
+            if let Some(model) = model {
+                let stored = input.unwrap_or(&model.payload_json);
+                let conversation = match serde_json::from_str(stored) {
+                    Ok(StoredConversation::V1(conversation)) => Some(conversation),
+                    Err(_) => None,
+                };
+                let (tags, metadata) = conversation
+                    .map(|conversation| (conversation.tags, conversation.metadata))
+                    .unwrap_or_default();
+                let call = crate::model::events::FailedCall {
+                    ingest_id,
+                    organization_id: parse_uuid(context, &model.organization_id)?,
+                    project_id: parse_uuid(context, &model.project_id)?,
+                    provider: &model.provider,
+                    call_id: &model.call_id,
+                    source: &model.source,
+                    tags: &tags,
+                    metadata: &metadata,
+                    reason: error,
+                    attempts,
+                };
+                let mut batch = super::Batch::new(transaction.get_database_backend());
+                super::events::call_failed_into(&transaction, &call, &mut batch, now, context)
+                    .await?;
+                batch.execute(&transaction, context).await?;
+            }
+        }
         let (job_status, ingest_state) = match retry_at {
             Some(_) => (JobStatus::Queued, IngestState::Failed),
             None => (JobStatus::Dead, IngestState::Dead),

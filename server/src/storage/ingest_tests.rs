@@ -165,7 +165,7 @@ async fn queue_commits_claims_retries_and_finishes() {
 
     // A failed attempt is retried at its time, not before; the last failure makes it dead.
     let retry_at = clock.now() + chrono::Duration::seconds(30);
-    storage.fail_job(job, job, 1, "upstream 503", Some(retry_at), clock.now()).await.unwrap();
+    storage.fail_job(job, job, None, 1, "upstream 503", Some(retry_at), clock.now()).await.unwrap();
     let record = storage.get_ingest(organization, job).await.unwrap().unwrap();
     assert_eq!((record.state, record.last_error.as_str()), (IngestState::Failed, "upstream 503"));
     assert_eq!(record.next_attempt_at, Some(retry_at));
@@ -182,7 +182,7 @@ async fn queue_commits_claims_retries_and_finishes() {
     clock.advance(chrono::Duration::seconds(2));
     let due = storage.queue().claim("w4", clock.now(), lease, 5).await.unwrap();
     assert!(due.iter().any(|claimed| claimed.id == job));
-    storage.fail_job(job, job, 2, "upstream 503", None, clock.now()).await.unwrap();
+    storage.fail_job(job, job, None, 2, "upstream 503", None, clock.now()).await.unwrap();
     assert_eq!(
         storage.get_ingest(organization, job).await.unwrap().unwrap().state,
         IngestState::Dead

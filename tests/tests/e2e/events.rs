@@ -601,3 +601,38 @@ async fn test_events_replays_and_updates_over_json() {
     assert_eq!(refused["details"][0]["debug"]["field_violations"][0]["field"], "url");
     server.stop().await;
 }
+
+/// A call whose recording cannot be fetched (its URL answers 404, a permanent failure) ends
+/// dead, and the endpoints subscribed to `call.failed` hear why, at which stage, after how many
+/// attempts.
+#[tokio::test]
+async fn a_call_that_cannot_be_processed_sends_call_failed() {
+    let server = ServerProcess::start(&FAST_RETRIES).await;
+    let (url, mut received) = receiver(vec![200]).await;
+    let (audio_host, _requests) = receiver(vec![404]).await;
+    let created = create(
+        &server,
+        pb::CreateEventEndpointRequest {
+            url,
+            event_types: vec!["call.failed".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let call = Conversation::new("evt-dead")
+        .tag("vip")
+        .audio(earshot::Audio::from_url(format!("{audio_host}/missing.wav")));
+    client(&server).await.ingest_conversations(vec![call]).await.unwrap();
+    let event = next(&mut received).await;
+    assert!(event.verifies(&created.secret));
+    let event = event.json();
+    assert_eq!(event["type"], "call.failed");
+    let data = &event["data"];
+    assert_eq!(data["call_id"], "evt-dead");
+    assert_eq!(data["project_id"], server.project_id.as_str());
+    assert_eq!(data["stage"], "fetch");
+    assert!(data["reason"].as_str().unwrap().contains("404"), "{data}");
+    assert_eq!(data["attempts"], 1);
+    assert_eq!(data["tags"], serde_json::json!(["vip"]));
+    server.stop().await;
+}
