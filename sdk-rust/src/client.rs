@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use earshot_proto::v1 as pb;
 use earshot_proto::v1::datapoint_service_client::DatapointServiceClient;
+use earshot_proto::v1::event_endpoint_service_client::EventEndpointServiceClient;
 use earshot_proto::v1::ingest_service_client::IngestServiceClient;
 use earshot_proto::v1::integration_service_client::IntegrationServiceClient;
 use earshot_proto::v1::monitor_service_client::MonitorServiceClient;
@@ -156,6 +157,7 @@ impl ClientBuilder {
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             integrations: IntegrationServiceClient::new(transport.clone()),
             monitors: MonitorServiceClient::new(transport.clone()),
+            event_endpoints: EventEndpointServiceClient::new(transport.clone()),
             projects: ProjectServiceClient::new(transport),
             project_id: self.project_id,
             timeout: self.timeout,
@@ -194,6 +196,7 @@ pub struct Client {
     pub(crate) datapoints: DatapointServiceClient<Transport>,
     pub(crate) integrations: IntegrationServiceClient<Transport>,
     pub(crate) monitors: MonitorServiceClient<Transport>,
+    pub(crate) event_endpoints: EventEndpointServiceClient<Transport>,
     pub(crate) projects: ProjectServiceClient<Transport>,
     pub(crate) project_id: Option<String>,
     pub(crate) timeout: Duration,

@@ -40,6 +40,7 @@ mod client;
 mod conversation;
 mod datapoints;
 mod error;
+mod events;
 mod integrations;
 mod lifecycle;
 mod monitors;
@@ -53,9 +54,11 @@ pub use earshot_proto::json::{json_to_struct, struct_to_json};
 /// The generated messages of the `earshot.v1` contract, which the calls return.
 pub use earshot_proto::v1 as proto;
 pub use earshot_proto::v1::{
-    ApiKeyScope, DeliveryVerdict, IngestState, IntegrationStatus, Provider, Source, WebhookAuthType,
+    ApiKeyScope, AttemptOutcomeFilter, DeliveryVerdict, IngestState, IntegrationStatus, Provider,
+    Source, WebhookAuthType,
 };
 pub use error::{Code, Error, FieldViolation, Result, code_name};
+pub use events::{EventEndpointChange, EventEndpoints, NewEventEndpoint};
 pub use integrations::{Integrations, NewIntegration};
 pub use monitors::{CheckRule, ExternalResult, MonitorDefinition, SummaryGranularity};
 pub use projects::CreatedApiKey;

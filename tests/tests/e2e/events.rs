@@ -636,3 +636,97 @@ async fn a_call_that_cannot_be_processed_sends_call_failed() {
     assert_eq!(data["tags"], serde_json::json!(["vip"]));
     server.stop().await;
 }
+
+/// The Rust SDK's endpoint calls against a real server: create with a filter and a header,
+/// list, pause and resume, rotate, a test event that verifies under both secrets, its attempt
+/// in the log, a replay by id, and deletion.
+#[tokio::test]
+async fn the_rust_sdk_manages_endpoints() {
+    let server = ServerProcess::start(&FAST_RETRIES).await;
+    let (url, mut received) = receiver(vec![200]).await;
+    let client = client(&server).await;
+    let endpoints = client.event_endpoints();
+    let (created, first_secret) = endpoints
+        .create(
+            earshot::NewEventEndpoint::new(url)
+                .description("crm")
+                .event_type("call.processed")
+                .tag("vip")
+                .header("x-team-token", "t0k3n"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.filter.as_ref().unwrap().tags, ["vip"]);
+    assert_eq!(created.header_names, ["x-team-token"]);
+    let listed = endpoints.list().await.unwrap();
+    assert_eq!(
+        listed.iter().map(|endpoint| endpoint.id.as_str()).collect::<Vec<_>>(),
+        [created.id.as_str()]
+    );
+
+    let paused = endpoints
+        .update(&created.id, earshot::EventEndpointChange::default().enabled(false))
+        .await
+        .unwrap();
+    assert_eq!((paused.enabled, paused.disabled_reason.as_str()), (false, "disabled"));
+    let refused = endpoints.send_test_event(&created.id).await.unwrap_err();
+    assert_eq!(refused.code(), earshot::Code::InvalidArgument);
+    let resumed = endpoints
+        .update(
+            &created.id,
+            earshot::EventEndpointChange::default().enabled(true).description("crm, resumed"),
+        )
+        .await
+        .unwrap();
+    assert!(resumed.enabled);
+    assert_eq!(
+        (resumed.description.as_str(), resumed.event_types.as_slice()),
+        ("crm, resumed", &["call.processed".to_owned()][..])
+    );
+
+    let (rotated, second_secret) = endpoints.rotate_secret(&created.id, None).await.unwrap();
+    assert_eq!(rotated.active_secrets, 2);
+    let event_id = endpoints.send_test_event(&created.id).await.unwrap();
+    let test = next(&mut received).await;
+    assert_eq!(test.header("webhook-id"), event_id);
+    assert!(test.verifies(&first_secret) && test.verifies(&second_secret));
+    assert_eq!(test.header("x-team-token"), "t0k3n");
+    let logged = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let page = endpoints
+                .attempts(
+                    &created.id,
+                    Some(&event_id),
+                    Some(earshot::AttemptOutcomeFilter::Succeeded),
+                    None,
+                )
+                .await
+                .unwrap();
+            if !page.attempts.is_empty() {
+                return page.attempts;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the test event's attempt logged within 30 s");
+    assert_eq!((logged[0].http_status, logged[0].event_type.as_str()), (200, "endpoint.test"));
+    assert_eq!(endpoints.replay_event(&created.id, &event_id).await.unwrap(), 1);
+    assert_eq!(next(&mut received).await.header("webhook-id"), event_id);
+    assert_eq!(
+        endpoints
+            .replay_failed(
+                &created.id,
+                std::time::SystemTime::now() - Duration::from_secs(3600),
+                None
+            )
+            .await
+            .unwrap(),
+        0
+    );
+
+    endpoints.delete(&created.id).await.unwrap();
+    assert!(endpoints.list().await.unwrap().is_empty());
+    assert_eq!(endpoints.get(&created.id).await.unwrap_err().code(), earshot::Code::NotFound);
+    server.stop().await;
+}
