@@ -17,7 +17,7 @@ pub const EVENT_TYPES: [&str; 6] = [
     CALL_PROCESSED,
     CALL_FAILED,
     CHECK_FAILED,
-    "integration.disabled",
+    INTEGRATION_DISABLED,
     "integration.secret_expiring",
     ENDPOINT_DISABLED,
 ];
@@ -40,6 +40,26 @@ pub fn endpoint_test(endpoint_id: Uuid) -> serde_json::Value {
     serde_json::json!({
         "endpoint_id": endpoint_id.to_string(),
         "message": "A test event from earshot: this endpoint receives and verifies events.",
+    })
+}
+
+/// An integration was disabled: its webhooks are answered 404 from now on.
+pub const INTEGRATION_DISABLED: &str = "integration.disabled";
+
+/// The data of an `integration.disabled` event.
+pub fn integration_disabled(
+    integration_id: Uuid,
+    organization_id: Uuid,
+    project_id: &str,
+    provider: &str,
+    display_name: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "integration_id": integration_id.to_string(),
+        "organization_id": organization_id.to_string(),
+        "project_id": project_id,
+        "provider": provider,
+        "display_name": display_name,
     })
 }
 

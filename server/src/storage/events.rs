@@ -800,6 +800,36 @@ pub(super) async fn call_failed_into(
     Ok(())
 }
 
+/// Writes, into `batch`, an event about an integration of `provider` to the enabled endpoints
+/// of the organization that subscribe to `event_type` and whose filter's provider, if any, is
+/// that one (a filter's tags, metadata and monitor are about calls: such endpoints get none).
+#[allow(clippy::too_many_arguments)] // the event, where it goes, and the transaction's own
+pub(super) async fn integration_event_into(
+    connection: &impl ConnectionTrait,
+    organization_id: Uuid,
+    provider: &str,
+    event_type: &str,
+    data: &serde_json::Value,
+    batch: &mut Batch,
+    now: DateTime<Utc>,
+    context: &'static str,
+) -> Result<(), Error> {
+    let endpoints = enabled_endpoints(connection, &[organization_id], context).await?;
+    let to: Vec<&Endpoint> = endpoints
+        .iter()
+        .filter(|endpoint| {
+            let filter = &endpoint.filter;
+            endpoint.subscribes(event_type)
+                && filter.provider.as_deref().is_none_or(|wanted| wanted == provider)
+                && filter.tags.is_empty()
+                && filter.metadata.is_empty()
+                && filter.monitor_id.is_none()
+        })
+        .collect();
+    emit_into(batch, organization_id, event_type, data, &to, now)?;
+    Ok(())
+}
+
 /// Writes an event and its deliveries to `receivers` into `batch`; nothing without receivers.
 fn emit_into(
     batch: &mut Batch,

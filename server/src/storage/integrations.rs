@@ -190,15 +190,49 @@ impl Storage {
         status: IntegrationStatus,
         updated_at: DateTime<Utc>,
     ) -> Result<(), Error> {
-        integration::Entity::update_many()
+        let context = "changing an integration's status";
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
+        // Only a change counts: disabling a disabled integration sends no event.
+        let changed = integration::Entity::update_many()
             .col_expr(integration::Column::Status, Expr::value(status.as_str()))
             .col_expr(integration::Column::UpdatedAtMs, Expr::value(to_millis(updated_at)))
             .filter(integration::Column::Id.eq(id.to_string()))
             .filter(integration::Column::OrganizationId.eq(organization_id.to_string()))
-            .exec(&self.db)
+            .filter(integration::Column::Status.ne(status.as_str()))
+            .exec(&transaction)
             .await
-            .map_err(db_error("changing an integration's status"))?;
-        Ok(())
+            .map_err(db_error(context))?
+            .rows_affected
+            > 0;
+        if changed && status == IntegrationStatus::Disabled {
+            let model = integration::Entity::find_by_id(id.to_string())
+                .one(&transaction)
+                .await
+                .map_err(db_error(context))?;
+            if let Some(model) = model {
+                let data = crate::model::events::integration_disabled(
+                    id,
+                    organization_id,
+                    &model.project_id,
+                    &model.provider,
+                    &model.display_name,
+                );
+                let mut batch = super::Batch::new(transaction.get_database_backend());
+                super::events::integration_event_into(
+                    &transaction,
+                    organization_id,
+                    &model.provider,
+                    crate::model::events::INTEGRATION_DISABLED,
+                    &data,
+                    &mut batch,
+                    updated_at,
+                    context,
+                )
+                .await?;
+                batch.execute(&transaction, context).await?;
+            }
+        }
+        transaction.commit().await.map_err(db_error(context))
     }
 
     /// In one transaction: the current generation gets `previous_valid_until`; expired and

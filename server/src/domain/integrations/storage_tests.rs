@@ -457,3 +457,61 @@ async fn list_pages_through_integrations_in_creation_order() {
         domain.list_integrations(&admin, project_id, Some(Provider::Retell), 0, "").await.unwrap();
     assert!(retell.integrations.is_empty());
 }
+
+/// Disabling an integration sends `integration.disabled` to the endpoints that subscribe (a
+/// filter's provider narrows; endpoints filtering calls by tag get none), in the transaction
+/// that disables it; disabling it again, or enabling it, sends nothing.
+#[tokio::test]
+async fn disabling_an_integration_sends_integration_disabled() {
+    use crate::model::events::{Endpoint, EventFilter};
+    use crate::storage::{SealedEndpoint, StoredHeaders, StoredSecret};
+    let Fixture { domain, admin, project_id, clock, .. } = fixture().await;
+    let integration = domain.create_integration(&admin, twilio(project_id, TOKEN_A)).await.unwrap();
+    let endpoint = |event_types: &[&str], filter: EventFilter| SealedEndpoint {
+        endpoint: Endpoint {
+            event_types: event_types.iter().map(|kind| (*kind).to_owned()).collect(),
+            filter,
+            ..Endpoint::new(
+                Uuid::now_v7(),
+                admin.organization_id,
+                "https://receiver.example/hook".into(),
+                clock.now(),
+            )
+        },
+        secrets: vec![StoredSecret {
+            key_id: "k".into(),
+            sealed: "AAAA".into(),
+            expires_at_ms: None,
+        }],
+        headers: StoredHeaders::default(),
+    };
+    let twilio_only = endpoint(
+        &["integration.disabled"],
+        EventFilter { provider: Some("twilio".into()), ..EventFilter::default() },
+    );
+    let retell_only = endpoint(
+        &["integration.disabled"],
+        EventFilter { provider: Some("retell".into()), ..EventFilter::default() },
+    );
+    let vip_calls =
+        endpoint(&[], EventFilter { tags: vec!["vip".into()], ..EventFilter::default() });
+    for sealed in [&twilio_only, &retell_only, &vip_calls] {
+        domain.storage.insert_event_endpoint(sealed).await.unwrap();
+    }
+    for status in
+        [IntegrationStatus::Disabled, IntegrationStatus::Disabled, IntegrationStatus::Active]
+    {
+        domain.set_integration_status(&admin, integration.id, status).await.unwrap();
+    }
+    let now = clock.now();
+    let due = domain.storage.take_due_event_deliveries(now, now, 100).await.unwrap();
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!(
+        (due[0].endpoint_id, due[0].event_type.as_str()),
+        (twilio_only.endpoint.id, "integration.disabled")
+    );
+    let event: serde_json::Value = serde_json::from_str(&due[0].body).unwrap();
+    assert_eq!(event["data"]["integration_id"], integration.id.to_string());
+    assert_eq!(event["data"]["provider"], "twilio");
+    assert_eq!(event["data"]["project_id"], project_id.to_string());
+}
