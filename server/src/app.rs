@@ -282,7 +282,8 @@ impl App {
 }
 
 /// Background upkeep: writes the webhook routes' usage counters every `flush_every` (and a
-/// last time at shutdown), prunes the delivery log hourly, and removes what the projects'
+/// last time at shutdown), prunes the delivery log and old events hourly, announces rotated-out
+/// integration secrets whose grace ends soon every minute, and removes what the projects'
 /// retention says has expired every `sweep_every`.
 async fn upkeep(
     domain: Domain,
@@ -294,6 +295,7 @@ async fn upkeep(
     let mut flush = tokio::time::interval(flush_every);
     let mut prune = tokio::time::interval(PRUNE_EVERY);
     let mut prune_events = tokio::time::interval(PRUNE_EVERY);
+    let mut expiring = tokio::time::interval(Duration::from_secs(60));
     let mut sweep = tokio::time::interval(sweep_every);
     loop {
         tokio::select! {
@@ -326,6 +328,13 @@ async fn upkeep(
                 }
                 Ok(_) => {}
                 Err(error) => tracing::warn!(error = %error, "could not prune outbound events"),
+            },
+            _ = expiring.tick() => match domain.announce_expiring_secrets().await {
+                Ok(announced) if announced > 0 => {
+                    tracing::info!(announced, "announced integration secrets whose grace ends soon");
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(error = %error, "could not announce expiring secrets"),
             },
             changed = stop.changed() => {
                 let stopping = changed.is_err() || *stop.borrow_and_update();

@@ -62,6 +62,7 @@ pub struct EventsConfig {
     pub lease_seconds: u64,
     pub retry_schedule_ms: Vec<u64>,
     pub retention_days: u32,
+    pub secret_expiry_notice_hours: u32,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -319,6 +320,9 @@ impl Config {
                 "events.lease_seconds",
                 "must be longer than events.timeout_seconds (at least 1)",
             );
+        }
+        if self.events.secret_expiry_notice_hours > 24 * 7 {
+            return invalid("events.secret_expiry_notice_hours", "at most 168 (a week)");
         }
         if self.events.retry_schedule_ms.len() > 20 {
             return invalid("events.retry_schedule_ms", "at most 20 retries");
@@ -598,6 +602,9 @@ impl Config {
                 rotation_grace_default: chrono::Duration::hours(24),
                 rotation_grace_max: chrono::Duration::days(7),
                 retention: chrono::Duration::days(self.events.retention_days.into()),
+                secret_expiry_notice: chrono::Duration::hours(
+                    self.events.secret_expiry_notice_hours.into(),
+                ),
             },
         }
     }

@@ -64,6 +64,8 @@ pub struct EventSettings {
     pub rotation_grace_max: chrono::Duration,
     /// How long events, their deliveries and attempts are kept.
     pub retention: chrono::Duration,
+    /// `integration.secret_expiring` goes out this long before a replaced secret set ends.
+    pub secret_expiry_notice: chrono::Duration,
 }
 
 impl Default for EventSettings {
@@ -77,6 +79,7 @@ impl Default for EventSettings {
             rotation_grace_default: chrono::Duration::hours(24),
             rotation_grace_max: chrono::Duration::days(7),
             retention: chrono::Duration::days(30),
+            secret_expiry_notice: chrono::Duration::hours(24),
         }
     }
 }
@@ -384,6 +387,15 @@ impl Domain {
                 StoredSecret::of(self.keyring.seal(json.as_bytes(), &headers_aad(id)), None)
             }),
         }
+    }
+
+    /// Sends `integration.secret_expiring` for the replaced secret sets whose grace ends within
+    /// `events.secret_expiry_notice_hours`, each once. Returns how many sets.
+    pub async fn announce_expiring_secrets(&self) -> Result<usize> {
+        let now = self.clock.now();
+        self.storage
+            .announce_expiring_secrets(now, now + self.settings.events.secret_expiry_notice)
+            .await
     }
 
     async fn sealed_endpoint(&self, principal: &Principal, id: Uuid) -> Result<SealedEndpoint> {

@@ -18,7 +18,7 @@ pub const EVENT_TYPES: [&str; 6] = [
     CALL_FAILED,
     CHECK_FAILED,
     INTEGRATION_DISABLED,
-    "integration.secret_expiring",
+    INTEGRATION_SECRET_EXPIRING,
     ENDPOINT_DISABLED,
 ];
 
@@ -60,6 +60,37 @@ pub fn integration_disabled(
         "project_id": project_id,
         "provider": provider,
         "display_name": display_name,
+    })
+}
+
+/// A replaced secret set of an integration stops verifying soon (its rotation's grace ends).
+pub const INTEGRATION_SECRET_EXPIRING: &str = "integration.secret_expiring";
+
+/// A replaced secret set whose grace is ending, as `integration.secret_expiring` tells it.
+#[derive(Clone, Debug)]
+pub struct ExpiringSecrets<'a> {
+    pub integration_id: Uuid,
+    pub organization_id: Uuid,
+    pub project_id: &'a str,
+    pub provider: &'a str,
+    pub display_name: &'a str,
+    pub generation: i32,
+    /// The names of its secrets (`auth_token`, `api_key`, ...), never their values.
+    pub names: &'a [String],
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The data of an `integration.secret_expiring` event.
+pub fn integration_secret_expiring(secrets: &ExpiringSecrets<'_>) -> serde_json::Value {
+    serde_json::json!({
+        "integration_id": secrets.integration_id.to_string(),
+        "organization_id": secrets.organization_id.to_string(),
+        "project_id": secrets.project_id,
+        "provider": secrets.provider,
+        "display_name": secrets.display_name,
+        "generation": secrets.generation,
+        "secret_names": secrets.names,
+        "expires_at": secrets.expires_at.to_rfc3339_opts(SecondsFormat::Millis, true),
     })
 }
 

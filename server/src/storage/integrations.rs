@@ -235,6 +235,94 @@ impl Storage {
         transaction.commit().await.map_err(db_error(context))
     }
 
+    /// Announces the replaced secret sets whose grace ends before `until` (and has not ended
+    /// at `now`): marks their rows, and writes an `integration.secret_expiring` per
+    /// integration and generation for the endpoints that want it, in one transaction. A set
+    /// is announced once, by whichever process looks first (the marking `UPDATE … RETURNING`
+    /// takes only unmarked rows, by `integration_secrets_to_announce`). Returns how many sets.
+    pub async fn announce_expiring_secrets(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<usize, Error> {
+        use std::collections::BTreeMap;
+        let context = "announcing expiring integration secrets";
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
+        let backend = transaction.get_database_backend();
+        let p = |index: usize| match backend {
+            sea_orm::DbBackend::Postgres => format!("${index}"),
+            _ => format!("?{index}"),
+        };
+        let sql = format!(
+            "UPDATE integration_secrets SET expiry_notified_at_ms = {now} \
+             WHERE expires_at_ms IS NOT NULL AND expiry_notified_at_ms IS NULL \
+             AND expires_at_ms > {now} AND expires_at_ms <= {until} \
+             RETURNING integration_id, generation, name, expires_at_ms",
+            now = p(1),
+            until = p(2),
+        );
+        let rows = transaction
+            .query_all_raw(sea_orm::Statement::from_sql_and_values(
+                backend,
+                sql,
+                [to_millis(now).into(), to_millis(until).into()],
+            ))
+            .await
+            .map_err(db_error(context))?;
+        // (integration, generation) -> (deadline, names)
+        let mut sets: BTreeMap<(String, i32), (i64, Vec<String>)> = BTreeMap::new();
+        for row in rows {
+            let get = |error| Error::internal(context, error);
+            let integration_id: String = row.try_get("", "integration_id").map_err(get)?;
+            let generation: i32 = row.try_get("", "generation").map_err(get)?;
+            let name: String = row.try_get("", "name").map_err(get)?;
+            let expires_at_ms: i64 = row.try_get("", "expires_at_ms").map_err(get)?;
+            let set =
+                sets.entry((integration_id, generation)).or_insert((expires_at_ms, Vec::new()));
+            set.0 = Ord::min(set.0, expires_at_ms);
+            set.1.push(name);
+        }
+        let mut batch = super::Batch::new(backend);
+        let announced = sets.len();
+        for ((integration_id, generation), (expires_at_ms, mut names)) in sets {
+            let Some(model) = integration::Entity::find_by_id(integration_id)
+                .one(&transaction)
+                .await
+                .map_err(db_error(context))?
+            else {
+                continue;
+            };
+            names.sort_unstable();
+            let organization_id = parse_uuid(context, &model.organization_id)?;
+            let data = crate::model::events::integration_secret_expiring(
+                &crate::model::events::ExpiringSecrets {
+                    integration_id: parse_uuid(context, &model.id)?,
+                    organization_id,
+                    project_id: &model.project_id,
+                    provider: &model.provider,
+                    display_name: &model.display_name,
+                    generation,
+                    names: &names,
+                    expires_at: from_millis(expires_at_ms),
+                },
+            );
+            super::events::integration_event_into(
+                &transaction,
+                organization_id,
+                &model.provider,
+                crate::model::events::INTEGRATION_SECRET_EXPIRING,
+                &data,
+                &mut batch,
+                now,
+                context,
+            )
+            .await?;
+        }
+        batch.execute(&transaction, context).await?;
+        transaction.commit().await.map_err(db_error(context))?;
+        Ok(announced)
+    }
+
     /// In one transaction: the current generation gets `previous_valid_until`; expired and
     /// surplus replaced generations are deleted; `secrets` become the new current generation.
     pub async fn rotate_integration_secrets(
@@ -450,6 +538,7 @@ async fn insert_secrets(
         last4: Set(secret.last4.clone()),
         created_at_ms: Set(to_millis(now)),
         expires_at_ms: Set(None),
+        expiry_notified_at_ms: Set(None),
     });
     integration_secret::Entity::insert_many(rows)
         .exec(connection)

@@ -458,6 +458,35 @@ async fn list_pages_through_integrations_in_creation_order() {
     assert!(retell.integrations.is_empty());
 }
 
+/// An enabled event endpoint of `organization_id` for `event_types`, stored as is.
+fn event_endpoint(
+    organization_id: Uuid,
+    event_types: &[&str],
+    filter: crate::model::events::EventFilter,
+    now: chrono::DateTime<Utc>,
+) -> crate::storage::SealedEndpoint {
+    use crate::model::events::Endpoint;
+    use crate::storage::{SealedEndpoint, StoredHeaders, StoredSecret};
+    SealedEndpoint {
+        endpoint: Endpoint {
+            event_types: event_types.iter().map(|kind| (*kind).to_owned()).collect(),
+            filter,
+            ..Endpoint::new(
+                Uuid::now_v7(),
+                organization_id,
+                "https://receiver.example/hook".into(),
+                now,
+            )
+        },
+        secrets: vec![StoredSecret {
+            key_id: "k".into(),
+            sealed: "AAAA".into(),
+            expires_at_ms: None,
+        }],
+        headers: StoredHeaders::default(),
+    }
+}
+
 /// Disabling an integration sends `integration.disabled` to the endpoints that subscribe (a
 /// filter's provider narrows; endpoints filtering calls by tag get none), in the transaction
 /// that disables it; disabling it again, or enabling it, sends nothing.
@@ -514,4 +543,57 @@ async fn disabling_an_integration_sends_integration_disabled() {
     assert_eq!(event["data"]["integration_id"], integration.id.to_string());
     assert_eq!(event["data"]["provider"], "twilio");
     assert_eq!(event["data"]["project_id"], project_id.to_string());
+}
+
+/// A rotated-out secret set is announced (`integration.secret_expiring`, names but no values)
+/// once its grace ends within the notice, once only, and not after it ended.
+#[tokio::test]
+async fn a_rotated_out_secret_is_announced_once_before_its_grace_ends() {
+    let Fixture { domain, admin, project_id, clock, .. } = fixture().await;
+    let integration = domain.create_integration(&admin, twilio(project_id, TOKEN_A)).await.unwrap();
+    let listener = event_endpoint(
+        admin.organization_id,
+        &["integration.secret_expiring"],
+        crate::model::events::EventFilter::default(),
+        clock.now(),
+    );
+    domain.storage.insert_event_endpoint(&listener).await.unwrap();
+    domain
+        .rotate_secrets(
+            &admin,
+            integration.id,
+            secrets(&[("auth_token", TOKEN_B)]),
+            Some(Duration::hours(48)),
+        )
+        .await
+        .unwrap();
+    let deadline = clock.now() + Duration::hours(48);
+    // 48 hours left: beyond the 24-hour notice.
+    assert_eq!(domain.announce_expiring_secrets().await.unwrap(), 0);
+    clock.advance(Duration::hours(25));
+    assert_eq!(domain.announce_expiring_secrets().await.unwrap(), 1);
+    assert_eq!(domain.announce_expiring_secrets().await.unwrap(), 0, "announced once");
+    let now = clock.now();
+    let due = domain.storage.take_due_event_deliveries(now, now, 100).await.unwrap();
+    assert_eq!(due.len(), 1);
+    let event: serde_json::Value = serde_json::from_str(&due[0].body).unwrap();
+    assert_eq!(event["type"], "integration.secret_expiring");
+    let data = &event["data"];
+    assert_eq!(data["integration_id"], integration.id.to_string());
+    assert_eq!(data["secret_names"], serde_json::json!(["auth_token"]));
+    assert_eq!(data["generation"], 1);
+    assert_eq!(data["expires_at"], deadline.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    assert!(!due[0].body.contains(TOKEN_A));
+    // A set whose grace has already ended when first looked at is not announced.
+    domain
+        .rotate_secrets(
+            &admin,
+            integration.id,
+            secrets(&[("auth_token", TOKEN_C)]),
+            Some(Duration::hours(1)),
+        )
+        .await
+        .unwrap();
+    clock.advance(Duration::hours(2));
+    assert_eq!(domain.announce_expiring_secrets().await.unwrap(), 0);
 }

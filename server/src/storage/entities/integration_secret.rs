@@ -16,6 +16,8 @@ pub struct Model {
     pub created_at_ms: i64,
     /// None for the current set; the grace deadline for replaced sets.
     pub expires_at_ms: Option<i64>,
+    /// When `integration.secret_expiring` was written for this replaced set (m0021).
+    pub expiry_notified_at_ms: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -23,6 +23,7 @@ mod m0017_smaller_result_rows;
 mod m0018_verdict_columns;
 mod m0019_event_endpoints;
 mod m0020_event_attempt_failures;
+mod m0021_secret_expiry_notices;
 
 use sea_orm_migration::prelude::*;
 
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0018_verdict_columns::Migration),
             Box::new(m0019_event_endpoints::Migration),
             Box::new(m0020_event_attempt_failures::Migration),
+            Box::new(m0021_secret_expiry_notices::Migration),
         ]
     }
 }
