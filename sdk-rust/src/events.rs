@@ -18,6 +18,9 @@ use crate::error::Result;
 ///     .event_type("check.failed")
 ///     .tag("vip")
 ///     .header("x-team-token", "...");
+/// let alerts = earshot::NewEventEndpoint::new("https://hooks.slack.com/services/T0/B0/x")
+///     .slack()
+///     .monitor("0193...");
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NewEventEndpoint(pb::CreateEventEndpointRequest);
@@ -88,6 +91,21 @@ impl NewEventEndpoint {
         self
     }
 
+    /// A Slack incoming webhook: sent a readable message per event, `check.failed` only
+    /// unless types are given, at most one per monitor an hour unless a cooldown is given.
+    #[must_use]
+    pub fn slack(mut self) -> Self {
+        self.0.kind = pb::EventEndpointKind::Slack as i32;
+        self
+    }
+
+    /// `check.failed` at most once per monitor per `cooldown` (whole seconds; zero: every one).
+    #[must_use]
+    pub fn alert_cooldown(mut self, cooldown: Duration) -> Self {
+        self.0.alert_cooldown_seconds = Some(u32::try_from(cooldown.as_secs()).unwrap_or(u32::MAX));
+        self
+    }
+
     fn filter(&mut self) -> &mut pb::EventFilter {
         self.0.filter.get_or_insert_with(Default::default)
     }
@@ -152,6 +170,13 @@ impl EventEndpointChange {
     #[must_use]
     pub fn headers(self, headers: HashMap<String, String>) -> Self {
         self.set("headers", |values| values.headers = headers)
+    }
+
+    /// `check.failed` at most once per monitor per `cooldown` (zero: every one).
+    #[must_use]
+    pub fn alert_cooldown(self, cooldown: Duration) -> Self {
+        let seconds = u32::try_from(cooldown.as_secs()).unwrap_or(u32::MAX);
+        self.set("alert_cooldown_seconds", |values| values.alert_cooldown_seconds = seconds)
     }
 
     /// Disabling fails its pending deliveries; enabling clears why it was disabled.

@@ -32,6 +32,7 @@ pub struct EndpointChange {
     pub rate_limit_per_second: Option<u32>,
     pub headers: Option<BTreeMap<String, String>>,
     pub enabled: Option<bool>,
+    pub alert_cooldown_seconds: Option<u32>,
 }
 
 /// What a caller gives to create an endpoint.
@@ -44,6 +45,9 @@ pub struct EndpointInput {
     pub include_transcript: bool,
     pub rate_limit_per_second: u32,
     pub headers: BTreeMap<String, String>,
+    pub kind: events::EndpointKind,
+    /// None: the kind's default (an hour for Slack, none for a webhook).
+    pub alert_cooldown_seconds: Option<u32>,
 }
 
 /// Settings of the sender, from the configuration.
@@ -111,6 +115,9 @@ impl Domain {
         check_description(&input.description, &mut violations);
         let event_types = checked_event_types(&input.event_types, &mut violations);
         check_headers(&input.headers, &mut violations);
+        if let Some(cooldown) = input.alert_cooldown_seconds {
+            check_cooldown(cooldown, &mut violations);
+        }
         violations.into_result()?;
         let now = self.clock.now();
         let id = Uuid::now_v7();
@@ -119,6 +126,14 @@ impl Domain {
         let mut endpoint = Endpoint::new(id, principal.organization_id, url, now);
         endpoint.description = input.description.trim().to_owned();
         endpoint.event_types = event_types;
+        // A Slack channel subscribed to nothing in particular hears of failed checks only.
+        if input.kind == events::EndpointKind::Slack && endpoint.event_types.is_empty() {
+            endpoint.event_types = vec![events::CHECK_FAILED.to_owned()];
+        }
+        endpoint.kind = input.kind;
+        endpoint.alert_cooldown_seconds = input
+            .alert_cooldown_seconds
+            .unwrap_or_else(|| input.kind.default_alert_cooldown_seconds());
         endpoint.filter = input.filter;
         endpoint.include_transcript = input.include_transcript;
         endpoint.rate_limit_per_second =
@@ -161,6 +176,9 @@ impl Domain {
         if let Some(headers) = &change.headers {
             check_headers(headers, &mut violations);
         }
+        if let Some(cooldown) = change.alert_cooldown_seconds {
+            check_cooldown(cooldown, &mut violations);
+        }
         violations.into_result()?;
         let mut sealed = self.sealed_endpoint(principal, id).await?;
         let now = self.clock.now();
@@ -179,6 +197,9 @@ impl Domain {
         }
         if let Some(include_transcript) = change.include_transcript {
             endpoint.include_transcript = include_transcript;
+        }
+        if let Some(cooldown) = change.alert_cooldown_seconds {
+            endpoint.alert_cooldown_seconds = cooldown;
         }
         if let Some(limit) = change.rate_limit_per_second {
             endpoint.rate_limit_per_second = (limit > 0).then_some(limit);
@@ -655,8 +676,14 @@ impl Sender {
     }
 
     /// The body as sent: links added, and the transcript for an endpoint that asks for it.
+    /// What is POSTed: the event's JSON (with links, and the transcript when asked), or for
+    /// a Slack endpoint, the message that tells it.
     async fn body(&self, delivery: &DueDelivery, endpoint: &Endpoint) -> String {
         let base = &self.domain.settings.public_base_url;
+        if endpoint.kind == events::EndpointKind::Slack {
+            let body = events::finish_body(&delivery.body, base, None);
+            return events::slack_message(&body, endpoint.alert_cooldown_seconds);
+        }
         if !(endpoint.include_transcript && delivery.event_type == events::CALL_PROCESSED) {
             return events::finish_body(&delivery.body, base, None);
         }
@@ -700,6 +727,18 @@ fn require_enabled(endpoint: &Endpoint) -> Result<()> {
             "endpoint_id",
             format!("the endpoint is disabled ({}); enable it first", endpoint.disabled_reason),
         ))
+    }
+}
+
+/// The longest `check.failed` cooldown: a week.
+const MAX_ALERT_COOLDOWN_SECONDS: u32 = 7 * 24 * 3600;
+
+fn check_cooldown(seconds: u32, violations: &mut Violations) {
+    if seconds > MAX_ALERT_COOLDOWN_SECONDS {
+        violations.add(
+            "alert_cooldown_seconds",
+            format!("at most {MAX_ALERT_COOLDOWN_SECONDS} (a week)"),
+        );
     }
 }
 

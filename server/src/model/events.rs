@@ -220,6 +220,41 @@ impl EventFilter {
     }
 }
 
+/// What an endpoint is: a receiver of the events' JSON, or a Slack incoming webhook, sent a
+/// readable message for each event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EndpointKind {
+    #[default]
+    Webhook,
+    Slack,
+}
+
+impl EndpointKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Webhook => "webhook",
+            Self::Slack => "slack",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "webhook" => Some(Self::Webhook),
+            "slack" => Some(Self::Slack),
+            _ => None,
+        }
+    }
+
+    /// The cooldown of `check.failed` per monitor when none is asked: an hour for Slack (a bad
+    /// hour is one alert, not a thousand), none for a webhook (a machine wants every one).
+    pub fn default_alert_cooldown_seconds(self) -> u32 {
+        match self {
+            Self::Webhook => 0,
+            Self::Slack => 3600,
+        }
+    }
+}
+
 /// An organization's receiver of events, as stored (its secrets and headers sealed apart).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Endpoint {
@@ -245,6 +280,9 @@ pub struct Endpoint {
     pub updated_at: DateTime<Utc>,
     /// Signing secrets valid now.
     pub active_secrets: usize,
+    pub kind: EndpointKind,
+    /// `check.failed` at most once per monitor per this many seconds; 0: every one.
+    pub alert_cooldown_seconds: u32,
 }
 
 impl Endpoint {
@@ -270,6 +308,8 @@ impl Endpoint {
             created_at: now,
             updated_at: now,
             active_secrets: 1,
+            kind: EndpointKind::Webhook,
+            alert_cooldown_seconds: 0,
         }
     }
 
@@ -406,6 +446,72 @@ pub fn finish_body(
     envelope.to_string()
 }
 
+/// The Slack message for an event's finished body (`finish_body`): `check.failed` as the
+/// monitor, the call, the check, its value against the threshold and why, with the call's
+/// recording linked; other types as their type and the call or endpoint they are about. Text
+/// from calls is escaped as Slack's mrkdwn asks (`&`, `<`, `>`), so a transcript cannot
+/// forge a link or a mention.
+pub fn slack_message(body: &str, cooldown_seconds: u32) -> String {
+    let envelope: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let text = |value: &serde_json::Value| -> String {
+        let raw = match value {
+            serde_json::Value::String(text) => text.clone(),
+            serde_json::Value::Null => "none".to_owned(),
+            other => other.to_string(),
+        };
+        raw.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    };
+    let event_type = envelope["type"].as_str().unwrap_or_default();
+    let data = &envelope["data"];
+    let call = format!(
+        "call `{}` ({}, datapoint {})",
+        text(&data["call_id"]),
+        text(&data["provider"]),
+        text(&data["datapoint_id"])
+    );
+    let lines: Vec<String> = match event_type {
+        CHECK_FAILED => {
+            let check = &data["check"];
+            let mut lines = vec![
+                format!(
+                    ":rotating_light: *{}*: check *{}* failed on {call}",
+                    text(&data["monitor"]["name"]),
+                    text(&check["name"])
+                ),
+                format!(
+                    "Value {} ({} {} {}): {}",
+                    text(&data["value"]),
+                    text(&check["measure"]),
+                    text(&check["comparator"]).replace('_', " "),
+                    text(&check["threshold"]),
+                    text(&data["explanation"])
+                ),
+            ];
+            if let Some(audio) = data["links"]["audio"].as_str() {
+                lines.push(format!("<{}|Listen to the call>", text(&serde_json::json!(audio))));
+            }
+            if cooldown_seconds > 0 {
+                lines.push(format!(
+                    "_Further failures of this monitor are held back for {} min._",
+                    cooldown_seconds.div_ceil(60)
+                ));
+            }
+            lines
+        }
+        CALL_PROCESSED => vec![format!("Stored {call}")],
+        CALL_FAILED => vec![format!(
+            ":warning: Processing gave up on call `{}` ({}) at {}: {}",
+            text(&data["call_id"]),
+            text(&data["provider"]),
+            text(&data["stage"]),
+            text(&data["reason"])
+        )],
+        ENDPOINT_TEST => vec![format!(":white_check_mark: {}", text(&data["message"]))],
+        _ => vec![format!("earshot event `{}`", text(&serde_json::json!(event_type)))],
+    };
+    serde_json::json!({ "text": lines.join("\n") }).to_string()
+}
+
 /// One logged attempt to deliver an event to an endpoint.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AttemptRecord {
@@ -507,6 +613,43 @@ mod tests {
         };
         assert!(filter.matches(call.provider, call.tags, call.metadata));
         assert!(!filter.matches("retell", call.tags, call.metadata));
+    }
+
+    /// A failed check reads as a sentence with its value, threshold, explanation and link;
+    /// text from the call cannot open a Slack link or mention.
+    #[test]
+    fn check_failed_reads_well_in_slack() {
+        let body = serde_json::json!({
+            "type": "check.failed", "timestamp": "2026-11-01T12:00:00Z",
+            "data": {
+                "call_id": "CA<!channel>", "provider": "retell", "datapoint_id": "0193",
+                "monitor": {"name": "Support quality"},
+                "check": {"name": "slow answers", "measure": "p95_response_latency_ms",
+                          "comparator": "greater_than", "threshold": 1500.0},
+                "value": 1830.0, "explanation": "p95_response_latency_ms is 1830 ms, greater than 1500 ms",
+                "links": {"audio": "https://earshot.example/v0/datapoints/0193/audio"}
+            }
+        })
+        .to_string();
+        let message: serde_json::Value = serde_json::from_str(&slack_message(&body, 3600)).unwrap();
+        let text = message["text"].as_str().unwrap();
+        assert!(text.starts_with(":rotating_light: *Support quality*: check *slow answers* failed on call `CA&lt;!channel&gt;` (retell"), "{text}");
+        assert!(
+            text.contains("Value 1830.0 (p95_response_latency_ms greater than 1500.0)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("<https://earshot.example/v0/datapoints/0193/audio|Listen to the call>"),
+            "{text}"
+        );
+        assert!(text.contains("held back for 60 min"), "{text}");
+        assert!(!text.contains("<!channel>"), "{text}");
+        let test =
+            serde_json::json!({"type": "endpoint.test", "data": {"message": "hi"}}).to_string();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&slack_message(&test, 0)).unwrap()["text"],
+            ":white_check_mark: hi"
+        );
     }
 
     /// A window's bounds order every event id created in it between them, and none outside.

@@ -13,7 +13,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::entities::{event, event_attempt, event_delivery, event_endpoint};
+use super::entities::{alert_cooldown, event, event_attempt, event_delivery, event_endpoint};
 use super::{Batch, Storage, db_error, parse_uuid};
 use crate::clock::{from_millis, to_millis};
 use crate::error::Error;
@@ -198,6 +198,11 @@ impl Storage {
             let backend = transaction.get_database_backend();
             let statement = fail_pending(id, "the endpoint was deleted", now);
             transaction.execute_raw(backend.build(&statement)).await.map_err(db_error(context))?;
+            alert_cooldown::Entity::delete_many()
+                .filter(alert_cooldown::Column::EndpointId.eq(id.to_string()))
+                .exec(&transaction)
+                .await
+                .map_err(db_error(context))?;
         }
         transaction.commit().await.map_err(db_error(context))?;
         Ok(deleted)
@@ -226,6 +231,10 @@ impl Storage {
             .col_expr(Column::IncludeTranscript, Expr::value(endpoint.include_transcript))
             .col_expr(Column::RateLimitPerSecond, Expr::value(limit))
             .col_expr(Column::HeadersJson, Expr::value(to_json(&sealed.headers)?))
+            .col_expr(
+                Column::AlertCooldownSeconds,
+                Expr::value(i32::try_from(endpoint.alert_cooldown_seconds).unwrap_or(i32::MAX)),
+            )
             .col_expr(Column::UpdatedAtMs, Expr::value(to_millis(now)));
         if sets_enabled {
             update = update
@@ -765,16 +774,98 @@ pub(super) async fn events_into(
         let data = events::call_processed(datapoint);
         emit_into(batch, datapoint.organization_id, events::CALL_PROCESSED, &data, &to, now)?;
     }
+    let mut cooldowns = Cooldowns::read(connection, &endpoints, failures, now, context).await?;
     for failure in failures {
         let Some(datapoint) =
             datapoints.iter().find(|datapoint| datapoint.id == failure.datapoint_id)
         else {
             continue;
         };
-        let to = receivers(datapoint, events::CHECK_FAILED, Some(failure.monitor_id));
+        let mut to = receivers(datapoint, events::CHECK_FAILED, Some(failure.monitor_id));
+        to.retain(|endpoint| cooldowns.take(endpoint, failure.monitor_id));
         emit_into(batch, datapoint.organization_id, events::CHECK_FAILED, &failure.data, &to, now)?;
     }
+    cooldowns.write_into(batch);
     Ok(())
+}
+
+/// The `check.failed` cooldowns of one `events_into`: when each endpoint with a cooldown last
+/// got each monitor's (read once), and the alerts this commit sends (written with it).
+struct Cooldowns {
+    last_sent_ms: HashMap<(Uuid, Uuid), i64>,
+    sent: Vec<(Uuid, Uuid)>,
+    now_ms: i64,
+}
+
+impl Cooldowns {
+    /// One query for the endpoints that have a cooldown, when a check failed.
+    async fn read(
+        connection: &impl ConnectionTrait,
+        endpoints: &[Endpoint],
+        failures: &[super::monitors::CheckFailure],
+        now: DateTime<Utc>,
+        context: &'static str,
+    ) -> Result<Self, Error> {
+        let mut cooldowns =
+            Self { last_sent_ms: HashMap::new(), sent: Vec::new(), now_ms: to_millis(now) };
+        let held: Vec<String> = endpoints
+            .iter()
+            .filter(|endpoint| endpoint.alert_cooldown_seconds > 0)
+            .map(|endpoint| endpoint.id.to_string())
+            .collect();
+        if held.is_empty() || failures.is_empty() {
+            return Ok(cooldowns);
+        }
+        for model in alert_cooldown::Entity::find()
+            .filter(alert_cooldown::Column::EndpointId.is_in(held))
+            .all(connection)
+            .await
+            .map_err(db_error(context))?
+        {
+            let key =
+                (parse_uuid(context, &model.endpoint_id)?, parse_uuid(context, &model.monitor_id)?);
+            cooldowns.last_sent_ms.insert(key, model.sent_at_ms);
+        }
+        Ok(cooldowns)
+    }
+
+    /// Whether `endpoint` gets this `check.failed` of `monitor_id`: always without a
+    /// cooldown; with one, when none was sent within it (counting this commit's).
+    fn take(&mut self, endpoint: &Endpoint, monitor_id: Uuid) -> bool {
+        if endpoint.alert_cooldown_seconds == 0 {
+            return true;
+        }
+        let key = (endpoint.id, monitor_id);
+        let cooldown_ms = i64::from(endpoint.alert_cooldown_seconds) * 1000;
+        if self.last_sent_ms.get(&key).is_some_and(|sent| self.now_ms - sent < cooldown_ms) {
+            return false;
+        }
+        self.last_sent_ms.insert(key, self.now_ms);
+        self.sent.push(key);
+        true
+    }
+
+    fn write_into(self, batch: &mut Batch) {
+        if self.sent.is_empty() {
+            return;
+        }
+        let on_conflict = sea_orm::sea_query::OnConflict::columns([
+            alert_cooldown::Column::EndpointId,
+            alert_cooldown::Column::MonitorId,
+        ])
+        .update_column(alert_cooldown::Column::SentAtMs)
+        .to_owned();
+        let rows = self
+            .sent
+            .iter()
+            .map(|(endpoint_id, monitor_id)| alert_cooldown::ActiveModel {
+                endpoint_id: Set(endpoint_id.to_string()),
+                monitor_id: Set(monitor_id.to_string()),
+                sent_at_ms: Set(self.now_ms),
+            })
+            .collect();
+        batch.insert_rows(rows, Some(&on_conflict));
+    }
 }
 
 /// Writes, into `batch`, a `call.failed` for `call` to the enabled endpoints of its
@@ -953,6 +1044,10 @@ fn endpoint_model(sealed: &SealedEndpoint) -> Result<event_endpoint::ActiveModel
         last_failure_at_ms: Set(endpoint.last_failure_at.map(to_millis)),
         created_at_ms: Set(to_millis(endpoint.created_at)),
         updated_at_ms: Set(to_millis(endpoint.updated_at)),
+        kind: Set(endpoint.kind.as_str().to_owned()),
+        alert_cooldown_seconds: Set(
+            i32::try_from(endpoint.alert_cooldown_seconds).unwrap_or(i32::MAX)
+        ),
     })
 }
 
@@ -984,6 +1079,9 @@ fn sealed_endpoint(model: event_endpoint::Model) -> Result<SealedEndpoint, Error
         created_at: from_millis(model.created_at_ms),
         updated_at: from_millis(model.updated_at_ms),
         active_secrets: secrets.len(),
+        kind: events::EndpointKind::parse(&model.kind)
+            .ok_or_else(|| Error::internal(context, format!("unknown kind {}", model.kind)))?,
+        alert_cooldown_seconds: u32::try_from(model.alert_cooldown_seconds).unwrap_or(0),
     };
     Ok(SealedEndpoint { endpoint, secrets, headers })
 }

@@ -402,3 +402,64 @@ async fn a_dead_ingest_sends_call_failed() {
     assert_eq!(data["attempts"], 2);
     assert_eq!(data["metadata"]["queue"], "billing");
 }
+
+/// `check.failed` to an endpoint with a cooldown goes once per monitor per cooldown (the first
+/// of a burst, then the first after it ends), while an endpoint without one gets every one;
+/// each monitor has its own cooldown.
+#[tokio::test]
+async fn a_cooldown_holds_back_a_monitors_failures_until_it_ends() {
+    use crate::model::datapoints::Datapoint;
+    use crate::model::events::EndpointKind;
+    let storage = &super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let start = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
+    let mut slack = endpoint(organization, &["check.failed"], EventFilter::default());
+    slack.endpoint.kind = EndpointKind::Slack;
+    slack.endpoint.alert_cooldown_seconds = 3600;
+    let every = endpoint(organization, &["check.failed"], EventFilter::default());
+    for sealed in [&slack, &every] {
+        storage.insert_event_endpoint(sealed).await.unwrap();
+    }
+    let (monitor, other_monitor) = (Uuid::now_v7(), Uuid::now_v7());
+    // Writes, at `minute`, a check.failed of `monitor` on a fresh call, as a commit would.
+    let fail = |minute: i64, monitor_id: Uuid| async move {
+        let at = start + Duration::minutes(minute);
+        let conversation =
+            new_ingest(organization, project, &format!("call-{minute}")).conversation;
+        let datapoint = Datapoint::merge(None, &conversation, None, organization, project, at);
+        let failure = super::monitors::CheckFailure {
+            datapoint_id: datapoint.id,
+            monitor_id,
+            data: serde_json::json!({"monitor": {"id": monitor_id.to_string()}}),
+        };
+        let context = "test";
+        let transaction = storage.begin_write().await.unwrap();
+        let mut batch =
+            super::Batch::new(sea_orm::ConnectionTrait::get_database_backend(&transaction));
+        super::events::events_into(
+            &transaction,
+            &[&datapoint],
+            &[failure],
+            &mut batch,
+            at,
+            context,
+        )
+        .await
+        .unwrap();
+        batch.execute(&transaction, context).await.unwrap();
+        transaction.commit().await.unwrap();
+    };
+    for minute in [0, 10, 59] {
+        fail(minute, monitor).await;
+    }
+    fail(20, other_monitor).await;
+    fail(61, monitor).await;
+    let end = start + Duration::hours(2);
+    let due = storage.take_due_event_deliveries(end, end, 100).await.unwrap();
+    let count = |endpoint_id: Uuid| {
+        due.iter().filter(|delivery| delivery.endpoint_id == endpoint_id).count()
+    };
+    assert_eq!(count(every.endpoint.id), 5, "no cooldown: every failure");
+    // Minutes 0 and 61 of the first monitor, minute 20 of the other.
+    assert_eq!(count(slack.endpoint.id), 3);
+}

@@ -730,3 +730,64 @@ async fn the_rust_sdk_manages_endpoints() {
     assert_eq!(endpoints.get(&created.id).await.unwrap_err().code(), earshot::Code::NotFound);
     server.stop().await;
 }
+
+/// A Slack endpoint (made with the Rust SDK) gets a failed check as a readable message, and a
+/// burst of bad calls as one alert: the monitor's cooldown holds the rest back.
+#[tokio::test]
+async fn a_slack_endpoint_gets_one_readable_alert_per_monitor_and_cooldown() {
+    use earshot::{CheckRule, MonitorDefinition};
+    let server = ServerProcess::start(&FAST_RETRIES).await;
+    let client = client(&server).await;
+    let slow = client
+        .create_check(
+            "slow answers",
+            "",
+            CheckRule::new("p95_response_latency_ms", "greater_than", "1500"),
+        )
+        .await
+        .unwrap();
+    client.create_monitor(MonitorDefinition::new("Support quality").check(&slow.id)).await.unwrap();
+    let (url, mut received) = receiver(vec![200]).await;
+    let (alerts, _) =
+        client.event_endpoints().create(earshot::NewEventEndpoint::new(url).slack()).await.unwrap();
+    assert_eq!(alerts.kind, pb::EventEndpointKind::Slack as i32);
+    assert_eq!(
+        (alerts.event_types.as_slice(), alerts.alert_cooldown_seconds),
+        (&["check.failed".to_owned()][..], 3600)
+    );
+
+    for call_id in ["slow-1", "slow-2", "slow-3"] {
+        client.ingest_conversations(vec![answered_after(call_id, 2_500)]).await.unwrap();
+    }
+    let message = next(&mut received).await;
+    let text = message.json()["text"].as_str().unwrap().to_owned();
+    assert!(
+        text.contains("*Support quality*: check *slow answers* failed on call `slow-1`"),
+        "{text}"
+    );
+    assert!(text.contains("Value 2500.0 (p95_response_latency_ms greater than 1500.0)"), "{text}");
+    assert!(text.contains("held back for 60 min"), "{text}");
+    // The other two were stored (and judged) without an alert.
+    client.wait_for_datapoint("slow-3", Duration::from_secs(30)).await.unwrap();
+    let event_id = client.event_endpoints().send_test_event(&alerts.id).await.unwrap();
+    let test = next(&mut received).await;
+    assert_eq!(test.header("webhook-id"), event_id, "the next message is the test, no other alert");
+    assert!(test.json()["text"].as_str().unwrap().starts_with(":white_check_mark:"));
+    // Deliveries are taken in due order and a batch's attempts logged together: once the test
+    // event's attempt is logged, any alert due before it would be too. There are two.
+    let endpoints = client.event_endpoints();
+    let logged = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let page = endpoints.attempts(&alerts.id, None, None, None).await.unwrap();
+            if page.attempts.iter().any(|attempt| attempt.event_id == event_id) {
+                return page.attempts;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the test event's attempt logged within 30 s");
+    let types: Vec<&str> = logged.iter().map(|attempt| attempt.event_type.as_str()).collect();
+    assert_eq!(types, ["endpoint.test", "check.failed"]);
+    server.stop().await;
+}

@@ -27,6 +27,10 @@ pub struct Model {
     pub last_failure_at_ms: Option<i64>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// `webhook` or `slack` (m0022).
+    pub kind: String,
+    /// `check.failed` at most once per monitor per this many seconds; 0: every one (m0022).
+    pub alert_cooldown_seconds: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,6 +1,7 @@
 //! sea-orm entities. Ids are UUID text and times are milliseconds since the Unix epoch, which
 //! read the same on SQLite and Postgres.
 
+pub mod alert_cooldown;
 pub mod api_key;
 pub mod audio_object;
 pub mod check;

@@ -24,6 +24,7 @@ mod m0018_verdict_columns;
 mod m0019_event_endpoints;
 mod m0020_event_attempt_failures;
 mod m0021_secret_expiry_notices;
+mod m0022_slack_alerts;
 
 use sea_orm_migration::prelude::*;
 
@@ -55,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0019_event_endpoints::Migration),
             Box::new(m0020_event_attempt_failures::Migration),
             Box::new(m0021_secret_expiry_notices::Migration),
+            Box::new(m0022_slack_alerts::Migration),
         ]
     }
 }

@@ -9,10 +9,12 @@ use super::convert::{time_from_proto, timestamp};
 use crate::domain::events::{EndpointChange, EndpointInput};
 use crate::domain::{Domain, parse_id};
 use crate::error::Violations;
-use crate::model::events::{AttemptFilter, AttemptRecord, Endpoint, EventFilter, Replay};
+use crate::model::events::{
+    AttemptFilter, AttemptRecord, Endpoint, EndpointKind, EventFilter, Replay,
+};
 
 /// The fields of `EventEndpointChange` an update_mask may name.
-const CHANGEABLE: [&str; 8] = [
+const CHANGEABLE: [&str; 9] = [
     "url",
     "description",
     "event_types",
@@ -21,6 +23,7 @@ const CHANGEABLE: [&str; 8] = [
     "rate_limit_per_second",
     "headers",
     "enabled",
+    "alert_cooldown_seconds",
 ];
 
 #[derive(Clone, Debug)]
@@ -53,6 +56,11 @@ fn endpoint(endpoint: &Endpoint) -> pb::EventEndpoint {
         created_at: Some(timestamp(endpoint.created_at)),
         updated_at: Some(timestamp(endpoint.updated_at)),
         active_secrets: u32::try_from(endpoint.active_secrets).unwrap_or(u32::MAX),
+        kind: match endpoint.kind {
+            EndpointKind::Webhook => pb::EventEndpointKind::Webhook,
+            EndpointKind::Slack => pb::EventEndpointKind::Slack,
+        } as i32,
+        alert_cooldown_seconds: endpoint.alert_cooldown_seconds,
     }
 }
 
@@ -100,6 +108,20 @@ impl EventEndpointService for EventEndpointApi {
             include_transcript: request.include_transcript,
             rate_limit_per_second: request.rate_limit_per_second,
             headers: request.headers.into_iter().collect(),
+            kind: match pb::EventEndpointKind::try_from(request.kind) {
+                Ok(pb::EventEndpointKind::Unspecified | pb::EventEndpointKind::Webhook) => {
+                    EndpointKind::Webhook
+                }
+                Ok(pb::EventEndpointKind::Slack) => EndpointKind::Slack,
+                Err(_) => {
+                    return Err(crate::error::Error::invalid(
+                        "kind",
+                        format!("unknown value {}", request.kind),
+                    )
+                    .into());
+                }
+            },
+            alert_cooldown_seconds: request.alert_cooldown_seconds,
         };
         let (created, secret) = self.domain.create_event_endpoint(&principal, input).await?;
         Ok(Response::new(pb::CreateEventEndpointResponse {
@@ -220,6 +242,8 @@ impl EventEndpointService for EventEndpointApi {
                 .then_some(values.rate_limit_per_second),
             headers: given("headers").then(|| values.headers.into_iter().collect()),
             enabled: given("enabled").then_some(values.enabled),
+            alert_cooldown_seconds: given("alert_cooldown_seconds")
+                .then_some(values.alert_cooldown_seconds),
         };
         let updated = self.domain.update_event_endpoint(&principal, id, change).await?;
         Ok(Response::new(pb::UpdateEventEndpointResponse { endpoint: Some(endpoint(&updated)) }))
