@@ -110,6 +110,27 @@ impl MonitorDefinition {
         self
     }
 
+    /// Calls the provider judged successful (true) or not (false).
+    #[must_use]
+    pub fn successful(mut self, successful: bool) -> Self {
+        self.filter.successful = Some(successful);
+        self
+    }
+
+    /// Calls with this provider sentiment (case ignored).
+    #[must_use]
+    pub fn sentiment(mut self, sentiment: impl Into<String>) -> Self {
+        self.filter.sentiment = sentiment.into();
+        self
+    }
+
+    /// Calls with this provider outcome (case ignored).
+    #[must_use]
+    pub fn outcome(mut self, outcome: impl Into<String>) -> Self {
+        self.filter.outcome = outcome.into();
+        self
+    }
+
     #[must_use]
     pub fn integration_id(mut self, integration_id: impl Into<String>) -> Self {
         self.filter.integration_id = integration_id.into();

@@ -543,6 +543,12 @@ pub struct DatapointPage {
 /// database; PostgreSQL refuses B-tree entries over about 2.7 KB).
 pub const MAX_FILTERABLE_METADATA_BYTES: usize = 1024;
 
+/// A verdict's text as stored and searched: trimmed, ASCII letters lower-cased (as SQL's
+/// `lower` does on SQLite).
+pub fn verdict_text(text: &str) -> String {
+    text.trim().to_ascii_lowercase()
+}
+
 /// A metadata value as the text that `metadata key = value` filters compare with; None when it
 /// is not filterable (objects, arrays, null, text over `MAX_FILTERABLE_METADATA_BYTES`).
 pub fn metadata_filter_text(value: &serde_json::Value) -> Option<String> {

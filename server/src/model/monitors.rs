@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::checks::{self, Check, CheckValue};
 use super::conversation::Source;
-use super::datapoints::{Datapoint, DatapointQuery, TextQuery, metadata_filter_text};
+use super::datapoints::{Datapoint, DatapointQuery, TextQuery, metadata_filter_text, verdict_text};
 
 /// Which calls a monitor looks at: the filters of `SearchDatapoints` that describe a call
 /// (all given ones must match), without paging or order. Stored as JSON in the monitor's row;
@@ -39,6 +39,12 @@ pub struct MonitorFilter {
     pub text_contains: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub integration_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub successful: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentiment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
 }
 
 impl MonitorFilter {
@@ -56,6 +62,9 @@ impl MonitorFilter {
             to: self.to,
             text_contains: self.text_contains.clone(),
             integration_id: self.integration_id,
+            successful: self.successful,
+            sentiment: self.sentiment.clone(),
+            outcome: self.outcome.clone(),
             ..DatapointQuery::default()
         }
     }
@@ -91,7 +100,18 @@ impl MonitorFilter {
             && self.from.is_none_or(|from| occurred >= from)
             && self.to.is_none_or(|to| occurred <= to)
             && self.text_contains.as_deref().is_none_or(|text| contains_terms(subject, text))
+            && self.successful.is_none_or(|wanted| datapoint.analysis.successful == Some(wanted))
+            && verdict_matches(&self.sentiment, datapoint.analysis.sentiment.as_deref())
+            && verdict_matches(&self.outcome, datapoint.analysis.outcome.as_deref())
     }
+}
+
+/// A verdict filter as a search applies it: compared as stored (`verdict_text`); a call
+/// without the verdict matches no filter on it.
+fn verdict_matches(wanted: &Option<String>, actual: Option<&str>) -> bool {
+    wanted.as_deref().is_none_or(|wanted| {
+        actual.is_some_and(|actual| verdict_text(actual) == verdict_text(wanted))
+    })
 }
 
 fn contains_terms(subject: &checks::Subject<'_>, text: &str) -> bool {
@@ -349,7 +369,11 @@ mod tests {
                 .as_object()
                 .cloned()
                 .unwrap(),
-            extras: ProviderExtras { successful: Some(false), ..ProviderExtras::default() },
+            extras: ProviderExtras {
+                successful: Some(false),
+                sentiment: Some(" Negative".into()),
+                ..ProviderExtras::default()
+            },
             mut_id: None,
             integration_id: None,
         };
@@ -406,6 +430,17 @@ mod tests {
             integration_id: Some(Uuid::from_u128(9)),
             ..Default::default()
         }));
+        // Verdicts as the search compares them (case and surrounding space ignored); a call
+        // without one (this one has no outcome) matches no filter on it.
+        assert!(matches(MonitorFilter { successful: Some(false), ..Default::default() }));
+        assert!(!matches(MonitorFilter { successful: Some(true), ..Default::default() }));
+        let verdict = |sentiment: &str| MonitorFilter {
+            sentiment: Some(sentiment.into()),
+            ..Default::default()
+        };
+        assert!(matches(verdict("negative ")));
+        assert!(!matches(verdict("positive")));
+        assert!(!matches(MonitorFilter { outcome: Some("resolved".into()), ..Default::default() }));
     }
 
     #[test]
@@ -457,6 +492,20 @@ mod tests {
             ..Default::default()
         };
         let json = serde_json::to_string(&filter).unwrap();
+        // A filter stored before verdicts reads back without them; one with them keeps them.
+        let judged = MonitorFilter {
+            successful: Some(true),
+            outcome: Some("Resolved".into()),
+            ..filter.clone()
+        };
+        let judged_json = serde_json::to_string(&judged).unwrap();
+        assert!(
+            judged_json.ends_with(r#""successful":true,"outcome":"Resolved"}"#),
+            "{judged_json}"
+        );
+        assert_eq!(serde_json::from_str::<MonitorFilter>(&judged_json).unwrap(), judged);
+        let query = judged.as_query();
+        assert_eq!((query.successful, query.outcome.as_deref()), (Some(true), Some("Resolved")));
         assert_eq!(
             json,
             r#"{"provider":"retell","tags_all":["vip"],"metadata_equals":[["queue","billing"]],"text_contains":"human"}"#

@@ -18,6 +18,7 @@ use crate::jobs::queue;
 use crate::model::conversation::{Conversation, Source};
 use crate::model::datapoints::{
     Datapoint, DatapointQuery, DatapointView, TextQuery, TranscriptSource, metadata_filter_text,
+    verdict_text,
 };
 use crate::model::ingest::IngestState;
 
@@ -1052,12 +1053,6 @@ fn datapoint_active_model(datapoint: &Datapoint) -> Result<datapoint::ActiveMode
         verdict_sentiment: Set(datapoint.analysis.sentiment.as_deref().map(verdict_text)),
         verdict_outcome: Set(datapoint.analysis.outcome.as_deref().map(verdict_text)),
     })
-}
-
-/// A verdict's text as stored and searched: trimmed, ASCII letters lower-cased (as SQL's
-/// `lower` does on SQLite).
-pub(crate) fn verdict_text(text: &str) -> String {
-    text.trim().to_ascii_lowercase()
 }
 
 pub(super) fn datapoint_from_model(model: datapoint::Model) -> Result<Datapoint, Error> {

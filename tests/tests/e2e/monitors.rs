@@ -101,6 +101,12 @@ async fn a_monitor_flags_exactly_the_bad_retell_calls() {
     assert_eq!(monitor.checks.len(), 2);
     let taken = client.create_monitor(MonitorDefinition::new("retell quality").check(&slow.id));
     assert_eq!(taken.await.unwrap_err().code(), Code::AlreadyExists);
+    // A monitor of the calls Retell itself judged unsuccessful (its filter on the verdict).
+    let unsuccessful = client
+        .create_monitor(MonitorDefinition::new("judged failed").successful(false).check(&slow.id))
+        .await
+        .unwrap();
+    assert_eq!(unsuccessful.filter.as_ref().unwrap().successful, Some(false));
 
     let integration = create_integration(
         &server,
@@ -149,6 +155,10 @@ async fn a_monitor_flags_exactly_the_bad_retell_calls() {
     assert_eq!(
         call_ids(&client, DatapointQuery::new().monitor_id(&monitor.id)).await,
         set(&["retell-good", "retell-quick", "retell-slow", "retell-failed"])
+    );
+    assert_eq!(
+        call_ids(&client, DatapointQuery::new().monitor_id(&unsuccessful.id)).await,
+        set(&["retell-failed"])
     );
     // The provider's own verdicts are searchable too (the SDK call has none).
     assert_eq!(
@@ -307,6 +317,7 @@ async fn a_monitor_flags_exactly_the_bad_retell_calls() {
     let in_use = client.delete_check(&slow.id).await.unwrap_err();
     assert_eq!(in_use.code(), Code::InvalidArgument);
     client.delete_monitor(&monitor.id).await.unwrap();
+    client.delete_monitor(&unsuccessful.id).await.unwrap();
     assert!(client.list_monitors().await.unwrap().is_empty());
     assert_eq!(
         call_ids(&client, DatapointQuery::new().issues_only()).await,

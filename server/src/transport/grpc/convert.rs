@@ -691,6 +691,9 @@ pub fn monitor(monitor: &crate::model::monitors::Monitor) -> pb::Monitor {
             end_time: filter.to.map(timestamp),
             text_contains: filter.text_contains.clone().unwrap_or_default(),
             integration_id: filter.integration_id.map(|id| id.to_string()).unwrap_or_default(),
+            successful: filter.successful,
+            sentiment: filter.sentiment.clone().unwrap_or_default(),
+            outcome: filter.outcome.clone().unwrap_or_default(),
         }),
         checks: monitor
             .checks

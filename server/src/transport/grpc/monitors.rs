@@ -50,6 +50,9 @@ fn monitor_input(
             to: convert::time_filter("filter.end_time", filter.end_time)?,
             text_contains: non_empty(filter.text_contains),
             integration_id: optional_id("filter.integration_id", &filter.integration_id)?,
+            successful: filter.successful,
+            sentiment: non_empty(filter.sentiment),
+            outcome: non_empty(filter.outcome),
         },
         check_ids: check_ids
             .iter()
