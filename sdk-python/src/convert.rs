@@ -566,3 +566,52 @@ pub fn verdict_from_name(name: &str) -> Option<pb::DeliveryVerdict> {
     pb::DeliveryVerdict::from_str_name(&format!("DELIVERY_VERDICT_{}", name.to_ascii_uppercase()))
         .filter(|verdict| *verdict != pb::DeliveryVerdict::Unspecified)
 }
+
+pub fn event_endpoint(endpoint: &pb::EventEndpoint) -> Value {
+    let filter = endpoint.filter.clone().unwrap_or_default();
+    let kind = pb::EventEndpointKind::try_from(endpoint.kind)
+        .unwrap_or(pb::EventEndpointKind::Unspecified);
+    json!({
+        "id": endpoint.id,
+        "url": endpoint.url,
+        "description": endpoint.description,
+        "kind": match kind {
+            pb::EventEndpointKind::Slack => "slack",
+            _ => "webhook",
+        },
+        "event_types": endpoint.event_types,
+        "filter": {
+            "provider": filter.provider,
+            "tags": filter.tags,
+            "metadata": filter.metadata,
+            "monitor_id": filter.monitor_id,
+        },
+        "include_transcript": endpoint.include_transcript,
+        "rate_limit_per_second": endpoint.rate_limit_per_second,
+        "alert_cooldown_seconds": endpoint.alert_cooldown_seconds,
+        "enabled": endpoint.enabled,
+        "disabled_reason": endpoint.disabled_reason,
+        "header_names": endpoint.header_names,
+        "sent": endpoint.sent,
+        "failed": endpoint.failed,
+        "last_success_time": time(endpoint.last_success_at.as_ref()),
+        "last_failure_time": time(endpoint.last_failure_at.as_ref()),
+        "create_time": time(endpoint.created_at.as_ref()),
+        "update_time": time(endpoint.updated_at.as_ref()),
+        "active_secrets": endpoint.active_secrets,
+    })
+}
+
+pub fn event_attempt(attempt: &pb::EventAttempt) -> Value {
+    json!({
+        "id": attempt.id,
+        "event_id": attempt.event_id,
+        "endpoint_id": attempt.endpoint_id,
+        "event_type": attempt.event_type,
+        "attempt_time": time(attempt.attempted_at.as_ref()),
+        "http_status": attempt.http_status,
+        "latency_ms": attempt.latency_ms,
+        "response_excerpt": attempt.response_excerpt,
+        "error": attempt.error,
+    })
+}

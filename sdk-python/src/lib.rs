@@ -14,7 +14,10 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use earshot::proto as pb;
-use earshot::{DatapointQuery, FieldViolation, IngestBatch, NewIntegration};
+use earshot::{
+    AttemptOutcomeFilter, DatapointQuery, EventEndpointChange, FieldViolation, IngestBatch,
+    NewEventEndpoint, NewIntegration,
+};
 use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyPermissionError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -359,6 +362,44 @@ fn metadata_text(value: Value) -> String {
 fn parse<T: serde::de::DeserializeOwned>(field: &str, value: Value) -> PyResult<T> {
     serde_json::from_value(value)
         .map_err(|error| invalid(vec![FieldViolation::new(field, error.to_string())]))
+}
+
+/// An event endpoint's filter as Python gives it: `{"provider", "tags", "metadata", "monitor_id"}`.
+fn event_filter(value: Value) -> PyResult<pb::EventFilter> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct FilterJson {
+        #[serde(default)]
+        provider: String,
+        #[serde(default)]
+        tags: Vec<String>,
+        #[serde(default)]
+        metadata: HashMap<String, String>,
+        #[serde(default)]
+        monitor_id: String,
+    }
+    let filter: FilterJson = parse("filter", value)?;
+    Ok(pb::EventFilter {
+        provider: filter.provider,
+        tags: filter.tags,
+        metadata: filter.metadata,
+        monitor_id: filter.monitor_id,
+    })
+}
+
+/// What `EventEndpoints.update` changes: the keyword arguments given.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointChangesJson {
+    url: Option<String>,
+    description: Option<String>,
+    event_types: Option<Vec<String>>,
+    filter: Option<Value>,
+    include_transcript: Option<bool>,
+    rate_limit_per_second: Option<u32>,
+    headers: Option<HashMap<String, String>>,
+    enabled: Option<bool>,
+    alert_cooldown_seconds: Option<u32>,
 }
 
 fn options_from_json(value: Value) -> PyResult<pb::IntegrationOptions> {
@@ -1249,6 +1290,260 @@ impl Client {
                 let page =
                     client.integrations().deliveries(&integration_id, verdict, page_token).await?;
                 all.extend(page.deliveries.into_iter().map(convert::delivery));
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = Some(page.next_page_token);
+            }
+            all.truncate(limit);
+            Ok(Output::Json(Value::Array(all)))
+        })
+    }
+
+    #[pyo3(signature = (url, event_types, filter, description, include_transcript, rate_limit_per_second, headers, kind, alert_cooldown_seconds, asynchronous))]
+    #[allow(clippy::too_many_arguments)] // an endpoint's settings, as the Python call names them
+    fn create_event_endpoint<'py>(
+        &self,
+        py: Python<'py>,
+        url: String,
+        event_types: Vec<String>,
+        filter: Option<Bound<'py, PyDict>>,
+        description: Option<String>,
+        include_transcript: bool,
+        rate_limit_per_second: u32,
+        headers: HashMap<String, String>,
+        kind: Option<String>,
+        alert_cooldown_seconds: Option<u32>,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut new = NewEventEndpoint::new(url).rate_limit_per_second(rate_limit_per_second);
+        for event_type in event_types {
+            new = new.event_type(event_type);
+        }
+        if let Some(filter) = filter {
+            let filter = event_filter(json_arg(filter.as_any(), "filter")?)?;
+            if !filter.provider.is_empty() {
+                new = new.provider(filter.provider);
+            }
+            for tag in filter.tags {
+                new = new.tag(tag);
+            }
+            for (key, value) in filter.metadata {
+                new = new.metadata(key, value);
+            }
+            if !filter.monitor_id.is_empty() {
+                new = new.monitor(filter.monitor_id);
+            }
+        }
+        if let Some(description) = description {
+            new = new.description(description);
+        }
+        if include_transcript {
+            new = new.include_transcript();
+        }
+        for (name, value) in headers {
+            new = new.header(name, value);
+        }
+        match kind.as_deref() {
+            None | Some("webhook") => {}
+            Some("slack") => new = new.slack(),
+            Some(other) => {
+                return Err(invalid(vec![FieldViolation::new(
+                    "kind",
+                    format!("must be webhook or slack, not {other:?}"),
+                )]));
+            }
+        }
+        if let Some(seconds) = alert_cooldown_seconds {
+            new = new.alert_cooldown(Duration::from_secs(seconds.into()));
+        }
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let (endpoint, secret) = client.event_endpoints().create(new).await?;
+            Ok(Output::Json(serde_json::json!({
+                "endpoint": convert::event_endpoint(&endpoint),
+                "secret": secret,
+            })))
+        })
+    }
+
+    #[pyo3(signature = (asynchronous))]
+    fn list_event_endpoints<'py>(
+        &self,
+        py: Python<'py>,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let endpoints = client.event_endpoints().list().await?;
+            Ok(Output::Json(Value::Array(endpoints.iter().map(convert::event_endpoint).collect())))
+        })
+    }
+
+    #[pyo3(signature = (endpoint_id, asynchronous))]
+    fn get_event_endpoint<'py>(
+        &self,
+        py: Python<'py>,
+        endpoint_id: String,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let endpoint = client.event_endpoints().get(&endpoint_id).await?;
+            Ok(Output::Json(convert::event_endpoint(&endpoint)))
+        })
+    }
+
+    #[pyo3(signature = (endpoint_id, changes, asynchronous))]
+    fn update_event_endpoint<'py>(
+        &self,
+        py: Python<'py>,
+        endpoint_id: String,
+        changes: Bound<'py, PyDict>,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let changes: EndpointChangesJson =
+            parse("changes", json_arg(changes.as_any(), "changes")?)?;
+        let mut change = EventEndpointChange::default();
+        if let Some(url) = changes.url {
+            change = change.url(url);
+        }
+        if let Some(description) = changes.description {
+            change = change.description(description);
+        }
+        if let Some(event_types) = changes.event_types {
+            change = change.event_types(event_types);
+        }
+        if let Some(filter) = changes.filter {
+            change = change.filter(event_filter(filter)?);
+        }
+        if let Some(include) = changes.include_transcript {
+            change = change.include_transcript(include);
+        }
+        if let Some(limit) = changes.rate_limit_per_second {
+            change = change.rate_limit_per_second(limit);
+        }
+        if let Some(headers) = changes.headers {
+            change = change.headers(headers);
+        }
+        if let Some(enabled) = changes.enabled {
+            change = change.enabled(enabled);
+        }
+        if let Some(seconds) = changes.alert_cooldown_seconds {
+            change = change.alert_cooldown(Duration::from_secs(seconds.into()));
+        }
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let endpoint = client.event_endpoints().update(&endpoint_id, change).await?;
+            Ok(Output::Json(convert::event_endpoint(&endpoint)))
+        })
+    }
+
+    #[pyo3(signature = (endpoint_id, asynchronous))]
+    fn delete_event_endpoint<'py>(
+        &self,
+        py: Python<'py>,
+        endpoint_id: String,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            client.event_endpoints().delete(&endpoint_id).await?;
+            Ok(Output::Json(Value::Null))
+        })
+    }
+
+    #[pyo3(signature = (endpoint_id, grace_period_s, asynchronous))]
+    fn rotate_event_endpoint_secret<'py>(
+        &self,
+        py: Python<'py>,
+        endpoint_id: String,
+        grace_period_s: Option<f64>,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let grace = grace_period_s.map(|value| seconds("grace_period", value)).transpose()?;
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let (endpoint, secret) =
+                client.event_endpoints().rotate_secret(&endpoint_id, grace).await?;
+            Ok(Output::Json(serde_json::json!({
+                "endpoint": convert::event_endpoint(&endpoint),
+                "secret": secret,
+            })))
+        })
+    }
+
+    #[pyo3(signature = (endpoint_id, asynchronous))]
+    fn send_test_event<'py>(
+        &self,
+        py: Python<'py>,
+        endpoint_id: String,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let event_id = client.event_endpoints().send_test_event(&endpoint_id).await?;
+            Ok(Output::Json(Value::String(event_id)))
+        })
+    }
+
+    #[pyo3(signature = (endpoint_id, event_id, failed_from, failed_to, asynchronous))]
+    fn replay_events<'py>(
+        &self,
+        py: Python<'py>,
+        endpoint_id: String,
+        event_id: Option<String>,
+        failed_from: Option<String>,
+        failed_to: Option<String>,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let from = time_arg("failed_from", failed_from)?;
+        let to = time_arg("failed_to", failed_to)?;
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let endpoints = client.event_endpoints();
+            let replayed = match (event_id, from) {
+                (Some(event_id), _) => endpoints.replay_event(&endpoint_id, &event_id).await?,
+                (None, from) => {
+                    let from = from.map_or(std::time::SystemTime::UNIX_EPOCH, Into::into);
+                    endpoints.replay_failed(&endpoint_id, from, to.map(Into::into)).await?
+                }
+            };
+            Ok(Output::Json(serde_json::json!(replayed)))
+        })
+    }
+
+    #[pyo3(signature = (endpoint_id, event_id, outcome, limit, asynchronous))]
+    fn list_event_attempts<'py>(
+        &self,
+        py: Python<'py>,
+        endpoint_id: String,
+        event_id: Option<String>,
+        outcome: Option<String>,
+        limit: usize,
+        asynchronous: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let outcome = match outcome.as_deref() {
+            None => None,
+            Some("succeeded") => Some(AttemptOutcomeFilter::Succeeded),
+            Some("failed") => Some(AttemptOutcomeFilter::Failed),
+            Some(other) => {
+                return Err(invalid(vec![FieldViolation::new(
+                    "outcome",
+                    format!("must be succeeded or failed, not {other:?}"),
+                )]));
+            }
+        };
+        let client = self.client()?;
+        run(py, asynchronous, async move {
+            let endpoints = client.event_endpoints();
+            let mut all = Vec::new();
+            let mut page_token = None;
+            while all.len() < limit {
+                let page = endpoints
+                    .attempts(&endpoint_id, event_id.as_deref(), outcome, page_token)
+                    .await?;
+                all.extend(page.attempts.iter().map(convert::event_attempt));
                 if page.next_page_token.is_empty() {
                     break;
                 }

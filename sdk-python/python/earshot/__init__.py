@@ -6,7 +6,14 @@
 ...     {"role": "assistant", "content": "Thanks for calling!", "timestamp_ms": 0}]}])
 """
 
-from earshot._client import AsyncEarshot, AsyncIntegrations, Earshot, Integrations
+from earshot._client import (
+    AsyncEarshot,
+    AsyncEventEndpoints,
+    AsyncIntegrations,
+    Earshot,
+    EventEndpoints,
+    Integrations,
+)
 from earshot._native import __version__
 from earshot.errors import (
     AlreadyExistsError,
@@ -26,6 +33,7 @@ from earshot.webhooks import WebhookVerificationError, verify_webhook
 __all__ = [
     "AlreadyExistsError",
     "AsyncEarshot",
+    "AsyncEventEndpoints",
     "AsyncIntegrations",
     "Audio",
     "AuthenticationError",
@@ -33,6 +41,7 @@ __all__ = [
     "DeadlineExceededError",
     "Earshot",
     "EarshotError",
+    "EventEndpoints",
     "FieldViolation",
     "Integrations",
     "InvalidArgumentError",

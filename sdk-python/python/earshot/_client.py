@@ -72,6 +72,7 @@ class Earshot:
     ) -> None:
         self._native = _native_client(api_key, base_url, project, timeout, connect_timeout)
         self.integrations = Integrations(self._native)
+        self.event_endpoints = EventEndpoints(self._native)
 
     def ingest_conversations(
         self,
@@ -537,6 +538,7 @@ class AsyncEarshot:
     ) -> None:
         self._native = _native_client(api_key, base_url, project, timeout, connect_timeout)
         self.integrations = AsyncIntegrations(self._native)
+        self.event_endpoints = AsyncEventEndpoints(self._native)
 
     async def ingest_conversations(
         self,
@@ -961,4 +963,188 @@ class AsyncIntegrations:
 
     async def replay(self, integration_id: str, delivery_id: str) -> Dict[str, Any]:
         result: Dict[str, Any] = await self._native.replay_delivery(integration_id, delivery_id, True)
+        return result
+
+
+class EventEndpoints:
+    """Event endpoints (``client.event_endpoints``): where earshot sends signed events and Slack alerts."""
+
+    def __init__(self, native: _native.Client) -> None:
+        self._native = native
+
+    def create(
+        self,
+        url: str,
+        *,
+        event_types: Sequence[str] = (),
+        filter: Optional[Mapping[str, Any]] = None,
+        description: Optional[str] = None,
+        include_transcript: bool = False,
+        rate_limit_per_second: int = 0,
+        headers: Optional[Mapping[str, str]] = None,
+        kind: Optional[str] = None,
+        alert_cooldown: Union[float, timedelta, None] = None,
+    ) -> Dict[str, Any]:
+        """Returns ``{"endpoint": {...}, "secret": "whsec_..."}``; the secret is shown only here.
+        ``event_types`` empty: every type. ``filter``: ``provider``, ``tags``, ``metadata``,
+        ``monitor_id``. ``kind``: webhook (default) or slack (a readable message per event).
+        ``alert_cooldown``: check.failed at most once per monitor per this long."""
+        cooldown = _seconds(alert_cooldown)
+        result: Dict[str, Any] = self._native.create_event_endpoint(
+            url,
+            list(event_types),
+            dict(filter) if filter is not None else None,
+            description,
+            include_transcript,
+            rate_limit_per_second,
+            dict(headers or {}),
+            kind,
+            None if cooldown is None else int(cooldown),
+            False,
+        )
+        return result
+
+    def list(self) -> List[Dict[str, Any]]:
+        result: List[Dict[str, Any]] = self._native.list_event_endpoints(False)
+        return result
+
+    def get(self, endpoint_id: str) -> Dict[str, Any]:
+        result: Dict[str, Any] = self._native.get_event_endpoint(endpoint_id, False)
+        return result
+
+    def update(self, endpoint_id: str, **changes: Any) -> Dict[str, Any]:
+        """Changes what is named (``url``, ``description``, ``event_types``, ``filter``,
+        ``include_transcript``, ``rate_limit_per_second``, ``headers``, ``enabled``,
+        ``alert_cooldown_seconds``); the rest stays. ``enabled=False`` pauses it."""
+        result: Dict[str, Any] = self._native.update_event_endpoint(endpoint_id, changes, False)
+        return result
+
+    def delete(self, endpoint_id: str) -> None:
+        self._native.delete_event_endpoint(endpoint_id, False)
+
+    def rotate_secret(
+        self, endpoint_id: str, *, grace_period: Union[float, timedelta, None] = None
+    ) -> Dict[str, Any]:
+        """A new secret (``{"endpoint", "secret"}``); the old ones keep signing for ``grace_period``."""
+        result: Dict[str, Any] = self._native.rotate_event_endpoint_secret(
+            endpoint_id, _seconds(grace_period), False
+        )
+        return result
+
+    def send_test_event(self, endpoint_id: str) -> str:
+        """Sends ``endpoint.test`` to this endpoint; returns the event's id (its ``webhook-id``)."""
+        result: str = self._native.send_test_event(endpoint_id, False)
+        return result
+
+    def replay(
+        self,
+        endpoint_id: str,
+        *,
+        event_id: Optional[str] = None,
+        failed_from: Optional[Time] = None,
+        failed_to: Optional[Time] = None,
+    ) -> int:
+        """Delivers again one event, or every event whose delivery failed in the window; returns how many."""
+        result: int = self._native.replay_events(
+            endpoint_id, event_id, _time_text(failed_from), _time_text(failed_to), False
+        )
+        return result
+
+    def attempts(
+        self, endpoint_id: str, *, event_id: Optional[str] = None, outcome: Optional[str] = None, limit: int = 100
+    ) -> List[Dict[str, Any]]:
+        """Delivery attempts, newest first; ``outcome``: succeeded or failed."""
+        result: List[Dict[str, Any]] = self._native.list_event_attempts(endpoint_id, event_id, outcome, limit, False)
+        return result
+
+
+class AsyncEventEndpoints:
+    """:class:`EventEndpoints` for asyncio."""
+
+    def __init__(self, native: _native.Client) -> None:
+        self._native = native
+
+    async def create(
+        self,
+        url: str,
+        *,
+        event_types: Sequence[str] = (),
+        filter: Optional[Mapping[str, Any]] = None,
+        description: Optional[str] = None,
+        include_transcript: bool = False,
+        rate_limit_per_second: int = 0,
+        headers: Optional[Mapping[str, str]] = None,
+        kind: Optional[str] = None,
+        alert_cooldown: Union[float, timedelta, None] = None,
+    ) -> Dict[str, Any]:
+        """Returns ``{"endpoint": {...}, "secret": "whsec_..."}``; the secret is shown only here.
+        ``event_types`` empty: every type. ``filter``: ``provider``, ``tags``, ``metadata``,
+        ``monitor_id``. ``kind``: webhook (default) or slack (a readable message per event).
+        ``alert_cooldown``: check.failed at most once per monitor per this long."""
+        cooldown = _seconds(alert_cooldown)
+        result: Dict[str, Any] = await self._native.create_event_endpoint(
+            url,
+            list(event_types),
+            dict(filter) if filter is not None else None,
+            description,
+            include_transcript,
+            rate_limit_per_second,
+            dict(headers or {}),
+            kind,
+            None if cooldown is None else int(cooldown),
+            True,
+        )
+        return result
+
+    async def list(self) -> List[Dict[str, Any]]:
+        result: List[Dict[str, Any]] = await self._native.list_event_endpoints(True)
+        return result
+
+    async def get(self, endpoint_id: str) -> Dict[str, Any]:
+        result: Dict[str, Any] = await self._native.get_event_endpoint(endpoint_id, True)
+        return result
+
+    async def update(self, endpoint_id: str, **changes: Any) -> Dict[str, Any]:
+        """Changes what is named (``url``, ``description``, ``event_types``, ``filter``,
+        ``include_transcript``, ``rate_limit_per_second``, ``headers``, ``enabled``,
+        ``alert_cooldown_seconds``); the rest stays. ``enabled=False`` pauses it."""
+        result: Dict[str, Any] = await self._native.update_event_endpoint(endpoint_id, changes, True)
+        return result
+
+    async def delete(self, endpoint_id: str) -> None:
+        await self._native.delete_event_endpoint(endpoint_id, True)
+
+    async def rotate_secret(
+        self, endpoint_id: str, *, grace_period: Union[float, timedelta, None] = None
+    ) -> Dict[str, Any]:
+        """A new secret (``{"endpoint", "secret"}``); the old ones keep signing for ``grace_period``."""
+        result: Dict[str, Any] = await self._native.rotate_event_endpoint_secret(
+            endpoint_id, _seconds(grace_period), True
+        )
+        return result
+
+    async def send_test_event(self, endpoint_id: str) -> str:
+        """Sends ``endpoint.test`` to this endpoint; returns the event's id (its ``webhook-id``)."""
+        result: str = await self._native.send_test_event(endpoint_id, True)
+        return result
+
+    async def replay(
+        self,
+        endpoint_id: str,
+        *,
+        event_id: Optional[str] = None,
+        failed_from: Optional[Time] = None,
+        failed_to: Optional[Time] = None,
+    ) -> int:
+        """Delivers again one event, or every event whose delivery failed in the window; returns how many."""
+        result: int = await self._native.replay_events(
+            endpoint_id, event_id, _time_text(failed_from), _time_text(failed_to), True
+        )
+        return result
+
+    async def attempts(
+        self, endpoint_id: str, *, event_id: Optional[str] = None, outcome: Optional[str] = None, limit: int = 100
+    ) -> List[Dict[str, Any]]:
+        """Delivery attempts, newest first; ``outcome``: succeeded or failed."""
+        result: List[Dict[str, Any]] = await self._native.list_event_attempts(endpoint_id, event_id, outcome, limit, True)
         return result

@@ -131,3 +131,35 @@ class Client:
         to_date: Optional[str],
         asynchronous: bool,
     ) -> Any: ...
+    def create_event_endpoint(
+        self,
+        url: str,
+        event_types: List[str],
+        filter: Optional[Dict[str, Any]],
+        description: Optional[str],
+        include_transcript: bool,
+        rate_limit_per_second: int,
+        headers: Dict[str, str],
+        kind: Optional[str],
+        alert_cooldown_seconds: Optional[int],
+        asynchronous: bool,
+    ) -> Any: ...
+    def list_event_endpoints(self, asynchronous: bool) -> Any: ...
+    def get_event_endpoint(self, endpoint_id: str, asynchronous: bool) -> Any: ...
+    def update_event_endpoint(self, endpoint_id: str, changes: Dict[str, Any], asynchronous: bool) -> Any: ...
+    def delete_event_endpoint(self, endpoint_id: str, asynchronous: bool) -> Any: ...
+    def rotate_event_endpoint_secret(
+        self, endpoint_id: str, grace_period_s: Optional[float], asynchronous: bool
+    ) -> Any: ...
+    def send_test_event(self, endpoint_id: str, asynchronous: bool) -> Any: ...
+    def replay_events(
+        self,
+        endpoint_id: str,
+        event_id: Optional[str],
+        failed_from: Optional[str],
+        failed_to: Optional[str],
+        asynchronous: bool,
+    ) -> Any: ...
+    def list_event_attempts(
+        self, endpoint_id: str, event_id: Optional[str], outcome: Optional[str], limit: int, asynchronous: bool
+    ) -> Any: ...
