@@ -415,7 +415,7 @@ pub fn check_failed(
 }
 
 /// The body sent for a stored envelope: a `call.processed` or `check.failed` gets `links` (the
-/// call's audio, under `public_base_url`) and, when given, the transcript's turns; other types
+/// call's datapoint and audio, under `public_base_url`) and, when given, the transcript's turns; other types
 /// go as stored.
 pub fn finish_body(
     body: &str,
@@ -439,7 +439,8 @@ pub fn finish_body(
         .and_then(serde_json::Value::as_bool)
         .unwrap_or(false)
         .then(|| format!("{base}/v0/datapoints/{id}/audio"));
-    data.insert("links".to_owned(), serde_json::json!({ "audio": audio }));
+    let datapoint = format!("{base}/v0/datapoints/{id}");
+    data.insert("links".to_owned(), serde_json::json!({ "datapoint": datapoint, "audio": audio }));
     if let Some(turns) = transcript {
         data.insert("transcript".to_owned(), turns.clone());
     }
@@ -487,8 +488,15 @@ pub fn slack_message(body: &str, cooldown_seconds: u32) -> String {
                     text(&data["explanation"])
                 ),
             ];
+            let mut links = Vec::new();
+            if let Some(datapoint) = data["links"]["datapoint"].as_str() {
+                links.push(format!("<{}|The call>", text(&serde_json::json!(datapoint))));
+            }
             if let Some(audio) = data["links"]["audio"].as_str() {
-                lines.push(format!("<{}|Listen to the call>", text(&serde_json::json!(audio))));
+                links.push(format!("<{}|Listen to the call>", text(&serde_json::json!(audio))));
+            }
+            if !links.is_empty() {
+                lines.push(links.join(" · "));
             }
             if cooldown_seconds > 0 {
                 lines.push(format!(
@@ -627,7 +635,8 @@ mod tests {
                 "check": {"name": "slow answers", "measure": "p95_response_latency_ms",
                           "comparator": "greater_than", "threshold": 1500.0},
                 "value": 1830.0, "explanation": "p95_response_latency_ms is 1830 ms, greater than 1500 ms",
-                "links": {"audio": "https://earshot.example/v0/datapoints/0193/audio"}
+                "links": {"datapoint": "https://earshot.example/v0/datapoints/0193",
+                          "audio": "https://earshot.example/v0/datapoints/0193/audio"}
             }
         })
         .to_string();

@@ -197,6 +197,25 @@ async fn a_processed_call_arrives_signed_and_is_retried_under_one_id() {
     assert_eq!(logged[0].response_excerpt, "receiver says hi");
     let endpoint = get(&server, &endpoint.id).await;
     assert_eq!((endpoint.sent, endpoint.failed), (1, 3));
+    // The event links the call's datapoint, which an API key reads over plain HTTP.
+    let data = &attempts[0].json()["data"];
+    let link = data["links"]["datapoint"].as_str().unwrap().to_owned();
+    let datapoint_id = data["datapoint_id"].as_str().unwrap();
+    assert!(link.ends_with(&format!("/v0/datapoints/{datapoint_id}")), "{link}");
+    let path = &link[link.find("/v0/").unwrap()..];
+    let (status, stored) = earshot_e2e::client::http_request(
+        &server,
+        "GET",
+        path,
+        &[("api-key", &server.admin_key)],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!((status, stored["call_id"].as_str()), (200, Some("evt-1")), "{stored}");
+    assert_eq!(stored["turns"].as_array().map(Vec::len), Some(2), "{stored}");
+    let (status, _) =
+        earshot_e2e::client::http_request(&server, "GET", path, &[], Vec::new()).await;
+    assert_eq!(status, 401);
     assert!(endpoint.enabled);
     assert!(received.try_recv().is_err(), "nothing sent after the success");
 }

@@ -184,6 +184,20 @@ pub async fn delete(
     })))
 }
 
+/// `GET /v0/datapoints/{id}`: everything stored of one call, as an export line (with the
+/// recording's link when it has one): what the `links.datapoint` of an event points at.
+pub async fn get(
+    State(state): State<RestState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let principal = state.domain.authenticate(presented_key(&headers)).await?;
+    let id = parse_id("id", &id)?;
+    let view = state.domain.get_datapoint(&principal, id).await?;
+    let link = view.audio.as_ref().map(|_| audio_url(&state.domain.settings.public_base_url, id));
+    Ok(Json(export_json(&view, link)))
+}
+
 /// `GET /v0/datapoints/{id}/audio`: the stored recording, with its content type and length.
 pub async fn audio(
     State(state): State<RestState>,

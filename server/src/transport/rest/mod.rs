@@ -48,6 +48,7 @@ pub fn router(serves_api: bool, state: RestState, max_request_bytes: usize) -> R
         .route("/v0/find_datapoints", post(compat::find_datapoints))
         .route("/v0/datapoints/export", post(datapoints::export))
         .route("/v0/datapoints/delete", post(datapoints::delete))
+        .route("/v0/datapoints/{id}", get(datapoints::get))
         .route("/v0/datapoints/{id}/audio", get(datapoints::audio))
         .layer(axum::extract::DefaultBodyLimit::max(max_request_bytes))
         .merge(webhooks)
