@@ -252,6 +252,15 @@ fn monitor_definition(
     for (key, value) in filter.metadata.unwrap_or_default() {
         definition = definition.metadata_equals(key, metadata_text(value));
     }
+    if let Some(successful) = filter.successful {
+        definition = definition.successful(successful);
+    }
+    if let Some(sentiment) = filter.sentiment {
+        definition = definition.sentiment(sentiment);
+    }
+    if let Some(outcome) = filter.outcome {
+        definition = definition.outcome(outcome);
+    }
     Ok(definition)
 }
 
@@ -302,6 +311,9 @@ struct MonitorFilterJson {
     metadata: Option<HashMap<String, Value>>,
     search_value: Option<String>,
     integration_id: Option<String>,
+    successful: Option<bool>,
+    sentiment: Option<String>,
+    outcome: Option<String>,
 }
 
 /// A result attached from outside, as Python passes it.

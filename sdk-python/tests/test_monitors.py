@@ -131,6 +131,15 @@ def test_a_backfill_evaluates_calls_stored_before_the_monitor(client: Earshot, s
     flagged = {datapoint["call_id"] for datapoint in client.find_datapoints(tags=[tag], issues_only=True)}
     assert flagged == {f"{tag}-1", f"{tag}-3", f"{tag}-5"}
     assert client.monitor_summary(monitor["id"])["total"]["issues"] == 3
+    # A monitor may look only at calls the provider judged: these carry no verdict, so a
+    # backfill of one over them matches none.
+    judged = client.create_monitor(
+        f"judged {tag}", [slow["id"]], tags=[tag], successful=False, sentiment="Negative"
+    )
+    assert (judged["filter"]["successful"], judged["filter"]["sentiment"]) == (False, "Negative")
+    none = client.wait_for_backfill(client.backfill_monitor(judged["id"])["id"], timeout=60)
+    assert (none["state"], none["matched"]) == ("succeeded", 0)
+    client.delete_monitor(judged["id"])
     client.delete_monitor(monitor["id"])
     client.delete_check(slow["id"])
 

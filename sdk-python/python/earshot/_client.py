@@ -310,6 +310,9 @@ class Earshot:
         metadata: Optional[Mapping[str, Any]] = None,
         search_value: Optional[str] = None,
         integration_id: Optional[str] = None,
+        successful: Optional[bool] = None,
+        sentiment: Optional[str] = None,
+        outcome: Optional[str] = None,
         description: Optional[str] = None,
     ) -> Dict[str, Any]:
         """Creates a monitor (admin scope): every call stored from now on that matches the
@@ -318,6 +321,7 @@ class Earshot:
         monitor_filter = _find_query(
             project_id=project_id, provider=provider, tags=tags, tags_any=tags_any,
             metadata=metadata, search_value=search_value, integration_id=integration_id,
+            successful=successful, sentiment=sentiment, outcome=outcome,
         )  # fmt: skip
         result: Dict[str, Any] = self._native.create_monitor(
             name, list(check_ids), monitor_filter, description, False
@@ -390,6 +394,9 @@ class Earshot:
         metadata: Optional[Mapping[str, Any]] = None,
         search_value: Optional[str] = None,
         integration_id: Optional[str] = None,
+        successful: Optional[bool] = None,
+        sentiment: Optional[str] = None,
+        outcome: Optional[str] = None,
         description: Optional[str] = None,
     ) -> Dict[str, Any]:
         """Replaces a monitor's whole definition (as :meth:`create_monitor` takes it); calls
@@ -398,6 +405,7 @@ class Earshot:
         monitor_filter = _find_query(
             project_id=project_id, provider=provider, tags=tags, tags_any=tags_any,
             metadata=metadata, search_value=search_value, integration_id=integration_id,
+            successful=successful, sentiment=sentiment, outcome=outcome,
         )  # fmt: skip
         result: Dict[str, Any] = self._native.update_monitor(
             monitor_id, name, list(check_ids), monitor_filter, description, False
@@ -755,6 +763,9 @@ class AsyncEarshot:
         metadata: Optional[Mapping[str, Any]] = None,
         search_value: Optional[str] = None,
         integration_id: Optional[str] = None,
+        successful: Optional[bool] = None,
+        sentiment: Optional[str] = None,
+        outcome: Optional[str] = None,
         description: Optional[str] = None,
     ) -> Dict[str, Any]:
         """Creates a monitor (admin scope): every call stored from now on that matches the
@@ -763,6 +774,7 @@ class AsyncEarshot:
         monitor_filter = _find_query(
             project_id=project_id, provider=provider, tags=tags, tags_any=tags_any,
             metadata=metadata, search_value=search_value, integration_id=integration_id,
+            successful=successful, sentiment=sentiment, outcome=outcome,
         )  # fmt: skip
         result: Dict[str, Any] = await self._native.create_monitor(
             name, list(check_ids), monitor_filter, description, True
@@ -835,6 +847,9 @@ class AsyncEarshot:
         metadata: Optional[Mapping[str, Any]] = None,
         search_value: Optional[str] = None,
         integration_id: Optional[str] = None,
+        successful: Optional[bool] = None,
+        sentiment: Optional[str] = None,
+        outcome: Optional[str] = None,
         description: Optional[str] = None,
     ) -> Dict[str, Any]:
         """Replaces a monitor's whole definition (as :meth:`create_monitor` takes it); calls
@@ -843,6 +858,7 @@ class AsyncEarshot:
         monitor_filter = _find_query(
             project_id=project_id, provider=provider, tags=tags, tags_any=tags_any,
             metadata=metadata, search_value=search_value, integration_id=integration_id,
+            successful=successful, sentiment=sentiment, outcome=outcome,
         )  # fmt: skip
         result: Dict[str, Any] = await self._native.update_monitor(
             monitor_id, name, list(check_ids), monitor_filter, description, True
