@@ -926,4 +926,79 @@ mod tests {
             NextStep::Disable("failing")
         );
     }
+
+    /// A receiver down for the whole schedule, the clock moved past each retry: every event is
+    /// tried, each attempt logged as refused; once the endpoint has failed for five days
+    /// without a success it is disabled ("failing"), its pending deliveries fail, and the
+    /// organization's other endpoint gets `endpoint.disabled`.
+    #[tokio::test]
+    async fn an_endpoint_down_for_five_days_is_disabled_and_the_others_hear_of_it() {
+        use crate::clock::Clock;
+        use chrono::TimeZone;
+        let start = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
+        let clock = std::sync::Arc::new(crate::clock::ManualClock::new(start));
+        let (mut domain, _audio) = crate::domain::test_support::domain(clock.clone()).await;
+        domain.settings = Arc::new(crate::domain::Settings {
+            allow_private_networks: true,
+            ..(*domain.settings).clone()
+        });
+        let admin = domain.bootstrap(false).await.unwrap().unwrap();
+        let admin = domain.authenticate(admin.api_key_value.expose()).await.unwrap();
+        // A loopback port nothing listens on: every attempt is refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let input = |event_types: Vec<String>| EndpointInput {
+            url: format!("http://127.0.0.1:{port}/hook"),
+            event_types,
+            ..EndpointInput::default()
+        };
+        let (down, _) = domain.create_event_endpoint(&admin, input(Vec::new())).await.unwrap();
+        let (other, _) = domain
+            .create_event_endpoint(&admin, input(vec![events::ENDPOINT_DISABLED.to_owned()]))
+            .await
+            .unwrap();
+        let sender = Sender::new(&domain).unwrap();
+        // An event every 11 hours (longer than any step of the schedule, jitter included), each
+        // round attempting everything due.
+        let mut disabled_at = None;
+        for _ in 0..16 {
+            domain.storage.insert_test_event(&down, clock.now()).await.unwrap();
+            sender.round().await.unwrap();
+            let read = domain.get_event_endpoint(&admin, down.id).await.unwrap();
+            if !read.enabled {
+                assert_eq!(read.disabled_reason, "failing");
+                disabled_at = Some(clock.now());
+                break;
+            }
+            clock.advance(chrono::Duration::hours(11));
+        }
+        let disabled_at = disabled_at.expect("disabled within 16 rounds of 11 hours");
+        let failing_for = disabled_at - start;
+        assert!(
+            failing_for >= chrono::Duration::days(5) && failing_for < chrono::Duration::days(6),
+            "{failing_for}"
+        );
+        let read = domain.get_event_endpoint(&admin, down.id).await.unwrap();
+        assert_eq!((read.sent, read.last_success_at), (0, None));
+        assert!(read.failed >= 11, "{}", read.failed);
+        let (attempts, _) = domain
+            .list_event_attempts(&admin, down.id, &AttemptFilter::default(), 100, "")
+            .await
+            .unwrap();
+        assert!(
+            attempts
+                .iter()
+                .all(|attempt| attempt.http_status.is_none() && !attempt.error.is_empty())
+        );
+        // Nothing of the disabled endpoint is due any more; the other endpoint's notice is.
+        let later = clock.now() + chrono::Duration::days(30);
+        let due = domain.storage.take_due_event_deliveries(later, later, 100).await.unwrap();
+        let kinds: Vec<(Uuid, &str)> = due
+            .iter()
+            .map(|delivery| (delivery.endpoint_id, delivery.event_type.as_str()))
+            .collect();
+        assert_eq!(kinds, [(other.id, events::ENDPOINT_DISABLED)]);
+        let notice: serde_json::Value = serde_json::from_str(&due[0].body).unwrap();
+        assert_eq!(notice["data"]["endpoint_id"], down.id.to_string());
+        assert_eq!(notice["data"]["reason"], "failing");
+    }
 }
