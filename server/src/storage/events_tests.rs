@@ -7,30 +7,12 @@ use chrono::{Duration, TimeZone, Utc};
 use uuid::Uuid;
 
 use super::ingest_tests::new_ingest;
-use super::{AttemptOutcome, NextStep, SealedEndpoint, StoredHeaders, StoredSecret};
+use super::{AttemptOutcome, NextStep, SealedEndpoint};
 use crate::model::commit::IngestWrite;
-use crate::model::events::{AttemptFilter, Endpoint, EventFilter, Replay};
+use crate::model::events::{AttemptFilter, EventFilter, Replay};
 
 fn endpoint(organization: Uuid, event_types: &[&str], filter: EventFilter) -> SealedEndpoint {
-    let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
-    SealedEndpoint {
-        endpoint: Endpoint {
-            event_types: event_types.iter().map(|kind| (*kind).to_owned()).collect(),
-            filter,
-            ..Endpoint::new(
-                Uuid::now_v7(),
-                organization,
-                "https://receiver.example/hook".into(),
-                now,
-            )
-        },
-        secrets: vec![StoredSecret {
-            key_id: "k".into(),
-            sealed: "AAAA".into(),
-            expires_at_ms: None,
-        }],
-        headers: StoredHeaders::default(),
-    }
+    super::testing::event_endpoint(organization, event_types, filter)
 }
 
 #[tokio::test]

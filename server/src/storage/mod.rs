@@ -543,6 +543,37 @@ pub mod testing {
 
     use super::Storage;
 
+    /// An enabled event endpoint of `organization_id` receiving `event_types` that pass
+    /// `filter`, as stored, with a placeholder sealed secret (enough for the outbox; the sender
+    /// cannot sign with it).
+    pub fn event_endpoint(
+        organization_id: uuid::Uuid,
+        event_types: &[&str],
+        filter: crate::model::events::EventFilter,
+    ) -> super::SealedEndpoint {
+        use chrono::TimeZone;
+        let created = chrono::Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
+        let url = "https://receiver.example/hook".to_owned();
+        super::SealedEndpoint {
+            endpoint: crate::model::events::Endpoint {
+                event_types: event_types.iter().map(|kind| (*kind).to_owned()).collect(),
+                filter,
+                ..crate::model::events::Endpoint::new(
+                    uuid::Uuid::now_v7(),
+                    organization_id,
+                    url,
+                    created,
+                )
+            },
+            secrets: vec![super::StoredSecret {
+                key_id: "k".into(),
+                sealed: "AAAA".into(),
+                expires_at_ms: None,
+            }],
+            headers: super::StoredHeaders::default(),
+        }
+    }
+
     /// Intake that leaves every conversation to the workers, with `max_attempts` per job: for
     /// tests of the workers' path.
     pub fn jobs_only(max_attempts: i32) -> super::IntakeSettings {

@@ -458,35 +458,6 @@ async fn list_pages_through_integrations_in_creation_order() {
     assert!(retell.integrations.is_empty());
 }
 
-/// An enabled event endpoint of `organization_id` for `event_types`, stored as is.
-fn event_endpoint(
-    organization_id: Uuid,
-    event_types: &[&str],
-    filter: crate::model::events::EventFilter,
-    now: chrono::DateTime<Utc>,
-) -> crate::storage::SealedEndpoint {
-    use crate::model::events::Endpoint;
-    use crate::storage::{SealedEndpoint, StoredHeaders, StoredSecret};
-    SealedEndpoint {
-        endpoint: Endpoint {
-            event_types: event_types.iter().map(|kind| (*kind).to_owned()).collect(),
-            filter,
-            ..Endpoint::new(
-                Uuid::now_v7(),
-                organization_id,
-                "https://receiver.example/hook".into(),
-                now,
-            )
-        },
-        secrets: vec![StoredSecret {
-            key_id: "k".into(),
-            sealed: "AAAA".into(),
-            expires_at_ms: None,
-        }],
-        headers: StoredHeaders::default(),
-    }
-}
-
 /// Disabling an integration sends `integration.disabled` to the endpoints that subscribe (a
 /// filter's provider narrows; endpoints filtering calls by tag get none), in the transaction
 /// that disables it; disabling it again, or enabling it, sends nothing.
@@ -551,11 +522,10 @@ async fn disabling_an_integration_sends_integration_disabled() {
 async fn a_rotated_out_secret_is_announced_once_before_its_grace_ends() {
     let Fixture { domain, admin, project_id, clock, .. } = fixture().await;
     let integration = domain.create_integration(&admin, twilio(project_id, TOKEN_A)).await.unwrap();
-    let listener = event_endpoint(
+    let listener = crate::storage::testing::event_endpoint(
         admin.organization_id,
         &["integration.secret_expiring"],
         crate::model::events::EventFilter::default(),
-        clock.now(),
     );
     domain.storage.insert_event_endpoint(&listener).await.unwrap();
     domain
