@@ -113,7 +113,10 @@ impl App {
         );
         // A worker serves its health and metrics only.
         let router = if role.serves_api() {
-            grpc_routes.merge(rest_router).fallback(rest::not_found)
+            grpc_routes
+                .merge(rest_router)
+                .merge(crate::transport::console::router(self.domain.clone()))
+                .fallback(rest::not_found)
         } else {
             rest_router.fallback(rest::not_served_by_workers)
         };

@@ -167,6 +167,14 @@ impl BlobStore {
         result.bytes().await.map_err(|error| Error::internal("reading audio", error))
     }
 
+    /// Bytes `range` of the blob under `key` (a player seeking in a recording).
+    pub async fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Bytes, Error> {
+        self.store
+            .get_range(&ObjectPath::from(key), range)
+            .await
+            .map_err(|error| Error::internal("reading audio", error))
+    }
+
     /// Removes the blob under `key`; one already gone is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), Error> {
         match self.store.delete(&ObjectPath::from(key)).await {

@@ -2,6 +2,7 @@
 //! functions; they call `storage` for persistence.
 
 pub mod auth;
+pub mod console;
 pub mod datapoints;
 pub mod deliveries;
 pub mod events;

@@ -6,6 +6,7 @@
 
 mod backfills;
 mod changes;
+mod console;
 mod datapoints;
 mod deliveries;
 mod entities;

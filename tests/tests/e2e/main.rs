@@ -10,6 +10,7 @@
 //! recording transcribed (`recognition`), the Rust SDK (`sdk_rust`), deletion and export
 //! (`lifecycle`), and outbound events to loopback receivers (`events`).
 
+mod console;
 mod crash;
 mod events;
 mod grpc_api;

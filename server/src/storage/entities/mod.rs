@@ -7,6 +7,7 @@ pub mod audio_object;
 pub mod check;
 pub mod check_issue;
 pub mod check_version;
+pub mod console_session;
 pub mod datapoint;
 pub mod datapoint_check;
 pub mod datapoint_metadata;

@@ -25,6 +25,7 @@ mod m0019_event_endpoints;
 mod m0020_event_attempt_failures;
 mod m0021_secret_expiry_notices;
 mod m0022_slack_alerts;
+mod m0023_console_sessions;
 
 use sea_orm_migration::prelude::*;
 
@@ -57,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0020_event_attempt_failures::Migration),
             Box::new(m0021_secret_expiry_notices::Migration),
             Box::new(m0022_slack_alerts::Migration),
+            Box::new(m0023_console_sessions::Migration),
         ]
     }
 }

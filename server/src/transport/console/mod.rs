@@ -1,0 +1,402 @@
+//! The console: HTML pages under `/console`, rendered on the server (maud) with a little plain
+//! JavaScript, nothing loaded from elsewhere. Sign-in exchanges an API key for a session
+//! (`domain::console`); the session cookie is `HttpOnly`, `SameSite=Strict`, `Path=/console`,
+//! `Secure` when the server's public address is https, and every form that changes something
+//! carries the session's CSRF token. Pages read through the same domain calls as the APIs, so
+//! the key's scopes and organization bound what they show.
+
+mod pages;
+
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use crate::domain::console::{SESSION_LENGTH, csrf_matches, csrf_token};
+use crate::domain::{Domain, parse_id};
+use crate::error::Error;
+use crate::model::auth::Principal;
+use crate::model::datapoints::{DatapointCursor, DatapointQuery};
+
+/// The session cookie's name.
+const COOKIE: &str = "earshot_session";
+
+/// Calls on a page of the list.
+const PAGE_SIZE: usize = 50;
+
+/// The console's routes, to merge beside the APIs.
+pub fn router(domain: Domain) -> Router {
+    Router::new()
+        .route("/console", get(|| async { Redirect::to("/console/calls") }))
+        .route("/console/sign-in", get(sign_in_page).post(sign_in))
+        .route("/console/sign-out", post(sign_out))
+        .route("/console/calls", get(calls))
+        .route("/console/calls/{id}", get(call))
+        .route("/console/calls/{id}/audio", get(audio))
+        .route("/console/console.js", get(script))
+        .with_state(domain)
+}
+
+/// A console request's session: its token and principal.
+struct Session {
+    token: String,
+    principal: Principal,
+}
+
+/// The session of `headers`' cookie, or the sign-in page to go to.
+async fn session(domain: &Domain, headers: &HeaderMap) -> Result<Session, Response> {
+    let token = cookie(headers).unwrap_or_default();
+    match domain.console_principal(&token).await {
+        Ok(principal) => Ok(Session { token, principal }),
+        Err(error) if error.code() == crate::ErrorCode::Unauthenticated => {
+            Err(Redirect::to("/console/sign-in").into_response())
+        }
+        Err(error) => Err(page_error(&error)),
+    }
+}
+
+fn cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// The `Set-Cookie` of a session (`max_age` seconds; 0 ends it).
+fn session_cookie(domain: &Domain, token: &str, max_age: i64) -> HeaderValue {
+    let secure =
+        if domain.settings.public_base_url.starts_with("https://") { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={token}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    ))
+    .unwrap_or(HeaderValue::from_static("earshot_session=; Path=/console; Max-Age=0"))
+}
+
+/// Whether a form post comes from this console: browsers name the sending site
+/// (`Sec-Fetch-Site`) or origin; a post from another site is refused even before a session
+/// exists (sign-in), as the session's CSRF token cannot protect that one.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let fetch_site = headers.get("sec-fetch-site").and_then(|value| value.to_str().ok());
+    if fetch_site.is_some_and(|site| site != "same-origin" && site != "none") {
+        return false;
+    }
+    let host = headers.get(header::HOST).and_then(|value| value.to_str().ok());
+    match headers.get(header::ORIGIN).and_then(|value| value.to_str().ok()) {
+        None => true,
+        Some(origin) => host.is_some_and(|host| {
+            origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(host)
+        }),
+    }
+}
+
+fn html(status: StatusCode, markup: maud::Markup) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+                ),
+            ),
+            (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        ],
+        markup,
+    )
+        .into_response()
+}
+
+fn page_error(error: &Error) -> Response {
+    error.log_if_internal();
+    let status = match error.code() {
+        crate::ErrorCode::InvalidArgument => StatusCode::BAD_REQUEST,
+        crate::ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        crate::ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    html(status, pages::error(&error.public_message()))
+}
+
+async fn sign_in_page() -> Response {
+    html(StatusCode::OK, pages::sign_in(None))
+}
+
+#[derive(Deserialize)]
+struct SignInForm {
+    api_key: String,
+}
+
+async fn sign_in(
+    State(domain): State<Domain>,
+    headers: HeaderMap,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    if !same_origin(&headers) {
+        return html(StatusCode::FORBIDDEN, pages::error("a form from another site is refused"));
+    }
+    match domain.sign_in(&form.api_key).await {
+        Ok((token, _)) => {
+            let cookie = session_cookie(&domain, &token, SESSION_LENGTH.num_seconds());
+            ([(header::SET_COOKIE, cookie)], Redirect::to("/console/calls")).into_response()
+        }
+        Err(error) if error.code() == crate::ErrorCode::InvalidArgument => page_error(&error),
+        Err(error) => {
+            error.log_if_internal();
+            let message = match error.code() {
+                crate::ErrorCode::PermissionDenied => "this key cannot read calls",
+                crate::ErrorCode::ResourceExhausted => "too many attempts; wait a moment",
+                _ => "this key is not valid",
+            };
+            html(StatusCode::UNAUTHORIZED, pages::sign_in(Some(message)))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn sign_out(
+    State(domain): State<Domain>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let token = cookie(&headers).unwrap_or_default();
+    if !same_origin(&headers) || !csrf_matches(&token, &form.csrf) {
+        return html(StatusCode::FORBIDDEN, pages::error("this form has expired; reload the page"));
+    }
+    if let Err(error) = domain.sign_out(&token).await {
+        return page_error(&error);
+    }
+    let cookie = session_cookie(&domain, "", 0);
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/console/sign-in")).into_response()
+}
+
+/// The calls list's filters, as the page's form sends them (empty fields are no filter).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct CallFilters {
+    pub(crate) provider: String,
+    pub(crate) call_id: String,
+    pub(crate) tag: String,
+    pub(crate) text: String,
+    pub(crate) issues_only: Option<String>,
+    pub(crate) page: String,
+}
+
+impl CallFilters {
+    fn query(&self) -> Result<DatapointQuery, Error> {
+        let given = |value: &str| Some(value.trim().to_owned()).filter(|value| !value.is_empty());
+        Ok(DatapointQuery {
+            provider: given(&self.provider),
+            call_id: given(&self.call_id),
+            tags_all: given(&self.tag).into_iter().collect(),
+            text_contains: given(&self.text),
+            issues_only: self.issues_only.is_some(),
+            before: DatapointCursor::from_token(&self.page)?,
+            page_size: PAGE_SIZE,
+            ..DatapointQuery::default()
+        })
+    }
+}
+
+async fn calls(
+    State(domain): State<Domain>,
+    headers: HeaderMap,
+    Query(filters): Query<CallFilters>,
+) -> Response {
+    let session = match session(&domain, &headers).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let query = match filters.query() {
+        Ok(query) => query,
+        Err(error) => return page_error(&error),
+    };
+    match domain.search_datapoints(&session.principal, query).await {
+        Ok(page) => {
+            html(StatusCode::OK, pages::calls(&csrf_token(&session.token), &filters, &page))
+        }
+        Err(error) => page_error(&error),
+    }
+}
+
+async fn call(
+    State(domain): State<Domain>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let session = match session(&domain, &headers).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let id = match parse_id("id", &id) {
+        Ok(id) => id,
+        Err(error) => return page_error(&error),
+    };
+    match domain.get_datapoint(&session.principal, id).await {
+        Ok(view) => html(StatusCode::OK, pages::call(&csrf_token(&session.token), &view)),
+        Err(error) => page_error(&error),
+    }
+}
+
+/// The recording, with HTTP ranges (`Accept-Ranges: bytes`, one `bytes=a-b` range answered
+/// 206), so players can seek without fetching the whole file.
+async fn audio(
+    State(domain): State<Domain>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let session = match session(&domain, &headers).await {
+        Ok(session) => session,
+        Err(_) => return StatusCode::UNAUTHORIZED.into_response(),
+    };
+    let view = match parse_id("id", &id) {
+        Ok(id) => domain.get_datapoint(&session.principal, id).await,
+        Err(error) => Err(error),
+    };
+    let audio = match view.map(|view| view.audio) {
+        Ok(Some(audio)) => audio,
+        Ok(None) => return StatusCode::NOT_FOUND.into_response(),
+        Err(error) => {
+            error.log_if_internal();
+            return StatusCode::NOT_FOUND.into_response();
+        }
+    };
+    let size = u64::try_from(audio.size_bytes).unwrap_or(0);
+    let content_type = HeaderValue::from_str(&audio.content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| byte_range(value, size));
+    let (status, range) = match range {
+        None => (StatusCode::OK, 0..size),
+        Some(Some(range)) => (StatusCode::PARTIAL_CONTENT, range),
+        Some(None) => {
+            let unsatisfiable = HeaderValue::from_str(&format!("bytes */{size}"))
+                .unwrap_or(HeaderValue::from_static("bytes */0"));
+            return (StatusCode::RANGE_NOT_SATISFIABLE, [(header::CONTENT_RANGE, unsatisfiable)])
+                .into_response();
+        }
+    };
+    let bytes = match domain.blobs.get_range(&audio.blob_key, range.clone()).await {
+        Ok(bytes) => bytes,
+        Err(error) => return page_error(&error),
+    };
+    let mut response = (status, bytes).into_response();
+    let response_headers = response.headers_mut();
+    response_headers.insert(header::CONTENT_TYPE, content_type);
+    response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    response_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(value) = HeaderValue::from_str(&format!(
+            "bytes {}-{}/{size}",
+            range.start,
+            range.end.saturating_sub(1)
+        ))
+    {
+        response_headers.insert(header::CONTENT_RANGE, value);
+    }
+    response
+}
+
+/// One range of a `Range: bytes=...` header over `size` bytes, as a half-open range; None when
+/// it cannot be satisfied (or asks for several ranges, which players do not).
+fn byte_range(header: &str, size: u64) -> Option<std::ops::Range<u64>> {
+    let spec = header.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') || size == 0 {
+        return None;
+    }
+    let (first, last) = spec.split_once('-')?;
+    let (first, last) = (first.trim(), last.trim());
+    let range = if first.is_empty() {
+        let suffix: u64 = last.parse().ok()?;
+        size.saturating_sub(suffix)..size
+    } else {
+        let start: u64 = first.parse().ok()?;
+        let end = if last.is_empty() {
+            size
+        } else {
+            last.parse::<u64>().ok()?.saturating_add(1).min(size)
+        };
+        start..end
+    };
+    (range.start < range.end).then_some(range)
+}
+
+/// The page's script: seeking the player to a clicked turn and marking the turn being spoken.
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300")),
+        ],
+        pages::SCRIPT,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_ranges_are_read_as_browsers_send_them() {
+        assert_eq!(byte_range("bytes=0-", 100), Some(0..100));
+        assert_eq!(byte_range("bytes=10-19", 100), Some(10..20));
+        assert_eq!(byte_range("bytes=90-200", 100), Some(90..100));
+        assert_eq!(byte_range("bytes=-10", 100), Some(90..100));
+        assert_eq!(byte_range("bytes=100-", 100), None);
+        assert_eq!(byte_range("bytes=0-1,5-6", 100), None);
+        assert_eq!(byte_range("items=0-1", 100), None);
+        assert_eq!(byte_range("bytes=5-2", 100), None);
+    }
+
+    #[test]
+    fn only_this_sites_forms_are_taken() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut headers = HeaderMap::new();
+            for (name, value) in pairs {
+                headers.insert(*name, HeaderValue::from_static(value));
+            }
+            headers
+        };
+        assert!(same_origin(&headers(&[("host", "earshot:8080")])));
+        assert!(same_origin(&headers(&[
+            ("host", "earshot:8080"),
+            ("origin", "http://earshot:8080"),
+            ("sec-fetch-site", "same-origin")
+        ])));
+        assert!(!same_origin(&headers(&[
+            ("host", "earshot:8080"),
+            ("origin", "https://evil.example")
+        ])));
+        assert!(!same_origin(&headers(&[
+            ("host", "earshot:8080"),
+            ("sec-fetch-site", "cross-site")
+        ])));
+        assert!(!same_origin(&headers(&[
+            ("host", "earshot:8080"),
+            ("sec-fetch-site", "same-site")
+        ])));
+    }
+
+    #[test]
+    fn the_session_is_read_from_its_cookie_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; earshot_session=tok; b=2"));
+        assert_eq!(cookie(&headers).as_deref(), Some("tok"));
+        headers.insert(header::COOKIE, HeaderValue::from_static("earshot_sessionx=tok"));
+        assert_eq!(cookie(&headers), None);
+    }
+}

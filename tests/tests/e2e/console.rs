@@ -1,0 +1,161 @@
+//! The console over plain HTTP against an `earshot` process (its browser tests are issue 20's
+//! next step): sign-in turns an API key into an `HttpOnly`, `SameSite=Strict` session cookie,
+//! a form from another site is refused, the calls list shows a call the test ingested and
+//! escapes what the call says, the call page has every turn and a player whose recording is
+//! served in byte ranges, a key that cannot read opens no session, and sign-out needs the
+//! session's CSRF token.
+
+use std::time::Duration;
+
+use earshot::{Audio, Client, Conversation, Turn};
+use earshot_e2e::audio::wav;
+use earshot_e2e::client::try_http_raw;
+use earshot_e2e::process::ServerProcess;
+
+/// A request to the console: (status, headers, body as text).
+async fn request(
+    server: &ServerProcess,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, http::HeaderMap, String) {
+    let (status, headers, bytes) =
+        try_http_raw(&server.url(), method, path, headers, body.as_bytes().to_vec()).await.unwrap();
+    (status, headers, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> &'a str {
+    headers.get(name).and_then(|value| value.to_str().ok()).unwrap_or_default()
+}
+
+const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
+
+#[tokio::test]
+async fn the_console_signs_in_lists_calls_plays_them_and_signs_out() {
+    let server = ServerProcess::start(&[]).await;
+    let client = Client::builder(server.url())
+        .api_key(&server.admin_key)
+        .project_id(&server.project_id)
+        .connect()
+        .await
+        .unwrap();
+    let recording = wav(1, 8000, 800, 21);
+    client
+        .ingest_conversations(vec![
+            Conversation::new("console-call-1")
+                .audio(Audio::from_bytes(recording.clone()))
+                .tag("vip")
+                .turn(Turn::user("Hi, <script>alert(1)</script> is my name.").at_ms(0).end_ms(300))
+                .turn(Turn::assistant("Welcome back.").at_ms(400).end_ms(800)),
+        ])
+        .await
+        .unwrap();
+    let datapoint =
+        client.wait_for_datapoint("console-call-1", Duration::from_secs(30)).await.unwrap();
+
+    // Signed out: pages send to the sign-in form.
+    let (status, headers, _) = request(&server, "GET", "/console/calls", &[], "").await;
+    assert_eq!((status, header(&headers, "location")), (303, "/console/sign-in"));
+    let (status, _, page) = request(&server, "GET", "/console/sign-in", &[], "").await;
+    assert!(status == 200 && page.contains("name=\"api_key\""), "{page}");
+    // A wrong key, or a form posted from another site, opens nothing.
+    let (status, headers, page) =
+        request(&server, "POST", "/console/sign-in", &[FORM], "api_key=es_wrong").await;
+    assert_eq!(status, 401);
+    assert!(page.contains("not valid") && headers.get("set-cookie").is_none(), "{page}");
+    let body = format!("api_key={}", server.admin_key);
+    let cross_site = [FORM, ("origin", "https://evil.example"), ("sec-fetch-site", "cross-site")];
+    let (status, headers, _) =
+        request(&server, "POST", "/console/sign-in", &cross_site, &body).await;
+    assert!(status == 403 && headers.get("set-cookie").is_none());
+
+    let (status, headers, _) = request(&server, "POST", "/console/sign-in", &[FORM], &body).await;
+    assert_eq!((status, header(&headers, "location")), (303, "/console/calls"));
+    let set_cookie = header(&headers, "set-cookie").to_owned();
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/console", "Max-Age=43200"] {
+        assert!(set_cookie.contains(part), "{set_cookie}");
+    }
+    let session = set_cookie.split(';').next().unwrap().to_owned();
+    let signed_in = [("cookie", session.as_str())];
+
+    // The list: the call, its tag, no failed check; what the call said is escaped.
+    let (status, headers, page) = request(&server, "GET", "/console/calls", &signed_in, "").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(header(&headers, "content-security-policy").contains("default-src 'self'"));
+    assert!(page.contains(&format!("/console/calls/{}", datapoint.id)), "{page}");
+    assert!(page.contains("console-call-1") && page.contains("vip"));
+    let (_, _, filtered) =
+        request(&server, "GET", "/console/calls?provider=nobody", &signed_in, "").await;
+    assert!(filtered.contains("No calls match."), "{filtered}");
+
+    // The call: every turn with its times, the player, the recording in ranges.
+    let path = format!("/console/calls/{}", datapoint.id);
+    let (status, _, call_page) = request(&server, "GET", &path, &signed_in, "").await;
+    let page = &call_page;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("data-start=\"0\" data-end=\"300\"") && page.contains("Welcome back."));
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !page.contains("<script>alert")
+    );
+    assert!(page.contains(&format!("src=\"{path}/audio\"")), "{page}");
+    let audio = format!("{path}/audio");
+    let (status, headers, _) = request(&server, "GET", &audio, &signed_in, "").await;
+    assert_eq!((status, header(&headers, "accept-ranges")), (200, "bytes"));
+    let (status, headers, bytes) = try_http_raw(
+        &server.url(),
+        "GET",
+        &audio,
+        &[("cookie", session.as_str()), ("range", "bytes=10-19")],
+        Vec::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 206);
+    assert_eq!(header(&headers, "content-range"), format!("bytes 10-19/{}", recording.len()));
+    assert_eq!(&bytes[..], &recording[10..20]);
+    let (status, _, _) = request(&server, "GET", &audio, &[("range", "bytes=0-")], "").await;
+    assert_eq!(status, 401, "no session, no recording");
+
+    // A key that cannot read calls opens no session.
+    let (_, created) = earshot_e2e::client::http_request(
+        &server,
+        "POST",
+        "/earshot.v1.ProjectService/CreateApiKey",
+        &[("content-type", "application/json"), ("api-key", &server.admin_key)],
+        br#"{"name": "dialer", "scopes": ["API_KEY_SCOPE_INGEST"]}"#.to_vec(),
+    )
+    .await;
+    let ingest_only = format!("api_key={}", created["secret"].as_str().unwrap());
+    let (status, headers, page) =
+        request(&server, "POST", "/console/sign-in", &[FORM], &ingest_only).await;
+    assert!(status == 401 && headers.get("set-cookie").is_none(), "{page}");
+    assert!(page.contains("cannot read calls"), "{page}");
+
+    // Sign-out needs the session's CSRF token, then the session is over.
+    let marker = "name=\"csrf\" value=\"";
+    let csrf_start = call_page.find(marker).unwrap() + marker.len();
+    let csrf = &call_page[csrf_start..csrf_start + 64];
+    let (status, _, _) = request(
+        &server,
+        "POST",
+        "/console/sign-out",
+        &[FORM, ("cookie", session.as_str())],
+        "csrf=forged",
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, headers, _) = request(
+        &server,
+        "POST",
+        "/console/sign-out",
+        &[FORM, ("cookie", session.as_str())],
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!((status, header(&headers, "location")), (303, "/console/sign-in"));
+    assert!(header(&headers, "set-cookie").contains("Max-Age=0"));
+    let (status, _, _) = request(&server, "GET", "/console/calls", &signed_in, "").await;
+    assert_eq!(status, 303, "the session ended");
+    server.stop().await;
+}
