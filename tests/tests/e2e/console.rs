@@ -159,3 +159,83 @@ async fn the_console_signs_in_lists_calls_plays_them_and_signs_out() {
     assert_eq!(status, 303, "the session ended");
     server.stop().await;
 }
+
+/// The monitors pages: a monitor's calls, issues and issue rate with its chart, its checks with
+/// their figures, and the calls with open issues linking to their pages.
+#[tokio::test]
+async fn monitors_show_their_issue_rate_and_failing_calls() {
+    use earshot::{CheckRule, MonitorDefinition};
+    let server = ServerProcess::start(&[]).await;
+    let client = Client::builder(server.url())
+        .api_key(&server.admin_key)
+        .project_id(&server.project_id)
+        .connect()
+        .await
+        .unwrap();
+    let slow = client
+        .create_check(
+            "slow answers",
+            "",
+            CheckRule::new("p95_response_latency_ms", "greater_than", "1500"),
+        )
+        .await
+        .unwrap();
+    let monitor = client
+        .create_monitor(MonitorDefinition::new("Support <quality>").check(&slow.id))
+        .await
+        .unwrap();
+    let answered_after = |call_id: &str, latency_ms: i64| {
+        Conversation::new(call_id)
+            .turn(Turn::user("Where is my order?").at_ms(0).end_ms(1_000))
+            .turn(
+                Turn::assistant("Let me check.")
+                    .at_ms(1_000 + latency_ms)
+                    .end_ms(2_000 + latency_ms),
+            )
+    };
+    client
+        .ingest_conversations(vec![
+            answered_after("monitored-slow", 2_500),
+            answered_after("monitored-quick", 200),
+        ])
+        .await
+        .unwrap();
+    let slow_call =
+        client.wait_for_datapoint("monitored-slow", Duration::from_secs(30)).await.unwrap();
+    client.wait_for_datapoint("monitored-quick", Duration::from_secs(30)).await.unwrap();
+
+    let body = format!("api_key={}", server.admin_key);
+    let (_, headers, _) = request(&server, "POST", "/console/sign-in", &[FORM], &body).await;
+    let session = header(&headers, "set-cookie").split(';').next().unwrap().to_owned();
+    let signed_in = [("cookie", session.as_str())];
+    let (status, _, page) = request(&server, "GET", "/console/monitors", &signed_in, "").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Support &lt;quality&gt;"), "{page}");
+    assert!(page.contains("1 (50.0 %)"), "{page}");
+    assert!(
+        page.contains("<svg")
+            && page.contains("role=\"img\"")
+            && page.contains("1 of 2 calls with issues"),
+        "{page}"
+    );
+    let (status, _, page) =
+        request(&server, "GET", &format!("/console/monitors/{}", monitor.id), &signed_in, "").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("p95_response_latency_ms greater than 1500"), "{page}");
+    assert!(page.contains("1 of 2"), "{page}");
+    assert!(
+        page.contains(&format!("/console/calls/{}", slow_call.id))
+            && page.contains("monitored-slow")
+    );
+    assert!(!page.contains("monitored-quick"), "only the call with an issue: {page}");
+    let (status, _, _) = request(
+        &server,
+        "GET",
+        &format!("/console/monitors/{}", uuid::Uuid::now_v7()),
+        &signed_in,
+        "",
+    )
+    .await;
+    assert_eq!(status, 404);
+    server.stop().await;
+}

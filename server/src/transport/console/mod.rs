@@ -19,6 +19,7 @@ use crate::domain::{Domain, parse_id};
 use crate::error::Error;
 use crate::model::auth::Principal;
 use crate::model::datapoints::{DatapointCursor, DatapointQuery};
+use crate::model::monitors::Granularity;
 
 /// The session cookie's name.
 const COOKIE: &str = "earshot_session";
@@ -35,6 +36,8 @@ pub fn router(domain: Domain) -> Router {
         .route("/console/calls", get(calls))
         .route("/console/calls/{id}", get(call))
         .route("/console/calls/{id}/audio", get(audio))
+        .route("/console/monitors", get(monitors))
+        .route("/console/monitors/{id}", get(monitor))
         .route("/console/console.js", get(script))
         .with_state(domain)
 }
@@ -245,6 +248,70 @@ async fn call(
     };
     match domain.get_datapoint(&session.principal, id).await {
         Ok(view) => html(StatusCode::OK, pages::call(&csrf_token(&session.token), &view)),
+        Err(error) => page_error(&error),
+    }
+}
+
+/// Days the monitors' charts cover.
+const CHART_DAYS: i64 = 14;
+
+/// The monitors, each with its issue rate per day over the last `CHART_DAYS` days.
+async fn monitors(State(domain): State<Domain>, headers: HeaderMap) -> Response {
+    let session = match session(&domain, &headers).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let principal = &session.principal;
+    let result = async {
+        let from = domain.clock.now() - chrono::Duration::days(CHART_DAYS);
+        let mut rows = Vec::new();
+        for monitor in domain.list_monitors(principal).await? {
+            let summary = domain
+                .monitor_summary(principal, monitor.id, Some(from), None, Granularity::Day)
+                .await?;
+            rows.push((monitor, summary));
+        }
+        Ok::<_, Error>(rows)
+    }
+    .await;
+    match result {
+        Ok(rows) => html(StatusCode::OK, pages::monitors(&csrf_token(&session.token), &rows)),
+        Err(error) => page_error(&error),
+    }
+}
+
+/// One monitor: its checks with their figures, its chart, and its calls with open issues.
+async fn monitor(
+    State(domain): State<Domain>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let session = match session(&domain, &headers).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let principal = &session.principal;
+    let result = async {
+        let id = parse_id("id", &id)?;
+        let monitor = domain.get_monitor(principal, id).await?;
+        let from = domain.clock.now() - chrono::Duration::days(CHART_DAYS);
+        let summary =
+            domain.monitor_summary(principal, id, Some(from), None, Granularity::Day).await?;
+        let failing = DatapointQuery {
+            monitor_id: Some(id),
+            issues_only: true,
+            page_size: PAGE_SIZE,
+            ..DatapointQuery::default()
+        };
+        let calls = domain.search_datapoints(principal, failing).await?;
+        Ok::<_, Error>((monitor, summary, calls))
+    }
+    .await;
+    match result {
+        Ok((monitor, summary, calls)) => html(
+            StatusCode::OK,
+            pages::monitor(&csrf_token(&session.token), &monitor, &summary, &calls),
+        ),
         Err(error) => page_error(&error),
     }
 }

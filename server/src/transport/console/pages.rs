@@ -6,6 +6,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::CallFilters;
 use crate::model::datapoints::{DatapointPage, DatapointView};
+use crate::model::monitors::{Monitor, MonitorSummary};
 
 const STYLE: &str = "
 body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d1d1f;background:#fafafa}
@@ -54,7 +55,11 @@ fn layout(title: &str, csrf: Option<&str>, body: &Markup) -> Markup {
                 header {
                     strong { "earshot" }
                     @if let Some(csrf) = csrf {
-                        nav { a href="/console/calls" { "Calls" } }
+                        nav {
+                            a href="/console/calls" { "Calls" }
+                            " · "
+                            a href="/console/monitors" { "Monitors" }
+                        }
                         form method="post" action="/console/sign-out" {
                             input type="hidden" name="csrf" value=(csrf);
                             button type="submit" { "Sign out" }
@@ -263,4 +268,157 @@ pub fn call(csrf: &str, view: &DatapointView) -> Markup {
             dl { @for (key, value) in pairs(&metadata) { dt { (key) } dd { (value) } } }
         }))
     }
+}
+
+fn percent(rate: f64) -> String {
+    format!("{:.1} %", rate * 100.0)
+}
+
+/// A monitor's issue rate per day as a small SVG line (days without calls are gaps on the
+/// time axis), with the figures in its title for screen readers and on hover.
+fn chart(summary: &MonitorSummary, days: i64) -> Markup {
+    const WIDTH: f64 = 280.0;
+    const HEIGHT: f64 = 60.0;
+    #[allow(clippy::cast_precision_loss)]
+    let span = (days.max(1) * 86_400_000) as f64;
+    let end = summary
+        .buckets
+        .last()
+        .and_then(|bucket| bucket.start)
+        .map_or(0, |start| start.timestamp_millis() + 86_400_000);
+    #[allow(clippy::cast_precision_loss)]
+    let points: Vec<(f64, f64, String)> = summary
+        .buckets
+        .iter()
+        .filter_map(|bucket| {
+            let start = bucket.start?;
+            let x = WIDTH - (end - start.timestamp_millis()) as f64 / span * WIDTH;
+            let y = HEIGHT - bucket.issue_rate() * (HEIGHT - 4.0) - 2.0;
+            let label = format!(
+                "{}: {} of {} calls with issues",
+                start.format("%Y-%m-%d"),
+                bucket.issues,
+                bucket.datapoints
+            );
+            Some((x.max(0.0), y, label))
+        })
+        .collect();
+    let line: Vec<String> = points.iter().map(|(x, y, _)| format!("{x:.1},{y:.1}")).collect();
+    let description = format!(
+        "Issue rate per day over {days} days: {}",
+        points.iter().map(|(_, _, label)| label.as_str()).collect::<Vec<_>>().join("; ")
+    );
+    html! {
+        svg width=(WIDTH) height=(HEIGHT) viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } role="img"
+            aria-label=(description) class="chart" {
+            title { (description) }
+            line x1="0" y1=(HEIGHT - 2.0) x2=(WIDTH) y2=(HEIGHT - 2.0) stroke="#999" {}
+            @if line.len() > 1 {
+                polyline points=(line.join(" ")) fill="none" stroke="#b45309" stroke-width="2" {}
+            }
+            @for (x, y, label) in &points {
+                circle cx=(format!("{x:.1}")) cy=(format!("{y:.1}")) r="3" fill="#b45309" {
+                    title { (label) }
+                }
+            }
+        }
+    }
+}
+
+pub fn monitors(csrf: &str, rows: &[(Monitor, MonitorSummary)]) -> Markup {
+    layout(
+        "Monitors",
+        Some(csrf),
+        &html! {
+            h1 { "Monitors" }
+            p class="muted" { "The last " (super::CHART_DAYS) " days." }
+            @if rows.is_empty() { p { "No monitors yet: create one with MonitorService or an SDK." } }
+            @else {
+                table {
+                    thead { tr {
+                        th scope="col" { "Monitor" }
+                        th scope="col" class="wide" { "Checks" }
+                        th scope="col" { "Calls" }
+                        th scope="col" { "With issues" }
+                        th scope="col" { "Issue rate per day" }
+                    } }
+                    tbody {
+                        @for (monitor, summary) in rows {
+                            tr {
+                                td { a href={ "/console/monitors/" (monitor.id) } { (monitor.name) } }
+                                td class="wide" { (monitor.checks.len()) }
+                                td { (summary.total.datapoints) }
+                                td { (summary.total.issues) " (" (percent(summary.total.issue_rate())) ")" }
+                                td { (chart(summary, super::CHART_DAYS)) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+pub fn monitor(
+    csrf: &str,
+    monitor: &Monitor,
+    summary: &MonitorSummary,
+    calls: &DatapointPage,
+) -> Markup {
+    layout(
+        &format!("Monitor {}", monitor.name),
+        Some(csrf),
+        &html! {
+            p { a href="/console/monitors" { "← Monitors" } }
+            h1 { "Monitor " (monitor.name) }
+            @if !monitor.description.is_empty() { p { (monitor.description) } }
+            p {
+                (summary.total.datapoints) " calls in the last " (super::CHART_DAYS) " days, "
+                (summary.total.issues) " with issues (" (percent(summary.total.issue_rate())) ")."
+            }
+            (chart(summary, super::CHART_DAYS))
+            h2 { "Checks" }
+            table {
+                thead { tr {
+                    th scope="col" { "Check" }
+                    th scope="col" { "Rule" }
+                    th scope="col" { "Issues" }
+                    th scope="col" class="wide" { "Mean" }
+                } }
+                tbody {
+                    @for check in &monitor.checks {
+                        @let figures = summary.total.checks.iter().find(|figures| figures.check_id == check.id);
+                        tr {
+                            td { (check.name) " (v" (check.version) ")" }
+                            td {
+                                (check.rule.measure.as_str()) " " (check.rule.comparator.as_str().replace('_', " "))
+                                @if let Some(threshold) = &check.rule.threshold {
+                                    " " (serde_json::to_value(threshold).map(|value| value.to_string()).unwrap_or_default())
+                                }
+                                @if let Some(phrase) = &check.rule.phrase { " \"" (phrase) "\"" }
+                            }
+                            td { (figures.map_or(0, |figures| figures.issues)) " of " (figures.map_or(0, |figures| figures.datapoints)) }
+                            td class="wide" { (figures.and_then(|figures| figures.mean).map_or_else(|| "–".to_owned(), |mean| format!("{mean:.2}"))) }
+                        }
+                    }
+                }
+            }
+            h2 { "Calls with open issues" }
+            @if calls.datapoints.is_empty() { p { "None." } }
+            @else {
+                table {
+                    thead { tr { th scope="col" { "Time" } th scope="col" { "Call" } th scope="col" { "Failed checks" } } }
+                    tbody {
+                        @for view in &calls.datapoints {
+                            tr {
+                                td { (time_text(view.datapoint.occurred_at())) }
+                                td { a href={ "/console/calls/" (view.datapoint.id) } { (view.datapoint.call_id) } }
+                                td class="issue" { "⚠ " (view.failed_checks().join(", ")) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
 }
