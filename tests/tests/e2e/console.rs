@@ -239,3 +239,81 @@ async fn monitors_show_their_issue_rate_and_failing_calls() {
     assert_eq!(status, 404);
     server.stop().await;
 }
+
+/// The integrations pages: the list with status and use, one integration with the webhook URL
+/// to paste and its refused delivery with the reason, disabling it by the page's form (the
+/// CSRF token required), and a read-only key that sees no such form.
+#[tokio::test]
+async fn integrations_show_their_webhook_url_deliveries_and_can_be_disabled() {
+    use earshot_e2e::client::{create_integration, http_request};
+    use earshot_proto::v1 as pb;
+    let server = ServerProcess::start(&[]).await;
+    let integration = create_integration(
+        &server,
+        pb::Provider::Retell,
+        pb::WebhookAuthType::Unspecified,
+        &[("api_key", "key_0f1e2d3c4b5a69788796a5b4c3d2e1f0")],
+        None,
+    )
+    .await;
+    let webhook = format!("/v0/voice/retell/monitor/{}", integration.public_id);
+    let forged = [("content-type", "application/json"), ("x-retell-signature", "v=1,d=00")];
+    let (status, _) =
+        http_request(&server, "POST", &webhook, &forged, br#"{"event":"call_analyzed"}"#.to_vec())
+            .await;
+    assert_eq!(status, 401);
+
+    let sign_in = |key: String| {
+        let server = &server;
+        async move {
+            let (_, headers, _) =
+                request(server, "POST", "/console/sign-in", &[FORM], &format!("api_key={key}"))
+                    .await;
+            header(&headers, "set-cookie").split(';').next().unwrap().to_owned()
+        }
+    };
+    let admin = sign_in(server.admin_key.clone()).await;
+    let (status, _, page) =
+        request(&server, "GET", "/console/integrations", &[("cookie", admin.as_str())], "").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("retell") && page.contains("● active"), "{page}");
+    let path = format!("/console/integrations/{}", integration.id);
+    let (status, _, page) = request(&server, "GET", &path, &[("cookie", admin.as_str())], "").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(&integration.webhook_url), "{page}");
+    assert!(page.contains("rejected (401)"), "{page}");
+    let marker = "name=\"csrf\" value=\"";
+    let start = page.find(marker).unwrap() + marker.len();
+    let csrf = page[start..start + 64].to_owned();
+
+    // A read-only key sees the page but no form that changes it.
+    let (_, created) = http_request(
+        &server,
+        "POST",
+        "/earshot.v1.ProjectService/CreateApiKey",
+        &[("content-type", "application/json"), ("api-key", &server.admin_key)],
+        br#"{"name": "viewer", "scopes": ["API_KEY_SCOPE_READ"]}"#.to_vec(),
+    )
+    .await;
+    let reader = sign_in(created["secret"].as_str().unwrap().to_owned()).await;
+    let (_, _, page) = request(&server, "GET", &path, &[("cookie", reader.as_str())], "").await;
+    assert!(page.contains(&integration.webhook_url) && !page.contains("Disable"), "{page}");
+
+    let status_path = format!("{path}/status");
+    let with_session = [FORM, ("cookie", admin.as_str())];
+    let (status, _, _) =
+        request(&server, "POST", &status_path, &with_session, "csrf=forged&status=disabled").await;
+    assert_eq!(status, 403);
+    let (status, headers, _) = request(
+        &server,
+        "POST",
+        &status_path,
+        &with_session,
+        &format!("csrf={csrf}&status=disabled"),
+    )
+    .await;
+    assert_eq!((status, header(&headers, "location")), (303, path.as_str()));
+    let (_, _, page) = request(&server, "GET", &path, &[("cookie", admin.as_str())], "").await;
+    assert!(page.contains("○ disabled") && page.contains("Enable"), "{page}");
+    server.stop().await;
+}

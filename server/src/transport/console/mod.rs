@@ -36,6 +36,9 @@ pub fn router(domain: Domain) -> Router {
         .route("/console/calls", get(calls))
         .route("/console/calls/{id}", get(call))
         .route("/console/calls/{id}/audio", get(audio))
+        .route("/console/integrations", get(integrations))
+        .route("/console/integrations/{id}", get(integration))
+        .route("/console/integrations/{id}/status", post(integration_status))
         .route("/console/monitors", get(monitors))
         .route("/console/monitors/{id}", get(monitor))
         .route("/console/console.js", get(script))
@@ -248,6 +251,114 @@ async fn call(
     };
     match domain.get_datapoint(&session.principal, id).await {
         Ok(view) => html(StatusCode::OK, pages::call(&csrf_token(&session.token), &view)),
+        Err(error) => page_error(&error),
+    }
+}
+
+/// The integrations of every project the key reaches, with their use.
+async fn integrations(State(domain): State<Domain>, headers: HeaderMap) -> Response {
+    let session = match session(&domain, &headers).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let principal = &session.principal;
+    let result = async {
+        let mut rows = Vec::new();
+        for project in domain.list_projects(principal).await? {
+            let mut token = String::new();
+            loop {
+                let page = domain.list_integrations(principal, project.id, None, 0, &token).await?;
+                rows.extend(
+                    page.integrations
+                        .into_iter()
+                        .map(|integration| (project.name.clone(), integration)),
+                );
+                match page.next_page_token {
+                    Some(next) => token = next,
+                    None => break,
+                }
+            }
+        }
+        Ok::<_, Error>(rows)
+    }
+    .await;
+    match result {
+        Ok(rows) => html(StatusCode::OK, pages::integrations(&csrf_token(&session.token), &rows)),
+        Err(error) => page_error(&error),
+    }
+}
+
+/// One integration: the webhook URL to paste at the provider, its secrets' state, its latest
+/// deliveries with their verdicts and reasons, and (for an admin key) enabling or disabling it.
+async fn integration(
+    State(domain): State<Domain>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let session = match session(&domain, &headers).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let principal = &session.principal;
+    let result = async {
+        let id = parse_id("id", &id)?;
+        let integration = domain.get_integration(principal, id).await?;
+        let deliveries = domain.list_webhook_deliveries(principal, id, None, PAGE_SIZE, "").await?;
+        Ok::<_, Error>((integration, deliveries))
+    }
+    .await;
+    match result {
+        Ok((integration, deliveries)) => {
+            let url = domain.webhook_url(&integration);
+            let admin = principal.has_scope(crate::model::auth::Scope::Admin);
+            html(
+                StatusCode::OK,
+                pages::integration(
+                    &csrf_token(&session.token),
+                    &integration,
+                    &url,
+                    &deliveries,
+                    admin,
+                ),
+            )
+        }
+        Err(error) => page_error(&error),
+    }
+}
+
+#[derive(Deserialize)]
+struct StatusForm {
+    csrf: String,
+    status: String,
+}
+
+/// Enables or disables an integration (admin scope; the session's CSRF token).
+async fn integration_status(
+    State(domain): State<Domain>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<StatusForm>,
+) -> Response {
+    let session = match session(&domain, &headers).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    if !same_origin(&headers) || !csrf_matches(&session.token, &form.csrf) {
+        return html(StatusCode::FORBIDDEN, pages::error("this form has expired; reload the page"));
+    }
+    let status = match form.status.as_str() {
+        "active" => crate::model::integrations::IntegrationStatus::Active,
+        "disabled" => crate::model::integrations::IntegrationStatus::Disabled,
+        _ => return page_error(&Error::invalid("status", "must be active or disabled")),
+    };
+    let changed = match parse_id("id", &id) {
+        Ok(id) => domain.set_integration_status(&session.principal, id, status).await,
+        Err(error) => Err(error),
+    };
+    match changed {
+        Ok(integration) => {
+            Redirect::to(&format!("/console/integrations/{}", integration.id)).into_response()
+        }
         Err(error) => page_error(&error),
     }
 }

@@ -6,6 +6,8 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::CallFilters;
 use crate::model::datapoints::{DatapointPage, DatapointView};
+use crate::model::deliveries::DeliveryPage;
+use crate::model::integrations::{Integration, IntegrationStatus};
 use crate::model::monitors::{Monitor, MonitorSummary};
 
 const STYLE: &str = "
@@ -59,6 +61,8 @@ fn layout(title: &str, csrf: Option<&str>, body: &Markup) -> Markup {
                             a href="/console/calls" { "Calls" }
                             " · "
                             a href="/console/monitors" { "Monitors" }
+                            " · "
+                            a href="/console/integrations" { "Integrations" }
                         }
                         form method="post" action="/console/sign-out" {
                             input type="hidden" name="csrf" value=(csrf);
@@ -414,6 +418,131 @@ pub fn monitor(
                                 td { (time_text(view.datapoint.occurred_at())) }
                                 td { a href={ "/console/calls/" (view.datapoint.id) } { (view.datapoint.call_id) } }
                                 td class="issue" { "⚠ " (view.failed_checks().join(", ")) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// The share of an integration's requests refused by its rate limit, as text.
+fn refused_share(integration: &Integration) -> String {
+    if integration.request_count <= 0 {
+        return "–".to_owned();
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let share = integration.rate_limited_count as f64 / integration.request_count as f64;
+    percent(share)
+}
+
+pub fn integrations(csrf: &str, rows: &[(String, Integration)]) -> Markup {
+    layout(
+        "Integrations",
+        Some(csrf),
+        &html! {
+            h1 { "Integrations" }
+            @if rows.is_empty() { p { "No integrations yet: create one with IntegrationService or an SDK." } }
+            @else {
+                table {
+                    thead { tr {
+                        th scope="col" { "Integration" }
+                        th scope="col" { "Provider" }
+                        th scope="col" class="wide" { "Project" }
+                        th scope="col" { "Status" }
+                        th scope="col" { "Requests" }
+                        th scope="col" class="wide" { "Rate-limited" }
+                        th scope="col" class="wide" { "Last used" }
+                    } }
+                    tbody {
+                        @for (project, integration) in rows {
+                            tr {
+                                td { a href={ "/console/integrations/" (integration.id) } {
+                                    @if integration.display_name.is_empty() { (integration.public_id) } @else { (integration.display_name) }
+                                } }
+                                td { (integration.provider.as_str()) }
+                                td class="wide" { (project) }
+                                td { (status_text(integration.status)) }
+                                td { (integration.request_count) }
+                                td class="wide" { (refused_share(integration)) }
+                                td class="wide" { (integration.last_used_at.map_or_else(|| "never".to_owned(), time_text)) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+fn status_text(status: IntegrationStatus) -> &'static str {
+    match status {
+        IntegrationStatus::Active => "● active",
+        IntegrationStatus::Disabled => "○ disabled",
+    }
+}
+
+pub fn integration(
+    csrf: &str,
+    integration: &Integration,
+    webhook_url: &str,
+    deliveries: &DeliveryPage,
+    admin: bool,
+) -> Markup {
+    let name = if integration.display_name.is_empty() {
+        integration.public_id.clone()
+    } else {
+        integration.display_name.clone()
+    };
+    layout(
+        &format!("Integration {name}"),
+        Some(csrf),
+        &html! {
+            p { a href="/console/integrations" { "← Integrations" } }
+            h1 { (name) }
+            p { (integration.provider.as_str()) " · " (status_text(integration.status)) " · " (integration.request_count) " requests" }
+            h2 { "Webhook URL" }
+            p { "Paste this into the provider's webhook settings:" }
+            p { input id="webhook-url" readonly size="80" value=(webhook_url) aria-label="Webhook URL"; }
+            h2 { "Secrets" }
+            ul {
+                @for secret in &integration.secrets {
+                    li {
+                        (secret.name) " ending " code { (secret.last4) }
+                        @if let Some(expires) = secret.expires_at { " · valid until " (time_text(expires)) } @else { " · current" }
+                    }
+                }
+            }
+            @if admin {
+                form method="post" action={ "/console/integrations/" (integration.id) "/status" } {
+                    input type="hidden" name="csrf" value=(csrf);
+                    @if integration.status == IntegrationStatus::Active {
+                        input type="hidden" name="status" value="disabled";
+                        button type="submit" { "Disable (its webhooks will be answered 404)" }
+                    } @else {
+                        input type="hidden" name="status" value="active";
+                        button type="submit" { "Enable" }
+                    }
+                }
+            }
+            h2 { "Latest deliveries" }
+            @if deliveries.deliveries.is_empty() { p { "No requests yet." } }
+            @else {
+                table {
+                    thead { tr {
+                        th scope="col" { "Received" }
+                        th scope="col" { "Verdict" }
+                        th scope="col" class="wide" { "Call" }
+                        th scope="col" { "Reason" }
+                    } }
+                    tbody {
+                        @for delivery in &deliveries.deliveries {
+                            tr {
+                                td { (time_text(delivery.received_at)) }
+                                td { (delivery.verdict.as_str()) " (" (delivery.http_status) ")" }
+                                td class="wide" { (delivery.call_id) }
+                                td { (delivery.error_message) }
                             }
                         }
                     }
