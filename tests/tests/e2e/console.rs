@@ -317,3 +317,83 @@ async fn integrations_show_their_webhook_url_deliveries_and_can_be_disabled() {
     assert!(page.contains("○ disabled") && page.contains("Enable"), "{page}");
     server.stop().await;
 }
+
+/// The operations page: a call whose recording cannot be fetched is listed dead with the
+/// reason, and its Retry form (the CSRF token required) queues it again.
+#[tokio::test]
+async fn operations_list_failed_calls_and_retry_them() {
+    let server = ServerProcess::start(&[("EARSHOT_FETCH__ALLOW_PRIVATE_NETWORKS", "true")]).await;
+    let gone = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = gone.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(gone, axum::Router::new().fallback(|| async { http::StatusCode::NOT_FOUND }))
+            .await
+            .unwrap();
+    });
+    let client = Client::builder(server.url())
+        .api_key(&server.admin_key)
+        .project_id(&server.project_id)
+        .connect()
+        .await
+        .unwrap();
+    let accepted = client
+        .ingest_conversations(vec![
+            Conversation::new("never-fetched")
+                .audio(Audio::from_url(format!("http://{address}/gone.wav"))),
+        ])
+        .await
+        .unwrap();
+    let ingest_id = accepted.conversations[0].ingest_id.clone();
+    let dead = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let status = client.ingest_status(&ingest_id).await.unwrap();
+            if status.state == earshot::IngestState::Dead as i32 {
+                return status;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("dead within 30 s");
+    assert!(dead.error.contains("404"), "{}", dead.error);
+
+    let body = format!("api_key={}", server.admin_key);
+    let (_, headers, _) = request(&server, "POST", "/console/sign-in", &[FORM], &body).await;
+    let session = header(&headers, "set-cookie").split(';').next().unwrap().to_owned();
+    let (status, _, page) =
+        request(&server, "GET", "/console/operations", &[("cookie", session.as_str())], "").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("never-fetched") && page.contains("dead") && page.contains("404"),
+        "{page}"
+    );
+    let retry = format!("/console/ingests/{ingest_id}/retry");
+    assert!(page.contains(&retry), "{page}");
+    let marker = "name=\"csrf\" value=\"";
+    let start = page.find(marker).unwrap() + marker.len();
+    let csrf = page[start..start + 64].to_owned();
+    let with_session = [FORM, ("cookie", session.as_str())];
+    let (status, _, _) = request(&server, "POST", &retry, &with_session, "csrf=forged").await;
+    assert_eq!(status, 403);
+    let (status, headers, _) =
+        request(&server, "POST", &retry, &with_session, &format!("csrf={csrf}")).await;
+    assert_eq!((status, header(&headers, "location")), (303, "/console/operations"));
+    // Queued again: it runs once more (the file is still missing) and is dead again, later.
+    let first_death = dead.update_time.unwrap();
+    let again = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let status = client.ingest_status(&ingest_id).await.unwrap();
+            let later = status.update_time.as_ref().is_some_and(|time| {
+                (time.seconds, time.nanos) > (first_death.seconds, first_death.nanos)
+            });
+            if later && status.state == earshot::IngestState::Dead as i32 {
+                return status;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the retried call runs again within 30 s");
+    assert!(again.error.contains("404"), "{}", again.error);
+    server.stop().await;
+}

@@ -39,6 +39,8 @@ pub fn router(domain: Domain) -> Router {
         .route("/console/integrations", get(integrations))
         .route("/console/integrations/{id}", get(integration))
         .route("/console/integrations/{id}/status", post(integration_status))
+        .route("/console/operations", get(operations))
+        .route("/console/ingests/{id}/retry", post(retry_ingest))
         .route("/console/monitors", get(monitors))
         .route("/console/monitors/{id}", get(monitor))
         .route("/console/console.js", get(script))
@@ -359,6 +361,65 @@ async fn integration_status(
         Ok(integration) => {
             Redirect::to(&format!("/console/integrations/{}", integration.id)).into_response()
         }
+        Err(error) => page_error(&error),
+    }
+}
+
+/// Calls whose processing failed, in every project the key reaches (dead ones, and failed
+/// ones waiting for a retry), and the event endpoints with their counters.
+async fn operations(State(domain): State<Domain>, headers: HeaderMap) -> Response {
+    use crate::model::ingest::IngestState;
+    let session = match session(&domain, &headers).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let principal = &session.principal;
+    let result = async {
+        let mut stuck = Vec::new();
+        for project in domain.list_projects(principal).await? {
+            for state in [IngestState::Dead, IngestState::Failed] {
+                let (records, _) = domain
+                    .list_ingests(principal, Some(project.id), Some(state), PAGE_SIZE, "")
+                    .await?;
+                stuck.extend(records);
+            }
+        }
+        let endpoints = domain.list_event_endpoints(principal).await?;
+        Ok::<_, Error>((stuck, endpoints))
+    }
+    .await;
+    match result {
+        Ok((stuck, endpoints)) => {
+            let can_retry = principal.has_scope(crate::model::auth::Scope::Ingest);
+            html(
+                StatusCode::OK,
+                pages::operations(&csrf_token(&session.token), &stuck, &endpoints, can_retry),
+            )
+        }
+        Err(error) => page_error(&error),
+    }
+}
+
+/// Queues a failed or dead ingest again (ingest scope; the session's CSRF token).
+async fn retry_ingest(
+    State(domain): State<Domain>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let session = match session(&domain, &headers).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    if !same_origin(&headers) || !csrf_matches(&session.token, &form.csrf) {
+        return html(StatusCode::FORBIDDEN, pages::error("this form has expired; reload the page"));
+    }
+    let retried = match parse_id("id", &id) {
+        Ok(id) => domain.retry_ingest(&session.principal, id).await,
+        Err(error) => Err(error),
+    };
+    match retried {
+        Ok(_) => Redirect::to("/console/operations").into_response(),
         Err(error) => page_error(&error),
     }
 }

@@ -7,6 +7,8 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use super::CallFilters;
 use crate::model::datapoints::{DatapointPage, DatapointView};
 use crate::model::deliveries::DeliveryPage;
+use crate::model::events::Endpoint;
+use crate::model::ingest::IngestRecord;
 use crate::model::integrations::{Integration, IntegrationStatus};
 use crate::model::monitors::{Monitor, MonitorSummary};
 
@@ -63,6 +65,8 @@ fn layout(title: &str, csrf: Option<&str>, body: &Markup) -> Markup {
                             a href="/console/monitors" { "Monitors" }
                             " · "
                             a href="/console/integrations" { "Integrations" }
+                            " · "
+                            a href="/console/operations" { "Operations" }
                         }
                         form method="post" action="/console/sign-out" {
                             input type="hidden" name="csrf" value=(csrf);
@@ -543,6 +547,81 @@ pub fn integration(
                                 td { (delivery.verdict.as_str()) " (" (delivery.http_status) ")" }
                                 td class="wide" { (delivery.call_id) }
                                 td { (delivery.error_message) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+pub fn operations(
+    csrf: &str,
+    stuck: &[IngestRecord],
+    endpoints: &[Endpoint],
+    can_retry: bool,
+) -> Markup {
+    layout(
+        "Operations",
+        Some(csrf),
+        &html! {
+            h1 { "Operations" }
+            h2 { "Calls whose processing failed" }
+            @if stuck.is_empty() { p { "None: every call was processed." } }
+            @else {
+                table {
+                    thead { tr {
+                        th scope="col" { "Call" }
+                        th scope="col" { "State" }
+                        th scope="col" class="wide" { "Attempts" }
+                        th scope="col" { "Why" }
+                        @if can_retry { th scope="col" { "Retry" } }
+                    } }
+                    tbody {
+                        @for record in stuck {
+                            tr {
+                                td { (record.call_id) " " span class="muted" { "(" (record.provider) ")" } }
+                                td { (record.state.as_str()) }
+                                td class="wide" { (record.attempts) }
+                                td { (record.last_error) }
+                                @if can_retry {
+                                    td {
+                                        form method="post" action={ "/console/ingests/" (record.id) "/retry" } {
+                                            input type="hidden" name="csrf" value=(csrf);
+                                            button type="submit" { "Retry" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "Event endpoints" }
+            @if endpoints.is_empty() { p { "No event endpoints." } }
+            @else {
+                table {
+                    thead { tr {
+                        th scope="col" { "Endpoint" }
+                        th scope="col" { "State" }
+                        th scope="col" { "Sent" }
+                        th scope="col" { "Failed" }
+                        th scope="col" class="wide" { "Last success" }
+                        th scope="col" class="wide" { "Last failure" }
+                    } }
+                    tbody {
+                        @for endpoint in endpoints {
+                            tr {
+                                td { (endpoint.url) @if !endpoint.description.is_empty() { " " span class="muted" { "(" (endpoint.description) ")" } } }
+                                td {
+                                    @if endpoint.enabled { "● enabled" }
+                                    @else { "○ disabled (" (endpoint.disabled_reason) ")" }
+                                }
+                                td { (endpoint.sent) }
+                                td { (endpoint.failed) }
+                                td class="wide" { (endpoint.last_success_at.map_or_else(|| "never".to_owned(), time_text)) }
+                                td class="wide" { (endpoint.last_failure_at.map_or_else(|| "never".to_owned(), time_text)) }
                             }
                         }
                     }
