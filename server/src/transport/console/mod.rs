@@ -53,6 +53,26 @@ struct Session {
     principal: Principal,
 }
 
+/// A page's session, taken before its handler runs; without one, the sign-in page.
+impl axum::extract::FromRequestParts<Domain> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        domain: &Domain,
+    ) -> Result<Self, Response> {
+        session(domain, &parts.headers).await
+    }
+}
+
+/// A changing form's refusal, if any: posted from another site, or without the session's
+/// CSRF token.
+fn refused_form(headers: &HeaderMap, session_token: &str, csrf: &str) -> Option<Response> {
+    (!same_origin(headers) || !csrf_matches(session_token, csrf)).then(|| {
+        html(StatusCode::FORBIDDEN, pages::error("this form has expired; reload the page"))
+    })
+}
+
 /// The session of `headers`' cookie, or the sign-in page to go to.
 async fn session(domain: &Domain, headers: &HeaderMap) -> Result<Session, Response> {
     let token = cookie(headers).unwrap_or_default();
@@ -219,13 +239,9 @@ impl CallFilters {
 
 async fn calls(
     State(domain): State<Domain>,
-    headers: HeaderMap,
+    session: Session,
     Query(filters): Query<CallFilters>,
 ) -> Response {
-    let session = match session(&domain, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let query = match filters.query() {
         Ok(query) => query,
         Err(error) => return page_error(&error),
@@ -238,15 +254,7 @@ async fn calls(
     }
 }
 
-async fn call(
-    State(domain): State<Domain>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    let session = match session(&domain, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
+async fn call(State(domain): State<Domain>, session: Session, Path(id): Path<String>) -> Response {
     let id = match parse_id("id", &id) {
         Ok(id) => id,
         Err(error) => return page_error(&error),
@@ -258,11 +266,7 @@ async fn call(
 }
 
 /// The integrations of every project the key reaches, with their use.
-async fn integrations(State(domain): State<Domain>, headers: HeaderMap) -> Response {
-    let session = match session(&domain, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
+async fn integrations(State(domain): State<Domain>, session: Session) -> Response {
     let principal = &session.principal;
     let result = async {
         let mut rows = Vec::new();
@@ -294,13 +298,9 @@ async fn integrations(State(domain): State<Domain>, headers: HeaderMap) -> Respo
 /// deliveries with their verdicts and reasons, and (for an admin key) enabling or disabling it.
 async fn integration(
     State(domain): State<Domain>,
-    headers: HeaderMap,
+    session: Session,
     Path(id): Path<String>,
 ) -> Response {
-    let session = match session(&domain, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let principal = &session.principal;
     let result = async {
         let id = parse_id("id", &id)?;
@@ -337,16 +337,13 @@ struct StatusForm {
 /// Enables or disables an integration (admin scope; the session's CSRF token).
 async fn integration_status(
     State(domain): State<Domain>,
+    session: Session,
     headers: HeaderMap,
     Path(id): Path<String>,
     Form(form): Form<StatusForm>,
 ) -> Response {
-    let session = match session(&domain, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
-    if !same_origin(&headers) || !csrf_matches(&session.token, &form.csrf) {
-        return html(StatusCode::FORBIDDEN, pages::error("this form has expired; reload the page"));
+    if let Some(refused) = refused_form(&headers, &session.token, &form.csrf) {
+        return refused;
     }
     let status = match form.status.as_str() {
         "active" => crate::model::integrations::IntegrationStatus::Active,
@@ -367,12 +364,8 @@ async fn integration_status(
 
 /// Calls whose processing failed, in every project the key reaches (dead ones, and failed
 /// ones waiting for a retry), and the event endpoints with their counters.
-async fn operations(State(domain): State<Domain>, headers: HeaderMap) -> Response {
+async fn operations(State(domain): State<Domain>, session: Session) -> Response {
     use crate::model::ingest::IngestState;
-    let session = match session(&domain, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let principal = &session.principal;
     let result = async {
         let mut stuck = Vec::new();
@@ -403,16 +396,13 @@ async fn operations(State(domain): State<Domain>, headers: HeaderMap) -> Respons
 /// Queues a failed or dead ingest again (ingest scope; the session's CSRF token).
 async fn retry_ingest(
     State(domain): State<Domain>,
+    session: Session,
     headers: HeaderMap,
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let session = match session(&domain, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
-    if !same_origin(&headers) || !csrf_matches(&session.token, &form.csrf) {
-        return html(StatusCode::FORBIDDEN, pages::error("this form has expired; reload the page"));
+    if let Some(refused) = refused_form(&headers, &session.token, &form.csrf) {
+        return refused;
     }
     let retried = match parse_id("id", &id) {
         Ok(id) => domain.retry_ingest(&session.principal, id).await,
@@ -428,11 +418,7 @@ async fn retry_ingest(
 const CHART_DAYS: i64 = 14;
 
 /// The monitors, each with its issue rate per day over the last `CHART_DAYS` days.
-async fn monitors(State(domain): State<Domain>, headers: HeaderMap) -> Response {
-    let session = match session(&domain, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
+async fn monitors(State(domain): State<Domain>, session: Session) -> Response {
     let principal = &session.principal;
     let result = async {
         let from = domain.clock.now() - chrono::Duration::days(CHART_DAYS);
@@ -455,13 +441,9 @@ async fn monitors(State(domain): State<Domain>, headers: HeaderMap) -> Response 
 /// One monitor: its checks with their figures, its chart, and its calls with open issues.
 async fn monitor(
     State(domain): State<Domain>,
-    headers: HeaderMap,
+    session: Session,
     Path(id): Path<String>,
 ) -> Response {
-    let session = match session(&domain, &headers).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let principal = &session.principal;
     let result = async {
         let id = parse_id("id", &id)?;
