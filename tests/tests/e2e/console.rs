@@ -116,6 +116,14 @@ async fn the_console_signs_in_lists_calls_plays_them_and_signs_out() {
     assert_eq!(&bytes[..], &recording[10..20]);
     let (status, _, _) = request(&server, "GET", &audio, &[("range", "bytes=0-")], "").await;
     assert_eq!(status, 401, "no session, no recording");
+    // The call as JSON, to download.
+    let (status, headers, json) =
+        request(&server, "GET", &format!("{path}/json"), &signed_in, "").await;
+    assert_eq!(status, 200);
+    assert!(header(&headers, "content-disposition").starts_with("attachment"));
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["call_id"], "console-call-1");
+    assert_eq!(json["turns"].as_array().unwrap().len(), 2);
 
     // A key that cannot read calls opens no session.
     let (_, created) = earshot_e2e::client::http_request(

@@ -36,6 +36,7 @@ pub fn router(domain: Domain) -> Router {
         .route("/console/calls", get(calls))
         .route("/console/calls/{id}", get(call))
         .route("/console/calls/{id}/audio", get(audio))
+        .route("/console/calls/{id}/json", get(call_json))
         .route("/console/integrations", get(integrations))
         .route("/console/integrations/{id}", get(integration))
         .route("/console/integrations/{id}/status", post(integration_status))
@@ -466,6 +467,32 @@ async fn monitor(
             StatusCode::OK,
             pages::monitor(&csrf_token(&session.token), &monitor, &summary, &calls),
         ),
+        Err(error) => page_error(&error),
+    }
+}
+
+/// Everything stored of the call as JSON (the export's shape), as a download.
+async fn call_json(
+    State(domain): State<Domain>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Response {
+    let view = match parse_id("id", &id) {
+        Ok(id) => domain.get_datapoint(&session.principal, id).await,
+        Err(error) => Err(error),
+    };
+    match view {
+        Ok(view) => {
+            let id = view.datapoint.id;
+            let audio = view
+                .audio
+                .as_ref()
+                .map(|_| crate::domain::lifecycle::audio_url(&domain.settings.public_base_url, id));
+            let json = crate::transport::rest::datapoints::export_json(&view, audio);
+            let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{id}.json\""))
+                .unwrap_or(HeaderValue::from_static("attachment"));
+            ([(header::CONTENT_DISPOSITION, disposition)], axum::Json(json)).into_response()
+        }
         Err(error) => page_error(&error),
     }
 }

@@ -231,6 +231,13 @@ pub fn call(csrf: &str, view: &DatapointView) -> Markup {
                 }
                 p class="muted" { "Select a turn to play from it." }
             }
+            p {
+                a href={ "/console/calls/" (datapoint.id) "/json" } download { "Download the call (JSON)" }
+                @if view.audio.is_some() {
+                    " · "
+                    a href={ "/console/calls/" (datapoint.id) "/audio" } download { "Download the recording" }
+                }
+            }
             h2 { "Transcript" }
             @if datapoint.turns.is_empty() { p { "No turns." } }
             @for turn in &datapoint.turns {

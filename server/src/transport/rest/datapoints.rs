@@ -231,7 +231,7 @@ pub async fn audio(
 }
 
 /// One exported datapoint: everything stored of the call.
-fn export_json(view: &DatapointView, audio_url: Option<String>) -> Value {
+pub(crate) fn export_json(view: &DatapointView, audio_url: Option<String>) -> Value {
     let datapoint = &view.datapoint;
     let mut line = json!({
         "id": datapoint.id,
