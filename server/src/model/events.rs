@@ -415,7 +415,7 @@ pub fn check_failed(
 }
 
 /// The body sent for a stored envelope: a `call.processed` or `check.failed` gets `links` (the
-/// call's datapoint and audio, under `public_base_url`) and, when given, the transcript's turns; other types
+/// call's datapoint, its console page and its audio, under `public_base_url`) and, when given, the transcript's turns; other types
 /// go as stored.
 pub fn finish_body(
     body: &str,
@@ -440,7 +440,11 @@ pub fn finish_body(
         .unwrap_or(false)
         .then(|| format!("{base}/v0/datapoints/{id}/audio"));
     let datapoint = format!("{base}/v0/datapoints/{id}");
-    data.insert("links".to_owned(), serde_json::json!({ "datapoint": datapoint, "audio": audio }));
+    let console = format!("{base}/console/calls/{id}");
+    data.insert(
+        "links".to_owned(),
+        serde_json::json!({ "datapoint": datapoint, "console": console, "audio": audio }),
+    );
     if let Some(turns) = transcript {
         data.insert("transcript".to_owned(), turns.clone());
     }
@@ -489,8 +493,8 @@ pub fn slack_message(body: &str, cooldown_seconds: u32) -> String {
                 ),
             ];
             let mut links = Vec::new();
-            if let Some(datapoint) = data["links"]["datapoint"].as_str() {
-                links.push(format!("<{}|The call>", text(&serde_json::json!(datapoint))));
+            if let Some(page) = data["links"]["console"].as_str() {
+                links.push(format!("<{}|Open the call>", text(&serde_json::json!(page))));
             }
             if let Some(audio) = data["links"]["audio"].as_str() {
                 links.push(format!("<{}|Listen to the call>", text(&serde_json::json!(audio))));
@@ -636,6 +640,7 @@ mod tests {
                           "comparator": "greater_than", "threshold": 1500.0},
                 "value": 1830.0, "explanation": "p95_response_latency_ms is 1830 ms, greater than 1500 ms",
                 "links": {"datapoint": "https://earshot.example/v0/datapoints/0193",
+                          "console": "https://earshot.example/console/calls/0193",
                           "audio": "https://earshot.example/v0/datapoints/0193/audio"}
             }
         })

@@ -786,6 +786,7 @@ async fn a_slack_endpoint_gets_one_readable_alert_per_monitor_and_cooldown() {
     );
     assert!(text.contains("Value 2500.0 (p95_response_latency_ms greater than 1500.0)"), "{text}");
     assert!(text.contains("held back for 60 min"), "{text}");
+    assert!(text.contains("/console/calls/") && text.contains("|Open the call>"), "{text}");
     // The other two were stored (and judged) without an alert.
     client.wait_for_datapoint("slow-3", Duration::from_secs(30)).await.unwrap();
     let event_id = client.event_endpoints().send_test_event(&alerts.id).await.unwrap();
