@@ -88,6 +88,27 @@ async fn the_console_signs_in_lists_calls_plays_them_and_signs_out() {
     let (_, _, filtered) =
         request(&server, "GET", "/console/calls?provider=nobody", &signed_in, "").await;
     assert!(filtered.contains("No calls match."), "{filtered}");
+    // Project, source, day range and metadata filter as a search does; a bad day is named.
+    // A day either side of now, so a run across midnight (UTC) finds the call too.
+    let day =
+        |offset: i64| (chrono::Utc::now() + chrono::Duration::days(offset)).format("%Y-%m-%d");
+    let (yesterday, tomorrow) = (day(-1), day(1));
+    let project = &server.project_id;
+    for (query, found) in [
+        (format!("project={project}&source=sdk&from={yesterday}&to={tomorrow}"), true),
+        ("source=webhook".to_owned(), false),
+        ("from=2001-01-01&to=2001-01-31".to_owned(), false),
+        ("metadata=queue%3Dbilling".to_owned(), false),
+        ("tag=vip".to_owned(), true),
+    ] {
+        let (status, _, page) =
+            request(&server, "GET", &format!("/console/calls?{query}"), &signed_in, "").await;
+        assert_eq!(status, 200, "{query}: {page}");
+        assert_eq!(page.contains("console-call-1"), found, "{query}: {page}");
+    }
+    let (status, _, page) =
+        request(&server, "GET", "/console/calls?from=yesterday", &signed_in, "").await;
+    assert!(status == 400 && page.contains("from: must be a day"), "{page}");
 
     // The call: every turn with its times, the player, the recording in ranges.
     let path = format!("/console/calls/{}", datapoint.id);

@@ -214,22 +214,63 @@ async fn sign_out(
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(crate) struct CallFilters {
+    pub(crate) project: String,
     pub(crate) provider: String,
+    pub(crate) source: String,
     pub(crate) call_id: String,
     pub(crate) tag: String,
+    /// `key=value`.
+    pub(crate) metadata: String,
     pub(crate) text: String,
+    /// Days (`YYYY-MM-DD`, UTC), both included.
+    pub(crate) from: String,
+    pub(crate) to: String,
     pub(crate) issues_only: Option<String>,
     pub(crate) page: String,
 }
 
 impl CallFilters {
+    /// The query; a bad field is named as the form names it.
     fn query(&self) -> Result<DatapointQuery, Error> {
+        use crate::model::conversation::Source;
         let given = |value: &str| Some(value.trim().to_owned()).filter(|value| !value.is_empty());
+        let day =
+            |field: &str, value: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, Error> {
+                given(value)
+                    .map(|text| {
+                        chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+                            .map(|date| date.and_time(chrono::NaiveTime::MIN).and_utc())
+                            .map_err(|_| Error::invalid(field, "must be a day, YYYY-MM-DD"))
+                    })
+                    .transpose()
+            };
+        let metadata = match given(&self.metadata) {
+            None => Vec::new(),
+            Some(pair) => match pair.split_once('=') {
+                Some((key, value)) if !key.trim().is_empty() => {
+                    vec![(key.trim().to_owned(), value.trim().to_owned())]
+                }
+                _ => return Err(Error::invalid("metadata", "must be key=value")),
+            },
+        };
         Ok(DatapointQuery {
+            project_id: given(&self.project).map(|id| parse_id("project", &id)).transpose()?,
             provider: given(&self.provider),
+            source: match given(&self.source) {
+                None => None,
+                Some(name) => Some(
+                    Source::parse(&name)
+                        .ok_or_else(|| Error::invalid("source", "must be webhook, sdk or api"))?,
+                ),
+            },
             call_id: given(&self.call_id),
             tags_all: given(&self.tag).into_iter().collect(),
+            metadata_equals: metadata,
             text_contains: given(&self.text),
+            from: day("from", &self.from)?,
+            // The whole last day: up to its last millisecond.
+            to: day("to", &self.to)?
+                .map(|start| start + chrono::Duration::days(1) - chrono::Duration::milliseconds(1)),
             issues_only: self.issues_only.is_some(),
             before: DatapointCursor::from_token(&self.page)?,
             page_size: PAGE_SIZE,
@@ -247,10 +288,17 @@ async fn calls(
         Ok(query) => query,
         Err(error) => return page_error(&error),
     };
-    match domain.search_datapoints(&session.principal, query).await {
-        Ok(page) => {
-            html(StatusCode::OK, pages::calls(&csrf_token(&session.token), &filters, &page))
-        }
+    let found = async {
+        let projects = domain.list_projects(&session.principal).await?;
+        let page = domain.search_datapoints(&session.principal, query).await?;
+        Ok::<_, Error>((projects, page))
+    }
+    .await;
+    match found {
+        Ok((projects, page)) => html(
+            StatusCode::OK,
+            pages::calls(&csrf_token(&session.token), &filters, &projects, &page),
+        ),
         Err(error) => page_error(&error),
     }
 }

@@ -122,17 +122,40 @@ fn duration_text(ms: Option<i64>) -> String {
     ms.map_or_else(|| "–".to_owned(), |ms| format!("{}:{:02}", ms / 60_000, (ms / 1000) % 60))
 }
 
-pub fn calls(csrf: &str, filters: &CallFilters, page: &DatapointPage) -> Markup {
+pub fn calls(
+    csrf: &str,
+    filters: &CallFilters,
+    projects: &[crate::model::projects::Project],
+    page: &DatapointPage,
+) -> Markup {
     layout(
         "Calls",
         Some(csrf),
         &html! {
             h1 { "Calls" }
             form class="filters" method="get" action="/console/calls" {
+                label { "Project"
+                    select name="project" {
+                        option value="" { "All" }
+                        @for project in projects {
+                            option value=(project.id) selected[filters.project == project.id.to_string()] { (project.name) }
+                        }
+                    }
+                }
                 label { "Provider" input name="provider" value=(filters.provider); }
+                label { "Source"
+                    select name="source" {
+                        @for (value, label) in [("", "Any"), ("webhook", "Webhook"), ("sdk", "SDK"), ("api", "API")] {
+                            option value=(value) selected[filters.source == value] { (label) }
+                        }
+                    }
+                }
                 label { "Call id" input name="call_id" value=(filters.call_id); }
                 label { "Tag" input name="tag" value=(filters.tag); }
+                label { "Metadata (key=value)" input name="metadata" value=(filters.metadata); }
                 label { "Transcript words" input name="text" value=(filters.text); }
+                label { "From (UTC day)" input type="date" name="from" value=(filters.from); }
+                label { "To (UTC day)" input type="date" name="to" value=(filters.to); }
                 label { "Issues only" input type="checkbox" name="issues_only" value="1" checked[filters.issues_only.is_some()]; }
                 button type="submit" { "Filter" }
             }
@@ -180,10 +203,15 @@ pub fn calls(csrf: &str, filters: &CallFilters, page: &DatapointPage) -> Markup 
 fn next_query(filters: &CallFilters, token: &str) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());
     for (name, value) in [
+        ("project", &filters.project),
         ("provider", &filters.provider),
+        ("source", &filters.source),
         ("call_id", &filters.call_id),
         ("tag", &filters.tag),
+        ("metadata", &filters.metadata),
         ("text", &filters.text),
+        ("from", &filters.from),
+        ("to", &filters.to),
     ] {
         if !value.is_empty() {
             query.append_pair(name, value);
