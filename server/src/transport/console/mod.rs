@@ -143,6 +143,14 @@ fn html(status: StatusCode, markup: maud::Markup) -> Response {
         .into_response()
 }
 
+/// A page `result` built, or the page of its error.
+fn page(result: Result<maud::Markup, Error>) -> Response {
+    match result {
+        Ok(markup) => html(StatusCode::OK, markup),
+        Err(error) => page_error(&error),
+    }
+}
+
 fn page_error(error: &Error) -> Response {
     error.log_if_internal();
     let status = match error.code() {
@@ -294,13 +302,8 @@ async fn calls(
         Ok::<_, Error>((projects, page))
     }
     .await;
-    match found {
-        Ok((projects, page)) => html(
-            StatusCode::OK,
-            pages::calls(&csrf_token(&session.token), &filters, &projects, &page),
-        ),
-        Err(error) => page_error(&error),
-    }
+    let csrf = csrf_token(&session.token);
+    page(found.map(|(projects, found)| pages::calls(&csrf, &filters, &projects, &found)))
 }
 
 async fn call(State(domain): State<Domain>, session: Session, Path(id): Path<String>) -> Response {
@@ -308,10 +311,8 @@ async fn call(State(domain): State<Domain>, session: Session, Path(id): Path<Str
         Ok(id) => id,
         Err(error) => return page_error(&error),
     };
-    match domain.get_datapoint(&session.principal, id).await {
-        Ok(view) => html(StatusCode::OK, pages::call(&csrf_token(&session.token), &view)),
-        Err(error) => page_error(&error),
-    }
+    let view = domain.get_datapoint(&session.principal, id).await;
+    page(view.map(|view| pages::call(&csrf_token(&session.token), &view)))
 }
 
 /// The integrations of every project the key reaches, with their use.
@@ -337,10 +338,7 @@ async fn integrations(State(domain): State<Domain>, session: Session) -> Respons
         Ok::<_, Error>(rows)
     }
     .await;
-    match result {
-        Ok(rows) => html(StatusCode::OK, pages::integrations(&csrf_token(&session.token), &rows)),
-        Err(error) => page_error(&error),
-    }
+    page(result.map(|rows| pages::integrations(&csrf_token(&session.token), &rows)))
 }
 
 /// One integration: the webhook URL to paste at the provider, its secrets' state, its latest
@@ -358,23 +356,12 @@ async fn integration(
         Ok::<_, Error>((integration, deliveries))
     }
     .await;
-    match result {
-        Ok((integration, deliveries)) => {
-            let url = domain.webhook_url(&integration);
-            let admin = principal.has_scope(crate::model::auth::Scope::Admin);
-            html(
-                StatusCode::OK,
-                pages::integration(
-                    &csrf_token(&session.token),
-                    &integration,
-                    &url,
-                    &deliveries,
-                    admin,
-                ),
-            )
-        }
-        Err(error) => page_error(&error),
-    }
+    let admin = principal.has_scope(crate::model::auth::Scope::Admin);
+    let csrf = csrf_token(&session.token);
+    page(result.map(|(integration, deliveries)| {
+        let url = domain.webhook_url(&integration);
+        pages::integration(&csrf, &integration, &url, &deliveries, admin)
+    }))
 }
 
 #[derive(Deserialize)]
@@ -430,16 +417,9 @@ async fn operations(State(domain): State<Domain>, session: Session) -> Response 
         Ok::<_, Error>((stuck, endpoints))
     }
     .await;
-    match result {
-        Ok((stuck, endpoints)) => {
-            let can_retry = principal.has_scope(crate::model::auth::Scope::Ingest);
-            html(
-                StatusCode::OK,
-                pages::operations(&csrf_token(&session.token), &stuck, &endpoints, can_retry),
-            )
-        }
-        Err(error) => page_error(&error),
-    }
+    let can_retry = principal.has_scope(crate::model::auth::Scope::Ingest);
+    let csrf = csrf_token(&session.token);
+    page(result.map(|(stuck, endpoints)| pages::operations(&csrf, &stuck, &endpoints, can_retry)))
 }
 
 /// Queues a failed or dead ingest again (ingest scope; the session's CSRF token).
@@ -481,10 +461,7 @@ async fn monitors(State(domain): State<Domain>, session: Session) -> Response {
         Ok::<_, Error>(rows)
     }
     .await;
-    match result {
-        Ok(rows) => html(StatusCode::OK, pages::monitors(&csrf_token(&session.token), &rows)),
-        Err(error) => page_error(&error),
-    }
+    page(result.map(|rows| pages::monitors(&csrf_token(&session.token), &rows)))
 }
 
 /// One monitor: its checks with their figures, its chart, and its calls with open issues.
@@ -510,13 +487,8 @@ async fn monitor(
         Ok::<_, Error>((monitor, summary, calls))
     }
     .await;
-    match result {
-        Ok((monitor, summary, calls)) => html(
-            StatusCode::OK,
-            pages::monitor(&csrf_token(&session.token), &monitor, &summary, &calls),
-        ),
-        Err(error) => page_error(&error),
-    }
+    let csrf = csrf_token(&session.token);
+    page(result.map(|(monitor, summary, calls)| pages::monitor(&csrf, &monitor, &summary, &calls)))
 }
 
 /// Everything stored of the call as JSON (the export's shape), as a download.
