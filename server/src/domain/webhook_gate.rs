@@ -84,6 +84,9 @@ pub struct WebhookGate {
     buckets: Mutex<HashMap<Uuid, Arc<Bucket>>>,
     failures: Mutex<HashMap<IpAddr, FailureWindow>>,
     usage: Mutex<HashMap<Uuid, Usage>>,
+    /// Held for writing while counts move from memory to the database, and for reading by
+    /// whoever adds the two, so that every count is seen in exactly one of them.
+    usage_moving: tokio::sync::RwLock<()>,
     /// Processes serving the API on this database as last counted, this one included; 0
     /// before the first count, which counts as 1.
     replicas: std::sync::atomic::AtomicU32,
@@ -188,6 +191,12 @@ impl WebhookGate {
     fn add_usage(&self, integration_id: Uuid, added: Usage) {
         let mut usage = self.usage.lock().unwrap_or_else(PoisonError::into_inner);
         usage.entry(integration_id).or_default().merge(added);
+    }
+
+    /// Keeps counts from moving to the database until dropped: hold it across reading an
+    /// integration and adding its [`pending_usage`](Self::pending_usage).
+    pub async fn usage_settled(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.usage_moving.read().await
     }
 
     /// Usage not yet written for one integration.
@@ -374,6 +383,7 @@ impl Domain {
     /// Writes the usage counted since the last flush. On failure the counts are kept for the
     /// next attempt.
     pub async fn flush_webhook_usage(&self) -> Result<usize> {
+        let _moving = self.webhook_gate.usage_moving.write().await;
         let usage = self.webhook_gate.take_usage();
         if usage.is_empty() {
             return Ok(0);

@@ -120,6 +120,7 @@ impl Domain {
             size => usize::try_from(size).unwrap_or(MAX_PAGE_SIZE).min(MAX_PAGE_SIZE),
         };
         let after = decode_page_token(page_token)?;
+        let _settled = self.webhook_gate.usage_settled().await;
         let mut integrations = self
             .storage
             .list_integrations(
@@ -317,6 +318,7 @@ impl Domain {
 
     async fn integration_for(&self, principal: &Principal, id: Uuid) -> Result<Integration> {
         let not_found = || Error::not_found(format!("integration {id} not found"));
+        let _settled = self.webhook_gate.usage_settled().await;
         let mut integration = self
             .storage
             .get_integration(principal.organization_id, id, self.clock.now())

@@ -567,3 +567,24 @@ async fn a_rotated_out_secret_is_announced_once_before_its_grace_ends() {
     clock.advance(Duration::hours(2));
     assert_eq!(domain.announce_expiring_secrets().await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn counts_are_read_in_memory_or_stored_never_in_neither() {
+    use futures_util::FutureExt;
+
+    let Fixture { domain, clock, admin, project_id, .. } = fixture().await;
+    let integration = domain.create_integration(&admin, twilio(project_id, TOKEN_A)).await.unwrap();
+    domain.webhook_gate.note_use(integration.id, clock.now());
+    assert_eq!(domain.get_integration(&admin, integration.id).await.unwrap().request_count, 1);
+
+    // A reader between reading the row and adding what memory holds keeps the counts where
+    // they are: the flush waits for it, then moves them.
+    let reading = domain.webhook_gate.usage_settled().await;
+    let mut flush = std::pin::pin!(domain.flush_webhook_usage());
+    assert!(flush.as_mut().now_or_never().is_none());
+    assert_eq!(domain.webhook_gate.pending_usage(integration.id).requests, 1);
+    drop(reading);
+    assert_eq!(flush.await.unwrap(), 1);
+    assert_eq!(domain.webhook_gate.pending_usage(integration.id).requests, 0);
+    assert_eq!(domain.get_integration(&admin, integration.id).await.unwrap().request_count, 1);
+}
