@@ -12,6 +12,8 @@ use crate::model::datapoints::{
     DEFAULT_SEARCH_PAGE, DatapointCursor, DatapointPage, DatapointQuery, DatapointView,
     MAX_SEARCH_PAGE, RelevanceCursor, SearchOrder,
 };
+use crate::model::deliveries::WebhookDelivery;
+use crate::model::ingest::IngestRecord;
 
 impl Domain {
     pub async fn search_datapoints(
@@ -62,5 +64,32 @@ impl Domain {
             return Err(not_found());
         }
         Ok(view)
+    }
+
+    /// What stored a call: its ingests (each delivery or SDK request that carried it) and the
+    /// webhook deliveries behind them, newest first, at most `limit` of each.
+    pub async fn call_history(
+        &self,
+        principal: &Principal,
+        datapoint: &crate::model::datapoints::Datapoint,
+        limit: usize,
+    ) -> Result<(Vec<IngestRecord>, Vec<WebhookDelivery>)> {
+        principal.require(Scope::Read)?;
+        if !principal.may_access_project(datapoint.project_id) {
+            return Err(Error::not_found(format!("datapoint {} not found", datapoint.id)));
+        }
+        let ingests = self
+            .storage
+            .call_ingests(
+                principal.organization_id,
+                datapoint.project_id,
+                &datapoint.provider,
+                &datapoint.call_id,
+                limit,
+            )
+            .await?;
+        let ids: Vec<Uuid> = ingests.iter().map(|ingest| ingest.id).collect();
+        let deliveries = self.storage.ingest_deliveries(&ids, limit).await?;
+        Ok((ingests, deliveries))
     }
 }

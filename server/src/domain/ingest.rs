@@ -253,6 +253,31 @@ impl Domain {
         Ok((records, next))
     }
 
+    /// Each reachable project's ingests waiting or stuck, by state (queued, processing,
+    /// awaiting transcription, failed, dead), each count stopping at `cap` + 1.
+    pub async fn queue_depth(
+        &self,
+        principal: &Principal,
+        cap: u64,
+    ) -> Result<Vec<(crate::model::projects::Project, Vec<(IngestState, u64)>)>> {
+        principal.require(Scope::Read)?;
+        let mut depths = Vec::new();
+        for project in self.list_projects(principal).await? {
+            let mut counts = Vec::new();
+            for state in [
+                IngestState::Queued,
+                IngestState::Processing,
+                IngestState::AwaitingTranscription,
+                IngestState::Failed,
+                IngestState::Dead,
+            ] {
+                counts.push((state, self.storage.count_ingests(project.id, state, cap).await?));
+            }
+            depths.push((project, counts));
+        }
+        Ok(depths)
+    }
+
     /// Queues a failed or dead ingest again, with a fresh attempt budget.
     pub async fn retry_ingest(&self, principal: &Principal, id: Uuid) -> Result<IngestRecord> {
         principal.require(Scope::Ingest)?;

@@ -151,6 +151,25 @@ impl Storage {
         rows.into_iter().map(|row| row.into_delivery(context)).collect()
     }
 
+    /// The deliveries that brought `ingest_ids`, newest first, at most `limit`
+    /// (`deliveries_by_ingest`).
+    pub async fn ingest_deliveries(
+        &self,
+        ingest_ids: &[Uuid],
+        limit: usize,
+    ) -> Result<Vec<WebhookDelivery>, Error> {
+        let context = "listing a call's webhook deliveries";
+        if ingest_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = deliveries_of_ingests(ingest_ids, limit)
+            .into_model::<ListedRow>()
+            .all(&self.db)
+            .await
+            .map_err(db_error(context))?;
+        rows.into_iter().map(|row| row.into_delivery(context)).collect()
+    }
+
     pub async fn get_webhook_delivery(
         &self,
         integration_id: Uuid,
@@ -313,6 +332,20 @@ impl ListedRow {
             replayable: self.replayable,
         })
     }
+}
+
+/// The query of [`Storage::ingest_deliveries`].
+pub(super) fn deliveries_of_ingests(
+    ingest_ids: &[Uuid],
+    limit: usize,
+) -> sea_orm::Select<webhook_delivery::Entity> {
+    webhook_delivery::Entity::find()
+        .select_only()
+        .columns(LISTED)
+        .expr_as(Expr::col(webhook_delivery::Column::Body).is_not_null(), "replayable")
+        .filter(webhook_delivery::Column::IngestId.is_in(ingest_ids.iter().map(Uuid::to_string)))
+        .order_by_desc(webhook_delivery::Column::Id)
+        .limit(u64::try_from(limit).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -480,6 +480,59 @@ impl Storage {
             .collect()
     }
 
+    /// The ingests of one call (its project, provider and call id), newest first, at most
+    /// `limit`: found by call id within the organization (`ingests_by_call`).
+    pub async fn call_ingests(
+        &self,
+        organization_id: Uuid,
+        project_id: Uuid,
+        provider: &str,
+        call_id: &str,
+        limit: usize,
+    ) -> Result<Vec<IngestRecord>, Error> {
+        ingests_of_call(organization_id, project_id, provider, call_id, limit)
+            .all(&self.db)
+            .await
+            .map_err(db_error("listing a call's ingests"))?
+            .into_iter()
+            .map(ingest_from_model)
+            .collect()
+    }
+
+    /// How many of the project's ingests are in `state`, counting no further than `cap` + 1
+    /// (`ingests_by_project_state`): a backlog's size costs at most that many index entries.
+    pub async fn count_ingests(
+        &self,
+        project_id: Uuid,
+        state: IngestState,
+        cap: u64,
+    ) -> Result<u64, Error> {
+        use sea_orm::sea_query::{Alias, Query};
+        let capped = Query::select()
+            .expr(Expr::val(1))
+            .from(ingest::Entity)
+            .and_where(ingest::Column::ProjectId.eq(project_id.to_string()))
+            .and_where(ingest::Column::State.eq(state.as_str()))
+            .limit(cap.saturating_add(1))
+            .to_owned();
+        let count = Query::select()
+            .expr(Expr::cust("COUNT(*)"))
+            .from_subquery(capped, Alias::new("capped"))
+            .to_owned();
+        let backend = self.db.get_database_backend();
+        let row = self
+            .db
+            .query_one_raw(backend.build(&count))
+            .await
+            .map_err(db_error("counting ingests"))?;
+        let count = row
+            .map(|row| row.try_get_by_index::<i64>(0))
+            .transpose()
+            .map_err(db_error("counting ingests"))?
+            .unwrap_or(0);
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     pub async fn insert_audio_object(&self, object: &AudioObject) -> Result<(), Error> {
         insert_audio_object(&self.db, object).await
     }
@@ -720,4 +773,21 @@ pub(super) fn audio_object_from_model(model: audio_object::Model) -> Result<Audi
         sample_rate_hz: model.sample_rate_hz.and_then(|value| u32::try_from(value).ok()),
         created_at: from_millis(model.created_at_ms),
     })
+}
+
+/// The query of [`Storage::call_ingests`].
+pub(super) fn ingests_of_call(
+    organization_id: Uuid,
+    project_id: Uuid,
+    provider: &str,
+    call_id: &str,
+    limit: usize,
+) -> sea_orm::Select<ingest::Entity> {
+    ingest::Entity::find()
+        .filter(ingest::Column::OrganizationId.eq(organization_id.to_string()))
+        .filter(ingest::Column::CallId.eq(call_id))
+        .filter(ingest::Column::ProjectId.eq(project_id.to_string()))
+        .filter(ingest::Column::Provider.eq(provider))
+        .order_by_desc(ingest::Column::Id)
+        .limit(u64::try_from(limit).unwrap_or(u64::MAX))
 }

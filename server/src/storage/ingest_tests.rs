@@ -637,6 +637,29 @@ async fn keyed_lookups_seek_each_key() {
     assert!(plan.iter().all(|step| !step.starts_with("SCAN ingests")), "{plan:?}");
 }
 
+/// A call's history (the console's call page) is found by index: its ingests by call id
+/// within the organization, their deliveries by ingest id; neither scans a table.
+#[tokio::test]
+async fn a_calls_history_is_found_by_index() {
+    use sea_orm::QueryTrait;
+    let storage = super::testing::storage().await;
+    let backend = storage.db.get_database_backend();
+    if backend != sea_orm::DbBackend::Sqlite {
+        return;
+    }
+    let query = super::ingest::ingests_of_call(Uuid::now_v7(), Uuid::now_v7(), "retell", "a", 50);
+    let plan = sqlite_plan(&storage, query.build(backend)).await;
+    let seek = "INDEX ingests_by_call (organization_id=? AND call_id=?)";
+    assert!(plan.iter().any(|step| step.contains(seek)), "{plan:?}");
+    assert!(plan.iter().all(|step| !step.starts_with("SCAN")), "{plan:?}");
+
+    let query = super::deliveries::deliveries_of_ingests(&[Uuid::now_v7(), Uuid::now_v7()], 50);
+    let plan = sqlite_plan(&storage, query.build(backend)).await;
+    let seek = "INDEX deliveries_by_ingest (ingest_id=?)";
+    assert!(plan.iter().any(|step| step.contains(seek)), "{plan:?}");
+    assert!(plan.iter().all(|step| !step.starts_with("SCAN")), "{plan:?}");
+}
+
 /// A call's content is kept once: the ingest's row holds its record, the job carries the
 /// conversation and leaves the queue with it when the datapoint is stored. An ingest written
 /// by an earlier version (the conversation in its row, none on its job) is still processed.

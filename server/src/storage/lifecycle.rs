@@ -394,7 +394,7 @@ pub(super) fn ingests_of_calls(
 }
 
 /// Clears the request and body of the webhook deliveries of `ingest_ids` that still keep them
-/// (`deliveries_with_body_by_ingest`); returns how many.
+/// (`deliveries_by_ingest`); returns how many.
 async fn forget_ingests(
     connection: &impl ConnectionTrait,
     ingest_ids: &[String],
@@ -412,7 +412,7 @@ async fn forget_ingests(
         .rows_affected())
 }
 
-/// The statement of `forget_ingests` (`deliveries_with_body_by_ingest`).
+/// The statement of `forget_ingests` (`deliveries_by_ingest`).
 pub(super) fn forget_bodies(ingest_ids: &[String]) -> sea_orm::sea_query::UpdateStatement {
     use super::entities::webhook_delivery;
     Query::update()
@@ -639,11 +639,7 @@ mod tests {
                 super::ingests_of_calls(Uuid::now_v7(), &call_ids).build(backend),
                 "ingests_by_call",
             ),
-            (
-                "delivery bodies",
-                backend.build(&super::forget_bodies(&ids)),
-                "deliveries_with_body_by_ingest",
-            ),
+            ("delivery bodies", backend.build(&super::forget_bodies(&ids)), "deliveries_by_ingest"),
             (
                 "named recordings",
                 super::named_recordings(&audio).build(backend),

@@ -426,3 +426,177 @@ async fn operations_list_failed_calls_and_retry_them() {
     assert!(again.error.contains("404"), "{}", again.error);
     server.stop().await;
 }
+
+/// The CSRF token of a console page's forms.
+fn csrf_of(page: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = page.find(marker).expect("a form") + marker.len();
+    page[start..start + 64].to_owned()
+}
+
+/// The first `href` on the page that starts with `prefix`, whole.
+fn link_of(page: &str, prefix: &str) -> String {
+    let start = page.find(&format!("href=\"{prefix}")).expect("the link") + "href=\"".len();
+    let end = start + page[start..].find('"').unwrap();
+    page[start..end].to_owned()
+}
+
+/// An integration made, fed, replayed, rotated and deleted through the console's forms; the
+/// call it brought shows the delivery behind it; a read key reaches none of these forms.
+#[tokio::test]
+async fn integrations_are_created_replayed_rotated_and_deleted_in_the_console() {
+    use earshot_e2e::client::http_request;
+    let server = ServerProcess::start(&[]).await;
+    let sign_in = |key: String| {
+        let server = &server;
+        async move {
+            let (_, headers, _) =
+                request(server, "POST", "/console/sign-in", &[FORM], &format!("api_key={key}"))
+                    .await;
+            header(&headers, "set-cookie").split(';').next().unwrap().to_owned()
+        }
+    };
+    let admin = sign_in(server.admin_key.clone()).await;
+    let as_admin = [("cookie", admin.as_str())];
+    let posting = [FORM, ("cookie", admin.as_str())];
+
+    let (status, _, page) =
+        request(&server, "GET", "/console/integrations/new?provider=bland", &as_admin, "").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("name=\"secret.webhook_secret\"") && page.contains("signing secret"));
+    let csrf = csrf_of(&page);
+    let project = &server.project_id;
+    let form = |secret: &str| {
+        format!(
+            "csrf={csrf}&provider=bland&auth_type=bland_signature&project={project}\
+             &display_name=Bland+prod&options=&secret.webhook_secret={secret}"
+        )
+    };
+    // A missing secret is named on the form, which keeps what was typed.
+    let (status, _, page) =
+        request(&server, "POST", "/console/integrations", &posting, &form("")).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("secrets[webhook_secret]") && page.contains("Bland prod"), "{page}");
+    let forged = form("bland-console-secret").replace(&csrf, "forged");
+    let (status, _, _) = request(&server, "POST", "/console/integrations", &posting, &forged).await;
+    assert_eq!(status, 403);
+    let (status, headers, _) =
+        request(&server, "POST", "/console/integrations", &posting, &form("bland-console-secret"))
+            .await;
+    assert_eq!(status, 303);
+    let created = header(&headers, "location").to_owned();
+    assert!(created.ends_with("?created=1"), "{created}");
+    let path = created.trim_end_matches("?created=1").to_owned();
+    let (_, _, page) = request(&server, "GET", &created, &as_admin, "").await;
+    assert!(page.contains("Created") && page.contains("data-copy=\"webhook-url\""), "{page}");
+    let url_start = page.find("/v0/voice/bland/monitor/").unwrap();
+    let url_end = url_start + page[url_start..].find('"').unwrap();
+    let webhook = page[url_start..url_end].to_owned();
+
+    // A delivery refused after it authenticated is kept, and replayed from its log (the
+    // newest row, first on the page).
+    let post = |body: Vec<u8>| {
+        let server = &server;
+        let webhook = webhook.clone();
+        async move {
+            let signature = earshot_server::providers::bland::sign("bland-console-secret", &body);
+            let headers =
+                [("content-type", "application/json"), ("x-webhook-signature", signature.as_str())];
+            http_request(server, "POST", &webhook, &headers, body).await
+        }
+    };
+    let call = serde_json::json!({
+        "call_id": "console-bland-1", "corrected_duration": "12",
+        "transcripts": [{"id": 1, "created_at": "2026-11-20T23:51:26+00:00", "text": "Hello?", "user": "user"}]
+    });
+    let (status, accepted) = post(call.to_string().into_bytes()).await;
+    assert_eq!(status, 202, "{accepted}");
+    let (status, refused) = post(br#"{"summary": "no call id"}"#.to_vec()).await;
+    assert_eq!(status, 400, "{refused}");
+    let (_, _, page) = request(&server, "GET", &path, &as_admin, "").await;
+    assert!(page.contains("rejected (400)") && page.contains("accepted (202)"), "{page}");
+    let replay = link_of(&page.replace("action=\"", "href=\""), &format!("{path}/deliveries/"));
+    let (status, _, _) = request(&server, "POST", &replay, &posting, "csrf=forged").await;
+    assert_eq!(status, 403);
+    let (status, headers, _) =
+        request(&server, "POST", &replay, &posting, &format!("csrf={csrf}")).await;
+    assert_eq!(status, 303);
+    assert!(header(&headers, "location").contains("?replayed="));
+    let (_, _, page) = request(&server, "GET", header(&headers, "location"), &as_admin, "").await;
+    assert!(page.contains("Replayed"), "{page}");
+
+    // The call's page shows the delivery that brought it.
+    let (_, _, page) =
+        request(&server, "GET", "/console/calls?call_id=console-bland-1", &as_admin, "").await;
+    let call_page = link_of(&page, "/console/calls/");
+    let (_, _, page) = request(&server, "GET", &call_page, &as_admin, "").await;
+    assert!(page.contains("How it arrived") && page.contains("accepted (202)"), "{page}");
+    assert!(page.contains(&format!("href=\"{path}\"")), "{page}");
+
+    // Rotation keeps the old secret for its grace, and names a bad grace.
+    let secrets = format!("{path}/secrets");
+    let (status, _, page) = request(
+        &server,
+        "POST",
+        &secrets,
+        &posting,
+        &format!("csrf={csrf}&secret.webhook_secret=bland-rotated-key1&grace_hours=1000"),
+    )
+    .await;
+    assert!(status == 400 && page.contains("grace_hours"), "{page}");
+    let (status, headers, _) = request(
+        &server,
+        "POST",
+        &secrets,
+        &posting,
+        &format!("csrf={csrf}&secret.webhook_secret=bland-rotated-key1&grace_hours=2"),
+    )
+    .await;
+    assert_eq!((status, header(&headers, "location")), (303, format!("{path}?rotated=1").as_str()));
+    let (_, _, page) = request(&server, "GET", &path, &as_admin, "").await;
+    assert!(
+        page.contains("ending <code>key1</code> · current") && page.contains("valid until"),
+        "{page}"
+    );
+
+    // A read key reaches none of the managing forms.
+    let (_, created_key) = http_request(
+        &server,
+        "POST",
+        "/earshot.v1.ProjectService/CreateApiKey",
+        &[("content-type", "application/json"), ("api-key", &server.admin_key)],
+        br#"{"name": "viewer", "scopes": ["API_KEY_SCOPE_READ"]}"#.to_vec(),
+    )
+    .await;
+    let reader = sign_in(created_key["secret"].as_str().unwrap().to_owned()).await;
+    let (_, _, page) =
+        request(&server, "GET", "/console/integrations", &[("cookie", reader.as_str())], "").await;
+    let reader_csrf = csrf_of(&page);
+    let (status, _, _) =
+        request(&server, "GET", "/console/integrations/new", &[("cookie", reader.as_str())], "")
+            .await;
+    assert_eq!(status, 403);
+    let (_, _, page) = request(&server, "GET", &path, &[("cookie", reader.as_str())], "").await;
+    assert!(!page.contains("/replay") && !page.contains("Rotate"), "{page}");
+    let as_reader = [FORM, ("cookie", reader.as_str())];
+    let reader_form = form("bland-reader-secret").replace(&csrf, &reader_csrf);
+    let (status, _, _) =
+        request(&server, "POST", "/console/integrations", &as_reader, &reader_form).await;
+    assert_eq!(status, 403);
+    let delete = format!("{path}/delete");
+    let (status, _, _) =
+        request(&server, "POST", &delete, &as_reader, &format!("csrf={reader_csrf}&confirm=1"))
+            .await;
+    assert_eq!(status, 403);
+
+    // Deleting needs the box ticked.
+    let (status, _, page) =
+        request(&server, "POST", &delete, &posting, &format!("csrf={csrf}")).await;
+    assert!(status == 400 && page.contains("confirm"), "{page}");
+    let (status, headers, _) =
+        request(&server, "POST", &delete, &posting, &format!("csrf={csrf}&confirm=1")).await;
+    assert_eq!((status, header(&headers, "location")), (303, "/console/integrations"));
+    let (status, _, _) = request(&server, "GET", &path, &as_admin, "").await;
+    assert_eq!(status, 404);
+    server.stop().await;
+}

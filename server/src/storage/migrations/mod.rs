@@ -26,6 +26,7 @@ mod m0020_event_attempt_failures;
 mod m0021_secret_expiry_notices;
 mod m0022_slack_alerts;
 mod m0023_console_sessions;
+mod m0024_deliveries_by_ingest;
 
 use sea_orm_migration::prelude::*;
 
@@ -59,6 +60,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0021_secret_expiry_notices::Migration),
             Box::new(m0022_slack_alerts::Migration),
             Box::new(m0023_console_sessions::Migration),
+            Box::new(m0024_deliveries_by_ingest::Migration),
         ]
     }
 }

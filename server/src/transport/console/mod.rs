@@ -5,6 +5,7 @@
 //! carries the session's CSRF token. Pages read through the same domain calls as the APIs, so
 //! the key's scopes and organization bound what they show.
 
+mod manage;
 mod pages;
 
 use axum::Router;
@@ -27,6 +28,9 @@ const COOKIE: &str = "earshot_session";
 /// Calls on a page of the list.
 const PAGE_SIZE: usize = 50;
 
+/// The operations page counts a project's ingests in one state up to this many ("10000+").
+const QUEUE_COUNT_CAP: u64 = 10_000;
+
 /// The console's routes, to merge beside the APIs.
 pub fn router(domain: Domain) -> Router {
     Router::new()
@@ -37,11 +41,20 @@ pub fn router(domain: Domain) -> Router {
         .route("/console/calls/{id}", get(call))
         .route("/console/calls/{id}/audio", get(audio))
         .route("/console/calls/{id}/json", get(call_json))
-        .route("/console/integrations", get(integrations))
+        .route("/console/integrations", get(integrations).post(manage::create_integration))
+        .route("/console/integrations/new", get(manage::new_integration))
         .route("/console/integrations/{id}", get(integration))
-        .route("/console/integrations/{id}/status", post(integration_status))
+        .route("/console/integrations/{id}/status", post(manage::integration_status))
+        .route("/console/integrations/{id}/secrets", post(manage::rotate_secrets))
+        .route("/console/integrations/{id}/delete", post(manage::delete_integration))
+        .route(
+            "/console/integrations/{id}/deliveries/{delivery_id}/replay",
+            post(manage::replay_delivery),
+        )
         .route("/console/operations", get(operations))
-        .route("/console/ingests/{id}/retry", post(retry_ingest))
+        .route("/console/ingests/{id}/retry", post(manage::retry_ingest))
+        .route("/console/endpoints/{id}", get(endpoint))
+        .route("/console/endpoints/{id}/events/{event_id}/replay", post(manage::replay_event))
         .route("/console/monitors", get(monitors))
         .route("/console/monitors/{id}", get(monitor))
         .route("/console/console.js", get(script))
@@ -311,8 +324,16 @@ async fn call(State(domain): State<Domain>, session: Session, Path(id): Path<Str
         Ok(id) => id,
         Err(error) => return page_error(&error),
     };
-    let view = domain.get_datapoint(&session.principal, id).await;
-    page(view.map(|view| pages::call(&csrf_token(&session.token), &view)))
+    let found = async {
+        let view = domain.get_datapoint(&session.principal, id).await?;
+        let history = domain.call_history(&session.principal, &view.datapoint, PAGE_SIZE).await?;
+        Ok::<_, Error>((view, history))
+    }
+    .await;
+    let csrf = csrf_token(&session.token);
+    page(
+        found.map(|(view, (ingests, deliveries))| pages::call(&csrf, &view, &ingests, &deliveries)),
+    )
 }
 
 /// The integrations of every project the key reaches, with their use.
@@ -347,6 +368,7 @@ async fn integration(
     State(domain): State<Domain>,
     session: Session,
     Path(id): Path<String>,
+    Query(notice): Query<pages::Notice>,
 ) -> Response {
     let principal = &session.principal;
     let result = async {
@@ -360,42 +382,8 @@ async fn integration(
     let csrf = csrf_token(&session.token);
     page(result.map(|(integration, deliveries)| {
         let url = domain.webhook_url(&integration);
-        pages::integration(&csrf, &integration, &url, &deliveries, admin)
+        pages::integration(&csrf, &integration, &url, &deliveries, admin, &notice)
     }))
-}
-
-#[derive(Deserialize)]
-struct StatusForm {
-    csrf: String,
-    status: String,
-}
-
-/// Enables or disables an integration (admin scope; the session's CSRF token).
-async fn integration_status(
-    State(domain): State<Domain>,
-    session: Session,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Form(form): Form<StatusForm>,
-) -> Response {
-    if let Some(refused) = refused_form(&headers, &session.token, &form.csrf) {
-        return refused;
-    }
-    let status = match form.status.as_str() {
-        "active" => crate::model::integrations::IntegrationStatus::Active,
-        "disabled" => crate::model::integrations::IntegrationStatus::Disabled,
-        _ => return page_error(&Error::invalid("status", "must be active or disabled")),
-    };
-    let changed = match parse_id("id", &id) {
-        Ok(id) => domain.set_integration_status(&session.principal, id, status).await,
-        Err(error) => Err(error),
-    };
-    match changed {
-        Ok(integration) => {
-            Redirect::to(&format!("/console/integrations/{}", integration.id)).into_response()
-        }
-        Err(error) => page_error(&error),
-    }
 }
 
 /// Calls whose processing failed, in every project the key reaches (dead ones, and failed
@@ -414,33 +402,37 @@ async fn operations(State(domain): State<Domain>, session: Session) -> Response 
             }
         }
         let endpoints = domain.list_event_endpoints(principal).await?;
-        Ok::<_, Error>((stuck, endpoints))
+        let depth = domain.queue_depth(principal, QUEUE_COUNT_CAP).await?;
+        Ok::<_, Error>((depth, stuck, endpoints))
     }
     .await;
     let can_retry = principal.has_scope(crate::model::auth::Scope::Ingest);
     let csrf = csrf_token(&session.token);
-    page(result.map(|(stuck, endpoints)| pages::operations(&csrf, &stuck, &endpoints, can_retry)))
+    page(result.map(|(depth, stuck, endpoints)| {
+        pages::operations(&csrf, &depth, &stuck, &endpoints, can_retry)
+    }))
 }
 
-/// Queues a failed or dead ingest again (ingest scope; the session's CSRF token).
-async fn retry_ingest(
+/// One event endpoint and its latest delivery attempts, each failed one with a replay.
+async fn endpoint(
     State(domain): State<Domain>,
     session: Session,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Some(refused) = refused_form(&headers, &session.token, &form.csrf) {
-        return refused;
+    let principal = &session.principal;
+    let result = async {
+        let id = parse_id("id", &id)?;
+        let endpoint = domain.get_event_endpoint(principal, id).await?;
+        let filter = crate::model::events::AttemptFilter::default();
+        let (attempts, _) =
+            domain.list_event_attempts(principal, id, &filter, PAGE_SIZE, "").await?;
+        Ok::<_, Error>((endpoint, attempts))
     }
-    let retried = match parse_id("id", &id) {
-        Ok(id) => domain.retry_ingest(&session.principal, id).await,
-        Err(error) => Err(error),
-    };
-    match retried {
-        Ok(_) => Redirect::to("/console/operations").into_response(),
-        Err(error) => page_error(&error),
-    }
+    .await;
+    let admin =
+        principal.has_scope(crate::model::auth::Scope::Admin) && principal.project_id.is_none();
+    let csrf = csrf_token(&session.token);
+    page(result.map(|(endpoint, attempts)| pages::endpoint(&csrf, &endpoint, &attempts, admin)))
 }
 
 /// Days the monitors' charts cover.

@@ -6,11 +6,12 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::CallFilters;
 use crate::model::datapoints::{DatapointPage, DatapointView};
-use crate::model::deliveries::DeliveryPage;
-use crate::model::events::Endpoint;
+use crate::model::deliveries::{DeliveryPage, WebhookDelivery};
+use crate::model::events::{AttemptRecord, Endpoint};
 use crate::model::ingest::IngestRecord;
-use crate::model::integrations::{Integration, IntegrationStatus};
+use crate::model::integrations::{Integration, IntegrationStatus, Provider, WebhookAuthType};
 use crate::model::monitors::{Monitor, MonitorSummary};
+use crate::model::projects::Project;
 
 const STYLE: &str = "
 body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d1d1f;background:#fafafa}
@@ -23,10 +24,22 @@ table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.35rem .
 .muted{color:#555;font-size:.85rem}audio{width:100%}dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}
 @media (max-width:700px){.wide{display:none}th,td{padding:.3rem}}
 :focus-visible{outline:3px solid #2563eb;outline-offset:2px}
+.columns{display:flex;flex-wrap:wrap;gap:2rem}.columns>*{flex:1 1 320px}.notice{padding:.5rem .8rem;border:2px solid #15803d;background:#f0fdf4}
+form.stack label{display:block;margin:.6rem 0 .2rem}form.stack input,form.stack select,form.stack textarea{width:100%;max-width:36rem;box-sizing:border-box}
+input,select,textarea,button{font:inherit}
 ";
 
 /// Seeks the player to a clicked (or Enter-pressed) turn and marks the turn being spoken.
 pub const SCRIPT: &str = r#"(() => {
+  for (const button of document.querySelectorAll("button[data-copy]")) {
+    button.addEventListener("click", () => {
+      const field = document.getElementById(button.dataset.copy);
+      field.select();
+      const done = () => { button.textContent = "Copied"; };
+      if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(field.value).then(done, () => { document.execCommand("copy"); done(); });
+      else { document.execCommand("copy"); done(); }
+    });
+  }
   const player = document.querySelector("audio");
   const turns = [...document.querySelectorAll(".turn[data-start]")];
   if (!player) return;
@@ -125,7 +138,7 @@ fn duration_text(ms: Option<i64>) -> String {
 pub fn calls(
     csrf: &str,
     filters: &CallFilters,
-    projects: &[crate::model::projects::Project],
+    projects: &[Project],
     page: &DatapointPage,
 ) -> Markup {
     layout(
@@ -240,7 +253,12 @@ fn pairs(value: &serde_json::Value) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-pub fn call(csrf: &str, view: &DatapointView) -> Markup {
+pub fn call(
+    csrf: &str,
+    view: &DatapointView,
+    ingests: &[IngestRecord],
+    deliveries: &[WebhookDelivery],
+) -> Markup {
     let datapoint = &view.datapoint;
     let metrics = serde_json::to_value(&datapoint.metrics).unwrap_or_default();
     let analysis = serde_json::to_value(&datapoint.analysis).unwrap_or_default();
@@ -309,6 +327,52 @@ pub fn call(csrf: &str, view: &DatapointView) -> Markup {
             h2 { "Tags and metadata" }
             p { @if datapoint.tags.is_empty() { "No tags." } @else { (datapoint.tags.join(", ")) } }
             dl { @for (key, value) in pairs(&metadata) { dt { (key) } dd { (value) } } }
+            h2 { "How it arrived" }
+            @if ingests.is_empty() { p { "No ingest of this call is kept." } }
+            @else {
+                table {
+                    thead { tr {
+                        th scope="col" { "Received" }
+                        th scope="col" { "Source" }
+                        th scope="col" { "State" }
+                        th scope="col" class="wide" { "Attempts" }
+                        th scope="col" { "Problem" }
+                    } }
+                    tbody {
+                        @for ingest in ingests {
+                            tr {
+                                td { (time_text(ingest.created_at)) }
+                                td { (ingest.source.as_str()) }
+                                td { (ingest.state.as_str()) }
+                                td class="wide" { (ingest.attempts) }
+                                td { @if ingest.last_error.is_empty() { span class="muted" { "none" } } @else { (ingest.last_error) } }
+                            }
+                        }
+                    }
+                }
+            }
+            h3 { "Webhook deliveries" }
+            @if deliveries.is_empty() { p { "None: the call did not come by webhook, or its deliveries were pruned." } }
+            @else {
+                table {
+                    thead { tr {
+                        th scope="col" { "Received" }
+                        th scope="col" { "Verdict" }
+                        th scope="col" class="wide" { "Event" }
+                        th scope="col" { "Integration" }
+                    } }
+                    tbody {
+                        @for delivery in deliveries {
+                            tr {
+                                td { (time_text(delivery.received_at)) }
+                                td { (delivery.verdict.as_str()) " (" (delivery.http_status) ")" }
+                                td class="wide" { (delivery.event_type) }
+                                td { a href={ "/console/integrations/" (delivery.integration_id) } { "its log" } }
+                            }
+                        }
+                    }
+                }
+            }
         }))
     }
 }
@@ -482,7 +546,8 @@ pub fn integrations(csrf: &str, rows: &[(String, Integration)]) -> Markup {
         Some(csrf),
         &html! {
             h1 { "Integrations" }
-            @if rows.is_empty() { p { "No integrations yet: create one with IntegrationService or an SDK." } }
+            p { a href="/console/integrations/new" { "New integration" } }
+            @if rows.is_empty() { p { "No integrations yet." } }
             @else {
                 table {
                     thead { tr {
@@ -522,28 +587,53 @@ fn status_text(status: IntegrationStatus) -> &'static str {
     }
 }
 
+/// Notices an integration's page shows after a form: created, secrets rotated, a delivery
+/// replayed (the replay's id).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct Notice {
+    created: Option<String>,
+    rotated: Option<String>,
+    replayed: Option<String>,
+}
+
 pub fn integration(
     csrf: &str,
     integration: &Integration,
     webhook_url: &str,
     deliveries: &DeliveryPage,
     admin: bool,
+    notice: &Notice,
 ) -> Markup {
     let name = if integration.display_name.is_empty() {
         integration.public_id.clone()
     } else {
         integration.display_name.clone()
     };
+    let base = format!("/console/integrations/{}", integration.id);
     layout(
         &format!("Integration {name}"),
         Some(csrf),
         &html! {
             p { a href="/console/integrations" { "← Integrations" } }
             h1 { (name) }
-            p { (integration.provider.as_str()) " · " (status_text(integration.status)) " · " (integration.request_count) " requests" }
+            @if notice.created.is_some() {
+                p class="notice" role="status" { "✓ Created. Paste the webhook URL below into " (integration.provider.as_str()) "." }
+            }
+            @if notice.rotated.is_some() {
+                p class="notice" role="status" { "✓ Secrets rotated; the previous ones stay valid for their grace period." }
+            }
+            @if let Some(replayed) = &notice.replayed {
+                p class="notice" role="status" { "✓ Replayed: see delivery " code { (replayed) } " at the top of the log." }
+            }
+            p { (integration.provider.as_str()) " · " (integration.auth_type.as_str()) " · " (status_text(integration.status)) " · " (integration.request_count) " requests" }
             h2 { "Webhook URL" }
-            p { "Paste this into the provider's webhook settings:" }
-            p { input id="webhook-url" readonly size="80" value=(webhook_url) aria-label="Webhook URL"; }
+            p { label for="webhook-url" { "Paste this into the provider's webhook settings:" } }
+            p {
+                input id="webhook-url" readonly size="80" value=(webhook_url);
+                " "
+                button type="button" data-copy="webhook-url" { "Copy" }
+            }
             h2 { "Secrets" }
             ul {
                 @for secret in &integration.secrets {
@@ -554,7 +644,20 @@ pub fn integration(
                 }
             }
             @if admin {
-                form method="post" action={ "/console/integrations/" (integration.id) "/status" } {
+                details {
+                    summary { "Rotate secrets" }
+                    form class="stack" method="post" action={ (base) "/secrets" } {
+                        input type="hidden" name="csrf" value=(csrf);
+                        @for secret_name in integration.auth_type.secret_names() {
+                            label for={ "rotate-" (secret_name) } { "New " (secret_name) }
+                            input id={ "rotate-" (secret_name) } name={ "secret." (secret_name) } type="password" autocomplete="off" required;
+                        }
+                        label for="grace_hours" { "Hours the current secrets stay valid" }
+                        input id="grace_hours" name="grace_hours" type="number" min="0" max="168" value="24";
+                        p { button type="submit" { "Rotate" } }
+                    }
+                }
+                form method="post" action={ (base) "/status" } {
                     input type="hidden" name="csrf" value=(csrf);
                     @if integration.status == IntegrationStatus::Active {
                         input type="hidden" name="status" value="disabled";
@@ -562,6 +665,15 @@ pub fn integration(
                     } @else {
                         input type="hidden" name="status" value="active";
                         button type="submit" { "Enable" }
+                    }
+                }
+                details {
+                    summary { "Delete" }
+                    form method="post" action={ (base) "/delete" } {
+                        input type="hidden" name="csrf" value=(csrf);
+                        label { input type="checkbox" name="confirm" value="1" required; " Delete this integration: its webhook URL stops working, stored calls stay." }
+                        " "
+                        button type="submit" { "Delete" }
                     }
                 }
             }
@@ -574,14 +686,27 @@ pub fn integration(
                         th scope="col" { "Verdict" }
                         th scope="col" class="wide" { "Call" }
                         th scope="col" { "Reason" }
+                        @if admin { th scope="col" { "Replay" } }
                     } }
                     tbody {
                         @for delivery in &deliveries.deliveries {
-                            tr {
+                            tr id={ "delivery-" (delivery.id) } {
                                 td { (time_text(delivery.received_at)) }
                                 td { (delivery.verdict.as_str()) " (" (delivery.http_status) ")" }
                                 td class="wide" { (delivery.call_id) }
-                                td { (delivery.error_message) }
+                                td { @if delivery.error.is_empty() { span class="muted" { "–" } } @else { code { (delivery.error) } ": " (delivery.error_message) } }
+                                @if admin {
+                                    td {
+                                        @if delivery.replayable {
+                                            form method="post" action={ (base) "/deliveries/" (delivery.id) "/replay" } {
+                                                input type="hidden" name="csrf" value=(csrf);
+                                                button type="submit" aria-label={ "Replay delivery " (delivery.id) } { "Replay" }
+                                            }
+                                        } @else {
+                                            span class="muted" { "not kept" }
+                                        }
+                                    }
+                                }
                             }
                         }
                     }
@@ -591,8 +716,156 @@ pub fn integration(
     )
 }
 
+/// What a new integration's form held when it was refused, and why.
+#[derive(Debug, Default)]
+pub struct Entered {
+    pub project: String,
+    pub display_name: String,
+    pub options: String,
+    pub problem: Option<String>,
+}
+
+/// How to connect each provider, beside the form (docs/API.md has the details).
+fn setup_steps(provider: Provider) -> &'static [&'static str] {
+    match provider {
+        Provider::Twilio => &[
+            "Copy the account's Auth Token (Twilio Console, Account info): 32 hex characters.",
+            "Create the integration here, then copy its webhook URL.",
+            "On each call set the recording status callback (TwiML <Record> or <Dial record>, or the Calls API's RecordingStatusCallback) to the webhook URL, method POST, with the completed event. Record dual-channel.",
+            "Add ?first_turn=user to the URL when the caller speaks first.",
+        ],
+        Provider::Retell => &[
+            "In Retell, copy an API key that has the webhook badge.",
+            "Create the integration here, then copy its webhook URL.",
+            "In the Retell dashboard set the agent's (or account's) webhook URL to it. call_ended and call_analyzed are stored.",
+        ],
+        Provider::Vapi => &[
+            "Choose how Vapi authenticates: its secret (X-Vapi-Secret), a header token, or an HMAC credential.",
+            "Create the integration here with that secret, then copy its webhook URL.",
+            "Set the assistant's or phone number's Server URL to it with the matching credential, and include end-of-call-report in the server messages.",
+        ],
+        Provider::Elevenlabs => &[
+            "In ElevenLabs (Agents platform settings) create a post-call webhook and copy its HMAC secret.",
+            "Create the integration here, then set the webhook's URL to its webhook URL.",
+            "Enable transcription webhooks, and audio webhooks for the recording.",
+        ],
+        Provider::Livekit => &[
+            "Copy the LiveKit project's API key and API secret.",
+            "Create the integration here, then copy its webhook URL.",
+            "Add the URL in LiveKit Cloud's project settings (or webhook.urls in livekit.yaml), signed with that key. Egress and room_finished events are stored.",
+        ],
+        Provider::Bland => &[
+            "In Bland, enable webhook signing and copy the signing secret.",
+            "Create the integration here, then copy its webhook URL.",
+            "Set the webhook parameter of the call (or the agent) to it.",
+        ],
+        Provider::Voicekit => &[
+            "Choose a URL token (16 or more URL-safe characters) or an IP allowlist (options: {\"ip_allowlist\": [\"203.0.113.0/24\"]}).",
+            "Create the integration here; paste its webhook URL into the platform, with ?token=<token> for a URL token.",
+            "call_finalized is stored; call_ended adds the duration.",
+        ],
+        Provider::Webhook => &[
+            "Standard Webhooks senders: paste their whsec_ signing secret. HMAC senders: the secret, and options naming their signature header.",
+            "Create the integration here, then paste its webhook URL into the sender.",
+            "Bodies in the ingest shape, lead voice events and call.completed events are stored.",
+        ],
+    }
+}
+
+/// An example of the options an auth type may need, for the form's hint.
+fn options_example(provider: Provider, auth_type: WebhookAuthType) -> &'static str {
+    match (provider, auth_type) {
+        (_, WebhookAuthType::Hmac) => {
+            r#"{"hmac": {"signature_header": "x-voiceoi-signature", "algorithm": "sha256", "encoding": "hex"}}"#
+        }
+        (_, WebhookAuthType::HeaderToken) => {
+            r#"{"header_token": {"header_name": "authorization", "bearer_prefix": true}}"#
+        }
+        (_, WebhookAuthType::IpAllowlist) => r#"{"ip_allowlist": ["203.0.113.0/24"]}"#,
+        (Provider::Twilio, _) => {
+            r#"{"twilio": {"account_sid": "AC…"}, "default_first_turn": "user"}"#
+        }
+        _ => r#"{"rate_limit_per_minute": 1000}"#,
+    }
+}
+
+pub fn new_integration(
+    csrf: &str,
+    provider: Provider,
+    auth_type: WebhookAuthType,
+    projects: &[Project],
+    entered: &Entered,
+) -> Markup {
+    layout(
+        "New integration",
+        Some(csrf),
+        &html! {
+            p { a href="/console/integrations" { "← Integrations" } }
+            h1 { "New " (provider.as_str()) " integration" }
+            nav aria-label="Provider" {
+                "Provider: "
+                @for (index, other) in Provider::ALL.iter().enumerate() {
+                    @if index > 0 { " · " }
+                    @if *other == provider { strong aria-current="page" { (other.as_str()) } }
+                    @else { a href={ "/console/integrations/new?provider=" (other.as_str()) } { (other.as_str()) } }
+                }
+            }
+            @if provider.auth_types().len() > 1 {
+                p {
+                    "Authentication: "
+                    @for (index, other) in provider.auth_types().iter().enumerate() {
+                        @if index > 0 { " · " }
+                        @if *other == auth_type { strong aria-current="true" { (other.as_str()) } }
+                        @else { a href={ "/console/integrations/new?provider=" (provider.as_str()) "&auth_type=" (other.as_str()) } { (other.as_str()) } }
+                    }
+                }
+            }
+            @if let Some(problem) = &entered.problem {
+                p role="alert" class="issue" { "⚠ " (problem) }
+            }
+            div class="columns" {
+                form class="stack" method="post" action="/console/integrations" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="provider" value=(provider.as_str());
+                    input type="hidden" name="auth_type" value=(auth_type.as_str());
+                    label for="project" { "Project" }
+                    select id="project" name="project" required {
+                        @for project in projects {
+                            option value=(project.id) selected[entered.project == project.id.to_string()] { (project.name) }
+                        }
+                    }
+                    label for="display_name" { "Name (optional)" }
+                    input id="display_name" name="display_name" value=(entered.display_name);
+                    @for secret_name in auth_type.secret_names() {
+                        label for={ "secret-" (secret_name) } { (secret_name) }
+                        input id={ "secret-" (secret_name) } name={ "secret." (secret_name) } type="password" autocomplete="off" required;
+                    }
+                    label for="options" { "Options (JSON, optional)" }
+                    textarea id="options" name="options" rows="3" placeholder=(options_example(provider, auth_type)) { (entered.options) }
+                    p { button type="submit" { "Create" } }
+                }
+                section aria-labelledby="steps" {
+                    h2 id="steps" { "Setting up " (provider.as_str()) }
+                    ol { @for step in setup_steps(provider) { li { (step) } } }
+                    p class="muted" { "Secrets are sealed at rest and never shown again; only their last characters are." }
+                }
+            }
+        },
+    )
+}
+
+/// A capped count as text: past the cap, "<cap>+".
+fn count_text(count: u64) -> String {
+    if count > super::QUEUE_COUNT_CAP {
+        format!("{}+", super::QUEUE_COUNT_CAP)
+    } else {
+        count.to_string()
+    }
+}
+
 pub fn operations(
     csrf: &str,
+    depth: &[(Project, Vec<(crate::model::ingest::IngestState, u64)>)],
     stuck: &[IngestRecord],
     endpoints: &[Endpoint],
     can_retry: bool,
@@ -602,6 +875,24 @@ pub fn operations(
         Some(csrf),
         &html! {
             h1 { "Operations" }
+            h2 { "Queue" }
+            p class="muted" { "Calls stored and not yet searchable, per project and state." }
+            table {
+                thead { tr {
+                    th scope="col" { "Project" }
+                    @if let Some((_, counts)) = depth.first() {
+                        @for (state, _) in counts { th scope="col" { (state.as_str().replace('_', " ")) } }
+                    }
+                } }
+                tbody {
+                    @for (project, counts) in depth {
+                        tr {
+                            td { (project.name) }
+                            @for (_, count) in counts { td { (count_text(*count)) } }
+                        }
+                    }
+                }
+            }
             h2 { "Calls whose processing failed" }
             @if stuck.is_empty() { p { "None: every call was processed." } }
             @else {
@@ -648,7 +939,7 @@ pub fn operations(
                     tbody {
                         @for endpoint in endpoints {
                             tr {
-                                td { (endpoint.url) @if !endpoint.description.is_empty() { " " span class="muted" { "(" (endpoint.description) ")" } } }
+                                td { a href={ "/console/endpoints/" (endpoint.id) } { (endpoint.url) } @if !endpoint.description.is_empty() { " " span class="muted" { "(" (endpoint.description) ")" } } }
                                 td {
                                     @if endpoint.enabled { "● enabled" }
                                     @else { "○ disabled (" (endpoint.disabled_reason) ")" }
@@ -657,6 +948,67 @@ pub fn operations(
                                 td { (endpoint.failed) }
                                 td class="wide" { (endpoint.last_success_at.map_or_else(|| "never".to_owned(), time_text)) }
                                 td class="wide" { (endpoint.last_failure_at.map_or_else(|| "never".to_owned(), time_text)) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+pub fn endpoint(
+    csrf: &str,
+    endpoint: &Endpoint,
+    attempts: &[AttemptRecord],
+    admin: bool,
+) -> Markup {
+    layout(
+        "Event endpoint",
+        Some(csrf),
+        &html! {
+            p { a href="/console/operations" { "← Operations" } }
+            h1 { "Event endpoint" }
+            p { code { (endpoint.url) } }
+            p {
+                @if endpoint.enabled { "● enabled" } @else { "○ disabled (" (endpoint.disabled_reason) ")" }
+                " · " (endpoint.sent) " sent · " (endpoint.failed) " failed · "
+                @if endpoint.event_types.is_empty() { "every event type" } @else { (endpoint.event_types.join(", ")) }
+            }
+            h2 { "Latest attempts" }
+            @if attempts.is_empty() { p { "No attempts yet." } }
+            @else {
+                table {
+                    thead { tr {
+                        th scope="col" { "When" }
+                        th scope="col" { "Event" }
+                        th scope="col" { "Answer" }
+                        th scope="col" class="wide" { "Latency" }
+                        th scope="col" { "Error or response" }
+                        @if admin { th scope="col" { "Replay" } }
+                    } }
+                    tbody {
+                        @for attempt in attempts {
+                            @let delivered = attempt.http_status.is_some_and(|status| (200..300).contains(&status));
+                            tr {
+                                td { (time_text(attempt.attempted_at)) }
+                                td { (attempt.event_type) br; span class="muted" { (attempt.event_id) } }
+                                td {
+                                    @if delivered { "✓ " } @else { span class="issue" { "✗ " } }
+                                    (attempt.http_status.map_or_else(|| "no answer".to_owned(), |status| status.to_string()))
+                                }
+                                td class="wide" { (attempt.latency_ms) " ms" }
+                                td { @if attempt.error.is_empty() { (attempt.response_excerpt) } @else { (attempt.error) } }
+                                @if admin {
+                                    td {
+                                        @if !delivered && endpoint.enabled {
+                                            form method="post" action={ "/console/endpoints/" (endpoint.id) "/events/" (attempt.event_id) "/replay" } {
+                                                input type="hidden" name="csrf" value=(csrf);
+                                                button type="submit" { "Replay" }
+                                            }
+                                        }
+                                    }
+                                }
                             }
                         }
                     }
