@@ -12,7 +12,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sdk-python" / "tests"))
 
-from server_process import Server, start_server, stop_server  # noqa: E402
+from server_process import REPO, Server, start_server, stop_server  # noqa: E402
+
+#: Where the run leaves screenshots of the main pages (under target/, ignored by git).
+SCREENSHOTS = REPO / "target" / "console-screenshots"
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +23,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = start_server(tmp_path_factory.mktemp("earshot-console"))
     yield running
     stop_server(running)
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
 
 
 @pytest.fixture()
