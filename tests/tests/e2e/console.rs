@@ -13,7 +13,7 @@ use earshot_e2e::client::try_http_raw;
 use earshot_e2e::process::ServerProcess;
 
 /// A request to the console: (status, headers, body as text).
-async fn request(
+pub(crate) async fn request(
     server: &ServerProcess,
     method: &str,
     path: &str,
@@ -25,11 +25,11 @@ async fn request(
     (status, headers, String::from_utf8_lossy(&bytes).into_owned())
 }
 
-fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> &'a str {
+pub(crate) fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> &'a str {
     headers.get(name).and_then(|value| value.to_str().ok()).unwrap_or_default()
 }
 
-const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
+pub(crate) const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
 
 #[tokio::test]
 async fn the_console_signs_in_lists_calls_plays_them_and_signs_out() {
@@ -428,10 +428,17 @@ async fn operations_list_failed_calls_and_retry_them() {
 }
 
 /// The CSRF token of a console page's forms.
-fn csrf_of(page: &str) -> String {
+pub(crate) fn csrf_of(page: &str) -> String {
     let marker = "name=\"csrf\" value=\"";
     let start = page.find(marker).expect("a form") + marker.len();
     page[start..start + 64].to_owned()
+}
+
+/// A console session of `key`: the `cookie` header's value.
+pub(crate) async fn session_of(server: &ServerProcess, key: &str) -> String {
+    let (_, headers, _) =
+        request(server, "POST", "/console/sign-in", &[FORM], &format!("api_key={key}")).await;
+    header(&headers, "set-cookie").split(';').next().unwrap().to_owned()
 }
 
 /// The first `href` on the page that starts with `prefix`, whole.
@@ -598,5 +605,22 @@ async fn integrations_are_created_replayed_rotated_and_deleted_in_the_console() 
     assert_eq!((status, header(&headers, "location")), (303, "/console/integrations"));
     let (status, _, _) = request(&server, "GET", &path, &as_admin, "").await;
     assert_eq!(status, 404);
+    server.stop().await;
+}
+
+/// Behind https (the server's public address says so), the session cookie is `Secure`; the
+/// pages forbid framing and scripts from elsewhere.
+#[tokio::test]
+async fn behind_https_the_session_cookie_is_secure() {
+    let server =
+        ServerProcess::start(&[("EARSHOT_PUBLIC_BASE_URL", "https://earshot.example.com")]).await;
+    let body = format!("api_key={}", server.admin_key);
+    let (status, headers, _) = request(&server, "POST", "/console/sign-in", &[FORM], &body).await;
+    assert_eq!(status, 303);
+    let cookie = header(&headers, "set-cookie");
+    assert!(cookie.ends_with("; Secure") && cookie.contains("HttpOnly"), "{cookie}");
+    let (_, headers, _) = request(&server, "GET", "/console/sign-in", &[], "").await;
+    assert_eq!(header(&headers, "x-frame-options"), "DENY");
+    assert!(header(&headers, "content-security-policy").starts_with("default-src 'self'"));
     server.stop().await;
 }

@@ -811,3 +811,81 @@ async fn a_slack_endpoint_gets_one_readable_alert_per_monitor_and_cooldown() {
     assert_eq!(types, ["endpoint.test", "check.failed"]);
     server.stop().await;
 }
+
+/// The console's page of an endpoint lists its attempts; a failed event is replayed from it
+/// (the CSRF token required) and arrives again under its `webhook-id`.
+#[tokio::test]
+async fn the_console_lists_attempts_and_replays_a_failed_event() {
+    use crate::console::{FORM, csrf_of, header, request, session_of};
+    let server = ServerProcess::start(&FAST_RETRIES).await;
+    // The whole schedule (8 attempts) fails; the replay's attempt succeeds.
+    let (url, mut received) = receiver([vec![500; 8], vec![200]].concat()).await;
+    let endpoint = create(&server, pb::CreateEventEndpointRequest { url, ..Default::default() })
+        .await
+        .endpoint
+        .unwrap();
+    client(&server).await.ingest_conversations(vec![call("evt-console")]).await.unwrap();
+    let first = next(&mut received).await;
+    let webhook_id = first.header("webhook-id").to_owned();
+    let request_attempts =
+        pb::ListEventAttemptsRequest { endpoint_id: endpoint.id.clone(), ..Default::default() };
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let attempts = endpoints(&server)
+                .await
+                .list_event_attempts(authed(request_attempts.clone(), &server.admin_key))
+                .await
+                .unwrap()
+                .into_inner()
+                .attempts;
+            if attempts.len() == 8 {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the schedule ran out within 30 s");
+
+    let session = session_of(&server, &server.admin_key).await;
+    let (status, _, page) =
+        request(&server, "GET", "/console/operations", &[("cookie", session.as_str())], "").await;
+    assert_eq!(status, 200, "{page}");
+    let path = format!("/console/endpoints/{}", endpoint.id);
+    assert!(page.contains(&format!("href=\"{path}\"")), "{page}");
+    let (status, _, page) =
+        request(&server, "GET", &path, &[("cookie", session.as_str())], "").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page.matches("✗ 500").count(), 8, "{page}");
+    let replay = format!("{path}/events/{webhook_id}/replay");
+    assert_eq!(page.matches(&replay).count(), 1, "offered once per event: {page}");
+    let posting = [FORM, ("cookie", session.as_str())];
+    let (status, _, _) = request(&server, "POST", &replay, &posting, "csrf=forged").await;
+    assert_eq!(status, 403);
+    let csrf = csrf_of(&page);
+    let (status, headers, _) =
+        request(&server, "POST", &replay, &posting, &format!("csrf={csrf}")).await;
+    assert_eq!((status, header(&headers, "location")), (303, path.as_str()));
+    // The schedule's other seven attempts came before; the ninth request is the replay.
+    for _ in 0..7 {
+        assert_eq!(next(&mut received).await.header("webhook-id"), webhook_id);
+    }
+    let replayed = next(&mut received).await;
+    assert_eq!(replayed.header("webhook-id"), webhook_id);
+    assert_eq!(replayed.json()["data"]["call_id"], "evt-console");
+    // Its success is logged (just after the receiver answered), newest first on the page.
+    let page = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let (_, _, page) =
+                request(&server, "GET", &path, &[("cookie", session.as_str())], "").await;
+            if page.contains("✓ 200") {
+                return page;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the replay logged within 30 s");
+    assert!(page.find("✓ 200") < page.find("✗ 500"), "{page}");
+    server.stop().await;
+}

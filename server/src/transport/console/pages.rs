@@ -957,6 +957,12 @@ pub fn operations(
     )
 }
 
+/// Whether `attempt` is the newest listed of its event (where its replay is offered).
+fn newest_of_event(attempts: &[AttemptRecord], attempt: &AttemptRecord) -> bool {
+    attempts.iter().find(|other| other.event_id == attempt.event_id).map(|newest| newest.id)
+        == Some(attempt.id)
+}
+
 pub fn endpoint(
     csrf: &str,
     endpoint: &Endpoint,
@@ -993,15 +999,15 @@ pub fn endpoint(
                             tr {
                                 td { (time_text(attempt.attempted_at)) }
                                 td { (attempt.event_type) br; span class="muted" { (attempt.event_id) } }
+                                @let answer = attempt.http_status.map_or_else(|| "no answer".to_owned(), |status| status.to_string());
                                 td {
-                                    @if delivered { "✓ " } @else { span class="issue" { "✗ " } }
-                                    (attempt.http_status.map_or_else(|| "no answer".to_owned(), |status| status.to_string()))
+                                    @if delivered { "✓ " (answer) } @else { span class="issue" { "✗ " (answer) } }
                                 }
                                 td class="wide" { (attempt.latency_ms) " ms" }
                                 td { @if attempt.error.is_empty() { (attempt.response_excerpt) } @else { (attempt.error) } }
                                 @if admin {
                                     td {
-                                        @if !delivered && endpoint.enabled {
+                                        @if !delivered && endpoint.enabled && newest_of_event(attempts, attempt) {
                                             form method="post" action={ "/console/endpoints/" (endpoint.id) "/events/" (attempt.event_id) "/replay" } {
                                                 input type="hidden" name="csrf" value=(csrf);
                                                 button type="submit" { "Replay" }
