@@ -8,13 +8,14 @@
 use std::time::Duration;
 
 use earshot::{Audio, Client, Conversation, Turn};
+use earshot_e2e::Server;
 use earshot_e2e::audio::wav;
 use earshot_e2e::client::try_http_raw;
 use earshot_e2e::process::ServerProcess;
 
 /// A request to the console: (status, headers, body as text).
 pub(crate) async fn request(
-    server: &ServerProcess,
+    server: &impl Server,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
@@ -435,7 +436,7 @@ pub(crate) fn csrf_of(page: &str) -> String {
 }
 
 /// A console session of `key`: the `cookie` header's value.
-pub(crate) async fn session_of(server: &ServerProcess, key: &str) -> String {
+pub(crate) async fn session_of(server: &impl Server, key: &str) -> String {
     let (_, headers, _) =
         request(server, "POST", "/console/sign-in", &[FORM], &format!("api_key={key}")).await;
     header(&headers, "set-cookie").split(';').next().unwrap().to_owned()
@@ -622,5 +623,76 @@ async fn behind_https_the_session_cookie_is_secure() {
     let (_, headers, _) = request(&server, "GET", "/console/sign-in", &[], "").await;
     assert_eq!(header(&headers, "x-frame-options"), "DENY");
     assert!(header(&headers, "content-security-policy").starts_with("default-src 'self'"));
+    server.stop().await;
+}
+
+/// Another organization's session sees none of this one's calls, recordings, integrations or
+/// monitors, and its forms cannot change them: every page and form answers as if they did not
+/// exist.
+#[tokio::test]
+async fn another_organizations_session_sees_and_changes_nothing_here() {
+    use earshot_e2e::client::create_integration;
+    use earshot_e2e::in_process::TestServer;
+    use earshot_proto::v1 as pb;
+    let server = TestServer::start().await;
+    let client = Client::builder(server.url())
+        .api_key(&server.admin_key)
+        .project_id(&server.project_id)
+        .connect()
+        .await
+        .unwrap();
+    client
+        .ingest_conversations(vec![
+            Conversation::new("private-call")
+                .audio(Audio::from_bytes(wav(1, 8000, 800, 5)))
+                .turn(Turn::user("My account number is 4417.").at_ms(0).end_ms(500)),
+        ])
+        .await
+        .unwrap();
+    let datapoint =
+        client.wait_for_datapoint("private-call", Duration::from_secs(30)).await.unwrap();
+    let integration = create_integration(
+        &server,
+        pb::Provider::Bland,
+        pb::WebhookAuthType::Unspecified,
+        &[("webhook_secret", "bland-private-secret")],
+        None,
+    )
+    .await;
+    let other = server.app_domain.bootstrap(false).await.unwrap().unwrap();
+    let intruder = session_of(&server, other.api_key_value.expose()).await;
+    let as_intruder = [("cookie", intruder.as_str())];
+
+    let (status, _, page) = request(&server, "GET", "/console/calls", &as_intruder, "").await;
+    assert!(status == 200 && !page.contains("private-call"), "{page}");
+    let (_, _, page) =
+        request(&server, "GET", "/console/calls?call_id=private-call", &as_intruder, "").await;
+    assert!(page.contains("No calls match."), "{page}");
+    let (_, _, page) = request(&server, "GET", "/console/integrations", &as_intruder, "").await;
+    assert!(!page.contains(&integration.public_id), "{page}");
+    let call = format!("/console/calls/{}", datapoint.id);
+    let integration_page = format!("/console/integrations/{}", integration.id);
+    for path in
+        [call.clone(), format!("{call}/audio"), format!("{call}/json"), integration_page.clone()]
+    {
+        let (status, _, body) = request(&server, "GET", &path, &as_intruder, "").await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(!body.contains("4417"), "{path}: {body}");
+    }
+    let (_, _, page) = request(&server, "GET", "/console/operations", &as_intruder, "").await;
+    let csrf = csrf_of(&page);
+    let posting = [FORM, ("cookie", intruder.as_str())];
+    for (path, form) in [
+        (format!("{integration_page}/status"), format!("csrf={csrf}&status=disabled")),
+        (format!("{integration_page}/delete"), format!("csrf={csrf}&confirm=1")),
+    ] {
+        let (status, _, _) = request(&server, "POST", &path, &posting, &form).await;
+        assert_eq!(status, 404, "{path}");
+    }
+    // Still there, still active, for its own organization.
+    let admin = session_of(&server, &server.admin_key).await;
+    let (status, _, page) =
+        request(&server, "GET", &integration_page, &[("cookie", admin.as_str())], "").await;
+    assert!(status == 200 && page.contains("● active"), "{page}");
     server.stop().await;
 }
