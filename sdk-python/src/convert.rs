@@ -222,6 +222,7 @@ pub fn datapoint(datapoint: pb::Datapoint) -> Value {
                 "end_ms": turn.end_ms,
                 "channel": turn.channel,
                 "confidence": turn.confidence,
+                "unrecognized": turn.unrecognized,
             })
         })
         .collect();
@@ -256,6 +257,7 @@ pub fn datapoint(datapoint: pb::Datapoint) -> Value {
         "longest_monologue_ms": metrics.longest_monologue_ms,
         "overlap_count": metrics.overlap_count,
         "overlap_ms": metrics.overlap_ms,
+        "speech_coverage": metrics.speech_coverage,
     });
     let mut model_metadata = json!({
         "source_platform": datapoint.provider,

@@ -211,34 +211,248 @@ pub const SAMPLE_CALL: &[Line] = &[
 /// Speaks `lines` with espeak-ng in two voices (Debian: espeak-ng, which scripts/test
 /// installs): speaker 0 a low en-us voice, speaker 1 an en-gb female voice.
 pub fn generated_call(lines: &[Line], gap_ms: u32) -> GeneratedCall {
+    let gap = i64::from(gap_ms);
+    let script: Vec<ScriptedLine> = lines
+        .iter()
+        .enumerate()
+        .map(|(index, line)| ScriptedLine {
+            speaker: line.speaker,
+            text: line.text.to_owned(),
+            pause_before_ms: if index == 0 { 500 } else { gap },
+        })
+        .collect();
+    let mut call = spoken_call(&script);
     let rate = crate::audio::decode::SAMPLE_RATE as usize;
-    let gap = gap_ms as usize * rate / 1000;
-    let mut channels = [vec![0.0f32; rate / 2], vec![0.0f32; rate / 2]];
-    let mut spoken = Vec::new();
-    for line in lines {
-        let (voice, pitch) = if line.speaker == 0 { ("en-us", "35") } else { ("en-gb+f3", "60") };
-        let output = std::process::Command::new("espeak-ng")
-            .args(["-v", voice, "-p", pitch, "-s", "165", "--stdout", line.text])
-            .output()
-            .unwrap_or_else(|error| {
-                panic!("running espeak-ng (apt-get install espeak-ng): {error}")
-            });
-        assert!(output.status.success(), "espeak-ng failed on {:?}", line.text);
-        let decoded = crate::audio::decode::decode(&output.stdout, "audio/wav", 600).unwrap();
-        let speech = &decoded.channels[0];
-        let start = channels[0].len();
-        for (index, channel) in channels.iter_mut().enumerate() {
-            if index == line.speaker {
-                channel.extend(speech.iter().map(|sample| sample * 0.8));
-            } else {
-                channel.resize(channel.len() + speech.len(), 0.0);
+    for channel in &mut call.channels {
+        channel.resize(channel.len() + gap_ms as usize * rate / 1000, 0.0);
+    }
+    call
+}
+
+/// A line of a generated call, with the pause before it: negative when it starts that long
+/// before the previous line ends (an interruption, on the other speaker's channel).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScriptedLine {
+    pub speaker: usize,
+    pub text: String,
+    pub pause_before_ms: i64,
+}
+
+/// The samples of `text` spoken by `speaker`'s voice, at 16 kHz.
+fn speak(speaker: usize, text: &str) -> Vec<f32> {
+    let (voice, pitch) = if speaker == 0 { ("en-us", "35") } else { ("en-gb+f3", "60") };
+    let output = std::process::Command::new("espeak-ng")
+        .args(["-v", voice, "-p", pitch, "-s", "165", "--stdout", text])
+        .output()
+        .unwrap_or_else(|error| panic!("running espeak-ng (apt-get install espeak-ng): {error}"));
+    assert!(output.status.success(), "espeak-ng failed on {text:?}");
+    let decoded = crate::audio::decode::decode(&output.stdout, "audio/wav", 600).unwrap();
+    decoded.channels[0].iter().map(|sample| sample * 0.8).collect()
+}
+
+/// Speaks a script into two channels (one a speaker), each line placed by its pause, and
+/// notes where each line lies.
+pub fn spoken_call(script: &[ScriptedLine]) -> GeneratedCall {
+    let rate = crate::audio::decode::SAMPLE_RATE as usize;
+    let samples = |ms: i64| usize::try_from(ms.max(0)).unwrap() * rate / 1000;
+    let ms = |samples: usize| i64::try_from(samples * 1000 / rate).unwrap();
+    let mut channels = [Vec::new(), Vec::new()];
+    let mut spoken: Vec<(usize, String, i64, i64)> = Vec::new();
+    for line in script {
+        let speech = speak(line.speaker, &line.text);
+        let start = match spoken.last() {
+            // An interruption starts after the previous line's first 300 ms, at the soonest.
+            Some(&(_, _, previous_start, previous_end)) => {
+                (previous_end + line.pause_before_ms).max(previous_start + 300)
             }
-            channel.resize(channel.len() + gap, 0.0);
+            None => line.pause_before_ms.max(0),
+        };
+        let at = samples(start);
+        let channel = &mut channels[line.speaker];
+        if channel.len() < at + speech.len() {
+            channel.resize(at + speech.len(), 0.0);
         }
-        let ms = |samples: usize| i64::try_from(samples * 1000 / rate).unwrap();
-        spoken.push((line.speaker, line.text.to_owned(), ms(start), ms(start + speech.len())));
+        for (sample, spoken_sample) in channel[at..].iter_mut().zip(&speech) {
+            *sample += spoken_sample;
+        }
+        spoken.push((line.speaker, line.text.clone(), ms(at), ms(at + speech.len())));
+    }
+    let length = channels[0].len().max(channels[1].len()) + rate / 2;
+    for channel in &mut channels {
+        channel.resize(length, 0.0);
     }
     GeneratedCall { channels, lines: spoken }
+}
+
+/// Deterministic numbers for generated scripts (splitmix64): the same seed, the same call.
+#[derive(Clone, Debug)]
+pub struct Dice(u64);
+
+impl Dice {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn roll(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `range`.
+    pub fn between(&mut self, range: std::ops::RangeInclusive<i64>) -> i64 {
+        let width = u64::try_from(range.end() - range.start() + 1).unwrap();
+        range.start() + i64::try_from(self.roll() % width).unwrap()
+    }
+
+    /// True `percent` times in a hundred.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.roll() % 100 < percent
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[usize::try_from(self.roll() % items.len() as u64).unwrap()]
+    }
+}
+
+/// Short sentences of a support call, with names and numbers, 3 to 11 words each.
+const SENTENCES: &[&str] = &[
+    "Hello, thanks for calling.",
+    "How can I help you today?",
+    "My name is Daniel Okafor.",
+    "I ordered a blue kettle last week.",
+    "It still has not arrived.",
+    "Can you spell your last name for me?",
+    "The order number is four seven one nine.",
+    "Let me look that up for you.",
+    "I see two orders under that name.",
+    "The first one shipped on Monday.",
+    "Priya from billing called me yesterday.",
+    "She said the refund was twenty five dollars.",
+    "That is not what I was promised.",
+    "I understand, and I am sorry about that.",
+    "Could you hold for one minute please?",
+    "Sure, take your time.",
+    "Thanks for waiting.",
+    "I have moved your parcel to express delivery.",
+    "It will reach Seattle by Thursday at noon.",
+    "Great, that works for me.",
+    "Is there anything else I can do?",
+    "Yes, please update my phone number.",
+    "The new number ends in three eight two.",
+    "Done, you will get a text to confirm.",
+    "Okay.",
+    "Perfect, thank you so much.",
+    "You are welcome, have a good evening.",
+    "Wait, one more question about my warranty.",
+    "The warranty covers two full years.",
+    "Do I need the receipt for that?",
+    "No, your account shows the purchase.",
+    "Alright, goodbye then.",
+];
+
+/// A monologue of over thirty seconds (as espeak-ng speaks it), crossing a recognition window.
+const MONOLOGUE: &str = "Let me explain how our returns work, because it is a little different \
+    from most stores. First you open the orders page and choose the item you want to send back. \
+    Then you print the label we email you, which is free for every order over forty dollars. \
+    You drop the parcel at any post office or at one of our partner lockers in the city. Once the \
+    parcel reaches our warehouse in Portland, we check it within two working days, and the refund \
+    goes back to the card you paid with. If you paid with a gift card, we send a new one by email \
+    instead. The whole process usually takes about a week from the day you post it, and you can \
+    follow every step on the same orders page.";
+
+/// A varied two-voice script from `seed`: four to ten lines of three to eleven words (some
+/// said twice in a row by the same speaker), pauses of 0.2 to 2 s, sometimes an interruption
+/// of the other speaker, sometimes a monologue of over 30 s, either speaker first, names and
+/// numbers throughout.
+pub fn varied_script(seed: u64) -> Vec<ScriptedLine> {
+    let mut dice = Dice::new(seed);
+    let lines = dice.between(4..=10);
+    let mut speaker = usize::from(dice.chance(50));
+    let mut monologue_left = dice.chance(30);
+    let mut script: Vec<ScriptedLine> = Vec::new();
+    for index in 0..lines {
+        if index > 0 && dice.chance(85) {
+            speaker = 1 - speaker;
+        }
+        let changed = script.last().is_some_and(|last| last.speaker != speaker);
+        let pause_before_ms = if index == 0 {
+            dice.between(200..=1_500)
+        } else if changed && dice.chance(15) {
+            -dice.between(300..=800)
+        } else {
+            dice.between(200..=2_000)
+        };
+        let text = if monologue_left && index > 0 && dice.chance(40) {
+            monologue_left = false;
+            MONOLOGUE.to_owned()
+        } else {
+            (*dice.pick(SENTENCES)).to_owned()
+        };
+        script.push(ScriptedLine { speaker, text, pause_before_ms });
+    }
+    script
+}
+
+/// Spellings Whisper writes differently from the scripts, made one (as Whisper's English
+/// normalizer does for its evaluations).
+fn canonical_words(text: &str) -> Vec<String> {
+    normalized_words(text)
+        .into_iter()
+        .flat_map(|word| match word.as_str() {
+            "alright" => vec!["all".to_owned(), "right".to_owned()],
+            "okay" => vec!["ok".to_owned()],
+            _ => vec![word],
+        })
+        .collect()
+}
+
+/// Which of a call's lines a transcript holds: a line is there when a turn of its speaker's
+/// role, at or after the turn of the line before it, holds at least a third of its words
+/// (each heard word counted for one line only): a line heard with a few words wrong is
+/// there, a line dropped or given to the other speaker is not. Speaker 0 is the assistant.
+pub fn covered_lines(
+    lines: &[(usize, String, i64, i64)],
+    turns: &[crate::model::conversation::Turn],
+) -> Vec<bool> {
+    use crate::model::conversation::Role;
+    let mut heard: Vec<Vec<String>> =
+        turns.iter().map(|turn| canonical_words(&turn.content)).collect();
+    let mut cursor = 0;
+    lines
+        .iter()
+        .map(|(speaker, text, _, _)| {
+            let role = if *speaker == 0 { Role::Assistant } else { Role::User };
+            let expected = canonical_words(text);
+            let found = (cursor..turns.len()).find_map(|index| {
+                if turns[index].role != role {
+                    return None;
+                }
+                let mut remaining = heard[index].clone();
+                let matched = expected
+                    .iter()
+                    .filter(|word| {
+                        remaining
+                            .iter()
+                            .position(|candidate| candidate == *word)
+                            .map(|at| remaining.swap_remove(at))
+                            .is_some()
+                    })
+                    .count();
+                (matched * 3 >= expected.len() && matched > 0).then_some((index, remaining))
+            });
+            match found {
+                Some((index, remaining)) => {
+                    heard[index] = remaining;
+                    cursor = index;
+                    true
+                }
+                None => false,
+            }
+        })
+        .collect()
 }
 
 /// Lowercase words without punctuation, for word error rates.
@@ -299,4 +513,38 @@ pub fn model_dir() -> PathBuf {
         model.display()
     );
     dir
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::conversation::{Role, Turn};
+
+    #[test]
+    fn a_line_counts_when_its_speakers_turn_holds_it_in_order() {
+        let lines: Vec<(usize, String, i64, i64)> = [
+            (0, "Hello, how can I help?"),
+            (1, "Alright, my parcel is late."),
+            (0, "Okay."),
+            (1, "Thanks."),
+        ]
+        .into_iter()
+        .map(|(speaker, text)| (speaker, text.to_owned(), 0, 0))
+        .collect();
+        let turn = |role, content: &str| Turn::said(role, content, 0, None);
+        // Heard with a word wrong, spelled as Whisper spells, each in its role.
+        let heard = [
+            turn(Role::Assistant, "Hello, how can I hope?"),
+            turn(Role::User, "All right, my parcel is late."),
+            turn(Role::Assistant, "OK."),
+            turn(Role::User, "Thanks."),
+        ];
+        assert_eq!(covered_lines(&lines, &heard), [true, true, true, true]);
+        // A line dropped, and one given to the other speaker.
+        let lossy = [
+            turn(Role::Assistant, "Hello, how can I help? OK. Thanks."),
+            turn(Role::User, "All right, my parcel is late."),
+        ];
+        assert_eq!(covered_lines(&lines, &lossy), [true, true, false, false]);
+    }
 }

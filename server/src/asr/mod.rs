@@ -5,6 +5,8 @@
 //! recognition, turns. Callers await the answer.
 
 mod child;
+#[cfg(test)]
+mod coverage_tests;
 pub mod speaker;
 pub mod turns;
 pub mod vad;
@@ -217,14 +219,14 @@ fn run(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::conversation::Role;
     use crate::testing::{self, Line};
 
     const SCRIPT: &[Line] = testing::SAMPLE_CALL;
 
-    fn engine() -> Asr {
+    pub(crate) fn engine() -> Asr {
         let settings = AsrSettings {
             model_path: testing::model_dir().join(crate::speech_models::WHISPER_TINY_EN.file_name),
             speaker_model_path: testing::model_dir()

@@ -40,6 +40,19 @@ pub struct Transcript {
     pub speaker_labels_estimated: bool,
     pub channels: usize,
     pub duration_ms: i64,
+    /// Speech voice activity found, summed over utterances.
+    pub speech_ms: i64,
+    /// Of that, what recognised words cover: each utterance from its first word's start to its
+    /// last word's end.
+    pub recognized_ms: i64,
+}
+
+impl Transcript {
+    /// The share of the detected speech that recognised words cover; None without speech.
+    pub fn speech_coverage(&self) -> Option<f64> {
+        #[allow(clippy::cast_precision_loss)]
+        (self.speech_ms > 0).then(|| (self.recognized_ms as f64 / self.speech_ms as f64).min(1.0))
+    }
 }
 
 /// Transcribes with `recognize` (up to 30 s of samples in, words out).
@@ -50,22 +63,28 @@ pub fn transcribe(
     recognize: &mut Recognize<'_>,
 ) -> Result<Transcript, String> {
     let stereo = audio.channels.len() == 2 && !same_signal(&audio.channels[0], &audio.channels[1]);
-    let turns = if stereo {
+    let (turns, heard) = if stereo {
         let channels: Vec<&[f32]> = audio.channels.iter().map(Vec::as_slice).collect();
-        stereo_turns(&utterances(&channels, UTTERANCE_GAP_MS, recognize)?, hints)
+        let heard = utterances(&channels, UTTERANCE_GAP_MS, recognize)?;
+        (stereo_turns(&heard, hints), heard)
     } else {
         let mixed = audio.mixdown();
-        let utterances = utterances(&[&mixed], MONO_UTTERANCE_GAP_MS, recognize)?;
-        match speakers {
-            Some(encoder) => diarized_turns(&mixed, &utterances, hints.first_turn, encoder),
-            None => mono_turns(&utterances, hints.first_turn),
-        }
+        let heard = utterances(&[&mixed], MONO_UTTERANCE_GAP_MS, recognize)?;
+        let turns = match speakers {
+            Some(encoder) => diarized_turns(&mixed, &heard, hints.first_turn, encoder),
+            None => mono_turns(&heard, hints.first_turn),
+        };
+        (turns, heard)
     };
+    let speech_ms = heard.iter().map(|utterance| samples_to_ms(utterance.span.len())).sum();
+    let recognized_ms = heard.iter().map(Utterance::recognized_ms).sum();
     Ok(Transcript {
         turns,
         speaker_labels_estimated: !stereo,
         channels: audio.channels.len(),
         duration_ms: audio.duration_ms(),
+        speech_ms,
+        recognized_ms,
     })
 }
 
@@ -77,9 +96,12 @@ pub struct Utterance {
     pub words: Vec<Word>,
 }
 
-/// The utterances of every channel, in time order, with their words. Utterances of all channels
-/// share the recognition windows: speakers mostly take turns, so this packs the call's speech
-/// into as few 30-second encodes as it fills.
+/// The utterances of every channel, in time order, with their words; an utterance recognition
+/// found no words in stays, wordless, to become a turn marked not recognised. Utterances of all
+/// channels share the recognition windows: speakers mostly take turns, so this packs the call's
+/// speech into as few 30-second encodes as it fills. A window's decoding can end early (the
+/// decoder emits end-of-text before the window's last utterances), so utterances a window left
+/// without words are recognized again, together in fresh windows, then each alone.
 fn utterances(
     channels: &[&[f32]],
     gap_ms: usize,
@@ -94,43 +116,83 @@ fn utterances(
         utterances.extend(spans.map(|span| Utterance { channel, span, words: Vec::new() }));
     }
     utterances.sort_by_key(|utterance| (utterance.span.start, utterance.channel));
-    let spans: Vec<Range<usize>> =
-        utterances.iter().map(|utterance| utterance.span.clone()).collect();
-    let spacer = vec![0.0f32; ms_to_samples(SPACER_MS)];
-    for window in pack(&spans) {
-        let mut packed = Vec::with_capacity(window.length);
-        for piece in &window.pieces {
-            let utterance = &utterances[piece.utterance];
-            packed.extend_from_slice(&channels[utterance.channel][utterance.span.clone()]);
-            packed.extend_from_slice(&spacer);
+    let mut pending: Vec<usize> = (0..utterances.len()).collect();
+    for alone in [false, false, true] {
+        if pending.is_empty() {
+            break;
         }
-        for word in recognize(&packed)? {
-            // The aligned time when there is one; otherwise the end (whisper.cpp stamps the first
-            // word after a pause too early, often inside the spacer before it).
-            let at_ms = word.aligned_ms.unwrap_or(word.end_ms - 10);
-            let Some(piece) = window.piece_at(ms_to_samples(usize::try_from(at_ms).unwrap_or(0)))
-            else {
-                continue;
-            };
-            let span = spans[piece.utterance].clone();
-            let to_call_ms = |ms: i64| {
-                let packed_at = ms_to_samples(usize::try_from(ms).unwrap_or(0));
-                let offset = packed_at.saturating_sub(piece.packed_start).min(span.len());
-                samples_to_ms(span.start + offset)
-            };
-            let (start_ms, end_ms) = (to_call_ms(word.start_ms), to_call_ms(word.end_ms));
-            utterances[piece.utterance].words.push(Word {
-                start_ms,
-                end_ms: end_ms.max(start_ms),
-                ..word
-            });
+        let spans: Vec<Range<usize>> =
+            pending.iter().map(|&index| utterances[index].span.clone()).collect();
+        let windows = if alone {
+            spans.iter().enumerate().map(|(at, span)| single(at, span.clone())).collect()
+        } else {
+            pack(&spans)
+        };
+        for window in windows {
+            recognize_window(channels, &mut utterances, &pending, &window, recognize)?;
         }
+        pending.retain(|&index| utterances[index].words.is_empty());
     }
-    for utterance in &mut utterances {
-        utterance.words.retain(|word| !is_annotation(&word.text));
-    }
-    utterances.retain(|utterance| !utterance.words.is_empty());
     Ok(utterances)
+}
+
+impl Utterance {
+    /// How much of the utterance its words cover: from the first word's start to the last
+    /// word's end, within the utterance.
+    fn recognized_ms(&self) -> i64 {
+        let (start, end) = (samples_to_ms(self.span.start), samples_to_ms(self.span.end));
+        match (self.words.first(), self.words.last()) {
+            (Some(first), Some(last)) => {
+                (last.end_ms.min(end) - first.start_ms.max(start)).clamp(0, end - start)
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// Recognizes one window of `pending` utterances and gives each its words, in call time.
+fn recognize_window(
+    channels: &[&[f32]],
+    utterances: &mut [Utterance],
+    pending: &[usize],
+    window: &Window,
+    recognize: &mut Recognize<'_>,
+) -> Result<(), String> {
+    let spacer = vec![0.0f32; ms_to_samples(SPACER_MS)];
+    let mut packed = Vec::with_capacity(window.length);
+    for piece in &window.pieces {
+        let utterance = &utterances[pending[piece.utterance]];
+        packed.extend_from_slice(&channels[utterance.channel][utterance.span.clone()]);
+        packed.extend_from_slice(&spacer);
+    }
+    for word in recognize(&packed)? {
+        if is_annotation(&word.text) {
+            continue;
+        }
+        // The aligned time when there is one; otherwise the end (whisper.cpp stamps the first
+        // word after a pause too early, often inside the spacer before it).
+        let at_ms = word.aligned_ms.unwrap_or(word.end_ms - 10);
+        let Some(piece) = window.piece_at(ms_to_samples(usize::try_from(at_ms).unwrap_or(0)))
+        else {
+            continue;
+        };
+        let utterance = &mut utterances[pending[piece.utterance]];
+        let span = utterance.span.clone();
+        let to_call_ms = |ms: i64| {
+            let packed_at = ms_to_samples(usize::try_from(ms).unwrap_or(0));
+            let offset = packed_at.saturating_sub(piece.packed_start).min(span.len());
+            samples_to_ms(span.start + offset)
+        };
+        let (start_ms, end_ms) = (to_call_ms(word.start_ms), to_call_ms(word.end_ms));
+        utterance.words.push(Word { start_ms, end_ms: end_ms.max(start_ms), ..word });
+    }
+    Ok(())
+}
+
+/// A window of one span, the `at`th of those being recognized.
+fn single(at: usize, span: Range<usize>) -> Window {
+    let length = span.len() + ms_to_samples(SPACER_MS);
+    Window { pieces: vec![Piece { utterance: at, packed_start: 0, length: span.len() }], length }
 }
 
 /// Whisper's captions for sounds that are not speech: `[Music]`, `(laughs)`, `[BLANK_AUDIO]`.
@@ -278,15 +340,22 @@ fn to_turn(
         confidence: Some(
             speaker_confidence.map_or(recognition, |speaker| speaker.min(recognition)),
         ),
+        unrecognized: words.is_empty(),
     }
 }
 
-/// Joins consecutive turns of one speaker into one.
+/// Joins consecutive turns of one speaker into one; a turn not recognised stays on its own,
+/// so its span shows where speech was lost.
 fn merge_runs(turns: impl Iterator<Item = Turn>) -> Vec<Turn> {
     let mut merged: Vec<Turn> = Vec::new();
     for turn in turns {
         match merged.last_mut() {
-            Some(last) if last.role == turn.role && last.channel == turn.channel => {
+            Some(last)
+                if last.role == turn.role
+                    && last.channel == turn.channel
+                    && !last.unrecognized
+                    && !turn.unrecognized =>
+            {
                 last.content.push(' ');
                 last.content.push_str(&turn.content);
                 last.end_ms = turn.end_ms.or(last.end_ms);
@@ -377,6 +446,106 @@ mod tests {
         assert_eq!(stereo_turns(&utterances, user_first)[0].role, Role::User);
         let mapped = RoleHints { first_turn: Role::Assistant, assistant_channel: Some(2) };
         assert_eq!(stereo_turns(&utterances, mapped)[0].role, Role::User);
+    }
+
+    /// `(channel, amplitude)` stretches of a 300 Hz tone, one second each with 1.5 s of
+    /// silence after, on two channels.
+    fn call_of(stretches: &[(usize, f32)]) -> DecodedAudio {
+        let rate = SAMPLE_RATE as usize;
+        let mut channels = vec![vec![0.0f32; rate / 2], vec![0.0f32; rate / 2]];
+        for (channel, amplitude) in stretches {
+            let at = channels[0].len();
+            for samples in &mut channels {
+                samples.resize(at + rate * 5 / 2, 0.0);
+            }
+            for (index, sample) in channels[*channel][at..at + rate].iter_mut().enumerate() {
+                let phase = 2.0 * std::f32::consts::PI * 300.0 * index as f32 / rate as f32;
+                *sample = amplitude * phase.sin();
+            }
+        }
+        DecodedAudio { channels, source_sample_rate: SAMPLE_RATE }
+    }
+
+    /// A recognizer for tests: a word per stretch of sound it is given, named by the
+    /// stretch's amplitude; it stops after `limit` words (as Whisper's decoder may end a
+    /// window early) and hears nothing in stretches quieter than `deaf_below`.
+    fn recognizer(
+        limit: usize,
+        deaf_below: f32,
+    ) -> impl FnMut(&[f32]) -> Result<Vec<Word>, String> {
+        move |samples: &[f32]| {
+            let ms = |at: usize| samples_to_ms(at);
+            let words = vad::speech_regions(samples)
+                .into_iter()
+                .filter_map(|region| {
+                    let peak =
+                        samples[region.clone()].iter().fold(0.0f32, |peak, s| peak.max(s.abs()));
+                    (peak >= deaf_below).then(|| Word {
+                        text: format!(" w{peak:.1}"),
+                        start_ms: ms(region.start),
+                        end_ms: ms(region.end),
+                        probability: 0.9,
+                        aligned_ms: Some(ms(region.start) + 100),
+                    })
+                })
+                .take(limit)
+                .collect();
+            Ok(words)
+        }
+    }
+
+    fn stereo_hints() -> RoleHints {
+        RoleHints { first_turn: Role::Assistant, assistant_channel: Some(1) }
+    }
+
+    #[test]
+    fn utterances_a_window_left_without_words_are_recognized_again() {
+        let audio = call_of(&[(0, 0.5), (1, 0.4), (0, 0.5), (1, 0.4)]);
+        // The decoder ends every window after its first word.
+        let transcript = transcribe(&audio, stereo_hints(), None, &mut recognizer(1, 0.0)).unwrap();
+        let summary: Vec<(Role, &str, bool)> = transcript
+            .turns
+            .iter()
+            .map(|turn| (turn.role, turn.content.as_str(), turn.unrecognized))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (Role::Assistant, "w0.5", false),
+                (Role::User, "w0.4", false),
+                (Role::Assistant, "w0.5", false),
+                (Role::User, "w0.4", false)
+            ]
+        );
+        assert!(transcript.speech_coverage().unwrap() > 0.9, "{transcript:?}");
+    }
+
+    #[test]
+    fn speech_recognition_cannot_hear_is_a_turn_marked_not_recognised() {
+        let audio = call_of(&[(0, 0.5), (1, 0.1), (0, 0.5)]);
+        let transcript =
+            transcribe(&audio, stereo_hints(), None, &mut recognizer(usize::MAX, 0.2)).unwrap();
+        let summary: Vec<(Role, &str, bool)> = transcript
+            .turns
+            .iter()
+            .map(|turn| (turn.role, turn.content.as_str(), turn.unrecognized))
+            .collect();
+        // The assistant's two lines stay apart: the caller spoke between them.
+        assert_eq!(
+            summary,
+            [
+                (Role::Assistant, "w0.5", false),
+                (Role::User, "", true),
+                (Role::Assistant, "w0.5", false)
+            ]
+        );
+        let lost = &transcript.turns[1];
+        assert!((2_800..3_100).contains(&lost.start_ms), "{lost:?}");
+        assert!((3_900..4_200).contains(&lost.end_ms.unwrap()), "{lost:?}");
+        assert_eq!(lost.channel, Some(2));
+        // A third of the speech found is not covered by words.
+        let coverage = transcript.speech_coverage().unwrap();
+        assert!((0.6..0.7).contains(&coverage), "{coverage}");
     }
 
     #[test]

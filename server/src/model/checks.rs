@@ -58,6 +58,9 @@ pub enum Measure {
     /// Whether the transcript contains the check's `phrase` (words compared without case or
     /// accents, in order, next to each other).
     TranscriptContains,
+    /// For transcripts earshot made from the recording: the share (0 to 1) of the speech
+    /// found that recognised words cover (below 1, speech was lost).
+    SpeechCoverage,
 }
 
 /// The type of a measure's value, and so of the threshold it is compared with.
@@ -80,7 +83,7 @@ impl ValueType {
 }
 
 impl Measure {
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::AvgTurnTakingLatency,
         Self::TotalTurnCount,
         Self::AvgWordsPerMinute,
@@ -95,6 +98,7 @@ impl Measure {
         Self::ProviderSentiment,
         Self::ProviderOutcome,
         Self::TranscriptContains,
+        Self::SpeechCoverage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -113,6 +117,7 @@ impl Measure {
             Self::ProviderSentiment => "provider_sentiment",
             Self::ProviderOutcome => "provider_outcome",
             Self::TranscriptContains => "transcript_contains",
+            Self::SpeechCoverage => "speech_coverage",
         }
     }
 
@@ -641,6 +646,7 @@ fn measure_in(subject: &Subject<'_>, measure: Measure, phrase: Option<&str>) -> 
             let phrase: Vec<String> = search_words(phrase?).collect();
             Some(Value::Bool(transcript_contains(subject.turn_words(), &phrase)))
         }
+        Measure::SpeechCoverage => metrics.speech_coverage.and_then(number),
     }
 }
 

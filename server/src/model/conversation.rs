@@ -81,6 +81,10 @@ pub struct Turn {
     /// 0..1 for estimated turns; None for provided transcripts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f32>,
+    /// Speech was heard here (voice activity on the channel) but recognition returned no
+    /// words for it: the turn keeps the time span so the loss shows, with empty content.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unrecognized: bool,
 }
 
 impl Turn {
@@ -91,7 +95,15 @@ impl Turn {
         start_ms: i64,
         end_ms: Option<i64>,
     ) -> Self {
-        Self { role, content: content.into(), start_ms, end_ms, channel: None, confidence: None }
+        Self {
+            role,
+            content: content.into(),
+            start_ms,
+            end_ms,
+            channel: None,
+            confidence: None,
+            unrecognized: false,
+        }
     }
 }
 

@@ -172,7 +172,11 @@ impl Datapoint {
                 .entry("mut_id")
                 .or_insert_with(|| serde_json::Value::String(mut_id.clone()));
         }
+        // A transcript made from the recording keeps its coverage until other turns replace it.
+        let coverage =
+            if conversation.turns.is_empty() { datapoint.metrics.speech_coverage } else { None };
         datapoint.metrics = metrics::compute(&datapoint.turns);
+        datapoint.metrics.speech_coverage = coverage;
         datapoint.updated_at = now;
         datapoint
     }
@@ -679,6 +683,7 @@ mod tests {
             end_ms: None,
             channel: None,
             confidence: None,
+            unrecognized: false,
         }];
         let first = Datapoint::merge(
             None,

@@ -30,6 +30,10 @@ pub struct CallMetrics {
     pub longest_monologue_ms: i64,
     pub overlap_count: i32,
     pub overlap_ms: i64,
+    /// For transcripts earshot made from the recording: the share of the speech voice
+    /// activity found that recognised words cover (below 1, some speech was not recognised).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speech_coverage: Option<f64>,
 }
 
 fn word_count(content: &str) -> i64 {
@@ -124,6 +128,7 @@ pub fn compute(turns: &[Turn]) -> CallMetrics {
         longest_monologue_ms,
         overlap_count,
         overlap_ms,
+        speech_coverage: None,
     }
 }
 
@@ -139,6 +144,7 @@ mod tests {
             end_ms,
             channel: None,
             confidence: None,
+            unrecognized: false,
         }
     }
 

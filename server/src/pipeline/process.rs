@@ -277,6 +277,7 @@ pub async fn process_ingest(
     }
 
     let mut speaker_labels_estimated = None;
+    let mut speech_coverage = None;
     if let (true, Some(audio)) = (conversation.needs_transcription(), &mut audio) {
         let Some(asr) = &stages.asr else {
             storage.park_ingest(job.id, ingest_id, domain.clock.now()).await.map_err(transient)?;
@@ -300,6 +301,7 @@ pub async fn process_ingest(
             },
         )?;
         domain.metrics.transcribed(started.elapsed(), transcript.duration_ms);
+        speech_coverage = transcript.speech_coverage();
         conversation.turns = transcript.turns;
         conversation.duration_ms = conversation.duration_ms.or(Some(transcript.duration_ms));
         speaker_labels_estimated = Some(transcript.speaker_labels_estimated);
@@ -321,6 +323,7 @@ pub async fn process_ingest(
         if let Some(estimated) = speaker_labels_estimated {
             datapoint.transcript_source = TranscriptSource::Asr;
             datapoint.speaker_labels_estimated = estimated;
+            datapoint.metrics.speech_coverage = speech_coverage;
         }
         datapoint
     };

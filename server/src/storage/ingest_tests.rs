@@ -34,6 +34,7 @@ pub(crate) fn conversation(call_id: &str) -> Conversation {
             end_ms: Some(900),
             channel: None,
             confidence: None,
+            unrecognized: false,
         }],
         audio: None,
         diarization: true,

@@ -76,8 +76,18 @@ fn turns() -> Vec<Turn> {
             end_ms: Some(3_500),
             channel: Some(1),
             confidence: Some(0.5),
+            unrecognized: false,
         },
         Turn::said(Role::Tool, "{\"slot\": \"9:30\"}", 3_600, None),
+        Turn {
+            role: Role::User,
+            content: String::new(),
+            start_ms: 4_000,
+            end_ms: Some(4_900),
+            channel: Some(1),
+            confidence: Some(0.0),
+            unrecognized: true,
+        },
     ]
 }
 
@@ -85,7 +95,8 @@ fn turns_json() -> Value {
     json!([
         {"role": "assistant", "content": "City Dental, how can I help?", "start_ms": 0, "end_ms": 1800},
         {"role": "user", "content": "A cleaning, please.", "start_ms": 2300, "end_ms": 3500, "channel": 1, "confidence": 0.5},
-        {"role": "tool", "content": "{\"slot\": \"9:30\"}", "start_ms": 3600}
+        {"role": "tool", "content": "{\"slot\": \"9:30\"}", "start_ms": 3600},
+        {"role": "user", "content": "", "start_ms": 4000, "end_ms": 4900, "channel": 1, "confidence": 0.0, "unrecognized": true}
     ])
 }
 
@@ -291,6 +302,7 @@ fn datapoint_columns() {
             longest_monologue_ms: 1_800,
             overlap_count: 1,
             overlap_ms: 200,
+            speech_coverage: Some(0.75),
         },
         &json!({
             "roles": [{"role": "assistant", "turn_count": 2, "talk_time_ms": 3000, "word_count": 9}],
@@ -299,7 +311,8 @@ fn datapoint_columns() {
             "words_per_minute": 150.5,
             "longest_monologue_ms": 1800,
             "overlap_count": 1,
-            "overlap_ms": 200
+            "overlap_ms": 200,
+            "speech_coverage": 0.75
         }),
     );
 }

@@ -296,7 +296,11 @@ pub fn call(
                         (duration_text(Some(turn.start_ms)))
                         @if let Some(channel) = turn.channel { " · channel " (channel) }
                     }
-                    div { (turn.content) }
+                    @if turn.unrecognized {
+                        div class="muted" { "⚠ speech here was not recognised" }
+                    } @else {
+                        div { (turn.content) }
+                    }
                 }
             }
             h2 { "Checks" }

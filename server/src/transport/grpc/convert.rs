@@ -522,6 +522,7 @@ pub fn datapoint(view: &DatapointView) -> pb::Datapoint {
                 end_ms: turn.end_ms.unwrap_or(0),
                 channel: turn.channel.unwrap_or(0),
                 confidence: turn.confidence.unwrap_or(1.0),
+                unrecognized: turn.unrecognized,
             })
             .collect(),
         transcript_source: match datapoint.transcript_source {
@@ -572,6 +573,7 @@ pub fn datapoint(view: &DatapointView) -> pb::Datapoint {
             response_latency_p50_ms: metrics.response_latency_p50_ms.unwrap_or(0),
             response_latency_p95_ms: metrics.response_latency_p95_ms.unwrap_or(0),
             words_per_minute: metrics.words_per_minute.unwrap_or(0.0),
+            speech_coverage: metrics.speech_coverage,
             longest_monologue_ms: metrics.longest_monologue_ms,
             overlap_count: metrics.overlap_count,
             overlap_ms: metrics.overlap_ms,

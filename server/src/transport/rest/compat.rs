@@ -322,6 +322,9 @@ fn datapoint_json(view: &DatapointView) -> Value {
             if let Some(confidence) = turn.confidence {
                 item["confidence"] = json!(confidence);
             }
+            if turn.unrecognized {
+                item["unrecognized"] = json!(true);
+            }
             item
         })
         .collect();
