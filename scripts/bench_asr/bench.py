@@ -9,7 +9,12 @@ as a Markdown table.
 Word error rates are computed after Whisper's English text normalizer (found beside WORK_DIR as
 `normalizers/`), on references and hypotheses alike.
 
-Usage (scripts/bench-asr sets this up): bench.py EARSHOT_BIN DATA_DIR BENCH_PYTHON CT2_MODEL_DIR WORK_DIR
+Then the generated calls of earshot's coverage test (`testing::varied_script`, listed by the
+VARIED_CALLS_BIN): pauses of 0.2 to 2 s, interruptions, monologues over 30 s, either speaker
+first; besides the error rates, how many lines come back in their speaker's role and in order.
+
+Usage (scripts/bench-asr sets this up):
+bench.py EARSHOT_BIN DATA_DIR BENCH_PYTHON CT2_MODEL_DIR WORK_DIR [VARIED_CALLS_BIN]
 """
 
 from __future__ import annotations
@@ -110,22 +115,39 @@ def seconds_of(path: Path) -> float:
     return float(run(["soxi", "-D", str(path)], text=True).stdout.strip())
 
 
-def generate(name: str, script: list[tuple[int, str]], work: Path) -> tuple[Call, dict[str, Path]]:
-    """Both channels as 16 kHz WAVs laid out in time, then the variants."""
+def script_start(placed: list[tuple[int, str, float, float]], speaker: int, pause: float) -> float:
+    """Where a line starts (seconds), as earshot's `testing::script_start` places it: its pause
+    after the previous line (an interruption after that line's first 0.3 s at the soonest), and
+    never before its own speaker's previous line ended and paused 0.2 s."""
+    if not placed:
+        return max(pause, 0.0)
+    _who, _text, previous_start, previous_end = placed[-1]
+    start = max(previous_end + pause, previous_start + 0.3)
+    own = [end for who, _t, _s, end in placed if who == speaker]
+    return max(start, own[-1] + 0.2) if own else start
+
+
+FIXED_VARIANTS = ["stereo 16 kHz WAV", "stereo 16 kHz MP3", "stereo 8 kHz mu-law",
+                  "mono 16 kHz WAV", "mono 16 kHz MP3", "mono 8 kHz mu-law"]
+VARIED_VARIANTS = ["stereo 16 kHz WAV", "stereo 8 kHz mu-law", "mono 16 kHz WAV", "mono 8 kHz mu-law"]
+
+
+def generate(name: str, script: list[tuple[int, str, float]], work: Path,
+             wanted: list[str]) -> tuple[Call, dict[str, Path]]:
+    """Both channels as 16 kHz WAVs laid out in time (each line after its pause, in seconds),
+    then the variants wanted."""
     parts = {0: [], 1: []}
     lines = []
-    position = 0.5
-    silence = work / "silence.wav"
-    for index, (speaker, text) in enumerate(script):
+    for index, (speaker, text, pause) in enumerate(script):
         voice, pitch = VOICES[speaker]
         raw = work / f"{name}-{index}-raw.wav"
         run(["espeak-ng", "-v", voice, "-p", pitch, "-s", "165", "-w", str(raw), text])
         line = work / f"{name}-{index}.wav"
         run(["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(line), "vol", "0.8"])
         length = seconds_of(line)
-        lines.append((speaker, text, position, position + length))
-        position += length + GAP_SECONDS
-    duration = position + 0.5
+        start = script_start(lines, speaker, pause)
+        lines.append((speaker, text, start, start + length))
+    duration = max(end for *_rest, end in lines) + 0.5
     for speaker in (0, 1):
         track = work / f"{name}-speaker{speaker}.wav"
         inputs: list[str] = []
@@ -137,7 +159,10 @@ def generate(name: str, script: list[tuple[int, str]], work: Path) -> tuple[Call
             run(["sox", str(work / f"{name}-{index}.wav"), str(pad), "pad", f"{start - cursor:.4f}", "0"])
             inputs.append(str(pad))
             cursor = end
-        run(["sox", *inputs, str(track), "pad", "0", f"{duration - cursor:.4f}"])
+        if not inputs:
+            run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(track), "trim", "0", f"{duration:.4f}"])
+        else:
+            run(["sox", *inputs, str(track), "pad", "0", f"{duration - cursor:.4f}"])
         parts[speaker] = track
     stereo16 = work / f"{name}-stereo-16k.wav"
     run(["sox", "-M", str(parts[0]), str(parts[1]), str(stereo16)])
@@ -151,10 +176,13 @@ def generate(name: str, script: list[tuple[int, str]], work: Path) -> tuple[Call
         "mono 16 kHz MP3": work / f"{name}-mono-16k.mp3",
         "mono 8 kHz mu-law": work / f"{name}-mono-8k-ulaw.wav",
     }
+    variants = {variant: path for variant, path in variants.items() if variant in wanted}
     for source, target in [(stereo16, "stereo 16 kHz MP3"), (mono16, "mono 16 kHz MP3")]:
-        run(["sox", str(source), "-C", "64", str(variants[target])])
+        if target in variants:
+            run(["sox", str(source), "-C", "64", str(variants[target])])
     for source, target in [(stereo16, "stereo 8 kHz mu-law"), (mono16, "mono 8 kHz mu-law")]:
-        run(["sox", str(source), "-r", "8000", "-e", "mu-law", "-b", "8", str(variants[target])])
+        if target in variants:
+            run(["sox", str(source), "-r", "8000", "-e", "mu-law", "-b", "8", str(variants[target])])
     active = [activity(parts[0]), activity(parts[1])]
     speaking = [
         (0 if a else 1) if a != b else None for a, b in zip(active[0], active[1])
@@ -186,6 +214,38 @@ def edit_distance(reference: list[str], hypothesis: list[str]) -> int:
     return previous[-1]
 
 
+def canonical(text: str) -> list[str]:
+    """Normalized words, with the spellings Whisper writes differently made one."""
+    spelled = {"alright": ["all", "right"], "okay": ["ok"]}
+    return [part for word in words(text) for part in spelled.get(word, [word])]
+
+
+def covered_lines(call: Call, turns: list[dict]) -> int:
+    """Lines a transcript holds, as earshot's `testing::covered_lines` counts them: a line is
+    there when a turn of its speaker's role, at or after the turn of the line before it, holds
+    at least a third of its words (each heard word counted once)."""
+    heard = [canonical(turn["content"]) for turn in turns]
+    cursor = covered = 0
+    for speaker, text, _start, _end in call.lines:
+        role = "assistant" if speaker == 0 else "user"
+        expected = canonical(text)
+        for index in range(cursor, len(turns)):
+            if turns[index]["role"] != role:
+                continue
+            remaining = list(heard[index])
+            matched = 0
+            for word in expected:
+                if word in remaining:
+                    remaining.remove(word)
+                    matched += 1
+            if matched and matched * 3 >= len(expected):
+                heard[index] = remaining
+                cursor = index
+                covered += 1
+                break
+    return covered
+
+
 def metrics(call: Call, result: dict) -> dict:
     turns = result["turns"]
     reference = [w for _s, text, _a, _b in call.lines for w in words(text)]
@@ -212,6 +272,8 @@ def metrics(call: Call, result: dict) -> dict:
         if covering and covering[0]["role"] == roles[speaker]:
             correct += 1
     return {
+        "lines": len(call.lines),
+        "covered": covered_lines(call, turns),
         "wer": wer,
         "cpwer": cpwer,
         "speaker_time": correct / total,
@@ -230,18 +292,9 @@ def measure(command: list[str]) -> tuple[dict, int]:
     return json.loads(stdout), usage.ru_maxrss // 1024
 
 
-def main() -> None:
-    earshot, data_dir, bench_python, ct2_dir, work = sys.argv[1:6]
-    work_dir = Path(work)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    engines = {
-        "earshot": lambda path: [earshot, "--data-dir", data_dir, "--log-format", "json", "transcribe", str(path)],
-        "faster-whisper": lambda path: [bench_python, str(HERE / "faster_whisper_run.py"), str(path), ct2_dir],
-    }
-    rows = []
-    details = {}
-    for name, script in SCRIPTS.items():
-        call, variants = generate(name, script, work_dir)
+def transcribe_all(calls, engines, work_dir, wanted, rows, details) -> None:
+    for name, script in calls:
+        call, variants = generate(name, script, work_dir, wanted)
         for variant, path in variants.items():
             for engine, command in engines.items():
                 result, rss = measure(command(path))
@@ -250,23 +303,16 @@ def main() -> None:
                 details[f"{name} / {variant} / {engine}"] = [
                     f"{t['role']}: {t['content']}" for t in result["turns"]
                 ]
-                print(f"{name:9} {variant:20} {engine:14} WER {scores['wer']:.3f} cpWER {scores['cpwer']:.3f} "
+                print(f"{name:10} {variant:20} {engine:14} lines {scores['covered']}/{scores['lines']} "
+                      f"WER {scores['wer']:.3f} cpWER {scores['cpwer']:.3f} "
                       f"speaker-time {scores['speaker_time']:.3f} RTF {scores['rtf']:.3f} RSS {rss} MB",
                       file=sys.stderr)
-    (work_dir / "transcripts.json").write_text(json.dumps(details, indent=1))
-    print("| call | audio | engine | WER | cpWER | speaker-time accuracy | RTF | peak RSS |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, variant, engine, s, rss, duration in rows:
-        mono = variant.startswith("mono")
-        speaker = f"{s['speaker_time'] * 100:.1f} %" if not (mono and engine == "faster-whisper") else "n/a"
-        cpwer = f"{s['cpwer'] * 100:.1f} %" if speaker != "n/a" else "n/a"
-        print(f"| {name} ({duration:.0f} s) | {variant} | {engine} | {s['wer'] * 100:.1f} % | {cpwer} | "
-              f"{speaker} | {s['rtf']:.3f} | {rss} MB |")
-    print()
-    print("Means by audio and engine:")
-    print()
-    print("| audio | engine | WER | cpWER | speaker-time accuracy | RTF |")
-    print("|---|---|---|---|---|---|")
+
+
+def means(rows, with_coverage: bool) -> None:
+    coverage = " lines heard |" if with_coverage else ""
+    print(f"| audio | engine |{coverage} WER | cpWER | speaker-time accuracy | RTF |")
+    print("|---|---|" + ("---|" if with_coverage else "") + "---|---|---|---|")
     keys = sorted({(variant, engine) for _n, variant, engine, *_ in rows}, key=lambda k: (k[0], k[1]))
     for variant, engine in keys:
         chosen = [s for _n, v, e, s, _r, _d in rows if v == variant and e == engine]
@@ -274,7 +320,60 @@ def main() -> None:
         na = variant.startswith("mono") and engine == "faster-whisper"
         cpwer = "n/a" if na else "%.1f %%" % (mean["cpwer"] * 100)
         speaker = "n/a" if na else "%.1f %%" % (mean["speaker_time"] * 100)
-        print(f"| {variant} | {engine} | {mean['wer'] * 100:.1f} % | {cpwer} | {speaker} | {mean['rtf']:.3f} |")
+        heard = ""
+        if with_coverage:
+            covered = sum(s["covered"] for s in chosen)
+            total = sum(s["lines"] for s in chosen)
+            heard = " n/a |" if na else f" {covered} of {total} ({covered / total * 100:.1f} %) |"
+        print(f"| {variant} | {engine} |{heard} {mean['wer'] * 100:.1f} % | {cpwer} | {speaker} | {mean['rtf']:.3f} |")
+
+
+def main() -> None:
+    earshot, data_dir, bench_python, ct2_dir, work = sys.argv[1:6]
+    varied_bin = sys.argv[6] if len(sys.argv) > 6 else None
+    varied_count = int(os.environ.get("BENCH_VARIED_CALLS", "12"))
+    work_dir = Path(work)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    engines = {
+        "earshot": lambda path: [earshot, "--data-dir", data_dir, "--log-format", "json", "transcribe", str(path)],
+        "faster-whisper": lambda path: [bench_python, str(HERE / "faster_whisper_run.py"), str(path), ct2_dir],
+    }
+    rows: list = []
+    details: dict = {}
+    fixed = [
+        (name, [(speaker, text, 0.5 if index == 0 else GAP_SECONDS) for index, (speaker, text) in enumerate(script)])
+        for name, script in SCRIPTS.items()
+    ]
+    if os.environ.get("BENCH_FIXED", "1") == "1":
+        transcribe_all(fixed, engines, work_dir, FIXED_VARIANTS, rows, details)
+    varied_rows: list = []
+    if varied_bin and varied_count > 0:
+        listed = run([varied_bin, str(varied_count)], text=True).stdout.splitlines()
+        varied = [
+            (f"varied-{call['seed']}", [(line["speaker"], line["text"], line["pause_before_ms"] / 1000)
+                                        for line in call["lines"]])
+            for call in map(json.loads, listed)
+        ]
+        transcribe_all(varied, engines, work_dir, VARIED_VARIANTS, varied_rows, details)
+    (work_dir / "transcripts.json").write_text(json.dumps(details, indent=1))
+    if rows:
+        print("| call | audio | engine | WER | cpWER | speaker-time accuracy | RTF | peak RSS |")
+        print("|---|---|---|---|---|---|---|---|")
+        for name, variant, engine, s, rss, duration in rows:
+            mono = variant.startswith("mono")
+            speaker = f"{s['speaker_time'] * 100:.1f} %" if not (mono and engine == "faster-whisper") else "n/a"
+            cpwer = f"{s['cpwer'] * 100:.1f} %" if speaker != "n/a" else "n/a"
+            print(f"| {name} ({duration:.0f} s) | {variant} | {engine} | {s['wer'] * 100:.1f} % | {cpwer} | "
+                  f"{speaker} | {s['rtf']:.3f} | {rss} MB |")
+        print()
+        print("Means by audio and engine:")
+        print()
+        means(rows, with_coverage=False)
+    if varied_rows:
+        print()
+        print(f"Generated calls (`testing::varied_script`, seeds 0 to {varied_count - 1}), means by audio and engine:")
+        print()
+        means(varied_rows, with_coverage=True)
 
 
 if __name__ == "__main__":

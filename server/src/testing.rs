@@ -231,7 +231,7 @@ pub fn generated_call(lines: &[Line], gap_ms: u32) -> GeneratedCall {
 
 /// A line of a generated call, with the pause before it: negative when it starts that long
 /// before the previous line ends (an interruption, on the other speaker's channel).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ScriptedLine {
     pub speaker: usize,
     pub text: String,
@@ -260,13 +260,7 @@ pub fn spoken_call(script: &[ScriptedLine]) -> GeneratedCall {
     let mut spoken: Vec<(usize, String, i64, i64)> = Vec::new();
     for line in script {
         let speech = speak(line.speaker, &line.text);
-        let start = match spoken.last() {
-            // An interruption starts after the previous line's first 300 ms, at the soonest.
-            Some(&(_, _, previous_start, previous_end)) => {
-                (previous_end + line.pause_before_ms).max(previous_start + 300)
-            }
-            None => line.pause_before_ms.max(0),
-        };
+        let start = script_start(&spoken, line);
         let at = samples(start);
         let channel = &mut channels[line.speaker];
         if channel.len() < at + speech.len() {
@@ -282,6 +276,20 @@ pub fn spoken_call(script: &[ScriptedLine]) -> GeneratedCall {
         channel.resize(length, 0.0);
     }
     GeneratedCall { channels, lines: spoken }
+}
+
+/// Where a scripted line starts, in ms, after the lines already placed: its pause after the
+/// previous line (an interruption after that line's first 300 ms at the soonest), and never
+/// before its own speaker's previous line ended and paused 200 ms.
+pub fn script_start(placed: &[(usize, String, i64, i64)], line: &ScriptedLine) -> i64 {
+    let after_previous = match placed.last() {
+        Some(&(_, _, previous_start, previous_end)) => {
+            (previous_end + line.pause_before_ms).max(previous_start + 300)
+        }
+        None => line.pause_before_ms.max(0),
+    };
+    let own = placed.iter().rev().find(|(speaker, ..)| *speaker == line.speaker);
+    own.map_or(after_previous, |&(_, _, _, own_end)| after_previous.max(own_end + 200))
 }
 
 /// Deterministic numbers for generated scripts (splitmix64): the same seed, the same call.
