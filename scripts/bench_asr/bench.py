@@ -297,7 +297,7 @@ def transcribe_all(calls, engines, work_dir, wanted, rows, details) -> None:
         call, variants = generate(name, script, work_dir, wanted)
         for variant, path in variants.items():
             for engine, command in engines.items():
-                result, rss = measure(command(path))
+                result, rss = measure(command(path, call))
                 scores = metrics(call, result)
                 rows.append((name, variant, engine, scores, rss, call.duration))
                 details[f"{name} / {variant} / {engine}"] = [
@@ -334,9 +334,14 @@ def main() -> None:
     varied_count = int(os.environ.get("BENCH_VARIED_CALLS", "12"))
     work_dir = Path(work)
     work_dir.mkdir(parents=True, exist_ok=True)
+    # Speaker 0 (channel 1 of the stereo files) is the assistant; who speaks first varies.
     engines = {
-        "earshot": lambda path: [earshot, "--data-dir", data_dir, "--log-format", "json", "transcribe", str(path)],
-        "faster-whisper": lambda path: [bench_python, str(HERE / "faster_whisper_run.py"), str(path), ct2_dir],
+        "earshot": lambda path, call: [
+            earshot, "--data-dir", data_dir, "--log-format", "json", "transcribe",
+            "--first-turn", "assistant" if call.lines[0][0] == 0 else "user", "--assistant-channel", "1",
+            str(path),
+        ],
+        "faster-whisper": lambda path, call: [bench_python, str(HERE / "faster_whisper_run.py"), str(path), ct2_dir],
     }
     rows: list = []
     details: dict = {}

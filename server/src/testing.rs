@@ -439,16 +439,7 @@ pub fn covered_lines(
                     return None;
                 }
                 let mut remaining = heard[index].clone();
-                let matched = expected
-                    .iter()
-                    .filter(|word| {
-                        remaining
-                            .iter()
-                            .position(|candidate| candidate == *word)
-                            .map(|at| remaining.swap_remove(at))
-                            .is_some()
-                    })
-                    .count();
+                let matched = take_words(&expected, &mut remaining);
                 (matched * 3 >= expected.len() && matched > 0).then_some((index, remaining))
             });
             match found {
@@ -481,7 +472,13 @@ pub fn normalized_words(text: &str) -> Vec<String> {
 pub fn word_recall(reference: &str, heard: &str) -> f64 {
     let mut remaining = normalized_words(heard);
     let expected = normalized_words(reference);
-    let found = expected
+    let found = take_words(&expected, &mut remaining);
+    found as f64 / expected.len().max(1) as f64
+}
+
+/// How many of `expected` are in `remaining`, each taken out of it once found.
+fn take_words(expected: &[String], remaining: &mut Vec<String>) -> usize {
+    expected
         .iter()
         .filter(|word| {
             remaining
@@ -490,8 +487,7 @@ pub fn word_recall(reference: &str, heard: &str) -> f64 {
                 .map(|at| remaining.swap_remove(at))
                 .is_some()
         })
-        .count();
-    found as f64 / expected.len().max(1) as f64
+        .count()
 }
 
 /// Word error rate of `hypothesis` against `reference` (Levenshtein over words).

@@ -494,6 +494,15 @@ mod tests {
         }
     }
 
+    /// Each turn's role, words and whether it was recognised.
+    fn summary(transcript: &Transcript) -> Vec<(Role, &str, bool)> {
+        transcript
+            .turns
+            .iter()
+            .map(|turn| (turn.role, turn.content.as_str(), turn.unrecognized))
+            .collect()
+    }
+
     fn stereo_hints() -> RoleHints {
         RoleHints { first_turn: Role::Assistant, assistant_channel: Some(1) }
     }
@@ -503,11 +512,7 @@ mod tests {
         let audio = call_of(&[(0, 0.5), (1, 0.4), (0, 0.5), (1, 0.4)]);
         // The decoder ends every window after its first word.
         let transcript = transcribe(&audio, stereo_hints(), None, &mut recognizer(1, 0.0)).unwrap();
-        let summary: Vec<(Role, &str, bool)> = transcript
-            .turns
-            .iter()
-            .map(|turn| (turn.role, turn.content.as_str(), turn.unrecognized))
-            .collect();
+        let summary = summary(&transcript);
         assert_eq!(
             summary,
             [
@@ -525,11 +530,7 @@ mod tests {
         let audio = call_of(&[(0, 0.5), (1, 0.1), (0, 0.5)]);
         let transcript =
             transcribe(&audio, stereo_hints(), None, &mut recognizer(usize::MAX, 0.2)).unwrap();
-        let summary: Vec<(Role, &str, bool)> = transcript
-            .turns
-            .iter()
-            .map(|turn| (turn.role, turn.content.as_str(), turn.unrecognized))
-            .collect();
+        let summary = summary(&transcript);
         // The assistant's two lines stay apart: the caller spoke between them.
         assert_eq!(
             summary,

@@ -38,9 +38,9 @@ impl std::fmt::Debug for Model {
 impl Model {
     pub fn load(path: &Path) -> Result<Self, String> {
         whisper_rs::install_logging_hooks();
-        // Word times by DTW over tiny.en's alignment heads (OpenAI's word_timestamps method).
+        // Word times by DTW over the model's alignment heads (OpenAI's word_timestamps method).
         let dtw_parameters = DtwParameters {
-            mode: DtwMode::ModelPreset { model_preset: DtwModelPreset::TinyEn },
+            mode: DtwMode::ModelPreset { model_preset: alignment_heads(path)? },
             ..Default::default()
         };
         let parameters =
@@ -60,6 +60,33 @@ impl Model {
             threads: i32::try_from(threads).unwrap_or(1),
             end_of_text: self.context.token_eot(),
         })
+    }
+}
+
+/// The alignment heads of the model in the ggml file at `path`, told by its size and
+/// vocabulary (the header's `n_audio_state` and `n_vocab`).
+fn alignment_heads(path: &Path) -> Result<DtwModelPreset, String> {
+    use std::io::Read;
+    let mut header = [0u8; 16];
+    std::fs::File::open(path)
+        .and_then(|mut file| file.read_exact(&mut header))
+        .map_err(|error| format!("reading the speech model {}: {error}", path.display()))?;
+    let field = |at: usize| {
+        i32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    let (n_vocab, n_audio_state) = (field(4), field(12));
+    let english_only = n_vocab == 51_864;
+    match (n_audio_state, english_only) {
+        (384, true) => Ok(DtwModelPreset::TinyEn),
+        (384, false) => Ok(DtwModelPreset::Tiny),
+        (512, true) => Ok(DtwModelPreset::BaseEn),
+        (512, false) => Ok(DtwModelPreset::Base),
+        (768, true) => Ok(DtwModelPreset::SmallEn),
+        (768, false) => Ok(DtwModelPreset::Small),
+        _ => Err(format!(
+            "the speech model {} is of no known size (n_audio_state {n_audio_state})",
+            path.display()
+        )),
     }
 }
 
@@ -166,4 +193,30 @@ impl Recognizer {
 
 fn mean(values: &[f32]) -> f32 {
     if values.is_empty() { 0.0 } else { values.iter().sum::<f32>() / values.len() as f32 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ggml file's first 16 bytes: magic, n_vocab, n_audio_ctx, n_audio_state.
+    fn header(n_vocab: i32, n_audio_state: i32) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let bytes: Vec<u8> = [0x6767_6d6c, n_vocab, 1500, n_audio_state]
+            .iter()
+            .flat_map(|value: &i32| value.to_le_bytes())
+            .collect();
+        std::fs::write(file.path(), bytes).unwrap();
+        file
+    }
+
+    #[test]
+    fn the_alignment_heads_follow_the_models_size_and_vocabulary() {
+        let preset = |n_vocab, state| alignment_heads(header(n_vocab, state).path());
+        assert!(matches!(preset(51_864, 384), Ok(DtwModelPreset::TinyEn)));
+        assert!(matches!(preset(51_865, 512), Ok(DtwModelPreset::Base)));
+        assert!(matches!(preset(51_864, 768), Ok(DtwModelPreset::SmallEn)));
+        assert!(preset(51_865, 1280).unwrap_err().contains("no known size"));
+        assert!(alignment_heads(Path::new("/nonexistent/model.bin")).is_err());
+    }
 }

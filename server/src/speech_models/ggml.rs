@@ -12,8 +12,13 @@ use half::f16;
 use super::ct2::{Ct2Model, DType, Variable};
 
 const GGML_MAGIC: u32 = 0x6767_6d6c;
-/// Byte-level BPE tokens of the GPT-2 vocabulary; whisper.cpp adds the special tokens itself.
+/// Byte-level BPE tokens of the English-only models' vocabulary (GPT-2's); whisper.cpp adds
+/// the special tokens itself.
 const TEXT_TOKENS: usize = 50_256;
+/// The multilingual models' vocabulary has one text token more, its special tokens one place
+/// later (whisper.cpp tells them apart by `n_vocab`).
+const MULTILINGUAL_TEXT_TOKENS: usize = 50_257;
+const MULTILINGUAL_VOCAB: i32 = 51_865;
 
 /// Element type written for one tensor (ggml's type numbers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,7 +74,9 @@ pub fn convert(
     for value in filters {
         writer.out.write_all(&value.to_le_bytes()).map_err(io_error)?;
     }
-    let tokens = token_bytes(vocabulary)?;
+    let text_tokens =
+        if hparams.n_vocab >= MULTILINGUAL_VOCAB { MULTILINGUAL_TEXT_TOKENS } else { TEXT_TOKENS };
+    let tokens = token_bytes(vocabulary, text_tokens)?;
     writer.i32(i32::try_from(tokens.len()).unwrap_or(0)).map_err(io_error)?;
     for token in &tokens {
         writer.i32(i32::try_from(token.len()).unwrap_or(0)).map_err(io_error)?;
@@ -357,9 +364,9 @@ fn quantize_q8_0(values: &[f32]) -> Vec<u8> {
     out
 }
 
-/// The raw bytes of the first 50256 tokens: GPT-2's byte-level BPE maps every byte to a
+/// The raw bytes of the first `count` tokens: GPT-2's byte-level BPE maps every byte to a
 /// printable character; this undoes that mapping.
-fn token_bytes(vocabulary: &str) -> Result<Vec<Vec<u8>>, String> {
+fn token_bytes(vocabulary: &str, count: usize) -> Result<Vec<Vec<u8>>, String> {
     let mut to_byte = std::collections::HashMap::new();
     let mut extra = 0u32;
     for byte in 0..=255u8 {
@@ -372,12 +379,9 @@ fn token_bytes(vocabulary: &str) -> Result<Vec<Vec<u8>>, String> {
         };
         to_byte.insert(char::from_u32(code).unwrap_or_default(), byte);
     }
-    let tokens: Vec<&str> = vocabulary.split('\n').take(TEXT_TOKENS).collect();
-    if tokens.len() < TEXT_TOKENS {
-        return Err(format!(
-            "the vocabulary has {} tokens, fewer than {TEXT_TOKENS}",
-            tokens.len()
-        ));
+    let tokens: Vec<&str> = vocabulary.split('\n').take(count).collect();
+    if tokens.len() < count {
+        return Err(format!("the vocabulary has {} tokens, fewer than {count}", tokens.len()));
     }
     tokens
         .iter()
@@ -419,11 +423,16 @@ mod tests {
         vocabulary[1] = "Ġthe".into(); // Ġ is the space byte
         vocabulary[2] = "Ċ".into(); // newline
         vocabulary[3] = "Ã©".into(); // é as two UTF-8 bytes
-        let tokens = token_bytes(&vocabulary.join("\n")).unwrap();
+        let tokens = token_bytes(&vocabulary.join("\n"), TEXT_TOKENS).unwrap();
         assert_eq!(tokens[0], b"!");
         assert_eq!(tokens[1], b" the");
         assert_eq!(tokens[2], b"\n");
         assert_eq!(tokens[3], "é".as_bytes());
-        assert!(token_bytes("a\nb").unwrap_err().contains("fewer than"));
+        assert!(token_bytes("a\nb", TEXT_TOKENS).unwrap_err().contains("fewer than"));
+        // The multilingual vocabulary's token 50256 is empty, and is kept as no bytes.
+        vocabulary.push(String::new());
+        let multilingual = token_bytes(&vocabulary.join("\n"), MULTILINGUAL_TEXT_TOKENS).unwrap();
+        assert_eq!(multilingual.len(), MULTILINGUAL_TEXT_TOKENS);
+        assert!(multilingual[TEXT_TOKENS].is_empty());
     }
 }

