@@ -343,6 +343,12 @@ def main() -> None:
         ],
         "faster-whisper": lambda path, call: [bench_python, str(HERE / "faster_whisper_run.py"), str(path), ct2_dir],
     }
+    # BENCH_ENGINES and BENCH_VARIANTS (comma-separated) narrow a run to some engines and audio.
+    if os.environ.get("BENCH_ENGINES"):
+        engines = {name: engines[name] for name in os.environ["BENCH_ENGINES"].split(",")}
+    only = os.environ.get("BENCH_VARIANTS")
+    fixed_variants = [v for v in FIXED_VARIANTS if not only or v in only.split(",")]
+    varied_variants = [v for v in VARIED_VARIANTS if not only or v in only.split(",")]
     rows: list = []
     details: dict = {}
     fixed = [
@@ -350,7 +356,7 @@ def main() -> None:
         for name, script in SCRIPTS.items()
     ]
     if os.environ.get("BENCH_FIXED", "1") == "1":
-        transcribe_all(fixed, engines, work_dir, FIXED_VARIANTS, rows, details)
+        transcribe_all(fixed, engines, work_dir, fixed_variants, rows, details)
     varied_rows: list = []
     if varied_bin and varied_count > 0:
         listed = run([varied_bin, str(varied_count)], text=True).stdout.splitlines()
@@ -359,7 +365,7 @@ def main() -> None:
                                         for line in call["lines"]])
             for call in map(json.loads, listed)
         ]
-        transcribe_all(varied, engines, work_dir, VARIED_VARIANTS, varied_rows, details)
+        transcribe_all(varied, engines, work_dir, varied_variants, varied_rows, details)
     (work_dir / "transcripts.json").write_text(json.dumps(details, indent=1))
     if rows:
         print("| call | audio | engine | WER | cpWER | speaker-time accuracy | RTF | peak RSS |")

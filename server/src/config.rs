@@ -90,6 +90,7 @@ pub struct AsrConfig {
     pub threads: usize,
     pub concurrent_jobs: usize,
     pub max_audio_seconds: u32,
+    pub telephone_beam_size: u32,
     pub isolate: bool,
     pub worker_binary: String,
 }
@@ -645,6 +646,7 @@ impl Config {
             threads: self.asr.threads,
             concurrent_jobs: self.asr.concurrent_jobs,
             max_audio_seconds: self.asr.max_audio_seconds,
+            telephone_beam_size: self.asr.telephone_beam_size,
             worker_binary: self.asr.isolate.then(|| {
                 if self.asr.worker_binary.is_empty() {
                     std::env::current_exe().unwrap_or_else(|_| PathBuf::from("earshot"))

@@ -125,6 +125,7 @@ impl Worker {
             .arg(&settings.speaker_model_path)
             .args(["--threads", &settings.threads.to_string()])
             .args(["--max-audio-seconds", &settings.max_audio_seconds.to_string()])
+            .args(["--telephone-beam-size", &settings.telephone_beam_size.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

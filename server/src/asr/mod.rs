@@ -29,6 +29,9 @@ pub struct AsrSettings {
     pub threads: usize,
     pub concurrent_jobs: usize,
     pub max_audio_seconds: u32,
+    /// Beam width for audio recorded at 8 kHz or less (telephone band); 0 or 1: greedy, as
+    /// for wideband audio.
+    pub telephone_beam_size: u32,
     /// Recognition runs in child processes of this executable (`earshot asr-worker`), so that
     /// a native crash fails one job instead of the server; None: on threads of this process.
     pub worker_binary: Option<PathBuf>,
@@ -204,6 +207,9 @@ fn worker(
     }
 }
 
+/// Audio recorded at this rate or below is telephone band.
+const TELEPHONE_RATE_HZ: u32 = 8_000;
+
 fn run(
     recognizer: &mut whisper::Recognizer,
     speakers: Option<&speaker::SpeakerEncoder>,
@@ -214,7 +220,13 @@ fn run(
 ) -> Result<Transcript, AsrError> {
     let decoded = decode::decode(audio, content_type, settings.max_audio_seconds)
         .map_err(AsrError::BadAudio)?;
-    turns::transcribe(&decoded, hints, speakers, &mut |samples| recognizer.words(samples))
+    // Telephone audio gains most from a beam (docs/BENCHMARKS.md); wideband stays greedy.
+    let beam = if decoded.source_sample_rate <= TELEPHONE_RATE_HZ {
+        settings.telephone_beam_size
+    } else {
+        0
+    };
+    turns::transcribe(&decoded, hints, speakers, &mut |samples| recognizer.words(samples, beam))
         .map_err(AsrError::Failed)
 }
 
@@ -234,6 +246,7 @@ pub(crate) mod tests {
             threads: 2,
             concurrent_jobs: 1,
             max_audio_seconds: 600,
+            telephone_beam_size: 5,
             worker_binary: None,
         };
         let asr = Asr::start(&settings);
@@ -307,6 +320,7 @@ pub(crate) mod tests {
             threads: 1,
             concurrent_jobs: 1,
             max_audio_seconds: 60,
+            telephone_beam_size: 0,
             worker_binary: None,
         });
         let hints = RoleHints { first_turn: Role::Assistant, assistant_channel: None };

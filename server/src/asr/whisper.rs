@@ -107,8 +107,10 @@ impl std::fmt::Debug for Recognizer {
 const MIN_SAMPLES: usize = SAMPLE_RATE as usize * 11 / 10;
 
 impl Recognizer {
-    /// Transcribes up to 30 s of 16 kHz English speech into words with timings.
-    pub fn words(&mut self, samples: &[f32]) -> Result<Vec<Word>, String> {
+    /// Transcribes up to 30 s of 16 kHz English speech into words with timings: greedily
+    /// (the best of two samples when temperature fallback samples), or with a beam of
+    /// `beam_size` when it is over 1.
+    pub fn words(&mut self, samples: &[f32], beam_size: u32) -> Result<Vec<Word>, String> {
         let mut padded;
         let samples = if samples.len() < MIN_SAMPLES {
             padded = samples.to_vec();
@@ -117,7 +119,11 @@ impl Recognizer {
         } else {
             samples
         };
-        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 2 });
+        let strategy = match i32::try_from(beam_size) {
+            Ok(beam_size @ 2..) => SamplingStrategy::BeamSearch { beam_size, patience: -1.0 },
+            _ => SamplingStrategy::Greedy { best_of: 2 },
+        };
+        let mut params = FullParams::new(strategy);
         params.set_n_threads(self.threads);
         params.set_language(Some("en"));
         params.set_translate(false);
