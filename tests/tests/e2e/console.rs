@@ -163,9 +163,7 @@ async fn the_console_signs_in_lists_calls_plays_them_and_signs_out() {
     assert!(page.contains("cannot read calls"), "{page}");
 
     // Sign-out needs the session's CSRF token, then the session is over.
-    let marker = "name=\"csrf\" value=\"";
-    let csrf_start = call_page.find(marker).unwrap() + marker.len();
-    let csrf = &call_page[csrf_start..csrf_start + 64];
+    let csrf = csrf_of(&call_page);
     let (status, _, _) = request(
         &server,
         "POST",
@@ -303,20 +301,10 @@ async fn integrations_show_their_webhook_url_deliveries_and_can_be_disabled() {
     assert_eq!(status, 200, "{page}");
     assert!(page.contains(&integration.webhook_url), "{page}");
     assert!(page.contains("rejected (401)"), "{page}");
-    let marker = "name=\"csrf\" value=\"";
-    let start = page.find(marker).unwrap() + marker.len();
-    let csrf = page[start..start + 64].to_owned();
+    let csrf = csrf_of(&page);
 
     // A read-only key sees the page but no form that changes it.
-    let (_, created) = http_request(
-        &server,
-        "POST",
-        "/earshot.v1.ProjectService/CreateApiKey",
-        &[("content-type", "application/json"), ("api-key", &server.admin_key)],
-        br#"{"name": "viewer", "scopes": ["API_KEY_SCOPE_READ"]}"#.to_vec(),
-    )
-    .await;
-    let reader = session_of(&server, created["secret"].as_str().unwrap()).await;
+    let reader = reader_session(&server).await;
     let (_, _, page) = request(&server, "GET", &path, &[("cookie", reader.as_str())], "").await;
     assert!(page.contains(&integration.webhook_url) && !page.contains("Disable"), "{page}");
 
@@ -390,9 +378,7 @@ async fn operations_list_failed_calls_and_retry_them() {
     );
     let retry = format!("/console/ingests/{ingest_id}/retry");
     assert!(page.contains(&retry), "{page}");
-    let marker = "name=\"csrf\" value=\"";
-    let start = page.find(marker).unwrap() + marker.len();
-    let csrf = page[start..start + 64].to_owned();
+    let csrf = csrf_of(&page);
     let with_session = [FORM, ("cookie", session.as_str())];
     let (status, _, _) = request(&server, "POST", &retry, &with_session, "csrf=forged").await;
     assert_eq!(status, 403);
@@ -431,6 +417,19 @@ pub(crate) async fn session_of(server: &impl Server, key: &str) -> String {
     let (_, headers, _) =
         request(server, "POST", "/console/sign-in", &[FORM], &format!("api_key={key}")).await;
     header(&headers, "set-cookie").split(';').next().unwrap().to_owned()
+}
+
+/// A console session of a new key with the read scope alone.
+async fn reader_session(server: &impl Server) -> String {
+    let (_, created) = earshot_e2e::client::http_request(
+        server,
+        "POST",
+        "/earshot.v1.ProjectService/CreateApiKey",
+        &[("content-type", "application/json"), ("api-key", server.admin_key())],
+        br#"{"name": "viewer", "scopes": ["API_KEY_SCOPE_READ"]}"#.to_vec(),
+    )
+    .await;
+    session_of(server, created["secret"].as_str().unwrap()).await
 }
 
 /// The first `href` on the page that starts with `prefix`, whole.
@@ -550,15 +549,7 @@ async fn integrations_are_created_replayed_rotated_and_deleted_in_the_console() 
     );
 
     // A read key reaches none of the managing forms.
-    let (_, created_key) = http_request(
-        &server,
-        "POST",
-        "/earshot.v1.ProjectService/CreateApiKey",
-        &[("content-type", "application/json"), ("api-key", &server.admin_key)],
-        br#"{"name": "viewer", "scopes": ["API_KEY_SCOPE_READ"]}"#.to_vec(),
-    )
-    .await;
-    let reader = session_of(&server, created_key["secret"].as_str().unwrap()).await;
+    let reader = reader_session(&server).await;
     let (_, _, page) =
         request(&server, "GET", "/console/integrations", &[("cookie", reader.as_str())], "").await;
     let reader_csrf = csrf_of(&page);
