@@ -117,6 +117,7 @@ fn utterances(
     }
     utterances.sort_by_key(|utterance| (utterance.span.start, utterance.channel));
     let mut pending: Vec<usize> = (0..utterances.len()).collect();
+    let mut not_speech = std::collections::HashSet::new();
     for alone in [false, false, true] {
         if pending.is_empty() {
             break;
@@ -129,10 +130,21 @@ fn utterances(
             pack(&spans)
         };
         for window in windows {
-            recognize_window(channels, &mut utterances, &pending, &window, recognize)?;
+            let captioned =
+                recognize_window(channels, &mut utterances, &pending, &window, recognize)?;
+            // Alone, an utterance heard only as `[Music]` or `[BLANK_AUDIO]` is not speech.
+            // (In a shared window a caption may belong to a neighbour or a spacer.)
+            if alone && captioned {
+                not_speech.extend(window.pieces.iter().map(|piece| pending[piece.utterance]));
+            }
         }
         pending.retain(|&index| utterances[index].words.is_empty());
     }
+    let mut index = 0;
+    utterances.retain(|utterance| {
+        index += 1;
+        !utterance.words.is_empty() || !not_speech.contains(&(index - 1))
+    });
     Ok(utterances)
 }
 
@@ -150,15 +162,17 @@ impl Utterance {
     }
 }
 
-/// Recognizes one window of `pending` utterances and gives each its words, in call time.
+/// Recognizes one window of `pending` utterances and gives each its words, in call time;
+/// whether recognition captioned a sound (`[Music]`) in it.
 fn recognize_window(
     channels: &[&[f32]],
     utterances: &mut [Utterance],
     pending: &[usize],
     window: &Window,
     recognize: &mut Recognize<'_>,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let spacer = vec![0.0f32; ms_to_samples(SPACER_MS)];
+    let mut captioned = false;
     let mut packed = Vec::with_capacity(window.length);
     for piece in &window.pieces {
         let utterance = &utterances[pending[piece.utterance]];
@@ -167,6 +181,7 @@ fn recognize_window(
     }
     for word in recognize(&packed)? {
         if is_annotation(&word.text) {
+            captioned = true;
             continue;
         }
         // The aligned time when there is one; otherwise the end (whisper.cpp stamps the first
@@ -186,7 +201,7 @@ fn recognize_window(
         let (start_ms, end_ms) = (to_call_ms(word.start_ms), to_call_ms(word.end_ms));
         utterance.words.push(Word { start_ms, end_ms: end_ms.max(start_ms), ..word });
     }
-    Ok(())
+    Ok(captioned)
 }
 
 /// A window of one span, the `at`th of those being recognized.
@@ -547,6 +562,32 @@ mod tests {
         // A third of the speech found is not covered by words.
         let coverage = transcript.speech_coverage().unwrap();
         assert!((0.6..0.7).contains(&coverage), "{coverage}");
+    }
+
+    #[test]
+    fn a_stretch_heard_alone_as_a_sound_caption_is_not_speech() {
+        let audio = call_of(&[(0, 0.5), (1, 0.1), (0, 0.5)]);
+        let mut hears = recognizer(usize::MAX, 0.2);
+        // What the recognizer cannot hear as words it captions, as Whisper does for music.
+        let mut captions = |samples: &[f32]| {
+            let words = hears(samples)?;
+            if !words.is_empty() {
+                return Ok(words);
+            }
+            let caption = Word {
+                text: " [Music]".to_owned(),
+                start_ms: 0,
+                end_ms: 500,
+                probability: 0.5,
+                aligned_ms: Some(100),
+            };
+            Ok(vec![caption])
+        };
+        let transcript = transcribe(&audio, stereo_hints(), None, &mut captions).unwrap();
+        // The assistant's two lines, and nothing for the music between them: no turn, and not
+        // counted as speech lost.
+        assert_eq!(summary(&transcript), [(Role::Assistant, "w0.5 w0.5", false)]);
+        assert!(transcript.speech_coverage().unwrap() > 0.9, "{transcript:?}");
     }
 
     #[test]
