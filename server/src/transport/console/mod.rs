@@ -392,8 +392,10 @@ async fn operations(State(domain): State<Domain>, session: Session) -> Response 
     use crate::model::ingest::IngestState;
     let principal = &session.principal;
     let result = async {
+        // The projects the key reaches come with their queue depth: listed once.
+        let depth = domain.queue_depth(principal, QUEUE_COUNT_CAP).await?;
         let mut stuck = Vec::new();
-        for project in domain.list_projects(principal).await? {
+        for (project, _) in &depth {
             for state in [IngestState::Dead, IngestState::Failed] {
                 let (records, _) = domain
                     .list_ingests(principal, Some(project.id), Some(state), PAGE_SIZE, "")
@@ -402,7 +404,6 @@ async fn operations(State(domain): State<Domain>, session: Session) -> Response 
             }
         }
         let endpoints = domain.list_event_endpoints(principal).await?;
-        let depth = domain.queue_depth(principal, QUEUE_COUNT_CAP).await?;
         Ok::<_, Error>((depth, stuck, endpoints))
     }
     .await;
@@ -429,8 +430,8 @@ async fn endpoint(
         Ok::<_, Error>((endpoint, attempts))
     }
     .await;
-    let admin =
-        principal.has_scope(crate::model::auth::Scope::Admin) && principal.project_id.is_none();
+    // Replays need the rule the domain applies to managing endpoints.
+    let admin = crate::domain::require_organization_admin(principal, "event endpoints").is_ok();
     let csrf = csrf_token(&session.token);
     page(result.map(|(endpoint, attempts)| pages::endpoint(&csrf, &endpoint, &attempts, admin)))
 }
