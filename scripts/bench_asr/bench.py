@@ -295,6 +295,10 @@ def measure(command: list[str]) -> tuple[dict, int]:
 def transcribe_all(calls, engines, work_dir, wanted, rows, details) -> None:
     for name, script in calls:
         call, variants = generate(name, script, work_dir, wanted)
+        details[f"{name} / reference"] = [
+            f"{'assistant' if who == 0 else 'user'} {start:.2f}-{end:.2f} s: {text}"
+            for who, text, start, end in call.lines
+        ]
         for variant, path in variants.items():
             for engine, command in engines.items():
                 result, rss = measure(command(path, call))

@@ -10,6 +10,7 @@ mod coverage_tests;
 pub mod speaker;
 pub mod turns;
 pub mod vad;
+mod voices;
 pub mod whisper;
 
 use std::path::PathBuf;
@@ -310,6 +311,38 @@ pub(crate) mod tests {
         assert!(transcript.turns.iter().all(|turn| turn.channel.is_none()));
         assert!(transcript.turns.iter().all(|turn| turn.confidence.is_some_and(|c| c < 1.0)));
         assert!(transcript.turns[1].content.contains("Sarah"), "{:#?}", transcript.turns);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_mono_speaker_change_without_a_pause_or_over_the_other_splits_the_turn() {
+        let line = |speaker: usize, pause_before_ms: i64, text: &str| testing::ScriptedLine {
+            speaker,
+            text: text.to_owned(),
+            pause_before_ms,
+        };
+        // The caller answers 200 ms after the assistant (one voice-activity utterance in
+        // mono), and the assistant cuts in 500 ms before the caller ends.
+        let script = [
+            line(0, 500, "Thank you for calling City Dental. How can I help you today?"),
+            line(1, 200, "Hi, I would like to book a cleaning for next Tuesday morning."),
+            line(0, -500, "Sure. We have an opening at nine thirty on Tuesday."),
+        ];
+        let call = testing::spoken_call(&script);
+        let wav = testing::wav_from_channels(&[call.mono()], 16_000);
+        let hints = RoleHints { first_turn: Role::Assistant, assistant_channel: None };
+        let transcript = engine().transcribe(wav.into(), "audio/wav", hints).await.unwrap();
+        let roles: Vec<Role> = transcript.turns.iter().map(|turn| turn.role).collect();
+        assert_eq!(
+            roles,
+            [Role::Assistant, Role::User, Role::Assistant],
+            "{:#?}",
+            transcript.turns
+        );
+        assert_eq!(testing::covered_lines(&call.lines, &transcript.turns), [true; 3]);
+        // Each change lands near where the next line starts.
+        for (turn, (_, _, start_ms, _)) in transcript.turns.iter().zip(&call.lines).skip(1) {
+            assert!((turn.start_ms - start_ms).abs() < 800, "{turn:?} vs {start_ms}");
+        }
     }
 
     #[tokio::test]

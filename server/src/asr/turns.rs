@@ -8,9 +8,9 @@
 
 use std::ops::Range;
 
-use super::speaker::{self, SpeakerEncoder};
-use super::vad;
+use super::speaker::SpeakerEncoder;
 use super::whisper::Word;
+use super::{vad, voices};
 use crate::audio::decode::{DecodedAudio, SAMPLE_RATE};
 use crate::model::conversation::{Role, Turn};
 
@@ -301,8 +301,8 @@ fn stereo_turns(utterances: &[Utterance], hints: RoleHints) -> Vec<Turn> {
     merge_runs(turns)
 }
 
-/// Mono: each utterance's voice embedded, the embeddings clustered into two speakers, the first
-/// utterance's speaker given the role `first_turn`.
+/// Mono: utterances split where the voice changes (`voices`), the call's first voice given the
+/// role `first_turn`.
 fn diarized_turns(
     samples: &[f32],
     utterances: &[Utterance],
@@ -310,15 +310,9 @@ fn diarized_turns(
     encoder: &SpeakerEncoder,
 ) -> Vec<Turn> {
     let other = if first_turn == Role::User { Role::Assistant } else { Role::User };
-    let stretches: Vec<Vec<f32>> =
-        utterances.iter().map(|utterance| samples[utterance.span.clone()].to_vec()).collect();
-    let weights: Vec<f32> =
-        utterances.iter().map(|utterance| utterance.span.len() as f32).collect();
-    let embedded = encoder.embed(&stretches);
-    let labels = speaker::two_speakers(&embedded, &weights);
-    let turns = utterances.iter().zip(labels).map(|(utterance, (speaker, confidence))| {
-        let role = if speaker == 0 { first_turn } else { other };
-        to_turn(role, None, utterance, Some(confidence))
+    let turns = voices::split_by_voice(samples, utterances, encoder).into_iter().map(|voiced| {
+        let role = if voiced.speaker == 0 { first_turn } else { other };
+        to_turn(role, None, &voiced.utterance, Some(voiced.confidence))
     });
     merge_runs(turns)
 }
