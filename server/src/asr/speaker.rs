@@ -140,7 +140,7 @@ impl SpeakerEncoder {
 
     /// One L2-normalised embedding a stretch of audio: the mean of its 1.6 s partials'
     /// embeddings, each partial as Resemblyzer computes it.
-    pub fn embed(&self, stretches: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    pub fn embed(&self, stretches: &[&[f32]]) -> Vec<Vec<f32>> {
         let mut partials: Vec<Array2<f32>> = Vec::new();
         let mut owners: Vec<usize> = Vec::new();
         for (owner, samples) in stretches.iter().enumerate() {

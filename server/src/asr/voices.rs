@@ -16,6 +16,8 @@ use super::turns::Utterance;
 use super::vad;
 use crate::audio::decode::SAMPLE_RATE;
 
+/// Windows embedded at once.
+const EMBEDDING_BATCH: usize = 64;
 /// A window: one partial of the speaker encoder (1.6 s).
 const WINDOW_MS: usize = 1_600;
 /// Windows start this far apart: the resolution of a change of speaker.
@@ -66,9 +68,15 @@ pub fn split_by_voice(
 ) -> Vec<Voiced> {
     let windows: Vec<Vec<Range<usize>>> =
         utterances.iter().map(|utterance| windows(&utterance.span)).collect();
-    let stretches: Vec<Vec<f32>> =
-        windows.iter().flatten().map(|window| samples[window.clone()].to_vec()).collect();
-    let mut embedded = with_pitch(encoder.embed(&stretches), &stretches).into_iter();
+    // Windows overlap four times over: embedded a batch at a time, from slices of the call,
+    // so that a long call is never copied window by window.
+    let all: Vec<&[f32]> =
+        windows.iter().flatten().map(|window| &samples[window.clone()]).collect();
+    let mut embeddings = Vec::with_capacity(all.len());
+    for batch in all.chunks(EMBEDDING_BATCH) {
+        embeddings.extend(encoder.embed(batch));
+    }
+    let mut embedded = with_pitch(embeddings, &all).into_iter();
     let mut pieces: Vec<(Utterance, Vec<f32>)> = Vec::new();
     for (utterance, windows) in utterances.iter().zip(&windows) {
         let embeddings: Vec<Vec<f32>> = embedded.by_ref().take(windows.len()).collect();
@@ -90,7 +98,7 @@ pub fn split_by_voice(
 
 /// Embeddings with their window's pitch beside them: the median log2 F0 of its voiced frames
 /// less the call's mean (a window without voiced frames gets the mean), times `PITCH_WEIGHT`.
-fn with_pitch(embeddings: Vec<Vec<f32>>, stretches: &[Vec<f32>]) -> Vec<Vec<f32>> {
+fn with_pitch(embeddings: Vec<Vec<f32>>, stretches: &[&[f32]]) -> Vec<Vec<f32>> {
     let mut detector = McLeodDetector::<f32>::new(PITCH_FRAME, PITCH_FRAME / 2);
     let pitches: Vec<Option<f32>> =
         stretches.iter().map(|stretch| median_pitch(&mut detector, stretch)).collect();
