@@ -256,111 +256,75 @@ fn normalize_volume(samples: &[f32]) -> Vec<f32> {
     samples.iter().map(|s| s * gain).collect()
 }
 
-/// Two voices found among embeddings: 2-means on cosine similarity, weighted by durations,
-/// over the embeddings less their weighted mean (what every stretch of the call shares: line,
-/// codec, room), which leaves the voices' differences.
-#[derive(Clone, Debug)]
-struct TwoVoices {
-    mean: Vec<f32>,
-    /// The clusters' centres, in the centred space.
-    centres: [Vec<f32>; 2],
-    /// The cluster of each embedding clustered.
-    labels: Vec<usize>,
-    /// The two groups' raw centres are nearly the same voice.
-    one_voice: bool,
-}
-
-impl TwoVoices {
-    fn cluster(embeddings: &[Vec<f32>], weights: &[f32]) -> Self {
-        const SAME_VOICE: f32 = 0.97;
-        let dimensions = first_len(embeddings);
-        let total: f32 = weights.iter().sum::<f32>().max(1e-9);
-        let mut mean = vec![0.0f32; dimensions];
-        for (embedding, weight) in embeddings.iter().zip(weights) {
-            for (m, v) in mean.iter_mut().zip(embedding) {
-                *m += v * weight / total;
-            }
-        }
-        let centred: Vec<Vec<f32>> =
-            embeddings.iter().map(|embedding| centred(embedding, &mean)).collect();
-        let Some(first) = centred.first().cloned() else {
-            return Self {
-                mean,
-                centres: [Vec::new(), Vec::new()],
-                labels: Vec::new(),
-                one_voice: true,
-            };
-        };
-        let farthest = centred
-            .iter()
-            .min_by(|a, b| cosine(a, &first).total_cmp(&cosine(b, &first)))
-            .cloned()
-            .unwrap_or_else(|| first.clone());
-        let mut centres = [first, farthest];
-        let mut labels = vec![usize::MAX; centred.len()];
-        for _ in 0..20 {
-            let next: Vec<usize> = centred
-                .iter()
-                .map(|e| usize::from(cosine(e, &centres[1]) > cosine(e, &centres[0])))
-                .collect();
-            for (cluster, centre) in centres.iter_mut().enumerate() {
-                let sum = weighted_sum(&centred, &next, weights, cluster, dimensions);
-                if sum.iter().any(|v| *v != 0.0) {
-                    *centre = normalized(&sum);
-                }
-            }
-            let stable = next == labels;
-            labels = next;
-            if stable {
-                break;
-            }
-        }
-        let raw = [
-            normalized(&weighted_sum(embeddings, &labels, weights, 0, dimensions)),
-            normalized(&weighted_sum(embeddings, &labels, weights, 1, dimensions)),
-        ];
-        let one_voice =
-            labels.iter().all(|l| *l == labels[0]) || cosine(&raw[0], &raw[1]) > SAME_VOICE;
-        Self { mean, centres, labels, one_voice }
-    }
-
-    /// Each clustered embedding's speaker (0 is the first embedding's) and how clearly,
-    /// 0.5 (a guess) to 1; everything is speaker 0 when there seems to be one voice.
-    fn speakers(&self, embeddings: &[Vec<f32>]) -> Vec<(usize, f32)> {
-        let flip = self.labels.first() == Some(&1);
-        embeddings
-            .iter()
-            .zip(&self.labels)
-            .map(|(embedding, label)| {
-                if self.one_voice {
-                    return (0, 0.5);
-                }
-                let lean = self.lean(embedding, *label);
-                let confidence = 0.5 + 0.5 * (lean / 0.5).clamp(0.0, 1.0);
-                (usize::from((*label == 1) != flip), confidence)
-            })
-            .collect()
-    }
-
-    /// How much nearer (in cosine, centred) `embedding` is to cluster `towards` than to the
-    /// other; 0 when there seems to be one voice.
-    fn lean(&self, embedding: &[f32], towards: usize) -> f32 {
-        if self.one_voice {
-            return 0.0;
-        }
-        let embedding = centred(embedding, &self.mean);
-        cosine(&embedding, &self.centres[towards]) - cosine(&embedding, &self.centres[1 - towards])
-    }
-}
-
 /// Which of two speakers each embedding belongs to (0 is the first embedding's speaker), and
-/// how clearly (`TwoVoices`).
+/// how clearly: 2-means on cosine similarity, weighted by `weights` (durations), over the
+/// embeddings less their weighted mean (what every utterance of the call shares: line, codec,
+/// room), which leaves the voices' differences. When the two groups' raw centres are nearly the
+/// same voice, everything is speaker 0.
 pub fn two_speakers(embeddings: &[Vec<f32>], weights: &[f32]) -> Vec<(usize, f32)> {
-    TwoVoices::cluster(embeddings, weights).speakers(embeddings)
-}
-
-fn centred(embedding: &[f32], mean: &[f32]) -> Vec<f32> {
-    normalized(&embedding.iter().zip(mean).map(|(v, m)| v - m).collect::<Vec<_>>())
+    const SAME_VOICE: f32 = 0.97;
+    if embeddings.is_empty() {
+        return Vec::new();
+    }
+    let dimensions = first_len(embeddings);
+    let total: f32 = weights.iter().sum::<f32>().max(1e-9);
+    let mut mean = vec![0.0f32; dimensions];
+    for (embedding, weight) in embeddings.iter().zip(weights) {
+        for (m, v) in mean.iter_mut().zip(embedding) {
+            *m += v * weight / total;
+        }
+    }
+    let centred: Vec<Vec<f32>> = embeddings
+        .iter()
+        .map(|embedding| {
+            normalized(&embedding.iter().zip(&mean).map(|(v, m)| v - m).collect::<Vec<_>>())
+        })
+        .collect();
+    let first = centred[0].clone();
+    let farthest = centred
+        .iter()
+        .min_by(|a, b| cosine(a, &first).total_cmp(&cosine(b, &first)))
+        .cloned()
+        .unwrap_or_else(|| first.clone());
+    let mut centres = [first, farthest];
+    let mut labels = vec![usize::MAX; centred.len()];
+    for _ in 0..20 {
+        let next: Vec<usize> = centred
+            .iter()
+            .map(|e| usize::from(cosine(e, &centres[1]) > cosine(e, &centres[0])))
+            .collect();
+        for (cluster, centre) in centres.iter_mut().enumerate() {
+            let sum = weighted_sum(&centred, &next, weights, cluster, dimensions);
+            if sum.iter().any(|v| *v != 0.0) {
+                *centre = normalized(&sum);
+            }
+        }
+        let stable = next == labels;
+        labels = next;
+        if stable {
+            break;
+        }
+    }
+    let raw = [
+        normalized(&weighted_sum(embeddings, &labels, weights, 0, dimensions)),
+        normalized(&weighted_sum(embeddings, &labels, weights, 1, dimensions)),
+    ];
+    let one_voice = labels.iter().all(|l| *l == labels[0]) || cosine(&raw[0], &raw[1]) > SAME_VOICE;
+    // Speaker 0 is whoever the first embedding belongs to.
+    let flip = labels[0] == 1;
+    centred
+        .iter()
+        .zip(&labels)
+        .map(|(embedding, label)| {
+            if one_voice {
+                return (0, 0.5);
+            }
+            let own = cosine(embedding, &centres[*label]);
+            let other = cosine(embedding, &centres[1 - label]);
+            let confidence = 0.5 + 0.5 * ((own - other) / 0.5).clamp(0.0, 1.0);
+            (usize::from((*label == 1) != flip), confidence)
+        })
+        .collect()
 }
 
 fn weighted_sum(
