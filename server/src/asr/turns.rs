@@ -179,7 +179,7 @@ fn recognize_window(
         packed.extend_from_slice(&channels[utterance.channel][utterance.span.clone()]);
         packed.extend_from_slice(&spacer);
     }
-    for word in recognize(&packed)? {
+    for word in without_stacked_runs(&recognize(&packed)?) {
         if is_annotation(&word.text) {
             captioned = true;
             continue;
@@ -202,6 +202,26 @@ fn recognize_window(
         utterance.words.push(Word { start_ms, end_ms: end_ms.max(start_ms), ..word });
     }
     Ok(captioned)
+}
+
+/// Words stamped at one instant, `STACKED_WORDS` or more in a row, are not speech: Whisper
+/// decoding past the end of a window's audio can repeat what it heard before, every word at
+/// the window's last timestamp (seen on an 8 kHz mono call: its whole text twice more, all at
+/// one millisecond, given to the last utterance).
+fn without_stacked_runs(words: &[Word]) -> Vec<Word> {
+    const STACKED_WORDS: usize = 3;
+    let mut kept = Vec::with_capacity(words.len());
+    let mut index = 0;
+    while index < words.len() {
+        let at = (words[index].start_ms, words[index].end_ms);
+        let run =
+            words[index..].iter().take_while(|word| (word.start_ms, word.end_ms) == at).count();
+        if run < STACKED_WORDS {
+            kept.extend_from_slice(&words[index..index + run]);
+        }
+        index += run;
+    }
+    kept
 }
 
 /// A window of one span, the `at`th of those being recognized.
@@ -582,6 +602,24 @@ mod tests {
         // counted as speech lost.
         assert_eq!(summary(&transcript), [(Role::Assistant, "w0.5 w0.5", false)]);
         assert!(transcript.speech_coverage().unwrap() > 0.9, "{transcript:?}");
+    }
+
+    #[test]
+    fn words_stamped_at_one_instant_are_not_speech() {
+        let words = vec![
+            word("no", 0, 200),
+            word("a", 300, 300),
+            word("b", 300, 300),
+            word("purchase", 400, 900),
+            word("i", 900, 900),
+            word("see", 900, 900),
+            word("two", 900, 900),
+            word("orders", 900, 900),
+        ];
+        let kept = without_stacked_runs(&words);
+        let texts: Vec<&str> = kept.iter().map(|word| word.text.trim()).collect();
+        // Two zero-length words in a row happen in speech; a loop stamps many at once.
+        assert_eq!(texts, ["no", "a", "b", "purchase"]);
     }
 
     #[test]
