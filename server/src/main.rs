@@ -7,7 +7,7 @@ use clap::Parser;
 /// mimalloc serves Rust's allocations and, through its `override` feature, the C code's
 /// `malloc` and `free` too: SQLite allocates and frees on every statement it runs, and under
 /// load glibc's allocator (its locks, consolidation and chunk lists) took a fifth of the
-/// process's time. +25 % acknowledged calls a second (docs/BENCHMARKS.md, run 13).
+/// process's time. About a quarter more acknowledged calls a second (docs/BENCHMARKS.md, run 13).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
