@@ -291,23 +291,27 @@ pub(crate) mod tests {
         assert_eq!(roles, [Role::User, Role::Assistant]);
     }
 
+    /// `samples` as a 16 kHz mono WAV, transcribed with the assistant speaking first.
+    async fn mono_transcript(samples: Vec<f32>) -> Transcript {
+        let wav = testing::wav_from_channels(&[samples], 16_000);
+        let hints = RoleHints { first_turn: Role::Assistant, assistant_channel: None };
+        engine().transcribe(wav.into(), "audio/wav", hints).await.unwrap()
+    }
+
+    fn assert_roles(transcript: &Transcript, expected: &[Role]) {
+        let roles: Vec<Role> = transcript.turns.iter().map(|turn| turn.role).collect();
+        assert_eq!(roles, expected, "{:#?}", transcript.turns);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_mono_call_is_split_by_voice_with_estimated_labels() {
         // Not strictly alternating: the caller speaks twice in a row.
         let lines = [SCRIPT[0], SCRIPT[1], SCRIPT[3], SCRIPT[4]];
         let call = testing::generated_call(&lines, 700);
-        let wav = testing::wav_from_channels(&[call.mono()], 16_000);
-        let hints = RoleHints { first_turn: Role::Assistant, assistant_channel: None };
-        let transcript = engine().transcribe(wav.into(), "audio/wav", hints).await.unwrap();
+        let transcript = mono_transcript(call.mono()).await;
         assert!(transcript.speaker_labels_estimated);
-        let roles: Vec<Role> = transcript.turns.iter().map(|turn| turn.role).collect();
         // The caller's two lines are one turn.
-        assert_eq!(
-            roles,
-            [Role::Assistant, Role::User, Role::Assistant],
-            "{:#?}",
-            transcript.turns
-        );
+        assert_roles(&transcript, &[Role::Assistant, Role::User, Role::Assistant]);
         assert!(transcript.turns.iter().all(|turn| turn.channel.is_none()));
         assert!(transcript.turns.iter().all(|turn| turn.confidence.is_some_and(|c| c < 1.0)));
         assert!(transcript.turns[1].content.contains("Sarah"), "{:#?}", transcript.turns);
@@ -328,16 +332,8 @@ pub(crate) mod tests {
             line(0, -500, "Sure. We have an opening at nine thirty on Tuesday."),
         ];
         let call = testing::spoken_call(&script);
-        let wav = testing::wav_from_channels(&[call.mono()], 16_000);
-        let hints = RoleHints { first_turn: Role::Assistant, assistant_channel: None };
-        let transcript = engine().transcribe(wav.into(), "audio/wav", hints).await.unwrap();
-        let roles: Vec<Role> = transcript.turns.iter().map(|turn| turn.role).collect();
-        assert_eq!(
-            roles,
-            [Role::Assistant, Role::User, Role::Assistant],
-            "{:#?}",
-            transcript.turns
-        );
+        let transcript = mono_transcript(call.mono()).await;
+        assert_roles(&transcript, &[Role::Assistant, Role::User, Role::Assistant]);
         assert_eq!(testing::covered_lines(&call.lines, &transcript.turns), [true; 3]);
         // Each change lands near where the next line starts.
         for (turn, (_, _, start_ms, _)) in transcript.turns.iter().zip(&call.lines).skip(1) {

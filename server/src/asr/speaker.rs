@@ -8,12 +8,16 @@ use std::sync::Arc;
 use ndarray::{Array2, ArrayView2, Axis, Slice};
 use realfft::RealFftPlanner;
 
+use crate::audio::decode::SAMPLE_RATE;
+
 const MELS: usize = 40;
 const N_FFT: usize = 400;
 const HOP: usize = 160;
 const HIDDEN: usize = 256;
 /// Frames a partial utterance: 1.6 s.
 const PARTIAL_FRAMES: usize = 160;
+/// A partial's length in milliseconds: the shortest stretch one embedding fully describes.
+pub const PARTIAL_MS: usize = PARTIAL_FRAMES * HOP * 1_000 / SAMPLE_RATE as usize;
 /// Frames between partials: 0.8 s (Resemblyzer's rate of 1.25 a second).
 const PARTIAL_STEP: usize = 80;
 /// Partials through the encoder at once: bounds the memory of its input projections
@@ -139,10 +143,21 @@ impl SpeakerEncoder {
     }
 
     /// One L2-normalised embedding a stretch of audio: the mean of its 1.6 s partials'
-    /// embeddings, each partial as Resemblyzer computes it.
+    /// embeddings, each partial as Resemblyzer computes it. Partials go through the encoder
+    /// `BATCH` at a time as they are cut, so memory stays bounded however many stretches
+    /// (a long mono call has tens of thousands of overlapping windows).
     pub fn embed(&self, stretches: &[&[f32]]) -> Vec<Vec<f32>> {
-        let mut partials: Vec<Array2<f32>> = Vec::new();
-        let mut owners: Vec<usize> = Vec::new();
+        let mut sums = vec![vec![0.0f32; HIDDEN]; stretches.len()];
+        let mut partials: Vec<Array2<f32>> = Vec::with_capacity(BATCH);
+        let mut owners: Vec<usize> = Vec::with_capacity(BATCH);
+        let mut flush = |partials: &mut Vec<Array2<f32>>, owners: &mut Vec<usize>| {
+            for (embedding, owner) in self.forward(partials).outer_iter().zip(owners.drain(..)) {
+                for (sum, value) in sums[owner].iter_mut().zip(embedding) {
+                    *sum += value;
+                }
+            }
+            partials.clear();
+        };
         for (owner, samples) in stretches.iter().enumerate() {
             let samples = normalize_volume(samples);
             let mel = self.mel_frames(&samples);
@@ -156,6 +171,9 @@ impl SpeakerEncoder {
                     .assign(&mel.slice_axis(Axis(0), Slice::from(start..end)));
                 partials.push(partial);
                 owners.push(owner);
+                if partials.len() == BATCH {
+                    flush(&mut partials, &mut owners);
+                }
                 // Resemblyzer drops a last partial that covers less than 75 % of its frames.
                 if start + PARTIAL_STEP + PARTIAL_FRAMES * 3 / 4 > frames {
                     break;
@@ -163,14 +181,8 @@ impl SpeakerEncoder {
                 start += PARTIAL_STEP;
             }
         }
-        let mut sums = vec![vec![0.0f32; HIDDEN]; stretches.len()];
-        let mut owners = owners.into_iter();
-        for batch in partials.chunks(BATCH) {
-            for (embedding, owner) in self.forward(batch).outer_iter().zip(owners.by_ref()) {
-                for (sum, value) in sums[owner].iter_mut().zip(embedding) {
-                    *sum += value;
-                }
-            }
+        if !partials.is_empty() {
+            flush(&mut partials, &mut owners);
         }
         sums.into_iter().map(|sum| normalized(&sum)).collect()
     }

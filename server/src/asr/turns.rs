@@ -210,18 +210,12 @@ fn recognize_window(
 /// one millisecond, given to the last utterance).
 fn without_stacked_runs(words: &[Word]) -> Vec<Word> {
     const STACKED_WORDS: usize = 3;
-    let mut kept = Vec::with_capacity(words.len());
-    let mut index = 0;
-    while index < words.len() {
-        let at = (words[index].start_ms, words[index].end_ms);
-        let run =
-            words[index..].iter().take_while(|word| (word.start_ms, word.end_ms) == at).count();
-        if run < STACKED_WORDS {
-            kept.extend_from_slice(&words[index..index + run]);
-        }
-        index += run;
-    }
-    kept
+    words
+        .chunk_by(|a, b| (a.start_ms, a.end_ms) == (b.start_ms, b.end_ms))
+        .filter(|run| run.len() < STACKED_WORDS)
+        .flatten()
+        .cloned()
+        .collect()
 }
 
 /// A window of one span, the `at`th of those being recognized.

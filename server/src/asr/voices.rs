@@ -16,10 +16,8 @@ use super::turns::Utterance;
 use super::vad;
 use crate::audio::decode::SAMPLE_RATE;
 
-/// Windows embedded at once.
-const EMBEDDING_BATCH: usize = 64;
 /// A window: one partial of the speaker encoder (1.6 s).
-const WINDOW_MS: usize = 1_600;
+const WINDOW_MS: usize = speaker::PARTIAL_MS;
 /// Windows start this far apart: the resolution of a change of speaker.
 const STEP_MS: usize = 400;
 /// The fewest windows on each side of a cut (0.8 s of agreeing evidence beyond the first
@@ -68,15 +66,10 @@ pub fn split_by_voice(
 ) -> Vec<Voiced> {
     let windows: Vec<Vec<Range<usize>>> =
         utterances.iter().map(|utterance| windows(&utterance.span)).collect();
-    // Windows overlap four times over: embedded a batch at a time, from slices of the call,
-    // so that a long call is never copied window by window.
+    // Windows overlap four times over: embedded from slices of the call, never copied.
     let all: Vec<&[f32]> =
         windows.iter().flatten().map(|window| &samples[window.clone()]).collect();
-    let mut embeddings = Vec::with_capacity(all.len());
-    for batch in all.chunks(EMBEDDING_BATCH) {
-        embeddings.extend(encoder.embed(batch));
-    }
-    let mut embedded = with_pitch(embeddings, &all).into_iter();
+    let mut embedded = with_pitch(encoder.embed(&all), &all).into_iter();
     let mut pieces: Vec<(Utterance, Vec<f32>)> = Vec::new();
     for (utterance, windows) in utterances.iter().zip(&windows) {
         let embeddings: Vec<Vec<f32>> = embedded.by_ref().take(windows.len()).collect();
