@@ -7,7 +7,8 @@ Whisper tiny.en weights; prints WER, cpWER, speaker-time accuracy, real-time fac
 as a Markdown table.
 
 Word error rates are computed after Whisper's English text normalizer (found beside WORK_DIR as
-`normalizers/`), on references and hypotheses alike.
+`normalizers/`), on references and hypotheses alike, with two spellings made one and digits
+side by side joined (`canonical`); the tables give each set's rates (its errors over its words).
 
 Then the generated calls of earshot's coverage test (`testing::varied_script`, listed by the
 VARIED_CALLS_BIN): pauses of 0.2 to 2 s, interruptions, monologues over 30 s, either speaker
@@ -109,6 +110,11 @@ def activity(path: Path) -> list[bool]:
 
 def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(command, check=True, capture_output=True, **kwargs)
+
+
+# sox dithers by default whenever it writes 16 bits or fewer after an effect, with fresh noise
+# each run, so two runs would score different files; G.711 encoders do not dither either.
+os.environ["SOX_OPTS"] = "--no-dither"
 
 
 def seconds_of(path: Path) -> float:
@@ -214,10 +220,21 @@ def edit_distance(reference: list[str], hypothesis: list[str]) -> int:
     return previous[-1]
 
 
+# Words Whisper spells differently from the scripts, made one on both sides.
+SPELLINGS = {"alright": ["all", "right"], "okay": ["ok"]}
+
+
 def canonical(text: str) -> list[str]:
-    """Normalized words, with the spellings Whisper writes differently made one."""
-    spelled = {"alright": ["all", "right"], "okay": ["ok"]}
-    return [part for word in words(text) for part in spelled.get(word, [word])]
+    """Normalized words, with the spellings Whisper writes differently made one, and digits
+    side by side joined: the normalizer makes "three eight two" one number, 382, but keeps
+    Whisper's "3-8-2" as three, which would count a right transcript as three errors."""
+    joined: list[str] = []
+    for word in (part for word in words(text) for part in SPELLINGS.get(word, [word])):
+        if joined and word.isdigit() and joined[-1].isdigit():
+            joined[-1] += word
+        else:
+            joined.append(word)
+    return joined
 
 
 def covered_lines(call: Call, turns: list[dict]) -> int:
@@ -248,17 +265,16 @@ def covered_lines(call: Call, turns: list[dict]) -> int:
 
 def metrics(call: Call, result: dict) -> dict:
     turns = result["turns"]
-    reference = [w for _s, text, _a, _b in call.lines for w in words(text)]
-    hypothesis = [w for turn in turns for w in words(turn["content"])]
-    wer = edit_distance(reference, hypothesis) / len(reference)
-    by_speaker = {s: [w for who, text, _a, _b in call.lines if who == s for w in words(text)] for s in (0, 1)}
+    reference = [w for _s, text, _a, _b in call.lines for w in canonical(text)]
+    hypothesis = [w for turn in turns for w in canonical(turn["content"])]
+    errors = edit_distance(reference, hypothesis)
+    by_speaker = {s: [w for who, text, _a, _b in call.lines if who == s for w in canonical(text)] for s in (0, 1)}
     roles = ["assistant", "user"]
-    by_role = {r: [w for turn in turns if turn["role"] == r for w in words(turn["content"])] for r in roles}
+    by_role = {r: [w for turn in turns if turn["role"] == r for w in canonical(turn["content"])] for r in roles}
     cp_errors = min(
         sum(edit_distance(by_speaker[s], by_role[r]) for s, r in zip((0, 1), permutation))
         for permutation in itertools.permutations(roles)
     )
-    cpwer = cp_errors / len(reference)
     # Speaker-time accuracy: of the 10 ms frames where one speaker is heard (by the energy of
     # that speaker's own track), the share inside a turn whose role is that speaker's (speaker 0
     # is the assistant: it speaks first).
@@ -274,8 +290,11 @@ def metrics(call: Call, result: dict) -> dict:
     return {
         "lines": len(call.lines),
         "covered": covered_lines(call, turns),
-        "wer": wer,
-        "cpwer": cpwer,
+        "words": len(reference),
+        "errors": errors,
+        "cp_errors": cp_errors,
+        "wer": errors / len(reference),
+        "cpwer": cp_errors / len(reference),
         "speaker_time": correct / total,
         "rtf": result["elapsed_ms"] / (call.duration * 1000),
     }
@@ -314,22 +333,28 @@ def transcribe_all(calls, engines, work_dir, wanted, rows, details) -> None:
 
 
 def means(rows, with_coverage: bool) -> None:
+    """WER and cpWER of the set (all calls' errors over all their reference words, as corpus
+    error rates are defined), then the mean of the calls' own rates, which weighs a short
+    call's few errors as much as a long call's; the other figures are means of the calls."""
     coverage = " lines heard |" if with_coverage else ""
-    print(f"| audio | engine |{coverage} WER | cpWER | speaker-time accuracy | RTF |")
-    print("|---|---|" + ("---|" if with_coverage else "") + "---|---|---|---|")
+    print(f"| audio | engine |{coverage} WER | cpWER | cpWER, mean of calls | speaker-time accuracy | RTF |")
+    print("|---|---|" + ("---|" if with_coverage else "") + "---|---|---|---|---|")
     keys = sorted({(variant, engine) for _n, variant, engine, *_ in rows}, key=lambda k: (k[0], k[1]))
     for variant, engine in keys:
         chosen = [s for _n, v, e, s, _r, _d in rows if v == variant and e == engine]
         mean = {k: sum(s[k] for s in chosen) / len(chosen) for k in chosen[0]}
+        words = sum(s["words"] for s in chosen)
+        wer = sum(s["errors"] for s in chosen) / words
         na = variant.startswith("mono") and engine == "faster-whisper"
-        cpwer = "n/a" if na else "%.1f %%" % (mean["cpwer"] * 100)
+        cpwer = "n/a" if na else "%.1f %%" % (sum(s["cp_errors"] for s in chosen) / words * 100)
+        cpwer += " | n/a" if na else " | %.1f %%" % (mean["cpwer"] * 100)
         speaker = "n/a" if na else "%.1f %%" % (mean["speaker_time"] * 100)
         heard = ""
         if with_coverage:
             covered = sum(s["covered"] for s in chosen)
             total = sum(s["lines"] for s in chosen)
             heard = " n/a |" if na else f" {covered} of {total} ({covered / total * 100:.1f} %) |"
-        print(f"| {variant} | {engine} |{heard} {mean['wer'] * 100:.1f} % | {cpwer} | {speaker} | {mean['rtf']:.3f} |")
+        print(f"| {variant} | {engine} |{heard} {wer * 100:.1f} % | {cpwer} | {speaker} | {mean['rtf']:.3f} |")
 
 
 def main() -> None:

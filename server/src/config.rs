@@ -364,6 +364,10 @@ impl Config {
                 crate::speech_models::WHISPER_MODELS.iter().map(|(name, _)| *name).collect();
             return invalid("asr.model", &format!("must be one of {}", names.join(", ")));
         }
+        if self.asr.telephone_beam_size > crate::asr::MAX_BEAM_SIZE {
+            // whisper.cpp runs a decoder per beam and fails every recognition past its limit.
+            return invalid("asr.telephone_beam_size", "at most 8 (whisper.cpp's decoders)");
+        }
         if !self.public_base_url.is_empty() {
             let url = &self.public_base_url;
             let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
@@ -790,6 +794,7 @@ mod tests {
             ("EARSHOT_SERVER__ROLE", "everything", "role"),
             ("EARSHOT_BLOB_URL", "s3://Calls/prefix", "`blob_url`"),
             ("EARSHOT_ASR__MODEL", "large-v3", "`asr.model`"),
+            ("EARSHOT_ASR__TELEPHONE_BEAM_SIZE", "10", "`asr.telephone_beam_size`"),
             ("EARSHOT_SERVER__SHUTDOWN_GRACE_SECONDS", "0", "`server.shutdown_grace_seconds`"),
             (
                 "EARSHOT_INTEGRATIONS__ROTATION_GRACE_MAX_HOURS",

@@ -22,6 +22,9 @@ use tokio::sync::oneshot;
 use crate::audio::decode;
 pub use turns::{RoleHints, Transcript};
 
+/// The widest beam whisper.cpp decodes (a decoder per beam, at most 8).
+pub const MAX_BEAM_SIZE: u32 = 8;
+
 #[derive(Clone, Debug)]
 pub struct AsrSettings {
     pub model_path: PathBuf,

@@ -20,6 +20,12 @@ const SPACER_MS: usize = 600;
 const UTTERANCE_GAP_MS: usize = 1_000;
 /// In mono, where both voices share the channel, shorter pauses may be a change of speaker.
 const MONO_UTTERANCE_GAP_MS: usize = 450;
+/// An utterance this long or longer is recognized again when its words come slower than
+/// `SPARSE_SHARE` of the call's pace, or than `SPARSE_FLOOR_WPS` words a second
+/// (`Utterance::is_sparse`).
+const SPARSE_MIN_MS: i64 = 1_500;
+const SPARSE_SHARE: f64 = 0.65;
+const SPARSE_FLOOR_WPS: f64 = 0.5;
 
 /// Recognizes up to 30 s of 16 kHz samples into words timed from their start.
 pub type Recognize<'a> = dyn FnMut(&[f32]) -> Result<Vec<Word>, String> + 'a;
@@ -100,8 +106,9 @@ pub struct Utterance {
 /// found no words in stays, wordless, to become a turn marked not recognised. Utterances of all
 /// channels share the recognition windows: speakers mostly take turns, so this packs the call's
 /// speech into as few 30-second encodes as it fills. A window's decoding can end early (the
-/// decoder emits end-of-text before the window's last utterances), so utterances a window left
-/// without words are recognized again, together in fresh windows, then each alone.
+/// decoder emits end-of-text before the window's last utterances, or in one), so utterances a
+/// window left without words, or with far too few, are recognized again, together in fresh
+/// windows, then each alone.
 fn utterances(
     channels: &[&[f32]],
     gap_ms: usize,
@@ -118,6 +125,7 @@ fn utterances(
     utterances.sort_by_key(|utterance| (utterance.span.start, utterance.channel));
     let mut pending: Vec<usize> = (0..utterances.len()).collect();
     let mut not_speech = std::collections::HashSet::new();
+    let mut pace = None;
     for alone in [false, false, true] {
         if pending.is_empty() {
             break;
@@ -129,6 +137,10 @@ fn utterances(
         } else {
             pack(&spans)
         };
+        // A sparse utterance is heard again from scratch, and keeps whichever hearing has
+        // more words.
+        let earlier: Vec<Vec<Word>> =
+            pending.iter().map(|&index| std::mem::take(&mut utterances[index].words)).collect();
         for window in windows {
             let captioned =
                 recognize_window(channels, &mut utterances, &pending, &window, recognize)?;
@@ -138,7 +150,13 @@ fn utterances(
                 not_speech.extend(window.pieces.iter().map(|piece| pending[piece.utterance]));
             }
         }
-        pending.retain(|&index| utterances[index].words.is_empty());
+        for (&index, earlier) in pending.iter().zip(earlier) {
+            if earlier.len() >= utterances[index].words.len() {
+                utterances[index].words = earlier;
+            }
+        }
+        let pace = *pace.get_or_insert_with(|| pace_of(&utterances));
+        pending.retain(|&index| utterances[index].is_sparse(pace));
     }
     let mut index = 0;
     utterances.retain(|utterance| {
@@ -149,6 +167,24 @@ fn utterances(
 }
 
 impl Utterance {
+    /// Whether recognition left it with no words, or with far fewer than its length holds at
+    /// the call's `pace` (words a second): when a window's decoding stops early, the
+    /// utterance it stopped in may keep only its first words, or a word or two (a 5-second
+    /// line heard as "week."), which is speech lost as surely as none.
+    fn is_sparse(&self, pace: f64) -> bool {
+        self.words.is_empty()
+            || self
+                .words_per_second()
+                .is_some_and(|rate| rate < SPARSE_FLOOR_WPS.max(pace * SPARSE_SHARE))
+    }
+
+    /// Words a second, for an utterance long enough to tell.
+    #[allow(clippy::cast_precision_loss)]
+    fn words_per_second(&self) -> Option<f64> {
+        let span_ms = samples_to_ms(self.span.len());
+        (span_ms >= SPARSE_MIN_MS).then(|| self.words.len() as f64 * 1000.0 / span_ms as f64)
+    }
+
     /// How much of the utterance its words cover: from the first word's start to the last
     /// word's end, within the utterance.
     fn recognized_ms(&self) -> i64 {
@@ -160,6 +196,18 @@ impl Utterance {
             _ => 0,
         }
     }
+}
+
+/// The pace of a call: the median words a second of its utterances heard and long enough to
+/// tell.
+fn pace_of(utterances: &[Utterance]) -> f64 {
+    let mut rates: Vec<f64> = utterances
+        .iter()
+        .filter(|utterance| !utterance.words.is_empty())
+        .filter_map(Utterance::words_per_second)
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    rates.get(rates.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// Recognizes one window of `pending` utterances and gives each its words, in call time;
@@ -546,6 +594,39 @@ mod tests {
             ]
         );
         assert!(transcript.speech_coverage().unwrap() > 0.9, "{transcript:?}");
+    }
+
+    #[test]
+    fn an_utterance_left_with_a_word_or_two_is_heard_again() {
+        let rate = SAMPLE_RATE as usize;
+        let mut channels = vec![vec![0.0f32; 9 * rate], vec![0.0f32; 9 * rate]];
+        let tone = |samples: &mut [f32], amplitude: f32| {
+            for (index, sample) in samples.iter_mut().enumerate() {
+                let phase = 2.0 * std::f32::consts::PI * 300.0 * index as f32 / rate as f32;
+                *sample = amplitude * phase.sin();
+            }
+        };
+        // The assistant's line: four bursts 600 ms apart, one utterance of 5 s; then the
+        // caller's, one second.
+        for burst in 0..4 {
+            let at = rate / 2 + burst * rate * 14 / 10;
+            tone(&mut channels[0][at..at + rate * 8 / 10], 0.5);
+        }
+        tone(&mut channels[1][7 * rate..8 * rate], 0.4);
+        let audio = DecodedAudio { channels, source_sample_rate: SAMPLE_RATE };
+        // The first window's decoding stops after one word; later ones hear everything.
+        let mut hears = recognizer(usize::MAX, 0.0);
+        let mut windows = 0;
+        let mut stops_once = |samples: &[f32]| {
+            windows += 1;
+            let words = hears(samples)?;
+            Ok(if windows == 1 { words.into_iter().take(1).collect() } else { words })
+        };
+        let transcript = transcribe(&audio, stereo_hints(), None, &mut stops_once).unwrap();
+        assert_eq!(
+            summary(&transcript),
+            [(Role::Assistant, "w0.5 w0.5 w0.5 w0.5", false), (Role::User, "w0.4", false)]
+        );
     }
 
     #[test]
