@@ -366,7 +366,8 @@ impl Config {
         }
         if self.asr.telephone_beam_size > crate::asr::MAX_BEAM_SIZE {
             // whisper.cpp runs a decoder per beam and fails every recognition past its limit.
-            return invalid("asr.telephone_beam_size", "at most 8 (whisper.cpp's decoders)");
+            let reason = format!("at most {} (whisper.cpp's decoders)", crate::asr::MAX_BEAM_SIZE);
+            return invalid("asr.telephone_beam_size", &reason);
         }
         if !self.public_base_url.is_empty() {
             let url = &self.public_base_url;
