@@ -529,12 +529,18 @@ mod tests {
             for samples in &mut channels {
                 samples.resize(at + rate * 5 / 2, 0.0);
             }
-            for (index, sample) in channels[*channel][at..at + rate].iter_mut().enumerate() {
-                let phase = 2.0 * std::f32::consts::PI * 300.0 * index as f32 / rate as f32;
-                *sample = amplitude * phase.sin();
-            }
+            tone(&mut channels[*channel][at..at + rate], *amplitude);
         }
         DecodedAudio { channels, source_sample_rate: SAMPLE_RATE }
+    }
+
+    /// Fills `samples` with a 300 Hz tone of `amplitude`.
+    fn tone(samples: &mut [f32], amplitude: f32) {
+        let rate = SAMPLE_RATE as f32;
+        for (index, sample) in samples.iter_mut().enumerate() {
+            let phase = 2.0 * std::f32::consts::PI * 300.0 * index as f32 / rate;
+            *sample = amplitude * phase.sin();
+        }
     }
 
     /// A recognizer for tests: a word per stretch of sound it is given, named by the
@@ -600,12 +606,6 @@ mod tests {
     fn an_utterance_left_with_a_word_or_two_is_heard_again() {
         let rate = SAMPLE_RATE as usize;
         let mut channels = vec![vec![0.0f32; 9 * rate], vec![0.0f32; 9 * rate]];
-        let tone = |samples: &mut [f32], amplitude: f32| {
-            for (index, sample) in samples.iter_mut().enumerate() {
-                let phase = 2.0 * std::f32::consts::PI * 300.0 * index as f32 / rate as f32;
-                *sample = amplitude * phase.sin();
-            }
-        };
         // The assistant's line: four bursts 600 ms apart, one utterance of 5 s; then the
         // caller's, one second.
         for burst in 0..4 {
