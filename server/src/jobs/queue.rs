@@ -216,24 +216,14 @@ impl Queue {
 
     /// The queue's depth by status and the wait of its oldest due job, for `/metrics`: one
     /// grouped count over the status index's ranges of the unfinished statuses, and one index
-    /// seek. Succeeded jobs leave the table (`succeed`; databases from before that may still
-    /// hold some) and are not counted: a scrape costs what the queue holds, not what the
-    /// database holds (`earshot_jobs_total` counts successes).
+    /// seek, both read from the index alone (`state_queries`). Succeeded jobs leave the table
+    /// (`succeed`; databases from before that may still hold some) and are not counted: a
+    /// scrape costs what the queue holds, not what the database holds (`earshot_jobs_total`
+    /// counts successes).
     pub async fn state(&self, now: DateTime<Utc>) -> Result<crate::metrics::QueueState, DbErr> {
-        let unfinished = JobStatus::ALL.iter().filter(|status| **status != JobStatus::Succeeded);
-        let counts: Vec<(String, i64)> = job::Entity::find()
-            .select_only()
-            .column(job::Column::Status)
-            .column_as(
-                Expr::from(sea_orm::sea_query::Func::count(Expr::col(job::Column::Id))),
-                "count",
-            )
-            .filter(job::Column::Status.is_in(unfinished.clone().map(|status| status.as_str())))
-            .group_by(job::Column::Status)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        let by_status = unfinished
+        let [by_status_query, oldest_query] = state_queries(now);
+        let counts: Vec<(String, i64)> = by_status_query.into_tuple().all(&self.db).await?;
+        let by_status = unfinished_statuses()
             .map(|status| {
                 let count = counts
                     .iter()
@@ -242,16 +232,7 @@ impl Queue {
                 (status.as_str(), count)
             })
             .collect();
-        let oldest: Option<i64> = job::Entity::find()
-            .select_only()
-            .column(job::Column::RunAfterMs)
-            .filter(job::Column::Status.eq(JobStatus::Queued.as_str()))
-            .filter(job::Column::RunAfterMs.lte(to_millis(now)))
-            .order_by_asc(job::Column::RunAfterMs)
-            .limit(1)
-            .into_tuple()
-            .one(&self.db)
-            .await?;
+        let oldest: Option<i64> = oldest_query.into_tuple().one(&self.db).await?;
         let oldest_due_seconds =
             oldest.map_or(0, |due| u64::try_from((to_millis(now) - due) / 1000).unwrap_or(0));
         Ok(crate::metrics::QueueState { by_status, oldest_due_seconds })
@@ -299,6 +280,31 @@ impl ClaimPath {
             ClaimPath::Due => JobStatus::Queued,
         }
     }
+}
+
+fn unfinished_statuses() -> impl Iterator<Item = JobStatus> + Clone {
+    JobStatus::ALL.into_iter().filter(|status| *status != JobStatus::Succeeded)
+}
+
+/// What `Queue::state` reads: the unfinished jobs counted by status, and the due time of the
+/// oldest due queued job. Both are answered from the status indexes without reading a job's
+/// row: `COUNT(*)`, not a count of a column the indexes do not hold (which read every queued
+/// job's row, the whole backlog's inputs, on every scrape).
+pub(crate) fn state_queries(now: DateTime<Utc>) -> [sea_orm::Select<job::Entity>; 2] {
+    let by_status = job::Entity::find()
+        .select_only()
+        .column(job::Column::Status)
+        .column_as(Expr::cust("COUNT(*)"), "count")
+        .filter(job::Column::Status.is_in(unfinished_statuses().map(JobStatus::as_str)))
+        .group_by(job::Column::Status);
+    let oldest = job::Entity::find()
+        .select_only()
+        .column(job::Column::RunAfterMs)
+        .filter(job::Column::Status.eq(JobStatus::Queued.as_str()))
+        .filter(job::Column::RunAfterMs.lte(to_millis(now)))
+        .order_by_asc(job::Column::RunAfterMs)
+        .limit(1);
+    [by_status, oldest]
 }
 
 /// Bind parameter `index` (from 1) as each engine writes it: `$1` on PostgreSQL, `?` on SQLite.

@@ -371,6 +371,25 @@ async fn claims_use_an_index_and_never_sort_the_backlog() {
     }
 }
 
+/// A `/metrics` scrape reads the queue's depth and its oldest due job from the status indexes
+/// alone: no job's row (its input) is read, however long the backlog (SQLite's plan).
+#[tokio::test]
+async fn queue_state_is_read_from_the_indexes_alone() {
+    use sea_orm::QueryTrait;
+    let storage = super::testing::storage().await;
+    if storage.db.get_database_backend() != sea_orm::DbBackend::Sqlite {
+        return;
+    }
+    for query in crate::jobs::queue::state_queries(Utc::now()) {
+        let plan = sqlite_plan(&storage, query.build(sea_orm::DbBackend::Sqlite)).await;
+        assert!(
+            plan.iter().all(|step| step.contains("USING COVERING INDEX jobs_by_status_")),
+            "{plan:?}"
+        );
+        assert!(plan.iter().all(|step| !step.contains("TEMP B-TREE")), "{plan:?}");
+    }
+}
+
 /// A stopping worker gives back the jobs it claimed and did not start: queued again, due, the
 /// claim's attempt taken back; a job another worker holds is left alone.
 #[tokio::test]
