@@ -282,6 +282,7 @@ impl ClaimPath {
     }
 }
 
+/// The statuses of jobs still in the queue (a succeeded job leaves it).
 fn unfinished_statuses() -> impl Iterator<Item = JobStatus> + Clone {
     JobStatus::ALL.into_iter().filter(|status| *status != JobStatus::Succeeded)
 }
