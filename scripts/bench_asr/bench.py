@@ -346,8 +346,8 @@ def means(rows, with_coverage: bool) -> None:
         words = sum(s["words"] for s in chosen)
         wer = sum(s["errors"] for s in chosen) / words
         na = variant.startswith("mono") and engine == "faster-whisper"
-        cpwer = "n/a" if na else "%.1f %%" % (sum(s["cp_errors"] for s in chosen) / words * 100)
-        cpwer += " | n/a" if na else " | %.1f %%" % (mean["cpwer"] * 100)
+        set_cpwer = sum(s["cp_errors"] for s in chosen) / words
+        cpwer = "n/a | n/a" if na else f"{set_cpwer * 100:.1f} % | {mean['cpwer'] * 100:.1f} %"
         speaker = "n/a" if na else "%.1f %%" % (mean["speaker_time"] * 100)
         heard = ""
         if with_coverage:
