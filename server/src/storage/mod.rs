@@ -218,7 +218,13 @@ async fn checkpoint_after_writes(
     }
 }
 
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
+/// Small checkpoints keep the writer's rare slow commits short. About every half second under
+/// load one commit took 12-20 ms instead of ~1.5 (the first after a complete checkpoint, which
+/// starts the log over and, at `synchronous = NORMAL`, syncs its header in that commit), and the
+/// requests waiting behind it made the ack latency's tail: p99 21-25 ms at 30 ms against 28-32
+/// ms at 100 ms and 37-50 ms at 300 ms and more, at the same ack rate (docs/BENCHMARKS.md, run
+/// 17). A checkpoint after every turn cost acks.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(30);
 
 /// 64 MiB of 4 KiB pages.
 const WRITER_CHECKPOINT_PAGES: u32 = 16_384;
