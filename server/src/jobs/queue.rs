@@ -292,10 +292,11 @@ fn unfinished_statuses() -> impl Iterator<Item = JobStatus> + Clone {
 /// row: `COUNT(*)`, not a count of a column the indexes do not hold (which read every queued
 /// job's row, the whole backlog's inputs, on every scrape).
 pub(crate) fn state_queries(now: DateTime<Utc>) -> [sea_orm::Select<job::Entity>; 2] {
+    use sea_orm::sea_query::{Asterisk, Func};
     let by_status = job::Entity::find()
         .select_only()
         .column(job::Column::Status)
-        .column_as(Expr::cust("COUNT(*)"), "count")
+        .column_as(Expr::from(Func::count(Expr::col(Asterisk))), "count")
         .filter(job::Column::Status.is_in(unfinished_statuses().map(JobStatus::as_str)))
         .group_by(job::Column::Status);
     let oldest = job::Entity::find()
