@@ -26,6 +26,11 @@ const MONO_UTTERANCE_GAP_MS: usize = 450;
 const SPARSE_MIN_MS: i64 = 1_500;
 const SPARSE_SHARE: f64 = 0.65;
 const SPARSE_FLOOR_WPS: f64 = 0.5;
+/// An utterance is recognized again when this much of its speech lies before its first word's
+/// aligned time or after its last's (`Utterance::is_clipped`): in the bench's calls the longest
+/// a last word took, from its aligned time to the end of the speech, was 1.3 s (six digits read
+/// one by one); a line whose last sentence was dropped left 1.8 s.
+const CLIPPED_MS: i64 = 1_500;
 
 /// Recognizes up to 30 s of 16 kHz samples into words timed from their start.
 pub type Recognize<'a> = dyn FnMut(&[f32]) -> Result<Vec<Word>, String> + 'a;
@@ -107,8 +112,8 @@ pub struct Utterance {
 /// channels share the recognition windows: speakers mostly take turns, so this packs the call's
 /// speech into as few 30-second encodes as it fills. A window's decoding can end early (the
 /// decoder emits end-of-text before the window's last utterances, or in one), so utterances a
-/// window left without words, or with far too few, are recognized again, together in fresh
-/// windows, then each alone.
+/// window left without words, with far too few, or with speech before or after its words, are
+/// recognized again, together in fresh windows, then each alone.
 fn utterances(
     channels: &[&[f32]],
     gap_ms: usize,
@@ -156,7 +161,10 @@ fn utterances(
             }
         }
         let pace = *pace.get_or_insert_with(|| pace_of(&utterances));
-        pending.retain(|&index| utterances[index].is_sparse(pace));
+        pending.retain(|&index| {
+            let utterance = &utterances[index];
+            utterance.is_sparse(pace) || utterance.is_clipped()
+        });
     }
     let mut index = 0;
     utterances.retain(|utterance| {
@@ -178,6 +186,20 @@ impl Utterance {
                 .is_some_and(|rate| rate < SPARSE_FLOOR_WPS.max(pace * SPARSE_SHARE))
     }
 
+    /// Whether its words, by their aligned times, start well after its speech does or stop
+    /// well before it ends: a window's decoding can drop a sentence from an utterance and
+    /// stretch the timestamps of the words it kept over the whole of it ("Thank you for
+    /// calling City Dental, this is Anna. How can I help you today?" heard as its first
+    /// sentence, over 4.8 s), which neither the count of its words nor their timestamps show.
+    fn is_clipped(&self) -> bool {
+        let onsets = || self.words.iter().filter_map(|word| word.aligned_ms);
+        let (start, end) = (samples_to_ms(self.span.start), samples_to_ms(self.span.end));
+        match (onsets().min(), onsets().max()) {
+            (Some(first), Some(last)) => first - start > CLIPPED_MS || end - last > CLIPPED_MS,
+            _ => false,
+        }
+    }
+
     /// Words a second, for an utterance long enough to tell.
     #[allow(clippy::cast_precision_loss)]
     fn words_per_second(&self) -> Option<f64> {
@@ -186,15 +208,17 @@ impl Utterance {
     }
 
     /// How much of the utterance its words cover: from the first word's start to the last
-    /// word's end, within the utterance.
+    /// word's end, within the utterance, and no further than `CLIPPED_MS` from the first and
+    /// last aligned times (a clipped hearing's timestamps run to the utterance's ends).
     fn recognized_ms(&self) -> i64 {
         let (start, end) = (samples_to_ms(self.span.start), samples_to_ms(self.span.end));
-        match (self.words.first(), self.words.last()) {
-            (Some(first), Some(last)) => {
-                (last.end_ms.min(end) - first.start_ms.max(start)).clamp(0, end - start)
-            }
-            _ => 0,
-        }
+        let (Some(first), Some(last)) = (self.words.first(), self.words.last()) else {
+            return 0;
+        };
+        let onsets = || self.words.iter().filter_map(|word| word.aligned_ms);
+        let from = onsets().min().map_or(start, |onset| start.max(onset - CLIPPED_MS));
+        let to = onsets().max().map_or(end, |onset| end.min(onset + CLIPPED_MS));
+        (last.end_ms.min(to) - first.start_ms.max(from)).clamp(0, end - start)
     }
 }
 
@@ -247,7 +271,8 @@ fn recognize_window(
             samples_to_ms(span.start + offset)
         };
         let (start_ms, end_ms) = (to_call_ms(word.start_ms), to_call_ms(word.end_ms));
-        utterance.words.push(Word { start_ms, end_ms: end_ms.max(start_ms), ..word });
+        let aligned_ms = word.aligned_ms.map(to_call_ms);
+        utterance.words.push(Word { start_ms, end_ms: end_ms.max(start_ms), aligned_ms, ..word });
     }
     Ok(captioned)
 }
@@ -627,6 +652,69 @@ mod tests {
             summary(&transcript),
             [(Role::Assistant, "w0.5 w0.5 w0.5 w0.5", false), (Role::User, "w0.4", false)]
         );
+    }
+
+    #[test]
+    fn an_utterance_whose_last_words_were_dropped_is_heard_again() {
+        let rate = SAMPLE_RATE as usize;
+        let mut channels = vec![vec![0.0f32; 11 * rate], vec![0.0f32; 11 * rate]];
+        // The assistant's line: six bursts 600 ms apart, one utterance of 7.8 s; then the
+        // caller's, one second.
+        for burst in 0..6 {
+            let at = rate / 2 + burst * rate * 14 / 10;
+            tone(&mut channels[0][at..at + rate * 8 / 10], 0.5);
+        }
+        tone(&mut channels[1][9 * rate..10 * rate], 0.4);
+        let audio = DecodedAudio { channels, source_sample_rate: SAMPLE_RATE };
+        // The first window's decoding drops the line's last word: five words in 7.8 s is the
+        // call's pace, not sparse, but 2.1 s of speech come after the fifth word.
+        let mut hears = recognizer(usize::MAX, 0.0);
+        let mut windows = 0;
+        let mut drops_the_last = |samples: &[f32]| {
+            windows += 1;
+            let mut words = hears(samples)?;
+            if windows == 1 {
+                words.remove(5);
+            }
+            Ok(words)
+        };
+        let transcript = transcribe(&audio, stereo_hints(), None, &mut drops_the_last).unwrap();
+        assert_eq!(
+            summary(&transcript),
+            [
+                (Role::Assistant, "w0.5 w0.5 w0.5 w0.5 w0.5 w0.5", false),
+                (Role::User, "w0.4", false)
+            ]
+        );
+        assert_eq!(windows, 2, "heard again once, then complete");
+    }
+
+    #[test]
+    fn speech_after_the_last_aligned_word_is_not_counted_as_recognized() {
+        let word = |start_ms, end_ms, aligned_ms| Word {
+            text: " w".to_owned(),
+            start_ms,
+            end_ms,
+            probability: 0.9,
+            aligned_ms: Some(aligned_ms),
+        };
+        // The dental call's first line, heard as its first sentence: the timestamps of the
+        // last words all at the utterance's end, their aligned times 1.8 s before it.
+        let span = ms_to_samples(420)..ms_to_samples(5_190);
+        let clipped = Utterance {
+            channel: 0,
+            span: span.clone(),
+            words: vec![word(600, 1_850, 940), word(5_190, 5_190, 3_380)],
+        };
+        assert!(clipped.is_clipped());
+        assert_eq!(clipped.recognized_ms(), 3_380 + CLIPPED_MS - 600);
+        let whole = Utterance {
+            channel: 0,
+            span,
+            words: vec![word(600, 1_850, 940), word(4_600, 5_100, 4_700)],
+        };
+        assert!(!whole.is_clipped());
+        assert_eq!(whole.recognized_ms(), 5_100 - 600);
     }
 
     #[test]
