@@ -192,12 +192,15 @@ impl Utterance {
     /// calling City Dental, this is Anna. How can I help you today?" heard as its first
     /// sentence, over 4.8 s), which neither the count of its words nor their timestamps show.
     fn is_clipped(&self) -> bool {
-        let onsets = || self.words.iter().filter_map(|word| word.aligned_ms);
         let (start, end) = (samples_to_ms(self.span.start), samples_to_ms(self.span.end));
-        match (onsets().min(), onsets().max()) {
-            (Some(first), Some(last)) => first - start > CLIPPED_MS || end - last > CLIPPED_MS,
-            _ => false,
-        }
+        self.aligned_span()
+            .is_some_and(|(first, last)| first - start > CLIPPED_MS || end - last > CLIPPED_MS)
+    }
+
+    /// The first and the last of its words' aligned times, when recognition gave them.
+    fn aligned_span(&self) -> Option<(i64, i64)> {
+        let onsets = || self.words.iter().filter_map(|word| word.aligned_ms);
+        Some((onsets().min()?, onsets().max()?))
     }
 
     /// Words a second, for an utterance long enough to tell.
@@ -215,9 +218,9 @@ impl Utterance {
         let (Some(first), Some(last)) = (self.words.first(), self.words.last()) else {
             return 0;
         };
-        let onsets = || self.words.iter().filter_map(|word| word.aligned_ms);
-        let from = onsets().min().map_or(start, |onset| start.max(onset - CLIPPED_MS));
-        let to = onsets().max().map_or(end, |onset| end.min(onset + CLIPPED_MS));
+        let (from, to) = self.aligned_span().map_or((start, end), |(first, last)| {
+            (start.max(first - CLIPPED_MS), end.min(last + CLIPPED_MS))
+        });
         (last.end_ms.min(to) - first.start_ms.max(from)).clamp(0, end - start)
     }
 }
