@@ -480,6 +480,7 @@ fn samples_to_ms(samples: usize) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
 
     fn word(text: &str, start_ms: i64, end_ms: i64) -> Word {
         Word { text: format!(" {text}"), start_ms, end_ms, probability: 0.9, aligned_ms: None }
@@ -630,26 +631,41 @@ mod tests {
         assert!(transcript.speech_coverage().unwrap() > 0.9, "{transcript:?}");
     }
 
+    /// The assistant's line, `bursts` bursts of 0.8 s 600 ms apart (one utterance), then the
+    /// caller's, one second, 1.5 s after it.
+    fn line_then_reply(bursts: usize) -> DecodedAudio {
+        let rate = SAMPLE_RATE as usize;
+        let burst_at = |burst: usize| rate / 2 + burst * rate * 14 / 10;
+        let reply = burst_at(bursts - 1) + rate * 8 / 10 + rate * 3 / 2;
+        let mut channels = vec![vec![0.0f32; reply + 2 * rate]; 2];
+        for burst in 0..bursts {
+            tone(&mut channels[0][burst_at(burst)..burst_at(burst) + rate * 8 / 10], 0.5);
+        }
+        tone(&mut channels[1][reply..reply + rate], 0.4);
+        DecodedAudio { channels, source_sample_rate: SAMPLE_RATE }
+    }
+
+    /// Hears every stretch of sound, except that the first window's words are `altered` (as a
+    /// window's decoding may stop early or drop a sentence); counts the windows in `windows`.
+    fn first_window_altered<'a>(
+        windows: &'a Cell<usize>,
+        altered: impl Fn(Vec<Word>) -> Vec<Word> + 'a,
+    ) -> impl FnMut(&[f32]) -> Result<Vec<Word>, String> + 'a {
+        let mut hears = recognizer(usize::MAX, 0.0);
+        move |samples: &[f32]| {
+            windows.set(windows.get() + 1);
+            let words = hears(samples)?;
+            Ok(if windows.get() == 1 { altered(words) } else { words })
+        }
+    }
+
     #[test]
     fn an_utterance_left_with_a_word_or_two_is_heard_again() {
-        let rate = SAMPLE_RATE as usize;
-        let mut channels = vec![vec![0.0f32; 9 * rate], vec![0.0f32; 9 * rate]];
-        // The assistant's line: four bursts 600 ms apart, one utterance of 5 s; then the
-        // caller's, one second.
-        for burst in 0..4 {
-            let at = rate / 2 + burst * rate * 14 / 10;
-            tone(&mut channels[0][at..at + rate * 8 / 10], 0.5);
-        }
-        tone(&mut channels[1][7 * rate..8 * rate], 0.4);
-        let audio = DecodedAudio { channels, source_sample_rate: SAMPLE_RATE };
+        // A line of four words in 5 s.
+        let audio = line_then_reply(4);
         // The first window's decoding stops after one word; later ones hear everything.
-        let mut hears = recognizer(usize::MAX, 0.0);
-        let mut windows = 0;
-        let mut stops_once = |samples: &[f32]| {
-            windows += 1;
-            let words = hears(samples)?;
-            Ok(if windows == 1 { words.into_iter().take(1).collect() } else { words })
-        };
+        let windows = Cell::new(0);
+        let mut stops_once = first_window_altered(&windows, |words| words[..1].to_vec());
         let transcript = transcribe(&audio, stereo_hints(), None, &mut stops_once).unwrap();
         assert_eq!(
             summary(&transcript),
@@ -659,28 +675,12 @@ mod tests {
 
     #[test]
     fn an_utterance_whose_last_words_were_dropped_is_heard_again() {
-        let rate = SAMPLE_RATE as usize;
-        let mut channels = vec![vec![0.0f32; 11 * rate], vec![0.0f32; 11 * rate]];
-        // The assistant's line: six bursts 600 ms apart, one utterance of 7.8 s; then the
-        // caller's, one second.
-        for burst in 0..6 {
-            let at = rate / 2 + burst * rate * 14 / 10;
-            tone(&mut channels[0][at..at + rate * 8 / 10], 0.5);
-        }
-        tone(&mut channels[1][9 * rate..10 * rate], 0.4);
-        let audio = DecodedAudio { channels, source_sample_rate: SAMPLE_RATE };
+        // A line of six words in 7.8 s.
+        let audio = line_then_reply(6);
         // The first window's decoding drops the line's last word: five words in 7.8 s is the
         // call's pace, not sparse, but 2.1 s of speech come after the fifth word.
-        let mut hears = recognizer(usize::MAX, 0.0);
-        let mut windows = 0;
-        let mut drops_the_last = |samples: &[f32]| {
-            windows += 1;
-            let mut words = hears(samples)?;
-            if windows == 1 {
-                words.remove(5);
-            }
-            Ok(words)
-        };
+        let windows = Cell::new(0);
+        let mut drops_the_last = first_window_altered(&windows, |words| words[..5].to_vec());
         let transcript = transcribe(&audio, stereo_hints(), None, &mut drops_the_last).unwrap();
         assert_eq!(
             summary(&transcript),
@@ -689,17 +689,14 @@ mod tests {
                 (Role::User, "w0.4", false)
             ]
         );
-        assert_eq!(windows, 2, "heard again once, then complete");
+        assert_eq!(windows.get(), 2, "heard again once, then complete");
     }
 
     #[test]
     fn speech_after_the_last_aligned_word_is_not_counted_as_recognized() {
         let word = |start_ms, end_ms, aligned_ms| Word {
-            text: " w".to_owned(),
-            start_ms,
-            end_ms,
-            probability: 0.9,
             aligned_ms: Some(aligned_ms),
+            ..word("w", start_ms, end_ms)
         };
         // The dental call's first line, heard as its first sentence: the timestamps of the
         // last words all at the utterance's end, their aligned times 1.8 s before it.
