@@ -192,9 +192,14 @@ impl Utterance {
     /// calling City Dental, this is Anna. How can I help you today?" heard as its first
     /// sentence, over 4.8 s), which neither the count of its words nor their timestamps show.
     fn is_clipped(&self) -> bool {
-        let (start, end) = (samples_to_ms(self.span.start), samples_to_ms(self.span.end));
+        let (start, end) = self.span_ms();
         self.aligned_span()
             .is_some_and(|(first, last)| first - start > CLIPPED_MS || end - last > CLIPPED_MS)
+    }
+
+    /// Where it starts and ends in the call, in milliseconds.
+    fn span_ms(&self) -> (i64, i64) {
+        (samples_to_ms(self.span.start), samples_to_ms(self.span.end))
     }
 
     /// The first and the last of its words' aligned times, when recognition gave them.
@@ -214,7 +219,7 @@ impl Utterance {
     /// word's end, within the utterance, and no further than `CLIPPED_MS` from the first and
     /// last aligned times (a clipped hearing's timestamps run to the utterance's ends).
     fn recognized_ms(&self) -> i64 {
-        let (start, end) = (samples_to_ms(self.span.start), samples_to_ms(self.span.end));
+        let (start, end) = self.span_ms();
         let (Some(first), Some(last)) = (self.words.first(), self.words.last()) else {
             return 0;
         };

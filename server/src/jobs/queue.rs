@@ -8,7 +8,7 @@
 //! its context, the worker loop into a log line).
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, Func};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
     EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
@@ -292,7 +292,6 @@ fn unfinished_statuses() -> impl Iterator<Item = JobStatus> + Clone {
 /// row: `COUNT(*)`, not a count of a column the indexes do not hold (which read every queued
 /// job's row, the whole backlog's inputs, on every scrape).
 pub(crate) fn state_queries(now: DateTime<Utc>) -> [sea_orm::Select<job::Entity>; 2] {
-    use sea_orm::sea_query::{Asterisk, Func};
     let by_status = job::Entity::find()
         .select_only()
         .column(job::Column::Status)
