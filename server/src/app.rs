@@ -83,6 +83,7 @@ impl App {
                 config.server.api_key_rate_limit_per_minute,
             )),
             metrics,
+            event_senders: Arc::new(std::sync::atomic::AtomicU32::new(1)),
         };
         Ok(Self { domain, key_source, config })
     }

@@ -499,8 +499,8 @@ pub async fn run_sender(domain: Domain, mut shutdown: tokio::sync::watch::Receiv
 pub struct Sender {
     domain: Domain,
     client: reqwest::Client,
-    /// Per endpoint with a rate limit: when its next event may go.
-    pacing: tokio::sync::Mutex<HashMap<Uuid, std::time::Instant>>,
+    /// Per endpoint with a rate limit: when its next event may go (by the domain's clock).
+    pacing: std::sync::Mutex<HashMap<Uuid, DateTime<Utc>>>,
 }
 
 impl Sender {
@@ -516,10 +516,11 @@ impl Sender {
             .no_proxy()
             .build()
             .map_err(|error| Error::internal("building the event sender's client", error))?;
-        Ok(Self { domain: domain.clone(), client, pacing: tokio::sync::Mutex::new(HashMap::new()) })
+        Ok(Self { domain: domain.clone(), client, pacing: std::sync::Mutex::new(HashMap::new()) })
     }
 
-    /// One round: the deliveries due now, sent and recorded. Returns how many were attempted.
+    /// One round: the deliveries due now, paced by their endpoints' rate limits, sent and
+    /// recorded. Returns how many were taken.
     pub async fn round(&self) -> Result<usize> {
         use futures_util::StreamExt;
         let settings = &self.domain.settings.events;
@@ -534,23 +535,36 @@ impl Sender {
         if due.is_empty() {
             return Ok(0);
         }
+        let count = due.len();
         let mut ids: Vec<Uuid> = due.iter().map(|delivery| delivery.endpoint_id).collect();
         ids.sort_unstable();
         ids.dedup();
         let endpoints = Arc::new(self.domain.storage.event_endpoints_by_id(&ids).await?);
-        let count = due.len();
-        let outcomes: Vec<AttemptOutcome> = futures_util::stream::iter(due)
-            .map(|delivery| {
+        let paced = {
+            let mut next_free =
+                self.pacing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let limit = |id: Uuid| endpoints.get(&id)?.endpoint.rate_limit_per_second;
+            let senders = self.domain.event_senders.load(std::sync::atomic::Ordering::Relaxed);
+            pace(due, limit, senders, &mut next_free, now)
+        };
+        let outcomes: Vec<AttemptOutcome> = futures_util::stream::iter(paced.send)
+            .map(|(delivery, wait)| {
                 let endpoints = endpoints.clone();
                 async move {
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
                     let endpoint = endpoints.get(&delivery.endpoint_id);
-                    self.attempt(delivery.clone(), endpoint).await
+                    self.attempt(delivery, endpoint).await
                 }
             })
             .buffer_unordered(16)
             .collect()
             .await;
-        self.domain.storage.record_event_attempts(&outcomes, self.domain.clock.now()).await?;
+        self.domain
+            .storage
+            .record_event_attempts(&outcomes, &paced.deferred, self.domain.clock.now())
+            .await?;
         Ok(count)
     }
 
@@ -593,7 +607,6 @@ impl Sender {
                 );
             }
         };
-        self.pace(&endpoint.endpoint).await;
         let body = self.body(&delivery, &endpoint.endpoint).await;
         let timestamp = self.domain.clock.now().timestamp();
         let mut request = self
@@ -675,7 +688,6 @@ impl Sender {
         }
     }
 
-    /// The body as sent: links added, and the transcript for an endpoint that asks for it.
     /// What is POSTed: the event's JSON (with links, and the transcript when asked), or for
     /// a Slack endpoint, the message that tells it.
     async fn body(&self, delivery: &DueDelivery, endpoint: &Endpoint) -> String {
@@ -697,27 +709,8 @@ impl Sender {
         };
         events::finish_body(&delivery.body, base, Some(&turns.unwrap_or(serde_json::Value::Null)))
     }
-
-    /// Waits until the endpoint's rate limit lets one more event go.
-    async fn pace(&self, endpoint: &Endpoint) {
-        let Some(limit) = endpoint.rate_limit_per_second else {
-            return;
-        };
-        let spacing = Duration::from_secs(1) / limit.max(1);
-        let wait = {
-            let mut pacing = self.pacing.lock().await;
-            let now = std::time::Instant::now();
-            let slot = pacing.get(&endpoint.id).copied().unwrap_or(now).max(now);
-            pacing.insert(endpoint.id, slot + spacing);
-            slot - now
-        };
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-    }
 }
 
-/// A number in [0, 1) to spread retries.
 /// Test events and replays go to an enabled endpoint only: the sender gives up on the others.
 fn require_enabled(endpoint: &Endpoint) -> Result<()> {
     if endpoint.enabled {
@@ -782,11 +775,61 @@ fn check_headers(headers: &BTreeMap<String, String>, violations: &mut Violations
     }
 }
 
+/// A number in [0, 1) to spread retries.
 fn jitter() -> f64 {
     let bits = u64::from_le_bytes(crate::crypto::random_bytes::<8>()) >> 11;
     #[allow(clippy::cast_precision_loss)] // 53 bits: exact in an f64
     let fraction = bits as f64 / (1_u64 << 53) as f64;
     fraction
+}
+
+/// How long a round may hold a rate-limited delivery for its slot; a later slot sends the
+/// delivery back to the outbox, due then.
+const PACING_HORIZON_MS: i64 = 1_000;
+
+/// A round's deliveries against their endpoints' rate limits.
+#[derive(Debug, Default)]
+struct Paced {
+    /// To send, each after waiting this long.
+    send: Vec<(DueDelivery, Duration)>,
+    /// Not sent this round: due again at their slot, their attempts unchanged.
+    deferred: Vec<(DueDelivery, DateTime<Utc>)>,
+}
+
+/// Gives each delivery to an endpoint with a rate limit (`limit`, per second, shared by the
+/// `senders` processes sending events) the endpoint's next slot, `senders/limit` after the one
+/// before (`next_free` holds, per endpoint, the slot after the last one sent). A slot within `PACING_HORIZON_MS` of `now` is waited for; a later one
+/// defers the delivery to it, so a slow limit holds neither a lease nor a sending slot.
+fn pace(
+    due: Vec<DueDelivery>,
+    limit: impl Fn(Uuid) -> Option<u32>,
+    senders: u32,
+    next_free: &mut HashMap<Uuid, DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Paced {
+    next_free.retain(|_, slot| *slot > now);
+    let horizon = chrono::Duration::milliseconds(PACING_HORIZON_MS);
+    let mut cursor: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
+    let mut paced = Paced::default();
+    for delivery in due {
+        let id = delivery.endpoint_id;
+        let Some(limit) = limit(id) else {
+            paced.send.push((delivery, Duration::ZERO));
+            continue;
+        };
+        let spacing = chrono::Duration::microseconds(
+            1_000_000 * i64::from(senders.max(1)) / i64::from(limit.max(1)),
+        );
+        let slot = cursor.get(&id).or_else(|| next_free.get(&id)).copied().unwrap_or(now).max(now);
+        cursor.insert(id, slot + spacing);
+        if slot - now <= horizon {
+            next_free.insert(id, slot + spacing);
+            paced.send.push((delivery, (slot - now).to_std().unwrap_or_default()));
+        } else {
+            paced.deferred.push((delivery, slot));
+        }
+    }
+    paced
 }
 
 /// The datapoint a `call.processed` envelope is about.
@@ -866,6 +909,100 @@ mod tests {
         assert!(verifies(&second, &header, &body, now));
         assert!(!verifies(&new_secret(), &header, &body, now));
         assert!(!verifies(&first, &header, &format!("{body} "), now));
+    }
+
+    /// An endpoint's URL may not name a private, loopback or link-local target (a name that
+    /// resolves to one included) unless `fetch.allow_private_networks` says so: the refusal
+    /// names `url`.
+    #[tokio::test]
+    async fn a_private_target_is_refused_unless_allowed() {
+        let clock = std::sync::Arc::new(crate::clock::ManualClock::new(Utc::now()));
+        let (mut domain, _audio) = crate::domain::test_support::domain(clock).await;
+        let admin = domain.bootstrap(false).await.unwrap().unwrap();
+        let admin = domain.authenticate(admin.api_key_value.expose()).await.unwrap();
+        let input = |url: &str| EndpointInput { url: url.into(), ..EndpointInput::default() };
+        for url in [
+            "http://127.0.0.1:9/hook",
+            "http://localhost/hook",
+            "http://10.1.2.3/hook",
+            "http://192.168.0.10/hook",
+            "http://169.254.169.254/latest/meta-data",
+            "http://[::1]/hook",
+        ] {
+            let Err(Error::InvalidArgument(violations)) =
+                domain.create_event_endpoint(&admin, input(url)).await
+            else {
+                panic!("{url} is refused");
+            };
+            let fields: Vec<&str> =
+                violations.iter().map(|violation| violation.field.as_str()).collect();
+            assert_eq!(fields, ["url"], "{url}");
+        }
+        domain.settings = Arc::new(crate::domain::Settings {
+            allow_private_networks: true,
+            ..(*domain.settings).clone()
+        });
+        domain.create_event_endpoint(&admin, input("http://127.0.0.1:9/hook")).await.unwrap();
+    }
+
+    /// A rate limit spaces an endpoint's deliveries `1/limit` apart: those due within the
+    /// pacing horizon wait for their slot, later ones go back to the outbox due at theirs, and
+    /// the next round starts after the last slot sent; an endpoint without a limit is not held.
+    #[test]
+    fn a_rate_limit_spaces_deliveries_and_defers_those_beyond_the_horizon() {
+        use chrono::TimeZone;
+        let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
+        let (limited, free) = (Uuid::now_v7(), Uuid::now_v7());
+        let delivery = |endpoint_id: Uuid, index: usize| DueDelivery {
+            event_id: format!("msg_{index}"),
+            endpoint_id,
+            organization_id: Uuid::nil(),
+            attempts: 0,
+            event_type: CALL_PROCESSED.into(),
+            body: "{}".into(),
+            created_at: now,
+        };
+        let limit = |id: Uuid| (id == limited).then_some(2);
+        let mut next_free = HashMap::new();
+        let due = vec![
+            delivery(limited, 0),
+            delivery(free, 1),
+            delivery(limited, 2),
+            delivery(limited, 3),
+            delivery(free, 4),
+            delivery(limited, 5),
+            delivery(limited, 6),
+        ];
+        let paced = pace(due.clone(), limit, 1, &mut next_free, now);
+        let sent: Vec<(&str, u128)> = paced
+            .send
+            .iter()
+            .map(|(delivery, wait)| (delivery.event_id.as_str(), wait.as_millis()))
+            .collect();
+        assert_eq!(
+            sent,
+            [("msg_0", 0), ("msg_1", 0), ("msg_2", 500), ("msg_3", 1_000), ("msg_4", 0)]
+        );
+        let ms = chrono::Duration::milliseconds;
+        let deferred: Vec<(&str, DateTime<Utc>)> =
+            paced.deferred.iter().map(|(delivery, at)| (delivery.event_id.as_str(), *at)).collect();
+        assert_eq!(deferred, [("msg_5", now + ms(1_500)), ("msg_6", now + ms(2_000))]);
+        assert_eq!(next_free, HashMap::from([(limited, now + ms(1_500))]));
+        // The deferred ones, due again: the first goes at once, the next half a second later.
+        let later = now + ms(1_600);
+        let deferred = paced.deferred.into_iter().map(|(delivery, _)| delivery).collect();
+        let again = pace(deferred, limit, 1, &mut next_free, later);
+        let waits: Vec<u128> = again.send.iter().map(|(_, wait)| wait.as_millis()).collect();
+        assert_eq!((waits, again.deferred.len()), (vec![0, 500], 0));
+        // Two processes sending: each takes half the limit, a slot every second.
+        let paced = pace(due, limit, 2, &mut HashMap::new(), now);
+        let sent: Vec<(&str, u128)> = paced
+            .send
+            .iter()
+            .map(|(delivery, wait)| (delivery.event_id.as_str(), wait.as_millis()))
+            .collect();
+        assert_eq!(sent, [("msg_0", 0), ("msg_1", 0), ("msg_2", 1_000), ("msg_4", 0)]);
+        assert_eq!(paced.deferred.len(), 3);
     }
 
     /// After a failed attempt: the next step of the schedule, giving up after the eighth

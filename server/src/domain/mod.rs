@@ -40,6 +40,9 @@ pub struct Domain {
     pub api_key_limiter: Arc<auth::ApiKeyLimiter>,
     /// Counters and histograms `GET /metrics` reports.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// How many processes send outbound events (each paces an endpoint at its share of the
+    /// endpoint's rate limit); kept by the heartbeat.
+    pub event_senders: Arc<std::sync::atomic::AtomicU32>,
 }
 
 /// Settings the domain rules read, taken from the configuration at start.
@@ -247,6 +250,7 @@ pub(crate) mod test_support {
                 metrics.clone(),
             ),
             metrics,
+            event_senders: Arc::new(std::sync::atomic::AtomicU32::new(1)),
             storage,
             keyring: Arc::new(Keyring::new(MasterKey::generate(), Vec::new())),
             clock,

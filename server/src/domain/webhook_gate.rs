@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -318,10 +319,11 @@ impl Domain {
             let now = self.clock.now();
             let live_since = now - chrono::Duration::from_std(every * 3).unwrap_or_default();
             match self.storage.instance_heartbeat(id, role, started, now, live_since).await {
-                Ok(count) => {
-                    self.webhook_gate.set_replicas(count);
-                    self.api_key_limiter.set_replicas(count);
-                    self.metrics.api_replicas(count.max(1));
+                Ok(live) => {
+                    self.webhook_gate.set_replicas(live.api);
+                    self.api_key_limiter.set_replicas(live.api);
+                    self.metrics.api_replicas(live.api.max(1));
+                    self.event_senders.store(live.senders.max(1), Ordering::Relaxed);
                     if first {
                         first = false;
                         if let Err(error) = self.storage.announce_instances().await {

@@ -78,6 +78,15 @@ async fn notify(
     connection.execute_raw(statement).await.map(|_| ())
 }
 
+/// The processes of a database that beat lately, by what they do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiveProcesses {
+    /// Serving the API (role `all` or `api`): they divide integration and API-key budgets.
+    pub api: u32,
+    /// Sending outbound events (role `all` or `worker`): they divide endpoints' rate limits.
+    pub senders: u32,
+}
+
 impl Storage {
     /// Tells the other processes of this database that the integration `public_id` changed.
     pub async fn announce_integration_change(&self, public_id: &str) -> Result<(), Error> {
@@ -87,10 +96,11 @@ impl Storage {
     }
 
     /// Records the heartbeat of this process (`id`, serving as `role`, started at `started`)
-    /// and returns how many processes serving the API (role `all` or `api`) have beaten since
-    /// `live_since`, this one included if it serves it. The first heartbeat announces the
-    /// process; records silent for an hour are removed. On SQLite, whose file one process
-    /// owns, nothing is written and the answer is 1.
+    /// and returns how many processes serving the API (role `all` or `api`) and how many
+    /// sending events (role `all` or `worker`) have beaten since `live_since`, this one
+    /// included where it counts. The first heartbeat announces the process; records silent for
+    /// an hour are removed. On SQLite, whose file one process owns, nothing is written and
+    /// the answer is one of each.
     pub async fn instance_heartbeat(
         &self,
         id: uuid::Uuid,
@@ -98,10 +108,10 @@ impl Storage {
         started: chrono::DateTime<chrono::Utc>,
         now: chrono::DateTime<chrono::Utc>,
         live_since: chrono::DateTime<chrono::Utc>,
-    ) -> Result<u32, Error> {
+    ) -> Result<LiveProcesses, Error> {
         use crate::clock::to_millis;
         if self.db.get_database_backend() != DbBackend::Postgres {
-            return Ok(1);
+            return Ok(LiveProcesses { api: 1, senders: 1 });
         }
         let context = "recording this process's heartbeat";
         let statement = |sql: &str, values: Vec<sea_orm::Value>| {
@@ -131,17 +141,21 @@ impl Storage {
         let row = self
             .db
             .query_one_raw(statement(
-                "SELECT count(*) AS live FROM instances \
-                 WHERE heartbeat_at_ms >= $1 AND role IN ('all', 'api')",
+                "SELECT count(*) FILTER (WHERE role IN ('all', 'api')) AS api, \
+                 count(*) FILTER (WHERE role IN ('all', 'worker')) AS senders \
+                 FROM instances WHERE heartbeat_at_ms >= $1",
                 vec![to_millis(live_since).into()],
             ))
             .await
             .map_err(db_error(context))?;
-        let live: i64 = match row {
-            Some(row) => row.try_get("", "live").map_err(db_error(context))?,
-            None => 0,
+        let count = |column: &str| -> Result<u32, Error> {
+            let live: i64 = match &row {
+                Some(row) => row.try_get("", column).map_err(db_error(context))?,
+                None => 0,
+            };
+            Ok(u32::try_from(live).unwrap_or(u32::MAX))
         };
-        Ok(u32::try_from(live).unwrap_or(u32::MAX))
+        Ok(LiveProcesses { api: count("api")?, senders: count("senders")? })
     }
 
     /// Announces that a process started or stopped, so the others count again.
@@ -178,5 +192,36 @@ impl Storage {
             .await
             .map_err(|error| Error::internal(context, error))?;
         Ok(Some(Changes { listener }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone, Utc};
+    use uuid::Uuid;
+
+    use super::LiveProcesses;
+
+    /// Processes are counted by role among those that beat since the cut-off: `all` serves the
+    /// API and sends events, `api` only serves, `worker` only sends. On SQLite: one of each.
+    #[tokio::test]
+    async fn live_processes_are_counted_by_role() {
+        let storage = super::super::testing::storage().await;
+        let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
+        let since = now - Duration::seconds(30);
+        let beat = |role: &'static str, at| {
+            let storage = storage.clone();
+            async move { storage.instance_heartbeat(Uuid::now_v7(), role, at, at, since).await }
+        };
+        if storage.backend_name() != "postgres" {
+            assert_eq!(beat("all", now).await.unwrap(), LiveProcesses { api: 1, senders: 1 });
+            return;
+        }
+        beat("all", now).await.unwrap();
+        beat("api", now).await.unwrap();
+        beat("worker", now).await.unwrap();
+        beat("worker", now - Duration::seconds(31)).await.unwrap();
+        let live = beat("worker", now).await.unwrap();
+        assert_eq!(live, LiveProcesses { api: 2, senders: 3 });
     }
 }

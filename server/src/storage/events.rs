@@ -2,7 +2,7 @@
 //! caused them (`events_into`, beside the monitors' `evaluate_into`), their deliveries
 //! taken when due in one statement per batch, and the log of attempts.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
@@ -104,6 +104,69 @@ pub enum NextStep {
     /// The endpoint is disabled with this reason (`gone`, `failing`): this delivery and its
     /// other pending ones fail, and the organization's other endpoints get `endpoint.disabled`.
     Disable(&'static str),
+}
+
+/// What a batch of attempts changes in one endpoint's counters.
+#[derive(Debug, Default, PartialEq)]
+struct EndpointTally {
+    sent: i64,
+    failed: i64,
+    last_success: Option<DateTime<Utc>>,
+    last_failure: Option<DateTime<Utc>>,
+    /// The first failure after the batch's last success (after none: the batch's first).
+    failing_from: Option<DateTime<Utc>>,
+}
+
+impl EndpointTally {
+    /// Each endpoint's tally of `outcomes`, taken in the order they were attempted.
+    fn of(outcomes: &[AttemptOutcome]) -> BTreeMap<Uuid, Self> {
+        let mut ordered: Vec<&AttemptOutcome> = outcomes.iter().collect();
+        ordered.sort_by_key(|outcome| outcome.attempted_at);
+        let mut tallies: BTreeMap<Uuid, Self> = BTreeMap::new();
+        for outcome in ordered {
+            let tally = tallies.entry(outcome.delivery.endpoint_id).or_default();
+            let at = outcome.attempted_at;
+            if outcome.next == NextStep::Delivered {
+                tally.sent += 1;
+                tally.last_success = Some(at);
+                tally.failing_from = None;
+            } else {
+                tally.failed += 1;
+                tally.last_failure = Some(at);
+                tally.failing_from.get_or_insert(at);
+            }
+        }
+        tallies
+    }
+
+    /// The endpoint's row updated by the tally: a success ends a failing streak (one failing
+    /// since a later failure of the batch, if any); failures alone start one unless it runs.
+    fn update(&self, endpoint_id: Uuid) -> sea_orm::sea_query::UpdateStatement {
+        use event_endpoint::Column;
+        let mut update = Query::update()
+            .table(event_endpoint::Entity)
+            .value(Column::Sent, Expr::col(Column::Sent).add(self.sent))
+            .value(Column::Failed, Expr::col(Column::Failed).add(self.failed))
+            .and_where(Column::Id.eq(endpoint_id.to_string()))
+            .to_owned();
+        if let Some(at) = self.last_success {
+            update
+                .value(Column::LastSuccessAtMs, to_millis(at))
+                .value(Column::FailingSinceMs, self.failing_from.map(to_millis));
+        } else if let Some(at) = self.failing_from {
+            update.value(
+                Column::FailingSinceMs,
+                sea_orm::sea_query::Func::coalesce([
+                    Expr::col(Column::FailingSinceMs),
+                    Expr::val(to_millis(at)),
+                ]),
+            );
+        }
+        if let Some(at) = self.last_failure {
+            update.value(Column::LastFailureAtMs, to_millis(at));
+        }
+        update
+    }
 }
 
 /// An attempt that got no 2xx answer, word for word as `event_attempts_failed_by_endpoint`
@@ -439,20 +502,23 @@ impl Storage {
     }
 
     /// Records attempts and what follows each, in one transaction: the attempt log, the
-    /// deliveries' state, the endpoints' counters, and for an endpoint disabled, its other
-    /// pending deliveries failed and `endpoint.disabled` for the organization's other endpoints.
+    /// deliveries' state, each endpoint's counters (one update per endpoint), and for an
+    /// endpoint disabled, its other pending deliveries failed and `endpoint.disabled` for the
+    /// organization's other endpoints. `deferred` deliveries were not attempted (their
+    /// endpoint's rate limit): they are due again at the time given, their attempts unchanged.
     pub async fn record_event_attempts(
         &self,
         outcomes: &[AttemptOutcome],
+        deferred: &[(DueDelivery, DateTime<Utc>)],
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         let context = "recording event attempts";
-        if outcomes.is_empty() {
+        if outcomes.is_empty() && deferred.is_empty() {
             return Ok(());
         }
         let transaction = self.begin_write().await.map_err(db_error(context))?;
         let mut batch = Batch::new(transaction.get_database_backend());
-        let attempts = outcomes
+        let attempts: Vec<event_attempt::ActiveModel> = outcomes
             .iter()
             .map(|outcome| event_attempt::ActiveModel {
                 id: Set(events::uuid_at(outcome.attempted_at).to_string()),
@@ -467,10 +533,26 @@ impl Storage {
                 error: Set(outcome.error.clone()),
             })
             .collect();
-        batch.insert_rows(attempts, None);
+        if !attempts.is_empty() {
+            batch.insert_rows(attempts, None);
+        }
+        let delivery = |delivery: &DueDelivery| {
+            Query::update()
+                .table(event_delivery::Entity)
+                .value(event_delivery::Column::UpdatedAtMs, to_millis(now))
+                .and_where(event_delivery::Column::EventId.eq(delivery.event_id.clone()))
+                .and_where(event_delivery::Column::EndpointId.eq(delivery.endpoint_id.to_string()))
+                .to_owned()
+        };
+        for (deferred, due_at) in deferred {
+            batch.push(
+                &delivery(deferred)
+                    .value(event_delivery::Column::NextAttemptAtMs, to_millis(*due_at))
+                    .to_owned(),
+            );
+        }
         let mut disabled: Vec<(Uuid, Uuid, &'static str)> = Vec::new();
         for outcome in outcomes {
-            let delivery = &outcome.delivery;
             let (state, next_ms) = match &outcome.next {
                 NextStep::Delivered => (DELIVERED, to_millis(outcome.attempted_at)),
                 NextStep::RetryAt(at) => (PENDING, to_millis(*at)),
@@ -479,56 +561,27 @@ impl Storage {
                 }
             };
             batch.push(
-                &Query::update()
-                    .table(event_delivery::Entity)
+                &delivery(&outcome.delivery)
                     .value(event_delivery::Column::State, state)
-                    .value(event_delivery::Column::Attempts, i64::from(delivery.attempts) + 1)
+                    .value(
+                        event_delivery::Column::Attempts,
+                        i64::from(outcome.delivery.attempts) + 1,
+                    )
                     .value(event_delivery::Column::NextAttemptAtMs, next_ms)
                     .value(event_delivery::Column::LastStatus, outcome.http_status.map(i32::from))
                     .value(event_delivery::Column::LastError, outcome.error.clone())
-                    .value(event_delivery::Column::UpdatedAtMs, to_millis(now))
-                    .and_where(event_delivery::Column::EventId.eq(delivery.event_id.clone()))
-                    .and_where(
-                        event_delivery::Column::EndpointId.eq(delivery.endpoint_id.to_string()),
-                    )
                     .to_owned(),
             );
-            let at = to_millis(outcome.attempted_at);
-            let endpoint = Query::update()
-                .table(event_endpoint::Entity)
-                .and_where(event_endpoint::Column::Id.eq(delivery.endpoint_id.to_string()))
-                .to_owned();
-            let column = |column: event_endpoint::Column| Expr::col(column);
-            batch.push(&if outcome.next == NextStep::Delivered {
-                endpoint
-                    .clone()
-                    .value(
-                        event_endpoint::Column::Sent,
-                        column(event_endpoint::Column::Sent).add(1),
-                    )
-                    .value(event_endpoint::Column::LastSuccessAtMs, at)
-                    .value(event_endpoint::Column::FailingSinceMs, Option::<i64>::None)
-                    .to_owned()
-            } else {
-                endpoint
-                    .clone()
-                    .value(
-                        event_endpoint::Column::Failed,
-                        column(event_endpoint::Column::Failed).add(1),
-                    )
-                    .value(event_endpoint::Column::LastFailureAtMs, at)
-                    .value(
-                        event_endpoint::Column::FailingSinceMs,
-                        sea_orm::sea_query::Func::coalesce([
-                            column(event_endpoint::Column::FailingSinceMs),
-                            Expr::val(at),
-                        ]),
-                    )
-                    .to_owned()
-            });
             if let NextStep::Disable(reason) = outcome.next {
-                disabled.push((delivery.organization_id, delivery.endpoint_id, reason));
+                disabled.push((
+                    outcome.delivery.organization_id,
+                    outcome.delivery.endpoint_id,
+                    reason,
+                ));
             }
+        }
+        for (endpoint_id, tally) in EndpointTally::of(outcomes) {
+            batch.push(&tally.update(endpoint_id));
         }
         // Two deliveries to one gone endpoint in a batch disable it once.
         disabled.sort_unstable();

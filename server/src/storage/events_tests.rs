@@ -87,6 +87,7 @@ async fn events_are_written_with_their_calls_and_delivered_once_per_lease() {
                 outcome(others[1], 500, NextStep::RetryAt(retry_at)),
                 outcome(vip_index, 410, NextStep::Disable("gone")),
             ],
+            &[],
             lease,
         )
         .await
@@ -156,6 +157,74 @@ async fn events_are_written_with_their_calls_and_delivered_once_per_lease() {
 /// A test event goes to its endpoint alone; replays queue again one event (not while it is
 /// pending) or the failed deliveries of a window, with a fresh schedule and the same event;
 /// attempts filter by event and outcome; disabling an endpoint fails what it had pending.
+/// A delivery its endpoint's rate limit held back is due again at its slot, unattempted; an
+/// endpoint's counters follow its batch's attempts in order: a success ends a failing streak,
+/// a failure after it starts one.
+#[tokio::test]
+async fn deferred_deliveries_wait_unattempted_and_counters_follow_the_order_of_attempts() {
+    let storage = &super::testing::storage().await;
+    let organization = Uuid::now_v7();
+    let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
+    let sealed = endpoint(organization, &[], EventFilter::default());
+    storage.insert_event_endpoint(&sealed).await.unwrap();
+    for _ in 0..3 {
+        storage.insert_test_event(&sealed.endpoint, now).await.unwrap();
+    }
+    let lease = now + Duration::seconds(60);
+    let due = storage.take_due_event_deliveries(now, lease, 10).await.unwrap();
+    assert_eq!(due.len(), 3);
+    let outcome = |index: usize, seconds: i64, next: NextStep| AttemptOutcome {
+        delivery: due[index].clone(),
+        attempted_at: now + Duration::seconds(seconds),
+        http_status: Some(if next == NextStep::Delivered { 200 } else { 500 }),
+        latency_ms: 1,
+        response_excerpt: String::new(),
+        error: String::new(),
+        next,
+    };
+    // Failed, then delivered: no failing streak; the third held back for two seconds.
+    let slot = now + Duration::seconds(2);
+    storage
+        .record_event_attempts(
+            &[
+                outcome(1, 1, NextStep::Delivered),
+                outcome(0, 0, NextStep::RetryAt(now + Duration::seconds(5))),
+            ],
+            &[(due[2].clone(), slot)],
+            now,
+        )
+        .await
+        .unwrap();
+    let read = storage.event_endpoint(organization, sealed.endpoint.id).await.unwrap().unwrap();
+    assert_eq!((read.endpoint.sent, read.endpoint.failed), (1, 1));
+    assert_eq!(read.endpoint.last_success_at, Some(now + Duration::seconds(1)));
+    assert_eq!(read.endpoint.last_failure_at, Some(now));
+    assert_eq!(read.endpoint.failing_since, None);
+    let in_a_second = now + Duration::seconds(1);
+    assert!(storage.take_due_event_deliveries(in_a_second, lease, 10).await.unwrap().is_empty());
+    let again = storage.take_due_event_deliveries(slot, lease, 10).await.unwrap();
+    let again: Vec<(&str, u32)> =
+        again.iter().map(|delivery| (delivery.event_id.as_str(), delivery.attempts)).collect();
+    assert_eq!(again, [(due[2].event_id.as_str(), 0)]);
+    let logged = storage
+        .event_attempts(organization, sealed.endpoint.id, &AttemptFilter::default(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(logged.len(), 2);
+    // Delivered, then failed: failing since that failure.
+    storage
+        .record_event_attempts(
+            &[outcome(2, 3, NextStep::Delivered), outcome(0, 4, NextStep::GiveUp)],
+            &[],
+            now,
+        )
+        .await
+        .unwrap();
+    let read = storage.event_endpoint(organization, sealed.endpoint.id).await.unwrap().unwrap();
+    assert_eq!((read.endpoint.sent, read.endpoint.failed), (2, 2));
+    assert_eq!(read.endpoint.failing_since, Some(now + Duration::seconds(4)));
+}
+
 #[tokio::test]
 async fn test_events_replays_and_disabling() {
     let storage = &super::testing::storage().await;
@@ -207,6 +276,7 @@ async fn test_events_replays_and_disabling() {
                 outcome(by_id(&ids[1]), 500, NextStep::GiveUp),
                 outcome(by_id(&ids[2]), 503, NextStep::GiveUp),
             ],
+            &[],
             at(3),
         )
         .await

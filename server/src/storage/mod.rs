@@ -40,7 +40,7 @@ use sea_orm_migration::MigratorTrait;
 use crate::error::Error;
 use crate::jobs::queue::WriteTurn;
 
-pub use changes::{Change, Changes};
+pub use changes::{Change, Changes, LiveProcesses};
 pub use datapoints::FinishedIngest;
 pub use deliveries::DeliveryProjects;
 pub use events::{

@@ -497,6 +497,43 @@ async fn attempts_once(
     .unwrap_or_else(|_| panic!("{count} {outcome} attempts logged within 30 s"))
 }
 
+/// An endpoint's rate limit spaces what it receives: eight events at four a second arrive over
+/// at least 1.75 s (seven gaps of 250 ms), each once, and those held back for their turn are
+/// not counted as attempts.
+#[tokio::test]
+async fn a_rate_limited_endpoint_gets_its_events_spaced() {
+    let server = ServerProcess::start(&FAST_RETRIES).await;
+    let (url, mut received) = receiver(vec![200]).await;
+    let (status, created) = json_call(
+        &server,
+        "CreateEventEndpoint",
+        serde_json::json!({"url": url, "rate_limit_per_second": 4}),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["endpoint"]["id"].as_str().unwrap().to_owned();
+    for _ in 0..8 {
+        let (status, sent) =
+            json_call(&server, "SendTestEvent", serde_json::json!({"endpoint_id": id})).await;
+        assert_eq!(status, 200, "{sent}");
+    }
+    let mut arrivals = Vec::new();
+    let mut ids = std::collections::BTreeSet::new();
+    for _ in 0..8 {
+        let event = next(&mut received).await;
+        arrivals.push(std::time::Instant::now());
+        ids.insert(event.header("webhook-id").to_owned());
+    }
+    assert_eq!(ids.len(), 8);
+    let span = arrivals[7] - arrivals[0];
+    // The slots are 250 ms apart; an answer may reach the receiver up to 50 ms early against
+    // the one before it.
+    assert!(span >= Duration::from_millis(1_700), "eight events at 4/s arrived within {span:?}");
+    attempts_once(&server, &id, "ATTEMPT_OUTCOME_FILTER_SUCCEEDED", 8).await;
+    let endpoint = get(&server, &id).await;
+    assert_eq!((endpoint.sent, endpoint.failed), (8, 0));
+}
+
 /// Over the JSON form: a test event reaches only its endpoint, fails the whole (fast)
 /// schedule, and a replay of the failed window delivers it under the same webhook-id; a
 /// delivered event replays by its id; a disabled endpoint takes no test event until enabled
