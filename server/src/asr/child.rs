@@ -69,14 +69,14 @@ pub fn serve(settings: &AsrSettings) -> Result<(), String> {
     let mut input = std::io::stdin().lock();
     let mut output = std::io::stdout().lock();
     let io = |error: std::io::Error| format!("asr-worker: {error}");
-    let (model, speakers) = match super::load_models(settings) {
+    let models = match super::load_models(settings) {
         Ok(loaded) => loaded,
         Err(reason) => {
             write_reply(&mut output, &Reply::Unavailable { reason: reason.clone() }).map_err(io)?;
             return Err(reason);
         }
     };
-    let mut recognizer = model.recognizer(settings.threads)?;
+    let mut recognizers = super::Recognizers::new(&models, settings.threads)?;
     write_reply(&mut output, &Reply::Ready).map_err(io)?;
     while let Some(header) = read_frame(&mut input).map_err(io)? {
         let audio = read_frame(&mut input).map_err(io)?.ok_or("asr-worker: audio frame missing")?;
@@ -86,20 +86,14 @@ pub fn serve(settings: &AsrSettings) -> Result<(), String> {
             first_turn: request.first_turn,
             assistant_channel: request.assistant_channel,
         };
-        let reply = match super::run(
-            &mut recognizer,
-            speakers.as_ref(),
-            settings,
-            &audio,
-            &request.content_type,
-            hints,
-        ) {
-            Ok(transcript) => Reply::Transcript { transcript },
-            Err(AsrError::BadAudio(reason)) => Reply::BadAudio { reason },
-            Err(AsrError::Failed(reason) | AsrError::Unavailable(reason)) => {
-                Reply::Failed { reason }
-            }
-        };
+        let reply =
+            match super::run(&mut recognizers, settings, &audio, &request.content_type, hints) {
+                Ok(transcript) => Reply::Transcript { transcript },
+                Err(AsrError::BadAudio(reason)) => Reply::BadAudio { reason },
+                Err(AsrError::Failed(reason) | AsrError::Unavailable(reason)) => {
+                    Reply::Failed { reason }
+                }
+            };
         write_reply(&mut output, &reply).map_err(io)?;
     }
     Ok(())
@@ -123,6 +117,12 @@ impl Worker {
             .arg(&settings.model_path)
             .arg("--speaker-model")
             .arg(&settings.speaker_model_path)
+            .args(
+                settings
+                    .telephone_model_path
+                    .iter()
+                    .flat_map(|path| [std::ffi::OsStr::new("--telephone-model"), path.as_os_str()]),
+            )
             .args(["--threads", &settings.threads.to_string()])
             .args(["--max-audio-seconds", &settings.max_audio_seconds.to_string()])
             .args(["--telephone-beam-size", &settings.telephone_beam_size.to_string()])

@@ -28,6 +28,9 @@ pub const MAX_BEAM_SIZE: u32 = 8;
 #[derive(Clone, Debug)]
 pub struct AsrSettings {
     pub model_path: PathBuf,
+    /// The Whisper model for audio recorded at 8 kHz or less (telephone band); None: the one
+    /// at `model_path` serves it too.
+    pub telephone_model_path: Option<PathBuf>,
     /// The speaker encoder that separates the voices of mono calls.
     pub speaker_model_path: PathBuf,
     pub threads: usize,
@@ -85,6 +88,7 @@ impl Asr {
                 settings.model_path.display()
             ));
         }
+        let settings = &settings.with_installed_telephone_model();
         let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
         if let Some(binary) = &settings.worker_binary {
@@ -100,18 +104,17 @@ impl Asr {
             }
             return Self { state: Arc::new(State::Ready(sender)) };
         }
-        let (model, speakers) = match load_models(settings) {
+        let models = match load_models(settings) {
             Ok(loaded) => loaded,
             Err(reason) => return Self::unavailable(reason),
         };
         for index in 0..settings.concurrent_jobs {
             let receiver = Arc::clone(&receiver);
-            let model = model.clone();
-            let speakers = speakers.clone();
+            let models = models.clone();
             let settings = settings.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("earshot-asr-{index}"))
-                .spawn(move || worker(&model, speakers.as_ref(), &settings, &receiver));
+                .spawn(move || worker(&models, &settings, &receiver));
             if let Err(error) = spawned {
                 return Self::unavailable(format!("starting a transcription thread: {error}"));
             }
@@ -149,13 +152,44 @@ impl Asr {
     }
 }
 
-/// The Whisper model, and the speaker encoder when it is installed (mono calls fall back to
+impl AsrSettings {
+    /// These settings without a telephone model that is not installed: the main model serves
+    /// telephone audio until `earshot models install` adds it (said in the log).
+    fn with_installed_telephone_model(&self) -> Self {
+        let mut settings = self.clone();
+        if let Some(path) = &self.telephone_model_path
+            && !path.is_file()
+        {
+            tracing::warn!(
+                missing = %path.display(),
+                "8 kHz telephone audio is transcribed with the main speech model until `earshot models install` adds the telephone model"
+            );
+            settings.telephone_model_path = None;
+        }
+        settings
+    }
+}
+
+/// The models the transcription threads share: Whisper, the telephone band's Whisper when it
+/// is another, and the speaker encoder when it is installed (mono calls fall back to
 /// alternating guesses without it).
-fn load_models(
-    settings: &AsrSettings,
-) -> Result<(whisper::Model, Option<speaker::SpeakerEncoder>), String> {
-    let model = whisper::Model::load(&settings.model_path)
-        .map_err(|reason| format!("{reason}; reinstall it with `earshot models install`"))?;
+#[derive(Clone, Debug)]
+struct Models {
+    whisper: whisper::Model,
+    telephone: Option<whisper::Model>,
+    speakers: Option<speaker::SpeakerEncoder>,
+}
+
+fn load_models(settings: &AsrSettings) -> Result<Models, String> {
+    let load = |path: &std::path::Path| {
+        whisper::Model::load(path)
+            .map_err(|reason| format!("{reason}; reinstall it with `earshot models install`"))
+    };
+    let whisper = load(&settings.model_path)?;
+    let telephone = match &settings.telephone_model_path {
+        Some(path) if *path != settings.model_path => Some(load(path)?),
+        _ => None,
+    };
     let speakers = match speaker::SpeakerEncoder::load(&settings.speaker_model_path) {
         Ok(encoder) => Some(encoder),
         Err(reason) => {
@@ -166,7 +200,37 @@ fn load_models(
             None
         }
     };
-    Ok((model, speakers))
+    Ok(Models { whisper, telephone, speakers })
+}
+
+/// One thread's recognizers: the main model's, and the telephone model's once a call needs it.
+struct Recognizers<'a> {
+    models: &'a Models,
+    threads: usize,
+    main: whisper::Recognizer,
+    telephone: Option<whisper::Recognizer>,
+}
+
+impl<'a> Recognizers<'a> {
+    fn new(models: &'a Models, threads: usize) -> Result<Self, String> {
+        let main = models.whisper.recognizer(threads)?;
+        Ok(Self { models, threads, main, telephone: None })
+    }
+
+    /// The recognizer for audio recorded at `rate` Hz, with its model's name.
+    fn for_rate(&mut self, rate: u32) -> Result<(&mut whisper::Recognizer, &'a str), String> {
+        let models: &'a Models = self.models;
+        match &models.telephone {
+            Some(model) if rate <= TELEPHONE_RATE_HZ => {
+                let recognizer = match &mut self.telephone {
+                    Some(recognizer) => recognizer,
+                    slot => slot.insert(model.recognizer(self.threads)?),
+                };
+                Ok((recognizer, model.name()))
+            }
+            _ => Ok((&mut self.main, models.whisper.name())),
+        }
+    }
 }
 
 /// The next job for a transcription thread; None once the server dropped its handle.
@@ -178,13 +242,8 @@ fn stopped() -> AsrError {
     AsrError::Unavailable("the transcription workers stopped".into())
 }
 
-fn worker(
-    model: &whisper::Model,
-    speakers: Option<&speaker::SpeakerEncoder>,
-    settings: &AsrSettings,
-    jobs: &Mutex<mpsc::Receiver<Job>>,
-) {
-    let mut recognizer = match model.recognizer(settings.threads) {
+fn worker(models: &Models, settings: &AsrSettings, jobs: &Mutex<mpsc::Receiver<Job>>) {
+    let mut recognizers = match Recognizers::new(models, settings.threads) {
         Ok(recognizer) => recognizer,
         Err(reason) => {
             tracing::error!(reason = %reason, "a transcription worker could not start");
@@ -195,7 +254,7 @@ fn worker(
         let Some(job) = next_job(jobs) else { return };
         let started = std::time::Instant::now();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run(&mut recognizer, speakers, settings, &job.audio, &job.content_type, job.hints)
+            run(&mut recognizers, settings, &job.audio, &job.content_type, job.hints)
         }))
         .unwrap_or_else(|_| Err(AsrError::Failed("the recognizer panicked on this audio".into())));
         if let Ok(transcript) = &result {
@@ -203,6 +262,7 @@ fn worker(
                 audio_ms = transcript.duration_ms,
                 channels = transcript.channels,
                 turns = transcript.turns.len(),
+                model = %transcript.model,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "transcribed a call"
             );
@@ -215,8 +275,7 @@ fn worker(
 const TELEPHONE_RATE_HZ: u32 = 8_000;
 
 fn run(
-    recognizer: &mut whisper::Recognizer,
-    speakers: Option<&speaker::SpeakerEncoder>,
+    recognizers: &mut Recognizers<'_>,
     settings: &AsrSettings,
     audio: &[u8],
     content_type: &str,
@@ -224,14 +283,22 @@ fn run(
 ) -> Result<Transcript, AsrError> {
     let decoded = decode::decode(audio, content_type, settings.max_audio_seconds)
         .map_err(AsrError::BadAudio)?;
-    // Telephone audio gains most from a beam (docs/BENCHMARKS.md); wideband stays greedy.
+    // Telephone audio gains most from a beam, and from the telephone model when there is one
+    // (docs/BENCHMARKS.md); wideband stays greedy.
     let beam = if decoded.source_sample_rate <= TELEPHONE_RATE_HZ {
         settings.telephone_beam_size
     } else {
         0
     };
-    turns::transcribe(&decoded, hints, speakers, &mut |samples| recognizer.words(samples, beam))
-        .map_err(AsrError::Failed)
+    let speakers = recognizers.models.speakers.as_ref();
+    let (recognizer, model) =
+        recognizers.for_rate(decoded.source_sample_rate).map_err(AsrError::Failed)?;
+    let mut transcript = turns::transcribe(&decoded, hints, speakers, &mut |samples| {
+        recognizer.words(samples, beam)
+    })
+    .map_err(AsrError::Failed)?;
+    transcript.model = model.to_owned();
+    Ok(transcript)
 }
 
 #[cfg(test)]
@@ -245,6 +312,7 @@ pub(crate) mod tests {
     pub(crate) fn engine() -> Asr {
         let settings = AsrSettings {
             model_path: testing::model_dir().join(crate::speech_models::WHISPER_TINY_EN.file_name),
+            telephone_model_path: None,
             speaker_model_path: testing::model_dir()
                 .join(crate::speech_models::SPEAKER_ENCODER.file_name),
             threads: 2,
@@ -344,10 +412,58 @@ pub(crate) mod tests {
         }
     }
 
+    /// Audio recorded at 8 kHz goes to the telephone model, wideband audio to the main one; a
+    /// telephone model that is not installed leaves telephone audio to the main model.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn telephone_audio_is_heard_by_the_telephone_model() {
+        let models = testing::model_dir();
+        let telephone = models.join(crate::speech_models::WHISPER_BASE.file_name);
+        assert!(
+            telephone.is_file(),
+            "{} is missing: run `earshot models install`",
+            telephone.display()
+        );
+        let settings = AsrSettings {
+            model_path: models.join(crate::speech_models::WHISPER_TINY_EN.file_name),
+            telephone_model_path: Some(telephone),
+            speaker_model_path: models.join(crate::speech_models::SPEAKER_ENCODER.file_name),
+            threads: 2,
+            concurrent_jobs: 1,
+            max_audio_seconds: 600,
+            telephone_beam_size: 5,
+            worker_binary: None,
+        };
+        let call = testing::generated_call(SCRIPT, 700);
+        let hints = RoleHints { first_turn: Role::Assistant, assistant_channel: None };
+        let wide_wav = testing::wav_from_channels(&call.channels, 16_000);
+        // As Twilio records: 8 kHz mu-law.
+        let narrow_wav = testing::sox(&wide_wav, &["-r", "8000", "-e", "mu-law"], "wav");
+        let heard = |asr: Asr, wav: &Vec<u8>| {
+            let wav = wav.clone();
+            async move { asr.transcribe(wav.into(), "audio/wav", hints).await.unwrap() }
+        };
+        let asr = Asr::start(&settings);
+        let narrow = heard(asr.clone(), &narrow_wav).await;
+        assert_eq!(narrow.model, crate::speech_models::WHISPER_BASE.file_name);
+        assert_eq!(
+            testing::covered_lines(&call.lines, &narrow.turns),
+            vec![true; call.lines.len()]
+        );
+        let wide = heard(asr, &wide_wav).await;
+        assert_eq!(wide.model, crate::speech_models::WHISPER_TINY_EN.file_name);
+        let without = AsrSettings {
+            telephone_model_path: Some("/nonexistent/ggml-base.bin".into()),
+            ..settings
+        };
+        let narrow = heard(Asr::start(&without), &narrow_wav).await;
+        assert_eq!(narrow.model, crate::speech_models::WHISPER_TINY_EN.file_name);
+    }
+
     #[tokio::test]
     async fn corrupt_audio_is_bad_audio_and_a_missing_model_names_the_install_command() {
         let missing = Asr::start(&AsrSettings {
             model_path: "/nonexistent/ggml-tiny.en.bin".into(),
+            telephone_model_path: None,
             speaker_model_path: "/nonexistent/ge2e.safetensors".into(),
             threads: 1,
             concurrent_jobs: 1,

@@ -56,6 +56,9 @@ pub struct Transcript {
     /// Of that, what recognised words cover: each utterance from its first word's start to its
     /// last word's end.
     pub recognized_ms: i64,
+    /// The file of the Whisper model that recognised the words.
+    #[serde(default)]
+    pub model: String,
 }
 
 impl Transcript {
@@ -96,6 +99,7 @@ pub fn transcribe(
         duration_ms: audio.duration_ms(),
         speech_ms,
         recognized_ms,
+        model: String::new(),
     })
 }
 

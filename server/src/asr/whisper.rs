@@ -27,6 +27,8 @@ pub struct Word {
 #[derive(Clone)]
 pub struct Model {
     context: Arc<WhisperContext>,
+    /// The model file's name (`ggml-base-q8_0.bin`): which model a transcript came from.
+    name: String,
 }
 
 impl std::fmt::Debug for Model {
@@ -47,7 +49,12 @@ impl Model {
             WhisperContextParameters { use_gpu: false, dtw_parameters, ..Default::default() };
         let context = WhisperContext::new_with_params(path, parameters)
             .map_err(|error| format!("loading the speech model {}: {error}", path.display()))?;
-        Ok(Self { context: Arc::new(context) })
+        let name = path.file_name().map(|name| name.to_string_lossy().into_owned());
+        Ok(Self { context: Arc::new(context), name: name.unwrap_or_default() })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub fn recognizer(&self, threads: usize) -> Result<Recognizer, String> {
