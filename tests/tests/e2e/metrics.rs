@@ -42,7 +42,23 @@ async fn acks_and_queue_are_counted(server: TestServer, succeeded: Option<f64>) 
         .await;
     }
 
-    let text = metrics_text(&server).await;
+    // A worker counts a datapoint and its job just after the commit that the ingest's state
+    // shows, so a scrape can come between the two: the counts are awaited, the rest asserted.
+    let counted = |text: &str| {
+        metrics_sample(text, "earshot_datapoints_written_total") == Some(5.0)
+            && metrics_sample(text, "earshot_jobs_total{outcome=\"succeeded\"}") == succeeded
+    };
+    let text = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let text = metrics_text(&server).await;
+            if counted(&text) {
+                return text;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("five datapoints and their jobs counted within 10 s of being stored");
     let acks = "earshot_acknowledged_conversations_total";
     assert_eq!(
         metrics_sample(&text, &format!("{acks}{{source=\"api\",outcome=\"created\"}}")),
@@ -52,8 +68,6 @@ async fn acks_and_queue_are_counted(server: TestServer, succeeded: Option<f64>) 
         metrics_sample(&text, &format!("{acks}{{source=\"api\",outcome=\"duplicate\"}}")),
         Some(2.0)
     );
-    assert_eq!(metrics_sample(&text, "earshot_datapoints_written_total"), Some(5.0));
-    assert_eq!(metrics_sample(&text, "earshot_jobs_total{outcome=\"succeeded\"}"), succeeded);
     // Successes are counted as they happen, not from the table at each scrape.
     assert_eq!(metrics_sample(&text, "earshot_queue_jobs{status=\"succeeded\"}"), None);
     assert_eq!(metrics_sample(&text, "earshot_queue_jobs{status=\"queued\"}"), Some(0.0));
