@@ -22,11 +22,12 @@ const FAST_RETRIES: [(&str, &str); 3] = [
     ("EARSHOT_EVENTS__POLL_INTERVAL_MS", "10"),
 ];
 
-/// What a receiver got: its headers and body.
+/// What a receiver got: its headers and body, and when.
 #[derive(Clone, Debug)]
 struct Received {
     headers: http::HeaderMap,
     body: String,
+    at: std::time::Instant,
 }
 
 impl Received {
@@ -61,7 +62,8 @@ async fn receiver(statuses: Vec<u16>) -> (String, mpsc::UnboundedReceiver<Receiv
                 let mut answers = answers.lock().unwrap();
                 if answers.len() > 1 { answers.remove(0) } else { answers[0] }
             };
-            let _ = sender.send(Received { headers, body });
+            let at = std::time::Instant::now();
+            let _ = sender.send(Received { headers, body, at });
             (http::StatusCode::from_u16(status).unwrap(), "receiver says hi")
         }
     });
@@ -521,13 +523,14 @@ async fn a_rate_limited_endpoint_gets_its_events_spaced() {
     let mut ids = std::collections::BTreeSet::new();
     for _ in 0..8 {
         let event = next(&mut received).await;
-        arrivals.push(std::time::Instant::now());
+        arrivals.push(event.at);
         ids.insert(event.header("webhook-id").to_owned());
     }
     assert_eq!(ids.len(), 8);
+    arrivals.sort();
     let span = arrivals[7] - arrivals[0];
-    // The slots are 250 ms apart; an answer may reach the receiver up to 50 ms early against
-    // the one before it.
+    // The sends start 250 ms apart; one may reach the receiver up to 50 ms sooner after its
+    // start than the one before it.
     assert!(span >= Duration::from_millis(1_700), "eight events at 4/s arrived within {span:?}");
     attempts_once(&server, &id, "ATTEMPT_OUTCOME_FILTER_SUCCEEDED", 8).await;
     let endpoint = get(&server, &id).await;
