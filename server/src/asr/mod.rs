@@ -217,11 +217,11 @@ impl<'a> Recognizers<'a> {
         Ok(Self { models, threads, main, telephone: None })
     }
 
-    /// The recognizer for audio recorded at `rate` Hz, with its model's name.
-    fn for_rate(&mut self, rate: u32) -> Result<(&mut whisper::Recognizer, &'a str), String> {
+    /// The recognizer for telephone-band audio or for wideband, with its model's name.
+    fn for_band(&mut self, telephone: bool) -> Result<(&mut whisper::Recognizer, &'a str), String> {
         let models: &'a Models = self.models;
         match &models.telephone {
-            Some(model) if rate <= TELEPHONE_RATE_HZ => {
+            Some(model) if telephone => {
                 let recognizer = match &mut self.telephone {
                     Some(recognizer) => recognizer,
                     slot => slot.insert(model.recognizer(self.threads)?),
@@ -244,7 +244,7 @@ fn stopped() -> AsrError {
 
 fn worker(models: &Models, settings: &AsrSettings, jobs: &Mutex<mpsc::Receiver<Job>>) {
     let mut recognizers = match Recognizers::new(models, settings.threads) {
-        Ok(recognizer) => recognizer,
+        Ok(recognizers) => recognizers,
         Err(reason) => {
             tracing::error!(reason = %reason, "a transcription worker could not start");
             return;
@@ -285,14 +285,10 @@ fn run(
         .map_err(AsrError::BadAudio)?;
     // Telephone audio gains most from a beam, and from the telephone model when there is one
     // (docs/BENCHMARKS.md); wideband stays greedy.
-    let beam = if decoded.source_sample_rate <= TELEPHONE_RATE_HZ {
-        settings.telephone_beam_size
-    } else {
-        0
-    };
+    let telephone = decoded.source_sample_rate <= TELEPHONE_RATE_HZ;
+    let beam = if telephone { settings.telephone_beam_size } else { 0 };
     let speakers = recognizers.models.speakers.as_ref();
-    let (recognizer, model) =
-        recognizers.for_rate(decoded.source_sample_rate).map_err(AsrError::Failed)?;
+    let (recognizer, model) = recognizers.for_band(telephone).map_err(AsrError::Failed)?;
     let mut transcript = turns::transcribe(&decoded, hints, speakers, &mut |samples| {
         recognizer.words(samples, beam)
     })

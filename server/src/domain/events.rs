@@ -798,8 +798,9 @@ struct Paced {
 
 /// Gives each delivery to an endpoint with a rate limit (`limit`, per second, shared by the
 /// `senders` processes sending events) the endpoint's next slot, `senders/limit` after the one
-/// before (`next_free` holds, per endpoint, the slot after the last one sent). A slot within `PACING_HORIZON_MS` of `now` is waited for; a later one
-/// defers the delivery to it, so a slow limit holds neither a lease nor a sending slot.
+/// before (`next_free` holds, per endpoint, the slot after the last one sent). A slot within
+/// `PACING_HORIZON_MS` of `now` is waited for; a later one defers the delivery to it, so a slow
+/// limit holds neither a lease nor a sending slot.
 fn pace(
     due: Vec<DueDelivery>,
     limit: impl Fn(Uuid) -> Option<u32>,
