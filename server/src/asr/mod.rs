@@ -434,9 +434,9 @@ pub(crate) mod tests {
         let wide_wav = testing::wav_from_channels(&call.channels, 16_000);
         // As Twilio records: 8 kHz mu-law.
         let narrow_wav = testing::sox(&wide_wav, &["-r", "8000", "-e", "mu-law"], "wav");
-        let heard = |asr: Asr, wav: &Vec<u8>| {
-            let wav = wav.clone();
-            async move { asr.transcribe(wav.into(), "audio/wav", hints).await.unwrap() }
+        let heard = |asr: Asr, wav: &[u8]| {
+            let wav = Bytes::copy_from_slice(wav);
+            async move { asr.transcribe(wav, "audio/wav", hints).await.unwrap() }
         };
         let asr = Asr::start(&settings);
         let narrow = heard(asr.clone(), &narrow_wav).await;

@@ -107,7 +107,7 @@ pub enum NextStep {
 }
 
 /// What a batch of attempts changes in one endpoint's counters.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Default)]
 struct EndpointTally {
     sent: i64,
     failed: i64,

@@ -3,16 +3,34 @@
 //! only for enabled endpoints that subscribe and whose filter passes; due deliveries taken once
 //! until their lease ends; attempts recorded with what follows them.
 
-use chrono::{Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use uuid::Uuid;
 
 use super::ingest_tests::new_ingest;
-use super::{AttemptOutcome, NextStep, SealedEndpoint};
+use super::{AttemptOutcome, DueDelivery, NextStep, SealedEndpoint};
 use crate::model::commit::IngestWrite;
 use crate::model::events::{AttemptFilter, EventFilter, Replay};
 
 fn endpoint(organization: Uuid, event_types: &[&str], filter: EventFilter) -> SealedEndpoint {
     super::testing::event_endpoint(organization, event_types, filter)
+}
+
+/// An attempt on `delivery` at `at`, answered `status`, followed by `next`.
+fn answered(
+    delivery: &DueDelivery,
+    at: DateTime<Utc>,
+    status: u16,
+    next: NextStep,
+) -> AttemptOutcome {
+    AttemptOutcome {
+        delivery: delivery.clone(),
+        attempted_at: at,
+        http_status: Some(status),
+        latency_ms: 5,
+        response_excerpt: String::new(),
+        error: String::new(),
+        next,
+    }
 }
 
 #[tokio::test]
@@ -67,15 +85,8 @@ async fn events_are_written_with_their_calls_and_delivered_once_per_lease() {
 
     // One delivered, one to retry later, one whose endpoint is gone: the other endpoints of the
     // organization get endpoint.disabled.
-    let outcome = |index: usize, status: u16, next: NextStep| AttemptOutcome {
-        delivery: due[index].clone(),
-        attempted_at: lease,
-        http_status: Some(status),
-        latency_ms: 12,
-        response_excerpt: "ok".into(),
-        error: String::new(),
-        next,
-    };
+    let outcome =
+        |index: usize, status: u16, next: NextStep| answered(&due[index], lease, status, next);
     let vip_index =
         due.iter().position(|delivery| delivery.endpoint_id == vip.endpoint.id).unwrap();
     let others: Vec<usize> = (0..3).filter(|index| *index != vip_index).collect();
@@ -173,14 +184,9 @@ async fn deferred_deliveries_wait_unattempted_and_counters_follow_the_order_of_a
     let lease = now + Duration::seconds(60);
     let due = storage.take_due_event_deliveries(now, lease, 10).await.unwrap();
     assert_eq!(due.len(), 3);
-    let outcome = |index: usize, seconds: i64, next: NextStep| AttemptOutcome {
-        delivery: due[index].clone(),
-        attempted_at: now + Duration::seconds(seconds),
-        http_status: Some(if next == NextStep::Delivered { 200 } else { 500 }),
-        latency_ms: 1,
-        response_excerpt: String::new(),
-        error: String::new(),
-        next,
+    let outcome = |index: usize, seconds: i64, next: NextStep| {
+        let status = if next == NextStep::Delivered { 200 } else { 500 };
+        answered(&due[index], now + Duration::seconds(seconds), status, next)
     };
     // Failed, then delivered: no failing streak; the third held back for two seconds.
     let slot = now + Duration::seconds(2);
@@ -259,14 +265,9 @@ async fn test_events_replays_and_disabling() {
     );
     // The first delivered, the other two failed for good.
     // Attempted a second apart, so newest first is one order.
-    let outcome = |delivery: &super::DueDelivery, status: u16, next: NextStep| AttemptOutcome {
-        delivery: delivery.clone(),
-        attempted_at: at(3) + Duration::seconds(if status == 503 { 2 } else { 1 }),
-        http_status: Some(status),
-        latency_ms: 5,
-        response_excerpt: String::new(),
-        error: String::new(),
-        next,
+    let outcome = |delivery: &DueDelivery, status: u16, next: NextStep| {
+        let at = at(3) + Duration::seconds(if status == 503 { 2 } else { 1 });
+        answered(delivery, at, status, next)
     };
     let by_id = |id: &str| due.iter().find(|delivery| delivery.event_id == id).unwrap();
     storage
