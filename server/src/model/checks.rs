@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::conversation::{Role, Turn};
-use super::datapoints::{Datapoint, search_words};
+use super::datapoints::{Datapoint, contains_words, search_line, search_words};
 use super::metrics::turn_spans;
 use crate::error::Violations;
 
@@ -477,18 +477,32 @@ impl CheckResult {
 #[derive(Debug)]
 pub struct Subject<'a> {
     pub datapoint: &'a Datapoint,
-    words: std::cell::OnceCell<Vec<Vec<String>>>,
+    lines: std::cell::OnceCell<Vec<String>>,
+    /// Whether a turn holds each phrase looked for so far (checks of several monitors often
+    /// look for the same one).
+    phrases: std::cell::RefCell<Vec<(String, bool)>>,
 }
 
 impl<'a> Subject<'a> {
     pub fn new(datapoint: &'a Datapoint) -> Self {
-        Self { datapoint, words: std::cell::OnceCell::new() }
+        Self { datapoint, lines: std::cell::OnceCell::new(), phrases: Default::default() }
     }
 
-    /// Each turn's words as searches compare them (`search_words`).
-    pub fn turn_words(&self) -> &[Vec<String>] {
-        self.words.get_or_init(|| {
-            self.datapoint.turns.iter().map(|turn| search_words(&turn.content).collect()).collect()
+    /// Whether one turn holds `phrase`'s words, next to each other and in order.
+    pub fn turn_contains(&self, phrase: &str) -> bool {
+        if let Some((_, found)) = self.phrases.borrow().iter().find(|(seen, _)| seen == phrase) {
+            return *found;
+        }
+        let words = search_line(phrase);
+        let found = self.turn_lines().iter().any(|line| contains_words(line, &words));
+        self.phrases.borrow_mut().push((phrase.to_owned(), found));
+        found
+    }
+
+    /// Each turn's words as searches compare them, a space between each (`search_line`).
+    pub fn turn_lines(&self) -> &[String] {
+        self.lines.get_or_init(|| {
+            self.datapoint.turns.iter().map(|turn| search_line(&turn.content)).collect()
         })
     }
 }
@@ -619,7 +633,7 @@ fn measure_in(subject: &Subject<'_>, measure: Measure, phrase: Option<&str>) -> 
         Measure::LongestMonologueMs => number(metrics.longest_monologue_ms as f64),
         Measure::DurationMs => duration_ms(datapoint).and_then(|ms| number(ms as f64)),
         Measure::EmptyTranscript => {
-            Some(Value::Bool(subject.turn_words().iter().all(Vec::is_empty)))
+            Some(Value::Bool(subject.turn_lines().iter().all(String::is_empty)))
         }
         Measure::SilenceRatio => {
             let duration = duration_ms(datapoint).filter(|duration| *duration > 0)?;
@@ -642,10 +656,7 @@ fn measure_in(subject: &Subject<'_>, measure: Measure, phrase: Option<&str>) -> 
         Measure::ProviderCallSuccessful => datapoint.analysis.successful.map(Value::Bool),
         Measure::ProviderSentiment => text(datapoint.analysis.sentiment.as_deref()),
         Measure::ProviderOutcome => text(datapoint.analysis.outcome.as_deref()),
-        Measure::TranscriptContains => {
-            let phrase: Vec<String> = search_words(phrase?).collect();
-            Some(Value::Bool(transcript_contains(subject.turn_words(), &phrase)))
-        }
+        Measure::TranscriptContains => Some(Value::Bool(subject.turn_contains(phrase?))),
         Measure::SpeechCoverage => metrics.speech_coverage.and_then(number),
     }
 }
@@ -718,13 +729,6 @@ fn speech_ms(turns: &[Turn]) -> i64 {
 }
 
 /// Whether the words of `phrase` occur in order, next to each other, within one turn.
-fn transcript_contains(turn_words: &[Vec<String>], phrase: &[String]) -> bool {
-    if phrase.is_empty() {
-        return false;
-    }
-    turn_words.iter().any(|words| words.windows(phrase.len()).any(|window| window == phrase))
-}
-
 #[cfg(test)]
 #[path = "checks_tests.rs"]
 mod tests;

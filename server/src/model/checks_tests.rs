@@ -104,6 +104,11 @@ fn every_measure_on_a_timed_call() {
     assert_eq!(contains("speak to human"), Some(Value::Bool(false)), "words next to each other");
     assert_eq!(contains("hours saturday"), Some(Value::Bool(false)), "within one turn");
     assert_eq!(contains("  "), Some(Value::Bool(false)));
+    // One subject, asked for several phrases and for one again, answers as fresh ones do.
+    let subject = super::Subject::new(&datapoint);
+    for phrase in ["speak to a HUMAN", "hours saturday", "speak to human", "speak to a HUMAN"] {
+        assert_eq!(Some(Value::Bool(subject.turn_contains(phrase))), contains(phrase), "{phrase}");
+    }
 }
 
 #[test]

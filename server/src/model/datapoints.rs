@@ -184,11 +184,7 @@ impl Datapoint {
     /// The words of the turns as searches compare them (`search_words`), a space between
     /// words and a line between turns: what the full-text indexes read.
     pub fn transcript_search_text(&self) -> String {
-        self.turns
-            .iter()
-            .map(|turn| search_words(&turn.content).collect::<Vec<_>>().join(" "))
-            .collect::<Vec<_>>()
-            .join("\n")
+        self.turns.iter().map(|turn| search_line(&turn.content)).collect::<Vec<_>>().join("\n")
     }
 
     /// The time the time-range filters compare: the call's start when known, else its creation.
@@ -308,18 +304,72 @@ impl RelevanceCursor {
 /// accents removed ("Café" and "cafe" are one word), so a search is case- and
 /// accent-insensitive on every database.
 pub fn search_words(text: &str) -> impl Iterator<Item = String> + '_ {
-    use unicode_normalization::UnicodeNormalization;
+    raw_words(text)
+        .map(|word| {
+            let mut folded = String::with_capacity(word.len());
+            push_folded(word, &mut folded);
+            folded
+        })
+        .filter(|word: &String| !word.is_empty())
+}
+
+/// `search_words` of `text`, a space between each: one allocation for the whole line, where
+/// the words would take one each. Words hold no spaces, so a phrase's line occurs in a text's
+/// line at word boundaries exactly when its words occur there in order (`contains_words`).
+pub fn search_line(text: &str) -> String {
+    let mut line = String::with_capacity(text.len());
+    for word in raw_words(text) {
+        let before = line.len();
+        if before > 0 {
+            line.push(' ');
+        }
+        let start = line.len();
+        push_folded(word, &mut line);
+        if line.len() == start {
+            line.truncate(before);
+        }
+    }
+    line
+}
+
+/// Whether `needle`'s words occur in `haystack`'s, next to each other and in order (both
+/// `search_line`s; an empty needle occurs nowhere).
+pub fn contains_words(haystack: &str, needle: &str) -> bool {
+    let (bytes, needle) = (haystack.as_bytes(), needle.as_bytes());
+    let Some(&first) = needle.first() else {
+        return false;
+    };
+    // One pass; the needle is compared only at word starts that begin with its first byte.
+    let mut word_start = true;
+    for (at, &byte) in bytes.iter().enumerate() {
+        if word_start && byte == first && bytes[at..].starts_with(needle) {
+            let end = at + needle.len();
+            if end == bytes.len() || bytes[end] == b' ' {
+                return true;
+            }
+        }
+        word_start = byte == b' ';
+    }
+    false
+}
+
+/// The runs of letters and digits (with their combining marks) of `text`, as written.
+fn raw_words(text: &str) -> impl Iterator<Item = &str> {
     use unicode_normalization::char::is_combining_mark;
     text.split(|c: char| !c.is_alphanumeric() && !is_combining_mark(c))
         .filter(|word| !word.is_empty())
-        .map(|word| {
-            // ASCII (most words) has no accents to remove: lowercasing is all there is to do.
-            if word.is_ascii() {
-                return word.to_ascii_lowercase();
-            }
-            word.nfd().filter(|c| !is_combining_mark(*c)).flat_map(char::to_lowercase).collect()
-        })
-        .filter(|word: &String| !word.is_empty())
+}
+
+/// Appends `word` lowercased, its accents removed.
+fn push_folded(word: &str, out: &mut String) {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_normalization::char::is_combining_mark;
+    // ASCII (most words) has no accents to remove: lowercasing is all there is to do.
+    if word.is_ascii() {
+        out.extend(word.bytes().map(|byte| char::from(byte.to_ascii_lowercase())));
+    } else {
+        out.extend(word.nfd().filter(|c| !is_combining_mark(*c)).flat_map(char::to_lowercase));
+    }
 }
 
 /// A transcript search (`text_contains`): words, each of which must occur, and phrases in
@@ -606,6 +656,29 @@ mod tests {
         // Decomposed accents fold the same way as composed ones.
         assert_eq!(search_words("Cafe\u{301}").collect::<Vec<_>>(), ["cafe"]);
         assert_eq!(search_words("Straße İstanbul").collect::<Vec<_>>(), ["straße", "istanbul"]);
+    }
+
+    #[test]
+    fn a_search_line_is_the_words_spaced_and_phrases_match_whole_words_in_order() {
+        for text in [
+            "Café AU lait, s'il vous plaît! 100% re_fund",
+            "Cafe\u{301} Straße İstanbul",
+            "  ...leading, trailing!  ",
+            "\u{301}\u{301} lone marks \u{301}",
+            "",
+        ] {
+            assert_eq!(search_line(text), search_words(text).collect::<Vec<_>>().join(" "));
+        }
+        let line = search_line("I want to speak to a human, please. Humane? A human!");
+        assert!(contains_words(&line, "speak to a human"));
+        assert!(contains_words(&line, "human"));
+        assert!(contains_words(&line, "i want"));
+        assert!(contains_words(&line, "a human"), "a later occurrence counts");
+        assert!(!contains_words(&line, "huma"), "part of a word");
+        assert!(!contains_words(&line, "uman"), "the end of a word");
+        assert!(!contains_words(&line, "speak a human"), "words not next to each other");
+        assert!(!contains_words(&line, ""));
+        assert!(!contains_words("", "human"));
     }
 
     #[test]

@@ -11,7 +11,9 @@ use uuid::Uuid;
 
 use super::checks::{self, Check, CheckValue};
 use super::conversation::Source;
-use super::datapoints::{Datapoint, DatapointQuery, TextQuery, metadata_filter_text, verdict_text};
+use super::datapoints::{
+    Datapoint, DatapointQuery, TextQuery, contains_words, metadata_filter_text, verdict_text,
+};
 
 /// Which calls a monitor looks at: the filters of `SearchDatapoints` that describe a call
 /// (all given ones must match), without paging or order. Stored as JSON in the monitor's row;
@@ -114,12 +116,13 @@ fn verdict_matches(wanted: &Option<String>, actual: Option<&str>) -> bool {
     })
 }
 
+/// Whether every term of `text` occurs in the transcript, a phrase's words in order across
+/// turns as the full-text index reads them.
 fn contains_terms(subject: &checks::Subject<'_>, text: &str) -> bool {
-    let words: Vec<&String> = subject.turn_words().iter().flatten().collect();
-    TextQuery::parse(text)
-        .terms
-        .iter()
-        .all(|term| words.windows(term.len()).any(|window| window.iter().copied().eq(term.iter())))
+    let lines: Vec<&str> =
+        subject.turn_lines().iter().map(String::as_str).filter(|line| !line.is_empty()).collect();
+    let transcript = lines.join(" ");
+    TextQuery::parse(text).terms.iter().all(|term| contains_words(&transcript, &term.join(" ")))
 }
 
 /// A monitor as evaluated: its filter and its checks at their current versions.

@@ -21,7 +21,7 @@ use super::entities::{
     check, check_issue, check_version, datapoint, datapoint_check, monitor, monitor_backfill,
     monitor_datapoint, monitor_rollup, monitor_version,
 };
-use super::rollups::{RollupChanges, parts_of, take_out};
+use super::rollups::{RollupChanges, by_check, parts_of, take_out};
 use super::{Batch, Storage, db_error, parse_uuid};
 use crate::clock::{from_millis, to_millis};
 use crate::error::Error;
@@ -678,9 +678,12 @@ pub(super) async fn evaluate_into(
             (monitor.id, (monitor.checks.iter().map(|check| check.id).collect(), monitor.version))
         })
         .collect();
-    let mut rows = Vec::new();
+    // Each monitor's key as stored, spelled out once for all its matches.
+    let monitor_keys: HashMap<Uuid, String> =
+        monitors.iter().map(|monitor| (monitor.id, monitor.id.to_string())).collect();
+    let mut rows: Vec<[sea_orm::Value; 4]> = Vec::new();
     let mut issues = Vec::new();
-    let mut matched = Vec::new();
+    let mut matched: Vec<[sea_orm::Value; 6]> = Vec::new();
     let mut open_counts: Vec<(String, i32)> = Vec::new();
     for datapoint in datapoints {
         let id = datapoint.id.to_string();
@@ -725,20 +728,27 @@ pub(super) async fn evaluate_into(
         results.extend(kept);
         let occurred_at_ms = to_millis(datapoint.occurred_at());
         let organization_id = datapoint.organization_id.to_string();
+        let results_by_check = by_check(&results);
         for (monitor_id, is_issue) in evaluation.monitors {
             let (check_ids, version) = &checks_of[&monitor_id];
             let count = counts.entry(monitor_id).or_default();
             count.0 += 1;
             count.1 += u64::from(is_issue);
-            rollups.count(monitor_id, occurred_at_ms, is_issue, parts_of(check_ids, &results), 1);
-            matched.push(monitor_datapoint::ActiveModel {
-                monitor_id: Set(monitor_id.to_string()),
-                datapoint_id: Set(id.clone()),
-                organization_id: Set(organization_id.clone()),
-                occurred_at_ms: Set(occurred_at_ms),
-                is_issue: Set(is_issue),
-                monitor_version: Set(*version),
-            });
+            rollups.count(
+                monitor_id,
+                occurred_at_ms,
+                is_issue,
+                parts_of(check_ids, &results_by_check),
+                1,
+            );
+            matched.push([
+                monitor_keys[&monitor_id].clone().into(),
+                id.clone().into(),
+                organization_id.clone().into(),
+                occurred_at_ms.into(),
+                is_issue.into(),
+                (*version).into(),
+            ]);
         }
         let open: Vec<&StoredResult> =
             results.iter().filter(|result| result.is_open_issue()).collect();
@@ -760,17 +770,44 @@ pub(super) async fn evaluate_into(
             open_counts.push((id.clone(), i32::try_from(open.len()).unwrap_or(i32::MAX)));
         }
         if !results.is_empty() {
-            rows.push(datapoint_check::ActiveModel {
-                datapoint_id: Set(id),
-                organization_id: Set(organization_id),
-                results_json: Set(to_json(&results)?),
-                updated_at_ms: Set(to_millis(now)),
-            });
+            rows.push([
+                id.into(),
+                organization_id.into(),
+                results_json(&results)?.into(),
+                to_millis(now).into(),
+            ]);
         }
     }
-    batch.insert_rows(rows, None);
-    batch.insert_rows(issues, None);
-    batch.insert_rows(matched, None);
+    {
+        use datapoint_check::Column as Results;
+        use monitor_datapoint::Column as Matches;
+        use sea_orm::{EntityName, IdenStatic};
+        batch.insert_values(
+            datapoint_check::Entity.table_name(),
+            [
+                Results::DatapointId,
+                Results::OrganizationId,
+                Results::ResultsJson,
+                Results::UpdatedAtMs,
+            ]
+            .map(|column| column.as_str()),
+            rows,
+        );
+        batch.insert_rows(issues, None);
+        batch.insert_values(
+            monitor_datapoint::Entity.table_name(),
+            [
+                Matches::MonitorId,
+                Matches::DatapointId,
+                Matches::OrganizationId,
+                Matches::OccurredAtMs,
+                Matches::IsIssue,
+                Matches::MonitorVersion,
+            ]
+            .map(|column| column.as_str()),
+            matched,
+        );
+    }
     for chunk in open_counts.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
         batch.push(&open_issues(chunk));
     }
@@ -1000,6 +1037,47 @@ fn name_taken(error: sea_orm::DbErr, what: &str, name: &str, context: &'static s
     }
 }
 
+/// `results` in their stored form, as `serde_json` writes them, with a monitor's own results
+/// (most of them: id, version, value, verdict) written directly: every evaluated call stores
+/// one such list, inside the write turn.
+fn results_json(results: &[StoredResult]) -> Result<String, Error> {
+    let context = "encoding check results";
+    let mut json = Vec::with_capacity(results.len() * 64 + 2);
+    json.push(b'[');
+    for (index, result) in results.iter().enumerate() {
+        if index > 0 {
+            json.push(b',');
+        }
+        let plain = result.origin == Origin::Monitor
+            && result.name.is_none()
+            && result.value_type.is_none()
+            && result.explanation.is_none()
+            && result.resolved_at_ms.is_none();
+        if !plain {
+            serde_json::to_writer(&mut json, result)
+                .map_err(|error| Error::internal(context, error))?;
+            continue;
+        }
+        json.extend_from_slice(br#"{"c":""#);
+        json.extend_from_slice(
+            result.check_id.simple().encode_lower(&mut Uuid::encode_buffer()).as_bytes(),
+        );
+        json.extend_from_slice(br#"","v":"#);
+        json.extend_from_slice(result.check_version.to_string().as_bytes());
+        if let Some(value) = &result.value {
+            json.extend_from_slice(br#","x":"#);
+            serde_json::to_writer(&mut json, value)
+                .map_err(|error| Error::internal(context, error))?;
+        }
+        if result.is_issue {
+            json.extend_from_slice(br#","i":true"#);
+        }
+        json.push(b'}');
+    }
+    json.push(b']');
+    String::from_utf8(json).map_err(|error| Error::internal(context, error))
+}
+
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Error> {
     serde_json::to_string(value).map_err(|error| Error::internal("encoding a check", error))
 }
@@ -1041,5 +1119,46 @@ mod tests {
             )
         );
         assert_eq!(serde_json::from_str::<Vec<StoredResult>>(&json).unwrap(), stored);
+    }
+
+    /// The direct encoding writes what `serde_json` writes, for every kind of value and result.
+    #[test]
+    fn results_are_encoded_as_serde_json_encodes_them() {
+        let id = Uuid::parse_str("0190b0a1-2c3d-7e4f-8a9b-0c1d2e3f4a5b").unwrap();
+        let value = |is_issue: bool, value: Option<Value>| CheckValue {
+            name: "a \"quoted\" name".into(),
+            value,
+            value_type: ValueType::Text,
+            check_id: id,
+            check_version: 12,
+            is_issue,
+            explanation: "why".into(),
+        };
+        let values = [
+            None,
+            Some(Value::Bool(false)),
+            Some(Value::Number(0.1 + 0.2)),
+            Some(Value::Number(-3.0)),
+            Some(Value::Number(1e21)),
+            Some(Value::Number(f64::NAN)),
+            Some(Value::Text("Négatif \"très\"\n".into())),
+        ];
+        let mut stored = Vec::new();
+        for value_of in &values {
+            for is_issue in [false, true] {
+                for origin in [Origin::Monitor, Origin::External] {
+                    stored.push(StoredResult::of(value(is_issue, value_of.clone()), origin));
+                }
+            }
+        }
+        let mut resolved = StoredResult::of(value(true, None), Origin::Monitor);
+        resolved.resolved_at_ms = Some(1_764_500_000_000);
+        stored.push(resolved);
+        assert_eq!(results_json(&stored).unwrap(), serde_json::to_string(&stored).unwrap());
+        assert_eq!(results_json(&[]).unwrap(), "[]");
+        assert_eq!(
+            results_json(&stored[..1]).unwrap(),
+            serde_json::to_string(&stored[..1]).unwrap()
+        );
     }
 }

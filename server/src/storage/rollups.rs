@@ -105,15 +105,23 @@ impl RollupChanges {
     }
 }
 
+/// A call's results by check, a monitor's own only (the first of a check's, as stored): what
+/// `parts_of` reads, built once per call rather than searched once per monitor and check.
+pub(super) fn by_check(results: &[StoredResult]) -> HashMap<Uuid, &StoredResult> {
+    let mut index = HashMap::with_capacity(results.len());
+    for result in results.iter().filter(|result| result.origin == Origin::Monitor) {
+        index.entry(result.check_id).or_insert(result);
+    }
+    index
+}
+
 /// A monitor's part in one call's results: the monitor's results of `check_ids` (its checks at
-/// the version that evaluated the call).
+/// the version that evaluated the call), from the call's `by_check`.
 pub(super) fn parts_of<'a>(
     check_ids: &'a [Uuid],
-    results: &'a [StoredResult],
+    results: &'a HashMap<Uuid, &'a StoredResult>,
 ) -> impl Iterator<Item = &'a StoredResult> + 'a {
-    check_ids.iter().filter_map(|id| {
-        results.iter().find(|result| result.check_id == *id && result.origin == Origin::Monitor)
-    })
+    check_ids.iter().filter_map(|id| results.get(id).copied())
 }
 
 /// What evaluations and callers stored on the calls `ids` (about to be evaluated again, or
@@ -145,12 +153,15 @@ pub(super) async fn take_out(
     monitors.sort_unstable();
     monitors.dedup();
     let versions = versions_of(connection, &monitors, context).await?;
+    let indexes: HashMap<&str, HashMap<Uuid, &StoredResult>> =
+        results.iter().map(|(id, stored)| (id.as_str(), by_check(stored))).collect();
+    let none = HashMap::new();
     for row in &matched {
         let check_ids = versions
             .get(&(row.monitor_id.clone(), row.monitor_version))
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let stored = results.get(&row.datapoint_id).map(Vec::as_slice).unwrap_or_default();
+        let stored = indexes.get(row.datapoint_id.as_str()).unwrap_or(&none);
         changes.count(
             parse_uuid(context, &row.monitor_id)?,
             row.occurred_at_ms,
@@ -159,6 +170,7 @@ pub(super) async fn take_out(
             -1,
         );
     }
+    drop(indexes);
     Ok(results)
 }
 
