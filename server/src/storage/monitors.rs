@@ -1087,21 +1087,36 @@ mod tests {
     use super::*;
     use crate::model::checks::Value;
 
+    /// Results of one check at `version`, with the name, type and explanation given (kept only
+    /// by external results), by verdict and value.
+    fn results_of(
+        version: i32,
+        name: &str,
+        value_type: ValueType,
+        explanation: &str,
+    ) -> impl Fn(bool, Option<Value>) -> CheckValue {
+        let (name, explanation) = (name.to_owned(), explanation.to_owned());
+        move |is_issue, value| CheckValue {
+            name: name.clone(),
+            value,
+            value_type,
+            check_id: Uuid::parse_str("0190b0a1-2c3d-7e4f-8a9b-0c1d2e3f4a5b").unwrap(),
+            check_version: version,
+            is_issue,
+            explanation: explanation.clone(),
+        }
+    }
+
     /// The stored form of results is pinned: a monitor's result keeps id, version, value and a
     /// true verdict; an external one its name, type and explanation too.
     #[test]
     fn stored_results_keep_their_shape() {
-        let id = Uuid::parse_str("0190b0a1-2c3d-7e4f-8a9b-0c1d2e3f4a5b").unwrap();
-        let value = |is_issue: bool, value: Option<Value>| CheckValue {
-            name: "slow responses".into(),
-            value,
-            value_type: ValueType::Number,
-            check_id: id,
-            check_version: 2,
-            is_issue,
-            explanation: "p95_response_latency_ms is 1830 ms, greater than 1500 ms: an issue"
-                .into(),
-        };
+        let value = results_of(
+            2,
+            "slow responses",
+            ValueType::Number,
+            "p95_response_latency_ms is 1830 ms, greater than 1500 ms: an issue",
+        );
         let stored = vec![
             StoredResult::of(value(true, Some(Value::Number(1_830.0))), Origin::Monitor),
             StoredResult::of(value(false, None), Origin::Monitor),
@@ -1118,22 +1133,14 @@ mod tests {
                 r#""e":"p95_response_latency_ms is 1830 ms, greater than 1500 ms: an issue"}]"#
             )
         );
+        assert_eq!(results_json(&stored).unwrap(), json);
         assert_eq!(serde_json::from_str::<Vec<StoredResult>>(&json).unwrap(), stored);
     }
 
     /// The direct encoding writes what `serde_json` writes, for every kind of value and result.
     #[test]
     fn results_are_encoded_as_serde_json_encodes_them() {
-        let id = Uuid::parse_str("0190b0a1-2c3d-7e4f-8a9b-0c1d2e3f4a5b").unwrap();
-        let value = |is_issue: bool, value: Option<Value>| CheckValue {
-            name: "a \"quoted\" name".into(),
-            value,
-            value_type: ValueType::Text,
-            check_id: id,
-            check_version: 12,
-            is_issue,
-            explanation: "why".into(),
-        };
+        let value = results_of(12, "a \"quoted\" name", ValueType::Text, "why");
         let values = [
             None,
             Some(Value::Bool(false)),
