@@ -728,7 +728,6 @@ fn speech_ms(turns: &[Turn]) -> i64 {
     total
 }
 
-/// Whether the words of `phrase` occur in order, next to each other, within one turn.
 #[cfg(test)]
 #[path = "checks_tests.rs"]
 mod tests;
