@@ -672,15 +672,15 @@ pub(super) async fn evaluate_into(
             batch.push(&statement);
         }
     }
-    let checks_of: HashMap<Uuid, (Vec<Uuid>, i32)> = monitors
+    // Per monitor: its checks, its version, and its key as stored, spelled out once for all
+    // its matches.
+    let checks_of: HashMap<Uuid, (Vec<Uuid>, i32, String)> = monitors
         .iter()
         .map(|monitor| {
-            (monitor.id, (monitor.checks.iter().map(|check| check.id).collect(), monitor.version))
+            let checks = monitor.checks.iter().map(|check| check.id).collect();
+            (monitor.id, (checks, monitor.version, monitor.id.to_string()))
         })
         .collect();
-    // Each monitor's key as stored, spelled out once for all its matches.
-    let monitor_keys: HashMap<Uuid, String> =
-        monitors.iter().map(|monitor| (monitor.id, monitor.id.to_string())).collect();
     let mut rows: Vec<[sea_orm::Value; 4]> = Vec::new();
     let mut issues = Vec::new();
     let mut matched: Vec<[sea_orm::Value; 6]> = Vec::new();
@@ -730,7 +730,7 @@ pub(super) async fn evaluate_into(
         let organization_id = datapoint.organization_id.to_string();
         let results_by_check = by_check(&results);
         for (monitor_id, is_issue) in evaluation.monitors {
-            let (check_ids, version) = &checks_of[&monitor_id];
+            let (check_ids, version, monitor_key) = &checks_of[&monitor_id];
             let count = counts.entry(monitor_id).or_default();
             count.0 += 1;
             count.1 += u64::from(is_issue);
@@ -742,7 +742,7 @@ pub(super) async fn evaluate_into(
                 1,
             );
             matched.push([
-                monitor_keys[&monitor_id].clone().into(),
+                monitor_key.clone().into(),
                 id.clone().into(),
                 organization_id.clone().into(),
                 occurred_at_ms.into(),
@@ -1048,11 +1048,23 @@ fn results_json(results: &[StoredResult]) -> Result<String, Error> {
         if index > 0 {
             json.push(b',');
         }
-        let plain = result.origin == Origin::Monitor
-            && result.name.is_none()
-            && result.value_type.is_none()
-            && result.explanation.is_none()
-            && result.resolved_at_ms.is_none();
+        // Every field named, so that a field added to the stored form cannot be left out here.
+        let StoredResult {
+            check_id,
+            check_version,
+            value,
+            is_issue,
+            origin,
+            name,
+            value_type,
+            explanation,
+            resolved_at_ms,
+        } = result;
+        let plain = *origin == Origin::Monitor
+            && name.is_none()
+            && value_type.is_none()
+            && explanation.is_none()
+            && resolved_at_ms.is_none();
         if !plain {
             serde_json::to_writer(&mut json, result)
                 .map_err(|error| Error::internal(context, error))?;
@@ -1060,16 +1072,16 @@ fn results_json(results: &[StoredResult]) -> Result<String, Error> {
         }
         json.extend_from_slice(br#"{"c":""#);
         json.extend_from_slice(
-            result.check_id.simple().encode_lower(&mut Uuid::encode_buffer()).as_bytes(),
+            check_id.simple().encode_lower(&mut Uuid::encode_buffer()).as_bytes(),
         );
         json.extend_from_slice(br#"","v":"#);
-        json.extend_from_slice(result.check_version.to_string().as_bytes());
-        if let Some(value) = &result.value {
+        json.extend_from_slice(check_version.to_string().as_bytes());
+        if let Some(value) = value {
             json.extend_from_slice(br#","x":"#);
             serde_json::to_writer(&mut json, value)
                 .map_err(|error| Error::internal(context, error))?;
         }
-        if result.is_issue {
+        if *is_issue {
             json.extend_from_slice(br#","i":true"#);
         }
         json.push(b'}');
