@@ -60,15 +60,31 @@ impl App {
             config.blob_location().map_err(|reason| Error::invalid("blob_url", reason))?;
         let blobs = BlobStore::open(&location)?;
         let metrics = Arc::new(crate::metrics::Metrics::default());
+        let intake_settings = IntakeSettings {
+            max_attempts: config.jobs.max_attempts,
+            transcripts_at_intake: config.ingest.transcripts_at_intake,
+        };
+        // Writes a previous process logged and did not store yet, before any request is
+        // taken: a repeat of one of them is then found among the stored ingests.
+        let expanded = storage.expand_whole_intake_log(intake_settings).await?;
+        if expanded > 0 {
+            tracing::info!(requests = expanded, "intake log left by a previous process stored");
+        }
+        let jobs_wakeup = Arc::new(tokio::sync::Notify::new());
         let ingest_writer = IngestWriter::start(
             storage.clone(),
-            IntakeSettings {
-                max_attempts: config.jobs.max_attempts,
-                transcripts_at_intake: config.ingest.transcripts_at_intake,
-            },
+            intake_settings,
             config.ingest.max_group_commit,
             clock.clone(),
             metrics.clone(),
+            // One process owns an SQLite file; PostgreSQL replicas share theirs.
+            if storage.backend_name() == "sqlite" {
+                config.ingest.intake_log
+            } else {
+                crate::jobs::IntakeLogging::Never
+            },
+            crate::jobs::IntakeLoad::new(config.ingest.intake_log_above_per_second),
+            jobs_wakeup.clone(),
         );
         let domain = Domain {
             storage,
@@ -77,7 +93,7 @@ impl App {
             settings: Arc::new(settings),
             blobs,
             ingest_writer,
-            jobs_wakeup: Arc::new(tokio::sync::Notify::new()),
+            jobs_wakeup,
             webhook_gate: Arc::default(),
             api_key_limiter: Arc::new(ApiKeyLimiter::new(
                 config.server.api_key_rate_limit_per_minute,
@@ -250,6 +266,7 @@ impl App {
             wakeup: self.domain.jobs_wakeup.clone(),
             settings: self.config.job_settings(),
             metrics: self.domain.metrics.clone(),
+            intake: self.domain.ingest_writer.load(),
         };
         if workers_context.queue.is_embedded() {
             // One process owns an SQLite file: whatever a previous process left running is

@@ -105,6 +105,8 @@ pub struct IngestConfig {
     pub max_request_bytes: usize,
     pub max_group_commit: usize,
     pub transcripts_at_intake: bool,
+    pub intake_log: crate::jobs::IntakeLogging,
+    pub intake_log_above_per_second: f64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -511,6 +513,11 @@ impl Config {
         }
         if !(1..=10_000).contains(&ingest.max_group_commit) {
             return invalid("ingest.max_group_commit", "must be between 1 and 10000");
+        }
+        if !(ingest.intake_log_above_per_second.is_finite()
+            && ingest.intake_log_above_per_second >= 1.0)
+        {
+            return invalid("ingest.intake_log_above_per_second", "must be at least 1");
         }
         let jobs = &self.jobs;
         if !(1..=256).contains(&jobs.workers) {

@@ -26,6 +26,7 @@ pub struct Metrics {
     transcribed_audio_seconds: Counter<f64>,
     queue_jobs: Family<Labels, Gauge>,
     oldest_due_seconds: Gauge,
+    intake_log_requests: Gauge,
     api_replicas: Gauge,
 }
 
@@ -42,6 +43,8 @@ pub struct QueueState {
     pub by_status: Vec<(&'static str, u64)>,
     /// Seconds since the oldest due queued job became due; 0 when none waits.
     pub oldest_due_seconds: u64,
+    /// Acknowledged requests whose writes wait in the intake log (this process's count).
+    pub intake_log_requests: u64,
 }
 
 impl Default for Metrics {
@@ -103,6 +106,12 @@ impl Default for Metrics {
             "Seconds the oldest due queued job has waited",
             oldest_due_seconds.clone(),
         );
+        let intake_log_requests = Gauge::default();
+        registry.register(
+            "intake_log_requests",
+            "Acknowledged requests whose calls wait in the intake log, not stored as ingests yet",
+            intake_log_requests.clone(),
+        );
         let api_replicas = Gauge::default();
         registry.register(
             "api_replicas",
@@ -123,6 +132,7 @@ impl Default for Metrics {
             transcribed_audio_seconds,
             queue_jobs,
             oldest_due_seconds,
+            intake_log_requests,
         }
     }
 }
@@ -188,6 +198,7 @@ impl Metrics {
                 .set(i64::try_from(*count).unwrap_or(i64::MAX));
         }
         self.oldest_due_seconds.set(i64::try_from(queue.oldest_due_seconds).unwrap_or(i64::MAX));
+        self.intake_log_requests.set(i64::try_from(queue.intake_log_requests).unwrap_or(i64::MAX));
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut text, &self.registry);
@@ -210,6 +221,7 @@ mod tests {
         let text = metrics.render(&QueueState {
             by_status: vec![("queued", 7), ("running", 1)],
             oldest_due_seconds: 12,
+            intake_log_requests: 30,
         });
         for line in [
             "earshot_webhook_requests_total{provider=\"bland\",verdict=\"accepted\"} 1",
@@ -217,6 +229,7 @@ mod tests {
             "earshot_acknowledged_conversations_total{source=\"api\",outcome=\"created\"} 3",
             "earshot_queue_jobs{status=\"queued\"} 7",
             "earshot_queue_oldest_due_seconds 12",
+            "earshot_intake_log_requests 30",
             "earshot_group_commit_requests_count 1",
             "earshot_transcription_seconds_count 1",
             "earshot_transcription_seconds_sum 1.5",

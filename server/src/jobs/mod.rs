@@ -8,9 +8,11 @@
 //! transactions through `queue`'s functions.
 
 mod entity;
+pub mod intake_load;
 pub mod queue;
 pub mod worker;
 
+pub use intake_load::{IntakeLoad, IntakeLogging};
 pub use queue::Queue;
 pub use worker::{BatchOutcome, JobError, JobRunner, WorkerContext, spawn_workers};
 

@@ -235,7 +235,7 @@ impl Queue {
         let oldest: Option<i64> = oldest_query.into_tuple().one(&self.db).await?;
         let oldest_due_seconds =
             oldest.map_or(0, |due| u64::try_from((to_millis(now) - due) / 1000).unwrap_or(0));
-        Ok(crate::metrics::QueueState { by_status, oldest_due_seconds })
+        Ok(crate::metrics::QueueState { by_status, oldest_due_seconds, intake_log_requests: 0 })
     }
 
     /// Gives jobs `worker` claimed and did not start back to the queue (a stopping worker), with

@@ -61,6 +61,8 @@ pub struct WorkerContext {
     pub wakeup: Arc<Notify>,
     pub settings: JobSettings,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Waited on before each claim: workers give way to a saturated intake.
+    pub intake: super::IntakeLoad,
 }
 
 /// Starts `context.settings.workers` workers; they stop when `stop` turns true.
@@ -99,6 +101,12 @@ impl<R: JobRunner> Worker<R> {
         loop {
             if *stop.borrow() {
                 return;
+            }
+            // A claim and its batch's results take the writer's turn from requests waiting for
+            // their acks: while the intake is saturated, its requests go first.
+            tokio::select! {
+                () = context.intake.eased(super::intake_load::MOST_A_WORKER_WAITS) => {}
+                _ = stop.changed() => continue,
             }
             // Registered before the claim looks, so a commit that lands between an empty claim
             // and the wait below still wakes this worker (notify_waiters keeps no permit).

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::datapoints::{IntakeCall, store_at_intake};
 use super::entities::{audio_object, ingest};
+use super::intake_log::LoggedWrite;
 use super::{Storage, db_error, parse_uuid};
 use crate::audio::AudioProperties;
 use crate::clock::{from_millis, to_millis};
@@ -71,6 +72,29 @@ enum Work {
     /// A transcript-only conversation merged into its datapoint in the commit that stores the
     /// ingest, which is done from the start (`ingest.transcripts_at_intake`).
     AtIntake(Box<IntakeCall>),
+}
+
+/// Rows of the intake log read and prepared for storing (`Storage::read_intake_log`).
+#[derive(Debug, Default)]
+pub struct LogBatch {
+    /// The last row read (the `after_id` of the next batch).
+    pub last_id: i64,
+    /// Requests in the rows.
+    pub requests: usize,
+    prepared: Vec<PreparedWrite>,
+    /// The key and id of each ingest of the rows.
+    keys: Vec<((Uuid, String), Uuid)>,
+}
+
+/// What a pass over the intake log stored (`Storage::expand_intake_log`).
+#[derive(Debug, Default)]
+pub struct Expanded {
+    /// Requests whose writes were stored.
+    pub requests: usize,
+    /// Datapoints stored with their ingests.
+    pub datapoints: usize,
+    /// Jobs queued for the workers.
+    pub jobs: usize,
 }
 
 /// What one request's write stored.
@@ -206,8 +230,155 @@ impl Storage {
         &self,
         writes: &[&PreparedWrite],
     ) -> Result<(Vec<Vec<IngestOutcome>>, super::Durable), Error> {
+        let (outcomes, _, durable) = self.commit_group_unsynced(writes, &[], Utc::now()).await?;
+        Ok((outcomes, durable))
+    }
+
+    /// Commits a group: `writes` as their rows, and `logged` as one row of the intake log
+    /// (`intake_log`), logged at `now`. The outcomes of each, in order, are what they would be
+    /// had every write been stored as rows: a logged write repeated by a later one, in this
+    /// group or the next, makes that one a duplicate.
+    pub(super) async fn commit_group_unsynced(
+        &self,
+        writes: &[&PreparedWrite],
+        logged: &[&LoggedWrite],
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<Vec<IngestOutcome>>, Vec<Vec<IngestOutcome>>, super::Durable), Error> {
         let context = "committing ingests";
         let transaction = self.begin_write().await.map_err(db_error(context))?;
+        let (outcomes, logged_outcomes, created) =
+            self.stage_writes(&transaction, writes, logged, now, true).await?;
+        // Before the turn ends, so that the next group sees them.
+        let logged_requests = logged.len();
+        if logged_requests > 0 {
+            self.pending.logged(logged_requests, created.clone());
+        }
+        match transaction.commit_unsynced().await {
+            Ok(durable) => Ok((outcomes, logged_outcomes, durable)),
+            Err(error) => {
+                if logged_requests > 0 {
+                    self.pending.unlogged(logged_requests, &created);
+                }
+                Err(db_error(context)(error))
+            }
+        }
+    }
+
+    /// Stores the oldest writes of the intake log, up to `most_rows` of its rows, as `writes`
+    /// are stored, and deletes those rows, in one transaction; returns what it stored.
+    pub async fn expand_intake_log(
+        &self,
+        settings: IntakeSettings,
+        most_rows: u64,
+    ) -> Result<Expanded, Error> {
+        let batch = self.read_intake_log(0, most_rows, settings).await?;
+        self.store_intake_log(batch).await
+    }
+
+    /// The intake log's rows after `after_id`, up to `most_rows`, with their writes prepared as
+    /// rows (`PreparedWrite`) for `store_intake_log`: the work of a batch that needs no turn,
+    /// which can run while the previous batch is stored.
+    pub async fn read_intake_log(
+        &self,
+        after_id: i64,
+        most_rows: u64,
+        settings: IntakeSettings,
+    ) -> Result<LogBatch, Error> {
+        use sea_orm::sea_query::{Alias, ExprTrait, Query};
+        let context = "reading the intake log";
+        let select = Query::select()
+            .columns([Alias::new("id"), Alias::new("requests"), Alias::new("writes")])
+            .from(Alias::new("intake_log"))
+            .and_where(Expr::col(Alias::new("id")).gt(after_id))
+            .order_by(Alias::new("id"), sea_orm::Order::Asc)
+            .limit(most_rows)
+            .to_owned();
+        let rows = self
+            .db
+            .query_all_raw(self.db.get_database_backend().build(&select))
+            .await
+            .map_err(db_error(context))?;
+        let mut batch = LogBatch { last_id: after_id, ..LogBatch::default() };
+        for row in &rows {
+            batch.last_id = row.try_get("", "id").map_err(db_error(context))?;
+            let count: i32 = row.try_get("", "requests").map_err(db_error(context))?;
+            batch.requests += usize::try_from(count).unwrap_or(0);
+            let encoded: Vec<u8> = row.try_get("", "writes").map_err(db_error(context))?;
+            for (write, acknowledged_at) in super::intake_log::decode_row(&encoded)? {
+                batch.keys.extend(
+                    write
+                        .ingests
+                        .iter()
+                        .map(|ingest| ((ingest.project_id, ingest.dedup_key.clone()), ingest.id)),
+                );
+                batch.prepared.push(PreparedWrite::new(write, settings, acknowledged_at)?);
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Stores a batch of the intake log (`read_intake_log`) and deletes its rows, in one
+    /// transaction; returns what it stored.
+    pub async fn store_intake_log(&self, batch: LogBatch) -> Result<Expanded, Error> {
+        use sea_orm::sea_query::{Alias, ExprTrait, Query};
+        let context = "storing the intake log";
+        if batch.requests == 0 {
+            return Ok(Expanded::default());
+        }
+        let prepared: Vec<&PreparedWrite> = batch.prepared.iter().collect();
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
+        let (outcomes, _, _) =
+            self.stage_writes(&transaction, &prepared, &[], Utc::now(), false).await?;
+        let delete = Query::delete()
+            .from_table(Alias::new("intake_log"))
+            .and_where(Expr::col(Alias::new("id")).lte(batch.last_id))
+            .to_owned();
+        transaction.execute(&delete).await.map_err(db_error(context))?;
+        transaction.commit().await.map_err(db_error(context))?;
+        self.pending.expanded(batch.requests, &batch.keys);
+        let mut expanded = Expanded { requests: batch.requests, ..Expanded::default() };
+        for (write, outcomes) in prepared.iter().zip(outcomes) {
+            let committed = write.committed(outcomes);
+            expanded.datapoints += committed.datapoints;
+            expanded.jobs += committed.jobs;
+        }
+        Ok(expanded)
+    }
+
+    /// Stores the whole intake log (`expand_intake_log` until it is empty); returns how many
+    /// requests' writes it stored.
+    pub async fn expand_whole_intake_log(&self, settings: IntakeSettings) -> Result<usize, Error> {
+        let mut requests = 0;
+        loop {
+            match self.expand_intake_log(settings, 64).await?.requests {
+                0 => return Ok(requests),
+                expanded => requests += expanded,
+            }
+        }
+    }
+
+    /// Requests in the intake log not stored yet.
+    pub fn intake_log_requests(&self) -> usize {
+        self.pending.requests()
+    }
+
+    /// Stages a group's rows in `transaction`: `writes` as their rows, `logged` as one row of
+    /// the intake log. Repeats are found among stored ingests, earlier writes of the group, and,
+    /// with `with_pending`, logged writes not stored yet. Returns the outcomes of `writes` and
+    /// of `logged`, and the keys the logged writes stored first.
+    #[allow(clippy::type_complexity)]
+    async fn stage_writes(
+        &self,
+        transaction: &super::WriteTransaction,
+        writes: &[&PreparedWrite],
+        logged: &[&LoggedWrite],
+        now: DateTime<Utc>,
+        with_pending: bool,
+    ) -> Result<
+        (Vec<Vec<IngestOutcome>>, Vec<Vec<IngestOutcome>>, Vec<((Uuid, String), Uuid)>),
+        Error,
+    > {
+        let context = "committing ingests";
         let objects: Vec<&audio_object::ActiveModel> =
             writes.iter().flat_map(|write| &write.audio_objects).collect();
         for chunk in objects.chunks(super::INSERT_CHUNK_ROWS) {
@@ -216,7 +387,7 @@ impl Storage {
                     audio_object::Column::ProjectId,
                     audio_object::Column::Sha256,
                 ])
-                .exec_without_returning(&transaction)
+                .exec_without_returning(transaction)
                 .await
                 .map_err(db_error("storing audio objects"))?;
         }
@@ -224,8 +395,17 @@ impl Storage {
             .iter()
             .flat_map(|write| &write.ingests)
             .map(|new| (new.project_id, new.dedup_key.as_str()))
+            .chain(
+                logged
+                    .iter()
+                    .flat_map(|write| &write.keys)
+                    .map(|(project_id, key, _)| (*project_id, key.as_str())),
+            )
             .collect();
-        let mut known = stored_dedup_keys(&transaction, &keys).await?;
+        let mut known = stored_dedup_keys(transaction, &keys).await?;
+        if with_pending {
+            self.pending.fill(&keys, &mut known);
+        }
         let mut results = Vec::with_capacity(writes.len());
         let mut ingests = Vec::new();
         let mut jobs = Vec::new();
@@ -257,11 +437,29 @@ impl Storage {
             }
             results.push(outcomes);
         }
+        let mut logged_results = Vec::with_capacity(logged.len());
+        let mut created = Vec::new();
+        for write in logged {
+            let outcomes = write
+                .keys
+                .iter()
+                .map(|(project_id, dedup_key, id)| {
+                    let key = (*project_id, dedup_key.clone());
+                    if let Some(existing) = known.get(&key) {
+                        return IngestOutcome::Duplicate(*existing);
+                    }
+                    known.insert(key.clone(), *id);
+                    created.push((key, *id));
+                    IngestOutcome::Created(*id)
+                })
+                .collect();
+            logged_results.push(outcomes);
+        }
         let mut batch = super::Batch::new(transaction.get_database_backend());
         if !at_intake.is_empty() {
             let calls: Vec<&IntakeCall> = at_intake.iter().map(|(_, call)| *call).collect();
             let stored =
-                store_at_intake(&transaction, &calls, &mut batch, "storing datapoints").await?;
+                store_at_intake(transaction, &calls, &mut batch, "storing datapoints").await?;
             for ((index, call), datapoint_id) in at_intake.iter().zip(stored) {
                 // Merged into a datapoint stored before, or earlier in this group.
                 if datapoint_id != call.fresh_id() {
@@ -271,13 +469,23 @@ impl Storage {
         }
         batch.insert_rows(ingests, None);
         batch.insert_rows(deliveries, None);
-        batch.execute(&transaction, context).await?;
-        if !jobs.is_empty() {
-            super::changes::announce_jobs(&transaction).await.map_err(db_error(context))?;
+        if !logged.is_empty() {
+            batch.insert_values(
+                "intake_log",
+                ["logged_at_ms", "requests", "writes"],
+                vec![[
+                    to_millis(now).into(),
+                    i32::try_from(logged.len()).unwrap_or(i32::MAX).into(),
+                    super::intake_log::log_row(logged).into(),
+                ]],
+            );
         }
-        queue::enqueue(&transaction, jobs).await.map_err(db_error(context))?;
-        let durable = transaction.commit_unsynced().await.map_err(db_error(context))?;
-        Ok((results, durable))
+        batch.execute(transaction, context).await?;
+        if !jobs.is_empty() {
+            super::changes::announce_jobs(transaction).await.map_err(db_error(context))?;
+        }
+        queue::enqueue(transaction, jobs).await.map_err(db_error(context))?;
+        Ok((results, logged_results, created))
     }
 
     /// The ingest a claimed job processes, with its conversation (`load_ingests`).

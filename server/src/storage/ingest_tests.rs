@@ -274,6 +274,9 @@ async fn one_bad_write_in_a_group_fails_alone() {
         512,
         clock.clone(),
         Arc::default(),
+        crate::jobs::IntakeLogging::Never,
+        crate::jobs::IntakeLoad::default(),
+        Arc::default(),
     );
     let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
     let write = |ingest: NewIngest| IngestWrite {

@@ -17,6 +17,9 @@ mod group_commit;
 mod ingest;
 #[cfg(test)]
 pub(crate) mod ingest_tests;
+mod intake_log;
+#[cfg(test)]
+mod intake_log_tests;
 mod integrations;
 mod lifecycle;
 mod migrations;
@@ -47,7 +50,8 @@ pub use events::{
     AttemptOutcome, DueDelivery, NextStep, SealedEndpoint, StoredHeaders, StoredSecret,
 };
 pub use group_commit::IngestWriter;
-pub use ingest::{Committed, IntakeSettings};
+pub use ingest::{Committed, Expanded, IntakeSettings, LogBatch};
+pub use intake_log::LoggedWrite;
 pub use lifecycle::OrphanBlob;
 pub use monitors::ResultsChange;
 
@@ -65,6 +69,8 @@ pub struct Storage {
     write_turn: WriteTurn,
     /// On a SQLite file, the write-ahead log the writer's commits wait on (`WriteTransaction`).
     log: Option<Arc<LogSync>>,
+    /// Keys of the intake log's writes not stored yet (`intake_log`).
+    pending: Arc<intake_log::PendingKeys>,
 }
 
 impl Storage {
@@ -94,7 +100,7 @@ impl Storage {
             DbBackend::Sqlite => (db.clone(), WriteTurn::one_writer(), None),
             _ => (db.clone(), WriteTurn::default(), None),
         };
-        Ok(Self { db, writer, write_turn, log })
+        Ok(Self { db, writer, write_turn, log, pending: Arc::default() })
     }
 
     /// Applies pending migrations; safe to call on every start.

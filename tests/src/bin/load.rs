@@ -366,15 +366,16 @@ async fn pending_jobs(server: &ServerProcess) -> f64 {
     pending_in(&reqwest_free_get(&format!("{}/metrics", server.url())).await)
 }
 
-/// Jobs queued or running in a /metrics text.
+/// Calls not stored yet in a /metrics text: jobs queued or running, and requests in the intake
+/// log.
 fn pending_in(response: &str) -> f64 {
-    ["queued", "running"]
-        .iter()
-        .map(|status| {
-            let series = format!("earshot_queue_jobs{{status=\"{status}\"}} ");
+    ["earshot_queue_jobs{status=\"queued\"} ", "earshot_queue_jobs{status=\"running\"} "]
+        .into_iter()
+        .chain(["earshot_intake_log_requests "])
+        .map(|series| {
             response
                 .lines()
-                .find_map(|line| line.strip_prefix(series.as_str())?.parse::<f64>().ok())
+                .find_map(|line| line.strip_prefix(series)?.parse::<f64>().ok())
                 .unwrap_or(0.0)
         })
         .sum()

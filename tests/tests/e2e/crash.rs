@@ -1,7 +1,7 @@
 //! Exactly-once after kill -9: every call the `earshot` process acknowledged before SIGKILL
 //! becomes exactly one datapoint after a restart, within 30 s of it on the embedded SQLite
-//! default (jobs left running are claimed again at start) and within the 30 s lease plus the
-//! drain on PostgreSQL.
+//! default (jobs left running are claimed again at start, the intake log is stored before the
+//! process serves) and within the 30 s lease plus the drain on PostgreSQL.
 
 use std::time::Duration;
 
@@ -18,6 +18,13 @@ async fn acknowledged_calls_survive_kill_9_exactly_once() {
 #[tokio::test]
 async fn acknowledged_calls_left_to_the_workers_survive_kill_9_exactly_once() {
     survive_kill_9(&[("EARSHOT_INGEST__TRANSCRIPTS_AT_INTAKE", "false")]).await;
+}
+
+#[tokio::test]
+async fn acknowledged_calls_in_the_intake_log_survive_kill_9_exactly_once() {
+    // Every write logged (on SQLite; PostgreSQL has no intake log): acknowledged calls not
+    // stored as rows yet when the process dies are stored by the next one before it serves.
+    survive_kill_9(&[("EARSHOT_INGEST__INTAKE_LOG", "always")]).await;
 }
 
 /// Sends conversations from many concurrent clients to a server started with `env`, kills it
@@ -104,8 +111,9 @@ async fn survive_kill_9(env: &[(&str, &str)]) {
     assert!(acknowledged.len() >= KILL_AFTER_ACKS);
     assert!(acknowledged.len() < CLIENTS * CALLS_PER_CLIENT, "the kill must land part-way");
 
-    let restarted = ServerProcess::start_in(&data_dir, env).await;
+    // From the restart itself: what the new process stores before it serves counts.
     let restarted_at = tokio::time::Instant::now();
+    let restarted = ServerProcess::start_in(&data_dir, env).await;
     let channel = restarted.channel().await;
     let mut ingest = IngestServiceClient::new(channel.clone());
     let mut datapoints = DatapointServiceClient::new(channel);

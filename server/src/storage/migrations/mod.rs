@@ -27,6 +27,7 @@ mod m0021_secret_expiry_notices;
 mod m0022_slack_alerts;
 mod m0023_console_sessions;
 mod m0024_deliveries_by_ingest;
+mod m0025_intake_log;
 
 use sea_orm_migration::prelude::*;
 
@@ -61,6 +62,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0022_slack_alerts::Migration),
             Box::new(m0023_console_sessions::Migration),
             Box::new(m0024_deliveries_by_ingest::Migration),
+            Box::new(m0025_intake_log::Migration),
         ]
     }
 }

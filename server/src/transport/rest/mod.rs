@@ -91,14 +91,17 @@ async fn metrics(
     }
     let domain = &state.domain;
     match domain.storage.queue().state(domain.clock.now()).await {
-        Ok(queue) => (
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            domain.metrics.render(&queue),
-        )
-            .into_response(),
+        Ok(mut queue) => {
+            queue.intake_log_requests = domain.storage.intake_log_requests() as u64;
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )],
+                domain.metrics.render(&queue),
+            )
+                .into_response()
+        }
         Err(error) => {
             tracing::warn!(error = %error, "reading the queue for /metrics failed");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
