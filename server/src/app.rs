@@ -65,10 +65,17 @@ impl App {
             transcripts_at_intake: config.ingest.transcripts_at_intake,
         };
         // Writes a previous process logged and did not store yet, before any request is
-        // taken: a repeat of one of them is then found among the stored ingests.
-        let expanded = storage.expand_whole_intake_log(intake_settings).await?;
-        if expanded > 0 {
-            tracing::info!(requests = expanded, "intake log left by a previous process stored");
+        // taken: a repeat of one of them is then found among the stored ingests. A row that
+        // cannot be stored does not keep the process from serving: the log's task tries again.
+        match storage.expand_whole_intake_log(intake_settings).await {
+            Ok(0) => {}
+            Ok(requests) => {
+                tracing::info!(requests, "intake log left by a previous process stored");
+            }
+            Err(error) => {
+                error.log_if_internal();
+                tracing::warn!("the intake log left by a previous process is not stored yet");
+            }
         }
         let jobs_wakeup = Arc::new(tokio::sync::Notify::new());
         let ingest_writer = IngestWriter::start(
