@@ -316,3 +316,110 @@ fn datapoint_columns() {
         }),
     );
 }
+
+/// A row of the intake log (`storage/intake_log.rs`): version byte 1, then per write its record
+/// (a little-endian u32 length and the JSON below, the conversation in its stored form) and its
+/// body (a length and the bytes as they arrived, or `u32::MAX` for none).
+#[test]
+fn intake_log_row_version_1() {
+    use super::intake_log::{LoggedWrite, decode_row, log_row};
+    use crate::model::commit::IngestWrite;
+    use crate::model::deliveries::{DeliveryVerdict, NewDelivery, WebhookDelivery};
+    use crate::model::ingest::{AudioObject, NewIngest};
+
+    let at = Utc.with_ymd_and_hms(2026, 12, 2, 12, 0, 0).unwrap();
+    let conversation = crate::storage::ingest_tests::conversation("CA1");
+    let write = IngestWrite {
+        audio_objects: vec![AudioObject {
+            id: id(4),
+            organization_id: id(2),
+            project_id: id(3),
+            sha256: "ab".to_owned(),
+            content_type: "audio/wav".to_owned(),
+            size_bytes: 44,
+            blob_key: "audio/ab".to_owned(),
+            duration_ms: Some(1000),
+            channels: Some(2),
+            sample_rate_hz: Some(8000),
+            created_at: at,
+        }],
+        ingests: vec![NewIngest {
+            id: id(1),
+            organization_id: id(2),
+            project_id: id(3),
+            dedup_key: "key-1".to_owned(),
+            conversation: conversation.clone(),
+        }],
+        delivery: Some(NewDelivery {
+            organization_id: id(2),
+            project_id: id(3),
+            record: WebhookDelivery {
+                id: id(5),
+                integration_id: id(6),
+                received_at: at,
+                verdict: DeliveryVerdict::Accepted,
+                http_status: 202,
+                event_type: "call_ended".to_owned(),
+                call_id: "CA1".to_owned(),
+                body_sha256: "cd".to_owned(),
+                error: String::new(),
+                error_message: String::new(),
+                ingest_id: Some(id(1)),
+                authenticated: true,
+                replayable: true,
+            },
+            request: Some(StoredRequest {
+                url: "https://e.example/hook".to_owned(),
+                headers: vec![("webhook-id".to_owned(), "msg_1".to_owned())],
+            }),
+            body: Some(bytes::Bytes::from_static(b"{}")),
+        }),
+    };
+    let record = json!({
+        "acknowledged_at_ms": 1_796_212_800_000_i64,
+        "audio_objects": [{
+            "id": id(4), "organization_id": id(2), "project_id": id(3), "sha256": "ab",
+            "content_type": "audio/wav", "size_bytes": 44, "blob_key": "audio/ab",
+            "duration_ms": 1000, "channels": 2, "sample_rate_hz": 8000,
+            "created_at_ms": 1_796_212_800_000_i64,
+        }],
+        "ingests": [{
+            "id": id(1), "organization_id": id(2), "project_id": id(3), "dedup_key": "key-1",
+            "conversation": serde_json::to_value(&conversation).unwrap(),
+        }],
+        "delivery": {
+            "organization_id": id(2), "project_id": id(3), "id": id(5), "integration_id": id(6),
+            "received_at_ms": 1_796_212_800_000_i64, "verdict": "accepted", "http_status": 202,
+            "event_type": "call_ended", "call_id": "CA1", "body_sha256": "cd", "error": "",
+            "error_message": "", "ingest_id": id(1), "authenticated": true, "replayable": true,
+            "request": {"url": "https://e.example/hook", "headers": [["webhook-id", "msg_1"]]},
+        },
+    });
+    let row = log_row(&[&LoggedWrite::new(&write, at).unwrap()]);
+    let length = usize::try_from(u32::from_le_bytes(row[1..5].try_into().unwrap())).unwrap();
+    assert_eq!(row[0], 1);
+    assert_eq!(serde_json::from_slice::<Value>(&row[5..5 + length]).unwrap(), record);
+    assert_eq!(&row[5 + length..], [2, 0, 0, 0, b'{', b'}']);
+
+    // A row written so reads back, also without the optional parts.
+    let stored = |record: &Value, body: Option<&[u8]>| {
+        let json = serde_json::to_vec(record).unwrap();
+        let mut row = vec![1];
+        row.extend_from_slice(&u32::try_from(json.len()).unwrap().to_le_bytes());
+        row.extend_from_slice(&json);
+        match body {
+            Some(body) => {
+                row.extend_from_slice(&u32::try_from(body.len()).unwrap().to_le_bytes());
+                row.extend_from_slice(body);
+            }
+            None => row.extend_from_slice(&u32::MAX.to_le_bytes()),
+        }
+        row
+    };
+    let read = decode_row(&stored(&record, Some(b"{}"))).unwrap();
+    assert_eq!(format!("{:?}", read[0].0), format!("{write:?}"));
+    assert_eq!(read[0].1, at);
+    let bare = json!({"acknowledged_at_ms": 1_796_212_800_000_i64});
+    let read = decode_row(&stored(&bare, None)).unwrap();
+    assert!(read[0].0.ingests.is_empty() && read[0].0.delivery.is_none());
+}
