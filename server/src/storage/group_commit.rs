@@ -3,6 +3,10 @@
 //! answers each; while it commits, new requests queue up for the next group. When a group's
 //! transaction fails, each of its requests is committed again on its own, so one bad write fails
 //! alone (with its cause in the log) and the others are stored.
+//!
+//! While the intake is saturated (`IntakeLoad`), requests hand in their writes encoded for the
+//! intake log instead of as rows, a group's logged writes become one log row, and the
+//! `Expander` task stores the log's rows after (`intake_log`).
 
 use std::sync::Arc;
 
