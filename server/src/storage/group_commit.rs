@@ -96,7 +96,6 @@ impl IngestWriter {
             storage: storage.clone(),
             max_group: max_group.max(1),
             metrics: metrics.clone(),
-            clock: clock.clone(),
             logged: logged.clone(),
         };
         tokio::spawn(writer.run(receiver));
@@ -141,7 +140,6 @@ struct Writer {
     storage: Storage,
     max_group: usize,
     metrics: Arc<Metrics>,
-    clock: SharedClock,
     /// Told when a group committed a log row.
     logged: Arc<Notify>,
 }
@@ -241,7 +239,7 @@ impl Writer {
             })
             .collect();
         let (rows_outcomes, logged_outcomes, durable) =
-            self.storage.commit_group_unsynced(&rows, &logged, self.clock.now()).await?;
+            self.storage.commit_group_unsynced(&rows, &logged).await?;
         let (mut rows_outcomes, mut logged_outcomes) =
             (rows_outcomes.into_iter(), logged_outcomes.into_iter());
         let outcomes = writes

@@ -86,7 +86,7 @@ pub struct LogBatch {
     keys: Vec<((Uuid, String), Uuid)>,
 }
 
-/// What a pass over the intake log stored (`Storage::expand_intake_log`).
+/// What a batch of the intake log stored (`Storage::store_intake_log`).
 #[derive(Debug, Default)]
 pub struct Expanded {
     /// Requests whose writes were stored.
@@ -219,35 +219,25 @@ impl Storage {
         &self,
         writes: &[&PreparedWrite],
     ) -> Result<Vec<Vec<IngestOutcome>>, Error> {
-        let (outcomes, durable) = self.commit_prepared_writes_unsynced(writes).await?;
+        let (outcomes, _, durable) = self.commit_group_unsynced(writes, &[]).await?;
         durable.wait().await.map_err(db_error("committing ingests"))?;
         Ok(outcomes)
     }
 
-    /// `commit_prepared_writes`, returning once committed, with what tells when the commit is
-    /// durable (`WriteTransaction::commit_unsynced`): nothing may be acknowledged before.
-    pub(super) async fn commit_prepared_writes_unsynced(
-        &self,
-        writes: &[&PreparedWrite],
-    ) -> Result<(Vec<Vec<IngestOutcome>>, super::Durable), Error> {
-        let (outcomes, _, durable) = self.commit_group_unsynced(writes, &[], Utc::now()).await?;
-        Ok((outcomes, durable))
-    }
-
     /// Commits a group: `writes` as their rows, and `logged` as one row of the intake log
-    /// (`intake_log`), logged at `now`. The outcomes of each, in order, are what they would be
-    /// had every write been stored as rows: a logged write repeated by a later one, in this
-    /// group or the next, makes that one a duplicate.
+    /// (`intake_log`). Returns once committed, with what tells when the commit is durable
+    /// (`WriteTransaction::commit_unsynced`): nothing may be acknowledged before. The outcomes
+    /// of each, in order, are what they would be had every write been stored as rows: a logged
+    /// write repeated by a later one, in this group or the next, makes that one a duplicate.
     pub(super) async fn commit_group_unsynced(
         &self,
         writes: &[&PreparedWrite],
         logged: &[&LoggedWrite],
-        now: DateTime<Utc>,
     ) -> Result<(Vec<Vec<IngestOutcome>>, Vec<Vec<IngestOutcome>>, super::Durable), Error> {
         let context = "committing ingests";
         let transaction = self.begin_write().await.map_err(db_error(context))?;
         let (outcomes, logged_outcomes, created) =
-            self.stage_writes(&transaction, writes, logged, now, true).await?;
+            self.stage_writes(&transaction, writes, logged, true).await?;
         // Before the turn ends, so that the next group sees them.
         let logged_requests = logged.len();
         if logged_requests > 0 {
@@ -257,22 +247,11 @@ impl Storage {
             Ok(durable) => Ok((outcomes, logged_outcomes, durable)),
             Err(error) => {
                 if logged_requests > 0 {
-                    self.pending.unlogged(logged_requests, &created);
+                    self.pending.forget(logged_requests, &created);
                 }
                 Err(db_error(context)(error))
             }
         }
-    }
-
-    /// Stores the oldest writes of the intake log, up to `most_rows` of its rows, as `writes`
-    /// are stored, and deletes those rows, in one transaction; returns what it stored.
-    pub async fn expand_intake_log(
-        &self,
-        settings: IntakeSettings,
-        most_rows: u64,
-    ) -> Result<Expanded, Error> {
-        let batch = self.read_intake_log(0, most_rows, settings).await?;
-        self.store_intake_log(batch).await
     }
 
     /// The intake log's rows after `after_id`, up to `most_rows`, with their writes prepared as
@@ -327,15 +306,14 @@ impl Storage {
         }
         let prepared: Vec<&PreparedWrite> = batch.prepared.iter().collect();
         let transaction = self.begin_write().await.map_err(db_error(context))?;
-        let (outcomes, _, _) =
-            self.stage_writes(&transaction, &prepared, &[], Utc::now(), false).await?;
+        let (outcomes, _, _) = self.stage_writes(&transaction, &prepared, &[], false).await?;
         let delete = Query::delete()
             .from_table(Alias::new("intake_log"))
             .and_where(Expr::col(Alias::new("id")).lte(batch.last_id))
             .to_owned();
         transaction.execute(&delete).await.map_err(db_error(context))?;
         transaction.commit().await.map_err(db_error(context))?;
-        self.pending.expanded(batch.requests, &batch.keys);
+        self.pending.forget(batch.requests, &batch.keys);
         let mut expanded = Expanded { requests: batch.requests, ..Expanded::default() };
         for (write, outcomes) in prepared.iter().zip(outcomes) {
             let committed = write.committed(outcomes);
@@ -345,21 +323,25 @@ impl Storage {
         Ok(expanded)
     }
 
-    /// Stores the whole intake log (`expand_intake_log` until it is empty); returns how many
+    /// Stores the whole intake log, its oldest rows first, and deletes it; returns how many
     /// requests' writes it stored.
     pub async fn expand_whole_intake_log(&self, settings: IntakeSettings) -> Result<usize, Error> {
         let mut requests = 0;
         loop {
-            match self.expand_intake_log(settings, 64).await?.requests {
+            let batch = self.read_intake_log(0, 64, settings).await?;
+            match self.store_intake_log(batch).await?.requests {
                 0 => return Ok(requests),
                 expanded => requests += expanded,
             }
         }
     }
 
-    /// Requests in the intake log not stored yet.
-    pub fn intake_log_requests(&self) -> usize {
-        self.pending.requests()
+    /// What `/metrics` reports of the work not done yet: the queue as the database has it, and
+    /// the requests in the intake log not stored yet.
+    pub async fn backlog(&self, now: DateTime<Utc>) -> Result<crate::metrics::QueueState, Error> {
+        let mut state = self.queue().state(now).await.map_err(db_error("reading the queue"))?;
+        state.intake_log_requests = self.pending.requests() as u64;
+        Ok(state)
     }
 
     /// Stages a group's rows in `transaction`: `writes` as their rows, `logged` as one row of
@@ -372,7 +354,6 @@ impl Storage {
         transaction: &super::WriteTransaction,
         writes: &[&PreparedWrite],
         logged: &[&LoggedWrite],
-        now: DateTime<Utc>,
         with_pending: bool,
     ) -> Result<
         (Vec<Vec<IngestOutcome>>, Vec<Vec<IngestOutcome>>, Vec<((Uuid, String), Uuid)>),
@@ -474,7 +455,7 @@ impl Storage {
                 "intake_log",
                 ["logged_at_ms", "requests", "writes"],
                 vec![[
-                    to_millis(now).into(),
+                    super::intake_log::logged_at_ms(logged).into(),
                     i32::try_from(logged.len()).unwrap_or(i32::MAX).into(),
                     super::intake_log::log_row(logged).into(),
                 ]],

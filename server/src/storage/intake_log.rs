@@ -2,7 +2,7 @@
 //! its rows (ingests, delivery, datapoint, tags, monitors' results) in the group commit that
 //! acknowledges it: the group's logged writes go into one `intake_log` row, a single insert
 //! however many requests share the commit, and are answered once that row is durable. The
-//! process then stores each row's writes as usual (`Storage::expand_intake_log`), in large
+//! process then stores each row's writes as usual (`Storage::store_intake_log`), in large
 //! batches, deleting the row in the same transaction, so every logged write is stored exactly
 //! once, also after a crash (the log is expanded again at start).
 //!
@@ -38,6 +38,7 @@ const NO_BODY: u32 = u32::MAX;
 #[derive(Debug)]
 pub struct LoggedWrite {
     pub(super) encoded: Vec<u8>,
+    acknowledged_at_ms: i64,
     /// (project, dedup key, ingest id) of each ingest, in order.
     pub(super) keys: Vec<(Uuid, String, Uuid)>,
 }
@@ -45,8 +46,9 @@ pub struct LoggedWrite {
 impl LoggedWrite {
     pub fn new(write: &IngestWrite, acknowledged_at: DateTime<Utc>) -> Result<Self, Error> {
         let context = "logging an ingest";
+        let acknowledged_at_ms = to_millis(acknowledged_at);
         let logged = WriteV1 {
-            acknowledged_at_ms: to_millis(acknowledged_at),
+            acknowledged_at_ms,
             audio_objects: write.audio_objects.iter().map(AudioObjectV1::from).collect(),
             ingests: write.ingests.iter().map(IngestV1::from).collect(),
             delivery: write.delivery.as_ref().map(DeliveryV1::from),
@@ -58,6 +60,7 @@ impl LoggedWrite {
         push_part(&mut encoded, body, context)?;
         Ok(Self {
             encoded,
+            acknowledged_at_ms,
             keys: write
                 .ingests
                 .iter()
@@ -80,6 +83,11 @@ pub(super) fn log_row(writes: &[&LoggedWrite]) -> Vec<u8> {
         row.extend_from_slice(&write.encoded);
     }
     row
+}
+
+/// The `logged_at_ms` of a log row holding `writes`: when the first was acknowledged.
+pub(super) fn logged_at_ms(writes: &[&LoggedWrite]) -> i64 {
+    writes.iter().map(|write| write.acknowledged_at_ms).min().unwrap_or_default()
 }
 
 /// The writes of a log row, each with the time it was acknowledged.
@@ -166,14 +174,9 @@ impl PendingKeys {
         state.keys.extend(created);
     }
 
-    /// Undoes `logged` for a log row whose commit failed.
-    pub(super) fn unlogged(&self, requests: usize, created: &[((Uuid, String), Uuid)]) {
-        self.expanded(requests, created);
-    }
-
-    /// Forgets what the expansion of log rows with `requests` stored: `keys`, each with the
-    /// ingest id it had.
-    pub(super) fn expanded(&self, requests: usize, keys: &[((Uuid, String), Uuid)]) {
+    /// Forgets log rows of `requests` that were stored (or whose commit failed): `keys`, each
+    /// with the ingest id it had.
+    pub(super) fn forget(&self, requests: usize, keys: &[((Uuid, String), Uuid)]) {
         let mut state = self.lock();
         state.requests = state.requests.saturating_sub(requests);
         for (key, id) in keys {

@@ -68,7 +68,6 @@ async fn commit(
         .commit_group_unsynced(
             &prepared.iter().collect::<Vec<_>>(),
             &logged.iter().collect::<Vec<_>>(),
-            now(),
         )
         .await
         .unwrap();
@@ -103,7 +102,7 @@ async fn logged_writes_are_answered_as_rows_would_be_and_stored_once_later() {
             vec![IngestOutcome::Duplicate(a_id)],
         ]
     );
-    assert_eq!(storage.intake_log_requests(), 4);
+    assert_eq!(storage.pending.requests(), 4);
     // Acknowledged, not stored as rows yet.
     assert_eq!(storage.find_datapoint(project, "custom", "a").await.unwrap(), None);
     assert_eq!(storage.get_ingest(organization, a_id).await.unwrap(), None);
@@ -119,7 +118,7 @@ async fn logged_writes_are_answered_as_rows_would_be_and_stored_once_later() {
     assert_eq!(logged, [vec![IngestOutcome::Duplicate(a_id)]]);
 
     let expanded = storage.expand_whole_intake_log(AT_INTAKE).await.unwrap();
-    assert_eq!((expanded, storage.intake_log_requests()), (5, 0));
+    assert_eq!((expanded, storage.pending.requests()), (5, 0));
     let datapoint = storage.find_datapoint(project, "custom", "a").await.unwrap().unwrap();
     let ingest = storage.get_ingest(organization, a_id).await.unwrap().unwrap();
     assert_eq!((ingest.state, ingest.datapoint_id), (IngestState::Done, Some(datapoint.id)));
@@ -161,7 +160,7 @@ async fn a_log_left_by_a_stopped_process_is_stored_by_the_next() {
     }
     // The next process: the same database, nothing in memory.
     let next = Storage { pending: Arc::default(), ..storage.clone() };
-    assert_eq!(next.intake_log_requests(), 0);
+    assert_eq!(next.pending.requests(), 0);
     assert_eq!(next.expand_whole_intake_log(AT_INTAKE).await.unwrap(), 40);
     for write in &logged {
         let id = write.ingests[0].id;
@@ -203,7 +202,7 @@ async fn a_logging_writer_stores_its_log_by_itself() {
     .await
     .expect("stored from the log within 10 s");
     assert!(storage.find_datapoint(project, "custom", "w").await.unwrap().is_some());
-    assert_eq!(storage.intake_log_requests(), 0);
+    assert_eq!(storage.pending.requests(), 0);
 }
 
 /// A log row reads back as the writes that went in, body bytes and all.

@@ -90,18 +90,15 @@ async fn metrics(
         .into_response();
     }
     let domain = &state.domain;
-    match domain.storage.queue().state(domain.clock.now()).await {
-        Ok(mut queue) => {
-            queue.intake_log_requests = domain.storage.intake_log_requests() as u64;
-            (
-                [(
-                    axum::http::header::CONTENT_TYPE,
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                )],
-                domain.metrics.render(&queue),
-            )
-                .into_response()
-        }
+    match domain.storage.backlog(domain.clock.now()).await {
+        Ok(queue) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            domain.metrics.render(&queue),
+        )
+            .into_response(),
         Err(error) => {
             tracing::warn!(error = %error, "reading the queue for /metrics failed");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
