@@ -41,7 +41,8 @@
 //! with 0, 5 and 20 monitors (or the comma-separated `counts`) of 5 checks each, all matching every call: acks/s of the
 //! saturating webhook load (each call evaluated in the commit that stores it), the rate at which
 //! a gRPC `backlog` is stored at intake, and the workers' drain of the same backlog
-//! (`ingest.transcripts_at_intake = false`).
+//! (`ingest.transcripts_at_intake = false`); `EARSHOT_LOAD_KEEP_DATABASE=<dir>` keeps each
+//! workers' database in `<dir>/monitors-<count>`.
 //!
 //!     load delete [backlog] [offered]
 //!
@@ -524,16 +525,7 @@ async fn main() {
 
     // A copy of the database as the load left it, for a closer look (tables, indexes).
     if let Ok(keep) = std::env::var("EARSHOT_LOAD_KEEP_DATABASE") {
-        std::fs::create_dir_all(&keep).unwrap();
-        for entry in std::fs::read_dir(server.data_dir()).unwrap().filter_map(Result::ok) {
-            if entry.file_name().to_string_lossy().starts_with("earshot.db") {
-                std::fs::copy(entry.path(), std::path::Path::new(&keep).join(entry.file_name()))
-                    .unwrap();
-            }
-        }
-        let log = server.data_dir().with_extension("log");
-        std::fs::copy(&log, std::path::Path::new(&keep).join("earshot.log")).unwrap();
-        println!("database and log copied to {keep}");
+        keep_database(&server, std::path::Path::new(&keep));
     }
 
     // An offered rate, open loop: acks, backlog and the time until a call is searchable.
@@ -906,6 +898,19 @@ async fn create_monitors(server: &ServerProcess, count: usize) {
     }
 }
 
+/// Copies `server`'s database files and its log into `keep`, for a closer look (tables,
+/// indexes).
+fn keep_database(server: &ServerProcess, keep: &std::path::Path) {
+    std::fs::create_dir_all(keep).unwrap();
+    for entry in std::fs::read_dir(server.data_dir()).unwrap().filter_map(Result::ok) {
+        if entry.file_name().to_string_lossy().starts_with("earshot.db") {
+            std::fs::copy(entry.path(), keep.join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::copy(server.data_dir().with_extension("log"), keep.join("earshot.log")).unwrap();
+    println!("database and log copied to {}", keep.display());
+}
+
 /// Acks/s, the intake rate of a gRPC backlog and the workers' drain with each count of monitors.
 async fn with_monitors(deliveries: usize, backlog: usize, counts: &[usize]) {
     println!("monitors | webhook acks/s (p99) | backlog stored at intake, /s | workers' drain, /s");
@@ -928,6 +933,12 @@ async fn with_monitors(deliveries: usize, backlog: usize, counts: &[usize]) {
         ingest_backlog(&workers_only, backlog).await;
         let queued = pending_jobs(&workers_only).await;
         let drained_in = drain(&workers_only, Duration::from_secs(3600)).await;
+        if let Ok(keep) = std::env::var("EARSHOT_LOAD_KEEP_DATABASE") {
+            keep_database(
+                &workers_only,
+                &std::path::Path::new(&keep).join(format!("monitors-{count}")),
+            );
+        }
         workers_only.stop().await;
         println!(
             "{count} | {:.0} ({:?}) | {:.0} | {:.0} ({queued} left after ingestion)",
