@@ -66,11 +66,19 @@ impl App {
         };
         // Writes a previous process logged and did not store yet, before any request is
         // taken: a repeat of one of them is then found among the stored ingests. A row that
-        // cannot be stored does not keep the process from serving: the log's task tries again.
+        // cannot be stored does not keep the process from serving: it stays in the log, and
+        // the log's task tries it again.
         match storage.expand_whole_intake_log(intake_settings).await {
-            Ok(0) => {}
-            Ok(requests) => {
-                tracing::info!(requests, "intake log left by a previous process stored");
+            Ok(stored) => {
+                if stored.expanded.requests > 0 {
+                    tracing::info!(
+                        requests = stored.expanded.requests,
+                        "intake log left by a previous process stored"
+                    );
+                }
+                for (row, error) in stored.failed {
+                    tracing::error!(row, error = %error, "an intake log row could not be stored");
+                }
             }
             Err(error) => {
                 error.log_if_internal();

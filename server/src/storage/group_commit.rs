@@ -8,6 +8,7 @@
 //! intake log instead of as rows, a group's logged writes become one log row, and the
 //! `Expander` task stores the log's rows after (`intake_log`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -100,7 +101,14 @@ impl IngestWriter {
         };
         tokio::spawn(writer.run(receiver));
         if logging != IntakeLogging::Never {
-            let expander = Expander { storage, settings, metrics, load: load.clone(), jobs_wakeup };
+            let expander = Expander {
+                storage,
+                settings,
+                metrics,
+                load: load.clone(),
+                jobs_wakeup,
+                held: Arc::default(),
+            };
             tokio::spawn(expander.run(logged));
         }
         Self { sender, clock, settings, load, logging }
@@ -256,7 +264,9 @@ impl Writer {
 
 /// The task that stores the intake log's writes: woken by each commit that logged some, it
 /// stores the log's oldest rows in batches until none is left, giving way to a saturated intake
-/// (at most `MOST_A_WORKER_WAITS` at a time) as the workers do.
+/// (at most `MOST_A_WORKER_WAITS` at a time) as the workers do. A row it cannot read or store
+/// is held (kept in the log, tried again after `HELD_ROW_RETRY`) while the rows after it are
+/// stored.
 #[derive(Clone)]
 struct Expander {
     storage: Storage,
@@ -264,7 +274,13 @@ struct Expander {
     metrics: Arc<Metrics>,
     load: IntakeLoad,
     jobs_wakeup: Arc<Notify>,
+    /// Rows held, by id: when each is tried again.
+    held: Arc<std::sync::Mutex<HashMap<i64, tokio::time::Instant>>>,
 }
+
+/// How long a row of the intake log that could not be read or stored waits before it is tried
+/// again.
+const HELD_ROW_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Expander {
     async fn run(self, logged: Arc<Notify>) {
@@ -272,21 +288,25 @@ impl Expander {
             // Rows left by a previous process, then whatever was logged since.
             if let Err(error) = self.expand().await {
                 error.log_if_internal();
-                // Tried again on the next commit that logs, or in a second.
-                let _woken =
-                    tokio::time::timeout(std::time::Duration::from_secs(1), logged.notified())
-                        .await;
-                continue;
             }
-            logged.notified().await;
+            // Tried again on the next commit that logs, or when a held row is due.
+            match self.next_retry() {
+                Some(due) => {
+                    let _woken = tokio::time::timeout_at(due, logged.notified()).await;
+                }
+                None => logged.notified().await,
+            }
         }
     }
 
-    /// Stores the log until it is empty. Each batch is read and prepared while the one before
-    /// it is stored: the preparation (decoding, building rows) runs beside the writer's turn.
+    /// Stores the log until only held rows are left. Each batch is read and prepared while the
+    /// one before it is stored: the preparation (decoding, building rows) runs beside the
+    /// writer's turn.
     async fn expand(&self) -> Result<()> {
         let mut next = Some(self.read(0).await?);
-        while let Some(batch) = next.take().filter(|batch| batch.requests > 0) {
+        while let Some(mut batch) = next.take().filter(|batch| !batch.is_empty()) {
+            let unreadable = std::mem::take(&mut batch.unreadable);
+            let ids = batch.row_ids();
             let reading = tokio::spawn({
                 let expander = self.clone();
                 let after_id = batch.last_id;
@@ -294,9 +314,9 @@ impl Expander {
             });
             let stored = self.storage.store_intake_log(batch).await;
             let read = reading.await;
-            let expanded = stored?;
-            self.metrics.datapoints_written(expanded.datapoints);
-            if expanded.jobs > 0 {
+            self.hold(unreadable.into_iter().chain(stored.failed), &ids);
+            self.metrics.datapoints_written(stored.expanded.datapoints);
+            if stored.expanded.jobs > 0 {
                 self.jobs_wakeup.notify_waiters();
             }
             next = Some(read.map_err(|error| Error::internal("reading the intake log", error))??);
@@ -304,13 +324,41 @@ impl Expander {
         Ok(())
     }
 
+    /// Holds the rows that `failed`, each until `HELD_ROW_RETRY` from now, and lets go of the
+    /// others of `tried` (stored now).
+    fn hold(&self, failed: impl Iterator<Item = (i64, Error)>, tried: &[i64]) {
+        let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for id in tried {
+            held.remove(id);
+        }
+        for (id, error) in failed {
+            tracing::error!(
+                row = id,
+                error = %error,
+                "an intake log row could not be stored; it is kept and tried again"
+            );
+            held.insert(id, tokio::time::Instant::now() + HELD_ROW_RETRY);
+        }
+    }
+
+    /// When the first held row is due to be tried again.
+    fn next_retry(&self) -> Option<tokio::time::Instant> {
+        let held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        held.values().min().copied()
+    }
+
     /// The batch after `after_id`, read once a saturated intake eased (at most
     /// `MOST_A_WORKER_WAITS` later): one row while it is still saturated, so that the turn
-    /// that stores it is short.
+    /// that stores it is short. Held rows not due yet are left out.
     async fn read(&self, after_id: i64) -> Result<super::LogBatch> {
         self.load.eased(crate::jobs::intake_load::MOST_A_WORKER_WAITS).await;
         let rows = if self.load.is_saturated() { 1 } else { EXPANDED_ROWS };
-        self.storage.read_intake_log(after_id, rows, self.settings).await
+        let now = tokio::time::Instant::now();
+        let skip: Vec<i64> = {
+            let held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            held.iter().filter(|(_, due)| **due > now).map(|(id, _)| *id).collect()
+        };
+        self.storage.read_intake_log(after_id, rows, &skip, self.settings).await
     }
 }
 

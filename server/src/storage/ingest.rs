@@ -77,13 +77,49 @@ enum Work {
 /// Rows of the intake log read and prepared for storing (`Storage::read_intake_log`).
 #[derive(Debug, Default)]
 pub struct LogBatch {
-    /// The last row read (the `after_id` of the next batch).
+    /// The last row read, readable or not (the `after_id` of the next batch).
     pub last_id: i64,
-    /// Requests in the rows.
-    pub requests: usize,
+    rows: Vec<LogRow>,
+    /// Rows that could not be read, by id, with why. They are kept, not deleted: what they
+    /// hold was acknowledged.
+    pub unreadable: Vec<(i64, Error)>,
+}
+
+/// One row of the intake log, read and prepared.
+#[derive(Debug)]
+struct LogRow {
+    id: i64,
+    /// Requests in the row.
+    requests: usize,
     prepared: Vec<PreparedWrite>,
-    /// The key and id of each ingest of the rows.
+    /// The key and id of each ingest of the row.
     keys: Vec<((Uuid, String), Uuid)>,
+}
+
+impl LogBatch {
+    /// No row was read, readable or not: the log after `after_id` is empty.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty() && self.unreadable.is_empty()
+    }
+
+    /// Requests in the readable rows.
+    pub fn requests(&self) -> usize {
+        self.rows.iter().map(|row| row.requests).sum()
+    }
+
+    /// The ids of the readable rows.
+    pub fn row_ids(&self) -> Vec<i64> {
+        self.rows.iter().map(|row| row.id).collect()
+    }
+
+    /// Each readable row as a batch of its own, to store the rows a failed batch held apart
+    /// from the one that failed it.
+    pub fn into_rows(self) -> Vec<LogBatch> {
+        self.rows
+            .into_iter()
+            .map(|row| LogBatch { last_id: row.id, rows: vec![row], unreadable: Vec::new() })
+            .collect()
+    }
 }
 
 /// What a batch of the intake log stored (`Storage::store_intake_log`).
@@ -95,6 +131,22 @@ pub struct Expanded {
     pub datapoints: usize,
     /// Jobs queued for the workers.
     pub jobs: usize,
+}
+
+impl Expanded {
+    pub fn add(&mut self, other: &Expanded) {
+        self.requests += other.requests;
+        self.datapoints += other.datapoints;
+        self.jobs += other.jobs;
+    }
+}
+
+/// What storing intake log rows did (`Storage::store_intake_log`).
+#[derive(Debug, Default)]
+pub struct StoredLog {
+    pub expanded: Expanded,
+    /// Rows that could not be read or stored, by id, with why: kept in the log.
+    pub failed: Vec<(i64, Error)>,
 }
 
 /// What one request's write stored.
@@ -261,17 +313,21 @@ impl Storage {
         &self,
         after_id: i64,
         most_rows: u64,
+        skip: &[i64],
         settings: IntakeSettings,
     ) -> Result<LogBatch, Error> {
         use sea_orm::sea_query::{Alias, ExprTrait, Query};
         let context = "reading the intake log";
-        let select = Query::select()
+        let mut select = Query::select()
             .columns([Alias::new("id"), Alias::new("requests"), Alias::new("writes")])
             .from(Alias::new("intake_log"))
             .and_where(Expr::col(Alias::new("id")).gt(after_id))
             .order_by(Alias::new("id"), sea_orm::Order::Asc)
             .limit(most_rows)
             .to_owned();
+        if !skip.is_empty() {
+            select.and_where(Expr::col(Alias::new("id")).is_not_in(skip.iter().copied()));
+        }
         let rows = self
             .db
             .query_all_raw(self.db.get_database_backend().build(&select))
@@ -279,42 +335,59 @@ impl Storage {
             .map_err(db_error(context))?;
         let mut batch = LogBatch { last_id: after_id, ..LogBatch::default() };
         for row in &rows {
-            batch.last_id = row.try_get("", "id").map_err(db_error(context))?;
+            let id: i64 = row.try_get("", "id").map_err(db_error(context))?;
+            batch.last_id = id;
             let count: i32 = row.try_get("", "requests").map_err(db_error(context))?;
-            batch.requests += usize::try_from(count).unwrap_or(0);
             let encoded: Vec<u8> = row.try_get("", "writes").map_err(db_error(context))?;
-            for (write, acknowledged_at) in super::intake_log::decode_row(&encoded)? {
-                batch.keys.extend(
-                    write
-                        .ingests
-                        .iter()
-                        .map(|ingest| ((ingest.project_id, ingest.dedup_key.clone()), ingest.id)),
-                );
-                batch.prepared.push(PreparedWrite::new(write, settings, acknowledged_at)?);
+            match log_row(id, usize::try_from(count).unwrap_or(0), &encoded, settings) {
+                Ok(row) => batch.rows.push(row),
+                Err(error) => batch.unreadable.push((id, error)),
             }
         }
         Ok(batch)
     }
 
     /// Stores a batch of the intake log (`read_intake_log`) and deletes its rows, in one
-    /// transaction; returns what it stored.
-    pub async fn store_intake_log(&self, batch: LogBatch) -> Result<Expanded, Error> {
+    /// transaction; returns what it stored. When that fails and the batch has several rows,
+    /// each is stored by itself, so that one row that cannot be stored does not hold up the
+    /// others: the rows that failed alone are returned with why, kept in the log.
+    pub async fn store_intake_log(&self, batch: LogBatch) -> StoredLog {
+        if batch.rows.len() > 1 {
+            match self.store_log_rows(&batch).await {
+                Ok(expanded) => return StoredLog { expanded, failed: Vec::new() },
+                Err(error) => error.log_if_internal(),
+            }
+        }
+        let mut stored = StoredLog::default();
+        for row in batch.into_rows() {
+            match self.store_log_rows(&row).await {
+                Ok(expanded) => stored.expanded.add(&expanded),
+                Err(error) => stored.failed.push((row.last_id, error)),
+            }
+        }
+        stored
+    }
+
+    async fn store_log_rows(&self, batch: &LogBatch) -> Result<Expanded, Error> {
         use sea_orm::sea_query::{Alias, ExprTrait, Query};
         let context = "storing the intake log";
-        if batch.requests == 0 {
+        if batch.rows.is_empty() {
             return Ok(Expanded::default());
         }
-        let prepared: Vec<&PreparedWrite> = batch.prepared.iter().collect();
+        let prepared: Vec<&PreparedWrite> =
+            batch.rows.iter().flat_map(|row| &row.prepared).collect();
         let transaction = self.begin_write().await.map_err(db_error(context))?;
         let (outcomes, _, _) = self.stage_writes(&transaction, &prepared, &[], false).await?;
         let delete = Query::delete()
             .from_table(Alias::new("intake_log"))
-            .and_where(Expr::col(Alias::new("id")).lte(batch.last_id))
+            .and_where(Expr::col(Alias::new("id")).is_in(batch.row_ids()))
             .to_owned();
         transaction.execute(&delete).await.map_err(db_error(context))?;
         transaction.commit().await.map_err(db_error(context))?;
-        self.pending.forget(batch.requests, &batch.keys);
-        let mut expanded = Expanded { requests: batch.requests, ..Expanded::default() };
+        for row in &batch.rows {
+            self.pending.forget(row.requests, &row.keys);
+        }
+        let mut expanded = Expanded { requests: batch.requests(), ..Expanded::default() };
         for (write, outcomes) in prepared.iter().zip(outcomes) {
             let committed = write.committed(outcomes);
             expanded.datapoints += committed.datapoints;
@@ -323,16 +396,24 @@ impl Storage {
         Ok(expanded)
     }
 
-    /// Stores the whole intake log, its oldest rows first, and deletes it; returns how many
-    /// requests' writes it stored.
-    pub async fn expand_whole_intake_log(&self, settings: IntakeSettings) -> Result<usize, Error> {
-        let mut requests = 0;
+    /// Stores the whole intake log, its oldest rows first, and deletes what it stored; returns
+    /// how many requests' writes it stored, and the rows it could not read or store (kept).
+    pub async fn expand_whole_intake_log(
+        &self,
+        settings: IntakeSettings,
+    ) -> Result<StoredLog, Error> {
+        let mut whole = StoredLog::default();
+        let mut after_id = 0;
         loop {
-            let batch = self.read_intake_log(0, 64, settings).await?;
-            match self.store_intake_log(batch).await?.requests {
-                0 => return Ok(requests),
-                expanded => requests += expanded,
+            let mut batch = self.read_intake_log(after_id, 64, &[], settings).await?;
+            if batch.is_empty() {
+                return Ok(whole);
             }
+            after_id = batch.last_id;
+            whole.failed.append(&mut batch.unreadable);
+            let stored = self.store_intake_log(batch).await;
+            whole.expanded.add(&stored.expanded);
+            whole.failed.extend(stored.failed);
         }
     }
 
@@ -979,4 +1060,24 @@ pub(super) fn ingests_of_call(
         .filter(ingest::Column::Provider.eq(provider))
         .order_by_desc(ingest::Column::Id)
         .limit(u64::try_from(limit).unwrap_or(u64::MAX))
+}
+
+/// A row of the intake log decoded and its writes prepared.
+fn log_row(
+    id: i64,
+    requests: usize,
+    encoded: &[u8],
+    settings: IntakeSettings,
+) -> Result<LogRow, Error> {
+    let mut row = LogRow { id, requests, prepared: Vec::new(), keys: Vec::new() };
+    for (write, acknowledged_at) in super::intake_log::decode_row(encoded)? {
+        row.keys.extend(
+            write
+                .ingests
+                .iter()
+                .map(|ingest| ((ingest.project_id, ingest.dedup_key.clone()), ingest.id)),
+        );
+        row.prepared.push(PreparedWrite::new(write, settings, acknowledged_at)?);
+    }
+    Ok(row)
 }

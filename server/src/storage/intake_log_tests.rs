@@ -118,7 +118,8 @@ async fn logged_writes_are_answered_as_rows_would_be_and_stored_once_later() {
     assert_eq!(logged, [vec![IngestOutcome::Duplicate(a_id)]]);
 
     let expanded = storage.expand_whole_intake_log(AT_INTAKE).await.unwrap();
-    assert_eq!((expanded, storage.pending.requests()), (5, 0));
+    assert_eq!((expanded.expanded.requests, storage.pending.requests()), (5, 0));
+    assert!(expanded.failed.is_empty());
     let datapoint = storage.find_datapoint(project, "custom", "a").await.unwrap().unwrap();
     let ingest = storage.get_ingest(organization, a_id).await.unwrap().unwrap();
     assert_eq!((ingest.state, ingest.datapoint_id), (IngestState::Done, Some(datapoint.id)));
@@ -143,7 +144,7 @@ async fn logged_writes_are_answered_as_rows_would_be_and_stored_once_later() {
     assert_eq!(kept.body.as_deref(), a.delivery.as_ref().unwrap().body.as_deref());
     assert_eq!(kept.request, a.delivery.as_ref().unwrap().request);
     // Nothing is stored twice.
-    assert_eq!(storage.expand_whole_intake_log(AT_INTAKE).await.unwrap(), 0);
+    assert_eq!(storage.expand_whole_intake_log(AT_INTAKE).await.unwrap().expanded.requests, 0);
     assert_eq!(storage.ingest_deliveries(&[a_id, b_id, c_id], 20).await.unwrap().len(), 7);
 }
 
@@ -161,7 +162,7 @@ async fn a_log_left_by_a_stopped_process_is_stored_by_the_next() {
     // The next process: the same database, nothing in memory.
     let next = Storage { pending: Arc::default(), ..storage.clone() };
     assert_eq!(next.pending.requests(), 0);
-    assert_eq!(next.expand_whole_intake_log(AT_INTAKE).await.unwrap(), 40);
+    assert_eq!(next.expand_whole_intake_log(AT_INTAKE).await.unwrap().expanded.requests, 40);
     for write in &logged {
         let id = write.ingests[0].id;
         let ingest = next.get_ingest(organization, id).await.unwrap().unwrap();
@@ -171,6 +172,100 @@ async fn a_log_left_by_a_stopped_process_is_stored_by_the_next() {
     repeat.ingests[0].dedup_key.clone_from(&logged[7].ingests[0].dedup_key);
     let (rows, _) = commit(&next, &[&repeat], &[]).await;
     assert_eq!(rows, [vec![IngestOutcome::Duplicate(logged[7].ingests[0].id)]]);
+}
+
+/// A row that cannot be read, and one that cannot be stored, are kept in the log with why,
+/// and do not hold up the rows after them.
+#[tokio::test]
+async fn rows_that_cannot_be_stored_are_kept_and_the_rest_stored() {
+    let storage = super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let first = webhook_write(organization, project, "first");
+    commit(&storage, &[], &[&first]).await;
+    // A row this build cannot read (a later version's, say).
+    let mut unknown_version = log_row(&[&LoggedWrite::new(&first, now()).unwrap()]);
+    unknown_version[0] = 99;
+    insert_log_row(&storage, &unknown_version).await;
+    // A row whose ingest cannot be stored: the id of `first`'s ingest again, under another
+    // key, so the insert breaks the ingests' primary key.
+    let mut clash = webhook_write(organization, project, "clash");
+    clash.ingests[0].id = first.ingests[0].id;
+    commit(&storage, &[], &[&clash]).await;
+    let last = webhook_write(organization, project, "last");
+    commit(&storage, &[], &[&last]).await;
+
+    let stored = storage.expand_whole_intake_log(AT_INTAKE).await.unwrap();
+    assert_eq!(stored.expanded.requests, 2, "first and last stored");
+    assert_eq!(stored.failed.len(), 2, "{:?}", stored.failed);
+    for write in [&first, &last] {
+        let id = write.ingests[0].id;
+        let ingest = storage.get_ingest(organization, id).await.unwrap().unwrap();
+        assert_eq!(ingest.state, IngestState::Done);
+    }
+    assert!(storage.find_datapoint(project, "custom", "clash").await.unwrap().is_none());
+    // Both kept, as they were; the clash's request still counts as not stored.
+    assert_eq!(log_rows(&storage).await, 2);
+    assert_eq!(storage.pending.requests(), 1);
+    let again = storage.expand_whole_intake_log(AT_INTAKE).await.unwrap();
+    assert_eq!((again.expanded.requests, again.failed.len()), (0, 2));
+    assert_eq!(log_rows(&storage).await, 2);
+}
+
+/// The log's task stores what is logged after a row it cannot read.
+#[tokio::test]
+async fn a_logging_writer_stores_its_log_past_a_row_it_cannot_read() {
+    let storage = super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut unknown_version =
+        log_row(&[&LoggedWrite::new(&webhook_write(organization, project, "u"), now()).unwrap()]);
+    unknown_version[0] = 99;
+    insert_log_row(&storage, &unknown_version).await;
+    let writer = super::IngestWriter::start(
+        storage.clone(),
+        AT_INTAKE,
+        512,
+        Arc::new(ManualClock::new(now())),
+        Arc::default(),
+        crate::jobs::IntakeLogging::Always,
+        crate::jobs::IntakeLoad::default(),
+        Arc::default(),
+    );
+    let write = webhook_write(organization, project, "w");
+    let id = write.ingests[0].id;
+    writer.submit(write).await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while storage.get_ingest(organization, id).await.unwrap().is_none() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("stored from the log within 10 s");
+    assert_eq!(log_rows(&storage).await, 1, "the unreadable row is kept");
+}
+
+async fn insert_log_row(storage: &Storage, writes: &[u8]) {
+    use sea_orm::ConnectionTrait;
+    use sea_orm::sea_query::{Alias, Query};
+    let insert = Query::insert()
+        .into_table(Alias::new("intake_log"))
+        .columns([Alias::new("requests"), Alias::new("writes"), Alias::new("logged_at_ms")])
+        .values_panic([1.into(), writes.to_vec().into(), 0i64.into()])
+        .to_owned();
+    storage.db.execute(&insert).await.unwrap();
+}
+
+async fn log_rows(storage: &Storage) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let row = storage
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            storage.db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM intake_log",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get("", "n").unwrap()
 }
 
 /// A writer that logs every write answers with the ingests' ids, and its own expansion stores

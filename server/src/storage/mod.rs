@@ -50,7 +50,7 @@ pub use events::{
     AttemptOutcome, DueDelivery, NextStep, SealedEndpoint, StoredHeaders, StoredSecret,
 };
 pub use group_commit::IngestWriter;
-pub use ingest::{Committed, Expanded, IntakeSettings, LogBatch};
+pub use ingest::{Committed, Expanded, IntakeSettings, LogBatch, StoredLog};
 pub use intake_log::LoggedWrite;
 pub use lifecycle::OrphanBlob;
 pub use monitors::ResultsChange;
