@@ -286,11 +286,16 @@ impl Expander {
     async fn run(self, logged: Arc<Notify>) {
         loop {
             // Rows left by a previous process, then whatever was logged since.
-            if let Err(error) = self.expand().await {
-                error.log_if_internal();
-            }
-            // Tried again on the next commit that logs, or when a held row is due.
-            match self.next_retry() {
+            let retry = match self.expand().await {
+                // The log could not be read: tried again in a second.
+                Err(error) => {
+                    error.log_if_internal();
+                    Some(tokio::time::Instant::now() + std::time::Duration::from_secs(1))
+                }
+                Ok(()) => self.next_retry(),
+            };
+            // Tried again on the next commit that logs, or when due.
+            match retry {
                 Some(due) => {
                     let _woken = tokio::time::timeout_at(due, logged.notified()).await;
                 }
@@ -304,8 +309,7 @@ impl Expander {
     /// writer's turn.
     async fn expand(&self) -> Result<()> {
         let mut next = Some(self.read(0).await?);
-        while let Some(mut batch) = next.take().filter(|batch| !batch.is_empty()) {
-            let unreadable = std::mem::take(&mut batch.unreadable);
+        while let Some(batch) = next.take().filter(|batch| !batch.is_empty()) {
             let ids = batch.row_ids();
             let reading = tokio::spawn({
                 let expander = self.clone();
@@ -314,7 +318,7 @@ impl Expander {
             });
             let stored = self.storage.store_intake_log(batch).await;
             let read = reading.await;
-            self.hold(unreadable.into_iter().chain(stored.failed), &ids);
+            self.hold(stored.failed, &ids);
             self.metrics.datapoints_written(stored.expanded.datapoints);
             if stored.expanded.jobs > 0 {
                 self.jobs_wakeup.notify_waiters();
@@ -326,7 +330,7 @@ impl Expander {
 
     /// Holds the rows that `failed`, each until `HELD_ROW_RETRY` from now, and lets go of the
     /// others of `tried` (stored now).
-    fn hold(&self, failed: impl Iterator<Item = (i64, Error)>, tried: &[i64]) {
+    fn hold(&self, failed: Vec<(i64, Error)>, tried: &[i64]) {
         let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for id in tried {
             held.remove(id);

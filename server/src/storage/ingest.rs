@@ -82,7 +82,7 @@ pub struct LogBatch {
     rows: Vec<LogRow>,
     /// Rows that could not be read, by id, with why. They are kept, not deleted: what they
     /// hold was acknowledged.
-    pub unreadable: Vec<(i64, Error)>,
+    unreadable: Vec<(i64, Error)>,
 }
 
 /// One row of the intake log, read and prepared.
@@ -350,15 +350,22 @@ impl Storage {
     /// Stores a batch of the intake log (`read_intake_log`) and deletes its rows, in one
     /// transaction; returns what it stored. When that fails and the batch has several rows,
     /// each is stored by itself, so that one row that cannot be stored does not hold up the
-    /// others: the rows that failed alone are returned with why, kept in the log.
-    pub async fn store_intake_log(&self, batch: LogBatch) -> StoredLog {
+    /// others. The rows that could not be read, and those that failed alone, are returned
+    /// with why, kept in the log.
+    pub async fn store_intake_log(&self, mut batch: LogBatch) -> StoredLog {
+        let mut stored = StoredLog {
+            expanded: Expanded::default(),
+            failed: std::mem::take(&mut batch.unreadable),
+        };
         if batch.rows.len() > 1 {
             match self.store_log_rows(&batch).await {
-                Ok(expanded) => return StoredLog { expanded, failed: Vec::new() },
+                Ok(expanded) => {
+                    stored.expanded = expanded;
+                    return stored;
+                }
                 Err(error) => error.log_if_internal(),
             }
         }
-        let mut stored = StoredLog::default();
         for row in batch.into_rows() {
             match self.store_log_rows(&row).await {
                 Ok(expanded) => stored.expanded.add(&expanded),
@@ -405,12 +412,11 @@ impl Storage {
         let mut whole = StoredLog::default();
         let mut after_id = 0;
         loop {
-            let mut batch = self.read_intake_log(after_id, 64, &[], settings).await?;
+            let batch = self.read_intake_log(after_id, 64, &[], settings).await?;
             if batch.is_empty() {
                 return Ok(whole);
             }
             after_id = batch.last_id;
-            whole.failed.append(&mut batch.unreadable);
             let stored = self.store_intake_log(batch).await;
             whole.expanded.add(&stored.expanded);
             whole.failed.extend(stored.failed);
