@@ -1014,10 +1014,6 @@ impl SearchRows {
 /// Keys of one lookup or `IN (…)` list: a few hundred parameters per statement.
 pub(super) const LOOKUP_CHUNK_KEYS: usize = 100;
 
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Error> {
-    serde_json::to_string(value).map_err(|error| Error::internal("encoding a datapoint", error))
-}
-
 fn datapoint_active_model(datapoint: &Datapoint) -> Result<datapoint::ActiveModel, Error> {
     Ok(datapoint::ActiveModel {
         id: Set(datapoint.id.to_string()),
@@ -1029,7 +1025,7 @@ fn datapoint_active_model(datapoint: &Datapoint) -> Result<datapoint::ActiveMode
         source: Set(datapoint.source.as_str().to_owned()),
         transcript_source: Set(datapoint.transcript_source.as_str().to_owned()),
         speaker_labels_estimated: Set(datapoint.speaker_labels_estimated),
-        turns_json: Set(to_json(&datapoint.turns)?),
+        turns_json: Set(String::new()),
         transcript_search: Set(datapoint.transcript_search_text()),
         audio_id: Set(datapoint.audio_id.map(|id| id.to_string())),
         integration_id: Set(datapoint.integration_id.map(|id| id.to_string())),
@@ -1040,11 +1036,11 @@ fn datapoint_active_model(datapoint: &Datapoint) -> Result<datapoint::ActiveMode
         from_number: Set(datapoint.from_number.clone()),
         to_number: Set(datapoint.to_number.clone()),
         direction: Set(datapoint.direction.clone()),
-        analysis_json: Set(to_json(&datapoint.analysis)?),
+        analysis_json: Set(String::new()),
         cost_usd: Set(datapoint.analysis.cost_usd),
-        tags_json: Set(to_json(&datapoint.tags)?),
-        metadata_json: Set(to_json(&datapoint.metadata)?),
-        metrics_json: Set(to_json(&datapoint.metrics)?),
+        tags_json: Set(String::new()),
+        metadata_json: Set(String::new()),
+        metrics_json: Set(String::new()),
         created_at_ms: Set(to_millis(datapoint.created_at)),
         updated_at_ms: Set(to_millis(datapoint.updated_at)),
         // Counted from its check results by the statements that write them (`monitors`).
@@ -1052,11 +1048,102 @@ fn datapoint_active_model(datapoint: &Datapoint) -> Result<datapoint::ActiveMode
         verdict_successful: Set(datapoint.analysis.successful),
         verdict_sentiment: Set(datapoint.analysis.sentiment.as_deref().map(verdict_text)),
         verdict_outcome: Set(datapoint.analysis.outcome.as_deref().map(verdict_text)),
+        document: Set(Some(DocumentRef::of(datapoint).encode()?)),
     })
+}
+
+/// What a datapoint keeps in `document` (m0026): its parts that no search reads in SQL, as one
+/// JSON object, deflated behind a version byte. A shipped version is never changed (new fields
+/// are optional); `stored_formats_tests` pins it.
+#[derive(serde::Deserialize)]
+pub(super) struct Document {
+    pub(super) turns: Vec<crate::model::conversation::Turn>,
+    pub(super) analysis: crate::model::conversation::ProviderExtras,
+    pub(super) tags: Vec<String>,
+    pub(super) metadata: serde_json::Map<String, serde_json::Value>,
+    pub(super) metrics: crate::model::metrics::CallMetrics,
+}
+
+/// A datapoint's `Document`, borrowed, to encode.
+#[derive(serde::Serialize)]
+pub(super) struct DocumentRef<'a> {
+    pub(super) turns: &'a [crate::model::conversation::Turn],
+    pub(super) analysis: &'a crate::model::conversation::ProviderExtras,
+    pub(super) tags: &'a [String],
+    pub(super) metadata: &'a serde_json::Map<String, serde_json::Value>,
+    pub(super) metrics: &'a crate::model::metrics::CallMetrics,
+}
+
+/// The first byte of a `document`: its format.
+const DOCUMENT_V1: u8 = 1;
+
+impl<'a> DocumentRef<'a> {
+    pub(super) fn of(datapoint: &'a Datapoint) -> Self {
+        Self {
+            turns: &datapoint.turns,
+            analysis: &datapoint.analysis,
+            tags: &datapoint.tags,
+            metadata: &datapoint.metadata,
+            metrics: &datapoint.metrics,
+        }
+    }
+
+    /// The version byte, then the JSON deflated. Each thread reuses one compressor (setting
+    /// one up costs more than compressing a call).
+    pub(super) fn encode(&self) -> Result<Vec<u8>, Error> {
+        thread_local! {
+            static COMPRESSOR: std::cell::RefCell<flate2::Compress> =
+                std::cell::RefCell::new(flate2::Compress::new(flate2::Compression::fast(), false));
+        }
+        let json = serde_json::to_vec(self)
+            .map_err(|error| Error::internal("encoding a datapoint", error))?;
+        COMPRESSOR.with_borrow_mut(|compressor| {
+            compressor.reset();
+            let mut document = Vec::with_capacity(json.len() / 2 + 64);
+            document.push(DOCUMENT_V1);
+            // `compress_vec` writes into the spare capacity only: grown until the stream ends.
+            loop {
+                let rest = &json[usize::try_from(compressor.total_in()).unwrap_or(json.len())..];
+                let status = compressor
+                    .compress_vec(rest, &mut document, flate2::FlushCompress::Finish)
+                    .map_err(|error| Error::internal("encoding a datapoint", error))?;
+                if status == flate2::Status::StreamEnd {
+                    return Ok(document);
+                }
+                document.reserve(document.capacity().max(256));
+            }
+        })
+    }
+}
+
+impl Document {
+    pub(super) fn decode(stored: &[u8]) -> Result<Self, Error> {
+        use std::io::Read;
+        let context = "reading a datapoint";
+        let Some((&DOCUMENT_V1, deflated)) = stored.split_first() else {
+            return Err(Error::internal(context, "unknown datapoint document version"));
+        };
+        let mut json = Vec::with_capacity(deflated.len() * 3);
+        flate2::read::DeflateDecoder::new(deflated)
+            .read_to_end(&mut json)
+            .map_err(|error| Error::internal(context, error))?;
+        serde_json::from_slice(&json).map_err(|error| Error::internal(context, error))
+    }
 }
 
 pub(super) fn datapoint_from_model(model: datapoint::Model) -> Result<Datapoint, Error> {
     let context = "reading a datapoint";
+    let document = match &model.document {
+        Some(stored) => Document::decode(stored)?,
+        // Written before m0026.
+        None => Document {
+            turns: from_json(&model.turns_json)?,
+            analysis: from_json(&model.analysis_json)?,
+            tags: from_json(&model.tags_json)?,
+            metadata: from_json(&model.metadata_json)?,
+            metrics: from_json(&model.metrics_json)?,
+        },
+    };
     Ok(Datapoint {
         id: parse_uuid(context, &model.id)?,
         organization_id: parse_uuid(context, &model.organization_id)?,
@@ -1069,7 +1156,7 @@ pub(super) fn datapoint_from_model(model: datapoint::Model) -> Result<Datapoint,
         transcript_source: TranscriptSource::parse(&model.transcript_source)
             .ok_or_else(|| Error::internal(context, "unknown transcript source"))?,
         speaker_labels_estimated: model.speaker_labels_estimated,
-        turns: from_json(&model.turns_json)?,
+        turns: document.turns,
         audio_id: model.audio_id.as_deref().map(|id| parse_uuid(context, id)).transpose()?,
         integration_id: model
             .integration_id
@@ -1082,10 +1169,10 @@ pub(super) fn datapoint_from_model(model: datapoint::Model) -> Result<Datapoint,
         from_number: model.from_number,
         to_number: model.to_number,
         direction: model.direction,
-        analysis: from_json(&model.analysis_json)?,
-        tags: from_json(&model.tags_json)?,
-        metadata: from_json(&model.metadata_json)?,
-        metrics: from_json(&model.metrics_json)?,
+        analysis: document.analysis,
+        tags: document.tags,
+        metadata: document.metadata,
+        metrics: document.metrics,
         created_at: from_millis(model.created_at_ms),
         updated_at: from_millis(model.updated_at_ms),
     })

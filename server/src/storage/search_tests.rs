@@ -352,8 +352,9 @@ async fn tags_and_metadata_find_the_same_calls_however_driven() {
     assert_eq!(paged, ["c1", "c0"]);
 }
 
-/// Tag and metadata rows stored before migration m0010 take their datapoint's organization and
-/// time when it runs, so the searches they drive find them; the migration also runs down.
+/// Rows survive the last migration run down and up again, and are found by the searches their
+/// tag and metadata rows drive. The last is m0026: its down writes each datapoint's document
+/// back into the JSON columns, so the datapoint then reads as one stored before it, unchanged.
 #[tokio::test]
 async fn search_rows_stored_before_the_migration_are_found() {
     use sea_orm_migration::MigratorTrait;
@@ -370,9 +371,11 @@ async fn search_rows_stored_before_the_migration_are_found() {
     };
     let settings = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
     storage.commit_ingest_writes(&[&write], settings, now).await.unwrap();
-    // Back to the schema before m0010 (its columns gone), and up again.
+    let stored = storage.find_datapoint(project, "custom", "before").await.unwrap().unwrap();
     super::migrations::Migrator::down(&storage.db, Some(1)).await.unwrap();
     super::migrations::Migrator::up(&storage.db, None).await.unwrap();
+    let legacy = storage.find_datapoint(project, "custom", "before").await.unwrap().unwrap();
+    assert_eq!(legacy, stored, "read back from its JSON columns");
 
     for query in [
         DatapointQuery { tags_all: vec!["t1".into()], ..Default::default() },

@@ -317,6 +317,50 @@ fn datapoint_columns() {
     );
 }
 
+/// `datapoint.document` (m0026): version byte 1, then the deflated JSON of the call's turns,
+/// analysis, tags, metadata and metrics, each in the form its own column had.
+#[test]
+fn datapoint_document_version_1() {
+    use std::io::Write;
+
+    use super::datapoints::{Document, DocumentRef};
+    let metrics = CallMetrics { longest_monologue_ms: 1_800, ..CallMetrics::default() };
+    let metadata = json!({"queue": "billing"}).as_object().unwrap().clone();
+    let tags = vec!["refund".to_owned()];
+    let (turns, analysis) = (turns(), extras());
+    let stored = json!({
+        "turns": turns_json(),
+        "analysis": extras_json(),
+        "tags": ["refund"],
+        "metadata": {"queue": "billing"},
+        "metrics": serde_json::to_value(&metrics).unwrap(),
+    });
+    // Written: the version byte and the JSON above, deflated.
+    let encoded = DocumentRef {
+        turns: &turns,
+        analysis: &analysis,
+        tags: &tags,
+        metadata: &metadata,
+        metrics: &metrics,
+    }
+    .encode()
+    .unwrap();
+    assert_eq!(encoded[0], 1);
+    let mut json = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::DeflateDecoder::new(&encoded[1..]), &mut json)
+        .unwrap();
+    assert_eq!(serde_json::from_slice::<Value>(&json).unwrap(), stored, "the stored form changed");
+    // Read: a document deflated by any encoder reads back.
+    let mut deflated = flate2::write::DeflateEncoder::new(vec![1], flate2::Compression::best());
+    deflated.write_all(stored.to_string().as_bytes()).unwrap();
+    let document = Document::decode(&deflated.finish().unwrap()).unwrap();
+    assert_eq!(document.turns, turns);
+    assert_eq!(document.analysis, analysis);
+    assert_eq!((document.tags, document.metadata), (tags, metadata));
+    assert_eq!(document.metrics, metrics);
+    assert!(Document::decode(&[2, 0]).is_err(), "an unknown version is refused");
+}
+
 /// A row of the intake log (`storage/intake_log.rs`): version byte 1, then per write its record
 /// (a little-endian u32 length and the JSON below, the conversation in its stored form) and its
 /// body (a length and the bytes as they arrived, or `u32::MAX` for none).

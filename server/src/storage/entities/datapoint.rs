@@ -40,6 +40,10 @@ pub struct Model {
     pub verdict_successful: Option<bool>,
     pub verdict_sentiment: Option<String>,
     pub verdict_outcome: Option<String>,
+    /// The turns, analysis, metrics, tags and metadata, compressed (m0026; `Document`). NULL
+    /// on rows written before, which keep them in the JSON columns; those are empty when it is
+    /// set.
+    pub document: Option<Vec<u8>>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -28,6 +28,7 @@ mod m0022_slack_alerts;
 mod m0023_console_sessions;
 mod m0024_deliveries_by_ingest;
 mod m0025_intake_log;
+mod m0026_datapoint_document;
 
 use sea_orm_migration::prelude::*;
 
@@ -63,6 +64,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0023_console_sessions::Migration),
             Box::new(m0024_deliveries_by_ingest::Migration),
             Box::new(m0025_intake_log::Migration),
+            Box::new(m0026_datapoint_document::Migration),
         ]
     }
 }
