@@ -1088,31 +1088,18 @@ impl<'a> DocumentRef<'a> {
         }
     }
 
-    /// The version byte, then the JSON deflated. Each thread reuses one compressor (setting
-    /// one up costs more than compressing a call).
+    /// The version byte, then the JSON deflated (`deflate_within`).
     pub(super) fn encode(&self) -> Result<Vec<u8>, Error> {
-        thread_local! {
-            static COMPRESSOR: std::cell::RefCell<flate2::Compress> =
-                std::cell::RefCell::new(flate2::Compress::new(flate2::Compression::fast(), false));
-        }
         let json = serde_json::to_vec(self)
             .map_err(|error| Error::internal("encoding a datapoint", error))?;
-        COMPRESSOR.with_borrow_mut(|compressor| {
-            compressor.reset();
-            let mut document = Vec::with_capacity(json.len() / 2 + 64);
-            document.push(DOCUMENT_V1);
-            // `compress_vec` writes into the spare capacity only: grown until the stream ends.
-            loop {
-                let rest = &json[usize::try_from(compressor.total_in()).unwrap_or(json.len())..];
-                let status = compressor
-                    .compress_vec(rest, &mut document, flate2::FlushCompress::Finish)
-                    .map_err(|error| Error::internal("encoding a datapoint", error))?;
-                if status == flate2::Status::StreamEnd {
-                    return Ok(document);
-                }
-                document.reserve(document.capacity().max(256));
-            }
-        })
+        // Deflate adds at most 5 bytes per 16 KB block it cannot shrink, and its end.
+        let mut document = Vec::with_capacity(1 + json.len() + json.len() / 1024 + 64);
+        document.push(DOCUMENT_V1);
+        if super::deflate_within(&json, &mut document) {
+            Ok(document)
+        } else {
+            Err(Error::internal("encoding a datapoint", "the document did not deflate"))
+        }
     }
 }
 

@@ -64,23 +64,15 @@ pub(super) fn delivery_model(
 }
 
 /// How a kept body is stored: compressed with deflate when that makes it smaller (JSON bodies
-/// shrink to about half), else as it arrived. The encoding's name goes in `body_encoding`. Each
-/// thread reuses one compressor: setting one up allocates and clears a few hundred kilobytes of
-/// tables, more than compressing a webhook body costs.
+/// shrink to about half), else as it arrived. The encoding's name goes in `body_encoding`.
 fn keep_body(body: &[u8]) -> (&'static str, Vec<u8>) {
-    thread_local! {
-        static COMPRESSOR: std::cell::RefCell<flate2::Compress> =
-            std::cell::RefCell::new(flate2::Compress::new(flate2::Compression::fast(), false));
+    // Room for the body itself: what does not fit is no smaller, and is kept as it came.
+    let mut compressed = Vec::with_capacity(body.len());
+    if super::deflate_within(body, &mut compressed) && compressed.len() < body.len() {
+        (DEFLATE, compressed)
+    } else {
+        (AS_RECEIVED, body.to_vec())
     }
-    COMPRESSOR.with_borrow_mut(|compressor| {
-        compressor.reset();
-        // Room for the body itself: what does not fit is no smaller, and is kept as it came.
-        let mut compressed = Vec::with_capacity(body.len());
-        match compressor.compress_vec(body, &mut compressed, flate2::FlushCompress::Finish) {
-            Ok(flate2::Status::StreamEnd) if compressed.len() < body.len() => (DEFLATE, compressed),
-            _ => (AS_RECEIVED, body.to_vec()),
-        }
-    })
 }
 
 /// A kept body as it arrived.

@@ -356,9 +356,35 @@ fn datapoint_document_version_1() {
     let document = Document::decode(&deflated.finish().unwrap()).unwrap();
     assert_eq!(document.turns, turns);
     assert_eq!(document.analysis, analysis);
-    assert_eq!((document.tags, document.metadata), (tags, metadata));
+    assert_eq!((&document.tags, &document.metadata), (&tags, &metadata));
     assert_eq!(document.metrics, metrics);
     assert!(Document::decode(&[2, 0]).is_err(), "an unknown version is refused");
+
+    // A long call whose text hardly compresses (hex digits of a running hash) still fits the
+    // room `encode` gives it, and reads back.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let long: Vec<Turn> = (0..2_000)
+        .map(|index| {
+            let content = (0..40)
+                .map(|_| {
+                    state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    format!("{:x}", state >> 32)
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            Turn { content, start_ms: index * 1_000, ..turns[0].clone() }
+        })
+        .collect();
+    let encoded = DocumentRef {
+        turns: &long,
+        analysis: &analysis,
+        tags: &tags,
+        metadata: &metadata,
+        metrics: &metrics,
+    }
+    .encode()
+    .unwrap();
+    assert_eq!(Document::decode(&encoded).unwrap().turns, long);
 }
 
 /// A row of the intake log (`storage/intake_log.rs`): version byte 1, then per write its record
