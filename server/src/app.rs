@@ -93,7 +93,7 @@ impl App {
             clock.clone(),
             metrics.clone(),
             // One process owns an SQLite file; PostgreSQL replicas share theirs.
-            if storage.backend_name() == "sqlite" {
+            if storage.queue().is_embedded() {
                 config.ingest.intake_log
             } else {
                 crate::jobs::IntakeLogging::Never

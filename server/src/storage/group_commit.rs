@@ -198,33 +198,38 @@ impl Writer {
                         "group commit failed; committing its requests one by one"
                     );
                     for pending in group {
-                        let alone = match self.commit(&[&pending.write]).await {
-                            Ok((mut outcomes, durable)) => durable
-                                .wait()
-                                .await
-                                .map(|()| outcomes.pop().unwrap_or_default())
-                                .map_err(crate::storage::db_error("committing ingests")),
-                            Err(error) => Err(error),
-                        };
-                        let reply = match alone {
-                            Ok(outcomes) => {
-                                if matches!(pending.write, Submitted::Logged(_)) {
-                                    self.logged.notify_one();
-                                }
-                                let committed = pending.write.committed(outcomes);
-                                self.metrics.datapoints_written(committed.datapoints);
-                                Ok(committed)
-                            }
-                            Err(error) => {
-                                error.log_if_internal();
-                                Err(not_stored())
-                            }
-                        };
-                        let _receiver_gone = pending.reply.send(reply);
+                        self.commit_alone(pending).await;
                     }
                 }
             }
         }
+    }
+
+    /// Commits one request of a group that failed by itself, and answers it once durable.
+    async fn commit_alone(&self, pending: Pending) {
+        let alone = match self.commit(&[&pending.write]).await {
+            Ok((mut outcomes, durable)) => durable
+                .wait()
+                .await
+                .map(|()| outcomes.pop().unwrap_or_default())
+                .map_err(crate::storage::db_error("committing ingests")),
+            Err(error) => Err(error),
+        };
+        let reply = match alone {
+            Ok(outcomes) => {
+                if matches!(pending.write, Submitted::Logged(_)) {
+                    self.logged.notify_one();
+                }
+                let committed = pending.write.committed(outcomes);
+                self.metrics.datapoints_written(committed.datapoints);
+                Ok(committed)
+            }
+            Err(error) => {
+                error.log_if_internal();
+                Err(not_stored())
+            }
+        };
+        let _receiver_gone = pending.reply.send(reply);
     }
 
     /// Commits `writes` in one transaction: outcomes in their order, and when it is durable.

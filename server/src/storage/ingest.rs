@@ -96,6 +96,28 @@ struct LogRow {
     keys: Vec<((Uuid, String), Uuid)>,
 }
 
+impl LogRow {
+    /// Row `id` of the intake log, `encoded` as stored, decoded and its writes prepared.
+    fn read(
+        id: i64,
+        requests: usize,
+        encoded: &[u8],
+        settings: IntakeSettings,
+    ) -> Result<Self, Error> {
+        let mut row = Self { id, requests, prepared: Vec::new(), keys: Vec::new() };
+        for (write, acknowledged_at) in super::intake_log::decode_row(encoded)? {
+            row.keys.extend(
+                write
+                    .ingests
+                    .iter()
+                    .map(|ingest| ((ingest.project_id, ingest.dedup_key.clone()), ingest.id)),
+            );
+            row.prepared.push(PreparedWrite::new(write, settings, acknowledged_at)?);
+        }
+        Ok(row)
+    }
+}
+
 impl LogBatch {
     /// No row was read, readable or not: the log after `after_id` is empty.
     pub fn is_empty(&self) -> bool {
@@ -339,7 +361,7 @@ impl Storage {
             batch.last_id = id;
             let count: i32 = row.try_get("", "requests").map_err(db_error(context))?;
             let encoded: Vec<u8> = row.try_get("", "writes").map_err(db_error(context))?;
-            match log_row(id, usize::try_from(count).unwrap_or(0), &encoded, settings) {
+            match LogRow::read(id, usize::try_from(count).unwrap_or(0), &encoded, settings) {
                 Ok(row) => batch.rows.push(row),
                 Err(error) => batch.unreadable.push((id, error)),
             }
@@ -1066,24 +1088,4 @@ pub(super) fn ingests_of_call(
         .filter(ingest::Column::Provider.eq(provider))
         .order_by_desc(ingest::Column::Id)
         .limit(u64::try_from(limit).unwrap_or(u64::MAX))
-}
-
-/// A row of the intake log decoded and its writes prepared.
-fn log_row(
-    id: i64,
-    requests: usize,
-    encoded: &[u8],
-    settings: IntakeSettings,
-) -> Result<LogRow, Error> {
-    let mut row = LogRow { id, requests, prepared: Vec::new(), keys: Vec::new() };
-    for (write, acknowledged_at) in super::intake_log::decode_row(encoded)? {
-        row.keys.extend(
-            write
-                .ingests
-                .iter()
-                .map(|ingest| ((ingest.project_id, ingest.dedup_key.clone()), ingest.id)),
-        );
-        row.prepared.push(PreparedWrite::new(write, settings, acknowledged_at)?);
-    }
-    Ok(row)
 }

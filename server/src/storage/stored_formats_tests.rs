@@ -335,16 +335,19 @@ fn datapoint_document_version_1() {
         "metadata": {"queue": "billing"},
         "metrics": serde_json::to_value(&metrics).unwrap(),
     });
+    let encode = |turns: &[Turn]| {
+        DocumentRef {
+            turns,
+            analysis: &analysis,
+            tags: &tags,
+            metadata: &metadata,
+            metrics: &metrics,
+        }
+        .encode()
+        .unwrap()
+    };
     // Written: the version byte and the JSON above, deflated.
-    let encoded = DocumentRef {
-        turns: &turns,
-        analysis: &analysis,
-        tags: &tags,
-        metadata: &metadata,
-        metrics: &metrics,
-    }
-    .encode()
-    .unwrap();
+    let encoded = encode(&turns);
     assert_eq!(encoded[0], 1);
     let mut json = Vec::new();
     std::io::Read::read_to_end(&mut flate2::read::DeflateDecoder::new(&encoded[1..]), &mut json)
@@ -375,16 +378,7 @@ fn datapoint_document_version_1() {
             Turn { content, start_ms: index * 1_000, ..turns[0].clone() }
         })
         .collect();
-    let encoded = DocumentRef {
-        turns: &long,
-        analysis: &analysis,
-        tags: &tags,
-        metadata: &metadata,
-        metrics: &metrics,
-    }
-    .encode()
-    .unwrap();
-    assert_eq!(Document::decode(&encoded).unwrap().turns, long);
+    assert_eq!(Document::decode(&encode(&long)).unwrap().turns, long);
 }
 
 /// A row of the intake log (`storage/intake_log.rs`): version byte 1, then per write its record
