@@ -184,7 +184,7 @@ impl Datapoint {
     /// The words of the turns as searches compare them (`search_words`), a space between
     /// words and a line between turns: what the full-text indexes read.
     pub fn transcript_search_text(&self) -> String {
-        self.turns.iter().map(|turn| search_line(&turn.content)).collect::<Vec<_>>().join("\n")
+        search_text(&self.turns)
     }
 
     /// The time the time-range filters compare: the call's start when known, else its creation.
@@ -311,6 +311,11 @@ pub fn search_words(text: &str) -> impl Iterator<Item = String> + '_ {
             folded
         })
         .filter(|word: &String| !word.is_empty())
+}
+
+/// The words of `turns` as searches compare them (`Datapoint::transcript_search_text`).
+pub fn search_text(turns: &[crate::model::conversation::Turn]) -> String {
+    turns.iter().map(|turn| search_line(&turn.content)).collect::<Vec<_>>().join("\n")
 }
 
 /// `search_words` of `text`, a space between each: one allocation for the whole line, where

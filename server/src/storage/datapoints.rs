@@ -80,8 +80,7 @@ impl Storage {
             &kept
         };
         let mut batch = Batch::new(transaction.get_database_backend());
-        upsert_datapoints(&mut batch, models);
-        search_rows.replace(&mut batch);
+        write_datapoints(&mut batch, models, search_rows);
         let datapoints: Vec<&Datapoint> = finished.iter().map(|result| result.datapoint).collect();
         let stored_before: std::collections::HashSet<Uuid> = finished
             .iter()
@@ -168,20 +167,28 @@ impl Storage {
             ..query.clone()
         };
         let filter = self.narrowing(organization_id, &candidates).await?;
-        let rows: Vec<(String, String)> =
+        let rows: Vec<(String, String, Option<Vec<u8>>, String)> =
             search_statement(organization_id, &candidates, filter.as_ref(), backend)
                 .select_only()
                 .column(datapoint::Column::Id)
                 .column(datapoint::Column::TranscriptSearch)
+                .column(datapoint::Column::Document)
+                .column(datapoint::Column::TurnsJson)
                 .into_tuple()
                 .all(&self.db)
                 .await
                 .map_err(db_error(context))?;
-        let texts: Vec<&str> = rows.iter().map(|(_, text)| text.as_str()).collect();
+        let texts = rows
+            .iter()
+            .map(|(_, words, document, turns)| {
+                stored_search_text(words, document.as_deref(), turns)
+            })
+            .collect::<Result<Vec<String>, Error>>()?;
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
         let mut scored = rows
             .iter()
             .zip(text.bm25_scores(&texts))
-            .map(|((id, _), score)| Ok((parse_uuid(context, id)?, score)))
+            .map(|((id, ..), score)| Ok((parse_uuid(context, id)?, score)))
             .collect::<Result<Vec<_>, Error>>()?;
         scored.sort_by(|(a_id, a), (b_id, b)| b.total_cmp(a).then(b_id.cmp(a_id)));
         if let Some(cursor) = query.after_relevance {
@@ -695,6 +702,27 @@ pub struct FinishedIngest<'a> {
     pub new: bool,
 }
 
+/// Writes datapoints and their search rows. Their words go in the full-text index on SQLite
+/// (`SearchRows::replace`); on PostgreSQL in their `transcript_search`, from which their
+/// `tsvector` is generated.
+fn write_datapoints(
+    batch: &mut Batch,
+    mut models: Vec<datapoint::ActiveModel>,
+    mut rows: SearchRows,
+) {
+    if batch.backend() == DbBackend::Postgres {
+        let mut words: std::collections::HashMap<String, String> =
+            std::mem::take(&mut rows.words).into_iter().collect();
+        for model in &mut models {
+            if let Some(text) = words.remove(model.id.as_ref()) {
+                model.transcript_search = Set(text);
+            }
+        }
+    }
+    upsert_datapoints(batch, models);
+    rows.replace(batch);
+}
+
 /// Inserts new datapoints and overwrites existing ones (by id) with multi-row
 /// `INSERT … ON CONFLICT (id) DO UPDATE`; each id appears once in `datapoints`.
 fn upsert_datapoints(batch: &mut Batch, models: Vec<datapoint::ActiveModel>) {
@@ -917,8 +945,7 @@ pub(super) async fn store_at_intake(
             }
         }
     }
-    upsert_datapoints(batch, models);
-    rows.replace(batch);
+    write_datapoints(batch, models, rows);
     if let Some(first) = calls.first() {
         let datapoints: Vec<&Datapoint> = merged.iter().map(Merged::datapoint).collect();
         let evaluated = super::monitors::evaluate_into(
@@ -937,13 +964,16 @@ pub(super) async fn store_at_intake(
     Ok(ids)
 }
 
-/// The tag and metadata rows of some datapoints, built before the write turn.
+/// The search rows of some datapoints, built before the write turn: their tag and metadata
+/// rows and their transcripts' words.
 #[derive(Clone, Debug, Default)]
 struct SearchRows {
     /// Datapoints whose earlier rows go first.
     replaced: Vec<String>,
     tags: Vec<datapoint_tag::ActiveModel>,
     pairs: Vec<datapoint_metadata::ActiveModel>,
+    /// Each datapoint's id and `transcript_search_text`.
+    words: Vec<(String, String)>,
 }
 
 impl SearchRows {
@@ -958,7 +988,6 @@ impl SearchRows {
             .flat_map(|datapoint| {
                 datapoint.tags.iter().map(|tag| datapoint_tag::ActiveModel {
                     datapoint_id: Set(datapoint.id.to_string()),
-                    project_id: Set(datapoint.project_id.to_string()),
                     tag: Set(tag.clone()),
                     organization_id: Set(datapoint.organization_id.to_string()),
                     occurred_at_ms: Set(to_millis(datapoint.occurred_at())),
@@ -971,7 +1000,6 @@ impl SearchRows {
                 datapoint.metadata.iter().filter_map(|(key, value)| {
                     Some(datapoint_metadata::ActiveModel {
                         datapoint_id: Set(datapoint.id.to_string()),
-                        project_id: Set(datapoint.project_id.to_string()),
                         key: Set(key.clone()),
                         value: Set(metadata_filter_text(value)?),
                         organization_id: Set(datapoint.organization_id.to_string()),
@@ -980,13 +1008,18 @@ impl SearchRows {
                 })
             })
             .collect();
-        Self { replaced, tags, pairs }
+        let words = datapoints
+            .iter()
+            .map(|datapoint| (datapoint.id.to_string(), datapoint.transcript_search_text()))
+            .collect();
+        Self { replaced, tags, pairs, words }
     }
 
     fn extend(&mut self, other: SearchRows) {
         self.replaced.extend(other.replaced);
         self.tags.extend(other.tags);
         self.pairs.extend(other.pairs);
+        self.words.extend(other.words);
     }
 
     /// Replaces the datapoints' rows (a delete per table for those stored before, then
@@ -1008,7 +1041,33 @@ impl SearchRows {
         }
         batch.insert_rows(self.tags, None);
         batch.insert_rows(self.pairs, None);
+        if batch.backend() != DbBackend::Postgres {
+            for chunk in self.words.chunks(INSERT_WORDS_ROWS) {
+                batch.push_statement(index_words(batch.backend(), chunk));
+            }
+        }
     }
+}
+
+/// Datapoints whose words one statement of `index_words` indexes.
+const INSERT_WORDS_ROWS: usize = 200;
+
+/// On SQLite, (re)places the words of `datapoints` (id, words) in the contentless full-text
+/// index (m0027) under each datapoint's rowid, read by its id; a datapoint's earlier words, if
+/// any, are replaced.
+fn index_words(backend: DbBackend, datapoints: &[(String, String)]) -> sea_orm::Statement {
+    let mut sql = String::from(
+        "INSERT OR REPLACE INTO datapoint_text (rowid, transcript_search) \
+         SELECT d.rowid, words.column2 FROM (VALUES ",
+    );
+    let mut values = Vec::with_capacity(datapoints.len() * 2);
+    for (index, (id, words)) in datapoints.iter().enumerate() {
+        sql.push_str(if index == 0 { "(?, ?)" } else { ", (?, ?)" });
+        values.push(id.clone().into());
+        values.push(words.clone().into());
+    }
+    sql.push_str(") AS words JOIN datapoints d ON d.id = words.column1");
+    sea_orm::Statement::from_sql_and_values(backend, sql, values)
 }
 
 /// Keys of one lookup or `IN (…)` list: a few hundred parameters per statement.
@@ -1026,7 +1085,8 @@ fn datapoint_active_model(datapoint: &Datapoint) -> Result<datapoint::ActiveMode
         transcript_source: Set(datapoint.transcript_source.as_str().to_owned()),
         speaker_labels_estimated: Set(datapoint.speaker_labels_estimated),
         turns_json: Set(String::new()),
-        transcript_search: Set(datapoint.transcript_search_text()),
+        // Its words go with its search rows (`write_datapoints`).
+        transcript_search: Set(String::new()),
         audio_id: Set(datapoint.audio_id.map(|id| id.to_string())),
         integration_id: Set(datapoint.integration_id.map(|id| id.to_string())),
         started_at_ms: Set(datapoint.started_at.map(to_millis)),
@@ -1105,17 +1165,46 @@ impl<'a> DocumentRef<'a> {
 
 impl Document {
     pub(super) fn decode(stored: &[u8]) -> Result<Self, Error> {
-        use std::io::Read;
-        let context = "reading a datapoint";
-        let Some((&DOCUMENT_V1, deflated)) = stored.split_first() else {
-            return Err(Error::internal(context, "unknown datapoint document version"));
-        };
-        let mut json = Vec::with_capacity(deflated.len() * 3);
-        flate2::read::DeflateDecoder::new(deflated)
-            .read_to_end(&mut json)
-            .map_err(|error| Error::internal(context, error))?;
-        serde_json::from_slice(&json).map_err(|error| Error::internal(context, error))
+        decode_document(stored)
     }
+}
+
+/// A stored `document`'s JSON read into `T`, which may take only some of its fields.
+fn decode_document<T: serde::de::DeserializeOwned>(stored: &[u8]) -> Result<T, Error> {
+    use std::io::Read;
+    let context = "reading a datapoint";
+    let Some((&DOCUMENT_V1, deflated)) = stored.split_first() else {
+        return Err(Error::internal(context, "unknown datapoint document version"));
+    };
+    let mut json = Vec::with_capacity(deflated.len() * 3);
+    flate2::read::DeflateDecoder::new(deflated)
+        .read_to_end(&mut json)
+        .map_err(|error| Error::internal(context, error))?;
+    serde_json::from_slice(&json).map_err(|error| Error::internal(context, error))
+}
+
+/// A datapoint's words as its full-text index reads them
+/// (`Datapoint::transcript_search_text`), from its stored row: its `transcript_search` where
+/// that still holds them (on PostgreSQL), else made again from its turns, in its `document` or,
+/// written before m0026, its `turns_json`.
+pub(crate) fn stored_search_text(
+    transcript_search: &str,
+    document: Option<&[u8]>,
+    turns_json: &str,
+) -> Result<String, Error> {
+    #[derive(serde::Deserialize)]
+    struct Turns {
+        turns: Vec<crate::model::conversation::Turn>,
+    }
+    if !transcript_search.is_empty() {
+        return Ok(transcript_search.to_owned());
+    }
+    let turns = match document {
+        Some(stored) => decode_document::<Turns>(stored)?.turns,
+        None if turns_json.is_empty() => Vec::new(),
+        None => from_json(turns_json)?,
+    };
+    Ok(crate::model::datapoints::search_text(&turns))
 }
 
 pub(super) fn datapoint_from_model(model: datapoint::Model) -> Result<Datapoint, Error> {

@@ -424,8 +424,17 @@ impl Batch {
         Self { backend, statements: Vec::new() }
     }
 
+    pub(crate) fn backend(&self) -> DbBackend {
+        self.backend
+    }
+
     pub(crate) fn push(&mut self, statement: &impl sea_orm::StatementBuilder) {
         self.statements.push(self.backend.build(statement));
+    }
+
+    /// Adds a statement written by hand, for this batch's backend.
+    pub(crate) fn push_statement(&mut self, statement: sea_orm::Statement) {
+        self.statements.push(statement);
     }
 
     /// Inserts `rows`, a multi-row `INSERT` per `INSERT_CHUNK_ROWS` of them, each with

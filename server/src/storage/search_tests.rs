@@ -60,12 +60,12 @@ fn cases() -> Vec<(&'static str, DatapointQuery, &'static str)> {
         (
             "a tag that must be there",
             DatapointQuery { tags_all: vec!["billing".into(), "vip".into()], ..page.clone() },
-            "datapoint_tags_by_organization_tag",
+            "datapoint_tags",
         ),
         (
             "one tag, any",
             DatapointQuery { tags_any: vec!["billing".into()], ..page.clone() },
-            "datapoint_tags_by_organization_tag",
+            "datapoint_tags",
         ),
         // Several tags of which any will do: the ordering index is walked, each call's tags
         // probed by their primary key.
@@ -97,7 +97,7 @@ fn cases() -> Vec<(&'static str, DatapointQuery, &'static str)> {
                 metadata_equals: vec![("queue".into(), "billing".into())],
                 ..page.clone()
             },
-            "datapoint_metadata_by_organization_pair",
+            "datapoint_metadata",
         ),
         (
             "the provider's verdict",
@@ -163,10 +163,15 @@ async fn every_filter_is_read_through_its_index() {
                 "datapoints_by_occurrence" if with_project => "datapoints_by_project_occurrence",
                 index => index,
             };
-            assert!(
-                plan.iter().any(|step| step.contains(&format!("INDEX {index} "))),
-                "{index} unused: {context}"
-            );
+            // Tag and metadata rows (the search's `drive`) are read in the order of their
+            // tables' own keys (m0027).
+            let read = match index {
+                "datapoint_tags" | "datapoint_metadata" => {
+                    "SEARCH drive USING PRIMARY KEY (organization_id=?".to_owned()
+                }
+                index => format!("INDEX {index} "),
+            };
+            assert!(plan.iter().any(|step| step.contains(&read)), "{index} unused: {context}");
             assert!(plan.iter().all(|step| !step.contains("TEMP B-TREE")), "a sort: {context}");
         }
     }
@@ -352,27 +357,49 @@ async fn tags_and_metadata_find_the_same_calls_however_driven() {
     assert_eq!(paged, ["c1", "c0"]);
 }
 
-/// Rows survive the last migration run down and up again, and are found by the searches their
-/// tag and metadata rows drive. The last is m0026: its down writes each datapoint's document
-/// back into the JSON columns, so the datapoint then reads as one stored before it, unchanged.
+/// Rows survive the last two migrations run down and up again, and are found by every search
+/// their search rows drive. m0027's down writes each datapoint's words back into
+/// `transcript_search` for the external-content index, and its up indexes them again without
+/// their text; m0026's down writes each document back into the JSON columns, so the datapoint
+/// then reads as one stored before it, unchanged, and its words are made from its `turns_json`.
 #[tokio::test]
 async fn search_rows_stored_before_the_migration_are_found() {
+    use sea_orm::ConnectionTrait;
     use sea_orm_migration::MigratorTrait;
 
     use crate::model::commit::IngestWrite;
+    use crate::model::datapoints::SearchOrder;
     use crate::storage::ingest_tests::new_ingest;
 
     let storage = super::testing::storage().await;
     let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
     let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
-    let write = IngestWrite {
-        ingests: vec![new_ingest(organization, project, "before")],
-        ..Default::default()
-    };
+    let mut ingest = new_ingest(organization, project, "before");
+    ingest.conversation.turns[0].content = "Please REFUND my order.".into();
+    let write = IngestWrite { ingests: vec![ingest], ..Default::default() };
     let settings = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
     storage.commit_ingest_writes(&[&write], settings, now).await.unwrap();
     let stored = storage.find_datapoint(project, "custom", "before").await.unwrap().unwrap();
-    super::migrations::Migrator::down(&storage.db, Some(1)).await.unwrap();
+    super::migrations::Migrator::down(&storage.db, Some(2)).await.unwrap();
+    let backend = storage.db.get_database_backend();
+    let written_back = storage
+        .db
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            match backend {
+                sea_orm::DbBackend::Postgres => {
+                    "SELECT transcript_search FROM datapoints WHERE id = $1"
+                }
+                _ => "SELECT transcript_search FROM datapoints WHERE id = ?",
+            },
+            [stored.id.to_string().into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<String>("", "transcript_search")
+        .unwrap();
+    assert_eq!(written_back, stored.transcript_search_text());
     super::migrations::Migrator::up(&storage.db, None).await.unwrap();
     let legacy = storage.find_datapoint(project, "custom", "before").await.unwrap().unwrap();
     assert_eq!(legacy, stored, "read back from its JSON columns");
@@ -383,12 +410,22 @@ async fn search_rows_stored_before_the_migration_are_found() {
             metadata_equals: vec![("tier".into(), "gold".into())],
             ..Default::default()
         },
+        DatapointQuery { text_contains: Some("refund".into()), ..Default::default() },
     ] {
         let query = DatapointQuery { page_size: 10, ..query };
         let found = storage.search_datapoints(organization, &query).await.unwrap();
         assert_eq!(found.len(), 1, "{query:?}");
         assert_eq!(found[0].datapoint.call_id, "before");
     }
+    let ranked = DatapointQuery {
+        text_contains: Some("refund order".into()),
+        order: SearchOrder::Relevance,
+        page_size: 10,
+        ..Default::default()
+    };
+    let found = storage.search_by_relevance(organization, &ranked).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert!(found[0].1 > 0.0, "scored from the words made from its turns: {found:?}");
 }
 
 /// Transcript search: whole words and quoted phrases, case- and accent-insensitive, nothing the

@@ -5,10 +5,11 @@
 //!
 //!     cargo run --release -p earshot-e2e --bin search -- [rows] [baseline]
 //!
-//! (defaults 1,000,000 and 10,000; PostgreSQL when EARSHOT_TEST_POSTGRES_URL is set). Each
-//! database is filled in minutes with bulk SQL, not the API: one call is ingested through gRPC
-//! and its row (and its tag and metadata rows) copied with generated ids, call ids, context
-//! tokens and times, 30 days of calls; 1 % from provider `bland`, 10 % through the SDK, every call
+//! (defaults 1,000,000 and 10,000; PostgreSQL when EARSHOT_TEST_POSTGRES_URL is set;
+//! EARSHOT_SEARCH_KEEP_DIRECTORY keeps the servers' data directories there). Each
+//! database is filled in minutes with bulk SQL, not the API: two calls are ingested through
+//! gRPC and their rows copied (with tag and metadata rows, and on SQLite their words in the
+//! full-text index) with generated ids, call ids, context tokens and times, 30 days of calls; 1 % from provider `bland`, 10 % through the SDK, every call
 //! tagged `billing`, one in a thousand `vip`, metadata `queue` (half `sales`) and a unique
 //! `account`, the word "zebra" in one transcript in 100,000; 1 % judged failed by the provider,
 //! 5 % of negative sentiment, 0.1 % with an open issue of a check, and the `bland` calls matched
@@ -37,8 +38,23 @@ const MONITOR_ID: &str = "01900000-0000-7000-9000-00000000b0b0";
 /// Runs of each search; the median and the slowest are reported.
 const RUNS: usize = 20;
 
-/// The statements that copy the one stored call into `rows` calls (`n(i)` counts from 0).
-fn fill_sql(rows: usize, postgres: bool) -> String {
+/// The call copied into every filled call, and the one copied into one in 100,000 (its words
+/// hold "zebra").
+const TEMPLATE: &str = "template";
+const ZEBRA_TEMPLATE: &str = "zebra-template";
+
+/// A template call, with its words as the server indexes them.
+fn template_call(call_id: &str, content: &str) -> (pb::Conversation, String) {
+    let mut call = earshot_e2e::client::transcript_call(call_id);
+    call.transcript[0].content = content.to_owned();
+    call.tags = vec!["billing".into()];
+    (call, earshot_server::model::datapoints::search_line(content))
+}
+
+/// The statements that copy the two stored templates into `rows` calls (`n(i)` counts from
+/// 0); `words` and `zebra_words` are theirs, which SQLite's contentless full-text index cannot
+/// read back.
+fn fill_sql(rows: usize, postgres: bool, words: &str, zebra_words: &str) -> String {
     let numbers = if postgres {
         format!("generate_series(0, {}) AS n(i)", rows - 1)
     } else {
@@ -54,23 +70,42 @@ fn fill_sql(rows: usize, postgres: bool) -> String {
         "printf('01900000-0000-7000-8000-%012x', n.i)"
     };
     let at = format!("{FIRST_MS} + n.i * ({SPAN_MS} / {rows})");
+    // On PostgreSQL the words are the rows' `transcript_search`, copied above. On SQLite they
+    // go in by rowid, as the server writes them: read in another order (SQLite picks the index
+    // by call id for the `LIKE`), FTS5 stores them in a shape whose lookups by rowid read whole
+    // doclists, and a search that checks each call took 5-10 times as long.
+    let words_sql = if postgres {
+        String::new()
+    } else {
+        let quoted = |words: &str| format!("'{}'", words.replace('\'', "''"));
+        format!(
+            "INSERT INTO datapoint_text (rowid, transcript_search) \
+             SELECT rowid, CASE WHEN CAST(substr(call_id, 6) AS INTEGER) % 100000 = 7 \
+             THEN {} ELSE {} END FROM datapoints WHERE call_id LIKE 'call-%' ORDER BY rowid;\n",
+            quoted(zebra_words),
+            quoted(words)
+        )
+    };
     format!(
         "INSERT INTO datapoints (id, organization_id, project_id, provider, call_id, \
          context_token, source, transcript_source, speaker_labels_estimated, turns_json, \
          transcript_search, audio_id, started_at_ms, ended_at_ms, duration_ms, occurred_at_ms, \
          from_number, to_number, direction, analysis_json, cost_usd, tags_json, metadata_json, \
          metrics_json, created_at_ms, updated_at_ms, verdict_successful, verdict_sentiment, \
-         open_issues) \
+         open_issues, document) \
          SELECT {id}, t.organization_id, t.project_id, \
          CASE WHEN n.i % 100 = 0 THEN 'bland' ELSE 'retell' END, 'call-' || n.i, 'ctx-' || n.i, \
          CASE WHEN n.i % 10 = 0 THEN 'sdk' ELSE 'webhook' END, t.transcript_source, \
          t.speaker_labels_estimated, t.turns_json, \
-         t.transcript_search || CASE WHEN n.i % 100000 = 7 THEN ' zebra' ELSE '' END, \
+         CASE WHEN n.i % 100000 = 7 THEN z.transcript_search ELSE t.transcript_search END, \
          NULL, {at}, {at} + 60000, 60000, {at}, t.from_number, t.to_number, t.direction, \
          t.analysis_json, t.cost_usd, t.tags_json, t.metadata_json, t.metrics_json, {at}, {at}, \
          n.i % 100 <> 3, CASE WHEN n.i % 20 = 5 THEN 'negative' ELSE 'neutral' END, \
-         CASE WHEN n.i % 1000 = 11 THEN 1 ELSE 0 END \
-         FROM {numbers} CROSS JOIN (SELECT * FROM datapoints LIMIT 1) AS t;\n\
+         CASE WHEN n.i % 1000 = 11 THEN 1 ELSE 0 END, \
+         CASE WHEN n.i % 100000 = 7 THEN z.document ELSE t.document END \
+         FROM {numbers} \
+         CROSS JOIN (SELECT * FROM datapoints WHERE call_id = '{TEMPLATE}') AS t \
+         CROSS JOIN (SELECT * FROM datapoints WHERE call_id = '{ZEBRA_TEMPLATE}') AS z;\n{words_sql}\
          INSERT INTO check_issues (datapoint_id, check_id, organization_id, name, occurred_at_ms) \
          SELECT d.id, '{CHECK_ID}', d.organization_id, 'slow responses', d.occurred_at_ms \
          FROM datapoints d WHERE d.open_issues > 0;\n\
@@ -78,23 +113,21 @@ fn fill_sql(rows: usize, postgres: bool) -> String {
          occurred_at_ms, is_issue, monitor_version) \
          SELECT d.id, '{MONITOR_ID}', d.organization_id, d.occurred_at_ms, d.open_issues > 0, 1 \
          FROM datapoints d WHERE d.provider = 'bland';\n\
-         INSERT INTO datapoint_tags (datapoint_id, project_id, tag, organization_id, \
-         occurred_at_ms) \
-         SELECT d.id, d.project_id, 'billing', d.organization_id, d.occurred_at_ms \
+         INSERT INTO datapoint_tags (datapoint_id, tag, organization_id, occurred_at_ms) \
+         SELECT d.id, 'billing', d.organization_id, d.occurred_at_ms \
          FROM datapoints d WHERE d.call_id LIKE 'call-%';\n\
-         INSERT INTO datapoint_tags (datapoint_id, project_id, tag, organization_id, \
-         occurred_at_ms) \
-         SELECT d.id, d.project_id, 'vip', d.organization_id, d.occurred_at_ms \
+         INSERT INTO datapoint_tags (datapoint_id, tag, organization_id, occurred_at_ms) \
+         SELECT d.id, 'vip', d.organization_id, d.occurred_at_ms \
          FROM datapoints d WHERE d.call_id LIKE 'call-%' AND d.call_id LIKE '%000';\n\
-         INSERT INTO datapoint_metadata (datapoint_id, project_id, key, value, organization_id, \
+         INSERT INTO datapoint_metadata (datapoint_id, key, value, organization_id, \
          occurred_at_ms) \
-         SELECT d.id, d.project_id, 'queue', \
+         SELECT d.id, 'queue', \
          CASE WHEN substr(d.id, 36, 1) IN ('0', '2', '4', '6', '8', 'a', 'c', 'e') \
          THEN 'sales' ELSE 'billing' END, d.organization_id, d.occurred_at_ms \
          FROM datapoints d WHERE d.call_id LIKE 'call-%';\n\
-         INSERT INTO datapoint_metadata (datapoint_id, project_id, key, value, organization_id, \
+         INSERT INTO datapoint_metadata (datapoint_id, key, value, organization_id, \
          occurred_at_ms) \
-         SELECT d.id, d.project_id, 'account', 'acct-' || d.call_id, d.organization_id, \
+         SELECT d.id, 'account', 'acct-' || d.call_id, d.organization_id, \
          d.occurred_at_ms FROM datapoints d WHERE d.call_id LIKE 'call-%';\n"
     ) + if postgres {
         // What autovacuum does after a bulk load; the SQLite server keeps no statistics.
@@ -246,11 +279,11 @@ async fn filled_server(directory: &Path, rows: usize) -> (ServerProcess, String,
     let env = [("EARSHOT_ASR__ENABLED", "false")];
     let first = ServerProcess::start_in(&data_dir, &env).await;
     let (key, project_id) = (first.admin_key.clone(), first.project_id.clone());
-    let mut template = earshot_e2e::client::transcript_call("template");
-    template.tags = vec!["billing".into()];
+    let (template, words) = template_call(TEMPLATE, "Hello");
+    let (zebra, zebra_words) = template_call(ZEBRA_TEMPLATE, "Hello, zebra");
     pb::ingest_service_client::IngestServiceClient::new(first.channel().await)
         .ingest_conversations(authed(
-            earshot_e2e::client::ingest_request(&first, vec![template]),
+            earshot_e2e::client::ingest_request(&first, vec![template, zebra]),
             &key,
         ))
         .await
@@ -264,7 +297,8 @@ async fn filled_server(directory: &Path, rows: usize) -> (ServerProcess, String,
         .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data_dir.join("earshot.db").display()));
     let postgres = url.starts_with("postgres");
     let started = Instant::now();
-    earshot_server::storage::testing::execute_script(&url, &fill_sql(rows, postgres)).await;
+    let fill = fill_sql(rows, postgres, &words, &zebra_words);
+    earshot_server::storage::testing::execute_script(&url, &fill).await;
     let filled_in = started.elapsed();
     let mut server = ServerProcess::start_in(&data_dir, &env).await;
     server.admin_key = key.clone();
@@ -295,10 +329,13 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let rows: usize = args.get(1).map_or(1_000_000, |value| value.parse().unwrap());
     let baseline: usize = args.get(2).map_or(10_000, |value| value.parse().unwrap());
-    let directory = tempfile::tempdir().unwrap();
+    // EARSHOT_SEARCH_KEEP_DIRECTORY keeps the databases there, to look into afterwards.
+    let kept = std::env::var_os("EARSHOT_SEARCH_KEEP_DIRECTORY").map(std::path::PathBuf::from);
+    let temporary = tempfile::tempdir().unwrap();
+    let directory = kept.as_deref().unwrap_or(temporary.path());
     let mut results = Vec::new();
     for count in [baseline, rows] {
-        let (server, key, filled_in) = filled_server(directory.path(), count).await;
+        let (server, key, filled_in) = filled_server(directory, count).await;
         println!("{count} calls stored by bulk SQL in {:.1} s", filled_in.as_secs_f64());
         let mut client = DatapointServiceClient::new(server.channel().await);
         let mut timings = Vec::new();
@@ -307,7 +344,9 @@ async fn main() {
         }
         results.push(timings);
         server.stop().await;
-        drop_postgres_database(&server_dir(directory.path(), count)).await;
+        if kept.is_none() {
+            drop_postgres_database(&server_dir(directory, count)).await;
+        }
     }
     let database = if std::env::var_os("EARSHOT_TEST_POSTGRES_URL").is_some() {
         "PostgreSQL"

@@ -6,7 +6,6 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub datapoint_id: String,
-    pub project_id: String,
     #[sea_orm(primary_key, auto_increment = false)]
     pub key: String,
     pub value: String,

@@ -5,7 +5,6 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub datapoint_id: String,
-    pub project_id: String,
     #[sea_orm(primary_key, auto_increment = false)]
     pub tag: String,
     /// The datapoint's, so that a tag's calls are read in the searches' order from one index.

@@ -29,6 +29,7 @@ mod m0023_console_sessions;
 mod m0024_deliveries_by_ingest;
 mod m0025_intake_log;
 mod m0026_datapoint_document;
+mod m0027_compact_search_rows;
 
 use sea_orm_migration::prelude::*;
 
@@ -65,6 +66,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0024_deliveries_by_ingest::Migration),
             Box::new(m0025_intake_log::Migration),
             Box::new(m0026_datapoint_document::Migration),
+            Box::new(m0027_compact_search_rows::Migration),
         ]
     }
 }
