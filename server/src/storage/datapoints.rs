@@ -79,7 +79,23 @@ impl Storage {
             (models, search_rows) = datapoint_rows(&kept)?;
             &kept
         };
-        let mut batch = Batch::new(transaction.get_database_backend());
+        let backend = transaction.get_database_backend();
+        if backend != DbBackend::Postgres {
+            // SQLite finds a call's earlier tag and metadata rows from its stored tags.
+            let keys: Vec<(Uuid, &str, &str)> = finished
+                .iter()
+                .filter(|result| !result.new)
+                .map(|result| {
+                    let datapoint = result.datapoint;
+                    (datapoint.project_id, datapoint.provider.as_str(), datapoint.call_id.as_str())
+                })
+                .collect();
+            if !keys.is_empty() {
+                let stored = find_datapoints_in(&transaction, &keys, false, context).await?;
+                search_rows.forget(&stored.iter().collect::<Vec<_>>());
+            }
+        }
+        let mut batch = Batch::new(backend);
         write_datapoints(&mut batch, models, search_rows);
         let datapoints: Vec<&Datapoint> = finished.iter().map(|result| result.datapoint).collect();
         let stored_before: std::collections::HashSet<Uuid> = finished
@@ -447,15 +463,24 @@ pub(super) fn search_statement(
         _ => &query.metadata_equals[..],
     };
     for (key, value) in pairs {
+        // A seek by the searches' whole key, as `has_tags`.
         let matching = Query::select()
             .expr(Expr::val(1))
             .from(datapoint_metadata::Entity)
             .and_where(
-                Expr::col((datapoint_metadata::Entity, datapoint_metadata::Column::DatapointId))
-                    .equals((datapoint::Entity, datapoint::Column::Id)),
+                Expr::col((datapoint_metadata::Entity, datapoint_metadata::Column::OrganizationId))
+                    .equals((datapoint::Entity, datapoint::Column::OrganizationId)),
             )
             .and_where(datapoint_metadata::Column::Key.eq(key.clone()))
             .and_where(datapoint_metadata::Column::Value.eq(value.clone()))
+            .and_where(
+                Expr::col((datapoint_metadata::Entity, datapoint_metadata::Column::OccurredAtMs))
+                    .equals((datapoint::Entity, datapoint::Column::OccurredAtMs)),
+            )
+            .and_where(
+                Expr::col((datapoint_metadata::Entity, datapoint_metadata::Column::DatapointId))
+                    .equals((datapoint::Entity, datapoint::Column::Id)),
+            )
             .to_owned();
         condition = condition.add(Expr::exists(matching));
     }
@@ -674,16 +699,26 @@ impl<'a> Drive<'a> {
     }
 }
 
-/// The datapoint has one of `tags`: a probe of its tag rows by their primary key.
+/// The datapoint has one of `tags`: a seek of each tag's row by the whole key of the searches'
+/// index (organization, tag, the call's time, the call), which SQLite keeps as the table's own
+/// key (m0027) and PostgreSQL as `datapoint_tags_by_organization_tag`.
 fn has_tags(tags: &[String]) -> sea_orm::sea_query::SimpleExpr {
     let tagged = Query::select()
         .expr(Expr::val(1))
         .from(datapoint_tag::Entity)
         .and_where(
+            Expr::col((datapoint_tag::Entity, datapoint_tag::Column::OrganizationId))
+                .equals((datapoint::Entity, datapoint::Column::OrganizationId)),
+        )
+        .and_where(datapoint_tag::Column::Tag.is_in(tags.iter().cloned()))
+        .and_where(
+            Expr::col((datapoint_tag::Entity, datapoint_tag::Column::OccurredAtMs))
+                .equals((datapoint::Entity, datapoint::Column::OccurredAtMs)),
+        )
+        .and_where(
             Expr::col((datapoint_tag::Entity, datapoint_tag::Column::DatapointId))
                 .equals((datapoint::Entity, datapoint::Column::Id)),
         )
-        .and_where(datapoint_tag::Column::Tag.is_in(tags.iter().cloned()))
         .to_owned();
     Expr::exists(tagged)
 }
@@ -891,6 +926,10 @@ pub(super) async fn store_at_intake(
     let mut position: HashMap<(Uuid, &str, &str), usize> = HashMap::with_capacity(calls.len());
     let stored = find_datapoints_in(connection, &keys, true, context).await?;
     let stored_before: HashSet<Uuid> = stored.iter().map(|datapoint| datapoint.id).collect();
+    let mut rows = SearchRows::default();
+    if connection.get_database_backend() != DbBackend::Postgres {
+        rows.forget(&stored.iter().collect::<Vec<_>>());
+    }
     let mut stored: HashMap<(Uuid, String, String), Datapoint> = stored
         .into_iter()
         .map(|datapoint| {
@@ -932,7 +971,6 @@ pub(super) async fn store_at_intake(
         }
     }
     let mut models = Vec::with_capacity(merged.len());
-    let mut rows = SearchRows::default();
     for merged in &merged {
         match merged {
             Merged::Fresh(call) => {
@@ -968,8 +1006,12 @@ pub(super) async fn store_at_intake(
 /// rows and their transcripts' words.
 #[derive(Clone, Debug, Default)]
 struct SearchRows {
-    /// Datapoints whose earlier rows go first.
+    /// Datapoints whose earlier rows go first: on PostgreSQL by datapoint (the tables' primary
+    /// key); on SQLite, which keeps them only in the searches' order (m0027), each by its whole
+    /// key, from `forgotten`.
     replaced: Vec<String>,
+    /// The earlier tag and metadata rows of `replaced`, as stored (`forget`): SQLite's deletes.
+    forgotten: Vec<ForgottenRow>,
     tags: Vec<datapoint_tag::ActiveModel>,
     pairs: Vec<datapoint_metadata::ActiveModel>,
     /// Each datapoint's id and `transcript_search_text`.
@@ -1012,20 +1054,34 @@ impl SearchRows {
             .iter()
             .map(|datapoint| (datapoint.id.to_string(), datapoint.transcript_search_text()))
             .collect();
-        Self { replaced, tags, pairs, words }
+        Self { replaced, forgotten: Vec::new(), tags, pairs, words }
+    }
+
+    /// Deletes, before the new rows, the tag and metadata rows that `stored` (datapoints as
+    /// stored before this write) have.
+    fn forget(&mut self, stored: &[&Datapoint]) {
+        self.forgotten.extend(ForgottenRow::of(stored));
     }
 
     fn extend(&mut self, other: SearchRows) {
         self.replaced.extend(other.replaced);
+        self.forgotten.extend(other.forgotten);
         self.tags.extend(other.tags);
         self.pairs.extend(other.pairs);
         self.words.extend(other.words);
     }
 
-    /// Replaces the datapoints' rows (a delete per table for those stored before, then
-    /// multi-row inserts).
+    /// Replaces the datapoints' rows (on PostgreSQL a delete per table for those stored before,
+    /// on SQLite a delete per earlier row, then multi-row inserts).
     fn replace(self, batch: &mut Batch) {
-        for chunk in self.replaced.chunks(LOOKUP_CHUNK_KEYS) {
+        if batch.backend() != DbBackend::Postgres {
+            for row in &self.forgotten {
+                batch.push(&row.delete());
+            }
+        }
+        let by_datapoint: &[String] =
+            if batch.backend() == DbBackend::Postgres { &self.replaced } else { &[] };
+        for chunk in by_datapoint.chunks(LOOKUP_CHUNK_KEYS) {
             batch.push(
                 &Query::delete()
                     .from_table(datapoint_tag::Entity)
@@ -1046,6 +1102,80 @@ impl SearchRows {
                 batch.push_statement(index_words(batch.backend(), chunk));
             }
         }
+    }
+}
+
+/// A stored tag or metadata row of a datapoint, by the whole key of the table SQLite keeps it in
+/// (m0027): organization, tag (key and value), the call's time, the call.
+#[derive(Clone, Debug)]
+enum ForgottenRow {
+    Tag {
+        organization_id: String,
+        tag: String,
+        occurred_at_ms: i64,
+        datapoint_id: String,
+    },
+    Pair {
+        organization_id: String,
+        key: String,
+        value: String,
+        occurred_at_ms: i64,
+        datapoint_id: String,
+    },
+}
+
+impl ForgottenRow {
+    /// The rows `stored` have: the ones `SearchRows::of` wrote for them.
+    fn of(stored: &[&Datapoint]) -> Vec<Self> {
+        let rows = SearchRows::of(stored, &std::collections::HashSet::new());
+        let text = |value: &sea_orm::ActiveValue<String>| value.as_ref().clone();
+        let tags = rows.tags.iter().map(|tag| ForgottenRow::Tag {
+            organization_id: text(&tag.organization_id),
+            tag: text(&tag.tag),
+            occurred_at_ms: *tag.occurred_at_ms.as_ref(),
+            datapoint_id: text(&tag.datapoint_id),
+        });
+        let pairs = rows.pairs.iter().map(|pair| ForgottenRow::Pair {
+            organization_id: text(&pair.organization_id),
+            key: text(&pair.key),
+            value: text(&pair.value),
+            occurred_at_ms: *pair.occurred_at_ms.as_ref(),
+            datapoint_id: text(&pair.datapoint_id),
+        });
+        tags.chain(pairs).collect()
+    }
+
+    /// Its delete: a seek of the table's primary key.
+    fn delete(&self) -> sea_orm::sea_query::DeleteStatement {
+        match self {
+            ForgottenRow::Tag { organization_id, tag, occurred_at_ms, datapoint_id } => {
+                Query::delete()
+                    .from_table(datapoint_tag::Entity)
+                    .and_where(datapoint_tag::Column::OrganizationId.eq(organization_id))
+                    .and_where(datapoint_tag::Column::Tag.eq(tag))
+                    .and_where(datapoint_tag::Column::OccurredAtMs.eq(*occurred_at_ms))
+                    .and_where(datapoint_tag::Column::DatapointId.eq(datapoint_id))
+                    .to_owned()
+            }
+            ForgottenRow::Pair { organization_id, key, value, occurred_at_ms, datapoint_id } => {
+                Query::delete()
+                    .from_table(datapoint_metadata::Entity)
+                    .and_where(datapoint_metadata::Column::OrganizationId.eq(organization_id))
+                    .and_where(datapoint_metadata::Column::Key.eq(key))
+                    .and_where(datapoint_metadata::Column::Value.eq(value))
+                    .and_where(datapoint_metadata::Column::OccurredAtMs.eq(*occurred_at_ms))
+                    .and_where(datapoint_metadata::Column::DatapointId.eq(datapoint_id))
+                    .to_owned()
+            }
+        }
+    }
+}
+
+/// On SQLite, deletes the tag and metadata rows of `stored` (datapoints as stored, about to be
+/// deleted) in `batch`; PostgreSQL deletes them by datapoint.
+pub(super) fn forget_search_rows(batch: &mut Batch, stored: &[&Datapoint]) {
+    for row in ForgottenRow::of(stored) {
+        batch.push(&row.delete());
     }
 }
 

@@ -122,47 +122,71 @@ impl Storage {
         let backend = self.db.get_database_backend();
         let transaction = self.begin_write().await.map_err(db_error(context))?;
         let ids: Vec<String> = calls.iter().map(|call| call.datapoint_id.to_string()).collect();
-        // What is still there (a concurrent deletion may have taken some).
-        let deleted = transaction
+        // What is still there (a concurrent deletion may have taken some), as it was stored:
+        // SQLite finds a call's tag and metadata rows from its tags (it has no index of them by
+        // call, m0027).
+        let returning = match backend {
+            DbBackend::Postgres => {
+                ReturningClause::Columns(vec![datapoint::Column::Id.into_column_ref()])
+            }
+            _ => ReturningClause::All,
+        };
+        let rows = transaction
             .query_all_raw(
                 backend.build(
                     Query::delete()
                         .from_table(datapoint::Entity)
                         .and_where(datapoint::Column::Id.is_in(ids.clone()))
-                        .returning(ReturningClause::Columns(vec![
-                            datapoint::Column::Id.into_column_ref(),
-                        ])),
+                        .returning(returning),
                 ),
             )
             .await
-            .map_err(db_error(context))?
+            .map_err(db_error(context))?;
+        let deleted = rows
             .iter()
             .map(|row| row.try_get::<String>("", "id").map_err(db_error(context)))
             .collect::<Result<HashSet<String>, _>>()?;
+        let stored = match backend {
+            DbBackend::Postgres => Vec::new(),
+            _ => rows
+                .iter()
+                .map(|row| {
+                    let model =
+                        <datapoint::Model as sea_orm::FromQueryResult>::from_query_result(row, "")
+                            .map_err(db_error(context))?;
+                    super::datapoints::datapoint_from_model(model)
+                })
+                .collect::<Result<Vec<_>, Error>>()?,
+        };
         let calls: Vec<&CallRef> =
             calls.iter().filter(|call| deleted.contains(&call.datapoint_id.to_string())).collect();
         let mut removed = Removed { datapoints: deleted.len() as u64, ..Removed::default() };
         if !calls.is_empty() {
             let ids: Vec<String> = calls.iter().map(|call| call.datapoint_id.to_string()).collect();
-            for statement in [
-                Query::delete()
-                    .from_table(datapoint_tag::Entity)
-                    .and_where(datapoint_tag::Column::DatapointId.is_in(ids.clone()))
-                    .to_owned(),
-                Query::delete()
-                    .from_table(datapoint_metadata::Entity)
-                    .and_where(datapoint_metadata::Column::DatapointId.is_in(ids.clone()))
-                    .to_owned(),
-            ] {
-                transaction
-                    .execute_raw(backend.build(&statement))
-                    .await
-                    .map_err(db_error(context))?;
+            let mut batch = super::Batch::new(backend);
+            match backend {
+                DbBackend::Postgres => {
+                    batch.push(
+                        &Query::delete()
+                            .from_table(datapoint_tag::Entity)
+                            .and_where(datapoint_tag::Column::DatapointId.is_in(ids.clone()))
+                            .to_owned(),
+                    );
+                    batch.push(
+                        &Query::delete()
+                            .from_table(datapoint_metadata::Entity)
+                            .and_where(datapoint_metadata::Column::DatapointId.is_in(ids.clone()))
+                            .to_owned(),
+                    );
+                }
+                _ => super::datapoints::forget_search_rows(
+                    &mut batch,
+                    &stored.iter().collect::<Vec<_>>(),
+                ),
             }
             // What monitors found on the calls leaves their summaries with them.
             let mut rollups = super::rollups::RollupChanges::default();
             super::rollups::take_out(&transaction, &ids, &mut rollups, context).await?;
-            let mut batch = super::Batch::new(backend);
             for chunk in ids.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
                 for statement in super::monitors::forget_results(chunk) {
                     batch.push(&statement);

@@ -723,3 +723,114 @@ async fn provider_verdicts_are_searchable() {
     super::migrations::Migrator::up(&storage.db, None).await.unwrap();
     check().await;
 }
+
+/// A call's tag and metadata rows follow it (SQLite keeps them only by the searches' key, found
+/// again from the call's stored tags, metadata and time, m0027): when a later event changes its
+/// time, tags and metadata, at intake or in a worker's batch, the old rows go and the new are
+/// found, probed by that whole key too; when the call is deleted, its rows go with it.
+#[tokio::test]
+async fn search_rows_follow_a_call_that_changes_and_go_with_it() {
+    use sea_orm::ConnectionTrait;
+
+    use crate::model::commit::IngestWrite;
+    use crate::storage::datapoints::FinishedIngest;
+    use crate::storage::ingest_tests::new_ingest;
+
+    let storage = super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
+    let settings = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
+    let event = |tag: &str, tier: &str, started_hour: u32| {
+        let mut ingest = new_ingest(organization, project, "moving");
+        ingest.conversation.tags = vec![tag.to_owned()];
+        ingest.conversation.metadata =
+            serde_json::json!({"tier": tier}).as_object().cloned().unwrap();
+        ingest.conversation.started_at =
+            Some(Utc.with_ymd_and_hms(2026, 11, 30, started_hour, 0, 0).unwrap());
+        ingest.dedup_key = format!("{tag}:{tier}:{started_hour}");
+        IngestWrite { ingests: vec![ingest], ..Default::default() }
+    };
+    let found = |query: DatapointQuery| {
+        let storage = &storage;
+        async move {
+            let query = DatapointQuery { page_size: 10, ..query };
+            storage.search_datapoints(organization, &query).await.unwrap().len()
+        }
+    };
+    let tags = |tags: &[&str]| DatapointQuery {
+        tags_all: tags.iter().map(|tag| (*tag).to_owned()).collect(),
+        ..Default::default()
+    };
+    let tier = |tier: &str| DatapointQuery {
+        metadata_equals: vec![("tier".into(), tier.into())],
+        ..Default::default()
+    };
+    let rows = |table: &'static str| {
+        let storage = &storage;
+        async move {
+            let backend = storage.db.get_database_backend();
+            let sql = format!("SELECT COUNT(*) AS n FROM {table}");
+            let row = storage
+                .db
+                .query_one_raw(sea_orm::Statement::from_string(backend, sql))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get::<i64>("", "n").unwrap()
+        }
+    };
+
+    storage.commit_ingest_writes(&[&event("a", "gold", 8)], settings, now).await.unwrap();
+    // At intake: a new time, a second tag, another tier.
+    storage.commit_ingest_writes(&[&event("b", "silver", 9)], settings, now).await.unwrap();
+    assert_eq!(found(tags(&["a", "b"])).await, 1, "both tags, the second probed at the new time");
+    assert_eq!((found(tier("gold")).await, found(tier("silver")).await), (0, 1));
+    assert_eq!((rows("datapoint_tags").await, rows("datapoint_metadata").await), (2, 1));
+
+    // In a worker's batch: the stored datapoint merged again, at another time.
+    let stored = storage.find_datapoint(project, "custom", "moving").await.unwrap().unwrap();
+    let mut later = new_ingest(organization, project, "moving").conversation;
+    later.tags = vec!["c".into()];
+    later.metadata = serde_json::json!({"tier": "bronze"}).as_object().cloned().unwrap();
+    later.started_at = Some(Utc.with_ymd_and_hms(2026, 11, 30, 10, 0, 0).unwrap());
+    let merged = crate::model::datapoints::Datapoint::merge(
+        Some(stored),
+        &later,
+        None,
+        organization,
+        project,
+        now,
+    );
+    let job = Uuid::now_v7();
+    let finished =
+        FinishedIngest { job_id: job, ingest_id: job, attempts: 1, datapoint: &merged, new: false };
+    // Its ingest must exist for the batch to store it.
+    let mut ingest = new_ingest(organization, project, "moving");
+    ingest.id = job;
+    ingest.dedup_key = "worker".into();
+    let write = IngestWrite { ingests: vec![ingest], ..Default::default() };
+    storage
+        .commit_ingest_writes(&[&write], crate::storage::testing::jobs_only(3), now)
+        .await
+        .unwrap();
+    storage.finish_ingests(&[finished], now).await.unwrap();
+    assert_eq!(found(tags(&["a", "b", "c"])).await, 1);
+    assert_eq!((found(tier("silver")).await, found(tier("bronze")).await), (0, 1));
+    assert_eq!((rows("datapoint_tags").await, rows("datapoint_metadata").await), (3, 1));
+
+    let calls = storage.calls_by_ids(organization, &[merged.id]).await.unwrap();
+    let deletion = crate::model::lifecycle::Deletion {
+        id: Uuid::now_v7(),
+        organization_id: organization,
+        project_id: None,
+        actor: "test".into(),
+        reason: crate::model::lifecycle::DeletionReason::Request,
+        filter: serde_json::json!({}),
+        requested_at: now,
+        finished_at: None,
+        removed: crate::model::lifecycle::Removed::default(),
+    };
+    storage.delete_calls(&calls, &deletion, now).await.unwrap();
+    assert_eq!(found(tags(&["a"])).await, 0);
+    assert_eq!((rows("datapoint_tags").await, rows("datapoint_metadata").await), (0, 0));
+}

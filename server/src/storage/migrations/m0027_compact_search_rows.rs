@@ -7,10 +7,11 @@
 //!   its datapoint. `datapoints.transcript_search` is emptied: ranking reads the words from the
 //!   datapoint's turns.
 //! - `datapoint_tags` and `datapoint_metadata` become `WITHOUT ROWID` tables whose primary key
-//!   is the order searches read them in (organization, tag or pair, time, datapoint), with a
-//!   unique index by datapoint for replacing and probing a call's rows: the rows were stored
-//!   three times (the table, its primary key's index, the search index), now twice. Their
-//!   unused `project_id` goes.
+//!   is the order searches read them in (organization, tag or pair, time, datapoint), and
+//!   nothing else: the rows were stored three times (the table, its primary key's index, the
+//!   search index), now once. A call's rows are found from its stored tags and metadata and its
+//!   time (`storage/datapoints.rs`, `ForgottenRow`), a probe of one tag by that whole key.
+//!   Their unused `project_id` goes.
 //!
 //! On PostgreSQL only the unused `project_id` columns go; the transcript's text stays in
 //! `transcript_search`, from which its `tsvector` is generated (m0011).
@@ -53,7 +54,6 @@ INSERT INTO datapoint_tags_compact (organization_id, tag, occurred_at_ms, datapo
     SELECT organization_id, tag, occurred_at_ms, datapoint_id FROM datapoint_tags;
 DROP TABLE datapoint_tags;
 ALTER TABLE datapoint_tags_compact RENAME TO datapoint_tags;
-CREATE UNIQUE INDEX datapoint_tags_by_datapoint ON datapoint_tags (datapoint_id, tag);
 
 CREATE TABLE datapoint_metadata_compact (
     organization_id text NOT NULL,
@@ -67,7 +67,6 @@ INSERT INTO datapoint_metadata_compact (organization_id, key, value, occurred_at
     SELECT organization_id, key, value, occurred_at_ms, datapoint_id FROM datapoint_metadata;
 DROP TABLE datapoint_metadata;
 ALTER TABLE datapoint_metadata_compact RENAME TO datapoint_metadata;
-CREATE UNIQUE INDEX datapoint_metadata_by_datapoint ON datapoint_metadata (datapoint_id, key);
 ";
 
 /// The tables as m0010 left them (`project_id` filled again from the datapoints), and the
