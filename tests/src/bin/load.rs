@@ -6,7 +6,8 @@
 //!     cargo run --release -p earshot-e2e --bin load -- [deliveries] [connections] [backlogs] [offered]
 //!
 //! (defaults 20000, 64, "1000,10000"; `EARSHOT_LOAD_KEEP_DATABASE=<dir>` keeps a copy of the
-//! database and the server's log after the webhook load). It reports, for signed Standard
+//! database and the server's log after the webhook load; `EARSHOT_LOAD_TURNS=<n>` sends calls of
+//! `n` turns instead of six, the lines after the sixth drawn from a support call's words). It reports, for signed Standard
 //! Webhooks deliveries of a six-turn canonical conversation with unique call ids: acks/s,
 //! p50/p99 ack latency, earshot's share of the ceiling, datapoints the workers wrote meanwhile;
 //! with `offered` as `<rate>x<seconds>` (e.g. 2000x60), an open-loop run at that rate: ack
@@ -67,19 +68,136 @@ const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 fn conversation(call_id: &str) -> serde_json::Value {
     let turn = |role: &str, content: &str, at: i64| serde_json::json!({"role": role, "content": content, "timestamp_ms": at, "end_ms": at + 1500});
+    let mut transcript = vec![
+        turn("assistant", "Thank you for calling Acme support, this is Ava. How can I help?", 0),
+        turn("user", "Hi, I was charged twice for my subscription this month.", 2000),
+        turn("assistant", "I'm sorry about that. Can you confirm the email on the account?", 4000),
+        turn("user", "Sure, it's sam.lee at example dot com.", 6000),
+        turn("assistant", "Thanks. I see the duplicate charge and have refunded it.", 8000),
+        turn("user", "Great, thank you so much. That's all I needed.", 10000),
+    ];
+    // Longer calls (`EARSHOT_LOAD_TURNS`): more lines of words drawn for this call.
+    let mut words = Words::seeded(call_id);
+    for index in transcript.len()..turns_per_call() {
+        let role = if index % 2 == 0 { "assistant" } else { "user" };
+        transcript.push(turn(role, &words.sentence(), index as i64 * 2000));
+    }
     serde_json::json!({
         "call_id": call_id, "source_platform": "acme-dialer",
         "conversation_start_at": "2026-11-20T08:00:00Z",
-        "transcript": [
-            turn("assistant", "Thank you for calling Acme support, this is Ava. How can I help?", 0),
-            turn("user", "Hi, I was charged twice for my subscription this month.", 2000),
-            turn("assistant", "I'm sorry about that. Can you confirm the email on the account?", 4000),
-            turn("user", "Sure, it's sam.lee at example dot com.", 6000),
-            turn("assistant", "Thanks. I see the duplicate charge and have refunded it.", 8000),
-            turn("user", "Great, thank you so much. That's all I needed.", 10000),
-        ],
+        "transcript": transcript,
         "tags": ["billing", "refund"], "metadata": {"queue": "billing", "tier": "pro"}
     })
+}
+
+/// Turns in each call the webhook load sends: `EARSHOT_LOAD_TURNS`, at least the six of the
+/// short support call every figure in docs/BENCHMARKS.md uses unless it says otherwise.
+fn turns_per_call() -> usize {
+    std::env::var("EARSHOT_LOAD_TURNS").ok().and_then(|turns| turns.parse().ok()).unwrap_or(6)
+}
+
+/// Lines of a support call's words, drawn by a generator seeded with the call id: each call's
+/// lines differ, so a long body compresses as a transcript does, not as one line repeated.
+struct Words(u64);
+
+impl Words {
+    const VOCABULARY: [&'static str; 64] = [
+        "the",
+        "account",
+        "charge",
+        "refund",
+        "order",
+        "delivery",
+        "week",
+        "card",
+        "payment",
+        "address",
+        "email",
+        "number",
+        "plan",
+        "upgrade",
+        "cancel",
+        "subscription",
+        "invoice",
+        "yesterday",
+        "today",
+        "tomorrow",
+        "morning",
+        "please",
+        "thanks",
+        "sorry",
+        "sure",
+        "okay",
+        "I",
+        "you",
+        "we",
+        "it",
+        "was",
+        "is",
+        "can",
+        "could",
+        "would",
+        "will",
+        "not",
+        "just",
+        "still",
+        "again",
+        "check",
+        "confirm",
+        "send",
+        "see",
+        "need",
+        "help",
+        "wait",
+        "call",
+        "back",
+        "second",
+        "minute",
+        "and",
+        "but",
+        "so",
+        "for",
+        "on",
+        "with",
+        "my",
+        "your",
+        "that",
+        "this",
+        "there",
+        "a",
+        "to",
+    ];
+
+    fn seeded(call_id: &str) -> Self {
+        // FNV-1a of the call id.
+        let seed = call_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        Self(seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        // SplitMix64.
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Six to sixteen words, a capital and a full stop.
+    fn sentence(&mut self) -> String {
+        let count = 6 + (self.next() % 11) as usize;
+        let words: Vec<&str> = (0..count)
+            .map(|_| Self::VOCABULARY[(self.next() % Self::VOCABULARY.len() as u64) as usize])
+            .collect();
+        let mut sentence = words.join(" ");
+        if let Some(first) = sentence.get_mut(0..1) {
+            first.make_ascii_uppercase();
+        }
+        sentence.push('.');
+        sentence
+    }
 }
 
 fn signed_request(url: &str, index: usize) -> http::Request<Full<Bytes>> {
