@@ -1025,36 +1025,17 @@ impl SearchRows {
             .filter(|datapoint| stored_before.contains(&datapoint.id))
             .map(|datapoint| datapoint.id.to_string())
             .collect();
-        let tags = datapoints
-            .iter()
-            .flat_map(|datapoint| {
-                datapoint.tags.iter().map(|tag| datapoint_tag::ActiveModel {
-                    datapoint_id: Set(datapoint.id.to_string()),
-                    tag: Set(tag.clone()),
-                    organization_id: Set(datapoint.organization_id.to_string()),
-                    occurred_at_ms: Set(to_millis(datapoint.occurred_at())),
-                })
-            })
-            .collect();
-        let pairs = datapoints
-            .iter()
-            .flat_map(|datapoint| {
-                datapoint.metadata.iter().filter_map(|(key, value)| {
-                    Some(datapoint_metadata::ActiveModel {
-                        datapoint_id: Set(datapoint.id.to_string()),
-                        key: Set(key.clone()),
-                        value: Set(metadata_filter_text(value)?),
-                        organization_id: Set(datapoint.organization_id.to_string()),
-                        occurred_at_ms: Set(to_millis(datapoint.occurred_at())),
-                    })
-                })
-            })
-            .collect();
         let words = datapoints
             .iter()
             .map(|datapoint| (datapoint.id.to_string(), datapoint.transcript_search_text()))
             .collect();
-        Self { replaced, forgotten: Vec::new(), tags, pairs, words }
+        Self {
+            replaced,
+            forgotten: Vec::new(),
+            tags: tag_rows(datapoints),
+            pairs: metadata_rows(datapoints),
+            words,
+        }
     }
 
     /// Deletes, before the new rows, the tag and metadata rows that `stored` (datapoints as
@@ -1074,26 +1055,13 @@ impl SearchRows {
     /// Replaces the datapoints' rows (on PostgreSQL a delete per table for those stored before,
     /// on SQLite a delete per earlier row, then multi-row inserts).
     fn replace(self, batch: &mut Batch) {
-        if batch.backend() != DbBackend::Postgres {
-            for row in &self.forgotten {
-                batch.push(&row.delete());
+        match batch.backend() {
+            DbBackend::Postgres => delete_rows_by_datapoint(batch, &self.replaced),
+            _ => {
+                for row in &self.forgotten {
+                    batch.push(&row.delete());
+                }
             }
-        }
-        let by_datapoint: &[String] =
-            if batch.backend() == DbBackend::Postgres { &self.replaced } else { &[] };
-        for chunk in by_datapoint.chunks(LOOKUP_CHUNK_KEYS) {
-            batch.push(
-                &Query::delete()
-                    .from_table(datapoint_tag::Entity)
-                    .and_where(datapoint_tag::Column::DatapointId.is_in(chunk.iter().cloned()))
-                    .to_owned(),
-            );
-            batch.push(
-                &Query::delete()
-                    .from_table(datapoint_metadata::Entity)
-                    .and_where(datapoint_metadata::Column::DatapointId.is_in(chunk.iter().cloned()))
-                    .to_owned(),
-            );
         }
         batch.insert_rows(self.tags, None);
         batch.insert_rows(self.pairs, None);
@@ -1124,18 +1092,50 @@ enum ForgottenRow {
     },
 }
 
+/// A tag row per tag of each of `datapoints`.
+fn tag_rows(datapoints: &[&Datapoint]) -> Vec<datapoint_tag::ActiveModel> {
+    datapoints
+        .iter()
+        .flat_map(|datapoint| {
+            datapoint.tags.iter().map(|tag| datapoint_tag::ActiveModel {
+                datapoint_id: Set(datapoint.id.to_string()),
+                tag: Set(tag.clone()),
+                organization_id: Set(datapoint.organization_id.to_string()),
+                occurred_at_ms: Set(to_millis(datapoint.occurred_at())),
+            })
+        })
+        .collect()
+}
+
+/// A metadata row per filterable entry (`metadata_filter_text`) of each of `datapoints`.
+fn metadata_rows(datapoints: &[&Datapoint]) -> Vec<datapoint_metadata::ActiveModel> {
+    datapoints
+        .iter()
+        .flat_map(|datapoint| {
+            datapoint.metadata.iter().filter_map(|(key, value)| {
+                Some(datapoint_metadata::ActiveModel {
+                    datapoint_id: Set(datapoint.id.to_string()),
+                    key: Set(key.clone()),
+                    value: Set(metadata_filter_text(value)?),
+                    organization_id: Set(datapoint.organization_id.to_string()),
+                    occurred_at_ms: Set(to_millis(datapoint.occurred_at())),
+                })
+            })
+        })
+        .collect()
+}
+
 impl ForgottenRow {
-    /// The rows `stored` have: the ones `SearchRows::of` wrote for them.
+    /// The rows `stored` have: the ones `tag_rows` and `metadata_rows` wrote for them.
     fn of(stored: &[&Datapoint]) -> Vec<Self> {
-        let rows = SearchRows::of(stored, &std::collections::HashSet::new());
         let text = |value: &sea_orm::ActiveValue<String>| value.as_ref().clone();
-        let tags = rows.tags.iter().map(|tag| ForgottenRow::Tag {
+        let tags = tag_rows(stored).into_iter().map(|tag| ForgottenRow::Tag {
             organization_id: text(&tag.organization_id),
             tag: text(&tag.tag),
             occurred_at_ms: *tag.occurred_at_ms.as_ref(),
             datapoint_id: text(&tag.datapoint_id),
         });
-        let pairs = rows.pairs.iter().map(|pair| ForgottenRow::Pair {
+        let pairs = metadata_rows(stored).into_iter().map(|pair| ForgottenRow::Pair {
             organization_id: text(&pair.organization_id),
             key: text(&pair.key),
             value: text(&pair.value),
@@ -1171,11 +1171,37 @@ impl ForgottenRow {
     }
 }
 
-/// On SQLite, deletes the tag and metadata rows of `stored` (datapoints as stored, about to be
-/// deleted) in `batch`; PostgreSQL deletes them by datapoint.
-pub(super) fn forget_search_rows(batch: &mut Batch, stored: &[&Datapoint]) {
-    for row in ForgottenRow::of(stored) {
-        batch.push(&row.delete());
+/// Deletes, in `batch`, the tag and metadata rows of datapoints about to be deleted: on
+/// PostgreSQL by their `ids`, on SQLite each row by its whole key, from the datapoints as they
+/// were `stored` (m0027).
+pub(super) fn forget_search_rows(batch: &mut Batch, ids: &[String], stored: &[&Datapoint]) {
+    match batch.backend() {
+        DbBackend::Postgres => delete_rows_by_datapoint(batch, ids),
+        _ => {
+            for row in ForgottenRow::of(stored) {
+                batch.push(&row.delete());
+            }
+        }
+    }
+}
+
+/// On PostgreSQL, the tag and metadata rows of datapoints `ids`, by their primary key's first
+/// column.
+fn delete_rows_by_datapoint(batch: &mut Batch, ids: &[String]) {
+    for chunk in ids.chunks(LOOKUP_CHUNK_KEYS) {
+        let chunk = chunk.iter().cloned();
+        batch.push(
+            &Query::delete()
+                .from_table(datapoint_tag::Entity)
+                .and_where(datapoint_tag::Column::DatapointId.is_in(chunk.clone()))
+                .to_owned(),
+        );
+        batch.push(
+            &Query::delete()
+                .from_table(datapoint_metadata::Entity)
+                .and_where(datapoint_metadata::Column::DatapointId.is_in(chunk))
+                .to_owned(),
+        );
     }
 }
 

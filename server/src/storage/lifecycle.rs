@@ -17,7 +17,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::entities::{audio_object, datapoint, datapoint_metadata, datapoint_tag, ingest};
+use super::entities::{audio_object, datapoint, ingest};
 use super::{Storage, db_error, parse_uuid};
 use crate::clock::{from_millis, to_millis};
 use crate::error::Error;
@@ -164,26 +164,8 @@ impl Storage {
         if !calls.is_empty() {
             let ids: Vec<String> = calls.iter().map(|call| call.datapoint_id.to_string()).collect();
             let mut batch = super::Batch::new(backend);
-            match backend {
-                DbBackend::Postgres => {
-                    batch.push(
-                        &Query::delete()
-                            .from_table(datapoint_tag::Entity)
-                            .and_where(datapoint_tag::Column::DatapointId.is_in(ids.clone()))
-                            .to_owned(),
-                    );
-                    batch.push(
-                        &Query::delete()
-                            .from_table(datapoint_metadata::Entity)
-                            .and_where(datapoint_metadata::Column::DatapointId.is_in(ids.clone()))
-                            .to_owned(),
-                    );
-                }
-                _ => super::datapoints::forget_search_rows(
-                    &mut batch,
-                    &stored.iter().collect::<Vec<_>>(),
-                ),
-            }
+            let stored: Vec<&crate::model::datapoints::Datapoint> = stored.iter().collect();
+            super::datapoints::forget_search_rows(&mut batch, &ids, &stored);
             // What monitors found on the calls leaves their summaries with them.
             let mut rollups = super::rollups::RollupChanges::default();
             super::rollups::take_out(&transaction, &ids, &mut rollups, context).await?;
