@@ -62,6 +62,24 @@ pub(crate) fn new_ingest(organization_id: Uuid, project_id: Uuid, call_id: &str)
     }
 }
 
+/// A deletion of an organization's calls on request, begun at `now`, for `delete_calls`.
+pub(crate) fn requested_deletion(
+    organization_id: Uuid,
+    now: chrono::DateTime<Utc>,
+) -> crate::model::lifecycle::Deletion {
+    crate::model::lifecycle::Deletion {
+        id: Uuid::now_v7(),
+        organization_id,
+        project_id: None,
+        actor: "test".into(),
+        reason: crate::model::lifecycle::DeletionReason::Request,
+        filter: serde_json::json!({}),
+        requested_at: now,
+        finished_at: None,
+        removed: crate::model::lifecycle::Removed::default(),
+    }
+}
+
 /// How many datapoints of `project` carry `tag`.
 async fn tagged_count(
     storage: &crate::storage::Storage,

@@ -394,17 +394,7 @@ async fn summaries_count_each_call_as_last_evaluated() {
     // Deleting "slow" takes its part out.
     let slow_call = storage.find_datapoint(project, "retell", "slow").await.unwrap().unwrap();
     let calls = storage.calls_by_ids(organization, &[slow_call.id]).await.unwrap();
-    let deletion = crate::model::lifecycle::Deletion {
-        id: Uuid::now_v7(),
-        organization_id: organization,
-        project_id: None,
-        actor: "test".into(),
-        reason: crate::model::lifecycle::DeletionReason::Request,
-        filter: serde_json::json!({}),
-        requested_at: now,
-        finished_at: None,
-        removed: crate::model::lifecycle::Removed::default(),
-    };
+    let deletion = crate::storage::ingest_tests::requested_deletion(organization, now);
     storage.delete_calls(&calls, &deletion, now).await.unwrap();
     assert_eq!(
         summary_of(storage, &monitor).await,

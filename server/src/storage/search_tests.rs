@@ -819,17 +819,7 @@ async fn search_rows_follow_a_call_that_changes_and_go_with_it() {
     assert_eq!((rows("datapoint_tags").await, rows("datapoint_metadata").await), (3, 1));
 
     let calls = storage.calls_by_ids(organization, &[merged.id]).await.unwrap();
-    let deletion = crate::model::lifecycle::Deletion {
-        id: Uuid::now_v7(),
-        organization_id: organization,
-        project_id: None,
-        actor: "test".into(),
-        reason: crate::model::lifecycle::DeletionReason::Request,
-        filter: serde_json::json!({}),
-        requested_at: now,
-        finished_at: None,
-        removed: crate::model::lifecycle::Removed::default(),
-    };
+    let deletion = crate::storage::ingest_tests::requested_deletion(organization, now);
     storage.delete_calls(&calls, &deletion, now).await.unwrap();
     assert_eq!(found(tags(&["a"])).await, 0);
     assert_eq!((rows("datapoint_tags").await, rows("datapoint_metadata").await), (0, 0));
