@@ -96,7 +96,7 @@ impl Storage {
             }
         }
         let mut batch = Batch::new(backend);
-        write_datapoints(&mut batch, models, search_rows);
+        write_datapoints(&mut batch, models, search_rows)?;
         let datapoints: Vec<&Datapoint> = finished.iter().map(|result| result.datapoint).collect();
         let stored_before: std::collections::HashSet<Uuid> = finished
             .iter()
@@ -744,7 +744,7 @@ fn write_datapoints(
     batch: &mut Batch,
     mut models: Vec<datapoint::ActiveModel>,
     mut rows: SearchRows,
-) {
+) -> Result<(), Error> {
     if batch.backend() == DbBackend::Postgres {
         let mut words: std::collections::HashMap<String, String> =
             std::mem::take(&mut rows.words).into_iter().collect();
@@ -755,7 +755,7 @@ fn write_datapoints(
         }
     }
     upsert_datapoints(batch, models);
-    rows.replace(batch);
+    rows.replace(batch)
 }
 
 /// Inserts new datapoints and overwrites existing ones (by id) with multi-row
@@ -983,7 +983,7 @@ pub(super) async fn store_at_intake(
             }
         }
     }
-    write_datapoints(batch, models, rows);
+    write_datapoints(batch, models, rows)?;
     if let Some(first) = calls.first() {
         let datapoints: Vec<&Datapoint> = merged.iter().map(Merged::datapoint).collect();
         let evaluated = super::monitors::evaluate_into(
@@ -1011,7 +1011,8 @@ struct SearchRows {
     /// key, from `forgotten`.
     replaced: Vec<String>,
     /// The earlier tag and metadata rows of `replaced`, as stored (`forget`): SQLite's deletes.
-    forgotten: Vec<ForgottenRow>,
+    forgotten_tags: Vec<datapoint_tag::ActiveModel>,
+    forgotten_pairs: Vec<datapoint_metadata::ActiveModel>,
     tags: Vec<datapoint_tag::ActiveModel>,
     pairs: Vec<datapoint_metadata::ActiveModel>,
     /// Each datapoint's id and `transcript_search_text`.
@@ -1031,7 +1032,8 @@ impl SearchRows {
             .collect();
         Self {
             replaced,
-            forgotten: Vec::new(),
+            forgotten_tags: Vec::new(),
+            forgotten_pairs: Vec::new(),
             tags: tag_rows(datapoints),
             pairs: metadata_rows(datapoints),
             words,
@@ -1041,28 +1043,38 @@ impl SearchRows {
     /// Deletes, before the new rows, the tag and metadata rows that `stored` (datapoints as
     /// stored before this write) have.
     fn forget(&mut self, stored: &[&Datapoint]) {
-        self.forgotten.extend(ForgottenRow::of(stored));
+        self.forgotten_tags.extend(tag_rows(stored));
+        self.forgotten_pairs.extend(metadata_rows(stored));
     }
 
     fn extend(&mut self, other: SearchRows) {
         self.replaced.extend(other.replaced);
-        self.forgotten.extend(other.forgotten);
+        self.forgotten_tags.extend(other.forgotten_tags);
+        self.forgotten_pairs.extend(other.forgotten_pairs);
         self.tags.extend(other.tags);
         self.pairs.extend(other.pairs);
         self.words.extend(other.words);
     }
 
-    /// Replaces the datapoints' rows (on PostgreSQL a delete per table for those stored before,
-    /// on SQLite a delete per earlier row, then multi-row inserts).
-    fn replace(self, batch: &mut Batch) {
-        match batch.backend() {
-            DbBackend::Postgres => delete_rows_by_datapoint(batch, &self.replaced),
-            _ => {
-                for row in &self.forgotten {
-                    batch.push(&row.delete());
-                }
-            }
+    /// Deletes the earlier rows: on PostgreSQL a delete per table and chunk of `replaced`, on
+    /// SQLite a delete per forgotten row.
+    fn delete_earlier(&mut self, batch: &mut Batch) -> Result<(), Error> {
+        if batch.backend() == DbBackend::Postgres {
+            delete_rows_by_datapoint(batch, &self.replaced);
+            return Ok(());
         }
+        for tag in std::mem::take(&mut self.forgotten_tags) {
+            batch.push(&delete_by_key(tag)?);
+        }
+        for pair in std::mem::take(&mut self.forgotten_pairs) {
+            batch.push(&delete_by_key(pair)?);
+        }
+        Ok(())
+    }
+
+    /// Replaces the datapoints' rows (`delete_earlier`, then multi-row inserts).
+    fn replace(mut self, batch: &mut Batch) -> Result<(), Error> {
+        self.delete_earlier(batch)?;
         batch.insert_rows(self.tags, None);
         batch.insert_rows(self.pairs, None);
         if batch.backend() != DbBackend::Postgres {
@@ -1070,26 +1082,8 @@ impl SearchRows {
                 batch.push_statement(index_words(batch.backend(), chunk));
             }
         }
+        Ok(())
     }
-}
-
-/// A stored tag or metadata row of a datapoint, by the whole key of the table SQLite keeps it in
-/// (m0027): organization, tag (key and value), the call's time, the call.
-#[derive(Clone, Debug)]
-enum ForgottenRow {
-    Tag {
-        organization_id: String,
-        tag: String,
-        occurred_at_ms: i64,
-        datapoint_id: String,
-    },
-    Pair {
-        organization_id: String,
-        key: String,
-        value: String,
-        occurred_at_ms: i64,
-        datapoint_id: String,
-    },
 }
 
 /// A tag row per tag of each of `datapoints`.
@@ -1125,64 +1119,31 @@ fn metadata_rows(datapoints: &[&Datapoint]) -> Vec<datapoint_metadata::ActiveMod
         .collect()
 }
 
-impl ForgottenRow {
-    /// The rows `stored` have: the ones `tag_rows` and `metadata_rows` wrote for them.
-    fn of(stored: &[&Datapoint]) -> Vec<Self> {
-        let text = |value: &sea_orm::ActiveValue<String>| value.as_ref().clone();
-        let tags = tag_rows(stored).into_iter().map(|tag| ForgottenRow::Tag {
-            organization_id: text(&tag.organization_id),
-            tag: text(&tag.tag),
-            occurred_at_ms: *tag.occurred_at_ms.as_ref(),
-            datapoint_id: text(&tag.datapoint_id),
-        });
-        let pairs = metadata_rows(stored).into_iter().map(|pair| ForgottenRow::Pair {
-            organization_id: text(&pair.organization_id),
-            key: text(&pair.key),
-            value: text(&pair.value),
-            occurred_at_ms: *pair.occurred_at_ms.as_ref(),
-            datapoint_id: text(&pair.datapoint_id),
-        });
-        tags.chain(pairs).collect()
-    }
-
-    /// Its delete: a seek of the table's primary key.
-    fn delete(&self) -> sea_orm::sea_query::DeleteStatement {
-        match self {
-            ForgottenRow::Tag { organization_id, tag, occurred_at_ms, datapoint_id } => {
-                Query::delete()
-                    .from_table(datapoint_tag::Entity)
-                    .and_where(datapoint_tag::Column::OrganizationId.eq(organization_id))
-                    .and_where(datapoint_tag::Column::Tag.eq(tag))
-                    .and_where(datapoint_tag::Column::OccurredAtMs.eq(*occurred_at_ms))
-                    .and_where(datapoint_tag::Column::DatapointId.eq(datapoint_id))
-                    .to_owned()
-            }
-            ForgottenRow::Pair { organization_id, key, value, occurred_at_ms, datapoint_id } => {
-                Query::delete()
-                    .from_table(datapoint_metadata::Entity)
-                    .and_where(datapoint_metadata::Column::OrganizationId.eq(organization_id))
-                    .and_where(datapoint_metadata::Column::Key.eq(key))
-                    .and_where(datapoint_metadata::Column::Value.eq(value))
-                    .and_where(datapoint_metadata::Column::OccurredAtMs.eq(*occurred_at_ms))
-                    .and_where(datapoint_metadata::Column::DatapointId.eq(datapoint_id))
-                    .to_owned()
-            }
-        }
-    }
+/// The delete of `row` by its entity's primary key: for tag and metadata rows, the whole key
+/// of SQLite's table (m0027), a seek.
+fn delete_by_key<A>(row: A) -> Result<sea_orm::sea_query::DeleteStatement, Error>
+where
+    A: sea_orm::ActiveModelTrait,
+{
+    let delete =
+        sea_orm::query::ValidatedDeleteOne::try_from(<A::Entity as EntityTrait>::delete(row))
+            .map_err(db_error("forgetting a call's search rows"))?;
+    Ok(delete.into_query())
 }
 
 /// Deletes, in `batch`, the tag and metadata rows of datapoints about to be deleted: on
 /// PostgreSQL by their `ids`, on SQLite each row by its whole key, from the datapoints as they
 /// were `stored` (m0027).
-pub(super) fn forget_search_rows(batch: &mut Batch, ids: &[String], stored: &[&Datapoint]) {
-    match batch.backend() {
-        DbBackend::Postgres => delete_rows_by_datapoint(batch, ids),
-        _ => {
-            for row in ForgottenRow::of(stored) {
-                batch.push(&row.delete());
-            }
-        }
+pub(super) fn forget_search_rows(
+    batch: &mut Batch,
+    ids: &[String],
+    stored: &[&Datapoint],
+) -> Result<(), Error> {
+    let mut rows = SearchRows { replaced: ids.to_vec(), ..SearchRows::default() };
+    if batch.backend() != DbBackend::Postgres {
+        rows.forget(stored);
     }
+    rows.delete_earlier(batch)
 }
 
 /// On PostgreSQL, the tag and metadata rows of datapoints `ids`, by their primary key's first
@@ -1327,15 +1288,11 @@ impl Document {
 
 /// A stored `document`'s JSON read into `T`, which may take only some of its fields.
 fn decode_document<T: serde::de::DeserializeOwned>(stored: &[u8]) -> Result<T, Error> {
-    use std::io::Read;
     let context = "reading a datapoint";
     let Some((&DOCUMENT_V1, deflated)) = stored.split_first() else {
         return Err(Error::internal(context, "unknown datapoint document version"));
     };
-    let mut json = Vec::with_capacity(deflated.len() * 3);
-    flate2::read::DeflateDecoder::new(deflated)
-        .read_to_end(&mut json)
-        .map_err(|error| Error::internal(context, error))?;
+    let json = super::inflate(deflated).map_err(|error| Error::internal(context, error))?;
     serde_json::from_slice(&json).map_err(|error| Error::internal(context, error))
 }
 

@@ -129,16 +129,10 @@ fn kept_request_and_body(
 
 /// A kept body as it arrived.
 fn kept_body(encoding: &str, stored: Vec<u8>) -> Result<Vec<u8>, String> {
-    use std::io::Read;
     match encoding {
         AS_RECEIVED => Ok(stored),
-        DEFLATE => {
-            let mut body = Vec::with_capacity(stored.len() * 3);
-            flate2::read::DeflateDecoder::new(stored.as_slice())
-                .read_to_end(&mut body)
-                .map_err(|error| format!("a kept body does not inflate: {error}"))?;
-            Ok(body)
-        }
+        DEFLATE => super::inflate(&stored)
+            .map_err(|error| format!("a kept body does not inflate: {error}")),
         other => Err(format!("unknown body encoding {other:?}")),
     }
 }

@@ -165,7 +165,7 @@ impl Storage {
             let ids: Vec<String> = calls.iter().map(|call| call.datapoint_id.to_string()).collect();
             let mut batch = super::Batch::new(backend);
             let stored: Vec<&crate::model::datapoints::Datapoint> = stored.iter().collect();
-            super::datapoints::forget_search_rows(&mut batch, &ids, &stored);
+            super::datapoints::forget_search_rows(&mut batch, &ids, &stored)?;
             // What monitors found on the calls leaves their summaries with them.
             let mut rollups = super::rollups::RollupChanges::default();
             super::rollups::take_out(&transaction, &ids, &mut rollups, context).await?;

@@ -621,6 +621,14 @@ fn deflate_within(input: &[u8], output: &mut Vec<u8>) -> bool {
 /// The level of `deflate_within`.
 const DEFLATE_LEVEL: flate2::Compression = flate2::Compression::new(2);
 
+/// A raw deflate stream (as `deflate_within` writes it) inflated.
+fn inflate(deflated: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut inflated = Vec::with_capacity(deflated.len() * 3);
+    flate2::read::DeflateDecoder::new(deflated).read_to_end(&mut inflated)?;
+    Ok(inflated)
+}
+
 fn parse_uuid(context: &'static str, value: &str) -> Result<uuid::Uuid, Error> {
     uuid::Uuid::parse_str(value).map_err(|error| Error::internal(context, error))
 }

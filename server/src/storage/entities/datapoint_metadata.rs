@@ -1,17 +1,23 @@
 use sea_orm::entity::prelude::*;
 
-/// Top-level metadata entries as text, for `metadata key = value` filters.
+/// Top-level metadata entries as text, for `metadata key = value` filters. The key is that of
+/// SQLite's table (m0027), in the searches' order; PostgreSQL's table keeps
+/// `(datapoint_id, key)` as its primary key and these columns as
+/// `datapoint_metadata_by_organization_pair`, so they name one row there too.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "datapoint_metadata")]
 pub struct Model {
+    /// The datapoint's, so that a pair's calls are read in the searches' order from one index.
     #[sea_orm(primary_key, auto_increment = false)]
-    pub datapoint_id: String,
+    pub organization_id: String,
     #[sea_orm(primary_key, auto_increment = false)]
     pub key: String,
+    #[sea_orm(primary_key, auto_increment = false)]
     pub value: String,
-    /// The datapoint's, so that a pair's calls are read in the searches' order from one index.
-    pub organization_id: String,
+    #[sea_orm(primary_key, auto_increment = false)]
     pub occurred_at_ms: i64,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub datapoint_id: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -10,7 +10,7 @@
 //!   is the order searches read them in (organization, tag or pair, time, datapoint), and
 //!   nothing else: the rows were stored three times (the table, its primary key's index, the
 //!   search index), now once. A call's rows are found from its stored tags and metadata and its
-//!   time (`storage/datapoints.rs`, `ForgottenRow`), a probe of one tag by that whole key.
+//!   time (`storage/datapoints.rs`, `SearchRows::forget`), a probe of one tag by that whole key.
 //!   Their unused `project_id` goes.
 //!
 //! On PostgreSQL only the unused `project_id` columns go; the transcript's text stays in
