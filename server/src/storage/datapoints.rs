@@ -103,9 +103,10 @@ impl Storage {
             .filter(|result| !result.new)
             .map(|result| result.datapoint.id)
             .collect();
+        let prepared = super::monitors::Prepared::read(&transaction, &datapoints, context).await?;
         let evaluated = super::monitors::evaluate_into(
             &transaction,
-            &datapoints,
+            prepared,
             &stored_before,
             &mut batch,
             now,
@@ -986,9 +987,10 @@ pub(super) async fn store_at_intake(
     write_datapoints(batch, models, rows)?;
     if let Some(first) = calls.first() {
         let datapoints: Vec<&Datapoint> = merged.iter().map(Merged::datapoint).collect();
+        let prepared = super::monitors::Prepared::read(connection, &datapoints, context).await?;
         let evaluated = super::monitors::evaluate_into(
             connection,
-            &datapoints,
+            prepared,
             &stored_before,
             batch,
             first.now,

@@ -168,12 +168,9 @@ impl Storage {
             super::datapoints::forget_search_rows(&mut batch, &ids, &stored)?;
             // What monitors found on the calls leaves their summaries with them.
             let mut rollups = super::rollups::RollupChanges::default();
-            super::rollups::take_out(&transaction, &ids, &mut rollups, context).await?;
-            for chunk in ids.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
-                for statement in super::monitors::forget_results(chunk) {
-                    batch.push(&statement);
-                }
-            }
+            let earlier =
+                super::rollups::take_out(&transaction, &ids, &mut rollups, context).await?;
+            super::monitors::forget_results(&mut batch, &ids, &earlier.matches)?;
             rollups.write_into(&mut batch);
             batch.execute(&transaction, context).await?;
             let ingest_ids =

@@ -419,13 +419,14 @@ impl Storage {
         else {
             return Ok(ResultsChange::NoDatapoint);
         };
-        let mut stored = match datapoint_check::Entity::find_by_id(id.clone())
+        // The monitors that matched the call stay in its row.
+        let (mut stored, matches_json) = match datapoint_check::Entity::find_by_id(id.clone())
             .one(&transaction)
             .await
             .map_err(db_error(context))?
         {
-            Some(model) => stored_results(&model)?,
-            None => Vec::new(),
+            Some(model) => (stored_results(&model)?, model.matches_json),
+            None => (Vec::new(), String::new()),
         };
         change(&mut stored)?;
         let versions =
@@ -456,12 +457,13 @@ impl Storage {
             .collect();
         let count = i32::try_from(open.len()).unwrap_or(i32::MAX);
         batch.insert_rows(open, None);
-        if !stored.is_empty() {
+        if !stored.is_empty() || !matches_json.is_empty() {
             batch.insert_rows(
                 vec![datapoint_check::ActiveModel {
                     datapoint_id: Set(id.clone()),
                     organization_id: Set(datapoint.organization_id.clone()),
                     results_json: Set(to_json(&stored)?),
+                    matches_json: Set(matches_json),
                     updated_at_ms: Set(to_millis(now)),
                 }],
                 None,
@@ -574,6 +576,50 @@ impl StoredResult {
     }
 }
 
+/// The monitors that matched a call, as its results row keeps them (`matches_json`, m0028):
+/// the call's time when they matched it, and per monitor its key as stored, the version that
+/// evaluated the call and whether any of its checks was an issue. With it a call's rows in
+/// `monitor_datapoints` are found by their key, and its part taken out of the summaries. A
+/// shipped form is never changed.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(super) struct StoredMatches {
+    #[serde(rename = "t")]
+    occurred_at_ms: i64,
+    #[serde(rename = "m")]
+    monitors: Vec<(String, i32, bool)>,
+}
+
+impl StoredMatches {
+    fn to_json(&self) -> Result<String, Error> {
+        if self.monitors.is_empty() {
+            return Ok(String::new());
+        }
+        serde_json::to_string(self).map_err(|error| Error::internal("encoding matches", error))
+    }
+}
+
+/// The rows in `monitor_datapoints` of the call of results row `model`.
+pub(super) fn stored_matches(
+    model: &datapoint_check::Model,
+) -> Result<Vec<monitor_datapoint::Model>, Error> {
+    if model.matches_json.is_empty() {
+        return Ok(Vec::new());
+    }
+    let matches: StoredMatches = serde_json::from_str(&model.matches_json)
+        .map_err(|error| Error::internal("reading a call's matches", error))?;
+    Ok(matches
+        .monitors
+        .into_iter()
+        .map(|(monitor_id, monitor_version, is_issue)| monitor_datapoint::Model {
+            monitor_id,
+            occurred_at_ms: matches.occurred_at_ms,
+            datapoint_id: model.datapoint_id.clone(),
+            is_issue,
+            monitor_version,
+        })
+        .collect())
+}
+
 pub(super) fn stored_results(model: &datapoint_check::Model) -> Result<Vec<StoredResult>, Error> {
     serde_json::from_str(&model.results_json)
         .map_err(|error| Error::internal("reading check results", error))
@@ -626,73 +672,78 @@ pub(super) struct Evaluated {
     pub(super) failures: Vec<CheckFailure>,
 }
 
-/// Writes, into `batch`, what the organizations' monitors find on `datapoints` (being stored
-/// in the same transaction): each datapoint's results row, its open issues and the monitors it
-/// matched (with the version of each), replacing what an earlier evaluation wrote (results
-/// attached from outside are kept unless a monitor's check of the same id replaces them), its
-/// count of open issues, and the monitors' summaries (what the earlier evaluation had added
-/// taken out, what this one found added). `replaced` says which datapoints were stored before:
-/// only theirs are read and deleted. One query for the monitors of the datapoints'
-/// organizations (another for their checks when there are any), a few for what is stored on
-/// replaced datapoints; no monitor and nothing replaced, no statement.
-pub(super) async fn evaluate_into(
-    connection: &impl ConnectionTrait,
-    datapoints: &[&Datapoint],
-    replaced: &HashSet<Uuid>,
-    batch: &mut Batch,
-    now: DateTime<Utc>,
-    context: &'static str,
-) -> Result<Evaluated, Error> {
-    // A datapoint given twice (two results of one call in a batch) counts as the later.
-    let mut seen = HashSet::with_capacity(datapoints.len());
-    let mut latest: Vec<&Datapoint> =
-        datapoints.iter().rev().copied().filter(|datapoint| seen.insert(datapoint.id)).collect();
-    latest.reverse();
-    let datapoints = latest.as_slice();
-    let mut organizations: Vec<Uuid> =
-        datapoints.iter().map(|datapoint| datapoint.organization_id).collect();
-    organizations.sort_unstable();
-    organizations.dedup();
-    let monitors = monitors_of(connection, &organizations, context).await?;
-    let stale: Vec<String> = datapoints
-        .iter()
-        .filter(|datapoint| replaced.contains(&datapoint.id))
-        .map(|datapoint| datapoint.id.to_string())
-        .collect();
-    let mut counts = MonitorCounts::new();
-    let mut failures = Vec::new();
-    if monitors.is_empty() && stale.is_empty() {
-        return Ok(Evaluated::default());
+/// What the organizations' monitors find on a batch of datapoints (`Prepared::read`, in the
+/// transaction that stores them), which `evaluate_into` writes. Evaluating a batch before the
+/// write turn and checking the monitors again in it drained no faster (docs/BENCHMARKS.md).
+pub(super) struct Prepared<'a> {
+    monitors: Vec<Monitor>,
+    calls: Vec<PreparedCall<'a>>,
+}
+
+/// What the monitors found on one datapoint.
+struct PreparedCall<'a> {
+    datapoint: &'a Datapoint,
+    /// Each matching monitor, and whether any of its checks is an issue.
+    monitors: Vec<(Uuid, bool)>,
+    /// The monitors' results, one per check.
+    results: Vec<StoredResult>,
+    /// The names of the checks that are issues (a monitor's stored result leaves its name out).
+    names: HashMap<Uuid, String>,
+    failures: Vec<CheckFailure>,
+}
+
+impl<'a> Prepared<'a> {
+    /// Reads the monitors of `datapoints`' organizations and evaluates them. A datapoint given
+    /// twice (two results of one call in a batch) counts as the later.
+    pub(super) async fn read(
+        connection: &impl ConnectionTrait,
+        datapoints: &[&'a Datapoint],
+        context: &'static str,
+    ) -> Result<Self, Error> {
+        let mut seen = HashSet::with_capacity(datapoints.len());
+        let mut latest: Vec<&Datapoint> = datapoints
+            .iter()
+            .rev()
+            .copied()
+            .filter(|datapoint| seen.insert(datapoint.id))
+            .collect();
+        latest.reverse();
+        let mut organizations: Vec<Uuid> =
+            latest.iter().map(|datapoint| datapoint.organization_id).collect();
+        organizations.sort_unstable();
+        organizations.dedup();
+        let monitors = monitors_of(connection, &organizations, context).await?;
+        Ok(Self::of(monitors, latest))
     }
-    let mut rollups = RollupChanges::default();
-    // What earlier evaluations and callers stored on the replaced datapoints.
-    let mut earlier = take_out(connection, &stale, &mut rollups, context).await?;
-    for chunk in stale.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
-        for statement in forget_results(chunk) {
-            batch.push(&statement);
-        }
+
+    fn of(monitors: Vec<Monitor>, datapoints: Vec<&'a Datapoint>) -> Self {
+        let calls = if monitors.is_empty() {
+            datapoints
+                .into_iter()
+                .map(|datapoint| PreparedCall {
+                    datapoint,
+                    monitors: Vec::new(),
+                    results: Vec::new(),
+                    names: HashMap::new(),
+                    failures: Vec::new(),
+                })
+                .collect()
+        } else {
+            datapoints.into_iter().map(|datapoint| PreparedCall::of(&monitors, datapoint)).collect()
+        };
+        Self { monitors, calls }
     }
-    // Per monitor: its checks, its version, and its key as stored, spelled out once for all
-    // its matches.
-    let checks_of: HashMap<Uuid, (Vec<Uuid>, i32, String)> = monitors
-        .iter()
-        .map(|monitor| {
-            let checks = monitor.checks.iter().map(|check| check.id).collect();
-            (monitor.id, (checks, monitor.version, monitor.id.to_string()))
-        })
-        .collect();
-    let mut rows: Vec<[sea_orm::Value; 4]> = Vec::new();
-    let mut issues = Vec::new();
-    let mut matched: Vec<[sea_orm::Value; 6]> = Vec::new();
-    let mut open_counts: Vec<(String, i32)> = Vec::new();
-    for datapoint in datapoints {
-        let id = datapoint.id.to_string();
-        let evaluation = monitors::evaluate(&monitors, datapoint);
-        for (monitor_id, is_issue) in &evaluation.monitors {
+}
+
+impl<'a> PreparedCall<'a> {
+    fn of(monitors: &[Monitor], datapoint: &'a Datapoint) -> Self {
+        let evaluation = monitors::evaluate(monitors, datapoint);
+        let mut failures = Vec::new();
+        for (monitor_id, _) in evaluation.monitors.iter().filter(|(_, issue)| *issue) {
             let Some(monitor) = monitors.iter().find(|monitor| monitor.id == *monitor_id) else {
                 continue;
             };
-            for check in monitor.checks.iter().filter(|_| *is_issue) {
+            for check in &monitor.checks {
                 if let Some(value) =
                     evaluation.results.get(&check.id).filter(|value| value.is_issue)
                 {
@@ -704,9 +755,8 @@ pub(super) async fn evaluate_into(
                 }
             }
         }
-        // Open issues need their check's name, which a monitor's stored result leaves out.
         let mut names: HashMap<Uuid, String> = HashMap::new();
-        let mut results: Vec<StoredResult> = evaluation
+        let results = evaluation
             .results
             .into_values()
             .map(|value| {
@@ -716,7 +766,61 @@ pub(super) async fn evaluate_into(
                 StoredResult::of(value, Origin::Monitor)
             })
             .collect();
+        Self { datapoint, monitors: evaluation.monitors, results, names, failures }
+    }
+}
+
+/// Writes, into `batch`, what `prepared` found (on datapoints being stored in the same
+/// transaction): each datapoint's results row, its open issues and the monitors it matched
+/// (with the version of each), replacing what an earlier evaluation wrote (results attached
+/// from outside are kept unless a monitor's check of the same id replaces them), its count of
+/// open issues, and the monitors' summaries (what the earlier evaluation had added taken out,
+/// what this one found added). `replaced` says which datapoints were stored before: only
+/// theirs are read and deleted, in a few queries; no monitor and nothing replaced, no
+/// statement.
+pub(super) async fn evaluate_into(
+    connection: &impl ConnectionTrait,
+    prepared: Prepared<'_>,
+    replaced: &HashSet<Uuid>,
+    batch: &mut Batch,
+    now: DateTime<Utc>,
+    context: &'static str,
+) -> Result<Evaluated, Error> {
+    let Prepared { monitors, calls } = prepared;
+    let stale: Vec<String> = calls
+        .iter()
+        .filter(|call| replaced.contains(&call.datapoint.id))
+        .map(|call| call.datapoint.id.to_string())
+        .collect();
+    let mut counts = MonitorCounts::new();
+    let mut failures = Vec::new();
+    if monitors.is_empty() && stale.is_empty() {
+        return Ok(Evaluated::default());
+    }
+    let mut rollups = RollupChanges::default();
+    // What earlier evaluations and callers stored on the replaced datapoints.
+    let mut earlier = take_out(connection, &stale, &mut rollups, context).await?;
+    forget_results(batch, &stale, &earlier.matches)?;
+    // Per monitor: its checks, its version, and its key as stored, spelled out once for all
+    // its matches.
+    let checks_of: HashMap<Uuid, (Vec<Uuid>, i32, String)> = monitors
+        .iter()
+        .map(|monitor| {
+            let checks = monitor.checks.iter().map(|check| check.id).collect();
+            (monitor.id, (checks, monitor.version, monitor.id.to_string()))
+        })
+        .collect();
+    let mut rows: Vec<[sea_orm::Value; 5]> = Vec::new();
+    let mut issues = Vec::new();
+    let mut matched: Vec<[sea_orm::Value; 5]> = Vec::new();
+    let mut open_counts: Vec<(String, i32)> = Vec::new();
+    for call in calls {
+        let PreparedCall { datapoint, monitors: evaluated, mut results, names, failures: found } =
+            call;
+        let id = datapoint.id.to_string();
+        failures.extend(found);
         let kept: Vec<StoredResult> = earlier
+            .results
             .remove(&id)
             .unwrap_or_default()
             .into_iter()
@@ -729,7 +833,8 @@ pub(super) async fn evaluate_into(
         let occurred_at_ms = to_millis(datapoint.occurred_at());
         let organization_id = datapoint.organization_id.to_string();
         let results_by_check = by_check(&results);
-        for (monitor_id, is_issue) in evaluation.monitors {
+        let mut matches = StoredMatches { occurred_at_ms, monitors: Vec::new() };
+        for (monitor_id, is_issue) in evaluated {
             let (check_ids, version, monitor_key) = &checks_of[&monitor_id];
             let count = counts.entry(monitor_id).or_default();
             count.0 += 1;
@@ -743,12 +848,12 @@ pub(super) async fn evaluate_into(
             );
             matched.push([
                 monitor_key.clone().into(),
-                id.clone().into(),
-                organization_id.clone().into(),
                 occurred_at_ms.into(),
+                id.clone().into(),
                 is_issue.into(),
                 (*version).into(),
             ]);
+            matches.monitors.push((monitor_key.clone(), *version, is_issue));
         }
         let open: Vec<&StoredResult> =
             results.iter().filter(|result| result.is_open_issue()).collect();
@@ -769,11 +874,12 @@ pub(super) async fn evaluate_into(
         if !open.is_empty() || replaced.contains(&datapoint.id) {
             open_counts.push((id.clone(), i32::try_from(open.len()).unwrap_or(i32::MAX)));
         }
-        if !results.is_empty() {
+        if !results.is_empty() || !matches.monitors.is_empty() {
             rows.push([
                 id.into(),
                 organization_id.into(),
                 results_json(&results)?.into(),
+                matches.to_json()?.into(),
                 to_millis(now).into(),
             ]);
         }
@@ -788,6 +894,7 @@ pub(super) async fn evaluate_into(
                 Results::DatapointId,
                 Results::OrganizationId,
                 Results::ResultsJson,
+                Results::MatchesJson,
                 Results::UpdatedAtMs,
             ]
             .map(|column| column.as_str()),
@@ -798,9 +905,8 @@ pub(super) async fn evaluate_into(
             monitor_datapoint::Entity.table_name(),
             [
                 Matches::MonitorId,
-                Matches::DatapointId,
-                Matches::OrganizationId,
                 Matches::OccurredAtMs,
+                Matches::DatapointId,
                 Matches::IsIssue,
                 Matches::MonitorVersion,
             ]
@@ -815,22 +921,53 @@ pub(super) async fn evaluate_into(
     Ok(Evaluated { counts, failures })
 }
 
-/// Deletes what evaluations stored on the calls `ids`: their results, open issues and matches.
-pub(super) fn forget_results(ids: &[String]) -> [sea_orm::sea_query::DeleteStatement; 3] {
-    [
-        Query::delete()
-            .from_table(check_issue::Entity)
-            .and_where(check_issue::Column::DatapointId.is_in(ids.iter().cloned()))
-            .to_owned(),
-        Query::delete()
-            .from_table(monitor_datapoint::Entity)
-            .and_where(monitor_datapoint::Column::DatapointId.is_in(ids.iter().cloned()))
-            .to_owned(),
-        Query::delete()
-            .from_table(datapoint_check::Entity)
-            .and_where(datapoint_check::Column::DatapointId.is_in(ids.iter().cloned()))
-            .to_owned(),
-    ]
+/// Deletes, in `batch`, what evaluations stored on the calls `ids`: their results, open
+/// issues and matches (`matches`, from `take_out`). On SQLite each match goes by its whole key,
+/// the table's only one (m0028); on PostgreSQL by call, its primary key's first column.
+pub(super) fn forget_results(
+    batch: &mut Batch,
+    ids: &[String],
+    matches: &[monitor_datapoint::Model],
+) -> Result<(), Error> {
+    for chunk in ids.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
+        batch.push(
+            &Query::delete()
+                .from_table(check_issue::Entity)
+                .and_where(check_issue::Column::DatapointId.is_in(chunk.iter().cloned()))
+                .to_owned(),
+        );
+        batch.push(
+            &Query::delete()
+                .from_table(datapoint_check::Entity)
+                .and_where(datapoint_check::Column::DatapointId.is_in(chunk.iter().cloned()))
+                .to_owned(),
+        );
+        if batch.backend() == sea_orm::DbBackend::Postgres {
+            batch.push(
+                &Query::delete()
+                    .from_table(monitor_datapoint::Entity)
+                    .and_where(monitor_datapoint::Column::DatapointId.is_in(chunk.iter().cloned()))
+                    .to_owned(),
+            );
+        }
+    }
+    if batch.backend() != sea_orm::DbBackend::Postgres {
+        for row in matches {
+            batch.push(&forget_match(row)?);
+        }
+    }
+    Ok(())
+}
+
+/// The delete of one match by its entity's primary key (SQLite's table's whole key), a seek.
+pub(super) fn forget_match(
+    row: &monitor_datapoint::Model,
+) -> Result<sea_orm::sea_query::DeleteStatement, Error> {
+    let delete = sea_orm::query::ValidatedDeleteOne::try_from(monitor_datapoint::Entity::delete(
+        monitor_datapoint::ActiveModel::from(row.clone()),
+    ))
+    .map_err(db_error("forgetting a call's matches"))?;
+    Ok(sea_orm::QueryTrait::into_query(delete))
 }
 
 /// Sets each datapoint's count of open issues: one `UPDATE … FROM (VALUES (id, count), …)`
@@ -871,7 +1008,7 @@ pub(super) fn failed_check_condition(name: &str) -> sea_orm::sea_query::SimpleEx
     Expr::exists(failing)
 }
 
-/// Calls monitor `monitor_id` matched: a probe of `monitor_datapoints` by its primary key.
+/// Calls monitor `monitor_id` matched: a probe of `monitor_datapoints` by its whole key.
 pub(super) fn matched_by_condition(monitor_id: Uuid) -> sea_orm::sea_query::SimpleExpr {
     let matched = Query::select()
         .expr(Expr::val(1))
@@ -879,6 +1016,10 @@ pub(super) fn matched_by_condition(monitor_id: Uuid) -> sea_orm::sea_query::Simp
         .and_where(
             Expr::col((monitor_datapoint::Entity, monitor_datapoint::Column::MonitorId))
                 .eq(monitor_id.to_string()),
+        )
+        .and_where(
+            Expr::col((monitor_datapoint::Entity, monitor_datapoint::Column::OccurredAtMs))
+                .equals((datapoint::Entity, datapoint::Column::OccurredAtMs)),
         )
         .and_where(
             Expr::col((monitor_datapoint::Entity, monitor_datapoint::Column::DatapointId))

@@ -575,8 +575,8 @@ async fn the_migration_counts_calls_evaluated_before_it() {
     assert_eq!(checks, [("provider says failed".to_owned(), 1, 0, Some(1.0))]);
 }
 
-/// The statements of summaries (the monitor's key range), take-outs (a call's matches, the
-/// leading column of their key) and backfill listings read a range of an index without a sort,
+/// The statements of summaries (the monitor's key range), take-outs (a call's results row, and
+/// each of its matches by its whole key) and backfill listings read a range of an index without a sort,
 /// on SQLite (PostgreSQL's plans depend on statistics; the keys are the same).
 #[tokio::test]
 async fn summary_statements_are_read_through_indexes() {
@@ -595,9 +595,23 @@ async fn summary_statements_are_read_through_indexes() {
             "INDEX sqlite_autoindex_monitor_rollups_1 (monitor_id=? AND bucket_ms>? AND bucket_ms<?)",
         ),
         (
-            "matches of calls",
-            super::rollups::matches_of(&ids).build(backend),
-            "USING PRIMARY KEY (datapoint_id=?)",
+            "results of calls",
+            super::rollups::results_rows(&ids).build(backend),
+            "INDEX sqlite_autoindex_datapoint_checks_1 (datapoint_id=?)",
+        ),
+        (
+            "deleting a match",
+            backend.build(
+                &super::monitors::forget_match(&super::entities::monitor_datapoint::Model {
+                    monitor_id: monitor.to_string(),
+                    occurred_at_ms: 1,
+                    datapoint_id: ids[0].clone(),
+                    is_issue: false,
+                    monitor_version: 1,
+                })
+                .unwrap(),
+            ),
+            "USING PRIMARY KEY (monitor_id=? AND occurred_at_ms=? AND datapoint_id=?)",
         ),
         (
             "backfills of a monitor",
@@ -611,4 +625,123 @@ async fn summary_statements_are_read_through_indexes() {
         assert!(plan.iter().any(|step| step.contains(index)), "{name}: {index} unused: {plan:?}");
         assert!(plan.iter().all(|step| !step.contains("TEMP B-TREE")), "{name}: sorted: {plan:?}");
     }
+}
+
+/// A call's matches follow it (SQLite keeps them only in the searches' order, found again from
+/// the monitors its results row names, m0028): when a later event changes its time, at intake
+/// or in a worker's batch, its old rows go and the new are found; a monitor with no checks
+/// matches it too; when the call is deleted, its rows and results go with it.
+#[tokio::test]
+async fn matches_follow_a_call_that_changes_and_go_with_it() {
+    use sea_orm::ConnectionTrait;
+
+    use crate::storage::datapoints::FinishedIngest;
+
+    let storage = &super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
+    let slow = check(
+        organization,
+        "slow responses",
+        Rule {
+            measure: Measure::P95ResponseLatencyMs,
+            comparator: Comparator::GreaterThan,
+            threshold: Some(Value::Number(1_500.0)),
+            phrase: None,
+        },
+    );
+    storage.insert_check(&slow).await.unwrap();
+    let monitor = |name: &str, checks: Vec<Check>| Monitor {
+        id: Uuid::now_v7(),
+        organization_id: organization,
+        name: name.into(),
+        description: String::new(),
+        filter: MonitorFilter::default(),
+        checks,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    let latency = monitor("latency", vec![slow.check.clone()]);
+    let bare = monitor("every call", Vec::new());
+    storage.insert_monitor(&latency).await.unwrap();
+    storage.insert_monitor(&bare).await.unwrap();
+    let at = |hour: u32| Utc.with_ymd_and_hms(2026, 11, 30, hour, 0, 0).unwrap();
+    let event = |hour: u32, latency_ms: i64| {
+        let mut ingest = call(organization, project, "custom", "moving", latency_ms, true);
+        ingest.conversation.started_at = Some(at(hour));
+        ingest.dedup_key = format!("{hour}");
+        IngestWrite { ingests: vec![ingest], ..IngestWrite::default() }
+    };
+    let count = |sql: String| async move {
+        let backend = storage.db.get_database_backend();
+        let row = storage
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(backend, sql))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "n").unwrap()
+    };
+    // Match rows at `hour`, match rows in all, results rows.
+    let rows = |hour: u32| async move {
+        (
+            count(format!(
+                "SELECT COUNT(*) AS n FROM monitor_datapoints WHERE occurred_at_ms = {}",
+                at(hour).timestamp_millis()
+            ))
+            .await,
+            count("SELECT COUNT(*) AS n FROM monitor_datapoints".into()).await,
+            count("SELECT COUNT(*) AS n FROM datapoint_checks".into()).await,
+        )
+    };
+    let of =
+        |monitor: &Monitor| DatapointQuery { monitor_id: Some(monitor.id), ..Default::default() };
+    let settings = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
+
+    storage.commit_ingest_writes(&[&event(8, 2_000)], settings, now).await.unwrap();
+    // At intake: a new time.
+    storage.commit_ingest_writes(&[&event(9, 400)], settings, now).await.unwrap();
+    assert_eq!(rows(8).await, (0, 2, 1), "the old time's rows are gone");
+    assert_eq!(rows(9).await, (2, 2, 1));
+    assert_eq!(found(storage, organization, of(&latency)).await, set(&["moving"]));
+    assert_eq!(found(storage, organization, of(&bare)).await, set(&["moving"]));
+    assert_eq!(summary_of(storage, &latency).await.0, (1, 0), "counted once, as last found");
+
+    // In a worker's batch: the stored datapoint merged again, at another time, slow again.
+    let stored = storage.find_datapoint(project, "custom", "moving").await.unwrap().unwrap();
+    let mut later = event(10, 2_000).ingests.remove(0);
+    let merged = crate::model::datapoints::Datapoint::merge(
+        Some(stored),
+        &later.conversation,
+        None,
+        organization,
+        project,
+        now,
+    );
+    let job = Uuid::now_v7();
+    later.id = job;
+    let write = IngestWrite { ingests: vec![later], ..IngestWrite::default() };
+    storage
+        .commit_ingest_writes(&[&write], crate::storage::testing::jobs_only(3), now)
+        .await
+        .unwrap();
+    let finished =
+        FinishedIngest { job_id: job, ingest_id: job, attempts: 1, datapoint: &merged, new: false };
+    storage.finish_ingests(&[finished], now).await.unwrap();
+    assert_eq!(rows(9).await, (0, 2, 1));
+    assert_eq!(rows(10).await, (2, 2, 1));
+    assert_eq!(found(storage, organization, of(&bare)).await, set(&["moving"]));
+    assert_eq!(
+        found(storage, organization, DatapointQuery { issues_only: true, ..Default::default() })
+            .await,
+        set(&["moving"])
+    );
+    assert_eq!(summary_of(storage, &latency).await.0, (1, 1));
+
+    let calls = storage.calls_by_ids(organization, &[merged.id]).await.unwrap();
+    let deletion = crate::storage::ingest_tests::requested_deletion(organization, now);
+    storage.delete_calls(&calls, &deletion, now).await.unwrap();
+    assert_eq!(rows(10).await, (0, 0, 0));
+    assert_eq!(summary_of(storage, &latency).await.0, (0, 0));
 }

@@ -14,7 +14,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::entities::{datapoint_check, monitor_datapoint, monitor_rollup, monitor_version};
-use super::monitors::{StoredResult, stored_results};
+use super::monitors::{StoredResult, stored_matches, stored_results};
 use super::{Batch, Storage, db_error, parse_uuid};
 use crate::clock::from_millis;
 use crate::error::Error;
@@ -124,39 +124,44 @@ pub(super) fn parts_of<'a>(
     check_ids.iter().filter_map(|id| results.get(id).copied())
 }
 
+/// What evaluations and callers stored on some calls (`take_out`).
+#[derive(Debug, Default)]
+pub(super) struct Earlier {
+    /// Their results, by datapoint id.
+    pub(super) results: HashMap<String, Vec<StoredResult>>,
+    /// Their rows in `monitor_datapoints`, from their results rows (m0028).
+    pub(super) matches: Vec<monitor_datapoint::Model>,
+}
+
 /// What evaluations and callers stored on the calls `ids` (about to be evaluated again, or
-/// deleted): their results, by datapoint id, and, taken out of `changes`, what each monitor
-/// that matched them had added to its summary. The caller deletes or replaces the rows.
+/// deleted), read from their results rows, and, taken out of `changes`, what each monitor that
+/// matched them had added to its summary. The caller deletes or replaces the rows
+/// (`monitors::forget_results`).
 pub(super) async fn take_out(
     connection: &impl ConnectionTrait,
     ids: &[String],
     changes: &mut RollupChanges,
     context: &'static str,
-) -> Result<HashMap<String, Vec<StoredResult>>, Error> {
-    let mut results = HashMap::new();
-    let mut matched = Vec::new();
+) -> Result<Earlier, Error> {
+    let mut earlier = Earlier::default();
     for chunk in ids.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
-        for model in datapoint_check::Entity::find()
-            .filter(datapoint_check::Column::DatapointId.is_in(chunk.iter().cloned()))
-            .all(connection)
-            .await
-            .map_err(db_error(context))?
-        {
-            results.insert(model.datapoint_id.clone(), stored_results(&model)?);
+        for model in results_rows(chunk).all(connection).await.map_err(db_error(context))? {
+            earlier.matches.extend(stored_matches(&model)?);
+            earlier.results.insert(model.datapoint_id.clone(), stored_results(&model)?);
         }
-        matched.extend(matches_of(chunk).all(connection).await.map_err(db_error(context))?);
     }
+    let matched = &earlier.matches;
     if matched.is_empty() {
-        return Ok(results);
+        return Ok(earlier);
     }
     let mut monitors: Vec<String> = matched.iter().map(|row| row.monitor_id.clone()).collect();
     monitors.sort_unstable();
     monitors.dedup();
     let versions = versions_of(connection, &monitors, context).await?;
     let indexes: HashMap<&str, HashMap<Uuid, &StoredResult>> =
-        results.iter().map(|(id, stored)| (id.as_str(), by_check(stored))).collect();
+        earlier.results.iter().map(|(id, stored)| (id.as_str(), by_check(stored))).collect();
     let none = HashMap::new();
-    for row in &matched {
+    for row in matched {
         let check_ids = versions
             .get(&(row.monitor_id.clone(), row.monitor_version))
             .map(Vec::as_slice)
@@ -171,13 +176,13 @@ pub(super) async fn take_out(
         );
     }
     drop(indexes);
-    Ok(results)
+    Ok(earlier)
 }
 
-/// The monitors that matched the calls `ids` (the primary key's first column).
-pub(super) fn matches_of(ids: &[String]) -> sea_orm::Select<monitor_datapoint::Entity> {
-    monitor_datapoint::Entity::find()
-        .filter(monitor_datapoint::Column::DatapointId.is_in(ids.iter().cloned()))
+/// The results rows of the calls `ids` (the primary key).
+pub(super) fn results_rows(ids: &[String]) -> sea_orm::Select<datapoint_check::Entity> {
+    datapoint_check::Entity::find()
+        .filter(datapoint_check::Column::DatapointId.is_in(ids.iter().cloned()))
 }
 
 /// A monitor's hourly rows in `[from_ms, to_ms)`, in order: a range of the primary key.

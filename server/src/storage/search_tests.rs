@@ -122,7 +122,7 @@ fn cases() -> Vec<(&'static str, DatapointQuery, &'static str)> {
         (
             "a monitor's match rows",
             DatapointQuery { monitor_id: Some(Uuid::now_v7()), ..page },
-            "monitor_datapoints_by_time",
+            "monitor_datapoints",
         ),
     ]
 }
@@ -163,12 +163,13 @@ async fn every_filter_is_read_through_its_index() {
                 "datapoints_by_occurrence" if with_project => "datapoints_by_project_occurrence",
                 index => index,
             };
-            // Tag and metadata rows (the search's `drive`) are read in the order of their
-            // tables' own keys (m0027).
+            // Tag, metadata and match rows (the search's `drive`) are read in the order of
+            // their tables' own keys (m0027, m0028).
             let read = match index {
                 "datapoint_tags" | "datapoint_metadata" => {
                     "SEARCH drive USING PRIMARY KEY (organization_id=?".to_owned()
                 }
+                "monitor_datapoints" => "SEARCH drive USING PRIMARY KEY (monitor_id=?".to_owned(),
                 index => format!("INDEX {index} "),
             };
             assert!(plan.iter().any(|step| step.contains(&read)), "{index} unused: {context}");

@@ -1,6 +1,7 @@
 use sea_orm::entity::prelude::*;
 
-/// All check results of one call (m0015).
+/// All check results of one call (m0015), and the monitors that matched it (m0028): every
+/// evaluated call has one.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "datapoint_checks")]
 pub struct Model {
@@ -9,6 +10,9 @@ pub struct Model {
     pub organization_id: String,
     /// `storage::monitors::StoredResult`s, a JSON array.
     pub results_json: String,
+    /// The monitors that matched the call (m0028; `storage::monitors::StoredMatches`), empty
+    /// when none did: their rows in `monitor_datapoints` are found by these keys.
+    pub matches_json: String,
     pub updated_at_ms: i64,
 }
 

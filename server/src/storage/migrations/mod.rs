@@ -30,6 +30,7 @@ mod m0024_deliveries_by_ingest;
 mod m0025_intake_log;
 mod m0026_datapoint_document;
 mod m0027_compact_search_rows;
+mod m0028_matches_by_monitor;
 
 use sea_orm_migration::prelude::*;
 
@@ -67,6 +68,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0025_intake_log::Migration),
             Box::new(m0026_datapoint_document::Migration),
             Box::new(m0027_compact_search_rows::Migration),
+            Box::new(m0028_matches_by_monitor::Migration),
         ]
     }
 }
