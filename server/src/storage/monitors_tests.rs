@@ -630,7 +630,8 @@ async fn summary_statements_are_read_through_indexes() {
 /// A call's matches follow it (SQLite keeps them only in the searches' order, found again from
 /// the monitors its results row names, m0028): when a later event changes its time, at intake
 /// or in a worker's batch, its old rows go and the new are found; a monitor with no checks
-/// matches it too; when the call is deleted, its rows and results go with it.
+/// matches it too, and once deleted adds nothing to summaries when the call changes again; when
+/// the call is deleted, its rows and results go with it.
 #[tokio::test]
 async fn matches_follow_a_call_that_changes_and_go_with_it() {
     use sea_orm::ConnectionTrait;
@@ -739,9 +740,18 @@ async fn matches_follow_a_call_that_changes_and_go_with_it() {
     );
     assert_eq!(summary_of(storage, &latency).await.0, (1, 1));
 
+    // A deleted monitor's part is not taken out again: its summary went with it.
+    assert!(storage.delete_monitor(organization, bare.id).await.unwrap());
+    storage.commit_ingest_writes(&[&event(11, 400)], settings, now).await.unwrap();
+    assert_eq!(rows(11).await, (1, 1, 1));
+    let summary_rows =
+        format!("SELECT COUNT(*) AS n FROM monitor_rollups WHERE monitor_id = '{}'", bare.id);
+    assert_eq!(count(summary_rows).await, 0, "no summary rows of a deleted monitor");
+    assert_eq!(summary_of(storage, &latency).await.0, (1, 0));
+
     let calls = storage.calls_by_ids(organization, &[merged.id]).await.unwrap();
     let deletion = crate::storage::ingest_tests::requested_deletion(organization, now);
     storage.delete_calls(&calls, &deletion, now).await.unwrap();
-    assert_eq!(rows(10).await, (0, 0, 0));
+    assert_eq!(rows(11).await, (0, 0, 0));
     assert_eq!(summary_of(storage, &latency).await.0, (0, 0));
 }

@@ -158,10 +158,13 @@ pub(super) async fn take_out(
     monitors.sort_unstable();
     monitors.dedup();
     let versions = versions_of(connection, &monitors, context).await?;
+    // A deleted monitor (its versions went with it) has no summary to take a call out of.
+    let present: std::collections::HashSet<&str> =
+        versions.keys().map(|(monitor_id, _)| monitor_id.as_str()).collect();
     let indexes: HashMap<&str, HashMap<Uuid, &StoredResult>> =
         earlier.results.iter().map(|(id, stored)| (id.as_str(), by_check(stored))).collect();
     let none = HashMap::new();
-    for row in matched {
+    for row in matched.iter().filter(|row| present.contains(row.monitor_id.as_str())) {
         let check_ids = versions
             .get(&(row.monitor_id.clone(), row.monitor_version))
             .map(Vec::as_slice)
