@@ -2,11 +2,14 @@
 //! store datapoints (`evaluate_into`, called by `store_at_intake` and `finish_ingests` with
 //! the datapoints they store), so a call is evaluated in the transaction that stores it.
 //!
-//! A call's results are one row (`datapoint_checks`, a JSON array of `StoredResult`), whatever
-//! the number of checks: a row per result made five monitors of five checks write 25 rows per
-//! call and cut the intake rate by 62 % (docs/BENCHMARKS.md). Open issues get a row each
-//! (`check_issues`), for the `failed_check` search. A monitor's explanation is not stored: it
-//! follows from the rule of the check version (kept in `check_versions`) and the value.
+//! A call's results are one row (`datapoint_checks`), whatever the number of checks: a row per
+//! result made five monitors of five checks write 25 rows per call and cut the intake rate by
+//! 62 % (docs/BENCHMARKS.md). The row names the monitors that matched the call with their
+//! results (`StoredMatches`, m0028: values in the order of each monitor version's checks, not
+//! keyed by check id) and lists the other results (`StoredResult`: attached, resolved). Open
+//! issues get a row each (`check_issues`), for the `failed_check` search. A monitor's
+//! explanation is not stored: it follows from the rule of the check version (kept in
+//! `check_versions`) and the value.
 
 use std::collections::{HashMap, HashSet};
 
@@ -252,8 +255,9 @@ impl Storage {
         monitors_of(&self.db, &[organization_id], "listing monitors").await
     }
 
-    /// Removes a monitor with its list of matched calls, its summary, versions and backfills;
-    /// the results of its checks stay on the calls. Whether it existed.
+    /// Removes a monitor with its list of matched calls, its summary and backfills; the
+    /// results of its checks stay on the calls, and so its versions' lists of checks, which give
+    /// the ids of the results its matches hold (m0028). Whether it existed.
     pub async fn delete_monitor(&self, organization_id: Uuid, id: Uuid) -> Result<bool, Error> {
         let context = "deleting a monitor";
         let transaction = self.begin_write().await.map_err(db_error(context))?;
@@ -281,12 +285,6 @@ impl Storage {
             );
             batch.push(
                 &Query::delete()
-                    .from_table(monitor_version::Entity)
-                    .and_where(monitor_version::Column::MonitorId.eq(id.clone()))
-                    .to_owned(),
-            );
-            batch.push(
-                &Query::delete()
                     .from_table(monitor_backfill::Entity)
                     .and_where(monitor_backfill::Column::MonitorId.eq(id))
                     .to_owned(),
@@ -304,16 +302,22 @@ impl Storage {
         datapoint_ids: &[String],
     ) -> Result<HashMap<Uuid, Vec<CheckResult>>, Error> {
         let context = "reading check results";
-        let mut stored: Vec<(Uuid, Vec<StoredResult>)> = Vec::new();
+        let mut rows = Vec::new();
         for chunk in datapoint_ids.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
-            for model in datapoint_check::Entity::find()
-                .filter(datapoint_check::Column::DatapointId.is_in(chunk.iter().cloned()))
-                .all(&self.db)
-                .await
-                .map_err(db_error(context))?
-            {
-                stored.push((parse_uuid(context, &model.datapoint_id)?, stored_results(&model)?));
-            }
+            rows.extend(
+                super::rollups::results_rows(chunk)
+                    .all(&self.db)
+                    .await
+                    .map_err(db_error(context))?,
+            );
+        }
+        let versions = versions_named_by(&self.db, &rows, context).await?;
+        let mut stored: Vec<(Uuid, Vec<StoredResult>)> = Vec::with_capacity(rows.len());
+        for model in &rows {
+            stored.push((
+                parse_uuid(context, &model.datapoint_id)?,
+                stored_results(model, &versions)?,
+            ));
         }
         let versions = versions_of(
             &self.db,
@@ -419,14 +423,23 @@ impl Storage {
         else {
             return Ok(ResultsChange::NoDatapoint);
         };
-        // The monitors that matched the call stay in its row.
-        let (mut stored, matches_json) = match datapoint_check::Entity::find_by_id(id.clone())
+        // The monitors that matched the call, and the results they hold, stay in its row.
+        let row = datapoint_check::Entity::find_by_id(id.clone())
             .one(&transaction)
             .await
-            .map_err(db_error(context))?
-        {
-            Some(model) => (stored_results(&model)?, model.matches_json),
-            None => (Vec::new(), String::new()),
+            .map_err(db_error(context))?;
+        let (mut stored, matches_json, held) = match row {
+            Some(model) => {
+                let versions =
+                    versions_named_by(&transaction, std::slice::from_ref(&model), context).await?;
+                let held: HashSet<Uuid> = StoredMatches::of(&model)?
+                    .results(&versions)
+                    .iter()
+                    .map(|result| result.check_id)
+                    .collect();
+                (stored_results(&model, &versions)?, model.matches_json, held)
+            }
+            None => (Vec::new(), String::new(), HashSet::new()),
         };
         change(&mut stored)?;
         let versions =
@@ -462,7 +475,7 @@ impl Storage {
                 vec![datapoint_check::ActiveModel {
                     datapoint_id: Set(id.clone()),
                     organization_id: Set(datapoint.organization_id.clone()),
-                    results_json: Set(to_json(&stored)?),
+                    results_json: Set(listed_json(&listed(&stored, &held))?),
                     matches_json: Set(matches_json),
                     updated_at_ms: Set(to_millis(now)),
                 }],
@@ -576,53 +589,255 @@ impl StoredResult {
     }
 }
 
-/// The monitors that matched a call, as its results row keeps them (`matches_json`, m0028):
-/// the call's time when they matched it, and per monitor its key as stored, the version that
-/// evaluated the call and whether any of its checks was an issue. With it a call's rows in
-/// `monitor_datapoints` are found by their key, and its part taken out of the summaries. A
-/// shipped form is never changed.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+/// The monitors that matched a call and their results, as its results row keeps them
+/// (`matches_json`, m0028): the call's time when they matched it, and per monitor its key as
+/// stored, the version that evaluated the call, whether any of its checks was an issue and its
+/// checks' results. With it a call's rows in `monitor_datapoints` are found by their key, and
+/// its part taken out of the summaries. A shipped form is never changed:
+///
+/// `{"t":1796000000000,"m":[["<monitor id>",2,false,[[1,412.5],[3,null],[1,true,true]]]]}`
+///
+/// Each result is its check's version, its value and, when it is an issue, `true`, in the
+/// order of the checks of the monitor's version (`monitor_versions`), which gives their ids: a
+/// result takes ten to twenty bytes instead of the fifty it takes with its check's id in
+/// `results_json`. A match written by m0028's migration has no results (its call's are all in
+/// `results_json`).
+#[derive(Clone, Debug, PartialEq)]
 pub(super) struct StoredMatches {
-    #[serde(rename = "t")]
     occurred_at_ms: i64,
-    #[serde(rename = "m")]
-    monitors: Vec<(String, i32, bool)>,
+    monitors: Vec<StoredMatch>,
 }
 
+/// One monitor's part of `StoredMatches`.
+#[derive(Clone, Debug, PartialEq)]
+struct StoredMatch {
+    monitor_id: String,
+    version: i32,
+    is_issue: bool,
+    /// Per check of the version, in its order: the check's version, the value, whether it is
+    /// an issue.
+    results: Option<Vec<HeldResult>>,
+}
+
+/// A monitor's result as a match holds it: its check's version, its value, its verdict.
+type HeldResult = (i32, Option<crate::model::checks::Value>, bool);
+
 impl StoredMatches {
+    /// The stored form: written directly, as every evaluated call stores one inside the write
+    /// turn; empty when no monitor matched.
     fn to_json(&self) -> Result<String, Error> {
+        use std::io::Write;
+        let context = "encoding matches";
         if self.monitors.is_empty() {
             return Ok(String::new());
         }
-        serde_json::to_string(self).map_err(|error| Error::internal("encoding matches", error))
+        let failed = |error: std::io::Error| Error::internal(context, error);
+        let mut json = Vec::with_capacity(32 + self.monitors.len() * 160);
+        write!(json, r#"{{"t":{},"m":["#, self.occurred_at_ms).map_err(failed)?;
+        for (index, monitor) in self.monitors.iter().enumerate() {
+            if index > 0 {
+                json.push(b',');
+            }
+            json.push(b'[');
+            serde_json::to_writer(&mut json, &monitor.monitor_id)
+                .map_err(|error| Error::internal(context, error))?;
+            write!(json, ",{},{}", monitor.version, monitor.is_issue).map_err(failed)?;
+            if let Some(results) = &monitor.results {
+                json.extend_from_slice(b",[");
+                for (index, (version, value, is_issue)) in results.iter().enumerate() {
+                    if index > 0 {
+                        json.push(b',');
+                    }
+                    write!(json, "[{version},").map_err(failed)?;
+                    match value {
+                        Some(value) => serde_json::to_writer(&mut json, value)
+                            .map_err(|error| Error::internal(context, error))?,
+                        None => json.extend_from_slice(b"null"),
+                    }
+                    if *is_issue {
+                        json.extend_from_slice(b",true");
+                    }
+                    json.push(b']');
+                }
+                json.push(b']');
+            }
+            json.push(b']');
+        }
+        json.extend_from_slice(b"]}");
+        String::from_utf8(json).map_err(|error| Error::internal(context, error))
+    }
+
+    /// The matches of results row `model`; none when its `matches_json` is empty.
+    fn of(model: &datapoint_check::Model) -> Result<Self, Error> {
+        use serde_json::Value as Json;
+        let context = "reading a call's matches";
+        if model.matches_json.is_empty() {
+            return Ok(Self { occurred_at_ms: 0, monitors: Vec::new() });
+        }
+        let malformed = || Error::internal(context, format!("malformed: {}", model.matches_json));
+        let json: Json = serde_json::from_str(&model.matches_json)
+            .map_err(|error| Error::internal(context, error))?;
+        let occurred_at_ms = json.get("t").and_then(Json::as_i64).ok_or_else(malformed)?;
+        let version = |json: Option<&Json>| {
+            json.and_then(Json::as_i64).and_then(|version| i32::try_from(version).ok())
+        };
+        let mut monitors = Vec::new();
+        for entry in json.get("m").and_then(Json::as_array).ok_or_else(malformed)? {
+            let entry = entry.as_array().ok_or_else(malformed)?;
+            let results = match entry.get(3) {
+                None => None,
+                Some(results) => {
+                    let mut held = Vec::new();
+                    for result in results.as_array().ok_or_else(malformed)? {
+                        let result = result.as_array().ok_or_else(malformed)?;
+                        let value = match result.get(1) {
+                            None | Some(Json::Null) => None,
+                            Some(value) => Some(
+                                serde_json::from_value(value.clone())
+                                    .map_err(|error| Error::internal(context, error))?,
+                            ),
+                        };
+                        let is_issue = result.get(2).and_then(Json::as_bool).unwrap_or(false);
+                        held.push((
+                            version(result.first()).ok_or_else(malformed)?,
+                            value,
+                            is_issue,
+                        ));
+                    }
+                    Some(held)
+                }
+            };
+            monitors.push(StoredMatch {
+                monitor_id: entry.first().and_then(Json::as_str).ok_or_else(malformed)?.to_owned(),
+                version: version(entry.get(1)).ok_or_else(malformed)?,
+                is_issue: entry.get(2).and_then(Json::as_bool).ok_or_else(malformed)?,
+                results,
+            });
+        }
+        Ok(Self { occurred_at_ms, monitors })
+    }
+
+    /// The call's rows in `monitor_datapoints`.
+    fn rows(&self, datapoint_id: &str) -> Vec<monitor_datapoint::Model> {
+        self.monitors
+            .iter()
+            .map(|monitor| monitor_datapoint::Model {
+                monitor_id: monitor.monitor_id.clone(),
+                occurred_at_ms: self.occurred_at_ms,
+                datapoint_id: datapoint_id.to_owned(),
+                is_issue: monitor.is_issue,
+                monitor_version: monitor.version,
+            })
+            .collect()
+    }
+
+    /// The monitors' results the matches hold, each with its check's id from the check list of
+    /// its monitor's version (`versions`); a check in two monitors once. A match whose
+    /// version's list is unknown, or of another length, holds none.
+    fn results(&self, versions: &MonitorVersions) -> Vec<StoredResult> {
+        let mut results: Vec<StoredResult> = Vec::new();
+        for monitor in &self.monitors {
+            let (Some(held), Some(check_ids)) =
+                (&monitor.results, versions.get(&(monitor.monitor_id.clone(), monitor.version)))
+            else {
+                continue;
+            };
+            if held.len() != check_ids.len() {
+                continue;
+            }
+            for (check_id, (check_version, value, is_issue)) in check_ids.iter().zip(held) {
+                if results.iter().any(|result| result.check_id == *check_id) {
+                    continue;
+                }
+                results.push(StoredResult {
+                    check_id: *check_id,
+                    check_version: *check_version,
+                    value: value.clone(),
+                    is_issue: *is_issue,
+                    origin: Origin::Monitor,
+                    name: None,
+                    value_type: None,
+                    explanation: None,
+                    resolved_at_ms: None,
+                });
+            }
+        }
+        results
     }
 }
+
+/// The check ids of monitor versions, by (monitor id as stored, version)
+/// (`rollups::monitor_versions_of`).
+pub(super) type MonitorVersions = HashMap<(String, i32), Vec<Uuid>>;
 
 /// The rows in `monitor_datapoints` of the call of results row `model`.
 pub(super) fn stored_matches(
     model: &datapoint_check::Model,
 ) -> Result<Vec<monitor_datapoint::Model>, Error> {
-    if model.matches_json.is_empty() {
-        return Ok(Vec::new());
-    }
-    let matches: StoredMatches = serde_json::from_str(&model.matches_json)
-        .map_err(|error| Error::internal("reading a call's matches", error))?;
-    Ok(matches
-        .monitors
-        .into_iter()
-        .map(|(monitor_id, monitor_version, is_issue)| monitor_datapoint::Model {
-            monitor_id,
-            occurred_at_ms: matches.occurred_at_ms,
-            datapoint_id: model.datapoint_id.clone(),
-            is_issue,
-            monitor_version,
-        })
-        .collect())
+    Ok(StoredMatches::of(model)?.rows(&model.datapoint_id))
 }
 
-pub(super) fn stored_results(model: &datapoint_check::Model) -> Result<Vec<StoredResult>, Error> {
+/// The monitors results row `model` names.
+fn matched_monitors(model: &datapoint_check::Model) -> Result<Vec<String>, Error> {
+    Ok(StoredMatches::of(model)?.monitors.into_iter().map(|monitor| monitor.monitor_id).collect())
+}
+
+/// A call's results as its results row keeps them: its monitors' results in `matches_json`
+/// (their checks' ids from `versions`, which holds the versions of the monitors the row
+/// names), and in `results_json` the rest (attached results, resolved ones, and every result
+/// of a row written before m0028), which take the place of a match's result of their check.
+pub(super) fn stored_results(
+    model: &datapoint_check::Model,
+    versions: &MonitorVersions,
+) -> Result<Vec<StoredResult>, Error> {
+    let listed = listed_results(model)?;
+    let mut results = StoredMatches::of(model)?.results(versions);
+    results.retain(|held| !listed.iter().any(|result| result.check_id == held.check_id));
+    results.extend(listed);
+    Ok(results)
+}
+
+/// The versions of the monitors `rows`' matches name.
+async fn versions_named_by(
+    connection: &impl ConnectionTrait,
+    rows: &[datapoint_check::Model],
+    context: &'static str,
+) -> Result<MonitorVersions, Error> {
+    let mut monitors = Vec::new();
+    for row in rows {
+        monitors.extend(matched_monitors(row)?);
+    }
+    monitors.sort_unstable();
+    monitors.dedup();
+    super::rollups::monitor_versions_of(connection, &monitors, context).await
+}
+
+/// The results of `results_json`; none when it is empty.
+fn listed_results(model: &datapoint_check::Model) -> Result<Vec<StoredResult>, Error> {
+    if model.results_json.is_empty() {
+        return Ok(Vec::new());
+    }
     serde_json::from_str(&model.results_json)
         .map_err(|error| Error::internal("reading check results", error))
+}
+
+/// What `results_json` keeps of a call's `results` when its matches hold the results of the
+/// `held` checks: every other result (attached, resolved, or of a check no match holds).
+fn listed(results: &[StoredResult], held: &HashSet<Uuid>) -> Vec<StoredResult> {
+    results
+        .iter()
+        .filter(|result| {
+            result.origin != Origin::Monitor
+                || result.resolved_at_ms.is_some()
+                || !held.contains(&result.check_id)
+        })
+        .cloned()
+        .collect()
+}
+
+/// `results` in `results_json`'s form: empty when there are none.
+fn listed_json(results: &[StoredResult]) -> Result<String, Error> {
+    if results.is_empty() { Ok(String::new()) } else { results_json(results) }
 }
 
 /// Every version of `check_ids` (results take their names, types and explanations from them),
@@ -834,6 +1049,8 @@ pub(super) async fn evaluate_into(
         let organization_id = datapoint.organization_id.to_string();
         let results_by_check = by_check(&results);
         let mut matches = StoredMatches { occurred_at_ms, monitors: Vec::new() };
+        // The checks whose results the matches hold.
+        let mut held: HashSet<Uuid> = HashSet::new();
         for (monitor_id, is_issue) in evaluated {
             let (check_ids, version, monitor_key) = &checks_of[&monitor_id];
             let count = counts.entry(monitor_id).or_default();
@@ -853,7 +1070,23 @@ pub(super) async fn evaluate_into(
                 is_issue.into(),
                 (*version).into(),
             ]);
-            matches.monitors.push((monitor_key.clone(), *version, is_issue));
+            let results: Option<Vec<HeldResult>> = check_ids
+                .iter()
+                .map(|id| {
+                    results_by_check
+                        .get(id)
+                        .map(|result| (result.check_version, result.value.clone(), result.is_issue))
+                })
+                .collect();
+            if results.is_some() {
+                held.extend(check_ids.iter().copied());
+            }
+            matches.monitors.push(StoredMatch {
+                monitor_id: monitor_key.clone(),
+                version: *version,
+                is_issue,
+                results,
+            });
         }
         let open: Vec<&StoredResult> =
             results.iter().filter(|result| result.is_open_issue()).collect();
@@ -878,7 +1111,7 @@ pub(super) async fn evaluate_into(
             rows.push([
                 id.into(),
                 organization_id.into(),
-                results_json(&results)?.into(),
+                listed_json(&listed(&results, &held))?.into(),
                 matches.to_json()?.into(),
                 to_millis(now).into(),
             ]);
@@ -1320,5 +1553,137 @@ mod tests {
             results_json(&stored[..1]).unwrap(),
             serde_json::to_string(&stored[..1]).unwrap()
         );
+    }
+
+    fn results_row(matches_json: &str, results_json: &str) -> datapoint_check::Model {
+        datapoint_check::Model {
+            datapoint_id: "0190b0a1-0000-7000-8000-000000000001".into(),
+            organization_id: "0190b0a1-0000-7000-8000-000000000002".into(),
+            results_json: results_json.into(),
+            matches_json: matches_json.into(),
+            updated_at_ms: 0,
+        }
+    }
+
+    /// The stored form of matches is pinned, with and without the results they hold (m0028's
+    /// migration writes none), every kind of value among them, and read back as written.
+    #[test]
+    fn stored_matches_keep_their_shape() {
+        let matches = StoredMatches {
+            occurred_at_ms: 1_796_000_000_000,
+            monitors: vec![
+                StoredMatch {
+                    monitor_id: "0190b0a1-2c3d-7e4f-8a9b-0c1d2e3f4a5b".into(),
+                    version: 2,
+                    is_issue: true,
+                    results: Some(vec![
+                        (1, Some(Value::Number(412.5)), false),
+                        (3, None, false),
+                        (1, Some(Value::Bool(true)), true),
+                        (1, Some(Value::Text("Négatif \"très\"".into())), false),
+                    ]),
+                },
+                StoredMatch {
+                    monitor_id: "0190b0a1-2c3d-7e4f-8a9b-0c1d2e3f4a5c".into(),
+                    version: 0,
+                    is_issue: false,
+                    results: None,
+                },
+            ],
+        };
+        let json = matches.to_json().unwrap();
+        assert_eq!(
+            json,
+            concat!(
+                r#"{"t":1796000000000,"m":[["0190b0a1-2c3d-7e4f-8a9b-0c1d2e3f4a5b",2,true,"#,
+                r#"[[1,412.5],[3,null],[1,true,true],[1,"Négatif \"très\""]]],"#,
+                r#"["0190b0a1-2c3d-7e4f-8a9b-0c1d2e3f4a5c",0,false]]}"#
+            )
+        );
+        assert_eq!(StoredMatches::of(&results_row(&json, "")).unwrap(), matches);
+        let none = StoredMatches { occurred_at_ms: 1, monitors: Vec::new() };
+        assert_eq!(none.to_json().unwrap(), "");
+        assert!(StoredMatches::of(&results_row("", "")).unwrap().monitors.is_empty());
+        for malformed in
+            [r#"{"m":[]}"#, r#"{"t":1,"m":[["m",1]]}"#, r#"{"t":1,"m":[["m",1,false,[[null,1]]]]}"#]
+        {
+            assert!(StoredMatches::of(&results_row(malformed, "")).is_err(), "{malformed}");
+        }
+    }
+
+    /// A call's results are those its matches hold, each named by the check list of its
+    /// monitor's version (a check in two monitors once), with the results `results_json` keeps
+    /// in place of a held one of the same check; a match whose version is unknown, or whose
+    /// list is of another length, holds none; what `results_json` keeps is every result but a
+    /// held, unresolved monitor result.
+    #[test]
+    fn results_are_read_from_matches_and_the_listed_ones() {
+        let check = |n: u8| Uuid::from_bytes([n; 16]);
+        let monitor = |n: u8, version: i32, results: Vec<HeldResult>| StoredMatch {
+            monitor_id: format!("monitor {n}"),
+            version,
+            is_issue: false,
+            results: Some(results),
+        };
+        let held = |version: i32, value: f64| (version, Some(Value::Number(value)), false);
+        let matches = StoredMatches {
+            occurred_at_ms: 5,
+            monitors: vec![
+                monitor(1, 1, vec![held(1, 10.0), held(2, 20.0)]),
+                monitor(2, 1, vec![held(2, 20.0), held(1, 30.0)]),
+                monitor(3, 7, vec![held(1, 40.0)]),
+                monitor(4, 1, vec![held(1, 50.0)]),
+            ],
+        };
+        let versions: MonitorVersions = [
+            (("monitor 1".to_owned(), 1), vec![check(1), check(2)]),
+            (("monitor 2".to_owned(), 1), vec![check(2), check(3)]),
+            (("monitor 4".to_owned(), 1), vec![check(4), check(5)]),
+        ]
+        .into_iter()
+        .collect();
+        let mut resolved = StoredResult::of(
+            CheckValue {
+                name: String::new(),
+                value: Some(Value::Number(10.0)),
+                value_type: ValueType::Number,
+                check_id: check(1),
+                check_version: 1,
+                is_issue: true,
+                explanation: String::new(),
+            },
+            Origin::Monitor,
+        );
+        resolved.resolved_at_ms = Some(99);
+        let external = StoredResult::of(
+            CheckValue {
+                check_id: check(9),
+                name: "judge".into(),
+                ..resolved.clone().into_result(&HashMap::new()).value
+            },
+            Origin::External,
+        );
+        let row = results_row(
+            &matches.to_json().unwrap(),
+            &results_json(&[resolved.clone(), external.clone()]).unwrap(),
+        );
+        let results = stored_results(&row, &versions).unwrap();
+        let values: Vec<(Uuid, Option<Value>, Option<i64>, Origin)> = results
+            .iter()
+            .map(|result| {
+                (result.check_id, result.value.clone(), result.resolved_at_ms, result.origin)
+            })
+            .collect();
+        assert_eq!(
+            values,
+            [
+                (check(2), Some(Value::Number(20.0)), None, Origin::Monitor),
+                (check(3), Some(Value::Number(30.0)), None, Origin::Monitor),
+                (check(1), Some(Value::Number(10.0)), Some(99), Origin::Monitor),
+                (check(9), Some(Value::Number(10.0)), None, Origin::External),
+            ]
+        );
+        let held: HashSet<Uuid> = [check(1), check(2), check(3)].into_iter().collect();
+        assert_eq!(listed(&results, &held), [resolved, external]);
     }
 }

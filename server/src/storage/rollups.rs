@@ -13,8 +13,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::entities::{datapoint_check, monitor_datapoint, monitor_rollup, monitor_version};
-use super::monitors::{StoredResult, stored_matches, stored_results};
+use super::entities::{
+    datapoint_check, monitor, monitor_datapoint, monitor_rollup, monitor_version,
+};
+use super::monitors::{MonitorVersions, StoredResult, stored_matches, stored_results};
 use super::{Batch, Storage, db_error, parse_uuid};
 use crate::clock::from_millis;
 use crate::error::Error;
@@ -144,27 +146,31 @@ pub(super) async fn take_out(
     context: &'static str,
 ) -> Result<Earlier, Error> {
     let mut earlier = Earlier::default();
+    let mut rows = Vec::new();
     for chunk in ids.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
-        for model in results_rows(chunk).all(connection).await.map_err(db_error(context))? {
-            earlier.matches.extend(stored_matches(&model)?);
-            earlier.results.insert(model.datapoint_id.clone(), stored_results(&model)?);
-        }
+        rows.extend(results_rows(chunk).all(connection).await.map_err(db_error(context))?);
+    }
+    for row in &rows {
+        earlier.matches.extend(stored_matches(row)?);
+    }
+    let mut monitors: Vec<String> =
+        earlier.matches.iter().map(|row| row.monitor_id.clone()).collect();
+    monitors.sort_unstable();
+    monitors.dedup();
+    let versions = monitor_versions_of(connection, &monitors, context).await?;
+    for row in &rows {
+        earlier.results.insert(row.datapoint_id.clone(), stored_results(row, &versions)?);
     }
     let matched = &earlier.matches;
     if matched.is_empty() {
         return Ok(earlier);
     }
-    let mut monitors: Vec<String> = matched.iter().map(|row| row.monitor_id.clone()).collect();
-    monitors.sort_unstable();
-    monitors.dedup();
-    let versions = versions_of(connection, &monitors, context).await?;
-    // A deleted monitor (its versions went with it) has no summary to take a call out of.
-    let present: std::collections::HashSet<&str> =
-        versions.keys().map(|(monitor_id, _)| monitor_id.as_str()).collect();
+    // A deleted monitor has no summary to take a call out of.
+    let present = existing_monitors(connection, &monitors, context).await?;
     let indexes: HashMap<&str, HashMap<Uuid, &StoredResult>> =
         earlier.results.iter().map(|(id, stored)| (id.as_str(), by_check(stored))).collect();
     let none = HashMap::new();
-    for row in matched.iter().filter(|row| present.contains(row.monitor_id.as_str())) {
+    for row in matched.iter().filter(|row| present.contains(&row.monitor_id)) {
         let check_ids = versions
             .get(&(row.monitor_id.clone(), row.monitor_version))
             .map(Vec::as_slice)
@@ -202,12 +208,34 @@ pub(super) fn summary_rows(
         .order_by_asc(monitor_rollup::Column::CheckId)
 }
 
-/// The check ids of every version of `monitors`.
-async fn versions_of(
+/// Which of `monitors` exist (a deleted monitor's versions stay, for its results on calls).
+async fn existing_monitors(
     connection: &impl ConnectionTrait,
     monitors: &[String],
     context: &'static str,
-) -> Result<HashMap<(String, i32), Vec<Uuid>>, Error> {
+) -> Result<std::collections::HashSet<String>, Error> {
+    use sea_orm::QuerySelect;
+    let mut present = std::collections::HashSet::new();
+    for chunk in monitors.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
+        let ids: Vec<String> = monitor::Entity::find()
+            .select_only()
+            .column(monitor::Column::Id)
+            .filter(monitor::Column::Id.is_in(chunk.iter().cloned()))
+            .into_tuple()
+            .all(connection)
+            .await
+            .map_err(db_error(context))?;
+        present.extend(ids);
+    }
+    Ok(present)
+}
+
+/// The check ids of every version of `monitors`.
+pub(super) async fn monitor_versions_of(
+    connection: &impl ConnectionTrait,
+    monitors: &[String],
+    context: &'static str,
+) -> Result<MonitorVersions, Error> {
     let mut versions = HashMap::new();
     for chunk in monitors.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
         for model in monitor_version::Entity::find()
