@@ -304,20 +304,18 @@ impl Storage {
         let context = "reading check results";
         let mut rows = Vec::new();
         for chunk in datapoint_ids.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
-            rows.extend(
-                super::rollups::results_rows(chunk)
-                    .all(&self.db)
-                    .await
-                    .map_err(db_error(context))?,
-            );
+            for model in super::rollups::results_rows(chunk)
+                .all(&self.db)
+                .await
+                .map_err(db_error(context))?
+            {
+                rows.push(ResultsRow::of(&model)?);
+            }
         }
         let versions = versions_named_by(&self.db, &rows, context).await?;
         let mut stored: Vec<(Uuid, Vec<StoredResult>)> = Vec::with_capacity(rows.len());
-        for model in &rows {
-            stored.push((
-                parse_uuid(context, &model.datapoint_id)?,
-                stored_results(model, &versions)?,
-            ));
+        for row in &rows {
+            stored.push((parse_uuid(context, &row.datapoint_id)?, row.results(&versions)));
         }
         let versions = versions_of(
             &self.db,
@@ -430,14 +428,9 @@ impl Storage {
             .map_err(db_error(context))?;
         let (mut stored, matches_json, held) = match row {
             Some(model) => {
-                let versions =
-                    versions_named_by(&transaction, std::slice::from_ref(&model), context).await?;
-                let held: HashSet<Uuid> = StoredMatches::of(&model)?
-                    .results(&versions)
-                    .iter()
-                    .map(|result| result.check_id)
-                    .collect();
-                (stored_results(&model, &versions)?, model.matches_json, held)
+                let row = [ResultsRow::of(&model)?];
+                let versions = versions_named_by(&transaction, &row, context).await?;
+                (row[0].results(&versions), model.matches_json, row[0].held(&versions))
             }
             None => (Vec::new(), String::new(), HashSet::new()),
         };
@@ -770,55 +763,65 @@ impl StoredMatches {
 /// (`rollups::monitor_versions_of`).
 pub(super) type MonitorVersions = HashMap<(String, i32), Vec<Uuid>>;
 
-/// The rows in `monitor_datapoints` of the call of results row `model`.
-pub(super) fn stored_matches(
-    model: &datapoint_check::Model,
-) -> Result<Vec<monitor_datapoint::Model>, Error> {
-    Ok(StoredMatches::of(model)?.rows(&model.datapoint_id))
+/// A call's results row as read, each of its JSON columns parsed once.
+pub(super) struct ResultsRow {
+    pub(super) datapoint_id: String,
+    matches: StoredMatches,
+    /// The results of `results_json`.
+    listed: Vec<StoredResult>,
 }
 
-/// The monitors results row `model` names.
-fn matched_monitors(model: &datapoint_check::Model) -> Result<Vec<String>, Error> {
-    Ok(StoredMatches::of(model)?.monitors.into_iter().map(|monitor| monitor.monitor_id).collect())
-}
+impl ResultsRow {
+    pub(super) fn of(model: &datapoint_check::Model) -> Result<Self, Error> {
+        let listed = if model.results_json.is_empty() {
+            Vec::new()
+        } else {
+            serde_json::from_str(&model.results_json)
+                .map_err(|error| Error::internal("reading check results", error))?
+        };
+        Ok(Self {
+            datapoint_id: model.datapoint_id.clone(),
+            matches: StoredMatches::of(model)?,
+            listed,
+        })
+    }
 
-/// A call's results as its results row keeps them: its monitors' results in `matches_json`
-/// (their checks' ids from `versions`, which holds the versions of the monitors the row
-/// names), and in `results_json` the rest (attached results, resolved ones, and every result
-/// of a row written before m0028), which take the place of a match's result of their check.
-pub(super) fn stored_results(
-    model: &datapoint_check::Model,
-    versions: &MonitorVersions,
-) -> Result<Vec<StoredResult>, Error> {
-    let listed = listed_results(model)?;
-    let mut results = StoredMatches::of(model)?.results(versions);
-    results.retain(|held| !listed.iter().any(|result| result.check_id == held.check_id));
-    results.extend(listed);
-    Ok(results)
+    /// The call's rows in `monitor_datapoints`.
+    pub(super) fn match_rows(&self) -> Vec<monitor_datapoint::Model> {
+        self.matches.rows(&self.datapoint_id)
+    }
+
+    /// The checks whose results the matches hold (`versions` as for `results`).
+    fn held(&self, versions: &MonitorVersions) -> HashSet<Uuid> {
+        self.matches.results(versions).iter().map(|result| result.check_id).collect()
+    }
+
+    /// The call's results: its monitors' results the matches hold (their checks' ids from
+    /// `versions`, which holds the versions of the monitors the row names,
+    /// `versions_named_by`), and those `results_json` lists (attached results, resolved ones,
+    /// and every result of a row written before m0028), which take the place of a held result
+    /// of their check.
+    pub(super) fn results(&self, versions: &MonitorVersions) -> Vec<StoredResult> {
+        let mut results = self.matches.results(versions);
+        results.retain(|held| !self.listed.iter().any(|result| result.check_id == held.check_id));
+        results.extend(self.listed.iter().cloned());
+        results
+    }
 }
 
 /// The versions of the monitors `rows`' matches name.
-async fn versions_named_by(
+pub(super) async fn versions_named_by(
     connection: &impl ConnectionTrait,
-    rows: &[datapoint_check::Model],
+    rows: &[ResultsRow],
     context: &'static str,
 ) -> Result<MonitorVersions, Error> {
-    let mut monitors = Vec::new();
-    for row in rows {
-        monitors.extend(matched_monitors(row)?);
-    }
+    let mut monitors: Vec<String> = rows
+        .iter()
+        .flat_map(|row| row.matches.monitors.iter().map(|monitor| monitor.monitor_id.clone()))
+        .collect();
     monitors.sort_unstable();
     monitors.dedup();
     super::rollups::monitor_versions_of(connection, &monitors, context).await
-}
-
-/// The results of `results_json`; none when it is empty.
-fn listed_results(model: &datapoint_check::Model) -> Result<Vec<StoredResult>, Error> {
-    if model.results_json.is_empty() {
-        return Ok(Vec::new());
-    }
-    serde_json::from_str(&model.results_json)
-        .map_err(|error| Error::internal("reading check results", error))
 }
 
 /// What `results_json` keeps of a call's `results` when its matches hold the results of the
@@ -887,11 +890,24 @@ pub(super) struct Evaluated {
     pub(super) failures: Vec<CheckFailure>,
 }
 
+/// A monitor as `evaluate_into` writes its matches.
+struct Evaluating<'a> {
+    /// Its checks' ids, at its current version.
+    checks: Vec<Uuid>,
+    version: i32,
+    /// Its id as stored.
+    key: String,
+    /// Its version's list of checks (`monitor_versions`).
+    listed: &'a [Uuid],
+}
+
 /// What the organizations' monitors find on a batch of datapoints (`Prepared::read`, in the
 /// transaction that stores them), which `evaluate_into` writes. Evaluating a batch before the
 /// write turn and checking the monitors again in it drained no faster (docs/BENCHMARKS.md).
 pub(super) struct Prepared<'a> {
     monitors: Vec<Monitor>,
+    /// The monitors' versions' lists of checks, in whose order a match holds its results.
+    versions: MonitorVersions,
     calls: Vec<PreparedCall<'a>>,
 }
 
@@ -928,10 +944,16 @@ impl<'a> Prepared<'a> {
         organizations.sort_unstable();
         organizations.dedup();
         let monitors = monitors_of(connection, &organizations, context).await?;
-        Ok(Self::of(monitors, latest))
+        let ids: Vec<String> = monitors.iter().map(|monitor| monitor.id.to_string()).collect();
+        let versions = super::rollups::monitor_versions_of(connection, &ids, context).await?;
+        Ok(Self::of(monitors, versions, latest))
     }
 
-    fn of(monitors: Vec<Monitor>, datapoints: Vec<&'a Datapoint>) -> Self {
+    fn of(
+        monitors: Vec<Monitor>,
+        versions: MonitorVersions,
+        datapoints: Vec<&'a Datapoint>,
+    ) -> Self {
         let calls = if monitors.is_empty() {
             datapoints
                 .into_iter()
@@ -946,7 +968,7 @@ impl<'a> Prepared<'a> {
         } else {
             datapoints.into_iter().map(|datapoint| PreparedCall::of(&monitors, datapoint)).collect()
         };
-        Self { monitors, calls }
+        Self { monitors, versions, calls }
     }
 }
 
@@ -1001,7 +1023,7 @@ pub(super) async fn evaluate_into(
     now: DateTime<Utc>,
     context: &'static str,
 ) -> Result<Evaluated, Error> {
-    let Prepared { monitors, calls } = prepared;
+    let Prepared { monitors, versions, calls } = prepared;
     let stale: Vec<String> = calls
         .iter()
         .filter(|call| replaced.contains(&call.datapoint.id))
@@ -1016,13 +1038,18 @@ pub(super) async fn evaluate_into(
     // What earlier evaluations and callers stored on the replaced datapoints.
     let mut earlier = take_out(connection, &stale, &mut rollups, context).await?;
     forget_results(batch, &stale, &earlier.matches)?;
-    // Per monitor: its checks, its version, and its key as stored, spelled out once for all
-    // its matches.
-    let checks_of: HashMap<Uuid, (Vec<Uuid>, i32, String)> = monitors
+    // Per monitor: its checks, its version, its key as stored (spelled out once for all its
+    // matches), and its version's list of checks, in whose order a match holds its results
+    // (a check deleted since is in the list but not among the checks: its match then holds
+    // none, and the results are listed in full).
+    let checks_of: HashMap<Uuid, Evaluating<'_>> = monitors
         .iter()
         .map(|monitor| {
+            let key = monitor.id.to_string();
+            let listed =
+                versions.get(&(key.clone(), monitor.version)).map_or(&[][..], Vec::as_slice);
             let checks = monitor.checks.iter().map(|check| check.id).collect();
-            (monitor.id, (checks, monitor.version, monitor.id.to_string()))
+            (monitor.id, Evaluating { checks, version: monitor.version, key, listed })
         })
         .collect();
     let mut rows: Vec<[sea_orm::Value; 5]> = Vec::new();
@@ -1052,7 +1079,8 @@ pub(super) async fn evaluate_into(
         // The checks whose results the matches hold.
         let mut held: HashSet<Uuid> = HashSet::new();
         for (monitor_id, is_issue) in evaluated {
-            let (check_ids, version, monitor_key) = &checks_of[&monitor_id];
+            let Evaluating { checks: check_ids, version, key: monitor_key, listed } =
+                &checks_of[&monitor_id];
             let count = counts.entry(monitor_id).or_default();
             count.0 += 1;
             count.1 += u64::from(is_issue);
@@ -1070,7 +1098,7 @@ pub(super) async fn evaluate_into(
                 is_issue.into(),
                 (*version).into(),
             ]);
-            let results: Option<Vec<HeldResult>> = check_ids
+            let results: Option<Vec<HeldResult>> = listed
                 .iter()
                 .map(|id| {
                     results_by_check
@@ -1079,7 +1107,7 @@ pub(super) async fn evaluate_into(
                 })
                 .collect();
             if results.is_some() {
-                held.extend(check_ids.iter().copied());
+                held.extend(listed.iter().copied());
             }
             matches.monitors.push(StoredMatch {
                 monitor_id: monitor_key.clone(),
@@ -1667,7 +1695,7 @@ mod tests {
             &matches.to_json().unwrap(),
             &results_json(&[resolved.clone(), external.clone()]).unwrap(),
         );
-        let results = stored_results(&row, &versions).unwrap();
+        let results = ResultsRow::of(&row).unwrap().results(&versions);
         let values: Vec<(Uuid, Option<Value>, Option<i64>, Origin)> = results
             .iter()
             .map(|result| {

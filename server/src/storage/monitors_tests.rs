@@ -755,3 +755,58 @@ async fn matches_follow_a_call_that_changes_and_go_with_it() {
     assert_eq!(rows(11).await, (0, 0, 0));
     assert_eq!(summary_of(storage, &latency).await.0, (0, 0));
 }
+
+/// A check deleted from under a monitor (the API refuses that while a monitor uses the check;
+/// the storage does not) stays in the list of the monitor's version, in whose order a match
+/// holds its results: the monitor's results on a call are then kept in full instead, and read
+/// back.
+#[tokio::test]
+async fn results_stay_readable_when_a_monitors_check_is_gone() {
+    let storage = &super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
+    let rule = |measure: Measure, threshold: Value| Rule {
+        measure,
+        comparator: Comparator::GreaterThan,
+        threshold: Some(threshold),
+        phrase: None,
+    };
+    let slow = check(
+        organization,
+        "slow responses",
+        rule(Measure::P95ResponseLatencyMs, Value::Number(1_500.0)),
+    );
+    let long = check(organization, "long calls", rule(Measure::DurationMs, Value::Number(6e5)));
+    storage.insert_check(&slow).await.unwrap();
+    storage.insert_check(&long).await.unwrap();
+    let monitor = Monitor {
+        id: Uuid::now_v7(),
+        organization_id: organization,
+        name: "quality".into(),
+        description: String::new(),
+        filter: MonitorFilter::default(),
+        checks: vec![slow.check.clone(), long.check.clone()],
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    storage.insert_monitor(&monitor).await.unwrap();
+    assert!(storage.delete_check(organization, long.check.id).await.unwrap());
+    let write = IngestWrite {
+        ingests: vec![call(organization, project, "custom", "slow", 2_000, true)],
+        ..IngestWrite::default()
+    };
+    let settings = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
+    storage.commit_ingest_writes(&[&write], settings, now).await.unwrap();
+    let query = DatapointQuery { page_size: 10, ..DatapointQuery::default() };
+    let views = storage.search_datapoints(organization, &query).await.unwrap();
+    let results: Vec<(&str, Option<Value>, bool)> = views[0]
+        .check_results
+        .iter()
+        .map(|result| {
+            (result.value.name.as_str(), result.value.value.clone(), result.value.is_issue)
+        })
+        .collect();
+    assert_eq!(results, [("slow responses", Some(Value::Number(2_000.0)), true)]);
+    assert_eq!(summary_of(storage, &monitor).await.0, (1, 1));
+}

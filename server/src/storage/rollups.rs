@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::entities::{
     datapoint_check, monitor, monitor_datapoint, monitor_rollup, monitor_version,
 };
-use super::monitors::{MonitorVersions, StoredResult, stored_matches, stored_results};
+use super::monitors::{MonitorVersions, ResultsRow, StoredResult, versions_named_by};
 use super::{Batch, Storage, db_error, parse_uuid};
 use crate::clock::from_millis;
 use crate::error::Error;
@@ -148,19 +148,19 @@ pub(super) async fn take_out(
     let mut earlier = Earlier::default();
     let mut rows = Vec::new();
     for chunk in ids.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
-        rows.extend(results_rows(chunk).all(connection).await.map_err(db_error(context))?);
+        for model in results_rows(chunk).all(connection).await.map_err(db_error(context))? {
+            rows.push(ResultsRow::of(&model)?);
+        }
     }
+    let versions = versions_named_by(connection, &rows, context).await?;
     for row in &rows {
-        earlier.matches.extend(stored_matches(row)?);
+        earlier.matches.extend(row.match_rows());
+        earlier.results.insert(row.datapoint_id.clone(), row.results(&versions));
     }
     let mut monitors: Vec<String> =
         earlier.matches.iter().map(|row| row.monitor_id.clone()).collect();
     monitors.sort_unstable();
     monitors.dedup();
-    let versions = monitor_versions_of(connection, &monitors, context).await?;
-    for row in &rows {
-        earlier.results.insert(row.datapoint_id.clone(), stored_results(row, &versions)?);
-    }
     let matched = &earlier.matches;
     if matched.is_empty() {
         return Ok(earlier);
