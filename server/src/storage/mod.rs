@@ -717,6 +717,18 @@ pub mod testing {
         storage
     }
 
+    /// The count `sql` (a query with no parameters) reads into its column `n`.
+    pub async fn count(storage: &Storage, sql: &str) -> i64 {
+        let backend = storage.db.get_database_backend();
+        let row = storage
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(backend, sql.to_owned()))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "n").unwrap()
+    }
+
     /// Runs `sql` (one or more statements, no parameters) on the database at `url`, and returns
     /// whether it is PostgreSQL: for benchmarks that fill a database with bulk SQL.
     pub async fn execute_script(url: &str, sql: &str) -> bool {

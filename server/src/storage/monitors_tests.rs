@@ -24,6 +24,36 @@ fn check(organization: Uuid, name: &str, rule: Rule) -> CheckRecord {
     }
 }
 
+/// "slow responses": the assistant's p95 response latency over 1.5 s.
+fn slow_check(organization: Uuid) -> CheckRecord {
+    check(
+        organization,
+        "slow responses",
+        Rule {
+            measure: Measure::P95ResponseLatencyMs,
+            comparator: Comparator::GreaterThan,
+            threshold: Some(Value::Number(1_500.0)),
+            phrase: None,
+        },
+    )
+}
+
+/// A monitor of `organization` at version 1 running `checks` on every call (no filter).
+fn monitor_of(organization: Uuid, name: &str, checks: Vec<Check>) -> Monitor {
+    let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
+    Monitor {
+        id: Uuid::now_v7(),
+        organization_id: organization,
+        name: name.into(),
+        description: String::new(),
+        filter: MonitorFilter::default(),
+        checks,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
 /// A call of `provider` whose assistant answers `latency_ms` after the user, and whose
 /// provider says it `successful`.
 fn call(
@@ -73,16 +103,7 @@ async fn calls_are_evaluated_in_the_commit_that_stores_them() {
     let storage = &super::testing::storage().await;
     let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
     let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
-    let slow = check(
-        organization,
-        "slow responses",
-        Rule {
-            measure: Measure::P95ResponseLatencyMs,
-            comparator: Comparator::GreaterThan,
-            threshold: Some(Value::Number(1_500.0)),
-            phrase: None,
-        },
-    );
+    let slow = slow_check(organization);
     let failed = check(
         organization,
         "provider says failed",
@@ -96,15 +117,8 @@ async fn calls_are_evaluated_in_the_commit_that_stores_them() {
     storage.insert_check(&slow).await.unwrap();
     storage.insert_check(&failed).await.unwrap();
     let monitor = |name: &str, filter: MonitorFilter, checks: Vec<Check>| Monitor {
-        id: Uuid::now_v7(),
-        organization_id: organization,
-        name: name.into(),
-        description: String::new(),
         filter,
-        checks,
-        version: 1,
-        created_at: now,
-        updated_at: now,
+        ..monitor_of(organization, name, checks)
     };
     let retell = monitor(
         "retell quality",
@@ -234,17 +248,7 @@ async fn checks_are_versioned_and_monitors_deleted_cleanly() {
         None
     );
 
-    let monitor = Monitor {
-        id: Uuid::now_v7(),
-        organization_id: organization,
-        name: "all calls".into(),
-        description: String::new(),
-        filter: MonitorFilter::default(),
-        checks: vec![changed.check.clone()],
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    };
+    let monitor = monitor_of(organization, "all calls", vec![changed.check.clone()]);
     storage.insert_monitor(&monitor).await.unwrap();
     assert_eq!(storage.monitors_using(organization, long.check.id).await.unwrap(), ["all calls"]);
     let listed = storage.list_monitors(organization).await.unwrap();
@@ -303,16 +307,7 @@ async fn summaries_count_each_call_as_last_evaluated() {
     let storage = &super::testing::storage().await;
     let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
     let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
-    let slow = check(
-        organization,
-        "slow responses",
-        Rule {
-            measure: Measure::P95ResponseLatencyMs,
-            comparator: Comparator::GreaterThan,
-            threshold: Some(Value::Number(1_500.0)),
-            phrase: None,
-        },
-    );
+    let slow = slow_check(organization);
     let failed = check(
         organization,
         "provider says failed",
@@ -325,17 +320,8 @@ async fn summaries_count_each_call_as_last_evaluated() {
     );
     storage.insert_check(&slow).await.unwrap();
     storage.insert_check(&failed).await.unwrap();
-    let mut monitor = Monitor {
-        id: Uuid::now_v7(),
-        organization_id: organization,
-        name: "quality".into(),
-        description: String::new(),
-        filter: MonitorFilter::default(),
-        checks: vec![slow.check.clone(), failed.check.clone()],
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    };
+    let mut monitor =
+        monitor_of(organization, "quality", vec![slow.check.clone(), failed.check.clone()]);
     storage.insert_monitor(&monitor).await.unwrap();
     let at_intake = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
     let store = |ingests| async move {
@@ -532,17 +518,7 @@ async fn the_migration_counts_calls_evaluated_before_it() {
         },
     );
     storage.insert_check(&failed).await.unwrap();
-    let monitor = Monitor {
-        id: Uuid::now_v7(),
-        organization_id: organization,
-        name: "failures".into(),
-        description: String::new(),
-        filter: MonitorFilter::default(),
-        checks: vec![failed.check.clone()],
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    };
+    let monitor = monitor_of(organization, "failures", vec![failed.check.clone()]);
     storage.insert_monitor(&monitor).await.unwrap();
     let write = IngestWrite {
         ingests: vec![
@@ -634,37 +610,15 @@ async fn summary_statements_are_read_through_indexes() {
 /// the call is deleted, its rows and results go with it.
 #[tokio::test]
 async fn matches_follow_a_call_that_changes_and_go_with_it() {
-    use sea_orm::ConnectionTrait;
-
     use crate::storage::datapoints::FinishedIngest;
 
     let storage = &super::testing::storage().await;
     let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
     let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
-    let slow = check(
-        organization,
-        "slow responses",
-        Rule {
-            measure: Measure::P95ResponseLatencyMs,
-            comparator: Comparator::GreaterThan,
-            threshold: Some(Value::Number(1_500.0)),
-            phrase: None,
-        },
-    );
+    let slow = slow_check(organization);
     storage.insert_check(&slow).await.unwrap();
-    let monitor = |name: &str, checks: Vec<Check>| Monitor {
-        id: Uuid::now_v7(),
-        organization_id: organization,
-        name: name.into(),
-        description: String::new(),
-        filter: MonitorFilter::default(),
-        checks,
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    };
-    let latency = monitor("latency", vec![slow.check.clone()]);
-    let bare = monitor("every call", Vec::new());
+    let latency = monitor_of(organization, "latency", vec![slow.check.clone()]);
+    let bare = monitor_of(organization, "every call", Vec::new());
     storage.insert_monitor(&latency).await.unwrap();
     storage.insert_monitor(&bare).await.unwrap();
     let at = |hour: u32| Utc.with_ymd_and_hms(2026, 11, 30, hour, 0, 0).unwrap();
@@ -674,16 +628,7 @@ async fn matches_follow_a_call_that_changes_and_go_with_it() {
         ingest.dedup_key = format!("{hour}");
         IngestWrite { ingests: vec![ingest], ..IngestWrite::default() }
     };
-    let count = |sql: String| async move {
-        let backend = storage.db.get_database_backend();
-        let row = storage
-            .db
-            .query_one_raw(sea_orm::Statement::from_string(backend, sql))
-            .await
-            .unwrap()
-            .unwrap();
-        row.try_get::<i64>("", "n").unwrap()
-    };
+    let count = |sql: String| async move { super::testing::count(storage, &sql).await };
     // Match rows at `hour`, match rows in all, results rows.
     let rows = |hour: u32| async move {
         (
@@ -779,17 +724,7 @@ async fn results_stay_readable_when_a_monitors_check_is_gone() {
     let long = check(organization, "long calls", rule(Measure::DurationMs, Value::Number(6e5)));
     storage.insert_check(&slow).await.unwrap();
     storage.insert_check(&long).await.unwrap();
-    let monitor = Monitor {
-        id: Uuid::now_v7(),
-        organization_id: organization,
-        name: "quality".into(),
-        description: String::new(),
-        filter: MonitorFilter::default(),
-        checks: vec![slow.check.clone(), long.check.clone()],
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    };
+    let monitor = monitor_of(organization, "quality", vec![slow.check.clone(), long.check.clone()]);
     storage.insert_monitor(&monitor).await.unwrap();
     assert!(storage.delete_check(organization, long.check.id).await.unwrap());
     let write = IngestWrite {

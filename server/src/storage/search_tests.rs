@@ -731,8 +731,6 @@ async fn provider_verdicts_are_searchable() {
 /// found, probed by that whole key too; when the call is deleted, its rows go with it.
 #[tokio::test]
 async fn search_rows_follow_a_call_that_changes_and_go_with_it() {
-    use sea_orm::ConnectionTrait;
-
     use crate::model::commit::IngestWrite;
     use crate::storage::datapoints::FinishedIngest;
     use crate::storage::ingest_tests::new_ingest;
@@ -769,15 +767,7 @@ async fn search_rows_follow_a_call_that_changes_and_go_with_it() {
     let rows = |table: &'static str| {
         let storage = &storage;
         async move {
-            let backend = storage.db.get_database_backend();
-            let sql = format!("SELECT COUNT(*) AS n FROM {table}");
-            let row = storage
-                .db
-                .query_one_raw(sea_orm::Statement::from_string(backend, sql))
-                .await
-                .unwrap()
-                .unwrap();
-            row.try_get::<i64>("", "n").unwrap()
+            super::testing::count(storage, &format!("SELECT COUNT(*) AS n FROM {table}")).await
         }
     };
 
