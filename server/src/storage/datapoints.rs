@@ -1253,8 +1253,10 @@ pub(super) struct DocumentRef<'a> {
     pub(super) metrics: &'a crate::model::metrics::CallMetrics,
 }
 
-/// The first byte of a `document`: its format.
+/// The first byte of a `document`: its format. Version 1 (m0026) is the JSON deflated alone,
+/// version 2 deflated with `presets::DOCUMENT_1`; both read back.
 const DOCUMENT_V1: u8 = 1;
+const DOCUMENT_V2: u8 = 2;
 
 impl<'a> DocumentRef<'a> {
     pub(super) fn of(datapoint: &'a Datapoint) -> Self {
@@ -1267,14 +1269,14 @@ impl<'a> DocumentRef<'a> {
         }
     }
 
-    /// The version byte, then the JSON deflated (`deflate_within`).
+    /// The version byte, then the JSON deflated (`deflate_within`) with the document's preset.
     pub(super) fn encode(&self) -> Result<Vec<u8>, Error> {
         let json = serde_json::to_vec(self)
             .map_err(|error| Error::internal("encoding a datapoint", error))?;
         // Deflate adds at most 5 bytes per 16 KB block it cannot shrink, and its end.
         let mut document = Vec::with_capacity(1 + json.len() + json.len() / 1024 + 64);
-        document.push(DOCUMENT_V1);
-        if super::deflate_within(&json, &mut document) {
+        document.push(DOCUMENT_V2);
+        if super::deflate_within(&json, super::presets::DOCUMENT_1, &mut document) {
             Ok(document)
         } else {
             Err(Error::internal("encoding a datapoint", "the document did not deflate"))
@@ -1291,10 +1293,12 @@ impl Document {
 /// A stored `document`'s JSON read into `T`, which may take only some of its fields.
 fn decode_document<T: serde::de::DeserializeOwned>(stored: &[u8]) -> Result<T, Error> {
     let context = "reading a datapoint";
-    let Some((&DOCUMENT_V1, deflated)) = stored.split_first() else {
-        return Err(Error::internal(context, "unknown datapoint document version"));
+    let (deflated, preset) = match stored.split_first() {
+        Some((&DOCUMENT_V1, deflated)) => (deflated, &[][..]),
+        Some((&DOCUMENT_V2, deflated)) => (deflated, super::presets::DOCUMENT_1),
+        _ => return Err(Error::internal(context, "unknown datapoint document version")),
     };
-    let json = super::inflate(deflated).map_err(|error| Error::internal(context, error))?;
+    let json = super::inflate(deflated, preset).map_err(|error| Error::internal(context, error))?;
     serde_json::from_slice(&json).map_err(|error| Error::internal(context, error))
 }
 

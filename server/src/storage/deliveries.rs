@@ -69,19 +69,22 @@ pub(super) fn delivery_model(
     })
 }
 
-/// How a kept body is stored: compressed with deflate when that makes it smaller (JSON bodies
-/// shrink to about half), else as it arrived. The encoding's name goes in `body_encoding`.
+/// How a kept body is stored: compressed with deflate and the bodies' preset when that makes
+/// it smaller (JSON bodies shrink to about half), else as it arrived. The encoding's name goes
+/// in `body_encoding`.
 fn keep_body(body: &[u8]) -> (&'static str, Vec<u8>) {
     // Room for the body itself: what does not fit is no smaller, and is kept as it came.
     let mut compressed = Vec::with_capacity(body.len());
-    if super::deflate_within(body, &mut compressed) && compressed.len() < body.len() {
-        (DEFLATE, compressed)
+    if super::deflate_within(body, super::presets::BODY_1, &mut compressed)
+        && compressed.len() < body.len()
+    {
+        (DEFLATE_P1, compressed)
     } else {
         (AS_RECEIVED, body.to_vec())
     }
 }
 
-/// The request's JSON and the body compressed together (`DEFLATE_WITH_REQUEST`), when there is
+/// The request's JSON and the body compressed together (`DEFLATE_P1_WITH_REQUEST`), when there is
 /// a request and that is smaller than both as they are: the request's URL and headers shrink
 /// with the body instead of taking ~330 bytes of their own in `request_json`.
 fn keep_with_request(request_json: Option<&str>, body: &[u8]) -> Option<(&'static str, Vec<u8>)> {
@@ -91,12 +94,13 @@ fn keep_with_request(request_json: Option<&str>, body: &[u8]) -> Option<(&'stati
     framed.extend_from_slice(request);
     framed.extend_from_slice(body);
     let mut compressed = Vec::with_capacity(request.len() + body.len());
-    (super::deflate_within(&framed, &mut compressed) && compressed.len() < framed.len())
-        .then_some((DEFLATE_WITH_REQUEST, compressed))
+    (super::deflate_within(&framed, super::presets::BODY_1, &mut compressed)
+        && compressed.len() < framed.len())
+    .then_some((DEFLATE_P1_WITH_REQUEST, compressed))
 }
 
-/// A kept request (from `request_json`, or from the stored body with `DEFLATE_WITH_REQUEST`)
-/// and body as they arrived.
+/// A kept request (from `request_json`, or from the stored body with `DEFLATE_WITH_REQUEST` or
+/// `DEFLATE_P1_WITH_REQUEST`) and body as they arrived.
 fn kept_request_and_body(
     encoding: &str,
     stored: Option<Vec<u8>>,
@@ -107,8 +111,9 @@ fn kept_request_and_body(
             .map_err(|error| format!("a kept request does not read: {error}"))
     };
     match (encoding, stored) {
-        (DEFLATE_WITH_REQUEST, Some(stored)) => {
-            let framed = kept_body(DEFLATE, stored)?;
+        (encoding @ (DEFLATE_WITH_REQUEST | DEFLATE_P1_WITH_REQUEST), Some(stored)) => {
+            let body_alone = if encoding == DEFLATE_WITH_REQUEST { DEFLATE } else { DEFLATE_P1 };
+            let framed = kept_body(body_alone, stored)?;
             let (length, rest) = framed
                 .split_first_chunk::<4>()
                 .ok_or("a kept request and body end before the request's length")?;
@@ -131,16 +136,24 @@ fn kept_request_and_body(
 fn kept_body(encoding: &str, stored: Vec<u8>) -> Result<Vec<u8>, String> {
     match encoding {
         AS_RECEIVED => Ok(stored),
-        DEFLATE => super::inflate(&stored)
-            .map_err(|error| format!("a kept body does not inflate: {error}")),
+        DEFLATE | DEFLATE_P1 => {
+            let preset = if encoding == DEFLATE { &[][..] } else { super::presets::BODY_1 };
+            super::inflate(&stored, preset)
+                .map_err(|error| format!("a kept body does not inflate: {error}"))
+        }
         other => Err(format!("unknown body encoding {other:?}")),
     }
 }
 
 const AS_RECEIVED: &str = "";
+/// Deflated alone (written before run 22, read still).
 const DEFLATE: &str = "deflate";
-/// Deflated together: the request's JSON length (4 bytes, little-endian), its JSON, the body.
+/// Deflated together: the request's JSON length (4 bytes, little-endian), its JSON, the body
+/// (written before run 22, read still).
 const DEFLATE_WITH_REQUEST: &str = "deflate-with-request";
+/// As `DEFLATE` and `DEFLATE_WITH_REQUEST`, with `presets::BODY_1`: what is written now.
+const DEFLATE_P1: &str = "deflate-p1";
+const DEFLATE_P1_WITH_REQUEST: &str = "deflate-p1-with-request";
 
 /// The columns a listing reads: all but the request and body.
 const LISTED: [webhook_delivery::Column; 14] = [
@@ -382,7 +395,8 @@ pub(super) fn deliveries_of_ingests(
 
 #[cfg(test)]
 mod tests {
-    use super::{AS_RECEIVED, DEFLATE, keep_body, kept_body};
+    use super::{AS_RECEIVED, DEFLATE, DEFLATE_P1, keep_body, kept_body};
+    use crate::storage::presets::{BODY_1, deflated_elsewhere};
 
     /// A JSON body is kept compressed and reads back byte for byte; a body that does not shrink
     /// (already compressed, random) is kept as it arrived; a stored body that cannot be read
@@ -399,9 +413,15 @@ mod tests {
         .to_string()
         .into_bytes();
         let (encoding, stored) = keep_body(&json);
-        assert_eq!(encoding, DEFLATE);
+        assert_eq!(encoding, DEFLATE_P1);
         assert!(stored.len() * 2 < json.len(), "{} of {} bytes", stored.len(), json.len());
-        assert_eq!(kept_body(encoding, stored).unwrap(), json);
+        assert_eq!(kept_body(encoding, stored.clone()).unwrap(), json);
+        // Without the preset it was written with, the body does not read.
+        assert!(kept_body(DEFLATE, stored).is_err());
+        // Bodies written by any encoder read back: with the preset, and deflated alone (as
+        // before run 22).
+        assert_eq!(kept_body(DEFLATE_P1, deflated_elsewhere(&json, BODY_1)).unwrap(), json);
+        assert_eq!(kept_body(DEFLATE, deflated_elsewhere(&json, &[])).unwrap(), json);
 
         let random = crate::crypto::random_bytes::<512>().to_vec();
         let (encoding, stored) = keep_body(&random);
@@ -412,15 +432,16 @@ mod tests {
         assert!(kept_body("brotli", json.clone()).is_err());
     }
 
-    /// A request kept with its body is compressed with it and reads back as it came, from a
-    /// stored form pinned here (length, JSON, body, deflated); without a request, or when
-    /// compressing saves nothing, the request stays in `request_json`; a stored form cut short
-    /// is an error.
+    /// A request kept with its body is compressed with it and reads back as it came, from
+    /// stored forms pinned here (length, JSON, body, deflated alone or with the preset); without
+    /// a request it stays in `request_json`; a stored form cut short is an error.
     #[test]
     fn a_request_is_kept_inside_its_compressed_body() {
         use std::io::Write;
 
-        use super::{DEFLATE_WITH_REQUEST, keep_with_request, kept_request_and_body};
+        use super::{
+            DEFLATE_P1_WITH_REQUEST, DEFLATE_WITH_REQUEST, keep_with_request, kept_request_and_body,
+        };
         use crate::model::deliveries::StoredRequest;
         let request = StoredRequest {
             url: "https://earshot.example/v0/voice/webhook/monitor/pub_1".to_owned(),
@@ -433,7 +454,7 @@ mod tests {
         let body =
             br#"{"call_id":"c-1","transcript":[{"role":"user","content":"a refund, a refund"}]}"#;
         let (encoding, stored) = keep_with_request(Some(&request_json), body).unwrap();
-        assert_eq!(encoding, DEFLATE_WITH_REQUEST);
+        assert_eq!(encoding, DEFLATE_P1_WITH_REQUEST);
         assert!(stored.len() < request_json.len() + body.len());
         let read = kept_request_and_body(encoding, Some(stored), None).unwrap();
         assert_eq!(read, (Some(request.clone()), Some(body.to_vec())));
@@ -447,10 +468,19 @@ mod tests {
         let pinned = encoder.finish().unwrap();
         let read = kept_request_and_body(DEFLATE_WITH_REQUEST, Some(pinned), None).unwrap();
         assert_eq!(read, (Some(request.clone()), Some(body.to_vec())));
+        let pinned = deflated_elsewhere(&framed, BODY_1);
+        let read = kept_request_and_body(DEFLATE_P1_WITH_REQUEST, Some(pinned), None).unwrap();
+        assert_eq!(read, (Some(request.clone()), Some(body.to_vec())));
 
         assert_eq!(keep_with_request(None, body), None);
+        // A body that does not shrink: the request alone saves bytes with the preset, so the
+        // two are still kept together, and read back as they came.
         let random = crate::crypto::random_bytes::<512>().to_vec();
-        assert_eq!(keep_with_request(Some(&request_json), &random), None);
+        let (encoding, stored) = keep_with_request(Some(&request_json), &random).unwrap();
+        assert!(stored.len() < framed.len() - body.len() + random.len());
+        let read = kept_request_and_body(encoding, Some(stored), None).unwrap();
+        assert_eq!(read, (Some(request.clone()), Some(random.clone())));
+        // Kept apart, the request from `request_json`.
         let read = kept_request_and_body(AS_RECEIVED, Some(random.clone()), Some(&request_json));
         assert_eq!(read.unwrap(), (Some(request), Some(random)));
 
@@ -460,6 +490,8 @@ mod tests {
             encoder.write_all(cut).unwrap();
             let stored = encoder.finish().unwrap();
             assert!(kept_request_and_body(DEFLATE_WITH_REQUEST, Some(stored), None).is_err());
+            let stored = deflated_elsewhere(cut, BODY_1);
+            assert!(kept_request_and_body(DEFLATE_P1_WITH_REQUEST, Some(stored), None).is_err());
         }
     }
 }

@@ -26,6 +26,7 @@ mod migrations;
 mod monitors;
 #[cfg(test)]
 mod monitors_tests;
+mod presets;
 mod projects;
 mod rollups;
 #[cfg(test)]
@@ -592,15 +593,16 @@ fn is_transient(error: &DbErr) -> bool {
     }
 }
 
-/// Deflates `input` onto the end of `output`, into its spare capacity only: false (`output` as
-/// it was) when the whole stream does not fit. Each thread reuses one compressor: setting one
+/// Deflates `input` onto the end of `output`, into its spare capacity only, with `preset`
+/// (empty for none; `presets`) as what the stream may refer back to: false (`output` as it
+/// was) when the whole stream does not fit. Each thread reuses one compressor: setting one
 /// up allocates and clears a few hundred kilobytes of tables, more than compressing a call
 /// costs. Delivery bodies and datapoint documents are stored this way, at deflate's second
 /// level: zlib-rs's first (`Compression::fast()`) kept the bench's request and body in 844
 /// bytes and its document in 715, the second in 669 and 547 (4.9 → 4.3 KB a stored call) for
 /// about 15 µs more a call, and neither acks nor the drain moved beyond the noise (run 21,
 /// docs/BENCHMARKS.md).
-fn deflate_within(input: &[u8], output: &mut Vec<u8>) -> bool {
+fn deflate_within(input: &[u8], preset: &[u8], output: &mut Vec<u8>) -> bool {
     thread_local! {
         static COMPRESSOR: std::cell::RefCell<flate2::Compress> =
             std::cell::RefCell::new(flate2::Compress::new(DEFLATE_LEVEL, false));
@@ -608,6 +610,9 @@ fn deflate_within(input: &[u8], output: &mut Vec<u8>) -> bool {
     let kept = output.len();
     COMPRESSOR.with_borrow_mut(|compressor| {
         compressor.reset();
+        if !preset.is_empty() && compressor.set_dictionary(preset).is_err() {
+            return false;
+        }
         match compressor.compress_vec(input, output, flate2::FlushCompress::Finish) {
             Ok(flate2::Status::StreamEnd) => true,
             _ => {
@@ -621,12 +626,36 @@ fn deflate_within(input: &[u8], output: &mut Vec<u8>) -> bool {
 /// The level of `deflate_within`.
 const DEFLATE_LEVEL: flate2::Compression = flate2::Compression::new(2);
 
-/// A raw deflate stream (as `deflate_within` writes it) inflated.
-fn inflate(deflated: &[u8]) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
+/// A raw deflate stream (as `deflate_within` writes it, with the same `preset`) inflated.
+fn inflate(deflated: &[u8], preset: &[u8]) -> std::io::Result<Vec<u8>> {
+    let invalid = |error: flate2::DecompressError| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, error)
+    };
+    let mut decompressor = flate2::Decompress::new(false);
+    if !preset.is_empty() {
+        decompressor.set_dictionary(preset).map_err(invalid)?;
+    }
     let mut inflated = Vec::with_capacity(deflated.len() * 3);
-    flate2::read::DeflateDecoder::new(deflated).read_to_end(&mut inflated)?;
-    Ok(inflated)
+    loop {
+        let read = usize::try_from(decompressor.total_in()).unwrap_or(usize::MAX);
+        let rest = deflated.get(read..).unwrap_or_default();
+        inflated.reserve(inflated.len().max(256));
+        let before = (decompressor.total_in(), decompressor.total_out());
+        match decompressor
+            .decompress_vec(rest, &mut inflated, flate2::FlushDecompress::Finish)
+            .map_err(invalid)?
+        {
+            flate2::Status::StreamEnd => return Ok(inflated),
+            // Room was short: go on with more. No progress with room to spare: it ends early.
+            _ if (decompressor.total_in(), decompressor.total_out()) != before => {}
+            _ => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the deflate stream ends early",
+                ));
+            }
+        }
+    }
 }
 
 fn parse_uuid(context: &'static str, value: &str) -> Result<uuid::Uuid, Error> {

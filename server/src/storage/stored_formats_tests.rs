@@ -317,13 +317,13 @@ fn datapoint_columns() {
     );
 }
 
-/// `datapoint.document` (m0026): version byte 1, then the deflated JSON of the call's turns,
-/// analysis, tags, metadata and metrics, each in the form its own column had.
+/// `datapoint.document`: version byte 2, then the JSON of the call's turns, analysis, tags,
+/// metadata and metrics (each in the form its own column had) deflated with
+/// `presets::DOCUMENT_1`; version 1 (m0026), the same JSON deflated alone, still reads.
 #[test]
-fn datapoint_document_version_1() {
-    use std::io::Write;
-
+fn datapoint_document_versions_1_and_2() {
     use super::datapoints::{Document, DocumentRef};
+    use super::presets::{DOCUMENT_1, deflated_elsewhere};
     let metrics = CallMetrics { longest_monologue_ms: 1_800, ..CallMetrics::default() };
     let metadata = json!({"queue": "billing"}).as_object().unwrap().clone();
     let tags = vec!["refund".to_owned()];
@@ -346,22 +346,34 @@ fn datapoint_document_version_1() {
         .encode()
         .unwrap()
     };
-    // Written: the version byte and the JSON above, deflated.
+    // Written: the version byte and the JSON above, deflated with the preset, which a
+    // decompressor of its own reads back.
     let encoded = encode(&turns);
-    assert_eq!(encoded[0], 1);
-    let mut json = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::DeflateDecoder::new(&encoded[1..]), &mut json)
-        .unwrap();
+    assert_eq!(encoded[0], 2);
+    let mut decompressor = flate2::Decompress::new(false);
+    decompressor.set_dictionary(DOCUMENT_1).unwrap();
+    let mut json = Vec::with_capacity(64 * 1024);
+    let status =
+        decompressor.decompress_vec(&encoded[1..], &mut json, flate2::FlushDecompress::Finish);
+    assert_eq!(status.unwrap(), flate2::Status::StreamEnd);
     assert_eq!(serde_json::from_slice::<Value>(&json).unwrap(), stored, "the stored form changed");
-    // Read: a document deflated by any encoder reads back.
-    let mut deflated = flate2::write::DeflateEncoder::new(vec![1], flate2::Compression::best());
-    deflated.write_all(stored.to_string().as_bytes()).unwrap();
-    let document = Document::decode(&deflated.finish().unwrap()).unwrap();
-    assert_eq!(document.turns, turns);
-    assert_eq!(document.analysis, analysis);
-    assert_eq!((&document.tags, &document.metadata), (&tags, &metadata));
-    assert_eq!(document.metrics, metrics);
-    assert!(Document::decode(&[2, 0]).is_err(), "an unknown version is refused");
+    // Read: a document deflated by any encoder reads back, in both versions; a version 2
+    // stream read without its preset (labelled 1) is an error, not a wrong document.
+    let text = stored.to_string();
+    for (version, preset) in [(1, &[][..]), (2, DOCUMENT_1)] {
+        let mut row = vec![version];
+        row.extend(deflated_elsewhere(text.as_bytes(), preset));
+        let document = Document::decode(&row).unwrap();
+        assert_eq!(document.turns, turns);
+        assert_eq!(document.analysis, analysis);
+        assert_eq!((&document.tags, &document.metadata), (&tags, &metadata));
+        assert_eq!(document.metrics, metrics);
+    }
+    let mut mislabelled = encoded.clone();
+    mislabelled[0] = 1;
+    assert!(Document::decode(&mislabelled).is_err());
+    assert!(Document::decode(&[3, 0]).is_err(), "an unknown version is refused");
+    assert!(Document::decode(&encoded[..encoded.len() / 2]).is_err(), "a row cut short");
 
     // A long call whose text hardly compresses (hex digits of a running hash) still fits the
     // room `encode` gives it, and reads back.
