@@ -139,7 +139,7 @@ mod tests {
                 http_status: 401,
                 event_type: String::new(),
                 call_id: String::new(),
-                body_sha256: String::new(),
+                body_sha256: crate::crypto::sha256_hex(b"{}"),
                 error: "signature_mismatch".to_owned(),
                 error_message: String::new(),
                 ingest_id: None,
@@ -151,6 +151,8 @@ mod tests {
         }
     }
 
+    /// Bodies go after their retention and deliveries after theirs; a delivery keeps its
+    /// body's hash without its body (the hash of a kept body is read from it, not stored).
     #[tokio::test]
     async fn storage_drops_bodies_then_deliveries_after_their_retention() {
         let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
@@ -164,13 +166,33 @@ mod tests {
         for record in [&fresh, &old, &ancient] {
             domain.record_delivery(record.clone()).await;
         }
+        let hashes_stored = "SELECT COUNT(*) AS n FROM webhook_deliveries WHERE body_sha256 <> ''";
+        let count = |sql| crate::storage::testing::count(&domain.storage, sql);
+        assert_eq!(count(hashes_stored).await, 0, "kept bodies hold their hashes");
         assert_eq!(domain.prune_webhook_deliveries().await.unwrap(), (1, 1));
+        assert_eq!(count(hashes_stored).await, 1, "the cleared body's hash is written down");
         let stored = |id| domain.storage.get_webhook_delivery(Uuid::nil(), id);
+        let sha = crate::crypto::sha256_hex(b"{}");
         let fresh = stored(fresh.record.id).await.unwrap().unwrap();
         assert!(fresh.delivery.replayable && fresh.body.is_some() && fresh.request.is_some());
+        assert_eq!(fresh.delivery.body_sha256, sha);
         let old = stored(old.record.id).await.unwrap().unwrap();
         assert!(!old.delivery.replayable && old.body.is_none() && old.request.is_none());
         assert_eq!(old.delivery.error, "signature_mismatch");
+        assert_eq!(old.delivery.body_sha256, sha);
+        let listed = domain.storage.list_webhook_deliveries(Uuid::nil(), None, None, 10);
+        let listed = listed.await.unwrap();
+        assert_eq!(listed.len(), 2);
+        assert!(listed.iter().all(|delivery| delivery.body_sha256 == sha), "{listed:?}");
+        // A row written before kept its hash beside its body, and that hash is read.
+        let earlier = "ab".repeat(32);
+        let sql = format!(
+            "UPDATE webhook_deliveries SET body_sha256 = '{earlier}' WHERE id = '{}'",
+            fresh.delivery.id
+        );
+        crate::storage::testing::execute(&domain.storage, &sql).await;
+        let fresh = stored(fresh.delivery.id).await.unwrap().unwrap();
+        assert_eq!((fresh.delivery.body_sha256.as_str(), fresh.body.is_some()), (&*earlier, true));
         assert!(stored(ancient.record.id).await.unwrap().is_none());
         // Nothing left to prune.
         assert_eq!(domain.prune_webhook_deliveries().await.unwrap(), (0, 0));

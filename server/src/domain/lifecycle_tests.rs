@@ -185,7 +185,7 @@ fn delivery(organization: Uuid, project: Uuid, call_id: &str, now: DateTime<Utc>
             http_status: 202,
             event_type: "call_ended".to_owned(),
             call_id: call_id.to_owned(),
-            body_sha256: String::new(),
+            body_sha256: crate::crypto::sha256_hex(body(call_id).as_bytes()),
             error: String::new(),
             error_message: String::new(),
             ingest_id: None,
@@ -193,8 +193,12 @@ fn delivery(organization: Uuid, project: Uuid, call_id: &str, now: DateTime<Utc>
             replayable: true,
         },
         request: Some(StoredRequest { url: "https://h/x".to_owned(), headers: Vec::new() }),
-        body: Some(bytes::Bytes::from(format!(r#"{{"call_id": "{call_id}"}}"#))),
+        body: Some(bytes::Bytes::from(body(call_id))),
     }
+}
+
+fn body(call_id: &str) -> String {
+    format!(r#"{{"call_id": "{call_id}"}}"#)
 }
 
 fn days_ago(clock: &ManualClock, days: i64) -> DateTime<Utc> {
@@ -222,6 +226,12 @@ async fn a_deleted_call_leaves_nothing_behind_but_its_audit_record() {
     let removed = f.delete(f.by_call_id("a")).await;
     assert_eq!(removed, Removed { datapoints: 1, ingests: 1, delivery_bodies: 1, recordings: 0 });
     assert_eq!(f.call_ids().await, ["b", "c", "d"]);
+    // Its delivery stays, without its body but with the body's hash.
+    let deliveries = f.domain.storage.list_webhook_deliveries(Uuid::nil(), None, None, 10).await;
+    let deliveries = deliveries.unwrap();
+    let delivery = deliveries.iter().find(|delivery| delivery.call_id == "a").unwrap();
+    assert!(!delivery.replayable);
+    assert_eq!(delivery.body_sha256, crate::crypto::sha256_hex(body("a").as_bytes()));
     assert_eq!(f.blobs().await.len(), 2);
     let kept = f.domain.get_datapoint(&f.admin, b.id).await.unwrap();
     assert_eq!(kept.audio.map(|audio| audio.id), a.audio_id);

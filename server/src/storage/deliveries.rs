@@ -29,7 +29,8 @@ pub(super) fn set_outcome(model: &mut webhook_delivery::ActiveModel, outcome: In
     model.ingest_id = Set(Some(ingest_id.to_string()));
 }
 
-/// The row of `delivery`, its body as `keep_body` keeps it.
+/// The row of `delivery`, its body as `keep_body` keeps it, and the body's SHA-256
+/// (`record.body_sha256`, the hash of `body`) only when the body is not kept.
 pub(super) fn delivery_model(
     delivery: &NewDelivery,
 ) -> Result<webhook_delivery::ActiveModel, Error> {
@@ -58,7 +59,9 @@ pub(super) fn delivery_model(
         http_status: Set(i32::from(record.http_status)),
         event_type: Set(record.event_type.clone()),
         call_id: Set(record.call_id.clone()),
-        body_sha256: Set(record.body_sha256.clone()),
+        // A kept body's hash is read from the body itself (`stored_hash`): 64 bytes a row less,
+        // which lets five rows share a page instead of four.
+        body_sha256: Set(if kept.is_some() { String::new() } else { record.body_sha256.clone() }),
         error: Set(record.error.clone()),
         error_message: Set(record.error_message.clone()),
         ingest_id: Set(record.ingest_id.map(|id| id.to_string())),
@@ -155,8 +158,8 @@ const DEFLATE_WITH_REQUEST: &str = "deflate-with-request";
 const DEFLATE_P1: &str = "deflate-p1";
 const DEFLATE_P1_WITH_REQUEST: &str = "deflate-p1-with-request";
 
-/// The columns a listing reads: all but the request and body.
-const LISTED: [webhook_delivery::Column; 14] = [
+/// The columns a listing reads: all but the request and body (`listed`).
+const LISTED: [webhook_delivery::Column; 15] = [
     webhook_delivery::Column::Id,
     webhook_delivery::Column::OrganizationId,
     webhook_delivery::Column::ProjectId,
@@ -171,7 +174,23 @@ const LISTED: [webhook_delivery::Column; 14] = [
     webhook_delivery::Column::ErrorMessage,
     webhook_delivery::Column::IngestId,
     webhook_delivery::Column::Authenticated,
+    webhook_delivery::Column::BodyEncoding,
 ];
+
+/// A listing's select: the `LISTED` columns, whether the body is kept, and the body only where
+/// its hash is to be read from it (`ListedRow::hashed_body`).
+fn listed() -> sea_orm::Select<webhook_delivery::Entity> {
+    use webhook_delivery::Column;
+    webhook_delivery::Entity::find()
+        .select_only()
+        .columns(LISTED)
+        .expr_as(Expr::col(Column::Body).is_not_null(), "replayable")
+        .expr_as(
+            Expr::case(Expr::col(Column::BodySha256).eq(""), Expr::col(Column::Body))
+                .finally(Expr::val(Option::<Vec<u8>>::None)),
+            "hashed_body",
+        )
+}
 
 impl Storage {
     /// Deliveries of an integration, newest first, before the delivery `before`.
@@ -183,11 +202,8 @@ impl Storage {
         limit: usize,
     ) -> Result<Vec<WebhookDelivery>, Error> {
         let context = "listing webhook deliveries";
-        let mut query = webhook_delivery::Entity::find()
-            .select_only()
-            .columns(LISTED)
-            .expr_as(Expr::col(webhook_delivery::Column::Body).is_not_null(), "replayable")
-            .filter(webhook_delivery::Column::IntegrationId.eq(integration_id.to_string()));
+        let mut query =
+            listed().filter(webhook_delivery::Column::IntegrationId.eq(integration_id.to_string()));
         if let Some(verdict) = verdict {
             query = query.filter(webhook_delivery::Column::Verdict.eq(verdict.as_str()));
         }
@@ -240,6 +256,10 @@ impl Storage {
         let (request, body) =
             kept_request_and_body(&model.body_encoding, model.body, model.request_json.as_deref())
                 .map_err(|error| Error::internal(context, error))?;
+        let body_sha256 = match &body {
+            Some(body) if model.body_sha256.is_empty() => crate::crypto::sha256_hex(body),
+            _ => model.body_sha256,
+        };
         let row = ListedRow {
             id: model.id,
             integration_id: model.integration_id,
@@ -248,12 +268,14 @@ impl Storage {
             http_status: model.http_status,
             event_type: model.event_type,
             call_id: model.call_id,
-            body_sha256: model.body_sha256,
+            body_sha256,
             error: model.error,
             error_message: model.error_message,
             ingest_id: model.ingest_id,
             authenticated: model.authenticated,
             replayable: body.is_some(),
+            hashed_body: None,
+            body_encoding: String::new(),
         };
         Ok(Some(StoredDelivery { delivery: row.into_delivery(context)?, request, body }))
     }
@@ -298,15 +320,6 @@ impl Storage {
             }
             select
         };
-        let clear = Query::update()
-            .table(webhook_delivery::Entity)
-            .value(webhook_delivery::Column::Body, Option::<Vec<u8>>::None)
-            .value(webhook_delivery::Column::BodyEncoding, AS_RECEIVED)
-            .value(webhook_delivery::Column::RequestJson, Option::<String>::None)
-            .and_where(
-                Expr::col(webhook_delivery::Column::Id).in_subquery(batch(bodies_before, true)),
-            )
-            .to_owned();
         let delete = Query::delete()
             .from_table(webhook_delivery::Entity)
             .and_where(
@@ -314,19 +327,16 @@ impl Storage {
                     .in_subquery(batch(deliveries_before, false)),
             )
             .to_owned();
-        let mut counts = [0; 2];
-        for (count, statement) in
-            counts.iter_mut().zip([backend.build(&delete), backend.build(&clear)])
-        {
-            let transaction = self.begin_write().await.map_err(db_error(context))?;
-            *count = transaction
-                .execute_raw(statement)
-                .await
-                .map_err(db_error(context))?
-                .rows_affected();
-            transaction.commit().await.map_err(db_error(context))?;
-        }
-        let [deleted, cleared] = counts;
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
+        let deleted = transaction
+            .execute_raw(backend.build(&delete))
+            .await
+            .map_err(db_error(context))?
+            .rows_affected();
+        transaction.commit().await.map_err(db_error(context))?;
+        let transaction = self.begin_write().await.map_err(db_error(context))?;
+        let cleared = clear_bodies(&transaction, batch(bodies_before, true), context).await?;
+        transaction.commit().await.map_err(db_error(context))?;
         Ok((cleared, deleted))
     }
 }
@@ -355,10 +365,15 @@ struct ListedRow {
     ingest_id: Option<String>,
     authenticated: bool,
     replayable: bool,
+    /// The kept body, where `body_sha256` is empty: it holds the hash.
+    hashed_body: Option<Vec<u8>>,
+    body_encoding: String,
 }
 
 impl ListedRow {
     fn into_delivery(self, context: &'static str) -> Result<WebhookDelivery, Error> {
+        let body_sha256 = stored_hash(self.body_sha256, self.hashed_body, &self.body_encoding)
+            .map_err(|error| Error::internal(context, error))?;
         Ok(WebhookDelivery {
             id: parse_uuid(context, &self.id)?,
             integration_id: parse_uuid(context, &self.integration_id)?,
@@ -369,7 +384,7 @@ impl ListedRow {
             http_status: u16::try_from(self.http_status).unwrap_or_default(),
             event_type: self.event_type,
             call_id: self.call_id,
-            body_sha256: self.body_sha256,
+            body_sha256,
             error: self.error,
             error_message: self.error_message,
             ingest_id: self.ingest_id.as_deref().map(|id| parse_uuid(context, id)).transpose()?,
@@ -379,15 +394,81 @@ impl ListedRow {
     }
 }
 
+/// A delivery's body hash: `stored` (`body_sha256`), or, where that is empty and the body is
+/// kept (`delivery_model`), the SHA-256 of the body read back.
+fn stored_hash(stored: String, body: Option<Vec<u8>>, encoding: &str) -> Result<String, String> {
+    match body {
+        Some(body) if stored.is_empty() => {
+            let (_, body) = kept_request_and_body(encoding, Some(body), None)?;
+            Ok(body.map(|body| crate::crypto::sha256_hex(&body)).unwrap_or_default())
+        }
+        _ => Ok(stored),
+    }
+}
+
+/// Clears the request and body of the deliveries whose ids `ids` selects, writing down first
+/// the hash of each body that held it (`stored_hash`), so that a delivery keeps its hash
+/// without its body. Returns how many were cleared.
+pub(super) async fn clear_bodies(
+    connection: &impl ConnectionTrait,
+    ids: sea_orm::sea_query::SelectStatement,
+    context: &'static str,
+) -> Result<u64, Error> {
+    use webhook_delivery::Column;
+    let backend = connection.get_database_backend();
+    let select = Query::select()
+        .columns([Column::Id, Column::BodySha256, Column::BodyEncoding])
+        .expr_as(
+            Expr::case(Expr::col(Column::BodySha256).eq(""), Expr::col(Column::Body))
+                .finally(Expr::val(Option::<Vec<u8>>::None)),
+            "hashed_body",
+        )
+        .from(webhook_delivery::Entity)
+        .and_where(Expr::col(Column::Id).in_subquery(ids))
+        .to_owned();
+    let mut cleared = Vec::new();
+    for row in connection.query_all_raw(backend.build(&select)).await.map_err(db_error(context))? {
+        let id: String = row.try_get("", "id").map_err(db_error(context))?;
+        let stored: String = row.try_get("", "body_sha256").map_err(db_error(context))?;
+        let encoding: String = row.try_get("", "body_encoding").map_err(db_error(context))?;
+        let body: Option<Vec<u8>> = row.try_get("", "hashed_body").map_err(db_error(context))?;
+        let hashed = body.is_some();
+        let hash = stored_hash(stored, body, &encoding)
+            .map_err(|error| Error::internal(context, error))?;
+        cleared.push((id, hashed.then_some(hash)));
+    }
+    let mut count = 0;
+    for chunk in cleared.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
+        let mut update = Query::update();
+        update
+            .table(webhook_delivery::Entity)
+            .value(Column::Body, Option::<Vec<u8>>::None)
+            .value(Column::BodyEncoding, AS_RECEIVED)
+            .value(Column::RequestJson, Option::<String>::None)
+            .and_where(Column::Id.is_in(chunk.iter().map(|(id, _)| id.clone())));
+        let mut hashes = chunk.iter().filter_map(|(id, hash)| Some((id, hash.as_ref()?)));
+        if let Some((id, hash)) = hashes.next() {
+            let mut case = Expr::case(Column::Id.eq(id.clone()), hash.clone());
+            for (id, hash) in hashes {
+                case = case.case(Column::Id.eq(id.clone()), hash.clone());
+            }
+            update.value(Column::BodySha256, case.finally(Expr::col(Column::BodySha256)));
+        }
+        count += connection
+            .execute_raw(backend.build(&update))
+            .await
+            .map_err(db_error(context))?
+            .rows_affected();
+    }
+    Ok(count)
+}
+
 /// The query of [`Storage::ingest_deliveries`].
 pub(super) fn deliveries_of_ingests(
     ingest_ids: &[Uuid],
     limit: usize,
 ) -> sea_orm::Select<webhook_delivery::Entity> {
-    webhook_delivery::Entity::find()
-        .select_only()
-        .columns(LISTED)
-        .expr_as(Expr::col(webhook_delivery::Column::Body).is_not_null(), "replayable")
+    listed()
         .filter(webhook_delivery::Column::IngestId.is_in(ingest_ids.iter().map(Uuid::to_string)))
         .order_by_desc(webhook_delivery::Column::Id)
         .limit(u64::try_from(limit).unwrap_or(u64::MAX))

@@ -176,8 +176,7 @@ impl Storage {
             let ingest_ids =
                 call_ingests(&transaction, deletion.organization_id, &calls, context).await?;
             removed.ingests = ingest_ids.len() as u64;
-            removed.delivery_bodies =
-                forget_ingests(&transaction, &ingest_ids, backend, context).await?;
+            removed.delivery_bodies = forget_ingests(&transaction, &ingest_ids, context).await?;
             removed.recordings =
                 drop_unused_recordings(&transaction, &calls, blobs_due, backend, context).await?;
         }
@@ -397,32 +396,26 @@ pub(super) fn ingests_of_calls(
 }
 
 /// Clears the request and body of the webhook deliveries of `ingest_ids` that still keep them
-/// (`deliveries_by_ingest`); returns how many.
+/// (`deliveries_by_ingest`), keeping their hashes (`deliveries::clear_bodies`); returns how
+/// many.
 async fn forget_ingests(
     connection: &impl ConnectionTrait,
     ingest_ids: &[String],
-    backend: DbBackend,
     context: &'static str,
 ) -> Result<u64, Error> {
     if ingest_ids.is_empty() {
         return Ok(0);
     }
-    let statement = forget_bodies(ingest_ids);
-    Ok(connection
-        .execute_raw(backend.build(&statement))
-        .await
-        .map_err(db_error(context))?
-        .rows_affected())
+    super::deliveries::clear_bodies(connection, kept_bodies(ingest_ids), context).await
 }
 
-/// The statement of `forget_ingests` (`deliveries_by_ingest`).
-pub(super) fn forget_bodies(ingest_ids: &[String]) -> sea_orm::sea_query::UpdateStatement {
+/// The deliveries of `ingest_ids` that keep their bodies, for `forget_ingests`
+/// (`deliveries_by_ingest`).
+pub(super) fn kept_bodies(ingest_ids: &[String]) -> sea_orm::sea_query::SelectStatement {
     use super::entities::webhook_delivery;
-    Query::update()
-        .table(webhook_delivery::Entity)
-        .value(webhook_delivery::Column::Body, Option::<Vec<u8>>::None)
-        .value(webhook_delivery::Column::RequestJson, Option::<String>::None)
-        .value(webhook_delivery::Column::BodyEncoding, "")
+    Query::select()
+        .column(webhook_delivery::Column::Id)
+        .from(webhook_delivery::Entity)
         .and_where(webhook_delivery::Column::IngestId.is_in(ingest_ids.iter().cloned()))
         .and_where(webhook_delivery::Column::Body.is_not_null())
         .to_owned()
@@ -642,7 +635,7 @@ mod tests {
                 super::ingests_of_calls(Uuid::now_v7(), &call_ids).build(backend),
                 "ingests_by_call",
             ),
-            ("delivery bodies", backend.build(&super::forget_bodies(&ids)), "deliveries_by_ingest"),
+            ("delivery bodies", backend.build(&super::kept_bodies(&ids)), "deliveries_by_ingest"),
             (
                 "named recordings",
                 super::named_recordings(&audio).build(backend),

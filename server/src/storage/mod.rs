@@ -746,6 +746,17 @@ pub mod testing {
         storage
     }
 
+    /// Runs `sql` (no parameters) on `storage`'s database: to write a row as an earlier
+    /// version stored it.
+    pub async fn execute(storage: &Storage, sql: &str) {
+        let backend = storage.db.get_database_backend();
+        storage
+            .db
+            .execute_raw(sea_orm::Statement::from_string(backend, sql.to_owned()))
+            .await
+            .unwrap();
+    }
+
     /// The count `sql` (a query with no parameters) reads into its column `n`.
     pub async fn count(storage: &Storage, sql: &str) -> i64 {
         let backend = storage.db.get_database_backend();
