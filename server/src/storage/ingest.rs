@@ -940,16 +940,54 @@ async fn stored_dedup_keys(
 ) -> Result<HashMap<(Uuid, String), Uuid>, Error> {
     let context = "looking up repeated ingests";
     let mut known = HashMap::with_capacity(keys.len());
-    for chunk in keys.chunks(super::INSERT_CHUNK_ROWS) {
+    // Each content key is looked up in both stored forms, and found under itself.
+    let stored: Vec<String> = keys.iter().map(|(_, key)| stored_dedup_key(key)).collect();
+    let mut content_keys: HashMap<&str, &str> = HashMap::with_capacity(keys.len() * 2);
+    let mut probes = Vec::with_capacity(keys.len() * 2);
+    for ((project_id, key), stored) in keys.iter().zip(&stored) {
+        content_keys.insert(stored, key);
+        content_keys.insert(key, key);
+        probes.push((*project_id, stored.as_str()));
+        if stored != key {
+            probes.push((*project_id, *key));
+        }
+    }
+    for chunk in probes.chunks(super::INSERT_CHUNK_ROWS) {
         let statement =
             connection.get_database_backend().build(&stored_dedup_keys_statement(chunk));
         for row in connection.query_all_raw(statement).await.map_err(db_error(context))? {
             let get = |column| row.try_get::<String>("", column).map_err(db_error(context));
             let (id, project_id, dedup_key) = (get("id")?, get("project_id")?, get("dedup_key")?);
-            known.insert((parse_uuid(context, &project_id)?, dedup_key), parse_uuid(context, &id)?);
+            let key = content_keys.get(dedup_key.as_str()).copied().unwrap_or(&dedup_key);
+            known.insert(
+                (parse_uuid(context, &project_id)?, key.to_owned()),
+                parse_uuid(context, &id)?,
+            );
         }
     }
     Ok(known)
+}
+
+/// The `dedup_key` column's form of an ingest's content key (`model::ingest::dedup_key`:
+/// provider, call id and the conversation's SHA-256 in 64 hex digits, ~90 characters): the
+/// same provider and call id, then the digest's first 72 bits in 12 characters of base64url,
+/// in the row and again in its unique index (~100 bytes a stored call less). The key still
+/// sorts by call, so a batch's keys land near each other in the index, as before; 72 bits tell
+/// a call's versions apart. A key of another shape is stored as it is. Rows written before run
+/// 22 hold the content key itself, and `stored_dedup_keys` looks for both.
+pub(super) fn stored_dedup_key(content_key: &str) -> String {
+    let digest = content_key
+        .len()
+        .checked_sub(64)
+        .and_then(|at| Some((content_key.get(..at)?, content_key.get(at..)?)))
+        .filter(|(call, _)| call.ends_with(':'))
+        .and_then(|(call, hex)| Some((call, data_encoding::HEXLOWER.decode(hex.as_bytes()).ok()?)));
+    match digest {
+        Some((call, digest)) => {
+            format!("{call}{}", data_encoding::BASE64URL_NOPAD.encode(&digest[..9]))
+        }
+        None => content_key.to_owned(),
+    }
 }
 
 /// The statement of `stored_dedup_keys` for one chunk of keys.
@@ -990,7 +1028,7 @@ fn ingest_model(new: &NewIngest, now: DateTime<Utc>) -> ingest::ActiveModel {
         context_token: Set(conversation.context_token.clone()),
         provider: Set(conversation.provider.clone()),
         source: Set(conversation.source.as_str().to_owned()),
-        dedup_key: Set(new.dedup_key.clone()),
+        dedup_key: Set(stored_dedup_key(&new.dedup_key)),
         state: Set(IngestState::Queued.as_str().to_owned()),
         payload_json: Set(String::new()),
         datapoint_id: Set(None),

@@ -107,6 +107,42 @@ async fn one_holds(
     storage.queue().extend_leases(&[job], worker, until).await.unwrap() == [job]
 }
 
+/// A repeated conversation is found whichever form its key was stored in: the short form
+/// written now (`stored_dedup_key`, its digest cut to 72 bits), or the content key itself, as
+/// rows written before run 22 hold it.
+#[tokio::test]
+async fn repeats_are_found_under_either_stored_key() {
+    let now = Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap();
+    let storage = &super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let commit = |call_id: &'static str| async move {
+        let write = IngestWrite {
+            ingests: vec![new_ingest(organization, project, call_id)],
+            ..Default::default()
+        };
+        let settings = crate::storage::testing::jobs_only(2);
+        storage.commit_ingest_writes(&[&write], settings, now).await.unwrap()[0][0]
+    };
+    let (a, b) = (commit("a").await, commit("b").await);
+    assert!(matches!((a, b), (IngestOutcome::Created(_), IngestOutcome::Created(_))));
+    let key_of = |call_id| new_ingest(organization, project, call_id).dedup_key;
+    let short = super::ingest::stored_dedup_key(&key_of("a"));
+    assert!(short.len() < key_of("a").len() - 50, "{short}");
+    let rows_keyed = |key: &str| {
+        let sql = format!("SELECT COUNT(*) AS n FROM ingests WHERE dedup_key = '{key}'");
+        async move { super::testing::count(storage, &sql).await }
+    };
+    assert_eq!(rows_keyed(&short).await, 1);
+    assert_eq!(commit("a").await, IngestOutcome::Duplicate(a.ingest_id()));
+    // b's row as written before: its content key in full.
+    let sql =
+        format!("UPDATE ingests SET dedup_key = '{}' WHERE id = '{}'", key_of("b"), b.ingest_id());
+    super::testing::execute(storage, &sql).await;
+    assert_eq!(rows_keyed(&key_of("b")).await, 1);
+    assert_eq!(commit("b").await, IngestOutcome::Duplicate(b.ingest_id()));
+    assert!(matches!(commit("c").await, IngestOutcome::Created(_)));
+}
+
 #[tokio::test]
 async fn queue_commits_claims_retries_and_finishes() {
     let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()));
