@@ -815,13 +815,18 @@ pub(super) async fn versions_named_by(
     rows: &[ResultsRow],
     context: &'static str,
 ) -> Result<MonitorVersions, Error> {
+    super::rollups::monitor_versions_of(connection, &monitors_named_by(rows), context).await
+}
+
+/// The ids of the monitors `rows`' matches name, sorted, each once.
+pub(super) fn monitors_named_by(rows: &[ResultsRow]) -> Vec<String> {
     let mut monitors: Vec<String> = rows
         .iter()
         .flat_map(|row| row.matches.monitors.iter().map(|monitor| monitor.monitor_id.clone()))
         .collect();
     monitors.sort_unstable();
     monitors.dedup();
-    super::rollups::monitor_versions_of(connection, &monitors, context).await
+    monitors
 }
 
 /// What `results_json` keeps of a call's `results` when its matches hold the results of the

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::entities::{
     datapoint_check, monitor, monitor_datapoint, monitor_rollup, monitor_version,
 };
-use super::monitors::{MonitorVersions, ResultsRow, StoredResult, versions_named_by};
+use super::monitors::{MonitorVersions, ResultsRow, StoredResult, monitors_named_by};
 use super::{Batch, Storage, db_error, parse_uuid};
 use crate::clock::from_millis;
 use crate::error::Error;
@@ -152,15 +152,12 @@ pub(super) async fn take_out(
             rows.push(ResultsRow::of(&model)?);
         }
     }
-    let versions = versions_named_by(connection, &rows, context).await?;
+    let monitors = monitors_named_by(&rows);
+    let versions = monitor_versions_of(connection, &monitors, context).await?;
     for row in &rows {
         earlier.matches.extend(row.match_rows());
         earlier.results.insert(row.datapoint_id.clone(), row.results(&versions));
     }
-    let mut monitors: Vec<String> =
-        earlier.matches.iter().map(|row| row.monitor_id.clone()).collect();
-    monitors.sort_unstable();
-    monitors.dedup();
     let matched = &earlier.matches;
     if matched.is_empty() {
         return Ok(earlier);
