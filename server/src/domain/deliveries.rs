@@ -163,13 +163,26 @@ mod tests {
         let fresh = delivery(now - day);
         let old = delivery(now - day * 8);
         let ancient = delivery(now - day * 31);
-        for record in [&fresh, &old, &ancient] {
+        let damaged = delivery(now - day * 8);
+        for record in [&fresh, &old, &ancient, &damaged] {
             domain.record_delivery(record.clone()).await;
         }
         let hashes_stored = "SELECT COUNT(*) AS n FROM webhook_deliveries WHERE body_sha256 <> ''";
         let count = |sql| crate::storage::testing::count(&domain.storage, sql);
         assert_eq!(count(hashes_stored).await, 0, "kept bodies hold their hashes");
-        assert_eq!(domain.prune_webhook_deliveries().await.unwrap(), (1, 1));
+        // A body that no longer reads (labelled without its preset): listed with no hash, and
+        // cleared like the others.
+        let sql = format!(
+            "UPDATE webhook_deliveries SET body_encoding = 'deflate-with-request' WHERE id = '{}'",
+            damaged.record.id
+        );
+        crate::storage::testing::execute(&domain.storage, &sql).await;
+        let listed = domain.storage.list_webhook_deliveries(Uuid::nil(), None, None, 10);
+        let listed = listed.await.unwrap();
+        let listed_damaged = listed.iter().find(|listed| listed.id == damaged.record.id);
+        assert_eq!(listed_damaged.unwrap().body_sha256, "");
+        assert!(domain.storage.get_webhook_delivery(Uuid::nil(), damaged.record.id).await.is_err());
+        assert_eq!(domain.prune_webhook_deliveries().await.unwrap(), (2, 1));
         assert_eq!(count(hashes_stored).await, 1, "the cleared body's hash is written down");
         let stored = |id| domain.storage.get_webhook_delivery(Uuid::nil(), id);
         let sha = crate::crypto::sha256_hex(b"{}");
@@ -182,8 +195,11 @@ mod tests {
         assert_eq!(old.delivery.body_sha256, sha);
         let listed = domain.storage.list_webhook_deliveries(Uuid::nil(), None, None, 10);
         let listed = listed.await.unwrap();
-        assert_eq!(listed.len(), 2);
-        assert!(listed.iter().all(|delivery| delivery.body_sha256 == sha), "{listed:?}");
+        assert_eq!(listed.len(), 3);
+        let hashes: Vec<&str> =
+            listed.iter().map(|delivery| delivery.body_sha256.as_str()).collect();
+        // Newest first: the damaged one was recorded last.
+        assert_eq!(hashes, ["", &*sha, &*sha]);
         // A row written before kept its hash beside its body, and that hash is read.
         let earlier = "ab".repeat(32);
         let sql = format!(

@@ -372,8 +372,7 @@ struct ListedRow {
 
 impl ListedRow {
     fn into_delivery(self, context: &'static str) -> Result<WebhookDelivery, Error> {
-        let body_sha256 = stored_hash(self.body_sha256, self.hashed_body, &self.body_encoding)
-            .map_err(|error| Error::internal(context, error))?;
+        let body_sha256 = stored_hash(self.body_sha256, self.hashed_body, &self.body_encoding);
         Ok(WebhookDelivery {
             id: parse_uuid(context, &self.id)?,
             integration_id: parse_uuid(context, &self.integration_id)?,
@@ -395,14 +394,18 @@ impl ListedRow {
 }
 
 /// A delivery's body hash: `stored` (`body_sha256`), or, where that is empty and the body is
-/// kept (`delivery_model`), the SHA-256 of the body read back.
-fn stored_hash(stored: String, body: Option<Vec<u8>>, encoding: &str) -> Result<String, String> {
+/// kept (`delivery_model`), the SHA-256 of the body read back; empty when that body does not
+/// read, so that one damaged body neither hides a listing nor holds back its own clearing
+/// (reading the delivery itself says what is wrong).
+fn stored_hash(stored: String, body: Option<Vec<u8>>, encoding: &str) -> String {
     match body {
         Some(body) if stored.is_empty() => {
-            let (_, body) = kept_request_and_body(encoding, Some(body), None)?;
-            Ok(body.map(|body| crate::crypto::sha256_hex(&body)).unwrap_or_default())
+            match kept_request_and_body(encoding, Some(body), None) {
+                Ok((_, Some(body))) => crate::crypto::sha256_hex(&body),
+                _ => String::new(),
+            }
         }
-        _ => Ok(stored),
+        _ => stored,
     }
 }
 
@@ -433,9 +436,7 @@ pub(super) async fn clear_bodies(
         let encoding: String = row.try_get("", "body_encoding").map_err(db_error(context))?;
         let body: Option<Vec<u8>> = row.try_get("", "hashed_body").map_err(db_error(context))?;
         let hashed = body.is_some();
-        let hash = stored_hash(stored, body, &encoding)
-            .map_err(|error| Error::internal(context, error))?;
-        cleared.push((id, hashed.then_some(hash)));
+        cleared.push((id, hashed.then(|| stored_hash(stored, body, &encoding))));
     }
     let mut count = 0;
     for chunk in cleared.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
