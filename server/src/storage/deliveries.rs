@@ -256,10 +256,7 @@ impl Storage {
         let (request, body) =
             kept_request_and_body(&model.body_encoding, model.body, model.request_json.as_deref())
                 .map_err(|error| Error::internal(context, error))?;
-        let body_sha256 = match &body {
-            Some(body) if model.body_sha256.is_empty() => crate::crypto::sha256_hex(body),
-            _ => model.body_sha256,
-        };
+        let body_sha256 = hash_or(model.body_sha256, body.as_deref());
         let row = ListedRow {
             id: model.id,
             integration_id: model.integration_id,
@@ -400,11 +397,19 @@ impl ListedRow {
 fn stored_hash(stored: String, body: Option<Vec<u8>>, encoding: &str) -> String {
     match body {
         Some(body) if stored.is_empty() => {
-            match kept_request_and_body(encoding, Some(body), None) {
-                Ok((_, Some(body))) => crate::crypto::sha256_hex(&body),
-                _ => String::new(),
-            }
+            let body =
+                kept_request_and_body(encoding, Some(body), None).ok().and_then(|kept| kept.1);
+            hash_or(stored, body.as_deref())
         }
+        _ => stored,
+    }
+}
+
+/// `stored` (`body_sha256`), or where that is empty the SHA-256 of `body` as it arrived (empty
+/// without one).
+fn hash_or(stored: String, body: Option<&[u8]>) -> String {
+    match body {
+        Some(body) if stored.is_empty() => crate::crypto::sha256_hex(body),
         _ => stored,
     }
 }
