@@ -172,9 +172,9 @@ mod tests {
         assert_eq!(count(hashes_stored).await, 0, "kept bodies hold their hashes");
         // A body that no longer reads (labelled without its preset): listed with no hash, and
         // cleared like the others.
+        let id = crate::storage::testing::id_literal(&domain.storage, damaged.record.id);
         let sql = format!(
-            "UPDATE webhook_deliveries SET body_encoding = 'deflate-with-request' WHERE id = '{}'",
-            damaged.record.id
+            "UPDATE webhook_deliveries SET body_encoding = 'deflate-with-request' WHERE id = {id}"
         );
         crate::storage::testing::execute(&domain.storage, &sql).await;
         let listed = domain.storage.list_webhook_deliveries(Uuid::nil(), None, None, 10);
@@ -202,10 +202,9 @@ mod tests {
         assert_eq!(hashes, ["", &*sha, &*sha]);
         // A row written before kept its hash beside its body, and that hash is read.
         let earlier = "ab".repeat(32);
-        let sql = format!(
-            "UPDATE webhook_deliveries SET body_sha256 = '{earlier}' WHERE id = '{}'",
-            fresh.delivery.id
-        );
+        let id = crate::storage::testing::id_literal(&domain.storage, fresh.delivery.id);
+        let sql =
+            format!("UPDATE webhook_deliveries SET body_sha256 = '{earlier}' WHERE id = {id}");
         crate::storage::testing::execute(&domain.storage, &sql).await;
         let fresh = stored(fresh.delivery.id).await.unwrap().unwrap();
         assert_eq!((fresh.delivery.body_sha256.as_str(), fresh.body.is_some()), (&*earlier, true));

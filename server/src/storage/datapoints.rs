@@ -73,7 +73,7 @@ impl Storage {
         } else {
             kept = finished
                 .iter()
-                .filter(|result| present.contains(&result.ingest_id.to_string()))
+                .filter(|result| present.contains(&result.ingest_id))
                 .copied()
                 .collect();
             (models, search_rows) = datapoint_rows(&kept)?;
@@ -340,19 +340,19 @@ async fn present_ingests(
     connection: &impl ConnectionTrait,
     finished: &[FinishedIngest<'_>],
     context: &'static str,
-) -> Result<std::collections::HashSet<String>, Error> {
+) -> Result<std::collections::HashSet<Uuid>, Error> {
     use super::entities::ingest;
     let mut present = std::collections::HashSet::with_capacity(finished.len());
     for chunk in finished.chunks(LOOKUP_CHUNK_KEYS) {
-        let mut select = ingest::Entity::find().select_only().column(ingest::Column::Id).filter(
-            ingest::Column::Id.is_in(chunk.iter().map(|result| result.ingest_id.to_string())),
-        );
+        let mut select = ingest::Entity::find()
+            .select_only()
+            .column(ingest::Column::Id)
+            .filter(ingest::Column::Id.is_in(chunk.iter().map(|result| result.ingest_id)));
         if connection.get_database_backend() == DbBackend::Postgres {
             select = select.lock_exclusive();
         }
-        present.extend(
-            select.into_tuple::<String>().all(connection).await.map_err(db_error(context))?,
-        );
+        present
+            .extend(select.into_tuple::<Uuid>().all(connection).await.map_err(db_error(context))?);
     }
     Ok(present)
 }
@@ -796,7 +796,7 @@ pub(super) fn ingests_done(
             .iter()
             .map(|result| {
                 ValueTuple::Three(
-                    result.ingest_id.to_string().into(),
+                    result.ingest_id.into(),
                     result.attempts.into(),
                     result.datapoint.id.to_string().into(),
                 )

@@ -9,7 +9,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::entities::webhook_delivery;
-use super::{Storage, db_error, parse_uuid};
+use super::{Storage, db_error};
 use crate::clock::{from_millis, to_millis};
 use crate::error::Error;
 use crate::model::deliveries::{
@@ -26,7 +26,7 @@ pub(super) fn set_outcome(model: &mut webhook_delivery::ActiveModel, outcome: In
     };
     model.verdict = Set(verdict.as_str().to_owned());
     model.http_status = Set(http_status);
-    model.ingest_id = Set(Some(ingest_id.to_string()));
+    model.ingest_id = Set(Some(ingest_id));
 }
 
 /// The row of `delivery`, its body as `keep_body` keeps it, and the body's SHA-256
@@ -50,10 +50,10 @@ pub(super) fn delivery_model(
         None => (request_json, None),
     };
     Ok(webhook_delivery::ActiveModel {
-        id: Set(record.id.to_string()),
-        organization_id: Set(delivery.organization_id.to_string()),
-        project_id: Set(delivery.project_id.to_string()),
-        integration_id: Set(record.integration_id.to_string()),
+        id: Set(record.id),
+        organization_id: Set(delivery.organization_id),
+        project_id: Set(delivery.project_id),
+        integration_id: Set(record.integration_id),
         received_at_ms: Set(to_millis(record.received_at)),
         verdict: Set(record.verdict.as_str().to_owned()),
         http_status: Set(i32::from(record.http_status)),
@@ -64,7 +64,7 @@ pub(super) fn delivery_model(
         body_sha256: Set(if kept.is_some() { String::new() } else { record.body_sha256.clone() }),
         error: Set(record.error.clone()),
         error_message: Set(record.error_message.clone()),
-        ingest_id: Set(record.ingest_id.map(|id| id.to_string())),
+        ingest_id: Set(record.ingest_id),
         authenticated: Set(record.authenticated),
         request_json: Set(request_json),
         body_encoding: Set(kept.as_ref().map_or("", |kept| kept.0).to_owned()),
@@ -202,13 +202,12 @@ impl Storage {
         limit: usize,
     ) -> Result<Vec<WebhookDelivery>, Error> {
         let context = "listing webhook deliveries";
-        let mut query =
-            listed().filter(webhook_delivery::Column::IntegrationId.eq(integration_id.to_string()));
+        let mut query = listed().filter(webhook_delivery::Column::IntegrationId.eq(integration_id));
         if let Some(verdict) = verdict {
             query = query.filter(webhook_delivery::Column::Verdict.eq(verdict.as_str()));
         }
         if let Some(before) = before {
-            query = query.filter(webhook_delivery::Column::Id.lt(before.to_string()));
+            query = query.filter(webhook_delivery::Column::Id.lt(before));
         }
         let rows = query
             .order_by_desc(webhook_delivery::Column::Id)
@@ -245,8 +244,8 @@ impl Storage {
         id: Uuid,
     ) -> Result<Option<StoredDelivery>, Error> {
         let context = "reading a webhook delivery";
-        let Some(model) = webhook_delivery::Entity::find_by_id(id.to_string())
-            .filter(webhook_delivery::Column::IntegrationId.eq(integration_id.to_string()))
+        let Some(model) = webhook_delivery::Entity::find_by_id(id)
+            .filter(webhook_delivery::Column::IntegrationId.eq(integration_id))
             .one(&self.db)
             .await
             .map_err(db_error(context))?
@@ -305,12 +304,11 @@ impl Storage {
             }
             match projects {
                 DeliveryProjects::Only(project) => {
-                    select.and_where(webhook_delivery::Column::ProjectId.eq(project.to_string()));
+                    select.and_where(webhook_delivery::Column::ProjectId.eq(*project));
                 }
                 DeliveryProjects::AllBut(projects) if !projects.is_empty() => {
                     select.and_where(
-                        webhook_delivery::Column::ProjectId
-                            .is_not_in(projects.iter().map(Uuid::to_string)),
+                        webhook_delivery::Column::ProjectId.is_not_in(projects.iter().copied()),
                     );
                 }
                 DeliveryProjects::AllBut(_) => {}
@@ -349,8 +347,8 @@ pub enum DeliveryProjects {
 
 #[derive(Debug, sea_orm::FromQueryResult)]
 struct ListedRow {
-    id: String,
-    integration_id: String,
+    id: Uuid,
+    integration_id: Uuid,
     received_at_ms: i64,
     verdict: String,
     http_status: i32,
@@ -359,7 +357,7 @@ struct ListedRow {
     body_sha256: String,
     error: String,
     error_message: String,
-    ingest_id: Option<String>,
+    ingest_id: Option<Uuid>,
     authenticated: bool,
     replayable: bool,
     /// The kept body, where `body_sha256` is empty: it holds the hash.
@@ -371,8 +369,8 @@ impl ListedRow {
     fn into_delivery(self, context: &'static str) -> Result<WebhookDelivery, Error> {
         let body_sha256 = stored_hash(self.body_sha256, self.hashed_body, &self.body_encoding);
         Ok(WebhookDelivery {
-            id: parse_uuid(context, &self.id)?,
-            integration_id: parse_uuid(context, &self.integration_id)?,
+            id: self.id,
+            integration_id: self.integration_id,
             received_at: from_millis(self.received_at_ms),
             verdict: DeliveryVerdict::parse(&self.verdict).ok_or_else(|| {
                 Error::internal(context, format!("unknown verdict {:?}", self.verdict))
@@ -383,7 +381,7 @@ impl ListedRow {
             body_sha256,
             error: self.error,
             error_message: self.error_message,
-            ingest_id: self.ingest_id.as_deref().map(|id| parse_uuid(context, id)).transpose()?,
+            ingest_id: self.ingest_id,
             authenticated: self.authenticated,
             replayable: self.replayable,
         })
@@ -436,7 +434,7 @@ pub(super) async fn clear_bodies(
         .to_owned();
     let mut cleared = Vec::new();
     for row in connection.query_all_raw(backend.build(&select)).await.map_err(db_error(context))? {
-        let id: String = row.try_get("", "id").map_err(db_error(context))?;
+        let id: Uuid = row.try_get("", "id").map_err(db_error(context))?;
         let stored: String = row.try_get("", "body_sha256").map_err(db_error(context))?;
         let encoding: String = row.try_get("", "body_encoding").map_err(db_error(context))?;
         let body: Option<Vec<u8>> = row.try_get("", "hashed_body").map_err(db_error(context))?;
@@ -451,12 +449,12 @@ pub(super) async fn clear_bodies(
             .value(Column::Body, Option::<Vec<u8>>::None)
             .value(Column::BodyEncoding, AS_RECEIVED)
             .value(Column::RequestJson, Option::<String>::None)
-            .and_where(Column::Id.is_in(chunk.iter().map(|(id, _)| id.clone())));
+            .and_where(Column::Id.is_in(chunk.iter().map(|(id, _)| *id)));
         let mut hashes = chunk.iter().filter_map(|(id, hash)| Some((id, hash.as_ref()?)));
         if let Some((id, hash)) = hashes.next() {
-            let mut case = Expr::case(Column::Id.eq(id.clone()), hash.clone());
+            let mut case = Expr::case(Column::Id.eq(*id), hash.clone());
             for (id, hash) in hashes {
-                case = case.case(Column::Id.eq(id.clone()), hash.clone());
+                case = case.case(Column::Id.eq(*id), hash.clone());
             }
             update.value(Column::BodySha256, case.finally(Expr::col(Column::BodySha256)));
         }
@@ -475,7 +473,7 @@ pub(super) fn deliveries_of_ingests(
     limit: usize,
 ) -> sea_orm::Select<webhook_delivery::Entity> {
     listed()
-        .filter(webhook_delivery::Column::IngestId.is_in(ingest_ids.iter().map(Uuid::to_string)))
+        .filter(webhook_delivery::Column::IngestId.is_in(ingest_ids.iter().copied()))
         .order_by_desc(webhook_delivery::Column::Id)
         .limit(u64::try_from(limit).unwrap_or(u64::MAX))
 }

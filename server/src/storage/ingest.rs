@@ -595,15 +595,15 @@ impl Storage {
         jobs: &[ClaimedJob],
     ) -> Result<Vec<(IngestRecord, Conversation)>, Error> {
         let context = "loading ingests";
-        let inputs: HashMap<String, Option<&str>> = jobs
+        let inputs: HashMap<Uuid, Option<&str>> = jobs
             .iter()
-            .filter_map(|job| Some((job.payload.ingest_id()?.to_string(), job.input.as_deref())))
+            .filter_map(|job| Some((job.payload.ingest_id()?, job.input.as_deref())))
             .collect();
-        let ids: Vec<&String> = inputs.keys().collect();
+        let ids: Vec<Uuid> = inputs.keys().copied().collect();
         let mut loaded = Vec::with_capacity(jobs.len());
         for chunk in ids.chunks(500) {
             let models = ingest::Entity::find()
-                .filter(ingest::Column::Id.is_in(chunk.iter().map(|id| (*id).clone())))
+                .filter(ingest::Column::Id.is_in(chunk.iter().copied()))
                 .all(&self.db)
                 .await
                 .map_err(db_error(context))?;
@@ -635,7 +635,7 @@ impl Storage {
             .col_expr(ingest::Column::State, Expr::value(IngestState::Processing.as_str()))
             .col_expr(ingest::Column::Attempts, Expr::value(attempts))
             .col_expr(ingest::Column::UpdatedAtMs, Expr::value(to_millis(now)))
-            .filter(ingest::Column::Id.eq(id.to_string()))
+            .filter(ingest::Column::Id.eq(id))
             .exec(&self.db)
             .await
             .map_err(db_error(context))?;
@@ -676,7 +676,7 @@ impl Storage {
         let context = "recording a failed job";
         let transaction = self.begin_write().await.map_err(db_error(context))?;
         if retry_at.is_none() {
-            let model = ingest::Entity::find_by_id(ingest_id.to_string())
+            let model = ingest::Entity::find_by_id(ingest_id)
                 .filter(ingest::Column::State.ne(IngestState::Done.as_str()))
                 .one(&transaction)
                 .await
@@ -692,8 +692,8 @@ impl Storage {
                     .unwrap_or_default();
                 let call = crate::model::events::FailedCall {
                     ingest_id,
-                    organization_id: parse_uuid(context, &model.organization_id)?,
-                    project_id: parse_uuid(context, &model.project_id)?,
+                    organization_id: model.organization_id,
+                    project_id: model.project_id,
                     provider: &model.provider,
                     call_id: &model.call_id,
                     source: &model.source,
@@ -740,8 +740,8 @@ impl Storage {
         organization_id: Uuid,
         id: Uuid,
     ) -> Result<Option<IngestRecord>, Error> {
-        ingest::Entity::find_by_id(id.to_string())
-            .filter(ingest::Column::OrganizationId.eq(organization_id.to_string()))
+        ingest::Entity::find_by_id(id)
+            .filter(ingest::Column::OrganizationId.eq(organization_id))
             .one(&self.db)
             .await
             .map_err(db_error("reading an ingest"))?
@@ -759,13 +759,13 @@ impl Storage {
         limit: usize,
     ) -> Result<Vec<IngestRecord>, Error> {
         let mut query = ingest::Entity::find()
-            .filter(ingest::Column::OrganizationId.eq(organization_id.to_string()))
-            .filter(ingest::Column::ProjectId.eq(project_id.to_string()));
+            .filter(ingest::Column::OrganizationId.eq(organization_id))
+            .filter(ingest::Column::ProjectId.eq(project_id));
         if let Some(state) = state {
             query = query.filter(ingest::Column::State.eq(state.as_str()));
         }
         if let Some(before) = before {
-            query = query.filter(ingest::Column::Id.lt(before.to_string()));
+            query = query.filter(ingest::Column::Id.lt(before));
         }
         query
             .order_by_desc(ingest::Column::Id)
@@ -809,7 +809,7 @@ impl Storage {
         let capped = Query::select()
             .expr(Expr::val(1))
             .from(ingest::Entity)
-            .and_where(ingest::Column::ProjectId.eq(project_id.to_string()))
+            .and_where(ingest::Column::ProjectId.eq(project_id))
             .and_where(ingest::Column::State.eq(state.as_str()))
             .limit(cap.saturating_add(1))
             .to_owned();
@@ -920,7 +920,7 @@ pub(super) async fn set_ingest_state(
             Expr::value(change.next_attempt_at.map(to_millis)),
         )
         .col_expr(ingest::Column::UpdatedAtMs, Expr::value(to_millis(now)))
-        .filter(ingest::Column::Id.eq(ingest_id.to_string()))
+        .filter(ingest::Column::Id.eq(ingest_id))
         // A done ingest stays done (its conversation is cleared then): a stray job that finds
         // it done fails alone.
         .filter(ingest::Column::State.ne(IngestState::Done.as_str()))
@@ -957,12 +957,11 @@ async fn stored_dedup_keys(
             connection.get_database_backend().build(&stored_dedup_keys_statement(chunk));
         for row in connection.query_all_raw(statement).await.map_err(db_error(context))? {
             let get = |column| row.try_get::<String>("", column).map_err(db_error(context));
-            let (id, project_id, dedup_key) = (get("id")?, get("project_id")?, get("dedup_key")?);
+            let id: Uuid = row.try_get("", "id").map_err(db_error(context))?;
+            let project_id: Uuid = row.try_get("", "project_id").map_err(db_error(context))?;
+            let dedup_key = get("dedup_key")?;
             let key = content_keys.get(dedup_key.as_str()).copied().unwrap_or(&dedup_key);
-            known.insert(
-                (parse_uuid(context, &project_id)?, key.to_owned()),
-                parse_uuid(context, &id)?,
-            );
+            known.insert((project_id, key.to_owned()), id);
         }
     }
     Ok(known)
@@ -1009,7 +1008,7 @@ pub(super) fn stored_dedup_keys_statement(
         &[ingest::Column::ProjectId, ingest::Column::DedupKey],
         keys.iter()
             .map(|(project_id, dedup_key)| {
-                ValueTuple::Two(project_id.to_string().into(), (*dedup_key).into())
+                ValueTuple::Two((*project_id).into(), (*dedup_key).into())
             })
             .collect(),
     );
@@ -1021,9 +1020,9 @@ pub(super) fn stored_dedup_keys_statement(
 fn ingest_model(new: &NewIngest, now: DateTime<Utc>) -> ingest::ActiveModel {
     let conversation = &new.conversation;
     ingest::ActiveModel {
-        id: Set(new.id.to_string()),
-        organization_id: Set(new.organization_id.to_string()),
-        project_id: Set(new.project_id.to_string()),
+        id: Set(new.id),
+        organization_id: Set(new.organization_id),
+        project_id: Set(new.project_id),
         call_id: Set(conversation.call_id.clone()),
         context_token: Set(conversation.context_token.clone()),
         provider: Set(conversation.provider.clone()),
@@ -1071,9 +1070,9 @@ fn audio_object_model(object: &AudioObject) -> audio_object::ActiveModel {
 fn ingest_from_model(model: ingest::Model) -> Result<IngestRecord, Error> {
     let context = "reading an ingest";
     Ok(IngestRecord {
-        id: parse_uuid(context, &model.id)?,
-        organization_id: parse_uuid(context, &model.organization_id)?,
-        project_id: parse_uuid(context, &model.project_id)?,
+        id: model.id,
+        organization_id: model.organization_id,
+        project_id: model.project_id,
         call_id: model.call_id,
         context_token: model.context_token,
         provider: model.provider,
@@ -1120,9 +1119,9 @@ pub(super) fn ingests_of_call(
     limit: usize,
 ) -> sea_orm::Select<ingest::Entity> {
     ingest::Entity::find()
-        .filter(ingest::Column::OrganizationId.eq(organization_id.to_string()))
+        .filter(ingest::Column::OrganizationId.eq(organization_id))
         .filter(ingest::Column::CallId.eq(call_id))
-        .filter(ingest::Column::ProjectId.eq(project_id.to_string()))
+        .filter(ingest::Column::ProjectId.eq(project_id))
         .filter(ingest::Column::Provider.eq(provider))
         .order_by_desc(ingest::Column::Id)
         .limit(u64::try_from(limit).unwrap_or(u64::MAX))

@@ -107,6 +107,63 @@ async fn one_holds(
     storage.queue().extend_leases(&[job], worker, until).await.unwrap() == [job]
 }
 
+/// The ids an ingest's row and a delivery's hold (theirs, and their organization's, project's,
+/// integration's and ingest's) are stored in 16 bytes (m0029): a blob on SQLite, a `uuid` on
+/// PostgreSQL. Run down, the migration writes them back as text;
+/// run up again, the rows read as before, a repeat finds its ingest, and the delivery is found
+/// by its ingest.
+#[tokio::test]
+async fn ingest_and_delivery_ids_are_stored_in_16_bytes() {
+    let now = Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap();
+    let storage = &super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let write = crate::storage::intake_log_tests::webhook_write(organization, project, "keyed");
+    let (ingest_id, delivery_id) =
+        (write.ingests[0].id, write.delivery.as_ref().unwrap().record.id);
+    let settings = crate::storage::testing::jobs_only(2);
+    let outcome = storage.commit_ingest_writes(&[&write], settings, now).await.unwrap()[0][0];
+    assert_eq!(outcome, IngestOutcome::Created(ingest_id));
+    let postgres = storage.db.get_database_backend() == sea_orm::DbBackend::Postgres;
+    let binary = |column: &str| match postgres {
+        true => format!("pg_typeof({column}) = 'uuid'::regtype"),
+        false => format!("typeof({column}) = 'blob' AND length({column}) = 16"),
+    };
+    let all_binary = |columns: &[&str]| {
+        columns.iter().map(|column| binary(column)).collect::<Vec<_>>().join(" AND ")
+    };
+    let binary_ids = format!(
+        "SELECT (SELECT COUNT(*) FROM ingests WHERE {}) \
+         + (SELECT COUNT(*) FROM webhook_deliveries WHERE {}) AS n",
+        all_binary(&["id", "organization_id", "project_id"]),
+        all_binary(&["id", "organization_id", "project_id", "integration_id", "ingest_id"]),
+    );
+    assert_eq!(super::testing::count(storage, &binary_ids).await, 2);
+
+    super::testing::migrate_down_through(storage, "m0029_binary_intake_ids").await;
+    let text_ids = format!(
+        "SELECT (SELECT COUNT(*) FROM ingests \
+            WHERE id = '{ingest_id}' AND organization_id = '{organization}') \
+         + (SELECT COUNT(*) FROM webhook_deliveries \
+            WHERE id = '{delivery_id}' AND ingest_id = '{ingest_id}' \
+            AND project_id = '{project}' AND integration_id = '{project}') AS n"
+    );
+    assert_eq!(super::testing::count(storage, &text_ids).await, 2, "written back as text");
+    <super::migrations::Migrator as sea_orm_migration::MigratorTrait>::up(&storage.db, None)
+        .await
+        .unwrap();
+    assert_eq!(super::testing::count(storage, &binary_ids).await, 2);
+
+    let ingest = storage.get_ingest(organization, ingest_id).await.unwrap().unwrap();
+    assert_eq!((ingest.id, ingest.call_id.as_str()), (ingest_id, "keyed"));
+    let delivery = storage.get_webhook_delivery(project, delivery_id).await.unwrap().unwrap();
+    assert_eq!((delivery.delivery.id, delivery.delivery.ingest_id), (delivery_id, Some(ingest_id)));
+    let by_ingest = storage.ingest_deliveries(&[ingest_id], 10).await.unwrap();
+    assert_eq!(by_ingest.iter().map(|found| found.id).collect::<Vec<_>>(), [delivery_id]);
+    let again = crate::storage::intake_log_tests::webhook_write(organization, project, "keyed");
+    let outcome = storage.commit_ingest_writes(&[&again], settings, now).await.unwrap()[0][0];
+    assert_eq!(outcome, IngestOutcome::Duplicate(ingest_id));
+}
+
 /// A repeated conversation is found whichever form its key was stored in: the short form
 /// written now (`stored_dedup_key`, its digest cut to 72 bits), or the content key itself, as
 /// rows written before run 22 hold it.
@@ -135,8 +192,8 @@ async fn repeats_are_found_under_either_stored_key() {
     assert_eq!(rows_keyed(&short).await, 1);
     assert_eq!(commit("a").await, IngestOutcome::Duplicate(a.ingest_id()));
     // b's row as written before: its content key in full.
-    let sql =
-        format!("UPDATE ingests SET dedup_key = '{}' WHERE id = '{}'", key_of("b"), b.ingest_id());
+    let id = super::testing::id_literal(storage, b.ingest_id());
+    let sql = format!("UPDATE ingests SET dedup_key = '{}' WHERE id = {id}", key_of("b"));
     super::testing::execute(storage, &sql).await;
     assert_eq!(rows_keyed(&key_of("b")).await, 1);
     assert_eq!(commit("b").await, IngestOutcome::Duplicate(b.ingest_id()));
@@ -756,12 +813,7 @@ async fn a_call_is_kept_once() {
         .await
         .unwrap();
     let payload = |id: Uuid| async move {
-        ingest::Entity::find_by_id(id.to_string())
-            .one(&storage.db)
-            .await
-            .unwrap()
-            .unwrap()
-            .payload_json
+        ingest::Entity::find_by_id(id).one(&storage.db).await.unwrap().unwrap().payload_json
     };
     assert_eq!(payload(new.id).await, "");
 
@@ -771,7 +823,7 @@ async fn a_call_is_kept_once() {
             .unwrap();
     ingest::Entity::update_many()
         .col_expr(ingest::Column::PayloadJson, Expr::value(stored))
-        .filter(sea_orm::ColumnTrait::eq(&ingest::Column::Id, old.id.to_string()))
+        .filter(sea_orm::ColumnTrait::eq(&ingest::Column::Id, old.id))
         .exec(&storage.db)
         .await
         .unwrap();

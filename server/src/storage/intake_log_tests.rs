@@ -23,7 +23,7 @@ fn now() -> chrono::DateTime<Utc> {
 }
 
 /// A webhook's write: one call and its delivery, with the body as it arrived.
-fn webhook_write(organization: Uuid, project: Uuid, call_id: &str) -> IngestWrite {
+pub(crate) fn webhook_write(organization: Uuid, project: Uuid, call_id: &str) -> IngestWrite {
     let ingest = new_ingest(organization, project, call_id);
     let delivery = NewDelivery {
         organization_id: organization,

@@ -346,22 +346,22 @@ async fn call_ingests(
     organization_id: Uuid,
     calls: &[&CallRef],
     context: &'static str,
-) -> Result<Vec<String>, Error> {
+) -> Result<Vec<Uuid>, Error> {
     let backend = connection.get_database_backend();
-    let keys: HashSet<(String, &str, &str)> = calls
+    let keys: HashSet<(Uuid, &str, &str)> = calls
         .iter()
-        .map(|call| (call.project_id.to_string(), call.provider.as_str(), call.call_id.as_str()))
+        .map(|call| (call.project_id, call.provider.as_str(), call.call_id.as_str()))
         .collect();
     let call_ids: HashSet<&str> = calls.iter().map(|call| call.call_id.as_str()).collect();
-    let rows: Vec<(String, String, String, String)> = ingests_of_calls(organization_id, &call_ids)
+    let rows: Vec<(Uuid, Uuid, String, String)> = ingests_of_calls(organization_id, &call_ids)
         .into_tuple()
         .all(connection)
         .await
         .map_err(db_error(context))?;
-    let ids: Vec<String> = rows
+    let ids: Vec<Uuid> = rows
         .into_iter()
         .filter(|(_, project_id, provider, call_id)| {
-            keys.contains(&(project_id.clone(), provider.as_str(), call_id.as_str()))
+            keys.contains(&(*project_id, provider.as_str(), call_id.as_str()))
         })
         .map(|(id, ..)| id)
         .collect();
@@ -371,9 +371,13 @@ async fn call_ingests(
     for statement in [
         Query::delete()
             .from_table(ingest::Entity)
-            .and_where(ingest::Column::Id.is_in(ids.clone()))
+            .and_where(ingest::Column::Id.is_in(ids.iter().copied()))
             .to_owned(),
-        Query::delete().from_table("jobs").and_where(Expr::col("id").is_in(ids.clone())).to_owned(),
+        // A job's id is its ingest's, as text.
+        Query::delete()
+            .from_table("jobs")
+            .and_where(Expr::col("id").is_in(ids.iter().map(Uuid::to_string)))
+            .to_owned(),
     ] {
         connection.execute_raw(backend.build(&statement)).await.map_err(db_error(context))?;
     }
@@ -391,7 +395,7 @@ pub(super) fn ingests_of_calls(
         .column(ingest::Column::ProjectId)
         .column(ingest::Column::Provider)
         .column(ingest::Column::CallId)
-        .filter(ingest::Column::OrganizationId.eq(organization_id.to_string()))
+        .filter(ingest::Column::OrganizationId.eq(organization_id))
         .filter(ingest::Column::CallId.is_in(call_ids.iter().map(|id| (*id).to_owned())))
 }
 
@@ -400,7 +404,7 @@ pub(super) fn ingests_of_calls(
 /// many.
 async fn forget_ingests(
     connection: &impl ConnectionTrait,
-    ingest_ids: &[String],
+    ingest_ids: &[Uuid],
     context: &'static str,
 ) -> Result<u64, Error> {
     if ingest_ids.is_empty() {
@@ -411,12 +415,12 @@ async fn forget_ingests(
 
 /// The deliveries of `ingest_ids` that keep their bodies, for `forget_ingests`
 /// (`deliveries_by_ingest`).
-pub(super) fn kept_bodies(ingest_ids: &[String]) -> sea_orm::sea_query::SelectStatement {
+pub(super) fn kept_bodies(ingest_ids: &[Uuid]) -> sea_orm::sea_query::SelectStatement {
     use super::entities::webhook_delivery;
     Query::select()
         .column(webhook_delivery::Column::Id)
         .from(webhook_delivery::Entity)
-        .and_where(webhook_delivery::Column::IngestId.is_in(ingest_ids.iter().cloned()))
+        .and_where(webhook_delivery::Column::IngestId.is_in(ingest_ids.iter().copied()))
         .and_where(webhook_delivery::Column::Body.is_not_null())
         .to_owned()
 }
@@ -617,8 +621,8 @@ mod tests {
         }
         let now = Utc.with_ymd_and_hms(2026, 11, 30, 0, 0, 0).unwrap();
         let call_ids: HashSet<&str> = ["call-1", "call-2"].into();
-        let ids = vec![Uuid::now_v7().to_string(), Uuid::now_v7().to_string()];
-        let audio: HashSet<String> = ids.iter().cloned().collect();
+        let audio: HashSet<String> =
+            [Uuid::now_v7(), Uuid::now_v7()].map(|id| id.to_string()).into();
         let cases = [
             (
                 "expired calls",
@@ -635,7 +639,11 @@ mod tests {
                 super::ingests_of_calls(Uuid::now_v7(), &call_ids).build(backend),
                 "ingests_by_call",
             ),
-            ("delivery bodies", backend.build(&super::kept_bodies(&ids)), "deliveries_by_ingest"),
+            (
+                "delivery bodies",
+                backend.build(&super::kept_bodies(&[Uuid::now_v7(), Uuid::now_v7()])),
+                "deliveries_by_ingest",
+            ),
             (
                 "named recordings",
                 super::named_recordings(&audio).build(backend),

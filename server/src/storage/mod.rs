@@ -757,6 +757,28 @@ pub mod testing {
             .unwrap();
     }
 
+    /// Runs the migration `name` and every later one down: to hold rows as an earlier version
+    /// stored them, before running them up again.
+    pub async fn migrate_down_through(storage: &Storage, name: &str) {
+        use sea_orm_migration::MigratorTrait;
+        let names: Vec<String> = super::migrations::Migrator::migrations()
+            .iter()
+            .map(|migration| migration.name().to_owned())
+            .collect();
+        let at = names.iter().position(|known| known == name).expect("a known migration");
+        let undone = u32::try_from(names.len() - at).unwrap();
+        super::migrations::Migrator::down(&storage.db, Some(undone)).await.unwrap();
+    }
+
+    /// `id` as a literal of a column that holds ids as 16 bytes (m0029): a blob on SQLite, a
+    /// quoted `uuid` on PostgreSQL.
+    pub fn id_literal(storage: &Storage, id: uuid::Uuid) -> String {
+        match storage.db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => format!("'{id}'"),
+            _ => format!("x'{}'", id.simple()),
+        }
+    }
+
     /// The count `sql` (a query with no parameters) reads into its column `n`.
     pub async fn count(storage: &Storage, sql: &str) -> i64 {
         let backend = storage.db.get_database_backend();

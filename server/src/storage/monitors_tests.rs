@@ -530,13 +530,7 @@ async fn the_migration_counts_calls_evaluated_before_it() {
     let at_intake = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
     storage.commit_ingest_writes(&[&write], at_intake, now).await.unwrap();
     // Back to before m0016 (it and every later migration undone), and up again.
-    let names: Vec<String> = super::migrations::Migrator::migrations()
-        .iter()
-        .map(|migration| migration.name().to_owned())
-        .collect();
-    let m0016 = names.iter().position(|name| name == "m0016_monitor_rollups").unwrap();
-    let undone = u32::try_from(names.len() - m0016).unwrap();
-    super::migrations::Migrator::down(&storage.db, Some(undone)).await.unwrap();
+    super::testing::migrate_down_through(storage, "m0016_monitor_rollups").await;
     super::migrations::Migrator::up(&storage.db, None).await.unwrap();
 
     assert_eq!(summary_of(storage, &monitor).await, ((2, 1), vec![]));

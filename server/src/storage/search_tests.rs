@@ -358,7 +358,7 @@ async fn tags_and_metadata_find_the_same_calls_however_driven() {
     assert_eq!(paged, ["c1", "c0"]);
 }
 
-/// Rows survive the last two migrations run down and up again, and are found by every search
+/// Rows survive m0026 and the migrations after it run down and up again, and are found by every search
 /// their search rows drive. m0027's down writes each datapoint's words back into
 /// `transcript_search` for the external-content index, and its up indexes them again without
 /// their text; m0026's down writes each document back into the JSON columns, so the datapoint
@@ -381,7 +381,7 @@ async fn search_rows_stored_before_the_migration_are_found() {
     let settings = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
     storage.commit_ingest_writes(&[&write], settings, now).await.unwrap();
     let stored = storage.find_datapoint(project, "custom", "before").await.unwrap().unwrap();
-    super::migrations::Migrator::down(&storage.db, Some(2)).await.unwrap();
+    super::testing::migrate_down_through(&storage, "m0026_datapoint_document").await;
     let backend = storage.db.get_database_backend();
     let written_back = storage
         .db
@@ -720,7 +720,7 @@ async fn provider_verdicts_are_searchable() {
     };
     check().await;
     // Back to before m0018 and up again: the columns are filled from the analysis.
-    super::migrations::Migrator::down(&storage.db, Some(1)).await.unwrap();
+    super::testing::migrate_down_through(&storage, "m0018_verdict_columns").await;
     super::migrations::Migrator::up(&storage.db, None).await.unwrap();
     check().await;
 }

@@ -3,10 +3,11 @@ use sea_orm::entity::prelude::*;
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "ingests")]
 pub struct Model {
+    /// 16 bytes on SQLite, `uuid` on PostgreSQL (m0029), as the organization's and project's.
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
-    pub organization_id: String,
-    pub project_id: String,
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub project_id: Uuid,
     pub call_id: String,
     pub context_token: String,
     pub provider: String,

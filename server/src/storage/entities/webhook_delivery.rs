@@ -3,11 +3,12 @@ use sea_orm::entity::prelude::*;
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "webhook_deliveries")]
 pub struct Model {
+    /// 16 bytes on SQLite, `uuid` on PostgreSQL (m0029), as every id of the row.
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
-    pub organization_id: String,
-    pub project_id: String,
-    pub integration_id: String,
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub project_id: Uuid,
+    pub integration_id: Uuid,
     pub received_at_ms: i64,
     /// accepted | duplicate | ignored | rejected
     pub verdict: String,
@@ -18,7 +19,7 @@ pub struct Model {
     /// The reason code of a rejection (`signature_mismatch`, `rate_limited`, ...); empty otherwise.
     pub error: String,
     pub error_message: String,
-    pub ingest_id: Option<String>,
+    pub ingest_id: Option<Uuid>,
     /// The request passed authentication.
     pub authenticated: bool,
     /// `StoredRequest` as JSON (URL and headers, credentials left out); None after retention.
