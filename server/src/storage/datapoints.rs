@@ -130,8 +130,8 @@ impl Storage {
         organization_id: Uuid,
         id: Uuid,
     ) -> Result<Option<DatapointView>, Error> {
-        let model = datapoint::Entity::find_by_id(id.to_string())
-            .filter(datapoint::Column::OrganizationId.eq(organization_id.to_string()))
+        let model = datapoint::Entity::find_by_id(id)
+            .filter(datapoint::Column::OrganizationId.eq(organization_id))
             .one(&self.db)
             .await
             .map_err(db_error("reading a datapoint"))?;
@@ -184,7 +184,7 @@ impl Storage {
             ..query.clone()
         };
         let filter = self.narrowing(organization_id, &candidates).await?;
-        let rows: Vec<(String, String, Option<Vec<u8>>, String)> =
+        let rows: Vec<(Uuid, String, Option<Vec<u8>>, String)> =
             search_statement(organization_id, &candidates, filter.as_ref(), backend)
                 .select_only()
                 .column(datapoint::Column::Id)
@@ -205,15 +205,15 @@ impl Storage {
         let mut scored = rows
             .iter()
             .zip(text.bm25_scores(&texts))
-            .map(|((id, ..), score)| Ok((parse_uuid(context, id)?, score)))
-            .collect::<Result<Vec<_>, Error>>()?;
+            .map(|((id, ..), score)| (*id, score))
+            .collect::<Vec<_>>();
         scored.sort_by(|(a_id, a), (b_id, b)| b.total_cmp(a).then(b_id.cmp(a_id)));
         if let Some(cursor) = query.after_relevance {
             scored.retain(|(id, score)| cursor.precedes(*score, *id));
         }
         scored.truncate(query.page_size);
         let models = datapoint::Entity::find()
-            .filter(datapoint::Column::Id.is_in(scored.iter().map(|(id, _)| id.to_string())))
+            .filter(datapoint::Column::Id.is_in(scored.iter().map(|(id, _)| *id)))
             .all(&self.db)
             .await
             .map_err(db_error(context))?;
@@ -260,11 +260,11 @@ impl Storage {
             return Ok(None);
         }
         let context = "searching tags";
-        let ids: Vec<String> = datapoint_tag::Entity::find()
+        let ids: Vec<Uuid> = datapoint_tag::Entity::find()
             .select_only()
             .column(datapoint_tag::Column::DatapointId)
             .distinct()
-            .filter(datapoint_tag::Column::OrganizationId.eq(organization_id.to_string()))
+            .filter(datapoint_tag::Column::OrganizationId.eq(organization_id))
             .filter(datapoint_tag::Column::Tag.is_in(query.tags_any.iter().cloned()))
             .limit(RARE_TEXT_MATCHES as u64)
             .into_tuple()
@@ -280,7 +280,7 @@ impl Storage {
         &self,
         organization_id: Uuid,
         text: &TextQuery,
-    ) -> Result<Vec<String>, Error> {
+    ) -> Result<Vec<Uuid>, Error> {
         let context = "searching transcripts";
         let statement =
             text_matches_statement(self.db.get_database_backend(), organization_id, text);
@@ -289,7 +289,7 @@ impl Storage {
             .await
             .map_err(db_error(context))?
             .iter()
-            .map(|row| row.try_get::<String>("", "id").map_err(db_error(context)))
+            .map(|row| row.try_get::<Uuid>("", "id").map_err(db_error(context)))
             .collect()
     }
 
@@ -297,7 +297,7 @@ impl Storage {
         let audio_ids: Vec<String> =
             models.iter().filter_map(|model| model.audio_id.clone()).collect();
         let audio = self.get_audio_objects(audio_ids).await?;
-        let ids: Vec<String> = models.iter().map(|model| model.id.clone()).collect();
+        let ids: Vec<Uuid> = models.iter().map(|model| model.id).collect();
         let mut results = self.check_results_of(&ids).await?;
         models
             .into_iter()
@@ -370,11 +370,7 @@ pub(super) fn find_datapoints_statement(
         &[datapoint::Column::ProjectId, datapoint::Column::Provider, datapoint::Column::CallId],
         keys.iter()
             .map(|(project_id, provider, call_id)| {
-                ValueTuple::Three(
-                    project_id.to_string().into(),
-                    (*provider).into(),
-                    (*call_id).into(),
-                )
+                ValueTuple::Three((*project_id).into(), (*provider).into(), (*call_id).into())
             })
             .collect(),
     );
@@ -411,11 +407,9 @@ pub(super) fn search_statement(
             Expr::col((datapoint::Entity, column))
         }
     };
-    let organization = organization_id.to_string();
-    let mut condition =
-        Condition::all().add(column(Column::OrganizationId).eq(organization.clone()));
+    let mut condition = Condition::all().add(column(Column::OrganizationId).eq(organization_id));
     if let Some(project_id) = query.project_id {
-        condition = condition.add(column(Column::ProjectId).eq(project_id.to_string()));
+        condition = condition.add(column(Column::ProjectId).eq(project_id));
     }
     if let Some(token) = &query.context_token {
         condition = condition.add(column(Column::ContextToken).eq(token.clone()));
@@ -430,7 +424,7 @@ pub(super) fn search_statement(
         condition = condition.add(column(Column::Provider).eq(provider.clone()));
     }
     if let Some(integration_id) = query.integration_id {
-        condition = condition.add(column(Column::IntegrationId).eq(integration_id.to_string()));
+        condition = condition.add(column(Column::IntegrationId).eq(integration_id));
     }
     // Each verdict has a partial index by organization, value and time (m0018).
     if let Some(successful) = query.successful {
@@ -540,14 +534,14 @@ pub(super) fn search_statement(
             let alias = Alias::new("drive");
             // The table, its datapoint id (the join, and the order's last key), its time, and
             // the columns that must match.
-            let (table, id, time, matches) = match drive {
+            let (table, id, time, matches): (_, _, _, Vec<(_, sea_orm::Value)>) = match drive {
                 Drive::Tag(tag) => (
                     datapoint_tag::Entity.into_table_ref(),
                     datapoint_tag::Column::DatapointId.into_iden(),
                     datapoint_tag::Column::OccurredAtMs.into_iden(),
                     vec![
-                        (datapoint_tag::Column::OrganizationId.into_iden(), &organization),
-                        (datapoint_tag::Column::Tag.into_iden(), tag),
+                        (datapoint_tag::Column::OrganizationId.into_iden(), organization_id.into()),
+                        (datapoint_tag::Column::Tag.into_iden(), tag.into()),
                     ],
                 ),
                 Drive::Pair(key, value) => (
@@ -555,9 +549,12 @@ pub(super) fn search_statement(
                     datapoint_metadata::Column::DatapointId.into_iden(),
                     datapoint_metadata::Column::OccurredAtMs.into_iden(),
                     vec![
-                        (datapoint_metadata::Column::OrganizationId.into_iden(), &organization),
-                        (datapoint_metadata::Column::Key.into_iden(), key),
-                        (datapoint_metadata::Column::Value.into_iden(), value),
+                        (
+                            datapoint_metadata::Column::OrganizationId.into_iden(),
+                            organization_id.into(),
+                        ),
+                        (datapoint_metadata::Column::Key.into_iden(), key.into()),
+                        (datapoint_metadata::Column::Value.into_iden(), value.into()),
                     ],
                 ),
                 Drive::FailedCheck(name) => (
@@ -565,8 +562,8 @@ pub(super) fn search_statement(
                     check_issue::Column::DatapointId.into_iden(),
                     check_issue::Column::OccurredAtMs.into_iden(),
                     vec![
-                        (check_issue::Column::OrganizationId.into_iden(), &organization),
-                        (check_issue::Column::Name.into_iden(), name),
+                        (check_issue::Column::OrganizationId.into_iden(), organization_id.into()),
+                        (check_issue::Column::Name.into_iden(), name.into()),
                     ],
                 ),
                 // The monitor is the organization's (the datapoints' own condition says so).
@@ -574,7 +571,7 @@ pub(super) fn search_statement(
                     monitor_datapoint::Entity.into_table_ref(),
                     monitor_datapoint::Column::DatapointId.into_iden(),
                     monitor_datapoint::Column::OccurredAtMs.into_iden(),
-                    vec![(monitor_datapoint::Column::MonitorId.into_iden(), &monitor)],
+                    vec![(monitor_datapoint::Column::MonitorId.into_iden(), monitor.into())],
                 ),
             };
             let mut on_rows = Condition::all().add(
@@ -582,7 +579,7 @@ pub(super) fn search_statement(
                     .equals((datapoint::Entity, datapoint::Column::Id)),
             );
             for (column, value) in matches {
-                on_rows = on_rows.add(Expr::col((alias.clone(), column)).eq(value.clone()));
+                on_rows = on_rows.add(Expr::col((alias.clone(), column)).eq(value));
             }
             QueryTrait::query(&mut select).join_as(
                 JoinType::InnerJoin,
@@ -596,11 +593,10 @@ pub(super) fn search_statement(
     if let Some(cursor) = query.before {
         // (time, id) < (cursor's): a row-value comparison, which both databases read as a range
         // of the ordering index.
-        condition =
-            condition.add(Expr::tuple([time.clone(), id.clone()]).lt(Expr::tuple([
-                Expr::val(cursor.occurred_at_ms),
-                Expr::val(cursor.id.to_string()),
-            ])));
+        condition = condition.add(
+            Expr::tuple([time.clone(), id.clone()])
+                .lt(Expr::tuple([Expr::val(cursor.occurred_at_ms), Expr::val(cursor.id)])),
+        );
     }
     // The few calls of a rare transcript search are read by id and sorted: `+ 0` keeps the
     // ordering index from giving the order, which would have the planner walk it instead.
@@ -632,7 +628,7 @@ pub(super) fn text_matches_statement(
                  @@ to_tsquery('simple', '{}') LIMIT {RARE_TEXT_MATCHES}",
                 text.tsquery().replace('\'', "''")
             ),
-            [organization_id.to_string().into()],
+            [organization_id.into()],
         ),
         backend => sea_orm::Statement::from_sql_and_values(
             backend,
@@ -644,7 +640,7 @@ pub(super) fn text_matches_statement(
                  datapoint_text.rowid WHERE datapoint_text MATCH ? AND d.organization_id = ? \
                  LIMIT {RARE_TEXT_MATCHES}"
             ),
-            [text.fts5_match().into(), organization_id.to_string().into()],
+            [text.fts5_match().into(), organization_id.into()],
         ),
     }
 }
@@ -657,7 +653,7 @@ pub(super) const RARE_TEXT_MATCHES: usize = 2_000;
 #[derive(Clone, Debug)]
 pub(super) enum TextFilter {
     /// The ids of every call that matches, fewer than `RARE_TEXT_MATCHES`.
-    Among(Vec<String>),
+    Among(Vec<Uuid>),
     /// Words too common to list: each call is checked.
     Check(TextQuery),
 }
@@ -747,7 +743,7 @@ fn write_datapoints(
     mut rows: SearchRows,
 ) -> Result<(), Error> {
     if batch.backend() == DbBackend::Postgres {
-        let mut words: std::collections::HashMap<String, String> =
+        let mut words: std::collections::HashMap<Uuid, String> =
             std::mem::take(&mut rows.words).into_iter().collect();
         for model in &mut models {
             if let Some(text) = words.remove(model.id.as_ref()) {
@@ -798,7 +794,7 @@ pub(super) fn ingests_done(
                 ValueTuple::Three(
                     result.ingest_id.into(),
                     result.attempts.into(),
-                    result.datapoint.id.to_string().into(),
+                    result.datapoint.id.into(),
                 )
             })
             .collect(),
@@ -1011,14 +1007,14 @@ struct SearchRows {
     /// Datapoints whose earlier rows go first: on PostgreSQL by datapoint (the tables' primary
     /// key); on SQLite, which keeps them only in the searches' order (m0027), each by its whole
     /// key, from `forgotten`.
-    replaced: Vec<String>,
+    replaced: Vec<Uuid>,
     /// The earlier tag and metadata rows of `replaced`, as stored (`forget`): SQLite's deletes.
     forgotten_tags: Vec<datapoint_tag::ActiveModel>,
     forgotten_pairs: Vec<datapoint_metadata::ActiveModel>,
     tags: Vec<datapoint_tag::ActiveModel>,
     pairs: Vec<datapoint_metadata::ActiveModel>,
     /// Each datapoint's id and `transcript_search_text`.
-    words: Vec<(String, String)>,
+    words: Vec<(Uuid, String)>,
 }
 
 impl SearchRows {
@@ -1026,11 +1022,11 @@ impl SearchRows {
         let replaced = datapoints
             .iter()
             .filter(|datapoint| stored_before.contains(&datapoint.id))
-            .map(|datapoint| datapoint.id.to_string())
+            .map(|datapoint| datapoint.id)
             .collect();
         let words = datapoints
             .iter()
-            .map(|datapoint| (datapoint.id.to_string(), datapoint.transcript_search_text()))
+            .map(|datapoint| (datapoint.id, datapoint.transcript_search_text()))
             .collect();
         Self {
             replaced,
@@ -1094,9 +1090,9 @@ fn tag_rows(datapoints: &[&Datapoint]) -> Vec<datapoint_tag::ActiveModel> {
         .iter()
         .flat_map(|datapoint| {
             datapoint.tags.iter().map(|tag| datapoint_tag::ActiveModel {
-                datapoint_id: Set(datapoint.id.to_string()),
+                datapoint_id: Set(datapoint.id),
                 tag: Set(tag.clone()),
-                organization_id: Set(datapoint.organization_id.to_string()),
+                organization_id: Set(datapoint.organization_id),
                 occurred_at_ms: Set(to_millis(datapoint.occurred_at())),
             })
         })
@@ -1110,10 +1106,10 @@ fn metadata_rows(datapoints: &[&Datapoint]) -> Vec<datapoint_metadata::ActiveMod
         .flat_map(|datapoint| {
             datapoint.metadata.iter().filter_map(|(key, value)| {
                 Some(datapoint_metadata::ActiveModel {
-                    datapoint_id: Set(datapoint.id.to_string()),
+                    datapoint_id: Set(datapoint.id),
                     key: Set(key.clone()),
                     value: Set(metadata_filter_text(value)?),
-                    organization_id: Set(datapoint.organization_id.to_string()),
+                    organization_id: Set(datapoint.organization_id),
                     occurred_at_ms: Set(to_millis(datapoint.occurred_at())),
                 })
             })
@@ -1138,7 +1134,7 @@ where
 /// were `stored` (m0027).
 pub(super) fn forget_search_rows(
     batch: &mut Batch,
-    ids: &[String],
+    ids: &[Uuid],
     stored: &[&Datapoint],
 ) -> Result<(), Error> {
     let mut rows = SearchRows { replaced: ids.to_vec(), ..SearchRows::default() };
@@ -1150,9 +1146,9 @@ pub(super) fn forget_search_rows(
 
 /// On PostgreSQL, the tag and metadata rows of datapoints `ids`, by their primary key's first
 /// column.
-fn delete_rows_by_datapoint(batch: &mut Batch, ids: &[String]) {
+fn delete_rows_by_datapoint(batch: &mut Batch, ids: &[Uuid]) {
     for chunk in ids.chunks(LOOKUP_CHUNK_KEYS) {
-        let chunk = chunk.iter().cloned();
+        let chunk = chunk.iter().copied();
         batch.push(
             &Query::delete()
                 .from_table(datapoint_tag::Entity)
@@ -1174,7 +1170,7 @@ const INSERT_WORDS_ROWS: usize = 200;
 /// On SQLite, (re)places the words of `datapoints` (id, words) in the contentless full-text
 /// index (m0027) under each datapoint's rowid, read by its id; a datapoint's earlier words, if
 /// any, are replaced.
-fn index_words(backend: DbBackend, datapoints: &[(String, String)]) -> sea_orm::Statement {
+fn index_words(backend: DbBackend, datapoints: &[(Uuid, String)]) -> sea_orm::Statement {
     let mut sql = String::from(
         "INSERT OR REPLACE INTO datapoint_text (rowid, transcript_search) \
          SELECT d.rowid, words.column2 FROM (VALUES ",
@@ -1182,7 +1178,7 @@ fn index_words(backend: DbBackend, datapoints: &[(String, String)]) -> sea_orm::
     let mut values = Vec::with_capacity(datapoints.len() * 2);
     for (index, (id, words)) in datapoints.iter().enumerate() {
         sql.push_str(if index == 0 { "(?, ?)" } else { ", (?, ?)" });
-        values.push(id.clone().into());
+        values.push((*id).into());
         values.push(words.clone().into());
     }
     sql.push_str(") AS words JOIN datapoints d ON d.id = words.column1");
@@ -1194,9 +1190,9 @@ pub(super) const LOOKUP_CHUNK_KEYS: usize = 100;
 
 fn datapoint_active_model(datapoint: &Datapoint) -> Result<datapoint::ActiveModel, Error> {
     Ok(datapoint::ActiveModel {
-        id: Set(datapoint.id.to_string()),
-        organization_id: Set(datapoint.organization_id.to_string()),
-        project_id: Set(datapoint.project_id.to_string()),
+        id: Set(datapoint.id),
+        organization_id: Set(datapoint.organization_id),
+        project_id: Set(datapoint.project_id),
         provider: Set(datapoint.provider.clone()),
         call_id: Set(datapoint.call_id.clone()),
         context_token: Set(datapoint.context_token.clone()),
@@ -1207,7 +1203,7 @@ fn datapoint_active_model(datapoint: &Datapoint) -> Result<datapoint::ActiveMode
         // Its words go with its search rows (`write_datapoints`).
         transcript_search: Set(String::new()),
         audio_id: Set(datapoint.audio_id.map(|id| id.to_string())),
-        integration_id: Set(datapoint.integration_id.map(|id| id.to_string())),
+        integration_id: Set(datapoint.integration_id),
         started_at_ms: Set(datapoint.started_at.map(to_millis)),
         ended_at_ms: Set(datapoint.ended_at.map(to_millis)),
         duration_ms: Set(datapoint.duration_ms),
@@ -1340,9 +1336,9 @@ pub(super) fn datapoint_from_model(model: datapoint::Model) -> Result<Datapoint,
         },
     };
     Ok(Datapoint {
-        id: parse_uuid(context, &model.id)?,
-        organization_id: parse_uuid(context, &model.organization_id)?,
-        project_id: parse_uuid(context, &model.project_id)?,
+        id: model.id,
+        organization_id: model.organization_id,
+        project_id: model.project_id,
         provider: model.provider,
         call_id: model.call_id,
         context_token: model.context_token,
@@ -1353,11 +1349,7 @@ pub(super) fn datapoint_from_model(model: datapoint::Model) -> Result<Datapoint,
         speaker_labels_estimated: model.speaker_labels_estimated,
         turns: document.turns,
         audio_id: model.audio_id.as_deref().map(|id| parse_uuid(context, id)).transpose()?,
-        integration_id: model
-            .integration_id
-            .as_deref()
-            .map(|id| parse_uuid(context, id))
-            .transpose()?,
+        integration_id: model.integration_id,
         started_at: model.started_at_ms.map(from_millis),
         ended_at: model.ended_at_ms.map(from_millis),
         duration_ms: model.duration_ms,

@@ -214,7 +214,7 @@ impl PreparedWrite {
                             now,
                         )?;
                         model.state = Set(IngestState::Done.as_str().to_owned());
-                        model.datapoint_id = Set(Some(call.fresh_id().to_string()));
+                        model.datapoint_id = Set(Some(call.fresh_id()));
                         model.attempts = Set(1);
                         Work::AtIntake(Box::new(call))
                     } else {
@@ -553,7 +553,7 @@ impl Storage {
             for ((index, call), datapoint_id) in at_intake.iter().zip(stored) {
                 // Merged into a datapoint stored before, or earlier in this group.
                 if datapoint_id != call.fresh_id() {
-                    ingests[*index].datapoint_id = Set(Some(datapoint_id.to_string()));
+                    ingests[*index].datapoint_id = Set(Some(datapoint_id));
                 }
             }
         }
@@ -1080,11 +1080,7 @@ fn ingest_from_model(model: ingest::Model) -> Result<IngestRecord, Error> {
             .ok_or_else(|| Error::internal(context, "unknown source"))?,
         state: IngestState::parse(&model.state)
             .ok_or_else(|| Error::internal(context, "unknown state"))?,
-        datapoint_id: model
-            .datapoint_id
-            .as_deref()
-            .map(|id| parse_uuid(context, id))
-            .transpose()?,
+        datapoint_id: model.datapoint_id,
         attempts: model.attempts,
         last_error: model.last_error,
         next_attempt_at: model.next_attempt_at_ms.map(from_millis),

@@ -139,7 +139,7 @@ async fn ingest_and_delivery_ids_are_stored_in_16_bytes() {
     );
     assert_eq!(super::testing::count(storage, &binary_ids).await, 2);
 
-    super::testing::migrate_down_through(storage, "m0029_binary_intake_ids").await;
+    super::testing::migrate_down_through(storage, "m0029_binary_ids").await;
     let text_ids = format!(
         "SELECT (SELECT COUNT(*) FROM ingests \
             WHERE id = '{ingest_id}' AND organization_id = '{organization}') \

@@ -60,8 +60,8 @@ impl Storage {
         ids: &[Uuid],
     ) -> Result<Vec<CallRef>, Error> {
         let select = datapoint::Entity::find()
-            .filter(datapoint::Column::OrganizationId.eq(organization_id.to_string()))
-            .filter(datapoint::Column::Id.is_in(ids.iter().map(Uuid::to_string)));
+            .filter(datapoint::Column::OrganizationId.eq(organization_id))
+            .filter(datapoint::Column::Id.is_in(ids.iter().copied()));
         self.read_calls(select, "finding the calls to delete").await
     }
 
@@ -95,7 +95,7 @@ impl Storage {
         select: sea_orm::Select<datapoint::Entity>,
         context: &'static str,
     ) -> Result<Vec<CallRef>, Error> {
-        let rows: Vec<(String, String, String, String, Option<String>)> = select
+        let rows: Vec<(Uuid, Uuid, String, String, Option<String>)> = select
             .select_only()
             .column(datapoint::Column::Id)
             .column(datapoint::Column::ProjectId)
@@ -121,7 +121,7 @@ impl Storage {
         let context = "deleting calls";
         let backend = self.db.get_database_backend();
         let transaction = self.begin_write().await.map_err(db_error(context))?;
-        let ids: Vec<String> = calls.iter().map(|call| call.datapoint_id.to_string()).collect();
+        let ids: Vec<Uuid> = calls.iter().map(|call| call.datapoint_id).collect();
         // What is still there (a concurrent deletion may have taken some), as it was stored:
         // SQLite finds a call's tag and metadata rows from its tags (it has no index of them by
         // call, m0027).
@@ -144,8 +144,8 @@ impl Storage {
             .map_err(db_error(context))?;
         let deleted = rows
             .iter()
-            .map(|row| row.try_get::<String>("", "id").map_err(db_error(context)))
-            .collect::<Result<HashSet<String>, _>>()?;
+            .map(|row| row.try_get::<Uuid>("", "id").map_err(db_error(context)))
+            .collect::<Result<HashSet<Uuid>, _>>()?;
         let stored = match backend {
             DbBackend::Postgres => Vec::new(),
             _ => rows
@@ -159,10 +159,10 @@ impl Storage {
                 .collect::<Result<Vec<_>, Error>>()?,
         };
         let calls: Vec<&CallRef> =
-            calls.iter().filter(|call| deleted.contains(&call.datapoint_id.to_string())).collect();
+            calls.iter().filter(|call| deleted.contains(&call.datapoint_id)).collect();
         let mut removed = Removed { datapoints: deleted.len() as u64, ..Removed::default() };
         if !calls.is_empty() {
-            let ids: Vec<String> = calls.iter().map(|call| call.datapoint_id.to_string()).collect();
+            let ids: Vec<Uuid> = calls.iter().map(|call| call.datapoint_id).collect();
             let mut batch = super::Batch::new(backend);
             let stored: Vec<&crate::model::datapoints::Datapoint> = stored.iter().collect();
             super::datapoints::forget_search_rows(&mut batch, &ids, &stored)?;
@@ -197,7 +197,7 @@ impl Storage {
         let context = "dropping recordings";
         let backend = self.db.get_database_backend();
         let transaction = self.begin_write().await.map_err(db_error(context))?;
-        let ids: Vec<String> = calls.iter().map(|call| call.datapoint_id.to_string()).collect();
+        let ids: Vec<Uuid> = calls.iter().map(|call| call.datapoint_id).collect();
         transaction
             .execute_raw(
                 backend.build(
@@ -315,8 +315,7 @@ pub(super) fn expired_calls(
     limit: usize,
     with_audio: bool,
 ) -> sea_orm::Select<datapoint::Entity> {
-    let mut select =
-        datapoint::Entity::find().filter(datapoint::Column::ProjectId.eq(project_id.to_string()));
+    let mut select = datapoint::Entity::find().filter(datapoint::Column::ProjectId.eq(project_id));
     if with_audio {
         select = select.filter(datapoint::Column::AudioId.is_not_null());
     }
@@ -326,12 +325,12 @@ pub(super) fn expired_calls(
         .limit(limit as u64)
 }
 
-fn call_ref(row: (String, String, String, String, Option<String>)) -> Result<CallRef, Error> {
+fn call_ref(row: (Uuid, Uuid, String, String, Option<String>)) -> Result<CallRef, Error> {
     let context = "reading a call to delete";
-    let (id, project_id, provider, call_id, audio_id) = row;
+    let (datapoint_id, project_id, provider, call_id, audio_id) = row;
     Ok(CallRef {
-        datapoint_id: parse_uuid(context, &id)?,
-        project_id: parse_uuid(context, &project_id)?,
+        datapoint_id,
+        project_id,
         provider,
         call_id,
         audio_id: audio_id.as_deref().map(|id| parse_uuid(context, id)).transpose()?,

@@ -299,7 +299,7 @@ impl Storage {
     /// the caller has read for its organization.
     pub(super) async fn check_results_of(
         &self,
-        datapoint_ids: &[String],
+        datapoint_ids: &[Uuid],
     ) -> Result<HashMap<Uuid, Vec<CheckResult>>, Error> {
         let context = "reading check results";
         let mut rows = Vec::new();
@@ -315,7 +315,7 @@ impl Storage {
         let versions = versions_named_by(&self.db, &rows, context).await?;
         let mut stored: Vec<(Uuid, Vec<StoredResult>)> = Vec::with_capacity(rows.len());
         for row in &rows {
-            stored.push((parse_uuid(context, &row.datapoint_id)?, row.results(&versions)));
+            stored.push((row.datapoint_id, row.results(&versions)));
         }
         let versions = versions_of(
             &self.db,
@@ -412,9 +412,9 @@ impl Storage {
         change: impl FnOnce(&mut Vec<StoredResult>) -> Result<(), Error>,
     ) -> Result<ResultsChange, Error> {
         let transaction = self.begin_write().await.map_err(db_error(context))?;
-        let id = datapoint_id.to_string();
-        let Some(datapoint) = datapoint::Entity::find_by_id(id.clone())
-            .filter(datapoint::Column::OrganizationId.eq(organization_id.to_string()))
+        let id = datapoint_id;
+        let Some(datapoint) = datapoint::Entity::find_by_id(id)
+            .filter(datapoint::Column::OrganizationId.eq(organization_id))
             .one(&transaction)
             .await
             .map_err(db_error(context))?
@@ -422,7 +422,7 @@ impl Storage {
             return Ok(ResultsChange::NoDatapoint);
         };
         // The monitors that matched the call, and the results they hold, stay in its row.
-        let row = datapoint_check::Entity::find_by_id(id.clone())
+        let row = datapoint_check::Entity::find_by_id(id)
             .one(&transaction)
             .await
             .map_err(db_error(context))?;
@@ -441,22 +441,22 @@ impl Storage {
         batch.push(
             &Query::delete()
                 .from_table(check_issue::Entity)
-                .and_where(check_issue::Column::DatapointId.eq(id.clone()))
+                .and_where(check_issue::Column::DatapointId.eq(id))
                 .to_owned(),
         );
         batch.push(
             &Query::delete()
                 .from_table(datapoint_check::Entity)
-                .and_where(datapoint_check::Column::DatapointId.eq(id.clone()))
+                .and_where(datapoint_check::Column::DatapointId.eq(id))
                 .to_owned(),
         );
         let open: Vec<check_issue::ActiveModel> = stored
             .iter()
             .filter(|result| result.is_open_issue())
             .map(|result| check_issue::ActiveModel {
-                datapoint_id: Set(id.clone()),
+                datapoint_id: Set(id),
                 check_id: Set(result.check_id.to_string()),
-                organization_id: Set(datapoint.organization_id.clone()),
+                organization_id: Set(datapoint.organization_id),
                 name: Set(result.name(&versions).to_owned()),
                 occurred_at_ms: Set(datapoint.occurred_at_ms),
             })
@@ -466,8 +466,8 @@ impl Storage {
         if !stored.is_empty() || !matches_json.is_empty() {
             batch.insert_rows(
                 vec![datapoint_check::ActiveModel {
-                    datapoint_id: Set(id.clone()),
-                    organization_id: Set(datapoint.organization_id.clone()),
+                    datapoint_id: Set(id),
+                    organization_id: Set(datapoint.organization_id),
                     results_json: Set(listed_json(&listed(&stored, &held))?),
                     matches_json: Set(matches_json),
                     updated_at_ms: Set(to_millis(now)),
@@ -711,13 +711,13 @@ impl StoredMatches {
     }
 
     /// The call's rows in `monitor_datapoints`.
-    fn rows(&self, datapoint_id: &str) -> Vec<monitor_datapoint::Model> {
+    fn rows(&self, datapoint_id: Uuid) -> Vec<monitor_datapoint::Model> {
         self.monitors
             .iter()
             .map(|monitor| monitor_datapoint::Model {
                 monitor_id: monitor.monitor_id.clone(),
                 occurred_at_ms: self.occurred_at_ms,
-                datapoint_id: datapoint_id.to_owned(),
+                datapoint_id,
                 is_issue: monitor.is_issue,
                 monitor_version: monitor.version,
             })
@@ -765,7 +765,7 @@ pub(super) type MonitorVersions = HashMap<(String, i32), Vec<Uuid>>;
 
 /// A call's results row as read, each of its JSON columns parsed once.
 pub(super) struct ResultsRow {
-    pub(super) datapoint_id: String,
+    pub(super) datapoint_id: Uuid,
     matches: StoredMatches,
     /// The results of `results_json`.
     listed: Vec<StoredResult>,
@@ -779,16 +779,12 @@ impl ResultsRow {
             serde_json::from_str(&model.results_json)
                 .map_err(|error| Error::internal("reading check results", error))?
         };
-        Ok(Self {
-            datapoint_id: model.datapoint_id.clone(),
-            matches: StoredMatches::of(model)?,
-            listed,
-        })
+        Ok(Self { datapoint_id: model.datapoint_id, matches: StoredMatches::of(model)?, listed })
     }
 
     /// The call's rows in `monitor_datapoints`.
     pub(super) fn match_rows(&self) -> Vec<monitor_datapoint::Model> {
-        self.matches.rows(&self.datapoint_id)
+        self.matches.rows(self.datapoint_id)
     }
 
     /// The checks whose results the matches hold (`versions` as for `results`).
@@ -1029,10 +1025,10 @@ pub(super) async fn evaluate_into(
     context: &'static str,
 ) -> Result<Evaluated, Error> {
     let Prepared { monitors, versions, calls } = prepared;
-    let stale: Vec<String> = calls
+    let stale: Vec<Uuid> = calls
         .iter()
         .filter(|call| replaced.contains(&call.datapoint.id))
-        .map(|call| call.datapoint.id.to_string())
+        .map(|call| call.datapoint.id)
         .collect();
     let mut counts = MonitorCounts::new();
     let mut failures = Vec::new();
@@ -1060,11 +1056,11 @@ pub(super) async fn evaluate_into(
     let mut rows: Vec<[sea_orm::Value; 5]> = Vec::new();
     let mut issues = Vec::new();
     let mut matched: Vec<[sea_orm::Value; 5]> = Vec::new();
-    let mut open_counts: Vec<(String, i32)> = Vec::new();
+    let mut open_counts: Vec<(Uuid, i32)> = Vec::new();
     for call in calls {
         let PreparedCall { datapoint, monitors: evaluated, mut results, names, failures: found } =
             call;
-        let id = datapoint.id.to_string();
+        let id = datapoint.id;
         failures.extend(found);
         let kept: Vec<StoredResult> = earlier
             .results
@@ -1078,7 +1074,7 @@ pub(super) async fn evaluate_into(
             .collect();
         results.extend(kept);
         let occurred_at_ms = to_millis(datapoint.occurred_at());
-        let organization_id = datapoint.organization_id.to_string();
+        let organization_id = datapoint.organization_id;
         let results_by_check = by_check(&results);
         let mut matches = StoredMatches { occurred_at_ms, monitors: Vec::new() };
         // The checks whose results the matches hold.
@@ -1099,7 +1095,7 @@ pub(super) async fn evaluate_into(
             matched.push([
                 monitor_key.clone().into(),
                 occurred_at_ms.into(),
-                id.clone().into(),
+                id.into(),
                 is_issue.into(),
                 (*version).into(),
             ]);
@@ -1125,9 +1121,9 @@ pub(super) async fn evaluate_into(
             results.iter().filter(|result| result.is_open_issue()).collect();
         for result in &open {
             issues.push(check_issue::ActiveModel {
-                datapoint_id: Set(id.clone()),
+                datapoint_id: Set(id),
                 check_id: Set(result.check_id.to_string()),
-                organization_id: Set(organization_id.clone()),
+                organization_id: Set(organization_id),
                 name: Set(result
                     .name
                     .clone()
@@ -1138,7 +1134,7 @@ pub(super) async fn evaluate_into(
         }
         // A fresh datapoint is stored with no open issues.
         if !open.is_empty() || replaced.contains(&datapoint.id) {
-            open_counts.push((id.clone(), i32::try_from(open.len()).unwrap_or(i32::MAX)));
+            open_counts.push((id, i32::try_from(open.len()).unwrap_or(i32::MAX)));
         }
         if !results.is_empty() || !matches.monitors.is_empty() {
             rows.push([
@@ -1192,27 +1188,27 @@ pub(super) async fn evaluate_into(
 /// the table's only one (m0028); on PostgreSQL by call, its primary key's first column.
 pub(super) fn forget_results(
     batch: &mut Batch,
-    ids: &[String],
+    ids: &[Uuid],
     matches: &[monitor_datapoint::Model],
 ) -> Result<(), Error> {
     for chunk in ids.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
         batch.push(
             &Query::delete()
                 .from_table(check_issue::Entity)
-                .and_where(check_issue::Column::DatapointId.is_in(chunk.iter().cloned()))
+                .and_where(check_issue::Column::DatapointId.is_in(chunk.iter().copied()))
                 .to_owned(),
         );
         batch.push(
             &Query::delete()
                 .from_table(datapoint_check::Entity)
-                .and_where(datapoint_check::Column::DatapointId.is_in(chunk.iter().cloned()))
+                .and_where(datapoint_check::Column::DatapointId.is_in(chunk.iter().copied()))
                 .to_owned(),
         );
         if batch.backend() == sea_orm::DbBackend::Postgres {
             batch.push(
                 &Query::delete()
                     .from_table(monitor_datapoint::Entity)
-                    .and_where(monitor_datapoint::Column::DatapointId.is_in(chunk.iter().cloned()))
+                    .and_where(monitor_datapoint::Column::DatapointId.is_in(chunk.iter().copied()))
                     .to_owned(),
             );
         }
@@ -1238,14 +1234,11 @@ pub(super) fn forget_match(
 
 /// Sets each datapoint's count of open issues: one `UPDATE … FROM (VALUES (id, count), …)`
 /// joined on the id, each row found by a seek (as `ingests_done`).
-fn open_issues(counts: &[(String, i32)]) -> sea_orm::sea_query::UpdateStatement {
+fn open_issues(counts: &[(Uuid, i32)]) -> sea_orm::sea_query::UpdateStatement {
     use sea_orm::sea_query::{Alias, TableRef, ValueTuple};
     let counted = || Alias::new("counted");
     let values = TableRef::ValuesList(
-        counts
-            .iter()
-            .map(|(id, count)| ValueTuple::Two(id.clone().into(), (*count).into()))
-            .collect(),
+        counts.iter().map(|(id, count)| ValueTuple::Two((*id).into(), (*count).into())).collect(),
         counted().into_iden(),
     );
     Query::update()
@@ -1590,8 +1583,8 @@ mod tests {
 
     fn results_row(matches_json: &str, results_json: &str) -> datapoint_check::Model {
         datapoint_check::Model {
-            datapoint_id: "0190b0a1-0000-7000-8000-000000000001".into(),
-            organization_id: "0190b0a1-0000-7000-8000-000000000002".into(),
+            datapoint_id: Uuid::from_u128(1),
+            organization_id: Uuid::from_u128(2),
             results_json: results_json.into(),
             matches_json: matches_json.into(),
             updated_at_ms: 0,

@@ -556,7 +556,7 @@ async fn summary_statements_are_read_through_indexes() {
     if storage.db.get_database_backend() != backend {
         return;
     }
-    let ids = vec![Uuid::now_v7().to_string(), Uuid::now_v7().to_string()];
+    let ids = [Uuid::now_v7(), Uuid::now_v7()];
     let (organization, monitor) = (Uuid::now_v7(), Uuid::now_v7());
     let cases = [
         (
@@ -575,7 +575,7 @@ async fn summary_statements_are_read_through_indexes() {
                 &super::monitors::forget_match(&super::entities::monitor_datapoint::Model {
                     monitor_id: monitor.to_string(),
                     occurred_at_ms: 1,
-                    datapoint_id: ids[0].clone(),
+                    datapoint_id: ids[0],
                     is_issue: false,
                     monitor_version: 1,
                 })

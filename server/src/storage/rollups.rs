@@ -130,7 +130,7 @@ pub(super) fn parts_of<'a>(
 #[derive(Debug, Default)]
 pub(super) struct Earlier {
     /// Their results, by datapoint id.
-    pub(super) results: HashMap<String, Vec<StoredResult>>,
+    pub(super) results: HashMap<Uuid, Vec<StoredResult>>,
     /// Their rows in `monitor_datapoints`, from their results rows (m0028).
     pub(super) matches: Vec<monitor_datapoint::Model>,
 }
@@ -141,7 +141,7 @@ pub(super) struct Earlier {
 /// (`monitors::forget_results`).
 pub(super) async fn take_out(
     connection: &impl ConnectionTrait,
-    ids: &[String],
+    ids: &[Uuid],
     changes: &mut RollupChanges,
     context: &'static str,
 ) -> Result<Earlier, Error> {
@@ -156,7 +156,7 @@ pub(super) async fn take_out(
     let versions = monitor_versions_of(connection, &monitors, context).await?;
     for row in &rows {
         earlier.matches.extend(row.match_rows());
-        earlier.results.insert(row.datapoint_id.clone(), row.results(&versions));
+        earlier.results.insert(row.datapoint_id, row.results(&versions));
     }
     let matched = &earlier.matches;
     if matched.is_empty() {
@@ -164,15 +164,15 @@ pub(super) async fn take_out(
     }
     // A deleted monitor has no summary to take a call out of.
     let present = existing_monitors(connection, &monitors, context).await?;
-    let indexes: HashMap<&str, HashMap<Uuid, &StoredResult>> =
-        earlier.results.iter().map(|(id, stored)| (id.as_str(), by_check(stored))).collect();
+    let indexes: HashMap<Uuid, HashMap<Uuid, &StoredResult>> =
+        earlier.results.iter().map(|(id, stored)| (*id, by_check(stored))).collect();
     let none = HashMap::new();
     for row in matched.iter().filter(|row| present.contains(&row.monitor_id)) {
         let check_ids = versions
             .get(&(row.monitor_id.clone(), row.monitor_version))
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let stored = indexes.get(row.datapoint_id.as_str()).unwrap_or(&none);
+        let stored = indexes.get(&row.datapoint_id).unwrap_or(&none);
         changes.count(
             parse_uuid(context, &row.monitor_id)?,
             row.occurred_at_ms,
@@ -186,9 +186,9 @@ pub(super) async fn take_out(
 }
 
 /// The results rows of the calls `ids` (the primary key).
-pub(super) fn results_rows(ids: &[String]) -> sea_orm::Select<datapoint_check::Entity> {
+pub(super) fn results_rows(ids: &[Uuid]) -> sea_orm::Select<datapoint_check::Entity> {
     datapoint_check::Entity::find()
-        .filter(datapoint_check::Column::DatapointId.is_in(ids.iter().cloned()))
+        .filter(datapoint_check::Column::DatapointId.is_in(ids.iter().copied()))
 }
 
 /// A monitor's hourly rows in `[from_ms, to_ms)`, in order: a range of the primary key.

@@ -185,7 +185,7 @@ async fn every_filter_is_read_through_its_index() {
         ..Default::default()
     };
     let ids = TextFilter::Among(
-        (0..super::datapoints::RARE_TEXT_MATCHES - 1).map(|_| Uuid::now_v7().to_string()).collect(),
+        (0..super::datapoints::RARE_TEXT_MATCHES - 1).map(|_| Uuid::now_v7()).collect(),
     );
     let statement = super::datapoints::search_statement(
         organization,

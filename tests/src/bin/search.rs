@@ -64,10 +64,14 @@ fn fill_sql(rows: usize, postgres: bool, words: &str, zebra_words: &str) -> Stri
             rows - 1
         )
     };
-    let id = if postgres {
-        "'01900000-0000-7000-8000-' || lpad(to_hex(n.i), 12, '0')"
+    // Ids as the server stores them: `uuid` on PostgreSQL, 16 bytes on SQLite (m0029).
+    let (id, last_digit) = if postgres {
+        (
+            "('01900000-0000-7000-8000-' || lpad(to_hex(n.i), 12, '0'))::uuid",
+            "substr(d.id::text, 36, 1)",
+        )
     } else {
-        "printf('01900000-0000-7000-8000-%012x', n.i)"
+        ("unhex(printf('01900000000070008000%012x', n.i))", "lower(substr(hex(d.id), 32, 1))")
     };
     let at = format!("{FIRST_MS} + n.i * ({SPAN_MS} / {rows})");
     // On PostgreSQL the words are the rows' `transcript_search`, copied above. On SQLite they
@@ -109,9 +113,9 @@ fn fill_sql(rows: usize, postgres: bool, words: &str, zebra_words: &str) -> Stri
          INSERT INTO check_issues (datapoint_id, check_id, organization_id, name, occurred_at_ms) \
          SELECT d.id, '{CHECK_ID}', d.organization_id, 'slow responses', d.occurred_at_ms \
          FROM datapoints d WHERE d.open_issues > 0;\n\
-         INSERT INTO monitor_datapoints (datapoint_id, monitor_id, organization_id, \
+         INSERT INTO monitor_datapoints (datapoint_id, monitor_id, \
          occurred_at_ms, is_issue, monitor_version) \
-         SELECT d.id, '{MONITOR_ID}', d.organization_id, d.occurred_at_ms, d.open_issues > 0, 1 \
+         SELECT d.id, '{MONITOR_ID}', d.occurred_at_ms, d.open_issues > 0, 1 \
          FROM datapoints d WHERE d.provider = 'bland';\n\
          INSERT INTO datapoint_tags (datapoint_id, tag, organization_id, occurred_at_ms) \
          SELECT d.id, 'billing', d.organization_id, d.occurred_at_ms \
@@ -122,7 +126,7 @@ fn fill_sql(rows: usize, postgres: bool, words: &str, zebra_words: &str) -> Stri
          INSERT INTO datapoint_metadata (datapoint_id, key, value, organization_id, \
          occurred_at_ms) \
          SELECT d.id, 'queue', \
-         CASE WHEN substr(d.id, 36, 1) IN ('0', '2', '4', '6', '8', 'a', 'c', 'e') \
+         CASE WHEN {last_digit} IN ('0', '2', '4', '6', '8', 'a', 'c', 'e') \
          THEN 'sales' ELSE 'billing' END, d.organization_id, d.occurred_at_ms \
          FROM datapoints d WHERE d.call_id LIKE 'call-%';\n\
          INSERT INTO datapoint_metadata (datapoint_id, key, value, organization_id, \

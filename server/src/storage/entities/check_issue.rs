@@ -5,10 +5,10 @@ use sea_orm::entity::prelude::*;
 #[sea_orm(table_name = "check_issues")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub datapoint_id: String,
+    pub datapoint_id: Uuid,
     #[sea_orm(primary_key, auto_increment = false)]
     pub check_id: String,
-    pub organization_id: String,
+    pub organization_id: Uuid,
     pub name: String,
     /// The datapoint's, so a check's failures are read in the searches' order.
     pub occurred_at_ms: i64,

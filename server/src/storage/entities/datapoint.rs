@@ -3,10 +3,11 @@ use sea_orm::entity::prelude::*;
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "datapoints")]
 pub struct Model {
+    /// 16 bytes on SQLite, `uuid` on PostgreSQL (m0029), as the other ids of the row.
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
-    pub organization_id: String,
-    pub project_id: String,
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub project_id: Uuid,
     pub provider: String,
     pub call_id: String,
     pub context_token: String,
@@ -18,7 +19,7 @@ pub struct Model {
     pub transcript_search: String,
     pub audio_id: Option<String>,
     /// The integration that delivered the call (m0013); NULL for the ingest APIs.
-    pub integration_id: Option<String>,
+    pub integration_id: Option<Uuid>,
     pub started_at_ms: Option<i64>,
     pub ended_at_ms: Option<i64>,
     pub duration_ms: Option<i64>,

@@ -6,8 +6,8 @@ use sea_orm::entity::prelude::*;
 #[sea_orm(table_name = "datapoint_checks")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub datapoint_id: String,
-    pub organization_id: String,
+    pub datapoint_id: Uuid,
+    pub organization_id: Uuid,
     /// `storage::monitors::StoredResult`s, a JSON array.
     pub results_json: String,
     /// The monitors that matched the call (m0028; `storage::monitors::StoredMatches`), empty

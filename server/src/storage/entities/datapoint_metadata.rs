@@ -9,7 +9,7 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     /// The datapoint's, so that a pair's calls are read in the searches' order from one index.
     #[sea_orm(primary_key, auto_increment = false)]
-    pub organization_id: String,
+    pub organization_id: Uuid,
     #[sea_orm(primary_key, auto_increment = false)]
     pub key: String,
     #[sea_orm(primary_key, auto_increment = false)]
@@ -17,7 +17,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub occurred_at_ms: i64,
     #[sea_orm(primary_key, auto_increment = false)]
-    pub datapoint_id: String,
+    pub datapoint_id: Uuid,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

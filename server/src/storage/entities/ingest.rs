@@ -3,7 +3,7 @@ use sea_orm::entity::prelude::*;
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "ingests")]
 pub struct Model {
-    /// 16 bytes on SQLite, `uuid` on PostgreSQL (m0029), as the organization's and project's.
+    /// 16 bytes on SQLite, `uuid` on PostgreSQL (m0029), as every id of the row.
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub organization_id: Uuid,
@@ -17,7 +17,7 @@ pub struct Model {
     pub state: String,
     /// The canonical conversation as versioned JSON.
     pub payload_json: String,
-    pub datapoint_id: Option<String>,
+    pub datapoint_id: Option<Uuid>,
     pub attempts: i32,
     pub last_error: String,
     pub next_attempt_at_ms: Option<i64>,

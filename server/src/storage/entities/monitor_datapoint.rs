@@ -11,7 +11,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub occurred_at_ms: i64,
     #[sea_orm(primary_key, auto_increment = false)]
-    pub datapoint_id: String,
+    pub datapoint_id: Uuid,
     /// Whether any of the monitor's checks is an issue on the call.
     pub is_issue: bool,
     /// The monitor's version that evaluated the call (m0016); 0 before m0016 (no version's

@@ -31,7 +31,7 @@ mod m0025_intake_log;
 mod m0026_datapoint_document;
 mod m0027_compact_search_rows;
 mod m0028_matches_by_monitor;
-mod m0029_binary_intake_ids;
+mod m0029_binary_ids;
 
 use sea_orm_migration::prelude::*;
 
@@ -70,7 +70,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0026_datapoint_document::Migration),
             Box::new(m0027_compact_search_rows::Migration),
             Box::new(m0028_matches_by_monitor::Migration),
-            Box::new(m0029_binary_intake_ids::Migration),
+            Box::new(m0029_binary_ids::Migration),
         ]
     }
 }
