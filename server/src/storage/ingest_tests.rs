@@ -148,10 +148,15 @@ async fn ingest_and_delivery_ids_are_stored_in_16_bytes() {
             AND project_id = '{project}' AND integration_id = '{project}') AS n"
     );
     assert_eq!(super::testing::count(storage, &text_ids).await, 2, "written back as text");
+    // An id left empty (no datapoint yet, as text) comes back as none.
+    let no_datapoint = "SELECT COUNT(*) AS n FROM ingests WHERE datapoint_id IS NULL";
+    assert_eq!(super::testing::count(storage, no_datapoint).await, 1);
+    super::testing::execute(storage, "UPDATE ingests SET datapoint_id = ''").await;
     <super::migrations::Migrator as sea_orm_migration::MigratorTrait>::up(&storage.db, None)
         .await
         .unwrap();
     assert_eq!(super::testing::count(storage, &binary_ids).await, 2);
+    assert_eq!(super::testing::count(storage, no_datapoint).await, 1);
 
     let ingest = storage.get_ingest(organization, ingest_id).await.unwrap().unwrap();
     assert_eq!((ingest.id, ingest.call_id.as_str()), (ingest_id, "keyed"));

@@ -6,8 +6,9 @@
 //! 16-byte blob (what sqlx binds a `Uuid` as), on PostgreSQL a `uuid`. Both order as the text
 //! did: the text is the bytes in lowercase hex. Columns compared with one another change
 //! together (a tag row's datapoint and organization with the datapoint's). The ids of monitors,
-//! checks and the smaller tables stay text. (`unhex` of a NULL is NULL, as an id not given
-//! stays.)
+//! checks and the smaller tables stay text. A NULL stays NULL both ways, and an empty id (no id,
+//! written as '') becomes NULL; any other text that is not an id fails the migration, on SQLite
+//! (`unhex` gives NULL, which a NOT NULL column refuses) as on PostgreSQL (the cast).
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
@@ -59,7 +60,7 @@ fn sql(backend: DbBackend, up: bool) -> String {
             });
             defaults.concat()
                 + &each_table(alter, |column| {
-                    format!("ALTER COLUMN {column} TYPE uuid USING {column}::uuid")
+                    format!("ALTER COLUMN {column} TYPE uuid USING NULLIF({column}, '')::uuid")
                 })
         }
         (DbBackend::Postgres, false) => {
@@ -71,9 +72,9 @@ fn sql(backend: DbBackend, up: bool) -> String {
                 format!("ALTER COLUMN {column} TYPE {text} USING {column}::text")
             }) + &defaults.concat()
         }
-        (_, true) => {
-            each_table(update, |column| format!("{column} = unhex(replace({column}, '-', ''))"))
-        }
+        (_, true) => each_table(update, |column| {
+            format!("{column} = unhex(replace(NULLIF({column}, ''), '-', ''))")
+        }),
         // The 32 hex digits, hyphenated 8-4-4-4-12 (`hex` of a NULL is '', hence the CASE).
         (_, false) => each_table(update, |column| {
             let part = |from: usize, length: usize| {
@@ -109,13 +110,14 @@ mod tests {
     fn statements() {
         let up = sql(DbBackend::Sqlite, true);
         assert!(up.starts_with(
-            "UPDATE ingests SET id = unhex(replace(id, '-', '')), \
-             organization_id = unhex(replace(organization_id, '-', '')), \
-             project_id = unhex(replace(project_id, '-', '')), \
-             datapoint_id = unhex(replace(datapoint_id, '-', ''));\n"
+            "UPDATE ingests SET id = unhex(replace(NULLIF(id, ''), '-', '')), \
+             organization_id = unhex(replace(NULLIF(organization_id, ''), '-', '')), \
+             project_id = unhex(replace(NULLIF(project_id, ''), '-', '')), \
+             datapoint_id = unhex(replace(NULLIF(datapoint_id, ''), '-', ''));\n"
         ));
         assert!(up.ends_with(
-            "UPDATE monitor_datapoints SET datapoint_id = unhex(replace(datapoint_id, '-', ''));\n"
+            "UPDATE monitor_datapoints \
+             SET datapoint_id = unhex(replace(NULLIF(datapoint_id, ''), '-', ''));\n"
         ));
         assert_eq!(up.lines().count(), 8);
         let down = sql(DbBackend::Sqlite, false);
@@ -128,8 +130,8 @@ mod tests {
         assert!(sql(DbBackend::Postgres, true).starts_with(
             "ALTER TABLE datapoint_tags ALTER COLUMN organization_id DROP DEFAULT;\n\
              ALTER TABLE datapoint_metadata ALTER COLUMN organization_id DROP DEFAULT;\n\
-             ALTER TABLE ingests ALTER COLUMN id TYPE uuid USING id::uuid, \
-             ALTER COLUMN organization_id TYPE uuid USING organization_id::uuid"
+             ALTER TABLE ingests ALTER COLUMN id TYPE uuid USING NULLIF(id, '')::uuid, \
+             ALTER COLUMN organization_id TYPE uuid USING NULLIF(organization_id, '')::uuid"
         ));
         assert!(sql(DbBackend::Postgres, false).starts_with(
             "ALTER TABLE ingests ALTER COLUMN id TYPE varchar(36) USING id::text, \
