@@ -517,6 +517,22 @@ fn database_bytes(data_dir: &std::path::Path) -> (u64, u64) {
     (size("earshot.db"), size("earshot.db-wal"))
 }
 
+/// The bytes of the SQLite file's pages in use: its pages less those on its free list, read from
+/// the file's header (the page size at offset 16, the page count at 28, the free pages at 36).
+/// Rows deleted after they are stored (the burst's jobs and intake-log rows) leave free pages,
+/// which later writes reuse, so these are what the stored calls take. None on PostgreSQL.
+fn pages_in_use(data_dir: &std::path::Path) -> Option<u64> {
+    let mut header = [0u8; 40];
+    let mut file = std::fs::File::open(data_dir.join("earshot.db")).ok()?;
+    std::io::Read::read_exact(&mut file, &mut header).ok()?;
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        size => u64::from(size),
+    };
+    let number = |at: usize| u64::from(u32::from_be_bytes(header[at..at + 4].try_into().unwrap()));
+    Some(number(28).saturating_sub(number(36)) * page_size)
+}
+
 /// Seconds until the queue is empty, polling /metrics every 100 ms (a measurement, with a bound).
 async fn drain(server: &ServerProcess, bound: Duration) -> Duration {
     let started = Instant::now();
@@ -639,6 +655,14 @@ async fn main() {
             database_bytes as f64 / run.acks as f64 / body_bytes as f64,
             log_bytes as f64 / 1e6
         );
+        if let Some(in_use) = pages_in_use(server.data_dir()) {
+            println!(
+                "pages in use: {:.0} bytes per stored call, {:.1}x the body (the file's other \
+                 pages are free, for later writes)",
+                in_use as f64 / run.acks as f64,
+                in_use as f64 / run.acks as f64 / body_bytes as f64,
+            );
+        }
     }
 
     // A copy of the database as the load left it, for a closer look (tables, indexes).
