@@ -291,9 +291,10 @@ impl Domain {
                 ),
             ));
         }
-        self.storage.requeue_ingest(id, self.clock.now()).await?;
+        // The ingest as the retry left it, queued: a worker woken now may already be at it.
+        let requeued = self.storage.requeue_ingest(id, self.clock.now()).await?;
         self.jobs_wakeup.notify_waiters();
-        self.get_ingest(principal, id).await
+        requeued.ok_or_else(|| Error::not_found(format!("ingest {id} not found")))
     }
 
     /// The project a key ingests into: the one named, else the key's own.

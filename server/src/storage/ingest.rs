@@ -725,14 +725,27 @@ impl Storage {
         transaction.commit().await.map_err(db_error(context))
     }
 
-    /// Queues a failed or dead ingest again with a fresh attempt budget.
-    pub async fn requeue_ingest(&self, ingest_id: Uuid, now: DateTime<Utc>) -> Result<(), Error> {
+    /// Queues a failed or dead ingest again with a fresh attempt budget, and returns it as queued
+    /// (read in the same transaction: a worker may claim it as soon as it commits); None if it
+    /// is gone.
+    pub async fn requeue_ingest(
+        &self,
+        ingest_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<IngestRecord>, Error> {
         let context = "requeueing an ingest";
         let transaction = self.begin_write().await.map_err(db_error(context))?;
         queue::requeue(&transaction, ingest_id, now).await.map_err(db_error(context))?;
         let change = IngestChange::to(IngestState::Queued);
         set_ingest_state(&transaction, ingest_id, change, now, context).await?;
-        transaction.commit().await.map_err(db_error(context))
+        let requeued = ingest::Entity::find_by_id(ingest_id)
+            .one(&transaction)
+            .await
+            .map_err(db_error(context))?
+            .map(ingest_from_model)
+            .transpose()?;
+        transaction.commit().await.map_err(db_error(context))?;
+        Ok(requeued)
     }
 
     pub async fn get_ingest(

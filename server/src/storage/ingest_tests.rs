@@ -304,11 +304,15 @@ async fn queue_commits_claims_retries_and_finishes() {
         storage.get_ingest(organization, job).await.unwrap().unwrap().state,
         IngestState::Dead
     );
-    storage.requeue_ingest(job, clock.now()).await.unwrap();
+    // The retry answers with the ingest as it left it, whatever a worker does next.
+    let requeued = storage.requeue_ingest(job, clock.now()).await.unwrap().unwrap();
+    assert_eq!((requeued.id, requeued.state), (job, IngestState::Queued));
+    assert_eq!(requeued.last_error, "");
     assert_eq!(
         storage.get_ingest(organization, job).await.unwrap().unwrap().state,
         IngestState::Queued
     );
+    assert!(storage.requeue_ingest(Uuid::now_v7(), clock.now()).await.unwrap().is_none());
 
     // Finishing stores the datapoint and makes it searchable.
     let claimed = storage.queue().claim("w5", clock.now(), lease, 5).await.unwrap();
