@@ -219,7 +219,7 @@ impl Domain {
     }
 
     pub async fn get_ingest(&self, principal: &Principal, id: Uuid) -> Result<IngestRecord> {
-        let not_found = || Error::not_found(format!("ingest {id} not found"));
+        let not_found = || ingest_not_found(id);
         if !principal.has_scope(Scope::Ingest) && !principal.has_scope(Scope::Read) {
             return Err(Error::PermissionDenied(
                 "this API key lacks the ingest or read scope".into(),
@@ -294,7 +294,7 @@ impl Domain {
         // The ingest as the retry left it, queued: a worker woken now may already be at it.
         let requeued = self.storage.requeue_ingest(id, self.clock.now()).await?;
         self.jobs_wakeup.notify_waiters();
-        requeued.ok_or_else(|| Error::not_found(format!("ingest {id} not found")))
+        requeued.ok_or_else(|| ingest_not_found(id))
     }
 
     /// The project a key ingests into: the one named, else the key's own.
@@ -442,6 +442,12 @@ fn check_upload(
         violations.add("chunk", NOT_AUDIO);
     }
     violations.into_result()
+}
+
+/// The answer for an ingest the caller cannot see: unknown, another organization's, or a
+/// project the key may not reach.
+fn ingest_not_found(id: Uuid) -> Error {
+    Error::not_found(format!("ingest {id} not found"))
 }
 
 #[cfg(test)]

@@ -969,10 +969,9 @@ async fn stored_dedup_keys(
         let statement =
             connection.get_database_backend().build(&stored_dedup_keys_statement(chunk));
         for row in connection.query_all_raw(statement).await.map_err(db_error(context))? {
-            let get = |column| row.try_get::<String>("", column).map_err(db_error(context));
             let id: Uuid = row.try_get("", "id").map_err(db_error(context))?;
             let project_id: Uuid = row.try_get("", "project_id").map_err(db_error(context))?;
-            let dedup_key = get("dedup_key")?;
+            let dedup_key: String = row.try_get("", "dedup_key").map_err(db_error(context))?;
             let key = content_keys.get(dedup_key.as_str()).copied().unwrap_or(&dedup_key);
             known.insert((project_id, key.to_owned()), id);
         }
