@@ -227,22 +227,62 @@ impl Storage {
     }
 
     /// How `search_statement` narrows the calls beyond its index: by the query's transcript
-    /// words, or else by several rare tags of which any will do; `None` for neither.
+    /// words, or else by several rare tags of which any will do; then by the calls its context
+    /// token names, when fewer than `RARE_TEXT_MATCHES`; `None` for none of these.
     pub(super) async fn narrowing(
         &self,
         organization_id: Uuid,
         query: &DatapointQuery,
     ) -> Result<Option<TextFilter>, Error> {
-        let Some(text) = query.text_contains.as_deref().filter(|text| !text.is_empty()) else {
-            return self.rare_tags_filter(organization_id, query).await;
+        let by_words = match query.text_contains.as_deref().filter(|text| !text.is_empty()) {
+            None => self.rare_tags_filter(organization_id, query).await?,
+            Some(text) => {
+                let text = TextQuery::parse(text);
+                let matches = self.text_matches(organization_id, &text).await?;
+                Some(if matches.len() < RARE_TEXT_MATCHES {
+                    TextFilter::Among(matches)
+                } else {
+                    TextFilter::Check(text)
+                })
+            }
         };
-        let text = TextQuery::parse(text);
-        let matches = self.text_matches(organization_id, &text).await?;
-        Ok(Some(if matches.len() < RARE_TEXT_MATCHES {
-            TextFilter::Among(matches)
-        } else {
-            TextFilter::Check(text)
+        let Some(token) = &query.context_token else {
+            return Ok(by_words);
+        };
+        let named = self.context_token_matches(organization_id, token).await?;
+        if named.len() >= RARE_TEXT_MATCHES {
+            return Ok(by_words);
+        }
+        Ok(Some(match by_words {
+            None => TextFilter::Among(named),
+            Some(TextFilter::Among(matches)) => {
+                let matches: std::collections::HashSet<Uuid> = matches.into_iter().collect();
+                TextFilter::Among(named.into_iter().filter(|id| matches.contains(id)).collect())
+            }
+            Some(TextFilter::Check(text) | TextFilter::AmongChecked(_, text)) => {
+                TextFilter::AmongChecked(named, text)
+            }
         }))
+    }
+
+    /// Ids of up to `RARE_TEXT_MATCHES` of the organization's calls with each form of a
+    /// context token (`context_token_statements`).
+    async fn context_token_matches(
+        &self,
+        organization_id: Uuid,
+        token: &str,
+    ) -> Result<Vec<Uuid>, Error> {
+        let context = "searching by context token";
+        let backend = self.db.get_database_backend();
+        let mut ids = Vec::new();
+        for statement in context_token_statements(organization_id, token) {
+            for row in
+                self.db.query_all_raw(backend.build(&statement)).await.map_err(db_error(context))?
+            {
+                ids.push(row.try_get::<Uuid>("", "id").map_err(db_error(context))?);
+            }
+        }
+        Ok(ids)
     }
 
     /// Several tags of which any will do, when nothing else drives the search: if their rows
@@ -399,7 +439,7 @@ pub(super) fn search_statement(
     // statistics here, would rather walk an index that one of the other filters can use (it
     // guesses any equality matches about ten rows), so on SQLite those filters are written
     // `+column`, which no index serves; PostgreSQL knows better.
-    let by_ids = matches!(text, Some(TextFilter::Among(_)));
+    let by_ids = matches!(text, Some(TextFilter::Among(_) | TextFilter::AmongChecked(..)));
     let column = |column: Column| {
         if by_ids && backend == DbBackend::Sqlite {
             Expr::cust(format!(r#"+"datapoints"."{}""#, column.as_str()))
@@ -412,7 +452,14 @@ pub(super) fn search_statement(
         condition = condition.add(column(Column::ProjectId).eq(project_id));
     }
     if let Some(token) = &query.context_token {
-        condition = condition.add(column(Column::ContextToken).eq(token.clone()));
+        // Either the call's own token, or its id when it has none (m0030, `narrowing`).
+        let own = Condition::all()
+            .add(column(Column::ContextToken).eq(token.clone()))
+            .add(column(Column::ContextToken).ne(""));
+        let the_call_id = Condition::all()
+            .add(column(Column::ContextToken).eq(""))
+            .add(column(Column::CallId).eq(token.clone()));
+        condition = condition.add(Condition::any().add(own).add(the_call_id));
     }
     if let Some(call_id) = &query.call_id {
         condition = condition.add(column(Column::CallId).eq(call_id.clone()));
@@ -500,14 +547,14 @@ pub(super) fn search_statement(
     if let Some(to) = query.to {
         condition = condition.add(column(Column::OccurredAtMs).lte(to_millis(to)));
     }
+    if let Some(TextFilter::Among(ids) | TextFilter::AmongChecked(ids, _)) = text {
+        // The few calls whose words match, or that the context token names, by id.
+        condition = condition.add(datapoint::Column::Id.is_in(ids.iter().cloned()));
+    }
     match text {
-        // The few calls whose words match, by id.
-        Some(TextFilter::Among(ids)) => {
-            condition = condition.add(datapoint::Column::Id.is_in(ids.iter().cloned()));
-        }
         // Common words: each call the walk meets is checked against the full-text index of
         // m0011 (FTS5 seeking the call's row on SQLite, its `tsvector` on PostgreSQL).
-        Some(TextFilter::Check(text)) => {
+        Some(TextFilter::Check(text) | TextFilter::AmongChecked(_, text)) => {
             condition = condition.add(match backend {
                 DbBackend::Postgres => Expr::cust_with_values(
                     r#""datapoints"."transcript_words" @@ to_tsquery('simple', $1)"#,
@@ -519,7 +566,7 @@ pub(super) fn search_statement(
                 ),
             });
         }
-        None => {}
+        Some(TextFilter::Among(_)) | None => {}
     }
 
     // The order, and the cursor, on the columns of the rows that drive the search.
@@ -601,7 +648,7 @@ pub(super) fn search_statement(
     // The few calls of a rare transcript search are read by id and sorted: `+ 0` keeps the
     // ordering index from giving the order, which would have the planner walk it instead.
     let order_time = match text {
-        Some(TextFilter::Among(_)) => time.add(0),
+        Some(TextFilter::Among(_) | TextFilter::AmongChecked(..)) => time.add(0),
         _ => time,
     };
     select
@@ -645,6 +692,33 @@ pub(super) fn text_matches_statement(
     }
 }
 
+/// The statements of `Storage::context_token_matches`, one per form of a context token
+/// (m0030): the calls that carry `token` as their own (`datapoints_by_own_context_token`, its
+/// condition written out so that SQLite uses it), and those whose call id it is, with no token
+/// of their own (`datapoints_by_call_id`). A search by context token is no longer one walk of
+/// one index in its order: most calls have no entry in the first, and an OR of the two forms
+/// is planned as a walk of the organization's calls.
+pub(super) fn context_token_statements(
+    organization_id: Uuid,
+    token: &str,
+) -> [sea_orm::sea_query::SelectStatement; 2] {
+    use datapoint::Column;
+    let own = Condition::all()
+        .add(Column::ContextToken.eq(token))
+        .add(Expr::cust(r#""datapoints"."context_token" <> ''"#));
+    let the_call_id =
+        Condition::all().add(Column::CallId.eq(token)).add(Column::ContextToken.eq(""));
+    [own, the_call_id].map(|form| {
+        Query::select()
+            .column((datapoint::Entity, Column::Id))
+            .from(datapoint::Entity)
+            .and_where(Column::OrganizationId.eq(organization_id))
+            .cond_where(form)
+            .limit(RARE_TEXT_MATCHES as u64)
+            .to_owned()
+    })
+}
+
 /// Below this many calls matching a transcript search, the search reads those calls by id;
 /// from this many, it checks each call of its walk (`Storage::search_datapoints`).
 pub(super) const RARE_TEXT_MATCHES: usize = 2_000;
@@ -656,6 +730,9 @@ pub(super) enum TextFilter {
     Among(Vec<Uuid>),
     /// Words too common to list: each call is checked.
     Check(TextQuery),
+    /// The calls a context token names, fewer than `RARE_TEXT_MATCHES`, each checked for
+    /// words too common to list.
+    AmongChecked(Vec<Uuid>, TextQuery),
 }
 
 /// The rows a search is driven from, when not the datapoints themselves.
@@ -1195,7 +1272,10 @@ fn datapoint_active_model(datapoint: &Datapoint) -> Result<datapoint::ActiveMode
         project_id: Set(datapoint.project_id),
         provider: Set(datapoint.provider.clone()),
         call_id: Set(datapoint.call_id.clone()),
-        context_token: Set(datapoint.context_token.clone()),
+        context_token: Set(super::stored_context_token(
+            &datapoint.context_token,
+            &datapoint.call_id,
+        )),
         source: Set(datapoint.source.as_str().to_owned()),
         transcript_source: Set(datapoint.transcript_source.as_str().to_owned()),
         speaker_labels_estimated: Set(datapoint.speaker_labels_estimated),
@@ -1340,8 +1420,8 @@ pub(super) fn datapoint_from_model(model: datapoint::Model) -> Result<Datapoint,
         organization_id: model.organization_id,
         project_id: model.project_id,
         provider: model.provider,
+        context_token: super::read_context_token(model.context_token, &model.call_id),
         call_id: model.call_id,
-        context_token: model.context_token,
         source: Source::parse(&model.source)
             .ok_or_else(|| Error::internal(context, "unknown source"))?,
         transcript_source: TranscriptSource::parse(&model.transcript_source)

@@ -1036,7 +1036,10 @@ fn ingest_model(new: &NewIngest, now: DateTime<Utc>) -> ingest::ActiveModel {
         organization_id: Set(new.organization_id),
         project_id: Set(new.project_id),
         call_id: Set(conversation.call_id.clone()),
-        context_token: Set(conversation.context_token.clone()),
+        context_token: Set(super::stored_context_token(
+            &conversation.context_token,
+            &conversation.call_id,
+        )),
         provider: Set(conversation.provider.clone()),
         source: Set(conversation.source.as_str().to_owned()),
         dedup_key: Set(stored_dedup_key(&new.dedup_key)),
@@ -1085,8 +1088,8 @@ fn ingest_from_model(model: ingest::Model) -> Result<IngestRecord, Error> {
         id: model.id,
         organization_id: model.organization_id,
         project_id: model.project_id,
+        context_token: super::read_context_token(model.context_token, &model.call_id),
         call_id: model.call_id,
-        context_token: model.context_token,
         provider: model.provider,
         source: Source::parse(&model.source)
             .ok_or_else(|| Error::internal(context, "unknown source"))?,

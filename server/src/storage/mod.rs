@@ -662,6 +662,19 @@ fn parse_uuid(context: &'static str, value: &str) -> Result<uuid::Uuid, Error> {
     uuid::Uuid::parse_str(value).map_err(|error| Error::internal(context, error))
 }
 
+/// The `context_token` column's form of a call's context token (m0030): empty when it is the
+/// call's id, which it is unless the sender gave one of its own (`model::conversation`), so most
+/// calls neither spell their id twice nor take an entry in `datapoints_by_own_context_token`.
+/// A context token is never empty, so the empty column can mean nothing else.
+fn stored_context_token(context_token: &str, call_id: &str) -> String {
+    if context_token == call_id { String::new() } else { context_token.to_owned() }
+}
+
+/// A call's context token from its `context_token` column (`stored_context_token`).
+fn read_context_token(stored: String, call_id: &str) -> String {
+    if stored.is_empty() { call_id.to_owned() } else { stored }
+}
+
 /// Databases of their own for tests, shared by the unit and the integration suites. Not part
 /// of the API (the `testing` feature); failures panic, as test setup should.
 #[cfg(any(test, feature = "testing"))]

@@ -42,10 +42,13 @@ fn cases() -> Vec<(&'static str, DatapointQuery, &'static str)> {
             DatapointQuery { source: Some(Source::Webhook), ..page.clone() },
             "datapoints_by_source",
         ),
+        // A context token that names too many calls to list (`RARE_TEXT_MATCHES`): the
+        // ordering index walked, each call checked for either form of the token (m0030). Fewer
+        // are listed from their own indexes and read by id (below).
         (
             "a context token",
             DatapointQuery { context_token: Some("session-7".into()), ..page.clone() },
-            "datapoints_by_context_token_occurrence",
+            "datapoints_by_occurrence",
         ),
         (
             "a call id",
@@ -81,7 +84,7 @@ fn cases() -> Vec<(&'static str, DatapointQuery, &'static str)> {
                 tags_all: vec!["billing".into()],
                 ..page.clone()
             },
-            "datapoints_by_context_token_occurrence",
+            "datapoints_by_occurrence",
         ),
         (
             "transcript words",
@@ -208,6 +211,130 @@ async fn every_filter_is_read_through_its_index() {
     let plan = sqlite_plan(&storage, statement).await;
     assert!(plan[0].starts_with("SCAN datapoint_text VIRTUAL TABLE"), "{plan:?}");
     assert!(plan.iter().any(|step| step.contains("PRIMARY KEY (rowid=?)")), "{plan:?}");
+
+    // A context token: the calls of each form are listed from their own index (m0030), then
+    // read by id, each checked for words too common to list.
+    let indexes = [
+        "INDEX datapoints_by_own_context_token (organization_id=? AND context_token=?)",
+        "INDEX datapoints_by_call_id (organization_id=? AND call_id=?)",
+    ];
+    let statements = super::datapoints::context_token_statements(organization, "session-7");
+    for (statement, index) in statements.iter().zip(indexes) {
+        let plan = sqlite_plan(&storage, sea_orm::DbBackend::Sqlite.build(statement)).await;
+        assert!(plan.iter().any(|step| step.contains(index)), "{plan:?}");
+    }
+    let query = DatapointQuery {
+        context_token: Some("session-7".into()),
+        text_contains: Some("refund".into()),
+        page_size: 101,
+        ..Default::default()
+    };
+    let named = TextFilter::AmongChecked(vec![Uuid::now_v7()], TextQuery::parse("refund"));
+    let statement = super::datapoints::search_statement(
+        organization,
+        &query,
+        Some(&named),
+        sea_orm::DbBackend::Sqlite,
+    )
+    .build(sea_orm::DbBackend::Sqlite);
+    let plan = sqlite_plan(&storage, statement).await;
+    assert!(
+        plan.iter().any(|step| step.contains("sqlite_autoindex_datapoints_1 (id=?)")),
+        "{plan:?}"
+    );
+    assert!(plan.iter().any(|step| step.contains("VIRTUAL TABLE")), "each checked: {plan:?}");
+    assert!(plan.iter().all(|step| !step.starts_with("SCAN datapoints")), "{plan:?}");
+}
+
+/// A call's context token is stored only when it is its own (m0030): a call whose token is its
+/// id keeps the column empty in its datapoint and ingest rows, reads its token back, and is
+/// found by it, beside the calls that carry that text as their own token; with transcript
+/// words too. Down through m0030 every column holds its token again; up, it is emptied again
+/// and the same calls are found.
+#[tokio::test]
+async fn context_tokens_are_stored_only_when_a_call_has_its_own() {
+    use sea_orm::ConnectionTrait;
+    use sea_orm_migration::MigratorTrait;
+
+    use crate::model::commit::IngestWrite;
+    use crate::storage::ingest_tests::new_ingest;
+
+    let storage = super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
+    // "a" has its id as its token (the default); "b" has "a" as its own; "c" has its own.
+    let calls =
+        [("a", "a", "Thanks for calling."), ("b", "a", "I want a refund."), ("c", "s-9", "")];
+    let writes: Vec<IngestWrite> = calls
+        .iter()
+        .map(|(call_id, token, words)| {
+            let mut ingest = new_ingest(organization, project, call_id);
+            ingest.conversation.context_token = (*token).to_owned();
+            ingest.conversation.turns[0].content = (*words).to_owned();
+            IngestWrite { ingests: vec![ingest], ..Default::default() }
+        })
+        .collect();
+    let settings = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
+    storage.commit_ingest_writes(&writes.iter().collect::<Vec<_>>(), settings, now).await.unwrap();
+
+    let columns = |table: &'static str| {
+        let storage = &storage;
+        async move {
+            let sql = format!("SELECT call_id, context_token FROM {table} ORDER BY call_id");
+            let backend = storage.db.get_database_backend();
+            let rows = storage
+                .db
+                .query_all_raw(sea_orm::Statement::from_string(backend, sql))
+                .await
+                .unwrap();
+            rows.iter()
+                .map(|row| {
+                    let column = |name| row.try_get::<String>("", name).unwrap();
+                    format!("{}:{}", column("call_id"), column("context_token"))
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let found = |token: &'static str, words: Option<&'static str>| {
+        let storage = &storage;
+        async move {
+            let query = DatapointQuery {
+                context_token: Some(token.to_owned()),
+                text_contains: words.map(str::to_owned),
+                page_size: 10,
+                ..Default::default()
+            };
+            let page = storage.search_datapoints(organization, &query).await.unwrap();
+            page.iter().map(|view| view.datapoint.call_id.clone()).collect::<Vec<_>>()
+        }
+    };
+    let searches = || async {
+        assert_eq!(found("a", None).await, ["b", "a"], "its own token and the default");
+        assert_eq!(found("s-9", None).await, ["c"]);
+        assert!(found("c", None).await.is_empty(), "c's id is not its token");
+        assert!(found("b", None).await.is_empty());
+        assert_eq!(found("a", Some("refund")).await, ["b"]);
+        assert!(found("s-9", Some("refund")).await.is_empty());
+    };
+
+    for table in ["datapoints", "ingests"] {
+        assert_eq!(columns(table).await, ["a:", "b:a", "c:s-9"], "{table}");
+    }
+    let a = storage.find_datapoint(project, "custom", "a").await.unwrap().unwrap();
+    assert_eq!(a.context_token, "a");
+    let ingests = storage.call_ingests(organization, project, "custom", "a", 10).await.unwrap();
+    assert_eq!(ingests[0].context_token, "a");
+    searches().await;
+
+    super::testing::migrate_down_through(&storage, "m0030_own_context_tokens").await;
+    for table in ["datapoints", "ingests"] {
+        assert_eq!(columns(table).await, ["a:a", "b:a", "c:s-9"], "{table}");
+    }
+    super::migrations::Migrator::up(&storage.db, None).await.unwrap();
+    for table in ["datapoints", "ingests"] {
+        assert_eq!(columns(table).await, ["a:", "b:a", "c:s-9"], "{table}");
+    }
+    searches().await;
 }
 
 /// Pages follow the searches' order, newest call first, then by id, with calls that started
@@ -642,7 +769,12 @@ async fn postgresql_reads_every_filter_through_its_index() {
         // Where the filter is on the datapoints' own columns, its index gives the order. (With
         // statistics of a small table PostgreSQL may read tag rows another way, a sequential
         // scan of 2,000 tag rows included; that is its choice for this size.)
-        if !name.contains("tag")
+        // A context token: both of its forms' indexes (m0030), their few calls then sorted.
+        if name.contains("context token") {
+            for index in ["datapoints_by_own_context_token", "datapoints_by_call_id"] {
+                assert!(text.contains(&format!("Index Scan on {index} ")), "{name}: {text}");
+            }
+        } else if !name.contains("tag")
             && !name.contains("metadata")
             && !name.contains("transcript")
             && !name.contains("rows")

@@ -9,7 +9,8 @@
 //! EARSHOT_SEARCH_KEEP_DIRECTORY keeps the servers' data directories there). Each
 //! database is filled in minutes with bulk SQL, not the API: two calls are ingested through
 //! gRPC and their rows copied (with tag and metadata rows, and on SQLite their words in the
-//! full-text index) with generated ids, call ids, context tokens and times, 30 days of calls; 1 % from provider `bland`, 10 % through the SDK, every call
+//! full-text index) with generated ids, call ids and times, 30 days of calls; half with a context token of their
+//! own, the rest with their call id's (stored empty, m0030); 1 % from provider `bland`, 10 % through the SDK, every call
 //! tagged `billing`, one in a thousand `vip`, metadata `queue` (half `sales`) and a unique
 //! `account`, the word "zebra" in one transcript in 100,000; 1 % judged failed by the provider,
 //! 5 % of negative sentiment, 0.1 % with an open issue of a check, and the `bland` calls matched
@@ -98,7 +99,8 @@ fn fill_sql(rows: usize, postgres: bool, words: &str, zebra_words: &str) -> Stri
          metrics_json, created_at_ms, updated_at_ms, verdict_successful, verdict_sentiment, \
          open_issues, document) \
          SELECT {id}, t.organization_id, t.project_id, \
-         CASE WHEN n.i % 100 = 0 THEN 'bland' ELSE 'retell' END, 'call-' || n.i, 'ctx-' || n.i, \
+         CASE WHEN n.i % 100 = 0 THEN 'bland' ELSE 'retell' END, 'call-' || n.i, \
+         CASE WHEN n.i % 2 = 0 THEN 'ctx-' || n.i ELSE '' END, \
          CASE WHEN n.i % 10 = 0 THEN 'sdk' ELSE 'webhook' END, t.transcript_source, \
          t.speaker_labels_estimated, t.turns_json, \
          CASE WHEN n.i % 100000 = 7 THEN z.transcript_search ELSE t.transcript_search END, \
@@ -149,9 +151,16 @@ fn searches(rows: usize) -> Vec<(&'static str, pb::SearchDatapointsRequest)> {
     vec![
         ("newest first, no filter", page.clone()),
         (
-            "context token",
+            "context token of its own",
             pb::SearchDatapointsRequest {
-                context_token: format!("ctx-{}", rows / 2),
+                context_token: format!("ctx-{}", rows / 4 * 2),
+                ..page.clone()
+            },
+        ),
+        (
+            "context token that is the call id",
+            pb::SearchDatapointsRequest {
+                context_token: format!("call-{}", rows / 4 * 2 + 1),
                 ..page.clone()
             },
         ),

@@ -32,6 +32,7 @@ mod m0026_datapoint_document;
 mod m0027_compact_search_rows;
 mod m0028_matches_by_monitor;
 mod m0029_binary_ids;
+mod m0030_own_context_tokens;
 
 use sea_orm_migration::prelude::*;
 
@@ -71,6 +72,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0027_compact_search_rows::Migration),
             Box::new(m0028_matches_by_monitor::Migration),
             Box::new(m0029_binary_ids::Migration),
+            Box::new(m0030_own_context_tokens::Migration),
         ]
     }
 }
