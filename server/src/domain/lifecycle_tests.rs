@@ -91,7 +91,16 @@ impl Fixture {
             .await
             .unwrap();
         self.finish_jobs().await;
-        storage.find_datapoint(self.project, "custom", call_id).await.unwrap().unwrap()
+        storage
+            .find_datapoint(crate::storage::CallKey {
+                organization_id: self.admin.organization_id,
+                project_id: self.project,
+                provider: "custom",
+                call_id,
+            })
+            .await
+            .unwrap()
+            .unwrap()
     }
 
     /// Runs every queued job as a worker would, each into its call's datapoint.
@@ -109,7 +118,12 @@ impl Fixture {
                 _ => None,
             };
             let existing = storage
-                .find_datapoint(record.project_id, &conversation.provider, &conversation.call_id)
+                .find_datapoint(crate::storage::CallKey {
+                    organization_id: record.organization_id,
+                    project_id: record.project_id,
+                    provider: &conversation.provider,
+                    call_id: &conversation.call_id,
+                })
                 .await
                 .unwrap();
             let new = existing.is_none();

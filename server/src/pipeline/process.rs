@@ -17,7 +17,7 @@ use crate::jobs::{BatchOutcome, ClaimedJob, JobError, JobPayload, JobRunner};
 use crate::model::conversation::{AudioCredentials, AudioSource, Conversation};
 use crate::model::datapoints::{Datapoint, TranscriptSource};
 use crate::model::ingest::{AudioObject, IngestRecord};
-use crate::storage::FinishedIngest;
+use crate::storage::{CallKey, FinishedIngest};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum ProcessOutcome {
@@ -134,10 +134,13 @@ async fn process_together(
             }
         }
     }
-    let keys: Vec<(Uuid, &str, &str)> = quick
+    let keys: Vec<CallKey<'_>> = quick
         .iter()
-        .map(|(_, (record, conversation))| {
-            (record.project_id, conversation.provider.as_str(), conversation.call_id.as_str())
+        .map(|(_, (record, conversation))| CallKey {
+            organization_id: record.organization_id,
+            project_id: record.project_id,
+            provider: &conversation.provider,
+            call_id: &conversation.call_id,
         })
         .collect();
     let mut current: HashMap<(Uuid, String, String), Datapoint> = storage
@@ -307,7 +310,12 @@ pub async fn process_ingest(
         speaker_labels_estimated = Some(transcript.speaker_labels_estimated);
     }
     let existing = storage
-        .find_datapoint(record.project_id, &conversation.provider, &conversation.call_id)
+        .find_datapoint(CallKey {
+            organization_id: record.organization_id,
+            project_id: record.project_id,
+            provider: &conversation.provider,
+            call_id: &conversation.call_id,
+        })
         .await
         .map_err(transient)?;
     let now = domain.clock.now();
@@ -365,7 +373,12 @@ async fn store_merged_again(
 ) -> Result<(), JobError> {
     let storage = &domain.storage;
     let existing = storage
-        .find_datapoint(failed.datapoint.project_id, &conversation.provider, &conversation.call_id)
+        .find_datapoint(CallKey {
+            organization_id: failed.datapoint.organization_id,
+            project_id: failed.datapoint.project_id,
+            provider: &conversation.provider,
+            call_id: &conversation.call_id,
+        })
         .await
         .map_err(transient)?;
     let new = existing.is_none();
@@ -561,8 +574,17 @@ mod tests {
         for outcome in one.unwrap().into_iter().chain(two.unwrap()) {
             assert!(matches!(outcome, BatchOutcome::Ran(Ok(()))), "{outcome:?}");
         }
-        let stored =
-            domain.storage.find_datapoint(project, "custom", "call-race").await.unwrap().unwrap();
+        let stored = domain
+            .storage
+            .find_datapoint(crate::storage::CallKey {
+                organization_id: organization,
+                project_id: project,
+                provider: "custom",
+                call_id: "call-race",
+            })
+            .await
+            .unwrap()
+            .unwrap();
         let mut tags = stored.tags.clone();
         tags.sort();
         assert_eq!(tags, ["first", "second"]);

@@ -24,25 +24,16 @@ use crate::model::ingest::IngestState;
 
 impl Storage {
     /// The datapoint of one call, if stored.
-    pub async fn find_datapoint(
-        &self,
-        project_id: Uuid,
-        provider: &str,
-        call_id: &str,
-    ) -> Result<Option<Datapoint>, Error> {
-        Ok(self.find_datapoints(&[(project_id, provider, call_id)]).await?.pop())
+    pub async fn find_datapoint(&self, key: CallKey<'_>) -> Result<Option<Datapoint>, Error> {
+        Ok(self.find_datapoints(&[key]).await?.pop())
     }
 
-    /// The datapoints of several calls at once, each key `(project, provider, call id)`: one
-    /// query per chunk, the keys a `VALUES` list joined to `datapoints_unique_call`, so each is
-    /// a seek on both databases whatever their statistics (`keyed_lookups_seek_each_key`). An
-    /// OR of one term per key, the first form, was planned by PostgreSQL as a scan testing every
-    /// term on every row it read; `call_id IN (…)` kept the list out of the index condition
-    /// until the table had been analyzed.
-    pub async fn find_datapoints(
-        &self,
-        keys: &[(Uuid, &str, &str)],
-    ) -> Result<Vec<Datapoint>, Error> {
+    /// The datapoints of several calls at once: one query per chunk, the keys a `VALUES` list
+    /// joined to `datapoints_unique_call`, so each is a seek on both databases whatever their
+    /// statistics (`keyed_lookups_seek_each_key`). An OR of one term per key, the first form,
+    /// was planned by PostgreSQL as a scan testing every term on every row it read; `call_id IN
+    /// (…)` kept the list out of the index condition until the table had been analyzed.
+    pub async fn find_datapoints(&self, keys: &[CallKey<'_>]) -> Result<Vec<Datapoint>, Error> {
         find_datapoints_in(&self.db, keys, false, "reading datapoints").await
     }
 
@@ -82,13 +73,10 @@ impl Storage {
         let backend = transaction.get_database_backend();
         if backend != DbBackend::Postgres {
             // SQLite finds a call's earlier tag and metadata rows from its stored tags.
-            let keys: Vec<(Uuid, &str, &str)> = finished
+            let keys: Vec<CallKey<'_>> = finished
                 .iter()
                 .filter(|result| !result.new)
-                .map(|result| {
-                    let datapoint = result.datapoint;
-                    (datapoint.project_id, datapoint.provider.as_str(), datapoint.call_id.as_str())
-                })
+                .map(|result| CallKey::of(result.datapoint))
                 .collect();
             if !keys.is_empty() {
                 let stored = find_datapoints_in(&transaction, &keys, false, context).await?;
@@ -397,9 +385,31 @@ async fn present_ingests(
     Ok(present)
 }
 
+/// One call, as its datapoint is keyed: a call id is unique by project and provider, and
+/// `datapoints_unique_call` (m0031) holds the organization and the call id first, so that the
+/// search by call id reads the same index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CallKey<'a> {
+    pub organization_id: Uuid,
+    pub project_id: Uuid,
+    pub provider: &'a str,
+    pub call_id: &'a str,
+}
+
+impl<'a> CallKey<'a> {
+    pub fn of(datapoint: &'a Datapoint) -> Self {
+        Self {
+            organization_id: datapoint.organization_id,
+            project_id: datapoint.project_id,
+            provider: &datapoint.provider,
+            call_id: &datapoint.call_id,
+        }
+    }
+}
+
 /// The statement of `Storage::find_datapoints` for one chunk of keys.
 pub(super) fn find_datapoints_statement(
-    keys: &[(Uuid, &str, &str)],
+    keys: &[CallKey<'_>],
 ) -> sea_orm::sea_query::SelectStatement {
     use sea_orm::sea_query::{Asterisk, ValueTuple};
     let mut select = Query::select();
@@ -407,10 +417,20 @@ pub(super) fn find_datapoints_statement(
     super::join_keys(
         &mut select,
         datapoint::Entity,
-        &[datapoint::Column::ProjectId, datapoint::Column::Provider, datapoint::Column::CallId],
+        &[
+            datapoint::Column::OrganizationId,
+            datapoint::Column::CallId,
+            datapoint::Column::ProjectId,
+            datapoint::Column::Provider,
+        ],
         keys.iter()
-            .map(|(project_id, provider, call_id)| {
-                ValueTuple::Three((*project_id).into(), (*provider).into(), (*call_id).into())
+            .map(|key| {
+                ValueTuple::Many(vec![
+                    key.organization_id.into(),
+                    key.call_id.into(),
+                    key.project_id.into(),
+                    key.provider.into(),
+                ])
             })
             .collect(),
     );
@@ -647,8 +667,11 @@ pub(super) fn search_statement(
     }
     // The few calls of a rare transcript search are read by id and sorted: `+ 0` keeps the
     // ordering index from giving the order, which would have the planner walk it instead.
+    // So are the few calls of a call id (one a project and provider), found by their unique
+    // key (`datapoints_unique_call`, m0031).
     let order_time = match text {
         Some(TextFilter::Among(_) | TextFilter::AmongChecked(..)) => time.add(0),
+        _ if query.call_id.is_some() => time.add(0),
         _ => time,
     };
     select
@@ -695,7 +718,7 @@ pub(super) fn text_matches_statement(
 /// The statements of `Storage::context_token_matches`, one per form of a context token
 /// (m0030): the calls that carry `token` as their own (`datapoints_by_own_context_token`, its
 /// condition written out so that SQLite uses it), and those whose call id it is, with no token
-/// of their own (`datapoints_by_call_id`). A search by context token is no longer one walk of
+/// of their own (`datapoints_unique_call`). A search by context token is no longer one walk of
 /// one index in its order: most calls have no entry in the first, and an OR of the two forms
 /// is planned as a walk of the organization's calls.
 pub(super) fn context_token_statements(
@@ -899,7 +922,7 @@ pub(super) fn ingests_done(
 /// `lock_rows`, on PostgreSQL, taken `FOR UPDATE` until the caller's transaction ends.
 async fn find_datapoints_in(
     connection: &impl ConnectionTrait,
-    keys: &[(Uuid, &str, &str)],
+    keys: &[CallKey<'_>],
     lock_rows: bool,
     context: &'static str,
 ) -> Result<Vec<Datapoint>, Error> {
@@ -960,8 +983,13 @@ impl IntakeCall {
         self.fresh.id
     }
 
-    fn key(&self) -> (Uuid, &str, &str) {
-        (self.project_id, &self.conversation.provider, &self.conversation.call_id)
+    fn key(&self) -> CallKey<'_> {
+        CallKey {
+            organization_id: self.organization_id,
+            project_id: self.project_id,
+            provider: &self.conversation.provider,
+            call_id: &self.conversation.call_id,
+        }
     }
 }
 
@@ -994,10 +1022,10 @@ pub(super) async fn store_at_intake(
     context: &'static str,
 ) -> Result<Vec<Uuid>, Error> {
     use std::collections::{HashMap, HashSet};
-    let keys: Vec<(Uuid, &str, &str)> = calls.iter().map(|call| call.key()).collect();
+    let keys: Vec<CallKey<'_>> = calls.iter().map(|call| call.key()).collect();
     // Each call's datapoint as merged so far, in the order calls first appear.
     let mut merged: Vec<Merged<'_>> = Vec::with_capacity(calls.len());
-    let mut position: HashMap<(Uuid, &str, &str), usize> = HashMap::with_capacity(calls.len());
+    let mut position: HashMap<CallKey<'_>, usize> = HashMap::with_capacity(calls.len());
     let stored = find_datapoints_in(connection, &keys, true, context).await?;
     let stored_before: HashSet<Uuid> = stored.iter().map(|datapoint| datapoint.id).collect();
     let mut rows = SearchRows::default();
@@ -1022,7 +1050,9 @@ pub(super) async fn store_at_intake(
                 Merged::Fresh(earlier) => earlier.fresh.clone(),
                 Merged::Merged(datapoint) => (**datapoint).clone(),
             }),
-            None => stored.remove(&(key.0, key.1.to_owned(), key.2.to_owned())),
+            None => {
+                stored.remove(&(key.project_id, key.provider.to_owned(), key.call_id.to_owned()))
+            }
         };
         let now = match before {
             None => Merged::Fresh(call),

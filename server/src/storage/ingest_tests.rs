@@ -611,14 +611,13 @@ async fn a_batch_of_results_commits_together() {
     ];
     storage.finish_ingests(&finished, clock.now()).await.unwrap();
 
-    let found = storage
-        .find_datapoints(&[
-            (project, "custom", "x"),
-            (project, "custom", "y"),
-            (project, "custom", "z"),
-        ])
-        .await
-        .unwrap();
+    let keys = ["x", "y", "z"].map(|call_id| crate::storage::CallKey {
+        organization_id: organization,
+        project_id: project,
+        provider: "custom",
+        call_id,
+    });
+    let found = storage.find_datapoints(&keys).await.unwrap();
     assert_eq!(found.len(), 3);
     let stored = |call: &str| found.iter().find(|datapoint| datapoint.call_id == call).unwrap();
     assert_eq!(stored("x").tags, ["first", "second"]);
@@ -656,7 +655,16 @@ async fn transcripts_are_stored_with_their_ingests() {
     let at_intake = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
     let earlier = IngestWrite { ingests: vec![tagged_ingest("z", "old")], ..Default::default() };
     storage.commit_ingest_writes(&[&earlier], at_intake, clock.now()).await.unwrap();
-    let earlier_z = storage.find_datapoint(project, "custom", "z").await.unwrap().unwrap();
+    let earlier_z = storage
+        .find_datapoint(crate::storage::CallKey {
+            organization_id: organization,
+            project_id: project,
+            provider: "custom",
+            call_id: "z",
+        })
+        .await
+        .unwrap()
+        .unwrap();
 
     let mut with_audio = tagged_ingest("w", "audio");
     with_audio.conversation.audio =
@@ -673,11 +681,40 @@ async fn transcripts_are_stored_with_their_ingests() {
         storage.commit_ingest_writes(&[&first, &second], at_intake, clock.now()).await.unwrap();
     assert!(outcomes.iter().flatten().all(|outcome| matches!(outcome, IngestOutcome::Created(_))));
 
-    let x = storage.find_datapoint(project, "custom", "x").await.unwrap().unwrap();
-    let z = storage.find_datapoint(project, "custom", "z").await.unwrap().unwrap();
+    let x = storage
+        .find_datapoint(crate::storage::CallKey {
+            organization_id: organization,
+            project_id: project,
+            provider: "custom",
+            call_id: "x",
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let z = storage
+        .find_datapoint(crate::storage::CallKey {
+            organization_id: organization,
+            project_id: project,
+            provider: "custom",
+            call_id: "z",
+        })
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(x.tags, ["first", "second"]);
     assert_eq!((z.id, z.tags), (earlier_z.id, vec!["old".to_owned(), "new".to_owned()]));
-    assert_eq!(storage.find_datapoint(project, "custom", "w").await.unwrap(), None);
+    assert_eq!(
+        storage
+            .find_datapoint(crate::storage::CallKey {
+                organization_id: organization,
+                project_id: project,
+                provider: "custom",
+                call_id: "w"
+            })
+            .await
+            .unwrap(),
+        None
+    );
     let tagged = |tag: &'static str| tagged_count(storage, organization, project, tag);
     let counts = (tagged("first").await, tagged("second").await, tagged("old").await);
     assert_eq!((counts, tagged("new").await), ((1, 1, 1), 1));
@@ -762,12 +799,19 @@ async fn keyed_lookups_seek_each_key() {
     if storage.db.get_database_backend() != sea_orm::DbBackend::Sqlite {
         return;
     }
-    let project = Uuid::now_v7();
-    let calls = [(project, "retell", "a"), (Uuid::now_v7(), "vapi", "b")];
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let call = |project_id, provider, call_id| crate::storage::CallKey {
+        organization_id: organization,
+        project_id,
+        provider,
+        call_id,
+    };
+    let calls = [call(project, "retell", "a"), call(Uuid::now_v7(), "vapi", "b")];
     let statement =
         sea_orm::DbBackend::Sqlite.build(&super::datapoints::find_datapoints_statement(&calls));
     let plan = sqlite_plan(&storage, statement).await;
-    let seek = "USING INDEX datapoints_unique_call (project_id=? AND provider=? AND call_id=?)";
+    let seek = "USING INDEX datapoints_unique_call \
+                (organization_id=? AND call_id=? AND project_id=? AND provider=?)";
     assert!(plan.iter().any(|step| step.contains(seek)), "{plan:?}");
     assert!(plan.iter().all(|step| !step.starts_with("SCAN datapoints")), "{plan:?}");
 

@@ -104,7 +104,18 @@ async fn logged_writes_are_answered_as_rows_would_be_and_stored_once_later() {
     );
     assert_eq!(storage.pending.requests(), 4);
     // Acknowledged, not stored as rows yet.
-    assert_eq!(storage.find_datapoint(project, "custom", "a").await.unwrap(), None);
+    assert_eq!(
+        storage
+            .find_datapoint(crate::storage::CallKey {
+                organization_id: organization,
+                project_id: project,
+                provider: "custom",
+                call_id: "a"
+            })
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(storage.get_ingest(organization, a_id).await.unwrap(), None);
 
     // The next group repeats a again, stored as rows and logged: both duplicates of the
@@ -120,10 +131,30 @@ async fn logged_writes_are_answered_as_rows_would_be_and_stored_once_later() {
     let expanded = storage.expand_whole_intake_log(AT_INTAKE).await.unwrap();
     assert_eq!((expanded.expanded.requests, storage.pending.requests()), (5, 0));
     assert!(expanded.failed.is_empty());
-    let datapoint = storage.find_datapoint(project, "custom", "a").await.unwrap().unwrap();
+    let datapoint = storage
+        .find_datapoint(crate::storage::CallKey {
+            organization_id: organization,
+            project_id: project,
+            provider: "custom",
+            call_id: "a",
+        })
+        .await
+        .unwrap()
+        .unwrap();
     let ingest = storage.get_ingest(organization, a_id).await.unwrap().unwrap();
     assert_eq!((ingest.state, ingest.datapoint_id), (IngestState::Done, Some(datapoint.id)));
-    assert!(storage.find_datapoint(project, "custom", "b").await.unwrap().is_some());
+    assert!(
+        storage
+            .find_datapoint(crate::storage::CallKey {
+                organization_id: organization,
+                project_id: project,
+                provider: "custom",
+                call_id: "b"
+            })
+            .await
+            .unwrap()
+            .is_some()
+    );
     // Every request's delivery is recorded, with the verdict its answer had, and its body.
     let deliveries = storage.ingest_deliveries(&[a_id, c_id], 10).await.unwrap();
     let verdicts = |ingest: Uuid| {
@@ -202,7 +233,18 @@ async fn rows_that_cannot_be_stored_are_kept_and_the_rest_stored() {
         let ingest = storage.get_ingest(organization, id).await.unwrap().unwrap();
         assert_eq!(ingest.state, IngestState::Done);
     }
-    assert!(storage.find_datapoint(project, "custom", "clash").await.unwrap().is_none());
+    assert!(
+        storage
+            .find_datapoint(crate::storage::CallKey {
+                organization_id: organization,
+                project_id: project,
+                provider: "custom",
+                call_id: "clash"
+            })
+            .await
+            .unwrap()
+            .is_none()
+    );
     // Both kept, as they were; the clash's request still counts as not stored.
     assert_eq!(log_rows(&storage).await, 2);
     assert_eq!(storage.pending.requests(), 1);
@@ -299,7 +341,18 @@ async fn a_logging_writer_stores_its_log_by_itself() {
     })
     .await
     .expect("stored from the log within 10 s");
-    assert!(storage.find_datapoint(project, "custom", "w").await.unwrap().is_some());
+    assert!(
+        storage
+            .find_datapoint(crate::storage::CallKey {
+                organization_id: organization,
+                project_id: project,
+                provider: "custom",
+                call_id: "w"
+            })
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 /// A log row reads back as the writes that went in, body bytes and all.

@@ -45,7 +45,7 @@ use crate::error::Error;
 use crate::jobs::queue::WriteTurn;
 
 pub use changes::{Change, Changes, LiveProcesses};
-pub use datapoints::FinishedIngest;
+pub use datapoints::{CallKey, FinishedIngest};
 pub use deliveries::DeliveryProjects;
 pub use events::{
     AttemptOutcome, DueDelivery, NextStep, SealedEndpoint, StoredHeaders, StoredSecret,

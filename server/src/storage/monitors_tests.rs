@@ -378,7 +378,16 @@ async fn summaries_count_each_call_as_last_evaluated() {
     );
 
     // Deleting "slow" takes its part out.
-    let slow_call = storage.find_datapoint(project, "retell", "slow").await.unwrap().unwrap();
+    let slow_call = storage
+        .find_datapoint(crate::storage::CallKey {
+            organization_id: organization,
+            project_id: project,
+            provider: "retell",
+            call_id: "slow",
+        })
+        .await
+        .unwrap()
+        .unwrap();
     let calls = storage.calls_by_ids(organization, &[slow_call.id]).await.unwrap();
     let deletion = crate::storage::ingest_tests::requested_deletion(organization, now);
     storage.delete_calls(&calls, &deletion, now).await.unwrap();
@@ -394,7 +403,16 @@ async fn summaries_count_each_call_as_last_evaluated() {
     );
 
     // An external judge cannot overwrite a monitor's result (its summary counts it).
-    let bad = storage.find_datapoint(project, "retell", "bad").await.unwrap().unwrap();
+    let bad = storage
+        .find_datapoint(crate::storage::CallKey {
+            organization_id: organization,
+            project_id: project,
+            provider: "retell",
+            call_id: "bad",
+        })
+        .await
+        .unwrap()
+        .unwrap();
     let refused = storage
         .attach_check_results(
             organization,
@@ -649,7 +667,16 @@ async fn matches_follow_a_call_that_changes_and_go_with_it() {
     assert_eq!(summary_of(storage, &latency).await.0, (1, 0), "counted once, as last found");
 
     // In a worker's batch: the stored datapoint merged again, at another time, slow again.
-    let stored = storage.find_datapoint(project, "custom", "moving").await.unwrap().unwrap();
+    let stored = storage
+        .find_datapoint(crate::storage::CallKey {
+            organization_id: organization,
+            project_id: project,
+            provider: "custom",
+            call_id: "moving",
+        })
+        .await
+        .unwrap()
+        .unwrap();
     let mut later = event(10, 2_000).ingests.remove(0);
     let merged = crate::model::datapoints::Datapoint::merge(
         Some(stored),

@@ -33,6 +33,7 @@ mod m0027_compact_search_rows;
 mod m0028_matches_by_monitor;
 mod m0029_binary_ids;
 mod m0030_own_context_tokens;
+mod m0031_one_call_index;
 
 use sea_orm_migration::prelude::*;
 
@@ -73,6 +74,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0028_matches_by_monitor::Migration),
             Box::new(m0029_binary_ids::Migration),
             Box::new(m0030_own_context_tokens::Migration),
+            Box::new(m0031_one_call_index::Migration),
         ]
     }
 }
