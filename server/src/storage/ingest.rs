@@ -59,6 +59,9 @@ struct PreparedIngest {
     id: Uuid,
     project_id: Uuid,
     dedup_key: String,
+    /// The call `ingests_unique_dedup` holds the key under (m0032).
+    call_id: String,
+    provider: String,
     model: ingest::ActiveModel,
     work: Work,
 }
@@ -205,6 +208,8 @@ impl PreparedWrite {
                 .into_iter()
                 .map(|new| {
                     let mut model = ingest_model(&new, now);
+                    let call_id = new.conversation.call_id.clone();
+                    let provider = new.conversation.provider.clone();
                     let work = if settings.transcripts_at_intake && new.conversation.audio.is_none()
                     {
                         let call = IntakeCall::new(
@@ -237,6 +242,8 @@ impl PreparedWrite {
                         id: new.id,
                         project_id: new.project_id,
                         dedup_key: new.dedup_key,
+                        call_id,
+                        provider,
                         model,
                         work,
                     })
@@ -481,18 +488,25 @@ impl Storage {
                 .await
                 .map_err(db_error("storing audio objects"))?;
         }
-        let keys: Vec<(Uuid, &str)> = writes
+        let probes: Vec<DedupProbe<'_>> = writes
             .iter()
             .flat_map(|write| &write.ingests)
-            .map(|new| (new.project_id, new.dedup_key.as_str()))
-            .chain(
-                logged
-                    .iter()
-                    .flat_map(|write| &write.keys)
-                    .map(|(project_id, key, _)| (*project_id, key.as_str())),
-            )
+            .map(|new| DedupProbe {
+                project_id: new.project_id,
+                call_id: &new.call_id,
+                provider: &new.provider,
+                key: &new.dedup_key,
+            })
+            .chain(logged.iter().flat_map(|write| &write.keys).map(|logged| DedupProbe {
+                project_id: logged.project_id,
+                call_id: &logged.call_id,
+                provider: &logged.provider,
+                key: &logged.dedup_key,
+            }))
             .collect();
-        let mut known = stored_dedup_keys(transaction, &keys).await?;
+        let mut known = stored_dedup_keys(transaction, &probes).await?;
+        let keys: Vec<(Uuid, &str)> =
+            probes.iter().map(|probe| (probe.project_id, probe.key)).collect();
         if with_pending {
             self.pending.fill(&keys, &mut known);
         }
@@ -533,14 +547,14 @@ impl Storage {
             let outcomes = write
                 .keys
                 .iter()
-                .map(|(project_id, dedup_key, id)| {
-                    let key = (*project_id, dedup_key.clone());
+                .map(|logged| {
+                    let key = (logged.project_id, logged.dedup_key.clone());
                     if let Some(existing) = known.get(&key) {
                         return IngestOutcome::Duplicate(*existing);
                     }
-                    known.insert(key.clone(), *id);
-                    created.push((key, *id));
-                    IngestOutcome::Created(*id)
+                    known.insert(key.clone(), logged.id);
+                    created.push((key, logged.id));
+                    IngestOutcome::Created(logged.id)
                 })
                 .collect();
             logged_results.push(outcomes);
@@ -792,7 +806,7 @@ impl Storage {
     }
 
     /// The ingests of one call (its project, provider and call id), newest first, at most
-    /// `limit`: found by call id within the organization (`ingests_by_call`).
+    /// `limit`: found by call in the dedup keys' index (`ingests_unique_dedup`, m0032).
     pub async fn call_ingests(
         &self,
         organization_id: Uuid,
@@ -943,67 +957,81 @@ pub(super) async fn set_ingest_state(
     Ok(())
 }
 
-/// The ingests already stored under `keys` (project, dedup key): one query per chunk, the keys
-/// a `VALUES` list joined to `ingests_unique_dedup`, so each is a seek on both databases
-/// whatever their statistics (`keyed_lookups_seek_each_key`; an OR of one term per key, the
-/// first form, was planned by PostgreSQL as a scan testing every term on every row).
+/// A repeat's lookup: an ingest's project and content key (`model::ingest::dedup_key`), and the
+/// call `ingests_unique_dedup` holds it under (m0032).
+struct DedupProbe<'a> {
+    project_id: Uuid,
+    call_id: &'a str,
+    provider: &'a str,
+    key: &'a str,
+}
+
+/// The ingests already stored under `probes`' keys, by (project, content key): one query per
+/// chunk, the keys a `VALUES` list joined to `ingests_unique_dedup`, so each is a seek on both
+/// databases whatever their statistics (`keyed_lookups_seek_each_key`; an OR of one term per
+/// key, the first form, was planned by PostgreSQL as a scan testing every term on every row).
+/// Each key is looked for in both forms a row may hold (`stored_dedup_key`), and found under
+/// itself.
 async fn stored_dedup_keys(
     connection: &impl ConnectionTrait,
-    keys: &[(Uuid, &str)],
+    probes: &[DedupProbe<'_>],
 ) -> Result<HashMap<(Uuid, String), Uuid>, Error> {
     let context = "looking up repeated ingests";
-    let mut known = HashMap::with_capacity(keys.len());
-    // Each content key is looked up in both stored forms, and found under itself.
-    let stored: Vec<String> = keys.iter().map(|(_, key)| stored_dedup_key(key)).collect();
-    let mut content_keys: HashMap<&str, &str> = HashMap::with_capacity(keys.len() * 2);
-    let mut probes = Vec::with_capacity(keys.len() * 2);
-    for ((project_id, key), stored) in keys.iter().zip(&stored) {
-        content_keys.insert(stored, key);
-        content_keys.insert(key, key);
-        probes.push((*project_id, stored.as_str()));
-        if stored != key {
-            probes.push((*project_id, *key));
-        }
+    let mut known = HashMap::with_capacity(probes.len());
+    let mut content_keys: HashMap<(Uuid, &str, &str, String), &str> =
+        HashMap::with_capacity(probes.len() * 2);
+    for probe in probes {
+        let call = |stored: String| (probe.project_id, probe.call_id, probe.provider, stored);
+        content_keys.insert(call(stored_dedup_key(probe.key)), probe.key);
+        // As rows written before run 22 hold it.
+        content_keys.insert(call(probe.key.to_owned()), probe.key);
     }
-    for chunk in probes.chunks(super::INSERT_CHUNK_ROWS) {
+    let lookups: Vec<(Uuid, &str, &str, &str)> = content_keys
+        .keys()
+        .map(|(project_id, call_id, provider, stored)| {
+            (*project_id, *call_id, *provider, stored.as_str())
+        })
+        .collect();
+    for chunk in lookups.chunks(super::INSERT_CHUNK_ROWS) {
         let statement =
             connection.get_database_backend().build(&stored_dedup_keys_statement(chunk));
         for row in connection.query_all_raw(statement).await.map_err(db_error(context))? {
+            let column = |name| row.try_get::<String>("", name).map_err(db_error(context));
             let id: Uuid = row.try_get("", "id").map_err(db_error(context))?;
             let project_id: Uuid = row.try_get("", "project_id").map_err(db_error(context))?;
-            let dedup_key: String = row.try_get("", "dedup_key").map_err(db_error(context))?;
-            let key = content_keys.get(dedup_key.as_str()).copied().unwrap_or(&dedup_key);
-            known.insert((project_id, key.to_owned()), id);
+            let (call_id, provider) = (column("call_id")?, column("provider")?);
+            let found = (project_id, call_id.as_str(), provider.as_str(), column("dedup_key")?);
+            if let Some(key) = content_keys.get(&found) {
+                known.insert((project_id, (*key).to_owned()), id);
+            }
         }
     }
     Ok(known)
 }
 
-/// The `dedup_key` column's form of an ingest's content key (`model::ingest::dedup_key`:
-/// provider, call id and the conversation's SHA-256 in 64 hex digits, ~90 characters): the
-/// same provider and call id, then the digest's first 72 bits in 12 characters of base64url,
-/// in the row and again in its unique index (~100 bytes a stored call less). The key still
-/// sorts by call, so a batch's keys land near each other in the index, as before; 72 bits tell
-/// a call's versions apart. A key of another shape is stored as it is. Rows written before run
-/// 22 hold the content key itself, and `stored_dedup_keys` looks for both.
+/// The `dedup_key` column's form of an ingest's content key (`model::ingest::dedup_key`, ~90
+/// characters): the digest's first 72 bits in 12 characters of base64url (72 bits tell a
+/// call's versions apart). The provider and call id it starts with are the row's own columns,
+/// which `ingests_unique_dedup` holds before it (m0032); from run 22 until then the key kept
+/// them in front of the digest. A key of another shape is stored as it is. Rows written before
+/// run 22 hold the content key itself, and `stored_dedup_keys` looks for both.
 pub(super) fn stored_dedup_key(content_key: &str) -> String {
     let digest = content_key
         .len()
         .checked_sub(64)
         .and_then(|at| Some((content_key.get(..at)?, content_key.get(at..)?)))
         .filter(|(call, _)| call.ends_with(':'))
-        .and_then(|(call, hex)| Some((call, data_encoding::HEXLOWER.decode(hex.as_bytes()).ok()?)));
+        .and_then(|(_, hex)| data_encoding::HEXLOWER.decode(hex.as_bytes()).ok());
     match digest {
-        Some((call, digest)) => {
-            format!("{call}{}", data_encoding::BASE64URL_NOPAD.encode(&digest[..9]))
-        }
+        Some(digest) => data_encoding::BASE64URL_NOPAD.encode(&digest[..9]),
         None => content_key.to_owned(),
     }
 }
 
-/// The statement of `stored_dedup_keys` for one chunk of keys.
+/// The statement of `stored_dedup_keys` for one chunk of keys: (project, call id, provider,
+/// stored key), as `ingests_unique_dedup` holds them.
 pub(super) fn stored_dedup_keys_statement(
-    keys: &[(Uuid, &str)],
+    keys: &[(Uuid, &str, &str, &str)],
 ) -> sea_orm::sea_query::SelectStatement {
     use sea_orm::sea_query::{Query, ValueTuple};
     let mut select = Query::select();
@@ -1011,16 +1039,28 @@ pub(super) fn stored_dedup_keys_statement(
         .columns([
             (ingest::Entity, ingest::Column::Id),
             (ingest::Entity, ingest::Column::ProjectId),
+            (ingest::Entity, ingest::Column::CallId),
+            (ingest::Entity, ingest::Column::Provider),
             (ingest::Entity, ingest::Column::DedupKey),
         ])
         .from(ingest::Entity);
     super::join_keys(
         &mut select,
         ingest::Entity,
-        &[ingest::Column::ProjectId, ingest::Column::DedupKey],
+        &[
+            ingest::Column::ProjectId,
+            ingest::Column::CallId,
+            ingest::Column::Provider,
+            ingest::Column::DedupKey,
+        ],
         keys.iter()
-            .map(|(project_id, dedup_key)| {
-                ValueTuple::Two((*project_id).into(), (*dedup_key).into())
+            .map(|(project_id, call_id, provider, dedup_key)| {
+                ValueTuple::Many(vec![
+                    (*project_id).into(),
+                    (*call_id).into(),
+                    (*provider).into(),
+                    (*dedup_key).into(),
+                ])
             })
             .collect(),
     );

@@ -171,7 +171,8 @@ async fn ingest_and_delivery_ids_are_stored_in_16_bytes() {
 
 /// A repeated conversation is found whichever form its key was stored in: the short form
 /// written now (`stored_dedup_key`, its digest cut to 72 bits), or the content key itself, as
-/// rows written before run 22 hold it.
+/// rows written before run 22 hold it; and after m0032 has run over rows of either form, as
+/// it leaves them, and back.
 #[tokio::test]
 async fn repeats_are_found_under_either_stored_key() {
     let now = Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap();
@@ -203,6 +204,20 @@ async fn repeats_are_found_under_either_stored_key() {
     assert_eq!(rows_keyed(&key_of("b")).await, 1);
     assert_eq!(commit("b").await, IngestOutcome::Duplicate(b.ingest_id()));
     assert!(matches!(commit("c").await, IngestOutcome::Created(_)));
+
+    // Down through m0032: the short keys get their provider and call id back in front (the
+    // run 22 form); the content key in full stays. Up: cut to the digest again.
+    super::testing::migrate_down_through(storage, "m0032_dedup_by_call").await;
+    assert_eq!(rows_keyed(&format!("custom:a:{short}")).await, 1);
+    assert_eq!(rows_keyed(&key_of("b")).await, 1);
+    <super::migrations::Migrator as sea_orm_migration::MigratorTrait>::up(&storage.db, None)
+        .await
+        .unwrap();
+    assert_eq!(rows_keyed(&short).await, 1);
+    assert_eq!(rows_keyed(&key_of("b")).await, 1);
+    for (call_id, first) in [("a", a), ("b", b)] {
+        assert_eq!(commit(call_id).await, IngestOutcome::Duplicate(first.ingest_id()));
+    }
 }
 
 #[tokio::test]
@@ -815,11 +830,12 @@ async fn keyed_lookups_seek_each_key() {
     assert!(plan.iter().any(|step| step.contains(seek)), "{plan:?}");
     assert!(plan.iter().all(|step| !step.starts_with("SCAN datapoints")), "{plan:?}");
 
-    let keys = [(project, "retell:a:00"), (project, "retell:b:11")];
+    let keys = [(project, "a", "retell", "AAAA"), (project, "b", "retell", "BBBB")];
     let statement =
         sea_orm::DbBackend::Sqlite.build(&super::ingest::stored_dedup_keys_statement(&keys));
     let plan = sqlite_plan(&storage, statement).await;
-    let seek = "INDEX ingests_unique_dedup (project_id=? AND dedup_key=?)";
+    let seek = "INDEX ingests_unique_dedup \
+                (project_id=? AND call_id=? AND provider=? AND dedup_key=?)";
     assert!(plan.iter().any(|step| step.contains(seek)), "{plan:?}");
     assert!(plan.iter().all(|step| !step.starts_with("SCAN ingests")), "{plan:?}");
 }
@@ -836,7 +852,7 @@ async fn a_calls_history_is_found_by_index() {
     }
     let query = super::ingest::ingests_of_call(Uuid::now_v7(), Uuid::now_v7(), "retell", "a", 50);
     let plan = sqlite_plan(&storage, query.build(backend)).await;
-    let seek = "INDEX ingests_by_call (organization_id=? AND call_id=?)";
+    let seek = "INDEX ingests_unique_dedup (project_id=? AND call_id=? AND provider=?)";
     assert!(plan.iter().any(|step| step.contains(seek)), "{plan:?}");
     assert!(plan.iter().all(|step| !step.starts_with("SCAN")), "{plan:?}");
 

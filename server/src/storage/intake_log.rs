@@ -39,8 +39,19 @@ const NO_BODY: u32 = u32::MAX;
 pub struct LoggedWrite {
     pub(super) encoded: Vec<u8>,
     acknowledged_at_ms: i64,
-    /// (project, dedup key, ingest id) of each ingest, in order.
-    pub(super) keys: Vec<(Uuid, String, Uuid)>,
+    /// Each ingest's key, in order.
+    pub(super) keys: Vec<LoggedKey>,
+}
+
+/// A logged ingest's dedup key (its project and content key), the call the stored keys' index
+/// holds it under (m0032), and its id.
+#[derive(Debug)]
+pub(super) struct LoggedKey {
+    pub(super) project_id: Uuid,
+    pub(super) dedup_key: String,
+    pub(super) call_id: String,
+    pub(super) provider: String,
+    pub(super) id: Uuid,
 }
 
 impl LoggedWrite {
@@ -64,7 +75,13 @@ impl LoggedWrite {
             keys: write
                 .ingests
                 .iter()
-                .map(|ingest| (ingest.project_id, ingest.dedup_key.clone(), ingest.id))
+                .map(|ingest| LoggedKey {
+                    project_id: ingest.project_id,
+                    dedup_key: ingest.dedup_key.clone(),
+                    call_id: ingest.conversation.call_id.clone(),
+                    provider: ingest.conversation.provider.clone(),
+                    id: ingest.id,
+                })
                 .collect(),
         })
     }

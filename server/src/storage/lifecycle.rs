@@ -338,8 +338,8 @@ fn call_ref(row: (Uuid, Uuid, String, String, Option<String>)) -> Result<CallRef
 }
 
 /// Deletes every ingest of `calls` (project, provider and call id alike) with its job, and
-/// returns their ids. The ingests are found by call id within the organization
-/// (`ingests_by_call`), the rest of the key compared here.
+/// returns their ids. The ingests are found by call in the dedup keys' index
+/// (`ingests_unique_dedup`, m0032).
 async fn call_ingests(
     connection: &impl ConnectionTrait,
     organization_id: Uuid,
@@ -347,23 +347,15 @@ async fn call_ingests(
     context: &'static str,
 ) -> Result<Vec<Uuid>, Error> {
     let backend = connection.get_database_backend();
-    let keys: HashSet<(Uuid, &str, &str)> = calls
-        .iter()
-        .map(|call| (call.project_id, call.provider.as_str(), call.call_id.as_str()))
-        .collect();
-    let call_ids: HashSet<&str> = calls.iter().map(|call| call.call_id.as_str()).collect();
-    let rows: Vec<(Uuid, Uuid, String, String)> = ingests_of_calls(organization_id, &call_ids)
-        .into_tuple()
-        .all(connection)
-        .await
-        .map_err(db_error(context))?;
-    let ids: Vec<Uuid> = rows
-        .into_iter()
-        .filter(|(_, project_id, provider, call_id)| {
-            keys.contains(&(*project_id, provider.as_str(), call_id.as_str()))
-        })
-        .map(|(id, ..)| id)
-        .collect();
+    let mut ids: Vec<Uuid> = Vec::new();
+    for chunk in calls.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
+        let statement = backend.build(&ingests_of_calls(organization_id, chunk));
+        for row in connection.query_all_raw(statement).await.map_err(db_error(context))? {
+            ids.push(row.try_get::<Uuid>("", "id").map_err(db_error(context))?);
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
     if ids.is_empty() {
         return Ok(ids);
     }
@@ -383,19 +375,34 @@ async fn call_ingests(
     Ok(ids)
 }
 
-/// The ingests with these call ids in the organization (`ingests_by_call`).
+/// The ids of the organization's ingests of `calls`: the calls a `VALUES` list joined to
+/// `ingests_unique_dedup` by project, call id and provider, a seek each.
 pub(super) fn ingests_of_calls(
     organization_id: Uuid,
-    call_ids: &HashSet<&str>,
-) -> sea_orm::Select<ingest::Entity> {
-    ingest::Entity::find()
-        .select_only()
-        .column(ingest::Column::Id)
-        .column(ingest::Column::ProjectId)
-        .column(ingest::Column::Provider)
-        .column(ingest::Column::CallId)
-        .filter(ingest::Column::OrganizationId.eq(organization_id))
-        .filter(ingest::Column::CallId.is_in(call_ids.iter().map(|id| (*id).to_owned())))
+    calls: &[&CallRef],
+) -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::sea_query::ValueTuple;
+    let mut select = Query::select();
+    select
+        .column((ingest::Entity, ingest::Column::Id))
+        .from(ingest::Entity)
+        .and_where(Expr::col((ingest::Entity, ingest::Column::OrganizationId)).eq(organization_id));
+    super::join_keys(
+        &mut select,
+        ingest::Entity,
+        &[ingest::Column::ProjectId, ingest::Column::CallId, ingest::Column::Provider],
+        calls
+            .iter()
+            .map(|call| {
+                ValueTuple::Three(
+                    call.project_id.into(),
+                    call.call_id.as_str().into(),
+                    call.provider.as_str().into(),
+                )
+            })
+            .collect(),
+    );
+    select
 }
 
 /// Clears the request and body of the webhook deliveries of `ingest_ids` that still keep them
@@ -619,7 +626,14 @@ mod tests {
             return;
         }
         let now = Utc.with_ymd_and_hms(2026, 11, 30, 0, 0, 0).unwrap();
-        let call_ids: HashSet<&str> = ["call-1", "call-2"].into();
+        let call = |call_id: &str| crate::model::lifecycle::CallRef {
+            datapoint_id: Uuid::now_v7(),
+            project_id: Uuid::now_v7(),
+            provider: "retell".to_owned(),
+            call_id: call_id.to_owned(),
+            audio_id: None,
+        };
+        let calls = [call("call-1"), call("call-2")];
         let audio: HashSet<String> =
             [Uuid::now_v7(), Uuid::now_v7()].map(|id| id.to_string()).into();
         let cases = [
@@ -635,8 +649,8 @@ mod tests {
             ),
             (
                 "ingests of calls",
-                super::ingests_of_calls(Uuid::now_v7(), &call_ids).build(backend),
-                "ingests_by_call",
+                backend.build(&super::ingests_of_calls(Uuid::now_v7(), &[&calls[0], &calls[1]])),
+                "ingests_unique_dedup",
             ),
             (
                 "delivery bodies",
@@ -652,7 +666,9 @@ mod tests {
         ];
         for (name, statement, index) in cases {
             let plan = sqlite_plan(&storage, statement).await;
-            assert!(plan.iter().all(|step| !step.starts_with("SCAN ")), "{name}: a scan: {plan:?}");
+            // A `VALUES` list of keys is read whole, each key a seek.
+            let mut steps = plan.iter().filter(|step| !step.ends_with("-ROW VALUES CLAUSE"));
+            assert!(steps.all(|step| !step.starts_with("SCAN ")), "{name}: a scan: {plan:?}");
             assert!(
                 plan.iter().any(|step| step.contains(&format!("INDEX {index} "))),
                 "{name}: {index} unused: {plan:?}"

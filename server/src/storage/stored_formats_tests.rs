@@ -202,15 +202,16 @@ fn ingest_payload_version_1() {
     assert_eq!(stored, StoredConversation::V1(minimal));
 }
 
-/// `ingest.dedup_key` (run 22): the content key (`model::ingest::dedup_key`) with its 64 hex
-/// digits of the conversation's SHA-256 cut to the first 72 bits in base64url; a key of another
-/// shape as it is. Rows written before hold the content key.
+/// `ingest.dedup_key` (m0032): the content key's (`model::ingest::dedup_key`) 64 hex digits of
+/// the conversation's SHA-256 cut to the first 72 bits in base64url, without the provider and
+/// call id in front (the row's own columns); a key of another shape as it is. Rows written
+/// before run 22 hold the content key.
 #[test]
 fn ingest_dedup_key() {
     let content_key = format!("retell:CA1:{}", "0f".repeat(32));
-    assert_eq!(super::ingest::stored_dedup_key(&content_key), "retell:CA1:Dw8PDw8PDw8P");
+    assert_eq!(super::ingest::stored_dedup_key(&content_key), "Dw8PDw8PDw8P");
     let with_colons = format!("vapi:a:b:{}", "ff".repeat(32));
-    assert_eq!(super::ingest::stored_dedup_key(&with_colons), "vapi:a:b:____________");
+    assert_eq!(super::ingest::stored_dedup_key(&with_colons), "____________");
     for other in ["worker", "retell:CA1:0f", &format!("retell:CA1:{}", "0F".repeat(32))] {
         assert_eq!(super::ingest::stored_dedup_key(other), other);
     }

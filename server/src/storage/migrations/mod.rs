@@ -34,6 +34,7 @@ mod m0028_matches_by_monitor;
 mod m0029_binary_ids;
 mod m0030_own_context_tokens;
 mod m0031_one_call_index;
+mod m0032_dedup_by_call;
 
 use sea_orm_migration::prelude::*;
 
@@ -75,6 +76,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0029_binary_ids::Migration),
             Box::new(m0030_own_context_tokens::Migration),
             Box::new(m0031_one_call_index::Migration),
+            Box::new(m0032_dedup_by_call::Migration),
         ]
     }
 }
