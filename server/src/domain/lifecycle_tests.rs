@@ -91,15 +91,9 @@ impl Fixture {
             .await
             .unwrap();
         self.finish_jobs().await;
-        storage
-            .find_datapoint(crate::storage::CallKey {
-                organization_id: self.admin.organization_id,
-                project_id: self.project,
-                provider: "custom",
-                call_id,
-            })
+        let organization = self.admin.organization_id;
+        crate::storage::testing::stored_call(storage, organization, self.project, "custom", call_id)
             .await
-            .unwrap()
             .unwrap()
     }
 
@@ -117,15 +111,14 @@ impl Fixture {
                 Some(AudioSource::Stored { audio_id }) => Some(audio_id),
                 _ => None,
             };
-            let existing = storage
-                .find_datapoint(crate::storage::CallKey {
-                    organization_id: record.organization_id,
-                    project_id: record.project_id,
-                    provider: &conversation.provider,
-                    call_id: &conversation.call_id,
-                })
-                .await
-                .unwrap();
+            let existing = crate::storage::testing::stored_call(
+                storage,
+                record.organization_id,
+                record.project_id,
+                &conversation.provider,
+                &conversation.call_id,
+            )
+            .await;
             let new = existing.is_none();
             datapoints.push((
                 Datapoint::merge(

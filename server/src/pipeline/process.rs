@@ -574,17 +574,15 @@ mod tests {
         for outcome in one.unwrap().into_iter().chain(two.unwrap()) {
             assert!(matches!(outcome, BatchOutcome::Ran(Ok(()))), "{outcome:?}");
         }
-        let stored = domain
-            .storage
-            .find_datapoint(crate::storage::CallKey {
-                organization_id: organization,
-                project_id: project,
-                provider: "custom",
-                call_id: "call-race",
-            })
-            .await
-            .unwrap()
-            .unwrap();
+        let stored = crate::storage::testing::stored_call(
+            &domain.storage,
+            organization,
+            project,
+            "custom",
+            "call-race",
+        )
+        .await
+        .unwrap();
         let mut tags = stored.tags.clone();
         tags.sort();
         assert_eq!(tags, ["first", "second"]);

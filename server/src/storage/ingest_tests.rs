@@ -670,16 +670,8 @@ async fn transcripts_are_stored_with_their_ingests() {
     let at_intake = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
     let earlier = IngestWrite { ingests: vec![tagged_ingest("z", "old")], ..Default::default() };
     storage.commit_ingest_writes(&[&earlier], at_intake, clock.now()).await.unwrap();
-    let earlier_z = storage
-        .find_datapoint(crate::storage::CallKey {
-            organization_id: organization,
-            project_id: project,
-            provider: "custom",
-            call_id: "z",
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let earlier_z =
+        super::testing::stored_call(storage, organization, project, "custom", "z").await.unwrap();
 
     let mut with_audio = tagged_ingest("w", "audio");
     with_audio.conversation.audio =
@@ -696,38 +688,14 @@ async fn transcripts_are_stored_with_their_ingests() {
         storage.commit_ingest_writes(&[&first, &second], at_intake, clock.now()).await.unwrap();
     assert!(outcomes.iter().flatten().all(|outcome| matches!(outcome, IngestOutcome::Created(_))));
 
-    let x = storage
-        .find_datapoint(crate::storage::CallKey {
-            organization_id: organization,
-            project_id: project,
-            provider: "custom",
-            call_id: "x",
-        })
-        .await
-        .unwrap()
-        .unwrap();
-    let z = storage
-        .find_datapoint(crate::storage::CallKey {
-            organization_id: organization,
-            project_id: project,
-            provider: "custom",
-            call_id: "z",
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let x =
+        super::testing::stored_call(storage, organization, project, "custom", "x").await.unwrap();
+    let z =
+        super::testing::stored_call(storage, organization, project, "custom", "z").await.unwrap();
     assert_eq!(x.tags, ["first", "second"]);
     assert_eq!((z.id, z.tags), (earlier_z.id, vec!["old".to_owned(), "new".to_owned()]));
     assert_eq!(
-        storage
-            .find_datapoint(crate::storage::CallKey {
-                organization_id: organization,
-                project_id: project,
-                provider: "custom",
-                call_id: "w"
-            })
-            .await
-            .unwrap(),
+        super::testing::stored_call(storage, organization, project, "custom", "w").await,
         None
     );
     let tagged = |tag: &'static str| tagged_count(storage, organization, project, tag);

@@ -105,15 +105,7 @@ async fn logged_writes_are_answered_as_rows_would_be_and_stored_once_later() {
     assert_eq!(storage.pending.requests(), 4);
     // Acknowledged, not stored as rows yet.
     assert_eq!(
-        storage
-            .find_datapoint(crate::storage::CallKey {
-                organization_id: organization,
-                project_id: project,
-                provider: "custom",
-                call_id: "a"
-            })
-            .await
-            .unwrap(),
+        super::testing::stored_call(storage, organization, project, "custom", "a").await,
         None
     );
     assert_eq!(storage.get_ingest(organization, a_id).await.unwrap(), None);
@@ -131,29 +123,12 @@ async fn logged_writes_are_answered_as_rows_would_be_and_stored_once_later() {
     let expanded = storage.expand_whole_intake_log(AT_INTAKE).await.unwrap();
     assert_eq!((expanded.expanded.requests, storage.pending.requests()), (5, 0));
     assert!(expanded.failed.is_empty());
-    let datapoint = storage
-        .find_datapoint(crate::storage::CallKey {
-            organization_id: organization,
-            project_id: project,
-            provider: "custom",
-            call_id: "a",
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let datapoint =
+        super::testing::stored_call(storage, organization, project, "custom", "a").await.unwrap();
     let ingest = storage.get_ingest(organization, a_id).await.unwrap().unwrap();
     assert_eq!((ingest.state, ingest.datapoint_id), (IngestState::Done, Some(datapoint.id)));
     assert!(
-        storage
-            .find_datapoint(crate::storage::CallKey {
-                organization_id: organization,
-                project_id: project,
-                provider: "custom",
-                call_id: "b"
-            })
-            .await
-            .unwrap()
-            .is_some()
+        super::testing::stored_call(storage, organization, project, "custom", "b").await.is_some()
     );
     // Every request's delivery is recorded, with the verdict its answer had, and its body.
     let deliveries = storage.ingest_deliveries(&[a_id, c_id], 10).await.unwrap();
@@ -234,15 +209,8 @@ async fn rows_that_cannot_be_stored_are_kept_and_the_rest_stored() {
         assert_eq!(ingest.state, IngestState::Done);
     }
     assert!(
-        storage
-            .find_datapoint(crate::storage::CallKey {
-                organization_id: organization,
-                project_id: project,
-                provider: "custom",
-                call_id: "clash"
-            })
+        super::testing::stored_call(&storage, organization, project, "custom", "clash")
             .await
-            .unwrap()
             .is_none()
     );
     // Both kept, as they were; the clash's request still counts as not stored.
@@ -342,16 +310,7 @@ async fn a_logging_writer_stores_its_log_by_itself() {
     .await
     .expect("stored from the log within 10 s");
     assert!(
-        storage
-            .find_datapoint(crate::storage::CallKey {
-                organization_id: organization,
-                project_id: project,
-                provider: "custom",
-                call_id: "w"
-            })
-            .await
-            .unwrap()
-            .is_some()
+        super::testing::stored_call(&storage, organization, project, "custom", "w").await.is_some()
     );
 }
 

@@ -792,6 +792,19 @@ pub mod testing {
         }
     }
 
+    /// The datapoint of a call, if stored (`Storage::find_datapoint`, the key's parts named
+    /// in order).
+    pub async fn stored_call(
+        storage: &Storage,
+        organization_id: uuid::Uuid,
+        project_id: uuid::Uuid,
+        provider: &str,
+        call_id: &str,
+    ) -> Option<crate::model::datapoints::Datapoint> {
+        let key = super::CallKey { organization_id, project_id, provider, call_id };
+        storage.find_datapoint(key).await.unwrap()
+    }
+
     /// The count `sql` (a query with no parameters) reads into its column `n`.
     pub async fn count(storage: &Storage, sql: &str) -> i64 {
         let backend = storage.db.get_database_backend();

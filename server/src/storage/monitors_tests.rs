@@ -378,15 +378,8 @@ async fn summaries_count_each_call_as_last_evaluated() {
     );
 
     // Deleting "slow" takes its part out.
-    let slow_call = storage
-        .find_datapoint(crate::storage::CallKey {
-            organization_id: organization,
-            project_id: project,
-            provider: "retell",
-            call_id: "slow",
-        })
+    let slow_call = super::testing::stored_call(storage, organization, project, "retell", "slow")
         .await
-        .unwrap()
         .unwrap();
     let calls = storage.calls_by_ids(organization, &[slow_call.id]).await.unwrap();
     let deletion = crate::storage::ingest_tests::requested_deletion(organization, now);
@@ -403,16 +396,8 @@ async fn summaries_count_each_call_as_last_evaluated() {
     );
 
     // An external judge cannot overwrite a monitor's result (its summary counts it).
-    let bad = storage
-        .find_datapoint(crate::storage::CallKey {
-            organization_id: organization,
-            project_id: project,
-            provider: "retell",
-            call_id: "bad",
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let bad =
+        super::testing::stored_call(storage, organization, project, "retell", "bad").await.unwrap();
     let refused = storage
         .attach_check_results(
             organization,
@@ -667,15 +652,8 @@ async fn matches_follow_a_call_that_changes_and_go_with_it() {
     assert_eq!(summary_of(storage, &latency).await.0, (1, 0), "counted once, as last found");
 
     // In a worker's batch: the stored datapoint merged again, at another time, slow again.
-    let stored = storage
-        .find_datapoint(crate::storage::CallKey {
-            organization_id: organization,
-            project_id: project,
-            provider: "custom",
-            call_id: "moving",
-        })
+    let stored = super::testing::stored_call(storage, organization, project, "custom", "moving")
         .await
-        .unwrap()
         .unwrap();
     let mut later = event(10, 2_000).ingests.remove(0);
     let merged = crate::model::datapoints::Datapoint::merge(

@@ -184,28 +184,37 @@ async fn every_filter_is_read_through_its_index() {
     }
 
     // Rare words: the few matching calls are read by id (and sorted: fewer than
-    // RARE_TEXT_MATCHES), and listing them reads the full-text index, not the table.
-    let query = DatapointQuery {
-        text_contains: Some("zebra".into()),
-        page_size: 101,
-        ..Default::default()
-    };
-    let ids = TextFilter::Among(
-        (0..super::datapoints::RARE_TEXT_MATCHES - 1).map(|_| Uuid::now_v7()).collect(),
+    // RARE_TEXT_MATCHES), and listing them reads the full-text index, not the table. So are
+    // the calls a context token names (m0030), each checked for words too common to list.
+    let rare_words = (
+        DatapointQuery { text_contains: Some("zebra".into()), ..Default::default() },
+        TextFilter::Among(
+            (0..super::datapoints::RARE_TEXT_MATCHES - 1).map(|_| Uuid::now_v7()).collect(),
+        ),
     );
-    let statement = super::datapoints::search_statement(
-        organization,
-        &query,
-        Some(&ids),
-        sea_orm::DbBackend::Sqlite,
-    )
-    .build(sea_orm::DbBackend::Sqlite);
-    let plan = sqlite_plan(&storage, statement).await;
-    assert!(
-        plan.iter().any(|step| step.contains("sqlite_autoindex_datapoints_1 (id=?)")),
-        "{plan:?}"
+    let named_calls = (
+        DatapointQuery {
+            context_token: Some("session-7".into()),
+            text_contains: Some("refund".into()),
+            ..Default::default()
+        },
+        TextFilter::AmongChecked(vec![Uuid::now_v7()], TextQuery::parse("refund")),
     );
-    assert!(plan.iter().all(|step| !step.starts_with("SCAN datapoints")), "{plan:?}");
+    for (query, ids) in [rare_words, named_calls] {
+        let query = DatapointQuery { page_size: 101, ..query };
+        let checked = matches!(ids, TextFilter::AmongChecked(..));
+        let backend = sea_orm::DbBackend::Sqlite;
+        let statement =
+            super::datapoints::search_statement(organization, &query, Some(&ids), backend);
+        let plan = sqlite_plan(&storage, statement.build(backend)).await;
+        assert!(
+            plan.iter().any(|step| step.contains("sqlite_autoindex_datapoints_1 (id=?)")),
+            "{plan:?}"
+        );
+        assert!(plan.iter().all(|step| !step.starts_with("SCAN datapoints")), "{plan:?}");
+        let each_checked = plan.iter().any(|step| step.contains("VIRTUAL TABLE"));
+        assert_eq!(each_checked, checked, "{plan:?}");
+    }
     let statement = super::datapoints::text_matches_statement(
         sea_orm::DbBackend::Sqlite,
         organization,
@@ -215,8 +224,7 @@ async fn every_filter_is_read_through_its_index() {
     assert!(plan[0].starts_with("SCAN datapoint_text VIRTUAL TABLE"), "{plan:?}");
     assert!(plan.iter().any(|step| step.contains("PRIMARY KEY (rowid=?)")), "{plan:?}");
 
-    // A context token: the calls of each form are listed from their own index (m0030), then
-    // read by id, each checked for words too common to list.
+    // A context token: the calls of each form are listed from their own index (m0030).
     let indexes = [
         "INDEX datapoints_by_own_context_token (organization_id=? AND context_token=?)",
         "INDEX datapoints_unique_call (organization_id=? AND call_id=?)",
@@ -226,27 +234,6 @@ async fn every_filter_is_read_through_its_index() {
         let plan = sqlite_plan(&storage, sea_orm::DbBackend::Sqlite.build(statement)).await;
         assert!(plan.iter().any(|step| step.contains(index)), "{plan:?}");
     }
-    let query = DatapointQuery {
-        context_token: Some("session-7".into()),
-        text_contains: Some("refund".into()),
-        page_size: 101,
-        ..Default::default()
-    };
-    let named = TextFilter::AmongChecked(vec![Uuid::now_v7()], TextQuery::parse("refund"));
-    let statement = super::datapoints::search_statement(
-        organization,
-        &query,
-        Some(&named),
-        sea_orm::DbBackend::Sqlite,
-    )
-    .build(sea_orm::DbBackend::Sqlite);
-    let plan = sqlite_plan(&storage, statement).await;
-    assert!(
-        plan.iter().any(|step| step.contains("sqlite_autoindex_datapoints_1 (id=?)")),
-        "{plan:?}"
-    );
-    assert!(plan.iter().any(|step| step.contains("VIRTUAL TABLE")), "each checked: {plan:?}");
-    assert!(plan.iter().all(|step| !step.starts_with("SCAN datapoints")), "{plan:?}");
 }
 
 /// A call's context token is stored only when it is its own (m0030): a call whose token is its
@@ -323,16 +310,8 @@ async fn context_tokens_are_stored_only_when_a_call_has_its_own() {
     for table in ["datapoints", "ingests"] {
         assert_eq!(columns(table).await, ["a:", "b:a", "c:s-9"], "{table}");
     }
-    let a = storage
-        .find_datapoint(crate::storage::CallKey {
-            organization_id: organization,
-            project_id: project,
-            provider: "custom",
-            call_id: "a",
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let a =
+        super::testing::stored_call(&storage, organization, project, "custom", "a").await.unwrap();
     assert_eq!(a.context_token, "a");
     let ingests = storage.call_ingests(organization, project, "custom", "a", 10).await.unwrap();
     assert_eq!(ingests[0].context_token, "a");
@@ -519,15 +498,8 @@ async fn search_rows_stored_before_the_migration_are_found() {
     let write = IngestWrite { ingests: vec![ingest], ..Default::default() };
     let settings = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
     storage.commit_ingest_writes(&[&write], settings, now).await.unwrap();
-    let stored = storage
-        .find_datapoint(crate::storage::CallKey {
-            organization_id: organization,
-            project_id: project,
-            provider: "custom",
-            call_id: "before",
-        })
+    let stored = super::testing::stored_call(&storage, organization, project, "custom", "before")
         .await
-        .unwrap()
         .unwrap();
     super::testing::migrate_down_through(&storage, "m0026_datapoint_document").await;
     let backend = storage.db.get_database_backend();
@@ -550,15 +522,8 @@ async fn search_rows_stored_before_the_migration_are_found() {
         .unwrap();
     assert_eq!(written_back, stored.transcript_search_text());
     super::migrations::Migrator::up(&storage.db, None).await.unwrap();
-    let legacy = storage
-        .find_datapoint(crate::storage::CallKey {
-            organization_id: organization,
-            project_id: project,
-            provider: "custom",
-            call_id: "before",
-        })
+    let legacy = super::testing::stored_call(&storage, organization, project, "custom", "before")
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(legacy, stored, "read back from its JSON columns");
 
@@ -944,15 +909,8 @@ async fn search_rows_follow_a_call_that_changes_and_go_with_it() {
     assert_eq!((rows("datapoint_tags").await, rows("datapoint_metadata").await), (2, 1));
 
     // In a worker's batch: the stored datapoint merged again, at another time.
-    let stored = storage
-        .find_datapoint(crate::storage::CallKey {
-            organization_id: organization,
-            project_id: project,
-            provider: "custom",
-            call_id: "moving",
-        })
+    let stored = super::testing::stored_call(&storage, organization, project, "custom", "moving")
         .await
-        .unwrap()
         .unwrap();
     let mut later = new_ingest(organization, project, "moving").conversation;
     later.tags = vec!["c".into()];
