@@ -9,13 +9,13 @@
 //! EARSHOT_SEARCH_KEEP_DIRECTORY keeps the servers' data directories there). Each
 //! database is filled in minutes with bulk SQL, not the API: two calls are ingested through
 //! gRPC and their rows copied (with tag and metadata rows, and on SQLite their words in the
-//! full-text index) with generated ids, call ids and times, 30 days of calls; half with a context token of their
-//! own, the rest with their call id's (stored empty, m0030); 1 % from provider `bland`, 10 % through the SDK, every call
-//! tagged `billing`, one in a thousand `vip`, metadata `queue` (half `sales`) and a unique
-//! `account`, the word "zebra" in one transcript in 100,000; 1 % judged failed by the provider,
-//! 5 % of negative sentiment, 0.1 % with an open issue of a check, and the `bland` calls matched
-//! by a monitor. On PostgreSQL the fill ends with
-//! `ANALYZE`, as autovacuum would; SQLite is left without statistics, as the server leaves it.
+//! full-text index) with generated ids, call ids and times, 30 days of calls; half with a
+//! context token of their own, the rest with their call id's (stored empty, m0030); 1 % from
+//! provider `bland`, 10 % through the SDK, every call tagged `billing`, one in a thousand
+//! `vip`, metadata `queue` (half `sales`) and a unique `account`, the word "zebra" in one
+//! transcript in 100,000; 1 % judged failed by the provider, 5 % of negative sentiment, 0.1 %
+//! with an open issue of a check, and the `bland` calls matched by a monitor. On PostgreSQL the
+//! fill ends with `ANALYZE`, as autovacuum would; SQLite is left without statistics, as the server leaves it.
 //! Figures go to docs/BENCHMARKS.md.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
