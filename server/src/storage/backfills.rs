@@ -140,7 +140,7 @@ impl Storage {
             backfill_query(&monitor, backfill.from, backfill.to, backfill.cursor, batch_size);
         let text = self.narrowing(backfill.organization_id, &query).await?;
         let backend = transaction.get_database_backend();
-        let datapoints: Vec<Datapoint> = super::datapoints::search_statement(
+        let models = super::datapoints::search_statement(
             backfill.organization_id,
             &query,
             text.as_ref(),
@@ -148,10 +148,9 @@ impl Storage {
         )
         .all(&transaction)
         .await
-        .map_err(db_error(context))?
-        .into_iter()
-        .map(super::datapoints::datapoint_from_model)
-        .collect::<Result<_, _>>()?;
+        .map_err(db_error(context))?;
+        let datapoints: Vec<Datapoint> =
+            super::datapoints::datapoints_from_models(&transaction, models, context).await?;
         let mut batch = super::Batch::new(backend);
         let evaluated: Vec<&Datapoint> = datapoints.iter().collect();
         let stored = datapoints.iter().map(|datapoint| datapoint.id).collect();

@@ -8,6 +8,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::documents::{Base, Bases, Document, DocumentRef};
 use super::entities::{
     check_issue, datapoint, datapoint_metadata, datapoint_tag, monitor_datapoint,
 };
@@ -183,10 +184,16 @@ impl Storage {
                 .all(&self.db)
                 .await
                 .map_err(db_error(context))?;
+        let bases = Bases::read(
+            &self.db,
+            rows.iter().map(|(_, _, document, _)| document.as_deref()),
+            context,
+        )
+        .await?;
         let texts = rows
             .iter()
             .map(|(_, words, document, turns)| {
-                stored_search_text(words, document.as_deref(), turns)
+                stored_search_text(words, document.as_deref(), &bases, turns)
             })
             .collect::<Result<Vec<String>, Error>>()?;
         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -327,10 +334,16 @@ impl Storage {
         let audio = self.get_audio_objects(audio_ids).await?;
         let ids: Vec<Uuid> = models.iter().map(|model| model.id).collect();
         let mut results = self.check_results_of(&ids).await?;
+        let bases = Bases::read(
+            &self.db,
+            models.iter().map(|model| model.document.as_deref()),
+            "reading datapoints",
+        )
+        .await?;
         models
             .into_iter()
             .map(|model| {
-                let datapoint = datapoint_from_model(model)?;
+                let datapoint = datapoint_from_model(model, &bases)?;
                 let audio = datapoint
                     .audio_id
                     .and_then(|id| audio.iter().find(|object| object.id == id).cloned());
@@ -356,7 +369,7 @@ fn datapoint_rows(
     latest.reverse();
     let models = latest
         .iter()
-        .map(|datapoint| datapoint_active_model(datapoint))
+        .map(|datapoint| datapoint_active_model(datapoint, None))
         .collect::<Result<Vec<_>, _>>()?;
     let stored_before: std::collections::HashSet<Uuid> =
         finished.iter().filter(|result| !result.new).map(|result| result.datapoint.id).collect();
@@ -938,9 +951,7 @@ async fn find_datapoints_in(
             .all(connection)
             .await
             .map_err(db_error(context))?;
-        for model in models {
-            found.push(datapoint_from_model(model)?);
-        }
+        found.extend(datapoints_from_models(connection, models, context).await?);
     }
     Ok(found)
 }
@@ -954,6 +965,9 @@ pub(super) struct IntakeCall {
     pub project_id: Uuid,
     pub conversation: Conversation,
     pub now: DateTime<Utc>,
+    /// The delivery that brought the call and its body as it arrived, stored in the same
+    /// commit, where the body is kept: what the datapoint's document is written against.
+    base: Option<(Uuid, bytes::Bytes)>,
     fresh: Datapoint,
     fresh_model: datapoint::ActiveModel,
     fresh_rows: SearchRows,
@@ -964,11 +978,14 @@ impl IntakeCall {
         organization_id: Uuid,
         project_id: Uuid,
         conversation: Conversation,
+        base: Option<(Uuid, bytes::Bytes)>,
         now: DateTime<Utc>,
     ) -> Result<Self, Error> {
         let fresh = Datapoint::merge(None, &conversation, None, organization_id, project_id, now);
+        let fresh_model = datapoint_active_model(&fresh, base.as_ref().map(Base::of))?;
         Ok(Self {
-            fresh_model: datapoint_active_model(&fresh)?,
+            fresh_model,
+            base,
             fresh_rows: SearchRows::of(&[&fresh], &std::collections::HashSet::new()),
             fresh,
             organization_id,
@@ -983,6 +1000,10 @@ impl IntakeCall {
         self.fresh.id
     }
 
+    fn base(&self) -> Option<Base<'_>> {
+        self.base.as_ref().map(Base::of)
+    }
+
     fn key(&self) -> CallKey<'_> {
         CallKey {
             organization_id: self.organization_id,
@@ -993,17 +1014,18 @@ impl IntakeCall {
     }
 }
 
-/// A call's datapoint as an intake commit leaves it: the one built beforehand, or a merge.
+/// A call's datapoint as an intake commit leaves it: the one built beforehand, or a merge,
+/// with the call merged last (whose delivery's body its document is written against).
 enum Merged<'a> {
     Fresh(&'a IntakeCall),
-    Merged(Box<Datapoint>),
+    Merged(Box<Datapoint>, &'a IntakeCall),
 }
 
 impl Merged<'_> {
     fn datapoint(&self) -> &Datapoint {
         match self {
             Merged::Fresh(call) => &call.fresh,
-            Merged::Merged(datapoint) => datapoint,
+            Merged::Merged(datapoint, _) => datapoint,
         }
     }
 }
@@ -1048,7 +1070,7 @@ pub(super) async fn store_at_intake(
         let before = match earlier {
             Some(index) => Some(match &merged[index] {
                 Merged::Fresh(earlier) => earlier.fresh.clone(),
-                Merged::Merged(datapoint) => (**datapoint).clone(),
+                Merged::Merged(datapoint, _) => (**datapoint).clone(),
             }),
             None => {
                 stored.remove(&(key.project_id, key.provider.to_owned(), key.call_id.to_owned()))
@@ -1056,14 +1078,17 @@ pub(super) async fn store_at_intake(
         };
         let now = match before {
             None => Merged::Fresh(call),
-            before => Merged::Merged(Box::new(Datapoint::merge(
-                before,
-                &call.conversation,
-                None,
-                call.organization_id,
-                call.project_id,
-                call.now,
-            ))),
+            before => Merged::Merged(
+                Box::new(Datapoint::merge(
+                    before,
+                    &call.conversation,
+                    None,
+                    call.organization_id,
+                    call.project_id,
+                    call.now,
+                )),
+                call,
+            ),
         };
         ids.push(now.datapoint().id);
         match earlier {
@@ -1081,8 +1106,8 @@ pub(super) async fn store_at_intake(
                 models.push(call.fresh_model.clone());
                 rows.extend(call.fresh_rows.clone());
             }
-            Merged::Merged(datapoint) => {
-                models.push(datapoint_active_model(datapoint)?);
+            Merged::Merged(datapoint, call) => {
+                models.push(datapoint_active_model(datapoint, call.base())?);
                 rows.extend(SearchRows::of(&[&**datapoint], &stored_before));
             }
         }
@@ -1295,7 +1320,11 @@ fn index_words(backend: DbBackend, datapoints: &[(Uuid, String)]) -> sea_orm::St
 /// Keys of one lookup or `IN (…)` list: a few hundred parameters per statement.
 pub(super) const LOOKUP_CHUNK_KEYS: usize = 100;
 
-fn datapoint_active_model(datapoint: &Datapoint) -> Result<datapoint::ActiveModel, Error> {
+/// The row of `datapoint`, its document written against `base` where it has one.
+fn datapoint_active_model(
+    datapoint: &Datapoint,
+    base: Option<Base<'_>>,
+) -> Result<datapoint::ActiveModel, Error> {
     Ok(datapoint::ActiveModel {
         id: Set(datapoint.id),
         organization_id: Set(datapoint.organization_id),
@@ -1333,79 +1362,8 @@ fn datapoint_active_model(datapoint: &Datapoint) -> Result<datapoint::ActiveMode
         verdict_successful: Set(datapoint.analysis.successful),
         verdict_sentiment: Set(datapoint.analysis.sentiment.as_deref().map(verdict_text)),
         verdict_outcome: Set(datapoint.analysis.outcome.as_deref().map(verdict_text)),
-        document: Set(Some(DocumentRef::of(datapoint).encode()?)),
+        document: Set(Some(DocumentRef::of(datapoint).encode(base)?)),
     })
-}
-
-/// What a datapoint keeps in `document` (m0026): its parts that no search reads in SQL, as one
-/// JSON object, deflated behind a version byte. A shipped version is never changed (new fields
-/// are optional); `stored_formats_tests` pins it.
-#[derive(serde::Deserialize)]
-pub(super) struct Document {
-    pub(super) turns: Vec<crate::model::conversation::Turn>,
-    pub(super) analysis: crate::model::conversation::ProviderExtras,
-    pub(super) tags: Vec<String>,
-    pub(super) metadata: serde_json::Map<String, serde_json::Value>,
-    pub(super) metrics: crate::model::metrics::CallMetrics,
-}
-
-/// A datapoint's `Document`, borrowed, to encode.
-#[derive(serde::Serialize)]
-pub(super) struct DocumentRef<'a> {
-    pub(super) turns: &'a [crate::model::conversation::Turn],
-    pub(super) analysis: &'a crate::model::conversation::ProviderExtras,
-    pub(super) tags: &'a [String],
-    pub(super) metadata: &'a serde_json::Map<String, serde_json::Value>,
-    pub(super) metrics: &'a crate::model::metrics::CallMetrics,
-}
-
-/// The first byte of a `document`: its format. Version 1 (m0026) is the JSON deflated alone,
-/// version 2 deflated with `presets::DOCUMENT_1`; both read back.
-const DOCUMENT_V1: u8 = 1;
-const DOCUMENT_V2: u8 = 2;
-
-impl<'a> DocumentRef<'a> {
-    pub(super) fn of(datapoint: &'a Datapoint) -> Self {
-        Self {
-            turns: &datapoint.turns,
-            analysis: &datapoint.analysis,
-            tags: &datapoint.tags,
-            metadata: &datapoint.metadata,
-            metrics: &datapoint.metrics,
-        }
-    }
-
-    /// The version byte, then the JSON deflated (`deflate_within`) with the document's preset.
-    pub(super) fn encode(&self) -> Result<Vec<u8>, Error> {
-        let json = serde_json::to_vec(self)
-            .map_err(|error| Error::internal("encoding a datapoint", error))?;
-        // Deflate adds at most 5 bytes per 16 KB block it cannot shrink, and its end.
-        let mut document = Vec::with_capacity(1 + json.len() + json.len() / 1024 + 64);
-        document.push(DOCUMENT_V2);
-        if super::deflate_within(&json, super::presets::DOCUMENT_1, &mut document) {
-            Ok(document)
-        } else {
-            Err(Error::internal("encoding a datapoint", "the document did not deflate"))
-        }
-    }
-}
-
-impl Document {
-    pub(super) fn decode(stored: &[u8]) -> Result<Self, Error> {
-        decode_document(stored)
-    }
-}
-
-/// A stored `document`'s JSON read into `T`, which may take only some of its fields.
-fn decode_document<T: serde::de::DeserializeOwned>(stored: &[u8]) -> Result<T, Error> {
-    let context = "reading a datapoint";
-    let (deflated, preset) = match stored.split_first() {
-        Some((&DOCUMENT_V1, deflated)) => (deflated, &[][..]),
-        Some((&DOCUMENT_V2, deflated)) => (deflated, super::presets::DOCUMENT_1),
-        _ => return Err(Error::internal(context, "unknown datapoint document version")),
-    };
-    let json = super::inflate(deflated, preset).map_err(|error| Error::internal(context, error))?;
-    serde_json::from_slice(&json).map_err(|error| Error::internal(context, error))
 }
 
 /// A datapoint's words as its full-text index reads them
@@ -1415,6 +1373,7 @@ fn decode_document<T: serde::de::DeserializeOwned>(stored: &[u8]) -> Result<T, E
 pub(crate) fn stored_search_text(
     transcript_search: &str,
     document: Option<&[u8]>,
+    bases: &Bases,
     turns_json: &str,
 ) -> Result<String, Error> {
     #[derive(serde::Deserialize)]
@@ -1425,17 +1384,34 @@ pub(crate) fn stored_search_text(
         return Ok(transcript_search.to_owned());
     }
     let turns = match document {
-        Some(stored) => decode_document::<Turns>(stored)?.turns,
+        Some(stored) => super::documents::decode::<Turns>(stored, bases)?.turns,
         None if turns_json.is_empty() => Vec::new(),
         None => from_json(turns_json)?,
     };
     Ok(crate::model::datapoints::search_text(&turns))
 }
 
-pub(super) fn datapoint_from_model(model: datapoint::Model) -> Result<Datapoint, Error> {
+/// `models` read into datapoints, with the kept bodies their documents need read through
+/// `connection` (`Bases`).
+pub(super) async fn datapoints_from_models(
+    connection: &impl ConnectionTrait,
+    models: Vec<datapoint::Model>,
+    context: &'static str,
+) -> Result<Vec<Datapoint>, Error> {
+    let bases =
+        Bases::read(connection, models.iter().map(|model| model.document.as_deref()), context)
+            .await?;
+    models.into_iter().map(|model| datapoint_from_model(model, &bases)).collect()
+}
+
+/// A stored datapoint, with the kept bodies its document may need (`Bases::read`).
+pub(super) fn datapoint_from_model(
+    model: datapoint::Model,
+    bases: &Bases,
+) -> Result<Datapoint, Error> {
     let context = "reading a datapoint";
     let document = match &model.document {
-        Some(stored) => Document::decode(stored)?,
+        Some(stored) => Document::decode(stored, bases)?,
         // Written before m0026.
         None => Document {
             turns: from_json(&model.turns_json)?,

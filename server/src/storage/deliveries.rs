@@ -315,19 +315,28 @@ impl Storage {
             }
             select
         };
-        let delete = Query::delete()
-            .from_table(webhook_delivery::Entity)
-            .and_where(
-                Expr::col(webhook_delivery::Column::Id)
-                    .in_subquery(batch(deliveries_before, false)),
-            )
-            .to_owned();
         let transaction = self.begin_write().await.map_err(db_error(context))?;
-        let deleted = transaction
-            .execute_raw(backend.build(&delete))
+        let leaving = transaction
+            .query_all_raw(backend.build(&batch(deliveries_before, false)))
             .await
             .map_err(db_error(context))?
-            .rows_affected();
+            .iter()
+            .map(|row| row.try_get::<Uuid>("", "id").map_err(db_error(context)))
+            .collect::<Result<Vec<Uuid>, Error>>()?;
+        // The documents written against their bodies first, in the same commit.
+        super::documents::detach_documents(&transaction, &leaving, context).await?;
+        let mut deleted = 0;
+        for chunk in leaving.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
+            let delete = Query::delete()
+                .from_table(webhook_delivery::Entity)
+                .and_where(webhook_delivery::Column::Id.is_in(chunk.iter().copied()))
+                .to_owned();
+            deleted += transaction
+                .execute_raw(backend.build(&delete))
+                .await
+                .map_err(db_error(context))?
+                .rows_affected();
+        }
         transaction.commit().await.map_err(db_error(context))?;
         let transaction = self.begin_write().await.map_err(db_error(context))?;
         let cleared = clear_bodies(&transaction, batch(bodies_before, true), context).await?;
@@ -441,6 +450,8 @@ pub(super) async fn clear_bodies(
         let hashed = body.is_some();
         cleared.push((id, hashed.then(|| stored_hash(stored, body, &encoding))));
     }
+    let ids: Vec<Uuid> = cleared.iter().map(|(id, _)| *id).collect();
+    super::documents::detach_documents(connection, &ids, context).await?;
     let mut count = 0;
     for chunk in cleared.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
         let mut update = Query::update();
@@ -465,6 +476,38 @@ pub(super) async fn clear_bodies(
             .rows_affected();
     }
     Ok(count)
+}
+
+/// The kept bodies of `ids`, as they arrived, by delivery; a delivery without one is left out.
+pub(super) async fn bodies_of(
+    connection: &impl ConnectionTrait,
+    ids: &[Uuid],
+    context: &'static str,
+) -> Result<std::collections::HashMap<Uuid, Vec<u8>>, Error> {
+    use webhook_delivery::Column;
+    let backend = connection.get_database_backend();
+    let mut bodies = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
+        let select = Query::select()
+            .columns([Column::Id, Column::BodyEncoding, Column::Body])
+            .from(webhook_delivery::Entity)
+            .and_where(Column::Id.is_in(chunk.iter().copied()))
+            .and_where(Column::Body.is_not_null())
+            .to_owned();
+        for row in
+            connection.query_all_raw(backend.build(&select)).await.map_err(db_error(context))?
+        {
+            let id: Uuid = row.try_get("", "id").map_err(db_error(context))?;
+            let encoding: String = row.try_get("", "body_encoding").map_err(db_error(context))?;
+            let stored: Option<Vec<u8>> = row.try_get("", "body").map_err(db_error(context))?;
+            let (_, body) = kept_request_and_body(&encoding, stored, None)
+                .map_err(|error| Error::internal(context, error))?;
+            if let Some(body) = body {
+                bodies.insert(id, body);
+            }
+        }
+    }
+    Ok(bodies)
 }
 
 /// The query of [`Storage::ingest_deliveries`].

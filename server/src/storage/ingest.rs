@@ -200,6 +200,12 @@ impl PreparedWrite {
         now: DateTime<Utc>,
     ) -> Result<Self, Error> {
         let context = "committing ingests";
+        // The delivery's kept body, for the first ingest's datapoint: the one its row links
+        // (`deliveries::set_outcome`), which is how the body's retention finds that datapoint
+        // (`documents::detach_documents`).
+        let mut base = write.delivery.as_ref().and_then(|delivery| {
+            delivery.body.as_ref().map(|body| (delivery.record.id, body.clone()))
+        });
         Ok(Self {
             audio_objects: write.audio_objects.iter().map(audio_object_model).collect(),
             delivery: write.delivery.as_ref().map(super::deliveries::delivery_model).transpose()?,
@@ -207,6 +213,7 @@ impl PreparedWrite {
                 .ingests
                 .into_iter()
                 .map(|new| {
+                    let base = base.take();
                     let mut model = ingest_model(&new, now);
                     let call_id = new.conversation.call_id.clone();
                     let provider = new.conversation.provider.clone();
@@ -216,6 +223,7 @@ impl PreparedWrite {
                             new.organization_id,
                             new.project_id,
                             new.conversation,
+                            base,
                             now,
                         )?;
                         model.state = Set(IngestState::Done.as_str().to_owned());

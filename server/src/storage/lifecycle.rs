@@ -148,15 +148,16 @@ impl Storage {
             .collect::<Result<HashSet<Uuid>, _>>()?;
         let stored = match backend {
             DbBackend::Postgres => Vec::new(),
-            _ => rows
-                .iter()
-                .map(|row| {
-                    let model =
+            _ => {
+                let models = rows
+                    .iter()
+                    .map(|row| {
                         <datapoint::Model as sea_orm::FromQueryResult>::from_query_result(row, "")
-                            .map_err(db_error(context))?;
-                    super::datapoints::datapoint_from_model(model)
-                })
-                .collect::<Result<Vec<_>, Error>>()?,
+                            .map_err(db_error(context))
+                    })
+                    .collect::<Result<Vec<_>, Error>>()?;
+                super::datapoints::datapoints_from_models(&transaction, models, context).await?
+            }
         };
         let calls: Vec<&CallRef> =
             calls.iter().filter(|call| deleted.contains(&call.datapoint_id)).collect();

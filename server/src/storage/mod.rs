@@ -9,6 +9,9 @@ mod changes;
 mod console;
 mod datapoints;
 mod deliveries;
+mod documents;
+#[cfg(test)]
+mod documents_tests;
 mod entities;
 mod events;
 #[cfg(test)]

@@ -337,7 +337,7 @@ fn datapoint_columns() {
 /// `presets::DOCUMENT_1`; version 1 (m0026), the same JSON deflated alone, still reads.
 #[test]
 fn datapoint_document_versions_1_and_2() {
-    use super::datapoints::{Document, DocumentRef};
+    use super::documents::{Bases, Document, DocumentRef};
     use super::presets::{DOCUMENT_1, deflated_elsewhere};
     let metrics = CallMetrics { longest_monologue_ms: 1_800, ..CallMetrics::default() };
     let metadata = json!({"queue": "billing"}).as_object().unwrap().clone();
@@ -358,9 +358,10 @@ fn datapoint_document_versions_1_and_2() {
             metadata: &metadata,
             metrics: &metrics,
         }
-        .encode()
+        .encode(None)
         .unwrap()
     };
+    let none = Bases::default();
     // Written: the version byte and the JSON above, deflated with the preset, which a
     // decompressor of its own reads back.
     let encoded = encode(&turns);
@@ -378,7 +379,7 @@ fn datapoint_document_versions_1_and_2() {
     for (version, preset) in [(1, &[][..]), (2, DOCUMENT_1)] {
         let mut row = vec![version];
         row.extend(deflated_elsewhere(text.as_bytes(), preset));
-        let document = Document::decode(&row).unwrap();
+        let document = Document::decode(&row, &none).unwrap();
         assert_eq!(document.turns, turns);
         assert_eq!(document.analysis, analysis);
         assert_eq!((&document.tags, &document.metadata), (&tags, &metadata));
@@ -386,9 +387,9 @@ fn datapoint_document_versions_1_and_2() {
     }
     let mut mislabelled = encoded.clone();
     mislabelled[0] = 1;
-    assert!(Document::decode(&mislabelled).is_err());
-    assert!(Document::decode(&[3, 0]).is_err(), "an unknown version is refused");
-    assert!(Document::decode(&encoded[..encoded.len() / 2]).is_err(), "a row cut short");
+    assert!(Document::decode(&mislabelled, &none).is_err());
+    assert!(Document::decode(&[4, 0], &none).is_err(), "an unknown version is refused");
+    assert!(Document::decode(&encoded[..encoded.len() / 2], &none).is_err(), "a row cut short");
 
     // A long call whose text hardly compresses (hex digits of a running hash) still fits the
     // room `encode` gives it, and reads back.
@@ -405,7 +406,71 @@ fn datapoint_document_versions_1_and_2() {
             Turn { content, start_ms: index * 1_000, ..turns[0].clone() }
         })
         .collect();
-    assert_eq!(Document::decode(&encode(&long)).unwrap().turns, long);
+    assert_eq!(Document::decode(&encode(&long), &none).unwrap().turns, long);
+}
+
+/// `datapoint.document` version 3 (m0033): version byte 3, the id of the webhook delivery whose
+/// kept body the document was written against (16 bytes), then the JSON of version 2 deflated
+/// with `presets::DOCUMENT_1` followed by that body as it arrived, the two cut to their last
+/// 32 KB. It reads with that body and not without it.
+#[test]
+fn datapoint_document_version_3() {
+    use super::documents::{Base, Bases, Document, DocumentRef};
+    use super::presets::{DOCUMENT_1, deflated_elsewhere};
+    let (turns, analysis) = (turns(), extras());
+    let (tags, metadata) = (Vec::new(), serde_json::Map::new());
+    let metrics = CallMetrics::default();
+    let document = DocumentRef {
+        turns: &turns,
+        analysis: &analysis,
+        tags: &tags,
+        metadata: &metadata,
+        metrics: &metrics,
+    };
+    let body = serde_json::to_vec(&json!({"call_id": "c-1", "transcript": turns_json()})).unwrap();
+    let delivery_id = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0042);
+    let encoded = document.encode(Some(Base { delivery_id, body: &body })).unwrap();
+    assert_eq!(encoded[0], 3);
+    assert_eq!(&encoded[1..17], delivery_id.as_bytes());
+    let alone = document.encode(None).unwrap();
+    assert!(encoded.len() < alone.len(), "the body's words are not written again");
+    let preset = [DOCUMENT_1, &body].concat();
+    let mut decompressor = flate2::Decompress::new(false);
+    decompressor.set_dictionary(&preset).unwrap();
+    let mut json = Vec::with_capacity(64 * 1024);
+    let status =
+        decompressor.decompress_vec(&encoded[17..], &mut json, flate2::FlushDecompress::Finish);
+    assert_eq!(status.unwrap(), flate2::Status::StreamEnd);
+    let stored = json!({
+        "turns": turns_json(),
+        "analysis": extras_json(),
+        "tags": [],
+        "metadata": {},
+        "metrics": serde_json::to_value(&metrics).unwrap(),
+    });
+    assert_eq!(serde_json::from_slice::<Value>(&json).unwrap(), stored, "the stored form changed");
+
+    // Read: deflated by any encoder, with the body read back; without it, an error.
+    let mut row = vec![3];
+    row.extend_from_slice(delivery_id.as_bytes());
+    row.extend(deflated_elsewhere(stored.to_string().as_bytes(), &preset));
+    let bases = Bases([(delivery_id, body)].into());
+    assert_eq!(Document::decode(&row, &bases).unwrap().turns, turns);
+    assert!(Document::decode(&row, &Bases::default()).is_err(), "its body is needed");
+    assert!(Document::decode(&row[..10], &bases).is_err(), "a row cut inside its base's id");
+
+    // A body past 32 KB: the preset is the last 32 KB of the document's preset and the body.
+    let long: Vec<u8> = (0..40_000u32).map(|index| (index % 251) as u8).collect();
+    let encoded = document.encode(Some(Base { delivery_id, body: &long })).unwrap();
+    let mut decompressor = flate2::Decompress::new(false);
+    decompressor.set_dictionary(&long[long.len() - 32 * 1024..]).unwrap();
+    let mut json = Vec::with_capacity(64 * 1024);
+    let status =
+        decompressor.decompress_vec(&encoded[17..], &mut json, flate2::FlushDecompress::Finish);
+    assert_eq!(status.unwrap(), flate2::Status::StreamEnd);
+    assert_eq!(serde_json::from_slice::<Value>(&json).unwrap(), stored);
+    let bases = Bases([(delivery_id, long)].into());
+    assert_eq!(Document::decode(&encoded, &bases).unwrap().turns, turns);
 }
 
 /// A row of the intake log (`storage/intake_log.rs`): version byte 1, then per write its record

@@ -8,8 +8,10 @@
 //! (defaults 1,000,000 and 10,000; PostgreSQL when EARSHOT_TEST_POSTGRES_URL is set;
 //! EARSHOT_SEARCH_KEEP_DIRECTORY keeps the servers' data directories there). Each
 //! database is filled in minutes with bulk SQL, not the API: two calls are ingested through
-//! gRPC and their rows copied (with tag and metadata rows, and on SQLite their words in the
-//! full-text index) with generated ids, call ids and times, 30 days of calls; half with a
+//! gRPC and one through a signed webhook, and their rows copied (with tag and metadata rows, and
+//! on SQLite their words in the full-text index) with generated ids, call ids and times, 30
+//! days of calls; the calls from source `webhook` each with a copy of the webhook's delivery and
+//! a document written against its kept body (m0033), as the server stores a webhook's call; half with a
 //! context token of their own, the rest with their call id's (stored empty, m0030); 1 % from
 //! provider `bland`, 10 % through the SDK, every call tagged `billing`, one in a thousand
 //! `vip`, metadata `queue` (half `sales`) and a unique `account`, the word "zebra" in one
@@ -43,6 +45,12 @@ const RUNS: usize = 20;
 /// hold "zebra").
 const TEMPLATE: &str = "template";
 const ZEBRA_TEMPLATE: &str = "zebra-template";
+/// The call, with `TEMPLATE`'s words, delivered by a signed webhook: its delivery and its
+/// document, written against the delivery's kept body (m0033), are copied into every call
+/// from source `webhook`, each with a delivery of its own.
+const WEBHOOK_TEMPLATE: &str = "webhook-template";
+/// The Standard Webhooks signing secret of the integration that delivers `WEBHOOK_TEMPLATE`.
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// A template call, with its words as the server indexes them.
 fn template_call(call_id: &str, content: &str) -> (pb::Conversation, String) {
@@ -73,6 +81,26 @@ fn fill_sql(rows: usize, postgres: bool, words: &str, zebra_words: &str) -> Stri
         )
     } else {
         ("unhex(printf('01900000000070008000%012x', n.i))", "lower(substr(hex(d.id), 32, 1))")
+    };
+    // A webhook call's delivery id: the call's id with another group. Each is received when
+    // the template was, so that the server's pruning of the delivery log leaves it.
+    let (delivery_id, document) = if postgres {
+        (
+            "('01900000-0000-7000-8001-' || lpad(to_hex(n.i), 12, '0'))::uuid",
+            format!(
+                "CASE WHEN n.i % 100000 = 7 THEN z.document WHEN n.i % 10 = 0 THEN t.document \
+                 ELSE '\\x03'::bytea || uuid_send({}) || substring(w.document from 18) END",
+                "('01900000-0000-7000-8001-' || lpad(to_hex(n.i), 12, '0'))::uuid"
+            ),
+        )
+    } else {
+        (
+            "unhex(printf('01900000000070008001%012x', n.i))",
+            "CASE WHEN n.i % 100000 = 7 THEN z.document WHEN n.i % 10 = 0 THEN t.document \
+             ELSE CAST(x'03' || unhex(printf('01900000000070008001%012x', n.i)) \
+             || substr(w.document, 18) AS BLOB) END"
+                .to_owned(),
+        )
     };
     let at = format!("{FIRST_MS} + n.i * ({SPAN_MS} / {rows})");
     // On PostgreSQL the words are the rows' `transcript_search`, copied above. On SQLite they
@@ -107,11 +135,21 @@ fn fill_sql(rows: usize, postgres: bool, words: &str, zebra_words: &str) -> Stri
          NULL, {at}, {at} + 60000, 60000, {at}, t.from_number, t.to_number, t.direction, \
          t.analysis_json, t.cost_usd, t.tags_json, t.metadata_json, t.metrics_json, {at}, {at}, \
          n.i % 100 <> 3, CASE WHEN n.i % 20 = 5 THEN 'negative' ELSE 'neutral' END, \
-         CASE WHEN n.i % 1000 = 11 THEN 1 ELSE 0 END, \
-         CASE WHEN n.i % 100000 = 7 THEN z.document ELSE t.document END \
+         CASE WHEN n.i % 1000 = 11 THEN 1 ELSE 0 END, {document} \
          FROM {numbers} \
          CROSS JOIN (SELECT * FROM datapoints WHERE call_id = '{TEMPLATE}') AS t \
-         CROSS JOIN (SELECT * FROM datapoints WHERE call_id = '{ZEBRA_TEMPLATE}') AS z;\n{words_sql}\
+         CROSS JOIN (SELECT * FROM datapoints WHERE call_id = '{ZEBRA_TEMPLATE}') AS z \
+         CROSS JOIN (SELECT * FROM datapoints WHERE call_id = '{WEBHOOK_TEMPLATE}') AS w;\n\
+         INSERT INTO webhook_deliveries (id, organization_id, project_id, integration_id, \
+         received_at_ms, verdict, http_status, event_type, call_id, body_sha256, error, \
+         error_message, ingest_id, authenticated, request_json, body, body_encoding) \
+         SELECT {delivery_id}, w.organization_id, w.project_id, w.integration_id, \
+         w.received_at_ms, \
+         w.verdict, w.http_status, w.event_type, 'call-' || n.i, w.body_sha256, w.error, \
+         w.error_message, NULL, w.authenticated, w.request_json, w.body, w.body_encoding \
+         FROM {numbers} \
+         CROSS JOIN (SELECT * FROM webhook_deliveries WHERE call_id = '{WEBHOOK_TEMPLATE}') AS w \
+         WHERE n.i % 10 <> 0 AND n.i % 100000 <> 7;\n{words_sql}\
          INSERT INTO check_issues (datapoint_id, check_id, organization_id, name, occurred_at_ms) \
          SELECT d.id, '{CHECK_ID}', d.organization_id, 'slow responses', d.occurred_at_ms \
          FROM datapoints d WHERE d.open_issues > 0;\n\
@@ -301,6 +339,7 @@ async fn filled_server(directory: &Path, rows: usize) -> (ServerProcess, String,
         ))
         .await
         .unwrap();
+    deliver_webhook_template(&first, &key).await;
     first.stop().await;
 
     let url = earshot_e2e::storage_env(&data_dir)
@@ -317,6 +356,63 @@ async fn filled_server(directory: &Path, rows: usize) -> (ServerProcess, String,
     server.admin_key = key.clone();
     server.project_id = project_id;
     (server, key, filled_in)
+}
+
+/// Delivers `WEBHOOK_TEMPLATE` (`TEMPLATE`'s one turn and tag) to a new Standard Webhooks
+/// integration of `server`, signed, and waits until its datapoint is found.
+async fn deliver_webhook_template(server: &ServerProcess, key: &str) {
+    let integration = earshot_e2e::client::create_integration(
+        server,
+        pb::Provider::Webhook,
+        pb::WebhookAuthType::StandardWebhooks,
+        &[("signing_secret", SECRET)],
+        None,
+    )
+    .await;
+    let body = serde_json::json!({
+        "call_id": WEBHOOK_TEMPLATE,
+        "transcript": [{"role": "user", "content": "Hello", "timestamp_ms": 0}],
+        "tags": ["billing"],
+    })
+    .to_string();
+    let timestamp = chrono::Utc::now().timestamp().to_string();
+    let signature = earshot_server::providers::standard_webhooks::sign(
+        SECRET,
+        "msg_template",
+        &timestamp,
+        body.as_bytes(),
+    )
+    .unwrap();
+    let signature = format!("v1,{signature}");
+    let headers = [
+        ("content-type", "application/json"),
+        ("webhook-id", "msg_template"),
+        ("webhook-timestamp", timestamp.as_str()),
+        ("webhook-signature", signature.as_str()),
+    ];
+    let path = format!("/v0/voice/webhook/monitor/{}", integration.public_id);
+    let (status, answer) =
+        earshot_e2e::client::http_request(server, "POST", &path, &headers, body.into_bytes()).await;
+    assert_eq!(status, 202, "{answer}");
+    let mut client = DatapointServiceClient::new(server.channel().await);
+    let request = pb::SearchDatapointsRequest {
+        call_id: WEBHOOK_TEMPLATE.to_owned(),
+        page_size: 1,
+        ..Default::default()
+    };
+    let mut tries = 0;
+    while client
+        .search_datapoints(authed(request.clone(), key))
+        .await
+        .unwrap()
+        .into_inner()
+        .datapoints
+        .is_empty()
+    {
+        tries += 1;
+        assert!(tries < 100, "the webhook template was not stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The median and the slowest of `RUNS` runs of `request`, and how many it found.

@@ -40,8 +40,9 @@ impl MigrationTrait for Migration {
         for row in rows {
             let id: String = row.try_get("", "id")?;
             let stored: Vec<u8> = row.try_get("", "document")?;
-            let document = crate::storage::datapoints::Document::decode(&stored)
-                .map_err(|error| DbErr::Migration(format!("datapoint {id}: {error}")))?;
+            let document =
+                crate::storage::documents::Document::decode(&stored, &Default::default())
+                    .map_err(|error| DbErr::Migration(format!("datapoint {id}: {error}")))?;
             let json = |value: serde_json::Result<String>| {
                 value.map_err(|error| DbErr::Migration(format!("datapoint {id}: {error}")))
             };

@@ -167,6 +167,8 @@ impl MigrationTrait for Migration {
             let text = crate::storage::datapoints::stored_search_text(
                 "",
                 document.as_deref(),
+                // m0033's down has written every document on its own by now.
+                &Default::default(),
                 &turns_json,
             )
             .map_err(|error| DbErr::Migration(format!("datapoint {id}: {error}")))?;

@@ -35,6 +35,7 @@ mod m0029_binary_ids;
 mod m0030_own_context_tokens;
 mod m0031_one_call_index;
 mod m0032_dedup_by_call;
+mod m0033_documents_against_bodies;
 
 use sea_orm_migration::prelude::*;
 
@@ -77,6 +78,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0030_own_context_tokens::Migration),
             Box::new(m0031_one_call_index::Migration),
             Box::new(m0032_dedup_by_call::Migration),
+            Box::new(m0033_documents_against_bodies::Migration),
         ]
     }
 }

@@ -1,0 +1,315 @@
+//! A datapoint's `document` (m0026): its parts that no search reads in SQL (turns, analysis,
+//! tags, metadata, metrics) as one JSON object, deflated behind a version byte.
+//!
+//! A call stored at intake from a webhook delivery that keeps its body has its document
+//! deflated against that body (`DOCUMENT_V3`, m0033): the words both hold are stored once, the
+//! document referring back to the body's. Such a document reads only with that body, so before a
+//! body is cleared or its delivery deleted (`deliveries::clear_bodies`, the delivery log's
+//! retention) the documents written against it are written again on their own
+//! (`detach_documents`), and m0033's down does the same for every one.
+
+use std::collections::{HashMap, HashSet};
+
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{ColumnTrait, ConnectionTrait};
+use uuid::Uuid;
+
+use super::datapoints::LOOKUP_CHUNK_KEYS;
+use super::db_error;
+use super::entities::{datapoint, ingest, webhook_delivery};
+use super::presets::DOCUMENT_1;
+use crate::error::Error;
+use crate::model::datapoints::Datapoint;
+
+/// The JSON deflated alone (m0026).
+const DOCUMENT_V1: u8 = 1;
+/// The JSON deflated with `presets::DOCUMENT_1`.
+const DOCUMENT_V2: u8 = 2;
+/// The id of a webhook delivery (16 bytes), then the JSON deflated with `presets::DOCUMENT_1`
+/// followed by that delivery's body as it arrived (`base_preset`).
+const DOCUMENT_V3: u8 = 3;
+
+/// What a datapoint keeps in `document`. A shipped version is never changed (new fields are
+/// optional); `stored_formats_tests` pins each.
+#[derive(serde::Deserialize)]
+pub(super) struct Document {
+    pub(super) turns: Vec<crate::model::conversation::Turn>,
+    pub(super) analysis: crate::model::conversation::ProviderExtras,
+    pub(super) tags: Vec<String>,
+    pub(super) metadata: serde_json::Map<String, serde_json::Value>,
+    pub(super) metrics: crate::model::metrics::CallMetrics,
+}
+
+/// A datapoint's `Document`, borrowed, to encode.
+#[derive(serde::Serialize)]
+pub(super) struct DocumentRef<'a> {
+    pub(super) turns: &'a [crate::model::conversation::Turn],
+    pub(super) analysis: &'a crate::model::conversation::ProviderExtras,
+    pub(super) tags: &'a [String],
+    pub(super) metadata: &'a serde_json::Map<String, serde_json::Value>,
+    pub(super) metrics: &'a crate::model::metrics::CallMetrics,
+}
+
+/// The kept body of the webhook delivery that brought a call, stored in the same commit as the
+/// call's datapoint: what its document is deflated against.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Base<'a> {
+    pub delivery_id: Uuid,
+    /// As it arrived.
+    pub body: &'a [u8],
+}
+
+impl<'a> Base<'a> {
+    pub(super) fn of((delivery_id, body): &'a (Uuid, bytes::Bytes)) -> Self {
+        Self { delivery_id: *delivery_id, body }
+    }
+}
+
+impl<'a> DocumentRef<'a> {
+    pub(super) fn of(datapoint: &'a Datapoint) -> Self {
+        Self {
+            turns: &datapoint.turns,
+            analysis: &datapoint.analysis,
+            tags: &datapoint.tags,
+            metadata: &datapoint.metadata,
+            metrics: &datapoint.metrics,
+        }
+    }
+
+    /// The version byte, then the JSON deflated (`deflate_within`): against `base` when there
+    /// is one (`DOCUMENT_V3`), else with the document's preset alone (`DOCUMENT_V2`).
+    pub(super) fn encode(&self, base: Option<Base<'_>>) -> Result<Vec<u8>, Error> {
+        let json = serde_json::to_vec(self)
+            .map_err(|error| Error::internal("encoding a datapoint", error))?;
+        encode_json(&json, base)
+    }
+}
+
+fn encode_json(json: &[u8], base: Option<Base<'_>>) -> Result<Vec<u8>, Error> {
+    // Deflate adds at most 5 bytes per 16 KB block it cannot shrink, and its end.
+    let mut document = Vec::with_capacity(17 + json.len() + json.len() / 1024 + 64);
+    let deflated = match base {
+        Some(base) => {
+            document.push(DOCUMENT_V3);
+            document.extend_from_slice(base.delivery_id.as_bytes());
+            super::deflate_within(json, &base_preset(base.body), &mut document)
+        }
+        None => {
+            document.push(DOCUMENT_V2);
+            super::deflate_within(json, DOCUMENT_1, &mut document)
+        }
+    };
+    if deflated {
+        Ok(document)
+    } else {
+        Err(Error::internal("encoding a datapoint", "the document did not deflate"))
+    }
+}
+
+/// The preset of a document written against `body` (`DOCUMENT_V3`): `presets::DOCUMENT_1`, then
+/// the body, cut to their last 32 KB (as far back as deflate refers; zlib would keep the same).
+fn base_preset(body: &[u8]) -> Vec<u8> {
+    const WINDOW: usize = 32 * 1024;
+    let body = &body[body.len().saturating_sub(WINDOW)..];
+    let preset = &DOCUMENT_1[DOCUMENT_1.len().saturating_sub(WINDOW - body.len())..];
+    [preset, body].concat()
+}
+
+/// The delivery whose body a stored document was written against (`DOCUMENT_V3`).
+fn base_of(stored: &[u8]) -> Option<Uuid> {
+    match stored {
+        [DOCUMENT_V3, rest @ ..] => Some(Uuid::from_bytes(*rest.first_chunk::<16>()?)),
+        _ => None,
+    }
+}
+
+/// The kept bodies that stored documents were written against, by delivery.
+#[derive(Debug, Default)]
+pub(super) struct Bases(pub(super) HashMap<Uuid, Vec<u8>>);
+
+impl Bases {
+    /// The bodies `documents` (stored, or NULL) were written against, read through
+    /// `connection` (the caller's transaction, where it has one) by primary key.
+    pub(super) async fn read<'a>(
+        connection: &impl ConnectionTrait,
+        documents: impl IntoIterator<Item = Option<&'a [u8]>>,
+        context: &'static str,
+    ) -> Result<Self, Error> {
+        let ids: HashSet<Uuid> = documents.into_iter().flatten().filter_map(base_of).collect();
+        if ids.is_empty() {
+            return Ok(Self::default());
+        }
+        let ids: Vec<Uuid> = ids.into_iter().collect();
+        super::deliveries::bodies_of(connection, &ids, context).await.map(Self)
+    }
+}
+
+/// A stored document's JSON.
+fn inflated(stored: &[u8], bases: &Bases) -> Result<Vec<u8>, Error> {
+    let context = "reading a datapoint";
+    let inflate = |deflated: &[u8], preset: &[u8]| {
+        super::inflate(deflated, preset).map_err(|error| Error::internal(context, error))
+    };
+    match stored.split_first() {
+        Some((&DOCUMENT_V1, deflated)) => inflate(deflated, &[]),
+        Some((&DOCUMENT_V2, deflated)) => inflate(deflated, DOCUMENT_1),
+        Some((&DOCUMENT_V3, rest)) => {
+            let (id, deflated) = rest
+                .split_first_chunk::<16>()
+                .ok_or_else(|| Error::internal(context, "a document ends inside its base's id"))?;
+            let id = Uuid::from_bytes(*id);
+            let body = bases.0.get(&id).ok_or_else(|| {
+                Error::internal(
+                    context,
+                    format!(
+                        "the kept body of delivery {id}, which its document needs, was not read"
+                    ),
+                )
+            })?;
+            inflate(deflated, &base_preset(body))
+        }
+        _ => Err(Error::internal(context, "unknown datapoint document version")),
+    }
+}
+
+/// A stored document's JSON read into `T`, which may take only some of its fields.
+pub(super) fn decode<T: serde::de::DeserializeOwned>(
+    stored: &[u8],
+    bases: &Bases,
+) -> Result<T, Error> {
+    serde_json::from_slice(&inflated(stored, bases)?)
+        .map_err(|error| Error::internal("reading a datapoint", error))
+}
+
+impl Document {
+    pub(super) fn decode(stored: &[u8], bases: &Bases) -> Result<Self, Error> {
+        decode(stored, bases)
+    }
+}
+
+/// Writes again on their own (`DOCUMENT_V2`) the documents written against the bodies of
+/// `deliveries`, before those bodies are cleared or deleted, in the caller's transaction. A
+/// delivery's body can only have gone into the datapoint of its own ingest's call
+/// (`store_at_intake`), found by primary keys (`ingests.datapoint_id`). Returns how many.
+pub(super) async fn detach_documents(
+    connection: &impl ConnectionTrait,
+    deliveries: &[Uuid],
+    context: &'static str,
+) -> Result<u64, Error> {
+    let backend = connection.get_database_backend();
+    let mut detached = 0;
+    for chunk in deliveries.chunks(LOOKUP_CHUNK_KEYS) {
+        let select = Query::select()
+            .column((datapoint::Entity, datapoint::Column::Id))
+            .column((datapoint::Entity, datapoint::Column::Document))
+            .from(webhook_delivery::Entity)
+            .inner_join(
+                ingest::Entity,
+                Expr::col((ingest::Entity, ingest::Column::Id))
+                    .equals((webhook_delivery::Entity, webhook_delivery::Column::IngestId)),
+            )
+            .inner_join(
+                datapoint::Entity,
+                Expr::col((datapoint::Entity, datapoint::Column::Id))
+                    .equals((ingest::Entity, ingest::Column::DatapointId)),
+            )
+            .and_where(
+                Expr::col((webhook_delivery::Entity, webhook_delivery::Column::Id))
+                    .is_in(chunk.iter().copied()),
+            )
+            .to_owned();
+        let leaving: HashSet<Uuid> = chunk.iter().copied().collect();
+        let mut written = HashMap::new();
+        for row in
+            connection.query_all_raw(backend.build(&select)).await.map_err(db_error(context))?
+        {
+            let id: Uuid = row.try_get("", "id").map_err(db_error(context))?;
+            let document: Option<Vec<u8>> =
+                row.try_get("", "document").map_err(db_error(context))?;
+            if let Some(document) = document
+                && base_of(&document).is_some_and(|base| leaving.contains(&base))
+            {
+                written.insert(id, document);
+            }
+        }
+        detached += rewrite_alone(connection, written, context).await?;
+    }
+    Ok(detached)
+}
+
+/// Each of `documents` (datapoint id → stored document) written again without its base, in
+/// one statement per chunk. Returns how many.
+async fn rewrite_alone(
+    connection: &impl ConnectionTrait,
+    documents: HashMap<Uuid, Vec<u8>>,
+    context: &'static str,
+) -> Result<u64, Error> {
+    if documents.is_empty() {
+        return Ok(0);
+    }
+    let backend = connection.get_database_backend();
+    let bases =
+        Bases::read(connection, documents.values().map(|stored| Some(&stored[..])), context)
+            .await?;
+    let mut alone = Vec::with_capacity(documents.len());
+    for (id, stored) in &documents {
+        alone.push((*id, encode_json(&inflated(stored, &bases)?, None)?));
+    }
+    let mut count = 0;
+    for chunk in alone.chunks(LOOKUP_CHUNK_KEYS) {
+        let mut case = Expr::case(datapoint::Column::Id.eq(chunk[0].0), chunk[0].1.clone());
+        for (id, document) in &chunk[1..] {
+            case = case.case(datapoint::Column::Id.eq(*id), document.clone());
+        }
+        let update = Query::update()
+            .table(datapoint::Entity)
+            .value(
+                datapoint::Column::Document,
+                case.finally(Expr::col(datapoint::Column::Document)),
+            )
+            .and_where(datapoint::Column::Id.is_in(chunk.iter().map(|(id, _)| *id)))
+            .to_owned();
+        count += connection
+            .execute_raw(backend.build(&update))
+            .await
+            .map_err(db_error(context))?
+            .rows_affected();
+    }
+    Ok(count)
+}
+
+/// Every document written against a body written again on its own (m0033's down: the builds
+/// before it read versions 1 and 2 only), in batches by id. Returns how many.
+pub(crate) async fn detach_all_documents(connection: &impl ConnectionTrait) -> Result<u64, Error> {
+    let context = "writing documents without their bodies";
+    let backend = connection.get_database_backend();
+    let mut after: Option<Uuid> = None;
+    let mut detached = 0;
+    loop {
+        let mut select = Query::select();
+        select
+            .columns([datapoint::Column::Id, datapoint::Column::Document])
+            .from(datapoint::Entity)
+            .order_by(datapoint::Column::Id, sea_orm::sea_query::Order::Asc)
+            .limit(500);
+        if let Some(after) = after {
+            select.and_where(datapoint::Column::Id.gt(after));
+        }
+        let rows =
+            connection.query_all_raw(backend.build(&select)).await.map_err(db_error(context))?;
+        let mut written = HashMap::new();
+        for row in &rows {
+            let id: Uuid = row.try_get("", "id").map_err(db_error(context))?;
+            let document: Option<Vec<u8>> =
+                row.try_get("", "document").map_err(db_error(context))?;
+            after = Some(id);
+            if let Some(document) = document.filter(|document| base_of(document).is_some()) {
+                written.insert(id, document);
+            }
+        }
+        detached += rewrite_alone(connection, written, context).await?;
+        if rows.len() < 500 {
+            return Ok(detached);
+        }
+    }
+}

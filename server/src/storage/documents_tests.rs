@@ -1,0 +1,134 @@
+//! Documents written against their deliveries' kept bodies (m0033), over a real database
+//! (in-memory SQLite; PostgreSQL when EARSHOT_TEST_POSTGRES_URL is set).
+
+use chrono::{DateTime, TimeZone, Utc};
+use uuid::Uuid;
+
+use super::testing::{count, migrate_down_through, stored_call};
+use super::{DeliveryProjects, IntakeSettings, Storage};
+use crate::model::commit::IngestWrite;
+use crate::model::datapoints::{Datapoint, DatapointQuery};
+use crate::model::ingest::{IngestOutcome, dedup_key};
+use crate::storage::ingest_tests::new_ingest;
+use crate::storage::intake_log_tests::webhook_write;
+
+const AT_INTAKE: IntakeSettings = IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
+
+/// When `webhook_write`'s deliveries are received.
+fn received() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 2, 12, 0, 0).unwrap()
+}
+
+/// How many datapoints of `call_id` keep a document written against the body of delivery
+/// `base`, or with none, on its own (version 2).
+async fn documents(storage: &Storage, call_id: &str, base: Option<Uuid>) -> i64 {
+    let postgres = storage.db.get_database_backend() == sea_orm::DbBackend::Postgres;
+    let (version, id) = match postgres {
+        true => ("get_byte(document, 0)", "substring(document from 2 for 16)"),
+        false => ("unicode(substr(document, 1, 1))", "substr(document, 2, 16)"),
+    };
+    let against = match base {
+        Some(base) if postgres => format!("{version} = 3 AND {id} = '\\x{}'::bytea", base.simple()),
+        Some(base) => format!("{version} = 3 AND {id} = x'{}'", base.simple()),
+        None => format!("{version} = 2"),
+    };
+    let sql =
+        format!("SELECT COUNT(*) AS n FROM datapoints WHERE call_id = '{call_id}' AND {against}");
+    count(storage, &sql).await
+}
+
+/// Stores `write` with transcripts at intake; its first outcome.
+async fn commit(storage: &Storage, write: &IngestWrite) -> IngestOutcome {
+    storage.commit_ingest_writes(&[write], AT_INTAKE, received()).await.unwrap()[0][0]
+}
+
+/// A call's datapoint as it reads.
+async fn read(storage: &Storage, organization: Uuid, project: Uuid, call_id: &str) -> Datapoint {
+    stored_call(storage, organization, project, "custom", call_id).await.unwrap()
+}
+
+/// A call stored at intake from a webhook keeps its document written against the delivery's
+/// kept body (a merge, against the body of the delivery that brought it; a write's later calls,
+/// which its delivery does not link, on their own), and reads back whole: by call, in a search,
+/// after m0033 down (every document on its own again) and up. Before a body is cleared or its
+/// delivery deleted, the documents written against it are written again on their own, in the
+/// same commit, and read the same.
+#[tokio::test]
+async fn documents_are_written_against_kept_bodies_until_the_bodies_go() {
+    let storage = &super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let delivery_of = |write: &IngestWrite| write.delivery.as_ref().unwrap().record.id;
+
+    let a = webhook_write(organization, project, "a");
+    assert!(matches!(commit(storage, &a).await, IngestOutcome::Created(_)));
+    assert_eq!(documents(storage, "a", Some(delivery_of(&a))).await, 1);
+    let first = read(storage, organization, project, "a").await;
+    let sent = &a.ingests[0].conversation;
+    assert_eq!(
+        (&first.turns, &first.tags, &first.metadata),
+        (&sent.turns, &sent.tags, &sent.metadata)
+    );
+
+    // New content for a, in a second delivery: merged, and written against that one's body.
+    let mut again = webhook_write(organization, project, "a");
+    let conversation = &mut again.ingests[0].conversation;
+    conversation.tags = vec!["again".to_owned()];
+    again.ingests[0].dedup_key = dedup_key(&again.ingests[0].conversation);
+    assert!(matches!(commit(storage, &again).await, IngestOutcome::Created(_)));
+    assert_eq!(documents(storage, "a", Some(delivery_of(&again))).await, 1);
+    let merged = read(storage, organization, project, "a").await;
+    assert_eq!((merged.id, &merged.tags), (first.id, &vec!["t1".to_owned(), "again".to_owned()]));
+
+    // Two calls in one delivery: the first against its body, the second on its own.
+    let mut pair = webhook_write(organization, project, "b");
+    pair.ingests.push(new_ingest(organization, project, "c"));
+    commit(storage, &pair).await;
+    assert_eq!(documents(storage, "b", Some(delivery_of(&pair))).await, 1);
+    assert_eq!(documents(storage, "c", None).await, 1);
+    let (b, c) = (
+        read(storage, organization, project, "b").await,
+        read(storage, organization, project, "c").await,
+    );
+    let query = DatapointQuery { page_size: 10, ..Default::default() };
+    let found = storage.search_datapoints(organization, &query).await.unwrap();
+    let mut found: Vec<Datapoint> = found.into_iter().map(|view| view.datapoint).collect();
+    found.sort_by(|x, y| x.call_id.cmp(&y.call_id));
+    assert_eq!(found, [merged.clone(), b.clone(), c.clone()]);
+
+    // Down through m0033: every document on its own, read the same; up again.
+    migrate_down_through(storage, "m0033_documents_against_bodies").await;
+    for call_id in ["a", "b", "c"] {
+        assert_eq!(documents(storage, call_id, None).await, 1, "{call_id}");
+    }
+    assert_eq!(read(storage, organization, project, "a").await, merged);
+    assert_eq!(read(storage, organization, project, "b").await, b);
+    <super::migrations::Migrator as sea_orm_migration::MigratorTrait>::up(&storage.db, None)
+        .await
+        .unwrap();
+
+    // Bodies past their retention: d's document is written on its own as its body goes.
+    let d = webhook_write(organization, project, "d");
+    commit(storage, &d).await;
+    assert_eq!(documents(storage, "d", Some(delivery_of(&d))).await, 1);
+    let d_before = read(storage, organization, project, "d").await;
+    let day = chrono::Duration::days(1);
+    let everyone = DeliveryProjects::AllBut(Vec::new());
+    let pruned =
+        storage.prune_webhook_deliveries(&everyone, received() + day, received() - day, 100);
+    assert_eq!(pruned.await.unwrap(), (4, 0), "the four deliveries' bodies cleared");
+    assert_eq!(documents(storage, "d", None).await, 1);
+    assert_eq!(read(storage, organization, project, "d").await, d_before);
+
+    // A delivery deleted with its body still kept (its retention as short as its body's).
+    let e = webhook_write(organization, project, "e");
+    commit(storage, &e).await;
+    assert_eq!(documents(storage, "e", Some(delivery_of(&e))).await, 1);
+    let e_before = read(storage, organization, project, "e").await;
+    let pruned =
+        storage.prune_webhook_deliveries(&everyone, received() + day, received() + day, 100);
+    assert_eq!(pruned.await.unwrap(), (0, 5));
+    assert_eq!(documents(storage, "e", None).await, 1);
+    assert_eq!(read(storage, organization, project, "e").await, e_before);
+    let kept = "SELECT COUNT(*) AS n FROM datapoints";
+    assert_eq!(count(storage, kept).await, 5, "the calls stay");
+}
