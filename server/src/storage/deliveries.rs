@@ -115,17 +115,8 @@ fn kept_request_and_body(
     };
     match (encoding, stored) {
         (encoding @ (DEFLATE_WITH_REQUEST | DEFLATE_P1_WITH_REQUEST), Some(stored)) => {
-            let body_alone = if encoding == DEFLATE_WITH_REQUEST { DEFLATE } else { DEFLATE_P1 };
-            let framed = kept_body(body_alone, stored)?;
-            let (length, rest) = framed
-                .split_first_chunk::<4>()
-                .ok_or("a kept request and body end before the request's length")?;
-            let length =
-                usize::try_from(u32::from_le_bytes(*length)).map_err(|error| error.to_string())?;
-            if rest.len() < length {
-                return Err("a kept request and body end inside the request".to_owned());
-            }
-            let (request, body) = rest.split_at(length);
+            let framed = kept_framed(encoding, stored)?;
+            let (request, body) = split_framed(&framed)?;
             Ok((Some(parse(request)?), Some(body.to_vec())))
         }
         (encoding, stored) => Ok((
@@ -133,6 +124,37 @@ fn kept_request_and_body(
             stored.map(|stored| kept_body(encoding, stored)).transpose()?,
         )),
     }
+}
+
+/// A kept body as it arrived, without reading the request kept with it.
+fn kept_body_alone(encoding: &str, stored: Vec<u8>) -> Result<Vec<u8>, String> {
+    match encoding {
+        DEFLATE_WITH_REQUEST | DEFLATE_P1_WITH_REQUEST => {
+            let mut framed = kept_framed(encoding, stored)?;
+            let request = split_framed(&framed)?.0.len();
+            framed.drain(..4 + request);
+            Ok(framed)
+        }
+        encoding => kept_body(encoding, stored),
+    }
+}
+
+/// A request and body kept together (`DEFLATE_WITH_REQUEST`, `DEFLATE_P1_WITH_REQUEST`),
+/// inflated: the request's JSON length (4 bytes, little-endian), its JSON, the body.
+fn kept_framed(encoding: &str, stored: Vec<u8>) -> Result<Vec<u8>, String> {
+    kept_body(if encoding == DEFLATE_WITH_REQUEST { DEFLATE } else { DEFLATE_P1 }, stored)
+}
+
+/// The request's JSON and the body of `framed` (`kept_framed`).
+fn split_framed(framed: &[u8]) -> Result<(&[u8], &[u8]), String> {
+    let (length, rest) = framed
+        .split_first_chunk::<4>()
+        .ok_or("a kept request and body end before the request's length")?;
+    let length = usize::try_from(u32::from_le_bytes(*length)).map_err(|error| error.to_string())?;
+    if rest.len() < length {
+        return Err("a kept request and body end inside the request".to_owned());
+    }
+    Ok(rest.split_at(length))
 }
 
 /// A kept body as it arrived.
@@ -500,9 +522,9 @@ pub(super) async fn bodies_of(
             let id: Uuid = row.try_get("", "id").map_err(db_error(context))?;
             let encoding: String = row.try_get("", "body_encoding").map_err(db_error(context))?;
             let stored: Option<Vec<u8>> = row.try_get("", "body").map_err(db_error(context))?;
-            let (_, body) = kept_request_and_body(&encoding, stored, None)
-                .map_err(|error| Error::internal(context, error))?;
-            if let Some(body) = body {
+            if let Some(stored) = stored {
+                let body = kept_body_alone(&encoding, stored)
+                    .map_err(|error| Error::internal(context, error))?;
                 bodies.insert(id, body);
             }
         }

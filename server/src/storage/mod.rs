@@ -629,12 +629,28 @@ fn deflate_within(input: &[u8], preset: &[u8], output: &mut Vec<u8>) -> bool {
 /// The level of `deflate_within`.
 const DEFLATE_LEVEL: flate2::Compression = flate2::Compression::new(2);
 
-/// A raw deflate stream (as `deflate_within` writes it, with the same `preset`) inflated.
+/// A raw deflate stream (as `deflate_within` writes it, with the same `preset`) inflated. Each
+/// thread keeps one decompressor, reset for each stream, so that reading a page of calls does
+/// not set up a window and its tables for every document and body.
 fn inflate(deflated: &[u8], preset: &[u8]) -> std::io::Result<Vec<u8>> {
+    thread_local! {
+        static DECOMPRESSOR: std::cell::RefCell<flate2::Decompress> =
+            std::cell::RefCell::new(flate2::Decompress::new(false));
+    }
+    DECOMPRESSOR.with_borrow_mut(|decompressor| {
+        decompressor.reset(false);
+        inflate_with(decompressor, deflated, preset)
+    })
+}
+
+fn inflate_with(
+    decompressor: &mut flate2::Decompress,
+    deflated: &[u8],
+    preset: &[u8],
+) -> std::io::Result<Vec<u8>> {
     let invalid = |error: flate2::DecompressError| {
         std::io::Error::new(std::io::ErrorKind::InvalidData, error)
     };
-    let mut decompressor = flate2::Decompress::new(false);
     if !preset.is_empty() {
         decompressor.set_dictionary(preset).map_err(invalid)?;
     }

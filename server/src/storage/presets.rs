@@ -141,4 +141,26 @@ mod tests {
         // Deflate refers back at most 32 KiB.
         assert!(super::BODY_1.len() < 32 * 1024 && super::DOCUMENT_1.len() < 32 * 1024);
     }
+
+    /// The thread's one decompressor reads stream after stream, each with its own preset or
+    /// none, and a damaged stream leaves nothing behind for the next.
+    #[test]
+    fn streams_inflate_one_after_another_on_one_thread() {
+        use super::super::{deflate_within, inflate};
+        let text = br#"{"turns":[{"role":"user","content":"a refund for a double charge"}]}"#;
+        let deflated = |preset: &[u8]| {
+            let mut output = Vec::with_capacity(256);
+            assert!(deflate_within(text, preset, &mut output));
+            output
+        };
+        let (with_document, with_body, alone) =
+            (deflated(super::DOCUMENT_1), deflated(super::BODY_1), deflated(&[]));
+        for _ in 0..2 {
+            assert_eq!(inflate(&with_document, super::DOCUMENT_1).unwrap(), text);
+            assert_eq!(inflate(&alone, &[]).unwrap(), text);
+            assert!(inflate(&with_body[..with_body.len() / 2], super::BODY_1).is_err());
+            assert_ne!(inflate(&with_body, &[]).ok().as_deref(), Some(&text[..]));
+            assert_eq!(inflate(&with_body, super::BODY_1).unwrap(), text);
+        }
+    }
 }
