@@ -173,7 +173,7 @@ impl Storage {
             ..query.clone()
         };
         let filter = self.narrowing(organization_id, &candidates).await?;
-        let rows: Vec<(Uuid, String, Option<Vec<u8>>, String)> =
+        let mut rows: Vec<(Uuid, String, Option<Vec<u8>>, String)> =
             search_statement(organization_id, &candidates, filter.as_ref(), backend)
                 .select_only()
                 .column(datapoint::Column::Id)
@@ -184,12 +184,9 @@ impl Storage {
                 .all(&self.db)
                 .await
                 .map_err(db_error(context))?;
-        let bases = Bases::read(
-            &self.db,
-            rows.iter().map(|(_, _, document, _)| document.as_deref()),
-            context,
-        )
-        .await?;
+        let mut documents: Vec<(Uuid, &mut Option<Vec<u8>>)> =
+            rows.iter_mut().map(|(id, _, document, _)| (*id, document)).collect();
+        let bases = super::documents::current_bases(&self.db, &mut documents, context).await?;
         let texts = rows
             .iter()
             .map(|(_, words, document, turns)| {
@@ -334,12 +331,8 @@ impl Storage {
         let audio = self.get_audio_objects(audio_ids).await?;
         let ids: Vec<Uuid> = models.iter().map(|model| model.id).collect();
         let mut results = self.check_results_of(&ids).await?;
-        let bases = Bases::read(
-            &self.db,
-            models.iter().map(|model| model.document.as_deref()),
-            "reading datapoints",
-        )
-        .await?;
+        let mut models = models;
+        let bases = models_bases(&self.db, &mut models, "reading datapoints").await?;
         models
             .into_iter()
             .map(|model| {
@@ -1395,13 +1388,23 @@ pub(crate) fn stored_search_text(
 /// `connection` (`Bases`).
 pub(super) async fn datapoints_from_models(
     connection: &impl ConnectionTrait,
-    models: Vec<datapoint::Model>,
+    mut models: Vec<datapoint::Model>,
     context: &'static str,
 ) -> Result<Vec<Datapoint>, Error> {
-    let bases =
-        Bases::read(connection, models.iter().map(|model| model.document.as_deref()), context)
-            .await?;
+    let bases = models_bases(connection, &mut models, context).await?;
     models.into_iter().map(|model| datapoint_from_model(model, &bases)).collect()
+}
+
+/// The kept bodies `models`' documents need, each document brought up to date where its body
+/// has left since (`documents::current_bases`).
+async fn models_bases(
+    connection: &impl ConnectionTrait,
+    models: &mut [datapoint::Model],
+    context: &'static str,
+) -> Result<Bases, Error> {
+    let mut documents: Vec<(Uuid, &mut Option<Vec<u8>>)> =
+        models.iter_mut().map(|model| (model.id, &mut model.document)).collect();
+    super::documents::current_bases(connection, &mut documents, context).await
 }
 
 /// A stored datapoint, with the kept bodies its document may need (`Bases::read`).

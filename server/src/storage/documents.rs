@@ -144,6 +144,57 @@ impl Bases {
     }
 }
 
+/// The bodies the stored documents of `documents` (datapoint id, document) were written
+/// against, with each document the caller holds brought up to date where its body left after
+/// its row was read: the commit that clears a body writes its documents again on their own
+/// (`detach_documents`), so such a document is read again, and replaced in `documents`. Reads
+/// outside one snapshot (a page of results and its bodies are two statements) meet this when
+/// the delivery log's retention commits between them.
+pub(super) async fn current_bases(
+    connection: &impl ConnectionTrait,
+    documents: &mut [(Uuid, &mut Option<Vec<u8>>)],
+    context: &'static str,
+) -> Result<Bases, Error> {
+    let mut bases =
+        Bases::read(connection, documents.iter().map(|(_, stored)| stored.as_deref()), context)
+            .await?;
+    let stale: Vec<Uuid> = documents
+        .iter()
+        .filter(|(_, stored)| {
+            stored.as_deref().and_then(base_of).is_some_and(|base| !bases.0.contains_key(&base))
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    if stale.is_empty() {
+        return Ok(bases);
+    }
+    let mut fresh = HashMap::with_capacity(stale.len());
+    let backend = connection.get_database_backend();
+    for chunk in stale.chunks(LOOKUP_CHUNK_KEYS) {
+        let select = Query::select()
+            .columns([datapoint::Column::Id, datapoint::Column::Document])
+            .from(datapoint::Entity)
+            .and_where(datapoint::Column::Id.is_in(chunk.iter().copied()))
+            .to_owned();
+        for row in
+            connection.query_all_raw(backend.build(&select)).await.map_err(db_error(context))?
+        {
+            let id: Uuid = row.try_get("", "id").map_err(db_error(context))?;
+            let document: Option<Vec<u8>> =
+                row.try_get("", "document").map_err(db_error(context))?;
+            fresh.insert(id, document);
+        }
+    }
+    let more = Bases::read(connection, fresh.values().map(Option::as_deref), context).await?;
+    bases.0.extend(more.0);
+    for (id, stored) in documents.iter_mut() {
+        if let Some(document) = fresh.remove(id) {
+            **stored = document;
+        }
+    }
+    Ok(bases)
+}
+
 /// A stored document's JSON.
 fn inflated(stored: &[u8], bases: &Bases) -> Result<Vec<u8>, Error> {
     let context = "reading a datapoint";
@@ -190,7 +241,9 @@ impl Document {
 /// Writes again on their own (`DOCUMENT_V2`) the documents written against the bodies of
 /// `deliveries`, before those bodies are cleared or deleted, in the caller's transaction. A
 /// delivery's body can only have gone into the datapoint of its own ingest's call
-/// (`store_at_intake`), found by primary keys (`ingests.datapoint_id`). Returns how many.
+/// (`store_at_intake`), found by primary keys (`ingests.datapoint_id`). On PostgreSQL the
+/// datapoints are read `FOR UPDATE`, as the intake reads those it merges into: a merge
+/// committed meanwhile is read, not overwritten. Returns how many.
 pub(super) async fn detach_documents(
     connection: &impl ConnectionTrait,
     deliveries: &[Uuid],
@@ -199,7 +252,7 @@ pub(super) async fn detach_documents(
     let backend = connection.get_database_backend();
     let mut detached = 0;
     for chunk in deliveries.chunks(LOOKUP_CHUNK_KEYS) {
-        let select = Query::select()
+        let mut select = Query::select()
             .column((datapoint::Entity, datapoint::Column::Id))
             .column((datapoint::Entity, datapoint::Column::Document))
             .from(webhook_delivery::Entity)
@@ -218,6 +271,9 @@ pub(super) async fn detach_documents(
                     .is_in(chunk.iter().copied()),
             )
             .to_owned();
+        if backend == sea_orm::DbBackend::Postgres {
+            select.lock_with_tables(sea_orm::sea_query::LockType::Update, [datapoint::Entity]);
+        }
         let leaving: HashSet<Uuid> = chunk.iter().copied().collect();
         let mut written = HashMap::new();
         for row in

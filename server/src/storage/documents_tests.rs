@@ -132,3 +132,27 @@ async fn documents_are_written_against_kept_bodies_until_the_bodies_go() {
     let kept = "SELECT COUNT(*) AS n FROM datapoints";
     assert_eq!(count(storage, kept).await, 5, "the calls stay");
 }
+
+/// A page of calls is read in two statements, its rows and then the bodies their documents
+/// need: a body the delivery log's retention clears in between is no longer there, and the
+/// document, written on its own by the commit that cleared the body, is read again.
+#[tokio::test]
+async fn a_document_whose_body_left_after_its_row_was_read_is_read_again() {
+    use sea_orm::EntityTrait;
+    let storage = &super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let write = webhook_write(organization, project, "a");
+    commit(storage, &write).await;
+    let stored = read(storage, organization, project, "a").await;
+    let rows = super::entities::datapoint::Entity::find().all(&storage.db).await.unwrap();
+    assert_eq!(rows[0].document.as_ref().unwrap()[0], 3, "written against the body");
+
+    let day = chrono::Duration::days(1);
+    let everyone = DeliveryProjects::AllBut(Vec::new());
+    let pruned =
+        storage.prune_webhook_deliveries(&everyone, received() + day, received() - day, 100);
+    assert_eq!(pruned.await.unwrap(), (1, 0));
+    let read_again =
+        super::datapoints::datapoints_from_models(&storage.db, rows, "reading").await.unwrap();
+    assert_eq!(read_again, [stored]);
+}
