@@ -184,8 +184,12 @@ impl Storage {
                 .all(&self.db)
                 .await
                 .map_err(db_error(context))?;
-        let mut documents: Vec<(Uuid, &mut Option<Vec<u8>>)> =
-            rows.iter_mut().map(|(id, _, document, _)| (*id, document)).collect();
+        // Only where the words are not in the row (on SQLite) are they read from the document.
+        let mut documents: Vec<(Uuid, &mut Option<Vec<u8>>)> = rows
+            .iter_mut()
+            .filter(|(_, words, ..)| words.is_empty())
+            .map(|(id, _, document, _)| (*id, document))
+            .collect();
         let bases = super::documents::current_bases(&self.db, &mut documents, context).await?;
         let texts = rows
             .iter()
