@@ -506,16 +506,10 @@ pub(super) async fn bodies_of(
     ids: &[Uuid],
     context: &'static str,
 ) -> Result<std::collections::HashMap<Uuid, Vec<u8>>, Error> {
-    use webhook_delivery::Column;
     let backend = connection.get_database_backend();
     let mut bodies = std::collections::HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
-        let select = Query::select()
-            .columns([Column::Id, Column::BodyEncoding, Column::Body])
-            .from(webhook_delivery::Entity)
-            .and_where(Column::Id.is_in(chunk.iter().copied()))
-            .and_where(Column::Body.is_not_null())
-            .to_owned();
+        let select = kept_bodies_of(chunk);
         for row in
             connection.query_all_raw(backend.build(&select)).await.map_err(db_error(context))?
         {
@@ -530,6 +524,17 @@ pub(super) async fn bodies_of(
         }
     }
     Ok(bodies)
+}
+
+/// The id, encoding and kept body of each of `ids` that keeps one (`bodies_of`).
+pub(super) fn kept_bodies_of(ids: &[Uuid]) -> sea_orm::sea_query::SelectStatement {
+    use webhook_delivery::Column;
+    Query::select()
+        .columns([Column::Id, Column::BodyEncoding, Column::Body])
+        .from(webhook_delivery::Entity)
+        .and_where(Column::Id.is_in(ids.iter().copied()))
+        .and_where(Column::Body.is_not_null())
+        .to_owned()
 }
 
 /// The query of [`Storage::ingest_deliveries`].

@@ -252,25 +252,7 @@ pub(super) async fn detach_documents(
     let backend = connection.get_database_backend();
     let mut detached = 0;
     for chunk in deliveries.chunks(LOOKUP_CHUNK_KEYS) {
-        let mut select = Query::select()
-            .column((datapoint::Entity, datapoint::Column::Id))
-            .column((datapoint::Entity, datapoint::Column::Document))
-            .from(webhook_delivery::Entity)
-            .inner_join(
-                ingest::Entity,
-                Expr::col((ingest::Entity, ingest::Column::Id))
-                    .equals((webhook_delivery::Entity, webhook_delivery::Column::IngestId)),
-            )
-            .inner_join(
-                datapoint::Entity,
-                Expr::col((datapoint::Entity, datapoint::Column::Id))
-                    .equals((ingest::Entity, ingest::Column::DatapointId)),
-            )
-            .and_where(
-                Expr::col((webhook_delivery::Entity, webhook_delivery::Column::Id))
-                    .is_in(chunk.iter().copied()),
-            )
-            .to_owned();
+        let mut select = detaching(chunk);
         if backend == sea_orm::DbBackend::Postgres {
             select.lock_with_tables(sea_orm::sea_query::LockType::Update, [datapoint::Entity]);
         }
@@ -291,6 +273,30 @@ pub(super) async fn detach_documents(
         detached += rewrite_alone(connection, written, context).await?;
     }
     Ok(detached)
+}
+
+/// The id and document of the datapoints of the calls `deliveries` brought, by primary keys:
+/// each delivery, its ingest, that ingest's datapoint (`detach_documents`).
+pub(super) fn detaching(deliveries: &[Uuid]) -> sea_orm::sea_query::SelectStatement {
+    Query::select()
+        .column((datapoint::Entity, datapoint::Column::Id))
+        .column((datapoint::Entity, datapoint::Column::Document))
+        .from(webhook_delivery::Entity)
+        .inner_join(
+            ingest::Entity,
+            Expr::col((ingest::Entity, ingest::Column::Id))
+                .equals((webhook_delivery::Entity, webhook_delivery::Column::IngestId)),
+        )
+        .inner_join(
+            datapoint::Entity,
+            Expr::col((datapoint::Entity, datapoint::Column::Id))
+                .equals((ingest::Entity, ingest::Column::DatapointId)),
+        )
+        .and_where(
+            Expr::col((webhook_delivery::Entity, webhook_delivery::Column::Id))
+                .is_in(deliveries.iter().copied()),
+        )
+        .to_owned()
 }
 
 /// Each of `documents` (datapoint id → stored document) written again without its base, in

@@ -156,3 +156,29 @@ async fn a_document_whose_body_left_after_its_row_was_read_is_read_again() {
         super::datapoints::datapoints_from_models(&storage.db, rows, "reading").await.unwrap();
     assert_eq!(read_again, [stored]);
 }
+
+/// The bodies a page's documents need, and the documents a leaving body's calls hold, are read
+/// by primary keys alone (SQLite's plans): each a seek, whatever the tables hold.
+#[tokio::test]
+async fn bodies_and_their_documents_are_found_by_primary_keys() {
+    let storage = &super::testing::storage().await;
+    let backend = sea_orm::DbBackend::Sqlite;
+    if storage.db.get_database_backend() != backend {
+        return;
+    }
+    let ids = [Uuid::now_v7(), Uuid::now_v7()];
+    let cases = [
+        ("kept bodies", backend.build(&super::deliveries::kept_bodies_of(&ids)), 1),
+        ("documents against bodies", backend.build(&super::documents::detaching(&ids)), 3),
+    ];
+    for (name, statement, seeks) in cases {
+        let plan = super::ingest_tests::sqlite_plan(storage, statement).await;
+        assert_eq!(plan.len(), seeks, "{name}: {plan:?}");
+        for step in &plan {
+            assert!(
+                step.starts_with("SEARCH ") && step.contains("USING INDEX sqlite_autoindex_"),
+                "{name}: not a seek by primary key: {plan:?}"
+            );
+        }
+    }
+}
