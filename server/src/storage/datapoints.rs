@@ -329,13 +329,15 @@ impl Storage {
             .collect()
     }
 
-    async fn with_audio(&self, models: Vec<datapoint::Model>) -> Result<Vec<DatapointView>, Error> {
+    async fn with_audio(
+        &self,
+        mut models: Vec<datapoint::Model>,
+    ) -> Result<Vec<DatapointView>, Error> {
         let audio_ids: Vec<String> =
             models.iter().filter_map(|model| model.audio_id.clone()).collect();
         let audio = self.get_audio_objects(audio_ids).await?;
         let ids: Vec<Uuid> = models.iter().map(|model| model.id).collect();
         let mut results = self.check_results_of(&ids).await?;
-        let mut models = models;
         let bases = models_bases(&self.db, &mut models, "reading datapoints").await?;
         models
             .into_iter()

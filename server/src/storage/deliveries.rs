@@ -483,13 +483,9 @@ pub(super) async fn clear_bodies(
             .value(Column::BodyEncoding, AS_RECEIVED)
             .value(Column::RequestJson, Option::<String>::None)
             .and_where(Column::Id.is_in(chunk.iter().map(|(id, _)| *id)));
-        let mut hashes = chunk.iter().filter_map(|(id, hash)| Some((id, hash.as_ref()?)));
-        if let Some((id, hash)) = hashes.next() {
-            let mut case = Expr::case(Column::Id.eq(*id), hash.clone());
-            for (id, hash) in hashes {
-                case = case.case(Column::Id.eq(*id), hash.clone());
-            }
-            update.value(Column::BodySha256, case.finally(Expr::col(Column::BodySha256)));
+        let hashes = chunk.iter().filter_map(|(id, hash)| Some((*id, hash.clone()?)));
+        if let Some(hashes) = super::value_by_id(Column::Id, Column::BodySha256, hashes) {
+            update.value(Column::BodySha256, hashes);
         }
         count += connection
             .execute_raw(backend.build(&update))

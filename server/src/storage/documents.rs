@@ -53,10 +53,10 @@ pub(super) struct DocumentRef<'a> {
 /// The kept body of the webhook delivery that brought a call, stored in the same commit as the
 /// call's datapoint: what its document is deflated against.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Base<'a> {
-    pub delivery_id: Uuid,
+pub(super) struct Base<'a> {
+    pub(super) delivery_id: Uuid,
     /// As it arrived.
-    pub body: &'a [u8],
+    pub(super) body: &'a [u8],
 }
 
 impl<'a> Base<'a> {
@@ -319,16 +319,15 @@ async fn rewrite_alone(
     }
     let mut count = 0;
     for chunk in alone.chunks(LOOKUP_CHUNK_KEYS) {
-        let mut case = Expr::case(datapoint::Column::Id.eq(chunk[0].0), chunk[0].1.clone());
-        for (id, document) in &chunk[1..] {
-            case = case.case(datapoint::Column::Id.eq(*id), document.clone());
-        }
+        let documents = chunk.iter().map(|(id, document)| (*id, document.clone()));
+        let Some(documents) =
+            super::value_by_id(datapoint::Column::Id, datapoint::Column::Document, documents)
+        else {
+            continue;
+        };
         let update = Query::update()
             .table(datapoint::Entity)
-            .value(
-                datapoint::Column::Document,
-                case.finally(Expr::col(datapoint::Column::Document)),
-            )
+            .value(datapoint::Column::Document, documents)
             .and_where(datapoint::Column::Id.is_in(chunk.iter().map(|(id, _)| *id)))
             .to_owned();
         count += connection
@@ -342,7 +341,7 @@ async fn rewrite_alone(
 
 /// Every document written against a body written again on its own (m0033's down: the builds
 /// before it read versions 1 and 2 only), in batches by id. Returns how many.
-pub(crate) async fn detach_all_documents(connection: &impl ConnectionTrait) -> Result<u64, Error> {
+pub(super) async fn detach_all_documents(connection: &impl ConnectionTrait) -> Result<u64, Error> {
     let context = "writing documents without their bodies";
     let backend = connection.get_database_backend();
     let mut after: Option<Uuid> = None;

@@ -629,6 +629,27 @@ fn deflate_within(input: &[u8], preset: &[u8], output: &mut Vec<u8>) -> bool {
 /// The level of `deflate_within`.
 const DEFLATE_LEVEL: flate2::Compression = flate2::Compression::new(2);
 
+/// `CASE WHEN id = … THEN … ELSE column END` over `values` (a row's id, its new value): one
+/// statement sets a chunk of rows each to a value of its own, leaving the others as they are.
+/// `None` without values.
+fn value_by_id<C, V>(
+    id: C,
+    column: C,
+    values: impl IntoIterator<Item = (uuid::Uuid, V)>,
+) -> Option<sea_orm::sea_query::Expr>
+where
+    C: sea_orm::ColumnTrait + sea_orm::sea_query::IntoColumnRef,
+    V: Into<sea_orm::sea_query::Expr>,
+{
+    let mut values = values.into_iter();
+    let (first, value) = values.next()?;
+    let mut case = sea_orm::sea_query::Expr::case(id.eq(first), value);
+    for (row, value) in values {
+        case = case.case(id.eq(row), value);
+    }
+    Some(case.finally(sea_orm::sea_query::Expr::col(column)).into())
+}
+
 /// A raw deflate stream (as `deflate_within` writes it, with the same `preset`) inflated. Each
 /// thread keeps one decompressor, reset for each stream, so that reading a page of calls does
 /// not set up a window and its tables for every document and body.
