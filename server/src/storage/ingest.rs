@@ -784,7 +784,7 @@ impl Storage {
             .transpose()
     }
 
-    /// Ingests of a project, newest first, before `before`.
+    /// Ingests of a project, newest first, before `before` (`ingests_listing`).
     pub async fn list_ingests(
         &self,
         organization_id: Uuid,
@@ -793,18 +793,7 @@ impl Storage {
         before: Option<Uuid>,
         limit: usize,
     ) -> Result<Vec<IngestRecord>, Error> {
-        let mut query = ingest::Entity::find()
-            .filter(ingest::Column::OrganizationId.eq(organization_id))
-            .filter(ingest::Column::ProjectId.eq(project_id));
-        if let Some(state) = state {
-            query = query.filter(ingest::Column::State.eq(state.as_str()));
-        }
-        if let Some(before) = before {
-            query = query.filter(ingest::Column::Id.lt(before));
-        }
-        query
-            .order_by_desc(ingest::Column::Id)
-            .limit(u64::try_from(limit).unwrap_or(u64::MAX))
+        ingests_listing(organization_id, project_id, state, before, limit)
             .all(&self.db)
             .await
             .map_err(db_error("listing ingests"))?
@@ -833,25 +822,15 @@ impl Storage {
     }
 
     /// How many of the project's ingests are in `state`, counting no further than `cap` + 1
-    /// (`ingests_by_project_state`): a backlog's size costs at most that many index entries.
+    /// (`ingests_waiting` for the states of ingests not done, m0034): a backlog's size costs at
+    /// most that many index entries.
     pub async fn count_ingests(
         &self,
         project_id: Uuid,
         state: IngestState,
         cap: u64,
     ) -> Result<u64, Error> {
-        use sea_orm::sea_query::{Alias, Query};
-        let capped = Query::select()
-            .expr(Expr::val(1))
-            .from(ingest::Entity)
-            .and_where(ingest::Column::ProjectId.eq(project_id))
-            .and_where(ingest::Column::State.eq(state.as_str()))
-            .limit(cap.saturating_add(1))
-            .to_owned();
-        let count = Query::select()
-            .expr(Expr::cust("COUNT(*)"))
-            .from_subquery(capped, Alias::new("capped"))
-            .to_owned();
+        let count = ingests_counted(project_id, state, cap);
         let backend = self.db.get_database_backend();
         let row = self
             .db
@@ -1075,6 +1054,60 @@ pub(super) fn stored_dedup_keys_statement(
     select
 }
 
+/// The query of [`Storage::count_ingests`]: up to `cap` + 1 index entries counted.
+pub(super) fn ingests_counted(
+    project_id: Uuid,
+    state: IngestState,
+    cap: u64,
+) -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::sea_query::{Alias, Query};
+    let mut capped = Query::select();
+    capped
+        .expr(Expr::val(1))
+        .from(ingest::Entity)
+        .and_where(ingest::Column::ProjectId.eq(project_id))
+        .and_where(ingest::Column::State.eq(state.as_str()))
+        .limit(cap.saturating_add(1));
+    if state != IngestState::Done {
+        capped.and_where(not_done());
+    }
+    Query::select()
+        .expr(Expr::cust("COUNT(*)"))
+        .from_subquery(capped, Alias::new("capped"))
+        .to_owned()
+}
+
+/// The query of [`Storage::list_ingests`], read in its order from an index (m0034):
+/// `ingests_waiting` for a state of ingests not done, else `ingests_by_project`, where done
+/// ingests are nearly all of them.
+pub(super) fn ingests_listing(
+    organization_id: Uuid,
+    project_id: Uuid,
+    state: Option<IngestState>,
+    before: Option<Uuid>,
+    limit: usize,
+) -> sea_orm::Select<ingest::Entity> {
+    let mut query = ingest::Entity::find()
+        .filter(ingest::Column::OrganizationId.eq(organization_id))
+        .filter(ingest::Column::ProjectId.eq(project_id));
+    if let Some(state) = state {
+        query = query.filter(ingest::Column::State.eq(state.as_str()));
+        if state != IngestState::Done {
+            query = query.filter(not_done());
+        }
+    }
+    if let Some(before) = before {
+        query = query.filter(ingest::Column::Id.lt(before));
+    }
+    query.order_by_desc(ingest::Column::Id).limit(u64::try_from(limit).unwrap_or(u64::MAX))
+}
+
+/// `state <> 'done'`, as the partial index `ingests_waiting` (m0034) is written: said outright
+/// beside a state's equality, so that SQLite, which does not infer it, reads that index.
+fn not_done() -> sea_orm::sea_query::SimpleExpr {
+    ingest::Column::State.ne(IngestState::Done.as_str())
+}
+
 /// The ingest's row. Its conversation goes with its job (`PreparedIngest`); `payload_json`,
 /// where earlier versions kept it, stays empty.
 fn ingest_model(new: &NewIngest, now: DateTime<Utc>) -> ingest::ActiveModel {
@@ -1169,7 +1202,10 @@ pub(super) fn audio_object_from_model(model: audio_object::Model) -> Result<Audi
     })
 }
 
-/// The query of [`Storage::call_ingests`].
+/// The query of [`Storage::call_ingests`]: the call's few ingests sought in
+/// `ingests_unique_dedup` and sorted. Ordered by `created_at_ms + 0` first (the order of their
+/// v7 ids), which no index gives, so that SQLite does not walk `ingests_by_project` newest first
+/// to spare the sort.
 pub(super) fn ingests_of_call(
     organization_id: Uuid,
     project_id: Uuid,
@@ -1182,6 +1218,7 @@ pub(super) fn ingests_of_call(
         .filter(ingest::Column::CallId.eq(call_id))
         .filter(ingest::Column::ProjectId.eq(project_id))
         .filter(ingest::Column::Provider.eq(provider))
+        .order_by_desc(sea_orm::ExprTrait::add(Expr::col(ingest::Column::CreatedAtMs), 0))
         .order_by_desc(ingest::Column::Id)
         .limit(u64::try_from(limit).unwrap_or(u64::MAX))
 }

@@ -831,6 +831,87 @@ async fn a_calls_history_is_found_by_index() {
     assert!(plan.iter().all(|step| !step.starts_with("SCAN")), "{plan:?}");
 }
 
+/// A project's ingests are listed newest first, and a backlog state counted, from an index in
+/// their order (SQLite's plans, m0034): every state, or done, from `ingests_by_project`; a
+/// state of ingests not done from `ingests_waiting`, which holds no done one. None sorts.
+#[tokio::test]
+async fn ingest_listings_and_counts_are_read_in_order_from_an_index() {
+    use sea_orm::QueryTrait;
+    let storage = super::testing::storage().await;
+    let backend = storage.db.get_database_backend();
+    if backend != sea_orm::DbBackend::Sqlite {
+        return;
+    }
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let listing = |state, before| {
+        super::ingest::ingests_listing(organization, project, state, before, 51).build(backend)
+    };
+    let cases = [
+        ("every state", listing(None, None), "ingests_by_project"),
+        ("every state, a later page", listing(None, Some(Uuid::now_v7())), "ingests_by_project"),
+        ("done", listing(Some(IngestState::Done), None), "ingests_by_project"),
+        ("queued", listing(Some(IngestState::Queued), None), "ingests_waiting"),
+        (
+            "dead, a later page",
+            listing(Some(IngestState::Dead), Some(Uuid::now_v7())),
+            "ingests_waiting",
+        ),
+        (
+            "failed, counted",
+            backend.build(&super::ingest::ingests_counted(project, IngestState::Failed, 1000)),
+            "ingests_waiting",
+        ),
+    ];
+    for (name, statement, index) in cases {
+        let plan = sqlite_plan(&storage, statement).await;
+        assert!(
+            plan.iter().any(|step| step.contains(&format!("INDEX {index} (project_id=?"))),
+            "{name}: {index} unused: {plan:?}"
+        );
+        assert!(plan.iter().all(|step| !step.contains("TEMP B-TREE")), "{name}: sorts: {plan:?}");
+    }
+}
+
+/// Listings by state find what was stored in each, the same before m0034 and after it ran down
+/// and up again: a partial index answers for the states it holds, and done ingests are found
+/// without it.
+#[tokio::test]
+async fn ingests_are_listed_by_state_across_m0034() {
+    let now = Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap();
+    let storage = &super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let at_intake = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
+    let done =
+        IngestWrite { ingests: vec![new_ingest(organization, project, "d")], ..Default::default() };
+    storage.commit_ingest_writes(&[&done], at_intake, now).await.unwrap();
+    let queued =
+        IngestWrite { ingests: vec![new_ingest(organization, project, "q")], ..Default::default() };
+    let settings = crate::storage::testing::jobs_only(2);
+    storage.commit_ingest_writes(&[&queued], settings, now).await.unwrap();
+    let listed = |state| async move {
+        storage
+            .list_ingests(organization, project, state, None, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|ingest| ingest.call_id.clone())
+            .collect::<Vec<_>>()
+    };
+    for round in 0..2 {
+        assert_eq!(listed(None).await, ["q", "d"], "round {round}");
+        assert_eq!(listed(Some(IngestState::Done)).await, ["d"], "round {round}");
+        assert_eq!(listed(Some(IngestState::Queued)).await, ["q"], "round {round}");
+        assert!(listed(Some(IngestState::Failed)).await.is_empty(), "round {round}");
+        assert_eq!(storage.count_ingests(project, IngestState::Queued, 10).await.unwrap(), 1);
+        assert_eq!(storage.count_ingests(project, IngestState::Done, 10).await.unwrap(), 1);
+        super::testing::migrate_down_through(storage, "m0034_ingests_by_project").await;
+        assert_eq!(listed(Some(IngestState::Queued)).await, ["q"], "down, round {round}");
+        <super::migrations::Migrator as sea_orm_migration::MigratorTrait>::up(&storage.db, None)
+            .await
+            .unwrap();
+    }
+}
+
 /// A call's content is kept once: the ingest's row holds its record, the job carries the
 /// conversation and leaves the queue with it when the datapoint is stored. An ingest written
 /// by an earlier version (the conversation in its row, none on its job) is still processed.

@@ -36,6 +36,7 @@ mod m0030_own_context_tokens;
 mod m0031_one_call_index;
 mod m0032_dedup_by_call;
 mod m0033_documents_against_bodies;
+mod m0034_ingests_by_project;
 
 use sea_orm_migration::prelude::*;
 
@@ -79,6 +80,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0031_one_call_index::Migration),
             Box::new(m0032_dedup_by_call::Migration),
             Box::new(m0033_documents_against_bodies::Migration),
+            Box::new(m0034_ingests_by_project::Migration),
         ]
     }
 }
