@@ -1413,7 +1413,7 @@ async fn models_bases(
     super::documents::current_bases(connection, &mut documents, context).await
 }
 
-/// A stored datapoint, with the kept bodies its document may need (`Bases::read`).
+/// A stored datapoint, with the kept bodies its document may need (`models_bases`).
 pub(super) fn datapoint_from_model(
     model: datapoint::Model,
     bases: &Bases,

@@ -129,8 +129,9 @@ pub(super) struct Bases(pub(super) HashMap<Uuid, Vec<u8>>);
 
 impl Bases {
     /// The bodies `documents` (stored, or NULL) were written against, read through
-    /// `connection` (the caller's transaction, where it has one) by primary key.
-    pub(super) async fn read<'a>(
+    /// `connection` (the caller's transaction, where it has one) by primary key. Callers
+    /// outside this module use `current_bases`, which also meets bodies that left meanwhile.
+    async fn read<'a>(
         connection: &impl ConnectionTrait,
         documents: impl IntoIterator<Item = Option<&'a [u8]>>,
         context: &'static str,
