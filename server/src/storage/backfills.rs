@@ -140,15 +140,14 @@ impl Storage {
             backfill_query(&monitor, backfill.from, backfill.to, backfill.cursor, batch_size);
         let text = self.narrowing(backfill.organization_id, &query).await?;
         let backend = transaction.get_database_backend();
-        let models = super::datapoints::search_statement(
+        let models = super::datapoints::search_page(
+            &transaction,
             backfill.organization_id,
             &query,
             text.as_ref(),
-            backend,
+            context,
         )
-        .all(&transaction)
-        .await
-        .map_err(db_error(context))?;
+        .await?;
         let datapoints: Vec<Datapoint> =
             super::datapoints::datapoints_from_models(&transaction, models, context).await?;
         let mut batch = super::Batch::new(backend);

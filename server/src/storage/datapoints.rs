@@ -139,12 +139,10 @@ impl Storage {
         organization_id: Uuid,
         query: &DatapointQuery,
     ) -> Result<Vec<DatapointView>, Error> {
-        let backend = self.db.get_database_backend();
         let text = self.narrowing(organization_id, query).await?;
-        let models = search_statement(organization_id, query, text.as_ref(), backend)
-            .all(&self.db)
-            .await
-            .map_err(db_error("searching datapoints"))?;
+        let models =
+            search_page(&self.db, organization_id, query, text.as_ref(), "searching datapoints")
+                .await?;
         self.with_audio(models).await
     }
 
@@ -450,17 +448,101 @@ pub(super) fn find_datapoints_statement(
 }
 
 /// The statement of `Storage::search_datapoints`: every filter a condition, newest call first
-/// (`occurred_at_ms`, then `id`), one page. Each filter has an index that gives that order
-/// (m0010): a filter of the datapoints' own columns walks its index on `datapoints`; a tag or
-/// metadata pair, when nothing narrower is asked (a context token or call id), drives the search
-/// from its own rows (`datapoint_tags`, `datapoint_metadata`, which carry the call's time), joined
-/// to their datapoints; every other tag or pair is a probe of the datapoint's rows by their
-/// primary key.
+/// (`occurred_at_ms`, then `id`; on SQLite, when the datapoints' own indexes give the order,
+/// `rowid`, m0035), one page. Each filter has an index that gives that order (m0010): a filter
+/// of the datapoints' own columns walks its index on `datapoints`; a tag or metadata pair, when
+/// nothing narrower is asked (a context token or call id), drives the search from its own rows
+/// (`datapoint_tags`, `datapoint_metadata`, which carry the call's time), joined to their
+/// datapoints; every other tag or pair is a probe of the datapoint's rows by their primary key.
 pub(super) fn search_statement(
     organization_id: Uuid,
     query: &DatapointQuery,
     text: Option<&TextFilter>,
     backend: DbBackend,
+) -> sea_orm::Select<datapoint::Entity> {
+    search_part(organization_id, query, text, backend, Part::Whole)
+}
+
+/// A page of `search_statement`, read as `search_part` splits it.
+pub(super) async fn search_page(
+    connection: &impl ConnectionTrait,
+    organization_id: Uuid,
+    query: &DatapointQuery,
+    text: Option<&TextFilter>,
+    context: &'static str,
+) -> Result<Vec<datapoint::Model>, Error> {
+    let backend = connection.get_database_backend();
+    let mut models = Vec::new();
+    for part in Part::of(query, text, backend) {
+        let rest = DatapointQuery { page_size: query.page_size - models.len(), ..query.clone() };
+        models.extend(
+            search_part(organization_id, &rest, text, backend, *part)
+                .all(connection)
+                .await
+                .map_err(db_error(context))?,
+        );
+        if models.len() == query.page_size {
+            break;
+        }
+    }
+    Ok(models)
+}
+
+/// Which calls after a page's cursor a statement reads. SQLite seeks an index by a row value
+/// `(occurred_at_ms, id) < (…)` of its columns, but not by `(occurred_at_ms, rowid)`: it reads
+/// from the cursor's millisecond down and filters, past every call of that millisecond the
+/// pages before returned. So a page after a cursor, in the rowid order, is read in two parts,
+/// each a seek (`search_page`): the rest of the cursor's millisecond, then older calls.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Part {
+    /// Every call after the cursor, in one statement.
+    Whole,
+    /// The cursor's millisecond, below its rowid.
+    Ties,
+    /// Before the cursor's millisecond.
+    Older,
+}
+
+impl Part {
+    /// The parts `search_page` reads, in order.
+    pub(super) fn of(
+        query: &DatapointQuery,
+        text: Option<&TextFilter>,
+        backend: DbBackend,
+    ) -> &'static [Self] {
+        let walked = !sorted(query, text) && by_rowid(query, text, backend);
+        if query.before.is_some() && query.offset == 0 && walked {
+            &[Self::Ties, Self::Older]
+        } else {
+            &[Self::Whole]
+        }
+    }
+}
+
+/// Whether `search_part` breaks a millisecond's ties by rowid: on SQLite, when the search walks
+/// (or reads by id) the datapoints themselves, not tag, metadata, issue or match rows.
+fn by_rowid(query: &DatapointQuery, text: Option<&TextFilter>, backend: DbBackend) -> bool {
+    backend == DbBackend::Sqlite && (by_ids(text) || Drive::of(query).is_none())
+}
+
+/// Whether a transcript search (or a context token) names the few calls to read, by id.
+fn by_ids(text: Option<&TextFilter>) -> bool {
+    matches!(text, Some(TextFilter::Among(_) | TextFilter::AmongChecked(..)))
+}
+
+/// Whether the few calls a search finds are sorted, not read in an index's order: those read
+/// by id, and a call id's.
+fn sorted(query: &DatapointQuery, text: Option<&TextFilter>) -> bool {
+    by_ids(text) || query.call_id.is_some()
+}
+
+/// `search_statement`, with its cursor read as `part` says.
+pub(super) fn search_part(
+    organization_id: Uuid,
+    query: &DatapointQuery,
+    text: Option<&TextFilter>,
+    backend: DbBackend,
+    part: Part,
 ) -> sea_orm::Select<datapoint::Entity> {
     use sea_orm::sea_query::{Alias, JoinType, Order};
 
@@ -471,7 +553,7 @@ pub(super) fn search_statement(
     // statistics here, would rather walk an index that one of the other filters can use (it
     // guesses any equality matches about ten rows), so on SQLite those filters are written
     // `+column`, which no index serves; PostgreSQL knows better.
-    let by_ids = matches!(text, Some(TextFilter::Among(_) | TextFilter::AmongChecked(..)));
+    let by_ids = by_ids(text);
     let column = |column: Column| {
         if by_ids && backend == DbBackend::Sqlite {
             Expr::cust(format!(r#"+"datapoints"."{}""#, column.as_str()))
@@ -481,7 +563,21 @@ pub(super) fn search_statement(
     };
     let mut condition = Condition::all().add(column(Column::OrganizationId).eq(organization_id));
     if let Some(project_id) = query.project_id {
-        condition = condition.add(column(Column::ProjectId).eq(project_id));
+        // A filter with an ordering index of its own is walked, by organization, and the
+        // project checked on each call: without statistics, SQLite rates that index and the
+        // project's alike, and chose one or the other as a cursor's range changed its guesses.
+        let own_index = query.provider.is_some()
+            || query.source.is_some()
+            || query.integration_id.is_some()
+            || query.successful.is_some()
+            || query.sentiment.is_some()
+            || query.outcome.is_some();
+        let project = if own_index && backend == DbBackend::Sqlite {
+            Expr::cust(r#"+"datapoints"."project_id""#)
+        } else {
+            column(Column::ProjectId)
+        };
+        condition = condition.add(project.eq(project_id));
     }
     if let Some(token) = &query.context_token {
         // Either the call's own token, or its id when it has none (m0030, `narrowing`).
@@ -604,10 +700,17 @@ pub(super) fn search_statement(
     // The order, and the cursor, on the columns of the rows that drive the search.
     let monitor = query.monitor_id.map(|id| id.to_string()).unwrap_or_default();
     let mut select = datapoint::Entity::find();
+    // On SQLite, a walk of the datapoints' own ordering indexes breaks a millisecond's ties by
+    // rowid, which ends each of their entries (m0035); PostgreSQL's end with the id.
+    let by_rowid = by_rowid(query, text, backend);
     let (time, id) = match drive {
         None => (
             Expr::col((datapoint::Entity, datapoint::Column::OccurredAtMs)),
-            Expr::col((datapoint::Entity, datapoint::Column::Id)),
+            if by_rowid {
+                Expr::cust(r#""datapoints"."rowid""#)
+            } else {
+                Expr::col((datapoint::Entity, datapoint::Column::Id))
+            },
         ),
         Some(drive) => {
             let alias = Alias::new("drive");
@@ -670,22 +773,31 @@ pub(super) fn search_statement(
         }
     };
     if let Some(cursor) = query.before {
-        // (time, id) < (cursor's): a row-value comparison, which both databases read as a range
-        // of the ordering index.
-        condition = condition.add(
-            Expr::tuple([time.clone(), id.clone()])
-                .lt(Expr::tuple([Expr::val(cursor.occurred_at_ms), Expr::val(cursor.id)])),
-        );
+        // By rowid, the cursor's call's rowid is found by its id; a call deleted since gives the
+        // largest rowid, so the calls of its millisecond come again rather than be skipped.
+        let after = if by_rowid {
+            Expr::cust_with_values(
+                r#"COALESCE((SELECT "rowid" FROM "datapoints" WHERE "id" = ?), 9223372036854775807)"#,
+                [cursor.id],
+            )
+        } else {
+            Expr::val(cursor.id)
+        };
+        let at = Expr::val(cursor.occurred_at_ms);
+        let time = if sorted(query, text) { time.clone().add(0) } else { time.clone() };
+        condition = condition.add(match part {
+            // (time, id) < (cursor's): a row-value comparison, which both databases read as a
+            // range of the ordering index (SQLite, by rowid, as a range of the time alone).
+            Part::Whole => Expr::tuple([time, id.clone()]).lt(Expr::tuple([at, after])),
+            Part::Ties => time.eq(at).and(id.clone().lt(after)),
+            Part::Older => time.lt(at),
+        });
     }
     // The few calls of a rare transcript search are read by id and sorted: `+ 0` keeps the
-    // ordering index from giving the order, which would have the planner walk it instead.
-    // So are the few calls of a call id (one a project and provider), found by their unique
-    // key (`datapoints_unique_call`, m0031).
-    let order_time = match text {
-        Some(TextFilter::Among(_) | TextFilter::AmongChecked(..)) => time.add(0),
-        _ if query.call_id.is_some() => time.add(0),
-        _ => time,
-    };
+    // ordering index from giving the order, or the cursor a range of it, which would have the
+    // planner walk it instead. So are the few calls of a call id (one a project and provider),
+    // found by their unique key (`datapoints_unique_call`, m0031).
+    let order_time = if sorted(query, text) { time.add(0) } else { time };
     select
         .filter(condition)
         .order_by(order_time, Order::Desc)

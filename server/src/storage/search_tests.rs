@@ -7,7 +7,7 @@ use chrono::{TimeZone, Utc};
 use sea_orm::QueryTrait;
 use uuid::Uuid;
 
-use super::datapoints::TextFilter;
+use super::datapoints::{Part, TextFilter, search_part};
 use super::ingest_tests::sqlite_plan;
 use crate::model::conversation::Source;
 use crate::model::datapoints::{DatapointCursor, DatapointQuery, TextQuery};
@@ -139,47 +139,64 @@ async fn every_filter_is_read_through_its_index() {
         return;
     }
     let organization = Uuid::now_v7();
-    for with_project in [false, true] {
+    let cursor = DatapointCursor { occurred_at_ms: 1, id: Uuid::now_v7() };
+    for (with_project, with_cursor) in [(false, false), (true, false), (false, true), (true, true)]
+    {
         for (name, mut query, index) in cases() {
             if with_project {
                 query.project_id = Some(Uuid::now_v7());
+            }
+            if with_cursor {
+                query.before = Some(cursor);
             }
             // Words too common to list: each call of the walk is checked.
             let text = query
                 .text_contains
                 .as_deref()
                 .map(|text| TextFilter::Check(TextQuery::parse(text)));
-            let statement = super::datapoints::search_statement(
-                organization,
-                &query,
-                text.as_ref(),
-                sea_orm::DbBackend::Sqlite,
-            )
-            .build(sea_orm::DbBackend::Sqlite);
-            let plan = sqlite_plan(&storage, statement).await;
-            let context = format!("{name}, project given: {with_project}: {plan:?}");
-            let scans = ["SCAN datapoints", "SCAN datapoint_tags", "SCAN datapoint_metadata"];
-            assert!(
-                plan.iter().all(|step| !scans.iter().any(|scan| step.starts_with(scan))),
-                "a scan of a table: {context}"
-            );
-            // A project narrows the walk of the whole organization to its own index.
-            let index = match index {
-                "datapoints_by_occurrence" if with_project => "datapoints_by_project_occurrence",
-                index => index,
-            };
-            // Tag, metadata and match rows (the search's `drive`) are read in the order of
-            // their tables' own keys (m0027, m0028).
-            let read = match index {
-                "datapoint_tags" | "datapoint_metadata" => {
-                    "SEARCH drive USING PRIMARY KEY (organization_id=?".to_owned()
-                }
-                "monitor_datapoints" => "SEARCH drive USING PRIMARY KEY (monitor_id=?".to_owned(),
-                index => format!("INDEX {index} "),
-            };
-            assert!(plan.iter().any(|step| step.contains(&read)), "{index} unused: {context}");
-            let sorted = plan.iter().any(|step| step.contains("TEMP B-TREE"));
-            assert_eq!(sorted, index == "datapoints_unique_call", "a sort: {context}");
+            let backend = sea_orm::DbBackend::Sqlite;
+            for part in Part::of(&query, text.as_ref(), backend) {
+                let statement =
+                    search_part(organization, &query, text.as_ref(), backend, *part).build(backend);
+                let plan = sqlite_plan(&storage, statement).await;
+                let context = format!(
+                    "{name}, project given: {with_project}, cursor: {with_cursor}: {plan:?}"
+                );
+                let scans = ["SCAN datapoints", "SCAN datapoint_tags", "SCAN datapoint_metadata"];
+                assert!(
+                    plan.iter().all(|step| !scans.iter().any(|scan| step.starts_with(scan))),
+                    "a scan of a table: {context}"
+                );
+                // A project narrows the walk of the whole organization to its own index.
+                let index = match index {
+                    "datapoints_by_occurrence" if with_project => {
+                        "datapoints_by_project_occurrence"
+                    }
+                    index => index,
+                };
+                // Tag, metadata and match rows (the search's `drive`) are read in the order of
+                // their tables' own keys (m0027, m0028).
+                let read = match index {
+                    "datapoint_tags" | "datapoint_metadata" => {
+                        "SEARCH drive USING PRIMARY KEY (organization_id=?".to_owned()
+                    }
+                    "monitor_datapoints" => {
+                        "SEARCH drive USING PRIMARY KEY (monitor_id=?".to_owned()
+                    }
+                    index => format!("INDEX {index} "),
+                };
+                assert!(plan.iter().any(|step| step.contains(&read)), "{index} unused: {context}");
+                let sorted = plan.iter().any(|step| step.contains("TEMP B-TREE"));
+                assert_eq!(sorted, index == "datapoints_unique_call", "a sort: {context}");
+                // After a cursor, the walk of the datapoints' own index starts at the cursor: the
+                // rest of its millisecond by rowid, then the older calls (m0035).
+                let starts = match part {
+                    Part::Whole => "",
+                    Part::Ties => "occurred_at_ms=? AND rowid<?)",
+                    Part::Older => "occurred_at_ms<?)",
+                };
+                assert!(plan.iter().any(|step| step.contains(starts)), "no seek: {context}");
+            }
         }
     }
 
@@ -378,6 +395,113 @@ async fn pages_follow_the_time_of_each_call() {
         let error = DatapointCursor::from_token(garbage).unwrap_err();
         assert_eq!(error.field_violations()[0].field, "page_token");
     }
+}
+
+/// Calls of one millisecond, more than a page of them: each comes once, in pages that start
+/// where the last one ended (on SQLite the rest of the cursor's millisecond by rowid, then the
+/// older calls, m0035), also when the call a cursor names is deleted before the next page.
+#[tokio::test]
+async fn calls_of_one_millisecond_are_paged_through_once_each() {
+    use crate::model::commit::IngestWrite;
+    use crate::storage::ingest_tests::new_ingest;
+
+    let storage = super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
+    // An older call, six at one moment, a newer call; stored one write each, the older first.
+    let days = [1, 3, 3, 3, 3, 3, 3, 5];
+    for (index, day) in days.iter().enumerate() {
+        let mut ingest = new_ingest(organization, project, &format!("tied-{index}"));
+        ingest.conversation.started_at =
+            Some(Utc.with_ymd_and_hms(2026, 11, *day, 8, 0, 0).unwrap());
+        let write = IngestWrite { ingests: vec![ingest], ..Default::default() };
+        let settings = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
+        storage.commit_ingest_writes(&[&write], settings, now).await.unwrap();
+    }
+    let pages = |first: Vec<Uuid>, mut query: DatapointQuery| {
+        let storage = &storage;
+        async move {
+            let mut seen = first;
+            loop {
+                let page = storage.search_datapoints(organization, &query).await.unwrap();
+                let Some(last) = page.last() else { break };
+                query.before = Some(DatapointCursor::after(&last.datapoint));
+                seen.extend(page.iter().map(|view| view.datapoint.id));
+            }
+            seen
+        }
+    };
+    let call = |id: Uuid| {
+        let storage = &storage;
+        async move { storage.get_datapoint(organization, id).await.unwrap().unwrap() }
+    };
+    // On SQLite, the ordering index ends with the time after m0035, with the id before it.
+    let ends_with = || {
+        let storage = &storage;
+        async move {
+            use sea_orm::ConnectionTrait;
+            let statement = sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Sqlite,
+                "SELECT name FROM pragma_index_info('datapoints_by_occurrence') ORDER BY seqno DESC",
+            );
+            let row = storage.db.query_one_raw(statement).await.unwrap().unwrap();
+            row.try_get::<String>("", "name").unwrap()
+        }
+    };
+    let sqlite = storage.db.get_database_backend() == sea_orm::DbBackend::Sqlite;
+    for (state, with_project) in [("up", false), ("up", true), ("down", false), ("again", true)] {
+        match state {
+            "down" => {
+                super::testing::migrate_down_through(&storage, "m0035_ordered_by_rowid").await;
+            }
+            "again" => {
+                <super::migrations::Migrator as sea_orm_migration::MigratorTrait>::up(
+                    &storage.db,
+                    None,
+                )
+                .await
+                .unwrap();
+            }
+            _ => {}
+        }
+        if sqlite {
+            let last = if state == "down" { "id" } else { "occurred_at_ms" };
+            assert_eq!(ends_with().await, last, "{state}");
+        }
+        let query = DatapointQuery {
+            project_id: with_project.then_some(project),
+            page_size: 2,
+            ..Default::default()
+        };
+        let seen = pages(Vec::new(), query.clone()).await;
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!((seen.len(), unique.len()), (days.len(), days.len()), "each call once");
+        let mut times = Vec::new();
+        for id in &seen {
+            times.push(call(*id).await.datapoint.occurred_at());
+        }
+        assert!(times.windows(2).all(|pair| pair[0] >= pair[1]), "newest first: {times:?}");
+    }
+
+    // A page ends inside the millisecond; its last call is deleted before the next page.
+    let query = DatapointQuery { page_size: 2, ..Default::default() };
+    let first = storage.search_datapoints(organization, &query).await.unwrap();
+    let cursor = DatapointCursor::after(&first[1].datapoint);
+    assert_eq!(
+        first[1].datapoint.occurred_at(),
+        Utc.with_ymd_and_hms(2026, 11, 3, 8, 0, 0).unwrap()
+    );
+    let calls = storage.calls_by_ids(organization, &[cursor.id]).await.unwrap();
+    let deletion = crate::storage::ingest_tests::requested_deletion(organization, now);
+    storage.delete_calls(&calls, &deletion, now).await.unwrap();
+    let first: Vec<Uuid> = first.iter().map(|view| view.datapoint.id).collect();
+    let seen = pages(first, DatapointQuery { before: Some(cursor), ..query }).await;
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((seen.len(), unique.len()), (days.len(), days.len()), "none skipped, none twice");
 }
 
 /// Tags and metadata pairs, alone and together, whichever rows drive the search: the same calls,

@@ -186,8 +186,19 @@ fn searches(rows: usize) -> Vec<(&'static str, pb::SearchDatapointsRequest)> {
     let page = pb::SearchDatapointsRequest { page_size: 100, ..Default::default() };
     let middle = FIRST_MS + SPAN_MS / 2;
     let time = |ms: i64| prost_types::Timestamp { seconds: ms / 1000, nanos: 0 };
+    // The page after the call in the middle (the time and id the fill gave it).
+    let middle_call = rows / 2;
+    let after_middle = earshot_server::model::datapoints::DatapointCursor {
+        occurred_at_ms: FIRST_MS + middle_call as i64 * (SPAN_MS / rows as i64),
+        id: format!("01900000-0000-7000-8000-{middle_call:012x}").parse().unwrap(),
+    }
+    .to_token();
     vec![
         ("newest first, no filter", page.clone()),
+        (
+            "newest first, the page after the middle call",
+            pb::SearchDatapointsRequest { page_token: after_middle.clone(), ..page.clone() },
+        ),
         (
             "context token of its own",
             pb::SearchDatapointsRequest {
@@ -209,6 +220,14 @@ fn searches(rows: usize) -> Vec<(&'static str, pb::SearchDatapointsRequest)> {
         (
             "provider (1 % of calls)",
             pb::SearchDatapointsRequest { provider: "bland".into(), ..page.clone() },
+        ),
+        (
+            "provider (1 %), the page after the middle call",
+            pb::SearchDatapointsRequest {
+                provider: "bland".into(),
+                page_token: after_middle,
+                ..page.clone()
+            },
         ),
         (
             "source (10 %)",

@@ -37,6 +37,7 @@ mod m0031_one_call_index;
 mod m0032_dedup_by_call;
 mod m0033_documents_against_bodies;
 mod m0034_ingests_by_project;
+mod m0035_ordered_by_rowid;
 
 use sea_orm_migration::prelude::*;
 
@@ -81,6 +82,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0032_dedup_by_call::Migration),
             Box::new(m0033_documents_against_bodies::Migration),
             Box::new(m0034_ingests_by_project::Migration),
+            Box::new(m0035_ordered_by_rowid::Migration),
         ]
     }
 }
