@@ -81,8 +81,11 @@ impl Domain {
                 .map_err(|reason| Error::invalid("audio.url", reason))?;
         }
         let call_id = conversation.call_id.clone();
+        // The call's ingest takes its delivery's id, which the delivery's row then need not
+        // name (`storage::deliveries::stored_ingest_id`).
+        let id = write.delivery.as_ref().map_or_else(Uuid::now_v7, |delivery| delivery.record.id);
         write.ingests.push(NewIngest {
-            id: Uuid::now_v7(),
+            id,
             organization_id: owner.organization_id,
             project_id: owner.project_id,
             dedup_key: dedup_key(&conversation),

@@ -26,7 +26,33 @@ pub(super) fn set_outcome(model: &mut webhook_delivery::ActiveModel, outcome: In
     };
     model.verdict = Set(verdict.as_str().to_owned());
     model.http_status = Set(http_status);
-    model.ingest_id = Set(Some(ingest_id));
+    let id = match &model.id {
+        sea_orm::ActiveValue::Set(id) | sea_orm::ActiveValue::Unchanged(id) => Some(*id),
+        sea_orm::ActiveValue::NotSet => None,
+    };
+    model.ingest_id = Set(stored_ingest_id(id, Some(ingest_id)));
+}
+
+/// The `ingest_id` a delivery's row stores: none when it is the delivery's own id, as it is for
+/// the call a delivery stored (`admit_webhook_call` gives the ingest the delivery's id), which
+/// saves the column's 16 bytes and an entry of `deliveries_by_ingest` (issue 15). A row with
+/// none and the verdict `accepted` brought the ingest of its own id (`ListedRow::ingest_id`);
+/// a lookup by ingest id looks for either (`by_ingests`).
+fn stored_ingest_id(delivery_id: Option<Uuid>, ingest_id: Option<Uuid>) -> Option<Uuid> {
+    ingest_id.filter(|ingest_id| Some(*ingest_id) != delivery_id)
+}
+
+/// The deliveries that brought `ingest_ids`: those that name one, each a seek of
+/// `deliveries_by_ingest`, and those whose own id it is, each a seek of the primary key.
+pub(super) fn by_ingests(ingest_ids: &[Uuid]) -> sea_orm::Condition {
+    use sea_orm::Condition;
+    use webhook_delivery::Column;
+    Condition::any().add(Column::IngestId.is_in(ingest_ids.iter().copied())).add(
+        Condition::all()
+            .add(Column::Id.is_in(ingest_ids.iter().copied()))
+            .add(Column::IngestId.is_null())
+            .add(Column::Verdict.eq(DeliveryVerdict::Accepted.as_str())),
+    )
 }
 
 /// The row of `delivery`, its body as `keep_body` keeps it, and the body's SHA-256
@@ -64,7 +90,7 @@ pub(super) fn delivery_model(
         body_sha256: Set(if kept.is_some() { String::new() } else { record.body_sha256.clone() }),
         error: Set(record.error.clone()),
         error_message: Set(record.error_message.clone()),
-        ingest_id: Set(record.ingest_id),
+        ingest_id: Set(stored_ingest_id(Some(record.id), record.ingest_id)),
         authenticated: Set(record.authenticated),
         request_json: Set(request_json),
         body_encoding: Set(kept.as_ref().map_or("", |kept| kept.0).to_owned()),
@@ -81,13 +107,13 @@ fn keep_body(body: &[u8]) -> (&'static str, Vec<u8>) {
     if super::deflate_within(body, super::presets::BODY_1, &mut compressed)
         && compressed.len() < body.len()
     {
-        (DEFLATE_P1, compressed)
+        (P1, compressed)
     } else {
         (AS_RECEIVED, body.to_vec())
     }
 }
 
-/// The request's JSON and the body compressed together (`DEFLATE_P1_WITH_REQUEST`), when there is
+/// The request's JSON and the body compressed together (`P1_WITH_REQUEST`), when there is
 /// a request and that is smaller than both as they are: the request's URL and headers shrink
 /// with the body instead of taking ~330 bytes of their own in `request_json`.
 fn keep_with_request(request_json: Option<&str>, body: &[u8]) -> Option<(&'static str, Vec<u8>)> {
@@ -99,11 +125,11 @@ fn keep_with_request(request_json: Option<&str>, body: &[u8]) -> Option<(&'stati
     let mut compressed = Vec::with_capacity(request.len() + body.len());
     (super::deflate_within(&framed, super::presets::BODY_1, &mut compressed)
         && compressed.len() < framed.len())
-    .then_some((DEFLATE_P1_WITH_REQUEST, compressed))
+    .then_some((P1_WITH_REQUEST, compressed))
 }
 
-/// A kept request (from `request_json`, or from the stored body with `DEFLATE_WITH_REQUEST` or
-/// `DEFLATE_P1_WITH_REQUEST`) and body as they arrived.
+/// A kept request (from `request_json`, or from the stored body with an encoding that keeps it
+/// there, `with_request`) and body as they arrived.
 fn kept_request_and_body(
     encoding: &str,
     stored: Option<Vec<u8>>,
@@ -114,7 +140,7 @@ fn kept_request_and_body(
             .map_err(|error| format!("a kept request does not read: {error}"))
     };
     match (encoding, stored) {
-        (encoding @ (DEFLATE_WITH_REQUEST | DEFLATE_P1_WITH_REQUEST), Some(stored)) => {
+        (encoding, Some(stored)) if with_request(encoding) => {
             let framed = kept_framed(encoding, stored)?;
             let (request, body) = split_framed(&framed)?;
             Ok((Some(parse(request)?), Some(body.to_vec())))
@@ -128,21 +154,24 @@ fn kept_request_and_body(
 
 /// A kept body as it arrived, without reading the request kept with it.
 fn kept_body_alone(encoding: &str, stored: Vec<u8>) -> Result<Vec<u8>, String> {
-    match encoding {
-        DEFLATE_WITH_REQUEST | DEFLATE_P1_WITH_REQUEST => {
-            let mut framed = kept_framed(encoding, stored)?;
-            let request = split_framed(&framed)?.0.len();
-            framed.drain(..4 + request);
-            Ok(framed)
-        }
-        encoding => kept_body(encoding, stored),
+    if !with_request(encoding) {
+        return kept_body(encoding, stored);
     }
+    let mut framed = kept_framed(encoding, stored)?;
+    let request = split_framed(&framed)?.0.len();
+    framed.drain(..4 + request);
+    Ok(framed)
 }
 
-/// A request and body kept together (`DEFLATE_WITH_REQUEST`, `DEFLATE_P1_WITH_REQUEST`),
-/// inflated: the request's JSON length (4 bytes, little-endian), its JSON, the body.
+/// A request and body kept together (`with_request`), inflated: the request's JSON length (4
+/// bytes, little-endian), its JSON, the body.
 fn kept_framed(encoding: &str, stored: Vec<u8>) -> Result<Vec<u8>, String> {
-    kept_body(if encoding == DEFLATE_WITH_REQUEST { DEFLATE } else { DEFLATE_P1 }, stored)
+    kept_body(if encoding == DEFLATE_WITH_REQUEST { DEFLATE } else { P1 }, stored)
+}
+
+/// Whether `encoding` keeps the request inside the compressed body.
+fn with_request(encoding: &str) -> bool {
+    matches!(encoding, DEFLATE_WITH_REQUEST | DEFLATE_P1_WITH_REQUEST | P1_WITH_REQUEST)
 }
 
 /// The request's JSON and the body of `framed` (`kept_framed`).
@@ -161,7 +190,7 @@ fn split_framed(framed: &[u8]) -> Result<(&[u8], &[u8]), String> {
 fn kept_body(encoding: &str, stored: Vec<u8>) -> Result<Vec<u8>, String> {
     match encoding {
         AS_RECEIVED => Ok(stored),
-        DEFLATE | DEFLATE_P1 => {
+        DEFLATE | DEFLATE_P1 | P1 => {
             let preset = if encoding == DEFLATE { &[][..] } else { super::presets::BODY_1 };
             super::inflate(&stored, preset)
                 .map_err(|error| format!("a kept body does not inflate: {error}"))
@@ -176,9 +205,14 @@ const DEFLATE: &str = "deflate";
 /// Deflated together: the request's JSON length (4 bytes, little-endian), its JSON, the body
 /// (written before run 22, read still).
 const DEFLATE_WITH_REQUEST: &str = "deflate-with-request";
-/// As `DEFLATE` and `DEFLATE_WITH_REQUEST`, with `presets::BODY_1`: what is written now.
+/// As `DEFLATE` and `DEFLATE_WITH_REQUEST`, with `presets::BODY_1` (written from run 22 to
+/// run 26, read still).
 const DEFLATE_P1: &str = "deflate-p1";
 const DEFLATE_P1_WITH_REQUEST: &str = "deflate-p1-with-request";
+/// `DEFLATE_P1` and `DEFLATE_P1_WITH_REQUEST` under shorter names, what is written now: the name
+/// is in every row, and 21 bytes a delivery less (issue 15).
+const P1: &str = "p1";
+const P1_WITH_REQUEST: &str = "p1r";
 
 /// The columns a listing reads: all but the request and body (`listed`).
 const LISTED: [webhook_delivery::Column; 15] = [
@@ -399,20 +433,25 @@ struct ListedRow {
 impl ListedRow {
     fn into_delivery(self, context: &'static str) -> Result<WebhookDelivery, Error> {
         let body_sha256 = stored_hash(self.body_sha256, self.hashed_body, &self.body_encoding);
+        let verdict = DeliveryVerdict::parse(&self.verdict).ok_or_else(|| {
+            Error::internal(context, format!("unknown verdict {:?}", self.verdict))
+        })?;
+        // An accepted delivery that names no ingest brought the one of its own id
+        // (`stored_ingest_id`).
+        let ingest_id =
+            self.ingest_id.or((verdict == DeliveryVerdict::Accepted).then_some(self.id));
         Ok(WebhookDelivery {
             id: self.id,
             integration_id: self.integration_id,
             received_at: from_millis(self.received_at_ms),
-            verdict: DeliveryVerdict::parse(&self.verdict).ok_or_else(|| {
-                Error::internal(context, format!("unknown verdict {:?}", self.verdict))
-            })?,
+            verdict,
             http_status: u16::try_from(self.http_status).unwrap_or_default(),
             event_type: self.event_type,
             call_id: self.call_id,
             body_sha256,
             error: self.error,
             error_message: self.error_message,
-            ingest_id: self.ingest_id,
+            ingest_id,
             authenticated: self.authenticated,
             replayable: self.replayable,
         })
@@ -539,14 +578,14 @@ pub(super) fn deliveries_of_ingests(
     limit: usize,
 ) -> sea_orm::Select<webhook_delivery::Entity> {
     listed()
-        .filter(webhook_delivery::Column::IngestId.is_in(ingest_ids.iter().copied()))
+        .filter(by_ingests(ingest_ids))
         .order_by_desc(webhook_delivery::Column::Id)
         .limit(u64::try_from(limit).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{AS_RECEIVED, DEFLATE, DEFLATE_P1, keep_body, kept_body};
+    use super::{AS_RECEIVED, DEFLATE, DEFLATE_P1, P1, keep_body, kept_body};
     use crate::storage::presets::{BODY_1, deflated_elsewhere};
 
     /// A JSON body is kept compressed and reads back byte for byte; a body that does not shrink
@@ -564,14 +603,16 @@ mod tests {
         .to_string()
         .into_bytes();
         let (encoding, stored) = keep_body(&json);
-        assert_eq!(encoding, DEFLATE_P1);
+        assert_eq!(encoding, P1);
         assert!(stored.len() * 2 < json.len(), "{} of {} bytes", stored.len(), json.len());
         assert_eq!(kept_body(encoding, stored.clone()).unwrap(), json);
         // Without the preset it was written with, the body does not read.
         assert!(kept_body(DEFLATE, stored).is_err());
         // Bodies written by any encoder read back: with the preset, and deflated alone (as
         // before run 22).
-        assert_eq!(kept_body(DEFLATE_P1, deflated_elsewhere(&json, BODY_1)).unwrap(), json);
+        for name in [P1, DEFLATE_P1] {
+            assert_eq!(kept_body(name, deflated_elsewhere(&json, BODY_1)).unwrap(), json);
+        }
         assert_eq!(kept_body(DEFLATE, deflated_elsewhere(&json, &[])).unwrap(), json);
 
         let random = crate::crypto::random_bytes::<512>().to_vec();
@@ -591,7 +632,8 @@ mod tests {
         use std::io::Write;
 
         use super::{
-            DEFLATE_P1_WITH_REQUEST, DEFLATE_WITH_REQUEST, keep_with_request, kept_request_and_body,
+            DEFLATE_P1_WITH_REQUEST, DEFLATE_WITH_REQUEST, P1_WITH_REQUEST, keep_with_request,
+            kept_body_alone, kept_request_and_body,
         };
         use crate::model::deliveries::StoredRequest;
         let request = StoredRequest {
@@ -605,7 +647,7 @@ mod tests {
         let body =
             br#"{"call_id":"c-1","transcript":[{"role":"user","content":"a refund, a refund"}]}"#;
         let (encoding, stored) = keep_with_request(Some(&request_json), body).unwrap();
-        assert_eq!(encoding, DEFLATE_P1_WITH_REQUEST);
+        assert_eq!(encoding, P1_WITH_REQUEST);
         assert!(stored.len() < request_json.len() + body.len());
         let read = kept_request_and_body(encoding, Some(stored), None).unwrap();
         assert_eq!(read, (Some(request.clone()), Some(body.to_vec())));
@@ -620,8 +662,11 @@ mod tests {
         let read = kept_request_and_body(DEFLATE_WITH_REQUEST, Some(pinned), None).unwrap();
         assert_eq!(read, (Some(request.clone()), Some(body.to_vec())));
         let pinned = deflated_elsewhere(&framed, BODY_1);
-        let read = kept_request_and_body(DEFLATE_P1_WITH_REQUEST, Some(pinned), None).unwrap();
-        assert_eq!(read, (Some(request.clone()), Some(body.to_vec())));
+        for name in [P1_WITH_REQUEST, DEFLATE_P1_WITH_REQUEST] {
+            let read = kept_request_and_body(name, Some(pinned.clone()), None).unwrap();
+            assert_eq!(read, (Some(request.clone()), Some(body.to_vec())));
+            assert_eq!(kept_body_alone(name, pinned.clone()).unwrap(), body);
+        }
 
         assert_eq!(keep_with_request(None, body), None);
         // A body that does not shrink: the request alone saves bytes with the preset, so the
@@ -642,7 +687,7 @@ mod tests {
             let stored = encoder.finish().unwrap();
             assert!(kept_request_and_body(DEFLATE_WITH_REQUEST, Some(stored), None).is_err());
             let stored = deflated_elsewhere(cut, BODY_1);
-            assert!(kept_request_and_body(DEFLATE_P1_WITH_REQUEST, Some(stored), None).is_err());
+            assert!(kept_request_and_body(P1_WITH_REQUEST, Some(stored), None).is_err());
         }
     }
 }

@@ -283,10 +283,13 @@ pub(super) fn detaching(deliveries: &[Uuid]) -> sea_orm::sea_query::SelectStatem
         .column((datapoint::Entity, datapoint::Column::Id))
         .column((datapoint::Entity, datapoint::Column::Document))
         .from(webhook_delivery::Entity)
+        // The ingest a delivery names, or the one of its own id (`deliveries::stored_ingest_id`:
+        // no other ingest has a delivery's id).
         .inner_join(
             ingest::Entity,
-            Expr::col((ingest::Entity, ingest::Column::Id))
-                .equals((webhook_delivery::Entity, webhook_delivery::Column::IngestId)),
+            Expr::col((ingest::Entity, ingest::Column::Id)).eq(Expr::cust(
+                r#"COALESCE("webhook_deliveries"."ingest_id", "webhook_deliveries"."id")"#,
+            )),
         )
         .inner_join(
             datapoint::Entity,

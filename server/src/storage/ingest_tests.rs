@@ -1039,3 +1039,86 @@ async fn commits_reach_the_database_file_beside_the_writer() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// A delivery that stores a call gives the call's ingest its own id, and its row names no
+/// ingest (`deliveries::stored_ingest_id`): read back, it names the ingest of its id; a repeat
+/// names the ingest it repeats; a refused delivery names none. A call's deliveries are found
+/// either way, and deleting the call clears both kept bodies.
+#[tokio::test]
+async fn a_delivery_names_the_ingest_of_its_own_id_without_storing_it() {
+    use sea_orm::ConnectionTrait;
+
+    use crate::model::deliveries::DeliveryVerdict;
+    use crate::storage::intake_log_tests::webhook_write;
+
+    let now = Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap();
+    let storage = &super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let at_intake = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
+    // As `admit_webhook_call` writes them: the ingest takes the delivery's id.
+    let write = || {
+        let mut write = webhook_write(organization, project, "own-id");
+        let delivery = write.delivery.as_mut().unwrap();
+        delivery.record.ingest_id = None;
+        write.ingests[0].id = delivery.record.id;
+        write
+    };
+    let (first, repeat) = (write(), write());
+    let mut refused = webhook_write(organization, project, "refused");
+    refused.ingests.clear();
+    let refused = refused.delivery.map(|mut delivery| {
+        delivery.record.verdict = DeliveryVerdict::Rejected;
+        delivery.record.http_status = 400;
+        delivery.record.ingest_id = None;
+        IngestWrite { delivery: Some(delivery), ..Default::default() }
+    });
+    let refused = refused.unwrap();
+    let outcomes = storage.commit_ingest_writes(&[&first, &repeat, &refused], at_intake, now).await;
+    let ingest = first.ingests[0].id;
+    assert_eq!(
+        outcomes.unwrap()[..2],
+        [vec![IngestOutcome::Created(ingest)], vec![IngestOutcome::Duplicate(ingest)]]
+    );
+    let id = |write: &IngestWrite| write.delivery.as_ref().unwrap().record.id;
+
+    let stored = |delivery| async move {
+        let statement = sea_orm::Statement::from_sql_and_values(
+            storage.db.get_database_backend(),
+            match storage.db.get_database_backend() {
+                sea_orm::DbBackend::Postgres => {
+                    "SELECT ingest_id IS NULL AS none FROM webhook_deliveries WHERE id = $1"
+                }
+                _ => "SELECT ingest_id IS NULL AS none FROM webhook_deliveries WHERE id = ?",
+            },
+            [sea_orm::Value::from(delivery)],
+        );
+        let row = storage.db.query_one_raw(statement).await.unwrap().unwrap();
+        row.try_get::<bool>("", "none").unwrap()
+    };
+    assert!(stored(id(&first)).await, "the first delivery's row names no ingest");
+    assert!(!stored(id(&repeat)).await, "a repeat's names the ingest it repeats");
+    let read = |delivery| async move {
+        storage.get_webhook_delivery(project, delivery).await.unwrap().unwrap()
+    };
+    assert_eq!(read(id(&first)).await.delivery.ingest_id, Some(ingest));
+    assert_eq!(read(id(&repeat)).await.delivery.ingest_id, Some(ingest));
+    assert_eq!(read(id(&refused)).await.delivery.ingest_id, None);
+    let brought: Vec<Uuid> = storage
+        .ingest_deliveries(&[ingest], 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|delivery| delivery.id)
+        .collect();
+    assert_eq!(brought, [id(&repeat), id(&first)], "newest first");
+    assert!(storage.ingest_deliveries(&[id(&refused)], 10).await.unwrap().is_empty());
+
+    let calls = storage.matching_calls(organization, &Default::default(), 10).await.unwrap();
+    assert_eq!(calls.len(), 1);
+    let deletion = requested_deletion(organization, now);
+    storage.delete_calls(&calls, &deletion, now).await.unwrap();
+    for delivery in [id(&first), id(&repeat)] {
+        assert!(read(delivery).await.body.is_none(), "the call's kept bodies are cleared");
+    }
+    assert!(read(id(&refused)).await.body.is_some(), "another's stays");
+}

@@ -427,7 +427,7 @@ pub(super) fn kept_bodies(ingest_ids: &[Uuid]) -> sea_orm::sea_query::SelectStat
     Query::select()
         .column(webhook_delivery::Column::Id)
         .from(webhook_delivery::Entity)
-        .and_where(webhook_delivery::Column::IngestId.is_in(ingest_ids.iter().copied()))
+        .cond_where(super::deliveries::by_ingests(ingest_ids))
         .and_where(webhook_delivery::Column::Body.is_not_null())
         .to_owned()
 }
