@@ -127,6 +127,7 @@ impl Fixture {
                     audio_id,
                     record.organization_id,
                     record.project_id,
+                    Uuid::now_v7(),
                     now,
                 ),
                 new,
@@ -349,8 +350,15 @@ async fn a_call_deleted_while_its_job_runs_stays_deleted() {
     let (record, conversation) = storage.load_ingest(&claimed[0]).await.unwrap().unwrap();
     let removed = f.delete(f.by_call_id("e")).await;
     assert_eq!((removed.datapoints, removed.ingests), (1, 2));
-    let datapoint =
-        Datapoint::merge(None, &conversation, None, f.admin.organization_id, f.project, now);
+    let datapoint = Datapoint::merge(
+        None,
+        &conversation,
+        None,
+        f.admin.organization_id,
+        f.project,
+        Uuid::now_v7(),
+        now,
+    );
     let finished = FinishedIngest {
         job_id: claimed[0].id,
         ingest_id: record.id,

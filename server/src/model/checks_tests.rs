@@ -33,7 +33,7 @@ fn call(turns: Vec<Turn>, duration_ms: Option<i64>, extras: ProviderExtras) -> D
         integration_id: None,
     };
     let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
-    Datapoint::merge(None, &conversation, None, Uuid::nil(), Uuid::nil(), now)
+    Datapoint::merge(None, &conversation, None, Uuid::nil(), Uuid::nil(), Uuid::now_v7(), now)
 }
 
 /// Assistant 0–2 s, user 2.5–4 s, assistant 4.6–5.6 s and 5.6–6.6 s, user 6.4–7.4 s (overlaps

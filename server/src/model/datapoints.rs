@@ -88,13 +88,15 @@ impl DatapointView {
 }
 
 impl Datapoint {
-    /// The datapoint after `conversation` arrives: a new one, or `existing` enriched.
+    /// The datapoint after `conversation` arrives: a new one (of id `fresh_id`, the id of the
+    /// ingest that brings it), or `existing` enriched.
     pub fn merge(
         existing: Option<Datapoint>,
         conversation: &Conversation,
         audio_id: Option<Uuid>,
         organization_id: Uuid,
         project_id: Uuid,
+        fresh_id: Uuid,
         now: DateTime<Utc>,
     ) -> Datapoint {
         let transcript_source = match (conversation.turns.is_empty(), conversation.source) {
@@ -103,7 +105,7 @@ impl Datapoint {
             (false, Source::Sdk | Source::Api) => TranscriptSource::Client,
         };
         let mut datapoint = existing.unwrap_or_else(|| Datapoint {
-            id: Uuid::now_v7(),
+            id: fresh_id,
             organization_id,
             project_id,
             provider: conversation.provider.clone(),
@@ -769,8 +771,10 @@ mod tests {
             None,
             Uuid::nil(),
             Uuid::nil(),
+            Uuid::from_u128(7),
             now,
         );
+        assert_eq!(first.id, Uuid::from_u128(7), "a new datapoint takes its ingest's id");
         assert_eq!(first.transcript_source, TranscriptSource::Provider);
 
         let mut analyzed = conversation(Vec::new());
@@ -789,6 +793,7 @@ mod tests {
             Some(audio),
             Uuid::nil(),
             Uuid::nil(),
+            Uuid::from_u128(8),
             now,
         );
         assert_eq!(merged.id, first.id);

@@ -382,7 +382,15 @@ mod tests {
         };
         let organization = Uuid::from_u128(1);
         let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 5, 0).unwrap();
-        Datapoint::merge(None, &conversation, None, organization, Uuid::from_u128(2), now)
+        Datapoint::merge(
+            None,
+            &conversation,
+            None,
+            organization,
+            Uuid::from_u128(2),
+            Uuid::now_v7(),
+            now,
+        )
     }
 
     #[test]

@@ -326,6 +326,7 @@ pub async fn process_ingest(
             audio_id,
             record.organization_id,
             record.project_id,
+            record.id,
             now,
         );
         if let Some(estimated) = speaker_labels_estimated {
@@ -358,7 +359,15 @@ fn merge_quick(
     conversation: &Conversation,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Datapoint {
-    Datapoint::merge(existing, conversation, None, record.organization_id, record.project_id, now)
+    Datapoint::merge(
+        existing,
+        conversation,
+        None,
+        record.organization_id,
+        record.project_id,
+        record.id,
+        now,
+    )
 }
 
 /// Stores a result whose commit failed, merged again into its call's datapoint as the database

@@ -1018,7 +1018,8 @@ pub(super) fn ingests_done(
                 ValueTuple::Three(
                     result.ingest_id.into(),
                     result.attempts.into(),
-                    result.datapoint.id.into(),
+                    super::ingest::stored_datapoint_id(result.ingest_id, result.datapoint.id)
+                        .into(),
                 )
             })
             .collect(),
@@ -1085,14 +1086,24 @@ pub(super) struct IntakeCall {
 }
 
 impl IntakeCall {
+    /// The call `conversation` of the ingest `ingest_id`, whose id a datapoint it makes takes.
     pub fn new(
+        ingest_id: Uuid,
         organization_id: Uuid,
         project_id: Uuid,
         conversation: Conversation,
         base: Option<(Uuid, bytes::Bytes)>,
         now: DateTime<Utc>,
     ) -> Result<Self, Error> {
-        let fresh = Datapoint::merge(None, &conversation, None, organization_id, project_id, now);
+        let fresh = Datapoint::merge(
+            None,
+            &conversation,
+            None,
+            organization_id,
+            project_id,
+            ingest_id,
+            now,
+        );
         let fresh_model = datapoint_active_model(&fresh, base.as_ref().map(Base::of))?;
         Ok(Self {
             fresh_model,
@@ -1196,6 +1207,7 @@ pub(super) async fn store_at_intake(
                     None,
                     call.organization_id,
                     call.project_id,
+                    call.fresh_id(),
                     call.now,
                 )),
                 call,

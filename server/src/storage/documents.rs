@@ -291,10 +291,12 @@ pub(super) fn detaching(deliveries: &[Uuid]) -> sea_orm::sea_query::SelectStatem
                 r#"COALESCE("webhook_deliveries"."ingest_id", "webhook_deliveries"."id")"#,
             )),
         )
+        // The datapoint the ingest names, or the one of its own id (`ingest::stored_datapoint_id`:
+        // no other datapoint has an ingest's id).
         .inner_join(
             datapoint::Entity,
             Expr::col((datapoint::Entity, datapoint::Column::Id))
-                .equals((ingest::Entity, ingest::Column::DatapointId)),
+                .eq(Expr::cust(r#"COALESCE("ingests"."datapoint_id", "ingests"."id")"#)),
         )
         .and_where(
             Expr::col((webhook_delivery::Entity, webhook_delivery::Column::Id))

@@ -479,7 +479,8 @@ async fn a_cooldown_holds_back_a_monitors_failures_until_it_ends() {
         let at = start + Duration::minutes(minute);
         let conversation =
             new_ingest(organization, project, &format!("call-{minute}")).conversation;
-        let datapoint = Datapoint::merge(None, &conversation, None, organization, project, at);
+        let datapoint =
+            Datapoint::merge(None, &conversation, None, organization, project, Uuid::now_v7(), at);
         let failure = super::monitors::CheckFailure {
             datapoint_id: datapoint.id,
             monitor_id,

@@ -220,14 +220,17 @@ impl PreparedWrite {
                     let work = if settings.transcripts_at_intake && new.conversation.audio.is_none()
                     {
                         let call = IntakeCall::new(
+                            new.id,
                             new.organization_id,
                             new.project_id,
                             new.conversation,
                             base,
                             now,
                         )?;
+                        // The datapoint it makes takes its id (`stored_datapoint_id`); one it
+                        // merges into is named below.
                         model.state = Set(IngestState::Done.as_str().to_owned());
-                        model.datapoint_id = Set(Some(call.fresh_id()));
+                        model.datapoint_id = Set(stored_datapoint_id(new.id, call.fresh_id()));
                         model.attempts = Set(1);
                         Work::AtIntake(Box::new(call))
                     } else {
@@ -573,7 +576,8 @@ impl Storage {
             let stored =
                 store_at_intake(transaction, &calls, &mut batch, "storing datapoints").await?;
             for ((index, call), datapoint_id) in at_intake.iter().zip(stored) {
-                // Merged into a datapoint stored before, or earlier in this group.
+                // Merged into a datapoint stored before, or earlier in this group: named. A
+                // fresh datapoint has the ingest's id (`call.fresh_id()`), named by none.
                 if datapoint_id != call.fresh_id() {
                     ingests[*index].datapoint_id = Set(Some(datapoint_id));
                 }
@@ -1163,8 +1167,19 @@ fn audio_object_model(object: &AudioObject) -> audio_object::ActiveModel {
     }
 }
 
+/// The `datapoint_id` an ingest's row stores: none when it is the ingest's own id, as it is
+/// for the datapoint an ingest makes (`Datapoint::merge`'s `fresh_id`), which saves the
+/// column's 16 bytes (issue 15). A done ingest that names none made the datapoint of its own id
+/// (`ingest_from_model`); one merged into a call's datapoint names it.
+pub(super) fn stored_datapoint_id(ingest_id: Uuid, datapoint_id: Uuid) -> Option<Uuid> {
+    (datapoint_id != ingest_id).then_some(datapoint_id)
+}
+
 fn ingest_from_model(model: ingest::Model) -> Result<IngestRecord, Error> {
     let context = "reading an ingest";
+    let state = IngestState::parse(&model.state)
+        .ok_or_else(|| Error::internal(context, "unknown state"))?;
+    let datapoint_id = model.datapoint_id.or((state == IngestState::Done).then_some(model.id));
     Ok(IngestRecord {
         id: model.id,
         organization_id: model.organization_id,
@@ -1174,9 +1189,8 @@ fn ingest_from_model(model: ingest::Model) -> Result<IngestRecord, Error> {
         provider: model.provider,
         source: Source::parse(&model.source)
             .ok_or_else(|| Error::internal(context, "unknown source"))?,
-        state: IngestState::parse(&model.state)
-            .ok_or_else(|| Error::internal(context, "unknown state"))?,
-        datapoint_id: model.datapoint_id,
+        state,
+        datapoint_id,
         attempts: model.attempts,
         last_error: model.last_error,
         next_attempt_at: model.next_attempt_at_ms.map(from_millis),

@@ -333,7 +333,15 @@ async fn queue_commits_claims_retries_and_finishes() {
     let claimed = storage.queue().claim("w5", clock.now(), lease, 5).await.unwrap();
     let claimed = claimed.iter().find(|claimed| claimed.id == job).unwrap();
     let (record, conversation) = storage.load_ingest(claimed).await.unwrap().unwrap();
-    let datapoint = Datapoint::merge(None, &conversation, None, organization, project, clock.now());
+    let datapoint = Datapoint::merge(
+        None,
+        &conversation,
+        None,
+        organization,
+        project,
+        Uuid::now_v7(),
+        clock.now(),
+    );
     let finished = FinishedIngest {
         job_id: claimed.id,
         ingest_id: record.id,
@@ -584,7 +592,15 @@ async fn a_batch_of_results_commits_together() {
     let merge = |call: &str, existing: Option<Datapoint>, tag: &str| {
         let mut conversation = conversation(call);
         conversation.tags = vec![tag.to_owned()];
-        Datapoint::merge(existing, &conversation, None, organization, project, clock.now())
+        Datapoint::merge(
+            existing,
+            &conversation,
+            None,
+            organization,
+            project,
+            Uuid::now_v7(),
+            clock.now(),
+        )
     };
     let earlier_z = merge("z", None, "old");
     let job_z = ingests[2].id;
@@ -732,7 +748,15 @@ async fn ingests_marked_done_are_found_by_id() {
     }
     let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
     let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
-    let datapoint = Datapoint::merge(None, &conversation("p"), None, organization, project, now);
+    let datapoint = Datapoint::merge(
+        None,
+        &conversation("p"),
+        None,
+        organization,
+        project,
+        Uuid::now_v7(),
+        now,
+    );
     let finished: Vec<FinishedIngest<'_>> = (0..3)
         .map(|attempts| FinishedIngest {
             job_id: Uuid::now_v7(),
@@ -974,7 +998,15 @@ async fn a_call_is_kept_once() {
     let datapoints: Vec<Datapoint> = loaded
         .iter()
         .map(|(_, conversation)| {
-            Datapoint::merge(None, conversation, None, organization, project, clock.now())
+            Datapoint::merge(
+                None,
+                conversation,
+                None,
+                organization,
+                project,
+                Uuid::now_v7(),
+                clock.now(),
+            )
         })
         .collect();
     let finished: Vec<FinishedIngest<'_>> = loaded
@@ -1046,8 +1078,6 @@ async fn commits_reach_the_database_file_beside_the_writer() {
 /// either way, and deleting the call clears both kept bodies.
 #[tokio::test]
 async fn a_delivery_names_the_ingest_of_its_own_id_without_storing_it() {
-    use sea_orm::ConnectionTrait;
-
     use crate::model::deliveries::DeliveryVerdict;
     use crate::storage::intake_log_tests::webhook_write;
 
@@ -1082,21 +1112,16 @@ async fn a_delivery_names_the_ingest_of_its_own_id_without_storing_it() {
     let id = |write: &IngestWrite| write.delivery.as_ref().unwrap().record.id;
 
     let stored = |delivery| async move {
-        let statement = sea_orm::Statement::from_sql_and_values(
-            storage.db.get_database_backend(),
-            match storage.db.get_database_backend() {
-                sea_orm::DbBackend::Postgres => {
-                    "SELECT ingest_id IS NULL AS none FROM webhook_deliveries WHERE id = $1"
-                }
-                _ => "SELECT ingest_id IS NULL AS none FROM webhook_deliveries WHERE id = ?",
-            },
-            [sea_orm::Value::from(delivery)],
-        );
-        let row = storage.db.query_one_raw(statement).await.unwrap().unwrap();
-        row.try_get::<bool>("", "none").unwrap()
+        names_none(storage, "webhook_deliveries", "ingest_id", delivery).await
     };
     assert!(stored(id(&first)).await, "the first delivery's row names no ingest");
     assert!(!stored(id(&repeat)).await, "a repeat's names the ingest it repeats");
+    // The call's datapoint takes its ingest's id too, which the ingest's row then leaves out.
+    let datapoint = storage.get_datapoint(organization, ingest).await.unwrap().unwrap();
+    assert_eq!(datapoint.datapoint.call_id, "own-id");
+    assert!(names_none(storage, "ingests", "datapoint_id", ingest).await);
+    let record = storage.get_ingest(organization, ingest).await.unwrap().unwrap();
+    assert_eq!(record.datapoint_id, Some(ingest));
     let read = |delivery| async move {
         storage.get_webhook_delivery(project, delivery).await.unwrap().unwrap()
     };
@@ -1121,4 +1146,67 @@ async fn a_delivery_names_the_ingest_of_its_own_id_without_storing_it() {
         assert!(read(delivery).await.body.is_none(), "the call's kept bodies are cleared");
     }
     assert!(read(id(&refused)).await.body.is_some(), "another's stays");
+}
+
+/// Whether the row of `id` in `table` leaves `column` empty.
+async fn names_none(storage: &super::Storage, table: &str, column: &str, id: Uuid) -> bool {
+    use sea_orm::ConnectionTrait;
+    let backend = storage.db.get_database_backend();
+    let placeholder = if backend == sea_orm::DbBackend::Postgres { "$1" } else { "?" };
+    let statement = sea_orm::Statement::from_sql_and_values(
+        backend,
+        format!("SELECT {column} IS NULL AS none FROM {table} WHERE id = {placeholder}"),
+        [sea_orm::Value::from(id)],
+    );
+    let row = storage.db.query_one_raw(statement).await.unwrap().unwrap();
+    row.try_get::<bool>("", "none").unwrap()
+}
+
+/// A worker's datapoint takes its ingest's id, and the ingest's row then names none; an ingest
+/// merged into its call's datapoint names that one.
+#[tokio::test]
+async fn an_ingest_names_only_a_datapoint_of_another_id() {
+    let now = Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap();
+    let storage = &super::testing::storage().await;
+    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let first = new_ingest(organization, project, "worked");
+    let mut second = new_ingest(organization, project, "worked");
+    second.dedup_key = "later".into();
+    let writes = [&first, &second]
+        .map(|ingest| IngestWrite { ingests: vec![ingest.clone()], ..Default::default() });
+    let jobs = crate::storage::testing::jobs_only(3);
+    storage.commit_ingest_writes(&writes.iter().collect::<Vec<_>>(), jobs, now).await.unwrap();
+    let made =
+        Datapoint::merge(None, &first.conversation, None, organization, project, first.id, now);
+    let merged = Datapoint::merge(
+        Some(made.clone()),
+        &second.conversation,
+        None,
+        organization,
+        project,
+        second.id,
+        now,
+    );
+    assert_eq!((made.id, merged.id), (first.id, first.id));
+    let finished = |ingest: &NewIngest, datapoint, new| FinishedIngest {
+        job_id: ingest.id,
+        ingest_id: ingest.id,
+        attempts: 1,
+        datapoint,
+        new,
+    };
+    storage.finish_ingests(&[finished(&first, &made, true)], now).await.unwrap();
+    storage.finish_ingests(&[finished(&second, &merged, false)], now).await.unwrap();
+    assert!(names_none(storage, "ingests", "datapoint_id", first.id).await);
+    assert!(!names_none(storage, "ingests", "datapoint_id", second.id).await);
+    for ingest in [&first, &second] {
+        let record = storage.get_ingest(organization, ingest.id).await.unwrap().unwrap();
+        assert_eq!((record.state, record.datapoint_id), (IngestState::Done, Some(first.id)));
+    }
+    // Not yet done, an ingest names no datapoint.
+    let queued = new_ingest(organization, project, "queued");
+    let write = IngestWrite { ingests: vec![queued.clone()], ..Default::default() };
+    storage.commit_ingest_writes(&[&write], jobs, now).await.unwrap();
+    let record = storage.get_ingest(organization, queued.id).await.unwrap().unwrap();
+    assert_eq!((record.state, record.datapoint_id), (IngestState::Queued, None));
 }

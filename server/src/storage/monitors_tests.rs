@@ -662,6 +662,7 @@ async fn matches_follow_a_call_that_changes_and_go_with_it() {
         None,
         organization,
         project,
+        Uuid::now_v7(),
         now,
     );
     let job = Uuid::now_v7();
