@@ -3,9 +3,10 @@
 //! id. Every entry of an index on a rowid table already ends with its row's rowid, so
 //! `(…, occurred_at_ms)` gives the order `occurred_at_ms, rowid` with no sort and no id in the
 //! entry: 17 bytes less in each of a call's five to nine entries. SQLite searches that walk
-//! one of these indexes now break ties of a millisecond by rowid (`datapoints::search_statement`,
-//! whose page cursor finds the rowid of its call by id). PostgreSQL, whose rows have no stable
-//! number, keeps its indexes and orders by id: up and down do nothing there.
+//! one of these indexes now break ties of a millisecond by rowid (`datapoints::search_part`; a
+//! page after a cursor finds its call's rowid by id and is read in two seeks, `search_page`).
+//! PostgreSQL, whose rows have no stable number, keeps its indexes and orders by id: up and
+//! down do nothing there.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
