@@ -117,7 +117,10 @@ async fn ingest_and_delivery_ids_are_stored_in_16_bytes() {
     let now = Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap();
     let storage = &super::testing::storage().await;
     let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
-    let write = crate::storage::intake_log_tests::webhook_write(organization, project, "keyed");
+    let mut write = crate::storage::intake_log_tests::webhook_write(organization, project, "keyed");
+    // An ingest of another id than its delivery's (as those stored before run 26), which the
+    // delivery's row then names.
+    write.ingests[0].id = Uuid::now_v7();
     let (ingest_id, delivery_id) =
         (write.ingests[0].id, write.delivery.as_ref().unwrap().record.id);
     let settings = crate::storage::testing::jobs_only(2);

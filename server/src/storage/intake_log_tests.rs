@@ -22,14 +22,16 @@ fn now() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 2, 12, 0, 0).unwrap()
 }
 
-/// A webhook's write: one call and its delivery, with the body as it arrived.
+/// A webhook's write: one call and its delivery, with the body as it arrived; the call's
+/// ingest has the delivery's id, as `admit_webhook_call` gives it.
 pub(crate) fn webhook_write(organization: Uuid, project: Uuid, call_id: &str) -> IngestWrite {
-    let ingest = new_ingest(organization, project, call_id);
+    let mut ingest = new_ingest(organization, project, call_id);
+    ingest.id = Uuid::now_v7();
     let delivery = NewDelivery {
         organization_id: organization,
         project_id: project,
         record: WebhookDelivery {
-            id: Uuid::now_v7(),
+            id: ingest.id,
             integration_id: project,
             received_at: now(),
             verdict: DeliveryVerdict::Accepted,
