@@ -1055,7 +1055,10 @@ fn keep_database(server: &ServerProcess, keep: &std::path::Path) {
 
 /// Acks/s, the intake rate of a gRPC backlog and the workers' drain with each count of monitors.
 async fn with_monitors(deliveries: usize, backlog: usize, counts: &[usize]) {
-    println!("monitors | webhook acks/s (p99) | backlog stored at intake, /s | workers' drain, /s");
+    println!(
+        "monitors | webhook acks/s (p99) | backlog stored at intake, /s | workers' drain, /s | \
+         workers' CPU ms per 1,000 calls drained"
+    );
     for &count in counts {
         let server = ServerProcess::start(&[
             ("EARSHOT_SERVER__MAX_CONNECTIONS_PER_ADDRESS", "1000"),
@@ -1074,7 +1077,11 @@ async fn with_monitors(deliveries: usize, backlog: usize, counts: &[usize]) {
         create_monitors(&workers_only, count).await;
         ingest_backlog(&workers_only, backlog).await;
         let queued = pending_jobs(&workers_only).await;
+        let cpu_before = workers_only.cpu_seconds();
         let drained_in = drain(&workers_only, Duration::from_secs(3600)).await;
+        // The server's CPU time over the drain, which the machine's other load moves less than
+        // the drain's wall time.
+        let cpu = workers_only.cpu_seconds() - cpu_before;
         if let Ok(keep) = std::env::var("EARSHOT_LOAD_KEEP_DATABASE") {
             keep_database(
                 &workers_only,
@@ -1083,11 +1090,12 @@ async fn with_monitors(deliveries: usize, backlog: usize, counts: &[usize]) {
         }
         workers_only.stop().await;
         println!(
-            "{count} | {:.0} ({:?}) | {:.0} | {:.0} ({queued} left after ingestion)",
+            "{count} | {:.0} ({:?}) | {:.0} | {:.0} ({queued} left after ingestion) | {:.0}",
             run.per_second(),
             run.percentile(99),
             backlog as f64 / stored_in.as_secs_f64(),
             queued / drained_in.as_secs_f64().max(0.001),
+            cpu * 1e6 / queued.max(1.0),
         );
     }
 }
