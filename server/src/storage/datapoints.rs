@@ -522,7 +522,12 @@ impl Part {
 /// Whether `search_part` breaks a millisecond's ties by rowid: on SQLite, when the search walks
 /// (or reads by id) the datapoints themselves, not tag, metadata, issue or match rows.
 fn by_rowid(query: &DatapointQuery, text: Option<&TextFilter>, backend: DbBackend) -> bool {
-    backend == DbBackend::Sqlite && (by_ids(text) || Drive::of(query).is_none())
+    backend == DbBackend::Sqlite && drive_of(query, text).is_none()
+}
+
+/// The rows `search_part` is driven from: none when it reads a few calls by id.
+fn drive_of<'a>(query: &'a DatapointQuery, text: Option<&TextFilter>) -> Option<Drive<'a>> {
+    if by_ids(text) { None } else { Drive::of(query) }
 }
 
 /// Whether a transcript search (or a context token) names the few calls to read, by id.
@@ -615,7 +620,7 @@ pub(super) fn search_part(
     if let Some(outcome) = &query.outcome {
         condition = condition.add(column(Column::VerdictOutcome).eq(verdict_text(outcome)));
     }
-    let drive = if by_ids { None } else { Drive::of(query) };
+    let drive = drive_of(query, text);
     let tags_all = match drive {
         Some(Drive::Tag(_)) if !query.tags_all.is_empty() => &query.tags_all[1..],
         _ => &query.tags_all[..],
@@ -702,7 +707,7 @@ pub(super) fn search_part(
     let mut select = datapoint::Entity::find();
     // On SQLite, a walk of the datapoints' own ordering indexes breaks a millisecond's ties by
     // rowid, which ends each of their entries (m0035); PostgreSQL's end with the id.
-    let by_rowid = by_rowid(query, text, backend);
+    let by_rowid = backend == DbBackend::Sqlite && drive.is_none();
     let (time, id) = match drive {
         None => (
             Expr::col((datapoint::Entity, datapoint::Column::OccurredAtMs)),
@@ -772,6 +777,11 @@ pub(super) fn search_part(
             (Expr::col((alias.clone(), time)), Expr::col((alias, id)))
         }
     };
+    // The few calls of a rare transcript search are read by id and sorted: `+ 0` keeps the
+    // ordering index from giving the order, or the cursor a range of it, which would have the
+    // planner walk it instead. So are the few calls of a call id (one a project and provider),
+    // found by their unique key (`datapoints_unique_call`, m0031).
+    let time = if sorted(query, text) { time.add(0) } else { time };
     if let Some(cursor) = query.before {
         // By rowid, the cursor's call's rowid is found by its id; a call deleted since gives the
         // largest rowid, so the calls of its millisecond come again rather than be skipped.
@@ -784,23 +794,17 @@ pub(super) fn search_part(
             Expr::val(cursor.id)
         };
         let at = Expr::val(cursor.occurred_at_ms);
-        let time = if sorted(query, text) { time.clone().add(0) } else { time.clone() };
         condition = condition.add(match part {
             // (time, id) < (cursor's): a row-value comparison, which both databases read as a
             // range of the ordering index (SQLite, by rowid, as a range of the time alone).
-            Part::Whole => Expr::tuple([time, id.clone()]).lt(Expr::tuple([at, after])),
-            Part::Ties => time.eq(at).and(id.clone().lt(after)),
-            Part::Older => time.lt(at),
+            Part::Whole => Expr::tuple([time.clone(), id.clone()]).lt(Expr::tuple([at, after])),
+            Part::Ties => time.clone().eq(at).and(id.clone().lt(after)),
+            Part::Older => time.clone().lt(at),
         });
     }
-    // The few calls of a rare transcript search are read by id and sorted: `+ 0` keeps the
-    // ordering index from giving the order, or the cursor a range of it, which would have the
-    // planner walk it instead. So are the few calls of a call id (one a project and provider),
-    // found by their unique key (`datapoints_unique_call`, m0031).
-    let order_time = if sorted(query, text) { time.add(0) } else { time };
     select
         .filter(condition)
-        .order_by(order_time, Order::Desc)
+        .order_by(time, Order::Desc)
         .order_by(id, Order::Desc)
         .offset(u64::try_from(query.offset).unwrap_or(0))
         .limit(u64::try_from(query.page_size).unwrap_or(u64::MAX))

@@ -26,11 +26,7 @@ pub(super) fn set_outcome(model: &mut webhook_delivery::ActiveModel, outcome: In
     };
     model.verdict = Set(verdict.as_str().to_owned());
     model.http_status = Set(http_status);
-    let id = match &model.id {
-        sea_orm::ActiveValue::Set(id) | sea_orm::ActiveValue::Unchanged(id) => Some(*id),
-        sea_orm::ActiveValue::NotSet => None,
-    };
-    model.ingest_id = Set(stored_ingest_id(id, Some(ingest_id)));
+    model.ingest_id = Set(stored_ingest_id(model.id.try_as_ref().copied(), Some(ingest_id)));
 }
 
 /// The `ingest_id` a delivery's row stores: none when it is the delivery's own id, as it is for

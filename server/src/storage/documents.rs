@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use super::datapoints::LOOKUP_CHUNK_KEYS;
@@ -170,21 +170,16 @@ pub(super) async fn current_bases(
         return Ok(bases);
     }
     let mut fresh = HashMap::with_capacity(stale.len());
-    let backend = connection.get_database_backend();
     for chunk in stale.chunks(LOOKUP_CHUNK_KEYS) {
-        let select = Query::select()
+        let rows: Vec<(Uuid, Option<Vec<u8>>)> = datapoint::Entity::find()
+            .select_only()
             .columns([datapoint::Column::Id, datapoint::Column::Document])
-            .from(datapoint::Entity)
-            .and_where(datapoint::Column::Id.is_in(chunk.iter().copied()))
-            .to_owned();
-        for row in
-            connection.query_all_raw(backend.build(&select)).await.map_err(db_error(context))?
-        {
-            let id: Uuid = row.try_get("", "id").map_err(db_error(context))?;
-            let document: Option<Vec<u8>> =
-                row.try_get("", "document").map_err(db_error(context))?;
-            fresh.insert(id, document);
-        }
+            .filter(datapoint::Column::Id.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(connection)
+            .await
+            .map_err(db_error(context))?;
+        fresh.extend(rows);
     }
     let more = Bases::read(connection, fresh.values().map(Option::as_deref), context).await?;
     bases.0.extend(more.0);

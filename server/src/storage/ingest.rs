@@ -227,10 +227,9 @@ impl PreparedWrite {
                             base,
                             now,
                         )?;
-                        // The datapoint it makes takes its id (`stored_datapoint_id`); one it
-                        // merges into is named below.
+                        // Its row names no datapoint: the one it makes has its id
+                        // (`stored_datapoint_id`); one it merges into is named below.
                         model.state = Set(IngestState::Done.as_str().to_owned());
-                        model.datapoint_id = Set(stored_datapoint_id(new.id, call.fresh_id()));
                         model.attempts = Set(1);
                         Work::AtIntake(Box::new(call))
                     } else {
