@@ -58,11 +58,14 @@ impl Domain {
     ) -> Result<(crate::model::integrations::Integration, StoredDelivery)> {
         principal.require(Scope::Admin)?;
         let integration = self.get_integration(principal, integration_id).await?;
-        let stored = self
+        let mut stored = self
             .storage
             .get_webhook_delivery(integration.id, delivery_id)
             .await?
             .ok_or_else(|| Error::not_found(format!("delivery {delivery_id} not found")))?;
+        let body_length = stored.body.as_ref().map_or(0, Vec::len);
+        stored.request =
+            stored.request.map(|request| request.as_sent(&integration.public_id, body_length));
         Ok((integration, stored))
     }
 
@@ -87,13 +90,15 @@ impl Domain {
             .collect();
         let days = |days: u32| chrono::Duration::days(days.into());
         let mut scopes = vec![(
-            DeliveryProjects::AllBut(own.iter().map(|project| project.id).collect()),
+            DeliveryProjects::AllBut(
+                own.iter().map(|project| (project.organization_id, project.id)).collect(),
+            ),
             settings.body_retention,
             settings.delivery_retention,
         )];
         scopes.extend(own.iter().map(|project| {
             (
-                DeliveryProjects::Only(project.id),
+                DeliveryProjects::Only((project.organization_id, project.id)),
                 project.retention.delivery_body_days.map_or(settings.body_retention, days),
                 project.retention.delivery_days.map_or(settings.delivery_retention, days),
             )
@@ -213,6 +218,79 @@ mod tests {
         assert_eq!(domain.prune_webhook_deliveries().await.unwrap(), (0, 0));
     }
 
+    /// A Twilio integration of `project`.
+    async fn twilio(
+        domain: &Domain,
+        admin: &Principal,
+        project: Uuid,
+    ) -> crate::model::integrations::Integration {
+        use crate::crypto::SecretValue;
+        use crate::model::integrations::{IntegrationOptions, NewIntegration, Provider};
+        let token = SecretValue::new("0123456789abcdef".repeat(2));
+        let integration = NewIntegration {
+            project_id: project,
+            provider: Some(Provider::Twilio),
+            display_name: String::new(),
+            auth_type: None,
+            secrets: [("auth_token".to_owned(), token)].into(),
+            options: IntegrationOptions::default(),
+        };
+        domain.create_integration(admin, integration).await.unwrap()
+    }
+
+    /// A delivery's organization and project are its integration's, not stored in its row
+    /// (m0036). Run down, the migration writes them back from the integration, and the nil id
+    /// where the integration is gone; run up again, the deliveries read as before.
+    #[tokio::test]
+    async fn deliveries_take_their_owners_from_their_integrations() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let (domain, _audio) =
+            crate::domain::test_support::domain(Arc::new(ManualClock::new(now))).await;
+        let bootstrap = domain.bootstrap(false).await.unwrap().unwrap();
+        let admin = crate::domain::test_support::admin_of(&bootstrap);
+        let integration = twilio(&domain, &admin, bootstrap.project.id).await;
+        let mut own = delivery(now);
+        own.record.integration_id = integration.id;
+        let orphan = delivery(now);
+        for record in [&own, &orphan] {
+            domain.record_delivery(record.clone()).await;
+        }
+        let storage = &domain.storage;
+        let columns = "SELECT COUNT(*) AS n FROM information_schema.columns \
+            WHERE table_name = 'webhook_deliveries' AND column_name = 'project_id'";
+        let columns = match storage.backend_name() {
+            "postgres" => columns,
+            _ => {
+                "SELECT COUNT(*) AS n FROM pragma_table_info('webhook_deliveries') \
+                WHERE name = 'project_id'"
+            }
+        };
+        assert_eq!(crate::storage::testing::count(storage, columns).await, 0);
+
+        crate::storage::testing::migrate_down_through(storage, "m0036_deliveries_of_integrations")
+            .await;
+        let owners = |delivery: Uuid, organization: Uuid, project: Uuid| {
+            let [delivery, organization, project] = [delivery, organization, project]
+                .map(|id| crate::storage::testing::id_literal(storage, id));
+            format!(
+                "SELECT COUNT(*) AS n FROM webhook_deliveries WHERE id = {delivery} \
+                 AND organization_id = {organization} AND project_id = {project}"
+            )
+        };
+        let organization = bootstrap.organization.id;
+        let named = owners(own.record.id, organization, bootstrap.project.id);
+        assert_eq!(crate::storage::testing::count(storage, &named).await, 1);
+        let nil = owners(orphan.record.id, Uuid::nil(), Uuid::nil());
+        assert_eq!(crate::storage::testing::count(storage, &nil).await, 1);
+
+        crate::storage::testing::migrate_up(storage).await;
+        assert_eq!(crate::storage::testing::count(storage, columns).await, 0);
+        let stored = storage.get_webhook_delivery(integration.id, own.record.id).await.unwrap();
+        assert_eq!(stored.unwrap().delivery, WebhookDelivery { ..own.record.clone() });
+        let listed = storage.list_webhook_deliveries(Uuid::nil(), None, None, 10).await.unwrap();
+        assert_eq!(listed.iter().map(|listed| listed.id).collect::<Vec<_>>(), [orphan.record.id]);
+    }
+
     /// A project's own delivery retention overrides the server's for its deliveries only, and
     /// pruning takes its rows in bounded batches until nothing expired is left.
     #[tokio::test]
@@ -235,13 +313,15 @@ mod tests {
             ..Retention::default()
         };
         domain.set_project_retention(&admin, keeping, retention).await.unwrap();
+        // A delivery's project is its integration's.
+        let integration = twilio(&domain, &admin, keeping).await;
         let day = chrono::Duration::days(1);
         let mut kept = Vec::new();
         let mut others = Vec::new();
         // 25 of each, 35 days old: past the server's 30 days, within the project's 60.
         for _ in 0..25 {
             let mut own = delivery(now - day * 35);
-            own.project_id = keeping;
+            own.record.integration_id = integration.id;
             kept.push(own.record.id);
             domain.record_delivery(own).await;
             let other = delivery(now - day * 35);
@@ -250,21 +330,22 @@ mod tests {
         }
         assert_eq!(domain.prune_webhook_deliveries().await.unwrap(), (0, 25));
         let stored = |id| domain.storage.get_webhook_delivery(Uuid::nil(), id);
+        let own = |id| domain.storage.get_webhook_delivery(integration.id, id);
         for id in &others {
             assert!(stored(*id).await.unwrap().is_none());
         }
         for id in &kept {
-            let delivery = stored(*id).await.unwrap().unwrap();
+            let delivery = own(*id).await.unwrap().unwrap();
             assert!(delivery.body.is_some(), "35 days is within the project's 40 for bodies");
         }
         // Five days on, the bodies pass the project's 40 days; the deliveries stay.
         clock.advance(day * 6);
         assert_eq!(domain.prune_webhook_deliveries().await.unwrap(), (25, 0));
-        assert!(stored(kept[0]).await.unwrap().unwrap().body.is_none());
+        assert!(own(kept[0]).await.unwrap().unwrap().body.is_none());
         // Past 60 days, they go too.
         clock.advance(day * 20);
         assert_eq!(domain.prune_webhook_deliveries().await.unwrap(), (0, 25));
-        assert!(stored(kept[0]).await.unwrap().is_none());
+        assert!(own(kept[0]).await.unwrap().is_none());
     }
 
     #[test]

@@ -401,7 +401,8 @@ fn new_delivery(
             authenticated: false,
             replayable: body.is_some(),
         },
-        request,
+        request: request
+            .map(|request| request.kept(&integration.public_id, body.map_or(0, Bytes::len))),
         body: body.cloned(),
     }
 }

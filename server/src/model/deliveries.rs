@@ -43,6 +43,79 @@ pub struct StoredRequest {
     pub headers: Vec<(String, String)>,
 }
 
+/// What stands for the integration's public id at the end of a kept URL's path
+/// (`StoredRequest::kept`). A webhook's path ends with the public id by which the request found
+/// its integration, so no kept path ends with this as sent.
+const PUBLIC_ID_LEFT_OUT: &str = "~";
+
+impl StoredRequest {
+    /// The request as the delivery log keeps it (issue 15, bytes per stored call): without
+    /// what its integration and its body say again, each about 35 and 10 bytes of a kept
+    /// request once compressed. The integration's public id at the end of the URL's path
+    /// becomes `PUBLIC_ID_LEFT_OUT`; then a `host` header that is the URL's authority and a
+    /// `content-length` that is the body's length keep their names with empty values. Only
+    /// when the path ends with the public id and neither header was sent empty (so that
+    /// `as_sent` reads each empty value as left out); else the request is kept as sent.
+    pub fn kept(mut self, public_id: &str, body_length: usize) -> Self {
+        let (path, query) = split_query(&self.url);
+        let Some(base) = path.strip_suffix(public_id).filter(|base| base.ends_with('/')) else {
+            return self;
+        };
+        if public_id.is_empty()
+            || self.headers.iter().any(|(name, value)| {
+                value.is_empty() && (name == "host" || name == "content-length")
+            })
+        {
+            return self;
+        }
+        let url = format!("{base}{PUBLIC_ID_LEFT_OUT}{query}");
+        let (host, length) = (authority(&self.url).to_owned(), body_length.to_string());
+        for (name, value) in &mut self.headers {
+            if (name == "host" && *value == host) || (name == "content-length" && *value == length)
+            {
+                value.clear();
+            }
+        }
+        self.url = url;
+        self
+    }
+
+    /// The request as it was sent, from the form `kept` gave it; a request kept as sent
+    /// (before run 27, or one `kept` left whole) is returned as it is.
+    pub fn as_sent(mut self, public_id: &str, body_length: usize) -> Self {
+        let (path, query) = split_query(&self.url);
+        let Some(base) = path.strip_suffix(PUBLIC_ID_LEFT_OUT).filter(|base| base.ends_with('/'))
+        else {
+            return self;
+        };
+        self.url = format!("{base}{public_id}{query}");
+        let host = authority(&self.url).to_owned();
+        for (name, value) in &mut self.headers {
+            if value.is_empty() {
+                match name.as_str() {
+                    "host" => value.clone_from(&host),
+                    "content-length" => *value = body_length.to_string(),
+                    _ => {}
+                }
+            }
+        }
+        self
+    }
+}
+
+/// `url`'s path (with its scheme and authority) and its query (with the `?`), or "".
+fn split_query(url: &str) -> (&str, &str) {
+    url.split_at(url.find('?').unwrap_or(url.len()))
+}
+
+/// `url`'s authority (`host:port`), or "" where it has none (a path alone).
+fn authority(url: &str) -> &str {
+    let Some((_, rest)) = url.split_once("://") else {
+        return "";
+    };
+    &rest[..rest.find(['/', '?']).unwrap_or(rest.len())]
+}
+
 /// One delivery as it is written: the listed record, whose owner and kept request.
 #[derive(Clone, Debug)]
 pub struct NewDelivery {
@@ -122,4 +195,69 @@ pub fn url_to_store(url: &str) -> String {
         serializer.append_pair(&key, &value);
     }
     format!("{base}?{}", serializer.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoredRequest;
+
+    const PUBLIC_ID: &str = "pub_isdc7pmq2nfumegnogq5kaz7ilsnhycb";
+
+    fn request(url: &str, headers: &[(&str, &str)]) -> StoredRequest {
+        let headers =
+            headers.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect();
+        StoredRequest { url: url.to_owned(), headers }
+    }
+
+    /// A webhook's request is kept without its integration's public id, its `host` where that
+    /// is the URL's, and its `content-length` where that is the body's, and reads back as sent.
+    #[test]
+    fn a_kept_request_leaves_out_what_its_integration_and_body_say() {
+        let url =
+            format!("https://in.example:8443/v0/voice/webhook/twilio/{PUBLIC_ID}?token=redacted");
+        let sent = request(
+            &url,
+            &[
+                ("host", "in.example:8443"),
+                ("x-twilio-signature", "abc="),
+                ("content-length", "906"),
+            ],
+        );
+        let kept = sent.clone().kept(PUBLIC_ID, 906);
+        let expected = request(
+            "https://in.example:8443/v0/voice/webhook/twilio/~?token=redacted",
+            &[("host", ""), ("x-twilio-signature", "abc="), ("content-length", "")],
+        );
+        assert_eq!(kept, expected);
+        assert_eq!(kept.as_sent(PUBLIC_ID, 906), sent);
+
+        // A host behind a proxy and a length that is not the body's are kept as they are.
+        let proxied = request(&url, &[("host", "10.0.0.7"), ("content-length", "12")]);
+        let kept = proxied.clone().kept(PUBLIC_ID, 906);
+        assert_eq!(kept.headers, proxied.headers);
+        assert!(kept.url.ends_with("/~?token=redacted"));
+        assert_eq!(kept.as_sent(PUBLIC_ID, 906), proxied);
+    }
+
+    /// What `kept` cannot leave out unambiguously is kept whole, and reads back as it is: a path
+    /// that does not end with the public id (the API-key route), a header sent empty, and every
+    /// request kept before (none ends with the marker).
+    #[test]
+    fn a_request_kept_whole_reads_as_it_is() {
+        let cases = [
+            request("/v0/voice/webhook?provider=retell", &[("content-length", "906")]),
+            request(&format!("http://h/v0/voice/webhook/x/{PUBLIC_ID}x"), &[("host", "h")]),
+            request(&format!("http://h/v0/voice/webhook/x{PUBLIC_ID}"), &[("host", "h")]),
+            request(&format!("http://h/v0/voice/webhook/x/{PUBLIC_ID}"), &[("host", "")]),
+            request(&format!("http://h/x/{PUBLIC_ID}"), &[("content-length", ""), ("host", "h")]),
+        ];
+        for sent in cases {
+            let kept = sent.clone().kept(PUBLIC_ID, 906);
+            assert_eq!(kept, sent);
+            assert_eq!(kept.as_sent(PUBLIC_ID, 906), sent);
+        }
+        // An empty public id leaves nothing out.
+        let sent = request("http://h/x/", &[("host", "h")]);
+        assert_eq!(sent.clone().kept("", 0), sent);
+    }
 }

@@ -73,8 +73,6 @@ pub(super) fn delivery_model(
     };
     Ok(webhook_delivery::ActiveModel {
         id: Set(record.id),
-        organization_id: Set(delivery.organization_id),
-        project_id: Set(delivery.project_id),
         integration_id: Set(record.integration_id),
         received_at_ms: Set(to_millis(record.received_at)),
         verdict: Set(record.verdict.as_str().to_owned()),
@@ -211,10 +209,8 @@ const P1: &str = "p1";
 const P1_WITH_REQUEST: &str = "p1r";
 
 /// The columns a listing reads: all but the request and body (`listed`).
-const LISTED: [webhook_delivery::Column; 15] = [
+const LISTED: [webhook_delivery::Column; 13] = [
     webhook_delivery::Column::Id,
-    webhook_delivery::Column::OrganizationId,
-    webhook_delivery::Column::ProjectId,
     webhook_delivery::Column::IntegrationId,
     webhook_delivery::Column::ReceivedAtMs,
     webhook_delivery::Column::Verdict,
@@ -332,6 +328,8 @@ impl Storage {
     /// the request and body of up to `limit` received before `bodies_before`, and deletes up to
     /// `limit` received before `deliveries_before`, each in a write transaction of its own.
     /// Returns (bodies cleared, deliveries deleted); fewer than `limit` of both means done.
+    /// A delivery's project is its integration's (m0036); the deliveries of a deleted
+    /// integration are in no project's, so under the server's retention.
     pub async fn prune_webhook_deliveries(
         &self,
         projects: &DeliveryProjects,
@@ -341,6 +339,7 @@ impl Storage {
     ) -> Result<(u64, u64), Error> {
         let context = "pruning webhook deliveries";
         let backend = self.db.get_database_backend();
+        let integrations = self.integrations_of(projects.projects()).await?;
         let batch = |before: DateTime<Utc>, with_body: bool| {
             let mut select = Query::select();
             select
@@ -354,14 +353,13 @@ impl Storage {
                     webhook_delivery::Column::ReceivedAtMs.gte(to_millis(deliveries_before)),
                 );
             }
+            let ids = integrations.iter().copied();
             match projects {
-                DeliveryProjects::Only(project) => {
-                    select.and_where(webhook_delivery::Column::ProjectId.eq(*project));
+                DeliveryProjects::Only(_) => {
+                    select.and_where(webhook_delivery::Column::IntegrationId.is_in(ids));
                 }
-                DeliveryProjects::AllBut(projects) if !projects.is_empty() => {
-                    select.and_where(
-                        webhook_delivery::Column::ProjectId.is_not_in(projects.iter().copied()),
-                    );
+                DeliveryProjects::AllBut(_) if !integrations.is_empty() => {
+                    select.and_where(webhook_delivery::Column::IntegrationId.is_not_in(ids));
                 }
                 DeliveryProjects::AllBut(_) => {}
             }
@@ -397,13 +395,23 @@ impl Storage {
     }
 }
 
-/// Whose deliveries a pruning batch reads.
+/// Whose deliveries a pruning batch reads: projects, each as (organization, project).
 #[derive(Clone, Debug)]
 pub enum DeliveryProjects {
     /// One project with a retention of its own.
-    Only(Uuid),
+    Only((Uuid, Uuid)),
     /// Every project but these (those with their own), under the server's settings.
-    AllBut(Vec<Uuid>),
+    AllBut(Vec<(Uuid, Uuid)>),
+}
+
+impl DeliveryProjects {
+    /// The projects named.
+    fn projects(&self) -> &[(Uuid, Uuid)] {
+        match self {
+            DeliveryProjects::Only(project) => std::slice::from_ref(project),
+            DeliveryProjects::AllBut(projects) => projects,
+        }
+    }
 }
 
 #[derive(Debug, sea_orm::FromQueryResult)]

@@ -115,6 +115,38 @@ impl Storage {
         self.with_secret_metadata(models, now).await
     }
 
+    /// The ids of every integration of `projects`, each (organization, project)
+    /// (`integrations_by_project`).
+    pub(super) async fn integrations_of(
+        &self,
+        projects: &[(Uuid, Uuid)],
+    ) -> Result<Vec<Uuid>, Error> {
+        let context = "listing the integrations of projects";
+        let mut ids = Vec::new();
+        for chunk in projects.chunks(super::datapoints::LOOKUP_CHUNK_KEYS / 2) {
+            let owned =
+                chunk.iter().fold(sea_orm::Condition::any(), |any, (organization, project)| {
+                    any.add(
+                        sea_orm::Condition::all()
+                            .add(integration::Column::OrganizationId.eq(organization.to_string()))
+                            .add(integration::Column::ProjectId.eq(project.to_string())),
+                    )
+                });
+            let found: Vec<String> = integration::Entity::find()
+                .select_only()
+                .column(integration::Column::Id)
+                .filter(owned)
+                .into_tuple()
+                .all(&self.db)
+                .await
+                .map_err(db_error(context))?;
+            for id in found {
+                ids.push(Uuid::parse_str(&id).map_err(|error| Error::internal(context, error))?);
+            }
+        }
+        Ok(ids)
+    }
+
     pub async fn update_integration(
         &self,
         organization_id: Uuid,

@@ -823,6 +823,12 @@ pub mod testing {
         super::migrations::Migrator::down(&storage.db, Some(undone)).await.unwrap();
     }
 
+    /// Runs every migration not run yet.
+    pub async fn migrate_up(storage: &Storage) {
+        use sea_orm_migration::MigratorTrait;
+        super::migrations::Migrator::up(&storage.db, None).await.unwrap();
+    }
+
     /// `id` as a literal of a column that holds ids as 16 bytes (m0029): a blob on SQLite, a
     /// quoted `uuid` on PostgreSQL.
     pub fn id_literal(storage: &Storage, id: uuid::Uuid) -> String {

@@ -140,11 +140,10 @@ fn fill_sql(rows: usize, postgres: bool, words: &str, zebra_words: &str) -> Stri
          CROSS JOIN (SELECT * FROM datapoints WHERE call_id = '{TEMPLATE}') AS t \
          CROSS JOIN (SELECT * FROM datapoints WHERE call_id = '{ZEBRA_TEMPLATE}') AS z \
          CROSS JOIN (SELECT * FROM datapoints WHERE call_id = '{WEBHOOK_TEMPLATE}') AS w;\n\
-         INSERT INTO webhook_deliveries (id, organization_id, project_id, integration_id, \
+         INSERT INTO webhook_deliveries (id, integration_id, \
          received_at_ms, verdict, http_status, event_type, call_id, body_sha256, error, \
          error_message, ingest_id, authenticated, request_json, body, body_encoding) \
-         SELECT {delivery_id}, w.organization_id, w.project_id, w.integration_id, \
-         w.received_at_ms, \
+         SELECT {delivery_id}, w.integration_id, w.received_at_ms, \
          w.verdict, w.http_status, w.event_type, 'call-' || n.i, w.body_sha256, w.error, \
          w.error_message, NULL, w.authenticated, w.request_json, w.body, w.body_encoding \
          FROM {numbers} \

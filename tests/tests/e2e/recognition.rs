@@ -10,6 +10,7 @@ use earshot_e2e::client::{
 use earshot_e2e::process::ServerProcess;
 use earshot_proto::v1 as pb;
 use earshot_proto::v1::ingest_service_client::IngestServiceClient;
+use earshot_proto::v1::integration_service_client::IntegrationServiceClient;
 
 fn conversation(call_id: &str) -> pb::Conversation {
     pb::Conversation {
@@ -197,6 +198,36 @@ async fn twilio_recording_callbacks_are_fetched_with_basic_auth_and_transcribed(
     );
     let (status, again) = post(params("completed"), TWILIO_TOKEN).await;
     assert_eq!((status, again["status"].as_str()), (200, Some("duplicate")));
+    // A replay checks the signature again, over the URL as the sender called it: the delivery
+    // log keeps the URL without the integration's public id, and puts it back.
+    let mut integrations = IntegrationServiceClient::new(server.channel().await);
+    let listed = integrations
+        .list_webhook_deliveries(authed(
+            pb::ListWebhookDeliveriesRequest {
+                integration_id: integration.id.clone(),
+                verdict: pb::DeliveryVerdict::Accepted as i32,
+                ..Default::default()
+            },
+            &server.admin_key,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let replay = pb::ReplayWebhookDeliveryRequest {
+        integration_id: integration.id.clone(),
+        delivery_id: listed.deliveries[0].id.clone(),
+    };
+    let replayed = integrations
+        .replay_webhook_delivery(authed(replay, &server.admin_key))
+        .await
+        .unwrap()
+        .into_inner()
+        .delivery
+        .unwrap();
+    assert_eq!(
+        (replayed.verdict, replayed.http_status, replayed.error.as_str()),
+        (pb::DeliveryVerdict::Duplicate as i32, 200, "")
+    );
 
     // No transcript: the recording is fetched, stored and transcribed, one channel a speaker.
     let datapoint =

@@ -38,6 +38,7 @@ mod m0032_dedup_by_call;
 mod m0033_documents_against_bodies;
 mod m0034_ingests_by_project;
 mod m0035_ordered_by_rowid;
+mod m0036_deliveries_of_integrations;
 
 use sea_orm_migration::prelude::*;
 
@@ -83,6 +84,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0033_documents_against_bodies::Migration),
             Box::new(m0034_ingests_by_project::Migration),
             Box::new(m0035_ordered_by_rowid::Migration),
+            Box::new(m0036_deliveries_of_integrations::Migration),
         ]
     }
 }
