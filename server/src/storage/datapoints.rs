@@ -269,7 +269,7 @@ impl Storage {
         let context = "searching by context token";
         let backend = self.db.get_database_backend();
         let mut ids = Vec::new();
-        for statement in context_token_statements(organization_id, token) {
+        for statement in context_token_statements(organization_id, token, backend) {
             for row in
                 self.db.query_all_raw(backend.build(&statement)).await.map_err(db_error(context))?
             {
@@ -566,7 +566,17 @@ pub(super) fn search_part(
             Expr::col((datapoint::Entity, column))
         }
     };
-    let mut condition = Condition::all().add(column(Column::OrganizationId).eq(organization_id));
+    // A call id's calls and an integration's are found by indexes that do not hold the
+    // organization (m0037): on SQLite, the organization is written `+column` there too, or the
+    // organization's ordering index, rated alike, may be walked instead.
+    let organization = if (query.call_id.is_some() || query.integration_id.is_some())
+        && backend == DbBackend::Sqlite
+    {
+        Expr::cust(r#"+"datapoints"."organization_id""#)
+    } else {
+        column(Column::OrganizationId)
+    };
+    let mut condition = Condition::all().add(organization.eq(organization_id));
     if let Some(project_id) = query.project_id {
         // A filter with an ordering index of its own is walked, by organization, and the
         // project checked on each call: without statistics, SQLite rates that index and the
@@ -852,18 +862,27 @@ pub(super) fn text_matches_statement(
 pub(super) fn context_token_statements(
     organization_id: Uuid,
     token: &str,
+    backend: DbBackend,
 ) -> [sea_orm::sea_query::SelectStatement; 2] {
     use datapoint::Column;
     let own = Condition::all()
         .add(Column::ContextToken.eq(token))
-        .add(Expr::cust(r#""datapoints"."context_token" <> ''"#));
-    let the_call_id =
-        Condition::all().add(Column::CallId.eq(token)).add(Column::ContextToken.eq(""));
+        .add(Expr::cust(r#""datapoints"."context_token" <> ''"#))
+        .add(Column::OrganizationId.eq(organization_id));
+    // `datapoints_unique_call` does not hold the organization (m0037): on SQLite it is written
+    // `+column`, or an ordering index of the organization's, rated alike, may be walked instead.
+    let organization = match backend {
+        DbBackend::Sqlite => Expr::cust(r#"+"datapoints"."organization_id""#),
+        _ => Expr::col((datapoint::Entity, Column::OrganizationId)),
+    };
+    let the_call_id = Condition::all()
+        .add(Column::CallId.eq(token))
+        .add(Column::ContextToken.eq(""))
+        .add(organization.eq(organization_id));
     [own, the_call_id].map(|form| {
         Query::select()
             .column((datapoint::Entity, Column::Id))
             .from(datapoint::Entity)
-            .and_where(Column::OrganizationId.eq(organization_id))
             .cond_where(form)
             .limit(RARE_TEXT_MATCHES as u64)
             .to_owned()

@@ -244,9 +244,13 @@ async fn every_filter_is_read_through_its_index() {
     // A context token: the calls of each form are listed from their own index (m0030).
     let indexes = [
         "INDEX datapoints_by_own_context_token (organization_id=? AND context_token=?)",
-        "INDEX datapoints_unique_call (organization_id=? AND call_id=?)",
+        "INDEX datapoints_unique_call (call_id=?)",
     ];
-    let statements = super::datapoints::context_token_statements(organization, "session-7");
+    let statements = super::datapoints::context_token_statements(
+        organization,
+        "session-7",
+        sea_orm::DbBackend::Sqlite,
+    );
     for (statement, index) in statements.iter().zip(indexes) {
         let plan = sqlite_plan(&storage, sea_orm::DbBackend::Sqlite.build(statement)).await;
         assert!(plan.iter().any(|step| step.contains(index)), "{plan:?}");
@@ -394,6 +398,73 @@ async fn pages_follow_the_time_of_each_call() {
     for garbage in ["!!!", "AAAA"] {
         let error = DatapointCursor::from_token(garbage).unwrap_err();
         assert_eq!(error.field_violations()[0].field, "page_token");
+    }
+}
+
+/// A call id's calls and an integration's are found through indexes that do not hold the
+/// organization (m0037), and only the organization's: another organization's call of the same
+/// id, naming the same integration id, is not. Down, the indexes hold the organization again;
+/// up, the same calls are found.
+#[tokio::test]
+async fn call_ids_and_integrations_find_only_the_organizations_calls() {
+    use crate::model::commit::IngestWrite;
+    use crate::storage::ingest_tests::new_ingest;
+
+    let storage = super::testing::storage().await;
+    let now = Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap();
+    let (mine, theirs, integration) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let mut stored = Vec::new();
+    for organization in [mine, theirs] {
+        let mut ingest = new_ingest(organization, Uuid::now_v7(), "shared");
+        // No token of its own: the call id is its token.
+        ingest.conversation.context_token.clear();
+        ingest.conversation.integration_id = Some(integration);
+        stored.push(ingest.id);
+        let write = IngestWrite { ingests: vec![ingest], ..Default::default() };
+        let settings = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
+        storage.commit_ingest_writes(&[&write], settings, now).await.unwrap();
+    }
+    let found = |query: DatapointQuery| {
+        let storage = &storage;
+        async move {
+            let page = storage.search_datapoints(mine, &query).await.unwrap();
+            page.iter().map(|view| view.datapoint.id).collect::<Vec<_>>()
+        }
+    };
+    let columns = |index: &'static str| {
+        let storage = &storage;
+        async move {
+            use sea_orm::ConnectionTrait;
+            let sql = format!("SELECT name FROM pragma_index_info('{index}') ORDER BY seqno");
+            let statement = sea_orm::Statement::from_string(sea_orm::DbBackend::Sqlite, sql);
+            let rows = storage.db.query_all_raw(statement).await.unwrap();
+            rows.iter().map(|row| row.try_get::<String>("", "name").unwrap()).collect::<Vec<_>>()
+        }
+    };
+    let sqlite = storage.db.get_database_backend() == sea_orm::DbBackend::Sqlite;
+    let page = DatapointQuery { page_size: 10, ..DatapointQuery::default() };
+    for state in ["up", "down", "again"] {
+        match state {
+            "down" => {
+                super::testing::migrate_down_through(&storage, "m0037_calls_by_their_own_keys")
+                    .await;
+            }
+            "again" => super::testing::migrate_up(&storage).await,
+            _ => {}
+        }
+        if sqlite {
+            let holds = columns("datapoints_unique_call").await.contains(&"organization_id".into());
+            assert_eq!(holds, state == "down", "{state}");
+            let holds =
+                columns("datapoints_by_integration").await.contains(&"organization_id".into());
+            assert_eq!(holds, state == "down", "{state}");
+        }
+        let by_call = DatapointQuery { call_id: Some("shared".into()), ..page.clone() };
+        assert_eq!(found(by_call).await, [stored[0]], "{state}");
+        let by_integration = DatapointQuery { integration_id: Some(integration), ..page.clone() };
+        assert_eq!(found(by_integration).await, [stored[0]], "{state}");
+        let by_token = DatapointQuery { context_token: Some("shared".into()), ..page.clone() };
+        assert_eq!(found(by_token).await, [stored[0]], "{state}");
     }
 }
 

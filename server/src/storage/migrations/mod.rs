@@ -39,6 +39,7 @@ mod m0033_documents_against_bodies;
 mod m0034_ingests_by_project;
 mod m0035_ordered_by_rowid;
 mod m0036_deliveries_of_integrations;
+mod m0037_calls_by_their_own_keys;
 
 use sea_orm_migration::prelude::*;
 
@@ -85,6 +86,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0034_ingests_by_project::Migration),
             Box::new(m0035_ordered_by_rowid::Migration),
             Box::new(m0036_deliveries_of_integrations::Migration),
+            Box::new(m0037_calls_by_their_own_keys::Migration),
         ]
     }
 }
