@@ -125,7 +125,7 @@ fn fill_sql(rows: usize, postgres: bool, words: &str, zebra_words: &str) -> Stri
          transcript_search, audio_id, started_at_ms, ended_at_ms, duration_ms, occurred_at_ms, \
          from_number, to_number, direction, analysis_json, cost_usd, tags_json, metadata_json, \
          metrics_json, created_at_ms, updated_at_ms, verdict_successful, verdict_sentiment, \
-         open_issues, document) \
+         open_issues, integration_id, document) \
          SELECT {id}, t.organization_id, t.project_id, \
          CASE WHEN n.i % 100 = 0 THEN 'bland' ELSE 'retell' END, 'call-' || n.i, \
          CASE WHEN n.i % 2 = 0 THEN 'ctx-' || n.i ELSE '' END, \
@@ -135,7 +135,8 @@ fn fill_sql(rows: usize, postgres: bool, words: &str, zebra_words: &str) -> Stri
          NULL, {at}, {at} + 60000, 60000, {at}, t.from_number, t.to_number, t.direction, \
          t.analysis_json, t.cost_usd, t.tags_json, t.metadata_json, t.metrics_json, {at}, {at}, \
          n.i % 100 <> 3, CASE WHEN n.i % 20 = 5 THEN 'negative' ELSE 'neutral' END, \
-         CASE WHEN n.i % 1000 = 11 THEN 1 ELSE 0 END, {document} \
+         CASE WHEN n.i % 1000 = 11 THEN 1 ELSE 0 END, \
+         CASE WHEN n.i % 100 = 1 THEN w.integration_id END, {document} \
          FROM {numbers} \
          CROSS JOIN (SELECT * FROM datapoints WHERE call_id = '{TEMPLATE}') AS t \
          CROSS JOIN (SELECT * FROM datapoints WHERE call_id = '{ZEBRA_TEMPLATE}') AS z \
@@ -181,7 +182,7 @@ fn fill_sql(rows: usize, postgres: bool, words: &str, zebra_words: &str) -> Stri
 }
 
 /// The searches timed, by name, on a database of `rows` calls.
-fn searches(rows: usize) -> Vec<(&'static str, pb::SearchDatapointsRequest)> {
+fn searches(rows: usize, integration_id: &str) -> Vec<(&'static str, pb::SearchDatapointsRequest)> {
     let page = pb::SearchDatapointsRequest { page_size: 100, ..Default::default() };
     let middle = FIRST_MS + SPAN_MS / 2;
     let time = |ms: i64| prost_types::Timestamp { seconds: ms / 1000, nanos: 0 };
@@ -224,6 +225,18 @@ fn searches(rows: usize) -> Vec<(&'static str, pb::SearchDatapointsRequest)> {
             "provider (1 %), the page after the middle call",
             pb::SearchDatapointsRequest {
                 provider: "bland".into(),
+                page_token: after_middle.clone(),
+                ..page.clone()
+            },
+        ),
+        (
+            "integration (1 %)",
+            pb::SearchDatapointsRequest { integration_id: integration_id.into(), ..page.clone() },
+        ),
+        (
+            "integration (1 %), the page after the middle call",
+            pb::SearchDatapointsRequest {
+                integration_id: integration_id.into(),
                 page_token: after_middle,
                 ..page.clone()
             },
@@ -342,8 +355,9 @@ async fn drop_postgres_database(data_dir: &Path) {
         .await;
 }
 
-/// A server whose database holds `rows` calls, and how long filling it took.
-async fn filled_server(directory: &Path, rows: usize) -> (ServerProcess, String, Duration) {
+/// A server whose database holds `rows` calls, the integration that delivered the webhook
+/// template (and names 1 % of the calls), and how long filling it took.
+async fn filled_server(directory: &Path, rows: usize) -> (ServerProcess, String, String, Duration) {
     let data_dir = server_dir(directory, rows);
     let env = [("EARSHOT_ASR__ENABLED", "false")];
     let first = ServerProcess::start_in(&data_dir, &env).await;
@@ -357,7 +371,7 @@ async fn filled_server(directory: &Path, rows: usize) -> (ServerProcess, String,
         ))
         .await
         .unwrap();
-    deliver_webhook_template(&first, &key).await;
+    let integration_id = deliver_webhook_template(&first, &key).await;
     first.stop().await;
 
     let url = earshot_e2e::storage_env(&data_dir)
@@ -373,12 +387,13 @@ async fn filled_server(directory: &Path, rows: usize) -> (ServerProcess, String,
     let mut server = ServerProcess::start_in(&data_dir, &env).await;
     server.admin_key = key.clone();
     server.project_id = project_id;
-    (server, key, filled_in)
+    (server, key, integration_id, filled_in)
 }
 
 /// Delivers `WEBHOOK_TEMPLATE` (`TEMPLATE`'s one turn and tag) to a new Standard Webhooks
-/// integration of `server`, signed, and waits until its datapoint is found.
-async fn deliver_webhook_template(server: &ServerProcess, key: &str) {
+/// integration of `server`, signed, waits until its datapoint is found, and returns the
+/// integration's id.
+async fn deliver_webhook_template(server: &ServerProcess, key: &str) -> String {
     let integration = earshot_e2e::client::create_integration(
         server,
         pb::Provider::Webhook,
@@ -431,6 +446,7 @@ async fn deliver_webhook_template(server: &ServerProcess, key: &str) {
         assert!(tries < 100, "the webhook template was not stored");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    integration.id
 }
 
 /// The median and the slowest of `RUNS` runs of `request`, and how many it found.
@@ -462,11 +478,11 @@ async fn main() {
     let directory = kept.as_deref().unwrap_or(temporary.path());
     let mut results = Vec::new();
     for count in [baseline, rows] {
-        let (server, key, filled_in) = filled_server(directory, count).await;
+        let (server, key, integration_id, filled_in) = filled_server(directory, count).await;
         println!("{count} calls stored by bulk SQL in {:.1} s", filled_in.as_secs_f64());
         let mut client = DatapointServiceClient::new(server.channel().await);
         let mut timings = Vec::new();
-        for (name, request) in searches(count) {
+        for (name, request) in searches(count, &integration_id) {
             timings.push((name, time_search(&mut client, &key, &request).await));
         }
         results.push(timings);
