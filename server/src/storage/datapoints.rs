@@ -85,7 +85,7 @@ impl Storage {
             }
         }
         let mut batch = Batch::new(backend);
-        write_datapoints(&mut batch, models, search_rows)?;
+        write_datapoints(&mut batch, models, search_rows);
         let datapoints: Vec<&Datapoint> = finished.iter().map(|result| result.datapoint).collect();
         let stored_before: std::collections::HashSet<Uuid> = finished
             .iter()
@@ -294,17 +294,38 @@ impl Storage {
             return Ok(None);
         }
         let context = "searching tags";
-        let ids: Vec<Uuid> = datapoint_tag::Entity::find()
-            .select_only()
-            .column(datapoint_tag::Column::DatapointId)
+        let backend = self.db.get_database_backend();
+        let mut select = Query::select();
+        select
             .distinct()
-            .filter(datapoint_tag::Column::OrganizationId.eq(organization_id))
-            .filter(datapoint_tag::Column::Tag.is_in(query.tags_any.iter().cloned()))
-            .limit(RARE_TEXT_MATCHES as u64)
-            .into_tuple()
-            .all(&self.db)
+            .from(datapoint_tag::Entity)
+            .and_where(
+                Expr::col((datapoint_tag::Entity, datapoint_tag::Column::OrganizationId))
+                    .eq(organization_id),
+            )
+            .and_where(
+                Expr::col((datapoint_tag::Entity, datapoint_tag::Column::Tag))
+                    .is_in(query.tags_any.iter().cloned()),
+            )
+            .limit(RARE_TEXT_MATCHES as u64);
+        match backend {
+            DbBackend::Postgres => select.expr_as(
+                Expr::col((datapoint_tag::Entity, datapoint_tag::Column::DatapointId)),
+                sea_orm::sea_query::Alias::new("id"),
+            ),
+            // The rows name their calls by rowid (m0038): the ids are the datapoints'.
+            _ => select
+                .column((datapoint::Entity, datapoint::Column::Id))
+                .inner_join(datapoint::Entity, names_the_call(datapoint_tag::Entity, backend)),
+        };
+        let ids = self
+            .db
+            .query_all_raw(backend.build(&select))
             .await
-            .map_err(db_error(context))?;
+            .map_err(db_error(context))?
+            .iter()
+            .map(|row| row.try_get::<Uuid>("", "id").map_err(db_error(context)))
+            .collect::<Result<Vec<Uuid>, Error>>()?;
         Ok((ids.len() < RARE_TEXT_MATCHES).then_some(TextFilter::Among(ids)))
     }
 
@@ -636,12 +657,12 @@ pub(super) fn search_part(
         _ => &query.tags_all[..],
     };
     for tag in tags_all {
-        condition = condition.add(has_tags(std::slice::from_ref(tag)));
+        condition = condition.add(has_tags(std::slice::from_ref(tag), backend));
     }
     // The only tag of `tags_any` drives the search when no tag must be there.
     let any_drives = matches!(drive, Some(Drive::Tag(_))) && query.tags_all.is_empty();
     if !query.tags_any.is_empty() && !any_drives {
-        condition = condition.add(has_tags(&query.tags_any));
+        condition = condition.add(has_tags(&query.tags_any, backend));
     }
     let pairs = match drive {
         Some(Drive::Pair(..)) => &query.metadata_equals[1..],
@@ -662,10 +683,7 @@ pub(super) fn search_part(
                 Expr::col((datapoint_metadata::Entity, datapoint_metadata::Column::OccurredAtMs))
                     .equals((datapoint::Entity, datapoint::Column::OccurredAtMs)),
             )
-            .and_where(
-                Expr::col((datapoint_metadata::Entity, datapoint_metadata::Column::DatapointId))
-                    .equals((datapoint::Entity, datapoint::Column::Id)),
-            )
+            .and_where(names_the_call(datapoint_metadata::Entity, backend))
             .to_owned();
         condition = condition.add(Expr::exists(matching));
     }
@@ -716,8 +734,10 @@ pub(super) fn search_part(
     let monitor = query.monitor_id.map(|id| id.to_string()).unwrap_or_default();
     let mut select = datapoint::Entity::find();
     // On SQLite, a walk of the datapoints' own ordering indexes breaks a millisecond's ties by
-    // rowid, which ends each of their entries (m0035); PostgreSQL's end with the id.
-    let by_rowid = backend == DbBackend::Sqlite && drive.is_none();
+    // rowid, which ends each of their entries (m0035), and so does a walk of tag or metadata
+    // rows, which name their call by rowid (m0038); PostgreSQL's end with the id.
+    let by_rowid = backend == DbBackend::Sqlite
+        && matches!(drive, None | Some(Drive::Tag(_) | Drive::Pair(..)));
     let (time, id) = match drive {
         None => (
             Expr::col((datapoint::Entity, datapoint::Column::OccurredAtMs)),
@@ -771,9 +791,14 @@ pub(super) fn search_part(
                     vec![(monitor_datapoint::Column::MonitorId.into_iden(), monitor.into())],
                 ),
             };
+            // Tag and metadata rows name their call by rowid on SQLite (m0038).
+            let (id, datapoint_key) = if by_rowid {
+                (Alias::new(CALL_ROWID).into_iden(), Alias::new("rowid").into_iden())
+            } else {
+                (id, datapoint::Column::Id.into_iden())
+            };
             let mut on_rows = Condition::all().add(
-                Expr::col((alias.clone(), id.clone()))
-                    .equals((datapoint::Entity, datapoint::Column::Id)),
+                Expr::col((alias.clone(), id.clone())).equals((datapoint::Entity, datapoint_key)),
             );
             for (column, value) in matches {
                 on_rows = on_rows.add(Expr::col((alias.clone(), column)).eq(value));
@@ -946,7 +971,7 @@ impl<'a> Drive<'a> {
 /// The datapoint has one of `tags`: a seek of each tag's row by the whole key of the searches'
 /// index (organization, tag, the call's time, the call), which SQLite keeps as the table's own
 /// key (m0027) and PostgreSQL as `datapoint_tags_by_organization_tag`.
-fn has_tags(tags: &[String]) -> sea_orm::sea_query::SimpleExpr {
+fn has_tags(tags: &[String], backend: DbBackend) -> sea_orm::sea_query::SimpleExpr {
     let tagged = Query::select()
         .expr(Expr::val(1))
         .from(datapoint_tag::Entity)
@@ -959,12 +984,23 @@ fn has_tags(tags: &[String]) -> sea_orm::sea_query::SimpleExpr {
             Expr::col((datapoint_tag::Entity, datapoint_tag::Column::OccurredAtMs))
                 .equals((datapoint::Entity, datapoint::Column::OccurredAtMs)),
         )
-        .and_where(
-            Expr::col((datapoint_tag::Entity, datapoint_tag::Column::DatapointId))
-                .equals((datapoint::Entity, datapoint::Column::Id)),
-        )
+        .and_where(names_the_call(datapoint_tag::Entity, backend))
         .to_owned();
     Expr::exists(tagged)
+}
+
+/// A tag or metadata row (of `table`) names the datapoint of the search: by its rowid on SQLite
+/// (m0038), by its id on PostgreSQL.
+fn names_the_call(
+    table: impl IntoIden + Copy,
+    backend: DbBackend,
+) -> sea_orm::sea_query::SimpleExpr {
+    match backend {
+        DbBackend::Postgres => Expr::col((table, datapoint_tag::Column::DatapointId))
+            .equals((datapoint::Entity, datapoint::Column::Id)),
+        _ => Expr::col((table, sea_orm::sea_query::Alias::new(CALL_ROWID)))
+            .equals((datapoint::Entity, sea_orm::sea_query::Alias::new("rowid"))),
+    }
 }
 
 /// A finished ingest job and the datapoint it produced, for `Storage::finish_ingests`.
@@ -988,7 +1024,7 @@ fn write_datapoints(
     batch: &mut Batch,
     mut models: Vec<datapoint::ActiveModel>,
     mut rows: SearchRows,
-) -> Result<(), Error> {
+) {
     if batch.backend() == DbBackend::Postgres {
         let mut words: std::collections::HashMap<Uuid, String> =
             std::mem::take(&mut rows.words).into_iter().collect();
@@ -999,7 +1035,7 @@ fn write_datapoints(
         }
     }
     upsert_datapoints(batch, models);
-    rows.replace(batch)
+    rows.replace(batch);
 }
 
 /// Inserts new datapoints and overwrites existing ones (by id) with multi-row
@@ -1258,7 +1294,7 @@ pub(super) async fn store_at_intake(
             }
         }
     }
-    write_datapoints(batch, models, rows)?;
+    write_datapoints(batch, models, rows);
     if let Some(first) = calls.first() {
         let datapoints: Vec<&Datapoint> = merged.iter().map(Merged::datapoint).collect();
         let prepared = super::monitors::Prepared::read(connection, &datapoints, context).await?;
@@ -1287,10 +1323,11 @@ struct SearchRows {
     /// key, from `forgotten`.
     replaced: Vec<Uuid>,
     /// The earlier tag and metadata rows of `replaced`, as stored (`forget`): SQLite's deletes.
-    forgotten_tags: Vec<datapoint_tag::ActiveModel>,
-    forgotten_pairs: Vec<datapoint_metadata::ActiveModel>,
-    tags: Vec<datapoint_tag::ActiveModel>,
-    pairs: Vec<datapoint_metadata::ActiveModel>,
+    forgotten: Vec<LabelRow>,
+    /// The rowids of `replaced` datapoints deleted before their rows are (`forget_search_rows`);
+    /// the others' are read by id in the deletes.
+    rowids: std::collections::HashMap<Uuid, i64>,
+    labels: Vec<LabelRow>,
     /// Each datapoint's id and `transcript_search_text`.
     words: Vec<(Uuid, String)>,
 }
@@ -1306,120 +1343,226 @@ impl SearchRows {
             .iter()
             .map(|datapoint| (datapoint.id, datapoint.transcript_search_text()))
             .collect();
-        Self {
-            replaced,
-            forgotten_tags: Vec::new(),
-            forgotten_pairs: Vec::new(),
-            tags: tag_rows(datapoints),
-            pairs: metadata_rows(datapoints),
-            words,
-        }
+        Self { replaced, labels: label_rows(datapoints), words, ..Self::default() }
     }
 
     /// Deletes, before the new rows, the tag and metadata rows that `stored` (datapoints as
     /// stored before this write) have.
     fn forget(&mut self, stored: &[&Datapoint]) {
-        self.forgotten_tags.extend(tag_rows(stored));
-        self.forgotten_pairs.extend(metadata_rows(stored));
+        self.forgotten.extend(label_rows(stored));
     }
 
     fn extend(&mut self, other: SearchRows) {
         self.replaced.extend(other.replaced);
-        self.forgotten_tags.extend(other.forgotten_tags);
-        self.forgotten_pairs.extend(other.forgotten_pairs);
-        self.tags.extend(other.tags);
-        self.pairs.extend(other.pairs);
+        self.forgotten.extend(other.forgotten);
+        self.rowids.extend(other.rowids);
+        self.labels.extend(other.labels);
         self.words.extend(other.words);
     }
 
     /// Deletes the earlier rows: on PostgreSQL a delete per table and chunk of `replaced`, on
-    /// SQLite a delete per forgotten row.
-    fn delete_earlier(&mut self, batch: &mut Batch) -> Result<(), Error> {
+    /// SQLite a delete per forgotten row, by its whole key.
+    fn delete_earlier(&mut self, batch: &mut Batch) {
         if batch.backend() == DbBackend::Postgres {
             delete_rows_by_datapoint(batch, &self.replaced);
-            return Ok(());
+            return;
         }
-        for tag in std::mem::take(&mut self.forgotten_tags) {
-            batch.push(&delete_by_key(tag)?);
+        for row in std::mem::take(&mut self.forgotten) {
+            let rowid = self.rowids.get(&row.datapoint_id).copied();
+            batch.push_statement(row.delete_by_rowid(rowid));
         }
-        for pair in std::mem::take(&mut self.forgotten_pairs) {
-            batch.push(&delete_by_key(pair)?);
-        }
-        Ok(())
     }
 
     /// Replaces the datapoints' rows (`delete_earlier`, then multi-row inserts).
-    fn replace(mut self, batch: &mut Batch) -> Result<(), Error> {
-        self.delete_earlier(batch)?;
-        batch.insert_rows(self.tags, None);
-        batch.insert_rows(self.pairs, None);
-        if batch.backend() != DbBackend::Postgres {
-            for chunk in self.words.chunks(INSERT_WORDS_ROWS) {
-                batch.push_statement(index_words(batch.backend(), chunk));
+    fn replace(mut self, batch: &mut Batch) {
+        self.delete_earlier(batch);
+        if batch.backend() == DbBackend::Postgres {
+            let (tags, pairs): (Vec<_>, Vec<_>) =
+                self.labels.into_iter().partition(|row| matches!(row.label, Label::Tag(_)));
+            batch.insert_rows(tags.into_iter().filter_map(LabelRow::tag_model).collect(), None);
+            batch.insert_rows(pairs.into_iter().filter_map(LabelRow::pair_model).collect(), None);
+            return;
+        }
+        for table in [Label::TAGS, Label::PAIRS] {
+            let rows: Vec<&LabelRow> =
+                self.labels.iter().filter(|row| row.label.table() == table).collect();
+            for chunk in rows.chunks(INSERT_LABEL_ROWS) {
+                batch.push_statement(insert_by_rowid(chunk));
             }
         }
-        Ok(())
+        for chunk in self.words.chunks(INSERT_WORDS_ROWS) {
+            batch.push_statement(index_words(batch.backend(), chunk));
+        }
     }
 }
 
-/// A tag row per tag of each of `datapoints`.
-fn tag_rows(datapoints: &[&Datapoint]) -> Vec<datapoint_tag::ActiveModel> {
+/// A tag or metadata row of a call: what searches filter by (`Label`), with the call's
+/// organization and time before and the call itself after, the tables' key in that order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct LabelRow {
+    organization_id: Uuid,
+    label: Label,
+    occurred_at_ms: i64,
+    datapoint_id: Uuid,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Label {
+    Tag(String),
+    /// A metadata key and its value as text (`metadata_filter_text`).
+    Pair(String, String),
+}
+
+impl Label {
+    const TAGS: &'static str = "datapoint_tags";
+    const PAIRS: &'static str = "datapoint_metadata";
+
+    fn table(&self) -> &'static str {
+        match self {
+            Label::Tag(_) => Self::TAGS,
+            Label::Pair(..) => Self::PAIRS,
+        }
+    }
+
+    /// Its columns in the table's key, after the organization, and their values.
+    fn columns(&self) -> (&'static str, Vec<sea_orm::Value>) {
+        match self {
+            Label::Tag(tag) => ("tag", vec![tag.as_str().into()]),
+            Label::Pair(key, value) => {
+                ("key, value", vec![key.as_str().into(), value.as_str().into()])
+            }
+        }
+    }
+}
+
+/// On SQLite, the column by which tag and metadata rows name their call: its datapoint's rowid
+/// (m0038). PostgreSQL's name its id (`datapoint_id`).
+const CALL_ROWID: &str = "datapoint_rowid";
+
+/// Tag or metadata rows one statement of `insert_by_rowid` inserts.
+const INSERT_LABEL_ROWS: usize = 100;
+
+impl LabelRow {
+    fn tag_model(self) -> Option<datapoint_tag::ActiveModel> {
+        let Label::Tag(tag) = self.label else { return None };
+        Some(datapoint_tag::ActiveModel {
+            datapoint_id: Set(self.datapoint_id),
+            tag: Set(tag),
+            organization_id: Set(self.organization_id),
+            occurred_at_ms: Set(self.occurred_at_ms),
+        })
+    }
+
+    fn pair_model(self) -> Option<datapoint_metadata::ActiveModel> {
+        let Label::Pair(key, value) = self.label else { return None };
+        Some(datapoint_metadata::ActiveModel {
+            datapoint_id: Set(self.datapoint_id),
+            key: Set(key),
+            value: Set(value),
+            organization_id: Set(self.organization_id),
+            occurred_at_ms: Set(self.occurred_at_ms),
+        })
+    }
+
+    /// On SQLite, the delete of this row by the table's whole key (a seek), its call's rowid
+    /// given, or read by the call's id while its datapoint is still there.
+    fn delete_by_rowid(&self, rowid: Option<i64>) -> sea_orm::Statement {
+        let (columns, mut values) = self.label.columns();
+        let matches: String =
+            columns.split(", ").map(|column| format!(" AND {column} = ?")).collect();
+        let call = match rowid {
+            Some(rowid) => {
+                values.push(rowid.into());
+                "?"
+            }
+            None => {
+                values.push(self.datapoint_id.into());
+                "(SELECT rowid FROM datapoints WHERE id = ?)"
+            }
+        };
+        let mut all = vec![self.organization_id.into()];
+        all.append(&mut values);
+        all.insert(all.len() - 1, self.occurred_at_ms.into());
+        sea_orm::Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            format!(
+                "DELETE FROM {} WHERE organization_id = ?{matches} AND occurred_at_ms = ? \
+                 AND {CALL_ROWID} = {call}",
+                self.label.table()
+            ),
+            all,
+        )
+    }
+}
+
+/// On SQLite, the insert of `rows` (of one table), each naming its call by the rowid of its
+/// datapoint, read by id in the same statement (m0038), as `index_words` does for the words.
+fn insert_by_rowid(rows: &[&LabelRow]) -> sea_orm::Statement {
+    let Some(first) = rows.first() else {
+        return sea_orm::Statement::from_string(DbBackend::Sqlite, "SELECT 1");
+    };
+    let (columns, _) = first.label.columns();
+    let count = columns.split(", ").count() + 3;
+    let placeholders = format!("({})", vec!["?"; count].join(", "));
+    let mut values = Vec::with_capacity(rows.len() * count);
+    let mut listed = Vec::with_capacity(rows.len());
+    for row in rows {
+        listed.push(placeholders.as_str());
+        values.push(row.organization_id.into());
+        values.extend(row.label.columns().1);
+        values.push(row.occurred_at_ms.into());
+        values.push(row.datapoint_id.into());
+    }
+    let selected: Vec<String> = (1..count).map(|column| format!("labels.column{column}")).collect();
+    sea_orm::Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        format!(
+            "INSERT INTO {} (organization_id, {columns}, occurred_at_ms, {CALL_ROWID}) \
+             SELECT {}, d.rowid FROM (VALUES {}) AS labels \
+             JOIN datapoints d ON d.id = labels.column{count}",
+            first.label.table(),
+            selected.join(", "),
+            listed.join(", "),
+        ),
+        values,
+    )
+}
+
+/// A tag row per tag, and a metadata row per filterable entry (`metadata_filter_text`), of
+/// each of `datapoints`.
+fn label_rows(datapoints: &[&Datapoint]) -> Vec<LabelRow> {
     datapoints
         .iter()
         .flat_map(|datapoint| {
-            datapoint.tags.iter().map(|tag| datapoint_tag::ActiveModel {
-                datapoint_id: Set(datapoint.id),
-                tag: Set(tag.clone()),
-                organization_id: Set(datapoint.organization_id),
-                occurred_at_ms: Set(to_millis(datapoint.occurred_at())),
-            })
+            let row = |label| LabelRow {
+                organization_id: datapoint.organization_id,
+                label,
+                occurred_at_ms: to_millis(datapoint.occurred_at()),
+                datapoint_id: datapoint.id,
+            };
+            let tags = datapoint.tags.iter().map(move |tag| row(Label::Tag(tag.clone())));
+            let pairs = datapoint.metadata.iter().filter_map(move |(key, value)| {
+                Some(row(Label::Pair(key.clone(), metadata_filter_text(value)?)))
+            });
+            tags.chain(pairs).collect::<Vec<_>>()
         })
         .collect()
 }
 
-/// A metadata row per filterable entry (`metadata_filter_text`) of each of `datapoints`.
-fn metadata_rows(datapoints: &[&Datapoint]) -> Vec<datapoint_metadata::ActiveModel> {
-    datapoints
-        .iter()
-        .flat_map(|datapoint| {
-            datapoint.metadata.iter().filter_map(|(key, value)| {
-                Some(datapoint_metadata::ActiveModel {
-                    datapoint_id: Set(datapoint.id),
-                    key: Set(key.clone()),
-                    value: Set(metadata_filter_text(value)?),
-                    organization_id: Set(datapoint.organization_id),
-                    occurred_at_ms: Set(to_millis(datapoint.occurred_at())),
-                })
-            })
-        })
-        .collect()
-}
-
-/// The delete of `row` by its entity's primary key: for tag and metadata rows, the whole key
-/// of SQLite's table (m0027), a seek.
-fn delete_by_key<A>(row: A) -> Result<sea_orm::sea_query::DeleteStatement, Error>
-where
-    A: sea_orm::ActiveModelTrait,
-{
-    let delete =
-        sea_orm::query::ValidatedDeleteOne::try_from(<A::Entity as EntityTrait>::delete(row))
-            .map_err(db_error("forgetting a call's search rows"))?;
-    Ok(delete.into_query())
-}
-
-/// Deletes, in `batch`, the tag and metadata rows of datapoints about to be deleted: on
-/// PostgreSQL by their `ids`, on SQLite each row by its whole key, from the datapoints as they
-/// were `stored` (m0027).
+/// Deletes, in `batch`, the tag and metadata rows of datapoints just deleted: on PostgreSQL by
+/// their `ids`, on SQLite each row by its whole key, from the datapoints as they were `stored`
+/// and their `rowids` (m0027, m0038).
 pub(super) fn forget_search_rows(
     batch: &mut Batch,
     ids: &[Uuid],
     stored: &[&Datapoint],
-) -> Result<(), Error> {
-    let mut rows = SearchRows { replaced: ids.to_vec(), ..SearchRows::default() };
+    rowids: std::collections::HashMap<Uuid, i64>,
+) {
+    let mut rows = SearchRows { replaced: ids.to_vec(), rowids, ..SearchRows::default() };
     if batch.backend() != DbBackend::Postgres {
         rows.forget(stored);
     }
-    rows.delete_earlier(batch)
+    rows.delete_earlier(batch);
 }
 
 /// On PostgreSQL, the tag and metadata rows of datapoints `ids`, by their primary key's first

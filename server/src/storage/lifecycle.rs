@@ -125,11 +125,12 @@ impl Storage {
         // What is still there (a concurrent deletion may have taken some), as it was stored:
         // SQLite finds a call's tag and metadata rows from its tags (it has no index of them by
         // call, m0027).
+        // And the rowid by which its tag and metadata rows name it (m0038).
         let returning = match backend {
             DbBackend::Postgres => {
                 ReturningClause::Columns(vec![datapoint::Column::Id.into_column_ref()])
             }
-            _ => ReturningClause::All,
+            _ => ReturningClause::Exprs(vec![Expr::cust("*"), Expr::cust("rowid")]),
         };
         let rows = transaction
             .query_all_raw(
@@ -146,6 +147,17 @@ impl Storage {
             .iter()
             .map(|row| row.try_get::<Uuid>("", "id").map_err(db_error(context)))
             .collect::<Result<HashSet<Uuid>, _>>()?;
+        let rowids = match backend {
+            DbBackend::Postgres => std::collections::HashMap::new(),
+            _ => rows
+                .iter()
+                .map(|row| {
+                    let id = row.try_get::<Uuid>("", "id")?;
+                    Ok((id, row.try_get::<i64>("", "rowid")?))
+                })
+                .collect::<Result<_, sea_orm::DbErr>>()
+                .map_err(db_error(context))?,
+        };
         let stored = match backend {
             DbBackend::Postgres => Vec::new(),
             _ => {
@@ -166,7 +178,7 @@ impl Storage {
             let ids: Vec<Uuid> = calls.iter().map(|call| call.datapoint_id).collect();
             let mut batch = super::Batch::new(backend);
             let stored: Vec<&crate::model::datapoints::Datapoint> = stored.iter().collect();
-            super::datapoints::forget_search_rows(&mut batch, &ids, &stored)?;
+            super::datapoints::forget_search_rows(&mut batch, &ids, &stored, rowids);
             // What monitors found on the calls leaves their summaries with them.
             let mut rollups = super::rollups::RollupChanges::default();
             let earlier =

@@ -188,6 +188,21 @@ async fn every_filter_is_read_through_its_index() {
                 assert!(plan.iter().any(|step| step.contains(&read)), "{index} unused: {context}");
                 let sorted = plan.iter().any(|step| step.contains("TEMP B-TREE"));
                 assert_eq!(sorted, index == "datapoints_unique_call", "a sort: {context}");
+                // Tag and metadata rows name their call by rowid (m0038): the call is read by
+                // it, and a cursor is a seek of the rows' own key.
+                if matches!(index, "datapoint_tags" | "datapoint_metadata") {
+                    let by_rowid = "SEARCH datapoints USING INTEGER PRIMARY KEY (rowid=?)";
+                    assert!(plan.iter().any(|step| step == by_rowid), "{context}");
+                    let after = "(occurred_at_ms,datapoint_rowid)<(?,?))";
+                    let seeks = plan.iter().any(|step| step.contains(after));
+                    assert_eq!(seeks, with_cursor, "{context}");
+                }
+                // Every other tag or pair is a probe of its row by the whole key.
+                if name == "a tag that must be there" {
+                    let probe = "SEARCH datapoint_tags EXISTS USING PRIMARY KEY (organization_id=? \
+                                 AND tag=? AND occurred_at_ms=? AND datapoint_rowid=?)";
+                    assert!(plan.iter().any(|step| step.contains(probe)), "{context}");
+                }
                 // After a cursor, the walk of the datapoints' own index starts at the cursor: the
                 // rest of its millisecond by rowid, then the older calls (m0035).
                 let starts = match part {
@@ -506,20 +521,34 @@ async fn calls_of_one_millisecond_are_paged_through_once_each() {
         let storage = &storage;
         async move { storage.get_datapoint(organization, id).await.unwrap().unwrap() }
     };
-    // On SQLite, the ordering index ends with the time after m0035, with the id before it.
-    let ends_with = || {
+    // On SQLite, the ordering index ends with the time after m0035, with the id before it; the
+    // tag rows' key with the call's rowid after m0038, with its id before it.
+    let ends_with = |index: &'static str| {
         let storage = &storage;
         async move {
             use sea_orm::ConnectionTrait;
             let statement = sea_orm::Statement::from_string(
                 sea_orm::DbBackend::Sqlite,
-                "SELECT name FROM pragma_index_info('datapoints_by_occurrence') ORDER BY seqno DESC",
+                format!(
+                    "SELECT name FROM pragma_index_info('{index}') WHERE name IS NOT NULL \
+                     ORDER BY seqno DESC"
+                ),
             );
             let row = storage.db.query_one_raw(statement).await.unwrap().unwrap();
             row.try_get::<String>("", "name").unwrap()
         }
     };
     let sqlite = storage.db.get_database_backend() == sea_orm::DbBackend::Sqlite;
+    // Walked in the datapoints' ordering index, and driven by tag rows and by metadata rows,
+    // which name their calls by rowid on SQLite since m0038.
+    let drives = [
+        DatapointQuery::default(),
+        DatapointQuery { tags_all: vec!["t1".into()], ..Default::default() },
+        DatapointQuery {
+            metadata_equals: vec![("tier".into(), "gold".into())],
+            ..Default::default()
+        },
+    ];
     for (state, with_project) in [("up", false), ("up", true), ("down", false), ("again", true)] {
         match state {
             "down" => {
@@ -537,42 +566,59 @@ async fn calls_of_one_millisecond_are_paged_through_once_each() {
         }
         if sqlite {
             let last = if state == "down" { "id" } else { "occurred_at_ms" };
-            assert_eq!(ends_with().await, last, "{state}");
+            assert_eq!(ends_with("datapoints_by_occurrence").await, last, "{state}");
+            let last = if state == "down" { "datapoint_id" } else { "datapoint_rowid" };
+            let key = "sqlite_autoindex_datapoint_tags_1";
+            assert_eq!(ends_with(key).await, last, "{state}");
         }
-        let query = DatapointQuery {
-            project_id: with_project.then_some(project),
-            page_size: 2,
-            ..Default::default()
-        };
-        let seen = pages(Vec::new(), query.clone()).await;
+        // Down through m0038, the tag and metadata rows name their calls by id, which this
+        // version does not read: they are read again once m0038 has run up again.
+        let drives = if state == "down" { &drives[..1] } else { &drives[..] };
+        for drive in drives {
+            let query = DatapointQuery {
+                project_id: with_project.then_some(project),
+                page_size: 2,
+                ..drive.clone()
+            };
+            let seen = pages(Vec::new(), query.clone()).await;
+            let mut unique = seen.clone();
+            unique.sort();
+            unique.dedup();
+            let context = format!("{state}: {drive:?}");
+            assert_eq!((seen.len(), unique.len()), (days.len(), days.len()), "{context}");
+            let mut times = Vec::new();
+            for id in &seen {
+                times.push(call(*id).await.datapoint.occurred_at());
+            }
+            assert!(times.windows(2).all(|pair| pair[0] >= pair[1]), "{context}: {times:?}");
+        }
+    }
+
+    // A page ends inside the millisecond; its last call is deleted before the next page. Once
+    // for each drive, a call fewer each time.
+    for (deleted, drive) in drives.iter().enumerate() {
+        let query = DatapointQuery { page_size: 2, ..drive.clone() };
+        let first = storage.search_datapoints(organization, &query).await.unwrap();
+        let cursor = DatapointCursor::after(&first[1].datapoint);
+        assert_eq!(
+            first[1].datapoint.occurred_at(),
+            Utc.with_ymd_and_hms(2026, 11, 3, 8, 0, 0).unwrap()
+        );
+        let calls = storage.calls_by_ids(organization, &[cursor.id]).await.unwrap();
+        let deletion = crate::storage::ingest_tests::requested_deletion(organization, now);
+        storage.delete_calls(&calls, &deletion, now).await.unwrap();
+        let first: Vec<Uuid> = first.iter().map(|view| view.datapoint.id).collect();
+        let seen = pages(first, DatapointQuery { before: Some(cursor), ..query }).await;
         let mut unique = seen.clone();
         unique.sort();
         unique.dedup();
-        assert_eq!((seen.len(), unique.len()), (days.len(), days.len()), "each call once");
-        let mut times = Vec::new();
-        for id in &seen {
-            times.push(call(*id).await.datapoint.occurred_at());
-        }
-        assert!(times.windows(2).all(|pair| pair[0] >= pair[1]), "newest first: {times:?}");
+        let calls = days.len() - deleted;
+        assert_eq!(
+            (seen.len(), unique.len()),
+            (calls, calls),
+            "none skipped, none twice: {drive:?}"
+        );
     }
-
-    // A page ends inside the millisecond; its last call is deleted before the next page.
-    let query = DatapointQuery { page_size: 2, ..Default::default() };
-    let first = storage.search_datapoints(organization, &query).await.unwrap();
-    let cursor = DatapointCursor::after(&first[1].datapoint);
-    assert_eq!(
-        first[1].datapoint.occurred_at(),
-        Utc.with_ymd_and_hms(2026, 11, 3, 8, 0, 0).unwrap()
-    );
-    let calls = storage.calls_by_ids(organization, &[cursor.id]).await.unwrap();
-    let deletion = crate::storage::ingest_tests::requested_deletion(organization, now);
-    storage.delete_calls(&calls, &deletion, now).await.unwrap();
-    let first: Vec<Uuid> = first.iter().map(|view| view.datapoint.id).collect();
-    let seen = pages(first, DatapointQuery { before: Some(cursor), ..query }).await;
-    let mut unique = seen.clone();
-    unique.sort();
-    unique.dedup();
-    assert_eq!((seen.len(), unique.len()), (days.len(), days.len()), "none skipped, none twice");
 }
 
 /// Tags and metadata pairs, alone and together, whichever rows drive the search: the same calls,

@@ -107,6 +107,10 @@ fn fill_sql(rows: usize, postgres: bool, words: &str, zebra_words: &str) -> Stri
     // go in by rowid, as the server writes them: read in another order (SQLite picks the index
     // by call id for the `LIKE`), FTS5 stores them in a shape whose lookups by rowid read whole
     // doclists, and a search that checks each call took 5-10 times as long.
+    // How tag and metadata rows name their call: by id on PostgreSQL, by the datapoint's rowid
+    // on SQLite (m0038).
+    let (call, call_value) =
+        if postgres { ("datapoint_id", "d.id") } else { ("datapoint_rowid", "d.rowid") };
     let words_sql = if postgres {
         String::new()
     } else {
@@ -157,21 +161,21 @@ fn fill_sql(rows: usize, postgres: bool, words: &str, zebra_words: &str) -> Stri
          occurred_at_ms, is_issue, monitor_version) \
          SELECT d.id, '{MONITOR_ID}', d.occurred_at_ms, d.open_issues > 0, 1 \
          FROM datapoints d WHERE d.provider = 'bland';\n\
-         INSERT INTO datapoint_tags (datapoint_id, tag, organization_id, occurred_at_ms) \
-         SELECT d.id, 'billing', d.organization_id, d.occurred_at_ms \
+         INSERT INTO datapoint_tags ({call}, tag, organization_id, occurred_at_ms) \
+         SELECT {call_value}, 'billing', d.organization_id, d.occurred_at_ms \
          FROM datapoints d WHERE d.call_id LIKE 'call-%';\n\
-         INSERT INTO datapoint_tags (datapoint_id, tag, organization_id, occurred_at_ms) \
-         SELECT d.id, 'vip', d.organization_id, d.occurred_at_ms \
+         INSERT INTO datapoint_tags ({call}, tag, organization_id, occurred_at_ms) \
+         SELECT {call_value}, 'vip', d.organization_id, d.occurred_at_ms \
          FROM datapoints d WHERE d.call_id LIKE 'call-%' AND d.call_id LIKE '%000';\n\
-         INSERT INTO datapoint_metadata (datapoint_id, key, value, organization_id, \
+         INSERT INTO datapoint_metadata ({call}, key, value, organization_id, \
          occurred_at_ms) \
-         SELECT d.id, 'queue', \
+         SELECT {call_value}, 'queue', \
          CASE WHEN {last_digit} IN ('0', '2', '4', '6', '8', 'a', 'c', 'e') \
          THEN 'sales' ELSE 'billing' END, d.organization_id, d.occurred_at_ms \
          FROM datapoints d WHERE d.call_id LIKE 'call-%';\n\
-         INSERT INTO datapoint_metadata (datapoint_id, key, value, organization_id, \
+         INSERT INTO datapoint_metadata ({call}, key, value, organization_id, \
          occurred_at_ms) \
-         SELECT d.id, 'account', 'acct-' || d.call_id, d.organization_id, \
+         SELECT {call_value}, 'account', 'acct-' || d.call_id, d.organization_id, \
          d.occurred_at_ms FROM datapoints d WHERE d.call_id LIKE 'call-%';\n"
     ) + if postgres {
         // What autovacuum does after a bulk load; the SQLite server keeps no statistics.
