@@ -191,8 +191,8 @@ impl Storage {
         let bases = super::documents::current_bases(&self.db, &mut documents, context).await?;
         let texts = rows
             .iter()
-            .map(|(_, words, document, turns)| {
-                stored_search_text(words, document.as_deref(), &bases, turns)
+            .map(|(id, words, document, turns)| {
+                stored_search_text(*id, words, document.as_deref(), &bases, turns)
             })
             .collect::<Result<Vec<String>, Error>>()?;
         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -1660,6 +1660,7 @@ fn datapoint_active_model(
 /// that still holds them (on PostgreSQL), else made again from its turns, in its `document` or,
 /// written before m0026, its `turns_json`.
 pub(crate) fn stored_search_text(
+    id: Uuid,
     transcript_search: &str,
     document: Option<&[u8]>,
     bases: &Bases,
@@ -1673,7 +1674,7 @@ pub(crate) fn stored_search_text(
         return Ok(transcript_search.to_owned());
     }
     let turns = match document {
-        Some(stored) => super::documents::decode::<Turns>(stored, bases)?.turns,
+        Some(stored) => super::documents::decode::<Turns>(id, stored, bases)?.turns,
         None if turns_json.is_empty() => Vec::new(),
         None => from_json(turns_json)?,
     };
@@ -1710,7 +1711,7 @@ pub(super) fn datapoint_from_model(
 ) -> Result<Datapoint, Error> {
     let context = "reading a datapoint";
     let document = match &model.document {
-        Some(stored) => Document::decode(stored, bases)?,
+        Some(stored) => Document::decode(model.id, stored, bases)?,
         // Written before m0026.
         None => Document {
             turns: from_json(&model.turns_json)?,

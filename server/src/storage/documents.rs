@@ -28,6 +28,10 @@ const DOCUMENT_V2: u8 = 2;
 /// The id of a webhook delivery (16 bytes), then the JSON deflated with `presets::DOCUMENT_1`
 /// followed by that delivery's body as it arrived (`base_preset`).
 const DOCUMENT_V3: u8 = 3;
+/// As `DOCUMENT_V3`, against the body of the delivery of the datapoint's own id, which is not
+/// written (m0039): a webhook call's first write gives its delivery, ingest and datapoint one
+/// id (run 26), and its document 16 bytes less.
+const DOCUMENT_V4: u8 = 4;
 
 /// What a datapoint keeps in `document`. A shipped version is never changed (new fields are
 /// optional); `stored_formats_tests` pins each.
@@ -43,6 +47,9 @@ pub(super) struct Document {
 /// A datapoint's `Document`, borrowed, to encode.
 #[derive(serde::Serialize)]
 pub(super) struct DocumentRef<'a> {
+    /// The datapoint's id: not in the JSON, but what `DOCUMENT_V4` leaves out.
+    #[serde(skip)]
+    pub(super) id: Uuid,
     pub(super) turns: &'a [crate::model::conversation::Turn],
     pub(super) analysis: &'a crate::model::conversation::ProviderExtras,
     pub(super) tags: &'a [String],
@@ -68,6 +75,7 @@ impl<'a> Base<'a> {
 impl<'a> DocumentRef<'a> {
     pub(super) fn of(datapoint: &'a Datapoint) -> Self {
         Self {
+            id: datapoint.id,
             turns: &datapoint.turns,
             analysis: &datapoint.analysis,
             tags: &datapoint.tags,
@@ -77,18 +85,24 @@ impl<'a> DocumentRef<'a> {
     }
 
     /// The version byte, then the JSON deflated (`deflate_within`): against `base` when there
-    /// is one (`DOCUMENT_V3`), else with the document's preset alone (`DOCUMENT_V2`).
+    /// is one (`DOCUMENT_V4` when it is the delivery of the datapoint's own id, else
+    /// `DOCUMENT_V3`), else with the document's preset alone (`DOCUMENT_V2`).
     pub(super) fn encode(&self, base: Option<Base<'_>>) -> Result<Vec<u8>, Error> {
         let json = serde_json::to_vec(self)
             .map_err(|error| Error::internal("encoding a datapoint", error))?;
-        encode_json(&json, base)
+        encode_json(self.id, &json, base)
     }
 }
 
-fn encode_json(json: &[u8], base: Option<Base<'_>>) -> Result<Vec<u8>, Error> {
+/// The document of datapoint `id` holding `json`, as `DocumentRef::encode` writes it.
+fn encode_json(id: Uuid, json: &[u8], base: Option<Base<'_>>) -> Result<Vec<u8>, Error> {
     // Deflate adds at most 5 bytes per 16 KB block it cannot shrink, and its end.
     let mut document = Vec::with_capacity(17 + json.len() + json.len() / 1024 + 64);
     let deflated = match base {
+        Some(base) if base.delivery_id == id => {
+            document.push(DOCUMENT_V4);
+            super::deflate_within(json, &base_preset(base.body), &mut document)
+        }
         Some(base) => {
             document.push(DOCUMENT_V3);
             document.extend_from_slice(base.delivery_id.as_bytes());
@@ -115,10 +129,12 @@ fn base_preset(body: &[u8]) -> Vec<u8> {
     [preset, body].concat()
 }
 
-/// The delivery whose body a stored document was written against (`DOCUMENT_V3`).
-fn base_of(stored: &[u8]) -> Option<Uuid> {
+/// The delivery whose body the stored document of datapoint `id` was written against
+/// (`DOCUMENT_V3`, `DOCUMENT_V4`).
+fn base_of(id: Uuid, stored: &[u8]) -> Option<Uuid> {
     match stored {
         [DOCUMENT_V3, rest @ ..] => Some(Uuid::from_bytes(*rest.first_chunk::<16>()?)),
+        [DOCUMENT_V4, ..] => Some(id),
         _ => None,
     }
 }
@@ -128,15 +144,17 @@ fn base_of(stored: &[u8]) -> Option<Uuid> {
 pub(super) struct Bases(pub(super) HashMap<Uuid, Vec<u8>>);
 
 impl Bases {
-    /// The bodies `documents` (stored, or NULL) were written against, read through
-    /// `connection` (the caller's transaction, where it has one) by primary key. Callers
-    /// outside this module use `current_bases`, which also meets bodies that left meanwhile.
+    /// The bodies `documents` (each datapoint's id, and its document stored, or NULL) were
+    /// written against, read through `connection` (the caller's transaction, where it has one)
+    /// by primary key. Callers outside this module use `current_bases`, which also meets bodies
+    /// that left meanwhile.
     async fn read<'a>(
         connection: &impl ConnectionTrait,
-        documents: impl IntoIterator<Item = Option<&'a [u8]>>,
+        documents: impl IntoIterator<Item = (Uuid, Option<&'a [u8]>)>,
         context: &'static str,
     ) -> Result<Self, Error> {
-        let ids: HashSet<Uuid> = documents.into_iter().flatten().filter_map(base_of).collect();
+        let ids: HashSet<Uuid> =
+            documents.into_iter().filter_map(|(id, stored)| base_of(id, stored?)).collect();
         if ids.is_empty() {
             return Ok(Self::default());
         }
@@ -156,13 +174,19 @@ pub(super) async fn current_bases(
     documents: &mut [(Uuid, &mut Option<Vec<u8>>)],
     context: &'static str,
 ) -> Result<Bases, Error> {
-    let mut bases =
-        Bases::read(connection, documents.iter().map(|(_, stored)| stored.as_deref()), context)
-            .await?;
+    let mut bases = Bases::read(
+        connection,
+        documents.iter().map(|(id, stored)| (*id, stored.as_deref())),
+        context,
+    )
+    .await?;
     let stale: Vec<Uuid> = documents
         .iter()
-        .filter(|(_, stored)| {
-            stored.as_deref().and_then(base_of).is_some_and(|base| !bases.0.contains_key(&base))
+        .filter(|(id, stored)| {
+            stored
+                .as_deref()
+                .and_then(|stored| base_of(*id, stored))
+                .is_some_and(|base| !bases.0.contains_key(&base))
         })
         .map(|(id, _)| *id)
         .collect();
@@ -181,7 +205,9 @@ pub(super) async fn current_bases(
             .map_err(db_error(context))?;
         fresh.extend(rows);
     }
-    let more = Bases::read(connection, fresh.values().map(Option::as_deref), context).await?;
+    let more =
+        Bases::read(connection, fresh.iter().map(|(id, stored)| (*id, stored.as_deref())), context)
+            .await?;
     bases.0.extend(more.0);
     for (id, stored) in documents.iter_mut() {
         if let Some(document) = fresh.remove(id) {
@@ -191,8 +217,8 @@ pub(super) async fn current_bases(
     Ok(bases)
 }
 
-/// A stored document's JSON.
-fn inflated(stored: &[u8], bases: &Bases) -> Result<Vec<u8>, Error> {
+/// The JSON of the stored document of datapoint `id`.
+fn inflated(id: Uuid, stored: &[u8], bases: &Bases) -> Result<Vec<u8>, Error> {
     let context = "reading a datapoint";
     let inflate = |deflated: &[u8], preset: &[u8]| {
         super::inflate(deflated, preset).map_err(|error| Error::internal(context, error))
@@ -200,11 +226,15 @@ fn inflated(stored: &[u8], bases: &Bases) -> Result<Vec<u8>, Error> {
     match stored.split_first() {
         Some((&DOCUMENT_V1, deflated)) => inflate(deflated, &[]),
         Some((&DOCUMENT_V2, deflated)) => inflate(deflated, DOCUMENT_1),
-        Some((&DOCUMENT_V3, rest)) => {
-            let (id, deflated) = rest
-                .split_first_chunk::<16>()
-                .ok_or_else(|| Error::internal(context, "a document ends inside its base's id"))?;
-            let id = Uuid::from_bytes(*id);
+        Some((&version @ (DOCUMENT_V3 | DOCUMENT_V4), rest)) => {
+            let (id, deflated) = if version == DOCUMENT_V4 {
+                (id, rest)
+            } else {
+                let (base, deflated) = rest.split_first_chunk::<16>().ok_or_else(|| {
+                    Error::internal(context, "a document ends inside its base's id")
+                })?;
+                (Uuid::from_bytes(*base), deflated)
+            };
             let body = bases.0.get(&id).ok_or_else(|| {
                 Error::internal(
                     context,
@@ -219,18 +249,20 @@ fn inflated(stored: &[u8], bases: &Bases) -> Result<Vec<u8>, Error> {
     }
 }
 
-/// A stored document's JSON read into `T`, which may take only some of its fields.
+/// The stored document of datapoint `id` read into `T`, which may take only some of its
+/// fields.
 pub(super) fn decode<T: serde::de::DeserializeOwned>(
+    id: Uuid,
     stored: &[u8],
     bases: &Bases,
 ) -> Result<T, Error> {
-    serde_json::from_slice(&inflated(stored, bases)?)
+    serde_json::from_slice(&inflated(id, stored, bases)?)
         .map_err(|error| Error::internal("reading a datapoint", error))
 }
 
 impl Document {
-    pub(super) fn decode(stored: &[u8], bases: &Bases) -> Result<Self, Error> {
-        decode(stored, bases)
+    pub(super) fn decode(id: Uuid, stored: &[u8], bases: &Bases) -> Result<Self, Error> {
+        decode(id, stored, bases)
     }
 }
 
@@ -261,7 +293,7 @@ pub(super) async fn detach_documents(
             let document: Option<Vec<u8>> =
                 row.try_get("", "document").map_err(db_error(context))?;
             if let Some(document) = document
-                && base_of(&document).is_some_and(|base| leaving.contains(&base))
+                && base_of(id, &document).is_some_and(|base| leaving.contains(&base))
             {
                 written.insert(id, document);
             }
@@ -311,12 +343,15 @@ async fn rewrite_alone(
         return Ok(0);
     }
     let backend = connection.get_database_backend();
-    let bases =
-        Bases::read(connection, documents.values().map(|stored| Some(&stored[..])), context)
-            .await?;
+    let bases = Bases::read(
+        connection,
+        documents.iter().map(|(id, stored)| (*id, Some(&stored[..]))),
+        context,
+    )
+    .await?;
     let mut alone = Vec::with_capacity(documents.len());
     for (id, stored) in &documents {
-        alone.push((*id, encode_json(&inflated(stored, &bases)?, None)?));
+        alone.push((*id, encode_json(*id, &inflated(*id, stored, &bases)?, None)?));
     }
     let mut count = 0;
     for chunk in alone.chunks(LOOKUP_CHUNK_KEYS) {
@@ -365,7 +400,7 @@ pub(super) async fn detach_all_documents(connection: &impl ConnectionTrait) -> R
             let document: Option<Vec<u8>> =
                 row.try_get("", "document").map_err(db_error(context))?;
             after = Some(id);
-            if let Some(document) = document.filter(|document| base_of(document).is_some()) {
+            if let Some(document) = document.filter(|document| base_of(id, document).is_some()) {
                 written.insert(id, document);
             }
         }

@@ -20,7 +20,8 @@ fn received() -> DateTime<Utc> {
 }
 
 /// How many datapoints of `call_id` keep a document written against the body of delivery
-/// `base`, or with none, on its own (version 2).
+/// `base` (version 3 naming it, or version 4 when it is the datapoint's own id), or with none,
+/// on its own (version 2).
 async fn documents(storage: &Storage, call_id: &str, base: Option<Uuid>) -> i64 {
     let postgres = storage.db.get_database_backend() == sea_orm::DbBackend::Postgres;
     let (version, id) = match postgres {
@@ -28,8 +29,14 @@ async fn documents(storage: &Storage, call_id: &str, base: Option<Uuid>) -> i64 
         false => ("unicode(substr(document, 1, 1))", "substr(document, 2, 16)"),
     };
     let against = match base {
-        Some(base) if postgres => format!("{version} = 3 AND {id} = '\\x{}'::bytea", base.simple()),
-        Some(base) => format!("{version} = 3 AND {id} = x'{}'", base.simple()),
+        Some(base) => {
+            let literal = super::testing::id_literal(storage, base);
+            let bytes = match postgres {
+                true => format!("'\\x{}'::bytea", base.simple()),
+                false => format!("x'{}'", base.simple()),
+            };
+            format!("(({version} = 3 AND {id} = {bytes}) OR ({version} = 4 AND id = {literal}))")
+        }
         None => format!("{version} = 2"),
     };
     let sql =
@@ -95,6 +102,20 @@ async fn documents_are_written_against_kept_bodies_until_the_bodies_go() {
     found.sort_by(|x, y| x.call_id.cmp(&y.call_id));
     assert_eq!(found, [merged.clone(), b.clone(), c.clone()]);
 
+    // a's merged document names the second delivery (version 3); b's was written against the
+    // delivery of its own id (version 4, m0039). Down through m0039, b's names it too, and reads
+    // the same.
+    let version_4 = match storage.db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => "get_byte(document, 0) = 4",
+        _ => "unicode(substr(document, 1, 1)) = 4",
+    };
+    let version_4 = format!("SELECT COUNT(*) AS n FROM datapoints WHERE {version_4}");
+    assert_eq!(count(storage, &version_4).await, 1);
+    migrate_down_through(storage, "m0039_documents_of_own_deliveries").await;
+    assert_eq!(count(storage, &version_4).await, 0);
+    assert_eq!(documents(storage, "b", Some(delivery_of(&pair))).await, 1);
+    assert_eq!(read(storage, organization, project, "b").await, b);
+
     // Down through m0033: every document on its own, read the same; up again.
     migrate_down_through(storage, "m0033_documents_against_bodies").await;
     for call_id in ["a", "b", "c"] {
@@ -145,7 +166,8 @@ async fn a_document_whose_body_left_after_its_row_was_read_is_read_again() {
     commit(storage, &write).await;
     let stored = read(storage, organization, project, "a").await;
     let rows = super::entities::datapoint::Entity::find().all(&storage.db).await.unwrap();
-    assert_eq!(rows[0].document.as_ref().unwrap()[0], 3, "written against the body");
+    // Against the body of the delivery of its own id (version 4, m0039).
+    assert_eq!(rows[0].document.as_ref().unwrap()[0], 4, "written against the body");
 
     let day = chrono::Duration::days(1);
     let everyone = DeliveryProjects::AllBut(Vec::new());

@@ -352,6 +352,7 @@ fn datapoint_document_versions_1_and_2() {
     });
     let encode = |turns: &[Turn]| {
         DocumentRef {
+            id: Uuid::nil(),
             turns,
             analysis: &analysis,
             tags: &tags,
@@ -379,7 +380,7 @@ fn datapoint_document_versions_1_and_2() {
     for (version, preset) in [(1, &[][..]), (2, DOCUMENT_1)] {
         let mut row = vec![version];
         row.extend(deflated_elsewhere(text.as_bytes(), preset));
-        let document = Document::decode(&row, &none).unwrap();
+        let document = Document::decode(Uuid::nil(), &row, &none).unwrap();
         assert_eq!(document.turns, turns);
         assert_eq!(document.analysis, analysis);
         assert_eq!((&document.tags, &document.metadata), (&tags, &metadata));
@@ -387,9 +388,10 @@ fn datapoint_document_versions_1_and_2() {
     }
     let mut mislabelled = encoded.clone();
     mislabelled[0] = 1;
-    assert!(Document::decode(&mislabelled, &none).is_err());
-    assert!(Document::decode(&[4, 0], &none).is_err(), "an unknown version is refused");
-    assert!(Document::decode(&encoded[..encoded.len() / 2], &none).is_err(), "a row cut short");
+    let decode = |stored: &[u8]| Document::decode(Uuid::nil(), stored, &none);
+    assert!(decode(&mislabelled).is_err());
+    assert!(decode(&[5, 0]).is_err(), "an unknown version is refused");
+    assert!(decode(&encoded[..encoded.len() / 2]).is_err(), "a row cut short");
 
     // A long call whose text hardly compresses (hex digits of a running hash) still fits the
     // room `encode` gives it, and reads back.
@@ -406,21 +408,23 @@ fn datapoint_document_versions_1_and_2() {
             Turn { content, start_ms: index * 1_000, ..turns[0].clone() }
         })
         .collect();
-    assert_eq!(Document::decode(&encode(&long), &none).unwrap().turns, long);
+    assert_eq!(decode(&encode(&long)).unwrap().turns, long);
 }
 
 /// `datapoint.document` version 3 (m0033): version byte 3, the id of the webhook delivery whose
 /// kept body the document was written against (16 bytes), then the JSON of version 2 deflated
 /// with `presets::DOCUMENT_1` followed by that body as it arrived, the two cut to their last
-/// 32 KB. It reads with that body and not without it.
+/// 32 KB. It reads with that body and not without it. Version 4 is version 3 against the
+/// delivery of the datapoint's own id, without that id.
 #[test]
-fn datapoint_document_version_3() {
+fn datapoint_document_versions_3_and_4() {
     use super::documents::{Base, Bases, Document, DocumentRef};
     use super::presets::{DOCUMENT_1, deflated_elsewhere};
     let (turns, analysis) = (turns(), extras());
     let (tags, metadata) = (Vec::new(), serde_json::Map::new());
     let metrics = CallMetrics::default();
     let document = DocumentRef {
+        id: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0007),
         turns: &turns,
         analysis: &analysis,
         tags: &tags,
@@ -454,10 +458,11 @@ fn datapoint_document_version_3() {
     let mut row = vec![3];
     row.extend_from_slice(delivery_id.as_bytes());
     row.extend(deflated_elsewhere(stored.to_string().as_bytes(), &preset));
-    let bases = Bases([(delivery_id, body)].into());
-    assert_eq!(Document::decode(&row, &bases).unwrap().turns, turns);
-    assert!(Document::decode(&row, &Bases::default()).is_err(), "its body is needed");
-    assert!(Document::decode(&row[..10], &bases).is_err(), "a row cut inside its base's id");
+    let bases = Bases([(delivery_id, body.clone())].into());
+    let decode = |stored: &[u8], bases: &Bases| Document::decode(document.id, stored, bases);
+    assert_eq!(decode(&row, &bases).unwrap().turns, turns);
+    assert!(decode(&row, &Bases::default()).is_err(), "its body is needed");
+    assert!(decode(&row[..10], &bases).is_err(), "a row cut inside its base's id");
 
     // A body past 32 KB: the preset is the last 32 KB of the document's preset and the body.
     let long: Vec<u8> = (0..40_000u32).map(|index| (index % 251) as u8).collect();
@@ -470,7 +475,26 @@ fn datapoint_document_version_3() {
     assert_eq!(status.unwrap(), flate2::Status::StreamEnd);
     assert_eq!(serde_json::from_slice::<Value>(&json).unwrap(), stored);
     let bases = Bases([(delivery_id, long)].into());
-    assert_eq!(Document::decode(&encoded, &bases).unwrap().turns, turns);
+    assert_eq!(decode(&encoded, &bases).unwrap().turns, turns);
+
+    // Version 4 (m0039): against the body of the delivery of the datapoint's own id, version 3
+    // without that id. It reads with that body, found by the datapoint's id, and not without.
+    let own = DocumentRef { id: delivery_id, ..document };
+    let encoded = own.encode(Some(Base { delivery_id, body: &body })).unwrap();
+    assert_eq!(encoded[0], 4);
+    let mut decompressor = flate2::Decompress::new(false);
+    decompressor.set_dictionary(&preset).unwrap();
+    let mut json = Vec::with_capacity(64 * 1024);
+    let status =
+        decompressor.decompress_vec(&encoded[1..], &mut json, flate2::FlushDecompress::Finish);
+    assert_eq!(status.unwrap(), flate2::Status::StreamEnd);
+    assert_eq!(serde_json::from_slice::<Value>(&json).unwrap(), stored, "the stored form changed");
+    let mut row = vec![4];
+    row.extend(deflated_elsewhere(stored.to_string().as_bytes(), &preset));
+    let bases = Bases([(delivery_id, body)].into());
+    assert_eq!(Document::decode(delivery_id, &row, &bases).unwrap().turns, turns);
+    assert!(Document::decode(delivery_id, &row, &Bases::default()).is_err(), "its body is needed");
+    assert!(Document::decode(document.id, &row, &bases).is_err(), "another datapoint's id");
 }
 
 /// A row of the intake log (`storage/intake_log.rs`): version byte 1, then per write its record

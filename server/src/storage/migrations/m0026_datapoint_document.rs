@@ -41,7 +41,13 @@ impl MigrationTrait for Migration {
             let id: String = row.try_get("", "id")?;
             let stored: Vec<u8> = row.try_get("", "document")?;
             let document =
-                crate::storage::documents::Document::decode(&stored, &Default::default())
+                // Written on their own by now (m0039's and m0033's downs): no base to find, so
+                // no datapoint id is needed.
+                crate::storage::documents::Document::decode(
+                    uuid::Uuid::nil(),
+                    &stored,
+                    &Default::default(),
+                )
                     .map_err(|error| DbErr::Migration(format!("datapoint {id}: {error}")))?;
             let json = |value: serde_json::Result<String>| {
                 value.map_err(|error| DbErr::Migration(format!("datapoint {id}: {error}")))

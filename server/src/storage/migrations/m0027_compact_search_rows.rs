@@ -165,6 +165,8 @@ impl MigrationTrait for Migration {
             let document: Option<Vec<u8>> = row.try_get("", "document")?;
             let turns_json: String = row.try_get("", "turns_json")?;
             let text = crate::storage::datapoints::stored_search_text(
+                // Written on their own by now: no base to find, so no datapoint id is needed.
+                uuid::Uuid::nil(),
                 "",
                 document.as_deref(),
                 // m0033's down has written every document on its own by now.

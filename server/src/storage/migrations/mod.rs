@@ -41,6 +41,7 @@ mod m0035_ordered_by_rowid;
 mod m0036_deliveries_of_integrations;
 mod m0037_calls_by_their_own_keys;
 mod m0038_search_rows_by_rowid;
+mod m0039_documents_of_own_deliveries;
 
 use sea_orm_migration::prelude::*;
 
@@ -89,6 +90,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0036_deliveries_of_integrations::Migration),
             Box::new(m0037_calls_by_their_own_keys::Migration),
             Box::new(m0038_search_rows_by_rowid::Migration),
+            Box::new(m0039_documents_of_own_deliveries::Migration),
         ]
     }
 }
