@@ -1713,14 +1713,15 @@ pub(super) fn datapoint_from_model(
     let document = match &model.document {
         Some(stored) => Document::decode(model.id, stored, bases)?,
         // Written before m0026.
-        None => Document {
-            turns: from_json(&model.turns_json)?,
-            analysis: from_json(&model.analysis_json)?,
-            tags: from_json(&model.tags_json)?,
-            metadata: from_json(&model.metadata_json)?,
-            metrics: from_json(&model.metrics_json)?,
-        },
+        None => Document::of_columns(
+            from_json(&model.turns_json)?,
+            from_json(&model.analysis_json)?,
+            from_json(&model.tags_json)?,
+            from_json(&model.metadata_json)?,
+            from_json(&model.metrics_json)?,
+        ),
     };
+    let metrics = document.metrics();
     Ok(Datapoint {
         id: model.id,
         organization_id: model.organization_id,
@@ -1745,7 +1746,7 @@ pub(super) fn datapoint_from_model(
         analysis: document.analysis,
         tags: document.tags,
         metadata: document.metadata,
-        metrics: document.metrics,
+        metrics,
         created_at: from_millis(model.created_at_ms),
         updated_at: from_millis(model.updated_at_ms),
     })

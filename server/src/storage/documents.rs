@@ -32,6 +32,10 @@ const DOCUMENT_V3: u8 = 3;
 /// written (m0039): a webhook call's first write gives its delivery, ingest and datapoint one
 /// id (run 26), and its document 16 bytes less.
 const DOCUMENT_V4: u8 = 4;
+/// Versions 5, 6 and 7 are 2, 3 and 4 (this much more) whose JSON leaves out the call's metrics,
+/// which are its turns' (`metrics::compute`, as every call's are but for the speech coverage of
+/// a transcript made from a recording): made again when read (m0040).
+const METRICS_LEFT_OUT: u8 = 3;
 
 /// What a datapoint keeps in `document`. A shipped version is never changed (new fields are
 /// optional); `stored_formats_tests` pins each.
@@ -41,7 +45,27 @@ pub(super) struct Document {
     pub(super) analysis: crate::model::conversation::ProviderExtras,
     pub(super) tags: Vec<String>,
     pub(super) metadata: serde_json::Map<String, serde_json::Value>,
-    pub(super) metrics: crate::model::metrics::CallMetrics,
+    /// None in versions 5 to 7: the turns' (`Document::metrics`).
+    #[serde(default)]
+    metrics: Option<crate::model::metrics::CallMetrics>,
+}
+
+impl Document {
+    /// The call's metrics: as stored, or, where they were left out, its turns'.
+    pub(super) fn metrics(&self) -> crate::model::metrics::CallMetrics {
+        self.metrics.clone().unwrap_or_else(|| crate::model::metrics::compute(&self.turns))
+    }
+
+    /// A document written before m0026, from its columns.
+    pub(super) fn of_columns(
+        turns: Vec<crate::model::conversation::Turn>,
+        analysis: crate::model::conversation::ProviderExtras,
+        tags: Vec<String>,
+        metadata: serde_json::Map<String, serde_json::Value>,
+        metrics: crate::model::metrics::CallMetrics,
+    ) -> Self {
+        Self { turns, analysis, tags, metadata, metrics: Some(metrics) }
+    }
 }
 
 /// A datapoint's `Document`, borrowed, to encode.
@@ -54,7 +78,9 @@ pub(super) struct DocumentRef<'a> {
     pub(super) analysis: &'a crate::model::conversation::ProviderExtras,
     pub(super) tags: &'a [String],
     pub(super) metadata: &'a serde_json::Map<String, serde_json::Value>,
-    pub(super) metrics: &'a crate::model::metrics::CallMetrics,
+    /// None where they are the turns' (`METRICS_LEFT_OUT`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) metrics: Option<&'a crate::model::metrics::CallMetrics>,
 }
 
 /// The kept body of the webhook delivery that brought a call, stored in the same commit as the
@@ -80,36 +106,45 @@ impl<'a> DocumentRef<'a> {
             analysis: &datapoint.analysis,
             tags: &datapoint.tags,
             metadata: &datapoint.metadata,
-            metrics: &datapoint.metrics,
+            metrics: (datapoint.metrics != crate::model::metrics::compute(&datapoint.turns))
+                .then_some(&datapoint.metrics),
         }
     }
 
     /// The version byte, then the JSON deflated (`deflate_within`): against `base` when there
     /// is one (`DOCUMENT_V4` when it is the delivery of the datapoint's own id, else
-    /// `DOCUMENT_V3`), else with the document's preset alone (`DOCUMENT_V2`).
+    /// `DOCUMENT_V3`), else with the document's preset alone (`DOCUMENT_V2`); each
+    /// `METRICS_LEFT_OUT` further where the JSON leaves them out.
     pub(super) fn encode(&self, base: Option<Base<'_>>) -> Result<Vec<u8>, Error> {
         let json = serde_json::to_vec(self)
             .map_err(|error| Error::internal("encoding a datapoint", error))?;
-        encode_json(self.id, &json, base)
+        encode_json(self.id, &json, base, self.metrics.is_none())
     }
 }
 
-/// The document of datapoint `id` holding `json`, as `DocumentRef::encode` writes it.
-fn encode_json(id: Uuid, json: &[u8], base: Option<Base<'_>>) -> Result<Vec<u8>, Error> {
+/// The document of datapoint `id` holding `json` (without its metrics where `left_out`), as
+/// `DocumentRef::encode` writes it.
+fn encode_json(
+    id: Uuid,
+    json: &[u8],
+    base: Option<Base<'_>>,
+    left_out: bool,
+) -> Result<Vec<u8>, Error> {
+    let further = if left_out { METRICS_LEFT_OUT } else { 0 };
     // Deflate adds at most 5 bytes per 16 KB block it cannot shrink, and its end.
     let mut document = Vec::with_capacity(17 + json.len() + json.len() / 1024 + 64);
     let deflated = match base {
         Some(base) if base.delivery_id == id => {
-            document.push(DOCUMENT_V4);
+            document.push(DOCUMENT_V4 + further);
             super::deflate_within(json, &base_preset(base.body), &mut document)
         }
         Some(base) => {
-            document.push(DOCUMENT_V3);
+            document.push(DOCUMENT_V3 + further);
             document.extend_from_slice(base.delivery_id.as_bytes());
             super::deflate_within(json, &base_preset(base.body), &mut document)
         }
         None => {
-            document.push(DOCUMENT_V2);
+            document.push(DOCUMENT_V2 + further);
             super::deflate_within(json, DOCUMENT_1, &mut document)
         }
     };
@@ -132,11 +167,25 @@ fn base_preset(body: &[u8]) -> Vec<u8> {
 /// The delivery whose body the stored document of datapoint `id` was written against
 /// (`DOCUMENT_V3`, `DOCUMENT_V4`).
 fn base_of(id: Uuid, stored: &[u8]) -> Option<Uuid> {
-    match stored {
-        [DOCUMENT_V3, rest @ ..] => Some(Uuid::from_bytes(*rest.first_chunk::<16>()?)),
-        [DOCUMENT_V4, ..] => Some(id),
+    match stored.split_first().map(|(version, rest)| (layout(*version), rest)) {
+        Some((DOCUMENT_V3, rest)) => Some(Uuid::from_bytes(*rest.first_chunk::<16>()?)),
+        Some((DOCUMENT_V4, _)) => Some(id),
         _ => None,
     }
+}
+
+/// The version whose layout `version` has: itself, or for versions 5 to 7 the one whose JSON
+/// kept the metrics (`METRICS_LEFT_OUT`).
+fn layout(version: u8) -> u8 {
+    match version {
+        5..=7 => version - METRICS_LEFT_OUT,
+        _ => version,
+    }
+}
+
+/// Whether a stored document's JSON leaves out the call's metrics.
+fn metrics_left_out(stored: &[u8]) -> bool {
+    stored.first().is_some_and(|version| (5..=7).contains(version))
 }
 
 /// The kept bodies that stored documents were written against, by delivery.
@@ -223,10 +272,10 @@ fn inflated(id: Uuid, stored: &[u8], bases: &Bases) -> Result<Vec<u8>, Error> {
     let inflate = |deflated: &[u8], preset: &[u8]| {
         super::inflate(deflated, preset).map_err(|error| Error::internal(context, error))
     };
-    match stored.split_first() {
-        Some((&DOCUMENT_V1, deflated)) => inflate(deflated, &[]),
-        Some((&DOCUMENT_V2, deflated)) => inflate(deflated, DOCUMENT_1),
-        Some((&version @ (DOCUMENT_V3 | DOCUMENT_V4), rest)) => {
+    match stored.split_first().map(|(version, rest)| (layout(*version), rest)) {
+        Some((DOCUMENT_V1, deflated)) => inflate(deflated, &[]),
+        Some((DOCUMENT_V2, deflated)) => inflate(deflated, DOCUMENT_1),
+        Some((version @ (DOCUMENT_V3 | DOCUMENT_V4), rest)) => {
             let (id, deflated) = if version == DOCUMENT_V4 {
                 (id, rest)
             } else {
@@ -298,7 +347,7 @@ pub(super) async fn detach_documents(
                 written.insert(id, document);
             }
         }
-        detached += rewrite_alone(connection, written, context).await?;
+        detached += rewrite(connection, written, Rewrite::Alone, context).await?;
     }
     Ok(detached)
 }
@@ -332,11 +381,21 @@ pub(super) fn detaching(deliveries: &[Uuid]) -> sea_orm::sea_query::SelectStatem
         .to_owned()
 }
 
-/// Each of `documents` (datapoint id → stored document) written again without its base, in
-/// one statement per chunk. Returns how many.
-async fn rewrite_alone(
+/// How `rewrite` writes a document again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rewrite {
+    /// Without its base, on its own.
+    Alone,
+    /// Against the same base, with its metrics.
+    WithMetrics,
+}
+
+/// Each of `documents` (datapoint id → stored document) written again as `how` says, in one
+/// statement per chunk. Returns how many.
+async fn rewrite(
     connection: &impl ConnectionTrait,
     documents: HashMap<Uuid, Vec<u8>>,
+    how: Rewrite,
     context: &'static str,
 ) -> Result<u64, Error> {
     if documents.is_empty() {
@@ -349,12 +408,23 @@ async fn rewrite_alone(
         context,
     )
     .await?;
-    let mut alone = Vec::with_capacity(documents.len());
+    let mut written = Vec::with_capacity(documents.len());
     for (id, stored) in &documents {
-        alone.push((*id, encode_json(*id, &inflated(*id, stored, &bases)?, None)?));
+        let json = inflated(*id, stored, &bases)?;
+        let document = match how {
+            Rewrite::Alone => encode_json(*id, &json, None, metrics_left_out(stored))?,
+            Rewrite::WithMetrics => {
+                let base = base_of(*id, stored).and_then(|delivery_id| {
+                    let body = bases.0.get(&delivery_id)?;
+                    Some(Base { delivery_id, body })
+                });
+                encode_json(*id, &with_its_metrics(*id, &json)?, base, false)?
+            }
+        };
+        written.push((*id, document));
     }
     let mut count = 0;
-    for chunk in alone.chunks(LOOKUP_CHUNK_KEYS) {
+    for chunk in written.chunks(LOOKUP_CHUNK_KEYS) {
         let documents = chunk.iter().map(|(id, document)| (*id, document.clone()));
         let Some(documents) =
             super::value_by_id(datapoint::Column::Id, datapoint::Column::Document, documents)
@@ -375,10 +445,48 @@ async fn rewrite_alone(
     Ok(count)
 }
 
+/// A document's JSON (of datapoint `id`) that left out its metrics, with them.
+fn with_its_metrics(id: Uuid, json: &[u8]) -> Result<Vec<u8>, Error> {
+    let context = "writing a document's metrics";
+    let document: Document =
+        serde_json::from_slice(json).map_err(|error| Error::internal(context, error))?;
+    let metrics = document.metrics();
+    let with = DocumentRef {
+        id,
+        turns: &document.turns,
+        analysis: &document.analysis,
+        tags: &document.tags,
+        metadata: &document.metadata,
+        metrics: Some(&metrics),
+    };
+    serde_json::to_vec(&with).map_err(|error| Error::internal(context, error))
+}
+
 /// Every document written against a body written again on its own (m0033's down: the builds
 /// before it read versions 1 and 2 only), in batches by id. Returns how many.
 pub(super) async fn detach_all_documents(connection: &impl ConnectionTrait) -> Result<u64, Error> {
     let context = "writing documents without their bodies";
+    rewrite_all(connection, |id, stored| base_of(id, stored).is_some(), Rewrite::Alone, context)
+        .await
+}
+
+/// Every document that leaves out its call's metrics written again with them, against the same
+/// base (m0040's down: the builds before it read versions 1 to 4 only), in batches by id.
+/// Returns how many.
+pub(super) async fn restore_all_metrics(connection: &impl ConnectionTrait) -> Result<u64, Error> {
+    let context = "writing documents with their metrics";
+    rewrite_all(connection, |_, stored| metrics_left_out(stored), Rewrite::WithMetrics, context)
+        .await
+}
+
+/// Every document that `rewritten` (its datapoint's id, the stored document) picks written again
+/// as `how` says (`rewrite`), in batches by id. Returns how many.
+async fn rewrite_all(
+    connection: &impl ConnectionTrait,
+    rewritten: impl Fn(Uuid, &[u8]) -> bool,
+    how: Rewrite,
+    context: &'static str,
+) -> Result<u64, Error> {
     let backend = connection.get_database_backend();
     let mut after: Option<Uuid> = None;
     let mut detached = 0;
@@ -400,11 +508,11 @@ pub(super) async fn detach_all_documents(connection: &impl ConnectionTrait) -> R
             let document: Option<Vec<u8>> =
                 row.try_get("", "document").map_err(db_error(context))?;
             after = Some(id);
-            if let Some(document) = document.filter(|document| base_of(id, document).is_some()) {
+            if let Some(document) = document.filter(|document| rewritten(id, document)) {
                 written.insert(id, document);
             }
         }
-        detached += rewrite_alone(connection, written, context).await?;
+        detached += rewrite(connection, written, how, context).await?;
         if rows.len() < 500 {
             return Ok(detached);
         }

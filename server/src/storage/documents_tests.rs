@@ -21,7 +21,7 @@ fn received() -> DateTime<Utc> {
 
 /// How many datapoints of `call_id` keep a document written against the body of delivery
 /// `base` (version 3 naming it, or version 4 when it is the datapoint's own id), or with none,
-/// on its own (version 2).
+/// on its own (version 2); or those versions leaving out the metrics (5 to 7, m0040).
 async fn documents(storage: &Storage, call_id: &str, base: Option<Uuid>) -> i64 {
     let postgres = storage.db.get_database_backend() == sea_orm::DbBackend::Postgres;
     let (version, id) = match postgres {
@@ -35,9 +35,12 @@ async fn documents(storage: &Storage, call_id: &str, base: Option<Uuid>) -> i64 
                 true => format!("'\\x{}'::bytea", base.simple()),
                 false => format!("x'{}'", base.simple()),
             };
-            format!("(({version} = 3 AND {id} = {bytes}) OR ({version} = 4 AND id = {literal}))")
+            format!(
+                "(({version} IN (3, 6) AND {id} = {bytes}) \
+                 OR ({version} IN (4, 7) AND id = {literal}))"
+            )
         }
-        None => format!("{version} = 2"),
+        None => format!("{version} IN (2, 5)"),
     };
     let sql =
         format!("SELECT COUNT(*) AS n FROM datapoints WHERE call_id = '{call_id}' AND {against}");
@@ -102,17 +105,30 @@ async fn documents_are_written_against_kept_bodies_until_the_bodies_go() {
     found.sort_by(|x, y| x.call_id.cmp(&y.call_id));
     assert_eq!(found, [merged.clone(), b.clone(), c.clone()]);
 
-    // a's merged document names the second delivery (version 3); b's was written against the
-    // delivery of its own id (version 4, m0039). Down through m0039, b's names it too, and reads
-    // the same.
-    let version_4 = match storage.db.get_database_backend() {
-        sea_orm::DbBackend::Postgres => "get_byte(document, 0) = 4",
-        _ => "unicode(substr(document, 1, 1)) = 4",
+    // a's merged document names the second delivery (version 6), b's was written against the
+    // delivery of its own id (7), c's on its own (5): each leaves out its metrics, which are its
+    // turns'. Down through m0040, each is written with them against the same body (versions 3, 4
+    // and 2), and reads the same; down through m0039, b's names its delivery too (3).
+    let versions = || async {
+        let version = match storage.db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => "get_byte(document, 0)::bigint",
+            _ => "unicode(substr(document, 1, 1))",
+        };
+        let mut found = Vec::new();
+        for call_id in ["a", "b", "c"] {
+            let sql = format!("SELECT {version} AS n FROM datapoints WHERE call_id = '{call_id}'");
+            found.push(count(storage, &sql).await);
+        }
+        found
     };
-    let version_4 = format!("SELECT COUNT(*) AS n FROM datapoints WHERE {version_4}");
-    assert_eq!(count(storage, &version_4).await, 1);
+    assert_eq!(versions().await, [6, 7, 5]);
+    migrate_down_through(storage, "m0040_metrics_of_the_turns").await;
+    assert_eq!(versions().await, [3, 4, 2]);
+    assert_eq!(read(storage, organization, project, "a").await, merged);
+    assert_eq!(read(storage, organization, project, "b").await, b);
+    assert_eq!(read(storage, organization, project, "c").await, c);
     migrate_down_through(storage, "m0039_documents_of_own_deliveries").await;
-    assert_eq!(count(storage, &version_4).await, 0);
+    assert_eq!(versions().await, [3, 3, 2]);
     assert_eq!(documents(storage, "b", Some(delivery_of(&pair))).await, 1);
     assert_eq!(read(storage, organization, project, "b").await, b);
 
@@ -166,8 +182,9 @@ async fn a_document_whose_body_left_after_its_row_was_read_is_read_again() {
     commit(storage, &write).await;
     let stored = read(storage, organization, project, "a").await;
     let rows = super::entities::datapoint::Entity::find().all(&storage.db).await.unwrap();
-    // Against the body of the delivery of its own id (version 4, m0039).
-    assert_eq!(rows[0].document.as_ref().unwrap()[0], 4, "written against the body");
+    // Against the body of the delivery of its own id (version 4, m0039), its metrics its turns'
+    // (7, m0040).
+    assert_eq!(rows[0].document.as_ref().unwrap()[0], 7, "written against the body");
 
     let day = chrono::Duration::days(1);
     let everyone = DeliveryProjects::AllBut(Vec::new());

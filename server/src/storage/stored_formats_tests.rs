@@ -357,7 +357,7 @@ fn datapoint_document_versions_1_and_2() {
             analysis: &analysis,
             tags: &tags,
             metadata: &metadata,
-            metrics: &metrics,
+            metrics: Some(&metrics),
         }
         .encode(None)
         .unwrap()
@@ -384,7 +384,7 @@ fn datapoint_document_versions_1_and_2() {
         assert_eq!(document.turns, turns);
         assert_eq!(document.analysis, analysis);
         assert_eq!((&document.tags, &document.metadata), (&tags, &metadata));
-        assert_eq!(document.metrics, metrics);
+        assert_eq!(document.metrics(), metrics);
     }
     let mut mislabelled = encoded.clone();
     mislabelled[0] = 1;
@@ -429,7 +429,7 @@ fn datapoint_document_versions_3_and_4() {
         analysis: &analysis,
         tags: &tags,
         metadata: &metadata,
-        metrics: &metrics,
+        metrics: Some(&metrics),
     };
     let body = serde_json::to_vec(&json!({"call_id": "c-1", "transcript": turns_json()})).unwrap();
     let delivery_id = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0042);
@@ -495,6 +495,72 @@ fn datapoint_document_versions_3_and_4() {
     assert_eq!(Document::decode(delivery_id, &row, &bases).unwrap().turns, turns);
     assert!(Document::decode(delivery_id, &row, &Bases::default()).is_err(), "its body is needed");
     assert!(Document::decode(document.id, &row, &bases).is_err(), "another datapoint's id");
+}
+
+/// `datapoint.document` versions 5, 6 and 7 (m0040): versions 2, 3 and 4 whose JSON leaves out
+/// the call's metrics, which are its turns' (`metrics::compute`), made again when read. Written
+/// wherever a datapoint's metrics are its turns'; versions 2 to 4 otherwise (a recording's
+/// speech coverage).
+#[test]
+fn datapoint_document_versions_5_to_7() {
+    use super::documents::{Base, Bases, Document, DocumentRef};
+    use super::presets::{DOCUMENT_1, deflated_elsewhere};
+    let (turns, analysis) = (turns(), extras());
+    let (tags, metadata) = (Vec::new(), serde_json::Map::new());
+    let id = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0042);
+    let other = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0043);
+    let body = serde_json::to_vec(&json!({"call_id": "c-1", "transcript": turns_json()})).unwrap();
+    let document = DocumentRef {
+        id,
+        turns: &turns,
+        analysis: &analysis,
+        tags: &tags,
+        metadata: &metadata,
+        metrics: None,
+    };
+    let stored = json!({
+        "turns": turns_json(),
+        "analysis": extras_json(),
+        "tags": [],
+        "metadata": {},
+    });
+    let bases = Bases([(id, body.clone()), (other, body.clone())].into());
+    let base_preset = [DOCUMENT_1, &body].concat();
+    for (base, version, skipped, preset) in [
+        (None, 5, 1, DOCUMENT_1),
+        (Some(other), 6, 17, &base_preset[..]),
+        (Some(id), 7, 1, &base_preset[..]),
+    ] {
+        let base = base.map(|delivery_id| Base { delivery_id, body: &body });
+        let encoded = document.encode(base).unwrap();
+        assert_eq!(encoded[0], version);
+        let mut decompressor = flate2::Decompress::new(false);
+        decompressor.set_dictionary(preset).unwrap();
+        let mut json = Vec::with_capacity(64 * 1024);
+        let status = decompressor.decompress_vec(
+            &encoded[skipped..],
+            &mut json,
+            flate2::FlushDecompress::Finish,
+        );
+        assert_eq!(status.unwrap(), flate2::Status::StreamEnd);
+        assert_eq!(serde_json::from_slice::<Value>(&json).unwrap(), stored, "{version}");
+        // Read: deflated by any encoder, the metrics made again from the turns.
+        let mut row = encoded[..skipped].to_vec();
+        row.extend(deflated_elsewhere(stored.to_string().as_bytes(), preset));
+        let read = Document::decode(id, &row, &bases).unwrap();
+        assert_eq!(read.turns, turns);
+        assert_eq!(read.metrics(), crate::model::metrics::compute(&turns), "{version}");
+    }
+
+    // A datapoint's metrics are left out only where they are its turns': a recording's speech
+    // coverage keeps them.
+    let conversation = crate::storage::ingest_tests::conversation("c-1");
+    let now = chrono::Utc::now();
+    let mut datapoint =
+        crate::model::datapoints::Datapoint::merge(None, &conversation, None, id, id, id, now);
+    assert!(DocumentRef::of(&datapoint).metrics.is_none());
+    datapoint.metrics.speech_coverage = Some(0.9);
+    assert_eq!(DocumentRef::of(&datapoint).metrics, Some(&datapoint.metrics));
 }
 
 /// A row of the intake log (`storage/intake_log.rs`): version byte 1, then per write its record

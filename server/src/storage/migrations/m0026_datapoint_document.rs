@@ -64,7 +64,10 @@ impl MigrationTrait for Migration {
                     Alias::new("metadata_json"),
                     json(serde_json::to_string(&document.metadata))?,
                 )
-                .value(Alias::new("metrics_json"), json(serde_json::to_string(&document.metrics))?)
+                .value(
+                    Alias::new("metrics_json"),
+                    json(serde_json::to_string(&document.metrics()))?,
+                )
                 .and_where(Expr::col(Alias::new("id")).eq(id.clone()))
                 .to_owned();
             connection.execute(&update).await?;

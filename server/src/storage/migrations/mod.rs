@@ -42,6 +42,7 @@ mod m0036_deliveries_of_integrations;
 mod m0037_calls_by_their_own_keys;
 mod m0038_search_rows_by_rowid;
 mod m0039_documents_of_own_deliveries;
+mod m0040_metrics_of_the_turns;
 
 use sea_orm_migration::prelude::*;
 
@@ -91,6 +92,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0037_calls_by_their_own_keys::Migration),
             Box::new(m0038_search_rows_by_rowid::Migration),
             Box::new(m0039_documents_of_own_deliveries::Migration),
+            Box::new(m0040_metrics_of_the_turns::Migration),
         ]
     }
 }
