@@ -207,6 +207,22 @@ pub async fn create_integration(
         .unwrap()
 }
 
+/// Replays delivery `delivery_id` of integration `integration_id` with the admin key: the
+/// delivery the replay recorded, or the refusal.
+pub async fn replay_delivery(
+    server: &impl Server,
+    integration_id: &str,
+    delivery_id: &str,
+) -> Result<pb::WebhookDelivery, tonic::Status> {
+    let request = pb::ReplayWebhookDeliveryRequest {
+        integration_id: integration_id.to_owned(),
+        delivery_id: delivery_id.to_owned(),
+    };
+    let mut client = IntegrationServiceClient::new(server.channel().await);
+    let replayed = client.replay_webhook_delivery(authed(request, server.admin_key())).await?;
+    Ok(replayed.into_inner().delivery.unwrap_or_default())
+}
+
 /// Waits until every ingest of `ingest_ids` is done, then returns the one datapoint whose
 /// context token is `call_id` (in the JSON shape of /v0/find_datapoints).
 pub async fn datapoint_of(

@@ -996,7 +996,7 @@ fn names_the_call(
     backend: DbBackend,
 ) -> sea_orm::sea_query::SimpleExpr {
     match backend {
-        DbBackend::Postgres => Expr::col((table, datapoint_tag::Column::DatapointId))
+        DbBackend::Postgres => Expr::col((table, sea_orm::sea_query::Alias::new("datapoint_id")))
             .equals((datapoint::Entity, datapoint::Column::Id)),
         _ => Expr::col((table, sea_orm::sea_query::Alias::new(CALL_ROWID)))
             .equals((datapoint::Entity, sea_orm::sea_query::Alias::new("rowid"))),

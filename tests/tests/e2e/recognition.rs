@@ -5,7 +5,7 @@
 use earshot_e2e::audio::{SAMPLE_CALL, generated_call, sox, wav_from_channels, word_recall};
 use earshot_e2e::client::{
     authed, create_integration, datapoint_of, http_request, ingest_request, metrics_sample,
-    metrics_text, wait_for_ingest,
+    metrics_text, replay_delivery, wait_for_ingest,
 };
 use earshot_e2e::process::ServerProcess;
 use earshot_proto::v1 as pb;
@@ -213,17 +213,8 @@ async fn twilio_recording_callbacks_are_fetched_with_basic_auth_and_transcribed(
         .await
         .unwrap()
         .into_inner();
-    let replay = pb::ReplayWebhookDeliveryRequest {
-        integration_id: integration.id.clone(),
-        delivery_id: listed.deliveries[0].id.clone(),
-    };
-    let replayed = integrations
-        .replay_webhook_delivery(authed(replay, &server.admin_key))
-        .await
-        .unwrap()
-        .into_inner()
-        .delivery
-        .unwrap();
+    let replayed =
+        replay_delivery(&server, &integration.id, &listed.deliveries[0].id).await.unwrap();
     assert_eq!(
         (replayed.verdict, replayed.http_status, replayed.error.as_str()),
         (pb::DeliveryVerdict::Duplicate as i32, 200, "")

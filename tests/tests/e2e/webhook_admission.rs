@@ -5,7 +5,9 @@ use earshot_proto::v1 as pb;
 use earshot_proto::v1::integration_service_client::IntegrationServiceClient;
 use serde_json::json;
 
-use earshot_e2e::client::{authed, create_integration, datapoint_of, http_exchange};
+use earshot_e2e::client::{
+    authed, create_integration, datapoint_of, http_exchange, replay_delivery,
+};
 use earshot_e2e::in_process::TestServer;
 
 const BLAND_SECRET: &str = "bland-webhook-secret-01";
@@ -303,14 +305,7 @@ async fn deliveries_are_logged_counted_and_replayed_and_forged_bodies_are_never_
     let refused = &listed.deliveries[1];
     assert!(!refused.replayable && !refused.authenticated);
     assert_eq!(refused.body_sha256, earshot_server::crypto::sha256_hex(&body));
-    let replay = |delivery_id: &str| pb::ReplayWebhookDeliveryRequest {
-        integration_id: integration.id.clone(),
-        delivery_id: delivery_id.to_owned(),
-    };
-    let status = integrations
-        .replay_webhook_delivery(authed(replay(&refused.id), &server.admin_key))
-        .await
-        .unwrap_err();
+    let status = replay_delivery(&server, &integration.id, &refused.id).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
     assert!(status.message().contains("unauthenticated requests are never stored"), "{status:?}");
 
@@ -343,13 +338,7 @@ async fn deliveries_are_logged_counted_and_replayed_and_forged_bodies_are_never_
     .await;
     let original = &listed.deliveries[0];
     assert!(original.replayable && original.authenticated);
-    let replayed = integrations
-        .replay_webhook_delivery(authed(replay(&original.id), &server.admin_key))
-        .await
-        .unwrap()
-        .into_inner()
-        .delivery
-        .unwrap();
+    let replayed = replay_delivery(&server, &integration.id, &original.id).await.unwrap();
     assert_eq!(
         (replayed.verdict, replayed.http_status, replayed.ingest_id.as_str()),
         (pb::DeliveryVerdict::Duplicate as i32, 200, accepted_call["ingest_id"].as_str().unwrap())

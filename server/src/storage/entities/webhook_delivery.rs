@@ -6,7 +6,7 @@ pub struct Model {
     /// 16 bytes on SQLite, `uuid` on PostgreSQL (m0029), as every id of the row.
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    /// Whose organization and project the integration's (m0036).
+    /// Its organization and project are this integration's, not stored in the row (m0036).
     pub integration_id: Uuid,
     pub received_at_ms: i64,
     /// accepted | duplicate | ignored | rejected

@@ -33,14 +33,14 @@ fn rebuilt(call: &str, copied: &str, joined: &str) -> String {
     let name = call.split_whitespace().next().unwrap_or_default();
     TABLES
         .iter()
-        .map(|(table, labels)| {
-            let labels = labels.join(", ");
+        .map(|(table, columns)| {
+            let labels = columns.join(", ");
             let declared: String =
-                labels.split(", ").map(|label| format!("    {label} text NOT NULL,\n")).collect();
-            let from_rows: String =
-                labels.split(", ").map(|label| format!("r.{label}, ")).collect();
+                columns.iter().map(|label| format!("    {label} text NOT NULL,\n")).collect();
+            let from_rows: String = columns.iter().map(|label| format!("r.{label}, ")).collect();
+            // The new key's columns: the organization, the labels, the time, the call.
             let order: Vec<String> =
-                (1..=labels.split(", ").count() + 3).map(|column| column.to_string()).collect();
+                (1..=columns.len() + 3).map(|column| column.to_string()).collect();
             let order = order.join(", ");
             format!(
                 "CREATE TABLE {table}_m0038 (
