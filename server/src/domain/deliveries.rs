@@ -74,7 +74,7 @@ impl Domain {
     /// `LifecycleSettings::batch_size` (ten times as many rows, deliveries being small), each
     /// committed on its own. Returns (bodies dropped, deliveries deleted).
     pub async fn prune_webhook_deliveries(&self) -> Result<(u64, u64)> {
-        use crate::storage::DeliveryProjects;
+        use crate::storage::DeliveryIntegrations;
         let now = self.clock.now();
         let settings = &self.settings.webhooks;
         let limit = self.settings.lifecycle.batch_size * 10;
@@ -89,26 +89,31 @@ impl Domain {
             })
             .collect();
         let days = |days: u32| chrono::Duration::days(days.into());
-        let mut scopes = vec![(
-            DeliveryProjects::AllBut(
-                own.iter().map(|project| (project.organization_id, project.id)).collect(),
-            ),
-            settings.body_retention,
-            settings.delivery_retention,
-        )];
-        scopes.extend(own.iter().map(|project| {
-            (
-                DeliveryProjects::Only((project.organization_id, project.id)),
+        // A delivery's project is its integration's (m0036): each project's integrations, read
+        // once a pass.
+        let mut scopes = Vec::with_capacity(own.len() + 1);
+        let mut theirs = Vec::new();
+        for project in &own {
+            let integrations =
+                self.storage.integrations_of(project.organization_id, project.id).await?;
+            theirs.extend(integrations.iter().copied());
+            scopes.push((
+                DeliveryIntegrations::Only(integrations),
                 project.retention.delivery_body_days.map_or(settings.body_retention, days),
                 project.retention.delivery_days.map_or(settings.delivery_retention, days),
-            )
-        }));
+            ));
+        }
+        scopes.push((
+            DeliveryIntegrations::AllBut(theirs),
+            settings.body_retention,
+            settings.delivery_retention,
+        ));
         let mut total = (0, 0);
-        for (projects, bodies, deliveries) in scopes {
+        for (integrations, bodies, deliveries) in scopes {
             loop {
                 let (cleared, deleted) = self
                     .storage
-                    .prune_webhook_deliveries(&projects, now - bodies, now - deliveries, limit)
+                    .prune_webhook_deliveries(&integrations, now - bodies, now - deliveries, limit)
                     .await?;
                 total = (total.0 + cleared, total.1 + deleted);
                 if cleared < limit as u64 && deleted < limit as u64 {

@@ -1386,8 +1386,8 @@ impl SearchRows {
         for table in [Label::TAGS, Label::PAIRS] {
             let rows: Vec<&LabelRow> =
                 self.labels.iter().filter(|row| row.label.table() == table).collect();
-            for chunk in rows.chunks(INSERT_LABEL_ROWS) {
-                batch.push_statement(insert_by_rowid(chunk));
+            for statement in rows.chunks(INSERT_LABEL_ROWS).filter_map(insert_by_rowid) {
+                batch.push_statement(statement);
             }
         }
         for chunk in self.words.chunks(INSERT_WORDS_ROWS) {
@@ -1425,11 +1425,11 @@ impl Label {
     }
 
     /// Its columns in the table's key, after the organization, and their values.
-    fn columns(&self) -> (&'static str, Vec<sea_orm::Value>) {
+    fn columns(&self) -> (&'static [&'static str], Vec<sea_orm::Value>) {
         match self {
-            Label::Tag(tag) => ("tag", vec![tag.as_str().into()]),
+            Label::Tag(tag) => (&["tag"], vec![tag.as_str().into()]),
             Label::Pair(key, value) => {
-                ("key, value", vec![key.as_str().into(), value.as_str().into()])
+                (&["key", "value"], vec![key.as_str().into(), value.as_str().into()])
             }
         }
     }
@@ -1464,12 +1464,20 @@ impl LabelRow {
         })
     }
 
+    /// The values of the table's key before the call: the organization, the label, the time.
+    fn key_before_call(&self) -> Vec<sea_orm::Value> {
+        let mut values = vec![self.organization_id.into()];
+        values.extend(self.label.columns().1);
+        values.push(self.occurred_at_ms.into());
+        values
+    }
+
     /// On SQLite, the delete of this row by the table's whole key (a seek), its call's rowid
     /// given, or read by the call's id while its datapoint is still there.
     fn delete_by_rowid(&self, rowid: Option<i64>) -> sea_orm::Statement {
-        let (columns, mut values) = self.label.columns();
-        let matches: String =
-            columns.split(", ").map(|column| format!(" AND {column} = ?")).collect();
+        let (columns, _) = self.label.columns();
+        let matches: String = columns.iter().map(|column| format!(" AND {column} = ?")).collect();
+        let mut values = self.key_before_call();
         let call = match rowid {
             Some(rowid) => {
                 values.push(rowid.into());
@@ -1480,9 +1488,6 @@ impl LabelRow {
                 "(SELECT rowid FROM datapoints WHERE id = ?)"
             }
         };
-        let mut all = vec![self.organization_id.into()];
-        all.append(&mut values);
-        all.insert(all.len() - 1, self.occurred_at_ms.into());
         sea_orm::Statement::from_sql_and_values(
             DbBackend::Sqlite,
             format!(
@@ -1490,42 +1495,39 @@ impl LabelRow {
                  AND {CALL_ROWID} = {call}",
                 self.label.table()
             ),
-            all,
+            values,
         )
     }
 }
 
-/// On SQLite, the insert of `rows` (of one table), each naming its call by the rowid of its
-/// datapoint, read by id in the same statement (m0038), as `index_words` does for the words.
-fn insert_by_rowid(rows: &[&LabelRow]) -> sea_orm::Statement {
-    let Some(first) = rows.first() else {
-        return sea_orm::Statement::from_string(DbBackend::Sqlite, "SELECT 1");
-    };
+/// On SQLite, the insert of `rows` (of one table; none when there are none), each naming its
+/// call by the rowid of its datapoint, read by id in the same statement (m0038), as
+/// `index_words` does for the words.
+fn insert_by_rowid(rows: &[&LabelRow]) -> Option<sea_orm::Statement> {
+    let first = rows.first()?;
     let (columns, _) = first.label.columns();
-    let count = columns.split(", ").count() + 3;
+    // The key before the call, then the call's id.
+    let count = columns.len() + 3;
     let placeholders = format!("({})", vec!["?"; count].join(", "));
     let mut values = Vec::with_capacity(rows.len() * count);
-    let mut listed = Vec::with_capacity(rows.len());
     for row in rows {
-        listed.push(placeholders.as_str());
-        values.push(row.organization_id.into());
-        values.extend(row.label.columns().1);
-        values.push(row.occurred_at_ms.into());
+        values.extend(row.key_before_call());
         values.push(row.datapoint_id.into());
     }
     let selected: Vec<String> = (1..count).map(|column| format!("labels.column{column}")).collect();
-    sea_orm::Statement::from_sql_and_values(
+    Some(sea_orm::Statement::from_sql_and_values(
         DbBackend::Sqlite,
         format!(
-            "INSERT INTO {} (organization_id, {columns}, occurred_at_ms, {CALL_ROWID}) \
+            "INSERT INTO {} (organization_id, {}, occurred_at_ms, {CALL_ROWID}) \
              SELECT {}, d.rowid FROM (VALUES {}) AS labels \
              JOIN datapoints d ON d.id = labels.column{count}",
             first.label.table(),
+            columns.join(", "),
             selected.join(", "),
-            listed.join(", "),
+            vec![placeholders.as_str(); rows.len()].join(", "),
         ),
         values,
-    )
+    ))
 }
 
 /// A tag row per tag, and a metadata row per filterable entry (`metadata_filter_text`), of

@@ -324,23 +324,20 @@ impl Storage {
         Ok(Some(StoredDelivery { delivery: row.into_delivery(context)?, request, body }))
     }
 
-    /// One batch of the delivery log's retention, among the deliveries of `projects`: clears
+    /// One batch of the delivery log's retention, among the deliveries of `integrations`: clears
     /// the request and body of up to `limit` received before `bodies_before`, and deletes up to
     /// `limit` received before `deliveries_before`, each in a write transaction of its own.
     /// Returns (bodies cleared, deliveries deleted); fewer than `limit` of both means done.
-    /// A delivery's project is its integration's (m0036); the deliveries of a deleted
-    /// integration are in no project's, so under the server's retention.
     pub async fn prune_webhook_deliveries(
         &self,
-        projects: &DeliveryProjects,
+        integrations: &DeliveryIntegrations,
         bodies_before: DateTime<Utc>,
         deliveries_before: DateTime<Utc>,
         limit: usize,
     ) -> Result<(u64, u64), Error> {
         let context = "pruning webhook deliveries";
         let backend = self.db.get_database_backend();
-        let integrations = self.integrations_of(projects.projects()).await?;
-        if matches!(projects, DeliveryProjects::Only(_)) && integrations.is_empty() {
+        if matches!(integrations, DeliveryIntegrations::Only(ids) if ids.is_empty()) {
             // A project with no integration has no deliveries.
             return Ok((0, 0));
         }
@@ -357,15 +354,18 @@ impl Storage {
                     webhook_delivery::Column::ReceivedAtMs.gte(to_millis(deliveries_before)),
                 );
             }
-            let ids = integrations.iter().copied();
-            match projects {
-                DeliveryProjects::Only(_) => {
-                    select.and_where(webhook_delivery::Column::IntegrationId.is_in(ids));
+            match integrations {
+                DeliveryIntegrations::Only(ids) => {
+                    select.and_where(
+                        webhook_delivery::Column::IntegrationId.is_in(ids.iter().copied()),
+                    );
                 }
-                DeliveryProjects::AllBut(_) if !integrations.is_empty() => {
-                    select.and_where(webhook_delivery::Column::IntegrationId.is_not_in(ids));
+                DeliveryIntegrations::AllBut(ids) if !ids.is_empty() => {
+                    select.and_where(
+                        webhook_delivery::Column::IntegrationId.is_not_in(ids.iter().copied()),
+                    );
                 }
-                DeliveryProjects::AllBut(_) => {}
+                DeliveryIntegrations::AllBut(_) => {}
             }
             select
         };
@@ -399,23 +399,16 @@ impl Storage {
     }
 }
 
-/// Whose deliveries a pruning batch reads: projects, each as (organization, project).
+/// Whose deliveries a pruning batch reads, by integration: a delivery's project is its
+/// integration's (m0036), so the deliveries of a deleted integration are in no project's, and
+/// under the server's retention.
 #[derive(Clone, Debug)]
-pub enum DeliveryProjects {
-    /// One project with a retention of its own.
-    Only((Uuid, Uuid)),
-    /// Every project but these (those with their own), under the server's settings.
-    AllBut(Vec<(Uuid, Uuid)>),
-}
-
-impl DeliveryProjects {
-    /// The projects named.
-    fn projects(&self) -> &[(Uuid, Uuid)] {
-        match self {
-            DeliveryProjects::Only(project) => std::slice::from_ref(project),
-            DeliveryProjects::AllBut(projects) => projects,
-        }
-    }
+pub enum DeliveryIntegrations {
+    /// The integrations of one project with a retention of its own.
+    Only(Vec<Uuid>),
+    /// Every integration but these (those of the projects with their own), under the server's
+    /// settings.
+    AllBut(Vec<Uuid>),
 }
 
 #[derive(Debug, sea_orm::FromQueryResult)]

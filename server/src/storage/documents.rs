@@ -185,7 +185,7 @@ fn layout(version: u8) -> u8 {
 
 /// Whether a stored document's JSON leaves out the call's metrics.
 fn metrics_left_out(stored: &[u8]) -> bool {
-    stored.first().is_some_and(|version| (5..=7).contains(version))
+    stored.first().is_some_and(|&version| layout(version) != version)
 }
 
 /// The kept bodies that stored documents were written against, by delivery.
@@ -382,7 +382,7 @@ pub(super) fn detaching(deliveries: &[Uuid]) -> sea_orm::sea_query::SelectStatem
 }
 
 /// How `rewrite` writes a document again.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Rewrite {
     /// Without its base, on its own.
     Alone,
@@ -489,7 +489,7 @@ async fn rewrite_all(
 ) -> Result<u64, Error> {
     let backend = connection.get_database_backend();
     let mut after: Option<Uuid> = None;
-    let mut detached = 0;
+    let mut count = 0;
     loop {
         let mut select = Query::select();
         select
@@ -512,9 +512,9 @@ async fn rewrite_all(
                 written.insert(id, document);
             }
         }
-        detached += rewrite(connection, written, how, context).await?;
+        count += rewrite(connection, written, how, context).await?;
         if rows.len() < 500 {
-            return Ok(detached);
+            return Ok(count);
         }
     }
 }

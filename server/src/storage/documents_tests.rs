@@ -5,7 +5,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
 
 use super::testing::{count, migrate_down_through, stored_call};
-use super::{DeliveryProjects, IntakeSettings, Storage};
+use super::{DeliveryIntegrations, IntakeSettings, Storage};
 use crate::model::commit::IngestWrite;
 use crate::model::datapoints::{Datapoint, DatapointQuery};
 use crate::model::ingest::{IngestOutcome, dedup_key};
@@ -139,9 +139,7 @@ async fn documents_are_written_against_kept_bodies_until_the_bodies_go() {
     }
     assert_eq!(read(storage, organization, project, "a").await, merged);
     assert_eq!(read(storage, organization, project, "b").await, b);
-    <super::migrations::Migrator as sea_orm_migration::MigratorTrait>::up(&storage.db, None)
-        .await
-        .unwrap();
+    super::testing::migrate_up(storage).await;
 
     // Bodies past their retention: d's document is written on its own as its body goes.
     let d = webhook_write(organization, project, "d");
@@ -149,7 +147,7 @@ async fn documents_are_written_against_kept_bodies_until_the_bodies_go() {
     assert_eq!(documents(storage, "d", Some(delivery_of(&d))).await, 1);
     let d_before = read(storage, organization, project, "d").await;
     let day = chrono::Duration::days(1);
-    let everyone = DeliveryProjects::AllBut(Vec::new());
+    let everyone = DeliveryIntegrations::AllBut(Vec::new());
     let pruned =
         storage.prune_webhook_deliveries(&everyone, received() + day, received() - day, 100);
     assert_eq!(pruned.await.unwrap(), (4, 0), "the four deliveries' bodies cleared");
@@ -187,7 +185,7 @@ async fn a_document_whose_body_left_after_its_row_was_read_is_read_again() {
     assert_eq!(rows[0].document.as_ref().unwrap()[0], 7, "written against the body");
 
     let day = chrono::Duration::days(1);
-    let everyone = DeliveryProjects::AllBut(Vec::new());
+    let everyone = DeliveryIntegrations::AllBut(Vec::new());
     let pruned =
         storage.prune_webhook_deliveries(&everyone, received() + day, received() - day, 100);
     assert_eq!(pruned.await.unwrap(), (1, 0));

@@ -158,9 +158,7 @@ async fn ingest_and_delivery_ids_are_stored_in_16_bytes() {
     let no_datapoint = "SELECT COUNT(*) AS n FROM ingests WHERE datapoint_id IS NULL";
     assert_eq!(super::testing::count(storage, no_datapoint).await, 1);
     super::testing::execute(storage, "UPDATE ingests SET datapoint_id = ''").await;
-    <super::migrations::Migrator as sea_orm_migration::MigratorTrait>::up(&storage.db, None)
-        .await
-        .unwrap();
+    super::testing::migrate_up(storage).await;
     assert_eq!(super::testing::count(storage, &binary_ids).await, 2);
     assert_eq!(super::testing::count(storage, no_datapoint).await, 1);
 
@@ -216,9 +214,7 @@ async fn repeats_are_found_under_either_stored_key() {
     super::testing::migrate_down_through(storage, "m0032_dedup_by_call").await;
     assert_eq!(rows_keyed(&format!("custom:a:{short}")).await, 1);
     assert_eq!(rows_keyed(&key_of("b")).await, 1);
-    <super::migrations::Migrator as sea_orm_migration::MigratorTrait>::up(&storage.db, None)
-        .await
-        .unwrap();
+    super::testing::migrate_up(storage).await;
     assert_eq!(rows_keyed(&short).await, 1);
     assert_eq!(rows_keyed(&key_of("b")).await, 1);
     for (call_id, first) in [("a", a), ("b", b)] {
@@ -935,9 +931,7 @@ async fn ingests_are_listed_by_state_across_m0034() {
         assert_eq!(storage.count_ingests(project, IngestState::Done, 10).await.unwrap(), 1);
         super::testing::migrate_down_through(storage, "m0034_ingests_by_project").await;
         assert_eq!(listed(Some(IngestState::Queued)).await, ["q"], "down, round {round}");
-        <super::migrations::Migrator as sea_orm_migration::MigratorTrait>::up(&storage.db, None)
-            .await
-            .unwrap();
+        super::testing::migrate_up(storage).await;
     }
 }
 

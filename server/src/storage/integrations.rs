@@ -115,36 +115,26 @@ impl Storage {
         self.with_secret_metadata(models, now).await
     }
 
-    /// The ids of every integration of `projects`, each (organization, project)
-    /// (`integrations_by_project`).
-    pub(super) async fn integrations_of(
+    /// The ids of every integration of a project (`integrations_by_project`).
+    pub async fn integrations_of(
         &self,
-        projects: &[(Uuid, Uuid)],
+        organization_id: Uuid,
+        project_id: Uuid,
     ) -> Result<Vec<Uuid>, Error> {
-        let context = "listing the integrations of projects";
-        let mut ids = Vec::new();
-        for chunk in projects.chunks(super::datapoints::LOOKUP_CHUNK_KEYS / 2) {
-            let owned =
-                chunk.iter().fold(sea_orm::Condition::any(), |any, (organization, project)| {
-                    any.add(
-                        sea_orm::Condition::all()
-                            .add(integration::Column::OrganizationId.eq(organization.to_string()))
-                            .add(integration::Column::ProjectId.eq(project.to_string())),
-                    )
-                });
-            let found: Vec<String> = integration::Entity::find()
-                .select_only()
-                .column(integration::Column::Id)
-                .filter(owned)
-                .into_tuple()
-                .all(&self.db)
-                .await
-                .map_err(db_error(context))?;
-            for id in found {
-                ids.push(Uuid::parse_str(&id).map_err(|error| Error::internal(context, error))?);
-            }
-        }
-        Ok(ids)
+        let context = "listing the integrations of a project";
+        let found: Vec<String> = integration::Entity::find()
+            .select_only()
+            .column(integration::Column::Id)
+            .filter(integration::Column::OrganizationId.eq(organization_id.to_string()))
+            .filter(integration::Column::ProjectId.eq(project_id.to_string()))
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(db_error(context))?;
+        found
+            .iter()
+            .map(|id| Uuid::parse_str(id).map_err(|error| Error::internal(context, error)))
+            .collect()
     }
 
     pub async fn update_integration(

@@ -143,21 +143,15 @@ impl Storage {
             )
             .await
             .map_err(db_error(context))?;
-        let deleted = rows
-            .iter()
-            .map(|row| row.try_get::<Uuid>("", "id").map_err(db_error(context)))
-            .collect::<Result<HashSet<Uuid>, _>>()?;
-        let rowids = match backend {
-            DbBackend::Postgres => std::collections::HashMap::new(),
-            _ => rows
-                .iter()
-                .map(|row| {
-                    let id = row.try_get::<Uuid>("", "id")?;
-                    Ok((id, row.try_get::<i64>("", "rowid")?))
-                })
-                .collect::<Result<_, sea_orm::DbErr>>()
-                .map_err(db_error(context))?,
-        };
+        let mut deleted = HashSet::with_capacity(rows.len());
+        let mut rowids = std::collections::HashMap::new();
+        for row in &rows {
+            let id = row.try_get::<Uuid>("", "id").map_err(db_error(context))?;
+            deleted.insert(id);
+            if backend != DbBackend::Postgres {
+                rowids.insert(id, row.try_get::<i64>("", "rowid").map_err(db_error(context))?);
+            }
+        }
         let stored = match backend {
             DbBackend::Postgres => Vec::new(),
             _ => {

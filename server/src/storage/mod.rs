@@ -49,7 +49,7 @@ use crate::jobs::queue::WriteTurn;
 
 pub use changes::{Change, Changes, LiveProcesses};
 pub use datapoints::{CallKey, FinishedIngest};
-pub use deliveries::DeliveryProjects;
+pub use deliveries::DeliveryIntegrations;
 pub use events::{
     AttemptOutcome, DueDelivery, NextStep, SealedEndpoint, StoredHeaders, StoredSecret,
 };

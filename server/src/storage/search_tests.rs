@@ -555,12 +555,7 @@ async fn calls_of_one_millisecond_are_paged_through_once_each() {
                 super::testing::migrate_down_through(&storage, "m0035_ordered_by_rowid").await;
             }
             "again" => {
-                <super::migrations::Migrator as sea_orm_migration::MigratorTrait>::up(
-                    &storage.db,
-                    None,
-                )
-                .await
-                .unwrap();
+                super::testing::migrate_up(&storage).await;
             }
             _ => {}
         }
