@@ -491,7 +491,8 @@ mod tests {
             chrono::Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap(),
         ));
         let (domain, _audio) = crate::domain::test_support::domain(clock.clone()).await;
-        let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+        let organization = crate::storage::testing::organization(&domain.storage).await;
+        let project = Uuid::now_v7();
         let mut first = new_ingest(organization, project, "call-a");
         first.conversation.tags = vec!["first".into()];
         let mut second = new_ingest(organization, project, "call-a");
@@ -559,7 +560,8 @@ mod tests {
             chrono::Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap(),
         ));
         let (domain, _audio) = crate::domain::test_support::domain(clock.clone()).await;
-        let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+        let organization = crate::storage::testing::organization(&domain.storage).await;
+        let project = Uuid::now_v7();
         let mut first = new_ingest(organization, project, "call-race");
         first.conversation.tags = vec!["first".into()];
         first.dedup_key = crate::model::ingest::dedup_key(&first.conversation);

@@ -299,10 +299,7 @@ impl Storage {
         select
             .distinct()
             .from(datapoint_tag::Entity)
-            .and_where(
-                Expr::col((datapoint_tag::Entity, datapoint_tag::Column::OrganizationId))
-                    .eq(organization_id),
-            )
+            .and_where(of_organization(datapoint_tag::Entity, organization_id, backend))
             .and_where(
                 Expr::col((datapoint_tag::Entity, datapoint_tag::Column::Tag))
                     .is_in(query.tags_any.iter().cloned()),
@@ -657,12 +654,12 @@ pub(super) fn search_part(
         _ => &query.tags_all[..],
     };
     for tag in tags_all {
-        condition = condition.add(has_tags(std::slice::from_ref(tag), backend));
+        condition = condition.add(has_tags(std::slice::from_ref(tag), organization_id, backend));
     }
     // The only tag of `tags_any` drives the search when no tag must be there.
     let any_drives = matches!(drive, Some(Drive::Tag(_))) && query.tags_all.is_empty();
     if !query.tags_any.is_empty() && !any_drives {
-        condition = condition.add(has_tags(&query.tags_any, backend));
+        condition = condition.add(has_tags(&query.tags_any, organization_id, backend));
     }
     let pairs = match drive {
         Some(Drive::Pair(..)) => &query.metadata_equals[1..],
@@ -673,10 +670,7 @@ pub(super) fn search_part(
         let matching = Query::select()
             .expr(Expr::val(1))
             .from(datapoint_metadata::Entity)
-            .and_where(
-                Expr::col((datapoint_metadata::Entity, datapoint_metadata::Column::OrganizationId))
-                    .equals((datapoint::Entity, datapoint::Column::OrganizationId)),
-            )
+            .and_where(of_organization(datapoint_metadata::Entity, organization_id, backend))
             .and_where(datapoint_metadata::Column::Key.eq(key.clone()))
             .and_where(datapoint_metadata::Column::Value.eq(value.clone()))
             .and_where(
@@ -750,26 +744,19 @@ pub(super) fn search_part(
         Some(drive) => {
             let alias = Alias::new("drive");
             // The table, its datapoint id (the join, and the order's last key), its time, and
-            // the columns that must match.
+            // the columns that must match besides the organization of tag and metadata rows.
             let (table, id, time, matches): (_, _, _, Vec<(_, sea_orm::Value)>) = match drive {
                 Drive::Tag(tag) => (
                     datapoint_tag::Entity.into_table_ref(),
                     datapoint_tag::Column::DatapointId.into_iden(),
                     datapoint_tag::Column::OccurredAtMs.into_iden(),
-                    vec![
-                        (datapoint_tag::Column::OrganizationId.into_iden(), organization_id.into()),
-                        (datapoint_tag::Column::Tag.into_iden(), tag.into()),
-                    ],
+                    vec![(datapoint_tag::Column::Tag.into_iden(), tag.into())],
                 ),
                 Drive::Pair(key, value) => (
                     datapoint_metadata::Entity.into_table_ref(),
                     datapoint_metadata::Column::DatapointId.into_iden(),
                     datapoint_metadata::Column::OccurredAtMs.into_iden(),
                     vec![
-                        (
-                            datapoint_metadata::Column::OrganizationId.into_iden(),
-                            organization_id.into(),
-                        ),
                         (datapoint_metadata::Column::Key.into_iden(), key.into()),
                         (datapoint_metadata::Column::Value.into_iden(), value.into()),
                     ],
@@ -800,6 +787,9 @@ pub(super) fn search_part(
             let mut on_rows = Condition::all().add(
                 Expr::col((alias.clone(), id.clone())).equals((datapoint::Entity, datapoint_key)),
             );
+            if matches!(drive, Drive::Tag(_) | Drive::Pair(..)) {
+                on_rows = on_rows.add(of_organization(alias.clone(), organization_id, backend));
+            }
             for (column, value) in matches {
                 on_rows = on_rows.add(Expr::col((alias.clone(), column)).eq(value));
             }
@@ -971,14 +961,15 @@ impl<'a> Drive<'a> {
 /// The datapoint has one of `tags`: a seek of each tag's row by the whole key of the searches'
 /// index (organization, tag, the call's time, the call), which SQLite keeps as the table's own
 /// key (m0027) and PostgreSQL as `datapoint_tags_by_organization_tag`.
-fn has_tags(tags: &[String], backend: DbBackend) -> sea_orm::sea_query::SimpleExpr {
+fn has_tags(
+    tags: &[String],
+    organization_id: Uuid,
+    backend: DbBackend,
+) -> sea_orm::sea_query::SimpleExpr {
     let tagged = Query::select()
         .expr(Expr::val(1))
         .from(datapoint_tag::Entity)
-        .and_where(
-            Expr::col((datapoint_tag::Entity, datapoint_tag::Column::OrganizationId))
-                .equals((datapoint::Entity, datapoint::Column::OrganizationId)),
-        )
+        .and_where(of_organization(datapoint_tag::Entity, organization_id, backend))
         .and_where(datapoint_tag::Column::Tag.is_in(tags.iter().cloned()))
         .and_where(
             Expr::col((datapoint_tag::Entity, datapoint_tag::Column::OccurredAtMs))
@@ -1000,6 +991,25 @@ fn names_the_call(
             .equals((datapoint::Entity, datapoint::Column::Id)),
         _ => Expr::col((table, sea_orm::sea_query::Alias::new(CALL_ROWID)))
             .equals((datapoint::Entity, sea_orm::sea_query::Alias::new("rowid"))),
+    }
+}
+
+/// Tag or metadata rows (of `table`, or the alias it is read under) of the organization: by its
+/// rowid on SQLite (m0041), read by its id once per statement, by its id on PostgreSQL.
+fn of_organization(
+    table: impl IntoIden,
+    organization_id: Uuid,
+    backend: DbBackend,
+) -> sea_orm::sea_query::SimpleExpr {
+    use sea_orm::sea_query::Alias;
+    match backend {
+        DbBackend::Postgres => {
+            Expr::col((table, Alias::new("organization_id"))).eq(organization_id)
+        }
+        _ => Expr::col((table, Alias::new(ORGANIZATION_ROWID))).eq(Expr::cust_with_values(
+            "(SELECT rowid FROM organizations WHERE id = ?)",
+            [organization_id.to_string()],
+        )),
     }
 }
 
@@ -1439,6 +1449,10 @@ impl Label {
 /// (m0038). PostgreSQL's name its id (`datapoint_id`).
 const CALL_ROWID: &str = "datapoint_rowid";
 
+/// On SQLite, the column by which tag and metadata rows name their organization: its rowid
+/// (m0041). PostgreSQL's name its id (`organization_id`).
+const ORGANIZATION_ROWID: &str = "organization_rowid";
+
 /// Tag or metadata rows one statement of `insert_by_rowid` inserts.
 const INSERT_LABEL_ROWS: usize = 100;
 
@@ -1464,16 +1478,18 @@ impl LabelRow {
         })
     }
 
-    /// The values of the table's key before the call: the organization, the label, the time.
+    /// On SQLite, the values of the table's key before the call: the organization's id as
+    /// `organizations` holds it (its text), the label, the time.
     fn key_before_call(&self) -> Vec<sea_orm::Value> {
-        let mut values = vec![self.organization_id.into()];
+        let mut values = vec![self.organization_id.to_string().into()];
         values.extend(self.label.columns().1);
         values.push(self.occurred_at_ms.into());
         values
     }
 
-    /// On SQLite, the delete of this row by the table's whole key (a seek), its call's rowid
-    /// given, or read by the call's id while its datapoint is still there.
+    /// On SQLite, the delete of this row by the table's whole key (a seek): its organization's
+    /// rowid read by id, its call's rowid given, or read by the call's id while its datapoint is
+    /// still there.
     fn delete_by_rowid(&self, rowid: Option<i64>) -> sea_orm::Statement {
         let (columns, _) = self.label.columns();
         let matches: String = columns.iter().map(|column| format!(" AND {column} = ?")).collect();
@@ -1491,8 +1507,9 @@ impl LabelRow {
         sea_orm::Statement::from_sql_and_values(
             DbBackend::Sqlite,
             format!(
-                "DELETE FROM {} WHERE organization_id = ?{matches} AND occurred_at_ms = ? \
-                 AND {CALL_ROWID} = {call}",
+                "DELETE FROM {} WHERE {ORGANIZATION_ROWID} = \
+                 (SELECT rowid FROM organizations WHERE id = ?){matches} \
+                 AND occurred_at_ms = ? AND {CALL_ROWID} = {call}",
                 self.label.table()
             ),
             values,
@@ -1501,8 +1518,8 @@ impl LabelRow {
 }
 
 /// On SQLite, the insert of `rows` (of one table; none when there are none), each naming its
-/// call by the rowid of its datapoint, read by id in the same statement (m0038), as
-/// `index_words` does for the words.
+/// organization and its call by their rowids, read by id in the same statement (m0041, m0038),
+/// as `index_words` does for the words.
 fn insert_by_rowid(rows: &[&LabelRow]) -> Option<sea_orm::Statement> {
     let first = rows.first()?;
     let (columns, _) = first.label.columns();
@@ -1514,13 +1531,13 @@ fn insert_by_rowid(rows: &[&LabelRow]) -> Option<sea_orm::Statement> {
         values.extend(row.key_before_call());
         values.push(row.datapoint_id.into());
     }
-    let selected: Vec<String> = (1..count).map(|column| format!("labels.column{column}")).collect();
+    let selected: Vec<String> = (2..count).map(|column| format!("labels.column{column}")).collect();
     Some(sea_orm::Statement::from_sql_and_values(
         DbBackend::Sqlite,
         format!(
-            "INSERT INTO {} (organization_id, {}, occurred_at_ms, {CALL_ROWID}) \
-             SELECT {}, d.rowid FROM (VALUES {}) AS labels \
-             JOIN datapoints d ON d.id = labels.column{count}",
+            "INSERT INTO {} ({ORGANIZATION_ROWID}, {}, occurred_at_ms, {CALL_ROWID}) \
+             SELECT (SELECT rowid FROM organizations WHERE id = labels.column1), {}, d.rowid \
+             FROM (VALUES {}) AS labels JOIN datapoints d ON d.id = labels.column{count}",
             first.label.table(),
             columns.join(", "),
             selected.join(", "),

@@ -66,7 +66,7 @@ async fn read(storage: &Storage, organization: Uuid, project: Uuid, call_id: &st
 #[tokio::test]
 async fn documents_are_written_against_kept_bodies_until_the_bodies_go() {
     let storage = &super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(storage).await, Uuid::now_v7());
     let delivery_of = |write: &IngestWrite| write.delivery.as_ref().unwrap().record.id;
 
     let a = webhook_write(organization, project, "a");
@@ -175,7 +175,7 @@ async fn documents_are_written_against_kept_bodies_until_the_bodies_go() {
 async fn a_document_whose_body_left_after_its_row_was_read_is_read_again() {
     use sea_orm::EntityTrait;
     let storage = &super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(storage).await, Uuid::now_v7());
     let write = webhook_write(organization, project, "a");
     commit(storage, &write).await;
     let stored = read(storage, organization, project, "a").await;

@@ -36,7 +36,7 @@ fn answered(
 #[tokio::test]
 async fn events_are_written_with_their_calls_and_delivered_once_per_lease() {
     let storage = &super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(storage).await, Uuid::now_v7());
     let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
     let all = endpoint(organization, &[], EventFilter::default());
     let vip = endpoint(
@@ -399,7 +399,7 @@ async fn failed_attempts_are_read_by_their_index() {
 #[tokio::test]
 async fn a_dead_ingest_sends_call_failed() {
     let storage = &super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(storage).await, Uuid::now_v7());
     let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
     let failures = endpoint(organization, &["call.failed"], EventFilter::default());
     let vip = endpoint(
@@ -464,7 +464,7 @@ async fn a_cooldown_holds_back_a_monitors_failures_until_it_ends() {
     use crate::model::datapoints::Datapoint;
     use crate::model::events::EndpointKind;
     let storage = &super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(storage).await, Uuid::now_v7());
     let start = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
     let mut slack = endpoint(organization, &["check.failed"], EventFilter::default());
     slack.endpoint.kind = EndpointKind::Slack;

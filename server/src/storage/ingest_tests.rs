@@ -116,7 +116,7 @@ async fn one_holds(
 async fn ingest_and_delivery_ids_are_stored_in_16_bytes() {
     let now = Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap();
     let storage = &super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(storage).await, Uuid::now_v7());
     let mut write = crate::storage::intake_log_tests::webhook_write(organization, project, "keyed");
     // An ingest of another id than its delivery's (as those stored before run 26), which the
     // delivery's row then names.
@@ -181,7 +181,7 @@ async fn ingest_and_delivery_ids_are_stored_in_16_bytes() {
 async fn repeats_are_found_under_either_stored_key() {
     let now = Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap();
     let storage = &super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(storage).await, Uuid::now_v7());
     let commit = |call_id: &'static str| async move {
         let write = IngestWrite {
             ingests: vec![new_ingest(organization, project, call_id)],
@@ -226,7 +226,7 @@ async fn repeats_are_found_under_either_stored_key() {
 async fn queue_commits_claims_retries_and_finishes() {
     let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()));
     let storage = &super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(storage).await, Uuid::now_v7());
 
     // One group of two requests; the second repeats a conversation of the first.
     let first = IngestWrite {
@@ -423,7 +423,7 @@ async fn one_bad_write_in_a_group_fails_alone() {
         crate::jobs::IntakeLoad::default(),
         Arc::default(),
     );
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(&storage).await, Uuid::now_v7());
     let write = |ingest: NewIngest| IngestWrite {
         audio_objects: Vec::new(),
         ingests: vec![ingest],
@@ -453,7 +453,7 @@ async fn one_bad_write_in_a_group_fails_alone() {
 async fn abandoned_jobs_come_back_after_the_lease_or_at_once_on_restart() {
     let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()));
     let storage = super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(&storage).await, Uuid::now_v7());
     let write = |call_id: &str| IngestWrite {
         ingests: vec![new_ingest(organization, project, call_id)],
         ..Default::default()
@@ -544,7 +544,7 @@ async fn queue_state_is_read_from_the_indexes_alone() {
 async fn released_jobs_are_queued_again_as_they_were() {
     let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()));
     let storage = super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(&storage).await, Uuid::now_v7());
     let writes: Vec<IngestWrite> = (0..3)
         .map(|index| IngestWrite {
             ingests: vec![new_ingest(organization, project, &format!("release-{index}"))],
@@ -578,7 +578,7 @@ async fn released_jobs_are_queued_again_as_they_were() {
 async fn a_batch_of_results_commits_together() {
     let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()));
     let storage = &super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(storage).await, Uuid::now_v7());
     let ingests: Vec<NewIngest> =
         ["x", "y", "z"].iter().map(|call| new_ingest(organization, project, call)).collect();
     let write = IngestWrite { ingests: ingests.clone(), ..Default::default() };
@@ -678,7 +678,7 @@ async fn a_batch_of_results_commits_together() {
 async fn transcripts_are_stored_with_their_ingests() {
     let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()));
     let storage = &super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(storage).await, Uuid::now_v7());
     let tagged_ingest = |call: &str, tag: &str| {
         let mut ingest = new_ingest(organization, project, call);
         ingest.conversation.tags = vec![tag.to_owned()];
@@ -748,7 +748,7 @@ async fn ingests_marked_done_are_found_by_id() {
     if storage.db.get_database_backend() != sea_orm::DbBackend::Sqlite {
         return;
     }
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(&storage).await, Uuid::now_v7());
     let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
     let datapoint = Datapoint::merge(
         None,
@@ -808,7 +808,7 @@ async fn keyed_lookups_seek_each_key() {
     if storage.db.get_database_backend() != sea_orm::DbBackend::Sqlite {
         return;
     }
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(&storage).await, Uuid::now_v7());
     let call = |project_id, provider, call_id| crate::storage::CallKey {
         organization_id: organization,
         project_id,
@@ -904,7 +904,7 @@ async fn ingest_listings_and_counts_are_read_in_order_from_an_index() {
 async fn ingests_are_listed_by_state_across_m0034() {
     let now = Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap();
     let storage = &super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(storage).await, Uuid::now_v7());
     let at_intake = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
     let done =
         IngestWrite { ingests: vec![new_ingest(organization, project, "d")], ..Default::default() };
@@ -945,7 +945,7 @@ async fn a_call_is_kept_once() {
     use super::entities::ingest;
     let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()));
     let storage = &super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(storage).await, Uuid::now_v7());
     let (new, old) =
         (new_ingest(organization, project, "new"), new_ingest(organization, project, "old"));
     let write = IngestWrite { ingests: vec![new.clone(), old.clone()], ..Default::default() };
@@ -1082,7 +1082,7 @@ async fn a_delivery_names_the_ingest_of_its_own_id_without_storing_it() {
 
     let now = Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap();
     let storage = &super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(storage).await, Uuid::now_v7());
     let at_intake = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
     // As `admit_webhook_call` writes them: the ingest takes the delivery's id.
     let write = || {
@@ -1167,7 +1167,7 @@ async fn names_none(storage: &super::Storage, table: &str, column: &str, id: Uui
 async fn an_ingest_names_only_a_datapoint_of_another_id() {
     let now = Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap();
     let storage = &super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(storage).await, Uuid::now_v7());
     let first = new_ingest(organization, project, "worked");
     let mut second = new_ingest(organization, project, "worked");
     second.dedup_key = "later".into();

@@ -80,7 +80,7 @@ async fn commit(
 #[tokio::test]
 async fn logged_writes_are_answered_as_rows_would_be_and_stored_once_later() {
     let storage = &super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(storage).await, Uuid::now_v7());
     let (a, b) =
         (webhook_write(organization, project, "a"), webhook_write(organization, project, "b"));
     let stored_before = webhook_write(organization, project, "c");
@@ -161,7 +161,7 @@ async fn logged_writes_are_answered_as_rows_would_be_and_stored_once_later() {
 #[tokio::test]
 async fn a_log_left_by_a_stopped_process_is_stored_by_the_next() {
     let storage = super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(&storage).await, Uuid::now_v7());
     let logged: Vec<IngestWrite> =
         (0..40).map(|index| webhook_write(organization, project, &format!("l{index}"))).collect();
     for group in logged.chunks(8) {
@@ -187,7 +187,7 @@ async fn a_log_left_by_a_stopped_process_is_stored_by_the_next() {
 #[tokio::test]
 async fn rows_that_cannot_be_stored_are_kept_and_the_rest_stored() {
     let storage = super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(&storage).await, Uuid::now_v7());
     let first = webhook_write(organization, project, "first");
     commit(&storage, &[], &[&first]).await;
     // A row this build cannot read (a later version's, say).
@@ -227,7 +227,7 @@ async fn rows_that_cannot_be_stored_are_kept_and_the_rest_stored() {
 #[tokio::test]
 async fn a_logging_writer_stores_its_log_past_a_row_it_cannot_read() {
     let storage = super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(&storage).await, Uuid::now_v7());
     let mut unknown_version =
         log_row(&[&LoggedWrite::new(&webhook_write(organization, project, "u"), now()).unwrap()]);
     unknown_version[0] = 99;
@@ -296,7 +296,7 @@ async fn a_logging_writer_stores_its_log_by_itself() {
         crate::jobs::IntakeLoad::default(),
         Arc::default(),
     );
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(&storage).await, Uuid::now_v7());
     let write = webhook_write(organization, project, "w");
     let id = write.ingests[0].id;
     let committed = writer.submit(write).await.unwrap();

@@ -799,6 +799,22 @@ pub mod testing {
         storage
     }
 
+    /// A new organization, stored, and its id: a call's tag and metadata rows name their
+    /// organization by its row on SQLite (m0041), as a real call's organization is stored.
+    pub async fn organization(storage: &Storage) -> uuid::Uuid {
+        use sea_orm::{ActiveValue::Set, EntityTrait};
+        let id = uuid::Uuid::now_v7();
+        super::entities::organization::Entity::insert(super::entities::organization::ActiveModel {
+            id: Set(id.to_string()),
+            name: Set(format!("organization {id}")),
+            created_at_ms: Set(0),
+        })
+        .exec(&storage.db)
+        .await
+        .unwrap();
+        id
+    }
+
     /// Runs `sql` (no parameters) on `storage`'s database: to write a row as an earlier
     /// version stored it.
     pub async fn execute(storage: &Storage, sql: &str) {
@@ -810,16 +826,18 @@ pub mod testing {
             .unwrap();
     }
 
-    /// Runs the migration `name` and every later one down: to hold rows as an earlier version
-    /// stored them, before running them up again.
+    /// Runs the migration `name` and every later one still applied down: to hold rows as an
+    /// earlier version stored them, before running them up again.
     pub async fn migrate_down_through(storage: &Storage, name: &str) {
         use sea_orm_migration::MigratorTrait;
-        let names: Vec<String> = super::migrations::Migrator::migrations()
+        let known = super::migrations::Migrator::migrations()
             .iter()
-            .map(|migration| migration.name().to_owned())
-            .collect();
-        let at = names.iter().position(|known| known == name).expect("a known migration");
-        let undone = u32::try_from(names.len() - at).unwrap();
+            .any(|migration| migration.name() == name);
+        assert!(known, "a known migration: {name}");
+        // Migrations are named in their order.
+        let applied =
+            format!("SELECT COUNT(*) AS n FROM seaql_migrations WHERE version >= '{name}'");
+        let undone = u32::try_from(count(storage, &applied).await).unwrap();
         super::migrations::Migrator::down(&storage.db, Some(undone)).await.unwrap();
     }
 

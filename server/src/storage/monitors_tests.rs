@@ -101,7 +101,7 @@ fn set(calls: &[&str]) -> BTreeSet<String> {
 #[tokio::test]
 async fn calls_are_evaluated_in_the_commit_that_stores_them() {
     let storage = &super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(storage).await, Uuid::now_v7());
     let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
     let slow = slow_check(organization);
     let failed = check(
@@ -199,7 +199,7 @@ async fn calls_are_evaluated_in_the_commit_that_stores_them() {
 #[tokio::test]
 async fn checks_are_versioned_and_monitors_deleted_cleanly() {
     let storage = &super::testing::storage().await;
-    let organization = Uuid::now_v7();
+    let organization = super::testing::organization(storage).await;
     let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
     let long = check(
         organization,
@@ -305,7 +305,7 @@ async fn summary_of(
 #[tokio::test]
 async fn summaries_count_each_call_as_last_evaluated() {
     let storage = &super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(storage).await, Uuid::now_v7());
     let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
     let slow = slow_check(organization);
     let failed = check(
@@ -428,7 +428,7 @@ async fn summaries_count_each_call_as_last_evaluated() {
 async fn a_backfill_evaluates_stored_calls_once() {
     use crate::model::monitors::{Backfill, BackfillState};
     let storage = &super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(storage).await, Uuid::now_v7());
     let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
     let failed = check(
         organization,
@@ -508,7 +508,7 @@ async fn a_backfill_evaluates_stored_calls_once() {
 async fn the_migration_counts_calls_evaluated_before_it() {
     use sea_orm_migration::MigratorTrait;
     let storage = &super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(storage).await, Uuid::now_v7());
     let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
     let failed = check(
         organization,
@@ -610,7 +610,7 @@ async fn matches_follow_a_call_that_changes_and_go_with_it() {
     use crate::storage::datapoints::FinishedIngest;
 
     let storage = &super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(storage).await, Uuid::now_v7());
     let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
     let slow = slow_check(organization);
     storage.insert_check(&slow).await.unwrap();
@@ -708,7 +708,7 @@ async fn matches_follow_a_call_that_changes_and_go_with_it() {
 #[tokio::test]
 async fn results_stay_readable_when_a_monitors_check_is_gone() {
     let storage = &super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(storage).await, Uuid::now_v7());
     let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
     let rule = |measure: Measure, threshold: Value| Rule {
         measure,

@@ -178,7 +178,7 @@ async fn every_filter_is_read_through_its_index() {
                 // their tables' own keys (m0027, m0028).
                 let read = match index {
                     "datapoint_tags" | "datapoint_metadata" => {
-                        "SEARCH drive USING PRIMARY KEY (organization_id=?".to_owned()
+                        "SEARCH drive USING PRIMARY KEY (organization_rowid=?".to_owned()
                     }
                     "monitor_datapoints" => {
                         "SEARCH drive USING PRIMARY KEY (monitor_id=?".to_owned()
@@ -199,7 +199,7 @@ async fn every_filter_is_read_through_its_index() {
                 }
                 // Every other tag or pair is a probe of its row by the whole key.
                 if name == "a tag that must be there" {
-                    let probe = "SEARCH datapoint_tags EXISTS USING PRIMARY KEY (organization_id=? \
+                    let probe = "SEARCH datapoint_tags EXISTS USING PRIMARY KEY (organization_rowid=? \
                                  AND tag=? AND occurred_at_ms=? AND datapoint_rowid=?)";
                     assert!(plan.iter().any(|step| step.contains(probe)), "{context}");
                 }
@@ -286,7 +286,7 @@ async fn context_tokens_are_stored_only_when_a_call_has_its_own() {
     use crate::storage::ingest_tests::new_ingest;
 
     let storage = super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(&storage).await, Uuid::now_v7());
     let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
     // "a" has its id as its token (the default); "b" has "a" as its own; "c" has its own.
     let calls =
@@ -372,7 +372,7 @@ async fn pages_follow_the_time_of_each_call() {
     use crate::storage::ingest_tests::new_ingest;
 
     let storage = super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(&storage).await, Uuid::now_v7());
     let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
     // Seven calls: three started at the same moment, one without a start (stored now, so the
     // newest), the others on different days, stored in an order unlike their starts.
@@ -427,7 +427,11 @@ async fn call_ids_and_integrations_find_only_the_organizations_calls() {
 
     let storage = super::testing::storage().await;
     let now = Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap();
-    let (mine, theirs, integration) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let (mine, theirs) = (
+        super::testing::organization(&storage).await,
+        super::testing::organization(&storage).await,
+    );
+    let integration = Uuid::now_v7();
     let mut stored = Vec::new();
     for organization in [mine, theirs] {
         let mut ingest = new_ingest(organization, Uuid::now_v7(), "shared");
@@ -492,7 +496,7 @@ async fn calls_of_one_millisecond_are_paged_through_once_each() {
     use crate::storage::ingest_tests::new_ingest;
 
     let storage = super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(&storage).await, Uuid::now_v7());
     let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
     // An older call, six at one moment, a newer call; stored one write each, the older first.
     let days = [1, 3, 3, 3, 3, 3, 3, 5];
@@ -522,16 +526,18 @@ async fn calls_of_one_millisecond_are_paged_through_once_each() {
         async move { storage.get_datapoint(organization, id).await.unwrap().unwrap() }
     };
     // On SQLite, the ordering index ends with the time after m0035, with the id before it; the
-    // tag rows' key with the call's rowid after m0038, with its id before it.
-    let ends_with = |index: &'static str| {
+    // tag rows' key with the call's rowid after m0038, with its id before it, and starts with
+    // the organization's rowid after m0041, with its id before it.
+    let key_column = |index: &'static str, last: bool| {
         let storage = &storage;
         async move {
             use sea_orm::ConnectionTrait;
+            let order = if last { "DESC" } else { "ASC" };
             let statement = sea_orm::Statement::from_string(
                 sea_orm::DbBackend::Sqlite,
                 format!(
                     "SELECT name FROM pragma_index_info('{index}') WHERE name IS NOT NULL \
-                     ORDER BY seqno DESC"
+                     ORDER BY seqno {order}"
                 ),
             );
             let row = storage.db.query_one_raw(statement).await.unwrap().unwrap();
@@ -561,10 +567,12 @@ async fn calls_of_one_millisecond_are_paged_through_once_each() {
         }
         if sqlite {
             let last = if state == "down" { "id" } else { "occurred_at_ms" };
-            assert_eq!(ends_with("datapoints_by_occurrence").await, last, "{state}");
-            let last = if state == "down" { "datapoint_id" } else { "datapoint_rowid" };
+            assert_eq!(key_column("datapoints_by_occurrence", true).await, last, "{state}");
             let key = "sqlite_autoindex_datapoint_tags_1";
-            assert_eq!(ends_with(key).await, last, "{state}");
+            let last = if state == "down" { "datapoint_id" } else { "datapoint_rowid" };
+            assert_eq!(key_column(key, true).await, last, "{state}");
+            let first = if state == "down" { "organization_id" } else { "organization_rowid" };
+            assert_eq!(key_column(key, false).await, first, "{state}");
         }
         // Down through m0038, the tag and metadata rows name their calls by id, which this
         // version does not read: they are read again once m0038 has run up again.
@@ -624,7 +632,7 @@ async fn tags_and_metadata_find_the_same_calls_however_driven() {
     use crate::storage::ingest_tests::new_ingest;
 
     let storage = super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(&storage).await, Uuid::now_v7());
     let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
     let calls: [(&[&str], &str); 4] =
         [(&["a"], "1"), (&["a", "b"], "2"), (&["b"], "1"), (&[], "1")];
@@ -727,7 +735,7 @@ async fn search_rows_stored_before_the_migration_are_found() {
     use crate::storage::ingest_tests::new_ingest;
 
     let storage = super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(&storage).await, Uuid::now_v7());
     let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
     let mut ingest = new_ingest(organization, project, "before");
     ingest.conversation.turns[0].content = "Please REFUND my order.".into();
@@ -796,7 +804,7 @@ async fn transcripts_are_searched_by_words_and_phrases() {
     use crate::storage::ingest_tests::new_ingest;
 
     let storage = super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(&storage).await, Uuid::now_v7());
     let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
     let texts = [
         "Un café au lait, s'il vous plaît.",
@@ -887,7 +895,7 @@ async fn relevance_puts_the_best_matches_first() {
     use crate::storage::ingest_tests::new_ingest;
 
     let storage = super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(&storage).await, Uuid::now_v7());
     let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
     let filler = "the caller asked about the opening hours of the store and the parking";
     let texts = [
@@ -1031,7 +1039,7 @@ async fn provider_verdicts_are_searchable() {
     use crate::storage::ingest_tests::new_ingest;
 
     let storage = super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(&storage).await, Uuid::now_v7());
     let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
     let call = |call_id: &str,
                 successful: Option<bool>,
@@ -1102,7 +1110,7 @@ async fn search_rows_follow_a_call_that_changes_and_go_with_it() {
     use crate::storage::ingest_tests::new_ingest;
 
     let storage = super::testing::storage().await;
-    let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (organization, project) = (super::testing::organization(&storage).await, Uuid::now_v7());
     let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
     let settings = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
     let event = |tag: &str, tier: &str, started_hour: u32| {
