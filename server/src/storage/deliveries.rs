@@ -241,7 +241,8 @@ fn listed() -> sea_orm::Select<webhook_delivery::Entity> {
 }
 
 impl Storage {
-    /// Deliveries of an integration, newest first, before the delivery `before`.
+    /// Deliveries of an integration, newest first, after the delivery `before`
+    /// (`deliveries_listing`).
     pub async fn list_webhook_deliveries(
         &self,
         integration_id: Uuid,
@@ -250,15 +251,8 @@ impl Storage {
         limit: usize,
     ) -> Result<Vec<WebhookDelivery>, Error> {
         let context = "listing webhook deliveries";
-        let mut query = listed().filter(webhook_delivery::Column::IntegrationId.eq(integration_id));
-        if let Some(verdict) = verdict {
-            query = query.filter(webhook_delivery::Column::Verdict.eq(verdict.as_str()));
-        }
-        if let Some(before) = before {
-            query = query.filter(webhook_delivery::Column::Id.lt(before));
-        }
-        let rows = query
-            .order_by_desc(webhook_delivery::Column::Id)
+        let backend = self.db.get_database_backend();
+        let rows = deliveries_listing(integration_id, verdict, before, backend)
             .limit(u64::try_from(limit).unwrap_or(u64::MAX))
             .into_model::<ListedRow>()
             .all(&self.db)
@@ -397,6 +391,36 @@ impl Storage {
         transaction.commit().await.map_err(db_error(context))?;
         Ok((cleared, deleted))
     }
+}
+
+/// The query of [`Storage::list_webhook_deliveries`], read in its order from
+/// `deliveries_by_integration`: on SQLite newest stored first (by rowid, m0042), on PostgreSQL
+/// by id.
+pub(super) fn deliveries_listing(
+    integration_id: Uuid,
+    verdict: Option<DeliveryVerdict>,
+    before: Option<Uuid>,
+    backend: sea_orm::DbBackend,
+) -> sea_orm::Select<webhook_delivery::Entity> {
+    let mut query = listed().filter(webhook_delivery::Column::IntegrationId.eq(integration_id));
+    if let Some(verdict) = verdict {
+        query = query.filter(webhook_delivery::Column::Verdict.eq(verdict.as_str()));
+    }
+    let by_rowid = backend == sea_orm::DbBackend::Sqlite;
+    let table = sea_orm::EntityName::table_name(&webhook_delivery::Entity);
+    if let Some(before) = before {
+        query = query.filter(if by_rowid {
+            super::rowid_after(table, before)
+        } else {
+            webhook_delivery::Column::Id.lt(before)
+        });
+    }
+    let order = if by_rowid {
+        super::listed_by_rowid(table)
+    } else {
+        Expr::col(webhook_delivery::Column::Id).into()
+    };
+    query.order_by_desc(order)
 }
 
 /// Whose deliveries a pruning batch reads, by integration: a delivery's project is its

@@ -796,7 +796,8 @@ impl Storage {
         before: Option<Uuid>,
         limit: usize,
     ) -> Result<Vec<IngestRecord>, Error> {
-        ingests_listing(organization_id, project_id, state, before, limit)
+        let backend = self.db.get_database_backend();
+        ingests_listing(organization_id, project_id, state, before, limit, backend)
             .all(&self.db)
             .await
             .map_err(db_error("listing ingests"))?
@@ -1081,28 +1082,39 @@ pub(super) fn ingests_counted(
 }
 
 /// The query of [`Storage::list_ingests`], read in its order from an index (m0034):
-/// `ingests_waiting` for a state of ingests not done, else `ingests_by_project`, where done
-/// ingests are nearly all of them.
+/// `ingests_waiting` for a state of ingests not done, newest first by id; else
+/// `ingests_by_project`, where done ingests are nearly all of them, on SQLite newest stored
+/// first (by rowid, m0042), on PostgreSQL by id.
 pub(super) fn ingests_listing(
     organization_id: Uuid,
     project_id: Uuid,
     state: Option<IngestState>,
     before: Option<Uuid>,
     limit: usize,
+    backend: sea_orm::DbBackend,
 ) -> sea_orm::Select<ingest::Entity> {
     let mut query = ingest::Entity::find()
         .filter(ingest::Column::OrganizationId.eq(organization_id))
         .filter(ingest::Column::ProjectId.eq(project_id));
+    let waiting = state.is_some_and(|state| state != IngestState::Done);
     if let Some(state) = state {
         query = query.filter(ingest::Column::State.eq(state.as_str()));
-        if state != IngestState::Done {
+        if waiting {
             query = query.filter(not_done());
         }
     }
+    let by_rowid = backend == sea_orm::DbBackend::Sqlite && !waiting;
+    let table = sea_orm::EntityName::table_name(&ingest::Entity);
     if let Some(before) = before {
-        query = query.filter(ingest::Column::Id.lt(before));
+        query = query.filter(if by_rowid {
+            super::rowid_after(table, before)
+        } else {
+            ingest::Column::Id.lt(before)
+        });
     }
-    query.order_by_desc(ingest::Column::Id).limit(u64::try_from(limit).unwrap_or(u64::MAX))
+    let order =
+        if by_rowid { super::listed_by_rowid(table) } else { Expr::col(ingest::Column::Id).into() };
+    query.order_by_desc(order).limit(u64::try_from(limit).unwrap_or(u64::MAX))
 }
 
 /// `state <> 'done'`, as the partial index `ingests_waiting` (m0034) is written: said outright

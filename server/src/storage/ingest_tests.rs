@@ -857,8 +857,10 @@ async fn a_calls_history_is_found_by_index() {
 }
 
 /// A project's ingests are listed newest first, and a backlog state counted, from an index in
-/// their order (SQLite's plans, m0034): every state, or done, from `ingests_by_project`; a
-/// state of ingests not done from `ingests_waiting`, which holds no done one. None sorts.
+/// their order (SQLite's plans, m0034): every state, or done, from `ingests_by_project`, by
+/// rowid (m0042), a later page a seek of it; a state of ingests not done from
+/// `ingests_waiting`, which holds no done one. An integration's deliveries are listed from
+/// `deliveries_by_integration` by rowid too. None sorts.
 #[tokio::test]
 async fn ingest_listings_and_counts_are_read_in_order_from_an_index() {
     use sea_orm::QueryTrait;
@@ -869,7 +871,8 @@ async fn ingest_listings_and_counts_are_read_in_order_from_an_index() {
     }
     let (organization, project) = (Uuid::now_v7(), Uuid::now_v7());
     let listing = |state, before| {
-        super::ingest::ingests_listing(organization, project, state, before, 51).build(backend)
+        super::ingest::ingests_listing(organization, project, state, before, 51, backend)
+            .build(backend)
     };
     let cases = [
         ("every state", listing(None, None), "ingests_by_project"),
@@ -894,7 +897,100 @@ async fn ingest_listings_and_counts_are_read_in_order_from_an_index() {
             "{name}: {index} unused: {plan:?}"
         );
         assert!(plan.iter().all(|step| !step.contains("TEMP B-TREE")), "{name}: sorts: {plan:?}");
+        let seeks = plan.iter().any(|step| step.contains("(project_id=? AND rowid<?)"));
+        let later_by_rowid = name == "every state, a later page";
+        assert_eq!(seeks, later_by_rowid, "{name}: {plan:?}");
     }
+    let deliveries = |before| {
+        use sea_orm::QuerySelect;
+        super::deliveries::deliveries_listing(project, None, before, backend)
+            .limit(51)
+            .build(backend)
+    };
+    for (name, before, seek) in [
+        ("first page", None, "(integration_id=?)"),
+        ("later", Some(project), "(integration_id=? AND rowid<?)"),
+    ] {
+        let plan = sqlite_plan(&storage, deliveries(before)).await;
+        let index = format!("INDEX deliveries_by_integration {seek}");
+        assert!(plan.iter().any(|step| step.contains(&index)), "{name}: {plan:?}");
+        assert!(plan.iter().all(|step| !step.contains("TEMP B-TREE")), "{name}: sorts: {plan:?}");
+    }
+}
+
+/// A project's ingests and an integration's deliveries are paged through newest stored first,
+/// each once, and a page resumes after a cursor whose row was deleted since: on SQLite by
+/// rowid (m0042), on PostgreSQL by id; the same after m0042 down and up.
+#[tokio::test]
+async fn listings_page_through_each_row_once_past_deleted_cursors() {
+    use sea_orm::EntityTrait;
+
+    use super::entities::{ingest, webhook_delivery};
+    use crate::storage::intake_log_tests::webhook_write;
+
+    let storage = &super::testing::storage().await;
+    let (organization, project) = (super::testing::organization(storage).await, Uuid::now_v7());
+    let at_intake = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
+    let mut stored = Vec::new();
+    for call in ["a", "b", "c", "d", "e", "f"] {
+        let write = webhook_write(organization, project, call);
+        storage.commit_ingest_writes(&[&write], at_intake, Utc::now()).await.unwrap();
+        stored.push((call, write.ingests[0].id));
+    }
+    // Ingests and deliveries alike (a delivery's id is its ingest's): the calls of a page.
+    let pages = |before: Option<Uuid>| async move {
+        let ingests = storage.list_ingests(organization, project, None, before, 2).await.unwrap();
+        let deliveries = storage.list_webhook_deliveries(project, None, before, 2).await.unwrap();
+        let ingests: Vec<String> = ingests.iter().map(|ingest| ingest.call_id.clone()).collect();
+        let calls: Vec<String> =
+            deliveries.iter().map(|delivery| delivery.call_id.clone()).collect();
+        assert_eq!(ingests, calls, "after {before:?}");
+        (calls, deliveries.last().map(|delivery| delivery.id))
+    };
+    let delete = |id: Uuid| async move {
+        ingest::Entity::delete_by_id(id).exec(&storage.db).await.unwrap();
+        webhook_delivery::Entity::delete_by_id(id).exec(&storage.db).await.unwrap();
+    };
+    for round in ["up", "down", "again"] {
+        match round {
+            "down" => {
+                super::testing::migrate_down_through(storage, "m0042_listings_by_rowid").await
+            }
+            "again" => super::testing::migrate_up(storage).await,
+            _ => {}
+        }
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let (calls, last) = pages(cursor).await;
+            if calls.is_empty() {
+                break;
+            }
+            seen.extend(calls);
+            cursor = last;
+        }
+        let left: Vec<&str> = stored.iter().rev().map(|(call, _)| *call).collect();
+        assert_eq!(seen, left, "{round}");
+        // A page ends at the newest's neighbour, which is deleted before the next page.
+        let (first, last) = pages(None).await;
+        let gone = first[1].clone();
+        delete(last.unwrap()).await;
+        stored.retain(|(call, _)| *call != gone);
+        let (next, _) = pages(last).await;
+        let expected: Vec<String> =
+            stored.iter().rev().skip(1).take(2).map(|(call, _)| (*call).to_owned()).collect();
+        assert_eq!(next, expected, "{round}: after {gone}, deleted");
+    }
+    // The newest and the cursor both deleted: the next page starts again at the newest left.
+    let (first, last) = pages(None).await;
+    let newest = stored.iter().find(|(call, _)| *call == first[0]).unwrap().1;
+    delete(newest).await;
+    delete(last.unwrap()).await;
+    stored.retain(|(call, _)| !first.contains(&(*call).to_owned()));
+    let (next, _) = pages(last).await;
+    let expected: Vec<String> =
+        stored.iter().rev().take(2).map(|(call, _)| (*call).to_owned()).collect();
+    assert_eq!(next, expected);
 }
 
 /// Listings by state find what was stored in each, the same before m0034 and after it ran down

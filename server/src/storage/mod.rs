@@ -554,6 +554,29 @@ fn join_keys<T, C>(
     select.join(JoinType::InnerJoin, TableRef::ValuesList(keys, key().into_iden()), on);
 }
 
+/// A listing newest stored first (on SQLite, m0042): the order of `table`'s rowids, which end
+/// every entry of its listing index, and the key of each row (`rowid_after`).
+fn listed_by_rowid(table: &str) -> sea_orm::sea_query::SimpleExpr {
+    sea_orm::sea_query::Expr::cust(format!(r#""{table}"."rowid""#))
+}
+
+/// The rows of a listing by rowid (`listed_by_rowid`) after the row `before`: those stored
+/// before it, its rowid read by its id. A row deleted since gives the rowid of the first row
+/// with a later id (a v7 id is the time it was made), or, with none, a rowid above every row's,
+/// so that a page resumes where it was, as near as the ids tell, and skips nothing.
+fn rowid_after(table: &str, before: uuid::Uuid) -> sea_orm::sea_query::SimpleExpr {
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    let cursor = Expr::cust_with_values(
+        format!(
+            "COALESCE((SELECT rowid FROM {table} WHERE id = ?), \
+             (SELECT rowid FROM {table} WHERE id > ? ORDER BY id LIMIT 1), {})",
+            i64::MAX
+        ),
+        [before, before],
+    );
+    listed_by_rowid(table).lt(cursor)
+}
+
 /// Database errors may echo the URL, which can carry a password.
 fn redact_db_error(error: &DbErr, url: &str) -> String {
     let text = error.to_string();

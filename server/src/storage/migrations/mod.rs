@@ -44,6 +44,7 @@ mod m0038_search_rows_by_rowid;
 mod m0039_documents_of_own_deliveries;
 mod m0040_metrics_of_the_turns;
 mod m0041_search_rows_by_organization_rowid;
+mod m0042_listings_by_rowid;
 
 use sea_orm_migration::prelude::*;
 
@@ -95,6 +96,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0039_documents_of_own_deliveries::Migration),
             Box::new(m0040_metrics_of_the_turns::Migration),
             Box::new(m0041_search_rows_by_organization_rowid::Migration),
+            Box::new(m0042_listings_by_rowid::Migration),
         ]
     }
 }
