@@ -1664,7 +1664,10 @@ fn datapoint_active_model(
         metadata_json: Set(String::new()),
         metrics_json: Set(String::new()),
         created_at_ms: Set(to_millis(datapoint.created_at)),
-        updated_at_ms: Set(to_millis(datapoint.updated_at)),
+        updated_at_ms: Set(super::stored_updated_at(
+            to_millis(datapoint.created_at),
+            to_millis(datapoint.updated_at),
+        )),
         // Counted from its check results by the statements that write them (`monitors`).
         open_issues: sea_orm::ActiveValue::NotSet,
         verdict_successful: Set(datapoint.analysis.successful),
@@ -1767,7 +1770,7 @@ pub(super) fn datapoint_from_model(
         metadata: document.metadata,
         metrics,
         created_at: from_millis(model.created_at_ms),
-        updated_at: from_millis(model.updated_at_ms),
+        updated_at: super::read_updated_at(model.created_at_ms, model.updated_at_ms),
     })
 }
 

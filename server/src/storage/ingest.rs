@@ -1146,7 +1146,8 @@ fn ingest_model(new: &NewIngest, now: DateTime<Utc>) -> ingest::ActiveModel {
         last_error: Set(String::new()),
         next_attempt_at_ms: Set(None),
         created_at_ms: Set(to_millis(now)),
-        updated_at_ms: Set(to_millis(now)),
+        // As it was created (`stored_updated_at`).
+        updated_at_ms: Set(0),
     }
 }
 
@@ -1206,7 +1207,7 @@ fn ingest_from_model(model: ingest::Model) -> Result<IngestRecord, Error> {
         last_error: model.last_error,
         next_attempt_at: model.next_attempt_at_ms.map(from_millis),
         created_at: from_millis(model.created_at_ms),
-        updated_at: from_millis(model.updated_at_ms),
+        updated_at: super::read_updated_at(model.created_at_ms, model.updated_at_ms),
     })
 }
 

@@ -1305,3 +1305,58 @@ async fn an_ingest_names_only_a_datapoint_of_another_id() {
     let record = storage.get_ingest(organization, queued.id).await.unwrap().unwrap();
     assert_eq!((record.state, record.datapoint_id), (IngestState::Queued, None));
 }
+
+/// A datapoint and an ingest as they were created store 0 as their `updated_at_ms` (m0043) and
+/// read their creation time; a datapoint changed later stores the time of the change. m0043
+/// down writes the creation time back, which reads the same, and so does every row after up.
+#[tokio::test]
+async fn rows_as_created_store_no_update_time() {
+    use super::testing::{count, migrate_down_through, migrate_up, stored_call};
+
+    let storage = &super::testing::storage().await;
+    let (organization, project) = (super::testing::organization(storage).await, Uuid::now_v7());
+    let at_intake = super::IntakeSettings { max_attempts: 3, transcripts_at_intake: true };
+    let created = Utc.with_ymd_and_hms(2026, 12, 4, 12, 0, 0).unwrap();
+    let later = created + chrono::Duration::minutes(1);
+    let first = |call_id| IngestWrite {
+        ingests: vec![new_ingest(organization, project, call_id)],
+        ..Default::default()
+    };
+    let (a, b) = (first("a"), first("b"));
+    storage.commit_ingest_writes(&[&a, &b], at_intake, created).await.unwrap();
+    let mut changed = new_ingest(organization, project, "b");
+    changed.conversation.tags = vec!["later".to_owned()];
+    changed.dedup_key = dedup_key(&changed.conversation);
+    let change = IngestWrite { ingests: vec![changed], ..Default::default() };
+    storage.commit_ingest_writes(&[&change], at_intake, later).await.unwrap();
+
+    let stored = |table: &'static str, column: &'static str, value: String| async move {
+        let sql = format!("SELECT updated_at_ms AS n FROM {table} WHERE {column} = {value}");
+        count(storage, &sql).await
+    };
+    let ingest_a = a.ingests[0].id;
+    let ingest_a_key = match storage.db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => format!("'{ingest_a}'"),
+        _ => format!("X'{}'", ingest_a.simple()),
+    };
+    let ms = |at: chrono::DateTime<Utc>| at.timestamp_millis();
+    assert_eq!(stored("datapoints", "call_id", "'a'".into()).await, 0);
+    assert_eq!(stored("datapoints", "call_id", "'b'".into()).await, ms(later));
+    assert_eq!(stored("ingests", "id", ingest_a_key.clone()).await, 0);
+    for state in ["up", "down", "again"] {
+        match state {
+            "down" => migrate_down_through(storage, "m0043_unchanged_rows").await,
+            "again" => migrate_up(storage).await,
+            _ => {}
+        }
+        let call = |call_id| stored_call(storage, organization, project, "custom", call_id);
+        let (a, b) = (call("a").await.unwrap(), call("b").await.unwrap());
+        assert_eq!((a.created_at, a.updated_at), (created, created), "{state}");
+        assert_eq!((b.created_at, b.updated_at), (created, later), "{state}");
+        let ingest = storage.get_ingest(organization, ingest_a).await.unwrap().unwrap();
+        assert_eq!((ingest.created_at, ingest.updated_at), (created, created), "{state}");
+        let kept = if state == "up" { 0 } else { ms(created) };
+        assert_eq!(stored("datapoints", "call_id", "'a'".into()).await, kept, "{state}");
+        assert_eq!(stored("ingests", "id", ingest_a_key.clone()).await, kept, "{state}");
+    }
+}

@@ -554,6 +554,18 @@ fn join_keys<T, C>(
     select.join(JoinType::InnerJoin, TableRef::ValuesList(keys, key().into_iden()), on);
 }
 
+/// A row's `updated_at_ms` as stored (m0043): 0 while the row is as it was created, a time no
+/// row is changed at, which takes no byte of a SQLite record where the time takes six.
+fn stored_updated_at(created_at_ms: i64, updated_at_ms: i64) -> i64 {
+    if updated_at_ms == created_at_ms { 0 } else { updated_at_ms }
+}
+
+/// A row's `updated_at_ms` as written by `stored_updated_at`, or by earlier versions (the time
+/// itself).
+fn read_updated_at(created_at_ms: i64, stored: i64) -> chrono::DateTime<chrono::Utc> {
+    crate::clock::from_millis(if stored == 0 { created_at_ms } else { stored })
+}
+
 /// A listing newest stored first (on SQLite, m0042): the order of `table`'s rowids, which end
 /// every entry of its listing index, and the key of each row (`rowid_after`).
 fn listed_by_rowid(table: &str) -> sea_orm::sea_query::SimpleExpr {

@@ -45,6 +45,7 @@ mod m0039_documents_of_own_deliveries;
 mod m0040_metrics_of_the_turns;
 mod m0041_search_rows_by_organization_rowid;
 mod m0042_listings_by_rowid;
+mod m0043_unchanged_rows;
 
 use sea_orm_migration::prelude::*;
 
@@ -97,6 +98,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0040_metrics_of_the_turns::Migration),
             Box::new(m0041_search_rows_by_organization_rowid::Migration),
             Box::new(m0042_listings_by_rowid::Migration),
+            Box::new(m0043_unchanged_rows::Migration),
         ]
     }
 }
