@@ -418,7 +418,7 @@ pub(super) fn deliveries_listing(
     let order = if by_rowid {
         super::listed_by_rowid(table)
     } else {
-        Expr::col(webhook_delivery::Column::Id).into()
+        Expr::col(webhook_delivery::Column::Id)
     };
     query.order_by_desc(order)
 }

@@ -1113,7 +1113,7 @@ pub(super) fn ingests_listing(
         });
     }
     let order =
-        if by_rowid { super::listed_by_rowid(table) } else { Expr::col(ingest::Column::Id).into() };
+        if by_rowid { super::listed_by_rowid(table) } else { Expr::col(ingest::Column::Id) };
     query.order_by_desc(order).limit(u64::try_from(limit).unwrap_or(u64::MAX))
 }
 

@@ -954,7 +954,7 @@ async fn listings_page_through_each_row_once_past_deleted_cursors() {
     for round in ["up", "down", "again"] {
         match round {
             "down" => {
-                super::testing::migrate_down_through(storage, "m0042_listings_by_rowid").await
+                super::testing::migrate_down_through(storage, "m0042_listings_by_rowid").await;
             }
             "again" => super::testing::migrate_up(storage).await,
             _ => {}
