@@ -99,6 +99,17 @@ fn fill_sql(rows: usize, postgres: bool, words: &str, zebra_words: &str) -> Stri
     // on SQLite (m0038).
     let (call, call_value) =
         if postgres { ("datapoint_id", "d.id") } else { ("datapoint_rowid", "d.rowid") };
+    // And their organization: by id on PostgreSQL, by its rowid on SQLite (m0041), where
+    // `organizations` holds the id as text and the datapoints as 16 bytes.
+    let (organization, organization_value) = if postgres {
+        ("organization_id", "d.organization_id")
+    } else {
+        (
+            "organization_rowid",
+            "(SELECT o.rowid FROM organizations o \
+             WHERE unhex(replace(o.id, '-', '')) = d.organization_id)",
+        )
+    };
     let words_sql = if postgres {
         String::new()
     } else {
@@ -111,6 +122,7 @@ fn fill_sql(rows: usize, postgres: bool, words: &str, zebra_words: &str) -> Stri
             quoted(words)
         )
     };
+    // Each call as it was created: its update time stored as 0 (m0043).
     format!(
         "INSERT INTO datapoints (id, organization_id, project_id, provider, call_id, \
          context_token, source, transcript_source, speaker_labels_estimated, turns_json, \
@@ -125,7 +137,7 @@ fn fill_sql(rows: usize, postgres: bool, words: &str, zebra_words: &str) -> Stri
          t.speaker_labels_estimated, t.turns_json, \
          CASE WHEN n.i % 100000 = 7 THEN z.transcript_search ELSE t.transcript_search END, \
          NULL, {at}, {at} + 60000, 60000, {at}, t.from_number, t.to_number, t.direction, \
-         t.analysis_json, t.cost_usd, t.tags_json, t.metadata_json, t.metrics_json, {at}, {at}, \
+         t.analysis_json, t.cost_usd, t.tags_json, t.metadata_json, t.metrics_json, {at}, 0, \
          n.i % 100 <> 3, CASE WHEN n.i % 20 = 5 THEN 'negative' ELSE 'neutral' END, \
          CASE WHEN n.i % 1000 = 11 THEN 1 ELSE 0 END, \
          CASE WHEN n.i % 100 = 1 THEN w.integration_id END, {document} \
@@ -149,21 +161,21 @@ fn fill_sql(rows: usize, postgres: bool, words: &str, zebra_words: &str) -> Stri
          occurred_at_ms, is_issue, monitor_version) \
          SELECT d.id, '{MONITOR_ID}', d.occurred_at_ms, d.open_issues > 0, 1 \
          FROM datapoints d WHERE d.provider = 'bland';\n\
-         INSERT INTO datapoint_tags ({call}, tag, organization_id, occurred_at_ms) \
-         SELECT {call_value}, 'billing', d.organization_id, d.occurred_at_ms \
+         INSERT INTO datapoint_tags ({call}, tag, {organization}, occurred_at_ms) \
+         SELECT {call_value}, 'billing', {organization_value}, d.occurred_at_ms \
          FROM datapoints d WHERE d.call_id LIKE 'call-%';\n\
-         INSERT INTO datapoint_tags ({call}, tag, organization_id, occurred_at_ms) \
-         SELECT {call_value}, 'vip', d.organization_id, d.occurred_at_ms \
+         INSERT INTO datapoint_tags ({call}, tag, {organization}, occurred_at_ms) \
+         SELECT {call_value}, 'vip', {organization_value}, d.occurred_at_ms \
          FROM datapoints d WHERE d.call_id LIKE 'call-%' AND d.call_id LIKE '%000';\n\
-         INSERT INTO datapoint_metadata ({call}, key, value, organization_id, \
+         INSERT INTO datapoint_metadata ({call}, key, value, {organization}, \
          occurred_at_ms) \
          SELECT {call_value}, 'queue', \
          CASE WHEN {last_digit} IN ('0', '2', '4', '6', '8', 'a', 'c', 'e') \
-         THEN 'sales' ELSE 'billing' END, d.organization_id, d.occurred_at_ms \
+         THEN 'sales' ELSE 'billing' END, {organization_value}, d.occurred_at_ms \
          FROM datapoints d WHERE d.call_id LIKE 'call-%';\n\
-         INSERT INTO datapoint_metadata ({call}, key, value, organization_id, \
+         INSERT INTO datapoint_metadata ({call}, key, value, {organization}, \
          occurred_at_ms) \
-         SELECT {call_value}, 'account', 'acct-' || d.call_id, d.organization_id, \
+         SELECT {call_value}, 'account', 'acct-' || d.call_id, {organization_value}, \
          d.occurred_at_ms FROM datapoints d WHERE d.call_id LIKE 'call-%';\n"
     ) + if postgres {
         // What autovacuum does after a bulk load; the SQLite server keeps no statistics.
