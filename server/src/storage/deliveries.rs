@@ -408,18 +408,11 @@ pub(super) fn deliveries_listing(
     }
     let by_rowid = backend == sea_orm::DbBackend::Sqlite;
     let table = sea_orm::EntityName::table_name(&webhook_delivery::Entity);
-    if let Some(before) = before {
-        query = query.filter(if by_rowid {
-            super::rowid_after(table, before)
-        } else {
-            webhook_delivery::Column::Id.lt(before)
-        });
+    let (order, after) =
+        super::listing_order(table, webhook_delivery::Column::Id, by_rowid, before);
+    if let Some(after) = after {
+        query = query.filter(after);
     }
-    let order = if by_rowid {
-        super::listed_by_rowid(table)
-    } else {
-        Expr::col(webhook_delivery::Column::Id)
-    };
     query.order_by_desc(order)
 }
 

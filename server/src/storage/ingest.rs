@@ -1105,15 +1105,10 @@ pub(super) fn ingests_listing(
     }
     let by_rowid = backend == sea_orm::DbBackend::Sqlite && !waiting;
     let table = sea_orm::EntityName::table_name(&ingest::Entity);
-    if let Some(before) = before {
-        query = query.filter(if by_rowid {
-            super::rowid_after(table, before)
-        } else {
-            ingest::Column::Id.lt(before)
-        });
+    let (order, after) = super::listing_order(table, ingest::Column::Id, by_rowid, before);
+    if let Some(after) = after {
+        query = query.filter(after);
     }
-    let order =
-        if by_rowid { super::listed_by_rowid(table) } else { Expr::col(ingest::Column::Id) };
     query.order_by_desc(order).limit(u64::try_from(limit).unwrap_or(u64::MAX))
 }
 
@@ -1146,8 +1141,7 @@ fn ingest_model(new: &NewIngest, now: DateTime<Utc>) -> ingest::ActiveModel {
         last_error: Set(String::new()),
         next_attempt_at_ms: Set(None),
         created_at_ms: Set(to_millis(now)),
-        // As it was created (`stored_updated_at`).
-        updated_at_ms: Set(0),
+        updated_at_ms: Set(super::stored_updated_at(to_millis(now), to_millis(now))),
     }
 }
 

@@ -566,6 +566,21 @@ fn read_updated_at(created_at_ms: i64, stored: i64) -> chrono::DateTime<chrono::
     crate::clock::from_millis(if stored == 0 { created_at_ms } else { stored })
 }
 
+/// A listing's order, newest first, and its condition after the row `before`: by `table`'s
+/// rowids where `by_rowid` (SQLite's listings, m0042), else by the `id` column.
+fn listing_order(
+    table: &str,
+    id: impl sea_orm::ColumnTrait,
+    by_rowid: bool,
+    before: Option<uuid::Uuid>,
+) -> (sea_orm::sea_query::SimpleExpr, Option<sea_orm::sea_query::SimpleExpr>) {
+    if by_rowid {
+        (listed_by_rowid(table), before.map(|before| rowid_after(table, before)))
+    } else {
+        (sea_orm::sea_query::Expr::col(id), before.map(|before| id.lt(before)))
+    }
+}
+
 /// A listing newest stored first (on SQLite, m0042): the order of `table`'s rowids, which end
 /// every entry of its listing index, and the key of each row (`rowid_after`).
 fn listed_by_rowid(table: &str) -> sea_orm::sea_query::SimpleExpr {

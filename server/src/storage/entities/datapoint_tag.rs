@@ -2,7 +2,10 @@ use sea_orm::entity::prelude::*;
 
 /// A datapoint's tag, for tag filters. The key is that of SQLite's table (m0027), in the
 /// searches' order; PostgreSQL's table keeps `(datapoint_id, tag)` as its primary key and these
-/// columns as `datapoint_tags_by_organization_tag`, so they name one row there too.
+/// columns as `datapoint_tags_by_organization_tag`, so they name one row there too. SQLite's
+/// rows name the organization and the datapoint by their rowids instead (`organization_rowid`,
+/// m0041; `datapoint_rowid`, m0038), which `storage/datapoints.rs` writes and reads in SQL of
+/// its own: this model is PostgreSQL's.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "datapoint_tags")]
 pub struct Model {
