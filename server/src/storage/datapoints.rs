@@ -1006,10 +1006,8 @@ fn of_organization(
         DbBackend::Postgres => {
             Expr::col((table, Alias::new("organization_id"))).eq(organization_id)
         }
-        _ => Expr::col((table, Alias::new(ORGANIZATION_ROWID))).eq(Expr::cust_with_values(
-            "(SELECT rowid FROM organizations WHERE id = ?)",
-            [organization_id.to_string()],
-        )),
+        _ => Expr::col((table, Alias::new(ORGANIZATION_ROWID)))
+            .eq(Expr::cust_with_values(organization_rowid("?"), [organization_id.to_string()])),
     }
 }
 
@@ -1453,6 +1451,12 @@ const CALL_ROWID: &str = "datapoint_rowid";
 /// (m0041). PostgreSQL's name its id (`organization_id`).
 const ORGANIZATION_ROWID: &str = "organization_rowid";
 
+/// On SQLite, the rowid of the organization whose id (as `organizations` holds it, its text)
+/// is `id`, an SQL expression: a seek of its primary key.
+fn organization_rowid(id: &str) -> String {
+    format!("(SELECT rowid FROM organizations WHERE id = {id})")
+}
+
 /// Tag or metadata rows one statement of `insert_by_rowid` inserts.
 const INSERT_LABEL_ROWS: usize = 100;
 
@@ -1507,10 +1511,10 @@ impl LabelRow {
         sea_orm::Statement::from_sql_and_values(
             DbBackend::Sqlite,
             format!(
-                "DELETE FROM {} WHERE {ORGANIZATION_ROWID} = \
-                 (SELECT rowid FROM organizations WHERE id = ?){matches} \
+                "DELETE FROM {} WHERE {ORGANIZATION_ROWID} = {}{matches} \
                  AND occurred_at_ms = ? AND {CALL_ROWID} = {call}",
-                self.label.table()
+                self.label.table(),
+                organization_rowid("?"),
             ),
             values,
         )
@@ -1536,10 +1540,11 @@ fn insert_by_rowid(rows: &[&LabelRow]) -> Option<sea_orm::Statement> {
         DbBackend::Sqlite,
         format!(
             "INSERT INTO {} ({ORGANIZATION_ROWID}, {}, occurred_at_ms, {CALL_ROWID}) \
-             SELECT (SELECT rowid FROM organizations WHERE id = labels.column1), {}, d.rowid \
+             SELECT {}, {}, d.rowid \
              FROM (VALUES {}) AS labels JOIN datapoints d ON d.id = labels.column{count}",
             first.label.table(),
             columns.join(", "),
+            organization_rowid("labels.column1"),
             selected.join(", "),
             vec![placeholders.as_str(); rows.len()].join(", "),
         ),
