@@ -12,6 +12,7 @@ use super::documents::{Base, Bases, Document, DocumentRef};
 use super::entities::{
     check_issue, datapoint, datapoint_metadata, datapoint_tag, monitor_datapoint,
 };
+use super::monitors::EarlyEvaluation;
 use super::{Batch, Storage, db_error, parse_uuid};
 use crate::clock::{from_millis, to_millis};
 use crate::error::Error;
@@ -55,13 +56,22 @@ impl Storage {
         }
         // The rows are built before the write turn: the single writer only runs statements.
         let (mut models, mut search_rows) = datapoint_rows(finished)?;
+        // Calls not stored before are evaluated before the turn too; the turn confirms the
+        // monitors they were evaluated by.
+        let early = if finished.iter().all(|result| result.new) {
+            let datapoints: Vec<&Datapoint> =
+                finished.iter().map(|result| result.datapoint).collect();
+            Some(EarlyEvaluation::of(&self.db, &datapoints, now, context).await?)
+        } else {
+            None
+        };
         let transaction = self.begin_write().await.map_err(db_error(context))?;
         // A call deleted while its job ran has lost its ingests: its datapoint is not stored
         // again (on PostgreSQL the rows are locked until this commit, so a deletion waits).
         let present = present_ingests(&transaction, finished, context).await?;
         let kept: Vec<FinishedIngest<'_>>;
-        let finished = if present.len() == finished.len() {
-            finished
+        let (finished, early) = if present.len() == finished.len() {
+            (finished, early)
         } else {
             kept = finished
                 .iter()
@@ -69,7 +79,7 @@ impl Storage {
                 .copied()
                 .collect();
             (models, search_rows) = datapoint_rows(&kept)?;
-            &kept
+            (&kept[..], None)
         };
         let backend = transaction.get_database_backend();
         if backend != DbBackend::Postgres {
@@ -92,16 +102,29 @@ impl Storage {
             .filter(|result| !result.new)
             .map(|result| result.datapoint.id)
             .collect();
-        let prepared = super::monitors::Prepared::read(&transaction, &datapoints, context).await?;
-        let evaluated = super::monitors::evaluate_into(
-            &transaction,
-            prepared,
-            &stored_before,
-            &mut batch,
-            now,
-            context,
-        )
-        .await?;
+        let confirmed = match early {
+            Some(early) => early.confirm(&transaction, context).await?,
+            None => None,
+        };
+        let evaluated = match confirmed {
+            Some((statements, evaluated)) => {
+                batch.append(statements);
+                evaluated
+            }
+            None => {
+                let prepared =
+                    super::monitors::Prepared::read(&transaction, &datapoints, context).await?;
+                super::monitors::evaluate_into(
+                    &transaction,
+                    prepared,
+                    &stored_before,
+                    &mut batch,
+                    now,
+                    context,
+                )
+                .await?
+            }
+        };
         let failures = &evaluated.failures;
         super::events::events_into(&transaction, &datapoints, failures, &mut batch, now, context)
             .await?;

@@ -436,6 +436,11 @@ impl Batch {
         self.statements.push(self.backend.build(statement));
     }
 
+    /// Adds the statements of `other`, after those already in this batch.
+    pub(crate) fn append(&mut self, other: Batch) {
+        self.statements.extend(other.statements);
+    }
+
     /// Adds a statement written by hand, for this batch's backend.
     pub(crate) fn push_statement(&mut self, statement: sea_orm::Statement) {
         self.statements.push(statement);

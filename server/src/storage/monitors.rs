@@ -1,6 +1,9 @@
 //! Checks, monitors and check results. Results of monitors are written by the commits that
 //! store datapoints (`evaluate_into`, called by `store_at_intake` and `finish_ingests` with
-//! the datapoints they store), so a call is evaluated in the transaction that stores it.
+//! the datapoints they store), so a call is evaluated in the transaction that stores it. A
+//! worker's batch of new calls is evaluated and its rows built before the write turn
+//! (`EarlyEvaluation`); the turn reads the monitors again and stores that evaluation only if
+//! they are unchanged, else evaluates the batch again.
 //!
 //! A call's results are one row (`datapoint_checks`), whatever the number of checks: a row per
 //! result made five monitors of five checks write 25 rows per call and cut the intake rate by
@@ -903,8 +906,8 @@ struct Evaluating<'a> {
 }
 
 /// What the organizations' monitors find on a batch of datapoints (`Prepared::read`, in the
-/// transaction that stores them), which `evaluate_into` writes. Evaluating a batch before the
-/// write turn and checking the monitors again in it drained no faster (docs/BENCHMARKS.md).
+/// transaction that stores them or, for calls not stored before, outside it:
+/// `EarlyEvaluation`), which `evaluate_into` writes.
 pub(super) struct Prepared<'a> {
     monitors: Vec<Monitor>,
     /// The monitors' versions' lists of checks, in whose order a match holds its results.
@@ -940,13 +943,9 @@ impl<'a> Prepared<'a> {
             .filter(|datapoint| seen.insert(datapoint.id))
             .collect();
         latest.reverse();
-        let mut organizations: Vec<Uuid> =
-            latest.iter().map(|datapoint| datapoint.organization_id).collect();
-        organizations.sort_unstable();
-        organizations.dedup();
-        let monitors = monitors_of(connection, &organizations, context).await?;
-        let ids: Vec<String> = monitors.iter().map(|monitor| monitor.id.to_string()).collect();
-        let versions = super::rollups::monitor_versions_of(connection, &ids, context).await?;
+        let organizations = organizations_of(&latest);
+        let (monitors, versions) =
+            monitors_and_versions(connection, &organizations, context).await?;
         Ok(Self::of(monitors, versions, latest))
     }
 
@@ -1006,6 +1005,62 @@ impl<'a> PreparedCall<'a> {
             .collect();
         Self { datapoint, monitors: evaluation.monitors, results, names, failures }
     }
+}
+
+/// A batch of datapoints not stored before, evaluated before its write turn: the statements
+/// `evaluate_into` wrote for it and the monitors it was evaluated by, which the turn reads
+/// again (`confirm`). The checks, the results' JSON and the rows' values are then built while
+/// another writer holds the turn, not in the single writer's turn (docs/BENCHMARKS.md).
+pub(super) struct EarlyEvaluation {
+    organizations: Vec<Uuid>,
+    monitors: Vec<Monitor>,
+    versions: MonitorVersions,
+    statements: Batch,
+    evaluated: Evaluated,
+}
+
+impl EarlyEvaluation {
+    /// Evaluates `datapoints`, none of them stored yet, by the monitors of their
+    /// organizations as `connection` (outside any write turn) reads them.
+    pub(super) async fn of(
+        connection: &impl ConnectionTrait,
+        datapoints: &[&Datapoint],
+        now: DateTime<Utc>,
+        context: &'static str,
+    ) -> Result<Self, Error> {
+        let prepared = Prepared::read(connection, datapoints, context).await?;
+        let organizations = organizations_of(datapoints);
+        let monitors = prepared.monitors.clone();
+        let versions = prepared.versions.clone();
+        let mut statements = Batch::new(connection.get_database_backend());
+        let evaluated =
+            evaluate_into(connection, prepared, &HashSet::new(), &mut statements, now, context)
+                .await?;
+        Ok(Self { organizations, monitors, versions, statements, evaluated })
+    }
+
+    /// In the write turn (`connection`): the statements `of` wrote and what it found, if the
+    /// monitors and their versions are still those it evaluated by; `None` if any changed
+    /// since, and the turn evaluates the batch again.
+    pub(super) async fn confirm(
+        self,
+        connection: &impl ConnectionTrait,
+        context: &'static str,
+    ) -> Result<Option<(Batch, Evaluated)>, Error> {
+        let (monitors, versions) =
+            monitors_and_versions(connection, &self.organizations, context).await?;
+        let unchanged = monitors == self.monitors && versions == self.versions;
+        Ok(unchanged.then_some((self.statements, self.evaluated)))
+    }
+}
+
+/// The organizations of `datapoints`, each once.
+fn organizations_of(datapoints: &[&Datapoint]) -> Vec<Uuid> {
+    let mut organizations: Vec<Uuid> =
+        datapoints.iter().map(|datapoint| datapoint.organization_id).collect();
+    organizations.sort_unstable();
+    organizations.dedup();
+    organizations
 }
 
 /// Writes, into `batch`, what `prepared` found (on datapoints being stored in the same
@@ -1286,6 +1341,18 @@ pub(super) fn matched_by_condition(monitor_id: Uuid) -> sea_orm::sea_query::Simp
         )
         .to_owned();
     Expr::exists(matched)
+}
+
+/// The monitors of `organizations` (`monitors_of`) and their versions' lists of checks.
+async fn monitors_and_versions(
+    connection: &impl ConnectionTrait,
+    organizations: &[Uuid],
+    context: &'static str,
+) -> Result<(Vec<Monitor>, MonitorVersions), Error> {
+    let monitors = monitors_of(connection, organizations, context).await?;
+    let ids: Vec<String> = monitors.iter().map(|monitor| monitor.id.to_string()).collect();
+    let versions = super::rollups::monitor_versions_of(connection, &ids, context).await?;
+    Ok((monitors, versions))
 }
 
 /// The monitors of `organizations`, by name, with their checks at their current versions (a

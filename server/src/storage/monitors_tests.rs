@@ -745,3 +745,66 @@ async fn results_stay_readable_when_a_monitors_check_is_gone() {
     assert_eq!(results, [("slow responses", Some(Value::Number(2_000.0)), true)]);
     assert_eq!(summary_of(storage, &monitor).await.0, (1, 1));
 }
+
+/// A batch of new calls evaluated before its write turn (`EarlyEvaluation`) is stored as
+/// evaluated only while its organization's monitors and their checks are as it found them: a
+/// changed check, a new monitor or a deleted one sends the batch back to be evaluated in the
+/// turn; another organization's monitors do not.
+#[tokio::test]
+async fn an_evaluation_before_the_turn_stands_while_its_monitors_do() {
+    use super::monitors::EarlyEvaluation;
+    let storage = &super::testing::storage().await;
+    let organization = super::testing::organization(storage).await;
+    let other = super::testing::organization(storage).await;
+    let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
+    let slow = slow_check(organization);
+    storage.insert_check(&slow).await.unwrap();
+    let monitor = monitor_of(organization, "slow calls", vec![slow.check.clone()]);
+    storage.insert_monitor(&monitor).await.unwrap();
+    let project = Uuid::now_v7();
+    let ingest = call(organization, project, "retell", "early", 2_000, true);
+    let datapoint = crate::model::datapoints::Datapoint::merge(
+        None,
+        &ingest.conversation,
+        None,
+        organization,
+        project,
+        Uuid::now_v7(),
+        now,
+    );
+    let context = "testing";
+    let batch = [&datapoint];
+    let early = || EarlyEvaluation::of(&storage.db, &batch, now, context);
+    let stands = |early: EarlyEvaluation| async move {
+        early.confirm(&storage.db, context).await.unwrap().map(|(_, found)| found.counts)
+    };
+
+    let counts = stands(early().await.unwrap()).await.expect("nothing changed");
+    assert_eq!(counts.get(&monitor.id), Some(&(1, 1)), "one call, slow: an issue");
+
+    let unrelated = check(other, "other", slow.check.rule.clone());
+    storage.insert_check(&unrelated).await.unwrap();
+    let evaluated = early().await.unwrap();
+    storage
+        .insert_monitor(&monitor_of(other, "theirs", vec![unrelated.check.clone()]))
+        .await
+        .unwrap();
+    assert!(stands(evaluated).await.is_some(), "another organization's monitor changes nothing");
+
+    let evaluated = early().await.unwrap();
+    let faster = Rule { threshold: Some(Value::Number(3_000.0)), ..slow.check.rule.clone() };
+    storage.update_check(organization, slow.check.id, None, Some(faster), now).await.unwrap();
+    assert!(stands(evaluated).await.is_none(), "a check changed");
+
+    let evaluated = early().await.unwrap();
+    let second = monitor_of(organization, "every call", Vec::new());
+    storage.insert_monitor(&second).await.unwrap();
+    assert!(stands(evaluated).await.is_none(), "a monitor added");
+
+    let evaluated = early().await.unwrap();
+    assert!(storage.delete_monitor(organization, second.id).await.unwrap());
+    assert!(stands(evaluated).await.is_none(), "a monitor deleted");
+
+    let counts = stands(early().await.unwrap()).await.expect("nothing changed since");
+    assert_eq!(counts.get(&monitor.id), Some(&(1, 0)), "under the new threshold");
+}
