@@ -28,6 +28,11 @@ pub struct Metrics {
     oldest_due_seconds: Gauge,
     intake_log_requests: Gauge,
     api_replicas: Gauge,
+    write_turns: Counter,
+    write_turn_seconds: Counter<f64>,
+    /// Held while a render brings the write-turn counters up to the totals it was given, so
+    /// two scrapes at once add each part once.
+    rendering: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -45,6 +50,10 @@ pub struct QueueState {
     pub oldest_due_seconds: u64,
     /// Acknowledged requests whose writes wait in the intake log (this process's count).
     pub intake_log_requests: u64,
+    /// Turns of the one writer (SQLite) that have ended in this process, and the seconds they
+    /// were held in total; both 0 on PostgreSQL, which has no turns.
+    pub write_turns: u64,
+    pub write_turn_seconds: f64,
 }
 
 impl Default for Metrics {
@@ -119,9 +128,24 @@ impl Default for Metrics {
              rate limits are divided among them)",
             api_replicas.clone(),
         );
+        let write_turns = Counter::default();
+        registry.register(
+            "write_turns",
+            "Turns of the one writer (SQLite) that have ended: group commits, workers' claims and results, other writes",
+            write_turns.clone(),
+        );
+        let write_turn_seconds = Counter::<f64>::default();
+        registry.register(
+            "write_turn_seconds",
+            "Seconds the one writer's turns were held; its rate is the share of the time the writer is busy (1 = saturated)",
+            write_turn_seconds.clone(),
+        );
         Self {
             registry,
             api_replicas,
+            write_turns,
+            write_turn_seconds,
+            rendering: std::sync::Mutex::new(()),
             webhook_requests,
             acknowledged,
             ack_seconds,
@@ -199,6 +223,16 @@ impl Metrics {
         }
         self.oldest_due_seconds.set(i64::try_from(queue.oldest_due_seconds).unwrap_or(i64::MAX));
         self.intake_log_requests.set(i64::try_from(queue.intake_log_requests).unwrap_or(i64::MAX));
+        {
+            // Another render's panic left nothing half-done worth refusing to report.
+            let _rendering =
+                self.rendering.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.write_turns.inc_by(queue.write_turns.saturating_sub(self.write_turns.get()));
+            let seconds = queue.write_turn_seconds - self.write_turn_seconds.get();
+            if seconds > 0.0 {
+                self.write_turn_seconds.inc_by(seconds);
+            }
+        }
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut text, &self.registry);
@@ -222,6 +256,8 @@ mod tests {
             by_status: vec![("queued", 7), ("running", 1)],
             oldest_due_seconds: 12,
             intake_log_requests: 30,
+            write_turns: 3,
+            write_turn_seconds: 1.5,
         });
         for line in [
             "earshot_webhook_requests_total{provider=\"bland\",verdict=\"accepted\"} 1",
@@ -234,9 +270,20 @@ mod tests {
             "earshot_transcription_seconds_count 1",
             "earshot_transcription_seconds_sum 1.5",
             "earshot_transcribed_audio_seconds_total 12.5",
+            "earshot_write_turns_total 3",
+            "earshot_write_turn_seconds_total 1.5",
         ] {
             assert!(text.lines().any(|candidate| candidate == line), "{line} missing in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+        // The writer's totals are read at each scrape; the counters report them, not a sum.
+        let later = metrics.render(&QueueState {
+            write_turns: 5,
+            write_turn_seconds: 2.25,
+            ..QueueState::default()
+        });
+        for line in ["earshot_write_turns_total 5", "earshot_write_turn_seconds_total 2.25"] {
+            assert!(later.lines().any(|candidate| candidate == line), "{line} missing in\n{later}");
+        }
     }
 }

@@ -33,6 +33,14 @@ struct Turns {
     lock: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Told (without waiting) when a turn ends.
     ended: Option<tokio::sync::mpsc::Sender<()>>,
+    held: std::sync::Arc<HeldTurns>,
+}
+
+/// The turns that ended and how long they were held, in total.
+#[derive(Debug, Default)]
+struct HeldTurns {
+    turns: std::sync::atomic::AtomicU64,
+    nanos: std::sync::atomic::AtomicU64,
 }
 
 /// A writer's turn: it lasts until this drops.
@@ -40,10 +48,16 @@ struct Turns {
 pub struct Turn {
     _held: tokio::sync::OwnedMutexGuard<()>,
     ended: Option<tokio::sync::mpsc::Sender<()>>,
+    taken: tokio::time::Instant,
+    counted: std::sync::Arc<HeldTurns>,
 }
 
 impl Drop for Turn {
     fn drop(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let nanos = u64::try_from(self.taken.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.counted.nanos.fetch_add(nanos, Relaxed);
+        self.counted.turns.fetch_add(1, Relaxed);
         if let Some(ended) = &self.ended {
             // Full means a notice is already waiting: one is enough.
             let _already_told = ended.try_send(());
@@ -54,22 +68,40 @@ impl Drop for Turn {
 impl WriteTurn {
     /// Turns for a database that allows one writer at a time.
     pub fn one_writer() -> Self {
-        Self(Some(Turns { lock: std::sync::Arc::default(), ended: None }))
+        Self(Some(Turns { lock: std::sync::Arc::default(), ended: None, held: Default::default() }))
     }
 
     /// `one_writer`, telling `ended` whenever a turn ends (a notice is dropped when one is
     /// already waiting).
     pub fn one_writer_telling(ended: tokio::sync::mpsc::Sender<()>) -> Self {
-        Self(Some(Turns { lock: std::sync::Arc::default(), ended: Some(ended) }))
+        Self(Some(Turns {
+            lock: std::sync::Arc::default(),
+            ended: Some(ended),
+            held: Default::default(),
+        }))
+    }
+
+    /// The turns that have ended and the seconds they were held, in total: how busy the one
+    /// writer has been (`/metrics`). Zero without turns.
+    pub fn held(&self) -> (u64, f64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.0.as_ref().map_or((0, 0.0), |turns| {
+            (turns.held.turns.load(Relaxed), turns.held.nanos.load(Relaxed) as f64 / 1e9)
+        })
     }
 
     /// Waits for this writer's turn, which lasts as long as the returned `Turn`.
     pub async fn take(&self) -> Option<Turn> {
         match &self.0 {
-            Some(turns) => Some(Turn {
-                _held: turns.lock.clone().lock_owned().await,
-                ended: turns.ended.clone(),
-            }),
+            Some(turns) => {
+                let held = turns.lock.clone().lock_owned().await;
+                Some(Turn {
+                    _held: held,
+                    ended: turns.ended.clone(),
+                    taken: tokio::time::Instant::now(),
+                    counted: turns.held.clone(),
+                })
+            }
             None => None,
         }
     }
@@ -235,7 +267,14 @@ impl Queue {
         let oldest: Option<i64> = oldest_query.into_tuple().one(&self.db).await?;
         let oldest_due_seconds =
             oldest.map_or(0, |due| u64::try_from((to_millis(now) - due) / 1000).unwrap_or(0));
-        Ok(crate::metrics::QueueState { by_status, oldest_due_seconds, intake_log_requests: 0 })
+        let (write_turns, write_turn_seconds) = self.write_turn.held();
+        Ok(crate::metrics::QueueState {
+            by_status,
+            oldest_due_seconds,
+            intake_log_requests: 0,
+            write_turns,
+            write_turn_seconds,
+        })
     }
 
     /// Gives jobs `worker` claimed and did not start back to the queue (a stopping worker), with
@@ -467,6 +506,23 @@ mod tests {
         let free = WriteTurn::default();
         let _held = free.take().await;
         assert!(free.take().now_or_never().is_some());
+    }
+
+    /// Each ended turn is counted with the time it was held, from taken to dropped.
+    #[tokio::test(start_paused = true)]
+    async fn turns_count_the_time_they_are_held() {
+        let turns = WriteTurn::one_writer();
+        assert_eq!(turns.held(), (0, 0.0));
+        let turn = turns.take().await;
+        tokio::time::advance(std::time::Duration::from_millis(5)).await;
+        assert_eq!(turns.held(), (0, 0.0), "a turn under way is not counted yet");
+        drop(turn);
+        tokio::time::advance(std::time::Duration::from_millis(100)).await;
+        let turn = turns.take().await;
+        tokio::time::advance(std::time::Duration::from_millis(20)).await;
+        drop(turn);
+        assert_eq!(turns.held(), (2, 0.025), "5 and 20 ms held, the 100 ms between not");
+        assert_eq!(WriteTurn::default().held(), (0, 0.0));
     }
 
     /// Turns that tell when they end leave one notice for any number of ended turns not yet

@@ -42,8 +42,9 @@
 //! with 0, 5 and 20 monitors (or the comma-separated `counts`) of 5 checks each, all matching every call: acks/s of the
 //! saturating webhook load (each call evaluated in the commit that stores it), the rate at which
 //! a gRPC `backlog` is stored at intake, and the workers' drain of the same backlog
-//! (`ingest.transcripts_at_intake = false`); `EARSHOT_LOAD_KEEP_DATABASE=<dir>` keeps each
-//! workers' database in `<dir>/monitors-<count>`.
+//! (`ingest.transcripts_at_intake = false`) with the workers' server's CPU per call and the
+//! share of the drain its one writer's turn was held (`earshot_write_turn_seconds`);
+//! `EARSHOT_LOAD_KEEP_DATABASE=<dir>` keeps each workers' database in `<dir>/monitors-<count>`.
 //!
 //!     load delete [backlog] [offered]
 //!
@@ -483,6 +484,14 @@ async fn ceiling() {
 /// Jobs queued or running, from the server's /metrics.
 async fn pending_jobs(server: &ServerProcess) -> f64 {
     pending_in(&reqwest_free_get(&format!("{}/metrics", server.url())).await)
+}
+
+/// Seconds `server`'s one writer has held its turns so far (`earshot_write_turn_seconds`).
+async fn write_turn_seconds(server: &ServerProcess) -> f64 {
+    let text = reqwest_free_get(&format!("{}/metrics", server.url())).await;
+    text.lines()
+        .find_map(|line| line.strip_prefix("earshot_write_turn_seconds_total ")?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Calls not stored yet in a /metrics text: jobs queued or running, and requests in the intake
@@ -1057,7 +1066,7 @@ fn keep_database(server: &ServerProcess, keep: &std::path::Path) {
 async fn with_monitors(deliveries: usize, backlog: usize, counts: &[usize]) {
     println!(
         "monitors | webhook acks/s (p99) | backlog stored at intake, /s | workers' drain, /s | \
-         workers' CPU ms per 1,000 calls drained"
+         workers' CPU ms per 1,000 calls drained | writer's turn held, % of the drain"
     );
     for &count in counts {
         let server = ServerProcess::start(&[
@@ -1078,10 +1087,13 @@ async fn with_monitors(deliveries: usize, backlog: usize, counts: &[usize]) {
         ingest_backlog(&workers_only, backlog).await;
         let queued = pending_jobs(&workers_only).await;
         let cpu_before = workers_only.cpu_seconds();
+        let turns_before = write_turn_seconds(&workers_only).await;
         let drained_in = drain(&workers_only, Duration::from_secs(3600)).await;
         // The server's CPU time over the drain, which the machine's other load moves less than
-        // the drain's wall time.
+        // the drain's wall time, and the share of it the one writer's turn was held.
         let cpu = workers_only.cpu_seconds() - cpu_before;
+        let writer_busy = (write_turn_seconds(&workers_only).await - turns_before)
+            / drained_in.as_secs_f64().max(0.001);
         if let Ok(keep) = std::env::var("EARSHOT_LOAD_KEEP_DATABASE") {
             keep_database(
                 &workers_only,
@@ -1090,12 +1102,13 @@ async fn with_monitors(deliveries: usize, backlog: usize, counts: &[usize]) {
         }
         workers_only.stop().await;
         println!(
-            "{count} | {:.0} ({:?}) | {:.0} | {:.0} ({queued} left after ingestion) | {:.0}",
+            "{count} | {:.0} ({:?}) | {:.0} | {:.0} ({queued} left after ingestion) | {:.0} | {:.0} %",
             run.per_second(),
             run.percentile(99),
             backlog as f64 / stored_in.as_secs_f64(),
             queued / drained_in.as_secs_f64().max(0.001),
             cpu * 1e6 / queued.max(1.0),
+            writer_busy * 100.0,
         );
     }
 }

@@ -1,5 +1,5 @@
 //! `GET /metrics` counts what was sent: acknowledged conversations by way in and outcome,
-//! datapoints written, and the queue's depth as the database has it.
+//! datapoints written, the queue's depth as the database has it, and the writer's turns.
 
 use earshot_e2e::client::transcript_call as conversation;
 use earshot_e2e::client::{authed, ingest_request, metrics_sample, metrics_text, wait_for_ingest};
@@ -73,6 +73,15 @@ async fn acks_and_queue_are_counted(server: TestServer, succeeded: Option<f64>) 
     assert_eq!(metrics_sample(&text, "earshot_queue_jobs{status=\"queued\"}"), Some(0.0));
     assert_eq!(metrics_sample(&text, "earshot_queue_oldest_due_seconds"), Some(0.0));
     assert_eq!(metrics_sample(&text, "earshot_ack_seconds_count"), Some(2.0));
+    // The one writer's turns (SQLite): at least the two requests' group commits, each held a
+    // while. PostgreSQL locks rows and has no turns.
+    let turns = metrics_sample(&text, "earshot_write_turns_total").unwrap();
+    let held = metrics_sample(&text, "earshot_write_turn_seconds_total").unwrap();
+    if std::env::var_os("EARSHOT_TEST_POSTGRES_URL").is_some() {
+        assert_eq!((turns, held), (0.0, 0.0));
+    } else {
+        assert!(turns >= 2.0 && held > 0.0, "{turns} turns held {held} s");
+    }
     assert!(text.ends_with("# EOF\n"));
     server.stop().await;
 }
