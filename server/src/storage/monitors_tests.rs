@@ -808,3 +808,76 @@ async fn an_evaluation_before_the_turn_stands_while_its_monitors_do() {
     let counts = stands(early().await.unwrap()).await.expect("nothing changed since");
     assert_eq!(counts.get(&monitor.id), Some(&(1, 0)), "under the new threshold");
 }
+
+/// A worker's batch of new calls, evaluated before its write turn, is stored as one evaluated
+/// in the turn would be: its results on the datapoint, its issue searchable, its match and its
+/// part of the summary.
+#[tokio::test]
+async fn a_workers_new_calls_are_stored_as_evaluated_before_the_turn() {
+    use crate::storage::datapoints::FinishedIngest;
+
+    let storage = &super::testing::storage().await;
+    let (organization, project) = (super::testing::organization(storage).await, Uuid::now_v7());
+    let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
+    let slow = slow_check(organization);
+    storage.insert_check(&slow).await.unwrap();
+    let monitor = monitor_of(organization, "slow calls", vec![slow.check.clone()]);
+    storage.insert_monitor(&monitor).await.unwrap();
+    let mut calls = Vec::new();
+    for (call_id, latency_ms) in [("slow", 2_000), ("quick", 300)] {
+        let mut ingest = call(organization, project, "retell", call_id, latency_ms, true);
+        ingest.id = Uuid::now_v7();
+        let write = IngestWrite { ingests: vec![ingest.clone()], ..IngestWrite::default() };
+        storage
+            .commit_ingest_writes(&[&write], crate::storage::testing::jobs_only(3), now)
+            .await
+            .unwrap();
+        let datapoint = crate::model::datapoints::Datapoint::merge(
+            None,
+            &ingest.conversation,
+            None,
+            organization,
+            project,
+            Uuid::now_v7(),
+            now,
+        );
+        calls.push((ingest.id, datapoint));
+    }
+    let finished: Vec<FinishedIngest<'_>> = calls
+        .iter()
+        .map(|(id, datapoint)| FinishedIngest {
+            job_id: *id,
+            ingest_id: *id,
+            attempts: 1,
+            datapoint,
+            new: true,
+        })
+        .collect();
+    storage.finish_ingests(&finished, now).await.unwrap();
+
+    let issues = DatapointQuery { issues_only: true, ..DatapointQuery::default() };
+    assert_eq!(found(storage, organization, issues).await, set(&["slow"]));
+    let by_monitor = DatapointQuery { monitor_id: Some(monitor.id), ..DatapointQuery::default() };
+    assert_eq!(found(storage, organization, by_monitor).await, set(&["slow", "quick"]));
+    assert_eq!(summary_of(storage, &monitor).await.0, (2, 1));
+    let query = DatapointQuery { page_size: 10, ..DatapointQuery::default() };
+    let mut results: Vec<(String, Option<Value>, bool)> = storage
+        .search_datapoints(organization, &query)
+        .await
+        .unwrap()
+        .into_iter()
+        .flat_map(|view| {
+            view.check_results.into_iter().map(move |result| {
+                (view.datapoint.call_id.clone(), result.value.value, result.value.is_issue)
+            })
+        })
+        .collect();
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        results,
+        [
+            ("quick".to_owned(), Some(Value::Number(300.0)), false),
+            ("slow".to_owned(), Some(Value::Number(2_000.0)), true),
+        ]
+    );
+}
