@@ -54,6 +54,35 @@ fn monitor_of(organization: Uuid, name: &str, checks: Vec<Check>) -> Monitor {
     }
 }
 
+/// `slow_check` and a monitor `name` of `organization` running it on every call, both stored.
+async fn slow_monitor(
+    storage: &super::Storage,
+    organization: Uuid,
+    name: &str,
+) -> (CheckRecord, Monitor) {
+    let slow = slow_check(organization);
+    storage.insert_check(&slow).await.unwrap();
+    let monitor = monitor_of(organization, name, vec![slow.check.clone()]);
+    storage.insert_monitor(&monitor).await.unwrap();
+    (slow, monitor)
+}
+
+/// The datapoint a worker makes of `ingest`, a call not stored before.
+fn fresh_datapoint(
+    ingest: &crate::model::ingest::NewIngest,
+    now: chrono::DateTime<Utc>,
+) -> crate::model::datapoints::Datapoint {
+    crate::model::datapoints::Datapoint::merge(
+        None,
+        &ingest.conversation,
+        None,
+        ingest.organization_id,
+        ingest.project_id,
+        Uuid::now_v7(),
+        now,
+    )
+}
+
 /// A call of `provider` whose assistant answers `latency_ms` after the user, and whose
 /// provider says it `successful`.
 fn call(
@@ -612,11 +641,8 @@ async fn matches_follow_a_call_that_changes_and_go_with_it() {
     let storage = &super::testing::storage().await;
     let (organization, project) = (super::testing::organization(storage).await, Uuid::now_v7());
     let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
-    let slow = slow_check(organization);
-    storage.insert_check(&slow).await.unwrap();
-    let latency = monitor_of(organization, "latency", vec![slow.check.clone()]);
+    let (_, latency) = slow_monitor(storage, organization, "latency").await;
     let bare = monitor_of(organization, "every call", Vec::new());
-    storage.insert_monitor(&latency).await.unwrap();
     storage.insert_monitor(&bare).await.unwrap();
     let at = |hour: u32| Utc.with_ymd_and_hms(2026, 11, 30, hour, 0, 0).unwrap();
     let event = |hour: u32, latency_ms: i64| {
@@ -757,21 +783,10 @@ async fn an_evaluation_before_the_turn_stands_while_its_monitors_do() {
     let organization = super::testing::organization(storage).await;
     let other = super::testing::organization(storage).await;
     let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
-    let slow = slow_check(organization);
-    storage.insert_check(&slow).await.unwrap();
-    let monitor = monitor_of(organization, "slow calls", vec![slow.check.clone()]);
-    storage.insert_monitor(&monitor).await.unwrap();
+    let (slow, monitor) = slow_monitor(storage, organization, "slow calls").await;
     let project = Uuid::now_v7();
     let ingest = call(organization, project, "retell", "early", 2_000, true);
-    let datapoint = crate::model::datapoints::Datapoint::merge(
-        None,
-        &ingest.conversation,
-        None,
-        organization,
-        project,
-        Uuid::now_v7(),
-        now,
-    );
+    let datapoint = fresh_datapoint(&ingest, now);
     let context = "testing";
     let batch = [&datapoint];
     let early = || EarlyEvaluation::of(&storage.db, &batch, now, context);
@@ -819,10 +834,7 @@ async fn a_workers_new_calls_are_stored_as_evaluated_before_the_turn() {
     let storage = &super::testing::storage().await;
     let (organization, project) = (super::testing::organization(storage).await, Uuid::now_v7());
     let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
-    let slow = slow_check(organization);
-    storage.insert_check(&slow).await.unwrap();
-    let monitor = monitor_of(organization, "slow calls", vec![slow.check.clone()]);
-    storage.insert_monitor(&monitor).await.unwrap();
+    let (_, monitor) = slow_monitor(storage, organization, "slow calls").await;
     let mut calls = Vec::new();
     for (call_id, latency_ms) in [("slow", 2_000), ("quick", 300)] {
         let mut ingest = call(organization, project, "retell", call_id, latency_ms, true);
@@ -832,16 +844,7 @@ async fn a_workers_new_calls_are_stored_as_evaluated_before_the_turn() {
             .commit_ingest_writes(&[&write], crate::storage::testing::jobs_only(3), now)
             .await
             .unwrap();
-        let datapoint = crate::model::datapoints::Datapoint::merge(
-            None,
-            &ingest.conversation,
-            None,
-            organization,
-            project,
-            Uuid::now_v7(),
-            now,
-        );
-        calls.push((ingest.id, datapoint));
+        calls.push((ingest.id, fresh_datapoint(&ingest, now)));
     }
     let finished: Vec<FinishedIngest<'_>> = calls
         .iter()
