@@ -637,14 +637,20 @@ impl StoredMatches {
             json.push(b'[');
             serde_json::to_writer(&mut json, &monitor.monitor_id)
                 .map_err(|error| Error::internal(context, error))?;
-            write!(json, ",{},{}", monitor.version, monitor.is_issue).map_err(failed)?;
+            json.push(b',');
+            serde_json::to_writer(&mut json, &monitor.version)
+                .map_err(|error| Error::internal(context, error))?;
+            json.extend_from_slice(if monitor.is_issue { b",true" } else { b",false" });
             if let Some(results) = &monitor.results {
                 json.extend_from_slice(b",[");
                 for (index, (version, value, is_issue)) in results.iter().enumerate() {
                     if index > 0 {
                         json.push(b',');
                     }
-                    write!(json, "[{version},").map_err(failed)?;
+                    json.push(b'[');
+                    serde_json::to_writer(&mut json, version)
+                        .map_err(|error| Error::internal(context, error))?;
+                    json.push(b',');
                     match value {
                         Some(value) => serde_json::to_writer(&mut json, value)
                             .map_err(|error| Error::internal(context, error))?,
@@ -877,7 +883,7 @@ async fn versions_of(
 }
 
 /// What each monitor found in one `evaluate_into`: calls matched, and those with an issue.
-pub(super) type MonitorCounts = HashMap<Uuid, (u64, u64)>;
+pub(super) type MonitorCounts = foldhash::HashMap<Uuid, (u64, u64)>;
 
 /// A monitor's check that is an issue on a call, as `check.failed` tells it.
 #[derive(Clone, Debug)]
@@ -1085,7 +1091,7 @@ pub(super) async fn evaluate_into(
         .filter(|call| replaced.contains(&call.datapoint.id))
         .map(|call| call.datapoint.id)
         .collect();
-    let mut counts = MonitorCounts::new();
+    let mut counts = MonitorCounts::default();
     let mut failures = Vec::new();
     if monitors.is_empty() && stale.is_empty() {
         return Ok(Evaluated::default());
@@ -1098,7 +1104,7 @@ pub(super) async fn evaluate_into(
     // matches), and its version's list of checks, in whose order a match holds its results
     // (a check deleted since is in the list but not among the checks: its match then holds
     // none, and the results are listed in full).
-    let checks_of: HashMap<Uuid, Evaluating<'_>> = monitors
+    let checks_of: foldhash::HashMap<Uuid, Evaluating<'_>> = monitors
         .iter()
         .map(|monitor| {
             let key = monitor.id.to_string();
@@ -1110,7 +1116,8 @@ pub(super) async fn evaluate_into(
         .collect();
     let mut rows: Vec<[sea_orm::Value; 5]> = Vec::new();
     let mut issues = Vec::new();
-    let mut matched: Vec<[sea_orm::Value; 5]> = Vec::new();
+    // (monitor key, time, call, issue, version): each monitor's matches of the batch.
+    let mut matched: Vec<(&str, i64, Uuid, bool, i32)> = Vec::new();
     let mut open_counts: Vec<(Uuid, i32)> = Vec::new();
     for call in calls {
         let PreparedCall { datapoint, monitors: evaluated, mut results, names, failures: found } =
@@ -1147,13 +1154,7 @@ pub(super) async fn evaluate_into(
                 parts_of(check_ids, &results_by_check),
                 1,
             );
-            matched.push([
-                monitor_key.clone().into(),
-                occurred_at_ms.into(),
-                id.into(),
-                is_issue.into(),
-                (*version).into(),
-            ]);
+            matched.push((monitor_key, occurred_at_ms, id, is_issue, *version));
             let results: Option<Vec<HeldResult>> = listed
                 .iter()
                 .map(|id| {
@@ -1201,6 +1202,15 @@ pub(super) async fn evaluate_into(
             ]);
         }
     }
+    // In the table's key order: each monitor's matches go into its part of the B-tree one
+    // after another, not interleaved with the other monitors' call by call.
+    matched.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    let matched: Vec<[sea_orm::Value; 5]> = matched
+        .into_iter()
+        .map(|(key, occurred_at_ms, id, is_issue, version)| {
+            [key.into(), occurred_at_ms.into(), id.into(), is_issue.into(), version.into()]
+        })
+        .collect();
     {
         use datapoint_check::Column as Results;
         use monitor_datapoint::Column as Matches;

@@ -24,11 +24,12 @@ use crate::model::checks::Origin;
 use crate::model::monitors::{CheckFigures, Granularity, Monitor, MonitorSummary, SummaryFigures};
 
 /// Changes to `monitor_rollups`, summed per (monitor, hour, check) before they are written;
-/// the call's own row (the monitor's calls and issues) has no check. Keys are ids, not their
-/// text, so that counting allocates nothing (each call of a batch counts once per monitor and
-/// check).
+/// the call's own row (the monitor's calls and issues) has no check. Each call of a batch
+/// counts once per monitor, with each of the monitor's checks: so the changes are kept per
+/// (monitor, hour), found by one lookup (ids, not their text, hashed by `foldhash`), with the
+/// monitor's few checks in a list beside it.
 #[derive(Debug, Default)]
-pub(super) struct RollupChanges(HashMap<(Uuid, i64, Option<Uuid>), Figures>);
+pub(super) struct RollupChanges(foldhash::HashMap<(Uuid, i64), Vec<(Option<Uuid>, Figures)>>);
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Figures {
@@ -50,8 +51,16 @@ impl RollupChanges {
         sign: i64,
     ) {
         let bucket = Granularity::Hour.bucket_of(occurred_at_ms);
+        let checks = self.0.entry((monitor_id, bucket)).or_default();
         let mut add = |check_id: Option<Uuid>, is_issue: bool, value: Option<f64>| {
-            let figures = self.0.entry((monitor_id, bucket, check_id)).or_default();
+            let index = match checks.iter().position(|(id, _)| *id == check_id) {
+                Some(index) => index,
+                None => {
+                    checks.push((check_id, Figures::default()));
+                    checks.len() - 1
+                }
+            };
+            let figures = &mut checks[index].1;
             figures.datapoints += sign;
             figures.issues += sign * i64::from(is_issue);
             if let Some(value) = value {
@@ -88,7 +97,15 @@ impl RollupChanges {
                 .value(Column::ValueCount, added(Column::ValueCount))
                 .value(Column::ValueSum, added(Column::ValueSum))
                 .to_owned();
-        let mut rows: Vec<_> = self.0.into_iter().collect();
+        let mut rows: Vec<_> = self
+            .0
+            .into_iter()
+            .flat_map(|((monitor_id, bucket_ms), checks)| {
+                checks
+                    .into_iter()
+                    .map(move |(check_id, figures)| ((monitor_id, bucket_ms, check_id), figures))
+            })
+            .collect();
         // One order, so that two writers (PostgreSQL) lock rows in the same order.
         rows.sort_by_key(|row| row.0);
         let rows = rows
@@ -109,8 +126,11 @@ impl RollupChanges {
 
 /// A call's results by check, a monitor's own only (the first of a check's, as stored): what
 /// `parts_of` reads, built once per call rather than searched once per monitor and check.
-pub(super) fn by_check(results: &[StoredResult]) -> HashMap<Uuid, &StoredResult> {
-    let mut index = HashMap::with_capacity(results.len());
+pub(super) fn by_check(results: &[StoredResult]) -> foldhash::HashMap<Uuid, &StoredResult> {
+    let mut index = foldhash::HashMap::with_capacity_and_hasher(
+        results.len(),
+        foldhash::fast::RandomState::default(),
+    );
     for result in results.iter().filter(|result| result.origin == Origin::Monitor) {
         index.entry(result.check_id).or_insert(result);
     }
@@ -121,7 +141,7 @@ pub(super) fn by_check(results: &[StoredResult]) -> HashMap<Uuid, &StoredResult>
 /// the version that evaluated the call), from the call's `by_check`.
 pub(super) fn parts_of<'a>(
     check_ids: &'a [Uuid],
-    results: &'a HashMap<Uuid, &'a StoredResult>,
+    results: &'a foldhash::HashMap<Uuid, &'a StoredResult>,
 ) -> impl Iterator<Item = &'a StoredResult> + 'a {
     check_ids.iter().filter_map(|id| results.get(id).copied())
 }
@@ -164,9 +184,9 @@ pub(super) async fn take_out(
     }
     // A deleted monitor has no summary to take a call out of.
     let present = existing_monitors(connection, &monitors, context).await?;
-    let indexes: HashMap<Uuid, HashMap<Uuid, &StoredResult>> =
+    let indexes: HashMap<Uuid, foldhash::HashMap<Uuid, &StoredResult>> =
         earlier.results.iter().map(|(id, stored)| (*id, by_check(stored))).collect();
-    let none = HashMap::new();
+    let none = foldhash::HashMap::default();
     for row in matched.iter().filter(|row| present.contains(&row.monitor_id)) {
         let check_ids = versions
             .get(&(row.monitor_id.clone(), row.monitor_version))
