@@ -29,7 +29,11 @@ use crate::model::monitors::{CheckFigures, Granularity, Monitor, MonitorSummary,
 /// (monitor, hour), found by one lookup (ids, not their text, hashed by `foldhash`), with the
 /// monitor's few checks in a list beside it.
 #[derive(Debug, Default)]
-pub(super) struct RollupChanges(foldhash::HashMap<(Uuid, i64), Vec<(Option<Uuid>, Figures)>>);
+pub(super) struct RollupChanges(foldhash::HashMap<(Uuid, i64), CheckChanges>);
+
+/// A monitor's changes in one hour: per check (none for the call's own row), few enough to be
+/// found by looking through them.
+type CheckChanges = Vec<(Option<Uuid>, Figures)>;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Figures {
