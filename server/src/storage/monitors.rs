@@ -915,6 +915,8 @@ struct Evaluating<'a> {
 /// transaction that stores them or, for calls not stored before, outside it:
 /// `EarlyEvaluation`), which `evaluate_into` writes.
 pub(super) struct Prepared<'a> {
+    /// The datapoints' organizations, each once: those whose monitors were read.
+    organizations: Vec<Uuid>,
     monitors: Vec<Monitor>,
     /// The monitors' versions' lists of checks, in whose order a match holds its results.
     versions: MonitorVersions,
@@ -952,10 +954,11 @@ impl<'a> Prepared<'a> {
         let organizations = organizations_of(&latest);
         let (monitors, versions) =
             monitors_and_versions(connection, &organizations, context).await?;
-        Ok(Self::of(monitors, versions, latest))
+        Ok(Self::of(organizations, monitors, versions, latest))
     }
 
     fn of(
+        organizations: Vec<Uuid>,
         monitors: Vec<Monitor>,
         versions: MonitorVersions,
         datapoints: Vec<&'a Datapoint>,
@@ -974,7 +977,7 @@ impl<'a> Prepared<'a> {
         } else {
             datapoints.into_iter().map(|datapoint| PreparedCall::of(&monitors, datapoint)).collect()
         };
-        Self { monitors, versions, calls }
+        Self { organizations, monitors, versions, calls }
     }
 }
 
@@ -1035,7 +1038,7 @@ impl EarlyEvaluation {
         context: &'static str,
     ) -> Result<Self, Error> {
         let prepared = Prepared::read(connection, datapoints, context).await?;
-        let organizations = organizations_of(datapoints);
+        let organizations = prepared.organizations.clone();
         let monitors = prepared.monitors.clone();
         let versions = prepared.versions.clone();
         let mut statements = Batch::new(connection.get_database_backend());
@@ -1085,7 +1088,7 @@ pub(super) async fn evaluate_into(
     now: DateTime<Utc>,
     context: &'static str,
 ) -> Result<Evaluated, Error> {
-    let Prepared { monitors, versions, calls } = prepared;
+    let Prepared { monitors, versions, calls, .. } = prepared;
     let stale: Vec<Uuid> = calls
         .iter()
         .filter(|call| replaced.contains(&call.datapoint.id))
@@ -1202,8 +1205,9 @@ pub(super) async fn evaluate_into(
             ]);
         }
     }
-    // In the table's key order: each monitor's matches go into its part of the B-tree one
-    // after another, not interleaved with the other monitors' call by call.
+    // In the order searches by monitor read (SQLite's key since m0028, PostgreSQL's
+    // `monitor_datapoints_by_time`): each monitor's matches of the batch go into its part of
+    // the B-tree one after another, not interleaved with the other monitors' call by call.
     matched.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
     let matched: Vec<[sea_orm::Value; 5]> = matched
         .into_iter()
