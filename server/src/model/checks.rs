@@ -473,11 +473,12 @@ impl CheckResult {
 }
 
 /// A datapoint under evaluation, with what several checks and filters read (the words of its
-/// turns) computed once, when first needed.
+/// turns) computed once, when first needed, or given by the caller, who computed them anyway.
 #[derive(Debug)]
 pub struct Subject<'a> {
     pub datapoint: &'a Datapoint,
-    lines: std::cell::OnceCell<Vec<String>>,
+    /// `Datapoint::transcript_search_text`: each turn's words, a line per turn.
+    text: std::cell::OnceCell<std::borrow::Cow<'a, str>>,
     /// Whether a turn holds each phrase looked for so far (checks of several monitors often
     /// look for the same one).
     phrases: std::cell::RefCell<Vec<(String, bool)>>,
@@ -485,7 +486,14 @@ pub struct Subject<'a> {
 
 impl<'a> Subject<'a> {
     pub fn new(datapoint: &'a Datapoint) -> Self {
-        Self { datapoint, lines: std::cell::OnceCell::new(), phrases: Default::default() }
+        Self { datapoint, text: std::cell::OnceCell::new(), phrases: Default::default() }
+    }
+
+    /// `datapoint`, whose `transcript_search_text` is `text`.
+    pub fn with_search_text(datapoint: &'a Datapoint, text: &'a str) -> Self {
+        let subject = Self::new(datapoint);
+        let _unset = subject.text.set(std::borrow::Cow::Borrowed(text));
+        subject
     }
 
     /// Whether one turn holds `phrase`'s words, next to each other and in order.
@@ -494,16 +502,17 @@ impl<'a> Subject<'a> {
             return *found;
         }
         let words = search_line(phrase);
-        let found = self.turn_lines().iter().any(|line| contains_words(line, &words));
+        let found = self.turn_lines().any(|line| contains_words(line, &words));
         self.phrases.borrow_mut().push((phrase.to_owned(), found));
         found
     }
 
-    /// Each turn's words as searches compare them, a space between each (`search_line`).
-    pub fn turn_lines(&self) -> &[String] {
-        self.lines.get_or_init(|| {
-            self.datapoint.turns.iter().map(|turn| search_line(&turn.content)).collect()
-        })
+    /// Each turn's words as searches compare them, a space between each (`search_line`); one
+    /// line, empty, for a call with no turns.
+    pub fn turn_lines(&self) -> std::str::Split<'_, char> {
+        self.text
+            .get_or_init(|| std::borrow::Cow::Owned(self.datapoint.transcript_search_text()))
+            .split('\n')
     }
 }
 
@@ -512,19 +521,21 @@ pub fn evaluate(check: &Check, datapoint: &Datapoint) -> CheckValue {
     evaluate_in(&Subject::new(datapoint), check, true)
 }
 
-/// `check` on `subject`; the explanation is left empty unless `explained` (`explain` gives it
-/// from the rule and the value whenever it is read).
-pub fn evaluate_in(subject: &Subject<'_>, check: &Check, explained: bool) -> CheckValue {
+/// `check` on `subject`; the name and the explanation are left empty unless `described` (a
+/// stored result takes both from its check version when read: `explain` gives the explanation
+/// from the rule and the value).
+pub fn evaluate_in(subject: &Subject<'_>, check: &Check, described: bool) -> CheckValue {
     let rule = &check.rule;
     let value = measure_in(subject, rule.measure, rule.phrase.as_deref());
     let is_issue = holds(rule.comparator, value.as_ref(), rule.threshold.as_ref());
+    let (name, explanation) = if described {
+        (check.name.clone(), explain(rule, value.as_ref(), is_issue))
+    } else {
+        (String::new(), String::new())
+    };
     CheckValue {
-        name: check.name.clone(),
-        explanation: if explained {
-            explain(rule, value.as_ref(), is_issue)
-        } else {
-            String::new()
-        },
+        name,
+        explanation,
         value,
         value_type: rule.measure.value_type(),
         check_id: check.id,
@@ -632,9 +643,7 @@ fn measure_in(subject: &Subject<'_>, measure: Measure, phrase: Option<&str>) -> 
         Measure::OverlapCount => number(f64::from(metrics.overlap_count)),
         Measure::LongestMonologueMs => number(metrics.longest_monologue_ms as f64),
         Measure::DurationMs => duration_ms(datapoint).and_then(|ms| number(ms as f64)),
-        Measure::EmptyTranscript => {
-            Some(Value::Bool(subject.turn_lines().iter().all(String::is_empty)))
-        }
+        Measure::EmptyTranscript => Some(Value::Bool(subject.turn_lines().all(str::is_empty))),
         Measure::SilenceRatio => {
             let duration = duration_ms(datapoint).filter(|duration| *duration > 0)?;
             let speech = speech_ms(&datapoint.turns).min(duration);

@@ -315,9 +315,17 @@ pub fn search_words(text: &str) -> impl Iterator<Item = String> + '_ {
         .filter(|word: &String| !word.is_empty())
 }
 
-/// The words of `turns` as searches compare them (`Datapoint::transcript_search_text`).
+/// The words of `turns` as searches compare them (`Datapoint::transcript_search_text`): each
+/// turn's `search_line`, a line between turns, written into one string.
 pub fn search_text(turns: &[crate::model::conversation::Turn]) -> String {
-    turns.iter().map(|turn| search_line(&turn.content)).collect::<Vec<_>>().join("\n")
+    let mut text = String::with_capacity(turns.iter().map(|turn| turn.content.len() + 1).sum());
+    for (index, turn) in turns.iter().enumerate() {
+        if index > 0 {
+            text.push('\n');
+        }
+        push_search_line(&turn.content, &mut text);
+    }
+    text
 }
 
 /// `search_words` of `text`, a space between each: one allocation for the whole line, where
@@ -325,18 +333,24 @@ pub fn search_text(turns: &[crate::model::conversation::Turn]) -> String {
 /// line at word boundaries exactly when its words occur there in order (`contains_words`).
 pub fn search_line(text: &str) -> String {
     let mut line = String::with_capacity(text.len());
+    push_search_line(text, &mut line);
+    line
+}
+
+/// Appends `search_line(text)` to `out`.
+fn push_search_line(text: &str, out: &mut String) {
+    let line_start = out.len();
     for word in raw_words(text) {
-        let before = line.len();
-        if before > 0 {
-            line.push(' ');
+        let before = out.len();
+        if before > line_start {
+            out.push(' ');
         }
-        let start = line.len();
-        push_folded(word, &mut line);
-        if line.len() == start {
-            line.truncate(before);
+        let start = out.len();
+        push_folded(word, out);
+        if out.len() == start {
+            out.truncate(before);
         }
     }
-    line
 }
 
 /// Whether `needle`'s words occur in `haystack`'s, next to each other and in order (both
@@ -676,6 +690,24 @@ mod tests {
         ] {
             assert_eq!(search_line(text), search_words(text).collect::<Vec<_>>().join(" "));
         }
+        // A transcript's text is its turns' lines, a line between turns (an empty turn too).
+        let contents = ["Café AU lait!", "", "  ...leading, trailing!  ", "\u{301} ok"];
+        let turns: Vec<Turn> = contents
+            .iter()
+            .map(|content| Turn {
+                role: Role::User,
+                content: (*content).to_owned(),
+                start_ms: 0,
+                end_ms: None,
+                channel: None,
+                confidence: None,
+                unrecognized: false,
+            })
+            .collect();
+        let lines: Vec<String> = contents.iter().map(|content| search_line(content)).collect();
+        assert_eq!(search_text(&turns), lines.join("\n"));
+        assert_eq!(search_text(&turns), "cafe au lait\n\nleading trailing\nok");
+        assert_eq!(search_text(&[]), "");
         let line = search_line("I want to speak to a human, please. Humane? A human!");
         assert!(contains_words(&line, "speak to a human"));
         assert!(contains_words(&line, "human"));

@@ -119,8 +119,7 @@ fn verdict_matches(wanted: &Option<String>, actual: Option<&str>) -> bool {
 /// Whether every term of `text` occurs in the transcript, a phrase's words in order across
 /// turns as the full-text index reads them.
 fn contains_terms(subject: &checks::Subject<'_>, text: &str) -> bool {
-    let lines: Vec<&str> =
-        subject.turn_lines().iter().map(String::as_str).filter(|line| !line.is_empty()).collect();
+    let lines: Vec<&str> = subject.turn_lines().filter(|line| !line.is_empty()).collect();
     let transcript = lines.join(" ");
     TextQuery::parse(text).terms.iter().all(|term| contains_words(&transcript, &term.join(" ")))
 }
@@ -151,14 +150,14 @@ pub struct Evaluation {
     pub monitors: Vec<(Uuid, bool)>,
 }
 
-/// `monitors` (those of the datapoint's organization) on `datapoint`. Results carry no
-/// explanation (`checks::explain` gives it from the rule whenever one is read).
-pub fn evaluate(monitors: &[Monitor], datapoint: &Datapoint) -> Evaluation {
+/// `monitors` (those of the datapoint's organization) on `subject`'s datapoint. Results carry
+/// no name or explanation (a stored result takes them from its check version when read).
+pub fn evaluate(monitors: &[Monitor], subject: &checks::Subject<'_>) -> Evaluation {
     let mut evaluation = Evaluation::default();
-    let subject = checks::Subject::new(datapoint);
+    let datapoint = subject.datapoint;
     for monitor in monitors {
         if monitor.organization_id != datapoint.organization_id
-            || !monitor.filter.matches_subject(&subject)
+            || !monitor.filter.matches_subject(subject)
         {
             continue;
         }
@@ -167,7 +166,7 @@ pub fn evaluate(monitors: &[Monitor], datapoint: &Datapoint) -> Evaluation {
             let result = evaluation
                 .results
                 .entry(check.id)
-                .or_insert_with(|| checks::evaluate_in(&subject, check, false));
+                .or_insert_with(|| checks::evaluate_in(subject, check, false));
             issue |= result.is_issue;
         }
         evaluation.monitors.push((monitor.id, issue));
@@ -485,12 +484,13 @@ mod tests {
             monitor(3, vapi, vec![failed.clone()]),
             Monitor { organization_id: Uuid::from_u128(7), ..monitor(4, retell, vec![failed]) },
         ];
-        let evaluation = evaluate(&monitors, &datapoint);
+        let evaluation = evaluate(&monitors, &checks::Subject::new(&datapoint));
         assert_eq!(evaluation.monitors, [(Uuid::from_u128(1), true), (Uuid::from_u128(2), false)]);
         assert_eq!(evaluation.results.len(), 2);
         assert!(evaluation.results[&Uuid::from_u128(10)].is_issue);
         assert!(!evaluation.results[&Uuid::from_u128(11)].is_issue);
-        assert_eq!(evaluate(&[], &datapoint), Evaluation::default());
+        assert_eq!(evaluation.results[&Uuid::from_u128(10)].name, "", "named when read");
+        assert_eq!(evaluate(&[], &checks::Subject::new(&datapoint)), Evaluation::default());
     }
 
     #[test]

@@ -155,7 +155,9 @@ impl Storage {
         let stored = datapoints.iter().map(|datapoint| datapoint.id).collect();
         // A backfill tells no endpoint about old calls' failed checks (`check.failed` is for
         // calls as they are stored).
-        let prepared = super::monitors::Prepared::read(&transaction, &evaluated, context).await?;
+        let texts = super::monitors::SearchTexts::default();
+        let prepared =
+            super::monitors::Prepared::read(&transaction, &evaluated, &texts, context).await?;
         let counts = super::monitors::evaluate_into(
             &transaction,
             prepared,

@@ -12,7 +12,7 @@ use super::documents::{Base, Bases, Document, DocumentRef};
 use super::entities::{
     check_issue, datapoint, datapoint_metadata, datapoint_tag, monitor_datapoint,
 };
-use super::monitors::EarlyEvaluation;
+use super::monitors::{EarlyEvaluation, SearchTexts};
 use super::{Batch, Storage, db_error, parse_uuid};
 use crate::clock::{from_millis, to_millis};
 use crate::error::Error;
@@ -61,7 +61,8 @@ impl Storage {
         let early = if finished.iter().all(|result| result.new) {
             let datapoints: Vec<&Datapoint> =
                 finished.iter().map(|result| result.datapoint).collect();
-            Some(EarlyEvaluation::of(&self.db, &datapoints, now, context).await?)
+            let texts = search_rows.texts();
+            Some(EarlyEvaluation::of(&self.db, &datapoints, &texts, now, context).await?)
         } else {
             None
         };
@@ -112,8 +113,10 @@ impl Storage {
                 evaluated
             }
             None => {
+                let texts = SearchTexts::default();
                 let prepared =
-                    super::monitors::Prepared::read(&transaction, &datapoints, context).await?;
+                    super::monitors::Prepared::read(&transaction, &datapoints, &texts, context)
+                        .await?;
                 super::monitors::evaluate_into(
                     &transaction,
                     prepared,
@@ -1325,10 +1328,18 @@ pub(super) async fn store_at_intake(
             }
         }
     }
+    let datapoints: Vec<&Datapoint> = merged.iter().map(Merged::datapoint).collect();
+    // The monitors read and the calls evaluated while the texts written for the index are at
+    // hand; what they found is written after the datapoints.
+    let prepared = match calls.first() {
+        Some(_) => Some(
+            super::monitors::Prepared::read(connection, &datapoints, &rows.texts(), context)
+                .await?,
+        ),
+        None => None,
+    };
     write_datapoints(batch, models, rows);
-    if let Some(first) = calls.first() {
-        let datapoints: Vec<&Datapoint> = merged.iter().map(Merged::datapoint).collect();
-        let prepared = super::monitors::Prepared::read(connection, &datapoints, context).await?;
+    if let (Some(first), Some(prepared)) = (calls.first(), prepared) {
         let evaluated = super::monitors::evaluate_into(
             connection,
             prepared,
@@ -1375,6 +1386,11 @@ impl SearchRows {
             .map(|datapoint| (datapoint.id, datapoint.transcript_search_text()))
             .collect();
         Self { replaced, labels: label_rows(datapoints), words, ..Self::default() }
+    }
+
+    /// Each datapoint's `transcript_search_text`, by id (the monitors' checks read them).
+    fn texts(&self) -> SearchTexts<'_> {
+        self.words.iter().map(|(id, text)| (*id, text.as_str())).collect()
     }
 
     /// Deletes, before the new rows, the tag and metadata rows that `stored` (datapoints as

@@ -31,7 +31,9 @@ use super::rollups::{RollupChanges, by_check, parts_of, take_out};
 use super::{Batch, Storage, db_error, parse_uuid};
 use crate::clock::{from_millis, to_millis};
 use crate::error::Error;
-use crate::model::checks::{Check, CheckRecord, CheckResult, CheckValue, Origin, Rule, ValueType};
+use crate::model::checks::{
+    Check, CheckRecord, CheckResult, CheckValue, Origin, Rule, Subject, ValueType,
+};
 use crate::model::datapoints::Datapoint;
 use crate::model::monitors::{self, Monitor, MonitorFilter};
 
@@ -619,54 +621,20 @@ struct StoredMatch {
 type HeldResult = (i32, Option<crate::model::checks::Value>, bool);
 
 impl StoredMatches {
-    /// The stored form: written directly, as every evaluated call stores one inside the write
-    /// turn; empty when no monitor matched.
+    /// The stored form, as `evaluate_into` writes it (`MatchesJson`); empty when no monitor
+    /// matched.
+    #[cfg(test)]
     fn to_json(&self) -> Result<String, Error> {
-        use std::io::Write;
-        let context = "encoding matches";
-        if self.monitors.is_empty() {
-            return Ok(String::new());
+        let mut json = MatchesJson::new(self.occurred_at_ms);
+        for monitor in &self.monitors {
+            let results = monitor.results.as_ref().map(|results| {
+                results
+                    .iter()
+                    .map(|(version, value, is_issue)| (*version, value.as_ref(), *is_issue))
+            });
+            json.push(&monitor.monitor_id, monitor.version, monitor.is_issue, results)?;
         }
-        let failed = |error: std::io::Error| Error::internal(context, error);
-        let mut json = Vec::with_capacity(32 + self.monitors.len() * 160);
-        write!(json, r#"{{"t":{},"m":["#, self.occurred_at_ms).map_err(failed)?;
-        for (index, monitor) in self.monitors.iter().enumerate() {
-            if index > 0 {
-                json.push(b',');
-            }
-            json.push(b'[');
-            serde_json::to_writer(&mut json, &monitor.monitor_id)
-                .map_err(|error| Error::internal(context, error))?;
-            json.push(b',');
-            serde_json::to_writer(&mut json, &monitor.version)
-                .map_err(|error| Error::internal(context, error))?;
-            json.extend_from_slice(if monitor.is_issue { b",true" } else { b",false" });
-            if let Some(results) = &monitor.results {
-                json.extend_from_slice(b",[");
-                for (index, (version, value, is_issue)) in results.iter().enumerate() {
-                    if index > 0 {
-                        json.push(b',');
-                    }
-                    json.push(b'[');
-                    serde_json::to_writer(&mut json, version)
-                        .map_err(|error| Error::internal(context, error))?;
-                    json.push(b',');
-                    match value {
-                        Some(value) => serde_json::to_writer(&mut json, value)
-                            .map_err(|error| Error::internal(context, error))?,
-                        None => json.extend_from_slice(b"null"),
-                    }
-                    if *is_issue {
-                        json.extend_from_slice(b",true");
-                    }
-                    json.push(b']');
-                }
-                json.push(b']');
-            }
-            json.push(b']');
-        }
-        json.extend_from_slice(b"]}");
-        String::from_utf8(json).map_err(|error| Error::internal(context, error))
+        json.finish()
     }
 
     /// The matches of results row `model`; none when its `matches_json` is empty.
@@ -768,6 +736,76 @@ impl StoredMatches {
     }
 }
 
+/// A call's `matches_json` (`StoredMatches`' form), written directly as its matches are found,
+/// from the results where they are: every evaluated call stores one inside the write turn.
+struct MatchesJson {
+    json: Vec<u8>,
+    monitors: usize,
+}
+
+impl MatchesJson {
+    fn new(occurred_at_ms: i64) -> Self {
+        let mut json = Vec::with_capacity(192);
+        json.extend_from_slice(br#"{"t":"#);
+        json.extend_from_slice(occurred_at_ms.to_string().as_bytes());
+        json.extend_from_slice(br#","m":["#);
+        Self { json, monitors: 0 }
+    }
+
+    /// Adds a monitor's match: its key as stored, version and verdict, and, when it holds them,
+    /// its checks' results (check version, value, verdict) in its version's order.
+    fn push<'v>(
+        &mut self,
+        monitor_id: &str,
+        version: i32,
+        is_issue: bool,
+        results: Option<impl Iterator<Item = (i32, Option<&'v crate::model::checks::Value>, bool)>>,
+    ) -> Result<(), Error> {
+        let failed = |error: serde_json::Error| Error::internal("encoding matches", error);
+        let json = &mut self.json;
+        if self.monitors > 0 {
+            json.push(b',');
+        }
+        self.monitors += 1;
+        json.push(b'[');
+        serde_json::to_writer(&mut *json, monitor_id).map_err(failed)?;
+        json.push(b',');
+        json.extend_from_slice(version.to_string().as_bytes());
+        json.extend_from_slice(if is_issue { b",true" } else { b",false" });
+        if let Some(results) = results {
+            json.extend_from_slice(b",[");
+            for (index, (version, value, is_issue)) in results.enumerate() {
+                if index > 0 {
+                    json.push(b',');
+                }
+                json.push(b'[');
+                json.extend_from_slice(version.to_string().as_bytes());
+                json.push(b',');
+                match value {
+                    Some(value) => serde_json::to_writer(&mut *json, value).map_err(failed)?,
+                    None => json.extend_from_slice(b"null"),
+                }
+                if is_issue {
+                    json.extend_from_slice(b",true");
+                }
+                json.push(b']');
+            }
+            json.push(b']');
+        }
+        json.push(b']');
+        Ok(())
+    }
+
+    /// The text: empty when no monitor matched.
+    fn finish(mut self) -> Result<String, Error> {
+        if self.monitors == 0 {
+            return Ok(String::new());
+        }
+        self.json.extend_from_slice(b"]}");
+        String::from_utf8(self.json).map_err(|error| Error::internal("encoding matches", error))
+    }
+}
+
 /// The check ids of monitor versions, by (monitor id as stored, version)
 /// (`rollups::monitor_versions_of`).
 pub(super) type MonitorVersions = HashMap<(String, i32), Vec<Uuid>>;
@@ -836,7 +874,10 @@ pub(super) fn monitors_named_by(rows: &[ResultsRow]) -> Vec<String> {
 
 /// What `results_json` keeps of a call's `results` when its matches hold the results of the
 /// `held` checks: every other result (attached, resolved, or of a check no match holds).
-fn listed(results: &[StoredResult], held: &HashSet<Uuid>) -> Vec<StoredResult> {
+fn listed<S: std::hash::BuildHasher>(
+    results: &[StoredResult],
+    held: &HashSet<Uuid, S>,
+) -> Vec<StoredResult> {
     results
         .iter()
         .filter(|result| {
@@ -935,12 +976,18 @@ struct PreparedCall<'a> {
     failures: Vec<CheckFailure>,
 }
 
+/// Datapoints' `transcript_search_text` by id, where the caller built them anyway (for the
+/// full-text index): the checks read them instead of folding the turns' words again.
+pub(super) type SearchTexts<'t> = foldhash::HashMap<Uuid, &'t str>;
+
 impl<'a> Prepared<'a> {
-    /// Reads the monitors of `datapoints`' organizations and evaluates them. A datapoint given
-    /// twice (two results of one call in a batch) counts as the later.
+    /// Reads the monitors of `datapoints`' organizations and evaluates them (each datapoint with
+    /// its text from `texts` when there). A datapoint given twice (two results of one call in a
+    /// batch) counts as the later.
     pub(super) async fn read(
         connection: &impl ConnectionTrait,
         datapoints: &[&'a Datapoint],
+        texts: &SearchTexts<'_>,
         context: &'static str,
     ) -> Result<Self, Error> {
         let mut seen = HashSet::with_capacity(datapoints.len());
@@ -954,7 +1001,7 @@ impl<'a> Prepared<'a> {
         let organizations = organizations_of(&latest);
         let (monitors, versions) =
             monitors_and_versions(connection, &organizations, context).await?;
-        Ok(Self::of(organizations, monitors, versions, latest))
+        Ok(Self::of(organizations, monitors, versions, latest, texts))
     }
 
     fn of(
@@ -962,6 +1009,7 @@ impl<'a> Prepared<'a> {
         monitors: Vec<Monitor>,
         versions: MonitorVersions,
         datapoints: Vec<&'a Datapoint>,
+        texts: &SearchTexts<'_>,
     ) -> Self {
         let calls = if monitors.is_empty() {
             datapoints
@@ -975,16 +1023,27 @@ impl<'a> Prepared<'a> {
                 })
                 .collect()
         } else {
-            datapoints.into_iter().map(|datapoint| PreparedCall::of(&monitors, datapoint)).collect()
+            datapoints
+                .into_iter()
+                .map(|datapoint| {
+                    PreparedCall::of(&monitors, datapoint, texts.get(&datapoint.id).copied())
+                })
+                .collect()
         };
         Self { organizations, monitors, versions, calls }
     }
 }
 
 impl<'a> PreparedCall<'a> {
-    fn of(monitors: &[Monitor], datapoint: &'a Datapoint) -> Self {
-        let evaluation = monitors::evaluate(monitors, datapoint);
+    /// `monitors` on `datapoint`, whose `transcript_search_text` is `text` when given.
+    fn of(monitors: &[Monitor], datapoint: &'a Datapoint, text: Option<&str>) -> Self {
+        let subject = match text {
+            Some(text) => Subject::with_search_text(datapoint, text),
+            None => Subject::new(datapoint),
+        };
+        let evaluation = monitors::evaluate(monitors, &subject);
         let mut failures = Vec::new();
+        let mut names: HashMap<Uuid, String> = HashMap::new();
         for (monitor_id, _) in evaluation.monitors.iter().filter(|(_, issue)| *issue) {
             let Some(monitor) = monitors.iter().find(|monitor| monitor.id == *monitor_id) else {
                 continue;
@@ -993,6 +1052,7 @@ impl<'a> PreparedCall<'a> {
                 if let Some(value) =
                     evaluation.results.get(&check.id).filter(|value| value.is_issue)
                 {
+                    names.entry(check.id).or_insert_with(|| check.name.clone());
                     failures.push(CheckFailure {
                         datapoint_id: datapoint.id,
                         monitor_id: *monitor_id,
@@ -1001,16 +1061,10 @@ impl<'a> PreparedCall<'a> {
                 }
             }
         }
-        let mut names: HashMap<Uuid, String> = HashMap::new();
         let results = evaluation
             .results
             .into_values()
-            .map(|value| {
-                if value.is_issue {
-                    names.insert(value.check_id, value.name.clone());
-                }
-                StoredResult::of(value, Origin::Monitor)
-            })
+            .map(|value| StoredResult::of(value, Origin::Monitor))
             .collect();
         Self { datapoint, monitors: evaluation.monitors, results, names, failures }
     }
@@ -1034,10 +1088,11 @@ impl EarlyEvaluation {
     pub(super) async fn of(
         connection: &impl ConnectionTrait,
         datapoints: &[&Datapoint],
+        texts: &SearchTexts<'_>,
         now: DateTime<Utc>,
         context: &'static str,
     ) -> Result<Self, Error> {
-        let prepared = Prepared::read(connection, datapoints, context).await?;
+        let prepared = Prepared::read(connection, datapoints, texts, context).await?;
         let organizations = prepared.organizations.clone();
         let monitors = prepared.monitors.clone();
         let versions = prepared.versions.clone();
@@ -1141,9 +1196,11 @@ pub(super) async fn evaluate_into(
         let occurred_at_ms = to_millis(datapoint.occurred_at());
         let organization_id = datapoint.organization_id;
         let results_by_check = by_check(&results);
-        let mut matches = StoredMatches { occurred_at_ms, monitors: Vec::new() };
+        let mut matches = MatchesJson::new(occurred_at_ms);
         // The checks whose results the matches hold.
-        let mut held: HashSet<Uuid> = HashSet::new();
+        let mut held: foldhash::HashSet<Uuid> = foldhash::HashSet::default();
+        // A monitor's results in its version's order.
+        let mut ordered: Vec<&StoredResult> = Vec::new();
         for (monitor_id, is_issue) in evaluated {
             let Evaluating { checks: check_ids, version, key: monitor_key, listed } =
                 &checks_of[&monitor_id];
@@ -1158,23 +1215,23 @@ pub(super) async fn evaluate_into(
                 1,
             );
             matched.push((monitor_key, occurred_at_ms, id, is_issue, *version));
-            let results: Option<Vec<HeldResult>> = listed
-                .iter()
-                .map(|id| {
-                    results_by_check
-                        .get(id)
-                        .map(|result| (result.check_version, result.value.clone(), result.is_issue))
-                })
-                .collect();
-            if results.is_some() {
+            ordered.clear();
+            let complete = listed.iter().all(|id| match results_by_check.get(id) {
+                Some(result) => {
+                    ordered.push(result);
+                    true
+                }
+                None => false,
+            });
+            if complete {
                 held.extend(listed.iter().copied());
             }
-            matches.monitors.push(StoredMatch {
-                monitor_id: monitor_key.clone(),
-                version: *version,
-                is_issue,
-                results,
+            let results = complete.then(|| {
+                ordered
+                    .iter()
+                    .map(|result| (result.check_version, result.value.as_ref(), result.is_issue))
             });
+            matches.push(monitor_key, *version, is_issue, results)?;
         }
         let open: Vec<&StoredResult> =
             results.iter().filter(|result| result.is_open_issue()).collect();
@@ -1195,12 +1252,13 @@ pub(super) async fn evaluate_into(
         if !open.is_empty() || replaced.contains(&datapoint.id) {
             open_counts.push((id, i32::try_from(open.len()).unwrap_or(i32::MAX)));
         }
-        if !results.is_empty() || !matches.monitors.is_empty() {
+        let matches = matches.finish()?;
+        if !results.is_empty() || !matches.is_empty() {
             rows.push([
                 id.into(),
                 organization_id.into(),
                 listed_json(&listed(&results, &held))?.into(),
-                matches.to_json()?.into(),
+                matches.into(),
                 to_millis(now).into(),
             ]);
         }

@@ -789,7 +789,8 @@ async fn an_evaluation_before_the_turn_stands_while_its_monitors_do() {
     let datapoint = fresh_datapoint(&ingest, now);
     let context = "testing";
     let batch = [&datapoint];
-    let early = || EarlyEvaluation::of(&storage.db, &batch, now, context);
+    let texts = super::monitors::SearchTexts::default();
+    let early = || EarlyEvaluation::of(&storage.db, &batch, &texts, now, context);
     let stands = |early: EarlyEvaluation| async move {
         early.confirm(&storage.db, context).await.unwrap().map(|(_, found)| found.counts)
     };
