@@ -153,7 +153,8 @@ pub struct Evaluation {
 /// `monitors` (those of the datapoint's organization) on `subject`'s datapoint. Results carry
 /// no name or explanation (a stored result takes them from its check version when read).
 pub fn evaluate(monitors: &[Monitor], subject: &checks::Subject<'_>) -> Evaluation {
-    let mut evaluation = Evaluation::default();
+    let mut evaluation =
+        Evaluation { results: BTreeMap::new(), monitors: Vec::with_capacity(monitors.len()) };
     let datapoint = subject.datapoint;
     for monitor in monitors {
         if monitor.organization_id != datapoint.organization_id

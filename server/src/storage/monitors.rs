@@ -745,10 +745,9 @@ struct MatchesJson {
 
 impl MatchesJson {
     fn new(occurred_at_ms: i64) -> Self {
+        use std::io::Write;
         let mut json = Vec::with_capacity(192);
-        json.extend_from_slice(br#"{"t":"#);
-        json.extend_from_slice(occurred_at_ms.to_string().as_bytes());
-        json.extend_from_slice(br#","m":["#);
+        let _infallible = write!(json, r#"{{"t":{occurred_at_ms},"m":["#);
         Self { json, monitors: 0 }
     }
 
@@ -761,6 +760,7 @@ impl MatchesJson {
         is_issue: bool,
         results: Option<impl Iterator<Item = (i32, Option<&'v crate::model::checks::Value>, bool)>>,
     ) -> Result<(), Error> {
+        use std::io::Write;
         let failed = |error: serde_json::Error| Error::internal("encoding matches", error);
         let json = &mut self.json;
         if self.monitors > 0 {
@@ -769,8 +769,7 @@ impl MatchesJson {
         self.monitors += 1;
         json.push(b'[');
         serde_json::to_writer(&mut *json, monitor_id).map_err(failed)?;
-        json.push(b',');
-        json.extend_from_slice(version.to_string().as_bytes());
+        let _infallible = write!(json, ",{version}");
         json.extend_from_slice(if is_issue { b",true" } else { b",false" });
         if let Some(results) = results {
             json.extend_from_slice(b",[");
@@ -778,9 +777,7 @@ impl MatchesJson {
                 if index > 0 {
                     json.push(b',');
                 }
-                json.push(b'[');
-                json.extend_from_slice(version.to_string().as_bytes());
-                json.push(b',');
+                let _infallible = write!(json, "[{version},");
                 match value {
                     Some(value) => serde_json::to_writer(&mut *json, value).map_err(failed)?,
                     None => json.extend_from_slice(b"null"),
