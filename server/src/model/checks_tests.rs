@@ -109,6 +109,14 @@ fn every_measure_on_a_timed_call() {
     for phrase in ["speak to a HUMAN", "hours saturday", "speak to human", "speak to a HUMAN"] {
         assert_eq!(Some(Value::Bool(subject.turn_contains(phrase))), contains(phrase), "{phrase}");
     }
+    // A subject handed the text written for the index answers as one that folds the turns.
+    let text = datapoint.transcript_search_text();
+    let given = super::Subject::with_search_text(&datapoint, &text);
+    assert!(subject.turn_lines().eq(given.turn_lines()));
+    assert_eq!(given.turn_lines().count(), datapoint.turns.len());
+    for phrase in ["speak to a HUMAN", "hours saturday", "speak to human"] {
+        assert_eq!(Some(Value::Bool(given.turn_contains(phrase))), contains(phrase), "{phrase}");
+    }
 }
 
 #[test]
