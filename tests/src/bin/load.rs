@@ -37,7 +37,7 @@
 //! checks each, and backfills one of them over every call (each call evaluated by all of
 //! them): calls/s overall and per tenth, to show the rate does not fall as the cursor moves.
 //!
-//!     load monitors [deliveries] [backlog] [counts]
+//!     load monitors [deliveries] [backlog] [counts] [rounds]
 //!
 //! with 0, 5 and 20 monitors (or the comma-separated `counts`) of 5 checks each, all matching every call: acks/s of the
 //! saturating webhook load (each call evaluated in the commit that stores it), the rate at which
@@ -45,6 +45,10 @@
 //! (`ingest.transcripts_at_intake = false`) with the workers' server's CPU per call and the
 //! share of the drain its one writer's turn was held (`earshot_write_turn_seconds`);
 //! `EARSHOT_LOAD_KEEP_DATABASE=<dir>` keeps each workers' database in `<dir>/monitors-<count>`.
+//! With `rounds` above 1 the counts are measured that many times in turn, and a summary gives
+//! each count's drains, their mean, its mean CPU per call, and its cost against the first count
+//! in each round (measured seconds apart, so a shared machine's changes of speed weigh on both
+//! alike) and on average.
 //!
 //!     load delete [backlog] [offered]
 //!
@@ -572,7 +576,8 @@ async fn main() {
         let counts: Vec<usize> = args.get(4).map_or(vec![0, 5, 20], |value| {
             value.split(',').map(|count| count.parse().unwrap()).collect()
         });
-        return with_monitors(deliveries, backlog, &counts).await;
+        let rounds = args.get(5).map_or(1, |value| value.parse().unwrap());
+        return with_monitors(deliveries, backlog, &counts, rounds).await;
     }
     if args.get(1).map(String::as_str) == Some("events") {
         let backlog = args.get(2).map_or(20_000, |value| value.parse().unwrap());
@@ -1062,55 +1067,104 @@ fn keep_database(server: &ServerProcess, keep: &std::path::Path) {
     println!("database and log copied to {}", keep.display());
 }
 
-/// Acks/s, the intake rate of a gRPC backlog and the workers' drain with each count of monitors.
-async fn with_monitors(deliveries: usize, backlog: usize, counts: &[usize]) {
+/// Acks/s, the intake rate of a gRPC backlog and the workers' drain with each count of monitors,
+/// `rounds` times in turn; with more than one round, a summary of the drains and their costs.
+async fn with_monitors(deliveries: usize, backlog: usize, counts: &[usize], rounds: usize) {
     println!(
         "monitors | webhook acks/s (p99) | backlog stored at intake, /s | workers' drain, /s | \
          workers' CPU ms per 1,000 calls drained | writer's turn held, % of the drain"
     );
-    for &count in counts {
-        let server = ServerProcess::start(&[
-            ("EARSHOT_SERVER__MAX_CONNECTIONS_PER_ADDRESS", "1000"),
-            ("EARSHOT_INTEGRATIONS__RATE_LIMIT_PER_MINUTE_MAX", "10000000"),
-        ])
-        .await;
-        create_monitors(&server, count).await;
-        let integration = unlimited_integration(&server).await;
-        let url = format!("{}/v0/voice/webhook/monitor/{}", server.url(), integration.public_id);
-        let run = deliver(&url, deliveries, 64).await;
-        let stored_in = ingest_backlog(&server, backlog).await;
-        server.stop().await;
-
-        let workers_only =
-            ServerProcess::start(&[("EARSHOT_INGEST__TRANSCRIPTS_AT_INTAKE", "false")]).await;
-        create_monitors(&workers_only, count).await;
-        ingest_backlog(&workers_only, backlog).await;
-        let queued = pending_jobs(&workers_only).await;
-        let cpu_before = workers_only.cpu_seconds();
-        let turns_before = write_turn_seconds(&workers_only).await;
-        let drained_in = drain(&workers_only, Duration::from_secs(3600)).await;
-        // The server's CPU time over the drain, which the machine's other load moves less than
-        // the drain's wall time, and the share of it the one writer's turn was held.
-        let cpu = workers_only.cpu_seconds() - cpu_before;
-        let writer_busy = (write_turn_seconds(&workers_only).await - turns_before)
-            / drained_in.as_secs_f64().max(0.001);
-        if let Ok(keep) = std::env::var("EARSHOT_LOAD_KEEP_DATABASE") {
-            keep_database(
-                &workers_only,
-                &std::path::Path::new(&keep).join(format!("monitors-{count}")),
-            );
+    // Per count, each round's drain (calls/s) and CPU per call (µs).
+    let mut measured: Vec<Vec<(f64, f64)>> = vec![Vec::new(); counts.len()];
+    for _ in 0..rounds {
+        for (index, &count) in counts.iter().enumerate() {
+            measured[index].push(monitors_round(deliveries, backlog, count).await);
         }
-        workers_only.stop().await;
-        println!(
-            "{count} | {:.0} ({:?}) | {:.0} | {:.0} ({queued} left after ingestion) | {:.0} | {:.0} %",
-            run.per_second(),
-            run.percentile(99),
-            backlog as f64 / stored_in.as_secs_f64(),
-            queued / drained_in.as_secs_f64().max(0.001),
-            cpu * 1e6 / queued.max(1.0),
-            writer_busy * 100.0,
+    }
+    if rounds > 1 {
+        println!("{}", drain_summary(counts, &measured));
+    }
+}
+
+/// The drains of each count over the rounds (`measured`, as `with_monitors` keeps them), and
+/// each count's cost against the first count of the same round.
+fn drain_summary(counts: &[usize], measured: &[Vec<(f64, f64)>]) -> String {
+    use std::fmt::Write;
+    let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len().max(1) as f64;
+    let mut summary = format!(
+        "monitors | drained /s per round | mean | CPU µs a call (mean) | cost against {} \
+         monitors per round | mean cost",
+        counts[0]
+    );
+    for (index, &count) in counts.iter().enumerate() {
+        let drains: Vec<f64> = measured[index].iter().map(|(drain, _)| *drain).collect();
+        let cpu: Vec<f64> = measured[index].iter().map(|(_, cpu)| *cpu).collect();
+        let costs: Vec<f64> = drains
+            .iter()
+            .zip(&measured[0])
+            .map(|(drain, (first, _))| 100.0 * (drain / first - 1.0))
+            .collect();
+        let listed = |values: &[f64], unit: &str| {
+            values.iter().map(|value| format!("{value:.0}{unit}")).collect::<Vec<_>>().join(", ")
+        };
+        let _infallible = write!(
+            summary,
+            "\n{count} | {} | {:.0} | {:.0} | {} | {:.1} %",
+            listed(&drains, ""),
+            mean(&drains),
+            mean(&cpu),
+            listed(&costs, " %"),
+            mean(&costs),
         );
     }
+    summary
+}
+
+/// One count's line of `with_monitors`: the drain (calls/s) and the CPU per call (µs).
+async fn monitors_round(deliveries: usize, backlog: usize, count: usize) -> (f64, f64) {
+    let server = ServerProcess::start(&[
+        ("EARSHOT_SERVER__MAX_CONNECTIONS_PER_ADDRESS", "1000"),
+        ("EARSHOT_INTEGRATIONS__RATE_LIMIT_PER_MINUTE_MAX", "10000000"),
+    ])
+    .await;
+    create_monitors(&server, count).await;
+    let integration = unlimited_integration(&server).await;
+    let url = format!("{}/v0/voice/webhook/monitor/{}", server.url(), integration.public_id);
+    let run = deliver(&url, deliveries, 64).await;
+    let stored_in = ingest_backlog(&server, backlog).await;
+    server.stop().await;
+
+    let workers_only =
+        ServerProcess::start(&[("EARSHOT_INGEST__TRANSCRIPTS_AT_INTAKE", "false")]).await;
+    create_monitors(&workers_only, count).await;
+    ingest_backlog(&workers_only, backlog).await;
+    let queued = pending_jobs(&workers_only).await;
+    let cpu_before = workers_only.cpu_seconds();
+    let turns_before = write_turn_seconds(&workers_only).await;
+    let drained_in = drain(&workers_only, Duration::from_secs(3600)).await;
+    // The server's CPU time over the drain, which the machine's other load moves less than
+    // the drain's wall time, and the share of it the one writer's turn was held.
+    let cpu = workers_only.cpu_seconds() - cpu_before;
+    let writer_busy = (write_turn_seconds(&workers_only).await - turns_before)
+        / drained_in.as_secs_f64().max(0.001);
+    if let Ok(keep) = std::env::var("EARSHOT_LOAD_KEEP_DATABASE") {
+        keep_database(
+            &workers_only,
+            &std::path::Path::new(&keep).join(format!("monitors-{count}")),
+        );
+    }
+    workers_only.stop().await;
+    let drained = queued / drained_in.as_secs_f64().max(0.001);
+    let cpu_per_call = cpu * 1e6 / queued.max(1.0);
+    println!(
+        "{count} | {:.0} ({:?}) | {:.0} | {drained:.0} ({queued} left after ingestion) | \
+         {cpu_per_call:.0} | {:.0} %",
+        run.per_second(),
+        run.percentile(99),
+        backlog as f64 / stored_in.as_secs_f64(),
+        writer_busy * 100.0,
+    );
+    (drained, cpu_per_call)
 }
 
 /// A receiver of outbound events on a loopback port that answers 204 to each and records when
@@ -1178,5 +1232,22 @@ async fn with_events(backlog: usize) {
             "{endpoints} | {:.0} ({queued} left after ingestion) | {delivered}",
             queued / drained_in.as_secs_f64().max(0.001),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Each count's cost is against the first count of its own round, and the means are of the
+    /// rounds' figures.
+    #[test]
+    fn a_drain_summary_sets_each_round_against_its_own_first_count() {
+        let measured =
+            [vec![(10_000.0, 100.0), (8_000.0, 110.0)], vec![(8_000.0, 140.0), (7_200.0, 150.0)]];
+        let summary = super::drain_summary(&[0, 5], &measured);
+        let lines: Vec<&str> = summary.lines().collect();
+        assert_eq!(lines.len(), 3, "{summary}");
+        assert!(lines[0].contains("cost against 0 monitors"), "{summary}");
+        assert_eq!(lines[1], "0 | 10000, 8000 | 9000 | 105 | 0 %, 0 % | 0.0 %");
+        assert_eq!(lines[2], "5 | 8000, 7200 | 7600 | 145 | -20 %, -10 % | -15.0 %");
     }
 }
