@@ -491,9 +491,8 @@ impl<'a> Subject<'a> {
 
     /// `datapoint`, whose `transcript_search_text` is `text`.
     pub fn with_search_text(datapoint: &'a Datapoint, text: &'a str) -> Self {
-        let subject = Self::new(datapoint);
-        let _unset = subject.text.set(std::borrow::Cow::Borrowed(text));
-        subject
+        let text = std::cell::OnceCell::from(std::borrow::Cow::Borrowed(text));
+        Self { datapoint, text, phrases: Default::default() }
     }
 
     /// Whether one turn holds `phrase`'s words, next to each other and in order.

@@ -1332,14 +1332,15 @@ pub(super) async fn store_at_intake(
     // The monitors read and the calls evaluated while the texts written for the index are at
     // hand; what they found is written after the datapoints.
     let prepared = match calls.first() {
-        Some(_) => Some(
+        Some(first) => Some((
+            first,
             super::monitors::Prepared::read(connection, &datapoints, &rows.texts(), context)
                 .await?,
-        ),
+        )),
         None => None,
     };
     write_datapoints(batch, models, rows);
-    if let (Some(first), Some(prepared)) = (calls.first(), prepared) {
+    if let Some((first, prepared)) = prepared {
         let evaluated = super::monitors::evaluate_into(
             connection,
             prepared,

@@ -1213,13 +1213,8 @@ pub(super) async fn evaluate_into(
             );
             matched.push((monitor_key, occurred_at_ms, id, is_issue, *version));
             ordered.clear();
-            let complete = listed.iter().all(|id| match results_by_check.get(id) {
-                Some(result) => {
-                    ordered.push(result);
-                    true
-                }
-                None => false,
-            });
+            ordered.extend(listed.iter().map_while(|id| results_by_check.get(id).copied()));
+            let complete = ordered.len() == listed.len();
             if complete {
                 held.extend(listed.iter().copied());
             }
