@@ -176,32 +176,29 @@ impl<R: JobRunner> Worker<R> {
     /// Awaits `work` while renewing the leases of `held`: a long transcription (or one waiting
     /// its turn) outlives a lease, and no other worker may start the jobs meanwhile.
     async fn with_heartbeat<T>(&self, work: impl Future<Output = T>, held: &mut Vec<Uuid>) -> T {
-        tokio::pin!(work);
-        let mut heartbeat = tokio::time::interval(self.context.settings.lease / 3);
-        heartbeat.tick().await;
-        loop {
-            tokio::select! {
-                result = &mut work => break result,
-                _ = heartbeat.tick() => self.renew_leases(held).await,
-            }
-        }
+        let period = self.context.settings.lease / 3;
+        beside_renewals(work, period, held, |held| self.renewed(held)).await
     }
 
-    /// Renews the lease of every job in `held`, in one statement; a job whose lease another
-    /// worker took is dropped from it (one running goes on: its result is written either way).
-    async fn renew_leases(&self, held: &mut Vec<Uuid>) {
+    /// Renews the lease of every job in `held`, in one statement, and returns those still held:
+    /// a job whose lease another worker took is not (one running goes on: its result is written
+    /// either way). When the statement fails, all of them, to be tried again at the next beat.
+    async fn renewed(&self, held: Vec<Uuid>) -> Vec<Uuid> {
         let context = &self.context;
         let until = context.clock.now()
             + chrono::Duration::from_std(context.settings.lease)
                 .unwrap_or(chrono::Duration::minutes(5));
-        match context.queue.extend_leases(held, &self.id, until).await {
+        match context.queue.extend_leases(&held, &self.id, until).await {
             Ok(still_held) => {
                 for job_id in held.iter().filter(|job_id| !still_held.contains(job_id)) {
                     tracing::warn!(%job_id, "lost the lease of a claimed job");
                 }
-                held.retain(|job_id| still_held.contains(job_id));
+                still_held
             }
-            Err(error) => tracing::warn!(error = %error, "renewing job leases failed"),
+            Err(error) => {
+                tracing::warn!(error = %error, "renewing job leases failed");
+                held
+            }
         }
     }
 
@@ -240,5 +237,112 @@ impl<R: JobRunner> Worker<R> {
             // The lease expires and another worker takes the job again.
             tracing::error!(%job_id, error = %error, "recording a job result failed");
         }
+    }
+}
+
+/// Awaits `work` while `renew` runs every `period` beside it: given the ids in `held`, a
+/// renewal returns those still held, and `held` keeps only them. A renewal never keeps the work
+/// from being polled: the work may hold the writer's turn, which a renewal waits for. (Run
+/// instead of the work, a renewal waited for it forever, and with it every write of the
+/// process: a worker whose heartbeat came while its batch was in its write turn, as after the
+/// process was paused for longer than a beat.) A renewal under way when the work ends is
+/// finished, not dropped halfway through its statement.
+async fn beside_renewals<T, F>(
+    work: impl Future<Output = T>,
+    period: std::time::Duration,
+    held: &mut Vec<Uuid>,
+    renew: impl Fn(Vec<Uuid>) -> F,
+) -> T
+where
+    F: Future<Output = Vec<Uuid>>,
+{
+    tokio::pin!(work);
+    let mut heartbeat = tokio::time::interval(period);
+    // After a pause, one renewal rather than one for every beat missed.
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    heartbeat.tick().await;
+    loop {
+        tokio::select! {
+            result = &mut work => return result,
+            _ = heartbeat.tick() => {}
+        }
+        let renewal = renew(held.clone());
+        tokio::pin!(renewal);
+        tokio::select! {
+            still_held = &mut renewal => held.retain(|job_id| still_held.contains(job_id)),
+            result = &mut work => {
+                let still_held = renewal.await;
+                held.retain(|job_id| still_held.contains(job_id));
+                return result;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use uuid::Uuid;
+
+    use super::beside_renewals;
+    use crate::jobs::queue::WriteTurn;
+
+    /// A renewal that waits for the writer's turn while the work holds it goes on beside the
+    /// work: the work ends, gives up the turn, and the renewal then takes it and finishes.
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_waiting_for_the_turn_the_work_holds_lets_the_work_end() {
+        let turns = &WriteTurn::one_writer();
+        let renewals = &AtomicUsize::new(0);
+        let ids = vec![Uuid::now_v7(), Uuid::now_v7()];
+        let mut held = ids.clone();
+        let work = async {
+            let _turn = turns.take().await;
+            // Three beats' time in the turn.
+            tokio::time::sleep(Duration::from_secs(35)).await;
+            "done"
+        };
+        let renew = |held: Vec<Uuid>| async move {
+            let _turn = turns.take().await;
+            renewals.fetch_add(1, Ordering::SeqCst);
+            held[1..].to_vec()
+        };
+        let period = Duration::from_secs(10);
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(3600),
+            beside_renewals(work, period, &mut held, renew),
+        )
+        .await;
+        assert_eq!(outcome, Ok("done"), "the work ends though a renewal waits for its turn");
+        assert_eq!(renewals.load(Ordering::SeqCst), 1, "the renewal waiting then ran, once");
+        assert_eq!(held, ids[1..], "and what it returned is what is held");
+        assert!(turns.take().await.is_some(), "nothing holds the turn any more");
+    }
+
+    /// With the turn free, a renewal runs at every beat while the work goes on, and one beat
+    /// missed many times over (a paused process) makes one renewal, not one a beat.
+    #[tokio::test(start_paused = true)]
+    async fn renewals_run_every_beat_and_once_after_a_pause() {
+        let renewals = &AtomicUsize::new(0);
+        let renew = |held: Vec<Uuid>| async move {
+            renewals.fetch_add(1, Ordering::SeqCst);
+            held
+        };
+        let mut held = vec![Uuid::now_v7()];
+        let period = Duration::from_secs(10);
+        let work = tokio::time::sleep(Duration::from_secs(35));
+        beside_renewals(work, period, &mut held, renew).await;
+        assert_eq!(renewals.load(Ordering::SeqCst), 3, "at 10, 20 and 30 s");
+        assert_eq!(held.len(), 1);
+
+        renewals.store(0, Ordering::SeqCst);
+        let paused = async {
+            // Blocks the thread as a stopped process would, with the clock going on.
+            tokio::time::advance(Duration::from_secs(95)).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        beside_renewals(paused, period, &mut held, renew).await;
+        assert_eq!(renewals.load(Ordering::SeqCst), 1, "one renewal for nine beats missed");
     }
 }
