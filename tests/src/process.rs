@@ -173,6 +173,16 @@ impl ServerProcess {
         (ticks(11) + ticks(12)) / 100.0
     }
 
+    /// Pauses the whole process (SIGSTOP): its threads, timers and writer stop where they are.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Resumes a paused process (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub async fn stop(mut self) {
         self.signal("-TERM");

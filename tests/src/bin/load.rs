@@ -50,6 +50,17 @@
 //! in each round (measured seconds apart, so a shared machine's changes of speed weigh on both
 //! alike) and on average.
 //!
+//!     load interleaved [backlog] [count] [slice_ms]
+//!
+//! the workers' drain with no monitor and with `count` (default 5) monitors of 5 checks each,
+//! measured in turns: two servers each hold a gRPC `backlog` (default 200,000;
+//! `ingest.transcripts_at_intake = false`), and while one drains for `slice_ms` (default 1,000)
+//! the other is paused (SIGSTOP), in the order ABBA, until either has a tenth of its backlog
+//! left. A change of the shared machine's speed then weighs on both drains alike, which
+//! `load monitors` (drains measured ten seconds apart) cannot promise. It prints each pair of
+//! turns' cost and the drains and CPU per call over all turns, and stops with an error when a
+//! server drains nothing in ten turns in a row (its workers stuck).
+//!
 //!     load delete [backlog] [offered]
 //!
 //! stores `backlog` (default 100,000) calls through gRPC, then offers signed deliveries at
@@ -578,6 +589,12 @@ async fn main() {
         });
         let rounds = args.get(5).map_or(1, |value| value.parse().unwrap());
         return with_monitors(deliveries, backlog, &counts, rounds).await;
+    }
+    if args.get(1).map(String::as_str) == Some("interleaved") {
+        let backlog = args.get(2).map_or(200_000, |value| value.parse().unwrap());
+        let count = args.get(3).map_or(5, |value| value.parse().unwrap());
+        let slice = args.get(4).map_or(1_000, |value| value.parse().unwrap());
+        return interleaved(backlog, count, Duration::from_millis(slice)).await;
     }
     if args.get(1).map(String::as_str) == Some("events") {
         let backlog = args.get(2).map_or(20_000, |value| value.parse().unwrap());
@@ -1167,6 +1184,103 @@ async fn monitors_round(deliveries: usize, backlog: usize, count: usize) -> (f64
     (drained, cpu_per_call)
 }
 
+/// What one server drained in its turns: calls, seconds and CPU seconds, per turn.
+#[derive(Default)]
+struct Turns {
+    calls: Vec<f64>,
+    seconds: Vec<f64>,
+    cpu: Vec<f64>,
+}
+
+impl Turns {
+    fn drain(&self) -> f64 {
+        self.calls.iter().sum::<f64>() / self.seconds.iter().sum::<f64>().max(0.001)
+    }
+
+    fn cpu_per_call(&self) -> f64 {
+        self.cpu.iter().sum::<f64>() * 1e6 / self.calls.iter().sum::<f64>().max(1.0)
+    }
+}
+
+/// Lets `server` drain alone for `slice`: resumed, its pending calls read before and after,
+/// paused again.
+async fn drain_turn(server: &ServerProcess, slice: Duration, turns: &mut Turns) -> f64 {
+    server.resume();
+    let before = pending_jobs(server).await;
+    let (started, cpu) = (Instant::now(), server.cpu_seconds());
+    tokio::time::sleep(slice).await;
+    let after = pending_jobs(server).await;
+    turns.seconds.push(started.elapsed().as_secs_f64());
+    turns.cpu.push(server.cpu_seconds() - cpu);
+    server.pause();
+    turns.calls.push(before - after);
+    after
+}
+
+/// `load interleaved`: the drains with no monitor and with `count`, in alternating turns.
+async fn interleaved(backlog: usize, count: usize, slice: Duration) {
+    let mut servers = Vec::new();
+    for monitors in [0, count] {
+        let server =
+            ServerProcess::start(&[("EARSHOT_INGEST__TRANSCRIPTS_AT_INTAKE", "false")]).await;
+        create_monitors(&server, monitors).await;
+        ingest_backlog(&server, backlog).await;
+        server.pause();
+        servers.push(server);
+    }
+    let floor = backlog as f64 / 10.0;
+    let mut turns = [Turns::default(), Turns::default()];
+    let mut pairs = Vec::new();
+    'turns: for round in 0.. {
+        // ABBA: a drift of the machine's speed within a round weighs on both alike.
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for index in order {
+            let left = drain_turn(&servers[index], slice, &mut turns[index]).await;
+            // A server whose workers stopped would otherwise keep this loop going for ever.
+            let stalled = turns[index].calls.iter().rev().take_while(|calls| **calls <= 0.0);
+            assert!(
+                stalled.count() < 10,
+                "the server with {} monitors drained nothing in ten turns in a row",
+                [0, count][index]
+            );
+            if left < floor {
+                break 'turns;
+            }
+        }
+        let last = |turns: &Turns| {
+            turns.calls.last().copied().unwrap_or(0.0)
+                / turns.seconds.last().copied().unwrap_or(1.0)
+        };
+        pairs.push(100.0 * (last(&turns[1]) / last(&turns[0]).max(1.0) - 1.0));
+    }
+    // What is left of the backlogs is not waited for.
+    for mut server in servers {
+        server.resume();
+        server.kill().await;
+    }
+    pairs.sort_by(f64::total_cmp);
+    let listed: Vec<String> = pairs.iter().map(|cost| format!("{cost:.0}")).collect();
+    println!(
+        "turns of {slice:?}, {} pairs; cost of {count} monitors per pair, sorted: {} %",
+        pairs.len(),
+        listed.join(", ")
+    );
+    println!("monitors | drained in the turns, /s | CPU µs a call | calls drained in the turns");
+    for (monitors, turns) in [0, count].into_iter().zip(&turns) {
+        println!(
+            "{monitors} | {:.0} | {:.0} | {:.0}",
+            turns.drain(),
+            turns.cpu_per_call(),
+            turns.calls.iter().sum::<f64>()
+        );
+    }
+    let median = pairs.get(pairs.len() / 2).copied().unwrap_or(0.0);
+    println!(
+        "cost of {count} monitors: {:.1} % over all turns, median pair {median:.0} %",
+        100.0 * (turns[1].drain() / turns[0].drain().max(1.0) - 1.0)
+    );
+}
+
 /// A receiver of outbound events on a loopback port that answers 204 to each and records when
 /// each arrived.
 async fn event_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Instant>>>) {
@@ -1237,6 +1351,19 @@ async fn with_events(backlog: usize) {
 
 #[cfg(test)]
 mod tests {
+    /// A server's drain is the calls of all its turns over their whole time (a short turn
+    /// weighs less), and its CPU per call the CPU of all its turns over those calls.
+    #[test]
+    fn turns_drain_over_their_whole_time() {
+        let turns = super::Turns {
+            calls: vec![10_000.0, 2_000.0],
+            seconds: vec![1.0, 0.5],
+            cpu: vec![1.0, 0.2],
+        };
+        assert_eq!(turns.drain(), 8_000.0);
+        assert_eq!(turns.cpu_per_call(), 100.0);
+    }
+
     /// Each count's cost is against the first count of its own round, and the means are of the
     /// rounds' figures.
     #[test]
