@@ -182,19 +182,15 @@ impl<R: JobRunner> Worker<R> {
 
     /// Renews the lease of every job in `held`, in one statement, and returns those still held:
     /// a job whose lease another worker took is not (one running goes on: its result is written
-    /// either way). When the statement fails, all of them, to be tried again at the next beat.
+    /// either way), nor one already finished. When the statement fails, all of them, to be tried
+    /// again at the next beat.
     async fn renewed(&self, held: Vec<Uuid>) -> Vec<Uuid> {
         let context = &self.context;
         let until = context.clock.now()
             + chrono::Duration::from_std(context.settings.lease)
                 .unwrap_or(chrono::Duration::minutes(5));
         match context.queue.extend_leases(&held, &self.id, until).await {
-            Ok(still_held) => {
-                for job_id in held.iter().filter(|job_id| !still_held.contains(job_id)) {
-                    tracing::warn!(%job_id, "lost the lease of a claimed job");
-                }
-                still_held
-            }
+            Ok(still_held) => still_held,
             Err(error) => {
                 tracing::warn!(error = %error, "renewing job leases failed");
                 held
@@ -246,7 +242,8 @@ impl<R: JobRunner> Worker<R> {
 /// instead of the work, a renewal waited for it forever, and with it every write of the
 /// process: a worker whose heartbeat came while its batch was in its write turn, as after the
 /// process was paused for longer than a beat.) A renewal under way when the work ends is
-/// finished, not dropped halfway through its statement.
+/// finished, not dropped halfway through its statement; the jobs it did not find then are not
+/// reported lost, since the work may have just finished them.
 async fn beside_renewals<T, F>(
     work: impl Future<Output = T>,
     period: std::time::Duration,
@@ -269,7 +266,12 @@ where
         let renewal = renew(held.clone());
         tokio::pin!(renewal);
         tokio::select! {
-            still_held = &mut renewal => held.retain(|job_id| still_held.contains(job_id)),
+            still_held = &mut renewal => {
+                for job_id in held.iter().filter(|job_id| !still_held.contains(job_id)) {
+                    tracing::warn!(%job_id, "lost the lease of a claimed job");
+                }
+                held.retain(|job_id| still_held.contains(job_id));
+            }
             result = &mut work => {
                 let still_held = renewal.await;
                 held.retain(|job_id| still_held.contains(job_id));
