@@ -265,18 +265,18 @@ where
         }
         let renewal = renew(held.clone());
         tokio::pin!(renewal);
-        tokio::select! {
-            still_held = &mut renewal => {
-                for job_id in held.iter().filter(|job_id| !still_held.contains(job_id)) {
-                    tracing::warn!(%job_id, "lost the lease of a claimed job");
-                }
-                held.retain(|job_id| still_held.contains(job_id));
+        let (still_held, ended) = tokio::select! {
+            still_held = &mut renewal => (still_held, None),
+            result = &mut work => (renewal.await, Some(result)),
+        };
+        if ended.is_none() {
+            for job_id in held.iter().filter(|job_id| !still_held.contains(job_id)) {
+                tracing::warn!(%job_id, "lost the lease of a claimed job");
             }
-            result = &mut work => {
-                let still_held = renewal.await;
-                held.retain(|job_id| still_held.contains(job_id));
-                return result;
-            }
+        }
+        held.retain(|job_id| still_held.contains(job_id));
+        if let Some(result) = ended {
+            return result;
         }
     }
 }

@@ -1151,10 +1151,7 @@ async fn monitors_round(deliveries: usize, backlog: usize, count: usize) -> (f64
     let stored_in = ingest_backlog(&server, backlog).await;
     server.stop().await;
 
-    let workers_only =
-        ServerProcess::start(&[("EARSHOT_INGEST__TRANSCRIPTS_AT_INTAKE", "false")]).await;
-    create_monitors(&workers_only, count).await;
-    ingest_backlog(&workers_only, backlog).await;
+    let workers_only = backlog_for_workers(count, backlog).await;
     let queued = pending_jobs(&workers_only).await;
     let cpu_before = workers_only.cpu_seconds();
     let turns_before = write_turn_seconds(&workers_only).await;
@@ -1182,6 +1179,15 @@ async fn monitors_round(deliveries: usize, backlog: usize, count: usize) -> (f64
         writer_busy * 100.0,
     );
     (drained, cpu_per_call)
+}
+
+/// A server with `count` monitors whose workers are given a gRPC backlog of `backlog` calls
+/// (`ingest.transcripts_at_intake = false`); they drain it from its first calls on.
+async fn backlog_for_workers(count: usize, backlog: usize) -> ServerProcess {
+    let server = ServerProcess::start(&[("EARSHOT_INGEST__TRANSCRIPTS_AT_INTAKE", "false")]).await;
+    create_monitors(&server, count).await;
+    ingest_backlog(&server, backlog).await;
+    server
 }
 
 /// What one server drained in its turns: calls, seconds and CPU seconds, per turn.
@@ -1221,10 +1227,7 @@ async fn drain_turn(server: &ServerProcess, slice: Duration, turns: &mut Turns) 
 async fn interleaved(backlog: usize, count: usize, slice: Duration) {
     let mut servers = Vec::new();
     for monitors in [0, count] {
-        let server =
-            ServerProcess::start(&[("EARSHOT_INGEST__TRANSCRIPTS_AT_INTAKE", "false")]).await;
-        create_monitors(&server, monitors).await;
-        ingest_backlog(&server, backlog).await;
+        let server = backlog_for_workers(monitors, backlog).await;
         server.pause();
         servers.push(server);
     }
