@@ -1255,19 +1255,8 @@ pub(super) async fn evaluate_into(
             ]);
         }
     }
-    // In the order searches by monitor read (SQLite's key since m0028, PostgreSQL's
-    // `monitor_datapoints_by_time`): each monitor's matches of the batch go into its part of
-    // the B-tree one after another, not interleaved with the other monitors' call by call.
-    matched.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
-    let matched: Vec<[sea_orm::Value; 5]> = matched
-        .into_iter()
-        .map(|(key, occurred_at_ms, id, is_issue, version)| {
-            [key.into(), occurred_at_ms.into(), id.into(), is_issue.into(), version.into()]
-        })
-        .collect();
     {
         use datapoint_check::Column as Results;
-        use monitor_datapoint::Column as Matches;
         use sea_orm::{EntityName, IdenStatic};
         batch.insert_values(
             datapoint_check::Entity.table_name(),
@@ -1281,25 +1270,105 @@ pub(super) async fn evaluate_into(
             .map(|column| column.as_str()),
             rows,
         );
-        batch.insert_rows(issues, None);
-        batch.insert_values(
-            monitor_datapoint::Entity.table_name(),
-            [
-                Matches::MonitorId,
-                Matches::OccurredAtMs,
-                Matches::DatapointId,
-                Matches::IsIssue,
-                Matches::MonitorVersion,
-            ]
-            .map(|column| column.as_str()),
-            matched,
-        );
     }
+    batch.insert_rows(issues, None);
+    insert_matches(batch, &matched);
     for chunk in open_counts.chunks(super::datapoints::LOOKUP_CHUNK_KEYS) {
         batch.push(&open_issues(chunk));
     }
     rollups.write_into(batch);
     Ok(Evaluated { counts, failures })
+}
+
+/// Monitors whose matches one `insert_matches` statement writes: a call's bit mask over them
+/// fits in a positive `BIGINT`.
+const MASK_MONITORS: usize = 63;
+
+/// Calls whose matches one `insert_matches` statement writes.
+const MATCH_CHUNK_CALLS: usize = 500;
+
+/// Inserts a batch's `matched` (monitor key as stored, call's time, call, issue, monitor
+/// version) into `monitor_datapoints`, bound as a list of the batch's monitors and a list of
+/// its calls, each call with two bit masks over the monitors (those that matched it, and those
+/// of them it is an issue for), from which one `INSERT … SELECT` per chunk makes the rows: four
+/// values a call instead of five for each of its monitors. A bound value costs more on the way
+/// to SQLite (sea-orm's copy of it, sqlx's conversion, SQLite's own copy) than the row it goes
+/// into, and all of it in the writer's turn (docs/BENCHMARKS.md). The rows come out in the
+/// order searches by monitor read (SQLite's key since m0028, PostgreSQL's
+/// `monitor_datapoints_by_time`): the monitors, in key order, the outer loop of the
+/// `CROSS JOIN`, the calls by time within each, so each monitor's matches go into its part
+/// of the B-tree one after another.
+pub(super) fn insert_matches(batch: &mut Batch, matched: &[(&str, i64, Uuid, bool, i32)]) {
+    use std::fmt::Write;
+    let mut monitors: Vec<(&str, i32)> =
+        matched.iter().map(|&(key, _, _, _, version)| (key, version)).collect();
+    monitors.sort_unstable();
+    monitors.dedup();
+    let backend = batch.backend();
+    for group in monitors.chunks(MASK_MONITORS) {
+        // Per call, by time: the bits of the group's monitors that matched it, and of its issues.
+        let mut calls: std::collections::BTreeMap<(i64, Uuid), (i64, i64)> = Default::default();
+        for &(key, occurred_at_ms, id, is_issue, version) in matched {
+            let Ok(bit) = group.binary_search(&(key, version)) else {
+                continue;
+            };
+            let masks = calls.entry((occurred_at_ms, id)).or_default();
+            masks.0 |= 1 << bit;
+            if is_issue {
+                masks.1 |= 1 << bit;
+            }
+        }
+        let calls: Vec<_> = calls.into_iter().collect();
+        for chunk in calls.chunks(MATCH_CHUNK_CALLS) {
+            let mut values: Vec<sea_orm::Value> =
+                Vec::with_capacity(3 * group.len() + 4 * chunk.len());
+            let mut sql = String::with_capacity(64 + 16 * group.len() + 20 * chunk.len());
+            let parameters = |sql: &mut String, count: usize, first: usize| {
+                sql.push('(');
+                for index in 0..count {
+                    if index > 0 {
+                        sql.push_str(", ");
+                    }
+                    match backend {
+                        sea_orm::DbBackend::Postgres => {
+                            let _infallible = write!(sql, "${}", first + index + 1);
+                        }
+                        _ => sql.push('?'),
+                    }
+                }
+                sql.push(')');
+            };
+            sql.push_str("WITH m (k, n, v) AS (VALUES ");
+            for (bit, (key, version)) in group.iter().enumerate() {
+                if bit > 0 {
+                    sql.push_str(", ");
+                }
+                parameters(&mut sql, 3, values.len());
+                values.extend([
+                    (*key).into(),
+                    i32::try_from(bit).unwrap_or(i32::MAX).into(),
+                    (*version).into(),
+                ]);
+            }
+            sql.push_str("), c (id, t, mask, issues) AS (VALUES ");
+            for (index, ((occurred_at_ms, id), (mask, issues))) in chunk.iter().enumerate() {
+                if index > 0 {
+                    sql.push_str(", ");
+                }
+                parameters(&mut sql, 4, values.len());
+                values.extend([
+                    (*id).into(),
+                    (*occurred_at_ms).into(),
+                    (*mask).into(),
+                    (*issues).into(),
+                ]);
+            }
+            sql.push_str(
+                r#") INSERT INTO "monitor_datapoints" ("monitor_id", "occurred_at_ms", "datapoint_id", "is_issue", "monitor_version") SELECT m.k, c.t, c.id, ((c.issues >> m.n) & 1) = 1, m.v FROM m CROSS JOIN c WHERE ((c.mask >> m.n) & 1) = 1"#,
+            );
+            batch.push_statement(sea_orm::Statement::from_sql_and_values(backend, sql, values));
+        }
+    }
 }
 
 /// Deletes, in `batch`, what evaluations stored on the calls `ids`: their results, open

@@ -885,3 +885,56 @@ async fn a_workers_new_calls_are_stored_as_evaluated_before_the_turn() {
         ]
     );
 }
+
+/// A batch's matches are stored as they were found, each with its issue and version, whatever
+/// the number of monitors (a statement per 63, the bits of a call's masks) and of calls (a
+/// statement per 500), a call matched by some monitors and not by others.
+#[tokio::test]
+async fn matches_are_stored_as_found_for_many_monitors_and_calls() {
+    use sea_orm::{ConnectionTrait, EntityTrait};
+    let storage = &super::testing::storage().await;
+    let keys: Vec<String> = (0..70).map(|_| Uuid::now_v7().to_string()).collect();
+    let calls: Vec<(i64, Uuid)> =
+        (0..600).map(|index| (1_796_000_000_000 + index / 3, Uuid::now_v7())).collect();
+    let mut matched = Vec::new();
+    for (index, (occurred_at_ms, id)) in calls.iter().enumerate() {
+        for (bit, key) in keys.iter().enumerate() {
+            if (index + bit) % 4 == 0 {
+                continue;
+            }
+            let version = i32::try_from(bit % 3).unwrap() + 1;
+            matched.push((key.as_str(), *occurred_at_ms, *id, (index * bit) % 5 == 1, version));
+        }
+    }
+    let transaction = storage.begin_write().await.unwrap();
+    let mut batch = super::Batch::new(transaction.get_database_backend());
+    super::monitors::insert_matches(&mut batch, &matched);
+    batch.execute(&transaction, "storing matches").await.unwrap();
+    transaction.commit().await.unwrap();
+
+    let stored: BTreeSet<(String, i64, Uuid, bool, i32)> =
+        super::entities::monitor_datapoint::Entity::find()
+            .all(&storage.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|row| {
+                (
+                    row.monitor_id,
+                    row.occurred_at_ms,
+                    row.datapoint_id,
+                    row.is_issue,
+                    row.monitor_version,
+                )
+            })
+            .collect();
+    let expected: BTreeSet<(String, i64, Uuid, bool, i32)> = matched
+        .iter()
+        .map(|&(key, occurred_at_ms, id, is_issue, version)| {
+            (key.to_owned(), occurred_at_ms, id, is_issue, version)
+        })
+        .collect();
+    assert_eq!(stored.len(), matched.len());
+    assert!(stored.iter().any(|row| row.3) && stored.iter().any(|row| !row.3));
+    assert_eq!(stored, expected);
+}
