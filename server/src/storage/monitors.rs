@@ -1074,7 +1074,6 @@ impl<'a> PreparedCall<'a> {
 pub(super) struct EarlyEvaluation {
     organizations: Vec<Uuid>,
     monitors: Vec<Monitor>,
-    versions: MonitorVersions,
     statements: Batch,
     evaluated: Evaluated,
 }
@@ -1092,25 +1091,26 @@ impl EarlyEvaluation {
         let prepared = Prepared::read(connection, datapoints, texts, context).await?;
         let organizations = prepared.organizations.clone();
         let monitors = prepared.monitors.clone();
-        let versions = prepared.versions.clone();
         let mut statements = Batch::new(connection.get_database_backend());
         let evaluated =
             evaluate_into(connection, prepared, &HashSet::new(), &mut statements, now, context)
                 .await?;
-        Ok(Self { organizations, monitors, versions, statements, evaluated })
+        Ok(Self { organizations, monitors, statements, evaluated })
     }
 
     /// In the write turn (`connection`): the statements `of` wrote and what it found, if the
-    /// monitors and their versions are still those it evaluated by; `None` if any changed
-    /// since, and the turn evaluates the batch again.
+    /// monitors (each with its version, filter and checks) are still those it evaluated by;
+    /// `None` if any changed since, and the turn evaluates the batch again. Their versions'
+    /// lists of checks are not read again: a (monitor, version) row of `monitor_versions` is
+    /// written once, by the commit that gives the monitor that version, and never changed, so
+    /// the same monitors at the same versions have the same lists (one read fewer in the turn).
     pub(super) async fn confirm(
         self,
         connection: &impl ConnectionTrait,
         context: &'static str,
     ) -> Result<Option<(Batch, Evaluated)>, Error> {
-        let (monitors, versions) =
-            monitors_and_versions(connection, &self.organizations, context).await?;
-        let unchanged = monitors == self.monitors && versions == self.versions;
+        let monitors = monitors_of(connection, &self.organizations, context).await?;
+        let unchanged = monitors == self.monitors;
         Ok(unchanged.then_some((self.statements, self.evaluated)))
     }
 }

@@ -821,6 +821,13 @@ async fn an_evaluation_before_the_turn_stands_while_its_monitors_do() {
     assert!(storage.delete_monitor(organization, second.id).await.unwrap());
     assert!(stands(evaluated).await.is_none(), "a monitor deleted");
 
+    let evaluated = early().await.unwrap();
+    let without = Monitor { checks: Vec::new(), ..monitor.clone() };
+    assert_eq!(storage.update_monitor(&without).await.unwrap(), Some(2));
+    assert!(stands(evaluated).await.is_none(), "a monitor's checks changed");
+    let with = Monitor { checks: vec![slow.check.clone()], ..monitor.clone() };
+    assert_eq!(storage.update_monitor(&with).await.unwrap(), Some(3));
+
     let counts = stands(early().await.unwrap()).await.expect("nothing changed since");
     assert_eq!(counts.get(&monitor.id), Some(&(1, 0)), "under the new threshold");
 }
