@@ -1299,7 +1299,10 @@ const MATCH_CHUNK_CALLS: usize = 500;
 /// `CROSS JOIN`, the calls by time within each, so each monitor's matches go into its part
 /// of the B-tree one after another.
 pub(super) fn insert_matches(batch: &mut Batch, matched: &[(&str, i64, Uuid, bool, i32)]) {
+    use monitor_datapoint::Column as Matches;
+    use sea_orm::{EntityName, IdenStatic};
     use std::fmt::Write;
+    let table = monitor_datapoint::Entity.table_name();
     let mut monitors: Vec<(&str, i32)> =
         matched.iter().map(|&(key, _, _, _, version)| (key, version)).collect();
     monitors.sort_unstable();
@@ -1363,8 +1366,18 @@ pub(super) fn insert_matches(batch: &mut Batch, matched: &[(&str, i64, Uuid, boo
                     (*issues).into(),
                 ]);
             }
+            let _infallible = write!(
+                sql,
+                r#") INSERT INTO "{table}" ("{}", "{}", "{}", "{}", "{}") "#,
+                Matches::MonitorId.as_str(),
+                Matches::OccurredAtMs.as_str(),
+                Matches::DatapointId.as_str(),
+                Matches::IsIssue.as_str(),
+                Matches::MonitorVersion.as_str(),
+            );
             sql.push_str(
-                r#") INSERT INTO "monitor_datapoints" ("monitor_id", "occurred_at_ms", "datapoint_id", "is_issue", "monitor_version") SELECT m.k, c.t, c.id, ((c.issues >> m.n) & 1) = 1, m.v FROM m CROSS JOIN c WHERE ((c.mask >> m.n) & 1) = 1"#,
+                "SELECT m.k, c.t, c.id, ((c.issues >> m.n) & 1) = 1, m.v \
+                 FROM m CROSS JOIN c WHERE ((c.mask >> m.n) & 1) = 1",
             );
             batch.push_statement(sea_orm::Statement::from_sql_and_values(backend, sql, values));
         }
