@@ -1293,10 +1293,10 @@ const MATCH_CHUNK_CALLS: usize = 500;
 /// of them it is an issue for), from which one `INSERT … SELECT` per chunk makes the rows: four
 /// values a call instead of five for each of its monitors. A bound value costs more on the way
 /// to SQLite (sea-orm's copy of it, sqlx's conversion, SQLite's own copy) than the row it goes
-/// into, and all of it in the writer's turn (docs/BENCHMARKS.md). The rows come out in the
-/// order searches by monitor read (SQLite's key since m0028, PostgreSQL's
-/// `monitor_datapoints_by_time`): the monitors, in key order, the outer loop of the
-/// `CROSS JOIN`, the calls by time within each, so each monitor's matches go into its part
+/// into, and all of it in the writer's turn (docs/BENCHMARKS.md, "Match rows from two lists").
+/// The rows come out in the order searches by monitor read (SQLite's key since m0028,
+/// PostgreSQL's `monitor_datapoints_by_time`): the monitors, in key order, the outer loop of
+/// the `CROSS JOIN`, the calls by time within each, so each monitor's matches go into its part
 /// of the B-tree one after another.
 pub(super) fn insert_matches(batch: &mut Batch, matched: &[(&str, i64, Uuid, bool, i32)]) {
     use monitor_datapoint::Column as Matches;
