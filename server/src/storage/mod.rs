@@ -468,34 +468,24 @@ impl Batch {
 
     /// Inserts `rows` of `columns` of `table`, each row's values in the columns' order, as
     /// `insert_rows` does, but with the statement written here and the values moved into it:
-    /// for the many small rows of a commit (a call's monitor matches), where an active model
-    /// per row, and sea-query's copy of every value, cost more than the statement.
+    /// for the many small rows of a commit (a call's results rows), where an active model per
+    /// row, and sea-query's copy of every value, cost more than the statement.
     pub(crate) fn insert_values<const N: usize>(
         &mut self,
         table: &str,
         columns: [&str; N],
         rows: Vec<[sea_orm::Value; N]>,
     ) {
-        use std::fmt::Write;
         let mut rows = rows.into_iter().peekable();
         while rows.peek().is_some() {
             let mut sql =
                 format!(r#"INSERT INTO "{table}" ("{}") VALUES "#, columns.join(r#"", ""#));
             let mut values = Vec::new();
             for (index, row) in rows.by_ref().take(INSERT_CHUNK_ROWS).enumerate() {
-                sql.push_str(if index == 0 { "(" } else { ", (" });
-                for column in 0..N {
-                    if column > 0 {
-                        sql.push_str(", ");
-                    }
-                    match self.backend {
-                        DbBackend::Postgres => {
-                            let _infallible = write!(sql, "${}", values.len() + column + 1);
-                        }
-                        _ => sql.push('?'),
-                    }
+                if index > 0 {
+                    sql.push_str(", ");
                 }
-                sql.push(')');
+                self.push_row(&mut sql, N, values.len());
                 values.extend(row);
             }
             self.statements.push(sea_orm::Statement::from_sql_and_values(
@@ -504,6 +494,25 @@ impl Batch {
                 values,
             ));
         }
+    }
+
+    /// Writes a row of `count` parameters into `sql`, `(?, ?)` or on PostgreSQL `($3, $4)`,
+    /// the statement's values before it being `first` in number.
+    pub(crate) fn push_row(&self, sql: &mut String, count: usize, first: usize) {
+        use std::fmt::Write;
+        sql.push('(');
+        for index in 0..count {
+            if index > 0 {
+                sql.push_str(", ");
+            }
+            match self.backend {
+                DbBackend::Postgres => {
+                    let _infallible = write!(sql, "${}", first + index + 1);
+                }
+                _ => sql.push('?'),
+            }
+        }
+        sql.push(')');
     }
 
     /// Runs the statements in `connection` (the caller's transaction), in order.

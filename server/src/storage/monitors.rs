@@ -1326,27 +1326,12 @@ pub(super) fn insert_matches(batch: &mut Batch, matched: &[(&str, i64, Uuid, boo
             let mut values: Vec<sea_orm::Value> =
                 Vec::with_capacity(3 * group.len() + 4 * chunk.len());
             let mut sql = String::with_capacity(64 + 16 * group.len() + 20 * chunk.len());
-            let parameters = |sql: &mut String, count: usize, first: usize| {
-                sql.push('(');
-                for index in 0..count {
-                    if index > 0 {
-                        sql.push_str(", ");
-                    }
-                    match backend {
-                        sea_orm::DbBackend::Postgres => {
-                            let _infallible = write!(sql, "${}", first + index + 1);
-                        }
-                        _ => sql.push('?'),
-                    }
-                }
-                sql.push(')');
-            };
             sql.push_str("WITH m (k, n, v) AS (VALUES ");
             for (bit, (key, version)) in group.iter().enumerate() {
                 if bit > 0 {
                     sql.push_str(", ");
                 }
-                parameters(&mut sql, 3, values.len());
+                batch.push_row(&mut sql, 3, values.len());
                 values.extend([
                     (*key).into(),
                     i32::try_from(bit).unwrap_or(i32::MAX).into(),
@@ -1358,7 +1343,7 @@ pub(super) fn insert_matches(batch: &mut Batch, matched: &[(&str, i64, Uuid, boo
                 if index > 0 {
                     sql.push_str(", ");
                 }
-                parameters(&mut sql, 4, values.len());
+                batch.push_row(&mut sql, 4, values.len());
                 values.extend([
                     (*id).into(),
                     (*occurred_at_ms).into(),

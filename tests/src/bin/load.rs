@@ -1119,7 +1119,7 @@ fn drain_summary(counts: &[usize], measured: &[Vec<(f64, f64)>]) -> String {
         let costs: Vec<f64> = drains
             .iter()
             .zip(&measured[0])
-            .map(|(drain, (first, _))| 100.0 * (drain / first - 1.0))
+            .map(|(drain, (first, _))| cost(*drain, *first))
             .collect();
         let listed = |values: &[f64], unit: &str| {
             values.iter().map(|value| format!("{value:.0}{unit}")).collect::<Vec<_>>().join(", ")
@@ -1254,7 +1254,7 @@ async fn interleaved(backlog: usize, count: usize, slice: Duration) {
             turns.calls.last().copied().unwrap_or(0.0)
                 / turns.seconds.last().copied().unwrap_or(1.0)
         };
-        pairs.push(100.0 * (last(&turns[1]) / last(&turns[0]).max(1.0) - 1.0));
+        pairs.push(cost(last(&turns[1]), last(&turns[0])));
     }
     // What is left of the backlogs is not waited for.
     for mut server in servers {
@@ -1280,8 +1280,14 @@ async fn interleaved(backlog: usize, count: usize, slice: Duration) {
     let median = pairs.get(pairs.len() / 2).copied().unwrap_or(0.0);
     println!(
         "cost of {count} monitors: {:.1} % over all turns, median pair {median:.0} %",
-        100.0 * (turns[1].drain() / turns[0].drain().max(1.0) - 1.0)
+        cost(turns[1].drain(), turns[0].drain())
     );
+}
+
+/// The cost of monitors to a drain, in percent: `drained` against `without` them (a drain of
+/// under one call a second counts as one).
+fn cost(drained: f64, without: f64) -> f64 {
+    100.0 * (drained / without.max(1.0) - 1.0)
 }
 
 /// A receiver of outbound events on a loopback port that answers 204 to each and records when
