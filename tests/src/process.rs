@@ -161,16 +161,14 @@ impl ServerProcess {
         crate::Server::channel(self).await
     }
 
-    /// The CPU time the process has used so far, all its threads, user and system (Linux's
-    /// `/proc/<pid>/stat`, in ticks of `USER_HZ`, 100 a second on Linux).
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap()
+    }
+
+    /// The CPU time the process has used so far, all its threads, user and system.
     pub fn cpu_seconds(&self) -> f64 {
-        let pid = self.child.id().unwrap();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        // The fields after the command name (which may hold spaces) in parentheses.
-        let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
-        let ticks = |field: usize| fields[field].parse::<f64>().unwrap();
-        // utime and stime, the 14th and 15th fields of the line.
-        (ticks(11) + ticks(12)) / 100.0
+        cpu_seconds_of(self.pid())
     }
 
     /// Pauses the whole process (SIGSTOP): its threads, timers and writer stop where they are.
@@ -234,4 +232,15 @@ pub async fn run_command(
         .output()
         .await
         .unwrap()
+}
+
+/// The CPU time process `pid` has used so far, all its threads, user and system (Linux's
+/// `/proc/<pid>/stat`, in ticks of `USER_HZ`, 100 a second on Linux).
+pub fn cpu_seconds_of(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name (which may hold spaces) in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let ticks = |field: usize| fields[field].parse::<f64>().unwrap();
+    // utime and stime, the 14th and 15th fields of the line.
+    (ticks(11) + ticks(12)) / 100.0
 }

@@ -191,6 +191,16 @@ impl Verdict {
         }
     }
 
+    /// A call stored, one stored before, or an event that holds no call: what a provider sends
+    /// all day, counted by the metrics (`earshot_webhook_requests_total`) and logged at debug
+    /// only. Every other verdict is a refusal an operator may need to see, and is logged at info.
+    pub fn is_routine(&self) -> bool {
+        matches!(
+            self,
+            Verdict::Accepted { .. } | Verdict::Duplicate { .. } | Verdict::Ignored { .. }
+        )
+    }
+
     /// What went wrong, in words a sender's operator can act on; empty when nothing did.
     pub fn message(&self) -> String {
         match self {

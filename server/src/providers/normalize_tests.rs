@@ -576,6 +576,31 @@ fn webhook_canonical_conversations_follow_the_ingest_rules() {
     assert_eq!(file.field, "audio.voice_file_id");
 }
 
+/// The body's shape is told from its top-level `event` without parsing it twice: the same
+/// reader as a parsed document would choose, for every type `event` may hold.
+#[test]
+fn webhook_bodies_go_to_the_reader_their_event_names() {
+    let lead = br#"{"lead_id":[1,{"event":"x"}],"event":{"channel":"sms","data":{}}}"#;
+    assert_eq!(ignored(Provider::Webhook, lead), "lead_event.sms");
+    let twice = br#"{"event":{"channel":"voice"},"event":"call.started","call_id":"x"}"#;
+    assert_eq!(ignored(Provider::Webhook, twice), "call.started");
+    // `event` of another type, or inside another value, leaves a canonical conversation.
+    for body in [
+        &br#"{"event":7,"call_id":"c"}"#[..],
+        br#"{"event":null,"call_id":"c"}"#,
+        br#"{"event":[],"call_id":"c"}"#,
+    ] {
+        assert_eq!(error(Provider::Webhook, body).field, "event", "{body:?}");
+    }
+    assert_eq!(error(Provider::Webhook, br#"{"meta":{"event":"x"},"call_id":"c"}"#).field, "meta");
+    assert_eq!(error(Provider::Webhook, br#"["event"]"#).field, "body");
+    for broken in [&br#"{"event":"call.completed""#[..], br#"{"call_id":"c"} {}"#, b""] {
+        let refused = error(Provider::Webhook, broken);
+        assert_eq!(refused.field, "body");
+        assert!(refused.reason.starts_with("is not valid JSON: "), "{}", refused.reason);
+    }
+}
+
 /// Durations and times far out of range come through as numbers the conversation contract
 /// then refuses by name, never as a panic (which dropped the connection, so the provider retried
 /// forever).

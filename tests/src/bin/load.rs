@@ -76,7 +76,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use earshot_e2e::Server;
 use earshot_e2e::client::{authed, create_integration};
-use earshot_e2e::process::ServerProcess;
+use earshot_e2e::process::{ServerProcess, cpu_seconds_of};
 use earshot_proto::v1 as pb;
 use http_body_util::{BodyExt, Full};
 
@@ -314,6 +314,35 @@ async fn deliver_to(urls: &[String], deliveries: usize, connections: usize) -> R
     }
     run.elapsed = started.elapsed();
     run
+}
+
+/// CPU microseconds an ack cost a server and this client, over one run of deliveries.
+struct CpuPerAck {
+    server: f64,
+    client: f64,
+}
+
+/// The CPU seconds a server and this client had used when a run began.
+struct CpuAtStart {
+    pid: u32,
+    server: f64,
+    client: f64,
+}
+
+impl CpuPerAck {
+    fn start(pid: u32) -> CpuAtStart {
+        CpuAtStart { pid, server: cpu_seconds_of(pid), client: cpu_seconds_of(std::process::id()) }
+    }
+}
+
+impl CpuAtStart {
+    fn end(self, acks: usize) -> CpuPerAck {
+        let per_ack = |seconds: f64| seconds * 1e6 / acks.max(1) as f64;
+        CpuPerAck {
+            server: per_ack(cpu_seconds_of(self.pid) - self.server),
+            client: per_ack(cpu_seconds_of(std::process::id()) - self.client),
+        }
+    }
 }
 
 /// What an open-loop run at a fixed offered rate saw.
@@ -635,7 +664,9 @@ async fn main() {
         tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
     let line = lines.next_line().await.unwrap().unwrap();
     let ceiling_url = format!("{}/hook", line.trim_start_matches("ceiling listening on "));
+    let ceiling_cpu = CpuPerAck::start(child.id().unwrap());
     let ceiling_run = deliver(&ceiling_url, deliveries, connections).await;
+    let ceiling_cpu = ceiling_cpu.end(ceiling_run.acks);
     child.kill().await.unwrap();
 
     // One loopback address and one integration stand for the many senders and integrations of
@@ -647,7 +678,9 @@ async fn main() {
     .await;
     let integration = unlimited_integration(&server).await;
     let url = format!("{}/v0/voice/webhook/monitor/{}", server.url(), integration.public_id);
+    let earshot_cpu = CpuPerAck::start(server.pid());
     let run = deliver(&url, deliveries, connections).await;
+    let earshot_cpu = earshot_cpu.end(run.acks);
     let after_load = pending_jobs(&server).await;
     let drained_in = drain(&server, Duration::from_secs(3600)).await;
     let drain_rate = after_load / drained_in.as_secs_f64().max(0.001);
@@ -666,6 +699,10 @@ async fn main() {
         run.percentile(50),
         run.percentile(99),
         100.0 * run.per_second() / ceiling_run.per_second()
+    );
+    println!(
+        "CPU per ack: ceiling server {:.0} µs, client {:.0} µs; earshot {:.0} µs, client {:.0} µs",
+        ceiling_cpu.server, ceiling_cpu.client, earshot_cpu.server, earshot_cpu.client
     );
     println!(
         "during the load {:.0} datapoints/s were stored; the {after_load} jobs left drained in \

@@ -52,7 +52,11 @@ pub async fn receive(
     };
     // Debug formatting escapes what the path carried (a percent-encoded CR/LF would otherwise
     // forge a log line).
-    tracing::info!(provider = ?provider, public_id = ?public_id, verdict = verdict.code(), "webhook");
+    if verdict.is_routine() {
+        tracing::debug!(provider = ?provider, public_id = ?public_id, verdict = verdict.code(), "webhook");
+    } else {
+        tracing::info!(provider = ?provider, public_id = ?public_id, verdict = verdict.code(), "webhook");
+    }
     domain.metrics.webhook_request(&provider, verdict.code());
     respond(verdict)
 }
@@ -119,7 +123,11 @@ pub async fn receive_vapi(
 ) -> Response {
     match receive_vapi_inner(&state.domain, query, request).await {
         Ok(verdict) => {
-            tracing::info!(provider = "vapi", verdict = verdict.code(), "webhook");
+            if verdict.is_routine() {
+                tracing::debug!(provider = "vapi", verdict = verdict.code(), "webhook");
+            } else {
+                tracing::info!(provider = "vapi", verdict = verdict.code(), "webhook");
+            }
             state.domain.metrics.webhook_request("vapi", verdict.code());
             respond(verdict)
         }
