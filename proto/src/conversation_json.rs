@@ -84,10 +84,13 @@ pub struct FieldError {
     pub description: String,
 }
 
-/// Parses a JSON body into `T`, naming the field of any error by its path.
+/// Parses a JSON body into `T`, naming the field of any error by its path. A body that parses
+/// is read once, without tracking paths; only one that does not is read again to name its field.
 pub fn from_slice<T: DeserializeOwned>(body: &[u8]) -> Result<T, FieldError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| field_error("", error))
+    serde_json::from_slice(body).or_else(|_| {
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|error| field_error("", error))
+    })
 }
 
 /// Reads a JSON value as `T`, naming the field of any error by its path under `prefix`

@@ -135,7 +135,7 @@ impl App {
         let rest_router = rest::router(
             role.serves_api(),
             rest::RestState {
-                domain: self.domain.clone(),
+                domain: Arc::new(self.domain.clone()),
                 accepting: accepting.clone(),
                 metrics_token: Some(self.config.server.metrics_token.clone())
                     .filter(|token| !token.is_empty())

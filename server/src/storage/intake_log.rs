@@ -12,6 +12,7 @@
 //! before any request is taken. Until its row is expanded, a logged call is not found by
 //! searches or ingest lookups; the `earshot_intake_log_requests` gauge counts those requests.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -213,18 +214,20 @@ impl PendingKeys {
     }
 }
 
+/// A logged write. Written from borrowed parts (`LoggedWrite::new` copies no conversation),
+/// read back as owned ones.
 #[derive(Serialize, Deserialize)]
-struct WriteV1 {
+struct WriteV1<'a> {
     acknowledged_at_ms: i64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     audio_objects: Vec<AudioObjectV1>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    ingests: Vec<IngestV1>,
+    ingests: Vec<IngestV1<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    delivery: Option<DeliveryV1>,
+    delivery: Option<DeliveryV1<'a>>,
 }
 
-impl WriteV1 {
+impl WriteV1<'_> {
     fn into_write(self, body: Option<&[u8]>) -> Result<(IngestWrite, DateTime<Utc>), Error> {
         let write = IngestWrite {
             audio_objects: self.audio_objects.into_iter().map(AudioObject::from).collect(),
@@ -300,55 +303,61 @@ impl From<AudioObjectV1> for AudioObject {
 }
 
 #[derive(Serialize, Deserialize)]
-struct IngestV1 {
+struct IngestV1<'a> {
     id: Uuid,
     organization_id: Uuid,
     project_id: Uuid,
-    dedup_key: String,
-    conversation: Conversation,
+    dedup_key: Cow<'a, str>,
+    conversation: Cow<'a, Conversation>,
 }
 
-impl From<&NewIngest> for IngestV1 {
-    fn from(ingest: &NewIngest) -> Self {
-        let NewIngest { id, organization_id, project_id, dedup_key, conversation } = ingest.clone();
-        Self { id, organization_id, project_id, dedup_key, conversation }
+impl<'a> From<&'a NewIngest> for IngestV1<'a> {
+    fn from(ingest: &'a NewIngest) -> Self {
+        let NewIngest { id, organization_id, project_id, dedup_key, conversation } = ingest;
+        Self {
+            id: *id,
+            organization_id: *organization_id,
+            project_id: *project_id,
+            dedup_key: Cow::Borrowed(dedup_key),
+            conversation: Cow::Borrowed(conversation),
+        }
     }
 }
 
-impl From<IngestV1> for NewIngest {
-    fn from(ingest: IngestV1) -> Self {
+impl From<IngestV1<'_>> for NewIngest {
+    fn from(ingest: IngestV1<'_>) -> Self {
         Self {
             id: ingest.id,
             organization_id: ingest.organization_id,
             project_id: ingest.project_id,
-            dedup_key: ingest.dedup_key,
-            conversation: ingest.conversation,
+            dedup_key: ingest.dedup_key.into_owned(),
+            conversation: ingest.conversation.into_owned(),
         }
     }
 }
 
 #[derive(Serialize, Deserialize)]
-struct DeliveryV1 {
+struct DeliveryV1<'a> {
     organization_id: Uuid,
     project_id: Uuid,
     id: Uuid,
     integration_id: Uuid,
     received_at_ms: i64,
-    verdict: String,
+    verdict: Cow<'a, str>,
     http_status: u16,
-    event_type: String,
-    call_id: String,
-    body_sha256: String,
-    error: String,
-    error_message: String,
+    event_type: Cow<'a, str>,
+    call_id: Cow<'a, str>,
+    body_sha256: Cow<'a, str>,
+    error: Cow<'a, str>,
+    error_message: Cow<'a, str>,
     ingest_id: Option<Uuid>,
     authenticated: bool,
     replayable: bool,
-    request: Option<StoredRequest>,
+    request: Option<Cow<'a, StoredRequest>>,
 }
 
-impl From<&NewDelivery> for DeliveryV1 {
-    fn from(delivery: &NewDelivery) -> Self {
+impl<'a> From<&'a NewDelivery> for DeliveryV1<'a> {
+    fn from(delivery: &'a NewDelivery) -> Self {
         let WebhookDelivery {
             id,
             integration_id,
@@ -363,29 +372,29 @@ impl From<&NewDelivery> for DeliveryV1 {
             ingest_id,
             authenticated,
             replayable,
-        } = delivery.record.clone();
+        } = &delivery.record;
         Self {
             organization_id: delivery.organization_id,
             project_id: delivery.project_id,
-            id,
-            integration_id,
-            received_at_ms: to_millis(received_at),
-            verdict: verdict.as_str().to_owned(),
-            http_status,
-            event_type,
-            call_id,
-            body_sha256,
-            error,
-            error_message,
-            ingest_id,
-            authenticated,
-            replayable,
-            request: delivery.request.clone(),
+            id: *id,
+            integration_id: *integration_id,
+            received_at_ms: to_millis(*received_at),
+            verdict: Cow::Borrowed(verdict.as_str()),
+            http_status: *http_status,
+            event_type: Cow::Borrowed(event_type),
+            call_id: Cow::Borrowed(call_id),
+            body_sha256: Cow::Borrowed(body_sha256),
+            error: Cow::Borrowed(error),
+            error_message: Cow::Borrowed(error_message),
+            ingest_id: *ingest_id,
+            authenticated: *authenticated,
+            replayable: *replayable,
+            request: delivery.request.as_ref().map(Cow::Borrowed),
         }
     }
 }
 
-impl DeliveryV1 {
+impl DeliveryV1<'_> {
     fn into_delivery(self, body: Option<&[u8]>) -> Result<NewDelivery, Error> {
         let verdict = DeliveryVerdict::parse(&self.verdict).ok_or_else(|| {
             Error::internal("reading the intake log", format!("verdict {:?}", self.verdict))
@@ -399,16 +408,16 @@ impl DeliveryV1 {
                 received_at: from_millis(self.received_at_ms),
                 verdict,
                 http_status: self.http_status,
-                event_type: self.event_type,
-                call_id: self.call_id,
-                body_sha256: self.body_sha256,
-                error: self.error,
-                error_message: self.error_message,
+                event_type: self.event_type.into_owned(),
+                call_id: self.call_id.into_owned(),
+                body_sha256: self.body_sha256.into_owned(),
+                error: self.error.into_owned(),
+                error_message: self.error_message.into_owned(),
                 ingest_id: self.ingest_id,
                 authenticated: self.authenticated,
                 replayable: self.replayable,
             },
-            request: self.request,
+            request: self.request.map(Cow::into_owned),
             body: body.map(bytes::Bytes::copy_from_slice),
         })
     }

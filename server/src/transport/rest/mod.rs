@@ -19,7 +19,7 @@ use error::ApiError;
 
 #[derive(Clone, Debug)]
 pub struct RestState {
-    pub domain: Domain,
+    pub domain: Arc<Domain>,
     /// False once shutdown has begun, so load balancers stop sending traffic.
     pub accepting: Arc<AtomicBool>,
     /// What non-loopback scrapers of `/metrics` present as a Bearer token; None: loopback only.
@@ -230,8 +230,11 @@ mod tests {
     async fn every_documented_operation_reaches_a_handler() {
         let clock = std::sync::Arc::new(crate::clock::ManualClock::new(chrono::Utc::now()));
         let (domain, _audio) = crate::domain::test_support::domain(clock).await;
-        let state =
-            super::RestState { domain, accepting: std::sync::Arc::default(), metrics_token: None };
+        let state = super::RestState {
+            domain: domain.into(),
+            accepting: std::sync::Arc::default(),
+            metrics_token: None,
+        };
         let router = super::router(true, state, 1 << 20);
         for (method, path) in documented() {
             let uri = path.replace("{provider}", "bland").replace("{public_id}", "pub_missing");
