@@ -586,14 +586,23 @@ fn pages_in_use(data_dir: &std::path::Path) -> Option<u64> {
     Some(number(28).saturating_sub(number(36)) * page_size)
 }
 
-/// Seconds until the queue is empty, polling /metrics every 100 ms (a measurement, with a bound).
+/// Seconds until the queue is empty, polling /metrics (`poll_interval`; a measurement, with a
+/// bound).
 async fn drain(server: &ServerProcess, bound: Duration) -> Duration {
     let started = Instant::now();
     while pending_jobs(server).await > 0.0 {
         assert!(started.elapsed() < bound, "the queue did not drain within {bound:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(poll_interval(started.elapsed())).await;
     }
     started.elapsed()
+}
+
+/// How long `drain` waits between two looks at the queue after `elapsed`: a twentieth of the
+/// time so far, from 5 ms to 100 ms. A drain of a tenth of a second is timed to within a few
+/// percent (a fixed 100 ms made every 1,000-job drain take at least that, ~9,700/s whatever
+/// the rate), and a long one scrapes `/metrics` at most ten times a second.
+fn poll_interval(elapsed: Duration) -> Duration {
+    (elapsed / 20).clamp(Duration::from_millis(5), Duration::from_millis(100))
 }
 
 #[tokio::main]
@@ -1397,6 +1406,15 @@ async fn with_events(backlog: usize) {
 
 #[cfg(test)]
 mod tests {
+    /// A short drain is looked at every few milliseconds, a long one ten times a second.
+    #[test]
+    fn drains_are_looked_at_more_often_the_shorter_they_are() {
+        use super::{Duration, poll_interval};
+        assert_eq!(poll_interval(Duration::ZERO), Duration::from_millis(5));
+        assert_eq!(poll_interval(Duration::from_millis(400)), Duration::from_millis(20));
+        assert_eq!(poll_interval(Duration::from_secs(60)), Duration::from_millis(100));
+    }
+
     /// A server's drain is the calls of all its turns over their whole time (a short turn
     /// weighs less), and its CPU per call the CPU of all its turns over those calls.
     #[test]
