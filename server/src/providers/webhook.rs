@@ -33,7 +33,7 @@ pub fn normalize(
     let mut body_reader = serde_json::Deserializer::from_slice(body);
     let shape = serde::de::DeserializeSeed::deserialize(ShapeOf::Document, &mut body_reader)
         .and_then(|shape| body_reader.end().map(|()| shape))
-        .map_err(|error| PayloadError::new("body", format!("is not valid JSON: {error}")))?;
+        .map_err(|error| invalid_json(&error))?;
     match shape {
         EventShape::Object => lead_event(context, &parse_json(body)?),
         EventShape::String => call_event(context, &parse_json(body)?),
@@ -82,8 +82,8 @@ impl<'de> serde::de::Visitor<'de> for ShapeOf {
             return Ok(EventShape::Object);
         }
         let mut shape = EventShape::Other;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if key == "event" {
+        while let Some(is_event) = map.next_key_seed(IsEvent)? {
+            if is_event {
                 shape = map.next_value_seed(ShapeOf::Event)?;
             } else {
                 map.next_value::<serde::de::IgnoredAny>()?;
@@ -122,6 +122,30 @@ impl<'de> serde::de::Visitor<'de> for ShapeOf {
 
     fn visit_unit<E>(self) -> Result<EventShape, E> {
         Ok(EventShape::Other)
+    }
+}
+
+/// Reads a key for whether it is `event`, without copying it (an escaped key is compared as
+/// the parser unescaped it).
+struct IsEvent;
+
+impl<'de> serde::de::DeserializeSeed<'de> for IsEvent {
+    type Value = bool;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for IsEvent {
+    type Value = bool;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<bool, E> {
+        Ok(key == "event")
     }
 }
 

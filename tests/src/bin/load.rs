@@ -329,14 +329,12 @@ struct CpuAtStart {
     client: f64,
 }
 
-impl CpuPerAck {
-    fn start(pid: u32) -> CpuAtStart {
-        CpuAtStart { pid, server: cpu_seconds_of(pid), client: cpu_seconds_of(std::process::id()) }
-    }
-}
-
 impl CpuAtStart {
-    fn end(self, acks: usize) -> CpuPerAck {
+    fn now(pid: u32) -> Self {
+        Self { pid, server: cpu_seconds_of(pid), client: cpu_seconds_of(std::process::id()) }
+    }
+
+    fn per_ack(self, acks: usize) -> CpuPerAck {
         let per_ack = |seconds: f64| seconds * 1e6 / acks.max(1) as f64;
         CpuPerAck {
             server: per_ack(cpu_seconds_of(self.pid) - self.server),
@@ -673,9 +671,9 @@ async fn main() {
         tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
     let line = lines.next_line().await.unwrap().unwrap();
     let ceiling_url = format!("{}/hook", line.trim_start_matches("ceiling listening on "));
-    let ceiling_cpu = CpuPerAck::start(child.id().unwrap());
+    let ceiling_cpu = CpuAtStart::now(child.id().unwrap());
     let ceiling_run = deliver(&ceiling_url, deliveries, connections).await;
-    let ceiling_cpu = ceiling_cpu.end(ceiling_run.acks);
+    let ceiling_cpu = ceiling_cpu.per_ack(ceiling_run.acks);
     child.kill().await.unwrap();
 
     // One loopback address and one integration stand for the many senders and integrations of
@@ -687,9 +685,9 @@ async fn main() {
     .await;
     let integration = unlimited_integration(&server).await;
     let url = format!("{}/v0/voice/webhook/monitor/{}", server.url(), integration.public_id);
-    let earshot_cpu = CpuPerAck::start(server.pid());
+    let earshot_cpu = CpuAtStart::now(server.pid());
     let run = deliver(&url, deliveries, connections).await;
-    let earshot_cpu = earshot_cpu.end(run.acks);
+    let earshot_cpu = earshot_cpu.per_ack(run.acks);
     let after_load = pending_jobs(&server).await;
     let drained_in = drain(&server, Duration::from_secs(3600)).await;
     let drain_rate = after_load / drained_in.as_secs_f64().max(0.001);
