@@ -8,12 +8,8 @@ use super::PayloadError;
 
 /// The body as JSON.
 pub fn parse_json(body: &[u8]) -> Result<Value, PayloadError> {
-    serde_json::from_slice(body).map_err(|error| invalid_json(&error))
-}
-
-/// A body that is not JSON, with where the parser stopped.
-pub fn invalid_json(error: &serde_json::Error) -> PayloadError {
-    PayloadError::new("body", format!("is not valid JSON: {error}"))
+    serde_json::from_slice(body)
+        .map_err(|error| PayloadError::new("body", format!("is not valid JSON: {error}")))
 }
 
 /// The value at a dotted path (`call.call_id`); missing and JSON null are both `None`.

@@ -28,100 +28,50 @@ pub fn normalize(
     body: &[u8],
     limits: &IngestLimits,
 ) -> Result<Normalized, PayloadError> {
-    // Most bodies are canonical conversations, read once by their own parser: the shape of
-    // `event` is found without building the document.
-    let mut body_reader = serde_json::Deserializer::from_slice(body);
-    let shape = serde::de::DeserializeSeed::deserialize(ShapeOf::Document, &mut body_reader)
-        .and_then(|shape| body_reader.end().map(|()| shape))
-        .map_err(|error| invalid_json(&error))?;
-    match shape {
-        EventShape::Object => lead_event(context, &parse_json(body)?),
-        EventShape::String => call_event(context, &parse_json(body)?),
-        EventShape::Other => canonical(body, limits),
+    if is_canonical(body) {
+        return canonical(body, limits);
+    }
+    let root = parse_json(body)?;
+    match root.get("event") {
+        Some(Value::Object(_)) => lead_event(context, &root),
+        Some(Value::String(_)) => call_event(context, &root),
+        _ => canonical(body, limits),
     }
 }
 
-/// What a body's top-level `event` holds, as `Value::get("event")` would tell: `Other` when the
-/// body is not an object, has no `event`, or holds another type there. When `event` is given
-/// twice, the last one counts, as in a `Value`.
-enum EventShape {
-    Object,
-    String,
-    Other,
+/// Whether `body` is a JSON object whose `event`, if any, is neither an object nor a string:
+/// a canonical conversation, then read once, by its own parser, without a `Value` of the whole
+/// document. Every other body (an event, another shape, not JSON) is told apart, or refused,
+/// from its parsed `Value` as before.
+fn is_canonical(body: &[u8]) -> bool {
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    serde::Deserializer::deserialize_map(&mut reader, NamesAnEvent)
+        .and_then(|names_an_event| reader.end().map(|()| names_an_event))
+        .is_ok_and(|names_an_event| !names_an_event)
 }
 
-/// Reads a document for the shape of its `event`, or that value for its own shape; every other
-/// value is skipped, not built.
-#[derive(Clone, Copy)]
-enum ShapeOf {
-    Document,
-    Event,
-}
+/// Reads an object for whether its `event` (the last, when given twice, as in a `Value`) is an
+/// object or a string; the other values are skipped, not built.
+struct NamesAnEvent;
 
-impl<'de> serde::de::DeserializeSeed<'de> for ShapeOf {
-    type Value = EventShape;
-
-    fn deserialize<D: serde::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<EventShape, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for ShapeOf {
-    type Value = EventShape;
+impl<'de> serde::de::Visitor<'de> for NamesAnEvent {
+    type Value = bool;
 
     fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str("a JSON value")
+        formatter.write_str("a JSON object")
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<EventShape, A::Error> {
-        if let ShapeOf::Event = self {
-            serde::de::IgnoredAny.visit_map(map)?;
-            return Ok(EventShape::Object);
-        }
-        let mut shape = EventShape::Other;
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let mut names_an_event = false;
         while let Some(is_event) = map.next_key_seed(IsEvent)? {
             if is_event {
-                shape = map.next_value_seed(ShapeOf::Event)?;
+                let event: Value = map.next_value()?;
+                names_an_event = matches!(event, Value::Object(_) | Value::String(_));
             } else {
                 map.next_value::<serde::de::IgnoredAny>()?;
             }
         }
-        Ok(shape)
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<EventShape, E> {
-        Ok(match self {
-            ShapeOf::Event => EventShape::String,
-            ShapeOf::Document => EventShape::Other,
-        })
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<EventShape, A::Error> {
-        serde::de::IgnoredAny.visit_seq(seq)?;
-        Ok(EventShape::Other)
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<EventShape, E> {
-        Ok(EventShape::Other)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<EventShape, E> {
-        Ok(EventShape::Other)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<EventShape, E> {
-        Ok(EventShape::Other)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<EventShape, E> {
-        Ok(EventShape::Other)
-    }
-
-    fn visit_unit<E>(self) -> Result<EventShape, E> {
-        Ok(EventShape::Other)
+        Ok(names_an_event)
     }
 }
 
