@@ -31,10 +31,12 @@ impl Storage {
     }
 
     /// The datapoints of several calls at once: one query per chunk, the keys a `VALUES` list
-    /// joined to `datapoints_unique_call`, so each is a seek on both databases whatever their
-    /// statistics (`keyed_lookups_seek_each_key`). An OR of one term per key, the first form,
-    /// was planned by PostgreSQL as a scan testing every term on every row it read; `call_id IN
-    /// (…)` kept the list out of the index condition until the table had been analyzed.
+    /// joined on the columns of `datapoints_unique_call` alone, so each is a seek on both
+    /// databases (`keyed_lookups_seek_each_key`, `keyed_lookups_seek_each_key_on_postgres`),
+    /// the keys' organizations checked on the rows found. An OR of one term per key, the first
+    /// form, was planned by PostgreSQL as a scan testing every term on every row it read;
+    /// `call_id IN (…)` kept the list out of the index condition until the table had been
+    /// analyzed.
     pub async fn find_datapoints(&self, keys: &[CallKey<'_>]) -> Result<Vec<Datapoint>, Error> {
         find_datapoints_in(&self.db, keys, false, "reading datapoints").await
     }
@@ -461,7 +463,15 @@ impl<'a> CallKey<'a> {
     }
 }
 
-/// The statement of `Storage::find_datapoints` for one chunk of keys.
+/// The statement of `Storage::find_datapoints` for one chunk of keys: joined on the columns of
+/// the call's unique index (`datapoints_unique_call`) and no others, so that no other index can
+/// look like it serves the join. With the organization in the join too, PostgreSQL, before it
+/// had statistics of a table filling from empty (a new install's first burst), served each key
+/// through `datapoints_by_provider` (organization, provider, …) and read every call of the
+/// project for it: 20-30 ms a statement of 49 keys at 2,000-3,000 calls, growing with them,
+/// and acks on PostgreSQL a fifth of what they are without (docs/BENCHMARKS.md, run 30). A
+/// project belongs to one organization; `find_datapoints_in` keeps the rows of the keys'
+/// organizations only.
 pub(super) fn find_datapoints_statement(
     keys: &[CallKey<'_>],
 ) -> sea_orm::sea_query::SelectStatement {
@@ -471,16 +481,10 @@ pub(super) fn find_datapoints_statement(
     super::join_keys(
         &mut select,
         datapoint::Entity,
-        &[
-            datapoint::Column::OrganizationId,
-            datapoint::Column::CallId,
-            datapoint::Column::ProjectId,
-            datapoint::Column::Provider,
-        ],
+        &[datapoint::Column::CallId, datapoint::Column::ProjectId, datapoint::Column::Provider],
         keys.iter()
             .map(|key| {
                 ValueTuple::Many(vec![
-                    key.organization_id.into(),
                     key.call_id.into(),
                     key.project_id.into(),
                     key.provider.into(),
@@ -1151,11 +1155,14 @@ async fn find_datapoints_in(
         if lock_rows && backend == sea_orm::DbBackend::Postgres {
             select.lock_with_tables(sea_orm::sea_query::LockType::Update, [datapoint::Entity]);
         }
-        let models = datapoint::Entity::find()
+        let mut models = datapoint::Entity::find()
             .from_raw_sql(backend.build(&select))
             .all(connection)
             .await
             .map_err(db_error(context))?;
+        let tenants: std::collections::HashSet<(Uuid, Uuid)> =
+            chunk.iter().map(|key| (key.organization_id, key.project_id)).collect();
+        models.retain(|model| tenants.contains(&(model.organization_id, model.project_id)));
         found.extend(datapoints_from_models(connection, models, context).await?);
     }
     Ok(found)

@@ -652,6 +652,10 @@ async fn a_batch_of_results_commits_together() {
     });
     let found = storage.find_datapoints(&keys).await.unwrap();
     assert_eq!(found.len(), 3);
+    // The rows of the keys' organization only: the same calls asked for by another find none.
+    let elsewhere =
+        keys.map(|key| crate::storage::CallKey { organization_id: Uuid::now_v7(), ..key });
+    assert!(storage.find_datapoints(&elsewhere).await.unwrap().is_empty());
     let stored = |call: &str| found.iter().find(|datapoint| datapoint.call_id == call).unwrap();
     assert_eq!(stored("x").tags, ["first", "second"]);
     assert_eq!(stored("z").tags, ["old", "new"]);
@@ -831,6 +835,83 @@ async fn keyed_lookups_seek_each_key() {
                 (project_id=? AND call_id=? AND provider=? AND dedup_key=?)";
     assert!(plan.iter().any(|step| step.contains(seek)), "{plan:?}");
     assert!(plan.iter().all(|step| !step.starts_with("SCAN ingests")), "{plan:?}");
+}
+
+/// A lookup of many calls' datapoints is joined on the columns of the call's unique index
+/// alone. With the organization in the join too, PostgreSQL, planning with the statistics of a
+/// table filling from empty (a new install's first burst), read `datapoints_by_provider`
+/// (organization, provider, …) through for each key: every call of the project, each time.
+#[test]
+fn call_lookups_join_on_the_unique_index_alone() {
+    let calls = [crate::storage::CallKey {
+        organization_id: Uuid::now_v7(),
+        project_id: Uuid::now_v7(),
+        provider: "retell",
+        call_id: "a",
+    }];
+    let statement = super::datapoints::find_datapoints_statement(&calls);
+    for backend in [sea_orm::DbBackend::Postgres, sea_orm::DbBackend::Sqlite] {
+        let sql = backend.build(&statement).sql;
+        let on = &sql[sql.find(" ON ").expect("a join")..];
+        assert_eq!(
+            on.split(" AND ").map(|condition| condition.trim()).collect::<Vec<_>>(),
+            [
+                r#"ON "datapoints"."call_id" = "key"."column1""#,
+                r#""datapoints"."project_id" = "key"."column2""#,
+                r#""datapoints"."provider" = "key"."column3""#,
+            ],
+            "{sql}"
+        );
+    }
+}
+
+/// On PostgreSQL, with statistics of a project's 100,000 calls, a lookup of many calls seeks
+/// each key in the call's unique index.
+#[tokio::test]
+async fn keyed_lookups_seek_each_key_on_postgres() {
+    use sea_orm::ConnectionTrait;
+    let storage = super::testing::storage().await;
+    let backend = storage.db.get_database_backend();
+    if backend != sea_orm::DbBackend::Postgres {
+        return;
+    }
+    let (organization, project) = (super::testing::organization(&storage).await, Uuid::now_v7());
+    // One organization, project and provider, as a new install's calls are.
+    storage
+        .db
+        .execute_unprepared(&format!(
+            "INSERT INTO datapoints (id, organization_id, project_id, provider, call_id, \
+             context_token, source, transcript_source, turns_json, transcript_search, \
+             occurred_at_ms, analysis_json, tags_json, metadata_json, metrics_json, \
+             created_at_ms, updated_at_ms) \
+             SELECT gen_random_uuid(), '{organization}', '{project}', 'webhook', 'call-' || n, \
+             '', 'webhook', 'provided', '[]', '', n, '{{}}', '[]', '{{}}', '{{}}', n, n \
+             FROM generate_series(1, 100000) AS n; ANALYZE datapoints"
+        ))
+        .await
+        .unwrap();
+    let call_ids: Vec<String> = (0..49).map(|index| format!("call-{}", index * 2_000)).collect();
+    let calls: Vec<crate::storage::CallKey<'_>> = call_ids
+        .iter()
+        .map(|call_id| crate::storage::CallKey {
+            organization_id: organization,
+            project_id: project,
+            provider: "webhook",
+            call_id,
+        })
+        .collect();
+    let statement = backend.build(&super::datapoints::find_datapoints_statement(&calls));
+    let explain = sea_orm::Statement::from_sql_and_values(
+        backend,
+        format!("EXPLAIN {}", statement.sql),
+        statement.values.map(|values| values.0).unwrap_or_default(),
+    );
+    let rows = storage.db.query_all_raw(explain).await.unwrap();
+    let plan: Vec<String> =
+        rows.iter().map(|row| row.try_get::<String>("", "QUERY PLAN").unwrap()).collect();
+    let plan = plan.join("\n");
+    assert!(plan.contains("Index Scan using datapoints_unique_call on datapoints"), "{plan}");
+    assert!(!plan.contains("Seq Scan on datapoints"), "{plan}");
 }
 
 /// A call's history (the console's call page) is found by index: its ingests by call id
