@@ -31,9 +31,10 @@ impl Storage {
     }
 
     /// The datapoints of several calls at once: one query per chunk, the keys a `VALUES` list
-    /// joined on the columns of `datapoints_unique_call` alone, so each is a seek on both
-    /// databases (`keyed_lookups_seek_each_key`, `keyed_lookups_seek_each_key_on_postgres`),
-    /// the keys' organizations checked on the rows found. An OR of one term per key, the first
+    /// joined on the columns of `datapoints_unique_call` alone: a seek per key on SQLite, and on
+    /// PostgreSQL once a table scan costs more (`keyed_lookups_seek_each_key`,
+    /// `keyed_lookups_seek_each_key_on_postgres`); the keys' organizations are checked on the
+    /// rows found. An OR of one term per key, the first
     /// form, was planned by PostgreSQL as a scan testing every term on every row it read;
     /// `call_id IN (…)` kept the list out of the index condition until the table had been
     /// analyzed.
@@ -464,14 +465,14 @@ impl<'a> CallKey<'a> {
 }
 
 /// The statement of `Storage::find_datapoints` for one chunk of keys: joined on the columns of
-/// the call's unique index (`datapoints_unique_call`) and no others, so that no other index can
-/// look like it serves the join. With the organization in the join too, PostgreSQL, before it
-/// had statistics of a table filling from empty (a new install's first burst), served each key
-/// through `datapoints_by_provider` (organization, provider, …) and read every call of the
-/// project for it: 20-30 ms a statement of 49 keys at 2,000-3,000 calls, growing with them,
-/// and acks on PostgreSQL a fifth of what they are without (docs/BENCHMARKS.md, run 30). A
-/// project belongs to one organization; `find_datapoints_in` keeps the rows of the keys'
-/// organizations only.
+/// the call's unique index (`datapoints_unique_call`) and no others, so that no index of an
+/// organization's calls can look like it serves the join. With the organization in the join
+/// too, PostgreSQL, most likely planning before it had statistics of a table filling from
+/// empty (a new install's first burst), served each key through `datapoints_by_provider`
+/// (organization, provider, …) and read every call of the project for it: 20-30 ms a
+/// statement of 49 keys at 2,000-3,000 calls, growing with them, and acks on PostgreSQL a
+/// fifth of what they are without (docs/BENCHMARKS.md, run 30). A project belongs to one
+/// organization; `find_datapoints_in` keeps the rows of the keys' organizations only.
 pub(super) fn find_datapoints_statement(
     keys: &[CallKey<'_>],
 ) -> sea_orm::sea_query::SelectStatement {

@@ -838,9 +838,10 @@ async fn keyed_lookups_seek_each_key() {
 }
 
 /// A lookup of many calls' datapoints is joined on the columns of the call's unique index
-/// alone. With the organization in the join too, PostgreSQL, planning with the statistics of a
-/// table filling from empty (a new install's first burst), read `datapoints_by_provider`
-/// (organization, provider, …) through for each key: every call of the project, each time.
+/// alone. With the organization in the join too, PostgreSQL, most likely planning before the
+/// statistics of a table filling from empty (a new install's first burst), read
+/// `datapoints_by_provider` (organization, provider, …) through for each key: every call of the
+/// project, each time.
 #[test]
 fn call_lookups_join_on_the_unique_index_alone() {
     let calls = [crate::storage::CallKey {
