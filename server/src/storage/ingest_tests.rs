@@ -803,6 +803,27 @@ pub(super) async fn sqlite_plan(
         .collect()
 }
 
+/// The lines of PostgreSQL's plan for `statement` (`EXPLAIN`, without running it).
+pub(super) async fn postgres_plan(
+    storage: &super::Storage,
+    statement: sea_orm::Statement,
+) -> Vec<String> {
+    use sea_orm::ConnectionTrait;
+    let explain = sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        format!("EXPLAIN {}", statement.sql),
+        statement.values.map(|values| values.0).unwrap_or_default(),
+    );
+    storage
+        .db
+        .query_all_raw(explain)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String>("", "QUERY PLAN").unwrap())
+        .collect()
+}
+
 /// Looking up many calls' datapoints, or many dedup keys, seeks each key in its unique index
 /// and reads nothing else (SQLite's plan; on PostgreSQL the same `VALUES` join is a nested
 /// loop of index scans, docs/ARCHITECTURE.md).
@@ -902,15 +923,7 @@ async fn keyed_lookups_seek_each_key_on_postgres() {
         })
         .collect();
     let statement = backend.build(&super::datapoints::find_datapoints_statement(&calls));
-    let explain = sea_orm::Statement::from_sql_and_values(
-        backend,
-        format!("EXPLAIN {}", statement.sql),
-        statement.values.map(|values| values.0).unwrap_or_default(),
-    );
-    let rows = storage.db.query_all_raw(explain).await.unwrap();
-    let plan: Vec<String> =
-        rows.iter().map(|row| row.try_get::<String>("", "QUERY PLAN").unwrap()).collect();
-    let plan = plan.join("\n");
+    let plan = postgres_plan(&storage, statement).await.join("\n");
     assert!(plan.contains("Index Scan using datapoints_unique_call on datapoints"), "{plan}");
     assert!(!plan.contains("Seq Scan on datapoints"), "{plan}");
 }

@@ -989,19 +989,7 @@ async fn postgresql_reads_every_filter_through_its_index() {
         let statement =
             super::datapoints::search_statement(organization, &query, text.as_ref(), backend)
                 .build(backend);
-        let explain = sea_orm::Statement::from_sql_and_values(
-            backend,
-            format!("EXPLAIN {}", statement.sql),
-            statement.values.map(|values| values.0).unwrap_or_default(),
-        );
-        let plan: Vec<String> = storage
-            .db
-            .query_all_raw(explain)
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.try_get::<String>("", "QUERY PLAN").unwrap())
-            .collect();
+        let plan = super::ingest_tests::postgres_plan(&storage, statement).await;
         println!("{name}:\n  {}", plan.join("\n  "));
         let text = plan.join("\n");
         assert!(!text.contains("Seq Scan on datapoints "), "{name}: {text}");
