@@ -787,20 +787,7 @@ pub(super) async fn sqlite_plan(
     storage: &super::Storage,
     statement: sea_orm::Statement,
 ) -> Vec<String> {
-    use sea_orm::ConnectionTrait;
-    let explain = sea_orm::Statement::from_sql_and_values(
-        sea_orm::DbBackend::Sqlite,
-        format!("EXPLAIN QUERY PLAN {}", statement.sql),
-        statement.values.map(|values| values.0).unwrap_or_default(),
-    );
-    storage
-        .db
-        .query_all_raw(explain)
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.try_get::<String>("", "detail").unwrap())
-        .collect()
+    explained(storage, sea_orm::DbBackend::Sqlite, "EXPLAIN QUERY PLAN", "detail", statement).await
 }
 
 /// The lines of PostgreSQL's plan for `statement` (`EXPLAIN`, without running it).
@@ -808,10 +795,21 @@ pub(super) async fn postgres_plan(
     storage: &super::Storage,
     statement: sea_orm::Statement,
 ) -> Vec<String> {
+    explained(storage, sea_orm::DbBackend::Postgres, "EXPLAIN", "QUERY PLAN", statement).await
+}
+
+/// `statement` run behind `explain`, and the column of the plan that each row holds.
+async fn explained(
+    storage: &super::Storage,
+    backend: sea_orm::DbBackend,
+    explain: &str,
+    column: &str,
+    statement: sea_orm::Statement,
+) -> Vec<String> {
     use sea_orm::ConnectionTrait;
     let explain = sea_orm::Statement::from_sql_and_values(
-        sea_orm::DbBackend::Postgres,
-        format!("EXPLAIN {}", statement.sql),
+        backend,
+        format!("{explain} {}", statement.sql),
         statement.values.map(|values| values.0).unwrap_or_default(),
     );
     storage
@@ -820,7 +818,7 @@ pub(super) async fn postgres_plan(
         .await
         .unwrap()
         .iter()
-        .map(|row| row.try_get::<String>("", "QUERY PLAN").unwrap())
+        .map(|row| row.try_get::<String>("", column).unwrap())
         .collect()
 }
 
