@@ -203,7 +203,7 @@ def words(text: str) -> list[str]:
     """Words after Whisper's English normalizer ("nineteen eighty five" and "1985" alike)."""
     global _NORMALIZER
     if _NORMALIZER is None:
-        sys.path.insert(0, str(Path(sys.argv[5]).parent))
+        sys.path.insert(0, str(HERE.parents[1] / "target" / "bench-asr"))
         from normalizers import EnglishTextNormalizer  # type: ignore[import-not-found]
 
         _NORMALIZER = EnglishTextNormalizer()

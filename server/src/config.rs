@@ -91,6 +91,7 @@ pub struct AsrConfig {
     pub concurrent_jobs: usize,
     pub max_audio_seconds: u32,
     pub telephone_beam_size: u32,
+    pub telephone_warp: f32,
     pub telephone_model: String,
     pub isolate: bool,
     pub worker_binary: String,
@@ -376,6 +377,9 @@ impl Config {
             // whisper.cpp runs a decoder per beam and fails every recognition past its limit.
             let reason = format!("at most {} (whisper.cpp's decoders)", crate::asr::MAX_BEAM_SIZE);
             return invalid("asr.telephone_beam_size", &reason);
+        }
+        if !(0.5..=1.0).contains(&self.asr.telephone_warp) {
+            return invalid("asr.telephone_warp", "must be from 0.5 to 1 (1: heard as recorded)");
         }
         if !self.public_base_url.is_empty() {
             let url = &self.public_base_url;
@@ -666,6 +670,7 @@ impl Config {
             concurrent_jobs: self.asr.concurrent_jobs,
             max_audio_seconds: self.asr.max_audio_seconds,
             telephone_beam_size: self.asr.telephone_beam_size,
+            telephone_warp: self.asr.telephone_warp,
             worker_binary: self.asr.isolate.then(|| {
                 if self.asr.worker_binary.is_empty() {
                     std::env::current_exe().unwrap_or_else(|_| PathBuf::from("earshot"))
@@ -817,6 +822,8 @@ mod tests {
             ("EARSHOT_BLOB_URL", "s3://Calls/prefix", "`blob_url`"),
             ("EARSHOT_ASR__MODEL", "large-v3", "`asr.model`"),
             ("EARSHOT_ASR__TELEPHONE_BEAM_SIZE", "10", "`asr.telephone_beam_size`"),
+            ("EARSHOT_ASR__TELEPHONE_WARP", "1.2", "`asr.telephone_warp`"),
+            ("EARSHOT_ASR__TELEPHONE_WARP", "0", "`asr.telephone_warp`"),
             ("EARSHOT_ASR__TELEPHONE_MODEL", "small", "`asr.telephone_model`"),
             ("EARSHOT_SERVER__SHUTDOWN_GRACE_SECONDS", "0", "`server.shutdown_grace_seconds`"),
             (

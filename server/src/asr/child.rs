@@ -126,6 +126,7 @@ impl Worker {
             .args(["--threads", &settings.threads.to_string()])
             .args(["--max-audio-seconds", &settings.max_audio_seconds.to_string()])
             .args(["--telephone-beam-size", &settings.telephone_beam_size.to_string()])
+            .args(["--telephone-warp", &settings.telephone_warp.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -11,6 +11,7 @@ pub mod speaker;
 pub mod turns;
 pub mod vad;
 mod voices;
+mod warp;
 pub mod whisper;
 
 use std::path::PathBuf;
@@ -39,6 +40,9 @@ pub struct AsrSettings {
     /// Beam width for audio recorded at 8 kHz or less (telephone band); 0 or 1: greedy, as
     /// for wideband audio.
     pub telephone_beam_size: u32,
+    /// Audio recorded at 8 kHz or less is heard again slowed by this factor (every frequency
+    /// lowered by it), and the surer hearing kept (`warp`); 1: heard as recorded only.
+    pub telephone_warp: f32,
     /// Recognition runs in child processes of this executable (`earshot asr-worker`), so that
     /// a native crash fails one job instead of the server; None: on threads of this process.
     pub worker_binary: Option<PathBuf>,
@@ -283,13 +287,15 @@ fn run(
 ) -> Result<Transcript, AsrError> {
     let decoded = decode::decode(audio, content_type, settings.max_audio_seconds)
         .map_err(AsrError::BadAudio)?;
-    // Telephone audio gains most from a beam, and from the telephone model when there is one
-    // (docs/BENCHMARKS.md); wideband stays greedy.
+    // Telephone audio gains most from a beam, from the telephone model when there is one, and
+    // from a second hearing slower and lower (`warp`; docs/BENCHMARKS.md); wideband stays
+    // greedy and is heard once.
     let telephone = decoded.source_sample_rate <= TELEPHONE_RATE_HZ;
     let beam = if telephone { settings.telephone_beam_size } else { 0 };
     let speakers = recognizers.models.speakers.as_ref();
+    let warp = Some(settings.telephone_warp).filter(|&factor| telephone && factor < 1.0);
     let (recognizer, model) = recognizers.for_band(telephone).map_err(AsrError::Failed)?;
-    let mut transcript = turns::transcribe(&decoded, hints, speakers, &mut |samples| {
+    let mut transcript = turns::transcribe(&decoded, hints, speakers, warp, &mut |samples| {
         recognizer.words(samples, beam)
     })
     .map_err(AsrError::Failed)?;
@@ -315,6 +321,7 @@ pub(crate) mod tests {
             concurrent_jobs: 1,
             max_audio_seconds: 600,
             telephone_beam_size: 5,
+            telephone_warp: 0.9,
             worker_binary: None,
         };
         let asr = Asr::start(&settings);
@@ -427,6 +434,7 @@ pub(crate) mod tests {
             concurrent_jobs: 1,
             max_audio_seconds: 600,
             telephone_beam_size: 5,
+            telephone_warp: 0.9,
             worker_binary: None,
         };
         let call = testing::generated_call(SCRIPT, 700);
@@ -445,6 +453,17 @@ pub(crate) mod tests {
             testing::covered_lines(&call.lines, &narrow.turns),
             vec![true; call.lines.len()]
         );
+        // Each turn starts and ends inside a line of its speaker, whichever hearing (as
+        // recorded, or slowed by the warp) its channel kept.
+        for turn in &narrow.turns {
+            let speaker = usize::from(turn.role == Role::User);
+            let inside = |ms: i64| {
+                call.lines.iter().any(|(who, _, start, end)| {
+                    *who == speaker && (start - 300..=end + 300).contains(&ms)
+                })
+            };
+            assert!(inside(turn.start_ms) && inside(turn.end_ms.unwrap()), "{turn:?}");
+        }
         let wide = heard(asr, &wide_wav).await;
         assert_eq!(wide.model, crate::speech_models::WHISPER_TINY_EN.file_name);
         let without = AsrSettings {
@@ -465,6 +484,7 @@ pub(crate) mod tests {
             concurrent_jobs: 1,
             max_audio_seconds: 60,
             telephone_beam_size: 0,
+            telephone_warp: 1.0,
             worker_binary: None,
         });
         let hints = RoleHints { first_turn: Role::Assistant, assistant_channel: None };

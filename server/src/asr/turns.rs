@@ -10,10 +10,11 @@ use std::ops::Range;
 
 use super::speaker::SpeakerEncoder;
 use super::whisper::Word;
-use super::{vad, voices};
+use super::{vad, voices, warp};
 use crate::audio::decode::{DecodedAudio, SAMPLE_RATE};
 use crate::model::conversation::{Role, Turn};
 
+/// The longest window, spacers included, in which Whisper hears a call: under its 30 s.
 const WINDOW_MS: usize = 28_000;
 const SPACER_MS: usize = 600;
 /// A silence this long on one channel starts a new utterance.
@@ -69,26 +70,40 @@ impl Transcript {
     }
 }
 
-/// Transcribes with `recognize` (up to 30 s of samples in, words out).
+/// Transcribes with `recognize` (up to 30 s of samples in, words out); with a `warp`, the call
+/// is heard a second time slowed by its factor, and each channel keeps the surer hearing
+/// (`warp::surer_by_channel`).
 pub fn transcribe(
     audio: &DecodedAudio,
     hints: RoleHints,
     speakers: Option<&SpeakerEncoder>,
+    warp: Option<f32>,
     recognize: &mut Recognize<'_>,
 ) -> Result<Transcript, String> {
     let stereo = audio.channels.len() == 2 && !same_signal(&audio.channels[0], &audio.channels[1]);
-    let (turns, heard) = if stereo {
+    let mixed;
+    let (channels, gap_ms) = if stereo {
         let channels: Vec<&[f32]> = audio.channels.iter().map(Vec::as_slice).collect();
-        let heard = utterances(&channels, UTTERANCE_GAP_MS, recognize)?;
-        (stereo_turns(&heard, hints), heard)
+        (channels, UTTERANCE_GAP_MS)
     } else {
-        let mixed = audio.mixdown();
-        let heard = utterances(&[&mixed], MONO_UTTERANCE_GAP_MS, recognize)?;
-        let turns = match speakers {
-            Some(encoder) => diarized_turns(&mixed, &heard, hints.first_turn, encoder),
-            None => mono_turns(&heard, hints.first_turn),
-        };
-        (turns, heard)
+        mixed = audio.mixdown();
+        (vec![mixed.as_slice()], MONO_UTTERANCE_GAP_MS)
+    };
+    let mut heard = utterances(&channels, gap_ms, WINDOW_MS, recognize)?;
+    if let Some(factor) = warp {
+        // A window slowed by the factor must still fit Whisper's 30 s.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+        #[allow(clippy::cast_sign_loss)]
+        let window_ms = (WINDOW_MS as f32 * factor) as usize;
+        let slowed = utterances(&channels, gap_ms, window_ms, &mut |samples| {
+            warp::slowed_hearing(samples, factor, recognize)
+        })?;
+        heard = warp::surer_by_channel(heard, slowed, channels.len());
+    }
+    let turns = match speakers {
+        _ if stereo => stereo_turns(&heard, hints),
+        Some(encoder) => diarized_turns(channels[0], &heard, hints.first_turn, encoder),
+        None => mono_turns(&heard, hints.first_turn),
     };
     let speech_ms = heard.iter().map(|utterance| samples_to_ms(utterance.span.len())).sum();
     let recognized_ms = heard.iter().map(Utterance::recognized_ms).sum();
@@ -121,6 +136,7 @@ pub struct Utterance {
 fn utterances(
     channels: &[&[f32]],
     gap_ms: usize,
+    window_ms: usize,
     recognize: &mut Recognize<'_>,
 ) -> Result<Vec<Utterance>, String> {
     let gap = ms_to_samples(gap_ms);
@@ -128,7 +144,7 @@ fn utterances(
     for (channel, samples) in channels.iter().enumerate() {
         let spans = vad::merge_close(vad::speech_regions(samples), gap)
             .into_iter()
-            .flat_map(|span| split_long(samples, span));
+            .flat_map(|span| split_long(samples, span, window_ms));
         utterances.extend(spans.map(|span| Utterance { channel, span, words: Vec::new() }));
     }
     utterances.sort_by_key(|utterance| (utterance.span.start, utterance.channel));
@@ -144,7 +160,7 @@ fn utterances(
         let windows = if alone {
             spans.iter().enumerate().map(|(at, span)| single(at, span.clone())).collect()
         } else {
-            pack(&spans)
+            pack(&spans, window_ms)
         };
         // A sparse utterance is heard again from scratch, and keeps whichever hearing has
         // more words.
@@ -337,9 +353,9 @@ impl Window {
     }
 }
 
-/// Groups spans, in order, into windows of at most `WINDOW_MS` (spacers included).
-fn pack(spans: &[Range<usize>]) -> Vec<Window> {
-    let limit = ms_to_samples(WINDOW_MS);
+/// Groups spans, in order, into windows of at most `window_ms` (spacers included).
+fn pack(spans: &[Range<usize>], window_ms: usize) -> Vec<Window> {
+    let limit = ms_to_samples(window_ms);
     let spacer = ms_to_samples(SPACER_MS);
     let mut windows: Vec<Window> = Vec::new();
     let mut current = Window::default();
@@ -357,8 +373,8 @@ fn pack(spans: &[Range<usize>]) -> Vec<Window> {
 }
 
 /// Splits a span longer than a window at its quietest frame in the window's last 8 seconds.
-fn split_long(samples: &[f32], span: Range<usize>) -> Vec<Range<usize>> {
-    let limit = ms_to_samples(WINDOW_MS - SPACER_MS);
+fn split_long(samples: &[f32], span: Range<usize>, window_ms: usize) -> Vec<Range<usize>> {
+    let limit = ms_to_samples(window_ms - SPACER_MS);
     let mut pieces = Vec::new();
     let mut start = span.start;
     while span.end - start > limit {
@@ -499,7 +515,7 @@ mod tests {
     fn packing_respects_the_window_and_maps_positions_back() {
         let second = SAMPLE_RATE as usize;
         let spans = vec![0..10 * second, 12 * second..22 * second, 30 * second..40 * second];
-        let windows = pack(&spans);
+        let windows = pack(&spans, WINDOW_MS);
         assert_eq!(windows.len(), 2);
         assert_eq!(windows[0].pieces.len(), 2);
         let piece = windows[0].piece_at(11 * second).unwrap();
@@ -507,6 +523,8 @@ mod tests {
         // a position inside the spacer after the first piece belongs to the first piece
         assert_eq!(windows[0].piece_at(10 * second + 100).unwrap().utterance, 0);
         assert_eq!(windows[0].piece_at(0).unwrap().utterance, 0);
+        // shorter windows (for a recognizer that slows what it hears) hold one span each
+        assert_eq!(pack(&spans, 20_000).len(), 3);
     }
 
     #[test]
@@ -516,7 +534,7 @@ mod tests {
         for sample in &mut samples[24 * second..24 * second + 2 * vad::FRAME] {
             *sample = 0.0;
         }
-        let pieces = split_long(&samples, 0..samples.len());
+        let pieces = split_long(&samples, 0..samples.len(), WINDOW_MS);
         assert_eq!(pieces.len(), 2);
         assert!((24 * second..24 * second + 2 * vad::FRAME).contains(&pieces[0].end));
         assert_eq!(pieces[1].end, samples.len());
@@ -626,7 +644,8 @@ mod tests {
     fn utterances_a_window_left_without_words_are_recognized_again() {
         let audio = call_of(&[(0, 0.5), (1, 0.4), (0, 0.5), (1, 0.4)]);
         // The decoder ends every window after its first word.
-        let transcript = transcribe(&audio, stereo_hints(), None, &mut recognizer(1, 0.0)).unwrap();
+        let transcript =
+            transcribe(&audio, stereo_hints(), None, None, &mut recognizer(1, 0.0)).unwrap();
         let summary = summary(&transcript);
         assert_eq!(
             summary,
@@ -675,7 +694,7 @@ mod tests {
         // The first window's decoding stops after one word; later ones hear everything.
         let windows = Cell::new(0);
         let mut stops_once = first_window_altered(&windows, |words| words[..1].to_vec());
-        let transcript = transcribe(&audio, stereo_hints(), None, &mut stops_once).unwrap();
+        let transcript = transcribe(&audio, stereo_hints(), None, None, &mut stops_once).unwrap();
         assert_eq!(
             summary(&transcript),
             [(Role::Assistant, "w0.5 w0.5 w0.5 w0.5", false), (Role::User, "w0.4", false)]
@@ -690,7 +709,8 @@ mod tests {
         // call's pace, not sparse, but 2.1 s of speech come after the fifth word.
         let windows = Cell::new(0);
         let mut drops_the_last = first_window_altered(&windows, |words| words[..5].to_vec());
-        let transcript = transcribe(&audio, stereo_hints(), None, &mut drops_the_last).unwrap();
+        let transcript =
+            transcribe(&audio, stereo_hints(), None, None, &mut drops_the_last).unwrap();
         assert_eq!(
             summary(&transcript),
             [
@@ -730,7 +750,8 @@ mod tests {
     fn speech_recognition_cannot_hear_is_a_turn_marked_not_recognised() {
         let audio = call_of(&[(0, 0.5), (1, 0.1), (0, 0.5)]);
         let transcript =
-            transcribe(&audio, stereo_hints(), None, &mut recognizer(usize::MAX, 0.2)).unwrap();
+            transcribe(&audio, stereo_hints(), None, None, &mut recognizer(usize::MAX, 0.2))
+                .unwrap();
         let summary = summary(&transcript);
         // The assistant's two lines stay apart: the caller spoke between them.
         assert_eq!(
@@ -769,7 +790,7 @@ mod tests {
             };
             Ok(vec![caption])
         };
-        let transcript = transcribe(&audio, stereo_hints(), None, &mut captions).unwrap();
+        let transcript = transcribe(&audio, stereo_hints(), None, None, &mut captions).unwrap();
         // The assistant's two lines, and nothing for the music between them: no turn, and not
         // counted as speech lost.
         assert_eq!(summary(&transcript), [(Role::Assistant, "w0.5 w0.5", false)]);

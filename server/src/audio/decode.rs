@@ -202,10 +202,32 @@ fn resample(channels: &[Vec<f32>], rate: u32) -> Result<Vec<Vec<f32>>, String> {
         .collect())
 }
 
+/// `samples` (at `SAMPLE_RATE`) played slower by `factor` (under 1): every frequency scaled by
+/// it and the length by its inverse, as a tape played slow; the factor is taken to the nearest
+/// rate in whole hertz, and returned with the samples.
+pub fn slowed(samples: &[f32], factor: f32) -> Result<(Vec<f32>, f32), String> {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let rate = (SAMPLE_RATE as f32 * factor).round() as u32;
+    let factor = rate as f32 / SAMPLE_RATE as f32;
+    let mut slowed = resample(&[samples.to_vec()], rate)?;
+    Ok((slowed.pop().unwrap_or_default(), factor))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing;
+
+    #[test]
+    fn slowed_audio_is_lower_and_longer_by_the_factor() {
+        let (lower, factor) = slowed(&tone(1000.0, SAMPLE_RATE, 2.0), 0.85).unwrap();
+        assert!((factor - 0.85).abs() < 1e-6);
+        let expected = 2.0 * SAMPLE_RATE as f32 / 0.85;
+        assert!((lower.len() as f32 - expected).abs() < 100.0, "{}", lower.len());
+        assert!((frequency(&lower[1000..30_000]) - 850.0).abs() < 10.0);
+        let (_, rounded) = slowed(&tone(1000.0, SAMPLE_RATE, 0.5), 0.777_77).unwrap();
+        assert!((rounded * SAMPLE_RATE as f32 - 12_444.0).abs() < 1e-2, "{rounded}");
+    }
 
     fn tone(frequency: f32, rate: u32, seconds: f32) -> Vec<f32> {
         (0..(rate as f32 * seconds) as usize)
