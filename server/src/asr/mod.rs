@@ -158,7 +158,8 @@ impl Asr {
 
 impl AsrSettings {
     /// These settings without a telephone model that is not installed: the main model serves
-    /// telephone audio until `earshot models install` adds it (said in the log).
+    /// telephone audio until `earshot models install` adds it (said in the log), heard once
+    /// (the warp was measured to help base and not tiny.en: docs/BENCHMARKS.md).
     fn with_installed_telephone_model(&self) -> Self {
         let mut settings = self.clone();
         if let Some(path) = &self.telephone_model_path
@@ -169,6 +170,7 @@ impl AsrSettings {
                 "8 kHz telephone audio is transcribed with the main speech model until `earshot models install` adds the telephone model"
             );
             settings.telephone_model_path = None;
+            settings.telephone_warp = 1.0;
         }
         settings
     }
@@ -470,6 +472,8 @@ pub(crate) mod tests {
             telephone_model_path: Some("/nonexistent/ggml-base.bin".into()),
             ..settings
         };
+        // ... heard once: the warp was measured for base
+        assert!(without.with_installed_telephone_model().telephone_warp >= 1.0);
         let narrow = heard(Asr::start(&without), &narrow_wav).await;
         assert_eq!(narrow.model, crate::speech_models::WHISPER_TINY_EN.file_name);
     }

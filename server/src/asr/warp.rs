@@ -27,7 +27,7 @@ pub fn slowed_hearing(
 }
 
 /// For each of `channels`, its utterances from the hearing whose words have the higher mean
-/// probability (`plain` on a tie), in time order.
+/// log probability (`plain` on a tie), in time order.
 pub fn surer_by_channel(
     plain: Vec<Utterance>,
     slowed: Vec<Utterance>,
@@ -45,12 +45,15 @@ pub fn surer_by_channel(
     chosen
 }
 
-/// The mean probability of the words heard on `channel`; none heard: 0.
+/// The mean log probability of the words heard on `channel` (as Whisper judges a decoding by
+/// its tokens' mean log probability: a word the model barely believes weighs more than in a
+/// mean of probabilities); None when none was heard.
 #[allow(clippy::cast_precision_loss)]
-fn sureness(heard: &[Utterance], channel: usize) -> f32 {
+fn sureness(heard: &[Utterance], channel: usize) -> Option<f32> {
     let words = || heard.iter().filter(|u| u.channel == channel).flat_map(|u| &u.words);
     let count = words().count();
-    if count == 0 { 0.0 } else { words().map(|word| word.probability).sum::<f32>() / count as f32 }
+    let log_sum: f32 = words().map(|word| word.probability.max(1e-6).ln()).sum();
+    (count > 0).then(|| log_sum / count as f32)
 }
 
 #[cfg(test)]
@@ -110,6 +113,11 @@ mod tests {
             .map(|u| u.words.iter().map(|w| w.text.trim()).collect::<Vec<_>>().join(" "))
             .collect();
         assert_eq!(texts, ["city dental", "my order", "thanks"]);
+        // one word the model barely believes outweighs a higher mean probability
+        let doubtful = vec![utterance(0, 0, &[("city", 0.95), ("to", 0.95), ("mental", 0.05)])];
+        let even = vec![utterance(0, 0, &[("city", 0.6), ("dental", 0.6), ("office", 0.6)])];
+        let chosen = surer_by_channel(doubtful, even.clone(), 1);
+        assert_eq!(chosen, even);
         // a tie, or nothing heard slowed, keeps the hearing as recorded
         assert_eq!(surer_by_channel(plain.clone(), plain.clone(), 2), plain);
         let unheard: Vec<Utterance> =
