@@ -1,5 +1,5 @@
 """Word errors on recorded human speech at 8 kHz mu-law: pocketsphinx-testdata's five LibriVox
-lines and five card-game utterances (91 words, two speakers), each heard by `earshot
+lines and five card-game utterances (91 words), each heard by `earshot
 transcribe` as recorded only (`asr.telephone_warp` 1) and with earshot's defaults. A control for
 decoding choices measured on the bench's synthetic voices (docs/BENCHMARKS.md); too few words to
 rank two choices that differ by a word or two.
@@ -29,6 +29,7 @@ def references(data: Path) -> dict[Path, str]:
 def main() -> None:
     earshot, data_dir, data, work = sys.argv[1], sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
     sox_env = {**os.environ, "SOX_OPTS": "--no-dither"}
+    transcribe = [earshot, "--data-dir", data_dir, "--log-format", "json", "transcribe"]
     print("| clip | words | as recorded (warp 1): errors | defaults: errors | defaults: heard |")
     print("|---|---|---|---|---|")
     totals = {"1": 0, "default": 0}
@@ -44,12 +45,12 @@ def main() -> None:
             env = dict(os.environ)
             if warp != "default":
                 env["EARSHOT_ASR__TELEPHONE_WARP"] = warp
-            result = subprocess.run([earshot, "--data-dir", data_dir, "--log-format", "json", "transcribe",
-                                     str(narrow)], check=True, env=env, capture_output=True)
+            result = subprocess.run([*transcribe, str(narrow)], check=True, env=env, capture_output=True)
             heard = " ".join(turn["content"] for turn in json.loads(result.stdout)["turns"])
             row[warp] = (edit_distance(reference, canonical(heard)), heard)
             totals[warp] += row[warp][0]
-        print(f"| {path.stem} | {len(reference)} | {row['1'][0]} | {row['default'][0]} | {row['default'][1]} |")
+        errors = f"{row['1'][0]} | {row['default'][0]}"
+        print(f"| {path.stem} | {len(reference)} | {errors} | {row['default'][1]} |")
     print(f"| all | {words} | {totals['1']} ({100 * totals['1'] / words:.1f} %) "
           f"| {totals['default']} ({100 * totals['default'] / words:.1f} %) | |")
 
