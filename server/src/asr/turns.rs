@@ -100,10 +100,12 @@ pub fn transcribe(
         })?;
         heard = warp::surer_by_channel(heard, slowed, channels.len());
     }
-    let turns = match speakers {
-        _ if stereo => stereo_turns(&heard, hints),
-        Some(encoder) => diarized_turns(channels[0], &heard, hints.first_turn, encoder),
-        None => mono_turns(&heard, hints.first_turn),
+    let turns = if stereo {
+        stereo_turns(&heard, hints)
+    } else if let Some(encoder) = speakers {
+        diarized_turns(channels[0], &heard, hints.first_turn, encoder)
+    } else {
+        mono_turns(&heard, hints.first_turn)
     };
     let speech_ms = heard.iter().map(|utterance| samples_to_ms(utterance.span.len())).sum();
     let recognized_ms = heard.iter().map(Utterance::recognized_ms).sum();

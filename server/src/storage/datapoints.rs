@@ -34,10 +34,9 @@ impl Storage {
     /// joined on the columns of `datapoints_unique_call` alone: a seek per key on SQLite, and on
     /// PostgreSQL once a table scan costs more (`keyed_lookups_seek_each_key`,
     /// `keyed_lookups_seek_each_key_on_postgres`); the keys' organizations are checked on the
-    /// rows found. An OR of one term per key, the first
-    /// form, was planned by PostgreSQL as a scan testing every term on every row it read;
-    /// `call_id IN (…)` kept the list out of the index condition until the table had been
-    /// analyzed.
+    /// rows found. An OR of one term per key, the first form, was planned by PostgreSQL as a
+    /// scan testing every term on every row it read; `call_id IN (…)` kept the list out of the
+    /// index condition until the table had been analyzed.
     pub async fn find_datapoints(&self, keys: &[CallKey<'_>]) -> Result<Vec<Datapoint>, Error> {
         find_datapoints_in(&self.db, keys, false, "reading datapoints").await
     }
