@@ -87,12 +87,17 @@ fn transcription_off_unless_named(env: &[(&str, &str)]) -> Vec<(String, String)>
     env
 }
 
-/// `env` with transcription on, reading the models [`audio::model_dir`] finds.
+/// `env` with transcription on, reading the models [`audio::model_dir`] finds, on one thread.
+///
+/// Tests run two at a time, so two servers can transcribe at once. Whisper's threads wait for
+/// each other by spinning: two jobs of two threads on two cores took a 25 s telephone call
+/// from 18 s to over 60 s, where one thread each took 26 s.
 fn with_transcription(env: &[(&str, &str)]) -> Vec<(String, String)> {
     let models = audio::model_dir().to_string_lossy().into_owned();
     let mut env: Vec<(String, String)> =
         env.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect();
     env.push(("EARSHOT_ASR__ENABLED".to_owned(), "true".to_owned()));
     env.push(("EARSHOT_ASR__MODEL_DIR".to_owned(), models));
+    env.push(("EARSHOT_ASR__THREADS".to_owned(), "1".to_owned()));
     env
 }
