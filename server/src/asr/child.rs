@@ -76,7 +76,6 @@ pub fn serve(settings: &AsrSettings) -> Result<(), String> {
             return Err(reason);
         }
     };
-    let mut recognizers = super::Recognizers::new(&models, settings.threads)?;
     write_reply(&mut output, &Reply::Ready).map_err(io)?;
     while let Some(header) = read_frame(&mut input).map_err(io)? {
         let audio = read_frame(&mut input).map_err(io)?.ok_or("asr-worker: audio frame missing")?;
@@ -86,14 +85,13 @@ pub fn serve(settings: &AsrSettings) -> Result<(), String> {
             first_turn: request.first_turn,
             assistant_channel: request.assistant_channel,
         };
-        let reply =
-            match super::run(&mut recognizers, settings, &audio, &request.content_type, hints) {
-                Ok(transcript) => Reply::Transcript { transcript },
-                Err(AsrError::BadAudio(reason)) => Reply::BadAudio { reason },
-                Err(AsrError::Failed(reason) | AsrError::Unavailable(reason)) => {
-                    Reply::Failed { reason }
-                }
-            };
+        let reply = match super::run(&models, settings, &audio, &request.content_type, hints) {
+            Ok(transcript) => Reply::Transcript { transcript },
+            Err(AsrError::BadAudio(reason)) => Reply::BadAudio { reason },
+            Err(AsrError::Failed(reason) | AsrError::Unavailable(reason)) => {
+                Reply::Failed { reason }
+            }
+        };
         write_reply(&mut output, &reply).map_err(io)?;
     }
     Ok(())

@@ -209,36 +209,6 @@ fn load_models(settings: &AsrSettings) -> Result<Models, String> {
     Ok(Models { whisper, telephone, speakers })
 }
 
-/// One thread's recognizers: the main model's, and the telephone model's once a call needs it.
-struct Recognizers<'a> {
-    models: &'a Models,
-    threads: usize,
-    main: whisper::Recognizer,
-    telephone: Option<whisper::Recognizer>,
-}
-
-impl<'a> Recognizers<'a> {
-    fn new(models: &'a Models, threads: usize) -> Result<Self, String> {
-        let main = models.whisper.recognizer(threads)?;
-        Ok(Self { models, threads, main, telephone: None })
-    }
-
-    /// The recognizer for telephone-band audio or for wideband, with its model's name.
-    fn for_band(&mut self, telephone: bool) -> Result<(&mut whisper::Recognizer, &'a str), String> {
-        let models: &'a Models = self.models;
-        match &models.telephone {
-            Some(model) if telephone => {
-                let recognizer = match &mut self.telephone {
-                    Some(recognizer) => recognizer,
-                    slot => slot.insert(model.recognizer(self.threads)?),
-                };
-                Ok((recognizer, model.name()))
-            }
-            _ => Ok((&mut self.main, models.whisper.name())),
-        }
-    }
-}
-
 /// The next job for a transcription thread; None once the server dropped its handle.
 fn next_job(jobs: &Mutex<mpsc::Receiver<Job>>) -> Option<Job> {
     jobs.lock().ok()?.recv().ok()
@@ -249,18 +219,11 @@ fn stopped() -> AsrError {
 }
 
 fn worker(models: &Models, settings: &AsrSettings, jobs: &Mutex<mpsc::Receiver<Job>>) {
-    let mut recognizers = match Recognizers::new(models, settings.threads) {
-        Ok(recognizers) => recognizers,
-        Err(reason) => {
-            tracing::error!(reason = %reason, "a transcription worker could not start");
-            return;
-        }
-    };
     loop {
         let Some(job) = next_job(jobs) else { return };
         let started = std::time::Instant::now();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run(&mut recognizers, settings, &job.audio, &job.content_type, job.hints)
+            run(models, settings, &job.audio, &job.content_type, job.hints)
         }))
         .unwrap_or_else(|_| Err(AsrError::Failed("the recognizer panicked on this audio".into())));
         if let Ok(transcript) = &result {
@@ -281,7 +244,7 @@ fn worker(models: &Models, settings: &AsrSettings, jobs: &Mutex<mpsc::Receiver<J
 const TELEPHONE_RATE_HZ: u32 = 8_000;
 
 fn run(
-    recognizers: &mut Recognizers<'_>,
+    models: &Models,
     settings: &AsrSettings,
     audio: &[u8],
     content_type: &str,
@@ -294,14 +257,37 @@ fn run(
     // greedy and is heard once.
     let telephone = decoded.source_sample_rate <= TELEPHONE_RATE_HZ;
     let beam = if telephone { settings.telephone_beam_size } else { 0 };
-    let speakers = recognizers.models.speakers.as_ref();
+    let model = match &models.telephone {
+        Some(model) if telephone => model,
+        _ => &models.whisper,
+    };
+    // Each hearing has a recognizer of its own, made for it: whisper.cpp seeds the sampling
+    // of a state's first decoder once, when the state is made, so a state used before would
+    // make a temperature fallback's words depend on what it heard before.
+    let recognizer = || model.recognizer().map_err(AsrError::Failed);
     let warp = Some(settings.telephone_warp).filter(|&factor| telephone && factor < 1.0);
-    let (recognizer, model) = recognizers.for_band(telephone).map_err(AsrError::Failed)?;
+    // With two threads or more, the two hearings run side by side, on half the threads each.
+    let beside = warp.is_some() && settings.threads >= 2;
+    let threads = if beside { settings.threads / 2 } else { settings.threads };
+    let mut first = recognizer()?;
+    let mut second = match warp {
+        Some(_) => Some(recognizer()?),
+        None => None,
+    };
+    let mut slowed = second
+        .as_mut()
+        .map(|recognizer| move |samples: &[f32]| recognizer.words(samples, beam, threads));
+    let warp = warp.zip(slowed.as_mut()).map(|(factor, recognize)| turns::Warp {
+        factor,
+        recognize: recognize as &mut turns::Recognize<'_>,
+        beside,
+    });
+    let speakers = models.speakers.as_ref();
     let mut transcript = turns::transcribe(&decoded, hints, speakers, warp, &mut |samples| {
-        recognizer.words(samples, beam)
+        first.words(samples, beam, threads)
     })
     .map_err(AsrError::Failed)?;
-    transcript.model = model.to_owned();
+    transcript.model = model.name().to_owned();
     Ok(transcript)
 }
 
@@ -435,8 +421,8 @@ pub(crate) mod tests {
             model_path: models.join(crate::speech_models::WHISPER_TINY_EN.file_name),
             telephone_model_path: Some(telephone),
             speaker_model_path: models.join(crate::speech_models::SPEAKER_ENCODER.file_name),
-            // One thread, as `engine`'s.
-            threads: 1,
+            // Two: the 8 kHz call's two hearings run side by side, on a thread each (`run`).
+            threads: 2,
             concurrent_jobs: 1,
             max_audio_seconds: 600,
             telephone_beam_size: 5,
@@ -470,8 +456,11 @@ pub(crate) mod tests {
             };
             assert!(inside(turn.start_ms) && inside(turn.end_ms.unwrap()), "{turn:?}");
         }
-        let wide = heard(asr, &wide_wav).await;
+        let wide = heard(asr.clone(), &wide_wav).await;
         assert_eq!(wide.model, crate::speech_models::WHISPER_TINY_EN.file_name);
+        // Heard again after other calls, word for word the same: each hearing has a recognizer
+        // made for it (`run`).
+        assert_eq!(heard(asr, &wide_wav).await, wide);
         let without = AsrSettings {
             telephone_model_path: Some("/nonexistent/ggml-base.bin".into()),
             ..settings

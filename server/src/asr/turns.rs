@@ -34,7 +34,25 @@ const SPARSE_FLOOR_WPS: f64 = 0.5;
 const CLIPPED_MS: i64 = 1_500;
 
 /// Recognizes up to 30 s of 16 kHz samples into words timed from their start.
-pub type Recognize<'a> = dyn FnMut(&[f32]) -> Result<Vec<Word>, String> + 'a;
+pub type Recognize<'a> = dyn FnMut(&[f32]) -> Result<Vec<Word>, String> + Send + 'a;
+
+/// A second hearing of the call, slowed by `factor` (`warp`), by a recognizer of its own.
+pub struct Warp<'a, 'r> {
+    pub factor: f32,
+    pub recognize: &'a mut Recognize<'r>,
+    /// On a thread beside the first hearing; false: after it.
+    pub beside: bool,
+}
+
+impl std::fmt::Debug for Warp<'_, '_> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Warp")
+            .field("factor", &self.factor)
+            .field("beside", &self.beside)
+            .finish_non_exhaustive()
+    }
+}
 
 /// What decides which channel is the assistant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +95,7 @@ pub fn transcribe(
     audio: &DecodedAudio,
     hints: RoleHints,
     speakers: Option<&SpeakerEncoder>,
-    warp: Option<f32>,
+    warp: Option<Warp<'_, '_>>,
     recognize: &mut Recognize<'_>,
 ) -> Result<Transcript, String> {
     let stereo = audio.channels.len() == 2 && !same_signal(&audio.channels[0], &audio.channels[1]);
@@ -89,17 +107,34 @@ pub fn transcribe(
         mixed = audio.mixdown();
         (vec![mixed.as_slice()], MONO_UTTERANCE_GAP_MS)
     };
-    let mut heard = utterances(&channels, gap_ms, WINDOW_MS, recognize)?;
-    if let Some(factor) = warp {
-        // A window slowed by the factor must still fit Whisper's 30 s.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-        #[allow(clippy::cast_sign_loss)]
-        let window_ms = (WINDOW_MS as f32 * factor) as usize;
-        let slowed = utterances(&channels, gap_ms, window_ms, &mut |samples| {
-            warp::slowed_hearing(samples, factor, recognize)
-        })?;
-        heard = warp::surer_by_channel(heard, slowed, channels.len());
-    }
+    let heard = match warp {
+        None => utterances(&channels, gap_ms, WINDOW_MS, recognize)?,
+        Some(Warp { factor, recognize: second, beside }) => {
+            // A window slowed by the factor must still fit Whisper's 30 s.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+            #[allow(clippy::cast_sign_loss)]
+            let window_ms = (WINDOW_MS as f32 * factor) as usize;
+            let mut slowed_hearing = || {
+                utterances(&channels, gap_ms, window_ms, &mut |samples| {
+                    warp::slowed_hearing(samples, factor, second)
+                })
+            };
+            let (plain, slowed) = if beside {
+                // Two hearings on a thread each beat one after the other on two threads:
+                // Whisper's threads spend time waiting for each other (docs/BENCHMARKS.md).
+                std::thread::scope(|scope| -> Result<_, String> {
+                    let slowed = scope.spawn(slowed_hearing);
+                    let plain = utterances(&channels, gap_ms, WINDOW_MS, recognize);
+                    let slowed =
+                        slowed.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    Ok((plain?, slowed?))
+                })?
+            } else {
+                (utterances(&channels, gap_ms, WINDOW_MS, recognize)?, slowed_hearing()?)
+            };
+            warp::surer_by_channel(plain, slowed, channels.len())
+        }
+    };
     let turns = if stereo {
         stereo_turns(&heard, hints)
     } else if let Some(encoder) = speakers {
@@ -507,7 +542,7 @@ fn samples_to_ms(samples: usize) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::Cell;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn word(text: &str, start_ms: i64, end_ms: i64) -> Word {
         Word { text: format!(" {text}"), start_ms, end_ms, probability: 0.9, aligned_ms: None }
@@ -607,7 +642,7 @@ mod tests {
     fn recognizer(
         limit: usize,
         deaf_below: f32,
-    ) -> impl FnMut(&[f32]) -> Result<Vec<Word>, String> {
+    ) -> impl FnMut(&[f32]) -> Result<Vec<Word>, String> + Send {
         move |samples: &[f32]| {
             let ms = |at: usize| samples_to_ms(at);
             let words = vad::speech_regions(samples)
@@ -678,14 +713,14 @@ mod tests {
     /// Hears every stretch of sound, except that the first window's words are `altered` (as a
     /// window's decoding may stop early or drop a sentence); counts the windows in `windows`.
     fn first_window_altered<'a>(
-        windows: &'a Cell<usize>,
-        altered: impl Fn(Vec<Word>) -> Vec<Word> + 'a,
-    ) -> impl FnMut(&[f32]) -> Result<Vec<Word>, String> + 'a {
+        windows: &'a AtomicUsize,
+        altered: impl Fn(Vec<Word>) -> Vec<Word> + Send + 'a,
+    ) -> impl FnMut(&[f32]) -> Result<Vec<Word>, String> + Send + 'a {
         let mut hears = recognizer(usize::MAX, 0.0);
         move |samples: &[f32]| {
-            windows.set(windows.get() + 1);
+            let first = windows.fetch_add(1, Ordering::Relaxed) == 0;
             let words = hears(samples)?;
-            Ok(if windows.get() == 1 { altered(words) } else { words })
+            Ok(if first { altered(words) } else { words })
         }
     }
 
@@ -694,7 +729,7 @@ mod tests {
         // A line of four words in 5 s.
         let audio = line_then_reply(4);
         // The first window's decoding stops after one word; later ones hear everything.
-        let windows = Cell::new(0);
+        let windows = AtomicUsize::new(0);
         let mut stops_once = first_window_altered(&windows, |words| words[..1].to_vec());
         let transcript = transcribe(&audio, stereo_hints(), None, None, &mut stops_once).unwrap();
         assert_eq!(
@@ -704,12 +739,30 @@ mod tests {
     }
 
     #[test]
+    fn a_slowed_hearing_has_its_own_recognizer_beside_the_first_or_after_it() {
+        let audio = line_then_reply(3);
+        let hearings = |beside: bool| {
+            let (first, second) = (AtomicUsize::new(0), AtomicUsize::new(0));
+            let hears = |windows| first_window_altered(windows, |words| words);
+            let mut slowed = hears(&second);
+            let warp = Warp { factor: 0.9, recognize: &mut slowed, beside };
+            let transcript =
+                transcribe(&audio, stereo_hints(), None, Some(warp), &mut hears(&first));
+            // One window a hearing, each on its recognizer.
+            let windows = [&first, &second].map(|windows| windows.load(Ordering::Relaxed));
+            assert_eq!(windows, [1, 1], "beside: {beside}");
+            transcript.unwrap()
+        };
+        assert_eq!(hearings(true), hearings(false));
+    }
+
+    #[test]
     fn an_utterance_whose_last_words_were_dropped_is_heard_again() {
         // A line of six words in 7.8 s.
         let audio = line_then_reply(6);
         // The first window's decoding drops the line's last word: five words in 7.8 s is the
         // call's pace, not sparse, but 2.1 s of speech come after the fifth word.
-        let windows = Cell::new(0);
+        let windows = AtomicUsize::new(0);
         let mut drops_the_last = first_window_altered(&windows, |words| words[..5].to_vec());
         let transcript =
             transcribe(&audio, stereo_hints(), None, None, &mut drops_the_last).unwrap();
@@ -720,7 +773,7 @@ mod tests {
                 (Role::User, "w0.4", false)
             ]
         );
-        assert_eq!(windows.get(), 2, "heard again once, then complete");
+        assert_eq!(windows.load(Ordering::Relaxed), 2, "heard again once, then complete");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Whisper through whisper.cpp: one `Recognizer` a worker thread, sharing one loaded model.
+//! Whisper through whisper.cpp: a `Recognizer` for each hearing of a call, sharing one loaded
+//! model.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -57,16 +58,12 @@ impl Model {
         &self.name
     }
 
-    pub fn recognizer(&self, threads: usize) -> Result<Recognizer, String> {
+    pub fn recognizer(&self) -> Result<Recognizer, String> {
         let state = self
             .context
             .create_state()
             .map_err(|error| format!("creating a recognizer: {error}"))?;
-        Ok(Recognizer {
-            state,
-            threads: i32::try_from(threads).unwrap_or(1),
-            end_of_text: self.context.token_eot(),
-        })
+        Ok(Recognizer { state, end_of_text: self.context.token_eot() })
     }
 }
 
@@ -97,16 +94,15 @@ fn alignment_heads(path: &Path) -> Result<DtwModelPreset, String> {
     }
 }
 
-/// One decoding state; owned by one thread.
+/// One decoding state, made for one hearing of one call (`asr::run` says why).
 pub struct Recognizer {
     state: WhisperState,
-    threads: i32,
     end_of_text: i32,
 }
 
 impl std::fmt::Debug for Recognizer {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("Recognizer").field("threads", &self.threads).finish_non_exhaustive()
+        formatter.debug_struct("Recognizer").finish_non_exhaustive()
     }
 }
 
@@ -114,10 +110,15 @@ impl std::fmt::Debug for Recognizer {
 const MIN_SAMPLES: usize = SAMPLE_RATE as usize * 11 / 10;
 
 impl Recognizer {
-    /// Transcribes up to 30 s of 16 kHz English speech into words with timings: greedily
-    /// (the best of two samples when temperature fallback samples), or with a beam of
-    /// `beam_size` when it is over 1.
-    pub fn words(&mut self, samples: &[f32], beam_size: u32) -> Result<Vec<Word>, String> {
+    /// Transcribes up to 30 s of 16 kHz English speech into words with timings, on `threads`
+    /// CPU threads: greedily (the best of two samples when temperature fallback samples), or
+    /// with a beam of `beam_size` when it is over 1.
+    pub fn words(
+        &mut self,
+        samples: &[f32],
+        beam_size: u32,
+        threads: usize,
+    ) -> Result<Vec<Word>, String> {
         let mut padded;
         let samples = if samples.len() < MIN_SAMPLES {
             padded = samples.to_vec();
@@ -131,7 +132,7 @@ impl Recognizer {
             _ => SamplingStrategy::Greedy { best_of: 2 },
         };
         let mut params = FullParams::new(strategy);
-        params.set_n_threads(self.threads);
+        params.set_n_threads(i32::try_from(threads).unwrap_or(1));
         params.set_language(Some("en"));
         params.set_translate(false);
         // Each window is decoded on its own: a hallucination cannot carry into the next.
