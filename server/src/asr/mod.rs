@@ -1,8 +1,8 @@
 //! Offline transcription and diarization of audio-only calls.
 //!
-//! `Asr` owns dedicated worker threads (never the async runtime): each holds a recognizer on
-//! the one loaded Whisper model and runs a whole call at a time: decode, voice activity,
-//! recognition, turns. Callers await the answer.
+//! `Asr` owns dedicated worker threads (never the async runtime): each runs a whole call at a
+//! time on the loaded Whisper models (decode, voice activity, recognition, turns), with a
+//! recognizer made for each hearing of the call. Callers await the answer.
 
 mod child;
 #[cfg(test)]
@@ -270,10 +270,7 @@ fn run(
     let beside = warp.is_some() && settings.threads >= 2;
     let threads = if beside { settings.threads / 2 } else { settings.threads };
     let mut first = recognizer()?;
-    let mut second = match warp {
-        Some(_) => Some(recognizer()?),
-        None => None,
-    };
+    let mut second = warp.map(|_| recognizer()).transpose()?;
     let mut slowed = second
         .as_mut()
         .map(|recognizer| move |samples: &[f32]| recognizer.words(samples, beam, threads));
