@@ -59,8 +59,9 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Polls an ingest until `done` says so; fails after 180 s (a bound, not a pause: a telephone
-/// call's transcription takes about 26 s on a quiet 2-core machine, and CI's are not quiet).
+/// Polls an ingest until `done` says so; fails after 180 s (a bound, not a pause: the Twilio
+/// recording test, transcription included, takes about 26 s alone on a quiet 2-core machine,
+/// and CI's are not quiet).
 pub async fn wait_for_ingest(
     client: &mut earshot_proto::v1::ingest_service_client::IngestServiceClient<Channel>,
     key: &str,

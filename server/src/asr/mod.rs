@@ -270,10 +270,10 @@ fn run(
     let beside = warp.is_some() && settings.threads >= 2;
     let threads = if beside { settings.threads / 2 } else { settings.threads };
     let mut first = recognizer()?;
-    let mut second = warp.map(|_| recognizer()).transpose()?;
-    let mut slowed = second
-        .as_mut()
-        .map(|recognizer| move |samples: &[f32]| recognizer.words(samples, beam, threads));
+    let mut slowed = warp
+        .map(|_| recognizer())
+        .transpose()?
+        .map(|mut second| move |samples: &[f32]| second.words(samples, beam, threads));
     let warp = warp.zip(slowed.as_mut()).map(|(factor, recognize)| turns::Warp {
         factor,
         recognize: recognize as &mut turns::Recognize<'_>,
