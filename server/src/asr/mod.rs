@@ -1,8 +1,8 @@
 //! Offline transcription and diarization of audio-only calls.
 //!
 //! `Asr` owns dedicated worker threads (never the async runtime): each runs a whole call at a
-//! time on the loaded Whisper models (decode, voice activity, recognition, turns), with a
-//! recognizer made for each hearing of the call. Callers await the answer.
+//! time on the loaded Whisper models (decode, voice activity, recognition, turns), each window
+//! it hears on a decoding state made for it. Callers await the answer.
 
 mod child;
 #[cfg(test)]
@@ -261,29 +261,12 @@ fn run(
         Some(model) if telephone => model,
         _ => &models.whisper,
     };
-    // Each hearing has a recognizer of its own, made for it: whisper.cpp seeds the sampling
-    // of a state's first decoder once, when the state is made, so a state used before would
-    // make a temperature fallback's words depend on what it heard before.
-    let recognizer = || model.recognizer().map_err(AsrError::Failed);
     let warp = Some(settings.telephone_warp).filter(|&factor| telephone && factor < 1.0);
-    // With two threads or more, the two hearings run side by side, on half the threads each.
-    let beside = warp.is_some() && settings.threads >= 2;
-    let threads = if beside { settings.threads / 2 } else { settings.threads };
-    let mut first = recognizer()?;
-    let mut slowed = warp
-        .map(|_| recognizer())
-        .transpose()?
-        .map(|mut second| move |samples: &[f32]| second.words(samples, beam, threads));
-    let warp = warp.zip(slowed.as_mut()).map(|(factor, recognize)| turns::Warp {
-        factor,
-        recognize: recognize as &mut turns::Recognize<'_>,
-        beside,
-    });
+    let recognize = |samples: &[f32], threads| model.words(samples, beam, threads);
     let speakers = models.speakers.as_ref();
-    let mut transcript = turns::transcribe(&decoded, hints, speakers, warp, &mut |samples| {
-        first.words(samples, beam, threads)
-    })
-    .map_err(AsrError::Failed)?;
+    let mut transcript =
+        turns::transcribe(&decoded, hints, speakers, warp, settings.threads, &recognize)
+            .map_err(AsrError::Failed)?;
     transcript.model = model.name().to_owned();
     Ok(transcript)
 }
@@ -418,7 +401,8 @@ pub(crate) mod tests {
             model_path: models.join(crate::speech_models::WHISPER_TINY_EN.file_name),
             telephone_model_path: Some(telephone),
             speaker_model_path: models.join(crate::speech_models::SPEAKER_ENCODER.file_name),
-            // Two: the 8 kHz call's two hearings run side by side, on a thread each (`run`).
+            // Two: the 8 kHz call's two hearings run side by side, on a thread each
+            // (`turns::transcribe`).
             threads: 2,
             concurrent_jobs: 1,
             max_audio_seconds: 600,
@@ -455,8 +439,8 @@ pub(crate) mod tests {
         }
         let wide = heard(asr.clone(), &wide_wav).await;
         assert_eq!(wide.model, crate::speech_models::WHISPER_TINY_EN.file_name);
-        // Heard again after other calls, word for word the same: each hearing has a recognizer
-        // made for it (`run`).
+        // Heard again after other calls, word for word the same: each window is heard on a
+        // decoding state made for it (`whisper::Model::words`).
         assert_eq!(heard(asr, &wide_wav).await, wide);
         let without = AsrSettings {
             telephone_model_path: Some("/nonexistent/ggml-base.bin".into()),

@@ -33,26 +33,10 @@ const SPARSE_FLOOR_WPS: f64 = 0.5;
 /// one by one); a line whose last sentence was dropped left 1.8 s.
 const CLIPPED_MS: i64 = 1_500;
 
-/// Recognizes up to 30 s of 16 kHz samples into words timed from their start.
-pub type Recognize<'a> = dyn FnMut(&[f32]) -> Result<Vec<Word>, String> + Send + 'a;
-
-/// A second hearing of the call, slowed by `factor` (`warp`), by a recognizer of its own.
-pub struct Warp<'a, 'r> {
-    pub factor: f32,
-    pub recognize: &'a mut Recognize<'r>,
-    /// On a thread beside the first hearing; false: after it.
-    pub beside: bool,
-}
-
-impl std::fmt::Debug for Warp<'_, '_> {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("Warp")
-            .field("factor", &self.factor)
-            .field("beside", &self.beside)
-            .finish_non_exhaustive()
-    }
-}
+/// Recognizes up to 30 s of 16 kHz samples into words timed from their start, on the threads
+/// given. The words must depend on the samples alone (not on what was heard before), so that
+/// windows can be heard side by side in any order and give the words they give one by one.
+pub type Recognize<'a> = dyn Fn(&[f32], usize) -> Result<Vec<Word>, String> + Sync + 'a;
 
 /// What decides which channel is the assistant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,15 +72,19 @@ impl Transcript {
     }
 }
 
-/// Transcribes with `recognize` (up to 30 s of samples in, words out); with a `warp`, the call
-/// is heard a second time slowed by its factor, and each channel keeps the surer hearing
-/// (`warp::surer_by_channel`).
+/// Transcribes with `recognize` on `threads` threads; with a `warp` factor, the call is heard a
+/// second time slowed by it, and each channel keeps the surer hearing
+/// (`warp::surer_by_channel`). With two threads or more, what can be heard side by side is,
+/// on a share of the threads each: the two hearings, and a hearing's windows two at a time.
+/// Whisper's threads spend time waiting for each other, so two windows on a thread each take
+/// less time than one after the other on two (docs/BENCHMARKS.md).
 pub fn transcribe(
     audio: &DecodedAudio,
     hints: RoleHints,
     speakers: Option<&SpeakerEncoder>,
-    warp: Option<Warp<'_, '_>>,
-    recognize: &mut Recognize<'_>,
+    warp: Option<f32>,
+    threads: usize,
+    recognize: &Recognize<'_>,
 ) -> Result<Transcript, String> {
     let stereo = audio.channels.len() == 2 && !same_signal(&audio.channels[0], &audio.channels[1]);
     let mixed;
@@ -108,29 +96,24 @@ pub fn transcribe(
         (vec![mixed.as_slice()], MONO_UTTERANCE_GAP_MS)
     };
     let heard = match warp {
-        None => utterances(&channels, gap_ms, WINDOW_MS, recognize)?,
-        Some(Warp { factor, recognize: second, beside }) => {
+        None => utterances(&channels, gap_ms, WINDOW_MS, threads, recognize)?,
+        Some(factor) => {
             // A window slowed by the factor must still fit Whisper's 30 s.
             #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
             #[allow(clippy::cast_sign_loss)]
             let window_ms = (WINDOW_MS as f32 * factor) as usize;
-            let mut slowed_hearing = || {
-                utterances(&channels, gap_ms, window_ms, &mut |samples| {
-                    warp::slowed_hearing(samples, factor, second)
-                })
+            let slowed = |samples: &[f32], threads| {
+                warp::slowed_hearing(samples, factor, threads, recognize)
             };
-            let (plain, slowed) = if beside {
-                // Two hearings on a thread each beat one after the other on two threads:
-                // Whisper's threads spend time waiting for each other (docs/BENCHMARKS.md).
-                std::thread::scope(|scope| -> Result<_, String> {
-                    let slowed = scope.spawn(slowed_hearing);
-                    let plain = utterances(&channels, gap_ms, WINDOW_MS, recognize);
-                    let slowed =
-                        slowed.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                    Ok((plain?, slowed?))
-                })?
+            let (plain, slowed) = if threads >= 2 {
+                let (plain, slowed) = side_by_side(
+                    || utterances(&channels, gap_ms, WINDOW_MS, threads - threads / 2, recognize),
+                    || utterances(&channels, gap_ms, window_ms, threads / 2, &slowed),
+                );
+                (plain?, slowed?)
             } else {
-                (utterances(&channels, gap_ms, WINDOW_MS, recognize)?, slowed_hearing()?)
+                let plain = utterances(&channels, gap_ms, WINDOW_MS, threads, recognize)?;
+                (plain, utterances(&channels, gap_ms, window_ms, threads, &slowed)?)
             };
             warp::surer_by_channel(plain, slowed, channels.len())
         }
@@ -174,7 +157,8 @@ fn utterances(
     channels: &[&[f32]],
     gap_ms: usize,
     window_ms: usize,
-    recognize: &mut Recognize<'_>,
+    threads: usize,
+    recognize: &Recognize<'_>,
 ) -> Result<Vec<Utterance>, String> {
     let gap = ms_to_samples(gap_ms);
     let mut utterances: Vec<Utterance> = Vec::new();
@@ -203,9 +187,10 @@ fn utterances(
         // more words.
         let earlier: Vec<Vec<Word>> =
             pending.iter().map(|&index| std::mem::take(&mut utterances[index].words)).collect();
-        for window in windows {
-            let captioned =
-                recognize_window(channels, &mut utterances, &pending, &window, recognize)?;
+        let packed = |window: &Window| packed_samples(channels, &utterances, &pending, window);
+        let heard = hear_windows(&windows, threads, packed, recognize)?;
+        for (window, words) in windows.iter().zip(heard) {
+            let captioned = place_words(&mut utterances, &pending, window, &words);
             // Alone, an utterance heard only as `[Music]` or `[BLANK_AUDIO]` is not speech.
             // (In a shared window a caption may belong to a neighbour or a spacer.)
             if alone && captioned {
@@ -299,24 +284,83 @@ fn pace_of(utterances: &[Utterance]) -> f64 {
     rates.get(rates.len() / 2).copied().unwrap_or(0.0)
 }
 
-/// Recognizes one window of `pending` utterances and gives each its words, in call time;
-/// whether recognition captioned a sound (`[Music]`) in it.
-fn recognize_window(
+/// Each window's words. With two threads or more, windows of about the same length are heard
+/// two at a time, side by side on a share of the threads each; the others, one by one on all of
+/// them. (A pair takes as long as its longer window on fewer threads: beside a much shorter
+/// one, that is longer than the two one after the other on all the threads.)
+fn hear_windows(
+    windows: &[Window],
+    threads: usize,
+    packed: impl Fn(&Window) -> Vec<f32> + Sync,
+    recognize: &Recognize<'_>,
+) -> Result<Vec<Vec<Word>>, String> {
+    let hear = |at: usize, threads: usize| {
+        let started = std::time::Instant::now();
+        let words = recognize(&packed(&windows[at]), threads);
+        tracing::debug!(
+            window_ms = samples_to_ms(windows[at].length),
+            threads,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "heard a window"
+        );
+        words
+    };
+    let mut longest_first: Vec<usize> = (0..windows.len()).collect();
+    longest_first.sort_by_key(|&at| std::cmp::Reverse(windows[at].length));
+    let mut heard = vec![Vec::new(); windows.len()];
+    let mut next = longest_first.into_iter().peekable();
+    while let Some(longer) = next.next() {
+        let shorter = next.next_if(|&shorter| {
+            threads >= 2 && windows[shorter].length * 4 >= windows[longer].length * 3
+        });
+        let Some(shorter) = shorter else {
+            heard[longer] = hear(longer, threads)?;
+            continue;
+        };
+        let (longer_words, shorter_words) =
+            side_by_side(|| hear(longer, threads - threads / 2), || hear(shorter, threads / 2));
+        heard[longer] = longer_words?;
+        heard[shorter] = shorter_words?;
+    }
+    Ok(heard)
+}
+
+/// Runs `here` on this thread and `beside` on another at the same time; both results.
+fn side_by_side<A, B: Send>(here: impl FnOnce() -> A, beside: impl FnOnce() -> B + Send) -> (A, B) {
+    std::thread::scope(|scope| {
+        let beside = scope.spawn(beside);
+        let here = here();
+        (here, beside.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    })
+}
+
+/// The samples of a window of `pending` utterances: each utterance, then a spacer.
+fn packed_samples(
     channels: &[&[f32]],
-    utterances: &mut [Utterance],
+    utterances: &[Utterance],
     pending: &[usize],
     window: &Window,
-    recognize: &mut Recognize<'_>,
-) -> Result<bool, String> {
+) -> Vec<f32> {
     let spacer = vec![0.0f32; ms_to_samples(SPACER_MS)];
-    let mut captioned = false;
     let mut packed = Vec::with_capacity(window.length);
     for piece in &window.pieces {
         let utterance = &utterances[pending[piece.utterance]];
         packed.extend_from_slice(&channels[utterance.channel][utterance.span.clone()]);
         packed.extend_from_slice(&spacer);
     }
-    for word in without_stacked_runs(&recognize(&packed)?) {
+    packed
+}
+
+/// Gives each of a window's `pending` utterances its words, heard in the window, in call time;
+/// whether recognition captioned a sound (`[Music]`) in it.
+fn place_words(
+    utterances: &mut [Utterance],
+    pending: &[usize],
+    window: &Window,
+    words: &[Word],
+) -> bool {
+    let mut captioned = false;
+    for word in without_stacked_runs(words) {
         if is_annotation(&word.text) {
             captioned = true;
             continue;
@@ -339,7 +383,7 @@ fn recognize_window(
         let aligned_ms = word.aligned_ms.map(to_call_ms);
         utterance.words.push(Word { start_ms, end_ms: end_ms.max(start_ms), aligned_ms, ..word });
     }
-    Ok(captioned)
+    captioned
 }
 
 /// Words stamped at one instant, `STACKED_WORDS` or more in a row, are not speech: Whisper
@@ -542,6 +586,7 @@ fn samples_to_ms(samples: usize) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn word(text: &str, start_ms: i64, end_ms: i64) -> Word {
@@ -642,8 +687,8 @@ mod tests {
     fn recognizer(
         limit: usize,
         deaf_below: f32,
-    ) -> impl FnMut(&[f32]) -> Result<Vec<Word>, String> + Send {
-        move |samples: &[f32]| {
+    ) -> impl Fn(&[f32], usize) -> Result<Vec<Word>, String> + Sync {
+        move |samples: &[f32], _threads| {
             let ms = |at: usize| samples_to_ms(at);
             let words = vad::speech_regions(samples)
                 .into_iter()
@@ -682,7 +727,7 @@ mod tests {
         let audio = call_of(&[(0, 0.5), (1, 0.4), (0, 0.5), (1, 0.4)]);
         // The decoder ends every window after its first word.
         let transcript =
-            transcribe(&audio, stereo_hints(), None, None, &mut recognizer(1, 0.0)).unwrap();
+            transcribe(&audio, stereo_hints(), None, None, 1, &recognizer(1, 0.0)).unwrap();
         let summary = summary(&transcript);
         assert_eq!(
             summary,
@@ -714,12 +759,12 @@ mod tests {
     /// window's decoding may stop early or drop a sentence); counts the windows in `windows`.
     fn first_window_altered<'a>(
         windows: &'a AtomicUsize,
-        altered: impl Fn(Vec<Word>) -> Vec<Word> + Send + 'a,
-    ) -> impl FnMut(&[f32]) -> Result<Vec<Word>, String> + Send + 'a {
-        let mut hears = recognizer(usize::MAX, 0.0);
-        move |samples: &[f32]| {
+        altered: impl Fn(Vec<Word>) -> Vec<Word> + Sync + 'a,
+    ) -> impl Fn(&[f32], usize) -> Result<Vec<Word>, String> + Sync + 'a {
+        let hears = recognizer(usize::MAX, 0.0);
+        move |samples: &[f32], threads| {
             let first = windows.fetch_add(1, Ordering::Relaxed) == 0;
-            let words = hears(samples)?;
+            let words = hears(samples, threads)?;
             Ok(if first { altered(words) } else { words })
         }
     }
@@ -730,30 +775,66 @@ mod tests {
         let audio = line_then_reply(4);
         // The first window's decoding stops after one word; later ones hear everything.
         let windows = AtomicUsize::new(0);
-        let mut stops_once = first_window_altered(&windows, |words| words[..1].to_vec());
-        let transcript = transcribe(&audio, stereo_hints(), None, None, &mut stops_once).unwrap();
+        let stops_once = first_window_altered(&windows, |words| words[..1].to_vec());
+        let transcript = transcribe(&audio, stereo_hints(), None, None, 1, &stops_once).unwrap();
         assert_eq!(
             summary(&transcript),
             [(Role::Assistant, "w0.5 w0.5 w0.5 w0.5", false), (Role::User, "w0.4", false)]
         );
     }
 
+    /// Hears as `recognizer` does, and notes each window's length in seconds and threads.
+    fn noting<'a>(
+        asked: &'a Mutex<Vec<(usize, usize)>>,
+    ) -> impl Fn(&[f32], usize) -> Result<Vec<Word>, String> + Sync + 'a {
+        let hears = recognizer(usize::MAX, 0.0);
+        move |samples: &[f32], threads| {
+            let seconds = samples.len() / SAMPLE_RATE as usize;
+            asked.lock().unwrap().push((seconds, threads));
+            hears(samples, threads)
+        }
+    }
+
     #[test]
-    fn a_slowed_hearing_has_its_own_recognizer_beside_the_first_or_after_it() {
-        let audio = line_then_reply(3);
-        let hearings = |beside: bool| {
-            let (first, second) = (AtomicUsize::new(0), AtomicUsize::new(0));
-            let hears = |windows| first_window_altered(windows, |words| words);
-            let mut slowed = hears(&second);
-            let warp = Warp { factor: 0.9, recognize: &mut slowed, beside };
+    fn windows_of_a_like_length_are_heard_side_by_side_with_the_same_words() {
+        // 36 one-second lines, 1.8 s each in a window (voice activity's margins and the spacer
+        // included): windows of 15, 15 and 6 lines.
+        let lines: Vec<(usize, f32)> = (0..36).map(|line| (line % 2, 0.5)).collect();
+        let audio = call_of(&lines);
+        let heard = |threads: usize| {
+            let asked = Mutex::new(Vec::new());
             let transcript =
-                transcribe(&audio, stereo_hints(), None, Some(warp), &mut hears(&first));
-            // One window a hearing, each on its recognizer.
-            let windows = [&first, &second].map(|windows| windows.load(Ordering::Relaxed));
-            assert_eq!(windows, [1, 1], "beside: {beside}");
-            transcript.unwrap()
+                transcribe(&audio, stereo_hints(), None, None, threads, &noting(&asked)).unwrap();
+            let mut asked = asked.into_inner().unwrap();
+            asked.sort_unstable();
+            (transcript, asked)
         };
-        assert_eq!(hearings(true), hearings(false));
+        let (one_by_one, asked) = heard(1);
+        assert_eq!(asked, [(10, 1), (27, 1), (27, 1)]);
+        assert_eq!(one_by_one.turns.len(), 36);
+        // The two long windows side by side, a thread each; the short one on both threads.
+        let (side_by_side, asked) = heard(2);
+        assert_eq!(asked, [(10, 2), (27, 1), (27, 1)]);
+        assert_eq!(side_by_side, one_by_one);
+    }
+
+    #[test]
+    fn a_slowed_hearing_runs_beside_the_first_on_half_the_threads_or_after_it() {
+        let audio = line_then_reply(3);
+        let heard = |threads: usize| {
+            let asked = Mutex::new(Vec::new());
+            let transcript =
+                transcribe(&audio, stereo_hints(), None, Some(0.9), threads, &noting(&asked));
+            let mut asked = asked.into_inner().unwrap();
+            asked.sort_unstable();
+            (transcript.unwrap(), asked)
+        };
+        let (after, asked) = heard(1);
+        // One window a hearing, as recorded and slowed, each on one thread.
+        assert_eq!(asked, [(6, 1), (6, 1)]);
+        let (beside, asked) = heard(2);
+        assert_eq!(asked, [(6, 1), (6, 1)]);
+        assert_eq!(beside, after);
     }
 
     #[test]
@@ -763,9 +844,9 @@ mod tests {
         // The first window's decoding drops the line's last word: five words in 7.8 s is the
         // call's pace, not sparse, but 2.1 s of speech come after the fifth word.
         let windows = AtomicUsize::new(0);
-        let mut drops_the_last = first_window_altered(&windows, |words| words[..5].to_vec());
+        let drops_the_last = first_window_altered(&windows, |words| words[..5].to_vec());
         let transcript =
-            transcribe(&audio, stereo_hints(), None, None, &mut drops_the_last).unwrap();
+            transcribe(&audio, stereo_hints(), None, None, 1, &drops_the_last).unwrap();
         assert_eq!(
             summary(&transcript),
             [
@@ -805,7 +886,7 @@ mod tests {
     fn speech_recognition_cannot_hear_is_a_turn_marked_not_recognised() {
         let audio = call_of(&[(0, 0.5), (1, 0.1), (0, 0.5)]);
         let transcript =
-            transcribe(&audio, stereo_hints(), None, None, &mut recognizer(usize::MAX, 0.2))
+            transcribe(&audio, stereo_hints(), None, None, 1, &recognizer(usize::MAX, 0.2))
                 .unwrap();
         let summary = summary(&transcript);
         // The assistant's two lines stay apart: the caller spoke between them.
@@ -829,10 +910,10 @@ mod tests {
     #[test]
     fn a_stretch_heard_alone_as_a_sound_caption_is_not_speech() {
         let audio = call_of(&[(0, 0.5), (1, 0.1), (0, 0.5)]);
-        let mut hears = recognizer(usize::MAX, 0.2);
+        let hears = recognizer(usize::MAX, 0.2);
         // What the recognizer cannot hear as words it captions, as Whisper does for music.
-        let mut captions = |samples: &[f32]| {
-            let words = hears(samples)?;
+        let captions = |samples: &[f32], threads| {
+            let words = hears(samples, threads)?;
             if !words.is_empty() {
                 return Ok(words);
             }
@@ -845,7 +926,7 @@ mod tests {
             };
             Ok(vec![caption])
         };
-        let transcript = transcribe(&audio, stereo_hints(), None, None, &mut captions).unwrap();
+        let transcript = transcribe(&audio, stereo_hints(), None, None, 1, &captions).unwrap();
         // The assistant's two lines, and nothing for the music between them: no turn, and not
         // counted as speech lost.
         assert_eq!(summary(&transcript), [(Role::Assistant, "w0.5 w0.5", false)]);

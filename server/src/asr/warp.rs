@@ -8,14 +8,16 @@ use super::turns::{Recognize, Utterance};
 use super::whisper::Word;
 use crate::audio::decode;
 
-/// Recognizes `samples` slowed by `factor`, the words' times mapped back to `samples`' own.
+/// Recognizes `samples` slowed by `factor` on `threads` threads, the words' times mapped back
+/// to `samples`' own.
 pub fn slowed_hearing(
     samples: &[f32],
     factor: f32,
-    recognize: &mut Recognize<'_>,
+    threads: usize,
+    recognize: &Recognize<'_>,
 ) -> Result<Vec<Word>, String> {
     let (slowed, factor) = decode::slowed(samples, factor)?;
-    let mut words = recognize(&slowed)?;
+    let mut words = recognize(&slowed, threads)?;
     #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
     let back = |ms: i64| (ms as f64 * f64::from(factor)).round() as i64;
     for word in &mut words {
@@ -84,13 +86,15 @@ mod tests {
     #[test]
     fn a_slowed_hearings_times_are_mapped_back_to_the_samples_given() {
         let samples = vec![0.01f32; 3 * SAMPLE_RATE as usize];
-        let mut asked = Vec::new();
-        let mut recognize = |slowed: &[f32]| {
-            asked.push(slowed.len());
+        let asked = std::sync::Mutex::new(Vec::new());
+        let recognize = |slowed: &[f32], threads| {
+            asked.lock().unwrap().push((slowed.len(), threads));
             Ok(vec![word("dental", 1176, 0.9)])
         };
-        let words = slowed_hearing(&samples, 0.85, &mut recognize).unwrap();
-        assert!((asked[0] as f32 - samples.len() as f32 / 0.85).abs() < 100.0, "{asked:?}");
+        let words = slowed_hearing(&samples, 0.85, 1, &recognize).unwrap();
+        let asked = asked.into_inner().unwrap();
+        assert!((asked[0].0 as f32 - samples.len() as f32 / 0.85).abs() < 100.0, "{asked:?}");
+        assert_eq!(asked[0].1, 1);
         let times = (words[0].start_ms, words[0].end_ms, words[0].aligned_ms);
         assert_eq!(times, (1000, 1340, Some(1008)));
     }

@@ -1,5 +1,5 @@
-//! Whisper through whisper.cpp: a `Recognizer` for each hearing of a call, sharing one loaded
-//! model.
+//! Whisper through whisper.cpp: one loaded model, shared by the transcription threads, and a
+//! decoding state made for each window it hears.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -58,12 +58,25 @@ impl Model {
         &self.name
     }
 
-    pub fn recognizer(&self) -> Result<Recognizer, String> {
-        let state = self
+    /// Transcribes up to 30 s of 16 kHz English speech into words with timings, on `threads`
+    /// CPU threads: greedily (the best of two samples when temperature fallback samples), or
+    /// with a beam of `beam_size` when it is over 1.
+    ///
+    /// Each call decodes on a state made for it (under 20 ms), so the words depend on the
+    /// samples alone, and calls may run side by side: whisper.cpp seeds the sampler of a
+    /// state's first decoder once, when the state is made, so on a state used before a
+    /// temperature fallback's words would depend on what that state heard before.
+    pub fn words(
+        &self,
+        samples: &[f32],
+        beam_size: u32,
+        threads: usize,
+    ) -> Result<Vec<Word>, String> {
+        let mut state = self
             .context
             .create_state()
-            .map_err(|error| format!("creating a recognizer: {error}"))?;
-        Ok(Recognizer { state, end_of_text: self.context.token_eot() })
+            .map_err(|error| format!("creating a decoding state: {error}"))?;
+        decode(&mut state, self.context.token_eot(), samples, beam_size, threads)
     }
 }
 
@@ -94,115 +107,97 @@ fn alignment_heads(path: &Path) -> Result<DtwModelPreset, String> {
     }
 }
 
-/// One decoding state, made for one hearing of one call (`asr::run` says why).
-pub struct Recognizer {
-    state: WhisperState,
-    end_of_text: i32,
-}
-
-impl std::fmt::Debug for Recognizer {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("Recognizer").finish_non_exhaustive()
-    }
-}
-
 /// whisper.cpp refuses input shorter than a second.
 const MIN_SAMPLES: usize = SAMPLE_RATE as usize * 11 / 10;
 
-impl Recognizer {
-    /// Transcribes up to 30 s of 16 kHz English speech into words with timings, on `threads`
-    /// CPU threads: greedily (the best of two samples when temperature fallback samples), or
-    /// with a beam of `beam_size` when it is over 1.
-    pub fn words(
-        &mut self,
-        samples: &[f32],
-        beam_size: u32,
-        threads: usize,
-    ) -> Result<Vec<Word>, String> {
-        let mut padded;
-        let samples = if samples.len() < MIN_SAMPLES {
-            padded = samples.to_vec();
-            padded.resize(MIN_SAMPLES, 0.0);
-            &padded[..]
-        } else {
-            samples
-        };
-        let strategy = match i32::try_from(beam_size) {
-            Ok(beam_size @ 2..) => SamplingStrategy::BeamSearch { beam_size, patience: -1.0 },
-            _ => SamplingStrategy::Greedy { best_of: 2 },
-        };
-        let mut params = FullParams::new(strategy);
-        params.set_n_threads(i32::try_from(threads).unwrap_or(1));
-        params.set_language(Some("en"));
-        params.set_translate(false);
-        // Each window is decoded on its own: a hallucination cannot carry into the next.
-        params.set_no_context(true);
-        params.set_token_timestamps(true);
-        params.set_suppress_blank(true);
-        params.set_print_special(false);
-        params.set_print_progress(false);
-        params.set_print_realtime(false);
-        params.set_print_timestamps(false);
-        // One segment a window: the decoder never seeks inside it, so the DTW alignment always
-        // spans the whole window (whisper.cpp aborts the process when a seek leaves it fewer
-        // than 8 audio positions to filter). Words are placed by their aligned times, not by
-        // segments.
-        params.set_single_segment(true);
-        // Whisper encodes 30 s whatever it is given; a short window (a call's last, mostly) is
-        // encoded over its own length and two seconds more (50 positions a second).
-        let seconds = samples.len().div_ceil(SAMPLE_RATE as usize);
-        if seconds < 20 {
-            params.set_audio_ctx(i32::try_from((seconds + 2) * 50).unwrap_or(1500));
-        }
-        self.state
-            .full(params, samples)
-            .map_err(|error| format!("speech recognition failed: {error}"))?;
-        let mut words: Vec<Word> = Vec::new();
-        let mut probabilities: Vec<f32> = Vec::new();
-        let mut pending: Vec<u8> = Vec::new();
-        for segment in self.state.as_iter() {
-            for index in 0..segment.n_tokens() {
-                let Some(token) = segment.get_token(index) else { continue };
-                let data = token.token_data();
-                if data.id >= self.end_of_text {
-                    continue; // special and timestamp tokens
-                }
-                let bytes =
-                    token.to_bytes().map_err(|error| format!("reading a token: {error}"))?;
-                let starts_word = bytes.first() == Some(&b' ') || words.is_empty();
-                if starts_word && !pending.is_empty() {
-                    if let Some(last) = words.last_mut() {
-                        last.text.push_str(&String::from_utf8_lossy(&pending));
-                    }
-                    pending.clear();
-                }
-                if starts_word {
-                    if let Some(last) = words.last_mut() {
-                        last.probability = mean(&probabilities);
-                    }
-                    probabilities.clear();
-                    words.push(Word {
-                        text: String::new(),
-                        start_ms: data.t0 * 10,
-                        end_ms: data.t1 * 10,
-                        probability: 0.0,
-                        aligned_ms: (data.t_dtw >= 0).then_some(data.t_dtw * 10),
-                    });
-                }
-                pending.extend_from_slice(bytes);
-                probabilities.push(data.p);
+/// `Model::words` on `state`; tokens from `end_of_text` on are special or timestamps.
+fn decode(
+    state: &mut WhisperState,
+    end_of_text: i32,
+    samples: &[f32],
+    beam_size: u32,
+    threads: usize,
+) -> Result<Vec<Word>, String> {
+    let mut padded;
+    let samples = if samples.len() < MIN_SAMPLES {
+        padded = samples.to_vec();
+        padded.resize(MIN_SAMPLES, 0.0);
+        &padded[..]
+    } else {
+        samples
+    };
+    let strategy = match i32::try_from(beam_size) {
+        Ok(beam_size @ 2..) => SamplingStrategy::BeamSearch { beam_size, patience: -1.0 },
+        _ => SamplingStrategy::Greedy { best_of: 2 },
+    };
+    let mut params = FullParams::new(strategy);
+    params.set_n_threads(i32::try_from(threads).unwrap_or(1));
+    params.set_language(Some("en"));
+    params.set_translate(false);
+    // Each window is decoded on its own: a hallucination cannot carry into the next.
+    params.set_no_context(true);
+    params.set_token_timestamps(true);
+    params.set_suppress_blank(true);
+    params.set_print_special(false);
+    params.set_print_progress(false);
+    params.set_print_realtime(false);
+    params.set_print_timestamps(false);
+    // One segment a window: the decoder never seeks inside it, so the DTW alignment always
+    // spans the whole window (whisper.cpp aborts the process when a seek leaves it fewer
+    // than 8 audio positions to filter). Words are placed by their aligned times, not by
+    // segments.
+    params.set_single_segment(true);
+    // Whisper encodes 30 s whatever it is given; a short window (a call's last, mostly) is
+    // encoded over its own length and two seconds more (50 positions a second).
+    let seconds = samples.len().div_ceil(SAMPLE_RATE as usize);
+    if seconds < 20 {
+        params.set_audio_ctx(i32::try_from((seconds + 2) * 50).unwrap_or(1500));
+    }
+    state.full(params, samples).map_err(|error| format!("speech recognition failed: {error}"))?;
+    let mut words: Vec<Word> = Vec::new();
+    let mut probabilities: Vec<f32> = Vec::new();
+    let mut pending: Vec<u8> = Vec::new();
+    for segment in state.as_iter() {
+        for index in 0..segment.n_tokens() {
+            let Some(token) = segment.get_token(index) else { continue };
+            let data = token.token_data();
+            if data.id >= end_of_text {
+                continue; // special and timestamp tokens
+            }
+            let bytes = token.to_bytes().map_err(|error| format!("reading a token: {error}"))?;
+            let starts_word = bytes.first() == Some(&b' ') || words.is_empty();
+            if starts_word && !pending.is_empty() {
                 if let Some(last) = words.last_mut() {
-                    last.end_ms = last.end_ms.max(data.t1 * 10);
+                    last.text.push_str(&String::from_utf8_lossy(&pending));
                 }
+                pending.clear();
+            }
+            if starts_word {
+                if let Some(last) = words.last_mut() {
+                    last.probability = mean(&probabilities);
+                }
+                probabilities.clear();
+                words.push(Word {
+                    text: String::new(),
+                    start_ms: data.t0 * 10,
+                    end_ms: data.t1 * 10,
+                    probability: 0.0,
+                    aligned_ms: (data.t_dtw >= 0).then_some(data.t_dtw * 10),
+                });
+            }
+            pending.extend_from_slice(bytes);
+            probabilities.push(data.p);
+            if let Some(last) = words.last_mut() {
+                last.end_ms = last.end_ms.max(data.t1 * 10);
             }
         }
-        if let Some(last) = words.last_mut() {
-            last.text.push_str(&String::from_utf8_lossy(&pending));
-            last.probability = mean(&probabilities);
-        }
-        words.retain(|word| !word.text.trim().is_empty());
-        Ok(words)
     }
+    if let Some(last) = words.last_mut() {
+        last.text.push_str(&String::from_utf8_lossy(&pending));
+        last.probability = mean(&probabilities);
+    }
+    words.retain(|word| !word.text.trim().is_empty());
+    Ok(words)
 }
 
 fn mean(values: &[f32]) -> f32 {
