@@ -110,6 +110,20 @@ fn alignment_heads(path: &Path) -> Result<DtwModelPreset, String> {
 /// whisper.cpp refuses input shorter than a second.
 const MIN_SAMPLES: usize = SAMPLE_RATE as usize * 11 / 10;
 
+/// The most tokens a window's decoding may take: `TOKENS_PER_SECOND` a second of its samples
+/// and `TOKENS_AT_START` more. whisper.cpp decodes until every beam has ended, and a beam caught
+/// repeating itself runs to its limit (224 tokens) however few the winning beam needs: a
+/// 13-second slowed window of a mono bench call took 4.9 s instead of 1.9 s. Speech takes about
+/// 3 tokens a second. A window cut short by the cap leaves speech after its last word, which
+/// is heard again alone (`turns::Utterance::is_clipped`).
+const TOKENS_PER_SECOND: usize = 6;
+const TOKENS_AT_START: usize = 16;
+
+/// The token cap of a window of `seconds` (`TOKENS_PER_SECOND`).
+fn max_tokens(seconds: usize) -> i32 {
+    i32::try_from(seconds * TOKENS_PER_SECOND + TOKENS_AT_START).unwrap_or(i32::MAX)
+}
+
 /// `Model::words` on `state`; tokens from `end_of_text` on are special or timestamps.
 fn decode(
     state: &mut WhisperState,
@@ -150,6 +164,7 @@ fn decode(
     // Whisper encodes 30 s whatever it is given; a short window (a call's last, mostly) is
     // encoded over its own length and two seconds more (50 positions a second).
     let seconds = samples.len().div_ceil(SAMPLE_RATE as usize);
+    params.set_max_tokens(max_tokens(seconds));
     if seconds < 20 {
         params.set_audio_ctx(i32::try_from((seconds + 2) * 50).unwrap_or(1500));
     }
@@ -217,6 +232,16 @@ mod tests {
             .collect();
         std::fs::write(file.path(), bytes).unwrap();
         file
+    }
+
+    #[test]
+    fn the_token_cap_holds_fast_speech_and_stays_within_whispers_limit() {
+        // A whole 28-second window of fast speech (4 words a second, 5 tokens) fits.
+        assert!(max_tokens(28) >= 28 * 5);
+        // A second of speech padded to whisper.cpp's shortest input: a sentence of 12 words.
+        assert!(max_tokens(2) >= 16 + 12);
+        // The longest window, slowed by the warp (0.9), stays under the decoder's 224 tokens.
+        assert!(max_tokens(30 * 10 / 9 + 1) < 224);
     }
 
     #[test]
