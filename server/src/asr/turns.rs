@@ -1,10 +1,11 @@
 //! From decoded audio to turns: speech regions per channel, packed into recognition windows
 //! with an offset map, words mapped back to call time, and turns interleaved by time.
 //!
-//! Whisper always encodes 30 s. Transcribing each utterance alone wastes most of that on
-//! padding; concatenating a channel's utterances (with short silent spacers) into windows of up
-//! to `WINDOW_MS` and mapping each word back through the offset map keeps exact call times at a
-//! fraction of the encoder work.
+//! Whisper was trained on 30-second windows. Transcribing each utterance alone pays a window's
+//! fixed costs for every utterance and hears it without its neighbours; concatenating
+//! utterances (with short silent spacers) into windows of up to `WINDOW_MS` and mapping each
+//! word back through the offset map keeps exact call times at a fraction of the work. A window
+//! is encoded over its own length where that loses nothing (`Hearing::whole_context`).
 
 use std::ops::Range;
 
@@ -42,6 +43,7 @@ pub type Recognize<'a> = dyn Fn(&[f32], Hearing) -> Result<Vec<Word>, String> + 
 /// How one window is heard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hearing {
+    /// CPU threads.
     pub threads: usize,
     /// Whether a window of 20 s or more is encoded over Whisper's whole 30 s rather than over
     /// its own length and 2 s more, as shorter windows are. True in mono, where the words'
