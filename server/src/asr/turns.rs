@@ -126,17 +126,12 @@ pub fn transcribe(
             let slowed = |samples: &[f32], threads| {
                 warp::slowed_hearing(samples, factor, threads, recognize)
             };
-            let (plain, slowed) = if threads >= 2 {
-                let (plain, slowed) = side_by_side(
-                    || utterances(&channels, gap_ms, WINDOW_MS, threads - threads / 2, recognize),
-                    || utterances(&channels, gap_ms, window_ms, threads / 2, &slowed),
-                );
-                (plain?, slowed?)
-            } else {
-                let plain = utterances(&channels, gap_ms, WINDOW_MS, threads, recognize)?;
-                (plain, utterances(&channels, gap_ms, window_ms, threads, &slowed)?)
-            };
-            warp::surer_by_channel(plain, slowed, channels.len())
+            let (plain, slowed) = sharing(
+                threads,
+                |threads| utterances(&channels, gap_ms, WINDOW_MS, threads, recognize),
+                |threads| utterances(&channels, gap_ms, window_ms, threads, &slowed),
+            );
+            warp::surer_by_channel(plain?, slowed?, channels.len())
         }
     };
     let turns = if stereo {
@@ -305,9 +300,9 @@ fn pace_of(utterances: &[Utterance]) -> f64 {
     rates.get(rates.len() / 2).copied().unwrap_or(0.0)
 }
 
-/// Each window's words. With two threads or more, windows of about the same length are heard
-/// two at a time, side by side on a share of the threads each; the others, one by one on all of
-/// them. (A pair takes as long as its longer window on fewer threads: beside a much shorter
+/// Each window's words. Windows of about the same length are heard two at a time (`sharing`:
+/// side by side on half the threads each when there are two or more); the others, one by one on
+/// all of them. (A pair takes as long as its longer window on fewer threads: beside a much shorter
 /// one, that is longer than the two one after the other on all the threads.)
 fn hear_windows(
     windows: &[Window],
@@ -331,27 +326,35 @@ fn hear_windows(
     let mut heard = vec![Vec::new(); windows.len()];
     let mut next = longest_first.into_iter().peekable();
     while let Some(longer) = next.next() {
-        let shorter = next.next_if(|&shorter| {
-            threads >= 2 && windows[shorter].length * 4 >= windows[longer].length * 3
-        });
-        let Some(shorter) = shorter else {
+        let like_length =
+            |&shorter: &usize| windows[shorter].length * 4 >= windows[longer].length * 3;
+        let Some(shorter) = next.next_if(like_length) else {
             heard[longer] = hear(longer, threads)?;
             continue;
         };
         let (longer_words, shorter_words) =
-            side_by_side(|| hear(longer, threads - threads / 2), || hear(shorter, threads / 2));
+            sharing(threads, |threads| hear(longer, threads), |threads| hear(shorter, threads));
         heard[longer] = longer_words?;
         heard[shorter] = shorter_words?;
     }
     Ok(heard)
 }
 
-/// Runs `here` on this thread and `beside` on another at the same time; both results.
-fn side_by_side<A, B: Send>(here: impl FnOnce() -> A, beside: impl FnOnce() -> B + Send) -> (A, B) {
+/// Runs `first` and `second`, each on its share of `threads`: side by side on half the threads
+/// each when there are two or more, otherwise one after the other on all of them.
+fn sharing<A, B: Send>(
+    threads: usize,
+    first: impl FnOnce(usize) -> A,
+    second: impl FnOnce(usize) -> B + Send,
+) -> (A, B) {
+    if threads < 2 {
+        let first = first(threads);
+        return (first, second(threads));
+    }
     std::thread::scope(|scope| {
-        let beside = scope.spawn(beside);
-        let here = here();
-        (here, beside.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        let second = scope.spawn(move || second(threads / 2));
+        let first = first(threads - threads / 2);
+        (first, second.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
     })
 }
 
