@@ -13,6 +13,7 @@ use pitch_detection::detector::mcleod::McLeodDetector;
 
 use super::speaker::{self, SpeakerEncoder};
 use super::turns::Utterance;
+use super::whisper::Word;
 use super::vad;
 use crate::audio::decode::SAMPLE_RATE;
 
@@ -44,6 +45,8 @@ const PITCH_FRAME: usize = 1_024;
 const PITCH_HOP: usize = 320;
 /// Pitches outside this range (Hz) are octave errors or noise, not a voice's F0.
 const VOICE_PITCH_HZ: std::ops::RangeInclusive<f32> = 60.0..=500.0;
+/// Timestamps further than this from a word's aligned time have drifted (`said_at_ms`).
+const DRIFTED_MS: i64 = 1_000;
 /// How periodic a frame must be (McLeod's clarity) to count as voiced.
 const VOICED_CLARITY: f32 = 0.7;
 
@@ -82,6 +85,16 @@ pub fn split_by_voice(
         .map(|(piece, _)| piece.span.len().min(ms_to_samples(MAX_PIECE_WEIGHT_MS)) as f32)
         .collect();
     let labels = speaker::two_speakers(&voices, &weights);
+    for ((piece, _), (speaker, confidence)) in pieces.iter().zip(&labels) {
+        tracing::debug!(
+            start_ms = samples_to_ms(piece.span.start),
+            end_ms = samples_to_ms(piece.span.end),
+            words = piece.words.len(),
+            speaker,
+            confidence,
+            "a mono call's piece of one voice"
+        );
+    }
     pieces
         .into_iter()
         .zip(labels)
@@ -190,8 +203,8 @@ fn split(
         start = end;
     }
     for word in &utterance.words {
-        let middle = ms_to_samples(usize::try_from((word.start_ms + word.end_ms) / 2).unwrap_or(0));
-        let piece = pieces.iter().rposition(|(piece, _)| piece.span.start <= middle).unwrap_or(0);
+        let at = ms_to_samples(usize::try_from(said_at_ms(word)).unwrap_or(0));
+        let piece = pieces.iter().rposition(|(piece, _)| piece.span.start <= at).unwrap_or(0);
         pieces[piece].0.words.push(word.clone());
     }
     let mut merged: Vec<(Utterance, Vec<f32>)> = Vec::with_capacity(pieces.len());
@@ -208,6 +221,21 @@ fn split(
         }
     }
     merged
+}
+
+/// Where a word was said, for the piece it goes to: the middle of its timestamps, unless they
+/// lie more than `DRIFTED_MS` from its aligned time, which then decides. Where neither has
+/// gone astray the two differ by under a second (up to 0.8 s on the call below), and the
+/// timestamps, which span the word, placed the words at a change of voice as well or better
+/// (docs/BENCHMARKS.md). But in a long window the timestamps can drift by seconds: an 8 kHz
+/// mono call's "It will reach" was stamped at 10-14 s, spoken at 4.8-5.3 s where its aligned
+/// times put it, and the other voice's answer went to the first voice's piece.
+fn said_at_ms(word: &Word) -> i64 {
+    let middle = (word.start_ms + word.end_ms) / 2;
+    match word.aligned_ms {
+        Some(aligned) if (middle - aligned).abs() > DRIFTED_MS => aligned,
+        _ => middle,
+    }
 }
 
 /// Adds to `cuts` the windows of `range` where a new voice starts (circular binary
@@ -292,10 +320,13 @@ fn ms_to_samples(ms: usize) -> usize {
     ms * SAMPLE_RATE as usize / 1000
 }
 
+fn samples_to_ms(samples: usize) -> usize {
+    samples * 1000 / SAMPLE_RATE as usize
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::asr::whisper::Word;
 
     const SECOND: usize = SAMPLE_RATE as usize;
 
@@ -371,6 +402,39 @@ mod tests {
         // Each piece carries the voice of its own windows.
         assert!(speaker::cosine(&pieces[0].1, &voice(false)) > 0.999, "{pieces:?}");
         assert!(speaker::cosine(&pieces[1].1, &voice(true)) > 0.999, "{pieces:?}");
+    }
+
+    #[test]
+    fn words_whose_timestamps_drifted_go_to_the_piece_of_their_aligned_time() {
+        let pause = 2_300 * SECOND / 1000..2_500 * SECOND / 1000;
+        let samples = speech_with_pauses(5, std::slice::from_ref(&pause));
+        let aligned = |text, start_ms, end_ms, aligned_ms| Word {
+            aligned_ms: Some(aligned_ms),
+            ..word(text, start_ms, end_ms)
+        };
+        let utterance = Utterance {
+            channel: 0,
+            span: 0..5 * SECOND,
+            words: vec![
+                // Stamped seconds after the change of voice, aligned before it.
+                aligned("one", 3_000, 3_600, 300),
+                aligned("two", 3_600, 4_200, 1_200),
+                // Stamped before it, aligned (lagging) within a second after it: the
+                // timestamps stand.
+                aligned("three", 1_700, 2_200, 2_800),
+                aligned("four", 2_600, 3_000, 3_400),
+                // No aligned time: the timestamps.
+                word("five", 4_500, 4_900),
+            ],
+        };
+        let windows = windows(&utterance.span);
+        let embeddings: Vec<Vec<f32>> = windows
+            .iter()
+            .map(|window| voice((window.start + window.end) / 2 > pause.start))
+            .collect();
+        let pieces = split(&samples, &utterance, &windows, &embeddings);
+        let words: Vec<Vec<&str>> = pieces.iter().map(|(piece, _)| texts(piece)).collect();
+        assert_eq!(words, [vec!["one", "two", "three"], vec!["four", "five"]], "{pieces:#?}");
     }
 
     #[test]
