@@ -262,9 +262,7 @@ fn run(
         _ => &models.whisper,
     };
     let warp = Some(settings.telephone_warp).filter(|&factor| telephone && factor < 1.0);
-    let recognize = |samples: &[f32], hearing: turns::Hearing| {
-        model.words(samples, beam, hearing.threads, hearing.whole_context)
-    };
+    let recognize = |samples: &[f32], threads| model.words(samples, beam, threads);
     let speakers = models.speakers.as_ref();
     let mut transcript =
         turns::transcribe(&decoded, hints, speakers, warp, settings.threads, &recognize)

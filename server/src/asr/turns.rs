@@ -5,7 +5,7 @@
 //! fixed costs for every utterance and hears it without its neighbours; concatenating
 //! utterances (with short silent spacers) into windows of up to `WINDOW_MS` and mapping each
 //! word back through the offset map keeps exact call times at a fraction of the work. A window
-//! is encoded over its own length where that loses nothing (`Hearing::whole_context`).
+//! is encoded over its own length, not over Whisper's whole 30 s (`whisper::Model::words`).
 
 use std::ops::Range;
 
@@ -34,27 +34,11 @@ const SPARSE_FLOOR_WPS: f64 = 0.5;
 /// one by one); a line whose last sentence was dropped left 1.8 s.
 const CLIPPED_MS: i64 = 1_500;
 
-/// Recognizes up to 30 s of 16 kHz samples into words timed from their start, as `Hearing`
-/// says. The words must depend on the samples and the hearing alone (not on what was heard
-/// before), so that windows can be heard side by side in any order and give the words they give
-/// one by one.
-pub type Recognize<'a> = dyn Fn(&[f32], Hearing) -> Result<Vec<Word>, String> + Sync + 'a;
-
-/// How one window is heard.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Hearing {
-    /// CPU threads.
-    pub threads: usize,
-    /// Whether a window of 20 s or more is encoded over Whisper's whole 30 s rather than over
-    /// its own length and 2 s more, as shorter windows are. True in mono, where the words'
-    /// aligned times decide the speaker: on the bench's mono calls with long windows, the
-    /// shorter encoding moved words to the other speaker, while on stereo calls it was as good
-    /// and took a sixth less time (docs/BENCHMARKS.md).
-    pub whole_context: bool,
-}
-
-/// `Recognize` within one call, whose hearing differs only in its threads.
-pub(super) type RecognizeOn<'a> = dyn Fn(&[f32], usize) -> Result<Vec<Word>, String> + Sync + 'a;
+/// Recognizes up to 30 s of 16 kHz samples into words timed from their start, on the given
+/// number of CPU threads. The words must depend on the samples alone (not on what was heard
+/// before, nor on the threads), so that windows can be heard side by side in any order and give
+/// the words they give one by one.
+pub type Recognize<'a> = dyn Fn(&[f32], usize) -> Result<Vec<Word>, String> + Sync + 'a;
 
 /// What decides which channel is the assistant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,9 +97,6 @@ pub fn transcribe(
         mixed = audio.mixdown();
         (vec![mixed.as_slice()], MONO_UTTERANCE_GAP_MS)
     };
-    let recognize =
-        |samples: &[f32], threads| recognize(samples, Hearing { threads, whole_context: !stereo });
-    let recognize: &RecognizeOn<'_> = &recognize;
     let heard = match warp {
         None => utterances(&channels, gap_ms, WINDOW_MS, threads, recognize)?,
         Some(factor) => {
@@ -174,7 +155,7 @@ fn utterances(
     gap_ms: usize,
     window_ms: usize,
     threads: usize,
-    recognize: &RecognizeOn<'_>,
+    recognize: &Recognize<'_>,
 ) -> Result<Vec<Utterance>, String> {
     let gap = ms_to_samples(gap_ms);
     let mut utterances: Vec<Utterance> = Vec::new();
@@ -308,7 +289,7 @@ fn hear_windows(
     windows: &[Window],
     threads: usize,
     packed: impl Fn(&Window) -> Vec<f32> + Sync,
-    recognize: &RecognizeOn<'_>,
+    recognize: &Recognize<'_>,
 ) -> Result<Vec<Vec<Word>>, String> {
     let hear = |at: usize, threads: usize| {
         let started = std::time::Instant::now();
@@ -711,8 +692,8 @@ mod tests {
     fn recognizer(
         limit: usize,
         deaf_below: f32,
-    ) -> impl Fn(&[f32], Hearing) -> Result<Vec<Word>, String> + Sync {
-        move |samples: &[f32], _hearing| {
+    ) -> impl Fn(&[f32], usize) -> Result<Vec<Word>, String> + Sync {
+        move |samples: &[f32], _threads| {
             let ms = |at: usize| samples_to_ms(at);
             let words = vad::speech_regions(samples)
                 .into_iter()
@@ -784,11 +765,11 @@ mod tests {
     fn first_window_altered<'a>(
         windows: &'a AtomicUsize,
         altered: impl Fn(Vec<Word>) -> Vec<Word> + Sync + 'a,
-    ) -> impl Fn(&[f32], Hearing) -> Result<Vec<Word>, String> + Sync + 'a {
+    ) -> impl Fn(&[f32], usize) -> Result<Vec<Word>, String> + Sync + 'a {
         let hears = recognizer(usize::MAX, 0.0);
-        move |samples: &[f32], hearing| {
+        move |samples: &[f32], threads| {
             let first = windows.fetch_add(1, Ordering::Relaxed) == 0;
-            let words = hears(samples, hearing)?;
+            let words = hears(samples, threads)?;
             Ok(if first { altered(words) } else { words })
         }
     }
@@ -810,14 +791,12 @@ mod tests {
     /// Hears as `recognizer` does, and notes each window's length in seconds and threads.
     fn noting<'a>(
         asked: &'a Mutex<Vec<(usize, usize)>>,
-    ) -> impl Fn(&[f32], Hearing) -> Result<Vec<Word>, String> + Sync + 'a {
+    ) -> impl Fn(&[f32], usize) -> Result<Vec<Word>, String> + Sync + 'a {
         let hears = recognizer(usize::MAX, 0.0);
-        move |samples: &[f32], hearing: Hearing| {
+        move |samples: &[f32], threads| {
             let seconds = samples.len() / SAMPLE_RATE as usize;
-            asked.lock().unwrap().push((seconds, hearing.threads));
-            // Stereo: every window encoded over its own length.
-            assert!(!hearing.whole_context);
-            hears(samples, hearing)
+            asked.lock().unwrap().push((seconds, threads));
+            hears(samples, threads)
         }
     }
 
@@ -842,24 +821,6 @@ mod tests {
         let (side_by_side, asked) = heard(2);
         assert_eq!(asked, [(10, 2), (27, 1), (27, 1)]);
         assert_eq!(side_by_side, one_by_one);
-    }
-
-    #[test]
-    fn mono_windows_keep_whispers_whole_context_and_stereo_ones_their_own_length() {
-        let stereo = call_of(&[(0, 0.5), (1, 0.4)]);
-        let mono = DecodedAudio {
-            channels: vec![stereo.channels[0].clone(), stereo.channels[0].clone()],
-            ..stereo.clone()
-        };
-        let hears = recognizer(usize::MAX, 0.0);
-        for (audio, whole_context) in [(&stereo, false), (&mono, true)] {
-            let checked = |samples: &[f32], hearing: Hearing| {
-                assert_eq!(hearing, Hearing { threads: 2, whole_context });
-                hears(samples, hearing)
-            };
-            let transcript = transcribe(audio, stereo_hints(), None, None, 2, &checked).unwrap();
-            assert_eq!(transcript.speaker_labels_estimated, whole_context);
-        }
     }
 
     #[test]
@@ -956,8 +917,8 @@ mod tests {
         let audio = call_of(&[(0, 0.5), (1, 0.1), (0, 0.5)]);
         let hears = recognizer(usize::MAX, 0.2);
         // What the recognizer cannot hear as words it captions, as Whisper does for music.
-        let captions = |samples: &[f32], hearing| {
-            let words = hears(samples, hearing)?;
+        let captions = |samples: &[f32], threads| {
+            let words = hears(samples, threads)?;
             if !words.is_empty() {
                 return Ok(words);
             }

@@ -13,8 +13,8 @@ use pitch_detection::detector::mcleod::McLeodDetector;
 
 use super::speaker::{self, SpeakerEncoder};
 use super::turns::Utterance;
-use super::whisper::Word;
 use super::vad;
+use super::whisper::Word;
 use crate::audio::decode::SAMPLE_RATE;
 
 /// A window: one partial of the speaker encoder (1.6 s).

@@ -4,7 +4,7 @@
 //! recognizers have long done by choosing, per speaker, the warp their model likes best.
 //! Measured on 8 kHz calls in docs/BENCHMARKS.md.
 
-use super::turns::{RecognizeOn, Utterance};
+use super::turns::{Recognize, Utterance};
 use super::whisper::Word;
 use crate::audio::decode;
 
@@ -14,7 +14,7 @@ pub fn slowed_hearing(
     samples: &[f32],
     factor: f32,
     threads: usize,
-    recognize: &RecognizeOn<'_>,
+    recognize: &Recognize<'_>,
 ) -> Result<Vec<Word>, String> {
     let (slowed, factor) = decode::slowed(samples, factor)?;
     let mut words = recognize(&slowed, threads)?;

@@ -61,8 +61,7 @@ impl Model {
     /// Transcribes up to 30 s of 16 kHz English speech into words with timings, on `threads`
     /// CPU threads: greedily (the best of two samples when temperature fallback samples), or
     /// with a beam of `beam_size` when it is over 1. The encoder runs over the samples' length
-    /// and 2 s more (50 positions a second), except that with `whole_context` a window of 20 s
-    /// or more is encoded over Whisper's whole 30 s.
+    /// and 2 s more (50 positions a second), not over Whisper's whole 30 s.
     ///
     /// Each call decodes on a state made for it (under 20 ms), so the words depend on the
     /// samples alone, and calls may run side by side: whisper.cpp seeds the sampler of a
@@ -73,14 +72,13 @@ impl Model {
         samples: &[f32],
         beam_size: u32,
         threads: usize,
-        whole_context: bool,
     ) -> Result<Vec<Word>, String> {
         let mut state = self
             .context
             .create_state()
             .map_err(|error| format!("creating a decoding state: {error}"))?;
         let eot = self.context.token_eot();
-        decode(&mut state, eot, samples, beam_size, threads, whole_context)
+        decode(&mut state, eot, samples, beam_size, threads)
     }
 }
 
@@ -135,7 +133,6 @@ fn decode(
     samples: &[f32],
     beam_size: u32,
     threads: usize,
-    whole_context: bool,
 ) -> Result<Vec<Word>, String> {
     let mut padded;
     let samples = if samples.len() < MIN_SAMPLES {
@@ -169,9 +166,7 @@ fn decode(
     // Whisper encodes 30 s whatever it is given, unless told how many positions to encode.
     let seconds = samples.len().div_ceil(SAMPLE_RATE as usize);
     params.set_max_tokens(max_tokens(seconds));
-    if seconds < 20 || !whole_context {
-        params.set_audio_ctx(i32::try_from(((seconds + 2) * 50).min(1500)).unwrap_or(1500));
-    }
+    params.set_audio_ctx(i32::try_from(((seconds + 2) * 50).min(1500)).unwrap_or(1500));
     state.full(params, samples).map_err(|error| format!("speech recognition failed: {error}"))?;
     let mut words: Vec<Word> = Vec::new();
     let mut probabilities: Vec<f32> = Vec::new();
