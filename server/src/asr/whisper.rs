@@ -126,6 +126,15 @@ fn max_tokens(seconds: usize) -> i32 {
     i32::try_from(seconds * TOKENS_PER_SECOND + TOKENS_AT_START).unwrap_or(i32::MAX)
 }
 
+/// The encoder positions a window of `seconds` is encoded over: its length and 2 s more, 50
+/// positions a second, rounded up to a multiple of 8 (at most 1,496, 29.92 s, for Whisper's
+/// 1,500). ggml's tiled matrix kernels (llamafile's tinyBLAS) take an attention product only
+/// when its positions are a multiple of 8; otherwise it falls back to a dot product per output.
+fn audio_positions(seconds: usize) -> i32 {
+    const MOST: usize = 1_496;
+    i32::try_from(((seconds + 2) * 50).next_multiple_of(8).min(MOST)).unwrap_or(1_496)
+}
+
 /// `Model::words` on `state`; tokens from `end_of_text` on are special or timestamps.
 fn decode(
     state: &mut WhisperState,
@@ -166,7 +175,7 @@ fn decode(
     // Whisper encodes 30 s whatever it is given, unless told how many positions to encode.
     let seconds = samples.len().div_ceil(SAMPLE_RATE as usize);
     params.set_max_tokens(max_tokens(seconds));
-    params.set_audio_ctx(i32::try_from(((seconds + 2) * 50).min(1500)).unwrap_or(1500));
+    params.set_audio_ctx(audio_positions(seconds));
     state.full(params, samples).map_err(|error| format!("speech recognition failed: {error}"))?;
     let mut words: Vec<Word> = Vec::new();
     let mut probabilities: Vec<f32> = Vec::new();
@@ -241,6 +250,20 @@ mod tests {
         assert!(max_tokens(2) >= 16 + 12);
         // The longest window, slowed by the warp (0.9), stays under the decoder's 224 tokens.
         assert!(max_tokens(30 * 10 / 9 + 1) < 224);
+    }
+
+    #[test]
+    fn a_window_is_encoded_over_its_length_and_two_seconds_in_multiples_of_8_positions() {
+        // 27 s and 2 s more: 1,450 positions, rounded up to 1,456.
+        assert_eq!(audio_positions(27), 1_456);
+        assert_eq!(audio_positions(14), 800);
+        // The longest window, 28 s: within Whisper's 1,500 positions, still a multiple of 8.
+        assert_eq!(audio_positions(28), 1_496);
+        assert!((1..=40).all(|seconds| {
+            let positions = audio_positions(seconds);
+            let least = i32::try_from((seconds.min(28) + 1) * 50).unwrap();
+            positions % 8 == 0 && positions <= 1_500 && positions >= least
+        }));
     }
 
     #[test]
