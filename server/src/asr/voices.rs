@@ -371,27 +371,27 @@ mod tests {
         if other { vec![0.714, 0.7] } else { vec![0.0, 1.0] }
     }
 
-    #[test]
-    fn an_utterance_is_split_where_the_voice_changes_at_the_pause_between_them() {
-        // One voice until a 200 ms pause at 2.3 s (shorter than the pause that ends a mono
-        // utterance), the other after it.
+    /// One voice until a 200 ms pause at 2.3 s (shorter than the pause that ends a mono
+    /// utterance), the other after it: a 5-second utterance of `words`, the pause, and its pieces.
+    fn split_at_a_pause(words: Vec<Word>) -> (Range<usize>, Vec<(Utterance, Vec<f32>)>) {
         let pause = 2_300 * SECOND / 1000..2_500 * SECOND / 1000;
         let samples = speech_with_pauses(5, std::slice::from_ref(&pause));
-        let utterance = Utterance {
-            channel: 0,
-            span: 0..5 * SECOND,
-            words: vec![
-                word("one", 200, 900),
-                word("two", 1_000, 2_200),
-                word("three", 2_600, 4_000),
-            ],
-        };
+        let utterance = Utterance { channel: 0, span: 0..5 * SECOND, words };
         let windows = windows(&utterance.span);
         let embeddings: Vec<Vec<f32>> = windows
             .iter()
             .map(|window| voice((window.start + window.end) / 2 > pause.start))
             .collect();
-        let pieces = split(&samples, &utterance, &windows, &embeddings);
+        (pause, split(&samples, &utterance, &windows, &embeddings))
+    }
+
+    #[test]
+    fn an_utterance_is_split_where_the_voice_changes_at_the_pause_between_them() {
+        let (pause, pieces) = split_at_a_pause(vec![
+            word("one", 200, 900),
+            word("two", 1_000, 2_200),
+            word("three", 2_600, 4_000),
+        ]);
         assert_eq!(pieces.len(), 2, "{pieces:#?}");
         let (first, second) = (&pieces[0].0, &pieces[1].0);
         assert!(pause.contains(&first.span.end), "{pieces:#?}");
@@ -406,33 +406,21 @@ mod tests {
 
     #[test]
     fn words_whose_timestamps_drifted_go_to_the_piece_of_their_aligned_time() {
-        let pause = 2_300 * SECOND / 1000..2_500 * SECOND / 1000;
-        let samples = speech_with_pauses(5, std::slice::from_ref(&pause));
         let aligned = |text, start_ms, end_ms, aligned_ms| Word {
             aligned_ms: Some(aligned_ms),
             ..word(text, start_ms, end_ms)
         };
-        let utterance = Utterance {
-            channel: 0,
-            span: 0..5 * SECOND,
-            words: vec![
-                // Stamped seconds after the change of voice, aligned before it.
-                aligned("one", 3_000, 3_600, 300),
-                aligned("two", 3_600, 4_200, 1_200),
-                // Stamped before it, aligned (lagging) within a second after it: the
-                // timestamps stand.
-                aligned("three", 1_700, 2_200, 2_800),
-                aligned("four", 2_600, 3_000, 3_400),
-                // No aligned time: the timestamps.
-                word("five", 4_500, 4_900),
-            ],
-        };
-        let windows = windows(&utterance.span);
-        let embeddings: Vec<Vec<f32>> = windows
-            .iter()
-            .map(|window| voice((window.start + window.end) / 2 > pause.start))
-            .collect();
-        let pieces = split(&samples, &utterance, &windows, &embeddings);
+        let (_, pieces) = split_at_a_pause(vec![
+            // Stamped seconds after the change of voice, aligned before it.
+            aligned("one", 3_000, 3_600, 300),
+            aligned("two", 3_600, 4_200, 1_200),
+            // Stamped before it, aligned (lagging) within a second after it: the timestamps
+            // stand.
+            aligned("three", 1_700, 2_200, 2_800),
+            aligned("four", 2_600, 3_000, 3_400),
+            // No aligned time: the timestamps.
+            word("five", 4_500, 4_900),
+        ]);
         let words: Vec<Vec<&str>> = pieces.iter().map(|(piece, _)| texts(piece)).collect();
         assert_eq!(words, [vec!["one", "two", "three"], vec!["four", "five"]], "{pieces:#?}");
     }

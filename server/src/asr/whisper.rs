@@ -131,8 +131,9 @@ fn max_tokens(seconds: usize) -> i32 {
 /// 1,500). ggml's tiled matrix kernels (llamafile's tinyBLAS) take an attention product only
 /// when its positions are a multiple of 8; otherwise it falls back to a dot product per output.
 fn audio_positions(seconds: usize) -> i32 {
-    const MOST: usize = 1_496;
-    i32::try_from(((seconds + 2) * 50).next_multiple_of(8).min(MOST)).unwrap_or(1_496)
+    const MOST: u16 = 1_496;
+    let positions = ((seconds + 2) * 50).next_multiple_of(8);
+    u16::try_from(positions).map_or(MOST, |positions| positions.min(MOST)).into()
 }
 
 /// `Model::words` on `state`; tokens from `end_of_text` on are special or timestamps.
