@@ -580,11 +580,11 @@ fn merge_runs(turns: impl Iterator<Item = Turn>) -> Vec<Turn> {
     merged
 }
 
-fn ms_to_samples(ms: usize) -> usize {
+pub(super) fn ms_to_samples(ms: usize) -> usize {
     ms * SAMPLE_RATE as usize / 1000
 }
 
-fn samples_to_ms(samples: usize) -> i64 {
+pub(super) fn samples_to_ms(samples: usize) -> i64 {
     i64::try_from(samples * 1000 / SAMPLE_RATE as usize).unwrap_or(i64::MAX)
 }
 

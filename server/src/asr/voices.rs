@@ -12,7 +12,7 @@ use pitch_detection::detector::PitchDetector;
 use pitch_detection::detector::mcleod::McLeodDetector;
 
 use super::speaker::{self, SpeakerEncoder};
-use super::turns::Utterance;
+use super::turns::{Utterance, ms_to_samples, samples_to_ms};
 use super::vad;
 use super::whisper::Word;
 use crate::audio::decode::SAMPLE_RATE;
@@ -314,14 +314,6 @@ fn quietest(samples: &[f32], between: Range<usize>, within: &Range<usize>) -> us
         })
         .unwrap_or(0);
     from + quietest * vad::FRAME + span * vad::FRAME / 2
-}
-
-fn ms_to_samples(ms: usize) -> usize {
-    ms * SAMPLE_RATE as usize / 1000
-}
-
-fn samples_to_ms(samples: usize) -> usize {
-    samples * 1000 / SAMPLE_RATE as usize
 }
 
 #[cfg(test)]

@@ -77,8 +77,7 @@ impl Model {
             .context
             .create_state()
             .map_err(|error| format!("creating a decoding state: {error}"))?;
-        let eot = self.context.token_eot();
-        decode(&mut state, eot, samples, beam_size, threads)
+        decode(&mut state, self.context.token_eot(), samples, beam_size, threads)
     }
 }
 
