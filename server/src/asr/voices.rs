@@ -205,6 +205,14 @@ fn split(
     for word in &utterance.words {
         let at = ms_to_samples(usize::try_from(said_at_ms(word)).unwrap_or(0));
         let piece = pieces.iter().rposition(|(piece, _)| piece.span.start <= at).unwrap_or(0);
+        tracing::trace!(
+            text = word.text,
+            start_ms = word.start_ms,
+            end_ms = word.end_ms,
+            aligned_ms = word.aligned_ms,
+            piece,
+            "a mono call's word placed"
+        );
         pieces[piece].0.words.push(word.clone());
     }
     let mut merged: Vec<(Utterance, Vec<f32>)> = Vec::with_capacity(pieces.len());
