@@ -33,6 +33,9 @@ const SPARSE_FLOOR_WPS: f64 = 0.5;
 /// a last word took, from its aligned time to the end of the speech, was 1.3 s (six digits read
 /// one by one); a line whose last sentence was dropped left 1.8 s.
 const CLIPPED_MS: i64 = 1_500;
+/// A word of one hearing is the same word of another hearing when spelled alike and within
+/// this of it by aligned time (`Utterance::fill_clipped_from`).
+const ANCHOR_MS: i64 = 500;
 
 /// Recognizes up to 30 s of 16 kHz samples into words timed from their start, on the given
 /// number of CPU threads. The words must depend on the samples alone (not on what was heard
@@ -205,6 +208,19 @@ fn utterances(
             utterance.is_sparse(pace) || utterance.is_clipped()
         });
     }
+    for &index in &pending {
+        let utterance = &utterances[index];
+        let (start_ms, end_ms) = utterance.span_ms();
+        tracing::debug!(
+            channel = utterance.channel,
+            start_ms,
+            end_ms,
+            words = utterance.words.len(),
+            first_aligned_ms = utterance.aligned_span().map(|(first, _)| first),
+            last_aligned_ms = utterance.aligned_span().map(|(_, last)| last),
+            "an utterance still sparse or clipped after hearing it again"
+        );
+    }
     let mut index = 0;
     utterances.retain(|utterance| {
         index += 1;
@@ -234,6 +250,43 @@ impl Utterance {
         let (start, end) = self.span_ms();
         self.aligned_span()
             .is_some_and(|(first, last)| first - start > CLIPPED_MS || end - last > CLIPPED_MS)
+    }
+
+    /// Fills a clipped end (`is_clipped`) from `other`, another hearing's words of the same
+    /// channel in time order, and returns how many words it took. Past its last word (by
+    /// aligned time) come the words `other` heard after the same word within `ANCHOR_MS` of
+    /// it, up to the utterance's end; before its first word, those `other` heard before it,
+    /// from the utterance's start. Without that word in `other` nothing is taken: the two
+    /// hearings are then too unlike to splice without doubling or dropping a word. A call
+    /// heard twice can lose a sentence in one hearing, every time it is heard again, that
+    /// the other kept (docs/BENCHMARKS.md).
+    pub(super) fn fill_clipped_from(&mut self, other: &[&Word]) -> usize {
+        let (start, end) = self.span_ms();
+        let Some((first, last)) = self.aligned_span() else { return 0 };
+        let before = self.words.len();
+        if end - last > CLIPPED_MS
+            && let Some(at) = self.words.iter().rposition(|word| word.aligned_ms == Some(last))
+            && let Some(anchor) = same_word_near(other, &self.words[at], last)
+        {
+            let tail = other[anchor + 1..]
+                .iter()
+                .take_while(|word| word.aligned_ms.is_some_and(|aligned| aligned < end))
+                .map(|&word| word.clone());
+            self.words.extend(tail);
+        }
+        if first - start > CLIPPED_MS
+            && let Some(at) = self.words.iter().position(|word| word.aligned_ms == Some(first))
+            && let Some(anchor) = same_word_near(other, &self.words[at], first)
+        {
+            let head: Vec<Word> = other[..anchor]
+                .iter()
+                .rev()
+                .take_while(|word| word.aligned_ms.is_some_and(|aligned| aligned >= start))
+                .map(|&word| word.clone())
+                .collect();
+            self.words.splice(0..0, head.into_iter().rev());
+        }
+        self.words.len() - before
     }
 
     /// Where it starts and ends in the call, in milliseconds.
@@ -267,6 +320,23 @@ impl Utterance {
         });
         (last.end_ms.min(to) - first.start_ms.max(from)).clamp(0, end - start)
     }
+}
+
+/// The index in `words` of the word spelled as `word` (letters and digits, any case) whose
+/// aligned time is nearest `aligned_ms`, within `ANCHOR_MS`.
+fn same_word_near(words: &[&Word], word: &Word, aligned_ms: i64) -> Option<usize> {
+    let spelling = |text: &str| -> String {
+        text.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+    };
+    let wanted = spelling(&word.text);
+    words
+        .iter()
+        .enumerate()
+        .filter(|(_, other)| spelling(&other.text) == wanted)
+        .filter_map(|(index, other)| Some((index, (other.aligned_ms? - aligned_ms).abs())))
+        .filter(|&(_, distance)| distance <= ANCHOR_MS)
+        .min_by_key(|&(_, distance)| distance)
+        .map(|(index, _)| index)
 }
 
 /// The pace of a call: the median words a second of its utterances heard and long enough to

@@ -4,7 +4,7 @@
 //! recognizers have long done by choosing, per speaker, the warp their model likes best.
 //! Measured on 8 kHz calls in docs/BENCHMARKS.md.
 
-use super::turns::{Recognize, Utterance};
+use super::turns::{self, Recognize, Utterance};
 use super::whisper::Word;
 use crate::audio::decode;
 
@@ -29,7 +29,8 @@ pub fn slowed_hearing(
 }
 
 /// For each of `channels`, its utterances from the hearing whose words have the higher mean
-/// log probability (`plain` on a tie), in time order.
+/// log probability (`plain` on a tie), in time order; an utterance of that hearing that is
+/// clipped takes the words it lacks from the other (`Utterance::fill_clipped_from`).
 pub fn surer_by_channel(
     plain: Vec<Utterance>,
     slowed: Vec<Utterance>,
@@ -38,12 +39,37 @@ pub fn surer_by_channel(
     let slowed_channels: Vec<usize> = (0..channels)
         .filter(|&channel| sureness(&slowed, channel) > sureness(&plain, channel))
         .collect();
-    let mut chosen: Vec<Utterance> = plain
-        .into_iter()
-        .filter(|utterance| !slowed_channels.contains(&utterance.channel))
-        .chain(slowed.into_iter().filter(|utterance| slowed_channels.contains(&utterance.channel)))
-        .collect();
+    let hearings = plain.into_iter().map(|utterance| (utterance, false));
+    let (mut chosen, mut other) = (Vec::new(), Vec::new());
+    for (utterance, heard_slowed) in hearings.chain(slowed.into_iter().map(|u| (u, true))) {
+        if slowed_channels.contains(&utterance.channel) == heard_slowed {
+            chosen.push(utterance);
+        } else {
+            other.push(utterance);
+        }
+    }
     chosen.sort_by_key(|utterance| (utterance.span.start, utterance.channel));
+    other.sort_by_key(|utterance| utterance.span.start);
+    let other_words: Vec<Vec<&Word>> = (0..channels)
+        .map(|channel| {
+            other
+                .iter()
+                .filter(|heard| heard.channel == channel)
+                .flat_map(|heard| &heard.words)
+                .collect()
+        })
+        .collect();
+    for utterance in &mut chosen {
+        let taken = utterance.fill_clipped_from(&other_words[utterance.channel]);
+        if taken > 0 {
+            tracing::debug!(
+                channel = utterance.channel,
+                start_ms = turns::samples_to_ms(utterance.span.start),
+                taken,
+                "a clipped utterance filled from the other hearing"
+            );
+        }
+    }
     chosen
 }
 
@@ -127,5 +153,62 @@ mod tests {
         let unheard: Vec<Utterance> =
             plain.iter().map(|u| Utterance { words: Vec::new(), ..u.clone() }).collect();
         assert_eq!(surer_by_channel(plain.clone(), unheard, 2), plain);
+    }
+
+    /// A 6-second utterance of channel 0 from 1 s, with `words` (text, aligned ms, probability).
+    fn said(words: &[(&str, i64, f32)]) -> Utterance {
+        let second = SAMPLE_RATE as usize;
+        Utterance {
+            channel: 0,
+            span: second..7 * second,
+            words: words
+                .iter()
+                .map(|&(text, aligned, probability)| Word {
+                    aligned_ms: Some(aligned),
+                    ..word(text, aligned - 10, probability)
+                })
+                .collect(),
+        }
+    }
+
+    fn texts(heard: &[Utterance]) -> Vec<String> {
+        heard
+            .iter()
+            .map(|u| u.words.iter().map(|w| w.text.trim()).collect::<Vec<_>>().join(" "))
+            .collect()
+    }
+
+    #[test]
+    fn a_clipped_utterance_takes_the_words_it_lacks_from_the_other_hearing() {
+        // Slowed is surer, but its decoding started at "Which", 4.1 s into the utterance, and
+        // stopped after "free", 1.6 s before the utterance's end.
+        let slowed = vec![said(&[("Which", 5_100, 0.9), ("is", 5_200, 0.9), ("free", 5_400, 0.9)])];
+        let plain = vec![said(&[
+            ("Yes.", 1_300, 0.6),
+            ("Which", 4_900, 0.6),
+            ("is", 5_100, 0.6),
+            ("free", 5_300, 0.6),
+            ("for", 5_500, 0.6),
+            ("everyone.", 5_800, 0.6),
+        ])];
+        let chosen = surer_by_channel(plain.clone(), slowed, 1);
+        assert_eq!(texts(&chosen), ["Yes. Which is free for everyone."]);
+        // The taken words keep the other hearing's times.
+        assert_eq!(chosen[0].words[0].aligned_ms, Some(1_300));
+        assert_eq!(chosen[0].words[4].aligned_ms, Some(5_500));
+
+        // Past its last word, only up to the utterance's end (7 s).
+        let late = vec![said(&[("free", 5_300, 0.6), ("for", 5_500, 0.6), ("all", 7_200, 0.6)])];
+        let clipped = vec![said(&[("free", 5_400, 0.9)])];
+        assert_eq!(texts(&surer_by_channel(late, clipped.clone(), 1)), ["free for"]);
+
+        // Without its last word near the same time in the other hearing, nothing is taken:
+        // "free" said again 2 s later is not the same word.
+        let unlike = vec![said(&[("so", 3_000, 0.6), ("free", 6_400, 0.6), ("for", 6_600, 0.6)])];
+        assert_eq!(texts(&surer_by_channel(unlike, clipped, 1)), ["free"]);
+
+        // An utterance heard to its ends takes nothing.
+        let whole = vec![said(&[("Which", 1_600, 0.9), ("is", 4_000, 0.9), ("free", 6_000, 0.9)])];
+        assert_eq!(surer_by_channel(plain, whole.clone(), 1), whole);
     }
 }
