@@ -39,9 +39,10 @@ pub fn surer_by_channel(
     let slowed_channels: Vec<usize> = (0..channels)
         .filter(|&channel| sureness(&slowed, channel) > sureness(&plain, channel))
         .collect();
-    let hearings = plain.into_iter().map(|utterance| (utterance, false));
+    let plain = plain.into_iter().map(|utterance| (utterance, false));
+    let slowed = slowed.into_iter().map(|utterance| (utterance, true));
     let (mut chosen, mut other) = (Vec::new(), Vec::new());
-    for (utterance, heard_slowed) in hearings.chain(slowed.into_iter().map(|u| (u, true))) {
+    for (utterance, heard_slowed) in plain.chain(slowed) {
         if slowed_channels.contains(&utterance.channel) == heard_slowed {
             chosen.push(utterance);
         } else {
@@ -203,7 +204,7 @@ mod tests {
         assert_eq!(texts(&surer_by_channel(late, clipped.clone(), 1)), ["free for"]);
 
         // Without its last word near the same time in the other hearing, nothing is taken:
-        // "free" said again 2 s later is not the same word.
+        // "free" 1 s later is not the same word.
         let unlike = vec![said(&[("so", 3_000, 0.6), ("free", 6_400, 0.6), ("for", 6_600, 0.6)])];
         assert_eq!(texts(&surer_by_channel(unlike, clipped, 1)), ["free"]);
 
