@@ -14,6 +14,7 @@ use super::whisper::Word;
 use super::{vad, voices, warp};
 use crate::audio::decode::{DecodedAudio, SAMPLE_RATE};
 use crate::model::conversation::{Role, Turn};
+use crate::model::datapoints::search_words;
 
 /// The longest window, spacers included, in which Whisper hears a call: under its 30 s.
 const WINDOW_MS: usize = 28_000;
@@ -211,13 +212,14 @@ fn utterances(
     for &index in &pending {
         let utterance = &utterances[index];
         let (start_ms, end_ms) = utterance.span_ms();
+        let aligned = utterance.aligned_span();
         tracing::debug!(
             channel = utterance.channel,
             start_ms,
             end_ms,
             words = utterance.words.len(),
-            first_aligned_ms = utterance.aligned_span().map(|(first, _)| first),
-            last_aligned_ms = utterance.aligned_span().map(|(_, last)| last),
+            first_aligned_ms = aligned.map(|(first, _)| first),
+            last_aligned_ms = aligned.map(|(_, last)| last),
             "an utterance still sparse or clipped after hearing it again"
         );
     }
@@ -322,12 +324,10 @@ impl Utterance {
     }
 }
 
-/// The index in `words` of the word spelled as `word` (letters and digits, any case) whose
-/// aligned time is nearest `aligned_ms`, within `ANCHOR_MS`.
+/// The index in `words` of the word spelled as `word` (as searches compare words: letters and
+/// digits, any case or accent) whose aligned time is nearest `aligned_ms`, within `ANCHOR_MS`.
 fn same_word_near(words: &[&Word], word: &Word, aligned_ms: i64) -> Option<usize> {
-    let spelling = |text: &str| -> String {
-        text.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
-    };
+    let spelling = |text: &str| search_words(text).collect::<Vec<String>>();
     let wanted = spelling(&word.text);
     words
         .iter()

@@ -139,11 +139,7 @@ mod tests {
             utterance(0, 6, &[("thanks", 0.7)]),
         ];
         let chosen = surer_by_channel(plain.clone(), slowed, 2);
-        let texts: Vec<String> = chosen
-            .iter()
-            .map(|u| u.words.iter().map(|w| w.text.trim()).collect::<Vec<_>>().join(" "))
-            .collect();
-        assert_eq!(texts, ["city dental", "my order", "thanks"]);
+        assert_eq!(texts(&chosen), ["city dental", "my order", "thanks"]);
         // one word the model barely believes outweighs a higher mean probability
         let doubtful = vec![utterance(0, 0, &[("city", 0.95), ("to", 0.95), ("mental", 0.05)])];
         let even = vec![utterance(0, 0, &[("city", 0.6), ("dental", 0.6), ("office", 0.6)])];
