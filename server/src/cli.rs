@@ -77,6 +77,8 @@ pub enum Command {
         model: PathBuf,
         #[arg(long)]
         speaker_model: PathBuf,
+        #[arg(long)]
+        segmentation_model: PathBuf,
         /// The Whisper model for audio recorded at 8 kHz or less; without it, `--model`.
         #[arg(long)]
         telephone_model: Option<PathBuf>,
@@ -144,6 +146,7 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::AsrWorker {
             model,
             speaker_model,
+            segmentation_model,
             telephone_model,
             threads,
             max_audio_seconds,
@@ -154,6 +157,7 @@ pub async fn run(cli: Cli) -> CommandResult {
                 model_path: model,
                 telephone_model_path: telephone_model,
                 speaker_model_path: speaker_model,
+                segmentation_model_path: segmentation_model,
                 threads,
                 concurrent_jobs: 1,
                 max_audio_seconds,

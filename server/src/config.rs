@@ -666,6 +666,9 @@ impl Config {
             speaker_model_path: self
                 .models_dir()
                 .join(crate::speech_models::SPEAKER_ENCODER.file_name),
+            segmentation_model_path: self
+                .models_dir()
+                .join(crate::speech_models::SEGMENTATION.file_name),
             threads: self.asr.threads,
             concurrent_jobs: self.asr.concurrent_jobs,
             max_audio_seconds: self.asr.max_audio_seconds,

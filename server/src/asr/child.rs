@@ -115,6 +115,8 @@ impl Worker {
             .arg(&settings.model_path)
             .arg("--speaker-model")
             .arg(&settings.speaker_model_path)
+            .arg("--segmentation-model")
+            .arg(&settings.segmentation_model_path)
             .args(
                 settings
                     .telephone_model_path

@@ -7,6 +7,7 @@
 mod child;
 #[cfg(test)]
 mod coverage_tests;
+pub mod segmentation;
 pub mod speaker;
 pub mod turns;
 pub mod vad;
@@ -34,6 +35,8 @@ pub struct AsrSettings {
     pub telephone_model_path: Option<PathBuf>,
     /// The speaker encoder that separates the voices of mono calls.
     pub speaker_model_path: PathBuf,
+    /// The segmentation model that finds where the voices of a mono call overlap.
+    pub segmentation_model_path: PathBuf,
     pub threads: usize,
     pub concurrent_jobs: usize,
     pub max_audio_seconds: u32,
@@ -183,7 +186,7 @@ impl AsrSettings {
 struct Models {
     whisper: whisper::Model,
     telephone: Option<whisper::Model>,
-    speakers: Option<speaker::SpeakerEncoder>,
+    speakers: Option<speaker::VoiceModels>,
 }
 
 fn load_models(settings: &AsrSettings) -> Result<Models, String> {
@@ -197,7 +200,21 @@ fn load_models(settings: &AsrSettings) -> Result<Models, String> {
         _ => None,
     };
     let speakers = match speaker::SpeakerEncoder::load(&settings.speaker_model_path) {
-        Ok(encoder) => Some(encoder),
+        Ok(encoder) => {
+            let segmentation = match segmentation::Segmentation::load(
+                &settings.segmentation_model_path,
+            ) {
+                Ok(model) => Some(model),
+                Err(reason) => {
+                    tracing::warn!(
+                        reason = %reason,
+                        "mono calls' overlapped speech is not looked for until `earshot models install` adds the segmentation model"
+                    );
+                    None
+                }
+            };
+            Some(speaker::VoiceModels { encoder, segmentation })
+        }
         Err(reason) => {
             tracing::warn!(
                 reason = %reason,
@@ -288,6 +305,8 @@ pub(crate) mod tests {
             telephone_model_path: None,
             speaker_model_path: testing::model_dir()
                 .join(crate::speech_models::SPEAKER_ENCODER.file_name),
+            segmentation_model_path: testing::model_dir()
+                .join(crate::speech_models::SEGMENTATION.file_name),
             threads: 1,
             concurrent_jobs: 1,
             max_audio_seconds: 600,
@@ -386,6 +405,40 @@ pub(crate) mod tests {
         }
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_short_line_spoken_over_by_the_other_voice_keeps_its_speaker() {
+        let line = |speaker: usize, pause_before_ms: i64, text: &str| testing::ScriptedLine {
+            speaker,
+            text: text.to_owned(),
+            pause_before_ms,
+        };
+        // The assistant's short line is alone for 0.7 s, then the caller speaks over its end
+        // and goes on: one utterance, too short a stretch of the assistant for its voice to be
+        // told by embeddings. The overlap where the caller joins is the change of speaker.
+        let script = [
+            line(1, 500, "Is there anything else I can do?"),
+            line(0, 1_400, "Thanks for waiting."),
+            line(1, -790, "You are welcome, have a good evening."),
+            line(0, 470, "Do I need the receipt for that?"),
+        ];
+        let call = testing::spoken_call(&script);
+        let hints = RoleHints { first_turn: Role::User, assistant_channel: None };
+        let transcript = engine()
+            .transcribe(
+                testing::wav_from_channels(&[call.mono()], 16_000).into(),
+                "audio/wav",
+                hints,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            testing::covered_lines(&call.lines, &transcript.turns),
+            [true; 4],
+            "{:#?}",
+            transcript.turns
+        );
+    }
+
     /// Audio recorded at 8 kHz goes to the telephone model, wideband audio to the main one; a
     /// telephone model that is not installed leaves telephone audio to the main model.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -401,6 +454,7 @@ pub(crate) mod tests {
             model_path: models.join(crate::speech_models::WHISPER_TINY_EN.file_name),
             telephone_model_path: Some(telephone),
             speaker_model_path: models.join(crate::speech_models::SPEAKER_ENCODER.file_name),
+            segmentation_model_path: models.join(crate::speech_models::SEGMENTATION.file_name),
             // Two: the 8 kHz call's two hearings run side by side, on a thread each
             // (`turns::transcribe`).
             threads: 2,
@@ -458,6 +512,7 @@ pub(crate) mod tests {
             model_path: "/nonexistent/ggml-tiny.en.bin".into(),
             telephone_model_path: None,
             speaker_model_path: "/nonexistent/ge2e.safetensors".into(),
+            segmentation_model_path: "/nonexistent/segmentation.safetensors".into(),
             threads: 1,
             concurrent_jobs: 1,
             max_audio_seconds: 60,

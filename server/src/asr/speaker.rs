@@ -33,6 +33,14 @@ struct Lstm {
     bias: ndarray::Array1<f32>,
 }
 
+/// What tells the voices of a mono call apart: the speaker encoder, and the segmentation
+/// model that finds where they speak at once (None until `earshot models install` adds it).
+#[derive(Clone, Debug)]
+pub struct VoiceModels {
+    pub encoder: SpeakerEncoder,
+    pub segmentation: Option<super::segmentation::Segmentation>,
+}
+
 /// The loaded encoder; cheap to clone.
 #[derive(Clone)]
 pub struct SpeakerEncoder {

@@ -9,7 +9,7 @@
 
 use std::ops::Range;
 
-use super::speaker::SpeakerEncoder;
+use super::speaker::VoiceModels;
 use super::whisper::Word;
 use super::{vad, voices, warp};
 use crate::audio::decode::{DecodedAudio, SAMPLE_RATE};
@@ -87,7 +87,7 @@ impl Transcript {
 pub fn transcribe(
     audio: &DecodedAudio,
     hints: RoleHints,
-    speakers: Option<&SpeakerEncoder>,
+    speakers: Option<&VoiceModels>,
     warp: Option<f32>,
     threads: usize,
     recognize: &Recognize<'_>,
@@ -121,8 +121,8 @@ pub fn transcribe(
     };
     let turns = if stereo {
         stereo_turns(&heard, hints)
-    } else if let Some(encoder) = speakers {
-        diarized_turns(channels[0], &heard, hints.first_turn, encoder)
+    } else if let Some(models) = speakers {
+        diarized_turns(channels[0], &heard, hints.first_turn, models)
     } else {
         mono_turns(&heard, hints.first_turn)
     };
@@ -578,10 +578,10 @@ fn diarized_turns(
     samples: &[f32],
     utterances: &[Utterance],
     first_turn: Role,
-    encoder: &SpeakerEncoder,
+    models: &VoiceModels,
 ) -> Vec<Turn> {
     let other = if first_turn == Role::User { Role::Assistant } else { Role::User };
-    let turns = voices::split_by_voice(samples, utterances, encoder).into_iter().map(|voiced| {
+    let turns = voices::split_by_voice(samples, utterances, models).into_iter().map(|voiced| {
         let role = if voiced.speaker == 0 { first_turn } else { other };
         to_turn(role, None, &voiced.utterance, Some(voiced.confidence))
     });

@@ -11,7 +11,7 @@ use std::ops::Range;
 use pitch_detection::detector::PitchDetector;
 use pitch_detection::detector::mcleod::McLeodDetector;
 
-use super::speaker::{self, SpeakerEncoder};
+use super::speaker::{self, VoiceModels};
 use super::turns::{Utterance, ms_to_samples, samples_to_ms};
 use super::vad;
 use super::whisper::Word;
@@ -47,6 +47,8 @@ const PITCH_HOP: usize = 320;
 const VOICE_PITCH_HZ: std::ops::RangeInclusive<f32> = 60.0..=500.0;
 /// Timestamps further than this from a word's aligned time have drifted (`said_at_ms`).
 const DRIFTED_MS: i64 = 1_000;
+/// An overlap cuts a piece only this far from its ends: each side is speech of its own.
+const OVERLAP_SIDE_MS: usize = 500;
 /// How periodic a frame must be (McLeod's clarity) to count as voiced.
 const VOICED_CLARITY: f32 = 0.7;
 
@@ -61,30 +63,47 @@ pub struct Voiced {
 }
 
 /// The utterances of a mono call (`samples`, 16 kHz), split where the speaker changes, each
-/// piece given its speaker.
+/// piece given its speaker. Where the segmentation model finds two voices at once inside a
+/// piece, with speech of its own on each side, the piece is cut where the overlap starts, and
+/// the two sides are told apart by turn-taking (`apart_at_overlaps`).
 pub fn split_by_voice(
     samples: &[f32],
     utterances: &[Utterance],
-    encoder: &SpeakerEncoder,
+    models: &VoiceModels,
 ) -> Vec<Voiced> {
     let windows: Vec<Vec<Range<usize>>> =
         utterances.iter().map(|utterance| windows(&utterance.span)).collect();
     // Windows overlap four times over: embedded from slices of the call, never copied.
     let all: Vec<&[f32]> =
         windows.iter().flatten().map(|window| &samples[window.clone()]).collect();
-    let mut embedded = with_pitch(encoder.embed(&all), &all).into_iter();
+    let mut embedded = with_pitch(models.encoder.embed(&all), &all).into_iter();
     let mut pieces: Vec<(Utterance, Vec<f32>)> = Vec::new();
     for (utterance, windows) in utterances.iter().zip(&windows) {
         let embeddings: Vec<Vec<f32>> = embedded.by_ref().take(windows.len()).collect();
         pieces.extend(split(samples, utterance, windows, &embeddings));
     }
+    let overlaps = models
+        .segmentation
+        .as_ref()
+        .map(|segmentation| segmentation.overlaps(samples))
+        .unwrap_or_default();
+    tracing::debug!(
+        overlaps_ms = ?overlaps
+            .iter()
+            .map(|overlap| samples_to_ms(overlap.start)..samples_to_ms(overlap.end))
+            .collect::<Vec<_>>(),
+        "a mono call's overlapped speech"
+    );
+    let (pieces, overlap_cuts) = cut_at_overlaps(pieces, &overlaps);
     let voices: Vec<Vec<f32>> = pieces.iter().map(|(_, voice)| voice.clone()).collect();
     #[allow(clippy::cast_precision_loss)]
     let weights: Vec<f32> = pieces
         .iter()
         .map(|(piece, _)| piece.span.len().min(ms_to_samples(MAX_PIECE_WEIGHT_MS)) as f32)
         .collect();
-    let labels = speaker::two_speakers(&voices, &weights);
+    let mut labels = speaker::two_speakers(&voices, &weights);
+    let spans: Vec<Range<usize>> = pieces.iter().map(|(piece, _)| piece.span.clone()).collect();
+    apart_at_overlaps(&spans, &overlap_cuts, &mut labels);
     for ((piece, _), (speaker, confidence)) in pieces.iter().zip(&labels) {
         tracing::debug!(
             start_ms = samples_to_ms(piece.span.start),
@@ -100,6 +119,79 @@ pub fn split_by_voice(
         .zip(labels)
         .map(|((utterance, _), (speaker, confidence))| Voiced { utterance, speaker, confidence })
         .collect()
+}
+
+/// `pieces` cut where an overlap (of `overlaps`) starts inside one, which goes on before it
+/// and after it, with words said on each side of its start: a second voice joined the first
+/// there, and one of them went on alone. The piece must go on `OVERLAP_SIDE_MS` beyond the
+/// overlap at an end where its utterance ends, and a window beyond it where the voices'
+/// embeddings already found a change (an overlap that close is that change, placed as finely
+/// as windows can). Both sides keep the piece's voice. Also returns the index of each piece
+/// that ends at such a cut.
+fn cut_at_overlaps(
+    pieces: Vec<(Utterance, Vec<f32>)>,
+    overlaps: &[Range<usize>],
+) -> (Vec<(Utterance, Vec<f32>)>, Vec<usize>) {
+    let (side, window) = (ms_to_samples(OVERLAP_SIDE_MS), ms_to_samples(WINDOW_MS));
+    let changes: Vec<(bool, bool)> = (0..pieces.len())
+        .map(|at| {
+            let start = pieces[at].0.span.start;
+            let end = pieces[at].0.span.end;
+            let after_change = at > 0 && pieces[at - 1].0.span.end == start;
+            let before_change = pieces.get(at + 1).is_some_and(|next| next.0.span.start == end);
+            (after_change, before_change)
+        })
+        .collect();
+    let mut cut: Vec<(Utterance, Vec<f32>)> = Vec::with_capacity(pieces.len());
+    let mut cuts = Vec::new();
+    for ((mut piece, voice), (after_change, before_change)) in pieces.into_iter().zip(changes) {
+        let mut lead = if after_change { window } else { side };
+        let trail = if before_change { window } else { side };
+        for overlap in overlaps {
+            let at = overlap.start;
+            if at < piece.span.start + lead || overlap.end + trail > piece.span.end {
+                continue;
+            }
+            let said_before = |word: &Word| {
+                let said = word.aligned_ms.unwrap_or_else(|| said_at_ms(word));
+                ms_to_samples(usize::try_from(said).unwrap_or(0)) < at
+            };
+            let before = piece.words.iter().filter(|word| said_before(word)).count();
+            if before == 0 || before == piece.words.len() {
+                continue;
+            }
+            tracing::debug!(
+                at_ms = samples_to_ms(at),
+                overlap_ms = samples_to_ms(overlap.len()),
+                "a mono call's piece cut where two voices start to overlap"
+            );
+            let (words, after): (Vec<Word>, Vec<Word>) =
+                std::mem::take(&mut piece.words).into_iter().partition(said_before);
+            let head = Utterance { channel: piece.channel, span: piece.span.start..at, words };
+            cuts.push(cut.len());
+            cut.push((head, voice.clone()));
+            piece = Utterance { channel: piece.channel, span: at..piece.span.end, words: after };
+            lead = window;
+        }
+        cut.push((piece, voice));
+    }
+    (cut, cuts)
+}
+
+/// Where a piece was cut at an overlap (`cuts`: the pieces before such a cut), the voice
+/// before it and the voice after it are two voices: the one that was speaking, and the one
+/// that joined and goes on alone, as at a change of turn spoken over. Both sides have the same
+/// embedding, so clustering gives them one speaker; the shorter side, whose own voice the
+/// embedding describes least, is then the other speaker, as a guess (confidence 0.5).
+fn apart_at_overlaps(spans: &[Range<usize>], cuts: &[usize], labels: &mut [(usize, f32)]) {
+    for &before in cuts {
+        let after = before + 1;
+        if labels[before].0 != labels[after].0 {
+            continue;
+        }
+        let shorter = if spans[before].len() < spans[after].len() { before } else { after };
+        labels[shorter] = (1 - labels[shorter].0, 0.5);
+    }
 }
 
 /// Embeddings with their window's pitch beside them: the median log2 F0 of its voiced frames
@@ -423,6 +515,60 @@ mod tests {
         ]);
         let words: Vec<Vec<&str>> = pieces.iter().map(|(piece, _)| texts(piece)).collect();
         assert_eq!(words, [vec!["one", "two", "three"], vec!["four", "five"]], "{pieces:#?}");
+    }
+
+    /// A piece of `span` (seconds) with a word said at each of `at` (seconds), in one voice.
+    fn piece_with_words(span: Range<usize>, at: &[usize]) -> (Utterance, Vec<f32>) {
+        let words = at
+            .iter()
+            .map(|second| {
+                let ms = i64::try_from(second * 1_000).unwrap();
+                word(&format!("w{second}"), ms, ms + 300)
+            })
+            .collect();
+        (
+            Utterance { channel: 0, span: span.start * SECOND..span.end * SECOND, words },
+            voice(false),
+        )
+    }
+
+    #[test]
+    fn a_second_voice_joining_inside_a_piece_cuts_it_and_the_shorter_side_is_the_other_voice() {
+        // One voice from 0 s, a second over it from 2 to 3 s, then on alone until 8 s.
+        let pieces = vec![piece_with_words(0..8, &[1, 4, 6])];
+        let overlap = 2 * SECOND..3 * SECOND;
+        let (pieces, cuts) = cut_at_overlaps(pieces, std::slice::from_ref(&overlap));
+        let spans: Vec<Range<usize>> = pieces.iter().map(|(piece, _)| piece.span.clone()).collect();
+        assert_eq!(spans, [0..2 * SECOND, 2 * SECOND..8 * SECOND]);
+        assert_eq!(texts(&pieces[0].0), ["w1"]);
+        assert_eq!(texts(&pieces[1].0), ["w4", "w6"]);
+        assert_eq!(cuts, [0]);
+        // Clustered alike (one embedding for both), told apart by turn-taking.
+        let mut labels = vec![(0, 1.0), (0, 1.0)];
+        apart_at_overlaps(&spans, &cuts, &mut labels);
+        assert_eq!(labels, [(1, 0.5), (0, 1.0)]);
+        // Already apart: kept.
+        let mut labels = vec![(0, 0.9), (1, 0.8)];
+        apart_at_overlaps(&spans, &cuts, &mut labels);
+        assert_eq!(labels, [(0, 0.9), (1, 0.8)]);
+    }
+
+    #[test]
+    fn an_overlap_cuts_nothing_without_speech_of_its_own_on_each_side() {
+        let overlap = 2 * SECOND..3 * SECOND;
+        let uncut = |pieces: Vec<(Utterance, Vec<f32>)>| {
+            let before = pieces.clone();
+            let (after, cuts) = cut_at_overlaps(pieces, std::slice::from_ref(&overlap));
+            assert!(cuts.is_empty(), "{after:#?}");
+            assert_eq!(after, before);
+        };
+        // No word said before the overlap starts.
+        uncut(vec![piece_with_words(0..8, &[4, 6])]);
+        // The piece ends soon after the overlap: no voice went on alone.
+        uncut(vec![piece_with_words(0..3, &[1])]);
+        // The piece starts at a change of voice the embeddings found under a window before the
+        // overlap: that change is this overlap, placed as finely as windows can.
+        uncut(vec![piece_with_words(0..1, &[0]), piece_with_words(1..8, &[1, 4, 6])]);
     }
 
     #[test]

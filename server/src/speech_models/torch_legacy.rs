@@ -1,8 +1,10 @@
-//! Reads the float tensors of a PyTorch checkpoint in the legacy (pre-1.6, non-zip) format:
+//! Reads the float tensors of a PyTorch checkpoint, in the legacy (pre-1.6, non-zip) format:
 //! pickles of a magic number, a protocol version and system information, then the object
 //! pickle, whose tensors point at storages by key, then the list of storage keys, then each
-//! storage's raw data. Only the pickle opcodes such checkpoints use are understood; anything
-//! else is an error, never code execution.
+//! storage's raw data; or in the zip format of later versions: the object pickle as
+//! `<archive>/data.pkl`, each storage's raw data as `<archive>/data/<key>`. Only the pickle
+//! opcodes such checkpoints use are understood; anything else is an error, never code
+//! execution.
 
 use std::collections::HashMap;
 
@@ -43,6 +45,50 @@ pub fn read_state_dict(bytes: &[u8], state_key: &str) -> Result<HashMap<String, 
         let floats = data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
         storages.insert(key, floats.collect());
     }
+    state_dict(&root, state_key, &storages)
+}
+
+/// The tensors of the state dict found under `state_key` (e.g. "state_dict") of a checkpoint
+/// in the zip format.
+pub fn read_zip_state_dict(
+    bytes: &[u8],
+    state_key: &str,
+) -> Result<HashMap<String, Tensor>, String> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|error| format!("not a zip PyTorch checkpoint: {error}"))?;
+    let names = archive
+        .file_names()
+        .map(|name| name.map(std::borrow::Cow::into_owned))
+        .collect::<Result<Vec<String>, _>>()
+        .map_err(|error| format!("the checkpoint's zip directory: {error}"))?;
+    let pickle = names
+        .iter()
+        .find(|name| name.ends_with("/data.pkl"))
+        .ok_or("the checkpoint has no data.pkl")?;
+    let folder = format!("{}data/", &pickle[..pickle.len() - "data.pkl".len()]);
+    let mut read = |name: &str| -> Result<Vec<u8>, String> {
+        use std::io::Read;
+        let mut file = archive.by_name(name).map_err(|error| format!("{name}: {error}"))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(|error| format!("reading {name}: {error}"))?;
+        Ok(bytes)
+    };
+    let root = Pickle { reader: super::bytes::ByteReader::new(&read(pickle)?) }.load()?;
+    let mut storages: HashMap<String, Vec<f32>> = HashMap::new();
+    for name in &names {
+        let Some(key) = name.strip_prefix(&folder) else { continue };
+        let data = read(name)?;
+        let floats = data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        storages.insert(key.to_owned(), floats.collect());
+    }
+    state_dict(&root, state_key, &storages)
+}
+
+fn state_dict(
+    root: &Value,
+    state_key: &str,
+    storages: &HashMap<String, Vec<f32>>,
+) -> Result<HashMap<String, Tensor>, String> {
     let state = root.get(state_key).ok_or_else(|| format!("the checkpoint has no {state_key}"))?;
     let Value::Dict(entries) = state else { return Err(format!("{state_key} is not a dict")) };
     let mut tensors = HashMap::new();
@@ -50,7 +96,7 @@ pub fn read_state_dict(bytes: &[u8], state_key: &str) -> Result<HashMap<String, 
         let Value::Str(name) = name else { continue };
         tensors.insert(
             name.clone(),
-            rebuild_tensor(value, &storages).map_err(|e| format!("{name}: {e}"))?,
+            rebuild_tensor(value, storages).map_err(|e| format!("{name}: {e}"))?,
         );
     }
     Ok(tensors)
@@ -283,6 +329,12 @@ impl<'a> Pickle<'a> {
                         _ => Value::Call(Box::new(function), Box::new(arguments)),
                     });
                 }
+                0x81 => {
+                    // NEWOBJ: cls.__new__(cls, *args), kept as data like REDUCE.
+                    let arguments = pop(&mut stack)?;
+                    let class = pop(&mut stack)?;
+                    stack.push(Value::Call(Box::new(class), Box::new(arguments)));
+                }
                 b'b' => {
                     let _state = pop(&mut stack)?; // BUILD: object state (e.g. _metadata): unused
                 }
@@ -333,24 +385,23 @@ impl<'a> Pickle<'a> {
 mod tests {
     use super::*;
 
-    /// A legacy checkpoint written by hand: {"model_state": OrderedDict(w=tensor 2x2)}.
-    fn checkpoint() -> Vec<u8> {
-        let mut out = Vec::new();
-        // magic as LONG1, protocol 1001 as BININT2, sys info as an empty dict
-        out.extend_from_slice(&[0x80, 2, 0x8a, 10]);
-        out.extend_from_slice(&MAGIC.to_le_bytes()[..10]);
-        out.push(b'.');
-        out.extend_from_slice(&[0x80, 2, b'M']);
-        out.extend_from_slice(&1001u16.to_le_bytes());
-        out.push(b'.');
-        out.extend_from_slice(&[0x80, 2, b'}', b'.']);
-        let string = |out: &mut Vec<u8>, text: &str| {
-            out.push(b'X');
-            out.extend_from_slice(&u32::try_from(text.len()).unwrap().to_le_bytes());
-            out.extend_from_slice(text.as_bytes());
-        };
-        out.extend_from_slice(&[0x80, 2, b'}', b'(']);
-        string(&mut out, "model_state");
+    fn string(out: &mut Vec<u8>, text: &str) {
+        out.push(b'X');
+        out.extend_from_slice(&u32::try_from(text.len()).unwrap().to_le_bytes());
+        out.extend_from_slice(text.as_bytes());
+    }
+
+    /// The object pickle of a checkpoint written by hand: {state_key: OrderedDict(w=tensor
+    /// 2x2 of storage "k1")}. `NEWOBJ` marks an object (as Lightning's hyper-parameters are)
+    /// kept as data.
+    fn object_pickle(state_key: &str, object: bool) -> Vec<u8> {
+        let mut out = vec![0x80, 2, b'}', b'('];
+        if object {
+            string(&mut out, "hyper_parameters");
+            out.extend_from_slice(b"cpyannote.audio.core.task\nSpecifications\n)");
+            out.push(0x81);
+        }
+        string(&mut out, state_key);
         out.extend_from_slice(b"ccollections\nOrderedDict\n");
         out.extend_from_slice(b")R(");
         string(&mut out, "w");
@@ -364,14 +415,52 @@ mod tests {
             b'K', 4, b'N', b't', b'Q', b'K', 0, b'K', 2, b'K', 2, 0x86, b'K', 2, b'K', 1, 0x86,
         ]);
         out.extend_from_slice(&[0x89, b')', b't', b'R', b'u', b'u', b'.']);
+        out
+    }
+
+    fn storage() -> Vec<u8> {
+        [1.0f32, 2.0, 3.0, 4.0].iter().flat_map(|value| value.to_le_bytes()).collect()
+    }
+
+    /// A legacy checkpoint written by hand: {"model_state": OrderedDict(w=tensor 2x2)}.
+    fn checkpoint() -> Vec<u8> {
+        let mut out = Vec::new();
+        // magic as LONG1, protocol 1001 as BININT2, sys info as an empty dict
+        out.extend_from_slice(&[0x80, 2, 0x8a, 10]);
+        out.extend_from_slice(&MAGIC.to_le_bytes()[..10]);
+        out.push(b'.');
+        out.extend_from_slice(&[0x80, 2, b'M']);
+        out.extend_from_slice(&1001u16.to_le_bytes());
+        out.push(b'.');
+        out.extend_from_slice(&[0x80, 2, b'}', b'.']);
+        out.extend(object_pickle("model_state", false));
         out.extend_from_slice(&[0x80, 2, b']', b'(']);
         string(&mut out, "k1");
         out.extend_from_slice(b"e.");
         out.extend_from_slice(&4i64.to_le_bytes());
-        for value in [1.0f32, 2.0, 3.0, 4.0] {
-            out.extend_from_slice(&value.to_le_bytes());
-        }
+        out.extend(storage());
         out
+    }
+
+    #[test]
+    fn reads_the_tensors_of_a_zip_checkpoint() {
+        use std::io::Write;
+        let mut archive = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for (name, bytes) in [
+            ("archive/data.pkl", object_pickle("state_dict", true)),
+            ("archive/data/k1", storage()),
+            ("archive/version", b"3\n".to_vec()),
+        ] {
+            archive.start_file(name, stored).unwrap();
+            archive.write_all(&bytes).unwrap();
+        }
+        let file = archive.finish().unwrap().into_inner();
+        let tensors = read_zip_state_dict(&file, "state_dict").unwrap();
+        assert_eq!(tensors["w"], Tensor { shape: vec![2, 2], data: vec![1.0, 2.0, 3.0, 4.0] });
+        assert!(read_zip_state_dict(&file, "model_state").unwrap_err().contains("no model_state"));
+        assert!(read_zip_state_dict(&checkpoint(), "state_dict").is_err());
     }
 
     #[test]

@@ -1,0 +1,402 @@
+//! Where two voices of a mono call speak at once: pyannote's segmentation-3.0 (PyanNet:
+//! SincNet, a 4-layer bidirectional LSTM, two linear layers, a 7-class powerset of up to
+//! three local speakers, two at a time), reimplemented over its converted weights. It reads
+//! 10 s chunks of 16 kHz audio and gives a class every 270 samples (16.9 ms); the classes
+//! with two speakers are overlapped speech.
+
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use ndarray::{Array1, Array2, ArrayView1, Axis, Slice};
+
+/// Samples in a chunk: 10 s at 16 kHz, what the model was trained on.
+const CHUNK: usize = 160_000;
+/// Chunks start this far apart; each frame takes the mean of the chunks that see it.
+const CHUNK_STEP: usize = 80_000;
+/// Samples between frames: the sinc layer's stride (10) times three pools of 3.
+const FRAME_STEP: usize = 270;
+/// The first frame's centre (its receptive field is 991 samples).
+const FRAME_CENTRE: usize = 495;
+const SINC_FILTERS: usize = 80;
+const SINC_KERNEL: usize = 251;
+const SINC_STRIDE: usize = 10;
+const HIDDEN: usize = 128;
+const LSTM_LAYERS: usize = 4;
+/// The powerset classes that hold two speakers: {0, 1}, {0, 2}, {1, 2}.
+const OVERLAP_CLASSES: Range<usize> = 4..7;
+/// A frame is overlapped speech when its two-speaker classes are likelier than this.
+const OVERLAP_PROBABILITY: f32 = 0.5;
+/// Overlaps shorter than this are dropped: 0.25 s.
+const MIN_OVERLAP: usize = 4_000;
+const SAMPLE_RATE: f32 = 16_000.0;
+
+/// The loaded model; cheap to clone.
+#[derive(Clone)]
+pub struct Segmentation {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Segmentation {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Segmentation").finish_non_exhaustive()
+    }
+}
+
+struct Norm {
+    weight: Array1<f32>,
+    bias: Array1<f32>,
+}
+
+struct Conv {
+    /// (out, in * kernel): each row an output channel's taps, input channel by channel.
+    weight: Array2<f32>,
+    bias: Array1<f32>,
+    kernel: usize,
+}
+
+struct Direction {
+    /// (4 * HIDDEN, input), gates in PyTorch's order: input, forget, cell, output.
+    w_ih: Array2<f32>,
+    w_hh: Array2<f32>,
+    bias: Array1<f32>,
+}
+
+struct Inner {
+    wav_norm: Norm,
+    /// (SINC_KERNEL, SINC_FILTERS): the sinc band-pass filters as columns.
+    sinc: Array2<f32>,
+    norms: [Norm; 3],
+    convs: [Conv; 2],
+    /// Per layer: forward, then backward.
+    lstm: Vec<[Direction; 2]>,
+    linear: [(Array2<f32>, Array1<f32>); 2],
+    classifier: (Array2<f32>, Array1<f32>),
+}
+
+impl Segmentation {
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let bytes = std::fs::read(path).map_err(|error| {
+            format!("reading the segmentation model {}: {error}", path.display())
+        })?;
+        let tensors = safetensors::SafeTensors::deserialize(&bytes).map_err(|error| {
+            format!("the segmentation model {} is unreadable: {error}", path.display())
+        })?;
+        let values = |name: &str| -> Result<(Vec<usize>, Vec<f32>), String> {
+            let view = tensors
+                .tensor(name)
+                .map_err(|error| format!("segmentation model {name}: {error}"))?;
+            let values = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            Ok((view.shape().to_vec(), values))
+        };
+        let vector = |name: &str| values(name).map(|(_, values)| Array1::from(values));
+        let matrix = |name: &str| -> Result<Array2<f32>, String> {
+            let (shape, values) = values(name)?;
+            let rows = shape.first().copied().unwrap_or(0);
+            let columns = shape.iter().skip(1).product();
+            Array2::from_shape_vec((rows, columns), values)
+                .map_err(|error| format!("{name}: {error}"))
+        };
+        let norm = |name: &str| -> Result<Norm, String> {
+            Ok(Norm {
+                weight: vector(&format!("{name}.weight"))?,
+                bias: vector(&format!("{name}.bias"))?,
+            })
+        };
+        let conv = |index: usize| -> Result<Conv, String> {
+            let (shape, _) = values(&format!("sincnet.conv1d.{index}.weight"))?;
+            Ok(Conv {
+                weight: matrix(&format!("sincnet.conv1d.{index}.weight"))?,
+                bias: vector(&format!("sincnet.conv1d.{index}.bias"))?,
+                kernel: shape.last().copied().unwrap_or(1),
+            })
+        };
+        let direction = |suffix: String| -> Result<Direction, String> {
+            Ok(Direction {
+                w_ih: matrix(&format!("lstm.weight_ih{suffix}"))?,
+                w_hh: matrix(&format!("lstm.weight_hh{suffix}"))?,
+                bias: vector(&format!("lstm.bias_ih{suffix}"))?
+                    + vector(&format!("lstm.bias_hh{suffix}"))?,
+            })
+        };
+        let linear = |name: &str| -> Result<(Array2<f32>, Array1<f32>), String> {
+            Ok((matrix(&format!("{name}.weight"))?, vector(&format!("{name}.bias"))?))
+        };
+        let filterbank = "sincnet.conv1d.0.filterbank";
+        let sinc = sinc_filters(
+            &values(&format!("{filterbank}.low_hz_"))?.1,
+            &values(&format!("{filterbank}.band_hz_"))?.1,
+            &values(&format!("{filterbank}.n_"))?.1,
+            &values(&format!("{filterbank}.window_"))?.1,
+        )?;
+        let lstm = (0..LSTM_LAYERS)
+            .map(|layer| {
+                Ok([direction(format!("_l{layer}"))?, direction(format!("_l{layer}_reverse"))?])
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                wav_norm: norm("sincnet.wav_norm1d")?,
+                sinc,
+                norms: [
+                    norm("sincnet.norm1d.0")?,
+                    norm("sincnet.norm1d.1")?,
+                    norm("sincnet.norm1d.2")?,
+                ],
+                convs: [conv(1)?, conv(2)?],
+                lstm,
+                linear: [linear("linear.0")?, linear("linear.1")?],
+                classifier: linear("classifier")?,
+            }),
+        })
+    }
+
+    /// The stretches of 16 kHz `samples` where two voices speak at once, in order.
+    pub fn overlaps(&self, samples: &[f32]) -> Vec<Range<usize>> {
+        let frames = samples.len() / FRAME_STEP + 1;
+        let mut sum = vec![0.0f32; frames];
+        let mut seen = vec![0u16; frames];
+        let mut chunk = vec![0.0f32; CHUNK];
+        let mut start = 0;
+        loop {
+            let end = (start + CHUNK).min(samples.len());
+            chunk[..end - start].copy_from_slice(&samples[start..end]);
+            chunk[end - start..].fill(0.0);
+            let probabilities = self.forward(&chunk);
+            for (frame, row) in probabilities.outer_iter().enumerate() {
+                let at = (start + frame * FRAME_STEP + FRAME_CENTRE) / FRAME_STEP;
+                if at < frames {
+                    sum[at] += OVERLAP_CLASSES.map(|class| row[class]).sum::<f32>();
+                    seen[at] += 1;
+                }
+            }
+            if end == samples.len() {
+                break;
+            }
+            start += CHUNK_STEP;
+        }
+        let mut overlaps: Vec<Range<usize>> = Vec::new();
+        let mut open: Option<usize> = None;
+        for frame in 0..=frames {
+            let overlapped = frame < frames
+                && seen[frame] > 0
+                && sum[frame] / f32::from(seen[frame]) > OVERLAP_PROBABILITY;
+            match (overlapped, open) {
+                (true, None) => open = Some(frame),
+                (false, Some(first)) => {
+                    let span = first * FRAME_STEP..(frame * FRAME_STEP).min(samples.len());
+                    if span.len() >= MIN_OVERLAP {
+                        overlaps.push(span);
+                    }
+                    open = None;
+                }
+                _ => {}
+            }
+        }
+        overlaps
+    }
+
+    /// The class probabilities of one chunk: (frames, 7).
+    fn forward(&self, chunk: &[f32]) -> Array2<f32> {
+        let inner = &*self.inner;
+        // (1, samples) -> SincNet -> (60, frames)
+        let mut wave = Array2::from_shape_vec((1, chunk.len()), chunk.to_vec())
+            .unwrap_or_else(|_| Array2::zeros((1, 0)));
+        instance_norm(&mut wave, &inner.wav_norm);
+        let wave = wave.row(0);
+        let taps = (chunk.len() - SINC_KERNEL) / SINC_STRIDE + 1;
+        let mut patches = Array2::<f32>::zeros((taps, SINC_KERNEL));
+        for (tap, mut row) in patches.outer_iter_mut().enumerate() {
+            let from = tap * SINC_STRIDE;
+            row.assign(&wave.slice_axis(Axis(0), Slice::from(from..from + SINC_KERNEL)));
+        }
+        let mut features = patches.dot(&inner.sinc).reversed_axes();
+        features.mapv_inplace(f32::abs);
+        let mut features = pool3(&features);
+        instance_norm(&mut features, &inner.norms[0]);
+        features.mapv_inplace(leaky_relu);
+        for (conv, norm) in inner.convs.iter().zip(&inner.norms[1..]) {
+            let mut next = pool3(&convolve(&features, conv));
+            instance_norm(&mut next, norm);
+            next.mapv_inplace(leaky_relu);
+            features = next;
+        }
+        // (frames, 60) -> LSTM -> (frames, 256)
+        let mut sequence = features.reversed_axes().as_standard_layout().to_owned();
+        for [forward, backward] in &inner.lstm {
+            let ahead = run_lstm(&sequence, forward, false);
+            let behind = run_lstm(&sequence, backward, true);
+            sequence = ndarray::concatenate(Axis(1), &[ahead.view(), behind.view()])
+                .unwrap_or_else(|_| Array2::zeros((0, 0)));
+        }
+        for (weight, bias) in &inner.linear {
+            sequence = sequence.dot(&weight.t()) + bias;
+            sequence.mapv_inplace(leaky_relu);
+        }
+        let (weight, bias) = &inner.classifier;
+        let mut logits = sequence.dot(&weight.t()) + bias;
+        for mut row in logits.outer_iter_mut() {
+            let top = row.fold(f32::NEG_INFINITY, |top, value| top.max(*value));
+            row.mapv_inplace(|value| (value - top).exp());
+            let total = row.sum();
+            row.mapv_inplace(|value| value / total);
+        }
+        logits
+    }
+}
+
+/// asteroid's `ParamSincFB` filters from their learned bands: 40 cosine (even) filters then 40
+/// sine (odd) ones, each `SINC_KERNEL` taps, as the columns of the result.
+fn sinc_filters(
+    low_hz: &[f32],
+    band_hz: &[f32],
+    n: &[f32],
+    window: &[f32],
+) -> Result<Array2<f32>, String> {
+    let half = SINC_KERNEL / 2;
+    if low_hz.len() != SINC_FILTERS / 2
+        || band_hz.len() != low_hz.len()
+        || n.len() != half
+        || window.len() != half
+    {
+        return Err("the segmentation model's sinc filters have unexpected shapes".into());
+    }
+    let (min_low, min_band) = (50.0f32, 50.0f32);
+    let mut filters = Array2::<f32>::zeros((SINC_KERNEL, SINC_FILTERS));
+    for (band, (low, width)) in low_hz.iter().zip(band_hz).enumerate() {
+        let low = min_low + low.abs();
+        let high = (low + min_band + width.abs()).clamp(min_low, SAMPLE_RATE / 2.0);
+        let bandwidth = high - low;
+        for (tap, (n, window)) in n.iter().zip(window).enumerate() {
+            let (at_low, at_high) = (low * n, high * n);
+            let even = (at_high.sin() - at_low.sin()) / (n / 2.0) * window / (2.0 * bandwidth);
+            let odd = (at_low.cos() - at_high.cos()) / (n / 2.0) * window / (2.0 * bandwidth);
+            filters[[tap, band]] = even;
+            filters[[SINC_KERNEL - 1 - tap, band]] = even;
+            filters[[tap, band + SINC_FILTERS / 2]] = odd;
+            filters[[SINC_KERNEL - 1 - tap, band + SINC_FILTERS / 2]] = -odd;
+        }
+        filters[[half, band]] = 1.0;
+    }
+    Ok(filters)
+}
+
+/// Each row (channel) of `x` normalised over time, then scaled and shifted (InstanceNorm1d).
+fn instance_norm(x: &mut Array2<f32>, norm: &Norm) {
+    for (mut row, (weight, bias)) in x.outer_iter_mut().zip(norm.weight.iter().zip(&norm.bias)) {
+        #[allow(clippy::cast_precision_loss)]
+        let count = row.len().max(1) as f32;
+        let mean = row.sum() / count;
+        let variance = row.iter().map(|value| (value - mean).powi(2)).sum::<f32>() / count;
+        let scale = weight / (variance + 1e-5).sqrt();
+        row.mapv_inplace(|value| (value - mean) * scale + bias);
+    }
+}
+
+/// Max-pooling by 3 along time (the last row's remainder dropped).
+fn pool3(x: &Array2<f32>) -> Array2<f32> {
+    let frames = x.ncols() / 3;
+    Array2::from_shape_fn((x.nrows(), frames), |(channel, frame)| {
+        let at = frame * 3;
+        x[[channel, at]].max(x[[channel, at + 1]]).max(x[[channel, at + 2]])
+    })
+}
+
+/// A 1-D convolution without padding: (in, time) -> (out, time - kernel + 1).
+fn convolve(x: &Array2<f32>, conv: &Conv) -> Array2<f32> {
+    let (channels, length) = x.dim();
+    let steps = length + 1 - conv.kernel;
+    let mut patches = Array2::<f32>::zeros((steps, channels * conv.kernel));
+    for (step, mut row) in patches.outer_iter_mut().enumerate() {
+        for channel in 0..channels {
+            let taps: ArrayView1<'_, f32> =
+                x.row(channel).slice_axis_move(Axis(0), Slice::from(step..step + conv.kernel));
+            row.slice_axis_mut(
+                Axis(0),
+                Slice::from(channel * conv.kernel..(channel + 1) * conv.kernel),
+            )
+            .assign(&taps);
+        }
+    }
+    (patches.dot(&conv.weight.t()) + &conv.bias).reversed_axes()
+}
+
+/// One direction of one LSTM layer over (time, input): (time, HIDDEN).
+fn run_lstm(sequence: &Array2<f32>, direction: &Direction, backward: bool) -> Array2<f32> {
+    let projected = sequence.dot(&direction.w_ih.t()) + &direction.bias;
+    let steps = sequence.nrows();
+    let mut output = Array2::<f32>::zeros((steps, HIDDEN));
+    let mut hidden = Array1::<f32>::zeros(HIDDEN);
+    let mut cell = Array1::<f32>::zeros(HIDDEN);
+    for index in 0..steps {
+        let t = if backward { steps - 1 - index } else { index };
+        let gates = &projected.row(t) + &direction.w_hh.dot(&hidden);
+        for unit in 0..HIDDEN {
+            let input = sigmoid(gates[unit]);
+            let forget = sigmoid(gates[HIDDEN + unit]);
+            let candidate = gates[2 * HIDDEN + unit].tanh();
+            let out = sigmoid(gates[3 * HIDDEN + unit]);
+            cell[unit] = forget * cell[unit] + input * candidate;
+            hidden[unit] = out * cell[unit].tanh();
+        }
+        output.row_mut(t).assign(&hidden);
+    }
+    output
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+fn leaky_relu(x: f32) -> f32 {
+    if x > 0.0 { x } else { 0.01 * x }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+
+    fn model() -> Segmentation {
+        let path = testing::model_dir().join(crate::speech_models::SEGMENTATION.file_name);
+        Segmentation::load(&path).unwrap()
+    }
+
+    fn line(speaker: usize, pause_before_ms: i64, text: &str) -> testing::ScriptedLine {
+        testing::ScriptedLine { speaker, text: text.to_owned(), pause_before_ms }
+    }
+
+    fn ms(samples: usize) -> i64 {
+        i64::try_from(samples * 1_000 / 16_000).unwrap()
+    }
+
+    #[test]
+    fn finds_where_a_second_voice_speaks_over_the_first() {
+        let call = testing::spoken_call(&[
+            line(0, 500, "Thanks for waiting, I will check the order for you now."),
+            line(1, -900, "You are welcome, have a good evening."),
+        ]);
+        let overlaps = model().overlaps(&call.mono());
+        let (first_end, second_start) = (call.lines[0].3, call.lines[1].2);
+        assert_eq!(overlaps.len(), 1, "{overlaps:?} vs {:?}", call.lines);
+        let (start, end) = (ms(overlaps[0].start), ms(overlaps[0].end));
+        assert!((start - second_start).abs() < 300, "{start} vs {second_start}");
+        assert!(end <= first_end + 300 && end - start >= 250, "{start}..{end} vs {first_end}");
+    }
+
+    #[test]
+    fn voices_taking_turns_do_not_overlap() {
+        let call = testing::spoken_call(&[
+            line(0, 500, "Thanks for waiting, I will check the order for you now."),
+            line(1, 400, "You are welcome, have a good evening."),
+            line(0, 300, "Is there anything else I can do?"),
+        ]);
+        assert!(model().overlaps(&call.mono()).is_empty());
+        // Silence, and a call shorter than a chunk.
+        assert!(model().overlaps(&[0.0; 4_000]).is_empty());
+    }
+}
