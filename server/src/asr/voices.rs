@@ -45,8 +45,6 @@ const PITCH_FRAME: usize = 1_024;
 const PITCH_HOP: usize = 320;
 /// Pitches outside this range (Hz) are octave errors or noise, not a voice's F0.
 const VOICE_PITCH_HZ: std::ops::RangeInclusive<f32> = 60.0..=500.0;
-/// Timestamps further than this from a word's aligned time have drifted (`said_at_ms`).
-const DRIFTED_MS: i64 = 1_000;
 /// An overlap cuts a piece only this far from its ends: each side is speech of its own.
 const OVERLAP_SIDE_MS: usize = 500;
 /// The most a call's aligned times are taken to run late (`aligned_lag_ms`).
@@ -80,9 +78,10 @@ pub fn split_by_voice(
         windows.iter().flatten().map(|window| &samples[window.clone()]).collect();
     let mut embedded = with_pitch(models.encoder.embed(&all), &all).into_iter();
     let mut pieces: Vec<(Utterance, Vec<f32>)> = Vec::new();
+    let lag = aligned_lag_ms(utterances);
     for (utterance, windows) in utterances.iter().zip(&windows) {
         let embeddings: Vec<Vec<f32>> = embedded.by_ref().take(windows.len()).collect();
-        pieces.extend(split(samples, utterance, windows, &embeddings));
+        pieces.extend(split(samples, utterance, windows, &embeddings, lag));
     }
     let overlaps = models
         .segmentation
@@ -96,7 +95,7 @@ pub fn split_by_voice(
             .collect::<Vec<_>>(),
         "a mono call's overlapped speech"
     );
-    let (pieces, overlap_cuts) = cut_at_overlaps(pieces, &overlaps, aligned_lag_ms(utterances));
+    let (pieces, overlap_cuts) = cut_at_overlaps(pieces, &overlaps, lag);
     let voices: Vec<Vec<f32>> = pieces.iter().map(|(_, voice)| voice.clone()).collect();
     #[allow(clippy::cast_precision_loss)]
     let weights: Vec<f32> = pieces
@@ -124,7 +123,7 @@ pub fn split_by_voice(
 }
 
 /// `pieces` cut where an overlap (of `overlaps`) starts inside one, which goes on before it
-/// and after it, with words said on each side of its start: a second voice joined the first
+/// and after it, with words said (`said_at_ms`) on each side of its start: a second voice joined the first
 /// there, and one of them went on alone. The piece must go on `OVERLAP_SIDE_MS` beyond the
 /// overlap at an end where its utterance ends, and a window beyond it where the voices'
 /// embeddings already found a change (an overlap that close is that change, placed as finely
@@ -156,8 +155,7 @@ fn cut_at_overlaps(
                 continue;
             }
             let said_before = |word: &Word| {
-                let said = word.aligned_ms.map_or_else(|| said_at_ms(word), |at| at - lag_ms);
-                ms_to_samples(usize::try_from(said).unwrap_or(0)) < at
+                ms_to_samples(usize::try_from(said_at_ms(word, lag_ms)).unwrap_or(0)) < at
             };
             let before = piece.words.iter().filter(|word| said_before(word)).count();
             if before == 0 || before == piece.words.len() {
@@ -284,7 +282,8 @@ fn windows(span: &Range<usize>) -> Vec<Range<usize>> {
 }
 
 /// One utterance in pieces of one voice (`change_points` over its windows' `embeddings`), each
-/// with its words (by their middle) and its voice (the mean of its windows). A piece that got
+/// with its words (by `said_at_ms`, the call's aligned times running `lag_ms` late) and its
+/// voice (the mean of its windows). A piece that got
 /// no words joins its neighbour: a change of voice is only believed where both sides said
 /// something.
 fn split(
@@ -292,6 +291,7 @@ fn split(
     utterance: &Utterance,
     windows: &[Range<usize>],
     embeddings: &[Vec<f32>],
+    lag_ms: i64,
 ) -> Vec<(Utterance, Vec<f32>)> {
     if utterance.words.is_empty() {
         return vec![(utterance.clone(), mean(embeddings))];
@@ -317,7 +317,7 @@ fn split(
         start = end;
     }
     for word in &utterance.words {
-        let at = ms_to_samples(usize::try_from(said_at_ms(word)).unwrap_or(0));
+        let at = ms_to_samples(usize::try_from(said_at_ms(word, lag_ms)).unwrap_or(0));
         let piece = pieces.iter().rposition(|(piece, _)| piece.span.start <= at).unwrap_or(0);
         tracing::trace!(
             text = word.text,
@@ -345,19 +345,15 @@ fn split(
     merged
 }
 
-/// Where a word was said, for the piece it goes to: the middle of its timestamps, unless they
-/// lie more than `DRIFTED_MS` from its aligned time, which then decides. Where neither has
-/// gone astray the two differ by under a second (up to 0.8 s on the call below), and the
-/// timestamps, which span the word, placed the words at a change of voice as well or better
-/// (docs/BENCHMARKS.md). But in a long window the timestamps can drift by seconds: an 8 kHz
-/// mono call's "It will reach" was stamped at 10-14 s, spoken at 4.8-5.3 s where its aligned
-/// times put it, and the other voice's answer went to the first voice's piece.
-fn said_at_ms(word: &Word) -> i64 {
-    let middle = (word.start_ms + word.end_ms) / 2;
-    match word.aligned_ms {
-        Some(aligned) if (middle - aligned).abs() > DRIFTED_MS => aligned,
-        _ => middle,
-    }
+/// Where a word was said, for the piece it goes to: its aligned time less the call's lag
+/// (`aligned_lag_ms`), or the middle of its timestamps when it has no aligned time. At the
+/// generated mono calls' line onsets the first word's aligned time came a median 150-290 ms
+/// after the line began, half of them within 120-380 ms, while its timestamps either began
+/// with the line or ran 0.8 s late, and in a long window drift by seconds: an 8 kHz mono
+/// call's "It will reach" was stamped at 10-14 s, spoken at 4.8-5.3 s where its aligned times
+/// put it (docs/BENCHMARKS.md).
+fn said_at_ms(word: &Word, lag_ms: i64) -> i64 {
+    word.aligned_ms.map_or((word.start_ms + word.end_ms) / 2, |aligned| aligned - lag_ms)
 }
 
 /// Adds to `cuts` the windows of `range` where a new voice starts (circular binary
@@ -487,7 +483,10 @@ mod tests {
 
     /// One voice until a 200 ms pause at 2.3 s (shorter than the pause that ends a mono
     /// utterance), the other after it: a 5-second utterance of `words`, the pause, and its pieces.
-    fn split_at_a_pause(words: Vec<Word>) -> (Range<usize>, Vec<(Utterance, Vec<f32>)>) {
+    fn split_at_a_pause(
+        words: Vec<Word>,
+        lag_ms: i64,
+    ) -> (Range<usize>, Vec<(Utterance, Vec<f32>)>) {
         let pause = 2_300 * SECOND / 1000..2_500 * SECOND / 1000;
         let samples = speech_with_pauses(5, std::slice::from_ref(&pause));
         let utterance = Utterance { channel: 0, span: 0..5 * SECOND, words };
@@ -496,16 +495,15 @@ mod tests {
             .iter()
             .map(|window| voice((window.start + window.end) / 2 > pause.start))
             .collect();
-        (pause, split(&samples, &utterance, &windows, &embeddings))
+        (pause, split(&samples, &utterance, &windows, &embeddings, lag_ms))
     }
 
     #[test]
     fn an_utterance_is_split_where_the_voice_changes_at_the_pause_between_them() {
-        let (pause, pieces) = split_at_a_pause(vec![
-            word("one", 200, 900),
-            word("two", 1_000, 2_200),
-            word("three", 2_600, 4_000),
-        ]);
+        let (pause, pieces) = split_at_a_pause(
+            vec![word("one", 200, 900), word("two", 1_000, 2_200), word("three", 2_600, 4_000)],
+            0,
+        );
         assert_eq!(pieces.len(), 2, "{pieces:#?}");
         let (first, second) = (&pieces[0].0, &pieces[1].0);
         assert!(pause.contains(&first.span.end), "{pieces:#?}");
@@ -519,24 +517,46 @@ mod tests {
     }
 
     #[test]
-    fn words_whose_timestamps_drifted_go_to_the_piece_of_their_aligned_time() {
+    fn words_go_to_the_piece_of_their_aligned_time_less_the_calls_lag() {
         let aligned = |text, start_ms, end_ms, aligned_ms| Word {
             aligned_ms: Some(aligned_ms),
             ..word(text, start_ms, end_ms)
         };
-        let (_, pieces) = split_at_a_pause(vec![
-            // Stamped seconds after the change of voice, aligned before it.
-            aligned("one", 3_000, 3_600, 300),
-            aligned("two", 3_600, 4_200, 1_200),
-            // Stamped before it, aligned (lagging) within a second after it: the timestamps
-            // stand.
-            aligned("three", 1_700, 2_200, 2_800),
-            aligned("four", 2_600, 3_000, 3_400),
-            // No aligned time: the timestamps.
-            word("five", 4_500, 4_900),
-        ]);
+        let (_, pieces) = split_at_a_pause(
+            vec![
+                // Stamped seconds after the change of voice, aligned before it.
+                aligned("one", 3_000, 3_600, 300),
+                // Aligned after the pause, but less the lag before it.
+                aligned("two", 2_600, 3_000, 2_550),
+                // Stamped before the change, aligned (less the lag) after it.
+                aligned("three", 1_700, 2_200, 2_900),
+                // No aligned time: the timestamps.
+                word("four", 4_500, 4_900),
+            ],
+            300,
+        );
         let words: Vec<Vec<&str>> = pieces.iter().map(|(piece, _)| texts(piece)).collect();
-        assert_eq!(words, [vec!["one", "two", "three"], vec!["four", "five"]], "{pieces:#?}");
+        assert_eq!(words, [vec!["one", "two"], vec!["three", "four"]], "{pieces:#?}");
+    }
+
+    #[test]
+    fn a_calls_lag_is_the_median_of_its_first_words_aligned_after_their_utterances_start() {
+        let utterance = |start_ms: usize, aligned_ms: Option<i64>| Utterance {
+            channel: 0,
+            span: ms_to_samples(start_ms)..ms_to_samples(start_ms + 1_000),
+            words: vec![Word { aligned_ms, ..word("a", 0, 100) }],
+        };
+        let call = [
+            utterance(1_000, Some(1_200)),
+            utterance(3_000, Some(3_300)),
+            utterance(5_000, Some(5_250)),
+            utterance(7_000, None),
+        ];
+        assert_eq!(aligned_lag_ms(&call), 250);
+        assert_eq!(aligned_lag_ms(&[utterance(1_000, None)]), 0);
+        assert_eq!(aligned_lag_ms(&[utterance(1_000, Some(900))]), 0);
+        assert_eq!(aligned_lag_ms(&[utterance(1_000, Some(9_000))]), MAX_ALIGNED_LAG_MS);
+        assert_eq!(aligned_lag_ms(&[]), 0);
     }
 
     /// A piece of `span` (seconds) with a word said at each of `at` (seconds), in one voice.
@@ -607,7 +627,7 @@ mod tests {
             .iter()
             .map(|window| voice(middle.contains(&((window.start + window.end) / 2))))
             .collect();
-        let pieces = split(&samples, &utterance, &windows, &embeddings);
+        let pieces = split(&samples, &utterance, &windows, &embeddings, 0);
         let words: Vec<Vec<&str>> = pieces.iter().map(|(piece, _)| texts(piece)).collect();
         assert_eq!(words, [["a"], ["b"], ["c"]], "{pieces:#?}");
     }
@@ -623,7 +643,7 @@ mod tests {
         let windows = windows(&utterance.span);
         let mut embeddings = vec![voice(false); windows.len()];
         embeddings[2] = voice(true);
-        let pieces = split(&samples, &utterance, &windows, &embeddings);
+        let pieces = split(&samples, &utterance, &windows, &embeddings, 0);
         assert_eq!(pieces.len(), 1, "{pieces:#?}");
         assert_eq!(pieces[0].0, utterance);
     }
@@ -641,7 +661,7 @@ mod tests {
         // recognised there.
         let embeddings: Vec<Vec<f32>> =
             windows.iter().map(|window| voice(window.start >= 2 * SECOND)).collect();
-        let pieces = split(&samples, &utterance, &windows, &embeddings);
+        let pieces = split(&samples, &utterance, &windows, &embeddings, 0);
         assert_eq!(pieces.len(), 1, "{pieces:#?}");
         assert_eq!(pieces[0].0, utterance);
     }
@@ -653,7 +673,7 @@ mod tests {
         let windows = windows(&utterance.span);
         let embeddings: Vec<Vec<f32>> =
             windows.iter().map(|window| voice(window.start >= 2 * SECOND)).collect();
-        let pieces = split(&samples, &utterance, &windows, &embeddings);
+        let pieces = split(&samples, &utterance, &windows, &embeddings, 0);
         assert_eq!(pieces.len(), 1);
         assert_eq!(pieces[0].0, utterance);
         let mean = &pieces[0].1;
