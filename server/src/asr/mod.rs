@@ -181,7 +181,7 @@ impl AsrSettings {
 
 /// The models the transcription threads share: Whisper, the telephone band's Whisper when it
 /// is another, and the speaker encoder when it is installed (mono calls fall back to
-/// alternating guesses without it).
+/// alternating guesses without it), with the segmentation model when that is installed too.
 #[derive(Clone, Debug)]
 struct Models {
     whisper: whisper::Model,

@@ -32,7 +32,6 @@ const OVERLAP_CLASSES: Range<usize> = 4..7;
 const OVERLAP_PROBABILITY: f32 = 0.5;
 /// Overlaps shorter than this are dropped: 0.25 s.
 const MIN_OVERLAP: usize = 4_000;
-const SAMPLE_RATE: f32 = 16_000.0;
 
 /// The loaded model; cheap to clone.
 #[derive(Clone)]
@@ -294,7 +293,9 @@ fn sinc_filters(
     let mut filters = Array2::<f32>::zeros((SINC_KERNEL, SINC_FILTERS));
     for (band, (low, width)) in low_hz.iter().zip(band_hz).enumerate() {
         let low = min_low + low.abs();
-        let high = (low + min_band + width.abs()).clamp(min_low, SAMPLE_RATE / 2.0);
+        #[allow(clippy::cast_precision_loss)]
+        let nyquist = crate::audio::decode::SAMPLE_RATE as f32 / 2.0;
+        let high = (low + min_band + width.abs()).clamp(min_low, nyquist);
         let bandwidth = high - low;
         for (tap, (n, window)) in n.iter().zip(window).enumerate() {
             let (at_low, at_high) = (low * n, high * n);
@@ -322,7 +323,7 @@ fn instance_norm(x: &mut Array2<f32>, norm: &Norm) {
     }
 }
 
-/// Max-pooling by 3 along time (the last row's remainder dropped).
+/// Max-pooling by 3 along time (a remainder under 3 frames dropped).
 fn pool3(x: &Array2<f32>) -> Array2<f32> {
     let frames = x.ncols() / 3;
     Array2::from_shape_fn((x.nrows(), frames), |(channel, frame)| {

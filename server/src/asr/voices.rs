@@ -123,12 +123,12 @@ pub fn split_by_voice(
 }
 
 /// `pieces` cut where an overlap (of `overlaps`) starts inside one, which goes on before it
-/// and after it, with words said (`said_at_ms`) on each side of its start: a second voice joined the first
-/// there, and one of them went on alone. The piece must go on `OVERLAP_SIDE_MS` beyond the
-/// overlap at an end where its utterance ends, and a window beyond it where the voices'
-/// embeddings already found a change (an overlap that close is that change, placed as finely
-/// as windows can). Both sides keep the piece's voice. Also returns the index of each piece
-/// that ends at such a cut.
+/// and after it, with words said (`said_at_ms`) on each side of its start: a second voice
+/// joined the first there, and one of them went on alone. The piece must go on
+/// `OVERLAP_SIDE_MS` beyond the overlap at an end where its utterance ends, and a window
+/// beyond it where the voices' embeddings already found a change, or an overlap already cut it
+/// (an overlap that close is that change, placed as finely as windows can). Both sides keep
+/// the piece's voice. Also returns the index of each piece that ends at such a cut.
 fn cut_at_overlaps(
     pieces: Vec<(Utterance, Vec<f32>)>,
     overlaps: &[Range<usize>],
@@ -283,9 +283,8 @@ fn windows(span: &Range<usize>) -> Vec<Range<usize>> {
 
 /// One utterance in pieces of one voice (`change_points` over its windows' `embeddings`), each
 /// with its words (by `said_at_ms`, the call's aligned times running `lag_ms` late) and its
-/// voice (the mean of its windows). A piece that got
-/// no words joins its neighbour: a change of voice is only believed where both sides said
-/// something.
+/// voice (the mean of its windows). A piece that got no words joins its neighbour: a change of
+/// voice is only believed where both sides said something.
 fn split(
     samples: &[f32],
     utterance: &Utterance,
