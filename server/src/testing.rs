@@ -238,6 +238,12 @@ pub struct ScriptedLine {
     pub pause_before_ms: i64,
 }
 
+impl ScriptedLine {
+    pub fn new(speaker: usize, pause_before_ms: i64, text: &str) -> Self {
+        Self { speaker, text: text.to_owned(), pause_before_ms }
+    }
+}
+
 /// The samples of `text` spoken by `speaker`'s voice, at 16 kHz.
 fn speak(speaker: usize, text: &str) -> Vec<f32> {
     let (voice, pitch) = if speaker == 0 { ("en-us", "35") } else { ("en-gb+f3", "60") };

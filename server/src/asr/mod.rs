@@ -383,11 +383,7 @@ pub(crate) mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_mono_speaker_change_without_a_pause_or_over_the_other_splits_the_turn() {
-        let line = |speaker: usize, pause_before_ms: i64, text: &str| testing::ScriptedLine {
-            speaker,
-            text: text.to_owned(),
-            pause_before_ms,
-        };
+        let line = testing::ScriptedLine::new;
         // The caller answers 200 ms after the assistant (one voice-activity utterance in
         // mono), and the assistant cuts in 500 ms before the caller ends.
         let script = [
@@ -407,11 +403,7 @@ pub(crate) mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_short_line_spoken_over_by_the_other_voice_keeps_its_speaker() {
-        let line = |speaker: usize, pause_before_ms: i64, text: &str| testing::ScriptedLine {
-            speaker,
-            text: text.to_owned(),
-            pause_before_ms,
-        };
+        let line = testing::ScriptedLine::new;
         // The assistant's short line is alone for 0.7 s, then the caller speaks over its end
         // and goes on: one utterance, too short a stretch of the assistant for its voice to be
         // told by embeddings. The overlap where the caller joins is the change of speaker.

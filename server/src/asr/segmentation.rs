@@ -401,14 +401,11 @@ fn leaky_relu(x: f32) -> f32 {
 mod tests {
     use super::*;
     use crate::testing;
+    use crate::testing::ScriptedLine as Line;
 
     fn model() -> Segmentation {
         let path = testing::model_dir().join(crate::speech_models::SEGMENTATION.file_name);
         Segmentation::load(&path).unwrap()
-    }
-
-    fn line(speaker: usize, pause_before_ms: i64, text: &str) -> testing::ScriptedLine {
-        testing::ScriptedLine { speaker, text: text.to_owned(), pause_before_ms }
     }
 
     fn ms(samples: usize) -> i64 {
@@ -427,8 +424,8 @@ mod tests {
     #[test]
     fn finds_where_a_second_voice_speaks_over_the_first() {
         let call = testing::spoken_call(&[
-            line(0, 500, "Thanks for waiting, I will check the order for you now."),
-            line(1, -900, "You are welcome, have a good evening."),
+            Line::new(0, 500, "Thanks for waiting, I will check the order for you now."),
+            Line::new(1, -900, "You are welcome, have a good evening."),
         ]);
         let overlaps = model().overlaps(&call.mono());
         let (first_end, second_start) = (call.lines[0].3, call.lines[1].2);
@@ -441,9 +438,9 @@ mod tests {
     #[test]
     fn voices_taking_turns_do_not_overlap() {
         let call = testing::spoken_call(&[
-            line(0, 500, "Thanks for waiting, I will check the order for you now."),
-            line(1, 400, "You are welcome, have a good evening."),
-            line(0, 300, "Is there anything else I can do?"),
+            Line::new(0, 500, "Thanks for waiting, I will check the order for you now."),
+            Line::new(1, 400, "You are welcome, have a good evening."),
+            Line::new(0, 300, "Is there anything else I can do?"),
         ]);
         assert!(model().overlaps(&call.mono()).is_empty());
         // Silence, and a call shorter than a chunk.

