@@ -357,8 +357,13 @@ pub(crate) mod tests {
 
     /// `samples` as a 16 kHz mono WAV, transcribed with the assistant speaking first.
     async fn mono_transcript(samples: Vec<f32>) -> Transcript {
+        mono_transcript_from(samples, Role::Assistant).await
+    }
+
+    /// `samples` as a 16 kHz mono WAV, transcribed with `first_turn` speaking first.
+    async fn mono_transcript_from(samples: Vec<f32>, first_turn: Role) -> Transcript {
         let wav = testing::wav_from_channels(&[samples], 16_000);
-        let hints = RoleHints { first_turn: Role::Assistant, assistant_channel: None };
+        let hints = RoleHints { first_turn, assistant_channel: None };
         engine().transcribe(wav.into(), "audio/wav", hints).await.unwrap()
     }
 
@@ -414,15 +419,7 @@ pub(crate) mod tests {
             line(0, 470, "Do I need the receipt for that?"),
         ];
         let call = testing::spoken_call(&script);
-        let hints = RoleHints { first_turn: Role::User, assistant_channel: None };
-        let transcript = engine()
-            .transcribe(
-                testing::wav_from_channels(&[call.mono()], 16_000).into(),
-                "audio/wav",
-                hints,
-            )
-            .await
-            .unwrap();
+        let transcript = mono_transcript_from(call.mono(), Role::User).await;
         assert_eq!(
             testing::covered_lines(&call.lines, &transcript.turns),
             [true; 4],
