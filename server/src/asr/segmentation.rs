@@ -289,6 +289,7 @@ fn sinc_filters(
     {
         return Err("the segmentation model's sinc filters have unexpected shapes".into());
     }
+    // pyannote's SincNet builds its ParamSincFB with min_low_hz = min_band_hz = 50.
     let (min_low, min_band) = (50.0f32, 50.0f32);
     let mut filters = Array2::<f32>::zeros((SINC_KERNEL, SINC_FILTERS));
     for (band, (low, width)) in low_hz.iter().zip(band_hz).enumerate() {
