@@ -13,6 +13,7 @@ pub mod turns;
 pub mod vad;
 mod voices;
 mod warp;
+mod weights;
 pub mod whisper;
 
 use std::path::PathBuf;
@@ -199,30 +200,25 @@ fn load_models(settings: &AsrSettings) -> Result<Models, String> {
         Some(path) if *path != settings.model_path => Some(load(path)?),
         _ => None,
     };
-    let speakers = match speaker::SpeakerEncoder::load(&settings.speaker_model_path) {
-        Ok(encoder) => {
-            let segmentation = match segmentation::Segmentation::load(
-                &settings.segmentation_model_path,
-            ) {
-                Ok(model) => Some(model),
-                Err(reason) => {
-                    tracing::warn!(
-                        reason = %reason,
-                        "mono calls' overlapped speech is not looked for until `earshot models install` adds the segmentation model"
-                    );
-                    None
-                }
-            };
-            Some(speaker::VoiceModels { encoder, segmentation })
-        }
-        Err(reason) => {
+    let speakers = speaker::SpeakerEncoder::load(&settings.speaker_model_path)
+        .map_err(|reason| {
             tracing::warn!(
                 reason = %reason,
                 "mono calls get alternating speaker guesses until `earshot models install` adds the speaker model"
             );
-            None
-        }
-    };
+        })
+        .ok()
+        .map(|encoder| {
+            let segmentation = segmentation::Segmentation::load(&settings.segmentation_model_path)
+                .map_err(|reason| {
+                    tracing::warn!(
+                        reason = %reason,
+                        "mono calls' overlapped speech is not looked for until `earshot models install` adds the segmentation model"
+                    );
+                })
+                .ok();
+            speaker::VoiceModels { encoder, segmentation }
+        });
     Ok(Models { whisper, telephone, speakers })
 }
 

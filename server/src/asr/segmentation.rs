@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use ndarray::{Array1, Array2, ArrayView1, Axis, Slice};
 
+use super::weights::{self, sigmoid};
+
 /// Samples in a chunk: 10 s at 16 kHz, what the model was trained on.
 const CHUNK: usize = 160_000;
 /// Chunks start this far apart; each frame takes the mean of the chunks that see it.
@@ -78,82 +80,62 @@ struct Inner {
 
 impl Segmentation {
     pub fn load(path: &Path) -> Result<Self, String> {
-        let bytes = std::fs::read(path).map_err(|error| {
-            format!("reading the segmentation model {}: {error}", path.display())
-        })?;
-        let tensors = safetensors::SafeTensors::deserialize(&bytes).map_err(|error| {
-            format!("the segmentation model {} is unreadable: {error}", path.display())
-        })?;
-        let values = |name: &str| -> Result<(Vec<usize>, Vec<f32>), String> {
-            let view = tensors
-                .tensor(name)
-                .map_err(|error| format!("segmentation model {name}: {error}"))?;
-            let values = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            Ok((view.shape().to_vec(), values))
-        };
-        let vector = |name: &str| values(name).map(|(_, values)| Array1::from(values));
-        let matrix = |name: &str| -> Result<Array2<f32>, String> {
-            let (shape, values) = values(name)?;
-            let rows = shape.first().copied().unwrap_or(0);
-            let columns = shape.iter().skip(1).product();
-            Array2::from_shape_vec((rows, columns), values)
-                .map_err(|error| format!("{name}: {error}"))
-        };
-        let norm = |name: &str| -> Result<Norm, String> {
-            Ok(Norm {
-                weight: vector(&format!("{name}.weight"))?,
-                bias: vector(&format!("{name}.bias"))?,
+        weights::load(path, "segmentation model", |tensors| {
+            let values = |name: &str| tensors.values(name);
+            let vector = |name: &str| tensors.vector(name);
+            let matrix = |name: &str| tensors.matrix(name);
+            let norm = |name: &str| -> Result<Norm, String> {
+                Ok(Norm {
+                    weight: vector(&format!("{name}.weight"))?,
+                    bias: vector(&format!("{name}.bias"))?,
+                })
+            };
+            let conv = |index: usize| -> Result<Conv, String> {
+                let (shape, _) = values(&format!("sincnet.conv1d.{index}.weight"))?;
+                Ok(Conv {
+                    weight: matrix(&format!("sincnet.conv1d.{index}.weight"))?,
+                    bias: vector(&format!("sincnet.conv1d.{index}.bias"))?,
+                    kernel: shape.last().copied().unwrap_or(1),
+                })
+            };
+            let direction = |suffix: String| -> Result<Direction, String> {
+                Ok(Direction {
+                    w_ih: matrix(&format!("lstm.weight_ih{suffix}"))?,
+                    w_hh: matrix(&format!("lstm.weight_hh{suffix}"))?,
+                    bias: vector(&format!("lstm.bias_ih{suffix}"))?
+                        + vector(&format!("lstm.bias_hh{suffix}"))?,
+                })
+            };
+            let linear = |name: &str| -> Result<(Array2<f32>, Array1<f32>), String> {
+                Ok((matrix(&format!("{name}.weight"))?, vector(&format!("{name}.bias"))?))
+            };
+            let filterbank = "sincnet.conv1d.0.filterbank";
+            let sinc = sinc_filters(
+                &values(&format!("{filterbank}.low_hz_"))?.1,
+                &values(&format!("{filterbank}.band_hz_"))?.1,
+                &values(&format!("{filterbank}.n_"))?.1,
+                &values(&format!("{filterbank}.window_"))?.1,
+            )?;
+            let lstm = (0..LSTM_LAYERS)
+                .map(|layer| {
+                    Ok([direction(format!("_l{layer}"))?, direction(format!("_l{layer}_reverse"))?])
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            Ok(Self {
+                inner: Arc::new(Inner {
+                    wav_norm: norm("sincnet.wav_norm1d")?,
+                    sinc,
+                    norms: [
+                        norm("sincnet.norm1d.0")?,
+                        norm("sincnet.norm1d.1")?,
+                        norm("sincnet.norm1d.2")?,
+                    ],
+                    convs: [conv(1)?, conv(2)?],
+                    lstm,
+                    linear: [linear("linear.0")?, linear("linear.1")?],
+                    classifier: linear("classifier")?,
+                }),
             })
-        };
-        let conv = |index: usize| -> Result<Conv, String> {
-            let (shape, _) = values(&format!("sincnet.conv1d.{index}.weight"))?;
-            Ok(Conv {
-                weight: matrix(&format!("sincnet.conv1d.{index}.weight"))?,
-                bias: vector(&format!("sincnet.conv1d.{index}.bias"))?,
-                kernel: shape.last().copied().unwrap_or(1),
-            })
-        };
-        let direction = |suffix: String| -> Result<Direction, String> {
-            Ok(Direction {
-                w_ih: matrix(&format!("lstm.weight_ih{suffix}"))?,
-                w_hh: matrix(&format!("lstm.weight_hh{suffix}"))?,
-                bias: vector(&format!("lstm.bias_ih{suffix}"))?
-                    + vector(&format!("lstm.bias_hh{suffix}"))?,
-            })
-        };
-        let linear = |name: &str| -> Result<(Array2<f32>, Array1<f32>), String> {
-            Ok((matrix(&format!("{name}.weight"))?, vector(&format!("{name}.bias"))?))
-        };
-        let filterbank = "sincnet.conv1d.0.filterbank";
-        let sinc = sinc_filters(
-            &values(&format!("{filterbank}.low_hz_"))?.1,
-            &values(&format!("{filterbank}.band_hz_"))?.1,
-            &values(&format!("{filterbank}.n_"))?.1,
-            &values(&format!("{filterbank}.window_"))?.1,
-        )?;
-        let lstm = (0..LSTM_LAYERS)
-            .map(|layer| {
-                Ok([direction(format!("_l{layer}"))?, direction(format!("_l{layer}_reverse"))?])
-            })
-            .collect::<Result<Vec<_>, String>>()?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                wav_norm: norm("sincnet.wav_norm1d")?,
-                sinc,
-                norms: [
-                    norm("sincnet.norm1d.0")?,
-                    norm("sincnet.norm1d.1")?,
-                    norm("sincnet.norm1d.2")?,
-                ],
-                convs: [conv(1)?, conv(2)?],
-                lstm,
-                linear: [linear("linear.0")?, linear("linear.1")?],
-                classifier: linear("classifier")?,
-            }),
         })
     }
 
@@ -382,10 +364,6 @@ fn run_lstm(sequences: &[Array2<f32>], direction: &Direction, backward: bool) ->
         }
     }
     outputs
-}
-
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
 }
 
 /// tanh through one `exp`: libm's `tanhf` (by `expm1f`) took most of the LSTM's time, and this

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use ndarray::{Array2, ArrayView2, Axis, Slice};
 use realfft::RealFftPlanner;
 
+use super::weights::{self, sigmoid};
 use crate::audio::decode::SAMPLE_RATE;
 
 const MELS: usize = 40;
@@ -64,54 +65,35 @@ impl std::fmt::Debug for SpeakerEncoder {
 
 impl SpeakerEncoder {
     pub fn load(path: &Path) -> Result<Self, String> {
-        let bytes = std::fs::read(path)
-            .map_err(|error| format!("reading the speaker model {}: {error}", path.display()))?;
-        let tensors = safetensors::SafeTensors::deserialize(&bytes).map_err(|error| {
-            format!("the speaker model {} is unreadable: {error}", path.display())
-        })?;
-        let matrix = |name: &str| -> Result<Array2<f32>, String> {
-            let view =
-                tensors.tensor(name).map_err(|error| format!("speaker model {name}: {error}"))?;
-            let values: Vec<f32> = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        weights::load(path, "speaker model", |tensors| {
+            let matrix = |name: &str| tensors.matrix(name);
+            let vector = |name: &str| tensors.vector(name);
+            let mut layers = Vec::new();
+            for layer in 0..3 {
+                let bias = vector(&format!("lstm.bias_ih_l{layer}"))?
+                    + vector(&format!("lstm.bias_hh_l{layer}"))?;
+                layers.push(Lstm {
+                    w_ih: matrix(&format!("lstm.weight_ih_l{layer}"))?,
+                    w_hh: matrix(&format!("lstm.weight_hh_l{layer}"))?,
+                    bias,
+                });
+            }
+            let filters = crate::audio::mel::mel_filters(MELS as i32);
+            let filters = Array2::from_shape_vec((MELS, N_FFT / 2 + 1), filters)
+                .map_err(|e| e.to_string())?;
+            // Periodic Hann, as librosa's STFT uses.
+            let window = (0..N_FFT)
+                .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / N_FFT as f32).cos())
                 .collect();
-            let shape = view.shape();
-            let (rows, columns) = match shape {
-                [rows, columns] => (*rows, *columns),
-                [rows] => (1, *rows),
-                _ => return Err(format!("speaker model {name} has shape {shape:?}")),
-            };
-            Array2::from_shape_vec((rows, columns), values)
-                .map_err(|error| format!("{name}: {error}"))
-        };
-        let vector = |name: &str| matrix(name).map(|m| m.row(0).to_owned());
-        let mut layers = Vec::new();
-        for layer in 0..3 {
-            let bias = vector(&format!("lstm.bias_ih_l{layer}"))?
-                + vector(&format!("lstm.bias_hh_l{layer}"))?;
-            layers.push(Lstm {
-                w_ih: matrix(&format!("lstm.weight_ih_l{layer}"))?,
-                w_hh: matrix(&format!("lstm.weight_hh_l{layer}"))?,
-                bias,
-            });
-        }
-        let filters = crate::audio::mel::mel_filters(MELS as i32);
-        let filters =
-            Array2::from_shape_vec((MELS, N_FFT / 2 + 1), filters).map_err(|e| e.to_string())?;
-        // Periodic Hann, as librosa's STFT uses.
-        let window = (0..N_FFT)
-            .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / N_FFT as f32).cos())
-            .collect();
-        Ok(Self {
-            inner: Arc::new(Inner {
-                layers,
-                linear_w: matrix("linear.weight")?,
-                linear_b: vector("linear.bias")?,
-                filters,
-                window,
-            }),
+            Ok(Self {
+                inner: Arc::new(Inner {
+                    layers,
+                    linear_w: matrix("linear.weight")?,
+                    linear_b: vector("linear.bias")?,
+                    filters,
+                    window,
+                }),
+            })
         })
     }
 
@@ -248,10 +230,6 @@ impl SpeakerEncoder {
         }
         embeddings
     }
-}
-
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
 }
 
 /// `vector` scaled to unit length.
